@@ -1,0 +1,5 @@
+"""``python -m evostrat`` runs the command line."""
+
+from evostrat.cli import main
+
+raise SystemExit(main())

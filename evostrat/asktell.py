@@ -1,0 +1,285 @@
+"""The stateful ask/tell wrapper and plain-array state dictionaries.
+
+:class:`AskTell` keeps a strategy's state between calls, compiles the pure
+methods where the backend can (``jax.jit``), checks that ``tell`` receives the
+population ``ask`` returned and values of the right shape, and applies the
+non-finite fitness policy.
+
+Non-finite fitness policy (``nonfinite``):
+
+- ``"warn"`` (default): NaN ranks worst (as ``+inf``); ``+inf``/``-inf`` rank by
+  their order; a :class:`~evostrat.errors.NonFiniteFitnessWarning` names how many.
+- ``"ignore"``: the same ranking without a warning.
+- ``"raise"``: :class:`~evostrat.errors.InvalidArgumentError`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.snes import SNES
+>>> s = SNES(sigma0=0.5).initialize(np.ones(4), random_state=1)
+>>> for _ in range(100):
+...     X = s.ask()
+...     s.tell(X, (X ** 2).sum(axis=1))
+>>> float((s.mean ** 2).sum()) < 1e-3
+True
+>>> restored = SNES(sigma0=0.5).initialize(np.ones(4))
+>>> restored.load_state_dict(s.state_dict())
+>>> bool((restored.ask() == s.ask()).all())
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from evostrat.backends import Backend
+from evostrat.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    NonFiniteFitnessWarning,
+    PopulationMismatchError,
+    StateError,
+)
+from evostrat.strategy import Strategy, _resolve_backend, as_search_point
+
+__all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
+
+NONFINITE_POLICIES = ("warn", "ignore", "raise")
+
+
+def state_to_numpy(state: Any, backend: Backend, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flatten a (nested) NamedTuple state to ``{"field.sub": numpy array}``."""
+    out: dict[str, np.ndarray] = {}
+    for field, value in zip(state._fields, state):
+        name = f"{prefix}{field}"
+        if hasattr(value, "_fields"):
+            out.update(state_to_numpy(value, backend, prefix=f"{name}."))
+        elif field == "key":
+            out[name] = backend.key_to_numpy(value)
+        else:
+            out[name] = np.array(backend.to_numpy(value), copy=True)
+    return out
+
+
+def state_from_numpy(
+    template: Any, arrays: dict[str, np.ndarray], backend: Backend, device: Any, prefix: str = ""
+) -> Any:
+    """Inverse of :func:`state_to_numpy`, shaped like ``template``."""
+    values = []
+    for field, value in zip(template._fields, template):
+        name = f"{prefix}{field}"
+        if hasattr(value, "_fields"):
+            values.append(state_from_numpy(value, arrays, backend, device, prefix=f"{name}."))
+            continue
+        if name not in arrays:
+            raise InvalidArgumentError(f"state_dict is missing the array {name!r}")
+        data = np.asarray(arrays[name])
+        if field == "key":
+            values.append(backend.key_from_numpy(data))
+        else:
+            ref = backend.to_numpy(value)
+            if data.shape != ref.shape or data.dtype != ref.dtype:
+                raise InvalidArgumentError(
+                    f"state_dict array {name!r} has shape {data.shape} and dtype {data.dtype}; "
+                    f"expected shape {ref.shape} and dtype {ref.dtype}"
+                )
+            values.append(backend.asarray(data, device=device))
+    return type(template)(*values)
+
+
+class AskTell:
+    """Stateful ask/tell around a :class:`~evostrat.strategy.Strategy`.
+
+    Parameters
+    ----------
+    strategy : Strategy
+    x0 : array, shape (dim,)
+        Initial mean; its type chooses the backend unless ``backend`` is given.
+    random_state : int, optional
+        Seed; same seed and backend give the same trajectory bit for bit.
+    backend : str
+        ``"auto"`` (from ``x0``), ``"numpy"``, ``"torch"`` or ``"jax"``.
+    dtype, device : optional
+        Floating dtype and torch/JAX device of the state.
+    nonfinite : {"warn", "ignore", "raise"}
+        What to do with NaN/inf fitness (see module docstring).
+
+    Attributes
+    ----------
+    state : NamedTuple
+        The strategy's current state.
+    generation : int
+        Completed ``tell`` calls.
+    n_evals : int
+        Candidates told so far.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        x0: Any,
+        random_state: int | None = None,
+        *,
+        backend: Any = "auto",
+        dtype: Any = None,
+        device: Any = None,
+        nonfinite: str = "warn",
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise InvalidTypeError(
+                f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}"
+            )
+        if nonfinite not in NONFINITE_POLICIES:
+            raise InvalidArgumentError(
+                f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}"
+            )
+        self.strategy = strategy
+        self.backend = _resolve_backend(x0, backend)
+        x = as_search_point(x0, self.backend, dtype=dtype, device=device)
+        self.device = self.backend.device(x)
+        self.dtype = x.dtype
+        self.dim = int(x.shape[0])
+        self.popsize = strategy.resolved_popsize(self.dim)
+        self.nonfinite = nonfinite
+        self.state = strategy._init(x, self.backend.key(random_state), self.backend)
+        self._ask = self.backend.compile(strategy.ask)
+        self._tell = self.backend.compile(strategy.tell)
+        self._pending: Any = None
+        self.generation = 0
+        self.n_evals = 0
+
+    # -- read-outs ------------------------------------------------------------------
+    @property
+    def mean(self) -> Any:
+        """Current centre of the search distribution."""
+        return self.strategy.mean(self.state)
+
+    @property
+    def sigma(self) -> float:
+        """Largest per-coordinate standard deviation, as a Python float."""
+        return float(self.backend.to_numpy(self.strategy.sigma(self.state)))
+
+    # -- ask / tell -----------------------------------------------------------------
+    def ask(self) -> Any:
+        """Sample and return a population of shape ``(popsize, dim)``.
+
+        Asking again before ``tell`` discards the earlier population.
+        """
+        X, self.state = self._ask(self.state)
+        self._pending = X
+        return X
+
+    def check_values(self, values: Any, expected_rows: int) -> Any:
+        """``values`` as a 1-D backend array of the state's dtype, validated."""
+        be = self.backend
+        try:
+            v = be.asarray(values, device=self.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise InvalidTypeError(
+                f"values must be an array of {expected_rows} real numbers, got "
+                f"{type(values).__name__}: {err}"
+            ) from err
+        if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
+            raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
+        v = be.asarray(v, dtype=self.dtype)
+        if tuple(v.shape) != (expected_rows,):
+            raise InvalidArgumentError(
+                f"values must have shape ({expected_rows},) (one value per candidate), "
+                f"got shape {tuple(v.shape)}"
+            )
+        finite = be.xp.isfinite(v)
+        if self.nonfinite != "ignore" and not bool(be.xp.all(finite)):
+            bad = int(be.to_numpy(be.xp.sum(be.xp.astype(~finite, be.xp.int32))))
+            message = (
+                f"{bad} of {expected_rows} fitness values are NaN or infinite; NaN ranks "
+                "worst and +/-inf rank by their order (nonfinite='ignore' silences this, "
+                "nonfinite='raise' makes it an error)"
+            )
+            if self.nonfinite == "raise":
+                raise InvalidArgumentError(message)
+            warnings.warn(message, NonFiniteFitnessWarning, stacklevel=3)
+        return v
+
+    def check_population(self, X: Any) -> None:
+        """Raise unless ``X`` is the population the last ``ask`` returned."""
+        if self._pending is None:
+            raise StateError("tell() called without a pending ask(); call ask() first")
+        pending = self._pending
+        if X is pending:
+            return
+        shape = getattr(X, "shape", None)
+        if shape is None or tuple(shape) != tuple(pending.shape):
+            raise PopulationMismatchError(
+                f"X must be the population returned by ask(), of shape "
+                f"{tuple(pending.shape)}; got {type(X).__name__} of shape {shape}"
+            )
+        try:
+            same = bool(self.backend.xp.all(self.backend.asarray(X, device=self.device) == pending))
+        except (TypeError, ValueError, RuntimeError):
+            same = False
+        if not same:
+            raise PopulationMismatchError(
+                "X differs from the population returned by the last ask(); tell() must "
+                "receive the candidates that were asked (in the same order)"
+            )
+
+    def tell(self, X: Any, values: Any) -> None:
+        """Update the strategy with the fitness ``values`` (minimised) of ``X``."""
+        self.check_population(X)
+        self._update(self.check_values(values, self.popsize))
+
+    def _update(self, values: Any) -> None:
+        # values already validated against the pending population
+        self.state = self._tell(self.state, self._pending, values)
+        self._pending = None
+        self.generation += 1
+        self.n_evals += self.popsize
+
+    # -- state dictionaries ---------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly, as plain numpy arrays and numbers.
+
+        Returns
+        -------
+        dict
+            ``{"strategy", "backend", "dtype", "generation", "n_evals",
+            "arrays": {name: ndarray}}``; no pickled objects.
+        """
+        return {
+            "strategy": self.strategy.name,
+            "backend": self.backend.name,
+            "dtype": self.backend.dtype_name(self.dtype),
+            "dim": self.dim,
+            "popsize": self.popsize,
+            "generation": self.generation,
+            "n_evals": self.n_evals,
+            "arrays": state_to_numpy(self.state, self.backend),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next ``ask`` matches the saved run's."""
+        for field, mine in (
+            ("strategy", self.strategy.name),
+            ("dim", self.dim),
+            ("popsize", self.popsize),
+        ):
+            if state_dict.get(field) != mine:
+                raise InvalidArgumentError(
+                    f"state_dict was saved with {field}={state_dict.get(field)!r}; "
+                    f"this object has {field}={mine!r}"
+                )
+        self.state = state_from_numpy(
+            self.state, state_dict["arrays"], self.backend, self.device
+        )
+        self.generation = int(state_dict["generation"])
+        self.n_evals = int(state_dict["n_evals"])
+        self._pending = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AskTell({self.strategy!r}, backend={self.backend.name!r}, dim={self.dim}, "
+            f"popsize={self.popsize}, generation={self.generation})"
+        )

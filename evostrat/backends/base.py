@@ -1,0 +1,161 @@
+"""The backend protocol: what strategies need beyond the Array API standard.
+
+Strategies compute with ``backend.xp``, an Array API namespace obtained through
+array-api-compat, and call the few methods below for what the standard lacks:
+random numbers, moving data to and from the host, gradients and compilation.
+
+Random numbers are *functional*: a key is a small array, ``split`` derives new
+keys from it and ``normal`` draws from a key without mutating anything. That
+keeps ``init/ask/tell`` pure (and jittable on JAX) and makes a run reproducible
+bit for bit from its state alone.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.backends import get_backend
+>>> be = get_backend("numpy")
+>>> key = be.key(0)
+>>> key, sub = be.split(key)
+>>> be.normal(sub, (2, 3), be.default_float).shape
+(2, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+Array = Any
+Key = Any
+
+
+def seed_to_uint64(seed: int | None) -> np.ndarray:
+    """Turn ``random_state`` (an int or ``None``) into a two-word uint64 seed.
+
+    ``None`` draws fresh entropy from the operating system.
+    """
+    if seed is None:
+        return np.random.SeedSequence().generate_state(2, np.uint64)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InvalidTypeError(
+            f"random_state must be an int or None, got {type(seed).__name__}: {seed!r}"
+        )
+    if seed < 0:
+        raise InvalidArgumentError(f"random_state must be >= 0, got {seed}")
+    return np.random.SeedSequence(int(seed)).generate_state(2, np.uint64)
+
+
+def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
+    """Derive ``num`` independent two-word keys from a two-word uint64 key."""
+    words = np.random.SeedSequence([int(w) for w in key]).generate_state(2 * num, np.uint64)
+    return [words[2 * i : 2 * i + 2] for i in range(num)]
+
+
+class Backend:
+    """Base class of array backends. Subclasses fill in every method.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"numpy"``, ``"torch"``, ``"jax"``).
+    xp : module
+        Array API namespace used by all numerical code.
+    default_float : dtype
+        Floating dtype used when ``x0`` is not floating.
+    """
+
+    name: str = ""
+    xp: Any = None
+    default_float: Any = None
+
+    # -- identification ------------------------------------------------------------
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend."""
+        raise NotImplementedError
+
+    # -- conversion ------------------------------------------------------------------
+    def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
+        """Convert ``x`` (array-like, possibly of another backend) to this backend."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        """Copy ``x`` to a host numpy array."""
+        raise NotImplementedError
+
+    def device(self, x: Array) -> Any:
+        """The device ``x`` lives on (``None`` where the notion does not apply)."""
+        return None
+
+    def float_dtype(self, x: Array) -> Any:
+        """The floating dtype a search point like ``x`` is kept in."""
+        dtype = x.dtype
+        xp = self.xp
+        if xp.isdtype(dtype, "real floating"):
+            return dtype
+        if xp.isdtype(dtype, "integral") or xp.isdtype(dtype, "bool"):
+            return self.default_float
+        raise InvalidTypeError(
+            f"x0 must have a real dtype (float or int), got {dtype}"
+        )
+
+    def dtype_name(self, dtype: Any) -> str:
+        """A portable dtype name such as ``"float32"``."""
+        return str(dtype).rsplit(".", 1)[-1]
+
+    def dtype_from_name(self, name: str) -> Any:
+        """Inverse of :meth:`dtype_name`."""
+        return getattr(self.xp, name)
+
+    # -- random numbers (functional keys) --------------------------------------------
+    def key(self, seed: int | None) -> Key:
+        """A key from ``random_state``."""
+        raise NotImplementedError
+
+    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
+        """Derive ``num`` new keys; the input key must not be used again."""
+        raise NotImplementedError
+
+    def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        """Standard normal samples."""
+        raise NotImplementedError
+
+    def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        """Uniform samples on [0, 1)."""
+        raise NotImplementedError
+
+    def key_to_numpy(self, key: Key) -> np.ndarray:
+        """Serialise a key to a numpy array."""
+        return np.asarray(self.to_numpy(key))
+
+    def key_from_numpy(self, data: np.ndarray) -> Key:
+        """Inverse of :meth:`key_to_numpy`."""
+        raise NotImplementedError
+
+    def is_key(self, x: Any) -> bool:
+        """Whether ``x`` looks like a key of this backend."""
+        return False
+
+    # -- autodiff and compilation -----------------------------------------------------
+    def stop_gradient(self, x: Array) -> Array:
+        """``x`` with gradients blocked (identity where there is no autodiff)."""
+        return x
+
+    def compile(self, fn: Callable) -> Callable:
+        """A compiled version of a pure function (identity where there is no compiler)."""
+        return fn
+
+    @property
+    def traceable(self) -> bool:
+        """Whether :meth:`compile` really compiles (pure functions only)."""
+        return False
+
+    # -- linear algebra ---------------------------------------------------------------
+    def eigh(self, a: Array) -> tuple[Array, Array]:
+        """Eigenvalues (ascending) and eigenvectors of a symmetric matrix."""
+        return self.xp.linalg.eigh(a)
+
+    def __repr__(self) -> str:
+        return f"<evostrat backend {self.name!r}>"

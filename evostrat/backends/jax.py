@@ -1,0 +1,92 @@
+"""The JAX backend: CPU, GPU or TPU arrays; ``ask``/``tell`` are jitted.
+
+Keys are raw ``uint32[2]`` JAX PRNG keys, split with ``jax.random.split``.
+Search points are float32 unless ``jax_enable_x64`` is on and ``x0`` is float64.
+
+Examples
+--------
+>>> import jax.numpy as jnp                          # doctest: +SKIP
+>>> from evostrat.backends import get_backend        # doctest: +SKIP
+>>> be = get_backend(jnp.zeros(3))                   # doctest: +SKIP
+>>> be.normal(be.key(0), (2, 3), jnp.float32).shape  # doctest: +SKIP
+(2, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evostrat.backends.base import Array, Backend, Key, seed_to_uint64
+
+
+class JaxBackend(Backend):
+    """JAX arrays; pure functions are compiled with ``jax.jit``."""
+
+    name = "jax"
+    xp = jnp
+    default_float = jnp.float32
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, jax.Array)
+
+    def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
+        if hasattr(x, "detach"):  # torch tensor
+            x = x.detach().cpu().numpy()
+        out = jnp.asarray(x, dtype=dtype)
+        if device is not None:
+            out = jax.device_put(out, device)
+        return out
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def device(self, x: Array) -> Any:
+        try:
+            return next(iter(x.devices()))
+        except (AttributeError, StopIteration):  # tracers have no device
+            return None
+
+    def float_dtype(self, x: Array) -> Any:
+        dtype = super().float_dtype(x)
+        # Without x64 JAX silently turns float64 into float32: be explicit about it.
+        return jnp.dtype(dtype) if jax.config.jax_enable_x64 else jnp.float32
+
+    def dtype_from_name(self, name: str) -> Any:
+        return jnp.dtype(name)
+
+    def key(self, seed: int | None) -> Key:
+        words = seed_to_uint64(seed) & np.uint64(0xFFFF_FFFF)
+        return jnp.asarray(words.astype(np.uint32))  # a raw threefry key
+
+    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
+        keys = jax.random.split(key, num)
+        return tuple(keys[i] for i in range(num))
+
+    def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        return jax.random.normal(key, shape, dtype=dtype)
+
+    def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        return jax.random.uniform(key, shape, dtype=dtype)
+
+    def key_from_numpy(self, data: np.ndarray) -> Key:
+        return jnp.asarray(np.asarray(data, dtype=np.uint32))
+
+    def is_key(self, x: Any) -> bool:
+        return isinstance(x, jax.Array) and x.dtype == jnp.uint32 and x.shape == (2,)
+
+    def stop_gradient(self, x: Array) -> Array:
+        return jax.lax.stop_gradient(x)
+
+    def compile(self, fn: Callable) -> Callable:
+        return jax.jit(fn)
+
+    @property
+    def traceable(self) -> bool:
+        return True
+
+    def eigh(self, a: Array) -> tuple[Array, Array]:
+        return jnp.linalg.eigh(a)

@@ -1,0 +1,74 @@
+"""The numpy backend: CPU, float64 by default, the one that needs no extras.
+
+Keys are two-word ``uint64`` arrays; ``split`` goes through numpy's
+``SeedSequence`` and ``normal`` seeds a fresh PCG64 ``Generator`` from the key,
+so drawing never mutates shared state.
+
+Examples
+--------
+>>> from evostrat.backends.numpy import NumpyBackend
+>>> be = NumpyBackend()
+>>> k1, k2 = be.split(be.key(1))
+>>> bool((be.normal(k1, (3,), be.default_float) == be.normal(k1, (3,), be.default_float)).all())
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat.numpy as xp_numpy
+import numpy as np
+
+from evostrat.backends.base import Array, Backend, Key, seed_to_uint64, split_uint64
+
+
+class NumpyBackend(Backend):
+    """numpy arrays on the CPU."""
+
+    name = "numpy"
+    xp = xp_numpy
+    default_float = np.float64
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, (np.ndarray, np.generic))
+
+    def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
+        if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+            x = _foreign_to_numpy(x)
+        return np.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def float_dtype(self, x: Array) -> Any:
+        return super().float_dtype(np.asarray(x))
+
+    def key(self, seed: int | None) -> Key:
+        return seed_to_uint64(seed)
+
+    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
+        return tuple(split_uint64(key, num))
+
+    def _generator(self, key: Key) -> np.random.Generator:
+        return np.random.Generator(np.random.PCG64([int(w) for w in key]))
+
+    def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        return self._generator(key).standard_normal(shape, dtype=np.dtype(dtype))
+
+    def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        return self._generator(key).random(shape, dtype=np.dtype(dtype))
+
+    def key_from_numpy(self, data: np.ndarray) -> Key:
+        return np.asarray(data, dtype=np.uint64).copy()
+
+    def is_key(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
+
+
+def _foreign_to_numpy(x: Any) -> np.ndarray:
+    """Host copy of a torch/JAX array without importing either library."""
+    for attr in ("detach",):  # torch tensors may require grad
+        if hasattr(x, attr):
+            x = x.detach().cpu()
+    return np.asarray(x)

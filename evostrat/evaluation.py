@@ -1,0 +1,198 @@
+"""Evaluators: how a population's values are computed from an objective.
+
+Built-ins (``ES(evaluator=...)``):
+
+- ``"vectorized"``: one call ``objective(X)`` with the whole population ``X`` of
+  shape ``(popsize, dim)``, returning ``popsize`` values.
+- ``"serial"``: one call ``objective(x)`` per candidate row, each returning a
+  number.
+- ``"auto"`` (default): decides once, at the first generation. An objective
+  marked with :func:`vectorized` (or carrying ``objective.vectorized = True/False``)
+  is used as marked. Otherwise evostrat calls ``objective(X)`` once: a result of
+  shape ``(popsize,)`` means vectorised; a scalar, another shape, or an exception
+  means per-candidate, and the per-candidate path is used from then on.
+
+An exception raised by the objective is re-raised as
+:class:`~evostrat.errors.ObjectiveError` naming the candidate index, with the
+original exception (and traceback) chained as ``__cause__``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.evaluation import AutoEvaluator
+>>> from evostrat.backends import get_backend
+>>> be = get_backend("numpy")
+>>> ev = AutoEvaluator()
+>>> ev.evaluate(lambda x: float(np.sum(x ** 2)), np.ones((3, 2)), be).tolist()
+[2.0, 2.0, 2.0]
+>>> ev.mode
+'serial'
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.backends import Backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
+from evostrat.params import Params
+
+__all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized"]
+
+Array = Any
+
+
+def vectorized(objective: Callable) -> Callable:
+    """Mark ``objective`` as taking a whole population ``(popsize, dim)``.
+
+    Examples
+    --------
+    >>> from evostrat.evaluation import vectorized
+    >>> @vectorized
+    ... def f(X):
+    ...     return (X ** 2).sum(axis=1)
+    >>> f.vectorized
+    True
+    """
+    objective.vectorized = True  # type: ignore[attr-defined]
+    return objective
+
+
+def _scalar(value: Any, index: int) -> float:
+    if isinstance(value, numbers.Real):
+        return float(value)
+    try:
+        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+    except Exception as err:  # noqa: BLE001 - report any unconvertible return value
+        raise InvalidTypeError(
+            f"objective must return a real number for candidate {index}, got "
+            f"{type(value).__name__}"
+        ) from err
+    if arr.size != 1 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InvalidTypeError(
+            f"objective must return a real number for candidate {index}, got "
+            f"{type(value).__name__} of shape {arr.shape} and dtype {arr.dtype}"
+        )
+    return float(arr.reshape(()))
+
+
+class Evaluator(Params):
+    """Base class: turn ``objective`` and a population into a vector of values."""
+
+    name = ""
+
+    def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        """Values of shape ``(popsize,)`` on ``backend`` and ``X``'s device."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (worker pools); the evaluator may be used again after."""
+
+
+class VectorizedEvaluator(Evaluator):
+    """``objective(X)`` once per generation."""
+
+    name = "vectorized"
+
+    def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        n = X.shape[0]
+        try:
+            out = objective(X)
+        except Exception as err:
+            raise ObjectiveError(
+                f"objective raised while evaluating the population of {n} candidates "
+                f"(vectorised): {type(err).__name__}: {err}"
+            ) from err
+        return self.check(out, n, X, backend)
+
+    @staticmethod
+    def check(out: Any, n: int, X: Array, backend: Backend) -> Array:
+        try:
+            values = backend.asarray(out, device=backend.device(X))
+        except Exception as err:  # noqa: BLE001
+            raise InvalidTypeError(
+                f"a vectorised objective must return {n} real values, got "
+                f"{type(out).__name__}"
+            ) from err
+        if tuple(values.shape) != (n,):
+            raise InvalidArgumentError(
+                f"a vectorised objective must return shape ({n},), got shape "
+                f"{tuple(values.shape)}; use evaluator='serial' for per-candidate objectives"
+            )
+        return values
+
+
+class SerialEvaluator(Evaluator):
+    """``objective(x)`` for each row ``x`` of the population, in order."""
+
+    name = "serial"
+
+    def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        values = []
+        for i in range(X.shape[0]):
+            try:
+                out = objective(X[i])
+            except Exception as err:
+                raise ObjectiveError(
+                    f"objective raised on candidate {i}: {type(err).__name__}: {err}", index=i
+                ) from err
+            values.append(_scalar(out, i))
+        host = np.asarray(values, dtype=np.float64)
+        return backend.asarray(host, dtype=X.dtype, device=backend.device(X))
+
+
+class AutoEvaluator(Evaluator):
+    """Vectorised when the objective handles populations, else per-candidate.
+
+    Attributes
+    ----------
+    mode : {None, "vectorized", "serial"}
+        The decision, made at the first call.
+    """
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self.mode: str | None = None
+        self._vec = VectorizedEvaluator()
+        self._serial = SerialEvaluator()
+
+    def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        if self.mode is None:
+            marked = getattr(objective, "vectorized", None)
+            if marked is not None:
+                self.mode = "vectorized" if marked else "serial"
+            else:
+                return self._probe(objective, X, backend)
+        chosen = self._vec if self.mode == "vectorized" else self._serial
+        return chosen.evaluate(objective, X, backend)
+
+    def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        n = X.shape[0]
+        try:
+            out = objective(X)
+            shape = tuple(getattr(out, "shape", np.shape(out)))
+        except Exception:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
+            shape = None
+        if shape == (n,) and (n != X.shape[1] or self._row_agrees(objective, X, out)):
+            self.mode = "vectorized"
+            return VectorizedEvaluator.check(out, n, X, backend)
+        self.mode = "serial"
+        return self._serial.evaluate(objective, X, backend)
+
+    @staticmethod
+    def _row_agrees(objective: Callable, X: Array, out: Any) -> bool:
+        # popsize == dim: a per-candidate objective reducing over axis 0 also returns
+        # shape (popsize,). Vectorised means objective(X)[0] == objective(X[0]).
+        try:
+            first = _scalar(objective(X[0]), 0)
+        except Exception:  # noqa: BLE001 - only a population is accepted: vectorised
+            return True
+        reference = float(np.asarray(out[0].detach().cpu() if hasattr(out[0], "detach") else out[0]))
+        return bool(np.isclose(first, reference, rtol=1e-5, atol=1e-8))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,118 @@
+"""Hook specifications: the plugin author's reference.
+
+A plugin is a module (or object) with functions decorated by
+:data:`evostrat.hookimpl` whose names match the specifications below. Publish it
+with an entry point in the ``evostrat`` group of your package's
+``pyproject.toml``::
+
+    [project.entry-points.evostrat]
+    my_plugin = "my_package.evostrat_plugin"
+
+After ``pip install``, ``evostrat.ES(strategy="my_strategy")`` finds it.
+evostrat's own backends, strategies and evaluators are registered through these
+same hooks, under the entry-point names ``evostrat.backends``,
+``evostrat.strategies`` and ``evostrat.evaluators``.
+
+Registry hooks (``evostrat_strategies``, ``evostrat_backends``,
+``evostrat_evaluators``, ``evostrat_distributions``) are *collect-all*: every
+plugin returns a dict of name -> factory and evostrat merges them. Two plugins
+providing the same name is an error naming both.
+
+Dispatch hooks (``evostrat_backend``) are *first result*: the first plugin that
+returns something other than ``None`` wins. Built-in implementations are
+``trylast``, so a plugin's specialised answer takes precedence.
+
+Every hook is called once per process (results are cached), never per
+generation.
+
+Examples
+--------
+A plugin adding a strategy:
+
+>>> from evostrat import hookimpl
+>>> from evostrat.strategy import Strategy
+>>> class MyStrategy(Strategy):        # doctest: +SKIP
+...     name = "my_strategy"
+>>> @hookimpl                          # doctest: +SKIP
+... def evostrat_strategies():
+...     return {"my_strategy": MyStrategy}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("evostrat")
+hookimpl = pluggy.HookimplMarker("evostrat")
+
+
+@hookspec
+def evostrat_strategies() -> dict[str, type]:
+    """Strategies this plugin provides.
+
+    Returns
+    -------
+    dict
+        Maps a strategy name (what users pass as ``ES(strategy=...)``) to a
+        subclass of :class:`evostrat.strategy.Strategy`. The class's
+        ``__init__`` takes only hyper-parameters (keyword arguments with
+        defaults), like a scikit-learn estimator.
+    """
+
+
+@hookspec
+def evostrat_backends() -> dict[str, Callable[[], Any]]:
+    """Array backends this plugin provides.
+
+    Returns
+    -------
+    dict
+        Maps a backend name to a zero-argument callable returning a
+        :class:`evostrat.backends.Backend`. The callable is invoked lazily, the
+        first time the backend is needed, so heavy imports belong inside it.
+    """
+
+
+@hookspec(firstresult=True)
+def evostrat_backend(x: Any) -> str | None:
+    """Claim an array: return the name of the backend that handles ``x``.
+
+    Parameters
+    ----------
+    x : object
+        An array (typically ``x0``) of unknown type.
+
+    Returns
+    -------
+    str or None
+        A backend name registered through :func:`evostrat_backends`, or
+        ``None`` to let other plugins decide. Do not import heavy libraries to
+        answer: look at ``type(x).__module__`` first. The answer is cached per
+        type.
+    """
+
+
+@hookspec
+def evostrat_evaluators() -> dict[str, type]:
+    """Evaluators this plugin provides.
+
+    Returns
+    -------
+    dict
+        Maps an evaluator name (``ES(evaluator=...)``) to a subclass of
+        :class:`evostrat.evaluation.Evaluator`.
+    """
+
+
+@hookspec
+def evostrat_distributions() -> dict[str, type]:
+    """Search distributions this plugin provides.
+
+    Returns
+    -------
+    dict
+        Maps a distribution name to a class with torch.distributions'
+        vocabulary (``sample``, ``log_prob``, ``entropy``).
+    """

@@ -1,0 +1,219 @@
+"""The plugin manager (pluggy) and the merged registries it serves.
+
+The manager is built on first use and cached: evostrat's built-in plugins are
+registered under their entry-point names, then every ``evostrat`` entry point
+installed in the environment is loaded (unless the environment variable
+``EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD`` is set), then ``check_pending()`` verifies
+that every hook implementation matches a specification.
+
+A third-party plugin that fails to import, raises inside a hook or registers a
+name that another plugin already provides raises :class:`~evostrat.errors.PluginError`
+naming the plugin and its distribution. ``import evostrat`` never builds the
+manager, so it keeps working; ``EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD=1`` is the way
+out while a broken plugin is installed.
+
+Examples
+--------
+>>> from evostrat.plugins import registry
+>>> "snes" in registry("strategies")
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import os
+from typing import Any
+
+import pluggy
+
+from evostrat import hookspecs
+from evostrat.errors import PluginError
+
+__all__ = ["get_plugin_manager", "registry", "list_plugins", "reset_plugins", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "evostrat"
+DISABLE_ENV = "EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_PLUGINS = {
+    "evostrat.backends": "evostrat.plugins.backends",
+    "evostrat.strategies": "evostrat.plugins.strategies",
+    "evostrat.evaluators": "evostrat.plugins.evaluators",
+}
+REGISTRY_HOOKS = {
+    "strategies": "evostrat_strategies",
+    "backends": "evostrat_backends",
+    "evaluators": "evostrat_evaluators",
+    "distributions": "evostrat_distributions",
+}
+
+_manager: pluggy.PluginManager | None = None
+_origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+_registries: dict[str, dict[str, Any]] = {}
+_provided: dict[str, dict[str, list[str]]] = {}  # plugin name -> kind -> names
+
+
+def _evostrat_version() -> str:
+    from evostrat import __version__
+
+    return __version__
+
+
+def _describe(plugin_name: str) -> str:
+    dist, version = _origins.get(plugin_name, ("unknown distribution", "?"))
+    return f"plugin {plugin_name!r} (distribution {dist} {version})"
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue  # our built-ins, already registered under these names
+        dist = getattr(ep, "dist", None)
+        origin = (dist.name, dist.version) if dist is not None else ("unknown distribution", "?")
+        _origins[ep.name] = origin
+        try:
+            plugin = ep.load()
+        except Exception as err:
+            raise PluginError(
+                f"{_describe(ep.name)} failed to import ({ep.value}): "
+                f"{type(err).__name__}: {err}. Uninstall or fix it, or set "
+                f"{DISABLE_ENV}=1 to skip third-party plugins."
+            ) from err
+        try:
+            pm.register(plugin, name=ep.name)
+        except Exception as err:
+            raise PluginError(
+                f"{_describe(ep.name)} could not be registered: {err}. Set "
+                f"{DISABLE_ENV}=1 to skip third-party plugins."
+            ) from err
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, built on first call.
+
+    Returns
+    -------
+    pluggy.PluginManager
+
+    Raises
+    ------
+    PluginError
+        When a third-party plugin cannot be imported or registered.
+    """
+    global _manager
+    if _manager is not None:
+        return _manager
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    for name, module in BUILTIN_PLUGINS.items():
+        pm.register(importlib.import_module(module), name=name)
+        _origins[name] = ("evostrat", _evostrat_version())
+    if not os.environ.get(DISABLE_ENV):
+        _load_entry_points(pm)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        raise PluginError(f"{_describe(err.plugin_name or '?')}: {err}") from err
+    _manager = pm
+    return pm
+
+
+def registry(kind: str) -> dict[str, Any]:
+    """The merged registry of ``kind`` (``"strategies"``, ``"backends"``, ...).
+
+    Parameters
+    ----------
+    kind : str
+        One of ``"strategies"``, ``"backends"``, ``"evaluators"``, ``"distributions"``.
+
+    Returns
+    -------
+    dict
+        Name -> factory, merged over all plugins, cached.
+
+    Raises
+    ------
+    PluginError
+        When a plugin's hook raises, returns something that is not a dict, or
+        provides a name another plugin already provides.
+    """
+    if kind in _registries:
+        return _registries[kind]
+    pm = get_plugin_manager()
+    hook_name = REGISTRY_HOOKS[kind]
+    merged: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    # pluggy lists implementations last-registered first: walk built-ins first.
+    for impl in reversed(impls):
+        try:
+            provided = impl.function()
+        except Exception as err:
+            raise PluginError(
+                f"{_describe(impl.plugin_name)} raised in {hook_name}(): "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        if provided is None:
+            continue
+        if not isinstance(provided, dict):
+            raise PluginError(
+                f"{_describe(impl.plugin_name)}: {hook_name}() must return a dict of "
+                f"name -> factory, got {type(provided).__name__}"
+            )
+        for name, factory in provided.items():
+            if name in merged:
+                raise PluginError(
+                    f"duplicate {kind[:-1] if kind != 'strategies' else 'strategy'} name "
+                    f"{name!r}: provided by {_describe(owner[name])} and by "
+                    f"{_describe(impl.plugin_name)}"
+                )
+            merged[name] = factory
+            owner[name] = impl.plugin_name
+            _provided.setdefault(impl.plugin_name, {}).setdefault(kind, []).append(name)
+    _registries[kind] = merged
+    return merged
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Installed plugins, with their distribution, version and what they provide.
+
+    Returns
+    -------
+    list of dict
+        One entry per plugin with keys ``name``, ``distribution``, ``version``
+        and ``provides`` (kind -> list of names).
+
+    Examples
+    --------
+    >>> import evostrat
+    >>> [p["name"] for p in evostrat.list_plugins()][:1]
+    ['evostrat.backends']
+    """
+    pm = get_plugin_manager()
+    for kind in REGISTRY_HOOKS:
+        registry(kind)
+    out = []
+    for name, _plugin in pm.list_name_plugin():
+        dist, version = _origins.get(name, ("unknown distribution", "?"))
+        out.append(
+            {
+                "name": name,
+                "distribution": dist,
+                "version": version,
+                "provides": {k: sorted(v) for k, v in _provided.get(name, {}).items()},
+            }
+        )
+    return out
+
+
+def reset_plugins() -> None:
+    """Forget the cached manager and registries (tests, or after installing a plugin)."""
+    global _manager
+    from evostrat import backends
+
+    _manager = None
+    _origins.clear()
+    _registries.clear()
+    _provided.clear()
+    backends._by_name.clear()
+    backends._by_type.clear()

@@ -1,0 +1,1 @@
+"""Built-in strategies (registered by :mod:`evostrat.plugins.strategies`)."""

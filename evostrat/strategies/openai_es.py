@@ -1,0 +1,145 @@
+"""OpenAI-ES: Salimans, Ho, Chen, Sidor, Sutskever, "Evolution Strategies as a
+Scalable Alternative to Reinforcement Learning", arXiv 1703.03864 (2017).
+
+Isotropic Gaussian perturbations with a fixed (optionally decaying) sigma,
+mirrored sampling (sec. 2.2), fitness shaped by centered ranks, the gradient
+estimate fed to Adam with L2 weight decay. For minimisation with centered ranks
+``r_i`` in [-0.5, 0.5] (best = -0.5) and ``z_i = (x_i - theta) / sigma``::
+
+    g     = sum_i r_i z_i / (n sigma) + weight_decay * theta
+    theta <- theta - Adam(g)
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> es = ES("openai_es", sigma0=0.5, max_generations=200, random_state=0,
+...         strategy_options=dict(lr=0.05)).fit(sphere, np.ones(5))
+>>> es.fun_ < 0.01
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError
+from evostrat.optimizers import make_optimizer
+from evostrat.shaping import centered_ranks
+from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+
+Array = Any
+
+
+class OpenAIESState(NamedTuple):
+    mean: Array
+    sigma: Array  # 0-d
+    lr: Array  # 0-d
+    opt: Any  # optimiser state NamedTuple
+    key: Array
+
+
+class OpenAIES(Strategy):
+    """OpenAI evolution strategy.
+
+    Parameters
+    ----------
+    popsize : int, optional
+        Even when ``mirrored``; default ``2 * (4 + floor(3 ln d))``.
+    sigma0 : float
+        Perturbation standard deviation (isotropic).
+    lr : float
+        Optimiser step size.
+    optimizer : {"adam", "sgd", "clipup"}
+    optimizer_options : dict, optional
+        Passed to the optimiser (``beta1``, ``momentum``, ``max_speed``, ...).
+    weight_decay : float
+        L2 coefficient added to the gradient (Salimans et al. use 0.005 for
+        policies; 0 keeps black-box optima unbiased).
+    mirrored : bool
+        Antithetic pairs ``theta +- sigma eps``.
+    lr_decay, lr_min, sigma_decay, sigma_min : float
+        Multiplicative decay per generation and floors.
+    """
+
+    name = "openai_es"
+    State = OpenAIESState
+
+    def __init__(
+        self,
+        popsize: int | None = None,
+        sigma0: float = 0.1,
+        lr: float = 0.01,
+        optimizer: str = "adam",
+        optimizer_options: dict | None = None,
+        weight_decay: float = 0.0,
+        mirrored: bool = True,
+        lr_decay: float = 1.0,
+        lr_min: float = 0.0,
+        sigma_decay: float = 1.0,
+        sigma_min: float = 0.0,
+    ) -> None:
+        super().__init__(popsize=popsize, sigma0=sigma0)
+        self.lr = lr
+        self.optimizer = optimizer
+        self.optimizer_options = optimizer_options
+        self.weight_decay = weight_decay
+        self.mirrored = mirrored
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.sigma_decay = sigma_decay
+        self.sigma_min = sigma_min
+
+    def default_popsize(self, dim: int) -> int:
+        return 2 * default_popsize(dim)
+
+    def resolved_popsize(self, dim: int) -> int:
+        lam = super().resolved_popsize(dim)
+        if self.mirrored and lam % 2:
+            raise InvalidArgumentError(
+                f"popsize must be even with mirrored sampling, got {lam}"
+            )
+        return lam
+
+    def _optimizer(self) -> Any:
+        return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
+
+    def _init(self, x0: Array, key: Any, backend: Backend) -> OpenAIESState:
+        xp = backend.xp
+        sigma = self.initial_sigma(x0, backend)
+        if not bool(xp.all(sigma == sigma[0])):
+            raise InvalidArgumentError("sigma0 must be a scalar for openai_es (isotropic)")
+        lr = backend.asarray(float(self.lr), dtype=x0.dtype, device=backend.device(x0))
+        return OpenAIESState(
+            mean=x0, sigma=sigma[0], lr=lr, opt=self._optimizer().init(x0), key=key
+        )
+
+    def ask(self, state: OpenAIESState) -> tuple[Array, OpenAIESState]:
+        be = get_backend(state.mean)
+        xp = be.xp
+        dim = state.mean.shape[0]
+        n = self.resolved_popsize(dim)
+        key, sub = be.split(state.key)
+        device = be.device(state.mean)
+        if self.mirrored:
+            half = be.normal(sub, (n // 2, dim), state.mean.dtype, device)
+            z = xp.concat([half, -half], axis=0)
+        else:
+            z = be.normal(sub, (n, dim), state.mean.dtype, device)
+        return state.mean + state.sigma * z, state._replace(key=key)
+
+    def tell(self, state: OpenAIESState, X: Array, fitness: Array) -> OpenAIESState:
+        xp = get_backend(state.mean).xp
+        n = X.shape[0]
+        z = (X - state.mean) / state.sigma
+        weights = centered_ranks(fitness)
+        grad = xp.matmul(weights, z) / (n * state.sigma) + self.weight_decay * state.mean
+        step, opt = self._optimizer().update(grad, state.opt, state.lr)
+        sigma = xp.clip(state.sigma * self.sigma_decay, min=float(self.sigma_min))
+        lr = xp.clip(state.lr * self.lr_decay, min=float(self.lr_min))
+        return state._replace(mean=state.mean - step, sigma=clamp_sigma(sigma), lr=lr, opt=opt)
+
+    def sigma(self, state: OpenAIESState) -> Array:
+        return state.sigma

@@ -1,0 +1,255 @@
+"""The Strategy base: hyper-parameters plus pure ``init``/``ask``/``tell``.
+
+A strategy object holds only hyper-parameters (like a scikit-learn estimator).
+Everything that changes during a run lives in a ``NamedTuple`` *state* that the
+pure methods take and return, in the style of optax::
+
+    state = strategy.init(x0, random_state=0)
+    X, state = strategy.ask(state)            # (popsize, dim) candidates
+    state = strategy.tell(state, X, f(X))     # f(X): (popsize,) values to minimise
+
+The pure methods are written once over the Array API namespace of the state's
+arrays (``backend.xp``) and run unchanged on numpy, torch and JAX; on JAX they
+are jitted. Values derived from the dimension (population size, learning rates)
+are plain Python numbers computed from ``state.mean.shape``, so they stay static
+under ``jax.jit``.
+
+:meth:`Strategy.initialize` wraps the pure functions in a stateful
+:class:`~evostrat.asktell.AskTell` object (``X = s.ask(); s.tell(X, f(X))``).
+
+Subclasses define ``name``, a ``State`` NamedTuple with at least ``mean`` and
+``key`` fields, and ``_init``/``ask``/``tell``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.snes import SNES
+>>> s = SNES(sigma0=0.5)
+>>> state = s.init(np.ones(3), random_state=0)
+>>> X, state = s.ask(state)
+>>> state = s.tell(state, X, (X ** 2).sum(axis=1))
+>>> X.shape
+(6, 3)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Params
+
+if TYPE_CHECKING:
+    from evostrat.asktell import AskTell
+
+Array = Any
+
+__all__ = ["Strategy", "as_search_point", "default_popsize"]
+
+
+def default_popsize(dim: int) -> int:
+    """``4 + floor(3 ln n)`` (Hansen's tutorial, Table 1; Wierstra et al. 2014)."""
+    return 4 + int(math.floor(3 * math.log(dim)))
+
+
+def as_search_point(
+    x0: Any, backend: Backend, dtype: Any = None, device: Any = None
+) -> Array:
+    """Validate ``x0`` and convert it to a 1-D floating array of ``backend``.
+
+    Raises
+    ------
+    InvalidTypeError
+        For a non-real dtype (complex, object, string).
+    InvalidArgumentError
+        For a shape other than ``(dim,)`` with ``dim >= 1``, or non-finite values.
+    """
+    try:
+        x = backend.asarray(x0, device=device)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(
+            f"x0 must be a 1-D array of real numbers, got {type(x0).__name__}: {err}"
+        ) from err
+    if dtype is None:
+        dtype = backend.float_dtype(x)
+    elif isinstance(dtype, str):
+        dtype = backend.dtype_from_name(dtype)
+    if not backend.xp.isdtype(backend.float_dtype(x), "real floating"):
+        raise InvalidTypeError(f"x0 must have a real dtype, got {x.dtype}")
+    x = backend.asarray(x, dtype=dtype)
+    if x.ndim != 1 or x.shape[0] < 1:
+        raise InvalidArgumentError(
+            f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
+        )
+    if not bool(backend.xp.all(backend.xp.isfinite(x))):
+        raise InvalidArgumentError("x0 must be finite; it contains NaN or inf")
+    return x
+
+
+class Strategy(Params):
+    """Base class of all strategies.
+
+    Parameters
+    ----------
+    popsize : int, optional
+        Candidates per generation; ``None`` picks the strategy's default for
+        the dimension.
+    sigma0 : float or array
+        Initial standard deviation of the search distribution (per coordinate
+        when an array of shape ``(dim,)``).
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether ``tell`` takes behaviour descriptors (population, k) instead of fitness.
+    needs_behaviours: ClassVar[bool] = False
+    #: Smallest population the strategy accepts.
+    min_popsize: ClassVar[int] = 2
+
+    class State(NamedTuple):
+        mean: Array
+        key: Array
+
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0) -> None:
+        self.popsize = popsize
+        self.sigma0 = sigma0
+
+    # -- hyper-parameters resolved for a dimension (plain Python numbers) ---------------
+    def default_popsize(self, dim: int) -> int:
+        """The population size used when ``popsize`` is ``None``."""
+        return default_popsize(dim)
+
+    def resolved_popsize(self, dim: int) -> int:
+        """``popsize`` or the default for ``dim``, validated."""
+        lam = self.default_popsize(dim) if self.popsize is None else self.popsize
+        if isinstance(lam, bool) or not isinstance(lam, (int, np.integer)):
+            raise InvalidTypeError(f"popsize must be an int or None, got {lam!r}")
+        if lam < self.min_popsize:
+            raise InvalidArgumentError(
+                f"popsize must be >= {self.min_popsize} for {self.name or type(self).__name__}, got {lam}"
+            )
+        return int(lam)
+
+    def initial_sigma(self, x0: Array, backend: Backend) -> Array:
+        """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated."""
+        xp = backend.xp
+        sigma = backend.asarray(np.asarray(_host(self.sigma0, backend), dtype=np.float64))
+        sigma = backend.asarray(sigma, dtype=x0.dtype, device=backend.device(x0))
+        if sigma.ndim == 0:
+            sigma = xp.ones_like(x0) * sigma
+        if sigma.shape != x0.shape:
+            raise InvalidArgumentError(
+                f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}, "
+                f"got shape {tuple(sigma.shape)}"
+            )
+        if not bool(xp.all(sigma > 0)) or not bool(xp.all(xp.isfinite(sigma))):
+            raise InvalidArgumentError(f"sigma0 must be positive and finite, got {self.sigma0!r}")
+        return sigma
+
+    # -- the pure interface -----------------------------------------------------------
+    def init(
+        self,
+        x0: Any,
+        key: Any = None,
+        *,
+        random_state: int | None = None,
+        backend: Any = "auto",
+        dtype: Any = None,
+        device: Any = None,
+    ) -> Any:
+        """Initial state around ``x0``.
+
+        Parameters
+        ----------
+        x0 : array, shape (dim,)
+            Initial mean. Its type picks the backend unless ``backend`` is given.
+        key : backend key, optional
+            Random key; built from ``random_state`` when omitted.
+        random_state : int, optional
+        backend : str or Backend
+        dtype, device : optional
+            Override the floating dtype and (torch/JAX) device of the state.
+        """
+        be = _resolve_backend(x0, backend)
+        x = as_search_point(x0, be, dtype=dtype, device=device)
+        self.resolved_popsize(x.shape[0])
+        if key is None:
+            key = be.key(random_state)
+        return self._init(x, key, be)
+
+    def _init(self, x0: Array, key: Any, backend: Backend) -> Any:
+        raise NotImplementedError
+
+    def ask(self, state: Any) -> tuple[Array, Any]:
+        """Sample a population: returns ``(X, new_state)``, ``X`` of shape (popsize, dim)."""
+        raise NotImplementedError
+
+    def tell(self, state: Any, X: Array, fitness: Array) -> Any:
+        """Update the state from the population ``X`` and its ``fitness`` (minimised)."""
+        raise NotImplementedError
+
+    # -- read-outs ----------------------------------------------------------------------
+    def mean(self, state: Any) -> Array:
+        """Centre of the search distribution (the current estimate of the optimum)."""
+        return state.mean
+
+    def sigma(self, state: Any) -> Array:
+        """Largest per-coordinate standard deviation of the search distribution (0-d)."""
+        xp = get_backend(state.mean).xp
+        return xp.max(state.sigma)
+
+    def stop(self, state: Any) -> dict[str, bool]:
+        """Strategy-specific termination criteria (name -> triggered)."""
+        return {}
+
+    # -- stateful wrapper ---------------------------------------------------------------
+    def initialize(
+        self,
+        x0: Any,
+        random_state: int | None = None,
+        *,
+        backend: Any = "auto",
+        dtype: Any = None,
+        device: Any = None,
+        nonfinite: str = "warn",
+    ) -> "AskTell":
+        """A stateful ask/tell object around this strategy (see :class:`~evostrat.asktell.AskTell`)."""
+        from evostrat.asktell import AskTell
+
+        return AskTell(
+            self,
+            x0,
+            random_state=random_state,
+            backend=backend,
+            dtype=dtype,
+            device=device,
+            nonfinite=nonfinite,
+        )
+
+
+def _resolve_backend(x0: Any, backend: Any) -> Backend:
+    if backend is None or (isinstance(backend, str) and backend == "auto"):
+        if isinstance(x0, (list, tuple, int, float)):
+            return get_backend("numpy")
+        return get_backend(x0)
+    return get_backend(backend)
+
+
+def _host(value: Any, backend: Backend) -> Any:
+    """A host (numpy) copy of a scalar or array hyper-parameter of any backend."""
+    if isinstance(value, (int, float, np.ndarray, np.generic, list, tuple)):
+        return value
+    return get_backend(value).to_numpy(value)
+
+
+def clamp_sigma(sigma: Array) -> Array:
+    """Keep standard deviations inside the finite range of their dtype."""
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(sigma)
+    info = xp.finfo(sigma.dtype)
+    lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
+    return xp.clip(sigma, lo, hi)
