@@ -152,6 +152,14 @@ class Backend:
         """Whether :meth:`compile` really compiles (pure functions only)."""
         return False
 
+    def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)``.
+
+        Both branches must return the same structure. Eager backends evaluate
+        one branch; JAX uses ``lax.cond`` so the choice can depend on traced values.
+        """
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
     # -- linear algebra ---------------------------------------------------------------
     def eigh(self, a: Array) -> tuple[Array, Array]:
         """Eigenvalues (ascending) and eigenvectors of a symmetric matrix."""

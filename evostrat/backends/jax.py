@@ -88,5 +88,8 @@ class JaxBackend(Backend):
     def traceable(self) -> bool:
         return True
 
+    def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
     def eigh(self, a: Array) -> tuple[Array, Array]:
         return jnp.linalg.eigh(a)
