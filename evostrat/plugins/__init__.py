@@ -113,7 +113,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as err:
-        raise PluginError(f"{_describe(err.plugin_name or '?')}: {err}") from err
+        name = pm.get_name(err.plugin) or "?"
+        raise PluginError(
+            f"{_describe(name)}: {err}. Set {DISABLE_ENV}=1 to skip third-party plugins."
+        ) from err
     _manager = pm
     return pm
 

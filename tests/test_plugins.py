@@ -1,0 +1,255 @@
+"""The plugin system: entry points, built-ins as plugins, broken and clashing plugins.
+
+Third-party packages are installed for real with ``pip install --target`` into
+a temporary directory and exercised in a subprocess whose ``PYTHONPATH``
+includes it, so the installed distribution metadata and entry points are what
+evostrat discovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import evostrat
+from evostrat.errors import PluginError
+from evostrat.hookspecs import hookimpl
+from evostrat.plugins import get_plugin_manager, list_plugins, registry, reset_plugins
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
+
+
+def pip_install(source: Path, target: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        check=True, capture_output=True, text=True,
+    )
+
+
+def run_python(code: str, *paths: Path, disable_autoload: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")])
+    env.pop("EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD", None)
+    if disable_autoload:
+        env["EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def make_package(root: Path, dist: str, module: str, body: str) -> Path:
+    """Write a one-module distribution with an ``evostrat`` entry point."""
+    pkg = root / dist
+    (pkg / module).mkdir(parents=True)
+    (pkg / module / "__init__.py").write_text(textwrap.dedent(body))
+    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "{dist}"
+        version = "9.9.9"
+        [project.entry-points.evostrat]
+        {module} = "{module}"
+        [tool.setuptools]
+        packages = ["{module}"]
+    """))
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("example_site")
+    pip_install(EXAMPLE, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def broken_sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    src = tmp_path_factory.mktemp("broken_src")
+    bodies = {
+        "import_error": "import this_module_does_not_exist_anywhere\n",
+        "raises_in_hook": """
+            from evostrat import hookimpl
+            @hookimpl
+            def evostrat_strategies():
+                raise RuntimeError("boom from the plugin")
+        """,
+        "duplicate_name": """
+            from evostrat import hookimpl
+            from evostrat.strategies.snes import SNES
+            @hookimpl
+            def evostrat_strategies():
+                return {"snes": SNES}
+        """,
+        "misspelled_hook": """
+            from evostrat import hookimpl
+            @hookimpl
+            def evostrat_strategys():
+                return {}
+        """,
+    }
+    sites = {}
+    for kind, body in bodies.items():
+        dist = f"evostrat-broken-{kind.replace('_', '-')}"
+        pkg = make_package(src, dist, f"broken_{kind}", body)
+        target = tmp_path_factory.mktemp(f"site_{kind}")
+        pip_install(pkg, target)
+        sites[kind] = target
+    return sites
+
+
+# -- built-ins are plugins ------------------------------------------------------------------
+
+def test_builtins_are_registered_under_their_entry_point_names() -> None:
+    names = {p["name"]: p for p in list_plugins()}
+    for name in ("evostrat.backends", "evostrat.strategies", "evostrat.evaluators"):
+        assert names[name]["distribution"] == "evostrat"
+        assert names[name]["version"] == evostrat.__version__
+    assert {"snes", "openai_es"} <= set(names["evostrat.strategies"]["provides"]["strategies"])
+    assert set(names["evostrat.backends"]["provides"]["backends"]) >= {"numpy", "torch", "jax"}
+
+
+def test_builtin_entry_points_are_declared_in_the_installed_metadata() -> None:
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group="evostrat")}
+    assert declared["evostrat.strategies"] == "evostrat.plugins.strategies"
+    assert declared["evostrat.backends"] == "evostrat.plugins.backends"
+
+
+def test_manager_is_cached_and_check_pending_passes() -> None:
+    assert get_plugin_manager() is get_plugin_manager()
+    get_plugin_manager().check_pending()
+
+
+def test_duplicate_name_registered_in_process_names_both_plugins() -> None:
+    class Clash:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            from evostrat.strategies.snes import SNES
+
+            return {"openai_es": SNES}
+
+    reset_plugins()
+    try:
+        get_plugin_manager().register(Clash(), name="clashing-plugin")
+        with pytest.raises(PluginError) as info:
+            registry("strategies")
+        message = str(info.value)
+        assert "openai_es" in message and "evostrat.strategies" in message
+        assert "clashing-plugin" in message
+    finally:
+        reset_plugins()
+    assert "openai_es" in registry("strategies")
+
+
+# -- a real third-party package ---------------------------------------------------------------
+
+def test_example_plugin_installed_with_pip_is_usable_by_name(example_site: Path) -> None:
+    out = run_python(
+        """
+        import json, numpy as np, evostrat
+        from evostrat.problems import sphere
+        es = evostrat.ES("one_plus_lambda_es", ftarget=1e-8, max_evals=20000,
+                         random_state=0).fit(sphere, np.full(5, 3.0))
+        plugin = [p for p in evostrat.list_plugins() if p["name"] == "one_plus_lambda"][0]
+        print(json.dumps({"fun": es.fun_, "stop": es.stop_reason_, "plugin": plugin}))
+        """,
+        example_site,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["stop"] == "ftarget" and result["fun"] <= 1e-8
+    assert result["plugin"]["distribution"] == "evostrat-plugin-example"
+    assert result["plugin"]["version"] == "0.1.0"
+    assert result["plugin"]["provides"] == {"strategies": ["one_plus_lambda_es"]}
+
+
+def test_example_plugin_runs_on_torch_and_jax(example_site: Path) -> None:
+    out = run_python(
+        """
+        import torch, jax.numpy as jnp, evostrat
+        from evostrat.problems import sphere
+        for x0 in (torch.full((4,), 2.0), jnp.full((4,), 2.0)):
+            es = evostrat.ES("one_plus_lambda_es", ftarget=1e-6, max_evals=20000,
+                             random_state=1).fit(sphere, x0)
+            assert es.stop_reason_ == "ftarget", (type(x0), es.fun_)
+            assert type(es.x_).__module__.split(".")[0] == type(x0).__module__.split(".")[0]
+        print("ok")
+        """,
+        example_site,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_disable_autoload_hides_third_party_plugins(example_site: Path) -> None:
+    out = run_python(
+        """
+        import evostrat
+        from evostrat.plugins import registry
+        print(sorted(registry("strategies")))
+        """,
+        example_site,
+        disable_autoload=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "one_plus_lambda_es" not in out.stdout and "snes" in out.stdout
+
+
+# -- broken third-party packages --------------------------------------------------------------
+
+FIT_SNES = """
+import numpy as np, evostrat
+from evostrat.problems import sphere
+try:
+    es = evostrat.ES("snes", max_generations=5, random_state=0).fit(sphere, np.ones(3))
+    print("FIT-OK", es.n_generations_)
+except evostrat.PluginError as err:
+    print("PLUGIN-ERROR", err)
+"""
+
+BROKEN_CASES = {
+    "import_error": ("failed to import", "this_module_does_not_exist_anywhere"),
+    "raises_in_hook": ("raised in evostrat_strategies", "boom from the plugin"),
+    "duplicate_name": ("duplicate strategy name 'snes'", "evostrat.strategies"),
+    "misspelled_hook": ("evostrat_strategys", "unknown hook"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_CASES))
+def test_broken_plugin_gives_clear_error_naming_plugin_and_distribution(
+    kind: str, broken_sites: dict[str, Path]
+) -> None:
+    out = run_python(FIT_SNES, broken_sites[kind])
+    assert out.returncode == 0, out.stderr  # `import evostrat` itself keeps working
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("PLUGIN-ERROR"), line
+    dist = f"evostrat-broken-{kind.replace('_', '-')}"
+    assert f"broken_{kind}" in line and dist in line and "9.9.9" in line, line
+    for fragment in BROKEN_CASES[kind]:
+        assert fragment in line, (fragment, line)
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_CASES))
+def test_disable_autoload_is_the_way_out(kind: str, broken_sites: dict[str, Path]) -> None:
+    out = run_python(FIT_SNES, broken_sites[kind], disable_autoload=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "FIT-OK 5"
+
+
+def test_import_evostrat_stays_light() -> None:
+    out = run_python(
+        "import evostrat, sys; "
+        "heavy = {'torch', 'jax', 'sklearn', 'ray'} & set(sys.modules); "
+        "assert not heavy, heavy; print('light')"
+    )
+    assert out.returncode == 0, out.stderr
