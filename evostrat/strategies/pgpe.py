@@ -1,0 +1,282 @@
+"""Policy Gradients with Parameter-based Exploration (PGPE), symmetric sampling.
+
+Sehnke, Osendorfer, Rueckstiess, Graves, Peters, Schmidhuber,
+"Parameter-exploring policy gradients", Neural Networks 23(4), 2010, sec. 2.3
+(symmetric sampling) and 2.4 (reward normalisation); the mean follows ClipUp
+(Toklu, Liskowski, Srivastava, "ClipUp: a simple and powerful optimizer for
+distribution-based policy evolution", PPSN 2020) by default, as in EvoTorch
+and pgpelib, whose defaults we take: ``center_learning_rate=0.15``,
+``stdev_learning_rate=0.1``, ``sigma0=0.1``, ``stdev_max_change=0.2``,
+ClipUp ``max_speed = 2 * center_learning_rate``, momentum 0.9.
+
+The population is ``popsize / 2`` mirrored pairs, stored interleaved:
+``X[2j] = mu + eps_j`` and ``X[2j+1] = mu - eps_j`` with
+``eps_j ~ N(0, diag(sigma^2))``. Each pair gets a coefficient ``t_j`` for the
+mean and ``s_j`` for the standard deviations, and with ``m = popsize / 2``
+pairs the gradients *of the loss* (fitness is minimised) are::
+
+    g_mu    = sum_j t_j eps_j / m
+    g_sigma = sum_j s_j (eps_j^2 - sigma^2) / sigma / m
+    mu    <- mu - optimizer_step(g_mu)          # ClipUp, Adam or SGD
+    sigma <- sigma - stdev_learning_rate * g_sigma
+    sigma <- clip(sigma, (1 - c) sigma_old, (1 + c) sigma_old)   # c = stdev_max_change
+
+Fitness shaping (``fitness_shaping``):
+
+- ``"centered_ranks"`` (default): ``w = centered_ranks(f)`` in [-0.5, 0.5]
+  (best -0.5), ``t_j = (w+ - w-) / 2``, ``s_j = (w+ + w-) / 2``; the ranks sum
+  to zero, which is the baseline. NaN ranks worst.
+- ``"normalized"``: Sehnke et al.'s reward normalisation, with the
+  population's best fitness ``f*`` and mean fitness ``b`` as baseline:
+  ``t_j = (f+ - f-) / (f+ + f- - 2 f*)`` and
+  ``s_j = ((f+ + f-) / 2 - b) / (b - f*)``; a zero denominator (constant
+  fitness) gives a zero coefficient. Non-finite values are left out of ``f*``
+  and ``b``, and a pair containing one gets zero coefficients (use
+  ``"centered_ranks"`` to rank NaN/inf instead).
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> es = ES("pgpe", max_generations=300, random_state=0,
+...         strategy_options=dict(center_learning_rate=0.05)).fit(sphere, np.ones(5))
+>>> bool(es.fun_ < 1e-2)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, NamedTuple
+
+from array_api_compat import array_namespace
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.optimizers import make_optimizer
+from evostrat.shaping import centered_ranks
+from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+
+Array = Any
+
+__all__ = ["PGPE", "PGPEState", "FITNESS_SHAPINGS", "normalized_coefficients"]
+
+FITNESS_SHAPINGS = ("centered_ranks", "normalized")
+
+
+class PGPEState(NamedTuple):
+    mean: Array  # (d,)
+    sigma: Array  # (d,) per-coordinate standard deviations
+    opt: Any  # optimiser state NamedTuple
+    key: Array
+
+
+def _number(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    low_open: bool,
+    high: float | None = None,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """Raise unless ``value`` is a real number in the stated interval (or ``None``)."""
+    lo_sym = "(" if low_open else "["
+    hi_sym = ")" if (high is None or high_open) else "]"
+    interval = f"{lo_sym}{low:g}, {'inf' if high is None else format(high, 'g')}{hi_sym}"
+    expected = f"a number in {interval}" + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InvalidTypeError(f"{name} must be {expected}, got {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value) or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        raise InvalidArgumentError(f"{name} must be {expected}, got {value!r}")
+
+
+def normalized_coefficients(fitness: Array) -> tuple[Array, Array]:
+    """Sehnke et al. (2010) reward normalisation of mirrored pairs, for minimisation.
+
+    Parameters
+    ----------
+    fitness : array, shape (2m,)
+        Interleaved pair values ``f+_0, f-_0, f+_1, f-_1, ...`` (minimised).
+
+    Returns
+    -------
+    t, s : arrays, shape (m,)
+        ``t_j = (f+ - f-) / (f+ + f- - 2 f*)`` and
+        ``s_j = ((f+ + f-) / 2 - b) / (b - f*)`` with the best value ``f*`` and
+        the mean ``b`` of the finite values. A zero denominator gives 0, and so
+        does a pair with a non-finite member (non-finite values are also left
+        out of ``f*`` and ``b``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, s = normalized_coefficients(np.array([2.0, 5.0, 1.0, 3.0]))
+    >>> np.round(t, 6).tolist(), np.round(s * 7, 6).tolist()
+    ([-0.6, -1.0], [3.0, -3.0])
+    """
+    xp = array_namespace(fitness)
+    finite = xp.isfinite(fitness)
+    f = xp.where(finite, fitness, xp.zeros_like(fitness))
+    count = xp.sum(xp.astype(finite, fitness.dtype))
+    huge = xp.full_like(fitness, float(xp.finfo(fitness.dtype).max))
+    best = xp.min(xp.where(finite, fitness, huge))
+    best = xp.where(count > 0, best, xp.zeros_like(best))
+    baseline = xp.sum(f) / xp.maximum(count, xp.ones_like(count))
+    f_plus, f_minus = f[0::2], f[1::2]
+    valid = finite[0::2] & finite[1::2]
+    zero, one = xp.zeros_like(f_plus), xp.ones_like(f_plus)
+    den_t = f_plus + f_minus - 2 * best
+    ok_t = valid & (den_t > 0)
+    t = xp.where(ok_t, (f_plus - f_minus) / xp.where(ok_t, den_t, one), zero)
+    den_s = one * (baseline - best)
+    ok_s = valid & (den_s > 0)
+    s = xp.where(ok_s, ((f_plus + f_minus) / 2 - baseline) / xp.where(ok_s, den_s, one), zero)
+    return t, s
+
+
+class PGPE(Strategy):
+    """PGPE with symmetric (mirrored) sampling and per-coordinate sigma.
+
+    Parameters
+    ----------
+    popsize : int, optional
+        Even (pairs); default ``2 * (4 + floor(3 ln d))``.
+    sigma0 : float or array
+        Initial per-coordinate standard deviation, default 0.1.
+    center_learning_rate : float
+        Step size of the mean optimiser (ClipUp's ``alpha``, Adam's or SGD's
+        learning rate), default 0.15.
+    stdev_learning_rate : float
+        Plain gradient step on ``sigma``, default 0.1 (0 keeps sigma fixed).
+    stdev_max_change : float or None
+        Largest relative change of each ``sigma_i`` per generation, in
+        (0, 1]; default 0.2. ``None`` disables the limit.
+    optimizer : {"clipup", "adam", "sgd"}
+        Optimiser of the mean, default ``"clipup"``.
+    max_speed : float, optional
+        ClipUp's speed limit; default ``2 * center_learning_rate``. Only with
+        ``optimizer="clipup"``.
+    optimizer_options : dict, optional
+        Further optimiser options (``momentum`` for ClipUp and SGD; ``beta1``,
+        ``beta2``, ``eps`` for Adam).
+    fitness_shaping : {"centered_ranks", "normalized"}
+        See the module docstring.
+    """
+
+    name = "pgpe"
+    State = PGPEState
+
+    def __init__(
+        self,
+        popsize: int | None = None,
+        sigma0: Any = 0.1,
+        center_learning_rate: float = 0.15,
+        stdev_learning_rate: float = 0.1,
+        stdev_max_change: float | None = 0.2,
+        optimizer: str = "clipup",
+        max_speed: float | None = None,
+        optimizer_options: dict | None = None,
+        fitness_shaping: str = "centered_ranks",
+    ) -> None:
+        super().__init__(popsize=popsize, sigma0=sigma0)
+        self.center_learning_rate = center_learning_rate
+        self.stdev_learning_rate = stdev_learning_rate
+        self.stdev_max_change = stdev_max_change
+        self.optimizer = optimizer
+        self.max_speed = max_speed
+        self.optimizer_options = optimizer_options
+        self.fitness_shaping = fitness_shaping
+
+    # -- hyper-parameters ------------------------------------------------------------
+    def default_popsize(self, dim: int) -> int:
+        return 2 * default_popsize(dim)
+
+    def resolved_popsize(self, dim: int) -> int:
+        lam = super().resolved_popsize(dim)
+        if lam % 2:
+            raise InvalidArgumentError(
+                f"popsize must be even for pgpe (mirrored pairs mu +- eps), got {lam}"
+            )
+        return lam
+
+    def _optimizer(self) -> Any:
+        options = dict(self.optimizer_options or {})
+        if self.max_speed is not None:
+            options["max_speed"] = self.max_speed
+        return make_optimizer(self.optimizer, **options)
+
+    def _check_params(self) -> None:
+        _number("center_learning_rate", self.center_learning_rate, low=0.0, low_open=True)
+        _number("stdev_learning_rate", self.stdev_learning_rate, low=0.0, low_open=False)
+        _number("stdev_max_change", self.stdev_max_change, low=0.0, low_open=True,
+                high=1.0, allow_none=True)
+        _number("max_speed", self.max_speed, low=0.0, low_open=True, allow_none=True)
+        if self.fitness_shaping not in FITNESS_SHAPINGS:
+            raise InvalidArgumentError(
+                f"fitness_shaping must be one of {FITNESS_SHAPINGS}, got {self.fitness_shaping!r}"
+            )
+        if self.max_speed is not None and self.optimizer != "clipup":
+            raise InvalidArgumentError(
+                f"max_speed is a ClipUp option; it needs optimizer='clipup', got {self.optimizer!r}"
+            )
+        if self.optimizer_options is not None and not isinstance(self.optimizer_options, dict):
+            raise InvalidTypeError(
+                "optimizer_options must be a dict or None, got "
+                f"{type(self.optimizer_options).__name__}"
+            )
+        try:
+            self._optimizer()
+        except TypeError as err:
+            raise InvalidArgumentError(
+                f"optimizer_options {self.optimizer_options!r} do not fit optimizer "
+                f"{self.optimizer!r}: {err}"
+            ) from err
+
+    # -- pure interface --------------------------------------------------------------
+    def _init(self, x0: Array, key: Any, backend: Backend) -> PGPEState:
+        self._check_params()
+        sigma = self.initial_sigma(x0, backend)
+        return PGPEState(mean=x0, sigma=sigma, opt=self._optimizer().init(x0), key=key)
+
+    def ask(self, state: PGPEState) -> tuple[Array, PGPEState]:
+        be = get_backend(state.mean)
+        xp = be.xp
+        dim = state.mean.shape[0]
+        n = self.resolved_popsize(dim)
+        key, sub = be.split(state.key)
+        eps = state.sigma * be.normal(sub, (n // 2, dim), state.mean.dtype, be.device(state.mean))
+        pairs = xp.stack([state.mean + eps, state.mean - eps], axis=1)  # (n/2, 2, d)
+        return xp.reshape(pairs, (n, dim)), state._replace(key=key)
+
+    def _pair_coefficients(self, fitness: Array) -> tuple[Array, Array]:
+        """``(t, s)``: mean and sigma coefficients of each pair (loss gradient)."""
+        if self.fitness_shaping == "normalized":
+            return normalized_coefficients(fitness)
+        w = centered_ranks(fitness)
+        w_plus, w_minus = w[0::2], w[1::2]
+        return (w_plus - w_minus) / 2, (w_plus + w_minus) / 2
+
+    def tell(self, state: PGPEState, X: Array, fitness: Array) -> PGPEState:
+        xp = get_backend(state.mean).xp
+        pairs = X.shape[0] // 2
+        eps = (X[0::2] - X[1::2]) / 2
+        t, s = self._pair_coefficients(fitness)
+        grad_mean = xp.matmul(t, eps) / pairs
+        sigma = state.sigma
+        grad_sigma = xp.matmul(s, (eps * eps - sigma * sigma) / sigma) / pairs
+        step, opt = self._optimizer().update(grad_mean, state.opt, float(self.center_learning_rate))
+        new_sigma = sigma - float(self.stdev_learning_rate) * grad_sigma
+        if self.stdev_max_change is not None:
+            c = float(self.stdev_max_change)
+            new_sigma = xp.minimum(xp.maximum(new_sigma, (1 - c) * sigma), (1 + c) * sigma)
+        return state._replace(mean=state.mean - step, sigma=clamp_sigma(new_sigma), opt=opt)
