@@ -29,7 +29,7 @@ Examples
 >>> X, state = s.ask(state)
 >>> state = s.tell(state, X, (X ** 2).sum(axis=1))
 >>> X.shape
-(6, 3)
+(7, 3)
 """
 
 from __future__ import annotations
@@ -136,7 +136,14 @@ class Strategy(Params):
     def initial_sigma(self, x0: Array, backend: Backend) -> Array:
         """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated."""
         xp = backend.xp
-        sigma = backend.asarray(np.asarray(_host(self.sigma0, backend), dtype=np.float64))
+        try:
+            host = np.asarray(_host(self.sigma0, backend), dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise InvalidTypeError(
+                f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}, "
+                f"got {type(self.sigma0).__name__}: {self.sigma0!r}"
+            ) from err
+        sigma = backend.asarray(host)
         sigma = backend.asarray(sigma, dtype=x0.dtype, device=backend.device(x0))
         if sigma.ndim == 0:
             sigma = xp.ones_like(x0) * sigma
@@ -240,8 +247,8 @@ def _resolve_backend(x0: Any, backend: Any) -> Backend:
 
 def _host(value: Any, backend: Backend) -> Any:
     """A host (numpy) copy of a scalar or array hyper-parameter of any backend."""
-    if isinstance(value, (int, float, np.ndarray, np.generic, list, tuple)):
-        return value
+    if value is None or isinstance(value, (int, float, str, np.ndarray, np.generic, list, tuple)):
+        return value  # None and str fail the float conversion with a clear error
     return get_backend(value).to_numpy(value)
 
 

@@ -102,8 +102,11 @@ class Backend:
         )
 
     def dtype_name(self, dtype: Any) -> str:
-        """A portable dtype name such as ``"float32"``."""
-        return str(dtype).rsplit(".", 1)[-1]
+        """A portable dtype name such as ``"float32"`` (of a dtype or a scalar type)."""
+        try:
+            return np.dtype(dtype).name  # np.float64 and np.dtype("float64") alike
+        except TypeError:
+            return str(dtype).rsplit(".", 1)[-1]
 
     def dtype_from_name(self, name: str) -> Any:
         """Inverse of :meth:`dtype_name`."""

@@ -37,9 +37,12 @@ class JaxBackend(Backend):
         if hasattr(x, "detach"):  # torch tensor
             x = x.detach().cpu().numpy()
         out = jnp.asarray(x, dtype=dtype)
-        if device is not None:
-            out = jax.device_put(out, device)
-        return out
+        if device is None and not isinstance(out, jax.core.Tracer):
+            device = self.device(out)
+        # Commit to a device: jit specialises on committed vs uncommitted inputs, and
+        # ask/tell outputs are committed, so an uncommitted initial state would make
+        # the second generation compile ask again.
+        return out if device is None else jax.device_put(out, device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
@@ -47,8 +50,8 @@ class JaxBackend(Backend):
     def device(self, x: Array) -> Any:
         try:
             return next(iter(x.devices()))
-        except (AttributeError, StopIteration):  # tracers have no device
-            return None
+        except (AttributeError, StopIteration, jax.errors.ConcretizationTypeError):
+            return None  # tracers have no device (jax >= 0.5 raises on .devices())
 
     def float_dtype(self, x: Array) -> Any:
         dtype = super().float_dtype(x)
@@ -60,7 +63,7 @@ class JaxBackend(Backend):
 
     def key(self, seed: int | None) -> Key:
         words = seed_to_uint64(seed) & np.uint64(0xFFFF_FFFF)
-        return jnp.asarray(words.astype(np.uint32))  # a raw threefry key
+        return self.asarray(words.astype(np.uint32))  # a raw threefry key, committed
 
     def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
         keys = jax.random.split(key, num)
@@ -73,7 +76,7 @@ class JaxBackend(Backend):
         return jax.random.uniform(key, shape, dtype=dtype)
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
-        return jnp.asarray(np.asarray(data, dtype=np.uint32))
+        return self.asarray(np.asarray(data, dtype=np.uint32))
 
     def is_key(self, x: Any) -> bool:
         return isinstance(x, jax.Array) and x.dtype == jnp.uint32 and x.shape == (2,)

@@ -38,7 +38,7 @@ class TorchBackend(Backend):
         if isinstance(x, torch.Tensor):
             return x.to(dtype=dtype or x.dtype, device=device or x.device)
         if not isinstance(x, np.ndarray) and hasattr(x, "__array__"):
-            x = np.asarray(x)  # e.g. a JAX array
+            x = np.array(x)  # e.g. a JAX array: copy, its host view is read-only
         return torch.as_tensor(x, dtype=dtype, device=device)
 
     def to_numpy(self, x: Array) -> np.ndarray:

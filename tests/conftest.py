@@ -1,0 +1,142 @@
+"""Shared fixtures: the backend cases every suite runs over, and array helpers.
+
+A :class:`BackendCase` describes one way a user hands ``x0`` to evostrat
+(numpy float64, torch float32 / float64 on the CPU, torch on CUDA when there is
+one, JAX float32) together with what evostrat must hand back: the dtype and the
+device of the population. torch and JAX are imported only when a case needs
+them, so suites that do not use them stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evostrat.plugins import registry
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dev dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@dataclass(frozen=True)
+class BackendCase:
+    """One backend/dtype/device combination of ``x0``.
+
+    Attributes
+    ----------
+    id : str
+        Test id (``"numpy"``, ``"torch-float32"``, ...).
+    backend : str
+        The evostrat backend name the case must select.
+    dtype : str
+        Floating dtype name of ``x0`` and of everything evostrat returns.
+    device : str or None
+        torch device of ``x0`` (``None`` for numpy and JAX).
+    """
+
+    id: str
+    backend: str
+    dtype: str
+    device: str | None = None
+
+    def array(self, values: Any) -> Any:
+        """``values`` (array-like) as an array of this case's kind."""
+        host = np.asarray(values, dtype=self.dtype)
+        if self.backend == "numpy":
+            return host
+        if self.backend == "torch":
+            import torch
+
+            return torch.as_tensor(host, dtype=getattr(torch, self.dtype), device=self.device)
+        import jax.numpy as jnp
+
+        return jnp.asarray(host, dtype=self.dtype)
+
+    def dtype_of(self, x: Any) -> str:
+        """Portable dtype name of an array of this case."""
+        return str(x.dtype).replace("torch.", "")
+
+    def device_of(self, x: Any) -> str | None:
+        """Device of ``x`` as a comparable string (``None`` for numpy)."""
+        if self.backend == "torch":
+            return str(x.device)
+        if self.backend == "jax":
+            return str(next(iter(x.devices())))
+        return None
+
+    def is_native(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this case's library (not a numpy copy)."""
+        if self.backend == "numpy":
+            return isinstance(x, np.ndarray)
+        if self.backend == "torch":
+            import torch
+
+            return isinstance(x, torch.Tensor)
+        import jax
+
+        return isinstance(x, jax.Array)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Host copy of a numpy/torch/JAX array (bit-exact)."""
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _case_params() -> list[Any]:
+    no_torch = pytest.mark.skipif(not _installed("torch"), reason="torch is not installed")
+    no_jax = pytest.mark.skipif(not _installed("jax"), reason="jax is not installed")
+    no_cuda = pytest.mark.skipif(not _cuda_available(), reason="torch.cuda.is_available() is False")
+    cases = [
+        (BackendCase("numpy", "numpy", "float64"), ()),
+        (BackendCase("torch-float32", "torch", "float32", "cpu"), (no_torch,)),
+        (BackendCase("torch-float64", "torch", "float64", "cpu"), (no_torch,)),
+        (BackendCase("jax-float32", "jax", "float32"), (no_jax,)),
+        (BackendCase("torch-cuda", "torch", "float32", "cuda"), (no_torch, no_cuda)),
+    ]
+    return [pytest.param(case, id=case.id, marks=marks) for case, marks in cases]
+
+
+#: Every backend case, for ``@pytest.mark.parametrize("case", BACKEND_CASES)``.
+BACKEND_CASES = _case_params()
+#: The float64 cases and the default float32 ones, without CUDA duplicates.
+CPU_CASES = [p for p in BACKEND_CASES if p.values[0].device != "cuda"]
+#: One case per library (numpy float64, torch float32, JAX float32).
+LIBRARY_CASES = [
+    p for p in BACKEND_CASES if p.values[0].id in ("numpy", "torch-float32", "jax-float32")
+]
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy, so strategies added later are covered automatically."""
+    return sorted(registry("strategies"))
+
+
+def strategy_class(name: str) -> type:
+    return registry("strategies")[name]
+
+
+def fitness_strategy_names() -> list[str]:
+    """Registered strategies whose ``tell`` takes one fitness value per candidate."""
+    return [n for n in strategy_names() if not getattr(strategy_class(n), "needs_behaviours", False)]
+
+
+@pytest.fixture(params=BACKEND_CASES)
+def case(request: pytest.FixtureRequest) -> BackendCase:
+    """Each backend case in turn."""
+    return request.param
