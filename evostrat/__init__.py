@@ -31,6 +31,7 @@ from evostrat.errors import (
     UnknownNameError,
 )
 from evostrat.evaluation import vectorized
+from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
 from evostrat.plugins import list_plugins
 
@@ -49,6 +50,7 @@ __all__ = [
     "StateError",
     "UnknownNameError",
     "__version__",
+    "expectation",
     "hookimpl",
     "list_plugins",
     "problems",

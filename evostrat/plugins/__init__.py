@@ -39,6 +39,7 @@ BUILTIN_PLUGINS = {
     "evostrat.backends": "evostrat.plugins.backends",
     "evostrat.strategies": "evostrat.plugins.strategies",
     "evostrat.evaluators": "evostrat.plugins.evaluators",
+    "evostrat.distributions": "evostrat.plugins.distributions",
 }
 REGISTRY_HOOKS = {
     "strategies": "evostrat_strategies",

@@ -1,0 +1,247 @@
+"""ExpectationES: gradient ascent on any differentiable population statistic.
+
+The search distribution is ``p = DiagNormal(mean, exp(log_sigma))``. Each
+generation samples a population ``X ~ p``, and ``tell`` ascends the gradient of
+a user statistic ``J = statistic(values, X, p)`` with respect to ``mean`` and
+``log_sigma``, through an optimiser of :mod:`evostrat.optimizers`. The
+statistic is written with :func:`evostrat.expectation` (the DiCE magic box),
+so its gradient is the score-function estimator of the gradient of the
+population quantity it estimates (Foerster et al., ICML 2018; Wierstra et al.,
+JMLR 2014, eq. 8). The default statistic is NES's::
+
+    J = expectation(-values, X, p, baseline="mean")        # E_p[-f]
+
+``values`` are the fitness values as told (lower is better), after the
+optional ``fitness_shaping``. Other statistics plug in unchanged, e.g. the
+variance of a behaviour (MaxVar, Gajewski et al. 2019) as nested expectations::
+
+    def maxvar(values, X, p):
+        m = expectation(values, X, p)
+        return expectation((values - m) ** 2, X, p)
+
+torch computes the gradient with ``torch.autograd``, JAX with ``jax.grad``
+inside the jitted ``tell``; numpy has no autodiff and uses the closed-form
+score (:func:`evostrat.expectation.expectation_grad`), which supports the
+default statistic only.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> es = ES("expectation_es", sigma0=0.5, max_generations=300, random_state=0,
+...         strategy_options=dict(lr=0.05)).fit(sphere, np.ones(4))
+>>> bool(es.fun_ < 1e-3)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from evostrat.backends import Backend, get_backend
+from evostrat.distributions.normal import DiagNormal
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
+from evostrat.optimizers import make_optimizer
+from evostrat.shaping import centered_ranks, zscore
+from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+
+Array = Any
+
+SHAPINGS = ("zscore", "centered_ranks", "none")
+
+
+class ExpectationESState(NamedTuple):
+    mean: Array
+    log_sigma: Array
+    opt_mean: Any  # optimiser state NamedTuple
+    opt_sigma: Any
+    key: Array
+
+
+def finite_fitness(fitness: Array, xp: Any) -> Array:
+    """NaN and ``+inf`` become the worst finite value, ``-inf`` the best (0 if none is finite)."""
+    finite = xp.isfinite(fitness)
+    zero = xp.zeros_like(fitness)
+    any_finite = xp.any(finite)
+    hi = xp.max(xp.where(finite, fitness, zero - xp.inf))
+    lo = xp.min(xp.where(finite, fitness, zero + xp.inf))
+    hi = xp.where(any_finite, hi, zero[0])
+    lo = xp.where(any_finite, lo, zero[0])
+    out = xp.where(fitness == -xp.inf, lo, fitness)
+    return xp.where(xp.isnan(out) | (out == xp.inf), hi, out)
+
+
+class ExpectationES(Strategy):
+    """Evolution strategy ascending a user-supplied differentiable population statistic.
+
+    Parameters
+    ----------
+    popsize : int, optional
+        Even when ``mirrored``; default ``2 * (4 + floor(3 ln d))``.
+    sigma0 : float or array
+        Initial per-coordinate standard deviation.
+    statistic : callable, optional
+        ``statistic(values, X, p) -> scalar`` to *maximise*, where ``values``
+        has shape ``(popsize,)`` (fitness, lower is better, shaped by
+        ``fitness_shaping``), ``X`` is the population ``(popsize, dim)`` and
+        ``p`` the :class:`~evostrat.distributions.DiagNormal` it was drawn
+        from. Build it with :func:`evostrat.expectation`. ``None`` (default):
+        ``expectation(-values, X, p, baseline=baseline)`` (NES). Custom
+        statistics need torch or JAX (autodiff); on JAX they must be traceable.
+    lr : float
+        Optimiser step size for the mean.
+    lr_sigma : float, optional
+        Step size for ``log_sigma``; default ``lr``.
+    optimizer : {"adam", "sgd", "clipup"}
+    optimizer_options : dict, optional
+        Passed to the optimiser.
+    fitness_shaping : {"zscore", "centered_ranks", "none"}
+        Applied to the fitness before the statistic. ``"zscore"`` adds an
+        epsilon to the standard deviation, so constant fitness gives a zero
+        gradient, never NaN. NaN and ``+inf`` count as the worst finite value.
+    baseline : None, "mean" or float
+        Baseline of the default statistic (see :func:`evostrat.expectation`).
+    mirrored : bool
+        Antithetic sampling.
+    learn_sigma : bool
+        Also ascend in ``log_sigma`` (otherwise sigma stays ``sigma0``).
+    """
+
+    name = "expectation_es"
+    State = ExpectationESState
+
+    def __init__(
+        self,
+        popsize: int | None = None,
+        sigma0: Any = 1.0,
+        statistic: Callable[..., Any] | None = None,
+        lr: float = 0.05,
+        lr_sigma: float | None = None,
+        optimizer: str = "adam",
+        optimizer_options: dict | None = None,
+        fitness_shaping: str = "zscore",
+        baseline: Any = "mean",
+        mirrored: bool = True,
+        learn_sigma: bool = True,
+    ) -> None:
+        super().__init__(popsize=popsize, sigma0=sigma0)
+        self.statistic = statistic
+        self.lr = lr
+        self.lr_sigma = lr_sigma
+        self.optimizer = optimizer
+        self.optimizer_options = optimizer_options
+        self.fitness_shaping = fitness_shaping
+        self.baseline = baseline
+        self.mirrored = mirrored
+        self.learn_sigma = learn_sigma
+
+    # -- hyper-parameters -------------------------------------------------------------------
+    def default_popsize(self, dim: int) -> int:
+        return 2 * default_popsize(dim)
+
+    def resolved_popsize(self, dim: int) -> int:
+        lam = super().resolved_popsize(dim)
+        if self.mirrored and lam % 2:
+            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
+        return lam
+
+    def _optimizer(self) -> Any:
+        return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
+
+    def _validate(self, backend: Backend) -> None:
+        if self.statistic is not None and not callable(self.statistic):
+            raise InvalidTypeError(
+                f"statistic must be a callable statistic(values, X, p) or None, got {self.statistic!r}"
+            )
+        if self.statistic is not None and not has_autodiff(backend):
+            raise InvalidArgumentError(
+                f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
+                "backend supports only the default statistic (statistic=None)"
+            )
+        if self.fitness_shaping not in SHAPINGS:
+            raise InvalidArgumentError(
+                f"fitness_shaping must be one of {SHAPINGS}, got {self.fitness_shaping!r}"
+            )
+        if isinstance(self.baseline, str) and self.baseline != "mean":
+            raise InvalidArgumentError(
+                f"baseline must be None, 'mean' or a number, got {self.baseline!r}"
+            )
+        for name in ("lr", "lr_sigma"):
+            value = getattr(self, name)
+            if value is None and name == "lr_sigma":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
+
+    # -- the pure interface -------------------------------------------------------------------
+    def _init(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
+        self._validate(backend)
+        xp = backend.xp
+        log_sigma = xp.log(self.initial_sigma(x0, backend))
+        opt = self._optimizer()
+        return ExpectationESState(
+            mean=x0, log_sigma=log_sigma, opt_mean=opt.init(x0), opt_sigma=opt.init(log_sigma), key=key
+        )
+
+    def distribution(self, state: ExpectationESState) -> DiagNormal:
+        """The current search distribution ``DiagNormal(mean, exp(log_sigma))``."""
+        xp = get_backend(state.mean).xp
+        return DiagNormal(state.mean, xp.exp(state.log_sigma), mirrored=self.mirrored)
+
+    def ask(self, state: ExpectationESState) -> tuple[Array, ExpectationESState]:
+        be = get_backend(state.mean)
+        key, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])
+        return self.distribution(state).sample(n, key=sub), state._replace(key=key)
+
+    def shape_fitness(self, fitness: Array) -> Array:
+        """``fitness`` made finite and shaped by ``fitness_shaping``."""
+        xp = get_backend(fitness).xp
+        f = finite_fitness(fitness, xp)
+        if self.fitness_shaping == "zscore":
+            return zscore(f)
+        if self.fitness_shaping == "centered_ranks":
+            return centered_ranks(f)
+        return f
+
+    def _default_statistic(self, values: Array, X: Array, p: DiagNormal) -> Array:
+        return expectation(-values, X, p, baseline=self.baseline)
+
+    def statistic_gradient(
+        self, state: ExpectationESState, X: Array, fitness: Array
+    ) -> tuple[Array, Array]:
+        """Gradient of the statistic w.r.t. ``(mean, log_sigma)`` (to ascend)."""
+        be = get_backend(state.mean)
+        xp = be.xp
+        values = self.shape_fitness(fitness)
+        if not has_autodiff(be):  # closed form of the default statistic
+            p = self.distribution(state)
+            g = expectation_grad(-values, X, p, baseline=self.baseline)
+            return g["mu"], g["sigma"] * p.sigma
+        statistic = self.statistic or self._default_statistic
+        mirrored = self.mirrored
+
+        def objective(mean: Array, log_sigma: Array) -> Array:
+            return statistic(values, X, DiagNormal(mean, xp.exp(log_sigma), mirrored=mirrored))
+
+        g_mean, g_log_sigma = gradient(objective, (state.mean, state.log_sigma), be)
+        return g_mean, g_log_sigma
+
+    def tell(self, state: ExpectationESState, X: Array, fitness: Array) -> ExpectationESState:
+        xp = get_backend(state.mean).xp
+        g_mean, g_log_sigma = self.statistic_gradient(state, X, fitness)
+        opt = self._optimizer()
+        step, opt_mean = opt.update(-g_mean, state.opt_mean, self.lr)  # ascent
+        state = state._replace(mean=state.mean - step, opt_mean=opt_mean)
+        if not self.learn_sigma:
+            return state
+        lr_sigma = self.lr if self.lr_sigma is None else self.lr_sigma
+        step, opt_sigma = opt.update(-g_log_sigma, state.opt_sigma, lr_sigma)
+        log_sigma = xp.log(clamp_sigma(xp.exp(state.log_sigma - step)))
+        return state._replace(log_sigma=log_sigma, opt_sigma=opt_sigma)
+
+    def sigma(self, state: ExpectationESState) -> Array:
+        xp = get_backend(state.mean).xp
+        return xp.max(xp.exp(state.log_sigma))
