@@ -1,0 +1,217 @@
+"""Box bounds by a smooth periodic transformation (pycma's ``BoundTransform``).
+
+``ES(..., bounds=(lower, upper))`` keeps every candidate the objective sees
+inside ``[lower, upper]``. The strategy searches an unbounded space; each
+candidate ``y`` it asks for is mapped into the box by ``x = T(y)`` before it is
+evaluated and returned, and ``tell`` receives the values of ``T(y)`` for ``y``.
+The method is the linear-quadratic periodic transformation of pycma
+(``BoxConstraintsLinQuadTransformation``; Hansen, pycma documentation of
+``BoundTransform``): per coordinate, with ``a_l = min((u - l) / 2, (1 + |l|) / 20)``
+and ``a_u = min((u - l) / 2, (1 + |u|) / 20)``,
+
+1. ``y`` is folded into ``[l - a_l, u + a_u]``: periodically with period
+   ``2 (u - l + a_l + a_u)`` and reflection (mirroring at ``l - a_l`` alone when
+   only ``l`` is finite, at ``u + a_u`` alone when only ``u`` is);
+2. ``x = l + (y - l + a_l)^2 / (4 a_l)`` for ``y < l + a_l``,
+   ``x = u - (y - u - a_u)^2 / (4 a_u)`` for ``y > u - a_u``, ``x = y`` between.
+
+``T`` is the identity in the interior (far enough from the bounds), continuous
+with a continuous first derivative, and maps onto the closed box, so the
+optimum may lie on a bound. Infinite bounds leave their side unbounded.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.bounds import BoxBounds
+>>> b = BoxBounds.from_spec((0.0, 1.0), np.array([0.5, 0.5]))
+>>> b.transform(np.array([[0.5, 3.7], [-2.0, 1.02]])).round(4).tolist()
+[[0.5, 0.8], [0.3, 0.984]]
+>>> y = b.inverse(np.array([0.5, 0.99]))      # a preimage outside the box
+>>> y.round(4).tolist(), b.transform(y).round(12).tolist()
+([0.5, 1.0368], [0.5, 0.99])
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+Array = Any
+
+__all__ = ["BoxBounds", "same_population"]
+
+
+def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidTypeError(f"bounds {which} must be a number or an array of shape ({dim},), got {value!r}")
+    if value is None:
+        value = -np.inf if which == "lower" else np.inf
+    try:
+        if hasattr(value, "__array__") or hasattr(value, "__dlpack__"):
+            host = get_backend(value).to_numpy(value) if not isinstance(value, np.ndarray) else value
+        else:
+            host = value
+        arr = np.asarray(host, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(
+            f"bounds {which} must be a number or an array of shape ({dim},), got "
+            f"{type(value).__name__}: {value!r}"
+        ) from err
+    if arr.ndim == 0:
+        arr = np.full(dim, float(arr))
+    if arr.shape != (dim,):
+        raise InvalidArgumentError(
+            f"bounds {which} must be a number or an array of shape ({dim},) like x0, "
+            f"got shape {arr.shape}"
+        )
+    if np.any(np.isnan(arr)):
+        raise InvalidArgumentError(f"bounds {which} must not contain NaN")
+    return arr
+
+
+class BoxBounds:
+    """Per-coordinate box ``[lower, upper]`` and the transformation into it.
+
+    Build it with :meth:`from_spec`, which validates. Bound arrays live on the
+    backend and dtype of ``x0``, so :meth:`transform` runs unchanged on numpy,
+    torch and JAX (and inside ``jax.jit``).
+
+    Attributes
+    ----------
+    lower, upper : numpy arrays, shape (dim,)
+        The box (``-inf``/``inf`` where a side is open), as float64 on the host.
+    """
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.lower = np.asarray(lower, dtype=np.float64)
+        self.upper = np.asarray(upper, dtype=np.float64)
+        lo_ok, hi_ok = np.isfinite(self.lower), np.isfinite(self.upper)
+        width = np.where(lo_ok & hi_ok, self.upper - self.lower, np.inf)
+        lo = np.where(lo_ok, self.lower, 0.0)
+        hi = np.where(hi_ok, self.upper, 0.0)
+        self._host = {
+            "lo_ok": lo_ok,
+            "hi_ok": hi_ok,
+            "both": lo_ok & hi_ok,
+            "lo": lo,
+            "hi": hi,
+            "al": np.minimum(width / 2, (1 + np.abs(lo)) / 20),
+            "au": np.minimum(width / 2, (1 + np.abs(hi)) / 20),
+        }
+        self._cache: dict[Any, dict[str, Any]] = {}
+
+    @classmethod
+    def from_spec(cls, bounds: Any, x0: Any) -> "BoxBounds":
+        """Validate ``bounds = (lower, upper)`` against ``x0``.
+
+        Parameters
+        ----------
+        bounds : tuple (lower, upper)
+            Each a number, ``None`` (unbounded) or an array of shape ``(dim,)``;
+            ``lower < upper`` everywhere.
+        x0 : array, shape (dim,)
+            Must lie inside the box (bounds included).
+
+        Raises
+        ------
+        InvalidTypeError, InvalidArgumentError
+            Naming ``bounds`` and the expected form.
+        """
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise InvalidTypeError(
+                "bounds must be a pair (lower, upper) of numbers or arrays of shape (dim,), "
+                f"got {type(bounds).__name__}: {bounds!r}"
+            )
+        x = np.asarray(get_backend(x0).to_numpy(x0) if not isinstance(x0, (list, tuple, numbers.Number)) else x0, dtype=np.float64)
+        dim = int(x.shape[0]) if x.ndim == 1 else 1
+        lower = _bound_array(bounds[0], dim, "lower")
+        upper = _bound_array(bounds[1], dim, "upper")
+        bad = np.nonzero(~(lower < upper))[0]
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidArgumentError(
+                f"bounds must have lower < upper in every coordinate; coordinate {i} has "
+                f"lower={float(lower[i])} >= upper={float(upper[i])}"
+            )
+        outside = np.nonzero((x < lower) | (x > upper))[0]
+        if outside.size:
+            i = int(outside[0])
+            raise InvalidArgumentError(
+                f"x0 must lie inside bounds; x0[{i}]={float(x[i])} is outside "
+                f"[{float(lower[i])}, {float(upper[i])}]"
+            )
+        return cls(lower, upper)
+
+    def _arrays(self, backend: Backend, dtype: Any, device: Any) -> dict[str, Any]:
+        key = (backend.name, dtype, device)
+        if key in self._cache and not backend.traceable:
+            return self._cache[key]
+        out = {}
+        for name, value in self._host.items():
+            if value.dtype == bool:
+                out[name] = backend.asarray(value, device=device)
+            else:
+                out[name] = backend.asarray(value, dtype=dtype, device=device)
+        out["lower"] = backend.asarray(self.lower, dtype=dtype, device=device)
+        out["upper"] = backend.asarray(self.upper, dtype=dtype, device=device)
+        if not backend.traceable:
+            self._cache[key] = out
+        return out
+
+    def transform(self, Y: Array) -> Array:
+        """Map points of the search space (shape ``(..., dim)``) into the box."""
+        be = get_backend(Y)
+        xp = be.xp
+        a = self._arrays(be, Y.dtype, be.device(Y))
+        lo, hi, al, au = a["lo"], a["hi"], a["al"], a["au"]
+        bottom, top = lo - al, hi + au
+        # 1. fold into [lo - al, hi + au]
+        period = 2.0 * (top - bottom)
+        periodic = bottom + xp.remainder(Y - bottom, xp.where(a["both"], period, 1.0))
+        periodic = xp.where(periodic > top, 2.0 * top - periodic, periodic)
+        below = xp.where(Y < bottom, 2.0 * bottom - Y, Y)
+        above = xp.where(Y > top, 2.0 * top - Y, Y)
+        y = xp.where(a["both"], periodic, xp.where(a["lo_ok"], below, xp.where(a["hi_ok"], above, Y)))
+        # 2. quadratic near the bounds, identity between
+        x = xp.where(a["lo_ok"] & (y < lo + al), lo + (y - bottom) ** 2 / (4.0 * al), y)
+        x = xp.where(a["hi_ok"] & (y > hi - au), hi - (y - top) ** 2 / (4.0 * au), x)
+        return xp.minimum(xp.maximum(x, a["lower"]), a["upper"])
+
+    def inverse(self, x: Array) -> Array:
+        """A point ``y`` with ``transform(y) == x`` for ``x`` in the box (up to rounding)."""
+        be = get_backend(x)
+        xp = be.xp
+        a = self._arrays(be, x.dtype, be.device(x))
+        lo, hi, al, au = a["lo"], a["hi"], a["al"], a["au"]
+        y = xp.where(
+            a["lo_ok"] & (x < lo + al), lo - al + 2.0 * xp.sqrt(al * xp.maximum(x - lo, 0.0)), x
+        )
+        return xp.where(
+            a["hi_ok"] & (x > hi - au), hi + au - 2.0 * xp.sqrt(au * xp.maximum(hi - x, 0.0)), y
+        )
+
+    def contains(self, x: Any) -> bool:
+        """Whether every row of ``x`` lies in the box."""
+        host = np.asarray(get_backend(x).to_numpy(x), dtype=np.float64)
+        return bool(np.all((host >= self.lower) & (host <= self.upper)))
+
+    def __repr__(self) -> str:
+        return f"BoxBounds(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
+
+
+def same_population(X: Any, asked: Array, backend: Backend, device: Any) -> bool:
+    """Whether ``X`` is (or equals, element by element) the population ``asked``."""
+    if X is asked:
+        return True
+    shape = getattr(X, "shape", None)
+    if shape is None or tuple(shape) != tuple(asked.shape):
+        return False
+    try:
+        return bool(backend.xp.all(backend.asarray(X, device=device) == asked))
+    except (TypeError, ValueError, RuntimeError):
+        return False

@@ -1,0 +1,201 @@
+"""Restart strategies: IPOP and BIPOP, around any strategy.
+
+``ES(strategy=..., restarts=...)`` runs the strategy from ``x0``; whenever the
+run stops on one of its *local* criteria (``tolfun``, ``tolx``, ``tolfunhist``,
+``tolstagnation``, ``tolflatfitness``, the strategy's own ``stop(state)``
+criteria such as ``tolconditioncov``, or the run's own ``maxiter``), a new run
+starts from ``x0`` with a new population size and a fresh random stream. The
+*global* criteria end everything: ``ftarget``, ``max_evals`` (``"maxfevals"``),
+``max_generations`` (``"maxiter"``, counted over all runs) and callbacks. When
+the restart budget is spent the last run's reason is reported. Each run's
+``maxiter`` is pycma's ``100 + 150 (d + 3)^2 / sqrt(popsize)``.
+
+- **IPOP** (Auger & Hansen, "A Restart CMA Evolution Strategy With Increasing
+  Population Size", CEC 2005): run ``r`` has population ``popsize0 * incpopsize^r``
+  (``incpopsize = 2``).
+- **BIPOP** (Hansen, "Benchmarking a BI-Population CMA-ES on the BBOB-2009
+  Function Testbed", GECCO 2009): two interleaved regimes. *Large* runs double
+  the population as IPOP does (``popsize0 * 2^k`` for the k-th large run) and
+  start with ``sigma0``. *Small* runs use
+  ``floor(popsize0 * (popsize_large / popsize0)^(U^2))`` candidates (with
+  ``popsize_large`` the last large population) and ``sigma0 * 10^(-2 U)``,
+  ``U ~ U(0, 1)``, and at most half of the evaluations spent by large runs
+  (divided by their population) as generations. After the first run, a small
+  run comes next whenever small runs (the first run counts as small) have used
+  fewer evaluations than large runs, as in pycma. ``max_restarts`` counts
+  large restarts only.
+
+Ways to ask for them::
+
+    ES("cma_es", restarts="ipop")
+    ES("cma_es", restarts="bipop")
+    ES("cma_es", restarts=dict(kind="bipop", max_restarts=9, incpopsize=2))
+    ES("cma_es", restarts=Restarts("ipop", max_restarts=5))
+
+After ``fit``, ``es.restarts_`` lists the runs (population, sigma factor,
+regime, evaluations, stop reason, best value) and every ``es.history_`` entry
+carries the index of its ``"run"`` and its ``"popsize"``.
+
+Examples
+--------
+>>> from evostrat.restarts import Restarts
+>>> r = Restarts("ipop", max_restarts=3)
+>>> plan = r.start(popsize0=10, dim=5)
+>>> plans = [plan]
+>>> while (plan := r.next(plan, n_evals=1000)) is not None:
+...     plans.append(plan)
+>>> [p.popsize for p in plans]
+[10, 20, 40, 80]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Params
+from evostrat.termination import default_max_generations
+
+__all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS"]
+
+KINDS = ("ipop", "bipop")
+#: Stop reasons that end the whole optimisation, never a single run only.
+GLOBAL_REASONS = frozenset({"ftarget", "maxfevals", "callback"})
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run of a restart schedule.
+
+    Attributes
+    ----------
+    run : int
+        0 for the first run.
+    regime : {"initial", "large", "small"}
+    popsize : int
+    sigma_factor : float
+        Multiplies ``sigma0``.
+    max_generations : int
+        The run's own ``maxiter`` (a local criterion).
+    """
+
+    run: int
+    regime: str
+    popsize: int
+    sigma_factor: float
+    max_generations: int
+
+    def record(self, start_evals: int) -> dict[str, Any]:
+        """The entry of ``ES.restarts_`` for this run (updated while it runs)."""
+        return {
+            "run": self.run, "regime": self.regime, "popsize": self.popsize,
+            "sigma_factor": self.sigma_factor, "max_generations": self.max_generations,
+            "start_evals": start_evals, "n_evals": 0, "stop_reason": None, "best": math.nan,
+        }
+
+
+class Restarts(Params):
+    """IPOP or BIPOP restart schedule.
+
+    Parameters
+    ----------
+    kind : {"ipop", "bipop"}
+    max_restarts : int
+        Restarts after the first run (BIPOP: large restarts only); pycma's 9.
+    incpopsize : float
+        Population factor between consecutive (large) runs, 2.
+    random_state : int, optional
+        Seed of BIPOP's random choices (the estimator passes its own).
+    """
+
+    def __init__(
+        self,
+        kind: str = "ipop",
+        max_restarts: int = 9,
+        incpopsize: float = 2.0,
+        random_state: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.max_restarts = max_restarts
+        self.incpopsize = incpopsize
+        self.random_state = random_state
+
+    def validate(self) -> None:
+        """Raise a clear error naming ``restarts`` for a malformed schedule."""
+        if self.kind not in KINDS:
+            raise InvalidArgumentError(f"restarts kind must be one of {KINDS}, got {self.kind!r}")
+        m = self.max_restarts
+        if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+            raise InvalidTypeError(f"restarts max_restarts must be an int >= 0, got {m!r}")
+        if m < 0:
+            raise InvalidArgumentError(f"restarts max_restarts must be an int >= 0, got {m}")
+        f = self.incpopsize
+        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not f > 1:
+            raise InvalidArgumentError(f"restarts incpopsize must be a number > 1, got {f!r}")
+
+    # -- the schedule -------------------------------------------------------------------
+    def start(self, popsize0: int, dim: int) -> RunPlan:
+        """The first run; resets the schedule."""
+        self.validate()
+        self._popsize0, self._dim = int(popsize0), int(dim)
+        self._rng = np.random.default_rng(self.random_state)
+        self._large_runs = 0
+        self._evals = {"small": 0, "large": 0}
+        return RunPlan(0, "initial", self._popsize0, 1.0, self._maxiter(self._popsize0))
+
+    def next(self, finished: RunPlan, n_evals: int) -> RunPlan | None:
+        """The run after ``finished`` (which used ``n_evals`` evaluations), or ``None``."""
+        regime = "small" if finished.regime in ("initial", "small") else "large"
+        self._evals[regime] += int(n_evals)
+        run = finished.run + 1
+        if self.kind == "ipop" or self._evals["small"] >= self._evals["large"]:
+            if self._large_runs >= self.max_restarts:
+                return None
+            self._large_runs += 1
+            popsize = int(round(self._popsize0 * self.incpopsize**self._large_runs))
+            return RunPlan(run, "large", popsize, 1.0, self._maxiter(popsize))
+        u_pop, u_sigma = self._rng.uniform(size=2)
+        ratio = self.incpopsize**self._large_runs
+        popsize = max(2, int(math.floor(self._popsize0 * ratio ** (u_pop**2))))
+        budget = int(0.5 * self._evals["large"] / popsize)
+        maxiter = max(1, min(self._maxiter(popsize), budget))
+        return RunPlan(run, "small", popsize, float(10.0 ** (-2.0 * u_sigma)), maxiter)
+
+    def _maxiter(self, popsize: int) -> int:
+        return default_max_generations(self._dim, popsize)
+
+
+def make_restarts(spec: Any, random_state: int | None = None) -> Restarts | None:
+    """A validated :class:`Restarts` from ``ES(restarts=...)``.
+
+    ``None`` (no restarts), ``"ipop"``, ``"bipop"``, a dict of :class:`Restarts`
+    parameters (``kind`` required) or a :class:`Restarts` instance (copied).
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        out = Restarts(kind=spec)
+    elif isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"kind", "max_restarts", "incpopsize", "random_state"})
+        if unknown or "kind" not in spec:
+            raise InvalidArgumentError(
+                "restarts must be None, 'ipop', 'bipop', a dict with 'kind' and optionally "
+                f"'max_restarts', 'incpopsize', or a Restarts instance; got {spec!r}"
+            )
+        out = Restarts(**spec)
+    elif isinstance(spec, Restarts):
+        out = Restarts(**spec.get_params())
+    else:
+        raise InvalidTypeError(
+            "restarts must be None, 'ipop', 'bipop', a dict or a Restarts instance, got "
+            f"{type(spec).__name__}"
+        )
+    if out.random_state is None:
+        out.random_state = random_state
+    out.validate()
+    return out

@@ -1,0 +1,315 @@
+"""CMA-ES with active weights and a lazy eigendecomposition.
+
+Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4
+(eqs. 39-47) with the default parameters of Table 1, including the negative
+(active) weights (:mod:`evostrat.strategies.cma_params`). One generation, with
+``C = B D^2 B^T``::
+
+    y_k   = B D z_k,  x_k = m + sigma y_k,  z_k ~ N(0, I)           (ask)
+    <y>_w = sum_{i<=mu} w_i y_{i:lambda}
+    m     <- m + sigma <y>_w                                         (c_m = 1)
+    p_s   <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w
+    sigma <- sigma exp(min(1, c_s / d_s (||p_s|| / E||N(0,I)|| - 1)))
+    p_c   <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) <y>_w
+    C     <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) C + c_1 p_c p_c^T
+             + c_mu sum_i w_i^o y_{i:lambda} y_{i:lambda}^T
+
+where ``w_i^o = w_i n / ||C^{-1/2} y_{i:lambda}||^2`` for negative weights.
+
+**Lazy eigendecomposition** (the fast path, ``lazy_eigen=True``): as in pycma,
+``B`` and ``D`` are refreshed only every ``ceil(1 / (10 n (c_1 + c_mu)))``
+generations (every generation up to n ~ 90 at the default population, every
+8 at n = 1000); between refreshes sampling and ``C^{-1/2}`` use the last
+decomposition. The rank-one and rank-mu terms of those generations are queued
+in the state and added to C in a single matrix product just before the next
+decomposition, so a generation without decomposition costs two
+``(lambda x n) @ (n x n)`` products and no ``n x n`` pass. The result equals the
+generation-by-generation update of C (same terms, same stale ``B, D``) up to
+rounding; ``diag(C)`` is kept current every generation for the termination
+criteria. ``lazy_eigen=False`` decomposes every generation and an int ``k``
+every ``k`` generations.
+
+**Numerical safety.** C is symmetrised at each decomposition; eigenvalues below
+``eps * max`` are lifted (C gets the same diagonal shift, so it stays positive
+definite); when the largest eigenvalue leaves ``[1e-10, 1e10]`` the scale of C
+moves into sigma (the distribution is unchanged); sigma is clipped to the
+finite range of its dtype; a non-finite update is discarded. States therefore
+stay finite in float32 and float64.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import ellipsoid
+>>> es = ES("cma_es", sigma0=2.0, ftarget=1e-8, random_state=1).fit(ellipsoid, np.full(6, 3.0))
+>>> es.stop_reason_, bool(es.fun_ <= 1e-8)
+('ftarget', True)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, NamedTuple
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.strategies.cma_base import (
+    RESCALE_RANGE,
+    CMABase,
+    candidate_weights,
+    clamp,
+    finite_rows,
+)
+
+Array = Any
+
+__all__ = ["CMAES", "CMAESState"]
+
+
+class CMAESState(NamedTuple):
+    """State of :class:`CMAES` (all leaves are backend arrays).
+
+    ``C`` is the covariance matrix at the last decomposition; the current one is
+    ``decay * C + sum_{g,r} queue_coef[g, r] queue[g, r] queue[g, r]^T``.
+    """
+
+    mean: Array  # (n,)
+    sigma: Array  # ()
+    C: Array  # (n, n)
+    B: Array  # (n, n) eigenvectors of C (columns)
+    D: Array  # (n,) square roots of the eigenvalues
+    diag_C: Array  # (n,) diagonal of the current C
+    ps: Array  # (n,) conjugate evolution path
+    pc: Array  # (n,) evolution path
+    queue: Array  # (k, popsize + 1, n) pending rank-one vectors
+    queue_coef: Array  # (k, popsize + 1) their coefficients
+    decay: Array  # () factor of C since the last decomposition
+    generation: Array  # () int32, completed tells
+    log_scale: Array  # () log of the factor moved out of C into sigma
+    std0: Array  # (n,) initial coordinate standard deviations
+    key: Array
+
+
+class CMAES(CMABase):
+    """Covariance matrix adaptation evolution strategy (Hansen's tutorial).
+
+    Parameters
+    ----------
+    popsize : int, optional
+        ``lambda``; default ``4 + floor(3 ln n)``.
+    sigma0 : float or array of shape (dim,)
+        Initial step size (per coordinate when an array).
+    active : bool
+        Active CMA: negative weights in the covariance update (Table 1).
+    lazy_eigen : bool or int
+        ``True``: decompose C every ``ceil(1 / (10 n (c1 + cmu)))`` generations
+        (pycma's gap); ``False``: every generation; an int ``k >= 1``: every
+        ``k`` generations.
+    tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+        Termination criteria of :meth:`stop` (pycma's names and defaults); see
+        :class:`~evostrat.strategies.cma_base.CMABase`.
+    """
+
+    name = "cma_es"
+    State = CMAESState
+
+    def __init__(
+        self,
+        popsize: int | None = None,
+        sigma0: Any = 1.0,
+        active: bool = True,
+        lazy_eigen: bool | int = True,
+        tolconditioncov: float | None = 1e14,
+        tolupsigma: float | None = 1e20,
+        tolfacupx: float | None = 1e3,
+        noeffectaxis: bool = True,
+        noeffectcoord: bool = True,
+    ) -> None:
+        super().__init__(
+            popsize=popsize,
+            sigma0=sigma0,
+            active=active,
+            tolconditioncov=tolconditioncov,
+            tolupsigma=tolupsigma,
+            tolfacupx=tolfacupx,
+            noeffectaxis=noeffectaxis,
+            noeffectcoord=noeffectcoord,
+        )
+        self.lazy_eigen = lazy_eigen
+
+    def validate(self) -> None:
+        super().validate()
+        lazy = self.lazy_eigen
+        if not isinstance(lazy, bool):
+            if not isinstance(lazy, numbers.Integral):
+                raise InvalidTypeError(
+                    f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}"
+                )
+            if lazy < 1:
+                raise InvalidArgumentError(f"lazy_eigen must be True, False or an int >= 1, got {lazy}")
+
+    def eigen_every(self, dim: int) -> int:
+        """Generations between two eigendecompositions of C."""
+        lazy = self.lazy_eigen
+        if lazy is True:
+            return self.parameters(dim).eigen_every
+        if lazy is False:
+            return 1
+        return int(lazy)
+
+    # -- init / ask / tell -------------------------------------------------------------
+    def _init(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
+        self.validate()
+        xp = backend.xp
+        n = x0.shape[0]
+        dtype, device = x0.dtype, backend.device(x0)
+        std0 = self.initial_sigma(x0, backend)
+        sigma = xp.max(std0)
+        D = std0 / sigma
+        p = self.parameters(n)
+        k = self.eigen_every(n)
+        zero = xp.zeros((), dtype=dtype, device=device)
+        return CMAESState(
+            mean=x0,
+            sigma=sigma,
+            C=xp.eye(n, dtype=dtype, device=device) * (D * D),
+            B=xp.eye(n, dtype=dtype, device=device),
+            D=D,
+            diag_C=D * D,
+            ps=xp.zeros_like(x0),
+            pc=xp.zeros_like(x0),
+            queue=xp.zeros((k, p.popsize + 1, n), dtype=dtype, device=device),
+            queue_coef=xp.zeros((k, p.popsize + 1), dtype=dtype, device=device),
+            decay=zero + 1.0,
+            generation=xp.zeros((), dtype=xp.int32, device=device),
+            log_scale=zero,
+            std0=std0,
+            key=key,
+        )
+
+    def ask(self, state: CMAESState) -> tuple[Array, CMAESState]:
+        be = get_backend(state.mean)
+        n = state.mean.shape[0]
+        key, sub = be.split(state.key)
+        z = be.normal(sub, (self.resolved_popsize(n), n), state.mean.dtype, be.device(state.mean))
+        y = (z * state.D) @ state.B.T
+        return state.mean + state.sigma * y, state._replace(key=key)
+
+    def tell(self, state: CMAESState, X: Array, fitness: Array) -> CMAESState:
+        be = get_backend(state.mean)
+        xp = be.xp
+        n = state.mean.shape[0]
+        consts = self.constants(be, n, state.mean.dtype, be.device(state.mean))
+        p = consts["p"]
+        w_mean, w_cov = candidate_weights(fitness, consts["cumulative"], xp)
+
+        sigma, B = state.sigma, state.B
+        Y = finite_rows((X - state.mean) / sigma, consts["ymax"], xp)
+        Zt = (Y @ B) / state.D  # rows: D^-1 B^T y_k
+        y_w = w_mean @ Y
+        mean = state.mean + sigma * y_w
+        ps = (1.0 - p.cs) * state.ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * (B @ (w_mean @ Zt))
+        new_sigma, hsig = self._step_size(consts, xp, sigma, ps, state.generation)
+        pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
+
+        coef_mu = p.cmu * self._active_factors(consts, xp, w_cov, Zt)
+        decay = (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
+        generation = state.generation + 1
+        k = state.queue.shape[0]
+        if k == 1:  # decomposition every generation: update C directly (eq. 47)
+            C = decay * state.C + (Y.T * coef_mu) @ Y + p.c1 * (pc[:, None] * pc[None, :])
+            state = state._replace(mean=mean, sigma=new_sigma, ps=ps, pc=pc, generation=generation)
+            return self._eigen(state, C)
+
+        # lazy: queue this generation's terms, decompose every k generations
+        diag_C = decay * state.diag_C + coef_mu @ (Y * Y) + p.c1 * (pc * pc)
+        rows = xp.concat([Y, pc[None, :]], axis=0)
+        coef = xp.concat([coef_mu, consts["c1"]], axis=0)
+        slot = xp.arange(k, device=be.device(state.mean)) == (state.generation % k)
+        state = state._replace(
+            mean=mean,
+            sigma=new_sigma,
+            ps=ps,
+            pc=pc,
+            diag_C=diag_C,
+            queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
+            queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay),
+            decay=state.decay * decay,
+            generation=generation,
+        )
+        return be.cond(generation % k == 0, self._decompose, _identity, state)
+
+    # -- the covariance matrix ------------------------------------------------------------
+    def current_cov(self, state: CMAESState) -> Array:
+        """The covariance matrix C including the queued updates (for inspection)."""
+        xp = get_backend(state.mean).xp
+        n = state.mean.shape[0]
+        V = xp.reshape(state.queue, (-1, n))
+        c = xp.reshape(state.queue_coef, (-1,))
+        return state.decay * state.C + (V.T * c) @ V
+
+    def _decompose(self, state: CMAESState) -> CMAESState:
+        """Add the queued terms to C and decompose it (the lazy path)."""
+        be = get_backend(state.mean)
+        xp = be.xp
+        C = self.current_cov(state)
+        state = state._replace(
+            queue_coef=xp.zeros_like(state.queue_coef), decay=xp.ones_like(state.decay)
+        )
+        return self._eigen(state, C)
+
+    def _eigen(self, state: CMAESState, C: Array) -> CMAESState:
+        """Symmetrise and decompose ``C``; keep it positive definite and in range.
+
+        C is finite here: every ``|y| <= ymax`` (see ``finite_rows``).
+        """
+        be = get_backend(state.mean)
+        xp = be.xp
+        consts = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))
+        C = 0.5 * (C + C.T)
+        evals, B = be.eigh(C)  # ascending
+        top = evals[-1]
+        lo, hi = RESCALE_RANGE
+        floor = xp.maximum(top, 0.0) * consts["eps"] + consts["tiny"]
+        repair = (evals[0] < floor) | (top > hi) | (top < lo)
+        state = state._replace(C=C, B=B, diag_C=xp.linalg.diagonal(C))
+        state, evals = be.cond(repair, self._repair, _pass, state, evals, floor)
+        return state._replace(D=xp.sqrt(evals))
+
+    def _repair(self, state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
+        """Lift eigenvalues below ``floor`` (C gets the same diagonal shift) and move
+        C's scale into sigma when its largest eigenvalue leaves ``RESCALE_RANGE``."""
+        be = get_backend(state.mean)
+        xp = be.xp
+        eye = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))["eye"]
+        shift = xp.maximum(floor - evals[0], 0.0)
+        evals = evals + shift
+        top = evals[-1]
+        lo, hi = RESCALE_RANGE
+        scale = xp.where((top > hi) | (top < lo), top, 1.0)
+        C = (state.C + shift * eye) / scale
+        root = xp.sqrt(scale)
+        state = state._replace(
+            C=C,
+            diag_C=xp.linalg.diagonal(C),
+            sigma=clamp(state.sigma * root, xp),
+            pc=state.pc / root,
+            log_scale=state.log_scale + xp.log(scale),
+        )
+        return state, evals / scale
+
+    # -- read-outs ---------------------------------------------------------------------------
+    def _diag_cov(self, state: CMAESState) -> Array:
+        return state.diag_C
+
+    def _axes(self, state: CMAESState) -> tuple[Array, Array]:
+        return state.B, state.D
+
+
+def _identity(state: CMAESState) -> CMAESState:
+    return state
+
+
+def _pass(state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
+    return state, evals

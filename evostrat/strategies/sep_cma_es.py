@@ -1,0 +1,153 @@
+"""sep-CMA-ES: CMA-ES with a diagonal covariance matrix, linear time and space.
+
+Ros & Hansen, "A Simple Modification in CMA-ES Achieving Linear Time and Space
+Complexity", PPSN X (2008): the update of CMA-ES (Hansen's tutorial,
+arXiv 1604.00772, eqs. 39-47, Table 1 weights including the active ones) with
+C restricted to its diagonal ``c``, so ``C^{-1/2} y = y / sqrt(c)`` and no
+eigendecomposition is needed. Because a diagonal has only n free parameters,
+the learning rates are larger: ``c_1`` and ``c_mu`` are multiplied by
+``(n + 2) / 3`` and ``c_mu`` is capped at ``1 - c_1``. The cap matters for
+large populations: without it the decay factor ``1 - c_1 - c_mu sum w`` of C
+turns negative and the run diverges (cmaes 0.13.1's ``SepCMA`` misses it). With
+``c_1 + c_mu = 1`` the active weights vanish (``alpha_posdef^- = 0``).
+
+One generation (``*`` and ``/`` elementwise)::
+
+    y_k <- sqrt(c) * z_k,   x_k = m + sigma y_k
+    m   <- m + sigma <y>_w
+    p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) <y>_w / sqrt(c)
+    c   <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) c + c_1 p_c^2 + c_mu sum_i w_i^o y_i^2
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import ellipsoid
+>>> es = ES("sep_cma_es", sigma0=2.0, ftarget=1e-8, random_state=0).fit(ellipsoid, np.full(8, 3.0))
+>>> es.stop_reason_
+'ftarget'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from evostrat.backends import Backend, get_backend
+from evostrat.strategies.cma_base import (
+    RESCALE_RANGE,
+    CMABase,
+    candidate_weights,
+    clamp,
+    finite_rows,
+)
+
+Array = Any
+
+__all__ = ["SepCMAES", "SepCMAESState"]
+
+
+class SepCMAESState(NamedTuple):
+    """State of :class:`SepCMAES`; ``C`` is the diagonal of the covariance matrix."""
+
+    mean: Array  # (n,)
+    sigma: Array  # ()
+    C: Array  # (n,) diagonal covariance
+    ps: Array  # (n,)
+    pc: Array  # (n,)
+    generation: Array  # () int32
+    log_scale: Array  # () log of the factor moved out of C into sigma
+    std0: Array  # (n,)
+    key: Array
+
+
+class SepCMAES(CMABase):
+    """Separable (diagonal) CMA-ES (Ros & Hansen 2008).
+
+    Parameters
+    ----------
+    popsize : int, optional
+        ``lambda``; default ``4 + floor(3 ln n)``.
+    sigma0 : float or array of shape (dim,)
+        Initial step size (per coordinate when an array).
+    active : bool
+        Negative weights in the covariance update (Table 1 of Hansen's tutorial).
+    tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+        Termination criteria (pycma's names and defaults); see
+        :class:`~evostrat.strategies.cma_base.CMABase`.
+    """
+
+    name = "sep_cma_es"
+    State = SepCMAESState
+    separable = True
+
+    def _init(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
+        self.validate()
+        xp = backend.xp
+        dtype, device = x0.dtype, backend.device(x0)
+        std0 = self.initial_sigma(x0, backend)
+        sigma = xp.max(std0)
+        D = std0 / sigma
+        return SepCMAESState(
+            mean=x0,
+            sigma=sigma,
+            C=D * D,
+            ps=xp.zeros_like(x0),
+            pc=xp.zeros_like(x0),
+            generation=xp.zeros((), dtype=xp.int32, device=device),
+            log_scale=xp.zeros((), dtype=dtype, device=device),
+            std0=std0,
+            key=key,
+        )
+
+    def ask(self, state: SepCMAESState) -> tuple[Array, SepCMAESState]:
+        be = get_backend(state.mean)
+        n = state.mean.shape[0]
+        key, sub = be.split(state.key)
+        z = be.normal(sub, (self.resolved_popsize(n), n), state.mean.dtype, be.device(state.mean))
+        return state.mean + state.sigma * (z * be.xp.sqrt(state.C)), state._replace(key=key)
+
+    def tell(self, state: SepCMAESState, X: Array, fitness: Array) -> SepCMAESState:
+        be = get_backend(state.mean)
+        xp = be.xp
+        n = state.mean.shape[0]
+        consts = self.constants(be, n, state.mean.dtype, be.device(state.mean))
+        p = consts["p"]
+        w_mean, w_cov = candidate_weights(fitness, consts["cumulative"], xp)
+
+        sigma = state.sigma
+        D = xp.sqrt(state.C)
+        Y = finite_rows((X - state.mean) / sigma, consts["ymax"], xp)
+        Zt = Y / D
+        y_w = w_mean @ Y
+        mean = state.mean + sigma * y_w
+        ps = (1.0 - p.cs) * state.ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * (y_w / D)
+        new_sigma, hsig = self._step_size(consts, xp, sigma, ps, state.generation)
+        pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
+
+        coef_mu = p.cmu * self._active_factors(consts, xp, w_cov, Zt)
+        decay = (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
+        C = decay * state.C + p.c1 * (pc * pc) + coef_mu @ (Y * Y)
+        # positive definite and in range: lift tiny variances, move the scale into sigma
+        top = xp.max(C)
+        C = xp.maximum(C, xp.maximum(top, 0.0) * consts["eps"] + consts["tiny"])
+        top = xp.max(C)
+        lo, hi = RESCALE_RANGE
+        scale = xp.where((top > hi) | (top < lo), top, 1.0)
+        root = xp.sqrt(scale)
+        return state._replace(
+            mean=mean,
+            sigma=clamp(new_sigma * root, xp),
+            C=C / scale,
+            ps=ps,
+            pc=pc / root,
+            generation=state.generation + 1,
+            log_scale=state.log_scale + xp.log(scale),
+        )
+
+    # -- read-outs ---------------------------------------------------------------------------
+    def _diag_cov(self, state: SepCMAESState) -> Array:
+        return state.C
+
+    def _axes(self, state: SepCMAESState) -> tuple[None, Array]:
+        return None, get_backend(state.mean).xp.sqrt(state.C)
