@@ -1,0 +1,222 @@
+"""``evaluator="executor"``: chunks of candidates on any ``concurrent.futures.Executor``.
+
+By default a process pool of ``max_workers`` processes from loky (vendored by
+scikit-learn's joblib, a core dependency): it serialises with cloudpickle, so
+lambdas and closures work, and starts workers by fork + exec, safe with torch
+and JAX threads in the driver. The evaluator creates it at the first
+generation and shuts it down in :meth:`ExecutorEvaluator.close` (``ES.fit``
+calls it when the run ends). ``mp_context="spawn"`` (or another start method)
+uses the standard library's ``ProcessPoolExecutor`` instead, whose pickle
+needs module-level objectives. (loky replaces a worker whose memory grew by
+more than 300 MB since its first task, a guard against leaks; pass your own
+executor where objectives legitimately grow that much.)
+
+Any other executor works the same way and is never shut down by evostrat: a
+``ThreadPoolExecutor`` (no copies, no seeds), a ``ProcessPoolExecutor``,
+Dask's ``client.get_executor()``, ``mpi4py.futures.MPIPoolExecutor``. The
+objective travels with the executor's own serialisation.
+
+The population is cut into contiguous chunks (one per worker unless
+``chunksize`` says otherwise); values come back in population order whatever
+order the chunks finish in. Large Gaussian populations travel as seeds
+(:mod:`evostrat.seeded`). Scripts using process pools need the usual
+``if __name__ == "__main__":`` guard.
+
+Examples
+--------
+>>> import numpy as np
+>>> from concurrent.futures import ThreadPoolExecutor
+>>> from evostrat import ES
+>>> from evostrat.evaluators import ExecutorEvaluator
+>>> with ThreadPoolExecutor(2) as pool:
+...     es = ES("snes", max_generations=30, random_state=0,
+...             evaluator=ExecutorEvaluator(pool)).fit(lambda x: float(x @ x), np.ones(3))
+>>> es.n_generations_
+30
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import pickle
+from typing import Any, Callable, Sequence
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
+from evostrat.evaluators.remote import ChunkedEvaluator, _positive_int, describe_candidates
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
+
+__all__ = ["ExecutorEvaluator"]
+
+
+class ExecutorEvaluator(ChunkedEvaluator):
+    """Evaluate chunks of candidates on a ``concurrent.futures`` executor.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor, optional
+        Used as given and never shut down by evostrat. Default: a (loky)
+        process pool owned by this evaluator.
+    max_workers : int, optional
+        Processes of the owned pool (default ``os.cpu_count()``); with a given
+        executor, the number of chunks per generation (default: the executor's
+        ``_max_workers`` when it has one, else ``os.cpu_count()``).
+    mp_context : str or multiprocessing context, optional
+        Owned pool only: ``None`` (default) for loky's pool; a start method
+        (``"spawn"``, ``"forkserver"``, ...) or context for the standard
+        library's ``ProcessPoolExecutor`` (module-level objectives only).
+    chunksize, timeout, seeded, vectorized, arrays
+        See :class:`~evostrat.evaluators.remote.ChunkedEvaluator`. With
+        ``seeded="auto"``, thread pools get the population itself (no copy is
+        made), other executors its seed.
+    """
+
+    name = "executor"
+
+    def __init__(
+        self,
+        executor: cf.Executor | None = None,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        seeded: Any = "auto",
+        vectorized: bool | None = None,
+        arrays: str = "backend",
+    ) -> None:
+        self.executor = executor
+        self.max_workers = max_workers
+        self.mp_context = mp_context
+        super().__init__(chunksize, timeout, seeded, vectorized, arrays)
+        self._pool: cf.Executor | None = None
+        self._checked: tuple[Callable, int] | None = None  # objective, its pickled size
+
+    def _check(self) -> None:
+        super()._check()
+        if self.executor is not None and not isinstance(self.executor, cf.Executor):
+            raise InvalidTypeError(
+                "executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor, "
+                f"client.get_executor()) or None, got {type(self.executor).__name__}"
+            )
+        _positive_int("max_workers", self.max_workers)
+        if self.mp_context is not None and isinstance(self.mp_context, str):
+            methods = multiprocessing.get_all_start_methods()
+            if self.mp_context not in methods:
+                raise InvalidArgumentError(
+                    f"mp_context must be one of {methods} or a multiprocessing context, "
+                    f"got {self.mp_context!r}"
+                )
+
+    # -- the pool ----------------------------------------------------------------------
+    def _in_process(self) -> bool:
+        return isinstance(self.executor, cf.ThreadPoolExecutor)
+
+    def wants_seed(self) -> bool:
+        return not self._in_process()
+
+    def n_workers(self) -> int:
+        if self.executor is None:
+            return self.max_workers or os.cpu_count() or 1
+        if self.max_workers is not None:
+            return self.max_workers
+        return int(getattr(self.executor, "_max_workers", None) or os.cpu_count() or 1)
+
+    def _get_pool(self) -> cf.Executor:
+        if self.executor is not None:
+            return self.executor
+        if self._pool is None:
+            workers = self.n_workers()
+            if self.mp_context is None:
+                from joblib.externals.loky import ProcessPoolExecutor as LokyPool
+
+                self._pool = LokyPool(max_workers=workers)
+            else:
+                context = self.mp_context
+                if isinstance(context, str):
+                    context = multiprocessing.get_context(context)
+                self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        """Shut down the pool this evaluator created (never a pool it was given)."""
+        pool, self._pool = self._pool, None
+        self._checked = None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _kill_pool(self) -> None:
+        """Stop an owned pool whose workers are stuck or dead (timeout backstop, crash)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            pool.shutdown(wait=False, kill_workers=True)  # loky: SIGKILL to the workers
+        except TypeError:  # the standard library's pool
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- chunks ------------------------------------------------------------------------
+    def _check_objective(self, objective: Callable, pool: cf.Executor) -> int:
+        """Fail early, and clearly, on an objective the pool cannot send; its size in bytes."""
+        if self._in_process():
+            return 0
+        if self._checked is not None and self._checked[0] is objective:
+            return self._checked[1]
+        plain_pickle = isinstance(pool, cf.ProcessPoolExecutor)  # the standard library's
+        try:
+            size = len(pickle.dumps(objective) if plain_pickle else dumps(objective))
+        except Exception as err:  # noqa: BLE001 - locks, open files, local functions, ...
+            hint = (
+                "this ProcessPoolExecutor pickles by reference: use a module-level function, "
+                "or the default pool (mp_context=None), which accepts lambdas and closures"
+                if plain_pickle
+                else "use a ThreadPoolExecutor or evaluator='serial' instead"
+            )
+            raise InvalidTypeError(
+                f"objective must be serialisable to run in worker processes, got "
+                f"{type(objective).__name__}: {type(err).__name__}: {err}; {hint}"
+            ) from err
+        self._checked = (objective, size)
+        return size
+
+    def run_chunks(
+        self,
+        objective: Callable,
+        source: Any,
+        chunks: Sequence[tuple[int, int]],
+        options: WorkerOptions,
+    ) -> list[ChunkResult]:
+        pool = self._get_pool()
+        self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
+        futures = []
+        for start, stop in chunks:
+            if hasattr(source, "shape"):  # plain: only this chunk's rows travel
+                args = (objective, source[start:stop], start, stop, start, options)
+            else:  # the generation's seed
+                args = (objective, source, start, stop, 0, options)
+            futures.append(pool.submit(run_chunk, *args))
+        done, pending = cf.wait(futures, timeout=self.backstop(chunks))
+        if pending:
+            for future in pending:
+                future.cancel()
+            if self.executor is None:
+                self._kill_pool()
+            late = [chunk for chunk, future in zip(chunks, futures) if future in pending]
+            raise self.timed_out(late)
+        results = []
+        for (start, stop), future in zip(chunks, futures):
+            try:
+                results.append(future.result())
+            except Exception as err:  # noqa: BLE001 - the executor failed, not the objective
+                if self.executor is None:
+                    self._kill_pool()  # a broken process pool cannot be reused
+                raise ObjectiveError(
+                    f"the executor failed to evaluate {describe_candidates(start, stop)}: "
+                    f"{type(err).__name__}: {err} (a worker process that dies, e.g. killed "
+                    "or out of memory, breaks a process pool, and a worker must be able to "
+                    "import the objective's module; evaluator='ray' retries dead workers)",
+                    indices=tuple(range(start, stop)),
+                ) from err
+        return results

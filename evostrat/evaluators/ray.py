@@ -1,0 +1,274 @@
+"""``evaluator="ray"``: chunks of candidates as Ray tasks, retried when a worker dies.
+
+Needs the ``ray`` extra (``pip install evostrat[ray]``); ``import evostrat``
+never imports Ray, this module imports it when a generation is first evaluated.
+
+Cluster
+    ``address=None``: join the Ray instance this process already initialised,
+    else start a local one with ``num_cpus`` CPUs (default ``min(os.cpu_count(), 8)``)
+    whose servers listen on 127.0.0.1 only; the evaluator shuts down a cluster
+    it started in :meth:`RayEvaluator.close` (``ES.fit`` calls it at the end).
+    ``address="auto"`` or ``"ray://host:10001"`` joins an existing cluster.
+
+Per generation
+    The population (or its seed, :mod:`evostrat.seeded`) is ``ray.put`` once;
+    the objective once per run. One task per chunk (one chunk per CPU of the
+    cluster unless ``chunksize``/``num_workers`` say otherwise) runs
+    :func:`~evostrat.evaluators.worker.run_chunk` and returns only values.
+
+Fault tolerance
+    A worker process that dies mid-chunk (killed, out of memory, node lost) is
+    a system failure: Ray re-runs the chunk on another worker, up to
+    ``max_retries`` times, and a deterministic objective gives the same run as
+    without the failure. Past the limit, :class:`~evostrat.errors.ObjectiveError`
+    names the chunk's candidates. Exceptions raised by the objective are not
+    retried: they are re-raised with the candidate index and worker traceback.
+
+Examples
+--------
+>>> import numpy as np                                                # doctest: +SKIP
+>>> from evostrat import ES                                           # doctest: +SKIP
+>>> from evostrat.evaluators import RayEvaluator                      # doctest: +SKIP
+>>> es = ES("snes", max_generations=20, random_state=0,               # doctest: +SKIP
+...         evaluator=RayEvaluator(num_cpus=2)).fit(lambda x: float(x @ x), np.ones(3))
+>>> es.n_generations_                                                 # doctest: +SKIP
+20
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import warnings
+from typing import Any, Callable, Sequence
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
+from evostrat.evaluators.remote import ChunkedEvaluator, _positive_int, describe_candidates
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
+
+__all__ = ["RayEvaluator", "start_local_cluster"]
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            "evaluator='ray' needs Ray: pip install 'evostrat[ray]'"
+        ) from err
+    return ray
+
+
+def start_local_cluster(num_cpus: int, **init_options: Any) -> Any:
+    """``ray.init`` a local cluster whose servers listen on 127.0.0.1 only.
+
+    Ray advertises (and binds its gRPC servers to) the address it finds for the
+    node; on Linux that is the outward interface even when asked for
+    127.0.0.1. Its single-machine mode (used on macOS/Windows) takes the
+    loopback address instead; it is switched on for the duration of
+    ``ray.init``. A warning says so if the cluster still advertises another address.
+
+    Returns the ``ray`` module.
+    """
+    ray = _import_ray()
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # pragma: no cover - Ray's layout changed
+        ray_constants = None
+    saved = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if saved is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    options = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", **init_options}
+    try:
+        ray.init(num_cpus=int(num_cpus), **options)
+    finally:
+        if saved is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = saved
+    host = cluster_host(ray)
+    if host is not None and not _is_loopback(host):
+        warnings.warn(
+            f"the local Ray cluster advertises {host}, not 127.0.0.1: its servers may be "
+            "reachable from the network",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return ray
+
+
+def cluster_host(ray: Any) -> str | None:
+    """Host part of the connected cluster's GCS address."""
+    try:
+        address = ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001 - not connected, or an old Ray
+        return None
+    return address.rsplit(":", 1)[0].strip("[]")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class RayEvaluator(ChunkedEvaluator):
+    """Evaluate chunks of candidates as Ray tasks.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``None``: the Ray instance already initialised in this process, else a
+        new local cluster on 127.0.0.1. ``"auto"`` or ``"ray://..."``: join.
+    num_cpus : int, optional
+        CPUs of a local cluster started by this evaluator (default
+        ``min(os.cpu_count(), 8)``).
+    num_workers : int, optional
+        Chunks per generation (default: the cluster's CPU count).
+    max_retries : int
+        Re-runs of a chunk whose worker process died (default 3).
+    init_options : dict, optional
+        Extra ``ray.init`` keyword arguments (``object_store_memory``, ...).
+    chunksize, timeout, seeded, vectorized, arrays
+        See :class:`~evostrat.evaluators.remote.ChunkedEvaluator`. ``timeout``
+        interrupts a candidate inside the worker; a worker stuck beyond it is
+        cancelled (its process killed) and the error names its candidates.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        num_workers: int | None = None,
+        max_retries: int = 3,
+        init_options: dict | None = None,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        seeded: Any = "auto",
+        vectorized: bool | None = None,
+        arrays: str = "backend",
+    ) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+        self.num_workers = num_workers
+        self.max_retries = max_retries
+        self.init_options = init_options
+        super().__init__(chunksize, timeout, seeded, vectorized, arrays)
+        self._ray: Any = None
+        self._owns_cluster = False
+        self._task: Any = None
+        self._workers = 1
+        self._objective_ref: tuple[Callable, Any] | None = None
+
+    def _check(self) -> None:
+        super()._check()
+        if self.address is not None and not isinstance(self.address, str):
+            raise InvalidTypeError(
+                f"address must be a Ray address string (\"auto\", \"ray://host:port\") or None, "
+                f"got {type(self.address).__name__}"
+            )
+        _positive_int("num_cpus", self.num_cpus)
+        _positive_int("num_workers", self.num_workers)
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise InvalidArgumentError(
+                f"max_retries must be an int >= 0, got {self.max_retries!r}"
+            )
+        if self.init_options is not None and not isinstance(self.init_options, dict):
+            raise InvalidTypeError(
+                f"init_options must be a dict of ray.init arguments or None, got "
+                f"{type(self.init_options).__name__}"
+            )
+
+    # -- the cluster -------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._ray is not None and self._ray.is_initialized():
+            return self._ray
+        ray = _import_ray()
+        if not ray.is_initialized():
+            options = dict(self.init_options or {})
+            if self.address is None:
+                start_local_cluster(self.num_cpus or min(os.cpu_count() or 1, 8), **options)
+            else:
+                ray.init(address=self.address, **options)
+            self._owns_cluster = True
+        self._ray = ray
+        self._task = ray.remote(run_chunk).options(
+            num_cpus=1, max_retries=int(self.max_retries), retry_exceptions=False
+        )
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._workers = int(self.num_workers or max(1, cpus))
+        self._objective_ref = None
+        return ray
+
+    def n_workers(self) -> int:
+        self._connect()
+        return self._workers
+
+    def close(self) -> None:
+        """Drop cached objects; shut Ray down if this evaluator started or joined it."""
+        self._objective_ref = None
+        ray, self._ray = self._ray, None
+        if ray is not None and self._owns_cluster and ray.is_initialized():
+            ray.shutdown()
+        self._owns_cluster = False
+
+    # -- chunks ------------------------------------------------------------------------
+    def run_chunks(
+        self,
+        objective: Callable,
+        source: Any,
+        chunks: Sequence[tuple[int, int]],
+        options: WorkerOptions,
+    ) -> list[ChunkResult]:
+        ray = self._connect()
+        if self._objective_ref is None or self._objective_ref[0] is not objective:
+            try:
+                dumps(objective)  # Ray serialises with cloudpickle too: fail early and clearly
+            except Exception as err:  # noqa: BLE001
+                raise InvalidTypeError(
+                    f"objective must be serialisable (cloudpickle) to run on Ray workers, got "
+                    f"{type(objective).__name__}: {type(err).__name__}: {err}"
+                ) from err
+            self._objective_ref = (objective, ray.put(objective))
+        objective_ref = self._objective_ref[1]
+        source_ref = ray.put(source)  # once per generation, whatever the number of chunks
+        refs = [
+            self._task.remote(objective_ref, source_ref, start, stop, 0, options)
+            for start, stop in chunks
+        ]
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.backstop(chunks))
+        if pending:
+            late = [chunk for chunk, ref in zip(chunks, refs) if ref in pending]
+            for ref in pending:
+                ray.cancel(ref, force=True)  # kills the stuck worker processes
+            raise self.timed_out(late)
+        results = []
+        for (start, stop), ref in zip(chunks, refs):
+            try:
+                results.append(ray.get(ref))
+            except ray.exceptions.RayError as err:
+                where = describe_candidates(start, stop)
+                if isinstance(err, ray.exceptions.WorkerCrashedError):
+                    message = (
+                        f"Ray could not evaluate {where}: the worker process running them died "
+                        f"{int(self.max_retries) + 1} times (max_retries={self.max_retries})"
+                    )
+                else:
+                    lines = [line for line in str(err).splitlines() if line.strip()]
+                    message = (
+                        f"Ray could not evaluate {where}: {type(err).__name__}: "
+                        f"{lines[-1] if lines else ''}"
+                    )
+                    if "RaySystemError" in message or "ModuleNotFoundError" in message:
+                        message += (
+                            " (a worker must be able to import the module that defines the "
+                            "objective: define it in an installed package or the main script, "
+                            "or ship modules with init_options={'runtime_env': ...})"
+                        )
+                raise ObjectiveError(message, indices=tuple(range(start, stop))) from err
+        return results

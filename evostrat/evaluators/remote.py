@@ -1,0 +1,335 @@
+"""Driver side of the chunked evaluators (``"executor"``, ``"ray"``).
+
+:class:`ChunkedEvaluator` splits a population into contiguous chunks of
+candidates, hands them to a subclass that runs
+:func:`~evostrat.evaluators.worker.run_chunk` remotely, and assembles the
+values in population order, whatever order the chunks finish in. It moves
+torch/JAX populations to numpy for shipping (or ships only their seed, see
+:mod:`evostrat.seeded`) and returns the values on the population's backend,
+dtype and device. A worker's failure becomes, on the driver:
+
+- :class:`~evostrat.errors.ObjectiveError` naming the candidate, with the
+  original exception as ``__cause__`` (itself caused by a
+  :class:`RemoteTraceback` holding the worker's traceback text, as
+  ``concurrent.futures`` does) and the text in ``err.traceback``;
+- :class:`~evostrat.errors.InvalidTypeError` when the objective returned
+  something that is not a real number (as with ``evaluator="serial"``);
+- :class:`~evostrat.errors.EvaluationTimeoutError` when a candidate ran past
+  ``timeout``.
+
+Examples
+--------
+>>> from evostrat.evaluators.remote import chunk_bounds
+>>> chunk_bounds(10, n_chunks=3)
+[(0, 4), (4, 7), (7, 10)]
+>>> chunk_bounds(10, chunksize=4)
+[(0, 4), (4, 8), (8, 10)]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from evostrat.backends import Backend
+from evostrat.errors import (
+    EvaluationTimeoutError,
+    EvostratError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ObjectiveError,
+)
+from evostrat.evaluation import Evaluator
+from evostrat.evaluators.worker import ChunkResult, Failure, WorkerOptions
+
+__all__ = ["ChunkedEvaluator", "RemoteTraceback", "chunk_bounds", "describe_candidates"]
+
+Array = Any
+
+
+class RemoteTraceback(Exception):
+    """Carries a worker's traceback text as the ``__cause__`` of the original exception."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+def chunk_bounds(n: int, n_chunks: int | None = None, chunksize: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` chunks covering ``range(n)``, sizes differing by at most one."""
+    if chunksize is not None:
+        return [(a, min(a + chunksize, n)) for a in range(0, n, chunksize)]
+    k = max(1, min(int(n_chunks or 1), n))
+    base, extra = divmod(n, k)
+    bounds, start = [], 0
+    for c in range(k):
+        stop = start + base + (1 if c < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def describe_candidates(start: int, stop: int) -> str:
+    """``"candidate 3"`` or ``"candidates 8-15"``."""
+    return f"candidate {start}" if stop - start == 1 else f"candidates {start}-{stop - 1}"
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidArgumentError(
+            f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
+        )
+
+
+def _timeout(value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(float(value)) and float(value) > 0
+    ):
+        raise InvalidArgumentError(
+            f"timeout must be a positive number of seconds or None, got {value!r}"
+        )
+
+
+class ChunkedEvaluator(Evaluator):
+    """Base of evaluators that send chunks of candidates to workers.
+
+    Parameters
+    ----------
+    chunksize : int, optional
+        Candidates per chunk; default: one chunk per worker.
+    timeout : float, optional
+        Seconds allowed for each evaluation (per candidate; a vectorised chunk
+        gets ``timeout * len(chunk)``). A candidate past it raises
+        :class:`~evostrat.errors.EvaluationTimeoutError` naming it.
+    seeded : bool or "auto"
+        Ship Gaussian populations as seeds (:mod:`evostrat.seeded`) when the
+        strategy supports it. ``"auto"`` does where workers are other processes
+        and the population has at least :attr:`seed_min_bytes` (8 MiB, e.g.
+        256 x 4096 float64): smaller populations travel faster than workers
+        rebuild them.
+    vectorized : bool, optional
+        Call ``objective(rows)`` once per chunk; default: when the objective is
+        marked ``vectorized`` (:func:`evostrat.evaluation.vectorized`).
+    arrays : {"backend", "numpy"}
+        What the objective receives on a worker: rows of the population's
+        library (torch/JAX on the CPU; as with ``evaluator="serial"``) or numpy rows.
+
+    Attributes
+    ----------
+    last_shipped_ : dict
+        What the last generation sent: ``seeded``, ``chunks``,
+        ``population_bytes`` (array bytes of the population or of its seed) and,
+        for executors, ``objective_bytes`` (sent with every chunk).
+    """
+
+    accepts_seed = True
+    #: ``seeded="auto"`` ships seeds from this population size on (bytes): below
+    #: it, sending the rows costs less than rebuilding them on the workers
+    #: (measured: 256 x 1000 float64, 2 local workers, see benchmarks/).
+    seed_min_bytes: int = 8 * 2**20
+
+    def __init__(
+        self,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        seeded: Any = "auto",
+        vectorized: bool | None = None,
+        arrays: str = "backend",
+    ) -> None:
+        self.chunksize = chunksize
+        self.timeout = timeout
+        self.seeded = seeded
+        self.vectorized = vectorized
+        self.arrays = arrays
+        self._check()
+
+    def _check(self) -> None:
+        _positive_int("chunksize", self.chunksize)
+        _timeout(self.timeout)
+        if not (isinstance(self.seeded, bool) or self.seeded == "auto"):
+            raise InvalidArgumentError(f"seeded must be True, False or 'auto', got {self.seeded!r}")
+        if self.vectorized is not None and not isinstance(self.vectorized, bool):
+            raise InvalidArgumentError(
+                f"vectorized must be True, False or None, got {self.vectorized!r}"
+            )
+        if self.arrays not in ("backend", "numpy"):
+            raise InvalidArgumentError(
+                f"arrays must be 'backend' or 'numpy', got {self.arrays!r}"
+            )
+
+    # -- subclass interface ---------------------------------------------------------
+    def n_workers(self) -> int:
+        """How many chunks run at once (default chunking: one chunk per worker)."""
+        raise NotImplementedError
+
+    def wants_seed(self) -> bool:
+        """Whether ``seeded="auto"`` ships seeds with this evaluator's workers."""
+        return True
+
+    def run_chunks(
+        self,
+        objective: Callable,
+        source: Any,
+        chunks: Sequence[tuple[int, int]],
+        options: WorkerOptions,
+    ) -> list[ChunkResult]:
+        """Run :func:`~evostrat.evaluators.worker.run_chunk` for every chunk (in order)."""
+        raise NotImplementedError
+
+    # -- the evaluation ------------------------------------------------------------
+    def evaluate(self, objective: Callable, X: Array, backend: Backend, seed: Any = None) -> Array:
+        """Values of ``X`` (or of the population ``seed`` describes), on ``X``'s backend."""
+        self._check()
+        n = int(X.shape[0])
+        chunks = chunk_bounds(n, n_chunks=self.n_workers(), chunksize=self.chunksize)
+        use_seed = seed is not None and (
+            self.seeded is True
+            or (
+                self.seeded == "auto"
+                and self.wants_seed()
+                and X.shape[0] * X.shape[1] * _itemsize(X) >= self.seed_min_bytes
+            )
+        )
+        source = seed if use_seed else np.asarray(backend.to_numpy(X))
+        vectorized = self.vectorized
+        if vectorized is None:
+            vectorized = bool(getattr(objective, "vectorized", False))
+        options = WorkerOptions(
+            backend=backend.name,
+            as_backend=self.arrays == "backend",
+            vectorized=vectorized,
+            timeout=None if self.timeout is None else float(self.timeout),
+            behaviours=bool(getattr(self, "behaviours", False)),
+        )
+        self.last_shipped_ = {
+            "seeded": use_seed,
+            "chunks": len(chunks),
+            "population_bytes": int(seed.nbytes if use_seed else source.nbytes),
+        }
+        results = self.run_chunks(objective, source, chunks, options)
+        for result in results:
+            if result.failure is not None:
+                raise_failure(result.failure, self.timeout)
+        if options.behaviours:
+            return _behaviours(results, X, backend, vectorized)
+        values = np.empty(n, dtype=np.float64)
+        for (start, stop), result in zip(chunks, results):
+            values[start:stop] = result.values
+        return backend.asarray(values, dtype=X.dtype, device=backend.device(X))
+
+    #: Seconds added to the driver's wait for a generation when ``timeout`` is set.
+    backstop_grace: float = 10.0
+
+    def backstop(self, chunks: Sequence[tuple[int, int]]) -> float | None:
+        """Seconds the driver waits for a generation before giving up (``timeout`` set).
+
+        ``timeout`` times the candidates a worker runs one after another, plus
+        :attr:`backstop_grace`. The worker-side alarm normally fires long
+        before; this covers objectives stuck outside Python (C extensions,
+        blocked signals) and workers without ``SIGALRM`` (threads, Windows).
+        """
+        if self.timeout is None:
+            return None
+        longest = max(stop - start for start, stop in chunks)
+        rounds = math.ceil(len(chunks) / max(1, self.n_workers()))
+        return float(self.timeout) * longest * rounds + float(self.backstop_grace)
+
+    def timed_out(self, chunks: Sequence[tuple[int, int]]) -> EvaluationTimeoutError:
+        """The error for chunks still running when the backstop expired."""
+        names = ", ".join(describe_candidates(a, b) for a, b in chunks)
+        indices = tuple(i for a, b in chunks for i in range(a, b))
+        return EvaluationTimeoutError(
+            f"evaluation timed out (timeout={self.timeout} s per candidate): {names} "
+            "did not finish; their workers were stopped",
+            index=indices[0] if len(indices) == 1 else None,
+            indices=indices,
+        )
+
+
+def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vectorized: bool) -> Any:
+    """Stack the outputs of a behaviour strategy's chunks (see :mod:`evostrat.behaviours`)."""
+    from evostrat.behaviours import Outcome, population_output
+    from evostrat.evaluation import collect
+
+    if not vectorized:
+        return collect([out for r in results for out in r.outputs], X, backend, behaviours=True)
+    fitness, rows = [], []
+    for r in results:
+        part = population_output(r.outputs[0], r.stop - r.start, np.empty(0), _numpy())
+        f, b = (part.fitness, part.behaviours) if isinstance(part, Outcome) else (None, part)
+        fitness.append(f)
+        rows.append(np.asarray(b))
+    if any(f is None for f in fitness) != all(f is None for f in fitness):
+        raise InvalidArgumentError(
+            "a vectorised objective returned fitness with behaviours for some chunks but not "
+            "for others; return (fitness, behaviours) for all or none"
+        )
+    device = backend.device(X)
+    B = backend.asarray(np.concatenate(rows, axis=0), dtype=X.dtype, device=device)
+    if fitness[0] is None:
+        return B
+    F = backend.asarray(np.concatenate([np.asarray(f) for f in fitness]), dtype=X.dtype, device=device)
+    return Outcome(F, B)
+
+
+def _numpy() -> Backend:
+    from evostrat.backends import get_backend
+
+    return get_backend("numpy")
+
+
+def _itemsize(X: Array) -> int:
+    dtype = X.dtype
+    size = getattr(dtype, "itemsize", None)
+    return int(size) if size is not None else int(np.dtype(str(dtype).replace("torch.", "")).itemsize)
+
+
+def raise_failure(failure: Failure, timeout: float | None = None) -> None:
+    """Re-raise a worker's :class:`~evostrat.evaluators.worker.Failure` on the driver."""
+    where = (
+        describe_candidates(failure.index, failure.index + 1)
+        if failure.index is not None
+        else describe_candidates(failure.start, failure.stop)
+    )
+    indices = (failure.index,) if failure.index is not None else tuple(range(failure.start, failure.stop))
+    original = failure.exception
+    remote = RemoteTraceback(failure.traceback)
+    if original is None:
+        original = remote
+    else:
+        original.__cause__ = remote
+    if failure.kind == "timeout":
+        raise EvaluationTimeoutError(
+            f"evaluation of {where} exceeded the timeout of {timeout} s per candidate",
+            index=failure.index,
+            indices=indices,
+            traceback=failure.traceback,
+        ) from original
+    if failure.kind == "load":
+        raise ObjectiveError(
+            f"a worker could not build {where}: {failure.type_name}: {failure.message}",
+            indices=indices,
+            traceback=failure.traceback,
+        ) from original
+    if failure.kind == "invalid" and isinstance(original, EvostratError):
+        raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises
+    if failure.kind == "invalid":
+        raise InvalidArgumentError(
+            f"objective returned invalid values for {where}: {failure.message}"
+        ) from original
+    raise ObjectiveError(
+        f"objective raised on {where}: {failure.type_name}: {failure.message}",
+        index=failure.index,
+        indices=indices,
+        traceback=failure.traceback,
+    ) from original

@@ -1,0 +1,261 @@
+"""What runs on a worker: evaluate one chunk of candidates, never raise.
+
+:func:`run_chunk` is the one function every remote evaluator ships (by
+reference: workers import ``evostrat``). It rebuilds or slices its candidates,
+calls the objective on each (or once on the chunk for vectorised objectives)
+and returns the values with, at most, one :class:`Failure` record: the first
+candidate that raised, returned a non-number or ran past the ``timeout``. The
+record carries the candidate index, the exception (when it can travel) and
+its traceback text, so the driver re-raises it as
+:class:`~evostrat.errors.ObjectiveError` with everything a local run would show.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.evaluators.worker import WorkerOptions, run_chunk
+>>> X = np.arange(6.0).reshape(3, 2)
+>>> out = run_chunk(lambda x: float(x.sum()), X, 0, 3, 0, WorkerOptions())
+>>> out.values.tolist(), out.failure
+([1.0, 5.0, 9.0], None)
+>>> bad = run_chunk(lambda x: 1 / 0, X, 0, 3, 0, WorkerOptions())
+>>> bad.failure.index, bad.failure.type_name
+(0, 'ZeroDivisionError')
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+__all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "host_output", "run_chunk"]
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise with cloudpickle (lambdas and closures too), as loky, Dask and Ray do.
+
+    Used to check on the driver that an objective can travel, and to measure
+    it; the executors and Ray serialise and rebuild objects themselves.
+    cloudpickle ships with scikit-learn's joblib, a core dependency.
+    """
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - joblib vendors it
+        from joblib.externals import cloudpickle
+    return cloudpickle.dumps(obj)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker evaluates its chunk.
+
+    Attributes
+    ----------
+    backend : str
+        Backend of the driver's population; with ``as_backend`` the objective
+        receives rows of that library (on the CPU) instead of numpy rows.
+    as_backend : bool
+    vectorized : bool
+        Call ``objective(rows)`` once on the chunk instead of once per row.
+    timeout : float or None
+        Seconds allowed per evaluation (interrupted with ``SIGALRM`` where the
+        worker runs in its process's main thread on POSIX).
+    behaviours : bool
+        Return the objective's outputs as they are (host copies), for strategies
+        told behaviours (:mod:`evostrat.behaviours`); the driver stacks them.
+    """
+
+    backend: str = "numpy"
+    as_backend: bool = False
+    vectorized: bool = False
+    timeout: float | None = None
+    behaviours: bool = False
+
+
+@dataclass
+class Failure:
+    """Why a chunk stopped: the candidate, the error and its traceback text."""
+
+    kind: str  # "raised", "invalid" (not a real number), "timeout" or "load" (set-up failed)
+    index: int | None
+    start: int
+    stop: int
+    type_name: str
+    message: str
+    traceback: str
+    exception: BaseException | None  # the original, when it can travel back
+
+
+@dataclass
+class ChunkResult:
+    """Values of candidates ``start .. stop - 1`` and the worker's process id."""
+
+    start: int
+    stop: int
+    values: np.ndarray
+    failure: Failure | None
+    pid: int
+    outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
+
+
+def host_output(value: Any) -> Any:
+    """``value`` with torch/JAX arrays copied to numpy (inside tuples and dicts too)."""
+    if isinstance(value, dict):
+        return {k: host_output(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        items = [host_output(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    if hasattr(value, "__array__") and not isinstance(value, np.ndarray):
+        return np.asarray(value)
+    return value
+
+
+class CandidateTimeout(BaseException):
+    """Raised inside the objective by the alarm; a BaseException so ``except Exception`` lets it through."""
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise CandidateTimeout(f"evaluation exceeded {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _travels(err: BaseException) -> bool:
+    """Whether ``err`` pickles and can be rebuilt from its reduction on the driver.
+
+    ``copy.copy`` rebuilds through the same ``__reduce_ex__`` an unpickler uses,
+    so exceptions whose ``__init__`` does not accept their ``args`` are caught
+    here instead of breaking the whole chunk's result on the driver.
+    """
+    try:
+        pickle.dumps(err)
+        copy.copy(err)
+    except Exception:  # noqa: BLE001 - such exceptions travel as text only
+        return False
+    return True
+
+
+def _failure(kind: str, index: int | None, start: int, stop: int, err: BaseException) -> Failure:
+    text = traceback.format_exc()
+    original = err if _travels(err) else None
+    return Failure(kind, index, start, stop, type(err).__name__, str(err), text, original)
+
+
+def _rows(source: Any, start: int, stop: int, offset: int, as_backend: bool) -> Any:
+    if isinstance(source, np.ndarray):
+        return source[start - offset : stop - offset]
+    return source.rows(start, stop, as_backend=as_backend)  # a GaussianSeed
+
+
+def _to_backend(rows: np.ndarray, options: WorkerOptions) -> Any:
+    if not options.as_backend or options.backend == "numpy":
+        return rows
+    from evostrat.backends import get_backend
+
+    be = get_backend(options.backend)
+    return be.asarray(np.array(rows), device="cpu" if be.name == "torch" else None)
+
+
+def run_chunk(
+    objective: Any, source: Any, start: int, stop: int, offset: int, options: WorkerOptions
+) -> ChunkResult:
+    """Evaluate candidates ``start .. stop - 1``; never raises for objective errors.
+
+    Parameters
+    ----------
+    objective : callable
+    source : ndarray or GaussianSeed
+        Rows ``offset ..`` of the population, or the generation's seed.
+    start, stop : int
+        Global candidate indices of the chunk.
+    offset : int
+        Global index of ``source``'s first row (array sources).
+    options : WorkerOptions
+    """
+    from evostrat.evaluation import _scalar
+
+    values = np.full(stop - start, np.nan)
+    fn = objective
+    try:
+        rows = _rows(source, start, stop, offset, options.as_backend)
+        if options.as_backend and isinstance(rows, np.ndarray):
+            rows = _to_backend(rows, options)
+    except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
+        return ChunkResult(start, stop, values, _failure("load", None, start, stop, err), os.getpid())
+    if options.vectorized:
+        return _run_vectorized(fn, rows, start, stop, values, options)
+    outputs: list | None = [] if options.behaviours else None
+    for j in range(stop - start):
+        i = start + j
+        try:
+            with _deadline(options.timeout):
+                out = fn(rows[j])
+        except CandidateTimeout as err:
+            return ChunkResult(start, stop, values, _failure("timeout", i, start, stop, err), os.getpid())
+        except Exception as err:  # noqa: BLE001 - reported to the driver with its traceback
+            return ChunkResult(start, stop, values, _failure("raised", i, start, stop, err), os.getpid())
+        try:
+            if outputs is not None:
+                outputs.append(host_output(out))
+            else:
+                values[j] = _scalar(out, i)
+        except Exception as err:  # noqa: BLE001 - InvalidTypeError, re-raised on the driver
+            return ChunkResult(start, stop, values, _failure("invalid", i, start, stop, err), os.getpid())
+    return ChunkResult(start, stop, values, None, os.getpid(), outputs)
+
+
+def _run_vectorized(
+    fn: Callable, rows: Any, start: int, stop: int, values: np.ndarray, options: WorkerOptions
+) -> ChunkResult:
+    n = stop - start
+    timeout = None if options.timeout is None else options.timeout * n
+    try:
+        with _deadline(timeout):
+            out = fn(rows)
+    except CandidateTimeout as err:
+        return ChunkResult(start, stop, values, _failure("timeout", None, start, stop, err), os.getpid())
+    except Exception as err:  # noqa: BLE001
+        return ChunkResult(start, stop, values, _failure("raised", None, start, stop, err), os.getpid())
+    if options.behaviours:  # stacked and checked on the driver
+        try:
+            return ChunkResult(start, stop, values, None, os.getpid(), [host_output(out)])
+        except Exception as err:  # noqa: BLE001
+            return ChunkResult(start, stop, values, _failure("invalid", None, start, stop, err), os.getpid())
+    try:
+        arr = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out, dtype=np.float64)
+        if arr.shape != (n,):
+            raise ValueError(
+                f"a vectorised objective must return shape ({n},) for a chunk of {n} "
+                f"candidates, got shape {arr.shape}"
+            )
+    except Exception as err:  # noqa: BLE001
+        return ChunkResult(start, stop, values, _failure("invalid", None, start, stop, err), os.getpid())
+    values[:] = arr
+    return ChunkResult(start, stop, values, None, os.getpid())

@@ -1,0 +1,282 @@
+"""Seed-compressed populations: ship a key and the distribution, not the vectors.
+
+Salimans et al. (2017) scale OpenAI-ES to thousands of workers by sending each
+worker random seeds instead of perturbation vectors. evostrat does the same for
+its Gaussian strategies (``openai_es``, ``snes``, ``pgpe``) whenever a remote
+evaluator (``"executor"``, ``"ray"``) evaluates the population.
+
+Design
+------
+*Per-row noise.* The strategies draw their noise matrix with
+:meth:`~evostrat.backends.base.Backend.normal_rows`: row ``r`` is a function of
+the generation key and ``r`` alone (numpy and torch: a generator seeded from
+SplitMix64 of ``(key, r)``; JAX: ``normal(fold_in(key, r))``). So a worker
+holding the key rebuilds only its own rows, at the cost of sampling them, and
+the driver's population is never shipped.
+
+*Layouts.* Candidate ``i`` is ``x_i = mean + sigma * (s_i z_{r_i})`` with a
+noise row ``r_i`` and a sign ``s_i`` fixed by the strategy's layout:
+
+- ``"independent"`` (SNES): ``r_i = i``, ``s_i = +1``;
+- ``"mirrored"`` (OpenAI-ES): halves, ``r_i = i mod n/2``, ``s_i = -1`` in the
+  second half;
+- ``"pairs"`` (PGPE): interleaved, ``r_i = i // 2``, ``s_i = -1`` for odd ``i``.
+
+:func:`gaussian_population` computes exactly this, for all candidates in the
+strategy's ``ask`` and for a chunk of candidates on a worker, with the same
+operations in the same order, so the rebuilt rows are bit-identical to the
+driver's (``tests/test_seeded.py`` checks it on every CPU backend and layout).
+Workers run it through ``backend.compile`` as ``ask`` does: under ``jax.jit``
+XLA fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of
+two), and an eager rebuild would differ in the last bit; a worker also builds at
+least two candidates, since XLA compiles a single row without that fusion.
+
+*What travels.* :class:`GaussianSeed` holds the generation key (two words), the
+mean, sigma (``(d,)`` or a scalar), the population size, the layout and the
+dtype: ``8 d`` to ``16 d`` bytes per generation (float64), put once per
+generation in the Ray object store, plus two integers per chunk; the plain path
+ships ``8 n d`` bytes (d = 100,000, n = 256: 0.8 MB for OpenAI-ES, 1.6 MB for
+SNES/PGPE, instead of 204.8 MB). Workers return only fitness values. The
+price is sampling on the workers: each rebuilds its own rows (d = 100,000: about
+0.3 s for 128 rows on one core), so on one machine, where Ray's shared-memory
+object store moves the plain population without copies, plain is faster; seeds
+pay off across machines. ``seeded="auto"`` (the default of the remote
+evaluators) ships seeds from 8 MiB populations on.
+
+*Protocol.* A strategy supports compression by defining
+``population_seed(state) -> GaussianSeed | None``: the description of the
+population that ``ask(state)`` will return (it splits the key as ``ask`` does).
+Populations on an accelerator (torch CUDA, JAX GPU) are not compressed (a
+worker's CPU could not rebuild them bit for bit); nor are populations mapped
+into ``bounds`` by ``ES``: those are shipped plain.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.snes import SNES
+>>> s = SNES(sigma0=0.5)
+>>> state = s.init(np.zeros(4), random_state=0)
+>>> seed = s.population_seed(state)
+>>> X, state = s.ask(state)
+>>> bool((seed.rows(2, 5) == X[2:5]).all())
+True
+>>> seed.nbytes < X.nbytes
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import InvalidArgumentError
+
+__all__ = ["LAYOUTS", "GaussianSeed", "gaussian_population", "layout_rows", "population_seed"]
+
+Array = Any
+
+#: Noise layouts of the Gaussian strategies (see the module docstring).
+LAYOUTS = ("independent", "mirrored", "pairs")
+
+
+def layout_rows(layout: str, popsize: int, candidates: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Noise rows and signs of ``candidates`` (host arrays).
+
+    Examples
+    --------
+    >>> rows, signs = layout_rows("pairs", 6, range(6))
+    >>> rows.tolist(), signs.tolist()
+    ([0, 0, 1, 1, 2, 2], [1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    """
+    i = np.asarray(candidates, dtype=np.int64).reshape(-1)
+    if i.size and (i.min() < 0 or i.max() >= popsize):
+        raise InvalidArgumentError(
+            f"candidates must lie in [0, {popsize}), got {i.min()}..{i.max()}"
+        )
+    if layout == "independent":
+        return i, np.ones(i.size)
+    half = popsize // 2
+    if layout == "mirrored":
+        return i % half, np.where(i < half, 1.0, -1.0)
+    if layout == "pairs":
+        return i // 2, np.where(i % 2 == 0, 1.0, -1.0)
+    raise InvalidArgumentError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def gaussian_population(
+    backend: Backend,
+    key: Any,
+    mean: Array,
+    sigma: Array,
+    popsize: int,
+    layout: str,
+    candidates: Sequence[int] | None = None,
+) -> Array:
+    """Candidates ``mean + sigma * (s_i z_{r_i})`` of a Gaussian population.
+
+    Parameters
+    ----------
+    backend : Backend
+    key : backend key
+        The generation key (the one ``ask`` splits off the state's key).
+    mean : array, shape (d,)
+    sigma : array, shape (d,) or ()
+    popsize : int
+    layout : {"independent", "mirrored", "pairs"}
+    candidates : sequence of int, optional
+        Which candidates to build (default all, in order).
+
+    Returns
+    -------
+    array, shape (len(candidates), d)
+        On ``mean``'s backend, device and dtype. Row ``j`` is bit-identical to
+        row ``candidates[j]`` of the full population.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> be = get_backend("numpy")
+    >>> X = gaussian_population(be, be.key(0), np.zeros(3), np.ones(3), 4, "mirrored")
+    >>> bool((X[:2] == -X[2:]).all())
+    True
+    """
+    xp = backend.xp
+    if candidates is None:
+        candidates = range(popsize)
+    rows, signs = layout_rows(layout, popsize, candidates)
+    device, dim = backend.device(mean), mean.shape[0]
+    if layout == "independent":
+        z = backend.normal_rows(key, rows, dim, mean.dtype, device)
+    else:  # draw each noise row once, then gather it (with its sign) per candidate
+        unique, inverse = np.unique(rows, return_inverse=True)
+        z = backend.normal_rows(key, unique, dim, mean.dtype, device)
+        take = backend.asarray(inverse.reshape(-1).astype(np.int64), device=device)
+        sign = backend.asarray(signs, dtype=mean.dtype, device=device)
+        z = xp.take(z, take, axis=0) * sign[:, None]
+    return mean + sigma * z
+
+
+def _on_cpu(backend: Backend, x: Array) -> bool:
+    device = backend.device(x)
+    if device is None:
+        return True
+    kind = getattr(device, "type", None) or getattr(device, "platform", None) or str(device)
+    return str(kind).lower().startswith("cpu")
+
+
+@dataclass(frozen=True)
+class GaussianSeed:
+    """Everything a worker needs to rebuild candidates of one generation.
+
+    Attributes
+    ----------
+    backend : str
+        Backend name of the driver's population (the worker rebuilds with it, on CPU).
+    key : ndarray
+        The generation key as numpy words.
+    mean, sigma : ndarray
+        Distribution parameters (host copies, the population's dtype).
+    popsize : int
+    layout : str
+    dtype : str
+    """
+
+    backend: str
+    key: np.ndarray
+    mean: np.ndarray
+    sigma: np.ndarray
+    popsize: int
+    layout: str
+    dtype: str
+
+    @classmethod
+    def from_state(
+        cls, backend: Backend, key: Any, mean: Array, sigma: Array, popsize: int, layout: str
+    ) -> "GaussianSeed | None":
+        """Describe a population; ``None`` when it lives on an accelerator."""
+        if not _on_cpu(backend, mean):
+            return None
+        return cls(
+            backend=backend.name,
+            key=np.asarray(backend.key_to_numpy(key)).copy(),
+            mean=np.array(backend.to_numpy(mean), copy=True),
+            sigma=np.array(backend.to_numpy(sigma), copy=True),
+            popsize=int(popsize),
+            layout=layout,
+            dtype=backend.dtype_name(mean.dtype),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of array data this description carries."""
+        return int(self.key.nbytes + self.mean.nbytes + self.sigma.nbytes)
+
+    def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
+        """Candidates ``start .. stop - 1``, rebuilt on this process's CPU.
+
+        Returns a numpy array, or an array of :attr:`backend` when
+        ``as_backend`` is true.
+        """
+        if self.backend == "jax" and self.dtype == "float64":
+            import jax
+
+            if not jax.config.jax_enable_x64:  # a worker process of a float64 JAX run
+                jax.config.update("jax_enable_x64", True)
+        be = get_backend(self.backend)
+        dtype = be.dtype_from_name(self.dtype)
+        device = "cpu" if be.name == "torch" else None
+        mean = be.asarray(self.mean, dtype=dtype, device=device)
+        sigma = be.asarray(self.sigma, dtype=dtype, device=device)
+        key = be.key_from_numpy(self.key)
+        # Build at least two candidates: XLA compiles a single row (a degenerate
+        # dimension) without the fused multiply-add it uses for the whole
+        # population, which changes the last bit. Two or more rows compile alike.
+        lo, hi = start, stop
+        if hi - lo < 2 <= self.popsize:
+            lo, hi = (start, start + 2) if start + 2 <= self.popsize else (stop - 2, stop)
+        X = _rebuild(be, self.popsize, self.layout, lo, hi)(key, mean, sigma)
+        X = X[start - lo : stop - lo]
+        return X if as_backend else be.to_numpy(X)
+
+
+_REBUILDERS: dict[tuple, Any] = {}
+
+
+def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int) -> Any:
+    """``gaussian_population`` of candidates ``start:stop``, compiled as ``ask`` is.
+
+    The driver's ``ask`` runs through ``backend.compile`` (``jax.jit``), where XLA
+    fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of two);
+    rebuilding through the same compiler keeps the rows bit-identical. Cached per
+    chunk.
+    """
+    cache_key = (backend.name, popsize, layout, start, stop)
+    fn = _REBUILDERS.get(cache_key)
+    if fn is None:
+        if len(_REBUILDERS) > 64:
+            _REBUILDERS.clear()
+
+        def build(key: Any, mean: Array, sigma: Array) -> Array:
+            return gaussian_population(
+                backend, key, mean, sigma, popsize, layout, range(start, stop)
+            )
+
+        fn = _REBUILDERS[cache_key] = backend.compile(build)
+    return fn
+
+
+def population_seed(runner: Any) -> GaussianSeed | None:
+    """The seed of the population ``runner.ask()`` will return, or ``None``.
+
+    ``runner`` is an :class:`~evostrat.asktell.AskTell`; ``None`` when its
+    strategy has no ``population_seed`` method or the population lives on an
+    accelerator.
+    """
+    describe = getattr(runner.strategy, "population_seed", None)
+    if describe is None:
+        return None
+    return describe(runner.state)
