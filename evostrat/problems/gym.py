@@ -1,0 +1,332 @@
+"""Gymnasium environments as ES objectives: the mean episode return of a policy.
+
+:class:`GymProblem` turns a parameter vector into a policy, runs ``episodes``
+episodes of a gymnasium environment and returns the mean return (to be
+*maximised*: use ``ES(maximize=True)``, or ``GymProblem(..., negate=True)``
+for a cost to minimise). It is a per-candidate objective (``problem(x)`` gives a
+float) that also accepts a population (``problem(X)`` gives ``(n,)``), so it
+works with every strategy and evaluator. It holds plain attributes only and
+builds its environment lazily in the process that evaluates, so process-pool
+and Ray evaluators can ship it.
+
+Policies:
+
+- a ``torch.nn.Module`` (its parameters are the search vector, see
+  :class:`~evostrat.params_flat.TorchParams`), run under ``torch.no_grad``;
+- :class:`MLPPolicy`: a small numpy tanh network (fast for tiny networks);
+- any object with an int ``dim`` and ``__call__(theta, obs) -> output``.
+
+Action mapping: a ``Discrete(n)`` space takes the argmax of ``n`` outputs; a
+``Box`` space takes ``prod(shape)`` outputs, clipped to the bounds (or, with
+``squash=True``, ``tanh`` mapped onto ``[low, high]``). Any other output size
+raises :class:`~evostrat.errors.InvalidArgumentError` naming the space.
+
+Observation normalisation (``obs_norm=True``, Salimans et al. 2017): the
+policy sees ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
+statistics of every observation the problem has seen. The statistics live in
+the evaluating process: use ``obs_norm`` with the serial or vectorised
+evaluators (a process pool's workers update their own copies, which are not
+sent back); :meth:`GymProblem.freeze` stops updates for testing.
+
+Episode ``e`` of every call is reset with seed ``seed + e`` (common random
+numbers for all candidates; deterministic given the seed).
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.problems.gym import GymProblem, MLPPolicy
+>>> problem = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=(8,)), episodes=2)
+>>> problem.dim
+58
+>>> theta = np.zeros(problem.dim)
+>>> float(problem(theta)) == float(problem(theta))     # deterministic given the seed
+True
+>>> problem(np.zeros((3, problem.dim))).shape
+(3,)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+
+__all__ = ["GymProblem", "MLPPolicy", "RunningStat"]
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _host(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x, dtype=np.float64)
+
+
+class MLPPolicy:
+    """A numpy tanh MLP ``obs -> output``; ``dim`` weights and biases per candidate.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+    hidden : tuple of int
+        Hidden layer widths (tanh). ``()`` gives a linear policy.
+    """
+
+    def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple = (16,)) -> None:
+        sizes = [_positive_int("n_inputs", n_inputs)]
+        sizes += [_positive_int("hidden", h) for h in hidden]
+        sizes.append(_positive_int("n_outputs", n_outputs))
+        self.sizes = tuple(sizes)
+        self.dim = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def init_params(self, seed: int = 0) -> np.ndarray:
+        """Weights ``N(0, 1/fan_in)``, biases 0."""
+        rng, parts = np.random.default_rng(seed), []
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
+            parts += [rng.standard_normal(a * b) / math.sqrt(a), np.zeros(b)]
+        return np.concatenate(parts)
+
+    def __call__(self, theta: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        h, start, last = obs, 0, len(self.sizes) - 2
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            W = theta[start : start + a * b].reshape(a, b)
+            bias = theta[start + a * b : start + a * b + b]
+            start += a * b + b
+            h = h @ W + bias
+            if i < last:
+                h = np.tanh(h)
+        return h
+
+    def __repr__(self) -> str:
+        return f"MLPPolicy(sizes={self.sizes})"
+
+
+class RunningStat:
+    """Running mean and standard deviation of observations (count, sum, sum of squares)."""
+
+    def __init__(self, shape: tuple, eps: float = 1e-2) -> None:
+        self.count = eps
+        self.sum = np.zeros(shape)
+        self.sumsq = np.full(shape, eps)
+
+    def update(self, obs: np.ndarray) -> None:
+        obs = np.atleast_2d(obs)
+        self.count += obs.shape[0]
+        self.sum += obs.sum(axis=0)
+        self.sumsq += np.square(obs).sum(axis=0)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.sum / self.count
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.sumsq / self.count - np.square(self.mean), 1e-2))
+
+
+class GymProblem:
+    """Mean return of a policy over gymnasium episodes.
+
+    Parameters
+    ----------
+    env_id : str
+        A registered gymnasium id (``"CartPole-v1"``, ``"Pendulum-v1"``, ...).
+    policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
+    episodes : int
+        Episodes per candidate; the value is their mean return.
+    max_steps : int, optional
+        Cap on steps per episode (on top of the environment's own time limit).
+    obs_norm : bool
+        Normalise observations with running statistics (see the module docstring).
+    obs_clip : float
+        Clip of normalised observations.
+    squash : bool
+        Continuous actions: map ``tanh(output)`` onto ``[low, high]`` instead of clipping.
+    seed : int
+        Episode ``e`` is reset with seed ``seed + e``.
+    negate : bool
+        Return minus the mean return (a cost to minimise).
+    env_kwargs : dict, optional
+        Passed to ``gymnasium.make``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        policy: Any,
+        episodes: int = 1,
+        max_steps: int | None = None,
+        obs_norm: bool = False,
+        obs_clip: float = 5.0,
+        squash: bool = False,
+        seed: int = 0,
+        negate: bool = False,
+        env_kwargs: dict | None = None,
+    ) -> None:
+        import gymnasium
+
+        if not isinstance(env_id, str):
+            raise InvalidTypeError(f"env_id must be a gymnasium id string, got {type(env_id).__name__}")
+        if env_id not in gymnasium.envs.registry:
+            close = difflib.get_close_matches(env_id, list(gymnasium.envs.registry), n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise UnknownNameError(f"env_id {env_id!r} is not a registered gymnasium environment{hint}")
+        self.env_id = env_id
+        self.policy = policy
+        self.episodes = _positive_int("episodes", episodes)
+        self.max_steps = _positive_int("max_steps", max_steps, allow_none=True)
+        self.obs_norm = bool(obs_norm)
+        self.obs_clip = float(obs_clip)
+        self.squash = bool(squash)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidArgumentError(f"seed must be an int, got {seed!r}")
+        self.seed = int(seed)
+        self.negate = bool(negate)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.frozen = False
+        self._torch = None
+        if type(policy).__module__.startswith("torch") or hasattr(policy, "named_parameters"):
+            from evostrat.params_flat import TorchParams
+
+            self._torch = TorchParams(policy)
+            self.dim = self._torch.dim
+        elif callable(policy) and isinstance(getattr(policy, "dim", None), (int, np.integer)):
+            self.dim = int(policy.dim)
+        else:
+            raise InvalidTypeError(
+                "policy must be a torch.nn.Module or a callable policy(theta, obs) with an int "
+                f"attribute dim, got {type(policy).__name__}"
+            )
+        self._env: Any = None
+        env = self._get_env()
+        self.obs_shape = tuple(env.observation_space.shape or ())
+        self.obs_stat = RunningStat(self.obs_shape) if self.obs_norm else None
+
+    # -- plumbing ----------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_env"] = None  # rebuilt lazily in the worker
+        return state
+
+    def _get_env(self) -> Any:
+        if self._env is None:
+            import gymnasium
+
+            self._env = gymnasium.make(self.env_id, **self.env_kwargs)
+        return self._env
+
+    def close(self) -> None:
+        """Close the environment (it is rebuilt on the next call)."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def freeze(self, frozen: bool = True) -> "GymProblem":
+        """Stop (or resume) updating the observation statistics."""
+        self.frozen = bool(frozen)
+        return self
+
+    # -- policy and actions --------------------------------------------------------------
+    def _policy_fn(self, theta: np.ndarray) -> Any:
+        if self._torch is None:
+            return lambda obs: _host(self.policy(theta, obs))
+        import torch
+
+        self._torch.load(torch.as_tensor(theta))
+        module = self.policy
+        dtype = next(module.parameters()).dtype
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.as_tensor(obs, dtype=dtype)).numpy()
+
+        return act
+
+    def _action(self, out: np.ndarray, space: Any) -> Any:
+        import gymnasium
+
+        out = np.asarray(out, dtype=np.float64).ravel()
+        if isinstance(space, gymnasium.spaces.Discrete):
+            if out.size != space.n:
+                raise InvalidArgumentError(
+                    f"policy output must have {space.n} values (one per action of {space}), "
+                    f"got {out.size}"
+                )
+            return int(space.start + np.argmax(out))
+        if isinstance(space, gymnasium.spaces.Box):
+            size = int(np.prod(space.shape))
+            if out.size != size:
+                raise InvalidArgumentError(
+                    f"policy output must have {size} values for the action space {space}, got {out.size}"
+                )
+            low, high = space.low.ravel(), space.high.ravel()
+            if self.squash:
+                out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
+            return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
+        raise InvalidTypeError(
+            f"GymProblem supports Discrete and Box action spaces, {self.env_id} has {space}"
+        )
+
+    def _observe(self, obs: Any, update: bool) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float64)
+        if self.obs_stat is None:
+            return obs
+        if update and not self.frozen:
+            self.obs_stat.update(obs.ravel()[None, :].reshape((1,) + self.obs_shape))
+        return np.clip((obs - self.obs_stat.mean) / self.obs_stat.std, -self.obs_clip, self.obs_clip)
+
+    # -- evaluation ------------------------------------------------------------------------
+    def episode(self, theta: Any, seed: int, update_stats: bool = True) -> tuple[float, int]:
+        """One episode with parameters ``theta``: ``(return, steps)``."""
+        theta = _host(theta)
+        if theta.shape != (self.dim,):
+            raise InvalidArgumentError(
+                f"theta must have shape ({self.dim},) for this policy, got {theta.shape}"
+            )
+        env, act = self._get_env(), self._policy_fn(theta)
+        obs, _ = env.reset(seed=int(seed))
+        total, steps = 0.0, 0
+        while self.max_steps is None or steps < self.max_steps:
+            action = self._action(act(self._observe(obs, update_stats)), env.action_space)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            steps += 1
+            if terminated or truncated:
+                break
+        return total, steps
+
+    def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` episodes seeded ``seed, seed + 1, ...`` (statistics not updated)."""
+        episodes = _positive_int("episodes", self.episodes if episodes is None else episodes)
+        seed = self.seed if seed is None else int(seed)
+        return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
+
+    def __call__(self, x: Any) -> Any:
+        """Mean return of ``x`` (shape ``(dim,)``), or of each row of ``X`` (``(n, dim)``)."""
+        X = _host(x)
+        if X.ndim not in (1, 2) or X.shape[-1] != self.dim:
+            raise InvalidArgumentError(
+                f"x must have shape ({self.dim},) or (n, {self.dim}) for this policy, got {X.shape}"
+            )
+        rows = X[None, :] if X.ndim == 1 else X
+        sign = -1.0 if self.negate else 1.0
+        values = np.array(
+            [
+                sign * np.mean([self.episode(row, self.seed + e)[0] for e in range(self.episodes)])
+                for row in rows
+            ]
+        )
+        return float(values[0]) if X.ndim == 1 else values
+
+    def __repr__(self) -> str:
+        return f"GymProblem({self.env_id!r}, episodes={self.episodes}, dim={self.dim})"
