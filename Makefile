@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := constraints/dev.txt
 
-.PHONY: demo test test-slow bench install-core install-dev clean
+.PHONY: demo test test-slow bench docs install-core install-dev clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,9 @@ test-slow: install-dev
 bench: install-dev
 	$(PY) -m pytest benchmarks -q --benchmark-only
 
+# The documentation site (warnings are errors); tests/test_docs.py builds it too under `make test`.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info .benchmarks
+	rm -rf $(VENV) build *.egg-info .benchmarks site

@@ -173,6 +173,20 @@ class AskTell:
         return X
 
     def check_values(self, values: Any, expected_rows: int) -> Any:
+        """``values`` validated for the strategy.
+
+        Fitness strategies: a 1-D backend array of the state's dtype. Strategies
+        with ``needs_behaviours``: an :class:`~evostrat.behaviours.Outcome` with
+        behaviours ``(expected_rows, k)`` and the fitness, if given, checked as here
+        (see :mod:`evostrat.behaviours` for the accepted forms).
+        """
+        if self.strategy.needs_behaviours:
+            from evostrat.behaviours import check_outcome
+
+            return check_outcome(self, values, expected_rows)
+        return self._check_fitness(values, expected_rows)
+
+    def _check_fitness(self, values: Any, expected_rows: int) -> Any:
         """``values`` as a 1-D backend array of the state's dtype, validated."""
         be = self.backend
         try:
@@ -227,12 +241,18 @@ class AskTell:
             )
 
     def tell(self, X: Any, values: Any) -> None:
-        """Update the strategy with the fitness ``values`` (minimised) of ``X``."""
+        """Update the strategy with the fitness ``values`` (minimised) of ``X``.
+
+        Strategies with ``needs_behaviours`` take behaviours ``(popsize, k)``
+        instead, optionally with fitness (see :mod:`evostrat.behaviours`).
+        """
         self.check_population(X)
         self._update(self.check_values(values, self.popsize))
 
     def _update(self, values: Any) -> None:
         # values already validated against the pending population
+        if self.strategy.needs_behaviours and isinstance(values, tuple):
+            values = values.behaviours  # an Outcome: the strategy is told the behaviours
         self.state = self._tell(self.state, self._pending, values)
         self._pending = None
         self.generation += 1

@@ -25,8 +25,10 @@ __all__ = [
     "UnknownNameError",
     "PopulationMismatchError",
     "ObjectiveError",
+    "EvaluationTimeoutError",
     "PluginError",
     "StateError",
+    "CheckpointError",
 ]
 
 
@@ -57,12 +59,42 @@ class StateError(EvostratError, RuntimeError):
     """A method was called in the wrong order (``tell`` before ``ask``, ...)."""
 
 
-class ObjectiveError(EvostratError, RuntimeError):
-    """The user's objective raised; the original exception is chained as ``__cause__``."""
+class CheckpointError(EvostratError, ValueError):
+    """A checkpoint file is missing, corrupt, tampered with, foreign, or from another version."""
 
-    def __init__(self, message: str, index: int | None = None) -> None:
+
+class ObjectiveError(EvostratError, RuntimeError):
+    """The user's objective raised; the original exception is chained as ``__cause__``.
+
+    Attributes
+    ----------
+    index : int or None
+        The failing candidate's row in the population (``None`` when a whole
+        chunk failed, e.g. its worker died).
+    indices : tuple of int
+        Every candidate concerned (``(index,)`` for one candidate).
+    traceback : str or None
+        The original traceback text, also from worker processes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        index: int | None = None,
+        *,
+        indices: tuple[int, ...] | None = None,
+        traceback: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.index = index
+        self.indices = tuple(indices) if indices is not None else (
+            (index,) if index is not None else ()
+        )
+        self.traceback = traceback
+
+
+class EvaluationTimeoutError(ObjectiveError, TimeoutError):
+    """An evaluation exceeded the evaluator's ``timeout``; names the candidate(s)."""
 
 
 class PluginError(EvostratError, RuntimeError):

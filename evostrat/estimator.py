@@ -3,7 +3,8 @@
 ``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion
 holds and returns ``self`` with the fitted attributes ``x_``, ``fun_``,
 ``n_evals_``, ``n_generations_``, ``history_``, ``stop_reason_`` and
-``strategy_`` (the :class:`~evostrat.asktell.AskTell` object of the run).
+``strategy_`` (the :class:`~evostrat.asktell.AskTell` object of the run), and
+with ``restarts=`` also ``restarts_`` (one dict per run; see :mod:`evostrat.restarts`).
 ``get_params``/``set_params``/``sklearn.base.clone`` work; strategy
 hyper-parameters are reached as ``strategy__<name>``.
 
@@ -32,11 +33,22 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from evostrat.asktell import AskTell
-from evostrat.errors import InvalidTypeError, StateError, UnknownNameError
+from evostrat.bounds import BoxBounds, same_population
+from evostrat.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    PopulationMismatchError,
+    StateError,
+    UnknownNameError,
+)
 from evostrat.evaluation import Evaluator
+from evostrat.seeded import population_seed
 from evostrat.plugins import registry
 from evostrat.strategy import Strategy
-from evostrat.termination import Termination, default_max_generations
+from evostrat.restarts import GLOBAL_REASONS, RunPlan, make_restarts
+from evostrat.strategy import _host as _host_any
+from evostrat.strategy import _resolve_backend, as_search_point
+from evostrat.termination import Termination, default_max_generations, history_criteria
 
 __all__ = ["ES"]
 
@@ -61,9 +73,18 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     return instance
 
 
-def make_evaluator(evaluator: Any) -> Evaluator:
-    """A fresh evaluator from a registry name, or the given instance."""
+def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
+    """A fresh evaluator from a registry name and ``options``, or the given instance."""
+    if options is not None and not isinstance(options, dict):
+        raise InvalidTypeError(
+            f"evaluator_options must be a dict or None, got {type(options).__name__}"
+        )
     if isinstance(evaluator, Evaluator):
+        if options:
+            raise InvalidArgumentError(
+                "evaluator_options apply to an evaluator given by name; pass the options to "
+                f"the {type(evaluator).__name__} instance instead, got {sorted(options)}"
+            )
         return evaluator
     if isinstance(evaluator, str):
         evaluators = registry("evaluators")
@@ -71,7 +92,14 @@ def make_evaluator(evaluator: Any) -> Evaluator:
             raise UnknownNameError(
                 f"evaluator must be one of {sorted(evaluators)}, got {evaluator!r}"
             )
-        return evaluators[evaluator]()
+        cls = evaluators[evaluator]
+        unknown = sorted(set(options or {}) - set(cls._param_names()))
+        if unknown:
+            raise InvalidArgumentError(
+                f"evaluator_options for {evaluator!r} has no option {unknown[0]!r}; valid: "
+                f"{cls._param_names()}"
+            )
+        return cls(**(options or {}))
     raise InvalidTypeError(
         f"evaluator must be an evaluator name or an Evaluator instance, got {type(evaluator).__name__}"
     )
@@ -96,8 +124,22 @@ class ES(BaseEstimator):
         Stop once the best value reaches it (checked once per generation).
     tolfun, tolx : float or None
         pycma-style criteria (see :mod:`evostrat.termination`); ``None`` disables.
+    tolfunhist, tolstagnation, tolflatfitness : number, None or "auto"
+        pycma's fitness-history criteria (see :mod:`evostrat.termination`);
+        ``"auto"`` takes the strategy's ``termination_defaults`` (the CMA-ES
+        family: pycma's 1e-12, ``int(100 + 100 d^1.5 / popsize)`` and 1; other
+        strategies: off); ``None`` disables.
     maximize : bool
         Maximise the objective instead of minimising it.
+    bounds : tuple (lower, upper), optional
+        Box constraints, each a number, ``None`` or an array of shape
+        ``(dim,)``; candidates are mapped into the box by pycma's smooth
+        periodic transformation (:mod:`evostrat.bounds`), so every evaluated
+        and returned candidate, and ``x_``, lie inside. ``x0`` must lie inside.
+    restarts : str, dict or Restarts, optional
+        ``"ipop"``, ``"bipop"`` or e.g. ``dict(kind="bipop", max_restarts=9)``:
+        restart the strategy with a larger (or, for BIPOP, alternating) population
+        whenever a run stops on a local criterion (:mod:`evostrat.restarts`).
     backend : str
         ``"auto"`` (from the type of ``x0``), ``"numpy"``, ``"torch"``, ``"jax"``.
     device : str, optional
@@ -106,7 +148,11 @@ class ES(BaseEstimator):
         Floating dtype (``"float32"``, ``"float64"``); default: ``x0``'s (numpy:
         float64, torch: float32 for integer input, JAX: float32 unless x64).
     evaluator : str or Evaluator
-        ``"auto"``, ``"vectorized"``, ``"serial"`` (see :mod:`evostrat.evaluation`).
+        ``"auto"``, ``"vectorized"``, ``"serial"``, ``"executor"`` (process pool or
+        any ``concurrent.futures.Executor``), ``"ray"``, or an instance (see
+        :mod:`evostrat.evaluation` and :mod:`evostrat.evaluators`).
+    evaluator_options : dict, optional
+        Options of a named evaluator, e.g. ``{"max_workers": 4, "timeout": 60}``.
     nonfinite : {"warn", "ignore", "raise"}
         Policy for NaN/inf values (see :mod:`evostrat.asktell`).
     strategy_options : dict, optional
@@ -125,11 +171,17 @@ class ES(BaseEstimator):
         ftarget: float | None = None,
         tolfun: float | None = 1e-11,
         tolx: float | None = 1e-11,
+        tolfunhist: Any = "auto",
+        tolstagnation: Any = "auto",
+        tolflatfitness: Any = "auto",
         maximize: bool = False,
+        bounds: Any = None,
+        restarts: Any = None,
         backend: str = "auto",
         device: Any = None,
         dtype: Any = None,
         evaluator: Any = "auto",
+        evaluator_options: dict | None = None,
         nonfinite: str = "warn",
         strategy_options: dict | None = None,
         random_state: int | None = None,
@@ -142,11 +194,17 @@ class ES(BaseEstimator):
         self.ftarget = ftarget
         self.tolfun = tolfun
         self.tolx = tolx
+        self.tolfunhist = tolfunhist
+        self.tolstagnation = tolstagnation
+        self.tolflatfitness = tolflatfitness
         self.maximize = maximize
+        self.bounds = bounds
+        self.restarts = restarts
         self.backend = backend
         self.device = device
         self.dtype = dtype
         self.evaluator = evaluator
+        self.evaluator_options = evaluator_options
         self.nonfinite = nonfinite
         self.strategy_options = strategy_options
         self.random_state = random_state
@@ -161,6 +219,12 @@ class ES(BaseEstimator):
 
     def set_params(self, **params: Any) -> "ES":
         nested = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
+        valid = self._get_param_names()
+        unknown = sorted(k for k in params if k.split("__", 1)[0] not in valid)
+        if unknown:
+            raise InvalidArgumentError(
+                f"ES has no parameter {unknown[0]!r}; valid: {valid} and strategy__<name>"
+            )
         super().set_params(**params)
         if nested:
             options = {k.split("__", 1)[1]: v for k, v in nested.items()}
@@ -174,23 +238,61 @@ class ES(BaseEstimator):
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
         """Start a run around ``x0`` for manual ``ask``/``tell``; returns ``self``."""
-        strategy = make_strategy(
-            self.strategy, self.strategy_options, popsize=self.popsize, sigma0=self.sigma0
-        )
+        self._x0_type = type(x0)
+        if isinstance(x0, (list, tuple)):
+            x0 = np.asarray(x0, dtype=np.float64)
+        self._bounds = None
+        if self.bounds is not None:  # validate x0 first, then the box against it
+            x0 = as_search_point(x0, _resolve_backend(x0, self.backend), self.dtype, self.device)
+            self._bounds = BoxBounds.from_spec(self.bounds, x0)
+        self._restarts = make_restarts(self.restarts, self.random_state)
+        self._x0 = self._bounds.inverse(x0) if self._bounds is not None else x0
+        self.fun_ = math.inf if not self.maximize else -math.inf
+        self.n_evals_ = 0
+        self.n_generations_ = 0
+        self.history_: list[dict[str, float]] = []
+        self.restarts_: list[dict[str, Any]] = []
+        self.stop_reason_: str | None = None
+        self._t0 = time.perf_counter()
+        self._plan: RunPlan | None = None
+        self._start_run(None)
+        self.x_ = self._to_box(self.strategy_.mean)
+        return self
+
+    def _start_run(self, plan: RunPlan | None) -> None:
+        """Build the strategy, its ask/tell runner and the run's termination criteria."""
+        popsize, sigma0, seed = self.popsize, self.sigma0, self.random_state
+        if plan is not None:
+            popsize = plan.popsize
+            if plan.sigma_factor != 1.0:
+                base = make_strategy(self.strategy, self.strategy_options, sigma0=self.sigma0)
+                sigma0 = np.asarray(_host_any(base.sigma0, None), dtype=np.float64) * plan.sigma_factor
+            if plan.run > 0 and seed is not None:
+                seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
+        strategy = make_strategy(self.strategy, self.strategy_options, popsize=popsize, sigma0=sigma0)
         self.strategy_ = AskTell(
             strategy,
-            x0,
-            random_state=self.random_state,
+            self._x0,
+            random_state=seed,
             backend=self.backend,
             dtype=self.dtype,
             device=self.device,
             nonfinite=self.nonfinite,
         )
-        self._x0_type = type(x0)
-        max_generations = self.max_generations
-        if max_generations is None and self.max_evals is None:
-            max_generations = default_max_generations(self.strategy_.dim, self.strategy_.popsize)
-        window = 10 + math.ceil(30 * self.strategy_.dim / self.strategy_.popsize)
+        dim, lam = self.strategy_.dim, self.strategy_.popsize
+        if self._restarts is not None and plan is None:
+            plan = self._restarts.start(lam, dim)
+        if plan is not None:
+            max_generations = plan.max_generations  # the run's own maxiter (local)
+        else:
+            max_generations = self.max_generations
+            if max_generations is None and self.max_evals is None:
+                max_generations = default_max_generations(dim, lam)
+        history = history_criteria(
+            getattr(strategy, "termination_defaults", {}), dim, lam,
+            tolfunhist=self.tolfunhist, tolstagnation=self.tolstagnation,
+            tolflatfitness=self.tolflatfitness,
+        )
         self._termination = Termination(
             max_evals=self.max_evals,
             max_generations=max_generations,
@@ -198,16 +300,18 @@ class ES(BaseEstimator):
             tolfun=self.tolfun,
             tolx=self.tolx,
             maximize=self.maximize,
-            history_length=window,
+            history_length=10 + math.ceil(30 * dim / lam),
+            dim=dim,
+            popsize=lam,
+            **history,
         )
-        self.x_ = self.strategy_.mean
-        self.fun_ = math.inf if not self.maximize else -math.inf
-        self.n_evals_ = 0
-        self.n_generations_ = 0
-        self.history_: list[dict[str, float]] = []
-        self.stop_reason_: str | None = None
-        self._t0 = time.perf_counter()
-        return self
+        self._plan = plan
+        self._run_start = (self.n_evals_, self.n_generations_)
+        if plan is not None:
+            self.restarts_.append(plan.record(self.n_evals_))
+
+    def _to_box(self, X: Any) -> Any:
+        return X if self._bounds is None else self._bounds.transform(X)
 
     def _check_started(self) -> AskTell:
         if not hasattr(self, "strategy_"):
@@ -215,17 +319,44 @@ class ES(BaseEstimator):
         return self.strategy_
 
     def ask(self) -> Any:
-        """The next population, shape ``(popsize, dim)``."""
-        return self._check_started().ask()
+        """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
+        X = self._check_started().ask()
+        self._asked = self._to_box(X)
+        return self._asked
 
     def tell(self, X: Any, values: Any) -> "ES":
-        """Report the values of ``X`` (in the user's sense) and update."""
+        """Report the values of ``X`` (in the user's sense) and update.
+
+        Strategies with ``needs_behaviours`` (``"maxvar_es"``, ``"maxent_es"``) take
+        behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
+        and ``history_`` then hold is defined in :mod:`evostrat.behaviours`.
+        """
         runner = self._check_started()
-        runner.check_population(X)
+        if self._bounds is None:
+            runner.check_population(X)
+        else:
+            self._check_asked(X, runner)
         v = runner.check_values(values, runner.popsize)
+        if runner.strategy.needs_behaviours:
+            from evostrat.behaviours import record_generation
+
+            runner._update(v)
+            record_generation(self, X, v)
+            return self
         runner._update(-v if self.maximize else v)
         self._record(X, runner.backend.to_numpy(v))
         return self
+
+    def _check_asked(self, X: Any, runner: AskTell) -> None:
+        """With bounds: ``X`` must be the (transformed) population ``ask`` returned."""
+        if runner._pending is None:
+            raise StateError("tell() called without a pending ask(); call ask() first")
+        if not same_population(X, self._asked, runner.backend, runner.device):
+            raise PopulationMismatchError(
+                f"X must be the population returned by the last ask(), of shape "
+                f"{tuple(self._asked.shape)}, in the same order; got {type(X).__name__} "
+                f"of shape {getattr(X, 'shape', None)}"
+            )
 
     def _record(self, X: Any, values: np.ndarray) -> None:
         runner = self.strategy_
@@ -236,27 +367,50 @@ class ES(BaseEstimator):
         if improved:
             self.fun_ = gen_best
             self.x_ = runner.backend.asarray(X[i], device=runner.device)
-        self.n_evals_ = runner.n_evals
-        self.n_generations_ = runner.generation
+        evals0, generations0 = self._run_start
+        self.n_evals_ = evals0 + runner.n_evals
+        self.n_generations_ = generations0 + runner.generation
         ok = values[np.isfinite(values)]
-        self.history_.append(
-            {
-                "generation": runner.generation,
-                "n_evals": runner.n_evals,
-                "best": self.fun_,
-                "generation_best": gen_best,
-                "median": float(np.median(ok)) if ok.size else math.nan,
-                "sigma": runner.sigma,
-                "time": time.perf_counter() - self._t0,
-            }
-        )
+        entry = {
+            "generation": self.n_generations_,
+            "n_evals": self.n_evals_,
+            "best": self.fun_,
+            "generation_best": gen_best,
+            "median": float(np.median(ok)) if ok.size else math.nan,
+            "sigma": runner.sigma,
+            "time": time.perf_counter() - self._t0,
+        }
+        if self._plan is not None:
+            entry.update(run=self._plan.run, popsize=runner.popsize)
+        self.history_.append(entry)
         reason = self._termination.check(
-            runner.generation, runner.n_evals, self.fun_, values.tolist(), runner.sigma
+            runner.generation, self.n_evals_, self.fun_, values.tolist(), runner.sigma
         )
         if reason is None:
             stops = runner.strategy.stop(runner.state)
             reason = next((name for name, hit in stops.items() if bool(hit)), None)
+        if self._plan is not None:
+            reason = self._after_run(reason, gen_best)
         self.stop_reason_ = reason
+
+    def _after_run(self, reason: str | None, gen_best: float) -> str | None:
+        """Bookkeeping of restarts; start the next run when a local criterion ended this one."""
+        record = self.restarts_[-1]
+        record["n_evals"] = self.strategy_.n_evals
+        better = gen_best > record["best"] if self.maximize else gen_best < record["best"]
+        if better or math.isnan(record["best"]):
+            record["best"] = gen_best
+        over_budget = self.n_generations_ >= (self.max_generations or math.inf)
+        if reason is None and over_budget:
+            reason = "maxiter"  # the global generation budget over all runs
+        record["stop_reason"] = reason
+        if reason is None or reason in GLOBAL_REASONS or over_budget:
+            return reason
+        plan = self._restarts.next(self._plan, self.strategy_.n_evals)
+        if plan is None:
+            return reason
+        self._start_run(plan)
+        return None
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(
@@ -264,6 +418,10 @@ class ES(BaseEstimator):
         objective: Callable,
         x0: Any,
         callbacks: Sequence[Callable[["ES"], Any]] | None = None,
+        *,
+        progress: Any = False,
+        checkpoint: Any = None,
+        checkpoint_every: int | None = None,
     ) -> "ES":
         """Minimise (or maximise) ``objective`` from ``x0``.
 
@@ -271,12 +429,27 @@ class ES(BaseEstimator):
         ----------
         objective : callable
             Vectorised ``X (popsize, dim) -> (popsize,)`` or per-candidate
-            ``x (dim,) -> float``; see :mod:`evostrat.evaluation`.
+            ``x (dim,) -> float``; see :mod:`evostrat.evaluation`. For strategies
+            with ``needs_behaviours``: behaviours ``(popsize, k)`` or ``(k,)`` per
+            candidate, optionally with fitness (:mod:`evostrat.behaviours`).
         x0 : array-like, shape (dim,)
             Initial mean; a numpy array, torch tensor, JAX array or a list.
         callbacks : sequence of callables, optional
             Each is called as ``cb(self)`` after every generation; returning
-            ``True`` stops the run with ``stop_reason_ == "callback"``.
+            ``True`` stops the run with ``stop_reason_ == "callback"``. Objects
+            with ``on_fit_start(es)``/``on_fit_end(es)`` methods get those calls
+            too (loggers, early stopping: :mod:`evostrat.callbacks`).
+        progress : bool, "always" or ProgressBar
+            A live progress line (generation, evaluations, best and current
+            fitness, sigma, elapsed time) on stderr; ``True`` shows it only
+            when stderr is a terminal, ``"always"`` also when it is not
+            (:mod:`evostrat.progress`). Off by default.
+        checkpoint : str, os.PathLike or Checkpointer, optional
+            Write the run's state there every ``checkpoint_every`` generations
+            (default 1) and when it ends; continue with :meth:`resume`
+            (:mod:`evostrat.checkpoint`).
+        checkpoint_every : int, optional
+            Generations between checkpoints.
 
         Returns
         -------
@@ -284,19 +457,84 @@ class ES(BaseEstimator):
         """
         if not callable(objective):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
+        from evostrat.callbacks.hooks import RunHooks
+
+        hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
-        evaluator = make_evaluator(self.evaluator)
-        runner = self.strategy_
+        return self._run(objective, hooks)
+
+    @classmethod
+    def resume(
+        cls,
+        path: Any,
+        objective: Callable,
+        callbacks: Sequence[Callable[["ES"], Any]] | None = None,
+        *,
+        progress: Any = False,
+        checkpoint: Any = True,
+        checkpoint_every: int | None = None,
+        **overrides: Any,
+    ) -> "ES":
+        """Continue the run saved in the checkpoint ``path`` until it stops.
+
+        With the same objective the result, ``history_`` (but its ``"time"``)
+        and every evaluated candidate equal those of the uninterrupted run. A
+        checkpoint of a finished run returns its result without evaluating.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A checkpoint written by ``fit(checkpoint=...)`` or
+            :func:`evostrat.checkpoint.save_checkpoint`.
+        objective : callable
+            The objective of the saved run (it is not stored).
+        callbacks, progress
+            As for :meth:`fit`.
+        checkpoint : True, False, str or Checkpointer
+            ``True`` (default): keep checkpointing to ``path`` at the saved
+            interval; ``False``/``None``: no more checkpoints; a path or
+            :class:`~evostrat.checkpoint.Checkpointer`: checkpoint there.
+        checkpoint_every : int, optional
+            New interval (default: the saved one).
+        **overrides
+            ``evaluator``/``evaluator_options``, and parameters the checkpoint
+            could not store (an ``Evaluator`` instance...).
+
+        Returns
+        -------
+        ES
+            A new fitted estimator.
+
+        Raises
+        ------
+        CheckpointError
+            For a missing, corrupt, tampered or foreign checkpoint.
+        """
+        if not callable(objective):
+            raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
+        from evostrat.callbacks.hooks import resume_hooks
+        from evostrat.checkpoint import load_checkpoint
+
+        hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
+        return load_checkpoint(path, **overrides)._run(objective, hooks)
+
+    def _run(self, objective: Callable, hooks: Any) -> "ES":
+        """The generation loop of :meth:`fit` and :meth:`resume` from the current state."""
+        evaluator = make_evaluator(self.evaluator, self.evaluator_options)
+        evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.behaviours
+        # Remote evaluators may ship Gaussian populations as seeds (evostrat.seeded).
+        seeded = getattr(evaluator, "accepts_seed", False) and self._bounds is None
         try:
+            hooks.start(self)
             while self.stop_reason_ is None:
-                X = runner.ask()
-                values = evaluator.evaluate(objective, X, runner.backend)
+                extra = {"seed": population_seed(self.strategy_)} if seeded else {}
+                X = self.ask()
+                values = evaluator.evaluate(objective, X, self.strategy_.backend, **extra)
                 self.tell(X, values)
-                for callback in callbacks or ():
-                    if callback(self) is True and self.stop_reason_ is None:
-                        self.stop_reason_ = "callback"
+                hooks.generation(self)  # callbacks (may stop: "callback"), progress, checkpoint
         finally:
             evaluator.close()
+            hooks.end(self)
         if isinstance(self.x_, np.ndarray) and self._x0_type in (list, tuple):
             self.x_ = np.asarray(self.x_)
         return self

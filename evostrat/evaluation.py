@@ -11,6 +11,20 @@ Built-ins (``ES(evaluator=...)``):
   is used as marked. Otherwise evostrat calls ``objective(X)`` once: a result of
   shape ``(popsize,)`` means vectorised; a scalar, another shape, or an exception
   means per-candidate, and the per-candidate path is used from then on.
+- ``"executor"``: chunks of candidates on a process pool or any
+  ``concurrent.futures.Executor`` (:mod:`evostrat.evaluators.executor`).
+- ``"ray"``: chunks as Ray tasks, retried when a worker dies
+  (:mod:`evostrat.evaluators.ray`; the ``ray`` extra).
+
+Options reach a named evaluator through ``ES(evaluator="executor",
+evaluator_options={"max_workers": 4})``; or pass an instance,
+``ES(evaluator=ExecutorEvaluator(max_workers=4))``.
+
+For strategies that need behaviours (``needs_behaviours``; MaxVar, MaxEnt),
+``ES.fit`` sets ``evaluator.behaviours = True``: the objective may then return a
+number or a behaviour vector ``(k,)`` per candidate, a ``(popsize, k)`` array for
+the population, or fitness and behaviours together (see :mod:`evostrat.behaviours`).
+Evaluators stack per-candidate outputs with :func:`collect`.
 
 An exception raised by the objective is re-raised as
 :class:`~evostrat.errors.ObjectiveError` naming the candidate index, with the
@@ -40,7 +54,9 @@ from evostrat.backends import Backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.params import Params
 
-__all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized"]
+__all__ = [
+    "Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized", "collect",
+]
 
 Array = Any
 
@@ -79,10 +95,35 @@ def _scalar(value: Any, index: int) -> float:
     return float(arr.reshape(()))
 
 
+def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False) -> Array:
+    """Per-candidate objective outputs as one array on ``X``'s backend, dtype and device.
+
+    ``behaviours=False``: each output a real number, result ``(n,)``. ``True``:
+    numbers, vectors ``(k,)`` or ``(fitness, vector)`` pairs, stacked by
+    :func:`evostrat.behaviours.stack_candidates`.
+    """
+    if behaviours:
+        from evostrat.behaviours import stack_candidates
+
+        return stack_candidates(outputs, X, backend)
+    host = np.asarray([_scalar(out, i) for i, out in enumerate(outputs)], dtype=np.float64)
+    return backend.asarray(host, dtype=X.dtype, device=backend.device(X))
+
+
 class Evaluator(Params):
-    """Base class: turn ``objective`` and a population into a vector of values."""
+    """Base class: turn ``objective`` and a population into a vector of values.
+
+    An evaluator that can ship a population as its seed (:mod:`evostrat.seeded`)
+    sets ``accepts_seed = True`` and takes ``evaluate(..., seed=...)`` (a
+    :class:`~evostrat.seeded.GaussianSeed` describing ``X``, or ``None``);
+    ``ES.fit`` passes ``seed`` only to such evaluators.
+    """
 
     name = ""
+    #: Whether ``evaluate`` accepts ``seed=`` (a compact description of ``X``).
+    accepts_seed: bool = False
+    #: Accept behaviour outputs (set by ``ES.fit`` for strategies with ``needs_behaviours``).
+    behaviours: bool = False
 
     def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
         """Values of shape ``(popsize,)`` on ``backend`` and ``X``'s device."""
@@ -106,6 +147,10 @@ class VectorizedEvaluator(Evaluator):
                 f"objective raised while evaluating the population of {n} candidates "
                 f"(vectorised): {type(err).__name__}: {err}"
             ) from err
+        if self.behaviours:
+            from evostrat.behaviours import population_output
+
+            return population_output(out, n, X, backend)
         return self.check(out, n, X, backend)
 
     @staticmethod
@@ -139,9 +184,8 @@ class SerialEvaluator(Evaluator):
                 raise ObjectiveError(
                     f"objective raised on candidate {i}: {type(err).__name__}: {err}", index=i
                 ) from err
-            values.append(_scalar(out, i))
-        host = np.asarray(values, dtype=np.float64)
-        return backend.asarray(host, dtype=X.dtype, device=backend.device(X))
+            values.append(out if self.behaviours else _scalar(out, i))
+        return collect(values, X, backend, self.behaviours)
 
 
 class AutoEvaluator(Evaluator):
@@ -168,9 +212,12 @@ class AutoEvaluator(Evaluator):
             else:
                 return self._probe(objective, X, backend)
         chosen = self._vec if self.mode == "vectorized" else self._serial
+        chosen.behaviours = self.behaviours
         return chosen.evaluate(objective, X, backend)
 
     def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        if self.behaviours:
+            return self._probe_behaviours(objective, X, backend)
         n = X.shape[0]
         try:
             out = objective(X)
@@ -181,6 +228,37 @@ class AutoEvaluator(Evaluator):
             self.mode = "vectorized"
             return VectorizedEvaluator.check(out, n, X, backend)
         self.mode = "serial"
+        return self._serial.evaluate(objective, X, backend)
+
+    def _probe_behaviours(self, objective: Callable, X: Array, backend: Backend) -> Array:
+        # Vectorised when objective(X) has one row per candidate and its first row is
+        # objective(X[0]) (or objective(X[0]) fails: only populations are accepted).
+        from evostrat.behaviours import leading_rows, population_output, split_outcome
+
+        n = X.shape[0]
+        try:
+            out = objective(X)
+            rows = leading_rows(out)
+        except Exception:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
+            rows = None
+        if rows == n:
+            try:
+                first = objective(X[0])
+            except Exception:  # noqa: BLE001
+                first = None
+            same = first is None
+            if not same:
+                try:
+                    a = np.asarray(_to_host(split_outcome(first)[1]), dtype=np.float64).reshape(-1)
+                    b = np.asarray(_to_host(split_outcome(out)[1][0]), dtype=np.float64).reshape(-1)
+                    same = a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-8))
+                except Exception:  # noqa: BLE001
+                    same = False
+            if same:
+                self.mode = "vectorized"
+                return population_output(out, n, X, backend)
+        self.mode = "serial"
+        self._serial.behaviours = True
         return self._serial.evaluate(objective, X, backend)
 
     @staticmethod
@@ -196,3 +274,7 @@ class AutoEvaluator(Evaluator):
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {}
+
+
+def _to_host(value: Any) -> Any:
+    return value.detach().cpu() if hasattr(value, "detach") else value

@@ -11,6 +11,17 @@ the first that holds in ``stop_reason_``:
   range of generation-best values, and the range of the latest generation's
   values, are both below ``tolfun`` (pycma's ``tolfun``).
 - ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx``.
+- ``"tolfunhist"``: the range of the generation-best values over the same
+  window (at least 10 generations) is below ``tolfunhist`` (pycma: 1e-12).
+- ``"tolstagnation"``: pycma's stagnation test: after more than
+  ``d (5 + 100 / popsize)`` generations and with more than 100 recorded, the
+  median of the generation-best values and of the generation medians over the
+  latest ``l = max(tolstagnation / 10, len(history) / 10)`` generations is no
+  better than over the ``l`` generations before, and the best value of the run
+  is older than ``tolstagnation / 2`` generations (pycma's default
+  ``tolstagnation`` is ``int(100 + 100 d^1.5 / popsize)``).
+- ``"tolflatfitness"``: the best and the 75th-percentile value of a generation
+  are equal in more than ``tolflatfitness`` consecutive generations (pycma: 1).
 - any name a strategy's ``stop(state)`` reports (CMA-ES adds its own).
 - ``"callback"``: a callback returned ``True``.
 
@@ -25,15 +36,38 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["Termination", "default_max_generations"]
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["Termination", "default_max_generations", "default_tolstagnation", "history_criteria"]
 
 
 def default_max_generations(dim: int, popsize: int) -> int:
     """pycma's default ``maxiter``: ``100 + 150 (d + 3)^2 / sqrt(popsize)``."""
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
+
+
+def _check_budget(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(f"{name} must be a positive int or None, got {value!r}")
+    if value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive int or None, got {value}")
+    return int(value)
+
+
+def _check_number(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name} must be a real number or None, got {value!r}")
+    if math.isnan(value):
+        raise InvalidArgumentError(f"{name} must not be NaN")
+    return float(value)
 
 
 class Termination:
@@ -48,14 +82,29 @@ class Termination:
         tolx: float | None = 1e-11,
         maximize: bool = False,
         history_length: int = 10,
+        tolfunhist: float | None = None,
+        tolstagnation: int | None = None,
+        tolflatfitness: int | None = None,
+        dim: int = 1,
+        popsize: int = 1,
     ) -> None:
-        self.max_evals = max_evals
-        self.max_generations = max_generations
-        self.ftarget = ftarget
-        self.tolfun = tolfun
-        self.tolx = tolx
+        self.max_evals = _check_budget("max_evals", max_evals)
+        self.max_generations = _check_budget("max_generations", max_generations)
+        self.ftarget = _check_number("ftarget", ftarget)
+        self.tolfun = _check_number("tolfun", tolfun)
+        self.tolx = _check_number("tolx", tolx)
         self.maximize = maximize
         self._recent: deque[float] = deque(maxlen=max(1, history_length))
+        self.tolfunhist = _check_number("tolfunhist", tolfunhist)
+        self.tolstagnation = _check_count("tolstagnation", tolstagnation)
+        self.tolflatfitness = _check_count("tolflatfitness", tolflatfitness)
+        self.dim, self.popsize = int(dim), int(popsize)
+        # pycma's histbest/histmedian (most recent last), minimisation sense
+        self._hist_best: list[float] = []
+        self._hist_median: list[float] = []
+        self._run_best = math.inf
+        self._run_best_generation = 0
+        self._flat_generations = 0
 
     def check(
         self,
@@ -90,4 +139,82 @@ class Termination:
             return "tolfun"
         if self.tolx is not None and sigma < self.tolx:
             return "tolx"
+        return self._check_history(generation, values)
+
+    def _check_history(self, generation: int, values: Sequence[float]) -> str | None:
+        """``tolfunhist``, ``tolstagnation`` and ``tolflatfitness`` (pycma's definitions)."""
+        sign = -1.0 if self.maximize else 1.0
+        ranked = sorted(sign * v if not math.isnan(v) else math.inf for v in values)
+        if not ranked:
+            return None
+        if self.tolfunhist is not None and len(self._recent) >= min(10, self._recent.maxlen or 10):
+            if max(self._recent) - min(self._recent) < self.tolfunhist:
+                return "tolfunhist"
+        if self.tolstagnation is not None and self._stagnated(generation, ranked):
+            return "tolstagnation"
+        if self.tolflatfitness is not None:
+            flat = ranked[0] == ranked[int(0.75 * len(ranked))]
+            self._flat_generations = self._flat_generations + 1 if flat else 0
+            if self._flat_generations > self.tolflatfitness:
+                return "tolflatfitness"
         return None
+
+    def _stagnated(self, generation: int, ranked: list[float]) -> bool:
+        best, median = ranked[0], ranked[len(ranked) // 2]
+        if best < self._run_best:
+            self._run_best, self._run_best_generation = best, generation
+        self._hist_best.append(best)
+        self._hist_median.append(median)
+        keep = int(120 + 30 * self.dim / self.popsize + 0.2 * generation)
+        if len(self._hist_best) > keep:
+            del self._hist_best[: len(self._hist_best) - keep]
+            del self._hist_median[: len(self._hist_median) - keep]
+        length = max(self.tolstagnation / 10.0, len(self._hist_best) / 10.0)
+        if length > generation or generation <= self.dim * (5 + 100 / self.popsize):
+            return False
+        if generation - self._run_best_generation <= self.tolstagnation / 2:
+            return False
+        l = int(length)
+        if len(self._hist_best) <= 100 or 2 * l >= len(self._hist_best):
+            return False
+        recent_b, older_b = self._hist_best[-l:], self._hist_best[-2 * l : -l]
+        recent_m, older_m = self._hist_median[-l:], self._hist_median[-2 * l : -l]
+        return _median(recent_m) >= _median(older_m) and _median(recent_b) >= _median(older_b)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values: Any) -> dict[str, Any]:
+    """Resolve ``tolfunhist``/``tolstagnation``/``tolflatfitness`` given as ``"auto"``.
+
+    ``"auto"`` takes the strategy's ``termination_defaults`` (missing: off), whose
+    ``tolstagnation`` may itself be ``"auto"`` for pycma's
+    ``int(100 + 100 d^1.5 / popsize)``.
+    """
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, str) and value == "auto":
+            value = defaults.get(name)
+        if name == "tolstagnation" and isinstance(value, str) and value == "auto":
+            value = default_tolstagnation(dim, popsize)
+        out[name] = value
+    return out
+
+
+def default_tolstagnation(dim: int, popsize: int) -> int:
+    """pycma's default ``tolstagnation``: ``int(100 + 100 d^1.5 / popsize)``."""
+    return int(100 + 100 * dim**1.5 / popsize)
+
+
+def _check_count(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(f"{name} must be a non-negative int or None, got {value!r}")
+    if value < 0:
+        raise InvalidArgumentError(f"{name} must be a non-negative int or None, got {value}")
+    return int(value)

@@ -299,7 +299,7 @@ def test_unknown_backend_lists_valid_names() -> None:
 
 
 def test_unknown_evaluator_lists_valid_names() -> None:
-    expected = r"evaluator must be one of \['auto', 'serial', 'vectorized'.*'nope'"
+    expected = r"evaluator must be one of \['auto', 'executor', 'ray', 'serial', 'vectorized'.*'nope'"
     with pytest.raises(UnknownNameError, match=expected):
         ES("snes", evaluator="nope").fit(sphere, np.ones(3))
 

@@ -12,8 +12,9 @@ tests (JAX compiles ask/tell per run, so runs are the expensive part):
   (passed through ``np.savez``/``json`` with pickling disabled), then ``N``
   generations: must equal A's last ``N`` generations bit for bit.
 
-Strategies with ``needs_behaviours = True`` tell behaviour descriptors instead
-of one fitness value per candidate; their tell-dependent checks are skipped.
+Strategies with ``needs_behaviours = True`` are told behaviour descriptors of
+shape (popsize, 2) instead of one fitness value per candidate (:func:`_values`);
+``ES.fit`` gets a behaviour objective for them.
 """
 
 from __future__ import annotations
@@ -57,15 +58,23 @@ class Run:
     generation: int = 0  # the runner's generation counter at the end
 
 
-def _values(X: Any) -> Any:
+def _values(X: Any, name: str = "") -> Any:
+    if name and strategy_class(name).needs_behaviours:
+        return _behaviours(X)
     return sphere(X)
+
+
+def _behaviours(X: Any) -> Any:
+    """Two behaviour dimensions per candidate, (popsize, 2), on X's backend."""
+    from array_api_compat import array_namespace
+
+    return array_namespace(X).stack([X[:, 0] * X[:, 1], sphere(X)], axis=1)
 
 
 def _run(
     name: str, case: BackendCase, seed: int, gens: int, start: AskTell | None = None
 ) -> tuple[Run, AskTell, dict | None]:
     runner = start if start is not None else strategy_class(name)().initialize(case.array(X0), random_state=seed)
-    telling = not strategy_class(name).needs_behaviours
     saved = None
     run: Run | None = None
     for g in range(gens):
@@ -73,9 +82,7 @@ def _run(
         if run is None:
             run = Run(first_X=X, first_state=runner.state, popsize=runner.popsize)
         run.Xs.append(to_numpy(X))
-        if not telling:
-            break
-        runner.tell(X, _values(X))
+        runner.tell(X, _values(X, name))
         run.means.append(to_numpy(runner.mean))
         if start is None and g == K - 1:
             saved = runner.state_dict()
@@ -146,11 +153,6 @@ def ref(name: str, case: BackendCase, request: pytest.FixtureRequest) -> dict[st
     return reference(name, case)
 
 
-def _needs_fitness(name: str) -> None:
-    if strategy_class(name).needs_behaviours:
-        pytest.skip(f"{name} tells behaviour descriptors (needs_behaviours=True), not fitness")
-
-
 def _leaves(state: Any, prefix: str = "") -> list[tuple[str, Any]]:
     out = []
     for fname, value in zip(state._fields, state):
@@ -211,7 +213,6 @@ def test_different_seeds_differ(name: str, case: BackendCase) -> None:
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_state_dict_resume_is_bit_identical(name: str, case: BackendCase, ref: dict) -> None:
-    _needs_fitness(name)
     a, c, saved = ref["a"], ref["c"], ref["saved"]
     assert saved["generation"] == K
     assert saved["n_evals"] == K * a.popsize
@@ -224,7 +225,6 @@ def test_state_dict_resume_is_bit_identical(name: str, case: BackendCase, ref: d
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_state_dict_holds_plain_arrays(name: str, case: BackendCase, ref: dict) -> None:
-    _needs_fitness(name)
     saved = ref["saved"]
     assert saved["strategy"] == name
     assert saved["backend"] == case.backend
@@ -236,7 +236,6 @@ def test_state_dict_holds_plain_arrays(name: str, case: BackendCase, ref: dict) 
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_tell_on_sphere_keeps_state_finite(name: str, case: BackendCase, ref: dict) -> None:
-    _needs_fitness(name)
     a = ref["a"]
     be = get_backend(case.backend)
     for path, leaf in _leaves(a.final_state):
@@ -270,14 +269,17 @@ def test_explicit_popsize_and_params_roundtrip(name: str) -> None:
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_estimator_fit_on_every_backend(name: str, case: BackendCase, request: pytest.FixtureRequest) -> None:
     """The user's path, ``ES(name).fit``, keeps x0's kind, dtype and device."""
-    _needs_fitness(name)
+    behaviours = strategy_class(name).needs_behaviours
     if case.backend == "jax":
         request.getfixturevalue("jax_compile_cache")
     x0 = case.array(X0)
-    es = ES(name, max_generations=4, random_state=SEED).fit(sphere, x0)
+    es = ES(name, max_generations=4, random_state=SEED).fit(_behaviours if behaviours else sphere, x0)
     assert es.n_generations_ == 4 and es.stop_reason_ == "maxiter"
     assert case.is_native(es.x_) and tuple(es.x_.shape) == (DIM,)
     assert case.dtype_of(es.x_) == case.dtype
     assert case.device_of(es.x_) == case.device_of(x0)
+    if behaviours:  # no fitness: x_ is the search distribution's mean (evostrat.behaviours)
+        assert es.fun_ == es.history_[-1]["behaviour_var"] > 0
+        return
     assert es.fun_ == min(h["generation_best"] for h in es.history_)
     assert float(to_numpy(sphere(es.x_))) == pytest.approx(es.fun_, rel=1e-5)

@@ -1,9 +1,10 @@
 """The same update on every backend: one ``tell`` on an injected population.
 
 Backends draw different random numbers, so trajectories differ; the *update*
-must not. Each registered fitness strategy is initialised with the pure
+must not. Each registered strategy is initialised with the pure
 ``init`` on numpy, torch and JAX around the same ``x0``, then told the same
-population ``X`` (built in numpy from fixed noise) with the same fitness. The
+population ``X`` (built in numpy from fixed noise) with the same fitness (or, for
+strategies with ``needs_behaviours``, the same (popsize, 2) behaviours). The
 resulting states (every leaf but the random key) must agree:
 
 - numpy float64 vs torch float64: to 1e-10 (same maths, different kernels);
@@ -30,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import fitness_strategy_names, strategy_class, to_numpy
+from conftest import strategy_class, strategy_names, to_numpy
 
 from evostrat.backends import get_backend
 
 DIM = 5
 X0 = np.array([0.5, -1.0, 2.0, 0.0, 1.5])
-STRATEGIES = fitness_strategy_names()
+STRATEGIES = strategy_names()
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +50,8 @@ def injected(name: str) -> tuple[np.ndarray, np.ndarray]:
     X = X0 + scale * z
     f = np.sum((X - 0.25) ** 2, axis=1)  # a shifted sphere: informative for every update
     assert len(np.unique(f)) == n
+    if s.needs_behaviours:  # behaviour strategies are told (popsize, 2) descriptors
+        return X, np.stack([f, X[:, 0] * X[:, 1]], axis=1)
     return X, f
 
 

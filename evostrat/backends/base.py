@@ -54,6 +54,32 @@ def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
     return [words[2 * i : 2 * i + 2] for i in range(num)]
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One step of SplitMix64 (Steele, Lea, Flood 2014): a strong 64-bit mixer."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:
+    """Four 64-bit words derived from a two-word uint64 key and a row index.
+
+    Used by :meth:`Backend.normal_rows` of the numpy and torch backends: row
+    ``r`` of an addressable noise matrix is drawn from a generator seeded by
+    ``row_words(key, r)`` alone, so any subset of rows can be rebuilt anywhere.
+    """
+    if row < 0:
+        raise InvalidArgumentError(f"row indices must be >= 0, got {row}")
+    a = _splitmix64(int(key[0]) ^ _splitmix64(int(row)))
+    b = _splitmix64(int(key[1]) ^ _splitmix64(a))
+    c = _splitmix64(a ^ b)
+    return a, b, c, _splitmix64(c)
+
+
 class Backend:
     """Base class of array backends. Subclasses fill in every method.
 
@@ -128,6 +154,30 @@ class Backend:
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         """Uniform samples on [0, 1)."""
         raise NotImplementedError
+
+    def normal_rows(
+        self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None
+    ) -> Array:
+        """Rows ``rows`` of an addressable standard normal matrix with ``dim`` columns.
+
+        Row ``r`` depends only on ``key`` and ``r`` (not on which other rows are
+        drawn with it), so a worker can rebuild just its own rows of a
+        population from the generation's key (:mod:`evostrat.seeded`). Returns
+        shape ``(len(rows), dim)``. ``rows`` is a sequence of non-negative ints
+        (a ``range`` or a 1-D integer array).
+
+        This generic version derives one key per row with numpy's
+        ``SeedSequence`` and calls :meth:`normal`; backends override it with a
+        faster equivalent of their own (it need not match this one).
+        """
+        out = []
+        base = [int(w) for w in np.asarray(self.key_to_numpy(key)).ravel()]
+        for r in np.asarray(rows, dtype=np.int64).reshape(-1):
+            words = np.random.SeedSequence(base + [int(r)]).generate_state(2, np.uint64)
+            out.append(self.normal(self.key_from_numpy(words), (dim,), dtype, device))
+        if not out:
+            return self.xp.zeros((0, dim), dtype=dtype)
+        return self.xp.stack(out, axis=0)
 
     def key_to_numpy(self, key: Key) -> np.ndarray:
         """Serialise a key to a numpy array."""

@@ -75,6 +75,16 @@ class JaxBackend(Backend):
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         return jax.random.uniform(key, shape, dtype=dtype)
 
+    def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
+        # Row r: jax.random.normal(fold_in(key, r), (dim,)), vectorised with vmap;
+        # traceable (rows is static: a range or a host integer array).
+        index = jnp.asarray(np.asarray(rows, dtype=np.uint32).reshape(-1))
+
+        def row(r: Array) -> Array:
+            return jax.random.normal(jax.random.fold_in(key, r), (dim,), dtype=dtype)
+
+        return jax.vmap(row)(index)
+
     def key_from_numpy(self, data: np.ndarray) -> Key:
         return self.asarray(np.asarray(data, dtype=np.uint32))
 

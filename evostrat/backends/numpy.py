@@ -20,7 +20,14 @@ from typing import Any
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
-from evostrat.backends.base import Array, Backend, Key, seed_to_uint64, split_uint64
+from evostrat.backends.base import (
+    Array,
+    Backend,
+    Key,
+    row_words,
+    seed_to_uint64,
+    split_uint64,
+)
 
 
 class NumpyBackend(Backend):
@@ -58,6 +65,25 @@ class NumpyBackend(Backend):
 
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         return self._generator(key).random(shape, dtype=np.dtype(dtype))
+
+    def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
+        # Row r: a PCG64 whose 128-bit state and increment are mixed from (key, r) by
+        # SplitMix64 (no SeedSequence: ~3 us per row instead of ~20).
+        dtype = np.dtype(dtype)
+        index = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((index.size, dim), dtype=dtype)
+        bitgen = np.random.PCG64(0)
+        gen = np.random.Generator(bitgen)
+        for j, r in enumerate(index.tolist()):
+            a, b, c, d = row_words(key, r)
+            bitgen.state = {
+                "bit_generator": "PCG64",
+                "state": {"state": (a << 64) | b, "inc": ((c << 64) | d) | 1},
+                "has_uint32": 0,
+                "uinteger": 0,
+            }
+            gen.standard_normal(out=out[j], dtype=dtype)
+        return out
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
         return np.asarray(data, dtype=np.uint64).copy()

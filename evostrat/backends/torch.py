@@ -21,7 +21,14 @@ import array_api_compat.torch as xp_torch
 import numpy as np
 import torch
 
-from evostrat.backends.base import Array, Backend, Key, seed_to_uint64, split_uint64
+from evostrat.backends.base import (
+    Array,
+    Backend,
+    Key,
+    row_words,
+    seed_to_uint64,
+    split_uint64,
+)
 
 
 class TorchBackend(Backend):
@@ -75,6 +82,17 @@ class TorchBackend(Backend):
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         gen = self._generator(key, device)
         return torch.rand(shape, generator=gen, dtype=dtype, device=gen.device)
+
+    def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
+        # One generator on the target device, re-seeded per row from (key, r).
+        index = np.asarray(rows, dtype=np.int64).reshape(-1)
+        device = torch.device(device if device is not None else "cpu")
+        gen = torch.Generator(device=device)
+        out = torch.empty((index.size, dim), dtype=dtype, device=device)
+        for j, r in enumerate(index.tolist()):
+            gen.manual_seed(row_words(key, r)[0] & 0x7FFF_FFFF_FFFF_FFFF)
+            out[j].normal_(generator=gen)
+        return out
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
         return np.asarray(data, dtype=np.uint64).copy()

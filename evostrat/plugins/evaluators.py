@@ -1,4 +1,4 @@
-"""Built-in evaluator plugin."""
+"""Built-in evaluator plugin: ``auto``, ``vectorized``, ``serial``, ``executor``, ``ray``."""
 
 from __future__ import annotations
 
@@ -8,5 +8,12 @@ from evostrat.hookspecs import hookimpl
 @hookimpl
 def evostrat_evaluators() -> dict[str, type]:
     from evostrat.evaluation import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
+    from evostrat.evaluators import ExecutorEvaluator, RayEvaluator  # Ray is imported on use
 
-    return {"auto": AutoEvaluator, "vectorized": VectorizedEvaluator, "serial": SerialEvaluator}
+    return {
+        "auto": AutoEvaluator,
+        "vectorized": VectorizedEvaluator,
+        "serial": SerialEvaluator,
+        "executor": ExecutorEvaluator,
+        "ray": RayEvaluator,
+    }

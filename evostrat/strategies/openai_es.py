@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError
 from evostrat.optimizers import make_optimizer
+from evostrat.seeded import GaussianSeed, gaussian_population
 from evostrat.shaping import centered_ranks
 from evostrat.strategy import Strategy, clamp_sigma, default_popsize
 
@@ -118,17 +119,20 @@ class OpenAIES(Strategy):
 
     def ask(self, state: OpenAIESState) -> tuple[Array, OpenAIESState]:
         be = get_backend(state.mean)
-        xp = be.xp
-        dim = state.mean.shape[0]
-        n = self.resolved_popsize(dim)
+        n = self.resolved_popsize(state.mean.shape[0])
         key, sub = be.split(state.key)
-        device = be.device(state.mean)
-        if self.mirrored:
-            half = be.normal(sub, (n // 2, dim), state.mean.dtype, device)
-            z = xp.concat([half, -half], axis=0)
-        else:
-            z = be.normal(sub, (n, dim), state.mean.dtype, device)
-        return state.mean + state.sigma * z, state._replace(key=key)
+        X = gaussian_population(be, sub, state.mean, state.sigma, n, self._layout())
+        return X, state._replace(key=key)
+
+    def _layout(self) -> str:
+        return "mirrored" if self.mirrored else "independent"
+
+    def population_seed(self, state: OpenAIESState) -> GaussianSeed | None:
+        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
+        be = get_backend(state.mean)
+        _, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])
+        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, self._layout())
 
     def tell(self, state: OpenAIESState, X: Array, fitness: Array) -> OpenAIESState:
         xp = get_backend(state.mean).xp

@@ -56,7 +56,8 @@ from array_api_compat import array_namespace
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.optimizers import make_optimizer
-from evostrat.shaping import centered_ranks
+from evostrat.seeded import GaussianSeed, gaussian_population
+from evostrat.shaping import centered_ranks, downscale_factor
 from evostrat.strategy import Strategy, clamp_sigma, default_popsize
 
 Array = Any
@@ -127,9 +128,12 @@ def normalized_coefficients(fitness: Array) -> tuple[Array, Array]:
     xp = array_namespace(fitness)
     finite = xp.isfinite(fitness)
     f = xp.where(finite, fitness, xp.zeros_like(fitness))
+    # t and s are ratios of differences, so scale-free: scaling f down first keeps the
+    # sums below finite for values near the dtype's maximum (float32 3e38 gave NaN).
+    f = f * downscale_factor(xp.max(xp.abs(f)), 1.0)
     count = xp.sum(xp.astype(finite, fitness.dtype))
     huge = xp.full_like(fitness, float(xp.finfo(fitness.dtype).max))
-    best = xp.min(xp.where(finite, fitness, huge))
+    best = xp.min(xp.where(finite, f, huge))
     best = xp.where(count > 0, best, xp.zeros_like(best))
     baseline = xp.sum(f) / xp.maximum(count, xp.ones_like(count))
     f_plus, f_minus = f[0::2], f[1::2]
@@ -250,13 +254,18 @@ class PGPE(Strategy):
 
     def ask(self, state: PGPEState) -> tuple[Array, PGPEState]:
         be = get_backend(state.mean)
-        xp = be.xp
-        dim = state.mean.shape[0]
-        n = self.resolved_popsize(dim)
+        n = self.resolved_popsize(state.mean.shape[0])
         key, sub = be.split(state.key)
-        eps = state.sigma * be.normal(sub, (n // 2, dim), state.mean.dtype, be.device(state.mean))
-        pairs = xp.stack([state.mean + eps, state.mean - eps], axis=1)  # (n/2, 2, d)
-        return xp.reshape(pairs, (n, dim)), state._replace(key=key)
+        # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j (layout "pairs")
+        X = gaussian_population(be, sub, state.mean, state.sigma, n, "pairs")
+        return X, state._replace(key=key)
+
+    def population_seed(self, state: PGPEState) -> GaussianSeed | None:
+        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
+        be = get_backend(state.mean)
+        _, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])
+        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, "pairs")
 
     def _pair_coefficients(self, fitness: Array) -> tuple[Array, Array]:
         """``(t, s)``: mean and sigma coefficients of each pair (loss gradient)."""

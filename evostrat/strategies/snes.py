@@ -27,6 +27,7 @@ import math
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
+from evostrat.seeded import GaussianSeed, gaussian_population
 from evostrat.shaping import nes_utilities, rank_weights
 from evostrat.strategy import Strategy, clamp_sigma
 
@@ -80,9 +81,16 @@ class SNES(Strategy):
         be = get_backend(state.mean)
         dim = state.mean.shape[0]
         key, sub = be.split(state.key)
-        z = be.normal(sub, (self.resolved_popsize(dim), dim), state.mean.dtype, be.device(state.mean))
-        X = state.mean + state.sigma * z
+        n = self.resolved_popsize(dim)
+        X = gaussian_population(be, sub, state.mean, state.sigma, n, "independent")
         return X, state._replace(key=key)
+
+    def population_seed(self, state: SNESState) -> GaussianSeed | None:
+        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
+        be = get_backend(state.mean)
+        _, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])
+        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, "independent")
 
     def tell(self, state: SNESState, X: Array, fitness: Array) -> SNESState:
         be = get_backend(state.mean)

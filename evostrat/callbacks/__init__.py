@@ -1,0 +1,42 @@
+"""Callbacks for :meth:`ES.fit <evostrat.ES.fit>`: loggers, early stopping, recorders.
+
+- :class:`Callback`: the protocol (``cb(es)`` after each generation, optional
+  ``on_fit_start``/``on_fit_end``); returning ``True`` stops the run cleanly.
+- :class:`CSVLogger`, :class:`JSONLinesLogger`, :class:`DataFrameLogger`:
+  one row per generation (:mod:`evostrat.callbacks.loggers`);
+  :func:`history_frame` turns ``history_`` into a pandas DataFrame.
+- :class:`EarlyStopping`: patience and ``min_delta`` on the best value.
+- :class:`SearchRecorder`: snapshots of the search distribution for plots.
+
+The progress bar (:mod:`evostrat.progress`) and checkpoints
+(:mod:`evostrat.checkpoint`) are callbacks too, switched on by
+``fit(progress=..., checkpoint=...)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.callbacks import EarlyStopping
+>>> es = ES("snes", random_state=0, tolfun=None).fit(lambda X: np.abs(X).sum(axis=1).round(3),
+...     np.ones(3), callbacks=[EarlyStopping(patience=20, min_delta=1e-3)])
+>>> es.stop_reason_, es.fun_ < 0.01
+('callback', True)
+"""
+
+from __future__ import annotations
+
+from evostrat.callbacks.base import Callback
+from evostrat.callbacks.loggers import CSVLogger, DataFrameLogger, JSONLinesLogger, history_frame
+from evostrat.callbacks.recorder import SearchRecorder, snapshot
+from evostrat.callbacks.stopping import EarlyStopping
+
+__all__ = [
+    "Callback",
+    "CSVLogger",
+    "JSONLinesLogger",
+    "DataFrameLogger",
+    "EarlyStopping",
+    "SearchRecorder",
+    "history_frame",
+    "snapshot",
+]

@@ -1,0 +1,156 @@
+"""What :meth:`ES.fit <evostrat.ES.fit>` calls around its generations.
+
+:class:`RunHooks` bundles the user's callbacks with the progress bar and the
+checkpointer that ``fit(progress=..., checkpoint=...)`` ask for, validates
+them before the run starts, and calls them in a fixed order after every
+generation: user callbacks first (any of them returning ``True`` sets
+``stop_reason_ = "callback"``), then the progress bar, then the checkpointer,
+which so records the generation with its final stop reason.
+
+Examples
+--------
+>>> from evostrat.callbacks.hooks import RunHooks
+>>> RunHooks([print], progress=False)
+RunHooks(callbacks=1, progress=None, checkpoint=None)
+>>> RunHooks("not callables")
+Traceback (most recent call last):
+...
+evostrat.errors.InvalidTypeError: callbacks must be a sequence of callables cb(es), got str
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["RunHooks", "resume_hooks"]
+
+
+def _check_callbacks(callbacks: Any) -> list[Any]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
+        if callable(callbacks):
+            raise InvalidTypeError(
+                "callbacks must be a sequence of callables cb(es), got a single callable; "
+                "wrap it in a list: callbacks=[cb]"
+            )
+        raise InvalidTypeError(
+            f"callbacks must be a sequence of callables cb(es), got {type(callbacks).__name__}"
+        )
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise InvalidTypeError(f"callbacks[{i}] must be callable as cb(es), got {type(cb).__name__}")
+    return list(callbacks)
+
+
+class RunHooks:
+    """Callbacks, progress bar and checkpointer of one run.
+
+    Parameters
+    ----------
+    callbacks : sequence of callables, optional
+    progress : bool, "always", "auto" or ProgressBar
+        See :func:`evostrat.progress.make_progress`.
+    checkpoint : str, os.PathLike or Checkpointer, optional
+    every : int, optional
+        Generations between checkpoints (only with ``checkpoint``; default 1).
+    metadata : dict, optional
+        User metadata stored in the checkpoints.
+    """
+
+    def __init__(
+        self,
+        callbacks: Any = None,
+        *,
+        progress: Any = False,
+        checkpoint: Any = None,
+        every: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        from evostrat.checkpoint import Checkpointer
+        from evostrat.progress import make_progress
+
+        self.callbacks = _check_callbacks(callbacks)
+        self.progress = make_progress(progress)
+        if checkpoint is None or checkpoint is False:
+            if every is not None:
+                raise InvalidArgumentError(
+                    "checkpoint_every needs checkpoint=<path>; got checkpoint_every without a checkpoint"
+                )
+            self.checkpointer = None
+        elif isinstance(checkpoint, Checkpointer):
+            if every is not None:
+                raise InvalidArgumentError(
+                    "checkpoint_every applies to checkpoint=<path>; set every= on the Checkpointer instead"
+                )
+            self.checkpointer = checkpoint
+        elif isinstance(checkpoint, (str, os.PathLike)):
+            self.checkpointer = Checkpointer(checkpoint, every=1 if every is None else every, metadata=metadata)
+        else:
+            raise InvalidTypeError(
+                "checkpoint must be a path (str or os.PathLike), a Checkpointer or None, got "
+                f"{type(checkpoint).__name__}"
+            )
+        self._started: list[Any] = []
+
+    def _internal(self) -> list[Any]:
+        return [h for h in (self.progress, self.checkpointer) if h is not None]
+
+    def start(self, es: Any) -> None:
+        """``on_fit_start`` of every hook that has one."""
+        for hook in self.callbacks + self._internal():
+            start = getattr(hook, "on_fit_start", None)
+            if start is not None:
+                start(es)
+            self._started.append(hook)
+
+    def generation(self, es: Any) -> None:
+        """After a generation: callbacks (stopping), progress, checkpoint."""
+        stop = False
+        for cb in self.callbacks:
+            if cb(es) is True:
+                stop = True
+        if stop and es.stop_reason_ is None:
+            es.stop_reason_ = "callback"
+        for hook in self._internal():
+            hook(es)
+
+    def end(self, es: Any) -> None:
+        """``on_fit_end`` of every started hook (progress first); re-raises the first error."""
+        error: BaseException | None = None
+        order = self._internal() + self.callbacks  # close the progress line before others print
+        for hook in order:
+            if hook not in self._started:
+                continue
+            end = getattr(hook, "on_fit_end", None)
+            if end is None:
+                continue
+            try:
+                end(es)
+            except BaseException as err:  # noqa: BLE001 - every hook gets its end call
+                error = error or err
+        self._started = []
+        if error is not None:
+            raise error
+
+    def __repr__(self) -> str:
+        return (
+            f"RunHooks(callbacks={len(self.callbacks)}, progress={self.progress!r}, "
+            f"checkpoint={self.checkpointer!r})"
+        )
+
+
+def resume_hooks(path: Any, callbacks: Any, progress: Any, checkpoint: Any, every: int | None) -> RunHooks:
+    """The hooks of :meth:`ES.resume <evostrat.ES.resume>`: by default keep checkpointing to ``path``
+    at the saved interval with the saved user metadata."""
+    if checkpoint is True:
+        from evostrat.checkpoint import checkpoint_info
+
+        info = checkpoint_info(path)
+        saved = info.get("checkpoint_every")
+        every = every if every is not None else (saved if isinstance(saved, int) and saved >= 1 else 1)
+        return RunHooks(callbacks, progress=progress, checkpoint=path, every=every, metadata=info["user"] or None)
+    return RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=every)

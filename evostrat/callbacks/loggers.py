@@ -1,0 +1,242 @@
+"""Per-generation loggers: CSV, JSON lines and a pandas DataFrame.
+
+Each logger writes one row per generation: the entry of ``es.history_`` (the
+columns ``generation``, ``n_evals``, ``best``, ``generation_best``,
+``median``, ``sigma``, ``time``, plus ``run``/``popsize`` with restarts and the
+behaviour statistics of evolvability strategies) and any ``extra`` columns,
+computed by ``extra={"name": fn}`` as ``fn(es)``. When a run is resumed from a
+checkpoint, the file is rewritten from the restored ``history_`` first, so it
+never holds generations that the resumed run redoes (``extra`` columns of those
+earlier rows are left empty).
+
+``history_`` itself needs no logger and no pandas; :func:`history_frame`
+turns it into a DataFrame when pandas is installed.
+
+Examples
+--------
+>>> import os, tempfile
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.callbacks import CSVLogger, DataFrameLogger
+>>> folder = tempfile.mkdtemp()
+>>> frame = DataFrameLogger(extra={"mean0": lambda es: float(es.strategy_.mean[0])})
+>>> es = ES("snes", max_generations=5, random_state=0).fit(
+...     lambda X: (X ** 2).sum(axis=1), np.ones(3),
+...     callbacks=[CSVLogger(os.path.join(folder, "log.csv")), frame])
+>>> open(os.path.join(folder, "log.csv")).readline().strip()
+'generation,n_evals,best,generation_best,median,sigma,time'
+>>> frame.rows[-1]["generation"], sorted(frame.rows[-1])[:3]
+(5, ['best', 'generation', 'generation_best'])
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Any, Callable, TextIO
+
+from evostrat.callbacks.base import Callback
+from evostrat.errors import InvalidTypeError
+
+__all__ = ["CSVLogger", "JSONLinesLogger", "DataFrameLogger", "history_frame"]
+
+
+def _check_extra(extra: Any) -> dict[str, Callable[[Any], Any]]:
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict) or not all(isinstance(k, str) and callable(v) for k, v in extra.items()):
+        raise InvalidTypeError("extra must be a dict of column name -> callable fn(es)")
+    return dict(extra)
+
+
+class _RowLogger(Callback):
+    """Turns generations into rows; subclasses ``_open``, ``_write`` and ``_close``."""
+
+    def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        self.extra = _check_extra(extra)
+        self._seen = 0
+
+    def on_fit_start(self, es: Any) -> None:
+        self._open()
+        for entry in es.history_:  # resumed runs: the restored history first
+            self._write(dict(entry))
+        self._seen = len(es.history_)
+
+    def __call__(self, es: Any) -> None:
+        new = es.history_[self._seen:]
+        for i, entry in enumerate(new):
+            row = dict(entry)
+            if i == len(new) - 1:
+                row.update({name: fn(es) for name, fn in self.extra.items()})
+            self._write(row)
+        self._seen = len(es.history_)
+
+    def on_fit_end(self, es: Any) -> None:
+        self._close()
+
+    def _open(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _write(self, row: dict[str, Any]) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+class _FileLogger(_RowLogger):
+    def __init__(self, path: str | os.PathLike, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        super().__init__(extra)
+        self.path = os.fspath(path)
+        self._file: TextIO | None = None
+
+    def _open(self) -> None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+
+class CSVLogger(_FileLogger):
+    """Write each generation as a CSV row (header from the first row).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file, overwritten at the start of the run (folders are created).
+    extra : dict of str to callable, optional
+        Additional columns, ``fn(es)`` after each generation.
+    columns : sequence of str, optional
+        The columns, in order; default: the keys of the first row. Keys a
+        later row lacks are left empty; keys not in ``columns`` are dropped.
+
+    Notes
+    -----
+    Floats are written with ``repr``, so reading them back gives the same
+    numbers bit for bit. Each row is flushed, so the file is usable while the
+    run goes on.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        extra: dict[str, Callable[[Any], Any]] | None = None,
+        columns: list[str] | None = None,
+    ) -> None:
+        super().__init__(path, extra)
+        self.columns = list(columns) if columns is not None else None
+        self._writer: csv.DictWriter | None = None
+
+    def _open(self) -> None:
+        super()._open()
+        self._writer = None
+
+    def _write(self, row: dict[str, Any]) -> None:
+        assert self._file is not None
+        if self._writer is None:
+            fields = self.columns or list(row) + [k for k in self.extra if k not in row]
+            self._writer = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore", restval="")
+            self._writer.writeheader()
+        self._writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+        self._file.flush()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "tolist"):
+        return _json_value(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
+
+
+class JSONLinesLogger(_FileLogger):
+    """Write each generation as one JSON object per line (NaN and infinities as ``null``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file, overwritten at the start of the run (folders are created).
+    extra : dict of str to callable, optional
+        Additional fields, ``fn(es)`` after each generation (arrays become lists).
+    """
+
+    def _write(self, row: dict[str, Any]) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps({k: _json_value(v) for k, v in row.items()}, allow_nan=False) + "\n")
+        self._file.flush()
+
+
+class DataFrameLogger(_RowLogger):
+    """Collect the generations in memory; :attr:`frame` is a pandas DataFrame.
+
+    pandas is imported only by :attr:`frame` (``pip install pandas``).
+
+    Parameters
+    ----------
+    extra : dict of str to callable, optional
+        Additional columns, ``fn(es)`` after each generation.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One dict per generation.
+    """
+
+    def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        super().__init__(extra)
+        self.rows: list[dict[str, Any]] = []
+
+    def _open(self) -> None:
+        self.rows = []
+
+    def _write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    @property
+    def frame(self) -> Any:
+        """The rows as a ``pandas.DataFrame`` (one row per generation)."""
+        return _frame(self.rows)
+
+    def __repr__(self) -> str:
+        return f"DataFrameLogger(rows={len(self.rows)})"
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise ImportError(
+            "a DataFrame needs pandas: pip install pandas (history_ is a plain list of dicts "
+            "and needs nothing)"
+        ) from err
+    return pd.DataFrame.from_records(rows)
+
+
+def history_frame(es_or_history: Any) -> Any:
+    """``es.history_`` (or any list of dicts) as a ``pandas.DataFrame``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> es = ES("snes", max_generations=4, random_state=0).fit(lambda X: (X ** 2).sum(axis=1), np.ones(2))
+    >>> history_frame(es)["generation"].tolist()
+    [1, 2, 3, 4]
+    """
+    rows = getattr(es_or_history, "history_", es_or_history)
+    if not isinstance(rows, list):
+        raise InvalidTypeError(f"expected a fitted ES or a list of dicts, got {type(es_or_history).__name__}")
+    return _frame([dict(r) for r in rows])

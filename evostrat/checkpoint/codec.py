@@ -1,0 +1,182 @@
+"""Plain data <-> JSON with a few tagged types, arrays set aside.
+
+:func:`encode` turns run bookkeeping (numbers, strings, lists, tuples, dicts,
+``deque``, numpy arrays and scalars, backend arrays, numpy ``Generator``\\ s,
+restart plans) into JSON-serialisable data, moving every array into a
+separate ``arrays`` dict under a generated name. :func:`decode` is its inverse.
+Only the tags listed here are recognised; a tag never names a class to import,
+so decoding builds nothing but plain data, numpy arrays and numpy's PCG64
+generator.
+
+Examples
+--------
+>>> from collections import deque
+>>> import numpy as np
+>>> from evostrat.checkpoint.codec import decode, encode
+>>> arrays = {}
+>>> data = encode({"window": deque([1.0, 2.0], maxlen=3), "pair": (1, "a")}, arrays, "x")
+>>> back = decode(data, arrays)
+>>> back["window"], back["pair"]
+(deque([1.0, 2.0], maxlen=3), (1, 'a'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.errors import CheckpointError
+
+__all__ = ["encode", "decode", "Unencodable"]
+
+_TAGS = ("__tuple__", "__deque__", "__array__", "__rng__", "__dict__", "__runplan__")
+
+
+class Unencodable(CheckpointError):
+    """A value of a type the checkpoint format does not store."""
+
+
+def _host(value: Any) -> tuple[np.ndarray, str] | None:
+    """``(numpy copy, backend name)`` of a torch/JAX array, or ``None``."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return None
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        return None
+    try:
+        from evostrat.backends import get_backend
+
+        backend = get_backend(value)
+    except Exception:  # noqa: BLE001 - not an array of an installed backend
+        return None
+    return np.array(backend.to_numpy(value), copy=True), backend.name
+
+
+def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    """``value`` as JSON data; arrays go to ``arrays`` under names starting with ``path``.
+
+    Raises
+    ------
+    Unencodable
+        For any other type (named in the message with ``path``).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            raise Unencodable(f"{path} is an array of dtype {value.dtype}; only numeric arrays are saved")
+        arrays[path] = np.array(value, copy=True)
+        return {"__array__": path}
+    host = _host(value)
+    if host is not None:
+        arrays[path] = host[0]
+        return {"__array__": path, "backend": host[1]}
+    if isinstance(value, deque):
+        return {"__deque__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)],
+                "maxlen": value.maxlen}
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return {"__tuple__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        keys = list(value)
+        items = {str(k): encode(v, arrays, f"{path}.{k}") for k, v in value.items()}
+        plain = all(isinstance(k, str) and not k.startswith("__") for k in keys)
+        return items if plain else {"__dict__": [[encode(k, arrays, f"{path}.key"), v] for k, v in
+                                                 zip(keys, items.values())]}
+    if isinstance(value, np.random.Generator):
+        state = value.bit_generator.state
+        if state.get("bit_generator") != "PCG64":
+            raise Unencodable(f"{path} is a {state.get('bit_generator')} generator; only PCG64 is saved")
+        return {"__rng__": {"state": str(state["state"]["state"]), "inc": str(state["state"]["inc"]),
+                            "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}}
+    if dataclasses.is_dataclass(value) and type(value).__name__ == "RunPlan":
+        return {"__runplan__": encode(dataclasses.asdict(value), arrays, path)}
+    raise Unencodable(
+        f"{path} has type {type(value).__module__}.{type(value).__name__}, which a checkpoint "
+        "cannot store (plain numbers, strings, lists, dicts and arrays only)"
+    )
+
+
+def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.ndarray, str], Any] | None = None) -> Any:
+    """Inverse of :func:`encode`; ``to_backend(array, name)`` rebuilds torch/JAX arrays."""
+    if data is None or isinstance(data, (bool, str, int)):
+        return data
+    if isinstance(data, float):
+        return data
+    if isinstance(data, list):
+        return [decode(v, arrays, to_backend) for v in data]
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint holds an unexpected value of type {type(data).__name__}")
+    tags = [k for k in data if k in _TAGS]
+    if not tags:
+        return {k: decode(v, arrays, to_backend) for k, v in data.items()}
+    tag = tags[0]
+    if tag == "__array__":
+        name = data["__array__"]
+        if name not in arrays:
+            raise CheckpointError(f"checkpoint metadata refers to a missing array {name!r}")
+        a = arrays[name]
+        backend = data.get("backend")
+        if backend is None:
+            return a
+        if to_backend is None:
+            raise CheckpointError(f"checkpoint array {name!r} needs the {backend!r} backend")
+        return to_backend(a, backend)
+    if tag == "__tuple__":
+        return tuple(decode(v, arrays, to_backend) for v in _list(data, tag))
+    if tag == "__deque__":
+        maxlen = data.get("maxlen")
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 0):
+            raise CheckpointError(f"checkpoint deque has an invalid maxlen {maxlen!r}")
+        return deque((decode(v, arrays, to_backend) for v in _list(data, tag)), maxlen=maxlen)
+    if tag == "__dict__":
+        pairs = _list(data, tag)
+        if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise CheckpointError("checkpoint holds a malformed mapping")
+        return {_hashable(decode(k, arrays, to_backend)): decode(v, arrays, to_backend) for k, v in pairs}
+    if tag == "__rng__":
+        spec = data["__rng__"]
+        try:
+            bitgen = np.random.PCG64()
+            bitgen.state = {
+                "bit_generator": "PCG64",
+                "state": {"state": int(spec["state"]), "inc": int(spec["inc"])},
+                "has_uint32": int(spec["has_uint32"]),
+                "uinteger": int(spec["uinteger"]),
+            }
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint holds a malformed generator state: {err}") from err
+        return np.random.Generator(bitgen)
+    if tag == "__runplan__":
+        from evostrat.restarts import RunPlan
+
+        fields = decode(data["__runplan__"], arrays, to_backend)
+        names = {f.name for f in dataclasses.fields(RunPlan)}
+        if not isinstance(fields, dict) or set(fields) != names:
+            raise CheckpointError(f"checkpoint holds a malformed restart plan: {fields!r}")
+        return RunPlan(**fields)
+    raise CheckpointError(f"checkpoint holds an unknown tag {tag!r}")  # pragma: no cover
+
+
+def _list(data: dict, tag: str) -> list:
+    value = data[tag]
+    if not isinstance(value, list):
+        raise CheckpointError(f"checkpoint {tag} is not a list")
+    return value
+
+
+def _hashable(key: Any) -> Any:
+    try:
+        hash(key)
+    except TypeError as err:
+        raise CheckpointError(f"checkpoint mapping key {key!r} is not hashable") from err
+    return key

@@ -1,0 +1,288 @@
+"""Capture an :class:`~evostrat.ES` mid-run as plain data, and rebuild it exactly.
+
+What a checkpoint holds (see :mod:`evostrat.checkpoint.format` for the file):
+
+- the estimator's parameters (``get_params``) that are plain data; a parameter
+  that is not (an ``Evaluator`` instance, an ``Executor`` in
+  ``evaluator_options``, an unregistered strategy class...) is listed as
+  *unsaved* and must be passed again to :func:`restore`;
+- the strategy state (:meth:`~evostrat.asktell.AskTell.state_dict`: arrays and
+  RNG keys), so the next ``ask`` is the one the uninterrupted run would make;
+- the estimator's bookkeeping: best-so-far ``x_``/``fun_``, counters,
+  ``history_``, ``restarts_``, the current restart plan and the restart
+  schedule's random generator, and the termination criteria's windows and
+  counters (every plain attribute, so criteria added later are covered);
+- elapsed time (``history_`` times continue from it) and optional user metadata.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.checkpoint.state import capture, restore
+>>> es = ES("snes", max_generations=30, random_state=0).initialize(np.ones(3))
+>>> for _ in range(5):
+...     X = es.ask(); _ = es.tell(X, (X ** 2).sum(axis=1))
+>>> meta, arrays = capture(es)
+>>> copy = restore(meta, arrays)
+>>> bool((copy.ask() == es.ask()).all()), copy.n_generations_
+(True, 5)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from evostrat.checkpoint.codec import Unencodable, decode, encode
+from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
+
+__all__ = ["capture", "restore", "RUNTIME_PARAMS"]
+
+#: Parameters that only say how candidates are evaluated: ``restore`` may replace them.
+RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
+#: Attributes rebuilt from the parameters or handled on their own.
+_SPECIAL = {"strategy_", "_termination", "_restarts", "_bounds", "_t0", "_x0_type", "_asked"}
+
+
+def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from evostrat.strategy import Strategy
+
+    if name == "strategy" and isinstance(value, Strategy):
+        from evostrat.plugins import registry
+
+        if registry("strategies").get(value.name) is type(value):
+            return {"strategy": value.name, "params": encode(value.get_params(deep=False), arrays, "params/strategy")}
+        return {"unsaved": type(value).__name__}
+    if name == "restarts" and value is not None and not isinstance(value, (str, dict)):
+        value = value.get_params() if hasattr(value, "get_params") else value
+    if name == "dtype" and value is not None and not isinstance(value, str):
+        try:
+            value = np.dtype(value).name
+        except TypeError:
+            value = str(value).rsplit(".", 1)[-1]  # torch.float32 -> "float32"
+    if name == "device" and value is not None and not isinstance(value, str):
+        value = str(value) if type(value).__name__ == "device" else value  # torch.device
+    try:
+        return {"value": encode(value, arrays, f"params/{name}")}
+    except Unencodable:
+        return {"unsaved": type(value).__name__}
+
+
+def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(metadata, arrays)`` describing ``es`` now (between generations).
+
+    Raises
+    ------
+    StateError
+        Before ``initialize``/``fit``, or between ``ask`` and ``tell``.
+    CheckpointError
+        When some run state cannot be stored (named in the message).
+    """
+    import evostrat
+
+    runner = getattr(es, "strategy_", None)
+    if runner is None:
+        raise StateError("checkpoint needs a started estimator: call initialize(x0) or fit() first")
+    if runner._pending is not None:
+        raise StateError("checkpoint between ask() and tell() would lose the pending population; tell() first")
+    arrays: dict[str, np.ndarray] = {}
+    sd = runner.state_dict()
+    for name, a in sd["arrays"].items():
+        arrays[f"state/{name}"] = np.asarray(a)
+    state = {k: v for k, v in sd.items() if k != "arrays"}
+    state["arrays"] = sorted(sd["arrays"])
+    params = {name: _encode_param(name, value, arrays) for name, value in es.get_params(deep=False).items()}
+    param_names = set(params)
+    estimator = {}
+    history = _encode_history(getattr(es, "history_", None), arrays)
+    for name, value in vars(es).items():
+        if name in param_names or name in _SPECIAL or (name == "history_" and history is not None):
+            continue
+        try:
+            estimator[name] = encode(value, arrays, f"es/{name}")
+        except Unencodable as err:
+            raise CheckpointError(f"cannot checkpoint ES attribute {name!r}: {err}") from err
+    x0_init = es._x0 if es._bounds is None else es._bounds.transform(es._x0)
+    restarts = getattr(es, "_restarts", None)
+    try:
+        termination = encode(dict(vars(es._termination)), arrays, "termination")
+        restarts_state = None if restarts is None else encode(dict(vars(restarts)), arrays, "restarts")
+    except Unencodable as err:
+        raise CheckpointError(f"cannot checkpoint the run bookkeeping: {err}") from err
+    meta = {
+        "evostrat_version": evostrat.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "params": params,
+        "state": state,
+        "x0_init": encode(x0_init, arrays, "x0_init"),
+        "x0_type": "list" if getattr(es, "_x0_type", None) in (list, tuple) else "array",
+        "estimator": estimator,
+        "termination": termination,
+        "restarts": restarts_state,
+        "history": history,
+        "elapsed": time.perf_counter() - es._t0,
+        "user": encode(user or {}, {}, "user"),
+    }
+    return meta, arrays
+
+
+def _encode_history(history: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """``history_`` as one array per column when every row has the same numeric keys
+    (the usual case: O(n) numpy work per checkpoint), else as plain data."""
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) for r in history):
+        return None
+    keys = list(history[0])
+    columns = {}
+    for key in keys:
+        values = [row.get(key, None) for row in history]
+        if all(type(v) is int for v in values):
+            columns[key] = ("int", np.asarray(values, dtype=np.int64))
+        elif all(type(v) is float for v in values):
+            columns[key] = ("float", np.asarray(values, dtype=np.float64))
+        else:
+            return None
+    if any(list(row) != keys for row in history):
+        return None
+    for key, (_, column) in columns.items():
+        arrays[f"history/{key}"] = column
+    return {"columns": [[key, kind] for key, (kind, _) in columns.items()], "length": len(history)}
+
+
+def _decode_history(spec: Any, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    try:
+        names = [(str(key), kind) for key, kind in spec["columns"]]
+        length = int(spec["length"])
+        columns = [(key, arrays[f"history/{key}"].tolist()) for key, _ in names]
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint history is malformed: {err}") from err
+    if any(len(values) != length for _, values in columns) or any(
+        kind not in ("int", "float") for _, kind in names
+    ):
+        raise CheckpointError("checkpoint history columns do not match")
+    return [dict(zip((k for k, _ in columns), row)) for row in zip(*(v for _, v in columns))]
+
+
+def _decode_params(meta: dict[str, Any], arrays: dict[str, np.ndarray], overrides: dict[str, Any]) -> dict[str, Any]:
+    from evostrat.estimator import ES
+
+    saved = meta.get("params")
+    if not isinstance(saved, dict):
+        raise CheckpointError("checkpoint has no estimator parameters")
+    valid = set(ES._get_param_names())
+    if set(saved) != valid:
+        raise CheckpointError(
+            f"checkpoint was written by an ES with parameters {sorted(saved)}; this evostrat has "
+            f"{sorted(valid)} (evostrat {meta.get('evostrat_version')!r} wrote it)"
+        )
+    unsaved = sorted(k for k, v in saved.items() if "unsaved" in v)
+    allowed = RUNTIME_PARAMS | set(unsaved)
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise InvalidArgumentError(
+            f"resume can replace only {sorted(allowed)} (parameters that do not change the "
+            f"trajectory, or that the checkpoint could not store); got {bad}"
+        )
+    missing = sorted(set(unsaved) - set(overrides))
+    if missing:
+        raise InvalidArgumentError(
+            f"the checkpoint could not store the parameter(s) {missing} (types "
+            f"{[saved[k]['unsaved'] for k in missing]}); pass them again, e.g. resume(..., {missing[0]}=...)"
+        )
+    as_numpy = lambda a, _backend: np.array(a, copy=True)  # noqa: E731 - hyper-parameters: host arrays
+    params = {}
+    for name, spec in saved.items():
+        if name in overrides:
+            params[name] = overrides[name]
+        elif "strategy" in spec:
+            from evostrat.estimator import make_strategy
+
+            options = decode(spec.get("params"), arrays, as_numpy)
+            params[name] = make_strategy(spec["strategy"], options)
+        elif "value" in spec:
+            params[name] = decode(spec["value"], arrays, as_numpy)
+        else:
+            raise CheckpointError(f"checkpoint parameter {name!r} is malformed")
+    return params
+
+
+def _set_vars(obj: Any, saved: Any, arrays: dict[str, np.ndarray], to_backend: Any, what: str, strict: bool) -> None:
+    values = decode(saved, arrays, to_backend)
+    if not isinstance(values, dict):
+        raise CheckpointError(f"checkpoint {what} state is malformed")
+    mine = set(vars(obj))
+    if strict and set(values) != mine:
+        raise CheckpointError(
+            f"checkpoint {what} state has fields {sorted(values)}, this evostrat's has "
+            f"{sorted(mine)}: the checkpoint comes from another evostrat version"
+        )
+    for name, value in values.items():
+        if not isinstance(name, str) or name in _SPECIAL:
+            raise CheckpointError(f"checkpoint {what} state has an invalid field {name!r}")
+        setattr(obj, name, value)
+
+
+def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: Any) -> Any:
+    """An :class:`~evostrat.ES` in exactly the captured state, ready to ``ask`` or resume.
+
+    Parameters
+    ----------
+    meta, arrays
+        What :func:`capture` returned (or :func:`~evostrat.checkpoint.format.read_checkpoint` read).
+    **overrides
+        New values for ``evaluator``/``evaluator_options`` and for parameters
+        the checkpoint could not store.
+    """
+    from evostrat.backends import get_backend
+    from evostrat.estimator import ES
+    from evostrat.restarts import RunPlan
+
+    es = ES(**_decode_params(meta, arrays, overrides))
+    state = meta.get("state")
+    if not isinstance(state, dict) or not isinstance(state.get("backend"), str):
+        raise CheckpointError("checkpoint has no strategy state")
+    backend = get_backend(state["backend"])
+    device = es.device if isinstance(es.device, str) else None
+    x0 = decode(meta.get("x0_init"), arrays, lambda a, _b: a)
+    if not isinstance(x0, np.ndarray) or x0.ndim != 1:
+        raise CheckpointError("checkpoint has no initial point")
+    es.initialize(backend.asarray(np.array(x0, copy=True), device=device))
+    runner = es.strategy_
+
+    def to_backend(a: np.ndarray, name: str) -> Any:
+        if name != backend.name:
+            raise CheckpointError(f"checkpoint array on backend {name!r} in a {backend.name!r} run")
+        return backend.asarray(np.array(a, copy=True), device=runner.device)
+
+    if meta.get("restarts") is not None:
+        if es._restarts is None:
+            raise CheckpointError("checkpoint has restart state but its parameters ask for no restarts")
+        _set_vars(es._restarts, meta["restarts"], arrays, to_backend, "restarts", strict=True)
+    saved = decode(meta.get("estimator"), arrays, to_backend)
+    if not isinstance(saved, dict):
+        raise CheckpointError("checkpoint estimator state is malformed")
+    plan = saved.get("_plan")
+    if plan is not None and not isinstance(plan, RunPlan):
+        raise CheckpointError("checkpoint restart plan is malformed")
+    if plan is not None and plan != es._plan:
+        es.n_evals_, es.n_generations_ = saved.get("_run_start", (0, 0))
+        es._x0 = saved.get("_x0", es._x0)
+        es.restarts_ = list(saved.get("restarts_", []))[:-1]
+        es._start_run(plan)
+        runner = es.strategy_
+    try:
+        runner.load_state_dict({**state, "arrays": {n: arrays[f"state/{n}"] for n in state["arrays"]}})
+    except KeyError as err:
+        raise CheckpointError(f"checkpoint is missing the state array {err}") from err
+    except InvalidArgumentError as err:
+        raise CheckpointError(f"checkpoint strategy state does not fit its parameters: {err}") from err
+    _set_vars(es._termination, meta.get("termination"), arrays, to_backend, "termination", strict=True)
+    _set_vars(es, meta.get("estimator"), arrays, to_backend, "estimator", strict=False)
+    if meta.get("history") is not None:
+        es.history_ = _decode_history(meta["history"], arrays)
+    es._x0_type = list if meta.get("x0_type") == "list" else type(es._x0)
+    elapsed = meta.get("elapsed", 0.0)
+    es._t0 = time.perf_counter() - (elapsed if isinstance(elapsed, float) and math.isfinite(elapsed) else 0.0)
+    return es

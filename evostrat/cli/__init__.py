@@ -1,0 +1,76 @@
+"""The ``evostrat`` command line.
+
+Commands (``evostrat COMMAND --help`` for each):
+
+- ``evostrat run``: optimise a benchmark problem; writes the history, the
+  result, checkpoints and (``--plot``) figures to an output folder, and
+  continues an interrupted run with ``--resume`` (:mod:`evostrat.cli.run`);
+- ``evostrat demo``: convergence tables of a few default runs;
+- ``evostrat plugins``: installed plugins, their packages and versions;
+- ``evostrat bench``: the pytest-benchmark suites and their comparison
+  table (:mod:`evostrat.cli.bench`).
+
+Wrong arguments print a message naming the problem and exit with status 2;
+a run interrupted by Ctrl-C exits with 130.
+
+Examples
+--------
+>>> from evostrat.cli import main
+>>> main(["plugins"])  # doctest: +ELLIPSIS
+plugin ...
+evostrat.strategies ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from evostrat.cli import bench, info, run
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    from evostrat import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="evostrat",
+        description="Evolution strategies on numpy, torch and JAX.",
+        epilog="Run 'evostrat COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"evostrat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run.add_parser(sub)
+    info.add_parsers(sub)
+    bench.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``evostrat`` console script; returns the exit status."""
+    from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except run.UsageError as err:
+        args.parser.error(str(err))  # prints usage and the message, exits with 2
+    except (InvalidArgumentError, InvalidTypeError, UnknownNameError) as err:
+        print(f"evostrat {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except EvostratError as err:
+        print(f"evostrat {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nevostrat {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0  # pragma: no cover - parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

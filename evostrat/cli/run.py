@@ -1,0 +1,294 @@
+"""``evostrat run``: optimise a benchmark problem and keep everything in a folder.
+
+The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed<seed>``)
+receives:
+
+- ``config.json``: the run's configuration;
+- ``history.csv``: one row per generation (:class:`~evostrat.callbacks.CSVLogger`);
+- ``checkpoint.ckpt``: the run's state every ``--checkpoint-every`` generations
+  and at the end (:mod:`evostrat.checkpoint`);
+- ``result.json``: best point and value, evaluations, generations, stop reason;
+- with ``--plot``: ``convergence.png`` and, for 2-D problems, ``search.png``.
+
+``evostrat run --resume -o DIR`` continues a run killed or interrupted in
+``DIR`` from its last checkpoint, with the saved configuration; the result is
+the one the uninterrupted run gives (same seed, bit for bit).
+
+Examples
+--------
+>>> import json, os, tempfile
+>>> from evostrat.cli import main
+>>> out = os.path.join(tempfile.mkdtemp(), "run")
+>>> main(["run", "--strategy", "snes", "--problem", "sphere", "--dim", "3", "--seed", "1",
+...       "--ftarget", "1e-8", "--output", out, "--no-progress"])   # doctest: +ELLIPSIS
+snes on 3-D sphere (numpy, seed 1): best f = ... (stop: ftarget; ...)
+wrote ...: config.json, history.csv, result.json, checkpoint.ckpt
+0
+>>> json.load(open(os.path.join(out, "result.json")))["stop_reason"]
+'ftarget'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+__all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
+
+#: The configuration of a run: option name -> default. ``--resume`` takes these from the checkpoint.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "strategy": "cma_es",
+    "problem": "sphere",
+    "dim": 10,
+    "x0": 3.0,
+    "sigma0": None,
+    "popsize": None,
+    "backend": "numpy",
+    "device": None,
+    "dtype": None,
+    "evaluator": "auto",
+    "workers": None,
+    "max_evals": None,
+    "max_generations": None,
+    "ftarget": None,
+    "restarts": None,
+    "seed": 0,
+    "patience": None,
+    "min_delta": 0.0,
+    "checkpoint_every": 10,
+}
+CHECKPOINT = "checkpoint.ckpt"
+
+
+class UsageError(Exception):
+    """Wrong or conflicting arguments: printed with the usage, exit status 2."""
+
+
+def _fitness_strategies() -> list[str]:
+    from evostrat.plugins import registry
+
+    return sorted(name for name, cls in registry("strategies").items()
+                  if not getattr(cls, "needs_behaviours", False))
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``run`` to the subcommands ``sub``."""
+    from evostrat.backends import backend_names
+    from evostrat.cli.types import finite_float, nonnegative_float, positive_float, positive_int
+    from evostrat.plugins import registry
+    from evostrat.problems import FUNCTIONS
+
+    p = sub.add_parser(
+        "run", help="optimise a benchmark problem; write history, result, checkpoints, plots",
+        description=(
+            "Optimise a benchmark problem and write config.json, history.csv, checkpoint.ckpt, "
+            "result.json (and with --plot convergence.png, search.png) to the output folder. "
+            "--resume continues an interrupted run from its checkpoint."
+        ),
+    )
+    d = CONFIG_DEFAULTS
+    what = p.add_argument_group("problem and strategy")
+    strategies, problems = _fitness_strategies(), sorted(FUNCTIONS)
+    what.add_argument("-s", "--strategy", choices=strategies, default=None, metavar="NAME",
+                      help=f"one of {', '.join(strategies)} (default {d['strategy']})")
+    what.add_argument("-p", "--problem", choices=problems, default=None, metavar="NAME",
+                      help=f"one of {', '.join(problems)} (default {d['problem']})")
+    what.add_argument("-d", "--dim", type=positive_int, default=None, help=f"dimension (default {d['dim']})")
+    what.add_argument("--x0", type=finite_float, default=None,
+                      help=f"initial mean, every coordinate (default {d['x0']})")
+    what.add_argument("--sigma0", type=positive_float, default=None, help="initial step size (default: the strategy's)")
+    what.add_argument("--popsize", type=positive_int, default=None, help="population size (default: the strategy's)")
+    what.add_argument("--restarts", choices=["ipop", "bipop"], default=None, help="restart schedule (default none)")
+    how = p.add_argument_group("backend and evaluation")
+    how.add_argument("-b", "--backend", choices=backend_names(), default=None, help=f"array backend (default {d['backend']})")
+    how.add_argument("--device", default=None, help="torch/JAX device, e.g. cuda (default: the backend's)")
+    how.add_argument("--dtype", choices=["float32", "float64"], default=None, help="floating dtype (default: the backend's)")
+    evaluators = sorted(registry("evaluators"))
+    how.add_argument("-e", "--evaluator", choices=evaluators, default=None, metavar="NAME",
+                     help=f"how candidates are evaluated: {', '.join(evaluators)} (default {d['evaluator']})")
+    how.add_argument("--workers", type=positive_int, default=None, help="worker processes of the executor/ray evaluators")
+    stop = p.add_argument_group("budget and stopping")
+    stop.add_argument("--max-evals", type=positive_int, default=None, help="evaluation budget")
+    stop.add_argument("--max-generations", type=positive_int, default=None, help="generation budget")
+    stop.add_argument("--ftarget", type=finite_float, default=None, help="stop once the best value reaches this")
+    stop.add_argument("--patience", type=positive_int, default=None,
+                      help="early stopping: generations without improvement of the best value")
+    stop.add_argument("--min-delta", type=nonnegative_float, default=None,
+                      help="early stopping: smallest improvement that counts (default 0)")
+    stop.add_argument("--seed", type=int, default=None, help=f"random seed (default {d['seed']})")
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", default=None,
+                     help="output folder (default runs/<strategy>-<problem>-<dim>d-seed<seed>)")
+    out.add_argument("--checkpoint-every", type=positive_int, default=None,
+                     help=f"generations between checkpoints (default {d['checkpoint_every']})")
+    out.add_argument("--no-checkpoint", action="store_true", help="write no checkpoints")
+    out.add_argument("--resume", action="store_true", help="continue the run saved in --output")
+    out.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
+    out.add_argument("--plot", action="store_true", help="write convergence.png (and search.png in 2-D)")
+    bar = out.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show the progress bar even when stderr is not a terminal")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bar (default: shown on a terminal)")
+    p.set_defaults(func=_cmd_run, parser=p)
+    return p
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration from the arguments (new run) or the checkpoint (``--resume``)."""
+    given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
+    if args.resume:
+        if given:
+            raise UsageError(
+                "--resume continues the saved run with its own configuration; drop "
+                + ", ".join(_option(k) for k in given)
+            )
+        if args.output is None:
+            raise UsageError("--resume needs --output DIR, the folder of the run to continue")
+        if args.overwrite or args.no_checkpoint:
+            raise UsageError("--resume cannot be combined with --overwrite or --no-checkpoint")
+        path = os.path.join(args.output, CHECKPOINT)
+        if not os.path.isfile(path):
+            raise UsageError(f"--resume: no checkpoint {path!r}; was the run started with this --output?")
+        from evostrat.checkpoint import checkpoint_info
+
+        saved = checkpoint_info(path)["user"].get("cli")
+        if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
+            raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
+        return saved
+    config = {**CONFIG_DEFAULTS, **given}
+    if config["patience"] is None and "min_delta" in given:
+        raise UsageError("--min-delta needs --patience")
+    if config["workers"] is not None and config["evaluator"] not in ("executor", "ray"):
+        raise UsageError("--workers needs --evaluator executor or ray")
+    return config
+
+
+def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    out = args.output or os.path.join(
+        "runs", f"{config['strategy']}-{config['problem']}-{config['dim']}d-seed{config['seed']}"
+    )
+    if not args.resume and not args.overwrite:
+        previous = [f for f in (CHECKPOINT, "result.json") if os.path.exists(os.path.join(out, f))]
+        if previous:
+            raise UsageError(
+                f"{out!r} already holds a run ({', '.join(previous)}); pass --resume to continue it, "
+                "--overwrite to replace it, or another --output"
+            )
+    return out
+
+
+def _estimator(config: dict[str, Any]) -> Any:
+    from evostrat import ES
+
+    options = None
+    if config["workers"] is not None:  # the executor's pool size, or Ray's task parallelism
+        key = "num_workers" if config["evaluator"] == "ray" else "max_workers"
+        options = {key: config["workers"]}
+    return ES(
+        config["strategy"], sigma0=config["sigma0"], popsize=config["popsize"],
+        max_evals=config["max_evals"], max_generations=config["max_generations"],
+        ftarget=config["ftarget"], restarts=config["restarts"], backend=config["backend"],
+        device=config["device"], dtype=config["dtype"], evaluator=config["evaluator"],
+        evaluator_options=options, random_state=config["seed"],
+    )
+
+
+def _callbacks(config: dict[str, Any], out: str, plot: bool) -> tuple[list[Any], Any]:
+    from evostrat.callbacks import CSVLogger, EarlyStopping, SearchRecorder
+
+    callbacks: list[Any] = [CSVLogger(os.path.join(out, "history.csv"))]
+    if config["patience"] is not None:
+        callbacks.append(EarlyStopping(config["patience"], config["min_delta"]))
+    recorder = SearchRecorder() if plot and config["dim"] == 2 else None
+    if recorder is not None:
+        callbacks.append(recorder)
+    return callbacks, recorder
+
+
+def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    from evostrat import __version__
+
+    x = np.asarray(es.strategy_.backend.to_numpy(es.x_), dtype=np.float64)
+    return {
+        "strategy": config["strategy"], "problem": config["problem"], "dim": config["dim"],
+        "backend": config["backend"], "seed": config["seed"],
+        "fun": float(es.fun_), "x": x.tolist(), "n_evals": es.n_evals_,
+        "n_generations": es.n_generations_, "stop_reason": es.stop_reason_,
+        "restarts": len(es.restarts_) - 1 if es.restarts_ else 0,
+        "wall_time_s": elapsed, "resumed_from_generation": resumed_from, "evostrat_version": __version__,
+    }
+
+
+def _write_json(path: str, data: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    config = _config(args)  # usage errors first, before the heavier imports
+    out = _output(args, config)
+    if args.plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
+    from evostrat import ES  # imports scikit-learn now, outside the timed run
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.problems import FUNCTIONS
+
+    objective = FUNCTIONS[config["problem"]]
+    callbacks, recorder = _callbacks(config, out, args.plot)
+    progress = {None: "auto", True: "always", False: False}[args.progress]
+    checkpoint = None
+    if not args.no_checkpoint:
+        checkpoint = Checkpointer(os.path.join(out, CHECKPOINT), every=config["checkpoint_every"],
+                                  metadata={"cli": config})
+    t0 = time.perf_counter()
+    if args.resume:
+        from evostrat.checkpoint import checkpoint_info
+
+        path = os.path.join(out, CHECKPOINT)
+        resumed_from = checkpoint_info(path)["n_generations"]
+        es = ES.resume(path, objective, callbacks, progress=progress, checkpoint=checkpoint)
+    else:
+        resumed_from = None
+        es = _estimator(config)
+        os.makedirs(out, exist_ok=True)
+        for stale in (CHECKPOINT, "result.json", "convergence.png", "search.png"):
+            if os.path.exists(os.path.join(out, stale)):
+                os.remove(os.path.join(out, stale))  # --overwrite: nothing of the old run survives
+        _write_json(os.path.join(out, "config.json"), config)
+        x0 = np.full(config["dim"], float(config["x0"]))
+        es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
+    elapsed = time.perf_counter() - t0
+    _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
+    written = ["config.json", "history.csv", "result.json"] + ([CHECKPOINT] if checkpoint else [])
+    if args.plot:
+        from evostrat.plot import save_run_plots
+
+        written += save_run_plots(out, es, objective, recorder)
+    where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""
+    print(
+        f"{config['strategy']} on {config['dim']}-D {config['problem']} ({config['backend']}, seed "
+        f"{config['seed']}): best f = {es.fun_:.6g} after {es.n_evals_} evaluations, "
+        f"{es.n_generations_} generations (stop: {es.stop_reason_}; {where}{elapsed:.2f} s)"
+    )
+    print(f"wrote {out}: {', '.join(written)}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,237 @@
+"""A live progress line for :meth:`ES.fit <evostrat.ES.fit>` and ``evostrat run``.
+
+Shows the generation, evaluations (with a bar when the budget is known:
+``max_evals``, else the generation limit), the best value so far, the current
+generation's best, sigma and the elapsed time. It is a callback (see
+:mod:`evostrat.callbacks`) switched on by ``fit(progress=...)``:
+
+- ``False`` (the library's default): nothing;
+- ``True`` / ``"auto"``: shown when the stream (stderr) is a terminal or a
+  Jupyter notebook, silent otherwise (the CLI's default);
+- ``"always"``: also when the stream is not a terminal; it then prints a plain
+  status line at most every ``interval`` seconds and a final one, instead of
+  redrawing in place.
+
+With ``rich`` installed (``pip install evostrat[progress]``) the terminal view
+is a rich progress bar; without it, a single line redrawn with ``\\r``. The
+redraw is throttled, so the bar costs microseconds per generation.
+
+Examples
+--------
+>>> import io
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.progress import ProgressBar
+>>> out = io.StringIO()
+>>> es = ES("snes", max_generations=30, random_state=0).fit(
+...     lambda X: (X ** 2).sum(axis=1), np.ones(3), progress=ProgressBar("always", file=out))
+>>> print(out.getvalue().splitlines()[-1])   # doctest: +ELLIPSIS
+gen 30/30 | evals 210 | best ... | current ... | sigma ... | 0:00:0...
+>>> ProgressBar("auto", file=io.StringIO()).enabled      # not a terminal
+False
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from typing import Any, TextIO
+
+from evostrat.callbacks.base import Callback
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["ProgressBar", "make_progress"]
+
+MODES = ("auto", "always")
+
+
+def _is_interactive(file: Any) -> bool:
+    try:
+        if file.isatty():
+            return True
+    except (AttributeError, ValueError):
+        return False
+    return "ipykernel" in sys.modules and file in (sys.stdout, sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _num(value: Any) -> str:
+    try:
+        return f"{float(value):.4e}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+class ProgressBar(Callback):
+    """Progress display of a run (a callback).
+
+    Parameters
+    ----------
+    when : {"auto", "always"}
+        ``"auto"``: only on a terminal (or in Jupyter); ``"always"``: everywhere.
+    file : text stream, optional
+        Where to write; ``sys.stderr`` by default (resolved at the start of each run).
+    style : {"auto", "rich", "plain"}
+        ``"rich"`` needs the ``rich`` package; ``"auto"`` uses it on a terminal when installed.
+    interval : float
+        Seconds between updates (the bar redraws at most this often; plain
+        non-terminal output prints a line at most this often).
+
+    Attributes
+    ----------
+    enabled : bool
+        Whether this run shows anything (decided at ``on_fit_start``).
+    """
+
+    def __init__(self, when: str = "auto", file: TextIO | None = None, style: str = "auto",
+                 interval: float | None = None) -> None:
+        if when not in MODES:
+            raise InvalidArgumentError(f"progress must be True, False, 'auto' or 'always', got {when!r}")
+        if style not in ("auto", "rich", "plain"):
+            raise InvalidArgumentError(f"style must be 'auto', 'rich' or 'plain', got {style!r}")
+        if style == "rich" and importlib.util.find_spec("rich") is None:
+            raise InvalidArgumentError("style='rich' needs the rich package: pip install evostrat[progress]")
+        if interval is not None and not (isinstance(interval, (int, float)) and interval >= 0):
+            raise InvalidArgumentError(f"interval must be a number of seconds >= 0, got {interval!r}")
+        self.when = when
+        self.file = file
+        self.style = style
+        self.interval = interval
+        self._stream: Any = None
+        self._rich: Any = None
+        self._last = -float("inf")
+        self._live = False
+        self.enabled = self.when == "always" or _is_interactive(file if file is not None else sys.stderr)
+
+    # -- what to show ---------------------------------------------------------------
+    @staticmethod
+    def _budget(es: Any) -> tuple[int | None, int, str]:
+        """``(total, done, unit)`` for the bar."""
+        if es.max_evals is not None:
+            return int(es.max_evals), int(es.n_evals_), "evals"
+        limit = es.max_generations
+        if limit is None and getattr(es, "_plan", None) is None:
+            limit = getattr(getattr(es, "_termination", None), "max_generations", None)
+        return (int(limit) if limit else None), int(es.n_generations_), "generations"
+
+    def _fields(self, es: Any) -> dict[str, str]:
+        last = es.history_[-1] if es.history_ else {}
+        return {
+            "gen": str(es.n_generations_),
+            "evals": str(es.n_evals_),
+            "best": _num(es.fun_),
+            "current": _num(last.get("generation_best")),
+            "sigma": _num(last.get("sigma")),
+        }
+
+    def line(self, es: Any) -> str:
+        """The plain status line."""
+        f = self._fields(es)
+        total, _, unit = self._budget(es)
+        evals = f["evals"] + (f"/{total}" if total and unit == "evals" else "")
+        gen = f["gen"] + (f"/{total}" if total and unit == "generations" else "")
+        elapsed = _clock(time.perf_counter() - es._t0)
+        return (f"gen {gen} | evals {evals} | best {f['best']} | current {f['current']} | "
+                f"sigma {f['sigma']} | {elapsed}")
+
+    # -- the callback ----------------------------------------------------------------
+    def on_fit_start(self, es: Any) -> None:
+        self._stream = self.file if self.file is not None else sys.stderr
+        self._live = _is_interactive(self._stream)
+        self.enabled = self.when == "always" or self._live
+        self._last = -float("inf")
+        self._rich = None
+        if not self.enabled:
+            return
+        use_rich = self.style == "rich" or (
+            self.style == "auto" and self._live and importlib.util.find_spec("rich") is not None
+        )
+        if use_rich:
+            self._start_rich(es)
+
+    def _start_rich(self, es: Any) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(file=self._stream, force_terminal=True if not self._live else None, stderr=False)
+        progress = Progress(
+            TextColumn("gen [bold]{task.fields[gen]}"),
+            BarColumn(bar_width=12),
+            TaskProgressColumn(),
+            TextColumn("evals {task.fields[evals]}"),
+            TextColumn("best [green]{task.fields[best]}"),
+            TextColumn("current {task.fields[current]}"),
+            TextColumn("sigma {task.fields[sigma]}"),
+            TimeElapsedColumn(),
+            console=console,
+            refresh_per_second=1.0 / self.interval if self.interval else 10,
+            transient=False,
+        )
+        total, done, _ = self._budget(es)
+        task = progress.add_task("run", total=total, completed=done, **self._fields(es))
+        progress.start()
+        self._rich = (progress, task)
+
+    def __call__(self, es: Any) -> None:
+        if not self.enabled:
+            return
+        if self._rich is not None:
+            progress, task = self._rich
+            total, done, _ = self._budget(es)
+            progress.update(task, total=total, completed=done, **self._fields(es))
+            return
+        now = time.perf_counter()
+        interval = self.interval if self.interval is not None else (0.1 if self._live else 1.0)
+        if now - self._last < interval:
+            return
+        self._last = now
+        self._emit(es)
+
+    def _emit(self, es: Any) -> None:
+        if self._live:
+            self._stream.write("\r\x1b[2K" + self.line(es))
+        else:
+            self._stream.write(self.line(es) + "\n")
+        self._stream.flush()
+
+    def on_fit_end(self, es: Any) -> None:
+        if not self.enabled:
+            return
+        if self._rich is not None:
+            progress, task = self._rich
+            total, done, _ = self._budget(es)
+            progress.update(task, total=total, completed=done, **self._fields(es))
+            progress.stop()
+            self._rich = None
+            return
+        self._emit(es)
+        if self._live:
+            self._stream.write("\n")
+            self._stream.flush()
+
+    def __repr__(self) -> str:
+        return f"ProgressBar({self.when!r}, style={self.style!r})"
+
+
+def make_progress(spec: Any) -> ProgressBar | None:
+    """The :class:`ProgressBar` for ``fit(progress=spec)``, or ``None``.
+
+    ``False``/``None``: none; ``True``/``"auto"``: terminal only;
+    ``"always"``: everywhere; a :class:`ProgressBar`: itself.
+    """
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return ProgressBar("auto")
+    if isinstance(spec, ProgressBar):
+        return spec
+    if isinstance(spec, str):
+        return ProgressBar(spec)
+    raise InvalidTypeError(
+        f"progress must be True, False, 'auto', 'always' or a ProgressBar, got {type(spec).__name__}"
+    )

@@ -1,0 +1,238 @@
+"""Callbacks of ``fit``: loggers (CSV, JSON lines, DataFrame), early stopping, the
+search recorder, the progress bar, and the order and error handling of the hooks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.callbacks import (
+    Callback,
+    CSVLogger,
+    DataFrameLogger,
+    EarlyStopping,
+    JSONLinesLogger,
+    SearchRecorder,
+    history_frame,
+)
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.problems import rosenbrock, sphere
+from evostrat.progress import ProgressBar, make_progress
+
+
+def _fit(callbacks: list[Any], generations: int = 15, **kw: Any) -> ES:
+    return ES("snes", max_generations=generations, random_state=0, **kw).fit(
+        rosenbrock, np.zeros(3), callbacks=callbacks)
+
+
+def test_csv_logger_writes_every_generation_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "run.csv"  # the folder is created
+    es = _fit([CSVLogger(path, extra={"mean0": lambda es: float(es.strategy_.mean[0])})])
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == es.n_generations_ == 15
+    assert list(rows[0]) == list(es.history_[0]) + ["mean0"]
+    for row, entry in zip(rows, es.history_):
+        assert int(row["generation"]) == entry["generation"]
+        assert float(row["best"]) == entry["best"]  # repr round-trips bit for bit
+        assert float(row["sigma"]) == entry["sigma"]
+    assert float(rows[-1]["mean0"]) == float(es.strategy_.mean[0])
+
+
+def test_jsonl_logger_is_strict_json_with_null_for_nonfinite(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+
+    def f(X: Any) -> Any:
+        out = sphere(X)
+        out[0] = np.nan
+        return out
+
+    es = ES("snes", max_generations=5, random_state=0, nonfinite="ignore").fit(
+        f, np.ones(2), callbacks=[JSONLinesLogger(path, extra={"mean": lambda es: es.strategy_.mean})])
+    lines = path.read_text().splitlines()
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}")) for line in lines]
+    assert [r["generation"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[-1]["best"] == es.fun_ and len(rows[-1]["mean"]) == 2
+
+
+def test_dataframe_logger_and_history_frame() -> None:
+    pd = pytest.importorskip("pandas")
+    logger = DataFrameLogger(extra={"evals_x2": lambda es: 2 * es.n_evals_})
+    es = _fit([logger], generations=8)
+    frame = logger.frame
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 8
+    assert frame["evals_x2"].tolist() == [2 * r["n_evals"] for r in es.history_]
+    assert history_frame(es)["best"].tolist() == [r["best"] for r in es.history_]
+    with pytest.raises(InvalidTypeError, match="fitted ES or a list of dicts"):
+        history_frame(42)
+
+
+def test_history_needs_no_pandas(monkeypatch: Any) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def no_pandas(name: str, *args: Any, **kw: Any) -> Any:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("No module named 'pandas'")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    logger = DataFrameLogger()
+    es = _fit([logger], generations=4)
+    assert len(es.history_) == len(logger.rows) == 4
+    with pytest.raises(ImportError, match="pip install pandas"):
+        logger.frame
+
+
+def _clock(sign: float) -> Any:
+    """An objective whose every value is ``sign * (number of calls)``: the best value
+    changes by exactly 1 per generation."""
+    calls = [0]
+
+    def f(X: Any) -> Any:
+        calls[0] += 1
+        return np.full(len(X), sign * calls[0], dtype=float)
+
+    return f
+
+
+def test_early_stopping_patience_and_min_delta() -> None:
+    flat = lambda X: np.ones(len(X))  # noqa: E731
+    es = ES("snes", random_state=0).fit(flat, np.zeros(3), callbacks=[stop := EarlyStopping(patience=4)])
+    assert es.stop_reason_ == "callback" and es.n_generations_ == 5 and stop.stopped_generation == 5
+    # the best improves by 1 per generation: by 3 over a patience of 3
+    for min_delta, generations, reason in [(0.0, 30, "maxiter"), (2.99, 30, "maxiter"), (3.0, 4, "callback")]:
+        es = ES("snes", max_generations=30, random_state=0).fit(
+            _clock(-1.0), np.zeros(2), callbacks=[EarlyStopping(patience=3, min_delta=min_delta)])
+        assert (es.n_generations_, es.stop_reason_) == (generations, reason), min_delta
+
+
+def test_early_stopping_when_maximizing() -> None:
+    rising = ES("snes", maximize=True, max_generations=20, random_state=0).fit(
+        _clock(+1.0), np.zeros(2), callbacks=[EarlyStopping(patience=2, min_delta=0.5)])
+    assert rising.stop_reason_ == "maxiter"  # improving in the user's sense: never stopped
+    falling = ES("snes", maximize=True, max_generations=20, random_state=0).fit(
+        _clock(-1.0), np.zeros(2), callbacks=[EarlyStopping(patience=2)])
+    assert (falling.stop_reason_, falling.n_generations_) == ("callback", 3)
+
+
+def test_early_stopping_validates_arguments() -> None:
+    with pytest.raises(InvalidArgumentError, match="patience must be a positive int"):
+        EarlyStopping(patience=0)
+    with pytest.raises(InvalidTypeError, match="patience"):
+        EarlyStopping(patience=2.5)
+    with pytest.raises(InvalidArgumentError, match="min_delta"):
+        EarlyStopping(min_delta=-1)
+    with pytest.raises(InvalidArgumentError, match="not a history_ column"):
+        _fit([EarlyStopping(patience=1, monitor="loss")])
+
+
+def test_search_recorder_does_not_change_the_run() -> None:
+    plain = _fit([], generations=20)
+    rec = SearchRecorder(every=5, n_samples=30)
+    recorded = _fit([rec], generations=20)
+    assert [r["best"] for r in recorded.history_] == [r["best"] for r in plain.history_]
+    assert [s["generation"] for s in rec.snapshots] == [0, 5, 10, 15, 20]
+    assert rec.snapshots[-1]["samples"].shape == (30, 3)
+    assert np.allclose(rec.snapshots[-1]["mean"], plain.strategy_.mean)
+
+
+def test_stopping_callback_and_hook_order() -> None:
+    calls: list[str] = []
+
+    class Tracer(Callback):
+        def on_fit_start(self, es: ES) -> None:
+            calls.append("start")
+
+        def __call__(self, es: ES) -> bool:
+            calls.append(f"gen{es.n_generations_}")
+            return es.n_generations_ == 3
+
+        def on_fit_end(self, es: ES) -> None:
+            calls.append(f"end:{es.stop_reason_}")
+
+    es = _fit([Tracer()])
+    assert calls == ["start", "gen1", "gen2", "gen3", "end:callback"]
+    assert es.n_generations_ == 3
+
+
+def test_on_fit_end_runs_when_the_objective_fails(tmp_path: Path) -> None:
+    def failing(X: Any) -> Any:
+        raise RuntimeError("objective failed")
+
+    logger = CSVLogger(tmp_path / "run.csv")
+    with pytest.raises(Exception, match="objective failed"):
+        ES("snes", random_state=0).fit(failing, np.zeros(2), callbacks=[logger])
+    assert logger._file is None  # closed
+
+
+def test_callbacks_argument_is_validated() -> None:
+    es = ES("snes", max_generations=2)
+    with pytest.raises(InvalidTypeError, match="wrap it in a list"):
+        es.fit(sphere, np.zeros(2), callbacks=print)
+    with pytest.raises(InvalidTypeError, match=r"callbacks\[1\] must be callable"):
+        es.fit(sphere, np.zeros(2), callbacks=[print, 3])
+
+
+# -- progress -------------------------------------------------------------------------------
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_silent_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    _fit([], generations=5)  # default: no progress at all
+    es = ES("snes", max_generations=5, random_state=0).fit(
+        sphere, np.ones(2), progress=ProgressBar("auto", file=out))
+    assert out.getvalue() == "" and es.n_generations_ == 5
+
+
+def test_progress_always_writes_plain_lines_off_terminal() -> None:
+    out = io.StringIO()
+    es = ES("snes", max_evals=70, random_state=0).fit(
+        sphere, np.ones(3), progress=ProgressBar("always", file=out))
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith(f"gen {es.n_generations_} | evals {es.n_evals_}/70 | best {es.fun_:.4e}")
+    assert f"current {es.history_[-1]['generation_best']:.4e}" in last
+    assert f"sigma {es.history_[-1]['sigma']:.4e}" in last and "\r" not in out.getvalue()
+
+
+@pytest.mark.parametrize("style", ["plain", "rich"])
+def test_progress_on_a_terminal(style: str) -> None:
+    if style == "rich":
+        pytest.importorskip("rich")
+    out = _Tty()
+    es = ES("snes", max_generations=12, random_state=0).fit(
+        sphere, np.ones(2), progress=ProgressBar("auto", file=out, style=style, interval=0))
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # without terminal codes
+    assert "gen 12" in text and f"evals {es.n_evals_}" in text
+    assert f"best {es.fun_:.4e}" in text and "sigma" in text
+    if style == "plain":
+        assert "\r" in text and text.endswith("\n")
+
+
+def test_progress_argument_is_validated() -> None:
+    assert make_progress(False) is None and make_progress(None) is None
+    assert make_progress(True).when == "auto" and make_progress("always").when == "always"
+    with pytest.raises(InvalidArgumentError, match="progress must be"):
+        make_progress("sometimes")
+    with pytest.raises(InvalidTypeError, match="progress must be"):
+        ES("snes").fit(sphere, np.ones(2), progress=3)
+
+
+def test_progress_budget_without_limits_uses_the_default_maxiter() -> None:
+    es = ES("snes", random_state=0, ftarget=1e-3).initialize(np.ones(2))
+    total, done, unit = ProgressBar._budget(es)
+    assert unit == "generations" and done == 0 and total == es._termination.max_generations
+    assert math.isfinite(total)

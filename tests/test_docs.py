@@ -1,0 +1,136 @@
+"""The documentation site: it builds with ``mkdocs build --strict`` and every code
+example in it runs.
+
+Each page's fenced ``python`` blocks run in order in one namespace, in a fresh
+working directory. Markers on a block's first lines:
+
+- ``# requires: torch, jax``: the page stops there (skipped) unless those
+  modules are installed;
+- ``# doc-test: slow``: run only by the slow suite (``-m slow``);
+- ``# doc-test: skip``: never run (a fragment of another package, e.g. a hook
+  implementation shown out of context).
+
+Blocks that only include a repository file (``--8<-- "path"``) are that file,
+which its own tests cover.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+MARKER = re.compile(r"^#\s*(requires|doc-test):\s*(.*)$")
+
+
+def code_blocks(page: Path) -> Iterator[tuple[int, str, list[str], str]]:
+    """``(line, code, required modules, mode)`` of each python block; mode is
+    ``"run"``, ``"slow"`` or ``"skip"``."""
+    text = page.read_text()
+    for match in FENCE.finditer(text):
+        if match.group("lang") != "python":
+            continue
+        code = textwrap.dedent(match.group("body"))
+        lines = [line for line in code.splitlines() if line.strip()]
+        if lines and all(line.strip().startswith("--8<--") for line in lines):
+            continue
+        requires: list[str] = []
+        mode = "run"
+        for line in lines:
+            marker = MARKER.match(line.strip())
+            if not marker:
+                break
+            if marker.group(1) == "requires":
+                requires += [m.strip() for m in marker.group(2).split(",") if m.strip()]
+            else:
+                mode = marker.group(2).split()[0]
+        line_number = text.count("\n", 0, match.start()) + 2
+        yield line_number, code, requires, mode
+
+
+PAGES = sorted(p for p in DOCS.rglob("*.md") if any(True for _ in code_blocks(p)))
+
+
+def _run_page(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: bool) -> int:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    ran = 0
+    for line, code, requires, mode in code_blocks(page):
+        if mode == "skip" or (mode == "slow" and not slow):
+            continue
+        missing = [m for m in requires if importlib.util.find_spec(m) is None]
+        if missing:
+            pytest.skip(f"{page.relative_to(ROOT)}:{line} needs {missing}")
+        exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102
+        ran += 1
+    return ran
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_code_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert _run_page(page, tmp_path, monkeypatch, slow=False) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if any(m == "slow" for *_, m in code_blocks(p))],
+    ids=lambda p: str(p.relative_to(DOCS)),
+)
+def test_slow_code_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run_page(page, tmp_path, monkeypatch, slow=True)
+
+
+def test_markers_are_understood() -> None:
+    for page in PAGES:
+        for line, _, requires, mode in code_blocks(page):
+            assert mode in ("run", "slow", "skip"), f"{page}:{line}: unknown doc-test mode {mode!r}"
+            assert all(re.fullmatch(r"[\w.]+", m) for m in requires), f"{page}:{line}: {requires}"
+
+
+def test_every_builtin_strategy_has_a_page() -> None:
+    from evostrat import list_plugins
+
+    builtin = next(p for p in list_plugins() if p["name"] == "evostrat.strategies")
+    pages = " ".join(p.read_text() for p in (DOCS / "strategies").glob("*.md"))
+    for name in builtin["provides"]["strategies"]:
+        assert f'ES("{name}")' in pages, f"no strategy page documents {name!r}"
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in DOCS.rglob("*.md"):
+        assert str(page.relative_to(DOCS)) in nav, f"{page} is not in mkdocs.yml's nav"
+
+
+def test_site_builds_strictly(tmp_path: Path) -> None:
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            pytest.skip(f"{module} is not installed (pip install evostrat[docs])")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+         "-d", str(tmp_path / "site")],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "WARNING" not in out.stderr
+    built = tmp_path / "site"
+    assert (built / "index.html").exists() and (built / "strategies" / "cma_es" / "index.html").exists()
+    plugins = (built / "guides" / "plugins" / "index.html").read_text()
+    assert "one_plus_lambda_es" in plugins and "evostrat_strategies" in plugins  # snippets, hookspecs
