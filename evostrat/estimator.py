@@ -159,6 +159,12 @@ class ES(BaseEstimator):
         Further strategy hyper-parameters (also settable as ``strategy__name``).
     random_state : int, optional
         Seed; the same seed on the same backend gives the same run bit for bit.
+    compiled_loop : "auto", bool
+        JAX fast path (:mod:`evostrat.fast_path`): ``"auto"`` runs chunks of
+        generations in one compiled ``lax.scan`` when the objective is traceable
+        and nothing needs the host between generations (no callbacks, progress,
+        checkpoints, bounds, restarts or behaviours); ``False`` never does.
+        ``fast_path_`` tells which loop ran.
     """
 
     def __init__(
@@ -185,6 +191,7 @@ class ES(BaseEstimator):
         nonfinite: str = "warn",
         strategy_options: dict | None = None,
         random_state: int | None = None,
+        compiled_loop: Any = "auto",
     ) -> None:
         self.strategy = strategy
         self.sigma0 = sigma0
@@ -208,6 +215,7 @@ class ES(BaseEstimator):
         self.nonfinite = nonfinite
         self.strategy_options = strategy_options
         self.random_state = random_state
+        self.compiled_loop = compiled_loop
 
     # -- scikit-learn parameter protocol, extended to strategy names ----------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -360,13 +368,30 @@ class ES(BaseEstimator):
 
     def _record(self, X: Any, values: np.ndarray) -> None:
         runner = self.strategy_
+        self._log_generation(
+            values, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state)
+        )
+
+    def _log_generation(
+        self,
+        values: np.ndarray,
+        candidate: Callable[[int], Any],
+        sigma: float,
+        stops: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Best-so-far, history and termination after one generation (host side).
+
+        ``candidate(i)`` returns row ``i`` of the population (only called for the
+        generation's best) and ``stops()`` the strategy's own criteria.
+        """
+        runner = self.strategy_
         finite = np.where(np.isnan(values), np.inf if not self.maximize else -np.inf, values)
         i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
         gen_best = float(finite[i])
         improved = gen_best > self.fun_ if self.maximize else gen_best < self.fun_
         if improved:
             self.fun_ = gen_best
-            self.x_ = runner.backend.asarray(X[i], device=runner.device)
+            self.x_ = runner.backend.asarray(candidate(i), device=runner.device)
         evals0, generations0 = self._run_start
         self.n_evals_ = evals0 + runner.n_evals
         self.n_generations_ = generations0 + runner.generation
@@ -377,18 +402,17 @@ class ES(BaseEstimator):
             "best": self.fun_,
             "generation_best": gen_best,
             "median": float(np.median(ok)) if ok.size else math.nan,
-            "sigma": runner.sigma,
+            "sigma": sigma,
             "time": time.perf_counter() - self._t0,
         }
         if self._plan is not None:
             entry.update(run=self._plan.run, popsize=runner.popsize)
         self.history_.append(entry)
         reason = self._termination.check(
-            runner.generation, self.n_evals_, self.fun_, values.tolist(), runner.sigma
+            runner.generation, self.n_evals_, self.fun_, values.tolist(), sigma
         )
         if reason is None:
-            stops = runner.strategy.stop(runner.state)
-            reason = next((name for name, hit in stops.items() if bool(hit)), None)
+            reason = next((name for name, hit in stops().items() if bool(hit)), None)
         if self._plan is not None:
             reason = self._after_run(reason, gen_best)
         self.stop_reason_ = reason
@@ -461,7 +485,8 @@ class ES(BaseEstimator):
 
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
-        return self._run(objective, hooks)
+        host_free = not callbacks and not progress and checkpoint is None
+        return self._run(objective, hooks, host_free=host_free)
 
     @classmethod
     def resume(
@@ -518,8 +543,15 @@ class ES(BaseEstimator):
         hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
         return load_checkpoint(path, **overrides)._run(objective, hooks)
 
-    def _run(self, objective: Callable, hooks: Any) -> "ES":
+    def _run(self, objective: Callable, hooks: Any, host_free: bool = False) -> "ES":
         """The generation loop of :meth:`fit` and :meth:`resume` from the current state."""
+        from evostrat.fast_path import run_compiled
+
+        self.fast_path_ = None
+        if host_free and run_compiled(self, objective):
+            if isinstance(self.x_, np.ndarray) and self._x0_type in (list, tuple):
+                self.x_ = np.asarray(self.x_)
+            return self
         evaluator = make_evaluator(self.evaluator, self.evaluator_options)
         evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.behaviours
         # Remote evaluators may ship Gaussian populations as seeds (evostrat.seeded).

@@ -39,6 +39,7 @@ class ChunkOutput(NamedTuple):
     fitness: Any  # (chunk, popsize)
     best_x: Any  # (chunk, dim): the generation's best candidate
     sigma: Any  # (chunk,)
+    stops: Any  # name -> (chunk,) booleans: the strategy's own criteria (with_stops)
 
 
 def is_traceable(objective: Callable, popsize: int, dim: int, dtype: Any) -> bool:
@@ -67,6 +68,10 @@ class CompiledLoop:
         Generations per compiled program.
     backend : Backend, optional
         Defaults to JAX; the loop needs a backend whose ``traceable`` is true.
+    sign : float
+        ``-1`` to maximise: the strategy is told ``-objective(X)``.
+    with_stops : bool
+        Also report the strategy's ``stop(state)`` criteria per generation.
     """
 
     def __init__(
@@ -76,9 +81,11 @@ class CompiledLoop:
         chunk: int = 50,
         backend: Backend | None = None,
         sign: float = 1.0,
+        with_stops: bool = False,
     ) -> None:
         import jax
 
+        self.with_stops = with_stops
         self.strategy = strategy
         self.objective = objective
         self.chunk = int(chunk)
@@ -93,7 +100,10 @@ class CompiledLoop:
         minimised = values if self.sign == 1.0 else -values
         state = self.strategy.tell(state, X, minimised)
         best = xp.argmin(xp.where(xp.isnan(minimised), xp.inf, minimised))
-        out = ChunkOutput(values, X[best], self.strategy.sigma(state))
+        stops = {}
+        if self.with_stops:
+            stops = {k: xp.asarray(v) for k, v in self.strategy.stop(state).items()}
+        out = ChunkOutput(values, X[best], self.strategy.sigma(state), stops)
         return state, out
 
     def _scan(self, state: Any, n_active: Any) -> tuple[Any, ChunkOutput]:

@@ -1,0 +1,81 @@
+"""The estimator's compiled JAX loop agrees with the step-by-step loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from evostrat import ES  # noqa: E402
+from evostrat.errors import InvalidArgumentError  # noqa: E402
+from evostrat.problems import rosenbrock, sphere  # noqa: E402
+
+
+def fit_both(**kwargs):
+    x0 = kwargs.pop("x0")
+    objective = kwargs.pop("objective")
+    fast = ES(compiled_loop="auto", **kwargs).fit(objective, x0)
+    slow = ES(compiled_loop=False, **kwargs).fit(objective, x0)
+    return fast, slow
+
+
+def test_compiled_loop_stops_at_the_same_generation_as_the_step_by_step_loop() -> None:
+    """SNES's fused step rounds exactly like the separate jitted ask/tell: same run."""
+    fast, slow = fit_both(strategy="snes", sigma0=1.0, ftarget=1e-6, max_evals=20000,
+                          random_state=0, x0=jnp.full(6, 2.0), objective=sphere)
+    assert fast.fast_path_ == "compiled_loop" and slow.fast_path_ is None
+    assert fast.stop_reason_ == slow.stop_reason_ == "ftarget"
+    assert fast.n_evals_ == slow.n_evals_ and fast.n_generations_ == slow.n_generations_
+    assert len(fast.history_) == len(slow.history_) == fast.n_generations_
+    np.testing.assert_allclose(np.asarray(fast.x_), np.asarray(slow.x_), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fast.fun_, slow.fun_, rtol=1e-3)
+    np.testing.assert_allclose(
+        [h["best"] for h in fast.history_], [h["best"] for h in slow.history_], rtol=1e-3
+    )
+    # the final state is the state after exactly n_generations_ generations
+    np.testing.assert_array_equal(np.asarray(fast.strategy_.state.key),
+                                  np.asarray(slow.strategy_.state.key))
+
+
+def test_cma_es_on_the_compiled_loop_matches_up_to_float32_rounding() -> None:
+    """XLA fuses CMA-ES's whole step, so float32 rounding differs and the
+    trajectories drift apart slowly: both must reach the target within a few
+    generations of each other."""
+    fast, slow = fit_both(strategy="cma_es", sigma0=1.0, ftarget=1e-6, max_evals=20000,
+                          random_state=0, x0=jnp.full(6, 2.0), objective=sphere)
+    assert fast.fast_path_ == "compiled_loop"
+    assert fast.stop_reason_ == slow.stop_reason_ == "ftarget"
+    assert abs(fast.n_generations_ - slow.n_generations_) <= 3
+    assert len(fast.history_) == fast.n_generations_ == fast.strategy_.generation
+    early = min(10, fast.n_generations_)
+    np.testing.assert_allclose([h["best"] for h in fast.history_[:early]],
+                               [h["best"] for h in slow.history_[:early]], rtol=1e-3)
+
+
+def test_budget_inside_a_chunk_and_maximize() -> None:
+    fast, slow = fit_both(strategy="snes", max_generations=45, maximize=True, random_state=2,
+                          x0=jnp.ones(4), objective=lambda X: -rosenbrock(X))
+    assert fast.fast_path_ == "compiled_loop"
+    assert fast.stop_reason_ == slow.stop_reason_ == "maxiter"
+    assert fast.n_generations_ == 45 and fast.strategy_.generation == 45
+    np.testing.assert_allclose(fast.fun_, slow.fun_, rtol=1e-4)
+    assert fast.fun_ == max(h["generation_best"] for h in fast.history_)
+
+
+def test_strategy_stop_criteria_fire_on_the_compiled_loop() -> None:
+    fast, slow = fit_both(strategy="cma_es", sigma0=1.0, random_state=0,
+                          x0=jnp.zeros(4), objective=lambda X: jnp.zeros(X.shape[0]))
+    assert fast.stop_reason_ == slow.stop_reason_ != "maxiter"
+    assert abs(fast.n_generations_ - slow.n_generations_) <= 3
+
+
+def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
+    x0 = jnp.ones(3)
+    assert ES("snes", max_generations=3).fit(lambda X: float(X.sum()), x0).fast_path_ is None
+    assert ES("snes", max_generations=3).fit(sphere, x0, callbacks=[lambda es: None]).fast_path_ is None
+    assert ES("snes", max_generations=3, bounds=(-5, 5)).fit(sphere, x0).fast_path_ is None
+    assert ES("snes", max_generations=3).fit(sphere, np.ones(3)).fast_path_ is None  # numpy
+    with pytest.raises(InvalidArgumentError, match="compiled_loop"):
+        ES("snes", max_generations=3, compiled_loop="yes").fit(sphere, x0)
