@@ -17,7 +17,7 @@ Examples
 >>> import numpy as np
 >>> from evostrat import ES
 >>> from evostrat.problems import rosenbrock
->>> es = ES(strategy="snes", sigma0=0.5, max_evals=40000, ftarget=1e-8,
+>>> es = ES(strategy="cma_es", sigma0=0.5, max_evals=40000, ftarget=1e-8,
 ...         random_state=3).fit(rosenbrock, np.zeros(4))
 >>> es.stop_reason_, bool(es.fun_ <= 1e-8)
 ('ftarget', True)

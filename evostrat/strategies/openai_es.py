@@ -14,9 +14,9 @@ Examples
 >>> import numpy as np
 >>> from evostrat import ES
 >>> from evostrat.problems import sphere
->>> es = ES("openai_es", sigma0=0.5, max_generations=200, random_state=0,
-...         strategy_options=dict(lr=0.05)).fit(sphere, np.ones(5))
->>> es.fun_ < 0.01
+>>> es = ES("openai_es", sigma0=0.5, popsize=20, max_generations=300, random_state=0,
+...         strategy_options=dict(lr=0.1, lr_decay=0.99, sigma_decay=0.99)).fit(sphere, np.ones(5))
+>>> es.fun_ < 1e-3
 True
 """
 
