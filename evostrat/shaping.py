@@ -112,6 +112,29 @@ def zscore(values: Array, axis: int = 0, eps: float = 1e-8) -> Array:
         Added to the standard deviation.
     """
     xp = _xp(values)
-    mean = xp.mean(values, axis=axis, keepdims=True)
-    std = xp.std(values, axis=axis, keepdims=True)
-    return (values - mean) / (std + eps)
+    # Values whose squares or sums would overflow are first scaled down (z is unchanged
+    # when eps is scaled too; a float32 fitness of 3e38 gave inf - inf = NaN). Shifting
+    # by the minimum makes a constant input exactly zero.
+    limit = math.sqrt(float(xp.finfo(values.dtype).max) / max(values.shape[axis], 1)) / 4
+    factor = downscale_factor(xp.max(xp.abs(values), axis=axis, keepdims=True), limit)
+    scaled = values * factor
+    shifted = scaled - xp.min(scaled, axis=axis, keepdims=True)
+    mean = xp.mean(shifted, axis=axis, keepdims=True)
+    std = xp.std(shifted, axis=axis, keepdims=True)
+    den = std + eps * factor  # 0 only for a constant huge input (numerator 0)
+    return (shifted - mean) / xp.where(den > 0, den, xp.ones_like(den))
+
+
+def downscale_factor(magnitude: Array, limit: float) -> Array:
+    """An exact power of two ``r`` with ``magnitude * r <= 16`` where ``magnitude > limit``, else 1.
+
+    Multiplying by ``r`` rescales values near the dtype's maximum without rounding,
+    so sums and squares of the result cannot overflow. (Dividing by ``magnitude``
+    instead fails under XLA, which divides through the reciprocal: ``1 / 3e38`` is
+    subnormal in float32 and XLA on CPU flushes it to zero.) ``limit >= 1``.
+    """
+    xp = _xp(magnitude)
+    huge = magnitude > limit
+    safe = xp.where(huge, magnitude, xp.ones_like(magnitude))
+    exponent = xp.floor(xp.log2(safe)) - 3.0
+    return xp.where(huge, 2.0 ** (-exponent), xp.ones_like(magnitude))
