@@ -140,3 +140,15 @@ def fitness_strategy_names() -> list[str]:
 def case(request: pytest.FixtureRequest) -> BackendCase:
     """Each backend case in turn."""
     return request.param
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how many hypothesis cases the reliability suites ran (``tests/hypothesis_profiles.py``)."""
+    import sys
+
+    profiles = sys.modules.get("hypothesis_profiles")
+    if profiles is not None and profiles.CASES:
+        counts = ", ".join(f"{suite}={n}" for suite, n in sorted(profiles.CASES.items()))
+        terminalreporter.write_line(
+            f"hypothesis cases run: {counts} (profile {profiles.PROFILE}, scale {profiles.SCALE})"
+        )

@@ -214,7 +214,21 @@ try:
     es = evostrat.ES("snes", max_generations=5, random_state=0).fit(sphere, np.ones(3))
     print("FIT-OK", es.n_generations_)
 except evostrat.PluginError as err:
-    print("PLUGIN-ERROR", err)
+    assert isinstance(err, evostrat.EvostratError) and isinstance(err, RuntimeError), type(err).__mro__
+    print("PLUGIN-ERROR", str(err).replace(chr(10), " "))
+"""
+
+FIT_EVERY_BUILTIN = """
+import numpy as np, evostrat
+from evostrat.plugins import list_plugins, registry
+from evostrat.problems import sphere
+builtin = [p for p in list_plugins() if p["name"] == "evostrat.strategies"][0]
+names = builtin["provides"]["strategies"]
+assert sorted(registry("strategies")) == sorted(names), (sorted(registry("strategies")), names)
+for name in names:
+    es = evostrat.ES(name, max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    assert es.n_generations_ == 2 and np.all(np.isfinite(es.x_)), name
+print("ALL-OK", len(names))
 """
 
 BROKEN_CASES = {
@@ -237,6 +251,20 @@ def test_broken_plugin_gives_clear_error_naming_plugin_and_distribution(
     assert f"broken_{kind}" in line and dist in line and "9.9.9" in line, line
     for fragment in BROKEN_CASES[kind]:
         assert fragment in line, (fragment, line)
+    assert "EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD=1" in line, line  # the error names the way out
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_CASES))
+def test_disable_autoload_keeps_every_builtin_strategy_working(
+    kind: str, broken_sites: dict[str, Path]
+) -> None:
+    out = run_python(FIT_EVERY_BUILTIN, broken_sites[kind], disable_autoload=True)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    from evostrat.plugins import list_plugins
+
+    builtin = [p for p in list_plugins() if p["name"] == "evostrat.strategies"][0]
+    assert line == f"ALL-OK {len(builtin['provides']['strategies'])}", line
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN_CASES))

@@ -155,21 +155,24 @@ def registry(kind: str) -> dict[str, Any]:
         except Exception as err:
             raise PluginError(
                 f"{_describe(impl.plugin_name)} raised in {hook_name}(): "
-                f"{type(err).__name__}: {err}"
+                f"{type(err).__name__}: {err}. Uninstall or fix it, or set "
+                f"{DISABLE_ENV}=1 to skip third-party plugins."
             ) from err
         if provided is None:
             continue
         if not isinstance(provided, dict):
             raise PluginError(
                 f"{_describe(impl.plugin_name)}: {hook_name}() must return a dict of "
-                f"name -> factory, got {type(provided).__name__}"
+                f"name -> factory, got {type(provided).__name__}. Set {DISABLE_ENV}=1 to "
+                "skip third-party plugins."
             )
         for name, factory in provided.items():
             if name in merged:
                 raise PluginError(
                     f"duplicate {kind[:-1] if kind != 'strategies' else 'strategy'} name "
                     f"{name!r}: provided by {_describe(owner[name])} and by "
-                    f"{_describe(impl.plugin_name)}"
+                    f"{_describe(impl.plugin_name)}. Uninstall one of them, or set "
+                    f"{DISABLE_ENV}=1 to skip third-party plugins."
                 )
             merged[name] = factory
             owner[name] = impl.plugin_name
