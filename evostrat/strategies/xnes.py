@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.shaping import nes_utilities, rank_weights
+from evostrat.shaping import downscale_factor, nes_utilities, rank_weights
 from evostrat.strategy import Strategy, clamp_sigma
 
 Array = Any
@@ -212,7 +212,11 @@ class XNES(Strategy):
     def sigma(self, state: XNESState) -> Array:
         """Largest per-coordinate standard deviation, ``sigma * max_i ||B_i,:||``."""
         xp = get_backend(state.mean).xp
-        return state.sigma * xp.sqrt(xp.max(xp.sum(state.B * state.B, axis=1)))
+        # B scaled by an exact power of two first: squares of entries beyond 1.8e19
+        # overflow float32 (a finite state read as sigma = inf)
+        f = downscale_factor(xp.max(xp.abs(state.B)), 1.0)
+        Bf = state.B * f
+        return (state.sigma / f) * xp.sqrt(xp.max(xp.sum(Bf * Bf, axis=1)))
 
     def covariance(self, state: XNESState) -> Array:
         """The covariance matrix ``sigma^2 B B^T`` of the search distribution."""
