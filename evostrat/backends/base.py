@@ -49,12 +49,40 @@ def seed_to_uint64(seed: int | None) -> np.ndarray:
 
 
 def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
-    """Derive ``num`` independent two-word keys from a two-word uint64 key."""
-    words = np.random.SeedSequence([int(w) for w in key]).generate_state(2 * num, np.uint64)
-    return [words[2 * i : 2 * i + 2] for i in range(num)]
+    """Derive ``num`` independent two-word keys from a two-word uint64 key.
+
+    Child ``i`` is ``(a, b)`` with ``a = SplitMix64(k0 ^ SplitMix64(i ^ T))`` and
+    ``b = SplitMix64(k1 ^ SplitMix64(a))`` (``T`` a tweak constant that keeps these
+    words apart from :func:`row_words`'). SplitMix64 is a bijective 64-bit
+    finaliser with full avalanche (Steele, Lea, Flood 2014), so children of one
+    key, and children of different keys, are unrelated for all practical
+    purposes; it costs about 2 us in Python where a ``SeedSequence`` costs about
+    15 us (a noticeable share of a CMA-ES generation at d = 10).
+    """
+    k0, k1 = int(key[0]), int(key[1])
+    out = []
+    for i in range(num):
+        child = _SPLIT_CHILD[i] if i < len(_SPLIT_CHILD) else _splitmix64(i ^ _SPLIT_TWEAK)
+        a = _splitmix64(k0 ^ child)
+        out.append(np.array((a, _splitmix64(k1 ^ _splitmix64(a))), dtype=np.uint64))
+    return out
+
+
+def generator_words(key: np.ndarray) -> tuple[int, int, int, int]:
+    """Four 64-bit words that seed the generator ``normal``/``uniform`` draw from ``key``.
+
+    Kept apart from :func:`split_uint64` and :func:`row_words` by its own tweak.
+    """
+    a = _splitmix64(int(key[0]) ^ _DRAW_CHILD)
+    b = _splitmix64(int(key[1]) ^ _splitmix64(a))
+    c = _splitmix64(a ^ b)
+    return a, b, c, _splitmix64(c)
 
 
 _MASK64 = (1 << 64) - 1
+#: Domain-separation constants (odd 64-bit words from the digits of pi).
+_SPLIT_TWEAK = 0x243F6A8885A308D3
+_DRAW_TWEAK = 0x13198A2E03707344
 
 
 def _splitmix64(x: int) -> int:
@@ -63,6 +91,10 @@ def _splitmix64(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return x ^ (x >> 31)
+
+
+_SPLIT_CHILD = [_splitmix64(i ^ _SPLIT_TWEAK) for i in range(8)]
+_DRAW_CHILD = _splitmix64(_DRAW_TWEAK)
 
 
 def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:

@@ -52,8 +52,11 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.strategies import cma_numpy
 from evostrat.strategies.cma_base import (
     RESCALE_RANGE,
     CMABase,
@@ -113,6 +116,9 @@ class CMAES(CMABase):
 
     name = "cma_es"
     State = CMAESState
+    #: Run ask/tell on numpy states through :mod:`evostrat.strategies.cma_numpy`
+    #: (same arithmetic, bit-identical states, a fraction of the call overhead).
+    numpy_kernel = True
 
     def __init__(
         self,
@@ -189,6 +195,8 @@ class CMAES(CMABase):
         )
 
     def ask(self, state: CMAESState) -> tuple[Array, CMAESState]:
+        if self.numpy_kernel and isinstance(state.mean, np.ndarray):
+            return cma_numpy.ask(self, state)
         be = get_backend(state.mean)
         n = state.mean.shape[0]
         key, sub = be.split(state.key)
@@ -197,6 +205,8 @@ class CMAES(CMABase):
         return state.mean + state.sigma * y, state._replace(key=key)
 
     def tell(self, state: CMAESState, X: Array, fitness: Array) -> CMAESState:
+        if self.numpy_kernel and isinstance(state.mean, np.ndarray):
+            return cma_numpy.tell(self, state, X, fitness)
         be = get_backend(state.mean)
         xp = be.xp
         n = state.mean.shape[0]

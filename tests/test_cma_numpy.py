@@ -1,0 +1,76 @@
+"""The numpy fast path of CMA-ES gives bit-identical states to the generic code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat.strategies import cma_numpy
+from evostrat.strategies.cma_es import CMAES
+
+
+def _pair(**kwargs: object) -> tuple[CMAES, CMAES]:
+    fast, generic = CMAES(**kwargs), CMAES(**kwargs)
+    generic.numpy_kernel = False
+    return fast, generic
+
+
+def _assert_same(a: object, b: object) -> None:
+    for name, x, y in zip(a._fields, a, b):  # type: ignore[attr-defined]
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name, strict=True)
+
+
+def _fitness(X: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    f = np.sum((X - 0.5) ** 2 * np.arange(1, X.shape[1] + 1), axis=1)
+    if kind == "ties":
+        f = np.round(f, 0)  # many equal values
+    elif kind == "nan":
+        f = f.copy()
+        f[rng.integers(0, len(f), size=2)] = np.nan
+    elif kind == "inf_rows":
+        X[rng.integers(0, len(X))] = np.inf  # a candidate that is not a sample of the model
+    return f
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lazy", [True, False, 3])
+@pytest.mark.parametrize("kind", ["plain", "ties", "nan", "inf_rows"])
+def test_fast_path_is_bit_identical(dtype: type, lazy: object, kind: str) -> None:
+    fast, generic = _pair(sigma0=0.7, lazy_eigen=lazy)
+    x0 = np.full(9, 2.0, dtype=dtype)
+    a = b = fast.init(x0, random_state=3)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        Xa, a = fast.ask(a)
+        Xb, b = generic.ask(b)
+        np.testing.assert_array_equal(Xa, Xb)
+        f = _fitness(Xa, kind, rng)
+        a = fast.tell(a, Xa, f)
+        b = generic.tell(b, Xa, f)
+        _assert_same(a, b)
+    assert int(a.generation) == 40
+
+
+def test_fast_path_repair_is_bit_identical() -> None:
+    """Eigenvalues out of RESCALE_RANGE: C's scale moves into sigma on both paths."""
+    fast, generic = _pair(sigma0=1.0, lazy_eigen=False)
+    state = fast.init(np.ones(6), random_state=0)
+    X, state = fast.ask(state)
+    state = state._replace(C=state.C * 1e12)
+    f = np.sum(X * X, axis=1)
+    a, b = fast.tell(state, X, f), generic.tell(state, X, f)
+    _assert_same(a, b)
+    assert float(np.max(a.D)) <= 1e5  # rescaled
+
+
+def test_fast_path_is_used_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(cma_numpy, "tell", lambda *args: calls.append(1) or args[1])
+    fast, generic = _pair()
+    state = fast.init(np.ones(3), random_state=0)
+    X, state = fast.ask(state)
+    fast.tell(state, X, np.ones(len(X)))
+    generic.tell(state, X, np.arange(len(X), dtype=float))
+    assert calls == [1]
