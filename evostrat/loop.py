@@ -25,12 +25,44 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, NamedTuple
+
+import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.strategy import Strategy
 
 __all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
+
+#: Compiled chunk programs shared by loops with equal settings (least recently used
+#: last); each entry keeps its objective alive so its ``id`` cannot be reused.
+_PROGRAMS: OrderedDict[Hashable, tuple[Callable, Callable]] = OrderedDict()
+_MAX_PROGRAMS = 16
+
+
+def _frozen(value: Any) -> Hashable:
+    """A hashable stand-in for a hyper-parameter value (raises TypeError if none)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    hash(value)
+    return value
+
+
+def _program_key(loop: CompiledLoop) -> Hashable | None:
+    """What the traced program depends on, or ``None`` when it cannot be keyed."""
+    strategy = loop.strategy
+    try:
+        params = _frozen(strategy.get_params(deep=False))
+    except (TypeError, AttributeError):
+        return None
+    return (type(strategy), params, id(loop.objective), loop.chunk, loop.backend.name,
+            loop.sign, loop.with_stops)
 
 
 class ChunkOutput(NamedTuple):
@@ -91,7 +123,27 @@ class CompiledLoop:
         self.chunk = int(chunk)
         self.backend = backend or get_backend("jax")
         self.sign = float(sign)
-        self._run = jax.jit(self._scan)
+        self._run = self._program(jax)
+
+    def _program(self, jax: Any) -> Callable:
+        """The jitted chunk, shared with earlier loops of equal settings.
+
+        A new ``ES.fit`` on the same objective and hyper-parameters reuses the
+        compiled program instead of paying the compilation again (2-5 s on CPU).
+        The strategy's behaviour must depend only on its ``get_params()``, as it
+        does for every built-in strategy.
+        """
+        key = _program_key(self)
+        hit = _PROGRAMS.get(key) if key is not None else None
+        if hit is not None and hit[0] is self.objective:
+            _PROGRAMS.move_to_end(key)
+            return hit[1]
+        run = jax.jit(self._scan)
+        if key is not None:
+            _PROGRAMS[key] = (self.objective, run)
+            while len(_PROGRAMS) > _MAX_PROGRAMS:
+                _PROGRAMS.popitem(last=False)
+        return run
 
     def _step(self, state: Any) -> tuple[Any, ChunkOutput]:
         xp = self.backend.xp

@@ -79,3 +79,26 @@ def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
     assert ES("snes", max_generations=3).fit(sphere, np.ones(3)).fast_path_ is None  # numpy
     with pytest.raises(InvalidArgumentError, match="compiled_loop"):
         ES("snes", max_generations=3, compiled_loop="yes").fit(sphere, x0)
+
+
+def test_a_second_fit_reuses_the_compiled_chunk() -> None:
+    """Equal settings share one jitted program; the refit gives the same run."""
+    from evostrat.loop import CompiledLoop
+    from evostrat.strategies.snes import SNES
+
+    def objective(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    first = ES("snes", sigma0=1.0, max_generations=40, random_state=1).fit(objective, jnp.ones(4))
+    second = ES("snes", sigma0=1.0, max_generations=40, random_state=1).fit(objective, jnp.ones(4))
+    assert first.fast_path_ == second.fast_path_ == "compiled_loop"
+    np.testing.assert_array_equal(np.asarray(first.x_), np.asarray(second.x_))
+
+    def run(strategy, obj=objective, sign=1.0):
+        return CompiledLoop(strategy, obj, chunk=8, sign=sign)._run
+
+    assert run(SNES(sigma0=1.0)) is run(SNES(sigma0=1.0))
+    assert run(SNES(sigma0=1.0)) is not run(SNES(sigma0=2.0))
+    assert run(SNES(sigma0=np.ones(4))) is run(SNES(sigma0=np.ones(4)))
+    assert run(SNES(sigma0=1.0)) is not run(SNES(sigma0=1.0), obj=lambda X: objective(X))
+    assert run(SNES(sigma0=1.0)) is not run(SNES(sigma0=1.0), sign=-1.0)
