@@ -19,6 +19,8 @@ from typing import Any
 
 from evostrat import problems
 from evostrat.errors import (
+    CheckpointError,
+    EvaluationTimeoutError,
     EvostratError,
     EvostratWarning,
     InvalidArgumentError,
@@ -39,6 +41,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ES",
+    "CheckpointError",
+    "EvaluationTimeoutError",
     "EvostratError",
     "EvostratWarning",
     "InvalidArgumentError",

@@ -8,5 +8,6 @@ from evostrat.problems.functions import (
     rosenbrock,
     sphere,
 )
+from evostrat.problems.point_robot import PointRobot
 
-__all__ = ["FUNCTIONS", "ackley", "ellipsoid", "rastrigin", "rosenbrock", "sphere"]
+__all__ = ["FUNCTIONS", "PointRobot", "ackley", "ellipsoid", "rastrigin", "rosenbrock", "sphere"]
