@@ -42,6 +42,7 @@ from evostrat.errors import (
     UnknownNameError,
 )
 from evostrat.evaluation import Evaluator
+from evostrat.replay import ReplayLog
 from evostrat.seeded import population_seed
 from evostrat.plugins import registry
 from evostrat.strategy import Strategy
@@ -339,6 +340,11 @@ class ES(BaseEstimator):
         behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
         and ``history_`` then hold is defined in :mod:`evostrat.behaviours`.
         """
+        self._tell(X, values)
+        return self
+
+    def _tell(self, X: Any, values: Any) -> Any:
+        """:meth:`tell`; returns the fitness the strategy was told (``None`` with behaviours)."""
         runner = self._check_started()
         if self._bounds is None:
             runner.check_population(X)
@@ -350,10 +356,11 @@ class ES(BaseEstimator):
 
             runner._update(v)
             record_generation(self, X, v)
-            return self
-        runner._update(-v if self.maximize else v)
+            return None
+        told = -v if self.maximize else v
+        runner._update(told)
         self._record(X, runner.backend.to_numpy(v))
-        return self
+        return told
 
     def _check_asked(self, X: Any, runner: AskTell) -> None:
         """With bounds: ``X`` must be the (transformed) population ``ask`` returned."""
@@ -554,15 +561,22 @@ class ES(BaseEstimator):
             return self
         evaluator = make_evaluator(self.evaluator, self.evaluator_options)
         evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.behaviours
-        # Remote evaluators may ship Gaussian populations as seeds (evostrat.seeded).
+        # Remote evaluators may ship Gaussian populations as seeds, or replay the
+        # strategy's updates on their workers from the told fitness (evostrat.seeded).
         seeded = getattr(evaluator, "accepts_seed", False) and self._bounds is None
+        replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
         try:
             hooks.start(self)
             while self.stop_reason_ is None:
-                extra = {"seed": population_seed(self.strategy_)} if seeded else {}
+                runner = self.strategy_
+                extra = {"seed": population_seed(runner)} if seeded else {}
+                if replay is not None:
+                    extra["replay"] = replay.step(runner)
                 X = self.ask()
-                values = evaluator.evaluate(objective, X, self.strategy_.backend, **extra)
-                self.tell(X, values)
+                values = evaluator.evaluate(objective, X, runner.backend, **extra)
+                told = self._tell(X, values)
+                if replay is not None:
+                    replay.told(runner, told)  # a restart inside tell starts a new run id
                 hooks.generation(self)  # callbacks (may stop: "callback"), progress, checkpoint
         finally:
             evaluator.close()

@@ -116,12 +116,20 @@ class Evaluator(Params):
     An evaluator that can ship a population as its seed (:mod:`evostrat.seeded`)
     sets ``accepts_seed = True`` and takes ``evaluate(..., seed=...)`` (a
     :class:`~evostrat.seeded.GaussianSeed` describing ``X``, or ``None``);
-    ``ES.fit`` passes ``seed`` only to such evaluators.
+    ``ES.fit`` passes ``seed`` only to such evaluators. One that also sets
+    ``accepts_replay = True`` takes ``evaluate(..., seed=..., replay=...)``: a
+    :class:`~evostrat.replay.ReplayStep` (or ``None``) from which it can ship
+    worker-side state replay messages (the told fitness of the previous
+    generations and a digest of the state) instead of the seed. Both are
+    optional information: evaluators without these flags get neither, and
+    always receive ``X`` itself.
     """
 
     name = ""
     #: Whether ``evaluate`` accepts ``seed=`` (a compact description of ``X``).
     accepts_seed: bool = False
+    #: Whether ``evaluate`` accepts ``replay=`` too (with ``accepts_seed``; see above).
+    accepts_replay: bool = False
     #: Accept behaviour outputs (set by ``ES.fit`` for strategies with ``needs_behaviours``).
     behaviours: bool = False
 

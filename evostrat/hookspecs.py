@@ -102,7 +102,11 @@ def evostrat_evaluators() -> dict[str, type]:
     -------
     dict
         Maps an evaluator name (``ES(evaluator=...)``) to a subclass of
-        :class:`evostrat.evaluation.Evaluator`.
+        :class:`evostrat.evaluation.Evaluator`. ``evaluate(objective, X,
+        backend)`` is all it must implement; an evaluator that sets
+        ``accepts_seed`` (and ``accepts_replay``) also receives ``seed=`` (and
+        ``replay=``) descriptions of ``X`` it may ship instead of the rows
+        (:mod:`evostrat.seeded`).
     """
 
 

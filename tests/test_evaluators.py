@@ -156,6 +156,72 @@ def test_same_seed_same_run_serial_and_executor(case, process_pool):
         assert es.fun_ == reference.fun_ and es.n_evals_ == reference.n_evals_, name
 
 
+@pytest.mark.parametrize("name", ["openai_es", "snes", "pgpe"])
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_replay_same_run_as_serial(case, name, process_pool):
+    """seeded="replay": workers replay the strategy's updates; x_ equals serial's bit for bit.
+
+    Only the first generation ships the full state (to every chunk); later ones
+    a message of told fitness, unless a worker fell behind by more than the
+    window (here it cannot: 2 workers, 3 chunks, window 4 > generations apart).
+    """
+    x0 = case.array(np.linspace(-1.0, 1.0, 5))
+    maximize = name == "pgpe"  # the told fitness is the negated values
+
+    def objective():
+        f = shifted_sphere()
+        return (lambda x: -f(x)) if maximize else f
+
+    def run(evaluator, shipped=None):
+        es = ES(name, popsize=8, max_generations=8, random_state=7, evaluator=evaluator,
+                maximize=maximize)
+        callbacks = [lambda e: shipped.append(dict(evaluator.last_shipped_))] if shipped is not None else None
+        return es.fit(objective(), x0, callbacks=callbacks)
+
+    reference = run("serial")
+    if case.backend == "numpy":
+        pool = ExecutorEvaluator(process_pool, seeded="replay", chunksize=3)
+    else:  # pools of their own: torch or JAX in the shared pool's workers trips loky's leak guard
+        pool = ExecutorEvaluator(max_workers=1 if case.backend == "jax" else 2, seeded="replay",
+                                 chunksize=3)
+    shipped = []
+    es = run(pool, shipped)
+    assert case.is_native(es.x_)
+    assert np.array_equal(to_numpy(es.x_), to_numpy(reference.x_))
+    assert es.fun_ == reference.fun_ and es.n_evals_ == reference.n_evals_
+    assert [s["mode"] for s in shipped] == ["replay"] * 8
+    assert shipped[0]["state_chunks"] == shipped[0]["chunks"] and shipped[0]["state_bytes"] > 0
+    later = shipped[1:]
+    # a worker that missed generations catches up (up to the window of 4); the state is
+    # sent again only to a worker loky replaced (its leak guard) or one idle for longer
+    assert sum(s["state_chunks"] == 0 for s in later) >= len(later) // 2, later
+    assert all(s["population_bytes"] <= 4 * 8 * x0.dtype.itemsize + 48 for s in later)
+    threads = ExecutorEvaluator(cf.ThreadPoolExecutor(2), seeded="replay")
+    assert np.array_equal(to_numpy(run(threads).x_), to_numpy(reference.x_))
+
+
+def test_replay_falls_back_to_the_full_state_for_fresh_workers():
+    """A pool replaced mid-run (new processes, empty caches) gets the state again."""
+    ref = ES("snes", popsize=6, max_generations=6, random_state=1, evaluator="serial").fit(
+        shifted_sphere(), np.ones(3))
+    ev = ExecutorEvaluator(max_workers=2, seeded="replay")
+    shipped = []
+
+    def restart_pool(es):
+        shipped.append(dict(ev.last_shipped_))
+        if es.n_generations_ == 3:
+            ev.close()  # the next generation starts a fresh pool
+
+    try:
+        es = ES("snes", popsize=6, max_generations=6, random_state=1, evaluator=ev).fit(
+            shifted_sphere(), np.ones(3), callbacks=[restart_pool])
+    finally:
+        ev.close()
+    assert np.array_equal(es.x_, ref.x_) and es.fun_ == ref.fun_
+    assert [s["state_chunks"] for s in shipped][3] == 2  # both fresh workers asked for it
+    assert shipped[3]["state_bytes"] > 0 and shipped[4]["state_chunks"] == 0
+
+
 def test_owned_pool_with_options_runs_and_shuts_down():
     ev = ExecutorEvaluator(max_workers=2)
     for strategy in ("openai_es", "pgpe"):
@@ -299,7 +365,7 @@ def test_given_executor_is_never_shut_down():
         ({"max_workers": 0}, InvalidArgumentError, "max_workers must be a positive int"),
         ({"chunksize": 1.5}, InvalidArgumentError, "chunksize must be a positive int"),
         ({"timeout": -1}, InvalidArgumentError, "timeout must be a positive number of seconds"),
-        ({"seeded": "yes"}, InvalidArgumentError, "seeded must be True, False or 'auto'"),
+        ({"seeded": "yes"}, InvalidArgumentError, "seeded must be True, False, 'auto', 'seed' or 'replay'"),
         ({"arrays": "lists"}, InvalidArgumentError, "arrays must be 'backend' or 'numpy'"),
         ({"executor": "pool"}, InvalidTypeError, "executor must be a concurrent.futures.Executor"),
         ({"mp_context": "teleport"}, InvalidArgumentError, "mp_context must be one of"),

@@ -8,6 +8,9 @@ One cluster for the module, shut down at its end. Checks:
 - a worker process killed mid-generation (the objective SIGKILLs its own
   process once, guarded by a marker file) does not end the run: the chunk is
   retried and ``x_`` equals the undisturbed run's;
+- ``seeded="replay"`` (workers replay the strategy's updates) gives the same
+  ``x_`` as serial for openai_es, snes and pgpe, also when a worker is killed
+  mid-generation (a fresh worker asks for the state and gets it);
 - a chunk whose worker dies more than ``max_retries`` times raises
   ``ObjectiveError`` naming its candidates;
 - objective errors and timeouts name the candidate;
@@ -135,6 +138,87 @@ def test_killed_worker_is_retried_and_run_unchanged(cluster, tmp_path):
     assert es.n_generations_ == generations
     assert np.array_equal(es.x_, reference.x_) and es.fun_ == reference.fun_
     assert os.path.getsize(calls) > popsize * generations  # the killed chunk ran again
+
+
+@pytest.mark.parametrize("name", ["openai_es", "snes", "pgpe"])
+def test_replay_same_run_as_serial(cluster, name):
+    """seeded="replay": Ray workers keep the state and replay each update from the told fitness."""
+    x0 = np.linspace(-1, 1, 5)
+    reference = ES(name, popsize=8, max_generations=8, random_state=4, evaluator="serial")
+    reference.fit(shifted_sphere(), x0)
+    ev = RayEvaluator(seeded="replay", chunksize=3)
+    shipped = []
+    es = ES(name, popsize=8, max_generations=8, random_state=4, evaluator=ev)
+    es.fit(shifted_sphere(), x0, callbacks=[lambda e: shipped.append(dict(ev.last_shipped_))])
+    assert np.array_equal(es.x_, reference.x_) and es.fun_ == reference.fun_
+    assert [s["mode"] for s in shipped] == ["replay"] * 8
+    assert shipped[0]["state_chunks"] == 3  # the first generation installs the state
+    assert sum(s["state_chunks"] == 0 for s in shipped[1:]) >= 4  # later: messages only
+    assert all(s["population_bytes"] < 400 for s in shipped[1:])
+
+
+def test_torch_replay_same_run(cluster):
+    torch = pytest.importorskip("torch")
+    x0 = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    reference = ES("pgpe", max_generations=6, random_state=2, evaluator="serial")
+    reference.fit(shifted_sphere(), x0)
+    es = ES("pgpe", max_generations=6, random_state=2, evaluator="ray",
+            evaluator_options={"seeded": "replay"}).fit(shifted_sphere(), x0)
+    assert isinstance(es.x_, torch.Tensor) and torch.equal(es.x_, reference.x_)
+
+
+def test_killed_worker_in_replay_mode_run_unchanged(cluster, tmp_path):
+    """The retried chunk may land on a fresh worker (no cached state): it asks for the
+    state, the driver resends it, and the run equals the undisturbed one."""
+    marker, calls = str(tmp_path / "killed"), str(tmp_path / "calls")
+    popsize, generations = 8, 6
+    reference = ES("snes", popsize=popsize, max_generations=generations, random_state=9,
+                   evaluator="serial").fit(shifted_sphere(), np.ones(4))
+    ev = RayEvaluator(max_retries=2, seeded="replay")
+    shipped = []
+    es = ES("snes", popsize=popsize, max_generations=generations, random_state=9, evaluator=ev)
+    es.fit(killing_once(marker, calls, after=30), np.ones(4),
+           callbacks=[lambda e: shipped.append(dict(ev.last_shipped_))])
+    assert os.path.exists(marker)  # a worker really died, in the 4th generation
+    assert es.n_generations_ == generations
+    assert np.array_equal(es.x_, reference.x_) and es.fun_ == reference.fun_
+    assert os.path.getsize(calls) > popsize * generations  # the killed chunk ran again
+    assert all(s["mode"] == "replay" for s in shipped)
+
+
+def forgetting_after(marker: str):
+    """Deterministic values; once ``marker`` exists, each call empties its worker's replay
+    cache (after the chunk's rows were built), as a replaced worker's would be."""
+
+    def objective(x):
+        if os.path.exists(marker):
+            from evostrat.replay import _REPLAY_CACHE
+
+            _REPLAY_CACHE.clear()
+        return float(np.sum((np.asarray(x, dtype=np.float64) - 0.25) ** 2))
+
+    return objective
+
+
+def test_workers_without_the_state_get_it_and_run_unchanged(cluster, tmp_path):
+    x0 = np.linspace(-1, 1, 5)
+    reference = ES("snes", popsize=8, max_generations=6, random_state=6, evaluator="serial")
+    reference.fit(shifted_sphere(), x0)
+    marker = str(tmp_path / "forget")
+    ev = RayEvaluator(seeded="replay")
+    shipped = []
+
+    def record(es):
+        shipped.append(dict(ev.last_shipped_))
+        if es.n_generations_ == 2:
+            open(marker, "w").close()  # from the third generation on, workers forget
+
+    es = ES("snes", popsize=8, max_generations=6, random_state=6, evaluator=ev)
+    es.fit(forgetting_after(marker), x0, callbacks=[record])
+    assert np.array_equal(es.x_, reference.x_) and es.fun_ == reference.fun_
+    assert shipped[0]["state_chunks"] == 2
+    # generations 4-6: every worker lost the state during the previous one and asked for it
+    assert [s["state_chunks"] for s in shipped[3:]] == [2, 2, 2]
 
 
 def test_worker_dying_past_max_retries_names_candidates(cluster, tmp_path):

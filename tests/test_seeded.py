@@ -174,3 +174,153 @@ def test_es_ships_seeds_only_without_bounds():
         assert ev.last_shipped_["seeded"] is False
         ES("cma_es", max_generations=3, random_state=0, evaluator=ev).fit(sphere, np.ones(4))
         assert ev.last_shipped_["seeded"] is False
+
+
+# -- worker-side state replay (seeded="replay") --------------------------------------------
+from evostrat.replay import (  # noqa: E402
+    NeedState,
+    ReplayLog,
+    ReplayMessage,
+    ReplayStep,
+    _REPLAY_CACHE,
+    state_digest,
+)
+
+
+def _run_with_log(case, name, options, generations, popsize=POPSIZE, dim=13, maximize=False):
+    """An AskTell loop (the driver) with its ReplayLog: yields (step, X) per generation."""
+    strategy = strategy_class(name)(popsize=popsize, sigma0=0.7, **options)
+    runner = AskTell(strategy, case.array(np.linspace(-1.0, 2.0, dim)), random_state=11)
+    log = ReplayLog()
+    for _ in range(generations):
+        step = log.step(runner)
+        X = runner.ask()
+        yield step, to_numpy(X)
+        told = fitness(X, case)
+        told = -told if maximize else told
+        runner.tell(X, told)
+        log.told(runner, told)
+
+
+def _same(a, b):
+    return a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("case", CPU_CASES)
+@pytest.mark.parametrize("name, options, layout", GAUSSIAN, ids=lambda v: str(v))
+def test_replayed_state_rebuilds_the_asked_population(case, name, options, layout):
+    """Generation 0 installs the full state; every later generation replays from messages alone."""
+    _REPLAY_CACHE.clear()
+    for g, (step, X) in enumerate(_run_with_log(case, name, options, 5)):
+        source = step.full() if g == 0 else step.message()
+        assert (g == 0) == (not step.history)
+        pickled = pickle.loads(pickle.dumps(source, protocol=5))  # what a worker receives
+        for start, stop in [(0, 3), (3, POPSIZE), (5, 6)] if case.backend != "jax" else [(0, 3), (3, POPSIZE)]:
+            assert _same(pickled.rows(start, stop), X[start:stop]), (g, start, stop)
+    _REPLAY_CACHE.clear()
+
+
+def test_stale_cache_catches_up_within_the_window_else_needs_state():
+    case = CPU_CASES[0].values[0]
+    _REPLAY_CACHE.clear()
+    steps = list(_run_with_log(case, "pgpe", {}, 9))
+    steps[0][0].full().rows(0, 2)  # this worker has generation 0, then runs no chunk for a while
+    step, X = steps[4]
+    message = step.message()
+    assert (message.first, message.generation) == (0, 4)  # four generations of told fitness
+    assert _same(message.rows(2, 6), X[2:6])  # replays 0 -> 4
+    assert _REPLAY_CACHE[message.run].generation == 4
+    assert _same(message.rows(0, 2), X[0:2])  # same generation again: no replay
+    step, X = steps[8]
+    assert _same(step.message(window=4).rows(0, 8), X)  # 4 -> 8, exactly the window
+    with pytest.raises(NeedState, match="cached state of generation 8"):
+        steps[4][0].message().rows(0, 2)  # a cache ahead of the message cannot go back
+    _REPLAY_CACHE[message.run].generation = 2  # too far behind for a window of 4 at 8
+    with pytest.raises(NeedState, match="the message replays 4..8"):
+        step.message(window=4).rows(0, 2)
+    _REPLAY_CACHE.clear()
+    with pytest.raises(NeedState, match="no cached state"):
+        step.message().rows(0, 2)
+
+
+@pytest.mark.parametrize("case", CPU_CASES)
+def test_corrupted_cache_is_detected_by_the_digest(case):
+    _REPLAY_CACHE.clear()
+    steps = list(_run_with_log(case, "snes", {}, 3))
+    steps[0][0].full().rows(0, 2)
+    entry = next(iter(_REPLAY_CACHE.values()))
+    be = entry.backend
+    # one coordinate of the mean off (by more than the update can round away: a change
+    # that leaves the replayed state bit-identical would be harmless)
+    mean = to_numpy(entry.state.mean).copy()
+    mean[3] += 1e-3
+    entry.state = entry.state._replace(mean=be.asarray(mean, device="cpu" if be.name == "torch" else None))
+    with pytest.raises(NeedState, match="differs from the driver's"):
+        steps[1][0].message().rows(0, 2)
+    assert not _REPLAY_CACHE  # dropped: the fallback installs the driver's state
+    step, X = steps[2]
+    assert _same(step.full().rows(0, 4), X[:4])
+    # a state told different fitness also differs
+    wrong = step.message()
+    wrong = ReplayMessage(wrong.run, wrong.generation, wrong.first, wrong.fitness, wrong.digest[::-1])
+    with pytest.raises(NeedState):
+        wrong.rows(0, 2)
+    _REPLAY_CACHE.clear()
+
+
+def test_digest_covers_every_leaf_dtype_and_shape():
+    strategy = strategy_class("openai_es")(popsize=4)
+    be = get_backend("numpy")
+    state = strategy.init(np.zeros(3), random_state=0)
+    from evostrat.replay import _host_tree
+
+    base = state_digest(_host_tree(state, be))
+    assert len(base) == 16 and base == state_digest(_host_tree(state, be))
+    bumped = state._replace(opt=state.opt._replace(t=state.opt.t + 1))  # a nested 0-d leaf
+    assert state_digest(_host_tree(bumped, be)) != base
+    assert state_digest(_host_tree(state._replace(mean=np.zeros(3, np.float32)), be)) != base
+    assert state_digest(_host_tree(state._replace(key=be.split(state.key)[0]), be)) != base
+
+
+def test_replay_log_starts_a_new_run_per_runner_and_keeps_contiguous_history():
+    strategy = strategy_class("snes")(popsize=4)
+    log = ReplayLog(keep=3)
+    a = AskTell(strategy, np.zeros(2), random_state=0)
+    first = log.step(a)
+    assert first.history == [] and first.generation == 0
+    for g in range(5):
+        X = a.ask()
+        f = X.sum(axis=1)
+        a.tell(X, f)
+        log.told(a, f)
+    step = log.step(a)
+    assert step.generation == 5 and len(step.history) == 3 and step.run == first.run
+    assert step.message(window=2).first == 3 and step.message(window=2).fitness.shape == (2, 4)
+    b = AskTell(strategy, np.zeros(2), random_state=0)  # a restart: a new runner
+    log.told(a, f)  # late news of the old run is ignored
+    fresh = log.step(b)
+    assert fresh.run != first.run and fresh.history == []
+
+
+@pytest.mark.parametrize("name", ["openai_es", "snes", "pgpe"])
+def test_bytes_per_generation_at_scale(name):
+    """d = 100,000, popsize 256 (plain: 204.8 MB): replay messages are a few KB.
+
+    Measured as the pickled size of what one generation ships (protocol 5, as
+    Ray and loky send): the replay message with a full window of told fitness,
+    vs the seed (mean and sigma), vs the full state a worker gets once per run.
+    """
+    dim, popsize = 100_000, 256
+    strategy = strategy_class(name)(popsize=popsize)
+    runner = AskTell(strategy, np.zeros(dim), random_state=0)
+    told = np.linspace(0.0, 1.0, popsize)
+    step = ReplayStep("0" * 32, runner, [told] * 4)  # a full window of history
+    message = len(pickle.dumps(step.message(window=4), protocol=5))
+    seed = len(pickle.dumps(population_seed(runner), protocol=5))
+    full = len(pickle.dumps(step.full(), protocol=5))
+    print(f"\n{name}: plain {popsize * dim * 8 / 1e6:.1f} MB, seed {seed / 1e6:.3f} MB, "
+          f"replay {message / 1e3:.1f} KB per generation (full state once: {full / 1e6:.2f} MB)")
+    assert message < 1_000_000
+    assert message < 12_000  # 4 x 256 float64 and a digest
+    assert len(pickle.dumps(step.message(window=1), protocol=5)) < 3_000
+    assert seed < 2_000_000 and full < 3_000_000

@@ -11,7 +11,8 @@ Cluster
     ``address="auto"`` or ``"ray://host:10001"`` joins an existing cluster.
 
 Per generation
-    The population (or its seed, :mod:`evostrat.seeded`) is ``ray.put`` once;
+    The population (or its seed, or in ``seeded="replay"`` mode the replay
+    message, :mod:`evostrat.seeded`) is ``ray.put`` once;
     the objective once per run. One task per chunk (one chunk per CPU of the
     cluster unless ``chunksize``/``num_workers`` say otherwise) runs
     :func:`~evostrat.evaluators.worker.run_chunk` and returns only values.
@@ -23,6 +24,8 @@ Fault tolerance
     without the failure. Past the limit, :class:`~evostrat.errors.ObjectiveError`
     names the chunk's candidates. Exceptions raised by the objective are not
     retried: they are re-raised with the candidate index and worker traceback.
+    In replay mode a retried chunk that lands on a fresh worker (no cached
+    state) answers ``need_state`` and the driver resends it with the full state.
 
 Examples
 --------

@@ -45,7 +45,10 @@ from evostrat.errors import (
 from evostrat.evaluation import Evaluator
 from evostrat.evaluators.worker import ChunkResult, Failure, WorkerOptions
 
-__all__ = ["ChunkedEvaluator", "RemoteTraceback", "chunk_bounds", "describe_candidates"]
+__all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates"]
+
+#: Accepted string values of ``seeded`` (besides ``True`` and ``False``).
+SEEDED_MODES = ("auto", "seed", "replay")
 
 Array = Any
 
@@ -111,12 +114,25 @@ class ChunkedEvaluator(Evaluator):
         Seconds allowed for each evaluation (per candidate; a vectorised chunk
         gets ``timeout * len(chunk)``). A candidate past it raises
         :class:`~evostrat.errors.EvaluationTimeoutError` naming it.
-    seeded : bool or "auto"
-        Ship Gaussian populations as seeds (:mod:`evostrat.seeded`) when the
-        strategy supports it. ``"auto"`` does where workers are other processes
-        and the population has at least :attr:`seed_min_bytes` (8 MiB, e.g.
-        256 x 4096 float64): smaller populations travel faster than workers
-        rebuild them.
+    seeded : {"auto", True, "seed", "replay", False}
+        How Gaussian populations (``openai_es``, ``snes``, ``pgpe`` on the CPU)
+        travel (:mod:`evostrat.seeded`); other populations always travel plain.
+
+        - ``True`` or ``"seed"``: the generation's key, mean and sigma
+          (``8 d`` to ``16 d`` bytes); workers rebuild their own rows.
+        - ``"replay"``: worker-side state replay: workers keep the strategy's
+          state and replay its update from the fitness values the driver told
+          it (``O(popsize)`` bytes per generation, a few KB); the price is that
+          every worker regenerates the whole previous population each
+          generation (d = 100,000, popsize 256: about 0.3 to 0.6 s per worker).
+          A worker without the state (first generation, a new or restarted
+          worker, a digest mismatch) gets the full state once.
+        - ``"auto"`` (default): ``"seed"`` where workers are other processes and
+          the population has at least :attr:`seed_min_bytes` (8 MiB, e.g.
+          256 x 4096 float64), else plain: smaller populations travel faster
+          than workers rebuild them. ``"auto"`` never replays: replay only pays
+          where bandwidth, not CPU, is the bottleneck, so ask for it.
+        - ``False``: always the population itself.
     vectorized : bool, optional
         Call ``objective(rows)`` once per chunk; default: when the objective is
         marked ``vectorized`` (:func:`evostrat.evaluation.vectorized`).
@@ -127,12 +143,21 @@ class ChunkedEvaluator(Evaluator):
     Attributes
     ----------
     last_shipped_ : dict
-        What the last generation sent: ``seeded``, ``chunks``,
-        ``population_bytes`` (array bytes of the population or of its seed) and,
-        for executors, ``objective_bytes`` (sent with every chunk).
+        What the last generation sent: ``mode`` (``"plain"``, ``"seed"`` or
+        ``"replay"``), ``seeded`` (not plain), ``chunks``, ``population_bytes``
+        (array bytes of the population, of its seed or of the replay message),
+        in replay mode ``state_chunks`` (chunks sent the full state, first
+        generation and fallbacks) and ``state_bytes`` (array bytes of that
+        state, 0 when none was sent) and, for executors, ``objective_bytes``
+        (sent with every chunk).
     """
 
     accepts_seed = True
+    accepts_replay = True
+    #: Replay mode: generations of told fitness each message carries, so a
+    #: worker whose cached state is up to this many generations behind (it ran
+    #: no chunk lately) catches up instead of asking for the full state.
+    replay_window: int = 4
     #: ``seeded="auto"`` ships seeds from this population size on (bytes): below
     #: it, sending the rows costs less than rebuilding them on the workers
     #: (measured: 256 x 1000 float64, 2 local workers, see benchmarks/).
@@ -156,8 +181,10 @@ class ChunkedEvaluator(Evaluator):
     def _check(self) -> None:
         _positive_int("chunksize", self.chunksize)
         _timeout(self.timeout)
-        if not (isinstance(self.seeded, bool) or self.seeded == "auto"):
-            raise InvalidArgumentError(f"seeded must be True, False or 'auto', got {self.seeded!r}")
+        if not (isinstance(self.seeded, bool) or self.seeded in SEEDED_MODES):
+            raise InvalidArgumentError(
+                f"seeded must be True, False, 'auto', 'seed' or 'replay', got {self.seeded!r}"
+            )
         if self.vectorized is not None and not isinstance(self.vectorized, bool):
             raise InvalidArgumentError(
                 f"vectorized must be True, False or None, got {self.vectorized!r}"
@@ -187,20 +214,35 @@ class ChunkedEvaluator(Evaluator):
         raise NotImplementedError
 
     # -- the evaluation ------------------------------------------------------------
-    def evaluate(self, objective: Callable, X: Array, backend: Backend, seed: Any = None) -> Array:
-        """Values of ``X`` (or of the population ``seed`` describes), on ``X``'s backend."""
+    def mode(self, X: Array, seed: Any = None, replay: Any = None) -> str:
+        """How ``X`` travels: ``"plain"``, ``"seed"`` or ``"replay"`` (see ``seeded``)."""
+        if seed is None or self.seeded is False:
+            return "plain"
+        if self.seeded == "replay":
+            return "replay" if replay is not None else "seed"
+        if self.seeded in (True, "seed"):
+            return "seed"
+        big = X.shape[0] * X.shape[1] * _itemsize(X) >= self.seed_min_bytes
+        return "seed" if self.wants_seed() and big else "plain"
+
+    def evaluate(
+        self, objective: Callable, X: Array, backend: Backend, seed: Any = None, replay: Any = None
+    ) -> Array:
+        """Values of ``X`` on ``X``'s backend.
+
+        ``seed`` (a :class:`~evostrat.seeded.GaussianSeed`) and ``replay`` (a
+        :class:`~evostrat.replay.ReplayStep`) describe ``X``; ``ES.fit`` passes
+        them and ``seeded`` chooses what travels.
+        """
         self._check()
         n = int(X.shape[0])
         chunks = chunk_bounds(n, n_chunks=self.n_workers(), chunksize=self.chunksize)
-        use_seed = seed is not None and (
-            self.seeded is True
-            or (
-                self.seeded == "auto"
-                and self.wants_seed()
-                and X.shape[0] * X.shape[1] * _itemsize(X) >= self.seed_min_bytes
-            )
-        )
-        source = seed if use_seed else np.asarray(backend.to_numpy(X))
+        mode = self.mode(X, seed, replay)
+        if mode == "replay":
+            # a run's first generation (no told fitness yet): workers cannot have the state
+            source = replay.message(self.replay_window) if replay.history else replay.full()
+        else:
+            source = seed if mode == "seed" else np.asarray(backend.to_numpy(X))
         vectorized = self.vectorized
         if vectorized is None:
             vectorized = bool(getattr(objective, "vectorized", False))
@@ -212,11 +254,14 @@ class ChunkedEvaluator(Evaluator):
             behaviours=bool(getattr(self, "behaviours", False)),
         )
         self.last_shipped_ = {
-            "seeded": use_seed,
+            "mode": mode,
+            "seeded": mode != "plain",
             "chunks": len(chunks),
-            "population_bytes": int(seed.nbytes if use_seed else source.nbytes),
+            "population_bytes": int(source.nbytes),
         }
         results = self.run_chunks(objective, source, chunks, options)
+        if mode == "replay":
+            results = self._resend_state(objective, replay, source, chunks, results, options)
         for result in results:
             if result.failure is not None:
                 raise_failure(result.failure, self.timeout)
@@ -226,6 +271,33 @@ class ChunkedEvaluator(Evaluator):
         for (start, stop), result in zip(chunks, results):
             values[start:stop] = result.values
         return backend.asarray(values, dtype=X.dtype, device=backend.device(X))
+
+    def _resend_state(
+        self,
+        objective: Callable,
+        replay: Any,
+        source: Any,
+        chunks: Sequence[tuple[int, int]],
+        results: list[ChunkResult],
+        options: WorkerOptions,
+    ) -> list[ChunkResult]:
+        """Replay mode: rerun the chunks whose workers lacked the state, with the full state."""
+        full = replay.full()
+        missing = [i for i, r in enumerate(results) if getattr(r, "need_state", False)]
+        sent = len(chunks) if source is full else len(missing)
+        self.last_shipped_.update(state_chunks=sent, state_bytes=int(full.nbytes) if sent else 0)
+        if not missing:
+            return results
+        again = self.run_chunks(objective, full, [chunks[i] for i in missing], options)
+        results = list(results)
+        for i, result in zip(missing, again):
+            if getattr(result, "need_state", False):  # a full state is always installed
+                raise EvostratError(
+                    f"a worker asked for the state of {describe_candidates(*chunks[i])} again "
+                    "after receiving it (evostrat bug; seeded='seed' avoids replay)"
+                )
+            results[i] = result
+        return results
 
     #: Seconds added to the driver's wait for a generation when ``timeout`` is set.
     backstop_grace: float = 10.0

@@ -104,6 +104,10 @@ class ChunkResult:
     failure: Failure | None
     pid: int
     outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
+    #: Replay mode: this worker could not reach the driver's state (no cache, a
+    #: stale one or a digest mismatch); the driver resends the chunk with the
+    #: full state (:mod:`evostrat.seeded`). Nothing was evaluated.
+    need_state: bool = False
 
 
 def host_output(value: Any) -> Any:
@@ -171,7 +175,8 @@ def _failure(kind: str, index: int | None, start: int, stop: int, err: BaseExcep
 def _rows(source: Any, start: int, stop: int, offset: int, as_backend: bool) -> Any:
     if isinstance(source, np.ndarray):
         return source[start - offset : stop - offset]
-    return source.rows(start, stop, as_backend=as_backend)  # a GaussianSeed
+    # a GaussianSeed, or in replay mode a ReplayMessage / ReplayState (evostrat.seeded)
+    return source.rows(start, stop, as_backend=as_backend)
 
 
 def _to_backend(rows: np.ndarray, options: WorkerOptions) -> Any:
@@ -191,8 +196,11 @@ def run_chunk(
     Parameters
     ----------
     objective : callable
-    source : ndarray or GaussianSeed
-        Rows ``offset ..`` of the population, or the generation's seed.
+    source : ndarray, GaussianSeed, ReplayMessage or ReplayState
+        Rows ``offset ..`` of the population, the generation's seed, or in
+        replay mode the generation's message or full state
+        (:mod:`evostrat.seeded`). A :class:`~evostrat.replay.ReplayMessage`
+        this worker cannot replay gives a result with ``need_state=True``.
     start, stop : int
         Global candidate indices of the chunk.
     offset : int
@@ -203,10 +211,14 @@ def run_chunk(
 
     values = np.full(stop - start, np.nan)
     fn = objective
+    from evostrat.replay import NeedState
+
     try:
         rows = _rows(source, start, stop, offset, options.as_backend)
         if options.as_backend and isinstance(rows, np.ndarray):
             rows = _to_backend(rows, options)
+    except NeedState:  # replay mode: the driver resends this chunk with the full state
+        return ChunkResult(start, stop, values, None, os.getpid(), need_state=True)
     except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
         return ChunkResult(start, stop, values, _failure("load", None, start, stop, err), os.getpid())
     if options.vectorized:

@@ -1,0 +1,349 @@
+"""Worker-side state replay: ship the told fitness, not the distribution.
+
+Salimans et al., "Evolution Strategies as a Scalable Alternative to
+Reinforcement Learning" (2017), sec. 2.1: workers keep the parameters and
+apply the same update from the shared seeds and the broadcast fitness values,
+so a generation costs ``O(popsize)`` bytes on the wire. The remote evaluators
+use this with ``seeded="replay"``; :mod:`evostrat.seeded` describes the
+protocol, its sizes and its costs next to the seed mode.
+
+- Driver: :class:`ReplayLog` records per run the state before each ``ask`` and
+  the fitness ``tell`` received; :class:`ReplayStep` is what one generation
+  hands the evaluator.
+- Wire: :class:`ReplayMessage` (run id, generation, the last
+  :data:`REPLAY_WINDOW` told fitness vectors, a 16-byte digest of the state)
+  and, when a worker lacks the state, :class:`ReplayState` (the full state).
+- Worker: a module-level cache of the last :data:`REPLAY_RUNS` runs; a worker
+  that cannot reach the message's state raises :class:`NeedState`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.replay import state_digest
+>>> from evostrat.strategies.snes import SNES
+>>> state = SNES(sigma0=0.5).init(np.zeros(3), random_state=0)
+>>> len(state_digest(state)), state_digest(state) == state_digest(state)
+(16, True)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evostrat.backends import Backend, get_backend
+from evostrat.seeded import population_seed
+
+__all__ = [
+    "REPLAY_RUNS", "REPLAY_WINDOW", "NeedState", "ReplayLog", "ReplayMessage", "ReplayState",
+    "ReplayStep", "state_digest",
+]
+
+Array = Any
+
+#: Generations of told fitness a replay message carries by default: a worker whose cached
+#: state is up to this many generations behind catches up by replaying them.
+REPLAY_WINDOW = 4
+#: Runs whose state a worker process keeps (least recently used dropped first).
+REPLAY_RUNS = 4
+
+
+class NeedState(Exception):
+    """Raised on a worker that cannot replay to a message's generation (internal).
+
+    No cached state for the run, a cache older than the message's fitness
+    history (or newer than the message), or a replayed state whose digest
+    differs from the driver's. The worker answers ``need_state`` and the driver
+    resends the chunk with the full state (:class:`ReplayState`).
+    """
+
+
+def _host_tree(state: Any, backend: Backend) -> Any:
+    """``state`` (nested NamedTuples) with every leaf a host numpy array (no copies where possible).
+
+    Keys become their numpy words; numpy scalars (``np.float64``) stay scalars, so
+    a numpy state is rebuilt with the same types.
+    """
+    leaves = []
+    for field, value in zip(state._fields, state):
+        if hasattr(value, "_fields"):
+            leaves.append(_host_tree(value, backend))
+        elif field == "key":
+            leaves.append(np.asarray(backend.key_to_numpy(value)))
+        elif isinstance(value, np.generic):
+            leaves.append(value)
+        else:
+            leaves.append(np.asarray(backend.to_numpy(value)))
+    return type(state)(*leaves)
+
+
+def _backend_tree(host: Any, backend: Backend) -> Any:
+    """Inverse of :func:`_host_tree` on this process's CPU (fresh, writable copies)."""
+    device = "cpu" if backend.name == "torch" else None
+    leaves = []
+    for field, value in zip(host._fields, host):
+        if hasattr(value, "_fields"):
+            leaves.append(_backend_tree(value, backend))
+        elif field == "key":
+            leaves.append(backend.key_from_numpy(np.array(value, copy=True)))
+        elif isinstance(value, np.generic):
+            leaves.append(value if backend.name == "numpy" else backend.asarray(np.asarray(value), device=device))
+        elif backend.name == "numpy":
+            leaves.append(np.array(value, copy=True))
+        else:
+            leaves.append(backend.asarray(np.array(value, copy=True), device=device))
+    return type(host)(*leaves)
+
+
+def _leaves(tree: Any, prefix: str = "") -> Any:
+    for field, value in zip(tree._fields, tree):
+        if hasattr(value, "_fields"):
+            yield from _leaves(value, f"{prefix}{field}.")
+        else:
+            yield f"{prefix}{field}", np.asarray(value)
+
+
+def state_digest(host: Any) -> bytes:
+    """16-byte BLAKE2b digest of a host state tree: names, dtypes, shapes and bytes of its leaves."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for name, a in _leaves(host):
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
+    return h.digest()
+
+
+def _worker_backend(name: str, dtype: str) -> Backend:
+    if name == "jax" and dtype == "float64":
+        import jax
+
+        if not jax.config.jax_enable_x64:  # a worker process of a float64 JAX run
+            jax.config.update("jax_enable_x64", True)
+    return get_backend(name)
+
+
+@dataclass(frozen=True)
+class ReplayMessage:
+    """What one generation ships in replay mode: ``O(popsize)`` bytes.
+
+    Attributes
+    ----------
+    run : str
+        Id of the run (a new one per ``ES.fit`` run, restarts included).
+    generation : int
+        Completed generations of the run: the state to evaluate from is the
+        one before the ``generation``-th ``ask``.
+    first : int
+        Generation of ``fitness[0]``.
+    fitness : ndarray, shape (k, popsize)
+        The values the driver told the strategy at generations
+        ``first .. generation - 1`` (after its NaN policy and sign), ``k <=``
+        the evaluator's ``replay_window``.
+    digest : bytes
+        :func:`state_digest` of the state at ``generation``.
+    """
+
+    run: str
+    generation: int
+    first: int
+    fitness: np.ndarray
+    digest: bytes
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of array data this message carries."""
+        return int(self.fitness.nbytes + len(self.digest) + len(self.run))
+
+    def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
+        """Candidates ``start .. stop - 1`` from this worker's cached state, replayed.
+
+        Raises
+        ------
+        NeedState
+            When the cache cannot reach (or does not match) the driver's state.
+        """
+        with _REPLAY_LOCK:
+            entry = _REPLAY_CACHE.get(self.run)
+            if entry is None:
+                raise NeedState(f"no cached state for run {self.run}")
+            _REPLAY_CACHE.move_to_end(self.run)
+            if not self.first <= entry.generation <= self.generation:
+                raise NeedState(
+                    f"cached state of generation {entry.generation}; the message replays "
+                    f"{self.first}..{self.generation}"
+                )
+            be, state = entry.backend, entry.state
+            device = "cpu" if be.name == "torch" else None
+            for g in range(entry.generation, self.generation):
+                X, state = entry.ask(state)
+                f = self.fitness[g - self.first]
+                f = np.array(f, copy=True) if be.name == "numpy" else be.asarray(np.array(f), device=device)
+                state = entry.tell(state, X, f)
+            if state_digest(_host_tree(state, be)) != self.digest:
+                del _REPLAY_CACHE[self.run]
+                raise NeedState(f"replayed state of generation {self.generation} differs from the driver's")
+            entry.generation, entry.state = self.generation, state
+        return entry.rows(state, start, stop, as_backend)
+
+
+@dataclass(frozen=True)
+class ReplayState:
+    """The full state of a generation: the replay fallback (and each run's first message).
+
+    A worker installs it in its cache, so later :class:`ReplayMessage` s replay from it.
+    Carries the strategy (its hyper-parameters), hence once per worker and run.
+    """
+
+    message: ReplayMessage
+    strategy: Any
+    backend: str
+    dtype: str
+    state: Any  # the strategy's state, leaves as host numpy arrays
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of array data (the state's leaves and the message)."""
+        return int(sum(a.nbytes for _, a in _leaves(self.state)) + self.message.nbytes)
+
+    def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
+        """Install the state in this worker's cache; candidates ``start .. stop - 1``."""
+        be = _worker_backend(self.backend, self.dtype)
+        entry = _CachedRun(self.strategy, be, self.message.generation, _backend_tree(self.state, be))
+        with _REPLAY_LOCK:
+            _REPLAY_CACHE[self.message.run] = entry
+            _REPLAY_CACHE.move_to_end(self.message.run)
+            while len(_REPLAY_CACHE) > REPLAY_RUNS:
+                _REPLAY_CACHE.popitem(last=False)
+        return entry.rows(entry.state, start, stop, as_backend)
+
+
+class _CachedRun:
+    """A worker's copy of a run: strategy, its compiled ask/tell, state and generation."""
+
+    def __init__(self, strategy: Any, backend: Backend, generation: int, state: Any) -> None:
+        self.strategy, self.backend = strategy, backend
+        self.generation, self.state = int(generation), state
+        self.ask = backend.compile(strategy.ask)  # compiled as AskTell compiles them
+        self.tell = backend.compile(strategy.tell)
+
+    def rows(self, state: Any, start: int, stop: int, as_backend: bool) -> Any:
+        seed = self.strategy.population_seed(state)
+        return seed.rows(start, stop, as_backend=as_backend)
+
+
+#: This process's cached runs (workers; thread pools share it with the driver).
+_REPLAY_CACHE: "OrderedDict[str, _CachedRun]" = OrderedDict()
+_REPLAY_LOCK = threading.RLock()
+
+
+class ReplayStep:
+    """Driver side of one generation in replay mode (never shipped).
+
+    Made by :class:`ReplayLog` before ``ask``; the evaluator turns it into a
+    :meth:`message` or, for workers without the state, :meth:`full`.
+    """
+
+    def __init__(self, run: str, runner: Any, history: list[np.ndarray]) -> None:
+        self.run = run
+        self.strategy = runner.strategy
+        self.backend = runner.backend
+        self.state = runner.state  # immutable: ask and tell return new states
+        self.generation = int(runner.generation)
+        self.history = history  # told fitness of generations generation - len .. generation - 1
+        self._host: Any = None
+        self._digest: bytes | None = None
+        self._full: ReplayState | None = None
+
+    def host_state(self) -> Any:
+        if self._host is None:
+            self._host = _host_tree(self.state, self.backend)
+        return self._host
+
+    @property
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._digest = state_digest(self.host_state())
+        return self._digest
+
+    def message(self, window: int = REPLAY_WINDOW) -> ReplayMessage:
+        """The per-generation message: the last ``window`` told fitness vectors and the digest."""
+        history = self.history[len(self.history) - min(int(window), len(self.history)):]
+        n = int(self.strategy.resolved_popsize(int(self.state.mean.shape[0])))
+        dtype = np.asarray(self.host_state().mean).dtype
+        fitness = np.stack(history) if history else np.empty((0, n), dtype=dtype)
+        return ReplayMessage(
+            run=self.run,
+            generation=self.generation,
+            first=self.generation - len(history),
+            fitness=fitness,
+            digest=self.digest,
+        )
+
+    def full(self, window: int = REPLAY_WINDOW) -> ReplayState:
+        """The full state (with the strategy): installs the run on a worker."""
+        if self._full is None:
+            host = self.host_state()
+            self._full = ReplayState(
+                message=self.message(0),
+                strategy=self.strategy,
+                backend=self.backend.name,
+                dtype=self.backend.dtype_name(self.state.mean.dtype),
+                state=host,
+            )
+        return self._full
+
+
+class ReplayLog:
+    """Follows a fit's generations for state replay: run id and told fitness.
+
+    ``ES.fit`` makes one per run loop for evaluators with ``accepts_replay``;
+    :meth:`step` before each ``ask``, :meth:`told` after each ``tell`` with
+    the values the strategy was told. A new :class:`~evostrat.asktell.AskTell`
+    (a restart, a resumed checkpoint) starts a new run id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.asktell import AskTell
+    >>> from evostrat.strategies.snes import SNES
+    >>> runner = AskTell(SNES(popsize=6), np.zeros(3), random_state=0)
+    >>> log = ReplayLog()
+    >>> step = log.step(runner)
+    >>> X = runner.ask(); f = (X ** 2).sum(axis=1); runner.tell(X, f); log.told(runner, f)
+    >>> message = log.step(runner).message()
+    >>> message.generation, message.fitness.shape, len(message.digest)
+    (1, (1, 6), 16)
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = int(keep)
+        self._runner: Any = None
+        self.run: str | None = None
+        self._fitness: dict[int, np.ndarray] = {}
+
+    def step(self, runner: Any) -> ReplayStep:
+        """The replay description of the generation ``runner.ask()`` will start."""
+        if runner is not self._runner:
+            import uuid
+
+            self._runner, self.run, self._fitness = runner, uuid.uuid4().hex, {}
+        history = []
+        g = int(runner.generation) - 1
+        while g in self._fitness and len(history) < self.keep:
+            history.append(self._fitness[g])
+            g -= 1
+        return ReplayStep(self.run or "", runner, history[::-1])
+
+    def told(self, runner: Any, fitness: Any) -> None:
+        """Record what ``runner``'s strategy was told at its last generation."""
+        if runner is not self._runner or fitness is None:
+            return
+        g = int(runner.generation) - 1
+        self._fitness[g] = np.array(runner.backend.to_numpy(fitness), copy=True)
+        for old in [k for k in self._fitness if k <= g - self.keep]:
+            del self._fitness[old]
