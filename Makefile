@@ -27,8 +27,11 @@ test: install-dev
 test-slow: install-dev
 	$(PY) -m pytest -q -m slow
 
+# The peers (the bench extra, pinned) and every suite; the JSON feeds benchmarks/report.py.
 bench: install-dev
-	$(PY) -m pytest benchmarks -q --benchmark-only
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,bench]"
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only --benchmark-json=bench.json
+	$(PY) benchmarks/report.py bench.json -o bench.md
 
 # The documentation site (warnings are errors); tests/test_docs.py builds it too under `make test`.
 docs: install-dev

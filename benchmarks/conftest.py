@@ -8,8 +8,14 @@ end of the session.
   otherwise: on a shared machine multi-threaded LAPACK timings are dominated by
   contention (an eigendecomposition at d = 1000 varied from 0.1 to 3 s here),
   and every library is measured under the same setting. Set before numpy loads.
-- Peers that are not installed (``cma``, ``cmaes``, ``evosax``) are skipped
-  with the reason; install them with ``pip install cma cmaes evosax``.
+- Peers that are not installed (``cma``, ``cmaes``, ``evosax``, ``evotorch``,
+  ``evograd``) are skipped with the reason; install the pinned set with
+  ``pip install -e ".[bench]"``.
+- JAX runs on the CPU unless ``JAX_PLATFORMS`` is set (``JAX_PLATFORMS=cuda,cpu``
+  on a GPU machine enables the ``jax-gpu`` cases; ``torch-cuda`` cases need only
+  a CUDA build of torch). Without a GPU those cases are skipped.
+- ``--benchmark-json=out.json`` then ``python benchmarks/report.py out.json``
+  turns the run into the markdown table of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -44,9 +50,26 @@ def _require(module: str) -> Any:
         pytest.skip(f"peer {module!r} failed to import: {type(err).__name__}: {err}")
 
 
-def _record(suite: str, case: str, library: str, benchmark: Any, per_round: int = 1) -> None:
+_UNSET: Any = object()
+
+
+def _record(suite: str, case: str, library: str, benchmark: Any, per_round: int = 1, *,
+            strategy: str | None = None, dim: int | None = None, popsize: int | None = None,
+            target: Any = _UNSET, **extra: Any) -> None:
     stats = benchmark.stats.stats
     RESULTS[(suite, case)][library] = (stats.median / per_round, stats.mean / per_round)
+    if target is _UNSET:
+        from _matrix import target as default_target
+
+        target = default_target(suite, strategy, dim)
+    # Everything benchmarks/report.py needs travels in the JSON (--benchmark-json);
+    # a benchmark recorded under several rows (cmaes in test_cma_speed) lists them all.
+    row = dict(suite=suite, case=case, library=library, per_round=per_round,
+               strategy=strategy, dim=dim, popsize=popsize, target=target, **extra)
+    info = benchmark.extra_info
+    info.setdefault("rows", []).append(row)
+    if len(info["rows"]) == 1:
+        info.update(row)
 
 
 @pytest.fixture
@@ -57,8 +80,12 @@ def require() -> Any:
 
 @pytest.fixture
 def record() -> Any:
-    """``record(suite, case, library, benchmark, per_round=1)``: keep the finished
-    benchmark's median and mean per generation for the end-of-session table."""
+    """``record(suite, case, library, benchmark, per_round=1, *, strategy, dim, popsize,
+    target, **extra)``: keep the finished benchmark's median and mean per generation
+    for the end-of-session table, and tag the benchmark's ``extra_info`` with the row
+    (suite, case, library, per_round, strategy, dim, popsize, target and ``extra``,
+    e.g. ``compile_s``) for ``benchmarks/report.py``. ``target`` defaults to
+    :func:`_matrix.target` of the suite, strategy and dimension."""
     return _record
 
 

@@ -43,6 +43,11 @@ SCAN_LENGTH = {10: 500, 100: 100, 1000: 16}
 SCAN_ROUNDS = {10: 7, 100: 5, 1000: 3}
 
 
+def _case(dim: int) -> str:
+    """Row label in the tables (benchmarks/report.py), apart from the matrix's rows."""
+    return f"cma_es d={dim} pop=1x (test_cma_speed)"
+
+
 def _sphere_one(x: np.ndarray) -> float:
     return float(x @ x)
 
@@ -74,7 +79,8 @@ def test_numpy_evostrat(benchmark: Any, record: Any, dim: int, block: int) -> No
 
     benchmark.group = f"{_suite(block)} d={dim}"
     benchmark.pedantic(generations, rounds=_rounds(dim, block), iterations=1, warmup_rounds=3)
-    record(_suite(block), f"d={dim:>4}", "evostrat", benchmark, per_round=block)
+    record(_suite(block), _case(dim), "evostrat", benchmark, per_round=block,
+           strategy="cma_es", dim=dim)
 
 
 @pytest.mark.parametrize("block", BLOCKS)
@@ -90,7 +96,8 @@ def test_numpy_pycma(benchmark: Any, record: Any, require: Any, dim: int, block:
 
     benchmark.group = f"{_suite(block)} d={dim}"
     benchmark.pedantic(generations, rounds=_rounds(dim, block), iterations=1, warmup_rounds=3)
-    record(_suite(block), f"d={dim:>4}", "pycma", benchmark, per_round=block)
+    record(_suite(block), _case(dim), "pycma", benchmark, per_round=block,
+           strategy="cma_es", dim=dim)
 
 
 @pytest.mark.parametrize("dim", DIMS)
@@ -108,7 +115,7 @@ def test_numpy_cmaes(benchmark: Any, record: Any, require: Any, dim: int) -> Non
     benchmark.group = f"numpy d={dim}"
     benchmark.pedantic(generation, rounds=SLOW_PEER_ROUNDS[dim], iterations=1, warmup_rounds=1)
     for block in BLOCKS:  # a decomposition every generation: typical == amortised
-        record(_suite(block), f"d={dim:>4}", "cmaes", benchmark)
+        record(_suite(block), _case(dim), "cmaes", benchmark, strategy="cma_es", dim=dim)
 
 
 # -- JAX, whole loop compiled -------------------------------------------------------------------------
@@ -129,7 +136,8 @@ def test_jax_scan_evostrat(benchmark: Any, record: Any, require: Any, dim: int) 
     benchmark.group = f"jax-scan d={dim}"
     benchmark.pedantic(lambda: jax.block_until_ready(run(state0)), rounds=SCAN_ROUNDS[dim],
                        iterations=1, warmup_rounds=1)
-    record("jax-scan", f"d={dim:>4}", "evostrat", benchmark, per_round=length)
+    record("jax-scan", _case(dim), "evostrat", benchmark, per_round=length,
+           strategy="cma_es", dim=dim)
 
 
 @pytest.mark.parametrize("dim", DIMS)
@@ -158,4 +166,5 @@ def test_jax_scan_evosax(benchmark: Any, record: Any, require: Any, dim: int) ->
     benchmark.group = f"jax-scan d={dim}"
     benchmark.pedantic(lambda: jax.block_until_ready(run(state0, key)), rounds=SCAN_ROUNDS[dim],
                        iterations=1, warmup_rounds=1)
-    record("jax-scan", f"d={dim:>4}", "evosax", benchmark, per_round=length)
+    record("jax-scan", _case(dim), "evosax", benchmark, per_round=length,
+           strategy="cma_es", dim=dim)

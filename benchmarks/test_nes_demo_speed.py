@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+SUITE = "nes-demo"  # rows of the comparison table (benchmarks/report.py); target 0.05
 DEMOS = Path(__file__).resolve().parents[1] / "examples" / "evograd_demos"
 
 
@@ -43,7 +44,7 @@ def _run_generations(benchmark: Any, step: Any, state: Any, block: Any) -> Any:
 
 
 @pytest.mark.parametrize("demo", ["nes_mean", "maxvar", "maxent"])
-def test_generation_evostrat_torch(benchmark: Any, demo: str) -> None:
+def test_generation_evostrat_torch(benchmark: Any, record: Any, demo: str) -> None:
     pytest.importorskip("torch")
     module = _demo(demo)
     from _loop import make_step
@@ -52,11 +53,12 @@ def test_generation_evostrat_torch(benchmark: Any, demo: str) -> None:
     lr = 0.10 if demo == "maxent" else 0.03
     state, step = make_step(module.statistic, "torch", lr=lr)
     final = _run_generations(benchmark, step, state, lambda s: None)
+    record(SUITE, f"{demo} pop=500", "evostrat-torch", benchmark, strategy=demo, popsize=500)
     assert final[0].shape == (1,)
 
 
 @pytest.mark.parametrize("demo", ["nes_mean", "maxvar", "maxent"])
-def test_generation_evostrat_jax_jit(benchmark: Any, demo: str) -> None:
+def test_generation_evostrat_jax_jit(benchmark: Any, record: Any, demo: str) -> None:
     pytest.importorskip("jax")
     module = _demo(demo)
     from _loop import make_step
@@ -65,10 +67,11 @@ def test_generation_evostrat_jax_jit(benchmark: Any, demo: str) -> None:
     lr = 0.10 if demo == "maxent" else 0.03
     state, step = make_step(module.statistic, "jax", lr=lr)
     final = _run_generations(benchmark, step, state, lambda s: s[0].block_until_ready())
+    record(SUITE, f"{demo} pop=500", "evostrat-jax", benchmark, strategy=demo, popsize=500)
     assert final[0].shape == (1,)
 
 
-def test_generation_evograd_nes(benchmark: Any) -> None:
+def test_generation_evograd_nes(benchmark: Any, record: Any) -> None:
     torch = pytest.importorskip("torch")
     evograd = pytest.importorskip("evograd")
     from evograd.distributions import Normal as EvoGradNormal
@@ -87,4 +90,5 @@ def test_generation_evograd_nes(benchmark: Any) -> None:
             mu.grad.zero_()
 
     _run_generations(benchmark, step, None, lambda s: None)
+    record(SUITE, "nes_mean pop=500", "evograd", benchmark, strategy="nes_mean", popsize=500)
     assert abs(float(mu.detach()[0]) - 5.0) < 0.5  # 208 generations of NES from mu = 1

@@ -6,7 +6,10 @@ run from a checkout or pass ``--path``). pytest-benchmark prints its timing
 table; the suites add a table of per-generation medians with the ratio of
 evostrat to the fastest peer. ``--save NAME`` keeps the results and
 ``--compare [ID]`` adds the difference to a saved run (pytest-benchmark's
-storage, ``.benchmarks/``). Needs the ``dev`` extra (pytest, pytest-benchmark).
+storage, ``.benchmarks/``), ``--json FILE`` writes the raw results and
+``--report FILE.md`` the markdown tables of ``BENCHMARKS.md`` (ratios to the
+fastest peer, targets met or missed; ``benchmarks/report.py``). Needs the
+``dev`` extra (pytest, pytest-benchmark); the peers come with the ``bench`` extra.
 
 Examples
 --------
@@ -38,16 +41,27 @@ def pytest_command(args: argparse.Namespace) -> list[str]:
         cmd += [f"--benchmark-save={args.save}"]
     if args.compare is not None:
         cmd += ["--benchmark-compare"] if args.compare == "latest" else [f"--benchmark-compare={args.compare}"]
-    if args.json:
-        cmd += [f"--benchmark-json={args.json}"]
+    if args.json or getattr(args, "report", None):
+        cmd += [f"--benchmark-json={args.json or _default_json(args)}"]
     extra = list(args.pytest_args)
     return cmd + (extra[1:] if extra[:1] == ["--"] else extra)
+
+
+def _default_json(args: argparse.Namespace) -> str:
+    """Where the JSON goes when only ``--report`` was asked for."""
+    return os.path.splitext(args.report)[0] + ".json"
+
+
+def _report_script(path: str) -> str:
+    """``report.py`` of the suites' folder (``path`` is the folder or one suite file)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    return os.path.join(folder, "report.py")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from evostrat.cli.run import UsageError
 
-    if not os.path.isdir(args.path):
+    if not os.path.exists(args.path):
         raise UsageError(
             f"no benchmark suite at {args.path!r}; run from the evostrat repository root "
             "(its benchmarks/ folder) or pass --path"
@@ -62,6 +76,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if code == 5:
         print("evostrat bench: error: no benchmark was selected (check -k and --path)", file=sys.stderr)
         return 2
+    if args.report and code in (0, 1):  # 1: some benchmark failed; report the others
+        script = _report_script(args.path)
+        made = subprocess.call([sys.executable, script, args.json or _default_json(args),
+                                "-o", args.report])
+        if made == 0:
+            print(f"evostrat bench: wrote {args.report}", flush=True)
+        code = code or made
     return code
 
 
@@ -80,6 +101,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="ID", nargs="?", const="latest", default=None,
                    help="compare with a saved run (default: the latest)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    p.add_argument("--report", metavar="FILE", default=None,
+                   help="write the markdown comparison table (ratios, targets) to FILE")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest arguments, after --")
     p.set_defaults(func=_cmd_bench, parser=p)
     return p

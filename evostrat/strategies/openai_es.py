@@ -134,12 +134,43 @@ class OpenAIES(Strategy):
         n = self.resolved_popsize(state.mean.shape[0])
         return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, self._layout())
 
+    def ask_seed(self, state: OpenAIESState) -> tuple[GaussianSeed | None, OpenAIESState]:
+        """``ask`` without the population: its seed and the state ``ask`` would return.
+
+        With :meth:`tell_seed` one generation never holds the ``(popsize, d)``
+        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
+        on an accelerator.
+        """
+        be = get_backend(state.mean)
+        seed = self.population_seed(state)
+        key, _ = be.split(state.key)
+        return seed, state._replace(key=key)
+
     def tell(self, state: OpenAIESState, X: Array, fitness: Array) -> OpenAIESState:
         xp = get_backend(state.mean).xp
-        n = X.shape[0]
         z = (X - state.mean) / state.sigma
+        return self._update(state, xp.matmul(centered_ranks(fitness), z), X.shape[0])
+
+    def tell_seed(
+        self, state: OpenAIESState, seed: GaussianSeed | None, fitness: Array,
+        chunk_size: int | None = None,
+    ) -> OpenAIESState:
+        """``tell`` from the population's seed, rebuilding ``chunk_size`` rows at a time.
+
+        Peak memory O(chunk_size x d) instead of O(popsize x d); agrees with
+        ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
+        ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
+        """
+        from evostrat.strategies.seeded_tell import weighted_noise_sums
+
         weights = centered_ranks(fitness)
-        grad = xp.matmul(weights, z) / (n * state.sigma) + self.weight_decay * state.mean
+        total, _ = weighted_noise_sums(seed, state.mean, state.sigma, weights,
+                                       chunk_size=chunk_size)
+        return self._update(state, total, weights.shape[0])
+
+    def _update(self, state: OpenAIESState, weighted_z: Array, n: int) -> OpenAIESState:
+        xp = get_backend(state.mean).xp
+        grad = weighted_z / (n * state.sigma) + self.weight_decay * state.mean
         step, opt = self._optimizer().update(grad, state.opt, state.lr)
         sigma = xp.clip(state.sigma * self.sigma_decay, min=float(self.sigma_min))
         lr = xp.clip(state.lr * self.lr_decay, min=float(self.lr_min))

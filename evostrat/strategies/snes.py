@@ -92,15 +92,50 @@ class SNES(Strategy):
         n = self.resolved_popsize(state.mean.shape[0])
         return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, "independent")
 
+    def ask_seed(self, state: SNESState) -> tuple[GaussianSeed | None, SNESState]:
+        """``ask`` without the population: its seed and the state ``ask`` would return.
+
+        With :meth:`tell_seed` one generation never holds the ``(popsize, d)``
+        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
+        on an accelerator.
+        """
+        be = get_backend(state.mean)
+        seed = self.population_seed(state)
+        key, _ = be.split(state.key)
+        return seed, state._replace(key=key)
+
     def tell(self, state: SNESState, X: Array, fitness: Array) -> SNESState:
         be = get_backend(state.mean)
         xp = be.xp
-        n, dim = X.shape
         z = (X - state.mean) / state.sigma
-        utilities = nes_utilities(n, xp, state.mean.dtype, be.device(state.mean))
-        u = rank_weights(fitness, utilities)
-        grad_mean = xp.matmul(u, z)
-        grad_sigma = xp.matmul(u, z * z - 1)
+        u = self._utilities(state, fitness, X.shape[0])
+        return self._update(state, xp.matmul(u, z), xp.matmul(u, z * z - 1))
+
+    def tell_seed(
+        self, state: SNESState, seed: GaussianSeed | None, fitness: Array,
+        chunk_size: int | None = None,
+    ) -> SNESState:
+        """``tell`` from the population's seed, rebuilding ``chunk_size`` rows at a time.
+
+        Peak memory O(chunk_size x d) instead of O(popsize x d); agrees with
+        ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
+        ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
+        """
+        from evostrat.strategies.seeded_tell import weighted_noise_sums
+
+        u = self._utilities(state, fitness, seed.popsize if seed is not None else fitness.shape[0])
+        g_mean, g_sigma = weighted_noise_sums(seed, state.mean, state.sigma, u, squares=True,
+                                              chunk_size=chunk_size)
+        return self._update(state, g_mean, g_sigma)
+
+    def _utilities(self, state: SNESState, fitness: Array, n: int) -> Array:
+        be = get_backend(state.mean)
+        utilities = nes_utilities(n, be.xp, state.mean.dtype, be.device(state.mean))
+        return rank_weights(fitness, utilities)
+
+    def _update(self, state: SNESState, grad_mean: Array, grad_sigma: Array) -> SNESState:
+        xp = get_backend(state.mean).xp
+        dim = state.mean.shape[0]
         mean = state.mean + self.lr_mean * state.sigma * grad_mean
         sigma = state.sigma * xp.exp(0.5 * self.resolved_lr_sigma(dim) * grad_sigma)
         return state._replace(mean=mean, sigma=clamp_sigma(sigma))
