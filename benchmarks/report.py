@@ -4,6 +4,7 @@ Usage::
 
     python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
     python benchmarks/report.py bench.json -o table.md
+    python benchmarks/report.py bench.json bench-gpu.json -o table.md   # merged
 
 Every benchmark the suites ``record`` carries its row in ``extra_info``
 (``suite``, ``case``, ``library``, ``per_round``, ``strategy``, ``dim``,
@@ -26,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Row", "format_seconds", "load_rows", "main", "render"]
+__all__ = ["Row", "format_seconds", "load_rows", "main", "merge", "render"]
 
 #: One recorded row: {suite, case, library, median, strategy, dim, popsize, target, compile_s}.
 Row = dict
@@ -238,14 +239,26 @@ def render(data: dict, title: str = "Per-generation time (median)") -> str:
     return "\n".join(lines)
 
 
+def merge(documents: list[dict]) -> dict:
+    """One document of several runs: the first one's machine and date, all benchmarks in order.
+
+    Rows recorded again by a later document replace the earlier ones in :func:`render`.
+    """
+    merged = dict(documents[0])
+    merged["benchmarks"] = [b for doc in documents for b in doc.get("benchmarks", [])]
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``report.py BENCH.json [-o OUT.md] [--title TITLE]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
+    parser.add_argument("json", type=Path, nargs="+",
+                        help="pytest-benchmark JSON (--benchmark-json); several files are merged, "
+                             "a later file's rows replacing an earlier one's (e.g. a GPU run)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here (default stdout)")
     parser.add_argument("--title", default="Per-generation time (median)")
     args = parser.parse_args(argv)
-    text = render(json.loads(args.json.read_text()), title=args.title)
+    text = render(merge([json.loads(path.read_text()) for path in args.json]), title=args.title)
     if args.output is None:
         sys.stdout.write(text + "\n")
     else:

@@ -97,6 +97,18 @@ def test_command_line_writes_the_file(report: Any, tmp_path: Path) -> None:
     assert out.read_text().startswith("## Here\n")
 
 
+def test_merged_runs_replace_rows(report: Any, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(_document()))
+    later = {"benchmarks": [_bench(4e-4, library="evostrat", per_round=100, suite="jax-scan",
+                                   case="snes d=10 pop=1x (10)", strategy="snes", dim=10,
+                                   popsize=10, target=1.0)]}
+    second.write_text(json.dumps(later))
+    out = tmp_path / "t.md"
+    assert report.main([str(first), str(second), "-o", str(out)]) == 0
+    assert "| snes d=10 pop=1x (10) | 4.0 us | 16.0 us | 0.25 | <= 1 | met |" in out.read_text()
+
+
 def test_format_seconds(report: Any) -> None:
     assert report.format_seconds(None) == "-"
     assert report.format_seconds(2.5e-6) == "2.5 us"
