@@ -18,6 +18,7 @@ array([0., 0., 0.])
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -28,6 +29,7 @@ Array = Any
 __all__ = [
     "sanitize_fitness",
     "rank_weights",
+    "tie_span",
     "centered_ranks",
     "nes_utilities",
     "zscore",
@@ -42,6 +44,34 @@ def sanitize_fitness(fitness: Array) -> Array:
     """Replace NaN by ``+inf`` so it ranks worst under minimisation."""
     xp = _xp(fitness)
     return xp.where(xp.isnan(fitness), xp.asarray(xp.inf, dtype=fitness.dtype), fitness)
+
+
+#: Up to this population JAX's ``searchsorted`` compares all pairs (one fused
+#: kernel); above it, it sorts. Its default, a binary search in a ``while`` loop,
+#: costs one kernel launch per step on a GPU.
+_COMPARE_ALL_MAX = 4096
+
+
+def tie_span(xp: Any, sorted_values: Array, values: Array) -> tuple[Array, Array]:
+    """First and one-past-last position of each of ``values`` in ``sorted_values``.
+
+    ``searchsorted`` with ``side="left"`` and ``"right"``; on JAX without the
+    default ``method="scan"``, whose sequential loop made one JAX generation on
+    an H100 5-9x slower than evosax's (benchmarks/BENCHMARKS.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lo, hi = tie_span(np, np.array([1.0, 2.0, 2.0, 3.0]), np.array([2.0, 3.0]))
+    >>> lo.tolist(), hi.tolist()
+    ([1, 3], [3, 4])
+    """
+    if array_api_compat.is_jax_namespace(xp):
+        method = "compare_all" if values.shape[0] <= _COMPARE_ALL_MAX else "sort"
+        return (xp.searchsorted(sorted_values, values, side="left", method=method),
+                xp.searchsorted(sorted_values, values, side="right", method=method))
+    return (xp.searchsorted(sorted_values, values, side="left"),
+            xp.searchsorted(sorted_values, values, side="right"))
 
 
 def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
@@ -62,9 +92,7 @@ def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
     """
     xp = _xp(fitness)
     f = sanitize_fitness(fitness)
-    s = xp.sort(f)
-    lo = xp.searchsorted(s, f, side="left")
-    hi = xp.searchsorted(s, f, side="right")
+    lo, hi = tie_span(xp, xp.sort(f), f)
     csum = xp.cumulative_sum(sorted_weights, include_initial=True)
     total = xp.take(csum, hi) - xp.take(csum, lo)
     count = xp.astype(hi - lo, sorted_weights.dtype)
@@ -95,10 +123,14 @@ def nes_utilities(popsize: int, xp: Any, dtype: Any, device: Any = None) -> Arra
     ``u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ln(n/2 + 1) - ln j) - 1/n``
     for ``k = 1..n`` (best first); they sum to zero.
     """
+    return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _nes_utility_values(popsize: int) -> list[float]:
     raw = [max(0.0, math.log(popsize / 2 + 1) - math.log(k)) for k in range(1, popsize + 1)]
     total = sum(raw)
-    values = [r / total - 1.0 / popsize for r in raw]
-    return xp.asarray(values, dtype=dtype, device=device)
+    return [r / total - 1.0 / popsize for r in raw]
 
 
 def zscore(values: Array, axis: int = 0, eps: float = 1e-8) -> Array:

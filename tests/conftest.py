@@ -91,6 +91,23 @@ class BackendCase:
         return isinstance(x, jax.Array)
 
 
+@pytest.fixture
+def jax_on_host() -> Any:
+    """JAX's default device set to the CPU for one test (a GPU where JAX sees one).
+
+    Seed-compressed populations are built on the host by design; modules that
+    test them use ``pytestmark = pytest.mark.usefixtures("jax_on_host")`` so that
+    their JAX cases stay CPU cases on a GPU machine too.
+    """
+    if not _installed("jax"):
+        yield None
+        return
+    import jax
+
+    with jax.default_device(jax.devices("cpu")[0]):
+        yield None
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Host copy of a numpy/torch/JAX array (bit-exact)."""
     if hasattr(x, "detach"):

@@ -127,6 +127,13 @@ def test_chunk_bounds_cover_in_order():
     assert chunk_bounds(5, chunksize=2) == [(0, 2), (2, 4), (4, 5)]
 
 
+def on_cpu(x) -> bool:
+    """Whether ``x`` lives on the host (JAX's default device is a GPU where there is one)."""
+    from evostrat.seeded import _on_cpu
+
+    return _on_cpu(get_backend(x), x)
+
+
 # -- same runs -------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", LIBRARY_CASES)
 def test_same_seed_same_run_serial_and_executor(case, process_pool):
@@ -149,7 +156,8 @@ def test_same_seed_same_run_serial_and_executor(case, process_pool):
     }
     if case.backend != "jax":  # the plain path does not depend on the backend
         runs["pool plain"] = run(ExecutorEvaluator(process_pool, seeded=False, chunksize=3))
-    assert seeded.last_shipped_["seeded"] is True
+    # seeds are rebuilt on the workers' CPUs: an accelerator's population ships as rows
+    assert seeded.last_shipped_["seeded"] is on_cpu(x0)
     for name, es in runs.items():
         assert case.is_native(es.x_), name
         assert np.array_equal(to_numpy(es.x_), to_numpy(reference.x_)), name
@@ -189,6 +197,9 @@ def test_replay_same_run_as_serial(case, name, process_pool):
     assert case.is_native(es.x_)
     assert np.array_equal(to_numpy(es.x_), to_numpy(reference.x_))
     assert es.fun_ == reference.fun_ and es.n_evals_ == reference.n_evals_
+    if not on_cpu(x0):  # an accelerator's population ships as rows (seeds rebuild on CPUs)
+        assert [s["mode"] for s in shipped] == ["plain"] * 8
+        return
     assert [s["mode"] for s in shipped] == ["replay"] * 8
     assert shipped[0]["state_chunks"] == shipped[0]["chunks"] and shipped[0]["state_bytes"] > 0
     later = shipped[1:]

@@ -17,8 +17,12 @@ from conftest import CPU_CASES, BackendCase, strategy_class, to_numpy
 from evostrat import ES
 from evostrat.asktell import AskTell
 from evostrat.backends import get_backend
+from evostrat.backends.base import row_words
 from evostrat.errors import InvalidArgumentError
 from evostrat.seeded import GaussianSeed, gaussian_population, layout_rows, population_seed
+
+# seeds are rebuilt on the host: JAX cases run on the CPU even where JAX sees a GPU
+pytestmark = pytest.mark.usefixtures("jax_on_host")
 
 GAUSSIAN = [
     ("snes", {}, "independent"),
@@ -324,3 +328,68 @@ def test_bytes_per_generation_at_scale(name):
     assert message < 12_000  # 4 x 256 float64 and a digest
     assert len(pickle.dumps(step.message(window=1), protocol=5)) < 3_000
     assert seed < 2_000_000 and full < 3_000_000
+
+
+def _torch_devices() -> list[str]:
+    try:
+        import torch
+    except ImportError:
+        return ["cpu"]
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def _splitmix64_normal(seed: int, count: int) -> np.ndarray:
+    """Pure-Python reference of hashed_normal_rows: SplitMix64 outputs -> inverse erf."""
+    from scipy.special import erfinv
+
+    mask, out = (1 << 64) - 1, []
+    for j in range(1, count + 1):
+        x = (seed + j * 0x9E3779B97F4A7C15) & mask
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        x ^= x >> 31
+        out.append(erfinv(2.0 * (((x >> 11) + 0.5) * 2.0**-53) - 1.0) * 2.0**0.5)
+    return np.array(out)
+
+
+def test_hashed_normal_rows_match_the_splitmix64_reference():
+    torch = pytest.importorskip("torch")
+    from evostrat.backends.torch import hashed_normal_rows
+
+    seeds = np.array([0, 1, 2**63 + 12345, 2**64 - 1], dtype=np.uint64)
+    got = hashed_normal_rows(seeds, 6, torch.float64, "cpu").numpy()
+    want = np.stack([_splitmix64_normal(int(s), 6) for s in seeds])
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("device", _torch_devices())
+def test_hashed_normal_rows_are_addressable_standard_normal(device):
+    torch = pytest.importorskip("torch")
+    from evostrat.backends.torch import hashed_normal_rows
+
+    be = get_backend("torch")
+    seeds = np.array([row_words(be.key(3), r)[0] for r in range(400)], dtype=np.uint64)
+    full = hashed_normal_rows(seeds, 250, torch.float64, device).cpu().numpy()
+    assert abs(full.mean()) < 0.01 and abs(full.std() - 1.0) < 0.01
+    assert abs(np.corrcoef(full[:-1].ravel(), full[1:].ravel())[0, 1]) < 0.015
+    assert abs(np.corrcoef(full[:, :-1].ravel(), full[:, 1:].ravel())[0, 1]) < 0.015
+    some = hashed_normal_rows(seeds[[7, 3]], 250, torch.float64, device).cpu().numpy()
+    assert np.array_equal(some, full[[7, 3]])
+    # the integer hash is exact on every device; erfinv agrees to rounding
+    np.testing.assert_allclose(full, hashed_normal_rows(seeds, 250, torch.float64, "cpu").numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif("cuda" not in _torch_devices(), reason="no CUDA device")
+def test_torch_cuda_rows_come_from_the_hash():
+    import torch
+
+    from evostrat.backends.torch import hashed_normal_rows
+
+    be = get_backend("torch")
+    key = be.key(11)
+    rows = be.normal_rows(key, [0, 5, 2], 33, torch.float32, "cuda")
+    assert rows.device.type == "cuda"
+    seeds = np.array([row_words(key, r)[0] for r in (0, 5, 2)], dtype=np.uint64)
+    np.testing.assert_allclose(rows.cpu().numpy(),
+                               hashed_normal_rows(seeds, 33, torch.float32, "cpu").numpy(), rtol=1e-6)

@@ -26,6 +26,9 @@ from evostrat.strategies.seeded_tell import (
 )
 from evostrat.strategies.snes import SNES
 
+# seeds are rebuilt on the host: JAX cases run on the CPU even where JAX sees a GPU
+pytestmark = pytest.mark.usefixtures("jax_on_host")
+
 STRATEGIES = [
     pytest.param(SNES, {}, id="snes"),
     pytest.param(OpenAIES, {}, id="openai_es-mirrored"),

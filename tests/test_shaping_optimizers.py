@@ -180,3 +180,18 @@ def test_optimizers_same_on_every_backend(case: BackendCase, name: str) -> None:
         step, state = opt.update(case.array(g), state, lr=0.05)
         assert case.is_native(step)
         np.testing.assert_allclose(to_numpy(step), ref_step, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("popsize", [7, 5000])
+def test_jax_rank_weights_need_no_loop_and_match_numpy(popsize) -> None:
+    """JAX's default searchsorted is a while loop (a kernel launch per step on a GPU)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    rng = np.random.default_rng(popsize)
+    f = np.round(rng.normal(size=popsize), 1).astype(np.float32)  # many ties
+    f[3] = np.nan
+    u = nes_utilities(popsize, np, np.float32)
+    hlo = jax.jit(rank_weights).lower(jnp.asarray(f), jnp.asarray(u)).as_text()
+    assert "while" not in hlo
+    np.testing.assert_allclose(np.asarray(jax.jit(rank_weights)(jnp.asarray(f), jnp.asarray(u))),
+                               rank_weights(f, u), rtol=1e-5, atol=1e-7)

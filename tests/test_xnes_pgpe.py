@@ -127,6 +127,24 @@ def test_expm_symmetric_matches_scipy_on_every_backend():
         np.testing.assert_allclose(_np(got), expected, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.05, 3.0])
+def test_jax_accelerator_expm_matches_scipy(scale):
+    """The matrix-product expm that xNES uses on JAX off the CPU (tested here on the CPU)."""
+    pytest.importorskip("jax")
+    from evostrat.backends.jax import expm_pade
+
+    rng = np.random.default_rng(4)
+    M = rng.standard_normal((30, 30))
+    S = scale * (M + M.T) / np.sqrt(30)
+    with _x64():
+        np.testing.assert_allclose(_np(expm_pade(_array("jax", S))), scipy.linalg.expm(S),
+                                   rtol=1e-12, atol=1e-13)
+    got32 = _np(expm_pade(_array("jax", S.astype(np.float32))))
+    np.testing.assert_allclose(got32, scipy.linalg.expm(S), rtol=2e-5, atol=2e-5 * max(scale, 1))
+    if scale == 0.0:
+        assert np.array_equal(got32, np.eye(30))
+
+
 def test_xnes_initial_distribution_from_per_coordinate_sigma0():
     s0 = np.array([0.5, 2.0, 4.0])
     strategy = XNES(sigma0=s0)

@@ -250,5 +250,17 @@ class Backend:
         """Eigenvalues (ascending) and eigenvectors of a symmetric matrix."""
         return self.xp.linalg.eigh(a)
 
+    def expm_symmetric(self, s: Array) -> Array:
+        """Matrix exponential of a symmetric matrix, ``I + V diag(expm1(w)) V^T``.
+
+        ``s = V diag(w) V^T``; adding ``expm1`` to the identity keeps ``expm(0)``
+        exactly ``I`` and small arguments accurate. Backends on accelerators may
+        use a matrix-product method instead (JAX off the CPU, where ``eigh`` is slow).
+        """
+        xp = self.xp
+        w, V = self.eigh(s)
+        eye = xp.eye(s.shape[0], dtype=s.dtype, device=self.device(s))
+        return eye + xp.matmul(V * xp.expm1(w), V.T)
+
     def __repr__(self) -> str:
         return f"<evostrat backend {self.name!r}>"

@@ -34,6 +34,7 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.shaping import tie_span
 from evostrat.strategies.cma_params import CMAParameters, cma_parameters
 from evostrat.strategy import Strategy
 
@@ -73,9 +74,7 @@ def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array
     mean_weights, cov_weights : arrays, shape (popsize,)
     """
     f = xp.where(xp.isnan(fitness), xp.inf, fitness)
-    s = xp.sort(f)
-    lo = xp.searchsorted(s, f, side="left")
-    hi = xp.searchsorted(s, f, side="right")
+    lo, hi = tie_span(xp, xp.sort(f), f)
     total = xp.take(cumulative, hi, axis=1) - xp.take(cumulative, lo, axis=1)
     w = total / xp.astype(hi - lo, cumulative.dtype)
     return w[0, ...], w[1, ...]

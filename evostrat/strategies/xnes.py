@@ -63,7 +63,9 @@ def expm_symmetric(S: Array, backend: Backend) -> Array:
 
     ``S = V diag(w) V^T`` is the symmetric eigendecomposition; the result is
     formed as ``I + V diag(expm1(w)) V^T`` (the same matrix, as ``V V^T = I``)
-    so that ``expm(0)`` is exactly the identity and small updates lose no digits.
+    so that ``expm(0)`` is exactly the identity and small updates lose no digits
+    (:meth:`~evostrat.backends.base.Backend.expm_symmetric`; JAX off the CPU uses
+    Pade approximation with scaling and squaring, which needs no ``eigh``).
 
     Parameters
     ----------
@@ -84,11 +86,7 @@ def expm_symmetric(S: Array, backend: Backend) -> Array:
     >>> np.round(E, 12).tolist()
     [[1.0, 0.0], [0.0, 2.0]]
     """
-    xp = backend.xp
-    w, V = backend.eigh(0.5 * (S + S.T))
-    # I + V diag(exp(w) - 1) V^T: exactly I for S = 0, and accurate for small S.
-    eye = xp.eye(S.shape[0], dtype=S.dtype, device=backend.device(S))
-    return eye + xp.matmul(V * xp.expm1(w), V.T)
+    return backend.expm_symmetric(0.5 * (S + S.T))
 
 
 def _check_rate(name: str, value: Any, allow_none: bool = False) -> None:
