@@ -94,10 +94,10 @@ class ClipUp:
         xp = array_api_compat.array_namespace(grad)
         norm = xp.linalg.vector_norm(grad)
         tiny = xp.finfo(grad.dtype).tiny
-        velocity = self.momentum * state.velocity + lr * grad / xp.maximum(norm, tiny)
+        velocity = self.momentum * state.velocity + lr * grad / xp.clip(norm, min=tiny)
         max_speed = 2 * lr if self.max_speed is None else self.max_speed
         speed = xp.linalg.vector_norm(velocity)
-        scale = xp.minimum(xp.ones_like(speed), max_speed / xp.maximum(speed, tiny))
+        scale = xp.minimum(xp.ones_like(speed), max_speed / xp.clip(speed, min=tiny))
         velocity = velocity * scale
         return velocity, ClipUpState(velocity)
 

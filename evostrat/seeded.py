@@ -180,10 +180,19 @@ def gaussian_population(
     True
     """
     xp = backend.xp
+    device, dim = backend.device(mean), mean.shape[0]
+    if candidates is None and layout != "independent" and popsize % 2 == 0:
+        # the whole population: +z and -z of each noise row by concatenation, the same
+        # values as the gather below without copying index arrays to the device
+        z = backend.normal_rows(key, range(popsize // 2), dim, mean.dtype, device)
+        if layout == "mirrored":
+            z = xp.concat([z, -z], axis=0)
+        else:  # pairs: +z_0, -z_0, +z_1, -z_1, ...
+            z = xp.reshape(xp.stack([z, -z], axis=1), (popsize, dim))
+        return mean + sigma * z
     if candidates is None:
         candidates = range(popsize)
     rows, signs = layout_rows(layout, popsize, candidates)
-    device, dim = backend.device(mean), mean.shape[0]
     if layout == "independent":
         z = backend.normal_rows(key, rows, dim, mean.dtype, device)
     else:  # draw each noise row once, then gather it (with its sign) per candidate

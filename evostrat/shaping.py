@@ -43,7 +43,7 @@ def _xp(x: Array) -> Any:
 def sanitize_fitness(fitness: Array) -> Array:
     """Replace NaN by ``+inf`` so it ranks worst under minimisation."""
     xp = _xp(fitness)
-    return xp.where(xp.isnan(fitness), xp.asarray(xp.inf, dtype=fitness.dtype), fitness)
+    return xp.where(xp.isnan(fitness), xp.inf, fitness)  # a scalar: no host-to-device copy
 
 
 #: Up to this population JAX's ``searchsorted`` compares all pairs (one fused
@@ -123,6 +123,13 @@ def nes_utilities(popsize: int, xp: Any, dtype: Any, device: Any = None) -> Arra
     ``u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ln(n/2 + 1) - ln j) - 1/n``
     for ``k = 1..n`` (best first); they sum to zero.
     """
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        return _device_utilities(popsize, xp, dtype, device)  # no host copy every generation
+    return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _device_utilities(popsize: int, xp: Any, dtype: Any, device: Any) -> Array:
     return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device)
 
 

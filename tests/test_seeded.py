@@ -362,6 +362,19 @@ def test_hashed_normal_rows_match_the_splitmix64_reference():
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
 
 
+def test_torch_row_seeds_equal_row_words():
+    pytest.importorskip("torch")
+    from evostrat.backends.torch import row_seeds
+
+    be = get_backend("torch")
+    key = be.key(2024)
+    want = np.array([row_words(key, r)[0] for r in range(9)], dtype=np.uint64)
+    assert np.array_equal(row_seeds(key, range(9), "cpu").numpy().view(np.uint64), want)
+    assert np.array_equal(row_seeds(key, [8, 0, 3], "cpu").numpy().view(np.uint64), want[[8, 0, 3]])
+    with pytest.raises(InvalidArgumentError, match="row indices"):
+        row_seeds(key, [1, -1], "cpu")
+
+
 @pytest.mark.parametrize("device", _torch_devices())
 def test_hashed_normal_rows_are_addressable_standard_normal(device):
     torch = pytest.importorskip("torch")

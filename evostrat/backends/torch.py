@@ -32,6 +32,7 @@ from evostrat.backends.base import (
     seed_to_uint64,
     split_uint64,
 )
+from evostrat.errors import InvalidArgumentError
 
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -49,7 +50,32 @@ def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
     return (x >> bits) & ((1 << (64 - bits)) - 1)
 
 
-def hashed_normal_rows(seeds: np.ndarray, dim: int, dtype: Any, device: Any) -> torch.Tensor:
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's step on int64 words: add the golden gamma, then its finaliser."""
+    x = x + _signed(_GOLDEN)
+    x = (x ^ _shift_right(x, 30)) * _signed(_MIX1)
+    x = (x ^ _shift_right(x, 27)) * _signed(_MIX2)
+    return x ^ _shift_right(x, 31)
+
+
+def row_seeds(key: Key, rows: Any, device: Any) -> torch.Tensor:
+    """``row_words(key, r)[0]`` for each row, as int64 words on ``device``.
+
+    A ``range`` of rows is built on the device (no host-to-device copy).
+    """
+    if isinstance(rows, range):
+        first = min(rows.start, rows[-1]) if len(rows) else 0
+        r = torch.arange(rows.start, rows.stop, rows.step, dtype=torch.int64, device=device)
+    else:
+        host = np.asarray(rows, dtype=np.int64).reshape(-1)
+        first = int(host.min()) if host.size else 0
+        r = torch.as_tensor(host, device=device)
+    if first < 0:
+        raise InvalidArgumentError(f"row indices must be >= 0, got {first}")
+    return _mix(_mix(r) ^ _signed(int(key[0])))
+
+
+def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.Tensor:
     """Standard normal rows, row ``i`` a function of ``seeds[i]`` alone.
 
     Element ``j`` of row ``i`` is SplitMix64's output ``j`` for the state
@@ -59,6 +85,13 @@ def hashed_normal_rows(seeds: np.ndarray, dim: int, dtype: Any, device: Any) -> 
     to about 8.3 sigma). About 15 elementwise kernels for the whole block, where
     re-seeding a generator costs two launches per row (on an H100, SNES at
     d = 100,000 with a population of 152: 5.5 ms per generation before, 4.4 ms after).
+
+    Parameters
+    ----------
+    seeds : uint64 ndarray or int64 tensor, shape (n,)
+    dim : int
+    dtype, device
+        Of the result, shape ``(n, dim)``.
 
     Examples
     --------
@@ -71,12 +104,10 @@ def hashed_normal_rows(seeds: np.ndarray, dim: int, dtype: Any, device: Any) -> 
     True
     """
     device = torch.device(device if device is not None else "cpu")
-    seed = torch.as_tensor(seeds.astype(np.uint64).view(np.int64), device=device)[:, None]
-    count = torch.arange(1, dim + 1, dtype=torch.int64, device=device) * _signed(_GOLDEN)
-    x = seed + count
-    x = (x ^ _shift_right(x, 30)) * _signed(_MIX1)
-    x = (x ^ _shift_right(x, 27)) * _signed(_MIX2)
-    x = x ^ _shift_right(x, 31)
+    if isinstance(seeds, np.ndarray):
+        seeds = torch.as_tensor(seeds.astype(np.uint64).view(np.int64), device=device)
+    step = torch.arange(dim, dtype=torch.int64, device=device) * _signed(_GOLDEN)
+    x = _mix(seeds[:, None] + step)
     u = (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0**-53
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
 
@@ -137,8 +168,7 @@ class TorchBackend(Backend):
         index = np.asarray(rows, dtype=np.int64).reshape(-1)
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
-            seeds = np.array([row_words(key, r)[0] for r in index.tolist()], dtype=np.uint64)
-            return hashed_normal_rows(seeds, dim, dtype, device)
+            return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)
         # One generator, re-seeded per row from (key, r).
         gen = torch.Generator(device=device)
         out = torch.empty((index.size, dim), dtype=dtype, device=device)

@@ -208,9 +208,9 @@ class CMABase(Strategy):
         norm2 = ps @ ps
         ps_norm = xp.sqrt(norm2)
         rate = p.cs / p.damps
-        exponent = xp.minimum(ps_norm * (rate / p.chi_n) - rate, 1.0)
+        exponent = xp.clip(ps_norm * (rate / p.chi_n) - rate, max=1.0)
         lo, hi = consts["sigma_range"]
-        new_sigma = xp.minimum(xp.maximum(sigma * xp.exp(exponent), lo), hi)
+        new_sigma = xp.clip(xp.clip(sigma * xp.exp(exponent), min=lo), max=hi)
         g = xp.astype(generation + 1, sigma.dtype)
         threshold2 = ((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2
         moving = norm2 < threshold2 * (1.0 - xp.exp(g * (2.0 * math.log(1.0 - p.cs))))
@@ -225,7 +225,7 @@ class CMABase(Strategy):
         contributes (nearly) nothing instead of ``0 * inf``.
         """
         n = consts["p"].dim
-        norm2 = xp.maximum(xp.vecdot(Zt, Zt, axis=-1), consts["tiny"] * n)
+        norm2 = xp.clip(xp.vecdot(Zt, Zt, axis=-1), min=consts["tiny"] * n)
         return xp.where(w_cov < 0, w_cov * (n / norm2), w_cov)
 
     # -- read-outs -------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def clamp(sigma: Array, xp: Any) -> Array:
     """``sigma`` clipped to ``[sqrt(smallest normal), sqrt(max)]`` of its dtype."""
     info = xp.finfo(sigma.dtype)
     lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
-    return xp.minimum(xp.maximum(sigma, lo), hi)
+    return xp.clip(xp.clip(sigma, min=lo), max=hi)
 
 
 def _device(x: Array) -> Any:

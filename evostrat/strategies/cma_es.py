@@ -281,7 +281,7 @@ class CMAES(CMABase):
         evals, B = be.eigh(C)  # ascending
         top = evals[-1]
         lo, hi = RESCALE_RANGE
-        floor = xp.maximum(top, 0.0) * consts["eps"] + consts["tiny"]
+        floor = xp.clip(top, min=0.0) * consts["eps"] + consts["tiny"]
         repair = (evals[0] < floor) | (top > hi) | (top < lo)
         state = state._replace(C=C, B=B, diag_C=xp.linalg.diagonal(C))
         state, evals = be.cond(repair, self._repair, _pass, state, evals, floor)
@@ -293,7 +293,7 @@ class CMAES(CMABase):
         be = get_backend(state.mean)
         xp = be.xp
         eye = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))["eye"]
-        shift = xp.maximum(floor - evals[0], 0.0)
+        shift = xp.clip(floor - evals[0], min=0.0)
         evals = evals + shift
         top = evals[-1]
         lo, hi = RESCALE_RANGE

@@ -130,7 +130,7 @@ class SepCMAES(CMABase):
         C = decay * state.C + p.c1 * (pc * pc) + coef_mu @ (Y * Y)
         # positive definite and in range: lift tiny variances, move the scale into sigma
         top = xp.max(C)
-        C = xp.maximum(C, xp.maximum(top, 0.0) * consts["eps"] + consts["tiny"])
+        C = xp.maximum(C, xp.clip(top, min=0.0) * consts["eps"] + consts["tiny"])
         top = xp.max(C)
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
