@@ -74,3 +74,65 @@ def test_fast_path_is_used_and_can_be_switched_off(monkeypatch: pytest.MonkeyPat
     fast.tell(state, X, np.ones(len(X)))
     generic.tell(state, X, np.arange(len(X), dtype=float))
     assert calls == [1]
+
+
+def _run_pair(fast: CMAES, generic: CMAES, x0: np.ndarray, fitness: object, gens: int) -> None:
+    a = b = fast.init(x0, random_state=5)
+    for _ in range(gens):
+        Xa, a = fast.ask(a)
+        Xb, b = generic.ask(b)
+        np.testing.assert_array_equal(Xa, Xb, strict=True)
+        f = fitness(Xa)  # type: ignore[operator]
+        a = fast.tell(a, Xa, f)
+        b = generic.tell(b, Xa, f)
+        _assert_same(a, b)
+
+
+@pytest.mark.parametrize(
+    "special",
+    ["one_nan", "nan_and_inf", "signed_zeros", "all_equal", "int", "float32", "list", "inf"],
+)
+def test_fast_path_ranking_edge_cases(special: str) -> None:
+    """The Python ranking of a tie-free population and its fallback agree with the generic one."""
+    fast, generic = _pair(sigma0=0.5, lazy_eigen=False)
+
+    def fitness(X: np.ndarray) -> object:
+        f = np.sum(X * X, axis=1)
+        if special == "one_nan":
+            f[1] = np.nan  # ranks last, as +inf, without a tie
+        elif special == "nan_and_inf":
+            f[0], f[2] = np.nan, np.inf  # a tie at +inf
+        elif special == "signed_zeros":
+            f[0], f[3] = 0.0, -0.0  # equal: a tie
+        elif special == "all_equal":
+            f[:] = 1.0
+        elif special == "int":
+            return np.round(f * 100).astype(np.int64)
+        elif special == "float32":
+            return f.astype(np.float32)
+        elif special == "list":
+            return f.tolist()
+        elif special == "inf":
+            f[-1], f[-2] = np.inf, -np.inf  # both infinities, no tie
+        return f
+
+    _run_pair(fast, generic, np.full(7, 1.5), fitness, 12)
+
+
+@pytest.mark.parametrize(("dim", "lazy", "gens"), [(40, False, 6), (100, True, 5), (150, 3, 4)])
+def test_fast_path_is_bit_identical_at_larger_dims(dim: int, lazy: object, gens: int) -> None:
+    """BLAS/LAPACK calls (ndarray.dot, the eigh gufunc) round as the generic ``@``/``eigh``."""
+    fast, generic = _pair(sigma0=0.3, lazy_eigen=lazy)
+    _run_pair(fast, generic, np.linspace(-1.0, 1.0, dim), lambda X: np.sum(X * X, axis=1), gens)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_eigh_matches_numpy(dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 9, 33):
+        A = rng.standard_normal((n, n))
+        C = (A @ A.T).astype(dtype)
+        for got, want in zip(cma_numpy._eigh(C), np.linalg.eigh(C)):
+            np.testing.assert_array_equal(got, want, strict=True)
+    with pytest.raises(np.linalg.LinAlgError):
+        cma_numpy._eigh(np.full((3, 3), np.nan, dtype=dtype))
