@@ -260,3 +260,28 @@ def clamp_sigma(sigma: Array) -> Array:
     info = xp.finfo(sigma.dtype)
     lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
     return xp.clip(sigma, lo, hi)
+
+
+class MirroredPopsize:
+    """Popsize rules of the mirrored-sampling strategies (a mixin before :class:`Strategy`).
+
+    The default is twice ``4 + floor(3 ln d)`` (antithetic pairs, Salimans et al.
+    2017, sec. 2.1); with ``self.mirrored`` true an odd popsize is rejected.
+
+    Examples
+    --------
+    >>> from evostrat.strategies.openai_es import OpenAIES
+    >>> OpenAIES().resolved_popsize(10)
+    20
+    """
+
+    mirrored: bool
+
+    def default_popsize(self, dim: int) -> int:
+        return 2 * default_popsize(dim)
+
+    def resolved_popsize(self, dim: int) -> int:
+        lam = super().resolved_popsize(dim)  # type: ignore[misc]
+        if self.mirrored and lam % 2:
+            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
+        return lam

@@ -50,7 +50,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
 from evostrat.optimizers import make_optimizer
 from evostrat.shaping import centered_ranks, zscore
-from evostrat.strategy import Strategy, default_popsize
+from evostrat.strategy import MirroredPopsize, Strategy
 
 Array = Any
 
@@ -104,7 +104,7 @@ def _as_matrix(B: Array) -> Array:
     return B
 
 
-class _EvolvabilityES(Strategy):
+class _EvolvabilityES(MirroredPopsize, Strategy):
     """Shared machinery of MaxVar and MaxEnt (see the module docstring)."""
 
     needs_behaviours = True
@@ -132,15 +132,6 @@ class _EvolvabilityES(Strategy):
         self.mirrored = mirrored
 
     # -- hyper-parameters --------------------------------------------------------------------
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)
-        if self.mirrored and lam % 2:
-            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
-        return lam
-
     def _validate(self) -> None:
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)

@@ -45,7 +45,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
 from evostrat.optimizers import make_optimizer
 from evostrat.shaping import centered_ranks, zscore
-from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+from evostrat.strategy import MirroredPopsize, Strategy, clamp_sigma
 
 Array = Any
 
@@ -73,7 +73,7 @@ def finite_fitness(fitness: Array, xp: Any) -> Array:
     return xp.where(xp.isnan(out) | (out == xp.inf), hi, out)
 
 
-class ExpectationES(Strategy):
+class ExpectationES(MirroredPopsize, Strategy):
     """Evolution strategy ascending a user-supplied differentiable population statistic.
 
     Parameters
@@ -138,15 +138,6 @@ class ExpectationES(Strategy):
         self.learn_sigma = learn_sigma
 
     # -- hyper-parameters -------------------------------------------------------------------
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)
-        if self.mirrored and lam % 2:
-            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
-        return lam
-
     def _optimizer(self) -> Any:
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
 

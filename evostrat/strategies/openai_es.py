@@ -29,7 +29,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.optimizers import make_optimizer
 from evostrat.seeded import GaussianSeed, gaussian_population
 from evostrat.shaping import centered_ranks
-from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+from evostrat.strategy import MirroredPopsize, Strategy, clamp_sigma
 
 Array = Any
 
@@ -42,7 +42,7 @@ class OpenAIESState(NamedTuple):
     key: Array
 
 
-class OpenAIES(Strategy):
+class OpenAIES(MirroredPopsize, Strategy):
     """OpenAI evolution strategy.
 
     Parameters
@@ -92,17 +92,6 @@ class OpenAIES(Strategy):
         self.lr_min = lr_min
         self.sigma_decay = sigma_decay
         self.sigma_min = sigma_min
-
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)
-        if self.mirrored and lam % 2:
-            raise InvalidArgumentError(
-                f"popsize must be even with mirrored sampling, got {lam}"
-            )
-        return lam
 
     def _optimizer(self) -> Any:
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
