@@ -137,7 +137,8 @@ class OpenAIES(MirroredPopsize, Strategy):
 
     def tell(self, state: OpenAIESState, X: Array, fitness: Array) -> OpenAIESState:
         xp = get_backend(state.mean).xp
-        z = (X - state.mean) / state.sigma
+        z = X - state.mean  # a fresh array, scaled in place
+        z /= state.sigma
         return self._update(state, xp.matmul(centered_ranks(fitness), z), X.shape[0])
 
     def tell_seed(

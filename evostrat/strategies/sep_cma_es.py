@@ -105,7 +105,11 @@ class SepCMAES(CMABase):
         n = state.mean.shape[0]
         key, sub = be.split(state.key)
         z = be.normal(sub, (self.resolved_popsize(n), n), state.mean.dtype, be.device(state.mean))
-        return state.mean + state.sigma * (z * be.xp.sqrt(state.C)), state._replace(key=key)
+        # mean + sigma * (z * sqrt(C)) in z's memory (same bits; JAX's ``*=`` rebinds)
+        z *= be.xp.sqrt(state.C)
+        z *= state.sigma
+        z += state.mean
+        return z, state._replace(key=key)
 
     def tell(self, state: SepCMAESState, X: Array, fitness: Array) -> SepCMAESState:
         be = get_backend(state.mean)
@@ -117,7 +121,9 @@ class SepCMAES(CMABase):
 
         sigma = state.sigma
         D = xp.sqrt(state.C)
-        Y = finite_rows((X - state.mean) / sigma, consts["ymax"], xp)
+        Y = X - state.mean
+        Y /= sigma
+        Y = finite_rows(Y, consts["ymax"], xp)
         Zt = Y / D
         y_w = w_mean @ Y
         mean = state.mean + sigma * y_w
@@ -127,7 +133,8 @@ class SepCMAES(CMABase):
 
         coef_mu = p.cmu * self._active_factors(consts, xp, w_cov, Zt)
         decay = (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
-        C = decay * state.C + p.c1 * (pc * pc) + coef_mu @ (Y * Y)
+        Y *= Y  # Y's last use: squared in place (population-sized temporaries are costly)
+        C = decay * state.C + p.c1 * (pc * pc) + coef_mu @ Y
         # positive definite and in range: lift tiny variances, move the scale into sigma
         top = xp.max(C)
         C = xp.maximum(C, xp.clip(top, min=0.0) * consts["eps"] + consts["tiny"])

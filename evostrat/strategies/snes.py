@@ -107,9 +107,13 @@ class SNES(Strategy):
     def tell(self, state: SNESState, X: Array, fitness: Array) -> SNESState:
         be = get_backend(state.mean)
         xp = be.xp
-        z = (X - state.mean) / state.sigma
+        z = X - state.mean  # a fresh array: updated in place below (no more temporaries)
+        z /= state.sigma
         u = self._utilities(state, fitness, X.shape[0])
-        return self._update(state, xp.matmul(u, z), xp.matmul(u, z * z - 1))
+        grad_mean = xp.matmul(u, z)
+        z *= z
+        z -= 1.0
+        return self._update(state, grad_mean, xp.matmul(u, z))
 
     def tell_seed(
         self, state: SNESState, seed: GaussianSeed | None, fitness: Array,
