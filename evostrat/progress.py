@@ -181,9 +181,7 @@ class ProgressBar(Callback):
         if not self.enabled:
             return
         if self._rich is not None:
-            progress, task = self._rich
-            total, done, _ = self._budget(es)
-            progress.update(task, total=total, completed=done, **self._fields(es))
+            self._update_rich(es)
             return
         now = time.perf_counter()
         interval = self.interval if self.interval is not None else (0.1 if self._live else 1.0)
@@ -203,16 +201,19 @@ class ProgressBar(Callback):
         if not self.enabled:
             return
         if self._rich is not None:
-            progress, task = self._rich
-            total, done, _ = self._budget(es)
-            progress.update(task, total=total, completed=done, **self._fields(es))
-            progress.stop()
+            self._update_rich(es)
+            self._rich[0].stop()
             self._rich = None
             return
         self._emit(es)
         if self._live:
             self._stream.write("\n")
             self._stream.flush()
+
+    def _update_rich(self, es: Any) -> None:
+        progress, task = self._rich
+        total, done, _ = self._budget(es)
+        progress.update(task, total=total, completed=done, **self._fields(es))
 
     def __repr__(self) -> str:
         return f"ProgressBar({self.when!r}, style={self.style!r})"

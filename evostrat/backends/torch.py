@@ -165,11 +165,11 @@ class TorchBackend(Backend):
         return torch.rand(shape, generator=gen, dtype=dtype, device=gen.device)
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
-        index = np.asarray(rows, dtype=np.int64).reshape(-1)
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
             return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)
         # One generator, re-seeded per row from (key, r).
+        index = np.asarray(rows, dtype=np.int64).reshape(-1)
         gen = torch.Generator(device=device)
         out = torch.empty((index.size, dim), dtype=dtype, device=device)
         for j, r in enumerate(index.tolist()):

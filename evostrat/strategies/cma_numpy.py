@@ -295,7 +295,6 @@ def _eigen(
     # zero top does not change the sum
     floor = (top if top > 0.0 else K.zero) * K.eps + K.tiny
     if bottom < floor or top > high or top < low:
-        floor = np.maximum(top, 0.0) * K.eps + K.tiny
         state = state._replace(C=C, B=B, diag_C=np.diagonal(C).copy(), mean=mean, sigma=sigma,
                                ps=ps, pc=pc, generation=generation)
         state, evals = strategy._repair(state, evals, floor)

@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError
 from evostrat.optimizers import make_optimizer
-from evostrat.seeded import GaussianSeed, gaussian_population
+from evostrat.seeded import GaussianSeed
 from evostrat.shaping import centered_ranks
+from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategy import MirroredPopsize, Strategy, clamp_sigma
 
 Array = Any
@@ -42,7 +43,7 @@ class OpenAIESState(NamedTuple):
     key: Array
 
 
-class OpenAIES(MirroredPopsize, Strategy):
+class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     """OpenAI evolution strategy.
 
     Parameters
@@ -106,34 +107,8 @@ class OpenAIES(MirroredPopsize, Strategy):
             mean=x0, sigma=sigma[0], lr=lr, opt=self._optimizer().init(x0), key=key
         )
 
-    def ask(self, state: OpenAIESState) -> tuple[Array, OpenAIESState]:
-        be = get_backend(state.mean)
-        n = self.resolved_popsize(state.mean.shape[0])
-        key, sub = be.split(state.key)
-        X = gaussian_population(be, sub, state.mean, state.sigma, n, self._layout())
-        return X, state._replace(key=key)
-
-    def _layout(self) -> str:
+    def noise_layout(self) -> str:
         return "mirrored" if self.mirrored else "independent"
-
-    def population_seed(self, state: OpenAIESState) -> GaussianSeed | None:
-        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
-        be = get_backend(state.mean)
-        _, sub = be.split(state.key)
-        n = self.resolved_popsize(state.mean.shape[0])
-        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, self._layout())
-
-    def ask_seed(self, state: OpenAIESState) -> tuple[GaussianSeed | None, OpenAIESState]:
-        """``ask`` without the population: its seed and the state ``ask`` would return.
-
-        With :meth:`tell_seed` one generation never holds the ``(popsize, d)``
-        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
-        on an accelerator.
-        """
-        be = get_backend(state.mean)
-        seed = self.population_seed(state)
-        key, _ = be.split(state.key)
-        return seed, state._replace(key=key)
 
     def tell(self, state: OpenAIESState, X: Array, fitness: Array) -> OpenAIESState:
         xp = get_backend(state.mean).xp

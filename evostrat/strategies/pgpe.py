@@ -56,8 +56,8 @@ from array_api_compat import array_namespace
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.optimizers import make_optimizer
-from evostrat.seeded import GaussianSeed, gaussian_population
 from evostrat.shaping import centered_ranks, downscale_factor
+from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategy import Strategy, clamp_sigma, default_popsize
 
 Array = Any
@@ -148,7 +148,7 @@ def normalized_coefficients(fitness: Array) -> tuple[Array, Array]:
     return t, s
 
 
-class PGPE(Strategy):
+class PGPE(GaussianAsk, Strategy):
     """PGPE with symmetric (mirrored) sampling and per-coordinate sigma.
 
     Parameters
@@ -179,6 +179,7 @@ class PGPE(Strategy):
 
     name = "pgpe"
     State = PGPEState
+    layout = "pairs"  # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j
 
     def __init__(
         self,
@@ -251,21 +252,6 @@ class PGPE(Strategy):
         self._check_params()
         sigma = self.initial_sigma(x0, backend)
         return PGPEState(mean=x0, sigma=sigma, opt=self._optimizer().init(x0), key=key)
-
-    def ask(self, state: PGPEState) -> tuple[Array, PGPEState]:
-        be = get_backend(state.mean)
-        n = self.resolved_popsize(state.mean.shape[0])
-        key, sub = be.split(state.key)
-        # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j (layout "pairs")
-        X = gaussian_population(be, sub, state.mean, state.sigma, n, "pairs")
-        return X, state._replace(key=key)
-
-    def population_seed(self, state: PGPEState) -> GaussianSeed | None:
-        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
-        be = get_backend(state.mean)
-        _, sub = be.split(state.key)
-        n = self.resolved_popsize(state.mean.shape[0])
-        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, "pairs")
 
     def _pair_coefficients(self, fitness: Array) -> tuple[Array, Array]:
         """``(t, s)``: mean and sigma coefficients of each pair (loss gradient)."""

@@ -27,8 +27,9 @@ import math
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.seeded import GaussianSeed, gaussian_population
+from evostrat.seeded import GaussianSeed
 from evostrat.shaping import nes_utilities, rank_weights
+from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategy import Strategy, clamp_sigma
 
 Array = Any
@@ -40,7 +41,7 @@ class SNESState(NamedTuple):
     key: Array
 
 
-class SNES(Strategy):
+class SNES(GaussianAsk, Strategy):
     """Separable NES with diagonal Gaussian search distribution.
 
     Parameters
@@ -57,6 +58,7 @@ class SNES(Strategy):
 
     name = "snes"
     State = SNESState
+    layout = "independent"
 
     def __init__(
         self,
@@ -76,33 +78,6 @@ class SNES(Strategy):
 
     def _init(self, x0: Array, key: Any, backend: Backend) -> SNESState:
         return SNESState(mean=x0, sigma=self.initial_sigma(x0, backend), key=key)
-
-    def ask(self, state: SNESState) -> tuple[Array, SNESState]:
-        be = get_backend(state.mean)
-        dim = state.mean.shape[0]
-        key, sub = be.split(state.key)
-        n = self.resolved_popsize(dim)
-        X = gaussian_population(be, sub, state.mean, state.sigma, n, "independent")
-        return X, state._replace(key=key)
-
-    def population_seed(self, state: SNESState) -> GaussianSeed | None:
-        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
-        be = get_backend(state.mean)
-        _, sub = be.split(state.key)
-        n = self.resolved_popsize(state.mean.shape[0])
-        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, "independent")
-
-    def ask_seed(self, state: SNESState) -> tuple[GaussianSeed | None, SNESState]:
-        """``ask`` without the population: its seed and the state ``ask`` would return.
-
-        With :meth:`tell_seed` one generation never holds the ``(popsize, d)``
-        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
-        on an accelerator.
-        """
-        be = get_backend(state.mean)
-        seed = self.population_seed(state)
-        key, _ = be.split(state.key)
-        return seed, state._replace(key=key)
 
     def tell(self, state: SNESState, X: Array, fitness: Array) -> SNESState:
         be = get_backend(state.mean)

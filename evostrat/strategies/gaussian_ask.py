@@ -1,0 +1,66 @@
+"""``ask`` of the strategies whose population is ``mean + sigma * z`` with addressable noise.
+
+SNES (independent rows), OpenAI-ES (mirrored or independent) and PGPE (pairs)
+sample the same way and differ only in the layout of the noise rows
+(:func:`evostrat.seeded.layout_rows`). :class:`GaussianAsk` gives them one
+``ask``, the seed of the population ``ask`` would return (for seed-compressed
+evaluation, :mod:`evostrat.seeded`) and ``ask_seed`` (for the memory-bounded
+``tell_seed``, :mod:`evostrat.strategies.seeded_tell`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.snes import SNES
+>>> s = SNES(popsize=6)
+>>> state = s.init(np.zeros(3), random_state=0)
+>>> X, _ = s.ask(state)
+>>> bool((s.population_seed(state).rows(0, 6) == X).all())
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evostrat.backends import get_backend
+from evostrat.seeded import GaussianSeed, gaussian_population
+
+__all__ = ["GaussianAsk"]
+
+
+class GaussianAsk:
+    """Mixin (before :class:`~evostrat.strategy.Strategy`) for states with ``mean``, ``sigma``, ``key``.
+
+    Subclasses set ``layout`` (``"independent"``, ``"mirrored"`` or ``"pairs"``)
+    or override :meth:`noise_layout`.
+    """
+
+    layout: str = "independent"
+
+    def noise_layout(self) -> str:
+        """Layout of the noise rows of this strategy's populations."""
+        return self.layout
+
+    def ask(self, state: Any) -> tuple[Any, Any]:
+        be = get_backend(state.mean)
+        n = self.resolved_popsize(state.mean.shape[0])  # type: ignore[attr-defined]
+        key, sub = be.split(state.key)
+        X = gaussian_population(be, sub, state.mean, state.sigma, n, self.noise_layout())
+        return X, state._replace(key=key)
+
+    def population_seed(self, state: Any) -> GaussianSeed | None:
+        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
+        be = get_backend(state.mean)
+        _, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])  # type: ignore[attr-defined]
+        return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, self.noise_layout())
+
+    def ask_seed(self, state: Any) -> tuple[GaussianSeed | None, Any]:
+        """``ask`` without the population: its seed and the state ``ask`` would return.
+
+        With ``tell_seed`` one generation never holds the ``(popsize, d)``
+        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
+        on an accelerator.
+        """
+        key, _ = get_backend(state.mean).split(state.key)
+        return self.population_seed(state), state._replace(key=key)
