@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evostrat.asktell import AskTell
+from evostrat.run.asktell import AskTell
 from evostrat.backends import get_backend
-from evostrat.evaluation import SerialEvaluator, VectorizedEvaluator
+from evostrat.evaluators.local import SerialEvaluator, VectorizedEvaluator
 from evostrat.evaluators import ExecutorEvaluator
 from evostrat.evaluators.worker import WorkerOptions, dumps
 from evostrat.plugins import registry
-from evostrat.replay import ReplayLog
-from evostrat.seeded import population_seed
+from evostrat.evaluators.replay import ReplayLog
+from evostrat.evaluators.seeded import population_seed
 
 NUMPY = get_backend("numpy")
 POPSIZE, DIM, BIG_DIM = 256, 1000, 100_000
@@ -214,7 +214,7 @@ def test_bytes_per_generation_d100k(benchmark, strategy):
 @pytest.mark.parametrize("strategy", ["openai_es", "snes", "pgpe"])
 def test_replay_cost_d100k(benchmark, strategy):
     """The price of replay on a worker: regenerate the previous population and tell (d = 100,000)."""
-    from evostrat.replay import _REPLAY_CACHE
+    from evostrat.evaluators.replay import _REPLAY_CACHE
 
     (_, _, first), (X, _, step) = generations(BIG_DIM, 2, strategy)
     first.full().rows(0, 2)  # the worker holds generation 0

@@ -32,7 +32,7 @@ from evostrat.errors import (
     StateError,
     UnknownNameError,
 )
-from evostrat.evaluation import vectorized
+from evostrat.evaluators.local import vectorized
 from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
 from evostrat.plugins import list_plugins

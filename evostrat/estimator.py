@@ -3,8 +3,8 @@
 ``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion
 holds and returns ``self`` with the fitted attributes ``x_``, ``fun_``,
 ``n_evals_``, ``n_generations_``, ``history_``, ``stop_reason_`` and
-``strategy_`` (the :class:`~evostrat.asktell.AskTell` object of the run), and
-with ``restarts=`` also ``restarts_`` (one dict per run; see :mod:`evostrat.restarts`).
+``strategy_`` (the :class:`~evostrat.run.asktell.AskTell` object of the run), and
+with ``restarts=`` also ``restarts_`` (one dict per run; see :mod:`evostrat.run.restarts`).
 ``get_params``/``set_params``/``sklearn.base.clone`` work; strategy
 hyper-parameters are reached as ``strategy__<name>``.
 
@@ -15,8 +15,8 @@ The same object offers stateful ask/tell: ``es.initialize(x0)``, then
 This module holds ``ES`` itself: its parameters, the scikit-learn parameter
 protocol, ask/tell and the ``fit``/``resume`` entry points. The generation
 loop and the per-generation bookkeeping (history, termination, restarts) are
-in :mod:`evostrat.estimator_run`, which ``ES`` inherits; the factories
-``make_strategy`` and ``make_evaluator`` are in :mod:`evostrat.factories` and
+in :mod:`evostrat.run.driver`, which ``ES`` inherits; the factories
+``make_strategy`` and ``make_evaluator`` are in :mod:`evostrat.plugins.factories` and
 re-exported here.
 
 Examples
@@ -39,18 +39,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from evostrat.asktell import AskTell
-from evostrat.bounds import BoxBounds, same_population
+from evostrat.run.asktell import AskTell
+from evostrat.run.bounds import BoxBounds, same_population
 from evostrat.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     PopulationMismatchError,
     StateError,
 )
-from evostrat.estimator_run import RunLoopMixin
-from evostrat.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
-from evostrat.restarts import RunPlan, make_restarts
-from evostrat.strategy import _resolve_backend, as_search_point
+from evostrat.run.driver import RunLoopMixin
+from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
+from evostrat.run.restarts import RunPlan, make_restarts
+from evostrat.strategies.base import _resolve_backend, as_search_point
 
 __all__ = ["ES"]
 
@@ -73,9 +73,9 @@ class ES(RunLoopMixin, BaseEstimator):
     ftarget : float, optional
         Stop once the best value reaches it (checked once per generation).
     tolfun, tolx : float or None
-        pycma-style criteria (see :mod:`evostrat.termination`); ``None`` disables.
+        pycma-style criteria (see :mod:`evostrat.run.termination`); ``None`` disables.
     tolfunhist, tolstagnation, tolflatfitness : number, None or "auto"
-        pycma's fitness-history criteria (see :mod:`evostrat.termination`);
+        pycma's fitness-history criteria (see :mod:`evostrat.run.termination`);
         ``"auto"`` takes the strategy's ``termination_defaults`` (the CMA-ES
         family: pycma's 1e-12, ``int(100 + 100 d^1.5 / popsize)`` and 1; other
         strategies: off); ``None`` disables.
@@ -84,12 +84,12 @@ class ES(RunLoopMixin, BaseEstimator):
     bounds : tuple (lower, upper), optional
         Box constraints, each a number, ``None`` or an array of shape
         ``(dim,)``; candidates are mapped into the box by pycma's smooth
-        periodic transformation (:mod:`evostrat.bounds`), so every evaluated
+        periodic transformation (:mod:`evostrat.run.bounds`), so every evaluated
         and returned candidate, and ``x_``, lie inside. ``x0`` must lie inside.
     restarts : str, dict or Restarts, optional
         ``"ipop"``, ``"bipop"`` or e.g. ``dict(kind="bipop", max_restarts=9)``:
         restart the strategy with a larger (or, for BIPOP, alternating) population
-        whenever a run stops on a local criterion (:mod:`evostrat.restarts`).
+        whenever a run stops on a local criterion (:mod:`evostrat.run.restarts`).
     backend : str
         ``"auto"`` (from the type of ``x0``), ``"numpy"``, ``"torch"``, ``"jax"``.
     device : str, optional
@@ -100,17 +100,17 @@ class ES(RunLoopMixin, BaseEstimator):
     evaluator : str or Evaluator
         ``"auto"``, ``"vectorized"``, ``"serial"``, ``"executor"`` (process pool or
         any ``concurrent.futures.Executor``), ``"ray"``, or an instance (see
-        :mod:`evostrat.evaluation` and :mod:`evostrat.evaluators`).
+        :mod:`evostrat.evaluators.local` and :mod:`evostrat.evaluators`).
     evaluator_options : dict, optional
         Options of a named evaluator, e.g. ``{"max_workers": 4, "timeout": 60}``.
     nonfinite : {"warn", "ignore", "raise"}
-        Policy for NaN/inf values (see :mod:`evostrat.asktell`).
+        Policy for NaN/inf values (see :mod:`evostrat.run.asktell`).
     strategy_options : dict, optional
         Further strategy hyper-parameters (also settable as ``strategy__name``).
     random_state : int, optional
         Seed; the same seed on the same backend gives the same run bit for bit.
     compiled_loop : "auto", bool
-        JAX fast path (:mod:`evostrat.fast_path`): ``"auto"`` runs chunks of
+        JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of
         generations in one compiled ``lax.scan`` when the objective is traceable
         and nothing needs the host between generations (no callbacks, progress,
         checkpoints, bounds, restarts or behaviours); ``False`` never does.
@@ -236,7 +236,7 @@ class ES(RunLoopMixin, BaseEstimator):
 
         Strategies with ``needs_behaviours`` (``"maxvar_es"``, ``"maxent_es"``) take
         behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
-        and ``history_`` then hold is defined in :mod:`evostrat.behaviours`.
+        and ``history_`` then hold is defined in :mod:`evostrat.run.behaviours`.
         """
         self._tell(X, values)
         return self
@@ -250,7 +250,7 @@ class ES(RunLoopMixin, BaseEstimator):
             self._check_asked(X, runner)
         v = runner.check_values(values, runner.popsize)
         if runner.strategy.needs_behaviours:
-            from evostrat.behaviours import record_generation
+            from evostrat.run.behaviours import record_generation
 
             runner._update(v)
             record_generation(self, X, v)
@@ -288,9 +288,9 @@ class ES(RunLoopMixin, BaseEstimator):
         ----------
         objective : callable
             Vectorised ``X (popsize, dim) -> (popsize,)`` or per-candidate
-            ``x (dim,) -> float``; see :mod:`evostrat.evaluation`. For strategies
+            ``x (dim,) -> float``; see :mod:`evostrat.evaluators.local`. For strategies
             with ``needs_behaviours``: behaviours ``(popsize, k)`` or ``(k,)`` per
-            candidate, optionally with fitness (:mod:`evostrat.behaviours`).
+            candidate, optionally with fitness (:mod:`evostrat.run.behaviours`).
         x0 : array-like, shape (dim,)
             Initial mean; a numpy array, torch tensor, JAX array or a list.
         callbacks : sequence of callables, optional
@@ -302,7 +302,7 @@ class ES(RunLoopMixin, BaseEstimator):
             A live progress line (generation, evaluations, best and current
             fitness, sigma, elapsed time) on stderr; ``True`` shows it only
             when stderr is a terminal, ``"always"`` also when it is not
-            (:mod:`evostrat.progress`). Off by default.
+            (:mod:`evostrat.callbacks.progress`). Off by default.
         checkpoint : str, os.PathLike or Checkpointer, optional
             Write the run's state there every ``checkpoint_every`` generations
             (default 1) and when it ends; continue with :meth:`resume`

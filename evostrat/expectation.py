@@ -4,7 +4,7 @@
 derivatives with respect to the parameters of ``p`` are the score-function
 estimators of the derivatives of ``E_p[values]`` (Williams 1992; Wierstra et
 al., JMLR 2014), to any order, because it is written with the DiCE magic box
-(Foerster et al., ICML 2018; :mod:`evostrat.magic_box`)::
+(Foerster et al., ICML 2018; :mod:`evostrat.distributions.magic_box`)::
 
     expectation(v, x, p) = mean_i( v_i * box(log p(stop_gradient(x_i))) )
     d/dtheta   -> mean_i( dv_i + v_i * dlog p(x_i) )
@@ -64,7 +64,7 @@ from typing import Any, Callable, Sequence
 from evostrat.backends import Backend
 from evostrat.distributions.base import Distribution
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.magic_box import magic_box
+from evostrat.distributions.magic_box import magic_box
 
 Array = Any
 

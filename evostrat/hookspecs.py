@@ -30,7 +30,7 @@ Examples
 A plugin adding a strategy:
 
 >>> from evostrat import hookimpl
->>> from evostrat.strategy import Strategy
+>>> from evostrat.strategies.base import Strategy
 >>> class MyStrategy(Strategy):        # doctest: +SKIP
 ...     name = "my_strategy"
 >>> @hookimpl                          # doctest: +SKIP
@@ -56,7 +56,7 @@ def evostrat_strategies() -> dict[str, type]:
     -------
     dict
         Maps a strategy name (what users pass as ``ES(strategy=...)``) to a
-        subclass of :class:`evostrat.strategy.Strategy`. The class's
+        subclass of :class:`evostrat.strategies.base.Strategy`. The class's
         ``__init__`` takes only hyper-parameters (keyword arguments with
         defaults), like a scikit-learn estimator.
     """
@@ -102,11 +102,11 @@ def evostrat_evaluators() -> dict[str, type]:
     -------
     dict
         Maps an evaluator name (``ES(evaluator=...)``) to a subclass of
-        :class:`evostrat.evaluation.Evaluator`. ``evaluate(objective, X,
+        :class:`evostrat.evaluators.local.Evaluator`. ``evaluate(objective, X,
         backend)`` is all it must implement; an evaluator that sets
         ``accepts_seed`` (and ``accepts_replay``) also receives ``seed=`` (and
         ``replay=``) descriptions of ``X`` it may ship instead of the rows
-        (:mod:`evostrat.seeded`).
+        (:mod:`evostrat.evaluators.seeded`).
     """
 
 

@@ -1,6 +1,6 @@
 """Bad input: each mistake raises a clear evostrat error naming the argument.
 
-Also the non-finite fitness policy of :mod:`evostrat.asktell`: with
+Also the non-finite fitness policy of :mod:`evostrat.run.asktell`: with
 ``nonfinite="warn"`` (default) a :class:`NonFiniteFitnessWarning`, with
 ``"raise"`` an :class:`InvalidArgumentError`; NaN ranks worst and the state
 stays finite.

@@ -26,7 +26,7 @@ from evostrat.callbacks import (
 )
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.problems import rosenbrock, sphere
-from evostrat.progress import ProgressBar, make_progress
+from evostrat.callbacks.progress import ProgressBar, make_progress
 
 
 def _fit(callbacks: list[Any], generations: int = 15, **kw: Any) -> ES:

@@ -25,7 +25,7 @@ from evostrat import ES
 from evostrat.checkpoint import Checkpointer, checkpoint_info, load_checkpoint, save_checkpoint
 from evostrat.checkpoint.format import payload_digest, read_checkpoint, write_checkpoint
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, StateError
-from evostrat.evaluation import Evaluator
+from evostrat.evaluators.local import Evaluator
 from evostrat.plugins import registry
 from evostrat.problems import rastrigin, rosenbrock
 

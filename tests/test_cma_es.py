@@ -30,7 +30,7 @@ from evostrat.strategies.cma_base import candidate_weights
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.cma_params import cma_parameters
 from evostrat.strategies.sep_cma_es import SepCMAES
-from evostrat.termination import Termination
+from evostrat.run.termination import Termination
 
 X0 = np.full(10, 3.0)
 PYCMA = {"sphere": 1470, "ellipsoid": 4165, "rosenbrock": 5290}  # pycma 4.5, 20 seeds

@@ -30,7 +30,7 @@ import pytest
 from conftest import BackendCase, strategy_class, strategy_names, to_numpy
 
 from evostrat import ES
-from evostrat.asktell import AskTell
+from evostrat.run.asktell import AskTell
 from evostrat.backends import get_backend
 from evostrat.problems import sphere
 
@@ -278,7 +278,7 @@ def test_estimator_fit_on_every_backend(name: str, case: BackendCase, request: p
     assert case.is_native(es.x_) and tuple(es.x_.shape) == (DIM,)
     assert case.dtype_of(es.x_) == case.dtype
     assert case.device_of(es.x_) == case.device_of(x0)
-    if behaviours:  # no fitness: x_ is the search distribution's mean (evostrat.behaviours)
+    if behaviours:  # no fitness: x_ is the search distribution's mean (evostrat.run.behaviours)
         assert es.fun_ == es.history_[-1]["behaviour_var"] > 0
         return
     assert es.fun_ == min(h["generation_best"] for h in es.history_)

@@ -14,7 +14,7 @@ state after every generation, random key included, ``x_``, ``fun_``,
 - ``evaluator="executor"`` on a thread pool (chunks of 3), and on a process
   pool (loky, two workers shared by the module) with ``seeded=True``: the
   strategies with ``population_seed`` (SNES, OpenAI-ES, PGPE) ship seeds that
-  the workers expand (:mod:`evostrat.seeded`), the others ship rows;
+  the workers expand (:mod:`evostrat.evaluators.seeded`), the others ship rows;
 - a run interrupted after ``RESUME_AT`` generations whose ``state_dict`` goes
   through ``np.savez``/JSON (pickling refused) into a fresh ``ES`` object with
   another seed that continues with ``ask``/``tell``: the remaining populations

@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 
 from evostrat import ES
-from evostrat.asktell import AskTell
+from evostrat.run.asktell import AskTell
 from evostrat.errors import InvalidArgumentError
 from evostrat.problems import sphere
 from evostrat.strategies.openai_es import OpenAIES

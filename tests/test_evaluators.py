@@ -35,7 +35,7 @@ from evostrat.errors import (
     ObjectiveError,
     UnknownNameError,
 )
-from evostrat.evaluation import vectorized
+from evostrat.evaluators.local import vectorized
 from evostrat.evaluators import ExecutorEvaluator
 from evostrat.evaluators.remote import RemoteTraceback, chunk_bounds
 from evostrat.plugins import registry
@@ -129,7 +129,7 @@ def test_chunk_bounds_cover_in_order():
 
 def on_cpu(x) -> bool:
     """Whether ``x`` lives on the host (JAX's default device is a GPU where there is one)."""
-    from evostrat.seeded import _on_cpu
+    from evostrat.evaluators.seeded import _on_cpu
 
     return _on_cpu(get_backend(x), x)
 
@@ -488,8 +488,8 @@ def test_exception_that_cannot_be_rebuilt_travels_as_text(process_pool):
 
 
 def test_auto_ships_seeds_for_large_populations_to_processes(process_pool):
-    from evostrat.asktell import AskTell
-    from evostrat.seeded import population_seed
+    from evostrat.run.asktell import AskTell
+    from evostrat.evaluators.seeded import population_seed
 
     runner = AskTell(registry("strategies")["snes"](popsize=6), np.zeros(5), random_state=0)
     seed = population_seed(runner)

@@ -6,7 +6,7 @@
   nested-expectation code.
 - ``tell`` accepts behaviours ``(popsize, k)``/``(popsize,)``, optionally with
   fitness, and rejects wrong shapes with an error naming what the strategy needs.
-- ``ES.fit`` records ``fun_``/``x_``/``history_`` as :mod:`evostrat.behaviours` defines.
+- ``ES.fit`` records ``fun_``/``x_``/``history_`` as :mod:`evostrat.run.behaviours` defines.
 - The seed toy ``b(x) = 5 sin(0.2 x) sin(20 x)`` (population 500, sigma 0.5,
   ``mu0 = 1``, 2000 generations of plain gradient ascent): both variants reach
   ``5 pi / 2`` within 0.1 (mean of the last 200 generations), on every backend.
@@ -28,7 +28,7 @@ import pytest
 from conftest import to_numpy
 
 from evostrat import ES
-from evostrat.behaviours import Outcome
+from evostrat.run.behaviours import Outcome
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.strategies.evolvability import MaxEntES, MaxVarES, normalise_behaviours
 

@@ -29,7 +29,7 @@ from evostrat.backends import get_backend
 from evostrat.distributions import DiagNormal, MultivariateNormal, Normal
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.expectation import expectation_grad, gradient
-from evostrat.magic_box import magic_box
+from evostrat.distributions.magic_box import magic_box
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")

@@ -83,7 +83,7 @@ def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
 
 def test_a_second_fit_reuses_the_compiled_chunk() -> None:
     """Equal settings share one jitted program; the refit gives the same run."""
-    from evostrat.loop import CompiledLoop
+    from evostrat.run.compiled_loop import CompiledLoop
     from evostrat.strategies.snes import SNES
 
     def objective(X):

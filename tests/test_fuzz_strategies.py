@@ -64,7 +64,7 @@ from hypothesis import strategies as st
 from hypothesis_profiles import count_case, fixed_seed, fuzz_settings
 
 from evostrat import ES
-from evostrat.asktell import AskTell, state_to_numpy
+from evostrat.run.asktell import AskTell, state_to_numpy
 from evostrat.errors import (
     EvostratError,
     InvalidArgumentError,

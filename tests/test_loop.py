@@ -8,7 +8,7 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from evostrat.loop import CompiledLoop, is_traceable  # noqa: E402
+from evostrat.run.compiled_loop import CompiledLoop, is_traceable  # noqa: E402
 from evostrat.plugins import registry  # noqa: E402
 from evostrat.problems import rosenbrock, sphere  # noqa: E402
 

@@ -11,7 +11,7 @@ rows). Two properties:
    fastest eager path for d = 5, numpy, in float64 and float32, for
    ``DEFAULT_GENERATIONS`` = 500 generations (torch float32 joins in the slow
    suite). The slow variant (``-m slow``) runs ``SLOW_GENERATIONS`` = 10,000
-   generations through the JAX fast path, :class:`evostrat.loop.CompiledLoop`
+   generations through the JAX fast path, :class:`evostrat.run.compiled_loop.CompiledLoop`
    (one ``lax.scan`` per chunk of 500 generations; behaviour strategies get the
    ``(popsize,)`` behaviour ``f(x)``), in float32 and float64
    (``jax.enable_x64``), checking the state after every chunk and the
@@ -27,7 +27,7 @@ rows). Two properties:
      ``"tolfun"`` after ``10 + ceil(30 d / popsize)`` generations. Behaviour
      strategies (MaxVar, MaxEnt) are not told any fitness, so only budgets,
      ``tolx`` and their own criteria (they have none; sigma is fixed) can stop
-     them: they run to ``"maxiter"`` (documented in :mod:`evostrat.behaviours`);
+     them: they run to ``"maxiter"`` (documented in :mod:`evostrat.run.behaviours`);
    - on Rosenbrock the strategies with termination criteria (the CMA family)
      stop on one within ``CMA_ROSENBROCK_GENERATIONS`` = 2,000 generations
      (``cma_es``: ``"tolfun"``/``"noeffectaxis"`` after about 200 generations,
@@ -51,7 +51,7 @@ from array_api_compat import array_namespace
 from conftest import strategy_class, strategy_names, to_numpy
 
 from evostrat import ES
-from evostrat.asktell import state_to_numpy
+from evostrat.run.asktell import state_to_numpy
 from evostrat.backends import get_backend
 from evostrat.problems import rosenbrock
 
@@ -62,7 +62,7 @@ SLOW_GENERATIONS = 10_000
 CMA_ROSENBROCK_GENERATIONS = 2_000
 CHUNK = 500
 BEHAVIOUR_FLAT_GENERATIONS = 50
-#: Run-level criteria of the estimator (evostrat.termination) and "callback".
+#: Run-level criteria of the estimator (evostrat.run.termination) and "callback".
 RUN_LEVEL = {"ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist", "tolstagnation",
              "tolflatfitness", "callback"}
 
@@ -158,7 +158,7 @@ def test_state_stays_finite_for_10000_generations_jax(name: str, objective: str,
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
-    from evostrat.loop import CompiledLoop
+    from evostrat.run.compiled_loop import CompiledLoop
 
     with jax.enable_x64(dtype == "float64"):
         strategy = strategy_class(name)()

@@ -81,7 +81,7 @@ def test_save_run_plots_with_a_torch_objective(tmp_path: Path) -> None:
 
 def test_import_evostrat_stays_light() -> None:
     code = (
-        "import sys, evostrat, evostrat.callbacks, evostrat.checkpoint, evostrat.progress, evostrat.cli; "
+        "import sys, evostrat, evostrat.callbacks, evostrat.checkpoint, evostrat.callbacks.progress, evostrat.cli; "
         "heavy = ('torch', 'jax', 'matplotlib', 'rich', 'tqdm', 'sklearn', 'pandas', 'ray'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

@@ -192,7 +192,7 @@ def forgetting_after(marker: str):
 
     def objective(x):
         if os.path.exists(marker):
-            from evostrat.replay import _REPLAY_CACHE
+            from evostrat.evaluators.replay import _REPLAY_CACHE
 
             _REPLAY_CACHE.clear()
         return float(np.sum((np.asarray(x, dtype=np.float64) - 0.25) ** 2))

@@ -15,10 +15,10 @@ import pytest
 from conftest import LIBRARY_CASES, BackendCase, to_numpy
 
 from evostrat import ES
-from evostrat.bounds import BoxBounds
+from evostrat.run.bounds import BoxBounds
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
 from evostrat.problems import rastrigin, sphere
-from evostrat.restarts import Restarts, make_restarts
+from evostrat.run.restarts import Restarts, make_restarts
 
 X0 = np.full(10, 3.0)
 

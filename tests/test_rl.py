@@ -138,7 +138,7 @@ def test_gymnax_traceable_and_matches_single_episodes() -> None:
     import jax
     import jax.numpy as jnp
 
-    from evostrat.loop import is_traceable
+    from evostrat.run.compiled_loop import is_traceable
     from evostrat.problems.gymnax import GymnaxProblem
 
     problem = GymnaxProblem("Pendulum-v1", hidden=(4,), episodes=2, max_steps=12, squash=True)

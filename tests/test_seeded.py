@@ -1,6 +1,6 @@
-"""Seed-compressed populations (evostrat.seeded) rebuild the plain populations bit for bit.
+"""Seed-compressed populations (evostrat.evaluators.seeded) rebuild the plain populations bit for bit.
 
-A worker that receives a :class:`~evostrat.seeded.GaussianSeed` and a range of
+A worker that receives a :class:`~evostrat.evaluators.seeded.GaussianSeed` and a range of
 candidate indices must produce exactly the rows ``ask`` returned on the driver,
 on every CPU backend, for every layout, for any chunk (single rows included),
 generation after generation. Row noise must depend only on (key, row).
@@ -15,11 +15,11 @@ import pytest
 from conftest import CPU_CASES, BackendCase, strategy_class, to_numpy
 
 from evostrat import ES
-from evostrat.asktell import AskTell
+from evostrat.run.asktell import AskTell
 from evostrat.backends import get_backend
 from evostrat.backends.base import row_words
 from evostrat.errors import InvalidArgumentError
-from evostrat.seeded import GaussianSeed, gaussian_population, layout_rows, population_seed
+from evostrat.evaluators.seeded import GaussianSeed, gaussian_population, layout_rows, population_seed
 
 # seeds are rebuilt on the host: JAX cases run on the CPU even where JAX sees a GPU
 pytestmark = pytest.mark.usefixtures("jax_on_host")
@@ -181,7 +181,7 @@ def test_es_ships_seeds_only_without_bounds():
 
 
 # -- worker-side state replay (seeded="replay") --------------------------------------------
-from evostrat.replay import (  # noqa: E402
+from evostrat.evaluators.replay import (  # noqa: E402
     NeedState,
     ReplayLog,
     ReplayMessage,
@@ -276,7 +276,7 @@ def test_digest_covers_every_leaf_dtype_and_shape():
     strategy = strategy_class("openai_es")(popsize=4)
     be = get_backend("numpy")
     state = strategy.init(np.zeros(3), random_state=0)
-    from evostrat.replay import _host_tree
+    from evostrat.evaluators.replay import _host_tree
 
     base = state_digest(_host_tree(state, be))
     assert len(base) == 16 and base == state_digest(_host_tree(state, be))

@@ -9,8 +9,8 @@ import pytest
 from conftest import CPU_CASES, BackendCase, to_numpy
 
 from evostrat.errors import UnknownNameError
-from evostrat.optimizers import Adam, ClipUp, make_optimizer
-from evostrat.shaping import centered_ranks, nes_utilities, rank_weights, sanitize_fitness, zscore
+from evostrat.strategies.optimizers import Adam, ClipUp, make_optimizer
+from evostrat.strategies.shaping import centered_ranks, nes_utilities, rank_weights, sanitize_fitness, zscore
 
 # -- centered ranks (Salimans et al. 2017) ------------------------------------------------
 

@@ -194,7 +194,7 @@ class Backend:
 
         Row ``r`` depends only on ``key`` and ``r`` (not on which other rows are
         drawn with it), so a worker can rebuild just its own rows of a
-        population from the generation's key (:mod:`evostrat.seeded`). Returns
+        population from the generation's key (:mod:`evostrat.evaluators.seeded`). Returns
         shape ``(len(rows), dim)``. ``rows`` is a sequence of non-negative ints
         (a ``range`` or a 1-D integer array).
 

@@ -8,7 +8,7 @@
 - :class:`EarlyStopping`: patience and ``min_delta`` on the best value.
 - :class:`SearchRecorder`: snapshots of the search distribution for plots.
 
-The progress bar (:mod:`evostrat.progress`) and checkpoints
+The progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints
 (:mod:`evostrat.checkpoint`) are callbacks too, switched on by
 ``fit(progress=..., checkpoint=...)``.
 

@@ -53,7 +53,7 @@ class RunHooks:
     ----------
     callbacks : sequence of callables, optional
     progress : bool, "always", "auto" or ProgressBar
-        See :func:`evostrat.progress.make_progress`.
+        See :func:`evostrat.callbacks.progress.make_progress`.
     checkpoint : str, os.PathLike or Checkpointer, optional
     every : int, optional
         Generations between checkpoints (only with ``checkpoint``; default 1).
@@ -71,7 +71,7 @@ class RunHooks:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         from evostrat.checkpoint import Checkpointer
-        from evostrat.progress import make_progress
+        from evostrat.callbacks.progress import make_progress
 
         self.callbacks = _check_callbacks(callbacks)
         self.progress = make_progress(progress)

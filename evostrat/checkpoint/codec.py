@@ -157,7 +157,7 @@ def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.nd
             raise CheckpointError(f"checkpoint holds a malformed generator state: {err}") from err
         return np.random.Generator(bitgen)
     if tag == "__runplan__":
-        from evostrat.restarts import RunPlan
+        from evostrat.run.restarts import RunPlan
 
         fields = decode(data["__runplan__"], arrays, to_backend)
         names = {f.name for f in dataclasses.fields(RunPlan)}

@@ -6,7 +6,7 @@ What a checkpoint holds (see :mod:`evostrat.checkpoint.format` for the file):
   that is not (an ``Evaluator`` instance, an ``Executor`` in
   ``evaluator_options``, an unregistered strategy class...) is listed as
   *unsaved* and must be passed again to :func:`restore`;
-- the strategy state (:meth:`~evostrat.asktell.AskTell.state_dict`: arrays and
+- the strategy state (:meth:`~evostrat.run.asktell.AskTell.state_dict`: arrays and
   RNG keys), so the next ``ask`` is the one the uninterrupted run would make;
 - the estimator's bookkeeping: best-so-far ``x_``/``fun_``, counters,
   ``history_``, ``restarts_``, the current restart plan and the restart
@@ -48,7 +48,7 @@ _SPECIAL = {"strategy_", "_termination", "_restarts", "_bounds", "_t0", "_x0_typ
 
 
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    from evostrat.strategy import Strategy
+    from evostrat.strategies.base import Strategy
 
     if name == "strategy" and isinstance(value, Strategy):
         from evostrat.plugins import registry
@@ -237,7 +237,7 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     """
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
-    from evostrat.restarts import RunPlan
+    from evostrat.run.restarts import RunPlan
 
     es = ES(**_decode_params(meta, arrays, overrides))
     state = meta.get("state")

@@ -20,7 +20,7 @@ __all__ = ["add_parsers"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from evostrat.demo import run_demo
+    from evostrat.cli.demo import run_demo
 
     run_demo(dim=args.dim, seed=args.seed)
     return 0

@@ -7,8 +7,8 @@
 
 Both cut the population into chunks (:mod:`evostrat.evaluators.remote`), run
 :func:`evostrat.evaluators.worker.run_chunk` on workers and ship Gaussian
-populations as seeds (:mod:`evostrat.seeded`). The in-process evaluators
-(``"auto"``, ``"vectorized"``, ``"serial"``) live in :mod:`evostrat.evaluation`.
+populations as seeds (:mod:`evostrat.evaluators.seeded`). The in-process evaluators
+(``"auto"``, ``"vectorized"``, ``"serial"``) live in :mod:`evostrat.evaluators.local`.
 
 Examples
 --------

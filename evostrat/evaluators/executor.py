@@ -19,7 +19,7 @@ objective travels with the executor's own serialisation.
 The population is cut into contiguous chunks (one per worker unless
 ``chunksize`` says otherwise); values come back in population order whatever
 order the chunks finish in. Large Gaussian populations travel as seeds
-(:mod:`evostrat.seeded`). Scripts using process pools need the usual
+(:mod:`evostrat.evaluators.seeded`). Scripts using process pools need the usual
 ``if __name__ == "__main__":`` guard.
 
 Examples

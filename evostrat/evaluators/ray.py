@@ -12,7 +12,7 @@ Cluster
 
 Per generation
     The population (or its seed, or in ``seeded="replay"`` mode the replay
-    message, :mod:`evostrat.seeded`) is ``ray.put`` once;
+    message, :mod:`evostrat.evaluators.seeded`) is ``ray.put`` once;
     the objective once per run. One task per chunk (one chunk per CPU of the
     cluster unless ``chunksize``/``num_workers`` say otherwise) runs
     :func:`~evostrat.evaluators.worker.run_chunk` and returns only values.

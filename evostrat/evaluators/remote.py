@@ -5,7 +5,7 @@ candidates, hands them to a subclass that runs
 :func:`~evostrat.evaluators.worker.run_chunk` remotely, and assembles the
 values in population order, whatever order the chunks finish in. It moves
 torch/JAX populations to numpy for shipping (or ships only their seed, see
-:mod:`evostrat.seeded`) and returns the values on the population's backend,
+:mod:`evostrat.evaluators.seeded`) and returns the values on the population's backend,
 dtype and device. A worker's failure becomes, on the driver:
 
 - :class:`~evostrat.errors.ObjectiveError` naming the candidate, with the
@@ -42,7 +42,7 @@ from evostrat.errors import (
     InvalidTypeError,
     ObjectiveError,
 )
-from evostrat.evaluation import Evaluator
+from evostrat.evaluators.local import Evaluator
 from evostrat.evaluators.worker import ChunkResult, Failure, WorkerOptions
 
 __all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates"]
@@ -116,7 +116,7 @@ class ChunkedEvaluator(Evaluator):
         :class:`~evostrat.errors.EvaluationTimeoutError` naming it.
     seeded : {"auto", True, "seed", "replay", False}
         How Gaussian populations (``openai_es``, ``snes``, ``pgpe`` on the CPU)
-        travel (:mod:`evostrat.seeded`); other populations always travel plain.
+        travel (:mod:`evostrat.evaluators.seeded`); other populations always travel plain.
 
         - ``True`` or ``"seed"``: the generation's key, mean and sigma
           (``8 d`` to ``16 d`` bytes); workers rebuild their own rows.
@@ -135,7 +135,7 @@ class ChunkedEvaluator(Evaluator):
         - ``False``: always the population itself.
     vectorized : bool, optional
         Call ``objective(rows)`` once per chunk; default: when the objective is
-        marked ``vectorized`` (:func:`evostrat.evaluation.vectorized`).
+        marked ``vectorized`` (:func:`evostrat.evaluators.local.vectorized`).
     arrays : {"backend", "numpy"}
         What the objective receives on a worker: rows of the population's
         library (torch/JAX on the CPU; as with ``evaluator="serial"``) or numpy rows.
@@ -230,8 +230,8 @@ class ChunkedEvaluator(Evaluator):
     ) -> Array:
         """Values of ``X`` on ``X``'s backend.
 
-        ``seed`` (a :class:`~evostrat.seeded.GaussianSeed`) and ``replay`` (a
-        :class:`~evostrat.replay.ReplayStep`) describe ``X``; ``ES.fit`` passes
+        ``seed`` (a :class:`~evostrat.evaluators.seeded.GaussianSeed`) and ``replay`` (a
+        :class:`~evostrat.evaluators.replay.ReplayStep`) describe ``X``; ``ES.fit`` passes
         them and ``seeded`` chooses what travels.
         """
         self._check()
@@ -329,9 +329,9 @@ class ChunkedEvaluator(Evaluator):
 
 
 def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vectorized: bool) -> Any:
-    """Stack the outputs of a behaviour strategy's chunks (see :mod:`evostrat.behaviours`)."""
-    from evostrat.behaviours import Outcome, population_output
-    from evostrat.evaluation import collect
+    """Stack the outputs of a behaviour strategy's chunks (see :mod:`evostrat.run.behaviours`)."""
+    from evostrat.run.behaviours import Outcome, population_output
+    from evostrat.evaluators.local import collect
 
     if not vectorized:
         return collect([out for r in results for out in r.outputs], X, backend, behaviours=True)

@@ -70,7 +70,7 @@ class WorkerOptions:
         worker runs in its process's main thread on POSIX).
     behaviours : bool
         Return the objective's outputs as they are (host copies), for strategies
-        told behaviours (:mod:`evostrat.behaviours`); the driver stacks them.
+        told behaviours (:mod:`evostrat.run.behaviours`); the driver stacks them.
     """
 
     backend: str = "numpy"
@@ -106,7 +106,7 @@ class ChunkResult:
     outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
     #: Replay mode: this worker could not reach the driver's state (no cache, a
     #: stale one or a digest mismatch); the driver resends the chunk with the
-    #: full state (:mod:`evostrat.seeded`). Nothing was evaluated.
+    #: full state (:mod:`evostrat.evaluators.seeded`). Nothing was evaluated.
     need_state: bool = False
 
 
@@ -175,7 +175,7 @@ def _failure(kind: str, index: int | None, start: int, stop: int, err: BaseExcep
 def _rows(source: Any, start: int, stop: int, offset: int, as_backend: bool) -> Any:
     if isinstance(source, np.ndarray):
         return source[start - offset : stop - offset]
-    # a GaussianSeed, or in replay mode a ReplayMessage / ReplayState (evostrat.seeded)
+    # a GaussianSeed, or in replay mode a ReplayMessage / ReplayState (evostrat.evaluators.seeded)
     return source.rows(start, stop, as_backend=as_backend)
 
 
@@ -199,7 +199,7 @@ def run_chunk(
     source : ndarray, GaussianSeed, ReplayMessage or ReplayState
         Rows ``offset ..`` of the population, the generation's seed, or in
         replay mode the generation's message or full state
-        (:mod:`evostrat.seeded`). A :class:`~evostrat.replay.ReplayMessage`
+        (:mod:`evostrat.evaluators.seeded`). A :class:`~evostrat.evaluators.replay.ReplayMessage`
         this worker cannot replay gives a result with ``need_state=True``.
     start, stop : int
         Global candidate indices of the chunk.
@@ -207,11 +207,11 @@ def run_chunk(
         Global index of ``source``'s first row (array sources).
     options : WorkerOptions
     """
-    from evostrat.evaluation import _scalar
+    from evostrat.evaluators.local import _scalar
 
     values = np.full(stop - start, np.nan)
     fn = objective
-    from evostrat.replay import NeedState
+    from evostrat.evaluators.replay import NeedState
 
     try:
         rows = _rows(source, start, stop, offset, options.as_backend)

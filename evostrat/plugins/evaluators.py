@@ -7,7 +7,7 @@ from evostrat.hookspecs import hookimpl
 
 @hookimpl
 def evostrat_evaluators() -> dict[str, type]:
-    from evostrat.evaluation import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
+    from evostrat.evaluators.local import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
     from evostrat.evaluators import ExecutorEvaluator, RayEvaluator  # Ray is imported on use
 
     return {

@@ -6,8 +6,8 @@ candidates and episodes and ``jax.lax.scan`` over time steps: one compiled
 program, no Python per step. Returns are maximised (``ES(maximize=True)``), or
 use ``negate=True`` for a cost.
 
-The call is traceable, so it composes with :class:`evostrat.loop.CompiledLoop`
-and :func:`evostrat.loop.is_traceable` reports it as such. :func:`evolve` runs
+The call is traceable, so it composes with :class:`evostrat.run.compiled_loop.CompiledLoop`
+and :func:`evostrat.run.compiled_loop.is_traceable` reports it as such. :func:`evolve` runs
 ask, all rollouts and tell for chunks of generations inside one ``lax.scan``,
 drawing fresh episode keys each generation (no host round trip per generation).
 

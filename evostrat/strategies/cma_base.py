@@ -34,9 +34,9 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.shaping import tie_span
+from evostrat.strategies.shaping import tie_span
 from evostrat.strategies.cma_params import CMAParameters, cma_parameters
-from evostrat.strategy import Strategy
+from evostrat.strategies.base import Strategy
 
 Array = Any
 

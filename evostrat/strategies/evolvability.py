@@ -48,9 +48,9 @@ from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
 from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
-from evostrat.optimizers import make_optimizer
-from evostrat.shaping import centered_ranks, zscore
-from evostrat.strategy import MirroredPopsize, Strategy
+from evostrat.strategies.optimizers import make_optimizer
+from evostrat.strategies.shaping import centered_ranks, zscore
+from evostrat.strategies.base import MirroredPopsize, Strategy
 
 Array = Any
 

@@ -3,7 +3,7 @@
 The search distribution is ``p = DiagNormal(mean, exp(log_sigma))``. Each
 generation samples a population ``X ~ p``, and ``tell`` ascends the gradient of
 a user statistic ``J = statistic(values, X, p)`` with respect to ``mean`` and
-``log_sigma``, through an optimiser of :mod:`evostrat.optimizers`. The
+``log_sigma``, through an optimiser of :mod:`evostrat.strategies.optimizers`. The
 statistic is written with :func:`evostrat.expectation` (the DiCE magic box),
 so its gradient is the score-function estimator of the gradient of the
 population quantity it estimates (Foerster et al., ICML 2018; Wierstra et al.,
@@ -43,9 +43,9 @@ from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
-from evostrat.optimizers import make_optimizer
-from evostrat.shaping import centered_ranks, zscore
-from evostrat.strategy import MirroredPopsize, Strategy, clamp_sigma
+from evostrat.strategies.optimizers import make_optimizer
+from evostrat.strategies.shaping import centered_ranks, zscore
+from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 
 Array = Any
 

@@ -2,9 +2,9 @@
 
 SNES (independent rows), OpenAI-ES (mirrored or independent) and PGPE (pairs)
 sample the same way and differ only in the layout of the noise rows
-(:func:`evostrat.seeded.layout_rows`). :class:`GaussianAsk` gives them one
+(:func:`evostrat.evaluators.seeded.layout_rows`). :class:`GaussianAsk` gives them one
 ``ask``, the seed of the population ``ask`` would return (for seed-compressed
-evaluation, :mod:`evostrat.seeded`) and ``ask_seed`` (for the memory-bounded
+evaluation, :mod:`evostrat.evaluators.seeded`) and ``ask_seed`` (for the memory-bounded
 ``tell_seed``, :mod:`evostrat.strategies.seeded_tell`).
 
 Examples
@@ -23,13 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from evostrat.backends import get_backend
-from evostrat.seeded import GaussianSeed, gaussian_population
+from evostrat.evaluators.seeded import GaussianSeed, gaussian_population
 
 __all__ = ["GaussianAsk"]
 
 
 class GaussianAsk:
-    """Mixin (before :class:`~evostrat.strategy.Strategy`) for states with ``mean``, ``sigma``, ``key``.
+    """Mixin (before :class:`~evostrat.strategies.base.Strategy`) for states with ``mean``, ``sigma``, ``key``.
 
     Subclasses set ``layout`` (``"independent"``, ``"mirrored"`` or ``"pairs"``)
     or override :meth:`noise_layout`.
@@ -49,7 +49,7 @@ class GaussianAsk:
         return X, state._replace(key=key)
 
     def population_seed(self, state: Any) -> GaussianSeed | None:
-        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.seeded`)."""
+        """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.evaluators.seeded`)."""
         be = get_backend(state.mean)
         _, sub = be.split(state.key)
         n = self.resolved_popsize(state.mean.shape[0])  # type: ignore[attr-defined]

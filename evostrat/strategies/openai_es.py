@@ -26,11 +26,11 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError
-from evostrat.optimizers import make_optimizer
-from evostrat.seeded import GaussianSeed
-from evostrat.shaping import centered_ranks
+from evostrat.strategies.optimizers import make_optimizer
+from evostrat.evaluators.seeded import GaussianSeed
+from evostrat.strategies.shaping import centered_ranks
 from evostrat.strategies.gaussian_ask import GaussianAsk
-from evostrat.strategy import MirroredPopsize, Strategy, clamp_sigma
+from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 
 Array = Any
 

@@ -55,10 +55,10 @@ from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.optimizers import make_optimizer
-from evostrat.shaping import centered_ranks, downscale_factor
+from evostrat.strategies.optimizers import make_optimizer
+from evostrat.strategies.shaping import centered_ranks, downscale_factor
 from evostrat.strategies.gaussian_ask import GaussianAsk
-from evostrat.strategy import Strategy, clamp_sigma, default_popsize
+from evostrat.strategies.base import Strategy, clamp_sigma, default_popsize
 
 Array = Any
 

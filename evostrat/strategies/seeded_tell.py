@@ -6,15 +6,15 @@ The plain ``tell`` of the Gaussian strategies takes the population ``X``
     g1 = sum_i w_i z_i,        g2 = sum_i w_i (z_i^2 - 1)        (SNES only)
 
 At d = 1,000,000 and popsize 1,000 the population alone is 8 GB (float64).
-In the seed-compressed mode (:mod:`evostrat.seeded`) the driver never needs it:
-the workers rebuild their rows from the :class:`~evostrat.seeded.GaussianSeed`
+In the seed-compressed mode (:mod:`evostrat.evaluators.seeded`) the driver never needs it:
+the workers rebuild their rows from the :class:`~evostrat.evaluators.seeded.GaussianSeed`
 and return fitness values only, and :func:`weighted_noise_sums` rebuilds the
 rows again, ``chunk_size`` candidates at a time, accumulating the sums. Peak
 memory is O(chunk_size x d) + O(popsize): a few times ``chunk_size * d``
 numbers, 2 x 1,000,000 by default at d = 1,000,000.
 
 Results. The rebuilt rows are bit-identical to ``ask``'s (see
-:mod:`evostrat.seeded`), and ``z`` is computed from them with the same
+:mod:`evostrat.evaluators.seeded`), and ``z`` is computed from them with the same
 operations as in ``tell``; only the order of the floating-point summation over
 candidates differs (a sum of per-chunk ``matmul`` results instead of one
 ``matmul``), so the updated state agrees with the plain ``tell`` to a few ulps
@@ -44,7 +44,7 @@ from typing import Any
 
 from evostrat.backends import get_backend
 from evostrat.errors import InvalidArgumentError
-from evostrat.seeded import GaussianSeed
+from evostrat.evaluators.seeded import GaussianSeed
 
 __all__ = ["CHUNK_NUMBERS", "default_chunk_size", "seeded_generation", "weighted_noise_sums"]
 

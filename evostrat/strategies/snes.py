@@ -27,10 +27,10 @@ import math
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.seeded import GaussianSeed
-from evostrat.shaping import nes_utilities, rank_weights
+from evostrat.evaluators.seeded import GaussianSeed
+from evostrat.strategies.shaping import nes_utilities, rank_weights
 from evostrat.strategies.gaussian_ask import GaussianAsk
-from evostrat.strategy import Strategy, clamp_sigma
+from evostrat.strategies.base import Strategy, clamp_sigma
 
 Array = Any
 

@@ -43,8 +43,8 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.shaping import downscale_factor, nes_utilities, rank_weights
-from evostrat.strategy import Strategy, clamp_sigma
+from evostrat.strategies.shaping import downscale_factor, nes_utilities, rank_weights
+from evostrat.strategies.base import Strategy, clamp_sigma
 
 Array = Any
 

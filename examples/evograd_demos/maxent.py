@@ -39,7 +39,7 @@ from maxvar import behaviour  # noqa: E402
 from evostrat import expectation  # noqa: E402
 from evostrat.backends import get_backend  # noqa: E402
 from evostrat.distributions import Normal  # noqa: E402
-from evostrat.shaping import zscore  # noqa: E402
+from evostrat.strategies.shaping import zscore  # noqa: E402
 
 OPTIMUM = 5 * math.pi / 2
 KERNEL_WIDTH = 1.0

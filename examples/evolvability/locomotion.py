@@ -69,7 +69,7 @@ class Rollout:
 
     ``Rollout(env_id, hidden, steps)(theta)`` returns
     ``(episode reward, final position)``: a fitness and a behaviour vector, as
-    :mod:`evostrat.behaviours` accepts them per candidate. Picklable (the
+    :mod:`evostrat.run.behaviours` accepts them per candidate. Picklable (the
     environment is built lazily in each process), so process pools and Ray
     workers can run it.
     """

@@ -21,8 +21,8 @@ import math
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.shaping import sanitize_fitness
-from evostrat.strategy import Strategy, clamp_sigma
+from evostrat.strategies.shaping import sanitize_fitness
+from evostrat.strategies.base import Strategy, clamp_sigma
 
 
 class OnePlusLambdaState(NamedTuple):

@@ -3,14 +3,14 @@
 ``ES.fit`` takes this path automatically (``compiled_loop="auto"``) when
 
 - the backend compiles (JAX) and the objective traces to ``popsize`` values
-  for a population (:func:`evostrat.loop.is_traceable`; an objective marked
+  for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an objective marked
   ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
 - nothing needs the host between generations: no callbacks, progress bar,
   checkpoints, bounds, restarts or behaviour strategies, and the non-finite
   policy is not ``"raise"``.
 
-Each chunk runs :class:`evostrat.loop.CompiledLoop` (ask, objective, tell and
+Each chunk runs :class:`evostrat.run.compiled_loop.CompiledLoop` (ask, objective, tell and
 the strategy's own stop criteria, ``chunk`` generations per call) and the host
 then replays the chunk's per-generation outputs through the same bookkeeping as
 the step-by-step loop (best so far, ``history_``, termination). When a
@@ -62,7 +62,7 @@ def compiled_loop_applies(es: Any, objective: Callable) -> bool:
         return False
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
-    from evostrat.loop import is_traceable
+    from evostrat.run.compiled_loop import is_traceable
 
     return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
 
@@ -71,7 +71,7 @@ def run_compiled(es: Any, objective: Callable) -> bool:
     """Run ``es`` to termination on the compiled loop; ``False`` when it does not apply."""
     if not compiled_loop_applies(es, objective):
         return False
-    from evostrat.loop import CompiledLoop
+    from evostrat.run.compiled_loop import CompiledLoop
 
     runner = es.strategy_
     strategy = runner.strategy

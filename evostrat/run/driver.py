@@ -2,11 +2,11 @@
 
 :class:`RunLoopMixin` holds what happens to one run of
 :class:`~evostrat.estimator.ES` between its public entry points: starting a
-run (the strategy's :class:`~evostrat.asktell.AskTell` runner and the run's
-:class:`~evostrat.termination.Termination`, with a restart plan when
+run (the strategy's :class:`~evostrat.run.asktell.AskTell` runner and the run's
+:class:`~evostrat.run.termination.Termination`, with a restart plan when
 ``restarts=`` is set), logging a generation (best so far, ``history_``,
 termination), the restart bookkeeping after a run ends on a local criterion
-(:mod:`evostrat.restarts`), and the generation loop shared by
+(:mod:`evostrat.run.restarts`), and the generation loop shared by
 :meth:`ES.fit <evostrat.estimator.ES.fit>` and
 :meth:`ES.resume <evostrat.estimator.ES.resume>`.
 
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from evostrat.asktell import AskTell
-from evostrat.factories import make_evaluator, make_strategy
-from evostrat.replay import ReplayLog
-from evostrat.restarts import GLOBAL_REASONS, RunPlan
-from evostrat.seeded import population_seed
-from evostrat.strategy import _host as _host_any
-from evostrat.termination import Termination, default_max_generations, history_criteria
+from evostrat.run.asktell import AskTell
+from evostrat.plugins.factories import make_evaluator, make_strategy
+from evostrat.evaluators.replay import ReplayLog
+from evostrat.run.restarts import GLOBAL_REASONS, RunPlan
+from evostrat.evaluators.seeded import population_seed
+from evostrat.strategies.base import _host as _host_any
+from evostrat.run.termination import Termination, default_max_generations, history_criteria
 
 if TYPE_CHECKING:
     from evostrat.estimator import ES
@@ -164,7 +164,7 @@ class RunLoopMixin:
 
     def _run(self, objective: Callable, hooks: Any, host_free: bool = False) -> "ES":
         """The generation loop of :meth:`fit` and :meth:`resume` from the current state."""
-        from evostrat.fast_path import run_compiled
+        from evostrat.run.compiled import run_compiled
 
         self.fast_path_ = None
         if host_free and run_compiled(self, objective):
@@ -172,9 +172,9 @@ class RunLoopMixin:
                 self.x_ = np.asarray(self.x_)
             return self
         evaluator = make_evaluator(self.evaluator, self.evaluator_options)
-        evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.behaviours
+        evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.run.behaviours
         # Remote evaluators may ship Gaussian populations as seeds, or replay the
-        # strategy's updates on their workers from the told fitness (evostrat.seeded).
+        # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).
         seeded = getattr(evaluator, "accepts_seed", False) and self._bounds is None
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
         try:

@@ -38,7 +38,7 @@ carries the index of its ``"run"`` and its ``"popsize"``.
 
 Examples
 --------
->>> from evostrat.restarts import Restarts
+>>> from evostrat.run.restarts import Restarts
 >>> r = Restarts("ipop", max_restarts=3)
 >>> plan = r.start(popsize0=10, dim=5)
 >>> plans = [plan]
@@ -59,7 +59,7 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
-from evostrat.termination import default_max_generations
+from evostrat.run.termination import default_max_generations
 
 __all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS"]
 

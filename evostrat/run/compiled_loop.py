@@ -14,7 +14,7 @@ Examples
 --------
 >>> import jax.numpy as jnp                                      # doctest: +SKIP
 >>> from evostrat.strategies.snes import SNES                    # doctest: +SKIP
->>> from evostrat.loop import CompiledLoop                        # doctest: +SKIP
+>>> from evostrat.run.compiled_loop import CompiledLoop                        # doctest: +SKIP
 >>> s = SNES(sigma0=1.0)                                          # doctest: +SKIP
 >>> state = s.init(jnp.ones(5), random_state=0)                   # doctest: +SKIP
 >>> loop = CompiledLoop(s, lambda X: (X ** 2).sum(axis=1), chunk=20)  # doctest: +SKIP
@@ -31,7 +31,7 @@ from typing import Any, Callable, Hashable, NamedTuple
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
-from evostrat.strategy import Strategy
+from evostrat.strategies.base import Strategy
 
 __all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
 

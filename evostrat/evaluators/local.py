@@ -23,7 +23,7 @@ evaluator_options={"max_workers": 4})``; or pass an instance,
 For strategies that need behaviours (``needs_behaviours``; MaxVar, MaxEnt),
 ``ES.fit`` sets ``evaluator.behaviours = True``: the objective may then return a
 number or a behaviour vector ``(k,)`` per candidate, a ``(popsize, k)`` array for
-the population, or fitness and behaviours together (see :mod:`evostrat.behaviours`).
+the population, or fitness and behaviours together (see :mod:`evostrat.run.behaviours`).
 Evaluators stack per-candidate outputs with :func:`collect`.
 
 An exception raised by the objective is re-raised as
@@ -33,7 +33,7 @@ original exception (and traceback) chained as ``__cause__``.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.evaluation import AutoEvaluator
+>>> from evostrat.evaluators.local import AutoEvaluator
 >>> from evostrat.backends import get_backend
 >>> be = get_backend("numpy")
 >>> ev = AutoEvaluator()
@@ -66,7 +66,7 @@ def vectorized(objective: Callable) -> Callable:
 
     Examples
     --------
-    >>> from evostrat.evaluation import vectorized
+    >>> from evostrat.evaluators.local import vectorized
     >>> @vectorized
     ... def f(X):
     ...     return (X ** 2).sum(axis=1)
@@ -100,10 +100,10 @@ def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False)
 
     ``behaviours=False``: each output a real number, result ``(n,)``. ``True``:
     numbers, vectors ``(k,)`` or ``(fitness, vector)`` pairs, stacked by
-    :func:`evostrat.behaviours.stack_candidates`.
+    :func:`evostrat.run.behaviours.stack_candidates`.
     """
     if behaviours:
-        from evostrat.behaviours import stack_candidates
+        from evostrat.run.behaviours import stack_candidates
 
         return stack_candidates(outputs, X, backend)
     host = np.asarray([_scalar(out, i) for i, out in enumerate(outputs)], dtype=np.float64)
@@ -113,12 +113,12 @@ def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False)
 class Evaluator(Params):
     """Base class: turn ``objective`` and a population into a vector of values.
 
-    An evaluator that can ship a population as its seed (:mod:`evostrat.seeded`)
+    An evaluator that can ship a population as its seed (:mod:`evostrat.evaluators.seeded`)
     sets ``accepts_seed = True`` and takes ``evaluate(..., seed=...)`` (a
-    :class:`~evostrat.seeded.GaussianSeed` describing ``X``, or ``None``);
+    :class:`~evostrat.evaluators.seeded.GaussianSeed` describing ``X``, or ``None``);
     ``ES.fit`` passes ``seed`` only to such evaluators. One that also sets
     ``accepts_replay = True`` takes ``evaluate(..., seed=..., replay=...)``: a
-    :class:`~evostrat.replay.ReplayStep` (or ``None``) from which it can ship
+    :class:`~evostrat.evaluators.replay.ReplayStep` (or ``None``) from which it can ship
     worker-side state replay messages (the told fitness of the previous
     generations and a digest of the state) instead of the seed. Both are
     optional information: evaluators without these flags get neither, and
@@ -156,7 +156,7 @@ class VectorizedEvaluator(Evaluator):
                 f"(vectorised): {type(err).__name__}: {err}"
             ) from err
         if self.behaviours:
-            from evostrat.behaviours import population_output
+            from evostrat.run.behaviours import population_output
 
             return population_output(out, n, X, backend)
         return self.check(out, n, X, backend)
@@ -241,7 +241,7 @@ class AutoEvaluator(Evaluator):
     def _probe_behaviours(self, objective: Callable, X: Array, backend: Backend) -> Array:
         # Vectorised when objective(X) has one row per candidate and its first row is
         # objective(X[0]) (or objective(X[0]) fails: only populations are accepted).
-        from evostrat.behaviours import leading_rows, population_output, split_outcome
+        from evostrat.run.behaviours import leading_rows, population_output, split_outcome
 
         n = X.shape[0]
         try:

@@ -64,7 +64,7 @@ from evostrat.backends import Backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
-    from evostrat.asktell import AskTell
+    from evostrat.run.asktell import AskTell
 
 Array = Any
 

@@ -15,7 +15,7 @@ are plain Python numbers computed from ``state.mean.shape``, so they stay static
 under ``jax.jit``.
 
 :meth:`Strategy.initialize` wraps the pure functions in a stateful
-:class:`~evostrat.asktell.AskTell` object (``X = s.ask(); s.tell(X, f(X))``).
+:class:`~evostrat.run.asktell.AskTell` object (``X = s.ask(); s.tell(X, f(X))``).
 
 Subclasses define ``name``, a ``State`` NamedTuple with at least ``mean`` and
 ``key`` fields, and ``_init``/``ask``/``tell``.
@@ -44,7 +44,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
 
 if TYPE_CHECKING:
-    from evostrat.asktell import AskTell
+    from evostrat.run.asktell import AskTell
 
 Array = Any
 
@@ -223,8 +223,8 @@ class Strategy(Params):
         device: Any = None,
         nonfinite: str = "warn",
     ) -> "AskTell":
-        """A stateful ask/tell object around this strategy (see :class:`~evostrat.asktell.AskTell`)."""
-        from evostrat.asktell import AskTell
+        """A stateful ask/tell object around this strategy (see :class:`~evostrat.run.asktell.AskTell`)."""
+        from evostrat.run.asktell import AskTell
 
         return AskTell(
             self,

@@ -43,7 +43,7 @@ from evostrat.errors import (
     PopulationMismatchError,
     StateError,
 )
-from evostrat.strategy import Strategy, _resolve_backend, as_search_point
+from evostrat.strategies.base import Strategy, _resolve_backend, as_search_point
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -91,7 +91,7 @@ def state_from_numpy(
 
 
 class AskTell:
-    """Stateful ask/tell around a :class:`~evostrat.strategy.Strategy`.
+    """Stateful ask/tell around a :class:`~evostrat.strategies.base.Strategy`.
 
     Parameters
     ----------
@@ -176,12 +176,12 @@ class AskTell:
         """``values`` validated for the strategy.
 
         Fitness strategies: a 1-D backend array of the state's dtype. Strategies
-        with ``needs_behaviours``: an :class:`~evostrat.behaviours.Outcome` with
+        with ``needs_behaviours``: an :class:`~evostrat.run.behaviours.Outcome` with
         behaviours ``(expected_rows, k)`` and the fitness, if given, checked as here
-        (see :mod:`evostrat.behaviours` for the accepted forms).
+        (see :mod:`evostrat.run.behaviours` for the accepted forms).
         """
         if self.strategy.needs_behaviours:
-            from evostrat.behaviours import check_outcome
+            from evostrat.run.behaviours import check_outcome
 
             return check_outcome(self, values, expected_rows)
         return self._check_fitness(values, expected_rows)
@@ -244,7 +244,7 @@ class AskTell:
         """Update the strategy with the fitness ``values`` (minimised) of ``X``.
 
         Strategies with ``needs_behaviours`` take behaviours ``(popsize, k)``
-        instead, optionally with fitness (see :mod:`evostrat.behaviours`).
+        instead, optionally with fitness (see :mod:`evostrat.run.behaviours`).
         """
         self.check_population(X)
         self._update(self.check_values(values, self.popsize))

@@ -44,11 +44,11 @@ least two candidates, since XLA compiles a single row without that fusion.
   dtype: ``8 d`` to ``16 d`` bytes, put once per generation in the Ray object
   store, plus two integers per chunk. Workers rebuild their own rows (d =
   100,000: about 0.3 s for 128 rows on one core) and return only fitness values.
-- *Replay* (:class:`~evostrat.replay.ReplayMessage`): worker-side state replay (Salimans et
+- *Replay* (:class:`~evostrat.evaluators.replay.ReplayMessage`): worker-side state replay (Salimans et
   al. 2017, sec. 2.1: workers keep the parameters and apply the same update
   from the shared seeds and the broadcast fitness values). Each worker
   process keeps the strategy's state per run (a module-level cache of the
-  last :data:`~evostrat.replay.REPLAY_RUNS` runs); per generation the driver sends the run id,
+  last :data:`~evostrat.evaluators.replay.REPLAY_RUNS` runs); per generation the driver sends the run id,
   the generation number, the fitness vectors it told the strategy in the last
   ``replay_window`` (4) generations (after the NaN policy and the sign of
   ``maximize``: exactly what ``tell`` received) and a 16-byte BLAKE2b digest of
@@ -58,7 +58,7 @@ least two candidates, since XLA compiles a single row without that fusion.
   the digest and rebuilds its rows from the new state. Without a usable cache
   (the run's first generation, a new or restarted worker, one idle for more
   than the window, a digest mismatch) it answers ``need_state`` and the driver
-  resends that chunk with the full state (:class:`~evostrat.replay.ReplayState`: the state's
+  resends that chunk with the full state (:class:`~evostrat.evaluators.replay.ReplayState`: the state's
   arrays and the strategy's hyper-parameters, ``16 d`` to ``24 d`` bytes),
   which the worker caches. The price is CPU: every worker regenerates the
   whole previous population each generation and replays ``tell`` (d =
@@ -328,7 +328,7 @@ def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int)
 def population_seed(runner: Any) -> GaussianSeed | None:
     """The seed of the population ``runner.ask()`` will return, or ``None``.
 
-    ``runner`` is an :class:`~evostrat.asktell.AskTell`; ``None`` when its
+    ``runner`` is an :class:`~evostrat.run.asktell.AskTell`; ``None`` when its
     strategy has no ``population_seed`` method or the population lives on an
     accelerator.
     """

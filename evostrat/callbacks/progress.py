@@ -21,7 +21,7 @@ Examples
 >>> import io
 >>> import numpy as np
 >>> from evostrat import ES
->>> from evostrat.progress import ProgressBar
+>>> from evostrat.callbacks.progress import ProgressBar
 >>> out = io.StringIO()
 >>> es = ES("snes", max_generations=30, random_state=0).fit(
 ...     lambda X: (X ** 2).sum(axis=1), np.ones(3), progress=ProgressBar("always", file=out))

@@ -22,7 +22,7 @@ optimum may lie on a bound. Infinite bounds leave their side unbounded.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.bounds import BoxBounds
+>>> from evostrat.run.bounds import BoxBounds
 >>> b = BoxBounds.from_spec((0.0, 1.0), np.array([0.5, 0.5]))
 >>> b.transform(np.array([[0.5, 3.7], [-2.0, 1.02]])).round(4).tolist()
 [[0.5, 0.8], [0.3, 0.984]]

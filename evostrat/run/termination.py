@@ -27,7 +27,7 @@ the first that holds in ``stop_reason_``:
 
 Examples
 --------
->>> from evostrat.termination import Termination
+>>> from evostrat.run.termination import Termination
 >>> t = Termination(max_generations=3)
 >>> t.check(generation=3, n_evals=30, best=1.0, values=[1.0, 2.0], sigma=0.1)
 'maxiter'

@@ -8,7 +8,7 @@ parameters' backend and device.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.optimizers import make_optimizer
+>>> from evostrat.strategies.optimizers import make_optimizer
 >>> opt = make_optimizer("adam")
 >>> state = opt.init(np.zeros(2))
 >>> step, state = opt.update(np.array([1.0, -1.0]), state, lr=0.1)

@@ -9,7 +9,7 @@ objective yields all-equal weights and a zero gradient.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.shaping import centered_ranks
+>>> from evostrat.strategies.shaping import centered_ranks
 >>> centered_ranks(np.array([3.0, 1.0, 2.0]))
 array([ 0.5, -0.5,  0. ])
 >>> centered_ranks(np.array([1.0, 1.0, 1.0]))

@@ -4,7 +4,7 @@ Salimans et al., "Evolution Strategies as a Scalable Alternative to
 Reinforcement Learning" (2017), sec. 2.1: workers keep the parameters and
 apply the same update from the shared seeds and the broadcast fitness values,
 so a generation costs ``O(popsize)`` bytes on the wire. The remote evaluators
-use this with ``seeded="replay"``; :mod:`evostrat.seeded` describes the
+use this with ``seeded="replay"``; :mod:`evostrat.evaluators.seeded` describes the
 protocol, its sizes and its costs next to the seed mode.
 
 - Driver: :class:`ReplayLog` records per run the state before each ``ask`` and
@@ -19,7 +19,7 @@ protocol, its sizes and its costs next to the seed mode.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.replay import state_digest
+>>> from evostrat.evaluators.replay import state_digest
 >>> from evostrat.strategies.snes import SNES
 >>> state = SNES(sigma0=0.5).init(np.zeros(3), random_state=0)
 >>> len(state_digest(state)), state_digest(state) == state_digest(state)
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
-from evostrat.seeded import population_seed
+from evostrat.evaluators.seeded import population_seed
 
 __all__ = [
     "REPLAY_RUNS", "REPLAY_WINDOW", "NeedState", "ReplayLog", "ReplayMessage", "ReplayState",
@@ -303,13 +303,13 @@ class ReplayLog:
 
     ``ES.fit`` makes one per run loop for evaluators with ``accepts_replay``;
     :meth:`step` before each ``ask``, :meth:`told` after each ``tell`` with
-    the values the strategy was told. A new :class:`~evostrat.asktell.AskTell`
+    the values the strategy was told. A new :class:`~evostrat.run.asktell.AskTell`
     (a restart, a resumed checkpoint) starts a new run id.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from evostrat.asktell import AskTell
+    >>> from evostrat.run.asktell import AskTell
     >>> from evostrat.strategies.snes import SNES
     >>> runner = AskTell(SNES(popsize=6), np.zeros(3), random_state=0)
     >>> log = ReplayLog()

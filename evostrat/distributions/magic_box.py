@@ -15,7 +15,7 @@ hand-written backward) is what keeps the higher derivatives right.
 Examples
 --------
 >>> import numpy as np
->>> from evostrat.magic_box import magic_box
+>>> from evostrat.distributions.magic_box import magic_box
 >>> magic_box(np.array([-3.0, 0.5])).tolist()
 [1.0, 1.0]
 >>> import torch                                                   # doctest: +SKIP

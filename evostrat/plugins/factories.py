@@ -1,15 +1,15 @@
 """Factories of the ``ES`` estimator: a strategy and an evaluator from its parameters.
 
-:func:`make_strategy` builds a fresh :class:`~evostrat.strategy.Strategy` from
+:func:`make_strategy` builds a fresh :class:`~evostrat.strategies.base.Strategy` from
 a registered name or a (copied) instance, and :func:`make_evaluator` an
-:class:`~evostrat.evaluation.Evaluator` from a registered name and its options
+:class:`~evostrat.evaluators.local.Evaluator` from a registered name and its options
 (or passes an instance through); both validate their arguments and raise the
 errors of :mod:`evostrat.errors`. Both are also importable from
 :mod:`evostrat.estimator`.
 
 Examples
 --------
->>> from evostrat.factories import make_evaluator, make_strategy
+>>> from evostrat.plugins.factories import make_evaluator, make_strategy
 >>> strategy = make_strategy("snes", popsize=8, sigma0=None)
 >>> type(strategy).__name__, strategy.popsize
 ('SNES', 8)
@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
-from evostrat.evaluation import Evaluator
+from evostrat.evaluators.local import Evaluator
 from evostrat.plugins import registry
-from evostrat.strategy import Strategy
+from evostrat.strategies.base import Strategy
 
 __all__ = ["make_evaluator", "make_strategy"]
 

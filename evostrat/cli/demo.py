@@ -6,7 +6,7 @@ evaluations used, the best value so far and the step size.
 
 Examples
 --------
->>> from evostrat.demo import run_demo
+>>> from evostrat.cli.demo import run_demo
 >>> rows = run_demo(print_fn=lambda line: None)
 >>> all(row["best"] < 1e-6 for row in rows)
 True
