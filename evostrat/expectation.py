@@ -122,7 +122,7 @@ def _kept_axes(lp_shape: tuple[int, ...], v_shape: tuple[int, ...]) -> int:
 def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array:
     """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``."""
     be, xp = p.backend, p.xp
-    x = be.stop_gradient(p._as_value(sample))
+    x = be.stop_gradient(p.asarray(sample))
     lp = p.log_prob(x)
     if lp.ndim == 0:
         raise InvalidArgumentError(
@@ -256,8 +256,8 @@ def expectation_grad(
     p = _check_p(p)
     v = _as_values(values, p)
     d = _axis(dim, v.ndim)
-    x = p._as_value(sample)
-    n_sample = p._n_sample_axes(x, "sample")
+    x = p.asarray(sample)
+    n_sample = p.sample_ndim(x, "sample")
     lp_shape = tuple(x.shape[:n_sample]) + tuple(p.batch_shape)
     if n_sample != 1 or _kept_axes(lp_shape, tuple(v.shape)) != 1:
         raise InvalidArgumentError(
@@ -279,52 +279,12 @@ def expectation_grad(
     }
 
 
-# -- autodiff dispatch ----------------------------------------------------------------------------
+# -- autodiff (the backend's) ------------------------------------------------------------------
 def has_autodiff(backend: Backend) -> bool:
     """Whether ``backend`` can differentiate (torch, JAX) or needs closed forms (numpy)."""
-    return backend.name in ("torch", "jax")
+    return backend.has_autodiff
 
 
 def gradient(fn: Callable[..., Array], params: Sequence[Array], backend: Backend) -> tuple:
-    """Gradient of the scalar ``fn(*params)`` with respect to each of ``params``.
-
-    torch: fresh leaves and ``torch.autograd.grad`` (parameters unused by
-    ``fn`` get zeros); JAX: ``jax.grad`` (traceable, so it runs under ``jit``).
-
-    Raises
-    ------
-    InvalidArgumentError
-        On numpy (no autodiff: use :func:`expectation_grad`), or when ``fn``
-        does not return a scalar.
-    """
-    if backend.name == "jax":
-        import jax
-
-        def scalar(*args: Array) -> Array:
-            out = fn(*args)
-            if getattr(out, "size", 1) != 1:
-                raise InvalidArgumentError(
-                    f"the function must return a scalar, got shape {tuple(out.shape)}"
-                )
-            return out.reshape(())
-
-        return tuple(jax.grad(scalar, argnums=tuple(range(len(params))))(*params))
-    if backend.name == "torch":
-        import torch
-
-        leaves = [t.detach().requires_grad_(True) for t in params]
-        with torch.enable_grad():
-            out = fn(*leaves)
-        if not isinstance(out, torch.Tensor) or out.numel() != 1:
-            raise InvalidArgumentError(
-                f"the function must return a scalar tensor, got {type(out).__name__} "
-                f"of shape {tuple(getattr(out, 'shape', ()))}"
-            )
-        if not out.requires_grad:
-            return tuple(torch.zeros_like(t) for t in leaves)
-        grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
-        return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))
-    raise InvalidArgumentError(
-        f"the {backend.name} backend has no autodiff; use the closed-form expectation_grad() "
-        "or a torch/JAX backend"
-    )
+    """Gradient of the scalar ``fn(*params)`` w.r.t. each of ``params``: :meth:`Backend.grad`."""
+    return backend.grad(fn, params)

@@ -18,27 +18,35 @@ Examples
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
-from evostrat.backends.base import Array, Backend, Key
+from evostrat import plugins
+from evostrat.backends.base import Array, Backend, Key, _map_tree
 from evostrat.errors import InvalidTypeError, UnknownNameError
 
-__all__ = ["Array", "Backend", "Key", "get_backend", "backend_names"]
+__all__ = [
+    "Array", "Backend", "Key", "array_backend", "backend_names", "get_backend", "is_array", "to_host",
+]
 
 _by_name: dict[str, Backend] = {}
-_by_type: dict[type, Backend] = {}
+_by_type: dict[type, Backend | None] = {}  # None: no installed backend claims the type
+
+
+@plugins.on_reset
+def _forget() -> None:
+    """Drop the cached backends (the plugins that provide them were reset)."""
+    _by_name.clear()
+    _by_type.clear()
 
 
 def backend_names() -> list[str]:
     """Names of the registered backends (installed or not)."""
-    from evostrat.plugins import registry
-
-    return sorted(registry("backends"))
+    return sorted(plugins.registry("backends"))
 
 
 def _instantiate(name: str) -> Backend:
-    from evostrat.plugins import registry
-
+    registry = plugins.registry
     if name not in _by_name:
         backends = registry("backends")
         if name not in backends:
@@ -78,17 +86,68 @@ def get_backend(spec: Any) -> Backend:
         return spec
     if isinstance(spec, str):
         return _instantiate(spec)
-    kind = type(spec)
-    backend = _by_type.get(kind)
+    backend = array_backend(spec)
     if backend is None:
-        from evostrat.plugins import get_plugin_manager
-
-        name = get_plugin_manager().hook.evostrat_backend(x=spec)
-        if name is None:
-            raise InvalidTypeError(
-                f"no installed backend handles objects of type {kind.__module__}.{kind.__name__}; "
-                f"pass a numpy array, torch tensor or JAX array (backends: {backend_names()})"
-            )
-        backend = _instantiate(name) if isinstance(name, str) else name
-        _by_type[kind] = backend
+        kind = type(spec)
+        raise InvalidTypeError(
+            f"no installed backend handles objects of type {kind.__module__}.{kind.__name__}; "
+            f"pass a numpy array, torch tensor or JAX array (backends: {backend_names()})"
+        )
     return backend
+
+
+def array_backend(x: Any) -> Backend | None:
+    """The backend owning the array ``x``, or ``None`` for anything else (cached per type).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> array_backend(np.zeros(2)).name, array_backend(1.5), array_backend("a")
+    ('numpy', None, None)
+    """
+    kind = type(x)
+    try:
+        return _by_type[kind]
+    except KeyError:
+        pass
+    backend = None
+    if not isinstance(x, (str, bytes, numbers.Number)) or hasattr(x, "dtype"):
+        name = plugins.get_plugin_manager().hook.evostrat_backend(x=x)
+        if name is not None:
+            backend = _instantiate(name) if isinstance(name, str) else name
+    _by_type[kind] = backend
+    return backend
+
+
+def is_array(x: Any) -> bool:
+    """Whether an installed backend owns ``x`` (a numpy, torch or JAX array or scalar).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_array(np.float64(1.0)), is_array([1.0])
+    (True, False)
+    """
+    return array_backend(x) is not None
+
+
+def to_host(tree: Any) -> Any:
+    """``tree`` with every array, of whichever backend, as a host numpy array.
+
+    For values whose library is not known in advance (what an objective
+    returns); walks tuples, NamedTuples, lists and dicts and keeps other
+    leaves (numbers, numpy scalars) as they are. With a known backend,
+    :meth:`Backend.to_host` does the same and also converts keys.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_host({"f": 1.0, "b": (np.ones(2), "x")})
+    {'f': 1.0, 'b': (array([1., 1.]), 'x')}
+    """
+
+    def leaf(x: Any, is_key: bool) -> Any:
+        backend = array_backend(x)
+        return x if backend is None else backend.to_host(x)
+
+    return _map_tree(leaf, tree)

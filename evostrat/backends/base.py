@@ -22,7 +22,9 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -30,6 +32,64 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 Key = Any
+
+#: Compiled programs kept by :meth:`Backend.compile`, shared by all backends (LRU).
+COMPILE_CACHE_SIZE = 64
+_COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+
+
+def frozen(value: Any) -> Hashable:
+    """A hashable stand-in for a hyper-parameter value; raises ``TypeError`` if there is none.
+
+    Lists, tuples and dicts become tuples, arrays ``(dtype, shape, bytes)``.
+
+    Examples
+    --------
+    >>> frozen({"b": [1, 2], "a": np.zeros(2)})[1]
+    ('b', (1, 2))
+    """
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    hash(value)
+    return value
+
+
+def program_key(fn: Callable) -> Hashable:
+    """The default :meth:`Backend.compile` cache key of ``fn``.
+
+    A bound method of an object with ``get_params()`` (a strategy) is keyed by
+    its class, method name and hyper-parameters, so equal strategies share one
+    program (their methods must depend on nothing else, as the built-in ones
+    do); any other function by itself.
+    """
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and hasattr(owner, "get_params"):
+        try:
+            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False)))
+        except TypeError:
+            pass
+    return fn
+
+
+def _map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) -> Any:
+    """``tree`` with ``fn(leaf, is_key)`` applied to every leaf.
+
+    Walks NamedTuples (a field named ``key`` holds a backend key), tuples,
+    lists and dicts.
+    """
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(_map_tree(fn, v, f == "key") for f, v in zip(tree._fields, tree)))
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_map_tree(fn, v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _map_tree(fn, v) for k, v in tree.items()}
+    return fn(tree, is_key)
 
 
 def seed_to_uint64(seed: int | None) -> np.ndarray:
@@ -62,9 +122,9 @@ def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
     k0, k1 = int(key[0]), int(key[1])
     out = []
     for i in range(num):
-        child = _SPLIT_CHILD[i] if i < len(_SPLIT_CHILD) else _splitmix64(i ^ _SPLIT_TWEAK)
-        a = _splitmix64(k0 ^ child)
-        out.append(np.array((a, _splitmix64(k1 ^ _splitmix64(a))), dtype=np.uint64))
+        child = SPLIT_CHILD[i] if i < len(SPLIT_CHILD) else splitmix64(i ^ _SPLIT_TWEAK)
+        a = splitmix64(k0 ^ child)
+        out.append(np.array((a, splitmix64(k1 ^ splitmix64(a))), dtype=np.uint64))
     return out
 
 
@@ -73,10 +133,10 @@ def generator_words(key: np.ndarray) -> tuple[int, int, int, int]:
 
     Kept apart from :func:`split_uint64` and :func:`row_words` by its own tweak.
     """
-    a = _splitmix64(int(key[0]) ^ _DRAW_CHILD)
-    b = _splitmix64(int(key[1]) ^ _splitmix64(a))
-    c = _splitmix64(a ^ b)
-    return a, b, c, _splitmix64(c)
+    a = splitmix64(int(key[0]) ^ DRAW_CHILD)
+    b = splitmix64(int(key[1]) ^ splitmix64(a))
+    c = splitmix64(a ^ b)
+    return a, b, c, splitmix64(c)
 
 
 _MASK64 = (1 << 64) - 1
@@ -85,7 +145,7 @@ _SPLIT_TWEAK = 0x243F6A8885A308D3
 _DRAW_TWEAK = 0x13198A2E03707344
 
 
-def _splitmix64(x: int) -> int:
+def splitmix64(x: int) -> int:
     """One step of SplitMix64 (Steele, Lea, Flood 2014): a strong 64-bit mixer."""
     x = (x + 0x9E3779B97F4A7C15) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -93,8 +153,10 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-_SPLIT_CHILD = [_splitmix64(i ^ _SPLIT_TWEAK) for i in range(8)]
-_DRAW_CHILD = _splitmix64(_DRAW_TWEAK)
+#: ``SplitMix64(i ^ T)`` for the first children ``i`` of :func:`split_uint64` (precomputed).
+SPLIT_CHILD = [splitmix64(i ^ _SPLIT_TWEAK) for i in range(8)]
+#: The tweak :func:`generator_words` mixes into the first key word.
+DRAW_CHILD = splitmix64(_DRAW_TWEAK)
 
 
 def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:
@@ -106,10 +168,10 @@ def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:
     """
     if row < 0:
         raise InvalidArgumentError(f"row indices must be >= 0, got {row}")
-    a = _splitmix64(int(key[0]) ^ _splitmix64(int(row)))
-    b = _splitmix64(int(key[1]) ^ _splitmix64(a))
-    c = _splitmix64(a ^ b)
-    return a, b, c, _splitmix64(c)
+    a = splitmix64(int(key[0]) ^ splitmix64(int(row)))
+    b = splitmix64(int(key[1]) ^ splitmix64(a))
+    c = splitmix64(a ^ b)
+    return a, b, c, splitmix64(c)
 
 
 class Backend:
@@ -147,6 +209,74 @@ class Backend:
         """The device ``x`` lives on (``None`` where the notion does not apply)."""
         return None
 
+    def on_cpu(self, x: Array) -> bool:
+        """Whether ``x`` lives in host memory (a worker's CPU can rebuild it bit for bit)."""
+        device = self.device(x)
+        kind = getattr(device, "type", None) or getattr(device, "platform", None) or device
+        return device is None or str(kind).lower().startswith("cpu")
+
+    def to_host(self, tree: Any) -> Any:
+        """``tree`` with every array of this backend as a host numpy array.
+
+        ``tree`` is an array or nested NamedTuples (a strategy state), tuples,
+        lists and dicts; keys become their numpy words; numpy scalars and
+        other leaves are kept. No copies where the library allows.
+
+        Examples
+        --------
+        >>> from typing import NamedTuple
+        >>> from evostrat.backends import get_backend
+        >>> class State(NamedTuple):
+        ...     mean: Any
+        ...     key: Any
+        >>> be = get_backend("numpy")
+        >>> host = be.to_host(State(np.zeros(2), be.key(0)))
+        >>> host.mean.tolist(), host.key.dtype.name
+        ([0.0, 0.0], 'uint64')
+        """
+
+        def leaf(x: Any, is_key: bool) -> Any:
+            if is_key:
+                return np.asarray(self.key_to_numpy(x))
+            if isinstance(x, np.generic) or not self.owns(x):
+                return x
+            return np.asarray(self.to_numpy(x))
+
+        return _map_tree(leaf, tree)
+
+    def from_host(self, tree: Any, dtype: Any = None) -> Any:
+        """Inverse of :meth:`to_host`: fresh, writable arrays of this backend on the host.
+
+        numpy arrays (and, off numpy, numpy scalars) become arrays of this
+        backend on the CPU (torch) or the default device (JAX), cast to
+        ``dtype`` when given; keys are rebuilt with :meth:`key_from_numpy`.
+
+        Examples
+        --------
+        >>> from evostrat.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> host = {"x": np.ones(2)}
+        >>> back = be.from_host(host, dtype=np.float32)
+        >>> back["x"].dtype.name, back["x"] is host["x"]
+        ('float32', False)
+        """
+
+        def leaf(x: Any, is_key: bool) -> Any:
+            if is_key:
+                return self.key_from_numpy(np.array(x, copy=True))
+            if not isinstance(x, (np.ndarray, np.generic)) or (
+                isinstance(x, np.generic) and self.owns(x)
+            ):
+                return x
+            return self.asarray(np.array(x, copy=True), dtype=dtype, device=self.host_device)
+
+        return _map_tree(leaf, tree)
+
+    @property
+    def host_device(self) -> Any:
+        """Where :meth:`from_host` puts arrays (``None``: the library's default)."""
+        return None
+
     def float_dtype(self, x: Array) -> Any:
         """The floating dtype a search point like ``x`` is kept in."""
         dtype = x.dtype
@@ -169,6 +299,20 @@ class Backend:
     def dtype_from_name(self, name: str) -> Any:
         """Inverse of :meth:`dtype_name`."""
         return getattr(self.xp, name)
+
+    def require_dtype(self, name: str) -> Any:
+        """The dtype named ``name``, switched on first where the library needs it.
+
+        A worker process rebuilding a float64 JAX population turns on
+        ``jax_enable_x64`` here; other backends just look the name up.
+
+        Examples
+        --------
+        >>> from evostrat.backends import get_backend
+        >>> get_backend("numpy").require_dtype("float32")
+        <class 'numpy.float32'>
+        """
+        return self.dtype_from_name(name)
 
     # -- random numbers (functional keys) --------------------------------------------
     def key(self, seed: int | None) -> Key:
@@ -223,13 +367,115 @@ class Backend:
         """Whether ``x`` looks like a key of this backend."""
         return False
 
+    def generator_normal(
+        self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None
+    ) -> Array:
+        """Standard normal draws from a stateful generator of this library.
+
+        numpy takes a ``numpy.random.Generator``, torch a ``torch.Generator``;
+        backends without stateful generators (JAX) raise.
+
+        Raises
+        ------
+        InvalidArgumentError
+            On a backend without stateful generators.
+        InvalidTypeError
+            For a generator of the wrong kind.
+
+        Examples
+        --------
+        >>> from evostrat.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> be.generator_normal(np.random.default_rng(0), (2,), np.float64).shape
+        (2,)
+        """
+        raise InvalidArgumentError(
+            f"generator is not supported on the {self.name} backend (it has no stateful "
+            "generators); pass key= instead"
+        )
+
     # -- autodiff and compilation -----------------------------------------------------
+    #: Whether :meth:`grad` works (torch, JAX); numpy callers use closed forms.
+    has_autodiff: bool = False
+
     def stop_gradient(self, x: Array) -> Array:
         """``x`` with gradients blocked (identity where there is no autodiff)."""
         return x
 
-    def compile(self, fn: Callable) -> Callable:
-        """A compiled version of a pure function (identity where there is no compiler)."""
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+        """Gradient of the scalar ``fn(*params)`` with respect to each of ``params``.
+
+        torch: fresh leaves and ``torch.autograd.grad`` (parameters unused by
+        ``fn`` get zeros); JAX: ``jax.grad`` (traceable, so it runs under ``jit``).
+
+        Raises
+        ------
+        InvalidArgumentError
+            On numpy (no autodiff: use closed forms, such as
+            :func:`evostrat.expectation.expectation_grad`), or when ``fn`` does
+            not return a scalar.
+
+        Examples
+        --------
+        >>> from evostrat.backends import get_backend
+        >>> get_backend("numpy").grad(lambda m: (m ** 2).sum(), (np.ones(2),))
+        Traceback (most recent call last):
+        ...
+        evostrat.errors.InvalidArgumentError: the numpy backend has no autodiff; use the closed-form expectation_grad() or a torch/JAX backend
+        """
+        raise InvalidArgumentError(
+            f"the {self.name} backend has no autodiff; use the closed-form expectation_grad() "
+            "or a torch/JAX backend"
+        )
+
+    def register_pytree_class(self, cls: type) -> type:
+        """Let instances of ``cls`` pass through :meth:`compile` and :meth:`grad` (JAX pytrees).
+
+        ``cls`` defines ``tree_flatten(self) -> (leaves, aux)`` and the
+        classmethod ``tree_unflatten(aux, leaves)``. Registered once; a no-op
+        on backends that do not trace. Returns ``cls``.
+        """
+        return cls
+
+    def compile(self, fn: Callable, key: Hashable = None) -> Callable:
+        """A compiled version of the pure function ``fn`` (``fn`` itself where nothing compiles).
+
+        Every backend shares one cache of compiled programs, the last
+        :data:`COMPILE_CACHE_SIZE` used: ``key`` (default :func:`program_key`:
+        equal strategies share their ``ask``/``tell``) names the program, so a
+        new run, a restart or a worker replaying a run compiles nothing new.
+        The cache holds the compiled function, and through it ``fn``; a key
+        may therefore use ``id()`` of objects ``fn`` refers to.
+
+        Examples
+        --------
+        >>> from evostrat.backends import get_backend
+        >>> be = get_backend("numpy")
+        >>> f = lambda x: x + 1
+        >>> be.compile(f) is f     # numpy does not compile
+        True
+        """
+        if not self.traceable:
+            return fn
+        full = (self.name, program_key(fn) if key is None else key)
+        try:
+            hash(full)
+        except TypeError:  # e.g. a method of an unhashable object: compiled, not cached
+            return self._compile(fn)
+        with _COMPILED_LOCK:
+            compiled = _COMPILED.get(full)
+            if compiled is not None:
+                _COMPILED.move_to_end(full)
+                return compiled
+        compiled = self._compile(fn)
+        with _COMPILED_LOCK:
+            compiled = _COMPILED.setdefault(full, compiled)
+            while len(_COMPILED) > COMPILE_CACHE_SIZE:
+                _COMPILED.popitem(last=False)
+        return compiled
+
+    def _compile(self, fn: Callable) -> Callable:
+        """Compile ``fn`` (no caching); backends whose :attr:`traceable` is true override it."""
         return fn
 
     @property

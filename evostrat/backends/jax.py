@@ -14,7 +14,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,10 @@ import jax.scipy.linalg
 import numpy as np
 
 from evostrat.backends.base import Array, Backend, Key, seed_to_uint64
+from evostrat.errors import InvalidArgumentError
 
+
+_PYTREE_CLASSES: set[type] = set()
 
 #: From this dimension on, xNES's matrix exponential on an accelerator uses Pade, not eigh.
 _PADE_MIN_DIM = 64
@@ -75,6 +78,11 @@ class JaxBackend(Backend):
     def dtype_from_name(self, name: str) -> Any:
         return jnp.dtype(name)
 
+    def require_dtype(self, name: str) -> Any:
+        if name == "float64" and not jax.config.jax_enable_x64:
+            jax.config.update("jax_enable_x64", True)  # a worker of a float64 JAX run
+        return jnp.dtype(name)
+
     def key(self, seed: int | None) -> Key:
         words = seed_to_uint64(seed) & np.uint64(0xFFFF_FFFF)
         return self.asarray(words.astype(np.uint32))  # a raw threefry key, committed
@@ -105,10 +113,29 @@ class JaxBackend(Backend):
     def is_key(self, x: Any) -> bool:
         return isinstance(x, jax.Array) and x.dtype == jnp.uint32 and x.shape == (2,)
 
+    has_autodiff = True
+
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)
 
-    def compile(self, fn: Callable) -> Callable:
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+        def scalar(*args: Array) -> Array:
+            out = fn(*args)
+            if getattr(out, "size", 1) != 1:
+                raise InvalidArgumentError(
+                    f"the function must return a scalar, got shape {tuple(out.shape)}"
+                )
+            return out.reshape(())
+
+        return tuple(jax.grad(scalar, argnums=tuple(range(len(params))))(*params))
+
+    def register_pytree_class(self, cls: type) -> type:
+        if cls not in _PYTREE_CLASSES:
+            jax.tree_util.register_pytree_node_class(cls)
+            _PYTREE_CLASSES.add(cls)
+        return cls
+
+    def _compile(self, fn: Callable) -> Callable:
         return jax.jit(fn)
 
     @property

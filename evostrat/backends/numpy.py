@@ -32,6 +32,7 @@ from evostrat.backends.base import (
     seed_to_uint64,
     split_uint64,
 )
+from evostrat.errors import InvalidTypeError
 
 
 class NumpyBackend(Backend):
@@ -63,7 +64,7 @@ class NumpyBackend(Backend):
 
     def _generator(self, key: Key) -> np.random.Generator:
         a, b, c, d = generator_words(key)
-        return _seeded_generator(a, b, c, d)
+        return seeded_generator(a, b, c, d)
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         return self._generator(key).standard_normal(shape, dtype=np.dtype(dtype))
@@ -78,7 +79,7 @@ class NumpyBackend(Backend):
         index = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((index.size, dim), dtype=dtype)
         for j, r in enumerate(index.tolist()):
-            _seeded_generator(*row_words(key, r)).standard_normal(out=out[j], dtype=dtype)
+            seeded_generator(*row_words(key, r)).standard_normal(out=out[j], dtype=dtype)
         return out
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
@@ -87,11 +88,20 @@ class NumpyBackend(Backend):
     def is_key(self, x: Any) -> bool:
         return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
 
+    def generator_normal(
+        self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None
+    ) -> Array:
+        if not isinstance(generator, np.random.Generator):
+            raise InvalidTypeError(
+                f"generator must be a numpy.random.Generator, got {type(generator).__name__}"
+            )
+        return generator.standard_normal(shape, dtype=np.dtype(dtype))
+
 
 _local = threading.local()
 
 
-def _seeded_generator(a: int, b: int, c: int, d: int) -> np.random.Generator:
+def seeded_generator(a: int, b: int, c: int, d: int) -> np.random.Generator:
     """This thread's PCG64 generator with state ``a:b`` and increment ``c:d | 1``."""
     gen = getattr(_local, "generator", None)
     if gen is None:

@@ -18,7 +18,7 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import array_api_compat.torch as xp_torch
 import numpy as np
@@ -32,7 +32,7 @@ from evostrat.backends.base import (
     seed_to_uint64,
     split_uint64,
 )
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -183,11 +183,39 @@ class TorchBackend(Backend):
     def is_key(self, x: Any) -> bool:
         return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
 
+    def generator_normal(
+        self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None
+    ) -> Array:
+        if not isinstance(generator, torch.Generator):
+            raise InvalidTypeError(
+                "generator must be a torch.Generator on the parameters' device, got "
+                f"{type(generator).__name__}"
+            )
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    @property
+    def host_device(self) -> Any:
+        return torch.device("cpu")
+
+    # compile: eager (torch.compile costs seconds per shape; eager is faster for ES loops)
+    has_autodiff = True
+
     def stop_gradient(self, x: Array) -> Array:
         return x.detach()
 
-    def compile(self, fn: Callable) -> Callable:
-        return fn  # torch.compile costs seconds per shape; eager is faster for ES loops
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+        leaves = [t.detach().requires_grad_(True) for t in params]
+        with torch.enable_grad():
+            out = fn(*leaves)
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            raise InvalidArgumentError(
+                f"the function must return a scalar tensor, got {type(out).__name__} "
+                f"of shape {tuple(getattr(out, 'shape', ()))}"
+            )
+        if not out.requires_grad:
+            return tuple(torch.zeros_like(t) for t in leaves)
+        grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+        return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))
 
     def eigh(self, a: Array) -> tuple[Array, Array]:
         return torch.linalg.eigh(a)

@@ -1,5 +1,5 @@
 """Array helpers shared by the distributions: number detection, traced values,
-broadcast reduction, JAX pytree registration."""
+broadcast reduction."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from evostrat.backends import Backend
 
 Array = Any
 
-__all__ = ["LOG_2PI", "is_number_like", "concrete_bool", "sum_to_shape", "register_pytree"]
-
-_registered_pytrees: set[type] = set()
+__all__ = ["LOG_2PI", "is_number_like", "concrete_bool", "sum_to_shape"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -54,15 +52,3 @@ def sum_to_shape(grad: Array, n_sample_axes: int, shape: tuple[int, ...], xp: An
     if axes:
         grad = xp.sum(grad, axis=tuple(axes), keepdims=True)
     return xp.reshape(grad, tuple(grad.shape[:n_sample_axes]) + tuple(shape))
-
-
-def register_pytree(cls: type) -> None:
-    """Make ``cls`` a JAX pytree (once), so distributions pass through ``jit``/``grad``."""
-    if cls in _registered_pytrees:
-        return
-    import jax
-
-    jax.tree_util.register_pytree_node(
-        cls, lambda d: d._tree_flatten(), lambda aux, leaves: cls._tree_unflatten(aux, leaves)
-    )
-    _registered_pytrees.add(cls)

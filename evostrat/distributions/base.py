@@ -50,7 +50,6 @@ from evostrat.distributions._util import (
     LOG_2PI,
     concrete_bool,
     is_number_like,
-    register_pytree,
     sum_to_shape,
 )
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -147,8 +146,7 @@ class Distribution:
                     f"{name} must be a number or an array of real numbers, got {value!r}"
                 ) from err
             out.append(arr)
-        if backend.name == "jax":
-            register_pytree(type(self))
+        backend.register_pytree_class(type(self))
         return out
 
     def _finite(self, raw: Any, value: Array) -> Any:
@@ -162,7 +160,7 @@ class Distribution:
     def _positive(self, raw: Any, value: Array) -> Any:
         """Condition "positive and finite everywhere" (NaN fails it)."""
         if isinstance(raw, numbers.Real):
-            return 0 < raw < math.inf
+            return bool(0 < raw < math.inf)
         if is_number_like(raw):
             a = np.asarray(raw, dtype=np.float64)
             return bool(np.all((a > 0) & (a < np.inf)))
@@ -177,7 +175,7 @@ class Distribution:
         xp = self.xp
         pending = []
         for message, condition in checks:
-            if isinstance(condition, (bool, np.bool_)):
+            if isinstance(condition, bool):
                 if not condition:
                     raise InvalidArgumentError(message)
             else:
@@ -261,27 +259,6 @@ class Distribution:
             )
         return key
 
-    def _generator_normal(self, generator: Any, shape: tuple[int, ...]) -> Array:
-        """Standard normal draws from a stateful numpy or torch generator."""
-        be = self._backend
-        if be.name == "numpy" and isinstance(generator, np.random.Generator):
-            return generator.standard_normal(shape, dtype=np.dtype(self.dtype))
-        kind = type(generator)
-        if be.name == "torch" and kind.__module__.startswith("torch") and kind.__name__ == "Generator":
-            import torch
-
-            return torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        expected = {
-            "numpy": "a numpy.random.Generator",
-            "torch": "a torch.Generator on the parameters' device",
-        }.get(be.name)
-        if expected is None:
-            raise InvalidArgumentError(
-                f"generator is not supported on the {be.name} backend (it has no stateful "
-                "generators); pass key= instead"
-            )
-        raise InvalidTypeError(f"generator must be {expected}, got {kind.__name__}")
-
     def _noise(self, sample_shape: tuple[int, ...], key: Any, generator: Any = None) -> Array:
         """Standard normal noise of shape ``sample_shape + batch_shape + event_shape``."""
         be = self._backend
@@ -290,7 +267,7 @@ class Distribution:
         if generator is not None:
             if key is not None:
                 raise InvalidArgumentError("pass either key or generator, not both")
-            eps = self._generator_normal(generator, shape + rest)
+            eps = be.generator_normal(generator, shape + rest, self.dtype, self.device)
         else:
             eps = be.normal(self._key(key), shape + rest, self.dtype, self.device)
         return self.xp.concat([eps, -eps], axis=0) if self.mirrored else eps
@@ -322,7 +299,8 @@ class Distribution:
         """Draws with gradients stopped (see :meth:`rsample` for the arguments)."""
         return self._backend.stop_gradient(self.rsample(n, key, generator))
 
-    def _as_value(self, x: Any) -> Array:
+    def asarray(self, x: Any) -> Array:
+        """``x`` as an array of the parameters' backend, dtype and device."""
         be = self._backend
         if not be.owns(x):
             x = be.asarray(x, device=self.device)
@@ -330,7 +308,12 @@ class Distribution:
             x = self.xp.astype(x, self.dtype)
         return x
 
-    def _n_sample_axes(self, x: Array, what: str = "x") -> int:
+    def sample_ndim(self, x: Array, what: str = "x") -> int:
+        """How many leading sample axes ``x`` has before ``batch_shape + event_shape``.
+
+        Raises :class:`~evostrat.errors.InvalidArgumentError` (naming ``what``)
+        when ``x`` does not end with those shapes.
+        """
         k = len(self.batch_shape) + len(self.event_shape)
         if x.ndim < k or tuple(x.shape[x.ndim - k :]) != tuple(self.batch_shape) + tuple(self.event_shape):
             raise InvalidArgumentError(
@@ -364,21 +347,26 @@ class Distribution:
         """
         raise NotImplementedError
 
-    # -- JAX pytree protocol ----------------------------------------------------------------
+    # -- pytree protocol (Backend.register_pytree_class) ----------------------------------------
     def _aux(self) -> tuple:
         return (self.mirrored,)
 
-    def _tree_flatten(self) -> tuple[tuple, tuple]:
-        return tuple(getattr(self, name) for name in self.param_names), self._aux()
+    def tree_flatten(self) -> tuple[tuple, tuple]:
+        """The parameters (leaves) and the static rest (the backend, flags)."""
+        return tuple(getattr(self, name) for name in self.param_names), (self._backend, self._aux())
 
     @classmethod
-    def _tree_unflatten(cls, aux: tuple, leaves: tuple) -> "Distribution":
+    def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "Distribution":
+        """Inverse of :meth:`tree_flatten`."""
         obj = object.__new__(cls)
-        obj._backend = get_backend("jax")
-        obj._restore_aux(aux)
-        for name, leaf in zip(cls._leaf_names(aux), leaves):
-            setattr(obj, name, leaf)
+        cls._restore(obj, aux, leaves)
         return obj
+
+    def _restore(self, aux: tuple, leaves: tuple) -> None:
+        self._backend, static = aux
+        self._restore_aux(static)
+        for name, leaf in zip(self._leaf_names(static), leaves):
+            setattr(self, name, leaf)
 
     @classmethod
     def _leaf_names(cls, aux: tuple) -> tuple[str, ...]:

@@ -164,7 +164,7 @@ class MultivariateNormal(Distribution):
     def _whiten(self, x: Array) -> tuple[Array, Array, int]:
         """``(z, L, n_sample_axes)`` with ``z = L^{-1} (x - mu)`` of x's shape."""
         xp = self.xp
-        n_sample = self._n_sample_axes(x)
+        n_sample = self.sample_ndim(x)
         d = self.mu.shape[0]
         L = self._L()
         r = xp.reshape(x - self.mu, (-1, d))
@@ -174,7 +174,7 @@ class MultivariateNormal(Distribution):
     def log_prob(self, x: Any) -> Array:
         """Log density of each draw, shape ``sample_shape``."""
         xp = self.xp
-        z, L, _ = self._whiten(self._as_value(x))
+        z, L, _ = self._whiten(self.asarray(x))
         d = self.mu.shape[0]
         half_log_det = xp.sum(xp.log(xp.linalg.diagonal(L)))
         return -0.5 * xp.sum(z * z, axis=-1) - half_log_det - 0.5 * d * LOG_2PI
@@ -187,7 +187,7 @@ class MultivariateNormal(Distribution):
 
     def score(self, x: Any) -> dict[str, Array]:
         xp = self.xp
-        x = self._as_value(x)
+        x = self.asarray(x)
         z, L, n_sample = self._whiten(x)
         d = self.mu.shape[0]
         sample_shape = tuple(x.shape[:n_sample])
@@ -211,8 +211,8 @@ class MultivariateNormal(Distribution):
     def _aux(self) -> tuple:
         return (self.mirrored, self.param_names[1])
 
-    def _tree_flatten(self) -> tuple[tuple, tuple]:
-        return (self.mu, self._matrix), self._aux()
+    def tree_flatten(self) -> tuple[tuple, tuple]:
+        return (self.mu, self._matrix), (self._backend, self._aux())
 
     @classmethod
     def _leaf_names(cls, aux: tuple) -> tuple[str, ...]:

@@ -135,15 +135,15 @@ class Normal(Distribution):
 
     def log_prob(self, x: Any) -> Array:
         """Elementwise log density; shape ``broadcast(x, batch_shape)``."""
-        return self._elementwise_log_prob(self._as_value(x))
+        return self._elementwise_log_prob(self.asarray(x))
 
     def entropy(self) -> Array:
         """``1/2 + log(2 pi)/2 + log sigma`` for each element, shape ``batch_shape``."""
         return self.xp.log(self.stddev) + 0.5 * (1.0 + LOG_2PI)
 
     def score(self, x: Any) -> dict[str, Array]:
-        x = self._as_value(x)
-        n_sample = self._n_sample_axes(x)
+        x = self.asarray(x)
+        n_sample = self.sample_ndim(x)
         r = x - self.mu
         var = self.sigma * self.sigma
         g_mu = r / var
@@ -198,7 +198,7 @@ class DiagNormal(Normal):
 
     def log_prob(self, x: Any) -> Array:
         """Log density of each vector draw (summed over the last axis)."""
-        return self.xp.sum(self._elementwise_log_prob(self._as_value(x)), axis=-1)
+        return self.xp.sum(self._elementwise_log_prob(self.asarray(x)), axis=-1)
 
     def entropy(self) -> Array:
         """``d (1 + log 2 pi) / 2 + sum log sigma``, shape ``batch_shape``."""

@@ -24,14 +24,16 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import os
-from typing import Any
+from typing import Any, Callable
 
 import pluggy
 
 from evostrat import hookspecs
 from evostrat.errors import PluginError
 
-__all__ = ["get_plugin_manager", "registry", "list_plugins", "reset_plugins", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "get_plugin_manager", "registry", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
+]
 
 ENTRY_POINT_GROUP = "evostrat"
 DISABLE_ENV = "EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD"
@@ -40,6 +42,7 @@ BUILTIN_PLUGINS = {
     "evostrat.strategies": "evostrat.plugins.strategies",
     "evostrat.evaluators": "evostrat.plugins.evaluators",
     "evostrat.distributions": "evostrat.plugins.distributions",
+    "evostrat.kernels": "evostrat.plugins.kernels",
 }
 REGISTRY_HOOKS = {
     "strategies": "evostrat_strategies",
@@ -52,6 +55,7 @@ _manager: pluggy.PluginManager | None = None
 _origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 _registries: dict[str, dict[str, Any]] = {}
 _provided: dict[str, dict[str, list[str]]] = {}  # plugin name -> kind -> names
+_reset_callbacks: list[Callable[[], None]] = []
 
 
 def _evostrat_version() -> str:
@@ -213,14 +217,21 @@ def list_plugins() -> list[dict[str, Any]]:
     return out
 
 
+def on_reset(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback()`` from every :func:`reset_plugins` (for caches built from registries).
+
+    Returns ``callback``, so it can decorate a function.
+    """
+    _reset_callbacks.append(callback)
+    return callback
+
+
 def reset_plugins() -> None:
     """Forget the cached manager and registries (tests, or after installing a plugin)."""
     global _manager
-    from evostrat import backends
-
     _manager = None
     _origins.clear()
     _registries.clear()
     _provided.clear()
-    backends._by_name.clear()
-    backends._by_type.clear()
+    for callback in _reset_callbacks:
+        callback()
