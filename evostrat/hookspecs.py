@@ -18,12 +18,13 @@ Registry hooks (``evostrat_strategies``, ``evostrat_backends``,
 plugin returns a dict of name -> factory and evostrat merges them. Two plugins
 providing the same name is an error naming both.
 
-Dispatch hooks (``evostrat_backend``) are *first result*: the first plugin that
-returns something other than ``None`` wins. Built-in implementations are
-``trylast``, so a plugin's specialised answer takes precedence.
+Dispatch hooks (``evostrat_backend``, ``evostrat_kernel``) are *first
+result*: the first plugin that returns something other than ``None`` wins.
+Built-in implementations are ``trylast``, so a plugin's specialised answer
+takes precedence.
 
-Every hook is called once per process (results are cached), never per
-generation.
+Every hook is called once per process (``evostrat_kernel`` once per strategy
+instance and backend) and its result cached, never per generation.
 
 Examples
 --------
@@ -119,4 +120,48 @@ def evostrat_distributions() -> dict[str, type]:
     dict
         Maps a distribution name to a class with torch.distributions'
         vocabulary (``sample``, ``log_prob``, ``entropy``).
+    """
+
+
+@hookspec(firstresult=True)
+def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
+    """Offer a fast implementation of ``strategy``'s ``ask``/``tell`` on ``backend``.
+
+    A *kernel* replaces a strategy's generic code (written once over the Array
+    API namespace) on one backend, e.g. evostrat's numpy CMA-ES kernel
+    (:mod:`evostrat.kernels.cma_numpy`), which calls numpy directly and skips
+    the namespace's per-call overhead. The first plugin to return a kernel
+    wins; evostrat's own implementations are ``trylast``, so a third-party
+    kernel takes precedence. :func:`evostrat.kernels.resolve_kernel` calls this
+    hook once per strategy instance and array type (again only after a
+    hyper-parameter of the strategy changes), never per generation.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy instance (hyper-parameters set). Check its type (and any
+        switch it offers, such as ``CMAES.numpy_kernel``) before answering.
+    backend : Backend
+        The backend of the state's arrays; compare ``backend.name``.
+
+    Returns
+    -------
+    object or None
+        An object with ``ask(state) -> (X, state)`` and
+        ``tell(state, X, fitness) -> state``, bound to ``strategy``
+        (:class:`evostrat.kernels.Kernel` is such a pair), or ``None`` to leave
+        the strategy to others or to its generic code. A kernel must return the
+        state type of the strategy with every field set as the generic code
+        sets it (bit-identical states are the built-in kernels' standard, tested
+        against the generic path) and must not mutate its inputs.
+
+    Examples
+    --------
+    >>> from evostrat import hookimpl
+    >>> from evostrat.kernels import Kernel
+    >>> @hookimpl                                # doctest: +SKIP
+    ... def evostrat_kernel(strategy, backend):
+    ...     if backend.name == "numpy" and strategy.name == "snes":
+    ...         return Kernel(ask=my_ask, tell=my_tell)
+    ...     return None
     """

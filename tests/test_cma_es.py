@@ -390,3 +390,25 @@ def test_array_sigma0_sets_the_initial_coordinate_stds() -> None:
         assert float(s.sigma(state)) == pytest.approx(1.0)
         X, _ = s.ask(state)
         assert X.std(axis=0)[2] < X.std(axis=0)[0]
+
+
+def test_sep_cma_overrides_only_the_model_steps() -> None:
+    from evostrat.strategies.cma_base import CMABase
+
+    shared = ("generic_tell", "sigma_path", "step_size", "cov_path", "active_factors",
+              "cov_decay", "rescale", "ask", "tell", "stop", "sigma")
+    for cls in (CMAES, SepCMAES):
+        assert all(getattr(cls, name) is getattr(CMABase, name) for name in shared), cls
+
+
+def test_a_used_strategy_pickles_and_copies_without_its_kernels() -> None:
+    import copy
+    import pickle
+
+    s = CMAES(sigma0=0.5)
+    state = s.init(np.ones(3), random_state=0)
+    X, state = s.ask(state)
+    for twin in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        assert "_kernels" not in vars(twin)
+        Xt, _ = twin.ask(state)
+        assert np.array_equal(s.ask(state)[0], Xt)

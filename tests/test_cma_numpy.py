@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evostrat.strategies import cma_numpy
+from evostrat import hookimpl
+from evostrat.backends import get_backend
+from evostrat.kernels import Kernel, cma_numpy, resolve_kernel
+from evostrat.plugins import get_plugin_manager
 from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.sep_cma_es import SepCMAES
 
 
 def _pair(**kwargs: object) -> tuple[CMAES, CMAES]:
@@ -132,7 +136,69 @@ def test_eigh_matches_numpy(dtype: type) -> None:
     for n in (1, 2, 9, 33):
         A = rng.standard_normal((n, n))
         C = (A @ A.T).astype(dtype)
-        for got, want in zip(cma_numpy._eigh(C), np.linalg.eigh(C)):
+        for got, want in zip(cma_numpy.eigh(C), np.linalg.eigh(C)):
             np.testing.assert_array_equal(got, want, strict=True)
     with pytest.raises(np.linalg.LinAlgError):
-        cma_numpy._eigh(np.full((3, 3), np.nan, dtype=dtype))
+        cma_numpy.eigh(np.full((3, 3), np.nan, dtype=dtype))
+
+
+class _CountingKernelPlugin:
+    """A third-party plugin offering a kernel for CMA-ES on numpy (it wraps the generic steps)."""
+
+    def __init__(self) -> None:
+        self.resolved: list[object] = []
+        self.calls: list[str] = []
+
+    @hookimpl
+    def evostrat_kernel(self, strategy: object, backend: object) -> object:
+        if not isinstance(strategy, CMAES) or backend.name != "numpy":  # type: ignore[attr-defined]
+            return None
+        self.resolved.append(strategy)
+
+        def ask(state: object) -> object:
+            self.calls.append("ask")
+            return strategy.sample(state)
+
+        def tell(state: object, X: object, f: object) -> object:
+            self.calls.append("tell")
+            return strategy.generic_tell(state, X, f)
+
+        return Kernel(ask=ask, tell=tell)
+
+
+@pytest.fixture
+def counting_plugin() -> object:
+    pm = get_plugin_manager()
+    plugin = _CountingKernelPlugin()
+    pm.register(plugin, name="test-counting-kernel")
+    try:
+        yield plugin
+    finally:
+        pm.unregister(name="test-counting-kernel")
+
+
+def test_a_third_party_kernel_wins_and_is_resolved_once(counting_plugin: object) -> None:
+    s = CMAES(sigma0=0.5)
+    state = s.init(np.ones(4), random_state=0)
+    for _ in range(5):
+        X, state = s.ask(state)
+        state = s.tell(state, X, np.sum(X * X, axis=1))
+    assert counting_plugin.resolved == [s]  # type: ignore[attr-defined]
+    assert counting_plugin.calls == ["ask", "tell"] * 5  # type: ignore[attr-defined]
+    s.set_params(popsize=8)  # a hyper-parameter changed: resolved again
+    X, _ = s.ask(s.init(np.ones(4), random_state=0))
+    assert len(X) == 8 and counting_plugin.resolved == [s, s]  # type: ignore[attr-defined]
+
+
+def test_kernel_resolution_for_builtins() -> None:
+    numpy = get_backend("numpy")
+    assert resolve_kernel(CMAES(), numpy) is not None
+    assert resolve_kernel(SepCMAES(), numpy) is None  # sep-CMA-ES has no numpy kernel
+    off = CMAES()
+    off.numpy_kernel = False
+    assert resolve_kernel(off, numpy) is None
+    s = CMAES()
+    state = s.init(np.ones(3), random_state=0)
+    assert s.kernel(state) is s.kernel(state)  # cached per instance
+    s.numpy_kernel = False  # any attribute change drops the cache
+    assert s.kernel(state) is None

@@ -1,17 +1,26 @@
-"""What CMA-ES and sep-CMA-ES share: hyper-parameters, weights, paths, stop criteria.
+"""CMA-ES written once: the generation of the CMA family as named pure steps.
 
-The pieces here follow Hansen, "The CMA Evolution Strategy: A Tutorial",
-arXiv 1604.00772, sec. 4 ("Summary", eqs. 39-47) with the default parameters of
-its Table 1 (see :mod:`evostrat.strategies.cma_params`):
+Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4
+(eqs. 39-47) with the default parameters of its Table 1
+(:mod:`evostrat.strategies.cma_params`). :meth:`CMABase.generic_tell` runs the
+steps in this order; a model of C (full in :mod:`~evostrat.strategies.cma_es`,
+diagonal in :mod:`~evostrat.strategies.sep_cma_es`) supplies the four marked *model*:
 
-- ranking: candidate ``k`` gets the weight of its rank, ties share the mean of
-  the weights of the ranks they occupy, NaN ranks worst;
-- cumulative step-size adaptation (CSA, eqs. 43-44), with the exponent capped
-  at 1 (sigma grows by at most a factor ``e`` per generation);
-- the ``h_sigma`` stall of the rank-one path (the indicator below eq. 45);
-- the termination criteria pycma names ``tolconditioncov``, ``noeffectaxis``,
-  ``noeffectcoord``, ``tolupsigma`` and ``tolfacupx``, computed with arrays so
-  they work on states of every backend (also under ``jax.jit``).
+1. :func:`candidate_weights`: ranking, ties share the mean weight of their ranks, NaN last;
+2. :func:`finite_rows`: steps ``y_k = (x_k - m) / sigma`` (non-finite entries ignored);
+3. *model* ``whiten``: ``C^{-1/2} y_k`` and ``C^{-1/2} <y>_w``;
+4. mean ``m <- m + sigma <y>_w`` (eq. 41, ``c_m = 1``);
+5. :meth:`CMABase.sigma_path`: ``p_s`` (eq. 43);
+6. :meth:`CMABase.step_size`: CSA (eq. 44, exponent capped at 1) and ``h_sigma``;
+7. :meth:`CMABase.cov_path`: ``p_c`` with ``h_sigma`` (eq. 45);
+8. :meth:`CMABase.active_factors` and :meth:`CMABase.cov_decay`: the rank-mu
+   coefficients ``c_mu w_i^o`` and the factor of the old C (eqs. 46-47);
+9. *model* ``update_covariance``: rank-one, rank-mu, their combination, then the
+   eigen refresh (full) or the variance floor (diagonal) and :meth:`CMABase.rescale`.
+
+*model* ``sample`` and the read-outs complete a model. On a backend for which a
+plugin answers the ``evostrat_kernel`` hook (:mod:`evostrat.kernels`), ``ask``
+and ``tell`` run that kernel instead, resolved once per instance and backend.
 
 Examples
 --------
@@ -31,28 +40,38 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from array_api_compat import device as _device
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.strategies.shaping import tie_span
-from evostrat.strategies.cma_params import CMAParameters, cma_parameters
+from evostrat.kernels import resolve_kernel
 from evostrat.strategies.base import Strategy
+from evostrat.strategies.cma_params import (
+    CMAConstants,
+    CMAParameters,
+    cma_constants,
+    cma_parameters,
+)
+from evostrat.strategies.shaping import tie_span
 
 Array = Any
 
-__all__ = ["CMABase", "candidate_weights", "clamp", "finite_rows", "RESCALE_RANGE"]
-
-#: Compiled read-outs shared by instances with equal settings (see CMABase._compiled).
-_COMPILED: dict[tuple, Any] = {}
+__all__ = ["CMABase", "CMAConstants", "candidate_weights", "clamp", "finite_rows", "RESCALE_RANGE"]
 
 #: C is renormalised (its scale moved into sigma) when its largest eigenvalue
 #: leaves this range, so C stays far from overflow and underflow in float32 too.
 RESCALE_RANGE = (1e-10, 1e10)
+#: Names of the criteria :meth:`CMABase.stop` reports, in its order.
+STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
 
 
-@lru_cache(maxsize=256)
-def _parameters(dim: int, popsize: int, active: bool, separable: bool) -> CMAParameters:
-    return cma_parameters(dim, popsize, active=active, separable=separable)
+_cached_constants = lru_cache(maxsize=32)(cma_constants)
+
+
+@lru_cache(maxsize=64)
+def _compiled_readout(cls: type, method: str, backend: Backend, settings: tuple) -> Any:
+    """``cls(**settings).<method>`` compiled: shared by instances with equal criteria."""
+    return backend.compile(getattr(cls(**dict(settings)), method))
 
 
 def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array, Array]:
@@ -72,6 +91,13 @@ def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array
     Returns
     -------
     mean_weights, cov_weights : arrays, shape (popsize,)
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> cum = xp.asarray([[0.0, 0.5, 1.0, 1.0], [0.0, 0.5, 1.0, 0.0]])
+    >>> [w.tolist() for w in candidate_weights(xp.asarray([2.0, 1.0, 2.0]), cum, xp)]
+    [[0.25, 0.5, 0.25], [-0.25, 0.5, -0.25]]
     """
     f = xp.where(xp.isnan(fitness), xp.inf, fitness)
     lo, hi = tie_span(xp, xp.sort(f), f)
@@ -80,22 +106,25 @@ def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array
     return w[0, ...], w[1, ...]
 
 
-def _check_tolerance(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name} must be a positive number or None, got {value!r}")
-    if not value > 0:
-        raise InvalidArgumentError(f"{name} must be a positive number or None, got {value!r}")
+def finite_rows(Y: Array, ymax: float, xp: Any) -> Array:
+    """``Y`` with entries that are NaN, infinite or beyond ``ymax`` set to 0.
+
+    Steps of the model are far below ``ymax``; anything else (a NaN or an
+    overflow in a candidate handed to the pure ``tell``) then has no effect
+    instead of poisoning the state, and C cannot overflow.
+    """
+    return xp.where(xp.abs(Y) <= ymax, Y, 0.0)
 
 
-def _check_flag(name: str, value: Any) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidTypeError(f"{name} must be True or False, got {value!r}")
+def clamp(sigma: Array, xp: Any) -> Array:
+    """``sigma`` clipped to ``[sqrt(smallest normal), sqrt(max)]`` of its dtype."""
+    info = xp.finfo(sigma.dtype)
+    lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
+    return xp.clip(xp.clip(sigma, min=lo), max=hi)
 
 
 class CMABase(Strategy):
-    """Shared hyper-parameters and machinery of the CMA-ES family.
+    """Shared hyper-parameters, steps and read-outs of the CMA-ES family.
 
     Parameters
     ----------
@@ -120,96 +149,115 @@ class CMABase(Strategy):
 
     min_popsize = 2
     #: pycma's fitness-history criteria, used by the estimator for this family.
-    termination_defaults: dict[str, Any] = {
-        "tolfunhist": 1e-12,
-        "tolstagnation": "auto",
-        "tolflatfitness": 1,
-    }
+    termination_defaults: dict[str, Any] = {"tolfunhist": 1e-12, "tolstagnation": "auto",
+                                            "tolflatfitness": 1}
     separable = False
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 1.0,
-        active: bool = True,
-        tolconditioncov: float | None = 1e14,
-        tolupsigma: float | None = 1e20,
-        tolfacupx: float | None = 1e3,
-        noeffectaxis: bool = True,
-        noeffectcoord: bool = True,
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, active: bool = True,
+                 tolconditioncov: float | None = 1e14, tolupsigma: float | None = 1e20,
+                 tolfacupx: float | None = 1e3, noeffectaxis: bool = True,
+                 noeffectcoord: bool = True) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.active = active
-        self.tolconditioncov = tolconditioncov
-        self.tolupsigma = tolupsigma
-        self.tolfacupx = tolfacupx
-        self.noeffectaxis = noeffectaxis
-        self.noeffectcoord = noeffectcoord
+        self.tolconditioncov, self.tolupsigma, self.tolfacupx = tolconditioncov, tolupsigma, tolfacupx
+        self.noeffectaxis, self.noeffectcoord = noeffectaxis, noeffectcoord
 
-    # -- hyper-parameters ----------------------------------------------------------------
+    # -- hyper-parameters and kernels ----------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.pop("_kernels", None)  # any change (set_params too): resolve again
+        super().__setattr__(name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_kernels"}
+
     def validate(self) -> None:
         """Raise a clear error for a malformed hyper-parameter."""
-        _check_flag("active", self.active)
-        _check_flag("noeffectaxis", self.noeffectaxis)
-        _check_flag("noeffectcoord", self.noeffectcoord)
+        for name in ("active", "noeffectaxis", "noeffectcoord"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InvalidTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("tolconditioncov", "tolupsigma", "tolfacupx"):
-            _check_tolerance(name, getattr(self, name))
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidTypeError(f"{name} must be a positive number or None, got {value!r}")
+            if not value > 0:
+                raise InvalidArgumentError(f"{name} must be a positive number or None, got {value!r}")
 
     def parameters(self, dim: int) -> CMAParameters:
         """Table 1 parameters for ``dim`` and this strategy's population size."""
-        return _parameters(int(dim), self.resolved_popsize(dim), bool(self.active), self.separable)
+        return cma_parameters(int(dim), self.resolved_popsize(dim), bool(self.active),
+                              self.separable)
 
-    def constants(self, backend: Backend, dim: int, dtype: Any, device: Any) -> dict[str, Any]:
+    def constants(self, backend: Backend, dim: int, dtype: Any, device: Any) -> CMAConstants:
         """:meth:`parameters` and the backend arrays derived from them.
 
-        Cached on the instance per (dim, popsize, active, backend, dtype,
-        device) so a generation costs one dictionary look-up. Under a tracing
-        compiler (JAX) the arrays are rebuilt at each trace instead: a constant
-        created inside a trace and kept would leak the tracer.
+        Cached per (parameters, backend, dtype, device), except under a tracing
+        compiler (JAX), where arrays made inside a trace must not outlive it.
         """
-        key = (dim, self.popsize, self.active, backend.name, dtype, device)
-        cache = self.__dict__.setdefault("_constants_cache", {})
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-        p = self.parameters(dim)
-        sorted_w = np.stack([p.mean_weights, p.weights])
-        cumulative = np.concatenate([np.zeros((2, 1)), np.cumsum(sorted_w, axis=1)], axis=1)
-        out = {
-            "p": p,
-            "cumulative": backend.asarray(cumulative, dtype=dtype, device=device),
-            "eye": backend.xp.eye(dim, dtype=dtype, device=device) if not self.separable else None,
-            "c1": backend.asarray(np.full((1,), p.c1), dtype=dtype, device=device),
-        }
-        info = np.finfo(_np_dtype(backend, dtype))
-        out.update(
-            # |y| beyond this is not a sample of the model (NaN, inf, overflow): ignored
-            ymax=math.sqrt(float(info.max) / (100.0 * (p.popsize + 1) * dim)),
-            eps=float(info.eps),
-            tiny=float(info.smallest_normal),
-            sigma_range=(math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))),
-        )
-        if not backend.traceable:
-            if len(cache) > 8:
-                cache.clear()
-            cache[key] = out
-        return out
+        make = cma_constants if backend.traceable else _cached_constants
+        return make(self.parameters(dim), self.separable, backend, dtype, device)
 
-    # -- the shared pieces of tell --------------------------------------------------------
-    def _step_size(
-        self, consts: dict[str, Any], xp: Any, sigma: Array, ps: Array, generation: Array
-    ) -> tuple[Array, Array]:
+    def kernel(self, state: Any) -> Any:
+        """The kernel for ``state``'s backend, or ``None`` for the generic steps.
+
+        Resolved through :func:`evostrat.kernels.resolve_kernel` on first use per
+        array type and kept until an attribute (a hyper-parameter) changes.
+        """
+        try:
+            return self._kernels[type(state.mean)]
+        except (AttributeError, KeyError):
+            kernels = self.__dict__.setdefault("_kernels", {})
+            kernels[type(state.mean)] = resolve_kernel(self, get_backend(state.mean))
+            return kernels[type(state.mean)]
+
+    def ask(self, state: Any) -> tuple[Array, Any]:
+        kernel = self.kernel(state)
+        return self.sample(state) if kernel is None else kernel.ask(state)
+
+    def tell(self, state: Any, X: Array, fitness: Array) -> Any:
+        kernel = self.kernel(state)
+        return self.generic_tell(state, X, fitness) if kernel is None else kernel.tell(state, X, fitness)
+
+    # -- the generation as named steps -----------------------------------------------------
+    def generic_tell(self, state: Any, X: Array, fitness: Array) -> Any:
+        """One generation over the Array API namespace (the steps in the module docstring)."""
+        be = get_backend(state.mean)
+        xp = be.xp
+        c = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))
+        w_mean, w_cov = candidate_weights(fitness, c.cumulative, xp)
+        Y = X - state.mean
+        Y /= state.sigma
+        Y = finite_rows(Y, c.ymax, xp)
+        y_w = w_mean @ Y
+        Zt, z_w = self.whiten(state, Y, w_mean, y_w)
+        mean = state.mean + state.sigma * y_w
+        ps = self.sigma_path(c, state.ps, z_w)
+        sigma, hsig = self.step_size(c, xp, state.sigma, ps, state.generation)
+        pc = self.cov_path(c, state.pc, hsig, y_w)
+        coef_mu = c.p.cmu * self.active_factors(c, xp, w_cov, Zt)
+        new = state._replace(mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
+        return self.update_covariance(c, new, Y, coef_mu, self.cov_decay(c, hsig))
+
+    @staticmethod
+    def sigma_path(c: CMAConstants, ps: Array, z_w: Array) -> Array:
+        """``p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w`` (eq. 43)."""
+        p = c.p
+        return (1.0 - p.cs) * ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * z_w
+
+    @staticmethod
+    def step_size(c: CMAConstants, xp: Any, sigma: Array, ps: Array,
+                  generation: Array) -> tuple[Array, Array]:
         """CSA (tutorial eq. 44, exponent capped at 1) and the ``h_sigma`` indicator.
 
         ``h_sigma = 1`` when ``||p_s|| / sqrt(1 - (1 - c_s)^(2 (g + 1)))`` is below
         ``(1.4 + 2 / (n + 1)) E||N(0, I)||``, returned as 0/1 in sigma's dtype.
         """
-        p = consts["p"]
+        p = c.p
         norm2 = ps @ ps
-        ps_norm = xp.sqrt(norm2)
         rate = p.cs / p.damps
-        exponent = xp.clip(ps_norm * (rate / p.chi_n) - rate, max=1.0)
-        lo, hi = consts["sigma_range"]
+        exponent = xp.clip(xp.sqrt(norm2) * (rate / p.chi_n) - rate, max=1.0)
+        lo, hi = c.sigma_range
         new_sigma = xp.clip(xp.clip(sigma * xp.exp(exponent), min=lo), max=hi)
         g = xp.astype(generation + 1, sigma.dtype)
         threshold2 = ((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2
@@ -217,25 +265,52 @@ class CMABase(Strategy):
         return new_sigma, xp.astype(moving, sigma.dtype)
 
     @staticmethod
-    def _active_factors(consts: dict[str, Any], xp: Any, w_cov: Array, Zt: Array) -> Array:
+    def cov_path(c: CMAConstants, pc: Array, hsig: Array, y_w: Array) -> Array:
+        """``p_c <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) <y>_w`` (eq. 45)."""
+        p = c.p
+        return (1.0 - p.cc) * pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
+
+    @staticmethod
+    def active_factors(c: CMAConstants, xp: Any, w_cov: Array, Zt: Array) -> Array:
         """``w_i^o`` of eq. 46: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights, else ``w_i``.
 
-        ``Zt`` holds the rows ``C^{-1/2} y_i`` (in the eigenbasis). The squared
-        norm is floored at ``n * smallest_normal``: a (nearly) zero ``y_i`` then
-        contributes (nearly) nothing instead of ``0 * inf``.
+        The squared norm is floored at ``n * smallest_normal``: a (nearly) zero
+        ``y_i`` then contributes (nearly) nothing instead of ``0 * inf``.
         """
-        n = consts["p"].dim
-        norm2 = xp.clip(xp.vecdot(Zt, Zt, axis=-1), min=consts["tiny"] * n)
+        n = c.p.dim
+        norm2 = xp.clip(xp.vecdot(Zt, Zt, axis=-1), min=c.tiny * n)
         return xp.where(w_cov < 0, w_cov * (n / norm2), w_cov)
 
-    # -- read-outs -------------------------------------------------------------------------
-    def sigma(self, state: Any) -> Array:
-        """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""
-        return self._compiled("_sigma_array", state)(state)
+    @staticmethod
+    def cov_decay(c: CMAConstants, hsig: Array) -> Array:
+        """Factor of the old C: ``1 - c_1 - c_mu sum w_j + c_1 (1 - h_s) c_c (2 - c_c)`` (eq. 47)."""
+        p = c.p
+        return (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
 
-    def _sigma_array(self, state: Any) -> Array:
-        xp = get_backend(state.mean).xp
-        return state.sigma * xp.sqrt(xp.max(self._diag_cov(state)))
+    @staticmethod
+    def rescale(state: Any, scale: Array, xp: Any) -> Any:
+        """Move the factor ``scale`` of C (already divided out of C) into sigma.
+
+        The distribution is unchanged: ``sigma sqrt(scale)``, ``p_c / sqrt(scale)``;
+        ``log_scale`` keeps the units of an unrescaled C for ``tolupsigma``.
+        """
+        root = xp.sqrt(scale)
+        return state._replace(sigma=clamp(state.sigma * root, xp), pc=state.pc / root,
+                              log_scale=state.log_scale + xp.log(scale))
+
+    # -- what a model of C supplies ----------------------------------------------------------
+    def sample(self, state: Any) -> tuple[Array, Any]:
+        """``ask`` over the Array API namespace: ``x_k = m + sigma C^{1/2} z_k``."""
+        raise NotImplementedError
+
+    def whiten(self, state: Any, Y: Array, w_mean: Array, y_w: Array) -> tuple[Array, Array]:
+        """Rows ``C^{-1/2} y_k`` (any orthonormal basis) and ``C^{-1/2} <y>_w``."""
+        raise NotImplementedError
+
+    def update_covariance(self, c: CMAConstants, state: Any, Y: Array, coef_mu: Array,
+                          decay: Array) -> Any:
+        """``C <- decay C + c_1 p_c p_c^T + sum_i coef_mu_i y_i y_i^T`` (eq. 47), kept valid."""
+        raise NotImplementedError
 
     def _diag_cov(self, state: Any) -> Array:
         raise NotImplementedError
@@ -244,23 +319,22 @@ class CMABase(Strategy):
         """Eigenvectors (``None`` for a diagonal model) and ``sqrt(eigenvalues)`` of C."""
         raise NotImplementedError
 
+    # -- read-outs -------------------------------------------------------------------------
     def _compiled(self, method: str, state: Any) -> Any:
-        """``getattr(self, method)``, compiled on JAX once per process and settings.
-
-        Read-outs run once per generation outside ``tell``; eagerly on JAX they
-        would cost one dispatch per array operation. They depend only on the
-        state and on the criteria's settings, so instances with equal settings
-        share one compiled function (a new ``ES.fit`` compiles nothing new).
-        """
+        """``getattr(self, method)``, compiled on JAX once per process and criteria."""
         be = get_backend(state.mean)
         if not be.traceable:
             return getattr(self, method)
-        key = (type(self), method, be.name, self.tolconditioncov, self.tolupsigma,
-               self.tolfacupx, bool(self.noeffectaxis), bool(self.noeffectcoord))
-        fn = _COMPILED.get(key)
-        if fn is None:
-            fn = _COMPILED[key] = be.compile(getattr(self, method))
-        return fn
+        settings = tuple((name, getattr(self, name)) for name in STOP_SETTINGS)
+        return _compiled_readout(type(self), method, be, settings)
+
+    def sigma(self, state: Any) -> Array:
+        """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""
+        return self._compiled("_sigma_array", state)(state)
+
+    def _sigma_array(self, state: Any) -> Array:
+        xp = get_backend(state.mean).xp
+        return state.sigma * xp.sqrt(xp.max(self._diag_cov(state)))
 
     def stop(self, state: Any) -> dict[str, Any]:
         """pycma's CMA-specific criteria as 0-d boolean arrays (name -> triggered).
@@ -274,8 +348,7 @@ class CMABase(Strategy):
 
         A disabled criterion (threshold ``None`` or flag ``False``) is always false.
         """
-        flags = self._compiled("_stop_arrays", state)(state)
-        return dict(zip(STOP_NAMES, flags))
+        return dict(zip(STOP_NAMES, self._compiled("_stop_arrays", state)(state)))
 
     def _stop_arrays(self, state: Any) -> tuple[Array, ...]:
         xp = get_backend(state.mean).xp
@@ -302,32 +375,5 @@ class CMABase(Strategy):
         return conditioncov, noeffectaxis, noeffectcoord, upsigma, facupx
 
 
-#: Names of the criteria :meth:`CMABase.stop` reports, in its order.
-STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
-
-
-def clamp(sigma: Array, xp: Any) -> Array:
-    """``sigma`` clipped to ``[sqrt(smallest normal), sqrt(max)]`` of its dtype."""
-    info = xp.finfo(sigma.dtype)
-    lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
-    return xp.clip(xp.clip(sigma, min=lo), max=hi)
-
-
-def _device(x: Array) -> Any:
-    from array_api_compat import device
-
-    return device(x)
-
-
-def finite_rows(Y: Array, ymax: float, xp: Any) -> Array:
-    """``Y`` with entries that are NaN, infinite or beyond ``ymax`` set to 0.
-
-    Steps of the model are far below ``ymax``; anything else (a NaN or an
-    overflow in a candidate handed to the pure ``tell``) then has no effect
-    instead of poisoning the state, and C cannot overflow.
-    """
-    return xp.where(xp.abs(Y) <= ymax, Y, 0.0)
-
-
-def _np_dtype(backend: Backend, dtype: Any) -> Any:
-    return np.dtype(backend.dtype_name(dtype))
+#: The hyper-parameters the read-outs depend on (the key of their compiled versions).
+STOP_SETTINGS = ("tolconditioncov", "tolupsigma", "tolfacupx", "noeffectaxis", "noeffectcoord")

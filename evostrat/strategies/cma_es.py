@@ -29,6 +29,12 @@ rounding; ``diag(C)`` is kept current every generation for the termination
 criteria. ``lazy_eigen=False`` decomposes every generation and an int ``k``
 every ``k`` generations.
 
+The steps shared with sep-CMA-ES are in :mod:`evostrat.strategies.cma_base`;
+this module supplies the full model of C: sampling, whitening, the queued
+rank-one/rank-mu update, the eigendecomposition and its repair. On numpy the
+kernel :mod:`evostrat.kernels.cma_numpy` runs the same arithmetic with less
+call overhead (``numpy_kernel = False`` switches it off).
+
 **Numerical safety.** C is symmetrised at each decomposition; eigenvalues below
 ``eps * max`` are lifted (C gets the same diagonal shift, so it stays positive
 definite); when the largest eigenvalue leaves ``[1e-10, 1e10]`` the scale of C
@@ -48,22 +54,12 @@ Examples
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.strategies import cma_numpy
-from evostrat.strategies.cma_base import (
-    RESCALE_RANGE,
-    CMABase,
-    candidate_weights,
-    clamp,
-    finite_rows,
-)
+from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
 
 Array = Any
 
@@ -116,32 +112,18 @@ class CMAES(CMABase):
 
     name = "cma_es"
     State = CMAESState
-    #: Run ask/tell on numpy states through :mod:`evostrat.strategies.cma_numpy`
-    #: (same arithmetic, bit-identical states, a fraction of the call overhead).
+    #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell
+    #: on numpy states (bit-identical states, a fraction of the call overhead).
     numpy_kernel = True
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 1.0,
-        active: bool = True,
-        lazy_eigen: bool | int = True,
-        tolconditioncov: float | None = 1e14,
-        tolupsigma: float | None = 1e20,
-        tolfacupx: float | None = 1e3,
-        noeffectaxis: bool = True,
-        noeffectcoord: bool = True,
-    ) -> None:
-        super().__init__(
-            popsize=popsize,
-            sigma0=sigma0,
-            active=active,
-            tolconditioncov=tolconditioncov,
-            tolupsigma=tolupsigma,
-            tolfacupx=tolfacupx,
-            noeffectaxis=noeffectaxis,
-            noeffectcoord=noeffectcoord,
-        )
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, active: bool = True,
+                 lazy_eigen: bool | int = True, tolconditioncov: float | None = 1e14,
+                 tolupsigma: float | None = 1e20, tolfacupx: float | None = 1e3,
+                 noeffectaxis: bool = True, noeffectcoord: bool = True) -> None:
+        super().__init__(popsize=popsize, sigma0=sigma0, active=active,
+                         tolconditioncov=tolconditioncov, tolupsigma=tolupsigma,
+                         tolfacupx=tolfacupx, noeffectaxis=noeffectaxis,
+                         noeffectcoord=noeffectcoord)
         self.lazy_eigen = lazy_eigen
 
     def validate(self) -> None:
@@ -149,9 +131,7 @@ class CMAES(CMABase):
         lazy = self.lazy_eigen
         if not isinstance(lazy, bool):
             if not isinstance(lazy, numbers.Integral):
-                raise InvalidTypeError(
-                    f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}"
-                )
+                raise InvalidTypeError(f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}")
             if lazy < 1:
                 raise InvalidArgumentError(f"lazy_eigen must be True, False or an int >= 1, got {lazy}")
 
@@ -160,11 +140,9 @@ class CMAES(CMABase):
         lazy = self.lazy_eigen
         if lazy is True:
             return self.parameters(dim).eigen_every
-        if lazy is False:
-            return 1
-        return int(lazy)
+        return 1 if lazy is False else int(lazy)
 
-    # -- init / ask / tell -------------------------------------------------------------
+    # -- the full model of C -------------------------------------------------------------
     def _init(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
         self.validate()
         xp = backend.xp
@@ -173,30 +151,20 @@ class CMAES(CMABase):
         std0 = self.initial_sigma(x0, backend)
         sigma = xp.max(std0)
         D = std0 / sigma
-        p = self.parameters(n)
-        k = self.eigen_every(n)
+        k, lam = self.eigen_every(n), self.parameters(n).popsize
         zero = xp.zeros((), dtype=dtype, device=device)
         return CMAESState(
-            mean=x0,
-            sigma=sigma,
-            C=xp.eye(n, dtype=dtype, device=device) * (D * D),
-            B=xp.eye(n, dtype=dtype, device=device),
-            D=D,
-            diag_C=D * D,
-            ps=xp.zeros_like(x0),
-            pc=xp.zeros_like(x0),
-            queue=xp.zeros((k, p.popsize + 1, n), dtype=dtype, device=device),
-            queue_coef=xp.zeros((k, p.popsize + 1), dtype=dtype, device=device),
-            decay=zero + 1.0,
-            generation=xp.zeros((), dtype=xp.int32, device=device),
-            log_scale=zero,
-            std0=std0,
-            key=key,
+            mean=x0, sigma=sigma, C=xp.eye(n, dtype=dtype, device=device) * (D * D),
+            B=xp.eye(n, dtype=dtype, device=device), D=D, diag_C=D * D,
+            ps=xp.zeros_like(x0), pc=xp.zeros_like(x0),
+            queue=xp.zeros((k, lam + 1, n), dtype=dtype, device=device),
+            queue_coef=xp.zeros((k, lam + 1), dtype=dtype, device=device),
+            decay=zero + 1.0, generation=xp.zeros((), dtype=xp.int32, device=device),
+            log_scale=zero, std0=std0, key=key,
         )
 
-    def ask(self, state: CMAESState) -> tuple[Array, CMAESState]:
-        if self.numpy_kernel and isinstance(state.mean, np.ndarray):
-            return cma_numpy.ask(self, state)
+    def sample(self, state: CMAESState) -> tuple[Array, CMAESState]:
+        """``y_k = B D z_k``, ``x_k = m + sigma y_k`` (eqs. 38-40)."""
         be = get_backend(state.mean)
         n = state.mean.shape[0]
         key, sub = be.split(state.key)
@@ -204,53 +172,39 @@ class CMAES(CMABase):
         y = (z * state.D) @ state.B.T
         return state.mean + state.sigma * y, state._replace(key=key)
 
-    def tell(self, state: CMAESState, X: Array, fitness: Array) -> CMAESState:
-        if self.numpy_kernel and isinstance(state.mean, np.ndarray):
-            return cma_numpy.tell(self, state, X, fitness)
+    def whiten(self, state: CMAESState, Y: Array, w_mean: Array,
+               y_w: Array) -> tuple[Array, Array]:
+        """Rows ``D^-1 B^T y_k`` and ``B D^-1 B^T <y>_w = C^{-1/2} <y>_w``."""
+        Zt = (Y @ state.B) / state.D
+        return Zt, state.B @ (w_mean @ Zt)
+
+    def update_covariance(self, c: CMAConstants, state: CMAESState, Y: Array, coef_mu: Array,
+                          decay: Array) -> CMAESState:
+        """Eq. 47: directly when decomposing every generation, else queued.
+
+        The lazy path keeps this generation's ``lambda + 1`` rank-one terms (the
+        ``y_k`` and ``p_c``) and their coefficients in the state, scales the older
+        ones by ``decay``, keeps ``diag(C)`` current and decomposes every ``k``
+        generations (:meth:`decompose`).
+        """
         be = get_backend(state.mean)
-        xp = be.xp
-        n = state.mean.shape[0]
-        consts = self.constants(be, n, state.mean.dtype, be.device(state.mean))
-        p = consts["p"]
-        w_mean, w_cov = candidate_weights(fitness, consts["cumulative"], xp)
-
-        sigma, B = state.sigma, state.B
-        Y = finite_rows((X - state.mean) / sigma, consts["ymax"], xp)
-        Zt = (Y @ B) / state.D  # rows: D^-1 B^T y_k
-        y_w = w_mean @ Y
-        mean = state.mean + sigma * y_w
-        ps = (1.0 - p.cs) * state.ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * (B @ (w_mean @ Zt))
-        new_sigma, hsig = self._step_size(consts, xp, sigma, ps, state.generation)
-        pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
-
-        coef_mu = p.cmu * self._active_factors(consts, xp, w_cov, Zt)
-        decay = (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
-        generation = state.generation + 1
+        xp, p, pc = be.xp, c.p, state.pc
         k = state.queue.shape[0]
-        if k == 1:  # decomposition every generation: update C directly (eq. 47)
+        if k == 1:
             C = decay * state.C + (Y.T * coef_mu) @ Y + p.c1 * (pc[:, None] * pc[None, :])
-            state = state._replace(mean=mean, sigma=new_sigma, ps=ps, pc=pc, generation=generation)
-            return self._eigen(state, C)
-
-        # lazy: queue this generation's terms, decompose every k generations
+            return self.eigen(state, C)
         diag_C = decay * state.diag_C + coef_mu @ (Y * Y) + p.c1 * (pc * pc)
         rows = xp.concat([Y, pc[None, :]], axis=0)
-        coef = xp.concat([coef_mu, consts["c1"]], axis=0)
-        slot = xp.arange(k, device=be.device(state.mean)) == (state.generation % k)
+        coef = xp.concat([coef_mu, c.c1], axis=0)
+        slot = xp.arange(k, device=be.device(state.mean)) == ((state.generation - 1) % k)
         state = state._replace(
-            mean=mean,
-            sigma=new_sigma,
-            ps=ps,
-            pc=pc,
             diag_C=diag_C,
             queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
             queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay),
             decay=state.decay * decay,
-            generation=generation,
         )
-        return be.cond(generation % k == 0, self._decompose, _identity, state)
+        return be.cond(state.generation % k == 0, self.decompose, _identity, state)
 
-    # -- the covariance matrix ------------------------------------------------------------
     def current_cov(self, state: CMAESState) -> Array:
         """The covariance matrix C including the queued updates (for inspection)."""
         xp = get_backend(state.mean).xp
@@ -259,54 +213,46 @@ class CMAES(CMABase):
         c = xp.reshape(state.queue_coef, (-1,))
         return state.decay * state.C + (V.T * c) @ V
 
-    def _decompose(self, state: CMAESState) -> CMAESState:
+    def decompose(self, state: CMAESState) -> CMAESState:
         """Add the queued terms to C and decompose it (the lazy path)."""
-        be = get_backend(state.mean)
-        xp = be.xp
+        xp = get_backend(state.mean).xp
         C = self.current_cov(state)
-        state = state._replace(
-            queue_coef=xp.zeros_like(state.queue_coef), decay=xp.ones_like(state.decay)
-        )
-        return self._eigen(state, C)
+        state = state._replace(queue_coef=xp.zeros_like(state.queue_coef),
+                               decay=xp.ones_like(state.decay))
+        return self.eigen(state, C)
 
-    def _eigen(self, state: CMAESState, C: Array) -> CMAESState:
-        """Symmetrise and decompose ``C``; keep it positive definite and in range.
+    def eigen(self, state: CMAESState, C: Array) -> CMAESState:
+        """Symmetrise and decompose ``C``; :meth:`repair` it when needed.
 
         C is finite here: every ``|y| <= ymax`` (see ``finite_rows``).
         """
         be = get_backend(state.mean)
         xp = be.xp
-        consts = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))
+        c = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))
         C = 0.5 * (C + C.T)
         evals, B = be.eigh(C)  # ascending
         top = evals[-1]
         lo, hi = RESCALE_RANGE
-        floor = xp.clip(top, min=0.0) * consts["eps"] + consts["tiny"]
+        floor = xp.clip(top, min=0.0) * c.eps + c.tiny
         repair = (evals[0] < floor) | (top > hi) | (top < lo)
         state = state._replace(C=C, B=B, diag_C=xp.linalg.diagonal(C))
-        state, evals = be.cond(repair, self._repair, _pass, state, evals, floor)
+        state, evals = be.cond(repair, self.repair, _pass, state, evals, floor)
         return state._replace(D=xp.sqrt(evals))
 
-    def _repair(self, state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
-        """Lift eigenvalues below ``floor`` (C gets the same diagonal shift) and move
-        C's scale into sigma when its largest eigenvalue leaves ``RESCALE_RANGE``."""
+    def repair(self, state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
+        """Lift eigenvalues below ``floor`` (C gets the same diagonal shift, so it
+        stays positive definite) and :meth:`rescale` when the largest eigenvalue
+        leaves ``RESCALE_RANGE``. Returns the state and the new eigenvalues."""
         be = get_backend(state.mean)
         xp = be.xp
-        eye = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean))["eye"]
+        eye = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean)).eye
         shift = xp.clip(floor - evals[0], min=0.0)
         evals = evals + shift
         top = evals[-1]
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
         C = (state.C + shift * eye) / scale
-        root = xp.sqrt(scale)
-        state = state._replace(
-            C=C,
-            diag_C=xp.linalg.diagonal(C),
-            sigma=clamp(state.sigma * root, xp),
-            pc=state.pc / root,
-            log_scale=state.log_scale + xp.log(scale),
-        )
+        state = self.rescale(state._replace(C=C, diag_C=xp.linalg.diagonal(C)), scale, xp)
         return state, evals / scale
 
     # -- read-outs ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Default parameters of CMA-ES and sep-CMA-ES, computed once per dimension.
+"""Default parameters of CMA-ES and sep-CMA-ES and the constants derived from them.
 
 Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772 (2016/2023),
 Table 1 ("default parameters"), with ``n`` the dimension and ``lambda`` the
@@ -46,52 +46,48 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["CMAParameters", "cma_parameters", "eigen_interval"]
+__all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters", "eigen_interval"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per settings
 class CMAParameters:
-    """Strategy parameters of CMA-ES for one ``(dim, popsize)`` (plain numbers).
-
-    Attributes
-    ----------
-    dim, popsize, mu : int
-    weights : ndarray, shape (popsize,)
-        Recombination/covariance weights of the sorted candidates, best first;
-        the first ``mu`` are positive and sum to 1, the rest are the active
-        (negative) weights (zeros when ``active=False``).
-    mean_weights : ndarray, shape (popsize,)
-        ``weights`` with the negative ones set to zero (the mean update uses
-        the ``mu`` best only).
-    mueff, cs, damps, cc, c1, cmu, chi_n : float
-        Table 1 of Hansen's tutorial (``cs`` is ``c_sigma``, ``damps`` is
-        ``d_sigma``, ``chi_n`` is ``E||N(0, I)||``).
-    sum_weights : float
-        ``sum(weights)`` (enters the decay factor of C).
-    eigen_gap : float
-        ``1 / (10 n (c1 + cmu))`` generations (pycma's lazy gap).
-    eigen_every : int
-        ``max(1, ceil(eigen_gap))``: generations between decompositions.
-    """
+    """Strategy parameters of CMA-ES for one ``(dim, popsize)`` (plain numbers, Table 1)."""
 
     dim: int
     popsize: int
     mu: int
+    #: (popsize,) weights of the sorted candidates, best first: the first ``mu`` are positive
+    #: and sum to 1, the rest the active (negative) ones (zeros when ``active=False``)
     weights: np.ndarray
-    mean_weights: np.ndarray
+    mean_weights: np.ndarray  # ``weights`` with the negative ones set to 0 (the mean update)
     mueff: float
-    cs: float
-    damps: float
+    cs: float  # c_sigma
+    damps: float  # d_sigma
     cc: float
     c1: float
     cmu: float
-    chi_n: float
-    sum_weights: float
-    eigen_gap: float
-    eigen_every: int
+    chi_n: float  # E||N(0, I)||
+    sum_weights: float  # sum(weights): enters the decay factor of C
+    eigen_gap: float  # 1 / (10 n (c1 + cmu)) generations (pycma's lazy gap)
+    eigen_every: int  # max(1, ceil(eigen_gap)): generations between decompositions
+
+
+class CMAConstants(NamedTuple):
+    """:class:`CMAParameters` and what one backend, dtype and device derive from them."""
+
+    p: CMAParameters
+    cumulative: Any  # (2, popsize + 1) cumulative sorted mean (row 0) and cov weights from 0
+    eye: Any  # identity (full model only, else None)
+    c1: Any  # [c_1]
+    ymax: float  # the largest |y| taken as a step of the model
+    eps: float  # the dtype's epsilon
+    tiny: float  # and smallest normal
+    sigma_range: tuple[float, float]  # finite range sigma is clipped to
 
 
 def eigen_interval(dim: int, c1: float, cmu: float) -> tuple[float, int]:
@@ -100,10 +96,10 @@ def eigen_interval(dim: int, c1: float, cmu: float) -> tuple[float, int]:
     return gap, max(1, int(math.ceil(gap - 1e-12)))
 
 
-def cma_parameters(
-    dim: int, popsize: int, active: bool = True, separable: bool = False
-) -> CMAParameters:
-    """Default CMA-ES parameters (Hansen's tutorial, Table 1).
+@lru_cache(maxsize=256)
+def cma_parameters(dim: int, popsize: int, active: bool = True,
+                   separable: bool = False) -> CMAParameters:
+    """Default CMA-ES parameters (Hansen's tutorial, Table 1), computed once per arguments.
 
     Parameters
     ----------
@@ -154,20 +150,34 @@ def cma_parameters(
     mean_weights = np.where(weights > 0, weights, 0.0)
     chi_n = math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))
     gap, every = eigen_interval(n, c1, cmu)
-    return CMAParameters(
-        dim=n,
-        popsize=lam,
-        mu=mu,
-        weights=weights,
-        mean_weights=mean_weights,
-        mueff=mueff,
-        cs=cs,
-        damps=damps,
-        cc=cc,
-        c1=c1,
-        cmu=cmu,
-        chi_n=chi_n,
-        sum_weights=float(weights.sum()),
-        eigen_gap=gap,
-        eigen_every=every,
+    weights.flags.writeable = mean_weights.flags.writeable = False  # shared (cached)
+    return CMAParameters(dim=n, popsize=lam, mu=mu, weights=weights, mean_weights=mean_weights,
+                         mueff=mueff, cs=cs, damps=damps, cc=cc, c1=c1, cmu=cmu, chi_n=chi_n,
+                         sum_weights=float(weights.sum()), eigen_gap=gap, eigen_every=every)
+
+
+def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,
+                  device: Any) -> CMAConstants:
+    """:class:`CMAConstants` of ``p`` for arrays of ``backend``, ``dtype``, ``device``.
+
+    Examples
+    --------
+    >>> from evostrat.backends import get_backend
+    >>> c = cma_constants(cma_parameters(3, 6), False, get_backend("numpy"), np.float32, None)
+    >>> c.cumulative.shape, c.cumulative.dtype.name, c.eye.shape
+    ((2, 7), 'float32', (3, 3))
+    """
+    sorted_w = np.stack([p.mean_weights, p.weights])
+    cumulative = np.concatenate([np.zeros((2, 1)), np.cumsum(sorted_w, axis=1)], axis=1)
+    info = np.finfo(np.dtype(backend.dtype_name(dtype)))
+    return CMAConstants(
+        p=p,
+        cumulative=backend.asarray(cumulative, dtype=dtype, device=device),
+        eye=None if separable else backend.xp.eye(p.dim, dtype=dtype, device=device),
+        c1=backend.asarray(np.full((1,), p.c1), dtype=dtype, device=device),
+        # |y| beyond this is not a sample of the model (NaN, inf, overflow): ignored
+        ymax=math.sqrt(float(info.max) / (100.0 * (p.popsize + 1) * p.dim)),
+        eps=float(info.eps),
+        tiny=float(info.smallest_normal),
+        sigma_range=(math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))),
     )

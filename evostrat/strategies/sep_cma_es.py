@@ -18,6 +18,9 @@ One generation (``*`` and ``/`` elementwise)::
     p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) <y>_w / sqrt(c)
     c   <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) c + c_1 p_c^2 + c_mu sum_i w_i^o y_i^2
 
+Every other step is CMA-ES's (:mod:`evostrat.strategies.cma_base`); this module
+supplies only the diagonal model: sampling, whitening and the update of ``c``.
+
 Examples
 --------
 >>> import numpy as np
@@ -30,17 +33,10 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.strategies.cma_base import (
-    RESCALE_RANGE,
-    CMABase,
-    candidate_weights,
-    clamp,
-    finite_rows,
-)
+from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
 
 Array = Any
 
@@ -89,18 +85,13 @@ class SepCMAES(CMABase):
         sigma = xp.max(std0)
         D = std0 / sigma
         return SepCMAESState(
-            mean=x0,
-            sigma=sigma,
-            C=D * D,
-            ps=xp.zeros_like(x0),
-            pc=xp.zeros_like(x0),
+            mean=x0, sigma=sigma, C=D * D, ps=xp.zeros_like(x0), pc=xp.zeros_like(x0),
             generation=xp.zeros((), dtype=xp.int32, device=device),
-            log_scale=xp.zeros((), dtype=dtype, device=device),
-            std0=std0,
-            key=key,
+            log_scale=xp.zeros((), dtype=dtype, device=device), std0=std0, key=key,
         )
 
-    def ask(self, state: SepCMAESState) -> tuple[Array, SepCMAESState]:
+    def sample(self, state: SepCMAESState) -> tuple[Array, SepCMAESState]:
+        """``x_k = m + sigma sqrt(c) z_k``."""
         be = get_backend(state.mean)
         n = state.mean.shape[0]
         key, sub = be.split(state.key)
@@ -111,46 +102,24 @@ class SepCMAES(CMABase):
         z += state.mean
         return z, state._replace(key=key)
 
-    def tell(self, state: SepCMAESState, X: Array, fitness: Array) -> SepCMAESState:
-        be = get_backend(state.mean)
-        xp = be.xp
-        n = state.mean.shape[0]
-        consts = self.constants(be, n, state.mean.dtype, be.device(state.mean))
-        p = consts["p"]
-        w_mean, w_cov = candidate_weights(fitness, consts["cumulative"], xp)
+    def whiten(self, state: SepCMAESState, Y: Array, w_mean: Array,
+               y_w: Array) -> tuple[Array, Array]:
+        """``y_k / sqrt(c)`` and ``<y>_w / sqrt(c)``."""
+        D = get_backend(state.mean).xp.sqrt(state.C)
+        return Y / D, y_w / D
 
-        sigma = state.sigma
-        D = xp.sqrt(state.C)
-        Y = X - state.mean
-        Y /= sigma
-        Y = finite_rows(Y, consts["ymax"], xp)
-        Zt = Y / D
-        y_w = w_mean @ Y
-        mean = state.mean + sigma * y_w
-        ps = (1.0 - p.cs) * state.ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * (y_w / D)
-        new_sigma, hsig = self._step_size(consts, xp, sigma, ps, state.generation)
-        pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
-
-        coef_mu = p.cmu * self._active_factors(consts, xp, w_cov, Zt)
-        decay = (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
+    def update_covariance(self, c: CMAConstants, state: SepCMAESState, Y: Array,
+                          coef_mu: Array, decay: Array) -> SepCMAESState:
+        """The diagonal of eq. 47; tiny variances lifted, the scale moved into sigma."""
+        xp = get_backend(state.mean).xp
         Y *= Y  # Y's last use: squared in place (population-sized temporaries are costly)
-        C = decay * state.C + p.c1 * (pc * pc) + coef_mu @ Y
-        # positive definite and in range: lift tiny variances, move the scale into sigma
+        C = decay * state.C + c.p.c1 * (state.pc * state.pc) + coef_mu @ Y
         top = xp.max(C)
-        C = xp.maximum(C, xp.clip(top, min=0.0) * consts["eps"] + consts["tiny"])
+        C = xp.maximum(C, xp.clip(top, min=0.0) * c.eps + c.tiny)
         top = xp.max(C)
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
-        root = xp.sqrt(scale)
-        return state._replace(
-            mean=mean,
-            sigma=clamp(new_sigma * root, xp),
-            C=C / scale,
-            ps=ps,
-            pc=pc / root,
-            generation=state.generation + 1,
-            log_scale=state.log_scale + xp.log(scale),
-        )
+        return self.rescale(state._replace(C=C / scale), scale, xp)
 
     # -- read-outs ---------------------------------------------------------------------------
     def _diag_cov(self, state: SepCMAESState) -> Array:

@@ -1,0 +1,61 @@
+"""Backend-specific fast paths of strategies, chosen by the ``evostrat_kernel`` hook.
+
+A strategy is written once over the Array API namespace. A *kernel* is a
+faster ``ask``/``tell`` pair for one strategy on one backend, offered by a
+plugin through :func:`evostrat.hookspecs.evostrat_kernel` (first result wins;
+evostrat's own kernels are ``trylast``). Strategies call :func:`resolve_kernel`
+once per instance and array type and fall back to their generic code when it
+returns ``None``.
+
+Built-in kernels:
+
+- :mod:`evostrat.kernels.cma_numpy`: CMA-ES on numpy arrays, bit-identical to
+  the generic steps of :mod:`evostrat.strategies.cma_base`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.backends import get_backend
+>>> from evostrat.strategies.cma_es import CMAES
+>>> from evostrat.strategies.snes import SNES
+>>> resolve_kernel(CMAES(), get_backend("numpy")) is not None
+True
+>>> resolve_kernel(SNES(), get_backend("numpy")) is None
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from evostrat.plugins import get_plugin_manager
+
+__all__ = ["Kernel", "resolve_kernel"]
+
+
+class Kernel(NamedTuple):
+    """A kernel: ``ask(state) -> (X, state)`` and ``tell(state, X, fitness) -> state``.
+
+    Both are bound to one strategy instance (e.g. ``functools.partial``).
+    """
+
+    ask: Callable[[Any], tuple[Any, Any]]
+    tell: Callable[[Any, Any, Any], Any]
+
+
+def resolve_kernel(strategy: Any, backend: Any) -> Any | None:
+    """The kernel plugins offer for ``strategy`` on ``backend``, or ``None``.
+
+    Calls the ``evostrat_kernel`` hook; the caller keeps the answer (see
+    :meth:`evostrat.strategies.cma_base.CMABase.kernel`).
+
+    Parameters
+    ----------
+    strategy : Strategy
+    backend : Backend
+
+    Returns
+    -------
+    object with ``ask`` and ``tell``, or None
+    """
+    return get_plugin_manager().hook.evostrat_kernel(strategy=strategy, backend=backend)

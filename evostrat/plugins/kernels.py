@@ -1,0 +1,18 @@
+"""Built-in kernel plugin: CMA-ES on numpy arrays (:mod:`evostrat.kernels.cma_numpy`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evostrat.hookspecs import hookimpl
+
+
+@hookimpl(trylast=True)
+def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
+    from evostrat.strategies.cma_es import CMAES
+
+    if backend.name == "numpy" and isinstance(strategy, CMAES) and strategy.numpy_kernel:
+        from evostrat.kernels import cma_numpy
+
+        return cma_numpy.kernel(strategy)
+    return None
