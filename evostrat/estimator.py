@@ -12,12 +12,12 @@ The same object offers stateful ask/tell: ``es.initialize(x0)``, then
 ``X = es.ask()`` and ``es.tell(X, values)`` with values in the user's sense
 (maximised when ``maximize=True``).
 
-This module holds ``ES`` itself: its parameters, the scikit-learn parameter
-protocol, ask/tell and the ``fit``/``resume`` entry points. The generation
-loop and the per-generation bookkeeping (history, termination, restarts) are
-in :mod:`evostrat.run.driver`, which ``ES`` inherits; the factories
-``make_strategy`` and ``make_evaluator`` are in :mod:`evostrat.plugins.factories` and
-re-exported here.
+``ES`` is a thin shell: its parameters, the scikit-learn parameter protocol
+and the entry points. The run itself (the strategy runner, termination,
+restarts, bounds, best so far and history) is a
+:class:`~evostrat.run.driver.Driver` held in ``run_``; the fitted attributes
+read it. The factories ``make_strategy`` and ``make_evaluator`` are in
+:mod:`evostrat.plugins.factories` and re-exported here.
 
 Examples
 --------
@@ -32,30 +32,31 @@ Examples
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any, Callable, Sequence
 
-import numpy as np
 from sklearn.base import BaseEstimator
 
-from evostrat.run.asktell import AskTell
-from evostrat.run.bounds import BoxBounds, same_population
-from evostrat.errors import (
-    InvalidArgumentError,
-    InvalidTypeError,
-    PopulationMismatchError,
-    StateError,
-)
-from evostrat.run.driver import RunLoopMixin
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
-from evostrat.run.restarts import RunPlan, make_restarts
-from evostrat.strategies.base import _resolve_backend, as_search_point
+from evostrat.run.asktell import AskTell
+from evostrat.run.driver import Driver
 
 __all__ = ["ES"]
 
 
-class ES(RunLoopMixin, BaseEstimator):
+def _fitted(name: str, doc: str, settable: bool = False) -> property:
+    """A fitted attribute that reads (and, when ``settable``, writes) the run value."""
+
+    def get(self: "ES") -> Any:
+        return getattr(self._run_value(), name)
+
+    def put(self: "ES", value: Any) -> None:
+        setattr(self._run_value(), name, value)
+
+    return property(get, put if settable else None, doc=doc)
+
+
+class ES(BaseEstimator):
     """Evolution strategy estimator.
 
     Parameters
@@ -193,43 +194,50 @@ class ES(RunLoopMixin, BaseEstimator):
                 self.strategy.set_params(**options)
         return self
 
+    # -- the run and its fitted attributes ---------------------------------------------------
+    x_ = _fitted("best_x", "The best candidate so far (inside ``bounds`` when given).")
+    fun_ = _fitted("best_f", "Its value, in the user's sense.")
+    n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
+    n_generations_ = _fitted("n_generations", "Generations over all restarts.")
+    history_ = _fitted("history", "One dict per generation (see :meth:`fit`).")
+    restarts_ = _fitted("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
+    stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
+
+    def _run_value(self) -> Any:
+        if "run_" not in vars(self):
+            raise AttributeError("this ES has not been fitted: call fit(objective, x0) or initialize(x0)")
+        return self.run_.state
+
+    @property
+    def strategy_(self) -> AskTell:
+        """The stateful ask/tell runner of the current (restart) run: strategy, state, counters."""
+        if "run_" not in vars(self):
+            raise AttributeError("this ES has not been fitted: call fit(objective, x0) or initialize(x0)")
+        return self.run_.runner
+
+    @property
+    def fast_path_(self) -> str | None:
+        """``"compiled_loop"`` when the last fit ran in compiled JAX chunks, else ``None``."""
+        return self.run_.fast_path
+
+    @property
+    def _termination(self) -> Any:  # the current run's criteria (read by tests and tools)
+        return self.run_.termination
+
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
         """Start a run around ``x0`` for manual ``ask``/``tell``; returns ``self``."""
-        self._x0_type = type(x0)
-        if isinstance(x0, (list, tuple)):
-            x0 = np.asarray(x0, dtype=np.float64)
-        self._bounds = None
-        if self.bounds is not None:  # validate x0 first, then the box against it
-            x0 = as_search_point(x0, _resolve_backend(x0, self.backend), self.dtype, self.device)
-            self._bounds = BoxBounds.from_spec(self.bounds, x0)
-        self._restarts = make_restarts(self.restarts, self.random_state)
-        self._x0 = self._bounds.inverse(x0) if self._bounds is not None else x0
-        self.fun_ = math.inf if not self.maximize else -math.inf
-        self.n_evals_ = 0
-        self.n_generations_ = 0
-        self.history_: list[dict[str, float]] = []
-        self.restarts_: list[dict[str, Any]] = []
-        self.stop_reason_: str | None = None
-        self._t0 = time.perf_counter()
-        self._plan: RunPlan | None = None
-        self._start_run(None)
-        self.x_ = self._to_box(self.strategy_.mean)
+        self.run_ = Driver(self, x0)
         return self
 
-    def _to_box(self, X: Any) -> Any:
-        return X if self._bounds is None else self._bounds.transform(X)
-
-    def _check_started(self) -> AskTell:
-        if not hasattr(self, "strategy_"):
+    def _check_started(self) -> Driver:
+        if "run_" not in vars(self):
             raise StateError("call initialize(x0) or fit(objective, x0) before ask()/tell()")
-        return self.strategy_
+        return self.run_
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        X = self._check_started().ask()
-        self._asked = self._to_box(X)
-        return self._asked
+        return self._check_started().ask()
 
     def tell(self, X: Any, values: Any) -> "ES":
         """Report the values of ``X`` (in the user's sense) and update.
@@ -238,38 +246,8 @@ class ES(RunLoopMixin, BaseEstimator):
         behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
         and ``history_`` then hold is defined in :mod:`evostrat.run.behaviours`.
         """
-        self._tell(X, values)
+        self._check_started().tell(X, values)
         return self
-
-    def _tell(self, X: Any, values: Any) -> Any:
-        """:meth:`tell`; returns the fitness the strategy was told (``None`` with behaviours)."""
-        runner = self._check_started()
-        if self._bounds is None:
-            runner.check_population(X)
-        else:
-            self._check_asked(X, runner)
-        v = runner.check_values(values, runner.popsize)
-        if runner.strategy.needs_behaviours:
-            from evostrat.run.behaviours import record_generation
-
-            runner._update(v)
-            record_generation(self, X, v)
-            return None
-        told = -v if self.maximize else v
-        runner._update(told)
-        self._record(X, runner.backend.to_numpy(v))
-        return told
-
-    def _check_asked(self, X: Any, runner: AskTell) -> None:
-        """With bounds: ``X`` must be the (transformed) population ``ask`` returned."""
-        if runner._pending is None:
-            raise StateError("tell() called without a pending ask(); call ask() first")
-        if not same_population(X, self._asked, runner.backend, runner.device):
-            raise PopulationMismatchError(
-                f"X must be the population returned by the last ask(), of shape "
-                f"{tuple(self._asked.shape)}, in the same order; got {type(X).__name__} "
-                f"of shape {getattr(X, 'shape', None)}"
-            )
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(
@@ -322,6 +300,12 @@ class ES(RunLoopMixin, BaseEstimator):
         self.initialize(x0)
         host_free = not callbacks and not progress and checkpoint is None
         return self._run(objective, hooks, host_free=host_free)
+
+    def _run(self, objective: Callable, hooks: Any, host_free: bool = False) -> "ES":
+        """Drive the run to its end (:meth:`fit`, :meth:`resume`)."""
+        self.run_.run_loop(objective, None, hooks, host_free=host_free)
+        self.run_.finish_x()
+        return self
 
     @classmethod
     def resume(

@@ -263,7 +263,7 @@ def test_edited_metadata_fails_the_digest(good: Path, tmp_path: Path) -> None:
     def edit(name: str, data: bytes) -> bytes:
         if name == "metadata.json":
             meta = json.loads(data)
-            meta["estimator"]["fun_"] = -1.0
+            meta["run"]["best_f"] = -1.0
             return json.dumps(meta).encode()
         return data
 

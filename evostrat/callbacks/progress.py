@@ -135,7 +135,7 @@ class ProgressBar(Callback):
         total, _, unit = self._budget(es)
         evals = f["evals"] + (f"/{total}" if total and unit == "evals" else "")
         gen = f["gen"] + (f"/{total}" if total and unit == "generations" else "")
-        elapsed = _clock(time.perf_counter() - es._t0)
+        elapsed = _clock(es.run_.state.elapsed())
         return (f"gen {gen} | evals {evals} | best {f['best']} | current {f['current']} | "
                 f"sigma {f['sigma']} | {elapsed}")
 

@@ -35,15 +35,16 @@ __all__ = ["SearchRecorder", "snapshot"]
 
 def snapshot(es: Any, n_samples: int = 200) -> dict[str, Any]:
     """``{"generation", "n_evals", "mean", "samples"}`` of ``es``'s distribution now."""
-    runner = es.strategy_
+    driver = es.run_
+    runner = driver.runner
     be = runner.backend
     state, rows = runner.state, []
     count = 0
     while count < n_samples:
-        X, state = runner._ask(state)  # pure: runner.state is untouched
-        rows.append(np.asarray(be.to_numpy(es._to_box(X)), dtype=np.float64))
+        X, state = runner.sample(state)  # pure: runner.state is untouched
+        rows.append(np.asarray(be.to_numpy(driver.to_box(X)), dtype=np.float64))
         count += rows[-1].shape[0]
-    mean = es._to_box(runner.mean)
+    mean = driver.to_box(runner.mean)
     return {
         "generation": es.n_generations_,
         "n_evals": es.n_evals_,

@@ -99,7 +99,7 @@ def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data."""
     meta, _ = read_checkpoint(path)
-    est = meta.get("estimator", {})
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
     return {
         "format": meta["format"],
         "version": meta["version"],
@@ -107,9 +107,9 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
         "created": meta.get("created"),
         "strategy": meta.get("state", {}).get("strategy"),
         "backend": meta.get("state", {}).get("backend"),
-        "n_generations": est.get("n_generations_"),
-        "n_evals": est.get("n_evals_"),
-        "stop_reason": est.get("stop_reason_"),
+        "n_generations": run.get("n_generations"),
+        "n_evals": run.get("n_evals"),
+        "stop_reason": run.get("stop_reason"),
         "checkpoint_every": meta.get("checkpoint_every"),
         "user": meta.get("user", {}),
     }

@@ -52,7 +52,7 @@ from evostrat.errors import CheckpointError
 __all__ = ["FORMAT", "VERSION", "write_checkpoint", "read_checkpoint", "payload_digest"]
 
 FORMAT = "evostrat-checkpoint"
-VERSION = 1
+VERSION = 2
 METADATA = "metadata.json"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 _KINDS = "biufc"  # bool, signed/unsigned int, float, complex

@@ -8,10 +8,12 @@ What a checkpoint holds (see :mod:`evostrat.checkpoint.format` for the file):
   *unsaved* and must be passed again to :func:`restore`;
 - the strategy state (:meth:`~evostrat.run.asktell.AskTell.state_dict`: arrays and
   RNG keys), so the next ``ask`` is the one the uninterrupted run would make;
-- the estimator's bookkeeping: best-so-far ``x_``/``fun_``, counters,
-  ``history_``, ``restarts_``, the current restart plan and the restart
-  schedule's random generator, and the termination criteria's windows and
-  counters (every plain attribute, so criteria added later are covered);
+- the run value (:class:`~evostrat.run.state.RunState`): best-so-far
+  ``x_``/``fun_``, counters, ``history_``, ``restarts_`` and the stop reason;
+  the current restart plan; the restart schedule (:data:`~evostrat.run.restarts.SCHEDULE_SCHEMA`)
+  and what the termination criteria have seen
+  (:data:`~evostrat.run.termination.PROGRESS_SCHEMA`). Each part has a declared
+  schema: loading checks every field's type and sets nothing else;
 - elapsed time (``history_`` times continue from it) and optional user metadata.
 
 Examples
@@ -43,8 +45,6 @@ __all__ = ["capture", "restore", "RUNTIME_PARAMS"]
 
 #: Parameters that only say how candidates are evaluated: ``restore`` may replace them.
 RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
-#: Attributes rebuilt from the parameters or handled on their own.
-_SPECIAL = {"strategy_", "_termination", "_restarts", "_bounds", "_t0", "_x0_type", "_asked"}
 
 
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -83,10 +83,11 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     """
     import evostrat
 
-    runner = getattr(es, "strategy_", None)
-    if runner is None:
+    driver = vars(es).get("run_")
+    if driver is None:
         raise StateError("checkpoint needs a started estimator: call initialize(x0) or fit() first")
-    if runner._pending is not None:
+    runner = driver.runner
+    if runner.pending is not None:
         raise StateError("checkpoint between ask() and tell() would lose the pending population; tell() first")
     arrays: dict[str, np.ndarray] = {}
     sd = runner.state_dict()
@@ -95,35 +96,30 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     state = {k: v for k, v in sd.items() if k != "arrays"}
     state["arrays"] = sorted(sd["arrays"])
     params = {name: _encode_param(name, value, arrays) for name, value in es.get_params(deep=False).items()}
-    param_names = set(params)
-    estimator = {}
-    history = _encode_history(getattr(es, "history_", None), arrays)
-    for name, value in vars(es).items():
-        if name in param_names or name in _SPECIAL or (name == "history_" and history is not None):
-            continue
-        try:
-            estimator[name] = encode(value, arrays, f"es/{name}")
-        except Unencodable as err:
-            raise CheckpointError(f"cannot checkpoint ES attribute {name!r}: {err}") from err
-    x0_init = es._x0 if es._bounds is None else es._bounds.transform(es._x0)
-    restarts = getattr(es, "_restarts", None)
+    run = driver.state
+    x0_init = driver.x0 if driver.bounds is None else driver.bounds.transform(driver.x0)
     try:
-        termination = encode(dict(vars(es._termination)), arrays, "termination")
-        restarts_state = None if restarts is None else encode(dict(vars(restarts)), arrays, "restarts")
+        values = encode(run.schema_values(), arrays, "run")
+        best_x = encode(run.best_x, arrays, "best_x")
+        plan = encode(run.plan, arrays, "plan")
+        schedule = None if driver.restarts is None else encode(driver.restarts.schedule_values(), arrays, "schedule")
     except Unencodable as err:
-        raise CheckpointError(f"cannot checkpoint the run bookkeeping: {err}") from err
+        raise CheckpointError(f"cannot checkpoint the run: {err}") from err
+    history = _encode_history(run.history, arrays)
     meta = {
         "evostrat_version": evostrat.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "params": params,
         "state": state,
         "x0_init": encode(x0_init, arrays, "x0_init"),
-        "x0_type": "list" if getattr(es, "_x0_type", None) in (list, tuple) else "array",
-        "estimator": estimator,
-        "termination": termination,
-        "restarts": restarts_state,
-        "history": history,
-        "elapsed": time.perf_counter() - es._t0,
+        "x0_type": "list" if driver.x0_type in (list, tuple) else "array",
+        "run": values,
+        "best_x": best_x,
+        "plan": plan,
+        "termination": driver.termination.progress_values(),
+        "schedule": schedule,
+        "history": history if history is not None else {"rows": encode(run.history, arrays, "history")},
+        "elapsed": run.elapsed(),
         "user": encode(user or {}, {}, "user"),
     }
     return meta, arrays
@@ -152,6 +148,11 @@ def _encode_history(history: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 
 def _decode_history(spec: Any, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    if isinstance(spec, dict) and set(spec) == {"rows"}:
+        rows = decode(spec["rows"], arrays, lambda a, _b: np.array(a, copy=True))
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise CheckpointError("checkpoint history is malformed")
+        return rows
     try:
         names = [(str(key), kind) for key, kind in spec["columns"]]
         length = int(spec["length"])
@@ -208,22 +209,6 @@ def _decode_params(meta: dict[str, Any], arrays: dict[str, np.ndarray], override
     return params
 
 
-def _set_vars(obj: Any, saved: Any, arrays: dict[str, np.ndarray], to_backend: Any, what: str, strict: bool) -> None:
-    values = decode(saved, arrays, to_backend)
-    if not isinstance(values, dict):
-        raise CheckpointError(f"checkpoint {what} state is malformed")
-    mine = set(vars(obj))
-    if strict and set(values) != mine:
-        raise CheckpointError(
-            f"checkpoint {what} state has fields {sorted(values)}, this evostrat's has "
-            f"{sorted(mine)}: the checkpoint comes from another evostrat version"
-        )
-    for name, value in values.items():
-        if not isinstance(name, str) or name in _SPECIAL:
-            raise CheckpointError(f"checkpoint {what} state has an invalid field {name!r}")
-        setattr(obj, name, value)
-
-
 def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: Any) -> Any:
     """An :class:`~evostrat.ES` in exactly the captured state, ready to ``ask`` or resume.
 
@@ -237,7 +222,9 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     """
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
-    from evostrat.run.restarts import RunPlan
+    from evostrat.run.restarts import SCHEDULE_SCHEMA, RunPlan
+    from evostrat.run.state import RUN_SCHEMA, check_schema
+    from evostrat.run.termination import PROGRESS_SCHEMA
 
     es = ES(**_decode_params(meta, arrays, overrides))
     state = meta.get("state")
@@ -249,40 +236,41 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     if not isinstance(x0, np.ndarray) or x0.ndim != 1:
         raise CheckpointError("checkpoint has no initial point")
     es.initialize(backend.asarray(np.array(x0, copy=True), device=device))
-    runner = es.strategy_
+    driver = es.run_
 
     def to_backend(a: np.ndarray, name: str) -> Any:
         if name != backend.name:
             raise CheckpointError(f"checkpoint array on backend {name!r} in a {backend.name!r} run")
-        return backend.asarray(np.array(a, copy=True), device=runner.device)
+        return backend.asarray(np.array(a, copy=True), device=driver.runner.device)
 
-    if meta.get("restarts") is not None:
-        if es._restarts is None:
-            raise CheckpointError("checkpoint has restart state but its parameters ask for no restarts")
-        _set_vars(es._restarts, meta["restarts"], arrays, to_backend, "restarts", strict=True)
-    saved = decode(meta.get("estimator"), arrays, to_backend)
-    if not isinstance(saved, dict):
-        raise CheckpointError("checkpoint estimator state is malformed")
-    plan = saved.get("_plan")
+    schedule = meta.get("schedule")
+    if (schedule is None) != (driver.restarts is None):
+        raise CheckpointError("checkpoint restart state does not match its restarts parameter")
+    if schedule is not None:
+        driver.restarts.load_schedule_values(check_schema(decode(schedule, arrays, to_backend), SCHEDULE_SCHEMA, "restarts"))
+    plan = decode(meta.get("plan"), arrays, to_backend)
     if plan is not None and not isinstance(plan, RunPlan):
         raise CheckpointError("checkpoint restart plan is malformed")
-    if plan is not None and plan != es._plan:
-        es.n_evals_, es.n_generations_ = saved.get("_run_start", (0, 0))
-        es._x0 = saved.get("_x0", es._x0)
-        es.restarts_ = list(saved.get("restarts_", []))[:-1]
-        es._start_run(plan)
-        runner = es.strategy_
+    run = driver.state
+    values = meta.get("run")
+    if plan is not None and plan != run.plan:
+        check_schema(values, RUN_SCHEMA, "run")
+        run.n_evals, run.n_generations = values["run_start"]
+        driver.start_run(plan)
+    run.load_schema_values(values)
     try:
-        runner.load_state_dict({**state, "arrays": {n: arrays[f"state/{n}"] for n in state["arrays"]}})
+        driver.runner.load_state_dict({**state, "arrays": {n: arrays[f"state/{n}"] for n in state["arrays"]}})
     except KeyError as err:
         raise CheckpointError(f"checkpoint is missing the state array {err}") from err
     except InvalidArgumentError as err:
         raise CheckpointError(f"checkpoint strategy state does not fit its parameters: {err}") from err
-    _set_vars(es._termination, meta.get("termination"), arrays, to_backend, "termination", strict=True)
-    _set_vars(es, meta.get("estimator"), arrays, to_backend, "estimator", strict=False)
-    if meta.get("history") is not None:
-        es.history_ = _decode_history(meta["history"], arrays)
-    es._x0_type = list if meta.get("x0_type") == "list" else type(es._x0)
+    driver.termination.load_progress_values(check_schema(meta.get("termination"), PROGRESS_SCHEMA, "termination"))
+    run.best_x = decode(meta.get("best_x"), arrays, to_backend)
+    if not hasattr(run.best_x, "shape"):
+        raise CheckpointError("checkpoint best candidate is malformed")
+    run.history = _decode_history(meta.get("history"), arrays)
+    driver.x0_type = list if meta.get("x0_type") == "list" else type(driver.x0)
     elapsed = meta.get("elapsed", 0.0)
-    es._t0 = time.perf_counter() - (elapsed if isinstance(elapsed, float) and math.isfinite(elapsed) else 0.0)
+    run.started = time.perf_counter() - (elapsed if isinstance(elapsed, float) and math.isfinite(elapsed) else 0.0)
     return es
+

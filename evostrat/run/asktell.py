@@ -43,7 +43,7 @@ from evostrat.errors import (
     PopulationMismatchError,
     StateError,
 )
-from evostrat.strategies.base import Strategy, _resolve_backend, as_search_point
+from evostrat.strategies.base import Strategy, as_search_point, resolve_backend
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -137,14 +137,14 @@ class AskTell:
                 f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}"
             )
         self.strategy = strategy
-        self.backend = _resolve_backend(x0, backend)
+        self.backend = resolve_backend(x0, backend)
         x = as_search_point(x0, self.backend, dtype=dtype, device=device)
         self.device = self.backend.device(x)
         self.dtype = x.dtype
         self.dim = int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
         self.nonfinite = nonfinite
-        self.state = strategy._init(x, self.backend.key(random_state), self.backend)
+        self.state = strategy.init(x, self.backend.key(random_state), self.backend)
         self._ask = self.backend.compile(strategy.ask)
         self._tell = self.backend.compile(strategy.tell)
         self._pending: Any = None
@@ -184,9 +184,9 @@ class AskTell:
             from evostrat.run.behaviours import check_outcome
 
             return check_outcome(self, values, expected_rows)
-        return self._check_fitness(values, expected_rows)
+        return self.check_fitness(values, expected_rows)
 
-    def _check_fitness(self, values: Any, expected_rows: int) -> Any:
+    def check_fitness(self, values: Any, expected_rows: int) -> Any:
         """``values`` as a 1-D backend array of the state's dtype, validated."""
         be = self.backend
         try:
@@ -247,12 +247,29 @@ class AskTell:
         instead, optionally with fitness (see :mod:`evostrat.run.behaviours`).
         """
         self.check_population(X)
-        self._update(self.check_values(values, self.popsize))
-
-    def _update(self, values: Any) -> None:
-        # values already validated against the pending population
+        values = self.check_values(values, self.popsize)
         if self.strategy.needs_behaviours and isinstance(values, tuple):
             values = values.behaviours  # an Outcome: the strategy is told the behaviours
+        self.update(values)
+
+    @property
+    def pending(self) -> Any:
+        """The population of the last ``ask`` not yet told, or ``None``."""
+        return self._pending
+
+    def sample(self, state: Any) -> tuple[Any, Any]:
+        """The pure (compiled) ``ask`` on ``state``: ``(X, new_state)``; this object is unchanged."""
+        return self._ask(state)
+
+    def advance(self, state: Any, generations: int) -> None:
+        """Take ``state``, reached by ``generations`` generations run elsewhere (compiled chunks)."""
+        self.state = state
+        self._pending = None
+        self.generation += generations
+        self.n_evals += generations * self.popsize
+
+    def update(self, values: Any) -> None:
+        """Tell the strategy ``values`` (validated) for the pending population and count it."""
         self.state = self._tell(self.state, self._pending, values)
         self._pending = None
         self.generation += 1

@@ -53,9 +53,7 @@ evostrat.errors.InvalidArgumentError: maxvar_es needs behaviours of shape (6, k)
 
 from __future__ import annotations
 
-import math
 import numbers
-import time
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
@@ -76,7 +74,7 @@ __all__ = [
     "population_output",
     "stack_candidates",
     "leading_rows",
-    "record_generation",
+    "behaviour_record",
 ]
 
 
@@ -147,7 +145,7 @@ def check_outcome(runner: "AskTell", values: Any, rows: int) -> Outcome:
         raise InvalidArgumentError(
             f"behaviours must be finite; {name} got NaN or infinite behaviour values"
         )
-    f = None if fitness is None else runner._check_fitness(fitness, rows)
+    f = None if fitness is None else runner.check_fitness(fitness, rows)
     return Outcome(fitness=f, behaviours=b)
 
 
@@ -248,50 +246,21 @@ def leading_rows(out: Any) -> int | None:
     return int(shape[0]) if len(shape) in (1, 2) else None
 
 
-# -- what the estimator records ------------------------------------------------------------------
-def record_generation(es: Any, X: Array, outcome: Outcome) -> None:
-    """Update an :class:`~evostrat.ES`'s fitted attributes after a behaviour generation.
+# -- what the driver records ------------------------------------------------------------------
+def behaviour_record(runner: "AskTell", outcome: Outcome) -> dict[str, Any]:
+    """The history columns of a behaviour generation, after the strategy was told it.
 
-    With fitness: the estimator's usual record (best fitness, its candidate,
-    termination on fitness). Without: ``x_`` is the distribution's mean, ``fun_``
-    the population's behavioural spread, and only budgets, ``tolx`` and the
-    strategy's own criteria can stop the run (``ftarget`` needs fitness).
-    Either way the history entry gets ``behaviour_var``, ``behaviour_dims``
-    and ``objective``.
+    ``behaviour_var`` (the population's spread ``sum_k Var_i[B_ik]``),
+    ``behaviour_dims`` (``k``) and ``objective`` (the strategy's own statistic,
+    :meth:`~evostrat.strategies.base.Strategy.evolvability`). With fitness the
+    driver records the generation as for every strategy and adds these; without,
+    ``x_`` is the distribution's mean and ``fun_`` the spread, and only budgets,
+    ``tolx`` and the strategy's own criteria can stop the run (``ftarget`` needs
+    fitness).
     """
-    runner = es.strategy_
     be = runner.backend
-    spread = behaviour_spread(outcome.behaviours, be)
-    strategy = runner.strategy
-    objective = math.nan
-    if hasattr(strategy, "evolvability"):
-        objective = float(be.to_numpy(strategy.evolvability(runner.state)))
-    extra = {
-        "behaviour_var": spread,
+    return {
+        "behaviour_var": behaviour_spread(outcome.behaviours, be),
         "behaviour_dims": int(outcome.behaviours.shape[1]),
-        "objective": objective,
+        "objective": float(be.to_numpy(runner.strategy.evolvability(runner.state))),
     }
-    if outcome.fitness is not None:
-        es._record(X, be.to_numpy(outcome.fitness))
-        es.history_[-1].update(extra)
-        return
-    es.x_ = es._to_box(runner.mean)
-    es.fun_ = spread
-    evals0, generations0 = es._run_start
-    es.n_evals_ = evals0 + runner.n_evals
-    es.n_generations_ = generations0 + runner.generation
-    entry = {
-        "generation": es.n_generations_,
-        "n_evals": es.n_evals_,
-        "sigma": runner.sigma,
-        "time": time.perf_counter() - es._t0,
-        **extra,
-    }
-    es.history_.append(entry)
-    reason = es._termination.check(runner.generation, es.n_evals_, math.nan, [], runner.sigma)
-    if reason is None:
-        stops = strategy.stop(runner.state)
-        reason = next((name for name, hit in stops.items() if bool(hit)), None)
-    if es._plan is not None:
-        reason = es._after_run(reason, math.nan)
-    es.stop_reason_ = reason

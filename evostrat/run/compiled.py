@@ -1,23 +1,23 @@
-"""The estimator's JAX fast path: whole chunks of generations in one XLA program.
+"""The driver compiled: whole chunks of generations in one XLA program on JAX.
 
 ``ES.fit`` takes this path automatically (``compiled_loop="auto"``) when
 
 - the backend compiles (JAX) and the objective traces to ``popsize`` values
-  for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an objective marked
-  ``vectorized = False`` never does);
+  for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
+  objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
 - nothing needs the host between generations: no callbacks, progress bar,
   checkpoints, bounds, restarts or behaviour strategies, and the non-finite
   policy is not ``"raise"``.
 
-Each chunk runs :class:`evostrat.run.compiled_loop.CompiledLoop` (ask, objective, tell and
-the strategy's own stop criteria, ``chunk`` generations per call) and the host
-then replays the chunk's per-generation outputs through the same bookkeeping as
-the step-by-step loop (best so far, ``history_``, termination). When a
-criterion fires inside a chunk, the chunk is run again from its first state for
-exactly the generations that count, so the run stops at the same generation and
-the same state as the step-by-step loop would. Results agree with that loop to
-float rounding (XLA fuses the whole step, which may round differently).
+A chunk is the driver's generation (ask, evaluate, tell, record) inside a
+``jax.lax.while_loop``: best so far, the termination criteria
+(:mod:`evostrat.run.device_termination`) and the strategy's own stop criteria
+are computed on the device, the loop leaves as soon as one holds, and the
+chunk's fitness values, sigmas and result cross to the host in one transfer.
+The host then appends the chunk's ``history_`` rows with array operations. The
+run stops at the generation, and with the state, of the host loop; values agree
+with it to float rounding (XLA fuses the whole step, which may round differently).
 
 ``fast_path_`` on the fitted estimator is ``"compiled_loop"`` when this path ran.
 
@@ -33,32 +33,50 @@ Examples
 
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Any, Callable
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, NamedTuple
 
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
+from evostrat.run.device_termination import REASONS, Rules, check, initial_progress
 
 __all__ = ["run_compiled", "compiled_loop_applies", "CHUNK"]
 
-#: Generations per compiled chunk.
-CHUNK = 32
+#: Most generations per compiled chunk (the loop leaves earlier when the run stops).
+CHUNK = 256
+_PROGRAMS: OrderedDict[Hashable, tuple[Callable, Callable]] = OrderedDict()
+_MAX_PROGRAMS = 16
 
 
-def compiled_loop_applies(es: Any, objective: Callable) -> bool:
-    """Whether ``es`` (initialised) can run ``objective`` on the compiled loop."""
+class DeviceRun(NamedTuple):
+    """The run value on the device: strategy state, best so far, criteria, counters."""
+
+    state: Any
+    best_f: Any
+    best_x: Any
+    progress: Any
+    generation: Any
+    n_evals: Any
+    code: Any
+
+
+def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
+    """Whether ``driver``'s run can run ``objective`` on the compiled loop."""
+    es = driver.settings
     setting = es.compiled_loop
     if setting not in ("auto", True, False):
         raise InvalidArgumentError(f"compiled_loop must be 'auto', True or False, got {setting!r}")
     if setting is False:
         return False
-    runner = es.strategy_
+    runner = driver.runner
     if not runner.backend.traceable:
         return False
     if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:
         return False
-    if es._bounds is not None or es._restarts is not None or es.nonfinite == "raise":
+    if driver.bounds is not None or driver.restarts is not None or es.nonfinite == "raise":
         return False
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
@@ -67,46 +85,124 @@ def compiled_loop_applies(es: Any, objective: Callable) -> bool:
     return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
 
 
-def run_compiled(es: Any, objective: Callable) -> bool:
-    """Run ``es`` to termination on the compiled loop; ``False`` when it does not apply."""
-    if not compiled_loop_applies(es, objective):
-        return False
-    from evostrat.run.compiled_loop import CompiledLoop
+def _program(strategy: Any, objective: Callable, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
+    """The jitted chunk ``(run, n_max) -> (run, fitness (CHUNK, popsize), sigma (CHUNK,), done)``."""
+    import jax
+    import jax.numpy as jnp
 
-    runner = es.strategy_
-    strategy = runner.strategy
-    loop = CompiledLoop(strategy, objective, chunk=CHUNK, backend=runner.backend,
-                        sign=-1.0 if es.maximize else 1.0, with_stops=True)
-    es.fast_path_ = "compiled_loop"
-    while es.stop_reason_ is None:
-        start = runner.state
-        state, out = loop.run(start, CHUNK)
-        fitness = runner.backend.to_numpy(out.fitness).astype(np.float64)
-        sigmas = runner.backend.to_numpy(out.sigma).astype(np.float64)
-        stops = {k: runner.backend.to_numpy(v) for k, v in out.stops.items()}
-        _warn_nonfinite(es, fitness)
-        used = CHUNK
-        for g in range(CHUNK):
-            runner.generation += 1
-            runner.n_evals += runner.popsize
-            es._log_generation(
-                fitness[g],
-                lambda i, g=g: out.best_x[g],
-                float(sigmas[g]),
-                lambda g=g: {k: bool(v[g]) for k, v in stops.items()},
-            )
-            if es.stop_reason_ is not None:
-                used = g + 1
-                break
-        if used < CHUNK:  # stop exactly where the step-by-step loop would
-            state, _ = loop.run(start, used)
-        runner.state = state
-        runner._pending = None
+    from evostrat.run.compiled_loop import program_key
+
+    key = program_key(strategy, objective, ("driver", rules, stop_names, CHUNK))
+    hit = _PROGRAMS.get(key) if key is not None else None
+    if hit is not None and hit[0] is objective:
+        _PROGRAMS.move_to_end(key)
+        return hit[1]
+    bad = -jnp.inf if rules.maximize else jnp.inf
+
+    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any]:
+        X, state = strategy.ask(run.state)
+        values = objective(X)
+        state = strategy.tell(state, X, -values if rules.maximize else values)
+        finite = jnp.where(jnp.isnan(values), bad, values)
+        i = jnp.argmax(finite) if rules.maximize else jnp.argmin(finite)
+        better = (finite[i] > run.best_f) if rules.maximize else (finite[i] < run.best_f)
+        best_f = jnp.where(better, finite[i], run.best_f)
+        best_x = jnp.where(better, X[i], run.best_x)
+        sigma = strategy.sigma(state)
+        g, evals = run.generation + 1, run.n_evals + values.shape[0]
+        progress, code = check(rules, run.progress, values, g, evals, best_f, sigma)
+        if stop_names:
+            stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
+            code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops), code)
+        return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma
+
+    def chunk(run: DeviceRun, n_max: Any) -> tuple[DeviceRun, Any, Any, Any]:
+        def body(carry: Any) -> Any:
+            run, fitness, sigmas, k = carry
+            run, values, sigma = generation(run)
+            return run, fitness.at[k].set(values), sigmas.at[k].set(sigma), k + 1
+
+        def more(carry: Any) -> Any:
+            run, _, _, k = carry
+            return (k < n_max) & (run.code == 0)
+
+        dtype = run.best_f.dtype
+        fitness = jnp.zeros((CHUNK, rules.popsize), dtype)
+        sigmas = jnp.zeros((CHUNK,), dtype)
+        return jax.lax.while_loop(more, body, (run, fitness, sigmas, jnp.asarray(0, jnp.int32)))
+
+    program = jax.jit(chunk)
+    if key is not None:
+        _PROGRAMS[key] = (objective, program)
+        while len(_PROGRAMS) > _MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    return program
+
+
+def run_compiled(driver: Any, objective: Callable) -> bool:
+    """Run ``driver`` to termination in compiled chunks; ``False`` when that does not apply."""
+    if not compiled_loop_applies(driver, objective):
+        return False
+    import jax
+    import jax.numpy as jnp
+
+    runner, termination = driver.runner, driver.termination
+    budget = termination.max_generations
+    if budget is None and termination.max_evals is not None:
+        budget = math.ceil(termination.max_evals / runner.popsize)
+    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or CHUNK) + 1)
+    stop_names = tuple(runner.strategy.stop(runner.state))
+    program = _program(runner.strategy, objective, rules, stop_names)
+    driver.fast_path = "compiled_loop"
+    state = driver.state
+    dtype = runner.dtype
+    run = DeviceRun(runner.state, jnp.asarray(state.best_f, dtype), jnp.asarray(state.best_x, dtype),
+                    initial_progress(rules, dtype), jnp.asarray(runner.generation, jnp.int32),
+                    jnp.asarray(state.n_evals, jnp.int32), jnp.asarray(0, jnp.int32))
+    while state.stop_reason is None:
+        run, fitness, sigmas, done = program(run, CHUNK)
+        host = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
+        best_f, code, fitness, sigmas, done = host
+        fitness = np.asarray(fitness[:int(done)], dtype=np.float64)
+        _warn_nonfinite(driver.settings.nonfinite, fitness)
+        _append_history(driver, fitness, np.asarray(sigmas[:int(done)], dtype=np.float64))
+        runner.advance(run.state, int(done))
+        if float(best_f) != state.best_f:
+            state.best_f, state.best_x = float(best_f), run.best_x
+        code = int(code)
+        if code:
+            state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
     return True
 
 
-def _warn_nonfinite(es: Any, fitness: np.ndarray) -> None:
-    if es.nonfinite == "ignore":
+def _append_history(driver: Any, fitness: np.ndarray, sigmas: np.ndarray) -> None:
+    """The chunk's ``history_`` rows and counters, with array operations."""
+    state, runner = driver.state, driver.runner
+    n = fitness.shape[0]
+    if n == 0:
+        return
+    maximize = driver.maximize
+    finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
+    gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
+    running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[state.best_f], gen_best]))[1:]
+    if np.isfinite(fitness).all():
+        medians = np.median(fitness, axis=1)
+    else:
+        medians = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else math.nan for r in fitness])
+    g0, e0 = state.n_generations, state.n_evals
+    generations = range(g0 + 1, g0 + n + 1)
+    evals = range(e0 + runner.popsize, e0 + (n + 1) * runner.popsize, runner.popsize)
+    now = state.elapsed()
+    keys = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "time")
+    state.history.extend(
+        dict(zip(keys, row)) for row in zip(generations, evals, running.tolist(), gen_best.tolist(),
+                                            medians.tolist(), sigmas.tolist(), [now] * n)
+    )
+    state.n_generations, state.n_evals = g0 + n, e0 + n * runner.popsize
+
+
+def _warn_nonfinite(policy: str, fitness: np.ndarray) -> None:
+    if policy == "ignore":
         return
     bad = int(np.sum(~np.isfinite(fitness)))
     if bad:
@@ -115,5 +211,5 @@ def _warn_nonfinite(es: Any, fitness: np.ndarray) -> None:
             "infinite; NaN ranks worst and +/-inf rank by their order (nonfinite='ignore' "
             "silences this)",
             NonFiniteFitnessWarning,
-            stacklevel=4,
+            stacklevel=5,
         )

@@ -33,7 +33,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.strategies.base import Strategy
 
-__all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
+__all__ = ["CompiledLoop", "ChunkOutput", "is_traceable", "program_key"]
 
 #: Compiled chunk programs shared by loops with equal settings (least recently used
 #: last); each entry keeps its objective alive so its ``id`` cannot be reused.
@@ -54,15 +54,18 @@ def _frozen(value: Any) -> Hashable:
     return value
 
 
-def _program_key(loop: CompiledLoop) -> Hashable | None:
-    """What the traced program depends on, or ``None`` when it cannot be keyed."""
-    strategy = loop.strategy
+def program_key(strategy: Strategy, objective: Callable, settings: Hashable) -> Hashable | None:
+    """What a traced program of ``strategy`` and ``objective`` depends on, or ``None``.
+
+    ``None`` when a hyper-parameter is not hashable; ``settings`` holds
+    everything else the program depends on. A strategy's behaviour must depend
+    only on its ``get_params()``, as every built-in strategy's does.
+    """
     try:
         params = _frozen(strategy.get_params(deep=False))
     except (TypeError, AttributeError):
         return None
-    return (type(strategy), params, id(loop.objective), loop.chunk, loop.backend.name,
-            loop.sign, loop.with_stops)
+    return (type(strategy), params, id(objective), settings)
 
 
 class ChunkOutput(NamedTuple):
@@ -133,7 +136,8 @@ class CompiledLoop:
         The strategy's behaviour must depend only on its ``get_params()``, as it
         does for every built-in strategy.
         """
-        key = _program_key(self)
+        key = program_key(self.strategy, self.objective,
+                          (self.chunk, self.backend.name, self.sign, self.with_stops))
         hit = _PROGRAMS.get(key) if key is not None else None
         if hit is not None and hit[0] is self.objective:
             _PROGRAMS.move_to_end(key)

@@ -1,198 +1,290 @@
-"""The run loop of the ``ES`` estimator and its per-generation bookkeeping.
+"""The one run driver: ask -> evaluate -> tell -> record, for every kind of run.
 
-:class:`RunLoopMixin` holds what happens to one run of
-:class:`~evostrat.estimator.ES` between its public entry points: starting a
-run (the strategy's :class:`~evostrat.run.asktell.AskTell` runner and the run's
-:class:`~evostrat.run.termination.Termination`, with a restart plan when
-``restarts=`` is set), logging a generation (best so far, ``history_``,
-termination), the restart bookkeeping after a run ends on a local criterion
-(:mod:`evostrat.run.restarts`), and the generation loop shared by
-:meth:`ES.fit <evostrat.estimator.ES.fit>` and
-:meth:`ES.resume <evostrat.estimator.ES.resume>`.
+:class:`Driver` is the only code that tells a strategy its values during a run
+(the stateful ``ES.ask``/``ES.tell``, ``ES.fit`` on the host, and the compiled
+JAX chunks of :mod:`evostrat.run.compiled`, whose generations it records from
+one transfer per chunk). Everything else is an option or an observer of it:
 
-The mixin has no parameters of its own (``ES.get_params()`` is exactly the
-``__init__`` arguments of :class:`~evostrat.estimator.ES`); it reads the
-estimator's parameters and the state :meth:`ES.initialize
-<evostrat.estimator.ES.initialize>` sets up.
+- **bounds** map candidates into the box (:mod:`evostrat.run.bounds`);
+- **restarts** start the next run when a local criterion ends one
+  (:mod:`evostrat.run.restarts`), as the step after ``record``;
+- **behaviour strategies** are recorded by the same ``record`` step, with the
+  behaviour statistics added (:mod:`evostrat.run.behaviours`);
+- **callbacks, progress and checkpoints** observe it between generations
+  (:class:`~evostrat.callbacks.hooks.RunHooks`) and never change the trajectory.
+
+What the driver advances is the run value (:class:`~evostrat.run.state.RunState`)
+and the strategy state inside the :class:`~evostrat.run.asktell.AskTell` runner.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> driver = Driver(ES("snes", max_generations=5, random_state=0), np.ones(3))
+>>> driver.run_loop(sphere, evaluator=None)
+>>> driver.state.n_generations, driver.state.stop_reason
+(5, 'maxiter')
 """
 
 from __future__ import annotations
 
 import math
-import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.run.asktell import AskTell
+from evostrat.errors import PopulationMismatchError, StateError
 from evostrat.plugins.factories import make_evaluator, make_strategy
-from evostrat.evaluators.replay import ReplayLog
-from evostrat.run.restarts import GLOBAL_REASONS, RunPlan
-from evostrat.evaluators.seeded import population_seed
-from evostrat.strategies.base import _host as _host_any
+from evostrat.run.asktell import AskTell
+from evostrat.run.behaviours import Outcome, behaviour_record
+from evostrat.run.bounds import BoxBounds, same_population
+from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
+from evostrat.run.state import RunState
 from evostrat.run.termination import Termination, default_max_generations, history_criteria
+from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
-if TYPE_CHECKING:
-    from evostrat.estimator import ES
-
-__all__ = ["RunLoopMixin"]
+__all__ = ["Driver", "first_stop"]
 
 
-class RunLoopMixin:
-    """Run start, per-generation logging, restarts and the generation loop of ``ES``."""
+def first_stop(stops: dict[str, Any]) -> str | None:
+    """The first strategy criterion that holds (``stop(state)`` order), or ``None``."""
+    return next((name for name, hit in stops.items() if bool(hit)), None)
 
-    def _start_run(self, plan: RunPlan | None) -> None:
+
+class Driver:
+    """One run of an estimator: its runner, termination, restarts, bounds and record.
+
+    Parameters
+    ----------
+    settings : ES
+        The estimator whose parameters configure the run (read once, here).
+    x0 : array-like, shape (dim,)
+        The initial point (inside ``bounds`` when given).
+    """
+
+    def __init__(self, settings: Any, x0: Any) -> None:
+        self.settings = settings
+        self.maximize = bool(settings.maximize)
+        self.x0_type = type(x0)
+        if isinstance(x0, (list, tuple)):
+            x0 = np.asarray(x0, dtype=np.float64)
+        self.bounds: BoxBounds | None = None
+        if settings.bounds is not None:  # validate x0 first, then the box against it
+            x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
+            self.bounds = BoxBounds.from_spec(settings.bounds, x0)
+        self.restarts = make_restarts(settings.restarts, settings.random_state)
+        self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
+        self.state = RunState.empty(self.maximize)
+        self.fast_path: str | None = None
+        self.asked: Any = None
+        self.start_run(None)
+        self.state.best_x = self.to_box(self.runner.mean)
+
+    # -- starting a (restart) run ------------------------------------------------------------
+    def start_run(self, plan: RunPlan | None) -> None:
         """Build the strategy, its ask/tell runner and the run's termination criteria."""
-        popsize, sigma0, seed = self.popsize, self.sigma0, self.random_state
+        s = self.settings
+        popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
         if plan is not None:
             popsize = plan.popsize
             if plan.sigma_factor != 1.0:
-                base = make_strategy(self.strategy, self.strategy_options, sigma0=self.sigma0)
-                sigma0 = np.asarray(_host_any(base.sigma0, None), dtype=np.float64) * plan.sigma_factor
+                base = make_strategy(s.strategy, s.strategy_options, sigma0=s.sigma0)
+                sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor
             if plan.run > 0 and seed is not None:
                 seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
-        strategy = make_strategy(self.strategy, self.strategy_options, popsize=popsize, sigma0=sigma0)
-        self.strategy_ = AskTell(
-            strategy,
-            self._x0,
-            random_state=seed,
-            backend=self.backend,
-            dtype=self.dtype,
-            device=self.device,
-            nonfinite=self.nonfinite,
+        strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0)
+        self.runner = AskTell(
+            strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
+            device=s.device, nonfinite=s.nonfinite,
         )
-        dim, lam = self.strategy_.dim, self.strategy_.popsize
-        if self._restarts is not None and plan is None:
-            plan = self._restarts.start(lam, dim)
+        dim, lam = self.runner.dim, self.runner.popsize
+        if self.restarts is not None and plan is None:
+            plan = self.restarts.start(lam, dim)
         if plan is not None:
             max_generations = plan.max_generations  # the run's own maxiter (local)
         else:
-            max_generations = self.max_generations
-            if max_generations is None and self.max_evals is None:
+            max_generations = s.max_generations
+            if max_generations is None and s.max_evals is None:
                 max_generations = default_max_generations(dim, lam)
         history = history_criteria(
-            getattr(strategy, "termination_defaults", {}), dim, lam,
-            tolfunhist=self.tolfunhist, tolstagnation=self.tolstagnation,
-            tolflatfitness=self.tolflatfitness,
+            strategy.termination_defaults, dim, lam, tolfunhist=s.tolfunhist,
+            tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness,
         )
-        self._termination = Termination(
-            max_evals=self.max_evals,
-            max_generations=max_generations,
-            ftarget=self.ftarget,
-            tolfun=self.tolfun,
-            tolx=self.tolx,
-            maximize=self.maximize,
-            history_length=10 + math.ceil(30 * dim / lam),
-            dim=dim,
-            popsize=lam,
-            **history,
+        self.termination = Termination(
+            max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget,
+            tolfun=s.tolfun, tolx=s.tolx, maximize=self.maximize,
+            history_length=10 + math.ceil(30 * dim / lam), dim=dim, popsize=lam, **history,
         )
-        self._plan = plan
-        self._run_start = (self.n_evals_, self.n_generations_)
+        self.state.plan = plan
+        self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
-            self.restarts_.append(plan.record(self.n_evals_))
+            self.state.restarts.append(plan.record(self.state.n_evals))
 
-    def _record(self, X: Any, values: np.ndarray) -> None:
-        runner = self.strategy_
-        self._log_generation(
-            values, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state)
-        )
+    # -- ask / tell ----------------------------------------------------------------------------
+    def to_box(self, X: Any) -> Any:
+        """Candidates of the strategy's space mapped into ``bounds`` (unchanged without)."""
+        return X if self.bounds is None else self.bounds.transform(X)
 
-    def _log_generation(
+    def ask(self) -> Any:
+        """The next population, inside ``bounds`` when given."""
+        X = self.runner.ask()
+        self.asked = X if self.bounds is None else self.bounds.transform(X)
+        return self.asked
+
+    def tell(self, X: Any, values: Any) -> Any:
+        """Check ``X`` and ``values``, tell the strategy, record the generation.
+
+        Returns the fitness the strategy was told (``None`` for behaviours).
+        """
+        runner = self.runner
+        if self.bounds is None:
+            runner.check_population(X)
+        elif runner.pending is None:
+            raise StateError("tell() called without a pending ask(); call ask() first")
+        elif not same_population(X, self.asked, runner.backend, runner.device):
+            raise PopulationMismatchError(
+                f"X must be the population returned by the last ask(), of shape "
+                f"{tuple(self.asked.shape)}, in the same order; got {type(X).__name__} "
+                f"of shape {getattr(X, 'shape', None)}"
+            )
+        checked = runner.check_values(values, runner.popsize)
+        if isinstance(checked, Outcome):
+            runner.update(checked.behaviours)
+            fitness, told = checked.fitness, None
+        else:
+            fitness = checked
+            told = -checked if self.maximize else checked
+            runner.update(told)
+        host = None if fitness is None else runner.backend.to_numpy(fitness)
+        extra = behaviour_record(runner, checked) if isinstance(checked, Outcome) else None
+        self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra)
+        return told
+
+    # -- record one generation -----------------------------------------------------------------
+    def record(
         self,
-        values: np.ndarray,
+        values: np.ndarray | None,
         candidate: Callable[[int], Any],
         sigma: float,
         stops: Callable[[], dict[str, Any]],
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Best-so-far, history and termination after one generation (host side).
+        """Best so far, history entry and termination after one generation.
 
-        ``candidate(i)`` returns row ``i`` of the population (only called for the
-        generation's best) and ``stops()`` the strategy's own criteria.
+        ``values`` are the generation's values in the user's sense on the host
+        (``None`` for behaviour strategies told no fitness: then ``best_x`` is the
+        distribution's mean and ``best_f`` the behavioural spread); ``candidate(i)``
+        returns row ``i`` (called for an improving generation's best only);
+        ``stops()`` the strategy's own criteria; ``extra`` more history columns.
         """
-        runner = self.strategy_
-        finite = np.where(np.isnan(values), np.inf if not self.maximize else -np.inf, values)
-        i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
-        gen_best = float(finite[i])
-        improved = gen_best > self.fun_ if self.maximize else gen_best < self.fun_
-        if improved:
-            self.fun_ = gen_best
-            self.x_ = runner.backend.asarray(candidate(i), device=runner.device)
-        evals0, generations0 = self._run_start
-        self.n_evals_ = evals0 + runner.n_evals
-        self.n_generations_ = generations0 + runner.generation
-        ok = values[np.isfinite(values)]
-        entry = {
-            "generation": self.n_generations_,
-            "n_evals": self.n_evals_,
-            "best": self.fun_,
-            "generation_best": gen_best,
-            "median": float(np.median(ok)) if ok.size else math.nan,
-            "sigma": sigma,
-            "time": time.perf_counter() - self._t0,
-        }
-        if self._plan is not None:
-            entry.update(run=self._plan.run, popsize=runner.popsize)
-        self.history_.append(entry)
-        reason = self._termination.check(
-            runner.generation, self.n_evals_, self.fun_, values.tolist(), sigma
-        )
+        state, runner = self.state, self.runner
+        evals0, generations0 = state.run_start
+        state.n_evals = evals0 + runner.n_evals
+        state.n_generations = generations0 + runner.generation
+        if values is None:
+            state.best_x = self.to_box(runner.mean)
+            state.best_f = extra["behaviour_var"]
+            gen_best = math.nan
+            state.history.append({"generation": state.n_generations, "n_evals": state.n_evals,
+                                  "sigma": sigma, "time": state.elapsed(), **extra})
+            reason = self.termination.check(runner.generation, state.n_evals, math.nan, [], sigma)
+        else:
+            bad = math.inf if not self.maximize else -math.inf
+            finite = np.where(np.isnan(values), bad, values)
+            i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
+            gen_best = float(finite[i])
+            if gen_best > state.best_f if self.maximize else gen_best < state.best_f:
+                state.best_f = gen_best
+                state.best_x = runner.backend.asarray(candidate(i), device=runner.device)
+            ok = np.sort(values[np.isfinite(values)])
+            m = ok.size // 2
+            median = (float(ok[m]) if ok.size % 2 else 0.5 * (float(ok[m - 1]) + float(ok[m]))) if ok.size else math.nan
+            entry = {
+                "generation": state.n_generations,
+                "n_evals": state.n_evals,
+                "best": state.best_f,
+                "generation_best": gen_best,
+                "median": median,
+                "sigma": sigma,
+                "time": state.elapsed(),
+            }
+            if state.plan is not None:
+                entry.update(run=state.plan.run, popsize=runner.popsize)
+            if extra is not None:
+                entry.update(extra)
+            state.history.append(entry)
+            reason = self.termination.check(
+                runner.generation, state.n_evals, state.best_f, values.tolist(), sigma
+            )
         if reason is None:
-            reason = next((name for name, hit in stops().items() if bool(hit)), None)
-        if self._plan is not None:
-            reason = self._after_run(reason, gen_best)
-        self.stop_reason_ = reason
+            reason = first_stop(stops())
+        state.stop_reason = self.after_run(reason, gen_best) if state.plan is not None else reason
 
-    def _after_run(self, reason: str | None, gen_best: float) -> str | None:
-        """Bookkeeping of restarts; start the next run when a local criterion ended this one."""
-        record = self.restarts_[-1]
-        record["n_evals"] = self.strategy_.n_evals
+    def after_run(self, reason: str | None, gen_best: float) -> str | None:
+        """Restart bookkeeping; start the next run when a local criterion ended this one."""
+        state = self.state
+        record = state.restarts[-1]
+        record["n_evals"] = self.runner.n_evals
         better = gen_best > record["best"] if self.maximize else gen_best < record["best"]
         if better or math.isnan(record["best"]):
             record["best"] = gen_best
-        over_budget = self.n_generations_ >= (self.max_generations or math.inf)
+        over_budget = state.n_generations >= (self.settings.max_generations or math.inf)
         if reason is None and over_budget:
             reason = "maxiter"  # the global generation budget over all runs
         record["stop_reason"] = reason
         if reason is None or reason in GLOBAL_REASONS or over_budget:
             return reason
-        plan = self._restarts.next(self._plan, self.strategy_.n_evals)
+        plan = self.restarts.next(state.plan, self.runner.n_evals)
         if plan is None:
             return reason
-        self._start_run(plan)
+        self.start_run(plan)
         return None
 
-    def _run(self, objective: Callable, hooks: Any, host_free: bool = False) -> "ES":
-        """The generation loop of :meth:`fit` and :meth:`resume` from the current state."""
+    # -- the loop ------------------------------------------------------------------------------
+    def run_loop(self, objective: Callable, evaluator: Any, hooks: Any = None, host_free: bool = False) -> None:
+        """Generations until a criterion holds: compiled chunks when they apply, else on the host.
+
+        ``evaluator`` is an evaluator spec (``None``: the settings'), ``hooks`` a
+        :class:`~evostrat.callbacks.hooks.RunHooks` whose observers get the
+        estimator between generations.
+        """
+        from evostrat.evaluators.replay import ReplayLog
+        from evostrat.evaluators.seeded import population_seed
         from evostrat.run.compiled import run_compiled
 
-        self.fast_path_ = None
+        self.fast_path = None
         if host_free and run_compiled(self, objective):
-            if isinstance(self.x_, np.ndarray) and self._x0_type in (list, tuple):
-                self.x_ = np.asarray(self.x_)
-            return self
-        evaluator = make_evaluator(self.evaluator, self.evaluator_options)
-        evaluator.behaviours = self.strategy_.strategy.needs_behaviours  # see evostrat.run.behaviours
+            return
+        s = self.settings
+        evaluator = make_evaluator(s.evaluator if evaluator is None else evaluator, s.evaluator_options)
+        evaluator.behaviours = self.runner.strategy.needs_behaviours
         # Remote evaluators may ship Gaussian populations as seeds, or replay the
         # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).
-        seeded = getattr(evaluator, "accepts_seed", False) and self._bounds is None
+        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
+        observer = self.settings if hooks is not None else None
         try:
-            hooks.start(self)
-            while self.stop_reason_ is None:
-                runner = self.strategy_
+            if hooks is not None:
+                hooks.start(observer)
+            while self.state.stop_reason is None:
+                runner = self.runner
                 extra = {"seed": population_seed(runner)} if seeded else {}
                 if replay is not None:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
-                told = self._tell(X, values)
+                told = self.tell(X, values)
                 if replay is not None:
-                    replay.told(runner, told)  # a restart inside tell starts a new run id
-                hooks.generation(self)  # callbacks (may stop: "callback"), progress, checkpoint
+                    replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
+                if hooks is not None:
+                    hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
         finally:
             evaluator.close()
-            hooks.end(self)
-        if isinstance(self.x_, np.ndarray) and self._x0_type in (list, tuple):
-            self.x_ = np.asarray(self.x_)
-        return self
+            if hooks is not None:
+                hooks.end(observer)
+
+    def finish_x(self) -> None:
+        """``best_x`` as a numpy array when ``x0`` was a list or tuple."""
+        if isinstance(self.state.best_x, np.ndarray) and self.x0_type in (list, tuple):
+            self.state.best_x = np.asarray(self.state.best_x)

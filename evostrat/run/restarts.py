@@ -61,7 +61,22 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
 from evostrat.run.termination import default_max_generations
 
-__all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS"]
+__all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+#: The fields of :meth:`Restarts.schedule_values` and their declared types.
+SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {
+    "popsize0": (_int, "an int"),
+    "dim": (_int, "an int"),
+    "large_runs": (_int, "an int"),
+    "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(_int, v.values())),
+              "a dict of 'small' and 'large' ints"),
+    "rng": (lambda v: isinstance(v, dict) and v.get("bit_generator") == "PCG64", "a PCG64 state dict"),
+}
 
 KINDS = ("ipop", "bipop")
 #: Stop reasons that end the whole optimisation, never a single run only.
@@ -137,6 +152,24 @@ class Restarts(Params):
         f = self.incpopsize
         if isinstance(f, bool) or not isinstance(f, numbers.Real) or not f > 1:
             raise InvalidArgumentError(f"restarts incpopsize must be a number > 1, got {f!r}")
+
+    def schedule_values(self) -> dict[str, Any]:
+        """Where the schedule stands, as plain data (:data:`SCHEDULE_SCHEMA`)."""
+        return {
+            "popsize0": self._popsize0, "dim": self._dim, "large_runs": self._large_runs,
+            "evals": dict(self._evals), "rng": self._rng.bit_generator.state,
+        }
+
+    def load_schedule_values(self, values: dict[str, Any]) -> None:
+        """Restore :meth:`schedule_values` (checked against :data:`SCHEDULE_SCHEMA` by the caller)."""
+        self._popsize0, self._dim = int(values["popsize0"]), int(values["dim"])
+        self._large_runs = int(values["large_runs"])
+        self._evals = {"small": int(values["evals"]["small"]), "large": int(values["evals"]["large"])}
+        try:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = values["rng"]
+        except (TypeError, ValueError, KeyError) as err:
+            raise InvalidArgumentError(f"restart schedule random state is malformed: {err}") from err
 
     # -- the schedule -------------------------------------------------------------------
     def start(self, popsize0: int, dim: int) -> RunPlan:

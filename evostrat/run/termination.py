@@ -42,7 +42,29 @@ from typing import Any, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Termination", "default_max_generations", "default_tolstagnation", "history_criteria"]
+__all__ = [
+    "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
+    "history_criteria",
+]
+
+
+def _floats(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+#: The fields of :meth:`Termination.progress_values` and their declared types.
+PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
+    "recent": (_floats, "a list of numbers"),
+    "hist_best": (_floats, "a list of numbers"),
+    "hist_median": (_floats, "a list of numbers"),
+    "run_best": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "run_best_generation": (_int, "an int"),
+    "flat_generations": (_int, "an int"),
+}
 
 
 def default_max_generations(dim: int, popsize: int) -> int:
@@ -105,6 +127,30 @@ class Termination:
         self._run_best = math.inf
         self._run_best_generation = 0
         self._flat_generations = 0
+
+    @property
+    def window(self) -> int:
+        """Generations in the ``tolfun``/``tolfunhist`` window."""
+        return int(self._recent.maxlen or 1)
+
+    def progress_values(self) -> dict[str, Any]:
+        """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
+        return {
+            "recent": list(self._recent), "hist_best": list(self._hist_best),
+            "hist_median": list(self._hist_median), "run_best": self._run_best,
+            "run_best_generation": self._run_best_generation,
+            "flat_generations": self._flat_generations,
+        }
+
+    def load_progress_values(self, values: dict[str, Any]) -> None:
+        """Restore :meth:`progress_values` (checked against :data:`PROGRESS_SCHEMA` by the caller)."""
+        self._recent.clear()
+        self._recent.extend(float(v) for v in values["recent"])
+        self._hist_best = [float(v) for v in values["hist_best"]]
+        self._hist_median = [float(v) for v in values["hist_median"]]
+        self._run_best = float(values["run_best"])
+        self._run_best_generation = int(values["run_best_generation"])
+        self._flat_generations = int(values["flat_generations"])
 
     def check(
         self,

@@ -1,0 +1,182 @@
+"""The run's termination criteria as pure array functions, for the compiled driver.
+
+The compiled JAX chunks (:mod:`evostrat.run.compiled`) decide inside the
+compiled program, generation by generation, whether the run stops, so a chunk
+ends exactly where the host loop would and nothing is re-run. These functions
+compute the same criteria, in the same order and with the same definitions, as
+:class:`~evostrat.run.termination.Termination` (pycma's), over a
+:class:`Progress` value of arrays instead of Python lists. Thresholds that are
+integers on the host (window lengths, pycma's stagnation bounds) are computed
+in integer arithmetic or tabulated on the host, so both paths agree exactly.
+
+Examples
+--------
+>>> import jax.numpy as jnp                                         # doctest: +SKIP
+>>> from evostrat.run.termination import Termination                # doctest: +SKIP
+>>> rules = Rules.from_termination(Termination(max_generations=2), popsize=3, capacity=4)  # doctest: +SKIP
+>>> p = initial_progress(rules, jnp.float32)                        # doctest: +SKIP
+>>> p, code = check(rules, p, jnp.asarray([1.0, 2.0, 3.0]), 1, 3, jnp.asarray(1.0), None)  # doctest: +SKIP
+>>> int(code), REASONS[1]                                           # doctest: +SKIP
+(0, 'ftarget')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check"]
+
+#: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
+REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
+           "tolstagnation", "tolflatfitness")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The static settings of the criteria (hashable: part of the compiled program's key)."""
+
+    maximize: bool
+    ftarget: float | None
+    max_evals: int | None
+    max_generations: int | None
+    tolfun: float | None
+    tolx: float | None
+    tolfunhist: float | None
+    tolstagnation: int | None
+    tolflatfitness: int | None
+    window: int
+    popsize: int
+    capacity: int
+    keep: tuple[int, ...]  # pycma's history length kept at each generation (index: generation)
+    warmup: int  # stagnation needs generation > warmup
+
+    @classmethod
+    def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
+        """The rules of a host :class:`~evostrat.run.termination.Termination`."""
+        stag = t.tolstagnation is not None
+        keep = tuple(int(120 + 30 * t.dim / t.popsize + 0.2 * g) for g in range(capacity + 1)) if stag else ()
+        return cls(
+            maximize=bool(t.maximize), ftarget=t.ftarget, max_evals=t.max_evals,
+            max_generations=t.max_generations, tolfun=t.tolfun, tolx=t.tolx,
+            tolfunhist=t.tolfunhist, tolstagnation=t.tolstagnation, tolflatfitness=t.tolflatfitness,
+            window=int(t.window), popsize=int(popsize), capacity=int(capacity) if stag else 1,
+            keep=keep, warmup=int(math.floor(t.dim * (5 + 100 / t.popsize))),
+        )
+
+
+class Progress(NamedTuple):
+    """What the criteria have seen: the run's arrays (minimisation sense where noted)."""
+
+    recent: Any  # (window,) generation-best values (user's sense), ring buffer
+    n_recent: Any  # how many were appended
+    hist_best: Any  # (capacity,) generation-best values, minimisation sense
+    hist_median: Any  # (capacity,) generation medians, minimisation sense
+    n_hist: Any
+    run_best: Any
+    run_best_generation: Any
+    flat_generations: Any
+
+
+def initial_progress(rules: Rules, dtype: Any) -> Progress:
+    """Nothing seen yet."""
+    import jax.numpy as jnp
+
+    zero = jnp.asarray(0, jnp.int32)
+    return Progress(jnp.zeros(rules.window, dtype), zero, jnp.zeros(rules.capacity, dtype),
+                    jnp.zeros(rules.capacity, dtype), zero, jnp.asarray(jnp.inf, dtype), zero, zero)
+
+
+def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
+    """The median of ``buffer[start:stop]`` (Python's median of a list: mean of the middle two)."""
+    import jax.numpy as jnp
+
+    index = jnp.arange(buffer.shape[0])
+    ranked = jnp.sort(jnp.where((index >= start) & (index < stop), buffer, jnp.inf))
+    n = stop - start
+    upper = ranked[n // 2]
+    lower = ranked[(n - 1) // 2]
+    return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
+
+
+def _stagnated(rules: Rules, p: Progress, generation: Any, ranked: Any) -> tuple[Progress, Any]:
+    import jax
+    import jax.numpy as jnp
+
+    best, median = ranked[0], ranked[ranked.shape[0] // 2]
+    improved = best < p.run_best
+    run_best = jnp.where(improved, best, p.run_best)
+    run_best_generation = jnp.where(improved, generation, p.run_best_generation)
+    slot = jnp.minimum(p.n_hist, rules.capacity - 1)
+    hist_best = p.hist_best.at[slot].set(best)
+    hist_median = p.hist_median.at[slot].set(median)
+    n_hist = p.n_hist + 1
+    length = jnp.minimum(n_hist, jnp.asarray(rules.keep)[jnp.minimum(generation, len(rules.keep) - 1)])
+    t = rules.tolstagnation
+    l = jnp.maximum(t // 10, length // 10)
+    ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
+    ready = ready & (2 * (generation - run_best_generation) > t) & (length > 100) & (2 * l < length)
+
+    def medians(_: Any) -> Any:
+        end = n_hist
+        return ((_window_median(hist_median, end - l, end) >= _window_median(hist_median, end - 2 * l, end - l))
+                & (_window_median(hist_best, end - l, end) >= _window_median(hist_best, end - 2 * l, end - l)))
+
+    stagnated = jax.lax.cond(ready, medians, lambda _: jnp.asarray(False), None)
+    return p._replace(hist_best=hist_best, hist_median=hist_median, n_hist=n_hist, run_best=run_best,
+                      run_best_generation=run_best_generation), stagnated
+
+
+def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any, best: Any,
+          sigma: Any) -> tuple[Progress, Any]:
+    """Record one generation's ``values`` (user's sense) and return ``(progress, stop code)``.
+
+    The code indexes :data:`REASONS` (0: no criterion holds), in the order of
+    :meth:`Termination.check <evostrat.run.termination.Termination.check>`.
+    """
+    import jax.numpy as jnp
+
+    finite = jnp.isfinite(values)
+    n_finite = jnp.sum(finite)
+    lo = jnp.min(jnp.where(finite, values, jnp.inf))
+    hi = jnp.max(jnp.where(finite, values, -jnp.inf))
+    gen_best = hi if rules.maximize else lo
+    append = n_finite > 0
+    recent = jnp.where(append, p.recent.at[p.n_recent % rules.window].set(gen_best), p.recent)
+    n_recent = p.n_recent + append.astype(jnp.int32)
+    filled = jnp.arange(rules.window) < n_recent
+    recent_range = jnp.max(jnp.where(filled, recent, -jnp.inf)) - jnp.min(jnp.where(filled, recent, jnp.inf))
+    p = p._replace(recent=recent, n_recent=n_recent)
+    rows = [jnp.asarray(False)]
+    if rules.ftarget is not None:
+        rows.append(jnp.isfinite(best) & ((best >= rules.ftarget) if rules.maximize else (best <= rules.ftarget)))
+    else:
+        rows.append(jnp.asarray(False))
+    rows.append(jnp.asarray(False) if rules.max_evals is None else n_evals >= rules.max_evals)
+    rows.append(jnp.asarray(False) if rules.max_generations is None else generation >= rules.max_generations)
+    if rules.tolfun is not None:
+        rows.append((n_recent >= rules.window) & (n_finite == values.shape[0])
+                    & (recent_range < rules.tolfun) & (hi - lo < rules.tolfun))
+    else:
+        rows.append(jnp.asarray(False))
+    rows.append(jnp.asarray(False) if rules.tolx is None else sigma < rules.tolx)
+    if rules.tolfunhist is not None:
+        rows.append((n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
+    else:
+        rows.append(jnp.asarray(False))
+    ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values))
+    if rules.tolstagnation is not None:
+        p, stagnated = _stagnated(rules, p, generation, ranked)
+        rows.append(stagnated)
+    else:
+        rows.append(jnp.asarray(False))
+    if rules.tolflatfitness is not None:
+        flat = ranked[0] == ranked[int(0.75 * ranked.shape[0])]
+        flat_generations = jnp.where(flat, p.flat_generations + 1, 0)
+        p = p._replace(flat_generations=flat_generations)
+        rows.append(flat_generations > rules.tolflatfitness)
+    else:
+        rows.append(jnp.asarray(False))
+    hits = jnp.stack(rows)
+    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0)

@@ -1,0 +1,162 @@
+"""The run as a value: what one optimisation has done so far, with a declared schema.
+
+:class:`RunState` holds everything a run is besides the strategy's own state
+(which lives in the stateful :class:`~evostrat.run.asktell.AskTell` runner):
+the best candidate and value so far, the counters over all restarts, the
+per-generation ``history``, the restart records and plan, the stop reason and
+the elapsed time. The one driver (:class:`~evostrat.run.driver.Driver`) is the
+only code that advances it; the estimator reads it.
+
+Checkpoints store it through :data:`RUN_SCHEMA`: every field has a declared
+type, loading checks each one and never sets an attribute that the schema
+does not name.
+
+Examples
+--------
+>>> import math
+>>> state = RunState.empty(maximize=False)
+>>> state.best_f, state.n_evals, state.stop_reason
+(inf, 0, None)
+>>> sorted(RUN_SCHEMA)[:3]
+['best_f', 'n_evals', 'n_generations']
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from evostrat.errors import CheckpointError
+
+__all__ = ["RunState", "RUN_SCHEMA", "check_schema"]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_reason(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _is_pair(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(i) for i in v)
+
+
+def _is_records(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v)
+
+
+#: Field name -> (type check, what a checkpoint must hold). The plain-data part of
+#: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
+RUN_SCHEMA: dict[str, tuple[Any, str]] = {
+    "best_f": (_is_float, "a real number"),
+    "n_evals": (_is_int, "an int"),
+    "n_generations": (_is_int, "an int"),
+    "run_start": (_is_pair, "a pair of ints"),
+    "restarts": (_is_records, "a list of dicts"),
+    "stop_reason": (_is_reason, "a string or null"),
+}
+
+
+def check_schema(values: Any, schema: dict[str, tuple[Any, str]], what: str) -> dict[str, Any]:
+    """``values`` if it has exactly the fields of ``schema``, each of the declared type.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the first missing, unknown or mistyped field.
+
+    Examples
+    --------
+    >>> check_schema({"n_evals": 3}, {"n_evals": (_is_int, "an int")}, "run")
+    {'n_evals': 3}
+    >>> check_schema({"n_evals": "3"}, {"n_evals": (_is_int, "an int")}, "run")
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.CheckpointError: checkpoint run field 'n_evals' must be an int, got str
+    """
+    if not isinstance(values, dict):
+        raise CheckpointError(f"checkpoint {what} state is malformed")
+    if set(values) != set(schema):
+        raise CheckpointError(
+            f"checkpoint {what} state has fields {sorted(map(str, values))}, this evostrat's has "
+            f"{sorted(schema)}: the checkpoint comes from another evostrat version"
+        )
+    for name, (ok, expected) in schema.items():
+        if not ok(values[name]):
+            raise CheckpointError(
+                f"checkpoint {what} field {name!r} must be {expected}, got {type(values[name]).__name__}"
+            )
+    return values
+
+
+@dataclass
+class RunState:
+    """Best so far, counters, history, restart records and stop reason of one run.
+
+    Attributes
+    ----------
+    best_x : array or None
+        The best candidate so far (in the box when the run has bounds).
+    best_f : float
+        Its value in the user's sense (``-inf`` start when maximising).
+    n_evals, n_generations : int
+        Over all restarts.
+    run_start : (int, int)
+        ``(n_evals, n_generations)`` when the current restart run started.
+    history : list of dict
+        One entry per generation (see :meth:`evostrat.ES.fit`).
+    restarts : list of dict
+        One record per restart run (:mod:`evostrat.run.restarts`).
+    plan : RunPlan or None
+        The current restart run's plan.
+    stop_reason : str or None
+    started : float
+        ``time.perf_counter()`` at the start, shifted back by the time a resumed
+        run had already spent.
+    """
+
+    best_x: Any
+    best_f: float
+    n_evals: int = 0
+    n_generations: int = 0
+    run_start: tuple[int, int] = (0, 0)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    restarts: list[dict[str, Any]] = field(default_factory=list)
+    plan: Any = None
+    stop_reason: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def empty(cls, maximize: bool) -> "RunState":
+        """A run that has evaluated nothing yet."""
+        return cls(best_x=None, best_f=-math.inf if maximize else math.inf)
+
+    def elapsed(self) -> float:
+        """Seconds since the run started (including a resumed run's earlier time)."""
+        return time.perf_counter() - self.started
+
+    def schema_values(self) -> dict[str, Any]:
+        """The :data:`RUN_SCHEMA` fields as plain data."""
+        values = {name: getattr(self, name) for name in RUN_SCHEMA}
+        values["run_start"] = list(self.run_start)
+        values["best_f"] = float(self.best_f)
+        return values
+
+    def load_schema_values(self, values: Any) -> None:
+        """Set the :data:`RUN_SCHEMA` fields from checked plain data."""
+        values = check_schema(values, RUN_SCHEMA, "run")
+        self.best_f = float(values["best_f"])
+        self.n_evals = int(values["n_evals"])
+        self.n_generations = int(values["n_generations"])
+        self.run_start = (int(values["run_start"][0]), int(values["run_start"][1]))
+        self.restarts = [dict(r) for r in values["restarts"]]
+        self.stop_reason = values["stop_reason"]
