@@ -129,9 +129,7 @@ def test_chunk_bounds_cover_in_order():
 
 def on_cpu(x) -> bool:
     """Whether ``x`` lives on the host (JAX's default device is a GPU where there is one)."""
-    from evostrat.evaluators.seeded import _on_cpu
-
-    return _on_cpu(get_backend(x), x)
+    return get_backend(x).on_cpu(x)
 
 
 # -- same runs -------------------------------------------------------------------------------

@@ -276,14 +276,12 @@ def test_digest_covers_every_leaf_dtype_and_shape():
     strategy = strategy_class("openai_es")(popsize=4)
     be = get_backend("numpy")
     state = strategy.init(np.zeros(3), random_state=0)
-    from evostrat.evaluators.replay import _host_tree
-
-    base = state_digest(_host_tree(state, be))
-    assert len(base) == 16 and base == state_digest(_host_tree(state, be))
+    base = state_digest(be.to_host(state))
+    assert len(base) == 16 and base == state_digest(be.to_host(state))
     bumped = state._replace(opt=state.opt._replace(t=state.opt.t + 1))  # a nested 0-d leaf
-    assert state_digest(_host_tree(bumped, be)) != base
-    assert state_digest(_host_tree(state._replace(mean=np.zeros(3, np.float32)), be)) != base
-    assert state_digest(_host_tree(state._replace(key=be.split(state.key)[0]), be)) != base
+    assert state_digest(be.to_host(bumped)) != base
+    assert state_digest(be.to_host(state._replace(mean=np.zeros(3, np.float32)))) != base
+    assert state_digest(be.to_host(state._replace(key=be.split(state.key)[0]))) != base
 
 
 def test_replay_log_starts_a_new_run_per_runner_and_keeps_contiguous_history():

@@ -22,7 +22,8 @@ import numbers
 from typing import Any
 
 from evostrat import plugins
-from evostrat.backends.base import Array, Backend, Key, _map_tree
+from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.trees import map_tree
 from evostrat.errors import InvalidTypeError, UnknownNameError
 
 __all__ = [
@@ -150,4 +151,4 @@ def to_host(tree: Any) -> Any:
         backend = array_backend(x)
         return x if backend is None else backend.to_host(x)
 
-    return _map_tree(leaf, tree)
+    return map_tree(leaf, tree)

@@ -22,75 +22,16 @@ Examples
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from evostrat.backends.programs import compile_cached
+from evostrat.backends.trees import tree_from_host, tree_to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 Key = Any
-
-#: Compiled programs kept by :meth:`Backend.compile`, shared by all backends (LRU).
-COMPILE_CACHE_SIZE = 64
-_COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
-_COMPILED_LOCK = threading.Lock()
-
-
-def frozen(value: Any) -> Hashable:
-    """A hashable stand-in for a hyper-parameter value; raises ``TypeError`` if there is none.
-
-    Lists, tuples and dicts become tuples, arrays ``(dtype, shape, bytes)``.
-
-    Examples
-    --------
-    >>> frozen({"b": [1, 2], "a": np.zeros(2)})[1]
-    ('b', (1, 2))
-    """
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
-    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
-        array = np.asarray(value)
-        return ("array", array.dtype.str, array.shape, array.tobytes())
-    hash(value)
-    return value
-
-
-def program_key(fn: Callable) -> Hashable:
-    """The default :meth:`Backend.compile` cache key of ``fn``.
-
-    A bound method of an object with ``get_params()`` (a strategy) is keyed by
-    its class, method name and hyper-parameters, so equal strategies share one
-    program (their methods must depend on nothing else, as the built-in ones
-    do); any other function by itself.
-    """
-    owner = getattr(fn, "__self__", None)
-    if owner is not None and hasattr(owner, "get_params"):
-        try:
-            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False)))
-        except TypeError:
-            pass
-    return fn
-
-
-def _map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) -> Any:
-    """``tree`` with ``fn(leaf, is_key)`` applied to every leaf.
-
-    Walks NamedTuples (a field named ``key`` holds a backend key), tuples,
-    lists and dicts.
-    """
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(_map_tree(fn, v, f == "key") for f, v in zip(tree._fields, tree)))
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_map_tree(fn, v) for v in tree)
-    if isinstance(tree, dict):
-        return {k: _map_tree(fn, v) for k, v in tree.items()}
-    return fn(tree, is_key)
-
 
 def seed_to_uint64(seed: int | None) -> np.ndarray:
     """Turn ``random_state`` (an int or ``None``) into a two-word uint64 seed.
@@ -218,59 +159,20 @@ class Backend:
     def to_host(self, tree: Any) -> Any:
         """``tree`` with every array of this backend as a host numpy array.
 
-        ``tree`` is an array or nested NamedTuples (a strategy state), tuples,
-        lists and dicts; keys become their numpy words; numpy scalars and
-        other leaves are kept. No copies where the library allows.
-
-        Examples
-        --------
-        >>> from typing import NamedTuple
-        >>> from evostrat.backends import get_backend
-        >>> class State(NamedTuple):
-        ...     mean: Any
-        ...     key: Any
-        >>> be = get_backend("numpy")
-        >>> host = be.to_host(State(np.zeros(2), be.key(0)))
-        >>> host.mean.tolist(), host.key.dtype.name
-        ([0.0, 0.0], 'uint64')
+        ``tree``: an array or nested NamedTuples (a strategy state), tuples,
+        lists and dicts. Keys (NamedTuple fields named ``key``) become their
+        numpy words; numpy scalars and other leaves are kept; no copies where
+        the library allows. See :func:`evostrat.backends.trees.tree_to_host`.
         """
-
-        def leaf(x: Any, is_key: bool) -> Any:
-            if is_key:
-                return np.asarray(self.key_to_numpy(x))
-            if isinstance(x, np.generic) or not self.owns(x):
-                return x
-            return np.asarray(self.to_numpy(x))
-
-        return _map_tree(leaf, tree)
+        return tree_to_host(self, tree)
 
     def from_host(self, tree: Any, dtype: Any = None) -> Any:
-        """Inverse of :meth:`to_host`: fresh, writable arrays of this backend on the host.
+        """Inverse of :meth:`to_host`: fresh, writable arrays of this backend.
 
-        numpy arrays (and, off numpy, numpy scalars) become arrays of this
-        backend on the CPU (torch) or the default device (JAX), cast to
-        ``dtype`` when given; keys are rebuilt with :meth:`key_from_numpy`.
-
-        Examples
-        --------
-        >>> from evostrat.backends import get_backend
-        >>> be = get_backend("numpy")
-        >>> host = {"x": np.ones(2)}
-        >>> back = be.from_host(host, dtype=np.float32)
-        >>> back["x"].dtype.name, back["x"] is host["x"]
-        ('float32', False)
+        Placed on :attr:`host_device` and cast to ``dtype`` when given; see
+        :func:`evostrat.backends.trees.tree_from_host`.
         """
-
-        def leaf(x: Any, is_key: bool) -> Any:
-            if is_key:
-                return self.key_from_numpy(np.array(x, copy=True))
-            if not isinstance(x, (np.ndarray, np.generic)) or (
-                isinstance(x, np.generic) and self.owns(x)
-            ):
-                return x
-            return self.asarray(np.array(x, copy=True), dtype=dtype, device=self.host_device)
-
-        return _map_tree(leaf, tree)
+        return tree_from_host(self, tree, dtype)
 
     @property
     def host_device(self) -> Any:
@@ -373,14 +275,8 @@ class Backend:
         """Standard normal draws from a stateful generator of this library.
 
         numpy takes a ``numpy.random.Generator``, torch a ``torch.Generator``;
-        backends without stateful generators (JAX) raise.
-
-        Raises
-        ------
-        InvalidArgumentError
-            On a backend without stateful generators.
-        InvalidTypeError
-            For a generator of the wrong kind.
+        backends without stateful generators (JAX) raise ``InvalidArgumentError``,
+        a generator of the wrong kind ``InvalidTypeError``.
 
         Examples
         --------
@@ -441,7 +337,8 @@ class Backend:
         """A compiled version of the pure function ``fn`` (``fn`` itself where nothing compiles).
 
         Every backend shares one cache of compiled programs, the last
-        :data:`COMPILE_CACHE_SIZE` used: ``key`` (default :func:`program_key`:
+        :data:`~evostrat.backends.programs.COMPILE_CACHE_SIZE` used: ``key`` (default
+        :func:`~evostrat.backends.programs.program_key`:
         equal strategies share their ``ask``/``tell``) names the program, so a
         new run, a restart or a worker replaying a run compiles nothing new.
         The cache holds the compiled function, and through it ``fn``; a key
@@ -457,22 +354,7 @@ class Backend:
         """
         if not self.traceable:
             return fn
-        full = (self.name, program_key(fn) if key is None else key)
-        try:
-            hash(full)
-        except TypeError:  # e.g. a method of an unhashable object: compiled, not cached
-            return self._compile(fn)
-        with _COMPILED_LOCK:
-            compiled = _COMPILED.get(full)
-            if compiled is not None:
-                _COMPILED.move_to_end(full)
-                return compiled
-        compiled = self._compile(fn)
-        with _COMPILED_LOCK:
-            compiled = _COMPILED.setdefault(full, compiled)
-            while len(_COMPILED) > COMPILE_CACHE_SIZE:
-                _COMPILED.popitem(last=False)
-        return compiled
+        return compile_cached((self.name, key), fn, self._compile)
 
     def _compile(self, fn: Callable) -> Callable:
         """Compile ``fn`` (no caching); backends whose :attr:`traceable` is true override it."""

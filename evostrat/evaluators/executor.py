@@ -44,7 +44,7 @@ import pickle
 from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
-from evostrat.evaluators.remote import ChunkedEvaluator, _positive_int, describe_candidates
+from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
 
 __all__ = ["ExecutorEvaluator"]
@@ -99,7 +99,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
                 "executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor, "
                 f"client.get_executor()) or None, got {type(self.executor).__name__}"
             )
-        _positive_int("max_workers", self.max_workers)
+        positive_int("max_workers", self.max_workers)
         if self.mp_context is not None and isinstance(self.mp_context, str):
             methods = multiprocessing.get_all_start_methods()
             if self.mp_context not in methods:

@@ -50,12 +50,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends import Backend
+from evostrat.backends import Backend, to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.params import Params
 
 __all__ = [
     "Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized", "collect",
+    "real_value",
 ]
 
 Array = Any
@@ -77,11 +78,22 @@ def vectorized(objective: Callable) -> Callable:
     return objective
 
 
-def _scalar(value: Any, index: int) -> float:
+def real_value(value: Any, index: int) -> float:
+    """What the objective returned for candidate ``index``, as a Python float.
+
+    Accepts numbers and one-element arrays of any backend; anything else raises
+    :class:`~evostrat.errors.InvalidTypeError` naming the candidate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> real_value(np.array([2.5]), 0)
+    2.5
+    """
     if isinstance(value, numbers.Real):
         return float(value)
     try:
-        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+        arr = np.asarray(to_host(value))
     except Exception as err:  # noqa: BLE001 - report any unconvertible return value
         raise InvalidTypeError(
             f"objective must return a real number for candidate {index}, got "
@@ -106,7 +118,7 @@ def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False)
         from evostrat.run.behaviours import stack_candidates
 
         return stack_candidates(outputs, X, backend)
-    host = np.asarray([_scalar(out, i) for i, out in enumerate(outputs)], dtype=np.float64)
+    host = np.asarray([real_value(out, i) for i, out in enumerate(outputs)], dtype=np.float64)
     return backend.asarray(host, dtype=X.dtype, device=backend.device(X))
 
 
@@ -192,7 +204,7 @@ class SerialEvaluator(Evaluator):
                 raise ObjectiveError(
                     f"objective raised on candidate {i}: {type(err).__name__}: {err}", index=i
                 ) from err
-            values.append(out if self.behaviours else _scalar(out, i))
+            values.append(out if self.behaviours else real_value(out, i))
         return collect(values, X, backend, self.behaviours)
 
 
@@ -257,8 +269,8 @@ class AutoEvaluator(Evaluator):
             same = first is None
             if not same:
                 try:
-                    a = np.asarray(_to_host(split_outcome(first)[1]), dtype=np.float64).reshape(-1)
-                    b = np.asarray(_to_host(split_outcome(out)[1][0]), dtype=np.float64).reshape(-1)
+                    a = np.asarray(to_host(split_outcome(first)[1]), dtype=np.float64).reshape(-1)
+                    b = np.asarray(to_host(split_outcome(out)[1][0]), dtype=np.float64).reshape(-1)
                     same = a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-8))
                 except Exception:  # noqa: BLE001
                     same = False
@@ -274,15 +286,12 @@ class AutoEvaluator(Evaluator):
         # popsize == dim: a per-candidate objective reducing over axis 0 also returns
         # shape (popsize,). Vectorised means objective(X)[0] == objective(X[0]).
         try:
-            first = _scalar(objective(X[0]), 0)
+            first = real_value(objective(X[0]), 0)
         except Exception:  # noqa: BLE001 - only a population is accepted: vectorised
             return True
-        reference = float(np.asarray(out[0].detach().cpu() if hasattr(out[0], "detach") else out[0]))
+        reference = float(np.asarray(to_host(out[0])))
         return bool(np.isclose(first, reference, rtol=1e-5, atol=1e-8))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {}
 
-
-def _to_host(value: Any) -> Any:
-    return value.detach().cpu() if hasattr(value, "detach") else value

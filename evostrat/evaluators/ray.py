@@ -46,7 +46,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
-from evostrat.evaluators.remote import ChunkedEvaluator, _positive_int, describe_candidates
+from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
 
 __all__ = ["RayEvaluator", "start_local_cluster"]
@@ -171,8 +171,8 @@ class RayEvaluator(ChunkedEvaluator):
                 f"address must be a Ray address string (\"auto\", \"ray://host:port\") or None, "
                 f"got {type(self.address).__name__}"
             )
-        _positive_int("num_cpus", self.num_cpus)
-        _positive_int("num_workers", self.num_workers)
+        positive_int("num_cpus", self.num_cpus)
+        positive_int("num_workers", self.num_workers)
         if (
             isinstance(self.max_retries, bool)
             or not isinstance(self.max_retries, int)

@@ -6,16 +6,8 @@ candidates, hands them to a subclass that runs
 values in population order, whatever order the chunks finish in. It moves
 torch/JAX populations to numpy for shipping (or ships only their seed, see
 :mod:`evostrat.evaluators.seeded`) and returns the values on the population's backend,
-dtype and device. A worker's failure becomes, on the driver:
-
-- :class:`~evostrat.errors.ObjectiveError` naming the candidate, with the
-  original exception as ``__cause__`` (itself caused by a
-  :class:`RemoteTraceback` holding the worker's traceback text, as
-  ``concurrent.futures`` does) and the text in ``err.traceback``;
-- :class:`~evostrat.errors.InvalidTypeError` when the objective returned
-  something that is not a real number (as with ``evaluator="serial"``);
-- :class:`~evostrat.errors.EvaluationTimeoutError` when a candidate ran past
-  ``timeout``.
+dtype and device. A worker's failure is re-raised on the driver as
+:mod:`evostrat.evaluators.failures` describes.
 
 Examples
 --------
@@ -34,34 +26,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from evostrat.backends import Backend
-from evostrat.errors import (
-    EvaluationTimeoutError,
-    EvostratError,
-    InvalidArgumentError,
-    InvalidTypeError,
-    ObjectiveError,
-)
-from evostrat.evaluators.local import Evaluator
-from evostrat.evaluators.worker import ChunkResult, Failure, WorkerOptions
+from evostrat.backends import Backend, get_backend
+from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgumentError
+from evostrat.evaluators.failures import RemoteTraceback, describe_candidates, raise_failure
+from evostrat.evaluators.local import Evaluator, collect
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions
 
-__all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates"]
+__all__ = [
+    "ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates",
+    "positive_int", "raise_failure",
+]
 
 #: Accepted string values of ``seeded`` (besides ``True`` and ``False``).
 SEEDED_MODES = ("auto", "seed", "replay")
 
 Array = Any
-
-
-class RemoteTraceback(Exception):
-    """Carries a worker's traceback text as the ``__cause__`` of the original exception."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.text}"""'
 
 
 def chunk_bounds(n: int, n_chunks: int | None = None, chunksize: int | None = None) -> list[tuple[int, int]]:
@@ -78,12 +57,16 @@ def chunk_bounds(n: int, n_chunks: int | None = None, chunksize: int | None = No
     return bounds
 
 
-def describe_candidates(start: int, stop: int) -> str:
-    """``"candidate 3"`` or ``"candidates 8-15"``."""
-    return f"candidate {start}" if stop - start == 1 else f"candidates {start}-{stop - 1}"
+def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
+    """Raise :class:`~evostrat.errors.InvalidArgumentError` unless ``value`` is a positive int (or ``None``).
 
-
-def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
+    Examples
+    --------
+    >>> positive_int("chunksize", 0)
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidArgumentError: chunksize must be a positive int or None, got 0
+    """
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -179,7 +162,7 @@ class ChunkedEvaluator(Evaluator):
         self._check()
 
     def _check(self) -> None:
-        _positive_int("chunksize", self.chunksize)
+        positive_int("chunksize", self.chunksize)
         _timeout(self.timeout)
         if not (isinstance(self.seeded, bool) or self.seeded in SEEDED_MODES):
             raise InvalidArgumentError(
@@ -222,7 +205,7 @@ class ChunkedEvaluator(Evaluator):
             return "replay" if replay is not None else "seed"
         if self.seeded in (True, "seed"):
             return "seed"
-        big = X.shape[0] * X.shape[1] * _itemsize(X) >= self.seed_min_bytes
+        big = X.shape[0] * X.shape[1] * X.dtype.itemsize >= self.seed_min_bytes
         return "seed" if self.wants_seed() and big else "plain"
 
     def evaluate(
@@ -331,13 +314,12 @@ class ChunkedEvaluator(Evaluator):
 def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vectorized: bool) -> Any:
     """Stack the outputs of a behaviour strategy's chunks (see :mod:`evostrat.run.behaviours`)."""
     from evostrat.run.behaviours import Outcome, population_output
-    from evostrat.evaluators.local import collect
 
     if not vectorized:
         return collect([out for r in results for out in r.outputs], X, backend, behaviours=True)
     fitness, rows = [], []
     for r in results:
-        part = population_output(r.outputs[0], r.stop - r.start, np.empty(0), _numpy())
+        part = population_output(r.outputs[0], r.stop - r.start, np.empty(0), get_backend("numpy"))
         f, b = (part.fitness, part.behaviours) if isinstance(part, Outcome) else (None, part)
         fitness.append(f)
         rows.append(np.asarray(b))
@@ -354,54 +336,3 @@ def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vect
     return Outcome(F, B)
 
 
-def _numpy() -> Backend:
-    from evostrat.backends import get_backend
-
-    return get_backend("numpy")
-
-
-def _itemsize(X: Array) -> int:
-    dtype = X.dtype
-    size = getattr(dtype, "itemsize", None)
-    return int(size) if size is not None else int(np.dtype(str(dtype).replace("torch.", "")).itemsize)
-
-
-def raise_failure(failure: Failure, timeout: float | None = None) -> None:
-    """Re-raise a worker's :class:`~evostrat.evaluators.worker.Failure` on the driver."""
-    where = (
-        describe_candidates(failure.index, failure.index + 1)
-        if failure.index is not None
-        else describe_candidates(failure.start, failure.stop)
-    )
-    indices = (failure.index,) if failure.index is not None else tuple(range(failure.start, failure.stop))
-    original = failure.exception
-    remote = RemoteTraceback(failure.traceback)
-    if original is None:
-        original = remote
-    else:
-        original.__cause__ = remote
-    if failure.kind == "timeout":
-        raise EvaluationTimeoutError(
-            f"evaluation of {where} exceeded the timeout of {timeout} s per candidate",
-            index=failure.index,
-            indices=indices,
-            traceback=failure.traceback,
-        ) from original
-    if failure.kind == "load":
-        raise ObjectiveError(
-            f"a worker could not build {where}: {failure.type_name}: {failure.message}",
-            indices=indices,
-            traceback=failure.traceback,
-        ) from original
-    if failure.kind == "invalid" and isinstance(original, EvostratError):
-        raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises
-    if failure.kind == "invalid":
-        raise InvalidArgumentError(
-            f"objective returned invalid values for {where}: {failure.message}"
-        ) from original
-    raise ObjectiveError(
-        f"objective raised on {where}: {failure.type_name}: {failure.message}",
-        index=failure.index,
-        indices=indices,
-        traceback=failure.traceback,
-    ) from original

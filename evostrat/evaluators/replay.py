@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
-from evostrat.evaluators.seeded import population_seed
+from evostrat.backends.trees import named_leaves
 
 __all__ = [
     "REPLAY_RUNS", "REPLAY_WINDOW", "NeedState", "ReplayLog", "ReplayMessage", "ReplayState",
@@ -62,49 +62,9 @@ class NeedState(Exception):
     """
 
 
-def _host_tree(state: Any, backend: Backend) -> Any:
-    """``state`` (nested NamedTuples) with every leaf a host numpy array (no copies where possible).
-
-    Keys become their numpy words; numpy scalars (``np.float64``) stay scalars, so
-    a numpy state is rebuilt with the same types.
-    """
-    leaves = []
-    for field, value in zip(state._fields, state):
-        if hasattr(value, "_fields"):
-            leaves.append(_host_tree(value, backend))
-        elif field == "key":
-            leaves.append(np.asarray(backend.key_to_numpy(value)))
-        elif isinstance(value, np.generic):
-            leaves.append(value)
-        else:
-            leaves.append(np.asarray(backend.to_numpy(value)))
-    return type(state)(*leaves)
-
-
-def _backend_tree(host: Any, backend: Backend) -> Any:
-    """Inverse of :func:`_host_tree` on this process's CPU (fresh, writable copies)."""
-    device = "cpu" if backend.name == "torch" else None
-    leaves = []
-    for field, value in zip(host._fields, host):
-        if hasattr(value, "_fields"):
-            leaves.append(_backend_tree(value, backend))
-        elif field == "key":
-            leaves.append(backend.key_from_numpy(np.array(value, copy=True)))
-        elif isinstance(value, np.generic):
-            leaves.append(value if backend.name == "numpy" else backend.asarray(np.asarray(value), device=device))
-        elif backend.name == "numpy":
-            leaves.append(np.array(value, copy=True))
-        else:
-            leaves.append(backend.asarray(np.array(value, copy=True), device=device))
-    return type(host)(*leaves)
-
-
-def _leaves(tree: Any, prefix: str = "") -> Any:
-    for field, value in zip(tree._fields, tree):
-        if hasattr(value, "_fields"):
-            yield from _leaves(value, f"{prefix}{field}.")
-        else:
-            yield f"{prefix}{field}", np.asarray(value)
+def _leaves(tree: Any) -> Any:
+    for name, value in named_leaves(tree):
+        yield name, np.asarray(value)
 
 
 def state_digest(host: Any) -> bytes:
@@ -116,15 +76,6 @@ def state_digest(host: Any) -> bytes:
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
         h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return h.digest()
-
-
-def _worker_backend(name: str, dtype: str) -> Backend:
-    if name == "jax" and dtype == "float64":
-        import jax
-
-        if not jax.config.jax_enable_x64:  # a worker process of a float64 JAX run
-            jax.config.update("jax_enable_x64", True)
-    return get_backend(name)
 
 
 @dataclass(frozen=True)
@@ -178,13 +129,11 @@ class ReplayMessage:
                     f"{self.first}..{self.generation}"
                 )
             be, state = entry.backend, entry.state
-            device = "cpu" if be.name == "torch" else None
+            ask, tell = be.compile(entry.strategy.ask), be.compile(entry.strategy.tell)
             for g in range(entry.generation, self.generation):
-                X, state = entry.ask(state)
-                f = self.fitness[g - self.first]
-                f = np.array(f, copy=True) if be.name == "numpy" else be.asarray(np.array(f), device=device)
-                state = entry.tell(state, X, f)
-            if state_digest(_host_tree(state, be)) != self.digest:
+                X, state = ask(state)
+                state = tell(state, X, be.from_host(self.fitness[g - self.first]))
+            if state_digest(be.to_host(state)) != self.digest:
                 del _REPLAY_CACHE[self.run]
                 raise NeedState(f"replayed state of generation {self.generation} differs from the driver's")
             entry.generation, entry.state = self.generation, state
@@ -212,8 +161,9 @@ class ReplayState:
 
     def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
         """Install the state in this worker's cache; candidates ``start .. stop - 1``."""
-        be = _worker_backend(self.backend, self.dtype)
-        entry = _CachedRun(self.strategy, be, self.message.generation, _backend_tree(self.state, be))
+        be = get_backend(self.backend)
+        be.require_dtype(self.dtype)
+        entry = _CachedRun(self.strategy, be, self.message.generation, be.from_host(self.state))
         with _REPLAY_LOCK:
             _REPLAY_CACHE[self.message.run] = entry
             _REPLAY_CACHE.move_to_end(self.message.run)
@@ -223,20 +173,22 @@ class ReplayState:
 
 
 class _CachedRun:
-    """A worker's copy of a run: strategy, its compiled ask/tell, state and generation."""
+    """A worker's copy of a run: strategy, state and generation.
+
+    Its ``ask``/``tell`` come from the backend's one compile cache
+    (:meth:`~evostrat.backends.base.Backend.compile`), as the driver's do.
+    """
 
     def __init__(self, strategy: Any, backend: Backend, generation: int, state: Any) -> None:
         self.strategy, self.backend = strategy, backend
         self.generation, self.state = int(generation), state
-        self.ask = backend.compile(strategy.ask)  # compiled as AskTell compiles them
-        self.tell = backend.compile(strategy.tell)
 
     def rows(self, state: Any, start: int, stop: int, as_backend: bool) -> Any:
         seed = self.strategy.population_seed(state)
         return seed.rows(start, stop, as_backend=as_backend)
 
 
-#: This process's cached runs (workers; thread pools share it with the driver).
+#: This process's cached run states (workers; thread pools share it with the driver).
 _REPLAY_CACHE: "OrderedDict[str, _CachedRun]" = OrderedDict()
 _REPLAY_LOCK = threading.RLock()
 
@@ -261,7 +213,7 @@ class ReplayStep:
 
     def host_state(self) -> Any:
         if self._host is None:
-            self._host = _host_tree(self.state, self.backend)
+            self._host = self.backend.to_host(self.state)
         return self._host
 
     @property

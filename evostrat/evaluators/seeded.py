@@ -216,14 +216,6 @@ def _shift_scale(z: Array, mean: Array, sigma: Array) -> Array:
     return z
 
 
-def _on_cpu(backend: Backend, x: Array) -> bool:
-    device = backend.device(x)
-    if device is None:
-        return True
-    kind = getattr(device, "type", None) or getattr(device, "platform", None) or str(device)
-    return str(kind).lower().startswith("cpu")
-
-
 @dataclass(frozen=True)
 class GaussianSeed:
     """Everything a worker needs to rebuild candidates of one generation.
@@ -254,7 +246,7 @@ class GaussianSeed:
         cls, backend: Backend, key: Any, mean: Array, sigma: Array, popsize: int, layout: str
     ) -> "GaussianSeed | None":
         """Describe a population; ``None`` when it lives on an accelerator."""
-        if not _on_cpu(backend, mean):
+        if not backend.on_cpu(mean):
             return None
         return cls(
             backend=backend.name,
@@ -277,16 +269,8 @@ class GaussianSeed:
         Returns a numpy array, or an array of :attr:`backend` when
         ``as_backend`` is true.
         """
-        if self.backend == "jax" and self.dtype == "float64":
-            import jax
-
-            if not jax.config.jax_enable_x64:  # a worker process of a float64 JAX run
-                jax.config.update("jax_enable_x64", True)
         be = get_backend(self.backend)
-        dtype = be.dtype_from_name(self.dtype)
-        device = "cpu" if be.name == "torch" else None
-        mean = be.asarray(self.mean, dtype=dtype, device=device)
-        sigma = be.asarray(self.sigma, dtype=dtype, device=device)
+        mean, sigma = be.from_host((self.mean, self.sigma), dtype=be.require_dtype(self.dtype))
         key = be.key_from_numpy(self.key)
         # Build at least two candidates: XLA compiles a single row (a degenerate
         # dimension) without the fused multiply-add it uses for the whole
@@ -299,40 +283,27 @@ class GaussianSeed:
         return X if as_backend else be.to_numpy(X)
 
 
-_REBUILDERS: dict[tuple, Any] = {}
-
-
 def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int) -> Any:
     """``gaussian_population`` of candidates ``start:stop``, compiled as ``ask`` is.
 
     The driver's ``ask`` runs through ``backend.compile`` (``jax.jit``), where XLA
     fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of two);
-    rebuilding through the same compiler keeps the rows bit-identical. Cached per
-    chunk.
+    rebuilding through the same compiler keeps the rows bit-identical. The
+    backend's compile cache keeps one program per chunk.
     """
-    cache_key = (backend.name, popsize, layout, start, stop)
-    fn = _REBUILDERS.get(cache_key)
-    if fn is None:
-        if len(_REBUILDERS) > 64:
-            _REBUILDERS.clear()
 
-        def build(key: Any, mean: Array, sigma: Array) -> Array:
-            return gaussian_population(
-                backend, key, mean, sigma, popsize, layout, range(start, stop)
-            )
+    def build(key: Any, mean: Array, sigma: Array) -> Array:
+        return gaussian_population(backend, key, mean, sigma, popsize, layout, range(start, stop))
 
-        fn = _REBUILDERS[cache_key] = backend.compile(build)
-    return fn
+    return backend.compile(build, key=("gaussian_population", popsize, layout, start, stop))
 
 
 def population_seed(runner: Any) -> GaussianSeed | None:
     """The seed of the population ``runner.ask()`` will return, or ``None``.
 
     ``runner`` is an :class:`~evostrat.run.asktell.AskTell`; ``None`` when its
-    strategy has no ``population_seed`` method or the population lives on an
-    accelerator.
+    strategy cannot describe its populations by a seed (the default of
+    :meth:`~evostrat.strategies.base.Strategy.population_seed`) or the population
+    lives on an accelerator.
     """
-    describe = getattr(runner.strategy, "population_seed", None)
-    if describe is None:
-        return None
-    return describe(runner.state)
+    return runner.strategy.population_seed(runner.state)

@@ -36,6 +36,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from evostrat.backends import get_backend, to_host
+from evostrat.evaluators.local import real_value
+from evostrat.evaluators.replay import NeedState
+
 __all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "host_output", "run_chunk"]
 
 
@@ -110,18 +114,8 @@ class ChunkResult:
     need_state: bool = False
 
 
-def host_output(value: Any) -> Any:
-    """``value`` with torch/JAX arrays copied to numpy (inside tuples and dicts too)."""
-    if isinstance(value, dict):
-        return {k: host_output(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        items = [host_output(v) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    if hasattr(value, "__array__") and not isinstance(value, np.ndarray):
-        return np.asarray(value)
-    return value
+#: ``value`` with torch/JAX arrays copied to numpy (inside tuples and dicts too).
+host_output = to_host
 
 
 class CandidateTimeout(BaseException):
@@ -172,20 +166,13 @@ def _failure(kind: str, index: int | None, start: int, stop: int, err: BaseExcep
     return Failure(kind, index, start, stop, type(err).__name__, str(err), text, original)
 
 
-def _rows(source: Any, start: int, stop: int, offset: int, as_backend: bool) -> Any:
-    if isinstance(source, np.ndarray):
-        return source[start - offset : stop - offset]
-    # a GaussianSeed, or in replay mode a ReplayMessage / ReplayState (evostrat.evaluators.seeded)
-    return source.rows(start, stop, as_backend=as_backend)
-
-
-def _to_backend(rows: np.ndarray, options: WorkerOptions) -> Any:
-    if not options.as_backend or options.backend == "numpy":
-        return rows
-    from evostrat.backends import get_backend
-
-    be = get_backend(options.backend)
-    return be.asarray(np.array(rows), device="cpu" if be.name == "torch" else None)
+def _rows(source: Any, start: int, stop: int, offset: int, options: WorkerOptions) -> Any:
+    rebuild = getattr(source, "rows", None)
+    if rebuild is not None:
+        # a GaussianSeed, or in replay mode a ReplayMessage / ReplayState (evostrat.evaluators.seeded)
+        return rebuild(start, stop, as_backend=options.as_backend)
+    rows = source[start - offset : stop - offset]  # a slice of the population (numpy)
+    return get_backend(options.backend).from_host(rows) if options.as_backend else rows
 
 
 def run_chunk(
@@ -207,16 +194,10 @@ def run_chunk(
         Global index of ``source``'s first row (array sources).
     options : WorkerOptions
     """
-    from evostrat.evaluators.local import _scalar
-
     values = np.full(stop - start, np.nan)
     fn = objective
-    from evostrat.evaluators.replay import NeedState
-
     try:
-        rows = _rows(source, start, stop, offset, options.as_backend)
-        if options.as_backend and isinstance(rows, np.ndarray):
-            rows = _to_backend(rows, options)
+        rows = _rows(source, start, stop, offset, options)
     except NeedState:  # replay mode: the driver resends this chunk with the full state
         return ChunkResult(start, stop, values, None, os.getpid(), need_state=True)
     except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
@@ -237,7 +218,7 @@ def run_chunk(
             if outputs is not None:
                 outputs.append(host_output(out))
             else:
-                values[j] = _scalar(out, i)
+                values[j] = real_value(out, i)
         except Exception as err:  # noqa: BLE001 - InvalidTypeError, re-raised on the driver
             return ChunkResult(start, stop, values, _failure("invalid", i, start, stop, err), os.getpid())
     return ChunkResult(start, stop, values, None, os.getpid(), outputs)
@@ -261,7 +242,7 @@ def _run_vectorized(
         except Exception as err:  # noqa: BLE001
             return ChunkResult(start, stop, values, _failure("invalid", None, start, stop, err), os.getpid())
     try:
-        arr = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out, dtype=np.float64)
+        arr = np.asarray(to_host(out), dtype=np.float64)
         if arr.shape != (n,):
             raise ValueError(
                 f"a vectorised objective must return shape ({n},) for a chunk of {n} "

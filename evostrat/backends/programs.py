@@ -1,0 +1,98 @@
+"""The one cache of compiled programs that :meth:`Backend.compile` serves from.
+
+Programs are keyed by the backend's name and a key naming what the program
+computes (by default :func:`program_key`: a strategy's class, method and
+hyper-parameters), so equal strategies share their compiled ``ask``/``tell``
+across runs, restarts and replaying workers. The cache is an LRU of
+:data:`COMPILE_CACHE_SIZE` programs: it keeps no more than that alive.
+
+Examples
+--------
+>>> calls = []
+>>> def compiler(fn):
+...     calls.append(fn)
+...     return fn
+>>> f = lambda x: x
+>>> compile_cached(("demo", None), f, compiler) is compile_cached(("demo", None), f, compiler)
+True
+>>> len(calls)
+1
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+__all__ = ["COMPILE_CACHE_SIZE", "compile_cached", "frozen", "program_key"]
+
+#: Compiled programs kept by :meth:`Backend.compile`, shared by all backends (LRU).
+COMPILE_CACHE_SIZE = 64
+_COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+
+
+def frozen(value: Any) -> Hashable:
+    """A hashable stand-in for a hyper-parameter value; raises ``TypeError`` if there is none.
+
+    Lists, tuples and dicts become tuples, arrays ``(dtype, shape, bytes)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frozen({"b": [1, 2], "a": np.zeros(2)})[1]
+    ('b', (1, 2))
+    """
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    hash(value)
+    return value
+
+
+def program_key(fn: Callable) -> Hashable:
+    """The default :meth:`Backend.compile` cache key of ``fn``.
+
+    A bound method of an object with ``get_params()`` (a strategy) is keyed by
+    its class, method name and hyper-parameters, so equal strategies share one
+    program (their methods must depend on nothing else, as the built-in ones
+    do); any other function by itself.
+    """
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and hasattr(owner, "get_params"):
+        try:
+            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False)))
+        except TypeError:
+            pass
+    return fn
+
+
+def compile_cached(key: tuple[str, Hashable], fn: Callable, compiler: Callable) -> Callable:
+    """``compiler(fn)``, from the cache under ``key`` = ``(backend name, program key or None)``.
+
+    A program key of ``None`` is replaced by :func:`program_key`\ ``(fn)``; an
+    unhashable key compiles without caching.
+    """
+    full = (key[0], program_key(fn) if key[1] is None else key[1])
+    try:
+        hash(full)
+    except TypeError:  # e.g. a method of an unhashable object: compiled, not cached
+        return compiler(fn)
+    with _COMPILED_LOCK:
+        compiled = _COMPILED.get(full)
+        if compiled is not None:
+            _COMPILED.move_to_end(full)
+            return compiled
+    compiled = compiler(fn)
+    with _COMPILED_LOCK:
+        compiled = _COMPILED.setdefault(full, compiled)
+        while len(_COMPILED) > COMPILE_CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    return compiled

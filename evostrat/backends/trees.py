@@ -1,0 +1,96 @@
+"""Nested containers of arrays (strategy states, objective outputs), leaf by leaf,
+and their transfers to and from the host (:meth:`Backend.to_host`, :meth:`Backend.from_host`).
+
+Examples
+--------
+>>> from typing import NamedTuple
+>>> import numpy as np
+>>> from evostrat.backends import get_backend
+>>> class State(NamedTuple):
+...     mean: Any
+...     key: Any
+>>> map_tree(lambda x, is_key: is_key, {"s": State(1.0, 2)})
+{'s': State(mean=False, key=True)}
+>>> be = get_backend("numpy")
+>>> host = tree_to_host(be, State(np.zeros(2), be.key(0)))
+>>> host.mean.tolist(), host.key.dtype.name
+([0.0, 0.0], 'uint64')
+>>> back = tree_from_host(be, host, dtype=np.float32)
+>>> back.mean.dtype.name, back.mean is host.mean
+('float32', False)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+__all__ = ["map_tree", "named_leaves", "tree_from_host", "tree_to_host"]
+
+
+def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) -> Any:
+    """``tree`` with ``fn(leaf, is_key)`` applied to every leaf.
+
+    Walks NamedTuples (a field named ``key`` holds a backend key), tuples,
+    lists and dicts.
+    """
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(map_tree(fn, v, f == "key") for f, v in zip(tree._fields, tree)))
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(map_tree(fn, v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: map_tree(fn, v) for k, v in tree.items()}
+    return fn(tree, is_key)
+
+
+
+
+def tree_to_host(backend: Any, tree: Any) -> Any:
+    """``tree`` with ``backend``'s arrays as numpy arrays and its keys as numpy words."""
+
+    def leaf(x: Any, is_key: bool) -> Any:
+        if is_key:
+            return np.asarray(backend.key_to_numpy(x))
+        if isinstance(x, np.generic) or not backend.owns(x):
+            return x
+        return np.asarray(backend.to_numpy(x))
+
+    return map_tree(leaf, tree)
+
+
+def tree_from_host(backend: Any, tree: Any, dtype: Any = None) -> Any:
+    """Inverse of :func:`tree_to_host`: copies of the numpy leaves on ``backend``.
+
+    numpy scalars stay scalars on numpy; other leaves (numbers, strings) are kept.
+    """
+
+    def leaf(x: Any, is_key: bool) -> Any:
+        if is_key:
+            return backend.key_from_numpy(np.array(x, copy=True))
+        if not isinstance(x, (np.ndarray, np.generic)) or (isinstance(x, np.generic) and backend.owns(x)):
+            return x
+        return backend.asarray(np.array(x, copy=True), dtype=dtype, device=backend.host_device)
+
+    return map_tree(leaf, tree)
+
+
+def named_leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted field name, leaf)`` of nested NamedTuples, in field order.
+
+    Examples
+    --------
+    >>> from typing import NamedTuple
+    >>> class Inner(NamedTuple):
+    ...     b: int
+    >>> class Outer(NamedTuple):
+    ...     a: int
+    ...     inner: Inner
+    >>> list(named_leaves(Outer(1, Inner(2))))
+    [('a', 1), ('inner.b', 2)]
+    """
+    for field, value in zip(tree._fields, tree):
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            yield from named_leaves(value, f"{prefix}{field}.")
+        else:
+            yield f"{prefix}{field}", value

@@ -1,0 +1,88 @@
+"""Worker failures re-raised on the driver, with the worker's traceback.
+
+A chunk's :class:`~evostrat.evaluators.worker.Failure` becomes, on the driver:
+
+- :class:`~evostrat.errors.ObjectiveError` naming the candidate, with the
+  original exception as ``__cause__`` (itself caused by a
+  :class:`RemoteTraceback` holding the worker's traceback text, as
+  ``concurrent.futures`` does) and the text in ``err.traceback``;
+- :class:`~evostrat.errors.InvalidTypeError` when the objective returned
+  something that is not a real number (as with ``evaluator="serial"``);
+- :class:`~evostrat.errors.EvaluationTimeoutError` when a candidate ran past
+  ``timeout``.
+
+Examples
+--------
+>>> from evostrat.evaluators.failures import describe_candidates
+>>> describe_candidates(3, 4), describe_candidates(8, 16)
+('candidate 3', 'candidates 8-15')
+"""
+
+from __future__ import annotations
+
+from evostrat.errors import (
+    EvaluationTimeoutError,
+    EvostratError,
+    InvalidArgumentError,
+    ObjectiveError,
+)
+from evostrat.evaluators.worker import Failure
+
+__all__ = ["RemoteTraceback", "describe_candidates", "raise_failure"]
+
+
+class RemoteTraceback(Exception):
+    """Carries a worker's traceback text as the ``__cause__`` of the original exception."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+def describe_candidates(start: int, stop: int) -> str:
+    """``"candidate 3"`` or ``"candidates 8-15"``."""
+    return f"candidate {start}" if stop - start == 1 else f"candidates {start}-{stop - 1}"
+
+
+def raise_failure(failure: Failure, timeout: float | None = None) -> None:
+    """Re-raise a worker's :class:`~evostrat.evaluators.worker.Failure` on the driver."""
+    where = (
+        describe_candidates(failure.index, failure.index + 1)
+        if failure.index is not None
+        else describe_candidates(failure.start, failure.stop)
+    )
+    indices = (failure.index,) if failure.index is not None else tuple(range(failure.start, failure.stop))
+    original = failure.exception
+    remote = RemoteTraceback(failure.traceback)
+    if original is None:
+        original = remote
+    else:
+        original.__cause__ = remote
+    if failure.kind == "timeout":
+        raise EvaluationTimeoutError(
+            f"evaluation of {where} exceeded the timeout of {timeout} s per candidate",
+            index=failure.index,
+            indices=indices,
+            traceback=failure.traceback,
+        ) from original
+    if failure.kind == "load":
+        raise ObjectiveError(
+            f"a worker could not build {where}: {failure.type_name}: {failure.message}",
+            indices=indices,
+            traceback=failure.traceback,
+        ) from original
+    if failure.kind == "invalid" and isinstance(original, EvostratError):
+        raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises
+    if failure.kind == "invalid":
+        raise InvalidArgumentError(
+            f"objective returned invalid values for {where}: {failure.message}"
+        ) from original
+    raise ObjectiveError(
+        f"objective raised on {where}: {failure.type_name}: {failure.message}",
+        index=failure.index,
+        indices=indices,
+        traceback=failure.traceback,
+    ) from original
