@@ -59,7 +59,10 @@ def evostrat_strategies() -> dict[str, type]:
         Maps a strategy name (what users pass as ``ES(strategy=...)``) to a
         subclass of :class:`evostrat.strategies.base.Strategy`. The class's
         ``__init__`` takes only hyper-parameters (keyword arguments with
-        defaults), like a scikit-learn estimator.
+        defaults), like a scikit-learn estimator. The methods, state fields and
+        optional capabilities it must or may define are the contract in the
+        docstring of :class:`~evostrat.strategies.base.Strategy`, checked by
+        :func:`~evostrat.strategies.base.check_strategy`.
     """
 
 

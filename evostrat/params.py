@@ -6,26 +6,145 @@ names; :class:`Params` then provides ``get_params``/``set_params`` exactly as
 scikit-learn's ``BaseEstimator`` does, so ``clone`` and nested
 ``set_params(strategy__lr=...)`` work.
 
+Hyper-parameters are validated declaratively, as scikit-learn's
+``_parameter_constraints``: a class lists ``parameter_constraints``, a dict
+from parameter name to the constraints a value may satisfy (an
+:class:`Interval`, :class:`StrOptions`, ``None``, ``callable`` or a type), and
+:meth:`Params.validate_params` checks them all at once.
+
 Examples
 --------
->>> from evostrat.params import Params
+>>> from numbers import Real
+>>> from evostrat.params import Interval, Params
 >>> class Knobs(Params):
+...     parameter_constraints = {"lr": [Interval(Real, 0, None, closed="neither")]}
 ...     def __init__(self, lr=0.1, decay=1.0):
 ...         self.lr, self.decay = lr, decay
 >>> Knobs().set_params(lr=0.5).get_params()
 {'decay': 1.0, 'lr': 0.5}
+>>> Knobs(lr=0.0).validate_params()
+Traceback (most recent call last):
+...
+evostrat.errors.InvalidArgumentError: Knobs: lr must be a positive number, got 0.0
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import math
+from numbers import Integral, Real
+from typing import Any, ClassVar, Iterable
 
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["Interval", "Params", "StrOptions"]
+
+
+class Interval:
+    """Finite numbers of type ``kind`` (``bool`` excluded) from ``left`` to ``right``.
+
+    A bound of ``None`` is unbounded; ``closed`` is ``"both"``, ``"left"``,
+    ``"right"`` or ``"neither"``.
+
+    Examples
+    --------
+    >>> from numbers import Real
+    >>> str(Interval(Real, 0, 1, closed="right")), 1.0 in Interval(Real, 0, 1, closed="right")
+    ('a number in (0, 1]', True)
+    """
+
+    def __init__(self, kind: type, left: float | None, right: float | None,
+                 *, closed: str = "both") -> None:
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+
+    def matches_type(self, value: Any) -> bool:
+        """Whether ``value`` has the right type (so a miss is a wrong value, not type)."""
+        return isinstance(value, self.kind) and not isinstance(value, bool)
+
+    def __contains__(self, value: Any) -> bool:
+        if not self.matches_type(value) or not math.isfinite(value):
+            return False
+        low = self.left is None or value > self.left or (
+            value == self.left and self.closed in ("both", "left"))
+        return low and (self.right is None or value < self.right
+                        or (value == self.right and self.closed in ("both", "right")))
+
+    def __str__(self) -> str:
+        noun = "an int" if self.kind is Integral else "a number"
+        if self.left == 0 and self.right is None:
+            sign = "a positive" if self.closed in ("neither", "right") else "a non-negative"
+            return f"{sign} {noun.split()[1]}"
+        lo = "[" if self.closed in ("both", "left") and self.left is not None else "("
+        hi = "]" if self.closed in ("both", "right") and self.right is not None else ")"
+        left = "-inf" if self.left is None else f"{self.left:g}"
+        return f"{noun} in {lo}{left}, {'inf' if self.right is None else format(self.right, 'g')}{hi}"
+
+
+class StrOptions(tuple):
+    """One of a few strings (sorted).
+
+    Examples
+    --------
+    >>> str(StrOptions({"b", "a"})), str(StrOptions({"mean"})), "a" in StrOptions({"a"})
+    ("one of ('a', 'b')", "'mean'", True)
+    """
+
+    def __new__(cls, options: Iterable[str]) -> "StrOptions":
+        return super().__new__(cls, sorted(options))
+
+    def matches_type(self, value: Any) -> bool:
+        """Whether ``value`` is a string (so a miss is a wrong value, not type)."""
+        return isinstance(value, str)
+
+    def __str__(self) -> str:
+        return repr(self[0]) if len(self) == 1 else f"one of {tuple(self)}"
+
+
+def _satisfies(value: Any, constraint: Any) -> bool:
+    if constraint is None or constraint is callable:
+        return value is None if constraint is None else callable(value)
+    if isinstance(constraint, type):
+        return isinstance(value, constraint) and not (
+            isinstance(value, bool) and constraint in (Real, Integral))
+    if isinstance(constraint, StrOptions):
+        return isinstance(value, str) and value in constraint
+    return value in constraint  # an Interval
+
+
+def _describe(constraint: Any) -> str:
+    if constraint is None or constraint is callable:
+        return "None" if constraint is None else "a callable"
+    if isinstance(constraint, type):
+        return {Real: "a number", Integral: "an int"}.get(constraint, f"a {constraint.__name__}")
+    return str(constraint)
 
 
 class Params:
-    """Mixin giving ``get_params``, ``set_params`` and a readable ``repr``."""
+    """Mixin giving ``get_params``, ``set_params``, ``validate_params`` and a readable ``repr``."""
+
+    #: Parameter name -> list of constraints, one of which its value must satisfy.
+    parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    def validate_params(self) -> None:
+        """Check every parameter listed in ``parameter_constraints``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            For a value of an accepted type but outside the accepted values.
+        InvalidTypeError
+            For a value of no accepted type.
+        """
+        for name, constraints in self.parameter_constraints.items():
+            value = getattr(self, name)
+            if any(_satisfies(value, c) for c in constraints):
+                continue
+            texts = [_describe(c) for c in constraints]
+            expected = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
+            wrong_value = any(isinstance(c, (Interval, StrOptions)) and c.matches_type(value)
+                              for c in constraints)
+            error = InvalidArgumentError if wrong_value else InvalidTypeError
+            raise error(f"{type(self).__name__}: {name} must be {expected}, got {value!r}")
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -1,4 +1,4 @@
-"""The Strategy base: hyper-parameters plus pure ``init``/``ask``/``tell``.
+"""The Strategy base and its contract: hyper-parameters plus pure ``init``/``ask``/``tell``.
 
 A strategy object holds only hyper-parameters (like a scikit-learn estimator).
 Everything that changes during a run lives in a ``NamedTuple`` *state* that the
@@ -9,16 +9,11 @@ pure methods take and return, in the style of optax::
     state = strategy.tell(state, X, f(X))     # f(X): (popsize,) values to minimise
 
 The pure methods are written once over the Array API namespace of the state's
-arrays (``backend.xp``) and run unchanged on numpy, torch and JAX; on JAX they
-are jitted. Values derived from the dimension (population size, learning rates)
-are plain Python numbers computed from ``state.mean.shape``, so they stay static
-under ``jax.jit``.
-
-:meth:`Strategy.initialize` wraps the pure functions in a stateful
-:class:`~evostrat.run.asktell.AskTell` object (``X = s.ask(); s.tell(X, f(X))``).
-
-Subclasses define ``name``, a ``State`` NamedTuple with at least ``mean`` and
-``key`` fields, and ``_init``/``ask``/``tell``.
+arrays (``backend.xp``) and run unchanged on numpy, torch and JAX (jitted on
+JAX; values derived from the dimension are plain Python numbers, static under
+``jax.jit``). :meth:`Strategy.initialize` wraps them in a stateful
+:class:`~evostrat.run.asktell.AskTell`. The contract a subclass fulfils is the
+docstring of :class:`Strategy`; :func:`check_strategy` verifies it.
 
 Examples
 --------
@@ -35,20 +30,24 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
 
 if TYPE_CHECKING:
+    from evostrat.evaluators.seeded import GaussianSeed
     from evostrat.run.asktell import AskTell
 
 Array = Any
 
-__all__ = ["Strategy", "as_search_point", "default_popsize"]
+__all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "clamp_sigma",
+           "default_popsize", "host_value", "resolve_backend"]
 
 
 def default_popsize(dim: int) -> int:
@@ -91,7 +90,7 @@ def as_search_point(
 
 
 class Strategy(Params):
-    """Base class of all strategies.
+    """Base class of all strategies, and the contract they fulfil.
 
     Parameters
     ----------
@@ -101,6 +100,35 @@ class Strategy(Params):
     sigma0 : float or array
         Initial standard deviation of the search distribution (per coordinate
         when an array of shape ``(dim,)``).
+
+    Notes
+    -----
+    **Required.** A subclass sets ``name`` and defines three pure functions over a
+    ``NamedTuple`` state (never mutating it or ``self``):
+
+    - ``initial_state(x0, key, backend) -> state``: ``x0`` is the validated mean
+      (shape ``(dim,)``), ``key`` the backend's random key;
+    - ``ask(state) -> (X, state)``: ``X`` of shape ``(popsize, dim)``; split the key;
+    - ``tell(state, X, fitness) -> state``: ``fitness`` (``popsize,``) is minimised.
+
+    The state has the fields ``mean`` (the distribution's centre, ``(dim,)``) and
+    ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. The
+    read-outs :meth:`mean` returns a ``(dim,)`` array and :meth:`sigma` a 0-d array.
+    Hyper-parameters are the ``__init__`` arguments, stored under their names and
+    validated by ``parameter_constraints`` (:mod:`evostrat.params`).
+
+    **Optional**, declared here with defaults, so that callers never test for them:
+
+    - ``needs_behaviours``: ``tell`` takes behaviour descriptors, not fitness;
+    - ``termination_defaults``: history criteria the run turns on by default
+      (``tolfunhist``, ``tolstagnation``, ``tolflatfitness``);
+    - ``min_popsize``; :meth:`default_popsize`;
+    - :meth:`stop`: strategy-specific termination criteria;
+    - :meth:`population_seed`: the next population as a seed (seed-compressed
+      evaluation), ``None`` when the strategy cannot describe it so;
+    - :meth:`evolvability`: the behavioural statistic the strategy ascends (NaN).
+
+    :meth:`init` checks all this once (:func:`check_strategy`).
     """
 
     name: ClassVar[str] = ""
@@ -108,6 +136,8 @@ class Strategy(Params):
     needs_behaviours: ClassVar[bool] = False
     #: Smallest population the strategy accepts.
     min_popsize: ClassVar[int] = 2
+    #: History criteria the run uses unless told otherwise (none by default).
+    termination_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     class State(NamedTuple):
         mean: Array
@@ -137,7 +167,7 @@ class Strategy(Params):
         """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated."""
         xp = backend.xp
         try:
-            host = np.asarray(_host(self.sigma0, backend), dtype=np.float64)
+            host = np.asarray(host_value(self.sigma0), dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise InvalidTypeError(
                 f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}, "
@@ -157,17 +187,9 @@ class Strategy(Params):
         return sigma
 
     # -- the pure interface -----------------------------------------------------------
-    def init(
-        self,
-        x0: Any,
-        key: Any = None,
-        *,
-        random_state: int | None = None,
-        backend: Any = "auto",
-        dtype: Any = None,
-        device: Any = None,
-    ) -> Any:
-        """Initial state around ``x0``.
+    def init(self, x0: Any, key: Any = None, backend: Any = "auto", *,
+             random_state: int | None = None, dtype: Any = None, device: Any = None) -> Any:
+        """Initial state around ``x0``, after validating ``x0``, the hyper-parameters and the state.
 
         Parameters
         ----------
@@ -175,20 +197,25 @@ class Strategy(Params):
             Initial mean. Its type picks the backend unless ``backend`` is given.
         key : backend key, optional
             Random key; built from ``random_state`` when omitted.
-        random_state : int, optional
         backend : str or Backend
+        random_state : int, optional
         dtype, device : optional
             Override the floating dtype and (torch/JAX) device of the state.
         """
-        be = _resolve_backend(x0, backend)
+        be = resolve_backend(x0, backend)
         x = as_search_point(x0, be, dtype=dtype, device=device)
+        self.validate_params()
         self.resolved_popsize(x.shape[0])
-        if key is None:
-            key = be.key(random_state)
-        return self._init(x, key, be)
+        state = self.initial_state(x, be.key(random_state) if key is None else key, be)
+        check_strategy(self, state)
+        return state
 
-    def _init(self, x0: Array, key: Any, backend: Backend) -> Any:
-        raise NotImplementedError
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> Any:
+        """The state around the validated mean ``x0`` (required; see the class docstring)."""
+        legacy = getattr(self, "_init", None)  # this method's old name, for existing subclasses
+        if legacy is None:
+            raise NotImplementedError(f"{type(self).__name__} does not define initial_state")
+        return legacy(x0, key, backend)
 
     def ask(self, state: Any) -> tuple[Array, Any]:
         """Sample a population: returns ``(X, new_state)``, ``X`` of shape (popsize, dim)."""
@@ -208,36 +235,81 @@ class Strategy(Params):
         xp = get_backend(state.mean).xp
         return xp.max(state.sigma)
 
+    # -- optional capabilities (defaults) ------------------------------------------------
     def stop(self, state: Any) -> dict[str, bool]:
-        """Strategy-specific termination criteria (name -> triggered)."""
+        """Strategy-specific termination criteria (name -> triggered); none by default."""
         return {}
 
+    def population_seed(self, state: Any) -> GaussianSeed | None:
+        """The population ``ask(state)`` returns, as a seed; ``None`` (default): not seedable."""
+        return None
+
+    def evolvability(self, state: Any) -> Array:
+        """The behavioural statistic the strategy ascends (0-d); NaN (default) when none."""
+        be = get_backend(state.mean)
+        return be.xp.full((), math.nan, dtype=state.mean.dtype, device=be.device(state.mean))
+
     # -- stateful wrapper ---------------------------------------------------------------
-    def initialize(
-        self,
-        x0: Any,
-        random_state: int | None = None,
-        *,
-        backend: Any = "auto",
-        dtype: Any = None,
-        device: Any = None,
-        nonfinite: str = "warn",
-    ) -> "AskTell":
+    def initialize(self, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
+                   dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> "AskTell":
         """A stateful ask/tell object around this strategy (see :class:`~evostrat.run.asktell.AskTell`)."""
         from evostrat.run.asktell import AskTell
 
-        return AskTell(
-            self,
-            x0,
-            random_state=random_state,
-            backend=backend,
-            dtype=dtype,
-            device=device,
-            nonfinite=nonfinite,
-        )
+        return AskTell(self, x0, random_state=random_state, backend=backend, dtype=dtype,
+                       device=device, nonfinite=nonfinite)
 
 
-def _resolve_backend(x0: Any, backend: Any) -> Backend:
+def check_strategy(strategy: Strategy, state: Any) -> None:
+    """Check ``strategy`` and its initial ``state`` against the contract of :class:`Strategy`.
+
+    :meth:`Strategy.init` calls it once; plugin authors can call it in their tests.
+
+    Raises
+    ------
+    InvalidTypeError
+        Naming the missing method or state field, or the read-out of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.strategies.snes import SNES
+    >>> s = SNES()
+    >>> check_strategy(s, s.init(np.zeros(3), random_state=0))
+    >>> check_strategy(s, s.init(np.zeros(3), random_state=0)._replace(mean=np.zeros((2, 3))))
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidTypeError: mean(state) of strategy 'snes' must be an array of shape (dim,), got shape (2, 3)
+    """
+    label = f"strategy {strategy.name or type(strategy).__name__!r}"
+    for method in ("ask", "tell"):
+        if getattr(type(strategy), method) is getattr(Strategy, method):
+            raise InvalidTypeError(f"{label} does not define {method}")
+    fields = getattr(type(state), "_fields", None)
+    if not isinstance(state, tuple) or fields is None:
+        raise InvalidTypeError(f"the state of {label} must be a NamedTuple, got {type(state).__name__}")
+    needed = ["mean", "key"] + (["sigma"] if type(strategy).sigma is Strategy.sigma else [])
+    for field in needed:
+        if field not in fields:
+            extra = " and the strategy does not override sigma(state)" if field == "sigma" else ""
+            raise InvalidTypeError(f"state of {label} has no field {field!r}{extra}")
+    for read_out, ndim, shape in (("mean", 1, "(dim,)"), ("sigma", 0, "()")):
+        value = getattr(strategy, read_out)(state)
+        if getattr(value, "ndim", None) != ndim:
+            got = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
+            raise InvalidTypeError(
+                f"{read_out}(state) of {label} must be an array of shape {shape}, got "
+                f"{'shape ' if hasattr(value, 'shape') else ''}{got}"
+            )
+
+
+def resolve_backend(x0: Any, backend: Any) -> Backend:
+    """The backend of a run: ``backend`` if given, else the one owning ``x0`` (numpy for lists).
+
+    Examples
+    --------
+    >>> resolve_backend([1.0, 2.0], "auto").name
+    'numpy'
+    """
     if backend is None or (isinstance(backend, str) and backend == "auto"):
         if isinstance(x0, (list, tuple, int, float)):
             return get_backend("numpy")
@@ -245,8 +317,16 @@ def _resolve_backend(x0: Any, backend: Any) -> Backend:
     return get_backend(backend)
 
 
-def _host(value: Any, backend: Backend) -> Any:
-    """A host (numpy) copy of a scalar or array hyper-parameter of any backend."""
+def host_value(value: Any) -> Any:
+    """A host (numpy) copy of a scalar or array hyper-parameter of any backend.
+
+    Python scalars, strings, lists, numpy values and ``None`` come back unchanged.
+
+    Examples
+    --------
+    >>> host_value(0.5), host_value(None)
+    (0.5, None)
+    """
     if value is None or isinstance(value, (int, float, str, np.ndarray, np.generic, list, tuple)):
         return value  # None and str fail the float conversion with a clear error
     return get_backend(value).to_numpy(value)
@@ -254,8 +334,6 @@ def _host(value: Any, backend: Backend) -> Any:
 
 def clamp_sigma(sigma: Array) -> Array:
     """Keep standard deviations inside the finite range of their dtype."""
-    from array_api_compat import array_namespace
-
     xp = array_namespace(sigma)
     info = xp.finfo(sigma.dtype)
     lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))

@@ -21,8 +21,8 @@ centered ranks or raw), the strategies ascend in ``mu``:
 unbiased; Mao et al., ICML 2019). On torch and JAX the statistic is written once
 with :func:`evostrat.expectation` and autodiff produces the gradient; numpy uses
 the closed forms above, and the two agree on the same sample
-(``tests/test_evolvability.py``). The ascent direction, minus ``weight_decay *
-mu`` (L2, as the paper's Adam ``weight_decay``), goes to Adam or SGD.
+(``tests/test_evolvability.py``). The ascent direction goes to Adam or SGD,
+which subtract ``weight_decay * mu`` (L2, as the paper's Adam ``weight_decay``).
 
 The paper's locomotion settings: popsize 10,000, sigma 0.02, Adam with
 lr 0.01 and L2 coefficient 0.005, behaviours normalised per dimension.
@@ -42,22 +42,20 @@ True
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
-from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
-from evostrat.strategies.optimizers import make_optimizer
-from evostrat.strategies.shaping import centered_ranks, zscore
+from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy
+from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from evostrat.strategies.shaping import SHAPINGS, shape_fitness, zscore
 
 Array = Any
 
 __all__ = ["MaxVarES", "MaxEntES", "normalise_behaviours", "kernel_matrix"]
-
-BEHAVIOUR_SHAPINGS = ("zscore", "centered_ranks", "none")
-OPTIMIZERS = ("adam", "sgd", "clipup")
 
 
 class EvolvabilityState(NamedTuple):
@@ -71,9 +69,10 @@ class EvolvabilityState(NamedTuple):
 def normalise_behaviours(B: Array, how: str) -> Array:
     """Per-dimension normalisation of behaviours ``B`` of shape ``(n, k)``.
 
-    ``"zscore"``: ``(B - mean) / (std + 1e-8)`` per column (constant columns give
-    zeros); ``"centered_ranks"``: ranks in ``[-0.5, 0.5]`` per column, ties
-    averaged (Salimans et al. 2017); ``"none"``: ``B`` unchanged.
+    ``how`` names a shaping of :data:`~evostrat.strategies.shaping.SHAPINGS`,
+    applied per column: ``"zscore"``: ``(B - mean) / (std + 1e-8)`` (constant
+    columns give zeros); ``"centered_ranks"``: ranks in ``[-0.5, 0.5]``, ties
+    averaged (Salimans et al. 2017); ``"raw"`` or ``"none"``: ``B`` unchanged.
 
     Examples
     --------
@@ -85,10 +84,10 @@ def normalise_behaviours(B: Array, how: str) -> Array:
     """
     if how == "zscore":
         return zscore(B, axis=0)
-    if how == "centered_ranks":
-        xp = get_backend(B).xp
-        return xp.stack([centered_ranks(B[:, j]) for j in range(B.shape[1])], axis=1)
-    return B
+    if how in ("raw", "none"):
+        return B
+    xp = get_backend(B).xp
+    return xp.stack([shape_fitness(B[:, j], how) for j in range(B.shape[1])], axis=1)
 
 
 def kernel_matrix(Z: Array, h: float) -> Array:
@@ -109,13 +108,22 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
 
     needs_behaviours = True
     State = EvolvabilityState
+    parameter_constraints = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(OPTIMIZERS), Optimizer],
+        "optimizer_options": [dict, None],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "behaviour_shaping": [StrOptions(SHAPINGS)],
+        "baseline": [None, StrOptions({"mean"})],
+        "mirrored": [bool],
+    }
 
     def __init__(
         self,
         popsize: int | None = None,
         sigma0: Any = 0.1,
         lr: float = 0.01,
-        optimizer: str = "adam",
+        optimizer: str | Optimizer = "adam",
         optimizer_options: dict | None = None,
         weight_decay: float = 0.0,
         behaviour_shaping: str = "zscore",
@@ -131,29 +139,15 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         self.baseline = baseline
         self.mirrored = mirrored
 
-    # -- hyper-parameters --------------------------------------------------------------------
-    def _validate(self) -> None:
-        for name in ("lr", "weight_decay"):
-            value = getattr(self, name)
-            ok = not isinstance(value, bool) and isinstance(value, (int, float))
-            if not ok or not (value > 0 if name == "lr" else value >= 0):
-                kind = "a positive" if name == "lr" else "a non-negative"
-                raise InvalidArgumentError(f"{name} must be {kind} number, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise InvalidArgumentError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.behaviour_shaping not in BEHAVIOUR_SHAPINGS:
-            raise InvalidArgumentError(
-                f"behaviour_shaping must be one of {BEHAVIOUR_SHAPINGS}, got {self.behaviour_shaping!r}"
-            )
-        if self.baseline is not None and not (isinstance(self.baseline, str) and self.baseline == "mean"):
-            raise InvalidArgumentError(f"baseline must be None or 'mean', got {self.baseline!r}")
-        if not isinstance(self.mirrored, bool):
-            raise InvalidArgumentError(f"mirrored must be a bool, got {self.mirrored!r}")
+    def _optimizer(self) -> Optimizer:
+        options = dict(self.optimizer_options or {})
+        if self.weight_decay:
+            options["weight_decay"] = self.weight_decay
+        return make_optimizer(self.optimizer, **options)
 
     # -- the pure interface ---------------------------------------------------------------------
-    def _init(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
-        self._validate()
-        opt = make_optimizer(self.optimizer, **(self.optimizer_options or {}))
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
+        opt = self._optimizer()
         zero = backend.xp.zeros((), dtype=x0.dtype, device=backend.device(x0))
         return EvolvabilityState(
             mean=x0, sigma=self.initial_sigma(x0, backend), opt=opt.init(x0), objective=zero, key=key
@@ -203,9 +197,8 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
     def tell(self, state: EvolvabilityState, X: Array, behaviours: Array) -> EvolvabilityState:
         """Ascend the evolvability of ``X``'s behaviours ``(popsize, k)`` (or ``(popsize,)``)."""
         J, g = self.evolvability_gradient(state, X, behaviours)
-        loss_grad = -g + self.weight_decay * state.mean  # minimise -J + wd/2 ||mu||^2
-        opt = make_optimizer(self.optimizer, **(self.optimizer_options or {}))
-        step, opt_state = opt.update(loss_grad, state.opt, self.lr)
+        # minimise -J (+ wd/2 ||mu||^2, added by the optimiser)
+        step, opt_state = self._optimizer().update(-g, state.opt, self.lr, params=state.mean)
         xp = get_backend(state.mean).xp
         objective = xp.reshape(xp.astype(J, state.mean.dtype), ())
         return state._replace(mean=state.mean - step, opt=opt_state, objective=objective)
@@ -226,13 +219,14 @@ class MaxVarES(_EvolvabilityES):
         Fixed perturbation standard deviation (per coordinate when an array).
     lr : float
         Optimiser step size.
-    optimizer : {"adam", "sgd", "clipup"}
+    optimizer : {"adam", "sgd", "clipup"} or Optimizer
         ``"sgd"`` with default options is plain gradient ascent.
     optimizer_options : dict, optional
     weight_decay : float
-        L2 coefficient: ``weight_decay * mean`` is subtracted from the ascent direction.
-    behaviour_shaping : {"zscore", "centered_ranks", "none"}
-        Per-dimension normalisation of the behaviours before the statistic.
+        L2 coefficient: the optimiser subtracts ``weight_decay * mean`` from the ascent direction.
+    behaviour_shaping : str
+        Per-dimension normalisation of the behaviours before the statistic, a name
+        of :data:`~evostrat.strategies.shaping.SHAPINGS` (default ``"zscore"``).
     baseline : None or "mean"
         Leave-one-out baseline of the outer expectation (variance reduction).
     mirrored : bool
@@ -292,38 +286,18 @@ class MaxEntES(_EvolvabilityES):
     """
 
     name = "maxent_es"
+    parameter_constraints = {
+        **_EvolvabilityES.parameter_constraints,
+        "kernel_width": [Interval(Real, 0, None, closed="neither")],
+    }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 0.1,
-        lr: float = 0.01,
-        optimizer: str = "adam",
-        optimizer_options: dict | None = None,
-        weight_decay: float = 0.0,
-        behaviour_shaping: str = "zscore",
-        baseline: Any = "mean",
-        mirrored: bool = True,
-        kernel_width: float = 1.0,
-    ) -> None:
-        super().__init__(
-            popsize=popsize,
-            sigma0=sigma0,
-            lr=lr,
-            optimizer=optimizer,
-            optimizer_options=optimizer_options,
-            weight_decay=weight_decay,
-            behaviour_shaping=behaviour_shaping,
-            baseline=baseline,
-            mirrored=mirrored,
-        )
+    def __init__(self, popsize: int | None = None, sigma0: Any = 0.1, lr: float = 0.01,
+                 optimizer: str | Optimizer = "adam", optimizer_options: dict | None = None,
+                 weight_decay: float = 0.0, behaviour_shaping: str = "zscore",
+                 baseline: Any = "mean", mirrored: bool = True, kernel_width: float = 1.0) -> None:
+        super().__init__(popsize, sigma0, lr, optimizer, optimizer_options, weight_decay,
+                         behaviour_shaping, baseline, mirrored)
         self.kernel_width = kernel_width
-
-    def _validate(self) -> None:
-        super()._validate()
-        h = self.kernel_width
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < float("inf"):
-            raise InvalidArgumentError(f"kernel_width must be a positive number, got {h!r}")
 
     def statistic(self, Z: Array, X: Array, p: DiagNormal) -> Array:
         xp = get_backend(Z).xp

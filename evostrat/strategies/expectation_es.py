@@ -37,19 +37,19 @@ True
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
-from evostrat.strategies.optimizers import make_optimizer
-from evostrat.strategies.shaping import centered_ranks, zscore
+from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
+from evostrat.strategies.optimizers import Optimizer, make_optimizer
+from evostrat.strategies.shaping import SHAPINGS, finite_fitness, shape_fitness
 
 Array = Any
-
-SHAPINGS = ("zscore", "centered_ranks", "none")
 
 
 class ExpectationESState(NamedTuple):
@@ -58,19 +58,6 @@ class ExpectationESState(NamedTuple):
     opt_mean: Any  # optimiser state NamedTuple
     opt_sigma: Any
     key: Array
-
-
-def finite_fitness(fitness: Array, xp: Any) -> Array:
-    """NaN and ``+inf`` become the worst finite value, ``-inf`` the best (0 if none is finite)."""
-    finite = xp.isfinite(fitness)
-    zero = xp.zeros_like(fitness)
-    any_finite = xp.any(finite)
-    hi = xp.max(xp.where(finite, fitness, zero - xp.inf))
-    lo = xp.min(xp.where(finite, fitness, zero + xp.inf))
-    hi = xp.where(any_finite, hi, zero[0])
-    lo = xp.where(any_finite, lo, zero[0])
-    out = xp.where(fitness == -xp.inf, lo, fitness)
-    return xp.where(xp.isnan(out) | (out == xp.inf), hi, out)
 
 
 class ExpectationES(MirroredPopsize, Strategy):
@@ -94,11 +81,12 @@ class ExpectationES(MirroredPopsize, Strategy):
         Optimiser step size for the mean.
     lr_sigma : float, optional
         Step size for ``log_sigma``; default ``lr``.
-    optimizer : {"adam", "sgd", "clipup"}
+    optimizer : {"adam", "sgd", "clipup"} or Optimizer
     optimizer_options : dict, optional
-        Passed to the optimiser.
-    fitness_shaping : {"zscore", "centered_ranks", "none"}
-        Applied to the fitness before the statistic. ``"zscore"`` adds an
+        Passed to the optimiser (a ``weight_decay`` there decays the mean only).
+    fitness_shaping : str
+        A name of :data:`~evostrat.strategies.shaping.SHAPINGS`, applied to the
+        fitness before the statistic (default ``"zscore"``). ``"zscore"`` adds an
         epsilon to the standard deviation, so constant fitness gives a zero
         gradient, never NaN. NaN and ``+inf`` count as the worst finite value.
     baseline : None, "mean" or float
@@ -111,6 +99,17 @@ class ExpectationES(MirroredPopsize, Strategy):
 
     name = "expectation_es"
     State = ExpectationESState
+    parameter_constraints = {
+        "statistic": [callable, None],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_sigma": [Interval(Real, 0, None, closed="neither"), None],
+        "optimizer": [str, Optimizer],
+        "optimizer_options": [dict, None],
+        "fitness_shaping": [StrOptions(SHAPINGS)],
+        "baseline": [None, StrOptions({"mean"}), Real],
+        "mirrored": [bool],
+        "learn_sigma": [bool],
+    }
 
     def __init__(
         self,
@@ -119,7 +118,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         statistic: Callable[..., Any] | None = None,
         lr: float = 0.05,
         lr_sigma: float | None = None,
-        optimizer: str = "adam",
+        optimizer: str | Optimizer = "adam",
         optimizer_options: dict | None = None,
         fitness_shaping: str = "zscore",
         baseline: Any = "mean",
@@ -138,37 +137,16 @@ class ExpectationES(MirroredPopsize, Strategy):
         self.learn_sigma = learn_sigma
 
     # -- hyper-parameters -------------------------------------------------------------------
-    def _optimizer(self) -> Any:
+    def _optimizer(self) -> Optimizer:
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
 
-    def _validate(self, backend: Backend) -> None:
-        if self.statistic is not None and not callable(self.statistic):
-            raise InvalidTypeError(
-                f"statistic must be a callable statistic(values, X, p) or None, got {self.statistic!r}"
-            )
+    # -- the pure interface -------------------------------------------------------------------
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
         if self.statistic is not None and not has_autodiff(backend):
             raise InvalidArgumentError(
                 f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
                 "backend supports only the default statistic (statistic=None)"
             )
-        if self.fitness_shaping not in SHAPINGS:
-            raise InvalidArgumentError(
-                f"fitness_shaping must be one of {SHAPINGS}, got {self.fitness_shaping!r}"
-            )
-        if isinstance(self.baseline, str) and self.baseline != "mean":
-            raise InvalidArgumentError(
-                f"baseline must be None, 'mean' or a number, got {self.baseline!r}"
-            )
-        for name in ("lr", "lr_sigma"):
-            value = getattr(self, name)
-            if value is None and name == "lr_sigma":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
-
-    # -- the pure interface -------------------------------------------------------------------
-    def _init(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
-        self._validate(backend)
         xp = backend.xp
         log_sigma = xp.log(self.initial_sigma(x0, backend))
         opt = self._optimizer()
@@ -189,13 +167,7 @@ class ExpectationES(MirroredPopsize, Strategy):
 
     def shape_fitness(self, fitness: Array) -> Array:
         """``fitness`` made finite and shaped by ``fitness_shaping``."""
-        xp = get_backend(fitness).xp
-        f = finite_fitness(fitness, xp)
-        if self.fitness_shaping == "zscore":
-            return zscore(f)
-        if self.fitness_shaping == "centered_ranks":
-            return centered_ranks(f)
-        return f
+        return shape_fitness(finite_fitness(fitness), self.fitness_shaping)
 
     def _default_statistic(self, values: Array, X: Array, p: DiagNormal) -> Array:
         return expectation(-values, X, p, baseline=self.baseline)
@@ -224,7 +196,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         xp = get_backend(state.mean).xp
         g_mean, g_log_sigma = self.statistic_gradient(state, X, fitness)
         opt = self._optimizer()
-        step, opt_mean = opt.update(-g_mean, state.opt_mean, self.lr)  # ascent
+        step, opt_mean = opt.update(-g_mean, state.opt_mean, self.lr, params=state.mean)  # ascent
         state = state._replace(mean=state.mean - step, opt_mean=opt_mean)
         if not self.learn_sigma:
             return state

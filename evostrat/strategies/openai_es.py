@@ -3,7 +3,8 @@ Scalable Alternative to Reinforcement Learning", arXiv 1703.03864 (2017).
 
 Isotropic Gaussian perturbations with a fixed (optionally decaying) sigma,
 mirrored sampling (sec. 2.2), fitness shaped by centered ranks, the gradient
-estimate fed to Adam with L2 weight decay. For minimisation with centered ranks
+estimate fed to Adam with L2 weight decay (an option of the optimiser,
+:mod:`evostrat.strategies.optimizers`). For minimisation with centered ranks
 ``r_i`` in [-0.5, 0.5] (best = -0.5) and ``z_i = (x_i - theta) / sigma``::
 
     g     = sum_i r_i z_i / (n sigma) + weight_decay * theta
@@ -22,15 +23,18 @@ True
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError
-from evostrat.strategies.optimizers import make_optimizer
 from evostrat.evaluators.seeded import GaussianSeed
-from evostrat.strategies.shaping import centered_ranks
-from evostrat.strategies.gaussian_ask import GaussianAsk
+from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
+from evostrat.strategies.gaussian_ask import GaussianAsk
+from evostrat.strategies.optimizers import Optimizer, make_optimizer
+from evostrat.strategies.seeded_tell import weighted_noise_sums
+from evostrat.strategies.shaping import SHAPINGS, shape_fitness
 
 Array = Any
 
@@ -54,27 +58,41 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         Perturbation standard deviation (isotropic).
     lr : float
         Optimiser step size.
-    optimizer : {"adam", "sgd", "clipup"}
+    optimizer : {"adam", "sgd", "clipup"} or Optimizer
     optimizer_options : dict, optional
         Passed to the optimiser (``beta1``, ``momentum``, ``max_speed``, ...).
     weight_decay : float
-        L2 coefficient added to the gradient (Salimans et al. use 0.005 for
-        policies; 0 keeps black-box optima unbiased).
+        L2 coefficient added to the gradient by the optimiser (Salimans et al.
+        use 0.005 for policies; 0 keeps black-box optima unbiased).
     mirrored : bool
         Antithetic pairs ``theta +- sigma eps``.
     lr_decay, lr_min, sigma_decay, sigma_min : float
         Multiplicative decay per generation and floors.
+    fitness_shaping : str
+        A name of :data:`~evostrat.strategies.shaping.SHAPINGS`; default ``"centered_ranks"``.
     """
 
     name = "openai_es"
     State = OpenAIESState
+    parameter_constraints = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [str, Optimizer],
+        "optimizer_options": [dict, None],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "mirrored": [bool],
+        "lr_decay": [Interval(Real, 0, None, closed="neither")],
+        "lr_min": [Interval(Real, 0, None, closed="left")],
+        "sigma_decay": [Interval(Real, 0, None, closed="neither")],
+        "sigma_min": [Interval(Real, 0, None, closed="left")],
+        "fitness_shaping": [StrOptions(SHAPINGS)],
+    }
 
     def __init__(
         self,
         popsize: int | None = None,
         sigma0: float = 0.1,
         lr: float = 0.01,
-        optimizer: str = "adam",
+        optimizer: str | Optimizer = "adam",
         optimizer_options: dict | None = None,
         weight_decay: float = 0.0,
         mirrored: bool = True,
@@ -82,6 +100,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         lr_min: float = 0.0,
         sigma_decay: float = 1.0,
         sigma_min: float = 0.0,
+        fitness_shaping: str = "centered_ranks",
     ) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.lr = lr
@@ -93,11 +112,15 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         self.lr_min = lr_min
         self.sigma_decay = sigma_decay
         self.sigma_min = sigma_min
+        self.fitness_shaping = fitness_shaping
 
-    def _optimizer(self) -> Any:
-        return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
+    def _optimizer(self) -> Optimizer:
+        options = dict(self.optimizer_options or {})
+        if self.weight_decay:
+            options["weight_decay"] = self.weight_decay
+        return make_optimizer(self.optimizer, **options)
 
-    def _init(self, x0: Array, key: Any, backend: Backend) -> OpenAIESState:
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> OpenAIESState:
         xp = backend.xp
         sigma = self.initial_sigma(x0, backend)
         if not bool(xp.all(sigma == sigma[0])):
@@ -114,7 +137,8 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         xp = get_backend(state.mean).xp
         z = X - state.mean  # a fresh array, scaled in place
         z /= state.sigma
-        return self._update(state, xp.matmul(centered_ranks(fitness), z), X.shape[0])
+        return self._update(state, xp.matmul(shape_fitness(fitness, self.fitness_shaping), z),
+                            X.shape[0])
 
     def tell_seed(
         self, state: OpenAIESState, seed: GaussianSeed | None, fitness: Array,
@@ -126,17 +150,15 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
         ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
         """
-        from evostrat.strategies.seeded_tell import weighted_noise_sums
-
-        weights = centered_ranks(fitness)
+        weights = shape_fitness(fitness, self.fitness_shaping)
         total, _ = weighted_noise_sums(seed, state.mean, state.sigma, weights,
                                        chunk_size=chunk_size)
         return self._update(state, total, weights.shape[0])
 
     def _update(self, state: OpenAIESState, weighted_z: Array, n: int) -> OpenAIESState:
         xp = get_backend(state.mean).xp
-        grad = weighted_z / (n * state.sigma) + self.weight_decay * state.mean
-        step, opt = self._optimizer().update(grad, state.opt, state.lr)
+        grad = weighted_z / (n * state.sigma)
+        step, opt = self._optimizer().update(grad, state.opt, state.lr, params=state.mean)
         sigma = xp.clip(state.sigma * self.sigma_decay, min=float(self.sigma_min))
         lr = xp.clip(state.lr * self.lr_decay, min=float(self.lr_min))
         return state._replace(mean=state.mean - step, sigma=clamp_sigma(sigma), lr=lr, opt=opt)

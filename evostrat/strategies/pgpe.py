@@ -23,9 +23,10 @@ pairs the gradients *of the loss* (fitness is minimised) are::
 
 Fitness shaping (``fitness_shaping``):
 
-- ``"centered_ranks"`` (default): ``w = centered_ranks(f)`` in [-0.5, 0.5]
-  (best -0.5), ``t_j = (w+ - w-) / 2``, ``s_j = (w+ + w-) / 2``; the ranks sum
-  to zero, which is the baseline. NaN ranks worst.
+- ``"centered_ranks"`` (default), or any other name of
+  :data:`~evostrat.strategies.shaping.SHAPINGS`: ``w = shape(f)``,
+  ``t_j = (w+ - w-) / 2``, ``s_j = (w+ + w-) / 2``. Centered ranks lie in
+  [-0.5, 0.5] (best -0.5) and sum to zero, which is the baseline; NaN ranks worst.
 - ``"normalized"``: Sehnke et al.'s reward normalisation, with the
   population's best fitness ``f*`` and mean fitness ``b`` as baseline:
   ``t_j = (f+ - f-) / (f+ + f- - 2 f*)`` and
@@ -47,24 +48,25 @@ True
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.strategies.optimizers import make_optimizer
-from evostrat.strategies.shaping import centered_ranks, downscale_factor
+from evostrat.errors import InvalidArgumentError
+from evostrat.params import Interval, StrOptions
+from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.gaussian_ask import GaussianAsk
-from evostrat.strategies.base import Strategy, clamp_sigma, default_popsize
+from evostrat.strategies.optimizers import ClipUp, Optimizer, make_optimizer
+from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
 
 Array = Any
 
 __all__ = ["PGPE", "PGPEState", "FITNESS_SHAPINGS", "normalized_coefficients"]
 
-FITNESS_SHAPINGS = ("centered_ranks", "normalized")
+#: The shapings of :mod:`~evostrat.strategies.shaping` and Sehnke et al.'s ``"normalized"``.
+FITNESS_SHAPINGS = (*SHAPINGS, "normalized")
 
 
 class PGPEState(NamedTuple):
@@ -72,33 +74,6 @@ class PGPEState(NamedTuple):
     sigma: Array  # (d,) per-coordinate standard deviations
     opt: Any  # optimiser state NamedTuple
     key: Array
-
-
-def _number(
-    name: str,
-    value: Any,
-    *,
-    low: float,
-    low_open: bool,
-    high: float | None = None,
-    high_open: bool = False,
-    allow_none: bool = False,
-) -> None:
-    """Raise unless ``value`` is a real number in the stated interval (or ``None``)."""
-    lo_sym = "(" if low_open else "["
-    hi_sym = ")" if (high is None or high_open) else "]"
-    interval = f"{lo_sym}{low:g}, {'inf' if high is None else format(high, 'g')}{hi_sym}"
-    expected = f"a number in {interval}" + (" or None" if allow_none else "")
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidTypeError(f"{name} must be {expected}, got {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value) or value < low or (low_open and value == low)
-    if high is not None:
-        bad = bad or value > high or (high_open and value == high)
-    if bad:
-        raise InvalidArgumentError(f"{name} must be {expected}, got {value!r}")
 
 
 def normalized_coefficients(fitness: Array) -> tuple[Array, Array]:
@@ -148,7 +123,7 @@ def normalized_coefficients(fitness: Array) -> tuple[Array, Array]:
     return t, s
 
 
-class PGPE(GaussianAsk, Strategy):
+class PGPE(GaussianAsk, MirroredPopsize, Strategy):
     """PGPE with symmetric (mirrored) sampling and per-coordinate sigma.
 
     Parameters
@@ -165,21 +140,32 @@ class PGPE(GaussianAsk, Strategy):
     stdev_max_change : float or None
         Largest relative change of each ``sigma_i`` per generation, in
         (0, 1]; default 0.2. ``None`` disables the limit.
-    optimizer : {"clipup", "adam", "sgd"}
+    optimizer : {"clipup", "adam", "sgd"} or Optimizer
         Optimiser of the mean, default ``"clipup"``.
     max_speed : float, optional
         ClipUp's speed limit; default ``2 * center_learning_rate``. Only with
         ``optimizer="clipup"``.
     optimizer_options : dict, optional
         Further optimiser options (``momentum`` for ClipUp and SGD; ``beta1``,
-        ``beta2``, ``eps`` for Adam).
-    fitness_shaping : {"centered_ranks", "normalized"}
-        See the module docstring.
+        ``beta2``, ``eps`` for Adam; ``weight_decay`` for any).
+    fitness_shaping : str
+        ``"normalized"`` or a name of :data:`~evostrat.strategies.shaping.SHAPINGS`
+        (see the module docstring).
     """
 
     name = "pgpe"
     State = PGPEState
     layout = "pairs"  # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j
+    mirrored = True  # popsize even (MirroredPopsize)
+    parameter_constraints = {
+        "center_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "stdev_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "stdev_max_change": [Interval(Real, 0, 1, closed="right"), None],
+        "optimizer": [str, Optimizer],
+        "max_speed": [Interval(Real, 0, None, closed="neither"), None],
+        "optimizer_options": [dict, None],
+        "fitness_shaping": [StrOptions(FITNESS_SHAPINGS)],
+    }
 
     def __init__(
         self,
@@ -188,7 +174,7 @@ class PGPE(GaussianAsk, Strategy):
         center_learning_rate: float = 0.15,
         stdev_learning_rate: float = 0.1,
         stdev_max_change: float | None = 0.2,
-        optimizer: str = "clipup",
+        optimizer: str | Optimizer = "clipup",
         max_speed: float | None = None,
         optimizer_options: dict | None = None,
         fitness_shaping: str = "centered_ranks",
@@ -203,53 +189,24 @@ class PGPE(GaussianAsk, Strategy):
         self.fitness_shaping = fitness_shaping
 
     # -- hyper-parameters ------------------------------------------------------------
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)
-        if lam % 2:
-            raise InvalidArgumentError(
-                f"popsize must be even for pgpe (mirrored pairs mu +- eps), got {lam}"
-            )
-        return lam
-
-    def _optimizer(self) -> Any:
+    def _optimizer(self) -> Optimizer:
         options = dict(self.optimizer_options or {})
         if self.max_speed is not None:
             options["max_speed"] = self.max_speed
         return make_optimizer(self.optimizer, **options)
 
-    def _check_params(self) -> None:
-        _number("center_learning_rate", self.center_learning_rate, low=0.0, low_open=True)
-        _number("stdev_learning_rate", self.stdev_learning_rate, low=0.0, low_open=False)
-        _number("stdev_max_change", self.stdev_max_change, low=0.0, low_open=True,
-                high=1.0, allow_none=True)
-        _number("max_speed", self.max_speed, low=0.0, low_open=True, allow_none=True)
-        if self.fitness_shaping not in FITNESS_SHAPINGS:
-            raise InvalidArgumentError(
-                f"fitness_shaping must be one of {FITNESS_SHAPINGS}, got {self.fitness_shaping!r}"
-            )
-        if self.max_speed is not None and self.optimizer != "clipup":
+    def validate_params(self) -> None:
+        """The constraints, ``max_speed`` only with ClipUp, and options the optimiser takes."""
+        super().validate_params()
+        clipup = isinstance(self.optimizer, ClipUp) or self.optimizer == "clipup"
+        if self.max_speed is not None and not clipup:
             raise InvalidArgumentError(
                 f"max_speed is a ClipUp option; it needs optimizer='clipup', got {self.optimizer!r}"
             )
-        if self.optimizer_options is not None and not isinstance(self.optimizer_options, dict):
-            raise InvalidTypeError(
-                "optimizer_options must be a dict or None, got "
-                f"{type(self.optimizer_options).__name__}"
-            )
-        try:
-            self._optimizer()
-        except TypeError as err:
-            raise InvalidArgumentError(
-                f"optimizer_options {self.optimizer_options!r} do not fit optimizer "
-                f"{self.optimizer!r}: {err}"
-            ) from err
+        self._optimizer()
 
     # -- pure interface --------------------------------------------------------------
-    def _init(self, x0: Array, key: Any, backend: Backend) -> PGPEState:
-        self._check_params()
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> PGPEState:
         sigma = self.initial_sigma(x0, backend)
         return PGPEState(mean=x0, sigma=sigma, opt=self._optimizer().init(x0), key=key)
 
@@ -257,7 +214,7 @@ class PGPE(GaussianAsk, Strategy):
         """``(t, s)``: mean and sigma coefficients of each pair (loss gradient)."""
         if self.fitness_shaping == "normalized":
             return normalized_coefficients(fitness)
-        w = centered_ranks(fitness)
+        w = shape_fitness(fitness, self.fitness_shaping)
         w_plus, w_minus = w[0::2], w[1::2]
         return (w_plus - w_minus) / 2, (w_plus + w_minus) / 2
 
@@ -269,7 +226,8 @@ class PGPE(GaussianAsk, Strategy):
         grad_mean = xp.matmul(t, eps) / pairs
         sigma = state.sigma
         grad_sigma = xp.matmul(s, (eps * eps - sigma * sigma) / sigma) / pairs
-        step, opt = self._optimizer().update(grad_mean, state.opt, float(self.center_learning_rate))
+        step, opt = self._optimizer().update(grad_mean, state.opt, float(self.center_learning_rate),
+                                             params=state.mean)
         new_sigma = sigma - float(self.stdev_learning_rate) * grad_sigma
         if self.stdev_max_change is not None:
             c = float(self.stdev_max_change)

@@ -1,4 +1,14 @@
-"""Fitness shaping: rank-based weights, NES utilities, z-scores, weight decay.
+"""Fitness shaping: rank-based weights, NES utilities, z-scores.
+
+The strategies that shape fitness take one parameter, ``fitness_shaping``,
+naming an entry of :data:`SHAPINGS` (MaxVar and MaxEnt shape behaviours with the
+same names, ``behaviour_shaping``). Every shaping keeps the orientation of
+fitness: lower is better, so the best candidate gets the smallest value.
+
+- ``"centered_ranks"``: ranks scaled to [-0.5, 0.5] (OpenAI-ES, PGPE);
+- ``"nes_utilities"``: minus the NES utility of the rank (SNES, xNES);
+- ``"zscore"``: z-scores, non-finite values made finite first (ExpectationES);
+- ``"raw"`` (also ``"none"``): the values, non-finite ones made finite.
 
 Every function is written over the Array API namespace of its input, so one
 implementation serves numpy, torch and JAX (and traces under ``jax.jit``).
@@ -27,6 +37,9 @@ import array_api_compat
 Array = Any
 
 __all__ = [
+    "SHAPINGS",
+    "finite_fitness",
+    "shape_fitness",
     "sanitize_fitness",
     "rank_weights",
     "tie_span",
@@ -162,6 +175,58 @@ def zscore(values: Array, axis: int = 0, eps: float = 1e-8) -> Array:
     std = xp.std(shifted, axis=axis, keepdims=True)
     den = std + eps * factor  # 0 only for a constant huge input (numerator 0)
     return (shifted - mean) / xp.where(den > 0, den, xp.ones_like(den))
+
+
+def finite_fitness(fitness: Array) -> Array:
+    """NaN and ``+inf`` become the worst finite value, ``-inf`` the best (0 if none is finite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> finite_fitness(np.array([1.0, np.nan, -np.inf, 3.0])).tolist()
+    [1.0, 3.0, 1.0, 3.0]
+    """
+    xp = _xp(fitness)
+    finite = xp.isfinite(fitness)
+    zero = xp.zeros_like(fitness)
+    any_finite = xp.any(finite)
+    hi = xp.max(xp.where(finite, fitness, zero - xp.inf))
+    lo = xp.min(xp.where(finite, fitness, zero + xp.inf))
+    hi = xp.where(any_finite, hi, zero[0])
+    lo = xp.where(any_finite, lo, zero[0])
+    out = xp.where(fitness == -xp.inf, lo, fitness)
+    return xp.where(xp.isnan(out) | (out == xp.inf), hi, out)
+
+
+def nes_ranks(fitness: Array) -> Array:
+    """Minus the NES utility of each candidate's rank (best: the most negative), ties averaged."""
+    xp = _xp(fitness)
+    utilities = nes_utilities(fitness.shape[0], xp, fitness.dtype, array_api_compat.device(fitness))
+    return -rank_weights(fitness, utilities)
+
+
+#: The fitness shapings by name: ``fitness (n,) -> shaped values (n,)``, lower is better.
+SHAPINGS = {
+    "centered_ranks": centered_ranks,
+    "nes_utilities": nes_ranks,
+    "zscore": lambda f: zscore(finite_fitness(f)),
+    "raw": finite_fitness,
+    "none": finite_fitness,
+}
+
+
+def shape_fitness(fitness: Array, how: str) -> Array:
+    """``fitness`` shaped by the entry ``how`` of :data:`SHAPINGS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> shape_fitness(np.array([3.0, 1.0, 2.0]), "centered_ranks").tolist()
+    [0.5, -0.5, 0.0]
+    >>> np.round(shape_fitness(np.array([3.0, 1.0, 2.0]), "nes_utilities"), 4).tolist()
+    [0.3333, -0.4708, 0.1375]
+    """
+    return SHAPINGS[how](fitness)
 
 
 def downscale_factor(magnitude: Array, limit: float) -> Array:

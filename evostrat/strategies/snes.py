@@ -24,13 +24,16 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from numbers import Real
+from typing import Any, ClassVar, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.evaluators.seeded import GaussianSeed
-from evostrat.strategies.shaping import nes_utilities, rank_weights
-from evostrat.strategies.gaussian_ask import GaussianAsk
+from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.gaussian_ask import GaussianAsk
+from evostrat.strategies.seeded_tell import weighted_noise_sums
+from evostrat.strategies.shaping import shape_fitness
 
 Array = Any
 
@@ -54,11 +57,21 @@ class SNES(GaussianAsk, Strategy):
         Learning rate of the mean, default 1.
     lr_sigma : float, optional
         Learning rate of the standard deviations; default ``(3 + ln d) / (5 sqrt(d))``.
+
+    Notes
+    -----
+    Fitness is shaped by ``fitness_shaping`` (:mod:`~evostrat.strategies.shaping`),
+    here a class attribute, ``"nes_utilities"``: a subclass may choose another.
     """
 
     name = "snes"
     State = SNESState
     layout = "independent"
+    parameter_constraints = {
+        "lr_mean": [Interval(Real, 0, None, closed="neither")],
+        "lr_sigma": [Interval(Real, 0, None, closed="neither"), None],
+    }
+    fitness_shaping: ClassVar[str] = "nes_utilities"
 
     def __init__(
         self,
@@ -76,7 +89,7 @@ class SNES(GaussianAsk, Strategy):
             return float(self.lr_sigma)
         return (3 + math.log(dim)) / (5 * math.sqrt(dim))
 
-    def _init(self, x0: Array, key: Any, backend: Backend) -> SNESState:
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> SNESState:
         return SNESState(mean=x0, sigma=self.initial_sigma(x0, backend), key=key)
 
     def tell(self, state: SNESState, X: Array, fitness: Array) -> SNESState:
@@ -84,7 +97,7 @@ class SNES(GaussianAsk, Strategy):
         xp = be.xp
         z = X - state.mean  # a fresh array: updated in place below (no more temporaries)
         z /= state.sigma
-        u = self._utilities(state, fitness, X.shape[0])
+        u = self._utilities(state, fitness)
         grad_mean = xp.matmul(u, z)
         z *= z
         z -= 1.0
@@ -100,17 +113,15 @@ class SNES(GaussianAsk, Strategy):
         ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
         ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
         """
-        from evostrat.strategies.seeded_tell import weighted_noise_sums
-
-        u = self._utilities(state, fitness, seed.popsize if seed is not None else fitness.shape[0])
+        u = self._utilities(state, fitness)
         g_mean, g_sigma = weighted_noise_sums(seed, state.mean, state.sigma, u, squares=True,
                                               chunk_size=chunk_size)
         return self._update(state, g_mean, g_sigma)
 
-    def _utilities(self, state: SNESState, fitness: Array, n: int) -> Array:
-        be = get_backend(state.mean)
-        utilities = nes_utilities(n, be.xp, state.mean.dtype, be.device(state.mean))
-        return rank_weights(fitness, utilities)
+    def _utilities(self, state: SNESState, fitness: Array) -> Array:
+        """Minus the shaped fitness (the best candidate gets the largest utility)."""
+        xp = get_backend(state.mean).xp
+        return xp.astype(-shape_fitness(fitness, self.fitness_shaping), state.mean.dtype, copy=False)
 
     def _update(self, state: SNESState, grad_mean: Array, grad_sigma: Array) -> SNESState:
         xp = get_backend(state.mean).xp

@@ -42,9 +42,9 @@ from numbers import Real
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.strategies.shaping import downscale_factor, nes_utilities, rank_weights
+from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
 
 Array = Any
 
@@ -89,16 +89,6 @@ def expm_symmetric(S: Array, backend: Backend) -> Array:
     return backend.expm_symmetric(0.5 * (S + S.T))
 
 
-def _check_rate(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, Real):
-        expected = "a positive number or None" if allow_none else "a positive number"
-        raise InvalidTypeError(f"{name} must be {expected}, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise InvalidArgumentError(f"{name} must be positive and finite, got {value!r}")
-
-
 class XNES(Strategy):
     """Exponential NES with a full covariance matrix.
 
@@ -116,6 +106,8 @@ class XNES(Strategy):
         ``eta_sigma``; default ``(9 + 3 ln d) / (5 d sqrt(d))``.
     lr_B : float, optional
         ``eta_B``; default equal to the default ``eta_sigma``.
+    fitness_shaping : str
+        A name of :data:`~evostrat.strategies.shaping.SHAPINGS`; default ``"nes_utilities"``.
 
     Notes
     -----
@@ -126,6 +118,12 @@ class XNES(Strategy):
 
     name = "xnes"
     State = XNESState
+    parameter_constraints = {
+        "lr_mean": [Interval(Real, 0, None, closed="neither")],
+        "lr_sigma": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_B": [Interval(Real, 0, None, closed="neither"), None],
+        "fitness_shaping": [StrOptions(SHAPINGS)],
+    }
 
     def __init__(
         self,
@@ -134,11 +132,13 @@ class XNES(Strategy):
         lr_mean: float = 1.0,
         lr_sigma: float | None = None,
         lr_B: float | None = None,
+        fitness_shaping: str = "nes_utilities",
     ) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.lr_mean = lr_mean
         self.lr_sigma = lr_sigma
         self.lr_B = lr_B
+        self.fitness_shaping = fitness_shaping
 
     # -- hyper-parameters for a dimension ---------------------------------------------
     @staticmethod
@@ -152,14 +152,8 @@ class XNES(Strategy):
     def resolved_lr_B(self, dim: int) -> float:
         return self.default_lr(dim) if self.lr_B is None else float(self.lr_B)
 
-    def _check_params(self) -> None:
-        _check_rate("lr_mean", self.lr_mean)
-        _check_rate("lr_sigma", self.lr_sigma, allow_none=True)
-        _check_rate("lr_B", self.lr_B, allow_none=True)
-
     # -- pure interface ------------------------------------------------------------------
-    def _init(self, x0: Array, key: Any, backend: Backend) -> XNESState:
-        self._check_params()
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> XNESState:
         xp = backend.xp
         dim = x0.shape[0]
         s = self.initial_sigma(x0, backend)
@@ -180,11 +174,11 @@ class XNES(Strategy):
     def tell(self, state: XNESState, X: Array, fitness: Array) -> XNESState:
         be = get_backend(state.mean)
         xp = be.xp
-        n, dim = X.shape
+        dim = X.shape[1]
         dtype, device = state.mean.dtype, be.device(state.mean)
         # Local coordinates: x = mu + sigma B z  =>  z = B^{-1} (x - mu) / sigma.
         Z = xp.linalg.solve(state.B, ((X - state.mean) / state.sigma).T).T
-        u = rank_weights(fitness, nes_utilities(n, xp, dtype, device))
+        u = xp.astype(-shape_fitness(fitness, self.fitness_shaping), dtype, copy=False)
         eye = xp.eye(dim, dtype=dtype, device=device)
         u_sum = xp.sum(u)
         g_delta = xp.matmul(u, Z)

@@ -46,7 +46,7 @@ class OnePlusLambdaES(Strategy):
     name = "one_plus_lambda_es"
     State = OnePlusLambdaState
 
-    def _init(self, x0: Any, key: Any, backend: Backend) -> OnePlusLambdaState:
+    def initial_state(self, x0: Any, key: Any, backend: Backend) -> OnePlusLambdaState:
         xp = backend.xp
         sigma = self.initial_sigma(x0, backend)[0]
         inf = xp.asarray(math.inf, dtype=x0.dtype, device=backend.device(x0))

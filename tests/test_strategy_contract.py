@@ -1,0 +1,251 @@
+"""The strategy contract (evostrat.strategies.base), declarative hyper-parameter
+constraints (evostrat.params), one fitness-shaping vocabulary and weight decay
+as an optimiser option."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+from evostrat.backends import get_backend
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Interval, Params, StrOptions
+from evostrat.strategies.base import Strategy, check_strategy
+from evostrat.strategies.evolvability import MaxVarES
+from evostrat.strategies.expectation_es import ExpectationES
+from evostrat.strategies.openai_es import OpenAIES
+from evostrat.strategies.optimizers import Adam, make_optimizer
+from evostrat.strategies.pgpe import PGPE
+from evostrat.strategies.shaping import SHAPINGS, centered_ranks, shape_fitness
+from evostrat.strategies.snes import SNES
+from evostrat.strategies.xnes import XNES
+
+
+# -- plugin-style strategies that break the contract -----------------------------------------------
+class NoSigmaState(NamedTuple):
+    mean: Any
+    key: Any
+
+
+class NoSigma(Strategy):
+    """Documents 'at least mean and key' but reads sigma from the state by default."""
+
+    name = "no_sigma"
+
+    def initial_state(self, x0, key, backend):
+        return NoSigmaState(mean=x0, key=key)
+
+    def ask(self, state):
+        be = get_backend(state.mean)
+        key, sub = be.split(state.key)
+        z = be.normal(sub, (self.resolved_popsize(state.mean.shape[0]), state.mean.shape[0]),
+                      state.mean.dtype, be.device(state.mean))
+        return state.mean + z, state._replace(key=key)
+
+    def tell(self, state, X, fitness):
+        return state._replace(mean=X[int(np.argmin(fitness))])
+
+
+class VectorSigmaState(NamedTuple):
+    mean: Any
+    sigma: Any
+    key: Any
+
+
+class VectorSigma(NoSigma):
+    name = "vector_sigma"
+
+    def initial_state(self, x0, key, backend):
+        return VectorSigmaState(mean=x0, sigma=self.initial_sigma(x0, backend), key=key)
+
+    def sigma(self, state):
+        return state.sigma  # (dim,), not 0-d
+
+
+class OwnSigma(NoSigma):
+    """No sigma field, but sigma(state) overridden: accepted."""
+
+    name = "own_sigma"
+
+    def sigma(self, state):
+        return get_backend(state.mean).xp.ones(())
+
+
+class OldName(OwnSigma):
+    """A subclass written before the rename still defines ``_init``."""
+
+    name = "old_name"
+    initial_state = Strategy.initial_state
+
+    def _init(self, x0, key, backend):
+        return NoSigmaState(mean=x0, key=key)
+
+
+def test_a_state_without_sigma_is_refused_at_init_with_a_clear_error():
+    message = ("state of strategy 'no_sigma' has no field 'sigma' and the strategy does not "
+               r"override sigma\(state\)")
+    with pytest.raises(InvalidTypeError, match=message):
+        NoSigma().init(np.zeros(3), random_state=0)
+    with pytest.raises(InvalidTypeError, match=message):
+        NoSigma().initialize(np.zeros(3), random_state=0)
+
+
+def test_a_vector_sigma_read_out_is_refused_at_init():
+    with pytest.raises(InvalidTypeError,
+                       match=r"sigma\(state\) of strategy 'vector_sigma' must be an array of shape \(\)"):
+        VectorSigma().initialize(np.zeros(3), random_state=0)
+
+
+def test_overriding_sigma_and_the_old_init_name_are_accepted():
+    runner = OwnSigma().initialize(np.zeros(3), random_state=0)
+    X = runner.ask()
+    runner.tell(X, (X ** 2).sum(axis=1))
+    assert float(runner.sigma) == 1.0
+    assert OldName().init(np.zeros(2), random_state=0).mean.shape == (2,)
+
+
+def test_missing_methods_and_non_namedtuple_states_are_named():
+    class NoTell(NoSigma):
+        tell = Strategy.tell
+
+    with pytest.raises(InvalidTypeError, match="strategy 'no_sigma' does not define tell"):
+        check_strategy(NoTell(), NoSigmaState(np.zeros(2), None))
+    with pytest.raises(InvalidTypeError, match="must be a NamedTuple, got dict"):
+        check_strategy(OwnSigma(), {"mean": np.zeros(2)})
+
+    class Nothing(Strategy):
+        name = "nothing"
+
+    with pytest.raises(NotImplementedError, match="does not define initial_state"):
+        Nothing().init(np.zeros(2))
+
+
+def test_optional_capabilities_have_declared_defaults():
+    s = OwnSigma()
+    state = s.init(np.zeros(2), random_state=0)
+    assert s.population_seed(state) is None
+    assert math.isnan(float(s.evolvability(state))) and s.evolvability(state).ndim == 0
+    assert dict(s.termination_defaults) == {} and s.stop(state) == {}
+    assert s.needs_behaviours is False
+    assert SNES().population_seed(SNES().init(np.zeros(2), random_state=0)) is not None
+
+
+@pytest.mark.parametrize("cls", [SNES, XNES, OpenAIES, PGPE, ExpectationES, MaxVarES])
+def test_builtin_strategies_fulfil_the_contract(cls):
+    s = cls()
+    check_strategy(s, s.init(np.ones(4), random_state=0))
+
+
+# -- declarative constraints -----------------------------------------------------------------------
+class Knobs(Params):
+    parameter_constraints = {
+        "rate": [Interval(Real, 0, 1, closed="right")],
+        "mode": [StrOptions({"fast", "slow"}), None],
+        "hook": [callable, None],
+    }
+
+    def __init__(self, rate=0.5, mode=None, hook=None):
+        self.rate, self.mode, self.hook = rate, mode, hook
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(rate=0.0), InvalidArgumentError, r"Knobs: rate must be a number in \(0, 1\], got 0.0"),
+        (dict(rate=float("nan")), InvalidArgumentError, "rate must be a number in"),
+        (dict(rate=True), InvalidTypeError, "rate must be a number in"),
+        (dict(rate="big"), InvalidTypeError, "rate must be"),
+        (dict(mode="medium"), InvalidArgumentError,
+         r"mode must be one of \('fast', 'slow'\) or None, got 'medium'"),
+        (dict(hook=3), InvalidTypeError, "hook must be a callable or None, got 3"),
+    ],
+)
+def test_constraints_reject_bad_values_naming_the_parameter(kwargs, error, message):
+    Knobs().validate_params()
+    with pytest.raises(error, match=message):
+        Knobs(**kwargs).validate_params()
+
+
+@pytest.mark.parametrize(
+    "strategy, error, message",
+    [
+        (SNES(lr_mean=-1.0), InvalidArgumentError, "SNES: lr_mean must be a positive number"),
+        (OpenAIES(weight_decay=-0.1), InvalidArgumentError, "weight_decay must be a non-negative number"),
+        (OpenAIES(fitness_shaping="ranks"), InvalidArgumentError, "fitness_shaping must be one of"),
+        (XNES(fitness_shaping=1), InvalidTypeError, "XNES: fitness_shaping must be one of"),
+        (PGPE(optimizer_options=[1]), InvalidTypeError, "optimizer_options must be a dict or None"),
+        (OpenAIES(optimizer_options=dict(weight_decay=-1.0)), InvalidArgumentError,
+         "Adam: weight_decay must be a non-negative number"),
+    ],
+)
+def test_strategies_validate_their_constraints_at_init(strategy, error, message):
+    with pytest.raises(error, match=message):
+        strategy.init(np.zeros(4), random_state=0)
+
+
+# -- one shaping vocabulary ------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [XNES, OpenAIES, PGPE, ExpectationES])
+@pytest.mark.parametrize("how", sorted(SHAPINGS))
+def test_every_shaping_strategy_takes_every_shaping(cls, how):
+    s = cls(fitness_shaping=how)
+    state = s.init(np.ones(3), random_state=0)
+    for _ in range(3):
+        X, state = s.ask(state)
+        with np.errstate(all="ignore"):  # xNES on raw values may overflow (and then not move)
+            state = s.tell(state, X, (X ** 2).sum(axis=1))
+    assert np.all(np.isfinite(s.mean(state)))
+
+
+def test_shapings_keep_the_fitness_orientation():
+    f = np.array([3.0, 1.0, 2.0, 5.0])
+    for how in SHAPINGS:
+        shaped = shape_fitness(f, how)
+        assert np.argmin(shaped) == 1 and shaped[3] == np.max(shaped), how
+    np.testing.assert_array_equal(shape_fitness(f, "centered_ranks"), centered_ranks(f))
+
+
+# -- weight decay in the optimiser -----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["adam", "sgd", "clipup"])
+def test_l2_weight_decay_in_the_optimiser_equals_the_hand_added_gradient(name):
+    rng = np.random.default_rng(0)
+    params, wd = rng.normal(size=5), 0.05
+    plain, decayed = make_optimizer(name), make_optimizer(name, weight_decay=wd)
+    s1, s2 = plain.init(params), decayed.init(params)
+    for _ in range(4):
+        grad = rng.normal(size=5)
+        step1, s1 = plain.update(grad + wd * params, s1, 0.1)  # the old hand-added L2 term
+        step2, s2 = decayed.update(grad, s2, 0.1, params=params)
+        np.testing.assert_array_equal(step1, step2)
+        params = params - step1
+
+
+def test_decoupled_weight_decay_adds_lr_times_decay_to_the_step():
+    params, grad = np.array([1.0, -2.0]), np.array([0.3, 0.1])
+    adamw = Adam(weight_decay=0.1, decoupled=True)
+    step, _ = adamw.update(grad, adamw.init(params), 0.01, params=params)
+    plain, _ = Adam().update(grad, Adam().init(params), 0.01)
+    np.testing.assert_allclose(step, plain + 0.01 * 0.1 * params)
+
+
+def test_openai_es_weight_decay_matches_the_old_hand_added_update():
+    s = OpenAIES(popsize=8, sigma0=0.3, weight_decay=0.02, lr=0.05)
+    state = s.init(np.ones(3), random_state=0)
+    X, state = s.ask(state)
+    fitness = (X ** 2).sum(axis=1)
+    new = s.tell(state, X, fitness)
+    # the update as OpenAI-ES wrote it before weight decay moved into the optimiser
+    z = (X - state.mean) / state.sigma
+    grad = centered_ranks(fitness) @ z / (8 * state.sigma) + 0.02 * state.mean
+    step, _ = Adam().update(grad, state.opt, state.lr)
+    np.testing.assert_array_equal(new.mean, state.mean - step)
+
+
+def test_an_optimizer_instance_can_be_passed():
+    s = OpenAIES(optimizer=Adam(beta1=0.5), popsize=8)
+    state = s.init(np.ones(3), random_state=0)
+    X, state = s.ask(state)
+    assert np.all(np.isfinite(s.tell(state, X, (X ** 2).sum(axis=1)).mean))
