@@ -1,11 +1,10 @@
 """The numpy kernel of :class:`~evostrat.strategies.cma_es.CMAES`.
 
-At small dimensions a CMA-ES generation does almost no arithmetic: at d = 10
-it is some eighty array operations on vectors of ten numbers, and their fixed
-cost (dispatch through the Array API namespace, 0-d arrays for the scalars,
-``lax.cond``-style branching written as function calls) is most of the time.
-On numpy states the built-in plugin :mod:`evostrat.plugins.kernels` therefore
-hands :class:`CMAES` this kernel, which runs the same generation and
+At d = 10 a CMA-ES generation is some eighty array operations on vectors of
+ten numbers, and their fixed cost (the Array API namespace, 0-d arrays for the
+scalars, ``lax.cond``-style branches as function calls) is most of the time. On
+numpy states the built-in plugin :mod:`evostrat.plugins.kernels` hands
+:class:`CMAES` this kernel, which runs the same generation and
 
 - calls numpy directly (no namespace wrapper), with Python branches for the
   lazy decomposition and the repair; products through ``ndarray.dot`` (the
@@ -78,11 +77,7 @@ class Context:
         self.cache: dict[tuple[int, Any], SimpleNamespace] = {}
 
     def factors(self, n: int, dtype: Any) -> SimpleNamespace:
-        """The strategy's constants and the factors derived from them, made once.
-
-        Every factor is the generic code's Python expression evaluated once, so
-        using it gives the same value (and type) as evaluating it each generation.
-        """
+        """The strategy's constants and the factors derived from them (made once)."""
         K = self.cache.get((n, dtype))
         if K is None:
             K = self.cache[(n, dtype)] = _factors(self.strategy, n, dtype)
@@ -96,6 +91,7 @@ def kernel(strategy: CMAES) -> Kernel:
 
 
 def _factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
+    """Each factor is the generic code's Python expression evaluated once: same value and type."""
     c = strategy.constants(get_backend("numpy"), n, dtype, None)
     p = c.p
     rank_weights = c.cumulative[:, 1:] - c.cumulative[:, :-1]

@@ -68,12 +68,6 @@ STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", 
 _cached_constants = lru_cache(maxsize=32)(cma_constants)
 
 
-@lru_cache(maxsize=64)
-def _compiled_readout(cls: type, method: str, backend: Backend, settings: tuple) -> Any:
-    """``cls(**settings).<method>`` compiled: shared by instances with equal criteria."""
-    return backend.compile(getattr(cls(**dict(settings)), method))
-
-
 def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array, Array]:
     """Per-candidate mean and covariance weights from sorted weights.
 
@@ -159,7 +153,8 @@ class CMABase(Strategy):
                  noeffectcoord: bool = True) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.active = active
-        self.tolconditioncov, self.tolupsigma, self.tolfacupx = tolconditioncov, tolupsigma, tolfacupx
+        self.tolconditioncov, self.tolupsigma = tolconditioncov, tolupsigma
+        self.tolfacupx = tolfacupx
         self.noeffectaxis, self.noeffectcoord = noeffectaxis, noeffectcoord
 
     # -- hyper-parameters and kernels ----------------------------------------------------
@@ -177,12 +172,13 @@ class CMABase(Strategy):
                 raise InvalidTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("tolconditioncov", "tolupsigma", "tolfacupx"):
             value = getattr(self, name)
+            message = f"{name} must be a positive number or None, got {value!r}"
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise InvalidTypeError(f"{name} must be a positive number or None, got {value!r}")
+                raise InvalidTypeError(message)
             if not value > 0:
-                raise InvalidArgumentError(f"{name} must be a positive number or None, got {value!r}")
+                raise InvalidArgumentError(message)
 
     def parameters(self, dim: int) -> CMAParameters:
         """Table 1 parameters for ``dim`` and this strategy's population size."""
@@ -217,7 +213,9 @@ class CMABase(Strategy):
 
     def tell(self, state: Any, X: Array, fitness: Array) -> Any:
         kernel = self.kernel(state)
-        return self.generic_tell(state, X, fitness) if kernel is None else kernel.tell(state, X, fitness)
+        if kernel is None:
+            return self.generic_tell(state, X, fitness)
+        return kernel.tell(state, X, fitness)
 
     # -- the generation as named steps -----------------------------------------------------
     def generic_tell(self, state: Any, X: Array, fitness: Array) -> Any:
@@ -283,7 +281,7 @@ class CMABase(Strategy):
 
     @staticmethod
     def cov_decay(c: CMAConstants, hsig: Array) -> Array:
-        """Factor of the old C: ``1 - c_1 - c_mu sum w_j + c_1 (1 - h_s) c_c (2 - c_c)`` (eq. 47)."""
+        """Factor of the old C: ``1 - c_1 - c_mu sum w + c_1 (1 - h_s) c_c (2 - c_c)`` (eq. 47)."""
         p = c.p
         return (1.0 - p.c1 - p.cmu * p.sum_weights) + (p.c1 * p.cc * (2.0 - p.cc)) * (1.0 - hsig)
 
@@ -322,11 +320,8 @@ class CMABase(Strategy):
     # -- read-outs -------------------------------------------------------------------------
     def _compiled(self, method: str, state: Any) -> Any:
         """``getattr(self, method)``, compiled on JAX once per process and criteria."""
-        be = get_backend(state.mean)
-        if not be.traceable:
-            return getattr(self, method)
-        settings = tuple((name, getattr(self, name)) for name in STOP_SETTINGS)
-        return _compiled_readout(type(self), method, be, settings)
+        key = (type(self), method, *(getattr(self, name) for name in STOP_SETTINGS))
+        return get_backend(state.mean).compile(getattr(self, method), key)
 
     def sigma(self, state: Any) -> Array:
         """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""

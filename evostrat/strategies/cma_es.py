@@ -29,11 +29,8 @@ rounding; ``diag(C)`` is kept current every generation for the termination
 criteria. ``lazy_eigen=False`` decomposes every generation and an int ``k``
 every ``k`` generations.
 
-The steps shared with sep-CMA-ES are in :mod:`evostrat.strategies.cma_base`;
-this module supplies the full model of C: sampling, whitening, the queued
-rank-one/rank-mu update, the eigendecomposition and its repair. On numpy the
-kernel :mod:`evostrat.kernels.cma_numpy` runs the same arithmetic with less
-call overhead (``numpy_kernel = False`` switches it off).
+The other steps are CMA-ES's shared ones (:mod:`evostrat.strategies.cma_base`);
+on numpy the kernel :mod:`evostrat.kernels.cma_numpy` runs them with less overhead.
 
 **Numerical safety.** C is symmetrised at each decomposition; eigenvalues below
 ``eps * max`` are lifted (C gets the same diagonal shift, so it stays positive
@@ -129,11 +126,12 @@ class CMAES(CMABase):
     def validate(self) -> None:
         super().validate()
         lazy = self.lazy_eigen
+        message = f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}"
         if not isinstance(lazy, bool):
             if not isinstance(lazy, numbers.Integral):
-                raise InvalidTypeError(f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}")
+                raise InvalidTypeError(message)
             if lazy < 1:
-                raise InvalidArgumentError(f"lazy_eigen must be True, False or an int >= 1, got {lazy}")
+                raise InvalidArgumentError(message)
 
     def eigen_every(self, dim: int) -> int:
         """Generations between two eigendecompositions of C."""
@@ -203,23 +201,19 @@ class CMAES(CMABase):
             queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay),
             decay=state.decay * decay,
         )
-        return be.cond(state.generation % k == 0, self.decompose, _identity, state)
+        return be.cond(state.generation % k == 0, self.decompose, lambda same: same, state)
 
     def current_cov(self, state: CMAESState) -> Array:
         """The covariance matrix C including the queued updates (for inspection)."""
         xp = get_backend(state.mean).xp
-        n = state.mean.shape[0]
-        V = xp.reshape(state.queue, (-1, n))
-        c = xp.reshape(state.queue_coef, (-1,))
-        return state.decay * state.C + (V.T * c) @ V
+        V = xp.reshape(state.queue, (-1, state.mean.shape[0]))
+        return state.decay * state.C + (V.T * xp.reshape(state.queue_coef, (-1,))) @ V
 
     def decompose(self, state: CMAESState) -> CMAESState:
         """Add the queued terms to C and decompose it (the lazy path)."""
         xp = get_backend(state.mean).xp
-        C = self.current_cov(state)
-        state = state._replace(queue_coef=xp.zeros_like(state.queue_coef),
-                               decay=xp.ones_like(state.decay))
-        return self.eigen(state, C)
+        return self.eigen(state._replace(queue_coef=xp.zeros_like(state.queue_coef),
+                                         decay=xp.ones_like(state.decay)), self.current_cov(state))
 
     def eigen(self, state: CMAESState, C: Array) -> CMAESState:
         """Symmetrise and decompose ``C``; :meth:`repair` it when needed.
@@ -236,7 +230,7 @@ class CMAES(CMABase):
         floor = xp.clip(top, min=0.0) * c.eps + c.tiny
         repair = (evals[0] < floor) | (top > hi) | (top < lo)
         state = state._replace(C=C, B=B, diag_C=xp.linalg.diagonal(C))
-        state, evals = be.cond(repair, self.repair, _pass, state, evals, floor)
+        state, evals = be.cond(repair, self.repair, lambda *same: same[:2], state, evals, floor)
         return state._replace(D=xp.sqrt(evals))
 
     def repair(self, state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
@@ -261,11 +255,3 @@ class CMAES(CMABase):
 
     def _axes(self, state: CMAESState) -> tuple[Array, Array]:
         return state.B, state.D
-
-
-def _identity(state: CMAESState) -> CMAESState:
-    return state
-
-
-def _pass(state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
-    return state, evals
