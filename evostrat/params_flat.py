@@ -45,7 +45,9 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
@@ -120,6 +122,19 @@ class TorchParams:
             out[name] = vector[start : start + size].view(shape)
             start += size
         return out
+
+    def policy(self, vector: Any) -> Callable[[Any], np.ndarray]:
+        """Load ``vector`` into the module; returns ``obs -> numpy output``, run without gradients."""
+        import torch
+
+        self.load(vector)
+        dtype = next(self.module.parameters()).dtype
+
+        def act(obs: Any) -> np.ndarray:
+            with torch.no_grad():
+                return self.module(torch.as_tensor(obs, dtype=dtype)).numpy()
+
+        return act
 
     def call(self, vector: Any, *args: Any) -> Any:
         """``module(*args)`` with the parameters ``vector``, leaving the module unchanged."""

@@ -87,7 +87,7 @@ def get_backend(spec: Any) -> Backend:
         return spec
     if isinstance(spec, str):
         return _instantiate(spec)
-    backend = array_backend(spec)
+    backend = _claim(spec)
     if backend is None:
         kind = type(spec)
         raise InvalidTypeError(
@@ -97,15 +97,8 @@ def get_backend(spec: Any) -> Backend:
     return backend
 
 
-def array_backend(x: Any) -> Backend | None:
-    """The backend owning the array ``x``, or ``None`` for anything else (cached per type).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> array_backend(np.zeros(2)).name, array_backend(1.5), array_backend("a")
-    ('numpy', None, None)
-    """
+def _claim(x: Any) -> Backend | None:
+    """The backend the ``evostrat_backend`` hook assigns to ``type(x)`` (cached per type)."""
     kind = type(x)
     try:
         return _by_type[kind]
@@ -118,6 +111,19 @@ def array_backend(x: Any) -> Backend | None:
             backend = _instantiate(name) if isinstance(name, str) else name
     _by_type[kind] = backend
     return backend
+
+
+def array_backend(x: Any) -> Backend | None:
+    """The backend owning the array ``x``, or ``None`` for anything else.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> array_backend(np.zeros(2)).name, array_backend(1.5), array_backend("a")
+    ('numpy', None, None)
+    """
+    backend = _claim(x)
+    return backend if backend is not None and backend.owns(x) else None
 
 
 def is_array(x: Any) -> bool:

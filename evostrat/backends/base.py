@@ -337,12 +337,13 @@ class Backend:
         """A compiled version of the pure function ``fn`` (``fn`` itself where nothing compiles).
 
         Every backend shares one cache of compiled programs, the last
-        :data:`~evostrat.backends.programs.COMPILE_CACHE_SIZE` used: ``key`` (default
-        :func:`~evostrat.backends.programs.program_key`:
-        equal strategies share their ``ask``/``tell``) names the program, so a
-        new run, a restart or a worker replaying a run compiles nothing new.
-        The cache holds the compiled function, and through it ``fn``; a key
-        may therefore use ``id()`` of objects ``fn`` refers to.
+        :data:`~evostrat.backends.programs.COMPILE_CACHE_SIZE` used. ``key``
+        names the program (default: ``fn`` itself); with
+        :func:`~evostrat.backends.programs.program_key` equal strategies share
+        their ``ask``/``tell``, so a new run, a restart or a worker replaying
+        a run compiles nothing new. The cache holds the compiled function, and
+        through it ``fn``; a key may therefore use ``id()`` of objects ``fn``
+        refers to.
 
         Examples
         --------

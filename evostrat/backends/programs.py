@@ -1,9 +1,10 @@
 """The one cache of compiled programs that :meth:`Backend.compile` serves from.
 
 Programs are keyed by the backend's name and a key naming what the program
-computes (by default :func:`program_key`: a strategy's class, method and
-hyper-parameters), so equal strategies share their compiled ``ask``/``tell``
-across runs, restarts and replaying workers. The cache is an LRU of
+computes (by default the function itself; with :func:`program_key`, a
+strategy's class, method, hyper-parameters and input signature), so equal
+strategies share their compiled ``ask``/``tell`` across runs, restarts and
+replaying workers. The cache is an LRU of
 :data:`COMPILE_CACHE_SIZE` programs: it keeps no more than that alive.
 
 Examples
@@ -57,30 +58,39 @@ def frozen(value: Any) -> Hashable:
     return value
 
 
-def program_key(fn: Callable) -> Hashable:
-    """The default :meth:`Backend.compile` cache key of ``fn``.
+def program_key(fn: Callable, *extra: Hashable) -> Hashable:
+    """A :meth:`Backend.compile` key under which equal strategies share ``fn``'s program.
 
     A bound method of an object with ``get_params()`` (a strategy) is keyed by
-    its class, method name and hyper-parameters, so equal strategies share one
-    program (their methods must depend on nothing else, as the built-in ones
-    do); any other function by itself.
+    its class, method name and hyper-parameters (its result must depend on
+    nothing else, as the built-in strategies' do), any other function by
+    itself; ``extra`` (say the dimension and dtype) is appended, so that one
+    program serves one input signature.
+
+    Examples
+    --------
+    >>> from evostrat.strategies.snes import SNES
+    >>> program_key(SNES(popsize=6).ask, 3) == program_key(SNES(popsize=6).ask, 3)
+    True
+    >>> program_key(SNES(popsize=6).ask, 3) == program_key(SNES(popsize=8).ask, 3)
+    False
     """
     owner = getattr(fn, "__self__", None)
     if owner is not None and hasattr(owner, "get_params"):
         try:
-            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False)))
+            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False))) + extra
         except TypeError:
             pass
-    return fn
+    return (fn,) + extra
 
 
 def compile_cached(key: tuple[str, Hashable], fn: Callable, compiler: Callable) -> Callable:
     """``compiler(fn)``, from the cache under ``key`` = ``(backend name, program key or None)``.
 
-    A program key of ``None`` is replaced by :func:`program_key`\ ``(fn)``; an
-    unhashable key compiles without caching.
+    A program key of ``None`` stands for ``fn`` itself; an unhashable key
+    compiles without caching.
     """
-    full = (key[0], program_key(fn) if key[1] is None else key[1])
+    full = (key[0], fn if key[1] is None else key[1])
     try:
         hash(full)
     except TypeError:  # e.g. a method of an unhashable object: compiled, not cached

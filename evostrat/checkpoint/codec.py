@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from evostrat.backends import array_backend
 from evostrat.errors import CheckpointError
 
 __all__ = ["encode", "decode", "Unencodable"]
@@ -37,21 +38,6 @@ _TAGS = ("__tuple__", "__deque__", "__array__", "__rng__", "__dict__", "__runpla
 
 class Unencodable(CheckpointError):
     """A value of a type the checkpoint format does not store."""
-
-
-def _host(value: Any) -> tuple[np.ndarray, str] | None:
-    """``(numpy copy, backend name)`` of a torch/JAX array, or ``None``."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return None
-    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-        return None
-    try:
-        from evostrat.backends import get_backend
-
-        backend = get_backend(value)
-    except Exception:  # noqa: BLE001 - not an array of an installed backend
-        return None
-    return np.array(backend.to_numpy(value), copy=True), backend.name
 
 
 def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
@@ -75,10 +61,10 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
             raise Unencodable(f"{path} is an array of dtype {value.dtype}; only numeric arrays are saved")
         arrays[path] = np.array(value, copy=True)
         return {"__array__": path}
-    host = _host(value)
-    if host is not None:
-        arrays[path] = host[0]
-        return {"__array__": path, "backend": host[1]}
+    backend = array_backend(value)
+    if backend is not None:  # a torch/JAX array (numpy's and Python scalars are handled above)
+        arrays[path] = np.array(backend.to_numpy(value), copy=True)
+        return {"__array__": path, "backend": backend.name}
     if isinstance(value, deque):
         return {"__deque__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)],
                 "maxlen": value.maxlen}

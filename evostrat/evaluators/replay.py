@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.programs import program_key
 from evostrat.backends.trees import named_leaves
 
 __all__ = [
@@ -129,7 +130,7 @@ class ReplayMessage:
                     f"{self.first}..{self.generation}"
                 )
             be, state = entry.backend, entry.state
-            ask, tell = be.compile(entry.strategy.ask), be.compile(entry.strategy.tell)
+            ask, tell = entry.programs()
             for g in range(entry.generation, self.generation):
                 X, state = ask(state)
                 state = tell(state, X, be.from_host(self.fitness[g - self.first]))
@@ -182,6 +183,12 @@ class _CachedRun:
     def __init__(self, strategy: Any, backend: Backend, generation: int, state: Any) -> None:
         self.strategy, self.backend = strategy, backend
         self.generation, self.state = int(generation), state
+
+    def programs(self) -> tuple[Any, Any]:
+        """The strategy's compiled ``ask`` and ``tell``, shared by runs of equal strategies."""
+        be, s, mean = self.backend, self.strategy, self.state.mean
+        signature = (tuple(mean.shape), be.dtype_name(mean.dtype))
+        return tuple(be.compile(f, key=program_key(f, *signature)) for f in (s.ask, s.tell))
 
     def rows(self, state: Any, start: int, stop: int, as_backend: bool) -> Any:
         seed = self.strategy.population_seed(state)

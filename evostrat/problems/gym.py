@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat"]
@@ -64,12 +65,6 @@ def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _host(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-    return np.asarray(x, dtype=np.float64)
 
 
 class MLPPolicy:
@@ -195,7 +190,7 @@ class GymProblem:
         self.env_kwargs = dict(env_kwargs or {})
         self.frozen = False
         self._torch = None
-        if type(policy).__module__.startswith("torch") or hasattr(policy, "named_parameters"):
+        if hasattr(policy, "named_parameters"):  # a torch.nn.Module
             from evostrat.params_flat import TorchParams
 
             self._torch = TorchParams(policy)
@@ -239,18 +234,8 @@ class GymProblem:
     # -- policy and actions --------------------------------------------------------------
     def _policy_fn(self, theta: np.ndarray) -> Any:
         if self._torch is None:
-            return lambda obs: _host(self.policy(theta, obs))
-        import torch
-
-        self._torch.load(torch.as_tensor(theta))
-        module = self.policy
-        dtype = next(module.parameters()).dtype
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.as_tensor(obs, dtype=dtype)).numpy()
-
-        return act
+            return lambda obs: np.asarray(to_host(self.policy(theta, obs)), dtype=np.float64)
+        return self._torch.policy(theta)
 
     def _action(self, out: np.ndarray, space: Any) -> Any:
         import gymnasium
@@ -288,7 +273,7 @@ class GymProblem:
     # -- evaluation ------------------------------------------------------------------------
     def episode(self, theta: Any, seed: int, update_stats: bool = True) -> tuple[float, int]:
         """One episode with parameters ``theta``: ``(return, steps)``."""
-        theta = _host(theta)
+        theta = np.asarray(to_host(theta), dtype=np.float64)
         if theta.shape != (self.dim,):
             raise InvalidArgumentError(
                 f"theta must have shape ({self.dim},) for this policy, got {theta.shape}"
@@ -313,7 +298,7 @@ class GymProblem:
 
     def __call__(self, x: Any) -> Any:
         """Mean return of ``x`` (shape ``(dim,)``), or of each row of ``X`` (``(n, dim)``)."""
-        X = _host(x)
+        X = np.asarray(to_host(x), dtype=np.float64)
         if X.ndim not in (1, 2) or X.shape[-1] != self.dim:
             raise InvalidArgumentError(
                 f"x must have shape ({self.dim},) or (n, {self.dim}) for this policy, got {X.shape}"

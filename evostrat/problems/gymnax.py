@@ -35,6 +35,7 @@ import difflib
 import math
 from typing import Any, Callable, NamedTuple
 
+from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = ["GymnaxProblem", "evolve", "EvolveResult"]
@@ -150,7 +151,7 @@ class GymnaxProblem:
         self._spec = JaxParams(template)
         self.dim = self._spec.dim
         self.steps = self.max_steps or int(self._env_params.max_steps_in_episode)
-        self._batched = jax.jit(self._population_returns)
+        self._batched = jax.jit(self.population_returns)
         self._checked = False
 
     def __getstate__(self) -> dict:
@@ -210,7 +211,8 @@ class GymnaxProblem:
         (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(key_steps, self.steps))
         return total
 
-    def _population_returns(self, X: Any, key: Any) -> Any:
+    def population_returns(self, X: Any, key: Any) -> Any:
+        """Mean returns ``(n,)`` of the rows of ``X`` over ``episodes`` episodes from ``key`` (traceable)."""
         import jax
 
         keys = jax.random.split(key, self.episodes)
@@ -241,7 +243,7 @@ class GymnaxProblem:
         import jax.numpy as jnp
 
         if not isinstance(X, jax.Array):
-            X = jnp.asarray(X.detach().cpu().numpy() if hasattr(X, "detach") else X)
+            X = jnp.asarray(to_host(X))
         single = X.ndim == 1
         X = X[None, :] if single else X
         self._check(X)
@@ -298,7 +300,7 @@ def evolve(
         state, key, n_active = carry
         key, sub = jax.random.split(key)
         X, new = strategy.ask(state)
-        values = problem._population_returns(X, sub)
+        values = problem.population_returns(X, sub)
         new = strategy.tell(new, X, sign * values)
         keep = i < n_active
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, state)
