@@ -118,26 +118,14 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         "mirrored": [bool],
     }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 0.1,
-        lr: float = 0.01,
-        optimizer: str | Optimizer = "adam",
-        optimizer_options: dict | None = None,
-        weight_decay: float = 0.0,
-        behaviour_shaping: str = "zscore",
-        baseline: Any = "mean",
-        mirrored: bool = True,
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 0.1, lr: float = 0.01,
+                 optimizer: str | Optimizer = "adam", optimizer_options: dict | None = None,
+                 weight_decay: float = 0.0, behaviour_shaping: str = "zscore",
+                 baseline: Any = "mean", mirrored: bool = True) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.lr = lr
-        self.optimizer = optimizer
-        self.optimizer_options = optimizer_options
-        self.weight_decay = weight_decay
-        self.behaviour_shaping = behaviour_shaping
-        self.baseline = baseline
-        self.mirrored = mirrored
+        self.lr, self.optimizer, self.optimizer_options = lr, optimizer, optimizer_options
+        self.weight_decay, self.behaviour_shaping = weight_decay, behaviour_shaping
+        self.baseline, self.mirrored = baseline, mirrored
 
     def _optimizer(self) -> Optimizer:
         options = dict(self.optimizer_options or {})

@@ -111,30 +111,15 @@ class ExpectationES(MirroredPopsize, Strategy):
         "learn_sigma": [bool],
     }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 1.0,
-        statistic: Callable[..., Any] | None = None,
-        lr: float = 0.05,
-        lr_sigma: float | None = None,
-        optimizer: str | Optimizer = "adam",
-        optimizer_options: dict | None = None,
-        fitness_shaping: str = "zscore",
-        baseline: Any = "mean",
-        mirrored: bool = True,
-        learn_sigma: bool = True,
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0,
+                 statistic: Callable[..., Any] | None = None, lr: float = 0.05,
+                 lr_sigma: float | None = None, optimizer: str | Optimizer = "adam",
+                 optimizer_options: dict | None = None, fitness_shaping: str = "zscore",
+                 baseline: Any = "mean", mirrored: bool = True, learn_sigma: bool = True) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.statistic = statistic
-        self.lr = lr
-        self.lr_sigma = lr_sigma
-        self.optimizer = optimizer
-        self.optimizer_options = optimizer_options
-        self.fitness_shaping = fitness_shaping
-        self.baseline = baseline
-        self.mirrored = mirrored
-        self.learn_sigma = learn_sigma
+        self.statistic, self.lr, self.lr_sigma, self.optimizer = statistic, lr, lr_sigma, optimizer
+        self.optimizer_options, self.fitness_shaping = optimizer_options, fitness_shaping
+        self.baseline, self.mirrored, self.learn_sigma = baseline, mirrored, learn_sigma
 
     # -- hyper-parameters -------------------------------------------------------------------
     def _optimizer(self) -> Optimizer:

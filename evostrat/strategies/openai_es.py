@@ -87,31 +87,15 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         "fitness_shaping": [StrOptions(SHAPINGS)],
     }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: float = 0.1,
-        lr: float = 0.01,
-        optimizer: str | Optimizer = "adam",
-        optimizer_options: dict | None = None,
-        weight_decay: float = 0.0,
-        mirrored: bool = True,
-        lr_decay: float = 1.0,
-        lr_min: float = 0.0,
-        sigma_decay: float = 1.0,
-        sigma_min: float = 0.0,
-        fitness_shaping: str = "centered_ranks",
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: float = 0.1, lr: float = 0.01,
+                 optimizer: str | Optimizer = "adam", optimizer_options: dict | None = None,
+                 weight_decay: float = 0.0, mirrored: bool = True, lr_decay: float = 1.0,
+                 lr_min: float = 0.0, sigma_decay: float = 1.0, sigma_min: float = 0.0,
+                 fitness_shaping: str = "centered_ranks") -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.lr = lr
-        self.optimizer = optimizer
-        self.optimizer_options = optimizer_options
-        self.weight_decay = weight_decay
-        self.mirrored = mirrored
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.sigma_decay = sigma_decay
-        self.sigma_min = sigma_min
+        self.lr, self.optimizer, self.optimizer_options = lr, optimizer, optimizer_options
+        self.weight_decay, self.mirrored, self.lr_decay = weight_decay, mirrored, lr_decay
+        self.lr_min, self.sigma_decay, self.sigma_min = lr_min, sigma_decay, sigma_min
         self.fitness_shaping = fitness_shaping
 
     def _optimizer(self) -> Optimizer:

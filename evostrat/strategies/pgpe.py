@@ -167,26 +167,16 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         "fitness_shaping": [StrOptions(FITNESS_SHAPINGS)],
     }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 0.1,
-        center_learning_rate: float = 0.15,
-        stdev_learning_rate: float = 0.1,
-        stdev_max_change: float | None = 0.2,
-        optimizer: str | Optimizer = "clipup",
-        max_speed: float | None = None,
-        optimizer_options: dict | None = None,
-        fitness_shaping: str = "centered_ranks",
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 0.1,
+                 center_learning_rate: float = 0.15, stdev_learning_rate: float = 0.1,
+                 stdev_max_change: float | None = 0.2, optimizer: str | Optimizer = "clipup",
+                 max_speed: float | None = None, optimizer_options: dict | None = None,
+                 fitness_shaping: str = "centered_ranks") -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.center_learning_rate = center_learning_rate
-        self.stdev_learning_rate = stdev_learning_rate
-        self.stdev_max_change = stdev_max_change
-        self.optimizer = optimizer
-        self.max_speed = max_speed
-        self.optimizer_options = optimizer_options
-        self.fitness_shaping = fitness_shaping
+        self.stdev_learning_rate, self.stdev_max_change = stdev_learning_rate, stdev_max_change
+        self.optimizer, self.max_speed = optimizer, max_speed
+        self.optimizer_options, self.fitness_shaping = optimizer_options, fitness_shaping
 
     # -- hyper-parameters ------------------------------------------------------------
     def _optimizer(self) -> Optimizer:

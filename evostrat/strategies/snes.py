@@ -73,16 +73,10 @@ class SNES(GaussianAsk, Strategy):
     }
     fitness_shaping: ClassVar[str] = "nes_utilities"
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 1.0,
-        lr_mean: float = 1.0,
-        lr_sigma: float | None = None,
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, lr_mean: float = 1.0,
+                 lr_sigma: float | None = None) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.lr_mean = lr_mean
-        self.lr_sigma = lr_sigma
+        self.lr_mean, self.lr_sigma = lr_mean, lr_sigma
 
     def resolved_lr_sigma(self, dim: int) -> float:
         if self.lr_sigma is not None:
@@ -121,7 +115,8 @@ class SNES(GaussianAsk, Strategy):
     def _utilities(self, state: SNESState, fitness: Array) -> Array:
         """Minus the shaped fitness (the best candidate gets the largest utility)."""
         xp = get_backend(state.mean).xp
-        return xp.astype(-shape_fitness(fitness, self.fitness_shaping), state.mean.dtype, copy=False)
+        u = -shape_fitness(fitness, self.fitness_shaping)
+        return xp.astype(u, state.mean.dtype, copy=False)
 
     def _update(self, state: SNESState, grad_mean: Array, grad_sigma: Array) -> SNESState:
         xp = get_backend(state.mean).xp

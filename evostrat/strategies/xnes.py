@@ -125,19 +125,11 @@ class XNES(Strategy):
         "fitness_shaping": [StrOptions(SHAPINGS)],
     }
 
-    def __init__(
-        self,
-        popsize: int | None = None,
-        sigma0: Any = 1.0,
-        lr_mean: float = 1.0,
-        lr_sigma: float | None = None,
-        lr_B: float | None = None,
-        fitness_shaping: str = "nes_utilities",
-    ) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, lr_mean: float = 1.0,
+                 lr_sigma: float | None = None, lr_B: float | None = None,
+                 fitness_shaping: str = "nes_utilities") -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.lr_mean = lr_mean
-        self.lr_sigma = lr_sigma
-        self.lr_B = lr_B
+        self.lr_mean, self.lr_sigma, self.lr_B = lr_mean, lr_sigma, lr_B
         self.fitness_shaping = fitness_shaping
 
     # -- hyper-parameters for a dimension ---------------------------------------------
