@@ -258,7 +258,6 @@ def _eigen(strategy: CMAES, K: SimpleNamespace, state: CMAESState, C: np.ndarray
     # zero top does not change the sum
     floor = (top if top > 0.0 else K.zero) * K.eps + K.tiny
     if bottom < floor or top > high or top < low:
-        state = state._replace(C=C, B=B, diag_C=C.diagonal().copy(), **fields)
-        state, evals = strategy.repair(state, evals, floor)
-        return state._replace(D=np.sqrt(evals))
+        return strategy.repair(state._replace(C=C, B=B, diag_C=C.diagonal().copy(), **fields),
+                               evals, floor)
     return state._replace(C=C, B=B, D=np.sqrt(evals), diag_C=C.diagonal().copy(), **fields)

@@ -229,14 +229,15 @@ class CMAES(CMABase):
         lo, hi = RESCALE_RANGE
         floor = xp.clip(top, min=0.0) * c.eps + c.tiny
         repair = (evals[0] < floor) | (top > hi) | (top < lo)
-        state = state._replace(C=C, B=B, diag_C=xp.linalg.diagonal(C))
-        state, evals = be.cond(repair, self.repair, lambda *same: same[:2], state, evals, floor)
-        return state._replace(D=xp.sqrt(evals))
+        # evals >= floor > 0 unless repaired (the repair sets D): the clip changes nothing
+        D = xp.sqrt(xp.clip(evals, min=0.0))
+        state = state._replace(C=C, B=B, D=D, diag_C=xp.linalg.diagonal(C))
+        return be.cond(repair, self.repair, lambda same, *_: same, state, evals, floor)
 
-    def repair(self, state: CMAESState, evals: Array, floor: Array) -> tuple[CMAESState, Array]:
+    def repair(self, state: CMAESState, evals: Array, floor: Array) -> CMAESState:
         """Lift eigenvalues below ``floor`` (C gets the same diagonal shift, so it
         stays positive definite) and :meth:`rescale` when the largest eigenvalue
-        leaves ``RESCALE_RANGE``. Returns the state and the new eigenvalues."""
+        leaves ``RESCALE_RANGE``; ``evals`` are the eigenvalues of ``state.C``."""
         be = get_backend(state.mean)
         xp = be.xp
         eye = self.constants(be, state.mean.shape[0], state.mean.dtype, be.device(state.mean)).eye
@@ -246,8 +247,8 @@ class CMAES(CMABase):
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
         C = (state.C + shift * eye) / scale
-        state = self.rescale(state._replace(C=C, diag_C=xp.linalg.diagonal(C)), scale, xp)
-        return state, evals / scale
+        state = state._replace(C=C, D=xp.sqrt(evals / scale), diag_C=xp.linalg.diagonal(C))
+        return self.rescale(state, scale, xp)
 
     # -- read-outs ---------------------------------------------------------------------------
     def _diag_cov(self, state: CMAESState) -> Array:
