@@ -46,12 +46,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.kernels import resolve_kernel
 from evostrat.strategies.base import Strategy
-from evostrat.strategies.cma_params import (
-    CMAConstants,
-    CMAParameters,
-    cma_constants,
-    cma_parameters,
-)
+from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
 from evostrat.strategies.shaping import tie_span
 
 Array = Any
@@ -63,7 +58,6 @@ __all__ = ["CMABase", "CMAConstants", "candidate_weights", "clamp", "finite_rows
 RESCALE_RANGE = (1e-10, 1e10)
 #: Names of the criteria :meth:`CMABase.stop` reports, in its order.
 STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
-
 
 _cached_constants = lru_cache(maxsize=32)(cma_constants)
 
