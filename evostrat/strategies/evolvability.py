@@ -136,6 +136,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
     # -- the pure interface ---------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
         opt = self._optimizer()
+        opt.validate_params()
         zero = backend.xp.zeros((), dtype=x0.dtype, device=backend.device(x0))
         return EvolvabilityState(
             mean=x0, sigma=self.initial_sigma(x0, backend), opt=opt.init(x0), objective=zero, key=key

@@ -135,6 +135,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         xp = backend.xp
         log_sigma = xp.log(self.initial_sigma(x0, backend))
         opt = self._optimizer()
+        opt.validate_params()
         return ExpectationESState(
             mean=x0, log_sigma=log_sigma, opt_mean=opt.init(x0), opt_sigma=opt.init(log_sigma), key=key
         )

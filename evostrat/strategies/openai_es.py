@@ -110,9 +110,9 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         if not bool(xp.all(sigma == sigma[0])):
             raise InvalidArgumentError("sigma0 must be a scalar for openai_es (isotropic)")
         lr = backend.asarray(float(self.lr), dtype=x0.dtype, device=backend.device(x0))
-        return OpenAIESState(
-            mean=x0, sigma=sigma[0], lr=lr, opt=self._optimizer().init(x0), key=key
-        )
+        opt = self._optimizer()
+        opt.validate_params()
+        return OpenAIESState(mean=x0, sigma=sigma[0], lr=lr, opt=opt.init(x0), key=key)
 
     def noise_layout(self) -> str:
         return "mirrored" if self.mirrored else "independent"

@@ -171,8 +171,9 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "clipup": Cl
 def make_optimizer(optimizer: str | Optimizer, **options: Any) -> Optimizer:
     """An optimiser by name (``"sgd"``, ``"adam"``, ``"clipup"``), or a copy of an instance.
 
-    ``options`` are its parameters (``momentum``, ``beta1``, ``weight_decay``, ...);
-    they are validated (:meth:`~evostrat.params.Params.validate_params`).
+    ``options`` are its parameters (``momentum``, ``beta1``, ``weight_decay``, ...).
+    Strategies build their optimiser every generation and validate it once, at
+    init (``opt.validate_params()``), so this does not.
 
     Raises
     ------
@@ -192,5 +193,4 @@ def make_optimizer(optimizer: str | Optimizer, **options: Any) -> Optimizer:
             raise InvalidArgumentError(
                 f"optimizer_options {options!r} do not fit optimizer {optimizer!r}: {err}"
             ) from err
-    opt.validate_params()
     return opt

@@ -193,7 +193,7 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
             raise InvalidArgumentError(
                 f"max_speed is a ClipUp option; it needs optimizer='clipup', got {self.optimizer!r}"
             )
-        self._optimizer()
+        self._optimizer().validate_params()
 
     # -- pure interface --------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> PGPEState:
