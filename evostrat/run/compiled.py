@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
-from typing import Any, Callable, Hashable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -47,8 +46,6 @@ __all__ = ["run_compiled", "compiled_loop_applies", "CHUNK"]
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops).
 CHUNK = 256
-_PROGRAMS: OrderedDict[Hashable, tuple[Callable, Callable]] = OrderedDict()
-_MAX_PROGRAMS = 16
 
 
 class DeviceRun(NamedTuple):
@@ -85,18 +82,13 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
     return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
 
 
-def _program(strategy: Any, objective: Callable, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
+def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
     """The jitted chunk ``(run, n_max) -> (run, fitness (CHUNK, popsize), sigma (CHUNK,), done)``."""
     import jax
     import jax.numpy as jnp
 
     from evostrat.run.compiled_loop import program_key
 
-    key = program_key(strategy, objective, ("driver", rules, stop_names, CHUNK))
-    hit = _PROGRAMS.get(key) if key is not None else None
-    if hit is not None and hit[0] is objective:
-        _PROGRAMS.move_to_end(key)
-        return hit[1]
     bad = -jnp.inf if rules.maximize else jnp.inf
 
     def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any]:
@@ -131,12 +123,7 @@ def _program(strategy: Any, objective: Callable, rules: Rules, stop_names: tuple
         sigmas = jnp.zeros((CHUNK,), dtype)
         return jax.lax.while_loop(more, body, (run, fitness, sigmas, jnp.asarray(0, jnp.int32)))
 
-    program = jax.jit(chunk)
-    if key is not None:
-        _PROGRAMS[key] = (objective, program)
-        while len(_PROGRAMS) > _MAX_PROGRAMS:
-            _PROGRAMS.popitem(last=False)
-    return program
+    return backend.compile(chunk, key=program_key(strategy, objective, ("driver", rules, stop_names, CHUNK)))
 
 
 def run_compiled(driver: Any, objective: Callable) -> bool:
@@ -152,7 +139,7 @@ def run_compiled(driver: Any, objective: Callable) -> bool:
         budget = math.ceil(termination.max_evals / runner.popsize)
     rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or CHUNK) + 1)
     stop_names = tuple(runner.strategy.stop(runner.state))
-    program = _program(runner.strategy, objective, rules, stop_names)
+    program = _program(runner.strategy, objective, runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
     state = driver.state
     dtype = runner.dtype

@@ -25,44 +25,27 @@ Examples
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Callable, Hashable, NamedTuple
 
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.programs import frozen
 from evostrat.strategies.base import Strategy
 
 __all__ = ["CompiledLoop", "ChunkOutput", "is_traceable", "program_key"]
 
-#: Compiled chunk programs shared by loops with equal settings (least recently used
-#: last); each entry keeps its objective alive so its ``id`` cannot be reused.
-_PROGRAMS: OrderedDict[Hashable, tuple[Callable, Callable]] = OrderedDict()
-_MAX_PROGRAMS = 16
-
-
-def _frozen(value: Any) -> Hashable:
-    """A hashable stand-in for a hyper-parameter value (raises TypeError if none)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
-        array = np.asarray(value)
-        return ("array", array.dtype.str, array.shape, array.tobytes())
-    hash(value)
-    return value
-
-
 def program_key(strategy: Strategy, objective: Callable, settings: Hashable) -> Hashable | None:
-    """What a traced program of ``strategy`` and ``objective`` depends on, or ``None``.
+    """The :meth:`Backend.compile <evostrat.backends.base.Backend.compile>` key of a program
+    of ``strategy`` and ``objective``, or ``None`` (not shared) for unhashable hyper-parameters.
 
-    ``None`` when a hyper-parameter is not hashable; ``settings`` holds
-    everything else the program depends on. A strategy's behaviour must depend
-    only on its ``get_params()``, as every built-in strategy's does.
+    ``settings`` holds everything else the program depends on. A strategy's
+    behaviour must depend only on its ``get_params()``, as every built-in
+    strategy's does. The cached program keeps ``objective`` alive, so its ``id``
+    cannot be reused while the key exists.
     """
     try:
-        params = _frozen(strategy.get_params(deep=False))
+        params = frozen(strategy.get_params(deep=False))
     except (TypeError, AttributeError):
         return None
     return (type(strategy), params, id(objective), settings)
@@ -129,25 +112,12 @@ class CompiledLoop:
         self._run = self._program(jax)
 
     def _program(self, jax: Any) -> Callable:
-        """The jitted chunk, shared with earlier loops of equal settings.
-
-        A new ``ES.fit`` on the same objective and hyper-parameters reuses the
-        compiled program instead of paying the compilation again (2-5 s on CPU).
-        The strategy's behaviour must depend only on its ``get_params()``, as it
-        does for every built-in strategy.
-        """
+        """The jitted chunk, shared with earlier loops of equal settings through the
+        backend's one compile cache: a new ``ES.fit`` on the same objective and
+        hyper-parameters compiles nothing (2-5 s on CPU)."""
         key = program_key(self.strategy, self.objective,
-                          (self.chunk, self.backend.name, self.sign, self.with_stops))
-        hit = _PROGRAMS.get(key) if key is not None else None
-        if hit is not None and hit[0] is self.objective:
-            _PROGRAMS.move_to_end(key)
-            return hit[1]
-        run = jax.jit(self._scan)
-        if key is not None:
-            _PROGRAMS[key] = (self.objective, run)
-            while len(_PROGRAMS) > _MAX_PROGRAMS:
-                _PROGRAMS.popitem(last=False)
-        return run
+                          ("chunk", self.chunk, self.sign, self.with_stops))
+        return self.backend.compile(self._scan, key=key)
 
     def _step(self, state: Any) -> tuple[Any, ChunkOutput]:
         xp = self.backend.xp
