@@ -116,35 +116,24 @@ def _claim(x: Any) -> Backend | None:
 def array_backend(x: Any) -> Backend | None:
     """The backend owning the array ``x``, or ``None`` for anything else.
 
-    Examples
-    --------
     >>> import numpy as np
-    >>> array_backend(np.zeros(2)).name, array_backend(1.5), array_backend("a")
-    ('numpy', None, None)
+    >>> array_backend(np.zeros(2)).name, array_backend(1.5), is_array([1.0])
+    ('numpy', None, False)
     """
     backend = _claim(x)
     return backend if backend is not None and backend.owns(x) else None
 
 
 def is_array(x: Any) -> bool:
-    """Whether an installed backend owns ``x`` (a numpy, torch or JAX array or scalar).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> is_array(np.float64(1.0)), is_array([1.0])
-    (True, False)
-    """
+    """Whether an installed backend owns ``x`` (a numpy, torch or JAX array or scalar)."""
     return array_backend(x) is not None
 
 
 def to_host(tree: Any) -> Any:
-    """``tree`` with every array, of whichever backend, as a host numpy array.
+    """``tree`` (tuples, NamedTuples, lists, dicts) with arrays of any backend as numpy arrays.
 
-    For values whose library is not known in advance (what an objective
-    returns); walks tuples, NamedTuples, lists and dicts and keeps other
-    leaves (numbers, numpy scalars) as they are. With a known backend,
-    :meth:`Backend.to_host` does the same and also converts keys.
+    For values of unknown library (what an objective returns); other leaves
+    are kept. With a known backend, :meth:`Backend.to_host` also converts keys.
 
     Examples
     --------

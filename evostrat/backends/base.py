@@ -157,21 +157,15 @@ class Backend:
         return device is None or str(kind).lower().startswith("cpu")
 
     def to_host(self, tree: Any) -> Any:
-        """``tree`` with every array of this backend as a host numpy array.
+        """``tree`` (an array, a state: nested NamedTuples, tuples, lists, dicts) on the host.
 
-        ``tree``: an array or nested NamedTuples (a strategy state), tuples,
-        lists and dicts. Keys (NamedTuple fields named ``key``) become their
-        numpy words; numpy scalars and other leaves are kept; no copies where
-        the library allows. See :func:`evostrat.backends.trees.tree_to_host`.
+        Arrays become numpy arrays (no copies where possible), keys (fields
+        named ``key``) their numpy words; numpy scalars and other leaves are kept.
         """
         return tree_to_host(self, tree)
 
     def from_host(self, tree: Any, dtype: Any = None) -> Any:
-        """Inverse of :meth:`to_host`: fresh, writable arrays of this backend.
-
-        Placed on :attr:`host_device` and cast to ``dtype`` when given; see
-        :func:`evostrat.backends.trees.tree_from_host`.
-        """
+        """Inverse of :meth:`to_host`: fresh arrays on :attr:`host_device` (cast to ``dtype``)."""
         return tree_from_host(self, tree, dtype)
 
     @property
@@ -208,8 +202,6 @@ class Backend:
         A worker process rebuilding a float64 JAX population turns on
         ``jax_enable_x64`` here; other backends just look the name up.
 
-        Examples
-        --------
         >>> from evostrat.backends import get_backend
         >>> get_backend("numpy").require_dtype("float32")
         <class 'numpy.float32'>
@@ -278,8 +270,6 @@ class Backend:
         backends without stateful generators (JAX) raise ``InvalidArgumentError``,
         a generator of the wrong kind ``InvalidTypeError``.
 
-        Examples
-        --------
         >>> from evostrat.backends import get_backend
         >>> be = get_backend("numpy")
         >>> be.generator_normal(np.random.default_rng(0), (2,), np.float64).shape
@@ -304,20 +294,13 @@ class Backend:
         torch: fresh leaves and ``torch.autograd.grad`` (parameters unused by
         ``fn`` get zeros); JAX: ``jax.grad`` (traceable, so it runs under ``jit``).
 
-        Raises
-        ------
-        InvalidArgumentError
-            On numpy (no autodiff: use closed forms, such as
-            :func:`evostrat.expectation.expectation_grad`), or when ``fn`` does
-            not return a scalar.
+        Raises :class:`~evostrat.errors.InvalidArgumentError` on numpy (no
+        autodiff: use closed forms such as :func:`evostrat.expectation.expectation_grad`)
+        or when ``fn`` does not return a scalar.
 
-        Examples
-        --------
         >>> from evostrat.backends import get_backend
-        >>> get_backend("numpy").grad(lambda m: (m ** 2).sum(), (np.ones(2),))
-        Traceback (most recent call last):
-        ...
-        evostrat.errors.InvalidArgumentError: the numpy backend has no autodiff; use the closed-form expectation_grad() or a torch/JAX backend
+        >>> get_backend("numpy").has_autodiff
+        False
         """
         raise InvalidArgumentError(
             f"the {self.name} backend has no autodiff; use the closed-form expectation_grad() "
@@ -345,12 +328,9 @@ class Backend:
         through it ``fn``; a key may therefore use ``id()`` of objects ``fn``
         refers to.
 
-        Examples
-        --------
         >>> from evostrat.backends import get_backend
-        >>> be = get_backend("numpy")
         >>> f = lambda x: x + 1
-        >>> be.compile(f) is f     # numpy does not compile
+        >>> get_backend("numpy").compile(f) is f     # numpy does not compile
         True
         """
         if not self.traceable:

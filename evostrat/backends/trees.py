@@ -1,22 +1,11 @@
 """Nested containers of arrays (strategy states, objective outputs), leaf by leaf,
 and their transfers to and from the host (:meth:`Backend.to_host`, :meth:`Backend.from_host`).
 
-Examples
---------
->>> from typing import NamedTuple
->>> import numpy as np
 >>> from evostrat.backends import get_backend
->>> class State(NamedTuple):
-...     mean: Any
-...     key: Any
->>> map_tree(lambda x, is_key: is_key, {"s": State(1.0, 2)})
-{'s': State(mean=False, key=True)}
 >>> be = get_backend("numpy")
->>> host = tree_to_host(be, State(np.zeros(2), be.key(0)))
->>> host.mean.tolist(), host.key.dtype.name
-([0.0, 0.0], 'uint64')
+>>> host = {"mean": np.zeros(2)}
 >>> back = tree_from_host(be, host, dtype=np.float32)
->>> back.mean.dtype.name, back.mean is host.mean
+>>> back["mean"].dtype.name, back["mean"] is host["mean"]
 ('float32', False)
 """
 
@@ -30,11 +19,8 @@ __all__ = ["map_tree", "named_leaves", "tree_from_host", "tree_to_host"]
 
 
 def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) -> Any:
-    """``tree`` with ``fn(leaf, is_key)`` applied to every leaf.
-
-    Walks NamedTuples (a field named ``key`` holds a backend key), tuples,
-    lists and dicts.
-    """
+    """``tree`` with ``fn(leaf, is_key)`` applied to every leaf of its NamedTuples
+    (a field named ``key`` holds a backend key), tuples, lists and dicts."""
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
         return type(tree)(*(map_tree(fn, v, f == "key") for f, v in zip(tree._fields, tree)))
     if isinstance(tree, (tuple, list)):
@@ -42,8 +28,6 @@ def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) ->
     if isinstance(tree, dict):
         return {k: map_tree(fn, v) for k, v in tree.items()}
     return fn(tree, is_key)
-
-
 
 
 def tree_to_host(backend: Any, tree: Any) -> Any:
@@ -80,12 +64,8 @@ def named_leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
     Examples
     --------
-    >>> from typing import NamedTuple
-    >>> class Inner(NamedTuple):
-    ...     b: int
-    >>> class Outer(NamedTuple):
-    ...     a: int
-    ...     inner: Inner
+    >>> from collections import namedtuple
+    >>> Inner, Outer = namedtuple("Inner", "b"), namedtuple("Outer", "a inner")
     >>> list(named_leaves(Outer(1, Inner(2))))
     [('a', 1), ('inner.b', 2)]
     """

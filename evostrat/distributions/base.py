@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from evostrat.backends import Backend, get_backend
+from evostrat.backends import Backend, array_backend, get_backend
 from evostrat.distributions._util import (
     LOG_2PI,
     concrete_bool,
@@ -91,46 +91,29 @@ class Distribution:
             raise InvalidTypeError(f"mirrored must be a bool, got {mirrored!r}")
         self.mirrored = mirrored
         backend: Backend | None = None
-        owner = ""
+        arrays: dict[str, Array] = {}
         for name, value in values.items():
             if value is None or is_number_like(value):
                 continue
-            try:
-                if isinstance(value, (str, bytes, bool)):
-                    raise InvalidTypeError(type(value).__name__)
-                be = get_backend(value)
-            except InvalidTypeError as err:
+            be = array_backend(value)
+            if be is None:
                 raise InvalidTypeError(
                     f"{name} must be a number or an array (numpy, torch or JAX), got "
                     f"{type(value).__name__}"
-                ) from err
-            if backend is None:
-                backend, owner = be, name
-            elif be is not backend:
-                raise InvalidTypeError(
-                    f"{name} is a {be.name} array but {owner} is a {backend.name} array; "
-                    "pass every parameter on one backend"
                 )
-        if backend is None:
-            backend = get_backend("numpy")
-        self._backend = backend
-        xp = backend.xp
-        arrays = {}
-        device = None
-        for name, value in values.items():
-            if value is None or is_number_like(value):
-                continue
-            if not xp.isdtype(value.dtype, ("real floating", "integral")):
+            if backend is not None and be is not backend:
+                raise InvalidTypeError(
+                    f"{name} is a {be.name} array but {next(iter(arrays))} is a {backend.name} "
+                    "array; pass every parameter on one backend"
+                )
+            if not be.xp.isdtype(value.dtype, ("real floating", "integral")):
                 raise InvalidTypeError(f"{name} must have a real dtype, got {value.dtype}")
-            arrays[name] = value
-            device = device if device is not None else backend.device(value)
+            backend, arrays[name] = be, value
+        self._backend = backend = backend or get_backend("numpy")
+        xp = backend.xp
+        device = next((d for d in map(backend.device, arrays.values()) if d is not None), None)
         floats = [a.dtype for a in arrays.values() if xp.isdtype(a.dtype, "real floating")]
-        if not floats:
-            dtype = backend.default_float
-        elif len(floats) == 1:
-            dtype = floats[0]
-        else:
-            dtype = xp.result_type(*floats)
+        dtype = xp.result_type(*floats) if len(floats) > 1 else floats[0] if floats else backend.default_float
         out = []
         for name, value in values.items():
             if value is None:
@@ -151,16 +134,12 @@ class Distribution:
 
     def _finite(self, raw: Any, value: Array) -> Any:
         """Condition "finite everywhere": a Python bool for numbers, a boolean array otherwise."""
-        if isinstance(raw, numbers.Real):
-            return math.isfinite(raw)
         if is_number_like(raw):
             return bool(np.all(np.isfinite(np.asarray(raw, dtype=np.float64))))
         return self.xp.isfinite(value)
 
     def _positive(self, raw: Any, value: Array) -> Any:
         """Condition "positive and finite everywhere" (NaN fails it)."""
-        if isinstance(raw, numbers.Real):
-            return bool(0 < raw < math.inf)
         if is_number_like(raw):
             a = np.asarray(raw, dtype=np.float64)
             return bool(np.all((a > 0) & (a < np.inf)))

@@ -101,20 +101,14 @@ class ChunkedEvaluator(Evaluator):
         How Gaussian populations (``openai_es``, ``snes``, ``pgpe`` on the CPU)
         travel (:mod:`evostrat.evaluators.seeded`); other populations always travel plain.
 
-        - ``True`` or ``"seed"``: the generation's key, mean and sigma
-          (``8 d`` to ``16 d`` bytes); workers rebuild their own rows.
-        - ``"replay"``: worker-side state replay: workers keep the strategy's
-          state and replay its update from the fitness values the driver told
-          it (``O(popsize)`` bytes per generation, a few KB); the price is that
-          every worker regenerates the whole previous population each
-          generation (d = 100,000, popsize 256: about 0.3 to 0.6 s per worker).
-          A worker without the state (first generation, a new or restarted
-          worker, a digest mismatch) gets the full state once.
+        - ``True`` or ``"seed"``: the generation's key, mean and sigma;
+          workers rebuild their own rows.
+        - ``"replay"``: workers keep the strategy's state and replay its update
+          from the told fitness (:mod:`evostrat.evaluators.replay`).
         - ``"auto"`` (default): ``"seed"`` where workers are other processes and
-          the population has at least :attr:`seed_min_bytes` (8 MiB, e.g.
-          256 x 4096 float64), else plain: smaller populations travel faster
-          than workers rebuild them. ``"auto"`` never replays: replay only pays
-          where bandwidth, not CPU, is the bottleneck, so ask for it.
+          the population has at least :attr:`seed_min_bytes` (8 MiB), else
+          plain. ``"auto"`` never replays: ask for it where bandwidth, not
+          CPU, is the bottleneck.
         - ``False``: always the population itself.
     vectorized : bool, optional
         Call ``objective(rows)`` once per chunk; default: when the objective is

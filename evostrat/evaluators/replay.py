@@ -4,8 +4,16 @@ Salimans et al., "Evolution Strategies as a Scalable Alternative to
 Reinforcement Learning" (2017), sec. 2.1: workers keep the parameters and
 apply the same update from the shared seeds and the broadcast fitness values,
 so a generation costs ``O(popsize)`` bytes on the wire. The remote evaluators
-use this with ``seeded="replay"``; :mod:`evostrat.evaluators.seeded` describes the
-protocol, its sizes and its costs next to the seed mode.
+use this with ``seeded="replay"``; :mod:`evostrat.evaluators.seeded` compares
+its sizes and costs with the seed mode. Each worker process keeps the state
+per run; per generation the driver sends the fitness vectors it told the
+strategy in the last ``replay_window`` generations (after the NaN policy and
+the sign of ``maximize``) and a digest of the resulting state. A worker up to
+that many generations behind rebuilds each previous population with the
+compiled ``ask``, replays ``tell``, checks the digest and rebuilds its rows;
+otherwise (first generation, new or restarted worker, digest mismatch) it
+answers ``need_state`` and gets the full state once. A replayed state that
+differs in any bit from the driver's fails the digest and falls back.
 
 - Driver: :class:`ReplayLog` records per run the state before each ``ask`` and
   the fitness ``tell`` received; :class:`ReplayStep` is what one generation

@@ -31,52 +31,26 @@ XLA fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of
 two), and an eager rebuild would differ in the last bit; a worker also builds at
 least two candidates, since XLA compiles a single row without that fusion.
 
-*What travels.* Per generation, with the remote evaluators' ``seeded=``
-(d = 100,000, popsize 256, float64; pickled sizes, see
-``benchmarks/test_evaluation_overhead.py``):
-
-- openai_es: plain 204.8 MB, seed 0.80 MB, replay 8.5 KB (2.4 MB once per worker and run);
-- snes: plain 204.8 MB, seed 1.60 MB, replay 8.5 KB (1.6 MB once);
-- pgpe: plain 204.8 MB, seed 1.60 MB, replay 8.5 KB (2.4 MB once).
-
-- *Seed* (:class:`GaussianSeed`): the generation key (two words), the mean,
-  sigma (``(d,)`` or a scalar), the population size, the layout and the
-  dtype: ``8 d`` to ``16 d`` bytes, put once per generation in the Ray object
-  store, plus two integers per chunk. Workers rebuild their own rows (d =
-  100,000: about 0.3 s for 128 rows on one core) and return only fitness values.
-- *Replay* (:class:`~evostrat.evaluators.replay.ReplayMessage`): worker-side state replay (Salimans et
-  al. 2017, sec. 2.1: workers keep the parameters and apply the same update
-  from the shared seeds and the broadcast fitness values). Each worker
-  process keeps the strategy's state per run (a module-level cache of the
-  last :data:`~evostrat.evaluators.replay.REPLAY_RUNS` runs); per generation the driver sends the run id,
-  the generation number, the fitness vectors it told the strategy in the last
-  ``replay_window`` (4) generations (after the NaN policy and the sign of
-  ``maximize``: exactly what ``tell`` received) and a 16-byte BLAKE2b digest of
-  the resulting state: ``8 n`` bytes per generation of history. A worker
-  whose cached state is 0 to 4 generations behind rebuilds each previous
-  population with the strategy's compiled ``ask``, replays ``tell``, checks
-  the digest and rebuilds its rows from the new state. Without a usable cache
-  (the run's first generation, a new or restarted worker, one idle for more
-  than the window, a digest mismatch) it answers ``need_state`` and the driver
-  resends that chunk with the full state (:class:`~evostrat.evaluators.replay.ReplayState`: the state's
-  arrays and the strategy's hyper-parameters, ``16 d`` to ``24 d`` bytes),
-  which the worker caches. The price is CPU: every worker regenerates the
-  whole previous population each generation and replays ``tell`` (d =
-  100,000, popsize 256, one core: about 0.4 s for openai_es and pgpe, whose
-  128 noise rows are mirrored, 0.5 s for snes's 256), where the seed costs
-  each worker only its own rows. At 256 x 1000 a generation's dispatch took
-  (2 local workers, trivial objective) 5.8 / 16 / 52 ms with the executor and
-  13 / 17 / 36 ms with Ray (plain / seed / replay).
+*What travels.* Per generation with the remote evaluators' ``seeded=`` (d =
+100,000, popsize 256, float64, pickled; ``benchmarks/test_evaluation_overhead.py``):
+the plain population is 204.8 MB; a *seed* (:class:`GaussianSeed`: the
+generation key, the mean, sigma, popsize, layout and dtype, ``8 d`` to ``16 d``
+bytes) 0.80 MB for openai_es and 1.60 MB for snes and pgpe, from which each
+worker rebuilds its own rows (about 0.3 s for 128 rows on one core); a *replay*
+message 8.5 KB (:mod:`evostrat.evaluators.replay`: workers keep the state and
+replay ``tell`` from the told fitness, with the full state, 1.6 to 2.4 MB,
+sent once per worker and run), which costs each worker the whole previous
+population (0.4 to 0.5 s). At 256 x 1000 a generation's dispatch took (2 local
+workers, trivial objective) 5.8 / 16 / 52 ms with the executor and 13 / 17 /
+36 ms with Ray (plain / seed / replay).
 
 Which to use: on one machine the plain population is fastest (Ray's
 shared-memory object store moves it without copies); seeds pay off across
-machines; replay where bandwidth is scarce (many workers behind one link,
-cloud egress) and workers have CPU to spare. ``seeded="auto"`` (the default of
-the remote evaluators) ships seeds from 8 MiB populations on and never
-replays: replay is asked for with ``seeded="replay"``. In every mode the run
-is bit-identical to the plain path (``tests/test_seeded.py``,
-``tests/test_evaluators.py``, ``tests/test_ray.py``): a replayed state that
-differs in any bit from the driver's fails the digest and falls back.
+machines; replay where bandwidth is scarce and workers have CPU to spare.
+``seeded="auto"`` (the default of the remote evaluators) ships seeds from 8
+MiB populations on and never replays. In every mode the run is bit-identical
+to the plain path (``tests/test_seeded.py``, ``tests/test_evaluators.py``,
+``tests/test_ray.py``).
 
 *Protocol.* A strategy supports compression by defining
 ``population_seed(state) -> GaussianSeed | None``: the description of the

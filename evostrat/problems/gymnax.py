@@ -33,10 +33,17 @@ from __future__ import annotations
 
 import difflib
 import math
+import time
 from typing import Any, Callable, NamedTuple
+
+import gymnax
+import jax
+import jax.numpy as jnp
+from gymnax.environments import spaces
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.params_flat import JaxParams
 
 __all__ = ["GymnaxProblem", "evolve", "EvolveResult"]
 
@@ -50,14 +57,10 @@ def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
 
 
 def _mlp_template(sizes: tuple) -> list:
-    import jax.numpy as jnp
-
     return [(jnp.zeros((a, b)), jnp.zeros(b)) for a, b in zip(sizes[:-1], sizes[1:])]
 
 
 def _mlp_apply(params: list, obs: Any) -> Any:
-    import jax.numpy as jnp
-
     h = obs
     for i, (W, b) in enumerate(params):
         h = h @ W + b
@@ -89,7 +92,6 @@ class GymnaxProblem:
         Return minus the mean return (a cost to minimise).
     env_params : gymnax EnvParams, optional
     """
-
     def __init__(
         self,
         env_id: str,
@@ -103,8 +105,6 @@ class GymnaxProblem:
         negate: bool = False,
         env_params: Any = None,
     ) -> None:
-        import gymnax
-
         if not isinstance(env_id, str):
             raise InvalidTypeError(f"env_id must be a gymnax id string, got {type(env_id).__name__}")
         if env_id not in gymnax.registered_envs:
@@ -125,12 +125,6 @@ class GymnaxProblem:
         self._build()
 
     def _build(self) -> None:
-        import gymnax
-        import jax
-        from gymnax.environments import spaces
-
-        from evostrat.params_flat import JaxParams
-
         self._env, default_params = gymnax.make(self.env_id)
         self._env_params = default_params if self.env_params is None else self.env_params
         obs_shape = tuple(self._env.observation_space(self._env_params).shape)
@@ -163,9 +157,6 @@ class GymnaxProblem:
 
     def init_params(self, seed: int = 0, scale: float = 1.0) -> Any:
         """A random vector: weights ``N(0, scale^2 / fan_in)``, biases 0 (built-in MLP)."""
-        import jax
-        import jax.numpy as jnp
-
         leaves, treedef = jax.tree_util.tree_flatten(self._spec.template)
         keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
         new = [
@@ -176,8 +167,6 @@ class GymnaxProblem:
         return self._spec.flatten(jax.tree_util.tree_unflatten(treedef, new))
 
     def _action(self, out: Any) -> Any:
-        import jax.numpy as jnp
-
         out = jnp.ravel(out)
         if out.shape[0] != self.n_outputs:
             raise InvalidArgumentError(
@@ -193,9 +182,6 @@ class GymnaxProblem:
 
     def episode_return(self, theta: Any, key: Any) -> Any:
         """Return of one episode (traceable); steps after the episode ends count 0."""
-        import jax
-        import jax.numpy as jnp
-
         params = self._spec.unflatten(theta)
         key_reset, key_steps = jax.random.split(key)
         obs, state = self._env.reset(key_reset, self._env_params)
@@ -213,8 +199,6 @@ class GymnaxProblem:
 
     def population_returns(self, X: Any, key: Any) -> Any:
         """Mean returns ``(n,)`` of the rows of ``X`` over ``episodes`` episodes from ``key`` (traceable)."""
-        import jax
-
         keys = jax.random.split(key, self.episodes)
         per_episode = jax.vmap(jax.vmap(self.episode_return, in_axes=(None, 0)), in_axes=(0, None))
         returns = per_episode(X, keys).mean(axis=1)
@@ -222,9 +206,6 @@ class GymnaxProblem:
 
     def episode_returns(self, theta: Any, episodes: int = 20, seed: int = 10_000) -> Any:
         """Returns of ``episodes`` fresh episodes of one candidate, shape ``(episodes,)``."""
-        import jax
-        import jax.numpy as jnp
-
         theta = jnp.asarray(theta)
         self._check(theta[None, :] if theta.ndim == 1 else theta)
         keys = jax.random.split(jax.random.PRNGKey(seed), _positive_int("episodes", episodes))
@@ -239,9 +220,6 @@ class GymnaxProblem:
 
     def __call__(self, X: Any, key: Any = None) -> Any:
         """Mean returns ``(n,)`` for ``X`` of shape ``(n, dim)`` (a scalar for ``(dim,)``); traceable."""
-        import jax
-        import jax.numpy as jnp
-
         if not isinstance(X, jax.Array):
             X = jnp.asarray(to_host(X))
         single = X.ndim == 1
@@ -287,11 +265,6 @@ def evolve(
     >>> out.fitness.shape
     (4, 8)
     """
-    import time
-
-    import jax
-    import jax.numpy as jnp
-
     generations, chunk = _positive_int("generations", generations), _positive_int("chunk", chunk)
     sign = -1.0 if maximize else 1.0
     state = strategy.init(jnp.asarray(x0), random_state=random_state, backend="jax")
