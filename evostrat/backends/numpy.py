@@ -35,7 +35,23 @@ from evostrat.backends.base import (
 from evostrat.errors import InvalidTypeError
 
 
-class NumpyBackend(Backend):
+class HostKeys:
+    """Keys as two-word ``uint64`` numpy arrays, kept on the host (numpy and torch backends)."""
+
+    def key(self, seed: int | None) -> Key:
+        return seed_to_uint64(seed)
+
+    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
+        return tuple(split_uint64(key, num))
+
+    def key_from_numpy(self, data: np.ndarray) -> Key:
+        return np.asarray(data, dtype=np.uint64).copy()
+
+    def is_key(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
+
+
+class NumpyBackend(HostKeys, Backend):
     """numpy arrays on the CPU."""
 
     name = "numpy"
@@ -56,12 +72,6 @@ class NumpyBackend(Backend):
     def float_dtype(self, x: Array) -> Any:
         return super().float_dtype(np.asarray(x))
 
-    def key(self, seed: int | None) -> Key:
-        return seed_to_uint64(seed)
-
-    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
-        return tuple(split_uint64(key, num))
-
     def _generator(self, key: Key) -> np.random.Generator:
         a, b, c, d = generator_words(key)
         return seeded_generator(a, b, c, d)
@@ -81,12 +91,6 @@ class NumpyBackend(Backend):
         for j, r in enumerate(index.tolist()):
             seeded_generator(*row_words(key, r)).standard_normal(out=out[j], dtype=dtype)
         return out
-
-    def key_from_numpy(self, data: np.ndarray) -> Key:
-        return np.asarray(data, dtype=np.uint64).copy()
-
-    def is_key(self, x: Any) -> bool:
-        return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
 
     def generator_normal(
         self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None

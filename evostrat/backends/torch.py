@@ -24,14 +24,8 @@ import array_api_compat.torch as xp_torch
 import numpy as np
 import torch
 
-from evostrat.backends.base import (
-    Array,
-    Backend,
-    Key,
-    row_words,
-    seed_to_uint64,
-    split_uint64,
-)
+from evostrat.backends.base import Array, Backend, Key, row_words
+from evostrat.backends.numpy import HostKeys
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -112,7 +106,7 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
 
 
-class TorchBackend(Backend):
+class TorchBackend(HostKeys, Backend):
     """torch tensors, CPU or CUDA."""
 
     name = "torch"
@@ -143,12 +137,6 @@ class TorchBackend(Backend):
     def dtype_from_name(self, name: str) -> Any:
         return getattr(torch, name)
 
-    def key(self, seed: int | None) -> Key:
-        return seed_to_uint64(seed)
-
-    def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
-        return tuple(split_uint64(key, num))
-
     def _generator(self, key: Key, device: Any) -> torch.Generator:
         device = torch.device(device if device is not None else "cpu")
         gen = torch.Generator(device=device)
@@ -176,12 +164,6 @@ class TorchBackend(Backend):
             gen.manual_seed(row_words(key, r)[0] & 0x7FFF_FFFF_FFFF_FFFF)
             out[j].normal_(generator=gen)
         return out
-
-    def key_from_numpy(self, data: np.ndarray) -> Key:
-        return np.asarray(data, dtype=np.uint64).copy()
-
-    def is_key(self, x: Any) -> bool:
-        return isinstance(x, np.ndarray) and x.dtype == np.uint64 and x.shape == (2,)
 
     def generator_normal(
         self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None
