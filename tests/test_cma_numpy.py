@@ -202,3 +202,25 @@ def test_kernel_resolution_for_builtins() -> None:
     assert s.kernel(state) is s.kernel(state)  # cached per instance
     s.numpy_kernel = False  # any attribute change drops the cache
     assert s.kernel(state) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("options", [{}, {"tolconditioncov": 1e2, "tolupsigma": 1e-3, "tolfacupx": 1e-2},
+                                     {"noeffectaxis": False, "noeffectcoord": False, "tolconditioncov": None}])
+def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict) -> None:
+    """The kernel's ``sigma`` and ``stop`` give the generic read-outs' values, also as criteria fire."""
+    fast, generic = _pair(sigma0=0.3, **options)
+    assert resolve_kernel(fast, get_backend("numpy")).stop is not None
+    state = fast.init(np.linspace(-1, 1, 6).astype(dtype), random_state=3)
+    fired = set()
+    for g in range(150):
+        X, state = fast.ask(state)
+        f = np.sum((X * np.arange(1, 7)) ** 2, axis=1) * 10.0 ** (g % 3)
+        state = fast.tell(state, X, f)
+        assert fast.sigma(state) == generic.sigma(state)
+        mine, theirs = fast.stop(state), generic.stop(state)
+        assert list(mine) == list(theirs)
+        assert {k: bool(v) for k, v in mine.items()} == {k: bool(v) for k, v in theirs.items()}
+        fired |= {k for k, v in mine.items() if v}
+    if options.get("tolfacupx"):
+        assert fired  # the thresholds above make criteria fire: both paths were compared on them

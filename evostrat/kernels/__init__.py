@@ -34,13 +34,17 @@ __all__ = ["Kernel", "resolve_kernel"]
 
 
 class Kernel(NamedTuple):
-    """A kernel: ``ask(state) -> (X, state)`` and ``tell(state, X, fitness) -> state``.
+    """A kernel: ``ask(state) -> (X, state)`` and ``tell(state, X, fitness) -> state``,
+    optionally the read-outs ``sigma(state)`` and ``stop(state)`` (``None``: the strategy's own).
 
-    Both are bound to one strategy instance (e.g. ``functools.partial``).
+    All are bound to one strategy instance (e.g. ``functools.partial``) and must
+    give what the strategy's generic methods give.
     """
 
     ask: Callable[[Any], tuple[Any, Any]]
     tell: Callable[[Any, Any, Any], Any]
+    sigma: Callable[[Any], Any] | None = None
+    stop: Callable[[Any], dict[str, Any]] | None = None
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:

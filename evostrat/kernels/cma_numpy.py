@@ -57,7 +57,7 @@ from evostrat.backends import get_backend
 from evostrat.backends.base import DRAW_CHILD, SPLIT_CHILD, splitmix64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.kernels import Kernel
-from evostrat.strategies.cma_base import RESCALE_RANGE, candidate_weights
+from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, candidate_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES, CMAESState
@@ -87,7 +87,39 @@ class Context:
 def kernel(strategy: CMAES) -> Kernel:
     """The kernel bound to ``strategy`` (what the built-in plugin returns)."""
     ctx = Context(strategy)
-    return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx))
+    return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=sigma, stop=partial(stop, strategy))
+
+
+def sigma(state: CMAESState) -> np.ndarray:
+    """``sigma * sqrt(max diag C)``, as :meth:`CMABase.sigma <evostrat.strategies.cma_base.CMABase.sigma>`."""
+    return state.sigma * np.sqrt(state.diag_C.max())
+
+
+def stop(strategy: CMAES, state: CMAESState) -> dict[str, Any]:
+    """pycma's CMA criteria, as :meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>`
+    computes them, with fewer numpy calls.
+
+    ``noeffectaxis`` reads column ``i`` of ``B`` scaled by ``D_i`` directly: the
+    generic ``B @ where(pick, D, 0)`` adds exact zeros to that one product, so
+    the values are the same.
+    """
+    mean, s, D = state.mean, state.sigma, state.D
+    std = s * np.sqrt(state.diag_C)
+    d_max = D.max()
+    out = dict.fromkeys(STOP_NAMES, False)
+    if strategy.tolconditioncov is not None:
+        out["tolconditioncov"] = d_max > math.sqrt(strategy.tolconditioncov) * D.min()
+    if strategy.noeffectaxis:
+        i = int(state.generation) % mean.shape[0]
+        out["noeffectaxis"] = (mean == mean + 0.1 * s * (state.B[:, i] * D[i])).all()
+    if strategy.noeffectcoord:
+        out["noeffectcoord"] = (mean == mean + 0.2 * std).any()
+    if strategy.tolupsigma is not None:
+        lhs = np.log(s) - np.log(d_max) - state.log_scale
+        out["tolupsigma"] = lhs > np.log(state.std0.max()) + math.log(strategy.tolupsigma)
+    if strategy.tolfacupx is not None:
+        out["tolfacupx"] = (std > state.std0 * strategy.tolfacupx).any()
+    return out
 
 
 def _factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:

@@ -31,11 +31,13 @@ True
 from __future__ import annotations
 
 import warnings
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from evostrat.backends import Backend
+from evostrat.backends.programs import program_key
 from evostrat.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -145,11 +147,20 @@ class AskTell:
         self.popsize = strategy.resolved_popsize(self.dim)
         self.nonfinite = nonfinite
         self.state = strategy.init(x, self.backend.key(random_state), self.backend)
-        self._ask = self.backend.compile(strategy.ask)
-        self._tell = self.backend.compile(strategy.tell)
         self._pending: Any = None
         self.generation = 0
         self.n_evals = 0
+
+    # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
+    @cached_property
+    def _ask(self) -> Any:
+        ask = self.strategy.ask
+        return self.backend.compile(ask, key=program_key(ask, self.dim, str(self.dtype)))
+
+    @cached_property
+    def _tell(self) -> Any:
+        tell = self.strategy.tell
+        return self.backend.compile(tell, key=program_key(tell, self.dim, str(self.dtype)))
 
     # -- read-outs ------------------------------------------------------------------
     @property

@@ -42,10 +42,16 @@ import numpy as np
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
 from evostrat.run.device_termination import REASONS, Rules, check, initial_progress
 
-__all__ = ["run_compiled", "compiled_loop_applies", "CHUNK"]
+__all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "CHUNK"]
 
-#: Most generations per compiled chunk (the loop leaves earlier when the run stops).
-CHUNK = 256
+#: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
+#: for large populations, so that a chunk's fitness block stays under 2**22 values.
+CHUNK = 512
+
+
+def chunk_length(popsize: int) -> int:
+    """Generations per chunk for ``popsize`` candidates: :data:`CHUNK`, or fewer (>= 16)."""
+    return int(min(CHUNK, max(16, 2**22 // max(popsize, 1))))
 
 
 class DeviceRun(NamedTuple):
@@ -90,6 +96,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
     from evostrat.run.compiled_loop import program_key
 
     bad = -jnp.inf if rules.maximize else jnp.inf
+    length = chunk_length(rules.popsize)
 
     def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any]:
         X, state = strategy.ask(run.state)
@@ -119,11 +126,11 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
             return (k < n_max) & (run.code == 0)
 
         dtype = run.best_f.dtype
-        fitness = jnp.zeros((CHUNK, rules.popsize), dtype)
-        sigmas = jnp.zeros((CHUNK,), dtype)
+        fitness = jnp.zeros((length, rules.popsize), dtype)
+        sigmas = jnp.zeros((length,), dtype)
         return jax.lax.while_loop(more, body, (run, fitness, sigmas, jnp.asarray(0, jnp.int32)))
 
-    return backend.compile(chunk, key=program_key(strategy, objective, ("driver", rules, stop_names, CHUNK)))
+    return backend.compile(chunk, key=program_key(strategy, objective, ("driver", rules, stop_names, length)))
 
 
 def run_compiled(driver: Any, objective: Callable) -> bool:
@@ -137,17 +144,17 @@ def run_compiled(driver: Any, objective: Callable) -> bool:
     budget = termination.max_generations
     if budget is None and termination.max_evals is not None:
         budget = math.ceil(termination.max_evals / runner.popsize)
-    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or CHUNK) + 1)
+    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
     stop_names = tuple(runner.strategy.stop(runner.state))
     program = _program(runner.strategy, objective, runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
     state = driver.state
     dtype = runner.dtype
-    run = DeviceRun(runner.state, jnp.asarray(state.best_f, dtype), jnp.asarray(state.best_x, dtype),
-                    initial_progress(rules, dtype), jnp.asarray(runner.generation, jnp.int32),
-                    jnp.asarray(state.n_evals, jnp.int32), jnp.asarray(0, jnp.int32))
+    run = DeviceRun(runner.state, np.asarray(state.best_f, str(dtype)), state.best_x,
+                    initial_progress(rules, dtype), np.int32(runner.generation),
+                    np.int32(state.n_evals), np.int32(0))
     while state.stop_reason is None:
-        run, fitness, sigmas, done = program(run, CHUNK)
+        run, fitness, sigmas, done = program(run, chunk_length(runner.popsize))
         host = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
         best_f, code, fitness, sigmas, done = host
         fitness = np.asarray(fitness[:int(done)], dtype=np.float64)

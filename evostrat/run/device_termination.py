@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
+
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
@@ -80,12 +82,11 @@ class Progress(NamedTuple):
 
 
 def initial_progress(rules: Rules, dtype: Any) -> Progress:
-    """Nothing seen yet."""
-    import jax.numpy as jnp
-
-    zero = jnp.asarray(0, jnp.int32)
-    return Progress(jnp.zeros(rules.window, dtype), zero, jnp.zeros(rules.capacity, dtype),
-                    jnp.zeros(rules.capacity, dtype), zero, jnp.asarray(jnp.inf, dtype), zero, zero)
+    """Nothing seen yet (host arrays: the compiled chunk takes them in its first call)."""
+    dtype = np.dtype(str(dtype))
+    zero = np.int32(0)
+    return Progress(np.zeros(rules.window, dtype), zero, np.zeros(rules.capacity, dtype),
+                    np.zeros(rules.capacity, dtype), zero, dtype.type(np.inf), zero, zero)
 
 
 def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
@@ -165,7 +166,8 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
         rows.append((n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
     else:
         rows.append(jnp.asarray(False))
-    ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values))
+    if rules.tolstagnation is not None or rules.tolflatfitness is not None:
+        ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values))
     if rules.tolstagnation is not None:
         p, stagnated = _stagnated(rules, p, generation, ranked)
         rows.append(stagnated)

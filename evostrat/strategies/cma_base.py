@@ -319,6 +319,9 @@ class CMABase(Strategy):
 
     def sigma(self, state: Any) -> Array:
         """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""
+        kernel = self.kernel(state)
+        if kernel is not None and kernel.sigma is not None:
+            return kernel.sigma(state)
         return self._compiled("_sigma_array", state)(state)
 
     def _sigma_array(self, state: Any) -> Array:
@@ -337,6 +340,9 @@ class CMABase(Strategy):
 
         A disabled criterion (threshold ``None`` or flag ``False``) is always false.
         """
+        kernel = self.kernel(state)
+        if kernel is not None and kernel.stop is not None:
+            return kernel.stop(state)
         return dict(zip(STOP_NAMES, self._compiled("_stop_arrays", state)(state)))
 
     def _stop_arrays(self, state: Any) -> tuple[Array, ...]:
