@@ -45,7 +45,7 @@ from evostrat.errors import (
     PopulationMismatchError,
     StateError,
 )
-from evostrat.strategies.base import Strategy, as_search_point, resolve_backend
+from evostrat.backends.points import as_search_point, resolve_backend
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -121,7 +121,7 @@ class AskTell:
 
     def __init__(
         self,
-        strategy: Strategy,
+        strategy: Any,
         x0: Any,
         random_state: int | None = None,
         *,
@@ -130,7 +130,7 @@ class AskTell:
         device: Any = None,
         nonfinite: str = "warn",
     ) -> None:
-        if not isinstance(strategy, Strategy):
+        if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
             raise InvalidTypeError(
                 f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}"
             )

@@ -54,15 +54,12 @@ evostrat.errors.InvalidArgumentError: maxvar_es needs behaviours of shape (6, k)
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-
-if TYPE_CHECKING:
-    from evostrat.run.asktell import AskTell
 
 Array = Any
 
@@ -119,7 +116,7 @@ def _needs(strategy_name: str, rows: int) -> str:
     )
 
 
-def check_outcome(runner: "AskTell", values: Any, rows: int) -> Outcome:
+def check_outcome(runner: Any, values: Any, rows: int) -> Outcome:
     """Validate ``values`` for a behaviour strategy; behaviours become ``(rows, k)``.
 
     The fitness part, when present, goes through the runner's fitness checks
@@ -247,7 +244,7 @@ def leading_rows(out: Any) -> int | None:
 
 
 # -- what the driver records ------------------------------------------------------------------
-def behaviour_record(runner: "AskTell", outcome: Outcome) -> dict[str, Any]:
+def behaviour_record(runner: Any, outcome: Outcome) -> dict[str, Any]:
     """The history columns of a behaviour generation, after the strategy was told it.
 
     ``behaviour_var`` (the population's spread ``sum_k Var_i[B_ik]``),

@@ -141,7 +141,7 @@ class CMAES(CMABase):
         return 1 if lazy is False else int(lazy)
 
     # -- the full model of C -------------------------------------------------------------
-    def _init(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
         self.validate()
         xp = backend.xp
         n = x0.shape[0]

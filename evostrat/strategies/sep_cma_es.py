@@ -77,7 +77,7 @@ class SepCMAES(CMABase):
     State = SepCMAESState
     separable = True
 
-    def _init(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
         self.validate()
         xp = backend.xp
         dtype, device = x0.dtype, backend.device(x0)
