@@ -58,7 +58,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from evostrat.backends import Backend
+from evostrat.backends import Backend, to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
@@ -157,7 +157,7 @@ def _host_vector(value: Any, index: int, what: str) -> np.ndarray:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return np.asarray([float(value)])
     try:
-        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+        arr = np.asarray(to_host(value))
     except Exception as err:  # noqa: BLE001 - report any unconvertible return value
         raise InvalidTypeError(
             f"objective must return {what} for candidate {index}, got {type(value).__name__}"

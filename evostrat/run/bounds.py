@@ -33,12 +33,11 @@ Examples
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
-from evostrat.backends import Backend, get_backend
+from evostrat.backends import Backend, get_backend, to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
@@ -52,11 +51,7 @@ def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
     if value is None:
         value = -np.inf if which == "lower" else np.inf
     try:
-        if hasattr(value, "__array__") or hasattr(value, "__dlpack__"):
-            host = get_backend(value).to_numpy(value) if not isinstance(value, np.ndarray) else value
-        else:
-            host = value
-        arr = np.asarray(host, dtype=np.float64)
+        arr = np.asarray(to_host(value), dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise InvalidTypeError(
             f"bounds {which} must be a number or an array of shape ({dim},), got "
@@ -127,7 +122,7 @@ class BoxBounds:
                 "bounds must be a pair (lower, upper) of numbers or arrays of shape (dim,), "
                 f"got {type(bounds).__name__}: {bounds!r}"
             )
-        x = np.asarray(get_backend(x0).to_numpy(x0) if not isinstance(x0, (list, tuple, numbers.Number)) else x0, dtype=np.float64)
+        x = np.asarray(to_host(x0), dtype=np.float64)
         dim = int(x.shape[0]) if x.ndim == 1 else 1
         lower = _bound_array(bounds[0], dim, "lower")
         upper = _bound_array(bounds[1], dim, "upper")

@@ -286,5 +286,5 @@ class Driver:
 
     def finish_x(self) -> None:
         """``best_x`` as a numpy array when ``x0`` was a list or tuple."""
-        if isinstance(self.state.best_x, np.ndarray) and self.x0_type in (list, tuple):
+        if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)
