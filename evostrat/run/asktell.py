@@ -207,9 +207,10 @@ class AskTell:
                 f"values must be an array of {expected_rows} real numbers, got "
                 f"{type(values).__name__}: {err}"
             ) from err
-        if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
-            raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
-        v = be.asarray(v, dtype=self.dtype)
+        if v.dtype != self.dtype:  # the state's dtype is a real floating one
+            if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
+                raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
+            v = be.asarray(v, dtype=self.dtype)
         if tuple(v.shape) != (expected_rows,):
             raise InvalidArgumentError(
                 f"values must have shape ({expected_rows},) (one value per candidate), "

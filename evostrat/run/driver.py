@@ -190,16 +190,22 @@ class Driver:
                                   "sigma": sigma, "time": state.elapsed(), **extra})
             reason = self.termination.check(runner.generation, state.n_evals, math.nan, [], sigma)
         else:
-            bad = math.inf if not self.maximize else -math.inf
-            finite = np.where(np.isnan(values), bad, values)
-            i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
-            gen_best = float(finite[i])
+            ranked = np.sort(values)  # NaN last
+            if ranked.size and ranked[-1] != ranked[-1]:  # some NaN: it ranks worst
+                finite = np.where(np.isnan(values), -math.inf if self.maximize else math.inf, values)
+                i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
+                gen_best = float(finite[i])
+            else:
+                i = int(values.argmax() if self.maximize else values.argmin())
+                gen_best = float(values[i])
             if gen_best > state.best_f if self.maximize else gen_best < state.best_f:
                 state.best_f = gen_best
                 state.best_x = runner.backend.asarray(candidate(i), device=runner.device)
-            ok = np.sort(values[np.isfinite(values)])
-            m = ok.size // 2
-            median = (float(ok[m]) if ok.size % 2 else 0.5 * (float(ok[m - 1]) + float(ok[m]))) if ok.size else math.nan
+            if not (ranked.size and -math.inf < ranked[0] and ranked[-1] < math.inf):
+                ranked = ranked[np.isfinite(ranked)]
+            m = ranked.size // 2
+            median = (float(ranked[m]) if ranked.size % 2 else 0.5 * (float(ranked[m - 1]) + float(ranked[m]))
+                      ) if ranked.size else math.nan
             entry = {
                 "generation": state.n_generations,
                 "n_evals": state.n_evals,
