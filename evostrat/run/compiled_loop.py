@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Hashable, NamedTuple
 
 import numpy as np
@@ -60,18 +61,30 @@ class ChunkOutput(NamedTuple):
     stops: Any  # name -> (chunk,) booleans: the strategy's own criteria (with_stops)
 
 
+#: Answers of :func:`is_traceable` per objective (dropped with the objective).
+_TRACEABLE: "weakref.WeakKeyDictionary[Callable, dict[tuple, bool]]" = weakref.WeakKeyDictionary()
+
+
 def is_traceable(objective: Callable, popsize: int, dim: int, dtype: Any) -> bool:
     """Whether ``objective`` traces under JAX to ``popsize`` values for a population.
 
     The check is abstract (``jax.eval_shape``): the objective is not evaluated.
+    The answer is kept per objective and signature, so refits do not trace again.
     """
     import jax
 
+    signature = (popsize, dim, str(dtype))
     try:
-        out = jax.eval_shape(objective, jax.ShapeDtypeStruct((popsize, dim), dtype))
-    except Exception:  # noqa: BLE001 - anything that does not trace is not traceable
-        return False
-    return tuple(getattr(out, "shape", ())) == (popsize,)
+        known = _TRACEABLE.setdefault(objective, {})
+    except TypeError:  # an object that takes no weak reference: ask every time
+        known = {}
+    if signature not in known:
+        try:
+            out = jax.eval_shape(objective, jax.ShapeDtypeStruct((popsize, dim), dtype))
+            known[signature] = tuple(getattr(out, "shape", ())) == (popsize,)
+        except Exception:  # noqa: BLE001 - anything that does not trace is not traceable
+            known[signature] = False
+    return known[signature]
 
 
 class CompiledLoop:
