@@ -38,6 +38,7 @@ import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
+from evostrat.backends.trees import named_leaves
 from evostrat.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -53,17 +54,8 @@ NONFINITE_POLICIES = ("warn", "ignore", "raise")
 
 
 def state_to_numpy(state: Any, backend: Backend, prefix: str = "") -> dict[str, np.ndarray]:
-    """Flatten a (nested) NamedTuple state to ``{"field.sub": numpy array}``."""
-    out: dict[str, np.ndarray] = {}
-    for field, value in zip(state._fields, state):
-        name = f"{prefix}{field}"
-        if hasattr(value, "_fields"):
-            out.update(state_to_numpy(value, backend, prefix=f"{name}."))
-        elif field == "key":
-            out[name] = backend.key_to_numpy(value)
-        else:
-            out[name] = np.array(backend.to_numpy(value), copy=True)
-    return out
+    """Flatten a (nested) NamedTuple state to ``{"field.sub": numpy array}`` (copies; keys as words)."""
+    return {name: np.array(v, copy=True) for name, v in named_leaves(backend.to_host(state), prefix)}
 
 
 def state_from_numpy(
