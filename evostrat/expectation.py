@@ -68,7 +68,7 @@ from evostrat.distributions.magic_box import magic_box
 
 Array = Any
 
-__all__ = ["expectation", "expectation_grad", "gradient", "has_autodiff", "magic_box"]
+__all__ = ["expectation", "expectation_grad", "gradient", "magic_box"]
 
 BASELINES = (None, "mean")
 
@@ -119,6 +119,12 @@ def _kept_axes(lp_shape: tuple[int, ...], v_shape: tuple[int, ...]) -> int:
     return k
 
 
+def _check_draws(values: Array, dim: int, n: int) -> int:
+    if values.shape[dim] != n:
+        raise InvalidArgumentError(f"values has {values.shape[dim]} entries along dim={dim} but sample has {n} draws")
+    return n
+
+
 def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array:
     """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``."""
     be, xp = p.backend, p.xp
@@ -133,11 +139,7 @@ def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array
     if k < lp.ndim:
         lp = xp.sum(lp, axis=tuple(range(k, lp.ndim)))
     if k == 1:
-        n = lp.shape[0]
-        if values.shape[dim] != n:
-            raise InvalidArgumentError(
-                f"values has {values.shape[dim]} entries along dim={dim} but sample has {n} draws"
-            )
+        n = _check_draws(values, dim, lp.shape[0])
         shape = [1] * values.ndim
         shape[dim] = n
         return xp.reshape(lp, tuple(shape))
@@ -266,23 +268,13 @@ def expectation_grad(
             f"n entries along dim); got sample {tuple(x.shape)} and values {tuple(v.shape)}. "
             "Use DiagNormal for vector draws, or autodiff (torch/JAX) with expectation()"
         )
-    n = x.shape[0]
-    if v.shape[d] != n:
-        raise InvalidArgumentError(
-            f"values has {v.shape[d]} entries along dim={d} but sample has {n} draws"
-        )
+    n = _check_draws(v, d, x.shape[0])
     xp = p.xp
     centred = v - _baseline(baseline, v, d, p) if baseline is not None else v
     centred = xp.moveaxis(centred, d, 0)
     return {
         name: xp.tensordot(centred, s, axes=([0], [0])) / n for name, s in p.score(x).items()
     }
-
-
-# -- autodiff (the backend's) ------------------------------------------------------------------
-def has_autodiff(backend: Backend) -> bool:
-    """Whether ``backend`` can differentiate (torch, JAX) or needs closed forms (numpy)."""
-    return backend.has_autodiff
 
 
 def gradient(fn: Callable[..., Array], params: Sequence[Array], backend: Backend) -> tuple:

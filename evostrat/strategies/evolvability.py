@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
-from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
+from evostrat.expectation import expectation, expectation_grad
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy
 from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer, make_optimizer
@@ -170,13 +170,13 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         """
         be = get_backend(state.mean)
         Z = normalise_behaviours(_as_matrix(behaviours), self.behaviour_shaping)
-        if not has_autodiff(be):
+        if not be.has_autodiff:
             return self.closed_form(Z, X, self.distribution(state))
 
         def objective(mean: Array) -> Array:
             return self.statistic(Z, X, self.distribution(state, mean))
 
-        (g,) = gradient(objective, (state.mean,), be)
+        (g,) = be.grad(objective, (state.mean,))
         return self.value(Z), g
 
     def value(self, Z: Array) -> Array:

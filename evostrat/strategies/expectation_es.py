@@ -43,7 +43,7 @@ from typing import Any, Callable, NamedTuple
 from evostrat.backends import Backend, get_backend
 from evostrat.distributions.normal import DiagNormal
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation, expectation_grad, gradient, has_autodiff
+from evostrat.expectation import expectation, expectation_grad
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -127,7 +127,7 @@ class ExpectationES(MirroredPopsize, Strategy):
 
     # -- the pure interface -------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
-        if self.statistic is not None and not has_autodiff(backend):
+        if self.statistic is not None and not backend.has_autodiff:
             raise InvalidArgumentError(
                 f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
                 "backend supports only the default statistic (statistic=None)"
@@ -165,7 +165,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         be = get_backend(state.mean)
         xp = be.xp
         values = self.shape_fitness(fitness)
-        if not has_autodiff(be):  # closed form of the default statistic
+        if not be.has_autodiff:  # closed form of the default statistic
             p = self.distribution(state)
             g = expectation_grad(-values, X, p, baseline=self.baseline)
             return g["mu"], g["sigma"] * p.sigma
@@ -175,7 +175,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         def objective(mean: Array, log_sigma: Array) -> Array:
             return statistic(values, X, DiagNormal(mean, xp.exp(log_sigma), mirrored=mirrored))
 
-        g_mean, g_log_sigma = gradient(objective, (state.mean, state.log_sigma), be)
+        g_mean, g_log_sigma = be.grad(objective, (state.mean, state.log_sigma))
         return g_mean, g_log_sigma
 
     def tell(self, state: ExpectationESState, X: Array, fitness: Array) -> ExpectationESState:
