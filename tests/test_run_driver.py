@@ -100,3 +100,29 @@ def test_run_schema_refuses_wrong_types() -> None:
         check_schema({**values, "n_evals": 1.5}, RUN_SCHEMA, "run")
     with pytest.raises(CheckpointError, match="another evostrat version"):
         check_schema({**values, "strategy_": 1}, RUN_SCHEMA, "run")
+
+
+def test_checkpoints_of_the_old_format_are_refused_naming_the_version(tmp_path) -> None:
+    """Version-1 files (ES attributes by name) are refused, not loaded half-way."""
+    import json
+    import zipfile
+
+    from evostrat.checkpoint import VERSION, load_checkpoint, save_checkpoint
+
+    es = ES("snes", max_generations=5, random_state=0).initialize(np.ones(3))
+    X = es.ask()
+    es.tell(X, sphere(X))
+    good, old = tmp_path / "new.ckpt", tmp_path / "old.ckpt"
+    save_checkpoint(es, good)
+    assert load_checkpoint(good).n_generations_ == 1
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(old, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta["version"] = 1
+                meta["estimator"] = {"fun_": 1.0, "_run": "overwritten?"}
+                data = json.dumps(meta).encode()
+            zout.writestr(info, data)
+    with pytest.raises(CheckpointError, match=f"format version 1; this evostrat reads version {VERSION}"):
+        load_checkpoint(old)
