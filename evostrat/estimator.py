@@ -299,10 +299,6 @@ class ES(BaseEstimator):
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
         host_free = not callbacks and not progress and checkpoint is None
-        return self._run(objective, hooks, host_free=host_free)
-
-    def _run(self, objective: Callable, hooks: Any, host_free: bool = False) -> "ES":
-        """Drive the run to its end (:meth:`fit`, :meth:`resume`)."""
         self.run_.run_loop(objective, None, hooks, host_free=host_free)
         self.run_.finish_x()
         return self
@@ -360,4 +356,7 @@ class ES(BaseEstimator):
         from evostrat.checkpoint import load_checkpoint
 
         hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
-        return load_checkpoint(path, **overrides)._run(objective, hooks)
+        es = load_checkpoint(path, **overrides)
+        es.run_.run_loop(objective, None, hooks)
+        es.run_.finish_x()
+        return es

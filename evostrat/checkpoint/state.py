@@ -172,7 +172,7 @@ def _decode_params(meta: dict[str, Any], arrays: dict[str, np.ndarray], override
     saved = meta.get("params")
     if not isinstance(saved, dict):
         raise CheckpointError("checkpoint has no estimator parameters")
-    valid = set(ES._get_param_names())
+    valid = set(ES().get_params(deep=False))
     if set(saved) != valid:
         raise CheckpointError(
             f"checkpoint was written by an ES with parameters {sorted(saved)}; this evostrat has "
