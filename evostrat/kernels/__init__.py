@@ -48,18 +48,9 @@ class Kernel(NamedTuple):
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:
-    """The kernel plugins offer for ``strategy`` on ``backend``, or ``None``.
+    """The kernel (``ask`` and ``tell``) plugins offer for ``strategy`` on ``backend``, or ``None``.
 
     Calls the ``evostrat_kernel`` hook; the caller keeps the answer (see
     :meth:`evostrat.strategies.cma_base.CMABase.kernel`).
-
-    Parameters
-    ----------
-    strategy : Strategy
-    backend : Backend
-
-    Returns
-    -------
-    object with ``ask`` and ``tell``, or None
     """
     return get_plugin_manager().hook.evostrat_kernel(strategy=strategy, backend=backend)

@@ -172,7 +172,6 @@ def ask(ctx: Context, state: CMAESState) -> tuple[np.ndarray, CMAESState]:
     b = splitmix64(b ^ splitmix64(a))
     c = splitmix64(a ^ b)
     z = seeded_generator(a, b, c, splitmix64(c)).standard_normal((K.popsize, n), dtype=mean.dtype)
-    # ndarray.dot: the BLAS call of ``@`` (same results) without the gufunc's overhead
     y = (z * state.D).dot(state.B.T)
     return mean + state.sigma * y, state._replace(key=key)
 

@@ -56,7 +56,7 @@ __all__ = ["CMABase", "CMAConstants", "candidate_weights", "clamp", "finite_rows
 #: C is renormalised (its scale moved into sigma) when its largest eigenvalue
 #: leaves this range, so C stays far from overflow and underflow in float32 too.
 RESCALE_RANGE = (1e-10, 1e10)
-#: Names of the criteria :meth:`CMABase.stop` reports, in its order.
+#: Names of the criteria :meth:`CMABase.stop` reports, in its order (and of their settings).
 STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
 
 _cached_constants = lru_cache(maxsize=32)(cma_constants)
@@ -207,9 +207,7 @@ class CMABase(Strategy):
 
     def tell(self, state: Any, X: Array, fitness: Array) -> Any:
         kernel = self.kernel(state)
-        if kernel is None:
-            return self.generic_tell(state, X, fitness)
-        return kernel.tell(state, X, fitness)
+        return (self.generic_tell if kernel is None else kernel.tell)(state, X, fitness)
 
     # -- the generation as named steps -----------------------------------------------------
     def generic_tell(self, state: Any, X: Array, fitness: Array) -> Any:
@@ -314,7 +312,7 @@ class CMABase(Strategy):
     # -- read-outs -------------------------------------------------------------------------
     def _compiled(self, method: str, state: Any) -> Any:
         """``getattr(self, method)``, compiled on JAX once per process and criteria."""
-        key = (type(self), method, *(getattr(self, name) for name in STOP_SETTINGS))
+        key = (type(self), method, *(getattr(self, name) for name in STOP_NAMES))
         return get_backend(state.mean).compile(getattr(self, method), key)
 
     def sigma(self, state: Any) -> Array:
@@ -369,6 +367,3 @@ class CMABase(Strategy):
         facupx = xp.any(std > state.std0 * self.tolfacupx) if self.tolfacupx is not None else false
         return conditioncov, noeffectaxis, noeffectcoord, upsigma, facupx
 
-
-#: The hyper-parameters the read-outs depend on (the key of their compiled versions).
-STOP_SETTINGS = ("tolconditioncov", "tolupsigma", "tolfacupx", "noeffectaxis", "noeffectcoord")

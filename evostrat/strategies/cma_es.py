@@ -92,19 +92,12 @@ class CMAES(CMABase):
 
     Parameters
     ----------
-    popsize : int, optional
-        ``lambda``; default ``4 + floor(3 ln n)``.
-    sigma0 : float or array of shape (dim,)
-        Initial step size (per coordinate when an array).
-    active : bool
-        Active CMA: negative weights in the covariance update (Table 1).
     lazy_eigen : bool or int
         ``True``: decompose C every ``ceil(1 / (10 n (c1 + cmu)))`` generations
         (pycma's gap); ``False``: every generation; an int ``k >= 1``: every
         ``k`` generations.
-    tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
-        Termination criteria of :meth:`stop` (pycma's names and defaults); see
-        :class:`~evostrat.strategies.cma_base.CMABase`.
+    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+        As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
     name = "cma_es"
@@ -117,10 +110,8 @@ class CMAES(CMABase):
                  lazy_eigen: bool | int = True, tolconditioncov: float | None = 1e14,
                  tolupsigma: float | None = 1e20, tolfacupx: float | None = 1e3,
                  noeffectaxis: bool = True, noeffectcoord: bool = True) -> None:
-        super().__init__(popsize=popsize, sigma0=sigma0, active=active,
-                         tolconditioncov=tolconditioncov, tolupsigma=tolupsigma,
-                         tolfacupx=tolfacupx, noeffectaxis=noeffectaxis,
-                         noeffectcoord=noeffectcoord)
+        super().__init__(popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx,
+                         noeffectaxis, noeffectcoord)
         self.lazy_eigen = lazy_eigen
 
     def validate(self) -> None:

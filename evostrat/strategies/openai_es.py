@@ -124,10 +124,8 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         return self._update(state, xp.matmul(shape_fitness(fitness, self.fitness_shaping), z),
                             X.shape[0])
 
-    def tell_seed(
-        self, state: OpenAIESState, seed: GaussianSeed | None, fitness: Array,
-        chunk_size: int | None = None,
-    ) -> OpenAIESState:
+    def tell_seed(self, state: OpenAIESState, seed: GaussianSeed | None, fitness: Array,
+                  chunk_size: int | None = None) -> OpenAIESState:
         """``tell`` from the population's seed, rebuilding ``chunk_size`` rows at a time.
 
         Peak memory O(chunk_size x d) instead of O(popsize x d); agrees with

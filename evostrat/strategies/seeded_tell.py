@@ -65,14 +65,9 @@ def default_chunk_size(dim: int, popsize: int) -> int:
     return max(2, min(popsize, CHUNK_NUMBERS // max(dim, 1)))
 
 
-def weighted_noise_sums(
-    seed: GaussianSeed | None,
-    mean: Array,
-    sigma: Array,
-    weights: Array,
-    squares: bool = False,
-    chunk_size: int | None = None,
-) -> tuple[Array, Array | None]:
+def weighted_noise_sums(seed: GaussianSeed | None, mean: Array, sigma: Array, weights: Array,
+                        squares: bool = False,
+                        chunk_size: int | None = None) -> tuple[Array, Array | None]:
     """``sum_i w_i z_i`` (and ``sum_i w_i (z_i^2 - 1)``) over the seed's population.
 
     Parameters
@@ -130,9 +125,8 @@ def weighted_noise_sums(
     return first, second
 
 
-def seeded_generation(
-    strategy: Any, state: Any, objective: Any, chunk_size: int | None = None,
-) -> tuple[Any, Array]:
+def seeded_generation(strategy: Any, state: Any, objective: Any,
+                      chunk_size: int | None = None) -> tuple[Any, Array]:
     """One generation without the population: ``ask_seed``, evaluate by chunks, ``tell_seed``.
 
     What a driver and its workers do in the seed-compressed mode, in one

@@ -62,15 +62,8 @@ class SepCMAES(CMABase):
 
     Parameters
     ----------
-    popsize : int, optional
-        ``lambda``; default ``4 + floor(3 ln n)``.
-    sigma0 : float or array of shape (dim,)
-        Initial step size (per coordinate when an array).
-    active : bool
-        Negative weights in the covariance update (Table 1 of Hansen's tutorial).
-    tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
-        Termination criteria (pycma's names and defaults); see
-        :class:`~evostrat.strategies.cma_base.CMABase`.
+    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+        As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
     name = "sep_cma_es"

@@ -36,17 +36,8 @@ import array_api_compat
 
 Array = Any
 
-__all__ = [
-    "SHAPINGS",
-    "finite_fitness",
-    "shape_fitness",
-    "sanitize_fitness",
-    "rank_weights",
-    "tie_span",
-    "centered_ranks",
-    "nes_utilities",
-    "zscore",
-]
+__all__ = ["SHAPINGS", "finite_fitness", "shape_fitness", "sanitize_fitness", "rank_weights",
+           "tie_span", "centered_ranks", "nes_utilities", "zscore"]
 
 
 def _xp(x: Array) -> Any:
@@ -79,12 +70,11 @@ def tie_span(xp: Any, sorted_values: Array, values: Array) -> tuple[Array, Array
     >>> lo.tolist(), hi.tolist()
     ([1, 3], [3, 4])
     """
+    kw = {}
     if array_api_compat.is_jax_namespace(xp):
-        method = "compare_all" if values.shape[0] <= _COMPARE_ALL_MAX else "sort"
-        return (xp.searchsorted(sorted_values, values, side="left", method=method),
-                xp.searchsorted(sorted_values, values, side="right", method=method))
-    return (xp.searchsorted(sorted_values, values, side="left"),
-            xp.searchsorted(sorted_values, values, side="right"))
+        kw["method"] = "compare_all" if values.shape[0] <= _COMPARE_ALL_MAX else "sort"
+    return (xp.searchsorted(sorted_values, values, side="left", **kw),
+            xp.searchsorted(sorted_values, values, side="right", **kw))
 
 
 def rank_weights(fitness: Array, sorted_weights: Array) -> Array:

@@ -97,16 +97,9 @@ class SNES(GaussianAsk, Strategy):
         z -= 1.0
         return self._update(state, grad_mean, xp.matmul(u, z))
 
-    def tell_seed(
-        self, state: SNESState, seed: GaussianSeed | None, fitness: Array,
-        chunk_size: int | None = None,
-    ) -> SNESState:
-        """``tell`` from the population's seed, rebuilding ``chunk_size`` rows at a time.
-
-        Peak memory O(chunk_size x d) instead of O(popsize x d); agrees with
-        ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
-        ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
-        """
+    def tell_seed(self, state: SNESState, seed: GaussianSeed | None, fitness: Array,
+                  chunk_size: int | None = None) -> SNESState:
+        """As :meth:`OpenAIES.tell_seed <evostrat.strategies.openai_es.OpenAIES.tell_seed>`."""
         u = self._utilities(state, fitness)
         g_mean, g_sigma = weighted_noise_sums(seed, state.mean, state.sigma, u, squares=True,
                                               chunk_size=chunk_size)
