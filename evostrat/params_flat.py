@@ -104,13 +104,9 @@ class TorchParams:
         """Copy ``vector`` (shape ``(dim,)``, tensor or array) into the module's parameters; returns the module."""
         import torch
 
-        vector = self._as_tensor(vector)
-        check_vector(vector, self.dim)
         with torch.no_grad():
-            start = 0
-            for param, size in zip(self.module.parameters(), self.sizes):
-                param.copy_(vector[start : start + size].view_as(param))
-                start += size
+            for param, view in zip(self.module.parameters(), self.unflatten(vector).values()):
+                param.copy_(view)
         return self.module
 
     def unflatten(self, vector: Any) -> dict[str, Any]:
@@ -147,15 +143,11 @@ class TorchParams:
 
         Returns outputs stacked along a new first axis of length ``n``.
         """
-        from torch.func import functional_call, vmap
+        from torch.func import vmap
 
         X = self._as_tensor(X)
         check_vector(X, self.dim, name="X", batched=True)
-
-        def one(theta: Any) -> Any:
-            return functional_call(self.module, self.unflatten(theta), args)
-
-        return vmap(one)(X)
+        return vmap(lambda theta: self.call(theta, *args))(X)
 
     def _as_tensor(self, vector: Any) -> Any:
         import torch

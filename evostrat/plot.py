@@ -63,7 +63,7 @@ def _history(run: Any) -> list[dict[str, Any]]:
 
 
 def _column(history: list[dict[str, Any]], key: str) -> np.ndarray:
-    return np.asarray([float(r.get(key, math.nan)) for r in history], dtype=np.float64)
+    return _f64([float(r.get(key, math.nan)) for r in history])
 
 
 def _scale(ax: Any, *series: np.ndarray) -> None:
@@ -127,12 +127,12 @@ def plot_convergence(run: Any, fig: Any = None, title: str | None = None) -> Any
 def _values(objective: Any, points: np.ndarray) -> np.ndarray:
     """``objective`` on an ``(n, 2)`` grid: vectorised if it can, point by point otherwise."""
     try:
-        out = np.asarray(objective(points), dtype=np.float64)
+        out = _f64(objective(points))
         if out.shape == (points.shape[0],):
             return out
     except Exception:  # noqa: BLE001 - fall back to one point at a time
         pass
-    return np.asarray([float(objective(p)) for p in points], dtype=np.float64)
+    return _f64([float(objective(p)) for p in points])
 
 
 def _snapshots(recorded: Any) -> list[dict[str, Any]]:
@@ -188,39 +188,22 @@ def plot_search_2d(
     from matplotlib import cm, colors
 
     snaps = _snapshots(recorded)
-    means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in snaps])
-    last = np.asarray(snaps[-1]["samples"], dtype=np.float64)
-    pts = np.concatenate([means] + [np.asarray(s["samples"], dtype=np.float64) for s in snaps[:2]])
+    means = np.stack([_f64(s["mean"]) for s in snaps])
+    pts = np.concatenate([means] + [_f64(s["samples"]) for s in snaps[:2]])
     lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
     lo, hi = np.minimum(lo, means.min(0)), np.maximum(hi, means.max(0))
     span = np.maximum(hi - lo, 1e-12)
     lo, hi = lo - 0.15 * span, hi + 0.15 * span
-    gx, gy = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
-    XX, YY = np.meshgrid(gx, gy)
-    Z = _values(objective, np.stack([XX.ravel(), YY.ravel()], axis=1)).reshape(XX.shape)
     fig = fig if fig is not None else Figure(figsize=(6.5, 5.5), layout="constrained")
     fig.clear()
     ax = fig.subplots()
-    finite = Z[np.isfinite(Z)]
-    if finite.size and finite.min() > 0:
-        levels = np.geomspace(finite.min(), finite.max(), 25)
-        cs = ax.contourf(XX, YY, Z, levels=levels, norm=colors.LogNorm(), cmap="Greys_r", alpha=0.75)
-    else:
-        cs = ax.contourf(XX, YY, Z, levels=25, cmap="Greys_r", alpha=0.75)
+    cs = _contours(ax, objective, np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution), 25)
     fig.colorbar(cs, ax=ax, label="objective", format="%.1e")
     picks = np.unique(np.linspace(0, len(snaps) - 1, min(max_ellipses, len(snaps))).round().astype(int))
     gens = [int(snaps[i]["generation"]) for i in picks]
     norm = colors.Normalize(vmin=min(gens), vmax=max(max(gens), min(gens) + 1))
     cmap = cm.viridis
-    for i in picks:
-        s = snaps[i]
-        _ellipse(ax, np.asarray(s["mean"], dtype=np.float64), np.asarray(s["samples"], dtype=np.float64),
-                 cmap(norm(int(s["generation"]))))
-    ax.scatter(last[:, 0], last[:, 1], s=6, color=cmap(1.0), alpha=0.5, label="latest sample")
-    ax.plot(means[:, 0], means[:, 1], "-o", color="tab:red", ms=3, lw=1.2, label="mean")
-    if best is not None:
-        b = np.asarray(best.tolist() if hasattr(best, "tolist") else best, dtype=np.float64)
-        ax.plot(b[0], b[1], "*", color="gold", mec="black", ms=14, label="best")
+    _draw(ax, snaps, picks, norm, cmap, best, inset=False)
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="generation (2-sigma ellipses)")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
@@ -233,38 +216,50 @@ def plot_search_2d(
     return fig
 
 
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _contours(ax: Any, objective: Any, gx: np.ndarray, gy: np.ndarray, levels: int) -> Any:
+    """Filled contours of ``objective`` on the grid ``gx x gy`` (log-spaced levels when all positive)."""
+    from matplotlib import colors
+
+    XX, YY = np.meshgrid(gx, gy)
+    Z = _values(objective, np.stack([XX.ravel(), YY.ravel()], axis=1)).reshape(XX.shape)
+    finite = Z[np.isfinite(Z)]
+    if finite.size and finite.min() > 0:
+        log_levels = np.geomspace(finite.min(), finite.max(), levels)
+        return ax.contourf(XX, YY, Z, levels=log_levels, norm=colors.LogNorm(), cmap="Greys_r", alpha=0.75)
+    return ax.contourf(XX, YY, Z, levels=levels, cmap="Greys_r", alpha=0.75)
+
+
+def _draw(ax: Any, snaps: list, picks: Any, norm: Any, cmap: Any, best: Any, inset: bool) -> None:
+    """The ellipses of ``picks``, the latest sample, the path of the mean and ``best`` (smaller in an inset)."""
+    for i in picks:
+        s = snaps[i]
+        _ellipse(ax, _f64(s["mean"]), _f64(s["samples"]), cmap(norm(int(s["generation"]))))
+    last, means = _f64(snaps[-1]["samples"]), np.stack([_f64(s["mean"]) for s in snaps])
+    alpha = 0.6 if inset else 0.5
+    ax.scatter(last[:, 0], last[:, 1], s=4 if inset else 6, color=cmap(1.0), alpha=alpha, label="latest sample")
+    ax.plot(means[:, 0], means[:, 1], "-o", color="tab:red", ms=2 if inset else 3, lw=1 if inset else 1.2, label="mean")
+    if best is not None:
+        b = _f64(best.tolist() if hasattr(best, "tolist") else best)
+        ax.plot(b[0], b[1], "*", color="gold", mec="black", ms=10 if inset else 14, label="best")
+
+
 def _zoom(ax: Any, objective: Any, snaps: list, picks: Any, norm: Any, cmap: Any, best: Any,
           span: np.ndarray, resolution: int) -> None:
     """An inset around the final distribution when it is too small to see in the full view."""
-    from matplotlib import colors
-
     last = snaps[-1]
-    centre = np.asarray(last["mean"], dtype=np.float64)
-    half = 4.0 * np.std(np.asarray(last["samples"], dtype=np.float64), axis=0, ddof=1).max()
+    centre = _f64(last["mean"])
+    half = 4.0 * np.std(_f64(last["samples"]), axis=0, ddof=1).max()
     if not np.isfinite(half) or half <= 0 or 2 * half > 0.1 * span.min():
         return
     inset = ax.inset_axes([0.6, 0.04, 0.38, 0.38])
     gx = np.linspace(centre[0] - half, centre[0] + half, resolution // 2)
     gy = np.linspace(centre[1] - half, centre[1] + half, resolution // 2)
-    XX, YY = np.meshgrid(gx, gy)
-    Z = _values(objective, np.stack([XX.ravel(), YY.ravel()], axis=1)).reshape(XX.shape)
-    finite = Z[np.isfinite(Z)]
-    if finite.size and finite.min() > 0:
-        inset.contourf(XX, YY, Z, levels=np.geomspace(finite.min(), finite.max(), 15),
-                       norm=colors.LogNorm(), cmap="Greys_r", alpha=0.75)
-    else:
-        inset.contourf(XX, YY, Z, levels=15, cmap="Greys_r", alpha=0.75)
-    for i in picks:
-        s = snaps[i]
-        _ellipse(inset, np.asarray(s["mean"], dtype=np.float64), np.asarray(s["samples"], dtype=np.float64),
-                 cmap(norm(int(s["generation"]))))
-    pts = np.asarray(last["samples"], dtype=np.float64)
-    inset.scatter(pts[:, 0], pts[:, 1], s=4, color=cmap(1.0), alpha=0.6)
-    means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in snaps])
-    inset.plot(means[:, 0], means[:, 1], "-o", color="tab:red", ms=2, lw=1)
-    if best is not None:
-        b = np.asarray(best.tolist() if hasattr(best, "tolist") else best, dtype=np.float64)
-        inset.plot(b[0], b[1], "*", color="gold", mec="black", ms=10)
+    _contours(inset, objective, gx, gy, 15)
+    _draw(inset, snaps, picks, norm, cmap, best, inset=True)
     inset.set_xlim(gx[0], gx[-1])
     inset.set_ylim(gy[0], gy[-1])
     inset.set_xticks([])
@@ -293,7 +288,7 @@ def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, re
     plot_convergence(es).savefig(os.path.join(folder, "convergence.png"), dpi=dpi)
     written = ["convergence.png"]
     if objective is not None and recorded is not None:
-        best = np.asarray(es.strategy_.backend.to_numpy(es.x_), dtype=np.float64)
+        best = _f64(es.strategy_.backend.to_numpy(es.x_))
         title = f"{es.strategy_.strategy.name}: search distribution, generations 0-{es.n_generations_}"
         fig = plot_search_2d(lambda X: _host(objective, X, es), recorded, best=best, title=title)
         fig.savefig(os.path.join(folder, "search.png"), dpi=dpi)
@@ -305,4 +300,4 @@ def _host(objective: Any, X: np.ndarray, es: Any) -> np.ndarray:
     """Evaluate a backend objective on a numpy grid (converted to the run's backend)."""
     be = es.strategy_.backend
     values = objective(be.asarray(X, dtype=es.strategy_.dtype, device=es.strategy_.device))
-    return np.asarray(be.to_numpy(values), dtype=np.float64)
+    return _f64(be.to_numpy(values))

@@ -100,10 +100,8 @@ def get_backend(spec: Any) -> Backend:
 def _claim(x: Any) -> Backend | None:
     """The backend the ``evostrat_backend`` hook assigns to ``type(x)`` (cached per type)."""
     kind = type(x)
-    try:
+    if kind in _by_type:
         return _by_type[kind]
-    except KeyError:
-        pass
     backend = None
     if not isinstance(x, (str, bytes, numbers.Number)) or hasattr(x, "dtype"):
         name = plugins.get_plugin_manager().hook.evostrat_backend(x=x)

@@ -101,11 +101,7 @@ class JaxBackend(Backend):
         # Row r: jax.random.normal(fold_in(key, r), (dim,)), vectorised with vmap;
         # traceable (rows is static: a range or a host integer array).
         index = jnp.asarray(np.asarray(rows, dtype=np.uint32).reshape(-1))
-
-        def row(r: Array) -> Array:
-            return jax.random.normal(jax.random.fold_in(key, r), (dim,), dtype=dtype)
-
-        return jax.vmap(row)(index)
+        return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (dim,), dtype=dtype))(index)
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
         return self.asarray(np.asarray(data, dtype=np.uint32))

@@ -73,8 +73,7 @@ class NumpyBackend(HostKeys, Backend):
         return super().float_dtype(np.asarray(x))
 
     def _generator(self, key: Key) -> np.random.Generator:
-        a, b, c, d = generator_words(key)
-        return seeded_generator(a, b, c, d)
+        return seeded_generator(*generator_words(key))
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         return self._generator(key).standard_normal(shape, dtype=np.dtype(dtype))
@@ -121,7 +120,6 @@ def seeded_generator(a: int, b: int, c: int, d: int) -> np.random.Generator:
 
 def _foreign_to_numpy(x: Any) -> np.ndarray:
     """Host copy of a torch/JAX array without importing either library."""
-    for attr in ("detach",):  # torch tensors may require grad
-        if hasattr(x, attr):
-            x = x.detach().cpu()
+    if hasattr(x, "detach"):  # torch tensors may require grad
+        x = x.detach().cpu()
     return np.asarray(x)

@@ -102,17 +102,15 @@ class MultivariateNormal(Distribution):
             raise InvalidArgumentError(
                 f"{name} must have shape ({d}, {d}) to match mu, got {tuple(self._matrix.shape)}"
             )
-        finite = ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu))
+        finite = [
+            ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
+            (f"{name} must be finite (it contains NaN or inf)", self._finite(matrix, self._matrix)),
+        ]
         if name == "scale_tril":
-            self._validate(
-                finite,
-                (f"{name} must be finite (it contains NaN or inf)", self._finite(matrix, self._matrix)),
-                ("the diagonal of scale_tril must be positive", self.xp.linalg.diagonal(self._matrix) > 0),
-            )
+            diag = self.xp.linalg.diagonal(self._matrix)
+            self._validate(*finite, ("the diagonal of scale_tril must be positive", diag > 0))
             return
-        self._validate(
-            finite, (f"{name} must be finite (it contains NaN or inf)", self._finite(matrix, self._matrix))
-        )
+        self._validate(*finite)
         try:
             diag = self.xp.linalg.diagonal(self._L())
         except Exception as err:  # LinAlgError (numpy), RuntimeError (torch)
@@ -194,14 +192,13 @@ class MultivariateNormal(Distribution):
         z2 = xp.reshape(z, (-1, d))
         w2 = xp.linalg.solve(L.T, z2.T).T  # Sigma^{-1} r
         out = {"mu": xp.reshape(w2, sample_shape + (d,))}
+        eye = xp.eye(d, dtype=self.dtype, device=self.device)
         if self.param_names[1] == "scale_tril":
             outer = xp.reshape(w2, (-1, d, 1)) * xp.reshape(z2, (-1, 1, d))
             inv_diag = 1.0 / xp.linalg.diagonal(L)
-            eye = xp.eye(d, dtype=self.dtype, device=self.device)
             g = _tril(outer, xp) - eye * xp.reshape(inv_diag, (1, d))
             out["scale_tril"] = xp.reshape(g, sample_shape + (d, d))
         else:
-            eye = xp.eye(d, dtype=self.dtype, device=self.device)
             precision = xp.linalg.solve(L.T, xp.linalg.solve(L, eye))
             outer = xp.reshape(w2, (-1, d, 1)) * xp.reshape(w2, (-1, 1, d))
             out["covariance"] = xp.reshape(0.5 * (outer - precision), sample_shape + (d, d))

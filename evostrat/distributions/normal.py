@@ -34,7 +34,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from evostrat.distributions.base import LOG_2PI, Array, Distribution, sum_to_shape
@@ -203,4 +202,4 @@ class DiagNormal(Normal):
     def entropy(self) -> Array:
         """``d (1 + log 2 pi) / 2 + sum log sigma``, shape ``batch_shape``."""
         d = self._full_shape()[-1]
-        return self.xp.sum(self.xp.log(self.stddev), axis=-1) + 0.5 * d * (1.0 + math.log(2 * math.pi))
+        return self.xp.sum(self.xp.log(self.stddev), axis=-1) + 0.5 * d * (1.0 + LOG_2PI)

@@ -51,6 +51,9 @@ REGISTRY_HOOKS = {
     "distributions": "evostrat_distributions",
 }
 
+_SKIP = f"{DISABLE_ENV}=1 to skip third-party plugins."
+_UNKNOWN = ("unknown distribution", "?")
+
 _manager: pluggy.PluginManager | None = None
 _origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 _registries: dict[str, dict[str, Any]] = {}
@@ -65,7 +68,7 @@ def _evostrat_version() -> str:
 
 
 def _describe(plugin_name: str) -> str:
-    dist, version = _origins.get(plugin_name, ("unknown distribution", "?"))
+    dist, version = _origins.get(plugin_name, _UNKNOWN)
     return f"plugin {plugin_name!r} (distribution {dist} {version})"
 
 
@@ -74,36 +77,25 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue  # our built-ins, already registered under these names
         dist = getattr(ep, "dist", None)
-        origin = (dist.name, dist.version) if dist is not None else ("unknown distribution", "?")
-        _origins[ep.name] = origin
+        _origins[ep.name] = (dist.name, dist.version) if dist is not None else _UNKNOWN
         try:
             plugin = ep.load()
         except Exception as err:
             raise PluginError(
                 f"{_describe(ep.name)} failed to import ({ep.value}): "
-                f"{type(err).__name__}: {err}. Uninstall or fix it, or set "
-                f"{DISABLE_ENV}=1 to skip third-party plugins."
+                f"{type(err).__name__}: {err}. Uninstall or fix it, or set {_SKIP}"
             ) from err
         try:
             pm.register(plugin, name=ep.name)
         except Exception as err:
-            raise PluginError(
-                f"{_describe(ep.name)} could not be registered: {err}. Set "
-                f"{DISABLE_ENV}=1 to skip third-party plugins."
-            ) from err
+            raise PluginError(f"{_describe(ep.name)} could not be registered: {err}. Set {_SKIP}") from err
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, built on first call.
+    """The process-wide ``pluggy.PluginManager``, built on first call.
 
-    Returns
-    -------
-    pluggy.PluginManager
-
-    Raises
-    ------
-    PluginError
-        When a third-party plugin cannot be imported or registered.
+    Raises :class:`~evostrat.errors.PluginError` when a third-party plugin
+    cannot be imported or registered.
     """
     global _manager
     if _manager is not None:
@@ -119,9 +111,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm.check_pending()
     except pluggy.PluginValidationError as err:
         name = pm.get_name(err.plugin) or "?"
-        raise PluginError(
-            f"{_describe(name)}: {err}. Set {DISABLE_ENV}=1 to skip third-party plugins."
-        ) from err
+        raise PluginError(f"{_describe(name)}: {err}. Set {_SKIP}") from err
     _manager = pm
     return pm
 
@@ -159,24 +149,21 @@ def registry(kind: str) -> dict[str, Any]:
         except Exception as err:
             raise PluginError(
                 f"{_describe(impl.plugin_name)} raised in {hook_name}(): "
-                f"{type(err).__name__}: {err}. Uninstall or fix it, or set "
-                f"{DISABLE_ENV}=1 to skip third-party plugins."
+                f"{type(err).__name__}: {err}. Uninstall or fix it, or set {_SKIP}"
             ) from err
         if provided is None:
             continue
         if not isinstance(provided, dict):
             raise PluginError(
                 f"{_describe(impl.plugin_name)}: {hook_name}() must return a dict of "
-                f"name -> factory, got {type(provided).__name__}. Set {DISABLE_ENV}=1 to "
-                "skip third-party plugins."
+                f"name -> factory, got {type(provided).__name__}. Set {_SKIP}"
             )
         for name, factory in provided.items():
             if name in merged:
                 raise PluginError(
                     f"duplicate {kind[:-1] if kind != 'strategies' else 'strategy'} name "
                     f"{name!r}: provided by {_describe(owner[name])} and by "
-                    f"{_describe(impl.plugin_name)}. Uninstall one of them, or set "
-                    f"{DISABLE_ENV}=1 to skip third-party plugins."
+                    f"{_describe(impl.plugin_name)}. Uninstall one of them, or set {_SKIP}"
                 )
             merged[name] = factory
             owner[name] = impl.plugin_name
@@ -205,15 +192,9 @@ def list_plugins() -> list[dict[str, Any]]:
         registry(kind)
     out = []
     for name, _plugin in pm.list_name_plugin():
-        dist, version = _origins.get(name, ("unknown distribution", "?"))
-        out.append(
-            {
-                "name": name,
-                "distribution": dist,
-                "version": version,
-                "provides": {k: sorted(v) for k, v in _provided.get(name, {}).items()},
-            }
-        )
+        dist, version = _origins.get(name, _UNKNOWN)
+        provides = {k: sorted(v) for k, v in _provided.get(name, {}).items()}
+        out.append({"name": name, "distribution": dist, "version": version, "provides": provides})
     return out
 
 

@@ -1,13 +1,6 @@
 """Benchmark problems (see :mod:`evostrat.problems.functions`)."""
 
-from evostrat.problems.functions import (
-    FUNCTIONS,
-    ackley,
-    ellipsoid,
-    rastrigin,
-    rosenbrock,
-    sphere,
-)
+from evostrat.problems.functions import FUNCTIONS, ackley, ellipsoid, rastrigin, rosenbrock, sphere
 from evostrat.problems.point_robot import PointRobot
 
 __all__ = ["FUNCTIONS", "PointRobot", "ackley", "ellipsoid", "rastrigin", "rosenbrock", "sphere"]

@@ -74,13 +74,7 @@ def ackley(x: Array) -> Array:
     return -20.0 * xp.exp(-0.2 * rms) - xp.exp(cosmean) + 20.0 + math.e
 
 
-FUNCTIONS = {
-    "sphere": sphere,
-    "ellipsoid": ellipsoid,
-    "rosenbrock": rosenbrock,
-    "rastrigin": rastrigin,
-    "ackley": ackley,
-}
+FUNCTIONS = {f.__name__: f for f in (sphere, ellipsoid, rosenbrock, rastrigin, ackley)}
 
 for _f in FUNCTIONS.values():
     _f.vectorized = True  # type: ignore[attr-defined]

@@ -55,16 +55,19 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.problems.point_robot import _positive_int
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat"]
 
 
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+def _check_env_id(env_id: Any, registered: Any, library: str) -> None:
+    """Raise unless ``env_id`` is one of the ``registered`` ids of ``library``, suggesting close ones."""
+    if not isinstance(env_id, str):
+        raise InvalidTypeError(f"env_id must be a {library} id string, got {type(env_id).__name__}")
+    if env_id not in registered:
+        close = difflib.get_close_matches(env_id, list(registered), n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise UnknownNameError(f"env_id {env_id!r} is not a registered {library} environment{hint}")
 
 
 class MLPPolicy:
@@ -170,12 +173,7 @@ class GymProblem:
     ) -> None:
         import gymnasium
 
-        if not isinstance(env_id, str):
-            raise InvalidTypeError(f"env_id must be a gymnasium id string, got {type(env_id).__name__}")
-        if env_id not in gymnasium.envs.registry:
-            close = difflib.get_close_matches(env_id, list(gymnasium.envs.registry), n=3)
-            hint = f"; did you mean {close}?" if close else ""
-            raise UnknownNameError(f"env_id {env_id!r} is not a registered gymnasium environment{hint}")
+        _check_env_id(env_id, gymnasium.envs.registry, "gymnasium")
         self.env_id = env_id
         self.policy = policy
         self.episodes = _positive_int("episodes", episodes)
@@ -305,12 +303,8 @@ class GymProblem:
             )
         rows = X[None, :] if X.ndim == 1 else X
         sign = -1.0 if self.negate else 1.0
-        values = np.array(
-            [
-                sign * np.mean([self.episode(row, self.seed + e)[0] for e in range(self.episodes)])
-                for row in rows
-            ]
-        )
+        seeds = [self.seed + e for e in range(self.episodes)]
+        values = np.array([sign * np.mean([self.episode(row, seed)[0] for seed in seeds]) for row in rows])
         return float(values[0]) if X.ndim == 1 else values
 
     def __repr__(self) -> str:

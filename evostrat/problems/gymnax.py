@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import math
 import time
 from typing import Any, Callable, NamedTuple
@@ -42,18 +41,12 @@ import jax.numpy as jnp
 from gymnax.environments import spaces
 
 from evostrat.backends import to_host
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params_flat import JaxParams
+from evostrat.problems.gym import _check_env_id
+from evostrat.problems.point_robot import _positive_int
 
 __all__ = ["GymnaxProblem", "evolve", "EvolveResult"]
-
-
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _mlp_template(sizes: tuple) -> list:
@@ -105,12 +98,7 @@ class GymnaxProblem:
         negate: bool = False,
         env_params: Any = None,
     ) -> None:
-        if not isinstance(env_id, str):
-            raise InvalidTypeError(f"env_id must be a gymnax id string, got {type(env_id).__name__}")
-        if env_id not in gymnax.registered_envs:
-            close = difflib.get_close_matches(env_id, gymnax.registered_envs, n=3)
-            hint = f"; did you mean {close}?" if close else ""
-            raise UnknownNameError(f"env_id {env_id!r} is not a registered gymnax environment{hint}")
+        _check_env_id(env_id, gymnax.registered_envs, "gymnax")
         if (apply is None) != (params is None):
             raise InvalidArgumentError("apply and params must be given together (a policy and its template)")
         self.env_id = env_id

@@ -51,7 +51,10 @@ __all__ = ["PointRobot", "sector_coverage", "distance"]
 N_INPUTS = 3  # x / reach, y / reach, t / steps
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
+    """``int(value)``, or ``InvalidArgumentError`` unless it is a positive int (``None`` passes with ``allow_none``)."""
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -88,12 +91,10 @@ class PointRobot:
     def init_params(self, seed: int = 0, scale: float = 1.0) -> np.ndarray:
         """A random parameter vector (numpy float64): weights ``N(0, scale^2 / fan_in)``, biases 0."""
         rng = np.random.default_rng(seed)
-        parts = []
-        for shape in self._shapes:
-            if len(shape) == 2:
-                parts.append(scale * rng.standard_normal(shape).ravel() / math.sqrt(shape[0]))
-            else:
-                parts.append(np.zeros(shape))
+        parts = [
+            scale * rng.standard_normal(shape).ravel() / math.sqrt(shape[0]) if len(shape) == 2 else np.zeros(shape)
+            for shape in self._shapes
+        ]
         return np.concatenate(parts)
 
     def _unpack(self, X: Array) -> list[Array]:
