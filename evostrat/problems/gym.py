@@ -55,12 +55,12 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
-from evostrat.problems.point_robot import _positive_int
+from evostrat.problems.point_robot import positive_int
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat"]
 
 
-def _check_env_id(env_id: Any, registered: Any, library: str) -> None:
+def check_env_id(env_id: Any, registered: Any, library: str) -> None:
     """Raise unless ``env_id`` is one of the ``registered`` ids of ``library``, suggesting close ones."""
     if not isinstance(env_id, str):
         raise InvalidTypeError(f"env_id must be a {library} id string, got {type(env_id).__name__}")
@@ -81,9 +81,9 @@ class MLPPolicy:
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple = (16,)) -> None:
-        sizes = [_positive_int("n_inputs", n_inputs)]
-        sizes += [_positive_int("hidden", h) for h in hidden]
-        sizes.append(_positive_int("n_outputs", n_outputs))
+        sizes = [positive_int("n_inputs", n_inputs)]
+        sizes += [positive_int("hidden", h) for h in hidden]
+        sizes.append(positive_int("n_outputs", n_outputs))
         self.sizes = tuple(sizes)
         self.dim = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
@@ -173,11 +173,11 @@ class GymProblem:
     ) -> None:
         import gymnasium
 
-        _check_env_id(env_id, gymnasium.envs.registry, "gymnasium")
+        check_env_id(env_id, gymnasium.envs.registry, "gymnasium")
         self.env_id = env_id
         self.policy = policy
-        self.episodes = _positive_int("episodes", episodes)
-        self.max_steps = _positive_int("max_steps", max_steps, allow_none=True)
+        self.episodes = positive_int("episodes", episodes)
+        self.max_steps = positive_int("max_steps", max_steps, allow_none=True)
         self.obs_norm = bool(obs_norm)
         self.obs_clip = float(obs_clip)
         self.squash = bool(squash)
@@ -290,7 +290,7 @@ class GymProblem:
 
     def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` episodes seeded ``seed, seed + 1, ...`` (statistics not updated)."""
-        episodes = _positive_int("episodes", self.episodes if episodes is None else episodes)
+        episodes = positive_int("episodes", self.episodes if episodes is None else episodes)
         seed = self.seed if seed is None else int(seed)
         return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
 

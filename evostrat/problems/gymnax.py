@@ -43,8 +43,8 @@ from gymnax.environments import spaces
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params_flat import JaxParams
-from evostrat.problems.gym import _check_env_id
-from evostrat.problems.point_robot import _positive_int
+from evostrat.problems.gym import check_env_id
+from evostrat.problems.point_robot import positive_int
 
 __all__ = ["GymnaxProblem", "evolve", "EvolveResult"]
 
@@ -98,14 +98,14 @@ class GymnaxProblem:
         negate: bool = False,
         env_params: Any = None,
     ) -> None:
-        _check_env_id(env_id, gymnax.registered_envs, "gymnax")
+        check_env_id(env_id, gymnax.registered_envs, "gymnax")
         if (apply is None) != (params is None):
             raise InvalidArgumentError("apply and params must be given together (a policy and its template)")
         self.env_id = env_id
-        self.hidden = tuple(_positive_int("hidden", h) for h in hidden)
+        self.hidden = tuple(positive_int("hidden", h) for h in hidden)
         self.apply, self.params = apply, params
-        self.episodes = _positive_int("episodes", episodes)
-        self.max_steps = _positive_int("max_steps", max_steps, allow_none=True)
+        self.episodes = positive_int("episodes", episodes)
+        self.max_steps = positive_int("max_steps", max_steps, allow_none=True)
         self.squash = bool(squash)
         self.seed = int(seed)
         self.negate = bool(negate)
@@ -196,7 +196,7 @@ class GymnaxProblem:
         """Returns of ``episodes`` fresh episodes of one candidate, shape ``(episodes,)``."""
         theta = jnp.asarray(theta)
         self._check(theta[None, :] if theta.ndim == 1 else theta)
-        keys = jax.random.split(jax.random.PRNGKey(seed), _positive_int("episodes", episodes))
+        keys = jax.random.split(jax.random.PRNGKey(seed), positive_int("episodes", episodes))
         return jax.jit(jax.vmap(self.episode_return, in_axes=(None, 0)))(theta, keys)
 
     def _check(self, X: Any) -> None:
@@ -253,7 +253,7 @@ def evolve(
     >>> out.fitness.shape
     (4, 8)
     """
-    generations, chunk = _positive_int("generations", generations), _positive_int("chunk", chunk)
+    generations, chunk = positive_int("generations", generations), positive_int("chunk", chunk)
     sign = -1.0 if maximize else 1.0
     state = strategy.init(jnp.asarray(x0), random_state=random_state, backend="jax")
 

@@ -51,7 +51,7 @@ __all__ = ["PointRobot", "sector_coverage", "distance"]
 N_INPUTS = 3  # x / reach, y / reach, t / steps
 
 
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
+def positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
     """``int(value)``, or ``InvalidArgumentError`` unless it is a positive int (``None`` passes with ``allow_none``)."""
     if value is None and allow_none:
         return None
@@ -79,8 +79,8 @@ class PointRobot:
     """
 
     def __init__(self, steps: int = 50, hidden: int = 16, reach: float = 1.0) -> None:
-        self.steps = _positive_int("steps", steps)
-        self.hidden = _positive_int("hidden", hidden)
+        self.steps = positive_int("steps", steps)
+        self.hidden = positive_int("hidden", hidden)
         if isinstance(reach, bool) or not isinstance(reach, (int, float)) or not 0 < reach < math.inf:
             raise InvalidArgumentError(f"reach must be a positive number, got {reach!r}")
         self.reach = float(reach)
@@ -194,8 +194,8 @@ def sector_coverage(
     host = np.asarray(B.detach().cpu() if hasattr(B, "detach") else B, dtype=np.float64)
     if host.ndim != 2 or host.shape[1] != 2:
         raise InvalidArgumentError(f"B must have shape (n, 2), got {host.shape}")
-    sectors = _positive_int("sectors", sectors)
-    min_count = _positive_int("min_count", min_count)
+    sectors = positive_int("sectors", sectors)
+    min_count = positive_int("min_count", min_count)
     far = np.hypot(host[:, 0], host[:, 1]) > radius
     angle = np.mod(np.arctan2(host[far, 1], host[far, 0]), 2 * np.pi)
     index = np.minimum((angle / (2 * np.pi) * sectors).astype(int), sectors - 1)
