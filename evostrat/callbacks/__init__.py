@@ -30,13 +30,5 @@ from evostrat.callbacks.loggers import CSVLogger, DataFrameLogger, JSONLinesLogg
 from evostrat.callbacks.recorder import SearchRecorder, snapshot
 from evostrat.callbacks.stopping import EarlyStopping
 
-__all__ = [
-    "Callback",
-    "CSVLogger",
-    "JSONLinesLogger",
-    "DataFrameLogger",
-    "EarlyStopping",
-    "SearchRecorder",
-    "history_frame",
-    "snapshot",
-]
+__all__ = ["Callback", "CSVLogger", "JSONLinesLogger", "DataFrameLogger", "EarlyStopping",
+    "SearchRecorder", "history_frame", "snapshot"]

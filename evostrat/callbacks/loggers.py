@@ -52,7 +52,7 @@ def _check_extra(extra: Any) -> dict[str, Callable[[Any], Any]]:
 
 
 class _RowLogger(Callback):
-    """Turns generations into rows; subclasses ``_open``, ``_write`` and ``_close``."""
+    """Turns generations into rows; subclasses define ``_open`` and ``_write`` (and ``_close``)."""
 
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
         self.extra = _check_extra(extra)
@@ -75,12 +75,6 @@ class _RowLogger(Callback):
 
     def on_fit_end(self, es: Any) -> None:
         self._close()
-
-    def _open(self) -> None:  # pragma: no cover - overridden
-        pass
-
-    def _write(self, row: dict[str, Any]) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     def _close(self) -> None:
         pass

@@ -220,10 +220,9 @@ class ProgressBar(Callback):
 
 
 def make_progress(spec: Any) -> ProgressBar | None:
-    """The :class:`ProgressBar` for ``fit(progress=spec)``, or ``None``.
+    """The :class:`ProgressBar` for ``fit(progress=spec)``, or ``None`` (for ``None``/``False``).
 
-    ``False``/``None``: none; ``True``/``"auto"``: terminal only;
-    ``"always"``: everywhere; a :class:`ProgressBar`: itself.
+    A :class:`ProgressBar` is returned as is; other values as the module docstring says.
     """
     if spec is None or spec is False:
         return None

@@ -45,16 +45,8 @@ from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_c
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = [
-    "FORMAT",
-    "VERSION",
-    "Checkpointer",
-    "save_checkpoint",
-    "load_checkpoint",
-    "read_checkpoint",
-    "checkpoint_info",
-    "RUNTIME_PARAMS",
-]
+__all__ = ["FORMAT", "VERSION", "Checkpointer", "save_checkpoint", "load_checkpoint",
+    "read_checkpoint", "checkpoint_info", "RUNTIME_PARAMS"]
 
 
 def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
@@ -100,18 +92,13 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data."""
     meta, _ = read_checkpoint(path)
     run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+    state = meta.get("state", {})
     return {
-        "format": meta["format"],
-        "version": meta["version"],
-        "evostrat_version": meta.get("evostrat_version"),
-        "created": meta.get("created"),
-        "strategy": meta.get("state", {}).get("strategy"),
-        "backend": meta.get("state", {}).get("backend"),
-        "n_generations": run.get("n_generations"),
-        "n_evals": run.get("n_evals"),
-        "stop_reason": run.get("stop_reason"),
-        "checkpoint_every": meta.get("checkpoint_every"),
-        "user": meta.get("user", {}),
+        "format": meta["format"], "version": meta["version"],
+        "evostrat_version": meta.get("evostrat_version"), "created": meta.get("created"),
+        "strategy": state.get("strategy"), "backend": state.get("backend"),
+        **{key: run.get(key) for key in ("n_generations", "n_evals", "stop_reason")},
+        "checkpoint_every": meta.get("checkpoint_every"), "user": meta.get("user", {}),
     }
 
 

@@ -94,9 +94,7 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
 
 def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.ndarray, str], Any] | None = None) -> Any:
     """Inverse of :func:`encode`; ``to_backend(array, name)`` rebuilds torch/JAX arrays."""
-    if data is None or isinstance(data, (bool, str, int)):
-        return data
-    if isinstance(data, float):
+    if data is None or isinstance(data, (bool, str, int, float)):
         return data
     if isinstance(data, list):
         return [decode(v, arrays, to_backend) for v in data]

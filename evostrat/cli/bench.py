@@ -1,15 +1,12 @@
 """``evostrat bench``: run the pytest-benchmark suites and print the comparison table.
 
-Runs ``python -m pytest <path> --benchmark-only`` (the suites live in the
-repository's ``benchmarks/`` folder, which is not installed with the package:
-run from a checkout or pass ``--path``). pytest-benchmark prints its timing
-table; the suites add a table of per-generation medians with the ratio of
-evostrat to the fastest peer. ``--save NAME`` keeps the results and
-``--compare [ID]`` adds the difference to a saved run (pytest-benchmark's
-storage, ``.benchmarks/``), ``--json FILE`` writes the raw results and
-``--report FILE.md`` the markdown tables of ``BENCHMARKS.md`` (ratios to the
-fastest peer, targets met or missed; ``benchmarks/report.py``). Needs the
-``dev`` extra (pytest, pytest-benchmark); the peers come with the ``bench`` extra.
+Runs ``python -m pytest <path> --benchmark-only`` on the suites of the
+repository's ``benchmarks/`` folder (not installed with the package: run from
+a checkout or pass ``--path``). pytest-benchmark prints its timing table; the
+suites add per-generation medians with the ratio of evostrat to the fastest
+peer; ``--report`` runs ``benchmarks/report.py`` for the tables of
+``BENCHMARKS.md``. Needs the ``dev`` extra (pytest, pytest-benchmark); the
+peers come with the ``bench`` extra.
 
 Examples
 --------
@@ -52,12 +49,6 @@ def _default_json(args: argparse.Namespace) -> str:
     return os.path.splitext(args.report)[0] + ".json"
 
 
-def _report_script(path: str) -> str:
-    """``report.py`` of the suites' folder (``path`` is the folder or one suite file)."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    return os.path.join(folder, "report.py")
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from evostrat.cli.run import UsageError
 
@@ -77,7 +68,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print("evostrat bench: error: no benchmark was selected (check -k and --path)", file=sys.stderr)
         return 2
     if args.report and code in (0, 1):  # 1: some benchmark failed; report the others
-        script = _report_script(args.path)
+        folder = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
+        script = os.path.join(folder, "report.py")  # next to the suites
         made = subprocess.call([sys.executable, script, args.json or _default_json(args),
                                 "-o", args.report])
         if made == 0:

@@ -41,25 +41,10 @@ __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
 #: The configuration of a run: option name -> default. ``--resume`` takes these from the checkpoint.
 CONFIG_DEFAULTS: dict[str, Any] = {
-    "strategy": "cma_es",
-    "problem": "sphere",
-    "dim": 10,
-    "x0": 3.0,
-    "sigma0": None,
-    "popsize": None,
-    "backend": "numpy",
-    "device": None,
-    "dtype": None,
-    "evaluator": "auto",
-    "workers": None,
-    "max_evals": None,
-    "max_generations": None,
-    "ftarget": None,
-    "restarts": None,
-    "seed": 0,
-    "patience": None,
-    "min_delta": 0.0,
-    "checkpoint_every": 10,
+    "strategy": "cma_es", "problem": "sphere", "dim": 10, "x0": 3.0, "sigma0": None, "popsize": None,
+    "backend": "numpy", "device": None, "dtype": None, "evaluator": "auto", "workers": None,
+    "max_evals": None, "max_generations": None, "ftarget": None, "restarts": None, "seed": 0,
+    "patience": None, "min_delta": 0.0, "checkpoint_every": 10,
 }
 CHECKPOINT = "checkpoint.ckpt"
 

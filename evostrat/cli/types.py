@@ -43,15 +43,13 @@ def finite_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     """A finite number > 0."""
-    value = finite_float(text)
-    if value <= 0:
+    if finite_float(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+    return float(text)
 
 
 def nonnegative_float(text: str) -> float:
     """A finite number >= 0."""
-    value = finite_float(text)
-    if value < 0:
+    if finite_float(text) < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    return float(text)

@@ -1,14 +1,9 @@
 """Evaluators that send candidates to other processes or machines.
 
-- :class:`ExecutorEvaluator` (``evaluator="executor"``): any
-  ``concurrent.futures.Executor``; a process pool by default.
-- :class:`RayEvaluator` (``evaluator="ray"``): Ray tasks with retries of
-  chunks whose worker died; needs the ``ray`` extra (imported on first use).
-
-Both cut the population into chunks (:mod:`evostrat.evaluators.remote`), run
-:func:`evostrat.evaluators.worker.run_chunk` on workers and ship Gaussian
-populations as seeds (:mod:`evostrat.evaluators.seeded`). The in-process evaluators
-(``"auto"``, ``"vectorized"``, ``"serial"``) live in :mod:`evostrat.evaluators.local`.
+:class:`ExecutorEvaluator` (``evaluator="executor"``, any
+``concurrent.futures.Executor``) and :class:`RayEvaluator` (``evaluator="ray"``)
+are :class:`ChunkedEvaluator` s (:mod:`evostrat.evaluators.remote`). The
+in-process evaluators live in :mod:`evostrat.evaluators.local`.
 
 Examples
 --------

@@ -1,26 +1,19 @@
 """``evaluator="executor"``: chunks of candidates on any ``concurrent.futures.Executor``.
 
-By default a process pool of ``max_workers`` processes from loky (vendored by
+The default pool of ``max_workers`` processes comes from loky (vendored by
 scikit-learn's joblib, a core dependency): it serialises with cloudpickle, so
 lambdas and closures work, and starts workers by fork + exec, safe with torch
-and JAX threads in the driver. The evaluator creates it at the first
-generation and shuts it down in :meth:`ExecutorEvaluator.close` (``ES.fit``
-calls it when the run ends). ``mp_context="spawn"`` (or another start method)
-uses the standard library's ``ProcessPoolExecutor`` instead, whose pickle
-needs module-level objectives. (loky replaces a worker whose memory grew by
-more than 300 MB since its first task, a guard against leaks; pass your own
-executor where objectives legitimately grow that much.)
-
-Any other executor works the same way and is never shut down by evostrat: a
-``ThreadPoolExecutor`` (no copies, no seeds), a ``ProcessPoolExecutor``,
-Dask's ``client.get_executor()``, ``mpi4py.futures.MPIPoolExecutor``. The
-objective travels with the executor's own serialisation.
-
-The population is cut into contiguous chunks (one per worker unless
-``chunksize`` says otherwise); values come back in population order whatever
-order the chunks finish in. Large Gaussian populations travel as seeds
-(:mod:`evostrat.evaluators.seeded`). Scripts using process pools need the usual
-``if __name__ == "__main__":`` guard.
+and JAX threads in the driver. It is created at the first generation and shut
+down in :meth:`ExecutorEvaluator.close` (``ES.fit`` calls it when the run
+ends); loky replaces a worker whose memory grew by more than 300 MB since its
+first task (a guard against leaks: pass your own executor where objectives
+legitimately grow that much). A given executor is never shut down by
+evostrat: a ``ThreadPoolExecutor`` (no copies, no seeds), a
+``ProcessPoolExecutor``, Dask's ``client.get_executor()``,
+``mpi4py.futures.MPIPoolExecutor``; the objective travels with its own
+serialisation. Values come back in population order whatever order the
+chunks finish in. Scripts using process pools need the usual ``if __name__ ==
+"__main__":`` guard.
 
 Examples
 --------
@@ -100,7 +93,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
                 f"client.get_executor()) or None, got {type(self.executor).__name__}"
             )
         positive_int("max_workers", self.max_workers)
-        if self.mp_context is not None and isinstance(self.mp_context, str):
+        if isinstance(self.mp_context, str):
             methods = multiprocessing.get_all_start_methods()
             if self.mp_context not in methods:
                 raise InvalidArgumentError(
@@ -140,8 +133,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
 
     def close(self) -> None:
         """Shut down the pool this evaluator created (never a pool it was given)."""
-        pool, self._pool = self._pool, None
-        self._checked = None
+        pool, self._pool, self._checked = self._pool, None, None
         if pool is not None:
             pool.shutdown(wait=True)
 
@@ -190,19 +182,17 @@ class ExecutorEvaluator(ChunkedEvaluator):
     ) -> list[ChunkResult]:
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
-        futures = []
-        for start, stop in chunks:
-            if hasattr(source, "shape"):  # plain: only this chunk's rows travel
-                args = (objective, source[start:stop], start, stop, start, options)
-            else:  # the generation's seed
-                args = (objective, source, start, stop, 0, options)
-            futures.append(pool.submit(run_chunk, *args))
+        plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed
+        futures = [
+            pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
+                        a if plain else 0, options)
+            for a, b in chunks
+        ]
         done, pending = cf.wait(futures, timeout=self.backstop(chunks))
         if pending:
             for future in pending:
                 future.cancel()
-            if self.executor is None:
-                self._kill_pool()
+            self._kill_pool()  # an owned pool only: a given executor is never stored in _pool
             late = [chunk for chunk, future in zip(chunks, futures) if future in pending]
             raise self.timed_out(late)
         results = []
@@ -210,8 +200,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
             try:
                 results.append(future.result())
             except Exception as err:  # noqa: BLE001 - the executor failed, not the objective
-                if self.executor is None:
-                    self._kill_pool()  # a broken process pool cannot be reused
+                self._kill_pool()  # a broken process pool cannot be reused
                 raise ObjectiveError(
                     f"the executor failed to evaluate {describe_candidates(start, stop)}: "
                     f"{type(err).__name__}: {err} (a worker process that dies, e.g. killed "

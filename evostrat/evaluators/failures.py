@@ -49,40 +49,24 @@ def describe_candidates(start: int, stop: int) -> str:
 
 def raise_failure(failure: Failure, timeout: float | None = None) -> None:
     """Re-raise a worker's :class:`~evostrat.evaluators.worker.Failure` on the driver."""
-    where = (
-        describe_candidates(failure.index, failure.index + 1)
-        if failure.index is not None
-        else describe_candidates(failure.start, failure.stop)
-    )
-    indices = (failure.index,) if failure.index is not None else tuple(range(failure.start, failure.stop))
+    a, b = (failure.start, failure.stop) if failure.index is None else (failure.index, failure.index + 1)
+    where, indices = describe_candidates(a, b), tuple(range(a, b))
     original = failure.exception
     remote = RemoteTraceback(failure.traceback)
     if original is None:
         original = remote
     else:
         original.__cause__ = remote
-    if failure.kind == "timeout":
-        raise EvaluationTimeoutError(
-            f"evaluation of {where} exceeded the timeout of {timeout} s per candidate",
-            index=failure.index,
-            indices=indices,
-            traceback=failure.traceback,
-        ) from original
-    if failure.kind == "load":
-        raise ObjectiveError(
-            f"a worker could not build {where}: {failure.type_name}: {failure.message}",
-            indices=indices,
-            traceback=failure.traceback,
-        ) from original
     if failure.kind == "invalid" and isinstance(original, EvostratError):
         raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises
     if failure.kind == "invalid":
         raise InvalidArgumentError(
             f"objective returned invalid values for {where}: {failure.message}"
         ) from original
-    raise ObjectiveError(
-        f"objective raised on {where}: {failure.type_name}: {failure.message}",
-        index=failure.index,
-        indices=indices,
-        traceback=failure.traceback,
-    ) from original
+    what = f"{failure.type_name}: {failure.message}"
+    error, message = {  # "load": setting up the candidates failed (index is None)
+        "timeout": (EvaluationTimeoutError, f"evaluation of {where} exceeded the timeout of {timeout} s "
+                    "per candidate"),
+        "load": (ObjectiveError, f"a worker could not build {where}: {what}"),
+    }.get(failure.kind, (ObjectiveError, f"objective raised on {where}: {what}"))
+    raise error(message, index=failure.index, indices=indices, traceback=failure.traceback) from original

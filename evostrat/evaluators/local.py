@@ -11,10 +11,8 @@ Built-ins (``ES(evaluator=...)``):
   is used as marked. Otherwise evostrat calls ``objective(X)`` once: a result of
   shape ``(popsize,)`` means vectorised; a scalar, another shape, or an exception
   means per-candidate, and the per-candidate path is used from then on.
-- ``"executor"``: chunks of candidates on a process pool or any
-  ``concurrent.futures.Executor`` (:mod:`evostrat.evaluators.executor`).
-- ``"ray"``: chunks as Ray tasks, retried when a worker dies
-  (:mod:`evostrat.evaluators.ray`; the ``ray`` extra).
+- ``"executor"``, ``"ray"``: chunks of candidates on other processes or
+  machines (:mod:`evostrat.evaluators`).
 
 Options reach a named evaluator through ``ES(evaluator="executor",
 evaluator_options={"max_workers": 4})``; or pass an instance,

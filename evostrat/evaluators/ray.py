@@ -2,30 +2,22 @@
 
 Needs the ``ray`` extra (``pip install evostrat[ray]``); ``import evostrat``
 never imports Ray, this module imports it when a generation is first evaluated.
+The evaluator shuts down a cluster it started in :meth:`RayEvaluator.close`
+(``ES.fit`` calls it at the end).
 
-Cluster
-    ``address=None``: join the Ray instance this process already initialised,
-    else start a local one with ``num_cpus`` CPUs (default ``min(os.cpu_count(), 8)``)
-    whose servers listen on 127.0.0.1 only; the evaluator shuts down a cluster
-    it started in :meth:`RayEvaluator.close` (``ES.fit`` calls it at the end).
-    ``address="auto"`` or ``"ray://host:10001"`` joins an existing cluster.
+Per generation, the population (or its seed, or in ``seeded="replay"`` mode
+the replay message, :mod:`evostrat.evaluators.seeded`) is ``ray.put`` once,
+the objective once per run; one task per chunk runs
+:func:`~evostrat.evaluators.worker.run_chunk` and returns only values.
 
-Per generation
-    The population (or its seed, or in ``seeded="replay"`` mode the replay
-    message, :mod:`evostrat.evaluators.seeded`) is ``ray.put`` once;
-    the objective once per run. One task per chunk (one chunk per CPU of the
-    cluster unless ``chunksize``/``num_workers`` say otherwise) runs
-    :func:`~evostrat.evaluators.worker.run_chunk` and returns only values.
-
-Fault tolerance
-    A worker process that dies mid-chunk (killed, out of memory, node lost) is
-    a system failure: Ray re-runs the chunk on another worker, up to
-    ``max_retries`` times, and a deterministic objective gives the same run as
-    without the failure. Past the limit, :class:`~evostrat.errors.ObjectiveError`
-    names the chunk's candidates. Exceptions raised by the objective are not
-    retried: they are re-raised with the candidate index and worker traceback.
-    In replay mode a retried chunk that lands on a fresh worker (no cached
-    state) answers ``need_state`` and the driver resends it with the full state.
+A worker process that dies mid-chunk (killed, out of memory, node lost) is a
+system failure: Ray re-runs the chunk on another worker, up to
+``max_retries`` times, and a deterministic objective gives the same run as
+without the failure. Past the limit, :class:`~evostrat.errors.ObjectiveError`
+names the chunk's candidates. Exceptions raised by the objective are not
+retried: they are re-raised with the candidate index and worker traceback.
+In replay mode a retried chunk that lands on a fresh worker (no cached state)
+answers ``need_state`` and the driver resends it with the full state.
 
 Examples
 --------
@@ -56,9 +48,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError as err:
-        raise ImportError(
-            "evaluator='ray' needs Ray: pip install 'evostrat[ray]'"
-        ) from err
+        raise ImportError("evaluator='ray' needs Ray: pip install 'evostrat[ray]'") from err
     return ray
 
 
@@ -173,14 +163,9 @@ class RayEvaluator(ChunkedEvaluator):
             )
         positive_int("num_cpus", self.num_cpus)
         positive_int("num_workers", self.num_workers)
-        if (
-            isinstance(self.max_retries, bool)
-            or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
-        ):
-            raise InvalidArgumentError(
-                f"max_retries must be an int >= 0, got {self.max_retries!r}"
-            )
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgumentError(f"max_retries must be an int >= 0, got {retries!r}")
         if self.init_options is not None and not isinstance(self.init_options, dict):
             raise InvalidTypeError(
                 f"init_options must be a dict of ray.init arguments or None, got "
@@ -240,10 +225,7 @@ class RayEvaluator(ChunkedEvaluator):
             self._objective_ref = (objective, ray.put(objective))
         objective_ref = self._objective_ref[1]
         source_ref = ray.put(source)  # once per generation, whatever the number of chunks
-        refs = [
-            self._task.remote(objective_ref, source_ref, start, stop, 0, options)
-            for start, stop in chunks
-        ]
+        refs = [self._task.remote(objective_ref, source_ref, a, b, 0, options) for a, b in chunks]
         _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.backstop(chunks))
         if pending:
             late = [chunk for chunk, ref in zip(chunks, refs) if ref in pending]
@@ -255,18 +237,15 @@ class RayEvaluator(ChunkedEvaluator):
             try:
                 results.append(ray.get(ref))
             except ray.exceptions.RayError as err:
-                where = describe_candidates(start, stop)
+                message = f"Ray could not evaluate {describe_candidates(start, stop)}: "
                 if isinstance(err, ray.exceptions.WorkerCrashedError):
-                    message = (
-                        f"Ray could not evaluate {where}: the worker process running them died "
-                        f"{int(self.max_retries) + 1} times (max_retries={self.max_retries})"
+                    message += (
+                        f"the worker process running them died {int(self.max_retries) + 1} "
+                        f"times (max_retries={self.max_retries})"
                     )
                 else:
                     lines = [line for line in str(err).splitlines() if line.strip()]
-                    message = (
-                        f"Ray could not evaluate {where}: {type(err).__name__}: "
-                        f"{lines[-1] if lines else ''}"
-                    )
+                    message += f"{type(err).__name__}: {lines[-1] if lines else ''}"
                     if "RaySystemError" in message or "ModuleNotFoundError" in message:
                         message += (
                             " (a worker must be able to import the module that defines the "

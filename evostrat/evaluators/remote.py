@@ -1,11 +1,8 @@
 """Driver side of the chunked evaluators (``"executor"``, ``"ray"``).
 
-:class:`ChunkedEvaluator` splits a population into contiguous chunks of
-candidates, hands them to a subclass that runs
-:func:`~evostrat.evaluators.worker.run_chunk` remotely, and assembles the
-values in population order, whatever order the chunks finish in. It moves
-torch/JAX populations to numpy for shipping (or ships only their seed, see
-:mod:`evostrat.evaluators.seeded`) and returns the values on the population's backend,
+:class:`ChunkedEvaluator` splits a population into contiguous chunks, has a
+subclass run :func:`~evostrat.evaluators.worker.run_chunk` on each remotely,
+and assembles the values in population order on the population's backend,
 dtype and device. A worker's failure is re-raised on the driver as
 :mod:`evostrat.evaluators.failures` describes.
 
@@ -48,13 +45,9 @@ def chunk_bounds(n: int, n_chunks: int | None = None, chunksize: int | None = No
     if chunksize is not None:
         return [(a, min(a + chunksize, n)) for a in range(0, n, chunksize)]
     k = max(1, min(int(n_chunks or 1), n))
-    base, extra = divmod(n, k)
-    bounds, start = [], 0
-    for c in range(k):
-        stop = start + base + (1 if c < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
+    base, extra = divmod(n, k)  # the first ``extra`` chunks get one candidate more
+    starts = [c * base + min(c, extra) for c in range(k + 1)]
+    return list(zip(starts[:-1], starts[1:]))
 
 
 def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
@@ -81,9 +74,7 @@ def _timeout(value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
         math.isfinite(float(value)) and float(value) > 0
     ):
-        raise InvalidArgumentError(
-            f"timeout must be a positive number of seconds or None, got {value!r}"
-        )
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {value!r}")
 
 
 class ChunkedEvaluator(Evaluator):
@@ -163,13 +154,9 @@ class ChunkedEvaluator(Evaluator):
                 f"seeded must be True, False, 'auto', 'seed' or 'replay', got {self.seeded!r}"
             )
         if self.vectorized is not None and not isinstance(self.vectorized, bool):
-            raise InvalidArgumentError(
-                f"vectorized must be True, False or None, got {self.vectorized!r}"
-            )
+            raise InvalidArgumentError(f"vectorized must be True, False or None, got {self.vectorized!r}")
         if self.arrays not in ("backend", "numpy"):
-            raise InvalidArgumentError(
-                f"arrays must be 'backend' or 'numpy', got {self.arrays!r}"
-            )
+            raise InvalidArgumentError(f"arrays must be 'backend' or 'numpy', got {self.arrays!r}")
 
     # -- subclass interface ---------------------------------------------------------
     def n_workers(self) -> int:
@@ -224,18 +211,12 @@ class ChunkedEvaluator(Evaluator):
         if vectorized is None:
             vectorized = bool(getattr(objective, "vectorized", False))
         options = WorkerOptions(
-            backend=backend.name,
-            as_backend=self.arrays == "backend",
-            vectorized=vectorized,
+            backend=backend.name, as_backend=self.arrays == "backend", vectorized=vectorized,
             timeout=None if self.timeout is None else float(self.timeout),
             behaviours=bool(getattr(self, "behaviours", False)),
         )
-        self.last_shipped_ = {
-            "mode": mode,
-            "seeded": mode != "plain",
-            "chunks": len(chunks),
-            "population_bytes": int(source.nbytes),
-        }
+        self.last_shipped_ = {"mode": mode, "seeded": mode != "plain", "chunks": len(chunks),
+                              "population_bytes": int(source.nbytes)}
         results = self.run_chunks(objective, source, chunks, options)
         if mode == "replay":
             results = self._resend_state(objective, replay, source, chunks, results, options)

@@ -102,9 +102,7 @@ def layout_rows(layout: str, popsize: int, candidates: Sequence[int]) -> tuple[n
     """
     i = np.asarray(candidates, dtype=np.int64).reshape(-1)
     if i.size and (i.min() < 0 or i.max() >= popsize):
-        raise InvalidArgumentError(
-            f"candidates must lie in [0, {popsize}), got {i.min()}..{i.max()}"
-        )
+        raise InvalidArgumentError(f"candidates must lie in [0, {popsize}), got {i.min()}..{i.max()}")
     if layout == "independent":
         return i, np.ones(i.size)
     half = popsize // 2
@@ -246,10 +244,7 @@ class GaussianSeed:
         be = get_backend(self.backend)
         mean, sigma = be.from_host((self.mean, self.sigma), dtype=be.require_dtype(self.dtype))
         key = be.key_from_numpy(self.key)
-        # Build at least two candidates: XLA compiles a single row (a degenerate
-        # dimension) without the fused multiply-add it uses for the whole
-        # population, which changes the last bit. Two or more rows compile alike.
-        lo, hi = start, stop
+        lo, hi = start, stop  # at least two rows: see "Layouts" in the module docstring
         if hi - lo < 2 <= self.popsize:
             lo, hi = (start, start + 2) if start + 2 <= self.popsize else (stop - 2, stop)
         X = _rebuild(be, self.popsize, self.layout, lo, hi)(key, mean, sigma)
@@ -258,13 +253,7 @@ class GaussianSeed:
 
 
 def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int) -> Any:
-    """``gaussian_population`` of candidates ``start:stop``, compiled as ``ask`` is.
-
-    The driver's ``ask`` runs through ``backend.compile`` (``jax.jit``), where XLA
-    fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of two);
-    rebuilding through the same compiler keeps the rows bit-identical. The
-    backend's compile cache keeps one program per chunk.
-    """
+    """``gaussian_population`` of candidates ``start:stop``, compiled as ``ask`` is (one program per chunk)."""
 
     def build(key: Any, mean: Array, sigma: Array) -> Array:
         return gaussian_population(backend, key, mean, sigma, popsize, layout, range(start, stop))

@@ -195,7 +195,6 @@ def run_chunk(
     options : WorkerOptions
     """
     values = np.full(stop - start, np.nan)
-    fn = objective
     try:
         rows = _rows(source, start, stop, offset, options)
     except NeedState:  # replay mode: the driver resends this chunk with the full state
@@ -203,13 +202,13 @@ def run_chunk(
     except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
         return ChunkResult(start, stop, values, _failure("load", None, start, stop, err), os.getpid())
     if options.vectorized:
-        return _run_vectorized(fn, rows, start, stop, values, options)
+        return _run_vectorized(objective, rows, start, stop, values, options)
     outputs: list | None = [] if options.behaviours else None
     for j in range(stop - start):
         i = start + j
         try:
             with _deadline(options.timeout):
-                out = fn(rows[j])
+                out = objective(rows[j])
         except CandidateTimeout as err:
             return ChunkResult(start, stop, values, _failure("timeout", i, start, stop, err), os.getpid())
         except Exception as err:  # noqa: BLE001 - reported to the driver with its traceback
@@ -236,12 +235,9 @@ def _run_vectorized(
         return ChunkResult(start, stop, values, _failure("timeout", None, start, stop, err), os.getpid())
     except Exception as err:  # noqa: BLE001
         return ChunkResult(start, stop, values, _failure("raised", None, start, stop, err), os.getpid())
-    if options.behaviours:  # stacked and checked on the driver
-        try:
-            return ChunkResult(start, stop, values, None, os.getpid(), [host_output(out)])
-        except Exception as err:  # noqa: BLE001
-            return ChunkResult(start, stop, values, _failure("invalid", None, start, stop, err), os.getpid())
     try:
+        if options.behaviours:  # stacked and checked on the driver
+            return ChunkResult(start, stop, values, None, os.getpid(), [host_output(out)])
         arr = np.asarray(to_host(out), dtype=np.float64)
         if arr.shape != (n,):
             raise ValueError(
