@@ -89,8 +89,7 @@ class _FileLogger(_RowLogger):
         self._file: TextIO | None = None
 
     def _open(self) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")
 
     def _close(self) -> None:

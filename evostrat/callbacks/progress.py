@@ -159,18 +159,12 @@ class ProgressBar(Callback):
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         console = Console(file=self._stream, force_terminal=True if not self._live else None, stderr=False)
+        texts = ("evals {task.fields[evals]}", "best [green]{task.fields[best]}",
+                 "current {task.fields[current]}", "sigma {task.fields[sigma]}")
         progress = Progress(
-            TextColumn("gen [bold]{task.fields[gen]}"),
-            BarColumn(bar_width=12),
-            TaskProgressColumn(),
-            TextColumn("evals {task.fields[evals]}"),
-            TextColumn("best [green]{task.fields[best]}"),
-            TextColumn("current {task.fields[current]}"),
-            TextColumn("sigma {task.fields[sigma]}"),
-            TimeElapsedColumn(),
-            console=console,
-            refresh_per_second=1.0 / self.interval if self.interval else 10,
-            transient=False,
+            TextColumn("gen [bold]{task.fields[gen]}"), BarColumn(bar_width=12), TaskProgressColumn(),
+            *(TextColumn(text) for text in texts), TimeElapsedColumn(),
+            console=console, refresh_per_second=1.0 / self.interval if self.interval else 10, transient=False,
         )
         total, done, _ = self._budget(es)
         task = progress.add_task("run", total=total, completed=done, **self._fields(es))

@@ -39,16 +39,13 @@ def snapshot(es: Any, n_samples: int = 200) -> dict[str, Any]:
     runner = driver.runner
     be = runner.backend
     state, rows = runner.state, []
-    count = 0
-    while count < n_samples:
+    while sum(len(r) for r in rows) < n_samples:
         X, state = runner.sample(state)  # pure: runner.state is untouched
         rows.append(np.asarray(be.to_numpy(driver.to_box(X)), dtype=np.float64))
-        count += rows[-1].shape[0]
-    mean = driver.to_box(runner.mean)
     return {
         "generation": es.n_generations_,
         "n_evals": es.n_evals_,
-        "mean": np.asarray(be.to_numpy(mean), dtype=np.float64),
+        "mean": np.asarray(be.to_numpy(driver.to_box(runner.mean)), dtype=np.float64),
         "samples": np.concatenate(rows)[:n_samples],
     }
 

@@ -10,10 +10,8 @@ backend (numpy, torch, JAX).
 - :func:`save_checkpoint` / :func:`load_checkpoint` do the same by hand for an
   estimator driven with ``initialize``/``ask``/``tell``.
 - :class:`Checkpointer` is the callback behind ``fit(checkpoint=...)``.
-- The file is a zip of JSON metadata and ``.npy`` arrays with a format tag,
-  a version and a SHA-256 digest; it is written atomically and read without
-  pickle (:mod:`evostrat.checkpoint.format`); what it holds is listed in
-  :mod:`evostrat.checkpoint.state`.
+- The file (JSON and ``.npy`` arrays, never pickle) is described in
+  :mod:`evostrat.checkpoint.format`, what it holds in :mod:`evostrat.checkpoint.state`.
 
 Examples
 --------
@@ -41,6 +39,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from evostrat.callbacks.base import Callback
 from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -102,7 +101,7 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-class Checkpointer:
+class Checkpointer(Callback):
     """Callback that checkpoints a run every ``every`` generations and when it ends.
 
     Parameters
@@ -116,7 +115,8 @@ class Checkpointer:
 
     Notes
     -----
-    A checkpoint is written only between generations. The final one (the run
+    A checkpoint is written only between generations (the first after
+    ``every`` generations: ``on_fit_start`` does nothing). The final one (the run
     ended with a ``stop_reason_``) lets :meth:`ES.resume` return the finished
     result; a run interrupted by an exception keeps its last periodic
     checkpoint, from which it resumes bit for bit.
@@ -152,13 +152,9 @@ class Checkpointer:
         """Write a checkpoint of ``es`` now."""
         meta, arrays = capture(es, user=self.metadata)
         meta["checkpoint_every"] = self.every
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         write_checkpoint(self.path, meta, arrays)
         self.n_written += 1
-
-    def on_fit_start(self, es: Any) -> None:
-        """Nothing to do: the first checkpoint comes after ``every`` generations."""
 
     def __call__(self, es: Any) -> None:
         if es.stop_reason_ is None and es.n_generations_ % self.every == 0:

@@ -93,8 +93,7 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     Parameters
     ----------
     path : str or os.PathLike
-        Target file; its folder must exist. An existing file is replaced only
-        once the new one is complete.
+        Target file; its folder must exist (replaced atomically, see above).
     meta : dict
         Plain data (``dict``/``list``/``str``/numbers/``None``); the keys
         ``format``, ``version``, ``arrays`` and ``sha256`` are set here.

@@ -123,10 +123,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration from the arguments (new run) or the checkpoint (``--resume``)."""
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
@@ -134,7 +130,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         if given:
             raise UsageError(
                 "--resume continues the saved run with its own configuration; drop "
-                + ", ".join(_option(k) for k in given)
+                + ", ".join("--" + k.replace("_", "-") for k in given)
             )
         if args.output is None:
             raise UsageError("--resume needs --output DIR, the folder of the run to continue")

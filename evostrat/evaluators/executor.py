@@ -109,11 +109,10 @@ class ExecutorEvaluator(ChunkedEvaluator):
         return not self._in_process()
 
     def n_workers(self) -> int:
-        if self.executor is None:
-            return self.max_workers or os.cpu_count() or 1
         if self.max_workers is not None:
             return self.max_workers
-        return int(getattr(self.executor, "_max_workers", None) or os.cpu_count() or 1)
+        given = None if self.executor is None else getattr(self.executor, "_max_workers", None)
+        return int(given or os.cpu_count() or 1)
 
     def _get_pool(self) -> cf.Executor:
         if self.executor is not None:

@@ -90,17 +90,14 @@ class ChunkedEvaluator(Evaluator):
         :class:`~evostrat.errors.EvaluationTimeoutError` naming it.
     seeded : {"auto", True, "seed", "replay", False}
         How Gaussian populations (``openai_es``, ``snes``, ``pgpe`` on the CPU)
-        travel (:mod:`evostrat.evaluators.seeded`); other populations always travel plain.
-
-        - ``True`` or ``"seed"``: the generation's key, mean and sigma;
-          workers rebuild their own rows.
-        - ``"replay"``: workers keep the strategy's state and replay its update
-          from the told fitness (:mod:`evostrat.evaluators.replay`).
-        - ``"auto"`` (default): ``"seed"`` where workers are other processes and
-          the population has at least :attr:`seed_min_bytes` (8 MiB), else
-          plain. ``"auto"`` never replays: ask for it where bandwidth, not
-          CPU, is the bottleneck.
-        - ``False``: always the population itself.
+        travel (:mod:`evostrat.evaluators.seeded`); others always travel plain.
+        ``True``/``"seed"``: the generation's key, mean and sigma (workers
+        rebuild their rows); ``"replay"``: the told fitness, workers replaying
+        the update (:mod:`evostrat.evaluators.replay`); ``False``: the
+        population itself; ``"auto"`` (default): ``"seed"`` where workers are
+        other processes and the population has at least :attr:`seed_min_bytes`
+        (8 MiB), else plain (never replay: ask for it where bandwidth, not
+        CPU, is the bottleneck).
     vectorized : bool, optional
         Call ``objective(rows)`` once per chunk; default: when the objective is
         marked ``vectorized`` (:func:`evostrat.evaluators.local.vectorized`).

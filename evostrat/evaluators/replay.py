@@ -15,14 +15,9 @@ otherwise (first generation, new or restarted worker, digest mismatch) it
 answers ``need_state`` and gets the full state once. A replayed state that
 differs in any bit from the driver's fails the digest and falls back.
 
-- Driver: :class:`ReplayLog` records per run the state before each ``ask`` and
-  the fitness ``tell`` received; :class:`ReplayStep` is what one generation
-  hands the evaluator.
-- Wire: :class:`ReplayMessage` (run id, generation, the last
-  :data:`REPLAY_WINDOW` told fitness vectors, a 16-byte digest of the state)
-  and, when a worker lacks the state, :class:`ReplayState` (the full state).
-- Worker: a module-level cache of the last :data:`REPLAY_RUNS` runs; a worker
-  that cannot reach the message's state raises :class:`NeedState`.
+The driver side is :class:`ReplayLog` and :class:`ReplayStep`, the wire
+:class:`ReplayMessage` and :class:`ReplayState`; a worker keeps a cache of
+the last :data:`REPLAY_RUNS` runs.
 
 Examples
 --------
@@ -36,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -223,7 +219,6 @@ class ReplayStep:
         self.generation = int(runner.generation)
         self.history = history  # told fitness of generations generation - len .. generation - 1
         self._host: Any = None
-        self._digest: bytes | None = None
         self._full: ReplayState | None = None
 
     def host_state(self) -> Any:
@@ -231,11 +226,9 @@ class ReplayStep:
             self._host = self.backend.to_host(self.state)
         return self._host
 
-    @property
+    @functools.cached_property
     def digest(self) -> bytes:
-        if self._digest is None:
-            self._digest = state_digest(self.host_state())
-        return self._digest
+        return state_digest(self.host_state())
 
     def message(self, window: int = REPLAY_WINDOW) -> ReplayMessage:
         """The per-generation message: the last ``window`` told fitness vectors and the digest."""

@@ -1,13 +1,11 @@
 """What runs on a worker: evaluate one chunk of candidates, never raise.
 
 :func:`run_chunk` is the one function every remote evaluator ships (by
-reference: workers import ``evostrat``). It rebuilds or slices its candidates,
-calls the objective on each (or once on the chunk for vectorised objectives)
-and returns the values with, at most, one :class:`Failure` record: the first
-candidate that raised, returned a non-number or ran past the ``timeout``. The
-record carries the candidate index, the exception (when it can travel) and
-its traceback text, so the driver re-raises it as
-:class:`~evostrat.errors.ObjectiveError` with everything a local run would show.
+reference: workers import ``evostrat``). It returns the values with at most
+one :class:`Failure` record (the first candidate that raised, returned a
+non-number or ran past the ``timeout``: its index, the exception when it can
+travel and its traceback text), which the driver re-raises with everything a
+local run would show.
 
 Examples
 --------
@@ -108,9 +106,7 @@ class ChunkResult:
     failure: Failure | None
     pid: int
     outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
-    #: Replay mode: this worker could not reach the driver's state (no cache, a
-    #: stale one or a digest mismatch); the driver resends the chunk with the
-    #: full state (:mod:`evostrat.evaluators.seeded`). Nothing was evaluated.
+    #: Replay mode: nothing was evaluated, this worker lacked the driver's state (see NeedState).
     need_state: bool = False
 
 
