@@ -148,22 +148,17 @@ class Params:
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        init = cls.__init__
-        if init is object.__init__:
+        if cls.__init__ is object.__init__:
             return []
-        sig = inspect.signature(init)
-        return sorted(
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        )
+        params = inspect.signature(cls.__init__).parameters.values()
+        return sorted(p.name for p in params
+                      if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters as a dict (scikit-learn protocol)."""
         out = {}
         for name in self._param_names():
-            value = getattr(self, name)
-            out[name] = value
+            value = out[name] = getattr(self, name)
             if deep and hasattr(value, "get_params") and not isinstance(value, type):
                 out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
         return out
@@ -187,14 +182,11 @@ class Params:
         return self
 
     def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-        }
+        params = inspect.signature(type(self).__init__).parameters
         changed = []
         for k, v in self.get_params(deep=False).items():
-            default = defaults.get(k, inspect.Parameter.empty)
-            try:
-                same = bool(v == default) if not hasattr(v, "shape") else False
+            try:  # a parameter missing from the signature (KeyError) has no default
+                same = not hasattr(v, "shape") and bool(v == params[k].default)
             except Exception:
                 same = False
             if not same:

@@ -45,7 +45,7 @@ True
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -69,24 +69,10 @@ _vecdot = getattr(np, "vecdot", None) or xp_numpy.vecdot
 _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 
 
-class Context:
-    """What the kernel keeps per strategy: the strategy and its factors per (dim, dtype)."""
-
-    def __init__(self, strategy: CMAES) -> None:
-        self.strategy = strategy
-        self.cache: dict[tuple[int, Any], SimpleNamespace] = {}
-
-    def factors(self, n: int, dtype: Any) -> SimpleNamespace:
-        """The strategy's constants and the factors derived from them (made once)."""
-        K = self.cache.get((n, dtype))
-        if K is None:
-            K = self.cache[(n, dtype)] = _factors(self.strategy, n, dtype)
-        return K
-
-
 def kernel(strategy: CMAES) -> Kernel:
     """The kernel bound to ``strategy`` (what the built-in plugin returns)."""
-    ctx = Context(strategy)
+    # what the kernel keeps: the strategy and its factors per (dim, dtype), made once
+    ctx = SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(_factors, strategy)))
     return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=sigma, stop=partial(stop, strategy))
 
 
@@ -157,7 +143,7 @@ def _factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
     )
 
 
-def ask(ctx: Context, state: CMAESState) -> tuple[np.ndarray, CMAESState]:
+def ask(ctx: SimpleNamespace, state: CMAESState) -> tuple[np.ndarray, CMAESState]:
     """``CMAES.sample`` on numpy arrays: ``x_k = m + sigma B (D * z_k)``."""
     mean = state.mean
     n = mean.shape[0]
@@ -198,7 +184,7 @@ def _weights(fitness: Any, K: SimpleNamespace) -> tuple[np.ndarray, np.ndarray, 
     return w_mean, w_cov, ~(w_cov < 0)
 
 
-def tell(ctx: Context, state: CMAESState, X: np.ndarray, fitness: Any) -> CMAESState:
+def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -> CMAESState:
     """``CMAES.generic_tell`` on numpy arrays (the same operations, in the same order)."""
     mean0 = state.mean
     n = mean0.shape[0]

@@ -241,7 +241,6 @@ class CMAES(CMABase):
         state = state._replace(C=C, D=xp.sqrt(evals / scale), diag_C=xp.linalg.diagonal(C))
         return self.rescale(state, scale, xp)
 
-    # -- read-outs ---------------------------------------------------------------------------
     def _diag_cov(self, state: CMAESState) -> Array:
         return state.diag_C
 

@@ -50,7 +50,8 @@ from evostrat.distributions.normal import DiagNormal
 from evostrat.expectation import expectation, expectation_grad
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy
-from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from evostrat.strategies.openai_es import OpenAIES
+from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer
 from evostrat.strategies.shaping import SHAPINGS, shape_fitness, zscore
 
 Array = Any
@@ -127,13 +128,8 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         self.weight_decay, self.behaviour_shaping = weight_decay, behaviour_shaping
         self.baseline, self.mirrored = baseline, mirrored
 
-    def _optimizer(self) -> Optimizer:
-        options = dict(self.optimizer_options or {})
-        if self.weight_decay:
-            options["weight_decay"] = self.weight_decay
-        return make_optimizer(self.optimizer, **options)
+    _optimizer = OpenAIES._optimizer  # the same settings: optimizer, its options, weight_decay
 
-    # -- the pure interface ---------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
         opt = self._optimizer()
         opt.validate_params()

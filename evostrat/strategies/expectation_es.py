@@ -121,11 +121,9 @@ class ExpectationES(MirroredPopsize, Strategy):
         self.optimizer_options, self.fitness_shaping = optimizer_options, fitness_shaping
         self.baseline, self.mirrored, self.learn_sigma = baseline, mirrored, learn_sigma
 
-    # -- hyper-parameters -------------------------------------------------------------------
     def _optimizer(self) -> Optimizer:
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
 
-    # -- the pure interface -------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
         if self.statistic is not None and not backend.has_autodiff:
             raise InvalidArgumentError(

@@ -178,7 +178,6 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         self.optimizer, self.max_speed = optimizer, max_speed
         self.optimizer_options, self.fitness_shaping = optimizer_options, fitness_shaping
 
-    # -- hyper-parameters ------------------------------------------------------------
     def _optimizer(self) -> Optimizer:
         options = dict(self.optimizer_options or {})
         if self.max_speed is not None:
@@ -195,7 +194,6 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
             )
         self._optimizer().validate_params()
 
-    # -- pure interface --------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> PGPEState:
         sigma = self.initial_sigma(x0, backend)
         return PGPEState(mean=x0, sigma=sigma, opt=self._optimizer().init(x0), key=key)

@@ -114,7 +114,6 @@ class SepCMAES(CMABase):
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
         return self.rescale(state._replace(C=C / scale), scale, xp)
 
-    # -- read-outs ---------------------------------------------------------------------------
     def _diag_cov(self, state: SepCMAESState) -> Array:
         return state.C
 

@@ -132,7 +132,6 @@ class XNES(Strategy):
         self.lr_mean, self.lr_sigma, self.lr_B = lr_mean, lr_sigma, lr_B
         self.fitness_shaping = fitness_shaping
 
-    # -- hyper-parameters for a dimension ---------------------------------------------
     @staticmethod
     def default_lr(dim: int) -> float:
         """``(9 + 3 ln d) / (5 d sqrt(d))`` (Wierstra et al. 2014, Table 1)."""
@@ -144,7 +143,6 @@ class XNES(Strategy):
     def resolved_lr_B(self, dim: int) -> float:
         return self.default_lr(dim) if self.lr_B is None else float(self.lr_B)
 
-    # -- pure interface ------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> XNESState:
         xp = backend.xp
         dim = x0.shape[0]
@@ -192,7 +190,6 @@ class XNES(Strategy):
             B=xp.where(ok, B, state.B),
         )
 
-    # -- read-outs -------------------------------------------------------------------
     def sigma(self, state: XNESState) -> Array:
         """Largest per-coordinate standard deviation, ``sigma * max_i ||B_i,:||``."""
         xp = get_backend(state.mean).xp
