@@ -1,16 +1,11 @@
 """Callbacks for :meth:`ES.fit <evostrat.ES.fit>`: loggers, early stopping, recorders.
 
-- :class:`Callback`: the protocol (``cb(es)`` after each generation, optional
-  ``on_fit_start``/``on_fit_end``); returning ``True`` stops the run cleanly.
-- :class:`CSVLogger`, :class:`JSONLinesLogger`, :class:`DataFrameLogger`:
-  one row per generation (:mod:`evostrat.callbacks.loggers`);
-  :func:`history_frame` turns ``history_`` into a pandas DataFrame.
-- :class:`EarlyStopping`: patience and ``min_delta`` on the best value.
-- :class:`SearchRecorder`: snapshots of the search distribution for plots.
-
-The progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints
-(:mod:`evostrat.checkpoint`) are callbacks too, switched on by
-``fit(progress=..., checkpoint=...)``.
+:class:`Callback` is the protocol (``cb(es)`` after each generation; ``True``
+stops the run); :class:`CSVLogger`, :class:`JSONLinesLogger`,
+:class:`DataFrameLogger` and :func:`history_frame` (:mod:`evostrat.callbacks.loggers`),
+:class:`EarlyStopping` and :class:`SearchRecorder` implement or use it, as do
+the progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints
+(:mod:`evostrat.checkpoint`), switched on by ``fit(progress=..., checkpoint=...)``.
 
 Examples
 --------

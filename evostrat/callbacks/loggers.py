@@ -121,12 +121,8 @@ class CSVLogger(_FileLogger):
     run goes on.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        extra: dict[str, Callable[[Any], Any]] | None = None,
-        columns: list[str] | None = None,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, extra: dict[str, Callable[[Any], Any]] | None = None,
+                 columns: list[str] | None = None) -> None:
         super().__init__(path, extra)
         self.columns = list(columns) if columns is not None else None
         self._writer: csv.DictWriter | None = None
@@ -211,10 +207,8 @@ def _frame(rows: list[dict[str, Any]]) -> Any:
     try:
         import pandas as pd
     except ImportError as err:
-        raise ImportError(
-            "a DataFrame needs pandas: pip install pandas (history_ is a plain list of dicts "
-            "and needs nothing)"
-        ) from err
+        raise ImportError("a DataFrame needs pandas: pip install pandas (history_ is a plain list of dicts "
+                          "and needs nothing)") from err
     return pd.DataFrame.from_records(rows)
 
 

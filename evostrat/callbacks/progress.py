@@ -121,13 +121,8 @@ class ProgressBar(Callback):
 
     def _fields(self, es: Any) -> dict[str, str]:
         last = es.history_[-1] if es.history_ else {}
-        return {
-            "gen": str(es.n_generations_),
-            "evals": str(es.n_evals_),
-            "best": _num(es.fun_),
-            "current": _num(last.get("generation_best")),
-            "sigma": _num(last.get("sigma")),
-        }
+        return {"gen": str(es.n_generations_), "evals": str(es.n_evals_), "best": _num(es.fun_),
+                "current": _num(last.get("generation_best")), "sigma": _num(last.get("sigma"))}
 
     def line(self, es: Any) -> str:
         """The plain status line."""

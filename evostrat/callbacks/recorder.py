@@ -42,12 +42,9 @@ def snapshot(es: Any, n_samples: int = 200) -> dict[str, Any]:
     while sum(len(r) for r in rows) < n_samples:
         X, state = runner.sample(state)  # pure: runner.state is untouched
         rows.append(np.asarray(be.to_numpy(driver.to_box(X)), dtype=np.float64))
-    return {
-        "generation": es.n_generations_,
-        "n_evals": es.n_evals_,
-        "mean": np.asarray(be.to_numpy(driver.to_box(runner.mean)), dtype=np.float64),
-        "samples": np.concatenate(rows)[:n_samples],
-    }
+    return {"generation": es.n_generations_, "n_evals": es.n_evals_,
+            "mean": np.asarray(be.to_numpy(driver.to_box(runner.mean)), dtype=np.float64),
+            "samples": np.concatenate(rows)[:n_samples]}
 
 
 class SearchRecorder(Callback):

@@ -131,12 +131,8 @@ def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.nd
         spec = data["__rng__"]
         try:
             bitgen = np.random.PCG64()
-            bitgen.state = {
-                "bit_generator": "PCG64",
-                "state": {"state": int(spec["state"]), "inc": int(spec["inc"])},
-                "has_uint32": int(spec["has_uint32"]),
-                "uinteger": int(spec["uinteger"]),
-            }
+            bitgen.state = {"bit_generator": "PCG64", "state": {"state": int(spec["state"]), "inc": int(spec["inc"])},
+                             "has_uint32": int(spec["has_uint32"]), "uinteger": int(spec["uinteger"])}
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"checkpoint holds a malformed generator state: {err}") from err
         return np.random.Generator(bitgen)

@@ -37,11 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     from evostrat import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="evostrat",
-        description="Evolution strategies on numpy, torch and JAX.",
-        epilog="Run 'evostrat COMMAND --help' for the options of a command.",
-    )
+    parser = argparse.ArgumentParser(prog="evostrat", description="Evolution strategies on numpy, torch and JAX.",
+                                     epilog="Run 'evostrat COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"evostrat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(sub)

@@ -82,10 +82,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the subcommands ``sub``."""
     p = sub.add_parser(
         "bench", help="run the benchmark suites (pytest-benchmark) and print the comparison table",
-        description=(
-            "Run the pytest-benchmark suites (backends x strategies x dimensions, peers side by side) "
-            "and print their timing and comparison tables. Arguments after -- go to pytest."
-        ),
+        description="Run the pytest-benchmark suites (backends x strategies x dimensions, peers side by side) "
+                    "and print their timing and comparison tables. Arguments after -- go to pytest.",
     )
     p.add_argument("-k", metavar="EXPR", default=None, help="only benchmarks matching this pytest -k expression")
     p.add_argument("--path", default="benchmarks", help="folder or file of the suites (default benchmarks)")

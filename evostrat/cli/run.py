@@ -69,11 +69,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run", help="optimise a benchmark problem; write history, result, checkpoints, plots",
-        description=(
-            "Optimise a benchmark problem and write config.json, history.csv, checkpoint.ckpt, "
-            "result.json (and with --plot convergence.png, search.png) to the output folder. "
-            "--resume continues an interrupted run from its checkpoint."
-        ),
+        description="Optimise a benchmark problem and write config.json, history.csv, checkpoint.ckpt, "
+                    "result.json (and with --plot convergence.png, search.png) to the output folder. "
+                    "--resume continues an interrupted run from its checkpoint.",
     )
     d = CONFIG_DEFAULTS
     what = p.add_argument_group("problem and strategy")

@@ -67,17 +67,9 @@ class ExecutorEvaluator(ChunkedEvaluator):
 
     name = "executor"
 
-    def __init__(
-        self,
-        executor: cf.Executor | None = None,
-        max_workers: int | None = None,
-        mp_context: Any = None,
-        chunksize: int | None = None,
-        timeout: float | None = None,
-        seeded: Any = "auto",
-        vectorized: bool | None = None,
-        arrays: str = "backend",
-    ) -> None:
+    def __init__(self, executor: cf.Executor | None = None, max_workers: int | None = None,
+                 mp_context: Any = None, chunksize: int | None = None, timeout: float | None = None,
+                 seeded: Any = "auto", vectorized: bool | None = None, arrays: str = "backend") -> None:
         self.executor = executor
         self.max_workers = max_workers
         self.mp_context = mp_context
@@ -172,13 +164,8 @@ class ExecutorEvaluator(ChunkedEvaluator):
         self._checked = (objective, size)
         return size
 
-    def run_chunks(
-        self,
-        objective: Callable,
-        source: Any,
-        chunks: Sequence[tuple[int, int]],
-        options: WorkerOptions,
-    ) -> list[ChunkResult]:
+    def run_chunks(self, objective: Callable, source: Any, chunks: Sequence[tuple[int, int]],
+                   options: WorkerOptions) -> list[ChunkResult]:
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed

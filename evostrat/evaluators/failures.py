@@ -20,12 +20,7 @@ Examples
 
 from __future__ import annotations
 
-from evostrat.errors import (
-    EvaluationTimeoutError,
-    EvostratError,
-    InvalidArgumentError,
-    ObjectiveError,
-)
+from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgumentError, ObjectiveError
 from evostrat.evaluators.worker import Failure
 
 __all__ = ["RemoteTraceback", "describe_candidates", "raise_failure"]

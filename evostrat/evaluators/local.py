@@ -52,10 +52,8 @@ from evostrat.backends import Backend, to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.params import Params
 
-__all__ = [
-    "Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized", "collect",
-    "real_value",
-]
+__all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized",
+           "collect", "real_value"]
 
 Array = Any
 
@@ -136,9 +134,7 @@ class Evaluator(Params):
     """
 
     name = ""
-    #: Whether ``evaluate`` accepts ``seed=`` (a compact description of ``X``).
-    accepts_seed: bool = False
-    #: Whether ``evaluate`` accepts ``replay=`` too (with ``accepts_seed``; see above).
+    accepts_seed: bool = False  # see the class docstring
     accepts_replay: bool = False
     #: Accept behaviour outputs (set by ``ES.fit`` for strategies with ``needs_behaviours``).
     behaviours: bool = False

@@ -79,12 +79,8 @@ def start_local_cluster(num_cpus: int, **init_options: Any) -> Any:
             ray_constants.ENABLE_RAY_CLUSTER = saved
     host = cluster_host(ray)
     if host is not None and not _is_loopback(host):
-        warnings.warn(
-            f"the local Ray cluster advertises {host}, not 127.0.0.1: its servers may be "
-            "reachable from the network",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warnings.warn(f"the local Ray cluster advertises {host}, not 127.0.0.1: its servers may be "
+                      "reachable from the network", RuntimeWarning, stacklevel=2)
     return ray
 
 
@@ -129,19 +125,10 @@ class RayEvaluator(ChunkedEvaluator):
 
     name = "ray"
 
-    def __init__(
-        self,
-        address: str | None = None,
-        num_cpus: int | None = None,
-        num_workers: int | None = None,
-        max_retries: int = 3,
-        init_options: dict | None = None,
-        chunksize: int | None = None,
-        timeout: float | None = None,
-        seeded: Any = "auto",
-        vectorized: bool | None = None,
-        arrays: str = "backend",
-    ) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 num_workers: int | None = None, max_retries: int = 3, init_options: dict | None = None,
+                 chunksize: int | None = None, timeout: float | None = None, seeded: Any = "auto",
+                 vectorized: bool | None = None, arrays: str = "backend") -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.num_workers = num_workers
@@ -206,13 +193,8 @@ class RayEvaluator(ChunkedEvaluator):
         self._owns_cluster = False
 
     # -- chunks ------------------------------------------------------------------------
-    def run_chunks(
-        self,
-        objective: Callable,
-        source: Any,
-        chunks: Sequence[tuple[int, int]],
-        options: WorkerOptions,
-    ) -> list[ChunkResult]:
+    def run_chunks(self, objective: Callable, source: Any, chunks: Sequence[tuple[int, int]],
+                   options: WorkerOptions) -> list[ChunkResult]:
         ray = self._connect()
         if self._objective_ref is None or self._objective_ref[0] is not objective:
             try:

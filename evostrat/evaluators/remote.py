@@ -29,10 +29,8 @@ from evostrat.evaluators.failures import RemoteTraceback, describe_candidates, r
 from evostrat.evaluators.local import Evaluator, collect
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions
 
-__all__ = [
-    "ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates",
-    "positive_int", "raise_failure",
-]
+__all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates",
+           "positive_int", "raise_failure"]
 
 #: Accepted string values of ``seeded`` (besides ``True`` and ``False``).
 SEEDED_MODES = ("auto", "seed", "replay")
@@ -128,14 +126,8 @@ class ChunkedEvaluator(Evaluator):
     #: (measured: 256 x 1000 float64, 2 local workers, see benchmarks/).
     seed_min_bytes: int = 8 * 2**20
 
-    def __init__(
-        self,
-        chunksize: int | None = None,
-        timeout: float | None = None,
-        seeded: Any = "auto",
-        vectorized: bool | None = None,
-        arrays: str = "backend",
-    ) -> None:
+    def __init__(self, chunksize: int | None = None, timeout: float | None = None, seeded: Any = "auto",
+                 vectorized: bool | None = None, arrays: str = "backend") -> None:
         self.chunksize = chunksize
         self.timeout = timeout
         self.seeded = seeded
@@ -164,13 +156,8 @@ class ChunkedEvaluator(Evaluator):
         """Whether ``seeded="auto"`` ships seeds with this evaluator's workers."""
         return True
 
-    def run_chunks(
-        self,
-        objective: Callable,
-        source: Any,
-        chunks: Sequence[tuple[int, int]],
-        options: WorkerOptions,
-    ) -> list[ChunkResult]:
+    def run_chunks(self, objective: Callable, source: Any, chunks: Sequence[tuple[int, int]],
+                   options: WorkerOptions) -> list[ChunkResult]:
         """Run :func:`~evostrat.evaluators.worker.run_chunk` for every chunk (in order)."""
         raise NotImplementedError
 
@@ -227,15 +214,8 @@ class ChunkedEvaluator(Evaluator):
             values[start:stop] = result.values
         return backend.asarray(values, dtype=X.dtype, device=backend.device(X))
 
-    def _resend_state(
-        self,
-        objective: Callable,
-        replay: Any,
-        source: Any,
-        chunks: Sequence[tuple[int, int]],
-        results: list[ChunkResult],
-        options: WorkerOptions,
-    ) -> list[ChunkResult]:
+    def _resend_state(self, objective: Callable, replay: Any, source: Any, chunks: Sequence[tuple[int, int]],
+                      results: list[ChunkResult], options: WorkerOptions) -> list[ChunkResult]:
         """Replay mode: rerun the chunks whose workers lacked the state, with the full state."""
         full = replay.full()
         missing = [i for i, r in enumerate(results) if getattr(r, "need_state", False)]

@@ -43,10 +43,8 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import named_leaves
 
-__all__ = [
-    "REPLAY_RUNS", "REPLAY_WINDOW", "NeedState", "ReplayLog", "ReplayMessage", "ReplayState",
-    "ReplayStep", "state_digest",
-]
+__all__ = ["REPLAY_RUNS", "REPLAY_WINDOW", "NeedState", "ReplayLog", "ReplayMessage", "ReplayState",
+           "ReplayStep", "state_digest"]
 
 Array = Any
 
@@ -236,25 +234,15 @@ class ReplayStep:
         n = int(self.strategy.resolved_popsize(int(self.state.mean.shape[0])))
         dtype = np.asarray(self.host_state().mean).dtype
         fitness = np.stack(history) if history else np.empty((0, n), dtype=dtype)
-        return ReplayMessage(
-            run=self.run,
-            generation=self.generation,
-            first=self.generation - len(history),
-            fitness=fitness,
-            digest=self.digest,
-        )
+        return ReplayMessage(run=self.run, generation=self.generation, first=self.generation - len(history),
+                             fitness=fitness, digest=self.digest)
 
     def full(self, window: int = REPLAY_WINDOW) -> ReplayState:
         """The full state (with the strategy): installs the run on a worker."""
         if self._full is None:
             host = self.host_state()
-            self._full = ReplayState(
-                message=self.message(0),
-                strategy=self.strategy,
-                backend=self.backend.name,
-                dtype=self.backend.dtype_name(self.state.mean.dtype),
-                state=host,
-            )
+            self._full = ReplayState(message=self.message(0), strategy=self.strategy, backend=self.backend.name,
+                                     dtype=self.backend.dtype_name(self.state.mean.dtype), state=host)
         return self._full
 
 

@@ -113,15 +113,8 @@ def layout_rows(layout: str, popsize: int, candidates: Sequence[int]) -> tuple[n
     raise InvalidArgumentError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
-def gaussian_population(
-    backend: Backend,
-    key: Any,
-    mean: Array,
-    sigma: Array,
-    popsize: int,
-    layout: str,
-    candidates: Sequence[int] | None = None,
-) -> Array:
+def gaussian_population(backend: Backend, key: Any, mean: Array, sigma: Array, popsize: int, layout: str,
+                        candidates: Sequence[int] | None = None) -> Array:
     """Candidates ``mean + sigma * (s_i z_{r_i})`` of a Gaussian population.
 
     Parameters
@@ -162,9 +155,7 @@ def gaussian_population(
         else:  # pairs: +z_0, -z_0, +z_1, -z_1, ...
             z = xp.reshape(xp.stack([z, -z], axis=1), (popsize, dim))
         return _shift_scale(z, mean, sigma)
-    if candidates is None:
-        candidates = range(popsize)
-    rows, signs = layout_rows(layout, popsize, candidates)
+    rows, signs = layout_rows(layout, popsize, range(popsize) if candidates is None else candidates)
     if layout == "independent":
         z = backend.normal_rows(key, rows, dim, mean.dtype, device)
     else:  # draw each noise row once, then gather it (with its sign) per candidate
@@ -221,13 +212,9 @@ class GaussianSeed:
         if not backend.on_cpu(mean):
             return None
         return cls(
-            backend=backend.name,
-            key=np.asarray(backend.key_to_numpy(key)).copy(),
-            mean=np.array(backend.to_numpy(mean), copy=True),
-            sigma=np.array(backend.to_numpy(sigma), copy=True),
-            popsize=int(popsize),
-            layout=layout,
-            dtype=backend.dtype_name(mean.dtype),
+            backend=backend.name, key=np.asarray(backend.key_to_numpy(key)).copy(),
+            mean=np.array(backend.to_numpy(mean), copy=True), sigma=np.array(backend.to_numpy(sigma), copy=True),
+            popsize=int(popsize), layout=layout, dtype=backend.dtype_name(mean.dtype),
         )
 
     @property

@@ -46,7 +46,6 @@ def dumps(obj: Any) -> bytes:
 
     Used to check on the driver that an objective can travel, and to measure
     it; the executors and Ray serialise and rebuild objects themselves.
-    cloudpickle ships with scikit-learn's joblib, a core dependency.
     """
     try:
         import cloudpickle
@@ -219,9 +218,8 @@ def run_chunk(
     return ChunkResult(start, stop, values, None, os.getpid(), outputs)
 
 
-def _run_vectorized(
-    fn: Callable, rows: Any, start: int, stop: int, values: np.ndarray, options: WorkerOptions
-) -> ChunkResult:
+def _run_vectorized(fn: Callable, rows: Any, start: int, stop: int, values: np.ndarray,
+                    options: WorkerOptions) -> ChunkResult:
     n = stop - start
     timeout = None if options.timeout is None else options.timeout * n
     try:
