@@ -228,7 +228,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
     from evostrat import ES  # imports scikit-learn now, outside the timed run
-    from evostrat.checkpoint import Checkpointer
+    from evostrat.checkpoint import Checkpointer, checkpoint_info
     from evostrat.problems import FUNCTIONS
 
     objective = FUNCTIONS[config["problem"]]
@@ -240,8 +240,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                   metadata={"cli": config})
     t0 = time.perf_counter()
     if args.resume:
-        from evostrat.checkpoint import checkpoint_info
-
         path = os.path.join(out, CHECKPOINT)
         resumed_from = checkpoint_info(path)["n_generations"]
         es = ES.resume(path, objective, callbacks, progress=progress, checkpoint=checkpoint)

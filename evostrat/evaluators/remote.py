@@ -69,9 +69,7 @@ def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
 def _timeout(value: Any) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(float(value)) and float(value) > 0
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
         raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {value!r}")
 
 
