@@ -115,7 +115,8 @@ def _describe(constraint: Any) -> str:
     if constraint is None or constraint is callable:
         return "None" if constraint is None else "a callable"
     if isinstance(constraint, type):
-        return {Real: "a number", Integral: "an int"}.get(constraint, f"a {constraint.__name__}")
+        library = "numpy " if constraint.__module__ == "numpy" else ""
+        return {Real: "a number", Integral: "an int"}.get(constraint, f"a {library}{constraint.__name__}")
     return str(constraint)
 
 

@@ -35,16 +35,16 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 from functools import lru_cache
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from array_api_compat import device as _device
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.kernels import resolve_kernel
+from evostrat.params import Interval
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
 from evostrat.strategies.shaping import tie_span
@@ -136,6 +136,11 @@ class CMABase(Strategy):
     """
 
     min_popsize = 2
+    parameter_constraints = {
+        **{flag: [bool, np.bool_] for flag in ("active", "noeffectaxis", "noeffectcoord")},
+        **{tol: [Interval(Real, 0, None, closed="neither"), None]
+           for tol in ("tolconditioncov", "tolupsigma", "tolfacupx")},
+    }
     #: pycma's fitness-history criteria, used by the estimator for this family.
     termination_defaults: dict[str, Any] = {"tolfunhist": 1e-12, "tolstagnation": "auto",
                                             "tolflatfitness": 1}
@@ -158,21 +163,6 @@ class CMABase(Strategy):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_kernels"}
-
-    def validate(self) -> None:
-        """Raise a clear error for a malformed hyper-parameter."""
-        for name in ("active", "noeffectaxis", "noeffectcoord"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InvalidTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("tolconditioncov", "tolupsigma", "tolfacupx"):
-            value = getattr(self, name)
-            message = f"{name} must be a positive number or None, got {value!r}"
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise InvalidTypeError(message)
-            if not value > 0:
-                raise InvalidArgumentError(message)
 
     def parameters(self, dim: int) -> CMAParameters:
         """Table 1 parameters for ``dim`` and this strategy's population size."""

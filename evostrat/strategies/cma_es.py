@@ -51,11 +51,11 @@ Examples
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Interval
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
 
 Array = Any
@@ -105,6 +105,8 @@ class CMAES(CMABase):
     #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell
     #: on numpy states (bit-identical states, a fraction of the call overhead).
     numpy_kernel = True
+    parameter_constraints = {**CMABase.parameter_constraints,
+                             "lazy_eigen": [bool, Interval(Integral, 1, None, closed="left")]}
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, active: bool = True,
                  lazy_eigen: bool | int = True, tolconditioncov: float | None = 1e14,
@@ -113,16 +115,6 @@ class CMAES(CMABase):
         super().__init__(popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx,
                          noeffectaxis, noeffectcoord)
         self.lazy_eigen = lazy_eigen
-
-    def validate(self) -> None:
-        super().validate()
-        lazy = self.lazy_eigen
-        message = f"lazy_eigen must be True, False or an int >= 1, got {lazy!r}"
-        if not isinstance(lazy, bool):
-            if not isinstance(lazy, numbers.Integral):
-                raise InvalidTypeError(message)
-            if lazy < 1:
-                raise InvalidArgumentError(message)
 
     def eigen_every(self, dim: int) -> int:
         """Generations between two eigendecompositions of C."""
@@ -133,7 +125,6 @@ class CMAES(CMABase):
 
     # -- the full model of C -------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
-        self.validate()
         xp = backend.xp
         n = x0.shape[0]
         dtype, device = x0.dtype, backend.device(x0)

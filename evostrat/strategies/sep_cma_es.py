@@ -71,7 +71,6 @@ class SepCMAES(CMABase):
     separable = True
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
-        self.validate()
         xp = backend.xp
         dtype, device = x0.dtype, backend.device(x0)
         std0 = self.initial_sigma(x0, backend)
