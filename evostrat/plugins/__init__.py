@@ -32,7 +32,7 @@ from evostrat import hookspecs
 from evostrat.errors import PluginError
 
 __all__ = [
-    "get_plugin_manager", "registry", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
+    "get_plugin_manager", "registry", "registered_name", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
 ]
 
 ENTRY_POINT_GROUP = "evostrat"
@@ -116,6 +116,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+#: kind -> (the registry dict, {class: key}) for :func:`registered_name`.
+_names_of: dict[str, tuple[Any, dict[type, str]]] = {}
+
+
 def registry(kind: str) -> dict[str, Any]:
     """The merged registry of ``kind`` (``"strategies"``, ``"backends"``, ...).
 
@@ -170,6 +174,28 @@ def registry(kind: str) -> dict[str, Any]:
             _provided.setdefault(impl.plugin_name, {}).setdefault(kind, []).append(name)
     _registries[kind] = merged
     return merged
+
+
+def registered_name(cls: type, kind: str = "strategies") -> str:
+    """The key under which ``cls``, or its nearest registered base class, is registered.
+
+    ``""`` for a class with no registered base, or when the registry cannot be
+    built (a broken plugin: the error comes where the registry is used).
+
+    Examples
+    --------
+    >>> from evostrat.strategies.snes import SNES
+    >>> registered_name(SNES), registered_name(type("MySNES", (SNES,), {})), registered_name(int)
+    ('snes', 'snes', '')
+    """
+    try:
+        names = registry(kind)
+    except PluginError:
+        return ""
+    if _names_of.get(kind, (None,))[0] is not names:
+        _names_of[kind] = (names, {factory: key for key, factory in names.items() if isinstance(factory, type)})
+    by_class = _names_of[kind][1]
+    return next((by_class[k] for k in cls.__mro__ if k in by_class), "")
 
 
 def list_plugins() -> list[dict[str, Any]]:

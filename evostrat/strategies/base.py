@@ -56,6 +56,20 @@ def default_popsize(dim: int) -> int:
     return 4 + int(math.floor(3 * math.log(dim)))
 
 
+class RegisteredName:
+    """``Strategy.name``: the key its class (or nearest registered base) has in the registry.
+
+    The registry (:func:`evostrat.plugins.registered_name`) is the one source of a
+    built-in strategy's name; ``""`` for a class with no registered base. A
+    subclass may still set ``name = "..."`` itself.
+    """
+
+    def __get__(self, obj: Any, cls: type) -> str:
+        from evostrat.plugins import registered_name
+
+        return registered_name(cls)
+
+
 class Strategy(Params):
     """Base class of all strategies, and the contract they fulfil.
 
@@ -98,7 +112,8 @@ class Strategy(Params):
     :meth:`init` checks all this once (:func:`check_strategy`).
     """
 
-    name: ClassVar[str] = ""
+    #: The strategy's registry key (the one source of its name; see :class:`RegisteredName`).
+    name: ClassVar[str] = RegisteredName()  # type: ignore[assignment]
     #: Whether ``tell`` takes behaviour descriptors (population, k) instead of fitness.
     needs_behaviours: ClassVar[bool] = False
     #: Smallest population the strategy accepts.

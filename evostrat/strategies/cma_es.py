@@ -100,7 +100,6 @@ class CMAES(CMABase):
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
-    name = "cma_es"
     State = CMAESState
     #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell
     #: on numpy states (bit-identical states, a fraction of the call overhead).

@@ -228,7 +228,6 @@ class MaxVarES(_EvolvabilityES):
     True
     """
 
-    name = "maxvar_es"
 
     def statistic(self, Z: Array, X: Array, p: DiagNormal) -> Array:
         mean_z = expectation(Z, X, p)  # (k,), carries the inner score terms
@@ -270,7 +269,6 @@ class MaxEntES(_EvolvabilityES):
     True
     """
 
-    name = "maxent_es"
     parameter_constraints = {
         **_EvolvabilityES.parameter_constraints,
         "kernel_width": [Interval(Real, 0, None, closed="neither")],

@@ -97,7 +97,6 @@ class ExpectationES(MirroredPopsize, Strategy):
         Also ascend in ``log_sigma`` (otherwise sigma stays ``sigma0``).
     """
 
-    name = "expectation_es"
     State = ExpectationESState
     parameter_constraints = {
         "statistic": [callable, None],

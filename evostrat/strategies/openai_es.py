@@ -72,7 +72,6 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         A name of :data:`~evostrat.strategies.shaping.SHAPINGS`; default ``"centered_ranks"``.
     """
 
-    name = "openai_es"
     State = OpenAIESState
     parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],

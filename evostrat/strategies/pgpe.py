@@ -153,7 +153,6 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         (see the module docstring).
     """
 
-    name = "pgpe"
     State = PGPEState
     layout = "pairs"  # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j
     mirrored = True  # popsize even (MirroredPopsize)

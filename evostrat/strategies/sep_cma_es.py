@@ -66,7 +66,6 @@ class SepCMAES(CMABase):
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
-    name = "sep_cma_es"
     State = SepCMAESState
     separable = True
 

@@ -64,7 +64,6 @@ class SNES(GaussianAsk, Strategy):
     here a class attribute, ``"nes_utilities"``: a subclass may choose another.
     """
 
-    name = "snes"
     State = SNESState
     layout = "independent"
     parameter_constraints = {

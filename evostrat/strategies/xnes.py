@@ -116,7 +116,6 @@ class XNES(Strategy):
     all-zero utilities and therefore no change at all.
     """
 
-    name = "xnes"
     State = XNESState
     parameter_constraints = {
         "lr_mean": [Interval(Real, 0, None, closed="neither")],
