@@ -59,21 +59,18 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
+from evostrat.run.state import is_int
 from evostrat.run.termination import default_max_generations
 
 __all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 #: The fields of :meth:`Restarts.schedule_values` and their declared types.
 SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {
-    "popsize0": (_int, "an int"),
-    "dim": (_int, "an int"),
-    "large_runs": (_int, "an int"),
-    "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(_int, v.values())),
+    "popsize0": (is_int, "an int"),
+    "dim": (is_int, "an int"),
+    "large_runs": (is_int, "an int"),
+    "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(is_int, v.values())),
               "a dict of 'small' and 'large' ints"),
     "rng": (lambda v: isinstance(v, dict) and v.get("bit_generator") == "PCG64", "a PCG64 state dict"),
 }

@@ -31,15 +31,22 @@ from typing import Any
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["RunState", "RUN_SCHEMA", "check_schema"]
+__all__ = ["RunState", "RUN_SCHEMA", "check_schema", "is_int", "is_real", "is_reals"]
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """An int (``bool`` excluded): a schema type check."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_float(v: Any) -> bool:
+def is_real(v: Any) -> bool:
+    """A real number (``bool`` excluded): a schema type check."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def is_reals(v: Any) -> bool:
+    """A list of real numbers: a schema type check."""
+    return isinstance(v, list) and all(map(is_real, v))
 
 
 def _is_reason(v: Any) -> bool:
@@ -47,7 +54,7 @@ def _is_reason(v: Any) -> bool:
 
 
 def _is_pair(v: Any) -> bool:
-    return isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(i) for i in v)
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_int, v))
 
 
 def _is_records(v: Any) -> bool:
@@ -57,9 +64,9 @@ def _is_records(v: Any) -> bool:
 #: Field name -> (type check, what a checkpoint must hold). The plain-data part of
 #: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
 RUN_SCHEMA: dict[str, tuple[Any, str]] = {
-    "best_f": (_is_float, "a real number"),
-    "n_evals": (_is_int, "an int"),
-    "n_generations": (_is_int, "an int"),
+    "best_f": (is_real, "a real number"),
+    "n_evals": (is_int, "an int"),
+    "n_generations": (is_int, "an int"),
     "run_start": (_is_pair, "a pair of ints"),
     "restarts": (_is_records, "a list of dicts"),
     "stop_reason": (_is_reason, "a string or null"),
@@ -76,9 +83,9 @@ def check_schema(values: Any, schema: dict[str, tuple[Any, str]], what: str) -> 
 
     Examples
     --------
-    >>> check_schema({"n_evals": 3}, {"n_evals": (_is_int, "an int")}, "run")
+    >>> check_schema({"n_evals": 3}, {"n_evals": (is_int, "an int")}, "run")
     {'n_evals': 3}
-    >>> check_schema({"n_evals": "3"}, {"n_evals": (_is_int, "an int")}, "run")
+    >>> check_schema({"n_evals": "3"}, {"n_evals": (is_int, "an int")}, "run")
     Traceback (most recent call last):
     ...
     evostrat.errors.CheckpointError: checkpoint run field 'n_evals' must be an int, got str

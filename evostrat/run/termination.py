@@ -41,6 +41,7 @@ from collections import deque
 from typing import Any, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.run.state import is_int, is_real, is_reals
 
 __all__ = [
     "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
@@ -48,22 +49,14 @@ __all__ = [
 ]
 
 
-def _floats(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 #: The fields of :meth:`Termination.progress_values` and their declared types.
 PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
-    "recent": (_floats, "a list of numbers"),
-    "hist_best": (_floats, "a list of numbers"),
-    "hist_median": (_floats, "a list of numbers"),
-    "run_best": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
-    "run_best_generation": (_int, "an int"),
-    "flat_generations": (_int, "an int"),
+    "recent": (is_reals, "a list of numbers"),
+    "hist_best": (is_reals, "a list of numbers"),
+    "hist_median": (is_reals, "a list of numbers"),
+    "run_best": (is_real, "a number"),
+    "run_best_generation": (is_int, "an int"),
+    "flat_generations": (is_int, "an int"),
 }
 
 
