@@ -58,7 +58,8 @@ class Driver:
     Parameters
     ----------
     settings : ES
-        The estimator whose parameters configure the run (read once, here).
+        The estimator whose parameters configure the run; the driver reads them
+        (at the start of each restart run, for the evaluator) and never writes them.
     x0 : array-like, shape (dim,)
         The initial point (inside ``bounds`` when given).
     """
