@@ -128,10 +128,10 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         self.weight_decay, self.behaviour_shaping = weight_decay, behaviour_shaping
         self.baseline, self.mirrored = baseline, mirrored
 
-    _optimizer = OpenAIES._optimizer  # the same settings: optimizer, its options, weight_decay
+    configured_optimizer = OpenAIES.configured_optimizer  # the same settings: optimizer, its options, weight_decay
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
-        opt = self._optimizer()
+        opt = self.configured_optimizer()
         opt.validate_params()
         zero = backend.xp.zeros((), dtype=x0.dtype, device=backend.device(x0))
         return EvolvabilityState(
@@ -183,7 +183,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         """Ascend the evolvability of ``X``'s behaviours ``(popsize, k)`` (or ``(popsize,)``)."""
         J, g = self.evolvability_gradient(state, X, behaviours)
         # minimise -J (+ wd/2 ||mu||^2, added by the optimiser)
-        step, opt_state = self._optimizer().update(-g, state.opt, self.lr, params=state.mean)
+        step, opt_state = self.configured_optimizer().update(-g, state.opt, self.lr, params=state.mean)
         xp = get_backend(state.mean).xp
         objective = xp.reshape(xp.astype(J, state.mean.dtype), ())
         return state._replace(mean=state.mean - step, opt=opt_state, objective=objective)

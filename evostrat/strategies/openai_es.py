@@ -97,7 +97,8 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         self.lr_min, self.sigma_decay, self.sigma_min = lr_min, sigma_decay, sigma_min
         self.fitness_shaping = fitness_shaping
 
-    def _optimizer(self) -> Optimizer:
+    def configured_optimizer(self) -> Optimizer:
+        """The optimiser these hyper-parameters name (its options, with ``weight_decay``)."""
         options = dict(self.optimizer_options or {})
         if self.weight_decay:
             options["weight_decay"] = self.weight_decay
@@ -109,7 +110,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         if not bool(xp.all(sigma == sigma[0])):
             raise InvalidArgumentError("sigma0 must be a scalar for openai_es (isotropic)")
         lr = backend.asarray(float(self.lr), dtype=x0.dtype, device=backend.device(x0))
-        opt = self._optimizer()
+        opt = self.configured_optimizer()
         opt.validate_params()
         return OpenAIESState(mean=x0, sigma=sigma[0], lr=lr, opt=opt.init(x0), key=key)
 
@@ -139,7 +140,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     def _update(self, state: OpenAIESState, weighted_z: Array, n: int) -> OpenAIESState:
         xp = get_backend(state.mean).xp
         grad = weighted_z / (n * state.sigma)
-        step, opt = self._optimizer().update(grad, state.opt, state.lr, params=state.mean)
+        step, opt = self.configured_optimizer().update(grad, state.opt, state.lr, params=state.mean)
         sigma = xp.clip(state.sigma * self.sigma_decay, min=float(self.sigma_min))
         lr = xp.clip(state.lr * self.lr_decay, min=float(self.lr_min))
         return state._replace(mean=state.mean - step, sigma=clamp_sigma(sigma), lr=lr, opt=opt)
