@@ -48,10 +48,10 @@ def _fitted(name: str, doc: str, settable: bool = False) -> property:
     """A fitted attribute that reads (and, when ``settable``, writes) the run value."""
 
     def get(self: "ES") -> Any:
-        return getattr(self._run_value(), name)
+        return getattr(self._fitted_run().state, name)
 
     def put(self: "ES", value: Any) -> None:
-        setattr(self._run_value(), name, value)
+        setattr(self._fitted_run().state, name, value)
 
     return property(get, put if settable else None, doc=doc)
 
@@ -203,26 +203,24 @@ class ES(BaseEstimator):
     restarts_ = _fitted("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
     stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
-    def _run_value(self) -> Any:
+    def _fitted_run(self) -> Driver:
         if "run_" not in vars(self):
             raise AttributeError("this ES has not been fitted: call fit(objective, x0) or initialize(x0)")
-        return self.run_.state
+        return self.run_
 
     @property
     def strategy_(self) -> AskTell:
         """The stateful ask/tell runner of the current (restart) run: strategy, state, counters."""
-        if "run_" not in vars(self):
-            raise AttributeError("this ES has not been fitted: call fit(objective, x0) or initialize(x0)")
-        return self.run_.runner
+        return self._fitted_run().runner
 
     @property
     def fast_path_(self) -> str | None:
         """``"compiled_loop"`` when the last fit ran in compiled JAX chunks, else ``None``."""
-        return self.run_.fast_path
+        return self._fitted_run().fast_path
 
     @property
     def _termination(self) -> Any:  # the current run's criteria (read by tests and tools)
-        return self.run_.termination
+        return self._fitted_run().termination
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
@@ -299,8 +297,7 @@ class ES(BaseEstimator):
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
         host_free = not callbacks and not progress and checkpoint is None
-        self.run_.run_loop(objective, None, hooks, host_free=host_free)
-        self.run_.finish_x()
+        self.run_.run_loop(objective, hooks, host_free=host_free)
         return self
 
     @classmethod
@@ -357,6 +354,5 @@ class ES(BaseEstimator):
 
         hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
         es = load_checkpoint(path, **overrides)
-        es.run_.run_loop(objective, None, hooks)
-        es.run_.finish_x()
+        es.run_.run_loop(objective, hooks)
         return es

@@ -89,11 +89,12 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 
 
 def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
-    """The jitted chunk ``(run, n_max) -> (run, fitness (CHUNK, popsize), sigma (CHUNK,), done)``."""
+    """The jitted chunk ``run -> (run, fitness (length, popsize), sigma (length,), done)``: up to
+    :func:`chunk_length` generations, fewer when the run stops."""
     import jax
     import jax.numpy as jnp
 
-    from evostrat.run.compiled_loop import program_key
+    from evostrat.backends.programs import program_key
 
     bad = -jnp.inf if rules.maximize else jnp.inf
     length = chunk_length(rules.popsize)
@@ -115,7 +116,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
             code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops), code)
         return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma
 
-    def chunk(run: DeviceRun, n_max: Any) -> tuple[DeviceRun, Any, Any, Any]:
+    def chunk(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
         def body(carry: Any) -> Any:
             run, fitness, sigmas, k = carry
             run, values, sigma = generation(run)
@@ -123,14 +124,17 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
 
         def more(carry: Any) -> Any:
             run, _, _, k = carry
-            return (k < n_max) & (run.code == 0)
+            return (k < length) & (run.code == 0)
 
         dtype = run.best_f.dtype
         fitness = jnp.zeros((length, rules.popsize), dtype)
         sigmas = jnp.zeros((length,), dtype)
         return jax.lax.while_loop(more, body, (run, fitness, sigmas, jnp.asarray(0, jnp.int32)))
 
-    return backend.compile(chunk, key=program_key(strategy, objective, ("driver", rules, stop_names, length)))
+    # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
+    # the cached program keeps the objective alive, so its id is not reused while the key exists
+    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length)
+    return backend.compile(chunk, key=key)
 
 
 def run_compiled(driver: Any, objective: Callable) -> bool:
@@ -138,7 +142,6 @@ def run_compiled(driver: Any, objective: Callable) -> bool:
     if not compiled_loop_applies(driver, objective):
         return False
     import jax
-    import jax.numpy as jnp
 
     runner, termination = driver.runner, driver.termination
     budget = termination.max_generations
@@ -154,9 +157,8 @@ def run_compiled(driver: Any, objective: Callable) -> bool:
                     initial_progress(rules, dtype), np.int32(runner.generation),
                     np.int32(state.n_evals), np.int32(0))
     while state.stop_reason is None:
-        run, fitness, sigmas, done = program(run, chunk_length(runner.popsize))
-        host = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
-        best_f, code, fitness, sigmas, done = host
+        run, fitness, sigmas, done = program(run)
+        best_f, code, fitness, sigmas, done = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
         fitness = np.asarray(fitness[:int(done)], dtype=np.float64)
         _warn_nonfinite(driver.settings.nonfinite, fitness)
         _append_history(driver, fitness, np.asarray(sigmas[:int(done)], dtype=np.float64))

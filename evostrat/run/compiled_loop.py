@@ -26,30 +26,13 @@ Examples
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Hashable, NamedTuple
-
-import numpy as np
+from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.backends.programs import frozen
+from evostrat.backends.programs import program_key
 from evostrat.strategies.base import Strategy
 
-__all__ = ["CompiledLoop", "ChunkOutput", "is_traceable", "program_key"]
-
-def program_key(strategy: Strategy, objective: Callable, settings: Hashable) -> Hashable | None:
-    """The :meth:`Backend.compile <evostrat.backends.base.Backend.compile>` key of a program
-    of ``strategy`` and ``objective``, or ``None`` (not shared) for unhashable hyper-parameters.
-
-    ``settings`` holds everything else the program depends on. A strategy's
-    behaviour must depend only on its ``get_params()``, as every built-in
-    strategy's does. The cached program keeps ``objective`` alive, so its ``id``
-    cannot be reused while the key exists.
-    """
-    try:
-        params = frozen(strategy.get_params(deep=False))
-    except (TypeError, AttributeError):
-        return None
-    return (type(strategy), params, id(objective), settings)
+__all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
 
 
 class ChunkOutput(NamedTuple):
@@ -128,8 +111,9 @@ class CompiledLoop:
         """The jitted chunk, shared with earlier loops of equal settings through the
         backend's one compile cache: a new ``ES.fit`` on the same objective and
         hyper-parameters compiles nothing (2-5 s on CPU)."""
-        key = program_key(self.strategy, self.objective,
-                          ("chunk", self.chunk, self.sign, self.with_stops))
+        # the strategy's class and hyper-parameters (through its tell) and the objective
+        key = program_key(self.strategy.tell, "chunk", id(self.objective), self.chunk, self.sign,
+                          self.with_stops)
         return self.backend.compile(self._scan, key=key)
 
     def _step(self, state: Any) -> tuple[Any, ChunkOutput]:

@@ -22,7 +22,7 @@ Examples
 >>> from evostrat import ES
 >>> from evostrat.problems import sphere
 >>> driver = Driver(ES("snes", max_generations=5, random_state=0), np.ones(3))
->>> driver.run_loop(sphere, evaluator=None)
+>>> driver.run_loop(sphere)
 >>> driver.state.n_generations, driver.state.stop_reason
 (5, 'maxiter')
 """
@@ -129,8 +129,7 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
-        X = self.runner.ask()
-        self.asked = X if self.bounds is None else self.bounds.transform(X)
+        self.asked = self.to_box(self.runner.ask())
         return self.asked
 
     def tell(self, X: Any, values: Any) -> Any:
@@ -152,13 +151,11 @@ class Driver:
         checked = runner.check_values(values, runner.popsize)
         if isinstance(checked, Outcome):
             runner.update(checked.behaviours)
-            fitness, told = checked.fitness, None
+            fitness, told, extra = checked.fitness, None, behaviour_record(runner, checked)
         else:
-            fitness = checked
-            told = -checked if self.maximize else checked
+            fitness, told, extra = checked, -checked if self.maximize else checked, None
             runner.update(told)
         host = None if fitness is None else runner.backend.to_numpy(fitness)
-        extra = behaviour_record(runner, checked) if isinstance(checked, Outcome) else None
         self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra)
         return told
 
@@ -249,22 +246,28 @@ class Driver:
         return None
 
     # -- the loop ------------------------------------------------------------------------------
-    def run_loop(self, objective: Callable, evaluator: Any, hooks: Any = None, host_free: bool = False) -> None:
+    def run_loop(self, objective: Callable, hooks: Any = None, host_free: bool = False) -> None:
         """Generations until a criterion holds: compiled chunks when they apply, else on the host.
 
-        ``evaluator`` is an evaluator spec (``None``: the settings'), ``hooks`` a
-        :class:`~evostrat.callbacks.hooks.RunHooks` whose observers get the
-        estimator between generations.
+        ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers
+        get the estimator between generations; ``host_free`` says that none of them
+        needs the host, so compiled chunks may run. When ``x0`` was a list or a
+        tuple, ``best_x`` ends as a numpy array.
         """
-        from evostrat.evaluators.replay import ReplayLog
-        from evostrat.evaluators.seeded import population_seed
         from evostrat.run.compiled import run_compiled
 
         self.fast_path = None
-        if host_free and run_compiled(self, objective):
-            return
+        if not (host_free and run_compiled(self, objective)):
+            self._host_loop(objective, hooks)
+        if self.x0_type in (list, tuple):  # lists run on numpy
+            self.state.best_x = np.asarray(self.state.best_x)
+
+    def _host_loop(self, objective: Callable, hooks: Any) -> None:
+        from evostrat.evaluators.replay import ReplayLog
+        from evostrat.evaluators.seeded import population_seed
+
         s = self.settings
-        evaluator = make_evaluator(s.evaluator if evaluator is None else evaluator, s.evaluator_options)
+        evaluator = make_evaluator(s.evaluator, s.evaluator_options)
         evaluator.behaviours = self.runner.strategy.needs_behaviours
         # Remote evaluators may ship Gaussian populations as seeds, or replay the
         # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).
@@ -290,8 +293,3 @@ class Driver:
             evaluator.close()
             if hooks is not None:
                 hooks.end(observer)
-
-    def finish_x(self) -> None:
-        """``best_x`` as a numpy array when ``x0`` was a list or tuple."""
-        if self.x0_type in (list, tuple):  # lists run on numpy
-            self.state.best_x = np.asarray(self.state.best_x)
