@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +34,12 @@ __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check"]
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
            "tolstagnation", "tolflatfitness")
+
+
+@lru_cache(maxsize=32)
+def _keep_table(dim: int, popsize: int, capacity: int) -> tuple[int, ...]:
+    """pycma's stagnation history length at generations ``0..capacity``, as the host computes it."""
+    return tuple(int(120 + 30 * dim / popsize + 0.2 * g) for g in range(capacity + 1))
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Rules:
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
         """The rules of a host :class:`~evostrat.run.termination.Termination`."""
         stag = t.tolstagnation is not None
-        keep = tuple(int(120 + 30 * t.dim / t.popsize + 0.2 * g) for g in range(capacity + 1)) if stag else ()
+        keep = _keep_table(t.dim, t.popsize, capacity) if stag else ()
         return cls(
             maximize=bool(t.maximize), ftarget=t.ftarget, max_evals=t.max_evals,
             max_generations=t.max_generations, tolfun=t.tolfun, tolx=t.tolx,

@@ -65,13 +65,15 @@ def default_max_generations(dim: int, popsize: int) -> int:
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
 
-def _check_budget(name: str, value: int | None) -> int | None:
+def _check_int(name: str, value: int | None, minimum: int) -> int | None:
+    """``value`` as an int >= ``minimum`` (1: "positive", 0: "non-negative"), or ``None``."""
     if value is None:
         return None
+    expected = f"{name} must be a {'positive' if minimum == 1 else 'non-negative'} int or None"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidTypeError(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive int or None, got {value}")
+        raise InvalidTypeError(f"{expected}, got {value!r}")
+    if value < minimum:
+        raise InvalidArgumentError(f"{expected}, got {value}")
     return int(value)
 
 
@@ -103,16 +105,16 @@ class Termination:
         dim: int = 1,
         popsize: int = 1,
     ) -> None:
-        self.max_evals = _check_budget("max_evals", max_evals)
-        self.max_generations = _check_budget("max_generations", max_generations)
+        self.max_evals = _check_int("max_evals", max_evals, 1)
+        self.max_generations = _check_int("max_generations", max_generations, 1)
         self.ftarget = _check_number("ftarget", ftarget)
         self.tolfun = _check_number("tolfun", tolfun)
         self.tolx = _check_number("tolx", tolx)
         self.maximize = maximize
         self._recent: deque[float] = deque(maxlen=max(1, history_length))
         self.tolfunhist = _check_number("tolfunhist", tolfunhist)
-        self.tolstagnation = _check_count("tolstagnation", tolstagnation)
-        self.tolflatfitness = _check_count("tolflatfitness", tolflatfitness)
+        self.tolstagnation = _check_int("tolstagnation", tolstagnation, 0)
+        self.tolflatfitness = _check_int("tolflatfitness", tolflatfitness, 0)
         self.dim, self.popsize = int(dim), int(popsize)
         # pycma's histbest/histmedian (most recent last), minimisation sense
         self._hist_best: list[float] = []
@@ -247,13 +249,3 @@ def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values:
 def default_tolstagnation(dim: int, popsize: int) -> int:
     """pycma's default ``tolstagnation``: ``int(100 + 100 d^1.5 / popsize)``."""
     return int(100 + 100 * dim**1.5 / popsize)
-
-
-def _check_count(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidTypeError(f"{name} must be a non-negative int or None, got {value!r}")
-    if value < 0:
-        raise InvalidArgumentError(f"{name} must be a non-negative int or None, got {value}")
-    return int(value)
