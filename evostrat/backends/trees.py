@@ -15,14 +15,30 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["map_tree", "named_leaves", "tree_from_host", "tree_to_host"]
+__all__ = ["field_names", "map_tree", "named_leaves", "replace", "tree_from_host", "tree_to_host"]
+
+
+def field_names(state: Any) -> tuple[str, ...]:
+    """The field names of a NamedTuple state (``()`` for anything else)."""
+    return getattr(state, "_fields", ())
+
+
+def replace(state: Any, **changes: Any) -> Any:
+    """A copy of the NamedTuple ``state`` with ``changes``: the one place that knows
+    how a state is rebuilt, so a strategy's steps stay pure functions of named fields.
+
+    >>> from collections import namedtuple
+    >>> replace(namedtuple("S", "mean sigma")(0.0, 1.0), sigma=2.0)
+    S(mean=0.0, sigma=2.0)
+    """
+    return state._replace(**changes)
 
 
 def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) -> Any:
     """``tree`` with ``fn(leaf, is_key)`` applied to every leaf of its NamedTuples
     (a field named ``key`` holds a backend key), tuples, lists and dicts."""
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(map_tree(fn, v, f == "key") for f, v in zip(tree._fields, tree)))
+    if isinstance(tree, tuple) and field_names(tree):
+        return type(tree)(*(map_tree(fn, v, f == "key") for f, v in zip(field_names(tree), tree)))
     if isinstance(tree, (tuple, list)):
         return type(tree)(map_tree(fn, v) for v in tree)
     if isinstance(tree, dict):
@@ -69,8 +85,8 @@ def named_leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     >>> list(named_leaves(Outer(1, Inner(2))))
     [('a', 1), ('inner.b', 2)]
     """
-    for field, value in zip(tree._fields, tree):
-        if isinstance(value, tuple) and hasattr(value, "_fields"):
+    for field, value in zip(field_names(tree), tree):
+        if isinstance(value, tuple) and field_names(value):
             yield from named_leaves(value, f"{prefix}{field}.")
         else:
             yield f"{prefix}{field}", value

@@ -52,14 +52,14 @@ def _check_extra(extra: Any) -> dict[str, Callable[[Any], Any]]:
 
 
 class _RowLogger(Callback):
-    """Turns generations into rows; subclasses define ``_open`` and ``_write`` (and ``_close``)."""
+    """Turns generations into rows; subclasses define ``open_output`` and ``_write`` (and ``_close``)."""
 
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
         self.extra = _check_extra(extra)
         self._seen = 0
 
     def on_fit_start(self, es: Any) -> None:
-        self._open()
+        self.open_output()
         for entry in es.history_:  # resumed runs: the restored history first
             self._write(dict(entry))
         self._seen = len(es.history_)
@@ -88,7 +88,7 @@ class _FileLogger(_RowLogger):
         self.path = os.fspath(path)
         self._file: TextIO | None = None
 
-    def _open(self) -> None:
+    def open_output(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")
 
@@ -127,8 +127,8 @@ class CSVLogger(_FileLogger):
         self.columns = list(columns) if columns is not None else None
         self._writer: csv.DictWriter | None = None
 
-    def _open(self) -> None:
-        super()._open()
+    def open_output(self) -> None:
+        super().open_output()
         self._writer = None
 
     def _write(self, row: dict[str, Any]) -> None:
@@ -188,7 +188,7 @@ class DataFrameLogger(_RowLogger):
         super().__init__(extra)
         self.rows: list[dict[str, Any]] = []
 
-    def _open(self) -> None:
+    def open_output(self) -> None:
         self.rows = []
 
     def _write(self, row: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from evostrat.backends import array_backend
 from evostrat.errors import CheckpointError
+from evostrat.backends.trees import field_names
 
 __all__ = ["encode", "decode", "Unencodable"]
 
@@ -68,7 +69,7 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
     if isinstance(value, deque):
         return {"__deque__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)],
                 "maxlen": value.maxlen}
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+    if isinstance(value, tuple) and not field_names(value):
         return {"__tuple__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]

@@ -77,8 +77,8 @@ class ExecutorEvaluator(ChunkedEvaluator):
         self._pool: cf.Executor | None = None
         self._checked: tuple[Callable, int] | None = None  # objective, its pickled size
 
-    def _check(self) -> None:
-        super()._check()
+    def check_parameters(self) -> None:
+        super().check_parameters()
         if self.executor is not None and not isinstance(self.executor, cf.Executor):
             raise InvalidTypeError(
                 "executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor, "

@@ -141,8 +141,8 @@ class RayEvaluator(ChunkedEvaluator):
         self._workers = 1
         self._objective_ref: tuple[Callable, Any] | None = None
 
-    def _check(self) -> None:
-        super()._check()
+    def check_parameters(self) -> None:
+        super().check_parameters()
         if self.address is not None and not isinstance(self.address, str):
             raise InvalidTypeError(
                 f"address must be a Ray address string (\"auto\", \"ray://host:port\") or None, "

@@ -131,9 +131,10 @@ class ChunkedEvaluator(Evaluator):
         self.seeded = seeded
         self.vectorized = vectorized
         self.arrays = arrays
-        self._check()
+        self.check_parameters()
 
-    def _check(self) -> None:
+    def check_parameters(self) -> None:
+        """Raise an evostrat error naming the first invalid constructor argument."""
         positive_int("chunksize", self.chunksize)
         _timeout(self.timeout)
         if not (isinstance(self.seeded, bool) or self.seeded in SEEDED_MODES):
@@ -180,7 +181,7 @@ class ChunkedEvaluator(Evaluator):
         :class:`~evostrat.evaluators.replay.ReplayStep`) describe ``X``; ``ES.fit`` passes
         them and ``seeded`` chooses what travels.
         """
-        self._check()
+        self.check_parameters()
         n = int(X.shape[0])
         chunks = chunk_bounds(n, n_chunks=self.n_workers(), chunksize=self.chunksize)
         mode = self.mode(X, seed, replay)

@@ -58,6 +58,7 @@ from evostrat.backends.base import DRAW_CHILD, SPLIT_CHILD, splitmix64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.kernels import Kernel
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, candidate_weights
+from evostrat.backends.trees import replace
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES, CMAESState
@@ -159,7 +160,7 @@ def ask(ctx: SimpleNamespace, state: CMAESState) -> tuple[np.ndarray, CMAESState
     c = splitmix64(a ^ b)
     z = seeded_generator(a, b, c, splitmix64(c)).standard_normal((K.popsize, n), dtype=mean.dtype)
     y = (z * state.D).dot(state.B.T)
-    return mean + state.sigma * y, state._replace(key=key)
+    return mean + state.sigma * y, replace(state, key=key)
 
 
 def _weights(fitness: Any, K: SimpleNamespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,7 +237,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
     queue_coef = state.queue_coef * decay
     queue_coef[slot, :-1] = coef_mu
     queue_coef[slot, -1] = K.c.c1[0]
-    new = state._replace(mean=mean, sigma=new_sigma, ps=ps, pc=pc, diag_C=diag_C, queue=queue,
+    new = replace(state, mean=mean, sigma=new_sigma, ps=ps, pc=pc, diag_C=diag_C, queue=queue,
                          queue_coef=queue_coef, decay=state.decay * K.decay[h],
                          generation=generation)
     if int(generation) % k != 0:
@@ -275,6 +276,6 @@ def _eigen(strategy: CMAES, K: SimpleNamespace, state: CMAESState, C: np.ndarray
     # zero top does not change the sum
     floor = (top if top > 0.0 else K.zero) * K.eps + K.tiny
     if bottom < floor or top > high or top < low:
-        return strategy.repair(state._replace(C=C, B=B, diag_C=C.diagonal().copy(), **fields),
+        return strategy.repair(replace(state, C=C, B=B, diag_C=C.diagonal().copy(), **fields),
                                evals, floor)
-    return state._replace(C=C, B=B, D=np.sqrt(evals), diag_C=C.diagonal().copy(), **fields)
+    return replace(state, C=C, B=B, D=np.sqrt(evals), diag_C=C.diagonal().copy(), **fields)

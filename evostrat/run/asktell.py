@@ -38,7 +38,7 @@ import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
-from evostrat.backends.trees import named_leaves
+from evostrat.backends.trees import field_names, named_leaves
 from evostrat.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -63,9 +63,9 @@ def state_from_numpy(
 ) -> Any:
     """Inverse of :func:`state_to_numpy`, shaped like ``template``."""
     values = []
-    for field, value in zip(template._fields, template):
+    for field, value in zip(field_names(template), template):
         name = f"{prefix}{field}"
-        if hasattr(value, "_fields"):
+        if field_names(value):
             values.append(state_from_numpy(value, arrays, backend, device, prefix=f"{name}."))
             continue
         if name not in arrays:

@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
+from evostrat.backends.trees import replace
 
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check"]
 
@@ -132,7 +133,7 @@ def _stagnated(rules: Rules, p: Progress, generation: Any, ranked: Any) -> tuple
                 & (_window_median(hist_best, end - l, end) >= _window_median(hist_best, end - 2 * l, end - l)))
 
     stagnated = jax.lax.cond(ready, medians, lambda _: jnp.asarray(False), None)
-    return p._replace(hist_best=hist_best, hist_median=hist_median, n_hist=n_hist, run_best=run_best,
+    return replace(p, hist_best=hist_best, hist_median=hist_median, n_hist=n_hist, run_best=run_best,
                       run_best_generation=run_best_generation), stagnated
 
 
@@ -155,7 +156,7 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     n_recent = p.n_recent + append.astype(jnp.int32)
     filled = jnp.arange(rules.window) < n_recent
     recent_range = jnp.max(jnp.where(filled, recent, -jnp.inf)) - jnp.min(jnp.where(filled, recent, jnp.inf))
-    p = p._replace(recent=recent, n_recent=n_recent)
+    p = replace(p, recent=recent, n_recent=n_recent)
     rows = [jnp.asarray(False)]
     if rules.ftarget is not None:
         rows.append(jnp.isfinite(best) & ((best >= rules.ftarget) if rules.maximize else (best <= rules.ftarget)))
@@ -183,7 +184,7 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     if rules.tolflatfitness is not None:
         flat = ranked[0] == ranked[int(0.75 * ranked.shape[0])]
         flat_generations = jnp.where(flat, p.flat_generations + 1, 0)
-        p = p._replace(flat_generations=flat_generations)
+        p = replace(p, flat_generations=flat_generations)
         rows.append(flat_generations > rules.tolflatfitness)
     else:
         rows.append(jnp.asarray(False))

@@ -48,6 +48,7 @@ from evostrat.params import Interval
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
 from evostrat.strategies.shaping import tie_span
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -216,7 +217,7 @@ class CMABase(Strategy):
         sigma, hsig = self.step_size(c, xp, state.sigma, ps, state.generation)
         pc = self.cov_path(c, state.pc, hsig, y_w)
         coef_mu = c.p.cmu * self.active_factors(c, xp, w_cov, Zt)
-        new = state._replace(mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
+        new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
         return self.update_covariance(c, new, Y, coef_mu, self.cov_decay(c, hsig))
 
     @staticmethod
@@ -275,7 +276,7 @@ class CMABase(Strategy):
         ``log_scale`` keeps the units of an unrescaled C for ``tolupsigma``.
         """
         root = xp.sqrt(scale)
-        return state._replace(sigma=clamp(state.sigma * root, xp), pc=state.pc / root,
+        return replace(state, sigma=clamp(state.sigma * root, xp), pc=state.pc / root,
                               log_scale=state.log_scale + xp.log(scale))
 
     # -- what a model of C supplies ----------------------------------------------------------

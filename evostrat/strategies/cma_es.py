@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 from evostrat.backends import Backend, get_backend
 from evostrat.params import Interval
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -149,7 +150,7 @@ class CMAES(CMABase):
         key, sub = be.split(state.key)
         z = be.normal(sub, (self.resolved_popsize(n), n), state.mean.dtype, be.device(state.mean))
         y = (z * state.D) @ state.B.T
-        return state.mean + state.sigma * y, state._replace(key=key)
+        return state.mean + state.sigma * y, replace(state, key=key)
 
     def whiten(self, state: CMAESState, Y: Array, w_mean: Array,
                y_w: Array) -> tuple[Array, Array]:
@@ -176,8 +177,7 @@ class CMAES(CMABase):
         rows = xp.concat([Y, pc[None, :]], axis=0)
         coef = xp.concat([coef_mu, c.c1], axis=0)
         slot = xp.arange(k, device=be.device(state.mean)) == ((state.generation - 1) % k)
-        state = state._replace(
-            diag_C=diag_C,
+        state = replace(state, diag_C=diag_C,
             queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
             queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay),
             decay=state.decay * decay,
@@ -193,7 +193,7 @@ class CMAES(CMABase):
     def decompose(self, state: CMAESState) -> CMAESState:
         """Add the queued terms to C and decompose it (the lazy path)."""
         xp = get_backend(state.mean).xp
-        return self.eigen(state._replace(queue_coef=xp.zeros_like(state.queue_coef),
+        return self.eigen(replace(state, queue_coef=xp.zeros_like(state.queue_coef),
                                          decay=xp.ones_like(state.decay)), self.current_cov(state))
 
     def eigen(self, state: CMAESState, C: Array) -> CMAESState:
@@ -212,7 +212,7 @@ class CMAES(CMABase):
         repair = (evals[0] < floor) | (top > hi) | (top < lo)
         # evals >= floor > 0 unless repaired (the repair sets D): the clip changes nothing
         D = xp.sqrt(xp.clip(evals, min=0.0))
-        state = state._replace(C=C, B=B, D=D, diag_C=xp.linalg.diagonal(C))
+        state = replace(state, C=C, B=B, D=D, diag_C=xp.linalg.diagonal(C))
         return be.cond(repair, self.repair, lambda same, *_: same, state, evals, floor)
 
     def repair(self, state: CMAESState, evals: Array, floor: Array) -> CMAESState:
@@ -228,7 +228,7 @@ class CMAES(CMABase):
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
         C = (state.C + shift * eye) / scale
-        state = state._replace(C=C, D=xp.sqrt(evals / scale), diag_C=xp.linalg.diagonal(C))
+        state = replace(state, C=C, D=xp.sqrt(evals / scale), diag_C=xp.linalg.diagonal(C))
         return self.rescale(state, scale, xp)
 
     def _diag_cov(self, state: CMAESState) -> Array:

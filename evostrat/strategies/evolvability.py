@@ -53,6 +53,7 @@ from evostrat.strategies.base import MirroredPopsize, Strategy
 from evostrat.strategies.openai_es import OpenAIES
 from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer
 from evostrat.strategies.shaping import SHAPINGS, shape_fitness, zscore
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -147,7 +148,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         be = get_backend(state.mean)
         key, sub = be.split(state.key)
         n = self.resolved_popsize(state.mean.shape[0])
-        return self.distribution(state).sample(n, key=sub), state._replace(key=key)
+        return self.distribution(state).sample(n, key=sub), replace(state, key=key)
 
     def statistic(self, Z: Array, X: Array, p: DiagNormal) -> Array:
         """The evolvability ``J`` of normalised behaviours ``Z`` (n, k), differentiable in ``p``."""
@@ -186,7 +187,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         step, opt_state = self.configured_optimizer().update(-g, state.opt, self.lr, params=state.mean)
         xp = get_backend(state.mean).xp
         objective = xp.reshape(xp.astype(J, state.mean.dtype), ())
-        return state._replace(mean=state.mean - step, opt=opt_state, objective=objective)
+        return replace(state, mean=state.mean - step, opt=opt_state, objective=objective)
 
     def evolvability(self, state: EvolvabilityState) -> Array:
         """The statistic ``J`` of the last told population (0-d; 0 before the first tell)."""

@@ -48,6 +48,7 @@ from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
 from evostrat.strategies.shaping import SHAPINGS, finite_fitness, shape_fitness
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -146,7 +147,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         be = get_backend(state.mean)
         key, sub = be.split(state.key)
         n = self.resolved_popsize(state.mean.shape[0])
-        return self.distribution(state).sample(n, key=sub), state._replace(key=key)
+        return self.distribution(state).sample(n, key=sub), replace(state, key=key)
 
     def shape_fitness(self, fitness: Array) -> Array:
         """``fitness`` made finite and shaped by ``fitness_shaping``."""
@@ -180,13 +181,13 @@ class ExpectationES(MirroredPopsize, Strategy):
         g_mean, g_log_sigma = self.statistic_gradient(state, X, fitness)
         opt = self._optimizer()
         step, opt_mean = opt.update(-g_mean, state.opt_mean, self.lr, params=state.mean)  # ascent
-        state = state._replace(mean=state.mean - step, opt_mean=opt_mean)
+        state = replace(state, mean=state.mean - step, opt_mean=opt_mean)
         if not self.learn_sigma:
             return state
         lr_sigma = self.lr if self.lr_sigma is None else self.lr_sigma
         step, opt_sigma = opt.update(-g_log_sigma, state.opt_sigma, lr_sigma)
         log_sigma = xp.log(clamp_sigma(xp.exp(state.log_sigma - step)))
-        return state._replace(log_sigma=log_sigma, opt_sigma=opt_sigma)
+        return replace(state, log_sigma=log_sigma, opt_sigma=opt_sigma)
 
     def sigma(self, state: ExpectationESState) -> Array:
         xp = get_backend(state.mean).xp

@@ -24,6 +24,7 @@ from typing import Any
 
 from evostrat.backends import get_backend
 from evostrat.evaluators.seeded import GaussianSeed, gaussian_population
+from evostrat.backends.trees import replace
 
 __all__ = ["GaussianAsk"]
 
@@ -46,7 +47,7 @@ class GaussianAsk:
         n = self.resolved_popsize(state.mean.shape[0])  # type: ignore[attr-defined]
         key, sub = be.split(state.key)
         X = gaussian_population(be, sub, state.mean, state.sigma, n, self.noise_layout())
-        return X, state._replace(key=key)
+        return X, replace(state, key=key)
 
     def population_seed(self, state: Any) -> GaussianSeed | None:
         """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.evaluators.seeded`)."""
@@ -63,4 +64,4 @@ class GaussianAsk:
         on an accelerator.
         """
         key, _ = get_backend(state.mean).split(state.key)
-        return self.population_seed(state), state._replace(key=key)
+        return self.population_seed(state), replace(state, key=key)

@@ -35,6 +35,7 @@ from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
 from evostrat.strategies.seeded_tell import weighted_noise_sums
 from evostrat.strategies.shaping import SHAPINGS, shape_fitness
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -143,7 +144,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         step, opt = self.configured_optimizer().update(grad, state.opt, state.lr, params=state.mean)
         sigma = xp.clip(state.sigma * self.sigma_decay, min=float(self.sigma_min))
         lr = xp.clip(state.lr * self.lr_decay, min=float(self.lr_min))
-        return state._replace(mean=state.mean - step, sigma=clamp_sigma(sigma), lr=lr, opt=opt)
+        return replace(state, mean=state.mean - step, sigma=clamp_sigma(sigma), lr=lr, opt=opt)
 
     def sigma(self, state: OpenAIESState) -> Array:
         return state.sigma

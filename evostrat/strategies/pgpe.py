@@ -60,6 +60,7 @@ from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategies.optimizers import ClipUp, Optimizer, make_optimizer
 from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -219,4 +220,4 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         if self.stdev_max_change is not None:
             c = float(self.stdev_max_change)
             new_sigma = xp.minimum(xp.maximum(new_sigma, (1 - c) * sigma), (1 + c) * sigma)
-        return state._replace(mean=state.mean - step, sigma=clamp_sigma(new_sigma), opt=opt)
+        return replace(state, mean=state.mean - step, sigma=clamp_sigma(new_sigma), opt=opt)

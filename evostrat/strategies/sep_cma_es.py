@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -91,7 +92,7 @@ class SepCMAES(CMABase):
         z *= be.xp.sqrt(state.C)
         z *= state.sigma
         z += state.mean
-        return z, state._replace(key=key)
+        return z, replace(state, key=key)
 
     def whiten(self, state: SepCMAESState, Y: Array, w_mean: Array,
                y_w: Array) -> tuple[Array, Array]:
@@ -110,7 +111,7 @@ class SepCMAES(CMABase):
         top = xp.max(C)
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
-        return self.rescale(state._replace(C=C / scale), scale, xp)
+        return self.rescale(replace(state, C=C / scale), scale, xp)
 
     def _diag_cov(self, state: SepCMAESState) -> Array:
         return state.C

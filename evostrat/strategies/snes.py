@@ -34,6 +34,7 @@ from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategies.seeded_tell import weighted_noise_sums
 from evostrat.strategies.shaping import shape_fitness
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -115,4 +116,4 @@ class SNES(GaussianAsk, Strategy):
         dim = state.mean.shape[0]
         mean = state.mean + self.lr_mean * state.sigma * grad_mean
         sigma = state.sigma * xp.exp(0.5 * self.resolved_lr_sigma(dim) * grad_sigma)
-        return state._replace(mean=mean, sigma=clamp_sigma(sigma))
+        return replace(state, mean=mean, sigma=clamp_sigma(sigma))

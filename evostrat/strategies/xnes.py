@@ -45,6 +45,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
+from evostrat.backends.trees import replace
 
 Array = Any
 
@@ -158,7 +159,7 @@ class XNES(Strategy):
         shape = (self.resolved_popsize(dim), dim)
         z = be.normal(sub, shape, state.mean.dtype, be.device(state.mean))
         X = state.mean + state.sigma * be.xp.matmul(z, state.B.T)
-        return X, state._replace(key=key)
+        return X, replace(state, key=key)
 
     def tell(self, state: XNESState, X: Array, fitness: Array) -> XNESState:
         be = get_backend(state.mean)
@@ -183,8 +184,7 @@ class XNES(Strategy):
         B = xp.matmul(state.B, expm_symmetric(0.5 * self.resolved_lr_B(dim) * G_B, be))
 
         ok = finite & xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(B))
-        return state._replace(
-            mean=xp.where(ok, mean, state.mean),
+        return replace(state, mean=xp.where(ok, mean, state.mean),
             sigma=xp.where(ok, sigma, state.sigma),
             B=xp.where(ok, B, state.B),
         )
