@@ -32,14 +32,9 @@ def _check_callbacks(callbacks: Any) -> list[Any]:
     if callbacks is None:
         return []
     if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
-        if callable(callbacks):
-            raise InvalidTypeError(
-                "callbacks must be a sequence of callables cb(es), got a single callable; "
-                "wrap it in a list: callbacks=[cb]"
-            )
-        raise InvalidTypeError(
-            f"callbacks must be a sequence of callables cb(es), got {type(callbacks).__name__}"
-        )
+        single = "a single callable; wrap it in a list: callbacks=[cb]"
+        got = single if callable(callbacks) else type(callbacks).__name__
+        raise InvalidTypeError(f"callbacks must be a sequence of callables cb(es), got {got}")
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise InvalidTypeError(f"callbacks[{i}] must be callable as cb(es), got {type(cb).__name__}")
@@ -109,11 +104,8 @@ class RunHooks:
 
     def generation(self, es: Any) -> None:
         """After a generation: callbacks (stopping), progress, checkpoint."""
-        stop = False
-        for cb in self.callbacks:
-            if cb(es) is True:
-                stop = True
-        if stop and es.stop_reason_ is None:
+        stops = [cb(es) is True for cb in self.callbacks]  # every callback runs, even after a stop
+        if any(stops) and es.stop_reason_ is None:
             es.stop_reason_ = "callback"
         for hook in self._internal():
             hook(es)
@@ -121,13 +113,8 @@ class RunHooks:
     def end(self, es: Any) -> None:
         """``on_fit_end`` of every started hook (progress first); re-raises the first error."""
         error: BaseException | None = None
-        order = self._internal() + self.callbacks  # close the progress line before others print
-        for hook in order:
-            if hook not in self._started:
-                continue
-            end = getattr(hook, "on_fit_end", None)
-            if end is None:
-                continue
+        started = [h for h in self._internal() + self.callbacks if h in self._started]  # progress first
+        for end in filter(None, (getattr(hook, "on_fit_end", None) for hook in started)):
             try:
                 end(es)
             except BaseException as err:  # noqa: BLE001 - every hook gets its end call

@@ -1,16 +1,12 @@
 """Per-generation loggers: CSV, JSON lines and a pandas DataFrame.
 
-Each logger writes one row per generation: the entry of ``es.history_`` (the
-columns ``generation``, ``n_evals``, ``best``, ``generation_best``,
-``median``, ``sigma``, ``time``, plus ``run``/``popsize`` with restarts and the
-behaviour statistics of evolvability strategies) and any ``extra`` columns,
-computed by ``extra={"name": fn}`` as ``fn(es)``. When a run is resumed from a
-checkpoint, the file is rewritten from the restored ``history_`` first, so it
-never holds generations that the resumed run redoes (``extra`` columns of those
-earlier rows are left empty).
-
-``history_`` itself needs no logger and no pandas; :func:`history_frame`
-turns it into a DataFrame when pandas is installed.
+Each logger writes one row per generation: the entry of ``es.history_`` (``generation``,
+``n_evals``, ``best``, ``generation_best``, ``median``, ``sigma``, ``time``, plus
+``run``/``popsize`` with restarts and the behaviour statistics of evolvability
+strategies) and any ``extra={"name": fn}`` columns, computed as ``fn(es)``. A run resumed
+from a checkpoint rewrites the file from the restored ``history_`` first, so it never
+holds generations the resumed run redoes (``extra`` columns of those rows are empty).
+:func:`history_frame` turns ``history_`` into a DataFrame without any logger.
 
 Examples
 --------
@@ -52,7 +48,7 @@ def _check_extra(extra: Any) -> dict[str, Callable[[Any], Any]]:
 
 
 class _RowLogger(Callback):
-    """Turns generations into rows; subclasses define ``open_output`` and ``_write`` (and ``_close``)."""
+    """Turns generations into rows; subclasses define ``open_output`` and ``_write``."""
 
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
         self.extra = _check_extra(extra)
@@ -73,12 +69,6 @@ class _RowLogger(Callback):
             self._write(row)
         self._seen = len(es.history_)
 
-    def on_fit_end(self, es: Any) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        pass
-
 
 class _FileLogger(_RowLogger):
     def __init__(self, path: str | os.PathLike, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
@@ -92,7 +82,7 @@ class _FileLogger(_RowLogger):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")
 
-    def _close(self) -> None:
+    def on_fit_end(self, es: Any) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -1,20 +1,13 @@
 """A live progress line for :meth:`ES.fit <evostrat.ES.fit>` and ``evostrat run``.
 
-Shows the generation, evaluations (with a bar when the budget is known:
-``max_evals``, else the generation limit), the best value so far, the current
-generation's best, sigma and the elapsed time. It is a callback (see
-:mod:`evostrat.callbacks`) switched on by ``fit(progress=...)``:
-
-- ``False`` (the library's default): nothing;
-- ``True`` / ``"auto"``: shown when the stream (stderr) is a terminal or a
-  Jupyter notebook, silent otherwise (the CLI's default);
-- ``"always"``: also when the stream is not a terminal; it then prints a plain
-  status line at most every ``interval`` seconds and a final one, instead of
-  redrawing in place.
-
-With ``rich`` installed (``pip install evostrat[progress]``) the terminal view
-is a rich progress bar; without it, a single line redrawn with ``\\r``. The
-redraw is throttled, so the bar costs microseconds per generation.
+Shows the generation, evaluations (with a bar when ``max_evals`` or a generation limit
+is known), the best value so far, the current generation's best, sigma and the elapsed
+time. ``fit(progress=...)`` switches it on: ``False`` (the library's default) shows
+nothing; ``True``/``"auto"`` shows it when stderr is a terminal or a Jupyter notebook
+(the CLI's default); ``"always"`` also elsewhere, as a plain status line at most every
+``interval`` seconds and a final one. With ``rich`` installed (``pip install
+evostrat[progress]``) the terminal view is a rich progress bar, else one line redrawn
+with ``\\r``; redraws are throttled, so the bar costs microseconds per generation.
 
 Examples
 --------
@@ -179,9 +172,10 @@ class ProgressBar(Callback):
         self._last = now
         self._emit(es)
 
-    def _emit(self, es: Any) -> None:
+    def _emit(self, es: Any, final: bool = False) -> None:
+        """Redraw the line in place (a terminal; ``final`` ends it), or print it as a new line."""
         if self._live:
-            self._stream.write("\r\x1b[2K" + self.line(es))
+            self._stream.write("\r\x1b[2K" + self.line(es) + ("\n" if final else ""))
         else:
             self._stream.write(self.line(es) + "\n")
         self._stream.flush()
@@ -194,10 +188,7 @@ class ProgressBar(Callback):
             self._rich[0].stop()
             self._rich = None
             return
-        self._emit(es)
-        if self._live:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._emit(es, final=True)
 
     def _update_rich(self, es: Any) -> None:
         progress, task = self._rich
@@ -215,12 +206,10 @@ def make_progress(spec: Any) -> ProgressBar | None:
     """
     if spec is None or spec is False:
         return None
-    if spec is True:
-        return ProgressBar("auto")
     if isinstance(spec, ProgressBar):
         return spec
-    if isinstance(spec, str):
-        return ProgressBar(spec)
+    if spec is True or isinstance(spec, str):
+        return ProgressBar("auto" if spec is True else spec)
     raise InvalidTypeError(
         f"progress must be True, False, 'auto', 'always' or a ProgressBar, got {type(spec).__name__}"
     )

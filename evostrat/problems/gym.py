@@ -1,35 +1,12 @@
 """Gymnasium environments as ES objectives: the mean episode return of a policy.
 
-:class:`GymProblem` turns a parameter vector into a policy, runs ``episodes``
-episodes of a gymnasium environment and returns the mean return (to be
-*maximised*: use ``ES(maximize=True)``, or ``GymProblem(..., negate=True)``
-for a cost to minimise). It is a per-candidate objective (``problem(x)`` gives a
-float) that also accepts a population (``problem(X)`` gives ``(n,)``), so it
-works with every strategy and evaluator. It holds plain attributes only and
-builds its environment lazily in the process that evaluates, so process-pool
-and Ray evaluators can ship it.
-
-Policies:
-
-- a ``torch.nn.Module`` (its parameters are the search vector, see
-  :class:`~evostrat.params_flat.TorchParams`), run under ``torch.no_grad``;
-- :class:`MLPPolicy`: a small numpy tanh network (fast for tiny networks);
-- any object with an int ``dim`` and ``__call__(theta, obs) -> output``.
-
-Action mapping: a ``Discrete(n)`` space takes the argmax of ``n`` outputs; a
-``Box`` space takes ``prod(shape)`` outputs, clipped to the bounds (or, with
-``squash=True``, ``tanh`` mapped onto ``[low, high]``). Any other output size
-raises :class:`~evostrat.errors.InvalidArgumentError` naming the space.
-
-Observation normalisation (``obs_norm=True``, Salimans et al. 2017): the
-policy sees ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
-statistics of every observation the problem has seen. The statistics live in
-the evaluating process: use ``obs_norm`` with the serial or vectorised
-evaluators (a process pool's workers update their own copies, which are not
-sent back); :meth:`GymProblem.freeze` stops updates for testing.
-
-Episode ``e`` of every call is reset with seed ``seed + e`` (common random
-numbers for all candidates; deterministic given the seed).
+:class:`GymProblem` turns a parameter vector into a policy (a ``torch.nn.Module``, a
+numpy :class:`MLPPolicy`, or any ``policy(theta, obs)`` with an int ``dim``), runs
+``episodes`` episodes reset with seeds ``seed, seed + 1, ...`` (common random numbers
+for all candidates) and returns their mean return, to be *maximised*
+(``ES(maximize=True)``, or ``negate=True`` for a cost). It takes one candidate or a
+population ``(n, dim)``, holds plain attributes only and builds its environment lazily
+in the evaluating process, so process-pool and Ray evaluators can ship it.
 
 Examples
 --------
@@ -140,16 +117,23 @@ class GymProblem:
     env_id : str
         A registered gymnasium id (``"CartPole-v1"``, ``"Pendulum-v1"``, ...).
     policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
+        A torch module (its parameters are the search vector, see
+        :class:`~evostrat.params_flat.TorchParams`) runs under ``torch.no_grad``. A
+        ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``Box`` space
+        ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError``.
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
         Cap on steps per episode (on top of the environment's own time limit).
     obs_norm : bool
-        Normalise observations with running statistics (see the module docstring).
+        Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
+        statistics of every observation seen (Salimans et al. 2017). They live in the
+        evaluating process: use serial or vectorised evaluators (a process pool's workers
+        update their own copies); :meth:`freeze` stops updates for testing.
     obs_clip : float
         Clip of normalised observations.
     squash : bool
-        Continuous actions: map ``tanh(output)`` onto ``[low, high]`` instead of clipping.
+        ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` instead of clipping.
     seed : int
         Episode ``e`` is reset with seed ``seed + e``.
     negate : bool

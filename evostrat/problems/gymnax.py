@@ -1,22 +1,12 @@
 """gymnax environments as traceable ES objectives: whole populations of rollouts in XLA.
 
-:class:`GymnaxProblem` maps a population ``X`` of shape ``(n, dim)`` to the mean
-return of each candidate over ``episodes`` episodes, with ``jax.vmap`` over
-candidates and episodes and ``jax.lax.scan`` over time steps: one compiled
-program, no Python per step. Returns are maximised (``ES(maximize=True)``), or
-use ``negate=True`` for a cost.
-
-The call is traceable, so it composes with :class:`evostrat.run.compiled_loop.CompiledLoop`
-and :func:`evostrat.run.compiled_loop.is_traceable` reports it as such. :func:`evolve` runs
-ask, all rollouts and tell for chunks of generations inside one ``lax.scan``,
-drawing fresh episode keys each generation (no host round trip per generation).
-
-Policies: the built-in tanh MLP (``hidden=(48,)``), or any
-``apply(params, obs)`` with a parameter pytree template (flax:
-``apply=model.apply, params=variables``), flattened with
-:class:`~evostrat.params_flat.JaxParams`. Discrete actions take the argmax of
-the outputs; continuous actions are clipped to the bounds, or with
-``squash=True`` mapped by ``tanh`` onto ``[low, high]``.
+:class:`GymnaxProblem` maps a population ``(n, dim)`` to mean returns (to maximise, or
+``negate=True``) with ``jax.vmap`` over candidates and episodes and ``jax.lax.scan`` over
+time steps: one traceable program, so it composes with
+:class:`evostrat.run.compiled_loop.CompiledLoop`. :func:`evolve` runs ask, all rollouts
+and tell for chunks of generations inside one ``lax.scan``, on fresh episode keys each
+generation. Policies are the built-in tanh MLP or any ``apply(params, obs)`` with a
+parameter pytree (flax: ``apply=model.apply, params=variables``).
 
 Examples
 --------
@@ -78,7 +68,8 @@ class GymnaxProblem:
     max_steps : int, optional
         Steps per episode (default: the environment's ``max_steps_in_episode``).
     squash : bool
-        Continuous actions: ``tanh`` onto ``[low, high]`` instead of clipping.
+        Continuous actions: ``tanh`` onto ``[low, high]`` instead of clipping (discrete
+        actions take the argmax of the outputs).
     seed : int
         Key of the episodes when ``__call__`` gets no key.
     negate : bool
