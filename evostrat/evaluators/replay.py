@@ -1,23 +1,14 @@
 """Worker-side state replay: ship the told fitness, not the distribution.
 
-Salimans et al., "Evolution Strategies as a Scalable Alternative to
-Reinforcement Learning" (2017), sec. 2.1: workers keep the parameters and
-apply the same update from the shared seeds and the broadcast fitness values,
-so a generation costs ``O(popsize)`` bytes on the wire. The remote evaluators
-use this with ``seeded="replay"``; :mod:`evostrat.evaluators.seeded` compares
-its sizes and costs with the seed mode. Each worker process keeps the state
-per run; per generation the driver sends the fitness vectors it told the
-strategy in the last ``replay_window`` generations (after the NaN policy and
-the sign of ``maximize``) and a digest of the resulting state. A worker up to
-that many generations behind rebuilds each previous population with the
-compiled ``ask``, replays ``tell``, checks the digest and rebuilds its rows;
-otherwise (first generation, new or restarted worker, digest mismatch) it
-answers ``need_state`` and gets the full state once. A replayed state that
-differs in any bit from the driver's fails the digest and falls back.
-
-The driver side is :class:`ReplayLog` and :class:`ReplayStep`, the wire
-:class:`ReplayMessage` and :class:`ReplayState`; a worker keeps a cache of
-the last :data:`REPLAY_RUNS` runs.
+Salimans et al. (2017), sec. 2.1; ``seeded="replay"`` in the remote evaluators.
+Each worker process keeps a run's state (a cache of the last :data:`REPLAY_RUNS`
+runs). Per generation the driver (:class:`ReplayLog`, :class:`ReplayStep`) sends a
+:class:`ReplayMessage`: the fitness vectors it told the strategy in the last
+``replay_window`` generations (after the NaN policy and the sign of ``maximize``)
+and a digest of the resulting state. A worker up to that many generations behind
+replays ``ask`` and ``tell`` with the compiled programs, checks the digest and
+rebuilds its rows; otherwise (first generation, new worker, any differing bit) it
+answers ``need_state`` and gets the full :class:`ReplayState` once.
 
 Examples
 --------
@@ -32,7 +23,9 @@ Examples
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -56,12 +49,9 @@ REPLAY_RUNS = 4
 
 
 class NeedState(Exception):
-    """Raised on a worker that cannot replay to a message's generation (internal).
+    """Raised on a worker whose cache cannot replay to a message's state (internal).
 
-    No cached state for the run, a cache older than the message's fitness
-    history (or newer than the message), or a replayed state whose digest
-    differs from the driver's. The worker answers ``need_state`` and the driver
-    resends the chunk with the full state (:class:`ReplayState`).
+    The worker answers ``need_state`` and the driver resends the chunk with the full state.
     """
 
 
@@ -72,8 +62,6 @@ def _leaves(tree: Any) -> Any:
 
 def state_digest(host: Any) -> bytes:
     """16-byte BLAKE2b digest of a host state tree: names, dtypes, shapes and bytes of its leaves."""
-    import hashlib
-
     h = hashlib.blake2b(digest_size=16)
     for name, a in _leaves(host):
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
@@ -193,8 +181,7 @@ class _CachedRun:
         return tuple(be.compile(f, key=program_key(f, *signature)) for f in (s.ask, s.tell))
 
     def rows(self, state: Any, start: int, stop: int, as_backend: bool) -> Any:
-        seed = self.strategy.population_seed(state)
-        return seed.rows(start, stop, as_backend=as_backend)
+        return self.strategy.population_seed(state).rows(start, stop, as_backend=as_backend)
 
 
 #: This process's cached run states (workers; thread pools share it with the driver).
@@ -216,33 +203,31 @@ class ReplayStep:
         self.state = runner.state  # immutable: ask and tell return new states
         self.generation = int(runner.generation)
         self.history = history  # told fitness of generations generation - len .. generation - 1
-        self._host: Any = None
         self._full: ReplayState | None = None
 
+    @functools.cached_property
     def host_state(self) -> Any:
-        if self._host is None:
-            self._host = self.backend.to_host(self.state)
-        return self._host
+        return self.backend.to_host(self.state)
 
     @functools.cached_property
     def digest(self) -> bytes:
-        return state_digest(self.host_state())
+        return state_digest(self.host_state)
 
     def message(self, window: int = REPLAY_WINDOW) -> ReplayMessage:
         """The per-generation message: the last ``window`` told fitness vectors and the digest."""
         history = self.history[len(self.history) - min(int(window), len(self.history)):]
         n = int(self.strategy.resolved_popsize(int(self.state.mean.shape[0])))
-        dtype = np.asarray(self.host_state().mean).dtype
+        dtype = np.asarray(self.host_state.mean).dtype
         fitness = np.stack(history) if history else np.empty((0, n), dtype=dtype)
         return ReplayMessage(run=self.run, generation=self.generation, first=self.generation - len(history),
                              fitness=fitness, digest=self.digest)
 
-    def full(self, window: int = REPLAY_WINDOW) -> ReplayState:
+    def full(self) -> ReplayState:
         """The full state (with the strategy): installs the run on a worker."""
         if self._full is None:
-            host = self.host_state()
-            self._full = ReplayState(message=self.message(0), strategy=self.strategy, backend=self.backend.name,
-                                     dtype=self.backend.dtype_name(self.state.mean.dtype), state=host)
+            dtype = self.backend.dtype_name(self.state.mean.dtype)
+            self._full = ReplayState(message=self.message(0), strategy=self.strategy,
+                                     backend=self.backend.name, dtype=dtype, state=self.host_state)
         return self._full
 
 
@@ -277,8 +262,6 @@ class ReplayLog:
     def step(self, runner: Any) -> ReplayStep:
         """The replay description of the generation ``runner.ask()`` will start."""
         if runner is not self._runner:
-            import uuid
-
             self._runner, self.run, self._fitness = runner, uuid.uuid4().hex, {}
         history = []
         g = int(runner.generation) - 1

@@ -1,63 +1,30 @@
 """Seed-compressed populations: ship a key and the distribution, not the vectors.
 
-Salimans et al. (2017) scale OpenAI-ES to thousands of workers by sending each
-worker random seeds instead of perturbation vectors. evostrat does the same for
-its Gaussian strategies (``openai_es``, ``snes``, ``pgpe``) whenever a remote
-evaluator (``"executor"``, ``"ray"``) evaluates the population.
+Following Salimans et al. (2017), the Gaussian strategies (``openai_es``,
+``snes``, ``pgpe``) let the remote evaluators (``"executor"``, ``"ray"``) send a
+:class:`GaussianSeed` (the generation key, mean and sigma) instead of the
+population, and each worker rebuilds only its own rows. ``docs/guides/distributed.md``
+compares the sizes and costs of the ``seeded=`` modes (plain, seed and
+:mod:`evostrat.evaluators.replay`); every mode gives the plain run bit for bit.
 
-Design
-------
-*Per-row noise.* The strategies draw their noise matrix with
+*Per-row noise.* The strategies draw their noise with
 :meth:`~evostrat.backends.base.Backend.normal_rows`: row ``r`` is a function of
-the generation key and ``r`` alone (numpy and torch: a generator seeded from
-SplitMix64 of ``(key, r)``; JAX: ``normal(fold_in(key, r))``). So a worker
-holding the key rebuilds only its own rows, at the cost of sampling them, and
-the driver's population is never shipped.
+the generation key and ``r`` alone, so a worker draws only its rows.
 
 *Layouts.* Candidate ``i`` is ``x_i = mean + sigma * (s_i z_{r_i})`` with a
-noise row ``r_i`` and a sign ``s_i`` fixed by the strategy's layout:
-
-- ``"independent"`` (SNES): ``r_i = i``, ``s_i = +1``;
-- ``"mirrored"`` (OpenAI-ES): halves, ``r_i = i mod n/2``, ``s_i = -1`` in the
-  second half;
-- ``"pairs"`` (PGPE): interleaved, ``r_i = i // 2``, ``s_i = -1`` for odd ``i``.
-
-:func:`gaussian_population` computes exactly this, for all candidates in the
-strategy's ``ask`` and for a chunk of candidates on a worker, with the same
-operations in the same order, so the rebuilt rows are bit-identical to the
-driver's (``tests/test_seeded.py`` checks it on every CPU backend and layout).
-Workers run it through ``backend.compile`` as ``ask`` does: under ``jax.jit``
-XLA fuses ``mean + sigma * z`` into multiply-adds (one rounding instead of
-two), and an eager rebuild would differ in the last bit; a worker also builds at
-least two candidates, since XLA compiles a single row without that fusion.
-
-*What travels.* Per generation with the remote evaluators' ``seeded=`` (d =
-100,000, popsize 256, float64, pickled; ``benchmarks/test_evaluation_overhead.py``):
-the plain population is 204.8 MB; a *seed* (:class:`GaussianSeed`: the
-generation key, the mean, sigma, popsize, layout and dtype, ``8 d`` to ``16 d``
-bytes) 0.80 MB for openai_es and 1.60 MB for snes and pgpe, from which each
-worker rebuilds its own rows (about 0.3 s for 128 rows on one core); a *replay*
-message 8.5 KB (:mod:`evostrat.evaluators.replay`: workers keep the state and
-replay ``tell`` from the told fitness, with the full state, 1.6 to 2.4 MB,
-sent once per worker and run), which costs each worker the whole previous
-population (0.4 to 0.5 s). At 256 x 1000 a generation's dispatch took (2 local
-workers, trivial objective) 5.8 / 16 / 52 ms with the executor and 13 / 17 /
-36 ms with Ray (plain / seed / replay).
-
-Which to use: on one machine the plain population is fastest (Ray's
-shared-memory object store moves it without copies); seeds pay off across
-machines; replay where bandwidth is scarce and workers have CPU to spare.
-``seeded="auto"`` (the default of the remote evaluators) ships seeds from 8
-MiB populations on and never replays. In every mode the run is bit-identical
-to the plain path (``tests/test_seeded.py``, ``tests/test_evaluators.py``,
-``tests/test_ray.py``).
+noise row ``r_i`` and a sign ``s_i``: ``"independent"`` (SNES) ``r_i = i``,
+``s_i = +1``; ``"mirrored"`` (OpenAI-ES) ``r_i = i mod n/2``, ``s_i = -1`` in
+the second half; ``"pairs"`` (PGPE) ``r_i = i // 2``, ``s_i = -1`` for odd ``i``.
+:func:`gaussian_population` builds both the strategy's ``ask`` and a worker's
+chunk with the same operations, compiled by ``backend.compile`` as ``ask`` is
+(under ``jax.jit`` XLA fuses ``mean + sigma * z`` into multiply-adds) and with
+at least two rows (XLA compiles a single row without that fusion), so the
+rebuilt rows are bit-identical to the driver's (``tests/test_seeded.py``).
 
 *Protocol.* A strategy supports compression by defining
-``population_seed(state) -> GaussianSeed | None``: the description of the
-population that ``ask(state)`` will return (it splits the key as ``ask`` does).
-Populations on an accelerator (torch CUDA, JAX GPU) are not compressed (a
-worker's CPU could not rebuild them bit for bit); nor are populations mapped
-into ``bounds`` by ``ES``: those are shipped plain.
+``population_seed(state) -> GaussianSeed | None`` (splitting the key as ``ask``
+does). Populations on an accelerator, or mapped into ``bounds`` by ``ES``, are
+shipped plain.
 
 Examples
 --------
@@ -168,11 +135,9 @@ def gaussian_population(backend: Backend, key: Any, mean: Array, sigma: Array, p
 
 
 def _shift_scale(z: Array, mean: Array, sigma: Array) -> Array:
-    """``mean + sigma * z`` in ``z``'s own memory where arrays are mutable.
+    """``mean + sigma * z`` in the fresh ``z``'s own memory (same bits; JAX's ``*=`` rebinds).
 
-    ``z`` is a fresh array; at d = 100,000 every population-sized temporary costs
-    tens of milliseconds of page faults on torch. The values are the same bits
-    (IEEE products and sums commute); JAX arrays are immutable and ``*=`` rebinds.
+    At d = 100,000 every population-sized temporary costs tens of milliseconds on torch.
     """
     z *= sigma
     z += mean
@@ -249,11 +214,8 @@ def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int)
 
 
 def population_seed(runner: Any) -> GaussianSeed | None:
-    """The seed of the population ``runner.ask()`` will return, or ``None``.
+    """The seed of the population ``runner.ask()`` will return (``runner``: an ``AskTell``).
 
-    ``runner`` is an :class:`~evostrat.run.asktell.AskTell`; ``None`` when its
-    strategy cannot describe its populations by a seed (the default of
-    :meth:`~evostrat.strategies.base.Strategy.population_seed`) or the population
-    lives on an accelerator.
+    ``None`` when its strategy has no seeds or the population lives on an accelerator.
     """
     return runner.strategy.population_seed(runner.state)
