@@ -71,6 +71,21 @@ def test_strategy_stop_criteria_fire_on_the_compiled_loop() -> None:
     assert abs(fast.n_generations_ - slow.n_generations_) <= 3
 
 
+@pytest.mark.parametrize("strategy,options", [("snes", dict(tolstagnation=60)), ("cma_es", {})])
+def test_stagnation_stops_at_the_same_generation_on_the_compiled_loop(strategy, options) -> None:
+    """The stagnation median test runs outside the generation loop, only when it is due."""
+
+    def rugged(X):  # a deterministic, noise-like landscape: the run stagnates
+        return jnp.sum(X**2, axis=1) + 10.0 * jnp.sin(1e4 * X[:, 0] * X[:, 1])
+
+    fast, slow = fit_both(strategy=strategy, sigma0=1.0, random_state=0, tolfun=None, tolx=None,
+                          tolfunhist=None, max_generations=3000, x0=jnp.full(4, 3.0), objective=rugged,
+                          **options)
+    assert fast.fast_path_ == "compiled_loop"
+    assert fast.stop_reason_ == slow.stop_reason_ == "tolstagnation"
+    assert fast.n_generations_ == slow.n_generations_ < 3000
+
+
 def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
     x0 = jnp.ones(3)
     assert ES("snes", max_generations=3).fit(lambda X: float(X.sum()), x0).fast_path_ is None

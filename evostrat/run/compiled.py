@@ -39,10 +39,14 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
-from evostrat.run.device_termination import REASONS, Rules, check, initial_progress
+from evostrat.run.device_termination import REASONS, Rules, check, initial_progress, stagnation_holds
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "CHUNK"]
+
+#: The stop code of the stagnation test.
+STAGNATION = REASONS.index("tolstagnation")
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
 #: for large populations, so that a chunk's fitness block stays under 2**22 values.
@@ -99,7 +103,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
     bad = -jnp.inf if rules.maximize else jnp.inf
     length = chunk_length(rules.popsize)
 
-    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any]:
+    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
         X, state = strategy.ask(run.state)
         values = objective(X)
         state = strategy.tell(state, X, -values if rules.maximize else values)
@@ -110,26 +114,42 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
         best_x = jnp.where(better, X[i], run.best_x)
         sigma = strategy.sigma(state)
         g, evals = run.generation + 1, run.n_evals + values.shape[0]
-        progress, code = check(rules, run.progress, values, g, evals, best_f, sigma)
+        progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
         if stop_names:
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
             code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops), code)
-        return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma
+        return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
+
+    def stagnation(run: DeviceRun) -> DeviceRun:
+        """The generation's stop code with the stagnation median test (it ranks first)."""
+        holds = stagnation_holds(rules, run.progress, run.generation)
+        return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
+                                           run.code))
 
     def chunk(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
+        # generations run in the inner loop until one has its stagnation test due (rare: the
+        # test sorts the history), which the outer loop completes before going on
         def body(carry: Any) -> Any:
-            run, fitness, sigmas, k = carry
-            run, values, sigma = generation(run)
-            return run, fitness.at[k].set(values), sigmas.at[k].set(sigma), k + 1
+            run, fitness, sigmas, k, _ = carry
+            run, values, sigma, due = generation(run)
+            return run, fitness.at[k].set(values), sigmas.at[k].set(sigma), k + 1, due
 
         def more(carry: Any) -> Any:
-            run, _, _, k = carry
-            return (k < length) & (run.code == 0)
+            run, _, _, k, due = carry
+            return (k < length) & (run.code == 0) & ~due
+
+        def outer(carry: Any) -> Any:
+            run, fitness, sigmas, k, due = jax.lax.while_loop(more, body, carry)
+            if rules.tolstagnation is not None:
+                run = jax.lax.cond(due, stagnation, lambda r: r, run)
+            return run, fitness, sigmas, k, jnp.asarray(False)
 
         dtype = run.best_f.dtype
         fitness = jnp.zeros((length, rules.popsize), dtype)
         sigmas = jnp.zeros((length,), dtype)
-        return jax.lax.while_loop(more, body, (run, fitness, sigmas, jnp.asarray(0, jnp.int32)))
+        carry = (run, fitness, sigmas, jnp.asarray(0, jnp.int32), jnp.asarray(False))
+        run, fitness, sigmas, k, _ = jax.lax.while_loop(lambda c: (c[3] < length) & (c[0].code == 0), outer, carry)
+        return run, fitness, sigmas, k
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists

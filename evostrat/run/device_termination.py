@@ -15,7 +15,7 @@ Examples
 >>> from evostrat.run.termination import Termination                # doctest: +SKIP
 >>> rules = Rules.from_termination(Termination(max_generations=2), popsize=3, capacity=4)  # doctest: +SKIP
 >>> p = initial_progress(rules, jnp.float32)                        # doctest: +SKIP
->>> p, code = check(rules, p, jnp.asarray([1.0, 2.0, 3.0]), 1, 3, jnp.asarray(1.0), None)  # doctest: +SKIP
+>>> p, code, due = check(rules, p, jnp.asarray([1.0, 2.0, 3.0]), 1, 3, jnp.asarray(1.0), None)  # doctest: +SKIP
 >>> int(code), REASONS[1]                                           # doctest: +SKIP
 (0, 'ftarget')
 """
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check"]
+__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check", "stagnation_holds"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -109,40 +109,51 @@ def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
     return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
 
 
-def _stagnated(rules: Rules, p: Progress, generation: Any, ranked: Any) -> tuple[Progress, Any]:
-    import jax
+def _stagnation_window(rules: Rules, n_hist: Any, generation: Any) -> tuple[Any, Any]:
+    """pycma's stagnation history length and its tenth ``l`` at ``generation``."""
     import jax.numpy as jnp
 
-    best, median = ranked[0], ranked[ranked.shape[0] // 2]
+    length = jnp.minimum(n_hist, jnp.asarray(rules.keep)[jnp.minimum(generation, len(rules.keep) - 1)])
+    return length, jnp.maximum(rules.tolstagnation // 10, length // 10)
+
+
+def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any) -> tuple[Progress, Any]:
+    """Append the generation's best and median; whether the median test is due (``ready``)."""
+    import jax.numpy as jnp
+
     improved = best < p.run_best
-    run_best = jnp.where(improved, best, p.run_best)
     run_best_generation = jnp.where(improved, generation, p.run_best_generation)
     slot = jnp.minimum(p.n_hist, rules.capacity - 1)
-    hist_best = p.hist_best.at[slot].set(best)
-    hist_median = p.hist_median.at[slot].set(median)
-    n_hist = p.n_hist + 1
-    length = jnp.minimum(n_hist, jnp.asarray(rules.keep)[jnp.minimum(generation, len(rules.keep) - 1)])
+    p = replace(p, hist_best=p.hist_best.at[slot].set(best), hist_median=p.hist_median.at[slot].set(median),
+                n_hist=p.n_hist + 1, run_best=jnp.where(improved, best, p.run_best),
+                run_best_generation=run_best_generation)
+    length, l = _stagnation_window(rules, p.n_hist, generation)
     t = rules.tolstagnation
-    l = jnp.maximum(t // 10, length // 10)
     ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
-    ready = ready & (2 * (generation - run_best_generation) > t) & (length > 100) & (2 * l < length)
+    return p, ready & (2 * (generation - run_best_generation) > t) & (length > 100) & (2 * l < length)
 
-    def medians(_: Any) -> Any:
-        end = n_hist
-        return ((_window_median(hist_median, end - l, end) >= _window_median(hist_median, end - 2 * l, end - l))
-                & (_window_median(hist_best, end - l, end) >= _window_median(hist_best, end - 2 * l, end - l)))
 
-    stagnated = jax.lax.cond(ready, medians, lambda _: jnp.asarray(False), None)
-    return replace(p, hist_best=hist_best, hist_median=hist_median, n_hist=n_hist, run_best=run_best,
-                      run_best_generation=run_best_generation), stagnated
+def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
+    """pycma's median test over the stagnation history, for a generation whose test is due.
+
+    It sorts the history four times, so :func:`check` leaves it to the caller, to run
+    only in the generations that :func:`check` reports as due (a ``lax.cond`` inside the
+    generation would cost every generation a few microseconds on the CPU).
+    """
+    end = p.n_hist
+    _, l = _stagnation_window(rules, end, generation)
+    return ((_window_median(p.hist_median, end - l, end) >= _window_median(p.hist_median, end - 2 * l, end - l))
+            & (_window_median(p.hist_best, end - l, end) >= _window_median(p.hist_best, end - 2 * l, end - l)))
 
 
 def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any, best: Any,
-          sigma: Any) -> tuple[Progress, Any]:
-    """Record one generation's ``values`` (user's sense) and return ``(progress, stop code)``.
+          sigma: Any) -> tuple[Progress, Any, Any]:
+    """Record one generation's ``values`` (user's sense): ``(progress, stop code, due)``.
 
     The code indexes :data:`REASONS` (0: no criterion holds), in the order of
-    :meth:`Termination.check <evostrat.run.termination.Termination.check>`.
+    :meth:`Termination.check <evostrat.run.termination.Termination.check>`, except
+    the stagnation median test: when ``due`` is true the caller completes the code
+    with :func:`stagnation_holds` (``"tolstagnation"`` ranks before any later code).
     """
     import jax.numpy as jnp
 
@@ -176,11 +187,10 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
         rows.append(jnp.asarray(False))
     if rules.tolstagnation is not None or rules.tolflatfitness is not None:
         ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values))
+    due = jnp.asarray(False)
     if rules.tolstagnation is not None:
-        p, stagnated = _stagnated(rules, p, generation, ranked)
-        rows.append(stagnated)
-    else:
-        rows.append(jnp.asarray(False))
+        p, due = _record_stagnation(rules, p, generation, ranked[0], ranked[ranked.shape[0] // 2])
+    rows.append(jnp.asarray(False))  # tolstagnation: see stagnation_holds
     if rules.tolflatfitness is not None:
         flat = ranked[0] == ranked[int(0.75 * ranked.shape[0])]
         flat_generations = jnp.where(flat, p.flat_generations + 1, 0)
@@ -189,4 +199,4 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     else:
         rows.append(jnp.asarray(False))
     hits = jnp.stack(rows)
-    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0)
+    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0), due
