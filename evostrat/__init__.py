@@ -19,18 +19,9 @@ from typing import Any
 
 from evostrat import problems
 from evostrat.errors import (
-    CheckpointError,
-    EvaluationTimeoutError,
-    EvostratError,
-    EvostratWarning,
-    InvalidArgumentError,
-    InvalidTypeError,
-    NonFiniteFitnessWarning,
-    ObjectiveError,
-    PluginError,
-    PopulationMismatchError,
-    StateError,
-    UnknownNameError,
+    CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
+    InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, PluginError, PopulationMismatchError,
+    StateError, UnknownNameError,
 )
 from evostrat.evaluators.local import vectorized
 from evostrat.expectation import expectation
@@ -40,25 +31,10 @@ from evostrat.plugins import list_plugins
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "ES",
-    "CheckpointError",
-    "EvaluationTimeoutError",
-    "EvostratError",
-    "EvostratWarning",
-    "InvalidArgumentError",
-    "InvalidTypeError",
-    "NonFiniteFitnessWarning",
-    "ObjectiveError",
-    "PluginError",
-    "PopulationMismatchError",
-    "StateError",
-    "UnknownNameError",
-    "__version__",
-    "expectation",
-    "hookimpl",
-    "list_plugins",
-    "problems",
-    "vectorized",
+    "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
+    "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "ObjectiveError",
+    "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
+    "expectation", "hookimpl", "list_plugins", "problems", "vectorized",
 ]
 
 

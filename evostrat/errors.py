@@ -17,18 +17,9 @@ UnknownNameError
 from __future__ import annotations
 
 __all__ = [
-    "EvostratError",
-    "EvostratWarning",
-    "NonFiniteFitnessWarning",
-    "InvalidArgumentError",
-    "InvalidTypeError",
-    "UnknownNameError",
-    "PopulationMismatchError",
-    "ObjectiveError",
-    "EvaluationTimeoutError",
-    "PluginError",
-    "StateError",
-    "CheckpointError",
+    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "InvalidArgumentError",
+    "InvalidTypeError", "UnknownNameError", "PopulationMismatchError", "ObjectiveError",
+    "EvaluationTimeoutError", "PluginError", "StateError", "CheckpointError",
 ]
 
 

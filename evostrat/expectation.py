@@ -1,38 +1,25 @@
 """Differentiable Monte Carlo expectations (score function / NES / DiCE).
 
-``expectation(values, sample, p)`` is the sample mean of ``values`` whose
-derivatives with respect to the parameters of ``p`` are the score-function
-estimators of the derivatives of ``E_p[values]`` (Williams 1992; Wierstra et
-al., JMLR 2014), to any order, because it is written with the DiCE magic box
-(Foerster et al., ICML 2018; :mod:`evostrat.distributions.magic_box`)::
+``expectation(values, sample, p)`` is the sample mean of ``values`` whose derivatives
+with respect to the parameters of ``p`` (torch tensors with ``requires_grad``, JAX
+arrays under ``jax.grad``) are the score-function estimators of the derivatives of
+``E_p[values]`` (Williams 1992; Wierstra et al., JMLR 2014), to any order, because it is
+written with the DiCE magic box (Foerster et al., ICML 2018;
+:mod:`evostrat.distributions.magic_box`)::
 
     expectation(v, x, p) = mean_i( v_i * box(log p(stop_gradient(x_i))) )
     d/dtheta   -> mean_i( dv_i + v_i * dlog p(x_i) )
     d2/dtheta2 -> mean_i( d2v_i + 2 dv_i dlog p_i^T + v_i (dlog p_i dlog p_i^T + d2 log p_i) )
 
-``values`` may themselves depend on parameters (another ``expectation``, a
-non-linear function of one), so nested expectations compose: the derivatives
-run through every score term. As with any nested Monte Carlo estimate, a
-non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate: the
-value ``g(mean)`` and its derivatives carry an ``O(1/M)`` bias (for
-``g(m) = m^2`` the inner-parameter gradient comes out ``(1 + 1/M)`` times the
-exact one; ``tests/test_expectation.py`` derives it).
-
-Baselines (variance reduction without bias; Mao et al., "A Baseline for Any
-Order Gradient Estimation in Stochastic Computation Graphs", ICML 2019)::
-
-    expectation(v, x, p, baseline=b) = mean_i( v_i box_i + (1 - box_i) stop_gradient(b_i) )
-
-The added term is 0 in value, so the value is still the sample mean; every
-derivative becomes ``mean_i (v_i - b_i) D^k box_i``. Each ``D^k box`` has zero
-mean under ``p`` (it is ``D^k`` of ``integral p = 1``), so the estimators stay
-unbiased whenever ``b_i`` does not depend on ``x_i``: a constant, or
-``baseline="mean"``, the leave-one-out mean ``b_i = mean_{j != i} v_j``.
-
-numpy has no autodiff: there :func:`expectation` returns the sample mean and
+``values`` may depend on parameters themselves, so nested expectations compose (a
+non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate with an
+``O(1/M)`` bias; ``tests/test_expectation.py`` derives it). A ``baseline`` ``b`` (Mao
+et al., ICML 2019) adds ``mean_i (1 - box_i) stop_gradient(b_i)``, 0 in value, so every
+derivative becomes ``mean_i (v_i - b_i) D^k box_i``: still unbiased whenever ``b_i``
+does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean). numpy
+has no autodiff: there :func:`expectation` is the sample mean and
 :func:`expectation_grad` gives the closed-form first derivative
-``mean_i (v_i - b_i) score(x_i)`` from the distribution's :meth:`score`. On torch
-and JAX the two agree on the same samples.
+``mean_i (v_i - b_i) score(x_i)``; on torch and JAX the two agree on the same samples.
 
 Examples
 --------
@@ -47,14 +34,6 @@ Examples
 >>> g = expectation_grad(f, x, p, baseline="mean")
 >>> abs(float(g["mu"][0]) - 8.0) < 0.1
 True
-
-With torch (and likewise JAX under ``jax.grad``)::
-
-    mu = torch.tensor([1.0], requires_grad=True)
-    p = Normal(mu, 0.05)
-    sample = p.sample(n=100)
-    mean = expectation(-(sample - 5) ** 2, sample, p=p)
-    mean.backward()            # mu.grad ~ 8
 """
 
 from __future__ import annotations
@@ -69,8 +48,6 @@ from evostrat.distributions.magic_box import magic_box
 Array = Any
 
 __all__ = ["expectation", "expectation_grad", "gradient", "magic_box"]
-
-BASELINES = (None, "mean")
 
 
 # -- argument handling ----------------------------------------------------------------------

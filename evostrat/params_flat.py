@@ -1,22 +1,12 @@
 """Flat search vectors <-> neural-network parameters (torch modules, JAX pytrees).
 
-Evolution strategies search over one flat vector ``theta`` of length ``dim``;
-a policy network keeps its parameters in tensors of many shapes. The two
-classes here map between them:
-
-- :class:`TorchParams` wraps a ``torch.nn.Module``: :meth:`~TorchParams.flatten`
-  reads its parameters into one vector, :meth:`~TorchParams.load` writes a
-  vector into the module in place, :meth:`~TorchParams.unflatten` gives a
-  ``{name: view}`` dict (views of the vector, no copies) for
-  ``torch.func.functional_call``, and :meth:`~TorchParams.batched_call` runs a
-  whole population ``(n, dim)`` at once with ``torch.func.vmap``.
-- :class:`JaxParams` wraps a JAX/flax parameter pytree via
-  ``jax.flatten_util.ravel_pytree``; :meth:`~JaxParams.unflatten` is traceable
-  (slices and reshapes, fused by XLA under ``jit``/``vmap``).
-
-A vector of the wrong length raises
-:class:`~evostrat.errors.InvalidArgumentError` naming the expected length.
-torch and JAX are imported only when these classes are used.
+Evolution strategies search over one flat vector ``theta`` of length ``dim``; a network
+keeps its parameters in tensors of many shapes. :class:`TorchParams` maps between the two
+for a ``torch.nn.Module`` (views, no copies; a whole population at once with
+``torch.func.vmap``), :class:`JaxParams` for a JAX/flax pytree (traceable, fused by XLA
+under ``jit``/``vmap``). A vector of the wrong length raises
+:class:`~evostrat.errors.InvalidArgumentError` naming the expected length; torch and JAX
+are imported only when these classes are used.
 
 Examples
 --------
@@ -57,8 +47,7 @@ __all__ = ["TorchParams", "JaxParams", "check_vector"]
 def check_vector(vector: Any, dim: int, name: str = "vector", batched: bool = False) -> None:
     """Raise :class:`InvalidArgumentError` unless ``vector`` has shape ``(dim,)`` (or ``(n, dim)``)."""
     shape = tuple(getattr(vector, "shape", ()))
-    ok = len(shape) == (2 if batched else 1) and shape[-1] == dim
-    if not ok:
+    if len(shape) != (2 if batched else 1) or shape[-1] != dim:
         want = f"(n, {dim})" if batched else f"({dim},)"
         raise InvalidArgumentError(
             f"{name} must have shape {want}: the network has {dim} parameters, got shape {shape}"

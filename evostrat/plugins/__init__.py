@@ -1,16 +1,12 @@
 """The plugin manager (pluggy) and the merged registries it serves.
 
-The manager is built on first use and cached: evostrat's built-in plugins are
-registered under their entry-point names, then every ``evostrat`` entry point
-installed in the environment is loaded (unless the environment variable
-``EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD`` is set), then ``check_pending()`` verifies
-that every hook implementation matches a specification.
-
-A third-party plugin that fails to import, raises inside a hook or registers a
-name that another plugin already provides raises :class:`~evostrat.errors.PluginError`
-naming the plugin and its distribution. ``import evostrat`` never builds the
-manager, so it keeps working; ``EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD=1`` is the way
-out while a broken plugin is installed.
+The manager is built on first use and cached: evostrat's built-in plugins are registered
+under their entry-point names, then every installed ``evostrat`` entry point is loaded
+(unless ``EVOSTRAT_DISABLE_PLUGIN_AUTOLOAD`` is set: the way out while a broken plugin is
+installed) and ``check_pending()`` verifies every hook implementation against its
+specification. A third-party plugin that fails to import, raises inside a hook or
+registers a name another plugin provides raises :class:`~evostrat.errors.PluginError`
+naming the plugin and its distribution; ``import evostrat`` never builds the manager.
 
 Examples
 --------
@@ -58,13 +54,8 @@ _manager: pluggy.PluginManager | None = None
 _origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 _registries: dict[str, dict[str, Any]] = {}
 _provided: dict[str, dict[str, list[str]]] = {}  # plugin name -> kind -> names
+_class_names: dict[str, dict[type, str]] = {}  # kind -> {class: name}, for registered_name
 _reset_callbacks: list[Callable[[], None]] = []
-
-
-def _evostrat_version() -> str:
-    from evostrat import __version__
-
-    return __version__
 
 
 def _describe(plugin_name: str) -> str:
@@ -100,11 +91,13 @@ def get_plugin_manager() -> pluggy.PluginManager:
     global _manager
     if _manager is not None:
         return _manager
+    from evostrat import __version__
+
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     for name, module in BUILTIN_PLUGINS.items():
         pm.register(importlib.import_module(module), name=name)
-        _origins[name] = ("evostrat", _evostrat_version())
+        _origins[name] = ("evostrat", __version__)
     if not os.environ.get(DISABLE_ENV):
         _load_entry_points(pm)
     try:
@@ -114,10 +107,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
         raise PluginError(f"{_describe(name)}: {err}. Set {_SKIP}") from err
     _manager = pm
     return pm
-
-
-#: kind -> (the registry dict, {class: key}) for :func:`registered_name`.
-_names_of: dict[str, tuple[Any, dict[type, str]]] = {}
 
 
 def registry(kind: str) -> dict[str, Any]:
@@ -192,9 +181,9 @@ def registered_name(cls: type, kind: str = "strategies") -> str:
         names = registry(kind)
     except PluginError:
         return ""
-    if _names_of.get(kind, (None,))[0] is not names:
-        _names_of[kind] = (names, {factory: key for key, factory in names.items() if isinstance(factory, type)})
-    by_class = _names_of[kind][1]
+    if kind not in _class_names:
+        _class_names[kind] = {factory: key for key, factory in names.items() if isinstance(factory, type)}
+    by_class = _class_names[kind]
     return next((by_class[k] for k in cls.__mro__ if k in by_class), "")
 
 
@@ -237,8 +226,7 @@ def reset_plugins() -> None:
     """Forget the cached manager and registries (tests, or after installing a plugin)."""
     global _manager
     _manager = None
-    _origins.clear()
-    _registries.clear()
-    _provided.clear()
+    for cache in (_origins, _registries, _provided, _class_names):
+        cache.clear()
     for callback in _reset_callbacks:
         callback()
