@@ -1,29 +1,13 @@
 """The ``Distribution`` base: parameters on one backend, sampling, pytrees.
 
-Search distributions follow ``torch.distributions``' vocabulary
-(``sample``, ``rsample``, ``log_prob``, ``entropy``, ``batch_shape``,
-``event_shape``) and are written once over the Array API namespace of their
-parameters, so the same class serves numpy, torch and JAX:
-
-- parameters may be numpy arrays, torch tensors (``requires_grad=True`` ones
-  stay in the autograd graph) or JAX arrays and tracers (a function that builds
-  a distribution can be differentiated with ``jax.grad`` and jitted, and a
-  distribution is itself a JAX pytree of its parameters);
-- Python numbers and lists take the backend, dtype and device of the array
-  parameters (numpy float64 when every parameter is a number).
-
-Random numbers come from the backend's functional keys (see
-:mod:`evostrat.backends.base`): ``sample(n, key=...)`` takes an ``int`` seed or
-a backend key (a JAX PRNG key on JAX). Without ``key``, numpy and torch draw a
-fresh key from operating-system entropy; JAX has no hidden random state, so it
-requires ``key``. On numpy and torch, ``generator=`` takes a stateful
-``numpy.random.Generator`` / ``torch.Generator`` instead (the fastest choice in
-a torch loop: no key derivation per call).
-
-``sample`` never carries gradients (like ``torch.distributions``' ``sample``);
-``rsample`` is the reparameterised draw ``mu + scale * eps``. With
-``mirrored=True`` draws come in antithetic pairs: the second half of the
-sample axis is the first half reflected through the mean.
+Search distributions use ``torch.distributions``' vocabulary (``sample``,
+``rsample``, ``log_prob``, ``entropy``, ``batch_shape``, ``event_shape``) over the
+Array API namespace of their parameters, so one class serves numpy, torch (tensors
+that require grad stay in the graph) and JAX (arrays or tracers; a distribution is a
+pytree of its parameters). Numbers and lists follow the array parameters (numpy
+float64 when all are numbers). ``sample`` stops gradients; ``rsample`` is the
+reparameterised ``mu + scale * eps``. With ``mirrored=True`` the second half of
+the sample axis is the first half reflected through the mean.
 
 Examples
 --------
@@ -39,24 +23,46 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import operator
 from typing import Any, ClassVar
 
 import numpy as np
 
 from evostrat.backends import Backend, array_backend, get_backend
-from evostrat.distributions._util import (
-    LOG_2PI,
-    concrete_bool,
-    is_number_like,
-    sum_to_shape,
-)
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 
 __all__ = ["Distribution", "LOG_2PI", "sum_to_shape"]
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number_like(value: Any) -> bool:
+    """Python numbers, numpy scalars, lists and tuples (not bools): converted, not dispatched on."""
+    return isinstance(value, (numbers.Number, list, tuple, np.generic)) and not isinstance(value, bool)
+
+
+def sum_to_shape(grad: Array, n_sample_axes: int, shape: tuple[int, ...], xp: Any) -> Array:
+    """Sum the broadcast axes of ``grad`` so it has shape ``sample_shape + shape``.
+
+    ``grad`` has shape ``sample_shape + full`` where ``shape`` broadcasts to
+    ``full``; the axes ``shape`` lacks, or where it has size 1, are summed.
+    """
+    full = tuple(grad.shape[n_sample_axes:])
+    lead = len(full) - len(shape)
+    axes = [n_sample_axes + i for i in range(lead)]
+    axes += [n_sample_axes + lead + i for i, size in enumerate(shape) if size == 1 and full[lead + i] != 1]
+    if axes:
+        grad = xp.sum(grad, axis=tuple(axes), keepdims=True)
+    return xp.reshape(grad, tuple(grad.shape[:n_sample_axes]) + tuple(shape))
 
 
 class Distribution:
@@ -116,34 +122,26 @@ class Distribution:
         dtype = xp.result_type(*floats) if len(floats) > 1 else floats[0] if floats else backend.default_float
         out = []
         for name, value in values.items():
-            if value is None:
-                out.append(None)
-                continue
             try:
-                if name in arrays:
-                    arr = value if value.dtype == dtype else xp.astype(value, dtype)
-                else:
-                    arr = backend.asarray(value, dtype=dtype, device=device)
+                if value is not None and name not in arrays:
+                    value = backend.asarray(value, dtype=dtype, device=device)
+                elif value is not None and value.dtype != dtype:
+                    value = xp.astype(value, dtype)
             except (TypeError, ValueError) as err:
                 raise InvalidTypeError(
                     f"{name} must be a number or an array of real numbers, got {value!r}"
                 ) from err
-            out.append(arr)
+            out.append(value)
         backend.register_pytree_class(type(self))
         return out
 
-    def _finite(self, raw: Any, value: Array) -> Any:
-        """Condition "finite everywhere": a Python bool for numbers, a boolean array otherwise."""
-        if is_number_like(raw):
-            return bool(np.all(np.isfinite(np.asarray(raw, dtype=np.float64))))
-        return self.xp.isfinite(value)
-
-    def _positive(self, raw: Any, value: Array) -> Any:
-        """Condition "positive and finite everywhere" (NaN fails it)."""
-        if is_number_like(raw):
-            a = np.asarray(raw, dtype=np.float64)
-            return bool(np.all((a > 0) & (a < np.inf)))
-        return (value > 0) & (value < math.inf)
+    def _finite(self, raw: Any, value: Array, positive: bool = False) -> Any:
+        """Condition "finite (and positive) everywhere", NaN failing it: a Python bool
+        when ``raw`` is a number, else a boolean array of ``value``."""
+        number = is_number_like(raw)
+        xp, a = (np, np.asarray(raw, dtype=np.float64)) if number else (self.xp, value)
+        ok = xp.isfinite(a) & (a > 0) if positive else xp.isfinite(a)
+        return bool(np.all(ok)) if number else ok
 
     def _validate(self, *checks: tuple[str, Any]) -> None:
         """Raise ``InvalidArgumentError(message)`` for the first condition that fails.
@@ -151,23 +149,20 @@ class Distribution:
         Array conditions are reduced together and synchronised once; under
         ``jax.jit`` (tracers) they are skipped.
         """
-        xp = self.xp
-        pending = []
         for message, condition in checks:
-            if isinstance(condition, bool):
-                if not condition:
-                    raise InvalidArgumentError(message)
-            else:
-                pending.append((message, condition))
+            if isinstance(condition, bool) and not condition:
+                raise InvalidArgumentError(message)
+        pending = [(message, self.xp.all(c)) for message, c in checks if not isinstance(c, bool)]
         if not pending:
             return
-        total = xp.all(pending[0][1])
-        for _, condition in pending[1:]:
-            total = total & xp.all(condition)
-        if concrete_bool(self._backend, total) is False:
-            for message, condition in pending:
-                if not bool(xp.all(condition)):
-                    raise InvalidArgumentError(message)
+        try:
+            ok = bool(functools.reduce(operator.and_, (c for _, c in pending)))
+        except TypeError:  # a JAX tracer (ConcretizationTypeError): no value to check yet
+            if self._backend.traceable:
+                return
+            raise
+        if not ok:
+            raise InvalidArgumentError(next(message for message, c in pending if not bool(c)))
 
     # -- read-outs -----------------------------------------------------------------------
     @property
@@ -206,11 +201,8 @@ class Distribution:
 
     # -- sampling --------------------------------------------------------------------------
     def _sample_shape(self, n: Any) -> tuple[int, ...]:
-        shape = (n,) if isinstance(n, (int, numbers.Integral)) and not isinstance(n, bool) else n
-        if not isinstance(shape, tuple) or not shape or not all(
-            isinstance(s, (int, numbers.Integral)) and not isinstance(s, bool) and s >= 1
-            for s in shape
-        ):
+        shape = (n,) if _is_int(n) else n
+        if not isinstance(shape, tuple) or not shape or not all(_is_int(s) and s >= 1 for s in shape):
             raise InvalidArgumentError(
                 f"n must be a positive int or a non-empty tuple of positive ints, got {n!r}"
             )
@@ -229,7 +221,7 @@ class Distribution:
                     "JAX has no hidden random state"
                 )
             return be.key(None)
-        if isinstance(key, (int, numbers.Integral)) and not isinstance(key, bool):
+        if _is_int(key):
             return be.key(int(key))
         if not be.traceable and not be.is_key(key):
             raise InvalidTypeError(
@@ -241,7 +233,7 @@ class Distribution:
     def _noise(self, sample_shape: tuple[int, ...], key: Any, generator: Any = None) -> Array:
         """Standard normal noise of shape ``sample_shape + batch_shape + event_shape``."""
         be = self._backend
-        rest = tuple(self.batch_shape) + tuple(self.event_shape)
+        rest = self.batch_shape + self.event_shape
         shape = (sample_shape[0] // 2,) + sample_shape[1:] if self.mirrored else sample_shape
         if generator is not None:
             if key is not None:
@@ -264,8 +256,9 @@ class Distribution:
         n : int or tuple of int
             Sample shape; the result has shape ``sample_shape + batch_shape + event_shape``.
         key : int or backend key, optional
-            Seed or functional key (required on JAX; see the module docstring).
-            The same key gives the same draws.
+            Seed or functional key (a JAX PRNG key on JAX); the same key gives the
+            same draws. Without it, numpy and torch draw a fresh key from operating
+            system entropy; JAX, which has no hidden random state, requires it.
         generator : numpy.random.Generator or torch.Generator, optional
             A stateful generator to draw from instead of ``key`` (numpy and
             torch only); it advances with every call.
@@ -293,12 +286,10 @@ class Distribution:
         Raises :class:`~evostrat.errors.InvalidArgumentError` (naming ``what``)
         when ``x`` does not end with those shapes.
         """
-        k = len(self.batch_shape) + len(self.event_shape)
-        if x.ndim < k or tuple(x.shape[x.ndim - k :]) != tuple(self.batch_shape) + tuple(self.event_shape):
-            raise InvalidArgumentError(
-                f"{what} must have shape sample_shape + {tuple(self.batch_shape) + tuple(self.event_shape)}, "
-                f"got {tuple(x.shape)}"
-            )
+        shape = self.batch_shape + self.event_shape
+        k = len(shape)
+        if x.ndim < k or tuple(x.shape[x.ndim - k :]) != shape:
+            raise InvalidArgumentError(f"{what} must have shape sample_shape + {shape}, got {tuple(x.shape)}")
         return x.ndim - k
 
     # -- densities -----------------------------------------------------------------------
@@ -327,32 +318,25 @@ class Distribution:
         raise NotImplementedError
 
     # -- pytree protocol (Backend.register_pytree_class) ----------------------------------------
-    def _aux(self) -> tuple:
-        return (self.mirrored,)
+    #: Attributes holding the leaves (default: :attr:`param_names`) and the static rest.
+    _leaf_attrs: ClassVar[tuple[str, ...]] = ()
+    _static_attrs: ClassVar[tuple[str, ...]] = ("mirrored",)
 
     def tree_flatten(self) -> tuple[tuple, tuple]:
         """The parameters (leaves) and the static rest (the backend, flags)."""
-        return tuple(getattr(self, name) for name in self.param_names), (self._backend, self._aux())
+        leaves = tuple(getattr(self, name) for name in self._leaf_attrs or self.param_names)
+        return leaves, (self._backend, tuple(getattr(self, name) for name in self._static_attrs))
 
     @classmethod
     def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "Distribution":
         """Inverse of :meth:`tree_flatten`."""
         obj = object.__new__(cls)
-        cls._restore(obj, aux, leaves)
+        obj._backend, static = aux
+        for name, value in zip(cls._static_attrs, static):
+            setattr(obj, name, value)
+        for name, leaf in zip(obj._leaf_attrs or obj.param_names, leaves):
+            setattr(obj, name, leaf)
         return obj
-
-    def _restore(self, aux: tuple, leaves: tuple) -> None:
-        self._backend, static = aux
-        self._restore_aux(static)
-        for name, leaf in zip(self._leaf_names(static), leaves):
-            setattr(self, name, leaf)
-
-    @classmethod
-    def _leaf_names(cls, aux: tuple) -> tuple[str, ...]:
-        return cls.param_names
-
-    def _restore_aux(self, aux: tuple) -> None:
-        (self.mirrored,) = aux
 
     def __repr__(self) -> str:
         shapes = ", ".join(

@@ -78,6 +78,9 @@ class MultivariateNormal(Distribution):
 
     event_ndim = 1
     param_names: tuple[str, ...] = ("mu", "scale_tril")  # type: ignore[misc]
+    # JAX pytree: the parameterisation (param_names) is part of the static structure.
+    _leaf_attrs = ("mu", "_matrix")
+    _static_attrs = ("mirrored", "param_names")
 
     def __init__(
         self,
@@ -119,7 +122,7 @@ class MultivariateNormal(Distribution):
             ) from err
         self._validate(
             ("covariance must be positive definite (its Cholesky diagonal is not positive)",
-             self._positive(None, diag)),
+             self._finite(None, diag, positive=True)),
         )
 
     # -- parameters ----------------------------------------------------------------------
@@ -203,18 +206,3 @@ class MultivariateNormal(Distribution):
             outer = xp.reshape(w2, (-1, d, 1)) * xp.reshape(w2, (-1, 1, d))
             out["covariance"] = xp.reshape(0.5 * (outer - precision), sample_shape + (d, d))
         return out
-
-    # -- JAX pytree: which parameterisation is part of the static structure ----------------------
-    def _aux(self) -> tuple:
-        return (self.mirrored, self.param_names[1])
-
-    def tree_flatten(self) -> tuple[tuple, tuple]:
-        return (self.mu, self._matrix), (self._backend, self._aux())
-
-    @classmethod
-    def _leaf_names(cls, aux: tuple) -> tuple[str, ...]:
-        return ("mu", "_matrix")
-
-    def _restore_aux(self, aux: tuple) -> None:
-        self.mirrored = aux[0]
-        self.param_names = ("mu", aux[1])

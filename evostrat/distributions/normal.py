@@ -34,26 +34,15 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import numpy as np
 
 from evostrat.distributions.base import LOG_2PI, Array, Distribution, sum_to_shape
 from evostrat.errors import InvalidArgumentError
 
 __all__ = ["Normal", "DiagNormal"]
-
-
-def _broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    ndim = max(len(s) for s in shapes)
-    out = []
-    for axis in range(ndim):
-        sizes = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0}
-        sizes.discard(1)
-        if len(sizes) > 1:
-            raise InvalidArgumentError(
-                f"mu and sigma must broadcast together, got shapes {list(shapes)}"
-            )
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
 
 
 class Normal(Distribution):
@@ -89,13 +78,22 @@ class Normal(Distribution):
         self.mu, self.sigma = self._convert(mirrored, mu=mu, sigma=sigma)
         self._validate(
             ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
-            ("sigma must be positive and finite everywhere", self._positive(sigma, self.sigma)),
+            ("sigma must be positive and finite everywhere", self._finite(sigma, self.sigma, positive=True)),
         )
-        self._shape = _broadcast_shapes(tuple(self.mu.shape), tuple(self.sigma.shape))
-        self._validate_shape()
+        if not self._shape and self.event_ndim:
+            raise InvalidArgumentError(
+                "DiagNormal needs mu (or sigma) of shape (..., d); got scalars. "
+                "Use Normal for scalar distributions"
+            )
 
-    def _validate_shape(self) -> None:
-        pass
+    @functools.cached_property
+    def _shape(self) -> tuple[int, ...]:
+        """``broadcast(mu.shape, sigma.shape)`` (computed again after a pytree rebuild)."""
+        shapes = [tuple(self.mu.shape), tuple(self.sigma.shape)]
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise InvalidArgumentError(f"mu and sigma must broadcast together, got shapes {shapes}") from None
 
     # torch.distributions names
     @property
@@ -114,16 +112,11 @@ class Normal(Distribution):
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        return self._full_shape()
+        return self._shape
 
     @property
     def event_shape(self) -> tuple[int, ...]:
         return ()
-
-    def _full_shape(self) -> tuple[int, ...]:
-        if not hasattr(self, "_shape"):  # rebuilt from a pytree
-            self._shape = _broadcast_shapes(tuple(self.mu.shape), tuple(self.sigma.shape))
-        return self._shape
 
     def _transform(self, eps: Array) -> Array:
         return self.mu + self.sigma * eps
@@ -180,20 +173,13 @@ class DiagNormal(Normal):
 
     event_ndim = 1
 
-    def _validate_shape(self) -> None:
-        if len(self._shape) == 0:
-            raise InvalidArgumentError(
-                "DiagNormal needs mu (or sigma) of shape (..., d); got scalars. "
-                "Use Normal for scalar distributions"
-            )
-
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        return self._full_shape()[:-1]
+        return self._shape[:-1]
 
     @property
     def event_shape(self) -> tuple[int, ...]:
-        return self._full_shape()[-1:]
+        return self._shape[-1:]
 
     def log_prob(self, x: Any) -> Array:
         """Log density of each vector draw (summed over the last axis)."""
@@ -201,5 +187,5 @@ class DiagNormal(Normal):
 
     def entropy(self) -> Array:
         """``d (1 + log 2 pi) / 2 + sum log sigma``, shape ``batch_shape``."""
-        d = self._full_shape()[-1]
+        d = self._shape[-1]
         return self.xp.sum(self.xp.log(self.stddev), axis=-1) + 0.5 * d * (1.0 + LOG_2PI)
