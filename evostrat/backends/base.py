@@ -1,13 +1,11 @@
 """The backend protocol: what strategies need beyond the Array API standard.
 
-Strategies compute with ``backend.xp``, an Array API namespace obtained through
-array-api-compat, and call the few methods below for what the standard lacks:
-random numbers, moving data to and from the host, gradients and compilation.
-
-Random numbers are *functional*: a key is a small array, ``split`` derives new
-keys from it and ``normal`` draws from a key without mutating anything. That
-keeps ``init/ask/tell`` pure (and jittable on JAX) and makes a run reproducible
-bit for bit from its state alone.
+Strategies compute with ``backend.xp`` (an Array API namespace from
+array-api-compat) and call the methods below for what the standard lacks:
+random numbers, host transfers, gradients and compilation. Random numbers are
+functional: ``split`` derives new keys, ``normal`` draws from a key without
+mutating it, so ``init/ask/tell`` stay pure (jittable on JAX) and a run is
+reproducible bit for bit from its state alone.
 
 Examples
 --------
@@ -52,13 +50,9 @@ def seed_to_uint64(seed: int | None) -> np.ndarray:
 def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
     """Derive ``num`` independent two-word keys from a two-word uint64 key.
 
-    Child ``i`` is ``(a, b)`` with ``a = SplitMix64(k0 ^ SplitMix64(i ^ T))`` and
-    ``b = SplitMix64(k1 ^ SplitMix64(a))`` (``T`` a tweak constant that keeps these
-    words apart from :func:`row_words`'). SplitMix64 is a bijective 64-bit
-    finaliser with full avalanche (Steele, Lea, Flood 2014), so children of one
-    key, and children of different keys, are unrelated for all practical
-    purposes; it costs about 2 us in Python where a ``SeedSequence`` costs about
-    15 us (a noticeable share of a CMA-ES generation at d = 10).
+    Child ``i`` is ``(a, SplitMix64(k1 ^ SplitMix64(a)))`` with ``a = SplitMix64(k0 ^
+    SplitMix64(i ^ T))`` (``T`` a tweak constant). SplitMix64's full avalanche keeps all
+    children unrelated; about 2 us in Python, where a ``SeedSequence`` costs 15 us.
     """
     k0, k1 = int(key[0]), int(key[1])
     out = []
@@ -69,15 +63,17 @@ def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
     return out
 
 
-def generator_words(key: np.ndarray) -> tuple[int, int, int, int]:
-    """Four 64-bit words that seed the generator ``normal``/``uniform`` draw from ``key``.
-
-    Kept apart from :func:`split_uint64` and :func:`row_words` by its own tweak.
-    """
-    a = splitmix64(int(key[0]) ^ DRAW_CHILD)
+def _key_words(key: np.ndarray, tweak: int) -> tuple[int, int, int, int]:
+    """Four 64-bit words mixed from a two-word uint64 key and a tweak word."""
+    a = splitmix64(int(key[0]) ^ tweak)
     b = splitmix64(int(key[1]) ^ splitmix64(a))
     c = splitmix64(a ^ b)
     return a, b, c, splitmix64(c)
+
+
+def generator_words(key: np.ndarray) -> tuple[int, int, int, int]:
+    """The words seeding the generator ``normal``/``uniform`` draw from ``key`` (own tweak)."""
+    return _key_words(key, DRAW_CHILD)
 
 
 _MASK64 = (1 << 64) - 1
@@ -109,10 +105,7 @@ def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:
     """
     if row < 0:
         raise InvalidArgumentError(f"row indices must be >= 0, got {row}")
-    a = splitmix64(int(key[0]) ^ splitmix64(int(row)))
-    b = splitmix64(int(key[1]) ^ splitmix64(a))
-    c = splitmix64(a ^ b)
-    return a, b, c, splitmix64(c)
+    return _key_words(key, splitmix64(int(row)))
 
 
 class Backend:
@@ -143,8 +136,8 @@ class Backend:
         raise NotImplementedError
 
     def to_numpy(self, x: Array) -> np.ndarray:
-        """Copy ``x`` to a host numpy array."""
-        raise NotImplementedError
+        """``x`` as a host numpy array."""
+        return np.asarray(x)
 
     def device(self, x: Array) -> Any:
         """The device ``x`` lives on (``None`` where the notion does not apply)."""
@@ -230,15 +223,10 @@ class Backend:
     ) -> Array:
         """Rows ``rows`` of an addressable standard normal matrix with ``dim`` columns.
 
-        Row ``r`` depends only on ``key`` and ``r`` (not on which other rows are
-        drawn with it), so a worker can rebuild just its own rows of a
-        population from the generation's key (:mod:`evostrat.evaluators.seeded`). Returns
-        shape ``(len(rows), dim)``. ``rows`` is a sequence of non-negative ints
-        (a ``range`` or a 1-D integer array).
-
-        This generic version derives one key per row with numpy's
-        ``SeedSequence`` and calls :meth:`normal`; backends override it with a
-        faster equivalent of their own (it need not match this one).
+        Row ``r`` (``rows``: a ``range`` or 1-D array of non-negative ints) depends only
+        on ``key`` and ``r``, so a worker can rebuild just its own rows of a population
+        (:mod:`evostrat.evaluators.seeded`). This generic version seeds :meth:`normal`
+        per row through ``SeedSequence``; backends override it with faster equivalents.
         """
         out = []
         base = [int(w) for w in np.asarray(self.key_to_numpy(key)).ravel()]
@@ -319,14 +307,11 @@ class Backend:
     def compile(self, fn: Callable, key: Hashable = None) -> Callable:
         """A compiled version of the pure function ``fn`` (``fn`` itself where nothing compiles).
 
-        Every backend shares one cache of compiled programs, the last
-        :data:`~evostrat.backends.programs.COMPILE_CACHE_SIZE` used. ``key``
-        names the program (default: ``fn`` itself); with
-        :func:`~evostrat.backends.programs.program_key` equal strategies share
-        their ``ask``/``tell``, so a new run, a restart or a worker replaying
-        a run compiles nothing new. The cache holds the compiled function, and
-        through it ``fn``; a key may therefore use ``id()`` of objects ``fn``
-        refers to.
+        Backends share one LRU cache of compiled programs (:mod:`~evostrat.backends.programs`).
+        ``key`` names the program (default: ``fn``); with
+        :func:`~evostrat.backends.programs.program_key`, equal strategies share their
+        ``ask``/``tell``, so a new run, a restart or a replaying worker compiles nothing
+        new. The cache keeps ``fn`` alive, so a key may use ``id()`` of what ``fn`` refers to.
 
         >>> from evostrat.backends import get_backend
         >>> f = lambda x: x + 1

@@ -61,9 +61,6 @@ class JaxBackend(Backend):
         # the second generation compile ask again.
         return out if device is None else jax.device_put(out, device)
 
-    def to_numpy(self, x: Array) -> np.ndarray:
-        return np.asarray(x)
-
     def device(self, x: Array) -> Any:
         try:
             return next(iter(x.devices()))
@@ -140,9 +137,6 @@ class JaxBackend(Backend):
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
-
-    def eigh(self, a: Array) -> tuple[Array, Array]:
-        return jnp.linalg.eigh(a)
 
     def expm_symmetric(self, s: Array) -> Array:
         # eigh on the CPU and for small matrices; Pade with scaling and squaring on

@@ -66,9 +66,6 @@ class NumpyBackend(HostKeys, Backend):
             x = _foreign_to_numpy(x)
         return np.asarray(x, dtype=dtype)
 
-    def to_numpy(self, x: Array) -> np.ndarray:
-        return np.asarray(x)
-
     def float_dtype(self, x: Array) -> Any:
         return super().float_dtype(np.asarray(x))
 

@@ -131,12 +131,6 @@ class TorchBackend(HostKeys, Backend):
     def device(self, x: Array) -> Any:
         return x.device if isinstance(x, torch.Tensor) else None
 
-    def dtype_name(self, dtype: Any) -> str:
-        return str(dtype).replace("torch.", "")
-
-    def dtype_from_name(self, name: str) -> Any:
-        return getattr(torch, name)
-
     def _generator(self, key: Key, device: Any) -> torch.Generator:
         device = torch.device(device if device is not None else "cpu")
         gen = torch.Generator(device=device)
@@ -198,6 +192,3 @@ class TorchBackend(HostKeys, Backend):
             return tuple(torch.zeros_like(t) for t in leaves)
         grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
         return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))
-
-    def eigh(self, a: Array) -> tuple[Array, Array]:
-        return torch.linalg.eigh(a)
