@@ -178,8 +178,9 @@ class Backend:
             f"x0 must have a real dtype (float or int), got {dtype}"
         )
 
-    def dtype_name(self, dtype: Any) -> str:
-        """A portable dtype name such as ``"float32"`` (of a dtype or a scalar type)."""
+    @staticmethod
+    def dtype_name(dtype: Any) -> str:
+        """A portable dtype name such as ``"float32"`` (of a numpy or torch dtype or scalar type)."""
         try:
             return np.dtype(dtype).name  # np.float64 and np.dtype("float64") alike
         except TypeError:

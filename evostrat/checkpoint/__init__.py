@@ -1,17 +1,12 @@
 """Checkpoints: save a run, survive a crash, resume bit for bit.
 
-``ES(...).fit(objective, x0, checkpoint="run.ckpt", checkpoint_every=10)``
-writes the run's complete state every 10 generations and once more when it
-ends; ``ES.resume("run.ckpt", objective)`` continues it. With the same seed the
-resumed run makes exactly the candidates, values, ``history_`` (up to the
-``"time"`` column) and result of the run that was never interrupted, on every
-backend (numpy, torch, JAX).
-
-- :func:`save_checkpoint` / :func:`load_checkpoint` do the same by hand for an
-  estimator driven with ``initialize``/``ask``/``tell``.
-- :class:`Checkpointer` is the callback behind ``fit(checkpoint=...)``.
-- The file (JSON and ``.npy`` arrays, never pickle) is described in
-  :mod:`evostrat.checkpoint.format`, what it holds in :mod:`evostrat.checkpoint.state`.
+``fit(objective, x0, checkpoint="run.ckpt", checkpoint_every=10)`` writes the run's
+complete state every 10 generations (through :class:`Checkpointer`) and when it ends;
+``ES.resume("run.ckpt", objective)`` continues it, making exactly the candidates,
+values, ``history_`` (but its ``"time"``) and result of the uninterrupted run on every
+backend. :func:`save_checkpoint`/:func:`load_checkpoint` do the same by hand for an
+``initialize``/``ask``/``tell`` loop. The file is described in
+:mod:`evostrat.checkpoint.format`, what it holds in :mod:`evostrat.checkpoint.state`.
 
 Examples
 --------
@@ -115,11 +110,9 @@ class Checkpointer(Callback):
 
     Notes
     -----
-    A checkpoint is written only between generations (the first after
-    ``every`` generations: ``on_fit_start`` does nothing). The final one (the run
-    ended with a ``stop_reason_``) lets :meth:`ES.resume` return the finished
-    result; a run interrupted by an exception keeps its last periodic
-    checkpoint, from which it resumes bit for bit.
+    Checkpoints are written between generations only. The final one lets
+    :meth:`ES.resume` return the finished result; a run interrupted by an exception
+    keeps its last periodic checkpoint, from which it resumes bit for bit.
 
     Examples
     --------

@@ -51,10 +51,10 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
     """
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value)
     if isinstance(value, np.ndarray):
@@ -66,13 +66,11 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
     if backend is not None:  # a torch/JAX array (numpy's and Python scalars are handled above)
         arrays[path] = np.array(backend.to_numpy(value), copy=True)
         return {"__array__": path, "backend": backend.name}
-    if isinstance(value, deque):
-        return {"__deque__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)],
-                "maxlen": value.maxlen}
-    if isinstance(value, tuple) and not field_names(value):
-        return {"__tuple__": [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, (deque, list)) or (isinstance(value, tuple) and not field_names(value)):
+        items = [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, deque):
+            return {"__deque__": items, "maxlen": value.maxlen}
+        return {"__tuple__": items} if isinstance(value, tuple) else items
     if isinstance(value, dict):
         keys = list(value)
         items = {str(k): encode(v, arrays, f"{path}.{k}") for k, v in value.items()}
@@ -95,39 +93,38 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
 
 def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.ndarray, str], Any] | None = None) -> Any:
     """Inverse of :func:`encode`; ``to_backend(array, name)`` rebuilds torch/JAX arrays."""
+
+    def dec(value: Any) -> Any:
+        return decode(value, arrays, to_backend)
+
     if data is None or isinstance(data, (bool, str, int, float)):
         return data
     if isinstance(data, list):
-        return [decode(v, arrays, to_backend) for v in data]
+        return [dec(v) for v in data]
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint holds an unexpected value of type {type(data).__name__}")
-    tags = [k for k in data if k in _TAGS]
-    if not tags:
-        return {k: decode(v, arrays, to_backend) for k, v in data.items()}
-    tag = tags[0]
+    tag = next((k for k in data if k in _TAGS), None)
+    if tag is None:
+        return {k: dec(v) for k, v in data.items()}
     if tag == "__array__":
-        name = data["__array__"]
+        name, backend = data["__array__"], data.get("backend")
         if name not in arrays:
             raise CheckpointError(f"checkpoint metadata refers to a missing array {name!r}")
-        a = arrays[name]
-        backend = data.get("backend")
-        if backend is None:
-            return a
-        if to_backend is None:
+        if backend is not None and to_backend is None:
             raise CheckpointError(f"checkpoint array {name!r} needs the {backend!r} backend")
-        return to_backend(a, backend)
+        return arrays[name] if backend is None else to_backend(arrays[name], backend)
     if tag == "__tuple__":
-        return tuple(decode(v, arrays, to_backend) for v in _list(data, tag))
+        return tuple(dec(v) for v in _list(data, tag))
     if tag == "__deque__":
         maxlen = data.get("maxlen")
         if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 0):
             raise CheckpointError(f"checkpoint deque has an invalid maxlen {maxlen!r}")
-        return deque((decode(v, arrays, to_backend) for v in _list(data, tag)), maxlen=maxlen)
+        return deque((dec(v) for v in _list(data, tag)), maxlen=maxlen)
     if tag == "__dict__":
         pairs = _list(data, tag)
         if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
             raise CheckpointError("checkpoint holds a malformed mapping")
-        return {_hashable(decode(k, arrays, to_backend)): decode(v, arrays, to_backend) for k, v in pairs}
+        return {_hashable(dec(k)): dec(v) for k, v in pairs}
     if tag == "__rng__":
         spec = data["__rng__"]
         try:
@@ -140,7 +137,7 @@ def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.nd
     if tag == "__runplan__":
         from evostrat.run.restarts import RunPlan
 
-        fields = decode(data["__runplan__"], arrays, to_backend)
+        fields = dec(data["__runplan__"])
         names = {f.name for f in dataclasses.fields(RunPlan)}
         if not isinstance(fields, dict) or set(fields) != names:
             raise CheckpointError(f"checkpoint holds a malformed restart plan: {fields!r}")

@@ -1,26 +1,13 @@
 """The checkpoint file format: a zip of JSON metadata and ``.npy`` arrays, never pickle.
 
-A checkpoint is one zip file:
-
-- ``metadata.json``: the format tag ``"evostrat-checkpoint"``, the format
-  ``version``, an index of the arrays (name, dtype, shape) and everything that
-  is not an array (estimator parameters, counters, history...), and
-  ``sha256``: the SHA-256 of the canonical metadata (without that field) and
-  of every array's name, dtype, shape and bytes;
-- ``arrays/<name>.npy``: one array each, written by numpy with
-  ``allow_pickle=False`` and stored uncompressed.
-
-Reading checks the tag, the version, the member names against the index, each
-array's dtype (booleans, integers, floats and complex only: no object, string
-or structured arrays) and shape, and the digest, and reads arrays with
-``allow_pickle=False``; JSON only yields plain data. Nothing in a checkpoint is
-ever executed. The digest detects corruption and edits (an attacker who can
-write the file can recompute it; what keeps a hostile file harmless is that no
-field is ever code).
-
-Writing is atomic: the zip goes to a temporary file in the target folder, is
-flushed to disk, and replaces the target with :func:`os.replace`, so a crash
-leaves either the previous checkpoint or the new one, never a torn file.
+``metadata.json`` holds the format tag and ``version``, an index of the arrays
+(name, dtype, shape), everything that is not an array, and ``sha256``, a digest of
+the canonical metadata and of every array; each ``arrays/<name>.npy`` holds one
+numeric array, uncompressed. Reading checks the tag, the version, the members
+against the index, each array's dtype and shape and the digest, with
+``allow_pickle=False``: nothing in a checkpoint is ever code (the digest detects
+corruption and edits; an attacker could recompute it). Writing is atomic (a
+temporary file, flushed, then :func:`os.replace`): a crash never leaves a torn file.
 
 Examples
 --------
@@ -72,14 +59,11 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return a if (a.flags.c_contiguous or a.flags.f_contiguous) else np.array(a, order="C")
 
 
-def _canonical(meta: dict[str, Any]) -> bytes:
-    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
 def payload_digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     """SHA-256 (hex) of the metadata (without ``sha256``) and of every array."""
     h = hashlib.sha256()
-    h.update(_canonical({k: v for k, v in meta.items() if k != "sha256"}))
+    canonical = {k: v for k, v in meta.items() if k != "sha256"}
+    h.update(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("utf-8"))
     for name in sorted(arrays):
         a = _contiguous(np.asarray(arrays[name]))
         h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())

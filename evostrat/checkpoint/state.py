@@ -1,20 +1,12 @@
 """Capture an :class:`~evostrat.ES` mid-run as plain data, and rebuild it exactly.
 
-What a checkpoint holds (see :mod:`evostrat.checkpoint.format` for the file):
-
-- the estimator's parameters (``get_params``) that are plain data; a parameter
-  that is not (an ``Evaluator`` instance, an ``Executor`` in
-  ``evaluator_options``, an unregistered strategy class...) is listed as
-  *unsaved* and must be passed again to :func:`restore`;
-- the strategy state (:meth:`~evostrat.run.asktell.AskTell.state_dict`: arrays and
-  RNG keys), so the next ``ask`` is the one the uninterrupted run would make;
-- the run value (:class:`~evostrat.run.state.RunState`): best-so-far
-  ``x_``/``fun_``, counters, ``history_``, ``restarts_`` and the stop reason;
-  the current restart plan; the restart schedule (:data:`~evostrat.run.restarts.SCHEDULE_SCHEMA`)
-  and what the termination criteria have seen
-  (:data:`~evostrat.run.termination.PROGRESS_SCHEMA`). Each part has a declared
-  schema: loading checks every field's type and sets nothing else;
-- elapsed time (``history_`` times continue from it) and optional user metadata.
+A checkpoint holds the estimator's plain-data parameters (any other, such as an
+``Evaluator`` instance, is listed as *unsaved* and must be passed again to
+:func:`restore`), the strategy state (arrays and RNG keys: the next ``ask`` is the
+uninterrupted run's), the run value (:class:`~evostrat.run.state.RunState`), the
+restart plan and schedule, what the termination criteria have seen, the elapsed time
+and optional user metadata. Each part has a declared schema: loading checks every
+field's type and sets nothing else.
 
 Examples
 --------
@@ -38,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from evostrat.backends import Backend
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 
@@ -59,10 +52,7 @@ def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[
     if name == "restarts" and value is not None and not isinstance(value, (str, dict)):
         value = value.get_params() if hasattr(value, "get_params") else value
     if name == "dtype" and value is not None and not isinstance(value, str):
-        try:
-            value = np.dtype(value).name
-        except TypeError:
-            value = str(value).rsplit(".", 1)[-1]  # torch.float32 -> "float32"
+        value = Backend.dtype_name(value)  # torch.float32 -> "float32"
     if name == "device" and value is not None and not isinstance(value, str):
         value = str(value) if type(value).__name__ == "device" else value  # torch.device
     try:
@@ -89,12 +79,9 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     runner = driver.runner
     if runner.pending is not None:
         raise StateError("checkpoint between ask() and tell() would lose the pending population; tell() first")
-    arrays: dict[str, np.ndarray] = {}
     sd = runner.state_dict()
-    for name, a in sd["arrays"].items():
-        arrays[f"state/{name}"] = np.asarray(a)
-    state = {k: v for k, v in sd.items() if k != "arrays"}
-    state["arrays"] = sorted(sd["arrays"])
+    arrays = {f"state/{name}": np.asarray(a) for name, a in sd["arrays"].items()}
+    state = {**sd, "arrays": sorted(sd["arrays"])}
     params = {name: _encode_param(name, value, arrays) for name, value in es.get_params(deep=False).items()}
     run = driver.state
     x0_init = driver.x0 if driver.bounds is None else driver.bounds.transform(driver.x0)
