@@ -47,9 +47,8 @@ def backend_names() -> list[str]:
 
 
 def _instantiate(name: str) -> Backend:
-    registry = plugins.registry
     if name not in _by_name:
-        backends = registry("backends")
+        backends = plugins.registry("backends")
         if name not in backends:
             raise UnknownNameError(
                 f"backend must be one of {sorted(backends)} or 'auto', got {name!r}"
