@@ -1,19 +1,16 @@
 """The Strategy base and its contract: hyper-parameters plus pure ``init``/``ask``/``tell``.
 
-A strategy object holds only hyper-parameters (like a scikit-learn estimator).
-Everything that changes during a run lives in a ``NamedTuple`` *state* that the
-pure methods take and return, in the style of optax::
+A strategy object holds only hyper-parameters (like a scikit-learn estimator); the
+run lives in a ``NamedTuple`` *state* that the pure methods take and return (optax
+style), written once over the Array API namespace of the state's arrays, so they run
+unchanged on numpy, torch and JAX (jitted)::
 
     state = strategy.init(x0, random_state=0)
     X, state = strategy.ask(state)            # (popsize, dim) candidates
     state = strategy.tell(state, X, f(X))     # f(X): (popsize,) values to minimise
 
-The pure methods are written once over the Array API namespace of the state's
-arrays (``backend.xp``) and run unchanged on numpy, torch and JAX (jitted on
-JAX; values derived from the dimension are plain Python numbers, static under
-``jax.jit``). :meth:`Strategy.initialize` wraps them in a stateful
-:class:`~evostrat.run.asktell.AskTell`. The contract a subclass fulfils is the
-docstring of :class:`Strategy`; :func:`check_strategy` verifies it.
+:meth:`Strategy.initialize` wraps them in a stateful :class:`~evostrat.run.asktell.AskTell`;
+the contract is the docstring of :class:`Strategy`, checked by :func:`check_strategy`.
 
 Examples
 --------
@@ -57,12 +54,8 @@ def default_popsize(dim: int) -> int:
 
 
 class RegisteredName:
-    """``Strategy.name``: the key its class (or nearest registered base) has in the registry.
-
-    The registry (:func:`evostrat.plugins.registered_name`) is the one source of a
-    built-in strategy's name; ``""`` for a class with no registered base. A
-    subclass may still set ``name = "..."`` itself.
-    """
+    """``Strategy.name``: the registry key (:func:`evostrat.plugins.registered_name`) of the
+    class or its nearest registered base, ``""`` if none; a subclass may set ``name`` itself."""
 
     def __get__(self, obj: Any, cls: type) -> str:
         from evostrat.plugins import registered_name
@@ -148,22 +141,17 @@ class Strategy(Params):
     def initial_sigma(self, x0: Array, backend: Backend) -> Array:
         """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated."""
         xp = backend.xp
+        expected = f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}"
         try:
             host = np.asarray(host_value(self.sigma0), dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise InvalidTypeError(
-                f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}, "
-                f"got {type(self.sigma0).__name__}: {self.sigma0!r}"
-            ) from err
+            raise InvalidTypeError(f"{expected}, got {type(self.sigma0).__name__}: {self.sigma0!r}") from err
         sigma = backend.asarray(host)
         sigma = backend.asarray(sigma, dtype=x0.dtype, device=backend.device(x0))
         if sigma.ndim == 0:
             sigma = xp.ones_like(x0) * sigma
         if sigma.shape != x0.shape:
-            raise InvalidArgumentError(
-                f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}, "
-                f"got shape {tuple(sigma.shape)}"
-            )
+            raise InvalidArgumentError(f"{expected}, got shape {tuple(sigma.shape)}")
         if not bool(xp.all(sigma > 0)) or not bool(xp.all(xp.isfinite(sigma))):
             raise InvalidArgumentError(f"sigma0 must be positive and finite, got {self.sigma0!r}")
         return sigma

@@ -1,26 +1,14 @@
 """CMA-ES written once: the generation of the CMA family as named pure steps.
 
-Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4
-(eqs. 39-47) with the default parameters of its Table 1
-(:mod:`evostrat.strategies.cma_params`). :meth:`CMABase.generic_tell` runs the
-steps in this order; a model of C (full in :mod:`~evostrat.strategies.cma_es`,
-diagonal in :mod:`~evostrat.strategies.sep_cma_es`) supplies the four marked *model*:
-
-1. :func:`candidate_weights`: ranking, ties share the mean weight of their ranks, NaN last;
-2. :func:`finite_rows`: steps ``y_k = (x_k - m) / sigma`` (non-finite entries ignored);
-3. *model* ``whiten``: ``C^{-1/2} y_k`` and ``C^{-1/2} <y>_w``;
-4. mean ``m <- m + sigma <y>_w`` (eq. 41, ``c_m = 1``);
-5. :meth:`CMABase.sigma_path`: ``p_s`` (eq. 43);
-6. :meth:`CMABase.step_size`: CSA (eq. 44, exponent capped at 1) and ``h_sigma``;
-7. :meth:`CMABase.cov_path`: ``p_c`` with ``h_sigma`` (eq. 45);
-8. :meth:`CMABase.active_factors` and :meth:`CMABase.cov_decay`: the rank-mu
-   coefficients ``c_mu w_i^o`` and the factor of the old C (eqs. 46-47);
-9. *model* ``update_covariance``: rank-one, rank-mu, their combination, then the
-   eigen refresh (full) or the variance floor (diagonal) and :meth:`CMABase.rescale`.
-
-*model* ``sample`` and the read-outs complete a model. On a backend for which a
-plugin answers the ``evostrat_kernel`` hook (:mod:`evostrat.kernels`), ``ask``
-and ``tell`` run that kernel instead, resolved once per instance and backend.
+Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4 (eqs. 39-47),
+with the parameters of :mod:`evostrat.strategies.cma_params`. :meth:`CMABase.generic_tell`
+ranks (:func:`candidate_weights`), forms the steps ``y_k = (x_k - m) / sigma``
+(:func:`finite_rows`), moves the mean and then runs :meth:`~CMABase.sigma_path`,
+:meth:`~CMABase.step_size`, :meth:`~CMABase.cov_path`, :meth:`~CMABase.active_factors`
+and :meth:`~CMABase.cov_decay`. A model of C (full in :mod:`~evostrat.strategies.cma_es`,
+diagonal in :mod:`~evostrat.strategies.sep_cma_es`) supplies ``sample``, ``whiten``
+(``C^{-1/2} y``) and ``update_covariance``. Where a plugin answers the ``evostrat_kernel``
+hook (:mod:`evostrat.kernels`), ``ask`` and ``tell`` run that kernel instead.
 
 Examples
 --------
@@ -45,14 +33,14 @@ from array_api_compat import device as _device
 from evostrat.backends import Backend, get_backend
 from evostrat.kernels import resolve_kernel
 from evostrat.params import Interval
-from evostrat.strategies.base import Strategy
+from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
 from evostrat.strategies.shaping import tie_span
 from evostrat.backends.trees import replace
 
 Array = Any
 
-__all__ = ["CMABase", "CMAConstants", "candidate_weights", "clamp", "finite_rows", "RESCALE_RANGE"]
+__all__ = ["CMABase", "CMAConstants", "candidate_weights", "finite_rows", "RESCALE_RANGE"]
 
 #: C is renormalised (its scale moved into sigma) when its largest eigenvalue
 #: leaves this range, so C stays far from overflow and underflow in float32 too.
@@ -103,13 +91,6 @@ def finite_rows(Y: Array, ymax: float, xp: Any) -> Array:
     instead of poisoning the state, and C cannot overflow.
     """
     return xp.where(xp.abs(Y) <= ymax, Y, 0.0)
-
-
-def clamp(sigma: Array, xp: Any) -> Array:
-    """``sigma`` clipped to ``[sqrt(smallest normal), sqrt(max)]`` of its dtype."""
-    info = xp.finfo(sigma.dtype)
-    lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
-    return xp.clip(xp.clip(sigma, min=lo), max=hi)
 
 
 class CMABase(Strategy):
@@ -276,7 +257,7 @@ class CMABase(Strategy):
         ``log_scale`` keeps the units of an unrescaled C for ``tolupsigma``.
         """
         root = xp.sqrt(scale)
-        return replace(state, sigma=clamp(state.sigma * root, xp), pc=state.pc / root,
+        return replace(state, sigma=clamp_sigma(state.sigma * root), pc=state.pc / root,
                               log_scale=state.log_scale + xp.log(scale))
 
     # -- what a model of C supplies ----------------------------------------------------------

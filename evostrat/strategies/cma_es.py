@@ -1,43 +1,18 @@
 """CMA-ES with active weights and a lazy eigendecomposition.
 
-Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4
-(eqs. 39-47) with the default parameters of Table 1, including the negative
-(active) weights (:mod:`evostrat.strategies.cma_params`). One generation, with
-``C = B D^2 B^T``::
+Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, sec. 4 with the
+defaults of Table 1; the steps shared with sep-CMA-ES are in
+:mod:`evostrat.strategies.cma_base`, and this module supplies the full model
+``C = B D^2 B^T``: sampling ``x_k = m + sigma B D z_k``, whitening and the update of C.
 
-    y_k   = B D z_k,  x_k = m + sigma y_k,  z_k ~ N(0, I)           (ask)
-    <y>_w = sum_{i<=mu} w_i y_{i:lambda}
-    m     <- m + sigma <y>_w                                         (c_m = 1)
-    p_s   <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w
-    sigma <- sigma exp(min(1, c_s / d_s (||p_s|| / E||N(0,I)|| - 1)))
-    p_c   <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) <y>_w
-    C     <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) C + c_1 p_c p_c^T
-             + c_mu sum_i w_i^o y_{i:lambda} y_{i:lambda}^T
-
-where ``w_i^o = w_i n / ||C^{-1/2} y_{i:lambda}||^2`` for negative weights.
-
-**Lazy eigendecomposition** (the fast path, ``lazy_eigen=True``): as in pycma,
-``B`` and ``D`` are refreshed only every ``ceil(1 / (10 n (c_1 + c_mu)))``
-generations (every generation up to n ~ 90 at the default population, every
-8 at n = 1000); between refreshes sampling and ``C^{-1/2}`` use the last
-decomposition. The rank-one and rank-mu terms of those generations are queued
-in the state and added to C in a single matrix product just before the next
-decomposition, so a generation without decomposition costs two
-``(lambda x n) @ (n x n)`` products and no ``n x n`` pass. The result equals the
-generation-by-generation update of C (same terms, same stale ``B, D``) up to
-rounding; ``diag(C)`` is kept current every generation for the termination
-criteria. ``lazy_eigen=False`` decomposes every generation and an int ``k``
-every ``k`` generations.
-
-The other steps are CMA-ES's shared ones (:mod:`evostrat.strategies.cma_base`);
-on numpy the kernel :mod:`evostrat.kernels.cma_numpy` runs them with less overhead.
-
-**Numerical safety.** C is symmetrised at each decomposition; eigenvalues below
-``eps * max`` are lifted (C gets the same diagonal shift, so it stays positive
-definite); when the largest eigenvalue leaves ``[1e-10, 1e10]`` the scale of C
-moves into sigma (the distribution is unchanged); sigma is clipped to the
-finite range of its dtype; a non-finite update is discarded. States therefore
-stay finite in float32 and float64.
+As in pycma, ``B`` and ``D`` are refreshed only every ``ceil(1 / (10 n (c_1 + c_mu)))``
+generations (every generation up to n ~ 90 at the default population, every 8 at
+n = 1000). The rank-one and rank-mu terms in between are queued in the state and added
+to C in one matrix product before the next decomposition (the same C up to rounding);
+``diag(C)`` stays current for the termination criteria. At each decomposition C is
+symmetrised, eigenvalues below ``eps * max`` are lifted, and C's scale moves into sigma
+when its largest eigenvalue leaves ``RESCALE_RANGE``, so states stay finite in float32
+and float64. On numpy the kernel :mod:`evostrat.kernels.cma_numpy` runs the same steps.
 
 Examples
 --------

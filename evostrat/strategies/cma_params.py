@@ -1,34 +1,12 @@
 """Default parameters of CMA-ES and sep-CMA-ES and the constants derived from them.
 
-Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772 (2016/2023),
-Table 1 ("default parameters"), with ``n`` the dimension and ``lambda`` the
-population size:
-
-- ``mu = floor(lambda / 2)``; preliminary weights
-  ``w'_i = ln((lambda + 1) / 2) - ln i`` for ``i = 1..lambda``;
-  ``mu_eff = (sum_{i<=mu} w'_i)^2 / sum_{i<=mu} w'_i^2`` and ``mu_eff^-`` the same
-  over ``i > mu``.
-- ``c_sigma = (mu_eff + 2) / (n + mu_eff + 3)`` (pycma's value; Table 1 of the
-  2016 tutorial has ``n + mu_eff + 5``, measured to cost ~10% more evaluations
-  on 10-D Rosenbrock and to end in its local optimum more often),
-  ``d_sigma = 1 + 2 max(0, sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma``.
-- ``c_c = (4 + mu_eff / n) / (n + 4 + 2 mu_eff / n)``.
-- ``c_1 = 2 / ((n + 1.3)^2 + mu_eff)``,
-  ``c_mu = min(1 - c_1, 2 (1/4 + mu_eff + 1/mu_eff - 2) / ((n + 2)^2 + mu_eff))``.
-- Active (negative) weights: positive ``w'_i`` are divided by their sum; negative
-  ones are scaled so that they sum to
-  ``-min(1 + c_1/c_mu, 1 + 2 mu_eff^- / (mu_eff + 2), (1 - c_1 - c_mu) / (n c_mu))``.
-- ``E||N(0, I)|| ~ sqrt(n) (1 - 1/(4n) + 1/(21 n^2))``.
-
-sep-CMA-ES (Ros & Hansen, "A Simple Modification in CMA-ES Achieving Linear Time
-and Space Complexity", PPSN 2008, sec. 3): the diagonal model learns faster,
-``c_1`` and ``c_mu`` are multiplied by ``(n + 2) / 3``, and ``c_mu`` is then
-capped so that ``c_1 + c_mu <= 1`` (without the cap large populations make the
-decay factor of C negative and the run diverges).
-
-The lazy eigendecomposition gap (pycma's ``lazy_update_gap``) is
-``1 / (10 n (c_1 + c_mu))`` generations; a decomposition therefore happens every
-``max(1, ceil(gap))`` generations.
+Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, Table 1 (the
+formulas are in :func:`cma_parameters`), with pycma's ``c_sigma = (mu_eff + 2) /
+(n + mu_eff + 3)`` (the 2016 tutorial's ``n + mu_eff + 5`` cost ~10% more evaluations
+on 10-D Rosenbrock). sep-CMA-ES (Ros & Hansen, PPSN 2008) multiplies ``c_1`` and
+``c_mu`` by ``(n + 2) / 3`` and caps ``c_1 + c_mu <= 1`` (without the cap the decay
+factor of C turns negative for large populations). C is decomposed every
+``max(1, ceil(1 / (10 n (c_1 + c_mu))))`` generations (pycma's ``lazy_update_gap``).
 
 Examples
 --------
@@ -51,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters", "eigen_interval"]
+__all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters"]
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per settings
@@ -88,12 +66,6 @@ class CMAConstants(NamedTuple):
     eps: float  # the dtype's epsilon
     tiny: float  # and smallest normal
     sigma_range: tuple[float, float]  # finite range sigma is clipped to
-
-
-def eigen_interval(dim: int, c1: float, cmu: float) -> tuple[float, int]:
-    """pycma's lazy gap ``1 / (10 n (c1 + cmu))`` and the integer interval it implies."""
-    gap = 1.0 / (10.0 * dim * (c1 + cmu + 1e-23))
-    return gap, max(1, int(math.ceil(gap - 1e-12)))
 
 
 @lru_cache(maxsize=256)
@@ -149,11 +121,12 @@ def cma_parameters(dim: int, popsize: int, active: bool = True,
         weights[mu:] = scale * neg / abs(neg.sum())
     mean_weights = np.where(weights > 0, weights, 0.0)
     chi_n = math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))
-    gap, every = eigen_interval(n, c1, cmu)
+    gap = 1.0 / (10.0 * n * (c1 + cmu + 1e-23))
     weights.flags.writeable = mean_weights.flags.writeable = False  # shared (cached)
     return CMAParameters(dim=n, popsize=lam, mu=mu, weights=weights, mean_weights=mean_weights,
                          mueff=mueff, cs=cs, damps=damps, cc=cc, c1=c1, cmu=cmu, chi_n=chi_n,
-                         sum_weights=float(weights.sum()), eigen_gap=gap, eigen_every=every)
+                         sum_weights=float(weights.sum()), eigen_gap=gap,
+                         eigen_every=max(1, int(math.ceil(gap - 1e-12))))
 
 
 def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,

@@ -1,31 +1,21 @@
 """Evolvability ES: MaxVar and MaxEnt (Gajewski, Clune, Stanley, Lehman, GECCO 2019,
 "Evolvability ES: Scalable and Direct Optimization of Evolvability", arXiv 1907.06077).
 
-Evolvability is the diversity of the behaviours that random perturbations of
-a parameter vector produce. With ``p = N(mu, diag(sigma^2))`` (fixed sigma,
-mirrored pairs), a population ``x_i ~ p`` and its behaviour characterisations
-``B`` of shape ``(n, k)``, normalised per dimension into ``Z`` (z-scores,
-centered ranks or raw), the strategies ascend in ``mu``:
+With ``p = N(mu, diag(sigma^2))`` (fixed sigma, mirrored pairs), a population
+``x_i ~ p`` and its behaviours ``B`` ``(n, k)`` normalised per dimension into ``Z``,
+the strategies ascend in ``mu`` the diversity of the behaviours:
 
-- **MaxVar**: the total behavioural variance
-  ``J = sum_k E[(Z_k - E[Z_k])^2]``, written as nested expectations. The inner
-  mean's derivative drops out (``sum_i (z_i - zbar) = 0``), so the gradient is
+- **MaxVar**: the total variance ``J = sum_k E[(Z_k - E[Z_k])^2]``; the gradient is
   ``mean_i (v_i - b_i) grad log p(x_i)`` with ``v_i = ||z_i - zbar||^2``.
-- **MaxEnt**: the entropy of a Gaussian kernel density
-  estimate of the behaviours, ``P_i = mean_j exp(-||z_i - z_j||^2 / h^2)``,
-  ``J = -mean_i log P_i``. Both means carry score terms: with
-  ``s_j = grad log p(x_j)`` and the symmetric kernel ``K``,
-  ``grad J = mean_j [(-log P_j - b_j) - mean_i K_ij / P_i] s_j``.
+- **MaxEnt**: the entropy of a Gaussian kernel density estimate,
+  ``P_i = mean_j exp(-||z_i - z_j||^2 / h^2)``, ``J = -mean_i log P_i``; with
+  ``s_j = grad log p(x_j)``, ``grad J = mean_j [(-log P_j - b_j) - mean_i K_ij / P_i] s_j``.
 
-``b_i`` is the outer baseline (``baseline="mean"``: the leave-one-out mean,
-unbiased; Mao et al., ICML 2019). On torch and JAX the statistic is written once
-with :func:`evostrat.expectation` and autodiff produces the gradient; numpy uses
-the closed forms above, and the two agree on the same sample
-(``tests/test_evolvability.py``). The ascent direction goes to Adam or SGD,
-which subtract ``weight_decay * mu`` (L2, as the paper's Adam ``weight_decay``).
-
-The paper's locomotion settings: popsize 10,000, sigma 0.02, Adam with
-lr 0.01 and L2 coefficient 0.005, behaviours normalised per dimension.
+``b_i`` is the leave-one-out mean baseline (``baseline="mean"``; Mao et al., ICML 2019).
+On torch and JAX autodiff differentiates the statistic written with
+:func:`evostrat.expectation`; numpy uses the closed forms above (the two agree,
+``tests/test_evolvability.py``). The paper's locomotion settings: popsize 10,000,
+sigma 0.02, Adam with lr 0.01 and L2 coefficient 0.005 (``weight_decay``).
 
 Examples
 --------
@@ -99,12 +89,6 @@ def kernel_matrix(Z: Array, h: float) -> Array:
     return xp.exp(-xp.sum(diff * diff, axis=-1) / (h * h))
 
 
-def _as_matrix(B: Array) -> Array:
-    if B.ndim == 1:
-        return get_backend(B).xp.reshape(B, (B.shape[0], 1))
-    return B
-
-
 class _EvolvabilityES(MirroredPopsize, Strategy):
     """Shared machinery of MaxVar and MaxEnt (see the module docstring)."""
 
@@ -129,7 +113,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         self.weight_decay, self.behaviour_shaping = weight_decay, behaviour_shaping
         self.baseline, self.mirrored = baseline, mirrored
 
-    configured_optimizer = OpenAIES.configured_optimizer  # the same settings: optimizer, its options, weight_decay
+    configured_optimizer = OpenAIES.configured_optimizer  # same settings: optimizer, options, weight_decay
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> EvolvabilityState:
         opt = self.configured_optimizer()
@@ -166,7 +150,9 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         torch/JAX: autodiff through :meth:`statistic`; numpy: :meth:`closed_form`.
         """
         be = get_backend(state.mean)
-        Z = normalise_behaviours(_as_matrix(behaviours), self.behaviour_shaping)
+        if behaviours.ndim == 1:
+            behaviours = be.xp.reshape(behaviours, (behaviours.shape[0], 1))
+        Z = normalise_behaviours(behaviours, self.behaviour_shaping)
         if not be.has_autodiff:
             return self.closed_form(Z, X, self.distribution(state))
 
@@ -229,7 +215,6 @@ class MaxVarES(_EvolvabilityES):
     True
     """
 
-
     def statistic(self, Z: Array, X: Array, p: DiagNormal) -> Array:
         mean_z = expectation(Z, X, p)  # (k,), carries the inner score terms
         xp = get_backend(Z).xp
@@ -243,8 +228,7 @@ class MaxVarES(_EvolvabilityES):
     def closed_form(self, Z: Array, X: Array, p: DiagNormal) -> tuple[Array, Array]:
         xp = get_backend(Z).xp
         v = xp.sum((Z - xp.mean(Z, axis=0)) ** 2, axis=1)
-        g = expectation_grad(v, X, p, baseline=self.baseline)["mu"]
-        return xp.mean(v), g
+        return xp.mean(v), expectation_grad(v, X, p, baseline=self.baseline)["mu"]
 
 
 class MaxEntES(_EvolvabilityES):

@@ -1,28 +1,20 @@
 """ExpectationES: gradient ascent on any differentiable population statistic.
 
-The search distribution is ``p = DiagNormal(mean, exp(log_sigma))``. Each
-generation samples a population ``X ~ p``, and ``tell`` ascends the gradient of
-a user statistic ``J = statistic(values, X, p)`` with respect to ``mean`` and
-``log_sigma``, through an optimiser of :mod:`evostrat.strategies.optimizers`. The
-statistic is written with :func:`evostrat.expectation` (the DiCE magic box),
-so its gradient is the score-function estimator of the gradient of the
-population quantity it estimates (Foerster et al., ICML 2018; Wierstra et al.,
-JMLR 2014, eq. 8). The default statistic is NES's::
-
-    J = expectation(-values, X, p, baseline="mean")        # E_p[-f]
-
-``values`` are the fitness values as told (lower is better), after the
-optional ``fitness_shaping``. Other statistics plug in unchanged, e.g. the
-variance of a behaviour (MaxVar, Gajewski et al. 2019) as nested expectations::
+Each generation samples ``X ~ p = DiagNormal(mean, exp(log_sigma))``, and ``tell``
+ascends, through an optimiser of :mod:`evostrat.strategies.optimizers`, the gradient
+in ``mean`` and ``log_sigma`` of a statistic ``J = statistic(values, X, p)`` written
+with :func:`evostrat.expectation` (the DiCE magic box, Foerster et al., ICML 2018), so
+that it is the score-function estimator (Wierstra et al., JMLR 2014, eq. 8). ``values``
+are the told fitness (lower is better) after ``fitness_shaping``. The default is NES's
+``expectation(-values, X, p, baseline="mean")``; others plug in unchanged, e.g. the
+variance of a behaviour (MaxVar, Gajewski et al. 2019)::
 
     def maxvar(values, X, p):
         m = expectation(values, X, p)
         return expectation((values - m) ** 2, X, p)
 
-torch computes the gradient with ``torch.autograd``, JAX with ``jax.grad``
-inside the jitted ``tell``; numpy has no autodiff and uses the closed-form
-score (:func:`evostrat.expectation.expectation_grad`), which supports the
-default statistic only.
+torch and JAX differentiate with autodiff; numpy uses the closed-form score
+(:func:`evostrat.expectation.expectation_grad`) of the default statistic only.
 
 Examples
 --------

@@ -1,19 +1,12 @@
 """Policy Gradients with Parameter-based Exploration (PGPE), symmetric sampling.
 
 Sehnke, Osendorfer, Rueckstiess, Graves, Peters, Schmidhuber,
-"Parameter-exploring policy gradients", Neural Networks 23(4), 2010, sec. 2.3
-(symmetric sampling) and 2.4 (reward normalisation); the mean follows ClipUp
-(Toklu, Liskowski, Srivastava, "ClipUp: a simple and powerful optimizer for
-distribution-based policy evolution", PPSN 2020) by default, as in EvoTorch
-and pgpelib, whose defaults we take: ``center_learning_rate=0.15``,
-``stdev_learning_rate=0.1``, ``sigma0=0.1``, ``stdev_max_change=0.2``,
-ClipUp ``max_speed = 2 * center_learning_rate``, momentum 0.9.
-
-The population is ``popsize / 2`` mirrored pairs, stored interleaved:
-``X[2j] = mu + eps_j`` and ``X[2j+1] = mu - eps_j`` with
-``eps_j ~ N(0, diag(sigma^2))``. Each pair gets a coefficient ``t_j`` for the
-mean and ``s_j`` for the standard deviations, and with ``m = popsize / 2``
-pairs the gradients *of the loss* (fitness is minimised) are::
+"Parameter-exploring policy gradients", Neural Networks 23(4), 2010, sec. 2.3-2.4;
+the mean follows ClipUp (Toklu, Liskowski, Srivastava, PPSN 2020) by default, with
+EvoTorch's and pgpelib's defaults. The population is ``m = popsize / 2`` mirrored
+pairs, interleaved: ``X[2j] = mu + eps_j``, ``X[2j+1] = mu - eps_j``,
+``eps_j ~ N(0, diag(sigma^2))``. With pair coefficients ``t_j`` and ``s_j`` the loss
+gradients and the update are::
 
     g_mu    = sum_j t_j eps_j / m
     g_sigma = sum_j s_j (eps_j^2 - sigma^2) / sigma / m
@@ -21,19 +14,10 @@ pairs the gradients *of the loss* (fitness is minimised) are::
     sigma <- sigma - stdev_learning_rate * g_sigma
     sigma <- clip(sigma, (1 - c) sigma_old, (1 + c) sigma_old)   # c = stdev_max_change
 
-Fitness shaping (``fitness_shaping``):
-
-- ``"centered_ranks"`` (default), or any other name of
-  :data:`~evostrat.strategies.shaping.SHAPINGS`: ``w = shape(f)``,
-  ``t_j = (w+ - w-) / 2``, ``s_j = (w+ + w-) / 2``. Centered ranks lie in
-  [-0.5, 0.5] (best -0.5) and sum to zero, which is the baseline; NaN ranks worst.
-- ``"normalized"``: Sehnke et al.'s reward normalisation, with the
-  population's best fitness ``f*`` and mean fitness ``b`` as baseline:
-  ``t_j = (f+ - f-) / (f+ + f- - 2 f*)`` and
-  ``s_j = ((f+ + f-) / 2 - b) / (b - f*)``; a zero denominator (constant
-  fitness) gives a zero coefficient. Non-finite values are left out of ``f*``
-  and ``b``, and a pair containing one gets zero coefficients (use
-  ``"centered_ranks"`` to rank NaN/inf instead).
+A shaping ``w = shape(f)`` of :data:`~evostrat.strategies.shaping.SHAPINGS` gives
+``t_j = (w+ - w-) / 2`` and ``s_j = (w+ + w-) / 2`` (centered ranks, the default, sum
+to zero: the baseline); ``"normalized"`` is Sehnke et al.'s reward normalisation,
+:func:`normalized_coefficients`.
 
 Examples
 --------

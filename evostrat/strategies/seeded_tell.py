@@ -1,28 +1,15 @@
 """Memory-bounded ``tell`` from a seed: weighted noise sums, chunk by chunk.
 
-The plain ``tell`` of the Gaussian strategies takes the population ``X``
-(``popsize x d``) and forms ``z = (X - mean) / sigma`` for the weighted sums
-
-    g1 = sum_i w_i z_i,        g2 = sum_i w_i (z_i^2 - 1)        (SNES only)
-
-At d = 1,000,000 and popsize 1,000 the population alone is 8 GB (float64).
-In the seed-compressed mode (:mod:`evostrat.evaluators.seeded`) the driver never needs it:
-the workers rebuild their rows from the :class:`~evostrat.evaluators.seeded.GaussianSeed`
-and return fitness values only, and :func:`weighted_noise_sums` rebuilds the
-rows again, ``chunk_size`` candidates at a time, accumulating the sums. Peak
-memory is O(chunk_size x d) + O(popsize): a few times ``chunk_size * d``
-numbers, 2 x 1,000,000 by default at d = 1,000,000.
-
-Results. The rebuilt rows are bit-identical to ``ask``'s (see
-:mod:`evostrat.evaluators.seeded`), and ``z`` is computed from them with the same
-operations as in ``tell``; only the order of the floating-point summation over
-candidates differs (a sum of per-chunk ``matmul`` results instead of one
-``matmul``), so the updated state agrees with the plain ``tell`` to a few ulps
-(relative 1e-15 in float64, 1e-6 in float32), not bit for bit. The price is time:
-every row is sampled once more here (after the workers did), about 15 s at
-d = 1,000,000, popsize 1,000 on one core with numpy (a whole generation with
-the workers' part in the same process: 33 s; peak 69 MiB for OpenAI-ES, 99
-MiB for SNES, against 7.6 GiB for the population alone; ``BENCHMARKS.md``).
+The plain ``tell`` of the Gaussian strategies forms ``z = (X - mean) / sigma`` from
+the ``(popsize, d)`` population for ``g1 = sum_i w_i z_i`` (and, for SNES,
+``g2 = sum_i w_i (z_i^2 - 1)``); at d = 1,000,000 and popsize 1,000 the population
+alone is 8 GB. In the seed-compressed mode (:mod:`evostrat.evaluators.seeded`)
+:func:`weighted_noise_sums` rebuilds the rows from the
+:class:`~evostrat.evaluators.seeded.GaussianSeed` ``chunk_size`` at a time instead:
+peak memory O(chunk_size x d) + O(popsize) (69 MiB for OpenAI-ES, 99 MiB for SNES at
+that size; ``BENCHMARKS.md``), for one more sampling of every row. The rows are
+bit-identical to ``ask``'s; only the order of summation differs, so the state agrees
+with the plain ``tell`` to a few ulps (relative 1e-15 in float64, 1e-6 in float32).
 
 Examples
 --------

@@ -1,24 +1,11 @@
 """sep-CMA-ES: CMA-ES with a diagonal covariance matrix, linear time and space.
 
 Ros & Hansen, "A Simple Modification in CMA-ES Achieving Linear Time and Space
-Complexity", PPSN X (2008): the update of CMA-ES (Hansen's tutorial,
-arXiv 1604.00772, eqs. 39-47, Table 1 weights including the active ones) with
-C restricted to its diagonal ``c``, so ``C^{-1/2} y = y / sqrt(c)`` and no
-eigendecomposition is needed. Because a diagonal has only n free parameters,
-the learning rates are larger: ``c_1`` and ``c_mu`` are multiplied by
-``(n + 2) / 3`` and ``c_mu`` is capped at ``1 - c_1``. The cap matters for
-large populations: without it the decay factor ``1 - c_1 - c_mu sum w`` of C
-turns negative and the run diverges (cmaes 0.13.1's ``SepCMA`` misses it). With
-``c_1 + c_mu = 1`` the active weights vanish (``alpha_posdef^- = 0``).
-
-One generation (``*`` and ``/`` elementwise)::
-
-    y_k <- sqrt(c) * z_k,   x_k = m + sigma y_k
-    m   <- m + sigma <y>_w
-    p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) <y>_w / sqrt(c)
-    c   <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) c + c_1 p_c^2 + c_mu sum_i w_i^o y_i^2
-
-Every other step is CMA-ES's (:mod:`evostrat.strategies.cma_base`); this module
+Complexity", PPSN X (2008): CMA-ES's update (:mod:`evostrat.strategies.cma_base`)
+with C restricted to its diagonal ``c``, so ``C^{-1/2} y = y / sqrt(c)`` and no
+eigendecomposition is needed; the learning rates are larger
+(:mod:`evostrat.strategies.cma_params`; the cap ``c_1 + c_mu <= 1``, which cmaes
+0.13.1's ``SepCMA`` misses, keeps large populations from diverging). This module
 supplies only the diagonal model: sampling, whitening and the update of ``c``.
 
 Examples

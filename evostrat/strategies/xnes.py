@@ -17,12 +17,7 @@ utilities ``u_k`` (best first, summing to zero)::
     sigma <- sigma * exp(eta_sigma / 2 * G_sigma)
     B     <- B expm(eta_B / 2 * G_B)
 
-Defaults (Table 1): ``lambda = 4 + floor(3 ln d)``, ``eta_mu = 1``,
-``eta_sigma = eta_B = (9 + 3 ln d) / (5 d sqrt(d))``.
-
-The matrix exponential of the symmetric ``G_B`` is taken through its
-eigendecomposition, ``expm(S) = V diag(exp(w)) V^T`` (``backend.eigh``), so the
-same code runs on numpy, torch and JAX (and under ``jax.jit``).
+The defaults are those of Table 1; ``expm`` is :func:`expm_symmetric`.
 
 Examples
 --------
