@@ -1,16 +1,12 @@
 """scikit-learn's parameter protocol without importing scikit-learn.
 
-Hyper-parameter objects (strategies, evaluators) list their parameters as the
-keyword arguments of ``__init__`` and store them unchanged under the same
-names; :class:`Params` then provides ``get_params``/``set_params`` exactly as
-scikit-learn's ``BaseEstimator`` does, so ``clone`` and nested
-``set_params(strategy__lr=...)`` work.
-
-Hyper-parameters are validated declaratively, as scikit-learn's
-``_parameter_constraints``: a class lists ``parameter_constraints``, a dict
-from parameter name to the constraints a value may satisfy (an
-:class:`Interval`, :class:`StrOptions`, ``None``, ``callable`` or a type), and
-:meth:`Params.validate_params` checks them all at once.
+Hyper-parameter objects (strategies, evaluators) list their parameters as the keyword
+arguments of ``__init__`` and store them unchanged under the same names; :class:`Params`
+then provides ``get_params``/``set_params`` as scikit-learn's ``BaseEstimator`` does (so
+``clone`` and nested ``set_params(strategy__lr=...)`` work), and ``validate_params``,
+which checks the ``parameter_constraints`` a class lists, like scikit-learn's
+``_parameter_constraints``: parameter name -> the constraints a value may satisfy (an
+:class:`Interval`, :class:`StrOptions`, ``None``, ``callable`` or a type).
 
 Examples
 --------

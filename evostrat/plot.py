@@ -1,16 +1,11 @@
 """Figures of a run (matplotlib; ``pip install evostrat[plot]``).
 
-- :func:`plot_convergence`: best-so-far and generation median (and best)
-  fitness against evaluations, and sigma below, on log axes; restarts are
-  marked with dashed lines.
-- :func:`plot_search_2d`: for 2-D problems, the objective's contours with the
-  search distribution recorded by :class:`~evostrat.callbacks.SearchRecorder`:
-  the path of the mean, 2-sigma ellipses of the distribution at the recorded
-  generations (colour = generation) and the latest sample.
-- :func:`save_run_plots`: both as PNG files (what ``evostrat run --plot`` writes).
-
-The functions draw on a given ``ax`` or create a :class:`matplotlib.figure.Figure`
-without pyplot (no GUI backend, safe on servers), and return the figure.
+:func:`plot_convergence` draws fitness and sigma against evaluations, :func:`plot_search_2d`
+the search distribution of a 2-D problem (recorded by
+:class:`~evostrat.callbacks.SearchRecorder`) over the objective's contours, and
+:func:`save_run_plots` writes both as PNG files (what ``evostrat run --plot`` does). They
+draw into a given figure or a new :class:`matplotlib.figure.Figure` made without pyplot
+(no GUI backend, safe on servers) and return it.
 
 Examples
 --------
@@ -42,7 +37,6 @@ __all__ = ["plot_convergence", "plot_search_2d", "save_run_plots"]
 
 def _matplotlib() -> Any:
     try:
-        import matplotlib  # noqa: F401
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ImportError("evostrat.plot needs matplotlib: pip install evostrat[plot]") from err
@@ -76,7 +70,7 @@ def _scale(ax: Any, *series: np.ndarray) -> None:
 
 
 def plot_convergence(run: Any, fig: Any = None, title: str | None = None) -> Any:
-    """Fitness and sigma against evaluations.
+    """Fitness and sigma against evaluations, on log axes; restarts are dashed lines.
 
     Parameters
     ----------
@@ -102,14 +96,13 @@ def plot_convergence(run: Any, fig: Any = None, title: str | None = None) -> Any
     top.plot(evals, median, color="tab:orange", lw=1, alpha=0.8, label="generation median")
     top.plot(evals, gen_best, color="tab:blue", lw=0.8, alpha=0.45, label="generation best")
     top.plot(evals, best, color="tab:blue", lw=2, label="best so far")
-    _scale(top, best, median, gen_best)
-    top.set_ylabel("fitness")
-    top.grid(True, which="major", alpha=0.3)
-    bottom.plot(evals, _column(history, "sigma"), color="tab:green", lw=1.5)
-    _scale(bottom, _column(history, "sigma"))
-    bottom.set_ylabel("sigma")
+    sigma = _column(history, "sigma")
+    bottom.plot(evals, sigma, color="tab:green", lw=1.5)
+    for ax, label, series in ((top, "fitness", (best, median, gen_best)), (bottom, "sigma", (sigma,))):
+        _scale(ax, *series)
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
     bottom.set_xlabel("evaluations")
-    bottom.grid(True, which="major", alpha=0.3)
     runs = [r.get("run") for r in history]
     starts = [evals[i - 1] for i in range(1, len(runs)) if runs[i] is not None and runs[i] != runs[i - 1]]
     for k, x in enumerate(starts):
@@ -164,6 +157,10 @@ def plot_search_2d(
     title: str | None = None,
 ) -> Any:
     """The search distribution over the contours of a 2-D objective.
+
+    Draws the path of the mean, 2-sigma ellipses of the distribution at the recorded
+    generations (colour = generation) and the latest sample; an inset zooms in when the
+    final distribution is too small to see.
 
     Parameters
     ----------
@@ -284,20 +281,18 @@ def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, re
     >>> save_run_plots(tempfile.mkdtemp(), es, sphere, rec)
     ['convergence.png', 'search.png']
     """
+    def on_host(X: np.ndarray) -> np.ndarray:  # a numpy grid through the run's backend
+        be, strategy = es.strategy_.backend, es.strategy_
+        return _f64(be.to_numpy(objective(be.asarray(X, dtype=strategy.dtype, device=strategy.device))))
+
     os.makedirs(folder, exist_ok=True)
     plot_convergence(es).savefig(os.path.join(folder, "convergence.png"), dpi=dpi)
     written = ["convergence.png"]
     if objective is not None and recorded is not None:
         best = _f64(es.strategy_.backend.to_numpy(es.x_))
         title = f"{es.strategy_.strategy.name}: search distribution, generations 0-{es.n_generations_}"
-        fig = plot_search_2d(lambda X: _host(objective, X, es), recorded, best=best, title=title)
+        fig = plot_search_2d(on_host, recorded, best=best, title=title)
         fig.savefig(os.path.join(folder, "search.png"), dpi=dpi)
         written.append("search.png")
     return written
 
-
-def _host(objective: Any, X: np.ndarray, es: Any) -> np.ndarray:
-    """Evaluate a backend objective on a numpy grid (converted to the run's backend)."""
-    be = es.strategy_.backend
-    values = objective(be.asarray(X, dtype=es.strategy_.dtype, device=es.strategy_.device))
-    return _f64(be.to_numpy(values))

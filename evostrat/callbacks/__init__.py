@@ -1,11 +1,10 @@
 """Callbacks for :meth:`ES.fit <evostrat.ES.fit>`: loggers, early stopping, recorders.
 
-:class:`Callback` is the protocol (``cb(es)`` after each generation; ``True``
-stops the run); :class:`CSVLogger`, :class:`JSONLinesLogger`,
-:class:`DataFrameLogger` and :func:`history_frame` (:mod:`evostrat.callbacks.loggers`),
-:class:`EarlyStopping` and :class:`SearchRecorder` implement or use it, as do
-the progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints
-(:mod:`evostrat.checkpoint`), switched on by ``fit(progress=..., checkpoint=...)``.
+:class:`Callback` is the protocol (``cb(es)`` after each generation; ``True`` stops the
+run), implemented by :class:`CSVLogger`, :class:`JSONLinesLogger`, :class:`DataFrameLogger`
+(:mod:`evostrat.callbacks.loggers`), :class:`EarlyStopping`, :class:`SearchRecorder`, the
+progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints (:mod:`evostrat.checkpoint`),
+the last two switched on by ``fit(progress=..., checkpoint=...)``.
 
 Examples
 --------

@@ -1,10 +1,9 @@
 """What :meth:`ES.fit <evostrat.ES.fit>` calls around its generations.
 
-:class:`RunHooks` bundles the user's callbacks with the progress bar and the
-checkpointer that ``fit(progress=..., checkpoint=...)`` ask for, validates
-them before the run starts, and calls them in a fixed order after every
-generation: user callbacks first (any of them returning ``True`` sets
-``stop_reason_ = "callback"``), then the progress bar, then the checkpointer,
+:class:`RunHooks` bundles the user's callbacks with the progress bar and the checkpointer
+that ``fit(progress=..., checkpoint=...)`` ask for, validates them before the run starts
+and calls them in a fixed order after every generation: user callbacks (any returning
+``True`` sets ``stop_reason_ = "callback"``), the progress bar, then the checkpointer,
 which so records the generation with its final stop reason.
 
 Examples

@@ -36,8 +36,6 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["ProgressBar", "make_progress"]
 
-MODES = ("auto", "always")
-
 
 def _is_interactive(file: Any) -> bool:
     try:
@@ -83,7 +81,7 @@ class ProgressBar(Callback):
 
     def __init__(self, when: str = "auto", file: TextIO | None = None, style: str = "auto",
                  interval: float | None = None) -> None:
-        if when not in MODES:
+        if when not in ("auto", "always"):
             raise InvalidArgumentError(f"progress must be True, False, 'auto' or 'always', got {when!r}")
         if style not in ("auto", "rich", "plain"):
             raise InvalidArgumentError(f"style must be 'auto', 'rich' or 'plain', got {style!r}")

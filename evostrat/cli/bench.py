@@ -1,12 +1,10 @@
 """``evostrat bench``: run the pytest-benchmark suites and print the comparison table.
 
-Runs ``python -m pytest <path> --benchmark-only`` on the suites of the
-repository's ``benchmarks/`` folder (not installed with the package: run from
-a checkout or pass ``--path``). pytest-benchmark prints its timing table; the
-suites add per-generation medians with the ratio of evostrat to the fastest
-peer; ``--report`` runs ``benchmarks/report.py`` for the tables of
-``BENCHMARKS.md``. Needs the ``dev`` extra (pytest, pytest-benchmark); the
-peers come with the ``bench`` extra.
+Runs ``python -m pytest <path> --benchmark-only`` on the suites of the repository's
+``benchmarks/`` folder (not installed with the package: run from a checkout or pass
+``--path``); the suites add per-generation medians with the ratio of evostrat to the
+fastest peer, and ``--report`` writes the tables of ``BENCHMARKS.md`` with
+``benchmarks/report.py``. Needs the ``dev`` extra (and ``bench`` for the peers).
 
 Examples
 --------

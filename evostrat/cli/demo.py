@@ -22,8 +22,8 @@ from evostrat.problems import ellipsoid, sphere
 
 DEMO_RUNS = [
     ("snes", "sphere", sphere, dict(sigma0=1.0), 1e-8),
-    ("openai_es", "sphere", sphere, dict(sigma0=1.0, strategy_options=dict(
-        lr=0.2, lr_decay=0.99, sigma_decay=0.99, popsize=40)), 1e-7),
+    ("openai_es", "sphere", sphere, dict(sigma0=1.0, popsize=40, strategy_options=dict(
+        lr=0.2, lr_decay=0.99, sigma_decay=0.99)), 1e-7),
     ("snes", "ellipsoid", ellipsoid, dict(sigma0=1.0), 1e-8),
 ]
 
@@ -40,11 +40,7 @@ def run_demo(dim: int = 10, seed: int = 0, print_fn: Callable[[str], Any] = prin
 
     summaries = []
     for strategy, name, fn, options, target in DEMO_RUNS:
-        options = dict(options)
-        extra = options.pop("strategy_options", None) or {}
-        popsize = extra.pop("popsize", None)
-        es = ES(strategy, ftarget=target, max_evals=200_000, random_state=seed,
-                popsize=popsize, strategy_options=extra, **options)
+        es = ES(strategy, ftarget=target, max_evals=200_000, random_state=seed, **options)
         es.fit(fn, np.full(dim, 3.0))
         print_fn(f"\n{strategy} on {dim}-D {name} (x0 = 3, target f < {target:g})")
         print_fn(f"{'gen':>6} {'evals':>8} {'best f':>12} {'sigma':>10}")

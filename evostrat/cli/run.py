@@ -1,18 +1,12 @@
 """``evostrat run``: optimise a benchmark problem and keep everything in a folder.
 
 The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed<seed>``)
-receives:
-
-- ``config.json``: the run's configuration;
-- ``history.csv``: one row per generation (:class:`~evostrat.callbacks.CSVLogger`);
-- ``checkpoint.ckpt``: the run's state every ``--checkpoint-every`` generations
-  and at the end (:mod:`evostrat.checkpoint`);
-- ``result.json``: best point and value, evaluations, generations, stop reason;
-- with ``--plot``: ``convergence.png`` and, for 2-D problems, ``search.png``.
-
-``evostrat run --resume -o DIR`` continues a run killed or interrupted in
-``DIR`` from its last checkpoint, with the saved configuration; the result is
-the one the uninterrupted run gives (same seed, bit for bit).
+receives ``config.json`` (the configuration), ``history.csv`` (one row per generation),
+``checkpoint.ckpt`` (every ``--checkpoint-every`` generations and at the end),
+``result.json`` (best point and value, evaluations, generations, stop reason) and, with
+``--plot``, ``convergence.png`` and for 2-D problems ``search.png``. ``evostrat run
+--resume -o DIR`` continues a run interrupted in ``DIR`` from its last checkpoint, with the
+saved configuration, to the result the uninterrupted run gives (bit for bit).
 
 Examples
 --------
@@ -188,9 +182,7 @@ def _callbacks(config: dict[str, Any], out: str, plot: bool) -> tuple[list[Any],
     if config["patience"] is not None:
         callbacks.append(EarlyStopping(config["patience"], config["min_delta"]))
     recorder = SearchRecorder() if plot and config["dim"] == 2 else None
-    if recorder is not None:
-        callbacks.append(recorder)
-    return callbacks, recorder
+    return callbacks + ([recorder] if recorder is not None else []), recorder
 
 
 def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int | None) -> dict[str, Any]:

@@ -1,11 +1,9 @@
 """Factories of the ``ES`` estimator: a strategy and an evaluator from its parameters.
 
-:func:`make_strategy` builds a fresh :class:`~evostrat.strategies.base.Strategy` from
-a registered name or a (copied) instance, and :func:`make_evaluator` an
-:class:`~evostrat.evaluators.local.Evaluator` from a registered name and its options
-(or passes an instance through); both validate their arguments and raise the
-errors of :mod:`evostrat.errors`. Both are also importable from
-:mod:`evostrat.estimator`.
+:func:`make_strategy` builds a fresh strategy from a registered name or a (copied)
+instance, :func:`make_evaluator` an evaluator from a registered name and its options (or
+passes an instance through); both validate their arguments and raise the errors of
+:mod:`evostrat.errors`.
 
 Examples
 --------
@@ -29,15 +27,18 @@ from evostrat.strategies.base import Strategy
 __all__ = ["make_evaluator", "make_strategy"]
 
 
+def _registered(kind: str, what: str, name: str) -> Any:
+    """The factory registered as ``name`` in the registry ``kind``; ``what`` names it in the error."""
+    factories = registry(kind)
+    if name not in factories:
+        raise UnknownNameError(f"{what} must be one of {sorted(factories)}, got {name!r}")
+    return factories[name]
+
+
 def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) -> Strategy:
     """A fresh strategy from a registry name or a (copied) instance."""
     if isinstance(strategy, str):
-        strategies = registry("strategies")
-        if strategy not in strategies:
-            raise UnknownNameError(
-                f"strategy must be one of {sorted(strategies)}, got {strategy!r}"
-            )
-        instance = strategies[strategy]()
+        instance = _registered("strategies", "strategy", strategy)()
     elif isinstance(strategy, Strategy):
         instance = type(strategy)(**strategy.get_params(deep=False))
     else:
@@ -52,9 +53,7 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
 def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
     """A fresh evaluator from a registry name and ``options``, or the given instance."""
     if options is not None and not isinstance(options, dict):
-        raise InvalidTypeError(
-            f"evaluator_options must be a dict or None, got {type(options).__name__}"
-        )
+        raise InvalidTypeError(f"evaluator_options must be a dict or None, got {type(options).__name__}")
     if isinstance(evaluator, Evaluator):
         if options:
             raise InvalidArgumentError(
@@ -63,12 +62,7 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
             )
         return evaluator
     if isinstance(evaluator, str):
-        evaluators = registry("evaluators")
-        if evaluator not in evaluators:
-            raise UnknownNameError(
-                f"evaluator must be one of {sorted(evaluators)}, got {evaluator!r}"
-            )
-        cls = evaluators[evaluator]
+        cls = _registered("evaluators", "evaluator", evaluator)
         unknown = sorted(set(options or {}) - set(cls._param_names()))
         if unknown:
             raise InvalidArgumentError(

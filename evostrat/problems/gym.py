@@ -222,27 +222,23 @@ class GymProblem:
     def _action(self, out: np.ndarray, space: Any) -> Any:
         import gymnasium
 
+        discrete = isinstance(space, gymnasium.spaces.Discrete)
+        if not (discrete or isinstance(space, gymnasium.spaces.Box)):
+            raise InvalidTypeError(
+                f"GymProblem supports Discrete and Box action spaces, {self.env_id} has {space}"
+            )
         out = np.asarray(out, dtype=np.float64).ravel()
-        if isinstance(space, gymnasium.spaces.Discrete):
-            if out.size != space.n:
-                raise InvalidArgumentError(
-                    f"policy output must have {space.n} values (one per action of {space}), "
-                    f"got {out.size}"
-                )
+        size = int(space.n) if discrete else int(np.prod(space.shape))
+        if out.size != size:
+            raise InvalidArgumentError(
+                f"policy output must have {size} values for the action space {space}, got {out.size}"
+            )
+        if discrete:
             return int(space.start + np.argmax(out))
-        if isinstance(space, gymnasium.spaces.Box):
-            size = int(np.prod(space.shape))
-            if out.size != size:
-                raise InvalidArgumentError(
-                    f"policy output must have {size} values for the action space {space}, got {out.size}"
-                )
-            low, high = space.low.ravel(), space.high.ravel()
-            if self.squash:
-                out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
-            return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
-        raise InvalidTypeError(
-            f"GymProblem supports Discrete and Box action spaces, {self.env_id} has {space}"
-        )
+        low, high = space.low.ravel(), space.high.ravel()
+        if self.squash:
+            out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
+        return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
 
     def _observe(self, obs: Any, update: bool) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)

@@ -1,19 +1,13 @@
 """A point robot on a plane driven by a small policy network: a 2-D behaviour task.
 
-The robot starts at the origin and takes ``steps`` steps. At each step a
-policy network (tanh MLP, one hidden layer) reads its position (divided by
-the reach) and the elapsed fraction of the episode, and outputs a velocity
-``tanh(.)`` clipped to the unit disk and scaled by ``reach / steps``, so no
-robot ends farther than ``reach`` from the origin. The parameter vector of one
-candidate holds all weights and biases; a population ``(n, dim)`` is simulated
-at once with batched matrix products, on numpy, torch or JAX (written once
-over the array namespace; traceable under ``jax.jit``).
-
-The behaviour characterisation is the final position ``(x, y)``: the task of
-the evolvability ES experiments (Gajewski et al., GECCO 2019, arXiv 1907.06077,
-where an Ant robot's final position plays this role). An evolvable
-parameter vector is one whose random perturbations end in many different places:
-:func:`sector_coverage` counts the angular sectors they reach beyond a radius.
+The robot starts at the origin and takes ``steps`` steps. At each step a tanh MLP (one
+hidden layer) reads its position (divided by the reach) and the elapsed fraction of the
+episode and outputs a velocity ``tanh(.)`` clipped to the unit disk and scaled by
+``reach / steps``, so no robot ends farther than ``reach`` from the origin. A population
+``(n, dim)`` is simulated at once on numpy, torch or JAX (traceable under ``jax.jit``).
+The behaviour is the final position ``(x, y)``, as in the evolvability ES experiments
+(Gajewski et al., GECCO 2019, arXiv 1907.06077, with an Ant robot's final position):
+:func:`sector_coverage` counts the angular sectors that perturbations reach.
 
 Examples
 --------
@@ -109,9 +103,8 @@ class PointRobot:
     def rollout(self, X: Array) -> Array:
         """Positions over time, shape ``(n, steps + 1, 2)`` for ``X`` of shape ``(n, dim)``."""
         X = self._check(X)
-        if X.ndim == 1:
-            X = array_api_compat.array_namespace(X).reshape(X, (1, X.shape[0]))
         xp = array_api_compat.array_namespace(X)
+        X = xp.reshape(X, (1, X.shape[0])) if X.ndim == 1 else X
         W1, b1, W2, b2 = self._unpack(X)
         n = X.shape[0]
         pos = xp.zeros((n, 2), dtype=X.dtype, device=array_api_compat.device(X))
