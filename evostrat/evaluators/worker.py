@@ -29,7 +29,7 @@ import signal
 import threading
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -38,7 +38,7 @@ from evostrat.backends import get_backend, to_host
 from evostrat.evaluators.local import real_value
 from evostrat.evaluators.replay import NeedState
 
-__all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "host_output", "run_chunk"]
+__all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "run_chunk"]
 
 
 def dumps(obj: Any) -> bytes:
@@ -102,15 +102,11 @@ class ChunkResult:
     start: int
     stop: int
     values: np.ndarray
-    failure: Failure | None
-    pid: int
+    failure: Failure | None = None
     outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
     #: Replay mode: nothing was evaluated, this worker lacked the driver's state (see NeedState).
     need_state: bool = False
-
-
-#: ``value`` with torch/JAX arrays copied to numpy (inside tuples and dicts too).
-host_output = to_host
+    pid: int = field(default_factory=os.getpid)
 
 
 class CandidateTimeout(BaseException):
@@ -155,10 +151,12 @@ def _travels(err: BaseException) -> bool:
     return True
 
 
-def _failure(kind: str, index: int | None, start: int, stop: int, err: BaseException) -> Failure:
-    text = traceback.format_exc()
-    original = err if _travels(err) else None
-    return Failure(kind, index, start, stop, type(err).__name__, str(err), text, original)
+def _failed(kind: str, index: int | None, start: int, stop: int, values: np.ndarray,
+            err: BaseException) -> ChunkResult:
+    """The chunk's result for the error being handled (its traceback text, the error if it travels)."""
+    text, original = traceback.format_exc(), err if _travels(err) else None
+    return ChunkResult(start, stop, values, Failure(kind, index, start, stop, type(err).__name__, str(err),
+                                                    text, original))
 
 
 def _rows(source: Any, start: int, stop: int, offset: int, options: WorkerOptions) -> Any:
@@ -193,52 +191,47 @@ def run_chunk(
     try:
         rows = _rows(source, start, stop, offset, options)
     except NeedState:  # replay mode: the driver resends this chunk with the full state
-        return ChunkResult(start, stop, values, None, os.getpid(), need_state=True)
+        return ChunkResult(start, stop, values, need_state=True)
     except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
-        return ChunkResult(start, stop, values, _failure("load", None, start, stop, err), os.getpid())
+        return _failed("load", None, start, stop, values, err)
     if options.vectorized:
         return _run_vectorized(objective, rows, start, stop, values, options)
     outputs: list | None = [] if options.behaviours else None
     for j in range(stop - start):
-        i = start + j
+        i, kind = start + j, "raised"
         try:
             with _deadline(options.timeout):
                 out = objective(rows[j])
-        except CandidateTimeout as err:
-            return ChunkResult(start, stop, values, _failure("timeout", i, start, stop, err), os.getpid())
-        except Exception as err:  # noqa: BLE001 - reported to the driver with its traceback
-            return ChunkResult(start, stop, values, _failure("raised", i, start, stop, err), os.getpid())
-        try:
+            kind = "invalid"  # InvalidTypeError, re-raised on the driver
             if outputs is not None:
-                outputs.append(host_output(out))
+                outputs.append(to_host(out))
             else:
                 values[j] = real_value(out, i)
-        except Exception as err:  # noqa: BLE001 - InvalidTypeError, re-raised on the driver
-            return ChunkResult(start, stop, values, _failure("invalid", i, start, stop, err), os.getpid())
-    return ChunkResult(start, stop, values, None, os.getpid(), outputs)
+        except CandidateTimeout as err:
+            return _failed("timeout", i, start, stop, values, err)
+        except Exception as err:  # noqa: BLE001 - reported to the driver with its traceback
+            return _failed(kind, i, start, stop, values, err)
+    return ChunkResult(start, stop, values, outputs=outputs)
 
 
 def _run_vectorized(fn: Callable, rows: Any, start: int, stop: int, values: np.ndarray,
                     options: WorkerOptions) -> ChunkResult:
-    n = stop - start
-    timeout = None if options.timeout is None else options.timeout * n
+    n, kind = stop - start, "raised"
     try:
-        with _deadline(timeout):
+        with _deadline(None if options.timeout is None else options.timeout * n):
             out = fn(rows)
-    except CandidateTimeout as err:
-        return ChunkResult(start, stop, values, _failure("timeout", None, start, stop, err), os.getpid())
-    except Exception as err:  # noqa: BLE001
-        return ChunkResult(start, stop, values, _failure("raised", None, start, stop, err), os.getpid())
-    try:
+        kind = "invalid"
         if options.behaviours:  # stacked and checked on the driver
-            return ChunkResult(start, stop, values, None, os.getpid(), [host_output(out)])
+            return ChunkResult(start, stop, values, outputs=[to_host(out)])
         arr = np.asarray(to_host(out), dtype=np.float64)
         if arr.shape != (n,):
             raise ValueError(
                 f"a vectorised objective must return shape ({n},) for a chunk of {n} "
                 f"candidates, got shape {arr.shape}"
             )
+    except CandidateTimeout as err:
+        return _failed("timeout", None, start, stop, values, err)
     except Exception as err:  # noqa: BLE001
-        return ChunkResult(start, stop, values, _failure("invalid", None, start, stop, err), os.getpid())
+        return _failed(kind, None, start, stop, values, err)
     values[:] = arr
-    return ChunkResult(start, stop, values, None, os.getpid())
+    return ChunkResult(start, stop, values)
