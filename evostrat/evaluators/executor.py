@@ -1,19 +1,12 @@
 """``evaluator="executor"``: chunks of candidates on any ``concurrent.futures.Executor``.
 
-The default pool of ``max_workers`` processes comes from loky (vendored by
-scikit-learn's joblib, a core dependency): it serialises with cloudpickle, so
-lambdas and closures work, and starts workers by fork + exec, safe with torch
-and JAX threads in the driver. It is created at the first generation and shut
-down in :meth:`ExecutorEvaluator.close` (``ES.fit`` calls it when the run
-ends); loky replaces a worker whose memory grew by more than 300 MB since its
-first task (a guard against leaks: pass your own executor where objectives
-legitimately grow that much). A given executor is never shut down by
-evostrat: a ``ThreadPoolExecutor`` (no copies, no seeds), a
-``ProcessPoolExecutor``, Dask's ``client.get_executor()``,
-``mpi4py.futures.MPIPoolExecutor``; the objective travels with its own
-serialisation. Values come back in population order whatever order the
-chunks finish in. Scripts using process pools need the usual ``if __name__ ==
-"__main__":`` guard.
+The default pool is loky's (vendored by joblib): it serialises with cloudpickle
+(lambdas and closures work), starts workers by fork + exec (safe with torch and
+JAX threads), replaces a worker whose memory grew by more than 300 MB, and is
+shut down by :meth:`ExecutorEvaluator.close` at the end of ``ES.fit``. A given
+executor (thread or process pool, Dask's ``client.get_executor()``,
+``mpi4py.futures.MPIPoolExecutor``) is never shut down by evostrat. Scripts
+using process pools need the usual ``if __name__ == "__main__":`` guard.
 
 Examples
 --------

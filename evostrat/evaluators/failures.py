@@ -1,15 +1,11 @@
 """Worker failures re-raised on the driver, with the worker's traceback.
 
-A chunk's :class:`~evostrat.evaluators.worker.Failure` becomes, on the driver:
-
-- :class:`~evostrat.errors.ObjectiveError` naming the candidate, with the
-  original exception as ``__cause__`` (itself caused by a
-  :class:`RemoteTraceback` holding the worker's traceback text, as
-  ``concurrent.futures`` does) and the text in ``err.traceback``;
-- :class:`~evostrat.errors.InvalidTypeError` when the objective returned
-  something that is not a real number (as with ``evaluator="serial"``);
-- :class:`~evostrat.errors.EvaluationTimeoutError` when a candidate ran past
-  ``timeout``.
+:func:`raise_failure` raises what ``evaluator="serial"`` would (an
+:class:`~evostrat.errors.ObjectiveError` naming the candidate,
+:class:`~evostrat.errors.InvalidTypeError` for a non-number,
+:class:`~evostrat.errors.EvaluationTimeoutError` past ``timeout``), with the
+original exception as ``__cause__``, itself caused by a :class:`RemoteTraceback`
+holding the worker's traceback text (also in ``err.traceback``).
 
 Examples
 --------

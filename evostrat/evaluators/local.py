@@ -1,32 +1,15 @@
 """Evaluators: how a population's values are computed from an objective.
 
-Built-ins (``ES(evaluator=...)``):
-
-- ``"vectorized"``: one call ``objective(X)`` with the whole population ``X`` of
-  shape ``(popsize, dim)``, returning ``popsize`` values.
-- ``"serial"``: one call ``objective(x)`` per candidate row, each returning a
-  number.
-- ``"auto"`` (default): decides once, at the first generation. An objective
-  marked with :func:`vectorized` (or carrying ``objective.vectorized = True/False``)
-  is used as marked. Otherwise evostrat calls ``objective(X)`` once: a result of
-  shape ``(popsize,)`` means vectorised; a scalar, another shape, or an exception
-  means per-candidate, and the per-candidate path is used from then on.
-- ``"executor"``, ``"ray"``: chunks of candidates on other processes or
-  machines (:mod:`evostrat.evaluators`).
-
-Options reach a named evaluator through ``ES(evaluator="executor",
-evaluator_options={"max_workers": 4})``; or pass an instance,
-``ES(evaluator=ExecutorEvaluator(max_workers=4))``.
-
-For strategies that need behaviours (``needs_behaviours``; MaxVar, MaxEnt),
-``ES.fit`` sets ``evaluator.behaviours = True``: the objective may then return a
-number or a behaviour vector ``(k,)`` per candidate, a ``(popsize, k)`` array for
-the population, or fitness and behaviours together (see :mod:`evostrat.run.behaviours`).
-Evaluators stack per-candidate outputs with :func:`collect`.
-
+``ES(evaluator=...)``: ``"vectorized"`` calls ``objective(X)`` once with the
+population ``(popsize, dim)``; ``"serial"`` calls ``objective(x)`` per row;
+``"auto"`` (default) uses an objective marked with :func:`vectorized` (or
+carrying ``objective.vectorized = True/False``) as marked, else calls
+``objective(X)`` once and goes per-candidate from then on unless the result has
+shape ``(popsize,)``. ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
+take options through ``evaluator_options``. For strategies that need behaviours
+``ES.fit`` sets ``evaluator.behaviours = True`` (:mod:`evostrat.run.behaviours`).
 An exception raised by the objective is re-raised as
-:class:`~evostrat.errors.ObjectiveError` naming the candidate index, with the
-original exception (and traceback) chained as ``__cause__``.
+:class:`~evostrat.errors.ObjectiveError` naming the candidate, chained to the original.
 
 Examples
 --------
@@ -230,61 +213,45 @@ class AutoEvaluator(Evaluator):
         return chosen.evaluate(objective, X, backend)
 
     def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
-        if self.behaviours:
-            return self._probe_behaviours(objective, X, backend)
+        from evostrat.run.behaviours import leading_rows, population_output
+
         n = X.shape[0]
         try:
             out = objective(X)
-            shape = tuple(getattr(out, "shape", np.shape(out)))
+            if self.behaviours:
+                fits = leading_rows(out) == n
+            else:
+                fits = tuple(getattr(out, "shape", np.shape(out))) == (n,)
         except Exception:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
-            shape = None
-        if shape == (n,) and (n != X.shape[1] or self._row_agrees(objective, X, out)):
+            fits = False
+        # popsize == dim: a per-candidate objective reducing over axis 0 also returns
+        # popsize values; behaviour rows are always compared
+        if fits and ((n != X.shape[1] and not self.behaviours) or self._row_agrees(objective, X, out)):
             self.mode = "vectorized"
+            if self.behaviours:
+                return population_output(out, n, X, backend)
             return VectorizedEvaluator.check(out, n, X, backend)
         self.mode = "serial"
+        self._serial.behaviours = self.behaviours
         return self._serial.evaluate(objective, X, backend)
 
-    def _probe_behaviours(self, objective: Callable, X: Array, backend: Backend) -> Array:
-        # Vectorised when objective(X) has one row per candidate and its first row is
-        # objective(X[0]) (or objective(X[0]) fails: only populations are accepted).
-        from evostrat.run.behaviours import leading_rows, population_output, split_outcome
+    def _row_agrees(self, objective: Callable, X: Array, out: Any) -> bool:
+        """Whether ``objective(X)[0]`` is ``objective(X[0])`` (vectorised)."""
+        from evostrat.run.behaviours import split_outcome
 
-        n = X.shape[0]
         try:
-            out = objective(X)
-            rows = leading_rows(out)
-        except Exception:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
-            rows = None
-        if rows == n:
-            try:
-                first = objective(X[0])
-            except Exception:  # noqa: BLE001
-                first = None
-            same = first is None
-            if not same:
-                try:
-                    a = np.asarray(to_host(split_outcome(first)[1]), dtype=np.float64).reshape(-1)
-                    b = np.asarray(to_host(split_outcome(out)[1][0]), dtype=np.float64).reshape(-1)
-                    same = a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-8))
-                except Exception:  # noqa: BLE001
-                    same = False
-            if same:
-                self.mode = "vectorized"
-                return population_output(out, n, X, backend)
-        self.mode = "serial"
-        self._serial.behaviours = True
-        return self._serial.evaluate(objective, X, backend)
-
-    @staticmethod
-    def _row_agrees(objective: Callable, X: Array, out: Any) -> bool:
-        # popsize == dim: a per-candidate objective reducing over axis 0 also returns
-        # shape (popsize,). Vectorised means objective(X)[0] == objective(X[0]).
-        try:
-            first = real_value(objective(X[0]), 0)
+            first = objective(X[0])
         except Exception:  # noqa: BLE001 - only a population is accepted: vectorised
             return True
-        reference = float(np.asarray(to_host(out[0])))
-        return bool(np.isclose(first, reference, rtol=1e-5, atol=1e-8))
+        try:
+            if self.behaviours:
+                first, row = split_outcome(first)[1], split_outcome(out)[1][0]
+            else:
+                first, row = real_value(first, 0), out[0]
+            a, b = (np.asarray(to_host(v), dtype=np.float64).reshape(-1) for v in (first, row))
+        except Exception:  # noqa: BLE001 - a non-number row: vectorised unless telling behaviours
+            return not self.behaviours
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-8))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {}

@@ -1,23 +1,12 @@
 """``evaluator="ray"``: chunks of candidates as Ray tasks, retried when a worker dies.
 
-Needs the ``ray`` extra (``pip install evostrat[ray]``); ``import evostrat``
-never imports Ray, this module imports it when a generation is first evaluated.
-The evaluator shuts down a cluster it started in :meth:`RayEvaluator.close`
-(``ES.fit`` calls it at the end).
-
-Per generation, the population (or its seed, or in ``seeded="replay"`` mode
-the replay message, :mod:`evostrat.evaluators.seeded`) is ``ray.put`` once,
-the objective once per run; one task per chunk runs
-:func:`~evostrat.evaluators.worker.run_chunk` and returns only values.
-
-A worker process that dies mid-chunk (killed, out of memory, node lost) is a
-system failure: Ray re-runs the chunk on another worker, up to
-``max_retries`` times, and a deterministic objective gives the same run as
-without the failure. Past the limit, :class:`~evostrat.errors.ObjectiveError`
-names the chunk's candidates. Exceptions raised by the objective are not
-retried: they are re-raised with the candidate index and worker traceback.
-In replay mode a retried chunk that lands on a fresh worker (no cached state)
-answers ``need_state`` and the driver resends it with the full state.
+Needs the ``ray`` extra (``pip install evostrat[ray]``), imported when a
+generation is first evaluated. Per generation the population (or its seed or
+replay message) is ``ray.put`` once, the objective once per run. A chunk whose
+worker process dies (killed, out of memory, node lost) is re-run on another
+worker up to ``max_retries`` times; past that, or when the objective raises
+(never retried), the error names the chunk's candidates. In replay mode a
+retried chunk that lands on a fresh worker is resent with the full state.
 
 Examples
 --------
