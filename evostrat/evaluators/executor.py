@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
-from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, run_chunk
 
 __all__ = ["ExecutorEvaluator"]
 
@@ -110,8 +110,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
                 self._pool = LokyPool(max_workers=workers)
             else:
                 context = self.mp_context
-                if isinstance(context, str):
-                    context = multiprocessing.get_context(context)
+                context = multiprocessing.get_context(context) if isinstance(context, str) else context
                 self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
         return self._pool
 
@@ -140,20 +139,13 @@ class ExecutorEvaluator(ChunkedEvaluator):
             return 0
         if self._checked is not None and self._checked[0] is objective:
             return self._checked[1]
-        plain_pickle = isinstance(pool, cf.ProcessPoolExecutor)  # the standard library's
-        try:
-            size = len(pickle.dumps(objective) if plain_pickle else dumps(objective))
-        except Exception as err:  # noqa: BLE001 - locks, open files, local functions, ...
-            hint = (
-                "this ProcessPoolExecutor pickles by reference: use a module-level function, "
-                "or the default pool (mp_context=None), which accepts lambdas and closures"
-                if plain_pickle
-                else "use a ThreadPoolExecutor or evaluator='serial' instead"
-            )
-            raise InvalidTypeError(
-                f"objective must be serialisable to run in worker processes, got "
-                f"{type(objective).__name__}: {type(err).__name__}: {err}; {hint}"
-            ) from err
+        if isinstance(pool, cf.ProcessPoolExecutor):  # the standard library's pickles by reference
+            size = self.serialised_size(objective, pickle.dumps, (
+                "; this ProcessPoolExecutor pickles by reference: use a module-level function, "
+                "or the default pool (mp_context=None), which accepts lambdas and closures"))
+        else:
+            hint = "; use a ThreadPoolExecutor or evaluator='serial' instead"
+            size = self.serialised_size(objective, hint=hint)
         self._checked = (objective, size)
         return size
 

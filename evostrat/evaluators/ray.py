@@ -24,11 +24,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import warnings
+from numbers import Integral
 from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
-from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
+from evostrat.params import Interval
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, run_chunk
 
 __all__ = ["RayEvaluator", "start_local_cluster"]
 
@@ -139,9 +141,8 @@ class RayEvaluator(ChunkedEvaluator):
             )
         positive_int("num_cpus", self.num_cpus)
         positive_int("num_workers", self.num_workers)
-        retries = self.max_retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidArgumentError(f"max_retries must be an int >= 0, got {retries!r}")
+        if self.max_retries not in Interval(Integral, 0, None):
+            raise InvalidArgumentError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
         if self.init_options is not None and not isinstance(self.init_options, dict):
             raise InvalidTypeError(
                 f"init_options must be a dict of ray.init arguments or None, got "
@@ -186,13 +187,7 @@ class RayEvaluator(ChunkedEvaluator):
                    options: WorkerOptions) -> list[ChunkResult]:
         ray = self._connect()
         if self._objective_ref is None or self._objective_ref[0] is not objective:
-            try:
-                dumps(objective)  # Ray serialises with cloudpickle too: fail early and clearly
-            except Exception as err:  # noqa: BLE001
-                raise InvalidTypeError(
-                    f"objective must be serialisable (cloudpickle) to run on Ray workers, got "
-                    f"{type(objective).__name__}: {type(err).__name__}: {err}"
-                ) from err
+            self.serialised_size(objective, hint="; Ray serialises it with cloudpickle")  # fail early
             self._objective_ref = (objective, ray.put(objective))
         objective_ref = self._objective_ref[1]
         source_ref = ray.put(source)  # once per generation, whatever the number of chunks

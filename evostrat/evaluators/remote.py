@@ -18,16 +18,17 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
+from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgumentError
+from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.evaluators.failures import RemoteTraceback, describe_candidates, raise_failure
 from evostrat.evaluators.local import Evaluator, collect
-from evostrat.evaluators.worker import ChunkResult, WorkerOptions
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps
+from evostrat.params import Interval
 
 __all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates",
            "positive_int", "raise_failure"]
@@ -58,19 +59,10 @@ def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
     ...
     evostrat.errors.InvalidArgumentError: chunksize must be a positive int or None, got 0
     """
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not (value is None and allow_none) and value not in Interval(Integral, 0, None, closed="neither"):
         raise InvalidArgumentError(
             f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
         )
-
-
-def _timeout(value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
-        raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {value!r}")
 
 
 class ChunkedEvaluator(Evaluator):
@@ -136,7 +128,10 @@ class ChunkedEvaluator(Evaluator):
     def check_parameters(self) -> None:
         """Raise an evostrat error naming the first invalid constructor argument."""
         positive_int("chunksize", self.chunksize)
-        _timeout(self.timeout)
+        if self.timeout is not None and self.timeout not in Interval(Real, 0, None, closed="neither"):
+            raise InvalidArgumentError(
+                f"timeout must be a positive number of seconds or None, got {self.timeout!r}"
+            )
         if not (isinstance(self.seeded, bool) or self.seeded in SEEDED_MODES):
             raise InvalidArgumentError(
                 f"seeded must be True, False, 'auto', 'seed' or 'replay', got {self.seeded!r}"
@@ -159,6 +154,17 @@ class ChunkedEvaluator(Evaluator):
                    options: WorkerOptions) -> list[ChunkResult]:
         """Run :func:`~evostrat.evaluators.worker.run_chunk` for every chunk (in order)."""
         raise NotImplementedError
+
+    @staticmethod
+    def serialised_size(objective: Callable, serialise: Callable = dumps, hint: str = "") -> int:
+        """Bytes of ``objective`` as ``serialise`` sends it; a clear error when it cannot travel."""
+        try:
+            return len(serialise(objective))
+        except Exception as err:  # noqa: BLE001 - locks, open files, local functions, ...
+            raise InvalidTypeError(
+                f"objective must be serialisable to run in worker processes, got "
+                f"{type(objective).__name__}: {type(err).__name__}: {err}{hint}"
+            ) from err
 
     # -- the evaluation ------------------------------------------------------------
     def mode(self, X: Array, seed: Any = None, replay: Any = None) -> str:
