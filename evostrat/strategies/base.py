@@ -91,18 +91,11 @@ class Strategy(Params):
     Hyper-parameters are the ``__init__`` arguments, stored under their names and
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
 
-    **Optional**, declared here with defaults, so that callers never test for them:
-
-    - ``needs_behaviours``: ``tell`` takes behaviour descriptors, not fitness;
-    - ``termination_defaults``: history criteria the run turns on by default
-      (``tolfunhist``, ``tolstagnation``, ``tolflatfitness``);
-    - ``min_popsize``; :meth:`default_popsize`;
-    - :meth:`stop`: strategy-specific termination criteria;
-    - :meth:`population_seed`: the next population as a seed (seed-compressed
-      evaluation), ``None`` when the strategy cannot describe it so;
-    - :meth:`evolvability`: the behavioural statistic the strategy ascends (NaN).
-
-    :meth:`init` checks all this once (:func:`check_strategy`).
+    **Optional**, with defaults here so that callers never test for them: the class
+    attributes ``needs_behaviours``, ``termination_defaults`` and ``min_popsize``, and
+    :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
+    evaluation) and :meth:`evolvability`. :meth:`init` checks all this once
+    (:func:`check_strategy`).
     """
 
     #: The strategy's registry key (the one source of its name; see :class:`RegisteredName`).
@@ -111,7 +104,8 @@ class Strategy(Params):
     needs_behaviours: ClassVar[bool] = False
     #: Smallest population the strategy accepts.
     min_popsize: ClassVar[int] = 2
-    #: History criteria the run uses unless told otherwise (none by default).
+    #: History criteria (``tolfunhist``, ``tolstagnation``, ``tolflatfitness``) the run uses
+    #: unless told otherwise (none by default).
     termination_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     class State(NamedTuple):
@@ -202,8 +196,7 @@ class Strategy(Params):
 
     def sigma(self, state: Any) -> Array:
         """Largest per-coordinate standard deviation of the search distribution (0-d)."""
-        xp = get_backend(state.mean).xp
-        return xp.max(state.sigma)
+        return get_backend(state.mean).xp.max(state.sigma)
 
     # -- optional capabilities (defaults) ------------------------------------------------
     def stop(self, state: Any) -> dict[str, bool]:

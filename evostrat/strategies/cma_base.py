@@ -105,19 +105,13 @@ class CMABase(Strategy):
         ``sigma = max(sigma0)`` and ``C = diag((sigma0 / sigma)^2)``.
     active : bool
         Negative (active) weights of Table 1 for the covariance update.
-    tolconditioncov : float or None
-        Stop when the condition number of C exceeds it (pycma: 1e14).
-    tolupsigma : float or None
-        Stop when ``sigma / max(sqrt(eig(C))) > sigma0 * tolupsigma`` (pycma: 1e20).
-    tolfacupx : float or None
-        Stop when a coordinate's standard deviation exceeds ``sigma0`` times
-        this factor (pycma: 1e3; indicates a diverging run or a too small sigma0).
+    tolconditioncov, tolupsigma, tolfacupx : float or None
+        Thresholds of pycma's criteria of these names, with pycma's defaults (:meth:`stop`).
     noeffectaxis, noeffectcoord : bool
-        Stop when adding 0.1 standard deviations along a principal axis
-        (0.2 along a coordinate) no longer changes the mean in floating point.
+        Whether to stop when 0.1 standard deviations along a principal axis (0.2 along a
+        coordinate) no longer change the mean in floating point.
     """
 
-    min_popsize = 2
     parameter_constraints = {
         **{flag: [bool, np.bool_] for flag in ("active", "noeffectaxis", "noeffectcoord")},
         **{tol: [Interval(Real, 0, None, closed="neither"), None]
@@ -133,10 +127,8 @@ class CMABase(Strategy):
                  tolfacupx: float | None = 1e3, noeffectaxis: bool = True,
                  noeffectcoord: bool = True) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.active = active
-        self.tolconditioncov, self.tolupsigma = tolconditioncov, tolupsigma
-        self.tolfacupx = tolfacupx
-        self.noeffectaxis, self.noeffectcoord = noeffectaxis, noeffectcoord
+        self.active, self.tolconditioncov, self.tolupsigma = active, tolconditioncov, tolupsigma
+        self.tolfacupx, self.noeffectaxis, self.noeffectcoord = tolfacupx, noeffectaxis, noeffectcoord
 
     # -- hyper-parameters and kernels ----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -306,7 +298,8 @@ class CMABase(Strategy):
           ``i = generation mod n`` (one axis per generation, as pycma).
         - ``noeffectcoord``: ``mean_j + 0.2 sigma sqrt(C_jj) == mean_j`` for some ``j``.
         - ``tolupsigma``: ``sigma / max(D) > sigma0 * tolupsigma``.
-        - ``tolfacupx``: ``sigma sqrt(C_jj) > sigma0_j * tolfacupx`` for some ``j``.
+        - ``tolfacupx``: ``sigma sqrt(C_jj) > sigma0_j * tolfacupx`` for some ``j`` (a
+          diverging run or a too small sigma0).
 
         A disabled criterion (threshold ``None`` or flag ``False``) is always false.
         """

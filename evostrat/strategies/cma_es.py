@@ -93,10 +93,9 @@ class CMAES(CMABase):
 
     def eigen_every(self, dim: int) -> int:
         """Generations between two eigendecompositions of C."""
-        lazy = self.lazy_eigen
-        if lazy is True:
+        if self.lazy_eigen is True:
             return self.parameters(dim).eigen_every
-        return 1 if lazy is False else int(lazy)
+        return 1 if self.lazy_eigen is False else int(self.lazy_eigen)
 
     # -- the full model of C -------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> CMAESState:
@@ -152,11 +151,9 @@ class CMAES(CMABase):
         rows = xp.concat([Y, pc[None, :]], axis=0)
         coef = xp.concat([coef_mu, c.c1], axis=0)
         slot = xp.arange(k, device=be.device(state.mean)) == ((state.generation - 1) % k)
-        state = replace(state, diag_C=diag_C,
-            queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
-            queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay),
-            decay=state.decay * decay,
-        )
+        state = replace(state, diag_C=diag_C, decay=state.decay * decay,
+                        queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
+                        queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay))
         return be.cond(state.generation % k == 0, self.decompose, lambda same: same, state)
 
     def current_cov(self, state: CMAESState) -> Array:

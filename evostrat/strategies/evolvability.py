@@ -119,9 +119,8 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         opt = self.configured_optimizer()
         opt.validate_params()
         zero = backend.xp.zeros((), dtype=x0.dtype, device=backend.device(x0))
-        return EvolvabilityState(
-            mean=x0, sigma=self.initial_sigma(x0, backend), opt=opt.init(x0), objective=zero, key=key
-        )
+        return EvolvabilityState(mean=x0, sigma=self.initial_sigma(x0, backend), opt=opt.init(x0),
+                                 objective=zero, key=key)
 
     def distribution(self, state: EvolvabilityState, mean: Array | None = None) -> DiagNormal:
         """``DiagNormal(mean, sigma)`` (mirrored as configured), around ``mean`` if given."""
@@ -142,9 +141,8 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         """``(J, dJ/dmu)`` without autodiff (the numpy path)."""
         raise NotImplementedError
 
-    def evolvability_gradient(
-        self, state: EvolvabilityState, X: Array, behaviours: Array
-    ) -> tuple[Array, Array]:
+    def evolvability_gradient(self, state: EvolvabilityState, X: Array,
+                              behaviours: Array) -> tuple[Array, Array]:
         """``(J, dJ/dmean)`` for the population ``X`` and its behaviours ``(n, k)``.
 
         torch/JAX: autodiff through :meth:`statistic`; numpy: :meth:`closed_form`.

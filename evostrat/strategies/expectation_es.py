@@ -126,9 +126,8 @@ class ExpectationES(MirroredPopsize, Strategy):
         log_sigma = xp.log(self.initial_sigma(x0, backend))
         opt = self._optimizer()
         opt.validate_params()
-        return ExpectationESState(
-            mean=x0, log_sigma=log_sigma, opt_mean=opt.init(x0), opt_sigma=opt.init(log_sigma), key=key
-        )
+        return ExpectationESState(mean=x0, log_sigma=log_sigma, opt_mean=opt.init(x0),
+                                  opt_sigma=opt.init(log_sigma), key=key)
 
     def distribution(self, state: ExpectationESState) -> DiagNormal:
         """The current search distribution ``DiagNormal(mean, exp(log_sigma))``."""
@@ -148,9 +147,8 @@ class ExpectationES(MirroredPopsize, Strategy):
     def _default_statistic(self, values: Array, X: Array, p: DiagNormal) -> Array:
         return expectation(-values, X, p, baseline=self.baseline)
 
-    def statistic_gradient(
-        self, state: ExpectationESState, X: Array, fitness: Array
-    ) -> tuple[Array, Array]:
+    def statistic_gradient(self, state: ExpectationESState, X: Array,
+                           fitness: Array) -> tuple[Array, Array]:
         """Gradient of the statistic w.r.t. ``(mean, log_sigma)`` (to ascend)."""
         be = get_backend(state.mean)
         xp = be.xp
@@ -165,8 +163,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         def objective(mean: Array, log_sigma: Array) -> Array:
             return statistic(values, X, DiagNormal(mean, xp.exp(log_sigma), mirrored=mirrored))
 
-        g_mean, g_log_sigma = be.grad(objective, (state.mean, state.log_sigma))
-        return g_mean, g_log_sigma
+        return be.grad(objective, (state.mean, state.log_sigma))
 
     def tell(self, state: ExpectationESState, X: Array, fitness: Array) -> ExpectationESState:
         xp = get_backend(state.mean).xp

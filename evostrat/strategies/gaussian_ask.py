@@ -1,11 +1,9 @@
 """``ask`` of the strategies whose population is ``mean + sigma * z`` with addressable noise.
 
-SNES (independent rows), OpenAI-ES (mirrored or independent) and PGPE (pairs)
-sample the same way and differ only in the layout of the noise rows
+SNES, OpenAI-ES and PGPE differ only in the layout of the noise rows
 (:func:`evostrat.evaluators.seeded.layout_rows`). :class:`GaussianAsk` gives them one
-``ask``, the seed of the population ``ask`` would return (for seed-compressed
-evaluation, :mod:`evostrat.evaluators.seeded`) and ``ask_seed`` (for the memory-bounded
-``tell_seed``, :mod:`evostrat.strategies.seeded_tell`).
+``ask``, the population's seed (:mod:`evostrat.evaluators.seeded`) and ``ask_seed``
+(for ``tell_seed``, :mod:`evostrat.strategies.seeded_tell`).
 
 Examples
 --------
@@ -57,11 +55,7 @@ class GaussianAsk:
         return GaussianSeed.from_state(be, sub, state.mean, state.sigma, n, self.noise_layout())
 
     def ask_seed(self, state: Any) -> tuple[GaussianSeed | None, Any]:
-        """``ask`` without the population: its seed and the state ``ask`` would return.
-
-        With ``tell_seed`` one generation never holds the ``(popsize, d)``
-        population (:mod:`evostrat.strategies.seeded_tell`); the seed is ``None``
-        on an accelerator.
-        """
+        """``ask`` without the population: its seed (``None`` on an accelerator) and the
+        state ``ask`` would return, for ``tell_seed`` (:mod:`evostrat.strategies.seeded_tell`)."""
         key, _ = get_backend(state.mean).split(state.key)
         return self.population_seed(state), replace(state, key=key)

@@ -1,11 +1,9 @@
 """OpenAI-ES: Salimans, Ho, Chen, Sidor, Sutskever, "Evolution Strategies as a
 Scalable Alternative to Reinforcement Learning", arXiv 1703.03864 (2017).
 
-Isotropic Gaussian perturbations with a fixed (optionally decaying) sigma,
-mirrored sampling (sec. 2.2), fitness shaped by centered ranks, the gradient
-estimate fed to Adam with L2 weight decay (an option of the optimiser,
-:mod:`evostrat.strategies.optimizers`). For minimisation with centered ranks
-``r_i`` in [-0.5, 0.5] (best = -0.5) and ``z_i = (x_i - theta) / sigma``::
+Isotropic perturbations with a fixed (optionally decaying) sigma, mirrored sampling,
+centered ranks ``r_i`` in [-0.5, 0.5] (best -0.5) and Adam with L2 weight decay
+(:mod:`evostrat.strategies.optimizers`); with ``z_i = (x_i - theta) / sigma``::
 
     g     = sum_i r_i z_i / (n sigma) + weight_decay * theta
     theta <- theta - Adam(g)

@@ -1,15 +1,10 @@
 """Gradient-step optimisers as pure ``init``/``update`` pairs over a NamedTuple.
 
-Used by the gradient-based strategies (OpenAI-ES, PGPE, ...), which take one by
-name (``optimizer="adam"``, with ``optimizer_options``) or as an instance
-(``optimizer=Adam(beta1=0.8, weight_decay=1e-3)``). ``update`` returns the *step
-to subtract* from the parameters given a gradient of the loss to minimise, and
-the new optimiser state. All arrays stay on the parameters' backend and device.
-
-Weight decay is an option of every optimiser, applied in one place
-(:meth:`Optimizer.update`) when ``params`` are passed: L2 (``grad + wd * params``
-before the step, as Salimans et al. 2017) or, with ``decoupled=True``,
-decoupled (``step + lr * wd * params``, Loshchilov & Hutter 2019).
+The gradient-based strategies (OpenAI-ES, PGPE, ...) take one by name
+(``optimizer="adam"``, with ``optimizer_options``) or as an instance. ``update`` returns
+the *step to subtract* for a gradient of the loss, and the new state, on the parameters'
+backend and device. Weight decay (:meth:`Optimizer.update`) is L2, as Salimans et al.
+2017, or decoupled with ``decoupled=True`` (Loshchilov & Hutter 2019).
 
 Examples
 --------
@@ -42,7 +37,9 @@ __all__ = ["OPTIMIZERS", "Adam", "ClipUp", "Optimizer", "SGD", "make_optimizer"]
 Array = Any
 
 
-class SGDState(NamedTuple):
+class VelocityState(NamedTuple):
+    """State of :class:`SGD` and :class:`ClipUp`."""
+
     velocity: Array
 
 
@@ -50,10 +47,6 @@ class AdamState(NamedTuple):
     m: Array
     v: Array
     t: Array
-
-
-class ClipUpState(NamedTuple):
-    velocity: Array
 
 
 class Optimizer(Params):
@@ -84,9 +77,8 @@ class Optimizer(Params):
         """The step (to subtract) for ``grad`` without weight decay, and the new state."""
         raise NotImplementedError
 
-    def update(
-        self, grad: Array, state: Any, lr: Any, params: Array | None = None
-    ) -> tuple[Array, Any]:
+    def update(self, grad: Array, state: Any, lr: Any,
+               params: Array | None = None) -> tuple[Array, Any]:
         """The step to subtract from ``params`` and the new state; decays ``params`` if given."""
         decay = params is not None and self.weight_decay != 0
         if decay and not self.decoupled:
@@ -105,12 +97,12 @@ class SGD(Optimizer):
         super().__init__(weight_decay, decoupled)
         self.momentum = momentum
 
-    def init(self, params: Array) -> SGDState:
-        return SGDState(velocity=params * 0)
+    def init(self, params: Array) -> VelocityState:
+        return VelocityState(velocity=params * 0)
 
-    def direction(self, grad: Array, state: SGDState, lr: Any) -> tuple[Array, SGDState]:
+    def direction(self, grad: Array, state: VelocityState, lr: Any) -> tuple[Array, VelocityState]:
         velocity = self.momentum * state.velocity + grad
-        return lr * velocity, SGDState(velocity)
+        return lr * velocity, VelocityState(velocity)
 
 
 class Adam(Optimizer):
@@ -149,10 +141,9 @@ class ClipUp(Optimizer):
         super().__init__(weight_decay, decoupled)
         self.momentum, self.max_speed = momentum, max_speed
 
-    def init(self, params: Array) -> ClipUpState:
-        return ClipUpState(velocity=params * 0)
+    init = SGD.init  # the same state: a velocity, zero at first
 
-    def direction(self, grad: Array, state: ClipUpState, lr: Any) -> tuple[Array, ClipUpState]:
+    def direction(self, grad: Array, state: VelocityState, lr: Any) -> tuple[Array, VelocityState]:
         xp = array_api_compat.array_namespace(grad)
         norm = xp.linalg.vector_norm(grad)
         tiny = xp.finfo(grad.dtype).tiny
@@ -161,7 +152,7 @@ class ClipUp(Optimizer):
         speed = xp.linalg.vector_norm(velocity)
         scale = xp.minimum(xp.ones_like(speed), max_speed / xp.clip(speed, min=tiny))
         velocity = velocity * scale
-        return velocity, ClipUpState(velocity)
+        return velocity, VelocityState(velocity)
 
 
 #: The optimisers by name.

@@ -100,15 +100,14 @@ def weighted_noise_sums(seed: GaussianSeed | None, mean: Array, sigma: Array, we
     first = second = None
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        X = seed.rows(start, stop, as_backend=True)
-        z = (X - mean) / sigma  # the operations of the plain tell
+        z = (seed.rows(start, stop, as_backend=True) - mean) / sigma  # as in the plain tell
         w = weights[start:stop]
         part = xp.matmul(w, z)
         first = part if first is None else first + part
         if squares:
             part2 = xp.matmul(w, z * z - 1)
             second = part2 if second is None else second + part2
-        del X, z
+        del z
     return first, second
 
 
@@ -116,10 +115,8 @@ def seeded_generation(strategy: Any, state: Any, objective: Any,
                       chunk_size: int | None = None) -> tuple[Any, Array]:
     """One generation without the population: ``ask_seed``, evaluate by chunks, ``tell_seed``.
 
-    What a driver and its workers do in the seed-compressed mode, in one
-    process: the workers' part rebuilds ``chunk_size`` candidates at a time from
-    the seed and keeps only their values, so the generation's peak memory is
-    O(chunk_size x d) + O(popsize).
+    The driver's and the workers' part of the seed-compressed mode in one process: the
+    rows are rebuilt ``chunk_size`` at a time and only their values kept.
 
     Parameters
     ----------
@@ -153,8 +150,6 @@ def seeded_generation(strategy: Any, state: Any, objective: Any,
     step = chunk_size or default_chunk_size(dim, n)
     parts = []
     for start in range(0, n, step):
-        rows = seed.rows(start, min(n, start + step), as_backend=True)
-        parts.append(objective(rows))
-        del rows
+        parts.append(objective(seed.rows(start, min(n, start + step), as_backend=True)))
     fitness = be.xp.concat(parts) if len(parts) > 1 else parts[0]
     return strategy.tell_seed(state, seed, fitness, chunk_size=chunk_size), fitness

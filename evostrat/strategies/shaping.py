@@ -1,20 +1,16 @@
 """Fitness shaping: rank-based weights, NES utilities, z-scores.
 
-The strategies that shape fitness take one parameter, ``fitness_shaping``,
-naming an entry of :data:`SHAPINGS` (MaxVar and MaxEnt shape behaviours with the
-same names, ``behaviour_shaping``). Every shaping keeps the orientation of
-fitness: lower is better, so the best candidate gets the smallest value.
+The strategies take ``fitness_shaping`` (MaxVar and MaxEnt: ``behaviour_shaping``),
+naming an entry of :data:`SHAPINGS`. Every shaping keeps lower as better:
 
 - ``"centered_ranks"``: ranks scaled to [-0.5, 0.5] (OpenAI-ES, PGPE);
 - ``"nes_utilities"``: minus the NES utility of the rank (SNES, xNES);
 - ``"zscore"``: z-scores, non-finite values made finite first (ExpectationES);
 - ``"raw"`` (also ``"none"``): the values, non-finite ones made finite.
 
-Every function is written over the Array API namespace of its input, so one
-implementation serves numpy, torch and JAX (and traces under ``jax.jit``).
-Fitness is *minimised*; NaN counts as the worst value (``+inf``). Tied values
-share the mean of the weights their positions would get, so a constant
-objective yields all-equal weights and a zero gradient.
+Every function works on the Array API namespace of its input (numpy, torch, JAX, also
+under ``jax.jit``). NaN counts as the worst value; tied values share the mean of the
+weights of their positions, so a constant objective gives all-equal weights.
 
 Examples
 --------
@@ -98,8 +94,7 @@ def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
     lo, hi = tie_span(xp, xp.sort(f), f)
     csum = xp.cumulative_sum(sorted_weights, include_initial=True)
     total = xp.take(csum, hi) - xp.take(csum, lo)
-    count = xp.astype(hi - lo, sorted_weights.dtype)
-    return total / count
+    return total / xp.astype(hi - lo, sorted_weights.dtype)
 
 
 def centered_ranks(fitness: Array) -> Array:

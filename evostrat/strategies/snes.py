@@ -66,7 +66,6 @@ class SNES(GaussianAsk, Strategy):
     """
 
     State = SNESState
-    layout = "independent"
     parameter_constraints = {
         "lr_mean": [Interval(Real, 0, None, closed="neither")],
         "lr_sigma": [Interval(Real, 0, None, closed="neither"), None],
@@ -79,9 +78,8 @@ class SNES(GaussianAsk, Strategy):
         self.lr_mean, self.lr_sigma = lr_mean, lr_sigma
 
     def resolved_lr_sigma(self, dim: int) -> float:
-        if self.lr_sigma is not None:
-            return float(self.lr_sigma)
-        return (3 + math.log(dim)) / (5 * math.sqrt(dim))
+        default = (3 + math.log(dim)) / (5 * math.sqrt(dim))
+        return default if self.lr_sigma is None else float(self.lr_sigma)
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SNESState:
         return SNESState(mean=x0, sigma=self.initial_sigma(x0, backend), key=key)

@@ -55,13 +55,10 @@ class XNESState(NamedTuple):
 
 
 def expm_symmetric(S: Array, backend: Backend) -> Array:
-    """Matrix exponential of a symmetric matrix: ``V diag(exp(w)) V^T``.
+    """Matrix exponential ``V diag(exp(w)) V^T`` of a symmetric ``S = V diag(w) V^T``.
 
-    ``S = V diag(w) V^T`` is the symmetric eigendecomposition; the result is
-    formed as ``I + V diag(expm1(w)) V^T`` (the same matrix, as ``V V^T = I``)
-    so that ``expm(0)`` is exactly the identity and small updates lose no digits
-    (:meth:`~evostrat.backends.base.Backend.expm_symmetric`; JAX off the CPU uses
-    Pade approximation with scaling and squaring, which needs no ``eigh``).
+    Formed as ``I + V diag(expm1(w)) V^T`` so that small updates lose no digits
+    (:meth:`~evostrat.backends.base.Backend.expm_symmetric`; JAX off the CPU uses Pade).
 
     Parameters
     ----------
@@ -180,9 +177,7 @@ class XNES(Strategy):
 
         ok = finite & xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(B))
         return replace(state, mean=xp.where(ok, mean, state.mean),
-            sigma=xp.where(ok, sigma, state.sigma),
-            B=xp.where(ok, B, state.B),
-        )
+                       sigma=xp.where(ok, sigma, state.sigma), B=xp.where(ok, B, state.B))
 
     def sigma(self, state: XNESState) -> Array:
         """Largest per-coordinate standard deviation, ``sigma * max_i ||B_i,:||``."""
