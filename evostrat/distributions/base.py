@@ -331,11 +331,10 @@ class Distribution:
     def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "Distribution":
         """Inverse of :meth:`tree_flatten`."""
         obj = object.__new__(cls)
-        obj._backend, static = aux
-        for name, value in zip(cls._static_attrs, static):
+        backend, static = aux
+        names = ("_backend", *cls._static_attrs, *(cls._leaf_attrs or cls.param_names))
+        for name, value in zip(names, (backend, *static, *leaves)):
             setattr(obj, name, value)
-        for name, leaf in zip(obj._leaf_attrs or obj.param_names, leaves):
-            setattr(obj, name, leaf)
         return obj
 
     def __repr__(self) -> str:
