@@ -164,8 +164,7 @@ class ExecutorEvaluator(ChunkedEvaluator):
             for future in pending:
                 future.cancel()
             self._kill_pool()  # an owned pool only: a given executor is never stored in _pool
-            late = [chunk for chunk, future in zip(chunks, futures) if future in pending]
-            raise self.timed_out(late)
+            raise self.timed_out(chunks, futures, pending)
         results = []
         for (start, stop), future in zip(chunks, futures):
             try:

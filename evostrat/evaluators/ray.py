@@ -44,15 +44,11 @@ def _import_ray() -> Any:
 
 
 def start_local_cluster(num_cpus: int, **init_options: Any) -> Any:
-    """``ray.init`` a local cluster whose servers listen on 127.0.0.1 only.
+    """``ray.init`` a local cluster whose servers listen on 127.0.0.1 only; returns the ``ray`` module.
 
-    Ray advertises (and binds its gRPC servers to) the address it finds for the
-    node; on Linux that is the outward interface even when asked for
-    127.0.0.1. Its single-machine mode (used on macOS/Windows) takes the
-    loopback address instead; it is switched on for the duration of
-    ``ray.init``. A warning says so if the cluster still advertises another address.
-
-    Returns the ``ray`` module.
+    On Linux Ray binds its servers to the outward interface even when asked for
+    127.0.0.1; its single-machine mode (macOS/Windows) takes the loopback address,
+    so it is switched on during ``ray.init``. A warning says if another address is advertised.
     """
     ray = _import_ray()
     try:
@@ -194,10 +190,9 @@ class RayEvaluator(ChunkedEvaluator):
         refs = [self._task.remote(objective_ref, source_ref, a, b, 0, options) for a, b in chunks]
         _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.backstop(chunks))
         if pending:
-            late = [chunk for chunk, ref in zip(chunks, refs) if ref in pending]
             for ref in pending:
                 ray.cancel(ref, force=True)  # kills the stuck worker processes
-            raise self.timed_out(late)
+            raise self.timed_out(chunks, refs, pending)
         results = []
         for (start, stop), ref in zip(chunks, refs):
             try:

@@ -27,6 +27,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.evaluators.failures import RemoteTraceback, describe_candidates, raise_failure
 from evostrat.evaluators.local import Evaluator, collect
+from evostrat.evaluators.replay import REPLAY_WINDOW
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps
 from evostrat.params import Interval
 
@@ -107,13 +108,10 @@ class ChunkedEvaluator(Evaluator):
 
     accepts_seed = True
     accepts_replay = True
-    #: Replay mode: generations of told fitness each message carries, so a
-    #: worker whose cached state is up to this many generations behind (it ran
-    #: no chunk lately) catches up instead of asking for the full state.
-    replay_window: int = 4
-    #: ``seeded="auto"`` ships seeds from this population size on (bytes): below
-    #: it, sending the rows costs less than rebuilding them on the workers
-    #: (measured: 256 x 1000 float64, 2 local workers, see benchmarks/).
+    #: Replay mode: generations of told fitness per message (a worker that far behind catches up).
+    replay_window: int = REPLAY_WINDOW
+    #: ``seeded="auto"`` ships seeds from this population size on (bytes): below it sending
+    #: the rows costs less than rebuilding them (256 x 1000 float64, 2 workers, benchmarks/).
     seed_min_bytes: int = 8 * 2**20
 
     def __init__(self, chunksize: int | None = None, timeout: float | None = None, seeded: Any = "auto",
@@ -202,7 +200,7 @@ class ChunkedEvaluator(Evaluator):
         options = WorkerOptions(
             backend=backend.name, as_backend=self.arrays == "backend", vectorized=vectorized,
             timeout=None if self.timeout is None else float(self.timeout),
-            behaviours=bool(getattr(self, "behaviours", False)),
+            behaviours=bool(self.behaviours),
         )
         self.last_shipped_ = {"mode": mode, "seeded": mode != "plain", "chunks": len(chunks),
                               "population_bytes": int(source.nbytes)}
@@ -214,16 +212,14 @@ class ChunkedEvaluator(Evaluator):
                 raise_failure(result.failure, self.timeout)
         if options.behaviours:
             return _behaviours(results, X, backend, vectorized)
-        values = np.empty(n, dtype=np.float64)
-        for (start, stop), result in zip(chunks, results):
-            values[start:stop] = result.values
+        values = np.concatenate([result.values for result in results])  # the chunks in order
         return backend.asarray(values, dtype=X.dtype, device=backend.device(X))
 
     def _resend_state(self, objective: Callable, replay: Any, source: Any, chunks: Sequence[tuple[int, int]],
                       results: list[ChunkResult], options: WorkerOptions) -> list[ChunkResult]:
         """Replay mode: rerun the chunks whose workers lacked the state, with the full state."""
         full = replay.full()
-        missing = [i for i, r in enumerate(results) if getattr(r, "need_state", False)]
+        missing = [i for i, r in enumerate(results) if r.need_state]
         sent = len(chunks) if source is full else len(missing)
         self.last_shipped_.update(state_chunks=sent, state_bytes=int(full.nbytes) if sent else 0)
         if not missing:
@@ -231,7 +227,7 @@ class ChunkedEvaluator(Evaluator):
         again = self.run_chunks(objective, full, [chunks[i] for i in missing], options)
         results = list(results)
         for i, result in zip(missing, again):
-            if getattr(result, "need_state", False):  # a full state is always installed
+            if result.need_state:  # a full state is always installed
                 raise EvostratError(
                     f"a worker asked for the state of {describe_candidates(*chunks[i])} again "
                     "after receiving it (evostrat bug; seeded='seed' avoids replay)"
@@ -243,12 +239,10 @@ class ChunkedEvaluator(Evaluator):
     backstop_grace: float = 10.0
 
     def backstop(self, chunks: Sequence[tuple[int, int]]) -> float | None:
-        """Seconds the driver waits for a generation before giving up (``timeout`` set).
+        """Seconds the driver waits for a generation: ``timeout`` per candidate a worker runs, plus grace.
 
-        ``timeout`` times the candidates a worker runs one after another, plus
-        :attr:`backstop_grace`. The worker-side alarm normally fires long
-        before; this covers objectives stuck outside Python (C extensions,
-        blocked signals) and workers without ``SIGALRM`` (threads, Windows).
+        The worker-side alarm normally fires long before; this covers objectives stuck outside
+        Python (C extensions, blocked signals) and workers without ``SIGALRM`` (threads, Windows).
         """
         if self.timeout is None:
             return None
@@ -256,8 +250,10 @@ class ChunkedEvaluator(Evaluator):
         rounds = math.ceil(len(chunks) / max(1, self.n_workers()))
         return float(self.timeout) * longest * rounds + float(self.backstop_grace)
 
-    def timed_out(self, chunks: Sequence[tuple[int, int]]) -> EvaluationTimeoutError:
-        """The error for chunks still running when the backstop expired."""
+    def timed_out(self, chunks: Sequence[tuple[int, int]], handles: Sequence[Any],
+                  pending: Any) -> EvaluationTimeoutError:
+        """The error for the chunks whose handles (futures, Ray refs) were pending at the backstop."""
+        chunks = [chunk for chunk, handle in zip(chunks, handles) if handle in pending]
         names = ", ".join(describe_candidates(a, b) for a, b in chunks)
         indices = tuple(i for a, b in chunks for i in range(a, b))
         return EvaluationTimeoutError(
@@ -274,12 +270,10 @@ def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vect
 
     if not vectorized:
         return collect([out for r in results for out in r.outputs], X, backend, behaviours=True)
-    fitness, rows = [], []
-    for r in results:
-        part = population_output(r.outputs[0], r.stop - r.start, np.empty(0), get_backend("numpy"))
-        f, b = (part.fitness, part.behaviours) if isinstance(part, Outcome) else (None, part)
-        fitness.append(f)
-        rows.append(np.asarray(b))
+    numpy = get_backend("numpy")
+    parts = [population_output(r.outputs[0], r.stop - r.start, np.empty(0), numpy) for r in results]
+    fitness = [p.fitness if isinstance(p, Outcome) else None for p in parts]
+    rows = [np.asarray(p.behaviours if isinstance(p, Outcome) else p) for p in parts]
     if any(f is None for f in fitness) != all(f is None for f in fitness):
         raise InvalidArgumentError(
             "a vectorised objective returned fitness with behaviours for some chunks but not "
