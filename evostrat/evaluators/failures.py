@@ -42,11 +42,9 @@ def raise_failure(failure: Failure, timeout: float | None = None) -> None:
     """Re-raise a worker's :class:`~evostrat.evaluators.worker.Failure` on the driver."""
     a, b = (failure.start, failure.stop) if failure.index is None else (failure.index, failure.index + 1)
     where, indices = describe_candidates(a, b), tuple(range(a, b))
-    original = failure.exception
     remote = RemoteTraceback(failure.traceback)
-    if original is None:
-        original = remote
-    else:
+    original = remote if failure.exception is None else failure.exception
+    if original is not remote:
         original.__cause__ = remote
     if failure.kind == "invalid" and isinstance(original, EvostratError):
         raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises

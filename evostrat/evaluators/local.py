@@ -104,16 +104,10 @@ def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False)
 class Evaluator(Params):
     """Base class: turn ``objective`` and a population into a vector of values.
 
-    An evaluator that can ship a population as its seed (:mod:`evostrat.evaluators.seeded`)
-    sets ``accepts_seed = True`` and takes ``evaluate(..., seed=...)`` (a
-    :class:`~evostrat.evaluators.seeded.GaussianSeed` describing ``X``, or ``None``);
-    ``ES.fit`` passes ``seed`` only to such evaluators. One that also sets
-    ``accepts_replay = True`` takes ``evaluate(..., seed=..., replay=...)``: a
-    :class:`~evostrat.evaluators.replay.ReplayStep` (or ``None``) from which it can ship
-    worker-side state replay messages (the told fitness of the previous
-    generations and a digest of the state) instead of the seed. Both are
-    optional information: evaluators without these flags get neither, and
-    always receive ``X`` itself.
+    ``ES.fit`` passes ``evaluate(..., seed=...)`` (a :class:`~evostrat.evaluators.seeded.GaussianSeed`
+    describing ``X``, or ``None``) only to evaluators with ``accepts_seed = True``, and
+    ``replay=`` (a :class:`~evostrat.evaluators.replay.ReplayStep` or ``None``) only to those
+    also with ``accepts_replay = True``: optional information, ``X`` itself always comes too.
     """
 
     name = ""
@@ -144,14 +138,15 @@ class VectorizedEvaluator(Evaluator):
                 f"objective raised while evaluating the population of {n} candidates "
                 f"(vectorised): {type(err).__name__}: {err}"
             ) from err
-        if self.behaviours:
+        return self.check(out, n, X, backend, self.behaviours)
+
+    @staticmethod
+    def check(out: Any, n: int, X: Array, backend: Backend, behaviours: bool = False) -> Array:
+        """``objective(X)`` as ``n`` values (or behaviours) on ``X``'s backend and device."""
+        if behaviours:
             from evostrat.run.behaviours import population_output
 
             return population_output(out, n, X, backend)
-        return self.check(out, n, X, backend)
-
-    @staticmethod
-    def check(out: Any, n: int, X: Array, backend: Backend) -> Array:
         try:
             values = backend.asarray(out, device=backend.device(X))
         except Exception as err:  # noqa: BLE001
@@ -213,7 +208,7 @@ class AutoEvaluator(Evaluator):
         return chosen.evaluate(objective, X, backend)
 
     def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
-        from evostrat.run.behaviours import leading_rows, population_output
+        from evostrat.run.behaviours import leading_rows
 
         n = X.shape[0]
         try:
@@ -228,9 +223,7 @@ class AutoEvaluator(Evaluator):
         # popsize values; behaviour rows are always compared
         if fits and ((n != X.shape[1] and not self.behaviours) or self._row_agrees(objective, X, out)):
             self.mode = "vectorized"
-            if self.behaviours:
-                return population_output(out, n, X, backend)
-            return VectorizedEvaluator.check(out, n, X, backend)
+            return VectorizedEvaluator.check(out, n, X, backend, self.behaviours)
         self.mode = "serial"
         self._serial.behaviours = self.behaviours
         return self._serial.evaluate(objective, X, backend)

@@ -78,14 +78,12 @@ class ReplayMessage:
     run : str
         Id of the run (a new one per ``ES.fit`` run, restarts included).
     generation : int
-        Completed generations of the run: the state to evaluate from is the
-        one before the ``generation``-th ``ask``.
+        Completed generations: the state to evaluate from precedes the ``generation``-th ``ask``.
     first : int
         Generation of ``fitness[0]``.
     fitness : ndarray, shape (k, popsize)
-        The values the driver told the strategy at generations
-        ``first .. generation - 1`` (after its NaN policy and sign), ``k <=``
-        the evaluator's ``replay_window``.
+        The values told at generations ``first .. generation - 1`` (after the NaN policy
+        and sign), ``k <=`` the evaluator's ``replay_window``.
     digest : bytes
         :func:`state_digest` of the state at ``generation``.
     """

@@ -188,29 +188,23 @@ class GaussianSeed:
         return int(self.key.nbytes + self.mean.nbytes + self.sigma.nbytes)
 
     def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
-        """Candidates ``start .. stop - 1``, rebuilt on this process's CPU.
+        """Candidates ``start .. stop - 1`` rebuilt on this process's CPU (numpy, or :attr:`backend`).
 
-        Returns a numpy array, or an array of :attr:`backend` when
-        ``as_backend`` is true.
+        They are built as ``ask`` builds them: compiled (one program per chunk) and at least
+        two rows at a time (see "Layouts" in the module docstring).
         """
         be = get_backend(self.backend)
         mean, sigma = be.from_host((self.mean, self.sigma), dtype=be.require_dtype(self.dtype))
-        key = be.key_from_numpy(self.key)
-        lo, hi = start, stop  # at least two rows: see "Layouts" in the module docstring
+        lo, hi = start, stop
         if hi - lo < 2 <= self.popsize:
             lo, hi = (start, start + 2) if start + 2 <= self.popsize else (stop - 2, stop)
-        X = _rebuild(be, self.popsize, self.layout, lo, hi)(key, mean, sigma)
-        X = X[start - lo : stop - lo]
+
+        def build(key: Any, mean: Array, sigma: Array) -> Array:
+            return gaussian_population(be, key, mean, sigma, self.popsize, self.layout, range(lo, hi))
+
+        program = be.compile(build, key=("gaussian_population", self.popsize, self.layout, lo, hi))
+        X = program(be.key_from_numpy(self.key), mean, sigma)[start - lo : stop - lo]
         return X if as_backend else be.to_numpy(X)
-
-
-def _rebuild(backend: Backend, popsize: int, layout: str, start: int, stop: int) -> Any:
-    """``gaussian_population`` of candidates ``start:stop``, compiled as ``ask`` is (one program per chunk)."""
-
-    def build(key: Any, mean: Array, sigma: Array) -> Array:
-        return gaussian_population(backend, key, mean, sigma, popsize, layout, range(start, stop))
-
-    return backend.compile(build, key=("gaussian_population", popsize, layout, start, stop))
 
 
 def population_seed(runner: Any) -> GaussianSeed | None:

@@ -1,11 +1,9 @@
 """What runs on a worker: evaluate one chunk of candidates, never raise.
 
-:func:`run_chunk` is the one function every remote evaluator ships (by
-reference: workers import ``evostrat``). It returns the values with at most
-one :class:`Failure` record (the first candidate that raised, returned a
-non-number or ran past the ``timeout``: its index, the exception when it can
-travel and its traceback text), which the driver re-raises with everything a
-local run would show.
+:func:`run_chunk` is the one function every remote evaluator ships (workers import
+``evostrat``). It returns the values and at most one :class:`Failure` (the first
+candidate that raised, returned a non-number or ran past ``timeout``, with its
+traceback), which the driver re-raises (:mod:`evostrat.evaluators.failures`).
 
 Examples
 --------
@@ -42,11 +40,7 @@ __all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "run_chunk"]
 
 
 def dumps(obj: Any) -> bytes:
-    """Serialise with cloudpickle (lambdas and closures too), as loky, Dask and Ray do.
-
-    Used to check on the driver that an objective can travel, and to measure
-    it; the executors and Ray serialise and rebuild objects themselves.
-    """
+    """Serialise with cloudpickle (lambdas and closures too), as loky, Dask and Ray do."""
     try:
         import cloudpickle
     except ImportError:  # pragma: no cover - joblib vendors it
@@ -115,12 +109,8 @@ class CandidateTimeout(BaseException):
 
 @contextmanager
 def _deadline(seconds: float | None) -> Iterator[None]:
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+    main_thread = threading.current_thread() is threading.main_thread()
+    if seconds is None or not hasattr(signal, "setitimer") or not main_thread:
         yield
         return
 
@@ -137,11 +127,10 @@ def _deadline(seconds: float | None) -> Iterator[None]:
 
 
 def _travels(err: BaseException) -> bool:
-    """Whether ``err`` pickles and can be rebuilt from its reduction on the driver.
+    """Whether ``err`` pickles and can be rebuilt on the driver.
 
-    ``copy.copy`` rebuilds through the same ``__reduce_ex__`` an unpickler uses,
-    so exceptions whose ``__init__`` does not accept their ``args`` are caught
-    here instead of breaking the whole chunk's result on the driver.
+    ``copy.copy`` rebuilds through the ``__reduce_ex__`` an unpickler uses: this catches
+    exceptions whose ``__init__`` does not accept their ``args``.
     """
     try:
         pickle.dumps(err)
