@@ -89,9 +89,7 @@ def real_value(value: Any, index: int) -> float:
 def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False) -> Array:
     """Per-candidate objective outputs as one array on ``X``'s backend, dtype and device.
 
-    ``behaviours=False``: each output a real number, result ``(n,)``. ``True``:
-    numbers, vectors ``(k,)`` or ``(fitness, vector)`` pairs, stacked by
-    :func:`evostrat.run.behaviours.stack_candidates`.
+    Real numbers give ``(n,)``; with ``behaviours``, :func:`evostrat.run.behaviours.stack_candidates`.
     """
     if behaviours:
         from evostrat.run.behaviours import stack_candidates

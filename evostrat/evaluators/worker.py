@@ -55,17 +55,15 @@ class WorkerOptions:
     Attributes
     ----------
     backend : str
-        Backend of the driver's population; with ``as_backend`` the objective
-        receives rows of that library (on the CPU) instead of numpy rows.
+        Backend of the driver's population.
     as_backend : bool
+        The objective receives rows of that library (on the CPU) instead of numpy rows.
     vectorized : bool
         Call ``objective(rows)`` once on the chunk instead of once per row.
     timeout : float or None
-        Seconds allowed per evaluation (interrupted with ``SIGALRM`` where the
-        worker runs in its process's main thread on POSIX).
+        Seconds per evaluation (``SIGALRM``, in a process's main thread on POSIX).
     behaviours : bool
-        Return the objective's outputs as they are (host copies), for strategies
-        told behaviours (:mod:`evostrat.run.behaviours`); the driver stacks them.
+        Return the outputs as they are (host copies); the driver stacks them.
     """
 
     backend: str = "numpy"
