@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
-from evostrat.evaluators.worker import ChunkResult, WorkerOptions, run_chunk
+from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
 
 __all__ = ["ExecutorEvaluator"]
 
@@ -139,13 +139,11 @@ class ExecutorEvaluator(ChunkedEvaluator):
             return 0
         if self._checked is not None and self._checked[0] is objective:
             return self._checked[1]
-        if isinstance(pool, cf.ProcessPoolExecutor):  # the standard library's pickles by reference
-            size = self.serialised_size(objective, pickle.dumps, (
-                "; this ProcessPoolExecutor pickles by reference: use a module-level function, "
-                "or the default pool (mp_context=None), which accepts lambdas and closures"))
-        else:
-            hint = "; use a ThreadPoolExecutor or evaluator='serial' instead"
-            size = self.serialised_size(objective, hint=hint)
+        plain_pickle = isinstance(pool, cf.ProcessPoolExecutor)  # the standard library's
+        hint = ("; this ProcessPoolExecutor pickles by reference: use a module-level function, "
+                "or the default pool (mp_context=None), which accepts lambdas and closures"
+                if plain_pickle else "; use a ThreadPoolExecutor or evaluator='serial' instead")
+        size = self.serialised_size(objective, pickle.dumps if plain_pickle else dumps, hint)
         self._checked = (objective, size)
         return size
 
