@@ -35,7 +35,8 @@ from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point, resolve_backend  # noqa: F401 - re-exported
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.backends.programs import program_key
+from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ __all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "
 def default_popsize(dim: int) -> int:
     """``4 + floor(3 ln n)`` (Hansen's tutorial, Table 1; Wierstra et al. 2014)."""
     return 4 + int(math.floor(3 * math.log(dim)))
+
+
+#: initial_state program keys that did not trace (run eagerly from then on).
+_UNTRACEABLE_INIT: set[Any] = set()
 
 
 class RegisteredName:
@@ -133,22 +138,23 @@ class Strategy(Params):
         return int(lam)
 
     def initial_sigma(self, x0: Array, backend: Backend) -> Array:
-        """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated."""
-        xp = backend.xp
+        """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated.
+
+        The checks read the host value of ``sigma0`` (a hyper-parameter), so this also
+        runs inside a compiled :meth:`initial_state`.
+        """
         expected = f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}"
         try:
             host = np.asarray(host_value(self.sigma0), dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise InvalidTypeError(f"{expected}, got {type(self.sigma0).__name__}: {self.sigma0!r}") from err
-        sigma = backend.asarray(host)
-        sigma = backend.asarray(sigma, dtype=x0.dtype, device=backend.device(x0))
-        if sigma.ndim == 0:
-            sigma = xp.ones_like(x0) * sigma
-        if sigma.shape != x0.shape:
-            raise InvalidArgumentError(f"{expected}, got shape {tuple(sigma.shape)}")
-        if not bool(xp.all(sigma > 0)) or not bool(xp.all(xp.isfinite(sigma))):
+        if host.ndim != 0 and host.shape != tuple(x0.shape):
+            raise InvalidArgumentError(f"{expected}, got shape {host.shape}")
+        cast = host.astype(backend.dtype_name(x0.dtype))
+        if not (np.all(cast > 0) and np.all(np.isfinite(cast))):
             raise InvalidArgumentError(f"sigma0 must be positive and finite, got {self.sigma0!r}")
-        return sigma
+        sigma = backend.asarray(host, dtype=x0.dtype, device=backend.device(x0))
+        return backend.xp.ones_like(x0) * sigma if host.ndim == 0 else sigma
 
     # -- the pure interface -----------------------------------------------------------
     def init(self, x0: Any, key: Any = None, backend: Any = "auto", *,
@@ -170,9 +176,28 @@ class Strategy(Params):
         x = as_search_point(x0, be, dtype=dtype, device=device)
         self.validate_params()
         self.resolved_popsize(x.shape[0])
-        state = self.initial_state(x, be.key(random_state) if key is None else key, be)
+        state = self._build_state(x, be.key(random_state) if key is None else key, be)
         check_strategy(self, state)
         return state
+
+    def _build_state(self, x0: Array, key: Any, backend: Backend) -> Any:
+        """:meth:`initial_state`, compiled once per hyper-parameters and signature where the
+        backend compiles (a dozen small array operations cost ~1 ms one by one on JAX);
+        run as it is when it does not trace."""
+        if not backend.traceable:
+            return self.initial_state(x0, key, backend)
+        signature = (tuple(x0.shape), backend.dtype_name(x0.dtype), str(backend.device(x0)))
+        name = program_key(self.initial_state, *signature)
+        if name[0] is not type(self) or name in _UNTRACEABLE_INIT:  # not keyed by hyper-parameters
+            return self.initial_state(x0, key, backend)
+        program = backend.compile(lambda x, k: self.initial_state(x, k, backend), key=name)
+        try:
+            return program(x0, key)
+        except EvostratError:
+            raise
+        except Exception:  # noqa: BLE001 - host-side logic in initial_state: run it eagerly
+            _UNTRACEABLE_INIT.add(name)
+            return self.initial_state(x0, key, backend)
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> Any:
         """The state around the validated mean ``x0`` (required; see the class docstring)."""

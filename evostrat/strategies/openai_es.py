@@ -24,11 +24,13 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from evostrat.backends import Backend, get_backend
 from evostrat.errors import InvalidArgumentError
 from evostrat.evaluators.seeded import GaussianSeed
 from evostrat.params import Interval, StrOptions
-from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
+from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma, host_value
 from evostrat.strategies.gaussian_ask import GaussianAsk
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
 from evostrat.strategies.seeded_tell import weighted_noise_sums
@@ -106,7 +108,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> OpenAIESState:
         xp = backend.xp
         sigma = self.initial_sigma(x0, backend)
-        if not bool(xp.all(sigma == sigma[0])):
+        if np.ptp(np.asarray(host_value(self.sigma0), dtype=np.float64)) != 0:
             raise InvalidArgumentError("sigma0 must be a scalar for openai_es (isotropic)")
         lr = backend.asarray(float(self.lr), dtype=x0.dtype, device=backend.device(x0))
         opt = self.configured_optimizer()
