@@ -26,6 +26,7 @@ evostrat.errors.InvalidArgumentError: Knobs: lr must be a positive number, got 0
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from numbers import Integral, Real
@@ -144,12 +145,14 @@ class Params:
             raise error(f"{type(self).__name__}: {name} must be {expected}, got {value!r}")
 
     @classmethod
-    def _param_names(cls) -> list[str]:
+    @functools.cache
+    def _param_names(cls) -> tuple[str, ...]:
+        """The constructor's named parameters, sorted (once per class)."""
         if cls.__init__ is object.__init__:
-            return []
+            return ()
         params = inspect.signature(cls.__init__).parameters.values()
-        return sorted(p.name for p in params
-                      if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        return tuple(sorted(p.name for p in params
+                            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters as a dict (scikit-learn protocol)."""
@@ -168,7 +171,7 @@ class Params:
             name, _, sub = key.partition("__")
             if name not in valid:
                 raise InvalidArgumentError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {valid}"
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {list(valid)}"
                 )
             if sub:
                 nested.setdefault(name, {})[sub] = value

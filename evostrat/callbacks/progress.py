@@ -106,8 +106,9 @@ class ProgressBar(Callback):
         if es.max_evals is not None:
             return int(es.max_evals), int(es.n_evals_), "evals"
         limit = es.max_generations
-        if limit is None and getattr(es, "_plan", None) is None:
-            limit = getattr(getattr(es, "_termination", None), "max_generations", None)
+        run = getattr(es, "run_", None)
+        if limit is None and run is not None and run.state.plan is None:  # the default budget
+            limit = run.termination.max_generations
         return (int(limit) if limit else None), int(es.n_generations_), "generations"
 
     def _fields(self, es: Any) -> dict[str, str]:

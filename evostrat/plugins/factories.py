@@ -67,7 +67,7 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
         if unknown:
             raise InvalidArgumentError(
                 f"evaluator_options for {evaluator!r} has no option {unknown[0]!r}; valid: "
-                f"{cls._param_names()}"
+                f"{list(cls._param_names())}"
             )
         return cls(**(options or {}))
     raise InvalidTypeError(
