@@ -72,24 +72,110 @@ _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 
 def kernel(strategy: CMAES) -> Kernel:
     """The kernel bound to ``strategy`` (what the built-in plugin returns)."""
-    # what the kernel keeps: the strategy and its factors per (dim, dtype), made once
-    ctx = SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(_factors, strategy)))
-    return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=sigma, stop=partial(stop, strategy))
+    # what the kernel keeps: the strategy, its factors per (dim, dtype), made once, the
+    # host copies of the last state's read-outs (``sigma`` then ``stop`` share them) and
+    # the thresholds of ``stop`` for the last ``(std0, log_scale)``
+    ctx = SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(_factors, strategy)),
+                          last=(None, None), bounds=(None, None, None))
+    return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=partial(sigma, ctx),
+                  stop=partial(stop, ctx))
 
 
-def sigma(state: CMAESState) -> np.ndarray:
+_F64 = np.dtype(np.float64)
+_NO_STOP = dict.fromkeys(STOP_NAMES, False)
+
+
+def _host(ctx: SimpleNamespace, state: CMAESState) -> tuple[float, float] | None:
+    """``(sigma, max diag C)`` of a float64 ``state`` as Python floats (the same IEEE
+    doubles: ``+``, ``*``, ``sqrt`` and comparisons give numpy's results), or ``None`` for
+    float32 and for a NaN or negative ``diag C`` (``argmax`` finds a NaN as ``max`` does)."""
+    if ctx.last[0] is state:
+        return ctx.last[1]
+    diag, host = state.diag_C, None
+    if diag.dtype is _F64:
+        high = diag.item(diag.argmax())
+        if high >= 0.0:
+            host = float(state.sigma), high
+    ctx.last = (state, host)
+    return host
+
+
+def sigma(ctx: SimpleNamespace, state: CMAESState) -> np.ndarray:
     """``sigma * sqrt(max diag C)``, as :meth:`CMABase.sigma <evostrat.strategies.cma_base.CMABase.sigma>`."""
-    return state.sigma * np.sqrt(state.diag_C.max())
+    host = _host(ctx, state)
+    if host is None:
+        return state.sigma * np.sqrt(state.diag_C.max())
+    return np.float64(host[0] * math.sqrt(host[1]))
 
 
-def stop(strategy: CMAES, state: CMAESState) -> dict[str, Any]:
+def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
     """pycma's CMA criteria, as :meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>`
-    computes them, with fewer numpy calls.
+    computes them, on Python floats for float64 states.
 
-    ``noeffectaxis`` reads column ``i`` of ``B`` scaled by ``D_i`` directly: the
-    generic ``B @ where(pick, D, 0)`` adds exact zeros to that one product, so
-    the values are the same.
+    Each criterion's usual answer is proven from bounds first, and the
+    element-wise test runs only where they do not decide: ``sqrt`` and products
+    with ``sigma > 0`` are monotone, so ``std_j`` lies between its values at the
+    least and the largest ``C_jj``; an addend of at least ``||mean|| 2^-51``
+    (above the float spacing around every ``mean_j``) changes each ``mean_j``;
+    ``noeffectaxis`` fails as soon as axis ``i`` moves ``mean_i``. The axis is column
+    ``i`` of ``B`` scaled by ``D_i`` (the generic ``B @ where(pick, D, 0)`` adds exact
+    zeros to that product). ``tolupsigma``'s ``log(sigma / max D) - log_scale >
+    log(max std0 tolupsigma)`` is decided on ``sigma / max D`` against the exponential
+    of the right-hand side widened by 1e-9, and in numpy's logarithms within it.
     """
+    host, diag = _host(ctx, state), state.diag_C
+    if host is None:
+        return _stop_arrays(ctx.strategy, state)
+    (s, high), D, low = host, state.D.tolist(), diag.item(diag.argmin())
+    d_min, d_max = min(D), max(D)
+    if not (d_min > 0.0 and sum(D) < math.inf and low >= 0.0 and 0.0 < s < math.inf):
+        return _stop_arrays(ctx.strategy, state)  # NaN, inf or 0 in D, a negative C_jj...
+    if ctx.bounds[0] is not state.std0 or ctx.bounds[1] is not state.log_scale:
+        ctx.bounds = (state.std0, state.log_scale, _bounds(ctx.strategy, state))
+    cond, axis_on, coord_on, up, up_lo, up_hi, fac, fac_min = ctx.bounds[2]
+    out = _NO_STOP
+    if d_max > cond * d_min:
+        out = dict(out, tolconditioncov=True)
+    if axis_on:
+        i = int(state.generation) % len(D)
+        step, d_i, m_i = 0.1 * s, D[i], state.mean.item(i)
+        if m_i + step * (state.B.item(i, i) * d_i) == m_i:
+            col = state.B[:, i].tolist()
+            if all(m + step * (b * d_i) == m for m, b in zip(state.mean.tolist(), col)):
+                out = dict(out, noeffectaxis=True)
+    if coord_on:
+        norm2 = state.mean.dot(state.mean)  # NaN, inf or below 2^-1000 (underflow): no bound
+        if not (0.2 * (s * math.sqrt(low)) >= math.sqrt(norm2) * 2.0**-51 and norm2 >= 2.0**-1000):
+            if any(m + 0.2 * (s * math.sqrt(x)) == m for m, x in zip(state.mean.tolist(), diag.tolist())):
+                out = dict(out, noeffectcoord=True)
+    if up is not None:
+        ratio = s / d_max
+        if ratio > up_hi or (ratio >= up_lo and np.log(state.sigma) - np.log(state.D.max()) - state.log_scale > up):
+            out = dict(out, tolupsigma=True)
+    if s * math.sqrt(high) > fac_min and any(s * math.sqrt(x) > t for x, t in zip(diag.tolist(), fac)):
+        out = dict(out, tolfacupx=True)
+    return out if out is not _NO_STOP else dict(_NO_STOP)
+
+
+def _bounds(strategy: CMAES, state: CMAESState) -> tuple[Any, ...]:
+    """What :func:`stop` compares with, for the strategy's thresholds, ``std0`` and ``log_scale``."""
+    cond = math.inf if strategy.tolconditioncov is None else math.sqrt(strategy.tolconditioncov)
+    up = up_lo = up_hi = None
+    if strategy.tolupsigma is not None:
+        up = np.log(state.std0.max()) + math.log(strategy.tolupsigma)
+        exponent = float(up) + float(state.log_scale)
+        up_lo, up_hi = 0.0, math.inf  # no bound: numpy's logarithms decide
+        if abs(exponent) < 700.0 and abs(float(state.log_scale)) < 1e5:
+            up_lo, up_hi = math.exp(exponent - 1e-9), math.exp(exponent + 1e-9)
+    fac, fac_min = [], math.inf
+    if strategy.tolfacupx is not None:
+        fac = (state.std0 * strategy.tolfacupx).tolist()
+        fac_min = min(fac)
+    return cond, strategy.noeffectaxis, strategy.noeffectcoord, up, up_lo, up_hi, fac, fac_min
+
+
+def _stop_arrays(strategy: CMAES, state: CMAESState) -> dict[str, Any]:
+    """:func:`stop` in numpy (float32 states, NaN)."""
     mean, s, D = state.mean, state.sigma, state.D
     std = s * np.sqrt(state.diag_C)
     d_max = D.max()

@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import cached_property
 from typing import Any
@@ -163,7 +164,8 @@ class AskTell:
     @property
     def sigma(self) -> float:
         """Largest per-coordinate standard deviation, as a Python float."""
-        return float(self.backend.to_numpy(self.strategy.sigma(self.state)))
+        value = self.strategy.sigma(self.state)
+        return float(value if isinstance(value, float) else self.backend.to_numpy(value))
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:
@@ -191,6 +193,35 @@ class AskTell:
 
     def check_fitness(self, values: Any, expected_rows: int) -> Any:
         """``values`` as a 1-D backend array of the state's dtype, validated."""
+        if type(values) is np.ndarray and values.dtype is self.dtype and self.backend.name == "numpy":
+            v = values  # what asarray returns: the usual case, checked from the shape on
+        else:
+            v = self._as_values(values, expected_rows)
+        if v.shape != (expected_rows,):
+            raise InvalidArgumentError(
+                f"values must have shape ({expected_rows},) (one value per candidate), "
+                f"got shape {tuple(v.shape)}"
+            )
+        # a finite dot product proves a numpy vector finite (the usual case, one cheap call)
+        if self.nonfinite == "ignore" or (type(v) is np.ndarray and math.isfinite(v.dot(v))):
+            return v
+        be = self.backend
+        finite = be.xp.isfinite(v)
+        if bool(be.xp.all(finite)):
+            return v
+        bad = int(be.to_numpy(be.xp.sum(be.xp.astype(~finite, be.xp.int32))))
+        message = (
+            f"{bad} of {expected_rows} fitness values are NaN or infinite; NaN ranks "
+            "worst and +/-inf rank by their order (nonfinite='ignore' silences this, "
+            "nonfinite='raise' makes it an error)"
+        )
+        if self.nonfinite == "raise":
+            raise InvalidArgumentError(message)
+        warnings.warn(message, NonFiniteFitnessWarning, stacklevel=3)
+        return v
+
+    def _as_values(self, values: Any, expected_rows: int) -> Any:
+        """``values`` as a backend array of the state's dtype (real numbers only)."""
         be = self.backend
         try:
             v = be.asarray(values, device=self.device)
@@ -203,22 +234,6 @@ class AskTell:
             if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
                 raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
             v = be.asarray(v, dtype=self.dtype)
-        if tuple(v.shape) != (expected_rows,):
-            raise InvalidArgumentError(
-                f"values must have shape ({expected_rows},) (one value per candidate), "
-                f"got shape {tuple(v.shape)}"
-            )
-        finite = be.xp.isfinite(v)
-        if self.nonfinite != "ignore" and not bool(be.xp.all(finite)):
-            bad = int(be.to_numpy(be.xp.sum(be.xp.astype(~finite, be.xp.int32))))
-            message = (
-                f"{bad} of {expected_rows} fitness values are NaN or infinite; NaN ranks "
-                "worst and +/-inf rank by their order (nonfinite='ignore' silences this, "
-                "nonfinite='raise' makes it an error)"
-            )
-            if self.nonfinite == "raise":
-                raise InvalidArgumentError(message)
-            warnings.warn(message, NonFiniteFitnessWarning, stacklevel=3)
         return v
 
     def check_population(self, X: Any) -> None:

@@ -49,7 +49,9 @@ __all__ = ["Driver", "first_stop"]
 
 def first_stop(stops: dict[str, Any]) -> str | None:
     """The first strategy criterion that holds (``stop(state)`` order), or ``None``."""
-    return next((name for name, hit in stops.items() if bool(hit)), None)
+    if not any(stops.values()):  # the usual case, without a generator
+        return None
+    return next(name for name, hit in stops.items() if hit)
 
 
 class Driver:
@@ -176,10 +178,9 @@ class Driver:
         returns row ``i`` (called for an improving generation's best only);
         ``stops()`` the strategy's own criteria; ``extra`` more history columns.
         """
-        state, runner = self.state, self.runner
-        evals0, generations0 = state.run_start
-        state.n_evals = evals0 + runner.n_evals
-        state.n_generations = generations0 + runner.generation
+        state, runner, maximize = self.state, self.runner, self.maximize
+        state.n_evals = state.run_start[0] + runner.n_evals
+        state.n_generations = state.run_start[1] + runner.generation
         if values is None:
             state.best_x = self.to_box(runner.mean)
             state.best_f = extra["behaviour_var"]
@@ -188,39 +189,31 @@ class Driver:
                                   "sigma": sigma, "time": state.elapsed(), **extra})
             reason = self.termination.check(runner.generation, state.n_evals, math.nan, [], sigma)
         else:
-            ranked = np.sort(values)  # NaN last
-            if ranked.size and ranked[-1] != ranked[-1]:  # some NaN: it ranks worst
-                finite = np.where(np.isnan(values), -math.inf if self.maximize else math.inf, values)
-                i = int(np.argmax(finite) if self.maximize else np.argmin(finite))
-                gen_best = float(finite[i])
-            else:
-                i = int(values.argmax() if self.maximize else values.argmin())
-                gen_best = float(values[i])
-            if gen_best > state.best_f if self.maximize else gen_best < state.best_f:
+            values = values.tolist()  # Python floats: numpy's values, compared as numpy does
+            total = sum(values)
+            if -math.inf < total < math.inf:  # all finite (the usual case)
+                ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
+                gen_best = values[values.index(ranked[-1])] if maximize else ranked[0]
+            else:  # NaN ranks worst (all NaN: the worst value); the median is over the finite ones
+                finite = [v for v in values if v == v]
+                gen_best = max(finite, default=-math.inf) if maximize else min(finite, default=math.inf)
+                ranked = sorted(v for v in finite if -math.inf < v < math.inf)
+            if gen_best > state.best_f if maximize else gen_best < state.best_f:
                 state.best_f = gen_best
-                state.best_x = runner.backend.asarray(candidate(i), device=runner.device)
-            if not (ranked.size and -math.inf < ranked[0] and ranked[-1] < math.inf):
-                ranked = ranked[np.isfinite(ranked)]
-            m = ranked.size // 2
-            median = (float(ranked[m]) if ranked.size % 2 else 0.5 * (float(ranked[m - 1]) + float(ranked[m]))
-                      ) if ranked.size else math.nan
-            entry = {
-                "generation": state.n_generations,
-                "n_evals": state.n_evals,
-                "best": state.best_f,
-                "generation_best": gen_best,
-                "median": median,
-                "sigma": sigma,
-                "time": state.elapsed(),
-            }
+                state.best_x = runner.backend.asarray(candidate(values.index(gen_best)), device=runner.device)
+            n = len(ranked)
+            m = n // 2
+            median = (ranked[m] if n % 2 else 0.5 * (ranked[m - 1] + ranked[m])) if n else math.nan
+            entry = {"generation": state.n_generations, "n_evals": state.n_evals, "best": state.best_f,
+                     "generation_best": gen_best, "median": median, "sigma": sigma, "time": state.elapsed()}
             if state.plan is not None:
                 entry.update(run=state.plan.run, popsize=runner.popsize)
             if extra is not None:
                 entry.update(extra)
             state.history.append(entry)
-            reason = self.termination.check(
-                runner.generation, state.n_evals, state.best_f, values.tolist(), sigma
-            )
+            presorted = n == len(values) and not maximize
+            reason = self.termination.check(runner.generation, state.n_evals, state.best_f,
+                                            ranked if presorted else values, sigma, presorted)
         if reason is None:
             reason = first_stop(stops())
         state.stop_reason = self.after_run(reason, gen_best) if state.plan is not None else reason

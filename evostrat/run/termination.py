@@ -116,6 +116,11 @@ class Termination:
         self.tolstagnation = _check_int("tolstagnation", tolstagnation, 0)
         self.tolflatfitness = _check_int("tolflatfitness", tolflatfitness, 0)
         self.dim, self.popsize = int(dim), int(popsize)
+        # pycma's history length is _keep + 0.2 generation; stagnation needs generation > _warmup;
+        # tolfunhist needs _filled values
+        self._keep = 120 + 30 * self.dim / self.popsize
+        self._warmup = self.dim * (5 + 100 / self.popsize)
+        self._filled = min(10, self.window)
         # pycma's histbest/histmedian (most recent last), minimisation sense
         self._hist_best: list[float] = []
         self._hist_median: list[float] = []
@@ -154,15 +159,22 @@ class Termination:
         best: float,
         values: Sequence[float],
         sigma: float,
+        presorted: bool = False,
     ) -> str | None:
         """The first criterion that holds, or ``None``.
 
         ``best`` and ``values`` are in the user's sense (maximised when
-        ``maximize``); non-finite values are ignored by ``tolfun``.
+        ``maximize``); non-finite values are ignored by ``tolfun``. ``presorted``
+        says that ``values`` are finite and sorted ascending, and that the run
+        minimises (the driver's usual case): they are then read as they are.
         """
-        finite = [v for v in values if math.isfinite(v)]
+        total, finite = 0.0, values
+        if not presorted:
+            total = sum(values)  # finite: every value is; NaN: some value is
+            if not -math.inf < total < math.inf:
+                finite = [v for v in values if math.isfinite(v)]
         if finite:
-            self._recent.append(min(finite) if not self.maximize else max(finite))
+            self._recent.append(finite[0] if presorted else max(finite) if self.maximize else min(finite))
         if self.ftarget is not None and math.isfinite(best):
             if (best >= self.ftarget) if self.maximize else (best <= self.ftarget):
                 return "ftarget"
@@ -174,52 +186,60 @@ class Termination:
             self.tolfun is not None
             and len(self._recent) == self._recent.maxlen
             and len(finite) == len(values)
-            and max(self._recent) - min(self._recent) < self.tolfun
-            and max(finite) - min(finite) < self.tolfun
+            and self._spread_below(self.tolfun)
+            and (finite[-1] - finite[0] if presorted else max(finite) - min(finite)) < self.tolfun
         ):
             return "tolfun"
         if self.tolx is not None and sigma < self.tolx:
             return "tolx"
-        return self._check_history(generation, values)
-
-    def _check_history(self, generation: int, values: Sequence[float]) -> str | None:
-        """``tolfunhist``, ``tolstagnation`` and ``tolflatfitness`` (pycma's definitions)."""
-        sign = -1.0 if self.maximize else 1.0
-        ranked = sorted(sign * v if not math.isnan(v) else math.inf for v in values)
-        if not ranked:
+        if len(values) == 0:
             return None
-        if self.tolfunhist is not None and len(self._recent) >= min(10, self._recent.maxlen or 10):
-            if max(self._recent) - min(self._recent) < self.tolfunhist:
+        if presorted:
+            ranked = values
+        elif total != total:  # NaN ranks worst
+            ranked = sorted((-v if self.maximize else v) if v == v else math.inf for v in values)
+        else:
+            ranked = sorted([-v for v in values] if self.maximize else values)
+        if self.tolfunhist is not None and len(self._recent) >= self._filled:
+            if self._spread_below(self.tolfunhist):
                 return "tolfunhist"
         if self.tolstagnation is not None and self._stagnated(generation, ranked):
             return "tolstagnation"
-        if self.tolflatfitness is not None:
+        if self.tolflatfitness is not None:  # pycma's tolflatfitness
             flat = ranked[0] == ranked[int(0.75 * len(ranked))]
             self._flat_generations = self._flat_generations + 1 if flat else 0
             if self._flat_generations > self.tolflatfitness:
                 return "tolflatfitness"
         return None
 
+    def _spread_below(self, tol: float) -> bool:
+        """``max(recent) - min(recent) < tol``. The distance of the latest value to the
+        oldest and to the previous one bounds the range from below (rounding is
+        monotone), which usually decides without the scan."""
+        recent = self._recent
+        last = recent[-1]
+        if len(recent) > 1 and not (abs(last - recent[0]) < tol and abs(last - recent[-2]) < tol):
+            return False
+        return max(recent) - min(recent) < tol
+
     def _stagnated(self, generation: int, ranked: list[float]) -> bool:
-        best, median = ranked[0], ranked[len(ranked) // 2]
+        """pycma's ``tolstagnation`` on the generation's values ranked in the minimisation sense."""
+        best, hist_best, hist_median = ranked[0], self._hist_best, self._hist_median
         if best < self._run_best:
             self._run_best, self._run_best_generation = best, generation
-        self._hist_best.append(best)
-        self._hist_median.append(median)
-        keep = int(120 + 30 * self.dim / self.popsize + 0.2 * generation)
-        if len(self._hist_best) > keep:
-            del self._hist_best[: len(self._hist_best) - keep]
-            del self._hist_median[: len(self._hist_median) - keep]
-        length = max(self.tolstagnation / 10.0, len(self._hist_best) / 10.0)
-        if length > generation or generation <= self.dim * (5 + 100 / self.popsize):
+        hist_best.append(best)
+        hist_median.append(ranked[len(ranked) // 2])
+        excess = len(hist_best) - int(self._keep + 0.2 * generation)
+        if excess > 0:
+            del hist_best[:excess], hist_median[:excess]
+        if generation <= self._warmup or generation - self._run_best_generation <= self.tolstagnation / 2:
             return False
-        if generation - self._run_best_generation <= self.tolstagnation / 2:
-            return False
+        length = max(self.tolstagnation / 10.0, len(hist_best) / 10.0)
         l = int(length)
-        if len(self._hist_best) <= 100 or 2 * l >= len(self._hist_best):
+        if length > generation or len(hist_best) <= 100 or 2 * l >= len(hist_best):
             return False
-        recent_b, older_b = self._hist_best[-l:], self._hist_best[-2 * l : -l]
-        recent_m, older_m = self._hist_median[-l:], self._hist_median[-2 * l : -l]
+        recent_b, older_b = hist_best[-l:], hist_best[-2 * l : -l]
+        recent_m, older_m = hist_median[-l:], hist_median[-2 * l : -l]
         return _median(recent_m) >= _median(older_m) and _median(recent_b) >= _median(older_b)
 
 
