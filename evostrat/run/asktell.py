@@ -41,11 +41,7 @@ from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.errors import (
-    InvalidArgumentError,
-    InvalidTypeError,
-    NonFiniteFitnessWarning,
-    PopulationMismatchError,
-    StateError,
+    InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError,
 )
 from evostrat.backends.points import as_search_point, resolve_backend
 
@@ -236,11 +232,12 @@ class AskTell:
             v = be.asarray(v, dtype=self.dtype)
         return v
 
-    def check_population(self, X: Any) -> None:
-        """Raise unless ``X`` is the population the last ``ask`` returned."""
+    def check_population(self, X: Any, asked: Any = None) -> None:
+        """Raise unless ``X`` is (or equals) the population the last ``ask`` returned,
+        as ``asked`` when the caller handed it out changed (mapped into bounds)."""
         if self._pending is None:
             raise StateError("tell() called without a pending ask(); call ask() first")
-        pending = self._pending
+        pending = self._pending if asked is None else asked
         if X is pending:
             return
         shape = getattr(X, "shape", None)

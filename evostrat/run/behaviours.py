@@ -64,14 +64,8 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 Array = Any
 
 __all__ = [
-    "Outcome",
-    "split_outcome",
-    "check_outcome",
-    "behaviour_spread",
-    "population_output",
-    "stack_candidates",
-    "leading_rows",
-    "behaviour_record",
+    "Outcome", "split_outcome", "check_outcome", "behaviour_spread", "population_output", "stack_candidates",
+    "leading_rows", "behaviour_record",
 ]
 
 

@@ -42,7 +42,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 
-__all__ = ["BoxBounds", "same_population"]
+__all__ = ["BoxBounds"]
 
 
 def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
@@ -87,17 +87,10 @@ class BoxBounds:
         self.upper = np.asarray(upper, dtype=np.float64)
         lo_ok, hi_ok = np.isfinite(self.lower), np.isfinite(self.upper)
         width = np.where(lo_ok & hi_ok, self.upper - self.lower, np.inf)
-        lo = np.where(lo_ok, self.lower, 0.0)
-        hi = np.where(hi_ok, self.upper, 0.0)
-        self._host = {
-            "lo_ok": lo_ok,
-            "hi_ok": hi_ok,
-            "both": lo_ok & hi_ok,
-            "lo": lo,
-            "hi": hi,
-            "al": np.minimum(width / 2, (1 + np.abs(lo)) / 20),
-            "au": np.minimum(width / 2, (1 + np.abs(hi)) / 20),
-        }
+        lo, hi = np.where(lo_ok, self.lower, 0.0), np.where(hi_ok, self.upper, 0.0)
+        self._host = dict(lo_ok=lo_ok, hi_ok=hi_ok, both=lo_ok & hi_ok, lo=lo, hi=hi, lower=self.lower,
+                          upper=self.upper, al=np.minimum(width / 2, (1 + np.abs(lo)) / 20),
+                          au=np.minimum(width / 2, (1 + np.abs(hi)) / 20))
         self._cache: dict[Any, dict[str, Any]] = {}
 
     @classmethod
@@ -146,14 +139,8 @@ class BoxBounds:
         key = (backend.name, dtype, device)
         if key in self._cache and not backend.traceable:
             return self._cache[key]
-        out = {}
-        for name, value in self._host.items():
-            if value.dtype == bool:
-                out[name] = backend.asarray(value, device=device)
-            else:
-                out[name] = backend.asarray(value, dtype=dtype, device=device)
-        out["lower"] = backend.asarray(self.lower, dtype=dtype, device=device)
-        out["upper"] = backend.asarray(self.upper, dtype=dtype, device=device)
+        out = {name: backend.asarray(value, dtype=None if value.dtype == bool else dtype, device=device)
+               for name, value in self._host.items()}
         if not backend.traceable:
             self._cache[key] = out
         return out
@@ -198,15 +185,3 @@ class BoxBounds:
     def __repr__(self) -> str:
         return f"BoxBounds(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
 
-
-def same_population(X: Any, asked: Array, backend: Backend, device: Any) -> bool:
-    """Whether ``X`` is (or equals, element by element) the population ``asked``."""
-    if X is asked:
-        return True
-    shape = getattr(X, "shape", None)
-    if shape is None or tuple(shape) != tuple(asked.shape):
-        return False
-    try:
-        return bool(backend.xp.all(backend.asarray(X, device=device) == asked))
-    except (TypeError, ValueError, RuntimeError):
-        return False

@@ -34,11 +34,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.errors import PopulationMismatchError, StateError
 from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
-from evostrat.run.bounds import BoxBounds, same_population
+from evostrat.run.bounds import BoxBounds
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
 from evostrat.run.state import RunState
 from evostrat.run.termination import Termination, default_max_generations, history_criteria
@@ -140,16 +139,7 @@ class Driver:
         Returns the fitness the strategy was told (``None`` for behaviours).
         """
         runner = self.runner
-        if self.bounds is None:
-            runner.check_population(X)
-        elif runner.pending is None:
-            raise StateError("tell() called without a pending ask(); call ask() first")
-        elif not same_population(X, self.asked, runner.backend, runner.device):
-            raise PopulationMismatchError(
-                f"X must be the population returned by the last ask(), of shape "
-                f"{tuple(self.asked.shape)}, in the same order; got {type(X).__name__} "
-                f"of shape {getattr(X, 'shape', None)}"
-            )
+        runner.check_population(X, None if self.bounds is None else self.asked)
         checked = runner.check_values(values, runner.popsize)
         if isinstance(checked, Outcome):
             runner.update(checked.behaviours)

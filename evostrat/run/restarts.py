@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import Params
+from evostrat.params import Interval, Params, StrOptions
 from evostrat.run.state import is_int
 from evostrat.run.termination import default_max_generations
 
@@ -125,30 +125,18 @@ class Restarts(Params):
         Seed of BIPOP's random choices (the estimator passes its own).
     """
 
-    def __init__(
-        self,
-        kind: str = "ipop",
-        max_restarts: int = 9,
-        incpopsize: float = 2.0,
-        random_state: int | None = None,
-    ) -> None:
+    parameter_constraints = {
+        "kind": [StrOptions(KINDS)],
+        "max_restarts": [Interval(numbers.Integral, 0, None)],
+        "incpopsize": [Interval(numbers.Real, 1, None, closed="neither")],
+    }
+
+    def __init__(self, kind: str = "ipop", max_restarts: int = 9, incpopsize: float = 2.0,
+                 random_state: int | None = None) -> None:
         self.kind = kind
         self.max_restarts = max_restarts
         self.incpopsize = incpopsize
         self.random_state = random_state
-
-    def validate(self) -> None:
-        """Raise a clear error naming ``restarts`` for a malformed schedule."""
-        if self.kind not in KINDS:
-            raise InvalidArgumentError(f"restarts kind must be one of {KINDS}, got {self.kind!r}")
-        m = self.max_restarts
-        if isinstance(m, bool) or not isinstance(m, numbers.Integral):
-            raise InvalidTypeError(f"restarts max_restarts must be an int >= 0, got {m!r}")
-        if m < 0:
-            raise InvalidArgumentError(f"restarts max_restarts must be an int >= 0, got {m}")
-        f = self.incpopsize
-        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not f > 1:
-            raise InvalidArgumentError(f"restarts incpopsize must be a number > 1, got {f!r}")
 
     def schedule_values(self) -> dict[str, Any]:
         """Where the schedule stands, as plain data (:data:`SCHEDULE_SCHEMA`)."""
@@ -171,7 +159,7 @@ class Restarts(Params):
     # -- the schedule -------------------------------------------------------------------
     def start(self, popsize0: int, dim: int) -> RunPlan:
         """The first run; resets the schedule."""
-        self.validate()
+        self.validate_params()
         self._popsize0, self._dim = int(popsize0), int(dim)
         self._rng = np.random.default_rng(self.random_state)
         self._large_runs = 0
@@ -227,5 +215,5 @@ def make_restarts(spec: Any, random_state: int | None = None) -> Restarts | None
         )
     if out.random_state is None:
         out.random_state = random_state
-    out.validate()
+    out.validate_params()
     return out

@@ -49,27 +49,17 @@ def is_reals(v: Any) -> bool:
     return isinstance(v, list) and all(map(is_real, v))
 
 
-def _is_reason(v: Any) -> bool:
-    return v is None or isinstance(v, str)
-
-
-def _is_pair(v: Any) -> bool:
-    return isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_int, v))
-
-
-def _is_records(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v)
-
-
 #: Field name -> (type check, what a checkpoint must hold). The plain-data part of
 #: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
 RUN_SCHEMA: dict[str, tuple[Any, str]] = {
     "best_f": (is_real, "a real number"),
     "n_evals": (is_int, "an int"),
     "n_generations": (is_int, "an int"),
-    "run_start": (_is_pair, "a pair of ints"),
-    "restarts": (_is_records, "a list of dicts"),
-    "stop_reason": (_is_reason, "a string or null"),
+    "run_start": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_int, v)),
+                  "a pair of ints"),
+    "restarts": (lambda v: isinstance(v, list)
+                 and all(isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v), "a list of dicts"),
+    "stop_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),
 }
 
 
