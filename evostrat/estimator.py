@@ -1,23 +1,15 @@
 """The ``ES`` estimator: scikit-learn's contract around any strategy.
 
-``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion
-holds and returns ``self`` with the fitted attributes ``x_``, ``fun_``,
-``n_evals_``, ``n_generations_``, ``history_``, ``stop_reason_`` and
-``strategy_`` (the :class:`~evostrat.run.asktell.AskTell` object of the run), and
-with ``restarts=`` also ``restarts_`` (one dict per run; see :mod:`evostrat.run.restarts`).
-``get_params``/``set_params``/``sklearn.base.clone`` work; strategy
-hyper-parameters are reached as ``strategy__<name>``.
-
-The same object offers stateful ask/tell: ``es.initialize(x0)``, then
-``X = es.ask()`` and ``es.tell(X, values)`` with values in the user's sense
-(maximised when ``maximize=True``).
-
-``ES`` is a thin shell: its parameters, the scikit-learn parameter protocol
-and the entry points. The run itself (the strategy runner, termination,
-restarts, bounds, best so far and history) is a
-:class:`~evostrat.run.driver.Driver` held in ``run_``; the fitted attributes
-read it. The factories ``make_strategy`` and ``make_evaluator`` are in
-:mod:`evostrat.plugins.factories` and re-exported here.
+``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion holds and
+sets the fitted attributes ``x_``, ``fun_``, ``n_evals_``, ``n_generations_``,
+``history_``, ``stop_reason_``, ``strategy_`` (the run's
+:class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_``;
+``es.initialize(x0)`` then ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand
+(values in the user's sense). ``ES`` holds the parameters (scikit-learn's protocol,
+strategy hyper-parameters as ``strategy__<name>``) and the entry points; the run is
+a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
+``make_strategy`` and ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are
+re-exported here.
 
 Examples
 --------
@@ -119,29 +111,13 @@ class ES(BaseEstimator):
     """
 
     def __init__(
-        self,
-        strategy: Any = "snes",
-        sigma0: Any = None,
-        popsize: int | None = None,
-        max_evals: int | None = None,
-        max_generations: int | None = None,
-        ftarget: float | None = None,
-        tolfun: float | None = 1e-11,
-        tolx: float | None = 1e-11,
-        tolfunhist: Any = "auto",
-        tolstagnation: Any = "auto",
-        tolflatfitness: Any = "auto",
-        maximize: bool = False,
-        bounds: Any = None,
-        restarts: Any = None,
-        backend: str = "auto",
-        device: Any = None,
-        dtype: Any = None,
-        evaluator: Any = "auto",
-        evaluator_options: dict | None = None,
-        nonfinite: str = "warn",
-        strategy_options: dict | None = None,
-        random_state: int | None = None,
+        self, strategy: Any = "snes", sigma0: Any = None, popsize: int | None = None,
+        max_evals: int | None = None, max_generations: int | None = None, ftarget: float | None = None,
+        tolfun: float | None = 1e-11, tolx: float | None = 1e-11, tolfunhist: Any = "auto",
+        tolstagnation: Any = "auto", tolflatfitness: Any = "auto", maximize: bool = False,
+        bounds: Any = None, restarts: Any = None, backend: str = "auto", device: Any = None,
+        dtype: Any = None, evaluator: Any = "auto", evaluator_options: dict | None = None,
+        nonfinite: str = "warn", strategy_options: dict | None = None, random_state: int | None = None,
         compiled_loop: Any = "auto",
     ) -> None:
         self.strategy = strategy
@@ -203,9 +179,9 @@ class ES(BaseEstimator):
     restarts_ = _fitted("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
     stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
-    def _fitted_run(self) -> Driver:
-        if "run_" not in vars(self):
-            raise AttributeError("this ES has not been fitted: call fit(objective, x0) or initialize(x0)")
+    def _fitted_run(self, error: type[Exception] = AttributeError) -> Driver:
+        if "run_" not in vars(self):  # AttributeError for the fitted attributes (scikit-learn's hasattr)
+            raise error("this ES has no run: call fit(objective, x0) or initialize(x0) first")
         return self.run_
 
     @property
@@ -228,14 +204,9 @@ class ES(BaseEstimator):
         self.run_ = Driver(self, x0)
         return self
 
-    def _check_started(self) -> Driver:
-        if "run_" not in vars(self):
-            raise StateError("call initialize(x0) or fit(objective, x0) before ask()/tell()")
-        return self.run_
-
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        return self._check_started().ask()
+        return self._fitted_run(StateError).ask()
 
     def tell(self, X: Any, values: Any) -> "ES":
         """Report the values of ``X`` (in the user's sense) and update.
@@ -244,20 +215,12 @@ class ES(BaseEstimator):
         behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
         and ``history_`` then hold is defined in :mod:`evostrat.run.behaviours`.
         """
-        self._check_started().tell(X, values)
+        self._fitted_run(StateError).tell(X, values)
         return self
 
     # -- fit ---------------------------------------------------------------------------------
-    def fit(
-        self,
-        objective: Callable,
-        x0: Any,
-        callbacks: Sequence[Callable[["ES"], Any]] | None = None,
-        *,
-        progress: Any = False,
-        checkpoint: Any = None,
-        checkpoint_every: int | None = None,
-    ) -> "ES":
+    def fit(self, objective: Callable, x0: Any, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
+            *, progress: Any = False, checkpoint: Any = None, checkpoint_every: int | None = None) -> "ES":
         """Minimise (or maximise) ``objective`` from ``x0``.
 
         Parameters
@@ -301,17 +264,9 @@ class ES(BaseEstimator):
         return self
 
     @classmethod
-    def resume(
-        cls,
-        path: Any,
-        objective: Callable,
-        callbacks: Sequence[Callable[["ES"], Any]] | None = None,
-        *,
-        progress: Any = False,
-        checkpoint: Any = True,
-        checkpoint_every: int | None = None,
-        **overrides: Any,
-    ) -> "ES":
+    def resume(cls, path: Any, objective: Callable, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
+               *, progress: Any = False, checkpoint: Any = True, checkpoint_every: int | None = None,
+               **overrides: Any) -> "ES":
         """Continue the run saved in the checkpoint ``path`` until it stops.
 
         With the same objective the result, ``history_`` (but its ``"time"``)

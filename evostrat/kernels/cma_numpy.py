@@ -1,30 +1,20 @@
 """The numpy kernel of :class:`~evostrat.strategies.cma_es.CMAES`.
 
-At d = 10 a CMA-ES generation is some eighty array operations on vectors of
-ten numbers, and their fixed cost (the Array API namespace, 0-d arrays for the
-scalars, ``lax.cond``-style branches as function calls) is most of the time. On
-numpy states the built-in plugin :mod:`evostrat.plugins.kernels` hands
-:class:`CMAES` this kernel, which runs the same generation and
+At d = 10 a CMA-ES generation is some eighty array operations on ten numbers, and
+their fixed cost (the Array API namespace, 0-d arrays for scalars, branches as
+function calls) is most of the time. On numpy states the built-in plugin
+:mod:`evostrat.plugins.kernels` hands :class:`CMAES` this kernel: numpy called
+directly (products through ``ndarray.dot``, constant factors per (dim, dtype) made
+once, clips as comparisons), the key derived in Python with the numpy backend's
+public helpers, a tie-free population ranked in Python, and C decomposed by LAPACK's
+``syevd`` (:func:`scipy.linalg.lapack.dsyevd`, what ``np.linalg.eigh`` calls). The
+read-outs ``sigma`` and ``stop`` of float64 states run on Python floats.
 
-- calls numpy directly (no namespace wrapper), with Python branches for the
-  lazy decomposition and the repair; products through ``ndarray.dot`` (the
-  BLAS call of ``@``, without the gufunc's overhead) and constant factors as
-  0-d arrays of the state's dtype (same value, cheaper broadcasting);
-- derives the key and seeds the generator in Python with the numpy backend's
-  public helpers (:func:`~evostrat.backends.base.splitmix64`,
-  :func:`~evostrat.backends.numpy.seeded_generator`);
-- ranks a tie-free population in Python and keeps the scalar part (step size,
-  ``h_sigma``, decay) on numpy scalars, with the per-(dim, dtype) factors
-  computed once per kernel and the clips written as comparisons;
-- decomposes C with LAPACK's ``syevd`` through :func:`scipy.linalg.lapack.dsyevd`
-  (the routine ``np.linalg.eigh`` calls, in double precision, without its checks).
-
-The arithmetic is the generic steps', operation for operation and in the same
-order (tutorial eqs. 39-47, :mod:`evostrat.strategies.cma_base`), so both paths
-give bit-identical states; ``tests/test_cma_numpy.py`` checks that over whole
-runs, lazy and every-generation, float32 and float64, with ties, NaN and
-out-of-range candidates. Set ``CMAES.numpy_kernel = False`` (on the class or an
-instance) to run the generic steps instead.
+The arithmetic is the generic steps', operation for operation and in the same order
+(:mod:`evostrat.strategies.cma_base`), so both paths give bit-identical states and
+read-outs; ``tests/test_cma_numpy.py`` checks that over whole runs, lazy and
+every-generation, float32 and float64, with ties, NaN and out-of-range candidates.
+Set ``CMAES.numpy_kernel = False`` (on the class or an instance) for the generic steps.
 
 Examples
 --------
@@ -72,9 +62,9 @@ _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 
 def kernel(strategy: CMAES) -> Kernel:
     """The kernel bound to ``strategy`` (what the built-in plugin returns)."""
-    # what the kernel keeps: the strategy, its factors per (dim, dtype), made once, the
-    # host copies of the last state's read-outs (``sigma`` then ``stop`` share them) and
-    # the thresholds of ``stop`` for the last ``(std0, log_scale)``
+    # what the kernel keeps: the strategy, its factors per (dim, dtype), made once, the last
+    # state's sigma and max C_jj (``sigma`` then ``stop`` read them) and what ``stop``
+    # compares with for the last (std0, log_scale)
     ctx = SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(_factors, strategy)),
                           last=(None, None), bounds=(None, None, None))
     return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=partial(sigma, ctx),
@@ -112,22 +102,20 @@ def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
     """pycma's CMA criteria, as :meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>`
     computes them, on Python floats for float64 states.
 
-    Each criterion's usual answer is proven from bounds first, and the
-    element-wise test runs only where they do not decide: ``sqrt`` and products
-    with ``sigma > 0`` are monotone, so ``std_j`` lies between its values at the
-    least and the largest ``C_jj``; an addend of at least ``||mean|| 2^-51``
-    (above the float spacing around every ``mean_j``) changes each ``mean_j``;
-    ``noeffectaxis`` fails as soon as axis ``i`` moves ``mean_i``. The axis is column
-    ``i`` of ``B`` scaled by ``D_i`` (the generic ``B @ where(pick, D, 0)`` adds exact
-    zeros to that product). ``tolupsigma``'s ``log(sigma / max D) - log_scale >
-    log(max std0 tolupsigma)`` is decided on ``sigma / max D`` against the exponential
-    of the right-hand side widened by 1e-9, and in numpy's logarithms within it.
+    Bounds decide the usual answer, the element-wise test runs only where they do not:
+    ``std_j`` is at least its value at the least ``C_jj`` (``sqrt`` and products with
+    ``sigma > 0`` are monotone), and an addend of at least ``||mean|| 2^-51`` exceeds
+    the float spacing around every ``mean_j``; ``noeffectaxis`` fails once axis ``i``
+    moves ``mean_i`` (the axis is column ``i`` of ``B`` times ``D_i``: the generic
+    ``B @ where(pick, D, 0)`` adds exact zeros); ``tolupsigma`` compares ``sigma / max D``
+    with the exponential of its threshold widened by 1e-9, and numpy's logarithms within.
     """
     host, diag = _host(ctx, state), state.diag_C
     if host is None:
         return _stop_arrays(ctx.strategy, state)
     (s, high), D, low = host, state.D.tolist(), diag.item(diag.argmin())
-    d_min, d_max = min(D), max(D)
+    ranked = sorted(D)  # one pass over a sorted D (eigenvalues come sorted); the sum finds NaN
+    d_min, d_max = ranked[0], ranked[-1]
     if not (d_min > 0.0 and sum(D) < math.inf and low >= 0.0 and 0.0 < s < math.inf):
         return _stop_arrays(ctx.strategy, state)  # NaN, inf or 0 in D, a negative C_jj...
     if ctx.bounds[0] is not state.std0 or ctx.bounds[1] is not state.log_scale:
@@ -149,8 +137,8 @@ def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
             if any(m + 0.2 * (s * math.sqrt(x)) == m for m, x in zip(state.mean.tolist(), diag.tolist())):
                 out = dict(out, noeffectcoord=True)
     if up is not None:
-        ratio = s / d_max
-        if ratio > up_hi or (ratio >= up_lo and np.log(state.sigma) - np.log(state.D.max()) - state.log_scale > up):
+        ratio = s / d_max  # numpy's logarithms decide between up_lo and up_hi
+        if ratio > up_hi or ratio >= up_lo and np.log(s) - np.log(state.D.max()) - state.log_scale > up:
             out = dict(out, tolupsigma=True)
     if s * math.sqrt(high) > fac_min and any(s * math.sqrt(x) > t for x, t in zip(diag.tolist(), fac)):
         out = dict(out, tolfacupx=True)
@@ -175,7 +163,7 @@ def _bounds(strategy: CMAES, state: CMAESState) -> tuple[Any, ...]:
 
 
 def _stop_arrays(strategy: CMAES, state: CMAESState) -> dict[str, Any]:
-    """:func:`stop` in numpy (float32 states, NaN)."""
+    """:func:`stop` in numpy (float32, NaN...)."""
     mean, s, D = state.mean, state.sigma, state.D
     std = s * np.sqrt(state.diag_C)
     d_max = D.max()

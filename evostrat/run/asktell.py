@@ -55,9 +55,8 @@ def state_to_numpy(state: Any, backend: Backend, prefix: str = "") -> dict[str, 
     return {name: np.array(v, copy=True) for name, v in named_leaves(backend.to_host(state), prefix)}
 
 
-def state_from_numpy(
-    template: Any, arrays: dict[str, np.ndarray], backend: Backend, device: Any, prefix: str = ""
-) -> Any:
+def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Backend, device: Any,
+                     prefix: str = "") -> Any:
     """Inverse of :func:`state_to_numpy`, shaped like ``template``."""
     values = []
     for field, value in zip(field_names(template), template):
@@ -108,17 +107,8 @@ class AskTell:
         Candidates told so far.
     """
 
-    def __init__(
-        self,
-        strategy: Any,
-        x0: Any,
-        random_state: int | None = None,
-        *,
-        backend: Any = "auto",
-        dtype: Any = None,
-        device: Any = None,
-        nonfinite: str = "warn",
-    ) -> None:
+    def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
+                 dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
             raise InvalidTypeError(
                 f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}"

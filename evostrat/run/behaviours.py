@@ -27,14 +27,10 @@ any of the forms above for the whole population (vectorised), or per candidate
 a number (``k = 1``), a vector ``(k,)``, or ``(fitness, behaviour_vector)`` as a
 tuple, dict or :class:`Outcome`; the evaluators stack them.
 
-What ``ES`` records for behaviour strategies (see :func:`record_generation`):
-with fitness, ``fun_``/``x_`` are the best fitness seen and its candidate, as
-for every strategy; without fitness, ``x_`` is the centre of the search
-distribution after the last generation (the evolvable point) and ``fun_`` the
-behavioural spread ``sum_k Var_i[B_ik]`` of its last population (in the
-behaviours' own units; larger is more evolvable). Every ``history_`` entry gets
-``behaviour_var`` (that spread), ``behaviour_dims`` (``k``) and ``objective``
-(the strategy's own statistic, the value whose gradient it ascends).
+What ``ES`` records for behaviour strategies is :func:`behaviour_record`'s: with
+fitness, ``fun_``/``x_`` are the best fitness seen and its candidate; without,
+``x_`` is the distribution's centre (the evolvable point) and ``fun_`` the
+behavioural spread of the last population.
 
 Examples
 --------
@@ -241,13 +237,11 @@ def leading_rows(out: Any) -> int | None:
 def behaviour_record(runner: Any, outcome: Outcome) -> dict[str, Any]:
     """The history columns of a behaviour generation, after the strategy was told it.
 
-    ``behaviour_var`` (the population's spread ``sum_k Var_i[B_ik]``),
-    ``behaviour_dims`` (``k``) and ``objective`` (the strategy's own statistic,
-    :meth:`~evostrat.strategies.base.Strategy.evolvability`). With fitness the
-    driver records the generation as for every strategy and adds these; without,
-    ``x_`` is the distribution's mean and ``fun_`` the spread, and only budgets,
-    ``tolx`` and the strategy's own criteria can stop the run (``ftarget`` needs
-    fitness).
+    ``behaviour_var`` (the population's spread ``sum_k Var_i[B_ik]``, in the behaviours'
+    units; larger is more evolvable), ``behaviour_dims`` (``k``) and ``objective`` (the
+    statistic whose gradient the strategy ascends,
+    :meth:`~evostrat.strategies.base.Strategy.evolvability`). Without fitness only
+    budgets, ``tolx`` and the strategy's own criteria can stop the run.
     """
     be = runner.backend
     return {

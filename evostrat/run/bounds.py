@@ -177,11 +177,6 @@ class BoxBounds:
             a["hi_ok"] & (x > hi - au), hi + au - 2.0 * xp.sqrt(au * xp.maximum(hi - x, 0.0)), y
         )
 
-    def contains(self, x: Any) -> bool:
-        """Whether every row of ``x`` lies in the box."""
-        host = np.asarray(get_backend(x).to_numpy(x), dtype=np.float64)
-        return bool(np.all((host >= self.lower) & (host <= self.upper)))
-
     def __repr__(self) -> str:
         return f"BoxBounds(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
 

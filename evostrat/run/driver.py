@@ -1,20 +1,17 @@
 """The one run driver: ask -> evaluate -> tell -> record, for every kind of run.
 
 :class:`Driver` is the only code that tells a strategy its values during a run
-(the stateful ``ES.ask``/``ES.tell``, ``ES.fit`` on the host, and the compiled
-JAX chunks of :mod:`evostrat.run.compiled`, whose generations it records from
-one transfer per chunk). Everything else is an option or an observer of it:
-
-- **bounds** map candidates into the box (:mod:`evostrat.run.bounds`);
-- **restarts** start the next run when a local criterion ends one
-  (:mod:`evostrat.run.restarts`), as the step after ``record``;
-- **behaviour strategies** are recorded by the same ``record`` step, with the
-  behaviour statistics added (:mod:`evostrat.run.behaviours`);
-- **callbacks, progress and checkpoints** observe it between generations
-  (:class:`~evostrat.callbacks.hooks.RunHooks`) and never change the trajectory.
-
-What the driver advances is the run value (:class:`~evostrat.run.state.RunState`)
-and the strategy state inside the :class:`~evostrat.run.asktell.AskTell` runner.
+(``ES.ask``/``ES.tell``, ``ES.fit`` on the host, and the compiled JAX chunks of
+:mod:`evostrat.run.compiled`, whose generations it records from one transfer per
+chunk). It advances the run value (:class:`~evostrat.run.state.RunState`) and the
+strategy state in its :class:`~evostrat.run.asktell.AskTell` runner; everything else
+is an option or an observer: **bounds** map candidates into the box
+(:mod:`evostrat.run.bounds`), **restarts** start the next run when a local criterion
+ends one, as the step after ``record`` (:mod:`evostrat.run.restarts`), **behaviour
+strategies** are recorded by the same ``record`` with their statistics added
+(:mod:`evostrat.run.behaviours`), and **callbacks, progress and checkpoints** observe
+it between generations (:class:`~evostrat.callbacks.hooks.RunHooks`) without
+changing the trajectory.
 
 Examples
 --------
@@ -96,28 +93,20 @@ class Driver:
             if plan.run > 0 and seed is not None:
                 seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0)
-        self.runner = AskTell(
-            strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
-            device=s.device, nonfinite=s.nonfinite,
-        )
+        self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
+                              device=s.device, nonfinite=s.nonfinite)
         dim, lam = self.runner.dim, self.runner.popsize
         if self.restarts is not None and plan is None:
             plan = self.restarts.start(lam, dim)
-        if plan is not None:
-            max_generations = plan.max_generations  # the run's own maxiter (local)
-        else:
-            max_generations = s.max_generations
-            if max_generations is None and s.max_evals is None:
-                max_generations = default_max_generations(dim, lam)
-        history = history_criteria(
-            strategy.termination_defaults, dim, lam, tolfunhist=s.tolfunhist,
-            tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness,
-        )
+        max_generations = s.max_generations if plan is None else plan.max_generations  # a run's own (local)
+        if max_generations is None and s.max_evals is None:
+            max_generations = default_max_generations(dim, lam)
+        history = history_criteria(strategy.termination_defaults, dim, lam, tolfunhist=s.tolfunhist,
+                                   tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
         self.termination = Termination(
-            max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget,
-            tolfun=s.tolfun, tolx=s.tolx, maximize=self.maximize,
-            history_length=10 + math.ceil(30 * dim / lam), dim=dim, popsize=lam, **history,
-        )
+            max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
+            tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
+            popsize=lam, **history)
         self.state.plan = plan
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
@@ -152,14 +141,8 @@ class Driver:
         return told
 
     # -- record one generation -----------------------------------------------------------------
-    def record(
-        self,
-        values: np.ndarray | None,
-        candidate: Callable[[int], Any],
-        sigma: float,
-        stops: Callable[[], dict[str, Any]],
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+    def record(self, values: np.ndarray | None, candidate: Callable[[int], Any], sigma: float,
+               stops: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
         """Best so far, history entry and termination after one generation.
 
         ``values`` are the generation's values in the user's sense on the host

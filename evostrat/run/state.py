@@ -57,8 +57,8 @@ RUN_SCHEMA: dict[str, tuple[Any, str]] = {
     "n_generations": (is_int, "an int"),
     "run_start": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_int, v)),
                   "a pair of ints"),
-    "restarts": (lambda v: isinstance(v, list)
-                 and all(isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v), "a list of dicts"),
+    "restarts": (lambda v: isinstance(v, list) and all(
+        isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v), "a list of dicts"),
     "stop_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),
 }
 

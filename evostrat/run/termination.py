@@ -91,19 +91,10 @@ class Termination:
     """Stateful checker of the run-level criteria (one per run)."""
 
     def __init__(
-        self,
-        max_evals: int | None = None,
-        max_generations: int | None = None,
-        ftarget: float | None = None,
-        tolfun: float | None = 1e-11,
-        tolx: float | None = 1e-11,
-        maximize: bool = False,
-        history_length: int = 10,
-        tolfunhist: float | None = None,
-        tolstagnation: int | None = None,
-        tolflatfitness: int | None = None,
-        dim: int = 1,
-        popsize: int = 1,
+        self, max_evals: int | None = None, max_generations: int | None = None, ftarget: float | None = None,
+        tolfun: float | None = 1e-11, tolx: float | None = 1e-11, maximize: bool = False,
+        history_length: int = 10, tolfunhist: float | None = None, tolstagnation: int | None = None,
+        tolflatfitness: int | None = None, dim: int = 1, popsize: int = 1,
     ) -> None:
         self.max_evals = _check_int("max_evals", max_evals, 1)
         self.max_generations = _check_int("max_generations", max_generations, 1)
@@ -152,15 +143,8 @@ class Termination:
         self._run_best_generation = int(values["run_best_generation"])
         self._flat_generations = int(values["flat_generations"])
 
-    def check(
-        self,
-        generation: int,
-        n_evals: int,
-        best: float,
-        values: Sequence[float],
-        sigma: float,
-        presorted: bool = False,
-    ) -> str | None:
+    def check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
+              presorted: bool = False) -> str | None:
         """The first criterion that holds, or ``None``.
 
         ``best`` and ``values`` are in the user's sense (maximised when
