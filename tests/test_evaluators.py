@@ -303,6 +303,65 @@ def test_objective_error_names_candidate_with_traceback(pool_kind, process_pool)
     assert "in objective" in err.traceback and 'raise ValueError(f"boom on {index}")' in err.traceback
 
 
+def base_exception_on(index: int, kind: str):
+    """Raise a BaseException that is not an Exception (``SystemExit(3)``, ...) on candidate ``index``."""
+    def objective(x):
+        if int(x[0]) == index:
+            if kind == "exit":
+                raise SystemExit(3)
+            if kind == "interrupt":
+                raise KeyboardInterrupt("raised by the objective")
+            raise GeneratorExit("a BaseException of another kind")
+        return float(x[0])
+
+    return objective
+
+
+@pytest.mark.parametrize("kind, name", [("exit", "SystemExit: 3"), ("interrupt", "KeyboardInterrupt"),
+                                        ("other", "GeneratorExit")])
+@pytest.mark.parametrize("pool_kind", ["processes", "threads", "serial", "vectorized"])
+def test_base_exceptions_from_the_objective_name_the_candidate(kind, name, pool_kind, process_pool):
+    """SystemExit, KeyboardInterrupt, ... in an objective become ObjectiveError with the index.
+
+    Locally (``serial``), a KeyboardInterrupt is the driver's own and interrupts the run.
+    """
+    objective = base_exception_on(5, kind)
+    local = pool_kind in ("serial", "vectorized")
+    if pool_kind == "processes":
+        ev = ExecutorEvaluator(process_pool, chunksize=2)
+    elif pool_kind == "threads":
+        ev = ExecutorEvaluator(cf.ThreadPoolExecutor(2), chunksize=2)
+    else:
+        ev = registry("evaluators")[pool_kind]()
+    if pool_kind == "vectorized":  # the whole population at once: the row is unknown
+        def objective(X, per_row=objective):
+            return np.array([per_row(x) for x in X])
+    if local and kind == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            ev.evaluate(objective, indexed_population(8), NUMPY)
+        return
+    with pytest.raises(ObjectiveError, match=name) as info:
+        ev.evaluate(objective, indexed_population(8), NUMPY)
+    err = info.value
+    assert type(err.__cause__).__name__ == name.split(":")[0]
+    if kind == "exit":
+        assert err.__cause__.code == 3
+    if pool_kind != "vectorized":
+        assert err.index == 5 and "candidate 5" in str(err)
+    if not local:
+        assert "in objective" in err.traceback
+        # the pool still works
+        assert ev.evaluate(shifted_sphere(), np.zeros((2, 2)), NUMPY).tolist() == [0.125, 0.125]
+
+
+@pytest.mark.parametrize("evaluator", ["serial", "executor"])
+def test_system_exit_in_the_objective_does_not_end_the_program(evaluator):
+    es = ES("cma_es", sigma0=0.1, max_generations=3, random_state=0, evaluator=evaluator,
+            evaluator_options={"max_workers": 1} if evaluator == "executor" else None)
+    with pytest.raises(ObjectiveError, match=r"candidate 0: SystemExit: 3"):
+        es.fit(base_exception_on(0, "exit"), np.zeros(2))
+
+
 def test_unpicklable_exception_still_reports_index_and_text(process_pool):
     def objective(x):
         class Local(Exception):  # a class the driver cannot unpickle

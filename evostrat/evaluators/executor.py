@@ -5,7 +5,9 @@ The default pool is loky's (vendored by joblib): it serialises with cloudpickle
 JAX threads), replaces a worker whose memory grew by more than 300 MB, and is
 shut down by :meth:`ExecutorEvaluator.close` at the end of ``ES.fit``. A given
 executor (thread or process pool, Dask's ``client.get_executor()``,
-``mpi4py.futures.MPIPoolExecutor``) is never shut down by evostrat. Scripts
+``mpi4py.futures.MPIPoolExecutor``) is never shut down by evostrat. An interrupt
+(``KeyboardInterrupt``) kills the owned pool's workers at once; a given executor's
+futures are cancelled and not waited for. Scripts
 using process pools need the usual ``if __name__ == "__main__":`` guard.
 
 Examples
@@ -120,8 +122,14 @@ class ExecutorEvaluator(ChunkedEvaluator):
         if pool is not None:
             pool.shutdown(wait=True)
 
+    def _abandon(self, futures: Any) -> None:
+        """Cancel ``futures`` and kill an owned pool (a given executor is never stored in ``_pool``)."""
+        for future in futures:
+            future.cancel()
+        self._kill_pool()
+
     def _kill_pool(self) -> None:
-        """Stop an owned pool whose workers are stuck or dead (timeout backstop, crash)."""
+        """Stop an owned pool, not waiting for its workers (stuck, dead or interrupted)."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -152,16 +160,17 @@ class ExecutorEvaluator(ChunkedEvaluator):
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed
-        futures = [
-            pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
-                        a if plain else 0, options)
-            for a, b in chunks
-        ]
-        done, pending = cf.wait(futures, timeout=self.backstop(chunks))
+        futures: list[cf.Future] = []
+        try:
+            for a, b in chunks:
+                futures.append(pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
+                                           a if plain else 0, options))
+            done, pending = cf.wait(futures, timeout=self.backstop(chunks))
+        except BaseException:  # KeyboardInterrupt in the driver: stop now, never wait for workers
+            self._abandon(futures)
+            raise
         if pending:
-            for future in pending:
-                future.cancel()
-            self._kill_pool()  # an owned pool only: a given executor is never stored in _pool
+            self._abandon(pending)
             raise self.timed_out(chunks, futures, pending)
         results = []
         for (start, stop), future in zip(chunks, futures):

@@ -8,8 +8,10 @@ carrying ``objective.vectorized = True/False``) as marked, else calls
 shape ``(popsize,)``. ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
 take options through ``evaluator_options``. For strategies that need behaviours
 ``ES.fit`` sets ``evaluator.behaviours = True`` (:mod:`evostrat.run.behaviours`).
-An exception raised by the objective is re-raised as
-:class:`~evostrat.errors.ObjectiveError` naming the candidate, chained to the original.
+An exception raised by the objective (``SystemExit`` too; a ``KeyboardInterrupt``
+interrupts the run) is re-raised as :class:`~evostrat.errors.ObjectiveError` naming
+the candidate, chained to the original. The objective gets copies (:func:`unshared`):
+modifying them in place changes neither the population told nor ``x_``.
 
 Examples
 --------
@@ -36,7 +38,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveErr
 from evostrat.params import Params
 
 __all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized",
-           "collect", "real_value"]
+           "collect", "real_value", "unshared"]
 
 Array = Any
 
@@ -55,6 +57,19 @@ def vectorized(objective: Callable) -> Callable:
     """
     objective.vectorized = True  # type: ignore[attr-defined]
     return objective
+
+
+def unshared(x: Array) -> Array:
+    """A copy of ``x`` (numpy, torch) for the objective to modify at will; immutable arrays as they are.
+
+    A read-only view would cost less but turn objectives that work (``x -= 1``) into
+    errors, and torch has none; rows are copied one by one (a torch row view can be
+    ``resize_``-d over the next row).
+    """
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    clone = getattr(x, "clone", None)  # torch; JAX arrays cannot be modified
+    return x if clone is None else clone()
 
 
 def real_value(value: Any, index: int) -> float:
@@ -130,8 +145,10 @@ class VectorizedEvaluator(Evaluator):
     def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
         n = X.shape[0]
         try:
-            out = objective(X)
-        except Exception as err:
+            out = objective(unshared(X))
+        except KeyboardInterrupt:  # the driver was interrupted: the run stops
+            raise
+        except BaseException as err:  # SystemExit too: never end the program quietly
             raise ObjectiveError(
                 f"objective raised while evaluating the population of {n} candidates "
                 f"(vectorised): {type(err).__name__}: {err}"
@@ -169,8 +186,10 @@ class SerialEvaluator(Evaluator):
         values = []
         for i in range(X.shape[0]):
             try:
-                out = objective(X[i])
-            except Exception as err:
+                out = objective(unshared(X[i]))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:
                 raise ObjectiveError(
                     f"objective raised on candidate {i}: {type(err).__name__}: {err}", index=i
                 ) from err
@@ -210,12 +229,14 @@ class AutoEvaluator(Evaluator):
 
         n = X.shape[0]
         try:
-            out = objective(X)
+            out = objective(unshared(X))
             if self.behaviours:
                 fits = leading_rows(out) == n
             else:
                 fits = tuple(getattr(out, "shape", np.shape(out))) == (n,)
-        except Exception:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
             fits = False
         # popsize == dim: a per-candidate objective reducing over axis 0 also returns
         # popsize values; behaviour rows are always compared
@@ -231,7 +252,7 @@ class AutoEvaluator(Evaluator):
         from evostrat.run.behaviours import split_outcome
 
         try:
-            first = objective(X[0])
+            first = objective(unshared(X[0]))
         except Exception:  # noqa: BLE001 - only a population is accepted: vectorised
             return True
         try:

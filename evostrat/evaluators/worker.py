@@ -2,8 +2,10 @@
 
 :func:`run_chunk` is the one function every remote evaluator ships (workers import
 ``evostrat``). It returns the values and at most one :class:`Failure` (the first
-candidate that raised, returned a non-number or ran past ``timeout``, with its
-traceback), which the driver re-raises (:mod:`evostrat.evaluators.failures`).
+candidate that raised, ``SystemExit`` and ``KeyboardInterrupt`` too, returned a
+non-number or ran past ``timeout``, with its traceback), which the driver
+re-raises (:mod:`evostrat.evaluators.failures`). The objective gets copies
+(:func:`~evostrat.evaluators.local.unshared`): with thread pools the rows are the driver's.
 
 Examples
 --------
@@ -33,7 +35,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from evostrat.backends import get_backend, to_host
-from evostrat.evaluators.local import real_value
+from evostrat.evaluators.local import real_value, unshared
 from evostrat.evaluators.replay import NeedState
 
 __all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "run_chunk"]
@@ -188,7 +190,7 @@ def run_chunk(
         i, kind = start + j, "raised"
         try:
             with _deadline(options.timeout):
-                out = objective(rows[j])
+                out = objective(unshared(rows[j]))
             kind = "invalid"  # InvalidTypeError, re-raised on the driver
             if outputs is not None:
                 outputs.append(to_host(out))
@@ -196,7 +198,7 @@ def run_chunk(
                 values[j] = real_value(out, i)
         except CandidateTimeout as err:
             return _failed("timeout", i, start, stop, values, err)
-        except Exception as err:  # noqa: BLE001 - reported to the driver with its traceback
+        except BaseException as err:  # noqa: BLE001 - SystemExit too: reported to the driver
             return _failed(kind, i, start, stop, values, err)
     return ChunkResult(start, stop, values, outputs=outputs)
 
@@ -206,7 +208,7 @@ def _run_vectorized(fn: Callable, rows: Any, start: int, stop: int, values: np.n
     n, kind = stop - start, "raised"
     try:
         with _deadline(None if options.timeout is None else options.timeout * n):
-            out = fn(rows)
+            out = fn(unshared(rows))
         kind = "invalid"
         if options.behaviours:  # stacked and checked on the driver
             return ChunkResult(start, stop, values, outputs=[to_host(out)])
@@ -218,7 +220,7 @@ def _run_vectorized(fn: Callable, rows: Any, start: int, stop: int, values: np.n
             )
     except CandidateTimeout as err:
         return _failed("timeout", None, start, stop, values, err)
-    except Exception as err:  # noqa: BLE001
+    except BaseException as err:  # noqa: BLE001
         return _failed(kind, None, start, stop, values, err)
     values[:] = arr
     return ChunkResult(start, stop, values)
