@@ -37,7 +37,7 @@ from typing import Any
 from evostrat.callbacks.base import Callback
 from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["FORMAT", "VERSION", "Checkpointer", "save_checkpoint", "load_checkpoint",
     "read_checkpoint", "checkpoint_info", "RUNTIME_PARAMS"]
@@ -79,20 +79,22 @@ def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
     or foreign file.
     """
     meta, arrays = read_checkpoint(path)
-    return restore(meta, arrays, **overrides)
+    try:
+        return restore(meta, arrays, **overrides)
+    except CheckpointError as err:
+        raise CheckpointError(f"checkpoint {os.fspath(path)!r}: {err}") from err
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data."""
     meta, _ = read_checkpoint(path)
-    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
-    state = meta.get("state", {})
+    run, state, user = (meta.get(key) if isinstance(meta.get(key), dict) else {} for key in ("run", "state", "user"))
     return {
         "format": meta["format"], "version": meta["version"],
         "evostrat_version": meta.get("evostrat_version"), "created": meta.get("created"),
         "strategy": state.get("strategy"), "backend": state.get("backend"),
         **{key: run.get(key) for key in ("n_generations", "n_evals", "stop_reason")},
-        "checkpoint_every": meta.get("checkpoint_every"), "user": meta.get("user", {}),
+        "checkpoint_every": meta.get("checkpoint_every"), "user": user,
     }
 
 

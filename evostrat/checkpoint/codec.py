@@ -136,10 +136,11 @@ def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.nd
         return np.random.Generator(bitgen)
     if tag == "__runplan__":
         from evostrat.run.restarts import RunPlan
+        from evostrat.run.state import is_int, is_real
 
-        fields = dec(data["__runplan__"])
-        names = {f.name for f in dataclasses.fields(RunPlan)}
-        if not isinstance(fields, dict) or set(fields) != names:
+        fields, types = dec(data["__runplan__"]), {"int": is_int, "float": is_real, "str": lambda v: isinstance(v, str)}
+        spec = {f.name: types[f.type] for f in dataclasses.fields(RunPlan)}
+        if not isinstance(fields, dict) or set(fields) != set(spec) or not all(ok(fields[k]) for k, ok in spec.items()):
             raise CheckpointError(f"checkpoint holds a malformed restart plan: {fields!r}")
         return RunPlan(**fields)
     raise CheckpointError(f"checkpoint holds an unknown tag {tag!r}")  # pragma: no cover

@@ -6,8 +6,13 @@ the canonical metadata and of every array; each ``arrays/<name>.npy`` holds one
 numeric array, uncompressed. Reading checks the tag, the version, the members
 against the index, each array's dtype and shape and the digest, with
 ``allow_pickle=False``: nothing in a checkpoint is ever code (the digest detects
-corruption and edits; an attacker could recompute it). Writing is atomic (a
-temporary file, flushed, then :func:`os.replace`): a crash never leaves a torn file.
+corruption and edits; an attacker could recompute it). Sizes are bounded before
+anything is read: the zip's declared sizes against the file's, each ``.npy``
+header against the index and its member, ``metadata.json`` to
+:data:`MAX_METADATA_BYTES` inflated and :data:`MAX_DEPTH` levels of nesting, so
+memory stays within the file's size plus that bound. Every failure to read is a
+:class:`~evostrat.errors.CheckpointError` naming the file and the cause. Writing
+is atomic (:func:`atomic_file`): a crash never leaves a torn file.
 
 Examples
 --------
@@ -27,24 +32,29 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import re
-import tempfile
+import secrets
 import zipfile
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "write_checkpoint", "read_checkpoint", "payload_digest"]
+__all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "write_checkpoint", "read_checkpoint",
+           "payload_digest", "atomic_file", "remove_stale_temps"]
 
 FORMAT = "evostrat-checkpoint"
 VERSION = 2
 METADATA = "metadata.json"
+#: Largest ``metadata.json`` read (bytes, inflated) and deepest nesting of its JSON.
+MAX_METADATA_BYTES = 64 << 20
+MAX_DEPTH = 64
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 _KINDS = "biufc"  # bool, signed/unsigned int, float, complex
-_MAX_METADATA = 1 << 30  # bytes of JSON, uncompressed
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def _check_name(name: str) -> None:
@@ -71,13 +81,66 @@ def payload_digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _temp_pattern(path: str, prefix: str) -> tuple[str, str]:
+    folder, name = os.path.split(os.path.abspath(path))
+    return folder, f"{prefix}{name[:64]}-"
+
+
+def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
+    """Remove the temporary files that killed writes of ``path`` left next to it.
+
+    Only regular files named as :func:`atomic_file` names them for ``path``
+    (``<prefix><name>-<12 hex digits>.tmp``) go; links and anything else stay.
+    """
+    folder, stem = _temp_pattern(os.fspath(path), prefix)
+    ours = re.compile(re.escape(stem) + r"[0-9a-f]{12}\.tmp")
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if ours.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, prefix: str = ".ckpt-") -> Iterator[BinaryIO]:
+    """A new binary file that atomically replaces ``path`` when the block ends without error.
+
+    The file is created next to ``path`` under a fresh random name with ``O_EXCL``
+    (a file or link planted there is never opened), flushed to disk and renamed over
+    ``path`` with :func:`os.replace`, which replaces a link at ``path`` instead of
+    writing through it; on an error it is removed. Leftovers of killed writes are
+    removed first (:func:`remove_stale_temps`).
+    """
+    folder, stem = _temp_pattern(os.fspath(path), prefix)
+    remove_stale_temps(path, prefix)
+    tmp = os.path.join(folder, f"{stem}{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where the platform allows
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
 def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write ``meta`` (JSON-serialisable) and ``arrays`` to ``path`` atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Target file; its folder must exist (replaced atomically, see above).
+        Target file; its folder must exist (replaced atomically, see :func:`atomic_file`).
     meta : dict
         Plain data (``dict``/``list``/``str``/numbers/``None``); the keys
         ``format``, ``version``, ``arrays`` and ``sha256`` are set here.
@@ -97,29 +160,12 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
         text = json.dumps(meta, allow_nan=True).encode("utf-8")
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint metadata is not plain JSON data: {err}") from err
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w") as zf:
-                zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
-                for name, a in arrays.items():
-                    buf = io.BytesIO()
-                    np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
-                    zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the platform allows
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    with atomic_file(path) as raw, zipfile.ZipFile(raw, "w") as zf:
+        zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
+            zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -128,75 +174,81 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     Raises
     ------
     CheckpointError
-        When the file is missing, not a checkpoint, of another format version,
-        has unexpected members or arrays, or fails the SHA-256 check.
+        Naming the file and the cause, whatever fails: a missing file, not a
+        checkpoint, damaged bytes, another format version, oversized or
+        unexpected members or arrays, or a failed SHA-256 check.
     """
     where = os.fspath(path)
     if not os.path.isfile(where):
         raise CheckpointError(f"checkpoint {where!r} does not exist or is not a file")
     try:
-        zf = zipfile.ZipFile(where, "r")
-    except (zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(f"{where!r} is not an evostrat checkpoint (not a zip archive: {err})") from err
-    with zf:
-        infos = {info.filename: info for info in zf.infolist()}
-        if METADATA not in infos:
-            raise CheckpointError(f"{where!r} is not an evostrat checkpoint (no {METADATA})")
-        if infos[METADATA].file_size > _MAX_METADATA:
-            raise CheckpointError(f"checkpoint {where!r} has an oversized {METADATA}")
-        try:
-            meta = json.loads(zf.read(METADATA).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as err:
-            raise CheckpointError(f"checkpoint {where!r} has unreadable metadata: {err}") from err
-        _check_header(meta, where)
-        index = meta["arrays"]
-        expected = {METADATA} | {f"arrays/{name}.npy" for name in index}
-        extra = sorted(set(infos) - expected)
-        missing = sorted(expected - set(infos))
-        if extra or missing:
-            raise CheckpointError(
-                f"checkpoint {where!r} does not match its index: unexpected members {extra}, "
-                f"missing members {missing}"
-            )
-        arrays = {}
-        for name, spec in index.items():
-            _check_name(name)
-            info = infos[f"arrays/{name}.npy"]
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise CheckpointError(f"checkpoint array {name!r} must be stored uncompressed")
-            try:
-                with zf.open(info) as f:
-                    a = np.lib.format.read_array(f, allow_pickle=False)
-            except (ValueError, OSError, zipfile.BadZipFile) as err:
-                raise CheckpointError(f"checkpoint array {name!r} is unreadable: {err}") from err
-            if a.dtype.kind not in _KINDS or a.dtype.str != spec.get("dtype") or list(a.shape) != spec.get("shape"):
-                raise CheckpointError(
-                    f"checkpoint array {name!r} has dtype {a.dtype.str} and shape {list(a.shape)}; "
-                    f"its index says {spec.get('dtype')} and {spec.get('shape')}"
-                )
-            arrays[name] = a
-    digest = payload_digest(meta, arrays)
-    if meta.get("sha256") != digest:
-        raise CheckpointError(
-            f"checkpoint {where!r} failed its integrity check (SHA-256 mismatch): the file was "
-            "modified or corrupted after it was written"
-        )
+        with open(where, "rb") as raw, zipfile.ZipFile(raw) as zf:
+            meta, arrays = _read(zf, os.fstat(raw.fileno()).st_size)
+        if meta["sha256"] != payload_digest(meta, arrays):
+            raise CheckpointError("it failed its integrity check (SHA-256 mismatch): the file was "
+                                  "modified or corrupted after it was written")
+    except Exception as err:  # zlib.error, EOFError, "encrypted", MemoryError, ...: all mean a bad file
+        cause = err if isinstance(err, CheckpointError) else (
+            f"not an evostrat checkpoint or damaged ({type(err).__name__}: {err})")
+        raise CheckpointError(f"checkpoint {where!r}: {cause}") from err
     return meta, arrays
 
 
-def _check_header(meta: Any, where: str) -> None:
+def _read(zf: zipfile.ZipFile, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    members = zf.infolist()
+    infos = {info.filename: info for info in members}
+    if len(infos) < len(members) or sum(info.compress_size for info in members) > size:
+        raise CheckpointError("its zip directory has duplicate members or declares more data than the file holds")
+    if METADATA not in infos:
+        raise CheckpointError(f"not an evostrat checkpoint (no {METADATA})")
+    with zf.open(METADATA) as f:
+        text = f.read(MAX_METADATA_BYTES + 1)
+    if len(text) > MAX_METADATA_BYTES:
+        raise CheckpointError(f"its {METADATA} inflates to more than {MAX_METADATA_BYTES} bytes")
+    codes = np.frombuffer(_STRING.sub(b"", text), np.uint8)  # nesting depth outside strings
+    steps = np.isin(codes, (91, 123)).astype(np.int8) - np.isin(codes, (93, 125))
+    if codes.size and np.cumsum(steps, dtype=np.int32).max() > MAX_DEPTH:
+        raise CheckpointError(f"its {METADATA} is nested more than {MAX_DEPTH} levels deep")
+    meta = json.loads(text.decode("utf-8"))
+    _check_header(meta)
+    expected = {METADATA} | {f"arrays/{name}.npy" for name in meta["arrays"]}
+    extra, missing = sorted(set(infos) - expected), sorted(expected - set(infos))
+    if extra or missing:
+        raise CheckpointError(f"it does not match its index: unexpected members {extra}, missing members {missing}")
+    return meta, {name: _read_array(zf, infos[f"arrays/{name}.npy"], name, spec)
+                  for name, spec in meta["arrays"].items()}
+
+
+def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, spec: dict[str, Any]) -> np.ndarray:
+    """One ``.npy`` member, its header checked against the index and the member's size before the read."""
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+        raise CheckpointError(f"checkpoint array {name!r} must be stored uncompressed")
+    with zf.open(info) as f:
+        major, _ = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = header(f)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if (dtype.kind not in _KINDS or dtype.str != spec.get("dtype") or list(shape) != spec.get("shape")
+                or f.tell() + nbytes != info.file_size):
+            raise CheckpointError(
+                f"checkpoint array {name!r} has dtype {dtype.str}, shape {list(shape)} and "
+                f"{info.file_size} bytes; its index says {spec.get('dtype')} and {spec.get('shape')}")
+        data = bytearray(f.read(nbytes))
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _check_header(meta: Any) -> None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(
-            f"{where!r} is not an evostrat checkpoint (format tag is "
+            "not an evostrat checkpoint (format tag is "
             f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})"
         )
     if meta.get("version") != VERSION:
-        raise CheckpointError(
-            f"checkpoint {where!r} has format version {meta.get('version')!r}; this evostrat "
-            f"reads version {VERSION}"
-        )
+        raise CheckpointError(f"it has format version {meta.get('version')!r}; this evostrat reads version {VERSION}")
     index = meta.get("arrays")
     if not isinstance(index, dict) or not all(isinstance(v, dict) for v in index.values()):
-        raise CheckpointError(f"checkpoint {where!r} has a malformed array index")
+        raise CheckpointError("it has a malformed array index")
+    for name in index:
+        _check_name(name)
     if not isinstance(meta.get("sha256"), str):
-        raise CheckpointError(f"checkpoint {where!r} has no SHA-256 digest")
+        raise CheckpointError("it has no SHA-256 digest")

@@ -33,11 +33,33 @@ import numpy as np
 from evostrat.backends import Backend
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
+from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
 
-__all__ = ["capture", "restore", "RUNTIME_PARAMS"]
+__all__ = ["capture", "restore", "RUNTIME_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
 
 #: Parameters that only say how candidates are evaluated: ``restore`` may replace them.
 RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
+
+_DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
+_OPTIONAL = ("format", "version", "arrays", "sha256", "checkpoint_every")  # checked on read / optional
+#: The top-level fields of a checkpoint's metadata and their declared types (each part
+#: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
+META_SCHEMA: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(_OPTIONAL[:4], (lambda v: True, "")),
+    "params": (lambda v: isinstance(v, dict) and all(isinstance(s, dict) for s in v.values()), "a dict of dicts"),
+    **dict.fromkeys(("state", "x0_init", "run", "best_x", "termination", "history", "user"), _DICT),
+    **dict.fromkeys(("evostrat_version", "created"), _STR),
+    **dict.fromkeys(("plan", "schedule"), (lambda v: v is None or isinstance(v, dict), "a dict or null")),
+    "x0_type": (lambda v: v in ("list", "array"), "'list' or 'array'"),
+    "elapsed": (lambda v: is_real(v) and 0 <= v < math.inf, "a finite number >= 0"),
+    "checkpoint_every": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
+}
+#: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
+STATE_SCHEMA: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(("strategy", "backend", "dtype"), _STR),
+    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_int, "an int")),
+    "arrays": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
+}
 
 
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -134,44 +156,40 @@ def _encode_history(history: Any, arrays: dict[str, np.ndarray]) -> Any:
     return {"columns": [[key, kind] for key, (kind, _) in columns.items()], "length": len(history)}
 
 
-def _decode_history(spec: Any, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    if isinstance(spec, dict) and set(spec) == {"rows"}:
+def _decode_history(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    if set(spec) == {"rows"}:
         rows = decode(spec["rows"], arrays, lambda a, _b: np.array(a, copy=True))
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise CheckpointError("checkpoint history is malformed")
         return rows
-    try:
-        names = [(str(key), kind) for key, kind in spec["columns"]]
-        length = int(spec["length"])
-        columns = [(key, arrays[f"history/{key}"].tolist()) for key, _ in names]
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint history is malformed: {err}") from err
-    if any(len(values) != length for _, values in columns) or any(
-        kind not in ("int", "float") for _, kind in names
+    kinds, columns, length = {"int": "i", "float": "f"}, spec.get("columns"), spec.get("length")
+    if set(spec) != {"columns", "length"} or not is_int(length) or not isinstance(columns, list) or not all(
+        isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and c[1] in kinds
+        and getattr(arrays.get(f"history/{c[0]}"), "dtype", np.dtype("O")).kind == kinds[c[1]]
+        and arrays[f"history/{c[0]}"].shape == (length,) for c in columns
     ):
-        raise CheckpointError("checkpoint history columns do not match")
-    return [dict(zip((k for k, _ in columns), row)) for row in zip(*(v for _, v in columns))]
+        raise CheckpointError("checkpoint history is malformed (columns, kinds or lengths)")
+    names = [key for key, _ in columns]
+    return [dict(zip(names, row)) for row in zip(*(arrays[f"history/{key}"].tolist() for key in names))]
 
 
-def _decode_params(meta: dict[str, Any], arrays: dict[str, np.ndarray], overrides: dict[str, Any]) -> dict[str, Any]:
+def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The saved parameter specs, once ``overrides`` are known to replace only what they may."""
     from evostrat.estimator import ES
 
-    saved = meta.get("params")
-    if not isinstance(saved, dict):
-        raise CheckpointError("checkpoint has no estimator parameters")
-    valid = set(ES().get_params(deep=False))
+    check_schema({**dict.fromkeys(_OPTIONAL), **meta}, META_SCHEMA, "metadata")
+    saved, valid = meta["params"], set(ES().get_params(deep=False))
     if set(saved) != valid:
         raise CheckpointError(
             f"checkpoint was written by an ES with parameters {sorted(saved)}; this evostrat has "
             f"{sorted(valid)} (evostrat {meta.get('evostrat_version')!r} wrote it)"
         )
     unsaved = sorted(k for k, v in saved.items() if "unsaved" in v)
-    allowed = RUNTIME_PARAMS | set(unsaved)
-    bad = sorted(set(overrides) - allowed)
+    bad = sorted(set(overrides) - RUNTIME_PARAMS - set(unsaved))
     if bad:
         raise InvalidArgumentError(
-            f"resume can replace only {sorted(allowed)} (parameters that do not change the "
-            f"trajectory, or that the checkpoint could not store); got {bad}"
+            f"resume can replace only {sorted(RUNTIME_PARAMS | set(unsaved))} (parameters that do not "
+            f"change the trajectory, or that the checkpoint could not store); got {bad}"
         )
     missing = sorted(set(unsaved) - set(overrides))
     if missing:
@@ -179,17 +197,20 @@ def _decode_params(meta: dict[str, Any], arrays: dict[str, np.ndarray], override
             f"the checkpoint could not store the parameter(s) {missing} (types "
             f"{[saved[k]['unsaved'] for k in missing]}); pass them again, e.g. resume(..., {missing[0]}=...)"
         )
+    return saved
+
+
+def _decode_params(saved: dict[str, Any], arrays: dict[str, np.ndarray], overrides: dict[str, Any]) -> dict[str, Any]:
+    from evostrat.estimator import make_strategy
+
     as_numpy = lambda a, _backend: np.array(a, copy=True)  # noqa: E731 - hyper-parameters: host arrays
     params = {}
     for name, spec in saved.items():
         if name in overrides:
             params[name] = overrides[name]
-        elif "strategy" in spec:
-            from evostrat.estimator import make_strategy
-
-            options = decode(spec.get("params"), arrays, as_numpy)
-            params[name] = make_strategy(spec["strategy"], options)
-        elif "value" in spec:
+        elif set(spec) == {"strategy", "params"} and isinstance(spec["strategy"], str):
+            params[name] = make_strategy(spec["strategy"], decode(spec["params"], arrays, as_numpy))
+        elif set(spec) == {"value"}:
             params[name] = decode(spec["value"], arrays, as_numpy)
         else:
             raise CheckpointError(f"checkpoint parameter {name!r} is malformed")
@@ -206,22 +227,40 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     **overrides
         New values for ``evaluator``/``evaluator_options`` and for parameters
         the checkpoint could not store.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For ``overrides`` that the checkpoint does not allow.
+    CheckpointError
+        For anything wrong in ``meta`` or ``arrays``: a field missing, unknown or of
+        the wrong type, shape or dtype, or values the run refuses.
     """
+    saved = _check_params(meta, overrides)
+    try:
+        return _rebuild(meta, arrays, _decode_params(saved, arrays, overrides))
+    except CheckpointError:
+        raise
+    except Exception as err:  # a value of the declared type that the estimator refuses
+        raise CheckpointError(f"checkpoint does not describe a valid run ({type(err).__name__}: {err})") from err
+
+
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
     from evostrat.run.restarts import SCHEDULE_SCHEMA, RunPlan
-    from evostrat.run.state import RUN_SCHEMA, check_schema
     from evostrat.run.termination import PROGRESS_SCHEMA
 
-    es = ES(**_decode_params(meta, arrays, overrides))
-    state = meta.get("state")
-    if not isinstance(state, dict) or not isinstance(state.get("backend"), str):
-        raise CheckpointError("checkpoint has no strategy state")
+    es = ES(**params)
+    state = check_schema(meta["state"], STATE_SCHEMA, "strategy state")
     backend = get_backend(state["backend"])
     device = es.device if isinstance(es.device, str) else None
-    x0 = decode(meta.get("x0_init"), arrays, lambda a, _b: a)
-    if not isinstance(x0, np.ndarray) or x0.ndim != 1:
-        raise CheckpointError("checkpoint has no initial point")
+    x0 = decode(meta["x0_init"], arrays, lambda a, _b: a)
+    plan = decode(meta["plan"], arrays)
+    if not isinstance(x0, np.ndarray) or x0.dtype.kind != "f" or x0.shape != (state["dim"],):
+        raise CheckpointError(f"checkpoint initial point is not a float vector of the saved dim {state['dim']}")
+    if plan is not None and (not isinstance(plan, RunPlan) or plan.popsize != state["popsize"]):
+        raise CheckpointError("checkpoint restart plan is malformed or does not match the strategy state")
     es.initialize(backend.asarray(np.array(x0, copy=True), device=device))
     driver = es.run_
 
@@ -230,18 +269,13 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
             raise CheckpointError(f"checkpoint array on backend {name!r} in a {backend.name!r} run")
         return backend.asarray(np.array(a, copy=True), device=driver.runner.device)
 
-    schedule = meta.get("schedule")
+    schedule = meta["schedule"]
     if (schedule is None) != (driver.restarts is None):
         raise CheckpointError("checkpoint restart state does not match its restarts parameter")
     if schedule is not None:
         driver.restarts.load_schedule_values(check_schema(decode(schedule, arrays, to_backend), SCHEDULE_SCHEMA, "restarts"))
-    plan = decode(meta.get("plan"), arrays, to_backend)
-    if plan is not None and not isinstance(plan, RunPlan):
-        raise CheckpointError("checkpoint restart plan is malformed")
-    run = driver.state
-    values = meta.get("run")
+    run, values = driver.state, check_schema(meta["run"], RUN_SCHEMA, "run")
     if plan is not None and plan != run.plan:
-        check_schema(values, RUN_SCHEMA, "run")
         run.n_evals, run.n_generations = values["run_start"]
         driver.start_run(plan)
     run.load_schema_values(values)
@@ -251,13 +285,11 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         raise CheckpointError(f"checkpoint is missing the state array {err}") from err
     except InvalidArgumentError as err:
         raise CheckpointError(f"checkpoint strategy state does not fit its parameters: {err}") from err
-    driver.termination.load_progress_values(check_schema(meta.get("termination"), PROGRESS_SCHEMA, "termination"))
-    run.best_x = decode(meta.get("best_x"), arrays, to_backend)
-    if not hasattr(run.best_x, "shape"):
-        raise CheckpointError("checkpoint best candidate is malformed")
-    run.history = _decode_history(meta.get("history"), arrays)
-    driver.x0_type = list if meta.get("x0_type") == "list" else type(driver.x0)
-    elapsed = meta.get("elapsed", 0.0)
-    run.started = time.perf_counter() - (elapsed if isinstance(elapsed, float) and math.isfinite(elapsed) else 0.0)
+    driver.termination.load_progress_values(check_schema(meta["termination"], PROGRESS_SCHEMA, "termination"))
+    run.best_x = decode(meta["best_x"], arrays, to_backend)
+    if tuple(getattr(run.best_x, "shape", ())) != x0.shape:
+        raise CheckpointError(f"checkpoint best candidate is not a vector of the saved dim {state['dim']}")
+    run.history = _decode_history(meta["history"], arrays)
+    driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
+    run.started = time.perf_counter() - meta["elapsed"]
     return es
-
