@@ -34,7 +34,7 @@ import os
 from typing import Any, Callable, TextIO
 
 from evostrat.callbacks.base import Callback
-from evostrat.errors import InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["CSVLogger", "JSONLinesLogger", "DataFrameLogger", "history_frame"]
 
@@ -79,8 +79,13 @@ class _FileLogger(_RowLogger):
         self._file: TextIO | None = None
 
     def open_output(self) -> None:
+        """Create or truncate the file, never through a symbolic link (refused)."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        if os.path.islink(self.path):
+            raise InvalidArgumentError(f"{self.path!r} is a symbolic link; the logger never writes through links")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        os.ftruncate(fd, 0)
+        self._file = open(fd, "w", newline="", encoding="utf-8")
 
     def on_fit_end(self, es: Any) -> None:
         if self._file is not None:
@@ -97,7 +102,8 @@ class CSVLogger(_FileLogger):
     Parameters
     ----------
     path : str or os.PathLike
-        Output file, overwritten at the start of the run (folders are created).
+        Output file, overwritten at the start of the run (folders are created; a
+        symbolic link there is refused, never written through).
     extra : dict of str to callable, optional
         Additional columns, ``fn(es)`` after each generation.
     columns : sequence of str, optional
@@ -147,7 +153,8 @@ class JSONLinesLogger(_FileLogger):
     Parameters
     ----------
     path : str or os.PathLike
-        Output file, overwritten at the start of the run (folders are created).
+        Output file, overwritten at the start of the run (folders are created; a
+        symbolic link there is refused, never written through).
     extra : dict of str to callable, optional
         Additional fields, ``fn(es)`` after each generation (arrays become lists).
     """

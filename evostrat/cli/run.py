@@ -136,13 +136,28 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         saved = checkpoint_info(path)["user"].get("cli")
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
-        return saved
+        return _check_saved(saved, path)
     config = {**CONFIG_DEFAULTS, **given}
     if config["patience"] is None and "min_delta" in given:
         raise UsageError("--min-delta needs --patience")
     if config["workers"] is not None and config["evaluator"] not in ("executor", "ray"):
         raise UsageError("--workers needs --evaluator executor or ray")
     return config
+
+
+def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
+    """The configuration saved in the checkpoint ``path``, every field type-checked."""
+    from evostrat.errors import CheckpointError
+    from evostrat.problems import FUNCTIONS
+    from evostrat.run.state import check_schema, is_int
+
+    plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
+    schema = {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
+              "problem": (lambda v: isinstance(v, str) and v in FUNCTIONS, "a benchmark problem's name")}
+    try:
+        return check_schema(saved, schema, "'evostrat run' configuration")
+    except CheckpointError as err:
+        raise CheckpointError(f"checkpoint {path!r}: {err}") from err
 
 
 def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
@@ -202,11 +217,11 @@ def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int |
 
 
 def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically, never through a link (a fresh ``O_EXCL`` temporary file)."""
+    from evostrat.checkpoint.format import atomic_file
+
+    with atomic_file(path, prefix=".") as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -221,6 +236,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
     from evostrat import ES  # imports scikit-learn now, outside the timed run
     from evostrat.checkpoint import Checkpointer, checkpoint_info
+    from evostrat.checkpoint.format import remove_stale_temps
     from evostrat.problems import FUNCTIONS
 
     objective = FUNCTIONS[config["problem"]]
@@ -233,6 +249,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.resume:
         path = os.path.join(out, CHECKPOINT)
+        remove_stale_temps(path)  # of writes killed mid-way
         resumed_from = checkpoint_info(path)["n_generations"]
         es = ES.resume(path, objective, callbacks, progress=progress, checkpoint=checkpoint)
     else:
@@ -251,6 +268,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.plot:
         from evostrat.plot import save_run_plots
 
+        for name in ("convergence.png", "search.png"):  # replace links, never write through them
+            if os.path.islink(os.path.join(out, name)):
+                os.unlink(os.path.join(out, name))
         written += save_run_plots(out, es, objective, recorder)
     where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""
     print(
