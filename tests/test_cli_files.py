@@ -1,0 +1,214 @@
+"""Run-folder files (issue 16, items 3, 6 and 10).
+
+- ``evostrat run --resume -o DIR`` never writes through symbolic links planted in
+  ``DIR`` (``history.csv``, ``result.json`` and its old temporary name, the checkpoint
+  and temporary names of every kind): links are refused (``history.csv``) or replaced,
+  and files outside the folder stay as they were.
+- The file loggers refuse a symlinked output file, naming it.
+- Temporary files of writes killed mid-way (``.ckpt-<name>-<hex>.tmp``) are removed
+  by the next write and by ``--resume``: only regular files of our own pattern, never
+  links or other files.
+- A damaged checkpoint or a tampered saved configuration makes ``--resume`` print a
+  ``CheckpointError`` naming the file, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.callbacks import CSVLogger, JSONLinesLogger
+from evostrat.checkpoint import checkpoint_info, read_checkpoint, save_checkpoint
+from evostrat.checkpoint.format import write_checkpoint
+from evostrat.cli import main
+from evostrat.cli.run import CONFIG_DEFAULTS
+from evostrat.errors import InvalidArgumentError
+from evostrat.problems import sphere
+
+SCRIPT = Path(sys.executable).with_name("evostrat")
+BASE = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "evostrat"]
+CONFIG = {**CONFIG_DEFAULTS, "strategy": "snes", "problem": "sphere", "dim": 3, "max_generations": 12,
+          "checkpoint_every": 5, "seed": 1}
+
+
+def _killed_run(out: Path) -> Path:
+    """The folder ``evostrat run`` leaves when killed after its checkpoint at generation 5."""
+    es = ES("snes", max_generations=12, random_state=1).initialize(np.full(3, 3.0))
+    for _ in range(5):
+        X = es.ask()
+        es.tell(X, sphere(X))
+    out.mkdir()
+    save_checkpoint(es, out / "checkpoint.ckpt", metadata={"cli": CONFIG})
+    (out / "config.json").write_text(json.dumps(CONFIG))
+    (out / "history.csv").write_text("generation\n1\n")
+    return out
+
+
+def _outside(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / "outside" / name
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(f"precious {name}\n")
+    return target
+
+
+def _resume(out: Path, *extra: str) -> int:
+    return main(["run", "--resume", "-o", str(out), "--no-progress", *extra])
+
+
+# -- item 6: links in the run folder ---------------------------------------------------------
+def test_resume_refuses_a_symlinked_history_file_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = _killed_run(tmp_path / "run")
+    target = _outside(tmp_path, "history.csv")
+    (out / "history.csv").unlink()
+    (out / "history.csv").symlink_to(target)
+    assert _resume(out) != 0
+    err = capsys.readouterr().err
+    assert "history.csv" in err and "symbolic link" in err and "Traceback" not in err
+    assert target.read_text() == "precious history.csv\n"
+
+
+def test_resume_never_writes_through_planted_links(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = _killed_run(tmp_path / "run")
+    planted = ["result.json", "result.json.tmp", "config.json", ".result.json-000000000000.tmp",
+               ".ckpt-checkpoint.ckpt-000000000000.tmp", ".ckpt-checkpoint.ckpt-abcdef012345.tmp",
+               ".ckpt-a1b2c3d4.tmp", "checkpoint.ckpt.tmp"]
+    targets = {}
+    for name in planted:
+        targets[name] = _outside(tmp_path, name.strip("."))
+        if (out / name).exists():
+            (out / name).unlink()
+        (out / name).symlink_to(targets[name])
+    assert _resume(out) == 0, capsys.readouterr().err
+    for name, target in targets.items():
+        assert target.read_text() == f"precious {name.strip('.')}\n", name
+    for name in planted[1:]:  # the temporary names are left alone: never opened, never removed
+        assert (out / name).is_symlink(), name
+    assert not (out / "result.json").is_symlink()  # replaced, not written through
+    assert json.loads((out / "result.json").read_text())["n_generations"] == 12
+    assert checkpoint_info(out / "checkpoint.ckpt")["n_generations"] == 12
+    assert (out / "history.csv").read_text().count("\n") == 13
+
+
+def test_a_symlinked_checkpoint_is_read_then_replaced_not_written_through(tmp_path: Path) -> None:
+    out = _killed_run(tmp_path / "run")
+    outside = tmp_path / "elsewhere.ckpt"
+    os.replace(out / "checkpoint.ckpt", outside)
+    (out / "checkpoint.ckpt").symlink_to(outside)
+    before = outside.read_bytes()
+    assert _resume(out) == 0
+    assert outside.read_bytes() == before
+    assert not (out / "checkpoint.ckpt").is_symlink()
+    assert checkpoint_info(out / "checkpoint.ckpt")["n_generations"] == 12
+
+
+def test_resume_with_plots_replaces_a_linked_figure(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = _killed_run(tmp_path / "run")
+    target = _outside(tmp_path, "convergence.png")
+    (out / "convergence.png").symlink_to(target)
+    assert _resume(out, "--plot") == 0
+    assert target.read_text() == "precious convergence.png\n"
+    assert (out / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("logger", [CSVLogger, JSONLinesLogger])
+@pytest.mark.parametrize("dangling", [False, True])
+def test_file_loggers_refuse_a_symlinked_file(tmp_path: Path, logger: type, dangling: bool) -> None:
+    target = tmp_path / "outside.txt"
+    if not dangling:
+        target.write_text("precious\n")
+    link = tmp_path / "log"
+    link.symlink_to(target)
+    with pytest.raises(InvalidArgumentError, match="symbolic link") as info:
+        ES("snes", max_generations=3, random_state=0).fit(sphere, np.ones(2), callbacks=[logger(link)])
+    assert str(link) in str(info.value)
+    assert (target.read_text() == "precious\n") if not dangling else not target.exists()
+
+
+def test_a_planted_link_at_the_temporary_name_is_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _outside(tmp_path, "victim")
+    (tmp_path / ".ckpt-a.ckpt-000000000000.tmp").symlink_to(target)
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))  # the attacker guessed the name
+    with pytest.raises(FileExistsError):
+        write_checkpoint(tmp_path / "a.ckpt", {}, {"x": np.ones(2)})
+    assert target.read_text() == "precious victim\n" and not (tmp_path / "a.ckpt").exists()
+
+
+# -- item 10: temporary files of killed writes ------------------------------------------------
+def _litter(folder: Path, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """Stale temporary files of ``run.ckpt`` (to remove) and look-alikes (to keep)."""
+    stale = [".ckpt-run.ckpt-0123456789ab.tmp", ".ckpt-run.ckpt-ffffffffffff.tmp"]
+    keep = [".ckpt-other.ckpt-0123456789ab.tmp", ".ckpt-run.ckpt-0123456789ab.tmp.keep", "notes.tmp",
+            ".ckpt-run.ckpt-xyz.tmp"]
+    for name in stale + keep:
+        (folder / name).write_bytes(b"partial")
+    (folder / ".ckpt-run.ckpt-aaaaaaaaaaaa.tmp").symlink_to(_outside(tmp_path, "linked"))
+    (folder / ".ckpt-run.ckpt-bbbbbbbbbbbb.tmp").mkdir()
+    return stale, keep + [".ckpt-run.ckpt-aaaaaaaaaaaa.tmp", ".ckpt-run.ckpt-bbbbbbbbbbbb.tmp"]
+
+
+def test_next_write_removes_only_our_own_stale_temporaries(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    stale, keep = _litter(folder, tmp_path)
+    save_checkpoint(ES("snes", random_state=0).initialize(np.zeros(2)), folder / "run.ckpt")
+    names = set(os.listdir(folder))
+    assert names == {"run.ckpt", *keep}, names - {"run.ckpt", *keep}
+    assert (tmp_path / "outside" / "linked").read_text() == "precious linked\n"
+
+
+def test_a_write_killed_mid_way_is_cleaned_up_by_resume(tmp_path: Path) -> None:
+    out = _killed_run(tmp_path / "run")
+    before = (out / "checkpoint.ckpt").read_bytes()
+    code = ("import os, sys\nfrom evostrat.checkpoint.format import atomic_file\n"
+            "cm = atomic_file(sys.argv[1])\nf = cm.__enter__()\nf.write(b'PK half a checkpoint')\nf.flush()\nos._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code, str(out / "checkpoint.ckpt")], check=False, timeout=120)
+    left = [n for n in os.listdir(out) if n.startswith(".ckpt-")]
+    assert len(left) == 1 and left[0].endswith(".tmp")  # what a kill mid-write leaves
+    assert (out / "checkpoint.ckpt").read_bytes() == before  # the checkpoint itself is intact
+    assert _resume(out) == 0
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_resume_cleans_up_even_when_nothing_is_written(tmp_path: Path) -> None:
+    out = _killed_run(tmp_path / "run")
+    assert _resume(out) == 0  # finished: the next resume writes no checkpoint
+    stale = out / ".ckpt-checkpoint.ckpt-0123456789ab.tmp"
+    stale.write_bytes(b"partial")
+    assert _resume(out) == 0
+    assert not stale.exists()
+
+
+# -- items 3 and 5 through the command line -------------------------------------------------
+def test_damaged_checkpoint_resume_prints_the_error_without_traceback(tmp_path: Path) -> None:
+    out = _killed_run(tmp_path / "run")
+    data = bytearray((out / "checkpoint.ckpt").read_bytes())
+    start = 30 + len("metadata.json")  # the first member's compressed data
+    data[start:start + 3] = b"\xff\xff\xff"  # an invalid deflate block: zlib.error before the fix
+    (out / "checkpoint.ckpt").write_bytes(bytes(data))
+    proc = subprocess.run(BASE + ["run", "--resume", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "CheckpointError" in proc.stderr and str(out / "checkpoint.ckpt") in proc.stderr
+
+
+@pytest.mark.parametrize("field, value", [("problem", "no_such_problem"), ("dim", "3"), ("seed", [1]),
+                                          ("problem", ["sphere"])])
+def test_tampered_saved_configuration_is_refused_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: object) -> None:
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"][field] = value
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out) == 1
+    err = capsys.readouterr().err
+    assert "CheckpointError" in err and repr(field) in err and str(out / "checkpoint.ckpt") in err
+    assert not (out / "result.json").exists()
