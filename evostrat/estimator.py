@@ -259,8 +259,7 @@ class ES(BaseEstimator):
 
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
-        host_free = not callbacks and not progress and checkpoint is None
-        self.run_.run_loop(objective, hooks, host_free=host_free)
+        self.run_.run_loop(objective, hooks)
         return self
 
     @classmethod

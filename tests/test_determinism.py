@@ -111,7 +111,9 @@ def fit(
     def callback(es: ES) -> None:  # the whole state (key included) after every generation
         states.append(es.strategy_.state_dict()["arrays"])
 
-    es = ES(name, max_generations=GENERATIONS, random_state=seed, evaluator=evaluator)
+    # the host loop on every evaluator: the compiled JAX loop evaluates the objective inside its
+    # XLA program, which may round differently from evaluating it eagerly
+    es = ES(name, max_generations=GENERATIONS, random_state=seed, evaluator=evaluator, compiled_loop=False)
     es.fit(objective or objective_for(name), case.array(X0), callbacks=[callback])
     return record(es, states)
 

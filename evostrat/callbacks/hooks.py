@@ -90,6 +90,11 @@ class RunHooks:
             )
         self._started: list[Any] = []
 
+    @property
+    def observers(self) -> bool:
+        """Whether anything observes the run (callbacks, a progress bar or a checkpointer)."""
+        return bool(self.callbacks) or self.progress is not None or self.checkpointer is not None
+
     def _internal(self) -> list[Any]:
         return [h for h in (self.progress, self.checkpointer) if h is not None]
 

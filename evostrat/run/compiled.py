@@ -6,8 +6,7 @@
   for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
   objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
-- nothing needs the host between generations: no callbacks, progress bar,
-  checkpoints, bounds, restarts or behaviour strategies, and the non-finite
+- the run has no bounds, restarts or behaviour strategies, and the non-finite
   policy is not ``"raise"``.
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
@@ -15,9 +14,17 @@ A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 (:mod:`evostrat.run.device_termination`) and the strategy's own stop criteria
 are computed on the device, the loop leaves as soon as one holds, and the
 chunk's fitness values, sigmas and result cross to the host in one transfer.
-The host then appends the chunk's ``history_`` rows with array operations. The
-run stops at the generation, and with the state, of the host loop; values agree
-with it to float rounding (XLA fuses the whole step, which may round differently).
+The host keeps the chunk's values and builds its ``history_`` rows when they
+are read. The run stops at the generation, and with the state, of the host
+loop; values agree with it to float rounding (XLA fuses the whole step, and
+the objective is evaluated inside the program: both may round differently from
+the host loop's eager evaluation).
+
+Observers (callbacks, the progress bar, checkpoints) run between chunks, and a
+run with observers takes one generation per chunk of the *same* compiled
+program, so observing a run never changes it: ``fit()`` and
+``fit(callbacks=..., progress=True, checkpoint=...)`` give the same run bit for
+bit, and a resumed run continues on the same program.
 
 ``fast_path_`` on the fitted estimator is ``"compiled_loop"`` when this path ran.
 
@@ -35,13 +42,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, NamedTuple
+from functools import partial
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
-from evostrat.run.device_termination import REASONS, Rules, check, initial_progress, stagnation_holds
+from evostrat.run.device_termination import (REASONS, Rules, check, progress_from_host, progress_to_host,
+                                             stagnation_holds)
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "CHUNK"]
 
@@ -93,8 +102,8 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 
 
 def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
-    """The jitted chunk ``run -> (run, fitness (length, popsize), sigma (length,), done)``: up to
-    :func:`chunk_length` generations, fewer when the run stops."""
+    """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
+    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops."""
     import jax
     import jax.numpy as jnp
 
@@ -126,7 +135,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
         return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
                                            run.code))
 
-    def chunk(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
+    def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # generations run in the inner loop until one has its stagnation test due (rare: the
         # test sorts the history), which the outer loop completes before going on
         def body(carry: Any) -> Any:
@@ -136,7 +145,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
 
         def more(carry: Any) -> Any:
             run, _, _, k, due = carry
-            return (k < length) & (run.code == 0) & ~due
+            return (k < limit) & (run.code == 0) & ~due
 
         def outer(carry: Any) -> Any:
             run, fitness, sigmas, k, due = jax.lax.while_loop(more, body, carry)
@@ -148,7 +157,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
         fitness = jnp.zeros((length, rules.popsize), dtype)
         sigmas = jnp.zeros((length,), dtype)
         carry = (run, fitness, sigmas, jnp.asarray(0, jnp.int32), jnp.asarray(False))
-        run, fitness, sigmas, k, _ = jax.lax.while_loop(lambda c: (c[3] < length) & (c[0].code == 0), outer, carry)
+        run, fitness, sigmas, k, _ = jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), outer, carry)
         return run, fitness, sigmas, k
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
@@ -157,13 +166,17 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
     return backend.compile(chunk, key=key)
 
 
-def run_compiled(driver: Any, objective: Callable) -> bool:
-    """Run ``driver`` to termination in compiled chunks; ``False`` when that does not apply."""
+def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
+    """Run ``driver`` to termination in compiled chunks; ``False`` when that does not apply.
+
+    ``hooks`` (:class:`~evostrat.callbacks.hooks.RunHooks`) observe the estimator after
+    every generation: the chunks then hold one generation each.
+    """
     if not compiled_loop_applies(driver, objective):
         return False
     import jax
 
-    runner, termination = driver.runner, driver.termination
+    runner, termination, state = driver.runner, driver.termination, driver.state
     budget = termination.max_generations
     if budget is None and termination.max_evals is not None:
         budget = math.ceil(termination.max_evals / runner.popsize)
@@ -171,50 +184,57 @@ def run_compiled(driver: Any, objective: Callable) -> bool:
     stop_names = tuple(runner.strategy.stop(runner.state))
     program = _program(runner.strategy, objective, runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
-    state = driver.state
     dtype = runner.dtype
     run = DeviceRun(runner.state, np.asarray(state.best_f, str(dtype)), state.best_x,
-                    initial_progress(rules, dtype), np.int32(runner.generation),
+                    progress_from_host(rules, termination.progress_values(), dtype), np.int32(runner.generation),
                     np.int32(state.n_evals), np.int32(0))
-    while state.stop_reason is None:
-        run, fitness, sigmas, done = program(run)
-        best_f, code, fitness, sigmas, done = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
-        fitness = np.asarray(fitness[:int(done)], dtype=np.float64)
-        _warn_nonfinite(driver.settings.nonfinite, fitness)
-        _append_history(driver, fitness, np.asarray(sigmas[:int(done)], dtype=np.float64))
-        runner.advance(run.state, int(done))
-        if float(best_f) != state.best_f:
-            state.best_f, state.best_x = float(best_f), run.best_x
-        code = int(code)
-        if code:
-            state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
+    if hooks is not None and not hooks.observers:
+        hooks = None
+    limit = np.int32(1 if hooks is not None else chunk_length(runner.popsize))
+    observer = driver.settings
+    try:
+        if hooks is not None:
+            hooks.start(observer)
+        while state.stop_reason is None:
+            run, fitness, sigmas, done = program(run, limit)
+            best_f, code, fitness, sigmas, done = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
+            fitness = np.asarray(fitness[:int(done)], dtype=np.float64)
+            _warn_nonfinite(driver.settings.nonfinite, fitness)
+            state.history_blocks.append(partial(_history_rows, fitness, sigmas[:int(done)], state.n_generations,
+                                                state.n_evals, runner.popsize, state.best_f, driver.maximize,
+                                                state.elapsed()))
+            state.n_generations += int(done)
+            state.n_evals += int(done) * runner.popsize
+            runner.advance(run.state, int(done))
+            termination.pending = partial(progress_to_host, rules, run.progress, runner.generation)
+            if float(best_f) != state.best_f:
+                state.best_f, state.best_x = float(best_f), run.best_x
+            code = int(code)
+            if code:
+                state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
+            if hooks is not None:
+                hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
+    finally:
+        if hooks is not None:
+            hooks.end(observer)
     return True
 
 
-def _append_history(driver: Any, fitness: np.ndarray, sigmas: np.ndarray) -> None:
-    """The chunk's ``history_`` rows and counters, with array operations."""
-    state, runner = driver.state, driver.runner
-    n = fitness.shape[0]
-    if n == 0:
-        return
-    maximize = driver.maximize
+def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,
+                  maximize: bool, now: float) -> Iterator[dict[str, Any]]:
+    """The ``history_`` rows of a chunk's ``fitness`` (generations ``g0 + 1 ..``), built when read."""
     finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
     gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
-    running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[state.best_f], gen_best]))[1:]
+    running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[best], gen_best]))[1:]
     if np.isfinite(fitness).all():
         medians = np.median(fitness, axis=1)
     else:
         medians = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else math.nan for r in fitness])
-    g0, e0 = state.n_generations, state.n_evals
-    generations = range(g0 + 1, g0 + n + 1)
-    evals = range(e0 + runner.popsize, e0 + (n + 1) * runner.popsize, runner.popsize)
-    now = state.elapsed()
+    n = fitness.shape[0]
     keys = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "time")
-    state.history.extend(
-        dict(zip(keys, row)) for row in zip(generations, evals, running.tolist(), gen_best.tolist(),
-                                            medians.tolist(), sigmas.tolist(), [now] * n)
-    )
-    state.n_generations, state.n_evals = g0 + n, e0 + n * runner.popsize
+    columns = (range(g0 + 1, g0 + n + 1), range(e0 + popsize, e0 + (n + 1) * popsize, popsize), running.tolist(),
+               gen_best.tolist(), medians.tolist(), np.asarray(sigmas, np.float64).tolist(), [now] * n)
+    return (dict(zip(keys, row)) for row in zip(*columns))
 
 
 def _warn_nonfinite(policy: str, fitness: np.ndarray) -> None:

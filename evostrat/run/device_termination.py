@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "check", "stagnation_holds"]
+__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_to_host", "check",
+           "stagnation_holds"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -95,6 +96,37 @@ def initial_progress(rules: Rules, dtype: Any) -> Progress:
     zero = np.int32(0)
     return Progress(np.zeros(rules.window, dtype), zero, np.zeros(rules.capacity, dtype),
                     np.zeros(rules.capacity, dtype), zero, dtype.type(np.inf), zero, zero)
+
+
+def progress_from_host(rules: Rules, values: dict[str, Any], dtype: Any) -> Progress:
+    """The host criteria's :meth:`~evostrat.run.termination.Termination.progress_values` as a
+    :class:`Progress` (a resumed run continues where its checkpoint left off)."""
+    p = initial_progress(rules, dtype)
+    recent = np.asarray(values["recent"], p.recent.dtype)[-rules.window:]
+    hist_best = np.asarray(values["hist_best"], p.recent.dtype)[-rules.capacity:]
+    hist_median = np.asarray(values["hist_median"], p.recent.dtype)[-rules.capacity:]
+    p.recent[:recent.size] = recent
+    p.hist_best[:hist_best.size] = hist_best
+    p.hist_median[:hist_median.size] = hist_median
+    return replace(p, n_recent=np.int32(recent.size), n_hist=np.int32(hist_best.size),
+                   run_best=p.recent.dtype.type(values["run_best"]),
+                   run_best_generation=np.int32(values["run_best_generation"]),
+                   flat_generations=np.int32(values["flat_generations"]))
+
+
+def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, Any]:
+    """``p`` as the host criteria's ``progress_values`` after ``generation``: the recent
+    values oldest first, the stagnation history trimmed to pycma's length."""
+    import jax
+
+    p = jax.device_get(p)
+    n, window = int(p.n_recent), rules.window
+    recent = p.recent[:n] if n <= window else np.roll(p.recent, -(n % window))
+    n_hist = int(p.n_hist)
+    kept = min(n_hist, rules.keep[min(generation, len(rules.keep) - 1)]) if rules.keep else n_hist
+    return {"recent": recent.tolist(), "hist_best": p.hist_best[n_hist - kept:n_hist].tolist(),
+            "hist_median": p.hist_median[n_hist - kept:n_hist].tolist(), "run_best": float(p.run_best),
+            "run_best_generation": int(p.run_best_generation), "flat_generations": int(p.flat_generations)}
 
 
 def _window_median(buffer: Any, start: Any, stop: Any) -> Any:

@@ -212,18 +212,17 @@ class Driver:
         return None
 
     # -- the loop ------------------------------------------------------------------------------
-    def run_loop(self, objective: Callable, hooks: Any = None, host_free: bool = False) -> None:
+    def run_loop(self, objective: Callable, hooks: Any = None) -> None:
         """Generations until a criterion holds: compiled chunks when they apply, else on the host.
 
         ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers
-        get the estimator between generations; ``host_free`` says that none of them
-        needs the host, so compiled chunks may run. When ``x0`` was a list or a
-        tuple, ``best_x`` ends as a numpy array.
+        get the estimator between generations (on either path, without changing the
+        run). When ``x0`` was a list or a tuple, ``best_x`` ends as a numpy array.
         """
         from evostrat.run.compiled import run_compiled
 
         self.fast_path = None
-        if not (host_free and run_compiled(self, objective)):
+        if not run_compiled(self, objective, hooks):
             self._host_loop(objective, hooks)
         if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)

@@ -27,7 +27,7 @@ import math
 import numbers
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError
 
@@ -110,7 +110,8 @@ class RunState:
     run_start : (int, int)
         ``(n_evals, n_generations)`` when the current restart run started.
     history : list of dict
-        One entry per generation (see :meth:`evostrat.ES.fit`).
+        One entry per generation (see :meth:`evostrat.ES.fit`); compiled chunks add
+        theirs as ``history_blocks``, functions that build the rows when it is read.
     restarts : list of dict
         One record per restart run (:mod:`evostrat.run.restarts`).
     plan : RunPlan or None
@@ -126,7 +127,8 @@ class RunState:
     n_evals: int = 0
     n_generations: int = 0
     run_start: tuple[int, int] = (0, 0)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history_rows: list[dict[str, Any]] = field(default_factory=list)
+    history_blocks: list[Callable[[], Iterable[dict[str, Any]]]] = field(default_factory=list, repr=False)
     restarts: list[dict[str, Any]] = field(default_factory=list)
     plan: Any = None
     stop_reason: str | None = None
@@ -136,6 +138,19 @@ class RunState:
     def empty(cls, maximize: bool) -> "RunState":
         """A run that has evaluated nothing yet."""
         return cls(best_x=None, best_f=-math.inf if maximize else math.inf)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The rows, with the pending blocks appended first."""
+        if self.history_blocks:
+            blocks, self.history_blocks = self.history_blocks, []
+            for block in blocks:
+                self.history_rows.extend(block())
+        return self.history_rows
+
+    @history.setter
+    def history(self, rows: list[dict[str, Any]]) -> None:
+        self.history_rows, self.history_blocks = rows, []
 
     def elapsed(self) -> float:
         """Seconds since the run started (including a resumed run's earlier time)."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.run.state import is_int, is_real, is_reals
@@ -118,6 +118,8 @@ class Termination:
         self._run_best = math.inf
         self._run_best_generation = 0
         self._flat_generations = 0
+        #: ``() -> progress_values`` of a compiled chunk, loaded when the host next needs them
+        self.pending: Callable[[], dict[str, Any]] | None = None
 
     @property
     def window(self) -> int:
@@ -126,6 +128,8 @@ class Termination:
 
     def progress_values(self) -> dict[str, Any]:
         """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
+        if self.pending is not None:
+            self.load_progress_values(self.pending())
         return {
             "recent": list(self._recent), "hist_best": list(self._hist_best),
             "hist_median": list(self._hist_median), "run_best": self._run_best,
@@ -135,6 +139,7 @@ class Termination:
 
     def load_progress_values(self, values: dict[str, Any]) -> None:
         """Restore :meth:`progress_values` (checked against :data:`PROGRESS_SCHEMA` by the caller)."""
+        self.pending = None
         self._recent.clear()
         self._recent.extend(float(v) for v in values["recent"])
         self._hist_best = [float(v) for v in values["hist_best"]]
@@ -152,6 +157,8 @@ class Termination:
         says that ``values`` are finite and sorted ascending, and that the run
         minimises (the driver's usual case): they are then read as they are.
         """
+        if self.pending is not None:
+            self.load_progress_values(self.pending())
         total, finite = 0.0, values
         if not presorted:
             total = sum(values)  # finite: every value is; NaN: some value is
