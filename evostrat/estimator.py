@@ -24,16 +24,30 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
+import numpy as np
 from sklearn.base import BaseEstimator
 
+from evostrat.backends import Backend, get_backend, to_host
+from evostrat.backends.points import as_search_point, check_population_size
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
+from evostrat.params import Satisfies, StrOptions, check_params
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
+from evostrat.run.restarts import Restarts
+from evostrat.run.termination import CRITERIA_CONSTRAINTS
 
 __all__ = ["ES"]
+
+
+def _real_numbers(value: Any) -> bool:
+    """Whether ``value`` is a real number or an array or list of them (not bools or strings)."""
+    try:
+        return np.asarray(to_host(value)).dtype.kind in "fiu"
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def _fitted(name: str, doc: str, settable: bool = False) -> property:
@@ -109,6 +123,20 @@ class ES(BaseEstimator):
         checkpoints, bounds, restarts or behaviours); ``False`` never does.
         ``fast_path_`` tells which loop ran.
     """
+
+    _BOOL = [bool, np.bool_]
+    #: Parameter name -> the constraints its value may satisfy (strategies, evaluators,
+    #: ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where they are used).
+    parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **CRITERIA_CONSTRAINTS, **{name: [*CRITERIA_CONSTRAINTS[name], StrOptions({"auto"})]
+                                   for name in ("tolfunhist", "tolstagnation", "tolflatfitness")},
+        "sigma0": [None, Satisfies(_real_numbers, "a positive number or an array of them")],
+        "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
+        "restarts": [None, StrOptions({"ipop", "bipop"}), dict, Restarts],
+        "backend": [str, Backend], "strategy_options": [dict, None],
+        "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
+                                        "a torch or JAX device")],
+    }
 
     def __init__(
         self, strategy: Any = "snes", sigma0: Any = None, popsize: int | None = None,
@@ -200,7 +228,16 @@ class ES(BaseEstimator):
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
-        """Start a run around ``x0`` for manual ``ask``/``tell``; returns ``self``."""
+        """Start a run around ``x0`` for manual ``ask``/``tell``; returns ``self``.
+
+        First checks ``parameter_constraints``, and that one population
+        (``popsize x dim x itemsize`` bytes) fits in memory.
+        """
+        check_params(self, self.parameter_constraints)
+        if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
+            as_search_point(x0, get_backend("numpy"))
+        popsize = make_strategy(self.strategy, self.strategy_options, popsize=self.popsize).popsize
+        check_population_size(popsize, x0, self.dtype)
         self.run_ = Driver(self, x0)
         return self
 

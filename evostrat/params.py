@@ -6,7 +6,8 @@ then provides ``get_params``/``set_params`` as scikit-learn's ``BaseEstimator`` 
 ``clone`` and nested ``set_params(strategy__lr=...)`` work), and ``validate_params``,
 which checks the ``parameter_constraints`` a class lists, like scikit-learn's
 ``_parameter_constraints``: parameter name -> the constraints a value may satisfy (an
-:class:`Interval`, :class:`StrOptions`, ``None``, ``callable`` or a type).
+:class:`Interval`, :class:`StrOptions`, :class:`Satisfies`, ``None``, ``callable`` or a
+type). :func:`check_params` checks any object's attributes against such a dict.
 
 Examples
 --------
@@ -30,11 +31,11 @@ import functools
 import inspect
 import math
 from numbers import Integral, Real
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Interval", "Params", "StrOptions"]
+__all__ = ["Interval", "Params", "Satisfies", "StrOptions", "check_params"]
 
 
 class Interval:
@@ -68,6 +69,8 @@ class Interval:
 
     def __str__(self) -> str:
         noun = "an int" if self.kind is Integral else "a number"
+        if self.left is None and self.right is None:
+            return f"a finite {noun.split()[1]}"
         if self.left == 0 and self.right is None:
             sign = "a positive" if self.closed in ("neither", "right") else "a non-negative"
             return f"{sign} {noun.split()[1]}"
@@ -97,6 +100,19 @@ class StrOptions(tuple):
         return repr(self[0]) if len(self) == 1 else f"one of {tuple(self)}"
 
 
+class Satisfies:
+    """Values for which ``test(value)`` holds, described as ``text`` (what no type says)."""
+
+    def __init__(self, test: Callable[[Any], bool], text: str) -> None:
+        self.test, self.text = test, text
+
+    def __contains__(self, value: Any) -> bool:
+        return bool(self.test(value))
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _satisfies(value: Any, constraint: Any) -> bool:
     if constraint is None or constraint is callable:
         return value is None if constraint is None else callable(value)
@@ -105,7 +121,7 @@ def _satisfies(value: Any, constraint: Any) -> bool:
             isinstance(value, bool) and constraint in (Real, Integral))
     if isinstance(constraint, StrOptions):
         return isinstance(value, str) and value in constraint
-    return value in constraint  # an Interval
+    return value in constraint  # an Interval or Satisfies
 
 
 def _describe(constraint: Any) -> str:
@@ -115,6 +131,19 @@ def _describe(constraint: Any) -> str:
         library = "numpy " if constraint.__module__ == "numpy" else ""
         return {Real: "a number", Integral: "an int"}.get(constraint, f"a {library}{constraint.__name__}")
     return str(constraint)
+
+
+def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
+    """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does."""
+    for name, options in constraints.items():
+        value = getattr(owner, name)
+        if any(_satisfies(value, c) for c in options):
+            continue
+        texts = [_describe(c) for c in options]
+        expected = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
+        wrong_value = any(hasattr(c, "matches_type") and c.matches_type(value) for c in options)
+        error = InvalidArgumentError if wrong_value else InvalidTypeError
+        raise error(f"{type(owner).__name__}: {name} must be {expected}, got {value!r}")
 
 
 class Params:
@@ -133,16 +162,7 @@ class Params:
         InvalidTypeError
             For a value of no accepted type.
         """
-        for name, constraints in self.parameter_constraints.items():
-            value = getattr(self, name)
-            if any(_satisfies(value, c) for c in constraints):
-                continue
-            texts = [_describe(c) for c in constraints]
-            expected = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
-            wrong_value = any(isinstance(c, (Interval, StrOptions)) and c.matches_type(value)
-                              for c in constraints)
-            error = InvalidArgumentError if wrong_value else InvalidTypeError
-            raise error(f"{type(self).__name__}: {name} must be {expected}, got {value!r}")
+        check_params(self, self.parameter_constraints)
 
     @classmethod
     @functools.cache

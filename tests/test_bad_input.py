@@ -67,7 +67,7 @@ def _complex(library: str):
 @pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
 def test_x0_complex(library: str) -> None:
     pytest.importorskip(library)
-    with pytest.raises(InvalidTypeError, match="x0 must have a real dtype"):
+    with pytest.raises(InvalidTypeError, match="x0 must have a float32 or float64 dtype.*got complex"):
         SNES().initialize(_complex(library))
 
 
@@ -351,7 +351,7 @@ def test_odd_popsize_with_mirrored_sampling() -> None:
         (np.inf, InvalidArgumentError, "sigma0 must be positive and finite"),
         (np.array([1.0, -1.0, 1.0]), InvalidArgumentError, "sigma0 must be positive and finite"),
         (np.ones(2), InvalidArgumentError, r"sigma0 must be a positive number or an array of shape \(3,\)"),
-        ("big", InvalidTypeError, r"sigma0 must be a positive number or an array of shape \(3,\)"),
+        ("big", InvalidTypeError, r"sigma0 must be (None or )?a positive number or an array"),
     ],
     ids=["negative", "zero", "nan", "inf", "negative-entry", "shape", "str"],
 )
@@ -386,9 +386,9 @@ def test_bad_random_state(random_state, error, match) -> None:
         (dict(max_evals=10.5), InvalidTypeError, "max_evals must be a positive int"),
         (dict(max_generations=-3), InvalidArgumentError, "max_generations must be a positive int"),
         (dict(max_generations="10"), InvalidTypeError, "max_generations must be a positive int"),
-        (dict(ftarget="low"), InvalidTypeError, "ftarget must be a real number"),
-        (dict(ftarget=np.nan), InvalidArgumentError, "ftarget must not be NaN"),
-        (dict(tolx="tiny"), InvalidTypeError, "tolx must be a real number"),
+        (dict(ftarget="low"), InvalidTypeError, "ftarget must be a finite number"),
+        (dict(ftarget=np.nan), InvalidArgumentError, "ftarget must be a finite number"),
+        (dict(tolx="tiny"), InvalidTypeError, "tolx must be a non-negative number"),
     ],
     ids=[
         "max_evals-0", "max_evals-float", "max_generations-neg", "max_generations-str",

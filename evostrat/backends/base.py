@@ -30,6 +30,8 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 Key = Any
+#: The floating dtypes runs compute in, on every backend (``ES(dtype=...)``).
+FLOAT_DTYPES = ("float32", "float64")
 
 def seed_to_uint64(seed: int | None) -> np.ndarray:
     """Turn ``random_state`` (an int or ``None``) into a two-word uint64 seed.
@@ -167,15 +169,20 @@ class Backend:
         return None
 
     def float_dtype(self, x: Array) -> Any:
-        """The floating dtype a search point like ``x`` is kept in."""
-        dtype = x.dtype
-        xp = self.xp
-        if xp.isdtype(dtype, "real floating"):
-            return dtype
-        if xp.isdtype(dtype, "integral") or xp.isdtype(dtype, "bool"):
+        """The floating dtype a search point like ``x`` is kept in.
+
+        float32 and float64 are kept; integers, float16 and bfloat16 (numpy and torch
+        lack their random-number and eigendecomposition kernels) are computed in
+        :attr:`default_float`; other dtypes (bool, complex, longdouble...) are refused.
+        """
+        name = self.dtype_name(x.dtype)
+        if name in FLOAT_DTYPES:
+            return x.dtype
+        if name in ("float16", "bfloat16") or self.xp.isdtype(x.dtype, "integral"):
             return self.default_float
         raise InvalidTypeError(
-            f"x0 must have a real dtype (float or int), got {dtype}"
+            f"x0 must have a float32 or float64 dtype (integer, float16 and bfloat16 x0 are "
+            f"computed in {self.dtype_name(self.default_float)}), got {name}"
         )
 
     @staticmethod

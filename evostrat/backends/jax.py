@@ -1,7 +1,9 @@
 """The JAX backend: CPU, GPU or TPU arrays; ``ask``/``tell`` are jitted.
 
 Keys are raw ``uint32[2]`` JAX PRNG keys, split with ``jax.random.split``.
-Search points are float32 unless ``jax_enable_x64`` is on and ``x0`` is float64.
+Search points are float32 unless ``jax_enable_x64`` is on and ``x0`` is float64 (as
+JAX itself would, without x64 a float64 ``x0`` from numpy or torch becomes float32;
+``dtype="float64"`` then raises instead of truncating).
 
 Examples
 --------
@@ -22,7 +24,7 @@ import jax.scipy.linalg
 import numpy as np
 
 from evostrat.backends.base import Array, Backend, Key, seed_to_uint64
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
 _PYTREE_CLASSES: set[type] = set()
@@ -73,6 +75,8 @@ class JaxBackend(Backend):
         return jnp.dtype(dtype) if jax.config.jax_enable_x64 else jnp.float32
 
     def dtype_from_name(self, name: str) -> Any:
+        if name == "float64" and not jax.config.jax_enable_x64:  # JAX would truncate it to float32
+            raise InvalidTypeError("dtype 'float64' on JAX needs jax.config.update('jax_enable_x64', True)")
         return jnp.dtype(name)
 
     def require_dtype(self, name: str) -> Any:

@@ -14,13 +14,16 @@ Examples
 
 from __future__ import annotations
 
+import math
+import os
+from numbers import Integral
 from typing import Any
 
 from evostrat.backends import Backend, get_backend
-from evostrat.backends.base import Array
+from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["as_search_point", "resolve_backend"]
+__all__ = ["as_search_point", "check_population_size", "resolve_backend"]
 
 
 def as_search_point(
@@ -28,10 +31,14 @@ def as_search_point(
 ) -> Array:
     """Validate ``x0`` and convert it to a 1-D floating array of ``backend``.
 
+    ``dtype`` (a name or a dtype of any library) is float32 or float64; by default
+    ``x0``'s own (see :meth:`~evostrat.backends.base.Backend.float_dtype`).
+
     Raises
     ------
     InvalidTypeError
-        For a non-real dtype (complex, object, string).
+        For another ``dtype``, or an ``x0`` that is not float32/64, float16, bfloat16 or
+        integer (bool, complex, longdouble, object, strings).
     InvalidArgumentError
         For a shape other than ``(dim,)`` with ``dim >= 1``, or non-finite values.
     """
@@ -41,13 +48,12 @@ def as_search_point(
         raise InvalidTypeError(
             f"x0 must be a 1-D array of real numbers, got {type(x0).__name__}: {err}"
         ) from err
-    if dtype is None:
-        dtype = backend.float_dtype(x)
-    elif isinstance(dtype, str):
-        dtype = backend.dtype_from_name(dtype)
-    if not backend.xp.isdtype(backend.float_dtype(x), "real floating"):
-        raise InvalidTypeError(f"x0 must have a real dtype, got {x.dtype}")
-    x = backend.asarray(x, dtype=dtype)
+    own = backend.float_dtype(x)  # refuses an x0 of a dtype no run computes in
+    if dtype is not None:
+        if backend.dtype_name(dtype) not in FLOAT_DTYPES:
+            raise InvalidTypeError(f"dtype must be None or one of {FLOAT_DTYPES}, got {dtype!r}")
+        own = backend.dtype_from_name(backend.dtype_name(dtype))
+    x = backend.asarray(x, dtype=own)
     if x.ndim != 1 or x.shape[0] < 1:
         raise InvalidArgumentError(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
@@ -68,5 +74,24 @@ def resolve_backend(x0: Any, backend: Any) -> Backend:
     if backend is None or (isinstance(backend, str) and backend == "auto"):
         if isinstance(x0, (list, tuple, int, float)):
             return get_backend("numpy")
-        return get_backend(x0)
+        try:
+            return get_backend(x0)
+        except InvalidTypeError as err:
+            raise InvalidTypeError(f"x0: {err}") from None
     return get_backend(backend)
+
+
+def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
+    """Raise :class:`InvalidArgumentError` if one population (``popsize x dim x itemsize``
+    bytes) exceeds the physical memory (2**50 bytes where the system does not tell)."""
+    if not isinstance(popsize, Integral) or isinstance(popsize, bool):
+        return  # None (the strategy's default) or a wrong type, which the strategy reports
+    shape = getattr(x0, "shape", None) or (len(x0) if isinstance(x0, (list, tuple)) else 1,)
+    itemsize = 4 if "float32" in str(dtype or getattr(x0, "dtype", "")) else 8
+    need = int(popsize) * math.prod(shape) * itemsize
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**50
+    if need > memory:
+        raise InvalidArgumentError(
+            f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population of "
+            f"{math.prod(shape)} coordinates, more than this machine's {memory / 2**30:.3g} GiB"
+        )

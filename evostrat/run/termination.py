@@ -36,15 +36,15 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 from collections import deque
+from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Interval, check_params
 from evostrat.run.state import is_int, is_real, is_reals
 
 __all__ = [
-    "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
+    "CRITERIA_CONSTRAINTS", "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
     "history_criteria",
 ]
 
@@ -65,26 +65,14 @@ def default_max_generations(dim: int, popsize: int) -> int:
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
 
-def _check_int(name: str, value: int | None, minimum: int) -> int | None:
-    """``value`` as an int >= ``minimum`` (1: "positive", 0: "non-negative"), or ``None``."""
-    if value is None:
-        return None
-    expected = f"{name} must be a {'positive' if minimum == 1 else 'non-negative'} int or None"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidTypeError(f"{expected}, got {value!r}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{expected}, got {value}")
-    return int(value)
-
-
-def _check_number(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name} must be a real number or None, got {value!r}")
-    if math.isnan(value):
-        raise InvalidArgumentError(f"{name} must not be NaN")
-    return float(value)
+_TOLERANCE = [Interval(Real, 0, None), None]
+_COUNT = [Interval(Integral, 0, None), None]
+#: The criteria's constraints (:mod:`evostrat.params`), checked by ``Termination`` and ``ES``.
+CRITERIA_CONSTRAINTS: dict[str, list[Any]] = {
+    **dict.fromkeys(("max_evals", "max_generations"), [Interval(Integral, 0, None, closed="neither"), None]),
+    "ftarget": [Interval(Real, None, None), None], **dict.fromkeys(("tolfun", "tolx", "tolfunhist"), _TOLERANCE),
+    "tolstagnation": _COUNT, "tolflatfitness": _COUNT,
+}
 
 
 class Termination:
@@ -96,16 +84,15 @@ class Termination:
         history_length: int = 10, tolfunhist: float | None = None, tolstagnation: int | None = None,
         tolflatfitness: int | None = None, dim: int = 1, popsize: int = 1,
     ) -> None:
-        self.max_evals = _check_int("max_evals", max_evals, 1)
-        self.max_generations = _check_int("max_generations", max_generations, 1)
-        self.ftarget = _check_number("ftarget", ftarget)
-        self.tolfun = _check_number("tolfun", tolfun)
-        self.tolx = _check_number("tolx", tolx)
+        self.max_evals, self.max_generations, self.ftarget = max_evals, max_generations, ftarget
+        self.tolfun, self.tolx, self.tolfunhist = tolfun, tolx, tolfunhist
+        self.tolstagnation, self.tolflatfitness = tolstagnation, tolflatfitness
+        check_params(self, CRITERIA_CONSTRAINTS)
+        for name, (interval, _) in CRITERIA_CONSTRAINTS.items():  # plain Python numbers
+            if getattr(self, name) is not None:
+                setattr(self, name, (int if interval.kind is Integral else float)(getattr(self, name)))
         self.maximize = maximize
         self._recent: deque[float] = deque(maxlen=max(1, history_length))
-        self.tolfunhist = _check_number("tolfunhist", tolfunhist)
-        self.tolstagnation = _check_int("tolstagnation", tolstagnation, 0)
-        self.tolflatfitness = _check_int("tolflatfitness", tolflatfitness, 0)
         self.dim, self.popsize = int(dim), int(popsize)
         # pycma's history length is _keep + 0.2 generation; stagnation needs generation > _warmup;
         # tolfunhist needs _filled values
