@@ -81,8 +81,8 @@ def payload_digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _temp_pattern(path: str, prefix: str) -> tuple[str, str]:
-    folder, name = os.path.split(os.path.abspath(path))
+def _temp_pattern(path: str | os.PathLike, prefix: str) -> tuple[str, str]:
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     return folder, f"{prefix}{name[:64]}-"
 
 
@@ -92,7 +92,7 @@ def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
     Only regular files named as :func:`atomic_file` names them for ``path``
     (``<prefix><name>-<12 hex digits>.tmp``) go; links and anything else stay.
     """
-    folder, stem = _temp_pattern(os.fspath(path), prefix)
+    folder, stem = _temp_pattern(path, prefix)
     ours = re.compile(re.escape(stem) + r"[0-9a-f]{12}\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
@@ -111,7 +111,7 @@ def atomic_file(path: str | os.PathLike, prefix: str = ".ckpt-") -> Iterator[Bin
     writing through it; on an error it is removed. Leftovers of killed writes are
     removed first (:func:`remove_stale_temps`).
     """
-    folder, stem = _temp_pattern(os.fspath(path), prefix)
+    folder, stem = _temp_pattern(path, prefix)
     remove_stale_temps(path, prefix)
     tmp = os.path.join(folder, f"{stem}{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -239,10 +239,8 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, spec: dic
 
 def _check_header(meta: Any) -> None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(
-            "not an evostrat checkpoint (format tag is "
-            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})"
-        )
+        tag = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"not an evostrat checkpoint (format tag is {tag!r}, expected {FORMAT!r})")
     if meta.get("version") != VERSION:
         raise CheckpointError(f"it has format version {meta.get('version')!r}; this evostrat reads version {VERSION}")
     index = meta.get("arrays")

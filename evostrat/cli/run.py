@@ -152,10 +152,10 @@ def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
     from evostrat.run.state import check_schema, is_int
 
     plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
-    schema = {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
-              "problem": (lambda v: isinstance(v, str) and v in FUNCTIONS, "a benchmark problem's name")}
+    problem = (lambda v: isinstance(v, str) and v in FUNCTIONS, "a benchmark problem's name")
     try:
-        return check_schema(saved, schema, "'evostrat run' configuration")
+        return check_schema(saved, {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
+                                    "problem": problem}, "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
 
