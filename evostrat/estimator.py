@@ -42,14 +42,6 @@ from evostrat.run.termination import CRITERIA_CONSTRAINTS
 __all__ = ["ES"]
 
 
-def _real_numbers(value: Any) -> bool:
-    """Whether ``value`` is a real number or an array or list of them (not bools or strings)."""
-    try:
-        return np.asarray(to_host(value)).dtype.kind in "fiu"
-    except (TypeError, ValueError, RuntimeError):
-        return False
-
-
 def _fitted(name: str, doc: str, settable: bool = False) -> property:
     """A fitted attribute that reads (and, when ``settable``, writes) the run value."""
 
@@ -130,9 +122,10 @@ class ES(BaseEstimator):
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **CRITERIA_CONSTRAINTS, **{name: [*CRITERIA_CONSTRAINTS[name], StrOptions({"auto"})]
                                    for name in ("tolfunhist", "tolstagnation", "tolflatfitness")},
-        "sigma0": [None, Satisfies(_real_numbers, "a positive number or an array of them")],
+        "sigma0": [None, Satisfies(lambda v: np.asarray(to_host(v)).dtype.kind in "fiu",  # no bools, strings
+                                   "a positive number or an array of them")],
         "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
-        "restarts": [None, StrOptions({"ipop", "bipop"}), dict, Restarts],
+        "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
         "backend": [str, Backend], "strategy_options": [dict, None],
         "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
                                         "a torch or JAX device")],

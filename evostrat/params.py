@@ -107,7 +107,10 @@ class Satisfies:
         self.test, self.text = test, text
 
     def __contains__(self, value: Any) -> bool:
-        return bool(self.test(value))
+        try:
+            return bool(self.test(value))
+        except Exception:  # noqa: BLE001 - a test that cannot decide says no
+            return False
 
     def __str__(self) -> str:
         return self.text

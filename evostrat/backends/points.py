@@ -84,14 +84,10 @@ def resolve_backend(x0: Any, backend: Any) -> Backend:
 def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
     """Raise :class:`InvalidArgumentError` if one population (``popsize x dim x itemsize``
     bytes) exceeds the physical memory (2**50 bytes where the system does not tell)."""
-    if not isinstance(popsize, Integral) or isinstance(popsize, bool):
-        return  # None (the strategy's default) or a wrong type, which the strategy reports
-    shape = getattr(x0, "shape", None) or (len(x0) if isinstance(x0, (list, tuple)) else 1,)
-    itemsize = 4 if "float32" in str(dtype or getattr(x0, "dtype", "")) else 8
-    need = int(popsize) * math.prod(shape) * itemsize
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**50
-    if need > memory:
-        raise InvalidArgumentError(
-            f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population of "
-            f"{math.prod(shape)} coordinates, more than this machine's {memory / 2**30:.3g} GiB"
-        )
+    if isinstance(popsize, Integral) and not isinstance(popsize, bool):  # else the strategy reports it
+        dim = math.prod(getattr(x0, "shape", None) or (len(x0) if isinstance(x0, (list, tuple)) else 1,))
+        need = int(popsize) * dim * (4 if "float32" in str(dtype or getattr(x0, "dtype", "")) else 8)
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**50
+        if need > memory:
+            raise InvalidArgumentError(f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population "
+                                       f"of dim {dim}, more than the {memory / 2**30:.3g} GiB of memory")
