@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from evostrat.errors import EvostratError, InvalidTypeError
+from evostrat.errors import InvalidTypeError
 from evostrat.problems import sphere
 from evostrat.strategies.snes import SNES
 
@@ -133,7 +133,3 @@ def test_jax_float64_with_x64() -> None:
         es = ES("snes", backend="jax", dtype="float64", max_generations=3, random_state=0,
                 compiled_loop=False).fit(sphere, np.ones(3))
         assert _dtype_name(es.x_) == "float64"
-
-
-def test_every_dtype_error_is_an_evostrat_type_error() -> None:
-    assert issubclass(InvalidTypeError, EvostratError) and issubclass(InvalidTypeError, TypeError)
