@@ -127,9 +127,14 @@ def test_jax_float64_without_x64_is_documented_and_explicit_float64_refused() ->
         ES("snes", backend="jax", dtype="float64").fit(sphere, np.ones(3))
 
 
-def test_jax_float64_with_x64() -> None:
+@pytest.mark.parametrize("name", ["snes", "cma_es"])
+def test_jax_float64_with_x64(name: str) -> None:
+    """float64 under x64, on the compiled loop too (its stop codes stay int32) and on the host loop."""
     jax = pytest.importorskip("jax")
-    with jax.enable_x64(True):  # compiled_loop=False: run/compiled.py's stop code turns int64 under x64
-        es = ES("snes", backend="jax", dtype="float64", max_generations=3, random_state=0,
-                compiled_loop=False).fit(sphere, np.ones(3))
-        assert _dtype_name(es.x_) == "float64"
+    with jax.enable_x64(True):
+        for compiled in ("auto", False):
+            es = ES(name, backend="jax", dtype="float64", max_generations=30, random_state=0,
+                    compiled_loop=compiled).fit(sphere, np.ones(3))
+            assert _dtype_name(es.x_) == "float64"
+            assert es.fast_path_ == ("compiled_loop" if compiled == "auto" else None)
+            assert (es.n_generations_, es.stop_reason_) == (30, "maxiter")

@@ -43,7 +43,7 @@ from evostrat.backends.trees import field_names, named_leaves
 from evostrat.errors import (
     InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError,
 )
-from evostrat.backends.points import as_search_point, resolve_backend
+from evostrat.backends.points import resolve_backend
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -119,13 +119,13 @@ class AskTell:
             )
         self.strategy = strategy
         self.backend = resolve_backend(x0, backend)
-        x = as_search_point(x0, self.backend, dtype=dtype, device=device)
+        self.state = strategy.init(x0, None, self.backend, random_state=random_state, dtype=dtype, device=device)
+        x = strategy.mean(self.state)  # x0 as validated by init
         self.device = self.backend.device(x)
         self.dtype = x.dtype
         self.dim = int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
         self.nonfinite = nonfinite
-        self.state = strategy.init(x, self.backend.key(random_state), self.backend)
         self._pending: Any = None
         self.generation = 0
         self.n_evals = 0

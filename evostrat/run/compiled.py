@@ -126,7 +126,7 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
         progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
         if stop_names:
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-            code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops), code)
+            code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
         return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
 
     def stagnation(run: DeviceRun) -> DeviceRun:

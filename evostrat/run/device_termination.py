@@ -231,4 +231,4 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     else:
         rows.append(jnp.asarray(False))
     hits = jnp.stack(rows)
-    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0), due
+    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due
