@@ -149,3 +149,36 @@ def test_all_defaults_run_on_every_strategy() -> None:
     for name in ("snes", "cma_es", "sep_cma_es", "xnes", "openai_es", "pgpe"):
         es = ES(name, max_generations=3, random_state=0).fit(sphere, [1.0, 2.0, 3.0])
         assert es.n_generations_ == 3 and isinstance(es.x_, np.ndarray)
+
+
+@pytest.mark.parametrize("bad", ["1", True, ["1", "1"], None])
+@pytest.mark.parametrize("how", ["strategy_options", "instance"])
+def test_sigma0_of_a_strategy_is_checked_like_the_estimators(bad, how) -> None:
+    """numpy reads "1" and True as numbers: a strategy's own sigma0 is type-checked too."""
+    es = (ES("snes", strategy_options={"sigma0": bad}, max_generations=2) if how == "strategy_options"
+          else ES(SNES(sigma0=bad), max_generations=2))
+    with pytest.raises(InvalidTypeError, match="sigma0"):
+        es.fit(sphere, np.ones(2))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, "-1"])
+def test_expectation_es_baseline_is_none_mean_or_a_finite_number(bad) -> None:
+    with pytest.raises(EvostratError, match="baseline"):
+        ES("expectation_es", strategy_options={"baseline": bad}, max_generations=2).fit(sphere, np.ones(2))
+    assert ES("expectation_es", strategy_options={"baseline": -1.0}, max_generations=2).fit(
+        sphere, np.ones(2)).n_generations_ == 2
+
+
+def test_a_restarts_larger_population_is_refused_before_allocating(monkeypatch) -> None:
+    """IPOP doubles the population each restart: the restart that would not fit in memory
+    raises naming popsize, and the run keeps what it found so far."""
+    import os
+
+    real = os.sysconf
+    # 2 pages of 4096 bytes: the first population (12 x 20 x 8 bytes) fits, the second restart's (48 x ...) not
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1}.get(name)
+                        if name in ("SC_PAGE_SIZE", "SC_PHYS_PAGES") else real(name))
+    es = ES("cma_es", restarts="ipop", max_evals=200_000, random_state=0)
+    with pytest.raises(InvalidArgumentError, match=r"popsize=48 needs"):
+        es.fit(lambda X: np.sum(X**2 - 10 * np.cos(2 * np.pi * X), axis=1) + 10 * X.shape[1], np.ones(20))
+    assert es.n_generations_ > 0 and math.isfinite(es.fun_) and len(es.restarts_) == 2

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from evostrat.backends.points import check_population_size
 from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
@@ -87,6 +88,7 @@ class Driver:
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
         if plan is not None:
             popsize = plan.popsize
+            check_population_size(popsize, self.x0, s.dtype)  # a restart's larger population
             if plan.sigma_factor != 1.0:
                 base = make_strategy(s.strategy, s.strategy_options, sigma0=s.sigma0)
                 sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor

@@ -145,7 +145,10 @@ class Strategy(Params):
         """
         expected = f"sigma0 must be a positive number or an array of shape {tuple(x0.shape)}"
         try:
-            host = np.asarray(host_value(self.sigma0), dtype=np.float64)
+            host = np.asarray(host_value(self.sigma0))
+            if host.dtype.kind not in "fiu":  # numpy would read "1" and True as numbers
+                raise TypeError(f"dtype {host.dtype}")
+            host = host.astype(np.float64)
         except (TypeError, ValueError) as err:
             raise InvalidTypeError(f"{expected}, got {type(self.sigma0).__name__}: {self.sigma0!r}") from err
         if host.ndim != 0 and host.shape != tuple(x0.shape):

@@ -98,7 +98,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         "optimizer": [str, Optimizer],
         "optimizer_options": [dict, None],
         "fitness_shaping": [StrOptions(SHAPINGS)],
-        "baseline": [None, StrOptions({"mean"}), Real],
+        "baseline": [None, StrOptions({"mean"}), Interval(Real, None, None)],
         "mirrored": [bool],
         "learn_sigma": [bool],
     }
