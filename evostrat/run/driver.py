@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends.points import check_population_size
+from evostrat.errors import InvalidArgumentError
 from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
@@ -59,13 +60,16 @@ class Driver:
     settings : ES
         The estimator whose parameters configure the run; the driver reads them
         (at the start of each restart run, for the evaluator) and never writes them.
-    x0 : array-like, shape (dim,)
-        The initial point (inside ``bounds`` when given).
+    x0 : array-like, shape (dim,), or callable
+        The initial point (inside ``bounds`` when given), or a function returning one,
+        called for the first run and each restart (:meth:`draw_x0`), as pycma's.
     """
 
     def __init__(self, settings: Any, x0: Any) -> None:
         self.settings = settings
         self.maximize = bool(settings.maximize)
+        self.x0_source = x0 if callable(x0) else None
+        x0 = self.draw_x0(0) if callable(x0) else x0
         self.x0_type = type(x0)
         if isinstance(x0, (list, tuple)):
             x0 = np.asarray(x0, dtype=np.float64)
@@ -94,6 +98,12 @@ class Driver:
                 sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor
             if plan.run > 0 and seed is not None:
                 seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
+            if plan.run > 0 and self.x0_source is not None:  # pycma: a callable x0 starts each restart
+                x0 = as_search_point(self.draw_x0(plan.run), self.runner.backend, self.runner.dtype,
+                                     self.runner.device)
+                if self.bounds is not None:
+                    BoxBounds.from_spec((self.bounds.lower, self.bounds.upper), x0)  # inside the box
+                self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0)
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
                               device=s.device, nonfinite=s.nonfinite)
@@ -113,6 +123,26 @@ class Driver:
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
             self.state.restarts.append(plan.record(self.state.n_evals))
+
+    def draw_x0(self, run: int) -> Any:
+        """A start point from the callable ``x0`` for restart run ``run``: called without
+        arguments while numpy's global generator is seeded from ``(random_state, run)`` (then
+        restored), so a callable drawing from ``np.random`` gives reproducible runs."""
+        seed = self.settings.random_state
+        saved = np.random.get_state()
+        if seed is not None:
+            np.random.seed(np.random.SeedSequence([int(seed), run, 0x5EED]).generate_state(4))
+        try:
+            point = self.x0_source()
+        finally:
+            if seed is not None:
+                np.random.set_state(saved)
+        shape = tuple(np.shape(point))
+        if len(shape) != 1 or shape[0] < 1 or (run > 0 and shape[0] != self.runner.dim):
+            dim = "(dim,)" if run == 0 else f"({self.runner.dim},)"
+            raise InvalidArgumentError(f"the callable x0 must return a point of shape {dim}, got shape {shape} "
+                                       f"for restart run {run}")
+        return point
 
     # -- ask / tell ----------------------------------------------------------------------------
     def to_box(self, X: Any) -> Any:
