@@ -1,8 +1,8 @@
 """evostrat: evolution strategies on numpy, torch and JAX.
 
-``import evostrat`` is light: it never imports torch, JAX, Ray or
-scikit-learn. The estimator ``ES`` (which needs scikit-learn) is loaded on
-first access.
+``import evostrat`` is light (numpy, pluggy and array-api-compat): it never imports
+torch, JAX, Ray, scikit-learn, SciPy, pandas or matplotlib; the backends and plugins
+that need them load them on first use.
 
 Examples
 --------
@@ -15,14 +15,13 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
-
 from evostrat import problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
     InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, PluginError, PopulationMismatchError,
     StateError, UnknownNameError,
 )
+from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
 from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
@@ -37,10 +36,3 @@ __all__ = [
     "expectation", "hookimpl", "list_plugins", "problems", "vectorized",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "ES":  # scikit-learn takes ~1 s to import: only when the estimator is used
-        from evostrat.estimator import ES
-
-        return ES
-    raise AttributeError(f"module 'evostrat' has no attribute {name!r}")

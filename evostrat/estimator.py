@@ -27,12 +27,11 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from evostrat.backends import Backend, get_backend, to_host
 from evostrat.backends.points import as_search_point, check_population_size
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
-from evostrat.params import Satisfies, StrOptions, check_params
+from evostrat.params import Params, Satisfies, StrOptions, check_params
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
@@ -54,7 +53,7 @@ def _fitted(name: str, doc: str, settable: bool = False) -> property:
     return property(get, put if settable else None, doc=doc)
 
 
-class ES(BaseEstimator):
+class ES(Params):
     """Evolution strategy estimator.
 
     Parameters
@@ -175,7 +174,7 @@ class ES(BaseEstimator):
 
     def set_params(self, **params: Any) -> "ES":
         nested = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
-        valid = self._get_param_names()
+        valid = self._param_names()
         unknown = sorted(k for k in params if k.split("__", 1)[0] not in valid)
         if unknown:
             raise InvalidArgumentError(
