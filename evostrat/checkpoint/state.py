@@ -33,12 +33,16 @@ import numpy as np
 from evostrat.backends import Backend
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
+from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
 
-__all__ = ["capture", "restore", "RUNTIME_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
+__all__ = ["capture", "restore", "RUNTIME_PARAMS", "BUDGET_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
 
 #: Parameters that only say how candidates are evaluated: ``restore`` may replace them.
 RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
+#: The budgets: ``restore`` may change them to any value not below what the run has spent,
+#: and a run that its budget stopped then continues (:func:`restore`).
+BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
 _OPTIONAL = ("format", "version", "arrays", "sha256", "checkpoint_every")  # checked on read / optional
@@ -185,12 +189,16 @@ def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
             f"{sorted(valid)} (evostrat {meta.get('evostrat_version')!r} wrote it)"
         )
     unsaved = sorted(k for k, v in saved.items() if "unsaved" in v)
-    bad = sorted(set(overrides) - RUNTIME_PARAMS - set(unsaved))
+    bad = sorted(set(overrides) - RUNTIME_PARAMS - BUDGET_PARAMS - set(unsaved))
     if bad:
         raise InvalidArgumentError(
-            f"resume can replace only {sorted(RUNTIME_PARAMS | set(unsaved))} (parameters that do not "
-            f"change the trajectory, or that the checkpoint could not store); got {bad}"
+            f"resume can replace only {sorted(RUNTIME_PARAMS | BUDGET_PARAMS | set(unsaved))} (parameters "
+            f"that do not change the trajectory, the budgets, or what the checkpoint could not store); got {bad}"
         )
+    for name in BUDGET_PARAMS & set(overrides):
+        value = overrides[name]
+        if value is not None and not (is_int(value) and value >= 1):
+            raise InvalidArgumentError(f"resume({name}=...) must be a positive int or None, got {value!r}")
     missing = sorted(set(unsaved) - set(overrides))
     if missing:
         raise InvalidArgumentError(
@@ -225,8 +233,17 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     meta, arrays
         What :func:`capture` returned (or :func:`~evostrat.checkpoint.format.read_checkpoint` read).
     **overrides
-        New values for ``evaluator``/``evaluator_options`` and for parameters
-        the checkpoint could not store.
+        New values for ``evaluator``/``evaluator_options``, for the budgets
+        ``max_evals``/``max_generations`` and for parameters the checkpoint could
+        not store. A new budget may not be below what the run has spent; the run
+        then goes on exactly as if that budget had been set from the start: a run
+        stopped by its budget (``"maxfevals"``/``"maxiter"``) continues, one stopped
+        by any other criterion stays stopped. (With restarts, a local criterion
+        that ended a restart run when the old generation budget was spent starts the
+        next restart run.) A finished run's last generation was checked against the
+        budget first, as every generation is: the criteria checked after it
+        (``tolfun``, ``tolx``, ``tolfunhist``, ``tolstagnation``, ``tolflatfitness``)
+        did not see that one generation.
 
     Raises
     ------
@@ -237,12 +254,38 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         the wrong type, shape or dtype, or values the run refuses.
     """
     saved = _check_params(meta, overrides)
+    old = _decode_params(saved, arrays, {k: v for k, v in overrides.items() if k not in BUDGET_PARAMS})
     try:
-        return _rebuild(meta, arrays, _decode_params(saved, arrays, overrides))
+        es = _rebuild(meta, arrays, {**old, **overrides})
     except CheckpointError:
         raise
     except Exception as err:  # a value of the declared type that the estimator refuses
         raise CheckpointError(f"checkpoint does not describe a valid run ({type(err).__name__}: {err})") from err
+    if BUDGET_PARAMS & set(overrides):
+        _extend_budget(es, old["max_generations"])
+    return es
+
+
+def _extend_budget(es: Any, old_max_generations: int | None) -> None:
+    """Check a new budget against what the run spent, and continue a run it had stopped."""
+    driver = es.run_
+    run, termination, generation = driver.state, driver.termination, driver.runner.generation
+    for name, spent, what in (("max_evals", run.n_evals, "evaluations"), ("max_generations", run.n_generations,
+                                                                          "generations")):
+        if getattr(es, name) is not None and getattr(es, name) < spent:
+            raise InvalidArgumentError(f"resume({name}={getattr(es, name)}) is below the {spent} {what} "
+                                       "the run has already made")
+    reason = run.stop_reason
+    local = ("maxfevals" if termination.max_evals is not None and run.n_evals >= termination.max_evals else
+             "maxiter" if termination.max_generations is not None and generation >= termination.max_generations
+             else None)  # the budget criteria of the new termination, as check() orders them
+    if run.plan is None:
+        if reason in (None, "maxfevals", "maxiter"):
+            run.stop_reason = local
+    elif reason in (None, "maxfevals") or (  # restarts: stopped only because the old generation budget was spent
+            reason not in GLOBAL_REASONS and run.n_generations >= (old_max_generations or np.inf)):
+        run.stop_reason = driver.after_run(local or (None if reason in (None, "maxfevals", "maxiter") else reason),
+                                           math.nan)
 
 
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
