@@ -32,7 +32,7 @@ from evostrat.params import check_params
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
 from evostrat.run.termination import CRITERIA_CONSTRAINTS, history_criteria
 
-__all__ = ["CHECKS", "ConformanceError", "check_strategy", "roundtrip_state_dict", "values_for"]
+__all__ = ["CHECKS", "ConformanceError", "check_strategy", "roundtrip_state_dict", "sphere_values"]
 
 #: Check name -> what the contract requires (the second half of every failure message).
 CHECKS: dict[str, str] = {
@@ -70,18 +70,17 @@ def _require(ok: Any, check: str, label: str, detail: str) -> None:
         raise ConformanceError(f"{label} fails check {check!r}: {detail}. Required: {CHECKS[check]}")
 
 
-def values_for(strategy: Any, X: Any) -> Any:
-    """What ``tell`` takes for ``X``: sphere values ``(popsize,)``, or behaviours
-    ``(popsize, 2)`` (``x0 * x1`` and the sphere) when ``strategy.needs_behaviours``.
+def sphere_values(X: Any, behaviours: bool = False) -> Any:
+    """What the checks tell for ``X``: sphere values ``(popsize,)``, or with ``behaviours``
+    (a strategy's ``needs_behaviours``) descriptors ``(popsize, 2)``: ``x0 * x1`` and the sphere.
 
     >>> import numpy as np
-    >>> from evostrat.strategies.snes import SNES
-    >>> values_for(SNES(), np.ones((3, 2))).tolist()
-    [2.0, 2.0, 2.0]
+    >>> sphere_values(np.ones((3, 2))).tolist(), sphere_values(np.ones((3, 2)), behaviours=True).shape
+    ([2.0, 2.0, 2.0], (3, 2))
     """
     xp = array_namespace(X)
     f = xp.sum(X * X, axis=1)
-    return xp.stack([X[:, 0] * X[:, 1], f], axis=1) if strategy.needs_behaviours else f
+    return xp.stack([X[:, 0] * X[:, 1], f], axis=1) if behaviours else f
 
 
 def roundtrip_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +133,7 @@ def _run(s: Any, state: Any, be: Backend, generations: int) -> tuple[Any, list[n
     Xs = []
     for _ in range(generations):
         X, state = s.ask(state)
-        state = s.tell(state, X, values_for(s, X))
+        state = s.tell(state, X, sphere_values(X, s.needs_behaviours))
         Xs.append(_host(X, be))
     return state, Xs
 
@@ -219,7 +218,7 @@ def _check_backend(s: Any, be: Backend, dtype: Any, host_x0: np.ndarray, seed: i
     _require(_same(before, snap(state)), "pure", label, "ask mutated its state")
     _require(np.array_equal(hX, _host(X2, be)) and _same(snap(asked), snap(asked2)), "pure", label,
              "ask(state) twice gave different results")
-    f = values_for(s, X)
+    f = sphere_values(X, s.needs_behaviours)
     inputs = (snap(asked), _host(f, be))
     told, told2 = s.tell(asked, X, f), s.tell(asked, X, f)
     _require(_same(snap(told), snap(told2)), "pure", label, "tell(state, X, values) twice gave different states")
@@ -249,9 +248,9 @@ def _check_cross_backend(s: Any, ref: tuple[Backend, Any, Any], be: Backend, dty
     ref_be, ref_state, ref_X = ref
     X = be.asarray(_host(ref_X, ref_be), dtype=dtype)
     template = s.ask(s.init(be.asarray(host_x0, dtype=dtype)))[1]
-    new = s.tell(_transfer(ref_be.to_host(ref_state), template, be), X, values_for(s, X))
+    new = s.tell(_transfer(ref_be.to_host(ref_state), template, be), X, sphere_values(X, s.needs_behaviours))
     X_ref = ref_be.asarray(_host(X, be))  # the same numbers on the reference backend
-    ref_new = s.tell(ref_state, X_ref, values_for(s, X_ref))
+    ref_new = s.tell(ref_state, X_ref, sphere_values(X_ref, s.needs_behaviours))
     for read in (s.mean, s.sigma):
         a, b = _host(read(new), be), _host(read(ref_new), ref_be)
         _require(np.allclose(a, b, rtol=rtol, atol=rtol * 1e-2), "cross_backend", f"{label} on {be.name}",
@@ -263,7 +262,7 @@ def _check_progress(s: Any, host_x0: np.ndarray, seed: int, budget: int, fractio
     start, best = float(np.sum(host_x0**2)), np.inf
     for _ in range(budget):
         X, state = s.ask(state)
-        state = s.tell(state, X, values_for(s, X))
+        state = s.tell(state, X, sphere_values(X, s.needs_behaviours))
         best = min(best, float(np.sum(_host(s.mean(state), be) ** 2)))
         if best <= fraction * start:
             return

@@ -13,13 +13,13 @@ tests (JAX compiles ask/tell per run, so runs are the expensive part):
   generations: must equal A's last ``N`` generations bit for bit.
 
 Strategies with ``needs_behaviours = True`` are told behaviour descriptors of
-shape (popsize, 2) instead of one fitness value per candidate (:func:`_values`);
+shape (popsize, 2) instead of one fitness value per candidate
+(:func:`evostrat.testing.sphere_values`, shared with the plugin-author kit);
 ``ES.fit`` gets a behaviour objective for them.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from evostrat import ES
 from evostrat.run.asktell import AskTell
 from evostrat.backends import get_backend
 from evostrat.problems import sphere
+from evostrat.testing import roundtrip_state_dict, sphere_values
 
 DIM = 5
 SEED = 7
@@ -58,17 +59,13 @@ class Run:
     generation: int = 0  # the runner's generation counter at the end
 
 
-def _values(X: Any, name: str = "") -> Any:
-    if name and strategy_class(name).needs_behaviours:
-        return _behaviours(X)
-    return sphere(X)
+def _values(X: Any, name: str) -> Any:
+    return sphere_values(X, strategy_class(name).needs_behaviours)
 
 
 def _behaviours(X: Any) -> Any:
     """Two behaviour dimensions per candidate, (popsize, 2), on X's backend."""
-    from array_api_compat import array_namespace
-
-    return array_namespace(X).stack([X[:, 0] * X[:, 1], sphere(X)], axis=1)
+    return sphere_values(X, behaviours=True)
 
 
 def _run(
@@ -94,18 +91,6 @@ def _run(
     return run, runner, saved
 
 
-def _roundtrip(state_dict: dict) -> dict:
-    """Send a state_dict through npz + JSON, refusing pickles on the way back."""
-    arrays = state_dict["arrays"]
-    meta = {k: v for k, v in state_dict.items() if k != "arrays"}
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    buf.seek(0)
-    with np.load(buf, allow_pickle=False) as data:
-        loaded = {k: data[k] for k in data.files}
-    return {**json.loads(json.dumps(meta)), "arrays": loaded}
-
-
 _CACHE: dict[tuple[str, str], dict[str, Any]] = {}
 
 
@@ -118,7 +103,7 @@ def reference(name: str, case: BackendCase) -> dict[str, Any]:
         c = None
         if saved is not None:
             fresh = strategy_class(name)().initialize(case.array(X0), random_state=SEED + 1000)
-            fresh.load_state_dict(_roundtrip(saved))
+            fresh.load_state_dict(roundtrip_state_dict(saved))
             c, _, _ = _run(name, case, SEED + 1000, N, start=fresh)
         _CACHE[key] = {"a": a, "b": b, "c": c, "saved": saved}
     return _CACHE[key]
