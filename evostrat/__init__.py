@@ -18,8 +18,8 @@ from __future__ import annotations
 from evostrat import problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
-    InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, PluginError, PopulationMismatchError,
-    StateError, UnknownNameError,
+    InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
+    PopulationMismatchError, StateError, UnknownNameError,
 )
 from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
@@ -32,7 +32,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
     "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "ObjectiveError",
-    "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
+    "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
     "expectation", "hookimpl", "list_plugins", "problems", "vectorized",
 ]
 

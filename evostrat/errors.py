@@ -16,11 +16,27 @@ UnknownNameError
 
 from __future__ import annotations
 
+import difflib
+from typing import Any, Iterable
+
 __all__ = [
-    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "InvalidArgumentError",
-    "InvalidTypeError", "UnknownNameError", "PopulationMismatchError", "ObjectiveError",
-    "EvaluationTimeoutError", "PluginError", "StateError", "CheckpointError",
+    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "ParameterOverrideWarning",
+    "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
+    "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "CheckpointError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the choice closest to ``name`` (:mod:`difflib`), or ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("sigma", ["popsize", "sigma0"]), did_you_mean("zzz", ["snes"])
+    (" (did you mean 'sigma0'?)", '')
+    """
+    close = difflib.get_close_matches(str(name).lower(), sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class EvostratError(Exception):
@@ -94,6 +110,10 @@ class PluginError(EvostratError, RuntimeError):
 
 class EvostratWarning(UserWarning):
     """Root of evostrat's warnings."""
+
+
+class ParameterOverrideWarning(EvostratWarning):
+    """An ``ES`` parameter (``sigma0``, ``popsize``) overrides the value a strategy instance was given."""
 
 
 class NonFiniteFitnessWarning(EvostratWarning):

@@ -24,15 +24,17 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from evostrat.backends import Backend, get_backend, to_host
 from evostrat.backends.points import as_search_point, check_population_size
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError, did_you_mean
 from evostrat.params import Params, Satisfies, StrOptions, check_params
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
+from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
 from evostrat.run.restarts import Restarts
@@ -53,6 +55,31 @@ def _fitted(name: str, doc: str, settable: bool = False) -> property:
     return property(get, put if settable else None, doc=doc)
 
 
+def _unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
+    """The error for a parameter ``cls`` does not have, suggesting the closest one."""
+    valid = cls._param_names()
+    return error(f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, valid)}; "
+                 f"valid: {list(valid)} and strategy__<name>")
+
+
+def _known_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` refusing an unknown keyword with :class:`InvalidTypeError` (a ``TypeError``) naming it.
+
+    ``functools.wraps`` keeps ``init``'s signature, which ``get_params`` and
+    ``sklearn.base.clone`` read; the check costs one set look-up per keyword.
+    """
+
+    @functools.wraps(init)
+    def checked(self: "ES", *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        for key in kwargs:
+            if key not in cls._param_names():
+                raise _unknown_parameter(cls, key, InvalidTypeError)
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 class ES(Params):
     """Evolution strategy estimator.
 
@@ -60,11 +87,14 @@ class ES(Params):
     ----------
     strategy : str or Strategy
         A registered name (``"snes"``, ``"openai_es"``, ...; see
-        ``evostrat.list_plugins()``) or a strategy instance (copied at fit).
+        ``evostrat.list_plugins()``; case, ``-`` and ``_`` are ignored when that
+        leaves one name: ``"CMA-ES"``) or a strategy instance (copied at fit).
     sigma0 : float or array, optional
-        Initial step size; ``None`` keeps the strategy's default.
+        Initial step size; ``None`` keeps the strategy's default. A value that
+        replaces one a strategy instance was given warns
+        (:class:`~evostrat.errors.ParameterOverrideWarning`).
     popsize : int, optional
-        ``None`` keeps the strategy's default for the dimension.
+        ``None`` keeps the strategy's default for the dimension (overrides as ``sigma0``).
     max_evals, max_generations : int, optional
         Budgets. With neither set, ``max_generations`` defaults to pycma's
         ``100 + 150 (d + 3)^2 / sqrt(popsize)``.
@@ -130,6 +160,7 @@ class ES(Params):
                                         "a torch or JAX device")],
     }
 
+    @_known_keywords
     def __init__(
         self, strategy: Any = "snes", sigma0: Any = None, popsize: int | None = None,
         max_evals: int | None = None, max_generations: int | None = None, ftarget: float | None = None,
@@ -174,12 +205,9 @@ class ES(Params):
 
     def set_params(self, **params: Any) -> "ES":
         nested = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
-        valid = self._param_names()
-        unknown = sorted(k for k in params if k.split("__", 1)[0] not in valid)
+        unknown = sorted(k for k in params if k.split("__", 1)[0] not in self._param_names())
         if unknown:
-            raise InvalidArgumentError(
-                f"ES has no parameter {unknown[0]!r}; valid: {valid} and strategy__<name>"
-            )
+            raise _unknown_parameter(type(self), unknown[0], InvalidArgumentError)
         super().set_params(**params)
         if nested:
             options = {k.split("__", 1)[1]: v for k, v in nested.items()}
@@ -228,6 +256,7 @@ class ES(Params):
         check_params(self, self.parameter_constraints)
         if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
             as_search_point(x0, get_backend("numpy"))
+        warn_overrides(self.strategy, sigma0=self.sigma0, popsize=self.popsize)
         popsize = make_strategy(self.strategy, self.strategy_options, popsize=self.popsize).popsize
         check_population_size(popsize, x0, self.dtype)
         self.run_ = Driver(self, x0)

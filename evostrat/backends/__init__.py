@@ -48,13 +48,9 @@ def backend_names() -> list[str]:
 
 def _instantiate(name: str) -> Backend:
     if name not in _by_name:
-        backends = plugins.registry("backends")
-        if name not in backends:
-            raise UnknownNameError(
-                f"backend must be one of {sorted(backends)} or 'auto', got {name!r}"
-            )
+        registered = plugins.lookup("backends", name, "backend", also=" or 'auto'")
         try:
-            _by_name[name] = backends[name]()
+            _by_name[name] = plugins.registry("backends")[registered]()
         except ImportError as err:
             raise UnknownNameError(
                 f"backend {name!r} is registered but its library is not installed "

@@ -57,6 +57,7 @@ def as_search_point(
     if x.ndim != 1 or x.shape[0] < 1:
         raise InvalidArgumentError(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
+            + (f"; for a 1-D problem pass [{float(x)!r}]" if x.ndim == 0 else "")
         )
     if not bool(backend.xp.all(backend.xp.isfinite(x))):
         raise InvalidArgumentError("x0 must be finite; it contains NaN or inf")

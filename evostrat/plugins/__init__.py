@@ -25,10 +25,10 @@ from typing import Any, Callable
 import pluggy
 
 from evostrat import hookspecs
-from evostrat.errors import PluginError
+from evostrat.errors import PluginError, UnknownNameError, did_you_mean
 
 __all__ = [
-    "get_plugin_manager", "registry", "registered_name", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
+    "get_plugin_manager", "registry", "lookup", "registered_name", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
 ]
 
 ENTRY_POINT_GROUP = "evostrat"
@@ -49,6 +49,7 @@ REGISTRY_HOOKS = {
 
 _SKIP = f"{DISABLE_ENV}=1 to skip third-party plugins."
 _UNKNOWN = ("unknown distribution", "?")
+_FOLD = {ord(c): None for c in "-_ "}  # what lookup() ignores, with case
 
 _manager: pluggy.PluginManager | None = None
 _origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
@@ -163,6 +164,34 @@ def registry(kind: str) -> dict[str, Any]:
             _provided.setdefault(impl.plugin_name, {}).setdefault(kind, []).append(name)
     _registries[kind] = merged
     return merged
+
+
+def lookup(kind: str, name: str, what: str, also: str = "") -> str:
+    """The name registered in ``registry(kind)`` that ``name`` stands for.
+
+    ``name`` itself, or else the one registered name equal to it when case, ``-``,
+    ``_`` and spaces are ignored (``"CMA-ES"``, ``"cmaes"`` and ``"CMA_ES"`` stand
+    for ``"cma_es"``).
+
+    Raises
+    ------
+    UnknownNameError
+        Naming ``what``, the registered names (and ``also``) and the closest one.
+
+    Examples
+    --------
+    >>> lookup("strategies", "sep-CMA-ES", "strategy"), lookup("evaluators", "Serial", "evaluator")
+    ('sep_cma_es', 'serial')
+    """
+    names = registry(kind)
+    if name in names:
+        return name
+    same = [n for n in names if n.lower().translate(_FOLD) == name.lower().translate(_FOLD)]
+    if len(same) == 1:
+        return same[0]
+    raise UnknownNameError(
+        f"{what} must be one of {sorted(names)}{also}, got {name!r}{did_you_mean(name, same or names)}"
+    )
 
 
 def registered_name(cls: type, kind: str = "strategies") -> str:

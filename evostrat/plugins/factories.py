@@ -3,7 +3,8 @@
 :func:`make_strategy` builds a fresh strategy from a registered name or a (copied)
 instance, :func:`make_evaluator` an evaluator from a registered name and its options (or
 passes an instance through); both validate their arguments and raise the errors of
-:mod:`evostrat.errors`.
+:mod:`evostrat.errors`, suggesting the closest name. :func:`warn_overrides` warns when an
+``ES`` parameter replaces a value a strategy instance was given.
 
 Examples
 --------
@@ -17,37 +18,62 @@ Examples
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, did_you_mean
 from evostrat.evaluators.local import Evaluator
-from evostrat.plugins import registry
+from evostrat.plugins import lookup, registry
 from evostrat.strategies.base import Strategy
 
-__all__ = ["make_evaluator", "make_strategy"]
-
-
-def _registered(kind: str, what: str, name: str) -> Any:
-    """The factory registered as ``name`` in the registry ``kind``; ``what`` names it in the error."""
-    factories = registry(kind)
-    if name not in factories:
-        raise UnknownNameError(f"{what} must be one of {sorted(factories)}, got {name!r}")
-    return factories[name]
+__all__ = ["make_evaluator", "make_strategy", "warn_overrides"]
 
 
 def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) -> Strategy:
-    """A fresh strategy from a registry name or a (copied) instance."""
+    """A fresh strategy from a registry name (or an alias, see :func:`~evostrat.plugins.lookup`) or a
+    (copied) instance, with ``options`` and the ``overrides`` that are not ``None`` set."""
     if isinstance(strategy, str):
-        instance = _registered("strategies", "strategy", strategy)()
+        instance = registry("strategies")[lookup("strategies", strategy, "strategy")]()
     elif isinstance(strategy, Strategy):
         instance = type(strategy)(**strategy.get_params(deep=False))
     else:
         raise InvalidTypeError(
             f"strategy must be a strategy name or a Strategy instance, got {type(strategy).__name__}"
         )
+    valid = instance.get_params(deep=False)
+    for key in options or {}:
+        if key.partition("__")[0] not in valid:
+            raise InvalidArgumentError(f"{type(instance).__name__} has no parameter {key!r}"
+                                       f"{did_you_mean(key, valid)}; valid: {sorted(valid)}")
     instance.set_params(**(options or {}))
     instance.set_params(**{k: v for k, v in overrides.items() if v is not None})
     return instance
+
+
+def warn_overrides(strategy: Any, **overrides: Any) -> None:
+    """Warn (:class:`~evostrat.errors.ParameterOverrideWarning`) for each override, not ``None``, of
+    a value a strategy instance was given (one that differs from its class's default and the override)."""
+    if not isinstance(strategy, Strategy):
+        return
+    defaults = inspect.signature(type(strategy)).parameters
+    own = strategy.get_params(deep=False)
+    for name, value in overrides.items():
+        if value is None or name not in own or name not in defaults:
+            continue
+        if not any(_same(own[name], other) for other in (defaults[name].default, value)):
+            warnings.warn(
+                f"ES({name}={value!r}) overrides the {name}={own[name]!r} of the strategy "
+                f"{type(strategy).__name__}; the run uses {name}={value!r}", ParameterOverrideWarning, stacklevel=4,
+            )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a is b``, or two equal non-array values."""
+    try:
+        return a is b or not (hasattr(a, "shape") or hasattr(b, "shape")) and bool(a == b)
+    except Exception:  # noqa: BLE001 - values that cannot be compared are different
+        return False
 
 
 def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
@@ -62,12 +88,12 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
             )
         return evaluator
     if isinstance(evaluator, str):
-        cls = _registered("evaluators", "evaluator", evaluator)
+        cls = registry("evaluators")[lookup("evaluators", evaluator, "evaluator")]
         unknown = sorted(set(options or {}) - set(cls._param_names()))
         if unknown:
             raise InvalidArgumentError(
-                f"evaluator_options for {evaluator!r} has no option {unknown[0]!r}; valid: "
-                f"{list(cls._param_names())}"
+                f"evaluator_options for {evaluator!r} has no option {unknown[0]!r}"
+                f"{did_you_mean(unknown[0], cls._param_names())}; valid: {list(cls._param_names())}"
             )
         return cls(**(options or {}))
     raise InvalidTypeError(

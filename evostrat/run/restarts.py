@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 from evostrat.params import Interval, Params, StrOptions
 from evostrat.run.state import is_int
 from evostrat.run.termination import default_max_generations
@@ -213,6 +213,9 @@ def make_restarts(spec: Any, random_state: int | None = None) -> Restarts | None
             "restarts must be None, 'ipop', 'bipop', a dict or a Restarts instance, got "
             f"{type(spec).__name__}"
         )
+    if isinstance(out.kind, str) and out.kind not in KINDS:
+        raise InvalidArgumentError(f"Restarts: kind must be one of {tuple(sorted(KINDS))}, got "
+                                   f"{out.kind!r}{did_you_mean(out.kind, KINDS)}")
     if out.random_state is None:
         out.random_state = random_state
     out.validate_params()

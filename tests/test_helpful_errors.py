@@ -1,0 +1,144 @@
+"""Errors that help (issue 18 item 4): suggestions, aliases, the scalar-x0 hint, override warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from evostrat import ES, hookimpl
+from evostrat.errors import (
+    EvostratError, InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, UnknownNameError,
+)
+from evostrat.plugins import get_plugin_manager, lookup, reset_plugins
+from evostrat.plugins.factories import make_strategy
+from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.openai_es import OpenAIES
+from evostrat.strategies.sep_cma_es import SepCMAES
+from evostrat.strategies.snes import SNES
+from evostrat.strategies.xnes import XNES
+
+
+def sphere(X: np.ndarray) -> np.ndarray:
+    return (X ** 2).sum(axis=1)
+
+
+@pytest.mark.parametrize(
+    "alias, cls",
+    [("cma-es", CMAES), ("cmaes", CMAES), ("CMA_ES", CMAES), ("CMAES", CMAES), ("CMA-ES", CMAES),
+     ("sep-cma-es", SepCMAES), ("SepCMAES", SepCMAES), ("openai-es", OpenAIES), ("OpenAI_ES", OpenAIES),
+     ("x-nes", XNES), ("xNES", XNES), ("SNES", SNES)],
+)
+def test_strategy_aliases_are_accepted(alias: str, cls: type) -> None:
+    assert type(make_strategy(alias)) is cls
+
+
+def test_an_alias_runs_and_keeps_the_users_spelling() -> None:
+    es = ES("CMA-ES", max_generations=3, random_state=0).fit(sphere, np.ones(3))
+    assert type(es.strategy_.strategy) is CMAES
+    assert es.get_params()["strategy"] == "CMA-ES" and clone(es).strategy == "CMA-ES"
+
+
+def test_backend_and_evaluator_names_ignore_case() -> None:
+    es = ES("snes", backend="NumPy", evaluator="Serial", max_generations=2).fit(
+        lambda x: float((x ** 2).sum()), [1.0, 2.0])
+    assert es.strategy_.backend.name == "numpy" and es.n_generations_ == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, expected",
+    [
+        (dict(strategy="cma"), UnknownNameError, r"strategy must be one of \[.*\], got 'cma' \(did you mean 'cma_es'\?\)"),
+        (dict(strategy="snse"), UnknownNameError, r"got 'snse' \(did you mean 'snes'\?\)"),
+        (dict(backend="nump"), UnknownNameError, r"backend must be one of .* or 'auto', got 'nump' \(did you mean 'numpy'\?\)"),
+        (dict(evaluator="vectorised"), UnknownNameError, r"got 'vectorised' \(did you mean 'vectorized'\?\)"),
+        (dict(restarts="ipopp"), InvalidArgumentError, r"kind must be one of \('bipop', 'ipop'\), got 'ipopp' \(did you mean 'ipop'\?\)"),
+        (dict(restarts=dict(kind="BIPOP")), InvalidArgumentError, r"got 'BIPOP' \(did you mean 'bipop'\?\)"),
+        (dict(strategy_options=dict(lr_mena=0.1)), InvalidArgumentError,
+         r"SNES has no parameter 'lr_mena' \(did you mean 'lr_mean'\?\); valid: \["),
+        (dict(evaluator="serial", evaluator_options=dict(tiemout=1.0)), InvalidArgumentError, r"has no option 'tiemout'"),
+    ],
+    ids=["strategy", "strategy-typo", "backend", "evaluator", "restarts", "restarts-dict", "strategy-option",
+         "evaluator-option"],
+)
+def test_unknown_names_suggest_the_closest(kwargs: dict, error: type, expected: str) -> None:
+    with pytest.raises(error, match=expected):
+        ES(**kwargs).fit(sphere, np.ones(2))
+
+
+def test_no_suggestion_when_nothing_is_close() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        ES("zzzz").fit(sphere, np.ones(2))
+    assert "did you mean" not in str(info.value)
+
+
+def test_an_ambiguous_alias_is_suggested_not_guessed() -> None:
+    class Twin:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"cma-es": SNES}  # folds to the same name as the built-in "cma_es"
+
+    reset_plugins()
+    try:
+        get_plugin_manager().register(Twin(), name="twin-plugin")
+        assert lookup("strategies", "cma-es", "strategy") == "cma-es"  # exact names win
+        with pytest.raises(UnknownNameError, match=r"got 'CMAES' \(did you mean 'cma"):
+            lookup("strategies", "CMAES", "strategy")
+    finally:
+        reset_plugins()
+
+
+def test_unknown_constructor_keyword_names_it_and_suggests() -> None:
+    with pytest.raises(InvalidTypeError, match=r"ES has no parameter 'sigma' \(did you mean 'sigma0'\?\); valid: \[") as info:
+        ES(sigma=0.5)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, EvostratError)
+    with pytest.raises(InvalidTypeError, match=r"'max_eval' \(did you mean 'max_evals'\?\)"):
+        ES("snes", max_eval=100)
+    with pytest.raises(InvalidArgumentError, match=r"'popsie' \(did you mean 'popsize'\?\)"):
+        ES().set_params(popsie=8)
+
+
+def test_keyword_check_keeps_the_parameter_protocol() -> None:
+    es = ES("snes", sigma0=0.5, max_evals=100)
+    assert "sigma0" in es.get_params() and es.get_params()["max_evals"] == 100
+    twin = clone(es)
+    assert twin is not es and twin.get_params() == es.get_params()
+    assert repr(es) == "ES(max_evals=100, sigma0=0.5)"
+
+
+def test_scalar_x0_gets_a_hint() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"x0 must have shape \(dim,\).*for a 1-D problem pass \[3\.0\]"):
+        ES("snes").fit(sphere, 3.0)
+    with pytest.raises(InvalidArgumentError, match=r"for a 1-D problem pass \[2\.5\]"):
+        ES("snes").fit(sphere, np.float64(2.5))
+    with pytest.raises(InvalidArgumentError) as info:  # no scalar hint for a matrix
+        ES("snes").fit(sphere, np.ones((2, 2)))
+    assert "1-D problem" not in str(info.value)
+
+
+def test_sigma0_overriding_a_strategy_instance_warns_and_the_run_shows_it() -> None:
+    es = ES(SNES(sigma0=0.2), sigma0=0.5, max_generations=2, random_state=0)
+    with pytest.warns(ParameterOverrideWarning, match=r"ES\(sigma0=0.5\) overrides the sigma0=0.2 of the strategy SNES"):
+        es.fit(sphere, np.ones(3))
+    assert repr(es) == "ES(max_generations=2, random_state=0, sigma0=0.5, strategy=SNES(sigma0=0.2))"
+    assert es.strategy_.strategy.sigma0 == 0.5 and "SNES(sigma0=0.5)" in repr(es.strategy_)
+    assert issubclass(ParameterOverrideWarning, UserWarning)
+
+
+@pytest.mark.parametrize(
+    "strategy, kwargs",
+    [(SNES(), dict(sigma0=0.5)), (SNES(sigma0=0.5), dict(sigma0=0.5)), (SNES(sigma0=0.2), {}),
+     (SNES(popsize=8), dict(popsize=8))],
+    ids=["instance-default", "same-value", "no-override", "same-popsize"],
+)
+def test_no_override_warning_when_nothing_is_lost(strategy: SNES, kwargs: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ParameterOverrideWarning)
+        ES(strategy, max_generations=2, **kwargs).fit(sphere, np.ones(3))
+
+
+def test_popsize_override_warns() -> None:
+    with pytest.warns(ParameterOverrideWarning, match=r"ES\(popsize=12\) overrides the popsize=8"):
+        ES(SNES(popsize=8), popsize=12, max_generations=1).fit(sphere, np.ones(3))
