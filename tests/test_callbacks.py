@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -231,8 +230,39 @@ def test_progress_argument_is_validated() -> None:
         ES("snes").fit(sphere, np.ones(2), progress=3)
 
 
-def test_progress_budget_without_limits_uses_the_default_maxiter() -> None:
-    es = ES("snes", random_state=0, ftarget=1e-3).initialize(np.ones(2))
-    total, done, unit = ProgressBar._budget(es)
-    assert unit == "generations" and done == 0 and total == es._termination.max_generations
-    assert math.isfinite(total)
+def test_progress_without_a_budget_shows_evaluations_and_time_only() -> None:
+    out = io.StringIO()  # neither max_evals nor max_generations: the default limit is no budget
+    es = ES("snes", ftarget=1e-3, random_state=0).fit(sphere, np.ones(2), progress=ProgressBar("always", file=out))
+    last = out.getvalue().splitlines()[-1]
+    assert re.fullmatch(rf"gen {es.n_generations_} \| evals {es.n_evals_} \| best .* \| \d+:\d\d:\d\d", last), last
+    assert "/" not in last and "%" not in last
+    assert ProgressBar.budget(es) == (None, es.n_evals_, "evals")
+
+
+def test_progress_counts_against_the_budget_the_user_set() -> None:
+    es = ES("snes", max_generations=30, random_state=0).fit(sphere, np.ones(2))
+    assert ProgressBar.budget(es) == (30, 30, "generations")
+    es.set_params(max_evals=1000)  # max_evals, when given, is the budget shown
+    assert ProgressBar.budget(es) == (1000, es.n_evals_, "evals")
+
+
+@pytest.mark.parametrize("budget", [dict(max_generations=12), dict(ftarget=1e-3)], ids=["set", "none"])
+def test_rich_progress_shows_a_percentage_only_against_a_set_budget(budget: dict) -> None:
+    pytest.importorskip("rich")
+    out = _Tty()
+    es = ES("snes", random_state=0, **budget).fit(
+        sphere, np.ones(2), progress=ProgressBar("auto", file=out, style="rich", interval=0))
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert f"evals {es.n_evals_}" in text
+    assert ("100%" in text) is ("max_generations" in budget) and ("%" in text) is ("max_generations" in budget)
+
+
+def test_cli_progress_has_no_percentage_without_a_budget(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from evostrat.cli import main
+
+    base = ["run", "-s", "snes", "-p", "sphere", "-d", "3", "--ftarget", "1e-6", "--no-checkpoint", "--progress"]
+    assert main([*base, "-o", str(tmp_path / "a")]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(r"gen \d+ \| evals \d+ \| best", last) and "/" not in last, last
+    assert main([*base, "--max-evals", "5000", "-o", str(tmp_path / "b")]) == 0
+    assert re.match(r"gen \d+ \| evals \d+/5000 \| best", capsys.readouterr().err.strip().splitlines()[-1])

@@ -1,8 +1,9 @@
 """A live progress line for :meth:`ES.fit <evostrat.ES.fit>` and ``evostrat run``.
 
-Shows the generation, evaluations (with a bar when ``max_evals`` or a generation limit
-is known), the best value so far, the current generation's best, sigma and the elapsed
-time. ``fit(progress=...)`` switches it on: ``False`` (the library's default) shows
+Shows the generation, evaluations, the best value so far, the current generation's best,
+sigma and the elapsed time; a bar and a percentage only against a budget the user set
+(``max_evals``, else ``max_generations``: ``gen 12/40``, ``evals 70/100``), never against
+the default generation limit, which most runs stop long before. ``fit(progress=...)`` switches it on: ``False`` (the library's default) shows
 nothing; ``True``/``"auto"`` shows it when stderr is a terminal or a Jupyter notebook
 (the CLI's default); ``"always"`` also elsewhere, as a plain status line at most every
 ``interval`` seconds and a final one. With ``rich`` installed (``pip install
@@ -101,15 +102,14 @@ class ProgressBar(Callback):
 
     # -- what to show ---------------------------------------------------------------
     @staticmethod
-    def _budget(es: Any) -> tuple[int | None, int, str]:
-        """``(total, done, unit)`` for the bar."""
+    def budget(es: Any) -> tuple[int | None, int, str]:
+        """``(total, done, unit)``: the budget the user set (``max_evals``, else
+        ``max_generations``) and the progress towards it, or ``(None, evaluations, "evals")``."""
         if es.max_evals is not None:
             return int(es.max_evals), int(es.n_evals_), "evals"
-        limit = es.max_generations
-        run = getattr(es, "run_", None)
-        if limit is None and run is not None and run.state.plan is None:  # the default budget
-            limit = run.termination.max_generations
-        return (int(limit) if limit else None), int(es.n_generations_), "generations"
+        if es.max_generations is not None:
+            return int(es.max_generations), int(es.n_generations_), "generations"
+        return None, int(es.n_evals_), "evals"
 
     def _fields(self, es: Any) -> dict[str, str]:
         last = es.history_[-1] if es.history_ else {}
@@ -119,7 +119,7 @@ class ProgressBar(Callback):
     def line(self, es: Any) -> str:
         """The plain status line."""
         f = self._fields(es)
-        total, _, unit = self._budget(es)
+        total, _, unit = self.budget(es)
         evals = f["evals"] + (f"/{total}" if total and unit == "evals" else "")
         gen = f["gen"] + (f"/{total}" if total and unit == "generations" else "")
         elapsed = _clock(es.run_.state.elapsed())
@@ -148,12 +148,12 @@ class ProgressBar(Callback):
         console = Console(file=self._stream, force_terminal=True if not self._live else None, stderr=False)
         texts = ("evals {task.fields[evals]}", "best [green]{task.fields[best]}",
                  "current {task.fields[current]}", "sigma {task.fields[sigma]}")
+        total, done, _ = self.budget(es)
+        bar = (BarColumn(bar_width=12), TaskProgressColumn()) if total else ()
         progress = Progress(
-            TextColumn("gen [bold]{task.fields[gen]}"), BarColumn(bar_width=12), TaskProgressColumn(),
-            *(TextColumn(text) for text in texts), TimeElapsedColumn(),
+            TextColumn("gen [bold]{task.fields[gen]}"), *bar, *(TextColumn(text) for text in texts), TimeElapsedColumn(),
             console=console, refresh_per_second=1.0 / self.interval if self.interval else 10, transient=False,
         )
-        total, done, _ = self._budget(es)
         task = progress.add_task("run", total=total, completed=done, **self._fields(es))
         progress.start()
         self._rich = (progress, task)
@@ -191,7 +191,7 @@ class ProgressBar(Callback):
 
     def _update_rich(self, es: Any) -> None:
         progress, task = self._rich
-        total, done, _ = self._budget(es)
+        total, done, _ = self.budget(es)
         progress.update(task, total=total, completed=done, **self._fields(es))
 
     def __repr__(self) -> str:
