@@ -91,8 +91,8 @@ class ES(Params):
         leaves one name: ``"CMA-ES"``) or a strategy instance (copied at fit).
     sigma0 : float or array, optional
         Initial step size; ``None`` keeps the strategy's default. A value that
-        replaces one a strategy instance was given warns
-        (:class:`~evostrat.errors.ParameterOverrideWarning`).
+        replaces one the strategy was given (an instance's own or in
+        ``strategy_options``) warns (:class:`~evostrat.errors.ParameterOverrideWarning`).
     popsize : int, optional
         ``None`` keeps the strategy's default for the dimension (overrides as ``sigma0``).
     max_evals, max_generations : int, optional
@@ -256,7 +256,7 @@ class ES(Params):
         check_params(self, self.parameter_constraints)
         if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
             as_search_point(x0, get_backend("numpy"))
-        warn_overrides(self.strategy, sigma0=self.sigma0, popsize=self.popsize)
+        warn_overrides(self.strategy, self.strategy_options, sigma0=self.sigma0, popsize=self.popsize)
         popsize = make_strategy(self.strategy, self.strategy_options, popsize=self.popsize).popsize
         check_population_size(popsize, x0, self.dtype)
         self.run_ = Driver(self, x0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def test_scalar_x0_gets_a_hint() -> None:
 
 def test_sigma0_overriding_a_strategy_instance_warns_and_the_run_shows_it() -> None:
     es = ES(SNES(sigma0=0.2), sigma0=0.5, max_generations=2, random_state=0)
-    with pytest.warns(ParameterOverrideWarning, match=r"ES\(sigma0=0.5\) overrides the sigma0=0.2 of the strategy SNES"):
+    with pytest.warns(ParameterOverrideWarning, match=r"ES\(sigma0=0.5\) overrides the sigma0=0.2 given to the strategy SNES"):
         es.fit(sphere, np.ones(3))
     assert repr(es) == "ES(max_generations=2, random_state=0, sigma0=0.5, strategy=SNES(sigma0=0.2))"
     assert es.strategy_.strategy.sigma0 == 0.5 and "SNES(sigma0=0.5)" in repr(es.strategy_)
@@ -130,15 +131,20 @@ def test_sigma0_overriding_a_strategy_instance_warns_and_the_run_shows_it() -> N
 @pytest.mark.parametrize(
     "strategy, kwargs",
     [(SNES(), dict(sigma0=0.5)), (SNES(sigma0=0.5), dict(sigma0=0.5)), (SNES(sigma0=0.2), {}),
-     (SNES(popsize=8), dict(popsize=8))],
-    ids=["instance-default", "same-value", "no-override", "same-popsize"],
+     (SNES(popsize=8), dict(popsize=8)), ("snes", dict(sigma0=0.5, strategy_options=dict(sigma0=0.5))),
+     ("snes", dict(sigma0=0.5, strategy_options=dict(lr_mean=0.5)))],
+    ids=["instance-default", "same-value", "no-override", "same-popsize", "same-option", "other-option"],
 )
-def test_no_override_warning_when_nothing_is_lost(strategy: SNES, kwargs: dict) -> None:
+def test_no_override_warning_when_nothing_is_lost(strategy: Any, kwargs: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ParameterOverrideWarning)
         ES(strategy, max_generations=2, **kwargs).fit(sphere, np.ones(3))
 
 
-def test_popsize_override_warns() -> None:
+def test_popsize_and_strategy_options_overrides_warn() -> None:
     with pytest.warns(ParameterOverrideWarning, match=r"ES\(popsize=12\) overrides the popsize=8"):
         ES(SNES(popsize=8), popsize=12, max_generations=1).fit(sphere, np.ones(3))
+    es = ES("snes", sigma0=0.5, max_generations=1).set_params(strategy__sigma0=0.2)
+    with pytest.warns(ParameterOverrideWarning, match=r"the sigma0=0.2 given to the strategy 'snes'"):
+        es.fit(sphere, np.ones(3))
+    assert es.strategy_.strategy.sigma0 == 0.5

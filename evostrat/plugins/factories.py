@@ -51,20 +51,20 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     return instance
 
 
-def warn_overrides(strategy: Any, **overrides: Any) -> None:
-    """Warn (:class:`~evostrat.errors.ParameterOverrideWarning`) for each override, not ``None``, of
-    a value a strategy instance was given (one that differs from its class's default and the override)."""
-    if not isinstance(strategy, Strategy):
-        return
-    defaults = inspect.signature(type(strategy)).parameters
-    own = strategy.get_params(deep=False)
+def warn_overrides(strategy: Any, options: dict | None = None, **overrides: Any) -> None:
+    """Warn (:class:`~evostrat.errors.ParameterOverrideWarning`) for each override, not ``None``, of a
+    value the strategy was given: in ``options`` or, for an instance, one other than its class default."""
+    given = dict(options or {})
+    if isinstance(strategy, Strategy):
+        defaults = inspect.signature(type(strategy)).parameters
+        given = {k: v for k, v in strategy.get_params(deep=False).items()
+                 if k in defaults and not _same(v, defaults[k].default)} | given
     for name, value in overrides.items():
-        if value is None or name not in own or name not in defaults:
-            continue
-        if not any(_same(own[name], other) for other in (defaults[name].default, value)):
+        if value is not None and name in given and not _same(given[name], value):
             warnings.warn(
-                f"ES({name}={value!r}) overrides the {name}={own[name]!r} of the strategy "
-                f"{type(strategy).__name__}; the run uses {name}={value!r}", ParameterOverrideWarning, stacklevel=4,
+                f"ES({name}={value!r}) overrides the {name}={given[name]!r} given to the strategy "
+                f"{type(strategy).__name__ if isinstance(strategy, Strategy) else repr(strategy)}; the run "
+                f"uses {name}={value!r}", ParameterOverrideWarning, stacklevel=4,
             )
 
 
