@@ -1,4 +1,9 @@
-"""``evostrat run``: optimise a benchmark problem and keep everything in a folder.
+"""``evostrat run``: optimise a benchmark problem or your function and keep everything in a folder.
+
+``--problem`` is a benchmark's name, ``module:function`` or ``path/to/file.py:function``
+(the function takes the population, shape ``(popsize, dim)``, or one candidate);
+``--x0`` a number, a vector (``1,2,3`` or ``[1, 2, 3]``) or ``@FILE`` (``.npy``,
+``.json`` or text): see :mod:`evostrat.cli.inputs`.
 
 The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed<seed>``)
 receives ``config.json`` (the configuration), ``history.csv`` (one row per generation),
@@ -6,7 +11,9 @@ receives ``config.json`` (the configuration), ``history.csv`` (one row per gener
 ``result.json`` (best point and value, evaluations, generations, stop reason) and, with
 ``--plot``, ``convergence.png`` and for 2-D problems ``search.png``. ``evostrat run
 --resume -o DIR`` continues a run interrupted in ``DIR`` from its last checkpoint, with the
-saved configuration, to the result the uninterrupted run gives (bit for bit).
+saved configuration, to the result the uninterrupted run gives (bit for bit);
+``--max-evals``/``--max-generations`` with ``--resume`` extend its budget, and a run its
+budget stopped goes on as if the new budget had been given from the start.
 
 Examples
 --------
@@ -31,6 +38,8 @@ import sys
 import time
 from typing import Any
 
+from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
+
 __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
 #: The configuration of a run: option name -> default. ``--resume`` takes these from the checkpoint.
@@ -41,6 +50,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "patience": None, "min_delta": 0.0, "checkpoint_every": 10,
 }
 CHECKPOINT = "checkpoint.ckpt"
+BUDGETS = ("max_evals", "max_generations")  # what --resume may change
 
 
 class UsageError(Exception):
@@ -72,11 +82,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     strategies, problems = _fitness_strategies(), sorted(FUNCTIONS)
     what.add_argument("-s", "--strategy", choices=strategies, default=None, metavar="NAME",
                       help=f"one of {', '.join(strategies)} (default {d['strategy']})")
-    what.add_argument("-p", "--problem", choices=problems, default=None, metavar="NAME",
-                      help=f"one of {', '.join(problems)} (default {d['problem']})")
-    what.add_argument("-d", "--dim", type=positive_int, default=None, help=f"dimension (default {d['dim']})")
-    what.add_argument("--x0", type=finite_float, default=None,
-                      help=f"initial mean, every coordinate (default {d['x0']})")
+    what.add_argument("-p", "--problem", default=None, metavar="NAME",
+                      help=f"one of {', '.join(problems)} (default {d['problem']}), or your function: "
+                           "module:function or path/to/file.py:function (imported: its code runs)")
+    what.add_argument("-d", "--dim", type=positive_int, default=None,
+                      help=f"dimension (default {d['dim']}, or the length of a vector --x0)")
+    what.add_argument("--x0", default=None, metavar="X0",
+                      help=f"initial mean: a number for every coordinate (default {d['x0']}), a vector 1,2,3 or "
+                           "'[1, 2, 3]', or @FILE (.npy, .json, or text of numbers)")
     what.add_argument("--sigma0", type=positive_float, default=None, help="initial step size (default: the strategy's)")
     what.add_argument("--popsize", type=positive_int, default=None, help="population size (default: the strategy's)")
     what.add_argument("--restarts", choices=["ipop", "bipop"], default=None, help="restart schedule (default none)")
@@ -89,8 +102,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help=f"how candidates are evaluated: {', '.join(evaluators)} (default {d['evaluator']})")
     how.add_argument("--workers", type=positive_int, default=None, help="worker processes of the executor/ray evaluators")
     stop = p.add_argument_group("budget and stopping")
-    stop.add_argument("--max-evals", type=positive_int, default=None, help="evaluation budget")
-    stop.add_argument("--max-generations", type=positive_int, default=None, help="generation budget")
+    stop.add_argument("--max-evals", type=positive_int, default=None,
+                      help="evaluation budget (with --resume: the new budget of the saved run)")
+    stop.add_argument("--max-generations", type=positive_int, default=None,
+                      help="generation budget (with --resume: the new budget of the saved run)")
     stop.add_argument("--ftarget", type=finite_float, default=None, help="stop once the best value reaches this")
     stop.add_argument("--patience", type=positive_int, default=None,
                       help="early stopping: generations without improvement of the best value")
@@ -117,12 +132,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration from the arguments (new run) or the checkpoint (``--resume``)."""
+    from evostrat.problems import FUNCTIONS
+
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
     if args.resume:
-        if given:
+        if set(given) - set(BUDGETS):
             raise UsageError(
-                "--resume continues the saved run with its own configuration; drop "
-                + ", ".join("--" + k.replace("_", "-") for k in given)
+                "--resume continues the saved run with its own configuration (but a new --max-evals or "
+                "--max-generations); drop " + ", ".join("--" + k.replace("_", "-") for k in given if k not in BUDGETS)
             )
         if args.output is None:
             raise UsageError("--resume needs --output DIR, the folder of the run to continue")
@@ -136,8 +153,20 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         saved = checkpoint_info(path)["user"].get("cli")
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
-        return _check_saved(saved, path)
+        return {**_check_saved(saved, path), **given}
     config = {**CONFIG_DEFAULTS, **given}
+    if config["problem"] not in FUNCTIONS and not is_user_problem(config["problem"]):
+        raise UsageError(f"argument -p/--problem: {config['problem']!r} is neither a benchmark "
+                         f"({', '.join(sorted(FUNCTIONS))}) nor module:function or path/to/file.py:function")
+    where, _, name = config["problem"].rpartition(":")
+    if where.endswith(".py"):  # resumable from any folder
+        config["problem"] = f"{os.path.abspath(where)}:{name}"
+    x0 = read_x0(args.x0) if args.x0 is not None else config["x0"]
+    if isinstance(x0, list):
+        if args.dim is not None and args.dim != len(x0):
+            raise UsageError(f"--x0 has {len(x0)} coordinates but --dim is {args.dim}")
+        config["dim"] = len(x0)
+    config["x0"] = "@" + os.path.abspath(args.x0.strip()[1:]) if args.x0 and args.x0.strip()[0] == "@" else x0
     if config["patience"] is None and "min_delta" in given:
         raise UsageError("--min-delta needs --patience")
     if config["workers"] is not None and config["evaluator"] not in ("executor", "ray"):
@@ -149,20 +178,23 @@ def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
     """The configuration saved in the checkpoint ``path``, every field type-checked."""
     from evostrat.errors import CheckpointError
     from evostrat.problems import FUNCTIONS
-    from evostrat.run.state import check_schema, is_int
+    from evostrat.run.state import check_schema, is_int, is_real
 
     plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
-    problem = (lambda v: isinstance(v, str) and v in FUNCTIONS, "a benchmark problem's name")
+    problem = (lambda v: isinstance(v, str) and (v in FUNCTIONS or is_user_problem(v)),
+               "a benchmark problem's name or module:function")
+    x0 = (lambda v: is_real(v) or isinstance(v, str) and v.startswith("@") or isinstance(v, list) and all(map(
+        is_real, v)), "a number, a list of numbers or @FILE")
     try:
         return check_schema(saved, {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
-                                    "problem": problem}, "'evostrat run' configuration")
+                                    "problem": problem, "x0": x0}, "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
 
 
 def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
     out = args.output or os.path.join(
-        "runs", f"{config['strategy']}-{config['problem']}-{config['dim']}d-seed{config['seed']}"
+        "runs", f"{config['strategy']}-{problem_label(config['problem'])}-{config['dim']}d-seed{config['seed']}"
     )
     if not args.resume and not args.overwrite:
         previous = [f for f in (CHECKPOINT, "result.json") if os.path.exists(os.path.join(out, f))]
@@ -216,6 +248,22 @@ def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int |
     }
 
 
+def _on_grid(objective: Any) -> Any:
+    """A user's objective on the plot's grid: vectorised when it returns a value per row, else row by row."""
+    import numpy as np
+
+    def values(X: Any) -> Any:
+        try:
+            out = np.asarray(objective(X), dtype=np.float64)
+            if out.shape == (len(X),):
+                return out
+        except Exception:  # a per-candidate function refusing a 2-D array
+            pass
+        return np.asarray([float(objective(x)) for x in X])
+
+    return values
+
+
 def _write_json(path: str, data: Any) -> None:
     """Write ``data`` to ``path`` atomically, never through a link (a fresh ``O_EXCL`` temporary file)."""
     from evostrat.checkpoint.format import atomic_file
@@ -239,7 +287,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from evostrat.checkpoint.format import remove_stale_temps
     from evostrat.problems import FUNCTIONS
 
-    objective = FUNCTIONS[config["problem"]]
+    problem = config["problem"]
+    objective = load_objective(problem) if is_user_problem(problem) else FUNCTIONS[problem]
     callbacks, recorder = _callbacks(config, out, args.plot)
     progress = {None: "auto", True: "always", False: False}[args.progress]
     checkpoint = None
@@ -251,7 +300,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         path = os.path.join(out, CHECKPOINT)
         remove_stale_temps(path)  # of writes killed mid-way
         resumed_from = checkpoint_info(path)["n_generations"]
-        es = ES.resume(path, objective, callbacks, progress=progress, checkpoint=checkpoint)
+        budgets = {k: getattr(args, k) for k in BUDGETS if getattr(args, k) is not None}
+        es = ES.resume(path, objective, callbacks, progress=progress, checkpoint=checkpoint, **budgets)
+        if budgets:
+            _write_json(os.path.join(out, "config.json"), config)
     else:
         resumed_from = None
         es = _estimator(config)
@@ -260,7 +312,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if os.path.exists(os.path.join(out, stale)):
                 os.remove(os.path.join(out, stale))  # --overwrite: nothing of the old run survives
         _write_json(os.path.join(out, "config.json"), config)
-        x0 = np.full(config["dim"], float(config["x0"]))
+        x0 = config["x0"] if not isinstance(config["x0"], str) else read_x0(config["x0"])
+        x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, list) else np.full(config["dim"], float(x0))
         es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
     elapsed = time.perf_counter() - t0
     _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
@@ -271,10 +324,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for name in ("convergence.png", "search.png"):  # replace links, never write through them
             if os.path.islink(os.path.join(out, name)):
                 os.unlink(os.path.join(out, name))
-        written += save_run_plots(out, es, objective, recorder)
+        written += save_run_plots(out, es, _on_grid(objective) if is_user_problem(problem) else objective, recorder)
     where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""
     print(
-        f"{config['strategy']} on {config['dim']}-D {config['problem']} ({config['backend']}, seed "
+        f"{config['strategy']} on {config['dim']}-D {problem_label(problem)} ({config['backend']}, seed "
         f"{config['seed']}): best f = {es.fun_:.6g} after {es.n_evals_} evaluations, "
         f"{es.n_generations_} generations (stop: {es.stop_reason_}; {where}{elapsed:.2f} s)"
     )

@@ -1,0 +1,154 @@
+"""``evostrat run`` on a user's objective (``-p module:function``, ``-p file.py:function``),
+a vector or file ``--x0``, and ``--resume --max-evals N`` extending a finished run's budget.
+
+Each run is checked against the same run made in Python with ``ES(...).fit``: the CLI must
+optimise the user's function from the user's point, not a benchmark from ``3.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.cli import main
+
+SCRIPT = Path(sys.executable).with_name("evostrat")
+BASE = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "evostrat"]
+USER_MODULE = '''
+import numpy as np
+CALLS = []
+def shifted(x):
+    """Per candidate: a 1-D point in, a float out."""
+    x = np.asarray(x)
+    assert x.ndim == 1
+    return float(((x - 1.5) ** 2).sum())
+class Problems:
+    @staticmethod
+    def tilted(X):
+        return ((np.asarray(X) - 0.5) ** 2).sum(axis=1)
+not_callable = 3
+'''
+
+
+def _shifted(x: np.ndarray) -> float:
+    return float(((np.asarray(x) - 1.5) ** 2).sum())
+
+
+def _run(*args: str) -> int:
+    return main(["run", "--no-progress", *args])
+
+
+def _status(*args: str) -> int:
+    try:
+        return _run(*args)
+    except SystemExit as exit:
+        return int(exit.code)
+
+
+def _result(out: Path) -> dict:
+    return json.loads((out / "result.json").read_text())
+
+
+@pytest.fixture
+def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "user_objectives_t18.py").write_text(USER_MODULE)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "my-problem.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI puts the current folder first
+    yield tmp_path
+    sys.modules.pop("user_objectives_t18", None)
+
+
+@pytest.mark.parametrize("spec", ["user_objectives_t18:shifted", "sub/my-problem.py:shifted"])
+def test_user_objective_and_vector_x0_match_the_python_run(user_dir: Path, spec: str) -> None:
+    assert _run("-p", spec, "-s", "snes", "--x0", "0,1,-2", "--max-evals", "600", "--seed", "4", "-o", "out") == 0
+    got = _result(user_dir / "out")
+    want = ES("snes", max_evals=600, random_state=4).fit(_shifted, np.array([0.0, 1.0, -2.0]))
+    assert (got["dim"], got["n_evals"], got["fun"], got["x"]) == (3, want.n_evals_, want.fun_, want.x_.tolist())
+    config = json.loads((user_dir / "out" / "config.json").read_text())
+    assert config["x0"] == [0.0, 1.0, -2.0] and config["problem"].endswith(spec.rpartition("/")[2])
+
+
+def test_dotted_attribute_and_default_folder_name(user_dir: Path) -> None:
+    assert _run("-p", "user_objectives_t18:Problems.tilted", "-d", "2", "--max-generations", "5") == 0
+    assert _result(user_dir / "runs" / "cma_es-tilted-2d-seed0")["n_generations"] == 5
+
+
+@pytest.mark.parametrize("name, content", [
+    ("x0.npy", None), ("x0.json", "[0.0, 1.0, -2.0]\n"), ("x0.txt", "0.0\n1.0\n-2.0\n"), ("x0.csv", "0, 1, -2\n"),
+])
+def test_x0_from_a_file(user_dir: Path, name: str, content: str | None) -> None:
+    if content is None:
+        np.save(user_dir / name, np.array([0.0, 1.0, -2.0]))
+    else:
+        (user_dir / name).write_text(content)
+    assert _run("-p", "user_objectives_t18:shifted", "-s", "snes", "--x0", f"@{name}", "--max-evals", "60",
+                "--seed", "4", "-o", "out") == 0
+    want = ES("snes", max_evals=60, random_state=4).fit(_shifted, np.array([0.0, 1.0, -2.0]))
+    assert _result(user_dir / "out")["x"] == want.x_.tolist()
+    assert json.loads((user_dir / "out" / "config.json").read_text())["x0"] == "@" + str(user_dir / name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "no_such_module_t18:f"], "--problem 'no_such_module_t18:f': no module named 'no_such_module_t18'"),
+    (["-p", "user_objectives_t18:missing"], "module 'user_objectives_t18' has no attribute 'missing'"),
+    (["-p", "user_objectives_t18:not_callable"], "'not_callable' in module 'user_objectives_t18' is of type int"),
+    (["-p", "sub/none.py:f"], "/sub/none.py'"),
+    (["-p", "spherical"], "'spherical' is neither a benchmark"),
+    (["--x0", "1,x,3"], "--x0 '1,x,3': expected a number"),
+    (["--x0", "[1, 2"], "--x0 '[1, 2'"),
+    (["--x0", "1,nan"], "--x0 '1,nan': expected finite numbers"),
+    (["--x0", "@missing.npy"], "--x0 '@missing.npy': cannot read 'missing.npy'"),
+    (["--x0", "1,2,3", "--dim", "4"], "--x0 has 3 coordinates but --dim is 4"),
+])
+def test_wrong_problem_or_x0_exits_2_naming_it(user_dir: Path, capsys: pytest.CaptureFixture, args: list,
+                                               message: str) -> None:
+    status = _status(*args, "-o", "never")  # usage errors exit through argparse
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not (user_dir / "never").exists()
+
+
+def test_a_2d_npy_is_refused(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    np.save(user_dir / "m.npy", np.ones((2, 2)))
+    assert _run("--x0", "@m.npy", "-o", "never") == 2
+    assert "got shape (2, 2)" in capsys.readouterr().err
+
+
+def test_resume_extends_the_budget_as_the_longer_run(user_dir: Path) -> None:
+    common = ["-p", "sub/my-problem.py:shifted", "-s", "cma_es", "--x0", "[0, 0, 0, 0]", "--seed", "2"]
+    assert _run(*common, "--max-evals", "200", "-o", "short") == 0
+    assert _result(user_dir / "short")["stop_reason"] == "maxfevals"
+    assert _run(*common, "--max-evals", "900", "-o", "long") == 0
+    assert _run("--resume", "-o", "short", "--max-evals", "900") == 0
+    short, full = _result(user_dir / "short"), _result(user_dir / "long")
+    for key in ("fun", "x", "n_evals", "n_generations", "stop_reason"):
+        assert short[key] == full[key], key
+    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731 - no time
+    assert strip(user_dir / "short" / "history.csv") == strip(user_dir / "long" / "history.csv")
+    assert json.loads((user_dir / "short" / "config.json").read_text())["max_evals"] == 900
+
+
+def test_resume_refuses_a_budget_below_what_was_spent(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _run("-s", "snes", "-d", "2", "--max-generations", "20", "-o", "out") == 0
+    assert _run("--resume", "-o", "out", "--max-generations", "10") == 2
+    assert "max_generations=10) is below the 20 generations" in capsys.readouterr().err
+    assert _status("--resume", "-o", "out", "--max-generations", "30", "--seed", "1") == 2
+    assert "drop --seed" in capsys.readouterr().err
+
+
+def test_console_script_finds_a_module_in_the_current_folder(user_dir: Path) -> None:
+    proc = subprocess.run(BASE + ["run", "-p", "user_objectives_t18:shifted", "--x0", "1,2", "--max-evals", "50",
+                                  "--no-progress", "-o", "out"], capture_output=True, text=True, cwd=user_dir,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "on 2-D shifted" in proc.stdout
+    help_text = subprocess.run(BASE + ["run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "module:function" in help_text and "@FILE" in help_text
