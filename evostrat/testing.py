@@ -1,10 +1,10 @@
 """Conformance checks for strategy authors, as scikit-learn's ``check_estimator``.
 
-A plugin's own test suite calls :func:`check_strategy` on its strategy class (or an
-instance): it runs the contract of :class:`~evostrat.strategies.base.Strategy` on every
+A plugin's own test suite calls `check_strategy` on its strategy class (or an
+instance): it runs the contract of `evostrat.strategies.base.Strategy` on every
 installed backend (numpy always, torch and JAX when importable) and raises
-:class:`ConformanceError` naming the first failed check and what the contract requires.
-:data:`CHECKS` lists the checks. torch and JAX are imported only when checked.
+`ConformanceError` naming the first failed check and what the contract requires.
+`CHECKS` lists the checks. torch and JAX are imported only when checked.
 
 Examples
 --------
@@ -74,6 +74,8 @@ def sphere_values(X: Any, behaviours: bool = False) -> Any:
     """What the checks tell for ``X``: sphere values ``(popsize,)``, or with ``behaviours``
     (a strategy's ``needs_behaviours``) descriptors ``(popsize, 2)``: ``x0 * x1`` and the sphere.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> sphere_values(np.ones((3, 2))).tolist(), sphere_values(np.ones((3, 2)), behaviours=True).shape
     ([2.0, 2.0, 2.0], (3, 2))
@@ -87,6 +89,8 @@ def roundtrip_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
     """``state_dict`` sent through ``np.savez`` and JSON (its arrays under ``"arrays"``),
     refusing pickles on the way back, as a checkpoint file does.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> roundtrip_state_dict({"generation": 3, "arrays": {"mean": np.zeros(2)}})["arrays"]["mean"]
     array([0., 0.])
@@ -273,7 +277,7 @@ def _check_progress(s: Any, host_x0: np.ndarray, seed: int, budget: int, fractio
 def check_strategy(strategy: Any, *, backends: Sequence[str] | None = None, dim: int = 4, seed: int = 0,
                    generations: int = 3, budget: int = 300, fraction: float = 1e-2,
                    rtol: float = 1e-3) -> list[str]:
-    """Run the conformance checks of :data:`CHECKS` on ``strategy``; raise on the first failure.
+    """Run the conformance checks of `CHECKS` on ``strategy``; raise on the first failure.
 
     Parameters
     ----------
@@ -281,23 +285,35 @@ def check_strategy(strategy: Any, *, backends: Sequence[str] | None = None, dim:
         A class is instantiated with its defaults.
     backends : list of str, optional
         Backend names; default numpy, then torch and JAX where importable (float32 there).
-    dim, seed, generations : int
-        Dimension and seed of the runs; generations run before comparing and resuming.
-    budget, fraction : int, float
-        The ``progress`` check (numpy): the mean's sphere value falls to ``fraction`` times
-        its value at ``x0 = linspace(0.5, 1.5, dim)`` within ``budget`` generations.
+    dim : int
+        Dimension of the runs, from ``x0 = linspace(0.5, 1.5, dim)``.
+    seed : int
+        ``random_state`` of the runs (``seed + 1`` must give other populations).
+    generations : int
+        Generations run before the seed and ``state_dict`` comparisons.
+    budget : int
+        The ``progress`` check (numpy): generations allowed on the sphere.
+    fraction : float
+        The ``progress`` check: the mean's sphere value must fall to ``fraction`` of
+        its value at ``x0``.
     rtol : float
         Relative tolerance of ``cross_backend`` (absolute: ``rtol / 100``).
 
     Returns
     -------
     list of str
-        The names of the checks that ran, in the order of :data:`CHECKS`.
+        The names of the checks that ran, in the order of `CHECKS`.
 
     Raises
     ------
     ConformanceError
         An ``AssertionError`` naming the failed check and what the contract requires.
+
+    Examples
+    --------
+    >>> from evostrat.strategies.xnes import XNES
+    >>> "progress" in check_strategy(XNES(popsize=8), backends=["numpy"], budget=100)
+    True
     """
     s = strategy() if isinstance(strategy, type) else strategy
     label, host_x0 = f"strategy {type(s).__name__}", np.linspace(0.5, 1.5, dim)

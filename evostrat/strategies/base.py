@@ -99,8 +99,10 @@ class Strategy(Params):
     **Optional**, with defaults here so that callers never test for them: the class
     attributes ``needs_behaviours``, ``termination_defaults`` and ``min_popsize``, and
     :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
-    evaluation) and :meth:`evolvability`. :meth:`init` checks all this once
-    (:func:`check_strategy`).
+    evaluation) and :meth:`evolvability`. :meth:`init` checks the state once
+    (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
+    (``ask`` on the state's backend, dtype and device; randomness only from ``key``, so
+    a seed reproduces the run and ``tell`` updates alike on every backend).
     """
 
     #: The strategy's registry key (the one source of its name; see :class:`RegisteredName`).
@@ -253,7 +255,8 @@ class Strategy(Params):
 def check_strategy(strategy: Strategy, state: Any) -> None:
     """Check ``strategy`` and its initial ``state`` against the contract of :class:`Strategy`.
 
-    :meth:`Strategy.init` calls it once; plugin authors can call it in their tests.
+    :meth:`Strategy.init` calls it once, so a broken state is refused before the first
+    generation; plugin authors run the whole contract with ``evostrat.testing.check_strategy``.
 
     Raises
     ------
