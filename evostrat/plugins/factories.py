@@ -4,7 +4,7 @@
 instance, :func:`make_evaluator` an evaluator from a registered name and its options (or
 passes an instance through); both validate their arguments and raise the errors of
 :mod:`evostrat.errors`, suggesting the closest name. :func:`warn_overrides` warns when an
-``ES`` parameter replaces a value a strategy instance was given.
+``ES`` parameter replaces a value the strategy was given.
 
 Examples
 --------
