@@ -108,11 +108,8 @@ def roundtrip_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
 def _cases(backends: Sequence[str] | None) -> list[tuple[Backend, Any]]:
     """(backend, float dtype) to check: numpy float64, torch and JAX float32 where installed."""
     names = backends or [n for n in ("numpy", "torch", "jax") if importlib.util.find_spec(n)]
-    out = []
-    for name in names:
-        be = get_backend(name)
-        out.append((be, be.dtype_from_name("float64" if name == "numpy" else "float32")))
-    return out
+    return [(be, be.dtype_from_name("float64" if be.name == "numpy" else "float32"))
+            for be in map(get_backend, names)]
 
 
 def _host(x: Any, be: Backend) -> np.ndarray:
@@ -316,16 +313,24 @@ def check_strategy(strategy: Any, *, backends: Sequence[str] | None = None, dim:
     True
     """
     s = strategy() if isinstance(strategy, type) else strategy
-    label, host_x0 = f"strategy {type(s).__name__}", np.linspace(0.5, 1.5, dim)
-    _check_params(s, host_x0, seed, label)
+    label, host_x0, stage = f"strategy {type(s).__name__}", np.linspace(0.5, 1.5, dim), "params"
     cases, ref = _cases(backends), None
-    for be, dtype in cases:
-        asked, X = _check_backend(s, be, dtype, host_x0, seed, generations, label)
-        if ref is None:
-            ref = (be, asked, X)
-        else:
-            _check_cross_backend(s, ref, be, dtype, host_x0, rtol, label)
-    if not s.needs_behaviours:
-        _check_progress(s, host_x0, seed, budget, fraction, label)
+    try:
+        _check_params(s, host_x0, seed, label)
+        for be, dtype in cases:
+            stage = f"the checks on {be.name}"
+            asked, X = _check_backend(s, be, dtype, host_x0, seed, generations, label)
+            if ref is None:
+                ref = (be, asked, X)
+            else:
+                stage = f"cross_backend on {be.name}"
+                _check_cross_backend(s, ref, be, dtype, host_x0, rtol, label)
+        stage = "progress"
+        if not s.needs_behaviours:
+            _check_progress(s, host_x0, seed, budget, fraction, label)
+    except ConformanceError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a strategy that crashes fails the check it was in
+        raise ConformanceError(f"{label} raised {type(err).__name__} during {stage}: {err}") from err
     skipped = {"cross_backend"} if len(cases) < 2 else set()
     return [c for c in CHECKS if c not in skipped | ({"progress"} if s.needs_behaviours else set())]

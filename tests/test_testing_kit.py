@@ -163,6 +163,15 @@ def test_a_broken_strategy_fails_naming_the_check(strategy: type, check: str, de
     assert isinstance(info.value, AssertionError)
 
 
+def test_a_strategy_that_crashes_fails_naming_where() -> None:
+    class Crashes(Greedy):
+        def tell(self, state, X, fitness):
+            return state._replace(mean=X @ fitness)  # (dim,) @ (popsize,): wrong shapes
+
+    with pytest.raises(ConformanceError, match="strategy Crashes raised ValueError during the checks on numpy"):
+        check_strategy(Crashes, backends=["numpy"])
+
+
 def test_a_tell_that_draws_noise_fails_across_backends() -> None:
     pytest.importorskip("torch")
     check_strategy(RandomTell, backends=["numpy"])  # alone it conforms
