@@ -346,8 +346,10 @@ class ES(Params):
         checkpoint_every : int, optional
             New interval (default: the saved one).
         **overrides
-            ``evaluator``/``evaluator_options``, and parameters the checkpoint
-            could not store (an ``Evaluator`` instance...).
+            ``evaluator``/``evaluator_options``, parameters the checkpoint could
+            not store (an ``Evaluator`` instance...), and a new budget
+            ``max_evals``/``max_generations``: not below what was spent; a run its
+            budget stopped continues as if that budget had been set from the start.
 
         Returns
         -------

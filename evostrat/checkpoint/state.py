@@ -233,17 +233,10 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     meta, arrays
         What :func:`capture` returned (or :func:`~evostrat.checkpoint.format.read_checkpoint` read).
     **overrides
-        New values for ``evaluator``/``evaluator_options``, for the budgets
-        ``max_evals``/``max_generations`` and for parameters the checkpoint could
-        not store. A new budget may not be below what the run has spent; the run
-        then goes on exactly as if that budget had been set from the start: a run
-        stopped by its budget (``"maxfevals"``/``"maxiter"``) continues, one stopped
-        by any other criterion stays stopped. (With restarts, a local criterion
-        that ended a restart run when the old generation budget was spent starts the
-        next restart run.) A finished run's last generation was checked against the
-        budget first, as every generation is: the criteria checked after it
-        (``tolfun``, ``tolx``, ``tolfunhist``, ``tolstagnation``, ``tolflatfitness``)
-        did not see that one generation.
+        New values for ``evaluator``/``evaluator_options``, parameters the checkpoint
+        could not store, and the budgets ``max_evals``/``max_generations`` (not below
+        what was spent: the run goes on as if that budget had been set from the start;
+        see the checkpoints guide for a finished run's last generation).
 
     Raises
     ------

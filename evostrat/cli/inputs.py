@@ -1,21 +1,16 @@
 """What ``evostrat run`` optimises: ``--problem`` (a benchmark or a user's function) and ``--x0``.
 
-``--problem`` takes a benchmark's name, ``module:function`` (imported as Python
-would, with the current folder first on the path) or ``path/to/file.py:function``;
-the function may be a dotted attribute (``module:Class.method``). Importing runs the
-module's code, as ``python -m`` would.
-
-``--x0`` takes a number (every coordinate, with ``--dim``), a vector ``1,2,3`` or
-``[1, 2, 3]``, or ``@FILE``: a ``.npy`` array (no pickles), a ``.json`` list, or a
-text file of numbers separated by commas, spaces or lines (a single row or column).
+``--problem`` is a benchmark's name, ``module:function`` (imported with the current
+folder first on the path, as ``python -m`` does: its code runs) or
+``path/to/file.py:function``; the function may be dotted (``module:Class.method``).
+``--x0`` is a number (every coordinate), a vector ``1,2,3`` or ``[1, 2, 3]``, or
+``@FILE``: a ``.npy`` vector (no pickles), a ``.json`` list or text of numbers.
 
 Examples
 --------
 >>> from evostrat.cli.inputs import load_objective, read_x0
->>> load_objective("math:hypot")(3.0, 4.0)
-5.0
->>> read_x0("1, 2.5,3"), read_x0("[0, 1]"), read_x0("2")
-([1.0, 2.5, 3.0], [0.0, 1.0], 2.0)
+>>> load_objective("math:hypot")(3.0, 4.0), read_x0("1, 2.5,3"), read_x0("[0, 1]"), read_x0("2")
+(5.0, [1.0, 2.5, 3.0], [0.0, 1.0], 2.0)
 >>> load_objective("math:pi")
 Traceback (most recent call last):
 ...
@@ -47,57 +42,46 @@ def problem_label(spec: str) -> str:
 
 
 def _import(where: str, spec: str) -> Any:
-    if where.endswith(".py") or os.sep in where or "/" in where:
-        if not os.path.isfile(where):
+    if where.endswith(".py"):
+        name = "evostrat_user_" + re.sub(r"\W", "_", os.path.basename(where)[:-3])
+        found = importlib.util.spec_from_file_location(name, where) if os.path.isfile(where) else None
+        if found is None or found.loader is None:
             raise InvalidArgumentError(f"--problem {spec!r}: no file {where!r}")
-        name = "evostrat_user_" + os.path.splitext(os.path.basename(where))[0].replace("-", "_")
-        module_spec = importlib.util.spec_from_file_location(name, where)
-        if module_spec is None or module_spec.loader is None:
-            raise InvalidArgumentError(f"--problem {spec!r}: {where!r} is not a Python file")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # functions defined there pickle by this name (process evaluators)
-        module_spec.loader.exec_module(module)
+        module = sys.modules[name] = importlib.util.module_from_spec(found)  # pickled by this name
+        found.loader.exec_module(module)
         return module
-    if os.getcwd() not in sys.path and "" not in sys.path:  # as python -m: the current folder first
+    if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(where)
     except ModuleNotFoundError as err:
-        if err.name is not None and (where == err.name or where.startswith(err.name + ".")):
-            raise InvalidArgumentError(f"--problem {spec!r}: no module named {err.name!r} (looked in the "
-                                       "current folder and the installed packages)") from None
-        raise
+        if err.name is None or not (where == err.name or where.startswith(err.name + ".")):
+            raise
+        raise InvalidArgumentError(f"--problem {spec!r}: no module named {err.name!r} (looked in the current "
+                                   "folder and the installed packages)") from None
 
 
 def load_objective(spec: str) -> Callable:
-    """The callable named by ``spec`` (``module:function`` or ``path/file.py:function``).
-
-    Raises
-    ------
-    InvalidArgumentError
-        For a missing module, file or attribute, or an error raised while importing.
-    InvalidTypeError
-        When the name is not callable.
-    """
+    """The callable named by ``spec``; :class:`~evostrat.errors.InvalidArgumentError` for a
+    missing module, file or attribute or an import that raised, ``InvalidTypeError`` for a
+    name that is not callable."""
     where, _, attribute = spec.rpartition(":")
     if not where or not attribute:
         raise InvalidArgumentError(f"--problem {spec!r}: expected module:function or path/to/file.py:function")
     try:
         obj = _import(where, spec)
-    except InvalidArgumentError:
+    except (InvalidArgumentError, KeyboardInterrupt):
         raise
-    except BaseException as err:  # the user's module raised (SystemExit included): say so, not a traceback
-        if isinstance(err, KeyboardInterrupt):
-            raise
-        raise InvalidArgumentError(f"--problem {spec!r}: importing {where!r} raised "
-                                   f"{type(err).__name__}: {err}") from err
+    except BaseException as err:  # the user's module raised (SystemExit too): a message, not a traceback
+        message = f"--problem {spec!r}: importing {where!r} raised {type(err).__name__}: {err}"
+        raise InvalidArgumentError(message) from err
     owner = f"module {where!r}"
     for part in attribute.split("."):
         if not hasattr(obj, part):
             raise InvalidArgumentError(f"--problem {spec!r}: {owner} has no attribute {part!r}")
         obj, owner = getattr(obj, part), repr(part)
     if not callable(obj):
-        raise InvalidTypeError(f"--problem {spec!r}: {attribute!r} in {'module ' + repr(where)} is of type "
+        raise InvalidTypeError(f"--problem {spec!r}: {attribute!r} in module {where!r} is of type "
                                f"{type(obj).__name__}, not a function")
     return obj
 
@@ -107,19 +91,17 @@ def read_x0(text: str) -> float | list[float]:
     import numpy as np
 
     source, text = text, text.strip()
-    if text.startswith("@"):
-        path = text[1:]
-        try:
-            if path.endswith(".npy"):
-                array = np.load(path, allow_pickle=False)
-                values = array.ravel() if array.ndim == 2 and 1 in array.shape else array
-            else:
-                with open(path, encoding="utf-8") as f:
-                    values = [v for v in re.split(r"[\s,\[\]]+", f.read()) if v]
-        except (OSError, ValueError) as err:
-            raise InvalidArgumentError(f"--x0 {source!r}: cannot read {path!r} ({type(err).__name__}: {err})") from None
-    else:
-        values = [v for v in re.split(r"[\s,\[\]]+", text) if v]
+    try:
+        if text.startswith("@") and text.endswith(".npy"):
+            values = np.load(text[1:], allow_pickle=False)
+            values = values.ravel() if values.ndim == 2 and 1 in values.shape else values
+        else:
+            if text.startswith("@"):
+                with open(text[1:], encoding="utf-8") as f:
+                    content = f.read()
+            values = [v for v in re.split(r"[\s,\[\]]+", content if text.startswith("@") else text) if v]
+    except (OSError, ValueError) as err:
+        raise InvalidArgumentError(f"--x0 {source!r}: cannot read {text[1:]!r} ({type(err).__name__}: {err})") from None
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -128,5 +110,4 @@ def read_x0(text: str) -> float | list[float]:
     if text.startswith("[") != text.endswith("]") or array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
         raise InvalidArgumentError(f"--x0 {source!r}: expected finite numbers in a non-empty vector, got "
                                    f"shape {array.shape}")
-    vector = array.size > 1 or text.startswith(("@", "[")) or "," in text
-    return array.tolist() if vector else float(array[0])
+    return array.tolist() if array.size > 1 or text.startswith(("@", "[")) or "," in text else float(array[0])

@@ -1,9 +1,7 @@
-"""``evostrat run``: optimise a benchmark problem or your function and keep everything in a folder.
+"""``evostrat run``: optimise a benchmark or your function and keep everything in a folder.
 
-``--problem`` is a benchmark's name, ``module:function`` or ``path/to/file.py:function``
-(the function takes the population, shape ``(popsize, dim)``, or one candidate);
-``--x0`` a number, a vector (``1,2,3`` or ``[1, 2, 3]``) or ``@FILE`` (``.npy``,
-``.json`` or text): see :mod:`evostrat.cli.inputs`.
+``--problem module:function`` (or ``file.py:function``) and a vector or ``@FILE`` ``--x0``
+are read by :mod:`evostrat.cli.inputs`.
 
 The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed<seed>``)
 receives ``config.json`` (the configuration), ``history.csv`` (one row per generation),
@@ -255,11 +253,9 @@ def _on_grid(objective: Any) -> Any:
     def values(X: Any) -> Any:
         try:
             out = np.asarray(objective(X), dtype=np.float64)
-            if out.shape == (len(X),):
-                return out
         except Exception:  # a per-candidate function refusing a 2-D array
-            pass
-        return np.asarray([float(objective(x)) for x in X])
+            out = None
+        return out if out is not None and out.shape == (len(X),) else np.array([float(objective(x)) for x in X])
 
     return values
 
@@ -324,7 +320,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for name in ("convergence.png", "search.png"):  # replace links, never write through them
             if os.path.islink(os.path.join(out, name)):
                 os.unlink(os.path.join(out, name))
-        written += save_run_plots(out, es, _on_grid(objective) if is_user_problem(problem) else objective, recorder)
+        grid = _on_grid(objective) if is_user_problem(problem) else objective
+        written += save_run_plots(out, es, grid, recorder)
     where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""
     print(
         f"{config['strategy']} on {config['dim']}-D {problem_label(problem)} ({config['backend']}, seed "
