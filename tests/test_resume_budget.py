@@ -60,6 +60,15 @@ def test_extended_budget_equals_the_uninterrupted_run_jax(tmp_path: Path, strate
     _same_run(resumed, full)
 
 
+def test_extended_budget_equals_the_uninterrupted_run_torch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    make = lambda **kw: ES("snes", random_state=5, **kw)  # noqa: E731
+    resumed, full = _extend(tmp_path, make, rosenbrock, torch.zeros(4), {"max_generations": 20},
+                            {"max_generations": 90})
+    assert isinstance(resumed.x_, torch.Tensor)
+    _same_run(resumed, full)
+
+
 @pytest.mark.parametrize("kind", ["ipop", "bipop"])
 @pytest.mark.parametrize("name", ["max_evals", "max_generations"])
 def test_extended_budget_with_restarts(tmp_path: Path, kind: str, name: str) -> None:

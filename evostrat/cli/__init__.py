@@ -2,7 +2,8 @@
 
 Commands (``evostrat COMMAND --help`` for each):
 
-- ``evostrat run``: optimise a benchmark problem; writes the history, the
+- ``evostrat run``: optimise a benchmark problem or your function
+  (``-p module:function``, ``--x0 1,2,3`` or ``@x0.npy``); writes the history, the
   result, checkpoints and (``--plot``) figures to an output folder, and
   continues an interrupted run with ``--resume`` (:mod:`evostrat.cli.run`);
 - ``evostrat demo``: convergence tables of a few default runs;

@@ -70,10 +70,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     from evostrat.problems import FUNCTIONS
 
     p = sub.add_parser(
-        "run", help="optimise a benchmark problem; write history, result, checkpoints, plots",
-        description="Optimise a benchmark problem and write config.json, history.csv, checkpoint.ckpt, "
-                    "result.json (and with --plot convergence.png, search.png) to the output folder. "
-                    "--resume continues an interrupted run from its checkpoint.",
+        "run", help="optimise a benchmark or your function; write history, result, checkpoints, plots",
+        description="Optimise a benchmark problem or your function (-p module:function) and write config.json, "
+                    "history.csv, checkpoint.ckpt, result.json (and with --plot convergence.png, search.png) to the "
+                    "output folder. --resume continues an interrupted run from its checkpoint (--max-evals N: "
+                    "with a new budget).",
     )
     d = CONFIG_DEFAULTS
     what = p.add_argument_group("problem and strategy")
