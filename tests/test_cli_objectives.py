@@ -127,7 +127,7 @@ def test_resume_extends_the_budget_as_the_longer_run(user_dir: Path) -> None:
     assert _run(*common, "--max-evals", "200", "-o", "short") == 0
     assert _result(user_dir / "short")["stop_reason"] == "maxfevals"
     assert _run(*common, "--max-evals", "900", "-o", "long") == 0
-    assert _run("--resume", "-o", "short", "--max-evals", "900") == 0
+    assert _run("--resume", "-o", "short", "--max-evals", "900", "-p", "sub/my-problem.py:shifted") == 0
     short, full = _result(user_dir / "short"), _result(user_dir / "long")
     for key in ("fun", "x", "n_evals", "n_generations", "stop_reason"):
         assert short[key] == full[key], key
@@ -142,6 +142,18 @@ def test_resume_refuses_a_budget_below_what_was_spent(user_dir: Path, capsys: py
     assert "max_generations=10) is below the 20 generations" in capsys.readouterr().err
     assert _status("--resume", "-o", "out", "--max-generations", "30", "--seed", "1") == 2
     assert "drop --seed" in capsys.readouterr().err
+
+
+def test_resume_imports_a_saved_function_only_when_named_again(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """A checkpoint (which may come from elsewhere) names the code to import: --resume asks for it."""
+    assert _run("-p", "user_objectives_t18:shifted", "-d", "2", "--max-generations", "5", "-o", "out") == 0
+    sys.modules.pop("user_objectives_t18", None)
+    assert _status("--resume", "-o", "out", "--max-generations", "9") == 2
+    assert "give -p user_objectives_t18:shifted" in capsys.readouterr().err
+    assert "user_objectives_t18" not in sys.modules
+    assert _status("--resume", "-o", "out", "--max-generations", "9", "-p", "user_objectives_t18:tilted") == 2
+    assert _run("--resume", "-o", "out", "--max-generations", "9", "-p", "user_objectives_t18:shifted") == 0
+    assert _result(user_dir / "out")["n_generations"] == 9
 
 
 def test_console_script_finds_a_module_in_the_current_folder(user_dir: Path) -> None:

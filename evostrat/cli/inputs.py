@@ -3,6 +3,7 @@
 ``--problem`` is a benchmark's name, ``module:function`` (imported with the current
 folder first on the path, as ``python -m`` does: its code runs) or
 ``path/to/file.py:function``; the function may be dotted (``module:Class.method``).
+``--resume`` imports it only when ``-p`` names it again (a checkpoint is data, not code).
 ``--x0`` is a number (every coordinate), a vector ``1,2,3`` or ``[1, 2, 3]``, or
 ``@FILE``: a ``.npy`` vector (no pickles), a ``.json`` list or text of numbers.
 

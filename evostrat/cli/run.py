@@ -134,12 +134,15 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     from evostrat.problems import FUNCTIONS
 
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
+    if args.problem is not None:  # a file's path made absolute: resumable from any folder
+        where, _, name = args.problem.rpartition(":")
+        given["problem"] = f"{os.path.abspath(where)}:{name}" if where.endswith(".py") else args.problem
     if args.resume:
-        if set(given) - set(BUDGETS):
+        if set(given) - set(BUDGETS) - {"problem"}:
             raise UsageError(
                 "--resume continues the saved run with its own configuration (but a new --max-evals or "
-                "--max-generations); drop " + ", ".join("--" + k.replace("_", "-") for k in given if k not in BUDGETS)
-            )
+                "--max-generations); drop " + ", ".join("--" + k.replace("_", "-") for k in given
+                                                        if k not in (*BUDGETS, "problem")))
         if args.output is None:
             raise UsageError("--resume needs --output DIR, the folder of the run to continue")
         if args.overwrite or args.no_checkpoint:
@@ -152,14 +155,17 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         saved = checkpoint_info(path)["user"].get("cli")
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
-        return {**_check_saved(saved, path), **given}
+        config = _check_saved(saved, path)
+        mine = is_user_problem(config["problem"])
+        if given.get("problem", config["problem"] if not mine else None) != config["problem"]:
+            raise UsageError(f"--resume: the saved run optimised {config['problem']!r}; " + (
+                f"give -p {config['problem']} (your function is imported only when you name it)" if mine
+                else "drop --problem"))
+        return {**config, **given}
     config = {**CONFIG_DEFAULTS, **given}
     if config["problem"] not in FUNCTIONS and not is_user_problem(config["problem"]):
         raise UsageError(f"argument -p/--problem: {config['problem']!r} is neither a benchmark "
                          f"({', '.join(sorted(FUNCTIONS))}) nor module:function or path/to/file.py:function")
-    where, _, name = config["problem"].rpartition(":")
-    if where.endswith(".py"):  # resumable from any folder
-        config["problem"] = f"{os.path.abspath(where)}:{name}"
     x0 = read_x0(args.x0) if args.x0 is not None else config["x0"]
     if isinstance(x0, list):
         if args.dim is not None and args.dim != len(x0):
