@@ -37,7 +37,7 @@ PYCMA = {"sphere": 1470, "ellipsoid": 4165, "rosenbrock": 5290}  # pycma 4.5, 20
 FUNCTIONS = {"sphere": sphere, "ellipsoid": ellipsoid, "rosenbrock": rosenbrock}
 
 
-# -- parameters (Table 1 of the tutorial, computed here from the formulas) --------------------
+# -- parameters (Table 1 of the tutorial with pycma's step-size constants, from the formulas) ---
 def table1(n: int, lam: int) -> dict[str, float]:
     mu = lam // 2
     w = np.array([math.log((lam + 1) / 2) - math.log(i) for i in range(1, lam + 1)])
@@ -45,12 +45,13 @@ def table1(n: int, lam: int) -> dict[str, float]:
     mueff_neg = w[mu:].sum() ** 2 / (w[mu:] ** 2).sum()
     c1 = 2 / ((n + 1.3) ** 2 + mueff)
     cmu = min(1 - c1, 2 * (0.25 + mueff + 1 / mueff - 2) / ((n + 2) ** 2 + mueff))
-    cs = (mueff + 2) / (n + mueff + 3)  # pycma's; the 2016 tutorial has n + mueff + 5
+    cs = min(0.5, (mueff + 2) / (n + mueff + 3))  # pycma's; the 2016 tutorial has n + mueff + 5, no cap
+    attenuation = max(1.0, 3 * (1 - 0.5 ** (n / 9)))  # pycma's; the tutorial has 1 (issue 23: f7)
     neg_sum = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff + 2), (1 - c1 - cmu) / (n * cmu))
     weights = np.where(w >= 0, w / w[:mu].sum(), neg_sum * w / abs(w[mu:].sum()))
     return dict(
         mu=mu, mueff=mueff, c1=c1, cmu=cmu, cs=cs, weights=weights,
-        damps=1 + 2 * max(0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs,
+        damps=1 + 2 * max(0, attenuation * math.sqrt((mueff - 1) / (n + 1)) - 1) + cs,
         cc=(4 + mueff / n) / (n + 4 + 2 * mueff / n),
         chi_n=math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n)),
     )

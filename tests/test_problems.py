@@ -16,6 +16,7 @@ OPTIMA = {
     "rosenbrock": 1.0,
     "rastrigin": 0.0,
     "ackley": 0.0,
+    "step_ellipsoid": 0.0,
 }
 
 

@@ -8,6 +8,7 @@ population, numpy/torch/JAX) and returns shape ``(...)``. Minima are 0.
 - ``rosenbrock``: ``sum 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2``, optimum at 1.
 - ``rastrigin``: ``10 d + sum x_i^2 - 10 cos(2 pi x_i)``, optimum at 0.
 - ``ackley``: ``-20 exp(-0.2 sqrt(mean x^2)) - exp(mean cos 2 pi x) + 20 + e``, optimum at 0.
+- ``step_ellipsoid``: BBOB's f7 without rotations or shift: plateaus everywhere, optimum at 0.
 
 Examples
 --------
@@ -26,7 +27,7 @@ import array_api_compat
 
 Array = Any
 
-__all__ = ["sphere", "ellipsoid", "rosenbrock", "rastrigin", "ackley", "FUNCTIONS"]
+__all__ = ["sphere", "ellipsoid", "rosenbrock", "rastrigin", "ackley", "step_ellipsoid", "FUNCTIONS"]
 
 
 def _prep(x: Any) -> tuple[Any, Array]:
@@ -74,7 +75,23 @@ def ackley(x: Array) -> Array:
     return -20.0 * xp.exp(-0.2 * rms) - xp.exp(cosmean) + 20.0 + math.e
 
 
-FUNCTIONS = {f.__name__: f for f in (sphere, ellipsoid, rosenbrock, rastrigin, ackley)}
+def step_ellipsoid(x: Array) -> Array:
+    """BBOB's step ellipsoid f7 (Hansen, Finck, Ros & Auger, "Real-parameter black-box
+    optimization benchmarking 2009: noiseless functions definitions", INRIA RR-6829) without
+    its rotations, shift and ``f_opt``: ``z = 10^(i/(2(d-1))) x`` rounded to integers where
+    ``|z_i| > 1/2`` and to tenths elsewhere, ``0.1 max(|z_1| / 10^4, sum_i 10^(2i/(d-1))
+    round(z)_i^2)`` plus ``sum_i max(0, |x_i| - 5)^2``. A landscape of plateaus (a flat
+    population stops a run on ``tolflatfitness``), minimum 0 at 0."""
+    xp, x = _prep(x)
+    t = xp.arange(x.shape[-1], dtype=x.dtype, device=array_api_compat.device(x)) / max(x.shape[-1] - 1, 1)
+    z = xp.exp(t * (0.5 * math.log(10.0))) * x
+    rounded = xp.where(xp.abs(z) > 0.5, xp.floor(0.5 + z), xp.floor(0.5 + 10.0 * z) / 10.0)
+    ellipsoid_value = xp.sum(xp.exp(t * (2.0 * math.log(10.0))) * rounded * rounded, axis=-1)
+    outside = xp.where(xp.abs(x) > 5.0, xp.abs(x) - 5.0, 0.0)
+    return 0.1 * xp.maximum(xp.abs(z[..., 0]) / 1e4, ellipsoid_value) + xp.sum(outside * outside, axis=-1)
+
+
+FUNCTIONS = {f.__name__: f for f in (sphere, ellipsoid, rosenbrock, rastrigin, ackley, step_ellipsoid)}
 
 for _f in FUNCTIONS.values():
     _f.vectorized = True  # type: ignore[attr-defined]
