@@ -55,6 +55,9 @@ class JaxBackend(Backend):
     def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
         if hasattr(x, "detach"):  # torch tensor
             x = x.detach().cpu().numpy()
+        elif (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and x.committed
+              and (dtype is None or x.dtype == dtype) and (device is None or device in x.devices())):
+            return x  # already what this returns (immutable: no copy needed)
         out = jnp.asarray(x, dtype=dtype)
         if device is None and not isinstance(out, jax.core.Tracer):
             device = self.device(out)
@@ -86,7 +89,7 @@ class JaxBackend(Backend):
 
     def key(self, seed: int | None) -> Key:
         words = seed_to_uint64(seed) & np.uint64(0xFFFF_FFFF)
-        return self.asarray(words.astype(np.uint32))  # a raw threefry key, committed
+        return jax.device_put(words.astype(np.uint32), jax.devices()[0])  # a raw threefry key, committed
 
     def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
         keys = jax.random.split(key, num)

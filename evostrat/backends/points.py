@@ -19,6 +19,8 @@ import os
 from numbers import Integral
 from typing import Any
 
+import numpy as np
+
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -59,7 +61,7 @@ def as_search_point(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
             + (f"; for a 1-D problem pass [{float(x)!r}]" if x.ndim == 0 else "")
         )
-    if not bool(backend.xp.all(backend.xp.isfinite(x))):
+    if not np.isfinite(backend.to_numpy(x)).all():  # on the host: one small copy, no device ops
         raise InvalidArgumentError("x0 must be finite; it contains NaN or inf")
     return x
 
