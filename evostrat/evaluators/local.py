@@ -68,8 +68,7 @@ def unshared(x: Array) -> Array:
     """
     if isinstance(x, np.ndarray):
         return x.copy()
-    clone = getattr(x, "clone", None)  # torch; JAX arrays cannot be modified
-    return x if clone is None else clone()
+    return x.clone() if hasattr(x, "copy_") else x  # torch tensors; JAX arrays cannot be modified
 
 
 def real_value(value: Any, index: int) -> float:
