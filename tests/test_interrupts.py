@@ -55,8 +55,8 @@ SCRIPT = textwrap.dedent(
             open(armed, "w").close()
 
     if __name__ == "__main__":
-        if pool_kind == "owned":
-            evaluator = ExecutorEvaluator(max_workers=2)
+        if pool_kind.startswith("owned"):  # loky's pool, or the standard library's with spawn
+            evaluator = ExecutorEvaluator(max_workers=2, mp_context="spawn" if "spawn" in pool_kind else None)
         else:
             from concurrent.futures import ThreadPoolExecutor
             evaluator = ExecutorEvaluator(ThreadPoolExecutor(2))
@@ -94,7 +94,7 @@ def wait_for(predicate, what: str) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, sends SIGINT")
-@pytest.mark.parametrize("pool_kind", ["owned", "given"])
+@pytest.mark.parametrize("pool_kind", ["owned", "owned-spawn", "given"])
 def test_sigint_ends_a_hung_executor_run_at_once(pool_kind, tmp_path: Path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
@@ -116,7 +116,7 @@ def test_sigint_ends_a_hung_executor_run_at_once(pool_kind, tmp_path: Path):
             pytest.fail(f"the interrupted run did not end within {HANG} s")
         assert proc.returncode == 0, err_path.read_text()
         workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
-        if pool_kind == "owned":
+        if pool_kind != "given":
             assert proc.pid not in workers  # the objective hung in worker processes
             wait_for(lambda: not any(alive(pid) for pid in workers), "worker processes still running")
     finally:
