@@ -7,6 +7,8 @@ Checks, with real worker processes where it matters:
 - values come back in population order when chunks finish out of order;
 - an objective's exception becomes ``ObjectiveError`` with the candidate index,
   the original exception as ``__cause__`` and the worker's traceback text;
+  so do ``SystemExit``, ``KeyboardInterrupt`` and other ``BaseException`` s raised by
+  the objective in a worker (a local ``KeyboardInterrupt`` interrupts the run);
 - a candidate past ``timeout`` raises ``EvaluationTimeoutError`` naming it, also
   when the worker cannot be interrupted (the pool is then killed);
 - an owned pool is shut down at the end of ``fit``, a given executor never;
