@@ -27,6 +27,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import LIBRARY_CASES, to_numpy
+from worker_objectives import RaisingOn
 
 from evostrat import ES
 from evostrat.backends import get_backend
@@ -94,9 +95,13 @@ def sleeping_on(index: int, seconds: float, block_alarm: bool = False):
 @pytest.fixture(scope="module")
 def process_pool():
     """One (loky) process pool for the module: evostrat must use it and leave it running."""
+    from pathlib import Path
+
     from joblib.externals.loky import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(2)
+    # workers import tests/worker_objectives.py by name (see its docstring)
+    pool = ProcessPoolExecutor(2, initializer=exec,
+                               initargs=(f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})",))
     yield pool
     pool.shutdown(wait=True)
 
@@ -296,13 +301,15 @@ def test_vectorized_objective_gets_chunks(process_pool):
 def test_objective_error_names_candidate_with_traceback(pool_kind, process_pool):
     pool = process_pool if pool_kind == "processes" else cf.ThreadPoolExecutor(2)
     ev = ExecutorEvaluator(pool, chunksize=2)
+    # an objective the worker imports by name: its traceback's source lines do not depend on
+    # how the pool pickles this module (tests/worker_objectives.py)
     with pytest.raises(ObjectiveError, match=r"objective raised on candidate 5: ValueError: boom on 5") as info:
-        ev.evaluate(raising_on(5), indexed_population(8), NUMPY)
+        ev.evaluate(RaisingOn(5), indexed_population(8), NUMPY)
     err = info.value
     assert err.index == 5 and err.indices == (5,)
     assert isinstance(err.__cause__, ValueError) and str(err.__cause__) == "boom on 5"
     assert isinstance(err.__cause__.__cause__, RemoteTraceback)
-    assert "in objective" in err.traceback and 'raise ValueError(f"boom on {index}")' in err.traceback
+    assert "in __call__" in err.traceback and 'raise ValueError(f"boom on {self.index}")' in err.traceback
 
 
 def base_exception_on(index: int, kind: str):
