@@ -20,7 +20,7 @@ import difflib
 from typing import Any, Iterable
 
 __all__ = [
-    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "ParameterOverrideWarning",
+    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "ParameterOverrideWarning", "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "CheckpointError",
     "did_you_mean",
@@ -118,3 +118,7 @@ class ParameterOverrideWarning(EvostratWarning):
 
 class NonFiniteFitnessWarning(EvostratWarning):
     """Some fitness values were NaN or infinite; see the ``nonfinite`` policy."""
+
+
+class PerCandidateWarning(EvostratWarning):
+    """``evaluator="auto"`` calls an unmarked objective once per candidate (it did not take a population)."""

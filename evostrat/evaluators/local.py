@@ -4,8 +4,10 @@
 population ``(popsize, dim)``; ``"serial"`` calls ``objective(x)`` per row;
 ``"auto"`` (default) uses an objective marked with :func:`vectorized` (or
 carrying ``objective.vectorized = True/False``) as marked, else calls
-``objective(X)`` once and goes per-candidate from then on unless the result has
-shape ``(popsize,)``. ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
+``objective(X)`` once: a result of shape ``(popsize,)`` or ``(popsize, 1)`` is one value
+per candidate from then on, ``(popsize, k)`` is refused naming the shape, anything else
+(or an exception) means one call per candidate from then on, with a
+:class:`~evostrat.errors.PerCandidateWarning` (mark the objective to silence it). ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
 take options through ``evaluator_options``. For strategies that need behaviours
 ``ES.fit`` sets ``evaluator.behaviours = True`` (:mod:`evostrat.run.behaviours`).
 An exception raised by the objective (``SystemExit`` too; a ``KeyboardInterrupt``
@@ -29,12 +31,13 @@ Examples
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from evostrat.backends import Backend, to_host
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError, PerCandidateWarning
 from evostrat.params import Params
 
 __all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized",
@@ -168,9 +171,11 @@ class VectorizedEvaluator(Evaluator):
                 f"a vectorised objective must return {n} real values, got "
                 f"{type(out).__name__}"
             ) from err
+        if tuple(values.shape) == (n, 1):  # one column: a value per candidate
+            values = values[:, 0]
         if tuple(values.shape) != (n,):
             raise InvalidArgumentError(
-                f"a vectorised objective must return shape ({n},), got shape "
+                f"a vectorised objective must return shape ({n},) (or ({n}, 1)), got shape "
                 f"{tuple(values.shape)}; use evaluator='serial' for per-candidate objectives"
             )
         return values
@@ -226,23 +231,30 @@ class AutoEvaluator(Evaluator):
     def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
         from evostrat.run.behaviours import leading_rows
 
-        n = X.shape[0]
+        n, shape = X.shape[0], ()
         try:
             out = objective(unshared(X))
             if self.behaviours:
                 fits = leading_rows(out) == n
             else:
-                fits = tuple(getattr(out, "shape", np.shape(out))) == (n,)
+                shape = tuple(getattr(out, "shape", np.shape(out)))
+                fits = shape in ((n,), (n, 1))
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
             fits = False
+        if len(shape) == 2 and shape[0] == n and n != X.shape[1] and not fits:  # (n, k): rows of values
+            return VectorizedEvaluator.check(out, n, X, backend)  # raises naming the shape
         # popsize == dim: a per-candidate objective reducing over axis 0 also returns
         # popsize values; behaviour rows are always compared
         if fits and ((n != X.shape[1] and not self.behaviours) or self._row_agrees(objective, X, out)):
             self.mode = "vectorized"
             return VectorizedEvaluator.check(out, n, X, backend, self.behaviours)
         self.mode = "serial"
+        warnings.warn("the objective did not take a population, so evaluator='auto' calls it once per "
+                      "candidate; set objective.vectorized = False (or evaluator='serial') to say so, or "
+                      "return one value per row of a (popsize, dim) array to be called once per generation",
+                      PerCandidateWarning, stacklevel=4)
         self._serial.behaviours = self.behaviours
         return self._serial.evaluate(objective, X, backend)
 
