@@ -174,7 +174,7 @@ def draw_ecdfs(folders: dict[str, Path], pairs: list[tuple[str, str]], dims: lis
                 inputs.append(str(target))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cocopp.main(["-o", str(Path(tmp) / "pp")] + inputs)
+                cocopp.main(["--rld-only", "--no-rld-single-fcts", "-o", str(Path(tmp) / "pp")] + inputs)
             for d in dims:
                 found = glob.glob(str(Path(tmp) / "pp" / "*" / f"pprldmany_{d:02d}D_noiselessall.png"))
                 if found:
