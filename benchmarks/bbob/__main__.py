@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("-o", "--output", default="-", help="markdown file (default: stdout)")
     rep.add_argument("--figures", default=None,
                      help="folder for cocopp's ECDF PNGs, one per dimension and evostrat/pycma pair")
-    rep.add_argument("--dpi", type=int, default=60, help="PNG resolution")
+    rep.add_argument("--dpi", type=int, default=60, choices=(60, 300),
+                     help="PNG resolution (cocopp's two settings)")
     args = parser.parse_args(argv)
 
     if args.command == "run":

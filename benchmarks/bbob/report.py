@@ -161,7 +161,7 @@ def draw_ecdfs(folders: dict[str, Path], pairs: list[tuple[str, str]], dims: lis
         warnings.simplefilter("ignore")  # cocopp warns that it cannot reach its online archive
         import cocopp
     cocopp.genericsettings.figure_file_formats = ["png"]
-    cocopp.genericsettings.in_a_hurry = 1 if dpi <= 60 else 0  # cocopp's own switch: 60 or 300 dpi
+    cocopp.genericsettings.in_a_hurry = 1 if dpi <= 60 else 0  # cocopp's switch between 60 and 300 dpi
     out.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
     for mine, peer in pairs:
