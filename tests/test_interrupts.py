@@ -28,7 +28,11 @@ HANG = 60.0  # seconds: detects a hang, never reached by a working run
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
+    import faulthandler, json, os, signal, sys, time
+    # Ctrl-C as a terminal or Jupyter delivers it, even when the test run itself was started
+    # with SIGINT ignored (a background job of a non-interactive shell: children inherit SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if it hangs
     import numpy as np
     from evostrat import ES
     from evostrat.checkpoint import Checkpointer, checkpoint_info
@@ -113,7 +117,10 @@ def test_sigint_ends_a_hung_executor_run_at_once(pool_kind, tmp_path: Path):
         try:
             proc.wait(timeout=HANG)  # before the fix: blocked in shutdown(wait=True) for ever
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the interrupted run did not end within {HANG} s")
+            proc.send_signal(signal.SIGUSR1)  # every thread's stack into stderr
+            time.sleep(2.0)
+            pytest.fail(f"the interrupted run did not end within {HANG} s; its stderr ends with:\n"
+                        + err_path.read_text()[-6000:])
         assert proc.returncode == 0, err_path.read_text()
         workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
         if pool_kind != "given":
