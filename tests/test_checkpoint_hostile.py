@@ -304,3 +304,31 @@ def test_loading_sets_nothing_the_schema_does_not_name(tmp_path: Path) -> None:
     assert sorted(k for k in vars(back) if k.endswith("_") or k.startswith("_")) == sorted(
         k for k in vars(ES(**back.get_params()).initialize(np.zeros(3))) if k.endswith("_") or k.startswith("_"))
     assert callable(back.ask) and callable(back.tell) and type(back) is ES
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "xnes"])  # O(dim^2) states; O(dim) ones are bounded by x0
+def test_a_forged_dim_is_refused_before_its_state_is_built(tmp_path: Path, strategy: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CMA-ES state holds O(dim^2) values: a checkpoint declaring dim 200,000 (with an x0 of
+    that size, 1.6 MB) would allocate hundreds of GB before the saved arrays were compared."""
+    from evostrat.run.asktell import AskTell
+
+    dim = 200_000
+
+    def forge(m: dict, a: dict) -> None:
+        m["state"]["dim"] = dim
+        a["x0_init"] = np.zeros(dim)
+        a["best_x"] = np.zeros(dim)
+
+    path = _tampered(tmp_path, _run(strategy), forge)
+    built: list[int] = []
+    original = AskTell.__init__
+
+    def spy(self: Any, strategy_: Any, x0: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(int(np.shape(x0)[0]))
+        original(self, strategy_, x0, *args, **kwargs)
+
+    monkeypatch.setattr(AskTell, "__init__", spy)
+    with pytest.raises(CheckpointError, match=rf"state of the saved dim {dim} holds"):
+        load_checkpoint(path)
+    assert max(built) <= 4  # only the three small probes were built

@@ -281,6 +281,30 @@ def _extend_budget(es: Any, old_max_generations: int | None) -> None:
                                            math.nan)
 
 
+def _check_state_size(es: Any, state: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> None:
+    """Refuse a declared ``dim`` whose state would not hold the saved values, before building it.
+
+    A fresh state of CMA-ES holds ``O(dim^2)`` values, so a forged ``dim`` could allocate far
+    more than the (uncompressed, size-checked) file holds. A state's size is a polynomial of
+    degree <= 2 in ``dim`` at a fixed popsize: three tiny states fit it exactly.
+    """
+    from evostrat.plugins.factories import make_strategy
+    from evostrat.run.asktell import AskTell
+
+    saved = sum(arrays[f"state/{n}"].size for n in state["arrays"] if f"state/{n}" in arrays)
+    try:
+        strategy = make_strategy(es.strategy, es.strategy_options, popsize=state["popsize"], sigma0=1.0)
+        e2, e3, e4 = (sum(a.size for a in AskTell(strategy, backend.asarray(np.zeros(d)), backend=backend)
+                          .state_dict()["arrays"].values()) for d in (2, 3, 4))
+    except Exception:  # noqa: BLE001 - a strategy that cannot build these small states: not bounded here
+        return
+    d = state["dim"]
+    expected = e2 + (d - 2) * (e3 - e2) + (d - 2) * (d - 3) // 2 * (e4 - 2 * e3 + e2)
+    if expected > max(4 * saved, 2**20):  # smaller mismatches are named field by field after the build
+        raise CheckpointError(f"checkpoint strategy state holds {saved} values, a state of the saved dim {d} "
+                              f"holds {expected}: refused before building it")
+
+
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
@@ -297,6 +321,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
         raise CheckpointError(f"checkpoint initial point is not a float vector of the saved dim {state['dim']}")
     if plan is not None and (not isinstance(plan, RunPlan) or plan.popsize != state["popsize"]):
         raise CheckpointError("checkpoint restart plan is malformed or does not match the strategy state")
+    _check_state_size(es, state, arrays, backend)
     es.initialize(backend.asarray(np.array(x0, copy=True), device=device))
     driver = es.run_
 
