@@ -29,10 +29,10 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from evostrat.backends import Backend, get_backend, to_host
-from evostrat.backends.points import as_search_point, check_population_size
+from evostrat.backends import Backend, get_backend
+from evostrat.backends.points import as_search_point
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError, did_you_mean
-from evostrat.params import Params, Satisfies, StrOptions, check_params
+from evostrat.params import Params, Satisfies, StrOptions
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -146,13 +146,12 @@ class ES(Params):
     """
 
     _BOOL = [bool, np.bool_]
-    #: Parameter name -> the constraints its value may satisfy (strategies, evaluators,
-    #: ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where they are used).
+    #: Parameter name -> the constraints its value may satisfy (strategies and ``sigma0``,
+    #: evaluators, ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where
+    #: they are used: ``sigma0`` by :meth:`Strategy.initial_sigma`).
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **CRITERIA_CONSTRAINTS, **{name: [*CRITERIA_CONSTRAINTS[name], StrOptions({"auto"})]
                                    for name in ("tolfunhist", "tolstagnation", "tolflatfitness")},
-        "sigma0": [None, Satisfies(lambda v: np.asarray(to_host(v)).dtype.kind in "fiu",  # no bools, strings
-                                   "a positive number or an array of them")],
         "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
         "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
         "backend": [str, Backend], "strategy_options": [dict, None],
@@ -250,16 +249,14 @@ class ES(Params):
     def initialize(self, x0: Any) -> "ES":
         """Start a run around ``x0`` for manual ``ask``/``tell``; returns ``self``.
 
-        First checks ``parameter_constraints``, and that one population
-        (``popsize x dim x itemsize`` bytes) fits in memory.
+        First checks ``parameter_constraints``; the run then checks that one population
+        (``popsize x dim x itemsize`` bytes) fits in memory before building its state.
         """
-        check_params(self, self.parameter_constraints)
+        self.validate_params()
         if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
             as_search_point(x0, get_backend("numpy"))
         warn_overrides(self.strategy, self.strategy_options, sigma0=self.sigma0, popsize=self.popsize)
-        popsize = make_strategy(self.strategy, self.strategy_options, popsize=self.popsize).popsize
-        check_population_size(popsize, x0, self.dtype)
-        self.run_ = Driver(self, x0)
+        self.run_ = Driver(self, x0)  # checks each run's population against memory
         return self
 
     def ask(self) -> Any:

@@ -92,7 +92,6 @@ class Driver:
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
         if plan is not None:
             popsize = plan.popsize
-            check_population_size(popsize, self.x0, s.dtype)  # a restart's larger population
             if plan.sigma_factor != 1.0:
                 base = make_strategy(s.strategy, s.strategy_options, sigma0=s.sigma0)
                 sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor
@@ -105,6 +104,7 @@ class Driver:
                     BoxBounds.from_spec((self.bounds.lower, self.bounds.upper), x0)  # inside the box
                 self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0)
+        check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
                               device=s.device, nonfinite=s.nonfinite)
         dim, lam = self.runner.dim, self.runner.popsize
