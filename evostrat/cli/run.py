@@ -254,15 +254,20 @@ def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int |
 
 
 def _on_grid(objective: Any) -> Any:
-    """A user's objective on the plot's grid: vectorised when it returns a value per row, else row by row."""
-    import numpy as np
+    """A user's objective on the plot's grid, read as ``evaluator="auto"`` reads it (vectorised
+    when it takes a population, else row by row; its warning was already given by the run)."""
+    import warnings
+
+    from evostrat.backends import get_backend
+    from evostrat.errors import PerCandidateWarning
+    from evostrat.evaluators.local import AutoEvaluator
+
+    evaluator, numpy = AutoEvaluator(), get_backend("numpy")
 
     def values(X: Any) -> Any:
-        try:
-            out = np.asarray(objective(X), dtype=np.float64)
-        except Exception:  # a per-candidate function refusing a 2-D array
-            out = None
-        return out if out is not None and out.shape == (len(X),) else np.array([float(objective(x)) for x in X])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PerCandidateWarning)
+            return evaluator.evaluate(objective, X, numpy)
 
     return values
 
