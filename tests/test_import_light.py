@@ -6,6 +6,7 @@ while a time limit would be flaky. Measured times are in BENCHMARKS.md.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -22,13 +23,13 @@ def loaded_after(statements: str) -> list[str]:
     """The heavy top-level modules in ``sys.modules`` after running ``statements`` in a new interpreter."""
     code = textwrap.dedent(statements) + textwrap.dedent(
         f"""
-        import sys
-        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+        import json, sys
+        print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
         """
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - a list of names we printed
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("statement", ["import evostrat", "from evostrat import ES"])

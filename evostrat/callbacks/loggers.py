@@ -83,8 +83,7 @@ class _FileLogger(_RowLogger):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if os.path.islink(self.path):
             raise InvalidArgumentError(f"{self.path!r} is a symbolic link; the logger never writes through links")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        os.ftruncate(fd, 0)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
         self._file = open(fd, "w", newline="", encoding="utf-8")
 
     def on_fit_end(self, es: Any) -> None:

@@ -3,9 +3,9 @@
 Shows the generation, evaluations, the best value so far, the current generation's best,
 sigma and the elapsed time; a bar and a percentage only against a budget the user set
 (``max_evals``, else ``max_generations``: ``gen 12/40``, ``evals 70/100``), never against
-the default generation limit, which most runs stop long before. ``fit(progress=...)`` switches it on: ``False`` (the library's default) shows
-nothing; ``True``/``"auto"`` shows it when stderr is a terminal or a Jupyter notebook
-(the CLI's default); ``"always"`` also elsewhere, as a plain status line at most every
+the default generation limit, which most runs stop long before. ``fit(progress=...)``
+switches it on: ``False`` (the library's default) shows nothing; ``True``/``"auto"`` shows
+it when stderr is a terminal or a Jupyter notebook (the CLI's default); ``"always"`` also elsewhere, as a plain status line at most every
 ``interval`` seconds and a final one. With ``rich`` installed (``pip install
 evostrat[progress]``) the terminal view is a rich progress bar, else one line redrawn
 with ``\\r``; redraws are throttled, so the bar costs microseconds per generation.
