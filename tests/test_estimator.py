@@ -28,7 +28,7 @@ class Recorder:
         x = np.asarray(x)
         self.ndims.append(x.ndim)
         if self.vectorised:
-            return np.sum(x**2, axis=-1)
+            return np.sum(x**2, axis=1)  # refuses one candidate: a population objective
         if x.ndim != 1:
             raise ValueError("one candidate at a time")
         return float(np.sum(x**2))
@@ -184,7 +184,7 @@ def test_stop_tolfun() -> None:
 def test_auto_picks_vectorized_for_vectorised_objective() -> None:
     f = Recorder(vectorised=True)
     es = ES("snes", max_generations=3, random_state=0).fit(f, X0)
-    assert f.ndims == [2, 2, 2]  # one call per generation, with the population
+    assert f.ndims == [1, 2, 2, 2]  # the refused one-candidate probe, then one call per generation
     assert es.n_evals_ == 3 * es.strategy_.popsize
 
 
@@ -192,8 +192,8 @@ def test_auto_picks_serial_for_per_candidate_objective() -> None:
     f = Recorder(vectorised=False)
     es = ES("snes", max_generations=3, random_state=0).fit(f, X0)
     popsize = es.strategy_.popsize
-    # one failed probe with the population, then per-candidate calls only
-    assert f.ndims == [2] + [1] * (3 * popsize)
+    # never called with the population: the probe with candidate 0 is candidate 0's evaluation
+    assert f.ndims == [1] * (3 * popsize)
 
 
 def test_auto_popsize_equal_to_dim_per_candidate_reducing_axis_0() -> None:
@@ -219,7 +219,7 @@ def test_auto_popsize_equal_to_dim_vectorised() -> None:
     dim = 6
     ES("snes", popsize=dim, max_generations=3, random_state=0).fit(f, np.full(dim, 2.0))
     assert f.ndims.count(2) == 3  # vectorised: one population call per generation
-    assert f.ndims.count(1) <= 1  # at most one row check to settle the ambiguity
+    assert f.ndims.count(1) == 1  # the one-candidate probe, refused
 
 
 def test_marked_objective_skips_the_probe() -> None:

@@ -2,12 +2,24 @@
 
 ``ES(evaluator=...)``: ``"vectorized"`` calls ``objective(X)`` once with the
 population ``(popsize, dim)``; ``"serial"`` calls ``objective(x)`` per row;
-``"auto"`` (default) uses an objective marked with :func:`vectorized` (or
-carrying ``objective.vectorized = True/False``) as marked, else calls
-``objective(X)`` once: a result of shape ``(popsize,)`` or ``(popsize, 1)`` is one value
-per candidate from then on, ``(popsize, k)`` is refused naming the shape, anything else
-(or an exception) means one call per candidate from then on, with a
-:class:`~evostrat.errors.PerCandidateWarning` (mark the objective to silence it). ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
+``"auto"`` (default) follows one rule, so that a per-candidate function is never
+called with a 2-D array unless it is marked or the call is unambiguous:
+
+1. an objective marked with :func:`vectorized` (or carrying ``objective.vectorized =
+   True/False``) is called as marked, with no probe;
+2. otherwise it is first called with candidate 0 alone, shape ``(dim,)``, as a
+   per-candidate objective expects. If that returns one value (one behaviour vector for
+   evolvability strategies), it is per-candidate: called once per candidate from then on
+   (the probe's value is candidate 0's, no call is wasted), with one
+   :class:`~evostrat.errors.PerCandidateWarning` (mark the objective to silence it, or to
+   get one call per generation if it also takes populations);
+3. if it raises or returns several values, it refused one candidate: it is called with the
+   population ``(popsize, dim)``, and a result of shape ``(popsize,)`` or ``(popsize, 1)``
+   (numpy, torch, a list of one-element lists) is one value per candidate from then on;
+   ``(popsize, k)`` is refused naming the shape, and an error on both calls is an
+   :class:`~evostrat.errors.ObjectiveError` quoting both.
+
+``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
 take options through ``evaluator_options``. For strategies that need behaviours
 ``ES.fit`` sets ``evaluator.behaviours = True`` (:mod:`evostrat.run.behaviours`).
 An exception raised by the objective (``SystemExit`` too; a ``KeyboardInterrupt``
@@ -186,9 +198,10 @@ class SerialEvaluator(Evaluator):
 
     name = "serial"
 
-    def evaluate(self, objective: Callable, X: Array, backend: Backend) -> Array:
-        values = []
-        for i in range(X.shape[0]):
+    def evaluate(self, objective: Callable, X: Array, backend: Backend, first: Any = None) -> Array:
+        """``first``: candidate 0's output when it is already known (the probe's call)."""
+        values = [] if first is None else [first]
+        for i in range(len(values), X.shape[0]):
             try:
                 out = objective(unshared(X[i]))
             except KeyboardInterrupt:
@@ -229,53 +242,82 @@ class AutoEvaluator(Evaluator):
         return chosen.evaluate(objective, X, backend)
 
     def _probe(self, objective: Callable, X: Array, backend: Backend) -> Array:
-        from evostrat.run.behaviours import leading_rows
-
-        n, shape = X.shape[0], ()
+        """Decide the mode from one call with candidate 0 (see the module docstring)."""
+        n, dim = X.shape[0], X.shape[1]
         try:
-            out = objective(unshared(X))
-            if self.behaviours:
-                fits = leading_rows(out) == n
-            else:
-                shape = tuple(getattr(out, "shape", np.shape(out)))
-                fits = shape in ((n,), (n, 1))
+            first, refused = objective(unshared(X[0])), None
         except KeyboardInterrupt:
             raise
-        except BaseException:  # noqa: BLE001 - a per-candidate objective may fail on 2-D input
-            fits = False
-        if len(shape) == 2 and shape[0] == n and n != X.shape[1] and not fits:  # (n, k): rows of values
-            return VectorizedEvaluator.check(out, n, X, backend)  # raises naming the shape
-        # popsize == dim: a per-candidate objective reducing over axis 0 also returns
-        # popsize values; behaviour rows are always compared
-        if fits and ((n != X.shape[1] and not self.behaviours) or self._row_agrees(objective, X, out)):
-            self.mode = "vectorized"
-            return VectorizedEvaluator.check(out, n, X, backend, self.behaviours)
-        self.mode = "serial"
-        warnings.warn("the objective did not take a population, so evaluator='auto' calls it once per "
-                      "candidate; set objective.vectorized = False (or evaluator='serial') to say so, or "
-                      "return one value per row of a (popsize, dim) array to be called once per generation",
-                      PerCandidateWarning, stacklevel=4)
-        self._serial.behaviours = self.behaviours
-        return self._serial.evaluate(objective, X, backend)
-
-    def _row_agrees(self, objective: Callable, X: Array, out: Any) -> bool:
-        """Whether ``objective(X)[0]`` is ``objective(X[0])`` (vectorised)."""
-        from evostrat.run.behaviours import split_outcome
-
+        except BaseException as err:  # noqa: BLE001 - a population objective may fail on one row
+            first, refused = None, err
+        if refused is None and self._one_output(first):
+            self.mode = "serial"
+            warnings.warn(
+                f"the objective took one candidate (shape ({dim},)) and returned one value, so "
+                "evaluator='auto' calls it once per candidate and never with the population; if it "
+                f"also takes a population ({n}, {dim}), mark it with @evostrat.vectorized (or set "
+                "objective.vectorized = True) for one call per generation, or set "
+                "objective.vectorized = False (or evaluator='serial') to silence this warning",
+                PerCandidateWarning, stacklevel=4)
+            self._serial.behaviours = self.behaviours
+            value = first if self.behaviours else real_value(first, 0)
+            return self._serial.evaluate(objective, X, backend, first=value)
+        # it refused one candidate: a population objective, unambiguously
         try:
-            first = objective(unshared(X[0]))
-        except Exception:  # noqa: BLE001 - only a population is accepted: vectorised
-            return True
+            out = objective(unshared(X))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            single = (f"raised {type(refused).__name__}: {refused}" if refused is not None
+                      else f"returned {_describe(first)}")
+            raise ObjectiveError(
+                f"objective raised on candidate 0: called with one candidate (shape ({dim},)) it "
+                f"{single}; called with the population (shape ({n}, {dim})) it raised "
+                f"{type(err).__name__}: {err}", index=0,
+            ) from (refused if refused is not None else err)
+        try:
+            values = VectorizedEvaluator.check(out, n, X, backend, self.behaviours)
+        except (InvalidArgumentError, InvalidTypeError) as err:
+            shape = _shape(out)
+            if refused is None or (shape is not None and len(shape) > 0 and shape[0] == n):
+                raise  # a population objective's wrong shape: the error names it
+            raise ObjectiveError(
+                f"objective raised on candidate 0: called with one candidate (shape ({dim},)) it "
+                f"raised {type(refused).__name__}: {refused}; called with the population it returned "
+                f"{_describe(out)}, which is not one value per candidate ({err})", index=0,
+            ) from refused
+        self.mode = "vectorized"
+        return values
+
+    def _one_output(self, out: Any) -> bool:
+        """Whether ``out`` is what a per-candidate objective returns for one candidate."""
         try:
             if self.behaviours:
-                first, row = split_outcome(first)[1], split_outcome(out)[1][0]
-            else:
-                first, row = real_value(first, 0), out[0]
-            a, b = (np.asarray(to_host(v), dtype=np.float64).reshape(-1) for v in (first, row))
-        except Exception:  # noqa: BLE001 - a non-number row: vectorised unless telling behaviours
-            return not self.behaviours
-        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-8))
+                from evostrat.run.behaviours import split_outcome
+
+                fitness, raw = split_outcome(out) if isinstance(out, (tuple, dict)) else (None, out)
+                if fitness is not None:
+                    real_value(fitness, 0)
+                return np.asarray(to_host(raw)).ndim <= 1
+            real_value(out, 0)
+        except Exception:  # noqa: BLE001 - not one candidate's output
+            return False
+        return True
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {}
 
+
+def _shape(out: Any) -> tuple[int, ...] | None:
+    shape = getattr(out, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(out)
+        except Exception:  # noqa: BLE001 - ragged or exotic: no shape
+            return None
+    return tuple(shape)
+
+
+def _describe(out: Any) -> str:
+    shape = _shape(out)
+    return type(out).__name__ if shape is None else f"{type(out).__name__} of shape {shape}"
