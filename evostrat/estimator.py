@@ -263,19 +263,34 @@ class ES(Params):
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
         return self._fitted_run(StateError).ask()
 
-    def tell(self, X: Any, values: Any) -> "ES":
+    def tell(self, X: Any, values: Any, constraints: Any = None, *, repaired: bool = False) -> "ES":
         """Report the values of ``X`` (in the user's sense) and update.
 
         Strategies with ``needs_behaviours`` (``"maxvar_es"``, ``"maxent_es"``) take
         behaviours ``(popsize, k)``, optionally with fitness; what ``fun_``, ``x_``
         and ``history_`` then hold is defined in :mod:`evostrat.run.behaviours`.
+        ``constraints`` are the values ``g(x) <= 0`` of ``X``, shape ``(popsize, m)``
+        (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
+        since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        self._fitted_run(StateError).tell(X, values)
+        self._fitted_run(StateError).tell(X, values, constraints, repaired)
         return self
+
+    def inject(self, solutions: Any) -> "ES":
+        """Candidates ``(dim,)`` or ``(k, dim)`` for the next :meth:`ask` to return first
+        (pycma's ``inject``; steps clipped in Mahalanobis length, :mod:`evostrat.run.inject`)."""
+        self._fitted_run(StateError).inject(solutions)
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        """pycma's ``stop()``: ``{reason: setting}`` once the run stopped, else ``{}``
+        (``while not es.stop():`` ends an ask/tell loop as :meth:`fit` ends)."""
+        return self._fitted_run(StateError).stop()
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, objective: Callable, x0: Any, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
-            *, progress: Any = False, checkpoint: Any = None, checkpoint_every: int | None = None) -> "ES":
+            *, progress: Any = False, checkpoint: Any = None, checkpoint_every: int | None = None,
+            constraints: Callable | None = None, constraint_handler: Any = "auto") -> "ES":
         """Minimise (or maximise) ``objective`` from ``x0``.
 
         Parameters
@@ -303,6 +318,13 @@ class ES(Params):
             (:mod:`evostrat.checkpoint`).
         checkpoint_every : int, optional
             Generations between checkpoints.
+        constraints : callable, optional
+            ``g(x) -> (m,)`` for one candidate; feasible means ``g(x) <= 0``. ``x_`` and
+            ``fun_`` are then the best feasible candidate and its value (``fun_`` stays
+            ``inf`` while none was found); see :mod:`evostrat.constraints`.
+        constraint_handler : "auto", "augmented_lagrangian", "penalty" or ConstraintHandler
+            ``"auto"``: the augmented Lagrangian for the CMA family, Deb's
+            feasibility rules for the other strategies.
 
         Returns
         -------
@@ -310,10 +332,21 @@ class ES(Params):
         """
         if not callable(objective):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
+        if constraints is not None and not callable(constraints):
+            raise InvalidTypeError(f"constraints must be callable (g(x) -> (m,) values, feasible when <= 0), "
+                                   f"got {type(constraints).__name__}")
+        if constraints is not None and checkpoint is not None:
+            raise InvalidArgumentError("checkpoint is not supported with constraints yet (the constraint "
+                                       "handler's coefficients are not stored)")
         from evostrat.callbacks.hooks import RunHooks
 
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
+        if constraints is not None:
+            from evostrat.constraints.tracker import make_constraint_handler
+
+            make_constraint_handler(constraint_handler, "", 1)  # a bad name fails before any evaluation
+            self.run_.constraint_fn, self.run_.constraint_spec = constraints, constraint_handler
         self.run_.run_loop(objective, hooks)
         return self
 

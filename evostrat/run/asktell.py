@@ -105,6 +105,9 @@ class AskTell:
         Completed ``tell`` calls.
     n_evals : int
         Candidates told so far.
+    best_x, best_f : array or None, float
+        The best candidate told through :meth:`tell` so far and its value (``inf``
+        before any); candidates of :meth:`inject` and repaired ones count as evaluated.
     """
 
     def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
@@ -129,6 +132,10 @@ class AskTell:
         self._pending: Any = None
         self.generation = 0
         self.n_evals = 0
+        self.best_x: Any = None
+        self.best_f = math.inf
+        self.injections: list[np.ndarray] = []  # queued by inject(), placed by the next ask()
+        self.injected_rows: tuple[int, ...] = ()  # rows of the pending population that were injected
 
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
@@ -160,8 +167,43 @@ class AskTell:
         Asking again before ``tell`` discards the earlier population.
         """
         X, self.state = self._ask(self.state)
+        self.injected_rows: tuple[int, ...] = ()
+        if self.injections:
+            from evostrat.run.inject import place_injections
+
+            X = place_injections(self, X)
         self._pending = X
         return X
+
+    def inject(self, solutions: Any) -> None:
+        """Candidates for the next :meth:`ask` to return first (pycma's ``inject``).
+
+        ``solutions`` is one point ``(dim,)`` or several ``(k, dim)``; those beyond a
+        population wait for the following asks. They are evaluated as given; the
+        strategy learns from them with their step clipped in Mahalanobis length
+        (:mod:`evostrat.run.inject`), so a far-off point cannot destabilise it.
+        """
+        from evostrat.run.inject import check_solutions
+
+        self.injections.extend(check_solutions(solutions, self.dim, self.backend))
+
+    def told_population(self, X: Any, repaired: bool = False, asked: Any = None,
+                        to_strategy: Any = None) -> Any:
+        """The population the strategy learns from when the user evaluated ``X``.
+
+        Without ``repaired``, ``X`` must be the pending population (``asked``: as the
+        caller handed it out); with it, rows that differ from it are repaired candidates
+        (mapped by ``to_strategy`` into the strategy's space when given). Injected and
+        repaired rows have their steps clipped (:func:`~evostrat.run.inject.clip_steps`).
+        """
+        if not repaired and not self.injected_rows:  # the usual case
+            self.check_population(X, asked)
+            return self._pending
+        from evostrat.run.inject import repaired_population
+
+        if not repaired:
+            self.check_population(X, asked)
+        return repaired_population(self, X if repaired else self._pending, asked, to_strategy)
 
     def check_values(self, values: Any, expected_rows: int) -> Any:
         """``values`` validated for the strategy.
@@ -243,20 +285,42 @@ class AskTell:
         if not same:
             raise PopulationMismatchError(
                 "X differs from the population returned by the last ask(); tell() must "
-                "receive the candidates that were asked (in the same order)"
+                "receive the candidates that were asked (in the same order), or be called "
+                "with repaired=True for repaired candidates (see also inject())"
             )
 
-    def tell(self, X: Any, values: Any) -> None:
+    def tell(self, X: Any, values: Any, *, repaired: bool = False) -> None:
         """Update the strategy with the fitness ``values`` (minimised) of ``X``.
 
         Strategies with ``needs_behaviours`` take behaviours ``(popsize, k)``
         instead, optionally with fitness (see :mod:`evostrat.run.behaviours`).
+        ``repaired=True`` accepts rows of ``X`` changed since :meth:`ask` (see
+        :meth:`told_population`).
         """
-        self.check_population(X)
+        told = self.told_population(X, repaired)
         values = self.check_values(values, self.popsize)
         if self.strategy.needs_behaviours and isinstance(values, tuple):
             values = values.behaviours  # an Outcome: the strategy is told the behaviours
-        self.update(values)
+        else:
+            self._track_best(X, values)
+        self.update(values, told)
+
+    def _track_best(self, X: Any, values: Any) -> None:
+        v = np.asarray(self.backend.to_numpy(values), dtype=np.float64)
+        v = np.where(np.isnan(v), np.inf, v)
+        i = int(np.argmin(v))
+        if v[i] < self.best_f:
+            self.best_f = float(v[i])
+            self.best_x = self.backend.asarray(X[i], device=self.device)
+
+    def stop(self) -> dict[str, Any]:
+        """The strategy's own termination criteria that hold now, as ``{name: True}``.
+
+        Empty while none holds, so ``while not s.stop():`` reads as pycma's loop.
+        Budgets and ``ftarget`` belong to the run: see :meth:`evostrat.ES.stop`.
+        """
+        stops = self.strategy.stop(self.state)
+        return {name: True for name, hit in stops.items() if bool(self.backend.to_numpy(hit))}
 
     @property
     def pending(self) -> Any:
@@ -274,10 +338,12 @@ class AskTell:
         self.generation += generations
         self.n_evals += generations * self.popsize
 
-    def update(self, values: Any) -> None:
-        """Tell the strategy ``values`` (validated) for the pending population and count it."""
-        self.state = self._tell(self.state, self._pending, values)
+    def update(self, values: Any, X: Any = None) -> None:
+        """Tell the strategy ``values`` (validated) for the pending population (or the
+        population ``X`` from :meth:`told_population`) and count it."""
+        self.state = self._tell(self.state, self._pending if X is None else X, values)
         self._pending = None
+        self.injected_rows = ()
         self.generation += 1
         self.n_evals += self.popsize
 

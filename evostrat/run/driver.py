@@ -32,6 +32,8 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends.points import check_population_size
+from evostrat.constraints.base import evaluate_constraints
+from evostrat.constraints.tracker import ConstrainedRun
 from evostrat.errors import InvalidArgumentError
 from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
@@ -82,6 +84,9 @@ class Driver:
         self.state = RunState.empty(self.maximize)
         self.fast_path: str | None = None
         self.asked: Any = None
+        self.constraint_fn: Callable | None = None  # fit(constraints=g): g(x) per candidate
+        self.constraint_spec: Any = "auto"
+        self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
         self.start_run(None)
         self.state.best_x = self.to_box(self.runner.mean)
 
@@ -120,6 +125,8 @@ class Driver:
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
         self.state.plan = plan
+        if getattr(self, "constrained", None) is not None:
+            self.constrained.reset()  # a restart run learns its own coefficients
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
             self.state.restarts.append(plan.record(self.state.n_evals))
@@ -154,34 +161,76 @@ class Driver:
         self.asked = self.to_box(self.runner.ask())
         return self.asked
 
-    def tell(self, X: Any, values: Any) -> Any:
+    def inject(self, solutions: Any) -> None:
+        """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:meth:`AskTell.inject`)."""
+        if self.bounds is not None:
+            from evostrat.run.inject import check_solutions
+
+            rows = check_solutions(solutions, self.runner.dim, self.runner.backend)
+            solutions = self.runner.backend.to_numpy(self.bounds.inverse(
+                self.runner.backend.asarray(np.stack(rows), dtype=self.runner.dtype, device=self.runner.device)))
+        self.runner.inject(solutions)
+
+    def tell(self, X: Any, values: Any, constraints: Any = None, repaired: bool = False) -> Any:
         """Check ``X`` and ``values``, tell the strategy, record the generation.
 
-        Returns the fitness the strategy was told (``None`` for behaviours).
+        ``constraints``: the ``(popsize, m)`` values ``g(x) <= 0`` of ``X``
+        (:mod:`evostrat.constraints`); ``repaired``: rows of ``X`` may differ from
+        the asked ones (:meth:`AskTell.told_population`). Returns the fitness the
+        strategy was told (``None`` for behaviours).
         """
         runner = self.runner
-        runner.check_population(X, None if self.bounds is None else self.asked)
+        population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
+                                            None if self.bounds is None else self.bounds.inverse)
         checked = runner.check_values(values, runner.popsize)
+        best_of = None
         if isinstance(checked, Outcome):
-            runner.update(checked.behaviours)
+            runner.update(checked.behaviours, population)
             fitness, told, extra = checked.fitness, None, behaviour_record(runner, checked)
+        elif constraints is not None:
+            if self.constrained is None:
+                self.constrained = ConstrainedRun(self.constraint_spec, runner.strategy.name, runner.dim)
+            told, best_of, extra = self.constrained.apply(runner.backend.to_numpy(checked), constraints,
+                                                          self.maximize)
+            host = -told if self.maximize else told  # the penalised values, in the user's sense
+            told = runner.backend.asarray(told, dtype=runner.dtype, device=runner.device)
+            runner.update(told, population)
+            self.constrained.update()
         else:
             fitness, told, extra = checked, -checked if self.maximize else checked, None
-            runner.update(told)
-        host = None if fitness is None else runner.backend.to_numpy(fitness)
-        self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra)
+            runner.update(told, population)
+        if best_of is None:
+            host = None if fitness is None else runner.backend.to_numpy(fitness)
+        self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra,
+                    best_of)
         return told
+
+    def stop(self) -> dict[str, Any]:
+        """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""
+        reason = self.state.stop_reason
+        if reason is None:
+            return {}
+        t, restarts = self.termination, self.restarts
+        settings = {"maxfevals": t.max_evals, "maxiter": self.settings.max_generations or t.max_generations,
+                    "ftarget": t.ftarget, "tolfun": t.tolfun, "tolx": t.tolx, "tolfunhist": t.tolfunhist,
+                    "tolstagnation": t.tolstagnation, "tolflatfitness": t.tolflatfitness,
+                    "maxrestarts": None if restarts is None else restarts.max_restarts}
+        value = settings.get(reason)
+        return {reason: True if value is None else value}
 
     # -- record one generation -----------------------------------------------------------------
     def record(self, values: np.ndarray | None, candidate: Callable[[int], Any], sigma: float,
-               stops: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
+               stops: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None,
+               best_of: np.ndarray | None = None) -> None:
         """Best so far, history entry and termination after one generation.
 
         ``values`` are the generation's values in the user's sense on the host
         (``None`` for behaviour strategies told no fitness: then ``best_x`` is the
         distribution's mean and ``best_f`` the behavioural spread); ``candidate(i)``
         returns row ``i`` (called for an improving generation's best only);
-        ``stops()`` the strategy's own criteria; ``extra`` more history columns.
+        ``stops()`` the strategy's own criteria; ``extra`` more history columns;
+        ``best_of`` (constraints) the values that compete for best so far, NaN for
+        infeasible candidates (``values`` are then the penalised ones).
         """
         state, runner, maximize = self.state, self.runner, self.maximize
         state.n_evals = state.run_start[0] + runner.n_evals
@@ -203,9 +252,14 @@ class Driver:
                 finite = [v for v in values if v == v]
                 gen_best = max(finite, default=-math.inf) if maximize else min(finite, default=math.inf)
                 ranked = sorted(v for v in finite if -math.inf < v < math.inf)
+            pick = values
+            if best_of is not None:  # constraints: the best so far is the best feasible candidate
+                pick = best_of.tolist()
+                finite = [v for v in pick if v == v]
+                gen_best = (max(finite) if maximize else min(finite)) if finite else math.nan
             if gen_best > state.best_f if maximize else gen_best < state.best_f:
                 state.best_f = gen_best
-                state.best_x = runner.backend.asarray(candidate(values.index(gen_best)), device=runner.device)
+                state.best_x = runner.backend.asarray(candidate(pick.index(gen_best)), device=runner.device)
             n = len(ranked)
             m = n // 2
             median = (ranked[m] if n % 2 else 0.5 * (ranked[m - 1] + ranked[m])) if n else math.nan
@@ -239,7 +293,7 @@ class Driver:
             return reason
         plan = self.restarts.next(state.plan, self.runner.n_evals)
         if plan is None:
-            return reason
+            return "maxrestarts"  # the whole run's reason; the last run's stays in its record
         self.start_run(plan)
         return None
 
@@ -254,7 +308,7 @@ class Driver:
         from evostrat.run.compiled import run_compiled
 
         self.fast_path = None
-        if not run_compiled(self, objective, hooks):
+        if self.constraint_fn is not None or not run_compiled(self, objective, hooks):
             self._host_loop(objective, hooks)
         if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)
@@ -281,7 +335,9 @@ class Driver:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
-                told = self.tell(X, values)
+                G = None if self.constraint_fn is None else evaluate_constraints(self.constraint_fn,
+                                                                                   runner.backend.to_numpy(X))
+                told = self.tell(X, values, G)
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
                 if hooks is not None:

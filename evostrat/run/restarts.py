@@ -6,8 +6,10 @@ run stops on one of its *local* criteria (``tolfun``, ``tolx``, ``tolfunhist``,
 criteria such as ``tolconditioncov``, or the run's own ``maxiter``), a new run
 starts from ``x0`` with a new population size and a fresh random stream. The
 *global* criteria end everything: ``ftarget``, ``max_evals`` (``"maxfevals"``),
-``max_generations`` (``"maxiter"``, counted over all runs) and callbacks. When
-the restart budget is spent the last run's reason is reported. Each run's
+``max_generations`` (``"maxiter"``, counted over all runs) and callbacks: the
+first run that reaches ``ftarget`` is the last. When the restart budget is spent
+the whole run's reason is ``"maxrestarts"`` (each run's own reason stays in
+``restarts_``). Each run's
 ``maxiter`` is pycma's ``100 + 150 (d + 3)^2 / sqrt(popsize)``.
 
 - **IPOP** (Auger & Hansen, "A Restart CMA Evolution Strategy With Increasing

@@ -1,0 +1,122 @@
+"""Constraint values, their checks, and the handler contract.
+
+A constrained problem is ``minimise f(x) subject to g(x) <= 0``, with ``g`` a vector
+of ``m`` constraint values per candidate (a value ``<= 0`` is satisfied). A
+*constraint handler* turns the objective values ``F`` (shape ``(popsize,)``, to be
+minimised) and the constraint values ``G`` (shape ``(popsize, m)``) of one
+generation into the values the strategy ranks, and learns between generations:
+
+- :class:`~evostrat.constraints.lagrangian.AugmentedLagrangian` (the CMA family's
+  default; Atamna, Auger, Hansen 2017),
+- :class:`~evostrat.constraints.penalty.Penalty` (every other strategy's default:
+  Deb's feasibility rules, or a fixed quadratic penalty).
+
+Counting: one *evaluation* is ``f`` and ``g`` at one candidate, as pycma's
+``fmin_con2`` counts (its ``countevals``); the constraint function is not counted
+separately.
+
+Examples
+--------
+>>> import numpy as np
+>>> G = check_constraints([[0.5, -1.0], [-0.1, -2.0]], 2)
+>>> violation(G).tolist(), feasible(G).tolist()
+([0.5, 0.0], [False, True])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["ConstraintHandler", "check_constraints", "evaluate_constraints", "violation", "feasible",
+           "HANDLERS", "CMA_FAMILY"]
+
+#: Names ``constraint_handler=`` accepts (besides an instance).
+HANDLERS = ("auto", "augmented_lagrangian", "penalty")
+#: Strategies whose ``"auto"`` handler is the augmented Lagrangian.
+CMA_FAMILY = ("cma_es", "sep_cma_es")
+
+
+class ConstraintHandler:
+    """The contract of a constraint handler (host-side numpy, float64).
+
+    Subclasses define :meth:`values` (what the strategy is told) and may define
+    :meth:`update` (learn after the generation was told) and :meth:`reset` (a new
+    restart run).
+    """
+
+    name = "handler"
+
+    def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """Values to rank (minimised), shape ``(popsize,)``, from ``F`` and ``G``."""
+        raise NotImplementedError
+
+    def update(self, F: np.ndarray, G: np.ndarray, values: np.ndarray) -> None:
+        """Learn from the generation just told (``values`` as :meth:`values` returned)."""
+
+    def reset(self) -> None:
+        """Forget what was learnt (called at the start of each restart run)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def check_constraints(G: Any, popsize: int, m: int | None = None, name: str = "constraints") -> np.ndarray:
+    """``G`` as a float64 array of shape ``(popsize, m)``, or a clear error naming ``name``.
+
+    A 1-D ``G`` of length ``popsize`` is one constraint per candidate. NaN counts as
+    violated (``+inf``).
+
+    Raises
+    ------
+    InvalidTypeError
+        ``G`` holds something other than real numbers.
+    InvalidArgumentError
+        ``G`` has another shape, or ``m`` constraints were expected and it has more or fewer.
+    """
+    try:
+        arr = np.array(G, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(f"{name} must be real numbers, shape ({popsize}, m); got "
+                               f"{type(G).__name__}: {err}") from err
+    if arr.ndim == 1 and arr.shape[0] == popsize:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] != popsize or arr.shape[1] < 1:
+        raise InvalidArgumentError(f"{name} must have shape ({popsize}, m): one row of m >= 1 constraint "
+                                   f"values g(x) <= 0 per candidate; got shape {arr.shape}")
+    if m is not None and arr.shape[1] != m:
+        raise InvalidArgumentError(f"{name} must have {m} values per candidate (as in earlier generations), "
+                                   f"got {arr.shape[1]}")
+    return np.where(np.isnan(arr), np.inf, arr)
+
+
+def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.ndarray:
+    """``fun(x)`` for each row of ``X`` (host numpy), stacked as ``(popsize, m)``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the rows do not all return the same number ``m >= 1`` of values.
+    """
+    rows = []
+    for i, x in enumerate(X):
+        g = np.atleast_1d(np.asarray(fun(x), dtype=np.float64))
+        if g.ndim != 1 or g.size < 1 or (rows and g.size != rows[0].size):
+            expected = "(m,) with m >= 1" if not rows else f"({rows[0].size},) as for the first candidate"
+            raise InvalidArgumentError(f"constraints(x) must return shape {expected}; got shape {g.shape} "
+                                       f"for candidate {i}")
+        rows.append(g)
+    return check_constraints(np.stack(rows), len(rows))
+
+
+def violation(G: np.ndarray) -> np.ndarray:
+    """Sum of the positive parts of each row of ``G`` (0 for a feasible candidate)."""
+    return np.maximum(G, 0.0).sum(axis=1)
+
+
+def feasible(G: np.ndarray) -> np.ndarray:
+    """``True`` for the rows of ``G`` that satisfy every constraint."""
+    return np.all(G <= 0.0, axis=1)

@@ -1,0 +1,64 @@
+"""Penalties for strategies outside the CMA family.
+
+Two rules, chosen by ``weight``:
+
+- ``weight=None`` (default): **Deb's feasibility rules** (Deb, "An efficient
+  constraint handling method for genetic algorithms", CMAME 2000) as values: a
+  feasible candidate keeps ``f``; an infeasible one gets ``f_worst + v``, with
+  ``f_worst`` the largest finite ``f`` of the population and ``v`` its violation
+  ``sum_i max(0, g_i)``. So every feasible candidate ranks before every infeasible
+  one, feasible ones by ``f`` and infeasible ones by violation: the order the rules
+  define, with no scale to tune (what rank-based strategies use).
+- ``weight=w``: the **static quadratic penalty** ``f + w sum_i max(0, g_i)^2``
+  (for strategies that use the values themselves, when a good ``w`` is known).
+
+Examples
+--------
+>>> import numpy as np
+>>> F = np.array([3.0, 1.0, 0.5])
+>>> G = np.array([[-1.0], [2.0], [0.5]])
+>>> Penalty().values(F, G).tolist()
+[3.0, 5.0, 3.5]
+>>> Penalty(weight=10.0).values(F, G).tolist()
+[3.0, 41.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from evostrat.constraints.base import ConstraintHandler, violation
+from evostrat.errors import InvalidArgumentError
+
+__all__ = ["Penalty"]
+
+
+class Penalty(ConstraintHandler):
+    """Deb's feasibility rules (``weight=None``) or a quadratic penalty of weight ``weight``.
+
+    Parameters
+    ----------
+    weight : float, optional
+        Positive weight of ``sum max(0, g)^2``; ``None`` for Deb's rules.
+    """
+
+    name = "penalty"
+
+    def __init__(self, weight: float | None = None) -> None:
+        if weight is not None and not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+            raise InvalidArgumentError(f"Penalty: weight must be None or a positive finite number, got {weight!r}")
+        self.weight = weight
+
+    def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:
+        F = np.asarray(F, dtype=np.float64)
+        if self.weight is not None:
+            return F + self.weight * (np.maximum(G, 0.0) ** 2).sum(axis=1)
+        v = violation(G)
+        finite = F[np.isfinite(F)]
+        worst = float(finite.max()) if finite.size else 0.0
+        return np.where(v > 0, worst + v, F)
+
+    def __repr__(self) -> str:
+        return f"Penalty(weight={self.weight!r})"

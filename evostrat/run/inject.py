@@ -1,0 +1,153 @@
+"""Injected and repaired candidates: Mahalanobis length clipping (Hansen 2011).
+
+A candidate the strategy did not sample (one passed to ``inject``, or one the user
+repaired before ``tell(..., repaired=True)``) is evaluated as given, but the strategy
+learns from a step no longer than one it could have sampled: with
+``y = x - m`` and ``||y||_C = ||C^{-1/2} y|| / sigma`` (the Mahalanobis length under
+the search distribution),
+
+    x  <-  m + y * min(1, c_y / ||y||_C),     c_y = sqrt(n) + 2 n / (n + 2)
+
+(Hansen, "Injecting External Solutions Into CMA-ES", arXiv:1110.4181, 2011; the
+bound pycma's ``repair_genotype`` uses). So a far-off or repaired point moves the
+mean and the paths at most as a long sampled step does and the covariance stays
+well-conditioned. A non-finite row becomes the mean (no step).
+
+The length is read from the state: ``B`` and ``D`` (CMA-ES), a diagonal ``C``
+(sep-CMA-ES), a factor ``B`` (xNES), per-coordinate ``sigma`` (SNES), or else the
+strategy's largest standard deviation (an isotropic approximation). Outside the CMA
+family the bound is ``sqrt(n)`` instead: the natural-gradient strategies weigh
+every candidate's ``z z^T - I``, and a step longer than ``sqrt(n)`` told again and
+again (always ranked last) would shrink their step size, which active CMA-ES
+avoids by normalising its negative updates.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.cma_es import CMAES
+>>> s = CMAES(sigma0=1.0).initialize(np.zeros(4), random_state=0)
+>>> far = clip_steps(s.strategy, s.state, np.full((1, 4), 100.0), s.backend)
+>>> bool(np.isclose(np.linalg.norm(far), 2 + 8 / 6))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
+
+__all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "is_cma", "check_solutions", "place_injections",
+           "repaired_population"]
+
+
+def clip_length(dim: int) -> float:
+    """``c_y = sqrt(n) + 2 n / (n + 2)``: the longest step an injected candidate may realise."""
+    return math.sqrt(dim) + 2.0 * dim / (dim + 2.0)
+
+
+def is_cma(state: Any) -> bool:
+    """A CMA family state (``B`` and ``D``, or a diagonal ``C``)."""
+    C = getattr(state, "C", None)
+    return (hasattr(state, "B") and hasattr(state, "D")) or (C is not None and len(C.shape) == 1)
+
+
+def mahalanobis_lengths(strategy: Any, state: Any, Y: np.ndarray, backend: Any) -> np.ndarray:
+    """``||C^{-1/2} y|| / sigma`` for each row ``y`` of ``Y`` (host numpy), from ``state``."""
+    host = backend.to_numpy
+
+    def field(name: str) -> np.ndarray | None:
+        value = getattr(state, name, None)
+        return None if value is None else np.asarray(host(value), dtype=np.float64)
+
+    sigma, B, D, C = field("sigma"), field("B"), field("D"), field("C")
+    if B is not None and D is not None and sigma is not None:  # CMA-ES: C = B diag(D^2) B^T
+        Z = (Y / sigma) @ B / D
+    elif C is not None and C.ndim == 1 and sigma is not None:  # sep-CMA-ES: diagonal C
+        Z = Y / (sigma * np.sqrt(C))
+    elif B is not None and sigma is not None and B.ndim == 2:  # xNES: x = m + sigma B z
+        Z = np.linalg.solve(B, (Y / sigma).T).T
+    elif sigma is not None and sigma.ndim == 1:  # SNES and other diagonal models
+        Z = Y / sigma
+    else:
+        scale = float(np.asarray(host(strategy.sigma(state))))
+        Z = Y / scale
+    return np.sqrt(np.einsum("ij,ij->i", Z, Z))
+
+
+def clip_steps(strategy: Any, state: Any, X: Any, backend: Any, rows: Any = None) -> Any:
+    """``X`` (a backend array) with the steps of ``rows`` (default: all) clipped to ``c_y``.
+
+    Returns a backend array of ``X``'s dtype and device.
+    """
+    centre = strategy.mean(state)
+    native = np.asarray(backend.to_numpy(centre))
+    mean = native.astype(np.float64)
+    Xh = np.array(backend.to_numpy(X), dtype=np.float64)
+    idx = np.arange(Xh.shape[0]) if rows is None else np.asarray(rows, dtype=np.intp)
+    if idx.size == 0:
+        return X
+    Y = Xh[idx] - mean
+    finite = np.all(np.isfinite(Y), axis=1)
+    Y[~finite] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lengths = mahalanobis_lengths(strategy, state, Y, backend)
+        n = mean.shape[0]
+        bound = clip_length(n) if is_cma(state) else math.sqrt(n)
+        factor = np.where(np.isfinite(lengths) & (lengths > 0), np.minimum(1.0, bound / lengths), 0.0)
+    Xh[idx] = mean + Y * factor[:, None]
+    return backend.asarray(Xh.astype(native.dtype), device=backend.device(centre))
+
+
+def check_solutions(solutions: Any, dim: int, backend: Any) -> list[np.ndarray]:
+    """``solutions`` (``(dim,)`` or ``(k, dim)``, finite) as a list of host float64 rows."""
+    try:
+        S = np.array(backend.to_numpy(solutions) if hasattr(solutions, "shape") else solutions, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise InvalidTypeError(f"solutions must be real numbers of shape (dim,) or (k, dim), got "
+                               f"{type(solutions).__name__}: {err}") from err
+    S = S[None, :] if S.ndim == 1 else S
+    if S.ndim != 2 or S.shape[1] != dim or not np.isfinite(S).all():
+        bad = "" if np.isfinite(S).all() else " with NaN or infinite entries"
+        raise InvalidArgumentError(f"solutions must be finite, of shape ({dim},) or (k, {dim}); got shape "
+                                   f"{S.shape}{bad}")
+    return list(S)
+
+
+def place_injections(runner: Any, X: Any) -> Any:
+    """``X`` with its first rows replaced by the runner's queued injections (marked as injected)."""
+    k = min(len(runner.injections), int(X.shape[0]))
+    Xh = np.array(runner.backend.to_numpy(X))
+    Xh[:k] = np.stack(runner.injections[:k])
+    del runner.injections[:k]
+    runner.injected_rows = tuple(range(k))
+    return runner.backend.asarray(Xh, device=runner.device)
+
+
+def repaired_population(runner: Any, X: Any, asked: Any = None, to_strategy: Any = None) -> Any:
+    """The population for the strategy's ``tell`` when rows of ``X`` were injected or repaired.
+
+    Rows of ``X`` that differ from the pending population (``asked``: as it was
+    handed out) replace it (mapped by ``to_strategy``); those and the injected rows
+    have their steps clipped by :func:`clip_steps`.
+    """
+    be, pending = runner.backend, runner.pending
+    shown = pending if asked is None else asked
+    shape = tuple(getattr(X, "shape", np.shape(X)))
+    if shape != tuple(shown.shape):
+        raise PopulationMismatchError(f"X must have the shape of the population returned by ask(), "
+                                      f"{tuple(shown.shape)}; got shape {shape}")
+    Xa = be.asarray(X, dtype=runner.dtype, device=runner.device)
+    differ = np.flatnonzero(np.any(np.asarray(be.to_numpy(Xa != shown)), axis=1))
+    told, rows = pending, set(runner.injected_rows)
+    if differ.size:
+        Xs = Xa if to_strategy is None else to_strategy(Xa)
+        mask = be.asarray(np.isin(np.arange(shape[0]), differ)[:, None], device=runner.device)
+        told = be.xp.where(mask, Xs, pending)
+        rows |= set(differ.tolist())
+    if not rows:
+        return told
+    return clip_steps(runner.strategy, runner.state, told, be, sorted(rows))

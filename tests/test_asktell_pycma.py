@@ -1,0 +1,128 @@
+"""Ask/tell as pycma's (issue 20 item 4): stop(), best so far, inject and repaired candidates
+with Mahalanobis length clipping (Hansen 2011), restarts ending on ftarget, the run's stop reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.errors import InvalidArgumentError, PopulationMismatchError
+from evostrat.problems import sphere
+from evostrat.run.inject import clip_length, clip_steps, mahalanobis_lengths
+from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.snes import SNES
+
+
+def values(X):
+    return (np.asarray(X) ** 2).sum(axis=1)
+
+
+def test_manual_loop_with_stop_ends_at_max_evals() -> None:
+    es = ES("cma_es", max_evals=400, random_state=0).initialize(np.ones(5))
+    assert es.stop() == {}
+    generations = 0
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, values(X))
+        generations += 1
+        assert generations < 1000
+    assert 400 <= es.n_evals_ < 400 + 8 and es.stop() == {"maxfevals": 400}
+    es = ES("cma_es", ftarget=1e-8, random_state=0).initialize(np.ones(3))
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, values(X))
+    assert es.stop() == {"ftarget": 1e-8} and es.fun_ <= 1e-8
+
+
+def test_strategy_objects_have_stop_and_best_so_far() -> None:
+    s = CMAES(sigma0=1.0).initialize(np.ones(3), random_state=0)
+    assert s.best_x is None and s.best_f == np.inf and s.stop() == {}
+    seen = []
+    for _ in range(40):
+        X = s.ask()
+        f = values(X)
+        seen.append(f.min())
+        s.tell(X, f)
+    assert s.best_f == min(seen) and sphere(s.best_x[None, :])[0] == s.best_f
+    s = CMAES(sigma0=1.0, tolconditioncov=10.0).initialize(np.ones(3), random_state=0)
+    for _ in range(200):
+        if s.stop():
+            break
+        X = s.ask()
+        s.tell(X, X[:, 0] ** 2 + 1e4 * X[:, 1] ** 2)
+    assert s.stop() == {"tolconditioncov": True}
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "xnes"])
+def test_far_off_injections_keep_the_state_finite_and_the_run_converging(strategy: str) -> None:
+    es = ES(strategy, sigma0=1.0, max_evals=20000, ftarget=1e-10, random_state=1).initialize(np.ones(4))
+    while not es.stop():
+        if es.n_generations_ % 5 == 0:
+            es.inject([np.full(4, 1e8), np.full(4, -1e6)])
+        X = es.ask()
+        es.tell(X, values(X))
+        assert np.isfinite(es.strategy_.sigma) and np.all(np.isfinite(np.asarray(es.strategy_.mean)))
+    assert es.stop_reason_ == "ftarget", (strategy, es.stop_reason_, es.fun_)
+
+
+def test_injected_good_point_is_used_and_asked_first() -> None:
+    es = ES("cma_es", sigma0=1.0, random_state=0).initialize(np.full(3, 5.0))
+    es.inject(np.zeros(3))
+    X = es.ask()
+    np.testing.assert_array_equal(X[0], np.zeros(3))
+    es.tell(X, values(X))
+    assert es.fun_ == 0.0
+    before = np.linalg.norm(es.strategy_.mean)
+    assert before < np.linalg.norm(np.full(3, 5.0))  # the mean moved towards it
+
+
+def test_repaired_candidates_are_accepted_and_clipped() -> None:
+    lo, hi = -0.5, 2.0  # the user's own repair: clip into a box; optimum of the sphere inside
+    es = ES("cma_es", sigma0=2.0, ftarget=1e-10, max_evals=20000, random_state=0).initialize(np.full(4, 1.5))
+    X = es.ask()
+    with pytest.raises(PopulationMismatchError, match="repaired=True"):
+        es.tell(np.clip(X + 10, lo, hi), values(X))
+    while not es.stop():
+        X = np.clip(es.ask(), lo, hi)
+        es.tell(X, values(X), repaired=True)
+    assert es.stop_reason_ == "ftarget"
+    with pytest.raises(PopulationMismatchError, match="shape"):
+        es.ask()
+        es.tell(np.zeros((2, 4)), np.zeros(2), repaired=True)
+
+
+def test_clipping_bound_is_hansens() -> None:
+    s = CMAES(sigma0=0.5).initialize(np.zeros(6), random_state=0)
+    far = clip_steps(s.strategy, s.state, np.full((2, 6), 50.0), s.backend, rows=[1])
+    assert np.all(far[0] == 50.0)  # rows not named are kept
+    length = mahalanobis_lengths(s.strategy, s.state, far[1:], s.backend)[0]
+    assert np.isclose(length, clip_length(6)) and np.isclose(clip_length(6), 6 ** 0.5 + 12 / 8)
+    snes = SNES(sigma0=np.array([1.0, 4.0])).initialize(np.zeros(2), random_state=0)
+    y = clip_steps(snes.strategy, snes.state, np.array([[0.0, 400.0]]), snes.backend)
+    assert np.isclose(y[0, 1] / 4.0, 2 ** 0.5)  # per-coordinate scale; sqrt(n) outside the CMA family
+
+
+def test_inject_bad_input_names_the_argument() -> None:
+    es = ES("cma_es").initialize(np.ones(3))
+    with pytest.raises(InvalidArgumentError, match=r"solutions must be finite, of shape \(3,\)"):
+        es.inject(np.ones(4))
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        es.inject([np.nan, 0, 0])
+
+
+def test_inject_with_bounds_is_evaluated_as_given() -> None:
+    es = ES("cma_es", bounds=(0.0, 1.0), random_state=0).initialize(np.full(3, 0.5))
+    es.inject([0.9, 0.1, 0.3])
+    X = es.ask()
+    np.testing.assert_allclose(X[0], [0.9, 0.1, 0.3], atol=1e-12)
+    es.tell(X, values(X))
+
+
+def test_restarts_end_at_ftarget_and_report_the_whole_run() -> None:
+    es = ES("cma_es", sigma0=1.0, restarts="ipop", ftarget=1e-8, random_state=0).fit(sphere, np.ones(4))
+    assert es.stop_reason_ == "ftarget" and len(es.restarts_) == 1 and es.stop() == {"ftarget": 1e-8}
+    es = ES("cma_es", sigma0=1.0, restarts=dict(kind="ipop", max_restarts=2), tolfun=1e-3,
+            random_state=0).fit(sphere, np.ones(4))
+    assert len(es.restarts_) == 3 and es.stop_reason_ == "maxrestarts" and es.stop() == {"maxrestarts": 2}
+    assert {r["stop_reason"] for r in es.restarts_} == {"tolfun"}

@@ -1,0 +1,130 @@
+"""Constraints g(x) <= 0 (issue 20 item 1): the augmented Lagrangian for the CMA family,
+Deb's feasibility rules for the others, from fit and from ask/tell; errors naming the argument.
+
+The comparison with pycma's fmin_con2 in evaluations is benchmarks/constraints_vs_pycma.py
+(BENCHMARKS.md); here: the same coefficient updates as pycma's AugmentedLagrangian on the
+same data, and the optimum reached on pycma's own test problem.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.constraints import AugmentedLagrangian, Penalty, check_constraints, make_constraint_handler
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+
+def sphere(x):
+    return float(np.dot(x, x))
+
+
+def linear(x):  # pycma's test: x_0 <= -0.1, optimum (-0.1, 0, 0), f* = 0.01
+    return [x[0] + 0.1]
+
+
+def fit_linear(seed: int, **kw) -> ES:
+    return ES("cma_es", sigma0=1.0, evaluator="serial", random_state=seed, **kw).fit(
+        sphere, np.ones(3), constraints=linear)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_augmented_lagrangian_reaches_the_constrained_optimum_feasibly(seed: int) -> None:
+    es = fit_linear(seed)
+    assert linear(es.x_)[0] <= 0  # x_ is the best feasible candidate
+    assert abs(es.fun_ - 0.01) < 1e-6
+    np.testing.assert_allclose(es.x_, [-0.1, 0.0, 0.0], atol=1e-3)
+    assert es.n_evals_ < 2000  # pycma's fmin_con2 needs about 900 here (BENCHMARKS.md)
+    h = es.history_[-1]
+    assert {"violation", "feasible"} <= set(h) and h["violation"] >= 0 and 0 <= h["feasible"] <= 1
+    assert all(r["best"] == math.inf or linear(es.x_)[0] <= 0 for r in es.history_)
+
+
+def test_ask_tell_with_constraints_equals_fit() -> None:
+    ref = fit_linear(3, max_evals=700)
+    es = ES("cma_es", sigma0=1.0, max_evals=700, random_state=3).initialize(np.ones(3))
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X], constraints=[linear(x) for x in X])
+    assert es.n_evals_ == ref.n_evals_ and es.fun_ == ref.fun_
+    np.testing.assert_array_equal(es.x_, ref.x_)
+
+
+def test_penalty_for_other_strategies_and_maximize() -> None:
+    es = ES("snes", sigma0=0.5, evaluator="serial", max_evals=6000, random_state=0).fit(
+        sphere, np.ones(3), constraints=lambda x: [1.0 - x[0]])
+    assert es.x_[0] >= 1.0 and abs(es.fun_ - 1.0) < 1e-4
+    es = ES("cma_es", sigma0=0.5, evaluator="serial", maximize=True, random_state=0).fit(
+        lambda x: -sphere(x), np.ones(3), constraints=lambda x: [1.0 - x[0]])
+    assert es.x_[0] >= 1.0 and abs(es.fun_ + 1.0) < 1e-6
+
+
+def test_quadratic_penalty_and_handler_choice() -> None:
+    assert isinstance(make_constraint_handler("auto", "cma_es", 3), AugmentedLagrangian)
+    assert isinstance(make_constraint_handler("auto", "snes", 3), Penalty)
+    es = ES("xnes", sigma0=0.5, evaluator="serial", max_evals=3000, random_state=0).fit(
+        sphere, np.ones(2), constraints=lambda x: [1.0 - x[0]], constraint_handler=Penalty(weight=1e4))
+    assert es.x_[0] >= 1.0 and es.fun_ < 1.01
+
+
+def test_no_feasible_candidate_leaves_fun_inf_and_restarts_reset_the_handler() -> None:
+    es = ES("cma_es", sigma0=0.3, evaluator="serial", max_evals=300, random_state=0).fit(
+        sphere, np.ones(2), constraints=lambda x: [1.0])  # never feasible
+    assert es.fun_ == math.inf and es.history_[-1]["feasible"] == 0.0
+    es = ES("cma_es", sigma0=1.0, evaluator="serial", restarts=dict(kind="ipop", max_restarts=1),
+            tolfun=1e-6, random_state=0).fit(sphere, np.ones(3), constraints=linear)
+    assert len(es.restarts_) == 2 and linear(es.x_)[0] <= 0 and abs(es.fun_ - 0.01) < 1e-4
+
+
+def test_same_coefficients_as_pycma_on_the_same_data() -> None:
+    cma = pytest.importorskip("cma")
+    from cma.constraints_handler import AugmentedLagrangian as PycmaAL
+
+    rng = np.random.default_rng(0)
+    n, m = 4, 2
+    ours, theirs = AugmentedLagrangian(n), PycmaAL(n)
+    theirs.logging = 0
+    shift = np.array([0.5, -0.2])
+    for gen in range(60):
+        X = rng.standard_normal((8, n)) * 0.9 ** gen + 0.2
+        F = (X ** 2).sum(axis=1)
+        G = np.stack([X[:, 0] - shift[0], X[:, 1] + X[:, 0] - shift[1]], axis=1)
+        h_ours = ours.values(F, G)
+        h_theirs = np.array([f + sum(theirs(g)) for f, g in zip(F, G)])
+        np.testing.assert_allclose(h_ours, h_theirs, rtol=1e-12, atol=1e-12)
+        ours.update(F, G, h_ours)
+        if not theirs.is_initialized:
+            theirs.set_coefficients(list(F), list(G))
+        best = int(np.argmin(h_theirs))
+        theirs.update(F[best], G[best])
+        np.testing.assert_allclose(ours.lam, theirs.lam, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(ours.mu, theirs.mu, rtol=1e-12, atol=1e-15)
+    assert np.all(ours.mu > 0)
+
+
+def test_bad_constraint_inputs_name_the_argument() -> None:
+    es = ES("cma_es", random_state=0).initialize(np.ones(3))
+    X = es.ask()
+    with pytest.raises(InvalidArgumentError, match=r"constraints must have shape \(7, m\)"):
+        es.tell(X, [sphere(x) for x in X], constraints=np.zeros((3, 2)))
+    with pytest.raises(InvalidTypeError, match="constraints must be real numbers"):
+        es.tell(X, [sphere(x) for x in X], constraints=[["a"]] * 7)
+    es.tell(X, [sphere(x) for x in X], constraints=np.zeros((7, 2)))
+    X = es.ask()
+    with pytest.raises(InvalidArgumentError, match="must have 2 values per candidate"):
+        es.tell(X, [sphere(x) for x in X], constraints=np.zeros((7, 3)))
+    with pytest.raises(InvalidArgumentError, match=r"constraints\(x\) must return shape"):
+        ES("cma_es", evaluator="serial").fit(sphere, np.ones(2), constraints=lambda x: [] if x[0] > 1 else [0.0])
+    with pytest.raises(InvalidTypeError, match="constraints must be callable"):
+        ES("cma_es").fit(sphere, np.ones(2), constraints=[1.0])
+    with pytest.raises(InvalidArgumentError, match="constraint_handler must be one of"):
+        ES("cma_es").fit(sphere, np.ones(2), constraints=linear, constraint_handler="lagrange")
+    with pytest.raises(InvalidArgumentError, match="checkpoint is not supported with constraints"):
+        ES("cma_es").fit(sphere, np.ones(2), constraints=linear, checkpoint="x.zip")
+    with pytest.raises(InvalidArgumentError, match="weight must be"):
+        Penalty(weight=-1.0)
+    assert check_constraints([1.0, -1.0], 2).shape == (2, 1)
+    assert check_constraints([[np.nan]], 1)[0, 0] == math.inf  # NaN counts as violated
