@@ -25,6 +25,7 @@ from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
 from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
+from evostrat.minimize import minimize
 from evostrat.plugins import list_plugins
 
 __version__ = "0.1.0.dev0"
@@ -33,6 +34,6 @@ __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
     "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "ObjectiveError",
     "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
-    "expectation", "hookimpl", "list_plugins", "problems", "vectorized",
+    "expectation", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]
 

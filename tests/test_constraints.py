@@ -43,6 +43,13 @@ def test_augmented_lagrangian_reaches_the_constrained_optimum_feasibly(seed: int
     assert all(r["best"] == math.inf or linear(es.x_)[0] <= 0 for r in es.history_)
 
 
+def test_tolstagnation_auto_is_off_with_constraints_as_in_fmin_con2() -> None:
+    es = fit_linear(0, max_evals=100)
+    assert es._termination.tolstagnation is None
+    es = ES("cma_es", tolstagnation=50, max_evals=100, evaluator="serial").fit(sphere, np.ones(3), constraints=linear)
+    assert es._termination.tolstagnation == 50
+
+
 def test_ask_tell_with_constraints_equals_fit() -> None:
     ref = fit_linear(3, max_evals=700)
     es = ES("cma_es", sigma0=1.0, max_evals=700, random_state=3).initialize(np.ones(3))

@@ -127,6 +127,7 @@ class Driver:
         self.state.plan = plan
         if getattr(self, "constrained", None) is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
+            self.constrained_termination()
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
             self.state.restarts.append(plan.record(self.state.n_evals))
@@ -190,6 +191,7 @@ class Driver:
         elif constraints is not None:
             if self.constrained is None:
                 self.constrained = ConstrainedRun(self.constraint_spec, runner.strategy.name, runner.dim)
+                self.constrained_termination()
             told, best_of, extra = self.constrained.apply(runner.backend.to_numpy(checked), constraints,
                                                           self.maximize)
             host = -told if self.maximize else told  # the penalised values, in the user's sense
@@ -204,6 +206,12 @@ class Driver:
         self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra,
                     best_of)
         return told
+
+    def constrained_termination(self) -> None:
+        """With constraints, ``tolstagnation="auto"`` is off, as pycma's ``fmin_con2`` sets it
+        (the ranked values change with the coefficients, not only with the search)."""
+        if isinstance(self.settings.tolstagnation, str):
+            self.termination.tolstagnation = None
 
     def stop(self) -> dict[str, Any]:
         """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""

@@ -1,0 +1,113 @@
+"""evostrat.minimize (issue 20 item 6): scipy's OptimizeResult contract, scipy's argument forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+scipy_optimize = pytest.importorskip("scipy.optimize")
+
+import evostrat  # noqa: E402
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError  # noqa: E402
+
+
+def rosen(x, a=1.0):
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (a - x[:-1]) ** 2))
+
+
+def check_contract(res, n: int) -> None:
+    """The fields and types scipy.optimize.minimize's result has."""
+    assert isinstance(res, scipy_optimize.OptimizeResult)
+    assert isinstance(res.x, np.ndarray) and res.x.shape == (n,) and res.x.dtype == np.float64
+    assert isinstance(res.fun, float) and isinstance(res.nfev, int) and isinstance(res.nit, int)
+    assert isinstance(res.success, bool) and isinstance(res.status, int) and isinstance(res.message, str)
+    assert res.success == (res.status == 0) and res.message
+    assert res.x is res["x"]  # a dict with attribute access, as scipy's
+
+
+def test_unconstrained_result_and_counts() -> None:
+    calls = []
+
+    def f(x, a):
+        calls.append(1)
+        return rosen(x, a)
+
+    res = evostrat.minimize(f, np.zeros(4), args=(1.0,), options={"seed": 3, "sigma0": 0.5, "ftarget": 1e-10})
+    check_contract(res, 4)
+    assert res.success and res.status == 0 and res.stop_reason == "ftarget" and res.fun <= 1e-10
+    assert res.nfev == len(calls) == res.es.n_evals_ and res.nit == res.es.n_generations_
+    np.testing.assert_allclose(res.x, np.ones(4), atol=1e-4)
+    assert res.fun == rosen(res.x)
+
+
+def test_budget_and_callback_statuses() -> None:
+    res = evostrat.minimize(rosen, np.zeros(4), options={"maxfev": 200, "seed": 0, "disp": False})
+    check_contract(res, 4)
+    assert res.status == 1 and not res.success and "function evaluations" in res.message
+    assert 200 <= res.nfev < 208
+    res = evostrat.minimize(rosen, np.zeros(4), options={"maxiter": 5, "seed": 0})
+    assert res.status == 1 and res.nit == 5 and "iterations" in res.message
+    seen = []
+
+    def stop_after_three(intermediate_result):
+        seen.append(intermediate_result.fun)
+        if len(seen) == 3:
+            raise StopIteration
+
+    res = evostrat.minimize(rosen, np.zeros(4), callback=stop_after_three, options={"seed": 0})
+    assert res.status == 3 and res.nit == 3 and not res.success and seen[-1] == res.fun
+
+
+def test_bounds_as_pairs_and_scipy_bounds() -> None:
+    f = lambda x: float(np.sum((x - 2.0) ** 2))  # noqa: E731 - optimum outside the box
+    for bounds in ([(-1, 1), (None, 1), (0, 3)], scipy_optimize.Bounds([-1, -np.inf, 0], [1, 1, 3])):
+        res = evostrat.minimize(f, np.zeros(3) + 0.5, bounds=bounds, options={"seed": 0})
+        check_contract(res, 3)
+        np.testing.assert_allclose(res.x, [1, 1, 2], atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["dict", "nonlinear", "linear", "list", "callable"])
+def test_constraint_forms_reach_the_slsqp_optimum(form: str) -> None:
+    f = lambda x: float(np.sum((x - 1.0) ** 2))  # noqa: E731
+    c = lambda x: 1.0 - x[0] - x[1]  # noqa: E731  scipy: c(x) >= 0  (x0 + x1 <= 1)
+    cons = {
+        "dict": {"type": "ineq", "fun": c},
+        "nonlinear": scipy_optimize.NonlinearConstraint(lambda x: x[0] + x[1], -np.inf, 1.0),
+        "linear": scipy_optimize.LinearConstraint([[1.0, 1.0, 0.0]], -np.inf, 1.0),
+        "list": [{"type": "ineq", "fun": c}, scipy_optimize.NonlinearConstraint(lambda x: x[2], -5.0, 0.5)],
+        "callable": lambda x: [x[0] + x[1] - 1.0],
+    }[form]
+    res = evostrat.minimize(f, np.zeros(3), constraints=cons, options={"seed": 0})
+    check_contract(res, 3)
+    ref = scipy_optimize.minimize(f, np.zeros(3), method="SLSQP", tol=1e-12,
+                                  constraints=cons if form not in ("callable",) else {"type": "ineq", "fun": c})
+    assert res.success and res.maxcv == 0.0
+    assert abs(res.fun - ref.fun) < 1e-6
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-3)
+
+
+def test_infeasible_problem_reports_status_2() -> None:
+    res = evostrat.minimize(rosen, np.zeros(2), constraints={"type": "ineq", "fun": lambda x: -1.0},
+                            options={"maxfev": 120, "seed": 0})
+    assert res.status == 2 and not res.success and res.fun == np.inf and res.maxcv == 1.0
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"constraints\[0\]: equality"):
+        evostrat.minimize(rosen, np.zeros(2), constraints={"type": "eq", "fun": lambda x: x[0]})
+    with pytest.raises(InvalidArgumentError, match=r"constraints\[1\] must be"):
+        evostrat.minimize(rosen, np.zeros(2), constraints=[{"type": "ineq", "fun": len}, {"type": "ineq"}])
+    with pytest.raises(InvalidArgumentError, match="lb == ub"):
+        evostrat.minimize(rosen, np.zeros(2), constraints=scipy_optimize.NonlinearConstraint(lambda x: x[0], 0, 0))
+    with pytest.raises(InvalidArgumentError, match="one \\(min, max\\) pair per coordinate"):
+        evostrat.minimize(rosen, np.zeros(2), bounds=[(0, 1)])
+    with pytest.raises(InvalidTypeError, match="options must be a dict"):
+        evostrat.minimize(rosen, np.zeros(2), options=[("maxfev", 3)])
+    with pytest.raises(InvalidArgumentError, match="'max_evals' twice"):
+        evostrat.minimize(rosen, np.zeros(2), options={"maxfev": 3, "max_evals": 4})
+    with pytest.raises(InvalidArgumentError, match="x0 must be a 1-D array"):
+        evostrat.minimize(rosen, np.zeros((2, 2)))
+    with pytest.raises(InvalidTypeError, match="fun must be callable"):
+        evostrat.minimize(3.0, np.zeros(2))
+    with pytest.raises(UnknownNameError):
+        evostrat.minimize(rosen, np.zeros(2), method="nelder-mead")
