@@ -135,3 +135,30 @@ def test_bad_constraint_inputs_name_the_argument() -> None:
         Penalty(weight=-1.0)
     assert check_constraints([1.0, -1.0], 2).shape == (2, 1)
     assert check_constraints([[np.nan]], 1)[0, 0] == math.inf  # NaN counts as violated
+
+
+@pytest.mark.slow
+def test_evaluations_within_20_percent_of_pycma_fmin_con2() -> None:
+    """benchmarks/constraints_vs_pycma.py's comparison on 5 seeds: every final point feasible
+    and within 1e-6 of f*, and the median evaluations to reach it within 20 % of pycma's."""
+    pytest.importorskip("cma")
+    pytest.importorskip("scipy")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "constraints_vs_pycma.py"
+    spec = importlib.util.spec_from_file_location("constraints_vs_pycma", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, p in bench.PROBLEMS.items():
+        fstar = bench.reference(p)
+        ours, theirs, finals = [], [], []
+        for seed in range(5):
+            hit, _, x, fx = bench.run_evostrat(p, fstar, seed, 30000)
+            ours.append(hit)
+            finals.append(max(p["g"](x)) <= 0 and fx - fstar <= 1e-6)
+            theirs.append(bench.run_pycma(p, fstar, seed, 30000)[0])
+        solved = [h for h in ours if h is not None]
+        assert len(solved) >= 4 and sum(finals) >= 4, (name, ours, finals)  # Rosenbrock's local optimum
+        ratio = np.median(solved) / np.median([h for h in theirs if h is not None])
+        assert ratio <= 1.2, (name, ratio, ours, theirs)
