@@ -123,8 +123,10 @@ class ProgressBar(Callback):
         evals = f["evals"] + (f"/{total}" if total and unit == "evals" else "")
         gen = f["gen"] + (f"/{total}" if total and unit == "generations" else "")
         elapsed = _clock(es.run_.state.elapsed())
+        last = es.history_[-1] if es.history_ else {}
+        centre = f" | centre rank {last['centre_rank']}" if "centre_rank" in last else ""  # CentreRank
         return (f"gen {gen} | evals {evals} | best {f['best']} | current {f['current']} | "
-                f"sigma {f['sigma']} | {elapsed}")
+                f"sigma {f['sigma']}{centre} | {elapsed}")
 
     # -- the callback ----------------------------------------------------------------
     def on_fit_start(self, es: Any) -> None:
