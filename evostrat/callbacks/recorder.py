@@ -1,6 +1,9 @@
-"""Snapshots of the search distribution, for plots of low-dimensional runs.
+"""Snapshots of the search distribution, for plots.
 
-:class:`SearchRecorder` keeps, at chosen generations, the distribution's mean
+:class:`DistributionRecorder` adds the distribution's ``mean``, per-coordinate standard
+deviations ``stds``, principal axis lengths ``axes`` and correlation spectrum
+``correlations`` to ``es.history_`` (what :func:`evostrat.plot.plot_diagnostics` draws,
+as pycma's ``cma.plot``). :class:`SearchRecorder` keeps, at chosen generations, the distribution's mean
 and a sample drawn from it (mapped into ``bounds`` when the estimator has
 them). Sampling uses the strategy's pure ``ask`` on a copy of the state, so
 recording never changes the run: the same seed gives the same trajectory with
@@ -22,7 +25,10 @@ Examples
 
 from __future__ import annotations
 
+import json
 import numbers
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -30,7 +36,7 @@ import numpy as np
 from evostrat.callbacks.base import Callback
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["SearchRecorder", "snapshot"]
+__all__ = ["DistributionRecorder", "SearchRecorder", "distribution_summary", "snapshot"]
 
 
 def snapshot(es: Any, n_samples: int = 200) -> dict[str, Any]:
@@ -90,3 +96,182 @@ class SearchRecorder(Callback):
     def on_fit_end(self, es: Any) -> None:
         if not self.snapshots or self.snapshots[-1]["generation"] != es.n_generations_:
             self.snapshots.append(snapshot(es, self.n_samples))
+
+
+def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, list[float]]:
+    """The search distribution's ``mean``, ``stds``, ``axes`` and ``correlations`` (host lists).
+
+    ``stds`` are the per-coordinate standard deviations ``sqrt(diag(S))`` of the
+    distribution's covariance ``S`` (``sigma^2 C`` for CMA-ES), ``axes`` the principal axis
+    lengths ``sqrt(eig(S))`` in increasing order (their ratio is pycma's *axis ratio*),
+    ``correlations`` the eigenvalues of the correlation matrix ``S_ij / (s_i s_j)`` in
+    increasing order (all 1 for diagonal strategies; pycma's correlation spectrum,
+    Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv 1604.00772). What the state
+    already holds is used: CMA-ES's eigen-decomposition (``B``, ``D``, ``diag_C``; the
+    last decomposition, as pycma), sep-CMA-ES's and SNES's diagonals, a strategy's
+    ``covariance(state)`` (xNES: one ``O(dim^3)`` decomposition); a scalar ``sigma``
+    means an isotropic distribution.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.strategies.sep_cma_es import SepCMAES
+    >>> s = SepCMAES(sigma0=np.array([1.0, 4.0]))
+    >>> summary = distribution_summary(s, s.init(np.zeros(2), random_state=0), get_backend("numpy"))
+    >>> summary["stds"], summary["axes"], summary["correlations"]
+    ([1.0, 4.0], [1.0, 4.0], [1.0, 1.0])
+    """
+    def host(value: Any) -> np.ndarray:
+        return np.asarray(be.to_numpy(value), dtype=np.float64)
+
+    be = backend
+    mean = host(strategy.mean(state))
+    dim = mean.shape[0]
+    fields = getattr(state, "_fields", ())
+    sigma = host(state.sigma) if "sigma" in fields else host(strategy.sigma(state))
+    cov = None
+    if callable(getattr(strategy, "covariance", None)):
+        cov = host(strategy.covariance(state))
+    elif {"A", "scale"} <= set(fields):  # CMA-ES with a factor C = scale^2 A A^T
+        M = float(sigma) * float(host(state.scale)) * host(state.A)
+        cov = M @ M.T
+    if cov is not None:
+        stds = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        axes = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0.0))
+        corr = cov / np.outer(stds, stds) if np.all(stds > 0) else np.eye(dim)
+        spectrum = np.linalg.eigvalsh(corr)
+    elif {"B", "D", "diag_C"} <= set(fields):  # CMA-ES: its eigen-decomposition
+        D, B = host(state.D), host(state.B)
+        stds = float(sigma) * np.sqrt(np.maximum(host(state.diag_C), 0.0))
+        axes = np.sort(float(sigma) * D)
+        s = np.sqrt(np.maximum(np.einsum("ij,j,ij->i", B, D**2, B), 0.0))
+        corr = (B * D**2) @ B.T / np.outer(s, s) if np.all(s > 0) else np.eye(dim)
+        spectrum = np.linalg.eigvalsh(corr)
+    else:
+        if "C" in fields and np.ndim(host(state.C)) == 1:  # sep-CMA-ES: the diagonal of C
+            stds = float(sigma) * np.sqrt(np.maximum(host(state.C), 0.0))
+        else:  # per-coordinate (SNES, PGPE) or isotropic (OpenAI-ES) sigma
+            stds = np.broadcast_to(sigma, (dim,)).astype(np.float64)
+        axes, spectrum = np.sort(stds), np.ones(dim)
+    return {"mean": mean.tolist(), "stds": stds.tolist(), "axes": np.sort(axes).tolist(),
+            "correlations": np.clip(np.sort(spectrum), 0.0, None).tolist()}
+
+
+class DistributionRecorder(Callback):
+    """Add the distribution's mean, stds, principal axes and correlation spectrum to ``history_``.
+
+    The entry of a recorded generation gets ``mean``, ``stds``, ``axes`` and
+    ``correlations`` (lists of floats, see :func:`distribution_summary`); the first and
+    the last generation of a fit are always recorded. Put it before loggers in
+    ``callbacks`` so that they write these columns too. Recording reads the state and
+    never changes the run. On JAX's compiled loop observers run between chunks, so the
+    chunks' last generations are recorded.
+
+    Parameters
+    ----------
+    every : int or "auto"
+        Record every that many generations; ``"auto"`` (default): whenever the time spent
+        recording so far is at most ``overhead`` of the fit's time, so the cost stays
+        bounded at any dimension (the correlation spectrum of a full covariance is an
+        ``O(dim^3)`` decomposition) and the records spread evenly over the run's time.
+    overhead : float
+        The share of the run's time ``"auto"`` may spend (default 0.02).
+    history : bool
+        Add the fields to ``es.history_`` (default); ``False`` keeps ``history_`` (and
+        the loggers' files) as they are.
+    path : str or os.PathLike, optional
+        Also write each record, with ``generation`` and ``n_evals``, as a JSON line to
+        this file (``evostrat run`` writes ``distribution.jsonl``). A resumed run keeps
+        the records up to the generation it resumes from.
+
+    Attributes
+    ----------
+    records : list of dict
+        ``generation``, ``n_evals`` and the four fields of each record of the last fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import DistributionRecorder
+    >>> es = ES("cma_es", max_generations=5, random_state=0).fit(
+    ...     lambda X: (X ** 2).sum(axis=1), np.ones(3), callbacks=[DistributionRecorder(every=1)])
+    >>> sorted(k for k in es.history_[-1] if k in ("mean", "stds", "axes", "correlations"))
+    ['axes', 'correlations', 'mean', 'stds']
+    >>> [len(row["mean"]) for row in es.history_]
+    [3, 3, 3, 3, 3]
+    """
+
+    def __init__(self, every: Any = "auto", overhead: float = 0.02, history: bool = True,
+                 path: str | os.PathLike | None = None) -> None:
+        if not (every == "auto" or (isinstance(every, numbers.Integral) and not isinstance(every, bool))):
+            raise InvalidTypeError(f"every must be 'auto' or a positive int, got {every!r}")
+        if every != "auto" and every < 1:
+            raise InvalidArgumentError(f"every must be 'auto' or a positive int, got {every}")
+        if isinstance(overhead, bool) or not isinstance(overhead, numbers.Real) or not 0 < overhead <= 1:
+            raise InvalidArgumentError(f"overhead must be a number in (0, 1], got {overhead!r}")
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.every = every
+        self.overhead = float(overhead)
+        self.history = bool(history)
+        self.path = os.fspath(path) if path is not None else None
+        self.records: list[dict[str, Any]] = []
+        self._last = -1
+        self._start = self._spent = 0.0
+
+    def _record(self, es: Any) -> None:
+        if not es.history_ or self._last == es.n_generations_:
+            return
+        t = time.perf_counter()
+        runner = es.run_.runner
+        summary = distribution_summary(runner.strategy, runner.state, runner.backend)
+        if self.history:
+            es.history_[-1].update(summary)
+        record = {"generation": es.n_generations_, "n_evals": es.n_evals_, **summary}
+        self.records.append(record)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps(record) + "\n")
+        self._last = es.n_generations_
+        self._spent += time.perf_counter() - t
+
+    def on_fit_start(self, es: Any) -> None:
+        self._last, self._start, self._spent, self.records = -1, time.perf_counter(), 0.0, []
+        if self.path is not None:
+            kept = _records_up_to(self.path, es.n_generations_) if es.n_generations_ else []
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            if os.path.islink(self.path):
+                raise InvalidArgumentError(f"{self.path!r} is a symbolic link; the recorder never writes through links")
+            with open(self.path, "w", encoding="utf-8") as file:
+                file.writelines(kept)
+
+    def __call__(self, es: Any) -> None:
+        if self.every == "auto":
+            due = self._spent <= self.overhead * (time.perf_counter() - self._start)
+        else:
+            due = es.n_generations_ % self.every == 0
+        if due or self._last < 0 or es.stop_reason_ is not None:  # the first generation too
+            self._record(es)
+
+    def on_fit_end(self, es: Any) -> None:
+        self._record(es)
+
+    def __repr__(self) -> str:
+        return f"DistributionRecorder(every={self.every!r}, overhead={self.overhead!r})"
+
+
+def _records_up_to(path: str, generation: int) -> list[str]:
+    """The JSON lines of ``path`` up to ``generation`` (a resumed run redoes the later ones)."""
+    if not os.path.isfile(path):
+        return []
+    kept = []
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            try:
+                if int(json.loads(line)["generation"]) <= generation:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a kill
+    return kept

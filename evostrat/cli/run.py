@@ -7,7 +7,9 @@ The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed
 receives ``config.json`` (the configuration), ``history.csv`` (one row per generation),
 ``checkpoint.ckpt`` (every ``--checkpoint-every`` generations and at the end),
 ``result.json`` (best point and value, evaluations, generations, stop reason) and, with
-``--plot``, ``convergence.png`` and for 2-D problems ``search.png``. ``evostrat run
+``--plot``, ``convergence.png``, ``diagnostics.png`` and for 2-D problems ``search.png``
+(``evostrat plot DIR`` draws the first two from ``history.csv`` and ``distribution.jsonl``, the
+distribution's mean, standard deviations, axes and correlation spectrum, at any time). ``evostrat run
 --resume -o DIR`` continues a run interrupted in ``DIR`` from its last checkpoint, with the
 saved configuration, to the result the uninterrupted run gives (bit for bit);
 ``--max-evals``/``--max-generations`` with ``--resume`` extend its budget, and a run its
@@ -21,7 +23,7 @@ Examples
 >>> main(["run", "--strategy", "snes", "--problem", "sphere", "--dim", "3", "--seed", "1",
 ...       "--ftarget", "1e-8", "--output", out, "--no-progress"])   # doctest: +ELLIPSIS
 snes on 3-D sphere (numpy, seed 1): best f = ... (stop: ftarget; ...)
-wrote ...: config.json, history.csv, result.json, checkpoint.ckpt
+wrote ...: config.json, history.csv, distribution.jsonl, result.json, checkpoint.ckpt
 0
 >>> json.load(open(os.path.join(out, "result.json")))["stop_reason"]
 'ftarget'
@@ -72,7 +74,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="optimise a benchmark or your function; write history, result, checkpoints, plots",
         description="Optimise a benchmark problem or your function (-p module:function) and write config.json, "
-                    "history.csv, checkpoint.ckpt, result.json (and with --plot convergence.png, search.png) to the "
+                    "history.csv, checkpoint.ckpt, result.json (and with --plot convergence.png, diagnostics.png, search.png) to the "
                     "output folder. --resume continues an interrupted run from its checkpoint (--max-evals N: "
                     "with a new budget).",
     )
@@ -119,7 +121,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     out.add_argument("--no-checkpoint", action="store_true", help="write no checkpoints")
     out.add_argument("--resume", action="store_true", help="continue the run saved in --output")
     out.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
-    out.add_argument("--plot", action="store_true", help="write convergence.png (and search.png in 2-D)")
+    out.add_argument("--plot", action="store_true", help="write convergence.png, diagnostics.png (and search.png in 2-D)")
     bar = out.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="show the progress bar even when stderr is not a terminal")
@@ -228,9 +230,11 @@ def _estimator(config: dict[str, Any]) -> Any:
 
 
 def _callbacks(config: dict[str, Any], out: str, plot: bool) -> tuple[list[Any], Any]:
-    from evostrat.callbacks import CSVLogger, EarlyStopping, SearchRecorder
+    from evostrat.callbacks import CSVLogger, DistributionRecorder, EarlyStopping, SearchRecorder
 
-    callbacks: list[Any] = [CSVLogger(os.path.join(out, "history.csv"))]
+    # the distribution's mean, stds, axes, correlations for evostrat plot RUN_DIR, beside history.csv
+    distribution = DistributionRecorder(history=False, path=os.path.join(out, "distribution.jsonl"))
+    callbacks: list[Any] = [CSVLogger(os.path.join(out, "history.csv")), distribution]
     if config["patience"] is not None:
         callbacks.append(EarlyStopping(config["patience"], config["min_delta"]))
     recorder = SearchRecorder() if plot and config["dim"] == 2 else None
@@ -316,7 +320,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resumed_from = None
         es = _estimator(config)
         os.makedirs(out, exist_ok=True)
-        for stale in (CHECKPOINT, "result.json", "convergence.png", "search.png"):
+        for stale in (CHECKPOINT, "result.json", "convergence.png", "diagnostics.png", "search.png"):
             if os.path.exists(os.path.join(out, stale)):
                 os.remove(os.path.join(out, stale))  # --overwrite: nothing of the old run survives
         _write_json(os.path.join(out, "config.json"), config)
@@ -325,15 +329,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
     elapsed = time.perf_counter() - t0
     _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
-    written = ["config.json", "history.csv", "result.json"] + ([CHECKPOINT] if checkpoint else [])
+    written = ["config.json", "history.csv", "distribution.jsonl", "result.json"] + ([CHECKPOINT] if checkpoint else [])
     if args.plot:
         from evostrat.plot import save_run_plots
 
-        for name in ("convergence.png", "search.png"):  # replace links, never write through them
+        for name in ("convergence.png", "diagnostics.png", "search.png"):  # replace links, never write through them
             if os.path.islink(os.path.join(out, name)):
                 os.unlink(os.path.join(out, name))
         grid = _on_grid(objective) if is_user_problem(problem) else objective
-        written += save_run_plots(out, es, grid, recorder)
+        written += save_run_plots(out, es, grid, recorder, problem=problem_label(problem),
+                                  distribution=next(c for c in callbacks if hasattr(c, "records")))
     where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""
     print(
         f"{config['strategy']} on {config['dim']}-D {problem_label(problem)} ({config['backend']}, seed "

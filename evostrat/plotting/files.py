@@ -1,0 +1,141 @@
+"""Figures as files: of a fitted ES (``evostrat run --plot``) or of a run folder (``evostrat plot``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError
+from evostrat.plotting.common import f64, run_title
+from evostrat.plotting.convergence import plot_convergence
+from evostrat.plotting.diagnostics import VECTOR_FIELDS, plot_diagnostics
+from evostrat.plotting.search import plot_search_2d
+
+__all__ = ["save_run_plots", "read_history_csv", "plot_run_folder", "merge_records"]
+
+
+def merge_records(history: list[dict[str, Any]], records: Any) -> list[dict[str, Any]]:
+    """A copy of ``history`` with each record's fields in the row of its generation.
+
+    ``records``: a :class:`~evostrat.callbacks.DistributionRecorder` or its ``records``.
+    """
+    records = getattr(records, "records", records) or []
+    by_generation = {int(r["generation"]): r for r in records}
+    merged = []
+    for row in history:
+        extra = by_generation.get(int(row.get("generation", -1)), {})
+        merged.append({**row, **{k: extra[k] for k in VECTOR_FIELDS if k in extra}})
+    return merged
+
+
+def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, recorded: Any = None,
+                   dpi: int = 120, problem: str | None = None, distribution: Any = None) -> list[str]:
+    """Write ``convergence.png``, ``diagnostics.png`` (when the history has the distribution's
+    fields, or ``distribution``, a :class:`~evostrat.callbacks.DistributionRecorder`, holds
+    them) and, with 2-D snapshots, ``search.png``; returns the names.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import DistributionRecorder, SearchRecorder
+    >>> from evostrat.problems import sphere
+    >>> rec = SearchRecorder()
+    >>> es = ES("snes", max_generations=40, random_state=0).fit(
+    ...     sphere, np.ones(2), callbacks=[DistributionRecorder(), rec])
+    >>> save_run_plots(tempfile.mkdtemp(), es, sphere, rec, problem="sphere")
+    ['convergence.png', 'diagnostics.png', 'search.png']
+    """
+    def on_host(X: np.ndarray) -> np.ndarray:  # a numpy grid through the run's backend
+        be, strategy = es.strategy_.backend, es.strategy_
+        return f64(be.to_numpy(objective(be.asarray(X, dtype=strategy.dtype, device=strategy.device))))
+
+    if objective is not None and getattr(objective, "vectorized", None) is not None:
+        on_host.vectorized = objective.vectorized  # type: ignore[attr-defined]
+    os.makedirs(folder, exist_ok=True)
+    plot_convergence(es, problem=problem).savefig(os.path.join(folder, "convergence.png"), dpi=dpi)
+    written = ["convergence.png"]
+    history = merge_records(es.history_, distribution) if distribution is not None else es.history_
+    if any("mean" in row for row in history):
+        title = run_title(es, problem, history)
+        fig = plot_diagnostics(history, problem=problem, maximize=es.maximize, title=title)
+        fig.savefig(os.path.join(folder, "diagnostics.png"), dpi=dpi)
+        written.append("diagnostics.png")
+    if objective is not None and recorded is not None:
+        best = f64(es.strategy_.backend.to_numpy(es.x_))
+        head = " on ".join(p for p in (es.strategy_.strategy.name, problem) if p)
+        title = f"{head}, 2-D: search distribution, generations 0-{es.n_generations_}"
+        fig = plot_search_2d(on_host, recorded, best=best, title=title)
+        fig.savefig(os.path.join(folder, "search.png"), dpi=dpi)
+        written.append("search.png")
+    return written
+
+
+def _cell(text: str) -> Any:
+    if text == "":
+        return None
+    if text.startswith("["):  # a list of floats, as CSVLogger writes it (nan and inf included)
+        inner = text.strip("[]").strip()
+        return [float(v) for v in inner.split(",")] if inner else []
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_history_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """``history.csv`` as written by :class:`~evostrat.callbacks.CSVLogger` (floats and lists
+    of floats; empty cells dropped), ready for :func:`plot_diagnostics`."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = [{k: v for k, v in ((k, _cell(v)) for k, v in row.items()) if v is not None}
+                for row in csv.DictReader(file)]
+    for row in rows:
+        for key in VECTOR_FIELDS:
+            if key in row and not isinstance(row[key], list):
+                raise InvalidArgumentError(f"{os.fspath(path)}: column {key!r} must hold lists of numbers")
+    return rows
+
+
+def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
+    """Draw ``diagnostics.png`` and ``convergence.png`` of an ``evostrat run`` output folder
+    from its ``history.csv`` and ``distribution.jsonl`` (titles from ``config.json``);
+    returns the names written."""
+    folder = os.fspath(folder)
+    path = os.path.join(folder, "history.csv")
+    if not os.path.isfile(path):
+        raise InvalidArgumentError(f"{folder!r} has no history.csv: give the output folder of 'evostrat run'")
+    history = read_history_csv(path)
+    if not history:
+        raise InvalidArgumentError(f"{path} has no generations")
+    records_path = os.path.join(folder, "distribution.jsonl")
+    if os.path.isfile(records_path):
+        with open(records_path, encoding="utf-8") as file:
+            records = []
+            for line in file:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by a kill
+        history = merge_records(history, records)
+    config: dict[str, Any] = {}
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as file:
+            config = json.load(file)
+    dim = len(history[-1]["mean"]) if "mean" in history[-1] else config.get("dim")
+    head = " on ".join(str(p) for p in (config.get("strategy"), config.get("problem")) if p) or "run"
+    best = history[-1].get("best", math.nan)
+    title = f"{head}{f', {dim}-D' if dim else ''}: best {best:.4g} after {int(history[-1]['n_evals'])} evaluations"
+    written = []
+    for name, draw in (("diagnostics.png", plot_diagnostics), ("convergence.png", plot_convergence)):
+        target = os.path.join(folder, name)
+        if os.path.islink(target):  # replace links, never write through them
+            os.unlink(target)
+        draw(history, title=title).savefig(target, dpi=dpi)
+        written.append(name)
+    return written
