@@ -9,9 +9,9 @@ with an entry point in the ``evostrat`` group of your package's
     my_plugin = "my_package.evostrat_plugin"
 
 After ``pip install``, ``evostrat.ES(strategy="my_strategy")`` finds it.
-evostrat's own backends, strategies and evaluators are registered through these
-same hooks, under the entry-point names ``evostrat.backends``,
-``evostrat.strategies`` and ``evostrat.evaluators``.
+evostrat's own backends, strategies, evaluators and distributions are registered
+through these same hooks, under the entry-point names ``evostrat.backends``,
+``evostrat.strategies``, ``evostrat.evaluators`` and ``evostrat.distributions``.
 
 Registry hooks (``evostrat_strategies``, ``evostrat_backends``,
 ``evostrat_evaluators``, ``evostrat_distributions``) are *collect-all*: every
@@ -121,8 +121,35 @@ def evostrat_distributions() -> dict[str, type]:
     Returns
     -------
     dict
-        Maps a distribution name to a class with torch.distributions'
-        vocabulary (``sample``, ``log_prob``, ``entropy``).
+        Maps a distribution name (what users pass as ``NES(distribution=...)``,
+        :mod:`evostrat.strategies.nes`) to a subclass of
+        :class:`evostrat.distributions.Distribution`, found by
+        :func:`evostrat.distributions.registry.distribution_class`.
+
+    Notes
+    -----
+    The contract (``docs/guides/distributions.md`` walks through one):
+
+    - **Parameters as a state.** ``param_names`` lists the parameters, the location
+      (shape ``(d,)``) first; they are the pytree leaves (``tree_flatten`` /
+      ``tree_unflatten``), anything else (flags, degrees of freedom) is static
+      (``_static_attrs``). ``search_init(mean, sigma, **options)`` builds the
+      distribution a search starts from; ``positive`` names the parameters kept
+      positive (moved in log units).
+    - **Addressable draws.** ``_transform(eps)`` maps ``noise_dim`` standard normal
+      values per draw to a draw; ``sample_rows(key, rows)`` then gives row ``r`` as
+      a function of ``key`` and ``r`` alone (seed compression), and ``sample`` /
+      ``rsample`` follow.
+    - **Densities.** ``log_prob(x)`` (one value per draw; differentiable in the
+      parameters on torch and JAX, which is all autodiff needs), ``entropy()`` and
+      ``marginal_scale()`` (per-coordinate scale: the search's sigma read-out).
+    - **numpy (no autodiff).** ``score(x)``: closed-form gradients of ``log_prob``
+      per draw and parameter (``weighted_score`` sums them; override it when the
+      per-draw array is large). They must agree with autodiff on the same draws.
+    - **Optional geometry.** ``natural_gradient(grads)``: the inverse Fisher
+      information applied to a gradient, in the coordinates ``retract(steps)``
+      moves in (default ``None``: searches take plain or Adam steps);
+      ``local_gradient`` and ``retract`` have defaults (log units for ``positive``).
     """
 
 

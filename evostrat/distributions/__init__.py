@@ -1,7 +1,8 @@
 """Search distributions that can be differentiated through.
 
-``Normal`` (elementwise), ``DiagNormal`` (vector draws, diagonal covariance) and
-``MultivariateNormal`` (Cholesky-parameterised full covariance), with
+``Normal`` (elementwise), ``DiagNormal`` (vector draws, diagonal covariance),
+``MultivariateNormal`` (Cholesky-parameterised full covariance), ``LowRankNormal``
+(``diag(sigma^2) + V V^T``, O(k d)) and ``StudentT`` (multivariate t), with
 ``torch.distributions``' vocabulary (``sample``, ``rsample``, ``log_prob``,
 ``entropy``) plus a closed-form ``score`` (gradient of the log density w.r.t.
 each parameter), on numpy, torch and JAX. Pair them with
@@ -17,7 +18,9 @@ Examples
 """
 
 from evostrat.distributions.base import Distribution
+from evostrat.distributions.low_rank_normal import LowRankNormal
 from evostrat.distributions.multivariate_normal import MultivariateNormal
 from evostrat.distributions.normal import DiagNormal, Normal
+from evostrat.distributions.student_t import StudentT
 
-__all__ = ["Distribution", "Normal", "DiagNormal", "MultivariateNormal"]
+__all__ = ["Distribution", "Normal", "DiagNormal", "MultivariateNormal", "LowRankNormal", "StudentT"]

@@ -234,6 +234,7 @@ class Distribution:
         """Standard normal noise of shape ``sample_shape + batch_shape + event_shape``."""
         be = self._backend
         rest = self.batch_shape + self.event_shape
+        rest = rest if self.noise_dim == math.prod(rest) else self.batch_shape + (self.noise_dim,)
         shape = (sample_shape[0] // 2,) + sample_shape[1:] if self.mirrored else sample_shape
         if generator is not None:
             if key is not None:
@@ -316,6 +317,59 @@ class Distribution:
             respect to that parameter.
         """
         raise NotImplementedError
+
+    # -- searching with the distribution (the NES family, evostrat.strategies.nes) ------------
+    #: Parameters that must stay positive: :meth:`retract` moves them in log units.
+    positive: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def search_init(cls, mean: Array, sigma: Array, **options: Any) -> "Distribution":
+        """The distribution a search starts from: centred at ``mean`` (``(d,)``) with
+        per-coordinate scale ``sigma`` (``(d,)``); ``options`` are the user's
+        ``distribution_options``. Required to be searched with."""
+        raise NotImplementedError(f"{cls.__name__} does not define search_init")
+
+    @property
+    def noise_dim(self) -> int:
+        """Standard normal values one draw consumes (``batch_shape + event_shape``'s size by default)."""
+        return math.prod(self.batch_shape + self.event_shape)
+
+    def sample_rows(self, key: Any, rows: Any) -> Array:
+        """Draws ``rows`` of an addressable sample: row ``r`` depends only on ``key`` and ``r``
+        (:meth:`~evostrat.backends.base.Backend.normal_rows` noise through ``_transform``), so a
+        worker rebuilds its own rows alone (seed compression). Shape ``(len(rows),) + event_shape``."""
+        be = self._backend
+        eps = be.normal_rows(key, rows, self.noise_dim, self.dtype, self.device)
+        return be.stop_gradient(self._transform(eps))
+
+    def marginal_scale(self) -> Array:
+        """Per-coordinate scale of a draw, shape ``event_shape`` (a search's sigma read-out)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define marginal_scale")
+
+    def weighted_score(self, x: Any, weights: Array) -> dict[str, Array]:
+        """``sum_i weights_i * score(x_i)`` per parameter (one sample axis); a family
+        overrides it where the per-draw scores would not fit in memory."""
+        s = self.score(x)
+        return {name: self.xp.tensordot(weights, g, axes=([0], [0])) for name, g in s.items()}
+
+    def local_gradient(self, grads: dict[str, Array]) -> dict[str, Array]:
+        """``grads`` in :meth:`retract`'s coordinates: positive parameters in log units."""
+        return {k: g * getattr(self, k) if k in self.positive else g for k, g in grads.items()}
+
+    def natural_gradient(self, grads: dict[str, Array]) -> dict[str, Array] | None:
+        """``F^{-1} g`` (the inverse Fisher information applied to the gradient ``grads`` of
+        the parameters) expressed in :meth:`retract`'s coordinates, or ``None`` (default)
+        when the family does not know its Fisher information (searches then take plain
+        or Adam steps)."""
+        return None
+
+    def retract(self, steps: dict[str, Array]) -> "Distribution":
+        """The distribution moved by ``steps`` (local coordinates, one per parameter):
+        ``theta + s``, and ``theta * exp(s)`` for the :attr:`positive` parameters."""
+        (leaves, aux), xp = self.tree_flatten(), self.xp
+        moved = [(v * xp.exp(steps[k]) if k in self.positive else v + steps[k]) if k in steps else v
+                 for k, v in zip(self.param_names, leaves)]
+        return type(self).tree_unflatten(aux, tuple(moved))
 
     # -- pytree protocol (Backend.register_pytree_class) ----------------------------------------
     #: Attributes holding the leaves (default: :attr:`param_names`) and the static rest.

@@ -206,3 +206,54 @@ class MultivariateNormal(Distribution):
             outer = xp.reshape(w2, (-1, d, 1)) * xp.reshape(w2, (-1, 1, d))
             out["covariance"] = xp.reshape(0.5 * (outer - precision), sample_shape + (d, d))
         return out
+
+    # -- searching (xNES geometry) -------------------------------------------------------------
+    @classmethod
+    def search_init(cls, mean: Array, sigma: Array, **options: Any) -> "MultivariateNormal":
+        """``cls(mean, covariance=diag(sigma^2))``: the search moves the covariance."""
+        if options:
+            raise InvalidArgumentError(f"{cls.__name__} takes no distribution_options, got {sorted(options)}")
+        xp = array_api_compat.array_namespace(mean)
+        return cls(mean, covariance=xp.eye(mean.shape[0], dtype=mean.dtype,
+                                           device=array_api_compat.device(mean)) * (sigma * sigma))
+
+    def marginal_scale(self) -> Array:
+        """``sqrt(diag(Sigma))``."""
+        L = self._L()
+        return self.xp.sqrt(self.xp.sum(L * L, axis=1))
+
+    def _sandwich(self, g: Array) -> Array:
+        """``A^T sym(g) A`` with ``A = L``: a covariance gradient in the local coordinates
+        ``S`` of ``Sigma(S) = A expm(S) A^T`` (Glasmachers et al., GECCO 2010, xNES)."""
+        L = self._L()
+        return self.xp.matmul(L.T, self.xp.matmul(0.5 * (g + g.T), L))
+
+    def local_gradient(self, grads: dict[str, Array]) -> dict[str, Array]:
+        if self.param_names[1] != "covariance":
+            return dict(grads)
+        return {"mu": grads["mu"], "covariance": self._sandwich(grads["covariance"])}
+
+    def natural_gradient(self, grads: dict[str, Array]) -> dict[str, Array] | None:
+        """``Sigma g_mu`` and ``2 A^T g_Sigma A``: the Fisher information of a Gaussian is
+        ``Sigma^{-1}`` for the mean and, in xNES's exponential coordinates, ``I / 2`` for
+        ``S`` (Glasmachers et al. 2010; Wierstra et al., JMLR 2014, sec. 4.2). ``None``
+        for the ``scale_tril`` parameterisation."""
+        if self.param_names[1] != "covariance":
+            return None
+        return {"mu": self.xp.matmul(self._matrix, grads["mu"]),
+                "covariance": 2.0 * self._sandwich(grads["covariance"])}
+
+    def retract(self, steps: dict[str, Array]) -> "MultivariateNormal":
+        """``mu + s_mu`` and ``A expm(S) A^T`` (positive definite for every symmetric ``S``)."""
+        if self.param_names[1] != "covariance":
+            return super().retract(steps)
+        leaves, aux = self.tree_flatten()
+        mu, cov = leaves
+        if "covariance" in steps:
+            S = steps["covariance"]
+            L = self._L()
+            E = self._backend.expm_symmetric(0.5 * (S + S.T))
+            cov = self.xp.matmul(L, self.xp.matmul(E, L.T))
+            cov = 0.5 * (cov + cov.T)
+        return type(self).tree_unflatten(aux, (mu + steps.get("mu", 0.0), cov))
+

@@ -71,6 +71,7 @@ class Normal(Distribution):
 
     param_names = ("mu", "sigma")
     event_ndim = 0
+    positive = frozenset({"sigma"})
 
     def __init__(self, mu: Any, sigma: Any, *, mirrored: bool = False) -> None:
         if mu is None or sigma is None:
@@ -145,6 +146,22 @@ class Normal(Distribution):
             "mu": sum_to_shape(g_mu, n_sample, tuple(self.mu.shape), xp),
             "sigma": sum_to_shape(g_sigma, n_sample, tuple(self.sigma.shape), xp),
         }
+
+    @classmethod
+    def search_init(cls, mean: Array, sigma: Array, **options: Any) -> "Normal":
+        """``cls(mean, sigma)``; no options."""
+        if options:
+            raise InvalidArgumentError(f"{cls.__name__} takes no distribution_options, got {sorted(options)}")
+        return cls(mean, sigma)
+
+    def marginal_scale(self) -> Array:
+        return self.stddev
+
+    def natural_gradient(self, grads: dict[str, Array]) -> dict[str, Array]:
+        """The Fisher information of ``N(mu, sigma^2)`` is ``diag(1/sigma^2, 2/sigma^2)`` per
+        coordinate (Wierstra et al., JMLR 2014, sec. 3.3 and SNES): ``sigma^2 g_mu`` for
+        ``mu`` and, in log units of ``sigma``, ``sigma g_sigma / 2``."""
+        return {"mu": self.sigma * self.sigma * grads["mu"], "sigma": 0.5 * self.sigma * grads["sigma"]}
 
 
 class DiagNormal(Normal):

@@ -1,4 +1,9 @@
-"""Built-in distributions plugin: ``normal``, ``diag_normal``, ``multivariate_normal``."""
+"""Built-in distributions plugin: ``normal``, ``diag_normal``, ``multivariate_normal``,
+``low_rank_normal`` and ``student_t``.
+
+Consumed by the generic NES (``ES("nes", strategy__distribution=...)``,
+:mod:`evostrat.strategies.nes`) through :func:`evostrat.distributions.registry.distribution_class`.
+"""
 
 from __future__ import annotations
 
@@ -8,5 +13,8 @@ from evostrat.hookspecs import hookimpl
 @hookimpl
 def evostrat_distributions() -> dict[str, type]:
     from evostrat.distributions import DiagNormal, MultivariateNormal, Normal
+    from evostrat.distributions.low_rank_normal import LowRankNormal
+    from evostrat.distributions.student_t import StudentT
 
-    return {"normal": Normal, "diag_normal": DiagNormal, "multivariate_normal": MultivariateNormal}
+    return {"normal": Normal, "diag_normal": DiagNormal, "multivariate_normal": MultivariateNormal,
+            "low_rank_normal": LowRankNormal, "student_t": StudentT}

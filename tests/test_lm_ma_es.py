@@ -1,0 +1,63 @@
+"""LM-MA-ES (Loshchilov, Glasmachers, Beyer 2019): the factor product and its inverse,
+the paper's constants, convergence, O(m n) state at d = 100,000, the conformance kit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.problems import ellipsoid, rosenbrock, sphere
+from evostrat.strategies.lm_ma_es import LMMAES
+from evostrat.testing import check_strategy
+
+
+def test_constants_are_the_papers() -> None:
+    k = LMMAES().constants(1000)
+    lam, m = 4 + int(3 * np.log(1000)), 4 + int(3 * np.log(1000))
+    assert k["m"] == m == 24 and k["weights"].shape == (lam,)
+    assert np.count_nonzero(k["weights"]) == lam // 2 and k["weights"].sum() == pytest.approx(1.0)
+    assert k["c_s"] == pytest.approx(2 * lam / 1000)
+    np.testing.assert_allclose(k["c_d"], 1 / (1.5 ** np.arange(m) * 1000))
+    np.testing.assert_allclose(k["c_c"], lam / (4.0 ** np.arange(m) * 1000))
+    assert LMMAES().constants(5)["c_s"] == 1.0  # the paper's 2 lambda / n = 2.8 is capped
+
+
+def test_directions_apply_the_rank_one_factors_and_noise_inverts_them() -> None:
+    s = LMMAES(memory=3)
+    dim = 6
+    state = s.init(np.zeros(dim), random_state=0)
+    rng = np.random.default_rng(1)
+    state = state._replace(M=rng.normal(size=(3, dim)), t=np.asarray(2.0))  # two factors active
+    Z = rng.normal(size=(5, dim))
+    c = s.constants(dim)["c_d"]
+    T = np.eye(dim)
+    for j in range(2):
+        T = ((1 - c[j]) * np.eye(dim) + c[j] * np.outer(state.M[j], state.M[j])) @ T
+    D = s.directions(state, Z)
+    np.testing.assert_allclose(D, Z @ T.T, rtol=1e-12)
+    np.testing.assert_allclose(s.noise(state, D), Z, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("f,budget,seed", [
+    (sphere, 5000, 0), (rosenbrock, 40000, 1),
+    pytest.param(ellipsoid, 250000, 0, marks=pytest.mark.slow),  # condition 1e6: ~110k-160k evaluations
+])
+def test_reaches_the_target_at_n_10(f, budget: int, seed: int) -> None:
+    es = ES("lm_ma_es", sigma0=2.0, ftarget=1e-8, max_evals=budget, random_state=seed).fit(f, np.full(10, 3.0))
+    assert es.stop_reason_ == "ftarget", (f.__name__, es.n_evals_, es.fun_)
+
+
+def test_state_is_o_m_n_at_d_100000() -> None:
+    s = LMMAES(sigma0=0.5)
+    state = s.init(np.ones(100_000), random_state=0)
+    m = s.resolved_memory(100_000)
+    nbytes = sum(np.asarray(v).nbytes for k, v in state._asdict().items() if k != "key")
+    assert nbytes == (m + 2) * 100_000 * 8 + 16
+    X, state = s.ask(state)
+    state = s.tell(state, X, sphere(X))
+    assert np.all(np.isfinite(state.M)) and np.any(state.M != 0) and not np.array_equal(state.mean, np.ones(100_000))
+
+
+def test_conformance_kit() -> None:
+    assert "cross_backend" in check_strategy(LMMAES, budget=80)

@@ -1,0 +1,113 @@
+"""The generic NES over registered distributions: the same update as SNES and xNES on the
+same noise (numpy closed forms, torch and JAX autodiff), every built-in family searched by
+name on every backend, plain/Adam steps for a family without Fisher information, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.backends import get_backend
+from evostrat.errors import InvalidArgumentError, UnknownNameError
+from evostrat.problems import sphere
+from evostrat.strategies.nes import NES
+from evostrat.strategies.snes import SNES
+from evostrat.strategies.xnes import XNES
+from evostrat.testing import check_strategy
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+X0 = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 2.0])
+SIGMA0 = np.array([0.5, 1.0, 2.0, 0.3, 1.5, 0.8])
+
+
+def on(name: str, a: np.ndarray):
+    return {"numpy": a, "torch": torch.tensor(a, dtype=torch.float64), "jax": jnp.asarray(a, dtype=jnp.float32)}[name]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("family", ["diag_normal", "normal"])
+def test_generic_nes_reproduces_snes_on_the_same_noise(backend: str, family: str) -> None:
+    snes, nes = SNES(sigma0=SIGMA0), NES(sigma0=SIGMA0, distribution=family)
+    s_state, n_state = snes.init(on(backend, X0), random_state=3), nes.init(on(backend, X0), random_state=3)
+    be = get_backend(backend)
+    tol = 1e-5 if backend == "jax" else 1e-12
+    for _ in range(3):
+        Xs, s_state = snes.ask(s_state)
+        Xn, n_state = nes.ask(n_state)
+        np.testing.assert_allclose(be.to_numpy(Xn), be.to_numpy(Xs), rtol=tol, atol=tol)
+        f = sphere(Xs)
+        s_state, n_state = snes.tell(s_state, Xs, f), nes.tell(n_state, Xs, f)
+        np.testing.assert_allclose(be.to_numpy(n_state.mean), be.to_numpy(s_state.mean), rtol=tol, atol=tol)
+        np.testing.assert_allclose(be.to_numpy(n_state.params.sigma), be.to_numpy(s_state.sigma), rtol=tol)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_generic_nes_reproduces_xnes_covariance_update(backend: str) -> None:
+    xnes, nes = XNES(sigma0=SIGMA0), NES(sigma0=SIGMA0, distribution="multivariate_normal")
+    x_state, n_state = xnes.init(on(backend, X0), random_state=1), nes.init(on(backend, X0), random_state=1)
+    be = get_backend(backend)
+    tol = 2e-5 if backend == "jax" else 1e-10
+    X, _ = xnes.ask(x_state)  # told to both: the same noise (xNES draws it unaddressed)
+    f = sphere(X) * on(backend, np.ones(X.shape[0]))
+    x_state, n_state = xnes.tell(x_state, X, f), nes.tell(n_state, X, f)
+    np.testing.assert_allclose(be.to_numpy(n_state.mean), be.to_numpy(x_state.mean), rtol=tol, atol=tol)
+    np.testing.assert_allclose(be.to_numpy(n_state.params.covariance), be.to_numpy(xnes.covariance(x_state)),
+                               rtol=tol, atol=tol)
+    assert not np.allclose(be.to_numpy(n_state.params.covariance), np.diag(SIGMA0**2))  # it moved
+
+
+@pytest.mark.parametrize("family,options", [
+    ("diag_normal", None), ("normal", None), ("multivariate_normal", None),
+    ("student_t", {"df": 3}), ("low_rank_normal", {"rank": 2}),
+])
+def test_every_built_in_family_is_searched_by_name(family: str, options) -> None:
+    """On numpy (closed-form scores); the non-Gaussian family also on torch and JAX (autodiff)."""
+    x0s = [np.full(4, 2.0)]
+    if family == "student_t":
+        x0s += [torch.full((4,), 2.0, dtype=torch.float64), jnp.full((4,), 2.0)]
+    for x0 in x0s:
+        es = ES("nes", strategy_options=dict(distribution=family, distribution_options=options),
+                max_generations=150, random_state=0).fit(sphere, x0)
+        assert float(es.fun_) < 1e-3 * 16, (family, type(x0), es.fun_)
+        assert type(es.x_).__module__.split(".")[0] == type(x0).__module__.split(".")[0]
+
+
+def test_natural_gradient_solves_and_plain_adam_makes_progress() -> None:
+    natural = ES("nes", strategy_options=dict(distribution="student_t"), ftarget=1e-8,
+                 max_evals=20000, random_state=0).fit(sphere, np.ones(6))
+    assert natural.stop_reason_ == "ftarget"
+    plain = ES("nes", strategy_options=dict(distribution="student_t", gradient="plain"),
+               max_generations=300, random_state=0).fit(sphere, np.ones(6))
+    assert plain.fun_ < 0.05 * 6 and plain.fun_ > natural.fun_
+    s = NES(distribution="low_rank_normal", gradient="natural")
+    with pytest.raises(InvalidArgumentError, match="gradient='natural' needs the Fisher information"):
+        s.init(np.ones(3), random_state=0)
+
+
+def test_a_custom_statistic_needs_autodiff_and_is_used() -> None:
+    with pytest.raises(InvalidArgumentError, match="custom statistic needs autodiff"):
+        NES(statistic=lambda u, x, p: 0.0).init(np.ones(3), random_state=0)
+    from evostrat import expectation
+
+    s = NES(statistic=lambda u, x, p: 2.0 * len(x) * expectation(u, x, p))  # twice the default
+    ref = NES()
+    state, ref_state = s.init(torch.ones(3, dtype=torch.float64), random_state=0), ref.init(
+        torch.ones(3, dtype=torch.float64), random_state=0)
+    X, _ = s.ask(state)
+    g, g_ref = s.gradient_of(state, X, sphere(X)), ref.gradient_of(ref_state, X, sphere(X))
+    torch.testing.assert_close(g["mu"], 2 * g_ref["mu"])
+
+
+def test_unknown_distribution_lists_the_installed() -> None:
+    with pytest.raises(UnknownNameError, match="distribution must be one of .*'diag_normal'.*did you mean"):
+        ES("nes", strategy_options=dict(distribution="diag_norml"), max_generations=2).fit(sphere, np.ones(3))
+
+
+def test_conformance_kit() -> None:
+    assert "cross_backend" in check_strategy(NES(distribution="student_t"), budget=80)
+    assert "progress" in check_strategy(NES(distribution="low_rank_normal", distribution_options={"rank": 1}),
+                                        backends=["numpy"], budget=80)
