@@ -318,10 +318,10 @@ class ES(Params):
             (:mod:`evostrat.checkpoint`).
         checkpoint_every : int, optional
             Generations between checkpoints.
-        constraints : callable, optional
-            ``g(x) -> (m,)`` for one candidate; feasible means ``g(x) <= 0``. ``x_`` and
-            ``fun_`` are then the best feasible candidate and its value (``fun_`` stays
-            ``inf`` while none was found); see :mod:`evostrat.constraints`.
+        constraints : callable or "objective", optional
+            ``g(x) -> (m,)`` for one candidate (feasible: ``g(x) <= 0``), or ``"objective"``
+            when the objective returns ``(f, g)``. ``x_``/``fun_`` are then the best feasible
+            candidate and its value (``inf`` while none); see :mod:`evostrat.constraints`.
         constraint_handler : "auto", "augmented_lagrangian", "penalty" or ConstraintHandler
             ``"auto"``: the augmented Lagrangian for the CMA family, Deb's
             feasibility rules for the other strategies.
@@ -332,20 +332,15 @@ class ES(Params):
         """
         if not callable(objective):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
-        if constraints is not None and not callable(constraints):
-            raise InvalidTypeError(f"constraints must be callable (g(x) -> (m,) values, feasible when <= 0), "
-                                   f"got {type(constraints).__name__}")
-        if constraints is not None and checkpoint is not None:
-            raise InvalidArgumentError("checkpoint is not supported with constraints yet (the constraint "
-                                       "handler's coefficients are not stored)")
+        if constraints is not None:
+            from evostrat.constraints.tracker import check_fit_constraints
+
+            check_fit_constraints(constraints, constraint_handler, checkpoint)
         from evostrat.callbacks.hooks import RunHooks
 
         hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
         self.initialize(x0)
         if constraints is not None:
-            from evostrat.constraints.tracker import make_constraint_handler
-
-            make_constraint_handler(constraint_handler, "", 1)  # a bad name fails before any evaluation
             self.run_.constraint_fn, self.run_.constraint_spec = constraints, constraint_handler
         self.run_.run_loop(objective, hooks)
         return self

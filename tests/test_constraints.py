@@ -60,6 +60,23 @@ def test_ask_tell_with_constraints_equals_fit() -> None:
     np.testing.assert_array_equal(es.x_, ref.x_)
 
 
+@pytest.mark.parametrize("evaluator", ["serial", "vectorized", "auto"])
+def test_constraints_from_the_objective_equal_a_separate_callable(evaluator: str) -> None:
+    ref = fit_linear(0, max_evals=500)
+
+    def fg(x):
+        return sphere(x), linear(x)
+
+    def FG(X):
+        return (X ** 2).sum(axis=1), X[:, :1] + 0.1
+
+    es = ES("cma_es", sigma0=1.0, evaluator=evaluator, max_evals=500, random_state=0).fit(
+        fg if evaluator == "serial" else FG, np.ones(3), constraints="objective")
+    assert es.fun_ == ref.fun_ and es.n_evals_ == ref.n_evals_
+    with pytest.raises(InvalidArgumentError, match="must return \\(f, g\\)"):
+        ES("cma_es", evaluator="serial").fit(sphere, np.ones(3), constraints="objective")
+
+
 def test_penalty_for_other_strategies_and_maximize() -> None:
     es = ES("snes", sigma0=0.5, evaluator="serial", max_evals=6000, random_state=0).fit(
         sphere, np.ones(3), constraints=lambda x: [1.0 - x[0]])
@@ -127,6 +144,8 @@ def test_bad_constraint_inputs_name_the_argument() -> None:
         ES("cma_es", evaluator="serial").fit(sphere, np.ones(2), constraints=lambda x: [] if x[0] > 1 else [0.0])
     with pytest.raises(InvalidTypeError, match="constraints must be callable"):
         ES("cma_es").fit(sphere, np.ones(2), constraints=[1.0])
+    with pytest.raises(InvalidTypeError, match="or 'objective'"):
+        ES("cma_es").fit(sphere, np.ones(2), constraints="objectiv")
     with pytest.raises(InvalidArgumentError, match="constraint_handler must be one of"):
         ES("cma_es").fit(sphere, np.ones(2), constraints=linear, constraint_handler="lagrange")
     with pytest.raises(InvalidArgumentError, match="checkpoint is not supported with constraints"):

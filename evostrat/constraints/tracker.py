@@ -26,9 +26,28 @@ from evostrat.constraints.base import (
 )
 from evostrat.constraints.lagrangian import AugmentedLagrangian
 from evostrat.constraints.penalty import Penalty
-from evostrat.errors import InvalidArgumentError, did_you_mean
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 
-__all__ = ["ConstrainedRun", "make_constraint_handler"]
+__all__ = ["ConstrainedRun", "make_constraint_handler", "check_fit_constraints"]
+
+
+def check_fit_constraints(constraints: Any, handler: Any, checkpoint: Any) -> None:
+    """``ES.fit``'s ``constraints``/``constraint_handler``, checked before any evaluation.
+
+    Raises
+    ------
+    InvalidTypeError
+        ``constraints`` is neither callable nor ``"objective"``.
+    InvalidArgumentError
+        An unknown handler, or a checkpoint (the coefficients are not stored yet).
+    """
+    if not (callable(constraints) or constraints == "objective"):
+        raise InvalidTypeError(f"constraints must be callable (g(x) -> (m,) values, feasible when <= 0) or "
+                               f"'objective' (the objective returns (f, g)), got {constraints!r}")
+    make_constraint_handler(handler, "", 1)
+    if checkpoint is not None:
+        raise InvalidArgumentError("checkpoint is not supported with constraints yet (the constraint "
+                                   "handler's coefficients are not stored)")
 
 
 def make_constraint_handler(spec: Any, strategy_name: str, dim: int) -> ConstraintHandler:

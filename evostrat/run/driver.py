@@ -84,7 +84,7 @@ class Driver:
         self.state = RunState.empty(self.maximize)
         self.fast_path: str | None = None
         self.asked: Any = None
-        self.constraint_fn: Callable | None = None  # fit(constraints=g): g(x) per candidate
+        self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
         self.constraint_spec: Any = "auto"
         self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
         self.start_run(None)
@@ -207,6 +207,18 @@ class Driver:
                     best_of)
         return told
 
+    def split_constraints(self, X: Any, values: Any) -> tuple[Any, Any]:
+        """``(fitness, G)`` of an evaluated population: ``G`` from ``constraint_fn(x)`` per
+        candidate, or from the objective's ``(f, g)`` (``constraints="objective"``)."""
+        if self.constraint_fn is None:
+            return values, None
+        if not isinstance(self.constraint_fn, str):
+            return values, evaluate_constraints(self.constraint_fn, self.runner.backend.to_numpy(X))
+        if not isinstance(values, Outcome) or values.fitness is None:
+            raise InvalidArgumentError("with constraints='objective' the objective must return (f, g) per "
+                                       "candidate (or (F, G) for the population), g the constraint values")
+        return values.fitness, self.runner.backend.to_numpy(values.behaviours)
+
     def constrained_termination(self) -> None:
         """With constraints, ``tolstagnation="auto"`` is off, as pycma's ``fmin_con2`` sets it
         (the ranked values change with the coefficients, not only with the search)."""
@@ -327,7 +339,7 @@ class Driver:
 
         s = self.settings
         evaluator = make_evaluator(s.evaluator, s.evaluator_options)
-        evaluator.behaviours = self.runner.strategy.needs_behaviours
+        evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
         # Remote evaluators may ship Gaussian populations as seeds, or replay the
         # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).
         seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None
@@ -343,8 +355,7 @@ class Driver:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
-                G = None if self.constraint_fn is None else evaluate_constraints(self.constraint_fn,
-                                                                                   runner.backend.to_numpy(X))
+                values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
