@@ -2,7 +2,8 @@
 
 :class:`Callback` is the protocol (``cb(es)`` after each generation; ``True`` stops the
 run), implemented by :class:`CSVLogger`, :class:`JSONLinesLogger`, :class:`DataFrameLogger`
-(:mod:`evostrat.callbacks.loggers`), :class:`EarlyStopping`, :class:`DistributionRecorder`,
+(:mod:`evostrat.callbacks.loggers`), :class:`TensorBoardLogger` and :class:`MLflowLogger`
+(:mod:`evostrat.callbacks.tracking`), :class:`EarlyStopping`, :class:`DistributionRecorder`,
 :class:`SearchRecorder`, the
 progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints (:mod:`evostrat.checkpoint`),
 the last two switched on by ``fit(progress=..., checkpoint=...)``.
@@ -24,6 +25,8 @@ from evostrat.callbacks.base import Callback
 from evostrat.callbacks.loggers import CSVLogger, DataFrameLogger, JSONLinesLogger, history_frame
 from evostrat.callbacks.recorder import DistributionRecorder, SearchRecorder, distribution_summary, snapshot
 from evostrat.callbacks.stopping import EarlyStopping
+from evostrat.callbacks.tracking import MLflowLogger, TensorBoardLogger
 
 __all__ = ["Callback", "CSVLogger", "JSONLinesLogger", "DataFrameLogger", "EarlyStopping",
-    "DistributionRecorder", "SearchRecorder", "distribution_summary", "history_frame", "snapshot"]
+    "DistributionRecorder", "SearchRecorder", "TensorBoardLogger", "MLflowLogger", "distribution_summary",
+    "history_frame", "snapshot"]

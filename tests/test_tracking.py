@@ -1,0 +1,100 @@
+"""TensorBoard and MLflow loggers against the real libraries, writing to temporary folders
+(issue 18, item 8): what they write reads back with the libraries' own readers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.callbacks import DistributionRecorder, MLflowLogger, TensorBoardLogger
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+
+def sphere(X):
+    return (X**2).sum(axis=1)
+
+
+def test_tensorboard_event_file_reads_back(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path / "tb", extra={"mean0": lambda es: float(es.strategy_.mean[0])})
+    es = ES("cma_es", max_generations=12, random_state=0).fit(
+        sphere, np.ones(4), callbacks=[DistributionRecorder(every=1), logger])
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"evostrat/best", "evostrat/median", "evostrat/sigma", "evostrat/n_evals", "evostrat/axis_ratio",
+            "evostrat/mean0"} <= set(tags)
+    best = events.Scalars("evostrat/best")
+    assert [e.step for e in best] == list(range(1, 13))
+    np.testing.assert_allclose([e.value for e in best], [r["best"] for r in es.history_], rtol=1e-6)
+    assert events.Scalars("evostrat/mean0")[-1].value == pytest.approx(float(es.strategy_.mean[0]), rel=1e-6)
+
+
+def test_tensorboard_every_and_a_given_writer(tmp_path) -> None:
+    class Writer:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, float, int]] = []
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            self.calls.append((tag, value, step))
+
+    writer = Writer()
+    ES("snes", max_generations=7, random_state=0).fit(sphere, np.ones(3), callbacks=[TensorBoardLogger(
+        writer=writer, prefix="run1/", every=3)])
+    assert sorted({step for tag, _, step in writer.calls}) == [3, 6, 7]  # every 3rd and the last
+    assert all(tag.startswith("run1/") for tag, _, _ in writer.calls)
+
+
+def test_tensorboard_through_torch_summary_writer(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    writer = torch_tb.SummaryWriter(str(tmp_path / "torch"))
+    ES("snes", max_generations=4, random_state=0).fit(sphere, np.ones(3), callbacks=[TensorBoardLogger(writer=writer)])
+    writer.close()
+    events = EventAccumulator(str(tmp_path / "torch"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("evostrat/sigma")] == [1, 2, 3, 4]
+
+
+def test_mlflow_file_store_run_reads_back(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3's file store is opt-in
+    uri = (tmp_path / "mlruns").as_uri()
+    logger = MLflowLogger(uri, experiment="sphere", run_name="cma")
+    es = ES("cma_es", sigma0=0.7, max_generations=9, random_state=3).fit(sphere, np.ones(4), callbacks=[logger])
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(logger.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "cma"
+    assert run.data.params["strategy"] == "cma_es" and run.data.params["sigma0"] == "0.7"
+    assert run.data.tags["stop_reason"] == "maxiter"
+    assert run.data.metrics["fun"] == pytest.approx(es.fun_)
+    history = client.get_metric_history(logger.run_id, "best")
+    assert [m.step for m in history] == list(range(1, 10))
+    np.testing.assert_allclose([m.value for m in history], [r["best"] for r in es.history_])
+    experiment = client.get_experiment_by_name("sphere")
+    assert experiment is not None and run.info.experiment_id == experiment.experiment_id
+    # a second fit in the same experiment is a second run
+    second = MLflowLogger(uri, experiment="sphere")
+    ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2), callbacks=[second])
+    assert second.run_id != logger.run_id
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+
+
+def test_bad_arguments_name_the_argument() -> None:
+    with pytest.raises(InvalidTypeError, match="log_dir"):
+        TensorBoardLogger()
+    with pytest.raises(InvalidTypeError, match="add_scalar"):
+        TensorBoardLogger(writer=object())
+    with pytest.raises(InvalidArgumentError, match="every must be a positive int"):
+        TensorBoardLogger("x", every=0)
+    with pytest.raises(InvalidArgumentError, match="experiment"):
+        MLflowLogger(experiment="")
+    with pytest.raises(InvalidTypeError, match="extra"):
+        MLflowLogger(extra={"a": 1})
