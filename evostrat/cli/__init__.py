@@ -6,6 +6,8 @@ Commands (``evostrat COMMAND --help`` for each):
   (``-p module:function``, ``--x0 1,2,3`` or ``@x0.npy``); writes the history, the
   result, checkpoints and (``--plot``) figures to an output folder, and
   continues an interrupted run with ``--resume`` (:mod:`evostrat.cli.run`);
+- ``evostrat plot RUN_DIR``: the diagnostic and convergence figures of a run folder
+  (:mod:`evostrat.cli.plot`);
 - ``evostrat demo``: convergence tables of a few default runs;
 - ``evostrat plugins``: installed plugins, their packages and versions;
 - ``evostrat bench``: the pytest-benchmark suites and their comparison
@@ -29,7 +31,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from evostrat.cli import bench, info, run
+from evostrat.cli import bench, info, plot, run
 
 __all__ = ["build_parser", "main"]
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evostrat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(sub)
+    plot.add_parser(sub)
     info.add_parsers(sub)
     bench.add_parser(sub)
     return parser

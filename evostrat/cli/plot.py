@@ -1,0 +1,58 @@
+"""``evostrat plot RUN_DIR``: the figures of an ``evostrat run`` output folder.
+
+Reads ``RUN_DIR/history.csv`` (and ``config.json`` for the title) and writes
+``diagnostics.png`` (six panels, as pycma's ``cma.plot``: ``f - f_best``, sigma and axis
+ratio, mean coordinates, principal axes lengths, per-coordinate standard deviations,
+correlation spectrum) and ``convergence.png`` into the folder
+(:func:`evostrat.plot.plot_run_folder`). ``evostrat run`` records the distribution's
+fields in ``history.csv`` (:class:`~evostrat.callbacks.DistributionRecorder`), so a run
+still going on can be plotted too.
+
+Examples
+--------
+>>> import os, tempfile
+>>> from evostrat.cli import main
+>>> out = os.path.join(tempfile.mkdtemp(), "run")
+>>> main(["run", "-s", "cma_es", "-p", "ellipsoid", "--dim", "4", "--max-evals", "400", "-o", out,
+...       "--no-progress"])  # doctest: +ELLIPSIS
+cma_es on 4-D ellipsoid ...
+0
+>>> main(["plot", out])  # doctest: +ELLIPSIS
+wrote ...: diagnostics.png, convergence.png
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("matplotlib") is None:
+        print("evostrat plot: error: needs matplotlib: pip install evostrat[plot]", file=sys.stderr)
+        return 2
+    from evostrat.plot import plot_run_folder
+
+    written = plot_run_folder(args.run_dir, dpi=args.dpi)
+    print(f"wrote {args.run_dir}: {', '.join(written)}")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``plot`` to the subcommands ``sub``."""
+    from evostrat.cli.types import positive_int
+
+    p = sub.add_parser(
+        "plot", help="draw diagnostics.png and convergence.png of a run folder",
+        description="Draw the six-panel diagnostic figure (as pycma's cma.plot) and the convergence figure "
+                    "of an 'evostrat run' output folder from its history.csv, into that folder.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the output folder of 'evostrat run'")
+    p.add_argument("--dpi", type=positive_int, default=120, help="resolution of the PNG files (default 120)")
+    p.set_defaults(func=_cmd_plot, parser=p)
+    return p

@@ -1,0 +1,78 @@
+"""``evostrat plot RUN_DIR`` and the distribution records ``evostrat run`` writes (issue 18, item 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evostrat.cli import main
+
+pytest.importorskip("matplotlib")
+
+
+def _run(out: Path, *extra: str) -> None:
+    assert main(["run", "-s", "cma_es", "-p", "ellipsoid", "--dim", "5", "--max-evals", "1500", "--seed", "2",
+                 "-o", str(out), "--no-progress", *extra]) == 0
+
+
+def test_plot_draws_the_run_folder_with_the_distribution_records(tmp_path: Path, capsys) -> None:
+    from evostrat.plot import plot_run_folder, read_history_csv
+    from evostrat.plotting.files import merge_records
+
+    out = tmp_path / "run"
+    _run(out)
+    records = [json.loads(line) for line in (out / "distribution.jsonl").read_text().splitlines()]
+    history = read_history_csv(out / "history.csv")
+    assert records[0]["generation"] == 1 and records[-1]["generation"] == int(history[-1]["generation"])
+    assert all(len(r["mean"]) == len(r["stds"]) == len(r["axes"]) == len(r["correlations"]) == 5 for r in records)
+    assert "mean" not in history[0]  # history.csv keeps its columns
+    merged = merge_records(history, records)
+    assert sum("mean" in row for row in merged) == len(records)
+
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 0
+    assert "diagnostics.png, convergence.png" in capsys.readouterr().out
+    for name in ("diagnostics.png", "convergence.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat.plotting.diagnostics import plot_diagnostics
+
+    fig = plot_diagnostics(merged, title="t")
+    axes_panel = fig.axes[3]
+    assert len(axes_panel.get_lines()) == 5
+    np.testing.assert_allclose(axes_panel.get_lines()[4].get_ydata(), [r["axes"][4] for r in records])
+    assert plot_run_folder(out) == ["diagnostics.png", "convergence.png"]
+
+
+def test_run_with_plot_writes_the_diagnostics(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _run(out, "--plot")
+    assert (out / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_of_a_folder_without_history_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "has no history.csv" in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_the_records_up_to_where_it_resumed(tmp_path: Path) -> None:
+    from evostrat import ES
+    from evostrat.callbacks import DistributionRecorder
+
+    path = tmp_path / "d.jsonl"
+    ck = tmp_path / "c.ckpt"
+    f = lambda X: (X**2).sum(axis=1)  # noqa: E731
+    ES("snes", max_generations=6, random_state=0).fit(
+        f, np.ones(3), callbacks=[DistributionRecorder(every=1, path=path)], checkpoint=str(ck))
+    with open(path, "a") as file:
+        file.write('{"generation": 99, "n_evals": 1, "mean": [0, 0, 0]}\n{"gener')  # a later generation, a cut line
+    rec = DistributionRecorder(every=2, path=path)
+    ES.resume(str(ck), f, callbacks=[rec], max_generations=10)
+    generations = [json.loads(line)["generation"] for line in path.read_text().splitlines()]
+    assert generations == [1, 2, 3, 4, 5, 6, 7, 8, 10]
