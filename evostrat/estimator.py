@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import functools
+from numbers import Integral
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError, did_you_mean
-from evostrat.params import Params, Satisfies, StrOptions
+from evostrat.params import Interval, Params, Satisfies, StrOptions
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -143,6 +144,11 @@ class ES(Params):
         and nothing needs the host between generations (no callbacks, progress,
         checkpoints, bounds, restarts or behaviours); ``False`` never does.
         ``fast_path_`` tells which loop ran.
+    integer, reevaluations, noise_handling, warm_start
+        Integer coordinates (mask or indices; :mod:`evostrat.run.integers`); evaluations
+        per candidate, averaged, and UH-CMA-ES uncertainty handling (``True`` or a dict) in
+        :meth:`fit` (:mod:`evostrat.run.noise`); a start from a fitted ES, a checkpoint or
+        evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
     """
 
     _BOOL = [bool, np.bool_]
@@ -155,6 +161,8 @@ class ES(Params):
         "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
         "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
         "backend": [str, Backend], "strategy_options": [dict, None],
+        "reevaluations": [Interval(Integral, 1, None, closed="left")],  # integer, warm_start: checked in run/
+        "noise_handling": [*_BOOL, dict, Satisfies(lambda v: hasattr(v, "adapt"), "an UncertaintyHandling")],
         "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
                                         "a torch or JAX device")],
     }
@@ -168,7 +176,8 @@ class ES(Params):
         bounds: Any = None, restarts: Any = None, backend: str = "auto", device: Any = None,
         dtype: Any = None, evaluator: Any = "auto", evaluator_options: dict | None = None,
         nonfinite: str = "warn", strategy_options: dict | None = None, random_state: int | None = None,
-        compiled_loop: Any = "auto",
+        compiled_loop: Any = "auto", integer: Any = None, reevaluations: int = 1,
+        noise_handling: Any = False, warm_start: Any = None,
     ) -> None:
         self.strategy = strategy
         self.sigma0 = sigma0
@@ -193,6 +202,10 @@ class ES(Params):
         self.strategy_options = strategy_options
         self.random_state = random_state
         self.compiled_loop = compiled_loop
+        self.integer = integer
+        self.reevaluations = reevaluations
+        self.noise_handling = noise_handling
+        self.warm_start = warm_start
 
     # -- scikit-learn parameter protocol, extended to strategy names ----------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:

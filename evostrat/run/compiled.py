@@ -94,6 +94,8 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if driver.bounds is not None or driver.restarts is not None or es.nonfinite == "raise":
         return False
+    if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) is not False:
+        return False  # evaluated on the host (evostrat.run.noise)
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
     from evostrat.run.compiled_loop import is_traceable

@@ -39,6 +39,8 @@ from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
 from evostrat.run.bounds import BoxBounds
+from evostrat.run.integers import IntegerSpace
+from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
 from evostrat.run.state import RunState
 from evostrat.run.termination import Termination, default_max_generations, history_criteria
@@ -79,6 +81,8 @@ class Driver:
         if settings.bounds is not None:  # validate x0 first, then the box against it
             x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
             self.bounds = BoxBounds.from_spec(settings.bounds, x0)
+        self.integers = IntegerSpace.for_run(self, x0)  # integer=: bounds become box + encoding
+        self.noise: Any = None  # reevaluations / noise_handling: set by the host loop (run.noise)
         self.restarts = make_restarts(settings.restarts, settings.random_state)
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)
@@ -89,6 +93,10 @@ class Driver:
         self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
         self.start_run(None)
         self.state.best_x = self.to_box(self.runner.mean)
+        if getattr(settings, "warm_start", None) is not None:
+            from evostrat.run.warm_start import apply_warm_start
+
+            apply_warm_start(self, settings.warm_start)
 
     # -- starting a (restart) run ------------------------------------------------------------
     def start_run(self, plan: RunPlan | None) -> None:
@@ -159,6 +167,10 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
+        if self.integers is not None:
+            self.integers.before_ask(self.runner)  # CMA-ES with margin: correct the last update
+        if self.noise is not None:
+            self.noise.before_ask(self.runner)  # uncertainty handling: raise sigma after the last update
         self.asked = self.to_box(self.runner.ask())
         return self.asked
 
@@ -338,7 +350,7 @@ class Driver:
         from evostrat.evaluators.seeded import population_seed
 
         s = self.settings
-        evaluator = make_evaluator(s.evaluator, s.evaluator_options)
+        evaluator = noise_evaluator(self, make_evaluator(s.evaluator, s.evaluator_options))
         evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
         # Remote evaluators may ship Gaussian populations as seeds, or replay the
         # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).

@@ -1,0 +1,275 @@
+"""Noisy objectives: averaged reevaluations and uncertainty handling (UH-CMA-ES).
+
+Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
+
+- ``reevaluations=k`` (every strategy): each candidate is evaluated ``k`` times
+  and the strategy is told the mean, which divides the variance of additive
+  noise by ``k`` at ``k`` times the cost. ``n_evals_`` counts every call.
+- ``noise_handling=True`` or a dict of :class:`UncertaintyHandling` options
+  (strategies with a step size ``sigma`` in their state: the CMA family, and any
+  other whose state has a ``sigma`` field): the uncertainty handling of Hansen,
+  Niederberger, Guzzella and Koumoutsakos, "A Method for Handling Uncertainty in
+  Evolutionary Optimization With an Application to Feedback Control of
+  Combustion", IEEE TEVC 13(1), 2009, with pycma's ``NoiseHandler`` settings.
+  Each generation a few candidates (``2 + popsize / 20``: the first half of them
+  and the best of the rest) are evaluated again, slightly perturbed
+  (``epsilon sigma z``); the rank changes this causes in the joint ranking of
+  the ``2 popsize`` values, beyond what the rank distance to neighbours explains
+  (the ``theta`` percentile), give a noise measure ``s`` (paper, eqs. 2-4),
+  smoothed as ``s <- s + c_s (mean - s)``. While ``s > 0`` (noise dominates the
+  ranking) ``sigma`` is multiplied by ``alpha_sigma = 1 + 2 / (n + 10)`` after
+  the update, and, up to ``max_evaluations``, the evaluations per candidate grow
+  by the factor ``alpha_evals = 1 + 2 / (n + 10)``; while ``s <= 0`` they shrink
+  by ``alpha_evals^(-1/4)`` down to ``reevaluations``. The raised step size keeps
+  the signal (the fitness differences sigma buys) above the noise, which is how
+  UH-CMA-ES keeps improving where plain CMA-ES stalls.
+
+After ``fit``, ``es.run_.noise.handler`` holds the measure ``s`` and the current
+``evaluations`` per candidate.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> rng = np.random.default_rng(0)
+>>> def noisy(X):  # sphere with additive noise of standard deviation 0.01
+...     return (X ** 2).sum(axis=1) + 0.01 * rng.standard_normal(len(X))
+>>> es = ES("cma_es", sigma0=1.0, reevaluations=4, max_generations=60, random_state=1).fit(noisy, np.ones(3))
+>>> es.n_evals_ == 4 * 60 * es.strategy_.popsize
+True
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.backends.trees import field_names, replace
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Interval, Params
+
+__all__ = ["UncertaintyHandling", "NoisyEvaluator", "noise_evaluator", "rank_change_measure"]
+
+
+def rank_change_measure(fit: np.ndarray, refit: np.ndarray, idx: np.ndarray, theta: float = 0.5) -> np.ndarray:
+    """Per reevaluated candidate, the rank change beyond its expected size (Hansen et al. 2009).
+
+    Parameters
+    ----------
+    fit, refit : arrays, shape (popsize,)
+        Values (minimised) and reevaluated values (equal to ``fit`` outside ``idx``).
+    idx : array of int
+        The reevaluated candidates.
+    theta : float
+        Percentile (as a fraction of 100 / 2) of the rank distances taken as the limit.
+
+    Returns
+    -------
+    array, shape (len(idx),)
+        ``|Delta_i| - max(1, limit_i)``; positive entries indicate noise.
+
+    Examples
+    --------
+    >>> f = np.arange(10.0)
+    >>> bool((rank_change_measure(f, f, np.array([0, 1])) < 0).all())  # no noise: no rank change
+    True
+    >>> bool(rank_change_measure(f, f[::-1].copy(), np.arange(10)).mean() > 0)  # ranks reversed
+    True
+    """
+    lam = fit.shape[0]
+    order = np.argsort(np.concatenate([fit, refit]), kind="stable")
+    ranks = np.empty(2 * lam, dtype=np.int64)
+    ranks[order] = np.arange(2 * lam)
+    r0, r1 = ranks[:lam], ranks[lam:]
+    delta = r0 - r1 - np.sign(r0 - r1)
+    r = np.arange(1, 2 * lam)
+    limits = []
+    for i in idx:
+        a = np.percentile(np.abs(r - (r0[i] + 1 - (r0[i] > r1[i]))), theta * 50, method="hazen")
+        b = np.percentile(np.abs(r - (r1[i] + 1 - (r1[i] > r0[i]))), theta * 50, method="hazen")
+        limits.append(0.5 * (a + b))
+    return np.abs(delta[idx]) - np.maximum(np.asarray(limits, dtype=np.float64), 1.0)
+
+
+class UncertaintyHandling(Params):
+    """Options and state of the uncertainty handling (see the module docstring).
+
+    Parameters
+    ----------
+    reevals : float, optional
+        Candidates reevaluated per generation; default ``2 + popsize / 20`` (a
+        fractional part is the probability of one more).
+    epsilon : float
+        Size of the perturbation of a reevaluated candidate, relative to sigma.
+    theta : float
+        Rank-distance percentile (``theta * 50``) of the limit.
+    cum : float
+        Smoothing rate ``c_s`` of the noise measure.
+    alpha_sigma : float, optional
+        Step-size factor while ``s > 0``; default ``1 + 2 / (dim + 10)``.
+    max_evaluations : int, optional
+        Largest number of evaluations per candidate; default: ``reevaluations``
+        (the step size alone treats the noise, as pycma's ``fmin`` by default).
+    """
+
+    parameter_constraints = {
+        "reevals": [None, Interval(Real, 0, None, closed="neither")],
+        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "theta": [Interval(Real, 0, 2, closed="neither")],
+        "cum": [Interval(Real, 0, 1, closed="right")],
+        "alpha_sigma": [None, Interval(Real, 1, None, closed="left")],
+        "max_evaluations": [None, Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, reevals: float | None = None, epsilon: float = 1e-7, theta: float = 0.5,
+                 cum: float = 0.3, alpha_sigma: float | None = None, max_evaluations: int | None = None) -> None:
+        self.reevals, self.epsilon, self.theta, self.cum = reevals, epsilon, theta, cum
+        self.alpha_sigma, self.max_evaluations = alpha_sigma, max_evaluations
+        self.s = 0.0
+        self.evaluations = 1.0
+
+    def factor(self, dim: int) -> float:
+        """``alpha_sigma`` for dimension ``dim``."""
+        return self.alpha_sigma if self.alpha_sigma is not None else 1.0 + 2.0 / (dim + 10.0)
+
+    def indices(self, fit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The candidates to reevaluate: the first ones and the best of the rest (pycma's choice)."""
+        lam = fit.shape[0]
+        target = self.reevals if self.reevals is not None else 2.0 + lam / 20.0
+        k = min(lam, int(target) + int((target % 1) > rng.random()))
+        first = k - k // 2
+        rest = np.argsort(np.where(np.isnan(fit[first:]), np.inf, fit[first:]), kind="stable") + first
+        return np.concatenate([np.arange(first), rest[: k - first]]).astype(np.int64)
+
+    def update(self, fit: np.ndarray, refit: np.ndarray, idx: np.ndarray) -> None:
+        """Smooth the noise measure with this generation's rank changes."""
+        s = rank_change_measure(fit, refit, idx, self.theta)
+        self.s += self.cum * (float(np.mean(s)) - self.s)
+
+    def adapt(self, dim: int, least: int) -> float:
+        """Adapt ``evaluations`` between ``least`` and ``max_evaluations``; the sigma factor."""
+        most = max(least, self.max_evaluations or least)
+        alpha = 1.0 + 2.0 / (dim + 10.0)
+        if self.s > 0:
+            self.evaluations = min(self.evaluations * alpha, most)
+            return self.factor(dim)
+        self.evaluations = max(self.evaluations * alpha ** -0.25, least)
+        return 1.0
+
+
+def _handler(option: Any) -> UncertaintyHandling | None:
+    if option is False or option is None:
+        return None
+    if option is True:
+        handler = UncertaintyHandling()
+    elif isinstance(option, dict):
+        valid = sorted(UncertaintyHandling().get_params())
+        unknown = sorted(set(option) - set(valid))
+        if unknown:
+            raise InvalidArgumentError(f"noise_handling has no option {unknown[0]!r}; valid: {valid}")
+        handler = UncertaintyHandling(**option)
+    elif isinstance(option, UncertaintyHandling):
+        handler = option
+    else:
+        raise InvalidTypeError(f"noise_handling must be a bool, a dict of options or an UncertaintyHandling, "
+                               f"got {type(option).__name__}")
+    handler.validate_params()
+    return handler
+
+
+class NoisyEvaluator:
+    """An evaluator that evaluates each candidate several times and measures the noise.
+
+    Wraps the run's evaluator (``evaluate``, ``close`` and ``behaviours`` pass
+    through); made by :func:`noise_evaluator`. Seeded populations are off (the
+    reevaluated and perturbed candidates are not the asked rows).
+    """
+
+    accepts_seed = False
+    accepts_replay = False
+
+    def __init__(self, inner: Any, driver: Any, reevaluations: int, handler: UncertaintyHandling | None) -> None:
+        self.inner, self.driver, self.k, self.handler = inner, driver, reevaluations, handler
+        if handler is not None:
+            handler.evaluations = float(max(reevaluations, handler.evaluations))
+        seed = getattr(driver.settings, "random_state", None)
+        self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x401CE])
+        self.pending: tuple[Any, float] | None = None
+
+    @property
+    def behaviours(self) -> bool:
+        return getattr(self.inner, "behaviours", False)
+
+    @behaviours.setter
+    def behaviours(self, value: bool) -> None:
+        if value and (self.k > 1 or self.handler is not None):
+            raise InvalidArgumentError("reevaluations and noise_handling need a fitness strategy; "
+                                       "behaviour strategies (maxvar_es, maxent_es) are not supported")
+        self.inner.behaviours = value
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def mean_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
+        """The mean of ``times`` evaluations of each row of ``X``, on the host (float64)."""
+        total = None
+        for _ in range(times):
+            v = np.asarray(backend.to_numpy(backend.asarray(self.inner.evaluate(objective, X, backend, **extra))),
+                           dtype=np.float64).reshape(-1)
+            total = v if total is None else total + v
+        return total / times
+
+    def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
+        """Values of ``X`` (means of repeated evaluations); counts the extra evaluations."""
+        runner = self.driver.runner
+        times = self.k if self.handler is None else int(self.handler.evaluations)
+        fit = self.mean_of(objective, X, backend, times, **extra)
+        spent = (times - 1) * fit.shape[0]
+        if self.handler is not None:
+            told = -fit if self.driver.maximize else fit
+            idx = self.handler.indices(told, self.rng)
+            Xi = np.array(backend.to_numpy(X)[idx], dtype=np.float64)
+            Xi += (self.handler.epsilon * float(runner.sigma)) * self.rng.standard_normal(Xi.shape)
+            Xi = backend.asarray(Xi, dtype=runner.dtype, device=runner.device)
+            refit = told.copy()
+            again = self.mean_of(objective, Xi, backend, times)
+            refit[idx] = -again if self.driver.maximize else again
+            self.handler.update(told, refit, idx)
+            self.pending = (runner, self.handler.adapt(runner.dim, self.k))
+            spent += times * idx.size
+        runner.n_evals += spent
+        return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
+
+    def before_ask(self, runner: Any) -> None:
+        """Scale the step size of ``runner`` by the factor the last measurement chose."""
+        if self.pending is None:
+            return
+        measured, factor = self.pending
+        self.pending = None
+        if measured is not runner or factor == 1.0:
+            return  # a restart began since: the new run starts untouched
+        runner.state = replace(runner.state, sigma=runner.state.sigma * factor)
+
+
+def noise_evaluator(driver: Any, evaluator: Any) -> Any:
+    """``evaluator`` wrapped for the run's ``reevaluations``/``noise_handling`` (unchanged without).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For ``noise_handling`` on a strategy whose state has no ``sigma``.
+    """
+    s = driver.settings
+    k = int(getattr(s, "reevaluations", 1) or 1)
+    handler = _handler(getattr(s, "noise_handling", False))
+    driver.noise = None
+    if k == 1 and handler is None:
+        return evaluator
+    if handler is not None and "sigma" not in field_names(driver.runner.state):
+        raise InvalidArgumentError(f"noise_handling needs a strategy with a step size sigma in its state; "
+                                   f"{driver.runner.strategy.name!r} has none (reevaluations=k works for all)")
+    driver.noise = NoisyEvaluator(evaluator, driver, k, handler)
+    return driver.noise
+

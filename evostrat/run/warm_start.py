@@ -1,0 +1,241 @@
+"""Warm starts: a run that begins where an earlier one, or an earlier task, left off.
+
+``ES(warm_start=...)`` replaces the initial search distribution of the first run
+(restart runs start from ``x0`` as usual); ``x0`` still sets the dimension,
+backend and dtype and must have the same dimension. Accepted sources:
+
+- a fitted (or initialized) :class:`~evostrat.ES`, or the path of a checkpoint
+  (:mod:`evostrat.checkpoint`): with the same strategy and population size the
+  whole strategy state (mean, step size, covariance, evolution paths, counters)
+  is taken over, so fitting again continues the search; otherwise its search
+  distribution (mean, step size and, for the CMA family, covariance) is.
+  The random key is the new run's (``random_state``).
+- evaluated solutions of a similar task, ``(X, values)`` or a :class:`WarmStart`:
+  WS-CMA-ES (Nomura, Watanabe, Akimoto, Ozaki, Onishi, "Warm Starting CMA-ES for
+  Hyperparameter Optimization", AAAI 2021, arXiv 2012.06932, sec. 4). With the
+  best ``floor(gamma N)`` solutions ``x_1..x_k`` (lowest values; highest with
+  ``maximize=True``), the promising distribution is ``N(mu, Sigma)`` with
+  ``mu = mean(x_i)`` and ``Sigma = alpha^2 I + mean(x_i x_i^T) - mu mu^T``
+  (eq. 9, a Gaussian prior of variance ``alpha^2`` on each point); the run
+  starts at ``m = mu``, ``sigma = det(Sigma)^(1 / 2n)``,
+  ``C = Sigma / det(Sigma)^(1/n)``. The CMA-ES state takes C whole; sep-CMA-ES its
+  diagonal; other strategies with a ``sigma`` take ``m`` and the coordinate
+  standard deviations (a vector sigma) or ``sigma`` (a scalar one).
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.run.warm_start import WarmStart
+>>> rng = np.random.default_rng(0)
+>>> X = rng.uniform(0, 1, (1000, 2))               # solutions of a similar task (cmaes' example)
+>>> source = ((X - 0.4) ** 2).sum(axis=1)          # its optimum is at 0.4
+>>> mean, sigma, C = WarmStart(X, source).distribution()
+>>> mean.round(2).tolist(), round(sigma, 3)
+([0.4, 0.4], 0.131)
+>>> es = ES("cma_es", warm_start=(X, source), ftarget=1e-10, random_state=0)
+>>> es = es.fit(lambda Y: ((Y - 0.6) ** 2).sum(axis=1), np.zeros(2))   # the new task: optimum at 0.6
+>>> bool(es.fun_ <= 1e-10)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from evostrat.backends import to_host
+from evostrat.backends.trees import field_names, replace
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.params import Interval, Params
+
+__all__ = ["WarmStart", "apply_warm_start", "promising_distribution"]
+
+
+def promising_distribution(X: np.ndarray, values: np.ndarray, gamma: float = 0.1, alpha: float = 0.1,
+                           maximize: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
+    """WS-CMA-ES's ``(mean, sigma, C)`` from evaluated solutions (module docstring).
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 0.0], [2.0, 0.0], [9.0, 9.0]])
+    >>> m, s, C = promising_distribution(X, np.array([1.0, 2.0, 50.0]), gamma=0.7, alpha=1.0)
+    >>> m.tolist(), round(s, 6), round(float(np.linalg.det(C)), 12)
+    ([1.0, 0.0], 1.189207, 1.0)
+    """
+    v = np.where(np.isnan(values), -np.inf if maximize else np.inf, values)
+    k = math.floor(len(v) * gamma)
+    if k < 1:
+        raise InvalidArgumentError(f"warm_start: gamma * len(values) = {gamma} * {len(v)} selects no solution; "
+                                   "give more solutions or a larger gamma")
+    order = np.argsort(-v if maximize else v, kind="stable")[:k]
+    top = X[order]
+    mu = top.mean(axis=0)
+    n = X.shape[1]
+    Sigma = alpha ** 2 * np.eye(n) + top.T @ top / k - np.outer(mu, mu)
+    Sigma = 0.5 * (Sigma + Sigma.T)
+    sign, logdet = np.linalg.slogdet(Sigma)
+    if sign <= 0 or not np.isfinite(logdet):
+        raise InvalidArgumentError("warm_start: the estimated covariance is not positive definite; use alpha > 0")
+    return mu, float(math.exp(logdet / (2 * n))), Sigma / math.exp(logdet / n)
+
+
+class WarmStart(Params):
+    """Evaluated solutions of a similar task, for WS-CMA-ES.
+
+    Parameters
+    ----------
+    X : array-like, shape (N, dim)
+    values : array-like, shape (N,)
+        Their values, in the user's sense (``maximize`` of the new run applies).
+    gamma : float in (0, 1]
+        Fraction of the best solutions used (default 0.1, as the paper's).
+    alpha : float > 0
+        Prior standard deviation added to each solution (default 0.1).
+    """
+
+    parameter_constraints = {"gamma": [Interval(Real, 0, 1, closed="right")],
+                             "alpha": [Interval(Real, 0, None, closed="neither")]}
+
+    def __init__(self, X: Any, values: Any, gamma: float = 0.1, alpha: float = 0.1) -> None:
+        self.X, self.values, self.gamma, self.alpha = X, values, gamma, alpha
+
+    def arrays(self, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` and ``values`` as float64, checked (``dim``: the run's dimension)."""
+        try:
+            X = np.asarray(to_host(self.X), dtype=np.float64)
+            v = np.asarray(to_host(self.values), dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise InvalidTypeError(f"warm_start solutions must be real arrays X (N, dim) and values (N,): {err}") \
+                from err
+        if X.ndim != 2 or v.shape != (X.shape[0],) or (dim is not None and X.shape[1] != dim):
+            want = "dim" if dim is None else str(dim)
+            raise InvalidArgumentError(f"warm_start solutions must be X of shape (N, {want}) and values of shape "
+                                       f"(N,); got X {X.shape} and values {v.shape}")
+        if not np.isfinite(X).all():
+            raise InvalidArgumentError("warm_start solutions X must be finite")
+        return X, v
+
+    def distribution(self, maximize: bool = False, dim: int | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+        """``(mean, sigma, C)`` of :func:`promising_distribution`."""
+        self.validate_params()
+        X, v = self.arrays(dim)
+        return promising_distribution(X, v, self.gamma, self.alpha, maximize)
+
+
+def _source(spec: Any) -> Any:
+    """``spec`` as a driver (ES or checkpoint) or a :class:`WarmStart`."""
+    if isinstance(spec, WarmStart):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        from evostrat.checkpoint import load_checkpoint
+
+        return load_checkpoint(spec).run_
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        return WarmStart(*spec)
+    run = vars(spec).get("run_") if hasattr(spec, "get_params") and hasattr(spec, "__dict__") else None
+    if run is not None:
+        return run
+    if hasattr(spec, "get_params"):
+        raise InvalidArgumentError("warm_start: this ES has no run; fit or initialize it first")
+    raise InvalidTypeError(f"warm_start must be a fitted ES, a checkpoint path, (X, values) or a WarmStart, "
+                           f"got {type(spec).__name__}")
+
+
+def _same_shapes(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and all(
+        tuple(np.shape(x)) == tuple(np.shape(y)) for x, y in zip(a, b))
+
+
+def _host(be: Any, value: Any) -> np.ndarray:
+    return np.asarray(be.to_numpy(value), dtype=np.float64)
+
+
+def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
+    """``(mean, sigma, C)`` of a run's search distribution (C of the CMA family, else identity)."""
+    from evostrat.strategies.cma_es import CMAES
+    from evostrat.strategies.sep_cma_es import SepCMAES
+
+    be, state, strategy = runner.backend, runner.state, runner.strategy
+    mean = _host(be, state.mean)
+    n = mean.shape[0]
+    if isinstance(strategy, CMAES):
+        return mean, float(_host(be, state.sigma)), _host(be, strategy.current_cov(state))
+    if isinstance(strategy, SepCMAES):
+        return mean, float(_host(be, state.sigma)), np.diag(_host(be, state.C))
+    sigma = _host(be, state.sigma) if "sigma" in field_names(state) else np.ones(())
+    if sigma.ndim == 1:
+        scale = float(np.exp(np.mean(np.log(sigma))))
+        return mean, scale, np.diag((sigma / scale) ** 2)
+    return mean, float(sigma), np.eye(n)
+
+
+def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray) -> Any:
+    """The runner's state with search distribution ``N(mean, sigma^2 C)`` (as the strategy can hold it)."""
+    from evostrat.strategies.cma_es import CMAES
+    from evostrat.strategies.sep_cma_es import SepCMAES
+
+    be, state, strategy = runner.backend, runner.state, runner.strategy
+    if "mean" not in field_names(state) or "sigma" not in field_names(state):
+        raise InvalidArgumentError(f"warm_start needs a strategy with a mean and a step size sigma; "
+                                   f"{strategy.name!r} has state fields {list(field_names(state))}")
+
+    def arr(a: Any) -> Any:
+        return be.asarray(np.asarray(a, dtype=np.float64), dtype=runner.dtype, device=runner.device)
+
+    new = replace(state, mean=arr(mean))
+    if isinstance(strategy, CMAES):
+        xp = be.xp
+        new = replace(new, sigma=arr(sigma), queue_coef=xp.zeros_like(state.queue_coef),
+                      decay=xp.ones_like(state.decay))
+        return strategy.eigen(new, arr(C))
+    if isinstance(strategy, SepCMAES):
+        return replace(new, sigma=arr(sigma), C=arr(np.diag(C)))
+    if tuple(np.shape(state.sigma)) == tuple(np.shape(mean)):
+        return replace(new, sigma=arr(sigma * np.sqrt(np.diag(C))))
+    return replace(new, sigma=arr(sigma))
+
+
+def apply_warm_start(driver: Any, spec: Any) -> None:
+    """Start ``driver``'s first run from ``spec`` (see the module docstring).
+
+    Raises
+    ------
+    InvalidArgumentError, InvalidTypeError
+        Naming ``warm_start``: a wrong type, an unfitted ES, solutions or a source
+        run of another dimension, a strategy without mean and sigma.
+    """
+    runner = driver.runner
+    source = _source(spec)
+    if isinstance(source, WarmStart):
+        mean, sigma, C = source.distribution(driver.maximize, runner.dim)
+    else:
+        other = source.runner
+        if other.dim != runner.dim:
+            raise InvalidArgumentError(f"warm_start run has dimension {other.dim}, x0 has dimension {runner.dim}")
+        if type(other.strategy) is type(runner.strategy) and other.backend.name == runner.backend.name and \
+                _same_shapes(other.state, runner.state):
+            key = runner.state.key
+            arrays = [be_copy(runner, v) for v in other.state]
+            runner.state = replace(type(runner.state)(*arrays), key=key)
+            driver.state.best_x = driver.to_box(runner.mean)
+            return
+        mean, sigma, C = _distribution_of(other)
+        if source.bounds is not None:
+            mean = _host(other.backend, source.bounds.transform(other.backend.asarray(mean)))
+    if driver.bounds is not None:
+        mean = _host(runner.backend, driver.bounds.inverse(runner.backend.asarray(
+            np.clip(mean, driver.bounds.lower, driver.bounds.upper), dtype=runner.dtype, device=runner.device)))
+    runner.state = _set_distribution(runner, mean, sigma, C)
+    driver.state.best_x = driver.to_box(runner.mean)
+
+
+def be_copy(runner: Any, value: Any) -> Any:
+    """``value`` (another run's state leaf) as a fresh array of this run's backend and device."""
+    host = np.array(to_host(value), copy=True)
+    dtype = runner.dtype if np.issubdtype(host.dtype, np.floating) else None
+    return runner.backend.asarray(host, dtype=dtype, device=runner.device)

@@ -1,0 +1,117 @@
+"""Noisy objectives: ``reevaluations=k`` and uncertainty handling (:mod:`evostrat.run.noise`).
+
+Checked: the told values are means of ``k`` calls and every call is counted; bad options
+get errors naming the argument; the rank-change measure is negative without noise and
+positive when reevaluations reorder the population; on a noise-free sphere the handler
+stays quiet (sigma untouched, the run converges as without it); on pure noise it raises
+sigma by ``alpha_sigma`` and the evaluations per candidate; the slow study shows CMA-ES with
+uncertainty handling improving on noisy spheres where plain CMA-ES stalls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.run.noise import UncertaintyHandling, rank_change_measure
+
+
+def sphere(X):
+    return (X ** 2).sum(axis=1)
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "snes", "openai_es"])
+def test_reevaluations_average_and_count(strategy):
+    calls = []
+
+    def f(X):  # deterministic "noise": call number c adds c, so the mean over k calls adds their mean
+        calls.append(len(X))
+        return sphere(X) + len(calls)
+
+    told = []
+    es = ES(strategy, reevaluations=3, max_generations=4, random_state=0, evaluator="vectorized")
+    es.fit(f, np.ones(3), callbacks=[lambda e: told.append(e.history_[-1]["generation_best"])])
+    lam = es.strategy_.popsize
+    assert calls == [lam] * 12 and es.n_evals_ == 12 * lam
+    assert [row["n_evals"] for row in es.history_] == [3 * lam * g for g in range(1, 5)]
+    # generation g's calls are 3g-2, 3g-1, 3g: the mean adds 3g - 1 to every candidate
+    offsets = np.array(told) - np.arange(2, 12, 3)
+    assert (offsets >= 0).all() and (offsets < 10).all()
+
+
+@pytest.mark.parametrize("value, error, text", [
+    (0, InvalidArgumentError, "reevaluations must be an int in"),
+    (-2, InvalidArgumentError, "reevaluations must be an int in"),
+    (1.5, InvalidTypeError, "reevaluations must be an int"),
+])
+def test_bad_reevaluations(value, error, text):
+    with pytest.raises(error, match=text):
+        ES("cma_es", reevaluations=value).fit(sphere, np.ones(2))
+
+
+def test_bad_noise_options():
+    with pytest.raises(InvalidArgumentError, match="noise_handling has no option 'reeval'"):
+        ES("cma_es", noise_handling={"reeval": 2}, max_generations=2).fit(sphere, np.ones(2))
+    with pytest.raises(InvalidArgumentError, match="UncertaintyHandling: cum must be"):
+        ES("cma_es", noise_handling={"cum": 0.0}, max_generations=2).fit(sphere, np.ones(2))
+    with pytest.raises(InvalidTypeError, match="noise_handling must be"):
+        ES("cma_es", noise_handling="yes").fit(sphere, np.ones(2))
+    with pytest.raises(InvalidArgumentError, match="behaviour strategies"):
+        ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
+
+
+def test_rank_change_measure():
+    f = np.arange(12.0)
+    assert (rank_change_measure(f, f.copy(), np.arange(12)) < 0).all()
+    assert rank_change_measure(f, f[::-1].copy(), np.arange(12)).mean() > 0
+    rng = np.random.default_rng(0)
+    noisy = [rank_change_measure(f, rng.permutation(f), np.arange(12)).mean() for _ in range(50)]
+    assert np.mean(noisy) > 0
+
+
+def test_quiet_without_noise():
+    plain = ES("cma_es", sigma0=1.0, ftarget=1e-10, random_state=3, evaluator="vectorized").fit(sphere, np.ones(6))
+    es = ES("cma_es", sigma0=1.0, ftarget=1e-10, random_state=3, evaluator="vectorized",
+            noise_handling=True).fit(sphere, np.ones(6))
+    handler = es.run_.noise.handler
+    assert handler.s < 0 and handler.evaluations == 1
+    assert es.fun_ <= 1e-10
+    assert es.n_generations_ <= 1.3 * plain.n_generations_  # sigma was (almost) never raised
+
+
+def test_raises_sigma_and_evaluations_on_pure_noise():
+    rng = np.random.default_rng(0)
+    es = ES("cma_es", sigma0=1.0, popsize=20, max_generations=30, random_state=0, evaluator="vectorized",
+            noise_handling=dict(max_evaluations=8), strategy_options=dict(tolfacupx=None),
+            tolflatfitness=None).fit(lambda X: rng.standard_normal(len(X)), np.zeros(4))
+    handler = es.run_.noise.handler
+    assert handler.s > 0 and handler.evaluations == 8
+    sigmas = [row["sigma"] for row in es.history_]
+    assert sigmas[-1] > 3 * sigmas[0]
+    assert es.n_evals_ > 30 * 20 * 4  # candidates evaluated several times, reevaluations counted
+
+
+def test_uncertainty_handling_alone():
+    h = UncertaintyHandling(max_evaluations=4)
+    h.s = 1.0
+    assert h.adapt(10, 1) == pytest.approx(1 + 2 / 20) and h.evaluations == pytest.approx(1.1)
+    h.s = -1.0
+    h.evaluations = 4.0
+    assert h.adapt(10, 1) == 1.0 and h.evaluations == pytest.approx(4 * 1.1 ** -0.25)
+
+
+@pytest.mark.slow
+def test_noisy_sphere_study():
+    """pycma's noisy spheres (4-D): multiplicative ``f (1 + 4 N(0,1) / n)`` (pycma's NoiseHandler
+    doctest) and additive ``f + 0.1 U(0,1)`` (``cma.ff.noisysphere``'s offset). Plain CMA-ES stalls
+    (and stops on tolconditioncov); with uncertainty handling (up to 1000 evaluations per
+    candidate) the true f of the mean keeps falling (benchmarks/noisy_sphere.py, BENCHMARKS.md)."""
+    from benchmarks.noisy_sphere import study
+
+    for kind in ("multiplicative", "additive"):
+        rows = study(kind, seeds=range(5), budget=40_000)
+        plain, handled = rows["plain"], rows["uh"]
+        assert handled[-1] < plain[-1] / 5, (kind, rows)  # better at the end
+        assert handled[-1] < handled[0], (kind, rows)  # still improving in the last quarters
