@@ -129,6 +129,21 @@ def test_same_coefficients_as_pycma_on_the_same_data() -> None:
     assert np.all(ours.mu > 0)
 
 
+def test_the_handler_drives_a_bare_strategy_object() -> None:
+    from evostrat.strategies.cma_es import CMAES
+
+    al, s = AugmentedLagrangian(dim=3), CMAES(sigma0=1.0).initialize(np.ones(3), random_state=0)
+    best = np.inf
+    for _ in range(150):
+        X = s.ask()
+        F, G = (X ** 2).sum(axis=1), X[:, :1] + 0.1
+        h = al.values(F, G)
+        s.tell(X, h)
+        al.update(F, G, h)
+        best = min(best, F[G[:, 0] <= 0].min(initial=np.inf))
+    assert abs(best - 0.01) < 1e-8 and al.lam[0] > 0
+
+
 def test_bad_constraint_inputs_name_the_argument() -> None:
     es = ES("cma_es", random_state=0).initialize(np.ones(3))
     X = es.ask()
@@ -150,6 +165,10 @@ def test_bad_constraint_inputs_name_the_argument() -> None:
         ES("cma_es").fit(sphere, np.ones(2), constraints=linear, constraint_handler="lagrange")
     with pytest.raises(InvalidArgumentError, match="checkpoint is not supported with constraints"):
         ES("cma_es").fit(sphere, np.ones(2), constraints=linear, checkpoint="x.zip")
+    es = ES("maxvar_es", random_state=0).initialize(np.ones(2))
+    X = es.ask()
+    with pytest.raises(InvalidArgumentError, match="not supported for behaviour strategies"):
+        es.tell(X, np.asarray(X), constraints=np.zeros(len(X)))
     with pytest.raises(InvalidArgumentError, match="weight must be"):
         Penalty(weight=-1.0)
     assert check_constraints([1.0, -1.0], 2).shape == (2, 1)

@@ -198,6 +198,9 @@ class Driver:
         checked = runner.check_values(values, runner.popsize)
         best_of = None
         if isinstance(checked, Outcome):
+            if constraints is not None:
+                raise InvalidArgumentError("constraints are not supported for behaviour strategies "
+                                           f"({runner.strategy.name!r}); use a fitness strategy")
             runner.update(checked.behaviours, population)
             fitness, told, extra = checked.fitness, None, behaviour_record(runner, checked)
         elif constraints is not None:
