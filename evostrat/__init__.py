@@ -27,6 +27,7 @@ from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
 from evostrat.minimize import minimize
 from evostrat.plugins import list_plugins
+from evostrat.run.batch import fit_batch
 
 __version__ = "0.1.0.dev0"
 
@@ -34,6 +35,6 @@ __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
     "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "ObjectiveError",
     "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
-    "expectation", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
+    "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]
 

@@ -52,7 +52,8 @@ from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
 from evostrat.run.device_termination import (REASONS, Rules, check, progress_from_host, progress_to_host,
                                              stagnation_holds)
 
-__all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "CHUNK"]
+__all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "chunk_program", "run_rules", "device_run",
+           "absorb_chunk", "CHUNK"]
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
@@ -103,9 +104,14 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
     return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
 
 
-def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...]) -> Callable:
+def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
+                  batched: bool = False) -> Callable:
     """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
-    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops."""
+    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops.
+
+    ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
+    a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
+    while the others go on."""
     import jax
     import jax.numpy as jnp
 
@@ -164,8 +170,8 @@ def _program(strategy: Any, objective: Callable, backend: Any, rules: Rules, sto
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length)
-    return backend.compile(chunk, key=key)
+    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched)
+    return backend.compile(jax.vmap(chunk, in_axes=(0, None)) if batched else chunk, key=key)
 
 
 def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
@@ -178,48 +184,69 @@ def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
         return False
     import jax
 
-    runner, termination, state = driver.runner, driver.termination, driver.state
-    budget = termination.max_generations
-    if budget is None and termination.max_evals is not None:
-        budget = math.ceil(termination.max_evals / runner.popsize)
-    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
-    stop_names = tuple(runner.strategy.stop(runner.state))
-    program = _program(runner.strategy, objective, runner.backend, rules, stop_names)
+    rules, stop_names = run_rules(driver)
+    program = chunk_program(driver.runner.strategy, objective, driver.runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
-    dtype = runner.dtype
-    run = DeviceRun(runner.state, np.asarray(state.best_f, str(dtype)), state.best_x,
-                    progress_from_host(rules, termination.progress_values(), dtype), np.int32(runner.generation),
-                    np.int32(state.n_evals), np.int32(0))
+    run = device_run(driver, rules)
     if hooks is not None and not hooks.observers:
         hooks = None
-    limit = np.int32(1 if hooks is not None else chunk_length(runner.popsize))
+    limit = np.int32(1 if hooks is not None else chunk_length(driver.runner.popsize))
     observer = driver.settings
     try:
         if hooks is not None:
             hooks.start(observer)
-        while state.stop_reason is None:
+        while driver.state.stop_reason is None:
             run, fitness, sigmas, done = program(run, limit)
             best_f, code, fitness, sigmas, done = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
-            fitness = np.asarray(fitness[:int(done)], dtype=np.float64)
-            _warn_nonfinite(driver.settings.nonfinite, fitness)
-            state.history_blocks.append(partial(_history_rows, fitness, sigmas[:int(done)], state.n_generations,
-                                                state.n_evals, runner.popsize, state.best_f, driver.maximize,
-                                                state.elapsed()))
-            state.n_generations += int(done)
-            state.n_evals += int(done) * runner.popsize
-            runner.advance(run.state, int(done))
-            termination.pending = partial(progress_to_host, rules, run.progress, runner.generation)
-            if float(best_f) != state.best_f:
-                state.best_f, state.best_x = float(best_f), run.best_x
-            code = int(code)
-            if code:
-                state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
+            absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
+                         sigmas, int(done))
             if hooks is not None:
                 hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
     finally:
         if hooks is not None:
             hooks.end(observer)
     return True
+
+
+def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
+    """The device criteria of ``driver``'s run and the names of its strategy's own stop criteria."""
+    runner, termination = driver.runner, driver.termination
+    budget = termination.max_generations
+    if budget is None and termination.max_evals is not None:
+        budget = math.ceil(termination.max_evals / runner.popsize)
+    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
+    return rules, tuple(runner.strategy.stop(runner.state))
+
+
+def device_run(driver: Any, rules: Rules) -> DeviceRun:
+    """``driver``'s run as the compiled chunk's value (strategy state, best so far, criteria, counters)."""
+    runner, state = driver.runner, driver.state
+    dtype = runner.dtype
+    return DeviceRun(runner.state, np.asarray(state.best_f, str(dtype)), state.best_x,
+                     progress_from_host(rules, driver.termination.progress_values(), dtype),
+                     np.int32(runner.generation), np.int32(state.n_evals), np.int32(0))
+
+
+def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strategy_state: Any, progress: Any,
+                 best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int) -> None:
+    """Advance ``driver``'s run by a chunk's ``done`` generations: counters, pending history rows,
+    best so far, criteria and stop reason (host values; ``strategy_state``, ``progress`` and
+    ``best_x`` stay on the device)."""
+    runner, termination, state = driver.runner, driver.termination, driver.state
+    fitness = np.asarray(fitness[:done], dtype=np.float64)
+    _warn_nonfinite(driver.settings.nonfinite, fitness)
+    state.history_blocks.append(partial(_history_rows, fitness, sigmas[:done], state.n_generations,
+                                        state.n_evals, runner.popsize, state.best_f, driver.maximize,
+                                        state.elapsed()))
+    state.n_generations += done
+    state.n_evals += done * runner.popsize
+    runner.advance(strategy_state, done)
+    termination.pending = partial(progress_to_host, rules, progress, runner.generation)
+    if float(best_f) != state.best_f:
+        state.best_f, state.best_x = float(best_f), best_x
+    code = int(code)
+    if code:
+        state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
 
 
 def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,

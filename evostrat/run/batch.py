@@ -1,0 +1,222 @@
+"""Batched fits: many independent runs of one estimator over seeds and a hyper-parameter grid.
+
+:func:`fit_batch` runs ``ES.fit`` once for every combination of a parameter
+grid (scikit-learn's ``ParameterGrid`` vocabulary: ``{"popsize": [8, 16],
+"strategy__lr_sigma": [0.1, 0.2]}``, or a list of such dicts) and every seed,
+and returns a :class:`BatchResult`: one fitted :class:`~evostrat.ES` per run,
+their ``x_``, ``fun_``, ``n_evals_``, ``n_generations_`` and ``stop_reason_``
+as arrays, their histories, and a pandas DataFrame (:meth:`BatchResult.to_frame`).
+
+How the runs are executed depends on the backend:
+
+- **JAX** (when every run takes the compiled loop, :mod:`evostrat.run.compiled`):
+  the runs with equal compiled programs (same strategy hyper-parameters,
+  population size, dimension and criteria) advance together in one
+  ``jax.vmap``-ed chunk program (:mod:`evostrat.run.batch_jax`): a finished run is
+  masked and keeps its state, so every run stops at the generation, and with
+  the state, it reaches alone (to float rounding: the batched program may
+  round differently). Seeds, ``x0`` and ``sigma0`` are per-run state and never
+  split a group. With several JAX devices the runs are sharded across them
+  (``devices=``).
+- **numpy and torch**: a plain loop of ``ES.fit`` calls, bit for bit the runs
+  done one by one.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> from evostrat.run.batch import fit_batch
+>>> res = fit_batch(ES("snes", max_generations=30), sphere, np.ones(4),
+...                 seeds=3, grid={"strategy__lr_sigma": [0.1, 0.3]})
+>>> res.fun.shape, res.params[1]
+((6,), {'strategy__lr_sigma': 0.1, 'random_state': 1})
+>>> alone = ES("snes", max_generations=30, strategy_options={"lr_sigma": 0.3}, random_state=1)
+>>> bool(res.fun[4] == alone.fit(sphere, np.ones(4)).fun_)
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list"]
+
+
+def expand_grid(grid: Any) -> list[dict[str, Any]]:
+    """The parameter combinations of ``grid``, in scikit-learn's ``ParameterGrid`` order.
+
+    ``grid`` is ``None`` (one empty combination), a dict ``{name: list of values}``
+    or a list of such dicts (their grids one after the other); an object that
+    iterates over dicts (``sklearn.model_selection.ParameterGrid``) is taken as it is.
+
+    >>> expand_grid({"popsize": [8, 16], "sigma0": [0.5]})
+    [{'popsize': 8, 'sigma0': 0.5}, {'popsize': 16, 'sigma0': 0.5}]
+    """
+    if grid is None:
+        return [{}]
+    if isinstance(grid, Mapping):
+        grid = [grid]
+    elif not isinstance(grid, (list, tuple)):  # e.g. sklearn's ParameterGrid: it yields the combinations
+        if not isinstance(grid, Iterable) or isinstance(grid, (str, bytes)):
+            raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts, got {type(grid).__name__}")
+        return [dict(c) for c in grid]
+    combos: list[dict[str, Any]] = []
+    for part in grid:
+        if not isinstance(part, Mapping):
+            raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts; got an entry of type "
+                                   f"{type(part).__name__}")
+        names = sorted(part)  # ParameterGrid's order: names sorted, the last varying fastest
+        values = []
+        for name in names:
+            v = part[name]
+            if isinstance(v, (str, bytes)) or not isinstance(v, (Sequence, np.ndarray)) or len(v) == 0:
+                raise InvalidArgumentError(f"grid[{name!r}] must be a non-empty list of values, got {v!r}")
+            values.append(list(v))
+        combos.extend(dict(zip(names, c)) for c in itertools.product(*values))
+    return combos
+
+
+def seed_list(seeds: Any) -> list[int | None]:
+    """``seeds`` as a list: an int ``n`` is ``0 .. n-1``; a sequence of ints is taken as given.
+
+    >>> seed_list(3), seed_list([7, 11])
+    ([0, 1, 2], [7, 11])
+    """
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise InvalidArgumentError(f"seeds must be a positive number of seeds or a list of ints, got {seeds}")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
+            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+        return [int(s) for s in seeds]
+    raise InvalidArgumentError(f"seeds must be a positive int or a non-empty list of ints, got {seeds!r}")
+
+
+class BatchResult:
+    """The runs of :func:`fit_batch`, in grid order, the seeds varying fastest.
+
+    Attributes
+    ----------
+    params : list of dict
+        Each run's grid values and ``random_state``.
+    estimators : list of ES
+        The fitted estimators (``history_``, ``strategy_``, checkpoints work as after ``fit``).
+    x : array, shape (n_runs, dim)
+        Each run's ``x_`` (numpy; flat, also for structured ``x0``).
+    fun, n_evals, n_generations : array, shape (n_runs,)
+    stop_reason : array of str, shape (n_runs,)
+    fast_path : str or None
+        ``"batched"`` when the runs advanced together in compiled programs
+        (``n_programs`` of them), else ``None`` (a loop of ``ES.fit``).
+    """
+
+    def __init__(self, params: list[dict[str, Any]], estimators: list[Any], fast_path: str | None,
+                 n_programs: int) -> None:
+        self.params = params
+        self.estimators = estimators
+        self.fast_path = fast_path
+        self.n_programs = n_programs
+        self.x = np.stack([_host(e.run_.state.best_x) for e in estimators])
+        self.fun = np.array([e.fun_ for e in estimators], dtype=np.float64)
+        self.n_evals = np.array([e.n_evals_ for e in estimators], dtype=np.int64)
+        self.n_generations = np.array([e.n_generations_ for e in estimators], dtype=np.int64)
+        self.stop_reason = np.array([str(e.stop_reason_) for e in estimators])
+
+    def __len__(self) -> int:
+        return len(self.estimators)
+
+    @property
+    def histories(self) -> list[list[dict[str, Any]]]:
+        """Each run's ``history_`` (one dict per generation)."""
+        return [e.history_ for e in self.estimators]
+
+    @property
+    def x_structured(self) -> list[Any]:
+        """Each run's ``x_``: in ``x0``'s structure when it had one, else as the backend's array."""
+        return [e.x_ for e in self.estimators]
+
+    def to_frame(self) -> Any:
+        """One row per run: the grid's columns, ``seed``, ``fun``, ``n_evals``, ``n_generations``,
+        ``stop_reason`` (a ``pandas.DataFrame``; pandas is imported here)."""
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - pandas is a dev/bench extra
+            raise ImportError("BatchResult.to_frame needs pandas (pip install pandas)") from err
+        rows = []
+        for i, p in enumerate(self.params):
+            row = {k: v for k, v in p.items() if k != "random_state"}
+            row.update(seed=p.get("random_state"), fun=self.fun[i], n_evals=self.n_evals[i],
+                       n_generations=self.n_generations[i], stop_reason=self.stop_reason[i])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return (f"BatchResult({len(self)} runs, median fun {np.median(self.fun):.4g}, "
+                f"fast_path={self.fast_path!r}, programs={self.n_programs})")
+
+
+def _host(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x, dtype=np.float64)
+
+
+def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: Any = None,
+              devices: Any = "auto") -> BatchResult:
+    """Fit a copy of ``es`` for every grid combination and seed; see the module docstring.
+
+    Parameters
+    ----------
+    es : ES
+        The template; its parameters are copied (``get_params``) and overridden by
+        the grid's values and ``random_state``; ``es`` itself is not fitted.
+    objective : callable
+        As for :meth:`ES.fit`; on JAX it must trace for the runs to be batched.
+    x0 : array-like or structure
+        The start point of every run (as for :meth:`ES.fit`).
+    seeds : int or list of int
+        ``n`` for seeds ``0 .. n-1``, or the seeds (``random_state`` of each run).
+    grid : dict, list of dict or ParameterGrid, optional
+        Parameters of :class:`~evostrat.ES` (``popsize``, ``sigma0``, ``max_generations``,
+        ...) and ``strategy__<name>`` hyper-parameters, each with a list of values.
+    devices : "auto", None or list of JAX devices
+        Where a JAX batch runs: ``"auto"`` shards the runs across all devices when
+        there are several, ``None`` keeps them on the default device.
+
+    Returns
+    -------
+    BatchResult
+    """
+    if not callable(objective):
+        raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
+    if not hasattr(es, "get_params") or not hasattr(es, "fit"):
+        raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs), got {type(es).__name__}")
+    params, estimators = [], []
+    for combo in expand_grid(grid):
+        if "random_state" in combo:
+            raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
+        for seed in seed_list(seeds):
+            run = type(es)(**es.get_params(deep=False))
+            run.set_params(**combo, random_state=seed)
+            params.append({**combo, "random_state": seed})
+            estimators.append(run)
+    for run in estimators:
+        run.initialize(x0)  # every run's parameters and x0 are checked before any evaluation
+    from evostrat.run.batch_jax import run_batched
+
+    structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
+    flat_objective = objective if structure is None else structure.objective(objective)
+    n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices)
+    if n_programs:
+        return BatchResult(params, estimators, "batched", n_programs)
+    for run in estimators:
+        run.fit(objective, x0)
+    return BatchResult(params, estimators, None, 0)

@@ -1,0 +1,121 @@
+"""The driver vectorised: a batch of JAX runs advanced together in one compiled program.
+
+Used by :func:`evostrat.run.batch.fit_batch`. Runs whose compiled chunk programs
+are equal (strategy class and hyper-parameters, population size, dimension,
+dtype, criteria) form a group; a group's runs are stacked along a leading axis
+and advanced by the chunk of :mod:`evostrat.run.compiled` under ``jax.vmap``.
+Inside it the loop's predicate is per run, so a run that has stopped is masked
+(its value no longer changes) while the others go on, and every run ends at the
+generation, and with the state, it reaches alone. Between chunks each run's
+host record (history, counters, best so far, stop reason) is updated by the same
+code as a lone compiled run's (:func:`evostrat.run.compiled.absorb_chunk`).
+
+With several devices (``devices="auto"`` and ``jax.device_count() > 1``, or a
+list of devices) the runs axis is sharded across them with ``jax.sharding``
+(``NamedSharding`` over a one-axis ``Mesh``; each run's state lives whole on one
+device, no communication inside a generation); the batch is padded with copies
+of its last run to a multiple of the device count, and the copies are dropped.
+
+Examples
+--------
+>>> import jax.numpy as jnp                                          # doctest: +SKIP
+>>> from evostrat import ES                                          # doctest: +SKIP
+>>> from evostrat.run.batch import fit_batch                         # doctest: +SKIP
+>>> res = fit_batch(ES("cma_es", max_generations=50),                # doctest: +SKIP
+...                 lambda X: (X ** 2).sum(axis=1), jnp.ones(10), seeds=64)
+>>> res.fast_path, res.n_programs                                     # doctest: +SKIP
+('batched', 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.backends.programs import program_key
+from evostrat.errors import InvalidArgumentError
+from evostrat.run.compiled import absorb_chunk, chunk_length, chunk_program, compiled_loop_applies, device_run, run_rules
+
+__all__ = ["run_batched", "batch_devices"]
+
+
+def batch_devices(devices: Any) -> list[Any] | None:
+    """The JAX devices to shard a batch over (``None``: the default device only).
+
+    ``"auto"``: all devices when there are several; a list: those devices.
+    """
+    import jax
+
+    if devices is None:
+        return None
+    if isinstance(devices, str):
+        if devices != "auto":
+            raise InvalidArgumentError(f"devices must be 'auto', None or a list of JAX devices, got {devices!r}")
+        found = jax.devices()
+        return list(found) if len(found) > 1 else None
+    found = list(devices)
+    if not found or not all(hasattr(d, "platform") for d in found):
+        raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
+    return found if len(found) > 1 else None
+
+
+def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto") -> int:
+    """Run every driver to termination in vectorised compiled chunks; returns the number
+    of compiled programs (groups), or ``0`` (nothing run) when not every run can take
+    the compiled loop (:func:`~evostrat.run.compiled.compiled_loop_applies`)."""
+    if not drivers or not all(compiled_loop_applies(d, objective) for d in drivers):
+        return 0
+    mesh_devices = batch_devices(devices)
+    groups: dict[Any, list[Any]] = {}
+    for d in drivers:
+        rules, stops = run_rules(d)
+        r = d.runner
+        key = (program_key(r.strategy.tell, r.dim, str(r.dtype), str(r.device)), rules, stops)
+        groups.setdefault(key, []).append(d)
+    for (_, rules, stops), members in groups.items():
+        _run_group(members, objective, rules, stops, mesh_devices)
+    return len(groups)
+
+
+def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple[str, ...],
+               mesh_devices: list[Any] | None) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    runner = drivers[0].runner
+    program = chunk_program(runner.strategy, objective, runner.backend, rules, stops, batched=True)
+    runs = [device_run(d, rules) for d in drivers]
+    n = len(runs)
+    if mesh_devices is not None:
+        runs += [runs[-1]] * (-n % len(mesh_devices))
+    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *runs)
+    if mesh_devices is not None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.asarray(mesh_devices), ("runs",))
+        batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("runs")))
+    limit = np.int32(chunk_length(rules.popsize))
+    for d in drivers:
+        d.fast_path = "batched"
+    while any(d.state.stop_reason is None for d in drivers):
+        batch, fitness, sigmas, done = program(batch, limit)
+        best_f, code, fitness, sigmas, done = jax.device_get((batch.best_f, batch.code, fitness, sigmas, done))
+        states, progress, best_x = (_unstack(t, n) for t in (batch.state, batch.progress, batch.best_x))
+        for i, d in enumerate(drivers):
+            if d.state.stop_reason is not None:
+                continue
+            if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
+                raise RuntimeError("a batched run did not advance")
+            absorb_chunk(d, rules, stops, states[i], progress[i], best_x[i], best_f[i], code[i], fitness[i],
+                         sigmas[i], int(done[i]))
+
+
+def _unstack(tree: Any, n: int) -> list[Any]:
+    """The first ``n`` entries along the leading axis of every leaf of ``tree``, as ``n`` trees
+    (one split per leaf)."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    split = [list(leaf[:n]) for leaf in leaves]
+    return [jax.tree_util.tree_unflatten(treedef, [s[i] for s in split]) for i in range(n)]

@@ -1,0 +1,157 @@
+"""Batched fits (issue 19 item 1): a batch equals its runs done one by one.
+
+numpy and torch run a loop of ``ES.fit`` (bit for bit); JAX advances each group of
+runs in one ``vmap``-ed compiled program (float tolerance, same stop generation and
+reason). Sharding over 4 host devices runs in a subprocess (the device count is
+fixed when JAX starts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from evostrat import ES, InvalidArgumentError, InvalidTypeError
+from evostrat.problems import sphere
+from evostrat.run.batch import expand_grid, fit_batch, seed_list
+
+SEEDS = 8
+GRID = {"strategy__lr_sigma": [0.1, 0.3]}
+
+
+def _alone(params: dict, x0, objective, **settings):
+    return ES("snes", **settings).set_params(**params).fit(objective, x0)
+
+
+def test_numpy_batch_of_8_seeds_x_2_rates_equals_16_runs_bit_for_bit():
+    x0 = np.full(5, 2.0)
+    res = fit_batch(ES("snes", max_generations=40), sphere, x0, seeds=SEEDS, grid=GRID)
+    assert len(res) == 16 and res.fast_path is None
+    assert [p["random_state"] for p in res.params] == list(range(8)) * 2
+    assert [p["strategy__lr_sigma"] for p in res.params] == [0.1] * 8 + [0.3] * 8
+    for i, params in enumerate(res.params):
+        alone = _alone(params, x0, sphere, max_generations=40)
+        assert np.array_equal(res.x[i], alone.x_)
+        assert res.fun[i] == alone.fun_
+        assert res.n_evals[i] == alone.n_evals_ and res.stop_reason[i] == alone.stop_reason_
+        assert [h["best"] for h in res.histories[i]] == [h["best"] for h in alone.history_]
+    assert len(set(res.fun.tolist())) == 16  # the seeds and rates do differ
+
+
+def test_torch_batch_equals_runs_alone():
+    torch = pytest.importorskip("torch")
+    x0 = torch.full((4,), 2.0, dtype=torch.float64)
+    res = fit_batch(ES("snes", max_generations=15), sphere, x0, seeds=[3, 5], grid=GRID)
+    for i, params in enumerate(res.params):
+        alone = _alone(params, x0, sphere, max_generations=15)
+        assert torch.equal(res.estimators[i].x_, alone.x_) and res.fun[i] == alone.fun_
+
+
+def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(X):
+        return (X ** 2).sum(axis=1)
+
+    x0 = jnp.full(3, 2.0)
+    settings = dict(max_generations=200, ftarget=1e-4)
+    res = fit_batch(ES("snes", **settings), f, x0, seeds=SEEDS, grid=GRID)
+    assert res.fast_path == "batched" and res.n_programs == 2  # one vectorised program per rate
+    assert len(set(res.n_generations.tolist())) > 1  # the runs stop at different generations
+    for i, params in enumerate(res.params):
+        alone = _alone(params, x0, f, **settings)
+        assert alone.fast_path_ == "compiled_loop"
+        assert res.stop_reason[i] == alone.stop_reason_ == "ftarget"
+        assert res.n_generations[i] == alone.n_generations_  # stops exactly where it would alone
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-3)
+        np.testing.assert_allclose(res.x[i], np.asarray(alone.x_), rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose([h["best"] for h in res.histories[i]], [h["best"] for h in alone.history_],
+                                   rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_shape_changing_parameters_make_one_program_each():
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(X):
+        return (X ** 2).sum(axis=1)
+
+    res = fit_batch(ES("snes", max_generations=5), f, jnp.ones(3), seeds=2, grid={"popsize": [6, 10]})
+    assert res.n_programs == 2
+    assert res.n_evals.tolist() == [30, 30, 50, 50]
+
+
+def test_frame_has_one_row_per_run():
+    pytest.importorskip("pandas")
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid=[{"popsize": [6]}, {"sigma0": [0.5, 2.0]}])
+    frame = res.to_frame()
+    assert list(frame.columns) == ["popsize", "seed", "fun", "n_evals", "n_generations", "stop_reason", "sigma0"]
+    assert len(frame) == 6 and frame["fun"].tolist() == res.fun.tolist()
+
+
+def test_grid_vocabulary_and_sklearn_parameter_grid():
+    assert expand_grid({"b": [1, 2], "a": [0]}) == [{"a": 0, "b": 1}, {"a": 0, "b": 2}]
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    grid = {"popsize": [6, 8], "sigma0": [1.0]}
+    assert expand_grid(sklearn.ParameterGrid(grid)) == expand_grid(grid)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(grid={"popsize": 8}), InvalidArgumentError, r"grid\['popsize'\] must be a non-empty list"),
+    (dict(grid={"popsize": []}), InvalidArgumentError, r"grid\['popsize'\]"),
+    (dict(grid={"random_state": [1]}), InvalidArgumentError, "seeds="),
+    (dict(grid="popsize"), InvalidTypeError, "grid must be a dict"),
+    (dict(seeds=0), InvalidArgumentError, "seeds must be"),
+    (dict(seeds=[1.5]), InvalidArgumentError, "seeds must be"),
+    (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
+    (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
+])
+def test_bad_batch_arguments_are_named(kwargs, error, match):
+    x0 = np.ones(3)
+    if "devices" in kwargs:
+        pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        x0 = jnp.ones(3)
+    with pytest.raises(error, match=match):
+        fit_batch(ES("snes", max_generations=2), lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
+
+
+def test_seed_list():
+    assert seed_list(2) == [0, 1] and seed_list(np.array([4, 2])) == [4, 2]
+
+
+SHARDED = textwrap.dedent("""
+    import json, jax, jax.numpy as jnp, numpy as np
+    from evostrat import ES
+    from evostrat.run.batch import fit_batch
+    f = lambda X: (X ** 2).sum(axis=1)
+    es = ES("cma_es", max_generations=60, ftarget=1e-6)
+    one = fit_batch(es, f, jnp.full(4, 2.0), seeds=6, devices=None)
+    four = fit_batch(es, f, jnp.full(4, 2.0), seeds=6)
+    shards = four.estimators[0].run_.state.best_x
+    print(json.dumps({"devices": jax.device_count(), "one": one.fun.tolist(), "four": four.fun.tolist(),
+                      "gens": [one.n_generations.tolist(), four.n_generations.tolist()],
+                      "x": float(np.abs(one.x - four.x).max())}))
+""")
+
+
+@pytest.mark.slow
+def test_sharded_over_four_host_devices_equals_one_device():
+    pytest.importorskip("jax")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
+           "JAX_ENABLE_X64": "1"}
+    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["devices"] == 4
+    assert got["gens"][0] == got["gens"][1]
+    np.testing.assert_allclose(got["four"], got["one"], rtol=1e-9)
+    assert got["x"] < 1e-9
