@@ -11,7 +11,9 @@ Commands (``evostrat COMMAND --help`` for each):
 - ``evostrat demo``: convergence tables of a few default runs;
 - ``evostrat plugins``: installed plugins, their packages and versions;
 - ``evostrat bench``: the pytest-benchmark suites and their comparison
-  table (:mod:`evostrat.cli.bench`).
+  table (:mod:`evostrat.cli.bench`);
+- ``evostrat replay``: play a checkpointed Atari policy, print its return and write a
+  GIF or MP4 (:mod:`evostrat.cli.replay`).
 
 Wrong arguments print a message naming the problem and exit with status 2;
 a run interrupted by Ctrl-C exits with 130.
@@ -31,7 +33,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from evostrat.cli import bench, info, plot, run
+from evostrat.cli import bench, info, plot, replay, run
 
 __all__ = ["build_parser", "main"]
 
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_parser(sub)
     info.add_parsers(sub)
     bench.add_parser(sub)
+    replay.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,74 @@
+"""``evostrat replay CHECKPOINT``: play a checkpointed Atari policy, write a GIF or MP4.
+
+The checkpoint must carry the problem's spec under the metadata key ``"atari"``
+(``Checkpointer(path, metadata={"atari": problem.spec()})``, as
+``examples/rl/atari_pong.py --checkpoint`` writes it): the command rebuilds the
+:class:`~evostrat.problems.atari.AtariProblem`, plays the run's current mean (``--best``:
+the best candidate seen) for ``--episodes`` episodes, prints each return and writes the
+first episode's RGB frames to ``--out`` (the pytorch-es ``--test --restore``).
+
+Examples
+--------
+>>> from evostrat.cli import main
+>>> main(["replay", "missing.ckpt"])          # the message goes to stderr
+1
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from evostrat.cli.types import positive_int
+
+__all__ = ["add_parser", "replay"]
+
+
+def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_000, best: bool = False,
+           fps: int = 30, max_steps: int | None = None) -> list[float]:
+    """Play the policy of checkpoint ``path``; returns the episode returns (and writes ``out``)."""
+    import numpy as np
+
+    from evostrat.checkpoint import checkpoint_info, load_checkpoint
+    from evostrat.errors import InvalidArgumentError
+    from evostrat.problems.atari import AtariProblem, write_replay
+
+    info = checkpoint_info(path)
+    spec = (info.get("user") or {}).get("atari")
+    if spec is None:
+        raise InvalidArgumentError(f"checkpoint {path!r} has no 'atari' problem spec in its metadata; write it "
+                                   "with Checkpointer(path, metadata={'atari': problem.spec()})")
+    spec = dict(spec, max_steps=max_steps if max_steps is not None else spec.get("max_steps"))
+    problem = AtariProblem.from_spec(spec)
+    es = load_checkpoint(path, evaluator="serial", evaluator_options=None)  # replay evaluates nothing
+    theta = np.asarray(es.x_ if best else es.run_.to_box(es.strategy_.mean), dtype=np.float64)
+    returns = []
+    for e in range(episodes):
+        total, frames = problem.play(theta, seed=seed + e)
+        returns.append(total)
+        print(f"episode {e + 1}: return {total:g} ({len(frames) - 1} steps)")
+        if e == 0 and out:
+            n = write_replay(frames, out, fps=fps)
+            print(f"wrote {n} frames to {out}")
+    return returns
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    replay(args.checkpoint, out=args.out, episodes=args.episodes, seed=args.seed, best=args.best, fps=args.fps,
+           max_steps=args.max_steps)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``replay`` to the subcommands ``sub``."""
+    p = sub.add_parser("replay", help="play a checkpointed Atari policy and write a GIF/MP4",
+                       description="Load a checkpoint written with an AtariProblem spec, play its policy, "
+                                   "print the returns and write the first episode as a GIF or MP4.")
+    p.add_argument("checkpoint", help="checkpoint file (metadata must hold the 'atari' problem spec)")
+    p.add_argument("--out", default=None, help="write the first episode here (.gif, or .mp4 with imageio-ffmpeg)")
+    p.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (default 1)")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default 10000)")
+    p.add_argument("--best", action="store_true", help="play the best candidate seen instead of the mean")
+    p.add_argument("--fps", type=positive_int, default=30, help="frames per second of the animation")
+    p.add_argument("--max-steps", type=positive_int, default=None, help="cap on agent steps per episode")
+    p.set_defaults(func=_cmd_replay, parser=p)

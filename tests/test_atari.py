@@ -1,0 +1,230 @@
+"""Atari (issue 22): preprocessing, conv policies and VBN, the centre-rank diagnostic, replay, Pong on a pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ale_py")
+
+from evostrat import ES  # noqa: E402
+from evostrat.callbacks.centre_rank import CentreRank, centre_rank  # noqa: E402
+from evostrat.callbacks.progress import ProgressBar  # noqa: E402
+from evostrat.errors import InvalidArgumentError, StateError  # noqa: E402
+from evostrat.problems.atari import AtariProblem, make_atari, write_replay  # noqa: E402
+from evostrat.problems.policies import (ConvLSTMPolicy, ConvPolicy, VirtualBatchNorm,  # noqa: E402
+                                        make_policy, set_reference)
+
+
+def small_pong(vbn: bool = False, max_steps: int = 12, **kwargs):
+    torch.manual_seed(0)
+    policy = ConvLSTMPolicy(n_actions=6, hidden=16, activation="elu" if vbn else "selu", vbn=vbn)
+    return AtariProblem("Pong", policy, size=42, stack=1, crop=(34, 194), max_steps=max_steps, ref_size=8, **kwargs)
+
+
+# -- preprocessing -----------------------------------------------------------------------------------
+def test_frames_grey_resized_stacked_and_skipped() -> None:
+    env = make_atari("Pong", frame_skip=4, noop_max=0, size=84, stack=4)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.float32
+    assert env.observation_space.shape == (4, 84, 84)
+    assert 0.0 <= obs.min() and obs.max() <= 1.0
+    assert all(np.array_equal(obs[0], obs[i]) for i in range(4))  # the first frame fills the stack
+    ale = env.unwrapped.ale
+    start = ale.getEpisodeFrameNumber()
+    for _ in range(3):
+        nxt, _, _, _, _ = env.step(0)
+    assert ale.getEpisodeFrameNumber() - start == 12  # 3 actions x 4 frames
+    assert nxt.shape == (4, 84, 84)
+    # the newest frame is last: the max of the last two raw grey frames, area-resized, / 255
+    grey = ale.getScreenGrayscale()
+    assert np.allclose(env.process(grey).mean(), grey.mean() / 255, atol=2e-3)
+    crop = make_atari("Pong", size=42, stack=1, crop=(34, 194))
+    assert crop.reset(seed=0)[0].shape == (1, 42, 42)
+    # constant frames stay constant (area weights sum to 1)
+    assert np.allclose(crop.process(np.full((210, 160), 51, np.uint8)), 0.2)
+
+
+def test_noop_starts_follow_the_seed() -> None:
+    env = make_atari("Pong", noop_max=30)
+    frames = []
+    for seed in (0, 0, 1, 2, 3):
+        env.reset(seed=seed)
+        frames.append(env.unwrapped.ale.getEpisodeFrameNumber())
+    assert frames[0] == frames[1]  # same seed, same start
+    assert all(0 <= f <= 30 for f in frames) and len(set(frames)) > 1
+
+
+def test_preprocessing_bad_arguments() -> None:
+    with pytest.raises(InvalidArgumentError, match="crop must be rows"):
+        make_atari("Pong", crop=(200, 100))
+    with pytest.raises(InvalidArgumentError, match="noop_max must be an int >= 0"):
+        make_atari("Pong", noop_max=-1)
+    with pytest.raises(InvalidArgumentError, match="sticky must be a probability"):
+        make_atari("Pong", sticky=1.5)
+    with pytest.raises(InvalidArgumentError, match="policy must be a torch.nn.Module"):
+        AtariProblem("Pong", lambda theta, obs: obs)
+
+
+# -- policies and virtual batch normalisation ---------------------------------------------------------
+def test_policy_shapes_and_lstm_state() -> None:
+    conv = ConvPolicy(n_actions=6, in_channels=4, size=84, hidden=32)
+    assert conv(torch.zeros(4, 84, 84)).shape == (6,) and conv(torch.zeros(3, 4, 84, 84)).shape == (3, 6)
+    net = ConvLSTMPolicy(n_actions=6)
+    assert sum(p.numel() for p in net.parameters()) == 588_710  # the pytorch-es network
+    x = torch.rand(1, 42, 42)
+    with torch.no_grad():
+        first, second = net(x), net(x)
+        net.reset_state()
+        again = net(x)
+    assert not torch.equal(first, second)  # the LSTM remembers
+    assert torch.equal(first, again)
+    assert make_policy(net.config).config == net.config
+    with pytest.raises(InvalidArgumentError, match="activation must be one of"):
+        ConvPolicy(6, activation="swish")
+
+
+def test_vbn_statistics_fixed_after_the_reference_batch() -> None:
+    torch.manual_seed(1)
+    net = ConvPolicy(n_actions=4, in_channels=2, size=36, hidden=8, activation="relu", vbn=True)
+    with pytest.raises(StateError, match="set_reference"):
+        net(torch.rand(2, 36, 36))
+    ref = torch.rand(16, 2, 36, 36)
+    set_reference(net, ref)
+    layers = [m for m in net.modules() if isinstance(m, VirtualBatchNorm)]
+    assert len(layers) == 3
+    stats = [(m.ref_mean.clone(), m.ref_var.clone()) for m in layers]
+    # the first layer's statistics are those of the reference batch through the first convolution
+    conv_out = net.features[0](ref)
+    assert torch.allclose(stats[0][0], conv_out.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(stats[0][1], conv_out.var(dim=(0, 2, 3), unbiased=False), atol=1e-6)
+    with torch.no_grad():
+        a, b = torch.rand(2, 36, 36), 5 * torch.rand(2, 36, 36)
+        alone = net(a)
+        in_batch = net(torch.stack([a, b]))[0]
+    assert torch.allclose(alone, in_batch, atol=1e-6)  # no dependence on batch companions
+    for m, (mean, var) in zip(layers, stats):  # unchanged by later inputs
+        assert torch.equal(m.ref_mean, mean) and torch.equal(m.ref_var, var)
+    with torch.no_grad():  # new weights, new statistics (they are computed through the weights)
+        net.features[0].weight.mul_(2.0)
+    set_reference(net, ref)
+    assert not torch.allclose(layers[0].ref_mean, stats[0][0])
+    with pytest.raises(InvalidArgumentError, match="at least 2 observations"):
+        set_reference(net, ref[:1])
+
+
+def test_problem_sets_vbn_statistics_per_candidate() -> None:
+    problem = small_pong(vbn=True)
+    assert problem.reference.shape == (8, 1, 42, 42)
+    theta = problem.init_params()
+    other = theta + 0.1 * np.random.default_rng(0).standard_normal(theta.size)
+    problem(other)
+    after_other = problem.policy.features[1].ref_mean.clone()
+    problem(theta)
+    after_theta = problem.policy.features[1].ref_mean.clone()
+    assert not torch.allclose(after_other, after_theta)
+    set_reference(problem.policy, problem.reference)  # theta is loaded: the same statistics
+    assert torch.allclose(problem.policy.features[1].ref_mean, after_theta)
+
+
+def test_observation_normalisation_and_episode_cap() -> None:
+    problem = small_pong(max_steps=9, obs_norm=True)
+    theta = problem.init_params()
+    total, steps = problem.episode(theta, seed=0)
+    assert steps == 9  # the cap, in agent steps
+    assert problem.obs_stat.mean.shape == (1, 42, 42)
+    assert problem.obs_stat.count == pytest.approx(9.01)  # every observation the policy saw
+    problem.freeze()
+    problem(theta)
+    assert problem.obs_stat.count == pytest.approx(9.01)
+
+
+# -- the centre-rank diagnostic -----------------------------------------------------------------------
+@pytest.mark.parametrize("strategy,maximize", [("openai_es", False), ("snes", True), ("cma_es", False)])
+def test_centre_rank_equals_brute_force_rank(strategy: str, maximize: bool) -> None:
+    calls: list[np.ndarray] = []
+
+    def f(X: np.ndarray) -> np.ndarray:
+        calls.append(X.copy())
+        return np.round(np.sum((X - 0.5) ** 2, axis=1), 1)  # rounding makes ties
+
+    means: list[np.ndarray] = []
+    rank = CentreRank("vectorized")
+    x0 = np.ones(5)
+    es = ES(strategy, popsize=8, max_generations=6, random_state=3, maximize=maximize, evaluator=rank)
+    es.fit(f, x0, callbacks=[rank, lambda e: means.append(np.asarray(e.strategy_.mean).copy())])
+    assert len(calls) == 6 and all(X.shape == (9, 5) for X in calls)  # popsize + the centre
+    centres = [x0] + means[:-1]
+    for X, centre, entry in zip(calls, centres, es.history_):
+        assert np.array_equal(X[-1], centre)
+        values = f(X).tolist()
+        c = values.pop()
+        ordered = sorted(values + [c], reverse=maximize)
+        assert entry["centre_rank"] == ordered.index(c) + 1  # ties: the centre first
+        assert entry["centre_value"] == c
+    assert rank.ranks == [e["centre_rank"] for e in es.history_]
+    # the diagnostic does not change the run
+    plain = ES(strategy, popsize=8, max_generations=6, random_state=3, maximize=maximize).fit(f, x0)
+    assert [e["generation_best"] for e in plain.history_] == [e["generation_best"] for e in es.history_]
+    assert es.n_evals_ == plain.n_evals_ == 48
+
+
+def test_centre_rank_progress_line_and_misuse(capsys: pytest.CaptureFixture) -> None:
+    import io
+
+    out = io.StringIO()
+    rank = CentreRank("vectorized")
+    ES("snes", max_generations=2, random_state=0, evaluator=rank).fit(
+        lambda X: (X ** 2).sum(axis=1), np.ones(3), callbacks=[rank], progress=ProgressBar("always", file=out))
+    assert "centre rank " in out.getvalue().splitlines()[-1]
+    with pytest.raises(StateError, match="fit\\(callbacks"):
+        ES("snes", max_generations=2, evaluator=CentreRank("vectorized")).fit(lambda X: (X ** 2).sum(axis=1),
+                                                                            np.ones(3))
+    assert centre_rank([1.0, np.nan, 3.0], 2.0) == 2 and centre_rank([1.0], np.nan) == 2
+
+
+# -- replay --------------------------------------------------------------------------------------------
+def test_replay_writes_a_readable_gif(tmp_path) -> None:
+    from PIL import Image
+
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli import main
+
+    problem = small_pong(max_steps=10)
+    total, frames = problem.play(problem.init_params(), seed=5)
+    assert len(frames) == 11 and frames[0].shape == (210, 160, 3)  # the reset frame + one per step
+    path = tmp_path / "pong.gif"
+    assert write_replay(frames, str(path), fps=20) == 11
+    with Image.open(path) as gif:  # identical consecutive frames are merged, their durations add up
+        durations = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            durations.append(gif.info["duration"])
+        assert gif.size == (160, 210)
+    assert sum(durations) == 11 * 50
+    with pytest.raises(InvalidArgumentError, match=r"\.gif or \.mp4"):
+        write_replay(frames, str(tmp_path / "pong.avi"))
+    # the CLI: a checkpoint carrying the problem's spec
+    ckpt = tmp_path / "run.ckpt"
+    es = ES("openai_es", popsize=2, sigma0=0.01, max_generations=1, maximize=True, random_state=0,
+            evaluator="serial")
+    es.fit(problem, problem.init_params(), callbacks=[Checkpointer(str(ckpt), metadata={"atari": problem.spec()})])
+    gif = tmp_path / "replay.gif"
+    assert main(["replay", str(ckpt), "--out", str(gif), "--max-steps", "7", "--seed", "5"]) == 0
+    with Image.open(gif) as image:
+        assert image.size == (160, 210)
+    assert main(["replay", str(tmp_path / "missing.ckpt")]) == 1
+
+
+# -- Pong on the process pool --------------------------------------------------------------------------
+def test_pong_one_generation_on_the_pool() -> None:
+    problem = small_pong(max_steps=20)
+    rank = CentreRank("executor", {"max_workers": 2})
+    x0 = problem.init_params()
+    es = ES("openai_es", popsize=4, sigma0=0.05, max_generations=1, maximize=True, random_state=0, evaluator=rank)
+    es.fit(problem, x0, callbacks=[rank])
+    entry = es.history_[-1]
+    assert es.n_generations_ == 1 and es.n_evals_ == 4
+    assert entry["centre_value"] == problem(x0)  # the worker's rollout equals one here
+    assert 1 <= entry["centre_rank"] <= 5

@@ -1,0 +1,30 @@
+"""MinAtar Breakout (gymnax) learns within minutes on a laptop's CPU: the compiled loop (issue 22).
+
+Budget: 300 SNES generations, popsize 32, 4 episodes of up to 1000 steps per candidate
+(38.4 M scanned environment steps; 67-106 s on a loaded 2-core machine). Threshold: the
+evolved mean's return over 20 fresh episodes exceeds the uniformly random policy's (0.35 over
+the same 20 episode keys) by 2.0; seeds 0, 1, 2 reached 4.5, 5.5 and 5.5.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gymnax")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_minatar_breakout_beats_random_play_within_300_generations() -> None:
+    sys.path.insert(0, str(ROOT / "examples" / "rl"))
+    try:
+        from minatar_breakout import run
+    finally:
+        sys.path.pop(0)
+    out = run(generations=300, seed=0, verbose=False)
+    assert out["random_return"] < 1.0
+    assert out["test_return"] >= out["random_return"] + 2.0, out
