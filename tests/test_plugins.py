@@ -170,7 +170,7 @@ def test_example_plugin_installed_with_pip_is_usable_by_name(example_site: Path)
     assert result["stop"] == "ftarget" and result["fun"] <= 1e-8
     assert result["plugin"]["distribution"] == "evostrat-plugin-example"
     assert result["plugin"]["version"] == "0.1.0"
-    assert result["plugin"]["provides"] == {"strategies": ["one_plus_lambda_es"]}
+    assert result["plugin"]["provides"] == {"strategies": ["one_plus_lambda_es"], "distributions": ["laplace"]}
 
 
 def test_example_plugin_runs_on_torch_and_jax(example_site: Path) -> None:

@@ -168,7 +168,7 @@ class NES(Strategy):
     def resolved_lrs(self, p: Distribution) -> dict[str, float]:
         """The step size of every parameter of ``p``."""
         natural = self._natural(p)
-        dim = p.mean.shape[0]
+        dim = math.prod(p.batch_shape + p.event_shape)
         lr_mean = float(self.lr_mean if self.lr_mean is not None else 1.0 if natural else 0.05)
         if self.lr_scale is not None:
             lr = float(self.lr_scale)

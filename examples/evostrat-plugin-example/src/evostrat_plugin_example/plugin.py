@@ -10,3 +10,10 @@ def evostrat_strategies() -> dict[str, type]:
     from evostrat_plugin_example.strategy import OnePlusLambdaES
 
     return {"one_plus_lambda_es": OnePlusLambdaES}
+
+
+@hookimpl
+def evostrat_distributions() -> dict[str, type]:
+    from evostrat_plugin_example.laplace import Laplace
+
+    return {"laplace": Laplace}
