@@ -110,6 +110,23 @@ def row_words(key: np.ndarray, row: int) -> tuple[int, int, int, int]:
     return _key_words(key, splitmix64(int(row)))
 
 
+#: Numbers per noise block of :meth:`Backend.normal_rows` (2**14: 128 KiB in float64).
+BLOCK_NUMBERS = 1 << 14
+
+
+def block_rows(dim: int) -> int:
+    """Rows per noise block at ``dim`` columns: ``BLOCK_NUMBERS // dim``, at least 1.
+
+    Row ``r`` of an addressable noise matrix is row ``r % block_rows(dim)`` of block
+    ``r // block_rows(dim)``, which one generator call seeded by
+    ``row_words(key, block)`` draws; from ``dim = BLOCK_NUMBERS`` on a block is one row.
+
+    >>> block_rows(10), block_rows(1_000_000)
+    (1638, 1)
+    """
+    return max(1, BLOCK_NUMBERS // max(int(dim), 1))
+
+
 class Backend:
     """Base class of array backends. Subclasses fill in every method.
 

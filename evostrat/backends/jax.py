@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
 
-from evostrat.backends.base import Array, Backend, Key, seed_to_uint64
+from evostrat.backends.base import Array, Backend, Key, block_rows, seed_to_uint64
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -40,6 +40,67 @@ def expm_pade(a: Array) -> Array:
     """
     with jax.default_matmul_precision("highest"):
         return jax.scipy.linalg.expm(a)
+
+
+def block_rows_jax(key: Key, rows: Any, dim: int, dtype: Any) -> Array:
+    """Rows ``rows`` of the addressable normal matrix of ``key``, drawn as blocks.
+
+    Row ``r`` is row ``r % B`` of block ``r // B`` (``B = block_rows(dim)``,
+    :func:`~evostrat.backends.base.block_rows`), block ``b`` being
+    ``jax.random.normal(fold_in(key, b), (B, dim))``. With partitionable threefry
+    (JAX's default) element ``(i, j)`` of a draw depends on its key and ``i * dim + j``
+    alone, so the first rows of a block are drawn by a shorter draw: a run of rows is at
+    most a partial first block, the whole blocks (one vmapped draw) and a partial last
+    block; at popsize 24, d = 10 one draw of 24 rows (20 us) instead of 24 per-row draws
+    (56 us). Traceable; ``rows`` (a range or host ints) is static.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> key = jax.random.PRNGKey(0)
+    >>> full = np.asarray(block_rows_jax(key, range(3000), 10, "float32"))
+    >>> bool((np.asarray(block_rows_jax(key, [2999, 5], 10, "float32")) == full[[2999, 5]]).all())
+    True
+    """
+    per = block_rows(dim)
+    if isinstance(rows, range) and rows.step == 1:
+        start, stop = rows.start, max(rows.start, rows.stop)
+        index = None
+    else:
+        index = np.asarray(rows, dtype=np.int64).reshape(-1)
+        start, stop = (int(index.min()), int(index.max()) + 1) if index.size else (0, 0)
+    if start < 0:
+        raise InvalidArgumentError(f"row indices must be >= 0, got {start}")
+    if index is not None and index.size and np.array_equal(index, np.arange(start, stop)):
+        index = None
+    if index is not None and index.size and stop - start <= 4 * index.size:
+        index = index - start  # dense enough: draw the span, then gather
+    elif index is not None and index.size:
+        # scattered rows: each block's prefix up to its last row asked, then one gather
+        blocks = np.unique(index // per)
+        parts = [_block_prefix(key, int(b), int(index[index // per == b].max() % per) + 1, dim, dtype)
+                 for b in blocks]
+        where = np.searchsorted(blocks, index // per)
+        base = np.concatenate([[0], np.cumsum([p.shape[0] for p in parts])[:-1]])
+        return jnp.concatenate(parts)[jnp.asarray(base[where] + index % per)]
+    if stop <= start:
+        return jnp.zeros((0, dim), dtype=dtype)
+    first, last = start // per, (stop - 1) // per
+    if first == last:
+        out = _block_prefix(key, first, stop - first * per, dim, dtype)[start - first * per:]
+    else:
+        parts = [_block_prefix(key, first, per, dim, dtype)[start - first * per:]]
+        if last - first > 1:  # the whole blocks between: one vmapped draw
+            parts.append(jax.vmap(lambda b: jax.random.normal(jax.random.fold_in(key, b), (per, dim), dtype=dtype))(
+                jnp.arange(first + 1, last, dtype=jnp.uint32)).reshape(-1, dim))
+        parts.append(_block_prefix(key, last, stop - last * per, dim, dtype))
+        out = jnp.concatenate(parts)
+    return out if index is None else out[jnp.asarray(index)]
+
+
+def _block_prefix(key: Key, block: int, count: int, dim: int, dtype: Any) -> Array:
+    """The first ``count`` rows of noise block ``block``."""
+    return jax.random.normal(jax.random.fold_in(key, block), (count, dim), dtype=dtype)
 
 
 class JaxBackend(Backend):
@@ -102,10 +163,16 @@ class JaxBackend(Backend):
         return jax.random.uniform(key, shape, dtype=dtype)
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
-        # Row r: jax.random.normal(fold_in(key, r), (dim,)), vectorised with vmap;
-        # traceable (rows is static: a range or a host integer array).
-        index = jnp.asarray(np.asarray(rows, dtype=np.uint32).reshape(-1))
-        return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (dim,), dtype=dtype))(index)
+        # Traceable: rows is static (a range or a host integer array).
+        if not jax.config.jax_threefry_partitionable:
+            # Row r: normal(fold_in(key, r), (dim,)) (an unpartitionable threefry draw
+            # depends on its whole shape, so a block's rows could not be rebuilt in part).
+            index = jnp.asarray(np.asarray(rows, dtype=np.uint32).reshape(-1))
+            return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (dim,), dtype=dtype))(index)
+        # The rows materialised: a consumer's ``mean + sigma * z`` then compiles to the same
+        # multiply-adds whether it takes all rows of a draw or a slice (fused into the
+        # draw, XLA rounds a population differently from a worker's chunk of it).
+        return jax.lax.optimization_barrier(block_rows_jax(key, rows, dim, dtype))
 
     def key_from_numpy(self, data: np.ndarray) -> Key:
         return self.asarray(np.asarray(data, dtype=np.uint32))

@@ -3,7 +3,8 @@
 Keys are two-word ``uint64`` numpy arrays kept on the host (so deriving keys
 never synchronises with the GPU); ``normal`` seeds a ``torch.Generator`` on the
 target device from the key and samples there. Addressable noise rows
-(``normal_rows``) re-seed a generator per row on the CPU; on an accelerator
+(``normal_rows``) are the numpy backend's blocks on the CPU
+(:func:`~evostrat.backends.numpy.block_normal_rows`, shared memory); on an accelerator
 they come from a counter-based hash (:func:`hashed_normal_rows`) in a fixed
 number of kernels whatever the population, instead of two launches per row.
 
@@ -24,8 +25,8 @@ import array_api_compat.torch as xp_torch
 import numpy as np
 import torch
 
-from evostrat.backends.base import Array, Backend, Key, row_words
-from evostrat.backends.numpy import HostKeys
+from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.numpy import HostKeys, block_normal_rows
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -150,14 +151,10 @@ class TorchBackend(HostKeys, Backend):
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
             return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)
-        # One generator, re-seeded per row from (key, r).
-        index = np.asarray(rows, dtype=np.int64).reshape(-1)
-        gen = torch.Generator(device=device)
-        out = torch.empty((index.size, dim), dtype=dtype, device=device)
-        for j, r in enumerate(index.tolist()):
-            gen.manual_seed(row_words(key, r)[0] & 0x7FFF_FFFF_FFFF_FFFF)
-            out[j].normal_(generator=gen)
-        return out
+        # The numpy backend's blocks (one generator call per block, the same numbers):
+        # torch's CPU normal_ draws a tensor's tail differently from a longer tensor's
+        # prefix, so its blocks could not be rebuilt in part.
+        return torch.from_numpy(block_normal_rows(key, rows, dim, self.dtype_name(dtype)))
 
     def generator_normal(
         self, generator: Any, shape: tuple[int, ...], dtype: Any, device: Any = None

@@ -7,9 +7,12 @@ population, and each worker rebuilds only its own rows. ``docs/guides/distribute
 compares the sizes and costs of the ``seeded=`` modes (plain, seed and
 :mod:`evostrat.evaluators.replay`); every mode gives the plain run bit for bit.
 
-*Per-row noise.* The strategies draw their noise with
+*Per-row noise, drawn in blocks.* The strategies draw their noise with
 :meth:`~evostrat.backends.base.Backend.normal_rows`: row ``r`` is a function of
-the generation key and ``r`` alone, so a worker draws only its rows.
+the generation key and ``r`` alone, so a worker draws only its rows. The rows are
+drawn as blocks of :func:`~evostrat.backends.base.block_rows` rows, one generator
+call per block; a row is rebuilt from (key, block, offset) by drawing its block up
+to it.
 
 *Layouts.* Candidate ``i`` is ``x_i = mean + sigma * (s_i z_{r_i})`` with a
 noise row ``r_i`` and a sign ``s_i``: ``"independent"`` (SNES) ``r_i = i``,
@@ -122,6 +125,11 @@ def gaussian_population(backend: Backend, key: Any, mean: Array, sigma: Array, p
         else:  # pairs: +z_0, -z_0, +z_1, -z_1, ...
             z = xp.reshape(xp.stack([z, -z], axis=1), (popsize, dim))
         return _shift_scale(z, mean, sigma)
+    if layout == "independent" and isinstance(candidates, (range, type(None))):
+        span = range(popsize) if candidates is None else candidates
+        if span.step == 1 and (not span or 0 <= span.start and span.stop <= popsize):
+            # a run of rows: the backend draws it block by block, no index arrays
+            return _shift_scale(backend.normal_rows(key, span, dim, mean.dtype, device), mean, sigma)
     rows, signs = layout_rows(layout, popsize, range(popsize) if candidates is None else candidates)
     if layout == "independent":
         z = backend.normal_rows(key, rows, dim, mean.dtype, device)
