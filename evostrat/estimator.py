@@ -96,18 +96,34 @@ class ES(Params):
         ``strategy_options``) warns (:class:`~evostrat.errors.ParameterOverrideWarning`).
     popsize : int, optional
         ``None`` keeps the strategy's default for the dimension (overrides as ``sigma0``).
-    max_evals, max_generations : int, optional
-        Budgets. With neither set, ``max_generations`` defaults to pycma's
+    max_evals : int, optional
+        Budget of objective evaluations (over all restarts).
+    max_generations : int, optional
+        Budget of generations. With neither budget set, it defaults to pycma's
         ``100 + 150 (d + 3)^2 / sqrt(popsize)``.
     ftarget : float, optional
         Stop once the best value reaches it (checked once per generation).
-    tolfun, tolx : float or None
-        pycma-style criteria (see :mod:`evostrat.run.termination`); ``None`` disables.
-    tolfunhist, tolstagnation, tolflatfitness : number, None or "auto"
-        pycma's fitness-history criteria (see :mod:`evostrat.run.termination`);
-        ``"auto"`` takes the strategy's ``termination_defaults`` (the CMA-ES
-        family: pycma's 1e-12, ``int(100 + 100 d^1.5 / popsize)`` and 1; other
-        strategies: off); ``None`` disables.
+    tolfun : float or None
+        Stop when, over the last ``10 + ceil(30 d / popsize)`` generations, the range
+        of the generation-best values and that of the latest generation's values are
+        both below it (pycma's ``tolfun``, :mod:`evostrat.run.termination`); ``None``
+        disables.
+    tolx : float or None
+        Stop when the largest per-coordinate standard deviation of the search
+        distribution is below it; ``None`` disables.
+    tolfunhist : float, None or "auto"
+        Stop when the range of the generation-best values over that window is below
+        it. ``"auto"`` takes the strategy's ``termination_defaults`` (the CMA-ES
+        family: pycma's 1e-12; other strategies: off); ``None`` disables.
+    tolstagnation : int, None or "auto"
+        pycma's stagnation test: the medians of the best and median values stopped
+        improving and the best value is older than half this many generations.
+        ``"auto"``: ``int(100 + 100 d^1.5 / popsize)`` for the CMA-ES family, off for
+        the others; ``None`` disables.
+    tolflatfitness : int, None or "auto"
+        Stop when a generation's best and 75th-percentile values are equal in more
+        than this many consecutive generations. ``"auto"``: 1 for the CMA-ES family
+        (pycma's), off for the others; ``None`` disables.
     maximize : bool
         Maximise the objective instead of minimising it.
     bounds : tuple (lower, upper), optional
