@@ -22,8 +22,10 @@ Arguments as scipy reads them:
   (``max_evals``), ``maxiter`` (``max_generations``), ``seed`` (``random_state``) and
   ``constraint_handler``; ``disp`` is accepted and ignored.
 - ``callback(intermediate_result)``: called after each generation with an
-  ``OptimizeResult`` holding ``x``, ``fun``, ``nfev``, ``nit``; raising
-  ``StopIteration`` ends the run (scipy's convention).
+  ``OptimizeResult`` holding ``x``, ``fun``, ``nfev``, ``nit`` (a callback whose
+  parameter has another name gets ``xk``, the best point so far, as scipy's old
+  style); raising ``StopIteration`` ends the run (scipy's convention).
+- ``tol``: the ES's ``tolfun``.
 
 ``status``: 0 converged (``tolfun``, ``tolx``, ``ftarget``... ), 1 the evaluation or
 generation budget ran out, 2 no feasible point was found, 3 the callback stopped it,
@@ -65,9 +67,9 @@ MESSAGES = {
 }
 
 
-def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str = "cma_es", bounds: Any = None,
-             constraints: Any = (), options: dict[str, Any] | None = None,
-             callback: Callable[[Any], Any] | None = None) -> Any:
+def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str = "cma_es", *, bounds: Any = None,
+             constraints: Any = (), tol: float | None = None, callback: Callable[[Any], Any] | None = None,
+             options: dict[str, Any] | None = None) -> Any:
     """Minimise ``fun`` from ``x0`` with an evolution strategy; scipy's interface and result.
 
     Parameters
@@ -79,8 +81,11 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
         Extra arguments of ``fun``.
     method : str
         A strategy name (``"cma_es"``, ``"sep_cma_es"``, ``"snes"``, ``"xnes"``...).
-    bounds, constraints, options, callback
-        As described in :mod:`evostrat.minimize`.
+    bounds, constraints, callback, options
+        As described in :mod:`evostrat.minimize` (keyword-only: scipy's positions after
+        ``method`` are gradient arguments an evolution strategy does not take).
+    tol : float, optional
+        ``tolfun`` (the ES's change-in-value tolerance), as scipy's ``tol`` sets a method's own.
 
     Returns
     -------
@@ -98,6 +103,8 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     if x0.ndim != 1 or x0.size < 1:
         raise InvalidArgumentError(f"x0 must be a 1-D array of n >= 1 numbers, got shape {x0.shape}")
     params = _params(options, method)
+    if tol is not None:
+        params.setdefault("tolfun", tol)
     handler = params.pop("constraint_handler", "auto")
     params.setdefault("evaluator", "serial")
     if bounds is not None:
@@ -216,13 +223,22 @@ def _one_constraint(c: Any, i: int) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _callback(callback: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """An ES callback calling scipy's: ``callback(intermediate_result)`` when its one parameter
+    has that name (scipy's new style), else ``callback(xk)`` with the best point so far."""
+    import inspect
+
     from scipy.optimize import OptimizeResult
 
+    try:
+        new_style = list(inspect.signature(callback).parameters) == ["intermediate_result"]
+    except (TypeError, ValueError):
+        new_style = False
+
     def hook(es: Any) -> bool:
-        state = OptimizeResult(x=np.asarray(es.x_, dtype=np.float64), fun=float(es.fun_), nfev=int(es.n_evals_),
-                               nit=int(es.n_generations_))
+        x = np.asarray(es.x_, dtype=np.float64)
+        state = OptimizeResult(x=x, fun=float(es.fun_), nfev=int(es.n_evals_), nit=int(es.n_generations_))
         try:
-            callback(state)
+            callback(state if new_style else x)
         except StopIteration:
             return True
         return False

@@ -56,6 +56,13 @@ def test_budget_and_callback_statuses() -> None:
 
     res = evostrat.minimize(rosen, np.zeros(4), callback=stop_after_three, options={"seed": 0})
     assert res.status == 3 and res.nit == 3 and not res.success and seen[-1] == res.fun
+    points = []
+    res = evostrat.minimize(rosen, np.zeros(4), callback=lambda xk: points.append(xk.copy()),
+                            options={"maxiter": 4, "seed": 0})
+    assert len(points) == 4 and np.array_equal(points[-1], res.x)  # scipy's old style: xk
+    loose = evostrat.minimize(rosen, np.zeros(4), tol=1e-2, options={"seed": 0})
+    tight = evostrat.minimize(rosen, np.zeros(4), tol=1e-12, options={"seed": 0})
+    assert loose.es.tolfun == 1e-2 and loose.nfev < tight.nfev
 
 
 def test_bounds_as_pairs_and_scipy_bounds() -> None:
