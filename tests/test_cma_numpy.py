@@ -193,7 +193,7 @@ def test_a_third_party_kernel_wins_and_is_resolved_once(counting_plugin: object)
 def test_kernel_resolution_for_builtins() -> None:
     numpy = get_backend("numpy")
     assert resolve_kernel(CMAES(), numpy) is not None
-    assert resolve_kernel(SepCMAES(), numpy) is None  # sep-CMA-ES has no numpy kernel
+    assert resolve_kernel(SepCMAES(), numpy) is not None  # evostrat.kernels.sep_cma_numpy
     off = CMAES()
     off.numpy_kernel = False
     assert resolve_kernel(off, numpy) is None

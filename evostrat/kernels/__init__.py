@@ -11,6 +11,7 @@ Built-in kernels:
 
 - :mod:`evostrat.kernels.cma_numpy`: CMA-ES on numpy arrays, bit-identical to
   the generic steps of :mod:`evostrat.strategies.cma_base`.
+- :mod:`evostrat.kernels.sep_cma_numpy`: sep-CMA-ES on numpy arrays, likewise.
 
 Examples
 --------

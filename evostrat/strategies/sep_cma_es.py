@@ -56,6 +56,9 @@ class SepCMAES(CMABase):
 
     State = SepCMAESState
     separable = True
+    #: Whether numpy states run :mod:`evostrat.kernels.sep_cma_numpy` (bit-identical,
+    #: faster); ``False`` (on the class or an instance) runs the generic steps.
+    numpy_kernel = True
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
         xp = backend.xp
