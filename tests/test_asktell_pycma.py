@@ -126,3 +126,13 @@ def test_restarts_end_at_ftarget_and_report_the_whole_run() -> None:
             random_state=0).fit(sphere, np.ones(4))
     assert len(es.restarts_) == 3 and es.stop_reason_ == "maxrestarts" and es.stop() == {"maxrestarts": 2}
     assert {r["stop_reason"] for r in es.restarts_} == {"tolfun"}
+
+
+def test_repaired_candidates_with_bounds_are_mapped_into_the_strategy_space() -> None:
+    es = ES("cma_es", sigma0=0.5, bounds=(-1.0, 2.0), ftarget=1e-8, max_evals=20000,
+            random_state=0).initialize(np.full(3, 0.5))
+    target = np.array([1.0, 0.3, -1.0])  # one coordinate on the bound
+    while not es.stop():
+        X = np.round(es.ask(), 3)  # a grid the user evaluates on
+        es.tell(X, ((X - target) ** 2).sum(axis=1), repaired=True)
+    assert es.stop_reason_ == "ftarget" and np.allclose(es.x_, target)
