@@ -121,6 +121,17 @@ def test_margin_solves_where_rounding_stalls():
         assert plain.fun_ > 1e-3, (seed, plain.fun_)  # at least one integer coordinate stuck off 0
 
 
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.slow)])  # jax: ~10 s of jit
+def test_integers_on_torch_and_jax(backend):
+    lib = pytest.importorskip(backend)
+    x0 = lib.full((4,), 3.0) if backend == "torch" else lib.numpy.full((4,), 3.0)
+    es = ES("cma_es", sigma0=2.0, integer=[0, 1], max_generations=40, random_state=0,
+            evaluator="vectorized").fit(shifted_sphere, x0)
+    x = np.asarray(es.x_)
+    assert type(es.x_).__module__.split(".")[0] in ("torch", "jaxlib", "jax")
+    assert x[:2].tolist() == [0.0, 0.0] and np.allclose(x[2:], 0.3, atol=0.05)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", ["sphere", "ellipsoid"])
 def test_against_cmaes_cmawm(problem):
