@@ -55,7 +55,7 @@ def source_solutions(dim=6, seed=0):
     return np.concatenate(seen_X), np.concatenate(seen_f)
 
 
-@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes"])
+@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "xnes", "snes"])
 def test_state_holds_the_estimate(strategy):
     X, v = source_solutions()
     mean, sigma, C = promising_distribution(X, v)
@@ -66,6 +66,8 @@ def test_state_holds_the_estimate(strategy):
         assert np.allclose(state.sigma ** 2 * es.run_.runner.strategy.current_cov(state), sigma ** 2 * C)
     elif strategy == "sep_cma_es":
         assert np.allclose(state.sigma ** 2 * state.C, sigma ** 2 * np.diag(C))
+    elif strategy == "xnes":
+        assert np.allclose(state.sigma ** 2 * state.B @ state.B.T, sigma ** 2 * C)
     else:
         assert np.allclose(state.sigma, sigma * np.sqrt(np.diag(C)))
 
@@ -102,6 +104,13 @@ def test_warm_start_from_a_fitted_run_continues_it(via, tmp_path):
     # it went on from the first run's distribution (best 0.02 after 40 generations); a cold start
     # from x0 = 0 with sigma0 = 2 is above 0.8 after 5 generations
     assert second.fun_ < first.fun_
+
+
+def test_xnes_from_a_cma_es_run():
+    first = ES("cma_es", sigma0=2.0, max_generations=40, random_state=0).fit(shifted(0.3), np.full(5, 3.0))
+    x = ES("xnes", warm_start=first, random_state=1).initialize(np.zeros(5)).run_.runner.state
+    a = first.run_.runner
+    assert np.allclose(x.sigma ** 2 * x.B @ x.B.T, a.state.sigma ** 2 * a.strategy.current_cov(a.state))
 
 
 def test_warm_start_across_population_sizes_takes_the_distribution():

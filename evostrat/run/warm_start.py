@@ -18,9 +18,9 @@ backend and dtype and must have the same dimension. Accepted sources:
   ``mu = mean(x_i)`` and ``Sigma = alpha^2 I + mean(x_i x_i^T) - mu mu^T``
   (eq. 9, a Gaussian prior of variance ``alpha^2`` on each point); the run
   starts at ``m = mu``, ``sigma = det(Sigma)^(1 / 2n)``,
-  ``C = Sigma / det(Sigma)^(1/n)``. The CMA-ES state takes C whole; sep-CMA-ES its
-  diagonal; other strategies with a ``sigma`` take ``m`` and the coordinate
-  standard deviations (a vector sigma) or ``sigma`` (a scalar one).
+  ``C = Sigma / det(Sigma)^(1/n)``. CMA-ES and xNES (``B = C^(1/2)``) take C whole;
+  sep-CMA-ES its diagonal; other strategies with a ``sigma`` take ``m`` and the
+  coordinate standard deviations (a vector sigma) or ``sigma`` (a scalar one).
 
 Examples
 --------
@@ -159,6 +159,7 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
     """``(mean, sigma, C)`` of a run's search distribution (C of the CMA family, else identity)."""
     from evostrat.strategies.cma_es import CMAES
     from evostrat.strategies.sep_cma_es import SepCMAES
+    from evostrat.strategies.xnes import XNES
 
     be, state, strategy = runner.backend, runner.state, runner.strategy
     mean = _host(be, state.mean)
@@ -167,6 +168,9 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
         return mean, float(_host(be, state.sigma)), _host(be, strategy.current_cov(state))
     if isinstance(strategy, SepCMAES):
         return mean, float(_host(be, state.sigma)), np.diag(_host(be, state.C))
+    if isinstance(strategy, XNES):
+        B = _host(be, state.B)
+        return mean, float(_host(be, state.sigma)), B @ B.T
     sigma = _host(be, state.sigma) if "sigma" in field_names(state) else np.ones(())
     if sigma.ndim == 1:
         scale = float(np.exp(np.mean(np.log(sigma))))
@@ -178,6 +182,7 @@ def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray
     """The runner's state with search distribution ``N(mean, sigma^2 C)`` (as the strategy can hold it)."""
     from evostrat.strategies.cma_es import CMAES
     from evostrat.strategies.sep_cma_es import SepCMAES
+    from evostrat.strategies.xnes import XNES
 
     be, state, strategy = runner.backend, runner.state, runner.strategy
     if "mean" not in field_names(state) or "sigma" not in field_names(state):
@@ -195,6 +200,9 @@ def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray
         return strategy.eigen(new, arr(C))
     if isinstance(strategy, SepCMAES):
         return replace(new, sigma=arr(sigma), C=arr(np.diag(C)))
+    if isinstance(strategy, XNES):  # x = m + sigma B z: B = C^(1/2), det B = 1
+        w, V = np.linalg.eigh(C)
+        return replace(new, sigma=arr(sigma), B=arr((V * np.sqrt(np.clip(w, 0.0, None))) @ V.T))
     if tuple(np.shape(state.sigma)) == tuple(np.shape(mean)):
         return replace(new, sigma=arr(sigma * np.sqrt(np.diag(C))))
     return replace(new, sigma=arr(sigma))
