@@ -144,3 +144,18 @@ def test_against_cmaes_cmawm(problem):
     table = compare(problem, seeds=range(10))
     assert table["evostrat_solved"] >= table["cmaes_solved"]
     assert table["evostrat_median"] <= 1.2 * table["cmaes_median"]
+
+
+def test_integers_with_restarts():
+    """Each restart run gets a fresh margin state; every candidate stays integral."""
+    seen = []
+
+    def f(X):
+        seen.append(np.array(X))
+        return shifted_sphere(X) + np.cos(2 * np.pi * X[:, 2])  # multimodal in the continuous coordinate
+
+    es = ES("cma_es", sigma0=2.0, integer=[0, 1], restarts=dict(kind="ipop", max_restarts=2), max_evals=3000,
+            random_state=0, evaluator="vectorized").fit(f, np.full(3, 3.0))
+    X = np.concatenate(seen)
+    assert len(es.restarts_) >= 2 and np.array_equal(X[:, :2], np.round(X[:, :2]))
+    assert es.x_[:2].tolist() == [0.0, 0.0]

@@ -115,3 +115,12 @@ def test_noisy_sphere_study():
         plain, handled = rows["plain"], rows["uh"]
         assert handled[-1] < plain[-1] / 5, (kind, rows)  # better at the end
         assert handled[-1] < handled[0], (kind, rows)  # still improving in the last quarters
+
+
+def test_noise_handling_scales_a_vector_sigma():
+    rng = np.random.default_rng(1)
+    es = ES("snes", sigma0=1.0, max_generations=20, noise_handling=True, random_state=0,
+            evaluator="vectorized").fit(lambda X: rng.standard_normal(len(X)), np.zeros(3))
+    assert es.run_.noise.handler.s > 0
+    sigma = np.asarray(es.run_.runner.state.sigma)
+    assert sigma.shape == (3,) and np.isfinite(sigma).all()

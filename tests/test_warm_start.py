@@ -139,3 +139,14 @@ def test_bad_warm_starts_name_the_argument():
     fitted = ES("cma_es", max_generations=2).fit(shifted(0), np.zeros(4))
     with pytest.raises(InvalidArgumentError, match="warm_start run has dimension 4"):
         ES("cma_es", warm_start=fitted).initialize(x0)
+
+
+def test_warm_start_inside_bounds():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (1000, 2))
+    v = ((X - 0.4) ** 2).sum(axis=1)
+    es = ES("cma_es", warm_start=(X, v), bounds=(0, 1), random_state=0).initialize(np.full(2, 0.9))
+    mean, _, _ = promising_distribution(X, v)
+    assert np.allclose(es.x_, mean)  # the box image of the strategy's mean is the estimate
+    es.fit(shifted(0.6), np.full(2, 0.9))
+    assert np.allclose(es.x_, 0.6, atol=1e-4)
