@@ -27,6 +27,7 @@ def shifted_sphere(X):
     ([True, False], InvalidArgumentError, "x0 has dimension 3"),
     ([[True, False, True]], InvalidArgumentError, "integer must be"),
     ([3], InvalidArgumentError, "integer indices must lie in"),
+    ([1, 0, 1], InvalidArgumentError, "integer indices must be distinct"),  # a 0/1 "mask" of ints
     ("abc", InvalidTypeError, "integer must be"),
 ])
 def test_bad_integer_masks_name_the_argument(integer, error, text):

@@ -97,8 +97,12 @@ def integer_mask(integer: Any, dim: int) -> np.ndarray:
         return arr.copy()
     if arr.size and (arr.min() < -dim or arr.max() >= dim):
         raise InvalidArgumentError(f"integer indices must lie in [-{dim}, {dim}), got {arr.tolist()}")
+    index = np.where(arr < 0, arr + dim, arr).astype(np.intp)
+    if np.unique(index).size != index.size:
+        raise InvalidArgumentError(f"integer indices must be distinct, got {arr.tolist()} (a mask must be "
+                                   f"boolean: [True, False, ...])")
     mask = np.zeros(dim, dtype=bool)
-    mask[arr.astype(np.intp)] = True
+    mask[index] = True
     return mask
 
 
