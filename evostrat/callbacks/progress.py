@@ -114,7 +114,8 @@ class ProgressBar(Callback):
     def _fields(self, es: Any) -> dict[str, str]:
         last = es.history_[-1] if es.history_ else {}
         return {"gen": str(es.n_generations_), "evals": str(es.n_evals_), "best": _num(es.fun_),
-                "current": _num(last.get("generation_best")), "sigma": _num(last.get("sigma"))}
+                "current": _num(last.get("generation_best")), "sigma": _num(last.get("sigma")),
+                "centre": f" | centre rank {last['centre_rank']}" if "centre_rank" in last else ""}  # CentreRank
 
     def line(self, es: Any) -> str:
         """The plain status line."""
@@ -123,10 +124,8 @@ class ProgressBar(Callback):
         evals = f["evals"] + (f"/{total}" if total and unit == "evals" else "")
         gen = f["gen"] + (f"/{total}" if total and unit == "generations" else "")
         elapsed = _clock(es.run_.state.elapsed())
-        last = es.history_[-1] if es.history_ else {}
-        centre = f" | centre rank {last['centre_rank']}" if "centre_rank" in last else ""  # CentreRank
         return (f"gen {gen} | evals {evals} | best {f['best']} | current {f['current']} | "
-                f"sigma {f['sigma']}{centre} | {elapsed}")
+                f"sigma {f['sigma']}{f['centre']} | {elapsed}")
 
     # -- the callback ----------------------------------------------------------------
     def on_fit_start(self, es: Any) -> None:
@@ -149,7 +148,7 @@ class ProgressBar(Callback):
 
         console = Console(file=self._stream, force_terminal=True if not self._live else None, stderr=False)
         texts = ("evals {task.fields[evals]}", "best [green]{task.fields[best]}",
-                 "current {task.fields[current]}", "sigma {task.fields[sigma]}")
+                 "current {task.fields[current]}", "sigma {task.fields[sigma]}{task.fields[centre]}")
         total, done, _ = self.budget(es)
         bar = (BarColumn(bar_width=12), TaskProgressColumn()) if total else ()
         progress = Progress(
