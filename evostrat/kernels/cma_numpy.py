@@ -35,7 +35,7 @@ True
 from __future__ import annotations
 
 import math
-from functools import lru_cache, partial
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -43,59 +43,39 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 from scipy.linalg.lapack import dsyevd
 
-from evostrat.backends import get_backend
-from evostrat.backends.base import DRAW_CHILD, SPLIT_CHILD, splitmix64
-from evostrat.backends.numpy import seeded_generator
-from evostrat.kernels import Kernel
-from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, candidate_weights
 from evostrat.backends.trees import replace
+from evostrat.kernels import Kernel, cma_factor
+from evostrat.kernels.cma_steps import context, draw, host_read_out, rank_weights, sigma, step_size
+from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES
+from evostrat.strategies.cma_es import CMAFactorState
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES, CMAESState
 
-__all__ = ["kernel", "ask", "tell", "eigh"]
+__all__ = ["kernel", "ask", "tell", "stop", "eigh"]
 
 # np.vecdot is numpy >= 2; the generic code's xp.vecdot is the same function there
 _vecdot = getattr(np, "vecdot", None) or xp_numpy.vecdot
-_SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
+
 
 
 def kernel(strategy: CMAES) -> Kernel:
-    """The kernel bound to ``strategy`` (what the built-in plugin returns)."""
-    # what the kernel keeps: the strategy, its factors per (dim, dtype), made once, the last
-    # state's sigma and max C_jj (``sigma`` then ``stop`` read them) and what ``stop``
-    # compares with for the last (std0, log_scale)
-    ctx = SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(_factors, strategy)),
-                          last=(None, None), bounds=(None, None, None))
-    return Kernel(ask=partial(ask, ctx), tell=partial(tell, ctx), sigma=partial(sigma, ctx),
-                  stop=partial(stop, ctx))
+    """The kernel bound to ``strategy`` (what the built-in plugin returns): this module's
+    functions on :class:`~evostrat.strategies.cma_es.CMAESState`, those of
+    :mod:`evostrat.kernels.cma_factor` on :class:`~evostrat.strategies.cma_es.CMAFactorState`."""
+    ctx = context(strategy)
+    return Kernel(ask=partial(_by_model, cma_factor.ask, ask, ctx),
+                  tell=partial(_by_model, cma_factor.tell, tell, ctx),
+                  sigma=partial(sigma, ctx), stop=partial(_by_model, cma_factor.stop, stop, ctx))
 
 
-_F64 = np.dtype(np.float64)
+def _by_model(factor: Any, eigen: Any, ctx: SimpleNamespace, state: Any, *args: Any) -> Any:
+    return (factor if type(state) is CMAFactorState else eigen)(ctx, state, *args)
+
+
 _NO_STOP = dict.fromkeys(STOP_NAMES, False)
 
 
-def _host(ctx: SimpleNamespace, state: CMAESState) -> tuple[float, float] | None:
-    """``(sigma, max diag C)`` of a float64 ``state`` as Python floats (the same IEEE
-    doubles: ``+``, ``*``, ``sqrt`` and comparisons give numpy's results), or ``None`` for
-    float32 and for a NaN or negative ``diag C`` (``argmax`` finds a NaN as ``max`` does)."""
-    if ctx.last[0] is state:
-        return ctx.last[1]
-    diag, host = state.diag_C, None
-    if diag.dtype is _F64:
-        high = diag.item(diag.argmax())
-        if high >= 0.0:
-            host = float(state.sigma), high
-    ctx.last = (state, host)
-    return host
-
-
-def sigma(ctx: SimpleNamespace, state: CMAESState) -> np.ndarray:
-    """``sigma * sqrt(max diag C)``, as :meth:`CMABase.sigma <evostrat.strategies.cma_base.CMABase.sigma>`."""
-    host = _host(ctx, state)
-    if host is None:
-        return state.sigma * np.sqrt(state.diag_C.max())
-    return np.float64(host[0] * math.sqrt(host[1]))
 
 
 def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
@@ -110,7 +90,7 @@ def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
     ``B @ where(pick, D, 0)`` adds exact zeros); ``tolupsigma`` compares ``sigma / max D``
     with the exponential of its threshold widened by 1e-9, and numpy's logarithms within.
     """
-    host, diag = _host(ctx, state), state.diag_C
+    host, diag = host_read_out(ctx, state), state.diag_C
     if host is None:
         return _stop_arrays(ctx.strategy, state)
     (s, high), D, low = host, state.D.tolist(), diag.item(diag.argmin())
@@ -183,80 +163,17 @@ def _stop_arrays(strategy: CMAES, state: CMAESState) -> dict[str, Any]:
     return out
 
 
-def _factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
-    """Each factor is the generic code's Python expression evaluated once: same value and type."""
-    c = strategy.constants(get_backend("numpy"), n, dtype, None)
-    p = c.p
-    rank_weights = c.cumulative[:, 1:] - c.cumulative[:, :-1]
-    one, zero = dtype.type(1.0), dtype.type(0.0)
-    pc_coef = math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)
-    decay0, decay1 = (1.0 - p.c1 - p.cmu * p.sum_weights), (p.c1 * p.cc * (2.0 - p.cc))
-    unit = np.ones((), dtype)
-
-    def arr(value: Any) -> np.ndarray:
-        # ``value * x`` with x of this dtype as ``arr(value) * x``: the same dtype and
-        # value (a 0-d array of the product's type), and a faster multiplication
-        return np.asarray(value * unit)
-
-    decay = (decay0 + decay1 * (1.0 - zero), decay0 + decay1 * (1.0 - one))
-    rate = p.cs / p.damps
-    return SimpleNamespace(
-        c=c, popsize=p.popsize, rw_mean=rank_weights[0].copy(), rw_cov=rank_weights[1].copy(),
-        keep=~(rank_weights[1] < 0),  # by rank: where np.where(w_cov < 0, ...) keeps w_cov
-        cmu=arr(p.cmu), c1=arr(p.c1), half=arr(0.5), n=arr(n),
-        ymax=c.ymax, ymax2=c.ymax**2,
-        ps_decay=arr(1.0 - p.cs), ps_coef=arr(math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)),
-        rate=rate, rate_chi=rate / p.chi_n, one=one,
-        # np.maximum(x, lo) compares x with lo cast to x's dtype
-        lo=dtype.type(c.sigma_range[0]), hi=dtype.type(c.sigma_range[1]),
-        threshold2=((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2,
-        log_cs2=2.0 * math.log(1.0 - p.cs), pc_decay=arr(1.0 - p.cc),
-        # (hsig * pc_coef) and the decay of C for hsig = 0 and hsig = 1
-        pc_gain=(arr(zero * pc_coef), arr(one * pc_coef)),
-        decay=decay, decay_arr=(np.asarray(decay[0]), np.asarray(decay[1])),
-        zero=zero, tiny_n=arr(c.tiny * n), eps=c.eps, tiny=c.tiny,
-    )
-
 
 def ask(ctx: SimpleNamespace, state: CMAESState) -> tuple[np.ndarray, CMAESState]:
     """``CMAES.sample`` on numpy arrays: ``x_k = m + sigma B (D * z_k)``."""
     mean = state.mean
     n = mean.shape[0]
     K = ctx.factors(n, mean.dtype)
-    # key, sub = split_uint64(key); normal(sub): generator_words(sub) -> PCG64 (backends/base.py)
-    k0, k1 = state.key.tolist()
-    a = splitmix64(k0 ^ _SPLIT0)
-    key = np.array([a, splitmix64(k1 ^ splitmix64(a))], dtype=np.uint64)
-    a = splitmix64(k0 ^ _SPLIT1)
-    b = splitmix64(k1 ^ splitmix64(a))
-    a = splitmix64(a ^ DRAW_CHILD)
-    b = splitmix64(b ^ splitmix64(a))
-    c = splitmix64(a ^ b)
-    z = seeded_generator(a, b, c, splitmix64(c)).standard_normal((K.popsize, n), dtype=mean.dtype)
+    key, z = draw(state.key, (K.popsize, n), mean.dtype)
     y = (z * state.D).dot(state.B.T)
     return mean + state.sigma * y, replace(state, key=key)
 
 
-def _weights(fitness: Any, K: SimpleNamespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`~evostrat.strategies.cma_base.candidate_weights`, fast without ties.
-
-    Without ties (the usual case) candidate ``k`` of rank ``r`` gets
-    ``cumulative[:, r + 1] - cumulative[:, r]``, exactly what the generic
-    formula gives for a tie group of one (its division by 1 is exact); ties
-    and NaN are found on the Python floats (for ten values a fraction of
-    numpy's call overhead) and left to the generic function. The third array
-    is ``~(cov_weights < 0)``.
-    """
-    fitness = np.asarray(fitness)
-    if fitness.dtype.kind == "f" and fitness.shape == K.rw_mean.shape:
-        values = fitness.tolist()
-        total = sum(values)  # NaN if some value is NaN (or if both infinities occur)
-        if total == total and len(set(values)) == len(values):  # no NaN, no ties
-            # (-0.0 == 0.0 is a tie, as in numpy); distinct values have one order
-            rank = fitness.argsort().argsort()
-            return K.rw_mean[rank], K.rw_cov[rank], K.keep[rank]
-    w_mean, w_cov = candidate_weights(fitness, K.c.cumulative, xp_numpy)
-    return w_mean, w_cov, ~(w_cov < 0)
 
 
 def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -> CMAESState:
@@ -264,7 +181,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
     mean0 = state.mean
     n = mean0.shape[0]
     K = ctx.factors(n, mean0.dtype)
-    w_mean, w_cov, keep = _weights(fitness, K)
+    w_mean, w_cov, keep = rank_weights(fitness, K)
 
     sigma, B = state.sigma, state.B
     Y = (X - mean0) / sigma
@@ -276,20 +193,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
     mean = mean0 + sigma * y_w
     ps = K.ps_decay * state.ps + K.ps_coef * B.dot(w_mean.dot(Zt))
 
-    # step size and h_sigma (CMABase.step_size); np.minimum/np.maximum of numpy
-    # scalars as comparisons (same result, NaN included: a false comparison keeps it)
-    norm2 = ps.dot(ps)
-    exponent = np.sqrt(norm2) * K.rate_chi - K.rate
-    if exponent > 1.0:
-        exponent = K.one
-    new_sigma = sigma * np.exp(exponent)
-    if new_sigma < K.lo:
-        new_sigma = K.lo
-    elif new_sigma > K.hi:
-        new_sigma = K.hi
-    g = mean0.dtype.type(int(state.generation) + 1)
-    h = 1 if norm2 < K.threshold2 * (1.0 - np.exp(g * K.log_cs2)) else 0
-
+    new_sigma, h = step_size(K, sigma, ps, state.generation)
     pc = K.pc_decay * state.pc + K.pc_gain[h] * y_w
     # active factors (CMABase.active_factors); putmask on the fresh product is np.where
     active = w_cov * (K.n / np.maximum(_vecdot(Zt, Zt), K.tiny_n))
@@ -320,6 +224,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
     C = new.decay * new.C + (V.T * queue_coef.reshape(-1)).dot(V)
     return _eigen(ctx.strategy, K, new, C, queue_coef=np.zeros_like(queue_coef),
                   decay=np.ones_like(new.decay))
+
 
 
 def eigh(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
