@@ -136,3 +136,19 @@ def test_tell_seed_across_blocks_agrees_with_tell(case, name):
     rtol = 1e-12 if case.dtype == "float64" else 1e-5
     np.testing.assert_allclose(to_numpy(a.mean), to_numpy(b.mean), rtol=rtol, atol=rtol)
     np.testing.assert_allclose(to_numpy(a.sigma), to_numpy(b.sigma), rtol=rtol, atol=rtol)
+
+
+def test_jax_without_partitionable_threefry_keeps_addressable_rows():
+    """Unpartitionable threefry draws depend on their whole shape: per-row draws then."""
+    jax = pytest.importorskip("jax")
+    be = get_backend("jax")
+    old = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        key = be.key(6)
+        full = np.asarray(be.normal_rows(key, range(10), 30, "float32"))
+        assert np.array_equal(np.asarray(be.normal_rows(key, [9, 2, 2], 30, "float32")), full[[9, 2, 2]])
+        row = jax.random.normal(jax.random.fold_in(key, 4), (30,))
+        assert np.array_equal(full[4], np.asarray(row))
+    finally:
+        jax.config.update("jax_threefry_partitionable", old)
