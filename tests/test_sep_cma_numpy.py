@@ -108,3 +108,29 @@ def test_rank_weights_equal_candidate_weights(values: list[float]) -> None:
     np.testing.assert_array_equal(w_mean, ref_mean, strict=True)
     np.testing.assert_array_equal(w_cov, ref_cov, strict=True)
     np.testing.assert_array_equal(keep, ~(ref_cov < 0))
+
+
+@pytest.mark.parametrize("options", [{}, {"tolconditioncov": None, "tolupsigma": None, "tolfacupx": None,
+                                          "noeffectaxis": False, "noeffectcoord": False}])
+def test_stop_matches_the_generic_criteria(options: dict) -> None:
+    fast, generic = _pair(sigma0=np.linspace(0.5, 1.5, 5), **options)
+    state = fast.init(np.full(5, 3.0), random_state=2)
+    edited = [
+        {},
+        {"sigma": np.float64(1e-300)},  # no effect along coordinates and axes
+        {"sigma": np.float64(1e30)},  # tolfacupx, tolupsigma
+        {"C": np.array([1e-16, 1.0, 1.0, 1.0, 1.0])},  # tolconditioncov
+        {"mean": np.array([np.nan, 1.0, 2.0, 3.0, 4.0])},
+        {"C": np.array([np.nan, 1.0, 1.0, 1.0, 1.0]), "generation": state.generation + 3},
+        {"log_scale": np.float64(-80.0)},
+    ]
+    for change in edited:
+        s = state._replace(**change)
+        for g in range(6):
+            s = s._replace(generation=s.generation + 1)
+            a, b = fast.stop(s), generic.stop(s)
+            assert list(a) == list(b)
+            assert {k: bool(v) for k, v in a.items()} == {k: bool(v) for k, v in b.items()}, change
+    X, s = fast.ask(state)
+    triggered = fast.stop(state._replace(sigma=np.float64(1e-300)))
+    assert bool(triggered["noeffectcoord"]) == ("noeffectcoord" not in options)

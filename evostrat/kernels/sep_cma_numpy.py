@@ -46,21 +46,44 @@ from evostrat.backends.base import generator_words, split_uint64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel
-from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, candidate_weights
+from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, candidate_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.sep_cma_es import SepCMAES, SepCMAESState
 
-__all__ = ["ask", "factors", "kernel", "rank_weights", "tell"]
+__all__ = ["ask", "factors", "kernel", "rank_weights", "stop", "tell"]
 
 # np.vecdot is numpy >= 2; the generic code's xp.vecdot is the same function there
 _vecdot = getattr(np, "vecdot", None) or xp_numpy.vecdot
 
 
 def kernel(strategy: SepCMAES) -> Kernel:
-    """The kernel bound to ``strategy`` (``sigma`` and ``stop``: the strategy's own)."""
+    """The kernel bound to ``strategy`` (``sigma``: the strategy's own)."""
     made = lru_cache(maxsize=None)(partial(factors, strategy))
-    return Kernel(ask=partial(ask, made), tell=partial(tell, made))
+    return Kernel(ask=partial(ask, made), tell=partial(tell, made), stop=partial(stop, strategy))
+
+
+def stop(strategy: SepCMAES, state: SepCMAESState) -> dict[str, Any]:
+    """:meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>` for the diagonal
+    model, the same element-wise operations in numpy (a disabled criterion: ``False``)."""
+    mean, sigma, C = state.mean, state.sigma, state.C
+    D = np.sqrt(C)
+    std = sigma * np.sqrt(C)
+    out = dict.fromkeys(STOP_NAMES, np.False_)
+    if strategy.tolconditioncov is not None:
+        out["tolconditioncov"] = D.max() > math.sqrt(strategy.tolconditioncov) * D.min()
+    if strategy.noeffectaxis:
+        n = mean.shape[0]
+        axis = np.where(np.arange(n) == (state.generation % n), D, 0.0)
+        out["noeffectaxis"] = (mean == mean + 0.1 * sigma * axis).all()
+    if strategy.noeffectcoord:
+        out["noeffectcoord"] = (mean == mean + 0.2 * std).any()
+    if strategy.tolupsigma is not None:
+        lhs = np.log(sigma) - np.log(D.max()) - state.log_scale
+        out["tolupsigma"] = lhs > np.log(state.std0.max()) + math.log(strategy.tolupsigma)
+    if strategy.tolfacupx is not None:
+        out["tolfacupx"] = (std > state.std0 * strategy.tolfacupx).any()
+    return out
 
 
 def factors(strategy: SepCMAES, n: int, dtype: Any) -> SimpleNamespace:
