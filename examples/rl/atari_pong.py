@@ -102,7 +102,7 @@ def plot(records: list[dict[str, Any]], path: str, title: str = "") -> None:
     ax.set_xlabel("wall-clock minutes")
     ax.set_ylabel("episode return")
     ax.set_ylim(-21.5, max(-15, max(r["best"] for r in records) + 1))
-    ax.set_title(title or "OpenAI-ES, Pong, pytorch-es Convnet-LSTM")
+    ax.set_title(title or "OpenAI-ES, Pong, pytorch-es Convnet-LSTM", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -123,17 +123,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint every generation here")
     parser.add_argument("--plot", default=None, help="save the learning curve to this PNG")
     parser.add_argument("--plot-log", default=None, help="plot an earlier run's --log instead of running")
+    parser.add_argument("--title", default="", help="title of the --plot figure")
     args = parser.parse_args(argv)
     if args.plot_log:
         with open(args.plot_log) as f:
             records = [json.loads(line) for line in f if line.strip()]
-        plot(records, args.plot or "pong.png")
+        plot(records, args.plot or "pong.png", title=args.title)
         return None
     result = run(minutes=args.minutes, popsize=args.popsize, sigma=args.sigma, lr=args.lr, workers=args.workers,
                  max_steps=args.max_steps, seed=args.seed, log=args.log, checkpoint=args.checkpoint, vbn=args.vbn)
     print(f"done: {result['generations']} generations in {result['wall_s'] / 60:.1f} min")
     if args.plot:
-        plot(result["records"], args.plot)
+        plot(result["records"], args.plot, title=args.title)
     return result
 
 
