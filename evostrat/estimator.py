@@ -247,7 +247,13 @@ class ES(Params):
         return self
 
     # -- the run and its fitted attributes ---------------------------------------------------
-    x_ = _fitted("best_x", "The best candidate so far (inside ``bounds`` when given).")
+    @property
+    def x_(self) -> Any:
+        """The best candidate so far (inside ``bounds`` when given), in ``x0``'s structure when it
+        had one (:mod:`evostrat.backends.structured`)."""
+        run = self._fitted_run()
+        return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
+
     fun_ = _fitted("best_f", "Its value, in the user's sense.")
     n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
     n_generations_ = _fitted("n_generations", "Generations over all restarts.")
@@ -290,7 +296,9 @@ class ES(Params):
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        return self._fitted_run(StateError).ask()
+        run = self._fitted_run(StateError)
+        X = run.ask()
+        return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
     def tell(self, X: Any, values: Any, constraints: Any = None, *, repaired: bool = False) -> "ES":
         """Report the values of ``X`` (in the user's sense) and update.
@@ -302,7 +310,10 @@ class ES(Params):
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        self._fitted_run(StateError).tell(X, values, constraints, repaired)
+        run = self._fitted_run(StateError)
+        if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
+            X = run.structure.flatten_batch(X)
+        run.tell(X, values, constraints, repaired)
         return self
 
     def inject(self, solutions: Any) -> "ES":

@@ -45,7 +45,7 @@ RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
 BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
-_OPTIONAL = ("format", "version", "arrays", "sha256", "checkpoint_every")  # checked on read / optional
+_OPTIONAL = ("format", "version", "arrays", "sha256", "checkpoint_every", "structure")  # checked on read / optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -57,6 +57,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "x0_type": (lambda v: v in ("list", "array"), "'list' or 'array'"),
     "elapsed": (lambda v: is_real(v) and 0 <= v < math.inf, "a finite number >= 0"),
     "checkpoint_every": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
+    "structure": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # a structured x0's layout
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -119,6 +120,10 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     except Unencodable as err:
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     history = _encode_history(run.history, arrays)
+    try:
+        structure = None if driver.structure is None else driver.structure.spec()
+    except InvalidArgumentError as err:
+        raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     meta = {
         "evostrat_version": evostrat.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -134,6 +139,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         "history": history if history is not None else {"rows": encode(run.history, arrays, "history")},
         "elapsed": run.elapsed(),
         "user": encode(user or {}, {}, "user"),
+        "structure": structure,
     }
     return meta, arrays
 
@@ -322,7 +328,15 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     if plan is not None and (not isinstance(plan, RunPlan) or plan.popsize != state["popsize"]):
         raise CheckpointError("checkpoint restart plan is malformed or does not match the strategy state")
     _check_state_size(es, state, arrays, backend)
-    es.initialize(backend.asarray(np.array(x0, copy=True), device=device))
+    start = backend.asarray(np.array(x0, copy=True), device=device)
+    if meta.get("structure") is not None:  # x0 was a dict or pytree (an nn.Module comes back as a dict)
+        from evostrat.backends.structured import structure_from_spec
+
+        try:
+            start = structure_from_spec(meta["structure"], start)
+        except InvalidArgumentError as err:
+            raise CheckpointError(f"checkpoint {err}") from err
+    es.initialize(start)
     driver = es.run_
 
     def to_backend(a: np.ndarray, name: str) -> Any:

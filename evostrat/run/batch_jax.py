@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -81,7 +82,6 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto") 
 def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple[str, ...],
                mesh_devices: list[Any] | None) -> None:
     import jax
-    import jax.numpy as jnp
 
     runner = drivers[0].runner
     program = chunk_program(runner.strategy, objective, runner.backend, rules, stops, batched=True)
@@ -89,7 +89,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
     n = len(runs)
     if mesh_devices is not None:
         runs += [runs[-1]] * (-n % len(mesh_devices))
-    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *runs)
+    batch = _stack(runs)
     if mesh_devices is not None:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -101,7 +101,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
     while any(d.state.stop_reason is None for d in drivers):
         batch, fitness, sigmas, done = program(batch, limit)
         best_f, code, fitness, sigmas, done = jax.device_get((batch.best_f, batch.code, fitness, sigmas, done))
-        states, progress, best_x = (_unstack(t, n) for t in (batch.state, batch.progress, batch.best_x))
+        states, progress, best_x = _unstack((batch.state, batch.progress, batch.best_x), n)
         for i, d in enumerate(drivers):
             if d.state.stop_reason is not None:
                 continue
@@ -111,11 +111,30 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
                          sigmas[i], int(done[i]))
 
 
-def _unstack(tree: Any, n: int) -> list[Any]:
-    """The first ``n`` entries along the leading axis of every leaf of ``tree``, as ``n`` trees
-    (one split per leaf)."""
+@functools.cache
+def _stacker() -> Callable:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda runs: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *runs))
+
+
+@functools.cache
+def _splitter() -> Callable:
     import jax
 
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    split = [list(leaf[:n]) for leaf in leaves]
-    return [jax.tree_util.tree_unflatten(treedef, [s[i] for s in split]) for i in range(n)]
+    def split(tree: Any, n: int) -> list[Any]:
+        return [jax.tree_util.tree_map(lambda a: a[i], tree) for i in range(n)]
+
+    return jax.jit(split, static_argnums=1)
+
+
+def _stack(runs: list[Any]) -> Any:
+    """The runs stacked along a new leading axis, in one compiled call."""
+    return _stacker()(runs)
+
+
+def _unstack(tree: Any, n: int) -> list[list[Any]]:
+    """The first ``n`` entries along the leading axis of each part of ``tree`` (a tuple), as one
+    list of ``n`` values per part, in one compiled call."""
+    return [list(p) for p in zip(*_splitter()(tree, n))]

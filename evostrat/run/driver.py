@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends.points import check_population_size
+from evostrat.backends.structured import as_structure
 from evostrat.constraints.base import evaluate_constraints
 from evostrat.constraints.tracker import ConstrainedRun
 from evostrat.errors import InvalidArgumentError
@@ -72,6 +73,9 @@ class Driver:
     def __init__(self, settings: Any, x0: Any) -> None:
         self.settings = settings
         self.maximize = bool(settings.maximize)
+        self.structure = as_structure(x0)  # a dict, pytree or nn.Module: searched as one flat vector
+        if self.structure is not None:
+            x0 = self.structure.flat
         self.x0_source = x0 if callable(x0) else None
         x0 = self.draw_x0(0) if callable(x0) else x0
         self.x0_type = type(x0)
@@ -103,10 +107,12 @@ class Driver:
         """Build the strategy, its ask/tell runner and the run's termination criteria."""
         s = self.settings
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
+        if self.structure is not None:
+            sigma0 = self.structure.flat_sigma(sigma0)  # per-leaf step sizes as one vector
         if plan is not None:
             popsize = plan.popsize
             if plan.sigma_factor != 1.0:
-                base = make_strategy(s.strategy, s.strategy_options, sigma0=s.sigma0)
+                base = make_strategy(s.strategy, s.strategy_options, sigma0=sigma0)
                 sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor
             if plan.run > 0 and seed is not None:
                 seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
@@ -342,6 +348,8 @@ class Driver:
         """
         from evostrat.run.compiled import run_compiled
 
+        if self.structure is not None:
+            objective = self.structure.objective(objective)  # candidates in x0's structure
         self.fast_path = None
         if self.constraint_fn is not None or not run_compiled(self, objective, hooks):
             self._host_loop(objective, hooks)

@@ -1,0 +1,364 @@
+"""Structured parameters: ``x0`` as a dict of arrays, a JAX pytree or a torch ``nn.Module``.
+
+A strategy searches over one flat vector; :func:`as_structure` flattens a
+structured ``x0`` once, with the libraries' own tools where they have one
+(``jax.flatten_util.ravel_pytree`` for JAX pytrees, including flax parameter
+trees; ``torch.nn.utils.parameters_to_vector`` for modules; one concatenation
+of the leaves of a dict of numpy arrays or torch tensors), and maps candidates
+back: the objective receives each candidate in ``x0``'s structure (``jax.vmap``
+of the unravel function on JAX; views, no copies, on numpy and torch), and
+``x_`` comes back in it. Per generation the cost is one reshape per leaf.
+
+- dict / list / tuple (nested) of numpy arrays or torch tensors, or any JAX
+  pytree: candidates are the same tree. Dict keys are ordered as JAX orders
+  them (sorted).
+- ``torch.nn.Module``: candidates are ``{name: tensor}`` dicts of its
+  parameters (``named_parameters`` order), ready for
+  ``torch.func.functional_call(module, params, args)``; ``x_`` is a copy of
+  the module holding the best parameters.
+
+An objective marked :func:`evostrat.vectorized` receives the whole population
+as one structure whose leaves have a leading population axis; an unmarked one
+receives one candidate per call (on JAX it is ``jax.vmap``-ed, so the run stays
+compiled). ``sigma0`` may be a matching structure of per-leaf step sizes (scalars
+or arrays of the leaf's shape).
+
+Examples
+--------
+>>> import numpy as np
+>>> s = as_structure({"w": np.ones((2, 3)), "b": np.zeros(3)})
+>>> s.dim, s.flat.tolist()[:4]
+(9, [0.0, 0.0, 0.0, 1.0])
+>>> s.unflatten(np.arange(9.0))["w"].tolist()
+[[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+>>> s.flat_sigma({"w": 0.5, "b": 2.0}).tolist()
+[2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["Structure", "as_structure", "structure_from_spec"]
+
+Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
+
+
+def _walk(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    """``(path, leaf)`` pairs of a tree of dicts (sorted keys), lists and tuples."""
+    if isinstance(node, dict):
+        out = []
+        for key in sorted(node):
+            out += _walk(node[key], path + (("d", key),))
+        return out
+    if type(node) in (list, tuple):
+        out = []
+        for i, value in enumerate(node):
+            out += _walk(value, path + (("l" if type(node) is list else "t", i),))
+        return out
+    return [(path, node)]
+
+
+def _build(paths: list[Path], leaves: list[Any]) -> Any:
+    """The tree of dicts, lists and tuples with ``leaves`` at ``paths`` (inverse of :func:`_walk`)."""
+    if len(paths) == 1 and paths[0] == ():
+        return leaves[0]
+    kind = paths[0][0][0]
+    groups: dict[Any, tuple[list[Path], list[Any]]] = {}
+    for path, leaf in zip(paths, leaves):
+        sub = groups.setdefault(path[0][1], ([], []))
+        sub[0].append(path[1:])
+        sub[1].append(leaf)
+    children = {k: _build(p, v) for k, (p, v) in groups.items()}
+    if kind == "d":
+        return children
+    values = [children[i] for i in sorted(children)]
+    return values if kind == "l" else tuple(values)
+
+
+def _path_name(path: Path) -> str:
+    return "".join(f"[{k!r}]" if kind == "d" else f"[{k}]" for kind, k in path) or "(root)"
+
+
+def _library(leaf: Any) -> str:
+    module = type(leaf).__module__.split(".")[0]
+    if module == "torch":
+        return "torch"
+    if module in ("jax", "jaxlib"):
+        return "jax"
+    if isinstance(leaf, (np.ndarray, np.generic, float)):
+        return "numpy"
+    raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
+
+
+class Structure:
+    """A structured ``x0`` flattened once; maps flat candidates back to the structure.
+
+    Attributes
+    ----------
+    kind : {"tree", "jax", "module"}
+    flat : array, shape (dim,)
+        ``x0`` as one vector of its backend (numpy, torch or JAX).
+    dim : int
+    names : tuple of str
+        The leaves in layout order (``"['w']"`` for trees, parameter names for modules).
+    shapes : tuple of tuple
+    """
+
+    def __init__(self, kind: str, flat: Any, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...],
+                 paths: list[Path] | None, module: Any = None, unravel: Callable | None = None) -> None:
+        self.kind, self.flat, self.names, self.shapes = kind, flat, names, shapes
+        self.paths, self.module, self._unravel = paths, module, unravel
+        self.sizes = tuple(math.prod(s) for s in shapes)
+        self.dim = int(sum(self.sizes))
+        self.key = (kind, names, shapes, str(flat.dtype))
+
+    # -- flat <-> structure --------------------------------------------------------------
+    def unflatten(self, x: Any) -> Any:
+        """One candidate (shape ``(dim,)``) in the structure (views of ``x``)."""
+        if self.kind == "jax":
+            return self._unravel(x)
+        return self._pack([x[a:b].reshape(shape) for a, b, shape in self._slices()])
+
+    def unflatten_batch(self, X: Any) -> Any:
+        """A population ``(n, dim)`` as one structure whose leaves have a leading axis ``n``."""
+        if self.kind == "jax":
+            import jax
+
+            return jax.vmap(self._unravel)(X)
+        n = X.shape[0]
+        return self._pack([X[:, a:b].reshape((n,) + shape) for a, b, shape in self._slices()])
+
+    def flatten_batch(self, tree: Any) -> Any:
+        """Inverse of :meth:`unflatten_batch` (a batched structure back to ``(n, dim)``)."""
+        if self.kind == "jax":
+            import jax
+            from jax.flatten_util import ravel_pytree
+
+            return jax.vmap(lambda t: ravel_pytree(t)[0])(tree)
+        leaves = list(tree.values()) if self.kind == "module" else [leaf for _, leaf in _walk(tree)]
+        n = leaves[0].shape[0]
+        rows = [leaf.reshape(n, -1) for leaf in leaves]
+        if type(self.flat).__module__.startswith("torch"):
+            import torch
+
+            return torch.cat(rows, dim=1)
+        return np.concatenate(rows, axis=1)
+
+    def restore(self, x: Any) -> Any:
+        """``x_`` in the structure: a copy (of the module, for ``nn.Module``), not views."""
+        if x is None:
+            return None
+        if self.kind == "module":
+            import torch
+
+            module = copy.deepcopy(self.module)
+            torch.nn.utils.vector_to_parameters(x.detach().clone().to(self.flat.dtype), module.parameters())
+            return module
+        if hasattr(x, "clone"):
+            x = x.clone()
+        elif isinstance(x, np.ndarray):
+            x = x.copy()
+        return self.unflatten(x)
+
+    def _slices(self) -> list[tuple[int, int, tuple[int, ...]]]:
+        ends = np.cumsum((0,) + self.sizes).tolist()
+        return list(zip(ends[:-1], ends[1:], self.shapes))
+
+    def _pack(self, leaves: list[Any]) -> Any:
+        if self.kind == "module":
+            return dict(zip(self.names, leaves))
+        return _build(self.paths, leaves)
+
+    # -- step sizes and the objective ----------------------------------------------------------
+    def flat_sigma(self, sigma0: Any) -> Any:
+        """``sigma0`` for the flat search space: a number or flat vector as it is; a structure
+        matching ``x0``'s (per-leaf numbers or arrays of the leaf's shape) as one float64 vector."""
+        if sigma0 is None or isinstance(sigma0, (int, float, np.number)) or hasattr(sigma0, "shape"):
+            return sigma0
+        if self.kind == "module":
+            if not isinstance(sigma0, dict):
+                raise InvalidTypeError(f"sigma0 must be a number, a flat array or a dict keyed by the module's "
+                                       f"parameter names, got {type(sigma0).__name__}")
+            pairs = [(name, sigma0[name]) for name in self.names if name in sigma0]
+            given = sorted(map(str, sigma0))
+        else:
+            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)]
+            given = [name for name, _ in pairs]
+        if [name for name, _ in pairs] != list(self.names) or len(given) != len(self.names):
+            raise InvalidArgumentError(f"sigma0 must have the structure of x0: leaves {list(self.names)}, "
+                                       f"got {given}")
+        parts = []
+        for (name, value), shape in zip(pairs, self.shapes):
+            value = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+            try:
+                parts.append(np.broadcast_to(value, shape).ravel())
+            except ValueError:
+                raise InvalidArgumentError(f"sigma0 leaf {name} has shape {value.shape}; expected a number or the "
+                                           f"leaf's shape {shape}") from None
+        return np.concatenate(parts)
+
+    def objective(self, fn: Callable) -> Callable:
+        """``fn`` over structured candidates as an objective over flat ones (one wrapper per
+        ``fn`` and structure layout, so compiled programs are reused across fits)."""
+        try:
+            cache = _WRAPPED.setdefault(fn, {})
+        except TypeError:
+            cache = {}
+        if self.key not in cache:
+            cache[self.key] = self._wrap(fn)
+        return cache[self.key]
+
+    def _wrap(self, fn: Callable) -> Callable:
+        marked = getattr(fn, "vectorized", None)
+        if marked:
+            def batched(X: Any) -> Any:
+                return fn(self.unflatten_batch(X))
+
+            batched.vectorized = True  # type: ignore[attr-defined]
+            return batched
+        if self.kind == "jax" and marked is None:
+            import jax
+
+            def mapped(X: Any) -> Any:
+                return jax.vmap(lambda x: fn(self._unravel(x)))(X)
+
+            mapped.vectorized = True  # type: ignore[attr-defined]
+            return mapped
+
+        def single(x: Any) -> Any:
+            return fn(self.unflatten(x))
+
+        single.vectorized = False  # type: ignore[attr-defined]
+        return single
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        """A JSON description (layout only, no values) for checkpoints; ``nn.Module`` becomes a
+        dict of its parameters, and a JAX pytree that is not dicts, lists and tuples is refused."""
+        if self.paths is None and self.kind != "module":
+            raise InvalidArgumentError("x0's pytree has containers other than dicts, lists and tuples: its "
+                                       "structure cannot be stored in a checkpoint")
+        paths = self.paths if self.kind != "module" else [(("d", n),) for n in self.names]
+        return {"kind": "jax" if self.kind == "jax" else "tree", "paths": [[list(step) for step in p] for p in paths],
+                "shapes": [list(s) for s in self.shapes]}
+
+    def __repr__(self) -> str:
+        return f"Structure({self.kind}, dim={self.dim}, leaves={len(self.names)})"
+
+
+#: Wrapped objectives per user objective and layout (dropped with the objective).
+_WRAPPED: "weakref.WeakKeyDictionary[Callable, dict[Any, Callable]]" = weakref.WeakKeyDictionary()
+
+
+def as_structure(x0: Any) -> Structure | None:
+    """``x0`` flattened when it is structured (dict, list/tuple of arrays, JAX pytree, ``nn.Module``);
+    ``None`` for a flat point (an array, or a list/tuple of numbers).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an empty structure.
+    InvalidTypeError
+        For leaves that are not floating-point arrays of one library.
+    """
+    if type(x0).__module__.startswith("torch") and hasattr(x0, "named_parameters"):
+        return _module(x0)
+    if isinstance(x0, dict):
+        pass
+    elif type(x0) in (list, tuple):
+        if all(isinstance(v, (int, float, np.number)) for v in x0):
+            return None  # a flat point given as a list
+    elif _is_jax_tree(x0):
+        return _jax_tree(x0, None)
+    else:
+        return None
+    pairs = _walk(x0)
+    if not pairs:
+        raise InvalidArgumentError(f"x0 must hold at least one parameter array, got an empty {type(x0).__name__}")
+    libraries = {_library(leaf) for _, leaf in pairs}
+    if len(libraries) > 1:
+        raise InvalidTypeError(f"x0's leaves must come from one library, got {sorted(libraries)}")
+    names = tuple(_path_name(p) for p, _ in pairs)
+    for name, (_, leaf) in zip(names, pairs):
+        dtype = getattr(leaf, "dtype", np.asarray(leaf).dtype)
+        if not (getattr(dtype, "is_floating_point", False) or np.dtype(str(dtype).replace("torch.", "")).kind == "f"):
+            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
+    library = libraries.pop()
+    if library == "jax":
+        return _jax_tree(x0, [p for p, _ in pairs])
+    shapes = tuple(tuple(getattr(leaf, "shape", ())) for _, leaf in pairs)
+    if library == "torch":
+        import torch
+
+        flat = torch.cat([leaf.detach().reshape(-1) for _, leaf in pairs])
+    else:
+        flat = np.concatenate([np.asarray(leaf).reshape(-1) for _, leaf in pairs])
+    return Structure("tree", flat, names, shapes, [p for p, _ in pairs])
+
+
+def _is_jax_tree(x0: Any) -> bool:
+    if type(x0).__module__.split(".")[0] in ("jax", "jaxlib", "numpy") or isinstance(x0, (str, bytes)):
+        return False
+    try:
+        import jax
+    except ImportError:  # pragma: no cover - JAX is optional
+        return False
+    leaves = jax.tree_util.tree_leaves(x0)
+    return bool(leaves) and not (len(leaves) == 1 and leaves[0] is x0)
+
+
+def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    with_paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+    if not with_paths:
+        raise InvalidArgumentError("x0 must hold at least one parameter array, got an empty pytree")
+    names = tuple(jax.tree_util.keystr(p) for p, _ in with_paths)
+    for name, (_, leaf) in zip(names, with_paths):
+        if not jax.numpy.issubdtype(getattr(leaf, "dtype", np.asarray(leaf).dtype), jax.numpy.floating):
+            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {leaf.dtype}")
+    flat, unravel = ravel_pytree(tree)
+    shapes = tuple(tuple(np.shape(leaf)) for _, leaf in with_paths)
+    return Structure("jax", flat, names, shapes, paths, unravel=unravel)
+
+
+def _module(module: Any) -> Structure:
+    import torch
+
+    named = list(module.named_parameters())
+    if not named:
+        raise InvalidArgumentError(f"x0 must hold at least one parameter array, got a {type(module).__name__} "
+                                   "without parameters")
+    for name, p in named:
+        if not p.dtype.is_floating_point:
+            raise InvalidTypeError(f"x0 parameter {name!r} must be floating point, got dtype {p.dtype}")
+    flat = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+    return Structure("module", flat, tuple(n for n, _ in named), tuple(tuple(p.shape) for _, p in named), None,
+                     module=module)
+
+
+def structure_from_spec(spec: Any, flat: Any) -> Any:
+    """The structured ``x0`` described by :meth:`Structure.spec`, holding the values of ``flat``
+    (a backend vector); refuses a malformed description (:class:`InvalidArgumentError`)."""
+    try:
+        paths = [tuple((str(kind), key if kind == "d" else int(key)) for kind, key in p) for p in spec["paths"]]
+        shapes = [tuple(int(n) for n in s) for s in spec["shapes"]]
+        if spec["kind"] not in ("tree", "jax") or len(paths) != len(shapes) or not paths or any(
+                kind not in ("d", "l", "t") for p in paths for kind, _ in p):
+            raise ValueError
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"structure description is malformed: {spec!r}") from err
+    sizes = [math.prod(s) for s in shapes]
+    if sum(sizes) != flat.shape[0]:
+        raise InvalidArgumentError(f"structure description holds {sum(sizes)} values, the point {flat.shape[0]}")
+    ends = np.cumsum([0] + sizes).tolist()
+    return _build(paths, [flat[a:b].reshape(s) for a, b, s in zip(ends[:-1], ends[1:], shapes)])
