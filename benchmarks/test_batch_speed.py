@@ -1,0 +1,119 @@
+"""Batched fits (issue 19): 64 runs of CMA-ES on the 10-D sphere, 200 generations each.
+
+- ``batch-jax``: :func:`evostrat.fit_batch` (the driver's compiled chunk ``vmap``-ed over
+  the 64 runs, with 64 fitted ``ES`` objects and their histories at the end) against a
+  hand-written ``jax.jit(jax.vmap(...))`` of evosax's ``CMA_ES`` over 64 seeds (``lax.scan``
+  over 200 generations, nothing recorded but the best value). Target: at most 1.0x.
+- ``batch-jax-vs-loop``: the same batch against a Python loop of 64 ``ES.fit`` calls
+  (each on the compiled loop, its program compiled once). Target: at most 0.05x (20x faster).
+- ``batch-torch-vs-loop``: the same on torch CPU (``fit_batch`` is a loop of ``ES.fit`` there).
+
+Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.
+Compilation happens in the warm-up round.
+
+Run: ``python -m pytest benchmarks/test_batch_speed.py -p no:cacheprovider``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evostrat import ES, fit_batch
+
+RUNS, GENERATIONS, DIM = 64, 200, 10
+ROUNDS = 3
+CASE = f"cma_es d={DIM} {RUNS} runs x {GENERATIONS} generations"
+SETTINGS = dict(max_generations=GENERATIONS, sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None,
+                tolstagnation=None, tolflatfitness=None,
+                strategy_options=dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False,
+                                      noeffectcoord=False))
+
+
+def _sphere(X: Any) -> Any:
+    return (X * X).sum(axis=1)
+
+
+def _batched(x0: Any) -> Any:
+    res = fit_batch(ES("cma_es", **SETTINGS), _sphere, x0, seeds=RUNS)
+    assert (res.n_generations == GENERATIONS).all()
+    return res
+
+
+def _loop(x0: Any) -> None:
+    for seed in range(RUNS):
+        ES("cma_es", random_state=seed, **SETTINGS).fit(_sphere, x0)
+
+
+def _time(benchmark: Any, fn: Any) -> None:
+    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("suite", ["batch-jax", "batch-jax-vs-loop"])
+def test_batch_jax_evostrat(benchmark: Any, record: Any, require: Any, suite: str) -> None:
+    jax = require("jax")
+    x0 = jax.numpy.ones(DIM)
+    benchmark.group = suite
+    _time(benchmark, lambda: _batched(x0))
+    record(suite, CASE, "evostrat", benchmark, strategy="cma_es", dim=DIM,
+           target=1.0 if suite == "batch-jax" else 0.05)
+
+
+def test_batch_jax_evosax_vmap(benchmark: Any, record: Any, require: Any) -> None:
+    jax = require("jax")
+    require("evosax")
+    jnp = jax.numpy
+    from evosax.algorithms import CMA_ES
+
+    from evostrat.strategies.cma_es import CMAES
+
+    es = CMA_ES(population_size=CMAES().resolved_popsize(DIM), solution=jnp.zeros(DIM))
+    params = es.default_params.replace(std_init=1.0)
+
+    def one(key: Any) -> Any:
+        key, k_init = jax.random.split(key)
+        state = es.init(k_init, jnp.ones(DIM), params)
+
+        def body(carry: Any, _: Any) -> tuple[Any, Any]:
+            state, key = carry
+            key, k_ask, k_tell = jax.random.split(key, 3)
+            X, state = es.ask(k_ask, state, params)
+            f = jnp.sum(X * X, axis=1)
+            state, _ = es.tell(k_tell, X, f, state, params)
+            return (state, key), f.min()
+
+        (state, _), best = jax.lax.scan(body, (state, key), None, length=GENERATIONS)
+        return state.mean, best.min()
+
+    run = jax.jit(jax.vmap(one))
+    keys = jax.random.split(jax.random.key(0), RUNS)
+    benchmark.group = "batch-jax"
+    _time(benchmark, lambda: jax.block_until_ready(run(keys)))
+    record("batch-jax", CASE, "evosax", benchmark, strategy="cma_es", dim=DIM, target=1.0)
+
+
+def test_batch_jax_loop(benchmark: Any, record: Any, require: Any) -> None:
+    jax = require("jax")
+    x0 = jax.numpy.ones(DIM)
+    benchmark.group = "batch-jax-vs-loop"
+    _time(benchmark, lambda: _loop(x0))
+    record("batch-jax-vs-loop", CASE, "ES.fit loop", benchmark, strategy="cma_es", dim=DIM, target=0.05)
+
+
+@pytest.mark.parametrize("how", ["batch", "loop"])
+def test_batch_torch(benchmark: Any, record: Any, require: Any, how: str) -> None:
+    torch = require("torch")
+    x0 = torch.ones(DIM, dtype=torch.float64)
+    benchmark.group = "batch-torch-vs-loop"
+    _time(benchmark, (lambda: _batched(x0)) if how == "batch" else (lambda: _loop(x0)))
+    record("batch-torch-vs-loop", CASE, "evostrat" if how == "batch" else "ES.fit loop", benchmark,
+           strategy="cma_es", dim=DIM, target=0.05)
+
+
+def test_batch_equals_loop_values() -> None:
+    """The batch benchmarked is the loop's runs (numpy: bit for bit)."""
+    res = fit_batch(ES("cma_es", **{**SETTINGS, "max_generations": 5}), _sphere, np.ones(DIM), seeds=2)
+    alone = ES("cma_es", random_state=1, **{**SETTINGS, "max_generations": 5}).fit(_sphere, np.ones(DIM))
+    assert res.fun[1] == alone.fun_
