@@ -111,3 +111,20 @@ def test_conformance_kit() -> None:
     assert "cross_backend" in check_strategy(NES(distribution="student_t"), budget=80)
     assert "progress" in check_strategy(NES(distribution="low_rank_normal", distribution_options={"rank": 1}),
                                         backends=["numpy"], budget=80)
+
+
+def test_expectation_es_looks_its_distribution_up_in_the_registry() -> None:
+    from evostrat.strategies.expectation_es import ExpectationES
+
+    s = ExpectationES(distribution="student_t", distribution_options={"df": 4}, popsize=8)
+    state = s.init(np.ones(3), random_state=0)
+    X, _ = s.ask(state)
+    assert type(s.search_distribution(state)).__name__ == "StudentT"
+    f = sphere(X)
+    g_np = s.statistic_gradient(state, X, f)  # closed form
+    t_state = s.init(torch.ones(3, dtype=torch.float64), random_state=0)
+    g_t = s.statistic_gradient(t_state, torch.tensor(X), torch.tensor(f))  # autodiff
+    for a, b in zip(g_np, g_t):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="location and one positive scale"):
+        ExpectationES(distribution="low_rank_normal").init(np.ones(3), random_state=0)

@@ -1,6 +1,8 @@
 """ExpectationES: gradient ascent on any differentiable population statistic.
 
-Each generation samples ``X ~ p = DiagNormal(mean, exp(log_sigma))``, and ``tell``
+Each generation samples ``X ~ p = family(mean, exp(log_sigma))`` (``distribution``, a name of the
+``evostrat_distributions`` registry with a location and one positive scale: ``"diag_normal"`` by
+default, ``"normal"``, ``"student_t"`` or a plugin's), and ``tell``
 ascends, through an optimiser of :mod:`evostrat.strategies.optimizers`, the gradient
 in ``mean`` and ``log_sigma`` of a statistic ``J = statistic(values, X, p)`` written
 with :func:`evostrat.expectation` (the DiCE magic box, Foerster et al., ICML 2018), so
@@ -33,7 +35,8 @@ from numbers import Real
 from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.distributions.normal import DiagNormal
+from evostrat.distributions.base import Distribution
+from evostrat.distributions.registry import distribution_class
 from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation, expectation_grad
 from evostrat.params import Interval, StrOptions
@@ -66,8 +69,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         ``statistic(values, X, p) -> scalar`` to *maximise*, where ``values``
         has shape ``(popsize,)`` (fitness, lower is better, shaped by
         ``fitness_shaping``), ``X`` is the population ``(popsize, dim)`` and
-        ``p`` the :class:`~evostrat.distributions.DiagNormal` it was drawn
-        from. Build it with :func:`evostrat.expectation`. ``None`` (default):
+        ``p`` the distribution it was drawn from. Build it with :func:`evostrat.expectation`. ``None`` (default):
         ``expectation(-values, X, p, baseline=baseline)`` (NES). Custom
         statistics need torch or JAX (autodiff); on JAX they must be traceable.
     lr : float
@@ -88,6 +90,12 @@ class ExpectationES(MirroredPopsize, Strategy):
         Antithetic sampling.
     learn_sigma : bool
         Also ascend in ``log_sigma`` (otherwise sigma stays ``sigma0``).
+    distribution : str or Distribution subclass
+        The search family, built as ``family(mean, exp(log_sigma), mirrored=mirrored,
+        **distribution_options)``: two parameters, the second positive (for other families,
+        such as ``low_rank_normal``, use :class:`~evostrat.strategies.nes.NES` with a ``statistic``).
+    distribution_options : dict, optional
+        Further keyword arguments of the family (``{"df": 3}`` for ``student_t``).
     """
 
     State = ExpectationESState
@@ -101,17 +109,21 @@ class ExpectationES(MirroredPopsize, Strategy):
         "baseline": [None, StrOptions({"mean"}), Interval(Real, None, None)],
         "mirrored": [bool],
         "learn_sigma": [bool],
+        "distribution": [str, type],
+        "distribution_options": [dict, None],
     }
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0,
                  statistic: Callable[..., Any] | None = None, lr: float = 0.05,
                  lr_sigma: float | None = None, optimizer: str | Optimizer = "adam",
                  optimizer_options: dict | None = None, fitness_shaping: str = "zscore",
-                 baseline: Any = "mean", mirrored: bool = True, learn_sigma: bool = True) -> None:
+                 baseline: Any = "mean", mirrored: bool = True, learn_sigma: bool = True,
+                 distribution: Any = "diag_normal", distribution_options: dict | None = None) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.statistic, self.lr, self.lr_sigma, self.optimizer = statistic, lr, lr_sigma, optimizer
         self.optimizer_options, self.fitness_shaping = optimizer_options, fitness_shaping
         self.baseline, self.mirrored, self.learn_sigma = baseline, mirrored, learn_sigma
+        self.distribution, self.distribution_options = distribution, distribution_options
 
     def _optimizer(self) -> Optimizer:
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
@@ -122,6 +134,11 @@ class ExpectationES(MirroredPopsize, Strategy):
                 f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
                 "backend supports only the default statistic (statistic=None)"
             )
+        cls = distribution_class(self.distribution)
+        if len(cls.param_names) != 2 or cls.param_names[1] not in cls.positive:
+            raise InvalidArgumentError(
+                f"ExpectationES searches families with a location and one positive scale; "
+                f"{cls.__name__} has parameters {cls.param_names} (use NES with a statistic)")
         xp = backend.xp
         log_sigma = xp.log(self.initial_sigma(x0, backend))
         opt = self._optimizer()
@@ -129,22 +146,25 @@ class ExpectationES(MirroredPopsize, Strategy):
         return ExpectationESState(mean=x0, log_sigma=log_sigma, opt_mean=opt.init(x0),
                                   opt_sigma=opt.init(log_sigma), key=key)
 
-    def distribution(self, state: ExpectationESState) -> DiagNormal:
-        """The current search distribution ``DiagNormal(mean, exp(log_sigma))``."""
-        xp = get_backend(state.mean).xp
-        return DiagNormal(state.mean, xp.exp(state.log_sigma), mirrored=self.mirrored)
+    def _family(self, mean: Array, scale: Array) -> Distribution:
+        return distribution_class(self.distribution)(mean, scale, mirrored=self.mirrored,
+                                                     **(self.distribution_options or {}))
+
+    def search_distribution(self, state: ExpectationESState) -> Distribution:
+        """The current search distribution ``family(mean, exp(log_sigma))``."""
+        return self._family(state.mean, get_backend(state.mean).xp.exp(state.log_sigma))
 
     def ask(self, state: ExpectationESState) -> tuple[Array, ExpectationESState]:
         be = get_backend(state.mean)
         key, sub = be.split(state.key)
         n = self.resolved_popsize(state.mean.shape[0])
-        return self.distribution(state).sample(n, key=sub), replace(state, key=key)
+        return self.search_distribution(state).sample(n, key=sub), replace(state, key=key)
 
     def shape_fitness(self, fitness: Array) -> Array:
         """``fitness`` made finite and shaped by ``fitness_shaping``."""
         return shape_fitness(finite_fitness(fitness), self.fitness_shaping)
 
-    def _default_statistic(self, values: Array, X: Array, p: DiagNormal) -> Array:
+    def _default_statistic(self, values: Array, X: Array, p: Distribution) -> Array:
         return expectation(-values, X, p, baseline=self.baseline)
 
     def statistic_gradient(self, state: ExpectationESState, X: Array,
@@ -154,14 +174,13 @@ class ExpectationES(MirroredPopsize, Strategy):
         xp = be.xp
         values = self.shape_fitness(fitness)
         if not be.has_autodiff:  # closed form of the default statistic
-            p = self.distribution(state)
+            p = self.search_distribution(state)
             g = expectation_grad(-values, X, p, baseline=self.baseline)
-            return g["mu"], g["sigma"] * p.sigma
+            location, scale = p.param_names
+            return g[location], g[scale] * getattr(p, scale)
         statistic = self.statistic or self._default_statistic
-        mirrored = self.mirrored
-
         def objective(mean: Array, log_sigma: Array) -> Array:
-            return statistic(values, X, DiagNormal(mean, xp.exp(log_sigma), mirrored=mirrored))
+            return statistic(values, X, self._family(mean, xp.exp(log_sigma)))
 
         return be.grad(objective, (state.mean, state.log_sigma))
 
