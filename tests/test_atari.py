@@ -228,3 +228,32 @@ def test_pong_one_generation_on_the_pool() -> None:
     assert es.n_generations_ == 1 and es.n_evals_ == 4
     assert entry["centre_value"] == problem(x0)  # the worker's rollout equals one here
     assert 1 <= entry["centre_rank"] <= 5
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+def test_atari_generations_on_ray_equal_serial() -> None:
+    ray = pytest.importorskip("ray")
+    from evostrat.evaluators.ray import start_local_cluster
+
+    if ray.is_initialized():  # pragma: no cover - another module left one running
+        ray.shutdown()
+    start_local_cluster(2, object_store_memory=128 * 2**20, log_to_driver=False, configure_logging=False)
+    try:
+        torch.manual_seed(0)  # Freeway: returns differ between candidates within 200 steps (Pong's do not)
+        problem = AtariProblem("Freeway", ConvLSTMPolicy(n_actions=3, hidden=16), size=42, stack=1, max_steps=200)
+        x0 = problem.init_params()
+        rank = CentreRank("ray", {"address": "auto"})
+        es = ES("openai_es", popsize=4, sigma0=0.5, max_generations=2, maximize=True, random_state=1,
+                evaluator=rank)
+        es.fit(problem, x0, callbacks=[rank])
+    finally:
+        ray.shutdown()
+    serial = ES("openai_es", popsize=4, sigma0=0.5, max_generations=2, maximize=True, random_state=1,
+                evaluator="serial").fit(problem, x0)
+    keys = ("generation_best", "median")
+    assert [[e[k] for k in keys] for e in es.history_] == [[e[k] for k in keys] for e in serial.history_]
+    assert es.history_[0]["generation_best"] > es.history_[0]["median"]  # the values differ
+    assert np.array_equal(es.x_, serial.x_)
+    assert es.history_[0]["centre_value"] == problem(x0)
+    assert all(1 <= e["centre_rank"] <= 5 for e in es.history_)
