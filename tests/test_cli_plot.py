@@ -14,7 +14,7 @@ pytest.importorskip("matplotlib")
 
 
 def _run(out: Path, *extra: str) -> None:
-    assert main(["run", "-s", "cma_es", "-p", "ellipsoid", "--dim", "5", "--max-evals", "1500", "--seed", "2",
+    assert main(["run", "-s", "cma_es", "-p", "ellipsoid", "--dim", "5", "--max-evals", "600", "--seed", "2",
                  "-o", str(out), "--no-progress", *extra]) == 0
 
 

@@ -17,10 +17,7 @@ which its own tests cover.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Iterator
@@ -118,19 +115,4 @@ def test_every_page_is_in_the_navigation() -> None:
         assert str(page.relative_to(DOCS)) in nav, f"{page} is not in mkdocs.yml's nav"
 
 
-def test_site_builds_strictly(tmp_path: Path) -> None:
-    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            pytest.skip(f"{module} is not installed (pip install evostrat[docs])")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    out = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-         "-d", str(tmp_path / "site")],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "WARNING" not in out.stderr
-    built = tmp_path / "site"
-    assert (built / "index.html").exists() and (built / "strategies" / "cma_es" / "index.html").exists()
-    plugins = (built / "guides" / "plugins" / "index.html").read_text()
-    assert "one_plus_lambda_es" in plugins and "evostrat_strategies" in plugins  # snippets, hookspecs
+# The strict build and the checks of the built HTML: tests/test_docs_render.py (one build for all).

@@ -1,12 +1,13 @@
-"""The built documentation site reads as rendered text (issue 18, item 1).
+"""The documentation site builds with ``mkdocs build --strict`` (once, for every test here)
+and reads as rendered text (issue 18, item 1).
 
 - no Sphinx role (``:mod:``, ``:class:``, ``:meth:``, ``:func:``, ...) or reST literal
   marker (``text::``) is left in the HTML outside code listings (docs/_ext/sphinx_roles.py
   turns them into cross-references when the site is built);
 - numpydoc types are shown as written (``array-like``, not ``array - like``);
 - the API reference has a section for every public module a user meets;
-- with headless Chromium installed (Debian's ``chromium``), two pages are screenshotted
-  and the PNGs have the page's size (docs/images/screenshot-*.png are such screenshots,
+- with headless Chromium installed (Debian's ``chromium``), the slow suite screenshots two
+  pages and checks the PNGs have the page's size (docs/images/screenshot-*.png are such screenshots,
   looked at when committed).
 """
 
@@ -37,7 +38,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
                            "-d", str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stderr
     return out
+
+
+def test_site_builds_strictly(site: Path) -> None:
+    assert (site / "index.html").exists() and (site / "strategies" / "cma_es" / "index.html").exists()
+    plugins = (site / "guides" / "plugins" / "index.html").read_text()
+    assert "one_plus_lambda_es" in plugins and "evostrat_strategies" in plugins  # snippets, hookspecs
 
 
 def _text(page: Path) -> str:
@@ -84,6 +92,7 @@ def _chromium() -> str | None:
     return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
+@pytest.mark.slow  # about 7 s a page
 @pytest.mark.parametrize("page", ["getting-started", "reference"])
 def test_headless_chromium_screenshots(site: Path, tmp_path: Path, page: str) -> None:
     browser = _chromium()
