@@ -191,22 +191,24 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
 # pycma 4.5.0 (cma.CMAEvolutionStrategy, seeds 1-5, x0 = 3 ones, sigma0 = 2): median evaluations
 # to f < 1e-8; d = 10 from DESIGN.md section 6, d = 40 measured on this machine (2026-12-04)
 PYCMA = {(10, "sphere"): 1485, (10, "ellipsoid"): 4323, (10, "rosenbrock"): 5267,
-         (40, "sphere"): 5235, (40, "ellipsoid"): 48465}
+         (40, "sphere"): 5235, (40, "ellipsoid"): 48465, (40, "rosenbrock"): 67185}
 FUNCTIONS = {"sphere": sphere, "ellipsoid": ellipsoid, "rosenbrock": rosenbrock}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("dim", "name"), sorted(PYCMA))
 def test_factor_model_evaluations_within_10_percent_of_pycma(dim: int, name: str) -> None:
-    """Median evaluations over successful runs (Rosenbrock's local minimum near x_1 = -1
-    catches a few runs of every CMA-ES: at most 3 of 11 here) within 10% of pycma's."""
-    seeds = 11 if dim == 10 else 5
+    """Median evaluations over successful runs within 10% of pycma's. Rosenbrock's local
+    minimum near x_1 = -1 catches some runs of every CMA-ES (at d = 10, seeds 0-20: 5 of 21
+    here, 1 of 21 for the decomposed model; seeds 100-139: 5 of 40 for both): at least 70%
+    must succeed."""
+    seeds = 21 if dim == 10 else 5
     evals = []
     for seed in range(seeds):
         es = ES("cma_es", sigma0=2.0, ftarget=1e-8, random_state=seed,
                 strategy_options=dict(covariance="factor")).fit(FUNCTIONS[name], np.full(dim, 3.0))
         evals.append(es.n_evals_ if es.fun_ <= 1e-8 else math.inf)
     solved = [e for e in evals if e < math.inf]
-    assert len(solved) >= seeds - 3, evals
+    assert len(solved) >= math.ceil(0.7 * seeds), evals
     median = float(np.median(solved))
     assert abs(median - PYCMA[dim, name]) <= 0.10 * PYCMA[dim, name], (median, evals)
