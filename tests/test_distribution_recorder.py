@@ -1,0 +1,85 @@
+"""DistributionRecorder and distribution_summary (issue 18, item 6): the recorded fields are
+the search distribution's, recording never changes the run, and ``every`` is honoured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.callbacks import DistributionRecorder, distribution_summary
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
+
+
+def ellipsoid(X):
+    return ((10.0 ** np.arange(X.shape[1])) * X**2).sum(axis=1)
+
+
+ellipsoid.vectorized = True  # type: ignore[attr-defined]
+
+
+def _fit(strategy: str, dim: int = 5, **options) -> ES:
+    return ES(strategy, max_generations=40, random_state=1, **options).fit(ellipsoid, np.full(dim, 2.0))
+
+
+@pytest.mark.parametrize("covariance", ["eigen", "factor"])
+def test_cma_es_summary_is_the_covariance_sigma2_c(covariance: str) -> None:
+    es = _fit("cma_es", strategy_options=dict(covariance=covariance))
+    r = es.run_.runner
+    s = distribution_summary(r.strategy, r.state, r.backend)
+    sigma = float(r.state.sigma)
+    np.testing.assert_allclose(s["stds"], sigma * np.sqrt(r.state.diag_C), rtol=1e-6)
+    if covariance == "eigen":  # the last decomposition: sigma * D, and the correlation matrix of B D^2 B^T
+        C = (r.state.B * r.state.D**2) @ r.state.B.T
+        np.testing.assert_allclose(s["axes"], np.sort(sigma * r.state.D), rtol=1e-12)
+    else:
+        M = float(r.state.scale) * r.state.A
+        C = M @ M.T
+        np.testing.assert_allclose(s["axes"], sigma * np.sqrt(np.linalg.eigvalsh(C)), rtol=1e-6)
+    R = C / np.sqrt(np.outer(np.diag(C), np.diag(C)))
+    np.testing.assert_allclose(s["correlations"], np.linalg.eigvalsh(R), rtol=1e-6, atol=1e-12)
+    assert np.isclose(sum(s["correlations"]), 5)  # the trace of a correlation matrix
+    np.testing.assert_array_equal(s["mean"], r.state.mean)
+
+
+def test_xnes_and_diagonal_strategies() -> None:
+    es = _fit("xnes")
+    r = es.run_.runner
+    s = distribution_summary(r.strategy, r.state, r.backend)
+    S = np.asarray(r.strategy.covariance(r.state))
+    np.testing.assert_allclose(np.square(s["stds"]), np.diag(S), rtol=1e-10)
+    np.testing.assert_allclose(np.square(s["axes"]), np.linalg.eigvalsh(S), rtol=1e-8)
+    for name in ("snes", "sep_cma_es", "pgpe", "openai_es"):
+        r = _fit(name).run_.runner
+        s = distribution_summary(r.strategy, r.state, r.backend)
+        assert s["axes"] == sorted(s["stds"]) and s["correlations"] == [1.0] * 5
+    snes = _fit("snes").run_.runner
+    np.testing.assert_array_equal(distribution_summary(snes.strategy, snes.state, snes.backend)["stds"],
+                                  snes.state.sigma)
+
+
+def test_recording_never_changes_the_run_and_every_is_honoured() -> None:
+    plain = _fit("cma_es")
+    recorder = DistributionRecorder(every=7)
+    es = ES("cma_es", max_generations=40, random_state=1).fit(ellipsoid, np.full(5, 2.0), callbacks=[recorder])
+    assert es.fun_ == plain.fun_ and np.array_equal(es.x_, plain.x_)
+    recorded = [row["generation"] for row in es.history_ if "mean" in row]
+    assert recorded == [1, 7, 14, 21, 28, 35, 40]  # the first, every 7th and the last
+    assert [r["generation"] for r in recorder.records] == recorded
+    auto = ES("cma_es", max_generations=40, random_state=1).fit(ellipsoid, np.full(5, 2.0),
+                                                                callbacks=[DistributionRecorder()])
+    assert {1, 2, 4, 8, 16, 32, 40} <= {row["generation"] for row in auto.history_ if "mean" in row}
+    untouched = ES("cma_es", max_generations=5, random_state=1).fit(
+        ellipsoid, np.full(5, 2.0), callbacks=[DistributionRecorder(history=False)])
+    assert not any("mean" in row for row in untouched.history_)
+
+
+def test_bad_arguments_name_the_argument() -> None:
+    with pytest.raises(InvalidTypeError, match="every must be 'auto' or a positive int"):
+        DistributionRecorder(every="log")
+    with pytest.raises(InvalidArgumentError, match="every"):
+        DistributionRecorder(every=0)
+    with pytest.raises(InvalidArgumentError, match="overhead must be a number in"):
+        DistributionRecorder(overhead=0)
+    with pytest.raises(InvalidTypeError, match="path must be a str"):
+        DistributionRecorder(path=3)
