@@ -107,3 +107,12 @@ def test_headless_chromium_screenshots(site: Path, tmp_path: Path, page: str) ->
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (1280, 1600)
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+def test_parameters_documented_together_are_one_row_without_a_wrong_default(site: Path) -> None:
+    page = _text(site / "strategies" / "openai_es" / "index.html")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert text.count("Multiplicative decay per generation and floors.") == 1  # not four rows
+    row = text[text.index("lr_decay, lr_min, sigma_decay, sigma_min"):]
+    row = row[:row.index("Multiplicative decay per generation and floors.") + 60]
+    assert "1.0" not in row.split("floors.")[1][:20]  # lr_min's default is 0.0: no shared default shown

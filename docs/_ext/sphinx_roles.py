@@ -7,7 +7,9 @@
 - reStructuredText's literal-block marker ``text::`` becomes ``text:`` (the indented block
   after it is already a Markdown code block);
 - numpydoc types (``x0 : array-like, shape (dim,)``) are shown as written, not parsed as
-  Python (which printed ``(array - like, shape(dim))``).
+  Python (which printed ``(array - like, shape(dim))``);
+- parameters documented together (``lr_decay, lr_min : float`` and one description) are one
+  row, not one row each repeating the description.
 """
 
 from __future__ import annotations
@@ -59,14 +61,47 @@ def convert_roles(text: str, obj: Any) -> str:
     return LITERAL.sub(r"\1:", text)
 
 
-def _raw_types(text: str) -> dict[str, str]:
-    types: dict[str, str] = {}
-    for line in text.splitlines():
+def _type_lines(text: str) -> dict[str, tuple[str, int]]:
+    """``name -> (type as written, line number)`` of the docstring's ``name : type`` lines."""
+    types: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(text.splitlines()):
         match = TYPE_LINE.match(line)
         if match:
             for name in match.group("names").split(","):
-                types.setdefault(name.strip().lstrip("*"), match.group("type"))
+                types.setdefault(name.strip().lstrip("*"), (match.group("type"), number))
     return types
+
+
+def _merge_shared(items: list, lines: dict[str, tuple[str, int]], defaults: dict[str, str]) -> list:
+    """Items documented together (``a, b : type`` and one description) as one row ``a, b``,
+    instead of one row each repeating the description; its default is shown only when the
+    signature gives them all the same one (griffe gives every name the first one's)."""
+    merged: list = []
+    shown: dict[int, set] = {}
+    for item in items:
+        name = getattr(item, "name", None)
+        prev = merged[-1] if merged else None
+        prev_name = getattr(prev, "name", None)
+        if (prev is not None and name in lines and prev_name
+                and lines.get(prev_name.split(", ")[-1], (None, -1))[1] == lines[name][1]
+                and getattr(prev, "description", None) == getattr(item, "description", None)):
+            prev.name = f"{prev_name}, {name}"
+            values = shown.setdefault(id(prev), {defaults.get(prev_name)})
+            values.add(defaults.get(name))
+            if len(values) > 1 or None in values:
+                prev.value = None  # the defaults differ: the signature shows them
+            continue
+        merged.append(item)
+    return merged
+
+
+def _signature_defaults(obj: Any) -> dict[str, str]:
+    """``name -> default`` of ``obj``'s signature (a class: its ``__init__``'s)."""
+    try:
+        parameters = obj.parameters
+    except Exception:  # noqa: BLE001 - modules, attributes: no signature
+        return {}
+    return {p.name: str(p.default) for p in parameters if p.default is not None}
 
 
 class _ShownAsWritten(griffe.Docstring):
@@ -77,8 +112,12 @@ class _ShownAsWritten(griffe.Docstring):
         cached = self.__dict__.get("_evostrat_parsed")
         if cached is None:
             cached = self.parse()
-            types = _raw_types(self.value)
+            lines = _type_lines(self.value)
+            types = {name: raw for name, (raw, _) in lines.items()}
             for section in cached:
+                if isinstance(section.value, list) and section.kind.value in ("parameters", "attributes",
+                                                                                "other parameters"):
+                    section.value = _merge_shared(section.value, lines, _signature_defaults(self.parent))
                 for item in section.value if isinstance(section.value, list) else []:
                     raw = types.get(getattr(item, "name", None) or "")
                     annotation = getattr(item, "annotation", None)
