@@ -412,7 +412,7 @@ class ES(Params):
             New interval (default: the saved one).
         **overrides
             ``evaluator``/``evaluator_options``, parameters the checkpoint could
-            not store (an ``Evaluator`` instance...), and a new budget
+            not store (an ``Evaluator``, a run's ``constraints=g``), and a new budget
             ``max_evals``/``max_generations``: not below what was spent; a run its
             budget stopped continues as if that budget had been set from the start.
 

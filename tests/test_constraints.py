@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from evostrat.constraints import AugmentedLagrangian, Penalty, check_constraints, make_constraint_handler
+from evostrat.constraints import (
+    AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, make_constraint_handler,
+)
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -163,8 +165,9 @@ def test_bad_constraint_inputs_name_the_argument() -> None:
         ES("cma_es").fit(sphere, np.ones(2), constraints="objectiv")
     with pytest.raises(InvalidArgumentError, match="constraint_handler must be one of"):
         ES("cma_es").fit(sphere, np.ones(2), constraints=linear, constraint_handler="lagrange")
-    with pytest.raises(InvalidArgumentError, match="checkpoint is not supported with constraints"):
-        ES("cma_es").fit(sphere, np.ones(2), constraints=linear, checkpoint="x.zip")
+    with pytest.raises(InvalidArgumentError, match="checkpoint needs a constraint_handler whose state"):
+        ES("cma_es").fit(sphere, np.ones(2), constraints=linear, checkpoint="x.zip",
+                         constraint_handler=type("Mine", (ConstraintHandler,), {})())
     es = ES("maxvar_es", random_state=0).initialize(np.ones(2))
     X = es.ask()
     with pytest.raises(InvalidArgumentError, match="not supported for behaviour strategies"):

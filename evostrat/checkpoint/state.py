@@ -32,6 +32,7 @@ import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.checkpoint.codec import Unencodable, decode, encode
+from evostrat.checkpoint.features import capture_features, check_constraint_function, restore_features
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
@@ -45,7 +46,8 @@ RUNTIME_PARAMS = frozenset({"evaluator", "evaluator_options"})
 BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
-_OPTIONAL = ("format", "version", "arrays", "sha256", "checkpoint_every", "structure")  # checked on read / optional
+_OPTIONAL = ("format", "version", "arrays", "sha256",  # checked on read
+             "checkpoint_every", "structure", "features")  # optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -58,6 +60,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "elapsed": (lambda v: is_real(v) and 0 <= v < math.inf, "a finite number >= 0"),
     "checkpoint_every": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
     "structure": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # a structured x0's layout
+    "features": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # checkpoint.features
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -140,6 +143,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         "elapsed": run.elapsed(),
         "user": encode(user or {}, {}, "user"),
         "structure": structure,
+        "features": capture_features(driver, arrays),
     }
     return meta, arrays
 
@@ -240,7 +244,8 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         What :func:`capture` returned (or :func:`~evostrat.checkpoint.format.read_checkpoint` read).
     **overrides
         New values for ``evaluator``/``evaluator_options``, parameters the checkpoint
-        could not store, and the budgets ``max_evals``/``max_generations`` (not below
+        could not store, ``constraints=g`` for a run fitted with a constraint function
+        (:mod:`evostrat.checkpoint.features`), and the budgets ``max_evals``/``max_generations`` (not below
         what was spent: the run goes on as if that budget had been set from the start;
         see the checkpoints guide for a finished run's last generation).
 
@@ -252,10 +257,12 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         For anything wrong in ``meta`` or ``arrays``: a field missing, unknown or of
         the wrong type, shape or dtype, or values the run refuses.
     """
+    function = overrides.pop("constraints", None)  # fit(constraints=g)'s g: code, never stored
     saved = _check_params(meta, overrides)
+    check_constraint_function(meta.get("features"), function)
     old = _decode_params(saved, arrays, {k: v for k, v in overrides.items() if k not in BUDGET_PARAMS})
     try:
-        es = _rebuild(meta, arrays, {**old, **overrides})
+        es = _rebuild(meta, arrays, {**old, **overrides}, function)
     except CheckpointError:
         raise
     except Exception as err:  # a value of the declared type that the estimator refuses
@@ -311,7 +318,7 @@ def _check_state_size(es: Any, state: dict[str, Any], arrays: dict[str, np.ndarr
                               f"holds {expected}: refused before building it")
 
 
-def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any], function: Any) -> Any:
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
     from evostrat.run.restarts import SCHEDULE_SCHEMA, RunPlan
@@ -367,4 +374,5 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     run.history = _decode_history(meta["history"], arrays)
     driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
     run.started = time.perf_counter() - meta["elapsed"]
+    restore_features(driver, meta.get("features"), arrays, function)
     return es

@@ -29,10 +29,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["ConstraintHandler", "check_constraints", "evaluate_constraints", "violation", "feasible",
-           "HANDLERS", "CMA_FAMILY"]
+           "HANDLERS", "CMA_FAMILY", "check_vector"]
 
 #: Names ``constraint_handler=`` accepts (besides an instance).
 HANDLERS = ("auto", "augmented_lagrangian", "penalty")
@@ -59,6 +59,16 @@ class ConstraintHandler:
 
     def reset(self) -> None:
         """Forget what was learnt (called at the start of each restart run)."""
+
+    def state_values(self) -> dict[str, Any]:
+        """What a checkpoint stores of the handler (plain data and numpy arrays); the
+        built-in handlers define it, another handler cannot be checkpointed."""
+        raise CheckpointError(f"a checkpoint cannot store the constraint handler {type(self).__name__} "
+                              f"(only the built-in {HANDLERS[1:]} are stored)")
+
+    def load_state_values(self, values: Any) -> None:
+        """Set the state :meth:`state_values` returned (checked: a CheckpointError names a bad field)."""
+        raise CheckpointError(f"a checkpoint cannot restore the constraint handler {type(self).__name__}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -120,3 +130,22 @@ def violation(G: np.ndarray) -> np.ndarray:
 def feasible(G: np.ndarray) -> np.ndarray:
     """``True`` for the rows of ``G`` that satisfy every constraint."""
     return np.all(G <= 0.0, axis=1)
+
+
+def check_vector(value: Any, m: int | None, kind: type, what: str) -> np.ndarray | None:
+    """``value`` (``None``, or a 1-D array of ``m`` float64 or bool values) copied, for a checkpoint.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``what`` when the value has another type, dtype or shape, or non-finite floats.
+    """
+    if value is None:
+        return None
+    dtype = np.dtype(np.float64 if kind is float else bool)
+    if not isinstance(value, np.ndarray) or value.dtype != dtype or value.shape != (m,) or (
+            kind is float and not np.isfinite(value).all()):
+        shown = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+        raise CheckpointError(f"checkpoint {what} must be {'finite ' if kind is float else ''}{dtype} of shape "
+                              f"({m},), got {shown}")
+    return np.array(value, copy=True)

@@ -38,12 +38,24 @@ from __future__ import annotations
 
 import collections
 import math
+from typing import Any
 
 import numpy as np
 
-from evostrat.constraints.base import ConstraintHandler
+from evostrat.constraints.base import ConstraintHandler, check_vector
+from evostrat.errors import CheckpointError
+from evostrat.run.state import check_schema, is_int, is_real
 
 __all__ = ["AugmentedLagrangian"]
+
+_VECTORS = ("lam", "mu", "initialized", "g_prev", "same_changes", "penalised")
+_STATE_SCHEMA: dict[str, tuple[Any, str]] = {
+    "dim": (is_int, "an int"),
+    "dgamma": (lambda v: is_real(v) and 0 < v < math.inf, "a positive finite number"),
+    "n_updates": (lambda v: is_int(v) and v >= 0, "an int >= 0"),
+    "g_history": (lambda v: isinstance(v, list), "a list of vectors"),
+    **dict.fromkeys(_VECTORS, (lambda v: v is None or isinstance(v, np.ndarray), "an array or null")),
+}
 
 
 def _iqr(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -185,6 +197,43 @@ class AugmentedLagrangian(ConstraintHandler):
         d -= s * threshold
         d *= d * s > 0
         return factor * s * min(threshold, s * d)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state_values(self) -> dict[str, Any]:
+        """The learnt state as plain data and numpy arrays (stored by :mod:`evostrat.checkpoint`)."""
+        return {"dim": self.dim, "dgamma": self.dgamma, "lam": self.lam, "mu": self.mu,
+                "initialized": self.initialized, "n_updates": self.n_updates, "g_prev": self.g_prev,
+                "same_changes": self.same_changes, "g_history": list(self.g_history), "penalised": self.penalised}
+
+    def load_state_values(self, values: Any) -> None:
+        """Set what :meth:`state_values` returned, every field checked first.
+
+        Raises
+        ------
+        CheckpointError
+            Naming the first field of the wrong type, shape, dtype or size.
+        """
+        values = check_schema(values, _STATE_SCHEMA, "augmented Lagrangian")
+        if values["dim"] != self.dim:
+            raise CheckpointError(f"checkpoint augmented Lagrangian has dim {values['dim']}, the run {self.dim}")
+        history = values["g_history"]
+        if len(history) > self.dim + 20:
+            raise CheckpointError(f"checkpoint augmented Lagrangian field 'g_history' holds {len(history)} "
+                                  f"vectors, at most {self.dim + 20}")
+        vectors = [values[k] for k in _VECTORS] + list(history)
+        m = next((v.shape[0] for v in vectors if isinstance(v, np.ndarray) and v.ndim == 1), None)
+        checked = {k: check_vector(values[k], m, bool if k in ("initialized", "penalised") else float,
+                                   f"augmented Lagrangian field {k!r}") for k in _VECTORS}
+        if (checked["lam"] is None) != (checked["mu"] is None) or (checked["lam"] is None) != (
+                checked["initialized"] is None):
+            raise CheckpointError("checkpoint augmented Lagrangian fields 'lam', 'mu' and 'initialized' must be "
+                                  "set together")
+        g_history = [check_vector(g, m, float, "augmented Lagrangian field 'g_history'") for g in history]
+        self.dgamma = float(values["dgamma"])
+        self.n_updates = int(values["n_updates"])
+        for name, value in checked.items():
+            setattr(self, name, value)
+        self.g_history = collections.deque(g_history, maxlen=self.dim + 20)
 
     def __repr__(self) -> str:
         return f"AugmentedLagrangian(dim={self.dim}, lam={self.lam}, mu={self.mu})"

@@ -26,11 +26,13 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from evostrat.constraints.base import ConstraintHandler, violation
 from evostrat.errors import InvalidArgumentError
+from evostrat.run.state import check_schema, is_real
 
 __all__ = ["Penalty"]
 
@@ -59,6 +61,16 @@ class Penalty(ConstraintHandler):
         finite = F[np.isfinite(F)]
         worst = float(finite.max()) if finite.size else 0.0
         return np.where(v > 0, worst + v, F)
+
+    def state_values(self) -> dict[str, Any]:
+        """``{"weight": weight}``: all a checkpoint needs (the penalty learns nothing)."""
+        return {"weight": self.weight}
+
+    def load_state_values(self, values: Any) -> None:
+        """Set the weight :meth:`state_values` returned (checked)."""
+        weight = check_schema(values, {"weight": (lambda v: v is None or is_real(v) and 0 < v < math.inf,
+                                                  "a positive finite number or null")}, "penalty")["weight"]
+        self.weight = None if weight is None else float(weight)
 
     def __repr__(self) -> str:
         return f"Penalty(weight={self.weight!r})"

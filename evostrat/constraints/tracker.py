@@ -26,9 +26,14 @@ from evostrat.constraints.base import (
 )
 from evostrat.constraints.lagrangian import AugmentedLagrangian
 from evostrat.constraints.penalty import Penalty
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, did_you_mean
+from evostrat.run.state import check_schema, is_int
 
-__all__ = ["ConstrainedRun", "make_constraint_handler", "check_fit_constraints"]
+__all__ = ["ConstrainedRun", "make_constraint_handler", "check_fit_constraints", "restore_handler"]
+
+_STORED = (AugmentedLagrangian, Penalty)  # the handlers a checkpoint stores
+_HANDLER_SCHEMA: dict[str, tuple[Any, str]] = {"handler": (lambda v: v in HANDLERS[1:], f"one of {HANDLERS[1:]}"),
+                                               "state": (lambda v: isinstance(v, dict), "a dict")}
 
 
 def check_fit_constraints(constraints: Any, handler: Any, checkpoint: Any) -> None:
@@ -39,15 +44,30 @@ def check_fit_constraints(constraints: Any, handler: Any, checkpoint: Any) -> No
     InvalidTypeError
         ``constraints`` is neither callable nor ``"objective"``.
     InvalidArgumentError
-        An unknown handler, or a checkpoint (the coefficients are not stored yet).
+        An unknown handler, or a checkpoint with a handler instance other than the
+        built-in ones (whose state a checkpoint stores).
     """
     if not (callable(constraints) or constraints == "objective"):
         raise InvalidTypeError(f"constraints must be callable (g(x) -> (m,) values, feasible when <= 0) or "
                                f"'objective' (the objective returns (f, g)), got {constraints!r}")
     make_constraint_handler(handler, "", 1)
-    if checkpoint is not None:
-        raise InvalidArgumentError("checkpoint is not supported with constraints yet (the constraint "
-                                   "handler's coefficients are not stored)")
+    if checkpoint is not None and isinstance(handler, ConstraintHandler) and type(handler) not in _STORED:
+        raise InvalidArgumentError(f"checkpoint needs a constraint_handler whose state it can store: a name in "
+                                   f"{HANDLERS} or an AugmentedLagrangian/Penalty, got {type(handler).__name__}")
+
+
+def restore_handler(values: Any, dim: int) -> ConstraintHandler:
+    """A built-in handler rebuilt from ``{"handler": name, "state": ...}`` (a checkpoint's).
+
+    Raises
+    ------
+    CheckpointError
+        For another name or a malformed state.
+    """
+    values = check_schema(values, _HANDLER_SCHEMA, "constraint handler")
+    handler = make_constraint_handler(values["handler"], "", dim)
+    handler.load_state_values(values["state"])
+    return handler
 
 
 def make_constraint_handler(spec: Any, strategy_name: str, dim: int) -> ConstraintHandler:
@@ -115,3 +135,18 @@ class ConstrainedRun:
         """A new restart run: the handler starts afresh."""
         self.handler.reset()
         self._last = None
+
+    def state_values(self) -> dict[str, Any]:
+        """``{"m", "handler"}`` between generations, for a checkpoint (see :func:`restore_handler`)."""
+        return {"m": self.m, "handler": {"handler": self.handler.name, "state": self.handler.state_values()}}
+
+    def load_state_values(self, values: Any) -> None:
+        """Set what :meth:`state_values` returned, checked (a :class:`CheckpointError` names the field)."""
+        values = check_schema(values, {"m": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
+                                       "handler": (lambda v: isinstance(v, dict), "a dict")}, "constraints")
+        spec = check_schema(values["handler"], _HANDLER_SCHEMA, "constraint handler")
+        if spec["handler"] != self.handler.name:
+            raise CheckpointError(f"checkpoint constraint handler {spec['handler']!r} is not the run's "
+                                  f"{self.handler.name!r}")
+        self.handler.load_state_values(spec["state"])
+        self.m, self._last = values["m"], None

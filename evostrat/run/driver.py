@@ -87,6 +87,7 @@ class Driver:
             self.bounds = BoxBounds.from_spec(settings.bounds, x0)
         self.integers = IntegerSpace.for_run(self, x0)  # integer=: bounds become box + encoding
         self.noise: Any = None  # reevaluations / noise_handling: set by the host loop (run.noise)
+        self.noise_resume: dict[str, Any] | None = None  # a checkpoint's noise state, for the next loop
         self.restarts = make_restarts(settings.restarts, settings.random_state)
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)
@@ -380,6 +381,8 @@ class Driver:
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)
+                if self.noise is not None:
+                    self.noise.record(self.state.history[-1])  # the noise measure, with noise handling
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
                 if hooks is not None:

@@ -56,7 +56,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.backends.trees import replace
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["IntegerSpace", "MixedSpace", "integer_mask"]
 
@@ -267,6 +267,48 @@ class IntegerSpace:
         if not np.all(np.isfinite(mean)):
             return
         runner.state = replace(state, mean=be.asarray(mean, dtype=state.mean.dtype, device=runner.device))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_values(self, runner: Any) -> dict[str, Any]:
+        """The margin state of the run of ``runner`` (the driver's current one), for a checkpoint.
+
+        ``current`` is false when a restart has just begun (the state is then the last
+        run's and the next ``ask`` starts afresh).
+        """
+        return {"current": self.runner is runner, "A": self.A.copy(), "alpha": float(self.alpha),
+                "corrected": int(self.corrected)}
+
+    def load_state_values(self, values: Any, runner: Any) -> None:
+        """Continue the run of ``runner`` with the margin state :meth:`state_values` returned.
+
+        Raises
+        ------
+        CheckpointError
+            Naming the first field of the wrong type or value.
+        """
+        from evostrat.run.state import check_schema, is_int, is_real
+
+        values = check_schema(values, _STATE_SCHEMA, "integer margin")
+        A, dim = values["A"], self.mask.shape[0]
+        if not (isinstance(A, np.ndarray) and A.dtype == np.float64 and A.shape == (dim,) and np.isfinite(A).all()
+                and (A > 0).all() and (A[~self.mask] == 1).all()):
+            shown = f"{A.dtype} {A.shape}" if isinstance(A, np.ndarray) else type(A).__name__
+            raise CheckpointError(f"checkpoint integer margin field 'A' must be positive finite float64 of shape "
+                                  f"({dim},), 1 on continuous coordinates; got {shown}")
+        if not (is_real(values["alpha"]) and 0 <= values["alpha"] < 1):
+            raise CheckpointError(f"checkpoint integer margin field 'alpha' must be in [0, 1), got {values['alpha']!r}")
+        if not (is_int(values["corrected"]) and 0 <= values["corrected"] <= runner.generation):
+            raise CheckpointError(f"checkpoint integer margin field 'corrected' must be an int in "
+                                  f"[0, {runner.generation}], got {values['corrected']!r}")
+        self.start(runner)
+        if values["current"]:
+            self.A, self.alpha, self.corrected = np.array(A, copy=True), float(values["alpha"]), values["corrected"]
+
+
+_STATE_SCHEMA: dict[str, tuple[Any, str]] = {
+    "current": (lambda v: isinstance(v, bool), "a bool"),
+    **dict.fromkeys(("A", "alpha", "corrected"), (lambda v: True, "")),  # checked in load_state_values
+}
 
 
 

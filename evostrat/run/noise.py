@@ -41,6 +41,7 @@ True
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 from typing import Any, Callable
 
@@ -197,6 +198,7 @@ class NoisyEvaluator:
         seed = getattr(driver.settings, "random_state", None)
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x401CE])
         self.pending: tuple[Any, float] | None = None
+        self.columns: dict[str, Any] = {}  # the last generation's history columns (noise handling)
 
     @property
     def behaviours(self) -> bool:
@@ -238,9 +240,52 @@ class NoisyEvaluator:
             refit[idx] = -again if self.driver.maximize else again
             self.handler.update(told, refit, idx)
             self.pending = (runner, self.handler.adapt(runner.dim, self.k))
+            self.columns = {"noise": float(self.handler.s), "evals_per_candidate": times}
             spent += times * idx.size
         runner.n_evals += spent
         return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Add the generation's ``"noise"`` (the measure ``s``) and ``"evals_per_candidate"`` to ``row``."""
+        row.update(self.columns)
+        self.columns = {}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_values(self) -> dict[str, Any] | None:
+        """The uncertainty handling's state between generations (``None`` without it), for a checkpoint:
+        the measure ``s``, the ``evaluations`` per candidate, the generator of the reevaluations and
+        the sigma factor the next ``ask`` applies."""
+        if self.handler is None:
+            return None
+        pending = self.pending if self.pending is not None and self.pending[0] is self.driver.runner else None
+        return {"s": float(self.handler.s), "evaluations": float(self.handler.evaluations), "rng": self.rng,
+                "pending": None if pending is None else float(pending[1])}
+
+    @staticmethod
+    def check_state_values(values: Any) -> dict[str, Any]:
+        """``values`` if they are a state :meth:`state_values` could have returned.
+
+        Raises
+        ------
+        CheckpointError
+            Naming the first field of the wrong type or value.
+        """
+        from evostrat.run.state import check_schema, is_real
+
+        finite = lambda v: is_real(v) and -math.inf < v < math.inf  # noqa: E731
+        return check_schema(values, {
+            "s": (finite, "a finite number"),
+            "evaluations": (lambda v: finite(v) and v >= 1, "a finite number >= 1"),
+            "rng": (lambda v: isinstance(v, np.random.Generator), "a generator state"),
+            "pending": (lambda v: v is None or finite(v) and v >= 1, "a finite number >= 1 or null"),
+        }, "noise handling")
+
+    def load_state_values(self, values: Any) -> None:
+        """Continue with the state :meth:`state_values` returned (checked by :meth:`check_state_values`)."""
+        values = self.check_state_values(values)
+        self.handler.s, self.handler.evaluations = float(values["s"]), float(values["evaluations"])
+        self.rng = values["rng"]
+        self.pending = None if values["pending"] is None else (self.driver.runner, float(values["pending"]))
 
     def before_ask(self, runner: Any) -> None:
         """Scale the step size of ``runner`` by the factor the last measurement chose."""
@@ -271,5 +316,8 @@ def noise_evaluator(driver: Any, evaluator: Any) -> Any:
         raise InvalidArgumentError(f"noise_handling needs a strategy with a step size sigma in its state; "
                                    f"{driver.runner.strategy.name!r} has none (reevaluations=k works for all)")
     driver.noise = NoisyEvaluator(evaluator, driver, k, handler)
+    saved, driver.noise_resume = driver.noise_resume, None
+    if saved is not None and handler is not None:  # a resumed run continues its checkpoint's state
+        driver.noise.load_state_values(saved)
     return driver.noise
 

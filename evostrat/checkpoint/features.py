@@ -1,0 +1,137 @@
+"""The run features a checkpoint stores besides the strategy: constraints, integer margins, noise.
+
+A run with ``constraints`` (:mod:`evostrat.constraints`), ``integer`` coordinates
+(:mod:`evostrat.run.integers`) or ``noise_handling`` (:mod:`evostrat.run.noise`) learns
+state outside the strategy: the augmented Lagrangian's coefficients and its window of
+constraint values, the CMA-ES-with-margin scaling ``A``, the uncertainty handling's
+measure, evaluations per candidate, generator and pending sigma factor. The metadata's
+``"features"`` field holds it (``null`` for a run with none, or for checkpoints written
+before these were stored), each part under :data:`FEATURES_SCHEMA` and then checked field
+by field by the object that owns it, so a resumed run is bit-identical to the
+uninterrupted one. A constraint *function* is code and is never stored: a run fitted with
+``constraints=g`` is resumed with ``ES.resume(path, objective, constraints=g)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.checkpoint.state import capture, restore
+>>> es = ES("cma_es", integer=[0], max_generations=5, random_state=0).fit(
+...     lambda X: (X ** 2).sum(axis=1), np.full(2, 3.0))
+>>> meta, arrays = capture(es)
+>>> sorted(k for k, v in meta["features"].items() if v is not None)
+['integers']
+>>> bool((restore(meta, arrays).run_.integers.A == es.run_.integers.A).all())
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from evostrat.checkpoint.codec import Unencodable, decode, encode
+from evostrat.constraints.base import HANDLERS
+from evostrat.errors import CheckpointError, InvalidArgumentError
+from evostrat.run.state import check_schema
+
+__all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
+           "restore_features"]
+
+_DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
+#: The parts of the metadata's ``"features"``.
+FEATURES_SCHEMA: dict[str, tuple[Any, str]] = dict.fromkeys(("constraints", "integers", "noise"), _DICT_OR_NULL)
+#: The constraints part: how the run gets ``g`` (``"callable"``: passed to ``resume`` again),
+#: the ``constraint_handler`` (a name, or a built-in handler's state) and the run's handler state.
+CONSTRAINTS_SCHEMA: dict[str, tuple[Any, str]] = {
+    "function": (lambda v: v in (None, "objective", "callable"), "null, 'objective' or 'callable'"),
+    "spec": (lambda v: v in HANDLERS or isinstance(v, dict), f"one of {HANDLERS} or a handler state"),
+    "run": _DICT_OR_NULL,
+}
+
+
+def _constraints(driver: Any) -> dict[str, Any] | None:
+    fn, spec, run = driver.constraint_fn, driver.constraint_spec, driver.constrained
+    if fn is None and run is None:
+        return None
+    if not isinstance(spec, str):  # a handler instance: the run's handler when it has started
+        spec = {"handler": spec.name, "state": spec.state_values()}
+    return {"function": None if fn is None else fn if isinstance(fn, str) else "callable", "spec": spec,
+            "run": None if run is None else run.state_values()}
+
+
+def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The ``"features"`` metadata of ``driver`` (arrays added to ``arrays``); ``None`` without any.
+
+    Raises
+    ------
+    CheckpointError
+        For a state a checkpoint cannot store (a custom constraint handler).
+    """
+    noise = driver.noise.state_values() if driver.noise is not None else driver.noise_resume
+    values = {
+        "constraints": _constraints(driver),
+        "integers": None if driver.integers is None else driver.integers.state_values(driver.runner),
+        "noise": noise,
+    }
+    if all(v is None for v in values.values()):
+        return None
+    try:
+        return {name: encode(value, arrays, f"features/{name}") for name, value in values.items()}
+    except Unencodable as err:
+        raise CheckpointError(f"cannot checkpoint the run: {err}") from err
+
+
+def check_constraint_function(features: Any, function: Any) -> None:
+    """Check ``resume(constraints=function)`` against what the checkpoint's run used.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the run was fitted with a constraint function and none is given again, or
+        when one is given for a run without one.
+    """
+    saved = features.get("constraints") if isinstance(features, dict) else None
+    kind = saved.get("function") if isinstance(saved, dict) else None
+    if kind == "callable" and not callable(function):
+        raise InvalidArgumentError("the checkpointed run was fitted with constraints=g, a function a checkpoint "
+                                   "does not store: pass it again, ES.resume(path, objective, constraints=g)")
+    if kind != "callable" and function is not None and function != kind:
+        raise InvalidArgumentError(f"resume(constraints=...) was given, but the checkpointed run's constraints "
+                                   f"were {kind!r} (None: not from fit(constraints=...))")
+
+
+def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], function: Any) -> None:
+    """Set the checkpoint's ``"features"`` on the freshly rebuilt ``driver`` (strategy state loaded).
+
+    Raises
+    ------
+    CheckpointError
+        For a malformed part, or a part the run's parameters do not have.
+    """
+    from evostrat.constraints.tracker import ConstrainedRun, restore_handler
+    from evostrat.run.noise import NoisyEvaluator
+
+    if features is None:  # a run without these features, or a checkpoint from before they were stored
+        return
+    parts = check_schema(features, FEATURES_SCHEMA, "features")
+    values = {name: decode(part, arrays) for name, part in parts.items()}
+    runner = driver.runner
+    if values["integers"] is not None:
+        if driver.integers is None:
+            raise CheckpointError("checkpoint holds an integer margin state, but its run has no integer coordinates")
+        driver.integers.load_state_values(values["integers"], runner)
+    if values["noise"] is not None:
+        if driver.settings.noise_handling is None or driver.settings.noise_handling is False:
+            raise CheckpointError("checkpoint holds a noise handling state, but its run has no noise_handling")
+        driver.noise_resume = NoisyEvaluator.check_state_values(values["noise"])
+    if values["constraints"] is not None:
+        saved = check_schema(values["constraints"], CONSTRAINTS_SCHEMA, "constraints")
+        spec = saved["spec"] if isinstance(saved["spec"], str) else restore_handler(saved["spec"], runner.dim)
+        driver.constraint_spec = spec
+        driver.constraint_fn = function if saved["function"] == "callable" else saved["function"]
+        if saved["run"] is not None:
+            driver.constrained = ConstrainedRun(spec, runner.strategy.name, runner.dim)
+            driver.constrained.load_state_values(saved["run"])
+            driver.constrained_termination()

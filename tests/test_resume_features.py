@@ -1,0 +1,244 @@
+"""Exact resume of runs with constraints, integer variables and noise handling (:mod:`evostrat.checkpoint.features`).
+
+Each run keeps a copy of its checkpoint from the middle and is resumed from it: the result,
+``history_`` (but ``"time"``) and every counter equal the uninterrupted run's, on numpy. The
+augmented Lagrangian's coefficients, the margin scaling ``A`` and the uncertainty handling's
+state are checked to matter (they differ from a fresh start at the checkpoint), the noise
+measure is in the history, old checkpoints without these states still load, and forged
+states are refused naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.checkpoint import checkpoint_info, load_checkpoint, save_checkpoint
+from evostrat.checkpoint.format import read_checkpoint, write_checkpoint
+from evostrat.checkpoint.state import capture
+from evostrat.constraints import ConstraintHandler, Penalty
+from evostrat.errors import CheckpointError, InvalidArgumentError
+
+
+def shifted_sphere(X: np.ndarray) -> np.ndarray:
+    return ((X - 0.3) ** 2).sum(axis=1)
+
+
+def linear(x: np.ndarray) -> np.ndarray:  # x0 + x1 >= 1 and x2 <= -0.5: both active at the optimum
+    return np.array([1.0 - x[0] - x[1], x[2] + 0.5])
+
+
+def with_g(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # constraints="objective": (F, G)
+    return shifted_sphere(X), np.stack([linear(x) for x in X])
+
+
+def noisy(X: np.ndarray) -> np.ndarray:
+    """Additive noise that is a function of x (a resumed run sees the same values): the
+    reevaluated candidates, perturbed by ``epsilon sigma z``, get unrelated noise."""
+    return (X ** 2).sum(axis=1) + 0.1 * np.sin(1e9 * X.sum(axis=1))
+
+
+def _rows(history: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{k: repr(v) for k, v in row.items() if k != "time"} for row in history]  # NaN == NaN
+
+
+def _assert_same_run(resumed: ES, full: ES) -> None:
+    assert _rows(resumed.history_) == _rows(full.history_)
+    assert np.array_equal(resumed.x_, full.x_) and resumed.fun_ == full.fun_
+    assert (resumed.n_evals_, resumed.n_generations_, resumed.stop_reason_) == (
+        full.n_evals_, full.n_generations_, full.stop_reason_)
+    assert resumed.restarts_ == full.restarts_
+
+
+def _resume_from_the_middle(tmp_path: Path, make: Callable[[], ES], objective: Any, x0: Any, at: int,
+                            **fit: Any) -> tuple[ES, ES, Path]:
+    """The uninterrupted run, keeping a copy of its checkpoint at generation ``at``, and the run
+    resumed from that copy (with the constraint function passed again when there is one)."""
+    path, kept = tmp_path / "run.ckpt", tmp_path / "kept.ckpt"
+
+    def keep(es: ES) -> None:
+        if es.n_generations_ == at + 1:  # callbacks run before the checkpoint of their generation
+            kept.write_bytes(path.read_bytes())
+
+    full = make().fit(objective, x0, checkpoint=path, checkpoint_every=at, callbacks=[keep], **fit)
+    assert checkpoint_info(kept)["n_generations"] == at
+    again = {"constraints": fit["constraints"]} if callable(fit.get("constraints")) else {}
+    return ES.resume(kept, objective, checkpoint=False, **again), full, kept
+
+
+CASES: dict[str, tuple[Callable[[], ES], Any, Any, dict[str, Any]]] = {
+    "cma_es augmented Lagrangian": (lambda: ES("cma_es", max_generations=45, random_state=1), shifted_sphere,
+                                    np.zeros(4), {"constraints": linear}),
+    "sep_cma_es constraints from the objective": (lambda: ES("sep_cma_es", max_generations=45, random_state=2),
+                                                  with_g, np.zeros(4), {"constraints": "objective"}),
+    "snes penalty instance": (lambda: ES("snes", max_generations=45, random_state=3), shifted_sphere, np.zeros(4),
+                              {"constraints": linear, "constraint_handler": Penalty(weight=10.0)}),
+    "cma_es with margin": (lambda: ES("cma_es", integer=[0, 1], bounds=(-4, 4), max_generations=45,
+                                      random_state=4), shifted_sphere, np.full(4, 3.0), {}),
+    "cma_es noise handling": (lambda: ES("cma_es", noise_handling=True, max_generations=45, random_state=5),
+                              noisy, np.ones(4), {}),
+    "cma_es noise handling, reevaluations=2": (
+        lambda: ES("cma_es", reevaluations=2, noise_handling={"max_evaluations": 5}, max_generations=45,
+                   random_state=6), noisy, np.ones(4), {}),
+    "snes reevaluations=3": (lambda: ES("snes", reevaluations=3, max_generations=45, random_state=7), noisy,
+                             np.ones(4), {}),
+}
+
+
+AT = 30  # the checkpoint resumed from (noise dominates after about 25 generations: s > 0 there)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_resume_is_bit_identical(tmp_path: Path, case: str) -> None:
+    make, objective, x0, fit = CASES[case]
+    resumed, full, _ = _resume_from_the_middle(tmp_path, make, objective, x0, at=AT, **fit)
+    _assert_same_run(resumed, full)
+
+
+def test_the_stored_states_matter(tmp_path: Path) -> None:
+    """At the checkpoint each feature has left its fresh state: a resume that dropped it would differ."""
+    for case, fresh in [("cma_es augmented Lagrangian", lambda es: es.run_.constrained.handler.n_updates == 0),
+                        ("cma_es with margin", lambda es: bool((es.run_.integers.A == 1).all())),
+                        ("cma_es noise handling", lambda es: es.run_.noise_resume["s"] == 0.0)]:
+        make, objective, x0, fit = CASES[case]
+        _, _, kept = _resume_from_the_middle(tmp_path, make, objective, x0, at=AT, **fit)
+        again = {"constraints": fit["constraints"]} if "constraints" in fit else {}
+        assert not fresh(load_checkpoint(kept, **again)), case
+
+
+def test_restarts_with_constraints_resume_inside_a_later_run(tmp_path: Path) -> None:
+    make = lambda: ES("cma_es", restarts="ipop", max_generations=160, tolfun=1e-3, random_state=8)  # noqa: E731
+    resumed, full, kept = _resume_from_the_middle(tmp_path, make, shifted_sphere, np.zeros(3), at=100,
+                                                  constraints=linear)
+    assert load_checkpoint(kept, constraints=linear).restarts_[-1]["run"] >= 1
+    _assert_same_run(resumed, full)
+
+
+def test_ask_tell_with_constraints_round_trips(tmp_path: Path) -> None:
+    """A manual loop with tell(constraints=G), saved and loaded: the next populations are the same."""
+    def step(es: ES) -> np.ndarray:
+        X = es.ask()
+        es.tell(X, shifted_sphere(X), constraints=np.stack([linear(x) for x in X]))
+        return X
+
+    es = ES("cma_es", random_state=0).initialize(np.zeros(3))
+    for _ in range(12):
+        step(es)
+    save_checkpoint(es, tmp_path / "a.ckpt")
+    back = load_checkpoint(tmp_path / "a.ckpt")
+    assert back.run_.constrained.handler.n_updates == es.run_.constrained.handler.n_updates > 0
+    for _ in range(8):
+        assert np.array_equal(step(back), step(es))
+    assert back.fun_ == es.fun_ and np.array_equal(back.x_, es.x_)
+
+
+def test_history_records_the_noise_measure() -> None:
+    es = ES("cma_es", noise_handling={"max_evaluations": 4}, max_generations=40, random_state=0).fit(noisy, np.ones(3))
+    s = [row["noise"] for row in es.history_]
+    evals = [row["evals_per_candidate"] for row in es.history_]
+    assert len(s) == 40 and all(np.isfinite(s)) and s[-1] == es.run_.noise.handler.s
+    assert max(s) > 0  # noise dominates the ranking at some point: the handler reacts
+    assert all(isinstance(k, int) and 1 <= k <= 4 for k in evals) and max(evals) > 1
+    plain = ES("cma_es", reevaluations=2, max_generations=3, random_state=0).fit(noisy, np.ones(3))
+    assert "noise" not in plain.history_[-1]  # no measure without noise handling
+
+
+def test_resume_needs_the_constraint_function_again(tmp_path: Path) -> None:
+    make, objective, x0, fit = CASES["cma_es augmented Lagrangian"]
+    _, _, kept = _resume_from_the_middle(tmp_path, make, objective, x0, at=AT, **fit)
+    with pytest.raises(InvalidArgumentError, match="constraints=g"):
+        ES.resume(kept, objective, checkpoint=False)
+    path = tmp_path / "plain.ckpt"
+    ES("snes", max_generations=3, random_state=0).fit(shifted_sphere, np.zeros(2), checkpoint=path)
+    with pytest.raises(InvalidArgumentError, match="resume\\(constraints=...\\) was given"):
+        ES.resume(path, shifted_sphere, constraints=linear)
+
+
+def test_a_custom_handler_cannot_be_checkpointed() -> None:
+    class Mine(ConstraintHandler):
+        def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:
+            return F + np.maximum(G, 0).sum(axis=1)
+
+    with pytest.raises(InvalidArgumentError, match="constraint_handler whose state it can store.*Mine"):
+        ES("cma_es").fit(shifted_sphere, np.ones(2), constraints=linear, constraint_handler=Mine(),
+                         checkpoint="never-written.ckpt")
+    es = ES("snes", random_state=0).initialize(np.zeros(3))
+    X = es.ask()
+    es.run_.constraint_spec = Mine()
+    es.tell(X, shifted_sphere(X), constraints=np.stack([linear(x) for x in X]))
+    with pytest.raises(CheckpointError, match="cannot store the constraint handler Mine"):
+        capture(es)
+
+
+def test_old_checkpoints_without_features_load(tmp_path: Path) -> None:
+    es = ES("snes", max_generations=40, random_state=0).initialize(np.full(3, 2.0))
+    for _ in range(4):
+        X = es.ask()
+        es.tell(X, shifted_sphere(X))
+    meta, arrays = capture(es)
+    assert meta["features"] is None
+    del meta["features"]  # as evostrat wrote it before these states were stored
+    write_checkpoint(tmp_path / "old.ckpt", meta, arrays)
+    back = load_checkpoint(tmp_path / "old.ckpt")
+    assert np.array_equal(back.ask(), es.ask()) and back.n_generations_ == 4
+
+
+def _integer_run() -> ES:
+    es = ES("cma_es", integer=[0], max_generations=40, random_state=0).initialize(np.full(3, 2.0))
+    for _ in range(6):
+        X = es.ask()
+        es.tell(X, shifted_sphere(X))
+    return es
+
+
+def _constrained_run() -> ES:  # constraints from the objective: stored, no function to pass again
+    return ES("cma_es", max_generations=6, random_state=0).fit(with_g, np.full(3, 2.0), constraints="objective")
+
+
+def _noise_run() -> ES:
+    return ES("cma_es", max_generations=6, random_state=0, noise_handling=True).fit(noisy, np.full(3, 2.0))
+
+
+FORGED: list[tuple[str, Callable[[], ES], Callable[[dict, dict], None], str]] = [
+    ("A shape", _integer_run, lambda m, a: a.__setitem__("features/integers.A", np.ones(4)), "field 'A'"),
+    ("A negative", _integer_run, lambda m, a: a.__setitem__("features/integers.A", -np.ones(3)), "field 'A'"),
+    ("alpha", _integer_run, lambda m, a: m["features"]["integers"].__setitem__("alpha", "x"), "'alpha'"),
+    ("corrected", _integer_run, lambda m, a: m["features"]["integers"].__setitem__("corrected", 10 ** 6),
+     "'corrected'"),
+    ("extra feature", _integer_run, lambda m, a: m["features"].__setitem__("exec", None), "features state has fields"),
+    ("integers on a plain run", _integer_run,
+     lambda m, a: m["params"].__setitem__("integer", {"value": None}), "no integer coordinates"),
+    ("noise s", _noise_run, lambda m, a: m["features"]["noise"].__setitem__("s", "0"), "'s' must be"),
+    ("noise rng", _noise_run, lambda m, a: m["features"]["noise"].__setitem__("rng", 3), "'rng' must be"),
+    ("noise pending", _noise_run, lambda m, a: m["features"]["noise"].__setitem__("pending", -1.0),
+     "'pending' must be"),
+    ("lam dtype", _constrained_run,
+     lambda m, a: a.__setitem__("features/constraints.run.handler.state.lam", np.zeros(2, np.float32)), "'lam'"),
+    ("mu shape", _constrained_run,
+     lambda m, a: a.__setitem__("features/constraints.run.handler.state.mu", np.zeros(3)), "'mu'"),
+    ("handler name", _constrained_run,
+     lambda m, a: m["features"]["constraints"]["run"]["handler"].__setitem__("handler", "os.system"), "'handler'"),
+    ("spec", _constrained_run, lambda m, a: m["features"]["constraints"].__setitem__("spec", "eval"), "'spec'"),
+    ("function", _constrained_run,
+     lambda m, a: m["features"]["constraints"].__setitem__("function", "lambda"), "'function'"),
+    ("n_updates", _constrained_run,
+     lambda m, a: m["features"]["constraints"]["run"]["handler"]["state"].__setitem__("n_updates", -1),
+     "'n_updates'"),
+]
+
+
+@pytest.mark.parametrize("make, edit, message", [f[1:] for f in FORGED], ids=[f[0] for f in FORGED])
+def test_forged_feature_states_are_refused_by_name(tmp_path: Path, make: Callable[[], ES],
+                                                   edit: Callable[[dict, dict], None], message: str) -> None:
+    meta, arrays = capture(make())
+    edit(meta, arrays)
+    path = tmp_path / "forged.ckpt"
+    write_checkpoint(path, meta, arrays)  # a valid digest: only the schemas can refuse it
+    read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
