@@ -233,7 +233,7 @@ def _callbacks(config: dict[str, Any], out: str, plot: bool) -> tuple[list[Any],
     from evostrat.callbacks import CSVLogger, DistributionRecorder, EarlyStopping, SearchRecorder
 
     # the distribution's mean, stds, axes, correlations for evostrat plot RUN_DIR, beside history.csv
-    distribution = DistributionRecorder(history=False, path=os.path.join(out, "distribution.jsonl"))
+    distribution = DistributionRecorder(history=False, path=os.path.join(out, "distribution.jsonl"), overhead=0.02)
     callbacks: list[Any] = [CSVLogger(os.path.join(out, "history.csv")), distribution]
     if config["patience"] is not None:
         callbacks.append(EarlyStopping(config["patience"], config["min_delta"]))

@@ -32,8 +32,9 @@ def _lines(ax: Any, x: np.ndarray, Y: np.ndarray, log: bool, labels: bool) -> No
     from matplotlib import colormaps
 
     colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, Y.shape[1])]
+    marker = "." if len(x) < 60 else None  # sparse records: show where they are
     for j in range(Y.shape[1]):
-        ax.plot(x, Y[:, j], color=colors[j], lw=1 if Y.shape[1] <= 20 else 0.6)
+        ax.plot(x, Y[:, j], color=colors[j], lw=1 if Y.shape[1] <= 20 else 0.6, marker=marker, ms=3)
         if labels and Y.shape[1] <= 20:
             ax.annotate(str(j), (x[-1], Y[-1, j]), xytext=(3, 0), textcoords="offset points",
                         fontsize="x-small", va="center", color=colors[j])
@@ -114,7 +115,8 @@ def plot_diagnostics(run: Any, fig: Any = None, title: str | None = None, proble
     x_axes, axes = _vectors(history, "axes")
     if axes.size:
         ratio = axes.max(axis=1) / np.where(axes.min(axis=1) > 0, axes.min(axis=1), np.nan)
-        ax.plot(x_axes, ratio, color="tab:red", lw=1.5, label="axis ratio")
+        ax.plot(x_axes, ratio, color="tab:red", lw=1.5, label="axis ratio", marker="." if len(x_axes) < 60 else None,
+                ms=3)
     ax.set_yscale("log")
     ax.set_title("sigma and axis ratio", fontsize="medium")
     ax.legend(loc="best", fontsize="x-small")

@@ -131,6 +131,10 @@ def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
     head = " on ".join(str(p) for p in (config.get("strategy"), config.get("problem")) if p) or "run"
     best = history[-1].get("best", math.nan)
     title = f"{head}{f', {dim}-D' if dim else ''}: best {best:.4g} after {int(history[-1]['n_evals'])} evaluations"
+    if os.path.isfile(os.path.join(folder, "result.json")):  # a finished run: why it stopped
+        with open(os.path.join(folder, "result.json"), encoding="utf-8") as file:
+            stop = json.load(file).get("stop_reason")
+        title += f" ({stop})" if stop else ""
     written = []
     for name, draw in (("diagnostics.png", plot_diagnostics), ("convergence.png", plot_convergence)):
         target = os.path.join(folder, name)
