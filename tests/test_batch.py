@@ -54,6 +54,7 @@ def test_torch_batch_equals_runs_alone():
 
 
 def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():
+    """Both rates in one vectorised program (lr_mean is traced per run)."""
     jnp = pytest.importorskip("jax.numpy")
 
     def f(X):
@@ -61,8 +62,8 @@ def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():
 
     x0 = jnp.full(3, 2.0)
     settings = dict(max_generations=200, ftarget=1e-4)
-    res = fit_batch(ES("snes", **settings), f, x0, seeds=SEEDS, grid=GRID)
-    assert res.fast_path == "batched" and res.n_programs == 2  # one vectorised program per rate
+    res = fit_batch(ES("snes", **settings), f, x0, seeds=SEEDS, grid={"strategy__lr_mean": [0.5, 1.0]})
+    assert res.fast_path == "batched" and res.n_programs == 1  # the rates are traced per run: one program
     assert len(set(res.n_generations.tolist())) > 1  # the runs stop at different generations
     for i, params in enumerate(res.params):
         alone = _alone(params, x0, f, **settings)
@@ -85,6 +86,11 @@ def test_shape_changing_parameters_make_one_program_each():
     res = fit_batch(ES("snes", max_generations=5), f, jnp.ones(3), seeds=2, grid={"popsize": [6, 10]})
     assert res.n_programs == 2
     assert res.n_evals.tolist() == [30, 30, 50, 50]
+    # SNES reads lr_sigma on the host (float()): one program per value, same results as alone
+    res = fit_batch(ES("snes", max_generations=5), f, jnp.ones(3), seeds=2, grid=GRID)
+    assert res.n_programs == 2
+    for i, params in enumerate(res.params):
+        np.testing.assert_allclose(res.fun[i], _alone(params, jnp.ones(3), f, max_generations=5).fun_, rtol=1e-4)
 
 
 def test_frame_has_one_row_per_run():

@@ -10,14 +10,15 @@ as arrays, their histories, and a pandas DataFrame (:meth:`BatchResult.to_frame`
 How the runs are executed depends on the backend:
 
 - **JAX** (when every run takes the compiled loop, :mod:`evostrat.run.compiled`):
-  the runs with equal compiled programs (same strategy hyper-parameters,
-  population size, dimension and criteria) advance together in one
-  ``jax.vmap``-ed chunk program (:mod:`evostrat.run.batch_jax`): a finished run is
-  masked and keeps its state, so every run stops at the generation, and with
-  the state, it reaches alone (to float rounding: the batched program may
-  round differently). Seeds, ``x0`` and ``sigma0`` are per-run state and never
-  split a group. With several JAX devices the runs are sharded across them
-  (``devices=``).
+  the runs with the same strategy class, population size, dimension and
+  criteria advance together in one ``jax.vmap``-ed chunk program
+  (:mod:`evostrat.run.batch_jax`): a finished run is masked and keeps its state,
+  so every run stops at the generation, and with the state, it reaches alone (to
+  float rounding: the batched program may round differently). Seeds, ``x0`` and
+  numeric hyper-parameters (``sigma0``, learning rates) are per-run values in
+  that program; a hyper-parameter that changes shapes (``popsize``) or that the
+  strategy reads on the host (SNES's ``lr_sigma``) makes one program per value.
+  With several JAX devices the runs are sharded across them (``devices=``).
 - **numpy and torch**: a plain loop of ``ES.fit`` calls, bit for bit the runs
   done one by one.
 

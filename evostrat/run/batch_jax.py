@@ -38,7 +38,7 @@ from evostrat.backends.programs import program_key
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.compiled import absorb_chunk, chunk_length, chunk_program, compiled_loop_applies, device_run, run_rules
 
-__all__ = ["run_batched", "batch_devices"]
+__all__ = ["run_batched", "batch_devices", "PerRunHyperParameters"]
 
 
 def batch_devices(devices: Any) -> list[Any] | None:
@@ -63,29 +63,105 @@ def batch_devices(devices: Any) -> list[Any] | None:
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto") -> int:
     """Run every driver to termination in vectorised compiled chunks; returns the number
-    of compiled programs (groups), or ``0`` (nothing run) when not every run can take
-    the compiled loop (:func:`~evostrat.run.compiled.compiled_loop_applies`)."""
+    of compiled programs, or ``0`` (nothing run) when not every run can take the compiled
+    loop (:func:`~evostrat.run.compiled.compiled_loop_applies`)."""
     if not drivers or not all(compiled_loop_applies(d, objective) for d in drivers):
         return 0
     mesh_devices = batch_devices(devices)
     groups: dict[Any, list[Any]] = {}
     for d in drivers:
-        rules, stops = run_rules(d)
-        r = d.runner
-        key = (program_key(r.strategy.tell, r.dim, str(r.dtype), str(r.device)), rules, stops)
-        groups.setdefault(key, []).append(d)
-    for (_, rules, stops), members in groups.items():
-        _run_group(members, objective, rules, stops, mesh_devices)
-    return len(groups)
+        groups.setdefault(_group_key(d), []).append(d)
+    programs = 0
+    for (_, _, rules, stops), members in groups.items():
+        names = _varying(members)
+        if names and _run_group(members, objective, rules, stops, mesh_devices, names):
+            programs += 1
+            continue
+        exact: dict[Any, list[Any]] = {}  # one program per hyper-parameter value
+        for d in members:
+            exact.setdefault(program_key(d.runner.strategy.tell), []).append(d)
+        for same in exact.values():
+            _run_group(same, objective, rules, stops, mesh_devices, ())
+        programs += len(exact)
+    return programs
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _group_key(driver: Any) -> tuple[Any, ...]:
+    """Runs with equal keys can share one program: the same strategy class, non-numeric
+    hyper-parameters, population size, dimension, dtype, device and criteria (numeric
+    hyper-parameters may differ: they are traced per run, :class:`PerRunHyperParameters`)."""
+    from evostrat.backends.programs import frozen
+
+    r = driver.runner
+    params = r.strategy.get_params(deep=False)
+    static = {k: v for k, v in params.items() if not _numeric(v) or k == "popsize"}
+    try:
+        static_key: Any = frozen(static)
+    except TypeError:
+        static_key = id(r.strategy)  # an unhashable setting: a group of its own
+    rules, stops = run_rules(driver)
+    return ((type(r.strategy), static_key, r.popsize, r.dim, str(r.dtype), str(r.device)),
+            tuple(sorted(k for k in params if k not in static)), rules, stops)
+
+
+def _varying(drivers: list[Any]) -> tuple[str, ...]:
+    """The numeric hyper-parameters whose values differ between ``drivers``."""
+    params = [d.runner.strategy.get_params(deep=False) for d in drivers]
+    return tuple(sorted(k for k in params[0] if _numeric(params[0][k]) and k != "popsize"
+                        and len({repr(p[k]) for p in params}) > 1))
+
+
+class PerRunHyperParameters:
+    """A strategy whose numeric hyper-parameters ``names`` are part of each run's state.
+
+    The state is ``(strategy state, {name: value})``; every call builds the strategy
+    (``__init__`` only stores, as scikit-learn's) with the run's values, which are
+    traced arrays inside the vectorised program, so runs that differ only in those
+    values share one compiled program. A strategy that needs such a value on the host
+    (Python control flow, ``math`` functions) fails to trace; the runs then fall back
+    to one program per value.
+    """
+
+    def __init__(self, template: Any, names: tuple[str, ...]) -> None:
+        self.template, self.names = template, names
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        fixed = {k: v for k, v in self.template.get_params(deep=False).items() if k not in self.names}
+        return {**fixed, "per_run": self.names, "strategy_class": type(self.template).__qualname__}
+
+    def at(self, hyper: dict[str, Any]) -> Any:
+        return type(self.template)(**{**self.template.get_params(deep=False), **hyper})
+
+    def ask(self, state: Any) -> tuple[Any, Any]:
+        X, inner = self.at(state[1]).ask(state[0])
+        return X, (inner, state[1])
+
+    def tell(self, state: Any, X: Any, fitness: Any) -> Any:
+        return self.at(state[1]).tell(state[0], X, fitness), state[1]
+
+    def sigma(self, state: Any) -> Any:
+        return self.at(state[1]).sigma(state[0])
+
+    def stop(self, state: Any) -> dict[str, Any]:
+        return self.at(state[1]).stop(state[0])
 
 
 def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple[str, ...],
-               mesh_devices: list[Any] | None) -> None:
+               mesh_devices: list[Any] | None, names: tuple[str, ...]) -> bool:
+    """Run ``drivers`` in one vectorised program; ``False`` (nothing run) when their
+    hyper-parameters ``names`` do not trace per run."""
     import jax
 
     runner = drivers[0].runner
-    program = chunk_program(runner.strategy, objective, runner.backend, rules, stops, batched=True)
+    strategy = runner.strategy if not names else PerRunHyperParameters(runner.strategy, names)
+    program = chunk_program(strategy, objective, runner.backend, rules, stops, batched=True)
     runs = [device_run(d, rules) for d in drivers]
+    if names:
+        runs = [run._replace(state=(run.state, _hyper(d, names))) for run, d in zip(runs, drivers)]
     n = len(runs)
     if mesh_devices is not None:
         runs += [runs[-1]] * (-n % len(mesh_devices))
@@ -96,6 +172,11 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         mesh = Mesh(np.asarray(mesh_devices), ("runs",))
         batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("runs")))
     limit = np.int32(chunk_length(rules.popsize))
+    if names:
+        try:
+            jax.eval_shape(program, batch, limit)
+        except Exception:  # noqa: BLE001 - a hyper-parameter the strategy needs on the host
+            return False
     for d in drivers:
         d.fast_path = "batched"
     while any(d.state.stop_reason is None for d in drivers):
@@ -107,8 +188,17 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
                 continue
             if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
                 raise RuntimeError("a batched run did not advance")
-            absorb_chunk(d, rules, stops, states[i], progress[i], best_x[i], best_f[i], code[i], fitness[i],
-                         sigmas[i], int(done[i]))
+            absorb_chunk(d, rules, stops, states[i][0] if names else states[i], progress[i], best_x[i], best_f[i],
+                         code[i], fitness[i], sigmas[i], int(done[i]))
+    return True
+
+
+def _hyper(driver: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The run's values of ``names`` as arrays (floats in the run's dtype)."""
+    params = driver.runner.strategy.get_params(deep=False)
+    dtype = driver.runner.dtype
+    return {k: np.asarray(params[k], dtype=str(dtype) if isinstance(params[k], (float, np.floating)) else np.int32)
+            for k in names}
 
 
 @functools.cache

@@ -8,8 +8,8 @@ setting (its weights are Hansen's, mu = popsize // 2): the sweep varies the hidd
 units, ``sigma0`` and ``popsize`` (which sets the number of elites) instead.
 
 Every hidden size is one :func:`evostrat.fit_batch` call (the network size changes
-the search dimension); inside it the runs of each (``sigma0``, ``popsize``) pair
-advance together in one compiled program (``jax.vmap`` over the runs, the episodes
+the search dimension); inside it the runs of each ``popsize`` advance together in
+one compiled program (``sigma0`` is a per-run value in it) (``jax.vmap`` over the runs, the episodes
 ``vmap``-ed and the 200 steps in ``lax.scan`` inside the objective). Candidates are
 evaluated on ``--episodes`` fixed episodes (the same start states every generation);
 the evolved mean is then tested on 10 fresh episodes, the number the figure shows.
