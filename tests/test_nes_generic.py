@@ -128,3 +128,24 @@ def test_expectation_es_looks_its_distribution_up_in_the_registry() -> None:
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)
     with pytest.raises(InvalidArgumentError, match="location and one positive scale"):
         ExpectationES(distribution="low_rank_normal").init(np.ones(3), random_state=0)
+
+
+@pytest.mark.parametrize("family", ["student_t", "low_rank_normal"])
+def test_seed_compressed_evaluation_gives_the_plain_run(family: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evostrat.evaluators import ExecutorEvaluator
+
+    def f(x):
+        return float(np.sum(x * x))
+
+    runs = {}
+    with ThreadPoolExecutor(2) as pool:
+        for seeded in (True, False):
+            ev = ExecutorEvaluator(pool, seeded=seeded)
+            es = ES("nes", strategy_options=dict(distribution=family), max_generations=5, random_state=0,
+                    evaluator=ev).fit(f, np.ones(6))
+            assert ev.last_shipped_["seeded"] is seeded
+            runs[seeded] = (es.x_, es.fun_)
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])
+    assert runs[True][1] == runs[False][1]

@@ -45,6 +45,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import replace
 from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
+from evostrat.distributions.seed import DistributionSeed
 from evostrat.errors import InvalidArgumentError
 from evostrat.expectation import expectation
 from evostrat.params import Interval, StrOptions
@@ -207,6 +208,13 @@ class NES(Strategy):
         key, sub = be.split(state.key)
         n = self.resolved_popsize(state.mean.shape[0])
         return self.search_distribution(state).sample_rows(sub, range(n)), replace(state, key=key)
+
+    def population_seed(self, state: NESState) -> DistributionSeed | None:
+        """The population ``ask(state)`` returns, as a seed (rows addressable: seed compression)."""
+        be = get_backend(state.mean)
+        _, sub = be.split(state.key)
+        n = self.resolved_popsize(state.mean.shape[0])
+        return DistributionSeed.from_distribution(self.search_distribution(state), sub, n)
 
     def gradient_of(self, state: NESState, X: Array, fitness: Array) -> dict[str, Array]:
         """Gradient of ``J`` in the family's parameters (closed form on numpy, autodiff otherwise)."""
