@@ -61,6 +61,7 @@ def test_no_raw_sphinx_markup_in_the_built_html(site: Path) -> None:
     assert not literal, f"reST '::' markers left in {sorted(literal)}"
     reference = _text(site / "reference" / "index.html")
     assert "array - like" not in reference and "array-like" in reference
+    assert "shape(n" not in reference and "array, shape (n,)" in reference  # Returns types as written too
 
 
 def test_roles_become_working_cross_references(site: Path) -> None:

@@ -72,6 +72,19 @@ def _type_lines(text: str) -> dict[str, tuple[str, int]]:
     return types
 
 
+def _skeleton(text: str) -> str:
+    return re.sub(r"[\s(),]", "", text)
+
+
+def _unnamed_type(text: str, item: Any) -> str | None:
+    """The line an unnamed item's type (a numpydoc Returns line) was parsed from, as written."""
+    annotation = getattr(item, "annotation", None)
+    if getattr(item, "name", None) or annotation is None or isinstance(annotation, str):
+        return None
+    wanted = _skeleton(str(annotation))
+    return next((line.strip() for line in text.splitlines() if line.strip() and _skeleton(line) == wanted), None)
+
+
 def _merge_shared(items: list, lines: dict[str, tuple[str, int]], defaults: dict[str, str]) -> list:
     """Items documented together (``a, b : type`` and one description) as one row ``a, b``,
     instead of one row each repeating the description; its default is shown only when the
@@ -119,7 +132,7 @@ class _ShownAsWritten(griffe.Docstring):
                                                                                 "other parameters"):
                     section.value = _merge_shared(section.value, lines, _signature_defaults(self.parent))
                 for item in section.value if isinstance(section.value, list) else []:
-                    raw = types.get(getattr(item, "name", None) or "")
+                    raw = types.get(getattr(item, "name", None) or "") or _unnamed_type(self.value, item)
                     annotation = getattr(item, "annotation", None)
                     if raw is not None and annotation is not None and not isinstance(annotation, str) \
                             and str(annotation) != raw:
