@@ -8,6 +8,11 @@ under ``jit``/``vmap``). A vector of the wrong length raises
 :class:`~evostrat.errors.InvalidArgumentError` naming the expected length; torch and JAX
 are imported only when these classes are used.
 
+``ES.fit``, ``ask``/``tell`` and :func:`evostrat.fit_batch` take such structures as
+``x0`` directly (:mod:`evostrat.backends.structured`: the objective then receives
+candidates in the structure); these classes are the lower-level views that problem
+code (policies, :mod:`evostrat.problems`) uses on flat vectors.
+
 Examples
 --------
 >>> import torch
