@@ -83,3 +83,11 @@ def test_bad_arguments_name_the_argument() -> None:
         DistributionRecorder(overhead=0)
     with pytest.raises(InvalidTypeError, match="path must be a str"):
         DistributionRecorder(path=3)
+
+
+def test_with_bounds_the_mean_is_in_the_box() -> None:
+    es = ES("cma_es", max_generations=30, random_state=0, bounds=(0.5, 3.0)).fit(
+        ellipsoid, np.full(3, 2.0), callbacks=[DistributionRecorder(every=1)])
+    means = np.array([row["mean"] for row in es.history_])
+    assert means.min() >= 0.5 and means.max() <= 3.0
+    assert np.allclose(means[-1], 0.5, atol=0.05)  # the optimum of the box is its corner

@@ -162,8 +162,9 @@ class DistributionRecorder(Callback):
     """Add the distribution's mean, stds, principal axes and correlation spectrum to ``history_``.
 
     The entry of a recorded generation gets ``mean``, ``stds``, ``axes`` and
-    ``correlations`` (lists of floats, see :func:`distribution_summary`); the first and
-    the last generation of a fit are always recorded. Put it before loggers in
+    ``correlations`` (lists of floats, see :func:`distribution_summary`; with ``bounds``
+    the mean is mapped into the box, as ``x_``); the first and the last generation of a fit
+    are always recorded. Put it before loggers in
     ``callbacks`` so that they write these columns too. Recording reads the state and
     never changes the run. On JAX's compiled loop observers run between chunks, so the
     chunks' last generations are recorded.
@@ -228,8 +229,12 @@ class DistributionRecorder(Callback):
         if not es.history_ or self._last == es.n_generations_:
             return
         t = time.perf_counter()
-        runner = es.run_.runner
+        driver = es.run_
+        runner = driver.runner
         summary = distribution_summary(runner.strategy, runner.state, runner.backend)
+        if driver.bounds is not None:  # the mean in the user's box, as x_ (stds stay the strategy's)
+            mean = driver.to_box(runner.mean)
+            summary["mean"] = np.asarray(runner.backend.to_numpy(mean), dtype=np.float64).tolist()
         if self.history:
             es.history_[-1].update(summary)
         record = {"generation": es.n_generations_, "n_evals": es.n_evals_, **summary}
