@@ -93,6 +93,20 @@ def test_shape_changing_parameters_make_one_program_each():
         np.testing.assert_allclose(res.fun[i], _alone(params, jnp.ones(3), f, max_generations=5).fun_, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_runs_the_compiled_loop_does_not_apply_to_are_fitted_alone():
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(X):
+        return (X ** 2).sum(axis=1)
+
+    res = fit_batch(ES("snes", max_generations=6), f, jnp.ones(3), seeds=1,
+                    grid={"bounds": [None, (-2.0, 2.0)]})
+    assert res.fast_path == "batched" and [e.fast_path_ for e in res.estimators] == ["batched", None]
+    alone = ES("snes", max_generations=6, bounds=(-2.0, 2.0), random_state=0).fit(f, jnp.ones(3))
+    assert res.fun[1] == alone.fun_
+
+
 def test_frame_has_one_row_per_run():
     pytest.importorskip("pandas")
     res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,

@@ -115,8 +115,9 @@ class BatchResult:
     fun, n_evals, n_generations : array, shape (n_runs,)
     stop_reason : array of str, shape (n_runs,)
     fast_path : str or None
-        ``"batched"`` when the runs advanced together in compiled programs
-        (``n_programs`` of them), else ``None`` (a loop of ``ES.fit``).
+        ``"batched"`` when runs advanced together in compiled programs (``n_programs``
+        of them; ``estimators[i].fast_path_`` tells which), else ``None`` (a loop of
+        ``ES.fit``, as for runs the compiled loop does not apply to: restarts, bounds).
     """
 
     def __init__(self, params: list[dict[str, Any]], estimators: list[Any], fast_path: str | None,
@@ -216,8 +217,7 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
     n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices)
-    if n_programs:
-        return BatchResult(params, estimators, "batched", n_programs)
     for run in estimators:
-        run.fit(objective, x0)
-    return BatchResult(params, estimators, None, 0)
+        if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy or torch
+            run.fit(objective, x0)
+    return BatchResult(params, estimators, "batched" if n_programs else None, n_programs)

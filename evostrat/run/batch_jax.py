@@ -62,10 +62,12 @@ def batch_devices(devices: Any) -> list[Any] | None:
 
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto") -> int:
-    """Run every driver to termination in vectorised compiled chunks; returns the number
-    of compiled programs, or ``0`` (nothing run) when not every run can take the compiled
-    loop (:func:`~evostrat.run.compiled.compiled_loop_applies`)."""
-    if not drivers or not all(compiled_loop_applies(d, objective) for d in drivers):
+    """Run the drivers that can take the compiled loop
+    (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
+    compiled chunks, marking them ``fast_path = "batched"``; returns the number of
+    compiled programs (``0``: none could, nothing ran)."""
+    drivers = [d for d in drivers if compiled_loop_applies(d, objective)]
+    if not drivers:
         return 0
     mesh_devices = batch_devices(devices)
     groups: dict[Any, list[Any]] = {}
