@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import LIBRARY_CASES, BackendCase, to_numpy
 
-from evostrat import ES
+from evostrat import ES, vectorized
 from evostrat.run.bounds import BoxBounds
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
 from evostrat.problems import rastrigin, sphere
@@ -214,6 +214,7 @@ def test_bounded_run_evaluates_only_inside_and_finds_the_optimum_on_the_bound(ca
     target = np.array([2.0, 0.3, -4.0, 0.2, 0.0])  # optimum: [1, 0.3, -1, 0.2, 0]
     seen = []
 
+    @vectorized  # the population at once (unmarked, evaluator="auto" calls it per candidate)
     def shifted_sphere(X):
         seen.append(to_numpy(X).copy())
         return sphere(X - case.array(target))
