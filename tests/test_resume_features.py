@@ -118,6 +118,24 @@ def test_restarts_with_constraints_resume_inside_a_later_run(tmp_path: Path) -> 
     _assert_same_run(resumed, full)
 
 
+def test_integers_with_restarts_resume_before_and_at_a_restart(tmp_path: Path) -> None:
+    """From run 0 (the restart then starts from x0, not from x0 rounded by the margin) and from the
+    checkpoint written as run 1 begins (the margin state is then run 0's: run 1 starts afresh)."""
+    path, kept = tmp_path / "run.ckpt", {}
+
+    def keep(es: ES) -> None:
+        if es.n_generations_ - 1 in (15, 60):
+            kept[es.n_generations_ - 1] = path.read_bytes()
+
+    make = lambda: ES("cma_es", integer=[0, 1], restarts="ipop", max_generations=75, tolfun=1e-6,  # noqa: E731
+                      random_state=3)
+    full = make().fit(shifted_sphere, np.full(3, 3.0), checkpoint=path, checkpoint_every=1, callbacks=[keep])
+    assert [r["n_evals"] for r in full.restarts_][0] == 60 * 7  # run 0 ends at generation 60
+    for at, data in kept.items():
+        (tmp_path / f"{at}.ckpt").write_bytes(data)
+        _assert_same_run(ES.resume(tmp_path / f"{at}.ckpt", shifted_sphere, checkpoint=False), full)
+
+
 def test_ask_tell_with_constraints_round_trips(tmp_path: Path) -> None:
     """A manual loop with tell(constraints=G), saved and loaded: the next populations are the same."""
     def step(es: ES) -> np.ndarray:
@@ -150,8 +168,16 @@ def test_history_records_the_noise_measure() -> None:
 def test_resume_needs_the_constraint_function_again(tmp_path: Path) -> None:
     make, objective, x0, fit = CASES["cma_es augmented Lagrangian"]
     _, _, kept = _resume_from_the_middle(tmp_path, make, objective, x0, at=AT, **fit)
-    with pytest.raises(InvalidArgumentError, match="constraints=g"):
-        ES.resume(kept, objective, checkpoint=False)
+    calls = []
+    with pytest.raises(InvalidArgumentError, match="pass it again.*constraints=g"):
+        ES.resume(kept, lambda X: calls.append(X) or objective(X), checkpoint=False)
+    assert calls == []  # refused before any evaluation
+    loaded = load_checkpoint(kept)  # without g: a warm start or an ask/tell loop need none
+    assert loaded.run_.constrained.handler.n_updates > 0
+    warm = ES("cma_es", warm_start=kept, random_state=0).initialize(x0)  # the saved run's strategy state
+    assert np.array_equal(warm.strategy_.mean, loaded.strategy_.mean)
+    with pytest.raises(InvalidArgumentError, match="must be the run's constraint function"):
+        ES.resume(kept, objective, constraints=[1.0])
     path = tmp_path / "plain.ckpt"
     ES("snes", max_generations=3, random_state=0).fit(shifted_sphere, np.zeros(2), checkpoint=path)
     with pytest.raises(InvalidArgumentError, match="resume\\(constraints=...\\) was given"):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.checkpoint.codec import Unencodable, decode, encode
-from evostrat.constraints.base import HANDLERS
+from evostrat.constraints.base import HANDLERS, MissingConstraintFunction
 from evostrat.errors import CheckpointError, InvalidArgumentError
 from evostrat.run.state import check_schema
 
@@ -86,17 +86,20 @@ def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, An
 def check_constraint_function(features: Any, function: Any) -> None:
     """Check ``resume(constraints=function)`` against what the checkpoint's run used.
 
+    A run fitted with ``constraints=g`` loads without ``g`` (a warm start, an ask/tell
+    loop); continuing it with ``fit``'s loop asks for it
+    (:class:`~evostrat.constraints.base.MissingConstraintFunction`).
+
     Raises
     ------
     InvalidArgumentError
-        When the run was fitted with a constraint function and none is given again, or
-        when one is given for a run without one.
+        When ``function`` is not callable, or is given for a run without a constraint function.
     """
     saved = features.get("constraints") if isinstance(features, dict) else None
     kind = saved.get("function") if isinstance(saved, dict) else None
-    if kind == "callable" and not callable(function):
-        raise InvalidArgumentError("the checkpointed run was fitted with constraints=g, a function a checkpoint "
-                                   "does not store: pass it again, ES.resume(path, objective, constraints=g)")
+    if kind == "callable" and function is not None and not callable(function):
+        raise InvalidArgumentError(f"resume(constraints=...) must be the run's constraint function g(x), got "
+                                   f"{type(function).__name__}")
     if kind != "callable" and function is not None and function != kind:
         raise InvalidArgumentError(f"resume(constraints=...) was given, but the checkpointed run's constraints "
                                    f"were {kind!r} (None: not from fit(constraints=...))")
@@ -130,7 +133,9 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
         saved = check_schema(values["constraints"], CONSTRAINTS_SCHEMA, "constraints")
         spec = saved["spec"] if isinstance(saved["spec"], str) else restore_handler(saved["spec"], runner.dim)
         driver.constraint_spec = spec
-        driver.constraint_fn = function if saved["function"] == "callable" else saved["function"]
+        driver.constraint_fn = saved["function"]
+        if saved["function"] == "callable":
+            driver.constraint_fn = function if function is not None else MissingConstraintFunction()
         if saved["run"] is not None:
             driver.constrained = ConstrainedRun(spec, runner.strategy.name, runner.dim)
             driver.constrained.load_state_values(saved["run"])

@@ -114,7 +114,8 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     state = {**sd, "arrays": sorted(sd["arrays"])}
     params = {name: _encode_param(name, value, arrays) for name, value in es.get_params(deep=False).items()}
     run = driver.state
-    x0_init = driver.x0 if driver.bounds is None else driver.bounds.transform(driver.x0)
+    box = driver.bounds.box if driver.integers is not None else driver.bounds  # not rounded by the margin
+    x0_init = driver.x0 if box is None else box.transform(driver.x0)
     try:
         values = encode(run.schema_values(), arrays, "run")
         best_x = encode(run.best_x, arrays, "best_x")

@@ -32,7 +32,7 @@ import numpy as np
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["ConstraintHandler", "check_constraints", "evaluate_constraints", "violation", "feasible",
-           "HANDLERS", "CMA_FAMILY", "check_vector"]
+           "HANDLERS", "CMA_FAMILY", "check_vector", "MissingConstraintFunction"]
 
 #: Names ``constraint_handler=`` accepts (besides an instance).
 HANDLERS = ("auto", "augmented_lagrangian", "penalty")
@@ -130,6 +130,21 @@ def violation(G: np.ndarray) -> np.ndarray:
 def feasible(G: np.ndarray) -> np.ndarray:
     """``True`` for the rows of ``G`` that satisfy every constraint."""
     return np.all(G <= 0.0, axis=1)
+
+
+class MissingConstraintFunction:
+    """The constraint function of a run loaded from a checkpoint, until it is passed again.
+
+    A function is code and a checkpoint never stores code: ``load_checkpoint`` (a warm start,
+    an ask/tell loop) works without it, and continuing the run raises the error that asks for
+    it (the driver calls :meth:`check` before evaluating).
+    """
+
+    def __call__(self, x: Any = None) -> Any:
+        raise InvalidArgumentError("the checkpointed run was fitted with constraints=g, a function a checkpoint "
+                                   "does not store: pass it again, ES.resume(path, objective, constraints=g)")
+
+    check = __call__
 
 
 def check_vector(value: Any, m: int | None, kind: type, what: str) -> np.ndarray | None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from evostrat.backends.points import check_population_size
 from evostrat.backends.structured import as_structure
-from evostrat.constraints.base import evaluate_constraints
+from evostrat.constraints.base import MissingConstraintFunction, evaluate_constraints
 from evostrat.constraints.tracker import ConstrainedRun
 from evostrat.errors import InvalidArgumentError
 from evostrat.plugins.factories import make_evaluator, make_strategy
@@ -351,6 +351,8 @@ class Driver:
 
         if self.structure is not None:
             objective = self.structure.objective(objective)  # candidates in x0's structure
+        if isinstance(self.constraint_fn, MissingConstraintFunction) and self.state.stop_reason is None:
+            self.constraint_fn.check()  # a checkpoint's run with constraints=g, resumed without g: raises
         self.fast_path = None
         if self.constraint_fn is not None or not run_compiled(self, objective, hooks):
             self._host_loop(objective, hooks)

@@ -297,7 +297,8 @@ class IntegerSpace:
                                   f"({dim},), 1 on continuous coordinates; got {shown}")
         if not (is_real(values["alpha"]) and 0 <= values["alpha"] < 1):
             raise CheckpointError(f"checkpoint integer margin field 'alpha' must be in [0, 1), got {values['alpha']!r}")
-        if not (is_int(values["corrected"]) and 0 <= values["corrected"] <= runner.generation):
+        if not (is_int(values["corrected"]) and 0 <= values["corrected"] <= (
+                runner.generation if values["current"] else 2**62)):
             raise CheckpointError(f"checkpoint integer margin field 'corrected' must be an int in "
                                   f"[0, {runner.generation}], got {values['corrected']!r}")
         self.start(runner)
