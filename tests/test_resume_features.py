@@ -99,6 +99,23 @@ def test_resume_is_bit_identical(tmp_path: Path, case: str) -> None:
     _assert_same_run(resumed, full)
 
 
+def test_resume_is_bit_identical_on_torch(tmp_path: Path) -> None:
+    """The stored states are host arrays and numbers: a torch run resumes alike."""
+    torch = pytest.importorskip("torch")
+
+    def objective(X: Any) -> Any:  # additive noise that is a function of x, as noisy()
+        return ((X - 0.3) ** 2).sum(axis=1) + 0.1 * torch.sin(1e9 * X.sum(axis=1))
+
+    def g(x: Any) -> np.ndarray:
+        return linear(np.asarray(x, dtype=np.float64))
+
+    make = lambda: ES("cma_es", integer=[0], noise_handling=True, max_generations=45, random_state=9)  # noqa: E731
+    resumed, full, _ = _resume_from_the_middle(tmp_path, make, objective, torch.full((4,), 2.0, dtype=torch.float64),
+                                               at=AT, constraints=g)
+    assert isinstance(resumed.x_, torch.Tensor)
+    _assert_same_run(resumed, full)
+
+
 def test_the_stored_states_matter(tmp_path: Path) -> None:
     """At the checkpoint each feature has left its fresh state: a resume that dropped it would differ."""
     for case, fresh in [("cma_es augmented Lagrangian", lambda es: es.run_.constrained.handler.n_updates == 0),
