@@ -73,8 +73,9 @@ def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] |
 def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
     """The :class:`~evostrat.ES` saved in ``path``, ready to ``ask``/``tell``.
 
-    ``overrides`` may set ``evaluator``/``evaluator_options`` and any
-    parameter the checkpoint could not store. Raises
+    ``overrides`` may set ``evaluator``/``evaluator_options``, any parameter
+    the checkpoint could not store and ``constraints=g``, the constraint function
+    of a run fitted with one (:mod:`evostrat.checkpoint.features`). Raises
     :class:`~evostrat.errors.CheckpointError` for a missing, corrupt, tampered
     or foreign file.
     """
