@@ -156,10 +156,11 @@ SHARDED = textwrap.dedent("""
     es = ES("cma_es", max_generations=60, ftarget=1e-6)
     one = fit_batch(es, f, jnp.full(4, 2.0), seeds=6, devices=None)
     four = fit_batch(es, f, jnp.full(4, 2.0), seeds=6)
-    shards = four.estimators[0].run_.state.best_x
+    big = ES("cma_es", popsize=10, max_generations=30)  # one run: its population is split instead
+    solo = [fit_batch(big, f, jnp.full(6, 2.0), seeds=[5], devices=d).fun[0] for d in (None, "auto")]
     print(json.dumps({"devices": jax.device_count(), "one": one.fun.tolist(), "four": four.fun.tolist(),
                       "gens": [one.n_generations.tolist(), four.n_generations.tolist()],
-                      "x": float(np.abs(one.x - four.x).max())}))
+                      "x": float(np.abs(one.x - four.x).max()), "solo": solo}))
 """)
 
 
@@ -175,3 +176,4 @@ def test_sharded_over_four_host_devices_equals_one_device():
     assert got["gens"][0] == got["gens"][1]
     np.testing.assert_allclose(got["four"], got["one"], rtol=1e-9)
     assert got["x"] < 1e-9
+    assert got["solo"][1] == pytest.approx(got["solo"][0], rel=1e-9)

@@ -15,6 +15,8 @@ list of devices) the runs axis is sharded across them with ``jax.sharding``
 (``NamedSharding`` over a one-axis ``Mesh``; each run's state lives whole on one
 device, no communication inside a generation); the batch is padded with copies
 of its last run to a multiple of the device count, and the copies are dropped.
+With fewer runs than devices (one run with a large population), each population
+``(popsize, dim)`` is split across the devices instead and the state replicated.
 
 Examples
 --------
@@ -160,19 +162,26 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
 
     runner = drivers[0].runner
     strategy = runner.strategy if not names else PerRunHyperParameters(runner.strategy, names)
-    program = chunk_program(strategy, objective, runner.backend, rules, stops, batched=True)
     runs = [device_run(d, rules) for d in drivers]
     if names:
         runs = [run._replace(state=(run.state, _hyper(d, names))) for run, d in zip(runs, drivers)]
     n = len(runs)
-    if mesh_devices is not None:
-        runs += [runs[-1]] * (-n % len(mesh_devices))
-    batch = _stack(runs)
-    if mesh_devices is not None:
+    population = None
+    if mesh_devices is not None and n < len(mesh_devices):  # few runs: split each population instead
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+        mesh = Mesh(np.asarray(mesh_devices), ("population",))
+        population = NamedSharding(mesh, PartitionSpec("population"))
+        batch = jax.device_put(_stack(runs), NamedSharding(mesh, PartitionSpec()))  # state replicated
+    elif mesh_devices is not None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        runs += [runs[-1]] * (-n % len(mesh_devices))
         mesh = Mesh(np.asarray(mesh_devices), ("runs",))
-        batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("runs")))
+        batch = jax.device_put(_stack(runs), NamedSharding(mesh, PartitionSpec("runs")))
+    else:
+        batch = _stack(runs)
+    program = chunk_program(strategy, objective, runner.backend, rules, stops, batched=True, population=population)
     limit = np.int32(chunk_length(rules.popsize))
     if names:
         try:

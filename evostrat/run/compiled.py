@@ -105,13 +105,14 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
-                  batched: bool = False) -> Callable:
+                  batched: bool = False, population: Any = None) -> Callable:
     """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
     up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops.
 
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
-    while the others go on."""
+    while the others go on. ``population``: a ``jax.sharding.Sharding`` of each population
+    ``(popsize, dim)``, which the objective is then evaluated under (several devices)."""
     import jax
     import jax.numpy as jnp
 
@@ -122,6 +123,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
         X, state = strategy.ask(run.state)
+        if population is not None:  # the population axis split across devices, the state replicated
+            X = jax.lax.with_sharding_constraint(X, population)
         values = objective(X)
         state = strategy.tell(state, X, -values if rules.maximize else values)
         finite = jnp.where(jnp.isnan(values), bad, values)
@@ -170,7 +173,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched)
+    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched, population)
     return backend.compile(jax.vmap(chunk, in_axes=(0, None)) if batched else chunk, key=key)
 
 
