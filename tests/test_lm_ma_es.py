@@ -1,5 +1,6 @@
 """LM-MA-ES (Loshchilov, Glasmachers, Beyer 2019): the factor product and its inverse,
-the paper's constants, convergence, O(m n) state at d = 100,000, the conformance kit."""
+the paper's constants, convergence, O(m n) state (d = 100,000 in tests/test_high_dim_quality.py);
+tests/test_conformance.py runs the conformance kit on every registered strategy, this one included."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 from evostrat import ES
 from evostrat.problems import ellipsoid, rosenbrock, sphere
 from evostrat.strategies.lm_ma_es import LMMAES
-from evostrat.testing import check_strategy
 
 
 def test_constants_are_the_papers() -> None:
@@ -48,16 +48,13 @@ def test_reaches_the_target_at_n_10(f, budget: int, seed: int) -> None:
     assert es.stop_reason_ == "ftarget", (f.__name__, es.n_evals_, es.fun_)
 
 
-def test_state_is_o_m_n_at_d_100000() -> None:
+def test_state_is_o_m_n() -> None:
     s = LMMAES(sigma0=0.5)
-    state = s.init(np.ones(100_000), random_state=0)
-    m = s.resolved_memory(100_000)
+    state = s.init(np.ones(20_000), random_state=0)
+    m = s.resolved_memory(20_000)
     nbytes = sum(np.asarray(v).nbytes for k, v in state._asdict().items() if k != "key")
-    assert nbytes == (m + 2) * 100_000 * 8 + 16
+    assert nbytes == (m + 2) * 20_000 * 8 + 16
     X, state = s.ask(state)
     state = s.tell(state, X, sphere(X))
-    assert np.all(np.isfinite(state.M)) and np.any(state.M != 0) and not np.array_equal(state.mean, np.ones(100_000))
+    assert np.all(np.isfinite(state.M)) and np.any(state.M != 0) and not np.array_equal(state.mean, np.ones(20_000))
 
-
-def test_conformance_kit() -> None:
-    assert "cross_backend" in check_strategy(LMMAES, budget=80)
