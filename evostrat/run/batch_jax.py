@@ -164,7 +164,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
     strategy = runner.strategy if not names else PerRunHyperParameters(runner.strategy, names)
     runs = [device_run(d, rules) for d in drivers]
     if names:
-        runs = [run._replace(state=(run.state, _hyper(d, names))) for run, d in zip(runs, drivers)]
+        runs = [type(run)((run.state, _hyper(d, names)), *run[1:]) for run, d in zip(runs, drivers)]
     n = len(runs)
     population = None
     if mesh_devices is not None and n < len(mesh_devices):  # few runs: split each population instead
