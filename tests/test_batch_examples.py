@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # about 45 s here, nearly all of it compiling the gymnax programs
 def test_pendulum_sweep_tiny(tmp_path: Path) -> None:
     pytest.importorskip("gymnax")
     pytest.importorskip("matplotlib")
