@@ -188,13 +188,20 @@ def _decode_history(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> list
     return [dict(zip(names, row)) for row in zip(*(arrays[f"history/{key}"].tolist() for key in names))]
 
 
+#: ES parameters added after checkpoints were first written (issue 20): a file without them
+#: loads with their defaults, the behaviour of the evostrat that wrote it; any other missing
+#: or unknown parameter is refused.
+ADDED_PARAMETERS = frozenset({"integer", "noise_handling", "reevaluations", "warm_start"})
+
+
 def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The saved parameter specs, once ``overrides`` are known to replace only what they may."""
     from evostrat.estimator import ES
 
     check_schema({**dict.fromkeys(_OPTIONAL), **meta}, META_SCHEMA, "metadata")
     saved, valid = meta["params"], set(ES().get_params(deep=False))
-    if set(saved) != valid:
+    # a file from before ADDED_PARAMETERS existed lacks them: they take their defaults (its behaviour)
+    if not valid - ADDED_PARAMETERS <= set(saved) <= valid:
         raise CheckpointError(
             f"checkpoint was written by an ES with parameters {sorted(saved)}; this evostrat has "
             f"{sorted(valid)} (evostrat {meta.get('evostrat_version')!r} wrote it)"
