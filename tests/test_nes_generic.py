@@ -150,3 +150,21 @@ def test_seed_compressed_evaluation_gives_the_plain_run(family: str) -> None:
             runs[seeded] = (es.x_, es.fun_)
     np.testing.assert_array_equal(runs[True][0], runs[False][0])
     assert runs[True][1] == runs[False][1]
+
+
+def test_a_family_whose_natural_gradient_returns_none_gets_a_clear_error() -> None:
+    from evostrat.distributions import MultivariateNormal
+
+    class Tril(MultivariateNormal):  # natural_gradient is None in the scale_tril parameterisation
+        @classmethod
+        def search_init(cls, mean, sigma, **options):
+            return cls(mean, scale_tril=np.diag(sigma))
+
+    s = NES(distribution=Tril)
+    state = s.init(np.ones(3), random_state=0)
+    X, state = s.ask(state)
+    with pytest.raises(InvalidArgumentError, match="natural_gradient returned None.*gradient='plain'"):
+        s.tell(state, X, sphere(X))
+    plain = NES(distribution=Tril, gradient="plain")
+    state = plain.tell(plain.init(np.ones(3), random_state=0), X, sphere(X))
+    assert np.all(np.isfinite(state.params.scale_tril))

@@ -238,6 +238,10 @@ class NES(Strategy):
         grads = self.gradient_of(state, X, fitness)
         natural = self._natural(p)
         direction = p.natural_gradient(grads) if natural else p.local_gradient(grads)
+        if direction is None:
+            raise InvalidArgumentError(
+                f"{type(p).__name__}.natural_gradient returned None for these parameters; search it with "
+                "gradient='plain'")
         opt, lrs = self._optimizer(natural), self.resolved_lrs(p)
         steps, opt_states = {}, []
         for name, opt_state in zip(p.param_names, state.opt):
