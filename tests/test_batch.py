@@ -20,6 +20,7 @@ import pytest
 from evostrat import ES, InvalidArgumentError, InvalidTypeError
 from evostrat.problems import sphere
 from evostrat.run.batch import expand_grid, fit_batch, seed_list
+from evostrat.strategies.snes import SNES
 
 SEEDS = 8
 GRID = {"strategy__lr_sigma": [0.1, 0.3]}
@@ -54,7 +55,7 @@ def test_torch_batch_equals_runs_alone():
 
 
 def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():
-    """Both rates in one vectorised program (lr_mean is traced per run)."""
+    """Both rates in one vectorised program (lr_sigma is traced per run)."""
     jnp = pytest.importorskip("jax.numpy")
 
     def f(X):
@@ -62,7 +63,7 @@ def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():
 
     x0 = jnp.full(3, 2.0)
     settings = dict(max_generations=200, ftarget=1e-4)
-    res = fit_batch(ES("snes", **settings), f, x0, seeds=SEEDS, grid={"strategy__lr_mean": [0.5, 1.0]})
+    res = fit_batch(ES("snes", **settings), f, x0, seeds=SEEDS, grid=GRID)
     assert res.fast_path == "batched" and res.n_programs == 1  # the rates are traced per run: one program
     assert len(set(res.n_generations.tolist())) > 1  # the runs stop at different generations
     for i, params in enumerate(res.params):
@@ -86,11 +87,21 @@ def test_shape_changing_parameters_make_one_program_each():
     res = fit_batch(ES("snes", max_generations=5), f, jnp.ones(3), seeds=2, grid={"popsize": [6, 10]})
     assert res.n_programs == 2
     assert res.n_evals.tolist() == [30, 30, 50, 50]
-    # SNES reads lr_sigma on the host (float()): one program per value, same results as alone
-    res = fit_batch(ES("snes", max_generations=5), f, jnp.ones(3), seeds=2, grid=GRID)
+    # a strategy that reads lr_sigma on the host (float()): one program per value, same results as alone
+    res = fit_batch(ES(HostRateSNES(), max_generations=5), f, jnp.ones(3), seeds=2, grid=GRID)
     assert res.n_programs == 2
+    assert [e.strategy_.strategy.lr_sigma for e in res.estimators] == [0.1, 0.1, 0.3, 0.3]  # each its own copy
     for i, params in enumerate(res.params):
-        np.testing.assert_allclose(res.fun[i], _alone(params, jnp.ones(3), f, max_generations=5).fun_, rtol=1e-4)
+        alone = ES(HostRateSNES(lr_sigma=params["strategy__lr_sigma"]), max_generations=5,
+                   random_state=params["random_state"]).fit(f, jnp.ones(3))
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-4)
+
+
+class HostRateSNES(SNES):
+    """SNES reading its rate on the host, as a third-party strategy might."""
+
+    def resolved_lr_sigma(self, dim: int) -> float:
+        return 0.2 if self.lr_sigma is None else float(self.lr_sigma)
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ How the runs are executed depends on the backend:
   float rounding: the batched program may round differently). Seeds, ``x0`` and
   numeric hyper-parameters (``sigma0``, learning rates) are per-run values in
   that program; a hyper-parameter that changes shapes (``popsize``) or that the
-  strategy reads on the host (SNES's ``lr_sigma``) makes one program per value.
+  strategy reads on the host (through ``float()``) makes one program per value.
   With several JAX devices the runs are sharded across them (``devices=``).
 - **numpy and torch**: a plain loop of ``ES.fit`` calls, bit for bit the runs
   done one by one.
@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import itertools
 import numbers
 from collections.abc import Mapping
@@ -206,7 +207,10 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
         for seed in seed_list(seeds):
-            run = type(es)(**es.get_params(deep=False))
+            settings = es.get_params(deep=False)
+            if not isinstance(settings.get("strategy"), str):  # an instance: each run sets its own copy
+                settings["strategy"] = copy.deepcopy(settings["strategy"])
+            run = type(es)(**settings)
             run.set_params(**combo, random_state=seed)
             params.append({**combo, "random_state": seed})
             estimators.append(run)

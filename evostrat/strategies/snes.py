@@ -79,7 +79,10 @@ class SNES(GaussianAsk, Strategy):
 
     def resolved_lr_sigma(self, dim: int) -> float:
         default = (3 + math.log(dim)) / (5 * math.sqrt(dim))
-        return default if self.lr_sigma is None else float(self.lr_sigma)
+        if self.lr_sigma is None:
+            return default
+        # a traced value (a per-run hyper-parameter of evostrat.fit_batch) stays an array
+        return float(self.lr_sigma) if isinstance(self.lr_sigma, Real) else self.lr_sigma
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SNESState:
         return SNESState(mean=x0, sigma=self.initial_sigma(x0, backend), key=key)
