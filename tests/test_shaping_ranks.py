@@ -93,3 +93,16 @@ def test_backends_agree_on_both_paths(case: BackendCase) -> None:
     np.testing.assert_array_equal(got, direct)
     expected = centered_ranks(host.astype(np.float64))  # float32 cumulative sums differ by library
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 if case.dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("case", CPU_CASES, ids=lambda c: c.id)
+def test_small_populations_on_every_backend(case: BackendCase) -> None:
+    # small inputs take the per-backend fast path (on JAX: counts over all pairs)
+    host = np.array([2.0, np.nan, 0.0, 2.0, -np.inf, np.inf, 0.0, 5.0, 2.0, -1.0])
+    f = np.where(np.isnan(host), np.inf, host)
+    lo, hi = tie_ranks(shaping.sanitize_fitness(case.array(host)))
+    np.testing.assert_array_equal(to_numpy(lo), (f[None, :] < f[:, None]).sum(axis=1))
+    np.testing.assert_array_equal(to_numpy(hi), (f[None, :] <= f[:, None]).sum(axis=1))
+    n = host.shape[0]
+    expected = reference_weights(host, np.arange(n) / (n - 1) - 0.5)
+    np.testing.assert_allclose(to_numpy(centered_ranks(case.array(host))), expected, atol=1e-6)

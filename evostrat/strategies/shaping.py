@@ -116,7 +116,9 @@ def tie_ranks(values: Array) -> tuple[Array, Array]:
     that ``values[i]`` shares with its ties (``values`` without NaN). O(n log n)
     on every backend: a binary search for each unsorted value jumps around
     memory (5.7 s at n = 10**6 on numpy), so large inputs are argsorted once,
-    searched in sorted order and mapped back by the inverse permutation.
+    searched in sorted order and mapped back by the inverse permutation. On JAX
+    up to 4096 values the counts are taken over all pairs (no sort). Every path
+    gives the same integers.
 
     Examples
     --------
@@ -126,6 +128,11 @@ def tie_ranks(values: Array) -> tuple[Array, Array]:
     ([2, 0, 2, 1], [4, 1, 4, 2])
     """
     xp = _xp(values)
+    if values.shape[0] <= _COMPARE_ALL_MAX and array_api_compat.is_jax_namespace(xp):
+        # counted over all pairs, no sort: one fused XLA loop, 3-4x faster on the CPU
+        # than sorting and then comparing all pairs (n = 20-300)
+        lo = xp.sum(values[None, :] < values[:, None], axis=1, dtype=xp.int32)
+        return lo, xp.sum(values[None, :] <= values[:, None], axis=1, dtype=xp.int32)
     if values.shape[0] <= _SEARCH_SORTED_MIN:
         return tie_span(xp, xp.sort(values), values)
     order = xp.argsort(values, stable=False)  # ties share their span: any order will do
