@@ -112,6 +112,27 @@ def test_long_run_keeps_the_factor_consistent_and_converges() -> None:
     assert state.D[1] / state.D[0] > 0.3 * true[-1] / true[0]
 
 
+def test_buffers_are_reused_only_when_no_state_holds_them() -> None:
+    """Factor updates write into the buffers of dropped states only: a run that keeps every
+    state (and copies of their factors) and a run that drops them agree bit for bit, and
+    the kept states are unchanged."""
+    def run(keep: bool) -> list[Any]:
+        s = CMAES(sigma0=0.5, covariance="factor")
+        state = s.init(np.linspace(-1.0, 1.0, 20), random_state=4)
+        kept = []
+        for _ in range(25):
+            X, state = s.ask(state)
+            state = s.tell(state, X, rosenbrock(X))
+            if keep:
+                kept.append((state, state.A.copy(), state.A_inv.copy()))
+        return kept if keep else [state]
+
+    kept, last = run(True), run(False)[0]
+    for state, A, A_inv in kept:
+        assert np.array_equal(state.A, A) and np.array_equal(state.A_inv, A_inv)
+    assert all(np.array_equal(x, y) for x, y in zip(kept[-1][0], last))
+
+
 def test_model_choice() -> None:
     numpy = np.ones(FACTOR_DIM)
     assert isinstance(CMAES().init(numpy, random_state=0), CMAFactorState)

@@ -48,6 +48,7 @@ True
 from __future__ import annotations
 
 import math
+import sys
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,8 @@ __all__ = ["ask", "tell", "stop"]
 
 #: ``scale`` is folded into the stored factors when it leaves ``[1 / FOLD, FOLD]``.
 FOLD = 2.0**30
+#: Results of the factor update kept for reuse once their states are gone (two per generation).
+POOL = 4
 
 
 def ask(ctx: SimpleNamespace, state: CMAFactorState) -> tuple[np.ndarray, CMAFactorState]:
@@ -108,7 +111,7 @@ def tell(ctx: SimpleNamespace, state: CMAFactorState, X: np.ndarray, fitness: An
     diag_C = decay * state.diag_C + coef_mu.dot(Y * Y) + K.c1 * (pc * pc)
 
     W = np.concatenate([Zt, pz[None, :]])
-    A, A_inv, pz = _update_factor(K, state, W, np.append(coef_mu, K.c1), decay, Y, pc, pz)
+    A, A_inv, pz = _update_factor(K, ctx.pool, state, W, np.append(coef_mu, K.c1), decay, Y, pc, pz)
     root_decay = math.sqrt(decay)
     pz = pz / root_decay
     scale = scale * root_decay
@@ -126,7 +129,8 @@ def tell(ctx: SimpleNamespace, state: CMAFactorState, X: np.ndarray, fitness: An
     return new
 
 
-def _update_factor(K: SimpleNamespace, state: CMAFactorState, W: np.ndarray, coef: np.ndarray,
+def _update_factor(K: SimpleNamespace, pool: list[np.ndarray], state: CMAFactorState, W: np.ndarray,
+                   coef: np.ndarray,
                    decay: float, Y: np.ndarray, pc: np.ndarray,
                    pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``A M^{1/2}``, ``M^{-1/2} A^{-1}`` and ``M^{-1/2} pz``, all over ``sqrt(decay)``, for
@@ -152,20 +156,41 @@ def _update_factor(K: SimpleNamespace, state: CMAFactorState, W: np.ndarray, coe
         AQ = solve_triangular(R, V, trans="T", lower=False).T / state.scale
     else:
         AQ = state.A.dot(Q)
-    A = _add_product(state.A, AQ, G.dot(Q.T))
-    A_inv = _add_product(state.A_inv, Q, G_inv.dot(Q.T.dot(state.A_inv)))
+    A = _add_product(pool, state.A, AQ, G.dot(Q.T))
+    A_inv = _add_product(pool, state.A_inv, Q, G_inv.dot(Q.T.dot(state.A_inv)))
     return A, A_inv, pz + Q.dot(G_inv.dot(Q.T.dot(pz)))
 
 
-def _add_product(M: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _add_product(pool: list[np.ndarray], M: np.ndarray, left: np.ndarray,
+                 right: np.ndarray) -> np.ndarray:
     """``M + left @ right`` in one BLAS ``gemm`` (``beta = 1``) on a copy of ``M``.
 
     ``M`` is C-contiguous, so ``M^T`` is the Fortran-ordered matrix BLAS updates in place:
-    ``(M + L R)^T = R^T L^T + M^T``.
+    ``(M + L R)^T = R^T L^T + M^T``. The copy goes into a buffer of ``pool`` that nothing
+    else references any more (the factor of a state that is gone) when there is one: at
+    d = 10,000 a fresh 800 MB array costs the kernel's zeroing of its pages every generation.
+    ``pool`` keeps the last few results.
     """
     gemm = get_blas_funcs("gemm", (M,))
-    out = gemm(1.0, right.T, left.T, beta=1.0, c=M.T, overwrite_c=0)
+    buffer = _recycled(pool, M.T.shape, M.dtype)
+    if buffer is None:
+        out = gemm(1.0, right.T, left.T, beta=1.0, c=M.T, overwrite_c=0)
+    else:
+        np.copyto(buffer, M.T)
+        out = gemm(1.0, right.T, left.T, beta=1.0, c=buffer, overwrite_c=1)
+    pool.append(out)
+    del pool[:-POOL]
     return out.T
+
+
+def _recycled(pool: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
+    """A Fortran-ordered array of ``pool`` with ``shape`` and ``dtype`` referenced only by
+    ``pool`` (no state, view or caller holds it: writing into it is unobservable), or ``None``."""
+    for i in range(len(pool)):
+        array = pool[i]  # references: pool, this name and getrefcount's argument
+        if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) <= 3:
+            return pool.pop(i)
+    return None
 
 
 def _refresh(state: CMAFactorState) -> CMAFactorState:

@@ -43,9 +43,10 @@ _F64 = np.dtype(np.float64)
 def context(strategy: CMAES) -> SimpleNamespace:
     """What the kernel's functions keep for ``strategy``: the strategy, its factors per
     (dim, dtype), made once, the last state's sigma and max C_jj (``sigma`` then ``stop``
-    read them) and what ``stop`` compares with for the last (std0, log_scale)."""
+    read them), what ``stop`` compares with for the last (std0, log_scale), and the factor
+    model's matrix buffers (:mod:`evostrat.kernels.cma_factor`)."""
     return SimpleNamespace(strategy=strategy, factors=lru_cache(maxsize=None)(partial(factors, strategy)),
-                           last=(None, None), bounds=(None, None, None))
+                           last=(None, None), bounds=(None, None, None), pool=[])
 
 
 def factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
