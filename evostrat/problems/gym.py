@@ -274,6 +274,10 @@ class GymProblem:
         seed = self.seed if seed is None else int(seed)
         return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
 
+    #: takes a whole population ``(n, dim)`` as well as one candidate: ``evaluator="auto"``
+    #: makes one call per generation (rows evaluated in order, as one by one)
+    vectorized = True
+
     def __call__(self, x: Any) -> Any:
         """Mean return of ``x`` (shape ``(dim,)``), or of each row of ``X`` (``(n, dim)``)."""
         X = np.asarray(to_host(x), dtype=np.float64)
