@@ -33,7 +33,7 @@ def test_plot_sweep_panels_and_errors() -> None:
 
     matplotlib.use("Agg")
     from evostrat import ES, InvalidArgumentError, fit_batch
-    from evostrat.plot_sweep import plot_sweep, sweep_summary
+    from evostrat.plotting import plot_sweep, sweep_summary
     from evostrat.problems import sphere
 
     res = fit_batch(ES("snes", max_generations=4), sphere, np.ones(3), seeds=3,

@@ -8,7 +8,9 @@
 - :func:`plot_search_2d`: the search distribution of a 2-D problem (recorded by
   :class:`~evostrat.callbacks.SearchRecorder`) over the objective's contours;
 - :func:`save_run_plots` writes them as PNG files (``evostrat run --plot``) and
-  :func:`plot_run_folder` draws a run folder's ``history.csv`` (``evostrat plot DIR``).
+  :func:`plot_run_folder` draws a run folder's ``history.csv`` (``evostrat plot DIR``);
+- :func:`plot_sweep`: final fitness of a batch of runs (:func:`evostrat.fit_batch`) against
+  each swept hyper-parameter, median and quartiles over seeds.
 
 They draw into a given figure or a new ``matplotlib.figure.Figure`` made without pyplot
 (no GUI backend, safe on servers) and return it.
@@ -34,6 +36,7 @@ from evostrat.plotting.convergence import plot_convergence
 from evostrat.plotting.diagnostics import plot_diagnostics
 from evostrat.plotting.files import plot_run_folder, read_history_csv, save_run_plots
 from evostrat.plotting.search import plot_search_2d
+from evostrat.plotting.sweep import plot_sweep, sweep_summary
 
 __all__ = ["plot_convergence", "plot_diagnostics", "plot_search_2d", "save_run_plots", "plot_run_folder",
-           "read_history_csv"]
+           "read_history_csv", "plot_sweep", "sweep_summary"]

@@ -86,7 +86,7 @@ def plot(out: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     from types import SimpleNamespace
 
-    from evostrat.plot_sweep import plot_sweep
+    from evostrat.plotting import plot_sweep
 
     result = SimpleNamespace(params=out["params"], fun=out["test_return"])
     fig = plot_sweep(result, ["hidden", "sigma0", "popsize"], ylabel="test return (10 episodes)",

@@ -1,0 +1,101 @@
+"""The figure of a hyper-parameter sweep: final fitness against each swept parameter.
+
+:func:`plot_sweep` draws, for every parameter of a :class:`~evostrat.run.batch.BatchResult`'s
+grid (or the ones named), the median of ``fun`` over the runs that share each value
+(seeds and the other parameters) with its interquartile band: the kind of figure of the
+JAX seed article's Pendulum sweep. matplotlib is imported here.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES, fit_batch
+>>> from evostrat.problems import sphere
+>>> res = fit_batch(ES("snes", max_generations=20), sphere, np.ones(3), seeds=3,
+...                 grid={"popsize": [6, 12]})
+>>> fig = plot_sweep(res)
+>>> [ax.get_xlabel() for ax in fig.axes]
+['popsize']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from evostrat.errors import InvalidArgumentError
+
+__all__ = ["plot_sweep", "sweep_summary"]
+
+
+def sweep_summary(result: Any, param: str, values: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``{"value", "median", "q25", "q75", "n"}`` of ``values`` (default ``result.fun``) per
+    value of ``param``, over all runs with that value (values sorted).
+
+    >>> from types import SimpleNamespace
+    >>> r = SimpleNamespace(params=[{"a": 1}, {"a": 1}, {"a": 2}], fun=np.array([1.0, 3.0, 5.0]))
+    >>> sweep_summary(r, "a")["median"].tolist()
+    [2.0, 5.0]
+    """
+    fun = np.asarray(result.fun if values is None else values, dtype=np.float64)
+    if not any(param in p for p in result.params):
+        names = sorted({k for p in result.params for k in p})
+        raise InvalidArgumentError(f"param must be one of the swept names {names}, got {param!r}")
+    groups: dict[Any, list[float]] = {}
+    for p, f in zip(result.params, fun):
+        if param in p:
+            groups.setdefault(p[param], []).append(f)
+    keys = sorted(groups, key=lambda v: (v is None, v))
+    stats = [np.nanpercentile(groups[k], [25, 50, 75]) for k in keys]
+    return {"value": np.array(keys, dtype=object), "q25": np.array([s[0] for s in stats]),
+            "median": np.array([s[1] for s in stats]), "q75": np.array([s[2] for s in stats]),
+            "n": np.array([len(groups[k]) for k in keys])}
+
+
+def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any = None, ylabel: str = "final fitness",
+               title: str | None = None, axes: Any = None, logy: bool = False) -> Any:
+    """One panel per swept parameter: median of ``values`` (default ``result.fun``) with the
+    25-75 % band, against the parameter's values; returns the figure.
+
+    Parameters
+    ----------
+    result : BatchResult
+    params : list of str, optional
+        The parameters to draw (default: every grid parameter with more than one value).
+    values : array, optional
+        One number per run to summarise instead of ``fun`` (e.g. a test return).
+    ylabel, title : str
+    axes : sequence of matplotlib Axes, optional
+        One per parameter; default: a new figure with a row of panels.
+    logy : bool
+        Logarithmic y axis (for fitness values spanning decades).
+    """
+    import matplotlib.pyplot as plt
+
+    if params is None:
+        names = sorted({k for p in result.params for k in p if k != "random_state"})
+        params = [k for k in names if len({repr(p.get(k)) for p in result.params}) > 1] or names[:1]
+    if not params:
+        raise InvalidArgumentError("params is empty: the batch has no swept parameter to plot")
+    if axes is None:
+        fig, axes = plt.subplots(1, len(params), figsize=(3.6 * len(params), 3.2), squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    for ax, name in zip(axes, params):
+        s = sweep_summary(result, name, values)
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s["value"])
+        x = s["value"].astype(float) if numeric else np.arange(len(s["value"]))
+        ax.fill_between(x, s["q25"], s["q75"], alpha=0.3, label="25-75 %")
+        ax.plot(x, s["median"], "o-", label="median")
+        if not numeric:
+            ax.set_xticks(x, [str(v) for v in s["value"]])
+        ax.set_xlabel(name.replace("strategy__", ""))
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
