@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ __all__ = ["ask", "tell", "stop"]
 FOLD = 2.0**30
 #: Results of the factor update kept for reuse once their states are gone (two per generation).
 POOL = 4
+_POOL_LOCK = threading.Lock()
 
 
 def ask(ctx: SimpleNamespace, state: CMAFactorState) -> tuple[np.ndarray, CMAFactorState]:
@@ -172,14 +174,16 @@ def _add_product(pool: list[np.ndarray], M: np.ndarray, left: np.ndarray,
     ``pool`` keeps the last few results.
     """
     gemm = get_blas_funcs("gemm", (M,))
-    buffer = _recycled(pool, M.T.shape, M.dtype)
+    with _POOL_LOCK:  # threads sharing a strategy: one takes a buffer at a time
+        buffer = _recycled(pool, M.T.shape, M.dtype)
     if buffer is None:
         out = gemm(1.0, right.T, left.T, beta=1.0, c=M.T, overwrite_c=0)
     else:
         np.copyto(buffer, M.T)
         out = gemm(1.0, right.T, left.T, beta=1.0, c=buffer, overwrite_c=1)
-    pool.append(out)
-    del pool[:-POOL]
+    with _POOL_LOCK:
+        pool.append(out)
+        del pool[:-POOL]
     return out.T
 
 
