@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 from numbers import Integral
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -32,8 +31,8 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError, did_you_mean
-from evostrat.params import Interval, Params, Satisfies, StrOptions
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
+from evostrat.params import Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -54,31 +53,6 @@ def _fitted(name: str, doc: str, settable: bool = False) -> property:
         setattr(self._fitted_run().state, name, value)
 
     return property(get, put if settable else None, doc=doc)
-
-
-def _unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
-    """The error for a parameter ``cls`` does not have, suggesting the closest one."""
-    valid = cls._param_names()
-    return error(f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, valid)}; "
-                 f"valid: {list(valid)} and strategy__<name>")
-
-
-def _known_keywords(init: Callable[..., None]) -> Callable[..., None]:
-    """``init`` refusing an unknown keyword with :class:`InvalidTypeError` (a ``TypeError``) naming it.
-
-    ``functools.wraps`` keeps ``init``'s signature, which ``get_params`` and
-    ``sklearn.base.clone`` read; the check costs one set look-up per keyword.
-    """
-
-    @functools.wraps(init)
-    def checked(self: "ES", *args: Any, **kwargs: Any) -> None:
-        cls = type(self)
-        for key in kwargs:
-            if key not in cls._param_names():
-                raise _unknown_parameter(cls, key, InvalidTypeError)
-        init(self, *args, **kwargs)
-
-    return checked
 
 
 class ES(Params):
@@ -183,7 +157,7 @@ class ES(Params):
                                         "a torch or JAX device")],
     }
 
-    @_known_keywords
+    @known_keywords
     def __init__(
         self, strategy: Any = "snes", sigma0: Any = None, popsize: int | None = None,
         max_evals: int | None = None, max_generations: int | None = None, ftarget: float | None = None,
@@ -235,7 +209,7 @@ class ES(Params):
         nested = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
         unknown = sorted(k for k in params if k.split("__", 1)[0] not in self._param_names())
         if unknown:
-            raise _unknown_parameter(type(self), unknown[0], InvalidArgumentError)
+            raise unknown_parameter(type(self), unknown[0], InvalidArgumentError)
         super().set_params(**params)
         if nested:
             options = {k.split("__", 1)[1]: v for k, v in nested.items()}
@@ -389,49 +363,12 @@ class ES(Params):
     def resume(cls, path: Any, objective: Callable, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
                *, progress: Any = False, checkpoint: Any = True, checkpoint_every: int | None = None,
                **overrides: Any) -> "ES":
-        """Continue the run saved in the checkpoint ``path`` until it stops.
+        """Continue the run saved in the checkpoint ``path`` until it stops; a new fitted ``ES``.
 
-        With the same objective the result, ``history_`` (but its ``"time"``)
-        and every evaluated candidate equal those of the uninterrupted run. A
-        checkpoint of a finished run returns its result without evaluating.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            A checkpoint written by ``fit(checkpoint=...)`` or
-            :func:`evostrat.checkpoint.save_checkpoint`.
-        objective : callable
-            The objective of the saved run (it is not stored).
-        callbacks, progress
-            As for :meth:`fit`.
-        checkpoint : True, False, str or Checkpointer
-            ``True`` (default): keep checkpointing to ``path`` at the saved
-            interval; ``False``/``None``: no more checkpoints; a path or
-            :class:`~evostrat.checkpoint.Checkpointer`: checkpoint there.
-        checkpoint_every : int, optional
-            New interval (default: the saved one).
-        **overrides
-            ``evaluator``/``evaluator_options``, parameters the checkpoint could
-            not store (an ``Evaluator``, a run's ``constraints=g``), and a new budget
-            ``max_evals``/``max_generations``: not below what was spent; a run its
-            budget stopped continues as if that budget had been set from the start.
-
-        Returns
-        -------
-        ES
-            A new fitted estimator.
-
-        Raises
-        ------
-        CheckpointError
-            For a missing, corrupt, tampered or foreign checkpoint.
+        With the same objective the result equals the uninterrupted run's; the parameters
+        are those of :func:`evostrat.run.resume.resume_run`, which does the work.
         """
-        if not callable(objective):
-            raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
-        from evostrat.callbacks.hooks import resume_hooks
-        from evostrat.checkpoint import load_checkpoint
+        from evostrat.run.resume import resume_run
 
-        hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
-        es = load_checkpoint(path, **overrides)
-        es.run_.run_loop(objective, hooks)
-        return es
+        return resume_run(path, objective, callbacks, progress=progress, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every, **overrides)

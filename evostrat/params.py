@@ -33,9 +33,9 @@ import math
 from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 
-__all__ = ["Interval", "Params", "Satisfies", "StrOptions", "check_params"]
+__all__ = ["Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords", "unknown_parameter"]
 
 
 class Interval:
@@ -215,3 +215,29 @@ class Params:
             if not same:
                 changed.append(f"{k}={v!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
+
+
+def unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
+    """The error for a parameter ``cls`` does not have, suggesting the closest one."""
+    valid = cls._param_names()
+    nested = " and strategy__<name>" if "strategy" in valid else ""
+    return error(f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, valid)}; "
+                 f"valid: {list(valid)}{nested}")
+
+
+def known_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` refusing an unknown keyword with :class:`InvalidTypeError` (a ``TypeError``) naming it.
+
+    ``functools.wraps`` keeps ``init``'s signature, which ``get_params`` and
+    ``sklearn.base.clone`` read; the check costs one set look-up per keyword.
+    """
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        for key in kwargs:
+            if key not in cls._param_names():
+                raise unknown_parameter(cls, key, InvalidTypeError)
+        init(self, *args, **kwargs)
+
+    return checked
