@@ -4,6 +4,9 @@
   population drawn in blocks with addressable rows, ``Backend.normal_rows``) against one
   ``numpy.random.Generator.standard_normal((10**6, 10))`` of the same size, the cost of
   the numbers alone. Target: at most 2x.
+- ``numpy-snes-generation``: one whole SNES generation (``ask``, the sphere, ``tell``:
+  block noise, O(n log n) NES-utility ranks) at popsize 10**6, d = 10, against the same
+  ``standard_normal((10**6, 10))``. Target: at most 3x.
 - ``numpy-sep-cma``: one sep-CMA-ES generation (``ask``, the sphere, ``tell``) at the
   default population, d = 100 and 1000, on numpy (the kernel of
   :mod:`evostrat.kernels.sep_cma_numpy`) and with the generic steps
@@ -48,6 +51,30 @@ def test_snes_ask_standard_normal(benchmark: Any, record: Any) -> None:
                        warmup_rounds=1)
     record("numpy-snes-ask", _ask_case(), "numpy standard_normal", benchmark, strategy="snes",
            dim=ASK_DIM, popsize=ASK_POPSIZE, target=2.0)
+
+
+def test_snes_generation_evostrat(benchmark: Any, record: Any) -> None:
+    s = SNES(popsize=ASK_POPSIZE)
+    box = {"state": s.init(np.zeros(ASK_DIM), random_state=0)}
+
+    def generation() -> None:
+        X, state = s.ask(box["state"])
+        box["state"] = s.tell(state, X, (X * X).sum(axis=1))
+
+    benchmark.group = "numpy-snes-generation"
+    benchmark.pedantic(generation, rounds=7, iterations=1, warmup_rounds=1)
+    record("numpy-snes-generation", f"snes generation popsize={ASK_POPSIZE} d={ASK_DIM}", "evostrat",
+           benchmark, strategy="snes", dim=ASK_DIM, popsize=ASK_POPSIZE, target=3.0)
+
+
+def test_snes_generation_standard_normal(benchmark: Any, record: Any) -> None:
+    rng = np.random.default_rng(0)
+    benchmark.group = "numpy-snes-generation"
+    benchmark.pedantic(lambda: rng.standard_normal((ASK_POPSIZE, ASK_DIM)), rounds=7, iterations=1,
+                       warmup_rounds=1)
+    record("numpy-snes-generation", f"snes generation popsize={ASK_POPSIZE} d={ASK_DIM}",
+           "numpy standard_normal", benchmark, strategy="snes", dim=ASK_DIM, popsize=ASK_POPSIZE,
+           target=3.0)
 
 
 def _sep_case(dim: int) -> str:

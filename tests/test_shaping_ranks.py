@@ -106,3 +106,21 @@ def test_small_populations_on_every_backend(case: BackendCase) -> None:
     n = host.shape[0]
     expected = reference_weights(host, np.arange(n) / (n - 1) - 0.5)
     np.testing.assert_allclose(to_numpy(centered_ranks(case.array(host))), expected, atol=1e-6)
+
+
+def test_cma_candidate_weights_on_both_paths() -> None:
+    import array_api_compat.numpy as xp
+
+    from evostrat.strategies.cma_base import candidate_weights
+
+    n = shaping._SEARCH_SORTED_MIN + 500
+    rng = np.random.default_rng(3)
+    fitness = rng.integers(0, 400, n).astype(np.float64)
+    fitness[::301] = np.nan
+    cumulative = np.cumsum(np.concatenate([np.zeros((2, 1)), rng.standard_normal((2, n))], axis=1), axis=1)
+    fast = candidate_weights(fitness, cumulative, xp)
+    with search_sorted_above(10**9):
+        direct = candidate_weights(fitness, cumulative, xp)
+    for a, b, row in zip(fast, direct, cumulative):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, reference_weights(fitness, np.diff(row)), rtol=1e-9, atol=1e-9)

@@ -35,7 +35,7 @@ from evostrat.kernels import resolve_kernel
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
-from evostrat.strategies.shaping import tie_ranks
+from evostrat.strategies.shaping import tie_apply
 from evostrat.backends.trees import replace
 
 Array = Any
@@ -77,9 +77,12 @@ def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array
     [[0.25, 0.5, 0.25], [-0.25, 0.5, -0.25]]
     """
     f = xp.where(xp.isnan(fitness), xp.inf, fitness)
-    lo, hi = tie_ranks(f)
-    total = xp.take(cumulative, hi, axis=1) - xp.take(cumulative, lo, axis=1)
-    w = total / xp.astype(hi - lo, cumulative.dtype)
+
+    def mean_weights(lo: Array, hi: Array) -> Array:
+        total = xp.take(cumulative, hi, axis=1) - xp.take(cumulative, lo, axis=1)
+        return total / xp.astype(hi - lo, cumulative.dtype)
+
+    w = tie_apply(f, mean_weights)
     return w[0, ...], w[1, ...]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
@@ -34,7 +35,7 @@ import numpy as np
 Array = Any
 
 __all__ = ["SHAPINGS", "finite_fitness", "shape_fitness", "sanitize_fitness", "rank_weights",
-           "tie_span", "tie_ranks", "centered_ranks", "nes_utilities", "zscore"]
+           "tie_span", "tie_ranks", "tie_apply", "centered_ranks", "nes_utilities", "zscore"]
 
 
 def _xp(x: Array) -> Any:
@@ -97,10 +98,12 @@ def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
     [1.5, 3.0, 1.5]
     """
     xp = _xp(fitness)
-    lo, hi = tie_ranks(sanitize_fitness(fitness))
     csum = xp.cumulative_sum(sorted_weights, include_initial=True)
-    total = xp.take(csum, hi) - xp.take(csum, lo)
-    return total / xp.astype(hi - lo, sorted_weights.dtype)
+
+    def mean_weight(lo: Array, hi: Array) -> Array:
+        return (xp.take(csum, hi) - xp.take(csum, lo)) / xp.astype(hi - lo, sorted_weights.dtype)
+
+    return tie_apply(sanitize_fitness(fitness), mean_weight)
 
 
 #: Above this population :func:`tie_ranks` searches the sorted values for themselves
@@ -113,12 +116,8 @@ def tie_ranks(values: Array) -> tuple[Array, Array]:
     """How many of ``values`` are smaller than, and at most, each of them.
 
     ``lo[i]`` and ``hi[i]`` are the first and one-past-last sorted positions
-    that ``values[i]`` shares with its ties (``values`` without NaN). O(n log n)
-    on every backend: a binary search for each unsorted value jumps around
-    memory (5.7 s at n = 10**6 on numpy), so large inputs are argsorted once,
-    searched in sorted order and mapped back by the inverse permutation. On JAX
-    up to 4096 values the counts are taken over all pairs (no sort). Every path
-    gives the same integers.
+    that ``values[i]`` shares with its ties (``values`` without NaN); see
+    :func:`tie_apply`.
 
     Examples
     --------
@@ -128,18 +127,56 @@ def tie_ranks(values: Array) -> tuple[Array, Array]:
     ([2, 0, 2, 1], [4, 1, 4, 2])
     """
     xp = _xp(values)
-    if values.shape[0] <= _COMPARE_ALL_MAX and array_api_compat.is_jax_namespace(xp):
+    spans = tie_apply(values, lambda lo, hi: xp.stack([lo, hi]))
+    return spans[0, ...], spans[1, ...]
+
+
+def tie_apply(values: Array, fn: Callable[[Array, Array], Array]) -> Array:
+    """``fn(lo, hi)`` with the tie spans of :func:`tie_ranks`, in the order of ``values``.
+
+    ``fn`` works elementwise along its last axis (``lo``, ``hi``: integer arrays of
+    shape (n,); its result: shape (..., n)). O(n log n) on every backend: a binary
+    search for each unsorted value jumps around memory (5.7 s at n = 10**6 on
+    numpy), so above ``_SEARCH_SORTED_MIN`` values are argsorted once, ``fn`` is
+    applied in sorted order (where ``lo`` and ``hi`` come from the runs of ties,
+    without a search) and its result un-permuted by one gather. On JAX up to 4096
+    values the spans are counted over all pairs (no sort). Every path gives the
+    same integers, hence the same result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tie_apply(np.array([2.0, 0.0, 2.0]), lambda lo, hi: hi - lo).tolist()
+    [2, 1, 2]
+    """
+    xp = _xp(values)
+    n = values.shape[0]
+    if n <= _COMPARE_ALL_MAX and array_api_compat.is_jax_namespace(xp):
         # counted over all pairs, no sort: one fused XLA loop, 3-4x faster on the CPU
         # than sorting and then comparing all pairs (n = 20-300)
         lo = xp.sum(values[None, :] < values[:, None], axis=1, dtype=xp.int32)
-        return lo, xp.sum(values[None, :] <= values[:, None], axis=1, dtype=xp.int32)
-    if values.shape[0] <= _SEARCH_SORTED_MIN:
-        return tie_span(xp, xp.sort(values), values)
+        return fn(lo, xp.sum(values[None, :] <= values[:, None], axis=1, dtype=xp.int32))
+    if n <= _SEARCH_SORTED_MIN:
+        return fn(*tie_span(xp, xp.sort(values), values))
     order = xp.argsort(values, stable=False)  # ties share their span: any order will do
-    ordered = xp.take(values, order)
-    lo, hi = tie_span(xp, ordered, ordered)
-    inverse = xp.argsort(order, stable=False)  # a permutation: no ties
-    return xp.take(lo, inverse), xp.take(hi, inverse)
+    in_order = fn(*_sorted_spans(xp, xp.take(values, order)))
+    return xp.take(in_order, xp.argsort(order, stable=False), axis=-1)  # the inverse permutation
+
+
+def _sorted_spans(xp: Any, ordered: Array) -> tuple[Array, Array]:
+    """``tie_span(xp, ordered, ordered)`` without a search: from where the runs of ties start.
+
+    With ``m`` runs, sorting ``[start position of each run, else 0] + [n]`` puts the
+    start of run ``g`` at ``n - m + g`` and the end of the last run, ``n``, at ``n``.
+    """
+    n = ordered.shape[0]
+    device = array_api_compat.device(ordered)
+    positions = xp.arange(n, device=device)
+    starts = xp.concat([xp.ones(1, dtype=xp.bool, device=device), ordered[1:] != ordered[:-1]])
+    run = xp.cumulative_sum(xp.astype(starts, positions.dtype)) - 1
+    first = xp.sort(xp.concat([xp.where(starts, positions, 0), xp.full(1, n, device=device)]))
+    index = run + (n - 1 - run[-1])  # n - m + run
+    return xp.take(first, index), xp.take(first, index + 1)
 
 
 def centered_ranks(fitness: Array) -> Array:
