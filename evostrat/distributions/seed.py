@@ -61,9 +61,22 @@ class DistributionSeed:
         return int(self.key.nbytes + sum(v.nbytes for v in self.params))
 
     def rows(self, start: int, stop: int, as_backend: bool = False) -> Any:
-        """Candidates ``start .. stop - 1`` rebuilt on this process's CPU."""
+        """Candidates ``start .. stop - 1`` rebuilt on this process's CPU.
+
+        Built as the run's compiled ``ask`` builds them: by ``backend.compile`` and at
+        least two rows at a time, so they are bit-identical to the driver's on JAX too
+        (see "Layouts" in :mod:`evostrat.evaluators.seeded`).
+        """
         be = get_backend(self.backend)
         leaves = be.from_host(self.params, dtype=be.require_dtype(self.dtype))
-        p = self.family.tree_unflatten((be, self.static), tuple(leaves))
-        X = p.sample_rows(be.key_from_numpy(self.key), range(start, stop))
+        lo, hi = start, stop
+        if hi - lo < 2 <= self.popsize:
+            lo, hi = (start, start + 2) if start + 2 <= self.popsize else (stop - 2, stop)
+        family, static = self.family, self.static
+
+        def build(key: Any, *values: Any) -> Any:
+            return family.tree_unflatten((be, static), tuple(values)).sample_rows(key, range(lo, hi))
+
+        program = be.compile(build, key=("distribution_rows", family, static, self.dtype, lo, hi))
+        X = program(be.key_from_numpy(self.key), *leaves)[start - lo : stop - lo]
         return X if as_backend else be.to_numpy(X)
