@@ -1,0 +1,94 @@
+"""The JAX CPU matrix against evosax with interleaved rounds in one process (issue 17).
+
+Each cell compiles the same ``lax.scan`` loops as ``benchmarks/test_matrix_jax.py``
+(evostrat's ``ask``/``tell`` and evosax's, same popsize and initial std), then alternates
+their rounds (evostrat first on even rounds, evosax first on odd ones) and prints the
+ratio of the medians of CPU time (``time.process_time``; XLA pinned to one thread, so it is
+the work done, whatever the load on the machine), the ratio of the minimums and the ratio
+of wall-time medians. The goal is a ratio of medians <= 1.0 in every cell.
+
+Run (from the repository root)::
+
+    ROUNDS=31 python benchmarks/jax_vs_evosax_interleaved.py snes:10:1 pgpe:100000:4 ...
+
+Each argument is ``strategy:dim:popsize factor``; without arguments, the cells of
+SNES, OpenAI-ES, PGPE and sep-CMA-ES.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+DEFAULT_STRATEGIES = ["snes", "openai_es", "pgpe", "sep_cma_es"]
+
+
+def build(name: str, dim: int, factor: int) -> tuple[Callable[[], Any], Callable[[], Any], int]:
+    """Compiled rounds of evostrat and evosax for one cell, and the generations per round."""
+    import jax
+    import jax.numpy as jnp
+    import test_matrix_jax as tm
+    from _matrix import make_strategy
+
+    s = make_strategy(name, dim, factor)
+    length = tm._scan_length(name, dim, factor)
+
+    def body(state: Any, _: Any) -> tuple[Any, None]:
+        X, state = s.ask(state)
+        return s.tell(state, X, jnp.sum(X * X, axis=1)), None
+
+    state0 = s.init(jnp.ones(dim, dtype=jnp.float32), random_state=0)
+    ours = jax.jit(lambda c: jax.lax.scan(body, c, None, length=length)[0]).lower(state0).compile()
+    es, params = tm._evosax(name, s.resolved_popsize(dim), dim, s)
+    key = jax.random.key(0)
+    peer0 = (es.init(key, jnp.ones(dim, dtype=jnp.float32), params), key)
+
+    def peer_body(carry: Any, _: Any) -> tuple[Any, None]:
+        state, key = carry
+        key, k_ask, k_tell = jax.random.split(key, 3)
+        X, state = es.ask(k_ask, state, params)
+        state, _ = es.tell(k_tell, X, jnp.sum(X * X, axis=1), state, params)
+        return (state, key), None
+
+    peer = jax.jit(lambda c: jax.lax.scan(peer_body, c, None, length=length)[0]).lower(peer0).compile()
+    return (lambda: jax.block_until_ready(ours(state0))), (lambda: jax.block_until_ready(peer(peer0))), length
+
+
+def measure(name: str, dim: int, factor: int, rounds: int) -> str:
+    """One line: per-generation CPU-time medians and the ratios (evostrat / evosax)."""
+    import numpy as np
+
+    ours, peer, length = build(name, dim, factor)
+    ours(), peer()
+    cpu: dict[str, list[float]] = {"ours": [], "peer": []}
+    wall: dict[str, list[float]] = {"ours": [], "peer": []}
+    for r in range(rounds):
+        order = [("ours", ours), ("peer", peer)]
+        for label, fn in order if r % 2 == 0 else order[::-1]:
+            c, w = time.process_time(), time.perf_counter()
+            fn()
+            cpu[label].append(time.process_time() - c)
+            wall[label].append(time.perf_counter() - w)
+    m_ours, m_peer = np.median(cpu["ours"]) / length, np.median(cpu["peer"]) / length
+    return (f"{name} d={dim} pop={factor}x: evostrat {m_ours * 1e6:.1f} us, evosax {m_peer * 1e6:.1f} us, "
+            f"ratio {m_ours / m_peer:.2f}, mins {min(cpu['ours']) / min(cpu['peer']):.2f}, "
+            f"wall {np.median(wall['ours']) / np.median(wall['peer']):.2f} ({rounds} rounds)")
+
+
+def main(argv: list[str]) -> None:
+    rounds = int(os.environ.get("ROUNDS", 31))
+    cells = [tuple(a.split(":")) for a in argv] or [
+        (n, d, f) for n in DEFAULT_STRATEGIES for d in (10, 100, 1000, 100_000) for f in (1, 4)]
+    for name, dim, factor in cells:
+        print(measure(str(name), int(dim), int(factor), rounds), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
