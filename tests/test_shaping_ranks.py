@@ -91,6 +91,14 @@ def test_backends_agree_on_both_paths(case: BackendCase) -> None:
     with search_sorted_above(10**9):
         direct = to_numpy(centered_ranks(fitness))
     np.testing.assert_array_equal(got, direct)
+    if case.backend == "jax":  # the same spans under jit (the run count is a traced value there)
+        import jax
+
+        clean = shaping.sanitize_fitness(fitness)
+        for jitted, eager in zip(jax.jit(tie_ranks)(clean), tie_ranks(clean)):
+            np.testing.assert_array_equal(to_numpy(jitted), to_numpy(eager))
+        # float32 weights differ by ulps between XLA's fused cumulative sum and the eager one
+        np.testing.assert_allclose(to_numpy(jax.jit(centered_ranks)(fitness)), got, rtol=0, atol=1e-6)
     expected = centered_ranks(host.astype(np.float64))  # float32 cumulative sums differ by library
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 if case.dtype == "float32" else 1e-12)
 
