@@ -183,7 +183,9 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
         the strategy to others or to its generic code. A kernel must return the
         state type of the strategy with every field set as the generic code
         sets it (bit-identical states are the built-in kernels' standard, tested
-        against the generic path) and must not mutate its inputs.
+        against the generic path; a kernel of a model with no generic twin, such as
+        CMA-ES's ``covariance="factor"``, is tested against the update it implements)
+        and must not mutate its inputs.
 
     Examples
     --------
