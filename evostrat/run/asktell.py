@@ -167,7 +167,7 @@ class AskTell:
         Asking again before ``tell`` discards the earlier population.
         """
         X, self.state = self._ask(self.state)
-        self.injected_rows: tuple[int, ...] = ()
+        self.injected_rows = ()
         if self.injections:
             from evostrat.run.inject import place_injections
 
@@ -196,13 +196,12 @@ class AskTell:
         (mapped by ``to_strategy`` into the strategy's space when given). Injected and
         repaired rows have their steps clipped (:func:`~evostrat.run.inject.clip_steps`).
         """
-        if not repaired and not self.injected_rows:  # the usual case
-            self.check_population(X, asked)
-            return self._pending
-        from evostrat.run.inject import repaired_population
-
         if not repaired:
             self.check_population(X, asked)
+            if not self.injected_rows:  # the usual case
+                return self._pending
+        from evostrat.run.inject import repaired_population
+
         return repaired_population(self, X if repaired else self._pending, asked, to_strategy)
 
     def check_values(self, values: Any, expected_rows: int) -> Any:

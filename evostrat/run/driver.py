@@ -140,7 +140,7 @@ class Driver:
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
         self.state.plan = plan
-        if getattr(self, "constrained", None) is not None:
+        if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
             self.constrained_termination()
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
