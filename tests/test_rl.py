@@ -181,6 +181,11 @@ def test_cartpole_openai_es_solves(tmp_path: Path) -> None:
 @gymnax_required
 def test_pendulum_cma_gymnax_solves() -> None:
     example = _example("pendulum_cma_gymnax")
-    # seed 1: -145.2 on 20 fresh episodes; seed 0 gives -149.4 (near the optimum's ~-140).
-    result = example.run(generations=200, popsize=100, episodes=20, seed=1, verbose=False)
+    # A single run is bimodal at this budget (seeds 0-7: four reach -145 to -149 on fresh
+    # episodes, four spin at -370 to -880), so the example keeps the best of 3 searches by
+    # final *training* return; the fresh test episodes take no part in the choice.
+    result = example.run(generations=200, popsize=100, episodes=20, seed=0, restarts=3, verbose=False)
+    assert [entry["seed"] for entry in result["runs"]] == [0, 1, 2]
+    chosen = max(result["runs"], key=lambda entry: entry["train_return"])
+    assert result["test_return"] == chosen["test_return"]
     assert result["test_return"] >= -150

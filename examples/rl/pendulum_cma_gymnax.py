@@ -10,14 +10,20 @@ leave all policies near zero torque, unable to swing up). The evolved mean then 
 episodes; Pendulum counts as solved at a mean cost of about 150 or less
 (return >= -150).
 
+At this budget a run is bimodal: it swings the pendulum up and balances it
+(about -145 on fresh episodes), or it settles on spinning (-750 to -880); over
+seeds 0-7, four runs solve it. ``--restarts N`` runs N independent searches
+(seeds ``seed .. seed + N - 1``) and keeps the one whose last population has the
+best mean *training* return; the fresh test episodes play no part in the choice.
+
 Run::
 
-    python examples/rl/pendulum_cma_gymnax.py --plot pendulum.png
+    python examples/rl/pendulum_cma_gymnax.py --restarts 3 --plot pendulum.png
 
 Examples
 --------
 >>> from examples.rl.pendulum_cma_gymnax import run            # doctest: +SKIP
->>> run(generations=200)["test_return"] >= -150                 # doctest: +SKIP
+>>> run(generations=200, restarts=3)["test_return"] >= -150     # doctest: +SKIP
 True
 """
 
@@ -38,8 +44,29 @@ def run(
     chunk: int = 25,
     seed: int = 0,
     verbose: bool = True,
+    restarts: int = 1,
 ) -> dict[str, Any]:
-    """Evolve a Pendulum policy; returns the learning curve and the test return."""
+    """Evolve a Pendulum policy; returns the learning curve and the test return.
+
+    With ``restarts > 1``, runs that many independent searches (seeds ``seed``,
+    ``seed + 1``, ...) and returns the one whose final population has the best
+    mean training return; ``result["runs"]`` lists each search's seed, final
+    training return and test return.
+    """
+    if restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    runs = [_search(generations, popsize, episodes, sigma0, chunk, seed + i, verbose)
+            for i in range(restarts)]
+    best = max(runs, key=lambda result: float(result["curve"][-1]))
+    best["runs"] = [{"seed": r["seed"], "train_return": float(r["curve"][-1]),
+                     "test_return": r["test_return"]} for r in runs]
+    best["wall_s"] = sum(r["wall_s"] for r in runs)
+    return best
+
+
+def _search(generations: int, popsize: int, episodes: int, sigma0: float, chunk: int,
+            seed: int, verbose: bool) -> dict[str, Any]:
+    """One CMA-ES search from ``problem.init_params(seed)`` with ``random_state=seed``."""
     from evostrat.problems.gymnax import GymnaxProblem, evolve
     from evostrat.strategies.cma_es import CMAES
 
@@ -50,14 +77,15 @@ def run(
     def progress(gen: int, fitness: Any) -> None:
         if verbose:
             f = np.asarray(fitness)
-            print(f"gen {gen:4d}  population mean return {f[-1].mean():8.1f}  best {f[-1].max():8.1f}"
-                  f"  ({time.perf_counter() - start:5.1f} s)", flush=True)
+            print(f"seed {seed}  gen {gen:4d}  population mean return {f[-1].mean():8.1f}"
+                  f"  best {f[-1].max():8.1f}  ({time.perf_counter() - start:5.1f} s)", flush=True)
 
     out = evolve(CMAES(popsize=popsize, sigma0=sigma0), problem, x0, generations,
                  random_state=seed, chunk=chunk, callback=progress)
     test = float(np.asarray(problem.episode_returns(out.mean, episodes=20, seed=10_000)).mean())
     fitness = np.asarray(out.fitness)
     return {
+        "seed": seed,
         "test_return": test,
         "generations": generations,
         "curve": fitness.mean(axis=1),
@@ -96,9 +124,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--sigma0", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--restarts", type=int, default=1,
+                        help="independent searches; the best final training return is kept")
     parser.add_argument("--plot", default=None, help="save the learning curve to this PNG")
     args = parser.parse_args(argv)
-    result = run(args.generations, args.popsize, args.episodes, args.sigma0, seed=args.seed)
+    result = run(args.generations, args.popsize, args.episodes, args.sigma0, seed=args.seed,
+                 restarts=args.restarts)
+    for entry in result["runs"]:
+        print(f"seed {entry['seed']}: final training return {entry['train_return']:.1f}, "
+              f"test {entry['test_return']:.1f}")
     print(f"done: {result['generations']} generations in {result['wall_s']:.1f} s "
           f"({1000 * result['seconds_per_generation']:.0f} ms per generation after compilation); "
           f"mean return over 20 fresh episodes: {result['test_return']:.1f}")
