@@ -21,6 +21,14 @@ end of the session.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# `benchmarks/` has no __init__.py, so pytest puts it (not the project root) on sys.path when it
+# imports `benchmarks/bbob/*` for --doctest-modules; those modules import `benchmarks.bbob...`.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 _THREADS = os.environ.get("EVOSTRAT_BENCH_THREADS", "1")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
