@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -43,18 +44,11 @@ from evostrat.run.bounds import BoxBounds
 from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
-from evostrat.run.state import RunState
-from evostrat.run.termination import Termination, default_max_generations, history_criteria
+from evostrat.run.state import RunState, first_stop
+from evostrat.run.termination import Termination, default_max_generations, history_criteria, pending_reason
 from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
 __all__ = ["Driver", "first_stop"]
-
-
-def first_stop(stops: dict[str, Any]) -> str | None:
-    """The first strategy criterion that holds (``stop(state)`` order), or ``None``."""
-    if not any(stops.values()):  # the usual case, without a generator
-        return None
-    return next(name for name, hit in stops.items() if hit)
 
 
 class Driver:
@@ -200,6 +194,15 @@ class Driver:
         strategy was told (``None`` for behaviours).
         """
         runner = self.runner
+        if (constraints is None and not repaired and self.bounds is None and X is runner.pending and type(X) is
+                np.ndarray and not runner.injected_rows and type(values) is np.ndarray and values.dtype is
+                runner.dtype and values.shape == (runner.popsize,) and not runner.strategy.needs_behaviours):
+            host = values.tolist()  # the usual numpy generation: one host list to check and record
+            if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
+                told = -values if self.maximize else values
+                runner.update(told, X)
+                self.record(host, X.__getitem__, runner.sigma, partial(runner.strategy.stop, runner.state))
+                return told
         population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
                                             None if self.bounds is None else self.bounds.inverse)
         checked = runner.check_values(values, runner.popsize)
@@ -225,7 +228,7 @@ class Driver:
             runner.update(told, population)
         if best_of is None:
             host = None if fitness is None else runner.backend.to_numpy(fitness)
-        self.record(host, lambda i: X[i], runner.sigma, lambda: runner.strategy.stop(runner.state), extra,
+        self.record(host, lambda i: X[i], runner.sigma, partial(runner.strategy.stop, runner.state), extra,
                     best_of)
         return told
 
@@ -245,6 +248,7 @@ class Driver:
         """With constraints, ``tolstagnation="auto"`` is off, as pycma's ``fmin_con2`` sets it
         (the ranked values change with the coefficients, not only with the search)."""
         if isinstance(self.settings.tolstagnation, str):
+            self.termination.flush()  # the generations before were checked with it
             self.termination.tolstagnation = None
 
     def stop(self) -> dict[str, Any]:
@@ -252,16 +256,11 @@ class Driver:
         reason = self.state.stop_reason
         if reason is None:
             return {}
-        t, restarts = self.termination, self.restarts
-        settings = {"maxfevals": t.max_evals, "maxiter": self.settings.max_generations or t.max_generations,
-                    "ftarget": t.ftarget, "tolfun": t.tolfun, "tolx": t.tolx, "tolfunhist": t.tolfunhist,
-                    "tolstagnation": t.tolstagnation, "tolflatfitness": t.tolflatfitness,
-                    "maxrestarts": None if restarts is None else restarts.max_restarts}
-        value = settings.get(reason)
-        return {reason: True if value is None else value}
+        restarts = None if self.restarts is None else self.restarts.max_restarts
+        return {reason: self.termination.setting(reason, self.settings.max_generations, restarts)}
 
     # -- record one generation -----------------------------------------------------------------
-    def record(self, values: np.ndarray | None, candidate: Callable[[int], Any], sigma: float,
+    def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float,
                stops: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None,
                best_of: np.ndarray | None = None) -> None:
         """Best so far, history entry and termination after one generation.
@@ -270,7 +269,8 @@ class Driver:
         (``None`` for behaviour strategies told no fitness: then ``best_x`` is the
         distribution's mean and ``best_f`` the behavioural spread); ``candidate(i)``
         returns row ``i`` (called for an improving generation's best only);
-        ``stops()`` the strategy's own criteria; ``extra`` more history columns;
+        ``stops()`` the strategy's own criteria on this generation's state (called
+        when ``stop_reason`` is next read, at once with restarts); ``extra`` more history columns;
         ``best_of`` (constraints) the values that compete for best so far, NaN for
         infeasible candidates (``values`` are then the penalised ones).
         """
@@ -285,7 +285,7 @@ class Driver:
                                   "sigma": sigma, "time": state.elapsed(), **extra})
             reason = self.termination.check(runner.generation, state.n_evals, math.nan, [], sigma)
         else:
-            values = values.tolist()  # Python floats: numpy's values, compared as numpy does
+            values = values if type(values) is list else values.tolist()  # Python floats, compared as numpy does
             total = sum(values)
             if -math.inf < total < math.inf:  # all finite (the usual case)
                 ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
@@ -313,11 +313,15 @@ class Driver:
                 entry.update(extra)
             state.history.append(entry)
             presorted = n == len(values) and not maximize
-            reason = self.termination.check(runner.generation, state.n_evals, state.best_f,
-                                            ranked if presorted else values, sigma, presorted)
-        if reason is None:
-            reason = first_stop(stops())
-        state.stop_reason = self.after_run(reason, gen_best) if state.plan is not None else reason
+            args = (runner.generation, state.n_evals, state.best_f, ranked if presorted else values, sigma, presorted)
+            # without restarts the criteria run when the reason is next read (defer returns None)
+            reason = self.termination.check(*args) if state.plan is not None else self.termination.defer(*args)
+        if state.plan is not None:
+            state.stop_reason = self.after_run(first_stop(stops()) if reason is None else reason, gen_best)
+        elif reason is None:  # the deferred criteria, then the strategy's on this generation's state
+            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops), None
+        else:
+            state.stop_reason = reason
 
     def after_run(self, reason: str | None, gen_best: float) -> str | None:
         """Restart bookkeeping; start the next run when a local criterion ended this one."""

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["RunState", "RUN_SCHEMA", "check_schema", "is_int", "is_real", "is_reals"]
+__all__ = ["RunState", "RUN_SCHEMA", "check_schema", "first_stop", "is_int", "is_real", "is_reals"]
 
 
 def is_int(v: Any) -> bool:
@@ -95,6 +95,13 @@ def check_schema(values: Any, schema: dict[str, tuple[Any, str]], what: str) -> 
     return values
 
 
+def first_stop(stops: dict[str, Any]) -> str | None:
+    """The first strategy criterion that holds (``stop(state)`` order), or ``None``."""
+    if not any(stops.values()):  # the usual case, without a generator
+        return None
+    return next(name for name, hit in stops.items() if hit)
+
+
 @dataclass
 class RunState:
     """Best so far, counters, history, restart records and stop reason of one run.
@@ -131,8 +138,23 @@ class RunState:
     history_blocks: list[Callable[[], Iterable[dict[str, Any]]]] = field(default_factory=list, repr=False)
     restarts: list[dict[str, Any]] = field(default_factory=list)
     plan: Any = None
-    stop_reason: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    #: ``() -> reason`` of the latest generation (its criteria, deferred by the driver),
+    #: called when :attr:`stop_reason` is next read
+    stop_pending: Callable[[], str | None] | None = field(default=None, repr=False)
+    reason: str | None = field(default=None, repr=False)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped, or ``None`` while it goes on."""
+        if self.stop_pending is not None:
+            pending, self.stop_pending = self.stop_pending, None
+            self.reason = pending()
+        return self.reason
+
+    @stop_reason.setter
+    def stop_reason(self, reason: str | None) -> None:
+        self.stop_pending, self.reason = None, reason
 
     @classmethod
     def empty(cls, maximize: bool) -> "RunState":

@@ -41,11 +41,11 @@ from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
 from evostrat.params import Interval, check_params
-from evostrat.run.state import is_int, is_real, is_reals
+from evostrat.run.state import first_stop, is_int, is_real, is_reals
 
 __all__ = [
     "CRITERIA_CONSTRAINTS", "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
-    "history_criteria",
+    "history_criteria", "pending_reason",
 ]
 
 
@@ -107,14 +107,29 @@ class Termination:
         self._flat_generations = 0
         #: ``() -> progress_values`` of a compiled chunk, loaded when the host next needs them
         self.pending: Callable[[], dict[str, Any]] | None = None
+        #: generations recorded by :meth:`defer`, checked in order by :meth:`flush`
+        self.deferred: list[tuple[Any, ...]] = []
+        #: what :meth:`check` returned for the latest generation checked
+        self.last: str | None = None
 
     @property
     def window(self) -> int:
         """Generations in the ``tolfun``/``tolfunhist`` window."""
         return int(self._recent.maxlen or 1)
 
+    def setting(self, reason: str, max_generations: int | None = None, max_restarts: int | None = None) -> Any:
+        """pycma's ``stop()`` value of ``reason``: the criterion's setting (``maxiter``: the run's
+        ``max_generations`` when given), ``True`` for criteria without one."""
+        value = {"maxfevals": self.max_evals, "maxiter": max_generations or self.max_generations,
+                 "ftarget": self.ftarget, "tolfun": self.tolfun, "tolx": self.tolx, "tolfunhist": self.tolfunhist,
+                 "tolstagnation": self.tolstagnation, "tolflatfitness": self.tolflatfitness,
+                 "maxrestarts": max_restarts}.get(reason)
+        return True if value is None else value
+
     def progress_values(self) -> dict[str, Any]:
         """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
+        if self.deferred:
+            self.flush()
         if self.pending is not None:
             self.load_progress_values(self.pending())
         return {
@@ -126,7 +141,7 @@ class Termination:
 
     def load_progress_values(self, values: dict[str, Any]) -> None:
         """Restore :meth:`progress_values` (checked against :data:`PROGRESS_SCHEMA` by the caller)."""
-        self.pending = None
+        self.pending, self.deferred = None, []
         self._recent.clear()
         self._recent.extend(float(v) for v in values["recent"])
         self._hist_best = [float(v) for v in values["hist_best"]]
@@ -134,6 +149,23 @@ class Termination:
         self._run_best = float(values["run_best"])
         self._run_best_generation = int(values["run_best_generation"])
         self._flat_generations = int(values["flat_generations"])
+
+    def defer(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
+              presorted: bool = False) -> None:
+        """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
+        that reads the criteria) next runs: the same calls in the same order, so the same
+        answers, without the work while nobody asks (ask/tell loops). At most 64 wait."""
+        deferred = self.deferred
+        deferred.append((generation, n_evals, best, values, sigma, presorted))
+        if len(deferred) >= 64:
+            self.flush()
+
+    def flush(self) -> str | None:
+        """Check the deferred generations in order; what :meth:`check` returned for the latest."""
+        deferred, self.deferred = self.deferred, []
+        for args in deferred:
+            self.last = self._check(*args)
+        return self.last
 
     def check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
               presorted: bool = False) -> str | None:
@@ -144,6 +176,13 @@ class Termination:
         says that ``values`` are finite and sorted ascending, and that the run
         minimises (the driver's usual case): they are then read as they are.
         """
+        if self.deferred:
+            self.flush()
+        self.last = self._check(generation, n_evals, best, values, sigma, presorted)
+        return self.last
+
+    def _check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
+               presorted: bool) -> str | None:
         if self.pending is not None:
             self.load_progress_values(self.pending())
         total, finite = 0.0, values
@@ -219,6 +258,13 @@ class Termination:
         recent_b, older_b = hist_best[-l:], hist_best[-2 * l : -l]
         recent_m, older_m = hist_median[-l:], hist_median[-2 * l : -l]
         return _median(recent_m) >= _median(older_m) and _median(recent_b) >= _median(older_b)
+
+
+def pending_reason(termination: Termination, stops: Callable[[], dict[str, Any]]) -> str | None:
+    """The stop reason of the latest generation: ``termination``'s criteria (the deferred ones
+    checked first), then the strategy's own, ``stops()`` on that generation's state."""
+    reason = termination.flush()
+    return first_stop(stops()) if reason is None else reason
 
 
 def _median(values: Sequence[float]) -> float:

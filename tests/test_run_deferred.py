@@ -1,0 +1,70 @@
+"""Deferred termination on the ask/tell path (issue 15): the criteria are checked when the
+stop reason is read, with the same answers as checking every generation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.problems import rosenbrock, sphere
+from evostrat.run.termination import Termination
+
+
+def _plateau(X: np.ndarray) -> np.ndarray:
+    return np.floor(np.sum(X**2, axis=1) * 4.0)
+
+
+def _reasons(objective, generations: int, read_every: int, **params):
+    """The stop reason after each generation, read every ``read_every`` generations."""
+    es = ES("cma_es", random_state=3, max_generations=10**6, **params).initialize(np.full(4, 2.0))
+    reasons = {}
+    for g in range(1, generations + 1):
+        X = es.ask()
+        es.tell(X, objective(X))
+        if g % read_every == 0 or g == generations:
+            reasons[g] = es.stop_reason_
+    return es, reasons
+
+
+@pytest.mark.parametrize("objective,params,generations", [
+    (sphere, {}, 400),  # tolfun, then tolfunhist and the CMA criteria while told on
+    (rosenbrock, {"tolstagnation": 30, "tolfun": None, "tolx": None, "tolfunhist": None}, 500),  # tolstagnation
+    (_plateau, {"tolflatfitness": 3}, 80),  # tolflatfitness on a plateau
+    (sphere, {"ftarget": 1e-6}, 200),
+])
+def test_reading_the_reason_sparsely_gives_the_same_reasons(objective, params, generations):
+    eager, every = _reasons(objective, generations, 1, **params)
+    assert any(reason is not None for reason in every.values())  # a criterion fires
+    for read_every in (5, 63, 100):  # 100: more generations than the deferral window holds
+        sparse_es, sparse = _reasons(objective, generations, read_every, **params)
+        assert sparse == {g: every[g] for g in sparse}
+        assert [dict(r, time=0) for r in sparse_es.history_] == [dict(r, time=0) for r in eager.history_]
+        assert sparse_es.stop() == eager.stop()
+
+
+def test_the_fit_loop_stops_at_the_generation_of_the_ask_tell_loop():
+    fitted = ES("cma_es", random_state=1).fit(sphere, np.full(5, 1.0))
+    es = ES("cma_es", random_state=1).initialize(np.full(5, 1.0))
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, sphere(X))
+    assert (es.n_generations_, es.stop_reason_) == (fitted.n_generations_, fitted.stop_reason_)
+    assert es.fun_ == fitted.fun_
+
+
+def test_deferred_generations_are_checked_in_order():
+    eager, deferred = Termination(tolfun=None, tolx=None, tolflatfitness=2), Termination(
+        tolfun=None, tolx=None, tolflatfitness=2)
+    rows = [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.5, 1.0, 2.0]]
+    answers = [eager.check(g, 3 * g, 0.5, v, 0.1) for g, v in enumerate(rows, 1)]
+    assert answers == [None, None, None, "tolflatfitness", None]
+    for g, v in enumerate(rows[:4], 1):
+        deferred.defer(g, 3 * g, 0.5, v, 0.1)
+    assert deferred.progress_values()["flat_generations"] == 3  # reading the progress checks them
+    assert deferred.flush() == "tolflatfitness"
+    assert deferred.check(5, 15, 0.5, rows[4], 0.1) is None
+    assert deferred.progress_values() == eager.progress_values()
+    assert math.isinf(Termination().progress_values()["run_best"])
