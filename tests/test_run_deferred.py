@@ -68,3 +68,14 @@ def test_deferred_generations_are_checked_in_order():
     assert deferred.check(5, 15, 0.5, rows[4], 0.1) is None
     assert deferred.progress_values() == eager.progress_values()
     assert math.isinf(Termination().progress_values()["run_best"])
+
+
+def test_history_sigma_read_later_is_the_generation_s_sigma():
+    es = ES("cma_es", random_state=2, max_generations=10**6).initialize(np.full(6, 1.5))
+    sigmas = []
+    for _ in range(150):  # more than the deferral window
+        X = es.ask()
+        es.tell(X, sphere(X))
+        sigmas.append(es.run_.runner.sigma)
+    assert [row["sigma"] for row in es.history_] == sigmas
+    assert len(set(sigmas)) > 100 and not es.run_.state.unsigned

@@ -157,7 +157,11 @@ class AskTell:
     @property
     def sigma(self) -> float:
         """Largest per-coordinate standard deviation, as a Python float."""
-        value = self.strategy.sigma(self.state)
+        return self.sigma_of(self.state)
+
+    def sigma_of(self, state: Any) -> float:
+        """:attr:`sigma` of a strategy ``state`` of this runner."""
+        value = self.strategy.sigma(state)
         return float(value if isinstance(value, float) else self.backend.to_numpy(value))
 
     # -- ask / tell -----------------------------------------------------------------

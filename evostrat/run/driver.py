@@ -133,6 +133,7 @@ class Driver:
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
+        self.state.sigma_of, self.termination.before_flush = self.runner.sigma_of, self.state.sign  # record()
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
@@ -199,9 +200,9 @@ class Driver:
                 runner.dtype and values.shape == (runner.popsize,) and not runner.strategy.needs_behaviours):
             host = values.tolist()  # the usual numpy generation: one host list to check and record
             if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
-                told = -values if self.maximize else values
-                runner.update(told, X)
-                self.record(host, X.__getitem__, runner.sigma, partial(runner.strategy.stop, runner.state))
+                runner.update(told := -values if self.maximize else values, X)
+                self.record(host, X.__getitem__, None if self.state.plan is None else runner.sigma,
+                            runner.strategy.stop)  # sigma None: read when the row or the criteria are
                 return told
         population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
                                             None if self.bounds is None else self.bounds.inverse)
@@ -228,8 +229,7 @@ class Driver:
             runner.update(told, population)
         if best_of is None:
             host = None if fitness is None else runner.backend.to_numpy(fitness)
-        self.record(host, lambda i: X[i], runner.sigma, partial(runner.strategy.stop, runner.state), extra,
-                    best_of)
+        self.record(host, lambda i: X[i], runner.sigma, runner.strategy.stop, extra, best_of)
         return told
 
     def split_constraints(self, X: Any, values: Any) -> tuple[Any, Any]:
@@ -253,26 +253,23 @@ class Driver:
 
     def stop(self) -> dict[str, Any]:
         """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""
-        reason = self.state.stop_reason
-        if reason is None:
-            return {}
-        restarts = None if self.restarts is None else self.restarts.max_restarts
-        return {reason: self.termination.setting(reason, self.settings.max_generations, restarts)}
+        reason, restarts = self.state.stop_reason, self.restarts
+        return {} if reason is None else {reason: self.termination.setting(
+            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts)}
 
     # -- record one generation -----------------------------------------------------------------
-    def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float,
-               stops: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None,
+    def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float | None,
+               stops: Callable[[Any], dict[str, Any]], extra: dict[str, Any] | None = None,
                best_of: np.ndarray | None = None) -> None:
         """Best so far, history entry and termination after one generation.
 
-        ``values`` are the generation's values in the user's sense on the host
-        (``None`` for behaviour strategies told no fitness: then ``best_x`` is the
-        distribution's mean and ``best_f`` the behavioural spread); ``candidate(i)``
-        returns row ``i`` (called for an improving generation's best only);
-        ``stops()`` the strategy's own criteria on this generation's state (called
-        when ``stop_reason`` is next read, at once with restarts); ``extra`` more history columns;
-        ``best_of`` (constraints) the values that compete for best so far, NaN for
-        infeasible candidates (``values`` are then the penalised ones).
+        ``values``: the generation's values in the user's sense on the host (``None`` for
+        behaviour strategies told no fitness: ``best_x`` is then the mean and ``best_f`` the
+        behavioural spread); ``candidate(i)``: row ``i`` (read for an improving generation's
+        best); ``sigma``: ``None`` to read it from the state when needed; ``stops(state)``: the
+        strategy's criteria on this generation's state (called when ``stop_reason`` is read,
+        at once with restarts); ``extra``: more history columns; ``best_of`` (constraints):
+        the values that compete for best so far, NaN if infeasible (``values`` penalised).
         """
         state, runner, maximize = self.state, self.runner, self.maximize
         state.n_evals = state.run_start[0] + runner.n_evals
@@ -311,15 +308,18 @@ class Driver:
                 entry.update(run=state.plan.run, popsize=runner.popsize)
             if extra is not None:
                 entry.update(extra)
-            state.history.append(entry)
+            if sigma is None:  # deferred: the row holds the state until it or the criteria are read
+                entry["sigma"], sigma = runner.state, entry
+                state.unsigned.append(entry)
+            (state.history if state.history_blocks else state.history_rows).append(entry)
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, state.best_f, ranked if presorted else values, sigma, presorted)
             # without restarts the criteria run when the reason is next read (defer returns None)
             reason = self.termination.check(*args) if state.plan is not None else self.termination.defer(*args)
         if state.plan is not None:
-            state.stop_reason = self.after_run(first_stop(stops()) if reason is None else reason, gen_best)
+            state.stop_reason = self.after_run(first_stop(stops(runner.state)) if reason is None else reason, gen_best)
         elif reason is None:  # the deferred criteria, then the strategy's on this generation's state
-            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops), None
+            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, runner.state), None
         else:
             state.stop_reason = reason
 

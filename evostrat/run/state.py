@@ -143,6 +143,15 @@ class RunState:
     #: called when :attr:`stop_reason` is next read
     stop_pending: Callable[[], str | None] | None = field(default=None, repr=False)
     reason: str | None = field(default=None, repr=False)
+    #: rows whose ``"sigma"`` still holds their generation's strategy state, and what reads it
+    unsigned: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
+
+    def sign(self) -> None:
+        """Fill in the ``sigma`` of the :attr:`unsigned` rows (deferred by the driver)."""
+        rows, self.unsigned = self.unsigned, []
+        for row in rows:
+            row["sigma"] = self.sigma_of(row["sigma"])
 
     @property
     def stop_reason(self) -> str | None:
@@ -164,6 +173,8 @@ class RunState:
     @property
     def history(self) -> list[dict[str, Any]]:
         """The rows, with the pending blocks appended first."""
+        if self.unsigned:
+            self.sign()
         if self.history_blocks:
             blocks, self.history_blocks = self.history_blocks, []
             for block in blocks:
@@ -172,7 +183,7 @@ class RunState:
 
     @history.setter
     def history(self, rows: list[dict[str, Any]]) -> None:
-        self.history_rows, self.history_blocks = rows, []
+        self.history_rows, self.history_blocks, self.unsigned = rows, [], []
 
     def elapsed(self) -> float:
         """Seconds since the run started (including a resumed run's earlier time)."""

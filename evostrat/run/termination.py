@@ -111,6 +111,10 @@ class Termination:
         self.deferred: list[tuple[Any, ...]] = []
         #: what :meth:`check` returned for the latest generation checked
         self.last: str | None = None
+        #: at most this many generations wait (their states may be held until checked)
+        self.defer_limit = max(1, min(64, 2**16 // self.dim**2))
+        #: called before deferred generations are checked: fills in rows given as ``sigma``
+        self.before_flush: Callable[[], None] | None = None
 
     @property
     def window(self) -> int:
@@ -154,17 +158,21 @@ class Termination:
               presorted: bool = False) -> None:
         """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
         that reads the criteria) next runs: the same calls in the same order, so the same
-        answers, without the work while nobody asks (ask/tell loops). At most 64 wait."""
+        answers, without the work while nobody asks (ask/tell loops). ``sigma`` may be a
+        history row whose ``"sigma"`` :attr:`before_flush` fills in."""
         deferred = self.deferred
         deferred.append((generation, n_evals, best, values, sigma, presorted))
-        if len(deferred) >= 64:
+        if len(deferred) >= self.defer_limit:
             self.flush()
 
     def flush(self) -> str | None:
         """Check the deferred generations in order; what :meth:`check` returned for the latest."""
         deferred, self.deferred = self.deferred, []
-        for args in deferred:
-            self.last = self._check(*args)
+        if deferred and self.before_flush is not None:
+            self.before_flush()
+        for generation, n_evals, best, values, sigma, presorted in deferred:
+            sigma = sigma["sigma"] if isinstance(sigma, dict) else sigma
+            self.last = self._check(generation, n_evals, best, values, sigma, presorted)
         return self.last
 
     def check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
@@ -260,11 +268,11 @@ class Termination:
         return _median(recent_m) >= _median(older_m) and _median(recent_b) >= _median(older_b)
 
 
-def pending_reason(termination: Termination, stops: Callable[[], dict[str, Any]]) -> str | None:
+def pending_reason(termination: Termination, stops: Callable[[Any], dict[str, Any]], state: Any) -> str | None:
     """The stop reason of the latest generation: ``termination``'s criteria (the deferred ones
-    checked first), then the strategy's own, ``stops()`` on that generation's state."""
+    checked first), then the strategy's own, ``stops(state)`` on that generation's state."""
     reason = termination.flush()
-    return first_stop(stops()) if reason is None else reason
+    return first_stop(stops(state)) if reason is None else reason
 
 
 def _median(values: Sequence[float]) -> float:
