@@ -11,8 +11,10 @@ Run (from the repository root)::
 
     ROUNDS=31 python benchmarks/jax_vs_evosax_interleaved.py snes:10:1 pgpe:100000:4 ...
 
-Each argument is ``strategy:dim:popsize factor``; without arguments, the cells of
-SNES, OpenAI-ES, PGPE and sep-CMA-ES.
+Each argument is ``strategy:dim:popsize factor``; without arguments, every cell of the
+matrix (the six strategies; d = 100,000 only for the diagonal ones, as in ``_matrix.cells``).
+With ``HLO=1`` each cell also prints the op counts of one compiled generation of both
+libraries (``jax.jit(f).lower(...).compile().as_text()``), the most frequent ops first.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-DEFAULT_STRATEGIES = ["snes", "openai_es", "pgpe", "sep_cma_es"]
+DEFAULT_STRATEGIES = ["snes", "openai_es", "pgpe", "sep_cma_es", "cma_es", "xnes"]
 
 
 def build(name: str, dim: int, factor: int) -> tuple[Callable[[], Any], Callable[[], Any], int]:
@@ -58,7 +60,22 @@ def build(name: str, dim: int, factor: int) -> tuple[Callable[[], Any], Callable
         return (state, key), None
 
     peer = jax.jit(lambda c: jax.lax.scan(peer_body, c, None, length=length)[0]).lower(peer0).compile()
+    if os.environ.get("HLO"):
+        print(f"HLO of one generation, {name} d={dim} pop={factor}x")
+        print("  evostrat:", hlo_op_counts(jax.jit(lambda c: body(c, None)[0]), state0))
+        print("  evosax:  ", hlo_op_counts(jax.jit(lambda c: peer_body(c, None)[0]), peer0))
     return (lambda: jax.block_until_ready(ours(state0))), (lambda: jax.block_until_ready(peer(peer0))), length
+
+
+def hlo_op_counts(fn: Any, arg: Any, top: int = 14) -> str:
+    """The most frequent HLO ops of ``fn(arg)`` after compilation (fusions count once)."""
+    import re
+    from collections import Counter
+
+    text = fn.lower(arg).compile().as_text()
+    ops = Counter(re.findall(r"= \S+ ([a-z][a-z0-9-]*)\(", text))
+    calls = sorted(set(re.findall(r'custom_call_target="([^"]+)"', text)))
+    return ", ".join(f"{op} {n}" for op, n in ops.most_common(top)) + f"; custom calls {calls}"
 
 
 def measure(name: str, dim: int, factor: int, rounds: int) -> str:
@@ -85,7 +102,8 @@ def measure(name: str, dim: int, factor: int, rounds: int) -> str:
 def main(argv: list[str]) -> None:
     rounds = int(os.environ.get("ROUNDS", 31))
     cells = [tuple(a.split(":")) for a in argv] or [
-        (n, d, f) for n in DEFAULT_STRATEGIES for d in (10, 100, 1000, 100_000) for f in (1, 4)]
+        (n, d, f) for n in DEFAULT_STRATEGIES for d in (10, 100, 1000, 100_000) for f in (1, 4)
+        if d <= 1000 or n not in ("cma_es", "xnes")]
     for name, dim, factor in cells:
         print(measure(str(name), int(dim), int(factor), rounds), flush=True)
 
