@@ -17,9 +17,12 @@ def _plateau(X: np.ndarray) -> np.ndarray:
     return np.floor(np.sum(X**2, axis=1) * 4.0)
 
 
-def _reasons(objective, generations: int, read_every: int, **params):
-    """The stop reason after each generation, read every ``read_every`` generations."""
+def _reasons(objective, generations: int, read_every: int, limits: tuple[int, int] | None = None, **params):
+    """The stop reason after each generation, read every ``read_every`` generations (``limits``:
+    at most so many deferred generations and unsigned history rows)."""
     es = ES("cma_es", random_state=3, max_generations=10**6, **params).initialize(np.full(4, 2.0))
+    if limits is not None:
+        es.run_.termination.defer_limit, es.run_.state.sign_limit = limits
     reasons = {}
     for g in range(1, generations + 1):
         X = es.ask()
@@ -38,8 +41,8 @@ def _reasons(objective, generations: int, read_every: int, **params):
 def test_reading_the_reason_sparsely_gives_the_same_reasons(objective, params, generations):
     eager, every = _reasons(objective, generations, 1, **params)
     assert any(reason is not None for reason in every.values())  # a criterion fires
-    for read_every in (5, 63, 100):  # 100: more generations than the deferral window holds
-        sparse_es, sparse = _reasons(objective, generations, read_every, **params)
+    for read_every, limits in ((5, None), (63, None), (100, None), (100, (7, 3)), (10**6, (1, 1))):
+        sparse_es, sparse = _reasons(objective, generations, read_every, limits, **params)
         assert sparse == {g: every[g] for g in sparse}
         assert [dict(r, time=0) for r in sparse_es.history_] == [dict(r, time=0) for r in eager.history_]
         assert sparse_es.stop() == eager.stop()
@@ -73,7 +76,7 @@ def test_deferred_generations_are_checked_in_order():
 def test_history_sigma_read_later_is_the_generation_s_sigma():
     es = ES("cma_es", random_state=2, max_generations=10**6).initialize(np.full(6, 1.5))
     sigmas = []
-    for _ in range(150):  # more than the deferral window
+    for _ in range(150):  # more than the 64 rows that may wait at d = 6
         X = es.ask()
         es.tell(X, sphere(X))
         sigmas.append(es.run_.runner.sigma)

@@ -133,7 +133,8 @@ class Driver:
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
-        self.state.sigma_of, self.termination.before_flush = self.runner.sigma_of, self.state.sign  # record()
+        self.termination.before_flush = self.state.sign  # record()'s deferred sigma, then the criteria
+        self.state.sigma_of, self.state.sign_limit = self.runner.sigma_of, max(1, min(64, 2**16 // dim**2))
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
@@ -309,8 +310,7 @@ class Driver:
             if extra is not None:
                 entry.update(extra)
             if sigma is None:  # deferred: the row holds the state until it or the criteria are read
-                entry["sigma"], sigma = runner.state, entry
-                state.unsigned.append(entry)
+                sigma = state.unsign(entry, runner.state)
             (state.history if state.history_blocks else state.history_rows).append(entry)
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, state.best_f, ranked if presorted else values, sigma, presorted)

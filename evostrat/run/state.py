@@ -146,6 +146,15 @@ class RunState:
     #: rows whose ``"sigma"`` still holds their generation's strategy state, and what reads it
     unsigned: list[dict[str, Any]] = field(default_factory=list, repr=False)
     sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
+    sign_limit: int = field(default=1, repr=False)  # unsigned rows held at most (their states)
+
+    def unsign(self, row: dict[str, Any], state: Any) -> dict[str, Any]:
+        """``row`` with its ``sigma`` read later from the strategy ``state``; returns it."""
+        row["sigma"] = state
+        self.unsigned.append(row)
+        if len(self.unsigned) >= self.sign_limit:
+            self.sign()
+        return row
 
     def sign(self) -> None:
         """Fill in the ``sigma`` of the :attr:`unsigned` rows (deferred by the driver)."""

@@ -1,7 +1,8 @@
 """Run-level termination criteria, named as pycma names them.
 
 The estimator checks these after every generation, in this order, and reports
-the first that holds in ``stop_reason_``:
+the first that holds in ``stop_reason_`` (``ES.ask``/``ES.tell`` without restarts
+defers the checks until the reason is read: :meth:`Termination.defer`, same answers):
 
 - ``"ftarget"``: the best value so far reached ``ftarget`` (``<=`` when
   minimising, ``>=`` when maximising).
@@ -30,6 +31,9 @@ Examples
 >>> from evostrat.run.termination import Termination
 >>> t = Termination(max_generations=3)
 >>> t.check(generation=3, n_evals=30, best=1.0, values=[1.0, 2.0], sigma=0.1)
+'maxiter'
+>>> t.defer(generation=4, n_evals=40, best=1.0, values=[1.0, 2.0], sigma=0.1)  # checked later
+>>> t.flush()
 'maxiter'
 """
 
@@ -111,8 +115,8 @@ class Termination:
         self.deferred: list[tuple[Any, ...]] = []
         #: what :meth:`check` returned for the latest generation checked
         self.last: str | None = None
-        #: at most this many generations wait (their states may be held until checked)
-        self.defer_limit = max(1, min(64, 2**16 // self.dim**2))
+        #: at most this many generations wait (about 2**16 values of theirs)
+        self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
         #: called before deferred generations are checked: fills in rows given as ``sigma``
         self.before_flush: Callable[[], None] | None = None
 
