@@ -126,6 +126,10 @@ class ES(Params):
         Policy for NaN/inf values (see :mod:`evostrat.run.asktell`).
     strategy_options : dict, optional
         Further strategy hyper-parameters (also settable as ``strategy__name``).
+    distribution : str or type, optional
+        The search distribution of a strategy that takes one (``"nes"``,
+        ``"expectation_es"``): ``ES("nes", distribution="low_rank_normal")``; other
+        strategies refuse it. Overrides (as ``sigma0``) one in ``strategy_options``.
     random_state : int, optional
         Seed; the same seed on the same backend gives the same run bit for bit.
     compiled_loop : "auto", bool
@@ -150,7 +154,7 @@ class ES(Params):
                                    for name in ("tolfunhist", "tolstagnation", "tolflatfitness")},
         "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
         "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
-        "backend": [str, Backend], "strategy_options": [dict, None],
+        "backend": [str, Backend], "strategy_options": [dict, None], "distribution": [None, str, type],
         "reevaluations": [Interval(Integral, 1, None, closed="left")],  # integer, warm_start: checked in run/
         "noise_handling": [*_BOOL, dict, Satisfies(lambda v: hasattr(v, "adapt"), "an UncertaintyHandling")],
         "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
@@ -167,7 +171,7 @@ class ES(Params):
         dtype: Any = None, evaluator: Any = "auto", evaluator_options: dict | None = None,
         nonfinite: str = "warn", strategy_options: dict | None = None, random_state: int | None = None,
         compiled_loop: Any = "auto", integer: Any = None, reevaluations: int = 1,
-        noise_handling: Any = False, warm_start: Any = None,
+        noise_handling: Any = False, warm_start: Any = None, distribution: Any = None,
     ) -> None:
         self.strategy = strategy
         self.sigma0 = sigma0
@@ -196,6 +200,7 @@ class ES(Params):
         self.reevaluations = reevaluations
         self.noise_handling = noise_handling
         self.warm_start = warm_start
+        self.distribution = distribution
 
     # -- scikit-learn parameter protocol, extended to strategy names ----------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -264,7 +269,8 @@ class ES(Params):
         self.validate_params()
         if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
             as_search_point(x0, get_backend("numpy"))
-        warn_overrides(self.strategy, self.strategy_options, sigma0=self.sigma0, popsize=self.popsize)
+        warn_overrides(self.strategy, self.strategy_options, sigma0=self.sigma0, popsize=self.popsize,
+                       distribution=self.distribution)
         self.run_ = Driver(self, x0)  # checks each run's population against memory
         return self
 

@@ -314,7 +314,8 @@ def _check_state_size(es: Any, state: dict[str, Any], arrays: dict[str, np.ndarr
 
     saved = sum(arrays[f"state/{n}"].size for n in state["arrays"] if f"state/{n}" in arrays)
     try:
-        strategy = make_strategy(es.strategy, es.strategy_options, popsize=state["popsize"], sigma0=1.0)
+        strategy = make_strategy(es.strategy, es.strategy_options, popsize=state["popsize"], sigma0=1.0,
+                                 distribution=es.distribution)
         e2, e3, e4 = (sum(a.size for a in AskTell(strategy, backend.asarray(np.zeros(d)), backend=backend)
                           .state_dict()["arrays"].values()) for d in (2, 3, 4))
     except Exception:  # noqa: BLE001 - a strategy that cannot build these small states: not bounded here

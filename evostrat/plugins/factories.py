@@ -47,7 +47,11 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
             raise InvalidArgumentError(f"{type(instance).__name__} has no parameter {key!r}"
                                        f"{did_you_mean(key, valid)}; valid: {sorted(valid)}")
     instance.set_params(**(options or {}))
-    instance.set_params(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for key in overrides.keys() - valid.keys():  # ES(distribution=...) for a strategy without one
+        raise InvalidArgumentError(f"ES({key}={overrides[key]!r}) applies to strategies with a {key!r} "
+                                   f"parameter (e.g. 'nes'); {type(instance).__name__} has none")
+    instance.set_params(**overrides)
     return instance
 
 

@@ -107,7 +107,7 @@ class Driver:
         if plan is not None:
             popsize = plan.popsize
             if plan.sigma_factor != 1.0:
-                base = make_strategy(s.strategy, s.strategy_options, sigma0=sigma0)
+                base = make_strategy(s.strategy, s.strategy_options, sigma0=sigma0, distribution=s.distribution)
                 sigma0 = np.asarray(host_value(base.sigma0), dtype=np.float64) * plan.sigma_factor
             if plan.run > 0 and seed is not None:
                 seed = int(np.random.SeedSequence([int(seed), plan.run]).generate_state(1)[0])
@@ -117,7 +117,7 @@ class Driver:
                 if self.bounds is not None:
                     BoxBounds.from_spec((self.bounds.lower, self.bounds.upper), x0)  # inside the box
                 self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
-        strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0)
+        strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0, distribution=s.distribution)
         check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
                               device=s.device, nonfinite=s.nonfinite)
