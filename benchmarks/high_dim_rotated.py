@@ -35,6 +35,7 @@ STRATEGIES = {
     "sep_cma_es": ("sep_cma_es", {}),
     "snes": ("snes", {}),
     "nes_low_rank": ("nes", {"distribution": "low_rank_normal"}),
+    "vkd_cma": ("vkd_cma", {}),  # evostrat.strategies.vkd_cma.VkDCMA(k=--vkd-k), not registered yet
 }
 
 
@@ -82,10 +83,14 @@ class RotatedEllipsoid:
         return (Y * Y) @ self.coef
 
 
-def run(name: str, dim: int, seed: int, budget: int, dense_max: int) -> dict:
+def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int = 10) -> dict:
     f = RotatedEllipsoid(dim, seed, dense_max)
     x0 = f.unrotate(np.ones((1, dim)))[0]
     strategy, options = STRATEGIES[name]
+    if name == "vkd_cma":
+        from evostrat.strategies.vkd_cma import VkDCMA
+
+        strategy = VkDCMA(k=vkd_k)
     es = ES(strategy, sigma0=1.0, ftarget=1e-8, max_evals=budget, random_state=seed,
             strategy_options=options or None, tolfun=None, tolx=None, tolfunhist=None,
             tolstagnation=None, tolflatfitness=None, evaluator="vectorized")
@@ -98,7 +103,7 @@ def run(name: str, dim: int, seed: int, budget: int, dense_max: int) -> dict:
         hit = next((h["n_evals"] for h in es.history_ if h["best"] < target), None)
         reached[f"{target:g}"] = hit
     return {"evals_to": reached, "strategy": name, "dim": dim, "seed": seed, "evals": int(es.n_evals_), "fun": float(es.fun_),
-            "stop": es.stop_reason_, "state_bytes": nbytes, "seconds": round(time.perf_counter() - start, 1),
+            "stop": es.stop_reason_, **({"k": vkd_k} if name == "vkd_cma" else {}), "state_bytes": nbytes, "seconds": round(time.perf_counter() - start, 1),
             "rotation": "dense" if f.dense else "blocks",
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -118,10 +123,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--dense-max", type=int, default=2000)
+    parser.add_argument("--vkd-k", type=int, default=10, help="vkd_cma's number of directions k")
     args = parser.parse_args()
     for seed in args.seeds:
         for name in args.strategies:
-            print(json.dumps(run(name, args.dim, seed, args.budget, args.dense_max)), flush=True)
+            print(json.dumps(run(name, args.dim, seed, args.budget, args.dense_max, args.vkd_k)), flush=True)
 
 
 if __name__ == "__main__":
