@@ -19,8 +19,14 @@ How the runs are executed depends on the backend:
   that program; a hyper-parameter that changes shapes (``popsize``) or that the
   strategy reads on the host (through ``float()``) makes one program per value.
   With several JAX devices the runs are sharded across them (``devices=``).
-- **numpy and torch**: a plain loop of ``ES.fit`` calls, bit for bit the runs
-  done one by one.
+- **torch** (:mod:`evostrat.run.batch_torch`): runs of one strategy, population size
+  and dimension advance in lockstep: each run asks from its own random stream, one
+  evaluator call takes all their populations, and the strategy's ``tell`` runs under
+  ``torch.func.vmap`` over the stacked states where it vmaps (else run by run); each
+  run's generation is recorded and checked by its own driver, so it stops at the
+  generation, with the reason, it reaches alone. Restarts, bounds, integers,
+  constraints, noise handling, structured ``x0`` or another evaluator: ``ES.fit``.
+- **numpy**: a plain loop of ``ES.fit`` calls, bit for bit the runs done one by one.
 
 Examples
 --------
@@ -221,7 +227,10 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
     n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices)
+    from evostrat.run.batch_torch import run_batched_torch
+
+    n_programs += run_batched_torch([run.run_ for run in estimators if run.run_.fast_path != "batched"], objective)
     for run in estimators:
-        if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy or torch
+        if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy
             run.fit(objective, x0)
     return BatchResult(params, estimators, "batched" if n_programs else None, n_programs)

@@ -1,0 +1,96 @@
+"""Batched torch fits (issue 19 item 1, :mod:`evostrat.run.batch_torch`): runs in lockstep,
+one evaluator call per generation, ``tell`` under ``torch.func.vmap`` where it vmaps;
+every run equals the same run alone (stop generation, reason, values)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.run.batch import fit_batch
+
+torch = pytest.importorskip("torch")
+
+X0 = torch.full((6,), 2.0, dtype=torch.float64)
+
+
+def _sphere(X):
+    return (X * X).sum(axis=1)
+
+
+def _alone(strategy: str, params: dict, objective=_sphere, **settings) -> ES:
+    return ES(strategy, **settings).set_params(**params).fit(objective, X0)
+
+
+def _assert_runs_alone(res, strategy: str, objective=_sphere, **settings) -> None:
+    for i, params in enumerate(res.params):
+        alone = _alone(strategy, params, objective, **settings)
+        batched = res.estimators[i]
+        assert batched.run_.fast_path == "batched"
+        assert res.stop_reason[i] == alone.stop_reason_
+        assert res.n_evals[i] == alone.n_evals_ and res.n_generations[i] == alone.n_generations_
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-9, atol=1e-300)
+        np.testing.assert_allclose(res.x[i], alone.x_.numpy(), rtol=1e-9, atol=1e-12)
+        assert isinstance(batched.x_, torch.Tensor)
+        assert len(batched.history_) == len(alone.history_)
+        np.testing.assert_allclose([h["median"] for h in batched.history_], [h["median"] for h in alone.history_],
+                                   rtol=1e-9)
+        np.testing.assert_allclose([h["sigma"] for h in batched.history_], [h["sigma"] for h in alone.history_],
+                                   rtol=1e-9)
+
+
+@pytest.mark.parametrize("strategy, grid", [
+    ("snes", {"strategy__lr_sigma": [0.1, 0.3]}),
+    ("cma_es", {"sigma0": [0.5, 1.5], "strategy__active": [True, False]}),
+])
+def test_batch_run_equals_run_alone(strategy: str, grid: dict) -> None:
+    # default criteria: CMA-ES runs stop by tolfun at different generations, the others at the budget
+    budget = 220 if strategy == "cma_es" else 120
+    res = fit_batch(ES(strategy, max_generations=budget), _sphere, X0, seeds=4, grid=grid)
+    assert res.fast_path == "batched" and res.n_programs == len(res.params) // 4
+    _assert_runs_alone(res, strategy, max_generations=budget)
+    if strategy == "cma_es":
+        assert len(set(res.n_generations.tolist())) > 1  # the runs stopped at different generations
+
+
+def test_batch_maximize_and_per_candidate_objective() -> None:
+    def one(x):  # a per-candidate objective: the "auto" evaluator calls it row by row
+        return -float((x * x).sum())
+
+    res = fit_batch(ES("snes", max_generations=25, maximize=True), one, X0, seeds=3)
+    assert res.fast_path == "batched"
+    _assert_runs_alone(res, "snes", one, max_generations=25, maximize=True)
+    assert (res.fun <= 0).all()
+
+
+def test_vmapped_tell_equals_tell_run_by_run() -> None:
+    from evostrat.run.batch_torch import _VmappedTell
+
+    runs = [ES("snes", random_state=s).initialize(X0).run_ for s in range(3)]
+    Xs = [d.ask() for d in runs]
+    states = [d.runner.state for d in runs]
+    told = _VmappedTell(runs[0].runner.strategy)(states, torch.stack(Xs), torch.stack([_sphere(X) for X in Xs]))
+    assert told is not None  # SNES's tell vmaps
+    for d, X, state in zip(runs, Xs, told):
+        alone = d.runner.strategy.tell(d.runner.state, X, _sphere(X))
+        for a, b in zip(alone, state):
+            if isinstance(a, torch.Tensor):
+                torch.testing.assert_close(b, a, rtol=1e-12, atol=0)
+
+
+def test_runs_the_batch_cannot_express_fall_back_to_fit() -> None:
+    res = fit_batch(ES("snes", max_generations=15, bounds=(-3.0, 3.0)), _sphere, X0, seeds=2)
+    assert res.fast_path is None and all(e.run_.fast_path is None for e in res.estimators)
+    alone = _alone("snes", res.params[1], max_generations=15, bounds=(-3.0, 3.0))
+    assert res.fun[1] == alone.fun_ and res.n_evals[1] == alone.n_evals_
+
+
+def test_objective_errors_reach_the_caller() -> None:
+    from evostrat.errors import ObjectiveError
+
+    def bad(X):
+        raise ValueError("boom")
+
+    with pytest.raises(ObjectiveError, match="boom"):
+        fit_batch(ES("snes", max_generations=5), bad, X0, seeds=2)
