@@ -1,0 +1,56 @@
+"""The batched JAX chunk runs its runs in lockstep (issue 19): a run that stops is kept as it was
+while the others go on, and each run stops at the generation, for the reason, it stops at alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.run.batch import fit_batch
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+QUIET = dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False, noeffectcoord=False)
+
+
+def _terraced(X: Any) -> Any:
+    """A sphere rounded to a grid of 1e-3: its values, hence its stop generations, are exact."""
+    return jnp.floor(((X - 0.3) ** 2).sum(axis=1) * 1e3) / 1e3
+
+
+def _alone(settings: dict, objective: Any, x0: Any, seed: int) -> ES:
+    es = ES("cma_es", random_state=seed, **settings).fit(objective, x0)
+    assert es.fast_path_ == "compiled_loop"
+    return es
+
+
+def test_stagnation_stops_each_run_at_its_own_generation_as_alone() -> None:
+    settings = dict(tolfun=None, tolfunhist=None, tolx=None, tolflatfitness=None, max_generations=600,
+                    strategy_options=QUIET)
+    res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=4)
+    assert res.fast_path == "batched"
+    assert len(set(res.n_generations.tolist())) > 1  # the runs stop at different generations
+    for i in range(4):
+        alone = _alone(settings, _terraced, jnp.ones(3), i)
+        assert (res.stop_reason[i], res.n_generations[i]) == ("tolstagnation", alone.n_generations_)
+        assert res.fun[i] == alone.fun_
+        assert [h["best"] for h in res.histories[i]] == [h["best"] for h in alone.history_]
+
+
+def test_runs_over_several_chunks_stop_where_they_stop_alone(monkeypatch: Any) -> None:
+    import evostrat.run.compiled as compiled
+
+    monkeypatch.setattr(compiled, "CHUNK", 16)  # the runs cross several chunks, and stop inside one
+    settings = dict(tolfun=None, tolfunhist=None, tolx=None, max_generations=300)
+    res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=3)
+    assert res.fast_path == "batched" and (res.n_generations > 16).all()
+    for i in range(3):
+        alone = _alone(settings, _terraced, jnp.ones(3), i)
+        assert (res.stop_reason[i], res.n_generations[i]) == (alone.stop_reason_, alone.n_generations_)
+        assert res.n_evals[i] == alone.n_evals_
+        np.testing.assert_array_equal([h["generation_best"] for h in res.histories[i]],
+                                      [h["generation_best"] for h in alone.history_])
