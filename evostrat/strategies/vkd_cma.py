@@ -1,4 +1,4 @@
-"""VkD-CMA: CMA-ES restricted to ``C = D (I + V V^T) D`` (numpy only, fixed ``k``).
+"""VkD-CMA: CMA-ES restricted to ``C = D (I + V V^T) D`` (numpy only).
 
 Akimoto and Hansen, "Projection-based restricted covariance matrix adaptation for high
 dimension", GECCO 2016. The covariance is a diagonal ``D`` around the identity plus ``k``
@@ -22,8 +22,13 @@ follows the two-point adaptation (TPA, Hansen 2008): two candidates are drawn at
 ``p_s <- p_s + c_s ((rank(-) - rank(+)) / (lambda - 1) - p_s)``,
 ``sigma <- sigma exp(p_s / sqrt(n))``, ``c_s = 0.3``.
 
-Not (yet) here: the online selection of ``k`` (Akimoto and Hansen, PPSN 2016): ``k`` is a
-fixed hyper-parameter. Only the numpy backend runs it; torch and JAX are refused.
+``k="auto"`` selects ``k`` online (Akimoto and Hansen, "Online model selection for restricted
+covariance matrix adaptation", PPSN 2016): from ``k = 0``, once ``2 n - 1`` generations passed since
+the last change, every direction is long (``1 + s_i > 30``) and ``sigma`` and the diagonal of ``C``
+have settled (their log-changes per generation, in units of their learning rates, below 0.1 and 1),
+``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), n - 1)``; after ``k (2 n - 1)`` generations the
+directions that are short (``1 + s_i < 30``) and shrinking are dropped. These log-changes are the
+last generation's (no moving average). Only the numpy backend runs it; torch and JAX are refused.
 
 Examples
 --------
@@ -47,7 +52,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
-from evostrat.params import Interval
+from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
 
 Array = Any
@@ -65,6 +70,8 @@ class VkDCMAState(NamedTuple):
     p_s: Array  # 0-d TPA's smoothed rank difference
     shift: Array  # (n,) the last mean shift over sigma (TPA's direction)
     t: Array  # 0-d generation count
+    since: Array  # 0-d generations since k last changed (k="auto")
+    logs: Array  # (1 + n + k,) log sigma, log diag C, log(1 + s) of the last generation (k="auto")
     key: Array
 
 
@@ -77,26 +84,28 @@ class VkDCMA(Strategy):
         Default ``4 + floor(3 ln n)`` (at least 4: TPA takes two candidates).
     sigma0 : float
         Initial step size.
-    k : int
-        Number of directions ``V`` (0: a diagonal model; capped at ``n - 1``).
+    k : int or "auto"
+        Number of directions ``V`` (0: a diagonal model; capped at ``n - 1``); ``"auto"``: selected
+        online from 0 (PPSN 2016).
     """
 
     State = VkDCMAState
     min_popsize = 4
-    parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left")]}
+    parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})]}
 
-    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int = 1) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int | str = 1) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.k = k
 
-    def constants(self, dim: int) -> dict[str, Any]:
-        """Weights (best first, ``mu = lambda // 2``), ``mu_w``, ``k``, ``c_1``, ``c_mu``, ``c_c``."""
+    def constants(self, dim: int, k: int | None = None) -> dict[str, Any]:
+        """Weights (best first, ``mu = lambda // 2``), ``mu_w``, ``k``, ``c_1``, ``c_mu``, ``c_c``
+        (for ``k`` directions; default: the initial ``k``, 0 for ``"auto"``)."""
         lam = self.resolved_popsize(dim)
         mu = lam // 2
         w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
         w /= w.sum()
         mu_w = 1.0 / float(np.sum(w * w))
-        k = min(int(self.k), dim - 1)
+        k = min(int(0 if self.k == "auto" else self.k) if k is None else k, dim - 1)
         c_1 = 2.0 / (dim * (k + 1) + dim + 2.0 * (k + 2) + mu_w)
         c_mu = min(1.0 - c_1, 2.0 * (mu_w - 2.0 + 1.0 / mu_w) / (dim * (k + 1) + 4.0 * (k + 2) + mu_w))
         return {"weights": w, "mu_w": mu_w, "k": k, "c_1": c_1, "c_mu": c_mu, "c_c": math.sqrt(c_1),
@@ -112,7 +121,7 @@ class VkDCMA(Strategy):
         zero = np.zeros((), dtype=x0.dtype)
         return VkDCMAState(mean=x0, sigma=sigma, D=np.ones(n, dtype=x0.dtype), V=np.zeros((k, n), dtype=x0.dtype),
                            s=np.zeros(k, dtype=x0.dtype), p_c=np.zeros_like(x0), p_s=zero, shift=np.zeros_like(x0),
-                           t=zero, key=key)
+                           t=zero, since=zero, logs=np.zeros(1 + n + k, dtype=x0.dtype), key=key)
 
     def covariance(self, state: VkDCMAState) -> np.ndarray:
         """The dense ``D (I + V^T diag(s) V) D`` (``O(n^2)``: for tests and small ``n``)."""
@@ -143,7 +152,7 @@ class VkDCMA(Strategy):
         return state.mean + state.sigma * Y, replace(state, key=key)
 
     def tell(self, state: VkDCMAState, X: Array, fitness: Array) -> VkDCMAState:
-        c = self.constants(state.mean.shape[0])
+        c = self.constants(state.mean.shape[0], state.V.shape[0])
         n, k = state.mean.shape[0], c["k"]
         lam = X.shape[0]
         Y = (X - state.mean) / state.sigma
@@ -181,9 +190,35 @@ class VkDCMA(Strategy):
         if not ok:
             return replace(state, t=state.t + 1)
         dt = state.mean.dtype
-        return replace(state, mean=mean, sigma=np.asarray(sigma, dtype=dt), D=D.astype(dt), V=V.astype(dt),
-                       s=s.astype(dt), p_c=p_c.astype(dt), p_s=np.asarray(p_s, dtype=dt), shift=shift.astype(dt),
-                       t=state.t + 1)
+        new = replace(state, mean=mean, sigma=np.asarray(sigma, dtype=dt), D=D.astype(dt), V=V.astype(dt),
+                      s=s.astype(dt), p_c=p_c.astype(dt), p_s=np.asarray(p_s, dtype=dt), shift=shift.astype(dt),
+                      t=state.t + 1, since=state.since + 1)
+        return self._select_k(new, c) if self.k == "auto" else new
+
+    def _select_k(self, state: VkDCMAState, c: dict[str, Any]) -> VkDCMAState:
+        """Akimoto and Hansen's (PPSN 2016) online choice of ``k``: grow when every direction is
+        long and the rest settled, drop short and shrinking directions."""
+        n, k = state.mean.shape[0], state.V.shape[0]
+        lam = self.resolved_popsize(n)
+        log_diag = 2 * np.log(state.D) + np.log1p(state.s @ (state.V * state.V))
+        logs = np.concatenate([[np.log(float(state.sigma))], log_diag, np.log1p(state.s)])
+        first = float(state.t) <= 1
+        d_sigma = 0.0 if first else (logs[0] - state.logs[0]) / (0.5 * min(1.0, lam / n) / 3.0)
+        d_diag = np.zeros(n) if first else (log_diag - state.logs[1:1 + n]) / (c["c_1"] + c["c_mu"])
+        d_s = np.zeros(k) if first else (logs[1 + n:] - state.logs[1 + n:1 + n + k]) / (c["c_1"] + c["c_mu"])
+        since, wait = float(state.since), 2 * n - 1
+        long_dirs = 1.0 + state.s > 30.0
+        if since > wait and k < n - 1 and np.all(long_dirs) and abs(d_sigma) < 0.1 and np.all(np.abs(d_diag) < 1.0):
+            new_k = min(max(math.ceil(k * math.sqrt(2)), k + 1), n - 1)
+            grow = np.zeros((new_k - k, n), dtype=state.V.dtype)
+            return replace(state, V=np.concatenate([state.V, grow]), s=np.concatenate([state.s, grow[:, 0]]),
+                           since=0 * state.since, logs=np.concatenate([logs, np.zeros(new_k - k)]).astype(state.V.dtype))
+        drop = ~long_dirs & (d_s < 0.0)
+        if k and since > k * wait and np.any(drop):
+            keep = ~drop
+            return replace(state, V=state.V[keep], s=state.s[keep], since=0 * state.since,
+                           logs=np.concatenate([logs[: 1 + n], logs[1 + n:][keep]]).astype(state.V.dtype))
+        return replace(state, logs=logs.astype(state.V.dtype))
 
     def sigma(self, state: VkDCMAState) -> Array:
         """The largest per-coordinate standard deviation, ``sigma max sqrt(diag C)`` (0-d)."""
