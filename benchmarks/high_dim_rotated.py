@@ -83,7 +83,7 @@ class RotatedEllipsoid:
         return (Y * Y) @ self.coef
 
 
-def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int = 10) -> dict:
+def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int | str = 10) -> dict:
     f = RotatedEllipsoid(dim, seed, dense_max)
     x0 = f.unrotate(np.ones((1, dim)))[0]
     strategy, options = STRATEGIES[name]
@@ -91,11 +91,17 @@ def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int 
         from evostrat.strategies.vkd_cma import VkDCMA
 
         strategy = VkDCMA(k=vkd_k)
+    k_changes: list[tuple[int, int]] = []  # vkd_cma: (evaluations, k) whenever k changes
+
+    def track_k(es: ES) -> None:
+        k = int(es.strategy_.state.V.shape[0])
+        if not k_changes or k_changes[-1][1] != k:
+            k_changes.append((int(es.n_evals_), k))
     es = ES(strategy, sigma0=1.0, ftarget=1e-8, max_evals=budget, random_state=seed,
             strategy_options=options or None, tolfun=None, tolx=None, tolfunhist=None,
             tolstagnation=None, tolflatfitness=None, evaluator="vectorized")
     start = time.perf_counter()
-    es.fit(f, x0)
+    es.fit(f, x0, callbacks=[track_k] if name == "vkd_cma" else None)
     state = es.run_.runner.state
     nbytes = sum(int(np.asarray(v).nbytes) for v in _leaves(state))
     reached = {}
@@ -103,7 +109,7 @@ def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int 
         hit = next((h["n_evals"] for h in es.history_ if h["best"] < target), None)
         reached[f"{target:g}"] = hit
     return {"evals_to": reached, "strategy": name, "dim": dim, "seed": seed, "evals": int(es.n_evals_), "fun": float(es.fun_),
-            "stop": es.stop_reason_, **({"k": vkd_k} if name == "vkd_cma" else {}), "state_bytes": nbytes, "seconds": round(time.perf_counter() - start, 1),
+            "stop": es.stop_reason_, **({"k": vkd_k, "k_changes": k_changes} if name == "vkd_cma" else {}), "state_bytes": nbytes, "seconds": round(time.perf_counter() - start, 1),
             "rotation": "dense" if f.dense else "blocks",
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -123,7 +129,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--dense-max", type=int, default=2000)
-    parser.add_argument("--vkd-k", type=int, default=10, help="vkd_cma's number of directions k")
+    parser.add_argument("--vkd-k", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="vkd_cma's number of directions k, or 'auto' (online selection)")
     args = parser.parse_args()
     for seed in args.seeds:
         for name in args.strategies:

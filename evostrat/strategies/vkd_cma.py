@@ -27,8 +27,8 @@ covariance matrix adaptation", PPSN 2016): from ``k = 0``, once ``2 n - 1`` gene
 the last change, every direction is long (``1 + s_i > 30``) and ``sigma`` and the diagonal of ``C``
 have settled (their log-changes per generation, in units of their learning rates, below 0.1 and 1),
 ``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), n - 1)``; after ``k (2 n - 1)`` generations the
-directions that are short (``1 + s_i < 30``) and shrinking are dropped. These log-changes are the
-last generation's (no moving average). Only the numpy backend runs it; torch and JAX are refused.
+directions that are short (``1 + s_i < 30``) and shrinking are dropped. The log-changes are
+averaged over generations with rate ``c_1 + c_mu`` (this rate is our choice). Only the numpy backend runs it; torch and JAX are refused.
 
 Examples
 --------
@@ -72,6 +72,7 @@ class VkDCMAState(NamedTuple):
     t: Array  # 0-d generation count
     since: Array  # 0-d generations since k last changed (k="auto")
     logs: Array  # (1 + n + k,) log sigma, log diag C, log(1 + s) of the last generation (k="auto")
+    drift: Array  # (1 + n + k,) moving averages of their changes per generation, in learning rates
     key: Array
 
 
@@ -121,7 +122,8 @@ class VkDCMA(Strategy):
         zero = np.zeros((), dtype=x0.dtype)
         return VkDCMAState(mean=x0, sigma=sigma, D=np.ones(n, dtype=x0.dtype), V=np.zeros((k, n), dtype=x0.dtype),
                            s=np.zeros(k, dtype=x0.dtype), p_c=np.zeros_like(x0), p_s=zero, shift=np.zeros_like(x0),
-                           t=zero, since=zero, logs=np.zeros(1 + n + k, dtype=x0.dtype), key=key)
+                           t=zero, since=zero, logs=np.zeros(1 + n + k, dtype=x0.dtype), drift=np.zeros(1 + n + k, dtype=x0.dtype),
+                           key=key)
 
     def covariance(self, state: VkDCMAState) -> np.ndarray:
         """The dense ``D (I + V^T diag(s) V) D`` (``O(n^2)``: for tests and small ``n``)."""
@@ -202,23 +204,26 @@ class VkDCMA(Strategy):
         lam = self.resolved_popsize(n)
         log_diag = 2 * np.log(state.D) + np.log1p(state.s @ (state.V * state.V))
         logs = np.concatenate([[np.log(float(state.sigma))], log_diag, np.log1p(state.s)])
-        first = float(state.t) <= 1
-        d_sigma = 0.0 if first else (logs[0] - state.logs[0]) / (0.5 * min(1.0, lam / n) / 3.0)
-        d_diag = np.zeros(n) if first else (log_diag - state.logs[1:1 + n]) / (c["c_1"] + c["c_mu"])
-        d_s = np.zeros(k) if first else (logs[1 + n:] - state.logs[1 + n:1 + n + k]) / (c["c_1"] + c["c_mu"])
+        rate = c["c_1"] + c["c_mu"]
+        scale = np.concatenate([[0.5 * min(1.0, lam / n) / 3.0], np.full(n + k, rate)])
+        change = np.zeros(1 + n + k) if float(state.t) <= 1 else (logs - state.logs[: 1 + n + k]) / scale
+        drift = (1 - rate) * state.drift[: 1 + n + k] + rate * change  # our smoothing: rate c_1 + c_mu
+        d_sigma, d_diag, d_s = drift[0], drift[1:1 + n], drift[1 + n:]
         since, wait = float(state.since), 2 * n - 1
         long_dirs = 1.0 + state.s > 30.0
         if since > wait and k < n - 1 and np.all(long_dirs) and abs(d_sigma) < 0.1 and np.all(np.abs(d_diag) < 1.0):
             new_k = min(max(math.ceil(k * math.sqrt(2)), k + 1), n - 1)
             grow = np.zeros((new_k - k, n), dtype=state.V.dtype)
             return replace(state, V=np.concatenate([state.V, grow]), s=np.concatenate([state.s, grow[:, 0]]),
-                           since=0 * state.since, logs=np.concatenate([logs, np.zeros(new_k - k)]).astype(state.V.dtype))
+                           since=0 * state.since, logs=np.concatenate([logs, np.zeros(new_k - k)]).astype(state.V.dtype),
+                           drift=np.concatenate([drift, np.zeros(new_k - k)]).astype(state.V.dtype))
         drop = ~long_dirs & (d_s < 0.0)
         if k and since > k * wait and np.any(drop):
             keep = ~drop
             return replace(state, V=state.V[keep], s=state.s[keep], since=0 * state.since,
-                           logs=np.concatenate([logs[: 1 + n], logs[1 + n:][keep]]).astype(state.V.dtype))
-        return replace(state, logs=logs.astype(state.V.dtype))
+                           logs=np.concatenate([logs[: 1 + n], logs[1 + n:][keep]]).astype(state.V.dtype),
+                           drift=np.concatenate([drift[: 1 + n], drift[1 + n:][keep]]).astype(state.V.dtype))
+        return replace(state, logs=logs.astype(state.V.dtype), drift=drift.astype(state.V.dtype))
 
     def sigma(self, state: VkDCMAState) -> Array:
         """The largest per-coordinate standard deviation, ``sigma max sqrt(diag C)`` (0-d)."""
