@@ -13,22 +13,9 @@ import pytest
 from evostrat import ES
 from evostrat.strategies.lm_ma_es import LMMAES
 from evostrat.strategies.nes import NES
+from rotated_problems import OFF, rotated_ellipsoid
 
 pytestmark = pytest.mark.slow
-
-OFF = dict(tolfun=None, tolx=None, tolfunhist=None, tolstagnation=None, tolflatfitness=None)
-
-
-def rotated_ellipsoid(dim: int, seed: int = 0):
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(dim, dim)))
-    R = q * np.sign(np.diag(r))
-    coef = 1e4 ** (np.arange(dim) / (dim - 1))
-
-    def f(X):
-        Y = np.atleast_2d(X) @ R.T
-        return (Y * Y) @ coef
-
-    return f, R.T @ np.ones(dim)
 
 
 def test_lm_ma_es_reaches_1e_8_on_a_rotated_ellipsoid_where_separable_strategies_do_not() -> None:

@@ -10,22 +10,14 @@ from evostrat import ES
 from evostrat.errors import InvalidArgumentError
 from evostrat.problems import sphere
 from evostrat.strategies.vkd_cma import VkDCMA
-
-
-OFF = dict(tolfun=None, tolx=None, tolfunhist=None, tolstagnation=None, tolflatfitness=None)
+import rotated_problems
+from rotated_problems import OFF
 
 
 def rotated_ellipsoid(dim: int, seed: int = 0):
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(dim, dim)))
-    R = q * np.sign(np.diag(r))
-    coef = 1e4 ** (np.arange(dim) / (dim - 1))
-
-    def f(X):
-        Y = np.atleast_2d(X) @ R.T
-        return (Y * Y) @ coef
-
+    f, x0 = rotated_problems.rotated_ellipsoid(dim, seed)
     f.vectorized = True
-    return f, R.T @ np.ones(dim)
+    return f, x0
 
 
 def test_samples_have_the_covariance_d_i_plus_vvt_d() -> None:
