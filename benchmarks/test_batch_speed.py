@@ -8,7 +8,7 @@
   (each on the compiled loop, its program compiled once). Target: at most 0.05x (20x faster).
 - ``batch-torch-vs-loop``: the same on torch CPU: ``fit_batch`` advances the 64 runs in lockstep
   (:mod:`evostrat.run.batch_torch`: one objective call per generation for all runs, ``tell``
-  under ``torch.func.vmap`` where the strategy's ``tell`` vmaps, run by run for CMA-ES today)
+  under ``torch.func.vmap`` where the strategy's ``tell`` vmaps, CMA-ES's included)
   against the loop. Target: at most 0.05x.
 
 Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.

@@ -30,14 +30,16 @@ def _assert_runs_alone(res, strategy: str, objective=_sphere, **settings) -> Non
         assert batched.run_.fast_path == "batched"
         assert res.stop_reason[i] == alone.stop_reason_
         assert res.n_evals[i] == alone.n_evals_ and res.n_generations[i] == alone.n_generations_
-        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-9, atol=1e-300)
-        np.testing.assert_allclose(res.x[i], alone.x_.numpy(), rtol=1e-9, atol=1e-12)
+        # a vmapped tell rounds batched products differently from one run's (CMA-ES: 1e-16
+        # relative per generation, grown to 3e-7 at f = 5e-15 after 200 generations)
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-6, atol=1e-18)
+        np.testing.assert_allclose(res.x[i], alone.x_.numpy(), rtol=1e-6, atol=1e-12)
         assert isinstance(batched.x_, torch.Tensor)
         assert len(batched.history_) == len(alone.history_)
         np.testing.assert_allclose([h["median"] for h in batched.history_], [h["median"] for h in alone.history_],
-                                   rtol=1e-9)
+                                   rtol=1e-6)
         np.testing.assert_allclose([h["sigma"] for h in batched.history_], [h["sigma"] for h in alone.history_],
-                                   rtol=1e-9)
+                                   rtol=1e-6)
 
 
 @pytest.mark.parametrize("strategy, grid", [
@@ -64,19 +66,45 @@ def test_batch_maximize_and_per_candidate_objective() -> None:
     assert (res.fun <= 0).all()
 
 
-def test_vmapped_tell_equals_tell_run_by_run() -> None:
+@pytest.mark.parametrize("strategy", ["snes", "cma_es"])
+def test_vmapped_tell_equals_tell_run_by_run(strategy: str) -> None:
     from evostrat.run.batch_torch import _VmappedTell
 
-    runs = [ES("snes", random_state=s).initialize(X0).run_ for s in range(3)]
+    runs = [ES(strategy, random_state=s).initialize(X0).run_ for s in range(3)]
     Xs = [d.ask() for d in runs]
     states = [d.runner.state for d in runs]
     told = _VmappedTell(runs[0].runner.strategy)(states, torch.stack(Xs), torch.stack([_sphere(X) for X in Xs]))
-    assert told is not None  # SNES's tell vmaps
+    assert told is not None  # the tell vmaps (CMA-ES: its lazy decomposition and repair through Backend.cond)
     for d, X, state in zip(runs, Xs, told):
         alone = d.runner.strategy.tell(d.runner.state, X, _sphere(X))
         for a, b in zip(alone, state):
             if isinstance(a, torch.Tensor):
-                torch.testing.assert_close(b, a, rtol=1e-12, atol=0)
+                torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
+
+
+def test_torch_cond_and_vecdot_under_vmap() -> None:
+    from typing import NamedTuple
+
+    from torch.func import vmap
+
+    import array_api_compat.torch as xp_torch
+    from evostrat.backends import get_backend
+
+    be = get_backend(X0)
+
+    class Pair(NamedTuple):
+        a: torch.Tensor
+        b: torch.Tensor
+
+    def step(p: torch.Tensor, x: torch.Tensor) -> Pair:
+        return be.cond(p > 0, lambda v: Pair(2.0 * v, v), lambda v: Pair(v - 1.0, -v), x)
+
+    out = vmap(step)(torch.tensor([1.0, -1.0, 3.0]), torch.tensor([10.0, 10.0, 10.0]))
+    assert out.a.tolist() == [20.0, 9.0, 20.0] and out.b.tolist() == [10.0, -10.0, 10.0]
+    assert be.cond(torch.tensor(-1.0) > 0, lambda v: v, lambda v: -v, X0)[0] == -2.0  # eager: one branch
+    Z = torch.randn(4, 24, 100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(be.vecdot(Z, Z), xp_torch.vecdot(Z, Z, axis=-1))  # the same numbers as before
+    assert torch.equal(vmap(lambda z: be.vecdot(z, z))(Z), be.vecdot(Z, Z))
 
 
 def test_runs_the_batch_cannot_express_fall_back_to_fit() -> None:

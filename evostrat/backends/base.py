@@ -365,6 +365,10 @@ class Backend:
         return true_fn(*operands) if bool(pred) else false_fn(*operands)
 
     # -- linear algebra ---------------------------------------------------------------
+    def vecdot(self, a: Array, b: Array) -> Array:
+        """``sum(a * b, axis=-1)``: the Array API's ``vecdot`` over the last axis."""
+        return self.xp.vecdot(a, b, axis=-1)
+
     def eigh(self, a: Array) -> tuple[Array, Array]:
         """Eigenvalues (ascending) and eigenvectors of a symmetric matrix."""
         return self.xp.linalg.eigh(a)

@@ -107,6 +107,16 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
 
 
+def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
+    """``a`` where ``pred`` else ``b``, leaf by leaf over equal (named) tuples of tensors."""
+    if isinstance(a, torch.Tensor):
+        return torch.where(pred, a, b)
+    if isinstance(a, tuple):
+        leaves = [_select(pred, x, y) for x, y in zip(a, b)]
+        return type(a)(*leaves) if hasattr(a, "_fields") else tuple(leaves)
+    return a if a is b else torch.where(pred, torch.as_tensor(a), torch.as_tensor(b))
+
+
 class TorchBackend(HostKeys, Backend):
     """torch tensors, CPU or CUDA."""
 
@@ -169,6 +179,19 @@ class TorchBackend(HostKeys, Backend):
     @property
     def host_device(self) -> Any:
         return torch.device("cpu")
+
+    # torch.func.vmap (batched fits): no data-dependent branch, no view op without a batching rule
+    def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        try:
+            take = bool(pred)
+        except RuntimeError:  # a batched predicate under torch.func.vmap: both branches, then select
+            return _select(pred, true_fn(*operands), false_fn(*operands))
+        return true_fn(*operands) if take else false_fn(*operands)
+
+    def vecdot(self, a: Array, b: Array) -> Array:
+        # the product array_api_compat's vecdot computes (the same numbers), without its
+        # moveaxis, which torch.func.vmap cannot batch
+        return (a.unsqueeze(-2) @ b.unsqueeze(-1))[..., 0, 0]
 
     # compile: eager (torch.compile costs seconds per shape; eager is faster for ES loops)
     has_autodiff = True

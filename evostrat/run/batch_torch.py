@@ -13,8 +13,8 @@ lockstep until each has stopped:
    ``torch.func.vmap`` over the runs' stacked states (tensor leaves stacked along a
    leading axis; non-tensor leaves, such as host keys, stay per run and must pass
    through ``tell`` unchanged). A strategy whose ``tell`` does not vmap (data-dependent
-   control flow such as CMA-ES's eigenvalue repair, an op without a batching rule, a
-   value read on the host) is told run by run, as alone;
+   control flow outside ``Backend.cond``, an op without a batching rule, a value read on
+   the host) is told run by run, as alone;
 4. **record** each run's generation with the driver's own code
    (:meth:`~evostrat.run.driver.RunDriver.record`): history row, best so far and the
    run's and the strategy's stop criteria, so a finished run drops out at the

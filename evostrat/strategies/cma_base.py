@@ -192,7 +192,7 @@ class CMABase(Strategy):
         ps = self.sigma_path(c, state.ps, z_w)
         sigma, hsig = self.step_size(c, xp, state.sigma, ps, state.generation)
         pc = self.cov_path(c, state.pc, hsig, y_w)
-        coef_mu = c.p.cmu * self.active_factors(c, xp, w_cov, Zt)
+        coef_mu = c.p.cmu * self.active_factors(c, be, w_cov, Zt)
         new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
         return self.update_covariance(c, new, Y, coef_mu, self.cov_decay(c, hsig))
 
@@ -228,14 +228,14 @@ class CMABase(Strategy):
         return (1.0 - p.cc) * pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)) * y_w
 
     @staticmethod
-    def active_factors(c: CMAConstants, xp: Any, w_cov: Array, Zt: Array) -> Array:
+    def active_factors(c: CMAConstants, be: Backend, w_cov: Array, Zt: Array) -> Array:
         """``w_i^o`` of eq. 46: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights, else ``w_i``.
 
         The squared norm is floored at ``n * smallest_normal``: a (nearly) zero
         ``y_i`` then contributes (nearly) nothing instead of ``0 * inf``.
         """
-        n = c.p.dim
-        norm2 = xp.clip(xp.vecdot(Zt, Zt, axis=-1), min=c.tiny * n)
+        n, xp = c.p.dim, be.xp
+        norm2 = xp.clip(be.vecdot(Zt, Zt), min=c.tiny * n)
         return xp.where(w_cov < 0, w_cov * (n / norm2), w_cov)
 
     @staticmethod
