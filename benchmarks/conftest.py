@@ -64,6 +64,8 @@ _UNSET: Any = object()
 def _record(suite: str, case: str, library: str, benchmark: Any, per_round: int = 1, *,
             strategy: str | None = None, dim: int | None = None, popsize: int | None = None,
             target: Any = _UNSET, **extra: Any) -> None:
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run of the code, nothing timed
+        return
     stats = benchmark.stats.stats
     RESULTS[(suite, case)][library] = (stats.median / per_round, stats.mean / per_round)
     if target is _UNSET:

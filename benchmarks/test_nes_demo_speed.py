@@ -91,4 +91,6 @@ def test_generation_evograd_nes(benchmark: Any, record: Any) -> None:
 
     _run_generations(benchmark, step, None, lambda s: None)
     record(SUITE, "nes_mean pop=500", "evograd", benchmark, strategy="nes_mean", popsize=500)
-    assert abs(float(mu.detach()[0]) - 5.0) < 0.5  # 208 generations of NES from mu = 1
+    assert float(mu.detach()[0]) > 1.0  # NES moved mu from 1 towards 5
+    if benchmark.stats is not None:  # the timed run (not --benchmark-disable): 208 generations
+        assert abs(float(mu.detach()[0]) - 5.0) < 0.5

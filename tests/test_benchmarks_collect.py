@@ -1,4 +1,5 @@
-"""`make bench` collects every benchmark module (a collection error stops the whole run)."""
+"""`make bench` collects every benchmark module (a collection error stops the whole run), and
+the benchmarks run untimed (`--benchmark-disable`) as a smoke test."""
 
 from __future__ import annotations
 
@@ -17,3 +18,15 @@ def test_benchmark_suite_collects_without_errors() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "error" not in done.stdout.splitlines()[-1].lower()
     assert "test_run_overhead.py" in done.stdout
+
+
+def test_benchmarks_run_as_a_smoke_test_with_timing_disabled() -> None:
+    """`--benchmark-disable` runs each benchmark once, untimed: the `record` fixture and the
+    benchmarks' own checks must not assume the timed rounds."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_run_overhead.py", "benchmarks/test_nes_demo_speed.py",
+         "-k", "numpy or nes_mean", "-q", "-p", "no:cacheprovider", "--benchmark-disable"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1]
