@@ -85,16 +85,17 @@ class VkDCMA(Strategy):
         Default ``4 + floor(3 ln n)`` (at least 4: TPA takes two candidates).
     sigma0 : float
         Initial step size.
-    k : int or "auto"
+    k : int or "auto", default "auto"
         Number of directions ``V`` (0: a diagonal model; capped at ``n - 1``); ``"auto"``: selected
-        online from 0 (PPSN 2016).
+        online from 0 (PPSN 2016), the paper's recommendation when the problem's structure is
+        unknown.
     """
 
     State = VkDCMAState
     min_popsize = 4
     parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})]}
 
-    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int | str = 1) -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int | str = "auto") -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.k = k
 
