@@ -27,6 +27,7 @@ import torch
 
 from evostrat.backends.base import Array, Backend, Key
 from evostrat.backends.numpy import HostKeys, block_normal_rows
+from evostrat.backends.trees import map_tree, tree_leaves
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -108,13 +109,14 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
 
 
 def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
-    """``a`` where ``pred`` else ``b``, leaf by leaf over equal (named) tuples of tensors."""
-    if isinstance(a, torch.Tensor):
-        return torch.where(pred, a, b)
-    if isinstance(a, tuple):
-        leaves = [_select(pred, x, y) for x, y in zip(a, b)]
-        return type(a)(*leaves) if hasattr(a, "_fields") else tuple(leaves)
-    return a if a is b else torch.where(pred, torch.as_tensor(a), torch.as_tensor(b))
+    """``a`` where ``pred`` else ``b``, leaf by leaf over two trees of the same structure."""
+    other = iter(tree_leaves(b))
+
+    def pick(x: Any, _: bool) -> Any:
+        y = next(other)
+        return x if x is y else torch.where(pred, torch.as_tensor(x), torch.as_tensor(y))
+
+    return map_tree(pick, a)
 
 
 class TorchBackend(HostKeys, Backend):

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["field_names", "map_tree", "named_leaves", "replace", "tree_from_host", "tree_to_host"]
+__all__ = ["field_names", "map_tree", "named_leaves", "replace", "tree_from_host", "tree_leaves", "tree_to_host",
+           "tree_with_leaves"]
 
 
 def field_names(state: Any) -> tuple[str, ...]:
@@ -44,6 +45,24 @@ def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) ->
     if isinstance(tree, dict):
         return {k: map_tree(fn, v) for k, v in tree.items()}
     return fn(tree, is_key)
+
+
+def tree_leaves(tree: Any) -> list[Any]:
+    """The leaves of ``tree`` in :func:`map_tree`'s order.
+
+    >>> from collections import namedtuple
+    >>> tree_leaves(namedtuple("S", "mean parts")(1.0, (2.0, 3.0)))
+    [1.0, 2.0, 3.0]
+    """
+    leaves: list[Any] = []
+    map_tree(lambda leaf, _: leaves.append(leaf), tree)
+    return leaves
+
+
+def tree_with_leaves(tree: Any, leaves: Any) -> Any:
+    """``tree`` with its leaves replaced, in :func:`tree_leaves` order, by ``leaves``."""
+    new = iter(leaves)
+    return map_tree(lambda _leaf, _: next(new), tree)
 
 
 def tree_to_host(backend: Any, tree: Any) -> Any:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from evostrat.backends.trees import tree_leaves, tree_with_leaves
 from evostrat.plugins.factories import make_evaluator
 
 __all__ = ["run_batched_torch", "torch_batch_applies"]
@@ -73,23 +74,6 @@ def run_batched_torch(drivers: list[Any], objective: Callable) -> int:
     return len(groups)
 
 
-def _flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
-    """The leaves of a (nested) tuple/NamedTuple state and a function rebuilding it from leaves."""
-    if isinstance(tree, tuple):
-        parts = [_flatten(v) for v in tree]
-        sizes = [len(leaves) for leaves, _ in parts]
-
-        def build(leaves: list[Any]) -> Any:
-            out, at = [], 0
-            for (_, rebuild), k in zip(parts, sizes):
-                out.append(rebuild(leaves[at:at + k]))
-                at += k
-            return type(tree)(*out) if hasattr(tree, "_fields") else type(tree)(out)
-
-        return [leaf for leaves, _ in parts for leaf in leaves], build
-    return [tree], lambda leaves: leaves[0]
-
-
 class _VmappedTell:
     """``strategy.tell`` under ``torch.func.vmap`` over a list of states (``None`` results
     when it cannot: the caller then tells run by run)."""
@@ -104,15 +88,15 @@ class _VmappedTell:
 
         if not self.works:
             return None
-        leaves = [_flatten(s)[0] for s in states]
-        template, build = _flatten(states[0])
+        leaves = [tree_leaves(s) for s in states]
+        template = leaves[0]
         batched = [isinstance(v, torch.Tensor) for v in template]
         stacked = tuple(torch.stack([run[i] for run in leaves]) for i, b in enumerate(batched) if b)
 
         def tell(tensors: tuple[Any, ...], x: Any, f: Any) -> tuple[Any, ...]:
             it = iter(tensors)
-            state = build([next(it) if b else v for b, v in zip(batched, template)])
-            out, _ = _flatten(self.strategy.tell(state, x, f))
+            state = tree_with_leaves(states[0], [next(it) if b else v for b, v in zip(batched, template)])
+            out = tree_leaves(self.strategy.tell(state, x, f))
             if len(out) != len(template) or any(o is not v for o, v, b in zip(out, template, batched) if not b):
                 raise TypeError("tell changed a non-tensor leaf")  # e.g. a host key: not batched
             return tuple(o for o, b in zip(out, batched) if b)
@@ -126,7 +110,7 @@ class _VmappedTell:
         result = []
         for i, run in enumerate(leaves):
             it = iter(per_leaf)
-            result.append(build([next(it)[i] if b else v for b, v in zip(batched, run)]))
+            result.append(tree_with_leaves(states[i], [next(it)[i] if b else v for b, v in zip(batched, run)]))
         return result
 
 
