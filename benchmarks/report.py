@@ -11,7 +11,8 @@ Every benchmark the suites ``record`` carries its row in ``extra_info``
 ``popsize``, ``target``, optionally ``compile_s``; a benchmark recorded under
 several rows lists them in ``extra_info["rows"]``), so the report needs the
 JSON alone. Per suite, one row per case: the median time per generation of
-each library (the benchmark's median over ``per_round``), the ratio of each
+each library (the benchmark's median over ``per_round``, or the row's own ``median_s`` and
+``min_s`` when the suite timed interleaved rounds itself), the ratio of each
 evostrat library to the fastest peer, the target of issue 9, whether it is
 met, and the ratio of the fastest rounds (``min``; on a loaded machine the
 least disturbed estimate). Then the JAX compilation times, the list of targets and the machine.
@@ -58,10 +59,12 @@ def load_rows(data: dict) -> list[Row]:
         tags = info.get("rows") or ([info] if "suite" in info else [])
         for tag in tags:
             per_round = tag.get("per_round") or 1
+            # A row timed by its suite (interleaved rounds) carries its own median and minimum.
+            median = tag.get("median_s", bench["stats"]["median"])
+            fastest = tag.get("min_s", bench["stats"].get("min", median))
             rows.append({
                 "suite": tag["suite"], "case": tag["case"], "library": tag["library"],
-                "median": bench["stats"]["median"] / per_round,
-                "min": bench["stats"].get("min", bench["stats"]["median"]) / per_round,
+                "median": median / per_round, "min": fastest / per_round,
                 "strategy": tag.get("strategy"), "dim": tag.get("dim"),
                 "popsize": tag.get("popsize"), "target": tag.get("target"),
                 "compile_s": tag.get("compile_s"), "test": bench.get("fullname", ""),

@@ -15,9 +15,13 @@ scan, the vectorised sphere traced in:
 For CMA-ES the scan covers whole gaps between evostrat's lazy decompositions
 (every round starts from the same state; evosax decomposes every generation).
 
-Every cell runs at least ``MIN_ROUNDS`` (31) rounds. The two libraries' rounds are not
-interleaved here; ``benchmarks/jax_vs_evosax_interleaved.py`` alternates them in one process
-and reports CPU-time ratios (what BENCHMARKS.md's JAX rows of issue 17 quote).
+Every cell runs at least ``MIN_ROUNDS`` (31) rounds, and the two libraries' rounds alternate
+in one benchmark (evosax's round is the untimed ``setup`` of each evostrat round), each timed
+on the CPU clock (``time.process_time``; XLA is pinned to one thread, so that is the work done
+whatever else loads the machine). Both rows travel in that benchmark's ``extra_info`` with
+their own medians (``record(..., times=...)``), so the table's ratio is a ratio of medians of
+interleaved rounds. ``benchmarks/jax_vs_evosax_interleaved.py`` does the same outside pytest,
+for chosen cells.
 
 Compilation is timed apart: ``jax.jit(loop).lower(state).compile()``, stored as
 ``extra_info["compile_s"]`` (the report lists it), and excluded from the rounds.
@@ -30,9 +34,10 @@ Run: ``python -m pytest benchmarks/test_matrix_jax.py --benchmark-only``.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from _matrix import BUDGET_S, MAX_ROUNDS, block, case, cells, make_strategy
@@ -65,43 +70,21 @@ def _scan_length(name: str, dim: int, factor: int = 1) -> int:
     return gap * -(-base // gap)
 
 
-def _timed_loop(benchmark: Any, jax: Any, body: Any, carry0: Any, length: int) -> float:
-    """Compile the scan of ``body`` (returns the seconds), then time its rounds."""
+def _compiled(jax: Any, body: Any, carry0: Any, length: int) -> tuple[Any, float]:
+    """The jitted scan of ``body`` over ``length`` generations, compiled, and the compile seconds."""
     loop = jax.jit(lambda carry: jax.lax.scan(body, carry, None, length=length)[0])
     start = time.perf_counter()
     compiled = loop.lower(carry0).compile()
-    compile_s = time.perf_counter() - start
-    run = lambda: jax.block_until_ready(compiled(carry0))  # noqa: E731
-    run()  # warm-up, then one timed call: rounds fitted to the budget, at least MIN_ROUNDS
-    start = time.perf_counter()
-    run()
-    once = max(time.perf_counter() - start, 1e-7)
-    rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, math.floor(BUDGET_S / once)))
-    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
-    return compile_s
+    return compiled, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("platform", PLATFORMS)
-@pytest.mark.parametrize("name, dim, factor", cells())
-def test_jax_scan_evostrat(benchmark: Any, record: Any, name: str, dim: int, factor: int,
-                           platform: str) -> None:
-    jax, device = _device(platform)
-    jnp = jax.numpy
-    s = make_strategy(name, dim, factor)
-    length = _scan_length(name, dim, factor)
-
-    def body(state: Any, _: Any) -> tuple[Any, None]:
-        X, state = s.ask(state)
-        return s.tell(state, X, jnp.sum(X * X, axis=1)), None
-
-    with jax.default_device(device):
-        state0 = s.init(jnp.ones(dim, dtype=jnp.float32), random_state=0)
-        suite = f"jax-{'scan' if platform == 'cpu' else 'gpu'}"
-        benchmark.group = f"{suite} {case(name, dim, factor)}"
-        compile_s = _timed_loop(benchmark, jax, body, state0, length)
-    benchmark.extra_info["compile_s"] = compile_s
-    record(suite, case(name, dim, factor), "evostrat", benchmark, per_round=length, strategy=name,
-           dim=dim, popsize=s.resolved_popsize(dim), compile_s=compile_s)
+def _cpu_timed(run: Callable[[], Any], times: list[float]) -> Callable[[], None]:
+    """``run`` that appends its CPU seconds (``time.process_time``) to ``times``."""
+    def timed() -> None:
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return timed
 
 
 def _evosax(name: str, lam: int, dim: int, s: Any) -> tuple[Any, Any]:
@@ -127,32 +110,70 @@ def _evosax(name: str, lam: int, dim: int, s: Any) -> tuple[Any, Any]:
     return es, es.default_params.replace(std_init=s.sigma0)
 
 
-@pytest.mark.parametrize("platform", PLATFORMS)
-@pytest.mark.parametrize("name, dim, factor", cells())
-def test_jax_scan_evosax(benchmark: Any, record: Any, require: Any, name: str, dim: int,
-                         factor: int, platform: str) -> None:
-    jax, device = _device(platform)
-    require("evosax")
+def _evostrat_loop(jax: Any, name: str, dim: int, factor: int) -> tuple[Any, Any, Any, int]:
     jnp = jax.numpy
     s = make_strategy(name, dim, factor)
-    lam = s.resolved_popsize(dim)
-    length = _scan_length(name, dim, factor)
 
+    def body(state: Any, _: Any) -> tuple[Any, None]:
+        X, state = s.ask(state)
+        return s.tell(state, X, jnp.sum(X * X, axis=1)), None
+
+    return s, body, s.init(jnp.ones(dim, dtype=jnp.float32), random_state=0), _scan_length(name, dim, factor)
+
+
+def _evosax_loop(jax: Any, name: str, dim: int, s: Any) -> tuple[Any, Any]:
+    jnp = jax.numpy
+    es, params = _evosax(name, s.resolved_popsize(dim), dim, s)
+    key = jax.random.key(0)
+    state0 = es.init(key, jnp.ones(dim, dtype=jnp.float32), params)
+
+    def body(carry: Any, _: Any) -> tuple[Any, None]:
+        state, key = carry
+        key, k_ask, k_tell = jax.random.split(key, 3)
+        X, state = es.ask(k_ask, state, params)
+        state, _ = es.tell(k_tell, X, jnp.sum(X * X, axis=1), state, params)
+        return (state, key), None
+
+    return body, (state0, key)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("name, dim, factor", cells())
+def test_jax_scan(benchmark: Any, record: Any, name: str, dim: int, factor: int,
+                  platform: str) -> None:
+    """evostrat's compiled loop, its rounds interleaved with evosax's (when installed)."""
+    jax, device = _device(platform)
+    have_evosax = importlib.util.find_spec("evosax") is not None
+    suite = f"jax-{'scan' if platform == 'cpu' else 'gpu'}"
+    benchmark.group = f"{suite} {case(name, dim, factor)}"
     with jax.default_device(device):
-        es, params = _evosax(name, lam, dim, s)
-        key = jax.random.key(0)
-        state0 = es.init(key, jnp.ones(dim, dtype=jnp.float32), params)
-
-        def body(carry: Any, _: Any) -> tuple[Any, None]:
-            state, key = carry
-            key, k_ask, k_tell = jax.random.split(key, 3)
-            X, state = es.ask(k_ask, state, params)
-            state, _ = es.tell(k_tell, X, jnp.sum(X * X, axis=1), state, params)
-            return (state, key), None
-
-        suite = f"jax-{'scan' if platform == 'cpu' else 'gpu'}"
-        benchmark.group = f"{suite} {case(name, dim, factor)}"
-        compile_s = _timed_loop(benchmark, jax, body, (state0, key), length)
+        s, body, state0, length = _evostrat_loop(jax, name, dim, factor)
+        ours, compile_s = _compiled(jax, body, state0, length)
+        ours_times: list[float] = []
+        peer_times: list[float] = []
+        run_ours = _cpu_timed(lambda: jax.block_until_ready(ours(state0)), ours_times)
+        run_peer: Callable[[], None] | None = None
+        if have_evosax:
+            peer_body, peer0 = _evosax_loop(jax, name, dim, s)
+            peer, peer_compile_s = _compiled(jax, peer_body, peer0, length)
+            run_peer = _cpu_timed(lambda: jax.block_until_ready(peer(peer0)), peer_times)
+        # Warm-up, then one timed pair fits the rounds to the budget (at least MIN_ROUNDS).
+        for run in (run_ours, run_peer):
+            if run is not None:
+                run()
+                run()
+        once = max(ours_times[-1] + (peer_times[-1] if run_peer else 0.0), 1e-7)
+        ours_times.clear()
+        peer_times.clear()
+        rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, math.floor(BUDGET_S / once)))
+        # Each timed round of evostrat follows one of evosax (the untimed setup): the two alternate.
+        setup = (lambda: run_peer()) if run_peer is not None else None  # noqa: E731
+        benchmark.pedantic(run_ours, setup=setup, rounds=rounds, iterations=1)
     benchmark.extra_info["compile_s"] = compile_s
-    record(suite, case(name, dim, factor), "evosax", benchmark, per_round=length, strategy=name,
-           dim=dim, popsize=lam, compile_s=compile_s)
+    record(suite, case(name, dim, factor), "evostrat", benchmark, per_round=length, strategy=name,
+           dim=dim, popsize=s.resolved_popsize(dim), compile_s=compile_s, times=ours_times,
+           clock="process_time")
+    if run_peer is not None:
+        record(suite, case(name, dim, factor), "evosax", benchmark, per_round=length, strategy=name,
+               dim=dim, popsize=s.resolved_popsize(dim), compile_s=peer_compile_s,
+               times=peer_times, clock="process_time")

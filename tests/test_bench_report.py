@@ -109,6 +109,23 @@ def test_merged_runs_replace_rows(report: Any, tmp_path: Path) -> None:
     assert "| snes d=10 pop=1x (10) | 4.0 us | 16.0 us | 0.25 | <= 1 | met |" in out.read_text()
 
 
+def test_rows_timed_by_their_suite_use_their_own_statistics(report: Any) -> None:
+    # One benchmark carrying two interleaved rows (test_matrix_jax): each row's median_s / min_s
+    # replace the benchmark's statistics, which belong to the evostrat rounds alone.
+    shared = dict(suite="jax-scan", case="cma_es d=10 pop=1x (10)", strategy="cma_es", dim=10,
+                  popsize=10, target=1.0, per_round=100)
+    bench = {"name": "test_jax_scan", "fullname": "benchmarks/test_matrix_jax.py::test_jax_scan",
+             "stats": {"median": 1.0, "mean": 1.0, "min": 1.0},
+             "extra_info": {"rows": [dict(shared, library="evostrat", median_s=9e-4, min_s=8e-4),
+                                     dict(shared, library="evosax", median_s=1e-3, min_s=1e-3)]}}
+    rows = report.load_rows({"benchmarks": [bench]})
+    assert [(r["library"], r["median"], r["min"]) for r in rows] == [
+        ("evostrat", pytest.approx(9e-6), pytest.approx(8e-6)),
+        ("evosax", pytest.approx(1e-5), pytest.approx(1e-5))]
+    assert "| cma_es d=10 pop=1x (10) | 9.0 us | 10.0 us | 0.90 | <= 1 | met | 0.80 |" in report.render(
+        {"benchmarks": [bench]})
+
+
 def test_format_seconds(report: Any) -> None:
     assert report.format_seconds(None) == "-"
     assert report.format_seconds(2.5e-6) == "2.5 us"
