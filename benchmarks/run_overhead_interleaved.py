@@ -1,0 +1,91 @@
+"""``ES.fit`` on the compiled JAX path against a hand-written ``lax.scan``, interleaved (issue 15).
+
+The same comparison as ``benchmarks/test_run_overhead.py`` (``jax-fit``: ``G = 320``
+generations, compilation excluded), but the two alternate round by round in one
+process (the scan first on even rounds, the fit first on odd ones), so that both see
+the same load. XLA runs on one thread; the script prints the ratio of the medians of
+CPU time (``time.process_time``), the ratio of the minimums and the ratio of the
+wall-time medians. Target: at most 1.2x.
+
+Run (from the repository root)::
+
+    ROUNDS=21 python benchmarks/run_overhead_interleaved.py cma_es:10 snes:100
+
+Each argument is ``strategy:dim`` (CMA-ES on Rosenbrock, the others on the sphere, as
+in the pytest benchmark); without arguments, CMA-ES d = 10 and SNES d = 100.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+G = 320
+
+
+def build(name: str, dim: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The scan's round and the fit's round of one case, both compiled."""
+    import jax
+
+    from evostrat import ES
+    from evostrat.plugins.factories import make_strategy
+    from evostrat.problems import rosenbrock, sphere
+
+    objective = rosenbrock if name == "cma_es" else sphere
+    s = make_strategy(name, None)
+    state = s.init(jax.numpy.ones(dim), random_state=0)
+
+    def body(st: Any, _: Any) -> tuple[Any, None]:
+        X, st = s.ask(st)
+        return s.tell(st, X, objective(X)), None
+
+    loop = jax.jit(lambda st: jax.lax.scan(body, st, None, length=G)[0])
+
+    def scan() -> Any:
+        return jax.block_until_ready(loop(state))
+
+    def fit() -> Any:
+        es = ES(name, max_generations=G, random_state=0).fit(objective, jax.numpy.ones(dim))
+        jax.block_until_ready(es.x_)
+        assert es.fast_path_ == "compiled_loop" and es.n_generations_ == G
+        return es
+
+    scan(), fit()  # compile both
+    return scan, fit
+
+
+def measure(name: str, dim: int, rounds: int) -> None:
+    scan, fit = build(name, dim)
+    times: dict[str, list[tuple[float, float]]] = {"scan": [], "fit": []}
+    for r in range(rounds):
+        order = [("scan", scan), ("fit", fit)] if r % 2 == 0 else [("fit", fit), ("scan", scan)]
+        for label, f in order:
+            c, w = time.process_time(), time.perf_counter()
+            f()
+            times[label].append((time.process_time() - c, time.perf_counter() - w))
+    cpu = {k: [t[0] for t in v] for k, v in times.items()}
+    wall = {k: [t[1] for t in v] for k, v in times.items()}
+    med = statistics.median(cpu["fit"]) / statistics.median(cpu["scan"])
+    mins = min(cpu["fit"]) / min(cpu["scan"])
+    wmed = statistics.median(wall["fit"]) / statistics.median(wall["scan"])
+    print(f"{name} d={dim} G={G}: scan {statistics.median(cpu['scan']) * 1e3:.1f} ms, fit "
+          f"{statistics.median(cpu['fit']) * 1e3:.1f} ms (CPU medians); ratio of medians {med:.3f}, "
+          f"of minimums {mins:.3f}, of wall medians {wmed:.3f}", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    rounds = int(os.environ.get("ROUNDS", "21"))
+    cases = [tuple(a.split(":")) for a in argv] or [("cma_es", "10"), ("snes", "100")]
+    for name, dim in cases:
+        measure(name, int(dim), rounds)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,126 @@
+"""The compiled JAX driver's runs, bit for bit, as they were before its per-generation cost
+was cut (issue 15): same history rows, stop generation, stop reason and solution.
+
+The digests were recorded from the compiled driver with the pinned JAX
+(``constraints/dev.txt``) on this project's CPU machines; with another JAX version
+XLA may fuse, and so round, differently, and the test skips. Regenerate them (only
+when a change is *meant* to change the runs) with::
+
+    EVOSTRAT_PRINT_GOLDEN=1 python -m pytest tests/test_compiled_golden.py -q -s
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from evostrat import ES  # noqa: E402
+from evostrat.problems import rosenbrock, sphere  # noqa: E402
+
+#: the JAX the digests were recorded with
+RECORDED_WITH = "0.10.2"
+
+
+def _plateau(X: Any) -> Any:
+    return jnp.floor(jnp.sum(X**2, axis=1) * 4.0)
+
+
+def _rugged(X: Any) -> Any:
+    """A deterministic, noise-like landscape: the run stagnates."""
+    return jnp.sum(X**2, axis=1) + 10.0 * jnp.sin(1e4 * X[:, 0] * X[:, 1])
+
+
+def _holes(X: Any) -> Any:
+    """The sphere with NaN where the first coordinate is above 1.2 (non-finite rows rank worst)."""
+    return jnp.where(X[:, 0] > 1.2, jnp.nan, jnp.sum(X**2, axis=1))
+
+
+#: name -> (strategy, dim, objective, ES parameters)
+CASES: dict[str, tuple[str, int, Callable, dict[str, Any]]] = {
+    "cma-rosenbrock-maxiter": ("cma_es", 10, rosenbrock, {"max_generations": 320}),
+    "cma-sphere-default": ("cma_es", 4, sphere, {}),
+    "cma-ftarget": ("cma_es", 6, sphere, {"ftarget": 1e-6}),
+    "cma-stagnation": ("cma_es", 4, _rugged, {"tolfun": None, "tolx": None, "tolfunhist": None,
+                                               "max_generations": 3000}),
+    "snes-stagnation": ("snes", 4, _rugged, {"tolstagnation": 60, "tolfun": None, "tolx": None,
+                                             "tolfunhist": None, "max_generations": 3000}),
+    "cma-own-stop": ("cma_es", 4, lambda X: jnp.zeros(X.shape[0]), {"tolfun": None, "tolfunhist": None,
+                                                                     "tolflatfitness": None}),
+    "cma-tolfunhist": ("cma_es", 3, sphere, {"tolfun": None, "tolfunhist": 1e-9}),
+    "cma-flat": ("cma_es", 4, _plateau, {"tolflatfitness": 3}),
+    "cma-nan-maximize": ("cma_es", 5, lambda X: -_holes(X), {"maximize": True, "max_evals": 3000}),
+    "snes-sphere-maxiter": ("snes", 100, sphere, {"max_generations": 320}),
+    "snes-sphere-default": ("snes", 5, sphere, {"max_generations": 5000}),
+    "snes-tolx": ("snes", 5, sphere, {"tolx": 1e-3, "max_evals": 10**5}),
+    "snes-maxevals": ("snes", 8, rosenbrock, {"max_evals": 1001}),
+    "openai-ftarget": ("openai_es", 10, sphere, {"ftarget": 1e-1, "max_generations": 1500}),
+    "openai-nan": ("openai_es", 10, _holes, {"max_generations": 150}),
+}
+
+#: the cases of the default suite (each other case compiles its own chunk, a few seconds)
+FAST = ("cma-sphere-default", "snes-sphere-default", "cma-nan-maximize")
+
+GOLDEN: dict[str, dict[int, tuple[int, str, str]]] = {
+    'cma-flat': {0: (19, 'tolflatfitness', '993fb20ece892232'), 1: (20, 'tolflatfitness', '7c85a45cded22a65')},
+    'cma-ftarget': {0: (68, 'ftarget', 'e38f46becce6d5b8'), 1: (66, 'ftarget', '199e7472fcc75b3c')},
+    'cma-nan-maximize': {0: (139, 'tolfun', '24fdf61f05bbbbbc'), 1: (148, 'tolfun', 'd459e1af7b4382b0')},
+    'cma-own-stop': {0: (84, 'noeffectaxis', 'af781e797a82dd30'), 1: (88, 'noeffectaxis', 'c2e82d5bddfcd935')},
+    'cma-rosenbrock-maxiter': {0: (320, 'maxiter', 'daff3b1bde4df6e8'), 1: (320, 'maxiter', '971702a7ca42e15c')},
+    'cma-sphere-default': {0: (109, 'tolfun', '51cad76858f42c79'), 1: (121, 'tolfun', '9faa6017b3987096')},
+    'cma-stagnation': {
+        0: (129, 'tolstagnation', '2a816634c6936be3'), 1: (128, 'tolstagnation', '90caebeb44aff50d')},
+    'cma-tolfunhist': {0: (85, 'tolfunhist', '78999bae6e8a3357'), 1: (85, 'tolfunhist', '866a6ab3cb3b384c')},
+    'openai-ftarget': {0: (128, 'ftarget', 'b825e2198e3d6b96'), 1: (126, 'ftarget', 'f4ed847d33a9000b')},
+    'openai-nan': {0: (150, 'maxiter', '4c4efaa87cd94399'), 1: (150, 'maxiter', 'bd58db61c2926f80')},
+    'snes-maxevals': {0: (101, 'maxfevals', 'e47c4361088dce3c'), 1: (101, 'maxfevals', 'f8dbeb4f6be058cf')},
+    'snes-sphere-default': {0: (190, 'tolfun', '02e732cb7f829a02'), 1: (181, 'tolfun', '9424b598d1294fa4')},
+    'snes-sphere-maxiter': {0: (320, 'maxiter', 'b7ba84790a82cb42'), 1: (320, 'maxiter', '59c5497ca28f9008')},
+    'snes-stagnation': {
+        0: (117, 'tolstagnation', 'e65035840eeb872b'), 1: (103, 'tolstagnation', '3ac9293ab11fb138')},
+    'snes-tolx': {0: (85, 'tolx', '5a6a892aa6dc0303'), 1: (81, 'tolx', 'b7bbb7d8c5b711c0')},
+}
+
+
+def _run(case: str, seed: int, **fit: Any) -> ES:
+    strategy, dim, objective, params = CASES[case]
+    return ES(strategy, random_state=seed, **params).fit(objective, jnp.full(dim, 1.0), **fit)
+
+
+def _digest(es: ES) -> tuple[int, str, str]:
+    """``(generations, stop reason, sha256 of the history's numbers and the solution)``."""
+    h = hashlib.sha256()
+    for key in ("generation", "n_evals", "best", "generation_best", "median", "sigma"):
+        h.update(np.asarray([row[key] for row in es.history_], np.float64).tobytes())
+    h.update(np.asarray(es.x_, np.float64).tobytes())
+    h.update(np.float64(es.fun_).tobytes())
+    return es.n_generations_, str(es.stop_reason_), h.hexdigest()[:16]
+
+
+@pytest.mark.skipif(jax.__version__ != RECORDED_WITH, reason=f"digests recorded with JAX {RECORDED_WITH}")
+@pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in sorted(CASES)])
+def test_compiled_runs_are_unchanged(case: str) -> None:
+    got = {}
+    for seed in (0, 1):
+        es = _run(case, seed)
+        assert es.fast_path_ == "compiled_loop"
+        got[seed] = _digest(es)
+    if os.environ.get("EVOSTRAT_PRINT_GOLDEN"):
+        print(f"\n    {case!r}: {got!r},")
+        return
+    assert got == GOLDEN[case]
+
+
+def test_observed_runs_are_the_same_runs() -> None:
+    """One generation per chunk (a callback observes the run) gives the run of whole chunks."""
+    for case in FAST:
+        seen = []
+        observed = _run(case, 0, callbacks=[lambda es: seen.append(es.n_generations_)])
+        assert _digest(observed) == _digest(_run(case, 0))
+        assert seen == list(range(1, observed.n_generations_ + 1))
