@@ -1,5 +1,5 @@
 """VkD-CMA (Akimoto and Hansen, GECCO 2016): the model ``C = D (I + V V^T) D``, its update
-invariants, convergence at small d, and the refusal of torch/JAX."""
+invariants, convergence at small d; tests/test_vkd_cma_backends.py runs it on torch and JAX."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_update_keeps_orthonormal_directions_nonnegative_s_and_unit_determinant(
         X, state = strategy.ask(state)
         state = strategy.tell(state, X, f(X))
     kept = state.s > 0
-    assert kept.sum() == 3
+    assert kept.sum() == 3 and int(state.k) == 3 and state.V.shape == (3, 12)
     assert np.allclose(state.V @ state.V.T, np.eye(3), atol=1e-8)
     assert np.all(state.s >= 0) and np.all(state.D > 0)
     assert abs(2 * np.sum(np.log(state.D)) + np.sum(np.log1p(state.s))) < 1e-9  # det C = 1
@@ -80,21 +80,34 @@ def test_online_k_selection_grows_k_and_reaches_1e_8() -> None:
     f, x0 = rotated_ellipsoid(20, seed=1)
     ks: list[int] = []
     es = ES(VkDCMA(k="auto"), sigma0=1.0, ftarget=1e-8, max_evals=80_000, random_state=0, evaluator="vectorized",
-            **OFF).fit(f, x0, callbacks=[lambda e: ks.append(e.strategy_.state.V.shape[0]) and None])
+            **OFF).fit(f, x0, callbacks=[lambda e: ks.append(int(e.strategy_.state.k)) and None])
     assert es.stop_reason_ == "ftarget", (es.fun_, ks[-1])
     assert ks[0] == 0 and max(ks) >= 6 and len(set(ks)) >= 4
-    state = es.strategy_.state
-    assert state.logs.shape == (1 + 20 + state.V.shape[0],) and state.s.shape == (state.V.shape[0],)
+    state = es.strategy_.state  # fixed-size buffers: k_max = n - 1 rows, the first k active
+    k = int(state.k)
+    assert state.V.shape == (19, 20) and state.s.shape == (19,) and state.logs.shape == (1 + 20 + 19,)
+    assert np.all(state.V[k:] == 0) and np.all(state.s[k:] == 0) and np.all(state.logs[1 + 20 + k:] == 0)
+    assert np.allclose(state.V[:k] @ state.V[:k].T, np.diag((state.s[:k] > 0).astype(float)), atol=1e-8)
 
 
-def test_bad_k_and_other_backends_are_refused() -> None:
+def test_bad_k_and_k_max_are_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="k must be"):
         VkDCMA(k=-1).init(np.ones(3))
     with pytest.raises(InvalidArgumentError, match="k must be"):
         VkDCMA(k="full").init(np.ones(3))
-    torch = pytest.importorskip("torch")
-    with pytest.raises(InvalidArgumentError, match="numpy backend only"):
-        ES(VkDCMA(), max_generations=2).initialize(torch.ones(4, dtype=torch.float64))
+    with pytest.raises(InvalidArgumentError, match="k_max must be"):
+        VkDCMA(k_max=-2).init(np.ones(3))
+    with pytest.raises(InvalidArgumentError, match="k_max applies to k='auto'"):
+        VkDCMA(k=2, k_max=5).init(np.ones(8))
+
+
+def test_k_max_sizes_the_buffers() -> None:
+    assert VkDCMA().init(np.ones(5), random_state=0).V.shape == (4, 5)  # n - 1
+    state = VkDCMA().init(np.ones(1000), random_state=0)
+    assert state.V.shape == (100, 1000) and state.s.shape == (100,) and float(state.k) == 0  # K_MAX_CAP
+    assert VkDCMA(k_max=7).init(np.ones(1000), random_state=0).V.shape == (7, 1000)
+    assert VkDCMA(k=3).init(np.ones(1000), random_state=0).V.shape == (3, 1000)
+    assert float(VkDCMA(k=30).init(np.ones(5), random_state=0).k) == 4  # capped at n - 1
 
 
 @pytest.mark.slow
@@ -115,4 +128,4 @@ def test_rotated_ellipsoid_d100_online_k_reaches_1e_8() -> None:
     f, x0 = rotated_ellipsoid(100, seed=1)
     es = ES(VkDCMA(k="auto"), sigma0=1.0, ftarget=1e-8, max_evals=600_000, random_state=0, evaluator="vectorized",
             **OFF).fit(f, x0)
-    assert es.stop_reason_ == "ftarget" and es.strategy_.state.V.shape[0] >= 10, es.fun_
+    assert es.stop_reason_ == "ftarget" and int(es.strategy_.state.k) >= 10, es.fun_

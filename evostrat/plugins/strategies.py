@@ -16,9 +16,10 @@ def evostrat_strategies() -> dict[str, type]:
     from evostrat.strategies.pgpe import PGPE
     from evostrat.strategies.sep_cma_es import SepCMAES
     from evostrat.strategies.snes import SNES
+    from evostrat.strategies.vkd_cma import VkDCMA
     from evostrat.strategies.xnes import XNES
 
     return {"openai_es": OpenAIES, "snes": SNES, "xnes": XNES, "pgpe": PGPE,
             "expectation_es": ExpectationES, "cma_es": CMAES, "sep_cma_es": SepCMAES,
             "maxvar_es": MaxVarES, "maxent_es": MaxEntES, "nes": NES,
-            "lm_ma_es": LMMAES}
+            "lm_ma_es": LMMAES, "vkd_cma": VkDCMA}

@@ -1,4 +1,4 @@
-"""VkD-CMA: CMA-ES restricted to ``C = D (I + V V^T) D`` (numpy only).
+"""VkD-CMA: CMA-ES restricted to ``C = D (I + V V^T) D``, on every backend.
 
 Akimoto and Hansen, "Projection-based restricted covariance matrix adaptation for high
 dimension", GECCO 2016. The covariance is a diagonal ``D`` around the identity plus ``k``
@@ -26,17 +26,24 @@ follows the two-point adaptation (TPA, Hansen 2008): two candidates are drawn at
 covariance matrix adaptation", PPSN 2016): from ``k = 0``, once ``2 n - 1`` generations passed since
 the last change, every direction is long (``1 + s_i > 30``) and ``sigma`` and the diagonal of ``C``
 have settled (their log-changes per generation, in units of their learning rates, below 0.1 and 1),
-``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), n - 1)``; after ``k (2 n - 1)`` generations the
+``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), k_max)``; after ``k (2 n - 1)`` generations the
 directions that are short (``1 + s_i < 30``) and shrinking are dropped. The log-changes are
-averaged over generations with rate ``c_1 + c_mu`` (this rate is our choice). Only the numpy backend runs it; torch and JAX are refused.
+averaged over generations with rate ``c_1 + c_mu`` (this rate is our choice)
+(:mod:`evostrat.strategies.vkd_select`).
+
+**Fixed shapes.** ``V`` is a ``(k_max, n)`` buffer and ``s`` a ``(k_max,)`` one; the state's ``k``
+counts the active rows (the first ``k``), the others are zero. ``k_max`` is ``k`` for an integer
+``k`` and, for ``"auto"``, ``min(n - 1, K_MAX_CAP)`` unless given. The update is one code path
+on numpy, torch and JAX (``jit``-ed, no branch on traced values); eager backends (numpy, torch)
+compute with the active rows only, JAX with the whole buffer (inactive rows masked), the same
+numbers up to rounding.
 
 Examples
 --------
 >>> import numpy as np
 >>> from evostrat import ES
 >>> from evostrat.problems import sphere
->>> from evostrat.strategies.vkd_cma import VkDCMA
->>> es = ES(VkDCMA(k=2), sigma0=1.0, ftarget=1e-8, max_evals=20000, random_state=0).fit(sphere, np.ones(10))
+>>> es = ES("vkd_cma", sigma0=1.0, ftarget=1e-8, max_evals=20000, random_state=0).fit(sphere, np.ones(10))
 >>> es.stop_reason_
 'ftarget'
 """
@@ -54,25 +61,31 @@ from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.vkd_select import grow_table, pick, select_k
 
 Array = Any
 
-__all__ = ["VkDCMA", "VkDCMAState"]
+__all__ = ["K_MAX_CAP", "VkDCMA", "VkDCMAState"]
+
+#: Default largest ``k`` of ``k="auto"``: ``V`` holds ``min(n - 1, K_MAX_CAP)`` rows (80 MB at
+#: d = 100,000 in float64; the online selection reached k = 73 at d = 1000 in 3.3M evaluations).
+K_MAX_CAP = 100
 
 
 class VkDCMAState(NamedTuple):
     mean: Array  # (n,)
     sigma: Array  # 0-d
     D: Array  # (n,) the diagonal factor
-    V: Array  # (k, n) orthonormal directions
-    s: Array  # (k,) their excess variances, >= 0
+    V: Array  # (k_max, n) orthonormal directions in the first k rows, zeros below
+    s: Array  # (k_max,) their excess variances, >= 0 (zeros below k)
+    k: Array  # 0-d number of active directions (a whole number in the float dtype)
     p_c: Array  # (n,) evolution path of the covariance
     p_s: Array  # 0-d TPA's smoothed rank difference
     shift: Array  # (n,) the last mean shift over sigma (TPA's direction)
     t: Array  # 0-d generation count
     since: Array  # 0-d generations since k last changed (k="auto")
-    logs: Array  # (1 + n + k,) log sigma, log diag C, log(1 + s) of the last generation (k="auto")
-    drift: Array  # (1 + n + k,) moving averages of their changes per generation, in learning rates
+    logs: Array  # (1 + n + k_max,) log sigma, log diag C, log(1 + s) of the last generation (k="auto")
+    drift: Array  # (1 + n + k_max,) moving averages of their changes per generation, in learning rates
     key: Array
 
 
@@ -89,15 +102,28 @@ class VkDCMA(Strategy):
         Number of directions ``V`` (0: a diagonal model; capped at ``n - 1``); ``"auto"``: selected
         online from 0 (PPSN 2016), the paper's recommendation when the problem's structure is
         unknown.
+    k_max : int, optional
+        With ``k="auto"``: the most directions (the rows of the ``V`` buffer); default
+        ``min(n - 1, K_MAX_CAP)`` (100). With an integer ``k`` it is ``k`` (leave it ``None``).
     """
 
     State = VkDCMAState
     min_popsize = 4
-    parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})]}
+    parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+                             "k_max": [Interval(Integral, 0, None, closed="left"), None]}
 
-    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int | str = "auto") -> None:
+    def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, k: int | str = "auto",
+                 k_max: int | None = None) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
-        self.k = k
+        self.k, self.k_max = k, k_max
+
+    def resolved_k_max(self, dim: int) -> int:
+        """Rows of ``V``: ``min(k, n - 1)`` for an integer ``k``, ``min(k_max, n - 1)`` for ``"auto"``."""
+        if self.k != "auto":
+            if self.k_max is not None and self.k_max != self.k:
+                raise InvalidArgumentError(f"k_max applies to k='auto'; with k={self.k} leave it None, got {self.k_max}")
+            return max(min(int(self.k), dim - 1), 0)
+        return max(min(K_MAX_CAP if self.k_max is None else int(self.k_max), dim - 1), 0)
 
     def constants(self, dim: int, k: int | None = None) -> dict[str, Any]:
         """Weights (best first, ``mu = lambda // 2``), ``mu_w``, ``k``, ``c_1``, ``c_mu``, ``c_c``
@@ -113,119 +139,137 @@ class VkDCMA(Strategy):
         return {"weights": w, "mu_w": mu_w, "k": k, "c_1": c_1, "c_mu": c_mu, "c_c": math.sqrt(c_1),
                 "c_s": 0.3, "d_s": math.sqrt(dim)}
 
-    def initial_state(self, x0: Array, key: Any, backend: Backend) -> VkDCMAState:
-        if backend.name != "numpy":
-            raise InvalidArgumentError(f"vkd_cma runs on the numpy backend only, got backend {backend.name!r}")
-        self.validate_params()
-        n = x0.shape[0]
-        k = self.constants(n)["k"]
-        sigma = np.asarray(np.max(np.asarray(self.initial_sigma(x0, backend))), dtype=x0.dtype)
-        zero = np.zeros((), dtype=x0.dtype)
-        return VkDCMAState(mean=x0, sigma=sigma, D=np.ones(n, dtype=x0.dtype), V=np.zeros((k, n), dtype=x0.dtype),
-                           s=np.zeros(k, dtype=x0.dtype), p_c=np.zeros_like(x0), p_s=zero, shift=np.zeros_like(x0),
-                           t=zero, since=zero, logs=np.zeros(1 + n + k, dtype=x0.dtype), drift=np.zeros(1 + n + k, dtype=x0.dtype),
-                           key=key)
+    def rate_table(self, dim: int) -> dict[str, np.ndarray]:
+        """``c_1``, ``c_mu``, ``c_c`` and the path's ``sqrt(c_c (2 - c_c) mu_w)`` for ``k = 0 .. k_max``
+        (host float64; a traced ``k`` picks its entry exactly, :func:`~evostrat.strategies.vkd_select.pick`)."""
+        rows = [self.constants(dim, j) for j in range(self.resolved_k_max(dim) + 1)]
+        table = {name: np.array([r[name] for r in rows]) for name in ("c_1", "c_mu", "c_c")}
+        table["path"] = np.array([math.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mu_w"]) for r in rows])
+        return table
 
-    def covariance(self, state: VkDCMAState) -> np.ndarray:
+    def initial_state(self, x0: Array, key: Any, backend: Backend) -> VkDCMAState:
+        self.validate_params()
+        xp, dt, dev = backend.xp, x0.dtype, backend.device(x0)
+        n = x0.shape[0]
+        k_max = self.resolved_k_max(n)
+        k0 = 0 if self.k == "auto" else k_max
+        sigma = xp.max(self.initial_sigma(x0, backend))
+        zero = xp.zeros((), dtype=dt, device=dev)
+        return VkDCMAState(mean=x0, sigma=sigma, D=xp.ones(n, dtype=dt, device=dev),
+                           V=xp.zeros((k_max, n), dtype=dt, device=dev), s=xp.zeros(k_max, dtype=dt, device=dev),
+                           k=zero + k0, p_c=xp.zeros_like(x0), p_s=zero, shift=xp.zeros_like(x0), t=zero,
+                           since=zero, logs=xp.zeros(1 + n + k_max, dtype=dt, device=dev),
+                           drift=xp.zeros(1 + n + k_max, dtype=dt, device=dev), key=key)
+
+    @staticmethod
+    def active(be: Backend, state: VkDCMAState) -> tuple[Array, Array]:
+        """``(V, s)`` to compute with: the first ``k`` rows on eager backends (``k`` is a host
+        number there), the whole buffer where the backend traces (inactive rows are zero)."""
+        if be.traceable or state.V.shape[0] == 0:
+            return state.V, state.s
+        try:
+            k = int(state.k)
+        except (RuntimeError, TypeError, ValueError):  # batched (torch.func.vmap): the buffer
+            return state.V, state.s
+        return state.V[:k], state.s[:k]
+
+    def covariance(self, state: VkDCMAState) -> Array:
         """The dense ``D (I + V^T diag(s) V) D`` (``O(n^2)``: for tests and small ``n``)."""
-        inner = np.eye(state.D.shape[0]) + (state.V.T * state.s) @ state.V
+        be = get_backend(state.mean)
+        xp = be.xp
+        n = state.D.shape[0]
+        inner = xp.eye(n, dtype=state.D.dtype, device=be.device(state.D)) + xp.matmul(state.V.T * state.s, state.V)
         return state.D[:, None] * inner * state.D[None, :]
 
-    def _mahalanobis2(self, state: VkDCMAState, y: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _mahalanobis2(xp: Any, state: VkDCMAState, V: Array, s: Array, y: Array) -> Array:
         """``y^T C^-1 y`` for the unscaled model (Woodbury over the orthonormal ``V``)."""
         u = y / state.D
-        proj = state.V @ u
-        return np.sum(u * u) - np.sum(proj * proj * state.s / (1.0 + state.s))
+        proj = xp.matmul(V, u)
+        return xp.sum(u * u) - xp.sum(proj * proj * s / (1.0 + s))
 
     def ask(self, state: VkDCMAState) -> tuple[Array, VkDCMAState]:
         be = get_backend(state.mean)
-        n, k = state.mean.shape[0], state.V.shape[0]
+        xp, dt, dev = be.xp, state.mean.dtype, be.device(state.mean)
+        n = state.mean.shape[0]
         lam = self.resolved_popsize(n)
+        V, s = self.active(be, state)
         key, sub, sub_k = be.split(state.key, 3)
-        Z = be.normal_rows(sub, range(lam), n, state.mean.dtype)
-        if k:
-            Z = Z + (be.normal_rows(sub_k, range(lam), k, state.mean.dtype) * np.sqrt(state.s)) @ state.V
+        Z = be.normal_rows(sub, range(lam), n, dt, dev)
+        if V.shape[0]:
+            Z = Z + xp.matmul(be.normal_rows(sub_k, range(lam), V.shape[0], dt, dev) * xp.sqrt(s), V)
         Y = Z * state.D
-        if float(state.t) > 0:  # TPA: the two mirrored candidates along the last mean shift
-            m2 = self._mahalanobis2(state, state.shift)
-            if m2 > 0:
-                y = state.shift * (np.linalg.norm(be.normal_rows(sub, [lam], n, state.mean.dtype)[0])
-                                   / math.sqrt(m2))
-                Y[0], Y[1] = y, -y
+        # TPA: the two mirrored candidates along the last mean shift, from the second generation
+        m2 = self._mahalanobis2(xp, state, V, s, state.shift)
+        extra = be.normal_rows(sub, [lam], n, dt, dev)[0]
+        y = state.shift * (xp.sqrt(xp.sum(extra * extra)) / xp.sqrt(xp.where(m2 > 0, m2, 1.0)))
+        Y = be.cond((state.t > 0) & (m2 > 0), lambda: xp.concat([y[None], -y[None], Y[2:]], axis=0), lambda: Y)
         return state.mean + state.sigma * Y, replace(state, key=key)
 
     def tell(self, state: VkDCMAState, X: Array, fitness: Array) -> VkDCMAState:
-        c = self.constants(state.mean.shape[0], state.V.shape[0])
-        n, k = state.mean.shape[0], c["k"]
+        be = get_backend(state.mean)
+        xp, dt, dev = be.xp, state.mean.dtype, be.device(state.mean)
+        n, k_max = state.mean.shape[0], state.V.shape[0]
         lam = X.shape[0]
+        c = self.constants(n)
+        table = {name: be.asarray(v, dtype=dt, device=dev) for name, v in self.rate_table(n).items()}
+        c_1, c_mu, c_c, c_path = (pick(xp, table[name], state.k) for name in ("c_1", "c_mu", "c_c", "path"))
+        w = be.asarray(c["weights"], dtype=dt, device=dev)
         Y = (X - state.mean) / state.sigma
-        order = np.argsort(np.asarray(fitness), kind="stable")
-        w = c["weights"]
-        Ysel = Y[order[: w.shape[0]]]
-        shift = w @ Ysel
+        order = xp.argsort(fitness, stable=True)
+        Ysel = xp.take(Y, order[: w.shape[0]], axis=0)
+        shift = xp.matmul(w, Ysel)
         mean = state.mean + state.sigma * shift
-        sigma, p_s, h_s = state.sigma, state.p_s, True
-        if float(state.t) > 0:
-            rank = np.empty(lam)
-            rank[order] = np.arange(lam)
-            p_s = p_s + c["c_s"] * ((rank[1] - rank[0]) / (lam - 1.0) - p_s)
-            sigma = clamp_sigma(sigma * np.exp(p_s / c["d_s"]))
-            h_s = bool(p_s < 0.5)
-        c_1, c_mu, c_c = c["c_1"], c["c_mu"], c["c_c"]
-        p_c = (1 - c_c) * state.p_c + h_s * math.sqrt(c_c * (2 - c_c) * c["mu_w"]) * shift
-        alpha2 = abs(1 - c_1 - c_mu + c_1 * (1 - h_s) * c_c * (2 - c_c))
-        U = np.concatenate([(state.V.T * np.sqrt(state.s * alpha2)),
-                            (Ysel / state.D).T * np.sqrt(c_mu * w), (math.sqrt(c_1) * p_c / state.D)[:, None]], axis=1)
-        V, s = state.V, state.s
-        if k:
-            ev, E = np.linalg.eigh(U.T @ U)  # the nonzero spectrum of U U^T, ascending
-            ev, E = ev[::-1], E[:, ::-1]
-            top = np.maximum(ev[:k], 0.0)
-            gamma = float(np.sum(np.maximum(ev[k:], 0.0))) / (n - k)
-            keep = top > gamma
-            s = np.where(keep, (top - gamma) / (alpha2 + gamma), 0.0)
-            V = ((U @ E[:, :k]) / np.sqrt(np.where(keep, top, 1.0))).T
-            V = np.where(keep[:, None], V, 0.0)
-        D = state.D * np.sqrt((alpha2 + np.sum(U * U, axis=1)) / (1.0 + (s @ (V * V) if k else 0.0)))
-        scale = np.exp((2 * np.sum(np.log(D)) + np.sum(np.log1p(s))) / (2 * n))
+        # TPA (from the second generation): the ranks of the two mirrored candidates
+        rank = xp.astype(xp.argsort(order, stable=True), dt)
+        started = state.t > 0
+        p_s = xp.where(started, state.p_s + c["c_s"] * ((rank[1] - rank[0]) / (lam - 1.0) - state.p_s), state.p_s)
+        sigma = xp.where(started, clamp_sigma(state.sigma * xp.exp(p_s / c["d_s"])), state.sigma)
+        h_s = xp.astype(~started | (p_s < 0.5), dt)
+        p_c = (1 - c_c) * state.p_c + h_s * c_path * shift
+        alpha2 = xp.abs(1 - c_1 - c_mu + c_1 * (1 - h_s) * c_c * (2 - c_c))
+        V, s = self.active(be, state)
+        kk = V.shape[0]
+        U = xp.concat([V.T * xp.sqrt(s * alpha2), (Ysel / state.D).T * xp.sqrt(c_mu * w),
+                       (xp.sqrt(c_1) * p_c / state.D)[:, None]], axis=1)
+        if kk:
+            V, s = self._project(be, U, state.k, alpha2, kk)
+            D = state.D * xp.sqrt((alpha2 + xp.sum(U * U, axis=1)) / (1.0 + xp.matmul(s, V * V)))
+        else:
+            D = state.D * xp.sqrt(alpha2 + xp.sum(U * U, axis=1))
+        scale = xp.exp((2 * xp.sum(xp.log(D)) + xp.sum(xp.log1p(s))) / (2 * n))
         D, p_c = D / scale, p_c / scale
-        ok = np.isfinite(np.sum(mean)) and np.isfinite(sigma) and np.isfinite(np.sum(D)) and np.isfinite(np.sum(V))
-        if not ok:
-            return replace(state, t=state.t + 1)
-        dt = state.mean.dtype
-        new = replace(state, mean=mean, sigma=np.asarray(sigma, dtype=dt), D=D.astype(dt), V=V.astype(dt),
-                      s=s.astype(dt), p_c=p_c.astype(dt), p_s=np.asarray(p_s, dtype=dt), shift=shift.astype(dt),
+        ok = xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(D)) & xp.isfinite(xp.sum(V))
+        if kk < k_max:  # eager backends computed the active rows only: back into the buffer
+            V = xp.concat([V, xp.zeros((k_max - kk, n), dtype=dt, device=dev)], axis=0)
+            s = xp.concat([s, xp.zeros(k_max - kk, dtype=dt, device=dev)])
+        new = replace(state, mean=mean, sigma=sigma, D=D, V=V, s=s, p_c=p_c, p_s=p_s, shift=shift,
                       t=state.t + 1, since=state.since + 1)
-        return self._select_k(new, c) if self.k == "auto" else new
+        if self.k == "auto":
+            new = select_k(be, new, self.active(be, new), c_1 + c_mu, lam, grow_table(k_max))
+        return be.cond(ok, lambda: new, lambda: replace(state, t=state.t + 1))
 
-    def _select_k(self, state: VkDCMAState, c: dict[str, Any]) -> VkDCMAState:
-        """Akimoto and Hansen's (PPSN 2016) online choice of ``k``: grow when every direction is
-        long and the rest settled, drop short and shrinking directions."""
-        n, k = state.mean.shape[0], state.V.shape[0]
-        lam = self.resolved_popsize(n)
-        log_diag = 2 * np.log(state.D) + np.log1p(state.s @ (state.V * state.V))
-        logs = np.concatenate([[np.log(float(state.sigma))], log_diag, np.log1p(state.s)])
-        rate = c["c_1"] + c["c_mu"]
-        scale = np.concatenate([[0.5 * min(1.0, lam / n) / 3.0], np.full(n + k, rate)])
-        change = np.zeros(1 + n + k) if float(state.t) <= 1 else (logs - state.logs[: 1 + n + k]) / scale
-        drift = (1 - rate) * state.drift[: 1 + n + k] + rate * change  # our smoothing: rate c_1 + c_mu
-        d_sigma, d_diag, d_s = drift[0], drift[1:1 + n], drift[1 + n:]
-        since, wait = float(state.since), 2 * n - 1
-        long_dirs = 1.0 + state.s > 30.0
-        if since > wait and k < n - 1 and np.all(long_dirs) and abs(d_sigma) < 0.1 and np.all(np.abs(d_diag) < 1.0):
-            new_k = min(max(math.ceil(k * math.sqrt(2)), k + 1), n - 1)
-            grow = np.zeros((new_k - k, n), dtype=state.V.dtype)
-            return replace(state, V=np.concatenate([state.V, grow]), s=np.concatenate([state.s, grow[:, 0]]),
-                           since=0 * state.since, logs=np.concatenate([logs, np.zeros(new_k - k)]).astype(state.V.dtype),
-                           drift=np.concatenate([drift, np.zeros(new_k - k)]).astype(state.V.dtype))
-        drop = ~long_dirs & (d_s < 0.0)
-        if k and since > k * wait and np.any(drop):
-            keep = ~drop
-            return replace(state, V=state.V[keep], s=state.s[keep], since=0 * state.since,
-                           logs=np.concatenate([logs[: 1 + n], logs[1 + n:][keep]]).astype(state.V.dtype),
-                           drift=np.concatenate([drift[: 1 + n], drift[1 + n:][keep]]).astype(state.V.dtype))
-        return replace(state, logs=logs.astype(state.V.dtype), drift=drift.astype(state.V.dtype))
+    @staticmethod
+    def _project(be: Backend, U: Array, k: Array, alpha2: Array, kk: int) -> tuple[Array, Array]:
+        """The ``k`` leading eigenpairs of ``U U^T`` (through the Gram matrix ``U^T U``) as the
+        new ``(V, s)``, ``kk`` rows (those at or past ``k``, and those below the tail's mean
+        ``gamma``, zero)."""
+        xp = be.xp
+        n, cols = U.shape
+        dt = U.dtype
+        ev, E = be.eigh(xp.matmul(U.T, U))  # the nonzero spectrum of U U^T, ascending
+        ev, E = xp.flip(ev), xp.flip(E, axis=1)
+        index = xp.arange(cols, dtype=dt, device=be.device(U))
+        positive = xp.maximum(ev, 0.0)
+        top = positive[:kk]
+        gamma = xp.sum(xp.where(index >= k, positive, 0.0)) / (n - k)
+        keep = (index[:kk] < k) & (top > gamma)
+        s = xp.where(keep, (top - gamma) / (alpha2 + gamma), 0.0)
+        V = (xp.matmul(U, E[:, :kk]) / xp.sqrt(xp.where(keep, top, 1.0))).T
+        return xp.where(keep[:, None], V, 0.0), s
 
     def sigma(self, state: VkDCMAState) -> Array:
         """The largest per-coordinate standard deviation, ``sigma max sqrt(diag C)`` (0-d)."""
-        return np.max(state.sigma * state.D * np.sqrt(1.0 + state.s @ (state.V * state.V)))
+        be = get_backend(state.mean)
+        V, s = self.active(be, state)
+        return be.xp.max(state.sigma * state.D * be.xp.sqrt(1.0 + be.xp.matmul(s, V * V)))
