@@ -193,7 +193,7 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     >>> from evostrat.kernels import Kernel
     >>> @hookimpl                                # doctest: +SKIP
     ... def evostrat_kernel(strategy, backend):
-    ...     if backend.name == "numpy" and strategy.name == "snes":
+    ...     if backend.host_arrays and strategy.name == "snes":
     ...         return Kernel(ask=my_ask, tell=my_tell)
     ...     return None
     """

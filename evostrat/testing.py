@@ -108,7 +108,7 @@ def roundtrip_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
 def _cases(backends: Sequence[str] | None) -> list[tuple[Backend, Any]]:
     """(backend, float dtype) to check: numpy float64, torch and JAX float32 where installed."""
     names = backends or [n for n in ("numpy", "torch", "jax") if importlib.util.find_spec(n)]
-    return [(be, be.dtype_from_name("float64" if be.name == "numpy" else "float32"))
+    return [(be, be.dtype_from_name("float64" if be.host_arrays else "float32"))
             for be in map(get_backend, names)]
 
 

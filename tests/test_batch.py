@@ -51,7 +51,10 @@ def test_torch_batch_equals_runs_alone():
     res = fit_batch(ES("snes", max_generations=15), sphere, x0, seeds=[3, 5], grid=GRID)
     for i, params in enumerate(res.params):
         alone = _alone(params, x0, sphere, max_generations=15)
-        assert torch.equal(res.estimators[i].x_, alone.x_) and res.fun[i] == alone.fun_
+        # to float tolerance: the vmapped tell's batched matrix products may round differently from
+        # the lone tell's (bit-identical on some CPUs, not on others)
+        torch.testing.assert_close(res.estimators[i].x_, alone.x_, rtol=1e-12, atol=1e-15)
+        assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-12)
 
 
 def test_jax_batch_of_8_seeds_x_2_rates_equals_16_runs_to_float_tolerance():

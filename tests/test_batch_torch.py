@@ -37,7 +37,7 @@ def _assert_runs_alone(res, strategy: str, objective=_sphere, **settings) -> Non
         assert isinstance(batched.x_, torch.Tensor)
         assert len(batched.history_) == len(alone.history_)
         np.testing.assert_allclose([h["median"] for h in batched.history_], [h["median"] for h in alone.history_],
-                                   rtol=1e-6)
+                                   rtol=1e-6, atol=1e-15)
         np.testing.assert_allclose([h["sigma"] for h in batched.history_], [h["sigma"] for h in alone.history_],
                                    rtol=1e-6)
 
@@ -47,11 +47,16 @@ def _assert_runs_alone(res, strategy: str, objective=_sphere, **settings) -> Non
     ("cma_es", {"sigma0": [0.5, 1.5], "strategy__active": [True, False]}),
 ])
 def test_batch_run_equals_run_alone(strategy: str, grid: dict) -> None:
-    # default criteria: CMA-ES runs stop by tolfun at different generations, the others at the budget
+    # default criteria: CMA-ES runs stop by tolfun at different generations, the others at the budget.
+    # CMA-ES with popsize 16 (mu = 8 >= d = 6): with the default 10 (mu = 5) and active=False the first
+    # updates leave C with a repeated eigenvalue, whose eigenvectors eigh may return in any basis of
+    # that eigenspace; the vmapped tell's C differs from the lone one's in the last bit (batched matrix
+    # products), which can turn that basis, and then the samples differ (from the same distribution).
     budget = 220 if strategy == "cma_es" else 120
-    res = fit_batch(ES(strategy, max_generations=budget), _sphere, X0, seeds=4, grid=grid)
+    settings = {"max_generations": budget, **({"popsize": 16} if strategy == "cma_es" else {})}
+    res = fit_batch(ES(strategy, **settings), _sphere, X0, seeds=4, grid=grid)
     assert res.fast_path == "batched" and res.n_programs == len(res.params) // 4
-    _assert_runs_alone(res, strategy, max_generations=budget)
+    _assert_runs_alone(res, strategy, **settings)
     if strategy == "cma_es":
         assert len(set(res.n_generations.tolist())) > 1  # the runs stopped at different generations
 
@@ -73,7 +78,8 @@ def test_vmapped_tell_equals_tell_run_by_run(strategy: str) -> None:
     runs = [ES(strategy, random_state=s).initialize(X0).run_ for s in range(3)]
     Xs = [d.ask() for d in runs]
     states = [d.runner.state for d in runs]
-    told = _VmappedTell(runs[0].runner.strategy)(states, torch.stack(Xs), torch.stack([_sphere(X) for X in Xs]))
+    teller = _VmappedTell(runs[0].runner.strategy, runs[0].runner.backend)
+    told = teller(states, torch.stack(Xs), torch.stack([_sphere(X) for X in Xs]))
     assert told is not None  # the tell vmaps (CMA-ES: its lazy decomposition and repair through Backend.cond)
     for d, X, state in zip(runs, Xs, told):
         alone = d.runner.strategy.tell(d.runner.state, X, _sphere(X))

@@ -138,11 +138,16 @@ class Backend:
         Array API namespace used by all numerical code.
     default_float : dtype
         Floating dtype used when ``x0`` is not floating.
+    host_arrays : bool
+        Its arrays are numpy ``ndarray`` in host memory, so host kernels (numpy code that reads
+        and writes them, :mod:`evostrat.kernels`) apply to them and a numpy array of its dtype
+        needs no conversion. Code outside :mod:`evostrat.backends` asks this, never the name.
     """
 
     name: str = ""
     xp: Any = None
     default_float: Any = None
+    host_arrays: bool = False
 
     # -- identification ------------------------------------------------------------
     def owns(self, x: Any) -> bool:
@@ -355,6 +360,15 @@ class Backend:
     def traceable(self) -> bool:
         """Whether :meth:`compile` really compiles (pure functions only)."""
         return False
+
+    #: Whether :meth:`vmap` maps a function eagerly over a leading batch axis (torch's
+    #: ``torch.func.vmap``), which :mod:`evostrat.run.batch_torch` uses to tell many runs at once.
+    #: JAX batches runs through its compiled path instead (:mod:`evostrat.run.batch_jax`).
+    eager_vmap: bool = False
+
+    def vmap(self, fn: Callable) -> Callable:
+        """``fn`` mapped over the leading axis of each argument and result (:attr:`eager_vmap`)."""
+        raise NotImplementedError(f"the {self.name} backend has no eager vmap")
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)``.

@@ -58,6 +58,7 @@ class NumpyBackend(HostKeys, Backend):
     name = "numpy"
     xp = xp_numpy
     default_float = np.float64
+    host_arrays = True
 
     def owns(self, x: Any) -> bool:
         return isinstance(x, (np.ndarray, np.generic))

@@ -183,6 +183,11 @@ class TorchBackend(HostKeys, Backend):
         return torch.device("cpu")
 
     # torch.func.vmap (batched fits): no data-dependent branch, no view op without a batching rule
+    eager_vmap = True
+
+    def vmap(self, fn: Callable) -> Callable:
+        return torch.func.vmap(fn)
+
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         try:
             take = bool(pred)

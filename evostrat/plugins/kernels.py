@@ -11,13 +11,13 @@ from evostrat.hookspecs import hookimpl
 def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     from evostrat.strategies.cma_es import CMAES
 
-    if backend.name == "numpy" and isinstance(strategy, CMAES) and strategy.numpy_kernel:
+    if backend.host_arrays and isinstance(strategy, CMAES) and strategy.numpy_kernel:
         from evostrat.kernels import cma_numpy
 
         return cma_numpy.kernel(strategy)
     from evostrat.strategies.sep_cma_es import SepCMAES
 
-    if backend.name == "numpy" and isinstance(strategy, SepCMAES) and strategy.numpy_kernel:
+    if backend.host_arrays and isinstance(strategy, SepCMAES) and strategy.numpy_kernel:
         from evostrat.kernels import sep_cma_numpy
 
         return sep_cma_numpy.kernel(strategy)

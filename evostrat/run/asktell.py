@@ -224,7 +224,7 @@ class AskTell:
 
     def check_fitness(self, values: Any, expected_rows: int) -> Any:
         """``values`` as a 1-D backend array of the state's dtype, validated."""
-        if type(values) is np.ndarray and values.dtype is self.dtype and self.backend.name == "numpy":
+        if type(values) is np.ndarray and values.dtype is self.dtype and self.backend.host_arrays:
             v = values  # what asarray returns: the usual case, checked from the shape on
         else:
             v = self._as_values(values, expected_rows)

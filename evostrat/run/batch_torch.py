@@ -47,11 +47,12 @@ __all__ = ["run_batched_torch", "torch_batch_applies"]
 
 def torch_batch_applies(driver: Any) -> bool:
     """Whether ``driver`` (an initialised :class:`~evostrat.run.driver.RunDriver`) can be
-    advanced in a torch batch: torch backend, one run (no restarts), no bounds, integers,
+    advanced in a torch batch: a backend with an eager vmap (torch's ``Backend.eager_vmap``),
+    one run (no restarts), no bounds, integers,
     constraints, noise handling, re-evaluations, injections or behaviours, and the
     ``"auto"`` or ``"vectorized"`` evaluator given by name without options."""
     s, r = driver.settings, driver.runner
-    return (r.backend.name == "torch" and driver.state.stop_reason is None and driver.state.plan is None
+    return (r.backend.eager_vmap and driver.state.stop_reason is None and driver.state.plan is None
             and driver.restarts is None and driver.bounds is None and driver.integers is None
             and driver.constraint_fn is None and driver.structure is None and not r.injections
             and not r.strategy.needs_behaviours and int(getattr(s, "reevaluations", 1) or 1) == 1
@@ -78,20 +79,19 @@ class _VmappedTell:
     """``strategy.tell`` under ``torch.func.vmap`` over a list of states (``None`` results
     when it cannot: the caller then tells run by run)."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, strategy: Any, backend: Any) -> None:
         self.strategy = strategy
+        self.backend = backend
         self.works = True
 
     def __call__(self, states: list[Any], X: Any, values: Any) -> list[Any] | None:
-        import torch
-        from torch.func import vmap
-
         if not self.works:
             return None
+        be = self.backend
         leaves = [tree_leaves(s) for s in states]
         template = leaves[0]
-        batched = [isinstance(v, torch.Tensor) for v in template]
-        stacked = tuple(torch.stack([run[i] for run in leaves]) for i, b in enumerate(batched) if b)
+        batched = [be.owns(v) for v in template]
+        stacked = tuple(be.xp.stack([run[i] for run in leaves]) for i, b in enumerate(batched) if b)
 
         def tell(tensors: tuple[Any, ...], x: Any, f: Any) -> tuple[Any, ...]:
             it = iter(tensors)
@@ -102,11 +102,11 @@ class _VmappedTell:
             return tuple(o for o, b in zip(out, batched) if b)
 
         try:
-            told = vmap(tell)(stacked, X, values)
+            told = be.vmap(tell)(stacked, X, values)
         except Exception:  # noqa: BLE001 - control flow on values, no batching rule, ...: run by run
             self.works = False
             return None
-        per_leaf = [t.unbind(0) for t in told]
+        per_leaf = told
         result = []
         for i, run in enumerate(leaves):
             it = iter(per_leaf)
@@ -116,23 +116,23 @@ class _VmappedTell:
 
 def _run_group(drivers: list[Any], objective: Callable) -> None:
     """Advance ``drivers`` (one group) generation by generation until each has stopped."""
-    import torch
-
     first = drivers[0]
     runner = first.runner
     popsize, backend = runner.popsize, runner.backend
     evaluator = make_evaluator(first.settings.evaluator, None)
-    teller = _VmappedTell(runner.strategy)
+    teller = _VmappedTell(runner.strategy, backend)
+    xp = backend.xp
     for d in drivers:
         d.fast_path = "batched"
     active = list(drivers)
     try:
         while active:
             Xs = [d.ask() for d in active]
-            values = evaluator.evaluate(objective, torch.cat(Xs), backend)
-            checked = [d.runner.check_values(v, popsize) for d, v in zip(active, values.split(popsize))]
+            values = evaluator.evaluate(objective, xp.concat(Xs), backend)
+            checked = [d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
+                       for i, d in enumerate(active)]
             told = [-v if d.maximize else v for d, v in zip(active, checked)]
-            states = teller([d.runner.state for d in active], torch.stack(Xs), torch.stack(told))
+            states = teller([d.runner.state for d in active], xp.stack(Xs), xp.stack(told))
             for i, (d, X) in enumerate(zip(active, Xs)):
                 r = d.runner
                 if states is None:

@@ -140,8 +140,8 @@ class CMAES(CMABase):
     def uses_factor(self, dim: int, backend: Backend) -> bool:
         """Whether a state of ``dim`` on ``backend`` is the factor model (``covariance``)."""
         if self.covariance == "auto":
-            return backend.name == "numpy" and bool(self.numpy_kernel) and dim >= FACTOR_DIM
-        if self.covariance == "factor" and not (backend.name == "numpy" and self.numpy_kernel):
+            return backend.host_arrays and bool(self.numpy_kernel) and dim >= FACTOR_DIM
+        if self.covariance == "factor" and not (backend.host_arrays and self.numpy_kernel):
             raise InvalidArgumentError(
                 f"covariance='factor' runs on numpy with numpy_kernel=True, got backend "
                 f"{backend.name!r} (numpy_kernel={self.numpy_kernel!r}); use 'eigen' or 'auto'")

@@ -32,6 +32,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from evostrat.backends.namespaces import PAIRWISE_MAX, pairwise_counts_pay, searchsorted_span
+
 Array = Any
 
 __all__ = ["SHAPINGS", "finite_fitness", "shape_fitness", "sanitize_fitness", "rank_weights",
@@ -48,11 +50,6 @@ def sanitize_fitness(fitness: Array) -> Array:
     return xp.where(xp.isnan(fitness), xp.inf, fitness)  # a scalar: no host-to-device copy
 
 
-#: Up to this population JAX's ``searchsorted`` compares all pairs (one fused
-#: kernel); above it, it sorts. Its default, a binary search in a ``while`` loop,
-#: costs one kernel launch per step on a GPU.
-_COMPARE_ALL_MAX = 4096
-
 
 def tie_span(xp: Any, sorted_values: Array, values: Array) -> tuple[Array, Array]:
     """First and one-past-last position of each of ``values`` in ``sorted_values``.
@@ -68,11 +65,7 @@ def tie_span(xp: Any, sorted_values: Array, values: Array) -> tuple[Array, Array
     >>> lo.tolist(), hi.tolist()
     ([1, 3], [3, 4])
     """
-    kw = {}
-    if array_api_compat.is_jax_namespace(xp):
-        kw["method"] = "compare_all" if values.shape[0] <= _COMPARE_ALL_MAX else "sort"
-    return (xp.searchsorted(sorted_values, values, side="left", **kw),
-            xp.searchsorted(sorted_values, values, side="right", **kw))
+    return searchsorted_span(xp, sorted_values, values)
 
 
 def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
@@ -109,7 +102,7 @@ def rank_weights(fitness: Array, sorted_weights: Array) -> Array:
 #: Above this population :func:`tie_ranks` searches the sorted values for themselves
 #: (sorted queries walk memory in order) and un-permutes the result; up to it, it
 #: searches for the unsorted values directly. The two give the same integers.
-_SEARCH_SORTED_MIN = _COMPARE_ALL_MAX
+_SEARCH_SORTED_MIN = PAIRWISE_MAX
 
 
 def tie_ranks(values: Array) -> tuple[Array, Array]:
@@ -151,7 +144,7 @@ def tie_apply(values: Array, fn: Callable[[Array, Array], Array]) -> Array:
     """
     xp = _xp(values)
     n = values.shape[0]
-    if n <= _COMPARE_ALL_MAX and array_api_compat.is_jax_namespace(xp):
+    if pairwise_counts_pay(xp, n):
         # counted over all pairs, no sort: one fused XLA loop, 3-4x faster on the CPU
         # than sorting and then comparing all pairs (n = 20-300)
         lo = xp.sum(values[None, :] < values[:, None], axis=1, dtype=xp.int32)
