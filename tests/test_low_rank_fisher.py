@@ -85,12 +85,14 @@ def test_fisher_vector_products_are_the_kl_hessian() -> None:
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_natural_gradient_is_the_exact_fisher_solve(backend: str) -> None:
+    """JAX runs under ``jax.jit`` (a fixed iteration count, the iterate frozen once converged)."""
     grads = gradients()
     ref = reference(grads)
     with jax.enable_x64(True):
         convert = {"numpy": np.asarray, "torch": torch.tensor, "jax": jnp.asarray}[backend]
         p = LowRankNormal(convert(MU), convert(SIGMA), convert(V))
-        out = p.natural_gradient({k: convert(v) for k, v in grads.items()})
+        step = jax.jit(lambda q, g: q.natural_gradient(g)) if backend == "jax" else type(p).natural_gradient
+        out = step(p, {k: convert(v) for k, v in grads.items()})
         out = {k: np.asarray(v) for k, v in out.items()}
     for name in ("mu", "sigma", "V"):
         scale = np.abs(ref[name]).max()
@@ -106,18 +108,12 @@ def test_the_mean_block_is_sigma_times_the_gradient() -> None:
     np.testing.assert_allclose(out["sigma"], 0.0, atol=1e-14)
 
 
-def test_damped_natural_gradient_solves_the_damped_system_and_traces_under_jit() -> None:
+def test_damped_natural_gradient_solves_the_damped_system() -> None:
     grads = gradients()
     ref = reference(grads, damping=0.5)
-    with jax.enable_x64(True):
-        p = LowRankNormal(jnp.asarray(MU), jnp.asarray(SIGMA), jnp.asarray(V), damping=0.5)
-        jg = {k: jnp.asarray(v) for k, v in grads.items()}
-        eager = p.natural_gradient(jg)
-        jitted = jax.jit(lambda q, g: q.natural_gradient(g))(p, jg)
-        for name in ("sigma", "V"):
-            np.testing.assert_allclose(np.asarray(eager[name]), ref[name], rtol=0,
-                                       atol=1e-10 * np.abs(ref[name]).max(), err_msg=name)
-            np.testing.assert_allclose(np.asarray(jitted[name]), np.asarray(eager[name]), rtol=0, atol=1e-12)
+    out = LowRankNormal(MU, SIGMA, V, damping=0.5).natural_gradient(grads)
+    for name in ("sigma", "V"):
+        np.testing.assert_allclose(out[name], ref[name], rtol=0, atol=1e-10 * np.abs(ref[name]).max(), err_msg=name)
     with pytest.raises(InvalidArgumentError, match="damping must be a finite number >= 0"):
         LowRankNormal(MU, SIGMA, V, damping=-1.0)
     with pytest.raises(InvalidArgumentError, match="'damping', 'init_scale', 'rank'"):
