@@ -15,7 +15,7 @@ from conftest import CPU_CASES, strategy_class, to_numpy
 
 import evostrat.backends.numpy as numpy_backend
 from evostrat.backends import get_backend
-from evostrat.backends.base import BLOCK_NUMBERS, block_rows, row_words
+from evostrat.backends.host_keys import BLOCK_NUMBERS, block_rows, row_words
 from evostrat.errors import InvalidArgumentError
 from evostrat.evaluators.seeded import population_seed
 from evostrat.run.asktell import AskTell

@@ -17,7 +17,7 @@ from conftest import CPU_CASES, BackendCase, strategy_class, to_numpy
 from evostrat import ES
 from evostrat.run.asktell import AskTell
 from evostrat.backends import get_backend
-from evostrat.backends.base import row_words
+from evostrat.backends.host_keys import row_words
 from evostrat.errors import InvalidArgumentError
 from evostrat.evaluators.seeded import GaussianSeed, gaussian_population, layout_rows, population_seed
 

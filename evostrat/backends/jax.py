@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
 
-from evostrat.backends.base import Array, Backend, Key, block_rows, seed_to_uint64
+from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.host_keys import block_rows, seed_to_uint64
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -46,7 +47,7 @@ def block_rows_jax(key: Key, rows: Any, dim: int, dtype: Any) -> Array:
     """Rows ``rows`` of the addressable normal matrix of ``key``, drawn as blocks.
 
     Row ``r`` is row ``r % B`` of block ``r // B`` (``B = block_rows(dim)``,
-    :func:`~evostrat.backends.base.block_rows`), block ``b`` being
+    :func:`~evostrat.backends.host_keys.block_rows`), block ``b`` being
     ``jax.random.normal(fold_in(key, b), (B, dim))``. With partitionable threefry
     (JAX's default) element ``(i, j)`` of a draw depends on its key and ``i * dim + j``
     alone, so the first rows of a block are drawn by a shorter draw: a run of rows is at

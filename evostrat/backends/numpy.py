@@ -2,7 +2,7 @@
 
 Keys are two-word ``uint64`` arrays; ``split`` mixes them with SplitMix64 and
 ``normal`` draws from a PCG64 whose 128-bit state and increment are set from
-the key (:func:`~evostrat.backends.base.generator_words`), so drawing depends
+the key (:func:`~evostrat.backends.host_keys.generator_words`), so drawing depends
 on the key alone. The PCG64 object is reused per thread (setting its state costs
 about 2 us; building a seeded ``Generator`` about 20 us).
 
@@ -23,16 +23,8 @@ from typing import Any
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
-from evostrat.backends.base import (
-    Array,
-    Backend,
-    Key,
-    block_rows,
-    generator_words,
-    row_words,
-    seed_to_uint64,
-    split_uint64,
-)
+from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.host_keys import block_rows, generator_words, row_words, seed_to_uint64, split_uint64
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -97,9 +89,9 @@ def block_normal_rows(key: Key, rows: Any, dim: int, dtype: Any) -> np.ndarray:
     """Rows ``rows`` of the addressable standard normal matrix of ``key``, drawn block by block.
 
     Row ``r`` is row ``r % B`` of block ``r // B`` (``B = block_rows(dim)``,
-    :func:`~evostrat.backends.base.block_rows`), and block ``b`` is one
+    :func:`~evostrat.backends.host_keys.block_rows`), and block ``b`` is one
     ``standard_normal`` call of a PCG64 whose state and increment are mixed from
-    ``(key, b)`` by SplitMix64 (:func:`~evostrat.backends.base.row_words`). numpy fills
+    ``(key, b)`` by SplitMix64 (:func:`~evostrat.backends.host_keys.row_words`). numpy fills
     an array from its generator in order, so the first ``k`` rows of a block are the
     same whether ``k`` or all ``B`` are drawn: a row depends on ``(key, r, dim)`` alone
     and rebuilding rows from the middle of a block draws at most one block's prefix
@@ -119,7 +111,7 @@ def block_normal_rows(key: Key, rows: Any, dim: int, dtype: Any) -> np.ndarray:
 
     Examples
     --------
-    >>> from evostrat.backends.base import seed_to_uint64
+    >>> from evostrat.backends.host_keys import seed_to_uint64
     >>> key = seed_to_uint64(0)
     >>> full = block_normal_rows(key, range(5000), 3, np.float64)
     >>> bool((block_normal_rows(key, [4000, 7], 3, np.float64) == full[[4000, 7]]).all())

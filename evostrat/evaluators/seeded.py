@@ -10,7 +10,7 @@ compares the sizes and costs of the ``seeded=`` modes (plain, seed and
 *Per-row noise, drawn in blocks.* The strategies draw their noise with
 :meth:`~evostrat.backends.base.Backend.normal_rows`: row ``r`` is a function of
 the generation key and ``r`` alone, so a worker draws only its rows. The rows are
-drawn as blocks of :func:`~evostrat.backends.base.block_rows` rows, one generator
+drawn as blocks of :func:`~evostrat.backends.host_keys.block_rows` rows, one generator
 call per block; a row is rebuilt from (key, block, offset) by drawing its block up
 to it.
 

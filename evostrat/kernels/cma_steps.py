@@ -27,7 +27,7 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from evostrat.backends import get_backend
-from evostrat.backends.base import DRAW_CHILD, SPLIT_CHILD, splitmix64
+from evostrat.backends.host_keys import DRAW_CHILD, SPLIT_CHILD, splitmix64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.strategies.cma_base import candidate_weights
 

@@ -42,7 +42,7 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from evostrat.backends import get_backend
-from evostrat.backends.base import generator_words, split_uint64
+from evostrat.backends.host_keys import generator_words, split_uint64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel
