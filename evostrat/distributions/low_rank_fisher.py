@@ -77,8 +77,7 @@ def fisher_parts(sigma: Array, V: Array, xp: Any, damping: float = 0.0) -> Fishe
     P = V / var[:, None]
     LK = xp.linalg.cholesky(eye + xp.matmul(V.T, P))
     Q = xp.matmul(P, xp.linalg.solve(LK, eye).T)  # k x k solves only (a (k, d) right side is slow on JAX)
-    parts = FisherParts(var, V, Q, V, V[:k], V[:k], var)
-    G = precision_apply(parts, V, xp)
+    G = V / var[:, None] - xp.matmul(Q, xp.matmul(Q.T, V))  # precision_apply
     C = xp.matmul(V.T, G)
     C = 0.5 * (C + C.T)
     # V with (nearly) dependent columns makes C singular; the preconditioner only needs some SPD matrix
@@ -119,7 +118,8 @@ def _precondition(parts: FisherParts, rs: Array, rV: Array, damping: float,
                   xp: Any) -> tuple[Array, Array]:
     """``diag(F_ss + 2 damping)^-1 rs`` (``F_ss``'s diagonal is ``2 sigma^4 diag(S)^2``) and
     ``Sigma rV (C + damping I)^-1``."""
-    zs = rs / (2.0 * (parts.var * parts.s_diag) ** 2 + 2.0 * damping)
+    floor = xp.finfo(rs.dtype).tiny  # diag(Sigma^-1) loses digits where V V^T dominates sigma^2
+    zs = rs / (2.0 * (parts.var * parts.s_diag) ** 2 + 2.0 * damping + floor)
     W = xp.matmul(rV, parts.C_inv)
     zV = parts.var[:, None] * W + xp.matmul(parts.V, xp.matmul(parts.V.T, W))
     return zs, zV
