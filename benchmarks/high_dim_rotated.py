@@ -23,8 +23,10 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -35,7 +37,7 @@ STRATEGIES = {
     "sep_cma_es": ("sep_cma_es", {}),
     "snes": ("snes", {}),
     "nes_low_rank": ("nes", {"distribution": "low_rank_normal"}),
-    "vkd_cma": ("vkd_cma", {}),  # evostrat.strategies.vkd_cma.VkDCMA(k=--vkd-k), not registered yet
+    "vkd_cma": ("vkd_cma", {}),  # k from --vkd-k
 }
 
 
@@ -88,13 +90,11 @@ def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int 
     x0 = f.unrotate(np.ones((1, dim)))[0]
     strategy, options = STRATEGIES[name]
     if name == "vkd_cma":
-        from evostrat.strategies.vkd_cma import VkDCMA
-
-        strategy = VkDCMA(k=vkd_k)
+        options = {"k": vkd_k}
     k_changes: list[tuple[int, int]] = []  # vkd_cma: (evaluations, k) whenever k changes
 
     def track_k(es: ES) -> None:
-        k = int(es.strategy_.state.V.shape[0])
+        k = int(es.strategy_.state.k)
         if not k_changes or k_changes[-1][1] != k:
             k_changes.append((int(es.n_evals_), k))
     es = ES(strategy, sigma0=1.0, ftarget=1e-8, max_evals=budget, random_state=seed,
@@ -114,6 +114,50 @@ def run(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int 
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+def profile(name: str, dim: int, seed: int, budget: int, dense_max: int, vkd_k: int | str = "auto",
+            vkd_k_max: int | None = None) -> dict:
+    """``budget // popsize`` generations of the pure ``init``/``ask``/``tell`` (no run driver):
+    the tracemalloc peak inside ``ask`` and inside ``tell`` above what lives before each (the
+    population counts in ``ask``'s), process CPU time per generation, the state's bytes and the
+    best value seen."""
+    from evostrat.plugins import registry
+
+    f = RotatedEllipsoid(dim, seed, dense_max)
+    x0 = f.unrotate(np.ones((1, dim)))[0]
+    strategy_name, options = STRATEGIES[name]
+    if name == "vkd_cma":
+        options = {"k": vkd_k, "k_max": vkd_k_max}
+    strategy = registry("strategies")[strategy_name](sigma0=1.0, **options)
+    state = strategy.init(x0, random_state=seed)
+    generations = budget // strategy.resolved_popsize(dim)
+    best, peaks, cpu = math.inf, [], 0.0
+    tracemalloc.start()
+    for _ in range(generations):
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        start = time.process_time()
+        X, state = strategy.ask(state)
+        cpu += time.process_time() - start
+        peak_ask = tracemalloc.get_traced_memory()[1] - base
+        values = f(X)
+        best = min(best, float(np.min(values)))
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        start = time.process_time()
+        state = strategy.tell(state, X, values)
+        cpu += time.process_time() - start
+        peaks.append(max(peak_ask, tracemalloc.get_traced_memory()[1] - base + X.nbytes))
+        del X, values
+    tracemalloc.stop()
+    return {"strategy": name, "dim": dim, "seed": seed, "generations": generations,
+            "evals": generations * strategy.resolved_popsize(dim), "best": best, "f_x0": float(f(x0)[0]),
+            "f_mean": float(f(np.asarray(strategy.mean(state)))[0]),
+            "state_mb": round(sum(int(np.asarray(v).nbytes) for v in _leaves(state)) / 1e6, 1),
+            "peak_mb_per_generation": round(max(peaks) / 1e6, 1),
+            "cpu_s_per_generation": round(cpu / generations, 3),
+            **({"k": vkd_k, "k_max": vkd_k_max, "k_end": float(state.k)} if name == "vkd_cma" else {})}
+
+
 def _leaves(tree):
     if isinstance(tree, tuple):
         for v in tree:
@@ -131,10 +175,17 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=2000)
     parser.add_argument("--vkd-k", type=lambda v: v if v == "auto" else int(v), default="auto",
                         help="vkd_cma's number of directions k, or 'auto' (online selection)")
+    parser.add_argument("--vkd-k-max", type=int, default=None, help="vkd_cma's k_max (k='auto'; default min(d - 1, 100))")
+    parser.add_argument("--profile", action="store_true",
+                        help="memory and CPU of one generation (tracemalloc; pure ask/tell) and the best value after --budget")
     args = parser.parse_args()
     for seed in args.seeds:
         for name in args.strategies:
-            print(json.dumps(run(name, args.dim, seed, args.budget, args.dense_max, args.vkd_k)), flush=True)
+            if args.profile:
+                out = profile(name, args.dim, seed, args.budget, args.dense_max, args.vkd_k, args.vkd_k_max)
+            else:
+                out = run(name, args.dim, seed, args.budget, args.dense_max, args.vkd_k)
+            print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Integral
 from typing import Any, NamedTuple
@@ -65,11 +66,38 @@ from evostrat.strategies.vkd_select import grow_table, pick, select_k
 
 Array = Any
 
-__all__ = ["K_MAX_CAP", "VkDCMA", "VkDCMAState"]
+__all__ = ["K_MAX_CAP", "VkDCMA", "VkDCMAState", "vkd_constants", "vkd_rate_table"]
 
 #: Default largest ``k`` of ``k="auto"``: ``V`` holds ``min(n - 1, K_MAX_CAP)`` rows (80 MB at
 #: d = 100,000 in float64; the online selection reached k = 73 at d = 1000 in 3.3M evaluations).
 K_MAX_CAP = 100
+
+
+@functools.lru_cache(maxsize=256)
+def vkd_constants(lam: int, dim: int, k: int) -> dict[str, Any]:
+    """VkD-CMA's constants for population ``lam``, dimension ``dim`` and ``k`` directions (cached;
+    the weights array is read-only): CMA-ES's learning rates with ``dim (k + 1)`` free parameters."""
+    mu = lam // 2
+    w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+    w /= w.sum()
+    w.setflags(write=False)
+    mu_w = 1.0 / float(np.sum(w * w))
+    c_1 = 2.0 / (dim * (k + 1) + dim + 2.0 * (k + 2) + mu_w)
+    c_mu = min(1.0 - c_1, 2.0 * (mu_w - 2.0 + 1.0 / mu_w) / (dim * (k + 1) + 4.0 * (k + 2) + mu_w))
+    return {"weights": w, "mu_w": mu_w, "k": k, "c_1": c_1, "c_mu": c_mu, "c_c": math.sqrt(c_1),
+            "c_s": 0.3, "d_s": math.sqrt(dim)}
+
+
+@functools.lru_cache(maxsize=64)
+def vkd_rate_table(lam: int, dim: int, k_max: int) -> dict[str, np.ndarray]:
+    """:func:`vkd_constants`' ``c_1``, ``c_mu``, ``c_c`` and ``sqrt(c_c (2 - c_c) mu_w)`` for
+    ``k = 0 .. k_max`` (cached, read-only)."""
+    rows = [vkd_constants(lam, dim, j) for j in range(k_max + 1)]
+    table = {name: np.array([r[name] for r in rows]) for name in ("c_1", "c_mu", "c_c")}
+    table["path"] = np.array([math.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mu_w"]) for r in rows])
+    for values in table.values():
+        values.setflags(write=False)
+    return table
 
 
 class VkDCMAState(NamedTuple):
@@ -128,24 +156,15 @@ class VkDCMA(Strategy):
     def constants(self, dim: int, k: int | None = None) -> dict[str, Any]:
         """Weights (best first, ``mu = lambda // 2``), ``mu_w``, ``k``, ``c_1``, ``c_mu``, ``c_c``
         (for ``k`` directions; default: the initial ``k``, 0 for ``"auto"``)."""
-        lam = self.resolved_popsize(dim)
-        mu = lam // 2
-        w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
-        w /= w.sum()
-        mu_w = 1.0 / float(np.sum(w * w))
         k = min(int(0 if self.k == "auto" else self.k) if k is None else k, dim - 1)
-        c_1 = 2.0 / (dim * (k + 1) + dim + 2.0 * (k + 2) + mu_w)
-        c_mu = min(1.0 - c_1, 2.0 * (mu_w - 2.0 + 1.0 / mu_w) / (dim * (k + 1) + 4.0 * (k + 2) + mu_w))
-        return {"weights": w, "mu_w": mu_w, "k": k, "c_1": c_1, "c_mu": c_mu, "c_c": math.sqrt(c_1),
-                "c_s": 0.3, "d_s": math.sqrt(dim)}
+        c = vkd_constants(self.resolved_popsize(dim), dim, k)
+        return {**c, "weights": c["weights"].copy()}  # writable (torch refuses read-only arrays)
 
     def rate_table(self, dim: int) -> dict[str, np.ndarray]:
         """``c_1``, ``c_mu``, ``c_c`` and the path's ``sqrt(c_c (2 - c_c) mu_w)`` for ``k = 0 .. k_max``
         (host float64; a traced ``k`` picks its entry exactly, :func:`~evostrat.strategies.vkd_select.pick`)."""
-        rows = [self.constants(dim, j) for j in range(self.resolved_k_max(dim) + 1)]
-        table = {name: np.array([r[name] for r in rows]) for name in ("c_1", "c_mu", "c_c")}
-        table["path"] = np.array([math.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mu_w"]) for r in rows])
-        return table
+        return {name: v.copy() for name, v in vkd_rate_table(self.resolved_popsize(dim), dim,
+                                                             self.resolved_k_max(dim)).items()}
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> VkDCMAState:
         self.validate_params()
@@ -240,7 +259,9 @@ class VkDCMA(Strategy):
         scale = xp.exp((2 * xp.sum(xp.log(D)) + xp.sum(xp.log1p(s))) / (2 * n))
         D, p_c = D / scale, p_c / scale
         ok = xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(D)) & xp.isfinite(xp.sum(V))
-        if kk < k_max:  # eager backends computed the active rows only: back into the buffer
+        if kk == 0:  # no active row: the (zero) buffers stay as they are
+            V, s = state.V, state.s
+        elif kk < k_max:  # eager backends computed the active rows only: back into the buffer
             V = xp.concat([V, xp.zeros((k_max - kk, n), dtype=dt, device=dev)], axis=0)
             s = xp.concat([s, xp.zeros(k_max - kk, dtype=dt, device=dev)])
         new = replace(state, mean=mean, sigma=sigma, D=D, V=V, s=s, p_c=p_c, p_s=p_s, shift=shift,
