@@ -119,7 +119,7 @@ def reference_tell(state, X: np.ndarray, f: np.ndarray, n: int, C=None) -> dict[
     norm = np.linalg.norm(ps)
     new_sigma = sigma * math.exp(min(1.0, r["cs"] / r["damps"] * (norm / r["chi_n"] - 1)))
     g = int(state.generation) + 1
-    hsig = float(norm / math.sqrt(1 - (1 - r["cs"]) ** (2 * g)) < (1.4 + 2 / (n + 1)) * r["chi_n"])
+    hsig = float(norm**2 / (1 - (1 - r["cs"]) ** (2 * g)) < n * (2 + 4 / (n + 1)))  # pycma's test
     pc = (1 - r["cc"]) * state.pc + hsig * math.sqrt(r["cc"] * (2 - r["cc"]) * r["mueff"]) * yw
     w_o = np.array([wi if wi >= 0 else wi * n / np.sum((inv_sqrt @ yi) ** 2) for wi, yi in zip(w, y)])
     delta = (1 - hsig) * r["cc"] * (2 - r["cc"])

@@ -44,7 +44,7 @@ def _reference(s: CMAES, state: CMAFactorState, X: np.ndarray, f: np.ndarray) ->
     y_w = w_mean @ Y
     ps = (1 - p.cs) * state.ps + math.sqrt(p.cs * (2 - p.cs) * p.mueff) * (w_mean @ Zt)
     g = int(state.generation) + 1
-    hsig = float(ps @ ps < ((1.4 + 2 / (n + 1)) * p.chi_n) ** 2 * (1 - (1 - p.cs) ** (2 * g)))
+    hsig = float(ps @ ps / (1 - (1 - p.cs) ** (2 * g)) < n * (2 + 4 / (n + 1)))  # pycma's h_sigma
     pc = (1 - p.cc) * state.pc + hsig * math.sqrt(p.cc * (2 - p.cc) * p.mueff) * y_w
     w_o = np.where(w_cov < 0, w_cov * n / np.maximum(np.sum(Zt * Zt, axis=1), c.tiny * n), w_cov)
     decay = 1 - p.c1 - p.cmu * p.sum_weights + p.c1 * p.cc * (2 - p.cc) * (1 - hsig)

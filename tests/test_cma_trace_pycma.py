@@ -3,8 +3,10 @@
 pycma asks, both libraries are told the same candidates and values (BBOB f12's definition,
 20-D, x0 = 0, sigma0 = 2, as in the issue), and the states are compared after every
 generation with :func:`benchmarks.bbob.trace_compare.trace`. With pycma's initial C the
-identity and its ``E||N(0, I)||`` set to evostrat's, the two agree to rounding; the one
-remaining difference, pycma's exact ``E||N(0, I)||`` in CSA, is pinned to its predicted size.
+identity and its ``E||N(0, I)||`` set to evostrat's, the two agree to rounding, through the
+first collapse of sigma. The trace found evostrat's ``h_sigma`` test (the tutorial's) apart
+from pycma's; it is pycma's now, checked against pycma's own ``hsig``. pycma's exact
+``E||N(0, I)||`` in CSA, the difference left, is pinned to its predicted size.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import pytest
 pytest.importorskip("cma", reason="pycma is not installed: pip install -e '.[dev]' installs it")
 
 from benchmarks.bbob.single_runs import make_function  # noqa: E402
-from benchmarks.bbob.trace_compare import QUANTITIES, trace  # noqa: E402
+from benchmarks.bbob.trace_compare import QUANTITIES, pycma_es, trace  # noqa: E402
+from evostrat.backends import get_backend  # noqa: E402
+from evostrat.kernels.cma_steps import context, step_size  # noqa: E402
+from evostrat.strategies.cma_base import CMABase  # noqa: E402
 from evostrat.strategies.cma_es import CMAES  # noqa: E402
 from evostrat.strategies.cma_params import cma_parameters  # noqa: E402
 
@@ -39,7 +44,29 @@ def test_states_agree_with_pycma_to_rounding(f12) -> None:
     assert rows[-1]["f"] < rows[0]["f"] / 10  # the run moved: the states are not trivial
 
 
-def test_the_one_difference_is_pycmas_exact_chi_n(f12) -> None:
+@pytest.mark.parametrize("n", [2, 5, 20, 100])
+def test_hsig_is_pycmas(n: int) -> None:
+    """Around the threshold, where the tutorial's test and pycma's disagree (at n = 20 the
+    tutorial's stalls p_c for ||p_s||^2 / (1 - (1 - c_s)^(2g)) in [43.61, 43.81))."""
+    strategy, numpy = CMAES(), get_backend("numpy")
+    p = strategy.parameters(n)
+    c = strategy.constants(numpy, n, np.float64, None)
+    K = context(strategy).factors(n, np.dtype(np.float64))
+    es = pycma_es(np.zeros(n), 1.0, 1)
+    direction = np.ones(n) / math.sqrt(n)
+    for g in (1, 3, 30):
+        corr = 1.0 - (1.0 - p.cs) ** (2 * g)
+        for ratio in (0.97, 0.98, 0.985, 0.99, 0.997, 0.999, 1.001, 1.003, 1.006, 1.01, 1.03):
+            ps = direction * math.sqrt(ratio * p.hsig_threshold2 * corr)
+            es.countiter, es.adapt_sigma.ps = g, ps  # pycma's hsig at iteration g (1-based)
+            es.adapt_sigma._ps_updated_iteration = g
+            expected = bool(es.adapt_sigma.hsig(es))
+            _, generic = CMABase.step_size(c, numpy.xp, np.float64(1.0), ps, np.int32(g - 1))
+            _, kernel = step_size(K, np.float64(1.0), ps, np.int32(g - 1))
+            assert (bool(generic), bool(kernel)) == (expected, expected), (g, ratio)
+
+
+def test_the_difference_left_is_pycmas_exact_chi_n(f12) -> None:
     rows = trace(f12, np.zeros(DIM), 2.0, seed=3, generations=3, match_chi=False)
     p = cma_parameters(DIM, CMAES().resolved_popsize(DIM))
     exact = math.sqrt(2.0) * math.exp(math.lgamma((DIM + 1) / 2) - math.lgamma(DIM / 2))

@@ -75,7 +75,7 @@ def factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
         rate=rate, rate_chi=rate / p.chi_n, one=one,
         # np.maximum(x, lo) compares x with lo cast to x's dtype
         lo=dtype.type(c.sigma_range[0]), hi=dtype.type(c.sigma_range[1]),
-        threshold2=((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2,
+        threshold2=p.hsig_threshold2,
         log_cs2=2.0 * math.log(1.0 - p.cs), pc_decay=arr(1.0 - p.cc),
         # (hsig * pc_coef) and the decay of C for hsig = 0 and hsig = 1
         pc_gain=(arr(zero * pc_coef), arr(one * pc_coef)),

@@ -109,7 +109,7 @@ def factors(strategy: SepCMAES, n: int, dtype: Any) -> SimpleNamespace:
         ps_decay=arr(1.0 - p.cs), ps_coef=arr(math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)),
         rate=p.cs / p.damps, chi_n=p.chi_n, one=one,
         lo=dtype.type(c.sigma_range[0]), hi=dtype.type(c.sigma_range[1]),
-        threshold2=((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2, log_cs2=2.0 * math.log(1.0 - p.cs),
+        threshold2=p.hsig_threshold2, log_cs2=2.0 * math.log(1.0 - p.cs),
         pc_decay=arr(1.0 - p.cc),
         pc_gain=tuple(np.asarray(h * pc_coef) for h in hsig),
         decay=tuple(np.asarray(decay0 + decay1 * (1.0 - h)) for h in hsig),

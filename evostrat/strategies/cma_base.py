@@ -207,8 +207,9 @@ class CMABase(Strategy):
                   generation: Array) -> tuple[Array, Array]:
         """CSA (tutorial eq. 44, exponent capped at 1) and the ``h_sigma`` indicator.
 
-        ``h_sigma = 1`` when ``||p_s|| / sqrt(1 - (1 - c_s)^(2 (g + 1)))`` is below
-        ``(1.4 + 2 / (n + 1)) E||N(0, I)||``, returned as 0/1 in sigma's dtype.
+        ``h_sigma = 1`` when ``||p_s||^2 / (1 - (1 - c_s)^(2 (g + 1)))`` is below
+        ``n (2 + 4 / (n + 1))`` (pycma's test; ``CMAParameters.hsig_threshold2``), returned as
+        0/1 in sigma's dtype.
         """
         p = c.p
         norm2 = ps @ ps
@@ -217,8 +218,7 @@ class CMABase(Strategy):
         lo, hi = c.sigma_range
         new_sigma = xp.clip(xp.clip(sigma * xp.exp(exponent), min=lo), max=hi)
         g = xp.astype(generation + 1, sigma.dtype)
-        threshold2 = ((1.4 + 2.0 / (p.dim + 1.0)) * p.chi_n) ** 2
-        moving = norm2 < threshold2 * (1.0 - xp.exp(g * (2.0 * math.log(1.0 - p.cs))))
+        moving = norm2 < p.hsig_threshold2 * (1.0 - xp.exp(g * (2.0 * math.log(1.0 - p.cs))))
         return new_sigma, xp.astype(moving, sigma.dtype)
 
     @staticmethod

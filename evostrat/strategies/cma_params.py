@@ -5,12 +5,15 @@ formulas are in :func:`cma_parameters`), with pycma's (4.x) step-size constants:
 ``c_sigma = min(1/2, (mu_eff + 2) / (n + mu_eff + 3))`` (the 2016 tutorial's ``n +
 mu_eff + 5`` cost ~10% more evaluations on 10-D Rosenbrock) and ``d_sigma = 1 + 2 max(0,
 a_n sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma`` with ``a_n = max(1, 3 (1 - 2^(-n/9)))``
-(the tutorial has ``a_n = 1``). ``a_n`` only matters for large populations (IPOP/BIPOP's
-later runs): with ``a_n = 1`` sigma shrinks too fast there, and on BBOB's step ellipsoid
-(f7, 20-D, popsize 48) single runs reached the optimum 13 times in 24 against pycma's 24;
-with ``a_n`` 23 times. sep-CMA-ES (Ros & Hansen, PPSN 2008) multiplies ``c_1`` and
-``c_mu`` by ``(n + 2) / 3`` and caps ``c_1 + c_mu <= 1`` (without the cap the decay
-factor of C turns negative for large populations). C is decomposed every
+(the tutorial has ``a_n = 1``), and pycma's ``h_sigma`` test ``||p_s||^2 / (1 - (1 -
+c_sigma)^(2 (g + 1))) < n (2 + 4 / (n + 1))`` (the tutorial's ``||p_s|| / sqrt(...) < (1.4 +
+2 / (n + 1)) E||N(0, I)||`` is 0.45 % lower on ``||p_s||^2`` at n = 20: on BBOB f12 it
+stalled ``p_c`` where pycma did not, ``benchmarks/bbob/trace_compare.py``). ``a_n`` only
+matters for large populations (IPOP/BIPOP's later runs): with ``a_n = 1`` sigma shrinks too
+fast there, and on BBOB's step ellipsoid (f7, 20-D, popsize 48) single runs reached the
+optimum 13 times in 24 against pycma's 24; with ``a_n`` 23 times. sep-CMA-ES (Ros & Hansen,
+PPSN 2008) multiplies ``c_1`` and ``c_mu`` by ``(n + 2) / 3`` and caps ``c_1 + c_mu <= 1``
+(without the cap the decay factor of C turns negative for large populations). C is decomposed every
 ``max(1, ceil(1 / (10 n (c_1 + c_mu))))`` generations (pycma's ``lazy_update_gap``).
 
 Examples
@@ -55,6 +58,9 @@ class CMAParameters:
     c1: float
     cmu: float
     chi_n: float  # E||N(0, I)||
+    #: ``h_sigma = 1`` while ``||p_s||^2 / (1 - (1 - c_s)^(2 (g + 1)))`` is below this,
+    #: ``n (2 + 4 / (n + 1))`` (pycma's test)
+    hsig_threshold2: float
     sum_weights: float  # sum(weights): enters the decay factor of C
     eigen_gap: float  # 1 / (10 n (c1 + cmu)) generations (pycma's lazy gap)
     eigen_every: int  # max(1, ceil(eigen_gap)): generations between decompositions
@@ -131,6 +137,7 @@ def cma_parameters(dim: int, popsize: int, active: bool = True,
     weights.flags.writeable = mean_weights.flags.writeable = False  # shared (cached)
     return CMAParameters(dim=n, popsize=lam, mu=mu, weights=weights, mean_weights=mean_weights,
                          mueff=mueff, cs=cs, damps=damps, cc=cc, c1=c1, cmu=cmu, chi_n=chi_n,
+                         hsig_threshold2=n * (2.0 + 4.0 / (n + 1.0)),
                          sum_weights=float(weights.sum()), eigen_gap=gap,
                          eigen_every=max(1, int(math.ceil(gap - 1e-12))))
 
