@@ -17,8 +17,8 @@ identity with the ``k x k`` capacitance ``K = I + V^T diag(sigma^-2) V``::
 
 :meth:`LowRankNormal.natural_gradient` applies the inverse Fisher information in ``O(d k^2)``
 per conjugate-gradient iteration (:mod:`evostrat.distributions.low_rank_fisher`), so the generic
-NES follows the natural gradient. :meth:`LowRankNormal.weighted_score` sums scores over a sample without the
-``(n, d, k)`` per-draw array.
+NES follows the natural gradient (damped: see ``damping``). :meth:`LowRankNormal.weighted_score`
+sums scores over a sample without the ``(n, d, k)`` per-draw array.
 
 Examples
 --------
@@ -219,7 +219,8 @@ class LowRankNormal(Distribution):
         products (:mod:`evostrat.distributions.low_rank_fisher`; the Gaussian Fisher
         ``1/2 tr(Sigma^-1 dSigma_a Sigma^-1 dSigma_b)``, Wierstra et al., JMLR 2014, sec. 2.3). For
         ``k >= 2`` the Fisher is singular along ``V -> V R`` (``R`` orthogonal), and the step is the
-        minimum-norm solution (the pseudo-inverse).
+        minimum-norm solution (the pseudo-inverse). With ``damping > 0`` the covariance block
+        solves ``(F + damping B) x = g`` instead (see the class); the mean block stays exact.
 
         Examples
         --------
