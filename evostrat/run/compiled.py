@@ -14,6 +14,10 @@ A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 (:mod:`evostrat.run.device_termination`) and the strategy's own stop criteria
 are computed on the device, the loop leaves as soon as one holds, and the
 chunk's fitness values, sigmas and result cross to the host in one transfer.
+The run's criteria are checked for blocks of up to :data:`BLOCK` generations at
+once (:mod:`evostrat.run.block_termination`): a generation computes only a few
+scalars that hold whenever a criterion may, which end the block early, so the
+run stops at the same generation and no generation runs twice (issue 15).
 The host keeps the chunk's values and builds its ``history_`` rows when they
 are read. The run stops at the generation, and with the state, of the host
 loop; values agree with it to float rounding (XLA fuses the whole step, and
@@ -49,6 +53,7 @@ import numpy as np
 
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
+from evostrat.run.block_termination import Watch, check_block, may_stop, watch
 from evostrat.run.device_termination import (REASONS, Rules, check, progress_from_host, progress_to_host,
                                              stagnation_holds)
 
@@ -57,6 +62,9 @@ __all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "chunk_progr
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
+
+#: Generations between two checks of the run's criteria inside a chunk (:func:`check_block`).
+BLOCK = 32
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
 #: for large populations, so that a chunk's fitness block stays under 2**22 values.
@@ -146,30 +154,47 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
                                            run.code))
 
+    def lean(run: DeviceRun, w: Watch, fitness: Any, sigmas: Any, k: Any, _: Any) -> tuple[Any, ...]:
+        # a generation of the chunk without the run's criteria: they are checked for a block of
+        # generations at once (check_block), after any generation where one may hold (may_stop)
+        X, state = strategy.ask(run.state)
+        values = objective(X)
+        state = strategy.tell(state, X, -values if rules.maximize else values)
+        finite = jnp.where(jnp.isnan(values), bad, values)
+        i = jnp.argmax(finite) if rules.maximize else jnp.argmin(finite)
+        better = (finite[i] > run.best_f) if rules.maximize else (finite[i] < run.best_f)
+        best_f = jnp.where(better, finite[i], run.best_f)
+        sigma = strategy.sigma(state)
+        g, evals = run.generation + 1, run.n_evals + values.shape[0]
+        code = run.code
+        if stop_names:
+            stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
+            code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+        w, maybe = may_stop(rules, w, values, finite[i], best_f, g, evals, sigma)
+        fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[None].astype(fitness.dtype), k, axis=0)
+        sigmas = jax.lax.dynamic_update_slice_in_dim(sigmas, jnp.reshape(sigma, (1,)).astype(sigmas.dtype), k, 0)
+        run = DeviceRun(state, best_f, jnp.where(better, X[i], run.best_x), run.progress, g, evals, code)
+        return run, w, fitness, sigmas, k + 1, maybe
+
     def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
-        # generations run in the inner loop until one has its stagnation test due (rare: the
-        # test sorts the history), which the outer loop completes before going on
-        def body(carry: Any) -> Any:
-            run, fitness, sigmas, k, _ = carry
-            run, values, sigma, due = generation(run)
-            return run, fitness.at[k].set(values), sigmas.at[k].set(sigma), k + 1, due
-
-        def more(carry: Any) -> Any:
-            run, _, _, k, due = carry
-            return (k < limit) & (run.code == 0) & ~due
-
-        def outer(carry: Any) -> Any:
-            run, fitness, sigmas, k, due = jax.lax.while_loop(more, body, carry)
-            if rules.tolstagnation is not None:
-                run = jax.lax.cond(due, stagnation, lambda r: r, run)
-            return run, fitness, sigmas, k, jnp.asarray(False)
+        # blocks of up to BLOCK generations: a block ends after a generation where a criterion may
+        # hold, and check_block finds whether one does; no generation runs twice
+        def block(carry: Any) -> Any:
+            run, fitness, sigmas, k = carry
+            n = jnp.minimum(limit - k, BLOCK)
+            new, _, fitness, sigmas, end, _ = jax.lax.while_loop(
+                lambda c: (c[4] < k + n) & (c[0].code == 0) & ~c[5], lambda c: lean(*c),
+                (run, watch(rules, run.progress), fitness, sigmas, k, jnp.asarray(False)))
+            progress, _, code = check_block(rules, run.progress, jax.lax.dynamic_slice_in_dim(fitness, k, BLOCK),
+                                            jax.lax.dynamic_slice_in_dim(sigmas, k, BLOCK), end - k, run.generation,
+                                            run.n_evals, run.best_f, new.code)
+            return replace(new, progress=progress, code=code), fitness, sigmas, end
 
         dtype = run.best_f.dtype
-        fitness = jnp.zeros((length, rules.popsize), dtype)
-        sigmas = jnp.zeros((length,), dtype)
-        carry = (run, fitness, sigmas, jnp.asarray(0, jnp.int32), jnp.asarray(False))
-        run, fitness, sigmas, k, _ = jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), outer, carry)
-        return run, fitness, sigmas, k
+        fitness = jnp.zeros((length + BLOCK, rules.popsize), dtype)  # a block's rows never pass the end
+        sigmas = jnp.zeros((length + BLOCK,), dtype)
+        carry = (run, fitness, sigmas, jnp.asarray(0, jnp.int32))
+        return jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), block, carry)
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # the batched chunk: one loop over generations, every run advanced together and a run that

@@ -31,7 +31,7 @@ import numpy as np
 from evostrat.backends.trees import replace
 
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_to_host", "check",
-           "stagnation_holds"]
+           "stagnation_holds", "stagnation_window"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -141,7 +141,7 @@ def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
     return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
 
 
-def _stagnation_window(rules: Rules, n_hist: Any, generation: Any) -> tuple[Any, Any]:
+def stagnation_window(rules: Rules, n_hist: Any, generation: Any) -> tuple[Any, Any]:
     """pycma's stagnation history length and its tenth ``l`` at ``generation``."""
     import jax.numpy as jnp
 
@@ -159,7 +159,7 @@ def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, me
     p = replace(p, hist_best=p.hist_best.at[slot].set(best), hist_median=p.hist_median.at[slot].set(median),
                 n_hist=p.n_hist + 1, run_best=jnp.where(improved, best, p.run_best),
                 run_best_generation=run_best_generation)
-    length, l = _stagnation_window(rules, p.n_hist, generation)
+    length, l = stagnation_window(rules, p.n_hist, generation)
     t = rules.tolstagnation
     ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
     return p, ready & (2 * (generation - run_best_generation) > t) & (length > 100) & (2 * l < length)
@@ -173,7 +173,7 @@ def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
     generation would cost every generation a few microseconds on the CPU).
     """
     end = p.n_hist
-    _, l = _stagnation_window(rules, end, generation)
+    _, l = stagnation_window(rules, end, generation)
     return ((_window_median(p.hist_median, end - l, end) >= _window_median(p.hist_median, end - 2 * l, end - l))
             & (_window_median(p.hist_best, end - l, end) >= _window_median(p.hist_best, end - 2 * l, end - l)))
 
