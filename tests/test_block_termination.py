@@ -1,0 +1,141 @@
+"""The compiled chunk's block checks (issue 15) give the generation by generation answers.
+
+:func:`~evostrat.run.block_termination.check_block` over blocks of rows, each block ended
+after a generation where :func:`~evostrat.run.block_termination.may_stop` holds, must stop
+at the generation, with the reason and the criteria's progress, of
+:func:`~evostrat.run.device_termination.check` (and the stagnation median test) applied
+one generation at a time, on fitness sequences made to trip each criterion.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from evostrat.run.block_termination import check_block, may_stop, watch  # noqa: E402
+from evostrat.run.device_termination import (REASONS, Rules, check, initial_progress,  # noqa: E402
+                                             stagnation_holds)
+from evostrat.run.termination import Termination  # noqa: E402
+
+POP, DIM, G = 6, 2, 260
+STAGNATION = REASONS.index("tolstagnation")
+
+
+def _rules(maximize: bool = False, **criteria: Any) -> Rules:
+    settings = dict(tolfun=None, tolx=None, max_generations=G)
+    settings.update(criteria)
+    t = Termination(dim=DIM, popsize=POP, maximize=maximize, history_length=12, **settings)
+    return Rules.from_termination(t, POP, capacity=G + 1)
+
+
+def _values(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(values (G, POP), sigmas (G,))`` float32 of one scenario."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((G, POP))
+    decay = 0.8 ** np.arange(G)[:, None]
+    sigmas = 0.97 ** np.arange(G)
+    if kind == "noise":  # no trend: the run stagnates
+        values = noise
+    elif kind == "plateau":  # ties between the best and the 75th percentile, now and then
+        values = np.floor(np.abs(noise) * 1.5 + np.arange(G)[:, None] * 0.0)
+        values[: G // 3] += np.arange(POP)  # no ties at first
+    else:  # "converge": geometric decrease, some NaN and inf rows and entries
+        values = 1.0 + decay * np.exp(0.5 * noise)
+        values[rng.random((G, POP)) < 0.03] = np.nan
+        values[rng.random(G) < 0.05] = np.nan
+        values[rng.random((G, POP)) < 0.01] = np.inf
+    return values.astype(np.float32), sigmas.astype(np.float32)
+
+
+@partial(jax.jit, static_argnums=0)
+def _check(rules: Rules, p: Any, values: Any, g: Any, evals: Any, best: Any, sigma: Any) -> Any:
+    p, code, due = check(rules, p, values, g, evals, best, sigma)
+    if rules.tolstagnation is not None:
+        holds = due & stagnation_holds(rules, p, g)
+        code = jnp.where(holds & ((code == 0) | (code > STAGNATION)), STAGNATION, code)
+    return p, code
+
+
+def _bests(rules: Rules, values: np.ndarray) -> np.ndarray:
+    """The run's best after each generation, as the chunk tracks it (NaN ranks worst)."""
+    if rules.maximize:
+        return np.maximum.accumulate(np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1))
+    return np.minimum.accumulate(np.nanmin(np.where(np.isnan(values), np.inf, values), axis=1))
+
+
+def _one_by_one(rules: Rules, values: np.ndarray, sigmas: np.ndarray) -> tuple[int, int, Any]:
+    p = initial_progress(rules, "float32")
+    bests = _bests(rules, values)
+    for j in range(G):
+        p, code = _check(rules, p, values[j], j + 1, (j + 1) * POP, bests[j], sigmas[j])
+        if int(code):
+            return j + 1, int(code), p
+    raise AssertionError("no criterion held")
+
+
+@partial(jax.jit, static_argnums=0)
+def _may_stop(rules: Rules, w: Any, values: Any, best: Any, g: Any, sigma: Any) -> Any:
+    bad = -jnp.inf if rules.maximize else jnp.inf
+    finite = jnp.where(jnp.isnan(values), bad, values)
+    top = jnp.max(finite) if rules.maximize else jnp.min(finite)
+    return may_stop(rules, w, values, top, best, g, g * POP, sigma)
+
+
+_check_block = jax.jit(check_block, static_argnums=0)
+
+
+def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) -> tuple[int, int, Any]:
+    p = initial_progress(rules, "float32")
+    bests = _bests(rules, values)
+    start = 0
+    best0 = jnp.asarray(-np.inf if rules.maximize else np.inf, jnp.float32)
+    while start < G:
+        w, end = watch(rules, p), start
+        while end < min(start + size, G):
+            w, maybe = _may_stop(rules, w, values[end], bests[end], end + 1, sigmas[end])
+            end += 1
+            if bool(maybe):
+                break
+        rows = np.zeros((size, POP), np.float32)
+        rows[: end - start] = values[start:end]
+        block_sigmas = np.zeros(size, np.float32)
+        block_sigmas[: end - start] = sigmas[start:end]
+        p, m, code = _check_block(rules, p, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
+                                  start * POP, best0 if start == 0 else bests[start - 1], 0)
+        if int(code):
+            assert int(m) == end - start  # the first stop is the block's last generation
+            return end, int(code), p
+        start = end
+    raise AssertionError("no criterion held")
+
+
+SCENARIOS = [
+    ("noise", dict(tolstagnation=30)),
+    ("noise", dict(tolstagnation=30, maximize=True)),
+    ("plateau", dict(tolflatfitness=2)),
+    ("converge", dict(tolfun=1e-6)),
+    ("converge", dict(tolfunhist=1e-6, tolflatfitness=3)),
+    ("converge", dict(tolfun=1e-6, maximize=True)),
+    ("converge", dict(ftarget=1.0 + 1e-4)),
+    ("converge", dict(tolx=0.3, tolfunhist=1e-7)),
+    ("noise", dict(max_evals=POP * 77 + 1)),
+]
+
+
+@pytest.mark.parametrize("kind,criteria", [
+    s if s[1] == {"tolfun": 1e-6} else pytest.param(*s, marks=pytest.mark.slow) for s in SCENARIOS])
+def test_blocks_stop_where_the_generation_by_generation_check_stops(kind: str, criteria: dict) -> None:
+    rules = _rules(**criteria)
+    values, sigmas = _values(kind, seed=len(kind))
+    generation, code, progress = _one_by_one(rules, values, sigmas)
+    for size in (5, 32):
+        got_generation, got_code, got = _in_blocks(rules, values, sigmas, size)
+        assert (got_generation, REASONS[min(got_code, len(REASONS) - 1)]) == (generation, REASONS[code])
+        for name, want in progress._asdict().items():
+            np.testing.assert_array_equal(np.asarray(getattr(got, name)), np.asarray(want), err_msg=name)
