@@ -154,7 +154,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
                                            run.code))
 
-    def lean(run: DeviceRun, w: Watch, fitness: Any, sigmas: Any, k: Any, _: Any) -> tuple[Any, ...]:
+    def lean(run: DeviceRun, w: Watch, record: Any, k: Any, _: Any) -> tuple[Any, ...]:
         # a generation of the chunk without the run's criteria: they are checked for a block of
         # generations at once (check_block), after any generation where one may hold (may_stop)
         X, state = strategy.ask(run.state)
@@ -171,30 +171,30 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
             code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
         w, maybe = may_stop(rules, w, values, finite[i], best_f, g, evals, sigma)
-        fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[None].astype(fitness.dtype), k, axis=0)
-        sigmas = jax.lax.dynamic_update_slice_in_dim(sigmas, jnp.reshape(sigma, (1,)).astype(sigmas.dtype), k, 0)
+        row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(record.dtype)  # fitness values, sigma
+        record = jax.lax.dynamic_update_slice_in_dim(record, row[None], k, axis=0)
         run = DeviceRun(state, best_f, jnp.where(better, X[i], run.best_x), run.progress, g, evals, code)
-        return run, w, fitness, sigmas, k + 1, maybe
+        return run, w, record, k + 1, maybe
 
     def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # blocks of up to BLOCK generations: a block ends after a generation where a criterion may
         # hold, and check_block finds whether one does; no generation runs twice
         def block(carry: Any) -> Any:
-            run, fitness, sigmas, k = carry
+            run, record, k = carry
             n = jnp.minimum(limit - k, BLOCK)
-            new, _, fitness, sigmas, end, _ = jax.lax.while_loop(
-                lambda c: (c[4] < k + n) & (c[0].code == 0) & ~c[5], lambda c: lean(*c),
-                (run, watch(rules, run.progress), fitness, sigmas, k, jnp.asarray(False)))
-            progress, _, code = check_block(rules, run.progress, jax.lax.dynamic_slice_in_dim(fitness, k, BLOCK),
-                                            jax.lax.dynamic_slice_in_dim(sigmas, k, BLOCK), end - k, run.generation,
+            new, _, record, end, _ = jax.lax.while_loop(
+                lambda c: (c[3] < k + n) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
+                (run, watch(rules, run.progress), record, k, jnp.asarray(False)))
+            rows = jax.lax.dynamic_slice_in_dim(record, k, BLOCK)
+            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], end - k, run.generation,
                                             run.n_evals, run.best_f, new.code)
-            return replace(new, progress=progress, code=code), fitness, sigmas, end
+            return replace(new, progress=progress, code=code), record, end
 
         dtype = run.best_f.dtype
-        fitness = jnp.zeros((length + BLOCK, rules.popsize), dtype)  # a block's rows never pass the end
-        sigmas = jnp.zeros((length + BLOCK,), dtype)
-        carry = (run, fitness, sigmas, jnp.asarray(0, jnp.int32))
-        return jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), block, carry)
+        record = jnp.zeros((length + BLOCK, rules.popsize + 1), dtype)  # a block's rows never pass the end
+        run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
+                                            (run, record, jnp.asarray(0, jnp.int32)))
+        return run, record[:length, :-1], record[:length, -1], k
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # the batched chunk: one loop over generations, every run advanced together and a run that
