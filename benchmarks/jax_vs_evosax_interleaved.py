@@ -35,30 +35,11 @@ DEFAULT_STRATEGIES = ["snes", "openai_es", "pgpe", "sep_cma_es", "cma_es", "xnes
 def build(name: str, dim: int, factor: int) -> tuple[Callable[[], Any], Callable[[], Any], int]:
     """Compiled rounds of evostrat and evosax for one cell, and the generations per round."""
     import jax
-    import jax.numpy as jnp
     import test_matrix_jax as tm
-    from _matrix import make_strategy
 
-    s = make_strategy(name, dim, factor)
-    length = tm._scan_length(name, dim, factor)
-
-    def body(state: Any, _: Any) -> tuple[Any, None]:
-        X, state = s.ask(state)
-        return s.tell(state, X, jnp.sum(X * X, axis=1)), None
-
-    state0 = s.init(jnp.ones(dim, dtype=jnp.float32), random_state=0)
+    s, body, state0, length = tm._evostrat_loop(jax, name, dim, factor)
     ours = jax.jit(lambda c: jax.lax.scan(body, c, None, length=length)[0]).lower(state0).compile()
-    es, params = tm._evosax(name, s.resolved_popsize(dim), dim, s)
-    key = jax.random.key(0)
-    peer0 = (es.init(key, jnp.ones(dim, dtype=jnp.float32), params), key)
-
-    def peer_body(carry: Any, _: Any) -> tuple[Any, None]:
-        state, key = carry
-        key, k_ask, k_tell = jax.random.split(key, 3)
-        X, state = es.ask(k_ask, state, params)
-        state, _ = es.tell(k_tell, X, jnp.sum(X * X, axis=1), state, params)
-        return (state, key), None
-
+    peer_body, peer0 = tm._evosax_loop(jax, name, dim, s)
     peer = jax.jit(lambda c: jax.lax.scan(peer_body, c, None, length=length)[0]).lower(peer0).compile()
     if os.environ.get("HLO"):
         print(f"HLO of one generation, {name} d={dim} pop={factor}x")
