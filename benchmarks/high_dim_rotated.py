@@ -12,6 +12,12 @@ Threads are pinned to one (set before numpy loads). Run::
 
     python benchmarks/high_dim_rotated.py --dim 1000 --budget 3000000 --seeds 0 1 2 \\
         --strategies lm_ma_es sep_cma_es snes nes_low_rank
+
+``--profile`` runs the pure ``init``/``ask``/``tell`` instead of ``ES.fit`` for ``--budget``
+evaluations and prints the tracemalloc peak and CPU time of one generation, the state's size,
+the best value seen and ``f`` at the final mean (the d = 100,000 numbers in BENCHMARKS.md)::
+
+    python benchmarks/high_dim_rotated.py --profile --dim 100000 --budget 3800 --strategies vkd_cma sep_cma_es
 """
 
 from __future__ import annotations
@@ -175,9 +181,11 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=2000)
     parser.add_argument("--vkd-k", type=lambda v: v if v == "auto" else int(v), default="auto",
                         help="vkd_cma's number of directions k, or 'auto' (online selection)")
-    parser.add_argument("--vkd-k-max", type=int, default=None, help="vkd_cma's k_max (k='auto'; default min(d - 1, 100))")
+    parser.add_argument("--vkd-k-max", type=int, default=None,
+                        help="vkd_cma's k_max (k='auto'; default min(d - 1, 100))")
     parser.add_argument("--profile", action="store_true",
-                        help="memory and CPU of one generation (tracemalloc; pure ask/tell) and the best value after --budget")
+                        help="memory and CPU of one generation (tracemalloc; pure ask/tell) and the best "
+                             "value after --budget")
     args = parser.parse_args()
     for seed in args.seeds:
         for name in args.strategies:

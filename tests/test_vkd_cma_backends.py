@@ -56,7 +56,8 @@ def prepared(case: str) -> tuple[VkDCMA, object, np.ndarray, np.ndarray]:
             inner = learner.tell(inner, X, _ellipsoid(X))
         pad = state.V.shape[0] - 3
         state = state._replace(**{f: getattr(inner, f) for f in ("mean", "sigma", "D", "p_c", "p_s", "shift", "t")},
-                               V=np.concatenate([inner.V, np.zeros((pad, DIM))]), s=np.concatenate([inner.s, np.zeros(pad)]),
+                               V=np.concatenate([inner.V, np.zeros((pad, DIM))]),
+                               s=np.concatenate([inner.s, np.zeros(pad)]),
                                k=np.asarray(3.0), since=np.asarray(5.0))
     else:
         for _ in range(60):
@@ -82,7 +83,8 @@ def tell_on(case: str, backend: str, dtype: str) -> dict[str, list]:
     dt = be.dtype_from_name(dtype)
     native = be.from_host(be.to_host(state), dtype=dt)._replace(key=be.key(0))
     new = be.compile(strategy.tell)(native, be.asarray(X, dtype=dt), be.asarray(f, dtype=dt))
-    return {name: np.asarray(to_numpy(v), dtype=np.float64).tolist() for name, v in new._asdict().items() if name != "key"}
+    return {name: np.asarray(to_numpy(v), dtype=np.float64).tolist()
+            for name, v in new._asdict().items() if name != "key"}
 
 
 def assert_same_update(ref: dict, got: dict, rtol: float, atol: float, label: str) -> None:

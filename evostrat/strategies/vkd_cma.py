@@ -149,7 +149,8 @@ class VkDCMA(Strategy):
         """Rows of ``V``: ``min(k, n - 1)`` for an integer ``k``, ``min(k_max, n - 1)`` for ``"auto"``."""
         if self.k != "auto":
             if self.k_max is not None and self.k_max != self.k:
-                raise InvalidArgumentError(f"k_max applies to k='auto'; with k={self.k} leave it None, got {self.k_max}")
+                raise InvalidArgumentError(
+                    f"k_max applies to k='auto'; with k={self.k} leave it None, got {self.k_max}")
             return max(min(int(self.k), dim - 1), 0)
         return max(min(K_MAX_CAP if self.k_max is None else int(self.k_max), dim - 1), 0)
 
