@@ -1,5 +1,5 @@
 """Slow quality studies (issue 21): LM-MA-ES learns a rotated ellipsoid that the separable
-strategies cannot; LM-MA-ES and the low-rank NES run at d = 100,000 within O(k d) memory.
+strategies cannot; LM-MA-ES, the low-rank NES and VkD-CMA run at d = 100,000 within O(k d) memory.
 BENCHMARKS.md ("High dimension") has the d = 1000 and d = 100,000 numbers
 (``benchmarks/high_dim_rotated.py``)."""
 
@@ -12,6 +12,7 @@ import pytest
 
 from evostrat import ES
 from evostrat.strategies.lm_ma_es import LMMAES
+from evostrat.strategies.vkd_cma import VkDCMA
 from evostrat.strategies.nes import NES
 from rotated_problems import OFF, rotated_ellipsoid
 
@@ -31,7 +32,8 @@ def test_lm_ma_es_reaches_1e_8_on_a_rotated_ellipsoid_where_separable_strategies
 
 
 @pytest.mark.parametrize("strategy", [LMMAES(sigma0=0.5), NES(sigma0=0.5, distribution="low_rank_normal",
-                                                              distribution_options={"rank": 4})])
+                                                              distribution_options={"rank": 4}),
+                                      VkDCMA(sigma0=0.5)])
 def test_runs_at_d_100000_in_o_kd_memory(strategy) -> None:
     dim = 100_000
     x0 = np.ones(dim)
