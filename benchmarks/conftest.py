@@ -103,7 +103,7 @@ def record() -> Any:
     for the end-of-session table, and tag the benchmark's ``extra_info`` with the row
     (suite, case, library, per_round, strategy, dim, popsize, target and ``extra``,
     e.g. ``compile_s``) for ``benchmarks/report.py``. ``times``: the seconds of each round when
-    the suite timed the rounds itself (interleaved with a peer's, on the CPU clock); their median,
+    the suite timed the rounds itself (interleaved with a peer's); their median,
     minimum and mean then replace the benchmark's statistics in the row (``median_s``, ``min_s``,
     ``mean_s``, ``rounds``), so one benchmark can carry both libraries' rows. ``target`` defaults to
     :func:`_matrix.target` of the suite, strategy and dimension."""

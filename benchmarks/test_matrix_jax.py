@@ -17,10 +17,12 @@ For CMA-ES the scan covers whole gaps between evostrat's lazy decompositions
 
 Every cell runs at least ``MIN_ROUNDS`` (31) rounds, and the two libraries' rounds alternate
 in one benchmark (evosax's round is the untimed ``setup`` of each evostrat round), each timed
-on the CPU clock (``time.process_time``; XLA is pinned to one thread, so that is the work done
-whatever else loads the machine). Both rows travel in that benchmark's ``extra_info`` with
-their own medians (``record(..., times=...)``), so the table's ratio is a ratio of medians of
-interleaved rounds. ``benchmarks/jax_vs_evosax_interleaved.py`` does the same outside pytest,
+on the wall clock (``time.perf_counter``). Not the CPU clock: XLA's CPU runtime runs
+independent parts of a program on a second thread whatever ``intra_op_parallelism_threads``
+says (CPU time was 1.6-1.9x wall time here), so CPU time charges a program for the
+parallelism that makes it finish sooner. Both rows travel in that benchmark's ``extra_info``
+with their own medians (``record(..., times=...)``), so the table's ratio is a ratio of
+medians of interleaved rounds, which a load that drifts during the run shifts for both. ``benchmarks/jax_vs_evosax_interleaved.py`` does the same outside pytest,
 for chosen cells.
 
 Compilation is timed apart: ``jax.jit(loop).lower(state).compile()``, stored as
@@ -78,12 +80,12 @@ def _compiled(jax: Any, body: Any, carry0: Any, length: int) -> tuple[Any, float
     return compiled, time.perf_counter() - start
 
 
-def _cpu_timed(run: Callable[[], Any], times: list[float]) -> Callable[[], None]:
-    """``run`` that appends its CPU seconds (``time.process_time``) to ``times``."""
+def _timed(run: Callable[[], Any], times: list[float]) -> Callable[[], None]:
+    """``run`` that appends its wall seconds (``time.perf_counter``) to ``times``."""
     def timed() -> None:
-        start = time.process_time()
+        start = time.perf_counter()
         run()
-        times.append(time.process_time() - start)
+        times.append(time.perf_counter() - start)
     return timed
 
 
@@ -151,12 +153,12 @@ def test_jax_scan(benchmark: Any, record: Any, name: str, dim: int, factor: int,
         ours, compile_s = _compiled(jax, body, state0, length)
         ours_times: list[float] = []
         peer_times: list[float] = []
-        run_ours = _cpu_timed(lambda: jax.block_until_ready(ours(state0)), ours_times)
+        run_ours = _timed(lambda: jax.block_until_ready(ours(state0)), ours_times)
         run_peer: Callable[[], None] | None = None
         if have_evosax:
             peer_body, peer0 = _evosax_loop(jax, name, dim, s)
             peer, peer_compile_s = _compiled(jax, peer_body, peer0, length)
-            run_peer = _cpu_timed(lambda: jax.block_until_ready(peer(peer0)), peer_times)
+            run_peer = _timed(lambda: jax.block_until_ready(peer(peer0)), peer_times)
         # Warm-up, then one timed pair fits the rounds to the budget (at least MIN_ROUNDS).
         for run in (run_ours, run_peer):
             if run is not None:
@@ -172,8 +174,8 @@ def test_jax_scan(benchmark: Any, record: Any, name: str, dim: int, factor: int,
     benchmark.extra_info["compile_s"] = compile_s
     record(suite, case(name, dim, factor), "evostrat", benchmark, per_round=length, strategy=name,
            dim=dim, popsize=s.resolved_popsize(dim), compile_s=compile_s, times=ours_times,
-           clock="process_time")
+           clock="perf_counter")
     if run_peer is not None:
         record(suite, case(name, dim, factor), "evosax", benchmark, per_round=length, strategy=name,
                dim=dim, popsize=s.resolved_popsize(dim), compile_s=peer_compile_s,
-               times=peer_times, clock="process_time")
+               times=peer_times, clock="perf_counter")
