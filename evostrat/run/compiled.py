@@ -129,7 +129,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     bad = -jnp.inf if rules.maximize else jnp.inf
     length = chunk_length(rules.popsize)
 
-    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
+    def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
+        """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
         X, state = strategy.ask(run.state)
         if population is not None:  # the population axis split across devices, the state replicated
             X = jax.lax.with_sharding_constraint(X, population)
@@ -138,8 +139,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         finite = jnp.where(jnp.isnan(values), bad, values)
         i = jnp.argmax(finite) if rules.maximize else jnp.argmin(finite)
         better = (finite[i] > run.best_f) if rules.maximize else (finite[i] < run.best_f)
-        best_f = jnp.where(better, finite[i], run.best_f)
-        best_x = jnp.where(better, X[i], run.best_x)
+        return (state, values, finite[i], jnp.where(better, finite[i], run.best_f),
+                jnp.where(better, X[i], run.best_x))
+
+    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
+        state, values, _, best_f, best_x = advance(run)
         sigma = strategy.sigma(state)
         g, evals = run.generation + 1, run.n_evals + values.shape[0]
         progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
@@ -157,23 +161,17 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     def lean(run: DeviceRun, w: Watch, record: Any, k: Any, _: Any) -> tuple[Any, ...]:
         # a generation of the chunk without the run's criteria: they are checked for a block of
         # generations at once (check_block), after any generation where one may hold (may_stop)
-        X, state = strategy.ask(run.state)
-        values = objective(X)
-        state = strategy.tell(state, X, -values if rules.maximize else values)
-        finite = jnp.where(jnp.isnan(values), bad, values)
-        i = jnp.argmax(finite) if rules.maximize else jnp.argmin(finite)
-        better = (finite[i] > run.best_f) if rules.maximize else (finite[i] < run.best_f)
-        best_f = jnp.where(better, finite[i], run.best_f)
+        state, values, generation_best, best_f, best_x = advance(run)
         sigma = strategy.sigma(state)
         g, evals = run.generation + 1, run.n_evals + values.shape[0]
         code = run.code
         if stop_names:
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
             code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-        w, maybe = may_stop(rules, w, values, finite[i], best_f, g, evals, sigma)
+        w, maybe = may_stop(rules, w, values, generation_best, best_f, g, evals, sigma)
         row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(record.dtype)  # fitness values, sigma
         record = jax.lax.dynamic_update_slice_in_dim(record, row[None], k, axis=0)
-        run = DeviceRun(state, best_f, jnp.where(better, X[i], run.best_x), run.progress, g, evals, code)
+        run = DeviceRun(state, best_f, best_x, run.progress, g, evals, code)
         return run, w, record, k + 1, maybe
 
     def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
