@@ -257,9 +257,13 @@ class VkDCMA(Strategy):
             D = state.D * xp.sqrt((alpha2 + xp.sum(U * U, axis=1)) / (1.0 + xp.matmul(s, V * V)))
         else:
             D = state.D * xp.sqrt(alpha2 + xp.sum(U * U, axis=1))
+        # the diagonal's condition stays <= 1e14 (pycma's tolconditioncov): once sigma sits at its floor,
+        # float rounding of X - mean feeds the update noise that would otherwise drive D apart
+        D = xp.maximum(D, xp.max(D) * 1e-7)
         scale = xp.exp((2 * xp.sum(xp.log(D)) + xp.sum(xp.log1p(s))) / (2 * n))
         D, p_c = D / scale, p_c / scale
-        ok = xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(D)) & xp.isfinite(xp.sum(V))
+        ok = (xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(D)) & xp.isfinite(xp.sum(V))
+              & xp.isfinite(xp.sum(p_c)))  # p_c too: at sigma's floor in float32 it can overflow alone
         if kk == 0:  # no active row: the (zero) buffers stay as they are
             V, s = state.V, state.s
         elif kk < k_max:  # eager backends computed the active rows only: back into the buffer
