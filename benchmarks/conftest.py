@@ -4,10 +4,12 @@ Run with ``python -m pytest benchmarks/ -p no:cacheprovider``; results of
 every suite are printed as a table of medians with ratios to the peers at the
 end of the session.
 
-- BLAS and XLA run single-threaded unless ``EVOSTRAT_BENCH_THREADS`` says
-  otherwise: on a shared machine multi-threaded LAPACK timings are dominated by
-  contention (an eigendecomposition at d = 1000 varied from 0.1 to 3 s here),
-  and every library is measured under the same setting. Set before numpy loads.
+- BLAS and XLA run on one thread, the process bound to one CPU, unless
+  ``EVOSTRAT_BENCH_THREADS`` says otherwise (``benchmarks/_single_thread.py``): on a
+  shared machine multi-threaded LAPACK timings are dominated by contention (an
+  eigendecomposition at d = 1000 varied from 0.1 to 3 s here), XLA's CPU runtime
+  otherwise runs parts of a program on a second thread, and every library is measured
+  under the same setting. Set before numpy loads.
 - Peers that are not installed (``cma``, ``cmaes``, ``evosax``, ``evotorch``,
   ``evograd``) are skipped with the reason; install the pinned set with
   ``pip install -e ".[bench]"``.
@@ -30,14 +32,13 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-_THREADS = os.environ.get("EVOSTRAT_BENCH_THREADS", "1")
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, _THREADS)
-if _THREADS == "1":
-    os.environ.setdefault(
-        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import _single_thread  # noqa: E402
+
+_single_thread.pin()
 
 import importlib.util  # noqa: E402
 import statistics  # noqa: E402

@@ -14,19 +14,19 @@ Prints one JSON line per (problem, n): both medians over the seeds, ``None`` for
 from __future__ import annotations
 
 import os
+import sys
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _single_thread  # noqa: E402
+
+_single_thread.pin()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from high_dim_rotated import RotatedEllipsoid  # noqa: E402
 
 from evostrat import ES  # noqa: E402

@@ -24,8 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _single_thread  # noqa: E402
+
+_single_thread.pin()
 
 G = 320
 

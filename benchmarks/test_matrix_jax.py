@@ -17,10 +17,8 @@ For CMA-ES the scan covers whole gaps between evostrat's lazy decompositions
 
 Every cell runs at least ``MIN_ROUNDS`` (31) rounds, and the two libraries' rounds alternate
 in one benchmark (evosax's round is the untimed ``setup`` of each evostrat round), each timed
-on the wall clock (``time.perf_counter``). Not the CPU clock: XLA's CPU runtime runs
-independent parts of a program on a second thread whatever ``intra_op_parallelism_threads``
-says (CPU time was 1.6-1.9x wall time here), so CPU time charges a program for the
-parallelism that makes it finish sooner. Both rows travel in that benchmark's ``extra_info``
+on the wall clock (``time.perf_counter``); the process is bound to one CPU
+(``benchmarks/_single_thread.py``), so wall and CPU time agree. Both rows travel in that benchmark's ``extra_info``
 with their own medians (``record(..., times=...)``), so the table's ratio is a ratio of
 medians of interleaved rounds, which a load that drifts during the run shifts for both. ``benchmarks/jax_vs_evosax_interleaved.py`` does the same outside pytest,
 for chosen cells.
