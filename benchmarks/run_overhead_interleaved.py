@@ -29,41 +29,21 @@ import _single_thread  # noqa: E402
 
 _single_thread.pin()
 
-G = 320
-
 
 def build(name: str, dim: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """The scan's round and the fit's round of one case, both compiled."""
+    """The scan's round and the fit's round of one case, both compiled (the pytest benchmark's)."""
     import jax
+    from test_run_overhead import fit_round, scan_round
 
-    from evostrat import ES
-    from evostrat.plugins.factories import make_strategy
     from evostrat.problems import rosenbrock, sphere
 
     objective = rosenbrock if name == "cma_es" else sphere
-    s = make_strategy(name, None)
-    state = s.init(jax.numpy.ones(dim), random_state=0)
-
-    def body(st: Any, _: Any) -> tuple[Any, None]:
-        X, st = s.ask(st)
-        return s.tell(st, X, objective(X)), None
-
-    loop = jax.jit(lambda st: jax.lax.scan(body, st, None, length=G)[0])
-
-    def scan() -> Any:
-        return jax.block_until_ready(loop(state))
-
-    def fit() -> Any:
-        es = ES(name, max_generations=G, random_state=0).fit(objective, jax.numpy.ones(dim))
-        jax.block_until_ready(es.x_)
-        assert es.fast_path_ == "compiled_loop" and es.n_generations_ == G
-        return es
-
-    scan(), fit()  # compile both
-    return scan, fit
+    return scan_round(jax, name, dim, objective), fit_round(jax, name, dim, objective)
 
 
 def measure(name: str, dim: int, rounds: int) -> None:
+    from test_run_overhead import G
+
     scan, fit = build(name, dim)
     times: dict[str, list[tuple[float, float]]] = {"scan": [], "fit": []}
     for r in range(rounds):
