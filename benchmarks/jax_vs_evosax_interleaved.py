@@ -38,9 +38,9 @@ def build(name: str, dim: int, factor: int) -> tuple[Callable[[], Any], Callable
     import jax
     import test_matrix_jax as tm
 
-    s, body, state0, length = tm._evostrat_loop(jax, name, dim, factor)
+    s, body, state0, length = tm.evostrat_loop(jax, name, dim, factor)
     ours = jax.jit(lambda c: jax.lax.scan(body, c, None, length=length)[0]).lower(state0).compile()
-    peer_body, peer0 = tm._evosax_loop(jax, name, dim, s)
+    peer_body, peer0 = tm.evosax_loop(jax, name, dim, s)
     peer = jax.jit(lambda c: jax.lax.scan(peer_body, c, None, length=length)[0]).lower(peer0).compile()
     if os.environ.get("HLO"):
         print(f"HLO of one generation, {name} d={dim} pop={factor}x")

@@ -165,22 +165,10 @@ def test_jax_scan_evostrat(benchmark: Any, record: Any, require: Any, dim: int) 
 def test_jax_scan_evosax(benchmark: Any, record: Any, require: Any, dim: int) -> None:
     jax = require("jax")
     require("evosax")
-    jnp = jax.numpy
-    from evosax.algorithms import CMA_ES
+    from test_matrix_jax import evosax_loop
 
-    lam = CMAES().resolved_popsize(dim)
-    es = CMA_ES(population_size=lam, solution=jnp.zeros(dim))
-    params = es.default_params.replace(std_init=1.0)
-    key = jax.random.key(0)
-    state0 = es.init(key, jnp.ones(dim), params)
+    body, (state0, key) = evosax_loop(jax, "cma_es", dim, CMAES(sigma0=1.0))
     length = SCAN_LENGTH[dim]
-
-    def body(carry: Any, _: Any) -> tuple[Any, None]:
-        state, key = carry
-        key, k_ask, k_tell = jax.random.split(key, 3)
-        X, state = es.ask(k_ask, state, params)
-        state, _ = es.tell(k_tell, X, jnp.sum(X * X, axis=1), state, params)
-        return (state, key), None
 
     run = jax.jit(lambda state, key: jax.lax.scan(body, (state, key), None, length=length)[0])
     jax.block_until_ready(run(state0, key))

@@ -110,7 +110,8 @@ def _evosax(name: str, lam: int, dim: int, s: Any) -> tuple[Any, Any]:
     return es, es.default_params.replace(std_init=s.sigma0)
 
 
-def _evostrat_loop(jax: Any, name: str, dim: int, factor: int) -> tuple[Any, Any, Any, int]:
+def evostrat_loop(jax: Any, name: str, dim: int, factor: int) -> tuple[Any, Any, Any, int]:
+    """evostrat's strategy, scan body, initial state and generations per round for one cell."""
     jnp = jax.numpy
     s = make_strategy(name, dim, factor)
 
@@ -121,7 +122,8 @@ def _evostrat_loop(jax: Any, name: str, dim: int, factor: int) -> tuple[Any, Any
     return s, body, s.init(jnp.ones(dim, dtype=jnp.float32), random_state=0), _scan_length(name, dim, factor)
 
 
-def _evosax_loop(jax: Any, name: str, dim: int, s: Any) -> tuple[Any, Any]:
+def evosax_loop(jax: Any, name: str, dim: int, s: Any) -> tuple[Any, Any]:
+    """evosax's scan body for evostrat's strategy ``s`` (same popsize and initial std) and its carry."""
     jnp = jax.numpy
     es, params = _evosax(name, s.resolved_popsize(dim), dim, s)
     key = jax.random.key(0)
@@ -147,14 +149,14 @@ def test_jax_scan(benchmark: Any, record: Any, name: str, dim: int, factor: int,
     suite = f"jax-{'scan' if platform == 'cpu' else 'gpu'}"
     benchmark.group = f"{suite} {case(name, dim, factor)}"
     with jax.default_device(device):
-        s, body, state0, length = _evostrat_loop(jax, name, dim, factor)
+        s, body, state0, length = evostrat_loop(jax, name, dim, factor)
         ours, compile_s = _compiled(jax, body, state0, length)
         ours_times: list[float] = []
         peer_times: list[float] = []
         run_ours = _timed(lambda: jax.block_until_ready(ours(state0)), ours_times)
         run_peer: Callable[[], None] | None = None
         if have_evosax:
-            peer_body, peer0 = _evosax_loop(jax, name, dim, s)
+            peer_body, peer0 = evosax_loop(jax, name, dim, s)
             peer, peer_compile_s = _compiled(jax, peer_body, peer0, length)
             run_peer = _timed(lambda: jax.block_until_ready(peer(peer0)), peer_times)
         # Warm-up, then one timed pair fits the rounds to the budget (at least MIN_ROUNDS).
