@@ -25,7 +25,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["as_search_point", "check_population_size", "resolve_backend"]
+__all__ = ["as_search_point", "check_population_size", "draw_point", "resolve_backend"]
 
 
 def as_search_point(
@@ -94,3 +94,29 @@ def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
         if need > memory:
             raise InvalidArgumentError(f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population "
                                        f"of dim {dim}, more than the {memory / 2**30:.3g} GiB of memory")
+
+
+def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) -> Any:
+    """A start point from the callable ``x0`` (``source``) for restart run ``run``: called
+    without arguments while numpy's global generator is seeded from ``(seed, run)`` (then
+    restored), so a callable drawing from ``np.random`` gives reproducible runs; ``dim``:
+    the length it must have (``None``: any).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a point of another shape.
+    """
+    saved = np.random.get_state()
+    if seed is not None:
+        np.random.seed(np.random.SeedSequence([int(seed), run, 0x5EED]).generate_state(4))
+    try:
+        point = source()
+    finally:
+        if seed is not None:
+            np.random.set_state(saved)
+    shape = tuple(np.shape(point))
+    if len(shape) != 1 or shape[0] < 1 or (dim is not None and shape[0] != dim):
+        raise InvalidArgumentError(f"the callable x0 must return a point of shape {'(dim,)' if dim is None else (dim,)}, "
+                                   f"got shape {shape} for restart run {run}")
+    return point

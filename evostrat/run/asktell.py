@@ -128,6 +128,7 @@ class AskTell:
         self.dtype = x.dtype
         self.dim = int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
+        self.told_shape = (self.popsize,)  # the shape of told fitness values
         self.nonfinite = nonfinite
         self._pending: Any = None
         self.generation = 0

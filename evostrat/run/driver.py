@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends.points import check_population_size
+from evostrat.backends.points import check_population_size, draw_point
 from evostrat.backends.structured import as_structure
 from evostrat.constraints.base import MissingConstraintFunction, evaluate_constraints
 from evostrat.constraints.tracker import ConstrainedRun
@@ -133,7 +133,9 @@ class Driver:
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
+        self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # record()'s deferred sigma, then the criteria
+        self.termination.stops = strategy.stop
         self.state.sigma_of, self.state.sign_limit = self.runner.sigma_of, max(1, min(64, 2**16 // dim**2))
         self.state.plan = plan
         if self.constrained is not None:
@@ -144,24 +146,8 @@ class Driver:
             self.state.restarts.append(plan.record(self.state.n_evals))
 
     def draw_x0(self, run: int) -> Any:
-        """A start point from the callable ``x0`` for restart run ``run``: called without
-        arguments while numpy's global generator is seeded from ``(random_state, run)`` (then
-        restored), so a callable drawing from ``np.random`` gives reproducible runs."""
-        seed = self.settings.random_state
-        saved = np.random.get_state()
-        if seed is not None:
-            np.random.seed(np.random.SeedSequence([int(seed), run, 0x5EED]).generate_state(4))
-        try:
-            point = self.x0_source()
-        finally:
-            if seed is not None:
-                np.random.set_state(saved)
-        shape = tuple(np.shape(point))
-        if len(shape) != 1 or shape[0] < 1 or (run > 0 and shape[0] != self.runner.dim):
-            dim = "(dim,)" if run == 0 else f"({self.runner.dim},)"
-            raise InvalidArgumentError(f"the callable x0 must return a point of shape {dim}, got shape {shape} "
-                                       f"for restart run {run}")
-        return point
+        """A start point from the callable ``x0`` for restart run ``run`` (:func:`draw_point`)."""
+        return draw_point(self.x0_source, self.settings.random_state, run, None if run == 0 else self.runner.dim)
 
     # -- ask / tell ----------------------------------------------------------------------------
     def to_box(self, X: Any) -> Any:
@@ -174,7 +160,8 @@ class Driver:
             self.integers.before_ask(self.runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
             self.noise.before_ask(self.runner)  # uncertainty handling: raise sigma after the last update
-        self.asked = self.to_box(self.runner.ask())
+        X = self.runner.ask()
+        self.asked = X if self.bounds is None else self.bounds.transform(X)
         return self.asked
 
     def inject(self, solutions: Any) -> None:
@@ -196,14 +183,16 @@ class Driver:
         strategy was told (``None`` for behaviours).
         """
         runner = self.runner
-        if (constraints is None and not repaired and self.bounds is None and X is runner.pending and type(X) is
-                np.ndarray and not runner.injected_rows and type(values) is np.ndarray and values.dtype is
-                runner.dtype and values.shape == (runner.popsize,) and not runner.strategy.needs_behaviours):
+        if (X is runner.pending and self.plain and type(values) is np.ndarray and values.dtype is runner.dtype
+                and values.shape == runner.told_shape and constraints is None and not repaired
+                and not runner.injected_rows):
             host = values.tolist()  # the usual numpy generation: one host list to check and record
             if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)
-                self.record(host, X.__getitem__, None if self.state.plan is None else runner.sigma,
-                            runner.strategy.stop)  # sigma None: read when the row or the criteria are
+                if self.state.plan is None:  # the row kept as a list, the criteria deferred
+                    self.state.add_generation(host, X, runner, self.termination, self.maximize)
+                else:
+                    self.record(host, X.__getitem__, runner.sigma, runner.strategy.stop)
                 return told
         population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
                                             None if self.bounds is None else self.bounds.inverse)
@@ -267,7 +256,7 @@ class Driver:
         ``values``: the generation's values in the user's sense on the host (``None`` for
         behaviour strategies told no fitness: ``best_x`` is then the mean and ``best_f`` the
         behavioural spread); ``candidate(i)``: row ``i`` (read for an improving generation's
-        best); ``sigma``: ``None`` to read it from the state when needed; ``stops(state)``: the
+        best); ``sigma``: the largest standard deviation (``None``: read now); ``stops(state)``: the
         strategy's criteria on this generation's state (called when ``stop_reason`` is read,
         at once with restarts); ``extra``: more history columns; ``best_of`` (constraints):
         the values that compete for best so far, NaN if infeasible (``values`` penalised).
@@ -275,6 +264,7 @@ class Driver:
         state, runner, maximize = self.state, self.runner, self.maximize
         state.n_evals = state.run_start[0] + runner.n_evals
         state.n_generations = state.run_start[1] + runner.generation
+        sigma = runner.sigma if sigma is None else sigma
         if values is None:
             state.best_x = self.to_box(runner.mean)
             state.best_f = extra["behaviour_var"]
@@ -309,9 +299,7 @@ class Driver:
                 entry.update(run=state.plan.run, popsize=runner.popsize)
             if extra is not None:
                 entry.update(extra)
-            if sigma is None:  # deferred: the row holds the state until it or the criteria are read
-                sigma = state.unsign(entry, runner.state)
-            (state.history if state.history_blocks else state.history_rows).append(entry)
+            state.append(entry)
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, state.best_f, ranked if presorted else values, sigma, presorted)
             # without restarts the criteria run when the reason is next read (defer returns None)

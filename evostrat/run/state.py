@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 import numbers
 import time
+from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["RunState", "RUN_SCHEMA", "check_schema", "first_stop", "is_int", "is_real", "is_reals"]
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "check_schema", "first_stop", "is_int", "is_real", "is_reals"]
 
 
 def is_int(v: Any) -> bool:
@@ -48,6 +49,10 @@ def is_reals(v: Any) -> bool:
     """A list of real numbers: a schema type check."""
     return isinstance(v, list) and all(map(is_real, v))
 
+
+#: The columns of a history row of a generation told fitness, in order (more follow with
+#: restarts, constraints or behaviours).
+ROW_KEYS = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "time")
 
 #: Field name -> (type check, what a checkpoint must hold). The plain-data part of
 #: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
@@ -117,8 +122,9 @@ class RunState:
     run_start : (int, int)
         ``(n_evals, n_generations)`` when the current restart run started.
     history : list of dict
-        One entry per generation (see :meth:`evostrat.ES.fit`); compiled chunks add
-        theirs as ``history_blocks``, functions that build the rows when it is read.
+        One entry per generation (see :meth:`evostrat.ES.fit`); the usual host generation
+        adds its row as a list (:attr:`raw`), compiled chunks theirs as ``history_blocks``
+        (functions that build the rows), both made dicts when it is read.
     restarts : list of dict
         One record per restart run (:mod:`evostrat.run.restarts`).
     plan : RunPlan or None
@@ -143,24 +149,65 @@ class RunState:
     #: called when :attr:`stop_reason` is next read
     stop_pending: Callable[[], str | None] | None = field(default=None, repr=False)
     reason: str | None = field(default=None, repr=False)
-    #: rows whose ``"sigma"`` still holds their generation's strategy state, and what reads it
-    unsigned: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: rows of the usual generation kept as lists in :data:`ROW_KEYS` order (:meth:`add_row`),
+    #: made dicts when :attr:`history` is read
+    raw: list[list[Any]] = field(default_factory=list, repr=False)
+    #: raw rows whose ``sigma`` still holds their generation's strategy state, and what reads it
+    unsigned: list[list[Any]] = field(default_factory=list, repr=False)
     sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
     sign_limit: int = field(default=1, repr=False)  # unsigned rows held at most (their states)
 
-    def unsign(self, row: dict[str, Any], state: Any) -> dict[str, Any]:
-        """``row`` with its ``sigma`` read later from the strategy ``state``; returns it."""
-        row["sigma"] = state
-        self.unsigned.append(row)
-        if len(self.unsigned) >= self.sign_limit:
+    def add_generation(self, values: list[float], X: Any, runner: Any, termination: Any, maximize: bool) -> None:
+        """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
+        without restarts, extra columns or constraints (the driver's usual case): best so far,
+        the row (:meth:`add_row`) and ``termination``'s deferred criteria, as
+        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would."""
+        n_evals = self.n_evals = self.run_start[0] + runner.n_evals
+        generation = runner.generation
+        self.n_generations = self.run_start[1] + generation
+        ranked, best = sorted(values), self.best_f  # stable: ranked[0] is the first minimum, as argmin's
+        gen_best = values[values.index(ranked[-1])] if maximize else ranked[0]
+        if gen_best > best if maximize else gen_best < best:
+            best = self.best_f = gen_best
+            self.best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
+        n, state = len(ranked), runner.state
+        m = n >> 1
+        row = [self.n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
+               state, perf_counter() - self.started]
+        unsigned = self.unsigned  # add_row, inlined
+        unsigned.append(row)
+        if len(unsigned) >= self.sign_limit:
             self.sign()
-        return row
+        if self.history_blocks:
+            self.flush_rows()
+        self.raw.append(row)
+        deferred = termination.deferred  # termination.defer, inlined
+        deferred.append((generation, n_evals, best, values if maximize else ranked, row, not maximize))
+        if len(deferred) >= termination.defer_limit:
+            termination.flush()
+        termination.told_state, self.stop_pending, self.reason = state, termination.latest_reason, None
+
+    def add_row(self, row: list[Any]) -> None:
+        """Append a history row given as a list in :data:`ROW_KEYS` order, its ``sigma`` the
+        generation's strategy state (read by :meth:`sign` later)."""
+        unsigned = self.unsigned
+        unsigned.append(row)
+        if len(unsigned) >= self.sign_limit:
+            self.sign()
+        if self.history_blocks:  # compiled chunks' rows come first
+            self.flush_rows()
+        self.raw.append(row)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Append a history row given as a dict, after the rows before it."""
+        (self.history if self.history_blocks or self.raw else self.history_rows).append(entry)
 
     def sign(self) -> None:
         """Fill in the ``sigma`` of the :attr:`unsigned` rows (deferred by the driver)."""
         rows, self.unsigned = self.unsigned, []
+        sigma_of = self.sigma_of
         for row in rows:
-            row["sigma"] = self.sigma_of(row["sigma"])
+            row[5] = sigma_of(row[5])
 
     @property
     def stop_reason(self) -> str | None:
@@ -181,18 +228,26 @@ class RunState:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """The rows, with the pending blocks appended first."""
+        """The rows, the pending ones made dicts first (:meth:`flush_rows`)."""
+        return self.flush_rows()
+
+    @history.setter
+    def history(self, rows: list[dict[str, Any]]) -> None:
+        self.history_rows, self.history_blocks, self.raw, self.unsigned = rows, [], [], []
+
+    def flush_rows(self) -> list[dict[str, Any]]:
+        """:attr:`history_rows` with the :attr:`raw` rows (signed) and then the pending blocks
+        appended as dicts."""
         if self.unsigned:
             self.sign()
+        if self.raw:
+            rows, self.raw = self.raw, []
+            self.history_rows.extend([dict(zip(ROW_KEYS, row)) for row in rows])
         if self.history_blocks:
             blocks, self.history_blocks = self.history_blocks, []
             for block in blocks:
                 self.history_rows.extend(block())
         return self.history_rows
-
-    @history.setter
-    def history(self, rows: list[dict[str, Any]]) -> None:
-        self.history_rows, self.history_blocks, self.unsigned = rows, [], []
 
     def elapsed(self) -> float:
         """Seconds since the run started (including a resumed run's earlier time)."""

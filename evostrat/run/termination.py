@@ -119,6 +119,10 @@ class Termination:
         self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
         #: called before deferred generations are checked: fills in rows given as ``sigma``
         self.before_flush: Callable[[], None] | None = None
+        #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
+        #: (:meth:`latest_reason`)
+        self.stops: Callable[[Any], dict[str, Any]] = lambda state: {}
+        self.told_state: Any = None
 
     @property
     def window(self) -> int:
@@ -163,11 +167,16 @@ class Termination:
         """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
         that reads the criteria) next runs: the same calls in the same order, so the same
         answers, without the work while nobody asks (ask/tell loops). ``sigma`` may be a
-        history row whose ``"sigma"`` :attr:`before_flush` fills in."""
+        history row (a dict, or a list in :data:`~evostrat.run.state.ROW_KEYS` order) whose
+        ``sigma`` :attr:`before_flush` fills in."""
         deferred = self.deferred
         deferred.append((generation, n_evals, best, values, sigma, presorted))
         if len(deferred) >= self.defer_limit:
             self.flush()
+
+    def latest_reason(self) -> str | None:
+        """:func:`pending_reason` of the latest generation, :attr:`told_state`."""
+        return pending_reason(self, self.stops, self.told_state)
 
     def flush(self) -> str | None:
         """Check the deferred generations in order; what :meth:`check` returned for the latest."""
@@ -175,7 +184,7 @@ class Termination:
         if deferred and self.before_flush is not None:
             self.before_flush()
         for generation, n_evals, best, values, sigma, presorted in deferred:
-            sigma = sigma["sigma"] if isinstance(sigma, dict) else sigma
+            sigma = sigma[5] if type(sigma) is list else sigma["sigma"] if isinstance(sigma, dict) else sigma
             self.last = self._check(generation, n_evals, best, values, sigma, presorted)
         return self.last
 
