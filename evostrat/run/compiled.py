@@ -18,7 +18,9 @@ The run's criteria are checked for blocks of up to :data:`BLOCK` generations at
 once (:mod:`evostrat.run.block_termination`): a generation computes only a few
 scalars that hold whenever a criterion may, which end the block early, so the
 run stops at the same generation and no generation runs twice (issue 15).
-The host keeps the chunk's values and builds its ``history_`` rows when they
+On the CPU, a small problem's generations run in stages of a few generations
+(:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
+kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
 are read. The run stops at the generation, and with the state, of the host
 loop; values agree with it to float rounding (XLA fuses the whole step, and
 the objective is evaluated inside the program: both may round differently from
@@ -71,6 +73,13 @@ BLOCK = 32
 CHUNK = 512
 
 
+#: Bytes up to which XLA's CPU runtime runs a loop body's kernels one after the other, when
+#: every buffer they touch is this small (``ThunkExecutor``'s sequential threshold, not a flag);
+#: past it, every kernel goes through the concurrent scheduler: ~1.5 us a generation on one
+#: CPU for CMA-ES at d = 10, a third of its generation.
+SEQUENTIAL_BYTES = 512
+
+
 def chunk_length(popsize: int) -> int:
     """Generations per chunk for ``popsize`` candidates: :data:`CHUNK`, or fewer (>= 16)."""
     return int(min(CHUNK, max(16, 2**22 // max(popsize, 1))))
@@ -86,6 +95,27 @@ class DeviceRun(NamedTuple):
     generation: Any
     n_evals: Any
     code: Any
+
+
+def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
+    """``(stage, block)``: generations per inner loop of the chunk and per check of the criteria.
+
+    A stage's rows (``popsize`` values and sigma a generation) fill a buffer of its own, which
+    the chunk's record takes after the stage. On the CPU, when the generation's arrays are all
+    small, a stage keeps that buffer within :data:`SEQUENTIAL_BYTES` (11 generations for CMA-ES at
+    d = 10), so the generation loop stays sequential, and a block is a few stages (about
+    :data:`BLOCK` generations); otherwise a stage is a block of :data:`BLOCK` generations.
+    """
+    import jax
+
+    row = (popsize + 1) * run.best_f.dtype.itemsize
+    stage = SEQUENTIAL_BYTES // row
+    arrays = [leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(run.state)]
+    largest = max(arrays + [popsize * run.best_x.size * run.best_x.dtype.itemsize])
+    if jax.default_backend() != "cpu" or largest > SEQUENTIAL_BYTES or stage < 4:
+        return BLOCK, BLOCK
+    stage = min(stage, BLOCK)
+    return stage, stage * max(1, round(BLOCK / stage))
 
 
 def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
@@ -158,7 +188,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
                                            run.code))
 
-    def lean(run: DeviceRun, w: Watch, record: Any, k: Any, _: Any) -> tuple[Any, ...]:
+    def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
         # a generation of the chunk without the run's criteria: they are checked for a block of
         # generations at once (check_block), after any generation where one may hold (may_stop)
         state, values, generation_best, best_f, best_x = advance(run)
@@ -169,29 +199,43 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
             code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
         w, maybe = may_stop(rules, w, values, generation_best, best_f, g, evals, sigma)
-        row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(record.dtype)  # fitness values, sigma
-        record = jax.lax.dynamic_update_slice_in_dim(record, row[None], k, axis=0)
-        run = DeviceRun(state, best_f, best_x, run.progress, g, evals, code)
-        return run, w, record, k + 1, maybe
+        row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
+        rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
+        return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
 
     def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
-        # blocks of up to BLOCK generations: a block ends after a generation where a criterion may
-        # hold, and check_block finds whether one does; no generation runs twice
-        def block(carry: Any) -> Any:
-            run, record, k = carry
-            n = jnp.minimum(limit - k, BLOCK)
-            new, _, record, end, _ = jax.lax.while_loop(
-                lambda c: (c[3] < k + n) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
-                (run, watch(rules, run.progress), record, k, jnp.asarray(False)))
-            rows = jax.lax.dynamic_slice_in_dim(record, k, BLOCK)
-            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], end - k, run.generation,
-                                            run.n_evals, run.best_f, new.code)
-            return replace(new, progress=progress, code=code), record, end
-
+        # stages of up to `stage` generations, whose rows the chunk's record takes after each; the
+        # run's criteria are checked (check_block) for a block of stages, or earlier, after a
+        # generation where one may hold: no generation runs twice
+        stage, size = stage_sizes(run, rules.popsize)
         dtype = run.best_f.dtype
-        record = jnp.zeros((length + BLOCK, rules.popsize + 1), dtype)  # a block's rows never pass the end
-        run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
-                                            (run, record, jnp.asarray(0, jnp.int32)))
+
+        def check(carry: Any) -> Any:
+            run, w, record, k, start, best = carry
+            ran = k - start
+            rows = jax.lax.dynamic_slice_in_dim(record, start, size)
+            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], ran,
+                                            run.generation - ran, run.n_evals - ran * rules.popsize, best, run.code)
+            return replace(run, progress=progress, code=code), watch(rules, progress), record, k, k, run.best_f
+
+        def step(carry: Any) -> Any:
+            run, w, record, k, start, best = carry
+            n = jnp.minimum(limit - k, stage)
+            new, w, rows, j, maybe = jax.lax.while_loop(
+                lambda c: (c[3] < n) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
+                (replace(run, progress=None), w, jnp.zeros((stage, rules.popsize + 1), dtype),
+                 jnp.asarray(0, jnp.int32), jnp.asarray(False)))
+            record = jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0)
+            carry = (replace(new, progress=run.progress), w, record, k + j, start, best)
+            if stage == size:  # every stage is a block
+                return check(carry)
+            due = maybe | (new.code != 0) | (k + j - start >= size) | (k + j >= limit)
+            return jax.lax.cond(due, check, lambda c: c, carry)
+
+        record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
+        zero = jnp.asarray(0, jnp.int32)
+        run, _, record, k, _, _ = jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), step,
+                                                     (run, watch(rules, run.progress), record, zero, zero, run.best_f))
         return run, record[:length, :-1], record[:length, -1], k
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
