@@ -56,6 +56,9 @@ def default_popsize(dim: int) -> int:
 
 #: initial_state program keys that did not trace (run eagerly from then on).
 _UNTRACEABLE_INIT: set[Any] = set()
+#: initial_state program keys whose state passed :func:`check_strategy`: a program keyed by the
+#: strategy's class, hyper-parameters and input signature gives states of one structure.
+_CHECKED_INIT: set[Any] = set()
 
 
 class RegisteredName:
@@ -181,28 +184,34 @@ class Strategy(Params):
         x = as_search_point(x0, be, dtype=dtype, device=device)
         self.validate_params()
         self.resolved_popsize(x.shape[0])
-        state = self._build_state(x, be.key(random_state) if key is None else key, be)
-        check_strategy(self, state)
+        state, name = self._build_state(x, be.key(random_state) if key is None else key, be)
+        if name is None or name not in _CHECKED_INIT:  # a program's states all pass or all fail
+            check_strategy(self, state)
+            if name is not None:
+                if len(_CHECKED_INIT) >= 256:
+                    _CHECKED_INIT.clear()
+                _CHECKED_INIT.add(name)
         return state
 
-    def _build_state(self, x0: Array, key: Any, backend: Backend) -> Any:
-        """:meth:`initial_state`, compiled once per hyper-parameters and signature where the
-        backend compiles (a dozen small array operations cost ~1 ms one by one on JAX);
-        run as it is when it does not trace."""
+    def _build_state(self, x0: Array, key: Any, backend: Backend) -> tuple[Any, Any]:
+        """``(state, name)``: :meth:`initial_state`, compiled once per hyper-parameters and
+        signature where the backend compiles (a dozen small array operations cost ~1 ms one
+        by one on JAX) under the program key ``name``; run as it is when it does not trace
+        (``name`` ``None``)."""
         if not backend.traceable:
-            return self.initial_state(x0, key, backend)
+            return self.initial_state(x0, key, backend), None
         signature = (tuple(x0.shape), backend.dtype_name(x0.dtype), str(backend.device(x0)))
         name = program_key(self.initial_state, *signature)
         if name[0] is not type(self) or name in _UNTRACEABLE_INIT:  # not keyed by hyper-parameters
-            return self.initial_state(x0, key, backend)
+            return self.initial_state(x0, key, backend), None
         program = backend.compile(lambda x, k: self.initial_state(x, k, backend), key=name)
         try:
-            return program(x0, key)
+            return program(x0, key), name
         except EvostratError:
             raise
         except Exception:  # noqa: BLE001 - host-side logic in initial_state: run it eagerly
             _UNTRACEABLE_INIT.add(name)
-            return self.initial_state(x0, key, backend)
+            return self.initial_state(x0, key, backend), None
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> Any:
         """The state around the validated mean ``x0`` (required; see the class docstring)."""
