@@ -56,8 +56,8 @@ import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
 from evostrat.run.block_termination import Watch, check_block, may_stop, watch
-from evostrat.run.device_termination import (REASONS, Rules, check, progress_from_host, progress_to_host,
-                                             stagnation_holds)
+from evostrat.run.device_termination import (REASONS, Rules, check, device_constant, progress_for_device,
+                                             progress_to_host, stagnation_holds)
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "chunk_program", "run_rules", "device_run",
            "absorb_chunk", "CHUNK"]
@@ -279,22 +279,22 @@ def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
     """
     if not compiled_loop_applies(driver, objective):
         return False
-    import jax
-
     rules, stop_names = run_rules(driver)
     program = chunk_program(driver.runner.strategy, objective, driver.runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
     run = device_run(driver, rules)
     if hooks is not None and not hooks.observers:
         hooks = None
-    limit = np.int32(1 if hooks is not None else chunk_length(driver.runner.popsize))
+    limit = device_constant(1 if hooks is not None else chunk_length(driver.runner.popsize), "int32")
     observer = driver.settings
     try:
         if hooks is not None:
             hooks.start(observer)
         while driver.state.stop_reason is None:
             run, fitness, sigmas, done = program(run, limit)
-            best_f, code, fitness, sigmas, done = jax.device_get((run.best_f, run.code, fitness, sigmas, done))
+            # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
+            best_f, code, fitness, sigmas, done = (np.asarray(v) for v in (run.best_f, run.code, fitness, sigmas,
+                                                                             done))
             absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
                          sigmas, int(done))
             if hooks is not None:
@@ -316,11 +316,16 @@ def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
 
 
 def device_run(driver: Any, rules: Rules) -> DeviceRun:
-    """``driver``'s run as the compiled chunk's value (strategy state, best so far, criteria, counters)."""
+    """``driver``'s run as the compiled chunk's value (strategy state, best so far, criteria, counters);
+    a new run's criteria and counters are device arrays made once (no copies from the host)."""
     runner, state = driver.runner, driver.state
-    dtype = runner.dtype
-    return DeviceRun(runner.state, np.asarray(state.best_f, str(dtype)), state.best_x,
-                     progress_from_host(rules, driver.termination.progress_values(), dtype),
+    dtype = str(runner.dtype)
+    progress = progress_for_device(rules, driver.termination.progress_values(), dtype)
+    if runner.generation == 0 and state.n_evals == 0:
+        zero = device_constant(0, "int32")
+        return DeviceRun(runner.state, device_constant(float(state.best_f), dtype), state.best_x, progress, zero,
+                         zero, zero)
+    return DeviceRun(runner.state, np.asarray(state.best_f, dtype), state.best_x, progress,
                      np.int32(runner.generation), np.int32(state.n_evals), np.int32(0))
 
 

@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_to_host", "check",
-           "stagnation_holds", "stagnation_window"]
+__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device",
+           "device_constant", "progress_to_host", "check", "stagnation_holds", "stagnation_window"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -112,6 +112,34 @@ def progress_from_host(rules: Rules, values: dict[str, Any], dtype: Any) -> Prog
                    run_best=p.recent.dtype.type(values["run_best"]),
                    run_best_generation=np.int32(values["run_best_generation"]),
                    flat_generations=np.int32(values["flat_generations"]))
+
+
+#: The host criteria's ``progress_values`` before a run's first generation.
+_FRESH = {"recent": [], "hist_best": [], "hist_median": [], "run_best": math.inf, "run_best_generation": 0,
+          "flat_generations": 0}
+
+
+def progress_for_device(rules: Rules, values: dict[str, Any], dtype: Any) -> Progress:
+    """:func:`progress_from_host`; before the first generation, device arrays made once per rules
+    and dtype (a compiled chunk takes them without copies from the host)."""
+    if values == _FRESH:
+        return _fresh_progress(rules, str(dtype))
+    return progress_from_host(rules, values, dtype)
+
+
+@lru_cache(maxsize=32)
+def _fresh_progress(rules: Rules, dtype: str) -> Progress:
+    import jax.numpy as jnp
+
+    return Progress(*(jnp.asarray(v) for v in initial_progress(rules, dtype)))
+
+
+@lru_cache(maxsize=64)
+def device_constant(value: float, dtype: str) -> Any:
+    """``value`` as a 0-d JAX array of ``dtype``, made once (JAX arrays are immutable)."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(np.asarray(value, dtype))
 
 
 def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, Any]:
