@@ -184,8 +184,8 @@ class Driver:
         """
         runner = self.runner
         if (X is runner.pending and self.plain and type(values) is np.ndarray and values.dtype is runner.dtype
-                and values.shape == runner.told_shape and constraints is None and not repaired
-                and not runner.injected_rows):
+                and values.shape == runner.told_shape and type(X) is np.ndarray and constraints is None
+                and not repaired and not runner.injected_rows):
             host = values.tolist()  # the usual numpy generation: one host list to check and record
             if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)

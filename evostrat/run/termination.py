@@ -121,7 +121,7 @@ class Termination:
         self.before_flush: Callable[[], None] | None = None
         #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
         #: (:meth:`latest_reason`)
-        self.stops: Callable[[Any], dict[str, Any]] = lambda state: {}
+        self.stops: Callable[[Any], dict[str, Any]] = no_stops
         self.told_state: Any = None
 
     @property
@@ -286,6 +286,11 @@ def pending_reason(termination: Termination, stops: Callable[[Any], dict[str, An
     checked first), then the strategy's own, ``stops(state)`` on that generation's state."""
     reason = termination.flush()
     return first_stop(stops(state)) if reason is None else reason
+
+
+def no_stops(state: Any) -> dict[str, Any]:
+    """The strategy criteria of a run whose driver has not set its strategy's: none."""
+    return {}
 
 
 def _median(values: Sequence[float]) -> float:
