@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from evostrat.backends.trees import replace
 from evostrat.run.device_termination import REASONS, Progress, Rules, stagnation_holds, stagnation_window
 
-__all__ = ["Watch", "watch", "may_stop", "check_block"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block"]
 
 
 class Watch(NamedTuple):
@@ -50,8 +50,30 @@ def watch(rules: Rules, p: Progress) -> Watch:
     return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_generation)
 
 
+def summary(values: Any, maximize: bool) -> tuple[Any, Any, Any, Any]:
+    """``(top, i, lo, hi)`` of a generation's ``values`` in one reduction: the best value with NaN
+    ranked worst and its first index (``jnp.argmin``'s, or ``argmax``'s when maximising), and the
+    least and greatest finite values (``inf`` and ``-inf`` when none is finite)."""
+    import jax
+    import jax.numpy as jnp
+
+    bad = -jnp.inf if maximize else jnp.inf
+    finite = jnp.isfinite(values)
+    n = values.shape[0]
+
+    def pick(a: Any, b: Any) -> Any:
+        first = ((a[0] > b[0]) if maximize else (a[0] < b[0])) | ((a[0] == b[0]) & (a[1] < b[1]))
+        return (jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1]), jnp.minimum(a[2], b[2]),
+                jnp.maximum(a[3], b[3]))
+
+    operands = (jnp.where(jnp.isnan(values), bad, values), jax.lax.iota(jnp.int32, n),
+                jnp.where(finite, values, jnp.inf), jnp.where(finite, values, -jnp.inf))
+    init = tuple(jnp.asarray(v, o.dtype) for v, o in zip((bad, n, jnp.inf, -jnp.inf), operands))
+    return jax.lax.reduce(operands, init, pick, (0,))
+
+
 def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generation: Any, n_evals: Any,
-             sigma: Any) -> tuple[Watch, Any]:
+             sigma: Any, bounds: tuple[Any, Any] | None = None) -> tuple[Watch, Any]:
     """Whether a criterion may hold after a generation: ``False`` only when none does.
 
     The compiled chunk checks its generations with :func:`check_block` after one where
@@ -63,15 +85,12 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     the budgets and ``tolx`` exactly; ``tolfun`` and
     ``tolfunhist`` need the step between the latest two generation bests (both in the
     window) below the tolerance; ``tolflatfitness`` a flat generation; the stagnation test
-    a best value older than ``tolstagnation / 2`` generations after the warm-up.
+    a best value older than ``tolstagnation / 2`` generations after the warm-up. ``bounds``: the
+    least and greatest finite values when known (:func:`summary`).
     """
-    import jax
     import jax.numpy as jnp
 
-    finite = jnp.isfinite(values)
-    lo, hi = jax.lax.reduce((jnp.where(finite, values, jnp.inf), jnp.where(finite, values, -jnp.inf)),
-                            (jnp.asarray(jnp.inf, values.dtype), jnp.asarray(-jnp.inf, values.dtype)),
-                            lambda a, b: (jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])), (0,))
+    lo, hi = summary(values, rules.maximize)[2:] if bounds is None else bounds
     gen_best = hi if rules.maximize else lo
     appended = lo <= hi
     step = jnp.abs(gen_best - w.last_best)

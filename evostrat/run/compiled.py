@@ -55,7 +55,7 @@ import numpy as np
 
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
-from evostrat.run.block_termination import Watch, check_block, may_stop, watch
+from evostrat.run.block_termination import Watch, check_block, may_stop, summary, watch
 from evostrat.run.device_termination import (REASONS, Rules, check, device_constant, progress_for_device,
                                              progress_to_host, stagnation_holds)
 
@@ -156,7 +156,6 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     from evostrat.backends.programs import program_key
 
-    bad = -jnp.inf if rules.maximize else jnp.inf
     length = chunk_length(rules.popsize)
 
     def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
@@ -166,11 +165,9 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             X = jax.lax.with_sharding_constraint(X, population)
         values = objective(X)
         state = strategy.tell(state, X, -values if rules.maximize else values)
-        finite = jnp.where(jnp.isnan(values), bad, values)
-        i = jnp.argmax(finite) if rules.maximize else jnp.argmin(finite)
-        better = (finite[i] > run.best_f) if rules.maximize else (finite[i] < run.best_f)
-        return (state, values, finite[i], jnp.where(better, finite[i], run.best_f),
-                jnp.where(better, X[i], run.best_x))
+        top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
+        better = (top > run.best_f) if rules.maximize else (top < run.best_f)
+        return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, X[i], run.best_x)
 
     def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
         state, values, _, best_f, best_x = advance(run)
@@ -191,14 +188,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
         # a generation of the chunk without the run's criteria: they are checked for a block of
         # generations at once (check_block), after any generation where one may hold (may_stop)
-        state, values, generation_best, best_f, best_x = advance(run)
+        state, values, (top, lo, hi), best_f, best_x = advance(run)
         sigma = strategy.sigma(state)
         g, evals = run.generation + 1, run.n_evals + values.shape[0]
         code = run.code
         if stop_names:
             stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
             code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-        w, maybe = may_stop(rules, w, values, generation_best, best_f, g, evals, sigma)
+        w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi))
         row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
         rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
         return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
