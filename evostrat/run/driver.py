@@ -135,7 +135,7 @@ class Driver:
             popsize=lam, **history)
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # record()'s deferred sigma, then the criteria
-        self.termination.stops = strategy.stop
+        self.termination.stops, self.state.criteria = strategy.stop, self.termination
         self.state.sigma_of, self.state.sign_limit = self.runner.sigma_of, max(1, min(64, 2**16 // dim**2))
         self.state.plan = plan
         if self.constrained is not None:
@@ -189,8 +189,8 @@ class Driver:
             host = values.tolist()  # the usual numpy generation: one host list to check and record
             if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)
-                if self.state.plan is None:  # the row kept as a list, the criteria deferred
-                    self.state.add_generation(host, X, runner, self.termination, self.maximize)
+                if self.state.plan is None:  # the row and the criteria deferred
+                    self.state.add_generation(host, X, runner)
                 else:
                     self.record(host, X.__getitem__, runner.sigma, runner.strategy.stop)
                 return told

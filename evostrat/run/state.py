@@ -149,65 +149,67 @@ class RunState:
     #: called when :attr:`stop_reason` is next read
     stop_pending: Callable[[], str | None] | None = field(default=None, repr=False)
     reason: str | None = field(default=None, repr=False)
-    #: rows of the usual generation kept as lists in :data:`ROW_KEYS` order (:meth:`add_row`),
-    #: made dicts when :attr:`history` is read
+    #: rows of the usual generation kept as lists in :data:`ROW_KEYS` order, made dicts when
+    #: :attr:`history` is read
     raw: list[list[Any]] = field(default_factory=list, repr=False)
-    #: raw rows whose ``sigma`` still holds their generation's strategy state, and what reads it
-    unsigned: list[list[Any]] = field(default_factory=list, repr=False)
+    #: generations recorded by :meth:`add_generation` and not yet made rows (:meth:`sign`): each
+    #: holds its values and strategy state; at most :attr:`sign_limit` wait
+    unsigned: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
-    sign_limit: int = field(default=1, repr=False)  # unsigned rows held at most (their states)
+    sign_limit: int = field(default=1, repr=False)
+    #: the run's criteria (a :class:`~evostrat.run.termination.Termination`), told the signed
+    #: generations, and whether the run maximises
+    criteria: Any = field(default=None, repr=False)
+    maximize: bool = field(default=False, repr=False)
 
-    def add_generation(self, values: list[float], X: Any, runner: Any, termination: Any, maximize: bool) -> None:
+    def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
-        without restarts, extra columns or constraints (the driver's usual case): best so far,
-        the row (:meth:`add_row`) and ``termination``'s deferred criteria, as
-        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would."""
+        without restarts, extra columns or constraints (the driver's usual case), as
+        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters and best
+        so far now; its row, median and sigma, and the deferred criteria's entry, when
+        :meth:`sign` next runs (at most :attr:`sign_limit` generations later, or when the
+        history or the criteria are read)."""
         n_evals = self.n_evals = self.run_start[0] + runner.n_evals
         generation = runner.generation
-        self.n_generations = self.run_start[1] + generation
-        ranked, best = sorted(values), self.best_f  # stable: ranked[0] is the first minimum, as argmin's
-        gen_best = values[values.index(ranked[-1])] if maximize else ranked[0]
-        if gen_best > best if maximize else gen_best < best:
+        n_generations = self.n_generations = self.run_start[1] + generation
+        best = self.best_f
+        gen_best = max(values) if self.maximize else min(values)  # the first one, as argmax's
+        if gen_best > best if self.maximize else gen_best < best:
             best = self.best_f = gen_best
             self.best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
-        n, state = len(ranked), runner.state
-        m = n >> 1
-        row = [self.n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
-               state, perf_counter() - self.started]
-        unsigned = self.unsigned  # add_row, inlined
-        unsigned.append(row)
-        if len(unsigned) >= self.sign_limit:
-            self.sign()
-        if self.history_blocks:
-            self.flush_rows()
-        self.raw.append(row)
-        deferred = termination.deferred  # termination.defer, inlined
-        deferred.append((generation, n_evals, best, values if maximize else ranked, row, not maximize))
-        if len(deferred) >= termination.defer_limit:
-            termination.flush()
-        termination.told_state, self.stop_pending, self.reason = state, termination.latest_reason, None
-
-    def add_row(self, row: list[Any]) -> None:
-        """Append a history row given as a list in :data:`ROW_KEYS` order, its ``sigma`` the
-        generation's strategy state (read by :meth:`sign` later)."""
-        unsigned = self.unsigned
-        unsigned.append(row)
-        if len(unsigned) >= self.sign_limit:
-            self.sign()
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
-        self.raw.append(row)
+        state = runner.state
+        unsigned = self.unsigned
+        unsigned.append((generation, n_generations, n_evals, best, gen_best, values, state,
+                         perf_counter() - self.started))
+        if len(unsigned) >= self.sign_limit:
+            self.sign()
+        criteria = self.criteria
+        criteria.told_state, self.stop_pending, self.reason = state, criteria.latest_reason, None
 
     def append(self, entry: dict[str, Any]) -> None:
         """Append a history row given as a dict, after the rows before it."""
-        (self.history if self.history_blocks or self.raw else self.history_rows).append(entry)
+        (self.history if self.history_blocks or self.raw or self.unsigned else self.history_rows).append(entry)
 
     def sign(self) -> None:
-        """Fill in the ``sigma`` of the :attr:`unsigned` rows (deferred by the driver)."""
-        rows, self.unsigned = self.unsigned, []
-        sigma_of = self.sigma_of
-        for row in rows:
-            row[5] = sigma_of(row[5])
+        """Make the :attr:`unsigned` generations rows (their sigma read from their states) and
+        entries of the criteria's deferred generations, in order."""
+        pending, self.unsigned = self.unsigned, []
+        if not pending:
+            return
+        sigma_of, criteria, presorted, rows = self.sigma_of, self.criteria, not self.maximize, self.raw
+        deferred = criteria.deferred
+        for generation, n_generations, n_evals, best, gen_best, values, state, elapsed in pending:
+            ranked = sorted(values)
+            n = len(ranked)
+            m = n >> 1
+            sigma = sigma_of(state)
+            rows.append([n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
+                         sigma, elapsed])
+            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted))
+        if len(deferred) >= criteria.defer_limit:
+            criteria.flush()
 
     @property
     def stop_reason(self) -> str | None:
@@ -224,7 +226,7 @@ class RunState:
     @classmethod
     def empty(cls, maximize: bool) -> "RunState":
         """A run that has evaluated nothing yet."""
-        return cls(best_x=None, best_f=-math.inf if maximize else math.inf)
+        return cls(best_x=None, best_f=-math.inf if maximize else math.inf, maximize=maximize)
 
     @property
     def history(self) -> list[dict[str, Any]]:

@@ -117,7 +117,8 @@ class Termination:
         self.last: str | None = None
         #: at most this many generations wait (about 2**16 values of theirs)
         self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
-        #: called before deferred generations are checked: fills in rows given as ``sigma``
+        #: called before deferred generations are checked: adds the generations a run's
+        #: :class:`~evostrat.run.state.RunState` holds (:meth:`~evostrat.run.state.RunState.sign`)
         self.before_flush: Callable[[], None] | None = None
         #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
         #: (:meth:`latest_reason`)
@@ -140,8 +141,7 @@ class Termination:
 
     def progress_values(self) -> dict[str, Any]:
         """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
-        if self.deferred:
-            self.flush()
+        self.flush()
         if self.pending is not None:
             self.load_progress_values(self.pending())
         return {
@@ -167,8 +167,7 @@ class Termination:
         """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
         that reads the criteria) next runs: the same calls in the same order, so the same
         answers, without the work while nobody asks (ask/tell loops). ``sigma`` may be a
-        history row (a dict, or a list in :data:`~evostrat.run.state.ROW_KEYS` order) whose
-        ``sigma`` :attr:`before_flush` fills in."""
+        history row whose ``"sigma"`` :attr:`before_flush` fills in."""
         deferred = self.deferred
         deferred.append((generation, n_evals, best, values, sigma, presorted))
         if len(deferred) >= self.defer_limit:
@@ -180,11 +179,11 @@ class Termination:
 
     def flush(self) -> str | None:
         """Check the deferred generations in order; what :meth:`check` returned for the latest."""
-        deferred, self.deferred = self.deferred, []
-        if deferred and self.before_flush is not None:
+        if self.before_flush is not None:  # generations recorded elsewhere join the deferred ones
             self.before_flush()
+        deferred, self.deferred = self.deferred, []
         for generation, n_evals, best, values, sigma, presorted in deferred:
-            sigma = sigma[5] if type(sigma) is list else sigma["sigma"] if isinstance(sigma, dict) else sigma
+            sigma = sigma["sigma"] if isinstance(sigma, dict) else sigma
             self.last = self._check(generation, n_evals, best, values, sigma, presorted)
         return self.last
 
@@ -197,7 +196,7 @@ class Termination:
         says that ``values`` are finite and sorted ascending, and that the run
         minimises (the driver's usual case): they are then read as they are.
         """
-        if self.deferred:
+        if self.deferred or self.before_flush is not None:
             self.flush()
         self.last = self._check(generation, n_evals, best, values, sigma, presorted)
         return self.last
