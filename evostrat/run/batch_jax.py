@@ -192,8 +192,12 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         d.fast_path = "batched"
     while any(d.state.stop_reason is None for d in drivers):
         batch, fitness, sigmas, done = program(batch, limit)
-        best_f, code, fitness, sigmas, done = jax.device_get((batch.best_f, batch.code, fitness, sigmas, done))
-        states, progress, best_x = _unstack((batch.state, batch.progress, batch.best_x), n)
+        best_f, code, fitness, sigmas, done = (np.asarray(v) for v in (batch.best_f, batch.code, fitness, sigmas,
+                                                                         done))
+        states, best_x = _unstack((batch.state, batch.best_x), n)
+        # the criteria cross to the host stacked, once: each run's are views (read when the host needs them)
+        stacked = type(batch.progress)(*(np.asarray(v) for v in batch.progress))
+        progress = [type(stacked)(*(v[i] for v in stacked)) for i in range(n)]
         for i, d in enumerate(drivers):
             if d.state.stop_reason is not None:
                 continue
