@@ -122,9 +122,10 @@ class RunState:
     run_start : (int, int)
         ``(n_evals, n_generations)`` when the current restart run started.
     history : list of dict
-        One entry per generation (see :meth:`evostrat.ES.fit`); the usual host generation
-        adds its row as a list (:attr:`raw`), compiled chunks theirs as ``history_blocks``
-        (functions that build the rows), both made dicts when it is read.
+        One entry per generation (see :meth:`evostrat.ES.fit`); the usual numpy generation
+        waits in :attr:`unsigned` until :meth:`sign` makes its row a list (:attr:`raw`),
+        compiled chunks add theirs as ``history_blocks`` (functions that build the rows),
+        all made dicts when it is read.
     restarts : list of dict
         One record per restart run (:mod:`evostrat.run.restarts`).
     plan : RunPlan or None
