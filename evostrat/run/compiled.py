@@ -201,38 +201,35 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
 
     def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
-        # stages of up to `stage` generations, whose rows the chunk's record takes after each; the
-        # run's criteria are checked (check_block) for a block of stages, or earlier, after a
-        # generation where one may hold: no generation runs twice
+        # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
+        # it, and the run's criteria are checked (check_block) after a block, which ends early after a
+        # generation where one may hold: no generation runs twice. (A lax.cond after each stage
+        # instead of the block loop copied the record and criteria through its other branch.)
         stage, size = stage_sizes(run, rules.popsize)
         dtype = run.best_f.dtype
 
-        def check(carry: Any) -> Any:
-            run, w, record, k, start, best = carry
-            ran = k - start
-            rows = jax.lax.dynamic_slice_in_dim(record, start, size)
-            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], ran,
-                                            run.generation - ran, run.n_evals - ran * rules.popsize, best, run.code)
-            return replace(run, progress=progress, code=code), watch(rules, progress), record, k, k, run.best_f
-
-        def step(carry: Any) -> Any:
-            run, w, record, k, start, best = carry
-            n = jnp.minimum(limit - k, stage)
+        def step(carry: Any) -> Any:  # a stage: up to `stage` generations
+            run, w, record, k, end, _ = carry
             new, w, rows, j, maybe = jax.lax.while_loop(
-                lambda c: (c[3] < n) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
-                (replace(run, progress=None), w, jnp.zeros((stage, rules.popsize + 1), dtype),
-                 jnp.asarray(0, jnp.int32), jnp.asarray(False)))
-            record = jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0)
-            carry = (replace(new, progress=run.progress), w, record, k + j, start, best)
-            if stage == size:  # every stage is a block
-                return check(carry)
-            due = maybe | (new.code != 0) | (k + j - start >= size) | (k + j >= limit)
-            return jax.lax.cond(due, check, lambda c: c, carry)
+                lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
+                (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32),
+                 jnp.asarray(False)))
+            return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
+
+        def block(carry: Any) -> Any:
+            run, record, start = carry
+            end = jnp.minimum(limit, start + size)
+            new, _, record, k, _, _ = jax.lax.while_loop(
+                lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
+                (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
+            rows = jax.lax.dynamic_slice_in_dim(record, start, size)
+            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
+                                            run.generation, run.n_evals, run.best_f, new.code)
+            return replace(new, progress=progress, code=code), record, k
 
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
-        zero = jnp.asarray(0, jnp.int32)
-        run, _, record, k, _, _ = jax.lax.while_loop(lambda c: (c[3] < limit) & (c[0].code == 0), step,
-                                                     (run, watch(rules, run.progress), record, zero, zero, run.best_f))
+        run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
+                                            (run, record, jnp.asarray(0, jnp.int32)))
         return run, record[:length, :-1], record[:length, -1], k
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
