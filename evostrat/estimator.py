@@ -241,9 +241,10 @@ class ES(Params):
     stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
     def _fitted_run(self, error: type[Exception] = AttributeError) -> Driver:
-        if "run_" not in vars(self):  # AttributeError for the fitted attributes (scikit-learn's hasattr)
+        run = self.__dict__.get("run_")
+        if run is None:  # AttributeError for the fitted attributes (scikit-learn's hasattr)
             raise error("this ES has no run: call fit(objective, x0) or initialize(x0) first")
-        return self.run_
+        return run
 
     @property
     def strategy_(self) -> AskTell:
@@ -276,7 +277,7 @@ class ES(Params):
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        run = self.__dict__.get("run_") or self._fitted_run(StateError)
+        run = self._fitted_run(StateError)
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
@@ -290,7 +291,7 @@ class ES(Params):
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        run = self.__dict__.get("run_") or self._fitted_run(StateError)
+        run = self._fitted_run(StateError)
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
             X = run.structure.flatten_batch(X)
         run.tell(X, values, constraints, repaired)

@@ -160,8 +160,7 @@ class Driver:
             self.integers.before_ask(self.runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
             self.noise.before_ask(self.runner)  # uncertainty handling: raise sigma after the last update
-        X = self.runner.ask()
-        self.asked = X if self.bounds is None else self.bounds.transform(X)
+        self.asked = self.to_box(self.runner.ask())
         return self.asked
 
     def inject(self, solutions: Any) -> None:

@@ -183,7 +183,6 @@ class Termination:
             self.before_flush()
         deferred, self.deferred = self.deferred, []
         for generation, n_evals, best, values, sigma, presorted in deferred:
-            sigma = sigma["sigma"] if isinstance(sigma, dict) else sigma
             self.last = self._check(generation, n_evals, best, values, sigma, presorted)
         return self.last
 
