@@ -69,9 +69,10 @@ def test_batch_jax_evostrat(benchmark: Any, record: Any, require: Any, suite: st
            target=1.0 if suite == "batch-jax" else 0.05)
 
 
-def test_batch_jax_evosax_vmap(benchmark: Any, record: Any, require: Any) -> None:
-    jax = require("jax")
-    require("evosax")
+def evosax_vmap_round(jax: Any) -> Any:
+    """The evosax round: ``jax.jit(jax.vmap(...))`` of evosax's ``CMA_ES`` over ``RUNS`` seeds
+    (``lax.scan`` over ``GENERATIONS``, nothing recorded but the best value), as a callable that
+    runs it once and waits for the result (compiled on its first call)."""
     jnp = jax.numpy
     from evosax.algorithms import CMA_ES
 
@@ -97,8 +98,24 @@ def test_batch_jax_evosax_vmap(benchmark: Any, record: Any, require: Any) -> Non
 
     run = jax.jit(jax.vmap(one))
     keys = jax.random.split(jax.random.key(0), RUNS)
+    return lambda: jax.block_until_ready(run(keys))
+
+
+def batch_round(x0: Any) -> Any:
+    """The evostrat round: ``fit_batch`` of the ``RUNS`` runs from ``x0`` (a callable)."""
+    return lambda: _batched(x0)
+
+
+def loop_round(x0: Any) -> Any:
+    """The loop round: ``RUNS`` calls of ``ES.fit`` from ``x0`` (a callable)."""
+    return lambda: _loop(x0)
+
+
+def test_batch_jax_evosax_vmap(benchmark: Any, record: Any, require: Any) -> None:
+    jax = require("jax")
+    require("evosax")
     benchmark.group = "batch-jax"
-    _time(benchmark, lambda: jax.block_until_ready(run(keys)))
+    _time(benchmark, evosax_vmap_round(jax))
     record("batch-jax", CASE, "evosax", benchmark, strategy="cma_es", dim=DIM, target=1.0)
 
 
