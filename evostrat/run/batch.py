@@ -208,8 +208,8 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
     if not hasattr(es, "get_params") or not hasattr(es, "fit"):
         raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs), got {type(es).__name__}")
-    params, estimators = [], []
-    for combo in expand_grid(grid):
+    params, estimators, families = [], [], []
+    for family, combo in enumerate(expand_grid(grid)):
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
         for seed in seed_list(seeds):
@@ -220,13 +220,14 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
             run.set_params(**combo, random_state=seed)
             params.append({**combo, "random_state": seed})
             estimators.append(run)
+            families.append(family)  # a combination's runs differ only in the seed
     for run in estimators:
         run.initialize(x0)  # every run's parameters and x0 are checked before any evaluation
     from evostrat.run.batch_jax import run_batched
 
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
-    n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices)
+    n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices, families)
     from evostrat.run.batch_torch import run_batched_torch
 
     n_programs += run_batched_torch([run.run_ for run in estimators if run.run_.fast_path != "batched"], objective)

@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable, Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -63,18 +64,30 @@ def batch_devices(devices: Any) -> list[Any] | None:
     return found if len(found) > 1 else None
 
 
-def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto") -> int:
+def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
+                families: Sequence[Hashable] | None = None) -> int:
     """Run the drivers that can take the compiled loop
     (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
     compiled chunks, marking them ``fast_path = "batched"``; returns the number of
-    compiled programs (``0``: none could, nothing ran)."""
-    drivers = [d for d in drivers if compiled_loop_applies(d, objective)]
-    if not drivers:
+    compiled programs (``0``: none could, nothing ran).
+
+    ``families``: a label per driver; drivers with equal labels have the same settings
+    but the seed (and the same ``x0``), so whether the compiled loop applies and their
+    group (strategy, criteria, shapes) are found once per label. ``None``: every driver
+    on its own."""
+    labels: Sequence[Hashable] = range(len(drivers)) if families is None else families
+    if len(labels) != len(drivers):
+        raise InvalidArgumentError(f"families must have one label per driver ({len(drivers)}), got {len(labels)}")
+    keys: dict[Hashable, Any] = {}  # label -> group key, None where the compiled loop does not apply
+    groups: dict[Any, list[Any]] = {}
+    for d, label in zip(drivers, labels):
+        if label not in keys:
+            keys[label] = _group_key(d) if compiled_loop_applies(d, objective) else None
+        if keys[label] is not None:
+            groups.setdefault(keys[label], []).append(d)
+    if not groups:
         return 0
     mesh_devices = batch_devices(devices)
-    groups: dict[Any, list[Any]] = {}
-    for d in drivers:
-        groups.setdefault(_group_key(d), []).append(d)
     programs = 0
     for (_, _, rules, stops), members in groups.items():
         names = _varying(members)
