@@ -10,6 +10,11 @@ here, so that no module outside :mod:`evostrat.backends` tests which array libra
 - :func:`pairwise_counts_pay`: whether counting ranks over all ``n^2`` pairs beats a sort
   (on JAX up to ``n = 4096``: one fused XLA loop, 3-4x faster on the CPU than sorting and then
   comparing, n = 20-300; never on numpy or torch, which run the pairs as separate kernels).
+- :func:`host_cached`: a cache of host-side constants (hyper-parameters, weight tables) that a
+  tracing compiler reads as constants: ``torch.compile`` traces through ``functools.lru_cache``
+  into the numpy code behind it and fails there; it reads a plain dict instead.
+- :func:`cheap_cond`: ``Backend.cond`` for a branch cheap enough to run every time: on torch
+  both branches and a select, so no device value is read on the host (a GPU synchronisation).
 
 Examples
 --------
@@ -23,11 +28,17 @@ False
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import array_api_compat
 
-__all__ = ["PAIRWISE_MAX", "pairwise_counts_pay", "searchsorted_span"]
+from evostrat.backends.trees import map_tree, tree_leaves
+
+__all__ = ["PAIRWISE_MAX", "cheap_cond", "host_cached", "pairwise_counts_pay", "searchsorted_span"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MISSING = object()
 
 #: Largest ``n`` for which JAX counts ranks over all pairs (``n^2`` comparisons) instead of sorting.
 PAIRWISE_MAX = 4096
@@ -60,3 +71,86 @@ def searchsorted_span(xp: Any, sorted_values: Any, values: Any) -> tuple[Any, An
 def pairwise_counts_pay(xp: Any, n: int) -> bool:
     """Whether ranks of ``n`` values are cheaper counted over all pairs than through a sort."""
     return n <= PAIRWISE_MAX and array_api_compat.is_jax_namespace(xp)
+
+
+def host_cached(maxsize: int) -> Callable[[F], F]:
+    """Cache a function of hashable host values (``lru_cache`` that tracing compilers can read).
+
+    ``torch.compile`` ignores ``functools.lru_cache`` and traces the numpy code behind it,
+    which fails (``ndarray.flags``, a data-dependent ``float()``); from a plain dict it takes a
+    cached value as a constant. A value computed once outside the trace (the first, eager
+    call of a program) is then read, never traced. At ``maxsize`` entries the cache is emptied.
+
+    Parameters
+    ----------
+    maxsize : int
+        Entries kept before the cache is emptied.
+
+    Returns
+    -------
+    callable
+        A decorator; the cached function has ``cache_clear()``.
+
+    Examples
+    --------
+    >>> @host_cached(maxsize=4)
+    ... def table(n):
+    ...     return tuple(range(n))
+    >>> table(3) is table(3)
+    True
+    """
+    def decorate(fn: F) -> F:
+        cache: dict = {}
+
+        @functools.wraps(fn)
+        def cached(*args: Any, **kwargs: Any) -> Any:
+            key = args + (_MISSING, *sorted(kwargs.items())) if kwargs else args
+            hit = cache.get(key, _MISSING)
+            if hit is _MISSING:
+                hit = fn(*args, **kwargs)
+                if len(cache) >= maxsize:
+                    cache.clear()
+                cache[key] = hit
+            return hit
+
+        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return cached  # type: ignore[return-value]
+
+    return decorate
+
+
+def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+    """``backend.cond(pred, true_fn, false_fn, *operands)`` for branches cheap enough to run both.
+
+    On torch both branches run and each leaf of the result is ``where(pred, a, b)`` (leaves
+    both branches return as the same object are kept), so the predicate is never read on
+    the host: no GPU synchronisation, and ``torch.compile`` traces it without a graph break.
+    The values are those of the branch ``pred`` picks, bit for bit. Other backends keep
+    ``cond`` (one branch on numpy, ``lax.cond`` on JAX).
+
+    Parameters
+    ----------
+    backend : Backend
+    pred : 0-d bool array
+    true_fn, false_fn : callable
+        Return trees (NamedTuples, tuples) of the same structure.
+    *operands
+        Passed to the branch taken (to both on torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> cheap_cond(get_backend("numpy"), np.bool_(True), lambda x: x + 1, lambda x: x, 1.0)
+    2.0
+    """
+    xp = backend.xp
+    if not array_api_compat.is_torch_namespace(xp):
+        return backend.cond(pred, true_fn, false_fn, *operands)
+    other = iter(tree_leaves(false_fn(*operands)))
+
+    def pick(a: Any, _: bool) -> Any:
+        b = next(other)
+        return a if a is b else xp.where(pred, a, b)
+
+    return map_tree(pick, true_fn(*operands))

@@ -119,6 +119,47 @@ def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
     return map_tree(pick, a)
 
 
+def _fresh(out: Any, inputs: Sequence[torch.Tensor]) -> Any:
+    """``out`` (a tensor) contiguous, and copied if it is one of ``inputs``: ``torch.cond``
+    refuses aliases and branches whose outputs differ in layout (``eigh``'s vectors)."""
+    if any(out is x for x in inputs):
+        return out.clone(memory_format=torch.contiguous_format)
+    return out.contiguous()
+
+
+def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
+    """:meth:`TorchBackend.cond` under ``torch.compile``: one ``torch.cond`` in the graph.
+
+    ``torch.cond`` takes and returns tensors only. Operands with other leaves (a state's
+    host key) go in as their tensor leaves; each branch must then return a tree shaped
+    like the first operand with the same non-tensor leaves (a state from a state), which
+    is rebuilt around the tensors ``torch.cond`` returns. Outputs that are inputs are copied.
+    """
+    leaves = tree_leaves(operands)
+    inputs = tuple(x for x in leaves if isinstance(x, torch.Tensor))
+    if len(inputs) == len(leaves):  # all tensors: torch.cond handles the trees itself
+        def plain(fn: Callable) -> Callable:
+            return lambda *args: map_tree(lambda o, _: _fresh(o, args), fn(*args))
+        return torch.cond(pred, plain(true_fn), plain(false_fn), operands)
+    template = tree_leaves(operands[0])
+
+    def branch(fn: Callable) -> Callable:
+        def run(*tensors: torch.Tensor) -> tuple:
+            it = iter(tensors)
+            args = map_tree(lambda x, _: next(it) if isinstance(x, torch.Tensor) else x, operands)
+            out = tree_leaves(fn(*args))
+            if len(out) != len(template) or any(
+                    not isinstance(o, torch.Tensor) and o is not t for o, t in zip(out, template)):
+                raise InvalidArgumentError(
+                    "under torch.compile, cond branches must return a tree shaped like the first "
+                    "operand, with its non-tensor leaves (a state from a state)")
+            return tuple(_fresh(o, tensors) for o in out if isinstance(o, torch.Tensor))
+        return run
+
+    result = iter(torch.cond(pred, branch(true_fn), branch(false_fn), inputs))
+    return map_tree(lambda x, _: next(result) if isinstance(x, torch.Tensor) else x, operands[0])
+
+
 class TorchBackend(HostKeys, Backend):
     """torch tensors, CPU or CUDA."""
 
@@ -189,6 +230,8 @@ class TorchBackend(HostKeys, Backend):
         return torch.func.vmap(fn)
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        if torch.compiler.is_compiling():  # in the graph: no graph break, no host read here
+            return traced_cond(pred, true_fn, false_fn, operands)
         try:
             take = bool(pred)
         except RuntimeError:  # a batched predicate under torch.func.vmap: both branches, then select

@@ -23,7 +23,6 @@ Examples
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from numbers import Real
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.namespaces import host_cached
 from evostrat.kernels import resolve_kernel
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
@@ -48,7 +48,13 @@ RESCALE_RANGE = (1e-10, 1e10)
 #: Names of the criteria :meth:`CMABase.stop` reports, in its order (and of their settings).
 STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
 
-_cached_constants = lru_cache(maxsize=32)(cma_constants)
+
+
+@host_cached(maxsize=32)  # keyed by plain values: torch.compile reads the entry as a constant
+def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, backend: Backend,
+                      dtype: Any, device: Any) -> CMAConstants:
+    return cma_constants(cma_parameters(dim, popsize, active, separable), separable, backend,
+                         dtype, device)
 
 
 def candidate_weights(fitness: Array, cumulative: Array, xp: Any) -> tuple[Array, Array]:
@@ -152,8 +158,10 @@ class CMABase(Strategy):
         Cached per (parameters, backend, dtype, device), except under a tracing
         compiler (JAX), where arrays made inside a trace must not outlive it.
         """
-        make = cma_constants if backend.traceable else _cached_constants
-        return make(self.parameters(dim), self.separable, backend, dtype, device)
+        if backend.traceable:
+            return cma_constants(self.parameters(dim), self.separable, backend, dtype, device)
+        return _cached_constants(int(dim), self.resolved_popsize(dim), bool(self.active),
+                                 bool(self.separable), backend, dtype, device)
 
     def kernel(self, state: Any) -> Any:
         """The kernel for ``state``'s backend, or ``None`` for the generic steps.

@@ -36,6 +36,7 @@ from numbers import Integral
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.namespaces import cheap_cond
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
@@ -253,7 +254,9 @@ class CMAES(CMABase):
         # evals >= floor > 0 unless repaired (the repair sets D): the clip changes nothing
         D = xp.sqrt(xp.clip(evals, min=0.0))
         state = replace(state, C=C, B=B, D=D, diag_C=xp.linalg.diagonal(C))
-        return be.cond(repair, self.repair, lambda same, *_: same, state, evals, floor)
+        # a few O(n^2) element-wise steps: on torch computed every time and selected, so the
+        # predicate is never read on the host (no GPU synchronisation; see cheap_cond)
+        return cheap_cond(be, repair, self.repair, lambda same, *_: same, state, evals, floor)
 
     def repair(self, state: CMAESState, evals: Array, floor: Array) -> CMAESState:
         """Lift eigenvalues below ``floor`` (C gets the same diagonal shift, so it

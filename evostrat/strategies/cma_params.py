@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from evostrat.backends.namespaces import host_cached
 
 __all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters"]
 
@@ -79,7 +80,7 @@ class CMAConstants(NamedTuple):
     sigma_range: tuple[float, float]  # finite range sigma is clipped to
 
 
-@lru_cache(maxsize=256)
+@host_cached(maxsize=256)  # read as a constant by torch.compile (see host_cached)
 def cma_parameters(dim: int, popsize: int, active: bool = True,
                    separable: bool = False) -> CMAParameters:
     """Default CMA-ES parameters (Hansen's tutorial, Table 1), computed once per arguments.

@@ -24,7 +24,6 @@ array([0., 0., 0.])
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from evostrat.backends.namespaces import PAIRWISE_MAX, pairwise_counts_pay, searchsorted_span
+from evostrat.backends.namespaces import (PAIRWISE_MAX, host_cached, pairwise_counts_pay,
+                                         searchsorted_span)
 
 Array = Any
 
@@ -201,12 +201,12 @@ def nes_utilities(popsize: int, xp: Any, dtype: Any, device: Any = None) -> Arra
     return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device, copy=True)
 
 
-@functools.lru_cache(maxsize=64)
+@host_cached(maxsize=64)  # read as a constant by torch.compile (see host_cached)
 def _device_utilities(popsize: int, xp: Any, dtype: Any, device: Any) -> Array:
     return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device)
 
 
-@functools.lru_cache(maxsize=64)
+@host_cached(maxsize=64)
 def _nes_utility_values(popsize: int) -> np.ndarray:
     k = np.arange(1, popsize + 1, dtype=np.float64)
     raw = np.maximum(0.0, math.log(popsize / 2 + 1) - np.log(k))
