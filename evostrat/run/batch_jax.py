@@ -230,11 +230,17 @@ def _hyper(driver: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 @functools.cache
-def _stacker() -> Callable:
+def _stacker(shared: tuple[bool, ...]) -> Callable:
+    """The compiled stacking of runs' fields: a field ``shared`` by all runs (one value) is
+    broadcast along the runs axis, the others (one value per run) are stacked."""
     import jax
     import jax.numpy as jnp
 
-    return jax.jit(lambda runs: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *runs))
+    def stack(fields: list[Any], n: int) -> list[Any]:
+        return [jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), f) if one else
+                jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *f) for one, f in zip(shared, fields)]
+
+    return jax.jit(stack, static_argnums=1)
 
 
 @functools.cache
@@ -248,8 +254,15 @@ def _splitter() -> Callable:
 
 
 def _stack(runs: list[Any]) -> Any:
-    """The runs stacked along a new leading axis, in one compiled call."""
-    return _stacker()(runs)
+    """The runs (``DeviceRun``) stacked along a new leading axis, in one compiled call.
+
+    A field that is the same object in every run (a new run's criteria, best value and
+    counters: device constants made once) crosses once and is broadcast; the others
+    (strategy states, best points) cross once per run."""
+    first = runs[0]
+    shared = tuple(all(run[f] is first[f] for run in runs) for f in range(len(first)))
+    fields = [first[f] if one else [run[f] for run in runs] for f, one in enumerate(shared)]
+    return type(first)(*_stacker(shared)(fields, len(runs)))
 
 
 def _unstack(tree: Any, n: int) -> list[list[Any]]:
