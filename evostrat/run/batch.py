@@ -178,6 +178,14 @@ def _host(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _configured(es: Any, combo: dict[str, Any]) -> Any:
+    """A new estimator with ``es``'s parameters and ``combo``'s (``es`` is left as it is)."""
+    settings = es.get_params(deep=False)
+    if not isinstance(settings.get("strategy"), str):  # an instance: the combination's own copy
+        settings["strategy"] = copy.deepcopy(settings["strategy"])
+    return type(es)(**settings).set_params(**combo)
+
+
 def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: Any = None,
               devices: Any = "auto") -> BatchResult:
     """Fit a copy of ``es`` for every grid combination and seed; see the module docstring.
@@ -212,12 +220,12 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     for family, combo in enumerate(expand_grid(grid)):
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
+        template = _configured(es, combo)
         for seed in seed_list(seeds):
-            settings = es.get_params(deep=False)
-            if not isinstance(settings.get("strategy"), str):  # an instance: each run sets its own copy
-                settings["strategy"] = copy.deepcopy(settings["strategy"])
-            run = type(es)(**settings)
-            run.set_params(**combo, random_state=seed)
+            run = copy.copy(template)  # the combination's parameters, set and checked once
+            if not isinstance(run.strategy, str):  # an instance: each run has its own copy
+                run.set_params(strategy=copy.deepcopy(template.strategy))
+            run.set_params(random_state=seed)
             params.append({**combo, "random_state": seed})
             estimators.append(run)
             families.append(family)  # a combination's runs differ only in the seed
