@@ -13,6 +13,8 @@ here, so that no module outside :mod:`evostrat.backends` tests which array libra
 - :func:`host_cached`: a cache of host-side constants (hyper-parameters, weight tables) that a
   tracing compiler reads as constants: ``torch.compile`` traces through ``functools.lru_cache``
   into the numpy code behind it and fails there; it reads a plain dict instead.
+- :func:`eigh_identity`: the identity in the layout of ``eigh``'s eigenvectors (column-major on
+  torch), so a decomposed state keeps one layout before and after its first decomposition.
 - :func:`cheap_cond`: ``Backend.cond`` for a branch cheap enough to run every time: on torch
   both branches and a select, so no device value is read on the host (a GPU synchronisation).
 
@@ -35,7 +37,7 @@ import array_api_compat
 
 from evostrat.backends.trees import map_tree, tree_leaves
 
-__all__ = ["PAIRWISE_MAX", "cheap_cond", "host_cached", "pairwise_counts_pay", "searchsorted_span"]
+__all__ = ["PAIRWISE_MAX", "cheap_cond", "eigh_identity", "host_cached", "pairwise_counts_pay", "searchsorted_span"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
@@ -154,3 +156,18 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
         return a if a is b else xp.where(pred, a, b)
 
     return map_tree(pick, true_fn(*operands))
+
+
+def eigh_identity(xp: Any, n: int, dtype: Any, device: Any = None) -> Any:
+    """``xp.eye(n)`` in the memory layout of ``xp.linalg.eigh``'s eigenvectors.
+
+    torch returns them column-major: an initial ``B`` in that layout gives a state one
+    layout whether decomposed yet or not, so ``torch.cond``'s branches agree and the
+    products with ``B`` round alike in eager and compiled runs. Other libraries: ``xp.eye``.
+
+    >>> import array_api_compat.numpy as xp
+    >>> eigh_identity(xp, 2, xp.float64).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    eye = xp.eye(n, dtype=dtype, device=device)
+    return eye.T if array_api_compat.is_torch_namespace(xp) else eye

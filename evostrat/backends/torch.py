@@ -19,7 +19,8 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import os
+from typing import Any, Callable, Hashable, Sequence
 
 import array_api_compat.torch as xp_torch
 import numpy as np
@@ -27,6 +28,8 @@ import torch
 
 from evostrat.backends.base import Array, Backend, Key
 from evostrat.backends.numpy import HostKeys, block_normal_rows
+from evostrat.backends.programs import compile_cached
+from evostrat.backends.torch_fused import FUSED_MODE_ENV, FusedProgram, fusable, fused_setting
 from evostrat.backends.trees import map_tree, tree_leaves
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
@@ -119,12 +122,15 @@ def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
     return map_tree(pick, a)
 
 
-def _fresh(out: Any, inputs: Sequence[torch.Tensor]) -> Any:
-    """``out`` (a tensor) contiguous, and copied if it is one of ``inputs``: ``torch.cond``
-    refuses aliases and branches whose outputs differ in layout (``eigh``'s vectors)."""
+def _fresh(out: Any, inputs: Sequence[torch.Tensor], like: Any = None) -> Any:
+    """A branch output for ``torch.cond``: copied if it is one of ``inputs`` (``torch.cond``
+    refuses aliases), else given the layout of ``like`` (the input it replaces), as both
+    branches must return the same layouts (``eigh``'s eigenvectors are column-major)."""
     if any(out is x for x in inputs):
-        return out.clone(memory_format=torch.contiguous_format)
-    return out.contiguous()
+        return out.clone()
+    if isinstance(like, torch.Tensor) and like.shape == out.shape and like.stride() != out.stride():
+        return torch.empty_like(like, dtype=out.dtype).copy_(out)
+    return out
 
 
 def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
@@ -133,7 +139,7 @@ def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tupl
     ``torch.cond`` takes and returns tensors only. Operands with other leaves (a state's
     host key) go in as their tensor leaves; each branch must then return a tree shaped
     like the first operand with the same non-tensor leaves (a state from a state), which
-    is rebuilt around the tensors ``torch.cond`` returns. Outputs that are inputs are copied.
+    is rebuilt around the tensors ``torch.cond`` returns, each in its input's layout.
     """
     leaves = tree_leaves(operands)
     inputs = tuple(x for x in leaves if isinstance(x, torch.Tensor))
@@ -153,7 +159,8 @@ def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tupl
                 raise InvalidArgumentError(
                     "under torch.compile, cond branches must return a tree shaped like the first "
                     "operand, with its non-tensor leaves (a state from a state)")
-            return tuple(_fresh(o, tensors) for o in out if isinstance(o, torch.Tensor))
+            return tuple(_fresh(o, tensors, t) for o, t in zip(out, template)
+                         if isinstance(o, torch.Tensor))
         return run
 
     result = iter(torch.cond(pred, branch(true_fn), branch(false_fn), inputs))
@@ -161,11 +168,50 @@ def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tupl
 
 
 class TorchBackend(HostKeys, Backend):
-    """torch tensors, CPU or CUDA."""
+    """torch tensors, CPU or CUDA.
+
+    Parameters
+    ----------
+    fused : {"auto", "always", "never"} or bool, optional
+        Whether :meth:`compile` fuses a strategy's ``fusable_methods`` (its ``tell``) with
+        ``torch.compile`` (:mod:`~evostrat.backends.torch_fused`): ``"auto"`` on CUDA
+        devices only. Default: ``$EVOSTRAT_TORCH_FUSED``, else ``"auto"``.
+    fused_mode : str, optional
+        ``torch.compile``'s mode; ``"reduce-overhead"`` replays CUDA graphs. Default:
+        ``$EVOSTRAT_TORCH_FUSED_MODE``, else torch's default.
+    compiler : str
+        ``torch.compile``'s backend (``"inductor"``; ``"aot_eager"``/``"eager"`` for checks).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from evostrat import ES
+    >>> es = ES("snes", max_generations=5, random_state=0,
+    ...         backend=TorchBackend(fused="never")).fit(lambda X: (X ** 2).sum(1), torch.ones(3))
+    >>> es.n_generations_
+    5
+    """
 
     name = "torch"
     xp = xp_torch
     default_float = torch.float32
+
+    def __init__(self, fused: Any = None, fused_mode: str | None = None,
+                 compiler: str = "inductor") -> None:
+        self.fused = fused_setting(fused)
+        if fused_mode is None:
+            fused_mode = os.environ.get(FUSED_MODE_ENV) or None
+        self.fused_mode = None if fused_mode == "default" else fused_mode
+        self.compiler = compiler
+
+    def compile(self, fn: Callable, key: Hashable = None) -> Callable:
+        """``fn`` as a :class:`~evostrat.backends.torch_fused.FusedProgram` if its strategy lists
+        it in ``fusable_methods`` and :attr:`fused` is not ``"never"``; else ``fn`` (eager)."""
+        if self.fused == "never" or not fusable(fn):
+            return fn
+        cache = f"torch:fused:{self.fused}:{self.fused_mode}:{self.compiler}"
+        return compile_cached((cache, key), fn, lambda f: FusedProgram(
+            f, self.fused, self.fused_mode, self.compiler))
 
     def owns(self, x: Any) -> bool:
         return isinstance(x, torch.Tensor)
@@ -243,7 +289,7 @@ class TorchBackend(HostKeys, Backend):
         # moveaxis, which torch.func.vmap cannot batch
         return (a.unsqueeze(-2) @ b.unsqueeze(-1))[..., 0, 0]
 
-    # compile: eager (torch.compile costs seconds per shape; eager is faster for ES loops)
+    # traceable stays False: JAX's compiled loops and trace-only paths do not apply to torch
     has_autodiff = True
 
     def stop_gradient(self, x: Array) -> Array:

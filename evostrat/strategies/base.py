@@ -100,7 +100,8 @@ class Strategy(Params):
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
 
     **Optional**, with defaults here so that callers never test for them: the class
-    attributes ``needs_behaviours``, ``termination_defaults`` and ``min_popsize``, and
+    attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize`` and
+    ``fusable_methods``, and
     :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
     evaluation) and :meth:`evolvability`. :meth:`init` checks the state once
     (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
@@ -117,6 +118,10 @@ class Strategy(Params):
     #: History criteria (``tolfunhist``, ``tolstagnation``, ``tolflatfitness``) the run uses
     #: unless told otherwise (none by default).
     termination_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: Methods that are array code alone (no host read of a device value, no host key), which
+    #: the torch backend may fuse with ``torch.compile`` (:mod:`evostrat.backends.torch_fused`).
+    #: A subclass that overrides one of them drops it unless it lists it again.
+    fusable_methods: ClassVar[frozenset[str]] = frozenset()
 
     class State(NamedTuple):
         mean: Array

@@ -36,7 +36,7 @@ from numbers import Integral
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.backends.namespaces import cheap_cond
+from evostrat.backends.namespaces import cheap_cond, eigh_identity
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
@@ -121,6 +121,8 @@ class CMAES(CMABase):
     """
 
     State = CMAESState
+    #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
+    fusable_methods = frozenset({"tell"})
     #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell
     #: on numpy states (bit-identical states, a fraction of the call overhead).
     numpy_kernel = True
@@ -176,7 +178,7 @@ class CMAES(CMABase):
         zero = xp.zeros((), dtype=dtype, device=device)
         return CMAESState(
             mean=x0, sigma=sigma, C=xp.eye(n, dtype=dtype, device=device) * (D * D),
-            B=xp.eye(n, dtype=dtype, device=device), D=D, diag_C=D * D,
+            B=eigh_identity(xp, n, dtype, device), D=D, diag_C=D * D,
             ps=xp.zeros_like(x0), pc=xp.zeros_like(x0),
             queue=xp.zeros((k, lam + 1, n), dtype=dtype, device=device),
             queue_coef=xp.zeros((k, lam + 1), dtype=dtype, device=device),

@@ -74,6 +74,8 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     """
 
     State = OpenAIESState
+    #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
+    fusable_methods = frozenset({"tell"})
     parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [str, Optimizer],

@@ -139,6 +139,8 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
     """
 
     State = PGPEState
+    #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
+    fusable_methods = frozenset({"tell"})
     layout = "pairs"  # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j
     mirrored = True  # popsize even (MirroredPopsize)
     parameter_constraints = {

@@ -55,6 +55,8 @@ class SepCMAES(CMABase):
     """
 
     State = SepCMAESState
+    #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
+    fusable_methods = frozenset({"tell"})
     separable = True
     #: Whether numpy states run :mod:`evostrat.kernels.sep_cma_numpy` (bit-identical,
     #: faster); ``False`` (on the class or an instance) runs the generic steps.

@@ -66,6 +66,8 @@ class SNES(GaussianAsk, Strategy):
     """
 
     State = SNESState
+    #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
+    fusable_methods = frozenset({"tell"})
     parameter_constraints = {
         "lr_mean": [Interval(Real, 0, None, closed="neither")],
         "lr_sigma": [Interval(Real, 0, None, closed="neither"), None],
