@@ -178,6 +178,16 @@ def _host(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _committed(x0: Any) -> Any:
+    """``x0``, a JAX array not yet committed to a device (``jnp.ones(3)``) committed to its own
+    once, as each run would commit it (the same values on the same device), instead of once per run."""
+    if getattr(x0, "committed", True) is not False:  # numpy, torch, a structure, a committed array
+        return x0
+    from evostrat.backends.points import resolve_backend
+
+    return resolve_backend(x0, "auto").asarray(x0)
+
+
 def _configured(es: Any, combo: dict[str, Any]) -> Any:
     """A new estimator with ``es``'s parameters and ``combo``'s (``es`` is left as it is)."""
     settings = es.get_params(deep=False)
@@ -229,8 +239,9 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
             params.append({**combo, "random_state": seed})
             estimators.append(run)
             families.append(family)  # a combination's runs differ only in the seed
+    start = _committed(x0)
     for run in estimators:
-        run.initialize(x0)  # every run's parameters and x0 are checked before any evaluation
+        run.initialize(start)  # every run's parameters and x0 are checked before any evaluation
     from evostrat.run.batch_jax import run_batched
 
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
