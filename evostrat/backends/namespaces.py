@@ -15,6 +15,8 @@ here, so that no module outside :mod:`evostrat.backends` tests which array libra
   into the numpy code behind it and fails there; it reads a plain dict instead.
 - :func:`eigh_identity`: the identity in the layout of ``eigh``'s eigenvectors (column-major on
   torch), so a decomposed state keeps one layout before and after its first decomposition.
+- :func:`solve`: ``xp.linalg.solve``; on torch without the LAPACK status check, which reads
+  a device value on the host (a GPU synchronisation); callers test the result for finiteness.
 - :func:`cheap_cond`: ``Backend.cond`` for a branch cheap enough to run every time: on torch
   both branches and a select, so no device value is read on the host (a GPU synchronisation).
 
@@ -37,7 +39,8 @@ import array_api_compat
 
 from evostrat.backends.trees import map_tree, tree_leaves
 
-__all__ = ["PAIRWISE_MAX", "cheap_cond", "eigh_identity", "host_cached", "pairwise_counts_pay", "searchsorted_span"]
+__all__ = ["PAIRWISE_MAX", "cheap_cond", "eigh_identity", "host_cached", "pairwise_counts_pay", "searchsorted_span",
+           "solve"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
@@ -171,3 +174,19 @@ def eigh_identity(xp: Any, n: int, dtype: Any, device: Any = None) -> Any:
     """
     eye = xp.eye(n, dtype=dtype, device=device)
     return eye.T if array_api_compat.is_torch_namespace(xp) else eye
+
+
+def solve(xp: Any, a: Any, b: Any) -> Any:
+    """``xp.linalg.solve(a, b)`` for a matrix ``b``; on torch ``solve_ex(check_errors=False)``.
+
+    The same numbers; torch's ``solve`` reads its LAPACK status on the host (on a GPU a
+    synchronisation) to raise on a singular ``a``, where ``solve_ex`` returns non-finite
+    values instead, which callers test for.
+
+    >>> import array_api_compat.numpy as xp
+    >>> solve(xp, xp.eye(2) * 2.0, xp.ones((2, 1))).tolist()
+    [[0.5], [0.5]]
+    """
+    if array_api_compat.is_torch_namespace(xp):
+        return xp.linalg.solve_ex(a, b, check_errors=False)[0]
+    return xp.linalg.solve(a, b)

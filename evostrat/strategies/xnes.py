@@ -37,6 +37,7 @@ from numbers import Real
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.namespaces import solve
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
@@ -161,7 +162,7 @@ class XNES(Strategy):
         dim = X.shape[1]
         dtype, device = state.mean.dtype, be.device(state.mean)
         # Local coordinates: x = mu + sigma B z  =>  z = B^{-1} (x - mu) / sigma.
-        Z = xp.linalg.solve(state.B, ((X - state.mean) / state.sigma).T).T
+        Z = solve(xp, state.B, ((X - state.mean) / state.sigma).T).T  # non-finite if B is singular
         u = xp.astype(-shape_fitness(fitness, self.fitness_shaping), dtype, copy=False)
         eye = xp.eye(dim, dtype=dtype, device=device)
         u_sum = xp.sum(u)
