@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from evostrat.backends.points import resolve_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list"]
@@ -183,8 +184,6 @@ def _committed(x0: Any) -> Any:
     once, as each run would commit it (the same values on the same device), instead of once per run."""
     if getattr(x0, "committed", True) is not False:  # numpy, torch, a structure, a committed array
         return x0
-    from evostrat.backends.points import resolve_backend
-
     return resolve_backend(x0, "auto").asarray(x0)
 
 
