@@ -191,3 +191,31 @@ def test_sharded_over_four_host_devices_equals_one_device():
     np.testing.assert_allclose(got["four"], got["one"], rtol=1e-9)
     assert got["x"] < 1e-9
     assert got["solo"][1] == pytest.approx(got["solo"][0], rel=1e-9)
+
+
+def test_families_label_runs_that_differ_only_in_the_seed():
+    """run_batched(families=): the group of a family is found once; the runs are those found alone."""
+    jnp = pytest.importorskip("jax.numpy")
+    from evostrat.run.batch_jax import run_batched
+
+    def f(X):
+        return (X ** 2).sum(axis=1)
+
+    def drivers():
+        return [ES("snes", max_generations=4, random_state=s).initialize(jnp.ones(3)).run_ for s in range(3)]
+
+    labelled, plain = drivers(), drivers()
+    assert run_batched(labelled, f, None, families=[0, 0, 0]) == run_batched(plain, f, None) == 1
+    assert [d.state.best_f for d in labelled] == [d.state.best_f for d in plain]
+    with pytest.raises(InvalidArgumentError, match="one label per driver"):
+        run_batched(drivers(), f, None, families=[0])
+
+
+def test_uncommitted_jax_x0_gives_the_runs_of_a_committed_one():
+    jax = pytest.importorskip("jax")
+    x0 = jax.numpy.full(3, 2.0)
+    assert not x0.committed
+    es = ES("snes", max_generations=4)
+    a = fit_batch(es, lambda X: (X ** 2).sum(axis=1), x0, seeds=2)
+    b = fit_batch(es, lambda X: (X ** 2).sum(axis=1), jax.device_put(x0, jax.devices()[0]), seeds=2)
+    assert a.fun.tolist() == b.fun.tolist() and a.fast_path == b.fast_path == "batched"
