@@ -277,7 +277,10 @@ class ES(Params):
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        run = self._fitted_run(StateError)
+        try:
+            run = self.run_
+        except AttributeError:  # no run yet: StateError
+            run = self._fitted_run(StateError)
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
@@ -291,7 +294,10 @@ class ES(Params):
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        run = self._fitted_run(StateError)
+        try:
+            run = self.run_
+        except AttributeError:  # no run yet: StateError
+            run = self._fitted_run(StateError)
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
             X = run.structure.flatten_batch(X)
         run.tell(X, values, constraints, repaired)

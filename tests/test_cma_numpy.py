@@ -210,7 +210,8 @@ def test_kernel_resolution_for_builtins() -> None:
 def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict) -> None:
     """The kernel's ``sigma`` and ``stop`` give the generic read-outs' values, also as criteria fire."""
     fast, generic = _pair(sigma0=0.3, **options)
-    assert resolve_kernel(fast, get_backend("numpy")).stop is not None
+    kernel = resolve_kernel(fast, get_backend("numpy"))
+    assert kernel.stop is not None
     state = fast.init(np.linspace(-1, 1, 6).astype(dtype), random_state=3)
     fired = set()
     for g in range(150):
@@ -218,9 +219,23 @@ def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict) -> 
         f = np.sum((X * np.arange(1, 7)) ** 2, axis=1) * 10.0 ** (g % 3)
         state = fast.tell(state, X, f)
         assert fast.sigma(state) == generic.sigma(state)
+        host = kernel.host_sigma(state)  # the history rows' read-out: the same Python float
+        assert type(host) is float and host == float(generic.sigma(state))
         mine, theirs = fast.stop(state), generic.stop(state)
         assert list(mine) == list(theirs)
         assert {k: bool(v) for k, v in mine.items()} == {k: bool(v) for k, v in theirs.items()}
         fired |= {k for k, v in mine.items() if v}
     if options.get("tolfacupx"):
         assert fired  # the thresholds above make criteria fire: both paths were compared on them
+
+
+@pytest.mark.parametrize("diag", [[1.0, np.nan, 0.5], [-1.0, -2.0, -0.5]])
+def test_host_sigma_of_a_broken_diagonal_is_numpys(diag: float) -> None:
+    """A NaN or negative ``max diag C`` takes numpy's ``sigma * sqrt(max diag C)``, as ``sigma`` does."""
+    s = CMAES()
+    state = s.init(np.ones(3), random_state=0)
+    state = state._replace(diag_C=np.array(diag))
+    with np.errstate(invalid="ignore"):
+        want = float(state.sigma * np.sqrt(state.diag_C.max()))
+        got = resolve_kernel(s, get_backend("numpy")).host_sigma(state)
+    assert type(got) is float and np.isnan(got) and np.isnan(want)

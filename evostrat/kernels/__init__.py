@@ -36,7 +36,8 @@ __all__ = ["Kernel", "resolve_kernel"]
 
 class Kernel(NamedTuple):
     """A kernel: ``ask(state) -> (X, state)`` and ``tell(state, X, fitness) -> state``,
-    optionally the read-outs ``sigma(state)`` and ``stop(state)`` (``None``: the strategy's own).
+    optionally the read-outs ``sigma(state)`` and ``stop(state)`` (``None``: the strategy's own)
+    and ``host_sigma(state)``: ``float(sigma(state))`` read directly (the run's history rows).
 
     All are bound to one strategy instance (e.g. ``functools.partial``) and must
     give what the strategy's generic methods give.
@@ -46,6 +47,7 @@ class Kernel(NamedTuple):
     tell: Callable[[Any, Any, Any], Any]
     sigma: Callable[[Any], Any] | None = None
     stop: Callable[[Any], dict[str, Any]] | None = None
+    host_sigma: Callable[[Any], float] | None = None
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:

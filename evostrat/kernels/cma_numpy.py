@@ -45,7 +45,7 @@ from scipy.linalg.lapack import dsyevd
 
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel, cma_factor
-from evostrat.kernels.cma_steps import context, draw, host_read_out, rank_weights, sigma, step_size
+from evostrat.kernels.cma_steps import context, draw, host_read_out, host_sigma, rank_weights, sigma, step_size
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES
 from evostrat.strategies.cma_es import CMAFactorState
 
@@ -66,7 +66,8 @@ def kernel(strategy: CMAES) -> Kernel:
     ctx = context(strategy)
     return Kernel(ask=partial(_by_model, cma_factor.ask, ask, ctx),
                   tell=partial(_by_model, cma_factor.tell, tell, ctx),
-                  sigma=partial(sigma, ctx), stop=partial(_by_model, cma_factor.stop, stop, ctx))
+                  sigma=partial(sigma, ctx), stop=partial(_by_model, cma_factor.stop, stop, ctx),
+                  host_sigma=host_sigma)
 
 
 def _by_model(factor: Any, eigen: Any, ctx: SimpleNamespace, state: Any, *args: Any) -> Any:

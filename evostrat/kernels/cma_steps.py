@@ -34,7 +34,7 @@ from evostrat.strategies.cma_base import candidate_weights
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES
 
-__all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read_out", "sigma"]
+__all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read_out", "host_sigma", "sigma"]
 
 _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 _F64 = np.dtype(np.float64)
@@ -155,6 +155,17 @@ def host_read_out(ctx: SimpleNamespace, state: Any) -> tuple[float, float] | Non
             host = float(state.sigma), high
     ctx.last = (state, host)
     return host
+
+
+def host_sigma(state: Any) -> float:
+    """``float(sigma(ctx, state))`` without the read-out cache: for a float64 state with a
+    non-negative ``max diag C`` the product of the same Python floats, else numpy's."""
+    diag = state.diag_C
+    if diag.dtype is _F64:
+        high = diag.item(diag.argmax())
+        if high >= 0.0:
+            return float(state.sigma) * math.sqrt(high)
+    return float(state.sigma * np.sqrt(diag.max()))
 
 
 def sigma(ctx: SimpleNamespace, state: Any) -> np.ndarray:

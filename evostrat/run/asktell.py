@@ -33,16 +33,15 @@ from __future__ import annotations
 import math
 import warnings
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
-from evostrat.errors import (
-    InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError,
-)
+from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
+                             PopulationMismatchError, StateError)
 from evostrat.backends.points import resolve_backend
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -113,13 +112,9 @@ class AskTell:
     def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
                  dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
-            raise InvalidTypeError(
-                f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}"
-            )
+            raise InvalidTypeError(f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}")
         if nonfinite not in NONFINITE_POLICIES:
-            raise InvalidArgumentError(
-                f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}"
-            )
+            raise InvalidArgumentError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.strategy = strategy
         self.backend = resolve_backend(x0, backend)
         self.state = strategy.init(x0, None, self.backend, random_state=random_state, dtype=dtype, device=device)
@@ -164,6 +159,12 @@ class AskTell:
         """:attr:`sigma` of a strategy ``state`` of this runner."""
         value = self.strategy.sigma(state)
         return float(value if isinstance(value, float) else self.backend.to_numpy(value))
+
+    @cached_property
+    def host_sigma(self) -> Callable[[Any], float]:
+        """:meth:`sigma_of`, or the same read directly by the strategy's kernel (``host_sigma``)."""
+        find = getattr(self.strategy, "kernel", None)
+        return getattr(find(self.state) if callable(find) else None, "host_sigma", None) or self.sigma_of
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

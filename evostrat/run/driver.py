@@ -50,6 +50,8 @@ from evostrat.strategies.base import as_search_point, host_value, resolve_backen
 
 __all__ = ["Driver", "first_stop"]
 
+_NDARRAY, _INF, _NEG_INF = np.ndarray, math.inf, -math.inf  # read by the usual generation's checks
+
 
 class Driver:
     """One run of an estimator: its runner, termination, restarts, bounds and record.
@@ -134,9 +136,9 @@ class Driver:
             tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
             popsize=lam, **history)
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
-        self.termination.before_flush = self.state.sign  # record()'s deferred sigma, then the criteria
+        self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        self.state.sigma_of, self.state.sign_limit = self.runner.sigma_of, max(1, min(64, 2**16 // dim**2))
+        self.state.sigma_of, self.state.sign_limit = self.runner.host_sigma, self.termination.defer_limit
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
@@ -160,7 +162,8 @@ class Driver:
             self.integers.before_ask(self.runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
             self.noise.before_ask(self.runner)  # uncertainty handling: raise sigma after the last update
-        self.asked = self.to_box(self.runner.ask())
+        X = self.runner.ask()
+        self.asked = X if self.bounds is None else self.bounds.transform(X)  # to_box
         return self.asked
 
     def inject(self, solutions: Any) -> None:
@@ -182,14 +185,15 @@ class Driver:
         strategy was told (``None`` for behaviours).
         """
         runner = self.runner
-        if (X is runner.pending and self.plain and type(values) is np.ndarray and values.dtype is runner.dtype
-                and values.shape == runner.told_shape and type(X) is np.ndarray and constraints is None
+        if (self.plain and X is runner.pending and type(values) is _NDARRAY and type(X) is _NDARRAY
+                and values.dtype is runner.dtype and values.shape == runner.told_shape and constraints is None
                 and not repaired and not runner.injected_rows):
             host = values.tolist()  # the usual numpy generation: one host list to check and record
-            if -math.inf < sum(host) < math.inf:  # finite: check_values would pass values as they are
+            if _NEG_INF < sum(host) < _INF:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)
-                if self.state.plan is None:  # the row and the criteria deferred
-                    self.state.add_generation(host, X, runner)
+                state = self.state
+                if state.plan is None:  # the row and the criteria deferred
+                    state.add_generation(host, X, runner)
                 else:
                     self.record(host, X.__getitem__, runner.sigma, runner.strategy.stop)
                 return told

@@ -123,7 +123,7 @@ class RunState:
         ``(n_evals, n_generations)`` when the current restart run started.
     history : list of dict
         One entry per generation (see :meth:`evostrat.ES.fit`); the usual numpy generation
-        waits in :attr:`unsigned` until :meth:`sign` makes its row a list (:attr:`raw`),
+        waits in :attr:`unsigned` until :meth:`sign` makes its row a tuple (:attr:`raw`),
         compiled chunks add theirs as ``history_blocks`` (functions that build the rows),
         all made dicts when it is read.
     restarts : list of dict
@@ -150,12 +150,14 @@ class RunState:
     #: called when :attr:`stop_reason` is next read
     stop_pending: Callable[[], str | None] | None = field(default=None, repr=False)
     reason: str | None = field(default=None, repr=False)
-    #: rows of the usual generation kept as lists in :data:`ROW_KEYS` order, made dicts when
-    #: :attr:`history` is read
-    raw: list[list[Any]] = field(default_factory=list, repr=False)
+    #: rows of the usual generation kept as tuples in :data:`ROW_KEYS` order (of numbers only, so
+    #: the garbage collector stops tracking them), made dicts when :attr:`history` is read
+    raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     #: generations recorded by :meth:`add_generation` and not yet made rows (:meth:`sign`): each
-    #: holds its values and strategy state; at most :attr:`sign_limit` wait
+    #: holds its values and sigma (no strategy state); at most :attr:`sign_limit` wait (the
+    #: driver sets the criteria's ``defer_limit``, about 2**16 values)
     unsigned: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    #: ``state -> sigma`` as a Python float (the runner's ``host_sigma``)
     sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
     sign_limit: int = field(default=1, repr=False)
     #: the run's criteria (a :class:`~evostrat.run.termination.Termination`), told the signed
@@ -167,22 +169,28 @@ class RunState:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
         without restarts, extra columns or constraints (the driver's usual case), as
         :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters and best
-        so far now; its row, median and sigma, and the deferred criteria's entry, when
-        :meth:`sign` next runs (at most :attr:`sign_limit` generations later, or when the
-        history or the criteria are read)."""
-        n_evals = self.n_evals = self.run_start[0] + runner.n_evals
-        generation = runner.generation
-        n_generations = self.n_generations = self.run_start[1] + generation
+        so far and sigma (read from the generation's state, which is not kept) now; its row,
+        median and the deferred criteria's entry when :meth:`sign` next runs (at most
+        :attr:`sign_limit` generations later, or when the history or the criteria are read)."""
+        start_evals, start_generations = self.run_start
+        generation, state = runner.generation, runner.state
+        n_evals = self.n_evals = start_evals + runner.n_evals
+        n_generations = self.n_generations = start_generations + generation
         best = self.best_f
-        gen_best = max(values) if self.maximize else min(values)  # the first one, as argmax's
-        if gen_best > best if self.maximize else gen_best < best:
-            best = self.best_f = gen_best
-            self.best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
+        if self.maximize:
+            gen_best = max(values)  # the first one, as argmax's
+            if gen_best > best:
+                best = self.best_f = gen_best
+                self.best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
+        else:
+            gen_best = min(values)
+            if gen_best < best:
+                best = self.best_f = gen_best
+                self.best_x = X[values.index(gen_best)]
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
-        state = runner.state
         unsigned = self.unsigned
-        unsigned.append((generation, n_generations, n_evals, best, gen_best, values, state,
+        unsigned.append((generation, n_generations, n_evals, best, gen_best, values, self.sigma_of(state),
                          perf_counter() - self.started))
         if len(unsigned) >= self.sign_limit:
             self.sign()
@@ -199,15 +207,14 @@ class RunState:
         pending, self.unsigned = self.unsigned, []
         if not pending:
             return
-        sigma_of, criteria, presorted, rows = self.sigma_of, self.criteria, not self.maximize, self.raw
+        criteria, presorted, rows = self.criteria, not self.maximize, self.raw
         deferred = criteria.deferred
-        for generation, n_generations, n_evals, best, gen_best, values, state, elapsed in pending:
+        for generation, n_generations, n_evals, best, gen_best, values, sigma, elapsed in pending:
             ranked = sorted(values)
             n = len(ranked)
             m = n >> 1
-            sigma = sigma_of(state)
-            rows.append([n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
-                         sigma, elapsed])
+            rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
+                         sigma, elapsed))
             deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted))
         if len(deferred) >= criteria.defer_limit:
             criteria.flush()
