@@ -228,3 +228,21 @@ def test_host_cached_returns_the_cached_object():
     table(4)  # over maxsize: emptied, then filled
     table(3)
     assert seen == [3, 3, 4, 3]
+
+
+def test_nes_utilities_on_a_device_trace_in_one_graph():
+    # the accelerator branch of nes_utilities (a cached device tensor, keyed by the namespace's
+    # name: a module as a dict key made dynamo break the graph); "meta" stands in for CUDA
+    import array_api_compat.torch as xp
+
+    from evostrat.strategies.shaping import nes_utilities
+
+    def weigh(x):
+        return x * nes_utilities(x.shape[0], xp, x.dtype, x.device)
+
+    x = torch.ones(6, device="meta")
+    weigh(x)  # fills the cache, as a fused program's eager first call does
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
+        out = torch.compile(weigh, fullgraph=True, backend="eager")(x)
+    assert out.shape == (6,) and out.device.type == "meta"

@@ -49,7 +49,6 @@ RESCALE_RANGE = (1e-10, 1e10)
 STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", "tolfacupx")
 
 
-
 @host_cached(maxsize=32)  # keyed by plain values: torch.compile reads the entry as a constant
 def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, backend: Backend,
                       dtype: Any, device: Any) -> CMAConstants:

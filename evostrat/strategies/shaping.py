@@ -24,6 +24,7 @@ array([0., 0., 0.])
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -196,13 +197,14 @@ def nes_utilities(popsize: int, xp: Any, dtype: Any, device: Any = None) -> Arra
     ``u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ln(n/2 + 1) - ln j) - 1/n``
     for ``k = 1..n`` (best first); they sum to zero.
     """
-    if device is not None and getattr(device, "type", "cpu") != "cpu":
-        return _device_utilities(popsize, xp, dtype, device)  # no host copy every generation
+    if device is not None and getattr(device, "type", "cpu") != "cpu":  # no host copy each time
+        return _device_utilities(popsize, xp.__name__, dtype, device)
     return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device, copy=True)
 
 
-@host_cached(maxsize=64)  # read as a constant by torch.compile (see host_cached)
-def _device_utilities(popsize: int, xp: Any, dtype: Any, device: Any) -> Array:
+@host_cached(maxsize=64)  # read as a constant by torch.compile (see host_cached), so keyed by
+def _device_utilities(popsize: int, namespace: str, dtype: Any, device: Any) -> Array:  # name
+    xp = importlib.import_module(namespace)
     return xp.asarray(_nes_utility_values(popsize), dtype=dtype, device=device)
 
 
