@@ -91,11 +91,10 @@ def test_tell_traces_in_one_graph_and_equals_eager(traced):
         _assert_same(a, b)
 
 
-def test_lazy_cma_decomposes_in_the_traced_program(traced):
-    strategy, eager, compiled = traced
-    if not isinstance(strategy, CMAES) or strategy.lazy_eigen != 2 or strategy.lazy_eigen is True:
-        pytest.skip("the lazy CMA-ES case")
-    # generation 2 and 4 decompose (the queue is emptied), 1, 3 and 5 queue
+def test_the_lazy_cma_case_takes_both_sides_of_the_decision():
+    # what the traced lazy case covers: generations 2 and 4 decompose (the queue is emptied)
+    strategy = STRATEGIES["cma_lazy"]()
+    eager = _trajectory(strategy, strategy.tell)
     assert [bool((s.queue_coef == 0).all()) for s in eager] == [False, True, False, True, False]
     assert not torch.equal(eager[0].B, eager[1].B)
 
@@ -246,3 +245,34 @@ def test_nes_utilities_on_a_device_trace_in_one_graph():
         warnings.filterwarnings("ignore", message=".*functools.lru_cache")
         out = torch.compile(weigh, fullgraph=True, backend="eager")(x)
     assert out.shape == (6,) and out.device.type == "meta"
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_tell_on_an_accelerator_traces_in_one_graph(name):
+    # the device-dependent branches (cached device constants) as on CUDA: "meta" tensors
+    # stand in for it; tracing is what is checked (meta tensors hold no values, so a
+    # torch.cond cannot run: its predicate is read at run time)
+    from evostrat.backends.trees import map_tree
+
+    def to_meta(tree):
+        return map_tree(lambda x, _: x.to("meta") if isinstance(x, torch.Tensor) else x, tree)
+
+    strategy = STRATEGIES[name]()
+    state = strategy.init(torch.full((DIM,), 0.5), None, "torch", random_state=0)
+    X, state = strategy.ask(state)
+    args = to_meta((state, X, _objective(X)))
+    strategy.tell(*args)  # the eager first call: fills the device caches
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
+        try:
+            out = torch.compile(strategy.tell, fullgraph=True, backend=capture)(*args)
+            assert out.mean.device.type == "meta"
+        except RuntimeError as err:
+            assert "meta" in str(err) and name == "cma_lazy", err
+    assert len(graphs) == 1
