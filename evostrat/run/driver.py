@@ -138,7 +138,8 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        self.state.sigma_of, self.state.sign_limit = self.runner.host_sigma, self.termination.defer_limit
+        self.state.sigma_of = self.runner.host_sigma if self.plain else self.runner.sigma_of  # add_generation's
+        self.state.sign_limit = self.termination.defer_limit
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
