@@ -14,7 +14,8 @@
 Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.
 Compilation happens in the warm-up round.
 
-Run: ``python -m pytest benchmarks/test_batch_speed.py -p no:cacheprovider``.
+Run: ``python -m pytest benchmarks/test_batch_speed.py -p no:cacheprovider``. The same rounds
+interleaved in one process, CPU time, many rounds: ``benchmarks/batch_interleaved.py``.
 """
 
 from __future__ import annotations
