@@ -18,7 +18,7 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from evostrat.run.block_termination import check_block, may_stop, watch  # noqa: E402
+from evostrat.run.block_termination import advance_block, check_block, may_stop, watch  # noqa: E402
 from evostrat.run.device_termination import (REASONS, Rules, check, initial_progress,  # noqa: E402
                                              stagnation_holds)
 from evostrat.run.termination import Termination  # noqa: E402
@@ -88,6 +88,7 @@ def _may_stop(rules: Rules, w: Any, values: Any, best: Any, g: Any, sigma: Any) 
 
 
 _check_block = jax.jit(check_block, static_argnums=0)
+_advance_block = jax.jit(advance_block, static_argnums=0)
 
 
 def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) -> tuple[int, int, Any]:
@@ -106,8 +107,19 @@ def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) 
         rows[: end - start] = values[start:end]
         block_sigmas = np.zeros(size, np.float32)
         block_sigmas[: end - start] = sigmas[start:end]
+        before, best = p, best0 if start == 0 else bests[start - 1]
         p, m, code = _check_block(rules, p, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
-                                  start * POP, best0 if start == 0 else bests[start - 1], 0)
+                                  start * POP, best, 0)
+        if not bool(maybe):  # no criterion can hold: advance_block gives check_block's answer
+            for last_code in (0, len(REASONS) + 1):  # none, or the strategy's own stop at the last row
+                want = (p, m, code) if last_code == 0 else _check_block(
+                    rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start, start * POP,
+                    best, last_code)
+                got = _advance_block(rules, before, jnp.asarray(rows), end - start, start, last_code)
+                assert (int(got[1]), int(got[2])) == (int(want[1]), int(want[2]))
+                for name, value in want[0]._asdict().items():
+                    np.testing.assert_array_equal(np.asarray(getattr(got[0], name)), np.asarray(value),
+                                                  err_msg=name)
         if int(code):
             assert int(m) == end - start  # the first stop is the block's last generation
             return end, int(code), p

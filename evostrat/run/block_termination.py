@@ -9,7 +9,9 @@ after a generation where it is true, or after a block of generations, and
 answers for every generation of the block at once (cumulative minima, maxima and
 counts over the block's rows: the same numbers). The first generation where a
 criterion holds is then the block's last, so the run stops where the generation by
-generation check stops it, and no generation runs twice.
+generation check stops it, and no generation runs twice. After a block where
+:func:`may_stop` never held, no criterion holds in it: :func:`advance_block` then only
+advances the progress by its rows (the same numbers, without the criteria's windows).
 
 Examples
 --------
@@ -31,7 +33,7 @@ from typing import Any, NamedTuple
 from evostrat.backends.trees import replace
 from evostrat.run.device_termination import REASONS, Progress, Rules, stagnation_holds, stagnation_window
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "advance_block"]
 
 
 class Watch(NamedTuple):
@@ -136,32 +138,22 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     import jax
     import jax.numpy as jnp
 
+    r = _block_rows(rules, p, values, ran, generation)
     size, popsize = values.shape
-    rows = jnp.arange(size)
-    live = rows < ran
-    g = generation + 1 + rows.astype(jnp.int32)
-    finite = jnp.isfinite(values)
-    n_finite = jnp.sum(finite, axis=1)
-    lo = jnp.min(jnp.where(finite, values, jnp.inf), axis=1)
-    hi = jnp.max(jnp.where(finite, values, -jnp.inf), axis=1)
-    gen_best = hi if rules.maximize else lo
+    rows, live, g, window = r.rows, r.live, r.g, rules.window
     # the window of generation bests after each row: append numbers >= n_recent - window, from the
     # previous ring buffer (append numbers n_recent0 - window ..) and the block's rows
-    append = (n_finite > 0) & live
-    count = jnp.cumsum(append.astype(jnp.int32))
-    window = rules.window
-    n_recent = p.n_recent + count
     old_number = p.n_recent - window + jnp.arange(window)
     old = p.recent[old_number % window]
-    new_number = p.n_recent + count - 1
-    first = (n_recent - window)[:, None]
+    first = (r.n_recent - window)[:, None]
     in_old = (old_number >= 0)[None, :] & (old_number[None, :] >= first)
-    in_new = append[None, :] & (rows[None, :] <= rows[:, None]) & (new_number[None, :] >= first)
+    in_new = r.append[None, :] & (rows[None, :] <= rows[:, None]) & (r.new_number[None, :] >= first)
     top = jnp.maximum(jnp.max(jnp.where(in_old, old, -jnp.inf), axis=1),
-                      jnp.max(jnp.where(in_new, gen_best, -jnp.inf), axis=1))
+                      jnp.max(jnp.where(in_new, r.gen_best, -jnp.inf), axis=1))
     bottom = jnp.minimum(jnp.min(jnp.where(in_old, old, jnp.inf), axis=1),
-                         jnp.min(jnp.where(in_new, gen_best, jnp.inf), axis=1))
+                         jnp.min(jnp.where(in_new, r.gen_best, jnp.inf), axis=1))
     recent_range = top - bottom
+    lo, hi, n_recent = r.lo, r.hi, r.n_recent
     false = jnp.zeros(size, bool)
     hits = [false]
     if rules.ftarget is not None:
@@ -178,7 +170,7 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     hits.append(false if rules.max_evals is None else n_evals + (rows + 1) * popsize >= rules.max_evals)
     hits.append(false if rules.max_generations is None else g >= rules.max_generations)
     if rules.tolfun is not None:
-        hits.append((n_recent >= window) & (n_finite == popsize) & (recent_range < rules.tolfun)
+        hits.append((n_recent >= window) & (r.n_finite == popsize) & (recent_range < rules.tolfun)
                     & (hi - lo < rules.tolfun))
     else:
         hits.append(false)
@@ -188,43 +180,98 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     else:
         hits.append(false)
     hits.append(false)  # tolstagnation: below
+    hits.append(false if rules.tolflatfitness is None else r.flat_generations > rules.tolflatfitness)
+    hits = jnp.stack(hits, axis=1)
+    code = jnp.where(jnp.any(hits, axis=1), jnp.argmax(hits, axis=1), 0).astype(jnp.int32)
+    code = jnp.where((rows == ran - 1) & (code == 0), last_code, code)
+    if rules.tolstagnation is not None:
+        code = _block_stagnation(rules, p, r.history, code, g, live, ran)
+    stops = live & (code != 0)
+    stopped = jnp.any(stops)
+    m = jnp.where(stopped, jnp.argmax(stops) + 1, ran).astype(jnp.int32)
+    return _progress_after(rules, p, r, m), m, jnp.where(stopped, code[jnp.maximum(m - 1, 0)], 0).astype(jnp.int32)
+
+
+def advance_block(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any,
+                  last_code: Any) -> tuple[Progress, Any, Any]:
+    """:func:`check_block`'s answer for a block where :func:`may_stop` held after no generation:
+    no criterion of the run holds there (``may_stop`` is necessary for each), so the progress
+    has seen all ``ran`` rows and the code is the strategy's own, ``last_code``. The same
+    numbers as :func:`check_block`'s, without its windows, criteria and stagnation test."""
+    import jax.numpy as jnp
+
+    ran = jnp.asarray(ran, jnp.int32)
+    return _progress_after(rules, p, _block_rows(rules, p, values, ran, generation), ran), ran, last_code
+
+
+class _Rows(NamedTuple):
+    """The per-row numbers of a block that :func:`check_block` and :func:`advance_block` share."""
+
+    rows: Any
+    live: Any
+    g: Any
+    n_finite: Any
+    lo: Any
+    hi: Any
+    gen_best: Any
+    append: Any
+    n_recent: Any
+    new_number: Any
+    flat_generations: Any
+    history: Any
+
+
+def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any) -> _Rows:
+    import jax
+    import jax.numpy as jnp
+
+    size, popsize = values.shape
+    rows = jnp.arange(size)
+    live = rows < ran
+    g = generation + 1 + rows.astype(jnp.int32)
+    finite = jnp.isfinite(values)
+    n_finite = jnp.sum(finite, axis=1)
+    lo = jnp.min(jnp.where(finite, values, jnp.inf), axis=1)
+    hi = jnp.max(jnp.where(finite, values, -jnp.inf), axis=1)
+    append = (n_finite > 0) & live
+    count = jnp.cumsum(append.astype(jnp.int32))
+    flat_generations = history = None
     if rules.tolstagnation is not None or rules.tolflatfitness is not None:
         ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values), axis=1)
     if rules.tolflatfitness is not None:
         flat = ranked[:, 0] == ranked[:, int(0.75 * popsize)]
         since = jax.lax.cummax(jnp.where(flat, -1, rows))  # the latest row that was not flat
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
-        hits.append(flat_generations > rules.tolflatfitness)
-    else:
-        hits.append(false)
-    hits = jnp.stack(hits, axis=1)
-    code = jnp.where(jnp.any(hits, axis=1), jnp.argmax(hits, axis=1), 0).astype(jnp.int32)
-    code = jnp.where((rows == ran - 1) & (code == 0), last_code, code)
     if rules.tolstagnation is not None:
         history = _block_history(rules, p, ranked, g, live)
-        code = _block_stagnation(rules, p, history, code, g, live, ran)
-    stops = live & (code != 0)
-    stopped = jnp.any(stops)
-    m = jnp.where(stopped, jnp.argmax(stops) + 1, ran).astype(jnp.int32)
+    return _Rows(rows, live, g, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
+                 p.n_recent + count - 1, flat_generations, history)
+
+
+def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
+    """``p`` after the first ``m`` rows of the block ``r``."""
+    import jax.numpy as jnp
+
+    window = rules.window
     last = jnp.maximum(m - 1, 0)
 
     def at(sequence: Any, before: Any) -> Any:  # the value after the first m rows
         return jnp.where(m > 0, sequence[last], before)
 
-    used = append & (rows < m)
-    slot = new_number % window
-    writer = jnp.max(jnp.where(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), rows, -1), axis=1)
-    p = replace(p, recent=jnp.where(writer >= 0, gen_best[jnp.maximum(writer, 0)], p.recent),
-                n_recent=at(n_recent, p.n_recent))
+    used = r.append & (r.rows < m)
+    slot = r.new_number % window
+    writer = jnp.max(jnp.where(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.rows, -1), axis=1)
+    p = replace(p, recent=jnp.where(writer >= 0, r.gen_best[jnp.maximum(writer, 0)], p.recent),
+                n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
-        best_seq, median_seq, run_best, run_best_generation = history[:4]
+        best_seq, median_seq, run_best, run_best_generation = r.history[:4]
         p = replace(p, hist_best=_appended(rules, p, p.hist_best, best_seq, m),
                     hist_median=_appended(rules, p, p.hist_median, median_seq, m), n_hist=p.n_hist + m,
                     run_best=at(run_best, p.run_best), run_best_generation=at(run_best_generation,
                                                                               p.run_best_generation))
     if rules.tolflatfitness is not None:
-        p = replace(p, flat_generations=at(flat_generations, p.flat_generations))
-    return p, m, jnp.where(stopped, code[last], 0).astype(jnp.int32)
+        p = replace(p, flat_generations=at(r.flat_generations, p.flat_generations))
+    return p
 
 
 def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, m: Any) -> Any:

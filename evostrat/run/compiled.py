@@ -17,7 +17,8 @@ chunk's fitness values, sigmas and result cross to the host in one transfer.
 The run's criteria are checked for blocks of up to :data:`BLOCK` generations at
 once (:mod:`evostrat.run.block_termination`): a generation computes only a few
 scalars that hold whenever a criterion may, which end the block early, so the
-run stops at the same generation and no generation runs twice (issue 15).
+run stops at the same generation and no generation runs twice (issue 15); a block
+where they never held only advances the criteria's progress (``advance_block``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
 kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
@@ -53,9 +54,10 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from evostrat.backends.programs import program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
-from evostrat.run.block_termination import Watch, check_block, may_stop, summary, watch
+from evostrat.run.block_termination import Watch, advance_block, check_block, may_stop, summary, watch
 from evostrat.run.device_termination import (REASONS, Rules, check, device_constant, progress_for_device,
                                              progress_to_host, stagnation_holds)
 
@@ -154,8 +156,6 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     import jax
     import jax.numpy as jnp
 
-    from evostrat.backends.programs import program_key
-
     length = chunk_length(rules.popsize)
 
     def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
@@ -219,12 +219,17 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         def block(carry: Any) -> Any:
             run, record, start = carry
             end = jnp.minimum(limit, start + size)
-            new, _, record, k, _, _ = jax.lax.while_loop(
+            new, _, record, k, _, maybe = jax.lax.while_loop(
                 lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
                 (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
             rows = jax.lax.dynamic_slice_in_dim(record, start, size)
-            progress, _, code = check_block(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                            run.generation, run.n_evals, run.best_f, new.code)
+            # the criteria only after a generation where one may hold (the block then ends there);
+            # otherwise none holds in the block and its rows only advance the progress
+            progress, _, code = jax.lax.cond(
+                maybe, lambda p, v, c: check_block(rules, p, v[:, :-1], v[:, -1], k - start, run.generation,
+                                                   run.n_evals, run.best_f, c),
+                lambda p, v, c: advance_block(rules, p, v[:, :-1], k - start, run.generation, c),
+                run.progress, rows, new.code)
             return replace(new, progress=progress, code=code), record, k
 
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
@@ -306,7 +311,22 @@ def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
     if budget is None and termination.max_evals is not None:
         budget = math.ceil(termination.max_evals / runner.popsize)
     rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
-    return rules, tuple(runner.strategy.stop(runner.state))
+    return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim, str(runner.dtype))
+
+
+_STOP_NAMES: dict[Any, tuple[str, ...]] = {}  # by program key: stop(state) runs a compiled program
+
+
+def strategy_stop_names(strategy: Any, state: Any, dim: int, dtype: str) -> tuple[str, ...]:
+    """The names of ``strategy.stop(state)``, read once per class, hyper-parameters and signature."""
+    key = program_key(strategy.stop, "names", dim, dtype)
+    if key[0] is not type(strategy):  # not keyed by hyper-parameters
+        return tuple(strategy.stop(state))
+    if key not in _STOP_NAMES:
+        if len(_STOP_NAMES) >= 256:
+            _STOP_NAMES.clear()
+        _STOP_NAMES[key] = tuple(strategy.stop(state))
+    return _STOP_NAMES[key]
 
 
 def device_run(driver: Any, rules: Rules) -> DeviceRun:
