@@ -66,3 +66,26 @@ def test_stages_give_the_run_of_one_stage_per_block(case: str, monkeypatch: pyte
     for a, b in zip(staged.history_, blocks.history_):
         assert {k: v for k, v in a.items() if k != "time"} == {k: v for k, v in b.items() if k != "time"}
     assert np.array_equal(np.asarray(staged.x_), np.asarray(blocks.x_)) and staged.fun_ == blocks.fun_
+
+
+def test_the_chunk_counts_its_nonfinite_values_for_the_warning() -> None:
+    """The count of NaN/inf values a chunk reports (computed on the device) is the sum of the
+    counts of its generations run one chunk each (a run with an observer)."""
+    import re
+    import warnings
+
+    from evostrat.errors import NonFiniteFitnessWarning
+
+    def objective(X: Any) -> Any:
+        return jnp.where(X[:, 0] > 1.2, jnp.nan, jnp.sum(X ** 2, axis=1))
+
+    counts = []
+    for callbacks in (None, [lambda es: None]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            es = ES("snes", max_generations=30, random_state=0).fit(objective, jnp.ones(3), callbacks=callbacks)
+        assert es.fast_path_ == "compiled_loop"
+        found = [re.match(r"(\d+) fitness values", str(w.message)) for w in caught
+                 if issubclass(w.category, NonFiniteFitnessWarning)]
+        counts.append([int(m.group(1)) for m in found])
+    assert len(counts[0]) == 1 and counts[0][0] == sum(counts[1]) > 0

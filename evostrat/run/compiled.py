@@ -74,7 +74,6 @@ BLOCK = 32
 #: for large populations, so that a chunk's fitness block stays under 2**22 values.
 CHUNK = 512
 
-
 #: Bytes up to which XLA's CPU runtime runs a loop body's kernels one after the other, when
 #: every buffer they touch is this small (``ThunkExecutor``'s sequential threshold, not a flag);
 #: past it, every kernel goes through the concurrent scheduler: ~1.5 us a generation on one
@@ -147,7 +146,8 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
                   batched: bool = False, population: Any = None) -> Callable:
     """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
-    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops.
+    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops; unbatched,
+    ``done`` is ``[generations, non-finite values among their fitness]``.
 
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
@@ -235,7 +235,9 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
         run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
                                             (run, record, jnp.asarray(0, jnp.int32)))
-        return run, record[:length, :-1], record[:length, -1], k
+        fitness = record[:length, :-1]
+        bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(fitness), dtype=jnp.int32)
+        return run, fitness, record[:length, -1], jnp.stack([k, bad])
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # the batched chunk: one loop over generations, every run advanced together and a run that
@@ -292,10 +294,10 @@ def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
         while driver.state.stop_reason is None:
             run, fitness, sigmas, done = program(run, limit)
             # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
-            best_f, code, fitness, sigmas, done = (np.asarray(v) for v in (run.best_f, run.code, fitness, sigmas,
-                                                                             done))
+            best_f, code, fitness, sigmas, (done, bad) = (np.asarray(v) for v in (run.best_f, run.code, fitness,
+                                                                                    sigmas, done))
             absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
-                         sigmas, int(done))
+                         sigmas, int(done), int(bad))
             if hooks is not None:
                 hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
     finally:
@@ -344,13 +346,14 @@ def device_run(driver: Any, rules: Rules) -> DeviceRun:
 
 
 def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strategy_state: Any, progress: Any,
-                 best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int) -> None:
-    """Advance ``driver``'s run by a chunk's ``done`` generations: counters, pending history rows,
-    best so far, criteria and stop reason (host values; ``strategy_state``, ``progress`` and
-    ``best_x`` stay on the device)."""
+                 best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int,
+                 bad: int | None = None) -> None:
+    """Advance ``driver``'s run by a chunk's ``done`` generations (``bad`` of their values not finite;
+    ``None``: counted here): counters, pending history rows, best so far, criteria and stop reason
+    (host values; ``strategy_state``, ``progress`` and ``best_x`` stay on the device)."""
     runner, termination, state = driver.runner, driver.termination, driver.state
-    fitness = np.asarray(fitness[:done], dtype=np.float64)
-    _warn_nonfinite(driver.settings.nonfinite, fitness)
+    fitness = fitness[:done]  # read (as float64) when the rows are
+    _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
     state.history_blocks.append(partial(_history_rows, fitness, sigmas[:done], state.n_generations,
                                         state.n_evals, runner.popsize, state.best_f, driver.maximize,
                                         state.elapsed()))
@@ -368,6 +371,7 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
 def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,
                   maximize: bool, now: float) -> Iterator[dict[str, Any]]:
     """The ``history_`` rows of a chunk's ``fitness`` (generations ``g0 + 1 ..``), built when read."""
+    fitness = np.asarray(fitness, dtype=np.float64)
     finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
     gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
     running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[best], gen_best]))[1:]
@@ -382,10 +386,10 @@ def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, pop
     return (dict(zip(keys, row)) for row in zip(*columns))
 
 
-def _warn_nonfinite(policy: str, fitness: np.ndarray) -> None:
-    if policy == "ignore":
+def _warn_nonfinite(policy: str, fitness: np.ndarray, bad: int | None = None) -> None:
+    if policy == "ignore" or bad == 0:
         return
-    bad = int(np.sum(~np.isfinite(fitness)))
+    bad = int(np.sum(~np.isfinite(fitness))) if bad is None else bad
     if bad:
         warnings.warn(
             f"{bad} fitness values in the last {fitness.shape[0]} generations are NaN or "
