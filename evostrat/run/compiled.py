@@ -348,9 +348,8 @@ def device_run(driver: Any, rules: Rules) -> DeviceRun:
 def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strategy_state: Any, progress: Any,
                  best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int,
                  bad: int | None = None) -> None:
-    """Advance ``driver``'s run by a chunk's ``done`` generations (``bad`` of their values not finite;
-    ``None``: counted here): counters, pending history rows, best so far, criteria and stop reason
-    (host values; ``strategy_state``, ``progress`` and ``best_x`` stay on the device)."""
+    """Advance ``driver``'s run by a chunk's ``done`` generations (``bad``: non-finite values, ``None``:
+    counted here): counters, history rows, best so far, criteria, stop reason (host values)."""
     runner, termination, state = driver.runner, driver.termination, driver.state
     fitness = fitness[:done]  # read (as float64) when the rows are
     _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
