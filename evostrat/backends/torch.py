@@ -167,6 +167,24 @@ def traced_cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: tupl
     return map_tree(lambda x, _: next(result) if isinstance(x, torch.Tensor) else x, operands[0])
 
 
+def _one_device(tree: Any) -> Any:
+    """``tree`` with its CPU tensors moved to the one accelerator device of its other tensors.
+
+    A state keeps its decision counters on the host beside device arrays
+    (:func:`~evostrat.backends.namespaces.counter_device`): alone a 0-d CPU tensor, which torch
+    passes to device kernels as a scalar, but stacked over a batch a CPU vector, which
+    ``torch.func.vmap`` cannot combine with the device's tensors. A batched call reads the
+    device anyway (both branches of a ``cond``, then a select), so the copy costs nothing more.
+    """
+    devices = {x.device for x in tree_leaves(tree) if isinstance(x, torch.Tensor)}
+    accelerators = [d for d in devices if d.type != "cpu"]
+    if len(accelerators) != 1 or len(devices) == 1:
+        return tree
+    target = accelerators[0]
+    return map_tree(lambda x, _: x.to(target) if isinstance(x, torch.Tensor) and x.device.type == "cpu"
+                    else x, tree)
+
+
 class TorchBackend(HostKeys, Backend):
     """torch tensors, CPU or CUDA.
 
@@ -273,7 +291,8 @@ class TorchBackend(HostKeys, Backend):
     eager_vmap = True
 
     def vmap(self, fn: Callable) -> Callable:
-        return torch.func.vmap(fn)
+        mapped = torch.func.vmap(fn)
+        return lambda *args: mapped(*_one_device(args))
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         if torch.compiler.is_compiling():  # in the graph: no graph break, no host read here
