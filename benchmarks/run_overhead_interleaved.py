@@ -12,7 +12,11 @@ Run (from the repository root)::
     ROUNDS=21 python benchmarks/run_overhead_interleaved.py cma_es:10 snes:100
 
 Each argument is ``strategy:dim`` (CMA-ES on Rosenbrock, the others on the sphere, as
-in the pytest benchmark); without arguments, CMA-ES d = 10 and SNES d = 100.
+in the pytest benchmark); without arguments, CMA-ES d = 10 and SNES d = 100. The argument
+``numpy`` times the ``numpy-asktell`` case instead (CMA-ES d = 10 on the sphere, ``ES.ask``/``ES.tell``
+against the functional core): a fresh run per round, ``G`` generations each timed, the two
+alternating round by round; it prints the ratio of the per-generation medians (pytest-benchmark's
+statistic; target 1.1x) and of the whole rounds, which include one read of ``history_``.
 """
 
 from __future__ import annotations
@@ -62,11 +66,62 @@ def measure(name: str, dim: int, rounds: int) -> None:
           f"of minimums {mins:.3f}, of wall medians {wmed:.3f}", flush=True)
 
 
+def measure_numpy(rounds: int) -> None:
+    """The ``numpy-asktell`` case: per-generation and whole-round ratios (see the module docstring)."""
+    import numpy as np
+    from test_run_overhead import G
+
+    from evostrat import ES
+    from evostrat.plugins.factories import make_strategy
+    from evostrat.problems import sphere
+
+    clock = time.process_time
+
+    def core() -> list[float]:
+        s = make_strategy("cma_es", None)
+        state, times = s.init(np.ones(10), random_state=0), []
+        for _ in range(G):
+            c = clock()
+            X, state = s.ask(state)
+            state = s.tell(state, X, sphere(X))
+            times.append(clock() - c)
+        return times
+
+    def fit() -> list[float]:
+        es = ES("cma_es", max_generations=10**6, tolfun=None, tolx=None, random_state=0).initialize(np.ones(10))
+        times = []
+        for _ in range(G):
+            c = clock()
+            X = es.ask()
+            es.tell(X, sphere(X))
+            times.append(clock() - c)
+        c = clock()
+        es.history_
+        return times + [clock() - c]
+
+    per: dict[str, list[float]] = {"core": [], "es": []}
+    whole: dict[str, list[float]] = {"core": [], "es": []}
+    for r in range(rounds + 1):
+        for label, f in ([("core", core), ("es", fit)] if r % 2 == 0 else [("es", fit), ("core", core)]):
+            times = f()
+            if r:  # the first round warms up
+                per[label] += times[20:G]
+                whole[label].append(sum(times))
+    med = {k: statistics.median(v) for k, v in per.items()}
+    print(f"numpy-asktell cma_es d=10 G={G}: core {med['core'] * 1e6:.1f} us, ES {med['es'] * 1e6:.1f} us a "
+          f"generation (CPU medians); ratio of per-generation medians {med['es'] / med['core']:.3f}, of whole "
+          f"rounds: medians {statistics.median(whole['es']) / statistics.median(whole['core']):.3f}, minimums "
+          f"{min(whole['es']) / min(whole['core']):.3f}", flush=True)
+
+
 def main(argv: list[str]) -> None:
     rounds = int(os.environ.get("ROUNDS", "21"))
     cases = [tuple(a.split(":")) for a in argv] or [("cma_es", "10"), ("snes", "100")]
-    for name, dim in cases:
-        measure(name, int(dim), rounds)
+    for case in cases:
+        if case == ("numpy",):
+            measure_numpy(rounds)
+        else:
+            measure(case[0], int(case[1]), rounds)
 
 
 if __name__ == "__main__":
