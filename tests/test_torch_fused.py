@@ -174,6 +174,23 @@ def test_the_backend_fuses_only_listed_methods():
 def test_auto_fuses_on_cuda_only():
     program = FusedProgram(lambda x: x + 1, when="auto", compiler="eager")
     assert not program.applies((torch.zeros(2),))
+    assert program(torch.zeros(2)).tolist() == [1.0, 1.0] and program.waited == 0  # CPU: eager
+
+
+def test_auto_compiles_only_after_its_eager_calls(monkeypatch):
+    import evostrat.backends.torch_fused as fused
+
+    monkeypatch.setattr(fused, "AUTO_EAGER_CALLS", 3)
+    program = FusedProgram(lambda x: x + 1, when="auto", compiler="eager")
+    monkeypatch.setattr(program, "applies", lambda args: True)  # as for tensors on a CUDA device
+    compiled = []
+    monkeypatch.setattr(program, "_program", lambda: compiled.append(1) or program.fn)
+    for _ in range(3):
+        program(torch.zeros(1))
+    assert program.waited == 3 and program.calls == 0 and not compiled  # a short run never compiles
+    program(torch.zeros(1))  # the fused path's first call is eager (it fills the host caches)
+    program(torch.zeros(1))
+    assert program.calls == 2 and compiled == [1]
     assert FusedProgram(len, when="always").applies((torch.zeros(2),))
     assert not FusedProgram(len, when="never").applies((torch.zeros(2),))
 

@@ -11,7 +11,8 @@ methods a strategy lists in ``fusable_methods`` (the built-in CMA-ES, sep-CMA-ES
 xNES, OpenAI-ES and PGPE list ``tell``) in a :class:`FusedProgram`. When it compiles:
 
 - ``"auto"`` (the default): for arguments on a CUDA device only (on the CPU eager
-  torch is as fast, and a compile costs seconds per shape);
+  torch is as fast), and only from the :data:`AUTO_EAGER_CALLS`-th call of a program
+  on (a compile costs seconds per shape: a short run stays eager and never pays it);
 - ``"always"``: on any device (the tests compile on the CPU);
 - ``"never"``: never (eager, as before).
 
@@ -48,7 +49,14 @@ import torch
 from evostrat.backends.trees import map_tree, tree_leaves
 from evostrat.errors import EvostratWarning, InvalidArgumentError
 
-__all__ = ["FUSED_ENV", "FUSED_MODE_ENV", "FusedProgram", "fusable", "fused_setting"]
+__all__ = ["AUTO_EAGER_CALLS", "FUSED_ENV", "FUSED_MODE_ENV", "FusedProgram", "fusable",
+           "fused_setting"]
+
+#: Under ``fused="auto"``, a program's calls that run eagerly before it is compiled: a
+#: compile costs seconds (tens of seconds for CMA-ES on a GPU), an eager launch-bound
+#: generation about a millisecond, so only a run that has already lasted this long is
+#: likely to last long enough to repay it.
+AUTO_EAGER_CALLS = 200
 
 #: Environment variable with the default ``fused`` setting of the torch backend.
 FUSED_ENV = "EVOSTRAT_TORCH_FUSED"
@@ -129,7 +137,8 @@ class FusedProgram:
     def __init__(self, fn: Callable, when: str = "auto", mode: str | None = None,
                  compiler: str = "inductor") -> None:
         self.fn, self.when, self.mode, self.compiler = fn, fused_setting(when), mode, compiler
-        self.calls = 0  # compiled calls (the first call of a program runs eagerly)
+        self.calls = 0  # calls on the fused path (the first runs eagerly)
+        self.waited = 0  # "auto": eager calls on a CUDA device before compiling
         self.failure: str | None = None  # why it fell back to eager for good
         self._compiled: Callable | None = None
         self._lock = threading.Lock()
@@ -148,6 +157,9 @@ class FusedProgram:
 
     def __call__(self, *args: Any) -> Any:
         if not self.applies(args):
+            return self.fn(*args)
+        if self.when == "auto" and self.waited < AUTO_EAGER_CALLS:
+            self.waited += 1
             return self.fn(*args)
         self.calls += 1
         if self.calls == 1:  # eager: fills the host constant caches outside the trace
