@@ -146,6 +146,20 @@ def test_a_restored_leaf_goes_where_the_template_keeps_it():
     assert restored_device(get_backend("numpy"), np.zeros(()), None) is None
 
 
+def test_a_checkpointed_state_keeps_its_counter_on_the_host(monkeypatch):
+    # state_from_numpy (checkpoint restore) puts each torch leaf on its template's device: the
+    # counter on the host, the arrays on the run's device (here everything is on the CPU, and
+    # the run's device is given as meta: no leaf may go there unless its template is there)
+    from evostrat.run.asktell import state_from_numpy, state_to_numpy
+
+    backend = get_backend("torch")
+    strategy = CMAES(lazy_eigen=K)
+    state = strategy.init(torch.full((DIM,), 0.5, dtype=torch.float64), None, "torch", random_state=3)
+    restored = state_from_numpy(state, state_to_numpy(state, backend), backend, torch.device("meta"))
+    assert {x.device.type for x in tree_leaves(restored) if isinstance(x, torch.Tensor)} == {"cpu"}
+    assert torch.equal(restored.generation, state.generation) and torch.equal(restored.C, state.C)
+
+
 def test_vmapped_tells_over_host_counters():
     # a batch stacks the host counters into a CPU vector, which vmap cannot combine with the
     # device's tensors: TorchBackend.vmap moves it to their device first
