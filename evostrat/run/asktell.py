@@ -96,11 +96,17 @@ class AskTell:
         Floating dtype and torch/JAX device of the state.
     nonfinite : {"warn", "ignore", "raise"}
         What to do with NaN/inf fitness (see module docstring).
+    state : NamedTuple or deferred state, optional
+        The initial state, already built by ``strategy`` around ``x0`` with ``random_state``:
+        taken as it is, not checked; or an object with ``mean`` (the state's) and ``resolve()``
+        (the state, called when first read: a batch's run, :mod:`evostrat.run.batch_init`).
 
     Attributes
     ----------
     state : NamedTuple
         The strategy's current state.
+    initial_mean : array, shape (dim,)
+        The mean of the initial state (``x0`` validated).
     generation : int
         Completed ``tell`` calls.
     n_evals : int
@@ -111,16 +117,20 @@ class AskTell:
     """
 
     def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
-                 dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> None:
+                 dtype: Any = None, device: Any = None, nonfinite: str = "warn", state: Any = None) -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
             raise InvalidTypeError(f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}")
         if nonfinite not in NONFINITE_POLICIES:
             raise InvalidArgumentError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.strategy = strategy
         self.backend = resolve_backend(x0, backend)
-        self.state = strategy.init(x0, None, self.backend, random_state=random_state, dtype=dtype, device=device)
-        x = strategy.mean(self.state)  # x0 as validated by init
-        self.device = self.backend.device(x)
+        if callable(getattr(state, "resolve", None)):  # deferred: built when first read (__getattr__)
+            self._deferred, x = state, state.mean
+        else:
+            self.state = state if state is not None else strategy.init(
+                x0, None, self.backend, random_state=random_state, dtype=dtype, device=device)
+            x = strategy.mean(self.state)  # x0 as validated by init
+        self.initial_mean, self.device = x, self.backend.device(x)
         self.dtype = x.dtype
         self.dim = int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
@@ -133,6 +143,13 @@ class AskTell:
         self.best_f = math.inf
         self.injections: list[np.ndarray] = []  # queued by inject(), placed by the next ask()
         self.injected_rows: tuple[int, ...] = ()  # rows of the pending population that were injected
+
+    def __getattr__(self, name: str) -> Any:  # only for attributes not set: a deferred state
+        deferred = self.__dict__.pop("_deferred", None) if name == "state" else None
+        if deferred is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.state = deferred.resolve()
+        return self.state
 
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
@@ -232,10 +249,8 @@ class AskTell:
         else:
             v = self._as_values(values, expected_rows)
         if v.shape != (expected_rows,):
-            raise InvalidArgumentError(
-                f"values must have shape ({expected_rows},) (one value per candidate), "
-                f"got shape {tuple(v.shape)}"
-            )
+            raise InvalidArgumentError(f"values must have shape ({expected_rows},) (one value per candidate), "
+                                       f"got shape {tuple(v.shape)}")
         # a finite dot product proves a numpy vector finite (the usual case, one cheap call)
         if self.nonfinite == "ignore" or (type(v) is np.ndarray and math.isfinite(v.dot(v))):
             return v
@@ -244,11 +259,8 @@ class AskTell:
         if bool(be.xp.all(finite)):
             return v
         bad = int(be.to_numpy(be.xp.sum(be.xp.astype(~finite, be.xp.int32))))
-        message = (
-            f"{bad} of {expected_rows} fitness values are NaN or infinite; NaN ranks "
-            "worst and +/-inf rank by their order (nonfinite='ignore' silences this, "
-            "nonfinite='raise' makes it an error)"
-        )
+        message = (f"{bad} of {expected_rows} fitness values are NaN or infinite; NaN ranks worst and +/-inf "
+                   "rank by their order (nonfinite='ignore' silences this, nonfinite='raise' makes it an error)")
         if self.nonfinite == "raise":
             raise InvalidArgumentError(message)
         warnings.warn(message, NonFiniteFitnessWarning, stacklevel=3)
@@ -260,10 +272,8 @@ class AskTell:
         try:
             v = be.asarray(values, device=self.device)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise InvalidTypeError(
-                f"values must be an array of {expected_rows} real numbers, got "
-                f"{type(values).__name__}: {err}"
-            ) from err
+            raise InvalidTypeError(f"values must be an array of {expected_rows} real numbers, got "
+                                   f"{type(values).__name__}: {err}") from err
         if v.dtype != self.dtype:  # the state's dtype is a real floating one
             if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
                 raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
@@ -280,10 +290,8 @@ class AskTell:
             return
         shape = getattr(X, "shape", None)
         if shape is None or tuple(shape) != tuple(pending.shape):
-            raise PopulationMismatchError(
-                f"X must be the population returned by ask(), of shape "
-                f"{tuple(pending.shape)}; got {type(X).__name__} of shape {shape}"
-            )
+            raise PopulationMismatchError(f"X must be the population returned by ask(), of shape "
+                                          f"{tuple(pending.shape)}; got {type(X).__name__} of shape {shape}")
         try:
             same = bool(self.backend.xp.all(self.backend.asarray(X, device=self.device) == pending))
         except (TypeError, ValueError, RuntimeError):
@@ -340,6 +348,7 @@ class AskTell:
     def advance(self, state: Any, generations: int) -> None:
         """Take ``state``, reached by ``generations`` generations run elsewhere (compiled chunks)."""
         self.state = state
+        self.__dict__.pop("_deferred", None)  # a deferred initial state never read
         self._pending = None
         self.generation += generations
         self.n_evals += generations * self.popsize
@@ -376,25 +385,15 @@ class AskTell:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next ``ask`` matches the saved run's."""
-        for field, mine in (
-            ("strategy", self.strategy.name),
-            ("dim", self.dim),
-            ("popsize", self.popsize),
-        ):
+        for field, mine in (("strategy", self.strategy.name), ("dim", self.dim), ("popsize", self.popsize)):
             if state_dict.get(field) != mine:
-                raise InvalidArgumentError(
-                    f"state_dict was saved with {field}={state_dict.get(field)!r}; "
-                    f"this object has {field}={mine!r}"
-                )
-        self.state = state_from_numpy(
-            self.state, state_dict["arrays"], self.backend, self.device
-        )
+                raise InvalidArgumentError(f"state_dict was saved with {field}={state_dict.get(field)!r}; "
+                                           f"this object has {field}={mine!r}")
+        self.state = state_from_numpy(self.state, state_dict["arrays"], self.backend, self.device)
         self.generation = int(state_dict["generation"])
         self.n_evals = int(state_dict["n_evals"])
         self._pending = None
 
     def __repr__(self) -> str:
-        return (
-            f"AskTell({self.strategy!r}, backend={self.backend.name!r}, dim={self.dim}, "
-            f"popsize={self.popsize}, generation={self.generation})"
-        )
+        return (f"AskTell({self.strategy!r}, backend={self.backend.name!r}, dim={self.dim}, "
+                f"popsize={self.popsize}, generation={self.generation})")

@@ -239,13 +239,13 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
             estimators.append(run)
             families.append(family)  # a combination's runs differ only in the seed
     start = _committed(x0)
-    for run in estimators:
-        run.initialize(start)  # every run's parameters and x0 are checked before any evaluation
+    from evostrat.run.batch_init import initialize_runs
     from evostrat.run.batch_jax import run_batched
 
+    initial = initialize_runs(estimators, families, start)  # all checked before any evaluation
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
-    n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices, families)
+    n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices, families, initial)
     from evostrat.run.batch_torch import run_batched_torch
 
     n_programs += run_batched_torch([run.run_ for run in estimators if run.run_.fast_path != "batched"], objective)

@@ -32,16 +32,18 @@ Examples
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Sequence
+import itertools
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
 
 from evostrat.backends.programs import program_key
 from evostrat.errors import InvalidArgumentError
-from evostrat.run.compiled import absorb_chunk, chunk_length, chunk_program, compiled_loop_applies, device_run, run_rules
+from evostrat.run.compiled import (DeviceRun, absorb_chunk, chunk_length, chunk_program, compiled_loop_applies,
+                                   device_run, run_rules)
 
-__all__ = ["run_batched", "batch_devices", "PerRunHyperParameters"]
+__all__ = ["run_batched", "batch_devices", "PerRunHyperParameters", "split_runs"]
 
 
 def batch_devices(devices: Any) -> list[Any] | None:
@@ -65,7 +67,7 @@ def batch_devices(devices: Any) -> list[Any] | None:
 
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
-                families: Sequence[Hashable] | None = None) -> int:
+                families: Sequence[Hashable] | None = None, initial: Mapping[Hashable, Any] | None = None) -> int:
     """Run the drivers that can take the compiled loop
     (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
     compiled chunks, marking them ``fast_path = "batched"``; returns the number of
@@ -74,33 +76,59 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
     ``families``: a label per driver; drivers with equal labels have the same settings
     but the seed (and the same ``x0``), so whether the compiled loop applies and their
     group (strategy, criteria, shapes) are found once per label. ``None``: every driver
-    on its own."""
+    on its own. ``initial``: ``{label: the initial strategy states of that family's drivers,
+    stacked in their order}`` (:func:`~evostrat.run.batch_init.initialize_runs`), which a
+    group of whole new families starts from instead of stacking its runs' states."""
     labels: Sequence[Hashable] = range(len(drivers)) if families is None else families
     if len(labels) != len(drivers):
         raise InvalidArgumentError(f"families must have one label per driver ({len(drivers)}), got {len(labels)}")
     keys: dict[Hashable, Any] = {}  # label -> group key, None where the compiled loop does not apply
-    groups: dict[Any, list[Any]] = {}
+    groups: dict[Any, list[tuple[Any, Hashable]]] = {}
+    sizes: dict[Hashable, int] = {}
     for d, label in zip(drivers, labels):
         if label not in keys:
             keys[label] = _group_key(d) if compiled_loop_applies(d, objective) else None
         if keys[label] is not None:
-            groups.setdefault(keys[label], []).append(d)
+            groups.setdefault(keys[label], []).append((d, label))
+        sizes[label] = sizes.get(label, 0) + 1
     if not groups:
         return 0
     mesh_devices = batch_devices(devices)
     programs = 0
-    for (_, _, rules, stops), members in groups.items():
+    for (_, _, rules, stops), pairs in groups.items():
+        members = [d for d, _ in pairs]
         names = _varying(members)
-        if names and _run_group(members, objective, rules, stops, mesh_devices, names):
+        if names and _run_group(members, objective, rules, stops, mesh_devices, names,
+                                _initial_states(pairs, sizes, initial)):
             programs += 1
             continue
-        exact: dict[Any, list[Any]] = {}  # one program per hyper-parameter value
-        for d in members:
-            exact.setdefault(program_key(d.runner.strategy.tell), []).append(d)
+        exact: dict[Any, list[tuple[Any, Hashable]]] = {}  # one program per hyper-parameter value
+        for d, label in pairs:
+            exact.setdefault(program_key(d.runner.strategy.tell), []).append((d, label))
         for same in exact.values():
-            _run_group(same, objective, rules, stops, mesh_devices, ())
+            _run_group([d for d, _ in same], objective, rules, stops, mesh_devices, (),
+                       _initial_states(same, sizes, initial))
         programs += len(exact)
     return programs
+
+
+def _initial_states(pairs: list[tuple[Any, Hashable]], sizes: dict[Hashable, int],
+                    initial: Mapping[Hashable, Any] | None) -> Any:
+    """The stacked initial states of the drivers of ``pairs`` (driver, family label): their
+    families' stacks (``initial``) joined in their order, when ``pairs`` holds whole families
+    (``sizes``: each family's number of drivers), each one after the other, all of them new
+    runs; else ``None`` (their states are stacked run by run)."""
+    if not initial or any(d.runner.generation or d.state.n_evals for d, _ in pairs):
+        return None
+    import jax
+
+    parts: dict[Hashable, Any] = {}
+    for label, run in itertools.groupby(label for _, label in pairs):
+        if label in parts or label not in initial or sum(1 for _ in run) != sizes[label] \
+                or jax.tree_util.tree_leaves(initial[label])[0].shape[0] != sizes[label]:
+            return None  # a family in pieces, without a stack, or a stack not of its runs
+        parts[label] = initial[label]
+    return next(iter(parts.values())) if len(parts) == 1 else _joiner()(list(parts.values()))
 
 
 def _numeric(value: Any) -> bool:
@@ -168,14 +196,17 @@ class PerRunHyperParameters:
 
 
 def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple[str, ...],
-               mesh_devices: list[Any] | None, names: tuple[str, ...]) -> bool:
+               mesh_devices: list[Any] | None, names: tuple[str, ...], initial: Any = None) -> bool:
     """Run ``drivers`` in one vectorised program; ``False`` (nothing run) when their
-    hyper-parameters ``names`` do not trace per run."""
+    hyper-parameters ``names`` do not trace per run. ``initial``: their strategy states,
+    stacked (new runs only; the sharded batches stack their runs' own)."""
     import jax
 
     runner = drivers[0].runner
     strategy = runner.strategy if not names else PerRunHyperParameters(runner.strategy, names)
-    runs = [device_run(d, rules) for d in drivers]
+    if mesh_devices is not None:
+        initial = None  # a sharded batch stacks its runs' own states
+    runs = [device_run(d, rules) for d in drivers] if initial is None else _new_runs(drivers, rules)
     if names:
         runs = [type(run)((run.state, _hyper(d, names)), *run[1:]) for run, d in zip(runs, drivers)]
     n = len(runs)
@@ -192,6 +223,8 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         runs += [runs[-1]] * (-n % len(mesh_devices))
         mesh = Mesh(np.asarray(mesh_devices), ("runs",))
         batch = jax.device_put(_stack(runs), NamedSharding(mesh, PartitionSpec("runs")))
+    elif initial is not None:
+        batch = _stack(runs, (initial, _stacked_hyper(runs)) if names else initial)
     else:
         batch = _stack(runs)
     program = chunk_program(strategy, objective, runner.backend, rules, stops, batched=True, population=population)
@@ -243,6 +276,29 @@ def _stacker(shared: tuple[bool, ...]) -> Callable:
     return jax.jit(stack, static_argnums=1)
 
 
+def _new_runs(drivers: list[Any], rules: Any) -> list[Any]:
+    """New runs (``DeviceRun``) without their strategy states (``None``: stacked already, not
+    read): the first run's best value, criteria and counters (device constants made once per
+    rules and dtype, the same for every new run of the group) and each run's best point."""
+    first = device_run(drivers[0], rules)
+    return [DeviceRun(state=None, best_f=first.best_f, best_x=d.state.best_x, progress=first.progress,
+                      generation=first.generation, n_evals=first.n_evals, code=first.code) for d in drivers]
+
+
+def _stacked_hyper(runs: list[Any]) -> dict[str, np.ndarray]:
+    """The runs' per-run hyper-parameters (the second part of their states) stacked."""
+    return {k: np.stack([run.state[1][k] for run in runs]) for k in runs[0].state[1]}
+
+
+@functools.cache
+def _joiner() -> Callable:
+    """The compiled concatenation of stacked states along the runs axis."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda parts: jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts))
+
+
 @functools.cache
 def _splitter() -> Callable:
     import jax
@@ -253,19 +309,27 @@ def _splitter() -> Callable:
     return jax.jit(split, static_argnums=1)
 
 
-def _stack(runs: list[Any]) -> Any:
-    """The runs (``DeviceRun``) stacked along a new leading axis, in one compiled call.
+def _stack(runs: list[Any], states: Any = None) -> Any:
+    """The runs (``DeviceRun``) stacked along a new leading axis, in one compiled call;
+    ``states``: their strategy states already stacked (the runs' own are not read).
 
     A field that is the same object in every run (a new run's criteria, best value and
     counters: device constants made once) crosses once and is broadcast; the others
     (strategy states, best points) cross once per run."""
-    first = runs[0]
-    shared = tuple(all(run[f] is first[f] for run in runs) for f in range(len(first)))
-    fields = [first[f] if one else [run[f] for run in runs] for f, one in enumerate(shared)]
-    return type(first)(*_stacker(shared)(fields, len(runs)))
+    first, skip = runs[0], int(states is not None)
+    shared = tuple(all(run[f] is first[f] for run in runs) for f in range(skip, len(first)))
+    fields = [first[f] if one else [run[f] for run in runs] for f, one in enumerate(shared, skip)]
+    stacked = _stacker(shared)(fields, len(runs))
+    return type(first)(*([states] if skip else []), *stacked)
+
+
+def split_runs(tree: Any, n: int) -> list[Any]:
+    """The first ``n`` entries along the leading axis of every leaf of ``tree``, as ``n``
+    trees, in one compiled call (a batch's stacked states, run by run)."""
+    return _splitter()(tree, n)
 
 
 def _unstack(tree: Any, n: int) -> list[list[Any]]:
     """The first ``n`` entries along the leading axis of each part of ``tree`` (a tuple), as one
     list of ``n`` values per part, in one compiled call."""
-    return [list(p) for p in zip(*_splitter()(tree, n))]
+    return [list(p) for p in zip(*split_runs(tree, n))]

@@ -64,9 +64,13 @@ class Driver:
     x0 : array-like, shape (dim,), or callable
         The initial point (inside ``bounds`` when given), or a function returning one,
         called for the first run and each restart (:meth:`draw_x0`), as pycma's.
+    initial_state : NamedTuple or deferred state, optional
+        The first run's strategy state, already built for ``x0`` and the seed (a batch's
+        vmapped initialisation, :mod:`evostrat.run.batch_init`; see :class:`AskTell`'s
+        ``state``); restarts build their own.
     """
 
-    def __init__(self, settings: Any, x0: Any) -> None:
+    def __init__(self, settings: Any, x0: Any, initial_state: Any = None) -> None:
         self.settings = settings
         self.maximize = bool(settings.maximize)
         self.structure = as_structure(x0)  # a dict, pytree or nn.Module: searched as one flat vector
@@ -92,16 +96,17 @@ class Driver:
         self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
         self.constraint_spec: Any = "auto"
         self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
-        self.start_run(None)
-        self.state.best_x = self.to_box(self.runner.mean)
+        self.start_run(None, initial_state)
+        self.state.best_x = self.to_box(self.runner.initial_mean)
         if getattr(settings, "warm_start", None) is not None:
             from evostrat.run.warm_start import apply_warm_start
 
             apply_warm_start(self, settings.warm_start)
 
     # -- starting a (restart) run ------------------------------------------------------------
-    def start_run(self, plan: RunPlan | None) -> None:
-        """Build the strategy, its ask/tell runner and the run's termination criteria."""
+    def start_run(self, plan: RunPlan | None, initial_state: Any = None) -> None:
+        """Build the strategy, its ask/tell runner (from ``initial_state`` when given) and the
+        run's termination criteria."""
         s = self.settings
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
         if self.structure is not None:
@@ -122,7 +127,7 @@ class Driver:
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0, distribution=s.distribution)
         check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
-                              device=s.device, nonfinite=s.nonfinite)
+                              device=s.device, nonfinite=s.nonfinite, state=initial_state)
         dim, lam = self.runner.dim, self.runner.popsize
         if self.restarts is not None and plan is None:
             plan = self.restarts.start(lam, dim)

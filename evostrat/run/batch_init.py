@@ -1,0 +1,115 @@
+"""A batch's runs initialised together: one vmapped ``initial_state`` per grid combination.
+
+Used by :func:`evostrat.run.batch.fit_batch`. The runs of one combination differ
+only in the seed, so on JAX the first is initialised as :meth:`ES.initialize
+<evostrat.ES.initialize>` does (every check of the parameters, ``x0`` and the
+state), and the initial states of all of them are built by one compiled
+``jax.vmap`` of the strategy's ``initial_state`` over the seeds' keys: the same
+states bit for bit as run by run (the key of a seed is the same, and a vmapped
+random draw equals the one it maps). The stacked states go to
+:func:`~evostrat.run.batch_jax.run_batched`, which advances the runs from them
+without stacking their states again; each other run's driver gets its state as a
+:class:`DeferredState` (:class:`~evostrat.run.asktell.AskTell`'s ``state``): its
+slice of the stack, split out (all the family's at once, one compiled call) only
+if read before the batch's first chunk replaces it. Anything else (numpy, torch, a
+strategy whose ``initial_state`` does not trace, one run per combination) is
+initialised run by run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from evostrat.backends.programs import program_key
+from evostrat.plugins.factories import warn_overrides
+from evostrat.run.driver import Driver
+
+__all__ = ["initialize_runs", "vmapped_initial_states", "DeferredState"]
+
+
+class _Split:
+    """A family's stacked states, split run by run when first asked for."""
+
+    def __init__(self, stacked: Any, n: int) -> None:
+        self.stacked, self.n, self.runs = stacked, n, None
+
+    def run(self, index: int) -> Any:
+        if self.runs is None:
+            from evostrat.run.batch_jax import split_runs
+
+            self.runs = split_runs(self.stacked, self.n)
+        return self.runs[index]
+
+
+class DeferredState:
+    """Run ``index``'s initial state in its family's stack, built when first read.
+
+    Parameters
+    ----------
+    split : object
+        The family's stacked states (``run(index)`` splits them once and returns one).
+    index : int
+        The run's place in its family.
+    mean : array, shape (dim,)
+        The state's mean (the family's validated ``x0``).
+    """
+
+    def __init__(self, split: _Split, index: int, mean: Any) -> None:
+        self.split, self.index, self.mean = split, index, mean
+
+    def resolve(self) -> Any:
+        """The run's initial strategy state."""
+        return self.split.run(self.index)
+
+
+def initialize_runs(estimators: Sequence[Any], families: Sequence[Hashable], x0: Any) -> dict[Hashable, Any]:
+    """Initialise every estimator around ``x0`` (its ``run_``), the runs of a family (equal
+    labels: the same settings but the seed, consecutive) together where they can be.
+
+    Returns ``{label: stacked initial states}`` for the families initialised together: each
+    leaf of the family's state with a leading axis of its runs, in order."""
+    members: dict[Hashable, list[Any]] = {}
+    for run, label in zip(estimators, families):
+        members.setdefault(label, []).append(run)
+    stacked: dict[Hashable, Any] = {}
+    for label, runs in members.items():
+        runs[0].initialize(x0)  # all the checks, and the state of the first seed
+        # a callable x0 draws each seed's own start; a warm start changes each run's state
+        together = len(runs) > 1 and not callable(x0) and getattr(runs[0], "warm_start", None) is None
+        states = vmapped_initial_states(runs[0].run_.runner, [run.random_state for run in runs]) if together else None
+        if states is None:
+            for run in runs[1:]:
+                run.initialize(x0)
+            continue
+        stacked[label] = states
+        split, mean = _Split(states, len(runs)), runs[0].run_.runner.initial_mean
+        for index, run in enumerate(runs[1:], 1):
+            run.validate_params()  # as ES.initialize: the same settings but the seed
+            warn_overrides(run.strategy, run.strategy_options, sigma0=run.sigma0, popsize=run.popsize,
+                           distribution=run.distribution)
+            run.run_ = Driver(run, x0, initial_state=DeferredState(split, index, mean))
+    return stacked
+
+
+def vmapped_initial_states(runner: Any, seeds: Sequence[int | None]) -> Any:
+    """The initial states of ``runner``'s strategy around its mean for ``seeds``, stacked (one
+    compiled ``jax.vmap`` of ``initial_state`` over the seeds' keys); ``None`` where it does not
+    apply (not JAX, a strategy not keyed by its hyper-parameters, or one that does not trace)."""
+    backend, strategy = runner.backend, runner.strategy
+    if backend.name != "jax" or not backend.traceable:
+        return None
+    import jax
+    import jax.numpy as jnp
+
+    x = strategy.mean(runner.state)  # x0 as validated by the first run's init
+    name = program_key(strategy.initial_state, tuple(x.shape), backend.dtype_name(x.dtype), str(backend.device(x)))
+    if name[0] is not type(strategy):  # an unhashable hyper-parameter: not shared by equal strategies
+        return None
+    init = backend.compile(jax.vmap(lambda x0, key: strategy.initial_state(x0, key, backend), in_axes=(None, 0)),
+                           key=("vmapped_initial_state",) + name)
+    try:
+        keys = jax.device_put(jnp.stack([backend.key(seed) for seed in seeds]), backend.device(x))
+        return init(x, keys)
+    except Exception:  # noqa: BLE001 - host-side logic in initial_state: the runs are initialised one by one
+        return None
