@@ -75,6 +75,7 @@ def traced(request):
     the graph runs the same torch operations, so the states are equal bit for bit)."""
     strategy = STRATEGIES[request.param]()
     eager = _trajectory(strategy, strategy.tell)  # also fills the host constant caches
+    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*functools.lru_cache")
         compiled = torch.compile(strategy.tell, fullgraph=True, backend="eager")
@@ -108,6 +109,7 @@ def test_cma_repair_is_a_select_and_matches_eager():
     f = _objective(X)
     eager = strategy.tell(state, X, f)
     assert float(eager.log_scale) != 0.0  # the repair branch was taken
+    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*functools.lru_cache")
         fused = torch.compile(strategy.tell, fullgraph=True, backend="eager")(state, X, f)
@@ -119,6 +121,7 @@ def test_lazy_cma_through_aot_autograd_matches_eager():
     # rounding differs from eager's in the last bits
     strategy = CMAES(lazy_eigen=2)
     eager = _trajectory(strategy, strategy.tell, 4)
+    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*functools.lru_cache")
         compiled = torch.compile(strategy.tell, fullgraph=True, backend="aot_eager")
@@ -131,6 +134,7 @@ def test_lazy_cma_through_aot_autograd_matches_eager():
 def test_cma_inductor_on_cpu_matches_eager():
     strategy = CMAES(lazy_eigen=2)
     eager = _trajectory(strategy, strategy.tell, 4)
+    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*functools.lru_cache")
         compiled = torch.compile(strategy.tell, fullgraph=True)
@@ -272,6 +276,7 @@ def test_tell_on_an_accelerator_traces_in_one_graph_and_runs(name):
     # reads its predicate, which a meta tensor could not give (tests/test_torch_host_counter.py)
     from evostrat.backends import get_backend
 
+    torch.compiler.reset()  # tell's code object has a recompile limit (8): other tests used it
     backend = get_backend("torch")
     strategy = STRATEGIES[name]()
     X, _ = strategy.ask(strategy.init(torch.full((DIM,), 0.5), None, "torch", random_state=0))
