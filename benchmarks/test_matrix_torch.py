@@ -67,14 +67,33 @@ def test_torch_evostrat(benchmark: Any, record: Any, name: str, dim: int, factor
            strategy=name, dim=dim, popsize=s.resolved_popsize(dim))
 
 
+def evotorch_searcher(name: str, s: Any, dim: int, sphere: Any, device: str) -> Any:
+    """EvoTorch's peer of strategy ``s`` (named ``name``) on the vectorised ``sphere``, float32,
+    the same popsize and initial step size (see the module docstring for the pairs)."""
+    import evotorch
+    import torch
+    from evotorch import algorithms
+
+    lam = s.resolved_popsize(dim)
+    problem = evotorch.Problem("min", sphere, solution_length=dim, initial_bounds=(0.5, 1.5),
+                               vectorized=True, dtype=torch.float32, device=device)
+    if name == "snes":
+        return algorithms.SNES(problem, stdev_init=s.sigma0, popsize=lam)
+    if name == "xnes":
+        return algorithms.XNES(problem, stdev_init=s.sigma0, popsize=lam)
+    if name == "pgpe":
+        return algorithms.PGPE(problem, popsize=lam, stdev_init=s.sigma0,
+                               center_learning_rate=s.center_learning_rate,
+                               stdev_learning_rate=s.stdev_learning_rate)
+    return algorithms.CMAES(problem, stdev_init=s.sigma0, popsize=lam, separable=name == "sep_cma_es")
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name, dim, factor", cells(["snes", "xnes", "pgpe", "sep_cma_es", "cma_es"]))
 def test_torch_evotorch(benchmark: Any, record: Any, require: Any, name: str, dim: int,
                         factor: int, device: str) -> None:
     torch = _torch(device)
-    evotorch = require("evotorch")
-    from evotorch import algorithms
-
+    require("evotorch")
     logging.getLogger("evotorch").setLevel(logging.WARNING)
     s = make_strategy(name, dim, factor)
     lam = s.resolved_popsize(dim)
@@ -82,19 +101,7 @@ def test_torch_evotorch(benchmark: Any, record: Any, require: Any, name: str, di
     def sphere(X: Any) -> Any:
         return (X * X).sum(dim=-1)
 
-    problem = evotorch.Problem("min", sphere, solution_length=dim, initial_bounds=(0.5, 1.5),
-                               vectorized=True, dtype=torch.float32, device=device)
-    if name == "snes":
-        searcher = algorithms.SNES(problem, stdev_init=s.sigma0, popsize=lam)
-    elif name == "xnes":
-        searcher = algorithms.XNES(problem, stdev_init=s.sigma0, popsize=lam)
-    elif name == "pgpe":
-        searcher = algorithms.PGPE(problem, popsize=lam, stdev_init=s.sigma0,
-                                   center_learning_rate=s.center_learning_rate,
-                                   stdev_learning_rate=s.stdev_learning_rate)
-    else:
-        searcher = algorithms.CMAES(problem, stdev_init=s.sigma0, popsize=lam,
-                                    separable=name == "sep_cma_es")
+    searcher = evotorch_searcher(name, s, dim, sphere, device)
 
     generations = block(name, dim, factor)  # EvoTorch's CMAES limits its decompositions too
 

@@ -107,22 +107,10 @@ def evotorch_round(name: str, strategy: Any, dim: int, device: str) -> Callable[
         return None
     import logging
 
-    import evotorch
-    from evotorch import algorithms
+    from test_matrix_torch import evotorch_searcher  # the matrix's peers (this script's folder)
 
     logging.getLogger("evotorch").setLevel(logging.WARNING)
-    lam = strategy.resolved_popsize(dim)
-    problem = evotorch.Problem("min", sphere, solution_length=dim, initial_bounds=(0.5, 1.5),
-                               vectorized=True, dtype=torch.float32, device=device)
-    if name == "xnes":
-        searcher = algorithms.XNES(problem, stdev_init=strategy.sigma0, popsize=lam)
-    elif name == "pgpe":
-        searcher = algorithms.PGPE(problem, popsize=lam, stdev_init=strategy.sigma0,
-                                   center_learning_rate=strategy.center_learning_rate,
-                                   stdev_learning_rate=strategy.stdev_learning_rate)
-    else:
-        searcher = algorithms.CMAES(problem, stdev_init=strategy.sigma0, popsize=lam,
-                                    separable=name == "sep_cma_es")
+    searcher = evotorch_searcher(name, strategy, dim, sphere, device)
     n = block(strategy, dim)
 
     def run() -> None:

@@ -26,6 +26,7 @@ from evostrat.strategies.pgpe import PGPE  # noqa: E402
 from evostrat.strategies.sep_cma_es import SepCMAES  # noqa: E402
 from evostrat.strategies.snes import SNES  # noqa: E402
 from evostrat.strategies.xnes import XNES  # noqa: E402
+from torch_compiling import graph_capture, one_graph  # noqa: E402
 
 DIM = 5
 GENERATIONS = 5
@@ -75,19 +76,14 @@ def traced(request):
     the graph runs the same torch operations, so the states are equal bit for bit)."""
     strategy = STRATEGIES[request.param]()
     eager = _trajectory(strategy, strategy.tell)  # also fills the host constant caches
-    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        compiled = torch.compile(strategy.tell, fullgraph=True, backend="eager")
-        return strategy, eager, compiled
+    return strategy, eager, one_graph(strategy.tell)
 
 
 def test_tell_traces_in_one_graph_and_equals_eager(traced):
     # fullgraph=True: a graph break (a host read of a device value) raises here
     strategy, eager, compiled = traced
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        fused = _trajectory(strategy, compiled)
+    torch.compiler.reset()  # a fresh recompile budget (the fixture's program may be shared)
+    fused = _trajectory(strategy, compiled)
     for a, b in zip(eager, fused):
         _assert_same(a, b)
 
@@ -109,11 +105,7 @@ def test_cma_repair_is_a_select_and_matches_eager():
     f = _objective(X)
     eager = strategy.tell(state, X, f)
     assert float(eager.log_scale) != 0.0  # the repair branch was taken
-    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        fused = torch.compile(strategy.tell, fullgraph=True, backend="eager")(state, X, f)
-    _assert_same(eager, fused)
+    _assert_same(eager, one_graph(strategy.tell)(state, X, f))
 
 
 def test_lazy_cma_through_aot_autograd_matches_eager():
@@ -121,11 +113,7 @@ def test_lazy_cma_through_aot_autograd_matches_eager():
     # rounding differs from eager's in the last bits
     strategy = CMAES(lazy_eigen=2)
     eager = _trajectory(strategy, strategy.tell, 4)
-    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        compiled = torch.compile(strategy.tell, fullgraph=True, backend="aot_eager")
-        fused = _trajectory(strategy, compiled, 4)
+    fused = _trajectory(strategy, one_graph(strategy.tell, "aot_eager"), 4)
     for a, b in zip(eager, fused):
         _assert_same(a, b, exact=False)
 
@@ -134,11 +122,7 @@ def test_lazy_cma_through_aot_autograd_matches_eager():
 def test_cma_inductor_on_cpu_matches_eager():
     strategy = CMAES(lazy_eigen=2)
     eager = _trajectory(strategy, strategy.tell, 4)
-    torch.compiler.reset()  # a fresh recompile budget for tell (8 per code object)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        compiled = torch.compile(strategy.tell, fullgraph=True)
-        fused = _trajectory(strategy, compiled, 4)
+    fused = _trajectory(strategy, one_graph(strategy.tell, "inductor"), 4)
     for a, b in zip(eager, fused):
         _assert_same(a, b, exact=False)
 
@@ -276,20 +260,12 @@ def test_tell_on_an_accelerator_traces_in_one_graph_and_runs(name):
     # reads its predicate, which a meta tensor could not give (tests/test_torch_host_counter.py)
     from evostrat.backends import get_backend
 
-    torch.compiler.reset()  # tell's code object has a recompile limit (8): other tests used it
     backend = get_backend("torch")
     strategy = STRATEGIES[name]()
     X, _ = strategy.ask(strategy.init(torch.full((DIM,), 0.5), None, "torch", random_state=0))
     state = strategy.initial_state(torch.full((DIM,), 0.5, device="meta"), backend.key(0), backend)
     args = (state, X.to("meta"), torch.empty(X.shape[0], device="meta"))
     strategy.tell(*args)  # the eager first call: fills the device caches
-    graphs = []
-
-    def capture(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        out = torch.compile(strategy.tell, fullgraph=True, backend=capture)(*args)
+    capture, graphs = graph_capture()
+    out = one_graph(strategy.tell, capture)(*args)
     assert out.mean.device.type == "meta" and len(graphs) == 1

@@ -13,7 +13,6 @@ arrays; the trajectories are those recorded before the change, bit for bit.
 from __future__ import annotations
 
 import hashlib
-import warnings
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from evostrat.backends import get_backend  # noqa: E402
 from evostrat.backends.namespaces import restored_device  # noqa: E402
 from evostrat.backends.trees import map_tree, named_leaves, tree_leaves, tree_with_leaves  # noqa: E402
 from evostrat.strategies.cma_es import CMAES  # noqa: E402
+from torch_compiling import graph_capture, one_graph  # noqa: E402
 
 DIM = 5
 K = 2  # decompose every other generation: both sides of the decision
@@ -109,23 +109,14 @@ def test_eager_lazy_tells_read_no_device_value(device_reads):
 def test_the_fused_tell_decides_on_the_host(device_reads, compiler):
     # one graph (fullgraph=True); its torch.cond's predicate is a CPU tensor and its operands
     # are on the device; the program runs (on meta: a device predicate could not be read)
-    torch.compiler.reset()  # CMA tell's code object has a recompile limit: other tests used it
     strategy = CMAES(lazy_eigen=K)
     state = _meta_state(strategy)
     f = torch.empty(strategy.resolved_popsize(DIM), device="meta")
     state = strategy.tell(state, _population(strategy), f)  # the eager first call (host caches)
-    graphs = []
-
-    def capture(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*functools.lru_cache")
-        tell = torch.compile(strategy.tell, fullgraph=True,
-                             backend=capture if compiler == "capture" else compiler)
-        for _ in range(4):
-            state = tell(state, _population(strategy), f)
+    capture, graphs = graph_capture()
+    tell = one_graph(strategy.tell, capture if compiler == "capture" else compiler)
+    for _ in range(4):
+        state = tell(state, _population(strategy), f)
     assert state.generation.device.type == "cpu" and int(state.generation) == 5
     assert state.B.device.type == "meta"
     if compiler == "capture":
