@@ -97,7 +97,7 @@ def vmapped_initial_states(runner: Any, seeds: Sequence[int | None]) -> Any:
     compiled ``jax.vmap`` of ``initial_state`` over the seeds' keys); ``None`` where it does not
     apply (not JAX, a strategy not keyed by its hyper-parameters, or one that does not trace)."""
     backend, strategy = runner.backend, runner.strategy
-    if backend.name != "jax" or not backend.traceable:
+    if not backend.traceable:  # a compiling (JAX) backend; another one fails below and returns None
         return None
     import jax
     import jax.numpy as jnp
