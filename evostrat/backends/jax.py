@@ -25,6 +25,8 @@ import numpy as np
 
 from evostrat.backends.base import Array, Backend, Key
 from evostrat.backends.host_keys import block_rows, seed_to_uint64
+from evostrat.backends.jax_threefry import normal as threefry_normal
+from evostrat.backends.jax_threefry import uniform as threefry_uniform
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -97,7 +99,7 @@ def block_rows_jax(key: Key, rows: Any, dim: int, dtype: Any) -> Array:
     else:
         parts = [_block_prefix(key, first, per, dim, dtype)[start - first * per:]]
         if last - first > 1:  # the whole blocks between: one vmapped draw
-            parts.append(jax.vmap(lambda b: jax.random.normal(jax.random.fold_in(key, b), (per, dim), dtype=dtype))(
+            parts.append(jax.vmap(lambda b: threefry_normal(jax.random.fold_in(key, b), (per, dim), dtype))(
                 jnp.arange(first + 1, last, dtype=jnp.uint32)).reshape(-1, dim))
         parts.append(_block_prefix(key, last, stop - last * per, dim, dtype))
         out = jnp.concatenate(parts)
@@ -106,7 +108,7 @@ def block_rows_jax(key: Key, rows: Any, dim: int, dtype: Any) -> Array:
 
 def _block_prefix(key: Key, block: int, count: int, dim: int, dtype: Any) -> Array:
     """The first ``count`` rows of noise block ``block``."""
-    return jax.random.normal(jax.random.fold_in(key, block), (count, dim), dtype=dtype)
+    return threefry_normal(jax.random.fold_in(key, block), (count, dim), dtype)
 
 
 _FLOAT32 = np.dtype(np.float32)
@@ -190,10 +192,11 @@ class JaxBackend(Backend):
         return tuple(keys[i] for i in range(num))
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
-        return jax.random.normal(key, shape, dtype=dtype)
+        # jax.random.normal's values, its Threefry hash unrolled on the CPU (backends.jax_threefry)
+        return threefry_normal(key, shape, dtype)
 
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
-        return jax.random.uniform(key, shape, dtype=dtype)
+        return threefry_uniform(key, shape, dtype)
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
         # Traceable: rows is static (a range or a host integer array).

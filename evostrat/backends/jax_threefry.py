@@ -1,0 +1,121 @@
+"""JAX's normal and uniform draws, bit for bit, with the Threefry hash unrolled on the CPU.
+
+``jax.random.normal(key, shape)`` hashes one counter per value with Threefry-2x32
+(Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC 2011:
+20 rounds of add, rotate and xor, with a key injection after every 4). On the CPU, JAX
+lowers the hash as a rolled loop of 5 iterations (to keep compile times short), so XLA
+writes and reads both counter arrays in every iteration: a population of 38 x 100,000
+float32 values takes about 50 ms, nearly all of it memory traffic. Written out, the 20
+rounds fuse with the conversion to floats (and with what consumes the draw) into one pass:
+about 15 ms for the same values.
+
+:func:`normal` and :func:`uniform` give exactly the values of ``jax.random.normal`` and
+``jax.random.uniform`` (same key, shape and dtype; ``tests/test_jax_threefry.py`` compares
+the bits). They use the unrolled hash where JAX would use its rolled CPU loop, chosen per
+platform when the program is lowered (``jax.lax.platform_dependent``), and call JAX itself
+otherwise: on GPUs and TPUs, for keys that are not raw Threefry keys, without
+``jax_threefry_partitionable`` (JAX's default since 0.5), for 0-d shapes, for more than
+``2**32`` values and for dtypes other than float32 and float64.
+
+Examples
+--------
+>>> import jax, numpy as np
+>>> from evostrat.backends.jax_threefry import normal
+>>> key = jax.random.PRNGKey(0)
+>>> bool((np.asarray(normal(key, (3, 4), "float32")) == np.asarray(jax.random.normal(key, (3, 4)))).all())
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = ["normal", "uniform", "threefry_2x32", "unrolled_applies"]
+
+#: Rotation distances of Threefry-2x32's rounds (Salmon et al. 2011, table 4), four per group.
+ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+#: The key schedule's parity constant (Skein's ``C240`` for 32-bit words).
+PARITY = np.uint32(0x1BD11BDA)
+
+
+def _rotate_left(v: Any, r: int) -> Any:
+    return lax.shift_left(v, np.uint32(r)) | lax.shift_right_logical(v, np.uint32(32 - r))
+
+
+def threefry_2x32(k1: Any, k2: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
+    """Threefry-2x32 with 20 rounds of the counter words ``(x1, x2)`` under the key ``(k1, k2)``.
+
+    The same function as JAX's ``threefry2x32`` primitive, written as straight-line
+    ``uint32`` arithmetic (no loop), so that XLA fuses it with its consumers.
+
+    >>> import numpy as np
+    >>> a, b = threefry_2x32(np.uint32(0), np.uint32(0), np.zeros(1, np.uint32), np.zeros(1, np.uint32))
+    >>> hex(int(a[0])), hex(int(b[0]))   # Random123's known-answer test for 2x32-20, zero key and counter
+    ('0x6b200159', '0x99ba4efe')
+    """
+    keys = (k1, k2, k1 ^ k2 ^ PARITY)
+    x1, x2 = x1 + keys[0], x2 + keys[1]
+    for group in range(5):
+        for r in ROTATIONS[group % 2]:
+            x1 = x1 + x2
+            x2 = _rotate_left(x2, r) ^ x1
+        x1 = x1 + keys[(group + 1) % 3]
+        x2 = x2 + keys[(group + 2) % 3] + np.uint32(group + 1)
+    return x1, x2
+
+
+def unrolled_applies(key: Any, shape: tuple[int, ...], dtype: Any) -> bool:
+    """Whether :func:`normal` and :func:`uniform` may compute JAX's draw themselves."""
+    size = math.prod(shape)
+    return (len(shape) > 0 and 0 < size < 2**32 and np.dtype(dtype) in (np.float32, np.float64)
+            and getattr(key, "dtype", None) == np.uint32 and tuple(getattr(key, "shape", ())) == (2,)
+            and bool(jax.config.jax_threefry_partitionable))
+
+
+def _unit_floats(key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """Values in ``[0, 1)`` from the random mantissa bits of JAX's partitionable draw."""
+    # the counter of element i is the 64-bit i (JAX's iota_2x32_shape): high word 0 below 2**32
+    low = lax.iota(np.uint32, math.prod(shape)).reshape(shape)
+    b1, b2 = threefry_2x32(key[0], key[1], jnp.zeros(shape, np.uint32), low)
+    if dtype == np.float64:
+        bits = lax.shift_left(b1.astype(np.uint64), np.uint64(32)) | b2.astype(np.uint64)
+        width, mantissa, utype = 64, 52, np.uint64
+    else:
+        bits, width, mantissa, utype = b1 ^ b2, 32, 23, np.uint32
+    one = np.array(1.0, dtype).view(utype)
+    floats = lax.bitcast_convert_type(lax.shift_right_logical(bits, utype(width - mantissa)) | one, dtype)
+    return floats - dtype.type(1.0)
+
+
+def _scaled(floats: Any, lo: np.generic, hi: np.generic) -> Any:
+    return lax.max(lo, floats * (hi - lo) + lo)
+
+
+def uniform(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
+    """``jax.random.uniform(key, shape, dtype)``: the same values, in ``[0, 1)``."""
+    dtype, shape = np.dtype(dtype), tuple(int(s) for s in shape)
+    if not unrolled_applies(key, shape, dtype):
+        return jax.random.uniform(key, shape, dtype=dtype)
+    zero, one = dtype.type(0.0), dtype.type(1.0)
+    return lax.platform_dependent(
+        key, cpu=lambda k: _scaled(_unit_floats(k, shape, dtype), zero, one),
+        default=lambda k: jax.random.uniform(k, shape, dtype=dtype))
+
+
+def normal(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
+    """``jax.random.normal(key, shape, dtype)``: the same values (``sqrt(2) erfinv(u)``)."""
+    dtype, shape = np.dtype(dtype), tuple(int(s) for s in shape)
+    if not unrolled_applies(key, shape, dtype):
+        return jax.random.normal(key, shape, dtype=dtype)
+    lo, hi = np.nextafter(dtype.type(-1.0), dtype.type(0.0)), dtype.type(1.0)
+
+    def unrolled(k: Any) -> Any:
+        return dtype.type(math.sqrt(2)) * lax.erf_inv(_scaled(_unit_floats(k, shape, dtype), lo, hi))
+
+    return lax.platform_dependent(key, cpu=unrolled, default=lambda k: jax.random.normal(k, shape, dtype=dtype))
