@@ -18,7 +18,10 @@ jax = pytest.importorskip("jax")
 from evostrat.backends import get_backend  # noqa: E402
 from evostrat.backends.jax_threefry import normal, threefry_2x32, uniform, unrolled_applies  # noqa: E402
 
-SHAPES = [(1,), (2,), (7,), (3, 5), (4, 1, 3), (38, 1000), (2, 3, 4, 5)]
+from evostrat.backends.jax_threefry import MIN_VALUES  # noqa: E402
+
+#: drawn by the unrolled hash (at least MIN_VALUES values), and two that JAX draws
+SHAPES = [(1024,), (1025,), (7, 150), (4, 1, 300), (38, 1000), (2, 3, 4, 50), (3,), (4, 5)]
 
 
 def _bits(x: object) -> np.ndarray:
@@ -38,11 +41,23 @@ def test_normal_and_uniform_equal_jax_bit_for_bit(shape: tuple[int, ...], seed: 
 
 def test_vmapped_keys_and_folded_keys_equal_jax() -> None:
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
-    ours = jax.jit(jax.vmap(lambda k: normal(k, (4, 3), "float32")))(keys)
-    theirs = jax.vmap(lambda k: jax.random.normal(k, (4, 3)))(keys)
+    ours = jax.jit(jax.vmap(lambda k: normal(k, (40, 30), "float32")))(keys)
+    theirs = jax.vmap(lambda k: jax.random.normal(k, (40, 30)))(keys)
     assert (_bits(ours) == _bits(theirs)).all()
+    nested = jax.jit(jax.vmap(jax.vmap(lambda k: uniform(k, (50, 30), "float32"))))(keys.reshape(2, 3, 2))
+    assert (_bits(nested) == _bits(jax.vmap(jax.vmap(lambda k: jax.random.uniform(k, (50, 30))))(
+        keys.reshape(2, 3, 2)))).all()
     folded = jax.random.fold_in(jax.random.PRNGKey(1), 12)
-    assert (_bits(normal(folded, (5, 2), "float32")) == _bits(jax.random.normal(folded, (5, 2)))).all()
+    assert (_bits(normal(folded, (50, 21), "float32")) == _bits(jax.random.normal(folded, (50, 21)))).all()
+
+
+def test_the_other_branch_gives_the_same_values() -> None:
+    """A key whose words xor to PARITY takes JAX's branch of the ``cond``: same values."""
+    from evostrat.backends.jax_threefry import PARITY
+
+    key = jax.numpy.asarray(np.array([5, 5 ^ int(PARITY)], np.uint32))
+    for ours, theirs in ((normal, jax.random.normal), (uniform, jax.random.uniform)):
+        assert (_bits(jax.jit(lambda k: ours(k, (40, 30), "float32"))(key)) == _bits(theirs(key, (40, 30)))).all()
 
 
 def test_known_answer_of_threefry_2x32_20() -> None:
@@ -56,30 +71,40 @@ def test_known_answer_of_threefry_2x32_20() -> None:
         assert (int(out[0][0]), int(out[1][0])) == expected
 
 
-def test_the_cpu_program_has_no_rolled_loop() -> None:
-    """The point of the module: JAX's CPU lowering of its hash is a ``while`` loop, ours is not."""
+def _unrolled_rounds(fn: object, *args: object) -> int:
+    """xor operations in ``fn``'s jaxpr: 20 per unrolled hash, 4 in JAX's rolled loop body."""
+    return str(jax.make_jaxpr(fn)(*args)).count(" xor ")
+
+
+def test_the_draw_is_the_unrolled_hash_in_its_own_buffer() -> None:
+    """The point of the module: 20 straight rounds (JAX's CPU lowering loops over 4), taken
+    through a ``cond`` (so XLA materialises the draw once), also under ``vmap``."""
     key = jax.random.PRNGKey(0)
-    ours = jax.jit(lambda k: normal(k, (38, 1000), "float32")).lower(key).compile().as_text()
-    theirs = jax.jit(lambda k: jax.random.normal(k, (38, 1000))).lower(key).compile().as_text()
+    assert _unrolled_rounds(lambda k: jax.random.normal(k, (38, 1000)), key) < 20
+    assert _unrolled_rounds(lambda k: normal(k, (38, 1000), "float32"), key) >= 20
+    text = str(jax.make_jaxpr(jax.vmap(lambda k: normal(k, (38, 1000), "float32")))(jax.random.split(key, 3)))
+    assert "cond[" in text and "select_n" not in text.split("cond[")[0]  # a cond, not both branches
     if jax.default_backend() == "cpu":
-        assert " while(" in theirs  # if JAX unrolls it itself one day, this module can go
-        assert " while(" not in ours
+        hlo = jax.jit(jax.vmap(lambda k: normal(k, (38, 1000), "float32"))).lower(
+            jax.random.split(key, 3)).compile().as_text()
+        assert " conditional(" in hlo
 
 
 def test_backend_draws_are_jaxs() -> None:
     be = get_backend("jax")
     key = be.key(11)
-    assert (_bits(be.normal(key, (6, 4), np.float32)) == _bits(jax.random.normal(key, (6, 4)))).all()
-    assert (_bits(be.uniform(key, (6, 4), np.float32)) == _bits(jax.random.uniform(key, (6, 4)))).all()
+    assert (_bits(be.normal(key, (60, 40), np.float32)) == _bits(jax.random.normal(key, (60, 40)))).all()
+    assert (_bits(be.uniform(key, (60, 40), np.float32)) == _bits(jax.random.uniform(key, (60, 40)))).all()
 
 
 def test_falls_back_to_jax_where_it_does_not_apply() -> None:
     key = jax.random.PRNGKey(0)
     assert not unrolled_applies(key, (), np.float32)
-    assert not unrolled_applies(key, (3,), np.float16)
-    assert not unrolled_applies(jax.random.key(0), (3,), np.float32)  # a typed key
-    assert unrolled_applies(key, (3,), np.float32)
-    for k, shape, dtype in ((key, (), "float32"), (key, (3,), "float16"), (jax.random.key(2), (2, 3), "float32")):
+    assert not unrolled_applies(key, (MIN_VALUES,), np.float16)
+    assert not unrolled_applies(jax.random.key(0), (MIN_VALUES,), np.float32)  # a typed key
+    assert not unrolled_applies(key, (MIN_VALUES - 1,), np.float32)
+    assert unrolled_applies(key, (MIN_VALUES,), np.float32)
+    for k, shape, dtype in ((key, (), "float32"), (key, (2000,), "float16"), (jax.random.key(2), (40, 30), "float32")):
         assert (np.asarray(normal(k, shape, dtype)) == np.asarray(jax.random.normal(k, shape, dtype))).all()
         assert (np.asarray(uniform(k, shape, dtype)) == np.asarray(jax.random.uniform(k, shape, dtype))).all()
 
@@ -91,7 +116,7 @@ import jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 from evostrat.backends.jax_threefry import normal, uniform
 key = jax.random.PRNGKey(5)
-for shape in [(1,), (7,), (3, 5), (38, 1000)]:
+for shape in [(1024,), (7, 300), (38, 1000), (3, 5)]:
     for ours, theirs in ((normal, jax.random.normal), (uniform, jax.random.uniform)):
         a = np.asarray(jax.jit(lambda k: ours(k, shape, "float64"))(key))
         b = np.asarray(theirs(key, shape, dtype="float64"))
