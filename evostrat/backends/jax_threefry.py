@@ -15,8 +15,8 @@ the bits). They use the unrolled hash where JAX would use its rolled CPU loop, c
 platform when the program is lowered (``jax.lax.platform_dependent``), and call JAX itself
 otherwise: on GPUs and TPUs, for keys that are not raw Threefry keys, without
 ``jax_threefry_partitionable`` (JAX's default since 0.5), for draws of fewer than
-:data:`MIN_VALUES` values or more than ``2**32``, and for dtypes other than float32 and
-float64.
+:data:`MIN_VALUES` values (all keys of a ``vmap`` together) or more than ``2**32``, and
+for dtypes other than float32 and float64.
 
 Examples
 --------
@@ -41,9 +41,9 @@ __all__ = ["normal", "uniform", "threefry_2x32", "unrolled_applies"]
 
 #: Rotation distances of Threefry-2x32's rounds (Salmon et al. 2011, table 4), four per group.
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-#: Draws of fewer values stay JAX's: there the ``lax.cond`` around the unrolled draw
-#: (:func:`_on_cpu`) costs about what the loop does (40 x 10 values: 15 us a SNES generation
-#: against 12 us with JAX's loop; 100 values: within 10 % either way).
+#: Draws of fewer values (all keys of a ``vmap`` together) stay JAX's: there the ``lax.cond``
+#: around the unrolled draw (:func:`_on_cpu`) costs about what the loop does (40 x 10 values:
+#: 15 us a SNES generation against 12 us with JAX's loop; 100 values: within 10 % either way).
 MIN_VALUES = 1024
 #: The key schedule's parity constant (Skein's ``C240`` for 32-bit words).
 PARITY = np.uint32(0x1BD11BDA)
@@ -78,7 +78,7 @@ def threefry_2x32(k1: Any, k2: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
 def unrolled_applies(key: Any, shape: tuple[int, ...], dtype: Any) -> bool:
     """Whether :func:`normal` and :func:`uniform` may compute JAX's draw themselves."""
     size = math.prod(shape)
-    return (len(shape) > 0 and MIN_VALUES <= size < 2**32 and np.dtype(dtype) in (np.float32, np.float64)
+    return (len(shape) > 0 and 0 < size < 2**32 and np.dtype(dtype) in (np.float32, np.float64)
             and getattr(key, "dtype", None) == np.uint32 and tuple(getattr(key, "shape", ())) == (2,)
             and bool(jax.config.jax_threefry_partitionable))
 
@@ -103,31 +103,44 @@ def _scaled(floats: Any, lo: np.generic, hi: np.generic) -> Any:
 
 
 def _taken(keys: Any) -> Any:
-    """The predicate of :func:`_on_cpu`'s ``lax.cond``: true unless a key's words xor to
-    :data:`PARITY` (one key in 2**32; the other branch then gives the same values)."""
+    """The predicate of the ``lax.cond`` around the unrolled draw: true unless a key's words
+    xor to :data:`PARITY` (one key in 2**32; the other branch then gives the same values)."""
     return jnp.all((keys[..., 0] ^ keys[..., 1]) != PARITY)
 
 
-def _on_cpu(key: Any, unrolled: Callable[[Any], Any], jaxs: Callable[[Any], Any]) -> Any:
+def _on_cpu(key: Any, size: int, unrolled: Callable[[Any], Any], jaxs: Callable[[Any], Any]) -> Any:
     """``unrolled(key)`` on the CPU, ``jaxs(key)`` elsewhere (the same values).
 
     On the CPU the unrolled draw runs as one branch of a ``lax.cond`` whose predicate XLA
     cannot fold (either branch gives the same values): the draw then fills its own buffer
     once. Fused into its consumers instead, XLA would compute the hash again in each consumer
     (``erf_inv`` uses its argument twice; an antithetic ``[z, -z]`` reads ``z`` twice): up to
-    3 times in a sep-CMA-ES generation, which then ran slower than with JAX's loop. Under
-    ``jax.vmap`` the predicate is one for all the keys (``custom_vmap``), so the ``cond``
-    stays a ``cond``: a batched predicate would turn it into a ``select`` of both branches.
+    3 times in a sep-CMA-ES generation, which then ran slower than with JAX's loop.
+
+    Under ``jax.vmap`` (nested or not) the keys are drawn together, with one predicate for
+    all of them (``custom_vmap``): a batched predicate would turn the ``cond`` into a
+    ``select`` of both branches. Fewer than :data:`MIN_VALUES` values in all are JAX's draw.
     """
     @custom_batching.custom_vmap
+    def many(keys: Any) -> Any:  # keys (m, 2): the m draws, stacked
+        if keys.shape[0] * size < MIN_VALUES:
+            return jax.vmap(jaxs)(keys)
+        return lax.cond(_taken(keys), jax.vmap(unrolled), jax.vmap(jaxs), keys)
+
+    @many.def_vmap
+    def _many_batched(axis_size: int, in_batched: list[bool], keys: Any) -> tuple[Any, bool]:
+        if not in_batched[0]:
+            return many(keys), False
+        out = many(keys.reshape(-1, 2))  # (axis_size, m, 2): one stack of axis_size * m keys
+        return out.reshape(axis_size, keys.shape[1], *out.shape[1:]), True
+
+    @custom_batching.custom_vmap
     def cpu(k: Any) -> Any:
-        return lax.cond(_taken(k), unrolled, jaxs, k)
+        return jaxs(k) if size < MIN_VALUES else many(k[None])[0]
 
     @cpu.def_vmap
-    def _batched(axis_size: int, in_batched: list[bool], k: Any) -> tuple[Any, bool]:
-        if not in_batched[0]:
-            return cpu(k), False
-        return lax.cond(_taken(k), jax.vmap(unrolled), jax.vmap(jaxs), k), True
+    def _cpu_batched(axis_size: int, in_batched: list[bool], k: Any) -> tuple[Any, bool]:
+        return (many(k), True) if in_batched[0] else (cpu(k), False)
 
     return lax.platform_dependent(key, cpu=cpu, default=jaxs)
 
@@ -139,7 +152,7 @@ def uniform(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
     if not unrolled_applies(key, shape, dtype):
         return jaxs(key)
     zero, one = dtype.type(0.0), dtype.type(1.0)
-    return _on_cpu(key, lambda k: _scaled(_unit_floats(k, shape, dtype), zero, one), jaxs)
+    return _on_cpu(key, math.prod(shape), lambda k: _scaled(_unit_floats(k, shape, dtype), zero, one), jaxs)
 
 
 def normal(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
@@ -153,4 +166,4 @@ def normal(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
     def unrolled(k: Any) -> Any:
         return dtype.type(math.sqrt(2)) * lax.erf_inv(_scaled(_unit_floats(k, shape, dtype), lo, hi))
 
-    return _on_cpu(key, unrolled, jaxs)
+    return _on_cpu(key, math.prod(shape), unrolled, jaxs)
