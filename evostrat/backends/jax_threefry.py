@@ -57,7 +57,8 @@ def threefry_2x32(k1: Any, k2: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
     """Threefry-2x32 with 20 rounds of the counter words ``(x1, x2)`` under the key ``(k1, k2)``.
 
     The same function as JAX's ``threefry2x32`` primitive, written as straight-line
-    ``uint32`` arithmetic (no loop), so that XLA fuses it with its consumers.
+    ``uint32`` arithmetic (no loop), so that XLA compiles the 20 rounds as one pass over the
+    counters (JAX's CPU lowering loops over groups of 4 rounds, a pass each).
 
     >>> import numpy as np
     >>> a, b = threefry_2x32(np.uint32(0), np.uint32(0), np.zeros(1, np.uint32), np.zeros(1, np.uint32))
