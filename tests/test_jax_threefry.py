@@ -135,3 +135,24 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_gradients_through_a_draw_equal_jaxs() -> None:
+    """Differentiable expectations take ``jax.grad`` of statistics of a draw (ExpectationES):
+    the draw carries no tangent, and vmapped keys under ``grad`` still draw JAX's values (the
+    two programs may fuse ``tanh`` and the sum differently: equal to float32 rounding)."""
+    key = jax.random.PRNGKey(0)
+    p = jax.numpy.linspace(0.5, 1.5, 32)
+
+    def loss(draw: object) -> object:
+        return lambda q, k: jax.numpy.sum(jax.numpy.tanh(draw(k, (64, 32)) * q))
+
+    ours = loss(lambda k, s: normal(k, s, "float32"))
+    theirs = loss(lambda k, s: jax.random.normal(k, s))
+    z = np.asarray(jax.random.normal(key, (64, 32)), np.float64)
+    analytic = np.sum(z * (1.0 - np.tanh(z * np.asarray(p, np.float64)) ** 2), axis=0)
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(ours))(p, key)), analytic, rtol=1e-5, atol=1e-5)
+    keys = jax.random.split(key, 3)
+    batched = jax.jit(jax.vmap(jax.grad(ours), in_axes=(None, 0)))(p, keys)
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(jax.jit(jax.vmap(jax.grad(theirs), in_axes=(None, 0)))(
+        p, keys)), rtol=1e-5, atol=1e-5)
