@@ -1,7 +1,7 @@
 """CMA-ES's lazy-decomposition decision reads no device value on torch (issue 17 item 4).
 
 The decision ``generation % k == 0`` reads the state's generation counter alone, which a
-torch state keeps on the host (:func:`~evostrat.backends.namespaces.counter_device`) whatever
+torch state keeps on the host (:meth:`~evostrat.backends.base.Backend.counter_device`) whatever
 its arrays' device: ``bool()`` of a CPU tensor does not wait for the GPU. "meta" tensors
 stand in for CUDA here: they hold no values, so reading one fails; the ``device_reads``
 fixture makes every read of a non-CPU tensor raise :class:`DeviceRead` besides (a plain
@@ -20,7 +20,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from evostrat.backends import get_backend  # noqa: E402
-from evostrat.backends.namespaces import restored_device  # noqa: E402
 from evostrat.backends.trees import map_tree, named_leaves, tree_leaves, tree_with_leaves  # noqa: E402
 from evostrat.strategies.cma_es import CMAES  # noqa: E402
 from torch_compiling import graph_capture, one_graph  # noqa: E402
@@ -132,9 +131,9 @@ def test_a_restored_leaf_goes_where_the_template_keeps_it():
     # a checkpoint restores a torch state's host counter on the host, its arrays on the run's device
     backend = get_backend("torch")
     state = _meta_state(CMAES(lazy_eigen=K))
-    assert restored_device(backend, state.generation, torch.device("meta")).type == "cpu"
-    assert restored_device(backend, state.mean, torch.device("meta")).type == "meta"
-    assert restored_device(get_backend("numpy"), np.zeros(()), None) is None
+    assert backend.restored_device(state.generation, torch.device("meta")).type == "cpu"
+    assert backend.restored_device(state.mean, torch.device("meta")).type == "meta"
+    assert get_backend("numpy").restored_device(np.zeros(()), None) is None
 
 
 def test_a_checkpointed_state_keeps_its_counter_on_the_host(monkeypatch):

@@ -96,6 +96,21 @@ class Backend:
         """Where :meth:`from_host` puts arrays (``None``: the library's default)."""
         return None
 
+    def counter_device(self, device: Any) -> Any:
+        """The device of a state's integer counter whose value a decision reads (a generation
+        count), in a state on ``device``: ``device`` itself, except on torch (the host).
+
+        >>> from evostrat.backends import get_backend
+        >>> get_backend("numpy").counter_device(None) is None
+        True
+        """
+        return device
+
+    def restored_device(self, template: Any, device: Any) -> Any:
+        """The device of a state leaf restored (a checkpoint) in place of ``template`` in a run
+        on ``device``: ``device`` itself, except on torch (``template``'s own)."""
+        return device
+
     def float_dtype(self, x: Array) -> Any:
         """The floating dtype a search point like ``x`` is kept in.
 

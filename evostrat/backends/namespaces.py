@@ -19,9 +19,6 @@ here, so that no module outside :mod:`evostrat.backends` tests which array libra
   a device value on the host (a GPU synchronisation); callers test the result for finiteness.
 - :func:`cheap_cond`: ``Backend.cond`` for a branch cheap enough to run every time: on torch
   both branches and a select, so no device value is read on the host (a GPU synchronisation).
-- :func:`counter_device`: where a state keeps an integer counter that a decision reads: on
-  torch the host (a 0-d CPU tensor beside CUDA arrays; reading it does not wait for the GPU);
-  :func:`restored_device`: where a state's leaf is restored (a checkpoint), so it stays there.
 
 Examples
 --------
@@ -42,8 +39,8 @@ import array_api_compat
 
 from evostrat.backends.trees import map_tree, tree_leaves
 
-__all__ = ["PAIRWISE_MAX", "cheap_cond", "counter_device", "eigh_identity", "host_cached", "pairwise_counts_pay",
-           "restored_device", "searchsorted_span", "solve"]
+__all__ = ["PAIRWISE_MAX", "cheap_cond", "eigh_identity", "host_cached", "pairwise_counts_pay", "searchsorted_span",
+           "solve"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
@@ -162,42 +159,6 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
         return a if a is b else xp.where(pred, a, b)
 
     return map_tree(pick, true_fn(*operands))
-
-
-def counter_device(backend: Any, device: Any) -> Any:
-    """The device of a state's integer counter whose value a decision reads (a generation count).
-
-    On torch the host (``backend.host_device``, the CPU) whatever ``device`` the arrays are on:
-    ``bool()`` of a 0-d CPU tensor reads host memory, where one on a GPU waits for every
-    queued kernel, and torch takes a 0-d CPU tensor in an operation with tensors of any
-    device as a scalar (under ``torch.compile`` inductor computes it on the CPU and passes it
-    to the GPU kernels by value). Other backends: ``device`` (JAX keeps one device per
-    program; numpy has only the host).
-
-    >>> from evostrat.backends import get_backend
-    >>> counter_device(get_backend("numpy"), None) is None
-    True
-    """
-    if array_api_compat.is_torch_namespace(backend.xp):
-        return backend.host_device
-    return device
-
-
-def restored_device(backend: Any, template: Any, device: Any) -> Any:
-    """The device for a state leaf restored in place of ``template`` in a run on ``device``.
-
-    On torch ``template``'s own device, so a counter kept on the host (:func:`counter_device`)
-    is restored there, not on the run's GPU; other backends: ``device`` (JAX arrays stay
-    uncommitted where the run's are).
-
-    >>> import torch
-    >>> from evostrat.backends import get_backend
-    >>> restored_device(get_backend("torch"), torch.zeros((), dtype=torch.int32), "meta")
-    device(type='cpu')
-    """
-    if array_api_compat.is_torch_namespace(backend.xp) and backend.owns(template):
-        return backend.device(template)
-    return device
 
 
 def eigh_identity(xp: Any, n: int, dtype: Any, device: Any = None) -> Any:

@@ -171,7 +171,7 @@ def _one_device(tree: Any) -> Any:
     """``tree`` with its CPU tensors moved to the one accelerator device of its other tensors.
 
     A state keeps its decision counters on the host beside device arrays
-    (:func:`~evostrat.backends.namespaces.counter_device`): alone a 0-d CPU tensor, which torch
+    (:meth:`TorchBackend.counter_device`): alone a 0-d CPU tensor, which torch
     passes to device kernels as a scalar, but stacked over a batch a CPU vector, which
     ``torch.func.vmap`` cannot combine with the device's tensors. A batched call reads the
     device anyway (both branches of a ``cond``, then a select), so the copy costs nothing more.
@@ -286,6 +286,24 @@ class TorchBackend(HostKeys, Backend):
     @property
     def host_device(self) -> Any:
         return torch.device("cpu")
+
+    def counter_device(self, device: Any) -> Any:
+        """The host, whatever ``device`` the state's arrays are on: ``bool()`` of a 0-d CPU
+        tensor reads host memory, where one on a GPU waits for every queued kernel, and torch
+        takes a 0-d CPU tensor in an operation with tensors of any device as a scalar (under
+        ``torch.compile`` inductor computes it on the CPU and passes it to the GPU kernels by
+        value). (JAX keeps one device per program; numpy has only the host.)"""
+        return self.host_device
+
+    def restored_device(self, template: Any, device: Any) -> Any:
+        """``template``'s own device, so that a counter kept on the host (:meth:`counter_device`)
+        is restored there, not on the run's GPU.
+
+        >>> from evostrat.backends import get_backend
+        >>> get_backend("torch").restored_device(torch.zeros((), dtype=torch.int32), "meta")
+        device(type='cpu')
+        """
+        return self.device(template) if self.owns(template) else device
 
     # torch.func.vmap (batched fits): no data-dependent branch, no view op without a batching rule
     eager_vmap = True

@@ -38,7 +38,6 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends import Backend
-from evostrat.backends.namespaces import restored_device
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
@@ -76,7 +75,7 @@ def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Back
                     f"state_dict array {name!r} has shape {data.shape} and dtype {data.dtype}; "
                     f"expected shape {ref.shape} and dtype {ref.dtype}"
                 )
-            values.append(backend.asarray(data, device=restored_device(backend, value, device)))
+            values.append(backend.asarray(data, device=backend.restored_device(value, device)))
     return type(template)(*values)
 
 

@@ -36,7 +36,7 @@ from numbers import Integral
 from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
-from evostrat.backends.namespaces import cheap_cond, counter_device, eigh_identity
+from evostrat.backends.namespaces import cheap_cond, eigh_identity
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
@@ -65,7 +65,7 @@ class CMAESState(NamedTuple):
     queue: Array  # (k, popsize + 1, n) pending rank-one vectors
     queue_coef: Array  # (k, popsize + 1) their coefficients
     decay: Array  # () factor of C since the last decomposition
-    generation: Array  # () int32, completed tells; on torch on the host (counter_device)
+    generation: Array  # () int32, completed tells; on torch on the host (Backend.counter_device)
     log_scale: Array  # () log of the factor moved out of C into sigma
     std0: Array  # (n,) initial coordinate standard deviations
     key: Array
@@ -183,7 +183,7 @@ class CMAES(CMABase):
             queue=xp.zeros((k, lam + 1, n), dtype=dtype, device=device),
             queue_coef=xp.zeros((k, lam + 1), dtype=dtype, device=device),
             decay=zero + 1.0,
-            generation=xp.zeros((), dtype=xp.int32, device=counter_device(backend, device)),
+            generation=xp.zeros((), dtype=xp.int32, device=backend.counter_device(device)),
             log_scale=zero, std0=std0, key=key,
         )
 
@@ -227,7 +227,7 @@ class CMAES(CMABase):
         state = replace(state, diag_C=diag_C, decay=state.decay * decay,
                         queue=xp.where(slot[:, None, None], rows[None, ...], state.queue),
                         queue_coef=xp.where(slot[:, None], coef[None, ...], state.queue_coef * decay))
-        # the decision reads only the counter, on torch a host tensor (counter_device): bool()
+        # the decision reads only the counter, on torch a host tensor (Backend.counter_device): bool()
         # of it does not wait for the GPU; the branches get the state without it, so under
         # torch.compile the torch.cond's operands are on one device and its predicate on the CPU
         generation = state.generation
