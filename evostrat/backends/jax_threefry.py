@@ -146,25 +146,35 @@ def _on_cpu(key: Any, size: int, unrolled: Callable[[Any], Any], jaxs: Callable[
     return lax.platform_dependent(key, cpu=cpu, default=jaxs)
 
 
-def uniform(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
-    """``jax.random.uniform(key, shape, dtype)``: the same values, in ``[0, 1)``."""
+def _draw(key: Any, shape: tuple[int, ...], dtype: Any, jax_draw: Callable[..., Any],
+          finish: Callable[[Any, np.dtype], Any]) -> Any:
+    """``jax_draw(key, shape, dtype=dtype)``'s values: ``finish(unit floats, dtype)`` of the
+    unrolled hash on the CPU where it applies (:func:`unrolled_applies`), else JAX's draw."""
     dtype, shape = np.dtype(dtype), tuple(int(s) for s in shape)
-    jaxs = lambda k: jax.random.uniform(k, shape, dtype=dtype)  # noqa: E731
+
+    def jaxs(k: Any) -> Any:
+        return jax_draw(k, shape, dtype=dtype)
+
     if not unrolled_applies(key, shape, dtype):
         return jaxs(key)
-    zero, one = dtype.type(0.0), dtype.type(1.0)
-    return _on_cpu(key, math.prod(shape), lambda k: _scaled(_unit_floats(k, shape, dtype), zero, one), jaxs)
+    return _on_cpu(key, math.prod(shape), lambda k: finish(_unit_floats(k, shape, dtype), dtype), jaxs)
+
+
+def _uniform_values(floats: Any, dtype: np.dtype) -> Any:
+    return _scaled(floats, dtype.type(0.0), dtype.type(1.0))
+
+
+def _normal_values(floats: Any, dtype: np.dtype) -> Any:
+    """``sqrt(2) erfinv(u)``, ``u`` uniform in ``(-1, 1)`` (``jax.random.normal``'s transform)."""
+    u = _scaled(floats, np.nextafter(dtype.type(-1.0), dtype.type(0.0)), dtype.type(1.0))
+    return dtype.type(math.sqrt(2)) * lax.erf_inv(u)
+
+
+def uniform(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
+    """``jax.random.uniform(key, shape, dtype)``: the same values, in ``[0, 1)``."""
+    return _draw(key, shape, dtype, jax.random.uniform, _uniform_values)
 
 
 def normal(key: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
     """``jax.random.normal(key, shape, dtype)``: the same values (``sqrt(2) erfinv(u)``)."""
-    dtype, shape = np.dtype(dtype), tuple(int(s) for s in shape)
-    jaxs = lambda k: jax.random.normal(k, shape, dtype=dtype)  # noqa: E731
-    if not unrolled_applies(key, shape, dtype):
-        return jaxs(key)
-    lo, hi = np.nextafter(dtype.type(-1.0), dtype.type(0.0)), dtype.type(1.0)
-
-    def unrolled(k: Any) -> Any:
-        return dtype.type(math.sqrt(2)) * lax.erf_inv(_scaled(_unit_floats(k, shape, dtype), lo, hi))
-
-    return _on_cpu(key, math.prod(shape), unrolled, jaxs)
+    return _draw(key, shape, dtype, jax.random.normal, _normal_values)
