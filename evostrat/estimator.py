@@ -134,9 +134,10 @@ class ES(Params):
         Seed; the same seed on the same backend gives the same run bit for bit.
     compiled_loop : "auto", bool
         JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of
-        generations in one compiled ``lax.scan`` when the objective is traceable
-        and nothing needs the host between generations (no callbacks, progress,
-        checkpoints, bounds, restarts or behaviours); ``False`` never does.
+        generations in one compiled ``lax.while_loop`` when the objective is traceable
+        and nothing needs the host inside a generation (no bounds or behaviours;
+        restarts run each run compiled, observers between one-generation chunks);
+        ``False`` never does.
         ``fast_path_`` tells which loop ran.
     integer, reevaluations, noise_handling, warm_start
         Integer coordinates (mask or indices; :mod:`evostrat.run.integers`); evaluations

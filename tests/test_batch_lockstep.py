@@ -42,9 +42,9 @@ def test_stagnation_stops_each_run_at_its_own_generation_as_alone() -> None:
 
 
 def test_runs_over_several_chunks_stop_where_they_stop_alone(monkeypatch: Any) -> None:
-    import evostrat.run.compiled as compiled
+    import evostrat.run.chunk_host as chunk_host
 
-    monkeypatch.setattr(compiled, "CHUNK", 16)  # the runs cross several chunks, and stop inside one
+    monkeypatch.setattr(chunk_host, "CHUNK", 16)  # the runs cross several chunks, and stop inside one
     settings = dict(tolfun=None, tolfunhist=None, tolx=None, max_generations=300)
     res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=3)
     assert res.fast_path == "batched" and (res.n_generations > 16).all()

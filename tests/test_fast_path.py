@@ -118,3 +118,32 @@ def test_a_second_fit_reuses_the_compiled_chunk() -> None:
     assert run(SNES(sigma0=np.ones(4))) is run(SNES(sigma0=np.ones(4)))
     assert run(SNES(sigma0=1.0)) is not run(SNES(sigma0=1.0), obj=lambda X: objective(X))
     assert run(SNES(sigma0=1.0)) is not run(SNES(sigma0=1.0), sign=-1.0)
+
+
+_COMPILES: list[str] = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, secs, **kwargs: _COMPILES.append(name) if name.endswith("backend_compile_duration") else None)
+
+
+@pytest.mark.parametrize("x0", [jnp.full(4, 2.0), jnp.ones(4)], ids=["weakly typed", "float32"])
+def test_a_run_over_several_chunks_compiles_its_chunk_once(x0) -> None:
+    """The first chunk call of a run takes the same input types as the later ones (committed,
+    strongly typed arrays, as a chunk's outputs are), so it compiles one program: a run of 3
+    chunks compiles as many programs as a run of 1, and observing the run compiles none."""
+
+    def fit(objective, generations, **kwargs):
+        es = ES("snes", max_generations=generations, tolfun=None, tolx=None, random_state=0)
+        return es.fit(objective, x0, **kwargs)
+
+    def compiles(generations, objective=None, **kwargs):
+        objective = objective or (lambda X: jnp.sum((X - 0.5) ** 2, axis=1))  # a new program
+        before = len(_COMPILES)
+        es = fit(objective, generations, **kwargs)
+        return len(_COMPILES) - before, es, objective
+
+    compiles(5)  # the programs every run shares (initial state)
+    short, _, _ = compiles(20)
+    long, es, objective = compiles(1100)
+    assert es.fast_path_ == "compiled_loop" and es.n_generations_ == 1100  # chunks of 512: three
+    assert long == short >= 1
+    assert compiles(1100, objective, callbacks=[lambda e: None])[0] == 0  # a generation a chunk, same program

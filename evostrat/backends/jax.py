@@ -137,12 +137,14 @@ class JaxBackend(Backend):
     def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
         if hasattr(x, "detach"):  # torch tensor
             x = x.detach().cpu().numpy()
-        elif (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+        elif (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and not x.weak_type
               and (dtype is None or x.dtype == dtype) and (device is None or device in x.devices())):
             if x.committed:
                 return x  # already what this returns (immutable: no copy needed)
             return _committer(self.device(x) if device is None else device)(x)  # (jnp.ones(3) and alike)
-        out = jnp.asarray(x, dtype=dtype)
+        # a weakly typed array (jnp.full(3, 2.0)) becomes a strong one, as every program output is:
+        # a weak input would compile a program a second time when its own outputs come back
+        out = jnp.asarray(x, dtype=dtype if dtype is not None or not getattr(x, "weak_type", False) else x.dtype)
         if device is None and not isinstance(out, jax.core.Tracer):
             device = self.device(out)
         # Commit to a device: jit specialises on committed vs uncommitted inputs, and

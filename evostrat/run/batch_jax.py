@@ -8,7 +8,7 @@ Inside it the loop's predicate is per run, so a run that has stopped is masked
 (its value no longer changes) while the others go on, and every run ends at the
 generation, and with the state, it reaches alone. Between chunks each run's
 host record (history, counters, best so far, stop reason) is updated by the same
-code as a lone compiled run's (:func:`evostrat.run.compiled.absorb_chunk`).
+code as a lone compiled run's (:func:`evostrat.run.chunk_host.absorb_chunk`).
 
 With several devices (``devices="auto"`` and ``jax.device_count() > 1``, or a
 list of devices) the runs axis is sharded across them with ``jax.sharding``
@@ -40,8 +40,8 @@ import numpy as np
 
 from evostrat.backends.programs import program_key
 from evostrat.errors import InvalidArgumentError
-from evostrat.run.compiled import (DeviceRun, absorb_chunk, chunk_length, chunk_program, compiled_loop_applies,
-                                   device_run, run_rules)
+from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
+from evostrat.run.compiled import chunk_program, compiled_loop_applies
 
 __all__ = ["run_batched", "batch_devices", "PerRunHyperParameters", "split_runs"]
 
@@ -68,7 +68,7 @@ def batch_devices(devices: Any) -> list[Any] | None:
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
                 families: Sequence[Hashable] | None = None, initial: Mapping[Hashable, Any] | None = None) -> int:
-    """Run the drivers that can take the compiled loop
+    """Run the drivers without restarts that can take the compiled loop
     (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
     compiled chunks, marking them ``fast_path = "batched"``; returns the number of
     compiled programs (``0``: none could, nothing ran).
@@ -87,7 +87,9 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
     sizes: dict[Hashable, int] = {}
     for d, label in zip(drivers, labels):
         if label not in keys:
-            keys[label] = _group_key(d) if compiled_loop_applies(d, objective) else None
+            # runs with restarts change population between runs: each runs alone (ES.fit)
+            lone = d.restarts is not None or not compiled_loop_applies(d, objective)
+            keys[label] = None if lone else _group_key(d)
         if keys[label] is not None:
             groups.setdefault(keys[label], []).append((d, label))
         sizes[label] = sizes.get(label, 0) + 1

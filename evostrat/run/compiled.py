@@ -6,8 +6,8 @@
   for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
   objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
-- the run has no bounds, restarts or behaviour strategies, and the non-finite
-  policy is not ``"raise"``.
+- the run has no bounds or behaviour strategies, and the non-finite policy is
+  not ``"raise"`` (restarts run each of their runs in chunks).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -47,22 +47,18 @@ Examples
 
 from __future__ import annotations
 
-import math
-import warnings
-from functools import partial
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import replace
-from evostrat.errors import InvalidArgumentError, NonFiniteFitnessWarning
+from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, advance_block, check_block, may_stop, summary, watch
-from evostrat.run.device_termination import (REASONS, Rules, check, device_constant, progress_for_device,
-                                             progress_to_host, stagnation_holds)
+from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
+from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 
-__all__ = ["run_compiled", "compiled_loop_applies", "chunk_length", "chunk_program", "run_rules", "device_run",
-           "absorb_chunk", "CHUNK"]
+__all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
@@ -70,32 +66,11 @@ STAGNATION = REASONS.index("tolstagnation")
 #: Generations between two checks of the run's criteria inside a chunk (:func:`check_block`).
 BLOCK = 32
 
-#: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
-#: for large populations, so that a chunk's fitness block stays under 2**22 values.
-CHUNK = 512
-
 #: Bytes up to which XLA's CPU runtime runs a loop body's kernels one after the other, when
 #: every buffer they touch is this small (``ThunkExecutor``'s sequential threshold, not a flag);
 #: past it, every kernel goes through the concurrent scheduler: ~1.5 us a generation on one
 #: CPU for CMA-ES at d = 10, a third of its generation.
 SEQUENTIAL_BYTES = 512
-
-
-def chunk_length(popsize: int) -> int:
-    """Generations per chunk for ``popsize`` candidates: :data:`CHUNK`, or fewer (>= 16)."""
-    return int(min(CHUNK, max(16, 2**22 // max(popsize, 1))))
-
-
-class DeviceRun(NamedTuple):
-    """The run value on the device: strategy state, best so far, criteria, counters."""
-
-    state: Any
-    best_f: Any
-    best_x: Any
-    progress: Any
-    generation: Any
-    n_evals: Any
-    code: Any
 
 
 def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
@@ -132,7 +107,7 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:
         return False
-    if driver.bounds is not None or driver.restarts is not None or es.nonfinite == "raise":
+    if driver.bounds is not None or es.nonfinite == "raise":
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) is not False:
         return False  # evaluated on the host (evostrat.run.noise)
@@ -276,124 +251,44 @@ def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
     """Run ``driver`` to termination in compiled chunks; ``False`` when that does not apply.
 
     ``hooks`` (:class:`~evostrat.callbacks.hooks.RunHooks`) observe the estimator after
-    every generation: the chunks then hold one generation each.
+    every generation: the chunks then hold one generation each. With restarts, each run
+    gets the program of its population size, and a chunk never passes the generation
+    budget of all runs together (``max_generations``).
     """
     if not compiled_loop_applies(driver, objective):
         return False
-    rules, stop_names = run_rules(driver)
-    program = chunk_program(driver.runner.strategy, objective, driver.runner.backend, rules, stop_names)
     driver.fast_path = "compiled_loop"
-    run = device_run(driver, rules)
     if hooks is not None and not hooks.observers:
         hooks = None
-    limit = device_constant(1 if hooks is not None else chunk_length(driver.runner.popsize), "int32")
     observer = driver.settings
     try:
         if hooks is not None:
             hooks.start(observer)
         while driver.state.stop_reason is None:
-            run, fitness, sigmas, done = program(run, limit)
-            # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
-            best_f, code, fitness, sigmas, (done, bad) = (np.asarray(v) for v in (run.best_f, run.code, fitness,
-                                                                                    sigmas, done))
-            absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
-                         sigmas, int(done), int(bad))
-            if hooks is not None:
-                hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
+            _run_chunks(driver, objective, hooks, observer)  # one run; a restart starts the next
     finally:
         if hooks is not None:
             hooks.end(observer)
     return True
 
 
-def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
-    """The device criteria of ``driver``'s run and the names of its strategy's own stop criteria."""
-    runner, termination = driver.runner, driver.termination
-    budget = termination.max_generations
-    if budget is None and termination.max_evals is not None:
-        budget = math.ceil(termination.max_evals / runner.popsize)
-    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
-    return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim, str(runner.dtype))
-
-
-_STOP_NAMES: dict[Any, tuple[str, ...]] = {}  # by program key: stop(state) runs a compiled program
-
-
-def strategy_stop_names(strategy: Any, state: Any, dim: int, dtype: str) -> tuple[str, ...]:
-    """The names of ``strategy.stop(state)``, read once per class, hyper-parameters and signature."""
-    key = program_key(strategy.stop, "names", dim, dtype)
-    if key[0] is not type(strategy):  # not keyed by hyper-parameters
-        return tuple(strategy.stop(state))
-    if key not in _STOP_NAMES:
-        if len(_STOP_NAMES) >= 256:
-            _STOP_NAMES.clear()
-        _STOP_NAMES[key] = tuple(strategy.stop(state))
-    return _STOP_NAMES[key]
-
-
-def device_run(driver: Any, rules: Rules) -> DeviceRun:
-    """``driver``'s run as the compiled chunk's value (strategy state, best so far, criteria, counters);
-    a new run's criteria and counters are device arrays made once (no copies from the host)."""
-    runner, state = driver.runner, driver.state
-    dtype = str(runner.dtype)
-    progress = progress_for_device(rules, driver.termination.progress_values(), dtype)
-    if runner.generation == 0 and state.n_evals == 0:
-        zero = device_constant(0, "int32")
-        return DeviceRun(runner.state, device_constant(float(state.best_f), dtype), state.best_x, progress, zero,
-                         zero, zero)
-    return DeviceRun(runner.state, np.asarray(state.best_f, dtype), state.best_x, progress,
-                     np.int32(runner.generation), np.int32(state.n_evals), np.int32(0))
-
-
-def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strategy_state: Any, progress: Any,
-                 best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int,
-                 bad: int | None = None) -> None:
-    """Advance ``driver``'s run by a chunk's ``done`` generations (``bad``: non-finite values, ``None``:
-    counted here): counters, history rows, best so far, criteria, stop reason (host values)."""
-    runner, termination, state = driver.runner, driver.termination, driver.state
-    fitness = fitness[:done]  # read (as float64) when the rows are
-    _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
-    state.history_blocks.append(partial(_history_rows, fitness, sigmas[:done], state.n_generations,
-                                        state.n_evals, runner.popsize, state.best_f, driver.maximize,
-                                        state.elapsed()))
-    state.n_generations += done
-    state.n_evals += done * runner.popsize
-    runner.advance(strategy_state, done)
-    termination.pending = partial(progress_to_host, rules, progress, runner.generation)
-    if float(best_f) != state.best_f:
-        state.best_f, state.best_x = float(best_f), best_x
-    code = int(code)
-    if code:
-        state.stop_reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
-
-
-def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,
-                  maximize: bool, now: float) -> Iterator[dict[str, Any]]:
-    """The ``history_`` rows of a chunk's ``fitness`` (generations ``g0 + 1 ..``), built when read."""
-    fitness = np.asarray(fitness, dtype=np.float64)
-    finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
-    gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
-    running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[best], gen_best]))[1:]
-    if np.isfinite(fitness).all():
-        medians = np.median(fitness, axis=1)
-    else:
-        medians = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else math.nan for r in fitness])
-    n = fitness.shape[0]
-    keys = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "time")
-    columns = (range(g0 + 1, g0 + n + 1), range(e0 + popsize, e0 + (n + 1) * popsize, popsize), running.tolist(),
-               gen_best.tolist(), medians.tolist(), np.asarray(sigmas, np.float64).tolist(), [now] * n)
-    return (dict(zip(keys, row)) for row in zip(*columns))
-
-
-def _warn_nonfinite(policy: str, fitness: np.ndarray, bad: int | None = None) -> None:
-    if policy == "ignore" or bad == 0:
-        return
-    bad = int(np.sum(~np.isfinite(fitness))) if bad is None else bad
-    if bad:
-        warnings.warn(
-            f"{bad} fitness values in the last {fitness.shape[0]} generations are NaN or "
-            "infinite; NaN ranks worst and +/-inf rank by their order (nonfinite='ignore' "
-            "silences this)",
-            NonFiniteFitnessWarning,
-            stacklevel=5,
-        )
+def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> None:
+    """Chunks of ``driver``'s current run until it stops or a restart replaces its runner."""
+    runner = driver.runner
+    rules, stop_names = run_rules(driver)
+    program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names)
+    run = device_run(driver, rules)
+    length = 1 if hooks is not None else chunk_length(runner.popsize)
+    budget = driver.settings.max_generations if driver.restarts is not None else None  # over all runs
+    limit = device_constant(length, "int32")
+    while driver.state.stop_reason is None and driver.runner is runner:
+        if budget is not None and budget - driver.state.n_generations < length:
+            limit = device_constant(max(1, budget - driver.state.n_generations), "int32")
+        run, fitness, sigmas, done = program(run, limit)
+        # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
+        best_f, code, fitness, sigmas, (done, bad) = (np.asarray(v) for v in (run.best_f, run.code, fitness,
+                                                                                sigmas, done))
+        absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
+                     sigmas, int(done), int(bad))
+        if hooks is not None:
+            hooks.generation(observer)  # callbacks (may stop), progress, checkpoint

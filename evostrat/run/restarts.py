@@ -34,7 +34,9 @@ Ways to ask for them::
     ES("cma_es", restarts=dict(kind="bipop", max_restarts=9, incpopsize=2))
     ES("cma_es", restarts=Restarts("ipop", max_restarts=5))
 
-After ``fit``, ``es.restarts_`` lists the runs (population, sigma factor,
+On JAX with a traceable objective, each run of the schedule runs on the compiled driver
+(:mod:`evostrat.run.compiled`), a program per population size; the runs are those of the
+host loop. After ``fit``, ``es.restarts_`` lists the runs (population, sigma factor,
 regime, evaluations, stop reason, best value) and every ``es.history_`` entry
 carries the index of its ``"run"`` and its ``"popsize"``.
 

@@ -1,0 +1,170 @@
+"""The host's side of a compiled run: the run value a chunk starts from, and what it brings back.
+
+:mod:`evostrat.run.compiled` runs chunks of generations in one XLA program. This module
+builds the chunk's input from the driver's run (:func:`run_rules`, :func:`device_run`) and
+folds a chunk's output back into the driver (:func:`absorb_chunk`): counters, ``history_``
+rows (built when read), best so far, the criteria's progress and the stop reason. With
+restarts (IPOP, BIPOP: :mod:`evostrat.run.restarts`) it also keeps the run's record in
+``restarts_`` and starts the next run when a local criterion ended this one, through the
+driver's own :meth:`~evostrat.run.driver.Driver.after_run`, so a compiled run with restarts
+makes the same runs as the host loop.
+
+Examples
+--------
+>>> chunk_length(10), chunk_length(10**6)
+(512, 16)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import partial
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+
+from evostrat.backends.programs import program_key
+from evostrat.errors import NonFiniteFitnessWarning
+from evostrat.run.device_termination import REASONS, Rules, device_constant, progress_for_device, progress_to_host
+
+__all__ = ["CHUNK", "chunk_length", "DeviceRun", "run_rules", "strategy_stop_names", "device_run", "absorb_chunk"]
+
+#: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
+#: for large populations, so that a chunk's fitness block stays under 2**22 values.
+CHUNK = 512
+
+
+def chunk_length(popsize: int) -> int:
+    """Generations per chunk for ``popsize`` candidates: :data:`CHUNK`, or fewer (>= 16)."""
+    return int(min(CHUNK, max(16, 2**22 // max(popsize, 1))))
+
+
+class DeviceRun(NamedTuple):
+    """The run value on the device: strategy state, best so far, criteria, counters."""
+
+    state: Any
+    best_f: Any
+    best_x: Any
+    progress: Any
+    generation: Any
+    n_evals: Any
+    code: Any
+
+
+def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
+    """The device criteria of ``driver``'s run and the names of its strategy's own stop criteria."""
+    runner, termination = driver.runner, driver.termination
+    budget = termination.max_generations
+    if budget is None and termination.max_evals is not None:
+        budget = math.ceil(termination.max_evals / runner.popsize)
+    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
+    return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim, str(runner.dtype))
+
+
+_STOP_NAMES: dict[Any, tuple[str, ...]] = {}  # by program key: stop(state) runs a compiled program
+
+
+def strategy_stop_names(strategy: Any, state: Any, dim: int, dtype: str) -> tuple[str, ...]:
+    """The names of ``strategy.stop(state)``, read once per class, hyper-parameters and signature."""
+    key = program_key(strategy.stop, "names", dim, dtype)
+    if key[0] is not type(strategy):  # not keyed by hyper-parameters
+        return tuple(strategy.stop(state))
+    if key not in _STOP_NAMES:
+        if len(_STOP_NAMES) >= 256:
+            _STOP_NAMES.clear()
+        _STOP_NAMES[key] = tuple(strategy.stop(state))
+    return _STOP_NAMES[key]
+
+
+def device_run(driver: Any, rules: Rules) -> DeviceRun:
+    """``driver``'s run as the compiled chunk's value (strategy state, best so far, criteria, counters),
+    committed to the run's device as the chunk's outputs are: the first chunk call of a run and the
+    later ones then share one compiled program (an uncommitted input compiles a second one). A new
+    run's criteria and counters are device arrays made once (no copies from the host)."""
+    runner, state = driver.runner, driver.state
+    dtype, device = str(runner.dtype), runner.device
+    progress = progress_for_device(rules, driver.termination.progress_values(), dtype, device)
+    if runner.generation == 0 and state.n_evals == 0:
+        zero = device_constant(0, "int32", device)
+        return DeviceRun(runner.state, device_constant(float(state.best_f), dtype, device), state.best_x, progress,
+                         zero, zero, zero)
+    import jax  # a resumed run or a restart's: counters from the host
+
+    best_f, best_x, generation, n_evals, code = jax.device_put(
+        (np.asarray(state.best_f, dtype), state.best_x, np.int32(runner.generation), np.int32(state.n_evals),
+         np.int32(0)), device)
+    return DeviceRun(runner.state, best_f, best_x, progress, generation, n_evals, code)
+
+
+def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strategy_state: Any, progress: Any,
+                 best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int,
+                 bad: int | None = None) -> None:
+    """Advance ``driver``'s run by a chunk's ``done`` generations (``bad``: non-finite values, ``None``:
+    counted here): counters, history rows, best so far, criteria, stop reason (host values).
+
+    With restarts the run's ``restarts_`` record is updated and, when a local criterion ended
+    the run, the next run starts (``driver.runner`` is then a new runner) as
+    :meth:`~evostrat.run.driver.Driver.after_run` does after a host generation."""
+    runner, termination, state = driver.runner, driver.termination, driver.state
+    fitness = fitness[:done]  # read (as float64) when the rows are
+    _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
+    columns = () if state.plan is None else (("run", state.plan.run), ("popsize", runner.popsize))
+    state.history_blocks.append(partial(_history_rows, fitness, sigmas[:done], state.n_generations,
+                                        state.n_evals, runner.popsize, state.best_f, driver.maximize,
+                                        state.elapsed(), columns))
+    state.n_generations += done
+    state.n_evals += done * runner.popsize
+    runner.advance(strategy_state, done)
+    termination.pending = partial(progress_to_host, rules, progress, runner.generation)
+    if float(best_f) != state.best_f:
+        state.best_f, state.best_x = float(best_f), best_x
+    code = int(code)
+    reason = None
+    if code:
+        reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
+    if state.plan is not None:  # restarts: the run's record, and the next run after a local criterion
+        state.stop_reason = driver.after_run(reason, _chunk_best(fitness, driver.maximize))
+    elif reason is not None:
+        state.stop_reason = reason
+
+
+def _chunk_best(fitness: np.ndarray, maximize: bool) -> float:
+    """The best generation best of a chunk's rows, as the host's generations give it (NaN ranks worst)."""
+    worst = -math.inf if maximize else math.inf
+    ranked = np.where(np.isnan(fitness), worst, fitness)
+    return float(ranked.max() if maximize else ranked.min()) if ranked.size else worst
+
+
+def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,
+                  maximize: bool, now: float, columns: tuple[tuple[str, Any], ...] = ()) -> Iterator[dict[str, Any]]:
+    """The ``history_`` rows of a chunk's ``fitness`` (generations ``g0 + 1 ..``), built when read;
+    ``columns``: ``(key, value)`` pairs every row ends with (a restart run's ``run`` and ``popsize``)."""
+    fitness = np.asarray(fitness, dtype=np.float64)
+    finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
+    gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
+    running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[best], gen_best]))[1:]
+    if np.isfinite(fitness).all():
+        medians = np.median(fitness, axis=1)
+    else:
+        medians = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else math.nan for r in fitness])
+    n = fitness.shape[0]
+    keys = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "time", *(k for k, _ in columns))
+    values = (range(g0 + 1, g0 + n + 1), range(e0 + popsize, e0 + (n + 1) * popsize, popsize), running.tolist(),
+              gen_best.tolist(), medians.tolist(), np.asarray(sigmas, np.float64).tolist(), [now] * n,
+              *([v] * n for _, v in columns))
+    return (dict(zip(keys, row)) for row in zip(*values))
+
+
+def _warn_nonfinite(policy: str, fitness: np.ndarray, bad: int | None = None) -> None:
+    if policy == "ignore" or bad == 0:
+        return
+    bad = int(np.sum(~np.isfinite(fitness))) if bad is None else bad
+    if bad:
+        warnings.warn(
+            f"{bad} fitness values in the last {fitness.shape[0]} generations are NaN or "
+            "infinite; NaN ranks worst and +/-inf rank by their order (nonfinite='ignore' "
+            "silences this)",
+            NonFiniteFitnessWarning,
+            stacklevel=5,
+        )
