@@ -93,6 +93,14 @@ def test_compiled_fit_tells_once_per_generation() -> None:
     assert CALLS["tell"] == es.n_generations_ == len(es.history_) == es.strategy_.generation
 
 
+def test_compiled_restarts_tell_once_per_generation_over_all_runs() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    es = ES(CountingSNES(sigma0=0.5), restarts="ipop", tolfun=1e-6, max_evals=3000, random_state=3).fit(
+        sphere, jnp.full(4, 2.0))
+    assert es.fast_path_ == "compiled_loop" and len(es.restarts_) >= 3
+    assert CALLS["tell"] == es.n_generations_ == len(es.history_)
+
+
 def test_run_schema_refuses_wrong_types() -> None:
     values = RunState.empty(maximize=False).schema_values()
     assert check_schema(values, RUN_SCHEMA, "run") is values
