@@ -135,8 +135,9 @@ class ES(Params):
     compiled_loop : "auto", bool
         JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of
         generations in one compiled ``lax.while_loop`` when the objective is traceable
-        and nothing needs the host inside a generation (no bounds or behaviours;
-        restarts run each run compiled, observers between one-generation chunks);
+        and nothing needs the host inside a generation (no behaviours; bounds map
+        inside the program, restarts run each run compiled, observers between
+        one-generation chunks);
         ``False`` never does.
         ``fast_path_`` tells which loop ran.
     integer, reevaluations, noise_handling, warm_start

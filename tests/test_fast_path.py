@@ -91,7 +91,10 @@ def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
     assert ES("snes", max_generations=3).fit(lambda X: float(X.sum()), x0).fast_path_ is None
     # observers run between compiled chunks (issue 16): see tests/test_observed_runs.py
     assert ES("snes", max_generations=3).fit(sphere, x0, callbacks=[lambda es: None]).fast_path_ == "compiled_loop"
-    assert ES("snes", max_generations=3, bounds=(-5, 5)).fit(sphere, x0).fast_path_ is None
+    # bounds map the candidates inside the program (tests/test_compiled_bounds.py); raising on a
+    # non-finite value needs the host
+    assert ES("snes", max_generations=3, bounds=(-5, 5)).fit(sphere, x0).fast_path_ == "compiled_loop"
+    assert ES("snes", max_generations=3, nonfinite="raise").fit(sphere, x0).fast_path_ is None
     assert ES("snes", max_generations=3).fit(sphere, np.ones(3)).fast_path_ is None  # numpy
     with pytest.raises(InvalidArgumentError, match="compiled_loop"):
         ES("snes", max_generations=3, compiled_loop="yes").fit(sphere, x0)

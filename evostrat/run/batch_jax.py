@@ -68,7 +68,7 @@ def batch_devices(devices: Any) -> list[Any] | None:
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
                 families: Sequence[Hashable] | None = None, initial: Mapping[Hashable, Any] | None = None) -> int:
-    """Run the drivers without restarts that can take the compiled loop
+    """Run the drivers without restarts or bounds that can take the compiled loop
     (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
     compiled chunks, marking them ``fast_path = "batched"``; returns the number of
     compiled programs (``0``: none could, nothing ran).
@@ -87,8 +87,9 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
     sizes: dict[Hashable, int] = {}
     for d, label in zip(drivers, labels):
         if label not in keys:
-            # runs with restarts change population between runs: each runs alone (ES.fit)
-            lone = d.restarts is not None or not compiled_loop_applies(d, objective)
+            # runs with restarts change population between runs, and the lockstep program maps no
+            # bounds: each runs alone (ES.fit, compiled)
+            lone = d.restarts is not None or d.bounds is not None or not compiled_loop_applies(d, objective)
             keys[label] = None if lone else _group_key(d)
         if keys[label] is not None:
             groups.setdefault(keys[label], []).append((d, label))

@@ -19,6 +19,9 @@ and ``a_u = min((u - l) / 2, (1 + |u|) / 20)``,
 with a continuous first derivative, and maps onto the closed box, so the
 optimum may lie on a bound. Infinite bounds leave their side unbounded.
 
+On JAX the compiled driver (:mod:`evostrat.run.compiled`) applies ``T`` inside its
+program, so a bounded run keeps the compiled loop.
+
 Examples
 --------
 >>> import numpy as np

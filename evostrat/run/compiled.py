@@ -6,8 +6,9 @@
   for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
   objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
-- the run has no bounds or behaviour strategies, and the non-finite policy is
-  not ``"raise"`` (restarts run each of their runs in chunks).
+- the run has no behaviour strategies, and the non-finite policy is not
+  ``"raise"`` (restarts run each of their runs in chunks; with bounds the
+  objective sees the candidates mapped into the box inside the program).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -51,7 +52,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends.programs import program_key
+from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, advance_block, check_block, may_stop, summary, watch
@@ -107,7 +108,7 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:
         return False
-    if driver.bounds is not None or es.nonfinite == "raise":
+    if es.nonfinite == "raise":
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) is not False:
         return False  # evaluated on the host (evostrat.run.noise)
@@ -119,7 +120,7 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
-                  batched: bool = False, population: Any = None) -> Callable:
+                  batched: bool = False, population: Any = None, bounds: Any = None) -> Callable:
     """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
     up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops; unbatched,
     ``done`` is ``[generations, non-finite values among their fitness]``.
@@ -127,7 +128,10 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
     while the others go on. ``population``: a ``jax.sharding.Sharding`` of each population
-    ``(popsize, dim)``, which the objective is then evaluated under (several devices)."""
+    ``(popsize, dim)``, which the objective is then evaluated under (several devices).
+    ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds`; the objective then sees the
+    candidates mapped into the box, and the best so far is kept in the box, as the host
+    loop's."""
     import jax
     import jax.numpy as jnp
 
@@ -138,11 +142,12 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         X, state = strategy.ask(run.state)
         if population is not None:  # the population axis split across devices, the state replicated
             X = jax.lax.with_sharding_constraint(X, population)
-        values = objective(X)
+        seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
+        values = objective(seen)
         state = strategy.tell(state, X, -values if rules.maximize else values)
         top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
         better = (top > run.best_f) if rules.maximize else (top < run.best_f)
-        return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, X[i], run.best_x)
+        return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
 
     def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
         state, values, _, best_f, best_x = advance(run)
@@ -243,7 +248,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched, population)
+    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
+    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched, population, box)
     return backend.compile(lockstep if batched else chunk, key=key)
 
 
@@ -276,7 +282,7 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
     """Chunks of ``driver``'s current run until it stops or a restart replaces its runner."""
     runner = driver.runner
     rules, stop_names = run_rules(driver)
-    program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names)
+    program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names, bounds=driver.bounds)
     run = device_run(driver, rules)
     length = 1 if hooks is not None else chunk_length(runner.popsize)
     budget = driver.settings.max_generations if driver.restarts is not None else None  # over all runs
