@@ -62,3 +62,25 @@ def test_equal_bounds_share_a_program_and_other_bounds_do_not() -> None:
 
     assert program((-1.0, 1.0)) is program((-1.0, 1.0))
     assert program((-1.0, 1.0)) is not program((-1.0, 2.0))
+
+
+def test_a_resumed_bounded_run_with_restarts_continues_it_exactly(tmp_path: Any) -> None:
+    """A checkpoint taken in the second run of the schedule: the resumed run makes the same
+    runs, generations and values as the uninterrupted one, bit for bit."""
+    make = lambda: ES("snes", bounds=(-1.0, 1.0), restarts="ipop", tolfun=1e-6, max_evals=2500,  # noqa: E731
+                      sigma0=0.5, random_state=0)
+    path, kept = tmp_path / "run.ckpt", tmp_path / "kept.ckpt"
+
+    def keep(es: ES) -> None:
+        if len(es.restarts_) == 2 and not kept.exists():
+            kept.write_bytes(path.read_bytes())
+
+    def run(es: ES) -> tuple[Any, ...]:
+        rows = [{k: v for k, v in row.items() if k != "time"} for row in es.history_]
+        return rows, es.fun_, np.asarray(es.x_).tobytes(), es.n_evals_, es.stop_reason_, es.restarts_
+
+    full = make().fit(shifted, jnp.zeros(4), checkpoint=path, callbacks=[keep])
+    assert full.fast_path_ == "compiled_loop" and len(full.restarts_) >= 3 and kept.exists()
+    resumed = ES.resume(kept, shifted, checkpoint=False)
+    assert resumed.fast_path_ == "compiled_loop"
+    assert run(resumed) == run(full) == run(make().fit(shifted, jnp.zeros(4)))
