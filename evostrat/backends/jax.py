@@ -142,9 +142,11 @@ class JaxBackend(Backend):
             if x.committed:
                 return x  # already what this returns (immutable: no copy needed)
             return _committer(self.device(x) if device is None else device)(x)  # (jnp.ones(3) and alike)
-        # a weakly typed array (jnp.full(3, 2.0)) becomes a strong one, as every program output is:
-        # a weak input would compile a program a second time when its own outputs come back
-        out = jnp.asarray(x, dtype=dtype if dtype is not None or not getattr(x, "weak_type", False) else x.dtype)
+        if dtype is None and getattr(x, "weak_type", False):
+            # a weakly typed array (jnp.full(3, 2.0)) becomes a strong one, as every program output is:
+            # a weak input would compile a program a second time when its own outputs come back
+            dtype = x.dtype
+        out = jnp.asarray(x, dtype=dtype)
         if device is None and not isinstance(out, jax.core.Tracer):
             device = self.device(out)
         # Commit to a device: jit specialises on committed vs uncommitted inputs, and

@@ -129,11 +129,18 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
         state.stop_reason = reason
 
 
+def _generation_bests(fitness: np.ndarray, maximize: bool) -> np.ndarray:
+    """Each row's best value, as the host's generation gives it (NaN ranks worst)."""
+    ranked = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
+    return ranked.max(axis=1) if maximize else ranked.min(axis=1)
+
+
 def _chunk_best(fitness: np.ndarray, maximize: bool) -> float:
-    """The best generation best of a chunk's rows, as the host's generations give it (NaN ranks worst)."""
-    worst = -math.inf if maximize else math.inf
-    ranked = np.where(np.isnan(fitness), worst, fitness)
-    return float(ranked.max() if maximize else ranked.min()) if ranked.size else worst
+    """The best generation best of a chunk's rows (the worst value when there are none)."""
+    bests = _generation_bests(fitness, maximize)
+    if not bests.size:
+        return -math.inf if maximize else math.inf
+    return float(bests.max() if maximize else bests.min())
 
 
 def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, popsize: int, best: float,
@@ -141,8 +148,7 @@ def _history_rows(fitness: np.ndarray, sigmas: np.ndarray, g0: int, e0: int, pop
     """The ``history_`` rows of a chunk's ``fitness`` (generations ``g0 + 1 ..``), built when read;
     ``columns``: ``(key, value)`` pairs every row ends with (a restart run's ``run`` and ``popsize``)."""
     fitness = np.asarray(fitness, dtype=np.float64)
-    finite = np.where(np.isnan(fitness), -np.inf if maximize else np.inf, fitness)
-    gen_best = finite.max(axis=1) if maximize else finite.min(axis=1)
+    gen_best = _generation_bests(fitness, maximize)
     running = (np.maximum if maximize else np.minimum).accumulate(np.concatenate([[best], gen_best]))[1:]
     if np.isfinite(fitness).all():
         medians = np.median(fitness, axis=1)

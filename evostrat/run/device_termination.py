@@ -119,27 +119,22 @@ _FRESH = {"recent": [], "hist_best": [], "hist_median": [], "run_best": math.inf
           "flat_generations": 0}
 
 
-def progress_for_device(rules: Rules, values: dict[str, Any], dtype: Any, device: Any = None) -> Progress:
-    """:func:`progress_from_host` on ``device`` (committed there when given, as a chunk's outputs
-    are, so a run's first chunk call and the later ones share one compiled program); before the
-    first generation, device arrays made once per rules, dtype and device."""
+def progress_for_device(rules: Rules, values: dict[str, Any], dtype: Any, device: Any) -> Progress:
+    """:func:`progress_from_host` committed to ``device``, as a chunk's outputs are (so a run's
+    first chunk call and the later ones share one compiled program); before the first
+    generation, device arrays made once per rules, dtype and device."""
     if values == _FRESH:
         return _fresh_progress(rules, str(dtype), device)
-    progress = progress_from_host(rules, values, dtype)
-    if device is None:
-        return progress
     import jax
 
-    return jax.device_put(progress, device)
+    return jax.device_put(progress_from_host(rules, values, dtype), device)
 
 
 @lru_cache(maxsize=32)
-def _fresh_progress(rules: Rules, dtype: str, device: Any = None) -> Progress:
+def _fresh_progress(rules: Rules, dtype: str, device: Any) -> Progress:
     import jax
-    import jax.numpy as jnp
 
-    initial = initial_progress(rules, dtype)
-    return Progress(*(jnp.asarray(v) for v in initial)) if device is None else jax.device_put(initial, device)
+    return jax.device_put(initial_progress(rules, dtype), device)
 
 
 @lru_cache(maxsize=64)
@@ -147,10 +142,8 @@ def device_constant(value: float, dtype: str, device: Any = None) -> Any:
     """``value`` as a 0-d JAX array of ``dtype``, made once (JAX arrays are immutable); committed
     to ``device`` when given."""
     import jax
-    import jax.numpy as jnp
 
-    host = np.asarray(value, dtype)
-    return jnp.asarray(host) if device is None else jax.device_put(host, device)
+    return jax.device_put(np.asarray(value, dtype), device)
 
 
 def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, Any]:
