@@ -79,3 +79,37 @@ def test_jax_keys_and_points():
     a = SNES().init(jax.numpy.ones(3), random_state=1)
     b = SNES().init(jax.numpy.ones(3), random_state=1)
     assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(a, b))
+
+
+def test_jax_program_input_leaves_an_unplaced_x0_to_the_state_program(monkeypatch):
+    """``Strategy.init`` with the run's own key passes an uncommitted ``x0`` to the state program
+    as it is (no committing dispatch); the state still comes out committed, equal to the state of
+    a committed ``x0``, and a weakly typed, wrongly typed or user-keyed ``x0`` is converted."""
+    jax = pytest.importorskip("jax")
+    from evostrat.backends import get_backend
+    from evostrat.strategies.cma_es import CMAES
+
+    be = get_backend("jax")
+    x = jax.numpy.arange(3.0)
+    assert be.program_input(x) is x and not x.committed
+    weak = jax.numpy.full(3, 2.0)
+    assert weak.weak_type and not be.program_input(weak).weak_type and be.program_input(weak).committed
+    assert be.program_input(x, dtype=np.float16).dtype == np.float16
+    assert get_backend("numpy").program_input([1, 2]).dtype == np.int64  # elsewhere: asarray
+    placed = jax.device_put(jax.numpy.arange(3.0), jax.devices()[0])
+    for strategy in (SNES(), CMAES()):
+        lazy, eager = strategy.init(x, random_state=3), strategy.init(placed, random_state=3)
+        assert all(leaf.committed for leaf in jax.tree_util.tree_leaves(lazy))
+        assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(lazy, eager))
+    import evostrat.backends.jax as jax_backend
+
+    def no_commit(device):
+        raise AssertionError("x0 was committed before the state program")
+
+    monkeypatch.setattr(jax_backend, "_committer", no_commit)
+    SNES().init(jax.numpy.arange(3.0), random_state=4)
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        SNES().init(jax.numpy.array([1.0, float("nan")]), random_state=0)
+    monkeypatch.undo()
+    keyed = SNES().init(x, key=jax.numpy.zeros(2, jax.numpy.uint32))  # a user's key: x0 converted as before
+    assert keyed.mean.committed

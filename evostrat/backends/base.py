@@ -65,6 +65,16 @@ class Backend:
         """Convert ``x`` (array-like, possibly of another backend) to this backend."""
         raise NotImplementedError
 
+    def program_input(self, x: Any, dtype: Any = None) -> Array:
+        """:meth:`asarray` for an array that only feeds a compiled program together with inputs
+        already placed on a device (a random key): the program's inputs place the outputs.
+
+        Where arrays carry a placement (JAX's committed arrays), an array of this backend
+        and ``dtype`` that is not yet placed is returned as it is, saving a dispatch;
+        elsewhere this is :meth:`asarray`.
+        """
+        return self.asarray(x, dtype=dtype)
+
     def to_numpy(self, x: Array) -> np.ndarray:
         """``x`` as a host numpy array."""
         return np.asarray(x)

@@ -29,12 +29,14 @@ __all__ = ["as_search_point", "check_population_size", "draw_point", "resolve_ba
 
 
 def as_search_point(
-    x0: Any, backend: Backend, dtype: Any = None, device: Any = None
+    x0: Any, backend: Backend, dtype: Any = None, device: Any = None, *, program_input: bool = False
 ) -> Array:
     """Validate ``x0`` and convert it to a 1-D floating array of ``backend``.
 
     ``dtype`` (a name or a dtype of any library) is float32 or float64; by default
     ``x0``'s own (see :meth:`~evostrat.backends.base.Backend.float_dtype`).
+    ``program_input``: the point only feeds a compiled program with a placed key, so it is
+    converted with :meth:`~evostrat.backends.base.Backend.program_input` (no device given).
 
     Raises
     ------
@@ -44,8 +46,9 @@ def as_search_point(
     InvalidArgumentError
         For a shape other than ``(dim,)`` with ``dim >= 1``, or non-finite values.
     """
+    lazy = program_input and device is None
     try:
-        x = backend.asarray(x0, device=device)
+        x = backend.program_input(x0) if lazy else backend.asarray(x0, device=device)
     except (TypeError, ValueError) as err:
         raise InvalidTypeError(
             f"x0 must be a 1-D array of real numbers, got {type(x0).__name__}: {err}"
@@ -55,7 +58,7 @@ def as_search_point(
         if backend.dtype_name(dtype) not in FLOAT_DTYPES:
             raise InvalidTypeError(f"dtype must be None or one of {FLOAT_DTYPES}, got {dtype!r}")
         own = backend.dtype_from_name(backend.dtype_name(dtype))
-    x = backend.asarray(x, dtype=own)
+    x = backend.program_input(x, dtype=own) if lazy else backend.asarray(x, dtype=own)
     if x.ndim != 1 or x.shape[0] < 1:
         raise InvalidArgumentError(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"

@@ -186,7 +186,8 @@ class Strategy(Params):
             Override the floating dtype and (torch/JAX) device of the state.
         """
         be = resolve_backend(x0, backend)
-        x = as_search_point(x0, be, dtype=dtype, device=device)
+        # with the run's own (placed) key, x0 may stay unplaced: the state program places its outputs
+        x = as_search_point(x0, be, dtype=dtype, device=device, program_input=key is None and be.traceable)
         self.validate_params()
         self.resolved_popsize(x.shape[0])
         state, name = self._build_state(x, be.key(random_state) if key is None else key, be)
@@ -208,7 +209,7 @@ class Strategy(Params):
         signature = (tuple(x0.shape), backend.dtype_name(x0.dtype), str(backend.device(x0)))
         name = program_key(self.initial_state, *signature)
         if name[0] is not type(self) or name in _UNTRACEABLE_INIT:  # not keyed by hyper-parameters
-            return self.initial_state(x0, key, backend), None
+            return self.initial_state(backend.asarray(x0), key, backend), None  # placed (program_input)
         program = backend.compile(lambda x, k: self.initial_state(x, k, backend), key=name)
         try:
             return program(x0, key), name
@@ -216,7 +217,7 @@ class Strategy(Params):
             raise
         except Exception:  # noqa: BLE001 - host-side logic in initial_state: run it eagerly
             _UNTRACEABLE_INIT.add(name)
-            return self.initial_state(x0, key, backend), None
+            return self.initial_state(backend.asarray(x0), key, backend), None
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> Any:
         """The state around the validated mean ``x0`` (required; see the class docstring)."""

@@ -329,9 +329,11 @@ class CMABase(Strategy):
         noeffectaxis = false
         if self.noeffectaxis:
             n = mean.shape[0]
-            pick = xp.arange(n, device=_device(mean)) == (state.generation % n)
-            scaled = xp.where(pick, D, 0.0)
-            axis = scaled if B is None else B @ scaled
+            i = state.generation % n
+            if B is None:  # the axis is the coordinate i
+                axis = xp.where(xp.arange(n, device=_device(mean)) == i, D, 0.0)
+            else:  # column i of B scaled: B @ (D e_i) without the product, as the numpy kernel's
+                axis = B[:, i] * D[i]
             noeffectaxis = xp.all(mean == mean + 0.1 * sigma * axis)
         noeffectcoord = xp.any(mean == mean + 0.2 * std) if self.noeffectcoord else false
         upsigma = false
