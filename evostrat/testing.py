@@ -41,8 +41,10 @@ CHECKS: dict[str, str] = {
               "and a clone type(s)(**s.get_params()) behaves like the original",
     "capabilities": "needs_behaviours is a bool, min_popsize <= the resolved popsize, "
                     "termination_defaults holds only valid tolfunhist/tolstagnation/tolflatfitness "
-                    "values, stop(state) maps names to bools, evolvability(state) is 0-d, and "
-                    "population_seed(state) is None or rebuilds exactly the population ask returns",
+                    "values, stop(state) maps names to bools, evolvability(state) is 0-d, "
+                    "population_seed(state) is None or rebuilds exactly the population ask returns, "
+                    "and ask, tell, stop and sigma of a clone with other values of initial_only_params "
+                    "give the same results on the same state",
     "contract": "init(x0, random_state=...) returns a NamedTuple state with the fields mean and key "
                 "(and sigma unless sigma(state) is overridden); mean(state) is a (dim,) array and "
                 "sigma(state) a positive finite 0-d array, on x0's backend, dtype and device",
@@ -193,6 +195,26 @@ def _check_capabilities(s: Any, state: Any, X: Any, be: Backend, label: str) -> 
         rows = seed.rows(0, popsize)
         _require(np.allclose(rows, _host(X, be), rtol=1e-6, atol=1e-12), "capabilities", label,
                  "population_seed(state).rows(0, popsize) differs from ask(state)'s population")
+    _check_initial_only(s, state, be, label)
+
+
+def _check_initial_only(s: Any, state: Any, be: Backend, label: str) -> None:
+    """Each of ``initial_only_params`` (numbers: doubled) changes nothing but ``initial_state``."""
+    def outputs(strategy: Any) -> list[np.ndarray]:
+        X, asked = strategy.ask(state)
+        told = strategy.tell(asked, X, sphere_values(X, strategy.needs_behaviours))
+        return ([_host(X, be), _host(strategy.sigma(told), be)] + list(state_to_numpy(told, be).values())
+                + [np.asarray(bool(v)) for v in strategy.stop(told).values()])
+
+    params = s.get_params(deep=False)
+    for name in sorted(s.initial_only_params):
+        _require(name in params, "capabilities", label, f"initial_only_params names {name!r}, not a hyper-parameter")
+        try:
+            other = type(s)(**{**params, name: np.asarray(params[name], dtype=np.float64) * 2.0})
+        except (TypeError, ValueError, EvostratError):  # not a number: nothing to compare
+            continue
+        same = all(np.array_equal(a, b) for a, b in zip(outputs(s), outputs(other)))
+        _require(same, "capabilities", label, f"ask/tell/stop/sigma read the initial-only {name!r}")
 
 
 def _check_backend(s: Any, be: Backend, dtype: Any, host_x0: np.ndarray, seed: int,

@@ -50,15 +50,23 @@ def program_key(fn: Callable, *extra: Hashable) -> Hashable:
     its class, method name and hyper-parameters (its result must depend on
     nothing else, as the built-in strategies' do), any other function by
     itself; ``extra`` (the input signature: dimension, dtype) is appended.
+    The hyper-parameters the owner lists in ``initial_only_params`` key only
+    its ``initial_state``.
 
     >>> from evostrat.strategies.snes import SNES
     >>> program_key(SNES().ask, 3) == program_key(SNES().ask, 3) != program_key(SNES(popsize=8).ask, 3)
+    True
+    >>> program_key(SNES(sigma0=2.0).tell, 3) == program_key(SNES().tell, 3)  # sigma0: the state's
     True
     """
     owner = getattr(fn, "__self__", None)
     if owner is not None and hasattr(owner, "get_params"):
         try:
-            return (type(owner), fn.__name__, frozen(owner.get_params(deep=False))) + extra
+            params = owner.get_params(deep=False)
+            initial_only = getattr(owner, "initial_only_params", ())
+            if initial_only and fn.__name__ != "initial_state":
+                params = {k: v for k, v in params.items() if k not in initial_only}
+            return (type(owner), fn.__name__, frozen(params)) + extra
         except TypeError:
             pass
     return (fn,) + extra

@@ -100,8 +100,8 @@ class Strategy(Params):
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
 
     **Optional**, with defaults here so that callers never test for them: the class
-    attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize`` and
-    ``fusable_methods``, and
+    attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize``,
+    ``fusable_methods`` and ``initial_only_params``, and
     :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
     evaluation) and :meth:`evolvability`. :meth:`init` checks the state once
     (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
@@ -122,6 +122,13 @@ class Strategy(Params):
     #: the torch backend may fuse with ``torch.compile`` (:mod:`evostrat.backends.torch_fused`).
     #: A subclass that overrides one of them drops it unless it lists it again.
     fusable_methods: ClassVar[frozenset[str]] = frozenset()
+    #: Hyper-parameters that only :meth:`initial_state` reads (the built-ins: ``sigma0``, whose
+    #: value lives in the state from then on). The compiled ``ask``, ``tell``, ``stop``,
+    #: ``sigma`` and driver chunks are shared across their values (:func:`~evostrat.backends.programs.program_key`),
+    #: so a run with another ``sigma0`` compiles only its small initial-state program. A
+    #: subclass whose other methods read one of them must leave it out (``evostrat.testing``'s
+    #: ``capabilities`` check compares those methods across values).
+    initial_only_params: ClassVar[frozenset[str]] = frozenset()
 
     class State(NamedTuple):
         mean: Array

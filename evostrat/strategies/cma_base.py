@@ -120,6 +120,8 @@ class CMABase(Strategy):
         coordinate) no longer change the mean in floating point.
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     parameter_constraints = {
         **{flag: [bool, np.bool_] for flag in ("active", "noeffectaxis", "noeffectcoord")},
         **{tol: [Interval(Real, 0, None, closed="neither"), None]

@@ -92,6 +92,8 @@ def kernel_matrix(Z: Array, h: float) -> Array:
 class _EvolvabilityES(MirroredPopsize, Strategy):
     """Shared machinery of MaxVar and MaxEnt (see the module docstring)."""
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     needs_behaviours = True
     State = EvolvabilityState
     parameter_constraints = {

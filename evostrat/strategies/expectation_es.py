@@ -98,6 +98,8 @@ class ExpectationES(MirroredPopsize, Strategy):
         Further keyword arguments of the family (``{"df": 3}`` for ``student_t``).
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = ExpectationESState
     parameter_constraints = {
         "statistic": [callable, None],

@@ -75,6 +75,8 @@ class LMMAES(Strategy):
         Step-size path rate ``c_s``; default ``min(2 lambda / n, 1)``.
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = LMMAESState
     parameter_constraints = {
         "memory": [Interval(Integral, 1, None, closed="left"), None],

@@ -111,6 +111,8 @@ class NES(Strategy):
         ``len(X) * expectation(utilities, X, p)``; needs torch or JAX (autodiff).
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = NESState
     parameter_constraints = {
         "distribution": [str, type],

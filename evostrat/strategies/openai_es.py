@@ -73,6 +73,8 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         A name of :data:`~evostrat.strategies.shaping.SHAPINGS`; default ``"centered_ranks"``.
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = OpenAIESState
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})

@@ -138,6 +138,8 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         (see the module docstring).
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = PGPEState
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})

@@ -65,6 +65,8 @@ class SNES(GaussianAsk, Strategy):
     here a class attribute, ``"nes_utilities"``: a subclass may choose another.
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = SNESState
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})

@@ -135,6 +135,8 @@ class VkDCMA(Strategy):
         ``min(n - 1, K_MAX_CAP)`` (100). With an integer ``k`` it is ``k`` (leave it ``None``).
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = VkDCMAState
     min_popsize = 4
     parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],

@@ -110,6 +110,8 @@ class XNES(Strategy):
     all-zero utilities and therefore no change at all.
     """
 
+    initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
+
     State = XNESState
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
