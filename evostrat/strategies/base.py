@@ -124,10 +124,11 @@ class Strategy(Params):
     fusable_methods: ClassVar[frozenset[str]] = frozenset()
     #: Hyper-parameters that only :meth:`initial_state` reads (the built-ins: ``sigma0``, whose
     #: value lives in the state from then on). The compiled ``ask``, ``tell``, ``stop``,
-    #: ``sigma`` and driver chunks are shared across their values (:func:`~evostrat.backends.programs.program_key`),
-    #: so a run with another ``sigma0`` compiles only its small initial-state program. A
-    #: subclass whose other methods read one of them must leave it out (``evostrat.testing``'s
-    #: ``capabilities`` check compares those methods across values).
+    #: ``sigma`` and driver chunks are shared across their values
+    #: (:func:`~evostrat.backends.programs.program_key`), so a run with another ``sigma0``
+    #: compiles only its small initial-state program. A subclass whose other methods read one
+    #: of them must leave it out (``evostrat.testing``'s ``capabilities`` check compares those
+    #: methods across values).
     initial_only_params: ClassVar[frozenset[str]] = frozenset()
 
     class State(NamedTuple):
