@@ -151,3 +151,26 @@ def test_a_run_over_several_chunks_compiles_its_chunk_once(x0) -> None:
     assert es.fast_path_ == "compiled_loop" and es.n_generations_ == 1100  # chunks of 512: three
     assert long == short >= 1
     assert compiles(1100, objective, callbacks=[lambda e: None])[0] == 0  # a generation a chunk, same program
+
+
+@pytest.mark.parametrize("name", ["snes", "cma_es"])
+def test_a_fit_with_another_sigma0_compiles_only_its_initial_state(name) -> None:
+    """``sigma0`` is read by ``initial_state`` alone (``initial_only_params``), so a fit that
+    changes only ``sigma0`` reuses the chunk (and ask/tell) programs: it compiles one program,
+    the initial state, where another ``lr``-like hyper-parameter compiles the chunk again."""
+
+    def objective(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    def compiles(**kwargs):
+        before = len(_COMPILES)
+        es = ES(name, max_generations=30, random_state=0, **kwargs).fit(objective, jnp.ones(4))
+        assert es.fast_path_ == "compiled_loop"
+        return len(_COMPILES) - before, es
+
+    compiles(sigma0=1.0)
+    n, es = compiles(sigma0=0.25)
+    assert n == 1
+    assert np.isclose(float(es.history_[0]["sigma"]), 0.25, rtol=0.5)  # the run started from its own sigma0
+    options = {"lr_sigma": 0.05} if name == "snes" else {"active": False}
+    assert compiles(sigma0=1.0, strategy_options=options)[0] >= 2  # the initial state and the chunk
