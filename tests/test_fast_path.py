@@ -174,3 +174,27 @@ def test_a_fit_with_another_sigma0_compiles_only_its_initial_state(name) -> None
     assert np.isclose(float(es.history_[0]["sigma"]), 0.25, rtol=0.5)  # the run started from its own sigma0
     options = {"lr_sigma": 0.05} if name == "snes" else {"active": False}
     assert compiles(sigma0=1.0, strategy_options=options)[0] >= 2  # the initial state and the chunk
+
+
+def test_stop_names_are_read_without_running_stop_and_keep_its_order() -> None:
+    """The compiled driver reads the names of ``strategy.stop(state)`` by tracing it abstractly
+    (no program compiled per population size), in the strategy's own order (its stop codes
+    index it), and calls ``stop`` when it does not trace."""
+    from evostrat.run.chunk_host import _stop_names
+    from evostrat.strategies.cma_es import CMAES
+    from evostrat.strategies.snes import SNES
+
+    s = CMAES(popsize=9)
+    state = s.init(jnp.ones(3), random_state=0)
+    before = len(_COMPILES)
+    names = _stop_names(s, state)
+    assert len(_COMPILES) == before
+    assert names == tuple(s.stop(state)) == ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma",
+                                             "tolfacupx")
+
+    class HostStop(SNES):
+        def stop(self, state):  # reads a device value on the host: does not trace
+            return {"z_late": bool(float(state.sigma.max()) < 0.0), "a_early": False}
+
+    h = HostStop()
+    assert _stop_names(h, h.init(jnp.ones(3), random_state=0)) == ("z_late", "a_early")
