@@ -200,11 +200,11 @@ def _check_capabilities(s: Any, state: Any, X: Any, be: Backend, label: str) -> 
 
 def _check_initial_only(s: Any, state: Any, be: Backend, label: str) -> None:
     """Each of ``initial_only_params`` (numbers: doubled) changes nothing but ``initial_state``."""
-    def outputs(strategy: Any) -> list[np.ndarray]:
+    def outputs(strategy: Any) -> dict[str, np.ndarray]:  # a generation's population, state and read-outs
         X, asked = strategy.ask(state)
         told = strategy.tell(asked, X, sphere_values(X, strategy.needs_behaviours))
-        return ([_host(X, be), _host(strategy.sigma(told), be)] + list(state_to_numpy(told, be).values())
-                + [np.asarray(bool(v)) for v in strategy.stop(told).values()])
+        stops = {f"stop {k}": np.asarray(bool(v)) for k, v in strategy.stop(told).items()}
+        return {"X": _host(X, be), "sigma": _host(strategy.sigma(told), be), **state_to_numpy(told, be), **stops}
 
     params = s.get_params(deep=False)
     for name in sorted(s.initial_only_params):
@@ -213,8 +213,8 @@ def _check_initial_only(s: Any, state: Any, be: Backend, label: str) -> None:
             other = type(s)(**{**params, name: np.asarray(params[name], dtype=np.float64) * 2.0})
         except (TypeError, ValueError, EvostratError):  # not a number: nothing to compare
             continue
-        same = all(np.array_equal(a, b) for a, b in zip(outputs(s), outputs(other)))
-        _require(same, "capabilities", label, f"ask/tell/stop/sigma read the initial-only {name!r}")
+        _require(_same(outputs(s), outputs(other)), "capabilities", label,
+                 f"ask/tell/stop/sigma read the initial-only {name!r}")
 
 
 def _check_backend(s: Any, be: Backend, dtype: Any, host_x0: np.ndarray, seed: int,

@@ -142,6 +142,18 @@ class Forgetful(Greedy):
         return state._replace(mean=X[0], sigma=state.sigma * self.factor)
 
 
+class ResetsToSigma0(Greedy):
+    initial_only_params = frozenset({"sigma0"})  # declared, but tell reads it
+
+    def tell(self, state, X, fitness):
+        new = super().tell(state, X, fitness)
+        return new._replace(sigma=new.sigma * 0 + float(self.sigma0))
+
+
+class UnknownInitialOnly(Greedy):
+    initial_only_params = frozenset({"sigma_zero"})
+
+
 def test_the_conforming_example_passes_every_check() -> None:
     assert check_strategy(Greedy, backends=["numpy"]) == [c for c in CHECKS if c != "cross_backend"]
 
@@ -155,6 +167,8 @@ def test_the_conforming_example_passes_every_check() -> None:
     (IgnoresSeed, "seed", "random_state=0 and 1 ask the same population"),
     (Stuck, "progress", "the best mean's value after 300 generations is 4.56 \\(from 4.56\\)"),
     (Forgetful, "params", "AttributeError"),
+    (ResetsToSigma0, "capabilities", "ask/tell/stop/sigma read the initial-only 'sigma0'"),
+    (UnknownInitialOnly, "capabilities", "initial_only_params names 'sigma_zero', not a hyper-parameter"),
 ])
 def test_a_broken_strategy_fails_naming_the_check(strategy: type, check: str, detail: str) -> None:
     with pytest.raises(ConformanceError, match=f"fails check '{check}': {detail}") as info:
