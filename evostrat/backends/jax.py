@@ -115,6 +115,13 @@ _FLOAT32 = np.dtype(np.float32)
 _COMMITTERS: dict[Any, Callable[[Array], Array]] = {}
 
 
+def _as_is(x: Any, dtype: Any) -> bool:
+    """Whether ``x`` needs no conversion to ``dtype`` (``None``: its own): a concrete, strongly
+    typed JAX array of that dtype (a weak one would compile a program twice: see ``asarray``)."""
+    return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and not x.weak_type
+            and (dtype is None or x.dtype == dtype))
+
+
 def _committer(device: Any) -> Callable[[Array], Array]:
     """``x -> x`` committed to ``device``: a compiled identity (~4 us a call against
     ``jax.device_put``'s ~15 us), one per device."""
@@ -137,8 +144,7 @@ class JaxBackend(Backend):
     def asarray(self, x: Any, dtype: Any = None, device: Any = None) -> Array:
         if hasattr(x, "detach"):  # torch tensor
             x = x.detach().cpu().numpy()
-        elif (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and not x.weak_type
-              and (dtype is None or x.dtype == dtype) and (device is None or device in x.devices())):
+        elif _as_is(x, dtype) and (device is None or device in x.devices()):
             if x.committed:
                 return x  # already what this returns (immutable: no copy needed)
             return _committer(self.device(x) if device is None else device)(x)  # (jnp.ones(3) and alike)
@@ -158,10 +164,7 @@ class JaxBackend(Backend):
         # an uncommitted array of the wanted dtype as it is: a program that also takes a committed
         # input (the run's key) commits its outputs to that device, so the committing dispatch of
         # asarray (~5 us, ~100 us with cold caches right after a compiled chunk) is not needed
-        if (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and not x.committed
-                and not x.weak_type and (dtype is None or x.dtype == dtype)):
-            return x
-        return self.asarray(x, dtype=dtype)
+        return x if _as_is(x, dtype) else self.asarray(x, dtype=dtype)
 
     def device(self, x: Array) -> Any:
         try:
