@@ -17,6 +17,12 @@ in the pytest benchmark); without arguments, CMA-ES d = 10 and SNES d = 100. The
 against the functional core): a fresh run per round, ``G`` generations each timed, the two
 alternating round by round; it prints the ratio of the per-generation medians (pytest-benchmark's
 statistic; target 1.1x) and of the whole rounds, which include one read of ``history_``.
+
+With ``FLOOR=1`` each JAX case also times, in the same rotation, the fit's compiled chunk called
+alone on a fit's first inputs (``chunk``) and the least a fit on this driver must do
+(``floor``): the strategy's ``init`` from ``x0``, that chunk, and the host copies of the outputs
+the driver reads. ``fit / floor`` is then the share of the estimator's own host work (setting up
+the run, its criteria and its record), ``floor / scan`` what no host-side change can remove.
 """
 
 from __future__ import annotations
@@ -45,13 +51,49 @@ def build(name: str, dim: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return scan_round(jax, name, dim, objective), fit_round(jax, name, dim, objective)
 
 
+def floor_rounds(name: str, dim: int) -> dict[str, Callable[[], Any]]:
+    """``chunk`` and ``floor`` of the ``FLOOR=1`` mode (see the module docstring), both compiled."""
+    import jax
+    import numpy as np
+    from test_run_overhead import G
+
+    from evostrat import ES
+    from evostrat.problems import rosenbrock, sphere
+    from evostrat.run.chunk_host import chunk_length, device_run, run_rules
+    from evostrat.run.compiled import chunk_program
+    from evostrat.run.device_termination import device_constant
+
+    objective = rosenbrock if name == "cma_es" else sphere
+    x0 = jax.numpy.ones(dim)
+    driver = ES(name, max_generations=G, random_state=0).initialize(x0).run_
+    runner = driver.runner
+    rules, stop_names = run_rules(driver)
+    program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names)
+    first, limit = device_run(driver, rules), device_constant(chunk_length(runner.popsize), "int32")
+
+    def chunk() -> Any:
+        return jax.block_until_ready(program(first, limit))
+
+    def floor() -> Any:
+        state = runner.strategy.init(x0, random_state=0)
+        run, fitness, sigmas, done = program(first._replace(state=state), limit)
+        out = [np.asarray(v) for v in (run.best_f, run.code, fitness, sigmas, done)]
+        assert int(out[-1][0]) == G  # the whole budget in the one chunk, as the fit's
+        return jax.block_until_ready(run.state)
+
+    chunk(), floor()  # compiled
+    return {"chunk": chunk, "floor": floor}
+
+
 def measure(name: str, dim: int, rounds: int) -> None:
     from test_run_overhead import G
 
     scan, fit = build(name, dim)
-    times: dict[str, list[tuple[float, float]]] = {"scan": [], "fit": []}
+    extra = floor_rounds(name, dim) if os.environ.get("FLOOR") == "1" else {}
+    times: dict[str, list[tuple[float, float]]] = {"scan": [], "fit": [], **{k: [] for k in extra}}
     for r in range(rounds):
         order = [("scan", scan), ("fit", fit)] if r % 2 == 0 else [("fit", fit), ("scan", scan)]
+        order += list(extra.items())[:: 1 if r % 2 == 0 else -1]
         for label, f in order:
             c, w = time.process_time(), time.perf_counter()
             f()
@@ -64,6 +106,10 @@ def measure(name: str, dim: int, rounds: int) -> None:
     print(f"{name} d={dim} G={G}: scan {statistics.median(cpu['scan']) * 1e3:.1f} ms, fit "
           f"{statistics.median(cpu['fit']) * 1e3:.1f} ms (CPU medians); ratio of medians {med:.3f}, "
           f"of minimums {mins:.3f}, of wall medians {wmed:.3f}", flush=True)
+    for label in extra:
+        print(f"  {label}: {statistics.median(cpu[label]) * 1e3:.2f} ms, / scan: medians "
+              f"{statistics.median(cpu[label]) / statistics.median(cpu['scan']):.3f}, minimums "
+              f"{min(cpu[label]) / min(cpu['scan']):.3f}", flush=True)
 
 
 def measure_numpy(rounds: int) -> None:
