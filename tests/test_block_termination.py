@@ -18,7 +18,8 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from evostrat.run.block_termination import advance_block, check_block, may_stop, watch  # noqa: E402
+from evostrat.run.block_termination import (advance_block, block_progress, check_block, may_stop,  # noqa: E402
+                                             watch)
 from evostrat.run.device_termination import (REASONS, Rules, check, initial_progress,  # noqa: E402
                                              stagnation_holds)
 from evostrat.run.termination import Termination  # noqa: E402
@@ -89,6 +90,13 @@ def _may_stop(rules: Rules, w: Any, values: Any, best: Any, g: Any, sigma: Any) 
 
 _check_block = jax.jit(check_block, static_argnums=0)
 _advance_block = jax.jit(advance_block, static_argnums=0)
+_block_progress = jax.jit(block_progress, static_argnums=0)
+
+
+def _assert_same(got: Any, want: Any) -> None:
+    assert (int(got[1]), int(got[2])) == (int(want[1]), int(want[2]))
+    for name, value in want[0]._asdict().items():
+        np.testing.assert_array_equal(np.asarray(getattr(got[0], name)), np.asarray(value), err_msg=name)
 
 
 def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) -> tuple[int, int, Any]:
@@ -115,11 +123,10 @@ def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) 
                 want = (p, m, code) if last_code == 0 else _check_block(
                     rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start, start * POP,
                     best, last_code)
-                got = _advance_block(rules, before, jnp.asarray(rows), end - start, start, last_code)
-                assert (int(got[1]), int(got[2])) == (int(want[1]), int(want[2]))
-                for name, value in want[0]._asdict().items():
-                    np.testing.assert_array_equal(np.asarray(getattr(got[0], name)), np.asarray(value),
-                                                  err_msg=name)
+                _assert_same(_advance_block(rules, before, jnp.asarray(rows), end - start, start, last_code), want)
+        # the chunk's call: check_block's answer where may_stop held, advance_block's otherwise
+        _assert_same(_block_progress(rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
+                                     start * POP, best, 0, maybe), (p, m, code))
         if int(code):
             assert int(m) == end - start  # the first stop is the block's last generation
             return end, int(code), p

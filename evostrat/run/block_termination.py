@@ -12,6 +12,7 @@ criterion holds is then the block's last, so the run stops where the generation 
 generation check stops it, and no generation runs twice. After a block where
 :func:`may_stop` never held, no criterion holds in it: :func:`advance_block` then only
 advances the progress by its rows (the same numbers, without the criteria's windows).
+The chunk calls :func:`block_progress`, which picks one of the two.
 
 Examples
 --------
@@ -33,7 +34,7 @@ from typing import Any, NamedTuple
 from evostrat.backends.trees import replace
 from evostrat.run.device_termination import REASONS, Progress, Rules, stagnation_holds, stagnation_window
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "advance_block"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "advance_block", "block_progress"]
 
 
 class Watch(NamedTuple):
@@ -135,10 +136,34 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     are those of :func:`~evostrat.run.device_termination.check` generation by generation (its
     windows are cumulative maxima, minima and counts over the rows: the same numbers).
     """
+    r = _block_rows(rules, p, values, ran, generation)
+    m, code = _block_code(rules, p, r, values, sigmas, ran, n_evals, best, last_code)
+    return _progress_after(rules, p, r, m), m, code
+
+
+def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
+                   best: Any, last_code: Any, maybe: Any) -> tuple[Progress, Any, Any]:
+    """:func:`check_block` where ``maybe`` holds (a ``lax.cond``), else :func:`advance_block`.
+
+    The block's per-row numbers and the progress after its first ``m`` rows are computed once,
+    outside the ``cond``: both answers need them, and a copy in each branch compiled them twice
+    (CMA-ES d = 10's chunk: 225 -> 202 fusions, 6 -> 5 sorts, XLA compile 2.83 -> 2.75 s).
+    """
     import jax
     import jax.numpy as jnp
 
     r = _block_rows(rules, p, values, ran, generation)
+    m, code = jax.lax.cond(maybe, lambda c: _block_code(rules, p, r, values, sigmas, ran, n_evals, best, c),
+                           lambda c: (jnp.asarray(ran, jnp.int32), jnp.asarray(c, jnp.int32)), last_code)
+    return _progress_after(rules, p, r, m), m, code
+
+
+def _block_code(rules: Rules, p: Progress, r: "_Rows", values: Any, sigmas: Any, ran: Any, n_evals: Any,
+                best: Any, last_code: Any) -> tuple[Any, Any]:
+    """``(m, code)`` of :func:`check_block` from the block's rows ``r``."""
+    import jax
+    import jax.numpy as jnp
+
     size, popsize = values.shape
     rows, live, g, window = r.rows, r.live, r.g, rules.window
     # the window of generation bests after each row: append numbers >= n_recent - window, from the
@@ -189,7 +214,7 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     stops = live & (code != 0)
     stopped = jnp.any(stops)
     m = jnp.where(stopped, jnp.argmax(stops) + 1, ran).astype(jnp.int32)
-    return _progress_after(rules, p, r, m), m, jnp.where(stopped, code[jnp.maximum(m - 1, 0)], 0).astype(jnp.int32)
+    return m, jnp.where(stopped, code[jnp.maximum(m - 1, 0)], 0).astype(jnp.int32)
 
 
 def advance_block(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any,

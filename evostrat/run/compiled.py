@@ -55,7 +55,7 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
-from evostrat.run.block_termination import Watch, advance_block, check_block, may_stop, summary, watch
+from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
 from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 
@@ -159,11 +159,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
         return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
 
-    def stagnation(run: DeviceRun) -> DeviceRun:
-        """The generation's stop code with the stagnation median test (it ranks first)."""
-        holds = stagnation_holds(rules, run.progress, run.generation)
-        return replace(run, code=jnp.where(holds & ((run.code == 0) | (run.code > STAGNATION)), STAGNATION,
-                                           run.code))
+    def stagnation(runs: DeviceRun, due: Any) -> DeviceRun:
+        """The runs' stop codes with the stagnation median test of those whose test is ``due``
+        (it ranks first). Only the test's answers cross the ``cond``: returning the runs from it
+        copied every run's state through the branch not taken."""
+        holds = jax.lax.cond(jnp.any(due), lambda: jax.vmap(lambda p, g: stagnation_holds(rules, p, g))(
+            runs.progress, runs.generation), lambda: jnp.zeros(due.shape, bool))
+        stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
+        return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
 
     def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
         # a generation of the chunk without the run's criteria: they are checked for a block of
@@ -205,11 +208,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             rows = jax.lax.dynamic_slice_in_dim(record, start, size)
             # the criteria only after a generation where one may hold (the block then ends there);
             # otherwise none holds in the block and its rows only advance the progress
-            progress, _, code = jax.lax.cond(
-                maybe, lambda p, v, c: check_block(rules, p, v[:, :-1], v[:, -1], k - start, run.generation,
-                                                   run.n_evals, run.best_f, c),
-                lambda p, v, c: advance_block(rules, p, v[:, :-1], k - start, run.generation, c),
-                run.progress, rows, new.code)
+            progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
+                                               run.generation, run.n_evals, run.best_f, new.code, maybe)
             return replace(new, progress=progress, code=code), record, k
 
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
@@ -233,8 +233,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             active = runs.code == 0
             new, values, sigma, due = step(runs)
             if rules.tolstagnation is not None:  # the median test of the runs whose test is due
-                new = jax.lax.cond(jnp.any(due & active), lambda r: keep(due, jax.vmap(stagnation)(r), r),
-                                   lambda r: r, new)
+                new = stagnation(new, due & active)
             fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[:, None], k, axis=1)
             sigmas = jax.lax.dynamic_update_slice_in_dim(sigmas, sigma[:, None], k, axis=1)
             return keep(active, new, runs), fitness, sigmas, k + 1, done + active.astype(done.dtype)
