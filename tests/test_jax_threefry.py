@@ -7,8 +7,10 @@ so each case compares the bits with JAX's own draw.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +31,12 @@ def _bits(x: object) -> np.ndarray:
     return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted(draw: Any, shape: tuple[int, ...]) -> Any:
+    """``draw`` of ``shape`` compiled once for all the seeds (each compile of the hash takes seconds)."""
+    return jax.jit(lambda k: draw(k, shape, "float32"))
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", [0, 7, 2**31 + 5])
 def test_normal_and_uniform_equal_jax_bit_for_bit(shape: tuple[int, ...], seed: int) -> None:
@@ -36,7 +44,7 @@ def test_normal_and_uniform_equal_jax_bit_for_bit(shape: tuple[int, ...], seed: 
     for ours, theirs in ((normal, jax.random.normal), (uniform, jax.random.uniform)):
         expected = _bits(theirs(key, shape))
         assert (_bits(ours(key, shape, "float32")) == expected).all()  # eager
-        assert (_bits(jax.jit(lambda k: ours(k, shape, "float32"))(key)) == expected).all()
+        assert (_bits(_jitted(ours, shape)(key)) == expected).all()
 
 
 def test_vmapped_keys_and_folded_keys_equal_jax() -> None:

@@ -21,7 +21,7 @@ from evostrat.testing import CHECKS, ConformanceError, check_strategy, roundtrip
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
-SLOW = {"cma_es", "expectation_es"}  # their JAX runs take seconds each
+SLOW = {"cma_es", "expectation_es", "vkd_cma"}  # their JAX runs take seconds each (vkd_cma: 22 s)
 
 
 @pytest.mark.parametrize("name", [
