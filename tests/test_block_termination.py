@@ -18,7 +18,7 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from evostrat.run.block_termination import (advance_block, block_progress, check_block, may_stop,  # noqa: E402
+from evostrat.run.block_termination import (block_progress, check_block, may_stop,  # noqa: E402
                                              watch)
 from evostrat.run.device_termination import (REASONS, Rules, check, initial_progress,  # noqa: E402
                                              stagnation_holds)
@@ -89,7 +89,6 @@ def _may_stop(rules: Rules, w: Any, values: Any, best: Any, g: Any, sigma: Any) 
 
 
 _check_block = jax.jit(check_block, static_argnums=0)
-_advance_block = jax.jit(advance_block, static_argnums=0)
 _block_progress = jax.jit(block_progress, static_argnums=0)
 
 
@@ -118,13 +117,14 @@ def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) 
         before, best = p, best0 if start == 0 else bests[start - 1]
         p, m, code = _check_block(rules, p, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
                                   start * POP, best, 0)
-        if not bool(maybe):  # no criterion can hold: advance_block gives check_block's answer
+        if not bool(maybe):  # no criterion can hold: the answer read off gives check_block's
             for last_code in (0, len(REASONS) + 1):  # none, or the strategy's own stop at the last row
                 want = (p, m, code) if last_code == 0 else _check_block(
                     rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start, start * POP,
                     best, last_code)
-                _assert_same(_advance_block(rules, before, jnp.asarray(rows), end - start, start, last_code), want)
-        # the chunk's call: check_block's answer where may_stop held, advance_block's otherwise
+                _assert_same(_block_progress(rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start,
+                                             start, start * POP, best, last_code, False), want)
+        # the chunk's call: check_block's answer where may_stop held, read off otherwise
         _assert_same(_block_progress(rules, before, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
                                      start * POP, best, 0, maybe), (p, m, code))
         if int(code):

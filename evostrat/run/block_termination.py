@@ -10,9 +10,9 @@ answers for every generation of the block at once (cumulative minima, maxima and
 counts over the block's rows: the same numbers). The first generation where a
 criterion holds is then the block's last, so the run stops where the generation by
 generation check stops it, and no generation runs twice. After a block where
-:func:`may_stop` never held, no criterion holds in it: :func:`advance_block` then only
-advances the progress by its rows (the same numbers, without the criteria's windows).
-The chunk calls :func:`block_progress`, which picks one of the two.
+:func:`may_stop` never held, no criterion holds in it: the progress then only advances
+by its rows (the same numbers, without the criteria's windows). The chunk calls
+:func:`block_progress`, which does one or the other.
 
 Examples
 --------
@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from evostrat.backends.trees import replace
 from evostrat.run.device_termination import REASONS, Progress, Rules, stagnation_holds, stagnation_window
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "advance_block", "block_progress"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
 
 
 class Watch(NamedTuple):
@@ -143,7 +143,10 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
 
 def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
                    best: Any, last_code: Any, maybe: Any) -> tuple[Progress, Any, Any]:
-    """:func:`check_block` where ``maybe`` holds (a ``lax.cond``), else :func:`advance_block`.
+    """:func:`check_block`'s answer: computed where ``maybe`` (:func:`may_stop` held after the
+    block's last generation; a ``lax.cond``), else read off without the criteria: no criterion of
+    the run holds in the block (``may_stop`` is necessary for each), so the progress has seen all
+    ``ran`` rows and the code is the strategy's own, ``last_code``.
 
     The block's per-row numbers and the progress after its first ``m`` rows are computed once,
     outside the ``cond``: both answers need them, and a copy in each branch compiled them twice
@@ -217,20 +220,8 @@ def _block_code(rules: Rules, p: Progress, r: "_Rows", values: Any, sigmas: Any,
     return m, jnp.where(stopped, code[jnp.maximum(m - 1, 0)], 0).astype(jnp.int32)
 
 
-def advance_block(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any,
-                  last_code: Any) -> tuple[Progress, Any, Any]:
-    """:func:`check_block`'s answer for a block where :func:`may_stop` held after no generation:
-    no criterion of the run holds there (``may_stop`` is necessary for each), so the progress
-    has seen all ``ran`` rows and the code is the strategy's own, ``last_code``. The same
-    numbers as :func:`check_block`'s, without its windows, criteria and stagnation test."""
-    import jax.numpy as jnp
-
-    ran = jnp.asarray(ran, jnp.int32)
-    return _progress_after(rules, p, _block_rows(rules, p, values, ran, generation), ran), ran, last_code
-
-
 class _Rows(NamedTuple):
-    """The per-row numbers of a block that :func:`check_block` and :func:`advance_block` share."""
+    """The per-row numbers of a block that both answers of :func:`block_progress` share."""
 
     rows: Any
     live: Any
