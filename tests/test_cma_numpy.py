@@ -213,7 +213,7 @@ def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict) -> 
     kernel = resolve_kernel(fast, get_backend("numpy"))
     assert kernel.stop is not None
     state = fast.init(np.linspace(-1, 1, 6).astype(dtype), random_state=3)
-    fired = set()
+    fired, parts, hosts = set(), [], []
     for g in range(150):
         X, state = fast.ask(state)
         f = np.sum((X * np.arange(1, 7)) ** 2, axis=1) * 10.0 ** (g % 3)
@@ -221,12 +221,17 @@ def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict) -> 
         assert fast.sigma(state) == generic.sigma(state)
         host = kernel.host_sigma(state)  # the history rows' read-out: the same Python float
         assert type(host) is float and host == float(generic.sigma(state))
+        parts.append(kernel.sigma_parts(state))
+        hosts.append(host)
         mine, theirs = fast.stop(state), generic.stop(state)
         assert list(mine) == list(theirs)
         assert {k: bool(v) for k, v in mine.items()} == {k: bool(v) for k, v in theirs.items()}
         fired |= {k for k, v in mine.items() if v}
     if options.get("tolfacupx"):
         assert fired  # the thresholds above make criteria fire: both paths were compared on them
+    # read later: all at once (vectorised) and a few (one by one), the same floats
+    assert kernel.host_sigmas(parts) == hosts and kernel.host_sigmas(parts[:3]) == hosts[:3]
+    assert all(type(v) is float for v in kernel.host_sigmas(parts))
 
 
 @pytest.mark.parametrize("diag", [[1.0, np.nan, 0.5], [-1.0, -2.0, -0.5]])
@@ -237,5 +242,9 @@ def test_host_sigma_of_a_broken_diagonal_is_numpys(diag: float) -> None:
     state = state._replace(diag_C=np.array(diag))
     with np.errstate(invalid="ignore"):
         want = float(state.sigma * np.sqrt(state.diag_C.max()))
-        got = resolve_kernel(s, get_backend("numpy")).host_sigma(state)
+        kernel = resolve_kernel(s, get_backend("numpy"))
+        got = kernel.host_sigma(state)
+        many = kernel.host_sigmas([kernel.sigma_parts(state)] * 9 + [kernel.sigma_parts(state._replace(
+            diag_C=np.array([1.0, 4.0, 0.5])))])
     assert type(got) is float and np.isnan(got) and np.isnan(want)
+    assert np.isnan(many[:9]).all() and many[9] == float(state.sigma) * 2.0  # NaN stays in its row

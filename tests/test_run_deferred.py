@@ -73,10 +73,17 @@ def test_deferred_generations_are_checked_in_order():
     assert math.isinf(Termination().progress_values()["run_best"])
 
 
-def test_history_sigma_read_later_is_the_generation_s_sigma():
-    es = ES("cma_es", random_state=2, max_generations=10**6).initialize(np.full(6, 1.5))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sign_limit", [None, 5, 1])
+def test_history_sigma_read_later_is_the_generation_s_sigma(dtype, sign_limit):
+    """The rows' sigmas, read when the rows are signed (the kernel's ``host_sigmas``: many at
+    once, or a few one by one), are each generation's ``float(sigma)``, float64 and float32."""
+    es = ES("cma_es", random_state=2, max_generations=10**6, dtype=dtype).initialize(np.full(6, 1.5))
+    if sign_limit is not None:
+        es.run_.state.sign_limit = sign_limit
+    assert es.run_.state.sigmas_of is not None  # the CMA-ES numpy kernel defers the read
     sigmas = []
-    for _ in range(150):  # more than the 64 rows that may wait at d = 6
+    for _ in range(150):  # all wait until the history is read (at most 4096 rows at d = 6)
         X = es.ask()
         es.tell(X, sphere(X))
         sigmas.append(es.run_.runner.sigma)

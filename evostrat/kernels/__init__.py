@@ -38,6 +38,10 @@ class Kernel(NamedTuple):
     """A kernel: ``ask(state) -> (X, state)`` and ``tell(state, X, fitness) -> state``,
     optionally the read-outs ``sigma(state)`` and ``stop(state)`` (``None``: the strategy's own)
     and ``host_sigma(state)``: ``float(sigma(state))`` read directly (the run's history rows).
+    ``sigma_parts(state)`` and ``host_sigmas(parts)`` defer that read: what ``sigma`` needs of
+    a state (arrays never changed in place), then the floats of many, in order, as
+    ``host_sigma`` would give them (an ask/tell loop reads its rows' sigmas when they are
+    signed, not each generation).
 
     All are bound to one strategy instance (e.g. ``functools.partial``) and must
     give what the strategy's generic methods give.
@@ -48,6 +52,8 @@ class Kernel(NamedTuple):
     sigma: Callable[[Any], Any] | None = None
     stop: Callable[[Any], dict[str, Any]] | None = None
     host_sigma: Callable[[Any], float] | None = None
+    sigma_parts: Callable[[Any], Any] | None = None
+    host_sigmas: Callable[[list[Any]], list[float]] | None = None
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:

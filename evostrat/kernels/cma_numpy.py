@@ -45,7 +45,8 @@ from scipy.linalg.lapack import dsyevd
 
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel, cma_factor
-from evostrat.kernels.cma_steps import context, draw, host_read_out, host_sigma, rank_weights, sigma, step_size
+from evostrat.kernels.cma_steps import (context, draw, host_read_out, host_sigma, host_sigmas, rank_weights, sigma,
+                                        sigma_parts, step_size)
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES
 from evostrat.strategies.cma_es import CMAFactorState
 
@@ -67,7 +68,7 @@ def kernel(strategy: CMAES) -> Kernel:
     return Kernel(ask=partial(_by_model, cma_factor.ask, ask, ctx),
                   tell=partial(_by_model, cma_factor.tell, tell, ctx),
                   sigma=partial(sigma, ctx), stop=partial(_by_model, cma_factor.stop, stop, ctx),
-                  host_sigma=host_sigma)
+                  host_sigma=host_sigma, sigma_parts=sigma_parts, host_sigmas=host_sigmas)
 
 
 def _by_model(factor: Any, eigen: Any, ctx: SimpleNamespace, state: Any, *args: Any) -> Any:

@@ -34,7 +34,8 @@ from evostrat.strategies.cma_base import candidate_weights
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES
 
-__all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read_out", "host_sigma", "sigma"]
+__all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read_out", "host_sigma",
+           "host_sigmas", "sigma", "sigma_parts"]
 
 _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 _F64 = np.dtype(np.float64)
@@ -160,12 +161,46 @@ def host_read_out(ctx: SimpleNamespace, state: Any) -> tuple[float, float] | Non
 def host_sigma(state: Any) -> float:
     """``float(sigma(ctx, state))`` without the read-out cache: for a float64 state with a
     non-negative ``max diag C`` the product of the same Python floats, else numpy's."""
-    diag = state.diag_C
+    return _host_sigma(state.sigma, state.diag_C)
+
+
+def _host_sigma(sigma: Any, diag: np.ndarray) -> float:
     if diag.dtype is _F64:
         high = diag.item(diag.argmax())
         if high >= 0.0:
-            return float(state.sigma) * math.sqrt(high)
-    return float(state.sigma * np.sqrt(diag.max()))
+            return float(sigma) * math.sqrt(high)
+    return float(sigma * np.sqrt(diag.max()))
+
+
+def sigma_parts(state: Any) -> tuple[Any, np.ndarray]:
+    """What :func:`host_sigmas` reads of ``state``: its ``sigma`` and ``diag_C`` (arrays that no
+    step changes in place once the state is made), kept instead of the float while a run
+    defers its history rows (:meth:`~evostrat.run.state.RunState.add_generation`)."""
+    return state.sigma, state.diag_C
+
+
+def host_sigmas(parts: list[tuple[Any, np.ndarray]]) -> list[float]:
+    """:func:`host_sigma` of the states whose :func:`sigma_parts` are ``parts``, in order, as
+    Python floats. Many at once (rows of one run: one dim and dtype) take one vectorised
+    ``sigma * sqrt(max diag C)``: IEEE products and square roots are correctly rounded, and a
+    maximum is exact (NaN when a row has one), so each equals the one-state read bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> parts = [(np.float64(0.5), np.array([1.0, 4.0]))] * 9
+    >>> host_sigmas(parts)[0], host_sigma(type("S", (), {"sigma": 0.5, "diag_C": np.array([1.0, 4.0])}))
+    (1.0, 1.0)
+    """
+    if len(parts) < _BATCH_FROM:  # a few (a host loop signs each generation): one by one
+        return [_host_sigma(sigma, diag) for sigma, diag in parts]
+    sigmas = np.array([p[0] for p in parts])
+    diags = np.stack([p[1] for p in parts])
+    return (sigmas * np.sqrt(diags.max(axis=1))).tolist()
+
+
+#: from this many states on, :func:`host_sigmas` reads them in one vectorised expression
+_BATCH_FROM = 8
 
 
 def sigma(ctx: SimpleNamespace, state: Any) -> np.ndarray:

@@ -180,8 +180,20 @@ class AskTell:
     @cached_property
     def host_sigma(self) -> Callable[[Any], float]:
         """:meth:`sigma_of`, or the same read directly by the strategy's kernel (``host_sigma``)."""
+        return getattr(self._kernel, "host_sigma", None) or self.sigma_of
+
+    @cached_property
+    def deferred_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]]] | None:
+        """The kernel's ``(sigma_parts, host_sigmas)``: :attr:`host_sigma` of many states read
+        at once, later, from what each state keeps (``None`` without such a kernel)."""
+        kernel = self._kernel
+        parts, many = getattr(kernel, "sigma_parts", None), getattr(kernel, "host_sigmas", None)
+        return None if parts is None or many is None else (parts, many)
+
+    @cached_property
+    def _kernel(self) -> Any:
         find = getattr(self.strategy, "kernel", None)
-        return getattr(find(self.state) if callable(find) else None, "host_sigma", None) or self.sigma_of
+        return find(self.state) if callable(find) else None
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

@@ -143,8 +143,14 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        self.state.sigma_of = self.runner.host_sigma if self.plain else self.runner.sigma_of  # add_generation's
+        deferred = self.runner.deferred_sigma if self.plain else None
         self.state.sign_limit = self.termination.defer_limit
+        if deferred is None:  # add_generation reads sigma each generation
+            self.state.sigma_of = self.runner.host_sigma if self.plain else self.runner.sigma_of
+            self.state.sigmas_of = None
+        else:  # it keeps what sigma needs of each state (dim numbers), read when rows are signed
+            self.state.sigma_of, self.state.sigmas_of = deferred
+            self.state.sign_limit = min(self.state.sign_limit, max(1, 2**16 // self.runner.dim))
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients

@@ -157,8 +157,11 @@ class RunState:
     #: holds its values and sigma (no strategy state); at most :attr:`sign_limit` wait (the
     #: driver sets the criteria's ``defer_limit``, about 2**16 values)
     unsigned: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
-    #: ``state -> sigma`` as a Python float (the runner's ``host_sigma``)
-    sigma_of: Callable[[Any], float] | None = field(default=None, repr=False)
+    #: ``state -> sigma`` as a Python float (the runner's ``host_sigma``), or, with
+    #: :attr:`sigmas_of`, ``state ->`` what that needs to read it when the row is signed
+    sigma_of: Callable[[Any], Any] | None = field(default=None, repr=False)
+    #: the sigmas of many :attr:`sigma_of` answers at once (a kernel's ``host_sigmas``), or ``None``
+    sigmas_of: Callable[[list[Any]], list[float]] | None = field(default=None, repr=False)
     sign_limit: int = field(default=1, repr=False)
     #: the run's criteria (a :class:`~evostrat.run.termination.Termination`), told the signed
     #: generations, and whether the run maximises
@@ -168,8 +171,8 @@ class RunState:
     def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
         without restarts, extra columns or constraints (the driver's usual case), as
-        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters and best
-        so far and sigma (read from the generation's state, which is not kept) now; its row,
+        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters, best so
+        far and sigma (:attr:`sigma_of` the generation's state, which is not kept) now; its row,
         median and the deferred criteria's entry when :meth:`sign` next runs (at most
         :attr:`sign_limit` generations later, or when the history or the criteria are read)."""
         start_evals, start_generations = self.run_start
@@ -202,14 +205,16 @@ class RunState:
         (self.history if self.history_blocks or self.raw or self.unsigned else self.history_rows).append(entry)
 
     def sign(self) -> None:
-        """Make the :attr:`unsigned` generations rows (their sigma read from their states) and
+        """Make the :attr:`unsigned` generations rows (their sigmas read, :attr:`sigmas_of`) and
         entries of the criteria's deferred generations, in order."""
         pending, self.unsigned = self.unsigned, []
         if not pending:
             return
         criteria, presorted, rows = self.criteria, not self.maximize, self.raw
         deferred = criteria.deferred
-        for generation, n_generations, n_evals, best, gen_best, values, sigma, elapsed in pending:
+        sigmas = [entry[6] for entry in pending] if self.sigmas_of is None else self.sigmas_of(
+            [entry[6] for entry in pending])
+        for (generation, n_generations, n_evals, best, gen_best, values, _, elapsed), sigma in zip(pending, sigmas):
             ranked = sorted(values)
             n = len(ranked)
             m = n >> 1
