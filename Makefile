@@ -21,11 +21,14 @@ install-dev: $(VENV)/.created
 demo: install-core
 	$(VENV)/bin/evostrat demo
 
+# The suite on every CPU (pytest-xdist, at most 4 workers), each test file in one worker.
+PARALLEL := -n auto --maxprocesses=4 --dist loadfile
+
 test: install-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PARALLEL)
 
 test-slow: install-dev
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(PARALLEL)
 
 # The peers (the bench extra, pinned) and every suite; the JSON feeds benchmarks/report.py.
 bench: install-dev

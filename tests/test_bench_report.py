@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_process import child_env
 
 REPORT = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
 
@@ -149,7 +150,7 @@ def test_evostrat_bench_writes_the_report(tmp_path: Path) -> None:
     quick = ["--", "--benchmark-max-time=0.01", "--benchmark-warmup=off"]
     done = subprocess.run([sys.executable, "-m", "evostrat", "bench", "--path", "suite",
                            "--report", "table.md", *quick], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+                          cwd=tmp_path, timeout=120, env=child_env())
     assert done.returncode == 0, done.stdout + done.stderr
     text = (tmp_path / "table.md").read_text()
     assert "### numpy" in text and "| d=10 |" in text

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_process import child_env
 
 import evostrat
 from evostrat.checkpoint import checkpoint_info
@@ -27,7 +28,8 @@ BASE = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "evostrat"]
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(BASE + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(BASE + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env=child_env())
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from child_process import pip_install, private_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
@@ -21,8 +22,7 @@ EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("laplace_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, text=True)
+    pip_install(private_copy(EXAMPLE, tmp_path_factory.mktemp("laplace_source")), target)
     return target
 
 

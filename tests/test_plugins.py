@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from child_process import pip_install, private_copy
 
 import evostrat
 from evostrat.errors import PluginError
@@ -24,14 +25,6 @@ from evostrat.plugins import get_plugin_manager, list_plugins, registry, reset_p
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
-
-
-def pip_install(source: Path, target: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True,
-    )
 
 
 def run_python(code: str, *paths: Path, disable_autoload: bool = False) -> subprocess.CompletedProcess:
@@ -67,7 +60,7 @@ def make_package(root: Path, dist: str, module: str, body: str) -> Path:
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("example_site")
-    pip_install(EXAMPLE, target)
+    pip_install(private_copy(EXAMPLE, tmp_path_factory.mktemp("example_source")), target)
     return target
 
 

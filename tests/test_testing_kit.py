@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from child_process import child_env
 from conftest import strategy_class, strategy_names
 
 from evostrat.backends import get_backend
@@ -41,7 +42,7 @@ def test_the_slow_strategies_pass_on_numpy(name: str) -> None:
 
 
 def test_the_example_plugins_own_tests_call_the_kit_and_pass() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE / "src"), str(ROOT)])}
+    env = child_env(PYTHONPATH=os.pathsep.join([str(EXAMPLE / "src"), str(ROOT)]))
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                          cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
