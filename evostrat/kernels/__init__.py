@@ -31,7 +31,7 @@ from typing import Any, Callable, NamedTuple
 
 from evostrat.plugins import get_plugin_manager
 
-__all__ = ["Kernel", "resolve_kernel"]
+__all__ = ["Kernel", "resolve_kernel", "row_sigma"]
 
 
 class Kernel(NamedTuple):
@@ -63,3 +63,22 @@ def resolve_kernel(strategy: Any, backend: Any) -> Any | None:
     :meth:`evostrat.strategies.cma_base.CMABase.kernel`).
     """
     return get_plugin_manager().hook.evostrat_kernel(strategy=strategy, backend=backend)
+
+
+def row_sigma(kernel: Kernel | None, sigma_of: Callable[[Any], float]) -> tuple[
+        Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
+    """``(keep, read)``: how a run's history row gets a state's sigma as a Python float.
+
+    With a kernel's ``sigma_parts`` and ``host_sigmas``, ``keep`` is ``sigma_parts`` and
+    ``read`` turns the kept parts of many rows into their sigmas at once; otherwise ``keep``
+    reads the float now (the kernel's ``host_sigma``, else ``sigma_of``) and ``read`` is ``None``.
+
+    Examples
+    --------
+    >>> keep, read = row_sigma(None, float)
+    >>> keep(2), read
+    (2.0, None)
+    """
+    if kernel is not None and kernel.sigma_parts is not None and kernel.host_sigmas is not None:
+        return kernel.sigma_parts, kernel.host_sigmas
+    return (None if kernel is None else kernel.host_sigma) or sigma_of, None

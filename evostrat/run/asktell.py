@@ -40,6 +40,7 @@ import numpy as np
 from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
+from evostrat.kernels import row_sigma
 from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
                              PopulationMismatchError, StateError)
 from evostrat.backends.points import resolve_backend
@@ -178,22 +179,10 @@ class AskTell:
         return float(value if isinstance(value, float) else self.backend.to_numpy(value))
 
     @cached_property
-    def host_sigma(self) -> Callable[[Any], float]:
-        """:meth:`sigma_of`, or the same read directly by the strategy's kernel (``host_sigma``)."""
-        return getattr(self._kernel, "host_sigma", None) or self.sigma_of
-
-    @cached_property
-    def deferred_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]]] | None:
-        """The kernel's ``(sigma_parts, host_sigmas)``: :attr:`host_sigma` of many states read
-        at once, later, from what each state keeps (``None`` without such a kernel)."""
-        kernel = self._kernel
-        parts, many = getattr(kernel, "sigma_parts", None), getattr(kernel, "host_sigmas", None)
-        return None if parts is None or many is None else (parts, many)
-
-    @cached_property
-    def _kernel(self) -> Any:
+    def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
+        """How a history row reads sigma, with the strategy's kernel (:func:`~evostrat.kernels.row_sigma`)."""
         find = getattr(self.strategy, "kernel", None)
-        return find(self.state) if callable(find) else None
+        return row_sigma(find(self.state) if callable(find) else None, self.sigma_of)
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

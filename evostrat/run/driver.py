@@ -143,14 +143,10 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        deferred = self.runner.deferred_sigma if self.plain else None
-        self.state.sign_limit = self.termination.defer_limit
-        if deferred is None:  # add_generation reads sigma each generation
-            self.state.sigma_of = self.runner.host_sigma if self.plain else self.runner.sigma_of
-            self.state.sigmas_of = None
-        else:  # it keeps what sigma needs of each state (dim numbers), read when rows are signed
-            self.state.sigma_of, self.state.sigmas_of = deferred
-            self.state.sign_limit = min(self.state.sign_limit, max(1, 2**16 // self.runner.dim))
+        # add_generation's sigma: read now, or what it needs kept (dim numbers) and read when signed
+        row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)
+        self.state.sigma_of, self.state.sigmas_of = row_sigma
+        self.state.sign_limit = min(self.termination.defer_limit, 2**16 // (self.runner.dim if row_sigma[1] else 1))
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients

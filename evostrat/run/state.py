@@ -154,10 +154,11 @@ class RunState:
     #: the garbage collector stops tracking them), made dicts when :attr:`history` is read
     raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     #: generations recorded by :meth:`add_generation` and not yet made rows (:meth:`sign`): each
-    #: holds its values and sigma (no strategy state); at most :attr:`sign_limit` wait (the
-    #: driver sets the criteria's ``defer_limit``, about 2**16 values)
+    #: holds its values and sigma or sigma's parts (no strategy state); at most :attr:`sign_limit`
+    #: wait (the driver sets the criteria's ``defer_limit``, about 2**16 values, or fewer, at most
+    #: 2**16 / dim rows, when they keep sigma's parts)
     unsigned: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
-    #: ``state -> sigma`` as a Python float (the runner's ``host_sigma``), or, with
+    #: ``state -> sigma`` as a Python float (the runner's ``row_sigma``), or, with
     #: :attr:`sigmas_of`, ``state ->`` what that needs to read it when the row is signed
     sigma_of: Callable[[Any], Any] | None = field(default=None, repr=False)
     #: the sigmas of many :attr:`sigma_of` answers at once (a kernel's ``host_sigmas``), or ``None``
