@@ -89,3 +89,43 @@ def test_history_sigma_read_later_is_the_generation_s_sigma(dtype, sign_limit):
         sigmas.append(es.run_.runner.sigma)
     assert [row["sigma"] for row in es.history_] == sigmas
     assert len(set(sigmas)) > 100 and not es.run_.state.unsigned
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_best_so_far_read_later_is_each_generation_s(maximize):
+    """The best so far, worked out when the waiting rows are signed (read sparsely, or not until
+    the end), is the first best candidate of the first generation that improved on it, as
+    reading it after every tell finds it; ties and a generation with NaN (the driver's general
+    path, between waiting rows) included."""
+    sign = -1.0 if maximize else 1.0
+
+    def run(read_every):
+        es = ES("cma_es", random_state=5, max_generations=10**6, maximize=maximize).initialize(np.full(5, 1.0))
+        expected, best, seen = [], math.inf, []
+        for g in range(1, 121):
+            X = es.ask()
+            f = sign * np.floor(np.log(sphere(X)) * 4.0) / 4.0  # ties (quarters of log f)
+            if g in (30, 31, 90):
+                f[[0, 4]] = np.nan  # recorded by the general path: NaN ranks worst
+            if g in (50, 51):
+                f[:] = sign * best  # as good as the best so far is no improvement
+            es.tell(X, f)
+            user = np.where(np.isnan(f), np.inf, sign * f)
+            if user.min() < best:
+                best, i = user.min(), int(np.argmin(user))
+                expected.append((g, sign * best, X[i].copy()))
+            if g % read_every == 0:
+                seen.append((g, es.fun_, es.x_.copy()))
+        return es, expected, seen
+
+    eager, expected, seen = run(1)
+    assert len(expected) > 10
+    for g, fun, x_ in seen:  # after each generation: the latest improvement's
+        _, value, x = [e for e in expected if e[0] <= g][-1]
+        assert fun == value and np.array_equal(x_, x)
+    for read_every in (7, 10**6):
+        sparse, _, sparse_seen = run(read_every)
+        assert sparse_seen == [] or all(fun == seen[g - 1][1] and np.array_equal(x, seen[g - 1][2])
+                                        for g, fun, x in sparse_seen)
+        assert sparse.fun_ == eager.fun_ and np.array_equal(sparse.x_, eager.x_)
+        assert [dict(r, time=0) for r in sparse.history_] == [dict(r, time=0) for r in eager.history_]

@@ -143,10 +143,11 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        # add_generation's sigma: read now, or what it needs kept (dim numbers) and read when signed
-        row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)
-        self.state.sigma_of, self.state.sigmas_of = row_sigma
-        self.state.sign_limit = min(self.termination.defer_limit, 2**16 // (self.runner.dim if row_sigma[1] else 1))
+        # add_generation's sigma: read now, or what it needs kept (dim numbers) and read when signed;
+        # a waiting row keeps its population too: at most about 2**16 numbers wait
+        self.state.sigma_of, self.state.sigmas_of = (self.runner.row_sigma if self.plain
+                                                     else (self.runner.sigma_of, None))
+        self.state.sign_limit = max(1, min(self.termination.defer_limit, 2**16 // ((lam + 1) * dim)))
         self.state.plan = plan
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients

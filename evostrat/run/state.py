@@ -113,10 +113,8 @@ class RunState:
 
     Attributes
     ----------
-    best_x : array or None
-        The best candidate so far (in the box when the run has bounds).
-    best_f : float
-        Its value in the user's sense (``-inf`` start when maximising).
+    best_x, best_f
+        The best candidate so far and its value (properties: :meth:`sign` first).
     n_evals, n_generations : int
         Over all restarts.
     run_start : (int, int)
@@ -136,8 +134,9 @@ class RunState:
         run had already spent.
     """
 
-    best_x: Any
-    best_f: float
+    #: :attr:`best_x` and :attr:`best_f` as of the last :meth:`sign`
+    signed_best_x: Any
+    signed_best_f: float
     n_evals: int = 0
     n_generations: int = 0
     run_start: tuple[int, int] = (0, 0)
@@ -154,9 +153,8 @@ class RunState:
     #: the garbage collector stops tracking them), made dicts when :attr:`history` is read
     raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     #: generations recorded by :meth:`add_generation` and not yet made rows (:meth:`sign`): each
-    #: holds its values and sigma or sigma's parts (no strategy state); at most :attr:`sign_limit`
-    #: wait (the driver sets the criteria's ``defer_limit``, about 2**16 values, or fewer, at most
-    #: 2**16 / dim rows, when they keep sigma's parts)
+    #: holds its population, values and sigma or sigma's parts (no strategy state); at most
+    #: :attr:`sign_limit` wait (the driver: about 2**16 numbers kept)
     unsigned: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     #: ``state -> sigma`` as a Python float (the runner's ``row_sigma``), or, with
     #: :attr:`sigmas_of`, ``state ->`` what that needs to read it when the row is signed
@@ -169,32 +167,48 @@ class RunState:
     criteria: Any = field(default=None, repr=False)
     maximize: bool = field(default=False, repr=False)
 
+    @property
+    def best_x(self) -> Any:
+        """The best candidate so far (in the box when the run has bounds)."""
+        if self.unsigned:
+            self.sign()
+        return self.signed_best_x
+
+    @best_x.setter
+    def best_x(self, x: Any) -> None:
+        if self.unsigned:  # the waiting generations first: they came before
+            self.sign()
+        self.signed_best_x = x
+
+    @property
+    def best_f(self) -> float:
+        """Its value in the user's sense (``-inf`` before any when maximising)."""
+        if self.unsigned:
+            self.sign()
+        return self.signed_best_f
+
+    @best_f.setter
+    def best_f(self, value: float) -> None:
+        if self.unsigned:
+            self.sign()
+        self.signed_best_f = value
+
     def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
         without restarts, extra columns or constraints (the driver's usual case), as
-        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters, best so
-        far and sigma (:attr:`sigma_of` the generation's state, which is not kept) now; its row,
-        median and the deferred criteria's entry when :meth:`sign` next runs (at most
-        :attr:`sign_limit` generations later, or when the history or the criteria are read)."""
+        :meth:`Driver.record <evostrat.run.driver.Driver.record>` would: the counters and sigma
+        (:attr:`sigma_of` the generation's state, which is not kept) now; the best so far, its
+        row, median and the deferred criteria's entry when :meth:`sign` next runs (at most
+        :attr:`sign_limit` generations later, or when the best so far, the history or the
+        criteria are read)."""
         start_evals, start_generations = self.run_start
         generation, state = runner.generation, runner.state
         n_evals = self.n_evals = start_evals + runner.n_evals
         n_generations = self.n_generations = start_generations + generation
-        best = self.best_f
-        if self.maximize:
-            gen_best = max(values)  # the first one, as argmax's
-            if gen_best > best:
-                best = self.best_f = gen_best
-                self.best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
-        else:
-            gen_best = min(values)
-            if gen_best < best:
-                best = self.best_f = gen_best
-                self.best_x = X[values.index(gen_best)]
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
         unsigned = self.unsigned
-        unsigned.append((generation, n_generations, n_evals, best, gen_best, values, self.sigma_of(state),
+        unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state),
                          perf_counter() - self.started))
         if len(unsigned) >= self.sign_limit:
             self.sign()
@@ -206,17 +220,21 @@ class RunState:
         (self.history if self.history_blocks or self.raw or self.unsigned else self.history_rows).append(entry)
 
     def sign(self) -> None:
-        """Make the :attr:`unsigned` generations rows (their sigmas read, :attr:`sigmas_of`) and
-        entries of the criteria's deferred generations, in order."""
+        """Make the :attr:`unsigned` generations rows (the best so far updated, their sigmas read,
+        :attr:`sigmas_of`) and entries of the criteria's deferred generations, in order."""
         pending, self.unsigned = self.unsigned, []
         if not pending:
             return
-        criteria, presorted, rows = self.criteria, not self.maximize, self.raw
-        deferred = criteria.deferred
-        sigmas = [entry[6] for entry in pending] if self.sigmas_of is None else self.sigmas_of(
-            [entry[6] for entry in pending])
-        for (generation, n_generations, n_evals, best, gen_best, values, _, elapsed), sigma in zip(pending, sigmas):
-            ranked = sorted(values)
+        criteria, maximize, rows = self.criteria, self.maximize, self.raw
+        deferred, presorted, best = criteria.deferred, not maximize, self.signed_best_f
+        sigmas = [entry[5] for entry in pending] if self.sigmas_of is None else self.sigmas_of(
+            [entry[5] for entry in pending])
+        for (generation, n_generations, n_evals, X, values, _, elapsed), sigma in zip(pending, sigmas):
+            ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
+            gen_best = max(values) if maximize else ranked[0]  # max: the first one, as argmax's
+            if gen_best > best if maximize else gen_best < best:
+                best = self.signed_best_f = gen_best
+                self.signed_best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
             n = len(ranked)
             m = n >> 1
             rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
@@ -240,7 +258,7 @@ class RunState:
     @classmethod
     def empty(cls, maximize: bool) -> "RunState":
         """A run that has evaluated nothing yet."""
-        return cls(best_x=None, best_f=-math.inf if maximize else math.inf, maximize=maximize)
+        return cls(signed_best_x=None, signed_best_f=-math.inf if maximize else math.inf, maximize=maximize)
 
     @property
     def history(self) -> list[dict[str, Any]]:
