@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "check_schema", "first_stop", "is_int", "is_real", "is_reals"]
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_int", "is_real",
+           "is_reals"]
 
 
 def is_int(v: Any) -> bool:
@@ -107,6 +108,26 @@ def first_stop(stops: dict[str, Any]) -> str | None:
     return next(name for name, hit in stops.items() if hit)
 
 
+class SignedFirst:
+    """A :class:`RunState` attribute read and set after its waiting rows are signed (they came
+    first); the value lives in ``signed_<name>``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = f"signed_{name}"
+
+    def __get__(self, state: Any, owner: type | None = None) -> Any:
+        if state is None:
+            return self
+        if state.unsigned:
+            state.sign()
+        return getattr(state, self.field)
+
+    def __set__(self, state: Any, value: Any) -> None:
+        if state.unsigned:
+            state.sign()
+        setattr(state, self.field, value)
+
+
 @dataclass
 class RunState:
     """Best so far, counters, history, restart records and stop reason of one run.
@@ -167,31 +188,10 @@ class RunState:
     criteria: Any = field(default=None, repr=False)
     maximize: bool = field(default=False, repr=False)
 
-    @property
-    def best_x(self) -> Any:
-        """The best candidate so far (in the box when the run has bounds)."""
-        if self.unsigned:
-            self.sign()
-        return self.signed_best_x
-
-    @best_x.setter
-    def best_x(self, x: Any) -> None:
-        if self.unsigned:  # the waiting generations first: they came before
-            self.sign()
-        self.signed_best_x = x
-
-    @property
-    def best_f(self) -> float:
-        """Its value in the user's sense (``-inf`` before any when maximising)."""
-        if self.unsigned:
-            self.sign()
-        return self.signed_best_f
-
-    @best_f.setter
-    def best_f(self, value: float) -> None:
-        if self.unsigned:
-            self.sign()
-        self.signed_best_f = value
+    #: the best candidate so far (in the box when the run has bounds) and its value in the user's
+    #: sense (``-inf`` before any when maximising), read and set after the waiting rows are signed
+    best_x = SignedFirst()
+    best_f = SignedFirst()
 
     def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
