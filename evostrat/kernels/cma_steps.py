@@ -39,6 +39,8 @@ __all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read
 
 _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 _F64 = np.dtype(np.float64)
+#: from this many states on, :func:`host_sigmas` reads them in one vectorised expression
+_BATCH_FROM = 8
 
 
 def context(strategy: CMAES) -> SimpleNamespace:
@@ -197,10 +199,6 @@ def host_sigmas(parts: list[tuple[Any, np.ndarray]]) -> list[float]:
     sigmas = np.array([p[0] for p in parts])
     diags = np.stack([p[1] for p in parts])
     return (sigmas * np.sqrt(diags.max(axis=1))).tolist()
-
-
-#: from this many states on, :func:`host_sigmas` reads them in one vectorised expression
-_BATCH_FROM = 8
 
 
 def sigma(ctx: SimpleNamespace, state: Any) -> np.ndarray:

@@ -143,10 +143,9 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        # add_generation's sigma: read now, or what it needs kept (dim numbers) and read when signed;
-        # a waiting row keeps its population too: at most about 2**16 numbers wait
-        self.state.sigma_of, self.state.sigmas_of = (self.runner.row_sigma if self.plain
-                                                     else (self.runner.sigma_of, None))
+        # add_generation's sigma (now, or kept and read when signed); about 2**16 numbers wait at most
+        row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)
+        self.state.sigma_of, self.state.sigmas_of = row_sigma
         self.state.sign_limit = max(1, min(self.termination.defer_limit, 2**16 // ((lam + 1) * dim)))
         self.state.plan = plan
         if self.constrained is not None:
@@ -299,13 +298,14 @@ class Driver:
                 pick = best_of.tolist()
                 finite = [v for v in pick if v == v]
                 gen_best = (max(finite) if maximize else min(finite)) if finite else math.nan
-            if gen_best > state.best_f if maximize else gen_best < state.best_f:
-                state.best_f = gen_best
+            best = state.best_f  # read once: the waiting rows are signed by the first read
+            if gen_best > best if maximize else gen_best < best:
+                best = state.best_f = gen_best
                 state.best_x = runner.backend.asarray(candidate(pick.index(gen_best)), device=runner.device)
             n = len(ranked)
             m = n // 2
             median = (ranked[m] if n % 2 else 0.5 * (ranked[m - 1] + ranked[m])) if n else math.nan
-            entry = {"generation": state.n_generations, "n_evals": state.n_evals, "best": state.best_f,
+            entry = {"generation": state.n_generations, "n_evals": state.n_evals, "best": best,
                      "generation_best": gen_best, "median": median, "sigma": sigma, "time": state.elapsed()}
             if state.plan is not None:
                 entry.update(run=state.plan.run, popsize=runner.popsize)
@@ -313,7 +313,7 @@ class Driver:
                 entry.update(extra)
             state.append(entry)
             presorted = n == len(values) and not maximize
-            args = (runner.generation, state.n_evals, state.best_f, ranked if presorted else values, sigma, presorted)
+            args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
             # without restarts the criteria run when the reason is next read (defer returns None)
             reason = self.termination.check(*args) if state.plan is not None else self.termination.defer(*args)
         if state.plan is not None:

@@ -227,8 +227,8 @@ class RunState:
             return
         criteria, maximize, rows = self.criteria, self.maximize, self.raw
         deferred, presorted, best = criteria.deferred, not maximize, self.signed_best_f
-        sigmas = [entry[5] for entry in pending] if self.sigmas_of is None else self.sigmas_of(
-            [entry[5] for entry in pending])
+        kept = [entry[5] for entry in pending]  # sigmas, or what sigmas_of reads them from
+        sigmas = kept if self.sigmas_of is None else self.sigmas_of(kept)
         for (generation, n_generations, n_evals, X, values, _, elapsed), sigma in zip(pending, sigmas):
             ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
             gen_best = max(values) if maximize else ranked[0]  # max: the first one, as argmax's
