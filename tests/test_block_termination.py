@@ -20,8 +20,8 @@ jnp = jax.numpy
 
 from evostrat.run.block_termination import (block_progress, check_block, may_stop,  # noqa: E402
                                              watch)
-from evostrat.run.device_termination import (REASONS, Rules, check, initial_progress,  # noqa: E402
-                                             stagnation_holds)
+from evostrat.run.device_termination import (COUNTING_WIDTH, REASONS, Rules, check,  # noqa: E402
+                                             initial_progress, order_statistics, stagnation_holds)
 from evostrat.run.termination import Termination  # noqa: E402
 
 POP, DIM, G = 6, 2, 260
@@ -158,3 +158,20 @@ def test_blocks_stop_where_the_generation_by_generation_check_stops(kind: str, c
         assert (got_generation, REASONS[min(got_code, len(REASONS) - 1)]) == (generation, REASONS[code])
         for name, want in progress._asdict().items():
             np.testing.assert_array_equal(np.asarray(getattr(got, name)), np.asarray(want), err_msg=name)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 10, 40, COUNTING_WIDTH + 1])
+def test_order_statistics_are_the_sorted_rows_bit_for_bit(width: int) -> None:
+    # counting (up to COUNTING_WIDTH) or sorting: the values of jnp.sort's ranks, signs of zero included
+    rng = np.random.default_rng(width)
+    rows = rng.choice(np.float32([-np.inf, -2.5, -0.0, 0.0, 1.0, 1.0, 3.25, np.inf]), size=(24, width))
+    rows[:8] = rng.standard_normal((8, width)).astype(np.float32)
+    rows[8] = -0.0
+    rows[9, ::2] = 0.0
+    rows[9, 1::2] = -0.0
+    ranks = tuple(sorted({0, width // 2, int(0.75 * width), width - 1}))
+    got = np.asarray(jax.jit(lambda a: order_statistics(a, ranks))(jnp.asarray(rows)))
+    want = np.asarray(jnp.sort(jnp.asarray(rows), axis=-1))[:, list(ranks)]
+    assert got.dtype == want.dtype and got.view(np.uint32).tolist() == want.view(np.uint32).tolist()
+    one = np.asarray(order_statistics(jnp.asarray(rows[9]), ranks))  # a single row
+    assert one.view(np.uint32).tolist() == want[9].view(np.uint32).tolist()

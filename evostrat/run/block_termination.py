@@ -32,7 +32,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import REASONS, Progress, Rules, stagnation_holds, stagnation_window
+from evostrat.run.device_termination import (REASONS, Progress, Rules, order_statistics, stagnation_holds,
+                                             stagnation_window)
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
 
@@ -252,10 +253,11 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
     append = (n_finite > 0) & live
     count = jnp.cumsum(append.astype(jnp.int32))
     flat_generations = history = None
-    if rules.tolstagnation is not None or rules.tolflatfitness is not None:
-        ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values), axis=1)
+    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
+        ranked = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values),
+                                  (0, popsize // 2, int(0.75 * popsize)))
     if rules.tolflatfitness is not None:
-        flat = ranked[:, 0] == ranked[:, int(0.75 * popsize)]
+        flat = ranked[:, 0] == ranked[:, 2]
         since = jax.lax.cummax(jnp.where(flat, -1, rows))  # the latest row that was not flat
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
     if rules.tolstagnation is not None:
@@ -309,7 +311,7 @@ def _block_history(rules: Rules, p: Progress, ranked: Any, g: Any, live: Any) ->
     import jax.numpy as jnp
 
     rows = jnp.arange(ranked.shape[0])
-    best, median = ranked[:, 0], ranked[:, ranked.shape[1] // 2]
+    best, median = ranked[:, 0], ranked[:, 1]  # order_statistics of ranks 0 and popsize // 2
     run_best = jax.lax.cummin(jnp.minimum(best, p.run_best))
     before = jnp.concatenate([p.run_best[None], run_best[:-1]])
     improved = jax.lax.cummax(jnp.where(best < before, rows, -1))

@@ -31,7 +31,11 @@ import numpy as np
 from evostrat.backends.trees import replace
 
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device",
-           "device_constant", "progress_to_host", "check", "stagnation_holds", "stagnation_window"]
+           "device_constant", "progress_to_host", "check", "order_statistics", "stagnation_holds",
+           "stagnation_window"]
+
+#: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
+COUNTING_WIDTH = 128
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -161,6 +165,28 @@ def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, An
             "run_best_generation": int(p.run_best_generation), "flat_generations": int(p.flat_generations)}
 
 
+def order_statistics(values: Any, ranks: tuple[int, ...]) -> Any:
+    """``jnp.sort(values, axis=-1)[..., ranks]``, bit for bit, for rows without NaN: ``(..., len(ranks))``.
+
+    Rows up to :data:`COUNTING_WIDTH` wide are ranked by counting instead: each value's stable
+    rank is the number of smaller values plus the number of equal ones before it (the
+    permutation of ``jnp.sort``, which is stable and ranks ``-0.0`` and ``0.0`` as equal), and
+    the value of each wanted rank is picked by a maximum. XLA's CPU sort costs about 13 us for
+    33 rows of 10 values, the counting 4 us (and 27 against 76 us at 40 values a row).
+    """
+    import jax.numpy as jnp
+
+    width = values.shape[-1]
+    if width > COUNTING_WIDTH:
+        return jnp.sort(values, axis=-1)[..., jnp.asarray(ranks)]
+    index = jnp.arange(width)
+    other, this = values[..., None, :], values[..., :, None]
+    before = (other < this) | ((other == this) & (index[None, :] < index[:, None]))
+    rank = jnp.sum(before, axis=-1, dtype=jnp.int32)
+    picked = rank[..., None, :] == jnp.asarray(ranks, jnp.int32)[:, None]
+    return jnp.max(jnp.where(picked, values[..., None, :], -jnp.inf), axis=-1)
+
+
 def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
     """The median of ``buffer[start:stop]`` (Python's median of a list: mean of the middle two)."""
     import jax.numpy as jnp
@@ -249,14 +275,16 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
         rows.append((n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
     else:
         rows.append(jnp.asarray(False))
-    if rules.tolstagnation is not None or rules.tolflatfitness is not None:
-        ranked = jnp.sort(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values))
+    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
+        popsize = values.shape[0]
+        best, median, quarter = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize
+                                                           else values), (0, popsize // 2, int(0.75 * popsize)))
     due = jnp.asarray(False)
     if rules.tolstagnation is not None:
-        p, due = _record_stagnation(rules, p, generation, ranked[0], ranked[ranked.shape[0] // 2])
+        p, due = _record_stagnation(rules, p, generation, best, median)
     rows.append(jnp.asarray(False))  # tolstagnation: see stagnation_holds
     if rules.tolflatfitness is not None:
-        flat = ranked[0] == ranked[int(0.75 * ranked.shape[0])]
+        flat = best == quarter
         flat_generations = jnp.where(flat, p.flat_generations + 1, 0)
         p = replace(p, flat_generations=flat_generations)
         rows.append(flat_generations > rules.tolflatfitness)
