@@ -59,7 +59,7 @@ def floor_rounds(name: str, dim: int) -> dict[str, Callable[[], Any]]:
 
     from evostrat import ES
     from evostrat.problems import rosenbrock, sphere
-    from evostrat.run.chunk_host import chunk_length, device_run, run_rules
+    from evostrat.run.chunk_host import chunk_length, packed_run, run_rules
     from evostrat.run.compiled import chunk_program
     from evostrat.run.device_termination import device_constant
 
@@ -69,16 +69,16 @@ def floor_rounds(name: str, dim: int) -> dict[str, Callable[[], Any]]:
     runner = driver.runner
     rules, stop_names = run_rules(driver)
     program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names)
-    first, limit = device_run(driver, rules), device_constant(chunk_length(runner.popsize), "int32")
+    first, limit = packed_run(driver, rules), device_constant(chunk_length(runner.popsize), "int32")
 
     def chunk() -> Any:
-        return jax.block_until_ready(program(first, limit))
+        return jax.block_until_ready(program(*first, limit))
 
     def floor() -> Any:
         state = runner.strategy.init(x0, random_state=0)
-        run, fitness, sigmas, done = program(first._replace(state=state), limit)
-        out = [np.asarray(v) for v in (run.best_f, run.code, fitness, sigmas, done)]
-        assert int(out[-1][0]) == G  # the whole budget in the one chunk, as the fit's
+        run, record = program(*first._replace(state=state), limit)
+        out = [np.asarray(v) for v in (run.floats, run.ints, record)]
+        assert int(out[1][7]) == G  # the whole budget in the one chunk, as the fit's
         return jax.block_until_ready(run.state)
 
     chunk(), floor()  # compiled

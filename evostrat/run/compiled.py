@@ -56,7 +56,8 @@ from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
-from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
+from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_length, pack, packed_run, run_rules,
+                                     unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
@@ -121,9 +122,12 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
                   batched: bool = False, population: Any = None, bounds: Any = None) -> Callable:
-    """The jitted chunk ``(run, limit) -> (run, fitness (length, popsize), sigma (length,), done)``:
-    up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the run stops; unbatched,
-    ``done`` is ``[generations, non-finite values among their fitness]``.
+    """The jitted chunk: up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the
+    run stops. Unbatched ``(*run, limit) -> (run, record)``, the run a
+    :class:`~evostrat.run.chunk_host.PackedRun` (whose ``ints`` end with the generations run and
+    the non-finite values among their fitness) and ``record`` ``(length, popsize + 1)``: each
+    generation's fitness values and sigma. Batched ``(runs, limit) -> (runs, fitness (n, length,
+    popsize), sigma (n, length), generations (n,))`` over :class:`~evostrat.run.chunk_host.DeviceRun`.
 
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
@@ -215,9 +219,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
         run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
                                             (run, record, jnp.asarray(0, jnp.int32)))
-        fitness = record[:length, :-1]
-        bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(fitness), dtype=jnp.int32)
-        return run, fitness, record[:length, -1], jnp.stack([k, bad])
+        record = record[:length]
+        bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(record[:, :-1]), dtype=jnp.int32)
+        return run, record, k, bad
+
+    def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
+        # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
+        run, record, k, bad = chunk(unpack(rules, PackedRun(state, best_x, floats, ints)), limit)
+        return pack(jnp, run, (k, bad)), record
 
     def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
         # the batched chunk: one loop over generations, every run advanced together and a run that
@@ -249,7 +258,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     # the cached program keeps the objective alive, so its id is not reused while the key exists
     box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
     key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched, population, box)
-    return backend.compile(lockstep if batched else chunk, key=key)
+    return backend.compile(lockstep if batched else packed, key=key)
 
 
 def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
@@ -282,18 +291,18 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
     runner = driver.runner
     rules, stop_names = run_rules(driver)
     program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names, bounds=driver.bounds)
-    run = device_run(driver, rules)
+    run = packed_run(driver, rules)
     length = 1 if hooks is not None else chunk_length(runner.popsize)
     budget = driver.settings.max_generations if driver.restarts is not None else None  # over all runs
     limit = device_constant(length, "int32")
     while driver.state.stop_reason is None and driver.runner is runner:
         if budget is not None and budget - driver.state.n_generations < length:
             limit = device_constant(max(1, budget - driver.state.n_generations), "int32")
-        run, fitness, sigmas, done = program(run, limit)
+        run, record = program(*run, limit)
         # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
-        best_f, code, fitness, sigmas, (done, bad) = (np.asarray(v) for v in (run.best_f, run.code, fitness,
-                                                                                sigmas, done))
-        absorb_chunk(driver, rules, stop_names, run.state, run.progress, run.best_x, best_f, code, fitness,
-                     sigmas, int(done), int(bad))
+        floats, ints, record = np.asarray(run.floats), np.asarray(run.ints), np.asarray(record)
+        host = unpack(rules, PackedRun(None, None, floats, ints))
+        absorb_chunk(driver, rules, stop_names, run.state, host.progress, run.best_x, host.best_f, host.code,
+                     record[:, :-1], record[:, -1], int(ints[7]), int(ints[8]))
         if hooks is not None:
             hooks.generation(observer)  # callbacks (may stop), progress, checkpoint

@@ -31,7 +31,7 @@ import numpy as np
 from evostrat.backends.trees import replace
 
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device",
-           "device_constant", "progress_to_host", "check", "order_statistics", "stagnation_holds",
+           "device_constant", "progress_to_host", "is_fresh", "check", "order_statistics", "stagnation_holds",
            "stagnation_window"]
 
 #: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
@@ -123,11 +123,16 @@ _FRESH = {"recent": [], "hist_best": [], "hist_median": [], "run_best": math.inf
           "flat_generations": 0}
 
 
+def is_fresh(values: dict[str, Any]) -> bool:
+    """Whether the host criteria's ``progress_values`` are those of a run before its first generation."""
+    return values == _FRESH
+
+
 def progress_for_device(rules: Rules, values: dict[str, Any], dtype: Any, device: Any) -> Progress:
     """:func:`progress_from_host` committed to ``device``, as a chunk's outputs are (so a run's
     first chunk call and the later ones share one compiled program); before the first
     generation, device arrays made once per rules, dtype and device."""
-    if values == _FRESH:
+    if is_fresh(values):
         return _fresh_progress(rules, str(dtype), device)
     import jax
 
