@@ -33,6 +33,10 @@ Key = Any
 #: The floating dtypes runs compute in, on every backend (``ES(dtype=...)``).
 FLOAT_DTYPES = ("float32", "float64")
 
+#: :meth:`Backend.dtype_name` of the dtypes seen so far.
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 class Backend:
     """Base class of array backends. Subclasses fill in every method.
 
@@ -142,9 +146,19 @@ class Backend:
     def dtype_name(dtype: Any) -> str:
         """A portable dtype name such as ``"float32"`` (of a numpy or torch dtype or scalar type)."""
         try:
-            return np.dtype(dtype).name  # np.float64 and np.dtype("float64") alike
+            return _DTYPE_NAMES[dtype]  # (numpy's name look-up costs a few microseconds)
+        except (KeyError, TypeError):
+            pass
+        try:
+            name = np.dtype(dtype).name  # np.float64 and np.dtype("float64") alike
         except TypeError:
-            return str(dtype).rsplit(".", 1)[-1]
+            name = str(dtype).rsplit(".", 1)[-1]
+        try:
+            if len(_DTYPE_NAMES) < 64:
+                _DTYPE_NAMES[dtype] = name
+        except TypeError:  # unhashable
+            pass
+        return name
 
     def dtype_from_name(self, name: str) -> Any:
         """Inverse of :meth:`dtype_name`."""

@@ -26,12 +26,18 @@ _COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
 _COMPILED_LOCK = threading.Lock()
 
 
+#: Types whose values are their own hashable stand-ins (:func:`frozen`).
+_PLAIN = frozenset({int, float, bool, str, type(None)})
+
+
 def frozen(value: Any) -> Hashable:
     """A hashable stand-in for a hyper-parameter value (lists, dicts, arrays); ``TypeError`` if none.
 
     >>> frozen({"b": [1, 2], "a": np.zeros(2)})[1]
     ('b', (1, 2))
     """
+    if type(value) in _PLAIN:  # the usual hyper-parameter, without the checks below
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(frozen(v) for v in value)
     if isinstance(value, dict):

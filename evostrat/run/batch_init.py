@@ -103,7 +103,7 @@ def vmapped_initial_states(runner: Any, seeds: Sequence[int | None]) -> Any:
     import jax.numpy as jnp
 
     x = strategy.mean(runner.state)  # x0 as validated by the first run's init
-    name = program_key(strategy.initial_state, tuple(x.shape), backend.dtype_name(x.dtype), str(backend.device(x)))
+    name = program_key(strategy.initial_state, tuple(x.shape), backend.dtype_name(x.dtype), backend.device(x))
     if name[0] is not type(strategy):  # an unhashable hyper-parameter: not shared by equal strategies
         return None
     init = backend.compile(jax.vmap(lambda x0, key: strategy.initial_state(x0, key, backend), in_axes=(None, 0)),

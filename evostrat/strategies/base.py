@@ -214,7 +214,7 @@ class Strategy(Params):
         (``name`` ``None``)."""
         if not backend.traceable:
             return self.initial_state(x0, key, backend), None
-        signature = (tuple(x0.shape), backend.dtype_name(x0.dtype), str(backend.device(x0)))
+        signature = (tuple(x0.shape), backend.dtype_name(x0.dtype), backend.device(x0))
         name = program_key(self.initial_state, *signature)
         if name[0] is not type(self) or name in _UNTRACEABLE_INIT:  # not keyed by hyper-parameters
             return self.initial_state(backend.asarray(x0), key, backend), None  # placed (program_input)
