@@ -96,7 +96,8 @@ def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
     if budget is None and termination.max_evals is not None:
         budget = math.ceil(termination.max_evals / runner.popsize)
     rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
-    return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim, str(runner.dtype))
+    return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim,
+                                      runner.backend.dtype_name(runner.dtype))
 
 
 _STOP_NAMES: dict[Any, tuple[str, ...]] = {}  # by program key: stop(state) runs a compiled program
@@ -139,7 +140,7 @@ def device_run(driver: Any, rules: Rules) -> DeviceRun:
     later ones then share one compiled program (an uncommitted input compiles a second one). A new
     run's criteria and counters are device arrays made once (no copies from the host)."""
     runner, state = driver.runner, driver.state
-    dtype, device = str(runner.dtype), runner.device
+    dtype, device = runner.backend.dtype_name(runner.dtype), runner.device
     progress = progress_for_device(rules, driver.termination.progress_values(), dtype, device)
     if runner.generation == 0 and state.n_evals == 0:
         zero = device_constant(0, "int32", device)
@@ -158,7 +159,7 @@ def packed_run(driver: Any, rules: Rules) -> PackedRun:
     vectors are device arrays made once per rules, dtype, device and starting best; otherwise
     the host's values, in two transfers."""
     runner, state = driver.runner, driver.state
-    dtype, device = str(runner.dtype), runner.device
+    dtype, device = runner.backend.dtype_name(runner.dtype), runner.device
     values = driver.termination.progress_values()
     if runner.generation == 0 and state.n_evals == 0 and is_fresh(values):
         floats, ints = _fresh_vectors(rules, dtype, device, float(state.best_f))
