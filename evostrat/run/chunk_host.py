@@ -83,7 +83,17 @@ def pack(xp: Any, run: DeviceRun, done: tuple[Any, Any] = (0, 0)) -> PackedRun:
 
 
 def unpack(rules: Rules, run: PackedRun) -> DeviceRun:
-    """The :class:`DeviceRun` of a :class:`PackedRun` (views of its vectors, on the host or in a program)."""
+    """The :class:`DeviceRun` of a :class:`PackedRun` (views of its vectors, on the host or in a program).
+
+    Examples
+    --------
+    >>> from evostrat.run.device_termination import initial_progress
+    >>> from evostrat.run.termination import Termination
+    >>> rules = Rules.from_termination(Termination(max_generations=5, dim=2, popsize=3), 3, capacity=6)
+    >>> packed = pack(np, DeviceRun(None, 1.5, None, initial_progress(rules, "float64"), 4, 12, 0))
+    >>> packed.ints.tolist(), float(unpack(rules, packed).best_f)
+    ([4, 12, 0, 0, 0, 0, 0, 0, 0], 1.5)
+    """
     f, i, w, c = run.floats, run.ints, rules.window, rules.capacity
     progress = Progress(f[2:2 + w], i[3], f[2 + w:2 + w + c], f[2 + w + c:2 + w + 2 * c], i[4], f[1], i[5], i[6])
     return DeviceRun(run.state, f[0], run.best_x, progress, i[0], i[1], i[2])

@@ -178,6 +178,12 @@ def order_statistics(values: Any, ranks: tuple[int, ...]) -> Any:
     permutation of ``jnp.sort``, which is stable and ranks ``-0.0`` and ``0.0`` as equal), and
     the value of each wanted rank is picked by a maximum. XLA's CPU sort costs about 13 us for
     33 rows of 10 values, the counting 4 us (and 27 against 76 us at 40 values a row).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp                                                  # doctest: +SKIP
+    >>> order_statistics(jnp.asarray([[3.0, -0.0, 1.0, 0.0]]), (0, 1, 3)).tolist()  # doctest: +SKIP
+    [[-0.0, 0.0, 3.0]]
     """
     import jax.numpy as jnp
 
