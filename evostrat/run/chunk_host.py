@@ -29,8 +29,8 @@ from evostrat.errors import NonFiniteFitnessWarning
 from evostrat.run.device_termination import (REASONS, Progress, Rules, device_constant, initial_progress, is_fresh,
                                              progress_for_device, progress_from_host, progress_to_host)
 
-__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "pack", "unpack", "run_rules", "strategy_stop_names",
-           "device_run", "packed_run", "absorb_chunk"]
+__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "pack", "unpack", "chunk_counts", "run_rules",
+           "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
 #: for large populations, so that a chunk's fitness block stays under 2**22 values.
@@ -80,6 +80,16 @@ def pack(xp: Any, run: DeviceRun, done: tuple[Any, Any] = (0, 0)) -> PackedRun:
     numbers = (run.generation, run.n_evals, run.code, p.n_recent, p.n_hist, p.run_best_generation,
                p.flat_generations, *done)
     return PackedRun(run.state, run.best_x, floats, xp.stack([xp.asarray(v, "int32") for v in numbers]))
+
+
+#: The run's own numbers at the start of :attr:`PackedRun.ints`; the chunk's counts follow.
+RUN_INTS = 7
+
+
+def chunk_counts(ints: Any) -> tuple[int, int]:
+    """The generations the last chunk ran and the non-finite values among their fitness, from a
+    :class:`PackedRun`'s ``ints`` on the host."""
+    return int(ints[RUN_INTS]), int(ints[RUN_INTS + 1])
 
 
 def unpack(rules: Rules, run: PackedRun) -> DeviceRun:

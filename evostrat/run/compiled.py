@@ -56,8 +56,8 @@ from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
-from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_length, pack, packed_run, run_rules,
-                                     unpack)
+from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
+                                     packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
@@ -303,6 +303,6 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
         floats, ints, record = np.asarray(run.floats), np.asarray(run.ints), np.asarray(record)
         host = unpack(rules, PackedRun(None, None, floats, ints))
         absorb_chunk(driver, rules, stop_names, run.state, host.progress, run.best_x, host.best_f, host.code,
-                     record[:, :-1], record[:, -1], int(ints[7]), int(ints[8]))
+                     record[:, :-1], record[:, -1], *chunk_counts(ints))
         if hooks is not None:
             hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
