@@ -10,7 +10,9 @@ starts from ``x0`` with a new population size and a fresh random stream. The
 first run that reaches ``ftarget`` is the last. When the restart budget is spent
 the whole run's reason is ``"maxrestarts"`` (each run's own reason stays in
 ``restarts_``). Each run's
-``maxiter`` is pycma's ``100 + 150 (d + 3)^2 / sqrt(popsize)``.
+``maxiter`` is pycma's ``100 + 150 (d + 3)^2 / sqrt(popsize)`` and its default ``tolstagnation``
+``100 + 100 d^1.5 / popsize``, both for the run's own population (pycma's ``fmin2`` keeps
+the first run's values for every restart; matching that gained no BBOB hits, BENCHMARKS.md).
 
 - **IPOP** (Auger & Hansen, "A Restart CMA Evolution Strategy With Increasing
   Population Size", CEC 2005): run ``r`` has population ``popsize0 * incpopsize^r``
