@@ -71,21 +71,57 @@ def test_batch_maximize_and_per_candidate_objective() -> None:
     assert (res.fun <= 0).all()
 
 
-@pytest.mark.parametrize("strategy", ["snes", "cma_es"])
-def test_vmapped_tell_equals_tell_run_by_run(strategy: str) -> None:
-    from evostrat.run.batch_torch import _VmappedTell
+MAPPED = ["snes", "cma_es", "sep_cma_es", "xnes", "openai_es", "pgpe", "lm_ma_es", "vkd_cma"]
+
+
+@pytest.mark.parametrize("strategy", MAPPED)
+def test_stacked_methods_equal_the_methods_run_by_run(strategy: str) -> None:
+    from evostrat.run.batch_stack import RunStack, StackedMethods
 
     runs = [ES(strategy, random_state=s).initialize(X0).run_ for s in range(3)]
-    Xs = [d.ask() for d in runs]
-    states = [d.runner.state for d in runs]
-    teller = _VmappedTell(runs[0].runner.strategy, runs[0].runner.backend)
-    told = teller(states, torch.stack(Xs), torch.stack([_sphere(X) for X in Xs]))
-    assert told is not None  # the tell vmaps (CMA-ES: its lazy decomposition and repair through Backend.cond)
-    for d, X, state in zip(runs, Xs, told):
-        alone = d.runner.strategy.tell(d.runner.state, X, _sphere(X))
-        for a, b in zip(alone, state):
-            if isinstance(a, torch.Tensor):
+    runner = runs[0].runner
+    s = runner.strategy
+    methods = StackedMethods(s, runner.backend)
+    stack = RunStack([d.runner.state for d in runs], runner.backend)
+    X, asked = methods.ask(stack)
+    told, (sigmas, stops) = methods.tell(asked, X, (X * X).sum(axis=-1))
+    assert methods.maps == {"ask": True, "tell": True, "read": True}  # all three mapped, none run by run
+    for i, d in enumerate(runs):
+        X_alone, state = s.ask(d.runner.state)
+        assert torch.equal(X[i], X_alone)  # each run drew from its own key, as alone
+        assert (asked.hosts[i][-1] == state.key).all() and asked.hosts[i][-1] is not state.key
+        alone = s.tell(state, X_alone, _sphere(X_alone))
+        for a, b in zip(alone, told.run_state(i)):
+            if isinstance(a, torch.Tensor):  # a batched product may round the last bit differently
                 torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
+        assert sigmas[i] == pytest.approx(runner.sigma_of(alone), rel=1e-12)
+        assert stops[i] == {k: bool(v) for k, v in s.stop(alone).items()}
+
+
+def test_an_unkeyed_draw_under_a_mapped_ask_is_refused() -> None:
+    from evostrat.backends import get_backend
+
+    be = get_backend(X0)
+    with pytest.raises(RuntimeError, match="KeyBatch"):  # each run would get the same numbers
+        be.vmap(lambda x: x + torch.randn(()), keyed_draws=True)(torch.zeros(3))
+    with pytest.raises(RuntimeError):  # outside a keyed ask a draw under vmap is torch's error
+        be.vmap(lambda x: x + torch.randn(()))(torch.zeros(3))
+
+
+def test_stopped_runs_keep_their_own_state_and_non_finite_values_warn_per_run() -> None:
+    from evostrat.errors import NonFiniteFitnessWarning
+
+    def holes(X):  # NaN for candidates far out: some generations of some runs only
+        f = (X * X).sum(axis=1)
+        return torch.where(f > 60.0, torch.nan, f)
+
+    with pytest.warns(NonFiniteFitnessWarning):
+        res = fit_batch(ES("snes", max_generations=30, sigma0=2.0), holes, X0, seeds=3)
+    assert res.fast_path == "batched"
+    _assert_runs_alone(res, "snes", holes, max_generations=30, sigma0=2.0)
+    for e in res.estimators:
+        mean = e.run_.runner.state.mean
+        assert mean.untyped_storage().nbytes() == mean.numel() * mean.element_size()  # not a view of the stack
 
 
 def test_torch_cond_and_vecdot_under_vmap() -> None:

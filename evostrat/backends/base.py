@@ -311,8 +311,13 @@ class Backend:
     #: JAX batches runs through its compiled path instead (:mod:`evostrat.run.batch_jax`).
     eager_vmap: bool = False
 
-    def vmap(self, fn: Callable) -> Callable:
-        """``fn`` mapped over the leading axis of each argument and result (:attr:`eager_vmap`)."""
+    def vmap(self, fn: Callable, keyed_draws: bool = False) -> Callable:
+        """``fn`` mapped over the leading axis of each argument and result (:attr:`eager_vmap`).
+
+        ``keyed_draws``: ``fn`` draws only from a :class:`~evostrat.backends.key_batch.KeyBatch`
+        (each draw made once, unmapped, then gathered per run); any other random draw inside
+        is an error.
+        """
         raise NotImplementedError(f"the {self.name} backend has no eager vmap")
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:

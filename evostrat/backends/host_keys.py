@@ -22,7 +22,7 @@ import numpy as np
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["BLOCK_NUMBERS", "DRAW_CHILD", "SPLIT_CHILD", "block_rows", "generator_words", "row_words",
-           "seed_to_uint64", "split_uint64", "splitmix64"]
+           "seed_to_uint64", "split_keys", "split_uint64", "splitmix64", "splitmix64_words"]
 
 
 def seed_to_uint64(seed: int | None) -> np.ndarray:
@@ -82,6 +82,30 @@ def splitmix64(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return x ^ (x >> 31)
+
+
+def splitmix64_words(x: np.ndarray) -> np.ndarray:
+    """:func:`splitmix64` of each word of a ``uint64`` array (numpy's uint64 arithmetic wraps)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def split_keys(keys: np.ndarray, num: int = 2) -> list[np.ndarray]:
+    """:func:`split_uint64` of many keys at once: ``keys`` of shape ``(n, 2)``; child ``j`` of
+    every key, shape ``(n, 2)``, for ``j < num``.
+
+    >>> keys = np.stack([seed_to_uint64(0), seed_to_uint64(1)])
+    >>> bool((split_keys(keys)[1][1] == split_uint64(keys[1])[1]).all())
+    True
+    """
+    out = []
+    for i in range(num):
+        child = SPLIT_CHILD[i] if i < len(SPLIT_CHILD) else splitmix64(i ^ _SPLIT_TWEAK)
+        a = splitmix64_words(keys[:, 0] ^ np.uint64(child))
+        out.append(np.stack([a, splitmix64_words(keys[:, 1] ^ splitmix64_words(a))], axis=1))
+    return out
 
 
 #: ``SplitMix64(i ^ T)`` for the first children ``i`` of :func:`split_uint64` (precomputed).

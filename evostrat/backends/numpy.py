@@ -24,6 +24,7 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.host_keys import block_rows, generator_words, row_words, seed_to_uint64, split_uint64
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
@@ -35,6 +36,8 @@ class HostKeys:
         return seed_to_uint64(seed)
 
     def split(self, key: Key, num: int = 2) -> tuple[Key, ...]:
+        if isinstance(key, KeyBatch):  # many runs' keys in a vmapped ask (evostrat.run.batch_stack)
+            return key.split(num)
         return tuple(split_uint64(key, num))
 
     def key_from_numpy(self, data: np.ndarray) -> Key:

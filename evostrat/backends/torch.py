@@ -7,6 +7,8 @@ target device from the key and samples there. Addressable noise rows
 (:func:`~evostrat.backends.numpy.block_normal_rows`, shared memory); on an accelerator
 they come from a counter-based hash (:func:`hashed_normal_rows`) in a fixed
 number of kernels whatever the population, instead of two launches per row.
+A :class:`~evostrat.backends.key_batch.KeyBatch` (many runs' keys in a vmapped ``ask``)
+draws run by run, each run's rows from its own key.
 
 Examples
 --------
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.numpy import HostKeys, block_normal_rows
 from evostrat.backends.programs import compile_cached
 from evostrat.backends.torch_fused import FUSED_MODE_ENV, FusedProgram, fusable, fused_setting
@@ -109,6 +112,21 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
     x = _mix(seeds[:, None] + step)
     u = (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0**-53
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
+
+
+def _gather_run(draws: list[torch.Tensor], index: Any) -> torch.Tensor:
+    """The draws of a :class:`~evostrat.backends.key_batch.KeyBatch`'s runs, stacked, indexed by
+    the vmapped run ``index`` (each vmapped run gets its own run's rows)."""
+    stacked = torch.stack(draws)
+    return stacked if index is None else stacked[index]
+
+
+def _global_rng_states() -> list[torch.Tensor]:
+    """The states of torch's default generators (CPU, and the current GPU's once CUDA is up)."""
+    states = [torch.random.get_rng_state()]
+    if torch.cuda.is_initialized():
+        states.append(torch.cuda.get_rng_state())
+    return states
 
 
 def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
@@ -257,14 +275,20 @@ class TorchBackend(HostKeys, Backend):
         return gen
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        if isinstance(key, KeyBatch):
+            return key.draw(lambda k: self.normal(k, shape, dtype, device), _gather_run)
         gen = self._generator(key, device)
         return torch.randn(shape, generator=gen, dtype=dtype, device=gen.device)
 
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
+        if isinstance(key, KeyBatch):
+            return key.draw(lambda k: self.uniform(k, shape, dtype, device), _gather_run)
         gen = self._generator(key, device)
         return torch.rand(shape, generator=gen, dtype=dtype, device=gen.device)
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
+        if isinstance(key, KeyBatch):
+            return key.draw(lambda k: self.normal_rows(k, rows, dim, dtype, device), _gather_run)
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
             return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)
@@ -308,9 +332,22 @@ class TorchBackend(HostKeys, Backend):
     # torch.func.vmap (batched fits): no data-dependent branch, no view op without a batching rule
     eager_vmap = True
 
-    def vmap(self, fn: Callable) -> Callable:
-        mapped = torch.func.vmap(fn)
-        return lambda *args: mapped(*_one_device(args))
+    def vmap(self, fn: Callable, keyed_draws: bool = False) -> Callable:
+        # keyed draws: torch's randomness="same" runs a random op once, unmapped (a KeyBatch's
+        # draws, made with each run's own generator); an unkeyed draw would give every run the
+        # same numbers, so one that moved torch's global generators is refused
+        mapped = torch.func.vmap(fn, randomness="same" if keyed_draws else "error")
+        if not keyed_draws:
+            return lambda *args: mapped(*_one_device(args))
+
+        def call(*args: Any) -> Any:
+            before = _global_rng_states()
+            out = mapped(*_one_device(args))
+            if any(not torch.equal(a, b) for a, b in zip(before, _global_rng_states())):
+                raise RuntimeError("a random draw under vmap not made from a KeyBatch key")
+            return out
+
+        return call
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         if torch.compiler.is_compiling():  # in the graph: no graph break, no host read here

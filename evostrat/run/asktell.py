@@ -131,14 +131,12 @@ class AskTell:
                 x0, None, self.backend, random_state=random_state, dtype=dtype, device=device)
             x = strategy.mean(self.state)  # x0 as validated by init
         self.initial_mean, self.device = x, self.backend.device(x)
-        self.dtype = x.dtype
-        self.dim = int(x.shape[0])
+        self.dtype, self.dim = x.dtype, int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
         self.told_shape = (self.popsize,)  # the shape of told fitness values
         self.nonfinite = nonfinite
         self._pending: Any = None
-        self.generation = 0
-        self.n_evals = 0
+        self.generation = self.n_evals = 0
         self.best_x: Any = None
         self.best_f = math.inf
         self.injections: list[np.ndarray] = []  # queued by inject(), placed by the next ask()
@@ -346,9 +344,11 @@ class AskTell:
         return self._ask(state)
 
     def advance(self, state: Any, generations: int) -> None:
-        """Take ``state``, reached by ``generations`` generations run elsewhere (compiled chunks)."""
-        self.state = state
-        self.__dict__.pop("_deferred", None)  # a deferred initial state never read
+        """Take ``state``, reached by ``generations`` generations run elsewhere (compiled chunks, a
+        torch batch); a deferred one (``resolve()``: :mod:`~evostrat.run.batch_stack`) is read when needed."""
+        held = self.__dict__
+        held.pop("_deferred", None), held.pop("state", None)
+        held["_deferred" if callable(getattr(state, "resolve", None)) else "state"] = state
         self._pending = None
         self.generation += generations
         self.n_evals += generations * self.popsize

@@ -1,24 +1,31 @@
 """Batched torch runs: many runs of one strategy advanced generation by generation together.
 
 Used by :func:`evostrat.run.batch.fit_batch`. Runs on the torch backend with the same
-strategy (class and hyper-parameters), population size, dimension, dtype and device form a group, advanced in
-lockstep until each has stopped:
+strategy (class and hyper-parameters), population size, dimension, dtype, device,
+``maximize`` and ``nonfinite`` form a group, advanced in lockstep until each has stopped.
+Their strategy states stay stacked (:class:`~evostrat.run.batch_stack.RunStack`: tensor
+leaves along a leading runs axis, host keys per run) from the first generation to the
+last; each generation is
 
-1. **ask**, run by run: each run draws its population from its own random stream, in
-   the order it would alone, so its candidates are those of the run done alone;
+1. **ask**: the strategy's pure ``ask`` under ``torch.func.vmap`` over the stack, each run
+   splitting and drawing from its own key (a :class:`~evostrat.backends.key_batch.KeyBatch`)
+   in the order it would alone, so its candidates are those of the run done alone;
 2. **evaluate** the populations of all the group's running runs in one call of the
    run's evaluator (``"auto"`` or ``"vectorized"``: one call of a vectorised objective
-   on the concatenated populations; a per-candidate objective is called per row);
-3. **tell** all the running runs at once: the strategy's pure ``tell`` under
-   ``torch.func.vmap`` over the runs' stacked states (tensor leaves stacked along a
-   leading axis; non-tensor leaves, such as host keys, stay per run and must pass
-   through ``tell`` unchanged). A strategy whose ``tell`` does not vmap (data-dependent
-   control flow outside ``Backend.cond``, an op without a batching rule, a value read on
-   the host) is told run by run, as alone;
+   on the concatenated populations; a per-candidate objective is called per row), the
+   values checked at once when they are finite (else run by run, with each run's warning);
+3. **tell** all the running runs at once (``tell`` under ``torch.func.vmap``; the keys pass
+   through unchanged), in the same mapped call the new states' ``sigma`` and the
+   strategy's criteria;
 4. **record** each run's generation with the driver's own code
-   (:meth:`~evostrat.run.driver.RunDriver.record`): history row, best so far and the
+   (:meth:`~evostrat.run.driver.Driver.record`): history row, best so far and the
    run's and the strategy's stop criteria, so a finished run drops out at the
-   generation, and with the stop reason, it reaches alone.
+   generation, and with the stop reason, it reaches alone; its runner reads its state
+   out of the stack only when asked for it (and takes its own copy when it stops).
+
+A step whose strategy method does not map (data-dependent control flow outside
+``Backend.cond``, an op without a batching rule, a value read on the host, a key used
+other than through the backend) runs run by run from then on, as alone.
 
 Runs with restarts, bounds, integer variables, constraints, noise handling,
 re-evaluations, injected candidates, behaviour strategies or a non-default evaluator
@@ -39,14 +46,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from evostrat.backends.trees import tree_leaves, tree_with_leaves
 from evostrat.plugins.factories import make_evaluator
+from evostrat.run.batch_stack import RunStack, StackedMethods, StackedRun
 
 __all__ = ["run_batched_torch", "torch_batch_applies"]
 
 
 def torch_batch_applies(driver: Any) -> bool:
-    """Whether ``driver`` (an initialised :class:`~evostrat.run.driver.RunDriver`) can be
+    """Whether ``driver`` (an initialised :class:`~evostrat.run.driver.Driver`) can be
     advanced in a torch batch: a backend with an eager vmap (torch's ``Backend.eager_vmap``),
     one run (no restarts), no bounds, integers,
     constraints, noise handling, re-evaluations, injections or behaviours, and the
@@ -68,50 +75,12 @@ def run_batched_torch(drivers: list[Any], objective: Callable) -> int:
         if torch_batch_applies(d):
             r = d.runner
             params = repr(sorted(r.strategy.get_params(deep=False).items()))  # one strategy's tell per group
-            key = (type(r.strategy), params, r.popsize, r.dim, str(r.dtype), str(r.device), d.settings.evaluator)
+            key = (type(r.strategy), params, r.popsize, r.dim, str(r.dtype), str(r.device), d.settings.evaluator,
+                   d.maximize, r.nonfinite)
             groups.setdefault(key, []).append(d)
     for members in groups.values():
         _run_group(members, objective)
     return len(groups)
-
-
-class _VmappedTell:
-    """``strategy.tell`` under ``torch.func.vmap`` over a list of states (``None`` results
-    when it cannot: the caller then tells run by run)."""
-
-    def __init__(self, strategy: Any, backend: Any) -> None:
-        self.strategy = strategy
-        self.backend = backend
-        self.works = True
-
-    def __call__(self, states: list[Any], X: Any, values: Any) -> list[Any] | None:
-        if not self.works:
-            return None
-        be = self.backend
-        leaves = [tree_leaves(s) for s in states]
-        template = leaves[0]
-        batched = [be.owns(v) for v in template]
-        stacked = tuple(be.xp.stack([run[i] for run in leaves]) for i, b in enumerate(batched) if b)
-
-        def tell(tensors: tuple[Any, ...], x: Any, f: Any) -> tuple[Any, ...]:
-            it = iter(tensors)
-            state = tree_with_leaves(states[0], [next(it) if b else v for b, v in zip(batched, template)])
-            out = tree_leaves(self.strategy.tell(state, x, f))
-            if len(out) != len(template) or any(o is not v for o, v, b in zip(out, template, batched) if not b):
-                raise TypeError("tell changed a non-tensor leaf")  # e.g. a host key: not batched
-            return tuple(o for o, b in zip(out, batched) if b)
-
-        try:
-            told = be.vmap(tell)(stacked, X, values)
-        except Exception:  # noqa: BLE001 - control flow on values, no batching rule, ...: run by run
-            self.works = False
-            return None
-        per_leaf = told
-        result = []
-        for i, run in enumerate(leaves):
-            it = iter(per_leaf)
-            result.append(tree_with_leaves(states[i], [next(it)[i] if b else v for b, v in zip(batched, run)]))
-        return result
 
 
 def _run_group(drivers: list[Any], objective: Callable) -> None:
@@ -120,26 +89,58 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     runner = first.runner
     popsize, backend = runner.popsize, runner.backend
     evaluator = make_evaluator(first.settings.evaluator, None)
-    teller = _VmappedTell(runner.strategy, backend)
-    xp = backend.xp
+    methods = StackedMethods(runner.strategy, backend)
     for d in drivers:
         d.fast_path = "batched"
-    active = list(drivers)
+    active, stack = list(drivers), RunStack([d.runner.state for d in drivers], backend)
     try:
         while active:
-            Xs = [d.ask() for d in active]
-            values = evaluator.evaluate(objective, xp.concat(Xs), backend)
-            checked = [d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
-                       for i, d in enumerate(active)]
-            told = [-v if d.maximize else v for d, v in zip(active, checked)]
-            states = teller([d.runner.state for d in active], xp.stack(Xs), xp.stack(told))
-            for i, (d, X) in enumerate(zip(active, Xs)):
-                r = d.runner
-                if states is None:
-                    r.update(told[i], X)  # the lone run's tell
-                else:
-                    r.advance(states[i], 1)  # the vmapped tell's state, counted as one generation
-                d.record(backend.to_numpy(checked[i]), X.__getitem__, r.sigma, r.strategy.stop)
-            active = [d for d in active if d.state.stop_reason is None]
+            X, asked = methods.ask(stack)
+            if X is None:  # the strategy's ask does not map: run by run, each from its own state
+                pairs = [runner.strategy.ask(s) for s in stack.split()]
+                X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
+            values = evaluator.evaluate(objective, backend.xp.reshape(X, (-1, runner.dim)), backend)
+            checked = _checked(active, values, popsize)
+            told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
+            stack, read = methods.tell(asked, X, told)
+            if stack is None:  # run by run
+                stack = RunStack([runner.strategy.tell(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
+                read = methods.read(stack)
+            read = read or _read_run_by_run(runner, stack)
+            host = backend.to_numpy(checked).tolist()
+            for i, d in enumerate(active):
+                d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
+                d.record(host[i], _row_of(X, i), read[0][i], read[1][i])
+            running = [i for i, d in enumerate(active) if d.state.stop_reason is None]
+            if len(running) < len(active):
+                for i, d in enumerate(active):
+                    if i not in running:
+                        d.runner.advance(stack.run_state(i, copy=True), 0)
+                active, stack = [active[i] for i in running], stack.keep(running) if running else stack
     finally:
         evaluator.close()
+
+
+def _checked(drivers: list[Any], values: Any, popsize: int) -> Any:
+    """The group's values as ``(runs, popsize)``: checked at once when they are a finite tensor
+    of the runs' dtype (what each run's check would pass as it is), else run by run (its
+    conversions, errors and warnings, as alone)."""
+    runner = drivers[0].runner
+    be = runner.backend
+    n = len(drivers)
+    if be.owns(values) and values.dtype == runner.dtype and tuple(values.shape) == (n * popsize,):
+        if runner.nonfinite == "ignore" or bool(be.xp.all(be.xp.isfinite(values))):
+            return be.xp.reshape(values, (n, popsize))
+    return be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
+                        for i, d in enumerate(drivers)])
+
+
+def _read_run_by_run(runner: Any, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]]:
+    """Each run's sigma and strategy criteria, read from its own state (the read-outs do not map)."""
+    states = stack.split()
+    return [runner.sigma_of(s) for s in states], [runner.strategy.stop(s) for s in states]
+
+
+def _row_of(X: Any, run: int) -> Callable[[int], Any]:
+    """Candidate ``i`` of ``run``'s population, in its own memory (a best-so-far kept by the run)."""
+    return lambda i: X[run, i].clone()

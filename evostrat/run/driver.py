@@ -44,7 +44,7 @@ from evostrat.run.bounds import BoxBounds
 from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
-from evostrat.run.state import RunState, first_stop
+from evostrat.run.state import RunState, evaluated_stops, first_stop
 from evostrat.run.termination import Termination, default_max_generations, history_criteria, pending_reason
 from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
@@ -79,8 +79,7 @@ class Driver:
         self.x0_source = x0 if callable(x0) else None
         x0 = self.draw_x0(0) if callable(x0) else x0
         self.x0_type = type(x0)
-        if isinstance(x0, (list, tuple)):
-            x0 = np.asarray(x0, dtype=np.float64)
+        x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, (list, tuple)) else x0
         self.bounds: BoxBounds | None = None
         if settings.bounds is not None:  # validate x0 first, then the box against it
             x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
@@ -260,7 +259,7 @@ class Driver:
 
     # -- record one generation -----------------------------------------------------------------
     def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float | None,
-               stops: Callable[[Any], dict[str, Any]], extra: dict[str, Any] | None = None,
+               stops: Callable[[Any], dict[str, Any]] | dict[str, Any], extra: dict[str, Any] | None = None,
                best_of: np.ndarray | None = None) -> None:
         """Best so far, history entry and termination after one generation.
 
@@ -268,9 +267,9 @@ class Driver:
         behaviour strategies told no fitness: ``best_x`` is then the mean and ``best_f`` the
         behavioural spread); ``candidate(i)``: row ``i`` (read for an improving generation's
         best); ``sigma``: the largest standard deviation (``None``: read now); ``stops(state)``: the
-        strategy's criteria on this generation's state (called when ``stop_reason`` is read,
-        at once with restarts); ``extra``: more history columns; ``best_of`` (constraints):
-        the values that compete for best so far, NaN if infeasible (``values`` penalised).
+        strategy's criteria on this generation's state (called when ``stop_reason`` is read, at once
+        with restarts), or their dict, evaluated already; ``extra``: more history columns;
+        ``best_of`` (constraints): the values that compete for best so far, NaN if infeasible.
         """
         state, runner, maximize = self.state, self.runner, self.maximize
         state.n_evals = state.run_start[0] + runner.n_evals
@@ -316,10 +315,11 @@ class Driver:
             args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
             # without restarts the criteria run when the reason is next read (defer returns None)
             reason = self.termination.check(*args) if state.plan is not None else self.termination.defer(*args)
+        stops, told_state = (evaluated_stops(stops), None) if isinstance(stops, dict) else (stops, runner.state)
         if state.plan is not None:
-            state.stop_reason = self.after_run(first_stop(stops(runner.state)) if reason is None else reason, gen_best)
+            state.stop_reason = self.after_run(first_stop(stops(told_state)) if reason is None else reason, gen_best)
         elif reason is None:  # the deferred criteria, then the strategy's on this generation's state
-            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, runner.state), None
+            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, told_state), None
         else:
             state.stop_reason = reason
 

@@ -1,0 +1,198 @@
+"""A torch batch's strategy states as one stack, and the strategy's pure methods over all of it.
+
+Used by :mod:`evostrat.run.batch_torch`. The runs of a group (one strategy, population
+size, dimension, dtype and device) keep their states as a :class:`RunStack`: every
+tensor leaf stacked along a leading runs axis, the host keys per run. :class:`StackedMethods`
+calls the strategy's ``ask``, ``tell``, ``sigma`` and ``stop`` once for all the runs under
+the backend's ``vmap`` (``torch.func.vmap``):
+
+- ``ask``: the state's key is a :class:`~evostrat.backends.key_batch.KeyBatch`, so each run
+  splits and draws from its own key exactly as alone (its candidates are the lone run's,
+  to the rounding of the batched arithmetic that turns the draws into candidates);
+- ``tell``: the stacked states, populations and values (the keys pass through unchanged);
+- ``sigma`` and ``stop``: the read-outs each run's generation records.
+
+A method that does not map (data-dependent control flow outside ``Backend.cond``, an op
+without a batching rule, a value read on the host, a key used other than through the
+backend) returns ``None`` from then on, and the caller does that step run by run.
+
+Examples
+--------
+>>> import torch
+>>> from evostrat.strategies.snes import SNES
+>>> from evostrat.backends import get_backend
+>>> s, be = SNES(popsize=4), get_backend(torch.zeros(3))
+>>> states = [s.init(torch.zeros(3, dtype=torch.float64), random_state=i) for i in range(2)]
+>>> X, asked = StackedMethods(s, be).ask(RunStack(states, be))
+>>> bool(torch.equal(X[1], s.ask(states[1])[0]))
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from evostrat.backends.key_batch import KeyBatch
+from evostrat.backends.trees import tree_leaves, tree_with_leaves
+
+__all__ = ["RunStack", "StackedMethods", "StackedRun"]
+
+
+class RunStack:
+    """The states of a group's running runs: tensor leaves stacked (leading runs axis), host
+    leaves (keys) one list per run.
+
+    Parameters
+    ----------
+    states : sequence of NamedTuple
+        One state per run, of one strategy (the same structure and shapes).
+    backend : Backend
+    """
+
+    def __init__(self, states: Sequence[Any], backend: Any, *, _parts: Any = None) -> None:
+        self.backend = backend
+        if _parts is not None:  # (template, tensor_at, tensors, hosts) of a new generation
+            self.template, self.tensor_at, self.tensors, self.hosts = _parts
+            return
+        leaves = [tree_leaves(s) for s in states]
+        self.template = states[0]
+        self.tensor_at = tuple(backend.owns(v) for v in leaves[0])
+        stack = backend.xp.stack
+        self.tensors = tuple(stack([run[i] for run in leaves]) for i, t in enumerate(self.tensor_at) if t)
+        self.hosts = [[v for v, t in zip(run, self.tensor_at) if not t] for run in leaves]
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    def with_parts(self, tensors: tuple[Any, ...], hosts: list[list[Any]]) -> "RunStack":
+        """The same runs with new stacked tensor leaves and host leaves."""
+        return RunStack((), self.backend, _parts=(self.template, self.tensor_at, tuple(tensors), hosts))
+
+    def state(self, tensors: Sequence[Any], hosts: Sequence[Any]) -> Any:
+        """A state of the template's structure from tensor leaves and host leaves, in order."""
+        t, h = iter(tensors), iter(hosts)
+        return tree_with_leaves(self.template, [next(t) if is_tensor else next(h) for is_tensor in self.tensor_at])
+
+    def run_state(self, index: int, copy: bool = False) -> Any:
+        """Run ``index``'s state (views into the stack; ``copy``: its own memory)."""
+        return self.state([(x[index].clone() if copy else x[index]) for x in self.tensors], self.hosts[index])
+
+    def keep(self, rows: Sequence[int]) -> "RunStack":
+        """The stack of runs ``rows`` only, in that order."""
+        be = self.backend
+        index = be.asarray(list(rows), dtype=be.xp.int64, device=be.device(self.tensors[0]))
+        return self.with_parts(tuple(be.xp.take(x, index, axis=0) for x in self.tensors),
+                               [self.hosts[i] for i in rows])
+
+    def split(self) -> list[Any]:
+        """Every run's state (views into the stack)."""
+        columns = [x.unbind(0) if hasattr(x, "unbind") else list(x) for x in self.tensors]
+        return [self.state([c[i] for c in columns], hosts) for i, hosts in enumerate(self.hosts)]
+
+
+class StackedRun:
+    """Run ``index``'s state in a :class:`RunStack`, for :meth:`AskTell.advance
+    <evostrat.run.asktell.AskTell.advance>`: split out when the runner's ``state`` is read."""
+
+    def __init__(self, stack: RunStack, index: int) -> None:
+        self.stack, self.index = stack, index
+
+    @property
+    def mean(self) -> Any:
+        return self.resolve().mean
+
+    def resolve(self) -> Any:
+        """The run's state, in its own memory (not a view that keeps the whole stack alive)."""
+        return self.stack.run_state(self.index, copy=True)
+
+
+class StackedMethods:
+    """The strategy's pure ``ask``, ``tell``, ``sigma`` and ``stop`` over a :class:`RunStack`.
+
+    Each returns ``None`` when the strategy's method does not map (and from then on)."""
+
+    def __init__(self, strategy: Any, backend: Any) -> None:
+        self.strategy, self.backend = strategy, backend
+        self.maps = {"ask": True, "tell": True, "read": True}
+        self.stop_names: tuple[str, ...] | None = None
+
+    def _call(self, method: str, fn: Any, *args: Any) -> Any:
+        if not self.maps[method]:
+            return None
+        try:
+            return self.backend.vmap(fn, keyed_draws=method == "ask")(*args)
+        except Exception:  # noqa: BLE001 - control flow on values, no batching rule, ...: run by run
+            self.maps[method] = False
+            return None
+
+    def ask(self, stack: RunStack) -> tuple[Any, RunStack] | tuple[None, None]:
+        """``(X, stack after ask)``: ``X`` of shape ``(runs, popsize, dim)``, each run's from its own key."""
+        be, n = self.backend, len(stack)
+        is_key = [be.is_key(v) for v in stack.hosts[0]]
+        keys = [np.stack([run[j] for run in stack.hosts]) if k else None for j, k in enumerate(is_key)]
+        new_hosts: list[Any] = []
+
+        def ask(index: Any, tensors: tuple[Any, ...]) -> tuple[Any, ...]:
+            hosts = [KeyBatch(k, index) if k is not None else v for k, v in zip(keys, stack.hosts[0])]
+            X, new = self.strategy.ask(stack.state(tensors, hosts))
+            out = tree_leaves(new)
+            new_hosts[:] = [v for v, t in zip(out, stack.tensor_at) if not t]
+            if len(out) != len(stack.tensor_at) or any(isinstance(v, KeyBatch) != k for v, k in zip(new_hosts, is_key)):
+                raise TypeError("ask changed the state's structure")
+            return (X,) + tuple(v for v, t in zip(out, stack.tensor_at) if t)
+
+        index = be.xp.arange(n, device=be.device(stack.tensors[0]))
+        out = self._call("ask", ask, index, stack.tensors)
+        if out is None:
+            return None, None
+        hosts = [[v.keys[i] if isinstance(v, KeyBatch) else v for v in new_hosts] for i in range(n)]
+        return out[0], stack.with_parts(out[1:], hosts)
+
+    def tell(self, stack: RunStack, X: Any, values: Any) -> tuple[RunStack | None, Any]:
+        """The stack after ``tell`` of ``X`` ``(runs, popsize, dim)`` and ``values`` ``(runs, popsize)``
+        (``None`` if ``tell`` does not map), and its :meth:`read` (``None`` if that does not map)."""
+        template_hosts = stack.hosts[0]
+        names: list[str] = []
+        also_read = self.maps["read"]
+
+        def tell(tensors: tuple[Any, ...], x: Any, f: Any) -> tuple[Any, ...]:
+            out = tree_leaves(self.strategy.tell(stack.state(tensors, template_hosts), x, f))
+            hosts = [v for v, t in zip(out, stack.tensor_at) if not t]
+            if len(out) != len(stack.tensor_at) or any(a is not b for a, b in zip(hosts, template_hosts)):
+                raise TypeError("tell changed a host leaf")  # e.g. a key: not batched
+            told = tuple(v for v, t in zip(out, stack.tensor_at) if t)
+            return told + (self._read_outs(stack.state(told, template_hosts), names) if also_read else ())
+
+        out = self._call("tell", tell, stack.tensors, X, values)
+        if out is None and also_read:  # perhaps the read-outs: tell alone, then read alone
+            self.maps["tell"], also_read = True, False
+            out = self._call("tell", tell, stack.tensors, X, values)
+            self.maps["read"] = False
+        if out is None:
+            return None, None
+        k = len(out) - (len(names) + 1 if also_read else 0)
+        told = stack.with_parts(out[:k], stack.hosts)
+        return told, self._host_read_outs(out[k:], names) if also_read else self.read(told)
+
+    def read(self, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]] | None:
+        """Each run's ``sigma`` (floats) and strategy criteria (``{name: bool}``), or ``None``."""
+        hosts = stack.hosts[0]
+        names: list[str] = []
+        out = self._call("read", lambda tensors: self._read_outs(stack.state(tensors, hosts), names), stack.tensors)
+        return None if out is None else self._host_read_outs(out, names)
+
+    def _read_outs(self, state: Any, names: list[str]) -> tuple[Any, ...]:
+        """Sigma (a tensor) and the strategy criteria's values of one (mapped) state."""
+        stops = self.strategy.stop(state)
+        names[:] = list(stops)
+        return (self.strategy.sigma(state) + self.backend.xp.zeros_like(state.mean[0]),) + tuple(stops.values())
+
+    def _host_read_outs(self, out: tuple[Any, ...], names: list[str]) -> tuple[list[float], list[dict[str, Any]]]:
+        be, xp = self.backend, self.backend.xp
+        sigmas = be.to_numpy(out[0]).tolist()
+        if not names:
+            return sigmas, [{} for _ in sigmas]
+        hits = be.to_numpy(xp.stack([xp.astype(v, xp.bool) for v in out[1:]], axis=1)).tolist()
+        return sigmas, [dict(zip(names, row)) for row in hits]
