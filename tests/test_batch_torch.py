@@ -164,3 +164,19 @@ def test_objective_errors_reach_the_caller() -> None:
 
     with pytest.raises(ObjectiveError, match="boom"):
         fit_batch(ES("snes", max_generations=5), bad, X0, seeds=2)
+
+
+def test_a_key_batch_draws_each_run_s_numbers_from_its_own_key() -> None:
+    from evostrat.backends import get_backend
+    from evostrat.backends.key_batch import KeyBatch
+
+    be = get_backend(X0)
+    keys = [be.split(be.key(s))[1] for s in range(4)]
+    batch = KeyBatch(np.stack(keys), None)
+    for draw in (lambda k: be.normal(k, (3, 5), torch.float64), lambda k: be.uniform(k, (7,), torch.float32),
+                 lambda k: be.normal_rows(k, range(2, 5), 6, torch.float64)):
+        together = draw(batch)
+        for i, key in enumerate(keys):
+            assert torch.equal(together[i], draw(key))
+    for child, alone in zip(batch.split(3), zip(*[be.split(k, 3) for k in keys])):
+        assert all((a == b).all() for a, b in zip(child.keys, alone))

@@ -40,6 +40,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
+_SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF  # a torch.Generator seed: 63 bits
 
 
 def _signed(word: int) -> int:
@@ -114,11 +115,26 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
 
 
-def _gather_run(draws: list[torch.Tensor], index: Any) -> torch.Tensor:
-    """The draws of a :class:`~evostrat.backends.key_batch.KeyBatch`'s runs, stacked, indexed by
-    the vmapped run ``index`` (each vmapped run gets its own run's rows)."""
-    stacked = torch.stack(draws)
+def _gather_run(stacked: torch.Tensor, index: Any) -> torch.Tensor:
+    """The draws of a :class:`~evostrat.backends.key_batch.KeyBatch`'s runs (stacked) indexed by
+    the vmapped run ``index``: each vmapped run gets its own run's numbers."""
     return stacked if index is None else stacked[index]
+
+
+def _keyed_fill(keys: KeyBatch, shape: tuple[int, ...], dtype: Any, device: Any, fill: Callable) -> torch.Tensor:
+    """``TorchBackend.normal`` / ``uniform`` of each run's key (``fill``: ``Tensor.normal_`` or
+    ``uniform_``, what ``randn`` / ``rand`` fill with), into one tensor, one generator re-seeded."""
+    device = torch.device(device if device is not None else "cpu")
+    out = torch.empty((len(keys.keys),) + tuple(shape), dtype=dtype, device=device)
+    gen = torch.Generator(device=device)
+    for row, seed in zip(out, generator_seeds(keys.keys)):
+        fill(row, generator=gen.manual_seed(seed))
+    return _gather_run(out, keys.index)
+
+
+def generator_seeds(keys: np.ndarray) -> list[int]:
+    """The ``torch.Generator`` seeds of host keys ``(n, 2)``: the two words folded into 63 bits."""
+    return ((keys[:, 0] ^ (keys[:, 1] >> np.uint64(1))) & np.uint64(_SEED_MASK)).tolist()
 
 
 def _global_rng_states() -> list[torch.Tensor]:
@@ -269,26 +285,25 @@ class TorchBackend(HostKeys, Backend):
 
     def _generator(self, key: Key, device: Any) -> torch.Generator:
         device = torch.device(device if device is not None else "cpu")
-        gen = torch.Generator(device=device)
-        # torch seeds take 64 bits; fold the two words together.
-        gen.manual_seed(int(key[0] ^ (key[1] >> np.uint64(1))) & 0x7FFF_FFFF_FFFF_FFFF)
-        return gen
+        # torch seeds take 64 bits; fold the two words together (generator_seeds for many keys)
+        return torch.Generator(device=device).manual_seed(int(key[0] ^ (key[1] >> np.uint64(1))) & _SEED_MASK)
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         if isinstance(key, KeyBatch):
-            return key.draw(lambda k: self.normal(k, shape, dtype, device), _gather_run)
+            return _keyed_fill(key, shape, dtype, device, torch.Tensor.normal_)
         gen = self._generator(key, device)
         return torch.randn(shape, generator=gen, dtype=dtype, device=gen.device)
 
     def uniform(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         if isinstance(key, KeyBatch):
-            return key.draw(lambda k: self.uniform(k, shape, dtype, device), _gather_run)
+            return _keyed_fill(key, shape, dtype, device, torch.Tensor.uniform_)
         gen = self._generator(key, device)
         return torch.rand(shape, generator=gen, dtype=dtype, device=gen.device)
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
         if isinstance(key, KeyBatch):
-            return key.draw(lambda k: self.normal_rows(k, rows, dim, dtype, device), _gather_run)
+            return key.draw(lambda k: self.normal_rows(k, rows, dim, dtype, device),
+                            lambda draws, index: _gather_run(torch.stack(draws), index))
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
             return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)
