@@ -7,7 +7,8 @@ load; the Python loop of 64 ``ES.fit`` calls (``batch-jax-vs-loop``) takes part 
 unless ``LOOP=0``. XLA runs on one thread, the process bound to one CPU
 (``EVOSTRAT_BENCH_CPU`` chooses it). The script prints the medians and minimums of CPU
 time (``time.process_time``) and their ratios. Targets: batch at most 1.0x evosax's
-vmap; at most 0.05x the loop (judged infeasible on the CPU).
+vmap; at most 0.05x the loop (judged infeasible on the CPU). ``BACKEND=torch``: the torch
+rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU).
 
 Run (from the repository root)::
 
@@ -29,11 +30,20 @@ import _single_thread  # noqa: E402
 _single_thread.pin()
 
 
-def build(loop: bool) -> dict[str, Callable[[], Any]]:
-    """The rounds of the pytest benchmark (evosax's vmap, the batch, the loop), each run once
-    (compilation, caches)."""
-    import jax
+def build(loop: bool, backend: str = "jax") -> dict[str, Callable[[], Any]]:
+    """The rounds of the pytest benchmark (evosax's vmap, the batch, the loop; on torch the
+    batch and the loop), each run once (compilation, caches)."""
     from test_batch_speed import DIM, batch_round, evosax_vmap_round, loop_round
+
+    if backend == "torch":
+        import torch
+
+        x0 = torch.ones(DIM, dtype=torch.float64)
+        rounds = {"batch": batch_round(x0), "loop": loop_round(x0)}
+        for f in rounds.values():
+            f()
+        return rounds
+    import jax
 
     x0 = jax.numpy.ones(DIM)
     rounds = {"evosax": evosax_vmap_round(jax), "batch": batch_round(x0)}
@@ -44,9 +54,9 @@ def build(loop: bool) -> dict[str, Callable[[], Any]]:
     return rounds
 
 
-def measure(rounds: int, loop: bool) -> None:
+def measure(rounds: int, loop: bool, backend: str = "jax") -> None:
     """Time the rounds interleaved and print the CPU-time medians, minimums and ratios."""
-    fns = build(loop)
+    fns = build(loop, backend)
     labels = list(fns)
     cpu: dict[str, list[float]] = {k: [] for k in labels}
     for r in range(rounds):
@@ -58,15 +68,17 @@ def measure(rounds: int, loop: bool) -> None:
     med = {k: statistics.median(v) for k, v in cpu.items()}
     low = {k: min(v) for k, v in cpu.items()}
     print("CPU ms, median / min: " + ", ".join(f"{k} {med[k] * 1e3:.1f} / {low[k] * 1e3:.1f}" for k in labels))
-    print(f"batch / evosax vmap: ratio of medians {med['batch'] / med['evosax']:.3f}, "
-          f"of minimums {low['batch'] / low['evosax']:.3f}", flush=True)
-    if loop:
+    if "evosax" in med:
+        print(f"batch / evosax vmap: ratio of medians {med['batch'] / med['evosax']:.3f}, "
+              f"of minimums {low['batch'] / low['evosax']:.3f}", flush=True)
+    if "loop" in med:
         print(f"batch / loop: ratio of medians {med['batch'] / med['loop']:.3f}, "
               f"of minimums {low['batch'] / low['loop']:.3f}", flush=True)
 
 
 def main() -> None:
-    measure(int(os.environ.get("ROUNDS", "21")), os.environ.get("LOOP", "1") != "0")
+    measure(int(os.environ.get("ROUNDS", "21")), os.environ.get("LOOP", "1") != "0",
+            os.environ.get("BACKEND", "jax"))
 
 
 if __name__ == "__main__":

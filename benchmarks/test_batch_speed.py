@@ -7,9 +7,9 @@
 - ``batch-jax-vs-loop``: the same batch against a Python loop of 64 ``ES.fit`` calls
   (each on the compiled loop, its program compiled once). Target: at most 0.05x (20x faster).
 - ``batch-torch-vs-loop``: the same on torch CPU: ``fit_batch`` advances the 64 runs in lockstep
-  (:mod:`evostrat.run.batch_torch`: one objective call per generation for all runs, ``tell``
-  under ``torch.func.vmap`` where the strategy's ``tell`` vmaps, CMA-ES's included)
-  against the loop. Target: at most 0.05x.
+  (:mod:`evostrat.run.batch_torch`: the states stacked, ``ask``, ``tell`` and the read-outs
+  under ``torch.func.vmap``, one objective call per generation for all runs) against the
+  loop. Target: at most 0.05x.
 
 Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.
 Compilation happens in the warm-up round.

@@ -20,11 +20,11 @@ How the runs are executed depends on the backend:
   strategy reads on the host (through ``float()``) makes one program per value.
   With several JAX devices the runs are sharded across them (``devices=``).
 - **torch** (:mod:`evostrat.run.batch_torch`): runs of one strategy, population size
-  and dimension advance in lockstep: each run asks from its own random stream, one
-  evaluator call takes all their populations, and the strategy's ``tell`` runs under
-  ``torch.func.vmap`` over the stacked states where it vmaps (else run by run); each
-  run's generation is recorded and checked by its own driver, so it stops at the
-  generation, with the reason, it reaches alone. Restarts, bounds, integers,
+  and dimension advance in lockstep with their states stacked: the strategy's ``ask``
+  (each run drawing from its own random stream), ``tell`` and read-outs run under
+  ``torch.func.vmap`` where they map (else run by run), one evaluator call takes all
+  their populations; each run's generation is recorded and checked by its own driver,
+  so it stops at the generation, with the reason, it reaches alone. Restarts, bounds, integers,
   constraints, noise handling, structured ``x0`` or another evaluator: ``ES.fit``.
 - **numpy**: a plain loop of ``ES.fit`` calls, bit for bit the runs done one by one.
 
