@@ -180,3 +180,20 @@ def test_a_key_batch_draws_each_run_s_numbers_from_its_own_key() -> None:
             assert torch.equal(together[i], draw(key))
     for child, alone in zip(batch.split(3), zip(*[be.split(k, 3) for k in keys])):
         assert all((a == b).all() for a, b in zip(child.keys, alone))
+
+
+@pytest.mark.parametrize("unmapped", [("ask",), ("tell",), ("read",), ("ask", "tell", "read")])
+def test_methods_that_do_not_map_run_run_by_run(monkeypatch: pytest.MonkeyPatch, unmapped: tuple) -> None:
+    from evostrat.run import batch_stack
+
+    init = batch_stack.StackedMethods.__init__
+
+    def without(self, *args):  # as if these methods raised under vmap
+        init(self, *args)
+        self.maps.update(dict.fromkeys(unmapped, False))
+
+    monkeypatch.setattr(batch_stack.StackedMethods, "__init__", without)
+    settings = {"max_generations": 40, "popsize": 16}
+    res = fit_batch(ES("cma_es", **settings), _sphere, X0, seeds=3)
+    assert res.fast_path == "batched"
+    _assert_runs_alone(res, "cma_es", **settings)

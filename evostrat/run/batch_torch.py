@@ -111,11 +111,11 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
             for i, d in enumerate(active):
                 d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
                 d.record(host[i], _row_of(X, i), read[0][i], read[1][i])
-            running = [i for i, d in enumerate(active) if d.state.stop_reason is None]
-            if len(running) < len(active):
-                for i, d in enumerate(active):
-                    if i not in running:
-                        d.runner.advance(stack.run_state(i, copy=True), 0)
+            stopped = [i for i, d in enumerate(active) if d.state.stop_reason is not None]
+            for i in stopped:  # the run's own copy of its last state: the stack goes on without it
+                active[i].runner.advance(stack.run_state(i, copy=True), 0)
+            if stopped:
+                running = sorted(set(range(len(active))) - set(stopped))
                 active, stack = [active[i] for i in running], stack.keep(running) if running else stack
     finally:
         evaluator.close()
