@@ -197,3 +197,23 @@ def test_methods_that_do_not_map_run_run_by_run(monkeypatch: pytest.MonkeyPatch,
     res = fit_batch(ES("cma_es", **settings), _sphere, X0, seeds=3)
     assert res.fast_path == "batched"
     _assert_runs_alone(res, "cma_es", **settings)
+
+
+def test_read_outs_that_do_not_map_leave_tell_mapped() -> None:
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+    from evostrat.strategies.snes import SNES
+
+    class HostStop(SNES):  # a criterion read on the host: does not map under vmap
+        def stop(self, state):
+            return {"tiny_sigma": bool(state.sigma.max() < 1e-300)}
+
+    runs = [ES(HostStop(), random_state=s).initialize(X0).run_ for s in range(3)]
+    methods = StackedMethods(runs[0].runner.strategy, runs[0].runner.backend)
+    X, asked = methods.ask(RunStack([d.runner.state for d in runs], runs[0].runner.backend))
+    told, read = methods.tell(asked, X, (X * X).sum(axis=-1))
+    assert told is not None and read is None
+    assert methods.maps == {"ask": True, "tell": True, "read": False}
+    res = fit_batch(ES(HostStop(), max_generations=15), _sphere, X0, seeds=2)
+    for i in range(2):
+        alone = ES(HostStop(), max_generations=15, random_state=i).fit(_sphere, X0)
+        assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-9) and res.n_evals[i] == alone.n_evals_

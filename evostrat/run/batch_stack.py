@@ -166,10 +166,10 @@ class StackedMethods:
             return told + (self._read_outs(stack.state(told, template_hosts), names) if also_read else ())
 
         out = self._call("tell", tell, stack.tensors, X, values)
-        if out is None and also_read:  # perhaps the read-outs: tell alone, then read alone
+        if out is None and also_read:  # perhaps the read-outs: tell alone, then read run by run
             self.maps["tell"], also_read = True, False
             out = self._call("tell", tell, stack.tensors, X, values)
-            self.maps["read"] = False
+            self.maps["read"] = out is None  # tell maps alone: the read-outs did not
         if out is None:
             return None, None
         k = len(out) - (len(names) + 1 if also_read else 0)
