@@ -217,3 +217,4 @@ def test_read_outs_that_do_not_map_leave_tell_mapped() -> None:
     for i in range(2):
         alone = ES(HostStop(), max_generations=15, random_state=i).fit(_sphere, X0)
         assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-9) and res.n_evals[i] == alone.n_evals_
+
