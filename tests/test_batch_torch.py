@@ -89,7 +89,7 @@ def test_stacked_methods_equal_the_methods_run_by_run(strategy: str) -> None:
     for i, d in enumerate(runs):
         X_alone, state = s.ask(d.runner.state)
         assert torch.equal(X[i], X_alone)  # each run drew from its own key, as alone
-        assert (asked.hosts[i][-1] == state.key).all() and asked.hosts[i][-1] is not state.key
+        assert (asked.host_row(i)[-1] == state.key).all() and asked.host_row(i)[-1] is not state.key
         alone = s.tell(state, X_alone, _sphere(X_alone))
         for a, b in zip(alone, told.run_state(i)):
             if isinstance(a, torch.Tensor):  # a batched product may round the last bit differently

@@ -21,8 +21,9 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["BLOCK_NUMBERS", "DRAW_CHILD", "SPLIT_CHILD", "block_rows", "generator_words", "row_words",
-           "seed_to_uint64", "split_keys", "split_uint64", "splitmix64", "splitmix64_words"]
+__all__ = ["BLOCK_NUMBERS", "DRAW_CHILD", "GOLDEN_GAMMA", "MIX1", "MIX2", "SPLIT_CHILD", "block_rows",
+           "generator_words", "row_words", "seed_to_uint64", "split_keys", "split_uint64", "splitmix64",
+           "splitmix64_words"]
 
 
 def seed_to_uint64(seed: int | None) -> np.ndarray:
@@ -51,10 +52,14 @@ def split_uint64(key: np.ndarray, num: int = 2) -> list[np.ndarray]:
     k0, k1 = int(key[0]), int(key[1])
     out = []
     for i in range(num):
-        child = SPLIT_CHILD[i] if i < len(SPLIT_CHILD) else splitmix64(i ^ _SPLIT_TWEAK)
-        a = splitmix64(k0 ^ child)
+        a = splitmix64(k0 ^ _child_tweak(i))
         out.append(np.array((a, splitmix64(k1 ^ splitmix64(a))), dtype=np.uint64))
     return out
+
+
+def _child_tweak(i: int) -> int:
+    """``SplitMix64(i ^ T)``, the word child ``i`` of a split mixes into the first key word."""
+    return SPLIT_CHILD[i] if i < len(SPLIT_CHILD) else splitmix64(i ^ _SPLIT_TWEAK)
 
 
 def _key_words(key: np.ndarray, tweak: int) -> tuple[int, int, int, int]:
@@ -71,6 +76,8 @@ def generator_words(key: np.ndarray) -> tuple[int, int, int, int]:
 
 
 _MASK64 = (1 << 64) - 1
+#: SplitMix64's increment (the golden gamma) and the two multipliers of its finaliser.
+GOLDEN_GAMMA, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 #: Domain-separation constants (odd 64-bit words from the digits of pi).
 _SPLIT_TWEAK = 0x243F6A8885A308D3
 _DRAW_TWEAK = 0x13198A2E03707344
@@ -78,17 +85,17 @@ _DRAW_TWEAK = 0x13198A2E03707344
 
 def splitmix64(x: int) -> int:
     """One step of SplitMix64 (Steele, Lea, Flood 2014): a strong 64-bit mixer."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x = (x + GOLDEN_GAMMA) & _MASK64
+    x = ((x ^ (x >> 30)) * MIX1) & _MASK64
+    x = ((x ^ (x >> 27)) * MIX2) & _MASK64
     return x ^ (x >> 31)
 
 
 def splitmix64_words(x: np.ndarray) -> np.ndarray:
     """:func:`splitmix64` of each word of a ``uint64`` array (numpy's uint64 arithmetic wraps)."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x + np.uint64(GOLDEN_GAMMA)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(MIX1)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(MIX2)
     return x ^ (x >> np.uint64(31))
 
 
@@ -102,8 +109,7 @@ def split_keys(keys: np.ndarray, num: int = 2) -> list[np.ndarray]:
     """
     out = []
     for i in range(num):
-        child = SPLIT_CHILD[i] if i < len(SPLIT_CHILD) else splitmix64(i ^ _SPLIT_TWEAK)
-        a = splitmix64_words(keys[:, 0] ^ np.uint64(child))
+        a = splitmix64_words(keys[:, 0] ^ np.uint64(_child_tweak(i)))
         out.append(np.stack([a, splitmix64_words(keys[:, 1] ^ splitmix64_words(a))], axis=1))
     return out
 

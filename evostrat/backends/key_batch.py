@@ -18,13 +18,11 @@ Examples
 >>> new, sub = keys.split()
 >>> bool((sub.keys[1] == split_uint64(seed_to_uint64(1))[1]).all())
 True
->>> np.stack(keys.draw(lambda key: np.full(3, key[0] % 7), lambda draws, index: draws)).shape
-(2, 3)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +51,3 @@ class KeyBatch:
         (:func:`~evostrat.backends.host_keys.split_keys`: all runs at once)."""
         return tuple(KeyBatch(child, self.index) for child in split_keys(self.keys, num))
 
-    def draw(self, draw_one: Callable[[Any], Any], gather: Callable[[Any, Any], Any]) -> Any:
-        """Each run's draw ``draw_one(key)``, stacked by ``gather(list of draws, index)`` into
-        the vmapped run's own (the backend stacks and indexes)."""
-        return gather([draw_one(key) for key in self.keys], self.index)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.host_keys import GOLDEN_GAMMA, MIX1, MIX2
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.numpy import HostKeys, block_normal_rows
 from evostrat.backends.programs import compile_cached
@@ -37,9 +38,6 @@ from evostrat.backends.trees import map_tree, tree_leaves
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
-_GOLDEN = 0x9E3779B97F4A7C15
-_MIX1 = 0xBF58476D1CE4E5B9
-_MIX2 = 0x94D049BB133111EB
 _SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF  # a torch.Generator seed: 63 bits
 
 
@@ -55,9 +53,9 @@ def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _mix(x: torch.Tensor) -> torch.Tensor:
     """SplitMix64's step on int64 words: add the golden gamma, then its finaliser."""
-    x = x + _signed(_GOLDEN)
-    x = (x ^ _shift_right(x, 30)) * _signed(_MIX1)
-    x = (x ^ _shift_right(x, 27)) * _signed(_MIX2)
+    x = x + _signed(GOLDEN_GAMMA)
+    x = (x ^ _shift_right(x, 30)) * _signed(MIX1)
+    x = (x ^ _shift_right(x, 27)) * _signed(MIX2)
     return x ^ _shift_right(x, 31)
 
 
@@ -109,7 +107,7 @@ def hashed_normal_rows(seeds: Any, dim: int, dtype: Any, device: Any) -> torch.T
     device = torch.device(device if device is not None else "cpu")
     if isinstance(seeds, np.ndarray):
         seeds = torch.as_tensor(seeds.astype(np.uint64).view(np.int64), device=device)
-    step = torch.arange(dim, dtype=torch.int64, device=device) * _signed(_GOLDEN)
+    step = torch.arange(dim, dtype=torch.int64, device=device) * _signed(GOLDEN_GAMMA)
     x = _mix(seeds[:, None] + step)
     u = (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0**-53
     return (torch.special.erfinv(2.0 * u - 1.0) * 2.0**0.5).to(dtype)
@@ -127,14 +125,15 @@ def _keyed_fill(keys: KeyBatch, shape: tuple[int, ...], dtype: Any, device: Any,
     device = torch.device(device if device is not None else "cpu")
     out = torch.empty((len(keys.keys),) + tuple(shape), dtype=dtype, device=device)
     gen = torch.Generator(device=device)
-    for row, seed in zip(out, generator_seeds(keys.keys)):
+    for row, seed in zip(out, generator_seed(keys.keys[:, 0], keys.keys[:, 1]).tolist()):
         fill(row, generator=gen.manual_seed(seed))
     return _gather_run(out, keys.index)
 
 
-def generator_seeds(keys: np.ndarray) -> list[int]:
-    """The ``torch.Generator`` seeds of host keys ``(n, 2)``: the two words folded into 63 bits."""
-    return ((keys[:, 0] ^ (keys[:, 1] >> np.uint64(1))) & np.uint64(_SEED_MASK)).tolist()
+def generator_seed(k0: Any, k1: Any) -> Any:
+    """The ``torch.Generator`` seed of a host key's words ``k0``, ``k1`` (numpy ``uint64``
+    scalars, or columns of many keys): the two words folded into 63 bits."""
+    return (k0 ^ (k1 >> np.uint64(1))) & np.uint64(_SEED_MASK)
 
 
 def _global_rng_states() -> list[torch.Tensor]:
@@ -285,8 +284,7 @@ class TorchBackend(HostKeys, Backend):
 
     def _generator(self, key: Key, device: Any) -> torch.Generator:
         device = torch.device(device if device is not None else "cpu")
-        # torch seeds take 64 bits; fold the two words together (generator_seeds for many keys)
-        return torch.Generator(device=device).manual_seed(int(key[0] ^ (key[1] >> np.uint64(1))) & _SEED_MASK)
+        return torch.Generator(device=device).manual_seed(int(generator_seed(key[0], key[1])))
 
     def normal(self, key: Key, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Array:
         if isinstance(key, KeyBatch):
@@ -302,8 +300,8 @@ class TorchBackend(HostKeys, Backend):
 
     def normal_rows(self, key: Key, rows: Any, dim: int, dtype: Any, device: Any = None) -> Array:
         if isinstance(key, KeyBatch):
-            return key.draw(lambda k: self.normal_rows(k, rows, dim, dtype, device),
-                            lambda draws, index: _gather_run(torch.stack(draws), index))
+            return _gather_run(torch.stack([self.normal_rows(k, rows, dim, dtype, device) for k in key.keys]),
+                               key.index)
         device = torch.device(device if device is not None else "cpu")
         if device.type != "cpu":  # one block of kernels instead of two launches per row
             return hashed_normal_rows(row_seeds(key, rows, device), dim, dtype, device)

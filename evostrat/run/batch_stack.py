@@ -2,7 +2,7 @@
 
 Used by :mod:`evostrat.run.batch_torch`. The runs of a group (one strategy, population
 size, dimension, dtype and device) keep their states as a :class:`RunStack`: every
-tensor leaf stacked along a leading runs axis, the host keys per run. :class:`StackedMethods`
+tensor leaf stacked along a leading runs axis, the runs' host keys as one array. :class:`StackedMethods`
 calls the strategy's ``ask``, ``tell``, ``sigma`` and ``stop`` once for all the runs under
 the backend's ``vmap`` (``torch.func.vmap``):
 
@@ -42,7 +42,8 @@ __all__ = ["RunStack", "StackedMethods", "StackedRun"]
 
 class RunStack:
     """The states of a group's running runs: tensor leaves stacked (leading runs axis), host
-    leaves (keys) one list per run.
+    leaves by column (the runs' keys as one ``(runs, 2)`` uint64 array, another host leaf as
+    a list of the runs' values).
 
     Parameters
     ----------
@@ -61,13 +62,14 @@ class RunStack:
         self.tensor_at = tuple(backend.owns(v) for v in leaves[0])
         stack = backend.xp.stack
         self.tensors = tuple(stack([run[i] for run in leaves]) for i, t in enumerate(self.tensor_at) if t)
-        self.hosts = [[v for v, t in zip(run, self.tensor_at) if not t] for run in leaves]
+        self.hosts = [_host_column([run[i] for run in leaves], backend)
+                      for i, t in enumerate(self.tensor_at) if not t]
 
     def __len__(self) -> int:
-        return len(self.hosts)
+        return int(self.tensors[0].shape[0])
 
-    def with_parts(self, tensors: tuple[Any, ...], hosts: list[list[Any]]) -> "RunStack":
-        """The same runs with new stacked tensor leaves and host leaves."""
+    def with_parts(self, tensors: tuple[Any, ...], hosts: list[Any]) -> "RunStack":
+        """The same runs with new stacked tensor leaves and host columns."""
         return RunStack((), self.backend, _parts=(self.template, self.tensor_at, tuple(tensors), hosts))
 
     def state(self, tensors: Sequence[Any], hosts: Sequence[Any]) -> Any:
@@ -75,21 +77,33 @@ class RunStack:
         t, h = iter(tensors), iter(hosts)
         return tree_with_leaves(self.template, [next(t) if is_tensor else next(h) for is_tensor in self.tensor_at])
 
+    def host_row(self, index: int, copy: bool = False) -> list[Any]:
+        """Run ``index``'s host leaves (a key as a view of its column; ``copy``: its own array)."""
+        return [(c[index].copy() if copy else c[index]) if isinstance(c, np.ndarray) else c[index]
+                for c in self.hosts]
+
     def run_state(self, index: int, copy: bool = False) -> Any:
         """Run ``index``'s state (views into the stack; ``copy``: its own memory)."""
-        return self.state([(x[index].clone() if copy else x[index]) for x in self.tensors], self.hosts[index])
+        return self.state([(x[index].clone() if copy else x[index]) for x in self.tensors],
+                          self.host_row(index, copy))
 
     def keep(self, rows: Sequence[int]) -> "RunStack":
         """The stack of runs ``rows`` only, in that order."""
         be = self.backend
         index = be.asarray(list(rows), dtype=be.xp.int64, device=be.device(self.tensors[0]))
         return self.with_parts(tuple(be.xp.take(x, index, axis=0) for x in self.tensors),
-                               [self.hosts[i] for i in rows])
+                               [c[list(rows)] if isinstance(c, np.ndarray) else [c[i] for i in rows]
+                                for c in self.hosts])
 
     def split(self) -> list[Any]:
         """Every run's state (views into the stack)."""
         columns = [x.unbind(0) if hasattr(x, "unbind") else list(x) for x in self.tensors]
-        return [self.state([c[i] for c in columns], hosts) for i, hosts in enumerate(self.hosts)]
+        return [self.state([c[i] for c in columns], self.host_row(i)) for i in range(len(self))]
+
+
+def _host_column(values: list[Any], backend: Any) -> Any:
+    """The runs' values of one host leaf: keys as one ``(runs, 2)`` array, anything else as a list."""
+    return np.stack(values) if all(backend.is_key(v) for v in values) else values
 
 
 class StackedRun:
@@ -98,10 +112,6 @@ class StackedRun:
 
     def __init__(self, stack: RunStack, index: int) -> None:
         self.stack, self.index = stack, index
-
-    @property
-    def mean(self) -> Any:
-        return self.resolve().mean
 
     def resolve(self) -> Any:
         """The run's state, in its own memory (not a view that keeps the whole stack alive)."""
@@ -116,7 +126,6 @@ class StackedMethods:
     def __init__(self, strategy: Any, backend: Any) -> None:
         self.strategy, self.backend = strategy, backend
         self.maps = {"ask": True, "tell": True, "read": True}
-        self.stop_names: tuple[str, ...] | None = None
 
     def _call(self, method: str, fn: Any, *args: Any) -> Any:
         if not self.maps[method]:
@@ -130,12 +139,11 @@ class StackedMethods:
     def ask(self, stack: RunStack) -> tuple[Any, RunStack] | tuple[None, None]:
         """``(X, stack after ask)``: ``X`` of shape ``(runs, popsize, dim)``, each run's from its own key."""
         be, n = self.backend, len(stack)
-        is_key = [be.is_key(v) for v in stack.hosts[0]]
-        keys = [np.stack([run[j] for run in stack.hosts]) if k else None for j, k in enumerate(is_key)]
+        is_key = [isinstance(c, np.ndarray) for c in stack.hosts]
         new_hosts: list[Any] = []
 
         def ask(index: Any, tensors: tuple[Any, ...]) -> tuple[Any, ...]:
-            hosts = [KeyBatch(k, index) if k is not None else v for k, v in zip(keys, stack.hosts[0])]
+            hosts = [KeyBatch(c, index) if k else c[0] for c, k in zip(stack.hosts, is_key)]
             X, new = self.strategy.ask(stack.state(tensors, hosts))
             out = tree_leaves(new)
             new_hosts[:] = [v for v, t in zip(out, stack.tensor_at) if not t]
@@ -147,13 +155,12 @@ class StackedMethods:
         out = self._call("ask", ask, index, stack.tensors)
         if out is None:
             return None, None
-        hosts = [[v.keys[i] if isinstance(v, KeyBatch) else v for v in new_hosts] for i in range(n)]
-        return out[0], stack.with_parts(out[1:], hosts)
+        return out[0], stack.with_parts(out[1:], [v.keys if k else [v] * n for v, k in zip(new_hosts, is_key)])
 
     def tell(self, stack: RunStack, X: Any, values: Any) -> tuple[RunStack | None, Any]:
         """The stack after ``tell`` of ``X`` ``(runs, popsize, dim)`` and ``values`` ``(runs, popsize)``
         (``None`` if ``tell`` does not map), and its :meth:`read` (``None`` if that does not map)."""
-        template_hosts = stack.hosts[0]
+        template_hosts = stack.host_row(0)
         names: list[str] = []
         also_read = self.maps["read"]
 
@@ -178,7 +185,7 @@ class StackedMethods:
 
     def read(self, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]] | None:
         """Each run's ``sigma`` (floats) and strategy criteria (``{name: bool}``), or ``None``."""
-        hosts = stack.hosts[0]
+        hosts = stack.host_row(0)
         names: list[str] = []
         out = self._call("read", lambda tensors: self._read_outs(stack.state(tensors, hosts), names), stack.tensors)
         return None if out is None else self._host_read_outs(out, names)

@@ -4,8 +4,8 @@ Used by :func:`evostrat.run.batch.fit_batch`. Runs on the torch backend with the
 strategy (class and hyper-parameters), population size, dimension, dtype, device,
 ``maximize`` and ``nonfinite`` form a group, advanced in lockstep until each has stopped.
 Their strategy states stay stacked (:class:`~evostrat.run.batch_stack.RunStack`: tensor
-leaves along a leading runs axis, host keys per run) from the first generation to the
-last; each generation is
+leaves along a leading runs axis, the runs' host keys as one array) from the first
+generation to the last; each generation is
 
 1. **ask**: the strategy's pure ``ask`` under ``torch.func.vmap`` over the stack, each run
    splitting and drawing from its own key (a :class:`~evostrat.backends.key_batch.KeyBatch`)
