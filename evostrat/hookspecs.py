@@ -18,12 +18,12 @@ Registry hooks (``evostrat_strategies``, ``evostrat_backends``,
 plugin returns a dict of name -> factory and evostrat merges them. Two plugins
 providing the same name is an error naming both.
 
-Dispatch hooks (``evostrat_backend``, ``evostrat_kernel``) are *first
+Dispatch hooks (``evostrat_backend``, ``evostrat_kernel``, ``evostrat_stack_kernel``) are *first
 result*: the first plugin that returns something other than ``None`` wins.
 Built-in implementations are ``trylast``, so a plugin's specialised answer
 takes precedence.
 
-Every hook is called once per process (``evostrat_kernel`` once per strategy
+Every hook is called once per process (the kernel hooks once per strategy
 instance and backend) and its result cached, never per generation.
 
 Examples
@@ -195,5 +195,49 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     ... def evostrat_kernel(strategy, backend):
     ...     if backend.host_arrays and strategy.name == "snes":
     ...         return Kernel(ask=my_ask, tell=my_tell)
+    ...     return None
+    """
+
+
+@hookspec(firstresult=True)
+def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
+    """Offer ``strategy``'s ``ask``, ``tell`` and read-outs over many runs' stacked states.
+
+    A batched fit on an eager backend (torch: :mod:`evostrat.run.batch_torch`) keeps the
+    states of a group's runs stacked and otherwise maps the strategy's pure methods over
+    them with ``torch.func.vmap``. A *stack kernel* computes them for all the runs at once
+    instead, written for the leading runs axis (evostrat's own:
+    :mod:`evostrat.kernels.cma_torch_stack`, CMA-ES on torch). First result wins;
+    evostrat's own is ``trylast``. :class:`~evostrat.run.batch_stack.StackedMethods` calls
+    this hook once per group.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy instance; check its type and any switch it offers (such as
+        ``CMAES.stack_kernel``).
+    backend : Backend
+        The backend of the runs' arrays; compare ``backend.name``.
+
+    Returns
+    -------
+    object or None
+        An object with ``ask(state) -> (X, state)``, ``tell(state, X, fitness) -> state`` and
+        ``read(state) -> (sigma, {name: flags})`` (:class:`evostrat.kernels.StackKernel`), or
+        ``None``. Its *stacked state* is the strategy's state type with every array leaf
+        stacked along a new leading axis of the runs and the key a ``(runs, 2)`` uint64 array
+        of the runs' host keys; ``X`` has shape ``(runs, popsize, dim)``, ``fitness``
+        ``(runs, popsize)``, ``sigma`` and each criterion's flags ``(runs,)``. Run ``i`` of
+        each result must be what the strategy's own methods give for run ``i`` alone (its
+        candidates from its own key, as alone), up to the rounding of batched products.
+
+    Examples
+    --------
+    >>> from evostrat import hookimpl
+    >>> from evostrat.kernels import StackKernel
+    >>> @hookimpl                                # doctest: +SKIP
+    ... def evostrat_stack_kernel(strategy, backend):
+    ...     if backend.name == "torch" and strategy.name == "snes":
+    ...         return StackKernel(ask=my_ask, tell=my_tell, read=my_read)
     ...     return None
     """

@@ -13,6 +13,10 @@ Built-in kernels:
   the generic steps of :mod:`evostrat.strategies.cma_base`.
 - :mod:`evostrat.kernels.sep_cma_numpy`: sep-CMA-ES on numpy arrays, likewise.
 
+A *stack kernel* (``evostrat_stack_kernel`` hook, :func:`resolve_stack_kernel`) computes
+a strategy's ``ask``, ``tell`` and read-outs for the stacked states of a batch of runs
+at once (:mod:`evostrat.kernels.cma_torch_stack`: CMA-ES on torch).
+
 Examples
 --------
 >>> import numpy as np
@@ -31,7 +35,7 @@ from typing import Any, Callable, NamedTuple
 
 from evostrat.plugins import get_plugin_manager
 
-__all__ = ["Kernel", "resolve_kernel", "row_sigma"]
+__all__ = ["Kernel", "StackKernel", "resolve_kernel", "resolve_stack_kernel", "row_sigma"]
 
 
 class Kernel(NamedTuple):
@@ -54,6 +58,32 @@ class Kernel(NamedTuple):
     host_sigma: Callable[[Any], float] | None = None
     sigma_parts: Callable[[Any], Any] | None = None
     host_sigmas: Callable[[list[Any]], list[float]] | None = None
+
+
+class StackKernel(NamedTuple):
+    """A stack kernel: ``ask(state) -> (X, state)``, ``tell(state, X, fitness) -> state`` and
+    ``read(state) -> (sigma, {name: flags})`` over a *stacked state* (every array leaf with a
+    leading runs axis, the key a ``(runs, 2)`` array of host keys; see
+    :func:`evostrat.hookspecs.evostrat_stack_kernel`), bound to one strategy instance."""
+
+    ask: Callable[[Any], tuple[Any, Any]]
+    tell: Callable[[Any, Any, Any], Any]
+    read: Callable[[Any], tuple[Any, dict[str, Any]]]
+
+
+def resolve_stack_kernel(strategy: Any, backend: Any) -> Any | None:
+    """The stack kernel plugins offer for ``strategy`` on ``backend``, or ``None`` (the
+    ``evostrat_stack_kernel`` hook; :class:`~evostrat.run.batch_stack.StackedMethods` then maps
+    the strategy's own methods).
+
+    Examples
+    --------
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.strategies.snes import SNES
+    >>> resolve_stack_kernel(SNES(), get_backend("numpy")) is None
+    True
+    """
+    return get_plugin_manager().hook.evostrat_stack_kernel(strategy=strategy, backend=backend)
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:

@@ -1,4 +1,6 @@
-"""Built-in kernel plugin: CMA-ES on numpy arrays (:mod:`evostrat.kernels.cma_numpy`)."""
+"""Built-in kernel plugin: CMA-ES and sep-CMA-ES on numpy arrays (:mod:`evostrat.kernels.cma_numpy`,
+:mod:`evostrat.kernels.sep_cma_numpy`), and CMA-ES over a torch batch's stacked runs
+(:mod:`evostrat.kernels.cma_torch_stack`)."""
 
 from __future__ import annotations
 
@@ -21,4 +23,15 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
         from evostrat.kernels import sep_cma_numpy
 
         return sep_cma_numpy.kernel(strategy)
+    return None
+
+
+@hookimpl(trylast=True)
+def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
+    from evostrat.strategies.cma_es import CMAES
+
+    if backend.name == "torch" and isinstance(strategy, CMAES) and strategy.stack_kernel:
+        from evostrat.kernels import cma_torch_stack
+
+        return cma_torch_stack.kernel(strategy, backend)
     return None

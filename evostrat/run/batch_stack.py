@@ -36,6 +36,7 @@ import numpy as np
 
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.trees import tree_leaves, tree_with_leaves
+from evostrat.kernels import resolve_stack_kernel
 
 __all__ = ["RunStack", "StackedMethods", "StackedRun"]
 
@@ -121,11 +122,20 @@ class StackedRun:
 class StackedMethods:
     """The strategy's pure ``ask``, ``tell``, ``sigma`` and ``stop`` over a :class:`RunStack`.
 
-    Each returns ``None`` when the strategy's method does not map (and from then on)."""
+    A stack kernel a plugin offers for the strategy (``evostrat_stack_kernel``, e.g. CMA-ES on
+    torch) computes the three for all the runs directly instead of under ``vmap``. Each
+    returns ``None`` when the strategy's method does not map (and from then on)."""
 
     def __init__(self, strategy: Any, backend: Any) -> None:
         self.strategy, self.backend = strategy, backend
-        self.maps = {"ask": True, "tell": True, "read": True}
+        self.maps = {"ask": True, "tell": True, "read": True}  # False: that step runs run by run
+        self.kernel = resolve_stack_kernel(strategy, backend)
+
+    def _stacked(self, stack: RunStack, state: Any) -> RunStack:
+        """The stack of a kernel's stacked state (its leaves in ``stack``'s order)."""
+        leaves = tree_leaves(state)
+        return stack.with_parts(tuple(v for v, t in zip(leaves, stack.tensor_at) if t),
+                                [v for v, t in zip(leaves, stack.tensor_at) if not t])
 
     def _call(self, method: str, fn: Any, *args: Any) -> Any:
         if not self.maps[method]:
@@ -138,6 +148,9 @@ class StackedMethods:
 
     def ask(self, stack: RunStack) -> tuple[Any, RunStack] | tuple[None, None]:
         """``(X, stack after ask)``: ``X`` of shape ``(runs, popsize, dim)``, each run's from its own key."""
+        if self.kernel is not None and self.maps["ask"]:
+            X, state = self.kernel.ask(stack.state(stack.tensors, stack.hosts))
+            return X, self._stacked(stack, state)
         be, n = self.backend, len(stack)
         is_key = [isinstance(c, np.ndarray) for c in stack.hosts]
         new_hosts: list[Any] = []
@@ -160,6 +173,9 @@ class StackedMethods:
     def tell(self, stack: RunStack, X: Any, values: Any) -> tuple[RunStack | None, Any]:
         """The stack after ``tell`` of ``X`` ``(runs, popsize, dim)`` and ``values`` ``(runs, popsize)``
         (``None`` if ``tell`` does not map), and its :meth:`read` (``None`` if that does not map)."""
+        if self.kernel is not None and self.maps["tell"]:
+            told = self._stacked(stack, self.kernel.tell(stack.state(stack.tensors, stack.hosts), X, values))
+            return told, self.read(told)
         template_hosts = stack.host_row(0)
         names: list[str] = []
         also_read = self.maps["read"]
@@ -185,6 +201,9 @@ class StackedMethods:
 
     def read(self, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]] | None:
         """Each run's ``sigma`` (floats) and strategy criteria (``{name: bool}``), or ``None``."""
+        if self.kernel is not None and self.maps["read"]:
+            sigma, stops = self.kernel.read(stack.state(stack.tensors, stack.hosts))
+            return self._host_read_outs((sigma, *stops.values()), list(stops), flags_are_bool=True)
         hosts = stack.host_row(0)
         names: list[str] = []
         out = self._call("read", lambda tensors: self._read_outs(stack.state(tensors, hosts), names), stack.tensors)
@@ -196,10 +215,12 @@ class StackedMethods:
         names[:] = list(stops)
         return (self.strategy.sigma(state) + self.backend.xp.zeros_like(state.mean[0]),) + tuple(stops.values())
 
-    def _host_read_outs(self, out: tuple[Any, ...], names: list[str]) -> tuple[list[float], list[dict[str, Any]]]:
+    def _host_read_outs(self, out: tuple[Any, ...], names: list[str],
+                        flags_are_bool: bool = False) -> tuple[list[float], list[dict[str, Any]]]:
         be, xp = self.backend, self.backend.xp
         sigmas = be.to_numpy(out[0]).tolist()
         if not names:
             return sigmas, [{} for _ in sigmas]
-        hits = be.to_numpy(xp.stack([xp.astype(v, xp.bool) for v in out[1:]], axis=1)).tolist()
+        flags = out[1:] if flags_are_bool else [xp.astype(v, xp.bool) for v in out[1:]]
+        hits = be.to_numpy(xp.stack(flags, axis=1)).tolist()
         return sigmas, [dict(zip(names, row)) for row in hits]

@@ -99,7 +99,8 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
             if X is None:  # the strategy's ask does not map: run by run, each from its own state
                 pairs = [runner.strategy.ask(s) for s in stack.split()]
                 X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
-            values = evaluator.evaluate(objective, backend.xp.reshape(X, (-1, runner.dim)), backend)
+            rows = backend.xp.reshape(X, (-1, runner.dim))  # every run's population, run after run
+            values = evaluator.evaluate(objective, rows, backend)
             checked = _checked(active, values, popsize)
             told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
             stack, read = methods.tell(asked, X, told)
@@ -110,7 +111,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
             host = backend.to_numpy(checked).tolist()
             for i, d in enumerate(active):
                 d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
-                d.record(host[i], _row_of(X, i), read[0][i], read[1][i])
+                d.record(host[i], _row_of(rows, i * popsize), read[0][i], read[1][i])
             stopped = [i for i, d in enumerate(active) if d.state.stop_reason is not None]
             for i in stopped:  # the run's own copy of its last state: the stack goes on without it
                 active[i].runner.advance(stack.run_state(i, copy=True), 0)
@@ -141,6 +142,7 @@ def _read_run_by_run(runner: Any, stack: RunStack) -> tuple[list[float], list[di
     return [runner.sigma_of(s) for s in states], [runner.strategy.stop(s) for s in states]
 
 
-def _row_of(X: Any, run: int) -> Callable[[int], Any]:
-    """Candidate ``i`` of ``run``'s population, in its own memory (a best-so-far kept by the run)."""
-    return lambda i: X[run, i].clone()
+def _row_of(rows: Any, start: int) -> Callable[[int], Any]:
+    """Candidate ``i`` of the population that starts at row ``start`` of all the runs' ``rows``,
+    in its own memory (a best-so-far kept by the run)."""
+    return lambda i: rows[start + i].clone()

@@ -126,6 +126,9 @@ class CMAES(CMABase):
     #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell
     #: on numpy states (bit-identical states, a fraction of the call overhead).
     numpy_kernel = True
+    #: Let the built-in stack kernel (:mod:`evostrat.kernels.cma_torch_stack`) run a torch
+    #: batch's runs at once (``fit_batch``) instead of the generic steps under ``torch.func.vmap``.
+    stack_kernel = True
     parameter_constraints = {**CMABase.parameter_constraints,
                              "lazy_eigen": [bool, Interval(Integral, 1, None, closed="left")],
                              "covariance": [StrOptions({"auto", "eigen", "factor"})]}

@@ -1,0 +1,229 @@
+"""CMA-ES over a torch batch's stacked runs: ask, tell and the read-outs without ``vmap``.
+
+A torch ``fit_batch`` (:mod:`evostrat.run.batch_torch`) keeps its runs' states stacked:
+every tensor leaf of :class:`~evostrat.strategies.cma_es.CMAESState` with a leading runs
+axis, the keys as one ``(runs, 2)`` array. The built-in plugin hands :class:`CMAES` this
+stack kernel (``evostrat_stack_kernel`` hook), which runs the generic steps of
+:mod:`evostrat.strategies.cma_base` and :mod:`evostrat.strategies.cma_es` (Hansen's
+tutorial, arXiv 1604.00772, eqs. 38-47) written for that axis: each operation once for all
+the runs, where ``torch.func.vmap`` of the generic steps wraps about 300 operations a
+generation in its batching rules (3.0 ms against 1.5 ms for 64 runs at d = 10).
+
+Run ``i`` of each result is what the generic methods give for run ``i`` alone: its
+candidates from its own key (the draws of the lone run, bit for bit), the same operations
+in the same order, batched products rounded as batched products (the state within
+``1e-12`` relative of the lone run's). The lazy eigendecomposition decomposes the runs whose
+counter is due; ``repair`` (eigenvalues lifted, C rescaled) is computed for every run and
+selected per run, as the generic steps do on torch (on the CPU only when a run needs it). Set ``CMAES.stack_kernel = False`` (on
+the class or an instance) for the generic steps under ``vmap``.
+
+Examples
+--------
+>>> import torch
+>>> from evostrat.backends import get_backend
+>>> from evostrat.run.batch_stack import RunStack
+>>> from evostrat.strategies.cma_es import CMAES
+>>> s, be = CMAES(), get_backend(torch.zeros(1))
+>>> states = [s.init(torch.zeros(4, dtype=torch.float64), random_state=i) for i in range(3)]
+>>> stack = RunStack(states, be)
+>>> k = kernel(s, be)
+>>> X, asked = k.ask(stack.state(stack.tensors, stack.hosts))
+>>> bool(torch.equal(X[2], s.ask(states[2])[0])), tuple(X.shape)
+(True, (3, 8, 4))
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import torch
+
+from evostrat.backends.key_batch import KeyBatch
+from evostrat.backends.trees import map_tree, replace, tree_leaves
+from evostrat.kernels import StackKernel
+from evostrat.strategies.base import clamp_sigma
+from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants
+from evostrat.strategies.cma_es import CMAES
+
+__all__ = ["kernel", "ask", "tell", "read"]
+
+
+def kernel(strategy: CMAES, backend: Any) -> StackKernel:
+    """The stack kernel of ``strategy`` on the torch ``backend``."""
+    return StackKernel(ask=partial(ask, strategy, backend), tell=partial(tell, strategy, backend),
+                       read=partial(read, strategy))
+
+
+def ask(strategy: CMAES, backend: Any, state: Any) -> tuple[torch.Tensor, Any]:
+    """``x_k = m + sigma B D z_k`` for every run, ``z`` from each run's own key: ``X`` of
+    shape ``(runs, popsize, dim)`` and the stacked state with the runs' new keys."""
+    n = state.mean.shape[-1]
+    key, sub = KeyBatch(state.key, None).split()
+    z = backend.normal(sub, (strategy.resolved_popsize(n), n), state.mean.dtype, state.mean.device)
+    y = (z * state.D[:, None, :]) @ state.B.mT
+    return state.mean[:, None, :] + state.sigma[:, None, None] * y, replace(state, key=key.keys)
+
+
+def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor) -> Any:
+    """One generation of every run (:meth:`CMABase.generic_tell`'s steps): ``X`` of shape
+    ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise."""
+    n = state.mean.shape[-1]
+    c = strategy.constants(backend, n, state.mean.dtype, state.mean.device)
+    w_mean, w_cov = _weights(fitness, c.cumulative)
+    Y = X - state.mean[:, None, :]
+    Y /= state.sigma[:, None, None]
+    Y = torch.where(torch.abs(Y) <= c.ymax, Y, 0.0)
+    y_w = _row_times(w_mean, Y)
+    Zt = (Y @ state.B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
+    z_w = (state.B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
+    mean = state.mean + state.sigma[:, None] * y_w
+    ps = CMABase.sigma_path(c, state.ps, z_w)
+    sigma, hsig = _step_size(c, state.sigma, ps, state.generation)
+    p = c.p
+    pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff))[:, None] * y_w
+    coef_mu = p.cmu * _active_factors(c, w_cov, Zt)
+    new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
+    return _update_covariance(strategy, backend, c, new, Y, coef_mu, CMABase.cov_decay(c, hsig))
+
+
+def read(strategy: CMAES, state: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Every run's ``sigma`` (:meth:`CMABase.sigma`) and pycma's criteria (:meth:`CMABase.stop`),
+    each of shape ``(runs,)``."""
+    mean, sigma, D = state.mean, state.sigma, state.D
+    runs, n = mean.shape
+    diag = state.diag_C
+    std = sigma[:, None] * torch.sqrt(diag)
+    false = torch.zeros(runs, dtype=torch.bool, device=mean.device)
+    cond = strategy.tolconditioncov
+    conditioncov = D.amax(-1) > math.sqrt(cond) * D.amin(-1) if cond is not None else false
+    noeffectaxis = false
+    if strategy.noeffectaxis:
+        i = (state.generation % n).to(device=mean.device, dtype=torch.int64)[:, None]
+        column = torch.gather(state.B, 2, i[:, :, None].expand(runs, n, 1))[:, :, 0]
+        axis = column * torch.gather(D, 1, i)  # column i of B D, run by run
+        noeffectaxis = torch.all(mean == mean + 0.1 * sigma[:, None] * axis, dim=-1)
+    noeffectcoord = torch.any(mean == mean + 0.2 * std, dim=-1) if strategy.noeffectcoord else false
+    upsigma = false
+    if strategy.tolupsigma is not None:
+        lhs = torch.log(sigma) - torch.log(D.amax(-1)) - state.log_scale
+        upsigma = lhs > torch.log(state.std0.amax(-1)) + math.log(strategy.tolupsigma)
+    facupx = false
+    if strategy.tolfacupx is not None:
+        facupx = torch.any(std > state.std0 * strategy.tolfacupx, dim=-1)
+    flags = (conditioncov, noeffectaxis, noeffectcoord, upsigma, facupx)
+    return sigma * torch.sqrt(diag.amax(-1)), dict(zip(STOP_NAMES, flags))
+
+
+def _row_times(w: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``w[r] @ M[r]`` for every run ``r``: ``(runs, k) x (runs, k, n) -> (runs, n)``."""
+    return (w[:, None, :] @ M)[:, 0, :]
+
+
+def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each run's :func:`~evostrat.strategies.cma_base.candidate_weights`: NaN ranks worst,
+    tied values share the mean weight of the ranks they occupy."""
+    f = torch.where(torch.isnan(fitness), torch.inf, fitness)
+    ordered = torch.sort(f, dim=-1).values
+    lo = torch.searchsorted(ordered, f, side="left")
+    hi = torch.searchsorted(ordered, f, side="right")
+    total = cumulative[:, hi] - cumulative[:, lo]  # (2, runs, popsize)
+    w = total / (hi - lo).to(cumulative.dtype)
+    return w[0], w[1]
+
+
+def _active_factors(c: CMAConstants, w_cov: torch.Tensor, Zt: torch.Tensor) -> torch.Tensor:
+    """:meth:`CMABase.active_factors` of every run: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights."""
+    n = c.p.dim
+    norm2 = torch.clamp(torch.linalg.vecdot(Zt, Zt), min=c.tiny * n)
+    return torch.where(w_cov < 0, w_cov * (n / norm2), w_cov)
+
+
+def _step_size(c: CMAConstants, sigma: torch.Tensor, ps: torch.Tensor,
+               generation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`CMABase.step_size` of every run: CSA and ``h_sigma`` (0/1 in sigma's dtype)."""
+    p = c.p
+    norm2 = torch.linalg.vecdot(ps, ps)
+    rate = p.cs / p.damps
+    exponent = torch.clamp(torch.sqrt(norm2) * (rate / p.chi_n) - rate, max=1.0)
+    lo, hi = c.sigma_range
+    new_sigma = torch.clamp(torch.clamp(sigma * torch.exp(exponent), min=lo), max=hi)
+    g = (generation + 1).to(device=sigma.device, dtype=sigma.dtype)  # the counters live on the host
+    moving = norm2 < p.hsig_threshold2 * (1.0 - torch.exp(g * (2.0 * math.log(1.0 - p.cs))))
+    return new_sigma, moving.to(sigma.dtype)
+
+
+def _update_covariance(strategy: CMAES, backend: Any, c: CMAConstants, state: Any, Y: torch.Tensor,
+                       coef_mu: torch.Tensor, decay: torch.Tensor) -> Any:
+    """:meth:`CMAES.update_covariance` of every run: directly when decomposing every
+    generation, else queued, and decomposed in the runs whose counter is due."""
+    p, pc = c.p, state.pc
+    k = state.queue.shape[1]
+    if k == 1:
+        C = (decay[:, None, None] * state.C + (Y.mT * coef_mu[:, None, :]) @ Y
+             + p.c1 * (pc[:, :, None] * pc[:, None, :]))
+        return _eigen(backend, c, state, C)
+    diag_C = decay[:, None] * state.diag_C + _row_times(coef_mu, Y * Y) + p.c1 * (pc * pc)
+    rows = torch.cat([Y, pc[:, None, :]], dim=1)
+    coef = torch.cat([coef_mu, c.c1.expand(coef_mu.shape[0], 1)], dim=1)
+    slot = (torch.arange(k) == ((state.generation - 1) % k)[:, None]).to(Y.device)  # (runs, k)
+    state = replace(state, diag_C=diag_C, decay=state.decay * decay,
+                    queue=torch.where(slot[:, :, None, None], rows[:, None], state.queue),
+                    queue_coef=torch.where(slot[:, :, None], coef[:, None], state.queue_coef * decay[:, None, None]))
+    due = state.generation % k == 0  # on the host: no GPU synchronisation
+    if not bool(due.any()):
+        return state
+    decomposed = _decompose(backend, c, state)
+    return decomposed if bool(due.all()) else _select(due.to(Y.device), decomposed, state)
+
+
+def _decompose(backend: Any, c: CMAConstants, state: Any) -> Any:
+    """:meth:`CMAES.decompose`: the queued terms added to C, then :func:`_eigen`."""
+    runs, n = state.mean.shape
+    V = torch.reshape(state.queue, (runs, -1, n))
+    C = state.decay[:, None, None] * state.C + (V.mT * torch.reshape(state.queue_coef, (runs, 1, -1))) @ V
+    return _eigen(backend, c, replace(state, queue_coef=torch.zeros_like(state.queue_coef),
+                                      decay=torch.ones_like(state.decay)), C)
+
+
+def _eigen(backend: Any, c: CMAConstants, state: Any, C: torch.Tensor) -> Any:
+    """:meth:`CMAES.eigen` of every run: symmetrise, decompose, repair the runs that need it."""
+    C = 0.5 * (C + C.mT)
+    evals, B = backend.eigh(C)  # ascending
+    top = evals[:, -1]
+    lo, hi = RESCALE_RANGE
+    floor = torch.clamp(top, min=0.0) * c.eps + c.tiny
+    repair = (evals[:, 0] < floor) | (top > hi) | (top < lo)
+    D = torch.sqrt(torch.clamp(evals, min=0.0))
+    state = replace(state, C=C, B=B, D=D, diag_C=torch.diagonal(C, dim1=-2, dim2=-1))
+    if repair.device.type == "cpu" and not bool(repair.any()):  # on a GPU: not read (no synchronisation)
+        return state
+    return _select(repair, _repair(c, state, evals, floor), state)
+
+
+def _repair(c: CMAConstants, state: Any, evals: torch.Tensor, floor: torch.Tensor) -> Any:
+    """:meth:`CMAES.repair` and :meth:`CMABase.rescale` of every run (selected where needed)."""
+    shift = torch.clamp(floor - evals[:, 0], min=0.0)
+    evals = evals + shift[:, None]
+    top = evals[:, -1]
+    lo, hi = RESCALE_RANGE
+    scale = torch.where((top > hi) | (top < lo), top, 1.0)
+    C = (state.C + shift[:, None, None] * c.eye) / scale[:, None, None]
+    root = torch.sqrt(scale)
+    return replace(state, C=C, D=torch.sqrt(evals / scale[:, None]), diag_C=torch.diagonal(C, dim1=-2, dim2=-1),
+                   sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[:, None],
+                   log_scale=state.log_scale + torch.log(scale))
+
+
+def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
+    """Run ``r`` of ``a`` where ``pred[r]``, else of ``b``, leaf by leaf (a leaf both share is kept)."""
+    other = iter(tree_leaves(b))
+
+    def pick(x: Any, _: bool) -> Any:
+        y = next(other)
+        if x is y:
+            return x
+        return torch.where(torch.reshape(pred, (-1,) + (1,) * (x.ndim - 1)), x, y)
+
+    return map_tree(pick, a)

@@ -1,0 +1,239 @@
+"""CMA-ES's torch stack kernel (:mod:`evostrat.kernels.cma_torch_stack`) and the
+``evostrat_stack_kernel`` hook: every run of a stacked ask, tell and read-out is the
+generic methods' run alone (candidates bit for bit, states to the rounding of batched
+products), on the eager path, the lazy eigendecomposition, repairs, ties, NaN and float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evostrat import ES, hookimpl
+from evostrat.backends import get_backend
+from evostrat.kernels import StackKernel, resolve_stack_kernel
+from evostrat.plugins import get_plugin_manager
+from evostrat.run.batch import fit_batch
+from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.snes import SNES
+
+torch = pytest.importorskip("torch")
+
+BE = get_backend("torch")
+
+
+def _states(strategy: CMAES, runs: int, dim: int, dtype=torch.float64, warm: int = 0) -> list:
+    """``runs`` states of ``strategy``; run ``r`` first does ``warm * r`` generations alone, so the
+    runs' counters (and lazy queues) differ."""
+    states = []
+    for r in range(runs):
+        state = strategy.init(torch.linspace(-1.0, 2.0, dim, dtype=dtype), random_state=r)
+        for _ in range(warm * r):
+            X, state = strategy.ask(state)
+            state = strategy.tell(state, X, (X * X).sum(-1))
+        states.append(state)
+    return states
+
+
+def _assert_equal_alone(strategy: CMAES, states: list, fitness, generations: int = 6,
+                        rtol: float = 1e-12) -> list:
+    """``generations`` stacked generations of the kernel against each run's generic methods;
+    the criteria read each generation."""
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+
+    methods = StackedMethods(strategy, BE)
+    assert methods.kernel is not None
+    stack, read = RunStack(states, BE), []
+    for _ in range(generations):
+        X, asked = methods.ask(stack)
+        f = fitness(X)
+        stack, (sigmas, stops) = methods.tell(asked, X, f)
+        assert methods.maps == {"ask": True, "tell": True, "read": True}
+        alone_states = []
+        for i, state in enumerate(states):
+            X_alone, state = strategy.ask(state)
+            assert torch.equal(X[i], X_alone)  # the run's own draws, as alone
+            state = strategy.tell(state, X_alone, f[i])
+            for name, a, b in zip(state._fields, state, stack.run_state(i)):
+                if name == "B":  # eigh of a batch rounds as batched LAPACK calls: eigenvectors of
+                    # close eigenvalues (gap 5e-4) differ by up to eps / gap (C itself is equal)
+                    torch.testing.assert_close(b, a, rtol=0.0, atol=rtol * 1e3, msg=name)
+                elif isinstance(a, torch.Tensor):
+                    torch.testing.assert_close(b, a, rtol=rtol, atol=rtol * 1e-3, msg=name)
+                else:
+                    assert (a == b).all(), name  # the key
+            assert sigmas[i] == pytest.approx(float(strategy.sigma(state)), rel=rtol)
+            assert stops[i] == {k: bool(v) for k, v in strategy.stop(state).items()}
+            alone_states.append(state)
+        states = alone_states  # the next generation starts from the lone states' draws
+        stack = RunStack(states, BE)
+        read.append(stops)
+    return read
+
+
+def _sphere(X):
+    return (X * X).sum(-1)
+
+
+def test_the_kernel_is_chosen_for_cma_es_on_torch_only() -> None:
+    assert isinstance(resolve_stack_kernel(CMAES(), BE), StackKernel)
+    assert resolve_stack_kernel(SNES(), BE) is None
+    assert resolve_stack_kernel(CMAES(), get_backend("numpy")) is None
+    off = CMAES()
+    off.stack_kernel = False
+    assert resolve_stack_kernel(off, BE) is None
+
+
+@pytest.mark.parametrize("options", [{}, {"active": False, "popsize": 12}, {"popsize": 7}])
+def test_every_run_equals_the_generic_run_alone(options: dict) -> None:
+    # without active weights mu = popsize // 2 must reach d = 5: fewer leave C with a repeated
+    # eigenvalue, whose eigenvectors eigh may return in any basis of that eigenspace
+    s = CMAES(**options)
+    _assert_equal_alone(s, _states(s, 4, 5), _sphere)
+
+
+def test_lazy_eigendecomposition_with_runs_due_at_different_generations() -> None:
+    s = CMAES(lazy_eigen=3)
+    states = _states(s, 4, 6, warm=1)  # counters 0, 1, 2, 3: each generation some runs are due, some not
+    assert len({int(st.generation) for st in states}) == 4
+    _assert_equal_alone(s, states, _sphere, generations=7)
+
+
+def test_ties_nan_and_float32() -> None:
+    s = CMAES()
+
+    def tied_with_nan(X):
+        f = torch.round(_sphere(X))  # ties
+        f[1, 2] = float("nan")  # ranks worst in run 1 only
+        return f
+
+    _assert_equal_alone(s, _states(s, 3, 4), tied_with_nan)
+    _assert_equal_alone(s, _states(s, 3, 4, dtype=torch.float32), _sphere, rtol=1e-5)
+
+
+def test_criteria_that_trigger_in_some_runs() -> None:
+    s = CMAES(tolfacupx=1.5, tolconditioncov=10.0)
+    # a steep ellipsoid: C's condition passes 10 within a dozen generations in some runs, and
+    # the wide runs' deviations grow past 1.5 sigma0 (tolfacupx) in some runs first
+    scale = torch.logspace(0, 3, 5, dtype=torch.float64)
+
+    def ellipsoid(X):
+        return ((X * scale) ** 2).sum(-1)
+
+    read = _assert_equal_alone(s, _states(s, 4, 5), ellipsoid, generations=12)
+    for name in ("tolfacupx", "tolconditioncov"):  # each holds in some runs and not in others
+        assert any(len({stops[name] for stops in generation}) == 2 for generation in read), name
+
+
+def test_repair_in_some_runs_only() -> None:
+    s = CMAES()
+    states = _states(s, 3, 4)
+    # run 1's C near the top of RESCALE_RANGE: the update pushes its largest eigenvalue past
+    # 1e10, so its C is rescaled into sigma; the other runs are not repaired
+    big = states[1]
+    states[1] = big._replace(C=big.C * 9.9e9, B=big.B, D=big.D * 9.9e9 ** 0.5, diag_C=big.diag_C * 9.9e9)
+    _assert_equal_alone(s, states, _sphere, generations=3)
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+
+    methods = StackedMethods(s, BE)
+    X, asked = methods.ask(RunStack(states, BE))
+    told, _ = methods.tell(asked, X, _sphere(X))
+    log_scale = told.run_state(1).log_scale
+    assert float(log_scale) > 20 and float(told.run_state(0).log_scale) == 0.0  # only run 1 repaired
+
+
+def test_fit_batch_runs_the_kernel_and_equals_the_runs_alone() -> None:
+    from evostrat.kernels import cma_torch_stack
+
+    calls = []
+    tell = cma_torch_stack.tell
+
+    def counting(*args):
+        calls.append(1)
+        return tell(*args)
+
+    x0 = torch.full((6,), 2.0, dtype=torch.float64)
+    settings = {"max_generations": 60, "popsize": 16}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cma_torch_stack, "tell", counting)
+        res = fit_batch(ES("cma_es", **settings), _sphere, x0, seeds=3)
+    assert res.fast_path == "batched" and len(calls) == 60
+    for i in range(3):
+        alone = ES("cma_es", random_state=i, **settings).fit(_sphere, x0)
+        assert res.n_evals[i] == alone.n_evals_ and res.stop_reason[i] == alone.stop_reason_
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-6, atol=1e-18)
+        np.testing.assert_allclose([h["sigma"] for h in res.estimators[i].history_],
+                                   [h["sigma"] for h in alone.history_], rtol=1e-6)
+
+
+class _SnesStackPlugin:
+    """A third party's stack kernel: SNES's own methods, run by run, counted."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def evostrat_stack_kernel(self, strategy, backend):
+        if not isinstance(strategy, SNES) or backend.name != "torch":
+            return None
+        from evostrat.backends.trees import tree_leaves, tree_with_leaves
+        from evostrat.run.batch_stack import RunStack
+
+        def runs(state):  # run i's state: row i of every leaf (the key's row too)
+            leaves = tree_leaves(state)
+            return [tree_with_leaves(state, [v[i] for v in leaves]) for i in range(state.mean.shape[0])]
+
+        def join(states):
+            stack = RunStack(states, BE)
+            return stack.state(stack.tensors, stack.hosts)
+
+        def ask(state):
+            self.calls.append("ask")
+            pairs = [strategy.ask(s) for s in runs(state)]
+            return torch.stack([p[0] for p in pairs]), join([p[1] for p in pairs])
+
+        def tell(state, X, f):
+            self.calls.append("tell")
+            return join([strategy.tell(s, x, v) for s, x, v in zip(runs(state), X, f)])
+
+        def read(state):
+            self.calls.append("read")
+            return torch.stack([strategy.sigma(s) for s in runs(state)]), {}
+
+        return StackKernel(ask=ask, tell=tell, read=read)
+
+
+def test_a_third_party_stack_kernel_is_used() -> None:
+    pm = get_plugin_manager()
+    plugin = _SnesStackPlugin()
+    pm.register(plugin, name="test-snes-stack-kernel")
+    try:
+        x0 = torch.full((3,), 1.0, dtype=torch.float64)
+        res = fit_batch(ES("snes", max_generations=8), _sphere, x0, seeds=2)
+    finally:
+        pm.unregister(name="test-snes-stack-kernel")
+    assert plugin.calls[:3] == ["ask", "tell", "read"] and len(plugin.calls) == 24
+    for i in range(2):
+        alone = ES("snes", max_generations=8, random_state=i).fit(_sphere, x0)
+        assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-12)
+
+
+def test_without_the_kernel_the_generic_steps_map_and_agree() -> None:
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+
+    on, off = CMAES(lazy_eigen=2), CMAES(lazy_eigen=2)
+    off.stack_kernel = False
+    states = _states(on, 3, 5, warm=1)
+    kernel, mapped = StackedMethods(on, BE), StackedMethods(off, BE)
+    assert kernel.kernel is not None and mapped.kernel is None
+    a = b = RunStack(states, BE)
+    for generation in range(4):
+        (Xa, a), (Xb, b) = kernel.ask(a), mapped.ask(b)
+        if generation == 0:
+            assert torch.equal(Xa, Xb)
+        torch.testing.assert_close(Xa, Xb, rtol=1e-12, atol=1e-12)  # then apart by batched rounding
+        (a, read_a), (b, read_b) = kernel.tell(a, Xa, _sphere(Xa)), mapped.tell(b, Xb, _sphere(Xb))
+        assert mapped.maps == {"ask": True, "tell": True, "read": True}  # under vmap, not run by run
+        assert read_a[1] == read_b[1]
+        np.testing.assert_allclose(read_a[0], read_b[0], rtol=1e-12)
+        for x, y in zip(a.tensors, b.tensors):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
