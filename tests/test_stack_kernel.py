@@ -82,6 +82,17 @@ def test_the_kernel_is_chosen_for_cma_es_on_torch_only() -> None:
     off.stack_kernel = False
     assert resolve_stack_kernel(off, BE) is None
 
+    class OwnDecay(CMAES):  # overrides a step the kernel would otherwise compute its own way
+        @staticmethod
+        def cov_decay(c, hsig):
+            return CMAES.cov_decay(c, hsig) * 0.5
+
+    assert resolve_stack_kernel(OwnDecay(), BE) is None
+    x0 = torch.ones(4, dtype=torch.float64)
+    res = fit_batch(ES(OwnDecay(), max_generations=5), _sphere, x0, seeds=2)
+    alone = ES(OwnDecay(), max_generations=5, random_state=1).fit(_sphere, x0)
+    assert res.fun[1] == pytest.approx(alone.fun_, rel=1e-9)  # its own step, under vmap
+
 
 @pytest.mark.parametrize("options", [{}, {"active": False, "popsize": 12}, {"popsize": 7}])
 def test_every_run_equals_the_generic_run_alone(options: dict) -> None:

@@ -14,8 +14,9 @@ candidates from its own key (the draws of the lone run, bit for bit), the same o
 in the same order, batched products rounded as batched products (the state within
 ``1e-12`` relative of the lone run's). The lazy eigendecomposition decomposes the runs whose
 counter is due; ``repair`` (eigenvalues lifted, C rescaled) is computed for every run and
-selected per run, as the generic steps do on torch (on the CPU only when a run needs it). Set ``CMAES.stack_kernel = False`` (on
-the class or an instance) for the generic steps under ``vmap``.
+selected per run, as the generic steps do on torch (on the CPU only when a run needs it).
+Set ``CMAES.stack_kernel = False`` (on the class or an instance) for the generic steps under
+``vmap``; a subclass that overrides one of the steps (:data:`STEPS`) gets them too.
 
 Examples
 --------
@@ -47,7 +48,28 @@ from evostrat.strategies.base import clamp_sigma
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants
 from evostrat.strategies.cma_es import CMAES
 
-__all__ = ["kernel", "ask", "tell", "read"]
+__all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
+
+
+#: The methods whose steps the kernel runs: a subclass that overrides one keeps its own (under vmap).
+STEPS = ("ask", "tell", "generic_tell", "sample", "whiten", "update_covariance", "decompose", "current_cov",
+         "eigen", "repair", "rescale", "sigma_path", "step_size", "cov_path", "active_factors", "cov_decay",
+         "sigma", "stop", "_sigma_array", "_stop_arrays", "_diag_cov", "_axes", "parameters", "constants")
+
+
+def applies(strategy: Any) -> bool:
+    """Whether the kernel computes ``strategy``'s steps: a :class:`CMAES` with ``stack_kernel``
+    set that overrides none of :data:`STEPS`.
+
+    >>> class Custom(CMAES):
+    ...     def update_covariance(self, *args):
+    ...         return super().update_covariance(*args)
+    >>> applies(CMAES()), applies(Custom())
+    (True, False)
+    """
+    cls = type(strategy)
+    return (isinstance(strategy, CMAES) and bool(strategy.stack_kernel)
+            and all(getattr(cls, name) is getattr(CMAES, name) for name in STEPS))
 
 
 def kernel(strategy: CMAES, backend: Any) -> StackKernel:
