@@ -8,8 +8,8 @@
   (each on the compiled loop, its program compiled once). Target: at most 0.05x (20x faster).
 - ``batch-torch-vs-loop``: the same on torch CPU: ``fit_batch`` advances the 64 runs in lockstep
   (:mod:`evostrat.run.batch_torch`: the states stacked, ``ask``, ``tell`` and the read-outs
-  under ``torch.func.vmap``, one objective call per generation for all runs) against the
-  loop. Target: at most 0.05x.
+  by CMA-ES's stack kernel :mod:`evostrat.kernels.cma_torch_stack`, one objective call per
+  generation for all runs) against the loop. Target: at most 0.05x.
 
 Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.
 Compilation happens in the warm-up round.

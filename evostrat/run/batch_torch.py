@@ -7,15 +7,16 @@ Their strategy states stay stacked (:class:`~evostrat.run.batch_stack.RunStack`:
 leaves along a leading runs axis, the runs' host keys as one array) from the first
 generation to the last; each generation is
 
-1. **ask**: the strategy's pure ``ask`` under ``torch.func.vmap`` over the stack, each run
+1. **ask**: the strategy's pure ``ask`` under ``torch.func.vmap`` over the stack (or the stack
+   kernel a plugin offers, :func:`~evostrat.kernels.resolve_stack_kernel`: CMA-ES's), each run
    splitting and drawing from its own key (a :class:`~evostrat.backends.key_batch.KeyBatch`)
    in the order it would alone, so its candidates are those of the run done alone;
 2. **evaluate** the populations of all the group's running runs in one call of the
    run's evaluator (``"auto"`` or ``"vectorized"``: one call of a vectorised objective
    on the concatenated populations; a per-candidate objective is called per row), the
    values checked at once when they are finite (else run by run, with each run's warning);
-3. **tell** all the running runs at once (``tell`` under ``torch.func.vmap``; the keys pass
-   through unchanged), in the same mapped call the new states' ``sigma`` and the
+3. **tell** all the running runs at once (``tell`` under ``torch.func.vmap``, or the stack
+   kernel's; the keys pass through unchanged), and the new states' ``sigma`` and the
    strategy's criteria;
 4. **record** each run's generation with the driver's own code
    (:meth:`~evostrat.run.driver.Driver.record`): history row, best so far and the
