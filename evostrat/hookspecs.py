@@ -217,7 +217,7 @@ def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
         The strategy instance; check its type and any switch it offers (such as
         ``CMAES.stack_kernel``).
     backend : Backend
-        The backend of the runs' arrays; compare ``backend.name``.
+        The backend of the runs' arrays; ask its capabilities (``backend.torch_tensors``).
 
     Returns
     -------
@@ -237,7 +237,7 @@ def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
     >>> from evostrat.kernels import StackKernel
     >>> @hookimpl                                # doctest: +SKIP
     ... def evostrat_stack_kernel(strategy, backend):
-    ...     if backend.name == "torch" and strategy.name == "snes":
+    ...     if backend.torch_tensors and strategy.name == "snes":
     ...         return StackKernel(ask=my_ask, tell=my_tell, read=my_read)
     ...     return None
     """

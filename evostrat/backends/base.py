@@ -52,12 +52,16 @@ class Backend:
         Its arrays are numpy ``ndarray`` in host memory, so host kernels (numpy code that reads
         and writes them, :mod:`evostrat.kernels`) apply to them and a numpy array of its dtype
         needs no conversion. Code outside :mod:`evostrat.backends` asks this, never the name.
+    torch_tensors : bool
+        Its arrays are ``torch.Tensor`` (on any device), so torch kernels (torch code that reads
+        and writes them, :mod:`evostrat.kernels.cma_torch_stack`) apply to them.
     """
 
     name: str = ""
     xp: Any = None
     default_float: Any = None
     host_arrays: bool = False
+    torch_tensors: bool = False
 
     # -- identification ------------------------------------------------------------
     def owns(self, x: Any) -> bool:

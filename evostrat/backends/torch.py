@@ -246,6 +246,7 @@ class TorchBackend(HostKeys, Backend):
     name = "torch"
     xp = xp_torch
     default_float = torch.float32
+    torch_tensors = True
 
     def __init__(self, fused: Any = None, fused_mode: str | None = None,
                  compiler: str = "inductor") -> None:

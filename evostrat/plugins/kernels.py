@@ -30,7 +30,7 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
 def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
     from evostrat.strategies.cma_es import CMAES
 
-    if backend.name == "torch" and isinstance(strategy, CMAES):
+    if backend.torch_tensors and isinstance(strategy, CMAES):
         from evostrat.kernels import cma_torch_stack
 
         return cma_torch_stack.kernel(strategy, backend) if cma_torch_stack.applies(strategy) else None
