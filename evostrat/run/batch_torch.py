@@ -109,11 +109,12 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
                 stack = RunStack([runner.strategy.tell(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
                 read = methods.read(stack)
             read = read or _read_run_by_run(runner, stack)
-            host = backend.to_numpy(checked).tolist()
+            host, (sigmas, stops), stopped = backend.to_numpy(checked).tolist(), read, []
             for i, d in enumerate(active):
                 d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
-                d.record(host[i], _row_of(rows, i * popsize), read[0][i], read[1][i])
-            stopped = [i for i, d in enumerate(active) if d.state.stop_reason is not None]
+                d.record(host[i], _row_of(rows, i * popsize), sigmas[i], stops[i])
+                if d.state.stop_reason is not None:
+                    stopped.append(i)
             for i in stopped:  # the run's own copy of its last state: the stack goes on without it
                 active[i].runner.advance(stack.run_state(i, copy=True), 0)
             if stopped:
