@@ -84,7 +84,7 @@ def ask(strategy: CMAES, backend: Any, state: Any) -> tuple[torch.Tensor, Any]:
     n = state.mean.shape[-1]
     key, sub = KeyBatch(state.key, None).split()
     z = backend.normal(sub, (strategy.resolved_popsize(n), n), state.mean.dtype, state.mean.device)
-    y = (z * state.D[:, None, :]) @ state.B.mT
+    y = (z * state.D[:, None, :]) @ _column_major(state.B).mT
     return state.mean[:, None, :] + state.sigma[:, None, None] * y, replace(state, key=key.keys)
 
 
@@ -98,14 +98,15 @@ def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: to
     Y /= state.sigma[:, None, None]
     Y = torch.where(torch.abs(Y) <= c.ymax, Y, 0.0)
     y_w = _row_times(w_mean, Y)
-    Zt = (Y @ state.B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
-    z_w = (state.B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
+    B = _column_major(state.B)
+    Zt = (Y @ B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
+    z_w = (B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
     mean = state.mean + state.sigma[:, None] * y_w
     ps = CMABase.sigma_path(c, state.ps, z_w)
     sigma, hsig = _step_size(c, state.sigma, ps, state.generation)
     p = c.p
     pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff))[:, None] * y_w
-    coef_mu = p.cmu * _active_factors(c, w_cov, Zt)
+    coef_mu = p.cmu * _active_factors(c, backend, w_cov, Zt)
     new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
     return _update_covariance(strategy, backend, c, new, Y, coef_mu, CMABase.cov_decay(c, hsig))
 
@@ -138,6 +139,13 @@ def read(strategy: CMAES, state: Any) -> tuple[torch.Tensor, dict[str, torch.Ten
     return sigma * torch.sqrt(diag.amax(-1)), dict(zip(STOP_NAMES, flags))
 
 
+def _column_major(B: torch.Tensor) -> torch.Tensor:
+    """``B`` with each matrix column-major, as ``eigh`` returns eigenvectors and a lone run keeps
+    them: a product's summation order follows its operands' layout, and stacking the runs'
+    states (or dropping stopped runs) makes the stack row-major."""
+    return B if B.stride()[-2:] == (1, B.shape[-1]) else B.mT.contiguous().mT
+
+
 def _row_times(w: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``w[r] @ M[r]`` for every run ``r``: ``(runs, k) x (runs, k, n) -> (runs, n)``."""
     return (w[:, None, :] @ M)[:, 0, :]
@@ -155,10 +163,14 @@ def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Ten
     return w[0], w[1]
 
 
-def _active_factors(c: CMAConstants, w_cov: torch.Tensor, Zt: torch.Tensor) -> torch.Tensor:
-    """:meth:`CMABase.active_factors` of every run: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights."""
+def _active_factors(c: CMAConstants, backend: Any, w_cov: torch.Tensor, Zt: torch.Tensor) -> torch.Tensor:
+    """:meth:`CMABase.active_factors` of every run: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights.
+
+    The norms are the backend's ``vecdot``, the lone run's product bit for bit: C must be the
+    lone run's to the last bit, or ``eigh`` may pick another basis of a repeated eigenvalue
+    (while ``popsize < n`` the first updates leave ``C`` with one)."""
     n = c.p.dim
-    norm2 = torch.clamp(torch.linalg.vecdot(Zt, Zt), min=c.tiny * n)
+    norm2 = torch.clamp(backend.vecdot(Zt, Zt), min=c.tiny * n)
     return torch.where(w_cov < 0, w_cov * (n / norm2), w_cov)
 
 
