@@ -57,9 +57,9 @@ def _assert_equal_alone(strategy: CMAES, states: list, fitness, generations: int
                 if exact and name in ("C", "B", "D"):  # C to the last bit, or eigh may pick another
                     # basis of a repeated eigenvalue (popsize < n), and so its eigenpairs
                     assert torch.equal(b, a), name
-                elif name == "B":  # below 400 multiply-adds a product, torch's CPU bmm sums in
-                    # another order than mm: C apart in the last bit, eigenvectors of close
-                    # eigenvalues (gap 5e-4) by up to eps / gap
+                elif name == "B":  # at some small sizes (d = 5) torch's CPU bmm sums in another
+                    # order than mm: C apart in the last bit, eigenvectors of close eigenvalues
+                    # (gap 5e-4) by up to eps / gap
                     torch.testing.assert_close(b, a, rtol=0.0, atol=rtol * 1e3, msg=name)
                 elif isinstance(a, torch.Tensor):
                     torch.testing.assert_close(b, a, rtol=rtol, atol=rtol * 1e-3, msg=name)
