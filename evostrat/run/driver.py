@@ -268,10 +268,11 @@ class Driver:
         behavioural spread); ``candidate(i)``: row ``i`` (read for an improving generation's
         best); ``sigma``: the largest standard deviation (``None``: read now); ``stops(state)``: the
         strategy's criteria on this generation's state (called when ``stop_reason`` is read, at once
-        with restarts), or their dict, evaluated already; ``extra``: more history columns;
+        with restarts), or their dict, evaluated already (all checked at once); ``extra``: more history columns;
         ``best_of`` (constraints): the values that compete for best so far, NaN if infeasible.
         """
         state, runner, maximize = self.state, self.runner, self.maximize
+        now = state.plan is not None or isinstance(stops, dict)  # restarts, or criteria evaluated already
         state.n_evals = state.run_start[0] + runner.n_evals
         state.n_generations = state.run_start[1] + runner.generation
         sigma = runner.sigma if sigma is None else sigma
@@ -313,15 +314,15 @@ class Driver:
             state.append(entry)
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
-            # without restarts the criteria run when the reason is next read (defer returns None)
-            reason = self.termination.check(*args) if state.plan is not None else self.termination.defer(*args)
+            # deferred (defer returns None) to the next read of the reason unless ``now`` (see above)
+            reason = self.termination.check(*args) if now else self.termination.defer(*args)
         stops, told_state = (evaluated_stops(stops), None) if isinstance(stops, dict) else (stops, runner.state)
         if state.plan is not None:
             state.stop_reason = self.after_run(first_stop(stops(told_state)) if reason is None else reason, gen_best)
-        elif reason is None:  # the deferred criteria, then the strategy's on this generation's state
+        elif reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state
             state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, told_state), None
         else:
-            state.stop_reason = reason
+            state.stop_reason = first_stop(stops(told_state)) if reason is None else reason
 
     def after_run(self, reason: str | None, gen_best: float) -> str | None:
         """Restart bookkeeping; start the next run when a local criterion ended this one."""
