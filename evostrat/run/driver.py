@@ -272,7 +272,7 @@ class Driver:
         ``best_of`` (constraints): the values that compete for best so far, NaN if infeasible.
         """
         state, runner, maximize = self.state, self.runner, self.maximize
-        now = state.plan is not None or isinstance(stops, dict)  # restarts, or criteria evaluated already
+        now = state.plan is not None or isinstance(stops, dict)  # else the criteria wait for the reason's next read
         state.n_evals = state.run_start[0] + runner.n_evals
         state.n_generations = state.run_start[1] + runner.generation
         sigma = runner.sigma if sigma is None else sigma
@@ -314,7 +314,6 @@ class Driver:
             state.append(entry)
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
-            # deferred (defer returns None) to the next read of the reason unless ``now`` (see above)
             reason = self.termination.check(*args) if now else self.termination.defer(*args)
         stops, told_state = (evaluated_stops(stops), None) if isinstance(stops, dict) else (stops, runner.state)
         if state.plan is not None:
