@@ -200,8 +200,7 @@ class _SnesStackPlugin:
             return [tree_with_leaves(state, [v[i] for v in leaves]) for i in range(state.mean.shape[0])]
 
         def join(states):
-            stack = RunStack(states, BE)
-            return stack.state(stack.tensors, stack.hosts)
+            return RunStack(states, BE).as_state()
 
         def ask(state):
             self.calls.append("ask")

@@ -37,7 +37,7 @@ from typing import Any, Callable, TypeVar
 
 import array_api_compat
 
-from evostrat.backends.trees import map_tree, tree_leaves
+from evostrat.backends.trees import merge_leaves
 
 __all__ = ["PAIRWISE_MAX", "cheap_cond", "eigh_identity", "host_cached", "pairwise_counts_pay", "searchsorted_span",
            "solve"]
@@ -152,13 +152,8 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
     xp = backend.xp
     if not array_api_compat.is_torch_namespace(xp):
         return backend.cond(pred, true_fn, false_fn, *operands)
-    other = iter(tree_leaves(false_fn(*operands)))
-
-    def pick(a: Any, _: bool) -> Any:
-        b = next(other)
-        return a if a is b else xp.where(pred, a, b)
-
-    return map_tree(pick, true_fn(*operands))
+    otherwise = false_fn(*operands)
+    return merge_leaves(lambda a, b: xp.where(pred, a, b), true_fn(*operands), otherwise)
 
 
 def eigh_identity(xp: Any, n: int, dtype: Any, device: Any = None) -> Any:

@@ -34,7 +34,7 @@ from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.numpy import HostKeys, block_normal_rows
 from evostrat.backends.programs import compile_cached
 from evostrat.backends.torch_fused import FUSED_MODE_ENV, FusedProgram, fusable, fused_setting
-from evostrat.backends.trees import map_tree, tree_leaves
+from evostrat.backends.trees import map_tree, merge_leaves, tree_leaves
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -146,13 +146,7 @@ def _global_rng_states() -> list[torch.Tensor]:
 
 def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
     """``a`` where ``pred`` else ``b``, leaf by leaf over two trees of the same structure."""
-    other = iter(tree_leaves(b))
-
-    def pick(x: Any, _: bool) -> Any:
-        y = next(other)
-        return x if x is y else torch.where(pred, torch.as_tensor(x), torch.as_tensor(y))
-
-    return map_tree(pick, a)
+    return merge_leaves(lambda x, y: torch.where(pred, torch.as_tensor(x), torch.as_tensor(y)), a, b)
 
 
 def _fresh(out: Any, inputs: Sequence[torch.Tensor], like: Any = None) -> Any:

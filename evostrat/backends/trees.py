@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["field_names", "map_tree", "named_leaves", "replace", "tree_from_host", "tree_leaves", "tree_to_host",
-           "tree_with_leaves"]
+__all__ = ["field_names", "map_tree", "merge_leaves", "named_leaves", "replace", "tree_from_host", "tree_leaves",
+           "tree_to_host", "tree_with_leaves"]
 
 
 def field_names(state: Any) -> tuple[str, ...]:
@@ -45,6 +45,26 @@ def map_tree(fn: Callable[[Any, bool], Any], tree: Any, is_key: bool = False) ->
     if isinstance(tree, dict):
         return {k: map_tree(fn, v) for k, v in tree.items()}
     return fn(tree, is_key)
+
+
+def merge_leaves(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    """``a`` with each leaf ``x`` replaced by ``fn(x, y)``, ``y`` the leaf of ``b`` (a tree of the
+    same structure) at its place; a leaf both trees hold as the same object is kept as it is
+    (the selects of both branches of a condition: nothing to select there).
+
+    >>> from collections import namedtuple
+    >>> S = namedtuple("S", "mean sigma")
+    >>> shared = [0.0]
+    >>> merge_leaves(lambda x, y: x + y, S(1.0, shared), S(2.0, shared))
+    S(mean=3.0, sigma=[0.0])
+    """
+    other = iter(tree_leaves(b))
+
+    def pick(x: Any, _: bool) -> Any:
+        y = next(other)
+        return x if x is y else fn(x, y)
+
+    return map_tree(pick, a)
 
 
 def tree_leaves(tree: Any) -> list[Any]:

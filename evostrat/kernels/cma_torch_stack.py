@@ -32,7 +32,7 @@ Examples
 >>> states = [s.init(torch.zeros(4, dtype=torch.float64), random_state=i) for i in range(3)]
 >>> stack = RunStack(states, be)
 >>> k = kernel(s, be)
->>> X, asked = k.ask(stack.state(stack.tensors, stack.hosts))
+>>> X, asked = k.ask(stack.as_state())
 >>> bool(torch.equal(X[2], s.ask(states[2])[0])), tuple(X.shape)
 (True, (3, 8, 4))
 """
@@ -46,10 +46,10 @@ from typing import Any
 import torch
 
 from evostrat.backends.key_batch import KeyBatch
-from evostrat.backends.trees import map_tree, replace, tree_leaves
+from evostrat.backends.trees import merge_leaves, replace
 from evostrat.kernels import StackKernel
 from evostrat.strategies.base import clamp_sigma
-from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants
+from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
 
 __all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
@@ -57,7 +57,7 @@ __all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
 
 #: The methods whose steps the kernel runs: a subclass that overrides one keeps its own (under vmap).
 STEPS = ("ask", "tell", "generic_tell", "sample", "whiten", "update_covariance", "decompose", "current_cov",
-         "eigen", "repair", "rescale", "sigma_path", "step_size", "cov_path", "active_factors", "cov_decay",
+         "eigen", "repair", "rescale", "sigma_path", "step_size", "csa", "cov_path", "active_factors", "cov_decay",
          "sigma", "stop", "_sigma_array", "_stop_arrays", "_diag_cov", "_axes", "parameters", "constants")
 
 
@@ -100,17 +100,21 @@ def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: to
     w_mean, w_cov = _weights(fitness, c.cumulative)
     Y = X - state.mean[:, None, :]
     Y /= state.sigma[:, None, None]
-    Y = torch.where(torch.abs(Y) <= c.ymax, Y, 0.0)
+    Y = finite_rows(Y, c.ymax, backend.xp)
     y_w = _row_times(w_mean, Y)
     B = _column_major(state.B)
     Zt = (Y @ B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
     z_w = (B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
     mean = state.mean + state.sigma[:, None] * y_w
     ps = CMABase.sigma_path(c, state.ps, z_w)
-    sigma, hsig = _step_size(c, state.sigma, ps, state.generation)
-    p = c.p
-    pc = (1.0 - p.cc) * state.pc + (hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff))[:, None] * y_w
-    coef_mu = p.cmu * _active_factors(c, backend, w_cov, Zt)
+    # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
+    # reaches C only through sigma and h_sigma); the counters live on the host
+    g = (state.generation + 1).to(device=ps.device, dtype=ps.dtype)
+    sigma, hsig = CMABase.csa(c, backend.xp, state.sigma, torch.linalg.vecdot(ps, ps), g)
+    pc = CMABase.cov_path(c, state.pc, hsig[:, None], y_w)
+    # the backend's vecdot, the lone run's product bit for bit: C must be the lone run's to the last
+    # bit, or eigh may pick another basis of a repeated eigenvalue (popsize < n leaves C one at first)
+    coef_mu = c.p.cmu * CMABase.active_factors(c, backend, w_cov, Zt)
     new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
     return _update_covariance(strategy, backend, c, new, Y, coef_mu, CMABase.cov_decay(c, hsig))
 
@@ -165,31 +169,6 @@ def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Ten
     total = cumulative[:, hi] - cumulative[:, lo]  # (2, runs, popsize)
     w = total / (hi - lo).to(cumulative.dtype)
     return w[0], w[1]
-
-
-def _active_factors(c: CMAConstants, backend: Any, w_cov: torch.Tensor, Zt: torch.Tensor) -> torch.Tensor:
-    """:meth:`CMABase.active_factors` of every run: ``w_i n / ||C^{-1/2} y_i||^2`` for negative weights.
-
-    The norms are the backend's ``vecdot``, the lone run's product bit for bit: C must be the
-    lone run's to the last bit, or ``eigh`` may pick another basis of a repeated eigenvalue
-    (while ``popsize < n`` the first updates leave ``C`` with one)."""
-    n = c.p.dim
-    norm2 = torch.clamp(backend.vecdot(Zt, Zt), min=c.tiny * n)
-    return torch.where(w_cov < 0, w_cov * (n / norm2), w_cov)
-
-
-def _step_size(c: CMAConstants, sigma: torch.Tensor, ps: torch.Tensor,
-               generation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:meth:`CMABase.step_size` of every run: CSA and ``h_sigma`` (0/1 in sigma's dtype)."""
-    p = c.p
-    norm2 = torch.linalg.vecdot(ps, ps)
-    rate = p.cs / p.damps
-    exponent = torch.clamp(torch.sqrt(norm2) * (rate / p.chi_n) - rate, max=1.0)
-    lo, hi = c.sigma_range
-    new_sigma = torch.clamp(torch.clamp(sigma * torch.exp(exponent), min=lo), max=hi)
-    g = (generation + 1).to(device=sigma.device, dtype=sigma.dtype)  # the counters live on the host
-    moving = norm2 < p.hsig_threshold2 * (1.0 - torch.exp(g * (2.0 * math.log(1.0 - p.cs))))
-    return new_sigma, moving.to(sigma.dtype)
 
 
 def _update_covariance(strategy: CMAES, backend: Any, c: CMAConstants, state: Any, Y: torch.Tensor,
@@ -256,12 +235,4 @@ def _repair(c: CMAConstants, state: Any, evals: torch.Tensor, floor: torch.Tenso
 
 def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:
     """Run ``r`` of ``a`` where ``pred[r]``, else of ``b``, leaf by leaf (a leaf both share is kept)."""
-    other = iter(tree_leaves(b))
-
-    def pick(x: Any, _: bool) -> Any:
-        y = next(other)
-        if x is y:
-            return x
-        return torch.where(torch.reshape(pred, (-1,) + (1,) * (x.ndim - 1)), x, y)
-
-    return map_tree(pick, a)
+    return merge_leaves(lambda x, y: torch.where(torch.reshape(pred, (-1,) + (1,) * (x.ndim - 1)), x, y), a, b)

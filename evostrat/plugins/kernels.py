@@ -28,10 +28,9 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
 
 @hookimpl(trylast=True)
 def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
-    from evostrat.strategies.cma_es import CMAES
-
-    if backend.torch_tensors and isinstance(strategy, CMAES):
+    if backend.torch_tensors:
         from evostrat.kernels import cma_torch_stack
 
-        return cma_torch_stack.kernel(strategy, backend) if cma_torch_stack.applies(strategy) else None
+        if cma_torch_stack.applies(strategy):  # a CMAES that overrides none of the kernel's steps
+            return cma_torch_stack.kernel(strategy, backend)
     return None

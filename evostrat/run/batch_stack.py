@@ -78,6 +78,17 @@ class RunStack:
         t, h = iter(tensors), iter(hosts)
         return tree_with_leaves(self.template, [next(t) if is_tensor else next(h) for is_tensor in self.tensor_at])
 
+    def as_state(self) -> Any:
+        """The stack as one state of the template's structure: tensor leaves with the leading runs
+        axis, host leaves by column (the keys a ``(runs, 2)`` array): a stack kernel's state."""
+        return self.state(self.tensors, self.hosts)
+
+    def with_state(self, state: Any) -> "RunStack":
+        """The stack of :meth:`as_state`'s structure ``state`` (a stack kernel's result)."""
+        leaves = tree_leaves(state)
+        return self.with_parts(tuple(v for v, t in zip(leaves, self.tensor_at) if t),
+                               [v for v, t in zip(leaves, self.tensor_at) if not t])
+
     def host_row(self, index: int, copy: bool = False) -> list[Any]:
         """Run ``index``'s host leaves (a key as a view of its column; ``copy``: its own array)."""
         return [(c[index].copy() if copy else c[index]) if isinstance(c, np.ndarray) else c[index]
@@ -131,12 +142,6 @@ class StackedMethods:
         self.maps = {"ask": True, "tell": True, "read": True}  # False: that step runs run by run
         self.kernel = resolve_stack_kernel(strategy, backend)
 
-    def _stacked(self, stack: RunStack, state: Any) -> RunStack:
-        """The stack of a kernel's stacked state (its leaves in ``stack``'s order)."""
-        leaves = tree_leaves(state)
-        return stack.with_parts(tuple(v for v, t in zip(leaves, stack.tensor_at) if t),
-                                [v for v, t in zip(leaves, stack.tensor_at) if not t])
-
     def _call(self, method: str, fn: Any, *args: Any) -> Any:
         if not self.maps[method]:
             return None
@@ -149,8 +154,8 @@ class StackedMethods:
     def ask(self, stack: RunStack) -> tuple[Any, RunStack] | tuple[None, None]:
         """``(X, stack after ask)``: ``X`` of shape ``(runs, popsize, dim)``, each run's from its own key."""
         if self.kernel is not None and self.maps["ask"]:
-            X, state = self.kernel.ask(stack.state(stack.tensors, stack.hosts))
-            return X, self._stacked(stack, state)
+            X, state = self.kernel.ask(stack.as_state())
+            return X, stack.with_state(state)
         be, n = self.backend, len(stack)
         is_key = [isinstance(c, np.ndarray) for c in stack.hosts]
         new_hosts: list[Any] = []
@@ -174,7 +179,7 @@ class StackedMethods:
         """The stack after ``tell`` of ``X`` ``(runs, popsize, dim)`` and ``values`` ``(runs, popsize)``
         (``None`` if ``tell`` does not map), and its :meth:`read` (``None`` if that does not map)."""
         if self.kernel is not None and self.maps["tell"]:
-            told = self._stacked(stack, self.kernel.tell(stack.state(stack.tensors, stack.hosts), X, values))
+            told = stack.with_state(self.kernel.tell(stack.as_state(), X, values))
             return told, self.read(told)
         template_hosts = stack.host_row(0)
         names: list[str] = []
@@ -202,7 +207,7 @@ class StackedMethods:
     def read(self, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]] | None:
         """Each run's ``sigma`` (floats) and strategy criteria (``{name: bool}``), or ``None``."""
         if self.kernel is not None and self.maps["read"]:
-            sigma, stops = self.kernel.read(stack.state(stack.tensors, stack.hosts))
+            sigma, stops = self.kernel.read(stack.as_state())
             return self._host_read_outs((sigma, *stops.values()), list(stops), flags_are_bool=True)
         hosts = stack.host_row(0)
         names: list[str] = []

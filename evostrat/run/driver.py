@@ -44,7 +44,7 @@ from evostrat.run.bounds import BoxBounds
 from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
-from evostrat.run.state import RunState, evaluated_stops, first_stop
+from evostrat.run.state import RunState, first_stop
 from evostrat.run.termination import Termination, default_max_generations, history_criteria, pending_reason
 from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
@@ -315,13 +315,12 @@ class Driver:
             presorted = n == len(values) and not maximize
             args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
             reason = self.termination.check(*args) if now else self.termination.defer(*args)
-        stops, told_state = (evaluated_stops(stops), None) if isinstance(stops, dict) else (stops, runner.state)
-        if state.plan is not None:
-            state.stop_reason = self.after_run(first_stop(stops(told_state)) if reason is None else reason, gen_best)
-        elif reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state
-            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, told_state), None
-        else:
-            state.stop_reason = first_stop(stops(told_state)) if reason is None else reason
+        if reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state
+            state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, runner.state), None
+            return
+        if reason is None:
+            reason = first_stop(stops if isinstance(stops, dict) else stops(runner.state))
+        state.stop_reason = reason if state.plan is None else self.after_run(reason, gen_best)
 
     def after_run(self, reason: str | None, gen_best: float) -> str | None:
         """Restart bookkeeping; start the next run when a local criterion ended this one."""

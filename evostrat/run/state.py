@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError
 
-__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "evaluated_stops", "first_stop", "is_int", "is_real",
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_int", "is_real",
            "is_reals"]
 
 
@@ -106,11 +106,6 @@ def first_stop(stops: dict[str, Any]) -> str | None:
     if not any(stops.values()):  # the usual case, without a generator
         return None
     return next(name for name, hit in stops.items() if hit)
-
-
-def evaluated_stops(found: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
-    """``stops(state)`` of strategy criteria already evaluated on a generation's state: ``found``."""
-    return lambda state: found
 
 
 class SignedFirst:

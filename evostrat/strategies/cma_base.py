@@ -220,13 +220,17 @@ class CMABase(Strategy):
         ``n (2 + 4 / (n + 1))`` (pycma's test; ``CMAParameters.hsig_threshold2``), returned as
         0/1 in sigma's dtype.
         """
+        return CMABase.csa(c, xp, sigma, ps @ ps, xp.astype(generation + 1, sigma.dtype))
+
+    @staticmethod
+    def csa(c: CMAConstants, xp: Any, sigma: Array, norm2: Array, g: Array) -> tuple[Array, Array]:
+        """:meth:`step_size` from ``norm2 = ||p_s||^2`` and ``g``, the generations told so far
+        (this one included) in sigma's dtype; elementwise, so also for many runs' arrays at once."""
         p = c.p
-        norm2 = ps @ ps
         rate = p.cs / p.damps
         exponent = xp.clip(xp.sqrt(norm2) * (rate / p.chi_n) - rate, max=1.0)
         lo, hi = c.sigma_range
         new_sigma = xp.clip(xp.clip(sigma * xp.exp(exponent), min=lo), max=hi)
-        g = xp.astype(generation + 1, sigma.dtype)
         moving = norm2 < p.hsig_threshold2 * (1.0 - xp.exp(g * (2.0 * math.log(1.0 - p.cs))))
         return new_sigma, xp.astype(moving, sigma.dtype)
 
