@@ -207,7 +207,7 @@ def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
     states of a group's runs stacked and otherwise maps the strategy's pure methods over
     them with ``torch.func.vmap``. A *stack kernel* computes them for all the runs at once
     instead, written for the leading runs axis (evostrat's own:
-    :mod:`evostrat.kernels.cma_torch_stack`, CMA-ES on torch). First result wins;
+    :mod:`evostrat.kernels.cma_torch_stack`, CMA-ES and sep-CMA-ES on torch). First result wins;
     evostrat's own is ``trylast``. :class:`~evostrat.run.batch_stack.StackedMethods` calls
     this hook once per group.
 

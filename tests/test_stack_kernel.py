@@ -1,5 +1,5 @@
-"""CMA-ES's torch stack kernel (:mod:`evostrat.kernels.cma_torch_stack`) and the
-``evostrat_stack_kernel`` hook: every run of a stacked ask, tell and read-out is the
+"""The torch stack kernel of CMA-ES and sep-CMA-ES (:mod:`evostrat.kernels.cma_torch_stack`) and
+the ``evostrat_stack_kernel`` hook: every run of a stacked ask, tell and read-out is the
 generic methods' run alone (candidates bit for bit, states to the rounding of batched
 products), on the eager path, the lazy eigendecomposition, repairs, ties, NaN and float32."""
 
@@ -8,12 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evostrat import ES, hookimpl
+from evostrat import ES, hookimpl, vectorized
 from evostrat.backends import get_backend
 from evostrat.kernels import StackKernel, resolve_stack_kernel
 from evostrat.plugins import get_plugin_manager
 from evostrat.run.batch import fit_batch
 from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.sep_cma_es import SepCMAES
 from evostrat.strategies.snes import SNES
 
 torch = pytest.importorskip("torch")
@@ -78,13 +79,20 @@ def _sphere(X):
     return (X * X).sum(-1)
 
 
-def test_the_kernel_is_chosen_for_cma_es_on_torch_only() -> None:
-    assert isinstance(resolve_stack_kernel(CMAES(), BE), StackKernel)
+def test_the_kernel_is_chosen_for_cma_es_and_sep_cma_es_on_torch_only() -> None:
+    for cls in (CMAES, SepCMAES):
+        assert isinstance(resolve_stack_kernel(cls(), BE), StackKernel)
+        assert resolve_stack_kernel(cls(), get_backend("numpy")) is None
+        off = cls()
+        off.stack_kernel = False
+        assert resolve_stack_kernel(off, BE) is None
     assert resolve_stack_kernel(SNES(), BE) is None
-    assert resolve_stack_kernel(CMAES(), get_backend("numpy")) is None
-    off = CMAES()
-    off.stack_kernel = False
-    assert resolve_stack_kernel(off, BE) is None
+
+    class OwnWhitening(SepCMAES):  # a step of the diagonal model: the generic steps under vmap
+        def whiten(self, state, Y, w_mean, y_w):
+            return super().whiten(state, Y, w_mean, y_w)
+
+    assert resolve_stack_kernel(OwnWhitening(), BE) is None
 
     class OwnDecay(CMAES):  # overrides a step the kernel would otherwise compute its own way
         @staticmethod
@@ -268,3 +276,68 @@ def test_runs_above_the_population_size_equal_the_runs_alone_after_others_stop()
         np.testing.assert_allclose([h["median"] for h in res.estimators[i].history_],
                                    [h["median"] for h in alone.history_], rtol=1e-9)
         np.testing.assert_allclose(res.x[i], alone.x_.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("options, dim", [({}, 5), ({}, 20), ({"active": False, "popsize": 12}, 7), ({}, 100)])
+def test_sep_cma_es_runs_equal_the_generic_runs_alone(options: dict, dim: int) -> None:
+    # the diagonal model has no batched product but the weighted sums: every leaf is the lone run's
+    # bit for bit except sigma, whose ||p_s||^2 sums in another order (a few ulp)
+    s = SepCMAES(**options)
+    _assert_equal_alone(s, _states(s, 4, dim), _sphere, generations=8, rtol=1e-15, exact=True)
+    states = _states(s, 3, dim)
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+
+    methods = StackedMethods(s, BE)
+    X, asked = methods.ask(RunStack(states, BE))
+    told, _ = methods.tell(asked, X, _sphere(X))
+    for i, state in enumerate(states):
+        X_alone, state = s.ask(state)
+        alone = s.tell(state, X_alone, _sphere(X_alone))
+        for name, a, b in zip(alone._fields, alone, told.run_state(i)):
+            if name != "sigma" and isinstance(a, torch.Tensor):
+                assert torch.equal(a, b), name
+
+
+def test_sep_cma_es_criteria_and_repairs_in_some_runs() -> None:
+    s = SepCMAES(tolfacupx=1.5, tolconditioncov=10.0)
+    scale = torch.logspace(0, 3, 5, dtype=torch.float64)
+
+    def ellipsoid(X):
+        return ((X * scale) ** 2).sum(-1)
+
+    read = _assert_equal_alone(s, _states(s, 4, 5), ellipsoid, generations=12, rtol=1e-13)
+    for name in ("tolfacupx", "tolconditioncov"):  # each holds in some runs and not in others
+        assert any(len({stops[name] for stops in generation}) == 2 for generation in read), name
+    states = _states(SepCMAES(), 3, 4)
+    states[1] = states[1]._replace(C=states[1].C * 5e10)  # past 1e10 after its update: rescaled into sigma
+    from evostrat.run.batch_stack import RunStack, StackedMethods
+
+    methods = StackedMethods(SepCMAES(), BE)
+    X, asked = methods.ask(RunStack(states, BE))
+    told, _ = methods.tell(asked, X, _sphere(X))
+    assert float(told.run_state(1).log_scale) > 20 and float(told.run_state(0).log_scale) == 0.0
+    _assert_equal_alone(SepCMAES(), states, _sphere, generations=3, rtol=1e-13)
+
+
+def test_sep_cma_es_fit_batch_runs_the_kernel_and_stops_where_the_runs_stop_alone() -> None:
+    from evostrat.kernels import cma_torch_stack
+
+    calls = []
+    tell = cma_torch_stack.tell
+
+    def counting(*args):
+        calls.append(1)
+        return tell(*args)
+
+    x0 = torch.linspace(-1.0, 2.0, 12, dtype=torch.float64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cma_torch_stack, "tell", counting)
+        res = fit_batch(ES("sep_cma_es", ftarget=1e-6), vectorized(_sphere), x0, seeds=2,
+                        grid={"max_generations": [10, 400]})
+    assert res.fast_path == "batched" and res.n_programs == 1 and calls
+    for i, params in enumerate(res.params):
+        alone = ES("sep_cma_es", ftarget=1e-6, **params).fit(vectorized(_sphere), x0)
+        assert res.n_generations[i] == alone.n_generations_ and res.stop_reason[i] == alone.stop_reason_
+        np.testing.assert_allclose([h["median"] for h in res.estimators[i].history_],
+                                   [h["median"] for h in alone.history_], rtol=1e-9)
+    assert set(res.stop_reason) == {"maxiter", "ftarget"}  # the short runs stop first, the others reach the target

@@ -15,7 +15,7 @@ Built-in kernels:
 
 A *stack kernel* (``evostrat_stack_kernel`` hook, :func:`resolve_stack_kernel`) computes
 a strategy's ``ask``, ``tell`` and read-outs for the stacked states of a batch of runs
-at once (:mod:`evostrat.kernels.cma_torch_stack`: CMA-ES on torch).
+at once (:mod:`evostrat.kernels.cma_torch_stack`: CMA-ES and sep-CMA-ES on torch).
 
 Examples
 --------

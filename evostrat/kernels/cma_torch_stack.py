@@ -1,13 +1,16 @@
-"""CMA-ES over a torch batch's stacked runs: ask, tell and the read-outs without ``vmap``.
+"""CMA-ES and sep-CMA-ES over a torch batch's stacked runs: ask, tell and the read-outs without ``vmap``.
 
 A torch ``fit_batch`` (:mod:`evostrat.run.batch_torch`) keeps its runs' states stacked:
-every tensor leaf of :class:`~evostrat.strategies.cma_es.CMAESState` with a leading runs
-axis, the keys as one ``(runs, 2)`` array. The built-in plugin hands :class:`CMAES` this
+every tensor leaf of the strategy's state with a leading runs axis, the keys as one
+``(runs, 2)`` array. The built-in plugin hands :class:`CMAES` and :class:`SepCMAES` this
 stack kernel (``evostrat_stack_kernel`` hook), which runs the generic steps of
-:mod:`evostrat.strategies.cma_base` and :mod:`evostrat.strategies.cma_es` (Hansen's
-tutorial, arXiv 1604.00772, eqs. 38-47) written for that axis: each operation once for all
-the runs, where ``torch.func.vmap`` of the generic steps wraps about 300 operations a
-generation in its batching rules (3.0 ms against 1.5 ms for 64 runs at d = 10).
+:mod:`evostrat.strategies.cma_base` (Hansen's tutorial, arXiv 1604.00772, eqs. 38-47) and
+of the two models of C, :mod:`evostrat.strategies.cma_es` (full, eigendecomposed) and
+:mod:`evostrat.strategies.sep_cma_es` (diagonal; Ros & Hansen, PPSN X, 2008), written for
+that axis: each operation once for all the runs, where ``torch.func.vmap`` of the generic
+steps wraps about 300 operations a generation in its batching rules (CMA-ES: 3.0 ms
+against 1.5 ms for 64 runs at d = 10). The two models differ only in sampling, whitening,
+the covariance update and the criteria's axes (``separable``), as the strategies do.
 
 Run ``i`` of each result is what the generic methods give for run ``i`` alone: its
 candidates from its own key (the draws of the lone run), the same operations in the same
@@ -19,7 +22,7 @@ repeated eigenvalue, and a C apart in the last bit may get another basis of its 
 from ``eigh``, hence other samples. The lazy eigendecomposition decomposes the runs whose
 counter is due; ``repair`` (eigenvalues lifted, C rescaled) is computed for every run and
 selected per run, as the generic steps do on torch (on the CPU only when a run needs it).
-Set ``CMAES.stack_kernel = False`` (on the class or an instance) for the generic steps under
+Set ``stack_kernel = False`` (on the class or an instance) for the generic steps under
 ``vmap``; a subclass that overrides one of the steps (:data:`STEPS`) gets them too.
 
 Examples
@@ -51,6 +54,7 @@ from evostrat.kernels import StackKernel
 from evostrat.strategies.base import clamp_sigma
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.sep_cma_es import SepCMAES
 
 __all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
 
@@ -62,37 +66,44 @@ STEPS = ("ask", "tell", "generic_tell", "sample", "whiten", "update_covariance",
 
 
 def applies(strategy: Any) -> bool:
-    """Whether the kernel computes ``strategy``'s steps: a :class:`CMAES` with ``stack_kernel``
-    set that overrides none of :data:`STEPS`.
+    """Whether the kernel computes ``strategy``'s steps: a :class:`CMAES` or :class:`SepCMAES`
+    with ``stack_kernel`` set that overrides none of :data:`STEPS`.
 
     >>> class Custom(CMAES):
     ...     def update_covariance(self, *args):
     ...         return super().update_covariance(*args)
-    >>> applies(CMAES()), applies(Custom())
-    (True, False)
+    >>> applies(CMAES()), applies(SepCMAES()), applies(Custom())
+    (True, True, False)
     """
     cls = type(strategy)
-    return (isinstance(strategy, CMAES) and bool(strategy.stack_kernel)
-            and all(getattr(cls, name) is getattr(CMAES, name) for name in STEPS))
+    base = CMAES if isinstance(strategy, CMAES) else SepCMAES if isinstance(strategy, SepCMAES) else None
+    return (base is not None and bool(getattr(strategy, "stack_kernel", False))
+            and all(getattr(cls, name, None) is getattr(base, name, None) for name in STEPS))
 
 
-def kernel(strategy: CMAES, backend: Any) -> StackKernel:
+def kernel(strategy: CMAES | SepCMAES, backend: Any) -> StackKernel:
     """The stack kernel of ``strategy`` on the torch ``backend``."""
     return StackKernel(ask=partial(ask, strategy, backend), tell=partial(tell, strategy, backend),
                        read=partial(read, strategy))
 
 
-def ask(strategy: CMAES, backend: Any, state: Any) -> tuple[torch.Tensor, Any]:
-    """``x_k = m + sigma B D z_k`` for every run, ``z`` from each run's own key: ``X`` of
-    shape ``(runs, popsize, dim)`` and the stacked state with the runs' new keys."""
+def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any) -> tuple[torch.Tensor, Any]:
+    """``x_k = m + sigma B D z_k`` (sep-CMA-ES: ``m + sigma sqrt(c) z_k``) for every run, ``z``
+    from each run's own key: ``X`` of shape ``(runs, popsize, dim)`` and the stacked state with
+    the runs' new keys."""
     n = state.mean.shape[-1]
     key, sub = KeyBatch(state.key, None).split()
     z = backend.normal(sub, (strategy.resolved_popsize(n), n), state.mean.dtype, state.mean.device)
+    if strategy.separable:  # SepCMAES.sample's operations, in its order
+        z *= torch.sqrt(state.C)[:, None, :]
+        z *= state.sigma[:, None, None]
+        z += state.mean[:, None, :]
+        return z, replace(state, key=key.keys)
     y = (z * state.D[:, None, :]) @ _column_major(state.B).mT
     return state.mean[:, None, :] + state.sigma[:, None, None] * y, replace(state, key=key.keys)
 
 
-def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor) -> Any:
+def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor) -> Any:
     """One generation of every run (:meth:`CMABase.generic_tell`'s steps): ``X`` of shape
     ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise."""
     n = state.mean.shape[-1]
@@ -102,9 +113,13 @@ def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: to
     Y /= state.sigma[:, None, None]
     Y = finite_rows(Y, c.ymax, backend.xp)
     y_w = _row_times(w_mean, Y)
-    B = _column_major(state.B)
-    Zt = (Y @ B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
-    z_w = (B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
+    if strategy.separable:  # SepCMAES.whiten: y_k / sqrt(c), <y>_w / sqrt(c)
+        D = torch.sqrt(state.C)
+        Zt, z_w = Y / D[:, None, :], y_w / D
+    else:  # CMAES.whiten
+        B = _column_major(state.B)
+        Zt = (Y @ B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
+        z_w = (B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
     mean = state.mean + state.sigma[:, None] * y_w
     ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
@@ -116,15 +131,19 @@ def tell(strategy: CMAES, backend: Any, state: Any, X: torch.Tensor, fitness: to
     # bit, or eigh may pick another basis of a repeated eigenvalue (popsize < n leaves C one at first)
     coef_mu = c.p.cmu * CMABase.active_factors(c, backend, w_cov, Zt)
     new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
-    return _update_covariance(strategy, backend, c, new, Y, coef_mu, CMABase.cov_decay(c, hsig))
+    decay = CMABase.cov_decay(c, hsig)
+    if strategy.separable:
+        return _update_diagonal(c, new, Y, coef_mu, decay)
+    return _update_covariance(strategy, backend, c, new, Y, coef_mu, decay)
 
 
-def read(strategy: CMAES, state: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def read(strategy: CMAES | SepCMAES, state: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Every run's ``sigma`` (:meth:`CMABase.sigma`) and pycma's criteria (:meth:`CMABase.stop`),
     each of shape ``(runs,)``."""
-    mean, sigma, D = state.mean, state.sigma, state.D
+    mean, sigma = state.mean, state.sigma
     runs, n = mean.shape
-    diag = state.diag_C
+    diag = state.C if strategy.separable else state.diag_C
+    D = torch.sqrt(diag) if strategy.separable else state.D
     std = sigma[:, None] * torch.sqrt(diag)
     false = torch.zeros(runs, dtype=torch.bool, device=mean.device)
     cond = strategy.tolconditioncov
@@ -132,8 +151,11 @@ def read(strategy: CMAES, state: Any) -> tuple[torch.Tensor, dict[str, torch.Ten
     noeffectaxis = false
     if strategy.noeffectaxis:
         i = (state.generation % n).to(device=mean.device, dtype=torch.int64)[:, None]
-        column = torch.gather(state.B, 2, i[:, :, None].expand(runs, n, 1))[:, :, 0]
-        axis = column * torch.gather(D, 1, i)  # column i of B D, run by run
+        if strategy.separable:  # the coordinate axis i, scaled
+            axis = torch.where(torch.arange(n, device=mean.device) == i, D, 0.0)
+        else:
+            column = torch.gather(state.B, 2, i[:, :, None].expand(runs, n, 1))[:, :, 0]
+            axis = column * torch.gather(D, 1, i)  # column i of B D, run by run
         noeffectaxis = torch.all(mean == mean + 0.1 * sigma[:, None] * axis, dim=-1)
     noeffectcoord = torch.any(mean == mean + 0.2 * std, dim=-1) if strategy.noeffectcoord else false
     upsigma = false
@@ -230,6 +252,20 @@ def _repair(c: CMAConstants, state: Any, evals: torch.Tensor, floor: torch.Tenso
     root = torch.sqrt(scale)
     return replace(state, C=C, D=torch.sqrt(evals / scale[:, None]), diag_C=torch.diagonal(C, dim1=-2, dim2=-1),
                    sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[:, None],
+                   log_scale=state.log_scale + torch.log(scale))
+
+
+def _update_diagonal(c: CMAConstants, state: Any, Y: torch.Tensor, coef_mu: torch.Tensor,
+                     decay: torch.Tensor) -> Any:
+    """:meth:`SepCMAES.update_covariance` of every run: the diagonal of eq. 47, tiny variances
+    lifted, the scale moved into sigma (:meth:`CMABase.rescale`)."""
+    C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + _row_times(coef_mu, Y * Y)
+    C = torch.maximum(C, torch.clamp(C.amax(-1, keepdim=True), min=0.0) * c.eps + c.tiny)
+    top = C.amax(-1)
+    lo, hi = RESCALE_RANGE
+    scale = torch.where((top > hi) | (top < lo), top, 1.0)
+    root = torch.sqrt(scale)
+    return replace(state, C=C / scale[:, None], sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[:, None],
                    log_scale=state.log_scale + torch.log(scale))
 
 

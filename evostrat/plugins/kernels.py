@@ -1,5 +1,5 @@
 """Built-in kernel plugin: CMA-ES and sep-CMA-ES on numpy arrays (:mod:`evostrat.kernels.cma_numpy`,
-:mod:`evostrat.kernels.sep_cma_numpy`), and CMA-ES over a torch batch's stacked runs
+:mod:`evostrat.kernels.sep_cma_numpy`), and CMA-ES and sep-CMA-ES over a torch batch's stacked runs
 (:mod:`evostrat.kernels.cma_torch_stack`)."""
 
 from __future__ import annotations
@@ -31,6 +31,6 @@ def evostrat_stack_kernel(strategy: Any, backend: Any) -> Any | None:
     if backend.torch_tensors:
         from evostrat.kernels import cma_torch_stack
 
-        if cma_torch_stack.applies(strategy):  # a CMAES that overrides none of the kernel's steps
+        if cma_torch_stack.applies(strategy):  # a CMAES or SepCMAES overriding none of its steps
             return cma_torch_stack.kernel(strategy, backend)
     return None

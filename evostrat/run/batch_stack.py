@@ -133,8 +133,8 @@ class StackedRun:
 class StackedMethods:
     """The strategy's pure ``ask``, ``tell``, ``sigma`` and ``stop`` over a :class:`RunStack`.
 
-    A stack kernel a plugin offers for the strategy (``evostrat_stack_kernel``, e.g. CMA-ES on
-    torch) computes the three for all the runs directly instead of under ``vmap``. Each
+    A stack kernel a plugin offers for the strategy (``evostrat_stack_kernel``, e.g. CMA-ES and
+    sep-CMA-ES on torch) computes the three for all the runs directly instead of under ``vmap``. Each
     returns ``None`` when the strategy's method does not map (and from then on)."""
 
     def __init__(self, strategy: Any, backend: Any) -> None:

@@ -8,9 +8,10 @@ leaves along a leading runs axis, the runs' host keys as one array) from the fir
 generation to the last; each generation is
 
 1. **ask**: the strategy's pure ``ask`` under ``torch.func.vmap`` over the stack (or the stack
-   kernel a plugin offers, :func:`~evostrat.kernels.resolve_stack_kernel`: CMA-ES's), each run
-   splitting and drawing from its own key (a :class:`~evostrat.backends.key_batch.KeyBatch`)
-   in the order it would alone, so its candidates are those of the run done alone;
+   kernel a plugin offers, :func:`~evostrat.kernels.resolve_stack_kernel`: CMA-ES's and
+   sep-CMA-ES's), each run splitting and drawing from its own key (a
+   :class:`~evostrat.backends.key_batch.KeyBatch`) in the order it would alone, so its
+   candidates are those of the run done alone;
 2. **evaluate** the populations of all the group's running runs in one call of the
    run's evaluator (``"auto"`` or ``"vectorized"``: one call of a vectorised objective
    on the concatenated populations; a per-candidate objective is called per row), the

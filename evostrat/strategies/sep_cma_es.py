@@ -61,6 +61,9 @@ class SepCMAES(CMABase):
     #: Whether numpy states run :mod:`evostrat.kernels.sep_cma_numpy` (bit-identical,
     #: faster); ``False`` (on the class or an instance) runs the generic steps.
     numpy_kernel = True
+    #: Let the built-in stack kernel (:mod:`evostrat.kernels.cma_torch_stack`) run a torch
+    #: batch's runs at once (``fit_batch``) instead of the generic steps under ``torch.func.vmap``.
+    stack_kernel = True
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
         xp = backend.xp
