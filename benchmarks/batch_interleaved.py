@@ -8,7 +8,8 @@ unless ``LOOP=0``. XLA runs on one thread, the process bound to one CPU
 (``EVOSTRAT_BENCH_CPU`` chooses it). The script prints the medians and minimums of CPU
 time (``time.process_time``) and their ratios. Targets: batch at most 1.0x evosax's
 vmap; at most 0.05x the loop (judged infeasible on the CPU). ``BACKEND=torch``: the torch
-rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU).
+rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU);
+``STRATEGY=sep_cma_es`` runs those for sep-CMA-ES.
 
 Run (from the repository root)::
 
@@ -30,16 +31,16 @@ import _single_thread  # noqa: E402
 _single_thread.pin()
 
 
-def build(loop: bool, backend: str = "jax") -> dict[str, Callable[[], Any]]:
+def build(loop: bool, backend: str = "jax", name: str = "cma_es") -> dict[str, Callable[[], Any]]:
     """The rounds of the pytest benchmark (evosax's vmap, the batch, the loop; on torch the
-    batch and the loop), each run once (compilation, caches)."""
+    batch and the loop of strategy ``name``), each run once (compilation, caches)."""
     from test_batch_speed import DIM, batch_round, evosax_vmap_round, loop_round
 
     if backend == "torch":
         import torch
 
         x0 = torch.ones(DIM, dtype=torch.float64)
-        rounds = {"batch": batch_round(x0), "loop": loop_round(x0)}
+        rounds = {"batch": batch_round(x0, name), "loop": loop_round(x0, name)}
         for f in rounds.values():
             f()
         return rounds
@@ -54,9 +55,9 @@ def build(loop: bool, backend: str = "jax") -> dict[str, Callable[[], Any]]:
     return rounds
 
 
-def measure(rounds: int, loop: bool, backend: str = "jax") -> None:
+def measure(rounds: int, loop: bool, backend: str = "jax", name: str = "cma_es") -> None:
     """Time the rounds interleaved and print the CPU-time medians, minimums and ratios."""
-    fns = build(loop, backend)
+    fns = build(loop, backend, name)
     labels = list(fns)
     cpu: dict[str, list[float]] = {k: [] for k in labels}
     for r in range(rounds):
@@ -78,7 +79,7 @@ def measure(rounds: int, loop: bool, backend: str = "jax") -> None:
 
 def main() -> None:
     measure(int(os.environ.get("ROUNDS", "21")), os.environ.get("LOOP", "1") != "0",
-            os.environ.get("BACKEND", "jax"))
+            os.environ.get("BACKEND", "jax"), os.environ.get("STRATEGY", "cma_es"))
 
 
 if __name__ == "__main__":
