@@ -75,6 +75,7 @@ def _assert_equal_alone(strategy: CMAES, states: list, fitness, generations: int
     return read
 
 
+@vectorized  # one call per generation for all the batch's populations (fit_batch's usual path)
 def _sphere(X):
     return (X * X).sum(-1)
 
@@ -332,11 +333,10 @@ def test_sep_cma_es_fit_batch_runs_the_kernel_and_stops_where_the_runs_stop_alon
     x0 = torch.linspace(-1.0, 2.0, 12, dtype=torch.float64)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cma_torch_stack, "tell", counting)
-        res = fit_batch(ES("sep_cma_es", ftarget=1e-6), vectorized(_sphere), x0, seeds=2,
-                        grid={"max_generations": [10, 400]})
+        res = fit_batch(ES("sep_cma_es", ftarget=1e-6), _sphere, x0, seeds=2, grid={"max_generations": [10, 400]})
     assert res.fast_path == "batched" and res.n_programs == 1 and calls
     for i, params in enumerate(res.params):
-        alone = ES("sep_cma_es", ftarget=1e-6, **params).fit(vectorized(_sphere), x0)
+        alone = ES("sep_cma_es", ftarget=1e-6, **params).fit(_sphere, x0)
         assert res.n_generations[i] == alone.n_generations_ and res.stop_reason[i] == alone.stop_reason_
         np.testing.assert_allclose([h["median"] for h in res.estimators[i].history_],
                                    [h["median"] for h in alone.history_], rtol=1e-9)
