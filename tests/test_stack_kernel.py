@@ -5,6 +5,8 @@ products), on the eager path, the lazy eigendecomposition, repairs, ties, NaN an
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -167,7 +169,8 @@ def test_repair_in_some_runs_only() -> None:
     assert float(log_scale) > 20 and float(told.run_state(0).log_scale) == 0.0  # only run 1 repaired
 
 
-def test_fit_batch_runs_the_kernel_and_equals_the_runs_alone() -> None:
+def _fit_batch_counting_tells(*args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """``fit_batch(*args, **kwargs)`` and how many times it called the stack kernel's ``tell``."""
     from evostrat.kernels import cma_torch_stack
 
     calls = []
@@ -177,12 +180,16 @@ def test_fit_batch_runs_the_kernel_and_equals_the_runs_alone() -> None:
         calls.append(1)
         return tell(*args)
 
-    x0 = torch.full((6,), 2.0, dtype=torch.float64)
-    settings = {"max_generations": 60, "popsize": 16}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cma_torch_stack, "tell", counting)
-        res = fit_batch(ES("cma_es", **settings), _sphere, x0, seeds=3)
-    assert res.fast_path == "batched" and len(calls) == 60
+        return fit_batch(*args, **kwargs), len(calls)
+
+
+def test_fit_batch_runs_the_kernel_and_equals_the_runs_alone() -> None:
+    x0 = torch.full((6,), 2.0, dtype=torch.float64)
+    settings = {"max_generations": 60, "popsize": 16}
+    res, tells = _fit_batch_counting_tells(ES("cma_es", **settings), _sphere, x0, seeds=3)
+    assert res.fast_path == "batched" and tells == 60
     for i in range(3):
         alone = ES("cma_es", random_state=i, **settings).fit(_sphere, x0)
         assert res.n_evals[i] == alone.n_evals_ and res.stop_reason[i] == alone.stop_reason_
@@ -321,20 +328,10 @@ def test_sep_cma_es_criteria_and_repairs_in_some_runs() -> None:
 
 
 def test_sep_cma_es_fit_batch_runs_the_kernel_and_stops_where_the_runs_stop_alone() -> None:
-    from evostrat.kernels import cma_torch_stack
-
-    calls = []
-    tell = cma_torch_stack.tell
-
-    def counting(*args):
-        calls.append(1)
-        return tell(*args)
-
     x0 = torch.linspace(-1.0, 2.0, 12, dtype=torch.float64)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cma_torch_stack, "tell", counting)
-        res = fit_batch(ES("sep_cma_es", ftarget=1e-6), _sphere, x0, seeds=2, grid={"max_generations": [10, 400]})
-    assert res.fast_path == "batched" and res.n_programs == 1 and calls
+    res, tells = _fit_batch_counting_tells(ES("sep_cma_es", ftarget=1e-6), _sphere, x0, seeds=2,
+                                           grid={"max_generations": [10, 400]})
+    assert res.fast_path == "batched" and res.n_programs == 1 and tells == max(res.n_generations)
     for i, params in enumerate(res.params):
         alone = ES("sep_cma_es", ftarget=1e-6, **params).fit(_sphere, x0)
         assert res.n_generations[i] == alone.n_generations_ and res.stop_reason[i] == alone.stop_reason_
