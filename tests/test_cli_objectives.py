@@ -18,6 +18,10 @@ import pytest
 from evostrat import ES
 from evostrat.cli import main
 
+#: The user objectives here take one candidate, as a CLI user writes them: the Python runs they are
+#: compared with fall back to one call per candidate, with a PerCandidateWarning (by design).
+pytestmark = pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")
+
 SCRIPT = Path(sys.executable).with_name("evostrat")
 BASE = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "evostrat"]
 USER_MODULE = '''

@@ -147,6 +147,7 @@ def test_compiled_runs_are_unchanged(case: str) -> None:
     assert got == GOLDEN[vector_isa()][case]
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.NonFiniteFitnessWarning")  # the NaN cases
 @pytest.mark.parametrize("case", FAST)
 def test_compiled_runs_stop_where_the_host_loop_stops(case: str) -> None:
     """The default suite's check, on any CPU: in float64 the compiled driver's runs are the host
@@ -168,6 +169,7 @@ def test_compiled_runs_stop_where_the_host_loop_stops(case: str) -> None:
             np.testing.assert_allclose(np.asarray(runs[0].x_), np.asarray(runs[1].x_), rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.NonFiniteFitnessWarning")  # the NaN cases
 def test_observed_runs_are_the_same_runs() -> None:
     """One generation per chunk (a callback observes the run) gives the run of whole chunks."""
     for case in FAST:

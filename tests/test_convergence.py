@@ -60,6 +60,7 @@ def test_openai_es_solves_sphere_10d_within_40000_evals(case: BackendCase) -> No
     check_solved(es, case, OPENAI_ES_MAX_EVALS)
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # a one-candidate objective
 def test_maximize_negative_sphere() -> None:
     """maximize=True: values are maximised, ftarget is reached from below, fun_ <= 0."""
     es = ES("snes", sigma0=1.0, ftarget=-FTARGET, max_evals=SNES_MAX_EVALS, maximize=True, random_state=0)
@@ -73,6 +74,7 @@ def test_maximize_negative_sphere() -> None:
     assert np.max(np.abs(es.x_)) < 1e-2
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # one-candidate objectives
 def test_maximize_matches_minimize_on_negated_objective() -> None:
     """Maximising -f is the same run as minimising f, bit for bit."""
     kw = dict(sigma0=1.0, max_generations=30, random_state=4)

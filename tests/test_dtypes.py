@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evostrat import ES
+from evostrat import ES, vectorized
 from evostrat.errors import InvalidTypeError
 from evostrat.problems import sphere
 from evostrat.strategies.snes import SNES
@@ -81,7 +81,7 @@ def test_x0_dtype_runs_in_the_documented_dtype_or_is_refused(make, expected, str
             es.fit(sphere, x0)
         return
     seen = []
-    es.fit(lambda X: (seen.append(_dtype_name(X)), sphere(X))[1], x0)
+    es.fit(vectorized(lambda X: (seen.append(_dtype_name(X)), sphere(X))[1]), x0)
     assert _dtype_name(es.x_) == expected
     assert set(seen) == {expected}  # the objective sees the computed dtype, never float16
     assert type(es.x_).__module__.split(".")[0] == type(x0).__module__.split(".")[0]

@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 from evostrat import ES
 from evostrat.run.asktell import AskTell
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, PerCandidateWarning
 from evostrat.problems import sphere
 from evostrat.strategies.openai_es import OpenAIES
 from evostrat.strategies.snes import SNES
@@ -190,7 +190,8 @@ def test_auto_picks_vectorized_for_vectorised_objective() -> None:
 
 def test_auto_picks_serial_for_per_candidate_objective() -> None:
     f = Recorder(vectorised=False)
-    es = ES("snes", max_generations=3, random_state=0).fit(f, X0)
+    with pytest.warns(PerCandidateWarning):  # unmarked: "auto" says it falls back to one call per candidate
+        es = ES("snes", max_generations=3, random_state=0).fit(f, X0)
     popsize = es.strategy_.popsize
     # never called with the population: the probe with candidate 0 is candidate 0's evaluation
     assert f.ndims == [1] * (3 * popsize)
@@ -206,7 +207,8 @@ def test_auto_popsize_equal_to_dim_per_candidate_reducing_axis_0() -> None:
 
     dim = 6
     es = ES("snes", popsize=dim, max_generations=3, random_state=0, evaluator="auto")
-    es.fit(per_candidate, np.full(dim, 2.0))
+    with pytest.warns(PerCandidateWarning):
+        es.fit(per_candidate, np.full(dim, 2.0))
     serial = ES("snes", popsize=dim, max_generations=3, random_state=0, evaluator="serial")
     serial.fit(lambda x: float(np.sum(x**2)), np.full(dim, 2.0))
     assert es.fun_ == serial.fun_

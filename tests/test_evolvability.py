@@ -196,6 +196,7 @@ def test_fit_without_fitness_tracks_the_mean_and_the_behaviour_spread() -> None:
     assert math.isfinite(last["objective"]) and last["objective"] > 0
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # per-candidate outputs, as named
 def test_fit_with_fitness_tracks_the_best_fitness_per_candidate_outputs() -> None:
     """A per-candidate objective returning (fitness, behaviour vector); maximised fitness."""
     calls = []

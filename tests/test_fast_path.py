@@ -54,6 +54,7 @@ def test_cma_es_on_the_compiled_loop_matches_up_to_float32_rounding() -> None:
                                [h["best"] for h in slow.history_[:early]], rtol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # its objective takes one candidate
 def test_budget_inside_a_chunk_and_maximize() -> None:
     fast, slow = fit_both(strategy="snes", max_generations=45, maximize=True, random_state=2,
                           x0=jnp.ones(4), objective=lambda X: -rosenbrock(X))
@@ -86,6 +87,7 @@ def test_stagnation_stops_at_the_same_generation_on_the_compiled_loop(strategy, 
     assert fast.n_generations_ == slow.n_generations_ < 3000
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # host objectives, one candidate each
 def test_host_dependent_runs_take_the_step_by_step_loop() -> None:
     x0 = jnp.ones(3)
     assert ES("snes", max_generations=3).fit(lambda X: float(X.sum()), x0).fast_path_ is None

@@ -93,6 +93,7 @@ def no_zero(X):
 zero_after.vectorized = no_zero.vectorized = True
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # per-candidate objectives under 'auto', by design
 @pytest.mark.parametrize("library", ["numpy", "torch"])
 @pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "openai_es"])
 @pytest.mark.parametrize("evaluator", EVALUATORS)

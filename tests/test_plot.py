@@ -38,6 +38,7 @@ def test_convergence_plot_has_fitness_and_sigma_on_log_axes_and_restart_lines() 
     assert top.get_title().startswith("cma_es on rastrigin, 2-D: best")
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")  # a one-candidate objective
 def test_convergence_of_negative_and_maximised_values_is_the_distance_to_the_best() -> None:
     es = ES("snes", max_generations=20, random_state=0).fit(lambda X: sphere(X) - 5.0, np.ones(2))
     fig = plot_convergence(es.history_)

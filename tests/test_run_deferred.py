@@ -91,6 +91,7 @@ def test_history_sigma_read_later_is_the_generation_s_sigma(dtype, sign_limit):
     assert len(set(sigmas)) > 100 and not es.run_.state.unsigned
 
 
+@pytest.mark.filterwarnings("ignore::evostrat.errors.NonFiniteFitnessWarning")  # a generation with NaN, by design
 @pytest.mark.parametrize("maximize", [False, True])
 def test_best_so_far_read_later_is_each_generation_s(maximize):
     """The best so far, worked out when the waiting rows are signed (read sparsely, or not until

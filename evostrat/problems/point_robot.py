@@ -72,6 +72,9 @@ class PointRobot:
         Parameters per candidate: ``3 h + h + 2 h + 2`` for ``h`` hidden units.
     """
 
+    #: ``robot(X)`` takes the population: ``evaluator="auto"`` calls it once per generation.
+    vectorized = True
+
     def __init__(self, steps: int = 50, hidden: int = 16, reach: float = 1.0) -> None:
         self.steps = positive_int("steps", steps)
         self.hidden = positive_int("hidden", hidden)
