@@ -51,7 +51,6 @@ import torch
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.trees import merge_leaves, replace
 from evostrat.kernels import StackKernel
-from evostrat.strategies.base import clamp_sigma
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.sep_cma_es import SepCMAES
@@ -245,14 +244,10 @@ def _repair(c: CMAConstants, state: Any, evals: torch.Tensor, floor: torch.Tenso
     """:meth:`CMAES.repair` and :meth:`CMABase.rescale` of every run (selected where needed)."""
     shift = torch.clamp(floor - evals[:, 0], min=0.0)
     evals = evals + shift[:, None]
-    top = evals[:, -1]
-    lo, hi = RESCALE_RANGE
-    scale = torch.where((top > hi) | (top < lo), top, 1.0)
+    scale = _scale(evals[:, -1])
     C = (state.C + shift[:, None, None] * c.eye) / scale[:, None, None]
-    root = torch.sqrt(scale)
-    return replace(state, C=C, D=torch.sqrt(evals / scale[:, None]), diag_C=torch.diagonal(C, dim1=-2, dim2=-1),
-                   sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[:, None],
-                   log_scale=state.log_scale + torch.log(scale))
+    return CMABase.rescale(replace(state, C=C, D=torch.sqrt(evals / scale[:, None]),
+                                   diag_C=torch.diagonal(C, dim1=-2, dim2=-1)), scale, torch)
 
 
 def _update_diagonal(c: CMAConstants, state: Any, Y: torch.Tensor, coef_mu: torch.Tensor,
@@ -261,12 +256,15 @@ def _update_diagonal(c: CMAConstants, state: Any, Y: torch.Tensor, coef_mu: torc
     lifted, the scale moved into sigma (:meth:`CMABase.rescale`)."""
     C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + _row_times(coef_mu, Y * Y)
     C = torch.maximum(C, torch.clamp(C.amax(-1, keepdim=True), min=0.0) * c.eps + c.tiny)
-    top = C.amax(-1)
+    scale = _scale(C.amax(-1))
+    return CMABase.rescale(replace(state, C=C / scale[:, None]), scale, torch)
+
+
+def _scale(top: torch.Tensor) -> torch.Tensor:
+    """Each run's factor moved out of C: its largest eigenvalue (variance) ``top`` where that left
+    :data:`RESCALE_RANGE`, else 1."""
     lo, hi = RESCALE_RANGE
-    scale = torch.where((top > hi) | (top < lo), top, 1.0)
-    root = torch.sqrt(scale)
-    return replace(state, C=C / scale[:, None], sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[:, None],
-                   log_scale=state.log_scale + torch.log(scale))
+    return torch.where((top > hi) | (top < lo), top, 1.0)
 
 
 def _select(pred: torch.Tensor, a: Any, b: Any) -> Any:

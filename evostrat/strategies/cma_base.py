@@ -262,10 +262,11 @@ class CMABase(Strategy):
         """Move the factor ``scale`` of C (already divided out of C) into sigma.
 
         The distribution is unchanged: ``sigma sqrt(scale)``, ``p_c / sqrt(scale)``;
-        ``log_scale`` keeps the units of an unrescaled C for ``tolupsigma``.
+        ``log_scale`` keeps the units of an unrescaled C for ``tolupsigma``. Elementwise over a
+        leading runs axis too (``scale`` of shape ``(runs,)``, as a torch batch's stack kernel has it).
         """
         root = xp.sqrt(scale)
-        return replace(state, sigma=clamp_sigma(state.sigma * root), pc=state.pc / root,
+        return replace(state, sigma=clamp_sigma(state.sigma * root), pc=state.pc / root[..., None],
                               log_scale=state.log_scale + xp.log(scale))
 
     # -- what a model of C supplies ----------------------------------------------------------
