@@ -18,8 +18,9 @@ chunk's fitness values, sigmas and result cross to the host in one transfer.
 The run's criteria are checked for blocks of up to :data:`BLOCK` generations at
 once (:mod:`evostrat.run.block_termination`): a generation computes only a few
 scalars that hold whenever a criterion may, which end the block early, so the
-run stops at the same generation and no generation runs twice (issue 15); a block
-where they never held only advances the criteria's progress (``block_progress``).
+run stops at the same generation and no generation runs twice (issue 15); after a
+block, the criteria's progress advances over its rows at once and the full check runs on
+its last row alone, the only one where a criterion can hold (``block_progress``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
 kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
