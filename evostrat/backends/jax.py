@@ -262,6 +262,11 @@ class JaxBackend(Backend):
         return True
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        if not isinstance(pred, jax.core.Tracer):
+            # eager (the functional API outside jax.jit): one branch, as on numpy. lax.cond traces
+            # and compiles its branches, and the strategies' branches are new closures or bound
+            # methods at every call: CMA-ES d = 100 compiled its eigen branch every generation (0.3 s).
+            return true_fn(*operands) if bool(pred) else false_fn(*operands)
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
 
     def expm_symmetric(self, s: Array) -> Array:
