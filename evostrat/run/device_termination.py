@@ -31,8 +31,8 @@ import numpy as np
 from evostrat.backends.trees import replace
 
 __all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device",
-           "device_constant", "progress_to_host", "is_fresh", "check", "order_statistics", "stagnation_holds",
-           "stagnation_window"]
+           "device_constant", "progress_to_host", "is_fresh", "check", "criteria", "order_statistics",
+           "stagnation_holds", "stagnation_window"]
 
 #: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
 COUNTING_WIDTH = 128
@@ -218,20 +218,15 @@ def stagnation_window(rules: Rules, n_hist: Any, generation: Any) -> tuple[Any, 
     return length, jnp.maximum(rules.tolstagnation // 10, length // 10)
 
 
-def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any) -> tuple[Progress, Any]:
-    """Append the generation's best and median; whether the median test is due (``ready``)."""
+def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any) -> Progress:
+    """Append the generation's best and median to the stagnation history."""
     import jax.numpy as jnp
 
     improved = best < p.run_best
-    run_best_generation = jnp.where(improved, generation, p.run_best_generation)
     slot = jnp.minimum(p.n_hist, rules.capacity - 1)
-    p = replace(p, hist_best=p.hist_best.at[slot].set(best), hist_median=p.hist_median.at[slot].set(median),
-                n_hist=p.n_hist + 1, run_best=jnp.where(improved, best, p.run_best),
-                run_best_generation=run_best_generation)
-    length, l = stagnation_window(rules, p.n_hist, generation)
-    t = rules.tolstagnation
-    ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
-    return p, ready & (2 * (generation - run_best_generation) > t) & (length > 100) & (2 * l < length)
+    return replace(p, hist_best=p.hist_best.at[slot].set(best), hist_median=p.hist_median.at[slot].set(median),
+                   n_hist=p.n_hist + 1, run_best=jnp.where(improved, best, p.run_best),
+                   run_best_generation=jnp.where(improved, generation, p.run_best_generation))
 
 
 def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
@@ -262,44 +257,57 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     n_finite = jnp.sum(finite)
     lo = jnp.min(jnp.where(finite, values, jnp.inf))
     hi = jnp.max(jnp.where(finite, values, -jnp.inf))
-    gen_best = hi if rules.maximize else lo
     append = n_finite > 0
-    recent = jnp.where(append, p.recent.at[p.n_recent % rules.window].set(gen_best), p.recent)
-    n_recent = p.n_recent + append.astype(jnp.int32)
-    filled = jnp.arange(rules.window) < n_recent
-    recent_range = jnp.max(jnp.where(filled, recent, -jnp.inf)) - jnp.min(jnp.where(filled, recent, jnp.inf))
-    p = replace(p, recent=recent, n_recent=n_recent)
-    rows = [jnp.asarray(False)]
+    recent = jnp.where(append, p.recent.at[p.n_recent % rules.window].set(hi if rules.maximize else lo), p.recent)
+    p = replace(p, recent=recent, n_recent=p.n_recent + append.astype(jnp.int32))
+    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
+        popsize = values.shape[0]
+        first, median, quarter = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize
+                                                            else values), (0, popsize // 2, int(0.75 * popsize)))
+    if rules.tolstagnation is not None:
+        p = _record_stagnation(rules, p, generation, first, median)
+    if rules.tolflatfitness is not None:
+        p = replace(p, flat_generations=jnp.where(first == quarter, p.flat_generations + 1, 0))
+    code, due = criteria(rules, p, n_finite == values.shape[0], hi - lo, generation, n_evals, best, sigma)
+    return p, code, due
+
+
+def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation: Any, n_evals: Any, best: Any,
+             sigma: Any) -> tuple[Any, Any]:
+    """:func:`check`'s ``(stop code, due)`` from the progress ``p`` after the generation.
+
+    ``all_finite``: whether every value of the generation was finite; ``spread``: its
+    greatest minus its least finite value; ``best`` the run's best so far. The compiled
+    chunk calls it on the progress after a block of generations (the block's last).
+    """
+    import jax.numpy as jnp
+
+    filled = jnp.arange(rules.window) < p.n_recent
+    recent_range = jnp.max(jnp.where(filled, p.recent, -jnp.inf)) - jnp.min(jnp.where(filled, p.recent, jnp.inf))
+    false = jnp.asarray(False)
+    rows = [false]
     if rules.ftarget is not None:
         rows.append(jnp.isfinite(best) & ((best >= rules.ftarget) if rules.maximize else (best <= rules.ftarget)))
     else:
-        rows.append(jnp.asarray(False))
-    rows.append(jnp.asarray(False) if rules.max_evals is None else n_evals >= rules.max_evals)
-    rows.append(jnp.asarray(False) if rules.max_generations is None else generation >= rules.max_generations)
+        rows.append(false)
+    rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
+    rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
     if rules.tolfun is not None:
-        rows.append((n_recent >= rules.window) & (n_finite == values.shape[0])
-                    & (recent_range < rules.tolfun) & (hi - lo < rules.tolfun))
+        rows.append((p.n_recent >= rules.window) & all_finite & (recent_range < rules.tolfun) & (spread < rules.tolfun))
     else:
-        rows.append(jnp.asarray(False))
-    rows.append(jnp.asarray(False) if rules.tolx is None else sigma < rules.tolx)
+        rows.append(false)
+    rows.append(false if rules.tolx is None else sigma < rules.tolx)
     if rules.tolfunhist is not None:
-        rows.append((n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
+        rows.append((p.n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
     else:
-        rows.append(jnp.asarray(False))
-    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
-        popsize = values.shape[0]
-        best, median, quarter = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize
-                                                           else values), (0, popsize // 2, int(0.75 * popsize)))
-    due = jnp.asarray(False)
+        rows.append(false)
+    rows.append(false)  # tolstagnation: see stagnation_holds
+    rows.append(false if rules.tolflatfitness is None else p.flat_generations > rules.tolflatfitness)
+    due = false
     if rules.tolstagnation is not None:
-        p, due = _record_stagnation(rules, p, generation, best, median)
-    rows.append(jnp.asarray(False))  # tolstagnation: see stagnation_holds
-    if rules.tolflatfitness is not None:
-        flat = best == quarter
-        flat_generations = jnp.where(flat, p.flat_generations + 1, 0)
-        p = replace(p, flat_generations=flat_generations)
-        rows.append(flat_generations > rules.tolflatfitness)
-    else:
-        rows.append(jnp.asarray(False))
+        length, l = stagnation_window(rules, p.n_hist, generation)
+        t = rules.tolstagnation
+        ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
+        due = ready & (2 * (generation - p.run_best_generation) > t) & (length > 100) & (2 * l < length)
     hits = jnp.stack(rows)
-    return p, jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due
+    return jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due
