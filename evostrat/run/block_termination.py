@@ -144,7 +144,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
                    best: Any, last_code: Any, maybe: Any) -> tuple[Progress, Any, Any]:
     """:func:`check_block` in the chunk: ``maybe`` is whether :func:`may_stop` held after the
     block's last generation. Where it did not, no criterion holds and the stagnation median
-    test (four sorts of the history, in a ``lax.cond``) is skipped; the answer is the same.
+    test (a sort of four windows of the history, in a ``lax.cond``) is skipped; the answer is the same.
 
     The criteria are evaluated once, on the progress after the block's rows, from the last
     row's numbers that the progress update computed anyway.

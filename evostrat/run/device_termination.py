@@ -198,15 +198,16 @@ def order_statistics(values: Any, ranks: tuple[int, ...]) -> Any:
     return jnp.max(jnp.where(picked, values[..., None, :], -jnp.inf), axis=-1)
 
 
-def _window_median(buffer: Any, start: Any, stop: Any) -> Any:
-    """The median of ``buffer[start:stop]`` (Python's median of a list: mean of the middle two)."""
+def _window_medians(buffers: Any, starts: Any, n: Any) -> Any:
+    """The medians of ``buffers[i][starts[i]:starts[i] + n]`` (Python's median of a list: mean of
+    the middle two) for the rows of ``buffers`` ``(k, capacity)``: one sort of the masked rows."""
     import jax.numpy as jnp
 
-    index = jnp.arange(buffer.shape[0])
-    ranked = jnp.sort(jnp.where((index >= start) & (index < stop), buffer, jnp.inf))
-    n = stop - start
-    upper = ranked[n // 2]
-    lower = ranked[(n - 1) // 2]
+    index = jnp.arange(buffers.shape[-1])
+    inside = (index >= starts[:, None]) & (index < starts[:, None] + n)
+    ranked = jnp.sort(jnp.where(inside, buffers, jnp.inf), axis=-1)
+    upper = ranked[:, n // 2]
+    lower = ranked[:, (n - 1) // 2]
     return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
 
 
@@ -232,14 +233,18 @@ def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, me
 def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
     """pycma's median test over the stagnation history, for a generation whose test is due.
 
-    It sorts the history four times, so :func:`check` leaves it to the caller, to run
+    It sorts four windows of the history, so :func:`check` leaves it to the caller, to run
     only in the generations that :func:`check` reports as due (a ``lax.cond`` inside the
     generation would cost every generation a few microseconds on the CPU).
     """
+    import jax.numpy as jnp
+
     end = p.n_hist
     _, l = stagnation_window(rules, end, generation)
-    return ((_window_median(p.hist_median, end - l, end) >= _window_median(p.hist_median, end - 2 * l, end - l))
-            & (_window_median(p.hist_best, end - l, end) >= _window_median(p.hist_best, end - 2 * l, end - l)))
+    # the latest l values of each history and the l before them, sorted together
+    buffers = jnp.stack([p.hist_median, p.hist_median, p.hist_best, p.hist_best])
+    medians = _window_medians(buffers, jnp.stack([end - l, end - 2 * l, end - l, end - 2 * l]), l)
+    return (medians[0] >= medians[1]) & (medians[2] >= medians[3])
 
 
 def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any, best: Any,
