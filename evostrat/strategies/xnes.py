@@ -96,7 +96,7 @@ def expm_symmetric(S: Array, backend: Backend) -> Array:
 
 
 def z_norm_bound(dim: int, tail: float = Z_TAIL) -> float:
-    """Squared length ``d + 2 sqrt(d t) + 2 t`` that ``||z||^2``, ``z ~ N(0, I_d)``, exceeds with probability ``<= e^-t``.
+    """``d + 2 sqrt(d t) + 2 t``: ``||z||^2`` of ``z ~ N(0, I_d)`` exceeds it with probability ``<= e^-t``.
 
     The chi-square tail bound of Laurent and Massart, "Adaptive estimation of a
     quadratic functional by model selection", Annals of Statistics 28 (2000),
@@ -151,9 +151,9 @@ class XNES(Strategy):
     -----
     Each recovered ``z_k`` is shortened to at most ``sqrt(z_norm_bound(d))``
     (see the module notes): a guard against rounding, which normal draws
-    practically never reach. A generation whose update would make the state non-finite (a degenerate
-    population, overflow) leaves the state unchanged. Constant fitness gives
-    all-zero utilities and therefore no change at all.
+    practically never reach. A generation whose update would make the state
+    non-finite (a degenerate population, overflow) leaves the state unchanged.
+    Constant fitness gives all-zero utilities and therefore no change at all.
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
