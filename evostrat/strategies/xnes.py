@@ -110,21 +110,23 @@ def z_norm_bound(dim: int, tail: float = Z_TAIL) -> float:
     return dim + 2.0 * math.sqrt(dim * tail) + 2.0 * tail
 
 
-def shorten_rows(Z: Array, max_sq_norm: float, xp: Any) -> Array:
-    """``Z`` with each row longer than ``sqrt(max_sq_norm)`` scaled down to that length.
+def shorten_rows(Z: Array, max_sq_norm: float, xp: Any) -> tuple[Array, Array]:
+    """``Z`` with each row longer than ``sqrt(max_sq_norm)`` scaled down to that length, and the
+    rows' squared lengths (``max_sq_norm`` for the shortened ones).
 
     Rows that are not finite stay as they are (the caller's finiteness check sees them).
 
     Examples
     --------
     >>> import numpy as np
-    >>> shorten_rows(np.array([[3.0, 4.0], [0.3, 0.4]]), 1.0, np).tolist()
-    [[0.6000000000000001, 0.8], [0.3, 0.4]]
+    >>> Z, sq = shorten_rows(np.array([[3.0, 4.0], [0.3, 0.4]]), 1.0, np)
+    >>> Z.tolist(), sq.tolist()
+    ([[0.6000000000000001, 0.8], [0.3, 0.4]], [1.0, 0.25])
     """
     sq = xp.sum(Z * Z, axis=1)
     long = sq > max_sq_norm
     scale = xp.where(long, xp.sqrt(max_sq_norm / xp.where(long, sq, 1.0)), 1.0)
-    return Z * scale[:, None]
+    return Z * scale[:, None], xp.where(long, max_sq_norm, sq)
 
 
 class XNES(Strategy):
@@ -211,13 +213,13 @@ class XNES(Strategy):
         dtype, device = state.mean.dtype, be.device(state.mean)
         # Local coordinates: x = mu + sigma B z  =>  z = B^{-1} (x - mu) / sigma.
         Z = solve(xp, state.B, ((X - state.mean) / state.sigma).T).T  # non-finite if B is singular
-        Z = shorten_rows(Z, z_norm_bound(dim), xp)  # rounding of X amplified by B^-1 (module notes)
+        Z, sq = shorten_rows(Z, z_norm_bound(dim), xp)  # rounding of X amplified by B^-1 (module notes)
         u = xp.astype(-shape_fitness(fitness, self.fitness_shaping), dtype, copy=False)
         eye = xp.eye(dim, dtype=dtype, device=device)
         u_sum = xp.sum(u)
         g_delta = xp.matmul(u, Z)
         G_M = xp.matmul(Z.T * u, Z) - u_sum * eye
-        g_sigma = (xp.matmul(u, xp.sum(Z * Z, axis=1)) - dim * u_sum) / dim
+        g_sigma = (xp.matmul(u, sq) - dim * u_sum) / dim
         G_B = G_M - g_sigma * eye
         # A degenerate population (non-finite z) must not reach eigh, which raises on NaN.
         finite = xp.all(xp.isfinite(G_B)) & xp.all(xp.isfinite(g_delta))
