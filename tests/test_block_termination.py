@@ -102,7 +102,6 @@ def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) 
     p = initial_progress(rules, "float32")
     bests = _bests(rules, values)
     start = 0
-    best0 = jnp.asarray(-np.inf if rules.maximize else np.inf, jnp.float32)
     while start < G:
         w, end = watch(rules, p), start
         while end < min(start + size, G):
@@ -114,7 +113,7 @@ def _in_blocks(rules: Rules, values: np.ndarray, sigmas: np.ndarray, size: int) 
         rows[: end - start] = values[start:end]
         block_sigmas = np.zeros(size, np.float32)
         block_sigmas[: end - start] = sigmas[start:end]
-        before, best = p, best0 if start == 0 else bests[start - 1]
+        before, best = p, bests[end - 1]  # the run's best after the block, as the chunk passes it
         p, m, code = _check_block(rules, p, jnp.asarray(rows), jnp.asarray(block_sigmas), end - start, start,
                                   start * POP, best, 0)
         if not bool(maybe):  # no criterion can hold: the answer read off gives check_block's

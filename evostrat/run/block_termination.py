@@ -128,9 +128,10 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
     """The criteria after a block of generations: ``(progress, m, code)``.
 
     ``values`` ``(B, popsize)`` and ``sigmas`` ``(B,)`` are the rows of the generations
-    after ``generation`` (``n_evals``, best so far ``best``), of which the first ``ran``
+    after ``generation`` (``n_evals``), of which the first ``ran``
     (at least one) happened; ``last_code`` is the strategy's own stop code of the last of
-    them (0: none). The block must be one the chunk runs: :func:`may_stop` did not hold
+    them (0: none), ``best`` the run's best so far after it (user's sense, NaN ranked worst: the
+    chunk's). The block must be one the chunk runs: :func:`may_stop` did not hold
     after any of its generations but the last, so no criterion held there and only the last
     can stop the run. ``progress`` has seen the ``ran`` rows, ``m`` is ``ran``, and ``code``
     is the stop code after the last row (0: none), as the generation by generation check
@@ -144,7 +145,8 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
                    best: Any, last_code: Any, maybe: Any) -> tuple[Progress, Any, Any]:
     """:func:`check_block` in the chunk: ``maybe`` is whether :func:`may_stop` held after the
     block's last generation. Where it did not, no criterion holds and the stagnation median
-    test (a sort of four windows of the history, in a ``lax.cond``) is skipped; the answer is the same.
+    test (a sort of four windows of the history, in a ``lax.cond``) is skipped; the answer is
+    the same.
 
     The criteria are evaluated once, on the progress after the block's rows, from the last
     row's numbers that the progress update computed anyway.
@@ -154,11 +156,6 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
 
     r = _block_rows(rules, p, values, ran, generation)
     last = jnp.maximum(ran - 1, 0)
-    gen = jnp.where(jnp.isnan(values), -jnp.inf if rules.maximize else jnp.inf, values)
-    if rules.maximize:
-        best = jnp.maximum(best, jnp.max(jnp.where(r.live[:, None], gen, -jnp.inf)))
-    else:
-        best = jnp.minimum(best, jnp.min(jnp.where(r.live[:, None], gen, jnp.inf)))
     g = generation + ran
     progress = _progress_after(rules, p, r, ran)
     code, due = criteria(rules, progress, r.n_finite[last] == values.shape[1], r.hi[last] - r.lo[last], g,

@@ -19,8 +19,8 @@ The run's criteria are checked for blocks of up to :data:`BLOCK` generations at
 once (:mod:`evostrat.run.block_termination`): a generation computes only a few
 scalars that hold whenever a criterion may, which end the block early, so the
 run stops at the same generation and no generation runs twice (issue 15); after a
-block, the criteria's progress advances over its rows at once and the full check runs on
-its last row alone, the only one where a criterion can hold (``block_progress``).
+block, the criteria's progress advances over its rows at once and the criteria are evaluated
+once, after its last row, the only one where a criterion can hold (``block_progress``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
 kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
@@ -211,10 +211,10 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                 lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
                 (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
             rows = jax.lax.dynamic_slice_in_dim(record, start, size)
-            # the criteria only after a generation where one may hold (the block then ends there);
-            # otherwise none holds in the block and its rows only advance the progress
+            # the criteria once, after the block's last generation: a generation where one may hold
+            # ends the block, so none held before it
             progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                               run.generation, run.n_evals, run.best_f, new.code, maybe)
+                                               run.generation, run.n_evals, new.best_f, new.code, maybe)
             return replace(new, progress=progress, code=code), record, k
 
         record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
