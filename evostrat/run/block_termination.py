@@ -169,11 +169,9 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
 
 
 class _Rows(NamedTuple):
-    """The per-row numbers of a block that both answers of :func:`block_progress` share."""
+    """The per-row numbers of a block: the progress after its rows, and the last row's for the criteria."""
 
     rows: Any
-    live: Any
-    g: Any
     n_finite: Any
     lo: Any
     hi: Any
@@ -209,7 +207,7 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
     if rules.tolstagnation is not None:
         history = _block_history(p, ranked, g)
-    return _Rows(rows, live, g, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
+    return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
                  p.n_recent + count - 1, flat_generations, history)
 
 
