@@ -168,7 +168,8 @@ SHARDED = textwrap.dedent("""
     from evostrat import ES
     from evostrat.run.batch import fit_batch
     f = lambda X: (X ** 2).sum(axis=1)
-    es = ES("cma_es", max_generations=60, ftarget=1e-6)
+    # every second generation decomposes C: the decision is one for the runs on all four devices
+    es = ES("cma_es", max_generations=60, ftarget=1e-6, strategy_options=dict(lazy_eigen=2))
     one = fit_batch(es, f, jnp.full(4, 2.0), seeds=6, devices=None)
     four = fit_batch(es, f, jnp.full(4, 2.0), seeds=6)
     big = ES("cma_es", popsize=10, max_generations=30)  # one run: its population is split instead

@@ -54,3 +54,39 @@ def test_runs_over_several_chunks_stop_where_they_stop_alone(monkeypatch: Any) -
         assert res.n_evals[i] == alone.n_evals_
         np.testing.assert_array_equal([h["generation_best"] for h in res.histories[i]],
                                       [h["generation_best"] for h in alone.history_])
+
+
+def test_lazy_eigendecomposition_in_lockstep_stops_each_run_as_alone() -> None:
+    # every third generation decomposes C: one decision for the runs (lockstep_conds), the stopped
+    # runs left out of it, and each run's values are still those it reaches alone
+    settings = dict(tolfun=None, tolfunhist=None, tolx=None, tolflatfitness=None, max_generations=600,
+                    strategy_options=dict(QUIET, lazy_eigen=3))
+    res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=4)
+    assert res.fast_path == "batched"
+    assert len(set(res.n_generations.tolist())) > 1
+    for i in range(4):
+        alone = _alone(settings, _terraced, jnp.ones(3), i)
+        assert (res.stop_reason[i], res.n_generations[i]) == ("tolstagnation", alone.n_generations_)
+        assert res.fun[i] == alone.fun_
+        assert [h["best"] for h in res.histories[i]] == [h["best"] for h in alone.history_]
+
+
+def test_lockstep_conds_run_a_branch_only_when_an_active_run_takes_it() -> None:
+    from evostrat.backends import get_backend
+    from evostrat.backends.jax import lockstep_conds
+
+    be = get_backend("jax")
+
+    def step(x: Any, active: Any) -> Any:
+        with lockstep_conds("runs", active):
+            return be.cond(x > 1, lambda v: v * 10, lambda v: v - 1, x)
+
+    x, active = jnp.arange(4.0), jnp.asarray([True, True, True, False])
+    mapped = jax.vmap(step, axis_name="runs")
+    # each active run gets the branch its predicate picks, the inactive one the false branch
+    assert mapped(x, active).tolist() == [-1.0, 0.0, 20.0, 2.0]
+    # one conditional for all the runs; without the context vmap selects between both branches
+    assert "cond[" in str(jax.make_jaxpr(mapped)(x, active))
+    plain = jax.vmap(lambda v: be.cond(v > 1, lambda u: u * 10, lambda u: u - 1, v))
+    assert "cond[" not in str(jax.make_jaxpr(plain)(x))
+    assert plain(x).tolist() == [-1.0, 0.0, 20.0, 30.0]

@@ -324,6 +324,14 @@ class Backend:
         """
         raise NotImplementedError(f"the {self.name} backend has no eager vmap")
 
+    @property
+    def in_lockstep(self) -> bool:
+        """Whether a batch of runs advanced together is being traced now (JAX's
+        :func:`~evostrat.backends.jax.lockstep_conds`): ``cond`` is then one decision for the
+        runs, and a cheap branch (:func:`~evostrat.backends.namespaces.cheap_cond`) is cheaper
+        computed for every run and selected."""
+        return False
+
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)``.
 

@@ -16,6 +16,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any, Callable, Sequence
 
 import jax
@@ -37,6 +40,9 @@ _PYTREE_CLASSES: set[type] = set()
 _KEYS: dict[tuple[int, Any], Key] = {}
 _KEYS_KEPT = 256
 
+#: ``(axis name, active)`` while a lockstep batch's generation is traced (:func:`lockstep_conds`).
+_LOCKSTEP: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar("lockstep", default=None)
+
 #: From this dimension on, xNES's matrix exponential on an accelerator uses Pade, not eigh.
 _PADE_MIN_DIM = 64
 
@@ -48,6 +54,36 @@ def expm_pade(a: Array) -> Array:
     """
     with jax.default_matmul_precision("highest"):
         return jax.scipy.linalg.expm(a)
+
+
+@contextlib.contextmanager
+def lockstep_conds(axis_name: str, active: Any) -> Iterator[None]:
+    """Trace ``JaxBackend.cond`` as one decision for runs advanced together under ``jax.vmap``.
+
+    Under ``vmap`` a ``lax.cond`` whose predicate differs between runs becomes a ``select``:
+    both branches run for every run in every generation, CMA-ES's lazy eigendecomposition
+    included. Inside this context (while tracing the vmapped generation of a batch, whose
+    ``vmap`` has ``axis_name``), a ``cond`` runs its true branch for all runs, each run then
+    keeping the branch its own predicate picks, only when that predicate holds for at least one
+    run whose ``active`` flag is set (runs in lockstep share their counters, so CMA-ES
+    decomposes once every ``k`` generations), and only its false branch otherwise. An
+    inactive run gets the false branch: its result is discarded.
+
+    Examples
+    --------
+    >>> from evostrat.backends import get_backend
+    >>> be = get_backend("jax")
+    >>> def step(x, active):
+    ...     with lockstep_conds("runs", active):
+    ...         return be.cond(x > 1, lambda v: v * 10, lambda v: v, x)
+    >>> jax.vmap(step, axis_name="runs")(jnp.arange(3.0), jnp.ones(3, bool)).tolist()
+    [0.0, 1.0, 20.0]
+    """
+    token = _LOCKSTEP.set((axis_name, active))
+    try:
+        yield
+    finally:
+        _LOCKSTEP.reset(token)
 
 
 def block_rows_jax(key: Key, rows: Any, dim: int, dtype: Any) -> Array:
@@ -261,13 +297,27 @@ class JaxBackend(Backend):
     def traceable(self) -> bool:
         return True
 
+    @property
+    def in_lockstep(self) -> bool:
+        return _LOCKSTEP.get() is not None
+
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         if not isinstance(pred, jax.core.Tracer):
             # eager (the functional API outside jax.jit): one branch, as on numpy. lax.cond traces
             # and compiles its branches, and the strategies' branches are new closures or bound
             # methods at every call: CMA-ES d = 100 compiled its eigen branch every generation (0.3 s).
             return true_fn(*operands) if bool(pred) else false_fn(*operands)
-        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+        lockstep = _LOCKSTEP.get()
+        if lockstep is None:
+            return jax.lax.cond(pred, true_fn, false_fn, *operands)
+        axis_name, active = lockstep
+        mine = jnp.logical_and(pred, active)
+
+        def either(*ops: Any) -> Any:
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(mine, a, b), true_fn(*ops), false_fn(*ops))
+
+        anyone = jax.lax.psum(mine.astype(jnp.int32), axis_name) > 0  # one value for all the runs
+        return jax.lax.cond(anyone, either, false_fn, *operands)
 
     def expm_symmetric(self, s: Array) -> Array:
         # eigh on the CPU and for small matrices; Pade with scaling and squaring on

@@ -130,8 +130,9 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
     On torch both branches run and each leaf of the result is ``where(pred, a, b)`` (leaves
     both branches return as the same object are kept), so the predicate is never read on
     the host: no GPU synchronisation, and ``torch.compile`` traces it without a graph break.
-    The values are those of the branch ``pred`` picks, bit for bit. Other backends keep
-    ``cond`` (one branch on numpy, ``lax.cond`` on JAX).
+    The values are those of the branch ``pred`` picks, bit for bit. So on JAX while a batch's
+    runs advanced together are traced (``Backend.in_lockstep``), where a ``cond`` would sum the
+    runs' predicates first. Otherwise ``cond`` (one branch on numpy, ``lax.cond`` on JAX).
 
     Parameters
     ----------
@@ -150,7 +151,7 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
     2.0
     """
     xp = backend.xp
-    if not array_api_compat.is_torch_namespace(xp):
+    if not (array_api_compat.is_torch_namespace(xp) or backend.in_lockstep):
         return backend.cond(pred, true_fn, false_fn, *operands)
     otherwise = false_fn(*operands)
     return merge_leaves(lambda a, b: xp.where(pred, a, b), true_fn(*operands), otherwise)

@@ -140,6 +140,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     import jax
     import jax.numpy as jnp
 
+    from evostrat.backends.jax import lockstep_conds
+
     length = chunk_length(rules.popsize)
 
     def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
@@ -234,14 +236,18 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         # stopped kept as it was. (``vmap`` of ``chunk`` would select every carried value, the
         # fitness record included, between old and new in every generation: 1.33x evosax's vmap
         # against 1.1x; issue 19.) Rows past a run's own count are written but never read.
-        step = jax.vmap(generation)
+        def lockstep_generation(run: DeviceRun, active: Any) -> tuple[DeviceRun, Any, Any, Any]:
+            with lockstep_conds("runs", active):  # the strategy's conds decided once for all runs
+                return generation(run)
+
+        step = jax.vmap(lockstep_generation, axis_name="runs")
         keep = jax.vmap(lambda active, new, old: jax.tree_util.tree_map(
             lambda a, b: jnp.where(active, a, b), new, old))
 
         def body(carry: Any) -> Any:
             runs, fitness, sigmas, k, done = carry
             active = runs.code == 0
-            new, values, sigma, due = step(runs)
+            new, values, sigma, due = step(runs, active)
             if rules.tolstagnation is not None:  # the median test of the runs whose test is due
                 new = stagnation(new, due & active)
             fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[:, None], k, axis=1)
