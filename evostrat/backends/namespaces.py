@@ -130,9 +130,10 @@ def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *
     On torch both branches run and each leaf of the result is ``where(pred, a, b)`` (leaves
     both branches return as the same object are kept), so the predicate is never read on
     the host: no GPU synchronisation, and ``torch.compile`` traces it without a graph break.
-    The values are those of the branch ``pred`` picks, bit for bit. So on JAX while a batch's
-    runs advanced together are traced (``Backend.in_lockstep``), where a ``cond`` would sum the
-    runs' predicates first. Otherwise ``cond`` (one branch on numpy, ``lax.cond`` on JAX).
+    The values are those of the branch ``pred`` picks, bit for bit. JAX does the same while
+    a batch of runs advanced together is traced (``Backend.in_lockstep``), where a ``cond``
+    would first sum the runs' predicates. Otherwise ``cond`` (one branch on numpy,
+    ``lax.cond`` on JAX).
 
     Parameters
     ----------
