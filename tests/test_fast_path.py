@@ -178,6 +178,35 @@ def test_a_fit_with_another_sigma0_compiles_only_its_initial_state(name) -> None
     assert compiles(sigma0=1.0, strategy_options=options)[0] >= 2  # the initial state and the chunk
 
 
+def test_a_fit_with_other_thresholds_runs_on_the_compiled_chunk_and_stops_on_them() -> None:
+    """``ftarget``, ``tolfun``, ``tolx`` and ``tolfunhist`` are inputs of the chunk, not constants of
+    its program: fits that change only them compile nothing, and each stops where its own
+    thresholds say, as the host loop does (``compiled_loop=False``)."""
+
+    def objective(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    def fit(**kwargs):
+        before = len(_COMPILES)
+        es = ES("cma_es", max_generations=400, random_state=3, **kwargs).fit(objective, jnp.ones(5))
+        return len(_COMPILES) - before, es
+
+    fit(ftarget=1e-3, tolfun=1e-11, tolx=1e-12)
+    runs = {}
+    for kwargs in (dict(ftarget=1e-6, tolfun=1e-11, tolx=1e-12), dict(ftarget=1e-9, tolfun=1e-11, tolx=1e-12),
+                   dict(ftarget=1e-30, tolfun=1e-3, tolx=1e-12), dict(ftarget=1e-20, tolfun=1e-11, tolx=1e-4)):
+        n, es = fit(**kwargs)
+        assert es.fast_path_ == "compiled_loop" and n == 0, kwargs
+        runs[tuple(kwargs.values())] = (es.stop_reason_, es.n_generations_)
+    assert [r[0] for r in runs.values()] == ["ftarget", "ftarget", "tolfun", "tolx"]
+    assert len({r[1] for r in runs.values()}) == 4  # four different stops
+    for (ftarget, tolfun, tolx), got in runs.items():
+        host = ES("cma_es", max_generations=400, random_state=3, ftarget=ftarget, tolfun=tolfun, tolx=tolx,
+                  compiled_loop=False).fit(objective, jnp.ones(5))
+        assert (host.stop_reason_, host.n_generations_) == got
+    assert fit(ftarget=1e-6, tolfun=None, tolx=1e-12)[0] >= 1  # a criterion switched off: another program
+
+
 def test_stop_names_are_read_without_running_stop_and_keep_its_order() -> None:
     """The compiled driver reads the names of ``strategy.stop(state)`` by tracing it abstractly
     (no program compiled per population size), in the strategy's own order (its stop codes

@@ -32,7 +32,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import REASONS, Progress, Rules, criteria, order_statistics, stagnation_holds
+from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, order_statistics, stagnation_holds,
+                                             threshold)
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
 
@@ -99,17 +100,18 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     step = jnp.abs(gen_best - w.last_best)
     maybe = jnp.asarray(False)
     if rules.ftarget is not None:
-        maybe |= jnp.isfinite(best) & ((best >= rules.ftarget) if rules.maximize else (best <= rules.ftarget))
+        target = threshold(rules.ftarget, best)
+        maybe |= jnp.isfinite(best) & ((best >= target) if rules.maximize else (best <= target))
     if rules.max_evals is not None:
         maybe |= n_evals >= rules.max_evals
     if rules.max_generations is not None:
         maybe |= generation >= rules.max_generations
     if rules.tolfun is not None:
-        maybe |= (hi - lo < rules.tolfun) & (step < rules.tolfun)
+        maybe |= (hi - lo < threshold(rules.tolfun, hi)) & (step < threshold(rules.tolfun, step))
     if rules.tolx is not None:
-        maybe |= sigma < rules.tolx
+        maybe |= sigma < threshold(rules.tolx, sigma)
     if rules.tolfunhist is not None:
-        maybe |= appended & (step < rules.tolfunhist)
+        maybe |= appended & (step < threshold(rules.tolfunhist, step))
     if rules.tolflatfitness is not None:  # the best and the 75th percentile are equal
         ranked = jnp.where(jnp.isnan(values), -jnp.inf if rules.maximize else jnp.inf, values)
         maybe |= jnp.sum(ranked == top) > int(0.75 * values.shape[0])

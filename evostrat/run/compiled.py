@@ -59,7 +59,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
-from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
+from evostrat.run.device_termination import REASONS, THRESHOLDS, Rules, check, device_constant, stagnation_holds
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
 
@@ -136,136 +136,184 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     ``(popsize, dim)``, which the objective is then evaluated under (several devices).
     ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds`; the objective then sees the
     candidates mapped into the box, and the best so far is kept in the box, as the host
-    loop's."""
+    loop's. The criteria's thresholds (:data:`~evostrat.run.device_termination.THRESHOLDS`)
+    are an input of the compiled program, not part of its key: runs that differ only in them
+    share the program, and the callable returned passes each its own."""
     import jax
     import jax.numpy as jnp
 
     from evostrat.backends.jax import lockstep_conds
 
     length = chunk_length(rules.popsize)
+    structure = rules.structure()  # the program's; its thresholds come in as an input
 
-    def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
-        """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-        X, state = strategy.ask(run.state)
-        if population is not None:  # the population axis split across devices, the state replicated
-            X = jax.lax.with_sharding_constraint(X, population)
-        seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
-        values = objective(seen)
-        state = strategy.tell(state, X, -values if rules.maximize else values)
-        top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
-        better = (top > run.best_f) if rules.maximize else (top < run.best_f)
-        return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
+    def programs(rules: Rules) -> tuple[Callable, Callable]:
+        """The unbatched and the batched chunk over ``rules`` (whose thresholds are traced)."""
 
-    def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
-        state, values, _, best_f, best_x = advance(run)
-        sigma = strategy.sigma(state)
-        g, evals = run.generation + 1, run.n_evals + values.shape[0]
-        progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
-        if stop_names:
-            stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-            code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-        return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
+        def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
+            """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
+            X, state = strategy.ask(run.state)
+            if population is not None:  # the population axis split across devices, the state replicated
+                X = jax.lax.with_sharding_constraint(X, population)
+            seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
+            values = objective(seen)
+            state = strategy.tell(state, X, -values if rules.maximize else values)
+            top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
+            better = (top > run.best_f) if rules.maximize else (top < run.best_f)
+            return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
 
-    def stagnation(runs: DeviceRun, due: Any) -> DeviceRun:
-        """The runs' stop codes with the stagnation median test of those whose test is ``due``
-        (it ranks first). Only the test's answers cross the ``cond``: returning the runs from it
-        copied every run's state through the branch not taken."""
-        holds = jax.lax.cond(jnp.any(due), lambda: jax.vmap(lambda p, g: stagnation_holds(rules, p, g))(
-            runs.progress, runs.generation), lambda: jnp.zeros(due.shape, bool))
-        stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
-        return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
+        def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
+            state, values, _, best_f, best_x = advance(run)
+            sigma = strategy.sigma(state)
+            g, evals = run.generation + 1, run.n_evals + values.shape[0]
+            progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
+            if stop_names:
+                stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
+                code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+            return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
 
-    def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
-        # a generation of the chunk without the run's criteria: they are checked for a block of
-        # generations at once (check_block), after any generation where one may hold (may_stop)
-        state, values, (top, lo, hi), best_f, best_x = advance(run)
-        sigma = strategy.sigma(state)
-        g, evals = run.generation + 1, run.n_evals + values.shape[0]
-        code = run.code
-        if stop_names:
-            stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-            code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-        w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi))
-        row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
-        rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-        return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
+        def stagnation(runs: DeviceRun, due: Any) -> DeviceRun:
+            """The runs' stop codes with the stagnation median test of those whose test is ``due``
+            (it ranks first). Only the test's answers cross the ``cond``: returning the runs from it
+            copied every run's state through the branch not taken."""
+            holds = jax.lax.cond(jnp.any(due), lambda: jax.vmap(lambda p, g: stagnation_holds(rules, p, g))(
+                runs.progress, runs.generation), lambda: jnp.zeros(due.shape, bool))
+            stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
+            return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
 
-    def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
-        # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
-        # it, and the run's criteria are checked (check_block) after a block, which ends early after a
-        # generation where one may hold: no generation runs twice. (A lax.cond after each stage
-        # instead of the block loop copied the record and criteria through its other branch.)
-        stage, size = stage_sizes(run, rules.popsize)
-        dtype = run.best_f.dtype
+        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
+            # a generation of the chunk without the run's criteria: they are checked for a block of
+            # generations at once (check_block), after any generation where one may hold (may_stop)
+            state, values, (top, lo, hi), best_f, best_x = advance(run)
+            sigma = strategy.sigma(state)
+            g, evals = run.generation + 1, run.n_evals + values.shape[0]
+            code = run.code
+            if stop_names:
+                stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
+                code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi))
+            row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
+            rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
+            return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
 
-        def step(carry: Any) -> Any:  # a stage: up to `stage` generations
-            run, w, record, k, end, _ = carry
-            new, w, rows, j, maybe = jax.lax.while_loop(
-                lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
-                (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32),
-                 jnp.asarray(False)))
-            return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
+        def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
+            # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
+            # it, and the run's criteria are checked (check_block) after a block, which ends early after a
+            # generation where one may hold: no generation runs twice. (A lax.cond after each stage
+            # instead of the block loop copied the record and criteria through its other branch.)
+            stage, size = stage_sizes(run, rules.popsize)
+            dtype = run.best_f.dtype
 
-        def block(carry: Any) -> Any:
-            run, record, start = carry
-            end = jnp.minimum(limit, start + size)
-            new, _, record, k, _, maybe = jax.lax.while_loop(
-                lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
-                (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
-            rows = jax.lax.dynamic_slice_in_dim(record, start, size)
-            # the criteria once, after the block's last generation: a generation where one may hold
-            # ends the block, so none held before it
-            progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                               run.generation, run.n_evals, new.best_f, new.code, maybe)
-            return replace(new, progress=progress, code=code), record, k
+            def step(carry: Any) -> Any:  # a stage: up to `stage` generations
+                run, w, record, k, end, _ = carry
+                new, w, rows, j, maybe = jax.lax.while_loop(
+                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
+                    (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32),
+                     jnp.asarray(False)))
+                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
 
-        record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
-        run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
-                                            (run, record, jnp.asarray(0, jnp.int32)))
-        record = record[:length]
-        bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(record[:, :-1]), dtype=jnp.int32)
-        return run, record, k, bad
+            def block(carry: Any) -> Any:
+                run, record, start = carry
+                end = jnp.minimum(limit, start + size)
+                new, _, record, k, _, maybe = jax.lax.while_loop(
+                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
+                    (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
+                rows = jax.lax.dynamic_slice_in_dim(record, start, size)
+                # the criteria once, after the block's last generation: a generation where one may hold
+                # ends the block, so none held before it
+                progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
+                                                   run.generation, run.n_evals, new.best_f, new.code, maybe)
+                return replace(new, progress=progress, code=code), record, k
 
-    def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
-        # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
-        run, record, k, bad = chunk(unpack(rules, PackedRun(state, best_x, floats, ints)), limit)
-        return pack(jnp, run, (k, bad)), record
+            record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
+            run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
+                                                (run, record, jnp.asarray(0, jnp.int32)))
+            record = record[:length]
+            bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(record[:, :-1]), dtype=jnp.int32)
+            return run, record, k, bad
 
-    def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
-        # the batched chunk: one loop over generations, every run advanced together and a run that
-        # stopped kept as it was. (``vmap`` of ``chunk`` would select every carried value, the
-        # fitness record included, between old and new in every generation: 1.33x evosax's vmap
-        # against 1.1x; issue 19.) Rows past a run's own count are written but never read.
-        def lockstep_generation(run: DeviceRun, active: Any) -> tuple[DeviceRun, Any, Any, Any]:
-            with lockstep_conds("runs", active):  # the strategy's conds decided once for all runs
-                return generation(run)
+        def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
+            # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
+            run, record, k, bad = chunk(unpack(rules, PackedRun(state, best_x, floats, ints)), limit)
+            return pack(jnp, run, (k, bad)), record
 
-        step = jax.vmap(lockstep_generation, axis_name="runs")
-        keep = jax.vmap(lambda active, new, old: jax.tree_util.tree_map(
-            lambda a, b: jnp.where(active, a, b), new, old))
+        def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
+            # the batched chunk: one loop over generations, every run advanced together and a run that
+            # stopped kept as it was. (``vmap`` of ``chunk`` would select every carried value, the
+            # fitness record included, between old and new in every generation: 1.33x evosax's vmap
+            # against 1.1x; issue 19.) Rows past a run's own count are written but never read.
+            def lockstep_generation(run: DeviceRun, active: Any) -> tuple[DeviceRun, Any, Any, Any]:
+                with lockstep_conds("runs", active):  # the strategy's conds decided once for all runs
+                    return generation(run)
 
-        def body(carry: Any) -> Any:
-            runs, fitness, sigmas, k, done = carry
-            active = runs.code == 0
-            new, values, sigma, due = step(runs, active)
-            if rules.tolstagnation is not None:  # the median test of the runs whose test is due
-                new = stagnation(new, due & active)
-            fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[:, None], k, axis=1)
-            sigmas = jax.lax.dynamic_update_slice_in_dim(sigmas, sigma[:, None], k, axis=1)
-            return keep(active, new, runs), fitness, sigmas, k + 1, done + active.astype(done.dtype)
+            step = jax.vmap(lockstep_generation, axis_name="runs")
+            keep = jax.vmap(lambda active, new, old: jax.tree_util.tree_map(
+                lambda a, b: jnp.where(active, a, b), new, old))
 
-        n, dtype = runs.code.shape[0], runs.best_f.dtype
-        carry = (runs, jnp.zeros((n, length, rules.popsize), dtype), jnp.zeros((n, length), dtype),
-                 jnp.asarray(0, jnp.int32), jnp.zeros((n,), jnp.int32))
-        runs, fitness, sigmas, _, done = jax.lax.while_loop(
-            lambda c: (c[3] < limit) & jnp.any(c[0].code == 0), body, carry)
-        return runs, fitness, sigmas, done
+            def body(carry: Any) -> Any:
+                runs, fitness, sigmas, k, done = carry
+                active = runs.code == 0
+                new, values, sigma, due = step(runs, active)
+                if rules.tolstagnation is not None:  # the median test of the runs whose test is due
+                    new = stagnation(new, due & active)
+                fitness = jax.lax.dynamic_update_slice_in_dim(fitness, values[:, None], k, axis=1)
+                sigmas = jax.lax.dynamic_update_slice_in_dim(sigmas, sigma[:, None], k, axis=1)
+                return keep(active, new, runs), fitness, sigmas, k + 1, done + active.astype(done.dtype)
+
+            n, dtype = runs.code.shape[0], runs.best_f.dtype
+            carry = (runs, jnp.zeros((n, length, rules.popsize), dtype), jnp.zeros((n, length), dtype),
+                     jnp.asarray(0, jnp.int32), jnp.zeros((n,), jnp.int32))
+            runs, fitness, sigmas, _, done = jax.lax.while_loop(
+                lambda c: (c[3] < limit) & jnp.any(c[0].code == 0), body, carry)
+            return runs, fitness, sigmas, done
+
+        return packed, lockstep
+
+    def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, thresholds: Any) -> Any:
+        return programs(structure.with_thresholds(thresholds))[0](state, best_x, floats, ints, limit)
+
+    def lockstep_chunk(runs: DeviceRun, limit: Any, thresholds: Any) -> Any:
+        return programs(structure.with_thresholds(thresholds))[1](runs, limit)
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
     box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
-    key = program_key(strategy.tell, "driver", id(objective), rules, stop_names, length, batched, population, box)
-    return backend.compile(lockstep if batched else packed, key=key)
+    key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
+    widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
+    settings = (key, widest, tuple(getattr(rules, n) for n in THRESHOLDS))
+    if settings not in _CALLS:
+        if len(_CALLS) >= 256:
+            _CALLS.clear()
+        thresholds = np.asarray(rules.thresholds(), widest)
+        _CALLS[settings] = _with_thresholds(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
+                                            thresholds, batched)
+    return _CALLS[settings]
+
+
+#: The chunk programs with their thresholds, by program key and thresholds (equal runs share one).
+_CALLS: dict[Any, Callable] = {}
+
+
+def _with_thresholds(program: Callable, thresholds: np.ndarray, batched: bool) -> Callable:
+    """``program`` called with ``thresholds`` (:meth:`Rules.thresholds`) as its last input.
+
+    They are in JAX's widest float, so that each is rounded to the dtype of what it is
+    compared with inside, as a Python float is (:func:`~evostrat.run.device_termination.threshold`).
+    A one-run chunk gets them placed where its run is, once: a host vector cost an observed
+    run (a chunk a generation) about 15 us a generation."""
+    import jax
+
+    if batched:
+        return lambda runs, limit: program(runs, limit, thresholds)
+    placed: dict[Any, Any] = {}
+
+    def call(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> Any:
+        where = floats.sharding
+        if where not in placed:
+            placed[where] = jax.device_put(thresholds, where)
+        return program(state, best_x, floats, ints, limit, placed[where])
+
+    return call
 
 
 def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device",
+__all__ = ["REASONS", "THRESHOLDS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device", "threshold",
            "device_constant", "progress_to_host", "is_fresh", "check", "criteria", "order_statistics",
            "stagnation_holds", "stagnation_window"]
 
@@ -48,9 +49,35 @@ def _keep_table(dim: int, popsize: int, capacity: int) -> tuple[int, ...]:
     return tuple(int(120 + 30 * dim / popsize + 0.2 * g) for g in range(capacity + 1))
 
 
+#: The criteria's thresholds a compiled chunk takes as an input (:meth:`Rules.thresholds`), not as
+#: constants of its program: a new ``ftarget`` or tolerance runs on the program already compiled.
+THRESHOLDS = ("ftarget", "tolfun", "tolx", "tolfunhist")
+
+
+def threshold(value: Any, like: Any) -> Any:
+    """The threshold ``value`` (a Python float, or a traced one of :meth:`Rules.with_thresholds`) in
+    the dtype of ``like``, the array it is compared with: JAX rounds a Python float to that dtype
+    (weak typing), so a traced float64 threshold is rounded the same way and the comparison gives
+    the same answer."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(value, dtype=jnp.result_type(like))
+
+
 @dataclass(frozen=True)
 class Rules:
-    """The static settings of the criteria (hashable: part of the compiled program's key)."""
+    """The settings of the criteria (hashable; :meth:`structure` is part of the compiled program's key).
+
+    Examples
+    --------
+    >>> from evostrat.run.termination import Termination
+    >>> def rules(ftarget):
+    ...     return Rules.from_termination(Termination(max_generations=9, ftarget=ftarget), popsize=3, capacity=10)
+    >>> rules(1e-8).structure() == rules(0.5).structure() != rules(None).structure()
+    True
+    >>> rules(1e-8).thresholds()[0], rules(1e-8).structure().with_thresholds([0.5, 0.0, 0.0, 0.0]).ftarget
+    (1e-08, 0.5)
+    """
 
     maximize: bool
     ftarget: float | None
@@ -66,6 +93,21 @@ class Rules:
     capacity: int
     keep: tuple[int, ...]  # pycma's history length kept at each generation (index: generation)
     warmup: int  # stagnation needs generation > warmup
+
+    def structure(self) -> "Rules":
+        """These rules with each set threshold (:data:`THRESHOLDS`) replaced by ``0.0``: what a
+        compiled chunk depends on (which criteria apply, budgets, lengths)."""
+        return dataclasses.replace(self, **{n: 0.0 for n in THRESHOLDS if getattr(self, n) is not None})
+
+    def thresholds(self) -> tuple[float, ...]:
+        """The values of :data:`THRESHOLDS` (NaN where unset), in that order."""
+        return tuple(math.nan if getattr(self, n) is None else float(getattr(self, n)) for n in THRESHOLDS)
+
+    def with_thresholds(self, values: Any) -> "Rules":
+        """These rules with each set threshold read from ``values`` (a vector in the order of
+        :data:`THRESHOLDS`; traced inside a compiled chunk)."""
+        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(THRESHOLDS)
+                                            if getattr(self, n) is not None})
 
     @classmethod
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
@@ -292,18 +334,20 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
-        rows.append(jnp.isfinite(best) & ((best >= rules.ftarget) if rules.maximize else (best <= rules.ftarget)))
+        target = threshold(rules.ftarget, best)
+        rows.append(jnp.isfinite(best) & ((best >= target) if rules.maximize else (best <= target)))
     else:
         rows.append(false)
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
     rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
     if rules.tolfun is not None:
-        rows.append((p.n_recent >= rules.window) & all_finite & (recent_range < rules.tolfun) & (spread < rules.tolfun))
+        rows.append((p.n_recent >= rules.window) & all_finite & (recent_range < threshold(rules.tolfun, recent_range))
+                    & (spread < threshold(rules.tolfun, spread)))
     else:
         rows.append(false)
-    rows.append(false if rules.tolx is None else sigma < rules.tolx)
+    rows.append(false if rules.tolx is None else sigma < threshold(rules.tolx, sigma))
     if rules.tolfunhist is not None:
-        rows.append((p.n_recent >= min(10, rules.window)) & (recent_range < rules.tolfunhist))
+        rows.append((p.n_recent >= min(10, rules.window)) & (recent_range < threshold(rules.tolfunhist, recent_range)))
     else:
         rows.append(false)
     rows.append(false)  # tolstagnation: see stagnation_holds
