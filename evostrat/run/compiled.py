@@ -59,7 +59,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
-from evostrat.run.device_termination import REASONS, THRESHOLDS, Rules, check, device_constant, stagnation_holds
+from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
 
@@ -160,7 +160,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             state = strategy.tell(state, X, -values if rules.maximize else values)
             top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
             better = (top > run.best_f) if rules.maximize else (top < run.best_f)
-            return state, values, (top, lo, hi), jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
+            best_f, best_x = jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
+            return state, values, (top, lo, hi), best_f, best_x
 
         def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
             state, values, _, best_f, best_x = advance(run)
@@ -169,7 +170,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
             if stop_names:
                 stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-                code = jnp.where((code == 0) & jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+                stop = len(REASONS) + jnp.argmax(stops).astype(code.dtype)
+                code = jnp.where((code == 0) & jnp.any(stops), stop, code)
             return DeviceRun(state, best_f, best_x, progress, g, evals, code), values, sigma, due
 
         def stagnation(runs: DeviceRun, due: Any) -> DeviceRun:
@@ -280,7 +282,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
     key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
-    settings = (key, widest, tuple(getattr(rules, n) for n in THRESHOLDS))
+    settings = (key, widest, rules)  # the rules' thresholds: the input the program is called with
     if settings not in _CALLS:
         if len(_CALLS) >= 256:
             _CALLS.clear()

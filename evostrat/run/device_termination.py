@@ -31,9 +31,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "THRESHOLDS", "Rules", "Progress", "initial_progress", "progress_from_host", "progress_for_device", "threshold",
-           "device_constant", "progress_to_host", "is_fresh", "check", "criteria", "order_statistics",
-           "stagnation_holds", "stagnation_window"]
+__all__ = ["REASONS", "THRESHOLDS", "Rules", "Progress", "initial_progress", "progress_from_host",
+           "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
+           "order_statistics", "stagnation_holds", "stagnation_window"]
 
 #: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
 COUNTING_WIDTH = 128
