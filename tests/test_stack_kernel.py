@@ -198,6 +198,19 @@ def test_fit_batch_runs_the_kernel_and_equals_the_runs_alone() -> None:
                                    [h["sigma"] for h in alone.history_], rtol=1e-6)
 
 
+def test_fit_batch_with_popsize_below_the_dimension_follows_the_runs_alone() -> None:
+    # popsize 12 < d = 20: C starts with a repeated eigenvalue, so a C apart in the last bit may get
+    # another eigenbasis and other samples: the batch's products must sum as the lone run's (on an
+    # AVX-512 Xeon its batched vector products did not, and the runs ended up to 75 % apart in fun_)
+    x0 = torch.linspace(-1.0, 2.0, 20, dtype=torch.float64)
+    res = fit_batch(ES("cma_es", max_generations=100), _sphere, x0, seeds=4)
+    assert res.fast_path == "batched"
+    for i in range(4):
+        alone = ES("cma_es", max_generations=100, random_state=i).fit(_sphere, x0)
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-6)
+        torch.testing.assert_close(torch.as_tensor(res.x[i]), alone.x_, rtol=1e-6, atol=1e-9)
+
+
 class _SnesStackPlugin:
     """A third party's stack kernel: SNES's own methods, run by run, counted."""
 
@@ -260,9 +273,10 @@ def test_without_the_kernel_the_generic_steps_map_and_agree() -> None:
     a = b = RunStack(states, BE)
     for generation in range(4):
         (Xa, a), (Xb, b) = kernel.ask(a), mapped.ask(b)
-        if generation == 0:
-            assert torch.equal(Xa, Xb)
-        torch.testing.assert_close(Xa, Xb, rtol=1e-12, atol=1e-12)  # then apart by batched rounding
+        if generation == 0:  # the kernel's candidates are the lone runs' bit for bit; vmap's batched
+            # products may round otherwise (tiny sizes on some CPUs: see cma_torch_stack._sums_alone)
+            assert torch.equal(Xa, torch.stack([on.ask(s)[0] for s in states]))
+        torch.testing.assert_close(Xa, Xb, rtol=1e-12, atol=1e-12)  # the same draws, batched rounding
         (a, read_a), (b, read_b) = kernel.tell(a, Xa, _sphere(Xa)), mapped.tell(b, Xb, _sphere(Xb))
         assert mapped.maps == {"ask": True, "tell": True, "read": True}  # under vmap, not run by run
         assert read_a[1] == read_b[1]
@@ -338,3 +352,32 @@ def test_sep_cma_es_fit_batch_runs_the_kernel_and_stops_where_the_runs_stop_alon
         np.testing.assert_allclose([h["median"] for h in res.estimators[i].history_],
                                    [h["median"] for h in alone.history_], rtol=1e-9)
     assert set(res.stop_reason) == {"maxiter", "ftarget"}  # the short runs stop first, the others reach the target
+
+
+def test_products_run_by_run_where_batched_ones_would_round_otherwise(monkeypatch) -> None:
+    # the fallback of _product on any CPU: each run's products as the lone run's, so its candidates
+    # (and, for sep-CMA-ES, C) bit for bit; on CPUs whose batched products round otherwise at these
+    # sizes the kernel takes this path by itself (an AVX-512 Xeon at d = 5)
+    from evostrat.kernels import cma_torch_stack
+
+    monkeypatch.setattr(cma_torch_stack, "_way", lambda a, b: "run by run")
+    for s in (CMAES(), CMAES(lazy_eigen=2)):
+        _assert_equal_alone(s, _states(s, 3, 5, warm=1), _sphere, generations=4)
+    sep = SepCMAES()
+    _assert_equal_alone(sep, _states(sep, 3, 5), _sphere, generations=4, rtol=1e-15, exact=True)
+
+
+def test_each_product_sums_as_the_lone_runs_and_is_batched_where_that_does() -> None:
+    from evostrat.kernels.cma_torch_stack import _batched, _padded, _product, _way
+
+    draw = torch.Generator().manual_seed(1)
+    for runs, p, n in [(3, 12, 20), (2, 8, 5), (4, 10, 10), (2, 6, 4)]:
+        Z = torch.randn(runs, p, n, generator=draw, dtype=torch.float64)
+        A = torch.randn(runs, n, n, generator=draw, dtype=torch.float64)
+        B = torch.linalg.eigh(A + A.mT)[1]  # column-major, as the states' eigenvectors
+        w, v = (torch.randn(runs, k, generator=draw, dtype=torch.float64) for k in (p, n))
+        for a, b in [(Z, B), (Z, B.mT), (Z.mT * w[:, None, :], Z), (w, Z), (B, v)]:
+            single = torch.stack([x @ y for x, y in zip(a, b)])
+            assert torch.equal(_product(a, b), single)  # the lone products' bits, whichever way
+            assert (_way(a, b) == "batched") == torch.equal(_batched(a, b), single)  # batched where it can
+            torch.testing.assert_close(_padded(a, b), single, rtol=1e-14, atol=1e-14)  # the padding's sums

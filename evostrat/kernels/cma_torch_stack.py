@@ -15,11 +15,14 @@ the covariance update and the criteria's axes (``separable``), as the strategies
 Run ``i`` of each result is what the generic methods give for run ``i`` alone: its
 candidates from its own key (the draws of the lone run), the same operations in the same
 order on operands of the same layout (the eigenvectors column-major, as ``eigh`` returns
-them), so the lone run's numbers bit for bit where torch's batched products sum as its
-single ones (d = 10-100 at the default population on this project's CPU), else within
-``1e-12`` relative (some small sizes). That matters: while ``popsize < n`` C starts with a
-repeated eigenvalue, and a C apart in the last bit may get another basis of its eigenspace
-from ``eigh``, hence other samples. The lazy eigendecomposition decomposes the runs whose
+them), and on the CPU each product summed as the lone run's single product
+(:func:`_product`: batched where torch sums that as the single one, else padded to the
+BLAS's size or run by run, which depends on the CPU), so the lone run's numbers bit for bit
+but for ``||p_s||^2`` (within ``1e-12`` relative), which reaches C only through sigma and
+``h_sigma``. That matters: while ``popsize < n`` C starts with a repeated eigenvalue, and a C
+apart in the last bit may get another basis of its eigenspace from ``eigh``, hence other
+samples (runs up to 75 % apart in ``fun_`` after 150 generations at d = 20, where an AVX-512
+Xeon's batched vector products summed in another order). The lazy eigendecomposition decomposes the runs whose
 counter is due; ``repair`` (eigenvalues lifted, C rescaled) is computed for every run and
 selected per run, as the generic steps do on torch (on the CPU only when a run needs it).
 Set ``stack_kernel = False`` (on the class or an instance) for the generic steps under
@@ -98,7 +101,7 @@ def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any) -> tuple[torch.Ten
         z *= state.sigma[:, None, None]
         z += state.mean[:, None, :]
         return z, replace(state, key=key.keys)
-    y = (z * state.D[:, None, :]) @ _column_major(state.B).mT
+    y = _product(z * state.D[:, None, :], _column_major(state.B).mT)
     return state.mean[:, None, :] + state.sigma[:, None, None] * y, replace(state, key=key.keys)
 
 
@@ -117,8 +120,8 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
         Zt, z_w = Y / D[:, None, :], y_w / D
     else:  # CMAES.whiten
         B = _column_major(state.B)
-        Zt = (Y @ B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
-        z_w = (B @ _row_times(w_mean, Zt)[:, :, None])[:, :, 0]  # C^-1/2 <y>_w
+        Zt = _product(Y, B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
+        z_w = _product(B, _row_times(w_mean, Zt))  # C^-1/2 <y>_w
     mean = state.mean + state.sigma[:, None] * y_w
     ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
@@ -177,7 +180,74 @@ def _column_major(B: torch.Tensor) -> torch.Tensor:
 
 def _row_times(w: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``w[r] @ M[r]`` for every run ``r``: ``(runs, k) x (runs, k, n) -> (runs, n)``."""
-    return (w[:, None, :] @ M)[:, 0, :]
+    return _product(w, M)
+
+
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a[r] @ b[r]`` for every run ``r`` (each a matrix or a vector, as the lone run's operands),
+    summed as the lone run's product is, in the first way of :func:`_way` that does so: one
+    batched product, one batched product padded to the BLAS's size, or run by run. On the CPU
+    only: elsewhere always one batched product."""
+    if a.device.type != "cpu":
+        return _batched(a, b)
+    way = _way(a, b)
+    if way == "batched":
+        return _batched(a, b)
+    if way == "padded":
+        return _padded(a, b)
+    return torch.stack([x @ y for x, y in zip(a, b)])
+
+
+def _batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a[r] @ b[r]`` for every run ``r`` in one batched product."""
+    if a.ndim == 2:
+        return (a[:, None, :] @ b)[:, 0, :]
+    return (a @ b[:, :, None])[:, :, 0] if b.ndim == 2 else a @ b
+
+
+#: torch sums a batched product of ``k m n`` below this in its own loop, above it in the BLAS (ATen's ``bmm``).
+BLAS_SIZE = 400
+
+
+def _padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """:func:`_batched` with zero rows added to ``a`` (zero columns to a vector ``b``), each
+    operand in its own layout, so that torch sums the product in the BLAS, as a single one."""
+    if b.ndim == 2:  # matrix @ vector: the vector a column of zeros
+        cols = -(-BLAS_SIZE // (a.shape[1] * a.shape[2]))
+        V = b.new_zeros(b.shape[0], cols, b.shape[1]).mT
+        V[:, :, 0] = b
+        return (a @ V)[:, :, 0]
+    A = a[:, None, :] if a.ndim == 2 else a
+    runs, rows, k = A.shape
+    padded = max(rows, -(-BLAS_SIZE // (k * b.shape[2])))
+    column_major = rows > 1 and A.stride(1) == 1
+    P = A.new_zeros(runs, k, padded).mT if column_major else A.new_zeros(runs, padded, k)
+    P[:, :rows] = A
+    out = (P @ b)[:, :rows]
+    return out[:, 0, :] if a.ndim == 2 else out
+
+
+#: Operand layouts (shapes, strides, dtype) -> the first way of :func:`_product` that sums as a single product.
+_WAYS: dict[tuple[Any, ...], str] = {}
+
+
+def _way(a: torch.Tensor, b: torch.Tensor) -> str:
+    """How :func:`_product` multiplies operands laid out as ``a`` and ``b`` so that each run gets
+    the single product's bits: ``"batched"``, ``"padded"`` or ``"run by run"``, found once per
+    layout on random operands. It depends on the CPU and the sizes: torch sums tiny batched
+    products (``k m n`` below :data:`BLAS_SIZE`) in its own loop, single ones in the BLAS, which
+    on some CPUs sums in another order (an AVX-512 Xeon with MKL 2024.2: the vector products at
+    d = 10-20, every product at d = 4-6)."""
+    key = (a.shape[1:], a.stride()[1:], b.shape[1:], b.stride()[1:], a.dtype)
+    way = _WAYS.get(key)
+    if way is None:
+        draw = torch.Generator().manual_seed(0)
+        x, y = (torch.empty_like(v[:4]).normal_(generator=draw) for v in (a, b))  # the operands' strides
+        single = torch.stack([p @ q for p, q in zip(x, y)])
+        way = next((name for name, product in (("batched", _batched), ("padded", _padded))
+                    if torch.equal(product(x, y), single)), "run by run")
+        _WAYS[key] = way
+    return way
 
 
 def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +269,7 @@ def _update_covariance(strategy: CMAES, backend: Any, c: CMAConstants, state: An
     p, pc = c.p, state.pc
     k = state.queue.shape[1]
     if k == 1:
-        C = (decay[:, None, None] * state.C + (Y.mT * coef_mu[:, None, :]) @ Y
+        C = (decay[:, None, None] * state.C + _product(Y.mT * coef_mu[:, None, :], Y)
              + p.c1 * (pc[:, :, None] * pc[:, None, :]))
         return _eigen(backend, c, state, C)
     diag_C = decay[:, None] * state.diag_C + _row_times(coef_mu, Y * Y) + p.c1 * (pc * pc)
@@ -220,7 +290,7 @@ def _decompose(backend: Any, c: CMAConstants, state: Any) -> Any:
     """:meth:`CMAES.decompose`: the queued terms added to C, then :func:`_eigen`."""
     runs, n = state.mean.shape
     V = torch.reshape(state.queue, (runs, -1, n))
-    C = state.decay[:, None, None] * state.C + (V.mT * torch.reshape(state.queue_coef, (runs, 1, -1))) @ V
+    C = state.decay[:, None, None] * state.C + _product(V.mT * torch.reshape(state.queue_coef, (runs, 1, -1)), V)
     return _eigen(backend, c, replace(state, queue_coef=torch.zeros_like(state.queue_coef),
                                       decay=torch.ones_like(state.decay)), C)
 
