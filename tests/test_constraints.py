@@ -105,9 +105,11 @@ def test_no_feasible_candidate_leaves_fun_inf_and_restarts_reset_the_handler() -
     assert len(es.restarts_) == 2 and linear(es.x_)[0] <= 0 and abs(es.fun_ - 0.01) < 1e-4
 
 
-def test_same_coefficients_as_pycma_on_the_same_data() -> None:
+def test_same_coefficients_as_pycma_on_the_same_data(tmp_path, monkeypatch) -> None:
     cma = pytest.importorskip("cma")
     from cma.constraints_handler import AugmentedLagrangian as PycmaAL
+
+    monkeypatch.chdir(tmp_path)  # pycma's handler makes its log folder (outcmaes/) where it runs
 
     rng = np.random.default_rng(0)
     n, m = 4, 2
