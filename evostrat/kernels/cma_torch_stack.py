@@ -188,7 +188,7 @@ def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     summed as the lone run's product is, in the first way of :func:`_way` that does so: one
     batched product, one batched product padded to the BLAS's size, or run by run. On the CPU
     only: elsewhere always one batched product."""
-    if a.device.type != "cpu":
+    if not a.is_cpu:
         return _batched(a, b)
     way = _way(a, b)
     if way == "batched":
@@ -217,14 +217,16 @@ def _padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         V = b.new_zeros(b.shape[0], cols, b.shape[1]).mT
         V[:, :, 0] = b
         return (a @ V)[:, :, 0]
-    A = a[:, None, :] if a.ndim == 2 else a
-    runs, rows, k = A.shape
+    if a.ndim == 2:  # vector @ matrix: the vector a row of zeros
+        P = a.new_zeros(a.shape[0], -(-BLAS_SIZE // (a.shape[1] * b.shape[2])), a.shape[1])
+        P[:, 0] = a
+        return (P @ b)[:, 0]
+    runs, rows, k = a.shape
     padded = max(rows, -(-BLAS_SIZE // (k * b.shape[2])))
-    column_major = rows > 1 and A.stride(1) == 1
-    P = A.new_zeros(runs, k, padded).mT if column_major else A.new_zeros(runs, padded, k)
-    P[:, :rows] = A
-    out = (P @ b)[:, :rows]
-    return out[:, 0, :] if a.ndim == 2 else out
+    column_major = rows > 1 and a.stride(1) == 1
+    P = a.new_zeros(runs, k, padded).mT if column_major else a.new_zeros(runs, padded, k)
+    P[:, :rows] = a
+    return (P @ b)[:, :rows]
 
 
 #: Operand layouts (shapes, strides, dtype) -> the first way of :func:`_product` that sums as a single product.
