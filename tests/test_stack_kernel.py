@@ -274,7 +274,7 @@ def test_without_the_kernel_the_generic_steps_map_and_agree() -> None:
     for generation in range(4):
         (Xa, a), (Xb, b) = kernel.ask(a), mapped.ask(b)
         if generation == 0:  # the kernel's candidates are the lone runs' bit for bit; vmap's batched
-            # products may round otherwise (tiny sizes on some CPUs: see cma_torch_stack._sums_alone)
+            # products may round otherwise (tiny sizes on some CPUs: see cma_torch_stack._way)
             assert torch.equal(Xa, torch.stack([on.ask(s)[0] for s in states]))
         torch.testing.assert_close(Xa, Xb, rtol=1e-12, atol=1e-12)  # the same draws, batched rounding
         (a, read_a), (b, read_b) = kernel.tell(a, Xa, _sphere(Xa)), mapped.tell(b, Xb, _sphere(Xb))

@@ -114,14 +114,14 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
     Y = X - state.mean[:, None, :]
     Y /= state.sigma[:, None, None]
     Y = finite_rows(Y, c.ymax, backend.xp)
-    y_w = _row_times(w_mean, Y)
+    y_w = _product(w_mean, Y)
     if strategy.separable:  # SepCMAES.whiten: y_k / sqrt(c), <y>_w / sqrt(c)
         D = torch.sqrt(state.C)
         Zt, z_w = Y / D[:, None, :], y_w / D
     else:  # CMAES.whiten
         B = _column_major(state.B)
         Zt = _product(Y, B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
-        z_w = _product(B, _row_times(w_mean, Zt))  # C^-1/2 <y>_w
+        z_w = _product(B, _product(w_mean, Zt))  # C^-1/2 <y>_w
     mean = state.mean + state.sigma[:, None] * y_w
     ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
@@ -178,11 +178,6 @@ def _column_major(B: torch.Tensor) -> torch.Tensor:
     return B if B.stride()[-2:] == (1, B.shape[-1]) else B.mT.contiguous().mT
 
 
-def _row_times(w: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """``w[r] @ M[r]`` for every run ``r``: ``(runs, k) x (runs, k, n) -> (runs, n)``."""
-    return _product(w, M)
-
-
 def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a[r] @ b[r]`` for every run ``r`` (each a matrix or a vector, as the lone run's operands),
     summed as the lone run's product is, in the first way of :func:`_way` that does so: one
@@ -193,8 +188,11 @@ def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     way = _way(a, b)
     if way == "batched":
         return _batched(a, b)
-    if way == "padded":
-        return _padded(a, b)
+    return _padded(a, b) if way == "padded" else _run_by_run(a, b)
+
+
+def _run_by_run(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a[r] @ b[r]`` for every run ``r``, each the lone run's single product."""
     return torch.stack([x @ y for x, y in zip(a, b)])
 
 
@@ -245,7 +243,7 @@ def _way(a: torch.Tensor, b: torch.Tensor) -> str:
     if way is None:
         draw = torch.Generator().manual_seed(0)
         x, y = (torch.empty_like(v[:4]).normal_(generator=draw) for v in (a, b))  # the operands' strides
-        single = torch.stack([p @ q for p, q in zip(x, y)])
+        single = _run_by_run(x, y)
         way = next((name for name, product in (("batched", _batched), ("padded", _padded))
                     if torch.equal(product(x, y), single)), "run by run")
         _WAYS[key] = way
@@ -274,7 +272,7 @@ def _update_covariance(strategy: CMAES, backend: Any, c: CMAConstants, state: An
         C = (decay[:, None, None] * state.C + _product(Y.mT * coef_mu[:, None, :], Y)
              + p.c1 * (pc[:, :, None] * pc[:, None, :]))
         return _eigen(backend, c, state, C)
-    diag_C = decay[:, None] * state.diag_C + _row_times(coef_mu, Y * Y) + p.c1 * (pc * pc)
+    diag_C = decay[:, None] * state.diag_C + _product(coef_mu, Y * Y) + p.c1 * (pc * pc)
     rows = torch.cat([Y, pc[:, None, :]], dim=1)
     coef = torch.cat([coef_mu, c.c1.expand(coef_mu.shape[0], 1)], dim=1)
     slot = (torch.arange(k) == ((state.generation - 1) % k)[:, None]).to(Y.device)  # (runs, k)
@@ -326,7 +324,7 @@ def _update_diagonal(c: CMAConstants, state: Any, Y: torch.Tensor, coef_mu: torc
                      decay: torch.Tensor) -> Any:
     """:meth:`SepCMAES.update_covariance` of every run: the diagonal of eq. 47, tiny variances
     lifted, the scale moved into sigma (:meth:`CMABase.rescale`)."""
-    C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + _row_times(coef_mu, Y * Y)
+    C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + _product(coef_mu, Y * Y)
     C = torch.maximum(C, torch.clamp(C.amax(-1, keepdim=True), min=0.0) * c.eps + c.tiny)
     scale = _scale(C.amax(-1))
     return CMABase.rescale(replace(state, C=C / scale[:, None]), scale, torch)
