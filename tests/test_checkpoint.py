@@ -170,6 +170,25 @@ def test_manual_ask_tell_save_and_load(tmp_path: Path) -> None:
     assert np.array_equal(es.strategy_.mean, copy.strategy_.mean)
 
 
+def test_candidates_injected_at_a_checkpointed_generation_survive_resume(tmp_path: Path) -> None:
+    """A callback injecting at a generation the checkpointer then saves: the queued candidates
+    are part of the run's state (they were dropped, and the resumed run went another way)."""
+    def injector(es: ES) -> None:
+        if es.n_generations_ % 5 == 0:
+            es.inject([np.full(4, 0.5)])
+
+    make = lambda: ES("cma_es", max_generations=30, bounds=(-2.0, 2.0), random_state=1)  # noqa: E731
+    full = make().fit(rosenbrock, np.ones(4), callbacks=[injector])
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Crash):
+        make().fit(rosenbrock, np.ones(4), checkpoint=path, checkpoint_every=10, callbacks=[injector, _crash_at(13)])
+    _assert_same_run(ES.resume(path, rosenbrock, callbacks=[injector]), full)
+    es = ES("snes", random_state=0).initialize(np.ones(3))  # by hand: queued, then saved
+    es.inject(np.zeros((2, 3)))
+    save_checkpoint(es, tmp_path / "manual.ckpt")
+    assert np.array_equal(load_checkpoint(tmp_path / "manual.ckpt").ask(), es.ask())
+
+
 def test_resume_overrides_only_runtime_parameters(tmp_path: Path) -> None:
     path = tmp_path / "r.ckpt"
     ES("snes", max_generations=20, random_state=0).fit(rosenbrock, np.zeros(3), checkpoint=path,
@@ -357,3 +376,4 @@ def test_checkpointer_validates_its_arguments() -> None:
         Checkpointer("a.ckpt", every=1.5)
     with pytest.raises(InvalidTypeError, match="metadata"):
         Checkpointer("a.ckpt", metadata=["x"])
+

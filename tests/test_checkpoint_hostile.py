@@ -267,6 +267,11 @@ TAMPERS: list[tuple[str, Callable[[dict, dict], None], str]] = [
     ("best_x shape", _set_array("best_x", np.zeros(4)), "best candidate"),
     ("history dtype", _set_array("history/best", np.zeros(4, complex)), "history is malformed"),
     ("history length", _set_array("history/best", np.zeros(9)), "history is malformed"),
+    ("injections type", lambda m, a: m.__setitem__("injections", [1.0]), "'injections' must be a dict or null"),
+    ("injections shape", lambda m, a: (m.__setitem__("injections", {"__array__": "injections"}),
+                                       a.__setitem__("injections", np.zeros((1, 5)))), "injected candidates"),
+    ("injections nan", lambda m, a: (m.__setitem__("injections", {"__array__": "injections"}),
+                                     a.__setitem__("injections", np.full((1, 3), np.nan))), "injected candidates"),
 ]
 
 

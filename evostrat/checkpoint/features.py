@@ -9,7 +9,9 @@ measure, evaluations per candidate, generator and pending sigma factor. The meta
 before these were stored), each part under :data:`FEATURES_SCHEMA` and then checked field
 by field by the object that owns it, so a resumed run is bit-identical to the
 uninterrupted one. A constraint *function* is code and is never stored: a run fitted with
-``constraints=g`` is resumed with ``ES.resume(path, objective, constraints=g)``.
+``constraints=g`` is resumed with ``ES.resume(path, objective, constraints=g)``. The
+candidates queued by ``inject`` for the next ``ask`` (a callback may inject at a checkpointed
+generation) are the metadata's ``"injections"`` (:func:`capture_injections`).
 
 Examples
 --------
@@ -37,7 +39,7 @@ from evostrat.errors import CheckpointError, InvalidArgumentError
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
-           "restore_features"]
+           "restore_features", "capture_injections", "restore_injections"]
 
 _DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
 #: The parts of the metadata's ``"features"``.
@@ -140,3 +142,26 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
             driver.constrained = ConstrainedRun(spec, runner.strategy.name, runner.dim)
             driver.constrained.load_state_values(saved["run"])
             driver.constrained_termination()
+
+
+def capture_injections(runner: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The metadata of the candidates ``runner`` queued for its next ``ask`` (``None``: none)."""
+    return encode(np.stack(runner.injections), arrays, "injections") if runner.injections else None
+
+
+def restore_injections(runner: Any, data: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Queue the saved injected candidates on the rebuilt ``runner``.
+
+    Raises
+    ------
+    CheckpointError
+        When they are not finite float64 rows of the run's dimension.
+    """
+    rows = decode(data, arrays)
+    if rows is None:  # none queued, or a checkpoint from before they were stored
+        return
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.float64 and rows.ndim == 2
+            and rows.shape[1] == runner.dim and np.isfinite(rows).all()):
+        raise CheckpointError(f"checkpoint injected candidates are not finite float64 rows of the saved "
+                              f"dim {runner.dim}")
+    runner.injections = list(np.array(rows, copy=True))

@@ -32,7 +32,8 @@ import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.checkpoint.codec import Unencodable, decode, encode
-from evostrat.checkpoint.features import capture_features, check_constraint_function, restore_features
+from evostrat.checkpoint.features import (capture_features, capture_injections, check_constraint_function,
+                                         restore_features, restore_injections)
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
@@ -47,7 +48,7 @@ BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
 _OPTIONAL = ("format", "version", "arrays", "sha256",  # checked on read
-             "checkpoint_every", "structure", "features")  # optional
+             "checkpoint_every", "structure", "features", "injections")  # optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -61,6 +62,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "checkpoint_every": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
     "structure": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # a structured x0's layout
     "features": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # checkpoint.features
+    "injections": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # queued by inject()
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -145,6 +147,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         "user": encode(user or {}, {}, "user"),
         "structure": structure,
         "features": capture_features(driver, arrays),
+        "injections": capture_injections(runner, arrays),
     }
     return meta, arrays
 
@@ -384,4 +387,5 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
     run.started = time.perf_counter() - meta["elapsed"]
     restore_features(driver, meta.get("features"), arrays, function)
+    restore_injections(driver.runner, meta.get("injections"), arrays)
     return es
