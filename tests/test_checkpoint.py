@@ -377,3 +377,23 @@ def test_checkpointer_validates_its_arguments() -> None:
     with pytest.raises(InvalidTypeError, match="metadata"):
         Checkpointer("a.ckpt", metadata=["x"])
 
+
+def test_user_metadata_round_trips_through_resumes_and_arrays_are_refused(tmp_path: Path) -> None:
+    """``checkpoint_info`` returned the encoded form ({"__tuple__": ...}), which each resume
+    wrapped again; a list was written (and then refused on load), an array silently dropped."""
+    path, user = tmp_path / "u.ckpt", {"pair": (1, 2), 3: "int key", "__private": [1.5]}
+    with pytest.raises(Crash):
+        ES("snes", max_generations=30, random_state=0).fit(
+            rosenbrock, np.ones(3), checkpoint=Checkpointer(path, every=5, metadata=user), callbacks=[_crash_at(7)])
+    assert checkpoint_info(path)["user"] == user
+    with pytest.raises(Crash):
+        ES.resume(path, rosenbrock, callbacks=[_crash_at(12)])
+    assert checkpoint_info(path)["user"] == user
+    es = ES("snes", random_state=0).initialize(np.ones(3))
+    with pytest.raises(InvalidTypeError, match="metadata must be a dict"):
+        save_checkpoint(es, tmp_path / "list.ckpt", metadata=["x"])
+    with pytest.raises(InvalidTypeError, match=r"metadata\.a is an array"):
+        save_checkpoint(es, tmp_path / "array.ckpt", metadata={"a": np.arange(3)})
+    with pytest.raises(InvalidTypeError, match=r"metadata\.a is an array"):
+        Checkpointer(tmp_path / "array.ckpt", metadata={"a": np.arange(3)})
+    assert not (tmp_path / "list.ckpt").exists() and not (tmp_path / "array.ckpt").exists()

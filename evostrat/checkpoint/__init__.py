@@ -35,6 +35,7 @@ import os
 from typing import Any
 
 from evostrat.callbacks.base import Callback
+from evostrat.checkpoint.codec import decode, encode_metadata
 from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
@@ -53,7 +54,7 @@ def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] |
     path : str or os.PathLike
         The checkpoint file; its folder must exist.
     metadata : dict, optional
-        Plain JSON data stored alongside (``checkpoint_info(path)["user"]``).
+        Plain data (no arrays) stored alongside (``checkpoint_info(path)["user"]``).
 
     Examples
     --------
@@ -87,9 +88,14 @@ def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data."""
+    """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data (as saved)."""
     meta, _ = read_checkpoint(path)
     run, state, user = (meta.get(key) if isinstance(meta.get(key), dict) else {} for key in ("run", "state", "user"))
+    try:  # tuples, non-string keys: as given (resume saves them again)
+        decoded = decode(user, {})
+    except CheckpointError:  # an array's tag, of an evostrat that did not refuse arrays there
+        decoded = user
+    user = decoded if isinstance(decoded, dict) else user
     return {
         "format": meta["format"], "version": meta["version"],
         "evostrat_version": meta.get("evostrat_version"), "created": meta.get("created"),
@@ -137,8 +143,7 @@ class Checkpointer(Callback):
             raise InvalidTypeError(f"checkpoint_every must be a positive int, got {every!r}")
         if every < 1:
             raise InvalidArgumentError(f"checkpoint_every must be a positive int, got {every}")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidTypeError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}")
+        encode_metadata(metadata)  # a dict of plain data, refused now rather than at the first checkpoint
         self.path = os.fspath(path)
         self.every = every
         self.metadata = metadata

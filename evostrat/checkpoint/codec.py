@@ -29,10 +29,10 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends import array_backend
-from evostrat.errors import CheckpointError
+from evostrat.errors import CheckpointError, InvalidTypeError
 from evostrat.backends.trees import field_names
 
-__all__ = ["encode", "decode", "Unencodable"]
+__all__ = ["encode", "decode", "encode_metadata", "Unencodable"]
 
 _TAGS = ("__tuple__", "__deque__", "__array__", "__rng__", "__dict__", "__runplan__")
 
@@ -89,6 +89,26 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
         f"{path} has type {type(value).__module__}.{type(value).__name__}, which a checkpoint "
         "cannot store (plain numbers, strings, lists, dicts and arrays only)"
     )
+
+
+def encode_metadata(user: dict[str, Any] | None) -> Any:
+    """The user's checkpoint ``metadata`` as JSON data: a dict of plain values, arrays refused.
+
+    Raises
+    ------
+    InvalidTypeError
+        For a ``metadata`` that is not a dict, or that holds an array.
+    Unencodable
+        For a value of another type.
+    """
+    if user is not None and not isinstance(user, dict):
+        raise InvalidTypeError(f"checkpoint metadata must be a dict of plain JSON data, got {type(user).__name__}")
+    found: dict[str, np.ndarray] = {}
+    data = encode(user or {}, found, "metadata")
+    if found:
+        raise InvalidTypeError(f"checkpoint metadata must be plain JSON data; {min(found)} is an array "
+                               "(store it as a list: .tolist())")
+    return data
 
 
 def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.ndarray, str], Any] | None = None) -> Any:

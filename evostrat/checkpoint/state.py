@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend
-from evostrat.checkpoint.codec import Unencodable, decode, encode
+from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
 from evostrat.checkpoint.features import (capture_features, capture_injections, check_constraint_function,
                                          restore_features, restore_injections)
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
@@ -144,7 +144,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         "schedule": schedule,
         "history": history if history is not None else {"rows": encode(run.history, arrays, "history")},
         "elapsed": run.elapsed(),
-        "user": encode(user or {}, {}, "user"),
+        "user": encode_metadata(user),
         "structure": structure,
         "features": capture_features(driver, arrays),
         "injections": capture_injections(runner, arrays),
