@@ -212,3 +212,14 @@ def test_tampered_saved_configuration_is_refused_naming_the_field(
     err = capsys.readouterr().err
     assert "CheckpointError" in err and repr(field) in err and str(out / "checkpoint.ckpt") in err
     assert not (out / "result.json").exists()
+
+
+def test_an_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``-o`` naming an existing file ended in a FileExistsError traceback from os.makedirs."""
+    (tmp_path / "afile").write_text("mine\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "-d", "2", "--max-evals", "20", "-o", str(tmp_path / "afile"), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument -o/--output" in err and "exists and is not a folder" in err and "Traceback" not in err
+    assert (tmp_path / "afile").read_text() == "mine\n"

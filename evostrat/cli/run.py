@@ -203,6 +203,8 @@ def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
     out = args.output or os.path.join(
         "runs", f"{config['strategy']}-{problem_label(config['problem'])}-{config['dim']}d-seed{config['seed']}"
     )
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"argument -o/--output: {out!r} exists and is not a folder")
     if not args.resume and not args.overwrite:
         previous = [f for f in (CHECKPOINT, "result.json") if os.path.exists(os.path.join(out, f))]
         if previous:
