@@ -225,6 +225,21 @@ def test_bad_checkpoint_arguments_are_clear(tmp_path: Path) -> None:
         ES.resume(tmp_path / "missing.ckpt", rosenbrock)
 
 
+def test_save_and_load_name_a_wrong_path(tmp_path: Path) -> None:
+    """A non-path was a bare TypeError from os.fspath; a folder an IsADirectoryError naming the
+    temporary file; a missing folder a FileNotFoundError naming it too."""
+    es = ES("snes", random_state=0).initialize(np.ones(3))
+    for call in (lambda: save_checkpoint(es, None), lambda: load_checkpoint(3), lambda: checkpoint_info(None)):
+        with pytest.raises(InvalidTypeError, match="checkpoint path must be a str or os.PathLike"):
+            call()
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InvalidArgumentError, match="is a folder"):
+        save_checkpoint(es, tmp_path / "folder")
+    with pytest.raises(InvalidArgumentError, match="its folder does not exist"):
+        save_checkpoint(es, tmp_path / "missing" / "a.ckpt")
+    assert os.listdir(tmp_path) == ["folder"] and not os.listdir(tmp_path / "folder")
+
+
 # -- atomic writes ------------------------------------------------------------------------
 def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: Any) -> None:
     path = tmp_path / "r.ckpt"

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from evostrat.errors import CheckpointError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "write_checkpoint", "read_checkpoint",
            "payload_digest", "atomic_file", "remove_stale_temps"]
@@ -79,6 +79,13 @@ def payload_digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
         h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def _as_path(path: Any) -> str:
+    """``path`` as a string; :class:`~evostrat.errors.InvalidTypeError` naming it for a non-path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidTypeError(f"checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
+    return os.fsdecode(path)
 
 
 def _temp_pattern(path: str | os.PathLike, prefix: str) -> tuple[str, str]:
@@ -146,7 +153,17 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
         ``format``, ``version``, ``arrays`` and ``sha256`` are set here.
     arrays : dict of str to ndarray
         Numeric arrays (bool, int, float, complex).
+
+    Raises
+    ------
+    InvalidTypeError, InvalidArgumentError
+        For a ``path`` that is not a path, is a folder, or whose folder does not exist.
     """
+    where = _as_path(path)
+    if os.path.isdir(where) and not os.path.islink(where):  # a link is replaced, never followed
+        raise InvalidArgumentError(f"checkpoint path {where!r} is a folder; name a file (e.g. in that folder)")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(where))):
+        raise InvalidArgumentError(f"checkpoint path {where!r}: its folder does not exist")
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     index = {}
     for name, a in arrays.items():
@@ -160,7 +177,7 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
         text = json.dumps(meta, allow_nan=True).encode("utf-8")
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint metadata is not plain JSON data: {err}") from err
-    with atomic_file(path) as raw, zipfile.ZipFile(raw, "w") as zf:
+    with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
         zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
         for name, a in arrays.items():
             buf = io.BytesIO()
@@ -173,12 +190,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
     Raises
     ------
+    InvalidTypeError
+        For a ``path`` that is not a str or os.PathLike.
     CheckpointError
         Naming the file and the cause, whatever fails: a missing file, not a
         checkpoint, damaged bytes, another format version, oversized or
         unexpected members or arrays, or a failed SHA-256 check.
     """
-    where = os.fspath(path)
+    where = _as_path(path)
     if not os.path.isfile(where):
         raise CheckpointError(f"checkpoint {where!r} does not exist or is not a file")
     try:
