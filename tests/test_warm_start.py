@@ -16,6 +16,7 @@ import pytest
 from evostrat import ES
 from evostrat.checkpoint import save_checkpoint
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.problems import sphere
 from evostrat.run.warm_start import WarmStart, promising_distribution
 
 
@@ -150,3 +151,27 @@ def test_warm_start_inside_bounds():
     assert np.allclose(es.x_, mean)  # the box image of the strategy's mean is the estimate
     es.fit(shifted(0.6), np.full(2, 0.9))
     assert np.allclose(es.x_, 0.6, atol=1e-4)
+
+
+def test_a_run_warm_started_from_a_checkpoint_resumes_without_its_source(tmp_path):
+    """Resuming applied the warm start again (its state then replaced by the saved one), so a
+    moved or rewritten source file made the resume fail."""
+    from evostrat.checkpoint import load_checkpoint
+
+    source, path = tmp_path / "source.ckpt", tmp_path / "run.ckpt"
+    ES("cma_es", max_generations=5, random_state=1).fit(sphere, np.ones(3), checkpoint=source)
+    make = lambda: ES("cma_es", max_generations=20, warm_start=str(source), random_state=2)  # noqa: E731
+    full = make().fit(sphere, np.ones(3))
+
+    def crash(es):
+        if es.n_generations_ == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make().fit(sphere, np.ones(3), checkpoint=path, checkpoint_every=5, callbacks=[crash])
+    ES("snes", max_generations=2).fit(sphere, np.ones(7), checkpoint=source)  # another run's, another dim
+    assert load_checkpoint(path).warm_start == str(source)
+    source.unlink()
+    resumed = ES.resume(path, sphere)
+    assert (resumed.fun_, resumed.n_evals_) == (full.fun_, full.n_evals_)
+    assert np.array_equal(resumed.x_, full.x_)

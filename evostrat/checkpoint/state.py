@@ -336,7 +336,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     from evostrat.run.restarts import SCHEDULE_SCHEMA, RunPlan
     from evostrat.run.termination import PROGRESS_SCHEMA
 
-    es = ES(**params)
+    es = ES(**{**params, "warm_start": None})  # the saved state replaces a warm start: its source is not read
     state = check_schema(meta["state"], STATE_SCHEMA, "strategy state")
     backend = get_backend(state["backend"])
     device = es.device if isinstance(es.device, str) else None
@@ -356,7 +356,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
         except InvalidArgumentError as err:
             raise CheckpointError(f"checkpoint {err}") from err
     es.initialize(start)
-    driver = es.run_
+    es.warm_start, driver = params.get("warm_start"), es.run_
 
     def to_backend(a: np.ndarray, name: str) -> Any:
         if name != backend.name:
