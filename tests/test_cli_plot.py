@@ -61,6 +61,27 @@ def test_plot_of_a_folder_without_history_is_a_clear_error(tmp_path: Path, capsy
     assert "has no history.csv" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("csv, message", [
+    ("a,b\n1,2\n", "line 2 has no 'generation'"),
+    ("generation,n_evals,best\n1,6,x\n", "line 2, column 'best' is not a number: 'x'"),
+])
+def test_plot_of_a_malformed_history_is_a_clear_error(tmp_path: Path, capsys, csv: str, message: str) -> None:
+    """A foreign or damaged history.csv ended in a KeyError or ValueError traceback."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "history.csv").write_text(csv)
+    assert main(["plot", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plot_skips_records_and_configs_of_the_wrong_shape(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "history.csv").write_text("generation,n_evals,best\n1,6,2.5\n2,12,1.5\n")
+    (tmp_path / "distribution.jsonl").write_text('7\n[1]\n{"generation": "2"}\n{"n_evals": 3}\n')
+    (tmp_path / "config.json").write_text("[1, 2]")
+    assert main(["plot", str(tmp_path)]) == 0
+    assert (tmp_path / "convergence.png").exists()
+
+
 def test_a_resumed_run_keeps_the_records_up_to_where_it_resumed(tmp_path: Path) -> None:
     from evostrat import ES
     from evostrat.callbacks import DistributionRecorder

@@ -89,16 +89,34 @@ def _cell(text: str) -> Any:
         return text
 
 
+_SCALARS = ("generation", "n_evals", "best", "generation_best", "median", "sigma", "run")  # what the plots read
+
+
 def read_history_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     """``history.csv`` as written by :class:`~evostrat.callbacks.CSVLogger` (floats and lists
-    of floats; empty cells dropped), ready for :func:`plot_diagnostics`."""
+    of floats; empty cells dropped), ready for :func:`plot_diagnostics`.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the file, line and column: a row without ``generation`` or ``n_evals``, a
+        column the plots read that is not a number, a vector column without lists.
+    """
     with open(path, newline="", encoding="utf-8") as file:
         rows = [{k: v for k, v in ((k, _cell(v)) for k, v in row.items()) if v is not None}
                 for row in csv.DictReader(file)]
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         for key in VECTOR_FIELDS:
             if key in row and not isinstance(row[key], list):
                 raise InvalidArgumentError(f"{os.fspath(path)}: column {key!r} must hold lists of numbers")
+        for key in ("generation", "n_evals"):
+            if key not in row:
+                raise InvalidArgumentError(f"{os.fspath(path)}: line {line} has no {key!r}; not the history.csv "
+                                           "of 'evostrat run'")
+        wrong = next((key for key in _SCALARS if isinstance(row.get(key), str)), None)
+        if wrong is not None:
+            raise InvalidArgumentError(f"{os.fspath(path)}: line {line}, column {wrong!r} is not a number: "
+                                       f"{row[wrong]!r}")
     return rows
 
 
@@ -119,14 +137,16 @@ def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
             records = []
             for line in file:
                 try:
-                    records.append(json.loads(line))
-                except ValueError:
+                    record = json.loads(line)
+                    records += [record] if isinstance(record.get("generation"), int) else []
+                except (ValueError, AttributeError):
                     continue  # a line cut by a kill
         history = merge_records(history, records)
     config: dict[str, Any] = {}
     if os.path.isfile(os.path.join(folder, "config.json")):
         with open(os.path.join(folder, "config.json"), encoding="utf-8") as file:
             config = json.load(file)
+        config = config if isinstance(config, dict) else {}
     dim = len(history[-1]["mean"]) if "mean" in history[-1] else config.get("dim")
     head = " on ".join(str(p) for p in (config.get("strategy"), config.get("problem")) if p) or "run"
     best = history[-1].get("best", math.nan)
