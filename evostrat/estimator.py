@@ -111,8 +111,10 @@ class ES(Params):
         whenever a run stops on a local criterion (:mod:`evostrat.run.restarts`).
     backend : str
         ``"auto"`` (from the type of ``x0``), ``"numpy"``, ``"torch"``, ``"jax"``.
-    device : str, optional
-        torch/JAX device for the state (``"cuda"``...); default: ``x0``'s.
+    device : str or device, optional
+        torch/JAX device for the state: a name (``"cpu"``, ``"cuda:0"``; on JAX also ``"gpu"``)
+        or the library's device object; default: ``x0``'s. numpy takes ``None`` or ``"cpu"``;
+        a device the machine lacks is refused before the run starts.
     dtype : str, optional
         Floating dtype (``"float32"``, ``"float64"``); default: ``x0``'s (numpy:
         float64, torch: float32 for integer input, JAX: float32 unless x64).

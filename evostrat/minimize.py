@@ -46,6 +46,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -69,7 +70,7 @@ MESSAGES = {
 
 def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str = "cma_es", *, bounds: Any = None,
              constraints: Any = (), tol: float | None = None, callback: Callable[[Any], Any] | None = None,
-             options: dict[str, Any] | None = None) -> Any:
+             options: dict[str, Any] | None = None, jac: Any = None, hess: Any = None, hessp: Any = None) -> Any:
     """Minimise ``fun`` from ``x0`` with an evolution strategy; scipy's interface and result.
 
     Parameters
@@ -77,15 +78,19 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     fun : callable
         ``fun(x, *args) -> float``.
     x0 : array-like, shape (n,)
+        A number is taken as a 1-D point, as scipy takes it (``np.atleast_1d``).
     args : tuple
         Extra arguments of ``fun``.
     method : str
         A strategy name (``"cma_es"``, ``"sep_cma_es"``, ``"snes"``, ``"xnes"``...).
     bounds, constraints, callback, options
         As described in :mod:`evostrat.minimize` (keyword-only: scipy's positions after
-        ``method`` are gradient arguments an evolution strategy does not take).
+        ``method`` are the gradient arguments ``jac``, ``hess``, ``hessp``).
     tol : float, optional
         ``tolfun`` (the ES's change-in-value tolerance), as scipy's ``tol`` sets a method's own.
+    jac, hess, hessp : optional
+        Accepted for calls written for scipy's gradient methods and not used, with a
+        ``RuntimeWarning`` when given (as scipy's derivative-free methods do).
 
     Returns
     -------
@@ -99,7 +104,11 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
         raise InvalidTypeError(f"fun must be callable, got {type(fun).__name__}")
     if not isinstance(args, tuple):
         args = (args,)
-    x0 = np.asarray(x0, dtype=np.float64)
+    for name, value in (("jac", jac), ("hess", hess), ("hessp", hessp)):
+        if value is not None and value is not False:
+            warnings.warn(f"evostrat.minimize ({method}) does not use gradient information ({name})", RuntimeWarning,
+                          stacklevel=2)
+    x0 = np.atleast_1d(np.asarray(x0, dtype=np.float64))
     if x0.ndim != 1 or x0.size < 1:
         raise InvalidArgumentError(f"x0 must be a 1-D array of n >= 1 numbers, got shape {x0.shape}")
     params = _params(options, method)

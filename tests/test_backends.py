@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import BACKEND_CASES, BackendCase, to_numpy
+from conftest import BACKEND_CASES, LIBRARY_CASES, BackendCase, to_numpy
 
 from evostrat.backends import Backend, backend_names, get_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
@@ -269,3 +269,39 @@ def test_import_evostrat_is_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"
+
+
+# -- the device argument ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_a_device_named_cpu_gives_the_run_without_it(case: BackendCase) -> None:
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    runs = [ES("snes", max_generations=5, random_state=0, **extra).fit(sphere, case.array(np.ones(3)))
+            for extra in ({}, {"device": "cpu"})]
+    assert np.array_equal(to_numpy(runs[0].x_), to_numpy(runs[1].x_))
+    assert get_backend(runs[1].x_).name == case.backend
+
+
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+@pytest.mark.parametrize("device", ["bogus", "cuda:7", "gpu:x"])
+def test_a_device_the_library_or_machine_lacks_is_refused_naming_it(case: BackendCase, device: str) -> None:
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    if case.backend == "torch" and device == "cuda:7" and __import__("torch").cuda.device_count() > 7:
+        pytest.skip("this machine has an eighth CUDA device")
+    with pytest.raises(InvalidArgumentError, match="device"):
+        ES("snes", max_generations=2, device=device).fit(sphere, case.array(np.ones(3)))
+
+
+def test_jax_takes_device_names_and_torch_devices() -> None:
+    jax = pytest.importorskip("jax")
+    torch = pytest.importorskip("torch")
+    from evostrat.backends.devices import jax_device
+
+    cpu = jax.devices("cpu")[0]
+    assert jax_device("cpu") == jax_device("CPU:0") == jax_device(torch.device("cpu")) == jax_device(cpu) == cpu
+    assert jax_device(None) is None

@@ -118,3 +118,29 @@ def test_bad_inputs_name_the_argument() -> None:
         evostrat.minimize(3.0, np.zeros(2))
     with pytest.raises(UnknownNameError):
         evostrat.minimize(rosen, np.zeros(2), method="nelder-mead")
+
+
+def test_a_number_x0_is_a_one_dimensional_point_as_scipy_takes_it() -> None:
+    seen = []
+
+    def f(x):
+        seen.append(np.shape(x))
+        return float((x[0] - 2.0) ** 2)
+
+    res = evostrat.minimize(f, 0.0, options={"seed": 0, "ftarget": 1e-12})
+    check_contract(res, 1)
+    assert set(seen) == {(1,)} and res.success and abs(res.x[0] - 2.0) < 1e-5
+
+
+def test_gradient_arguments_are_taken_and_warned_about_as_scipy_derivative_free_methods_do() -> None:
+    def grad(x):
+        raise AssertionError("an evolution strategy must not call the gradient")
+
+    with pytest.warns(RuntimeWarning, match="does not use gradient information \\(jac\\)"):
+        res = evostrat.minimize(rosen, np.zeros(2), jac=grad, options={"seed": 0, "maxiter": 3})
+    assert res.nit == 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        evostrat.minimize(rosen, np.zeros(2), jac=None, hess=None, hessp=None, options={"seed": 0, "maxiter": 3})

@@ -24,6 +24,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from evostrat.backends.devices import host_device
 from evostrat.backends.programs import compile_cached
 from evostrat.backends.trees import tree_from_host, tree_to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -90,6 +91,11 @@ class Backend:
     def device(self, x: Array) -> Any:
         """The device ``x`` lives on (``None`` where the notion does not apply)."""
         return None
+
+    def resolve_device(self, device: Any) -> Any:
+        """A run's ``device`` argument as what this backend places arrays with, checked once
+        (:mod:`evostrat.backends.devices`): host arrays take only ``None`` or ``"cpu"``."""
+        return host_device(device)
 
     def on_cpu(self, x: Array) -> bool:
         """Whether ``x`` lives in host memory (a worker's CPU can rebuild it bit for bit)."""

@@ -27,6 +27,7 @@ import jax.scipy.linalg
 import numpy as np
 
 from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.devices import jax_device
 from evostrat.backends.host_keys import block_rows, seed_to_uint64
 from evostrat.backends.jax_threefry import normal as threefry_normal
 from evostrat.backends.jax_threefry import uniform as threefry_uniform
@@ -201,6 +202,9 @@ class JaxBackend(Backend):
         # input (the run's key) commits its outputs to that device, so the committing dispatch of
         # asarray (~5 us, ~100 us with cold caches right after a compiled chunk) is not needed
         return x if _as_is(x, dtype) else self.asarray(x, dtype=dtype)
+
+    def resolve_device(self, device: Any) -> Any:
+        return jax_device(device)
 
     def device(self, x: Array) -> Any:
         try:

@@ -44,8 +44,10 @@ def as_search_point(
         For another ``dtype``, or an ``x0`` that is not float32/64, float16, bfloat16 or
         integer (bool, complex, longdouble, object, strings).
     InvalidArgumentError
-        For a shape other than ``(dim,)`` with ``dim >= 1``, or non-finite values.
+        For a shape other than ``(dim,)`` with ``dim >= 1``, non-finite values, or a ``device``
+        the backend does not know or the machine does not have.
     """
+    device = backend.resolve_device(device)  # a name ("cuda:0") as the library's device, or refused
     lazy = program_input and device is None
     try:
         x = backend.program_input(x0) if lazy else backend.asarray(x0, device=device)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.devices import torch_device
 from evostrat.backends.host_keys import GOLDEN_GAMMA, MIX1, MIX2
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.numpy import HostKeys, block_normal_rows
@@ -276,6 +277,9 @@ class TorchBackend(HostKeys, Backend):
 
     def device(self, x: Array) -> Any:
         return x.device if isinstance(x, torch.Tensor) else None
+
+    def resolve_device(self, device: Any) -> Any:
+        return torch_device(device)
 
     def _generator(self, key: Key, device: Any) -> torch.Generator:
         device = torch.device(device if device is not None else "cpu")
