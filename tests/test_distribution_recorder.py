@@ -91,3 +91,21 @@ def test_with_bounds_the_mean_is_in_the_box() -> None:
     means = np.array([row["mean"] for row in es.history_])
     assert means.min() >= 0.5 and means.max() <= 3.0
     assert np.allclose(means[-1], 0.5, atol=0.05)  # the optimum of the box is its corner
+
+
+def test_the_file_is_never_written_through_a_link_even_one_planted_during_the_run(tmp_path) -> None:
+    target, path = tmp_path / "elsewhere.txt", tmp_path / "records.jsonl"
+    target.write_text("kept\n")
+    path.symlink_to(target)
+    with pytest.raises(InvalidArgumentError, match="symbolic link"):
+        ES("snes", max_generations=5).fit(ellipsoid, np.ones(3), callbacks=[DistributionRecorder(path=path, every=1)])
+    path.unlink()
+
+    def plant(es) -> None:  # after the recorder opened its file: replace it by a link
+        if es.n_generations_ == 3:
+            path.unlink()
+            path.symlink_to(target)
+
+    with pytest.raises(InvalidArgumentError, match="symbolic link"):
+        ES("snes", max_generations=5).fit(ellipsoid, np.ones(3), callbacks=[plant, DistributionRecorder(path=path, every=1)])
+    assert target.read_text() == "kept\n"

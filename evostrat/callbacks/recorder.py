@@ -29,7 +29,7 @@ import json
 import numbers
 import os
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -240,7 +240,7 @@ class DistributionRecorder(Callback):
         record = {"generation": es.n_generations_, "n_evals": es.n_evals_, **summary}
         self.records.append(record)
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as file:
+            with _open_unlinked(self.path, append=True) as file:
                 file.write(json.dumps(record) + "\n")
         self._last = es.n_generations_
         self._spent += time.perf_counter() - t
@@ -250,9 +250,7 @@ class DistributionRecorder(Callback):
         if self.path is not None:
             kept = _records_up_to(self.path, es.n_generations_) if es.n_generations_ else []
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            if os.path.islink(self.path):
-                raise InvalidArgumentError(f"{self.path!r} is a symbolic link; the recorder never writes through links")
-            with open(self.path, "w", encoding="utf-8") as file:
+            with _open_unlinked(self.path, append=False) as file:
                 file.writelines(kept)
 
     def __call__(self, es: Any) -> None:
@@ -284,3 +282,18 @@ def _records_up_to(path: str, generation: int) -> list[str]:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by a kill
     return kept
+
+
+def _open_unlinked(path: str, append: bool) -> TextIO:
+    """``path`` opened for appending or truncated for writing, never through a symbolic link
+    (``O_NOFOLLOW``: also a link planted while the run goes on is refused, not written through)."""
+    if os.path.islink(path):  # also where the system has no O_NOFOLLOW
+        raise InvalidArgumentError(f"{path!r} is a symbolic link; the recorder never writes through links")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if os.path.islink(path):
+            raise InvalidArgumentError(f"{path!r} is a symbolic link; the recorder never writes through links") from err
+        raise
+    return open(fd, "a" if append else "w", encoding="utf-8")
