@@ -203,6 +203,18 @@ def test_deep_json_nesting_is_refused_before_parsing(tmp_path: Path, depth: int)
     assert info.value.__cause__.__cause__ is None  # refused by the bound, not after a RecursionError
 
 
+def test_metadata_too_deep_to_read_back_is_refused_before_a_file_is_written(tmp_path: Path) -> None:
+    es = ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    deep: Any = "leaf"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    with pytest.raises(CheckpointError, match=f"not written .* nested more than {MAX_DEPTH} levels"):
+        save_checkpoint(es, tmp_path / "deep.ckpt", metadata={"deep": deep})
+    assert list(tmp_path.iterdir()) == []  # nothing saved that load_checkpoint would refuse
+    save_checkpoint(es, tmp_path / "ok.ckpt", metadata={"deep": deep[0][0][0][0][0][0][0][0][0][0]})
+    assert load_checkpoint(tmp_path / "ok.ckpt").n_generations_ == 2
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
     meta = {**_meta({}), "note": "[{" * 10_000 + '\\"' + "]}" * 10}
     meta["sha256"] = "x"

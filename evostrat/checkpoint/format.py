@@ -158,6 +158,9 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     ------
     InvalidTypeError, InvalidArgumentError
         For a ``path`` that is not a path, is a folder, or whose folder does not exist.
+    CheckpointError
+        For metadata that is not plain JSON data, or past a bound of :func:`read_checkpoint`
+        (:data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH`): nothing is written that would not load.
     """
     where = _as_path(path)
     if os.path.isdir(where) and not os.path.islink(where):  # a link is replaced, never followed
@@ -177,6 +180,9 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
         text = json.dumps(meta, allow_nan=True).encode("utf-8")
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint metadata is not plain JSON data: {err}") from err
+    unreadable = _metadata_limit(text)  # a file read_checkpoint would refuse is never written
+    if unreadable:
+        raise CheckpointError(f"checkpoint not written to {where!r}: {unreadable}")
     with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
         zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
         for name, a in arrays.items():
@@ -213,6 +219,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return meta, arrays
 
 
+def _metadata_limit(text: bytes) -> str | None:
+    """Which bound of :data:`MAX_METADATA_BYTES` and :data:`MAX_DEPTH` the JSON ``text`` of
+    ``metadata.json`` passes (``None``: neither), as the reader's refusal says it."""
+    if len(text) > MAX_METADATA_BYTES:
+        return f"its {METADATA} inflates to more than {MAX_METADATA_BYTES} bytes"
+    codes = np.frombuffer(_STRING.sub(b"", text), np.uint8)  # nesting depth outside strings
+    steps = np.isin(codes, (91, 123)).astype(np.int8) - np.isin(codes, (93, 125))
+    if codes.size and np.cumsum(steps, dtype=np.int32).max() > MAX_DEPTH:
+        return f"its {METADATA} is nested more than {MAX_DEPTH} levels deep"
+    return None
+
+
 def _read(zf: zipfile.ZipFile, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     members = zf.infolist()
     infos = {info.filename: info for info in members}
@@ -222,12 +240,9 @@ def _read(zf: zipfile.ZipFile, size: int) -> tuple[dict[str, Any], dict[str, np.
         raise CheckpointError(f"not an evostrat checkpoint (no {METADATA})")
     with zf.open(METADATA) as f:
         text = f.read(MAX_METADATA_BYTES + 1)
-    if len(text) > MAX_METADATA_BYTES:
-        raise CheckpointError(f"its {METADATA} inflates to more than {MAX_METADATA_BYTES} bytes")
-    codes = np.frombuffer(_STRING.sub(b"", text), np.uint8)  # nesting depth outside strings
-    steps = np.isin(codes, (91, 123)).astype(np.int8) - np.isin(codes, (93, 125))
-    if codes.size and np.cumsum(steps, dtype=np.int32).max() > MAX_DEPTH:
-        raise CheckpointError(f"its {METADATA} is nested more than {MAX_DEPTH} levels deep")
+    unreadable = _metadata_limit(text)
+    if unreadable:
+        raise CheckpointError(unreadable)
     meta = json.loads(text.decode("utf-8"))
     _check_header(meta)
     expected = {METADATA} | {f"arrays/{name}.npy" for name in meta["arrays"]}
