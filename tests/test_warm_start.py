@@ -175,3 +175,22 @@ def test_a_run_warm_started_from_a_checkpoint_resumes_without_its_source(tmp_pat
     resumed = ES.resume(path, sphere)
     assert (resumed.fun_, resumed.n_evals_) == (full.fun_, full.n_evals_)
     assert np.array_equal(resumed.x_, full.x_)
+
+
+def test_a_run_warm_started_from_an_estimator_resumes_without_it(tmp_path):
+    """An ES as warm start cannot be stored; resuming, which never warm-starts again, no longer
+    asks for it (it raised 'pass them again, e.g. resume(..., warm_start=...)')."""
+    source = ES("cma_es", max_generations=5, random_state=1).fit(sphere, np.ones(3))
+    make = lambda: ES("cma_es", max_generations=20, warm_start=source, random_state=2)  # noqa: E731
+    full = make().fit(sphere, np.ones(3))
+    path = tmp_path / "run.ckpt"
+
+    def crash(es):
+        if es.n_generations_ == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make().fit(sphere, np.ones(3), checkpoint=path, checkpoint_every=5, callbacks=[crash])
+    resumed = ES.resume(path, sphere)
+    assert (resumed.fun_, resumed.n_evals_, resumed.warm_start) == (full.fun_, full.n_evals_, None)
+    assert np.array_equal(resumed.x_, full.x_)

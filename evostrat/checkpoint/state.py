@@ -220,7 +220,7 @@ def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
         value = overrides[name]
         if value is not None and not (is_int(value) and value >= 1):
             raise InvalidArgumentError(f"resume({name}=...) must be a positive int or None, got {value!r}")
-    missing = sorted(set(unsaved) - set(overrides))
+    missing = sorted(set(unsaved) - set(overrides) - {"warm_start"})  # a resume never warm-starts again
     if missing:
         raise InvalidArgumentError(
             f"the checkpoint could not store the parameter(s) {missing} (types "
@@ -237,6 +237,8 @@ def _decode_params(saved: dict[str, Any], arrays: dict[str, np.ndarray], overrid
     for name, spec in saved.items():
         if name in overrides:
             params[name] = overrides[name]
+        elif name == "warm_start" and set(spec) == {"unsaved"}:  # an ES: the saved state replaces what it set
+            params[name] = None
         elif set(spec) == {"strategy", "params"} and isinstance(spec["strategy"], str):
             params[name] = make_strategy(spec["strategy"], decode(spec["params"], arrays, as_numpy))
         elif set(spec) == {"value"}:
