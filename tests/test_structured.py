@@ -138,3 +138,20 @@ def test_bad_jax_and_torch_structures():
     torch = pytest.importorskip("torch")
     with pytest.raises(InvalidArgumentError, match="without parameters"):
         ES("snes").initialize(torch.nn.Tanh())
+
+
+def test_a_module_subclass_defined_outside_torch_is_a_structure():
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):  # a user's module (its class lives in the user's module, not torch's)
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    net = Net()
+    es = ES("snes", popsize=4, max_generations=3, random_state=0).fit(
+        lambda p: float((p["lin.weight"] ** 2).sum() + (p["lin.bias"] ** 2).sum()), net)
+    assert isinstance(es.x_, Net) and es.x_ is not net and es.n_evals_ == 12

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import weakref
 from typing import Any, Callable
 
@@ -269,7 +270,7 @@ def as_structure(x0: Any) -> Structure | None:
     InvalidTypeError
         For leaves that are not floating-point arrays of one library.
     """
-    if type(x0).__module__.startswith("torch") and hasattr(x0, "named_parameters"):
+    if _is_module(x0):
         return _module(x0)
     if isinstance(x0, dict):
         pass
@@ -302,6 +303,13 @@ def as_structure(x0: Any) -> Structure | None:
     else:
         flat = np.concatenate([np.asarray(leaf).reshape(-1) for _, leaf in pairs])
     return Structure("tree", flat, names, shapes, [p for p, _ in pairs])
+
+
+def _is_module(x0: Any) -> bool:
+    """Whether ``x0`` is a ``torch.nn.Module``, a subclass defined anywhere included (torch is
+    imported wherever such an object exists)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x0, torch.nn.Module)
 
 
 def _is_jax_tree(x0: Any) -> bool:
