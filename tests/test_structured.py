@@ -155,3 +155,10 @@ def test_a_module_subclass_defined_outside_torch_is_a_structure():
     es = ES("snes", popsize=4, max_generations=3, random_state=0).fit(
         lambda p: float((p["lin.weight"] ** 2).sum() + (p["lin.bias"] ** 2).sum()), net)
     assert isinstance(es.x_, Net) and es.x_ is not net and es.n_evals_ == 12
+
+
+def test_torch_leaves_that_require_grad():
+    torch = pytest.importorskip("torch")
+    x0 = {"w": torch.zeros(2, 3, requires_grad=True), "b": torch.zeros(2)}
+    es = ES("snes", max_generations=3, random_state=0).fit(lambda p: float((p["w"] ** 2).sum() + (p["b"] ** 2).sum()), x0)
+    assert es.x_["w"].shape == (2, 3) and not es.x_["w"].requires_grad

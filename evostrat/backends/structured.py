@@ -289,7 +289,7 @@ def as_structure(x0: Any) -> Structure | None:
         raise InvalidTypeError(f"x0's leaves must come from one library, got {sorted(libraries)}")
     names = tuple(_path_name(p) for p, _ in pairs)
     for name, (_, leaf) in zip(names, pairs):
-        dtype = getattr(leaf, "dtype", np.asarray(leaf).dtype)
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype  # not a host copy of a tensor
         if not (getattr(dtype, "is_floating_point", False) or np.dtype(str(dtype).replace("torch.", "")).kind == "f"):
             raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     library = libraries.pop()
@@ -332,8 +332,9 @@ def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
         raise InvalidArgumentError("x0 must hold at least one parameter array, got an empty pytree")
     names = tuple(jax.tree_util.keystr(p) for p, _ in with_paths)
     for name, (_, leaf) in zip(names, with_paths):
-        if not jax.numpy.issubdtype(getattr(leaf, "dtype", np.asarray(leaf).dtype), jax.numpy.floating):
-            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {leaf.dtype}")
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype  # not a copy to the host
+        if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     flat, unravel = ravel_pytree(tree)
     shapes = tuple(tuple(np.shape(leaf)) for _, leaf in with_paths)
     return Structure("jax", flat, names, shapes, paths, unravel=unravel)
