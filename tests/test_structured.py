@@ -4,6 +4,8 @@ per leaf, and the structure survives ask/tell, fit, checkpoints and batched fits
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,25 @@ def test_torch_leaves_that_require_grad():
     x0 = {"w": torch.zeros(2, 3, requires_grad=True), "b": torch.zeros(2)}
     es = ES("snes", max_generations=3, random_state=0).fit(lambda p: float((p["w"] ** 2).sum() + (p["b"] ** 2).sum()), x0)
     assert es.x_["w"].shape == (2, 3) and not es.x_["w"].requires_grad
+
+
+@pytest.mark.parametrize("x0", [[np.zeros(3), np.ones((1, 2))], (np.zeros(3),)])
+def test_a_list_or_tuple_of_arrays_is_a_structure(x0):
+    es = ES("snes", max_generations=3, random_state=0).fit(lambda p: sum(float((leaf ** 2).sum()) for leaf in p), x0)
+    assert type(es.x_) is type(x0) and [leaf.shape for leaf in es.x_] == [leaf.shape for leaf in x0]
+    with pytest.raises(InvalidArgumentError, match=r"x0 must have shape \(dim,\)"):  # nested numbers: a 2-D point
+        ES("snes").initialize([[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_named_tuple_pytree_and_its_sigma0():
+    jnp = pytest.importorskip("jax.numpy")
+    from typing import NamedTuple
+
+    class Params(NamedTuple):
+        w: Any
+        b: Any
+
+    es = ES("snes", sigma0=Params(0.1, 2.0), max_generations=2, random_state=0).fit(
+        lambda p: jnp.sum(p.w ** 2) + jnp.sum(p.b ** 2), Params(jnp.zeros(2), jnp.zeros(1)))
+    assert isinstance(es.x_, Params) and es.x_.w.shape == (2,)
+    np.testing.assert_allclose(np.asarray(es.strategy_.strategy.sigma0), [0.1, 0.1, 2.0])

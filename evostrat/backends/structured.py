@@ -47,7 +47,7 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structure", "as_structure", "structure_from_spec"]
+__all__ = ["Structure", "as_structure", "holds_arrays", "structure_from_spec"]
 
 Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
 
@@ -191,7 +191,7 @@ class Structure:
             pairs = [(name, sigma0[name]) for name in self.names if name in sigma0]
             given = sorted(map(str, sigma0))
         else:
-            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)]
+            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)] if self.kind == "tree" else _jax_leaves(sigma0)
             given = [name for name, _ in pairs]
         if [name for name, _ in pairs] != list(self.names) or len(given) != len(self.names):
             raise InvalidArgumentError(f"sigma0 must have the structure of x0: leaves {list(self.names)}, "
@@ -305,6 +305,12 @@ def as_structure(x0: Any) -> Structure | None:
     return Structure("tree", flat, names, shapes, [p for p, _ in pairs])
 
 
+def holds_arrays(x0: Any) -> bool:
+    """Whether a leaf of ``x0`` (nested dicts, lists and tuples) is an array or tensor: a list or
+    tuple of numbers (nested or not) is a flat point, checked as one, a list of arrays a structure."""
+    return any(hasattr(leaf, "shape") and not isinstance(leaf, np.generic) for _, leaf in _walk(x0))
+
+
 def _is_module(x0: Any) -> bool:
     """Whether ``x0`` is a ``torch.nn.Module``, a subclass defined anywhere included (torch is
     imported wherever such an object exists)."""
@@ -321,6 +327,13 @@ def _is_jax_tree(x0: Any) -> bool:
         return False
     leaves = jax.tree_util.tree_leaves(x0)
     return bool(leaves) and not (len(leaves) == 1 and leaves[0] is x0)
+
+
+def _jax_leaves(tree: Any) -> list[tuple[str, Any]]:
+    """``(name, leaf)`` pairs of a JAX pytree (a NamedTuple, a flax tree...), named as JAX names them."""
+    import jax
+
+    return [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
