@@ -302,7 +302,7 @@ class ES(Params):
         except AttributeError:  # no run yet: StateError
             run = self._fitted_run(StateError)
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
-            X = run.structure.flatten_batch(X)
+            X = run.structure.flatten_batch(X, run.asked)
         run.tell(X, values, constraints, repaired)
         return self
 

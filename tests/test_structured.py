@@ -162,7 +162,8 @@ def test_a_module_subclass_defined_outside_torch_is_a_structure():
 def test_torch_leaves_that_require_grad():
     torch = pytest.importorskip("torch")
     x0 = {"w": torch.zeros(2, 3, requires_grad=True), "b": torch.zeros(2)}
-    es = ES("snes", max_generations=3, random_state=0).fit(lambda p: float((p["w"] ** 2).sum() + (p["b"] ** 2).sum()), x0)
+    es = ES("snes", max_generations=3, random_state=0).fit(
+        lambda p: float((p["w"] ** 2).sum() + (p["b"] ** 2).sum()), x0)
     assert es.x_["w"].shape == (2, 3) and not es.x_["w"].requires_grad
 
 
@@ -186,3 +187,34 @@ def test_named_tuple_pytree_and_its_sigma0():
         lambda p: jnp.sum(p.w ** 2) + jnp.sum(p.b ** 2), Params(jnp.zeros(2), jnp.zeros(1)))
     assert isinstance(es.x_, Params) and es.x_.w.shape == (2,)
     np.testing.assert_allclose(np.asarray(es.strategy_.strategy.sigma0), [0.1, 0.1, 2.0])
+
+
+def test_leaves_of_several_dtypes_keep_theirs():
+    seen = []
+
+    def f(p):
+        seen.append((p["a"].dtype, p["b"].dtype))
+        return float((p["a"] ** 2).sum() + (p["b"] ** 2).sum())
+
+    es = ES("snes", popsize=4, max_generations=2, random_state=0).fit(
+        f, {"a": np.zeros(2, np.float32), "b": np.zeros(3)})
+    assert set(seen) == {(np.dtype("float32"), np.dtype("float64"))}
+    assert (es.x_["a"].dtype, es.x_["b"].dtype) == (np.float32, np.float64)
+    es = ES("snes", popsize=4, random_state=0).initialize({"a": np.zeros(2, np.float32), "b": np.zeros(3)})
+    X = es.ask()
+    assert (X["a"].dtype, X["b"].dtype) == (np.float32, np.float64)
+    es.tell(X, np.arange(4.0))  # ask's population, though its float32 leaf is rounded
+    assert es.n_evals_ == 4
+    torch = pytest.importorskip("torch")
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.zeros(2))
+            self.b = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+
+    es = ES("snes", popsize=4, max_generations=2, random_state=0).fit(f, Mixed())
+    assert seen[-1] == (torch.float32, torch.float64)
+    assert (es.x_.a.dtype, es.x_.b.dtype) == (torch.float32, torch.float64)
+    best = float((es.x_.a.detach().double() ** 2).sum() + (es.x_.b.detach() ** 2).sum())
+    assert best == pytest.approx(es.fun_, rel=1e-6)
