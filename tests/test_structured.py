@@ -218,3 +218,20 @@ def test_leaves_of_several_dtypes_keep_theirs():
     assert (es.x_.a.dtype, es.x_.b.dtype) == (torch.float32, torch.float64)
     best = float((es.x_.a.detach().double() ** 2).sum() + (es.x_.b.detach() ** 2).sum())
     assert best == pytest.approx(es.fun_, rel=1e-6)
+
+
+def test_jax_pytree_of_several_dtypes_under_x64():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    with jax.enable_x64(True):
+        x0 = {"w": jnp.zeros(2, jnp.float32), "b": jnp.zeros(3)}
+
+        def f(p):
+            return jnp.sum((p["w"] - 1) ** 2) + jnp.sum(p["b"] ** 2)
+
+        es = ES("snes", popsize=4, random_state=0).initialize(x0)
+        X = es.ask()
+        assert (X["w"].dtype, X["b"].dtype) == (jnp.float32, jnp.float64)
+        es.tell(X, jax.vmap(f)(X))  # ask's population, though its float32 leaf is rounded
+        es = ES("snes", dtype="float32", max_generations=3, random_state=0).fit(f, x0)  # unravel took float64 only
+        assert (es.x_["w"].dtype, es.x_["b"].dtype) == (jnp.float32, jnp.float64) and es.n_generations_ == 3

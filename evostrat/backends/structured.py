@@ -90,10 +90,8 @@ def _path_name(path: Path) -> str:
 
 def _library(leaf: Any) -> str:
     module = type(leaf).__module__.split(".")[0]
-    if module == "torch":
-        return "torch"
-    if module in ("jax", "jaxlib"):
-        return "jax"
+    if module in ("torch", "jax", "jaxlib"):
+        return "torch" if module == "torch" else "jax"
     if isinstance(leaf, (np.ndarray, np.generic, float)):
         return "numpy"
     raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
@@ -357,13 +355,15 @@ def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
     named = _jax_leaves(tree)
     if not named:
         raise InvalidArgumentError("x0 must hold at least one parameter array, got an empty pytree")
-    for name, leaf in named:
-        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype  # not a copy to the host
+    dtypes = tuple(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype for _, leaf in named)  # no copy
+    for (name, _), dtype in zip(named, dtypes):
         if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
             raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     flat, unravel = ravel_pytree(tree)
+    if len(set(dtypes)) > 1:  # ravel_pytree's unravel then takes flat's dtype only, which ES(dtype=) may change
+        unravel = (lambda to_leaves: lambda x: to_leaves(x.astype(flat.dtype)))(unravel)
     shapes = tuple(tuple(np.shape(leaf)) for _, leaf in named)
-    return Structure("jax", flat, tuple(n for n, _ in named), shapes, paths, unravel=unravel)
+    return Structure("jax", flat, tuple(n for n, _ in named), shapes, paths, unravel=unravel, dtypes=dtypes)
 
 
 def _module(module: Any) -> Structure:
