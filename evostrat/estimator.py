@@ -31,6 +31,7 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
+from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
 from evostrat.params import Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
@@ -272,8 +273,8 @@ class ES(Params):
         (``popsize x dim x itemsize`` bytes) fits in memory before building its state.
         """
         self.validate_params()
-        if isinstance(x0, (list, tuple)):  # the run converts lists to float64: check the entries first
-            as_search_point(x0, get_backend("numpy"))
+        if type(x0) in (list, tuple) and not holds_arrays(x0):  # a flat point: the run converts it to
+            as_search_point(x0, get_backend("numpy"))            # float64, so check the entries first
         warn_overrides(self.strategy, self.strategy_options, sigma0=self.sigma0, popsize=self.popsize,
                        distribution=self.distribution)
         self.run_ = Driver(self, x0)  # checks each run's population against memory
@@ -303,7 +304,7 @@ class ES(Params):
         except AttributeError:  # no run yet: StateError
             run = self._fitted_run(StateError)
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
-            X = run.structure.flatten_batch(X)
+            X = run.structure.flatten_batch(X, run.asked)
         run.tell(X, values, constraints, repaired)
         return self
 

@@ -45,3 +45,25 @@ def test_plot_sweep_panels_and_errors() -> None:
     assert s["median"][0] == pytest.approx(np.median(res.fun[:6]))
     with pytest.raises(InvalidArgumentError, match="param must be one of the swept names"):
         sweep_summary(res, "sigma0")
+
+
+def test_sweep_over_structured_and_array_sigma0() -> None:
+    """A grid of per-leaf sigma0 dicts or arrays (unhashable) and a number (not orderable with them)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat import ES, fit_batch
+    from evostrat.plotting import plot_sweep, sweep_summary
+
+    def loss(p):
+        return float((p["w"] ** 2).sum() + (p["b"] ** 2).sum())
+
+    grid = {"sigma0": [{"w": 0.1, "b": 1.0}, {"w": 1.0, "b": 0.1}, 0.5]}
+    res = fit_batch(ES("snes", max_generations=3), loss, {"w": np.ones(2), "b": np.ones(1)}, seeds=2, grid=grid)
+    s = sweep_summary(res, "sigma0")
+    assert list(s["value"]) == grid["sigma0"] and s["n"].tolist() == [2, 2, 2]
+    assert [ax.get_xlabel() for ax in plot_sweep(res).axes] == ["sigma0"]
+    res = fit_batch(ES("snes", max_generations=3), loss, {"w": np.ones(2), "b": np.ones(1)}, seeds=1,
+                    grid={"sigma0": [np.full(3, 0.1), np.full(3, 1.0)]})
+    assert sweep_summary(res, "sigma0")["value"].shape == (2,)

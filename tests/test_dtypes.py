@@ -138,3 +138,18 @@ def test_jax_float64_with_x64(name: str) -> None:
             assert _dtype_name(es.x_) == "float64"
             assert es.fast_path_ == ("compiled_loop" if compiled == "auto" else None)
             assert (es.n_generations_, es.stop_reason_) == (30, "maxiter")
+
+
+def test_jax_float32_run_of_an_objective_returning_float64_under_x64() -> None:
+    """The compiled loop tells the values in the run's dtype, as the host loop does (it raised a
+    while_loop carry type error: best_f float32 in, float64 out)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    with jax.enable_x64(True):
+        def f(X):
+            return jnp.sum(X.astype(jnp.float64) ** 2, axis=1)
+
+        runs = [ES("snes", max_generations=5, random_state=0, compiled_loop=compiled).fit(f, jnp.ones(3, jnp.float32))
+                for compiled in ("auto", False)]
+        assert [es.fast_path_ for es in runs] == ["compiled_loop", None]
+        assert _dtype_name(runs[0].x_) == "float32" and runs[0].fun_ == pytest.approx(runs[1].fun_, rel=1e-6)

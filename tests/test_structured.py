@@ -4,6 +4,8 @@ per leaf, and the structure survives ask/tell, fit, checkpoints and batched fits
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,98 @@ def test_bad_jax_and_torch_structures():
     torch = pytest.importorskip("torch")
     with pytest.raises(InvalidArgumentError, match="without parameters"):
         ES("snes").initialize(torch.nn.Tanh())
+
+
+def test_a_module_subclass_defined_outside_torch_is_a_structure():
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):  # a user's module (its class lives in the user's module, not torch's)
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    net = Net()
+    es = ES("snes", popsize=4, max_generations=3, random_state=0).fit(
+        lambda p: float((p["lin.weight"] ** 2).sum() + (p["lin.bias"] ** 2).sum()), net)
+    assert isinstance(es.x_, Net) and es.x_ is not net and es.n_evals_ == 12
+
+
+def test_torch_leaves_that_require_grad():
+    torch = pytest.importorskip("torch")
+    x0 = {"w": torch.zeros(2, 3, requires_grad=True), "b": torch.zeros(2)}
+    es = ES("snes", max_generations=3, random_state=0).fit(
+        lambda p: float((p["w"] ** 2).sum() + (p["b"] ** 2).sum()), x0)
+    assert es.x_["w"].shape == (2, 3) and not es.x_["w"].requires_grad
+
+
+@pytest.mark.parametrize("x0", [[np.zeros(3), np.ones((1, 2))], (np.zeros(3),)])
+def test_a_list_or_tuple_of_arrays_is_a_structure(x0):
+    es = ES("snes", max_generations=3, random_state=0).fit(lambda p: sum(float((leaf ** 2).sum()) for leaf in p), x0)
+    assert type(es.x_) is type(x0) and [leaf.shape for leaf in es.x_] == [leaf.shape for leaf in x0]
+    with pytest.raises(InvalidArgumentError, match=r"x0 must have shape \(dim,\)"):  # nested numbers: a 2-D point
+        ES("snes").initialize([[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_named_tuple_pytree_and_its_sigma0():
+    jnp = pytest.importorskip("jax.numpy")
+    from typing import NamedTuple
+
+    class Params(NamedTuple):
+        w: Any
+        b: Any
+
+    es = ES("snes", sigma0=Params(0.1, 2.0), max_generations=2, random_state=0).fit(
+        lambda p: jnp.sum(p.w ** 2) + jnp.sum(p.b ** 2), Params(jnp.zeros(2), jnp.zeros(1)))
+    assert isinstance(es.x_, Params) and es.x_.w.shape == (2,)
+    np.testing.assert_allclose(np.asarray(es.strategy_.strategy.sigma0), [0.1, 0.1, 2.0])
+
+
+def test_leaves_of_several_dtypes_keep_theirs():
+    seen = []
+
+    def f(p):
+        seen.append((p["a"].dtype, p["b"].dtype))
+        return float((p["a"] ** 2).sum() + (p["b"] ** 2).sum())
+
+    es = ES("snes", popsize=4, max_generations=2, random_state=0).fit(
+        f, {"a": np.zeros(2, np.float32), "b": np.zeros(3)})
+    assert set(seen) == {(np.dtype("float32"), np.dtype("float64"))}
+    assert (es.x_["a"].dtype, es.x_["b"].dtype) == (np.float32, np.float64)
+    es = ES("snes", popsize=4, random_state=0).initialize({"a": np.zeros(2, np.float32), "b": np.zeros(3)})
+    X = es.ask()
+    assert (X["a"].dtype, X["b"].dtype) == (np.float32, np.float64)
+    es.tell(X, np.arange(4.0))  # ask's population, though its float32 leaf is rounded
+    assert es.n_evals_ == 4
+    torch = pytest.importorskip("torch")
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.zeros(2))
+            self.b = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+
+    es = ES("snes", popsize=4, max_generations=2, random_state=0).fit(f, Mixed())
+    assert seen[-1] == (torch.float32, torch.float64)
+    assert (es.x_.a.dtype, es.x_.b.dtype) == (torch.float32, torch.float64)
+    best = float((es.x_.a.detach().double() ** 2).sum() + (es.x_.b.detach() ** 2).sum())
+    assert best == pytest.approx(es.fun_, rel=1e-6)
+
+
+def test_jax_pytree_of_several_dtypes_under_x64():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    with jax.enable_x64(True):
+        x0 = {"w": jnp.zeros(2, jnp.float32), "b": jnp.zeros(3)}
+
+        def f(p):
+            return jnp.sum((p["w"] - 1) ** 2) + jnp.sum(p["b"] ** 2)
+
+        es = ES("snes", popsize=4, random_state=0).initialize(x0)
+        X = es.ask()
+        assert (X["w"].dtype, X["b"].dtype) == (jnp.float32, jnp.float64)
+        es.tell(X, jax.vmap(f)(X))  # ask's population, though its float32 leaf is rounded
+        es = ES("snes", dtype="float32", max_generations=3, random_state=0).fit(f, x0)  # unravel took float64 only
+        assert (es.x_["w"].dtype, es.x_["b"].dtype) == (jnp.float32, jnp.float64) and es.n_generations_ == 3

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import weakref
 from typing import Any, Callable
 
@@ -46,7 +47,7 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structure", "as_structure", "structure_from_spec"]
+__all__ = ["Structure", "as_structure", "holds_arrays", "structure_from_spec"]
 
 Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
 
@@ -89,10 +90,8 @@ def _path_name(path: Path) -> str:
 
 def _library(leaf: Any) -> str:
     module = type(leaf).__module__.split(".")[0]
-    if module == "torch":
-        return "torch"
-    if module in ("jax", "jaxlib"):
-        return "jax"
+    if module in ("torch", "jax", "jaxlib"):
+        return "torch" if module == "torch" else "jax"
     if isinstance(leaf, (np.ndarray, np.generic, float)):
         return "numpy"
     raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
@@ -110,15 +109,20 @@ class Structure:
     names : tuple of str
         The leaves in layout order (``"['w']"`` for trees, parameter names for modules).
     shapes : tuple of tuple
+    dtypes : tuple or None
+        The leaves' dtypes where they differ (``flat`` has their promoted dtype, candidates' leaves
+        their own, as ``ravel_pytree``'s on JAX); ``None`` where they agree.
     """
 
     def __init__(self, kind: str, flat: Any, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...],
-                 paths: list[Path] | None, module: Any = None, unravel: Callable | None = None) -> None:
+                 paths: list[Path] | None, module: Any = None, unravel: Callable | None = None,
+                 dtypes: tuple[Any, ...] | None = None) -> None:
         self.kind, self.flat, self.names, self.shapes = kind, flat, names, shapes
         self.paths, self.module, self._unravel = paths, module, unravel
+        self.dtypes = dtypes if dtypes is not None and len(set(dtypes)) > 1 else None
         self.sizes = tuple(math.prod(s) for s in shapes)
         self.dim = int(sum(self.sizes))
-        self.key = (kind, names, shapes, str(flat.dtype))
+        self.key = (kind, names, shapes, str(flat.dtype), None if self.dtypes is None else tuple(map(str, self.dtypes)))
 
     # -- flat <-> structure --------------------------------------------------------------
     def unflatten(self, x: Any) -> Any:
@@ -136,8 +140,12 @@ class Structure:
         n = X.shape[0]
         return self._pack([X[:, a:b].reshape((n,) + shape) for a, b, shape in self._slices()])
 
-    def flatten_batch(self, tree: Any) -> Any:
-        """Inverse of :meth:`unflatten_batch` (a batched structure back to ``(n, dim)``)."""
+    def flatten_batch(self, tree: Any, asked: Any = None) -> Any:
+        """Inverse of :meth:`unflatten_batch` (a batched structure back to ``(n, dim)``); ``asked``,
+        the population ``ask`` unflattened (leaves of several dtypes round it), when ``tree`` is it."""
+        if self.dtypes is not None and asked is not None:
+            flat, rounded = self.flatten_batch(tree), self.flatten_batch(self.unflatten_batch(asked))
+            return asked if flat.shape == rounded.shape and bool((flat == rounded).all()) else flat
         if self.kind == "jax":
             import jax
             from jax.flatten_util import ravel_pytree
@@ -160,7 +168,9 @@ class Structure:
             import torch
 
             module = copy.deepcopy(self.module)
-            torch.nn.utils.vector_to_parameters(x.detach().clone().to(self.flat.dtype), module.parameters())
+            with torch.no_grad():  # each parameter keeps its dtype and device
+                for param, leaf in zip(module.parameters(), self.unflatten(x.detach()).values()):
+                    param.copy_(leaf)
             return module
         if hasattr(x, "clone"):
             x = x.clone()
@@ -173,6 +183,9 @@ class Structure:
         return list(zip(ends[:-1], ends[1:], self.shapes))
 
     def _pack(self, leaves: list[Any]) -> Any:
+        if self.dtypes is not None:  # leaves of several dtypes: each in its own, not the promoted one
+            leaves = [leaf if leaf.dtype == dtype else leaf.to(dtype) if hasattr(leaf, "detach") else
+                      leaf.astype(dtype) for leaf, dtype in zip(leaves, self.dtypes)]
         if self.kind == "module":
             return dict(zip(self.names, leaves))
         return _build(self.paths, leaves)
@@ -190,7 +203,7 @@ class Structure:
             pairs = [(name, sigma0[name]) for name in self.names if name in sigma0]
             given = sorted(map(str, sigma0))
         else:
-            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)]
+            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)] if self.kind == "tree" else _jax_leaves(sigma0)
             given = [name for name, _ in pairs]
         if [name for name, _ in pairs] != list(self.names) or len(given) != len(self.names):
             raise InvalidArgumentError(f"sigma0 must have the structure of x0: leaves {list(self.names)}, "
@@ -269,7 +282,7 @@ def as_structure(x0: Any) -> Structure | None:
     InvalidTypeError
         For leaves that are not floating-point arrays of one library.
     """
-    if type(x0).__module__.startswith("torch") and hasattr(x0, "named_parameters"):
+    if _is_module(x0):
         return _module(x0)
     if isinstance(x0, dict):
         pass
@@ -287,8 +300,10 @@ def as_structure(x0: Any) -> Structure | None:
     if len(libraries) > 1:
         raise InvalidTypeError(f"x0's leaves must come from one library, got {sorted(libraries)}")
     names = tuple(_path_name(p) for p, _ in pairs)
+    leaf_dtypes = []
     for name, (_, leaf) in zip(names, pairs):
-        dtype = getattr(leaf, "dtype", np.asarray(leaf).dtype)
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype  # not a host copy of a tensor
+        leaf_dtypes.append(dtype)
         if not (getattr(dtype, "is_floating_point", False) or np.dtype(str(dtype).replace("torch.", "")).kind == "f"):
             raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     library = libraries.pop()
@@ -301,7 +316,18 @@ def as_structure(x0: Any) -> Structure | None:
         flat = torch.cat([leaf.detach().reshape(-1) for _, leaf in pairs])
     else:
         flat = np.concatenate([np.asarray(leaf).reshape(-1) for _, leaf in pairs])
-    return Structure("tree", flat, names, shapes, [p for p, _ in pairs])
+    return Structure("tree", flat, names, shapes, [p for p, _ in pairs], dtypes=tuple(leaf_dtypes))
+
+
+def holds_arrays(x0: Any) -> bool:
+    """Whether a leaf of ``x0`` is an array or tensor (a structure), not a number (a flat point)."""
+    return any(hasattr(leaf, "shape") and not isinstance(leaf, np.generic) for _, leaf in _walk(x0))
+
+
+def _is_module(x0: Any) -> bool:
+    """Whether ``x0`` is a ``torch.nn.Module`` (of a class defined anywhere: torch is then imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x0, torch.nn.Module)
 
 
 def _is_jax_tree(x0: Any) -> bool:
@@ -315,20 +341,29 @@ def _is_jax_tree(x0: Any) -> bool:
     return bool(leaves) and not (len(leaves) == 1 and leaves[0] is x0)
 
 
+def _jax_leaves(tree: Any) -> list[tuple[str, Any]]:
+    """``(name, leaf)`` pairs of a JAX pytree (a NamedTuple, a flax tree...), named as JAX names them."""
+    import jax
+
+    return [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
 def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
     import jax
     from jax.flatten_util import ravel_pytree
 
-    with_paths = jax.tree_util.tree_flatten_with_path(tree)[0]
-    if not with_paths:
+    named = _jax_leaves(tree)
+    if not named:
         raise InvalidArgumentError("x0 must hold at least one parameter array, got an empty pytree")
-    names = tuple(jax.tree_util.keystr(p) for p, _ in with_paths)
-    for name, (_, leaf) in zip(names, with_paths):
-        if not jax.numpy.issubdtype(getattr(leaf, "dtype", np.asarray(leaf).dtype), jax.numpy.floating):
-            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {leaf.dtype}")
+    dtypes = tuple(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype for _, leaf in named)  # no copy
+    for (name, _), dtype in zip(named, dtypes):
+        if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+            raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     flat, unravel = ravel_pytree(tree)
-    shapes = tuple(tuple(np.shape(leaf)) for _, leaf in with_paths)
-    return Structure("jax", flat, names, shapes, paths, unravel=unravel)
+    if len(set(dtypes)) > 1:  # ravel_pytree's unravel then takes flat's dtype only, which ES(dtype=) may change
+        unravel = (lambda to_leaves: lambda x: to_leaves(x.astype(flat.dtype)))(unravel)
+    shapes = tuple(tuple(np.shape(leaf)) for _, leaf in named)
+    return Structure("jax", flat, tuple(n for n, _ in named), shapes, paths, unravel=unravel, dtypes=dtypes)
 
 
 def _module(module: Any) -> Structure:
@@ -343,7 +378,7 @@ def _module(module: Any) -> Structure:
             raise InvalidTypeError(f"x0 parameter {name!r} must be floating point, got dtype {p.dtype}")
     flat = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
     return Structure("module", flat, tuple(n for n, _ in named), tuple(tuple(p.shape) for _, p in named), None,
-                     module=module)
+                     module=module, dtypes=tuple(p.dtype for _, p in named))
 
 
 def structure_from_spec(spec: Any, flat: Any) -> Any:

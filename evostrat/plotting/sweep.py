@@ -41,15 +41,29 @@ def sweep_summary(result: Any, param: str, values: np.ndarray | None = None) -> 
     if not any(param in p for p in result.params):
         names = sorted({k for p in result.params for k in p})
         raise InvalidArgumentError(f"param must be one of the swept names {names}, got {param!r}")
-    groups: dict[Any, list[float]] = {}
+    groups: dict[Any, tuple[Any, list[float]]] = {}  # a value (its repr when unhashable) -> (value, funs)
     for p, f in zip(result.params, fun):
         if param in p:
-            groups.setdefault(p[param], []).append(f)
-    keys = sorted(groups, key=lambda v: (v is None, v))
-    stats = [np.nanpercentile(groups[k], [25, 50, 75]) for k in keys]
-    return {"value": np.array(keys, dtype=object), "q25": np.array([s[0] for s in stats]),
+            groups.setdefault(_hashable(p[param]), (p[param], []))[1].append(f)
+    try:
+        keys = sorted(groups, key=lambda k: (groups[k][0] is None, groups[k][0]))
+    except (TypeError, ValueError):  # values that do not order (sigma0 dicts, arrays, mixed types): grid order
+        keys = list(groups)
+    stats = [np.nanpercentile(groups[k][1], [25, 50, 75]) for k in keys]
+    value = np.empty(len(keys), dtype=object)  # one entry per value, also for arrays of one shape
+    value[:] = [groups[k][0] for k in keys]
+    return {"value": value, "q25": np.array([s[0] for s in stats]),
             "median": np.array([s[1] for s in stats]), "q75": np.array([s[2] for s in stats]),
-            "n": np.array([len(groups[k]) for k in keys])}
+            "n": np.array([len(groups[k][1]) for k in keys])}
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` as a dict key: itself, or its ``repr`` when unhashable (a dict, an array)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any = None, ylabel: str = "final fitness",

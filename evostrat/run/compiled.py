@@ -156,7 +156,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
             seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
-            values = objective(seen)
+            values = jnp.asarray(objective(seen), dtype=X.dtype)  # the run's dtype, as check_values gives on the host
             state = strategy.tell(state, X, -values if rules.maximize else values)
             top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
             better = (top > run.best_f) if rules.maximize else (top < run.best_f)
