@@ -235,3 +235,35 @@ def test_jax_pytree_of_several_dtypes_under_x64():
         es.tell(X, jax.vmap(f)(X))  # ask's population, though its float32 leaf is rounded
         es = ES("snes", dtype="float32", max_generations=3, random_state=0).fit(f, x0)  # unravel took float64 only
         assert (es.x_["w"].dtype, es.x_["b"].dtype) == (jnp.float32, jnp.float64) and es.n_generations_ == 3
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_checkpoint_keeps_the_leaves_dtypes_and_resumes_the_same_run(tmp_path, library):
+    """The structure's description in a checkpoint had no dtypes: the resumed run's float32 leaf came
+    back float64 (candidates not rounded as the run's were)."""
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        x0 = {"a": torch.full((2,), 0.3), "b": torch.full((3,), 0.7, dtype=torch.float64)}
+    else:
+        x0 = {"a": np.full(2, 0.3, np.float32), "b": np.full(3, 0.7)}
+    seen = set()
+
+    def f(p):
+        seen.add((str(p["a"].dtype), str(p["b"].dtype)))
+        return float(((p["a"] - 1.0) ** 2).sum() + ((p["b"] + 1.0) ** 2).sum())
+
+    path = tmp_path / "mixed.ckpt"
+    whole = ES("snes", max_generations=20, random_state=3).fit(f, x0)
+    ES("snes", max_generations=8, random_state=3).fit(f, x0, checkpoint=path)
+    resumed = ES.resume(path, f, max_generations=20)
+    assert len(seen) == 1 and resumed.fun_ == whole.fun_
+    assert (resumed.x_["a"].dtype, resumed.x_["b"].dtype) == (whole.x_["a"].dtype, whole.x_["b"].dtype)
+
+
+@pytest.mark.parametrize("dtypes", [["float32"], ["float32", "int64"], "float32", [["float32"], "float64"]])
+def test_a_structure_description_naming_bad_dtypes_is_refused(dtypes):
+    from evostrat.backends.structure_spec import structure_from_spec
+
+    spec = {"kind": "tree", "paths": [[["d", "a"]], [["d", "b"]]], "shapes": [[2], [1]], "dtypes": dtypes}
+    with pytest.raises(InvalidArgumentError, match="structure description is malformed"):
+        structure_from_spec(spec, np.zeros(3))

@@ -47,7 +47,7 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structure", "as_structure", "holds_arrays", "structure_from_spec"]
+__all__ = ["Structure", "as_structure", "build_tree", "holds_arrays"]
 
 Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
 
@@ -67,7 +67,7 @@ def _walk(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
     return [(path, node)]
 
 
-def _build(paths: list[Path], leaves: list[Any]) -> Any:
+def build_tree(paths: list[Path], leaves: list[Any]) -> Any:
     """The tree of dicts, lists and tuples with ``leaves`` at ``paths`` (inverse of :func:`_walk`)."""
     if len(paths) == 1 and paths[0] == ():
         return leaves[0]
@@ -77,7 +77,7 @@ def _build(paths: list[Path], leaves: list[Any]) -> Any:
         sub = groups.setdefault(path[0][1], ([], []))
         sub[0].append(path[1:])
         sub[1].append(leaf)
-    children = {k: _build(p, v) for k, (p, v) in groups.items()}
+    children = {k: build_tree(p, v) for k, (p, v) in groups.items()}
     if kind == "d":
         return children
     values = [children[i] for i in sorted(children)]
@@ -188,7 +188,7 @@ class Structure:
                       leaf.astype(dtype) for leaf, dtype in zip(leaves, self.dtypes)]
         if self.kind == "module":
             return dict(zip(self.names, leaves))
-        return _build(self.paths, leaves)
+        return build_tree(self.paths, leaves)
 
     # -- step sizes and the objective ----------------------------------------------------------
     def flat_sigma(self, sigma0: Any) -> Any:
@@ -251,17 +251,6 @@ class Structure:
 
         single.vectorized = False  # type: ignore[attr-defined]
         return single
-
-    # -- checkpoints -----------------------------------------------------------------------------
-    def spec(self) -> dict[str, Any]:
-        """A JSON description (layout only, no values) for checkpoints; ``nn.Module`` becomes a
-        dict of its parameters, and a JAX pytree that is not dicts, lists and tuples is refused."""
-        if self.paths is None and self.kind != "module":
-            raise InvalidArgumentError("x0's pytree has containers other than dicts, lists and tuples: its "
-                                       "structure cannot be stored in a checkpoint")
-        paths = self.paths if self.kind != "module" else [(("d", n),) for n in self.names]
-        return {"kind": "jax" if self.kind == "jax" else "tree", "paths": [[list(step) for step in p] for p in paths],
-                "shapes": [list(s) for s in self.shapes]}
 
     def __repr__(self) -> str:
         return f"Structure({self.kind}, dim={self.dim}, leaves={len(self.names)})"
@@ -379,21 +368,3 @@ def _module(module: Any) -> Structure:
     flat = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
     return Structure("module", flat, tuple(n for n, _ in named), tuple(tuple(p.shape) for _, p in named), None,
                      module=module, dtypes=tuple(p.dtype for _, p in named))
-
-
-def structure_from_spec(spec: Any, flat: Any) -> Any:
-    """The structured ``x0`` described by :meth:`Structure.spec`, holding the values of ``flat``
-    (a backend vector); refuses a malformed description (:class:`InvalidArgumentError`)."""
-    try:
-        paths = [tuple((str(kind), key if kind == "d" else int(key)) for kind, key in p) for p in spec["paths"]]
-        shapes = [tuple(int(n) for n in s) for s in spec["shapes"]]
-        if spec["kind"] not in ("tree", "jax") or len(paths) != len(shapes) or not paths or any(
-                kind not in ("d", "l", "t") for p in paths for kind, _ in p):
-            raise ValueError
-    except (KeyError, TypeError, ValueError) as err:
-        raise InvalidArgumentError(f"structure description is malformed: {spec!r}") from err
-    sizes = [math.prod(s) for s in shapes]
-    if sum(sizes) != flat.shape[0]:
-        raise InvalidArgumentError(f"structure description holds {sum(sizes)} values, the point {flat.shape[0]}")
-    ends = np.cumsum([0] + sizes).tolist()
-    return _build(paths, [flat[a:b].reshape(s) for a, b, s in zip(ends[:-1], ends[1:], shapes)])

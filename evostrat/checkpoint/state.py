@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend
+from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
 from evostrat.checkpoint.features import (capture_features, capture_injections, check_constraint_function,
                                          restore_features, restore_injections)
@@ -127,7 +128,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     history = _encode_history(run.history, arrays)
     try:
-        structure = None if driver.structure is None else driver.structure.spec()
+        structure = None if driver.structure is None else structure_spec(driver.structure)
     except InvalidArgumentError as err:
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     meta = {
@@ -351,8 +352,6 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     _check_state_size(es, state, arrays, backend)
     start = backend.asarray(np.array(x0, copy=True), device=device)
     if meta.get("structure") is not None:  # x0 was a dict or pytree (an nn.Module comes back as a dict)
-        from evostrat.backends.structured import structure_from_spec
-
         try:
             start = structure_from_spec(meta["structure"], start)
         except InvalidArgumentError as err:

@@ -1,0 +1,87 @@
+"""A structured ``x0``'s layout as JSON data, for checkpoints, and the structure rebuilt from it.
+
+The description holds the layout only, no values: the kind (``"tree"`` or ``"jax"``; an
+``nn.Module`` is stored as a dict of its parameters), each leaf's path and shape, and, when
+the leaves' dtypes differ, each leaf's dtype name, so a resumed run rounds its candidates'
+leaves as the saved run did. Reading refuses anything malformed with an
+:class:`~evostrat.errors.InvalidArgumentError` (the checkpoint loader reports it as a
+:class:`~evostrat.errors.CheckpointError`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.backends.structured import as_structure
+>>> from evostrat.backends.structure_spec import structure_from_spec, structure_spec
+>>> s = as_structure({"w": np.zeros((2, 2), np.float32), "b": np.ones(2)})
+>>> spec = structure_spec(s)
+>>> spec["dtypes"]
+['float64', 'float32']
+>>> tree = structure_from_spec(spec, np.arange(6.0))
+>>> tree["w"].dtype, tree["b"].tolist()
+(dtype('float32'), [0.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from evostrat.backends.structured import Structure, build_tree
+from evostrat.errors import InvalidArgumentError
+
+__all__ = ["structure_spec", "structure_from_spec"]
+
+#: The leaf dtypes a description may name (a structured x0's leaves are floating point).
+LEAF_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def structure_spec(structure: Structure) -> dict[str, Any]:
+    """``structure``'s layout as JSON data; a JAX pytree of containers other than dicts, lists
+    and tuples is refused (:class:`~evostrat.errors.InvalidArgumentError`)."""
+    if structure.paths is None and structure.kind != "module":
+        raise InvalidArgumentError("x0's pytree has containers other than dicts, lists and tuples: its "
+                                   "structure cannot be stored in a checkpoint")
+    paths = structure.paths if structure.kind != "module" else [(("d", n),) for n in structure.names]
+    spec: dict[str, Any] = {"kind": "jax" if structure.kind == "jax" else "tree",
+                            "paths": [[list(step) for step in p] for p in paths],
+                            "shapes": [list(s) for s in structure.shapes]}
+    if structure.dtypes is not None:  # "torch.float32" -> "float32"
+        spec["dtypes"] = [str(dtype).rsplit(".", 1)[-1] for dtype in structure.dtypes]
+    return spec
+
+
+def structure_from_spec(spec: Any, flat: Any) -> Any:
+    """The structured ``x0`` described by :func:`structure_spec`, holding the values of ``flat``
+    (a backend vector), each leaf in its described dtype; refuses a malformed description
+    (:class:`~evostrat.errors.InvalidArgumentError`)."""
+    try:
+        paths = [tuple((str(kind), key if kind == "d" else int(key)) for kind, key in p) for p in spec["paths"]]
+        shapes = [tuple(int(n) for n in s) for s in spec["shapes"]]
+        dtypes = spec.get("dtypes")
+        if spec["kind"] not in ("tree", "jax") or len(paths) != len(shapes) or not paths or any(
+                kind not in ("d", "l", "t") for p in paths for kind, _ in p):
+            raise ValueError
+        if dtypes is not None and (not isinstance(dtypes, list) or len(dtypes) != len(paths)
+                                   or any(d not in LEAF_DTYPES for d in dtypes)):
+            raise ValueError
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"structure description is malformed: {spec!r}") from err
+    sizes = [math.prod(s) for s in shapes]
+    if sum(sizes) != flat.shape[0]:
+        raise InvalidArgumentError(f"structure description holds {sum(sizes)} values, the point {flat.shape[0]}")
+    ends = np.cumsum([0] + sizes).tolist()
+    leaves = [flat[a:b].reshape(s) for a, b, s in zip(ends[:-1], ends[1:], shapes)]
+    if dtypes is not None:
+        leaves = [_cast(leaf, name) for leaf, name in zip(leaves, dtypes)]
+    return build_tree(paths, leaves)
+
+
+def _cast(leaf: Any, name: str) -> Any:
+    """``leaf`` (numpy, JAX or torch) in the dtype called ``name``."""
+    if hasattr(leaf, "astype"):  # numpy, JAX
+        return leaf.astype(name)
+    import torch
+
+    return leaf.to(getattr(torch, name))
