@@ -62,6 +62,15 @@ def test_bad_noise_options():
         ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
 
 
+@pytest.mark.parametrize("options", [dict(reevaluations=2), dict(noise_handling=True)])
+def test_noise_with_constraints_from_the_objective_names_constraints(options):
+    """The objective's (f, g) cannot be averaged: the error names constraints='objective', not
+    behaviour strategies, and says what to pass instead."""
+    with pytest.raises(InvalidArgumentError, match="constraints='objective'.*constraints=g"):
+        ES("cma_es", max_generations=2, **options).fit(lambda x: (float(x @ x), [1.0 - x[0]]), np.ones(2),
+                                                        constraints="objective")
+
+
 def test_rank_change_measure():
     f = np.arange(12.0)
     assert (rank_change_measure(f, f.copy(), np.arange(12)) < 0).all()

@@ -207,6 +207,10 @@ class NoisyEvaluator:
     @behaviours.setter
     def behaviours(self, value: bool) -> None:
         if value and (self.k > 1 or self.handler is not None):
+            if isinstance(self.driver.constraint_fn, str):  # the objective returns (f, g)
+                raise InvalidArgumentError("reevaluations and noise_handling average fitness values only and "
+                                           "do not support constraints='objective'; pass the constraint "
+                                           "function as constraints=g (g(x) -> (m,) values)")
             raise InvalidArgumentError("reevaluations and noise_handling need a fitness strategy; "
                                        "behaviour strategies (maxvar_es, maxent_es) are not supported")
         self.inner.behaviours = value
