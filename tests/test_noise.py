@@ -133,3 +133,20 @@ def test_noise_handling_scales_a_vector_sigma():
     assert es.run_.noise.handler.s > 0
     sigma = np.asarray(es.run_.runner.state.sigma)
     assert sigma.shape == (3,) and np.isfinite(sigma).all()
+
+
+def test_noise_handling_reevaluates_inside_the_bounds_and_on_the_integers():
+    """The perturbed reevaluations are the strategy's candidates perturbed, then mapped as every
+    candidate is: the perturbation of a candidate on a bound used to step outside the box, and
+    that of an integer coordinate off the integers."""
+    seen = []
+    rng = np.random.default_rng(0)
+
+    def f(X):
+        seen.append(np.array(X))
+        return ((X - np.array([2.0, 0.3, -4.0])) ** 2).sum(axis=1) + 0.01 * rng.standard_normal(len(X))
+
+    ES("cma_es", noise_handling=True, bounds=(-1, 1), integer=[0], max_evals=600, random_state=0,
+       evaluator="vectorized").fit(f, np.zeros(3))
+    X = np.concatenate(seen)
+    assert np.all((X >= -1) & (X <= 1)) and np.array_equal(X[:, 0], np.round(X[:, 0]))

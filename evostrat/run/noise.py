@@ -236,9 +236,12 @@ class NoisyEvaluator:
         if self.handler is not None:
             told = -fit if self.driver.maximize else fit
             idx = self.handler.indices(told, self.rng)
-            Xi = np.array(backend.to_numpy(X)[idx], dtype=np.float64)
+            box = self.driver.bounds  # with bounds or integers: perturb the strategy's candidates, then map them
+            Xi = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
             Xi += (self.handler.epsilon * float(runner.sigma)) * self.rng.standard_normal(Xi.shape)
             Xi = backend.asarray(Xi, dtype=runner.dtype, device=runner.device)
+            if box is not None:
+                Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
             again = self.mean_of(objective, Xi, backend, times)
             refit[idx] = -again if self.driver.maximize else again
