@@ -111,6 +111,24 @@ def test_uncertainty_handling_alone():
     assert h.adapt(10, 1) == 1.0 and h.evaluations == pytest.approx(4 * 1.1 ** -0.25)
 
 
+def test_an_uncertainty_handling_instance_gives_options_not_state():
+    """A fit with an UncertaintyHandling instance starts from its options, as with ``True``:
+    the instance used to carry its measure and evaluations into the next fit (a refit of the
+    same estimator ran another run)."""
+
+    def noisy(X):
+        noise = [np.random.default_rng(x.view(np.uint64)).standard_normal() for x in X]  # a function of x
+        return (X**2).sum(axis=1) + 0.5 * np.array(noise)
+
+    handler = UncertaintyHandling()
+    es = ES("cma_es", noise_handling=handler, max_evals=1500, random_state=0, evaluator="vectorized")
+    runs = [es.fit(noisy, np.ones(5)).history_ for _ in range(2)]
+    alone = ES("cma_es", noise_handling=True, max_evals=1500, random_state=0,
+               evaluator="vectorized").fit(noisy, np.ones(5)).history_
+    assert [row["sigma"] for row in runs[1]] == [row["sigma"] for row in runs[0]] == [r["sigma"] for r in alone]
+    assert (handler.s, handler.evaluations) == (0.0, 1.0)
+
+
 @pytest.mark.slow
 def test_noisy_sphere_study():
     """pycma's noisy spheres (4-D): multiplicative ``f (1 + 4 N(0,1) / n)`` (pycma's NoiseHandler

@@ -171,8 +171,8 @@ def _handler(option: Any) -> UncertaintyHandling | None:
         if unknown:
             raise InvalidArgumentError(f"noise_handling has no option {unknown[0]!r}; valid: {valid}")
         handler = UncertaintyHandling(**option)
-    elif isinstance(option, UncertaintyHandling):
-        handler = option
+    elif isinstance(option, UncertaintyHandling):  # its options: each run measures afresh, as with True
+        handler = type(option)(**option.get_params())
     else:
         raise InvalidTypeError(f"noise_handling must be a bool, a dict of options or an UncertaintyHandling, "
                                f"got {type(option).__name__}")
