@@ -138,7 +138,8 @@ class ES(Params):
     compiled_loop : "auto", bool
         JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of
         generations in one compiled ``lax.while_loop`` when the objective is traceable
-        and nothing needs the host inside a generation (no behaviours; bounds map
+        and nothing needs the host inside a generation (no behaviours, integer variables or
+        reevaluations; bounds map
         inside the program, restarts run each run compiled, observers between
         one-generation chunks);
         ``False`` never does.

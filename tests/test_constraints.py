@@ -105,6 +105,16 @@ def test_no_feasible_candidate_leaves_fun_inf_and_restarts_reset_the_handler() -
     assert len(es.restarts_) == 2 and linear(es.x_)[0] <= 0 and abs(es.fun_ - 0.01) < 1e-4
 
 
+def test_a_handler_instance_starts_each_fit_afresh() -> None:
+    """An AugmentedLagrangian passed as constraint_handler kept the coefficients it learnt in
+    one fit for the next: a refit ran another run (as restarts do, each fit now resets it)."""
+    handler = AugmentedLagrangian(dim=3)
+    es = ES("cma_es", sigma0=1.0, evaluator="serial", max_evals=800, random_state=0)
+    runs = [es.fit(sphere, np.ones(3), constraints=linear, constraint_handler=handler).history_ for _ in range(2)]
+    assert [r["sigma"] for r in runs[1]] == [r["sigma"] for r in runs[0]]
+    assert [r["sigma"] for r in fit_linear(0, max_evals=800).history_] == [r["sigma"] for r in runs[0]]
+
+
 def test_same_coefficients_as_pycma_on_the_same_data(tmp_path, monkeypatch) -> None:
     cma = pytest.importorskip("cma")
     from cma.constraints_handler import AugmentedLagrangian as PycmaAL

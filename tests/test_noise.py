@@ -62,6 +62,15 @@ def test_bad_noise_options():
         ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
 
 
+@pytest.mark.parametrize("options", [dict(reevaluations=2), dict(noise_handling=True)])
+def test_noise_with_constraints_from_the_objective_names_constraints(options):
+    """The objective's (f, g) cannot be averaged: the error names constraints='objective', not
+    behaviour strategies, and says what to pass instead."""
+    with pytest.raises(InvalidArgumentError, match="constraints='objective'.*constraints=g"):
+        ES("cma_es", max_generations=2, **options).fit(lambda x: (float(x @ x), [1.0 - x[0]]), np.ones(2),
+                                                        constraints="objective")
+
+
 def test_rank_change_measure():
     f = np.arange(12.0)
     assert (rank_change_measure(f, f.copy(), np.arange(12)) < 0).all()
@@ -102,6 +111,24 @@ def test_uncertainty_handling_alone():
     assert h.adapt(10, 1) == 1.0 and h.evaluations == pytest.approx(4 * 1.1 ** -0.25)
 
 
+def test_an_uncertainty_handling_instance_gives_options_not_state():
+    """A fit with an UncertaintyHandling instance starts from its options, as with ``True``:
+    the instance used to carry its measure and evaluations into the next fit (a refit of the
+    same estimator ran another run)."""
+
+    def noisy(X):
+        noise = [np.random.default_rng(x.view(np.uint64)).standard_normal() for x in X]  # a function of x
+        return (X**2).sum(axis=1) + 0.5 * np.array(noise)
+
+    handler = UncertaintyHandling()
+    es = ES("cma_es", noise_handling=handler, max_evals=1500, random_state=0, evaluator="vectorized")
+    runs = [es.fit(noisy, np.ones(5)).history_ for _ in range(2)]
+    alone = ES("cma_es", noise_handling=True, max_evals=1500, random_state=0,
+               evaluator="vectorized").fit(noisy, np.ones(5)).history_
+    assert [row["sigma"] for row in runs[1]] == [row["sigma"] for row in runs[0]] == [r["sigma"] for r in alone]
+    assert (handler.s, handler.evaluations) == (0.0, 1.0)
+
+
 @pytest.mark.slow
 def test_noisy_sphere_study():
     """pycma's noisy spheres (4-D): multiplicative ``f (1 + 4 N(0,1) / n)`` (pycma's NoiseHandler
@@ -124,3 +151,20 @@ def test_noise_handling_scales_a_vector_sigma():
     assert es.run_.noise.handler.s > 0
     sigma = np.asarray(es.run_.runner.state.sigma)
     assert sigma.shape == (3,) and np.isfinite(sigma).all()
+
+
+def test_noise_handling_reevaluates_inside_the_bounds_and_on_the_integers():
+    """The perturbed reevaluations are the strategy's candidates perturbed, then mapped as every
+    candidate is: the perturbation of a candidate on a bound used to step outside the box, and
+    that of an integer coordinate off the integers."""
+    seen = []
+    rng = np.random.default_rng(0)
+
+    def f(X):
+        seen.append(np.array(X))
+        return ((X - np.array([2.0, 0.3, -4.0])) ** 2).sum(axis=1) + 0.01 * rng.standard_normal(len(X))
+
+    ES("cma_es", noise_handling=True, bounds=(-1, 1), integer=[0], max_evals=600, random_state=0,
+       evaluator="vectorized").fit(f, np.zeros(3))
+    X = np.concatenate(seen)
+    assert np.all((X >= -1) & (X <= 1)) and np.array_equal(X[:, 0], np.round(X[:, 0]))

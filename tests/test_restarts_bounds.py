@@ -229,6 +229,34 @@ def test_bounded_run_evaluates_only_inside_and_finds_the_optimum_on_the_bound(ca
     np.testing.assert_allclose(x, [1.0, 0.3, -1.0, 0.2, 0.0], atol=1e-3)
 
 
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_far_bounds_keep_the_interior_exact(case: BackendCase) -> None:
+    """Inside the box the transformation is the identity bit for bit: folding every point
+    (``bottom + remainder(y - bottom, period)``) rounded it to the precision of the bounds'
+    magnitude, so bounds of 1e8 in float32 (1e15 in float64) froze the search at x0."""
+    big = 1e15 if case.id == "numpy" else 1e8
+    b = BoxBounds.from_spec((-big, big), np.zeros(3))
+    y = case.array(np.random.default_rng(0).normal(scale=1e-3, size=(20, 3)))
+    np.testing.assert_array_equal(to_numpy(b.transform(y)), to_numpy(y))
+    es = ES("cma_es", bounds=(-big, big), max_evals=1500, random_state=0).fit(
+        vectorized(lambda X: sphere(X - 0.3)), case.array(np.zeros(3)))
+    assert float(es.fun_) < 1e-8, (es.fun_, es.stop_reason_)
+
+
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_float32_bounds_keep_candidates_inside_the_given_box(case: BackendCase) -> None:
+    """An upper bound of 0.1 is 0.1000000015 in float32: the clip rounds toward the inside."""
+    seen = []
+
+    @vectorized
+    def up(X):
+        seen.append(to_numpy(X).astype(np.float64))
+        return -X.sum(1)
+
+    es = ES("cma_es", bounds=(-1.0, 0.1), max_evals=300, random_state=0).fit(up, case.array(np.zeros(2)))
+    assert np.concatenate(seen).max() <= 0.1 and to_numpy(es.x_).astype(np.float64).max() <= 0.1
+
+
 def test_bounds_accept_integer_x0_and_reject_a_malformed_one() -> None:
     es = ES("cma_es", sigma0=1.0, bounds=(0, 5), max_generations=5, random_state=0)
     es.fit(sphere, np.array([1, 2, 3]))

@@ -75,7 +75,8 @@ def make_constraint_handler(spec: Any, strategy_name: str, dim: int) -> Constrai
 
     ``"auto"``: the augmented Lagrangian for the CMA family, the penalty for the
     other strategies; ``"augmented_lagrangian"``, ``"penalty"`` or a
-    :class:`~evostrat.constraints.base.ConstraintHandler` instance (used as given).
+    :class:`~evostrat.constraints.base.ConstraintHandler` instance (used as given;
+    :class:`ConstrainedRun` resets what it learnt when a run starts).
 
     Raises
     ------
@@ -106,6 +107,7 @@ class ConstrainedRun:
 
     def __init__(self, spec: Any, strategy_name: str, dim: int) -> None:
         self.handler = make_constraint_handler(spec, strategy_name, dim)
+        self.handler.reset()  # an instance may have learnt in an earlier fit: each run starts afresh
         self.m: int | None = None
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 

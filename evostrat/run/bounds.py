@@ -72,6 +72,18 @@ def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
     return arr
 
 
+def _inward(lower: np.ndarray, upper: np.ndarray, dtype_name: str) -> dict[str, np.ndarray]:
+    """``lower``/``upper`` in ``dtype_name`` rounded toward the inside of the box, so that the
+    clipped candidates lie inside the float64 box (float32 rounds ``0.1`` up to ``0.1000000015``)."""
+    if dtype_name != "float32":
+        return {}
+    with np.errstate(over="ignore"):  # a bound past float32's range becomes its largest value
+        lo, hi = lower.astype(np.float32), upper.astype(np.float32)
+    lo = np.where(lo < lower, np.nextafter(lo, np.float32(np.inf)), lo)
+    hi = np.where(hi > upper, np.nextafter(hi, np.float32(-np.inf)), hi)
+    return {"lower": lo.astype(np.float64), "upper": hi.astype(np.float64)}
+
+
 class BoxBounds:
     """Per-coordinate box ``[lower, upper]`` and the transformation into it.
 
@@ -142,8 +154,9 @@ class BoxBounds:
         key = (backend.name, dtype, device)
         if key in self._cache and not backend.traceable:
             return self._cache[key]
+        host = dict(self._host, **_inward(self.lower, self.upper, backend.dtype_name(dtype)))
         out = {name: backend.asarray(value, dtype=None if value.dtype == bool else dtype, device=device)
-               for name, value in self._host.items()}
+               for name, value in host.items()}
         if not backend.traceable:
             self._cache[key] = out
         return out
@@ -155,10 +168,12 @@ class BoxBounds:
         a = self._arrays(be, Y.dtype, be.device(Y))
         lo, hi, al, au = a["lo"], a["hi"], a["al"], a["au"]
         bottom, top = lo - al, hi + au
-        # 1. fold into [lo - al, hi + au]
+        # 1. fold into [lo - al, hi + au]; a point inside stays as it is (pycma's shift applies
+        # only outside: Y - bottom would round Y to the precision of the bounds' magnitude)
         period = 2.0 * (top - bottom)
         periodic = bottom + xp.remainder(Y - bottom, xp.where(a["both"], period, 1.0))
         periodic = xp.where(periodic > top, 2.0 * top - periodic, periodic)
+        periodic = xp.where((Y < bottom) | (Y > top), periodic, Y)
         below = xp.where(Y < bottom, 2.0 * bottom - Y, Y)
         above = xp.where(Y > top, 2.0 * top - Y, Y)
         y = xp.where(a["both"], periodic, xp.where(a["lo_ok"], below, xp.where(a["hi_ok"], above, Y)))

@@ -6,9 +6,11 @@
   for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
   objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
-- the run has no behaviour strategies, and the non-finite policy is not
-  ``"raise"`` (restarts run each of their runs in chunks; with bounds the
-  objective sees the candidates mapped into the box inside the program).
+- the run has no behaviour strategies and no integer variables (the margin
+  correction of :mod:`evostrat.run.integers` runs on the host after each update),
+  and the non-finite policy is not ``"raise"`` (restarts run each of their runs
+  in chunks; with bounds the objective sees the candidates mapped into the box
+  inside the program).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -114,6 +116,8 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) is not False:
         return False  # evaluated on the host (evostrat.run.noise)
+    if driver.integers is not None:
+        return False  # the encoding reads the margin state the host corrects each generation
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
     from evostrat.run.compiled_loop import is_traceable

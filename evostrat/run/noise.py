@@ -171,8 +171,8 @@ def _handler(option: Any) -> UncertaintyHandling | None:
         if unknown:
             raise InvalidArgumentError(f"noise_handling has no option {unknown[0]!r}; valid: {valid}")
         handler = UncertaintyHandling(**option)
-    elif isinstance(option, UncertaintyHandling):
-        handler = option
+    elif isinstance(option, UncertaintyHandling):  # its options: each run measures afresh, as with True
+        handler = type(option)(**option.get_params())
     else:
         raise InvalidTypeError(f"noise_handling must be a bool, a dict of options or an UncertaintyHandling, "
                                f"got {type(option).__name__}")
@@ -207,6 +207,10 @@ class NoisyEvaluator:
     @behaviours.setter
     def behaviours(self, value: bool) -> None:
         if value and (self.k > 1 or self.handler is not None):
+            if isinstance(self.driver.constraint_fn, str):  # the objective returns (f, g)
+                raise InvalidArgumentError("reevaluations and noise_handling average fitness values only and "
+                                           "do not support constraints='objective'; pass the constraint "
+                                           "function as constraints=g (g(x) -> (m,) values)")
             raise InvalidArgumentError("reevaluations and noise_handling need a fitness strategy; "
                                        "behaviour strategies (maxvar_es, maxent_es) are not supported")
         self.inner.behaviours = value
@@ -232,9 +236,12 @@ class NoisyEvaluator:
         if self.handler is not None:
             told = -fit if self.driver.maximize else fit
             idx = self.handler.indices(told, self.rng)
-            Xi = np.array(backend.to_numpy(X)[idx], dtype=np.float64)
+            box = self.driver.bounds  # with bounds or integers: perturb the strategy's candidates, then map them
+            Xi = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
             Xi += (self.handler.epsilon * float(runner.sigma)) * self.rng.standard_normal(Xi.shape)
             Xi = backend.asarray(Xi, dtype=runner.dtype, device=runner.device)
+            if box is not None:
+                Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
             again = self.mean_of(objective, Xi, backend, times)
             refit[idx] = -again if self.driver.maximize else again
