@@ -99,3 +99,15 @@ def test_a_callable_returning_a_torch_tensor_runs_on_torch() -> None:
     es = ES("snes", max_generations=4, random_state=0).fit(lambda X: (X**2).sum(dim=1),
                                                             lambda: torch.ones(3))
     assert isinstance(es.x_, torch.Tensor)
+
+
+@pytest.mark.parametrize("bad", [lambda: {"w": np.ones(2)}, lambda: [np.ones(2), np.ones(1)]])
+def test_a_structured_start_from_a_callable_is_refused_saying_so(bad: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="structured starts .* are taken as x0 itself"):
+        ES("cma_es", max_generations=3).fit(rastrigin, bad)
+
+
+def test_a_restart_point_with_nan_is_refused_naming_the_callable_and_the_run() -> None:
+    points = iter([np.ones(3), np.array([1.0, np.nan, 0.0])])
+    with pytest.raises(InvalidArgumentError, match="callable x0 returned a point with NaN or inf for restart run 1"):
+        ES("cma_es", restarts="ipop", max_evals=20_000, random_state=0).fit(rastrigin, lambda: next(points))

@@ -23,6 +23,7 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.base import FLOAT_DTYPES, Array
+from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["as_search_point", "check_population_size", "draw_point", "resolve_backend"]
@@ -110,7 +111,7 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     Raises
     ------
     InvalidArgumentError
-        For a point of another shape.
+        For a structured point, a point of another shape, or one with NaN or inf.
     """
     saved = np.random.get_state()
     if seed is not None:
@@ -120,8 +121,20 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     finally:
         if seed is not None:
             np.random.set_state(saved)
+    structured = isinstance(point, (list, tuple)) and holds_arrays(point)  # a list of arrays, not of numbers
+    if isinstance(point, dict) or structured or hasattr(point, "parameters"):
+        raise InvalidArgumentError(f"the callable x0 returned a {type(point).__name__} for restart run {run}: a "
+                                   "callable x0 must return a flat point (an array of shape (dim,)); structured "
+                                   "starts (dicts, pytrees, modules) are taken as x0 itself, not from a callable")
     shape = tuple(np.shape(point))
     if len(shape) != 1 or shape[0] < 1 or (dim is not None and shape[0] != dim):
         raise InvalidArgumentError(f"the callable x0 must return a point of shape {'(dim,)' if dim is None else (dim,)}, "
                                    f"got shape {shape} for restart run {run}")
+    try:
+        finite = bool(np.isfinite(np.asarray(point.detach().cpu() if hasattr(point, "detach") else point,
+                                             dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        finite = True  # not numbers: as_search_point names the type
+    if not finite:
+        raise InvalidArgumentError(f"the callable x0 returned a point with NaN or inf for restart run {run}")
     return point
