@@ -40,6 +40,26 @@ def test_wrong_vector_length_names_expected_shape() -> None:
         problem(np.zeros(22))
 
 
+@pytest.mark.parametrize("missing, module, extra", [
+    ("gymnasium", "evostrat.problems.gym", "gym"), ("gymnasium", "evostrat.problems.atari", "atari"),
+    ("gymnax", "evostrat.problems.gymnax", "gym,jax"), ("jax", "evostrat.problems.gymnax", "gym,jax"),
+    ("torch", "evostrat.problems.policies", "torch"),
+])
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing: str,
+                                                        module: str, extra: str) -> None:
+    import importlib
+
+    monkeypatch.setitem(sys.modules, missing, None)  # an import of it fails as if not installed
+    pip = rf"{missing}.*pip install evostrat\[{extra}\]"
+    if module == "evostrat.problems.gym":  # imported lazily, by the problem
+        with pytest.raises(ImportError, match=pip):
+            GymProblem("CartPole-v1", MLPPolicy(4, 2))
+        return
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(ImportError, match=pip):
+        importlib.import_module(module)
+
+
 def test_deterministic_given_seed_and_episode_cap() -> None:
     policy = MLPPolicy(3, 1, hidden=(4,))
     theta = policy.init_params(seed=1)

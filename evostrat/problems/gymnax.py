@@ -25,10 +25,14 @@ import math
 import time
 from typing import Any, Callable, NamedTuple
 
-import gymnax
-import jax
-import jax.numpy as jnp
-from gymnax.environments import spaces
+try:
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+    from gymnax.environments import spaces
+except ImportError as err:
+    raise ImportError(f"evostrat.problems.gymnax needs gymnax and JAX ({err.name} is missing): "
+                      "pip install evostrat[gym,jax]") from err
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
