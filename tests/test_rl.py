@@ -178,6 +178,23 @@ def test_gymnax_traceable_and_matches_single_episodes() -> None:
     assert es.n_generations_ == 2 and es.fun_ == float(problem(jnp.asarray(es.x_)))
 
 
+@gymnax_required
+def test_gymnax_problem_takes_the_whole_population_off_the_compiled_path() -> None:
+    import warnings
+
+    from evostrat.problems.gymnax import GymnaxProblem
+
+    problem = GymnaxProblem("CartPole-v1", hidden=(2,), max_steps=5)
+    calls = []
+    original = problem._batched
+    problem._batched = lambda X, key: calls.append(X.shape) or original(X, key)
+    x0 = np.asarray(problem.init_params())  # numpy x0: the host loop and evaluator="auto"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no PerCandidateWarning: one call per generation
+        ES("snes", popsize=6, max_generations=2, maximize=True, random_state=0).fit(problem, x0)
+    assert calls[-2:] == [(6, problem.dim)] * 2
+
+
 # -- slow end-to-end runs ---------------------------------------------------------------------
 def _example(name: str):
     sys.path.insert(0, str(ROOT / "examples" / "rl"))

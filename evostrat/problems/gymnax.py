@@ -80,6 +80,11 @@ class GymnaxProblem:
         Return minus the mean return (a cost to minimise).
     env_params : gymnax EnvParams, optional
     """
+
+    #: takes a whole population ``(n, dim)`` as well as one candidate: off the compiled path,
+    #: ``evaluator="auto"`` makes one call per generation, not one per candidate
+    vectorized = True
+
     def __init__(
         self,
         env_id: str,
