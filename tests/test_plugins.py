@@ -19,6 +19,7 @@ import pytest
 from child_process import pip_install, private_copy
 
 import evostrat
+import evostrat.strategies.snes
 from evostrat.errors import PluginError
 from evostrat.hookspecs import hookimpl
 from evostrat.plugins import get_plugin_manager, list_plugins, registry, reset_plugins
@@ -142,6 +143,34 @@ def test_duplicate_name_registered_in_process_names_both_plugins() -> None:
     finally:
         reset_plugins()
     assert "openai_es" in registry("strategies")
+
+
+class LateSNES(evostrat.strategies.snes.SNES):
+    """A strategy a plugin registers in-process, after the registries were first used."""
+
+
+def test_a_plugin_registered_in_process_after_first_use_is_found_and_unregistered() -> None:
+    import numpy as np
+
+    from evostrat.problems import sphere
+
+    class Late:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"late_snes": LateSNES}
+
+    reset_plugins()
+    try:
+        assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"  # registries built
+        plugin = Late()
+        get_plugin_manager().register(plugin, name="late-plugin")
+        assert registry("strategies")["late_snes"] is LateSNES and LateSNES.name == "late_snes"
+        assert evostrat.ES("late_snes", max_generations=2).fit(sphere, np.ones(2)).n_generations_ == 2
+        assert {"strategies": ["late_snes"]} in [p["provides"] for p in list_plugins() if p["name"] == "late-plugin"]
+        get_plugin_manager().unregister(plugin)
+        assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"
+    finally:
+        reset_plugins()
 
 
 # -- a real third-party package ---------------------------------------------------------------
