@@ -173,6 +173,50 @@ def test_a_plugin_registered_in_process_after_first_use_is_found_and_unregistere
         reset_plugins()
 
 
+def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
+    import numpy as np
+
+    from evostrat.errors import InvalidTypeError
+    from evostrat.problems import sphere
+
+    class NotAStrategy:
+        pass
+
+    class NotAnEvaluator:  # evaluates, but is no Evaluator (no parameters, no options)
+        def evaluate(self, objective, X, backend):
+            return objective(X)
+
+    class Wrong:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"not_a_strategy": NotAStrategy}
+
+        @hookimpl
+        def evostrat_evaluators(self) -> dict:
+            return {"not_an_evaluator": NotAnEvaluator}
+
+    class NumberedName:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {3: evostrat.strategies.snes.SNES}
+
+    reset_plugins()
+    try:
+        get_plugin_manager().register(Wrong(), name="wrong-plugin")
+        with pytest.raises(InvalidTypeError, match=r"strategy 'not_a_strategy' is registered as .*NotAStrategy.*, "
+                                                   r"which is not a subclass of evostrat.strategies.base.Strategy"):
+            evostrat.ES("not_a_strategy").fit(sphere, np.ones(2))
+        with pytest.raises(InvalidTypeError, match=r"evaluator 'not_an_evaluator' is registered as .*NotAnEvaluator.*, "
+                                                   r"which is not a subclass of evostrat.evaluators.local.Evaluator"):
+            evostrat.ES("snes", evaluator="not_an_evaluator").fit(sphere, np.ones(2))
+        get_plugin_manager().register(NumberedName(), name="numbered-plugin")
+        with pytest.raises(PluginError, match=r"plugin 'numbered-plugin' \(registered in-process\): "
+                                              r"evostrat_strategies\(\) must return .* str names, got the name 3"):
+            list_plugins()
+    finally:
+        reset_plugins()
+
+
 # -- a real third-party package ---------------------------------------------------------------
 
 def test_example_plugin_installed_with_pip_is_usable_by_name(example_site: Path) -> None:

@@ -81,7 +81,9 @@ def _forget_registries() -> None:
 
 
 def _describe(plugin_name: str) -> str:
-    dist, version = _origins.get(plugin_name, _UNKNOWN)
+    if plugin_name not in _origins:  # get_plugin_manager().register(...)
+        return f"plugin {plugin_name!r} (registered in-process)"
+    dist, version = _origins[plugin_name]
     return f"plugin {plugin_name!r} (distribution {dist} {version})"
 
 
@@ -149,8 +151,8 @@ def registry(kind: str) -> dict[str, Any]:
     Raises
     ------
     PluginError
-        When a plugin's hook raises, returns something that is not a dict, or
-        provides a name another plugin already provides.
+        When a plugin's hook raises, returns something that is not a dict (or a name that
+        is not a string), or provides a name another plugin already provides.
     """
     if kind in _registries:
         return _registries[kind]
@@ -176,6 +178,9 @@ def registry(kind: str) -> dict[str, Any]:
                 f"name -> factory, got {type(provided).__name__}. Set {_SKIP}"
             )
         for name, factory in provided.items():
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"{_describe(impl.plugin_name)}: {hook_name}() must return a dict of "
+                                  f"name -> factory with non-empty str names, got the name {name!r}. Set {_SKIP}")
             if name in merged:
                 raise PluginError(
                     f"duplicate {kind[:-1] if kind != 'strategies' else 'strategy'} name "
