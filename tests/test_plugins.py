@@ -19,6 +19,7 @@ import pytest
 from child_process import pip_install, private_copy
 
 import evostrat
+import evostrat.strategies.snes
 from evostrat.errors import PluginError
 from evostrat.hookspecs import hookimpl
 from evostrat.plugins import get_plugin_manager, list_plugins, registry, reset_plugins
@@ -142,6 +143,78 @@ def test_duplicate_name_registered_in_process_names_both_plugins() -> None:
     finally:
         reset_plugins()
     assert "openai_es" in registry("strategies")
+
+
+class LateSNES(evostrat.strategies.snes.SNES):
+    """A strategy a plugin registers in-process, after the registries were first used."""
+
+
+def test_a_plugin_registered_in_process_after_first_use_is_found_and_unregistered() -> None:
+    import numpy as np
+
+    from evostrat.problems import sphere
+
+    class Late:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"late_snes": LateSNES}
+
+    reset_plugins()
+    try:
+        assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"  # registries built
+        plugin = Late()
+        get_plugin_manager().register(plugin, name="late-plugin")
+        assert registry("strategies")["late_snes"] is LateSNES and LateSNES.name == "late_snes"
+        assert evostrat.ES("late_snes", max_generations=2).fit(sphere, np.ones(2)).n_generations_ == 2
+        assert {"strategies": ["late_snes"]} in [p["provides"] for p in list_plugins() if p["name"] == "late-plugin"]
+        get_plugin_manager().unregister(plugin)
+        assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"
+    finally:
+        reset_plugins()
+
+
+def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
+    import numpy as np
+
+    from evostrat.errors import InvalidTypeError
+    from evostrat.problems import sphere
+
+    class NotAStrategy:
+        pass
+
+    class NotAnEvaluator:  # evaluates, but is no Evaluator (no parameters, no options)
+        def evaluate(self, objective, X, backend):
+            return objective(X)
+
+    class Wrong:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"not_a_strategy": NotAStrategy}
+
+        @hookimpl
+        def evostrat_evaluators(self) -> dict:
+            return {"not_an_evaluator": NotAnEvaluator}
+
+    class NumberedName:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {3: evostrat.strategies.snes.SNES}
+
+    reset_plugins()
+    try:
+        get_plugin_manager().register(Wrong(), name="wrong-plugin")
+        with pytest.raises(InvalidTypeError, match=r"strategy 'not_a_strategy' is registered as .*NotAStrategy.*, "
+                                                   r"which is not a subclass of evostrat.strategies.base.Strategy"):
+            evostrat.ES("not_a_strategy").fit(sphere, np.ones(2))
+        with pytest.raises(InvalidTypeError, match=r"evaluator 'not_an_evaluator' is registered as .*NotAnEvaluator.*, "
+                                                   r"which is not a subclass of evostrat.evaluators.local.Evaluator"):
+            evostrat.ES("snes", evaluator="not_an_evaluator").fit(sphere, np.ones(2))
+        get_plugin_manager().register(NumberedName(), name="numbered-plugin")
+        with pytest.raises(PluginError, match=r"plugin 'numbered-plugin' \(registered in-process\): "
+                                              r"evostrat_strategies\(\) must return .* str names, got the name 3"):
+            list_plugins()
+    finally:
+        reset_plugins()
 
 
 # -- a real third-party package ---------------------------------------------------------------

@@ -40,6 +40,26 @@ def test_wrong_vector_length_names_expected_shape() -> None:
         problem(np.zeros(22))
 
 
+@pytest.mark.parametrize("missing, module, extra", [
+    ("gymnasium", "evostrat.problems.gym", "gym"), ("gymnasium", "evostrat.problems.atari", "atari"),
+    ("gymnax", "evostrat.problems.gymnax", "gym,jax"), ("jax", "evostrat.problems.gymnax", "gym,jax"),
+    ("torch", "evostrat.problems.policies", "torch"),
+])
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing: str,
+                                                        module: str, extra: str) -> None:
+    import importlib
+
+    monkeypatch.setitem(sys.modules, missing, None)  # an import of it fails as if not installed
+    pip = rf"{missing}.*pip install evostrat\[{extra}\]"
+    if module == "evostrat.problems.gym":  # imported lazily, by the problem
+        with pytest.raises(ImportError, match=pip):
+            GymProblem("CartPole-v1", MLPPolicy(4, 2))
+        return
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(ImportError, match=pip):
+        importlib.import_module(module)
+
+
 def test_deterministic_given_seed_and_episode_cap() -> None:
     policy = MLPPolicy(3, 1, hidden=(4,))
     theta = policy.init_params(seed=1)
@@ -156,6 +176,23 @@ def test_gymnax_traceable_and_matches_single_episodes() -> None:
     # usable as an ES objective on the JAX backend (whole population per call)
     es = ES("snes", popsize=3, max_generations=2, maximize=True, random_state=0).fit(problem, X[0])
     assert es.n_generations_ == 2 and es.fun_ == float(problem(jnp.asarray(es.x_)))
+
+
+@gymnax_required
+def test_gymnax_problem_takes_the_whole_population_off_the_compiled_path() -> None:
+    import warnings
+
+    from evostrat.problems.gymnax import GymnaxProblem
+
+    problem = GymnaxProblem("CartPole-v1", hidden=(2,), max_steps=5)
+    calls = []
+    original = problem._batched
+    problem._batched = lambda X, key: calls.append(X.shape) or original(X, key)
+    x0 = np.asarray(problem.init_params())  # numpy x0: the host loop and evaluator="auto"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no PerCandidateWarning: one call per generation
+        ES("snes", popsize=6, max_generations=2, maximize=True, random_state=0).fit(problem, x0)
+    assert calls[-2:] == [(6, problem.dim)] * 2
 
 
 # -- slow end-to-end runs ---------------------------------------------------------------------

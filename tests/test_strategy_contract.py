@@ -124,6 +124,61 @@ def test_missing_methods_and_non_namedtuple_states_are_named():
         Nothing().init(np.zeros(2))
 
 
+class NarrowAsk(OwnSigma):
+    """ask drops a coordinate: the objective would be evaluated on points of the wrong dimension."""
+
+    name = "narrow_ask"
+
+    def ask(self, state):
+        X, state = super().ask(state)
+        return X[:, :-1], state
+
+
+class BareAsk(OwnSigma):
+    name = "bare_ask"
+
+    def ask(self, state):
+        return super().ask(state)[0]  # X alone, not (X, state)
+
+
+class LostTell(OwnSigma):
+    name = "lost_tell"
+
+    def tell(self, state, X, fitness):
+        state._replace(mean=X[get_backend(X).xp.argmin(fitness)])  # forgets to return the new state
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch", "jax"])
+def test_ask_and_tell_results_that_break_the_contract_are_named(array):
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n),
+          "jax": lambda n: pytest.importorskip("jax.numpy").zeros(n)}[array](3)
+    cases = [(NarrowAsk, r"ask of strategy 'narrow_ask' must return X of shape \(popsize, dim\) = \(7, 3\), "
+                         r"got shape \(7, 2\)"),
+             (BareAsk, r"ask of strategy 'bare_ask' must return a pair \(X, state\), got an array of shape \(7, 3\)"),
+             (LostTell, "tell of strategy 'lost_tell' must return the new state \\(a NamedTuple\\), got NoneType")]
+    for cls, message in cases:
+        with pytest.raises(InvalidTypeError, match=message):  # the JAX fit runs compiled chunks
+            ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
+        with pytest.raises(InvalidTypeError, match=message):
+            runner = cls().initialize(x0, random_state=0)
+            X = runner.ask()
+            runner.tell(X, sphere(X))
+
+
+def test_a_default_popsize_that_is_not_an_int_is_named():
+    class NoDefault(OwnSigma):
+        def default_popsize(self, dim):
+            return None
+
+    with pytest.raises(InvalidTypeError, match=r"default_popsize\(3\) of NoDefault must be an int, got None"):
+        NoDefault().init(np.zeros(3), random_state=0)
+    with pytest.raises(InvalidTypeError, match="popsize must be an int or None, got 2.5"):
+        NoDefault(popsize=2.5).init(np.zeros(3), random_state=0)
+
+
 def test_optional_capabilities_have_declared_defaults():
     s = OwnSigma()
     state = s.init(np.zeros(2), random_state=0)

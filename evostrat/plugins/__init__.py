@@ -59,8 +59,31 @@ _class_names: dict[str, dict[type, str]] = {}  # kind -> {class: name}, for regi
 _reset_callbacks: list[Callable[[], None]] = []
 
 
+class _Manager(pluggy.PluginManager):
+    """The plugin manager: registering or unregistering a plugin drops the registries merged
+    so far, so a plugin registered in-process (``get_plugin_manager().register(obj, name=...)``)
+    is found from then on, as one installed before first use."""
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        _forget_registries()
+        return registered
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        removed = super().unregister(plugin, name)
+        _forget_registries()
+        return removed
+
+
+def _forget_registries() -> None:
+    for cache in (_registries, _provided, _class_names):
+        cache.clear()
+
+
 def _describe(plugin_name: str) -> str:
-    dist, version = _origins.get(plugin_name, _UNKNOWN)
+    if plugin_name not in _origins:  # get_plugin_manager().register(...)
+        return f"plugin {plugin_name!r} (registered in-process)"
+    dist, version = _origins[plugin_name]
     return f"plugin {plugin_name!r} (distribution {dist} {version})"
 
 
@@ -86,6 +109,8 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide ``pluggy.PluginManager``, built on first call.
 
+    A plugin registered on it in-process (``register(obj, name=...)``, an object or module
+    with :data:`~evostrat.hookimpl` functions) takes part in the registries from then on.
     Raises :class:`~evostrat.errors.PluginError` when a third-party plugin
     cannot be imported or registered.
     """
@@ -94,7 +119,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _manager
     from evostrat import __version__
 
-    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm = _Manager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     for name, module in BUILTIN_PLUGINS.items():
         pm.register(importlib.import_module(module), name=name)
@@ -126,8 +151,8 @@ def registry(kind: str) -> dict[str, Any]:
     Raises
     ------
     PluginError
-        When a plugin's hook raises, returns something that is not a dict, or
-        provides a name another plugin already provides.
+        When a plugin's hook raises, returns something that is not a dict (or a name that
+        is not a string), or provides a name another plugin already provides.
     """
     if kind in _registries:
         return _registries[kind]
@@ -153,6 +178,9 @@ def registry(kind: str) -> dict[str, Any]:
                 f"name -> factory, got {type(provided).__name__}. Set {_SKIP}"
             )
         for name, factory in provided.items():
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"{_describe(impl.plugin_name)}: {hook_name}() must return a dict of "
+                                  f"name -> factory with non-empty str names, got the name {name!r}. Set {_SKIP}")
             if name in merged:
                 raise PluginError(
                     f"duplicate {kind[:-1] if kind != 'strategies' else 'strategy'} name "
@@ -255,7 +283,7 @@ def reset_plugins() -> None:
     """Forget the cached manager and registries (tests, or after installing a plugin)."""
     global _manager
     _manager = None
-    for cache in (_origins, _registries, _provided, _class_names):
-        cache.clear()
+    _origins.clear()
+    _forget_registries()
     for callback in _reset_callbacks:
         callback()

@@ -34,7 +34,7 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     """A fresh strategy from a registry name (or an alias, see :func:`~evostrat.plugins.lookup`) or a
     (copied) instance, with ``options`` and the ``overrides`` that are not ``None`` set."""
     if isinstance(strategy, str):
-        instance = registry("strategies")[lookup("strategies", strategy, "strategy")]()
+        instance = _registered("strategies", strategy, "strategy", Strategy)()
     elif isinstance(strategy, Strategy):
         instance = type(strategy)(**strategy.get_params(deep=False))
     else:
@@ -92,7 +92,7 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
             )
         return evaluator
     if isinstance(evaluator, str):
-        cls = registry("evaluators")[lookup("evaluators", evaluator, "evaluator")]
+        cls = _registered("evaluators", evaluator, "evaluator", Evaluator)
         unknown = sorted(set(options or {}) - set(cls._param_names()))
         if unknown:
             raise InvalidArgumentError(
@@ -103,3 +103,18 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
     raise InvalidTypeError(
         f"evaluator must be an evaluator name or an Evaluator instance, got {type(evaluator).__name__}"
     )
+
+
+def _registered(kind: str, name: str, what: str, base: type) -> type:
+    """The class registered in ``registry(kind)`` under ``name`` (or its alias), a subclass of ``base``.
+
+    Raises
+    ------
+    InvalidTypeError
+        When a plugin registered something else under that name.
+    """
+    factory = registry(kind)[lookup(kind, name, what)]
+    if not (isinstance(factory, type) and issubclass(factory, base)):
+        raise InvalidTypeError(f"{what} {name!r} is registered as {factory!r}, which is not a subclass of "
+                               f"{base.__module__}.{base.__qualname__} (the plugin must register one)")
+    return factory

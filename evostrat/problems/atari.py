@@ -40,14 +40,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import gymnasium
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError
-from evostrat.problems.gym import GymProblem
+from evostrat.problems.gym import GymProblem, import_gymnasium
 from evostrat.problems.point_robot import positive_int
 
 __all__ = ["AtariFrames", "AtariProblem", "make_atari", "write_replay"]
+
+gymnasium = import_gymnasium("atari")
 
 
 def _require_ale() -> None:
@@ -276,7 +277,10 @@ class AtariProblem(GymProblem):
 def write_replay(frames: list[np.ndarray], path: str, fps: int = 30) -> int:
     """Write RGB ``frames`` as an animated GIF (``.gif``) or an MP4 (``.mp4``, needs
     ``imageio-ffmpeg``); returns the number of frames written."""
-    import imageio.v3 as iio
+    try:
+        import imageio.v3 as iio
+    except ImportError as err:
+        raise ImportError("writing a replay needs imageio: pip install evostrat[atari]") from err
 
     if not frames:
         raise InvalidArgumentError("frames is empty: nothing to write")

@@ -34,7 +34,16 @@ from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
 from evostrat.problems.point_robot import positive_int
 
-__all__ = ["GymProblem", "MLPPolicy", "RunningStat"]
+__all__ = ["GymProblem", "MLPPolicy", "RunningStat", "import_gymnasium"]
+
+
+def import_gymnasium(extra: str = "gym") -> Any:
+    """The ``gymnasium`` module, or an ``ImportError`` naming the evostrat extra that installs it."""
+    try:
+        import gymnasium
+    except ImportError as err:
+        raise ImportError(f"gymnasium environments need gymnasium: pip install evostrat[{extra}]") from err
+    return gymnasium
 
 
 def check_env_id(env_id: Any, registered: Any, library: str) -> None:
@@ -155,9 +164,7 @@ class GymProblem:
         negate: bool = False,
         env_kwargs: dict | None = None,
     ) -> None:
-        import gymnasium
-
-        check_env_id(env_id, gymnasium.envs.registry, "gymnasium")
+        check_env_id(env_id, import_gymnasium().envs.registry, "gymnasium")
         self.env_id = env_id
         self.policy = policy
         self.episodes = positive_int("episodes", episodes)
@@ -197,9 +204,7 @@ class GymProblem:
 
     def _get_env(self) -> Any:
         if self._env is None:
-            import gymnasium
-
-            self._env = gymnasium.make(self.env_id, **self.env_kwargs)
+            self._env = import_gymnasium().make(self.env_id, **self.env_kwargs)
         return self._env
 
     def close(self) -> None:
@@ -220,8 +225,7 @@ class GymProblem:
         return self._torch.policy(theta)
 
     def _action(self, out: np.ndarray, space: Any) -> Any:
-        import gymnasium
-
+        gymnasium = import_gymnasium()
         discrete = isinstance(space, gymnasium.spaces.Discrete)
         if not (discrete or isinstance(space, gymnasium.spaces.Box)):
             raise InvalidTypeError(

@@ -25,10 +25,14 @@ import math
 import time
 from typing import Any, Callable, NamedTuple
 
-import gymnax
-import jax
-import jax.numpy as jnp
-from gymnax.environments import spaces
+try:
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+    from gymnax.environments import spaces
+except ImportError as err:
+    raise ImportError(f"evostrat.problems.gymnax needs gymnax and JAX ({err.name} is missing): "
+                      "pip install evostrat[gym,jax]") from err
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -76,6 +80,11 @@ class GymnaxProblem:
         Return minus the mean return (a cost to minimise).
     env_params : gymnax EnvParams, optional
     """
+
+    #: takes a whole population ``(n, dim)`` as well as one candidate: off the compiled path,
+    #: ``evaluator="auto"`` makes one call per generation, not one per candidate
+    vectorized = True
+
     def __init__(
         self,
         env_id: str,

@@ -33,8 +33,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import nn
+try:
+    import torch
+    from torch import nn
+except ImportError as err:
+    raise ImportError("evostrat.problems.policies needs torch: pip install evostrat[torch]") from err
 
 from evostrat.errors import InvalidArgumentError, StateError
 from evostrat.problems.point_robot import positive_int

@@ -41,9 +41,9 @@ from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
-from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
-                             PopulationMismatchError, StateError)
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend
+from evostrat.strategies.base import checked_ask, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -188,7 +188,7 @@ class AskTell:
 
         Asking again before ``tell`` discards the earlier population.
         """
-        X, self.state = self._ask(self.state)
+        X, self.state = checked_ask(self.strategy, self._ask(self.state), (self.popsize, self.dim))
         self.injected_rows = ()
         if self.injections:
             from evostrat.run.inject import place_injections
@@ -356,7 +356,7 @@ class AskTell:
     def update(self, values: Any, X: Any = None) -> None:
         """Tell the strategy ``values`` (validated) for the pending population (or the
         population ``X`` from :meth:`told_population`) and count it."""
-        self.state = self._tell(self.state, self._pending if X is None else X, values)
+        self.state = checked_state(self.strategy, self._tell(self.state, self._pending if X is None else X, values), "tell")
         self._pending = None
         self.injected_rows = ()
         self.generation += 1

@@ -62,6 +62,7 @@ from evostrat.run.block_termination import Watch, block_progress, may_stop, summ
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
+from evostrat.strategies.base import checked_ask, checked_state
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
 
@@ -156,12 +157,12 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
             """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-            X, state = strategy.ask(run.state)
+            X, state = checked_ask(strategy, strategy.ask(run.state), (rules.popsize, run.best_x.shape[-1]))
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
             seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
             values = jnp.asarray(objective(seen), dtype=X.dtype)  # the run's dtype, as check_values gives on the host
-            state = strategy.tell(state, X, -values if rules.maximize else values)
+            state = checked_state(strategy, strategy.tell(state, X, -values if rules.maximize else values), "tell")
             top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
             better = (top > run.best_f) if rules.maximize else (top < run.best_f)
             best_f, best_x = jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)

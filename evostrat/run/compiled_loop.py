@@ -30,7 +30,7 @@ from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.programs import program_key
-from evostrat.strategies.base import Strategy
+from evostrat.strategies.base import Strategy, checked_ask, checked_state
 
 __all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
 
@@ -118,10 +118,11 @@ class CompiledLoop:
 
     def _step(self, state: Any) -> tuple[Any, ChunkOutput]:
         xp = self.backend.xp
-        X, state = self.strategy.ask(state)
+        dim = self.strategy.mean(state).shape[0]
+        X, state = checked_ask(self.strategy, self.strategy.ask(state), (self.strategy.resolved_popsize(dim), dim))
         values = self.objective(X)
         minimised = values if self.sign == 1.0 else -values
-        state = self.strategy.tell(state, X, minimised)
+        state = checked_state(self.strategy, self.strategy.tell(state, X, minimised), "tell")
         best = xp.argmin(xp.where(xp.isnan(minimised), xp.inf, minimised))
         stops = {}
         if self.with_stops:
