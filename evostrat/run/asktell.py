@@ -43,7 +43,7 @@ from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend
-from evostrat.strategies.base import checked_ask, checked_state
+from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 

@@ -62,7 +62,7 @@ from evostrat.run.block_termination import Watch, block_progress, may_stop, summ
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
-from evostrat.strategies.base import checked_ask, checked_state
+from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
 

@@ -30,7 +30,8 @@ from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.programs import program_key
-from evostrat.strategies.base import Strategy, checked_ask, checked_state
+from evostrat.strategies.base import Strategy
+from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 Array = Any
 
-__all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "checked_ask", "checked_state",
+__all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy",
            "clamp_sigma", "default_popsize", "host_value", "resolve_backend"]
 
 
@@ -318,32 +318,6 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
                 f"{read_out}(state) of {label} must be an array of shape {shape}, got "
                 f"{'shape ' if hasattr(value, 'shape') else ''}{got}"
             )
-
-
-def checked_ask(strategy: Strategy, out: Any, shape: tuple[int, int]) -> tuple[Array, Any]:
-    """``out``, what ``strategy.ask`` returned, if it keeps the contract: a pair ``(X, state)``
-    with ``X`` of shape ``shape`` (``(popsize, dim)``), else :class:`InvalidTypeError` naming
-    what it returned instead (shapes only: free under a trace)."""
-    if not (isinstance(out, tuple) and len(out) == 2):
-        got = f"an array of shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
-        raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return "
-                               f"a pair (X, state), got {got}")
-    got = getattr(out[0], "shape", None)
-    if got is None or tuple(got) != tuple(shape):
-        raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return X of "
-                               f"shape (popsize, dim) = {tuple(shape)}, got "
-                               + (f"shape {tuple(got)}" if got is not None else type(out[0]).__name__))
-    checked_state(strategy, out[1], "ask")
-    return out
-
-
-def checked_state(strategy: Strategy, state: Any, method: str) -> Any:
-    """``state``, what ``strategy``'s ``method`` returned, if it is a state (a ``NamedTuple``),
-    else :class:`InvalidTypeError` naming the method and what it returned."""
-    if not isinstance(state, tuple):
-        raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
-                               f"the new state (a NamedTuple), got {type(state).__name__}")
-    return state
 
 
 def host_value(value: Any) -> Any:

@@ -1,0 +1,59 @@
+"""The strategy contract checked at run time: what ``ask`` and ``tell`` return.
+
+:func:`~evostrat.strategies.base.check_strategy` checks a strategy's state once, at
+``init``; these check every ``ask`` and ``tell`` result where the driver receives it
+(:class:`~evostrat.run.asktell.AskTell`, the compiled chunk, :class:`~evostrat.run.compiled_loop.CompiledLoop`),
+so a plugin that breaks the contract gets an :class:`~evostrat.errors.InvalidTypeError` naming
+the strategy and the method, not a broadcasting error a generation later. They read shapes and
+types only: under a JAX trace they cost nothing in the compiled program.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat.strategies.snes import SNES
+>>> from evostrat.strategies.checked import checked_ask
+>>> s = SNES()
+>>> X, state = checked_ask(s, s.ask(s.init(np.zeros(3), random_state=0)), (s.resolved_popsize(3), 3))
+>>> X.shape
+(7, 3)
+>>> checked_ask(s, X, X.shape)
+Traceback (most recent call last):
+...
+evostrat.errors.InvalidTypeError: ask of strategy 'snes' must return a pair (X, state), got an array of shape (7, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evostrat.errors import InvalidTypeError
+
+__all__ = ["checked_ask", "checked_state"]
+
+
+def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
+    """``out``, what ``strategy.ask`` (a :class:`~evostrat.strategies.base.Strategy`) returned, if it keeps the contract: a pair ``(X, state)``
+    with ``X`` of shape ``shape`` (``(popsize, dim)``), else :class:`InvalidTypeError` naming
+    what it returned instead (shapes only: free under a trace)."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        got = f"an array of shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
+        raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return "
+                               f"a pair (X, state), got {got}")
+    got = getattr(out[0], "shape", None)
+    if got is None or tuple(got) != tuple(shape):
+        raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return X of "
+                               f"shape (popsize, dim) = {tuple(shape)}, got "
+                               + (f"shape {tuple(got)}" if got is not None else type(out[0]).__name__))
+    checked_state(strategy, out[1], "ask")
+    return out
+
+
+def checked_state(strategy: Any, state: Any, method: str) -> Any:
+    """``state``, what ``strategy``'s ``method`` returned, if it is a state (a ``NamedTuple``),
+    else :class:`InvalidTypeError` naming the method and what it returned."""
+    if not isinstance(state, tuple):
+        raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
+                               f"the new state (a NamedTuple), got {type(state).__name__}")
+    return state
+
+
