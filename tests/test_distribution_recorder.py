@@ -107,5 +107,6 @@ def test_the_file_is_never_written_through_a_link_even_one_planted_during_the_ru
             path.symlink_to(target)
 
     with pytest.raises(InvalidArgumentError, match="symbolic link"):
-        ES("snes", max_generations=5).fit(ellipsoid, np.ones(3), callbacks=[plant, DistributionRecorder(path=path, every=1)])
+        ES("snes", max_generations=5).fit(ellipsoid, np.ones(3),
+                                          callbacks=[plant, DistributionRecorder(path=path, every=1)])
     assert target.read_text() == "kept\n"

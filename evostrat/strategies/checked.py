@@ -32,7 +32,8 @@ __all__ = ["checked_ask", "checked_state"]
 
 
 def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
-    """``out``, what ``strategy.ask`` (a :class:`~evostrat.strategies.base.Strategy`) returned, if it keeps the contract: a pair ``(X, state)``
+    """``out``, what ``strategy.ask`` (a :class:`~evostrat.strategies.base.Strategy`) returned, if it
+    keeps the contract: a pair ``(X, state)``
     with ``X`` of shape ``shape`` (``(popsize, dim)``), else :class:`InvalidTypeError` naming
     what it returned instead (shapes only: free under a trace)."""
     if not (isinstance(out, tuple) and len(out) == 2):
