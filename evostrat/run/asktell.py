@@ -41,9 +41,10 @@ from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
+from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
+                             PopulationMismatchError, StateError)
 from evostrat.backends.points import resolve_backend
-from evostrat.strategies.checked import checked_ask, checked_state
+from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -151,14 +152,16 @@ class AskTell:
 
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
-    def _ask(self) -> Any:
-        ask = self.strategy.ask
-        return self.backend.compile(ask, key=program_key(ask, self.dim, str(self.dtype)))
+    def _ask(self) -> Any:  # its first result checked against the contract, then the program alone
+        ask, shape = self.strategy.ask, (self.popsize, self.dim)
+        return checked_first(self.__dict__, "_ask", self.backend.compile(ask, key=program_key(
+            ask, self.dim, str(self.dtype))), lambda out: checked_ask(self.strategy, out, shape))
 
     @cached_property
     def _tell(self) -> Any:
         tell = self.strategy.tell
-        return self.backend.compile(tell, key=program_key(tell, self.dim, str(self.dtype)))
+        return checked_first(self.__dict__, "_tell", self.backend.compile(tell, key=program_key(
+            tell, self.dim, str(self.dtype))), lambda state: checked_state(self.strategy, state, "tell"))
 
     # -- read-outs ------------------------------------------------------------------
     @property
@@ -188,7 +191,7 @@ class AskTell:
 
         Asking again before ``tell`` discards the earlier population.
         """
-        X, self.state = checked_ask(self.strategy, self._ask(self.state), (self.popsize, self.dim))
+        X, self.state = self._ask(self.state)
         self.injected_rows = ()
         if self.injections:
             from evostrat.run.inject import place_injections
@@ -356,7 +359,7 @@ class AskTell:
     def update(self, values: Any, X: Any = None) -> None:
         """Tell the strategy ``values`` (validated) for the pending population (or the
         population ``X`` from :meth:`told_population`) and count it."""
-        self.state = checked_state(self.strategy, self._tell(self.state, self._pending if X is None else X, values), "tell")
+        self.state = self._tell(self.state, self._pending if X is None else X, values)
         self._pending = None
         self.injected_rows = ()
         self.generation += 1
@@ -372,16 +375,10 @@ class AskTell:
             ``{"strategy", "backend", "dtype", "generation", "n_evals",
             "arrays": {name: ndarray}}``; no pickled objects.
         """
-        return {
-            "strategy": self.strategy.name,
-            "backend": self.backend.name,
-            "dtype": self.backend.dtype_name(self.dtype),
-            "dim": self.dim,
-            "popsize": self.popsize,
-            "generation": self.generation,
-            "n_evals": self.n_evals,
-            "arrays": state_to_numpy(self.state, self.backend),
-        }
+        return {"strategy": self.strategy.name, "backend": self.backend.name,
+                "dtype": self.backend.dtype_name(self.dtype), "dim": self.dim, "popsize": self.popsize,
+                "generation": self.generation, "n_evals": self.n_evals,
+                "arrays": state_to_numpy(self.state, self.backend)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next ``ask`` matches the saved run's."""

@@ -2,7 +2,8 @@
 
 :func:`~evostrat.strategies.base.check_strategy` checks a strategy's state once, at
 ``init``; these check every ``ask`` and ``tell`` result where the driver receives it
-(:class:`~evostrat.run.asktell.AskTell`, the compiled chunk, :class:`~evostrat.run.compiled_loop.CompiledLoop`),
+(the first of each :class:`~evostrat.run.asktell.AskTell`, every one traced in the compiled chunk and
+:class:`~evostrat.run.compiled_loop.CompiledLoop`),
 so a plugin that breaks the contract gets an :class:`~evostrat.errors.InvalidTypeError` naming
 the strategy and the method, not a broadcasting error a generation later. They read shapes and
 types only: under a JAX trace they cost nothing in the compiled program.
@@ -24,11 +25,11 @@ evostrat.errors.InvalidTypeError: ask of strategy 'snes' must return a pair (X, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from evostrat.errors import InvalidTypeError
 
-__all__ = ["checked_ask", "checked_state"]
+__all__ = ["checked_ask", "checked_state", "checked_first"]
 
 
 def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
@@ -36,6 +37,8 @@ def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, A
     keeps the contract: a pair ``(X, state)``
     with ``X`` of shape ``shape`` (``(popsize, dim)``), else :class:`InvalidTypeError` naming
     what it returned instead (shapes only: free under a trace)."""
+    if type(out) is tuple and len(out) == 2 and getattr(out[0], "shape", None) == shape and isinstance(out[1], tuple):
+        return out  # the contract kept (every generation's case, ~0.1 us)
     if not (isinstance(out, tuple) and len(out) == 2):
         got = f"an array of shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
         raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return "
@@ -58,3 +61,23 @@ def checked_state(strategy: Any, state: Any, method: str) -> Any:
     return state
 
 
+def checked_first(slots: dict[str, Any], name: str, program: Callable[..., Any],
+                  check: Callable[[Any], Any]) -> Callable[..., Any]:
+    """``program`` whose first result passes ``check``, after which ``slots[name]`` (the owner's
+    cached attribute: ``vars(owner)``) is ``program`` itself, so the generations after the first
+    pay nothing for the check (about 1 us a generation on the host, 2 % of CMA-ES's at d = 10).
+
+    Examples
+    --------
+    >>> slots = {}
+    >>> slots["f"] = checked_first(slots, "f", lambda x: x + 1, lambda out: out)
+    >>> slots["f"](1), slots["f"](2), slots["f"].__name__
+    (2, 3, '<lambda>')
+    """
+
+    def first(*args: Any) -> Any:
+        out = check(program(*args))
+        slots[name] = program  # the contract holds: the program alone from now on
+        return out
+
+    return first
