@@ -151,6 +151,20 @@ def test_gymnax_bad_input() -> None:
     bad = GymnaxProblem("Pendulum-v1", apply=lambda p, o: o @ p["W"], params=two_outputs, max_steps=3)
     with pytest.raises(InvalidArgumentError, match=r"1 values.*Box.*got 2"):
         bad(jnp.zeros(bad.dim))
+    for bad_seed in (1.5, True, "0"):  # int() took them
+        with pytest.raises(InvalidArgumentError, match="seed must be an int"):
+            GymnaxProblem("Pendulum-v1", seed=bad_seed)
+    with pytest.raises(InvalidArgumentError, match=r"hidden must be a tuple of layer sizes such as \(8,\)"):
+        GymnaxProblem("Pendulum-v1", hidden=8)  # was: 'int' object is not iterable
+
+
+def test_gym_problem_and_policy_arguments_are_named() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"hidden must be a tuple of layer sizes"):
+        MLPPolicy(4, 2, hidden=8)
+    for clip in (float("nan"), -1.0, 0, "5"):
+        with pytest.raises(InvalidArgumentError, match="obs_clip must be a positive number"):
+            GymProblem("CartPole-v1", MLPPolicy(4, 2), obs_clip=clip)
+    assert GymProblem("CartPole-v1", MLPPolicy(4, 2), obs_clip=float("inf")).obs_clip == float("inf")
 
 
 @gymnax_required

@@ -32,7 +32,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
-from evostrat.problems.point_robot import positive_int
+from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat", "import_gymnasium"]
 
@@ -68,7 +68,7 @@ class MLPPolicy:
 
     def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple = (16,)) -> None:
         sizes = [positive_int("n_inputs", n_inputs)]
-        sizes += [positive_int("hidden", h) for h in hidden]
+        sizes += list(layer_sizes("hidden", hidden))
         sizes.append(positive_int("n_outputs", n_outputs))
         self.sizes = tuple(sizes)
         self.dim = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -170,11 +170,11 @@ class GymProblem:
         self.episodes = positive_int("episodes", episodes)
         self.max_steps = positive_int("max_steps", max_steps, allow_none=True)
         self.obs_norm = bool(obs_norm)
-        self.obs_clip = float(obs_clip)
+        self.obs_clip = float(obs_clip) if isinstance(obs_clip, (int, float, np.number)) else math.nan
+        if not self.obs_clip > 0:  # also NaN and what is not a number
+            raise InvalidArgumentError(f"obs_clip must be a positive number (inf: no clipping), got {obs_clip!r}")
         self.squash = bool(squash)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise InvalidArgumentError(f"seed must be an int, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = seed_int(seed)
         self.negate = bool(negate)
         self.env_kwargs = dict(env_kwargs or {})
         self.frozen = False

@@ -38,7 +38,7 @@ from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params_flat import JaxParams
 from evostrat.problems.gym import check_env_id
-from evostrat.problems.point_robot import positive_int
+from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
 __all__ = ["GymnaxProblem", "evolve", "EvolveResult"]
 
@@ -102,12 +102,12 @@ class GymnaxProblem:
         if (apply is None) != (params is None):
             raise InvalidArgumentError("apply and params must be given together (a policy and its template)")
         self.env_id = env_id
-        self.hidden = tuple(positive_int("hidden", h) for h in hidden)
+        self.hidden = layer_sizes("hidden", hidden)
         self.apply, self.params = apply, params
         self.episodes = positive_int("episodes", episodes)
         self.max_steps = positive_int("max_steps", max_steps, allow_none=True)
         self.squash = bool(squash)
-        self.seed = int(seed)
+        self.seed = seed_int(seed)
         self.negate = bool(negate)
         self.env_params = env_params
         self._build()

@@ -54,6 +54,21 @@ def positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
     return int(value)
 
 
+def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """A policy's hidden layer sizes: a tuple or list of positive ints, or ``InvalidArgumentError``
+    (an int alone, a common slip for ``(8,)``, is named as such)."""
+    if not isinstance(value, (tuple, list)):
+        raise InvalidArgumentError(f"{name} must be a tuple of layer sizes such as (8,) or (32, 32), got {value!r}")
+    return tuple(positive_int(name, h) for h in value)
+
+
+def seed_int(value: Any) -> int:
+    """``int(value)`` for a seed, or ``InvalidArgumentError`` unless it is an int (not a bool or a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"seed must be an int, got {value!r}")
+    return int(value)
+
+
 class PointRobot:
     """Vectorised point-robot rollouts; ``robot(X)`` gives final positions.
 
