@@ -120,6 +120,23 @@ def test_fitted_attributes() -> None:
     assert es.fun_ < float(np.sum(X0**2)) / 10  # it made progress
 
 
+@pytest.mark.parametrize("name", ["x_", "fun_", "n_evals_", "n_generations_", "history_", "restarts_",
+                                  "stop_reason_", "strategy_", "fast_path_"])
+def test_fitted_attributes_before_fit_raise_not_fitted_error(name) -> None:
+    """An evostrat error (a StateError) naming the attribute; an AttributeError too, so
+    hasattr() and scikit-learn's check_is_fitted read an unfitted ES as unfitted."""
+    from evostrat import NotFittedError, StateError
+
+    es = ES("snes")
+    with pytest.raises(NotFittedError, match=rf"^{name} is not available: this ES has no run") as err:
+        getattr(es, name)
+    assert isinstance(err.value, StateError) and isinstance(err.value, AttributeError)
+    assert not hasattr(es, name)
+    for call, args in (("ask", ()), ("tell", (X0[None], [0.0])), ("inject", (X0,)), ("stop", ())):
+        with pytest.raises(NotFittedError, match=rf"^{call}\(\) is not available"):
+            getattr(es, call)(*args)
+
+
 def test_fit_is_deterministic() -> None:
     a = ES("snes", max_generations=20, random_state=5).fit(sphere, X0)
     b = ES("snes", max_generations=20, random_state=5).fit(sphere, X0)
