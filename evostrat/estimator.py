@@ -4,10 +4,11 @@
 sets the fitted attributes ``x_``, ``fun_``, ``n_evals_``, ``n_generations_``,
 ``history_``, ``stop_reason_``, ``strategy_`` (the run's
 :class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
-they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand
-(values in the user's sense). ``ES`` holds the parameters (scikit-learn's protocol,
-strategy hyper-parameters as ``strategy__<name>``) and the entry points; the run is
-a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
+they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
+``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
+``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
+``strategy__<name>``) and the entry points; the run is a
+:class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
 ``make_strategy`` and ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are
 re-exported here.
 
