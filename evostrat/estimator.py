@@ -155,6 +155,7 @@ class ES(Params):
     """
 
     _BOOL = [bool, np.bool_]
+    opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
     #: Parameter name -> the constraints its value may satisfy (strategies and ``sigma0``,
     #: evaluators, ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where
     #: they are used: ``sigma0`` by :meth:`Strategy.initial_sigma`).
