@@ -19,7 +19,7 @@ from evostrat import problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
     InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
-    PopulationMismatchError, StateError, UnknownNameError,
+    NotFittedError, PopulationMismatchError, StateError, UnknownNameError,
 )
 from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
@@ -33,7 +33,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
-    "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "ObjectiveError",
+    "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "NotFittedError", "ObjectiveError",
     "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
     "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]

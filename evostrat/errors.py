@@ -22,8 +22,8 @@ from typing import Any, Iterable
 __all__ = [
     "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "ParameterOverrideWarning", "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
-    "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "CheckpointError",
-    "did_you_mean",
+    "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
+    "CheckpointError", "did_you_mean",
 ]
 
 
@@ -64,6 +64,12 @@ class PopulationMismatchError(EvostratError, ValueError):
 
 class StateError(EvostratError, RuntimeError):
     """A method was called in the wrong order (``tell`` before ``ask``, ...)."""
+
+
+class NotFittedError(StateError, AttributeError):
+    """A fitted attribute (``x_``, ``fun_``, ...) or ``ask``/``tell`` of an ``ES`` read before
+    ``fit`` or ``initialize``; an ``AttributeError`` too, so ``hasattr(es, "x_")`` is ``False``
+    (as scikit-learn's ``NotFittedError``)."""
 
 
 class CheckpointError(EvostratError, ValueError):

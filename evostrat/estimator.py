@@ -3,11 +3,12 @@
 ``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion holds and
 sets the fitted attributes ``x_``, ``fun_``, ``n_evals_``, ``n_generations_``,
 ``history_``, ``stop_reason_``, ``strategy_`` (the run's
-:class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_``;
-``es.initialize(x0)`` then ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand
-(values in the user's sense). ``ES`` holds the parameters (scikit-learn's protocol,
-strategy hyper-parameters as ``strategy__<name>``) and the entry points; the run is
-a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
+:class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
+they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
+``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
+``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
+``strategy__<name>``) and the entry points; the run is a
+:class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
 ``make_strategy`` and ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are
 re-exported here.
 
@@ -32,7 +33,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
 from evostrat.backends.structured import holds_arrays
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, StateError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
 from evostrat.params import Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
@@ -44,14 +45,16 @@ from evostrat.run.termination import CRITERIA_CONSTRAINTS
 __all__ = ["ES"]
 
 
-def _fitted(name: str, doc: str, settable: bool = False) -> property:
-    """A fitted attribute that reads (and, when ``settable``, writes) the run value."""
+def _fitted(name: str, doc: str, settable: bool = False, attribute: str | None = None) -> property:
+    """A fitted attribute (``attribute``, default ``name_``) that reads (and, when ``settable``,
+    writes) the run value ``name``."""
+    attribute = attribute or f"{name}_"
 
     def get(self: "ES") -> Any:
-        return getattr(self._fitted_run().state, name)
+        return getattr(self._fitted_run(attribute).state, name)
 
     def put(self: "ES", value: Any) -> None:
-        setattr(self._fitted_run().state, name, value)
+        setattr(self._fitted_run(attribute).state, name, value)
 
     return property(get, put if settable else None, doc=doc)
 
@@ -152,6 +155,7 @@ class ES(Params):
     """
 
     _BOOL = [bool, np.bool_]
+    opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
     #: Parameter name -> the constraints its value may satisfy (strategies and ``sigma0``,
     #: evaluators, ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where
     #: they are used: ``sigma0`` by :meth:`Strategy.initial_sigma`).
@@ -236,35 +240,36 @@ class ES(Params):
     def x_(self) -> Any:
         """The best candidate so far (inside ``bounds`` when given), in ``x0``'s structure when it
         had one (:mod:`evostrat.backends.structured`)."""
-        run = self._fitted_run()
+        run = self._fitted_run("x_")
         return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
 
-    fun_ = _fitted("best_f", "Its value, in the user's sense.")
+    fun_ = _fitted("best_f", "Its value, in the user's sense.", attribute="fun_")
     n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
     n_generations_ = _fitted("n_generations", "Generations over all restarts.")
     history_ = _fitted("history", "One dict per generation (see :meth:`fit`).")
     restarts_ = _fitted("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
     stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
-    def _fitted_run(self, error: type[Exception] = AttributeError) -> Driver:
+    def _fitted_run(self, what: str) -> Driver:
         run = self.__dict__.get("run_")
-        if run is None:  # AttributeError for the fitted attributes (scikit-learn's hasattr)
-            raise error("this ES has no run: call fit(objective, x0) or initialize(x0) first")
+        if run is None:  # NotFittedError is an AttributeError too (scikit-learn's hasattr)
+            raise NotFittedError(f"{what} is not available: this ES has no run; call fit(objective, x0) "
+                                 "or initialize(x0) first")
         return run
 
     @property
     def strategy_(self) -> AskTell:
         """The stateful ask/tell runner of the current (restart) run: strategy, state, counters."""
-        return self._fitted_run().runner
+        return self._fitted_run("strategy_").runner
 
     @property
     def fast_path_(self) -> str | None:
         """``"compiled_loop"`` when the last fit ran in compiled JAX chunks, else ``None``."""
-        return self._fitted_run().fast_path
+        return self._fitted_run("fast_path_").fast_path
 
     @property
     def _termination(self) -> Any:  # the current run's criteria (read by tests and tools)
-        return self._fitted_run().termination
+        return self._fitted_run("_termination").termination
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
@@ -285,8 +290,8 @@ class ES(Params):
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
         try:
             run = self.run_
-        except AttributeError:  # no run yet: StateError
-            run = self._fitted_run(StateError)
+        except AttributeError:  # no run yet: NotFittedError, a StateError
+            run = self._fitted_run("ask()")
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
@@ -302,8 +307,8 @@ class ES(Params):
         """
         try:
             run = self.run_
-        except AttributeError:  # no run yet: StateError
-            run = self._fitted_run(StateError)
+        except AttributeError:  # no run yet: NotFittedError, a StateError
+            run = self._fitted_run("tell()")
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
             X = run.structure.flatten_batch(X, run.asked)
         run.tell(X, values, constraints, repaired)
@@ -312,13 +317,13 @@ class ES(Params):
     def inject(self, solutions: Any) -> "ES":
         """Candidates ``(dim,)`` or ``(k, dim)`` for the next :meth:`ask` to return first
         (pycma's ``inject``; steps clipped in Mahalanobis length, :mod:`evostrat.run.inject`)."""
-        self._fitted_run(StateError).inject(solutions)
+        self._fitted_run("inject()").inject(solutions)
         return self
 
     def stop(self) -> dict[str, Any]:
         """pycma's ``stop()``: ``{reason: setting}`` once the run stopped, else ``{}``
         (``while not es.stop():`` ends an ask/tell loop as :meth:`fit` ends)."""
-        return self._fitted_run(StateError).stop()
+        return self._fitted_run("stop()").stop()
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, objective: Callable, x0: Any, callbacks: Sequence[Callable[["ES"], Any]] | None = None,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import reprlib
 from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
@@ -172,6 +173,9 @@ class Params:
 
     #: Parameter name -> list of constraints, one of which its value must satisfy.
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+    #: Parameters whose values are data, not nested hyper-parameters (a fitted ``ES`` as a
+    #: ``warm_start``): ``get_params(deep=True)`` does not list theirs and ``clone`` keeps them.
+    opaque_params: ClassVar[tuple[str, ...]] = ()
 
     def validate_params(self) -> None:
         """Check every parameter listed in ``parameter_constraints``.
@@ -200,7 +204,7 @@ class Params:
         out = {}
         for name in self._param_names():
             value = out[name] = getattr(self, name)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+            if deep and hasattr(value, "get_params") and not isinstance(value, type) and name not in self.opaque_params:
                 out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
         return out
 
@@ -222,6 +226,15 @@ class Params:
             getattr(self, name).set_params(**sub_params)
         return self
 
+    def __sklearn_clone__(self) -> "Params":
+        """scikit-learn's ``clone``: a new object with the parameters cloned (deep-copied where they
+        are not estimators), the ``opaque_params`` kept as they are."""
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        return type(self)(**{k: v if k in self.opaque_params else clone(v, safe=False) for k, v in params.items()})
+
+    @reprlib.recursive_repr()  # a parameter that holds the object itself (ES(warm_start=es)) shows as ...
     def __repr__(self) -> str:
         params = inspect.signature(type(self).__init__).parameters
         changed = []

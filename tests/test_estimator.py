@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from conftest import LIBRARY_CASES, BackendCase, to_numpy
 from evostrat import ES
 from evostrat.run.asktell import AskTell
 from evostrat.errors import InvalidArgumentError, PerCandidateWarning
@@ -117,6 +118,23 @@ def test_fitted_attributes() -> None:
     best = [h["best"] for h in es.history_]
     assert best == sorted(best, reverse=True)
     assert es.fun_ < float(np.sum(X0**2)) / 10  # it made progress
+
+
+@pytest.mark.parametrize("name", ["x_", "fun_", "n_evals_", "n_generations_", "history_", "restarts_",
+                                  "stop_reason_", "strategy_", "fast_path_"])
+def test_fitted_attributes_before_fit_raise_not_fitted_error(name) -> None:
+    """An evostrat error (a StateError) naming the attribute; an AttributeError too, so
+    hasattr() and scikit-learn's check_is_fitted read an unfitted ES as unfitted."""
+    from evostrat import NotFittedError, StateError
+
+    es = ES("snes")
+    with pytest.raises(NotFittedError, match=rf"^{name} is not available: this ES has no run") as err:
+        getattr(es, name)
+    assert isinstance(err.value, StateError) and isinstance(err.value, AttributeError)
+    assert not hasattr(es, name)
+    for call, args in (("ask", ()), ("tell", (X0[None], [0.0])), ("inject", (X0,)), ("stop", ())):
+        with pytest.raises(NotFittedError, match=rf"^{call}\(\) is not available"):
+            getattr(es, call)(*args)
 
 
 def test_fit_is_deterministic() -> None:
@@ -261,3 +279,34 @@ def test_stateful_ask_tell_maximize() -> None:
         es.tell(X, -sphere(X))
     assert es.fun_ <= 0 and es.fun_ > -1e-2  # values are in the user's sense
     assert es.history_[-1]["best"] == es.fun_
+
+
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_pickle_and_deepcopy_continue_the_run(case: BackendCase) -> None:
+    """A fitted ES pickles (joblib) and deep-copies on every backend (not the compiled programs,
+    torch's locked FusedProgram nor a JAX Device), and a copy taken mid-run with a pending
+    population continues it as the original does."""
+    import copy
+    import pickle
+
+    x0 = case.array(X0)
+
+    def f(X):
+        return (X**2).sum(1)
+
+    fitted = ES("cma_es", max_generations=8, random_state=0).fit(f, x0)
+    for twin in (pickle.loads(pickle.dumps(fitted)), copy.deepcopy(fitted)):
+        np.testing.assert_array_equal(to_numpy(twin.x_), to_numpy(fitted.x_))
+        assert twin.history_ == fitted.history_ and twin.stop() == fitted.stop()
+    es = ES("cma_es", random_state=1).initialize(x0)
+    es.tell(X := es.ask(), f(X))
+    es.ask()
+    runs = [es, pickle.loads(pickle.dumps(es)), copy.deepcopy(es)]
+    for run in runs:
+        X = run.strategy_.pending  # the population asked before the copy
+        run.tell(X, f(X))
+        run.tell(X := run.ask(), f(X))
+    asked = [to_numpy(run.ask()) for run in runs]
+    np.testing.assert_array_equal(asked[1], asked[0])
+    np.testing.assert_array_equal(asked[2], asked[0])
+    assert runs[1].n_evals_ == runs[2].n_evals_ == es.n_evals_

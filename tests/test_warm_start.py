@@ -107,6 +107,28 @@ def test_warm_start_from_a_fitted_run_continues_it(via, tmp_path):
     assert second.fun_ < first.fun_
 
 
+def test_clone_keeps_a_fitted_warm_start_and_self_reference_works():
+    """A fitted ES as warm_start is data: clone keeps it (a cloned, unfitted source could not be
+    started from), get_params(deep=True) lists none of its parameters, and an ES continuing its
+    own run (set_params(warm_start=es)) has a repr, get_params and clone without recursing."""
+    from sklearn.base import clone
+
+    f = shifted(0.3)
+    first = ES("cma_es", sigma0=2.0, max_generations=20, random_state=0).fit(f, np.full(3, 3.0))
+    second = ES("cma_es", max_generations=5, warm_start=first, random_state=1)
+    assert not any(k.startswith("warm_start__") for k in second.get_params(deep=True))
+    twin = clone(second)
+    assert twin.warm_start is first
+    assert twin.fit(f, np.zeros(3)).fun_ == second.fit(f, np.zeros(3)).fun_
+    first.set_params(warm_start=first, max_generations=5)
+    assert repr(first).endswith("warm_start=...)")
+    assert first.get_params(deep=True)["warm_start"] is first
+    again = clone(first)
+    assert again.warm_start is first and again.get_params(deep=False).keys() == first.get_params(deep=False).keys()
+    before = first.fun_
+    assert again.fit(f, np.zeros(3)).fun_ <= before and first.fit(f, np.zeros(3)).fun_ <= before
+
+
 def test_xnes_from_a_cma_es_run():
     first = ES("cma_es", sigma0=2.0, max_generations=40, random_state=0).fit(shifted(0.3), np.full(5, 3.0))
     x = ES("xnes", warm_start=first, random_state=1).initialize(np.zeros(5)).run_.runner.state

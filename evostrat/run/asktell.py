@@ -44,6 +44,7 @@ from evostrat.kernels import row_sigma
 from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
                              PopulationMismatchError, StateError)
 from evostrat.backends.points import resolve_backend
+from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -81,7 +82,7 @@ def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Back
     return type(template)(*values)
 
 
-class AskTell:
+class AskTell(PicklableRunner):
     """Stateful ask/tell around a :class:`~evostrat.strategies.base.Strategy`.
 
     Parameters
