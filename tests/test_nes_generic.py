@@ -166,3 +166,17 @@ def test_a_family_whose_natural_gradient_returns_none_gets_a_clear_error() -> No
     plain = NES(distribution=Tril, gradient="plain")
     state = plain.tell(plain.init(np.ones(3), random_state=0), X, sphere(X))
     assert np.all(np.isfinite(state.params.scale_tril))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_multivariate_normal_search_stretched_along_a_slope_keeps_a_positive_definite_covariance(
+        backend: str) -> None:
+    # far from the optimum the sphere is a slope: the covariance stretches along it until
+    # L expm(S) L^T is no longer positive definite in float64, where every Cholesky raised
+    x0 = np.full(2, 1e8)
+    x0 = torch.tensor(x0, dtype=torch.float64) if backend == "torch" else x0
+    es = ES("nes", distribution="multivariate_normal", max_generations=150, random_state=1).fit(sphere, x0)
+    assert es.stop_reason_ == "maxiter"
+    cov = get_backend(backend).to_numpy(es.strategy_.state.params.covariance)
+    np.linalg.cholesky(cov)
+    assert np.all(np.isfinite(get_backend(backend).to_numpy(es.x_)))

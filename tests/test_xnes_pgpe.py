@@ -323,6 +323,21 @@ def test_xnes_degenerate_population_leaves_the_state_unchanged():
         np.testing.assert_array_equal(value, _leaves(state)[name])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_xnes_singular_shape_matrix_leaves_the_state_unchanged(backend):
+    # a run with no tolerances, held at sigma's floor, rounds B to an exactly singular matrix
+    # (2-D sphere shifted to 3, numpy, seed 1, within 3000 generations): numpy's solve raised
+    # LinAlgError where torch and JAX give non-finite z, which tell rejects
+    be = get_backend(backend)
+    strategy = XNES(popsize=6)
+    state = strategy.init(be.asarray(np.zeros(2)), random_state=0)
+    state = state._replace(B=be.asarray(np.ones((2, 2)), dtype=state.B.dtype))
+    X, state = strategy.ask(state)
+    new = strategy.tell(state, X, be.asarray(np.arange(6.0), dtype=X.dtype))
+    for name, value in _leaves(new).items():
+        np.testing.assert_array_equal(value, _leaves(state)[name])
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("seed", [0, 2])
 def test_xnes_float32_sigma_does_not_jump_at_the_rounding_limit(backend, seed):

@@ -36,6 +36,7 @@ import functools
 from typing import Any, Callable, TypeVar
 
 import array_api_compat
+import numpy as np
 
 from evostrat.backends.trees import merge_leaves
 
@@ -178,7 +179,8 @@ def solve(xp: Any, a: Any, b: Any) -> Any:
 
     The same numbers; torch's ``solve`` reads its LAPACK status on the host (on a GPU a
     synchronisation) to raise on a singular ``a``, where ``solve_ex`` returns non-finite
-    values instead, which callers test for.
+    values instead, which callers test for. numpy's ``LinAlgError`` on a singular ``a``
+    gives NaN the same way (JAX's solve returns non-finite values itself).
 
     >>> import array_api_compat.numpy as xp
     >>> solve(xp, xp.eye(2) * 2.0, xp.ones((2, 1))).tolist()
@@ -186,4 +188,7 @@ def solve(xp: Any, a: Any, b: Any) -> Any:
     """
     if array_api_compat.is_torch_namespace(xp):
         return xp.linalg.solve_ex(a, b, check_errors=False)[0]
-    return xp.linalg.solve(a, b)
+    try:
+        return xp.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return xp.full(b.shape, xp.nan, dtype=b.dtype)

@@ -50,6 +50,16 @@ def _tril(a: Array, xp: Any) -> Array:
     return xp.where(mask, a, xp.zeros_like(a))
 
 
+def _positive_definite(a: Array, xp: Any) -> Any:
+    """Whether ``a`` has a Cholesky factor in floating point: a 0-d bool array, or ``False``
+    where the factorisation raises (numpy, torch; JAX gives NaN instead)."""
+    try:
+        L = xp.linalg.cholesky(a)
+    except Exception:  # numpy.linalg.LinAlgError, torch.linalg.LinAlgError
+        return False
+    return xp.all(xp.isfinite(xp.linalg.diagonal(L)))
+
+
 class MultivariateNormal(Distribution):
     """Gaussian with a full covariance matrix.
 
@@ -244,7 +254,12 @@ class MultivariateNormal(Distribution):
                 "covariance": 2.0 * self._sandwich(grads["covariance"])}
 
     def retract(self, steps: dict[str, Array]) -> "MultivariateNormal":
-        """``mu + s_mu`` and ``A expm(S) A^T`` (positive definite for every symmetric ``S``)."""
+        """``mu + s_mu`` and ``A expm(S) A^T`` (positive definite for every symmetric ``S``).
+
+        In floating point the product stops being positive definite once its condition
+        nears ``1 / eps`` (a search stretched along a slope); the covariance then stays
+        as it is, so every later Cholesky factorisation still succeeds.
+        """
         if self.param_names[1] != "covariance":
             return super().retract(steps)
         leaves, aux = self.tree_flatten()
@@ -253,7 +268,9 @@ class MultivariateNormal(Distribution):
             S = steps["covariance"]
             L = self._L()
             E = self._backend.expm_symmetric(0.5 * (S + S.T))
-            cov = self.xp.matmul(L, self.xp.matmul(E, L.T))
-            cov = 0.5 * (cov + cov.T)
+            new = self.xp.matmul(L, self.xp.matmul(E, L.T))
+            new = 0.5 * (new + new.T)
+            ok = _positive_definite(new, self.xp)
+            cov = cov if ok is False else self.xp.where(ok, new, cov)
         return type(self).tree_unflatten(aux, (mu + steps.get("mu", 0.0), cov))
 
