@@ -229,3 +229,24 @@ def test_stop_names_are_read_without_running_stop_and_keep_its_order() -> None:
 
     h = HostStop()
     assert _stop_names(h, h.init(jnp.ones(3), random_state=0)) == ("z_late", "a_early")
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_an_infinite_best_reaches_ftarget_on_the_host_and_compiled_alike(maximize: bool) -> None:
+    """-inf (+inf when maximising) reaches any target, as in pycma; the runs went on to maxiter."""
+    sign = -1.0 if maximize else 1.0
+
+    def f(X):  # the sphere around 3, -inf (the best possible value) within 0.1 of its centre
+        d2 = jnp.sum((X - 3.0) ** 2, axis=1)
+        return sign * jnp.where(d2 < 0.01, -jnp.inf, d2)
+
+    def f_host(X):
+        return np.asarray(f(jnp.asarray(X)))
+
+    f_host.vectorized = True
+    runs = [ES("cma_es", ftarget=sign * -1e6, maximize=maximize, max_generations=500, nonfinite="ignore",
+               random_state=1).fit(objective, x0) for objective, x0 in ((f, jnp.zeros(3)), (f_host, np.zeros(3)))]
+    assert runs[0].fast_path_ == "compiled_loop"
+    assert [r.stop_reason_ for r in runs] == ["ftarget", "ftarget"]
+    assert runs[0].fun_ == runs[1].fun_ == sign * -np.inf and runs[0].n_generations_ < 500
+    assert all(float(np.sum((np.asarray(r.x_) - 3.0) ** 2)) < 0.01 for r in runs)

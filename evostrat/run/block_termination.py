@@ -32,8 +32,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, order_statistics, stagnation_holds,
-                                             threshold)
+from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, order_statistics, reached,
+                                             stagnation_holds, threshold)
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
 
@@ -101,7 +101,7 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     maybe = jnp.asarray(False)
     if rules.ftarget is not None:
         target = threshold(rules.ftarget, best)
-        maybe |= jnp.isfinite(best) & ((best >= target) if rules.maximize else (best <= target))
+        maybe |= reached(rules, best, target)
     if rules.max_evals is not None:
         maybe |= n_evals >= rules.max_evals
     if rules.max_generations is not None:

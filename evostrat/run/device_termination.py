@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 
-__all__ = ["REASONS", "THRESHOLDS", "Rules", "Progress", "initial_progress", "progress_from_host",
+__all__ = ["REASONS", "THRESHOLDS", "Rules", "reached", "Progress", "initial_progress", "progress_from_host",
            "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
            "order_statistics", "stagnation_holds", "stagnation_window"]
 
@@ -62,6 +62,16 @@ def threshold(value: Any, like: Any) -> Any:
     import jax.numpy as jnp
 
     return jnp.asarray(value, dtype=jnp.result_type(like))
+
+
+def reached(rules: "Rules", best: Any, target: Any) -> Any:
+    """Whether the best value so far ``best`` (user's sense) reached ``target``: ``-inf`` reaches any
+    target when minimising (``+inf`` when maximising), as in pycma; NaN and the other infinity, the
+    best before any value was seen, never do."""
+    import jax.numpy as jnp
+
+    seen = (best == best) & (best != (-jnp.inf if rules.maximize else jnp.inf))
+    return seen & ((best >= target) if rules.maximize else (best <= target))
 
 
 @dataclass(frozen=True)
@@ -335,7 +345,7 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     rows = [false]
     if rules.ftarget is not None:
         target = threshold(rules.ftarget, best)
-        rows.append(jnp.isfinite(best) & ((best >= target) if rules.maximize else (best <= target)))
+        rows.append(reached(rules, best, target))
     else:
         rows.append(false)
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)

@@ -211,8 +211,8 @@ class Termination:
                 finite = [v for v in values if math.isfinite(v)]
         if finite:
             self._recent.append(finite[0] if presorted else max(finite) if self.maximize else min(finite))
-        if self.ftarget is not None and math.isfinite(best):
-            if (best >= self.ftarget) if self.maximize else (best <= self.ftarget):
+        if self.ftarget is not None and best == best and best != (-math.inf if self.maximize else math.inf):
+            if (best >= self.ftarget) if self.maximize else (best <= self.ftarget):  # -inf reaches any target
                 return "ftarget"
         if self.max_evals is not None and n_evals >= self.max_evals:
             return "maxfevals"
