@@ -228,3 +228,26 @@ def test_read_outs_that_do_not_map_leave_tell_mapped() -> None:
         alone = ES(HostStop(), max_generations=15, random_state=i).fit(_sphere, X0)
         assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-9) and res.n_evals[i] == alone.n_evals_
 
+
+
+def test_a_strategy_that_breaks_the_contract_is_named_in_a_batch() -> None:
+    """A torch batch checks the first ask and tell as a lone run does (it raised a broadcasting or
+    index error, or went on with a dict for a state)."""
+    from evostrat.errors import InvalidTypeError
+    from evostrat.strategies.snes import SNES
+
+    class ShortAsk(SNES):
+        def ask(self, state):
+            X, state = super().ask(state)
+            return X[:-1], state
+
+    class DictTell(SNES):
+        def tell(self, state, X, fitness):
+            return dict(super().tell(state, X, fitness)._asdict())
+
+    for broken, match in ((ShortAsk(), r"X of shape \(popsize, dim\) = \(9, 6\), got shape \(8, 6\)"),
+                          (DictTell(), "tell of strategy 'snes' must return the new state")):
+        with pytest.raises(InvalidTypeError, match=match):
+            ES(broken, max_generations=3, random_state=0).fit(_sphere, X0)
+        with pytest.raises(InvalidTypeError, match=match):
+            fit_batch(ES(broken, max_generations=3), _sphere, X0, seeds=2)
