@@ -221,3 +221,19 @@ def test_uncommitted_jax_x0_gives_the_runs_of_a_committed_one():
     a = fit_batch(es, lambda X: (X ** 2).sum(axis=1), x0, seeds=2)
     b = fit_batch(es, lambda X: (X ** 2).sum(axis=1), jax.device_put(x0, jax.devices()[0]), seeds=2)
     assert a.fun.tolist() == b.fun.tolist() and a.fast_path == b.fast_path == "batched"
+
+
+def test_a_numeric_hyper_parameter_that_changes_the_state_s_shapes_makes_one_program_per_value():
+    """LM-MA-ES's ``memory`` (an int) sets the shape of its state: runs of two values cannot be
+    stacked in one program (they were, and failed to concatenate)."""
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(X):
+        return (X ** 2).sum(axis=1)
+
+    res = fit_batch(ES("lm_ma_es", max_generations=8), f, jnp.full(5, 2.0), seeds=2,
+                    grid={"strategy__memory": [2, 4]})
+    assert res.fast_path == "batched" and res.n_programs == 2
+    for i, params in enumerate(res.params):
+        alone = ES("lm_ma_es", max_generations=8).set_params(**params).fit(f, jnp.full(5, 2.0))
+        np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-4)  # float32: batched rounding

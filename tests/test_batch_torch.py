@@ -45,6 +45,9 @@ def _assert_runs_alone(res, strategy: str, objective=_sphere, **settings) -> Non
 @pytest.mark.parametrize("strategy, grid", [
     ("snes", {"strategy__lr_sigma": [0.1, 0.3]}),
     ("cma_es", {"sigma0": [0.5, 1.5], "strategy__active": [True, False]}),
+    # VkD-CMA asks run by run (its draws have k columns, k not a host number under vmap): batched,
+    # the buffer's k_max columns drew other samples than the run alone from the generation k grew
+    ("vkd_cma", {"sigma0": [0.5, 1.5]}),
 ])
 def test_batch_run_equals_run_alone(strategy: str, grid: dict) -> None:
     # default criteria: CMA-ES runs stop by tolfun at different generations, the others at the budget.
@@ -85,8 +88,13 @@ def test_stacked_methods_equal_the_methods_run_by_run(strategy: str) -> None:
     methods = StackedMethods(s, runner.backend)
     stack = RunStack([d.runner.state for d in runs], runner.backend)
     X, asked = methods.ask(stack)
+    if strategy == "vkd_cma":  # its ask draws k columns, k read on the host: run by run, as alone
+        assert X is None
+        pairs = [s.ask(state) for state in stack.split()]
+        X, asked = torch.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], runner.backend)
     told, (sigmas, stops) = methods.tell(asked, X, (X * X).sum(axis=-1))
-    assert methods.maps == {"ask": True, "tell": True, "read": True}  # all three mapped, none run by run
+    # all three mapped, none run by run (but VkD-CMA's ask)
+    assert methods.maps == {"ask": strategy != "vkd_cma", "tell": True, "read": True}
     for i, d in enumerate(runs):
         X_alone, state = s.ask(d.runner.state)
         assert torch.equal(X[i], X_alone)  # each run drew from its own key, as alone
@@ -220,3 +228,26 @@ def test_read_outs_that_do_not_map_leave_tell_mapped() -> None:
         alone = ES(HostStop(), max_generations=15, random_state=i).fit(_sphere, X0)
         assert res.fun[i] == pytest.approx(alone.fun_, rel=1e-9) and res.n_evals[i] == alone.n_evals_
 
+
+
+def test_a_strategy_that_breaks_the_contract_is_named_in_a_batch() -> None:
+    """A torch batch checks the first ask and tell as a lone run does (it raised a broadcasting or
+    index error, or went on with a dict for a state)."""
+    from evostrat.errors import InvalidTypeError
+    from evostrat.strategies.snes import SNES
+
+    class ShortAsk(SNES):
+        def ask(self, state):
+            X, state = super().ask(state)
+            return X[:-1], state
+
+    class DictTell(SNES):
+        def tell(self, state, X, fitness):
+            return dict(super().tell(state, X, fitness)._asdict())
+
+    for broken, match in ((ShortAsk(), r"X of shape \(popsize, dim\) = \(9, 6\), got shape \(8, 6\)"),
+                          (DictTell(), "tell of strategy 'snes' must return the new state")):
+        with pytest.raises(InvalidTypeError, match=match):
+            ES(broken, max_generations=3, random_state=0).fit(_sphere, X0)
+        with pytest.raises(InvalidTypeError, match=match):
+            fit_batch(ES(broken, max_generations=3), _sphere, X0, seeds=2)

@@ -140,8 +140,11 @@ def _numeric(value: Any) -> bool:
 
 def _group_key(driver: Any) -> tuple[Any, ...]:
     """Runs with equal keys can share one program: the same strategy class, non-numeric
-    hyper-parameters, population size, dimension, dtype, device and criteria (numeric
-    hyper-parameters may differ: they are traced per run, :class:`PerRunHyperParameters`)."""
+    hyper-parameters, population size, dimension, dtype, device, state shapes and criteria
+    (numeric hyper-parameters may differ: they are traced per run, :class:`PerRunHyperParameters`,
+    unless they change the state's shapes, as LM-MA-ES's ``memory``)."""
+    import jax
+
     from evostrat.backends.programs import frozen
 
     r = driver.runner
@@ -152,7 +155,8 @@ def _group_key(driver: Any) -> tuple[Any, ...]:
     except TypeError:
         static_key = id(r.strategy)  # an unhashable setting: a group of its own
     rules, stops = run_rules(driver)
-    return ((type(r.strategy), static_key, r.popsize, r.dim, str(r.dtype), str(r.device)),
+    shapes = tuple(np.shape(v) for v in jax.tree_util.tree_leaves(r.state))  # runs of one shape stack
+    return ((type(r.strategy), static_key, r.popsize, r.dim, str(r.dtype), str(r.device), shapes),
             tuple(sorted(k for k in params if k not in static)), rules, stops)
 
 

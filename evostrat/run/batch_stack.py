@@ -37,6 +37,7 @@ import numpy as np
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.trees import tree_leaves, tree_with_leaves
 from evostrat.kernels import resolve_stack_kernel
+from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
 __all__ = ["RunStack", "StackedMethods", "StackedRun"]
 
@@ -135,12 +136,23 @@ class StackedMethods:
 
     A stack kernel a plugin offers for the strategy (``evostrat_stack_kernel``, e.g. CMA-ES and
     sep-CMA-ES on torch) computes the three for all the runs directly instead of under ``vmap``. Each
-    returns ``None`` when the strategy's method does not map (and from then on)."""
+    returns ``None`` when the strategy's method does not map (and from then on).
 
-    def __init__(self, strategy: Any, backend: Any) -> None:
+    :meth:`ask_one` and :meth:`tell_one` are the strategy's ``ask`` and ``tell`` of one run (mapped
+    or run by run), their first results checked against the strategy contract (``shape``:
+    ``(popsize, dim)``, ``None`` for no check of ``X``'s shape), as a lone run's
+    (:mod:`evostrat.strategies.checked`): a broken result fails the mapped call, and the same
+    generation run by run raises :class:`~evostrat.errors.InvalidTypeError` naming it."""
+
+    def __init__(self, strategy: Any, backend: Any, shape: tuple[int, int] | None = None) -> None:
         self.strategy, self.backend = strategy, backend
         self.maps = {"ask": True, "tell": True, "read": True}  # False: that step runs run by run
         self.kernel = resolve_stack_kernel(strategy, backend)
+        slots = vars(self)  # each replaced by the strategy's method itself once a result passes
+        self.ask_one: Any = checked_first(slots, "ask_one", strategy.ask, lambda out: out if shape is None else
+                                          checked_ask(strategy, out, shape))
+        self.tell_one: Any = checked_first(slots, "tell_one", strategy.tell,
+                                           lambda state: checked_state(strategy, state, "tell"))
 
     def _call(self, method: str, fn: Any, *args: Any) -> Any:
         if not self.maps[method]:
@@ -162,7 +174,7 @@ class StackedMethods:
 
         def ask(index: Any, tensors: tuple[Any, ...]) -> tuple[Any, ...]:
             hosts = [KeyBatch(c, index) if k else c[0] for c, k in zip(stack.hosts, is_key)]
-            X, new = self.strategy.ask(stack.state(tensors, hosts))
+            X, new = self.ask_one(stack.state(tensors, hosts))
             out = tree_leaves(new)
             new_hosts[:] = [v for v, t in zip(out, stack.tensor_at) if not t]
             if len(out) != len(stack.tensor_at) or any(isinstance(v, KeyBatch) != k for v, k in zip(new_hosts, is_key)):
@@ -186,7 +198,7 @@ class StackedMethods:
         also_read = self.maps["read"]
 
         def tell(tensors: tuple[Any, ...], x: Any, f: Any) -> tuple[Any, ...]:
-            out = tree_leaves(self.strategy.tell(stack.state(tensors, template_hosts), x, f))
+            out = tree_leaves(self.tell_one(stack.state(tensors, template_hosts), x, f))
             hosts = [v for v, t in zip(out, stack.tensor_at) if not t]
             if len(out) != len(stack.tensor_at) or any(a is not b for a, b in zip(hosts, template_hosts)):
                 raise TypeError("tell changed a host leaf")  # e.g. a key: not batched

@@ -91,7 +91,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     runner = first.runner
     popsize, backend = runner.popsize, runner.backend
     evaluator = make_evaluator(first.settings.evaluator, None)
-    methods = StackedMethods(runner.strategy, backend)
+    methods = StackedMethods(runner.strategy, backend, (popsize, runner.dim))
     for d in drivers:
         d.fast_path = "batched"
     active, stack = list(drivers), RunStack([d.runner.state for d in drivers], backend)
@@ -99,7 +99,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
         while active:
             X, asked = methods.ask(stack)
             if X is None:  # the strategy's ask does not map: run by run, each from its own state
-                pairs = [runner.strategy.ask(s) for s in stack.split()]
+                pairs = [methods.ask_one(s) for s in stack.split()]
                 X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
             rows = backend.xp.reshape(X, (-1, runner.dim))  # every run's population, run after run
             values = evaluator.evaluate(objective, rows, backend)
@@ -107,7 +107,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
             told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
             stack, read = methods.tell(asked, X, told)
             if stack is None:  # run by run
-                stack = RunStack([runner.strategy.tell(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
+                stack = RunStack([methods.tell_one(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
                 read = methods.read(stack)
             read = read or _read_run_by_run(runner, stack)
             host, (sigmas, stops), stopped = backend.to_numpy(checked).tolist(), read, []

@@ -184,14 +184,21 @@ class VkDCMA(Strategy):
                            drift=xp.zeros(1 + n + k_max, dtype=dt, device=dev), key=key)
 
     @staticmethod
-    def active(be: Backend, state: VkDCMAState) -> tuple[Array, Array]:
+    def active(be: Backend, state: VkDCMAState, drawn: bool = False) -> tuple[Array, Array]:
         """``(V, s)`` to compute with: the first ``k`` rows on eager backends (``k`` is a host
-        number there), the whole buffer where the backend traces (inactive rows are zero)."""
+        number there), the whole buffer where the backend traces (inactive rows are zero).
+
+        ``drawn``: rows ``ask`` draws normal numbers for. ``k`` columns of draws are other numbers
+        than the first ``k`` of ``k_max`` columns, so batched (under ``torch.func.vmap``, where
+        ``k`` is not a host number) this raises instead of returning the buffer: a torch batch
+        then asks run by run, drawing the candidates of the run alone."""
         if be.traceable or state.V.shape[0] == 0:
             return state.V, state.s
         try:
             k = int(state.k)
         except (RuntimeError, TypeError, ValueError):  # batched (torch.func.vmap): the buffer
+            if drawn:
+                raise
             return state.V, state.s
         return state.V[:k], state.s[:k]
 
@@ -215,7 +222,7 @@ class VkDCMA(Strategy):
         xp, dt, dev = be.xp, state.mean.dtype, be.device(state.mean)
         n = state.mean.shape[0]
         lam = self.resolved_popsize(n)
-        V, s = self.active(be, state)
+        V, s = self.active(be, state, drawn=True)
         key, sub, sub_k = be.split(state.key, 3)
         Z = be.normal_rows(sub, range(lam), n, dt, dev)
         if V.shape[0]:
