@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from evostrat.errors import InvalidArgumentError, PopulationMismatchError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
 from evostrat.problems import sphere
 from evostrat.run.inject import clip_length, clip_steps, mahalanobis_lengths
 from evostrat.strategies.cma_es import CMAES
@@ -109,6 +109,8 @@ def test_inject_bad_input_names_the_argument() -> None:
         es.inject(np.ones(4))
     with pytest.raises(InvalidArgumentError, match="NaN"):
         es.inject([np.nan, 0, 0])
+    with pytest.raises(InvalidTypeError, match=r"solutions must be .* got None"):  # not "shape () with NaN"
+        es.inject(None)
 
 
 def test_inject_with_bounds_is_evaluated_as_given() -> None:

@@ -93,7 +93,7 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     return combos
 
 
-def seed_list(seeds: Any) -> list[int | None]:
+def seed_list(seeds: Any) -> list[int]:
     """``seeds`` as a list: an int ``n`` is ``0 .. n-1``; a sequence of ints is taken as given.
 
     >>> seed_list(3), seed_list([7, 11])

@@ -104,6 +104,8 @@ def clip_steps(strategy: Any, state: Any, X: Any, backend: Any, rows: Any = None
 
 def check_solutions(solutions: Any, dim: int, backend: Any) -> list[np.ndarray]:
     """``solutions`` (``(dim,)`` or ``(k, dim)``, finite) as a list of host float64 rows."""
+    if solutions is None:  # np.array(None, float) is a NaN of shape ()
+        raise InvalidTypeError(f"solutions must be real numbers of shape ({dim},) or (k, {dim}), got None")
     try:
         S = np.array(backend.to_numpy(solutions) if hasattr(solutions, "shape") else solutions, dtype=np.float64)
     except (TypeError, ValueError, RuntimeError) as err:
