@@ -147,6 +147,7 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     (dict(seeds=[1.5]), InvalidArgumentError, "seeds must be"),
     (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
     (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
+    (dict(devices=["cpu"]), InvalidArgumentError, "devices must be"),
 ])
 def test_bad_batch_arguments_are_named(kwargs, error, match):
     x0 = np.ones(3)
@@ -157,6 +158,13 @@ def test_bad_batch_arguments_are_named(kwargs, error, match):
         x0 = jnp.ones(3)
     with pytest.raises(error, match=match):
         fit_batch(ES("snes", max_generations=2), lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
+
+
+@pytest.mark.parametrize("devices", ["gpu", [], ["cpu"]])
+def test_devices_are_checked_also_when_no_jax_batch_runs(devices):
+    """A numpy batch (a loop of ES.fit) ignored any devices= (it is read only where a JAX batch runs)."""
+    with pytest.raises(InvalidArgumentError, match="devices must be 'auto', None or a non-empty list of JAX devices"):
+        fit_batch(ES("snes", max_generations=2), lambda X: (X ** 2).sum(axis=1), np.ones(3), devices=devices)
 
 
 def test_seed_list():

@@ -225,6 +225,9 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
     if not hasattr(es, "get_params") or not hasattr(es, "fit"):
         raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs), got {type(es).__name__}")
+    listed = isinstance(devices, (list, tuple)) and len(devices) > 0 and all(hasattr(d, "platform") for d in devices)
+    if not (devices is None or devices == "auto" or listed):  # checked also when no JAX batch runs
+        raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
     params, estimators, families = [], [], []
     for family, combo in enumerate(expand_grid(grid)):
         if "random_state" in combo:
