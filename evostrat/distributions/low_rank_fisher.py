@@ -148,6 +148,8 @@ def solve_fisher(parts: FisherParts, gs: Array, gV: Array, xp: Any, *, rtol: flo
         From :func:`fisher_parts`.
     gs, gV : arrays, shapes (d,) and (d, k)
         The gradient in ``(log sigma, V)``.
+    xp : namespace
+        The Array API namespace of the arrays.
     rtol : float, optional
         Stop once the preconditioned residual norm ``sqrt(r^T M^-1 r)`` is ``rtol`` times the
         gradient's; default ``max(1e-12, 30 eps)`` of the dtype.

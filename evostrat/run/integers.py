@@ -69,6 +69,8 @@ def integer_mask(integer: Any, dim: int) -> np.ndarray:
     integer : array-like
         A boolean mask of shape ``(dim,)`` or a sequence of coordinate indices
         (ints in ``[-dim, dim)``).
+    dim : int
+        The number of coordinates.
 
     Raises
     ------
