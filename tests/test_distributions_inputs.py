@@ -12,7 +12,7 @@ import pytest
 from evostrat import expectation
 from evostrat.backends import get_backend
 from evostrat.distributions import DiagNormal, Normal
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -43,3 +43,31 @@ def test_an_int_key_inside_jit_leaves_the_seed_usable_afterwards() -> None:
 def test_expectation_refuses_a_sample_that_is_not_draws_of_p(p, sample, match) -> None:
     with pytest.raises(InvalidArgumentError, match=match):
         expectation(np.ones(sample.shape[0]), sample, p)
+
+
+@pytest.mark.parametrize(
+    "key, error, match",
+    [
+        ("seed", InvalidTypeError, "key must be an int seed or a jax backend key.*got str"),  # was JAX's TypeError
+        (1.5, InvalidTypeError, "key must be an int seed or a jax backend key.*got float"),
+        (np.zeros(2, dtype=np.float32), InvalidTypeError, "got ndarray of dtype float32 and shape \\(2,\\)"),
+        (np.zeros(5, dtype=np.uint32), InvalidTypeError, "key must be an int seed"),
+        (-1, InvalidArgumentError, "key must be an int seed >= 0"),  # was "random_state must be >= 0"
+    ],
+)
+def test_a_bad_jax_key_is_an_evostrat_error_naming_key(key, error, match) -> None:
+    with pytest.raises(error, match=match):
+        Normal(jnp.zeros(2), 1.0).sample(3, key=key)
+
+
+def test_jax_keys_concrete_typed_traced_and_vmapped_are_accepted() -> None:
+    p = Normal(jnp.zeros(2), 1.0)
+    raw = jax.random.PRNGKey(4)
+    expected = np.asarray(p.sample(3, key=raw))
+    np.testing.assert_array_equal(np.asarray(p.sample(3, key=np.asarray(raw))), expected)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda k: p.sample(3, key=k))(raw)), expected)
+    assert p.sample(3, key=jax.random.key(4)).shape == (3, 2)
+    batched = jax.vmap(lambda k: p.sample(3, key=k))(jax.random.split(raw, 2))
+    assert batched.shape == (2, 3, 2)
+    with pytest.raises(InvalidArgumentError, match="key must be an int seed >= 0"):
+        Normal(np.zeros(2), 1.0).sample(3, key=-2)
