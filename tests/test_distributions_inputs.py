@@ -11,9 +11,10 @@ import pytest
 
 from evostrat import expectation
 from evostrat.backends import get_backend
-from evostrat.distributions import DiagNormal, Normal
+from evostrat.distributions import DiagNormal, MultivariateNormal, Normal
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
+torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
@@ -71,3 +72,15 @@ def test_jax_keys_concrete_typed_traced_and_vmapped_are_accepted() -> None:
     assert batched.shape == (2, 3, 2)
     with pytest.raises(InvalidArgumentError, match="key must be an int seed >= 0"):
         Normal(np.zeros(2), 1.0).sample(3, key=-2)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
+def test_an_asymmetric_covariance_is_refused_on_every_backend(library: str) -> None:
+    """Cholesky reads the lower triangle on numpy and torch but the symmetric part on JAX:
+    [[1, 0.9], [0, 1]] was N(0, I) on numpy/torch and a correlated Gaussian on JAX, no error."""
+    asarray = {"numpy": np.asarray, "torch": torch.as_tensor, "jax": jnp.asarray}[library]
+    with pytest.raises(InvalidArgumentError, match="covariance must be symmetric"):
+        MultivariateNormal(asarray(np.zeros(2)), covariance=asarray(np.array([[1.0, 0.9], [0.0, 1.0]])))
+    a = np.random.default_rng(0).normal(size=(6, 6))
+    cov = asarray(a @ a.T / 6 + np.eye(6))  # a product's rounding is not asymmetry
+    assert MultivariateNormal(asarray(np.zeros(6)), covariance=cov).event_shape == (6,)
