@@ -84,3 +84,12 @@ def test_an_asymmetric_covariance_is_refused_on_every_backend(library: str) -> N
     a = np.random.default_rng(0).normal(size=(6, 6))
     cov = asarray(a @ a.T / 6 + np.eye(6))  # a product's rounding is not asymmetry
     assert MultivariateNormal(asarray(np.zeros(6)), covariance=cov).event_shape == (6,)
+
+
+def test_diag_normal_log_prob_refuses_a_draw_of_the_wrong_width() -> None:
+    p = DiagNormal(np.zeros(3), 1.0)
+    with pytest.raises(InvalidArgumentError, match="x must have shape"):
+        p.log_prob(np.zeros((2, 1)))  # was one value broadcast over 3 coordinates
+    with pytest.raises(InvalidArgumentError, match="x must have shape"):
+        p.log_prob(np.zeros(4))  # was numpy's broadcasting ValueError
+    assert DiagNormal(np.zeros((4, 3)), 1.0).log_prob(np.zeros(3)).shape == (4,)  # the batch still broadcasts
