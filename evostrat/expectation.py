@@ -106,12 +106,12 @@ def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array
     """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``."""
     be, xp = p.backend, p.xp
     x = be.stop_gradient(p.asarray(sample))
-    lp = p.log_prob(x)
-    if lp.ndim == 0:
+    if p.sample_ndim(x, "sample") == 0:  # not draws of p: log_prob would broadcast them
         raise InvalidArgumentError(
             f"sample must have a leading sample axis: shape (n,) + {tuple(p.batch_shape) + tuple(p.event_shape)}, "
             f"got {tuple(x.shape)}"
         )
+    lp = p.log_prob(x)
     k = _kept_axes(tuple(lp.shape), tuple(values.shape))
     if k < lp.ndim:
         lp = xp.sum(lp, axis=tuple(range(k, lp.ndim)))

@@ -237,7 +237,9 @@ class JaxBackend(Backend):
                 return cached
         words = seed_to_uint64(seed) & np.uint64(0xFFFF_FFFF)
         key = jax.device_put(words.astype(np.uint32), device)  # a raw threefry key, committed
-        if type(seed) is int:
+        # Under jit (a seed given inside a traced function) device_put gives a tracer: never
+        # cache it, or every later key of that seed is the leaked tracer.
+        if type(seed) is int and not isinstance(key, jax.core.Tracer):
             if len(_KEYS) >= _KEYS_KEPT:
                 _KEYS.clear()
             _KEYS[seed, device] = key

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evostrat.backends import Backend, array_backend, get_backend
+from evostrat.distributions.keys import sampling_key
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
@@ -213,22 +214,7 @@ class Distribution:
         return tuple(int(s) for s in shape)
 
     def _key(self, key: Any) -> Any:
-        be = self._backend
-        if key is None:
-            if be.traceable:
-                raise InvalidArgumentError(
-                    "key is required on JAX (e.g. key=jax.random.PRNGKey(0) or key=0): "
-                    "JAX has no hidden random state"
-                )
-            return be.key(None)
-        if _is_int(key):
-            return be.key(int(key))
-        if not be.traceable and not be.is_key(key):
-            raise InvalidTypeError(
-                f"key must be an int seed or a {be.name} backend key "
-                f"(evostrat.backends.get_backend({be.name!r}).key(seed)), got {type(key).__name__}"
-            )
-        return key
+        return sampling_key(self._backend, key)
 
     def _noise(self, sample_shape: tuple[int, ...], key: Any, generator: Any = None) -> Array:
         """Standard normal noise of shape ``sample_shape + batch_shape + event_shape``."""

@@ -32,6 +32,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
@@ -123,7 +124,12 @@ class MultivariateNormal(Distribution):
             diag = self.xp.linalg.diagonal(self._matrix)
             self._validate(*finite, ("the diagonal of scale_tril must be positive", diag > 0))
             return
-        self._validate(*finite)
+        # Cholesky reads one triangle on numpy and torch, the symmetric part on JAX: an
+        # asymmetric matrix would be a different distribution on each backend.
+        M, xp = self._matrix, self.xp
+        tol = math.sqrt(float(xp.finfo(self.dtype).eps)) * xp.max(xp.abs(M))
+        self._validate(*finite, ("covariance must be symmetric (it differs from its transpose)",
+                                 xp.abs(M - M.T) <= tol))
         try:
             diag = self.xp.linalg.diagonal(self._L())
         except Exception as err:  # LinAlgError (numpy), RuntimeError (torch)

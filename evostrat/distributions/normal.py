@@ -199,8 +199,11 @@ class DiagNormal(Normal):
         return self._shape[-1:]
 
     def log_prob(self, x: Any) -> Array:
-        """Log density of each vector draw (summed over the last axis)."""
-        return self.xp.sum(self._elementwise_log_prob(self.asarray(x)), axis=-1)
+        """Log density of each vector draw (summed over the last axis, which must be the event's)."""
+        x = self.asarray(x)
+        if tuple(x.shape[-1:]) != self.event_shape:  # broadcasting would spread one value over d
+            raise InvalidArgumentError(f"x must have shape sample_shape + (..., {self._shape[-1]}), got {tuple(x.shape)}")
+        return self.xp.sum(self._elementwise_log_prob(x), axis=-1)
 
     def entropy(self) -> Array:
         """``d (1 + log 2 pi) / 2 + sum log sigma``, shape ``batch_shape``."""
