@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from evostrat.backends import Backend
 from evostrat.distributions.base import Distribution
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -54,8 +56,8 @@ __all__ = ["expectation", "expectation_grad", "gradient", "magic_box"]
 def _check_p(p: Any) -> Distribution:
     if not isinstance(p, Distribution):
         raise InvalidTypeError(
-            "p must be an evostrat distribution (evostrat.distributions.Normal, DiagNormal, "
-            f"MultivariateNormal), got {type(p).__name__}"
+            "p must be an evostrat distribution (evostrat.distributions.Distribution: Normal, DiagNormal, "
+            f"MultivariateNormal, LowRankNormal, StudentT or a plugin's), got {type(p).__name__}"
         )
     return p
 
@@ -140,7 +142,12 @@ def _baseline(baseline: Any, values: Array, dim: int, p: Distribution) -> Array:
         if n < 2:
             raise InvalidArgumentError("baseline='mean' needs at least 2 draws")
         return (xp.sum(v, axis=dim, keepdims=True) - v) / (n - 1)
-    b = baseline if be.owns(baseline) else be.asarray(baseline, dtype=v.dtype, device=p.device)
+    try:
+        b = baseline if be.owns(baseline) else be.asarray(baseline, dtype=v.dtype, device=p.device)
+        np.broadcast_shapes(tuple(b.shape), tuple(v.shape))  # a baseline per value or per draw
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise InvalidArgumentError(f"baseline must be None, 'mean', a number or an array that broadcasts "
+                                   f"against the values of shape {tuple(v.shape)}, got {baseline!r}") from err
     return be.stop_gradient(b)
 
 

@@ -93,3 +93,21 @@ def test_diag_normal_log_prob_refuses_a_draw_of_the_wrong_width() -> None:
     with pytest.raises(InvalidArgumentError, match="x must have shape"):
         p.log_prob(np.zeros(4))  # was numpy's broadcasting ValueError
     assert DiagNormal(np.zeros((4, 3)), 1.0).log_prob(np.zeros(3)).shape == (4,)  # the batch still broadcasts
+
+
+@pytest.mark.parametrize("estimator", ["expectation", "expectation_grad"])
+def test_a_baseline_that_does_not_broadcast_is_named(estimator: str) -> None:
+    from evostrat.expectation import expectation_grad
+
+    p = DiagNormal(np.zeros(3), 0.5)
+    x = p.sample(8, key=0)
+    f = (x ** 2).sum(axis=1)
+    run = expectation if estimator == "expectation" else expectation_grad
+    with pytest.raises(InvalidArgumentError, match=r"baseline must be .* broadcasts against the values of shape \(8,\)"):
+        run(f, x, p, baseline=np.zeros(5))  # numpy's own ValueError before
+    assert np.isfinite(float(expectation(f, x, p, baseline=np.zeros(8))))  # one per draw broadcasts
+
+
+def test_p_that_is_not_a_distribution_lists_every_family() -> None:
+    with pytest.raises(InvalidTypeError, match="LowRankNormal, StudentT or a plugin's"):
+        expectation(np.ones(3), np.ones((3, 1)), object())
