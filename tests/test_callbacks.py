@@ -285,3 +285,17 @@ def test_csv_logger_writes_array_and_scalar_extras_exactly(tmp_path: Path, backe
     last = read_history_csv(path)[-1]
     assert last["mean"] == seen["mean"].tolist() and last["mean0"] == seen["mean"][0]
     assert last["f64"] == 0.1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_callback_returning_an_array_boolean_stops_the_run(backend: str) -> None:
+    pytest.importorskip(backend)
+
+    def close_enough(es: Any) -> Any:  # an array comparison: a 0-d boolean of the backend
+        return es.strategy_.backend.asarray(es.n_generations_) >= 4
+
+    es = ES("snes", max_generations=20, random_state=0, backend=backend).fit(sphere, np.ones(2), callbacks=[close_enough])
+    assert es.stop_reason_ == "callback" and es.n_generations_ == 4
+    es = ES("snes", max_generations=5, random_state=0, backend=backend).fit(
+        sphere, np.ones(2), callbacks=[lambda es: np.float64(1.0), lambda es: np.ones(2, dtype=bool)])
+    assert es.stop_reason_ == "maxiter"  # only booleans stop a run
