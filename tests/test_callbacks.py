@@ -266,3 +266,36 @@ def test_cli_progress_has_no_percentage_without_a_budget(tmp_path: Path, capsys:
     assert re.match(r"gen \d+ \| evals \d+ \| best", last) and "/" not in last, last
     assert main([*base, "--max-evals", "5000", "-o", str(tmp_path / "b")]) == 0
     assert re.match(r"gen \d+ \| evals \d+/5000 \| best", capsys.readouterr().err.strip().splitlines()[-1])
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_csv_logger_writes_array_and_scalar_extras_exactly(tmp_path: Path, backend: str) -> None:
+    pytest.importorskip(backend)
+    from evostrat.plotting.files import read_history_csv
+
+    path = tmp_path / "run.csv"
+    seen: dict[str, Any] = {}
+
+    def mean(es: Any) -> Any:
+        seen["mean"] = np.asarray(es.strategy_.backend.to_numpy(es.strategy_.mean), dtype=np.float64)
+        return es.strategy_.mean
+
+    ES("snes", max_generations=3, random_state=0, backend=backend).fit(
+        sphere, np.ones(2), callbacks=[CSVLogger(path, extra={"mean": mean, "mean0": lambda es: es.strategy_.mean[0],
+                                                              "f64": lambda es: np.float64(0.1)})])
+    last = read_history_csv(path)[-1]
+    assert last["mean"] == seen["mean"].tolist() and last["mean0"] == seen["mean"][0]
+    assert last["f64"] == 0.1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_callback_returning_an_array_boolean_stops_the_run(backend: str) -> None:
+    pytest.importorskip(backend)
+
+    def close_enough(es: Any) -> Any:  # an array comparison: a 0-d boolean of the backend
+        return es.strategy_.backend.asarray(es.n_generations_) >= 4
+
+    es = ES("snes", max_generations=20, random_state=0, backend=backend).fit(sphere, np.ones(2), callbacks=[close_enough])
+    assert es.stop_reason_ == "callback" and es.n_generations_ == 4
+    es = ES("snes", max_generations=5, random_state=0, backend=backend).fit(
+        sphere, np.ones(2), callbacks=[lambda es: np.float64(1.0), lambda es: np.ones(2, dtype=bool)])
+    assert es.stop_reason_ == "maxiter"  # only booleans stop a run

@@ -97,3 +97,24 @@ def test_a_resumed_run_keeps_the_records_up_to_where_it_resumed(tmp_path: Path) 
     ES.resume(str(ck), f, callbacks=[rec], max_generations=10)
     generations = [json.loads(line)["generation"] for line in path.read_text().splitlines()]
     assert generations == [1, 2, 3, 4, 5, 6, 7, 8, 10]
+
+
+def test_save_run_plots_replaces_links_instead_of_writing_through_them(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from evostrat import ES
+    from evostrat.callbacks import DistributionRecorder, SearchRecorder
+    from evostrat.plotting.files import save_run_plots
+    from evostrat.problems import sphere
+
+    (tmp_path / "out").mkdir()
+    victims = {}
+    for name in ("convergence.png", "diagnostics.png", "search.png"):
+        victims[name] = tmp_path / f"victim-{name}.txt"
+        victims[name].write_text("keep")
+        (tmp_path / "out" / name).symlink_to(victims[name])
+    rec = SearchRecorder()
+    es = ES("snes", max_generations=5, random_state=0).fit(sphere, np.ones(2), callbacks=[DistributionRecorder(), rec])
+    assert save_run_plots(tmp_path / "out", es, sphere, rec) == ["convergence.png", "diagnostics.png", "search.png"]
+    for name, victim in victims.items():
+        assert victim.read_text() == "keep"
+        assert not (tmp_path / "out" / name).is_symlink() and (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"

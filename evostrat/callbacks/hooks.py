@@ -3,8 +3,9 @@
 :class:`RunHooks` bundles the user's callbacks with the progress bar and the checkpointer
 that ``fit(progress=..., checkpoint=...)`` ask for, validates them before the run starts
 and calls them in a fixed order after every generation: user callbacks (any returning
-``True`` sets ``stop_reason_ = "callback"``), the progress bar, then the checkpointer,
-which so records the generation with its final stop reason.
+``True``, or a true boolean scalar of numpy, torch or JAX, sets ``stop_reason_ =
+"callback"``), the progress bar, then the checkpointer, which so records the generation
+with its final stop reason.
 
 Examples
 --------
@@ -38,6 +39,15 @@ def _check_callbacks(callbacks: Any) -> list[Any]:
         if not callable(cb):
             raise InvalidTypeError(f"callbacks[{i}] must be callable as cb(es), got {type(cb).__name__}")
     return list(callbacks)
+
+
+def _is_true(value: Any) -> bool:
+    """Whether a callback's return value is ``True``: Python's, or a boolean scalar of numpy,
+    torch or JAX (``es.fun_ < target`` on arrays); anything else (``None``, numbers) is not."""
+    if value is True or value is None or value is False:
+        return value is True
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    return shape is not None and tuple(shape) == () and str(dtype) in ("bool", "torch.bool") and bool(value)
 
 
 class RunHooks:
@@ -108,7 +118,7 @@ class RunHooks:
 
     def generation(self, es: Any) -> None:
         """After a generation: callbacks (stopping), progress, checkpoint."""
-        stops = [cb(es) is True for cb in self.callbacks]  # every callback runs, even after a stop
+        stops = [_is_true(cb(es)) for cb in self.callbacks]  # every callback runs, even after a stop
         if any(stops) and es.stop_reason_ is None:
             es.stop_reason_ = "callback"
         for hook in self._internal():

@@ -95,6 +95,17 @@ class _FileLogger(_RowLogger):
         return f"{type(self).__name__}({self.path!r})"
 
 
+def _csv_value(value: Any) -> Any:
+    """A CSV cell: floats by ``repr`` of the Python float, arrays and tensors as lists ``[a, b]``."""
+    if hasattr(value, "tolist"):  # numpy, torch and JAX scalars and arrays
+        value = value.tolist()
+    if isinstance(value, float):
+        return repr(float(value))  # float(): numpy's float64 repr is "np.float64(...)"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(_csv_value(v)) for v in value) + "]"
+    return value
+
+
 class CSVLogger(_FileLogger):
     """Write each generation as a CSV row (header from the first row).
 
@@ -111,8 +122,9 @@ class CSVLogger(_FileLogger):
 
     Notes
     -----
-    Floats are written with ``repr``, so reading them back gives the same
-    numbers bit for bit. Each row is flushed, so the file is usable while the
+    Floats (numpy, torch and JAX scalars included) are written with ``repr``,
+    so reading them back gives the same numbers bit for bit; arrays and tensors
+    as lists ``[a, b, ...]``. Each row is flushed, so the file is usable while the
     run goes on.
     """
 
@@ -132,7 +144,7 @@ class CSVLogger(_FileLogger):
             fields = self.columns or list(row) + [k for k in self.extra if k not in row]
             self._writer = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore", restval="")
             self._writer.writeheader()
-        self._writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+        self._writer.writerow({k: _csv_value(v) for k, v in row.items()})
         self._file.flush()
 
 

@@ -33,6 +33,13 @@ def merge_records(history: list[dict[str, Any]], records: Any) -> list[dict[str,
     return merged
 
 
+def _savefig(fig: Any, target: str, dpi: int) -> None:
+    """``fig.savefig(target)``, replacing a symbolic link there instead of writing through it."""
+    if os.path.islink(target):
+        os.unlink(target)
+    fig.savefig(target, dpi=dpi)
+
+
 def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, recorded: Any = None,
                    dpi: int = 120, problem: str | None = None, distribution: Any = None) -> list[str]:
     """Write ``convergence.png``, ``diagnostics.png`` (when the history has the distribution's
@@ -59,20 +66,20 @@ def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, re
     if objective is not None and getattr(objective, "vectorized", None) is not None:
         on_host.vectorized = objective.vectorized  # type: ignore[attr-defined]
     os.makedirs(folder, exist_ok=True)
-    plot_convergence(es, problem=problem).savefig(os.path.join(folder, "convergence.png"), dpi=dpi)
+    _savefig(plot_convergence(es, problem=problem), os.path.join(folder, "convergence.png"), dpi)
     written = ["convergence.png"]
     history = merge_records(es.history_, distribution) if distribution is not None else es.history_
     if any("mean" in row for row in history):
         title = run_title(es, problem, history)
         fig = plot_diagnostics(history, problem=problem, maximize=es.maximize, title=title)
-        fig.savefig(os.path.join(folder, "diagnostics.png"), dpi=dpi)
+        _savefig(fig, os.path.join(folder, "diagnostics.png"), dpi)
         written.append("diagnostics.png")
     if objective is not None and recorded is not None:
         best = f64(es.strategy_.backend.to_numpy(es.x_))
         head = " on ".join(p for p in (es.strategy_.strategy.name, problem) if p)
         title = f"{head}, 2-D: search distribution, generations 0-{es.n_generations_}"
         fig = plot_search_2d(on_host, recorded, best=best, title=title)
-        fig.savefig(os.path.join(folder, "search.png"), dpi=dpi)
+        _savefig(fig, os.path.join(folder, "search.png"), dpi)
         written.append("search.png")
     return written
 
@@ -157,9 +164,6 @@ def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
         title += f" ({stop})" if stop else ""
     written = []
     for name, draw in (("diagnostics.png", plot_diagnostics), ("convergence.png", plot_convergence)):
-        target = os.path.join(folder, name)
-        if os.path.islink(target):  # replace links, never write through them
-            os.unlink(target)
-        draw(history, title=title).savefig(target, dpi=dpi)
+        _savefig(draw(history, title=title), os.path.join(folder, name), dpi)
         written.append(name)
     return written
