@@ -296,6 +296,21 @@ def test_vectorized_objective_gets_chunks(process_pool):
     assert values.tolist() == [2.0 * i for i in range(7)]
 
 
+def test_vectorized_objective_may_return_one_column_as_in_process():
+    """``(n, 1)`` is one value per candidate in workers too, as ``evaluator="vectorized"`` takes it."""
+    from evostrat.evaluators.local import VectorizedEvaluator
+
+    @vectorized
+    def column(X):
+        return X.sum(axis=1, keepdims=True)
+
+    X = indexed_population(7, dim=2)
+    expected = VectorizedEvaluator().evaluate(column, X, NUMPY).tolist()
+    with cf.ThreadPoolExecutor(2) as pool:
+        values = ExecutorEvaluator(pool, chunksize=3).evaluate(column, X, NUMPY)
+    assert values.tolist() == expected == [2.0 * i for i in range(7)]
+
+
 # -- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("pool_kind", ["processes", "threads"])
 def test_objective_error_names_candidate_with_traceback(pool_kind, process_pool):
