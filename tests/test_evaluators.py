@@ -296,6 +296,21 @@ def test_vectorized_objective_gets_chunks(process_pool):
     assert values.tolist() == [2.0 * i for i in range(7)]
 
 
+def test_vectorized_objective_may_return_one_column_as_in_process():
+    """``(n, 1)`` is one value per candidate in workers too, as ``evaluator="vectorized"`` takes it."""
+    from evostrat.evaluators.local import VectorizedEvaluator
+
+    @vectorized
+    def column(X):
+        return X.sum(axis=1, keepdims=True)
+
+    X = indexed_population(7, dim=2)
+    expected = VectorizedEvaluator().evaluate(column, X, NUMPY).tolist()
+    with cf.ThreadPoolExecutor(2) as pool:
+        values = ExecutorEvaluator(pool, chunksize=3).evaluate(column, X, NUMPY)
+    assert values.tolist() == expected == [2.0 * i for i in range(7)]
+
+
 # -- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("pool_kind", ["processes", "threads"])
 def test_objective_error_names_candidate_with_traceback(pool_kind, process_pool):
@@ -438,6 +453,17 @@ def test_given_executor_is_never_shut_down():
         assert pool.submit(lambda: 42).result() == 42
 
 
+def test_given_executor_that_refuses_work_is_a_clear_error():
+    """A given pool that was shut down (or broken by a dead worker) names the candidates and the cure."""
+    pool = cf.ThreadPoolExecutor(2)
+    pool.shutdown()
+    with pytest.raises(ObjectiveError, match=r"executor refused to run candidates 0-\d+: RuntimeError: .*"
+                                             r"pass a new executor") as info:
+        ES("snes", max_generations=2, random_state=0,
+           evaluator=ExecutorEvaluator(pool)).fit(shifted_sphere(), np.ones(3))
+    assert isinstance(info.value.__cause__, RuntimeError) and info.value.indices[0] == 0
+
+
 # -- options --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, error, match",
@@ -449,6 +475,7 @@ def test_given_executor_is_never_shut_down():
         ({"arrays": "lists"}, InvalidArgumentError, "arrays must be 'backend' or 'numpy'"),
         ({"executor": "pool"}, InvalidTypeError, "executor must be a concurrent.futures.Executor"),
         ({"mp_context": "teleport"}, InvalidArgumentError, "mp_context must be one of"),
+        ({"mp_context": 5}, InvalidTypeError, "mp_context must be None, one of .* got int"),
     ],
 )
 def test_bad_options(kwargs, error, match):

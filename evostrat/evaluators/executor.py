@@ -80,13 +80,18 @@ class ExecutorEvaluator(ChunkedEvaluator):
                 f"client.get_executor()) or None, got {type(self.executor).__name__}"
             )
         positive_int("max_workers", self.max_workers)
+        methods = multiprocessing.get_all_start_methods()
         if isinstance(self.mp_context, str):
-            methods = multiprocessing.get_all_start_methods()
             if self.mp_context not in methods:
                 raise InvalidArgumentError(
                     f"mp_context must be one of {methods} or a multiprocessing context, "
                     f"got {self.mp_context!r}"
                 )
+        elif self.mp_context is not None and not callable(getattr(self.mp_context, "get_start_method", None)):
+            raise InvalidTypeError(
+                f"mp_context must be None, one of {methods} or a multiprocessing context "
+                f"(multiprocessing.get_context(...)), got {type(self.mp_context).__name__}"
+            )
 
     # -- the pool ----------------------------------------------------------------------
     def _in_process(self) -> bool:
@@ -166,6 +171,14 @@ class ExecutorEvaluator(ChunkedEvaluator):
                 futures.append(pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
                                            a if plain else 0, options))
             done, pending = cf.wait(futures, timeout=self.backstop(chunks))
+        except Exception as err:  # the pool refused work: shut down, or broken by a dead worker
+            self._abandon(futures)
+            start, stop = chunks[min(len(futures), len(chunks) - 1)]
+            raise ObjectiveError(
+                f"the executor refused to run {describe_candidates(start, stop)}: "
+                f"{type(err).__name__}: {err} (a pool that was shut down, or broken by a worker "
+                "that died, cannot be reused: pass a new executor)", indices=tuple(range(start, stop)),
+            ) from err
         except BaseException:  # KeyboardInterrupt in the driver: stop now, never wait for workers
             self._abandon(futures)
             raise

@@ -213,9 +213,11 @@ def _run_vectorized(fn: Callable, rows: Any, start: int, stop: int, values: np.n
         if options.behaviours:  # stacked and checked on the driver
             return ChunkResult(start, stop, values, outputs=[to_host(out)])
         arr = np.asarray(to_host(out), dtype=np.float64)
+        if arr.shape == (n, 1):  # one column: a value per candidate, as in-process
+            arr = arr[:, 0]
         if arr.shape != (n,):
             raise ValueError(
-                f"a vectorised objective must return shape ({n},) for a chunk of {n} "
+                f"a vectorised objective must return shape ({n},) (or ({n}, 1)) for a chunk of {n} "
                 f"candidates, got shape {arr.shape}"
             )
     except CandidateTimeout as err:
