@@ -100,8 +100,7 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     step = jnp.abs(gen_best - w.last_best)
     maybe = jnp.asarray(False)
     if rules.ftarget is not None:
-        target = threshold(rules.ftarget, best)
-        maybe |= reached(rules, best, target)
+        maybe |= reached(rules, best)
     if rules.max_evals is not None:
         maybe |= n_evals >= rules.max_evals
     if rules.max_generations is not None:

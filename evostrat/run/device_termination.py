@@ -64,12 +64,13 @@ def threshold(value: Any, like: Any) -> Any:
     return jnp.asarray(value, dtype=jnp.result_type(like))
 
 
-def reached(rules: "Rules", best: Any, target: Any) -> Any:
-    """Whether the best value so far ``best`` (user's sense) reached ``target``: ``-inf`` reaches any
-    target when minimising (``+inf`` when maximising), as in pycma; NaN and the other infinity, the
-    best before any value was seen, never do."""
+def reached(rules: "Rules", best: Any) -> Any:
+    """Whether the best value so far ``best`` (user's sense) reached ``rules.ftarget``: ``-inf``
+    reaches any target when minimising (``+inf`` when maximising), as in pycma; NaN and the other
+    infinity, the best before any value was seen, never do."""
     import jax.numpy as jnp
 
+    target = threshold(rules.ftarget, best)
     seen = (best == best) & (best != (-jnp.inf if rules.maximize else jnp.inf))
     return seen & ((best >= target) if rules.maximize else (best <= target))
 
@@ -344,8 +345,7 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
-        target = threshold(rules.ftarget, best)
-        rows.append(reached(rules, best, target))
+        rows.append(reached(rules, best))
     else:
         rows.append(false)
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
