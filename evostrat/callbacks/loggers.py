@@ -36,7 +36,7 @@ from typing import Any, Callable, TextIO
 from evostrat.callbacks.base import Callback
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["CSVLogger", "JSONLinesLogger", "DataFrameLogger", "history_frame"]
+__all__ = ["CSVLogger", "JSONLinesLogger", "DataFrameLogger", "history_frame", "open_unlinked"]
 
 
 def _check_extra(extra: Any) -> dict[str, Callable[[Any], Any]]:
@@ -70,6 +70,23 @@ class _RowLogger(Callback):
         self._seen = len(es.history_)
 
 
+def open_unlinked(path: str, append: bool, owner: str, newline: str | None = None) -> TextIO:
+    """``path`` opened for appending or truncated for writing, never through a symbolic link:
+    :class:`~evostrat.errors.InvalidArgumentError` naming ``owner`` (``O_NOFOLLOW``: also a link
+    planted while a run goes on is refused, not written through)."""
+    refused = f"{path!r} is a symbolic link; the {owner} never writes through links"
+    if os.path.islink(path):  # also where the system has no O_NOFOLLOW
+        raise InvalidArgumentError(refused)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if os.path.islink(path):
+            raise InvalidArgumentError(refused) from err
+        raise
+    return open(fd, "a" if append else "w", newline=newline, encoding="utf-8")
+
+
 class _FileLogger(_RowLogger):
     def __init__(self, path: str | os.PathLike, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -81,10 +98,7 @@ class _FileLogger(_RowLogger):
     def open_output(self) -> None:
         """Create or truncate the file, never through a symbolic link (refused)."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        if os.path.islink(self.path):
-            raise InvalidArgumentError(f"{self.path!r} is a symbolic link; the logger never writes through links")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        self._file = open(fd, "w", newline="", encoding="utf-8")
+        self._file = open_unlinked(self.path, append=False, owner="logger", newline="")
 
     def on_fit_end(self, es: Any) -> None:
         if self._file is not None:

@@ -29,11 +29,12 @@ import json
 import numbers
 import os
 import time
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from evostrat.callbacks.base import Callback
+from evostrat.callbacks.loggers import open_unlinked
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["DistributionRecorder", "SearchRecorder", "distribution_summary", "snapshot"]
@@ -240,7 +241,7 @@ class DistributionRecorder(Callback):
         record = {"generation": es.n_generations_, "n_evals": es.n_evals_, **summary}
         self.records.append(record)
         if self.path is not None:
-            with _open_unlinked(self.path, append=True) as file:
+            with open_unlinked(self.path, append=True, owner="recorder") as file:
                 file.write(json.dumps(record) + "\n")
         self._last = es.n_generations_
         self._spent += time.perf_counter() - t
@@ -250,7 +251,7 @@ class DistributionRecorder(Callback):
         if self.path is not None:
             kept = _records_up_to(self.path, es.n_generations_) if es.n_generations_ else []
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with _open_unlinked(self.path, append=False) as file:
+            with open_unlinked(self.path, append=False, owner="recorder") as file:
                 file.writelines(kept)
 
     def __call__(self, es: Any) -> None:
@@ -282,18 +283,3 @@ def _records_up_to(path: str, generation: int) -> list[str]:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by a kill
     return kept
-
-
-def _open_unlinked(path: str, append: bool) -> TextIO:
-    """``path`` opened for appending or truncated for writing, never through a symbolic link
-    (``O_NOFOLLOW``: also a link planted while the run goes on is refused, not written through)."""
-    if os.path.islink(path):  # also where the system has no O_NOFOLLOW
-        raise InvalidArgumentError(f"{path!r} is a symbolic link; the recorder never writes through links")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o666)
-    except OSError as err:
-        if os.path.islink(path):
-            raise InvalidArgumentError(f"{path!r} is a symbolic link; the recorder never writes through links") from err
-        raise
-    return open(fd, "a" if append else "w", encoding="utf-8")
