@@ -288,10 +288,7 @@ class ES(Params):
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        try:
-            run = self.run_
-        except AttributeError:  # no run yet: NotFittedError, a StateError
-            run = self._fitted_run("ask()")
+        run = self._fitted_run("ask()")  # no run yet: NotFittedError, a StateError
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
@@ -305,10 +302,7 @@ class ES(Params):
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        try:
-            run = self.run_
-        except AttributeError:  # no run yet: NotFittedError, a StateError
-            run = self._fitted_run("tell()")
+        run = self._fitted_run("tell()")  # no run yet: NotFittedError, a StateError
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
             X = run.structure.flatten_batch(X, run.asked)
         run.tell(X, values, constraints, repaired)

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 Array = Any
 
-__all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy",
-           "clamp_sigma", "default_popsize", "host_value", "resolve_backend"]
+__all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "clamp_sigma",
+           "default_popsize", "host_value", "resolve_backend"]
 
 
 def default_popsize(dim: int) -> int:
@@ -148,8 +148,9 @@ class Strategy(Params):
         """``popsize`` or the default for ``dim``, validated."""
         lam = self.default_popsize(dim) if self.popsize is None else self.popsize
         if isinstance(lam, bool) or not isinstance(lam, (int, np.integer)):
-            label = "popsize" if self.popsize is not None else f"default_popsize({dim}) of {type(self).__name__}"
-            raise InvalidTypeError(f"{label} must be an int{' or None' * (self.popsize is not None)}, got {lam!r}")
+            if self.popsize is None:  # the strategy's own default
+                raise InvalidTypeError(f"default_popsize({dim}) of {type(self).__name__} must be an int, got {lam!r}")
+            raise InvalidTypeError(f"popsize must be an int or None, got {lam!r}")
         if lam < self.min_popsize:
             raise InvalidArgumentError(
                 f"popsize must be >= {self.min_popsize} for {self.name or type(self).__name__}, got {lam}"

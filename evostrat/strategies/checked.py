@@ -1,10 +1,11 @@
 """The strategy contract checked at run time: what ``ask`` and ``tell`` return.
 
 :func:`~evostrat.strategies.base.check_strategy` checks a strategy's state once, at
-``init``; these check every ``ask`` and ``tell`` result where the driver receives it
-(the first of each :class:`~evostrat.run.asktell.AskTell`, every one traced in the compiled chunk and
-:class:`~evostrat.run.compiled_loop.CompiledLoop`),
-so a plugin that breaks the contract gets an :class:`~evostrat.errors.InvalidTypeError` naming
+``init``; these check the ``ask`` and ``tell`` results where the driver receives them: the
+first of each host run (:func:`checked_first`: :class:`~evostrat.run.asktell.AskTell`, the torch
+batch) and, at trace time, those of the compiled chunk and
+:class:`~evostrat.run.compiled_loop.CompiledLoop`, so a plugin that breaks the contract gets an
+:class:`~evostrat.errors.InvalidTypeError` naming
 the strategy and the method, not a broadcasting error a generation later. They read shapes and
 types only: under a JAX trace they cost nothing in the compiled program.
 
@@ -34,11 +35,8 @@ __all__ = ["checked_ask", "checked_state", "checked_first"]
 
 def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
     """``out``, what ``strategy.ask`` (a :class:`~evostrat.strategies.base.Strategy`) returned, if it
-    keeps the contract: a pair ``(X, state)``
-    with ``X`` of shape ``shape`` (``(popsize, dim)``), else :class:`InvalidTypeError` naming
-    what it returned instead (shapes only: free under a trace)."""
-    if type(out) is tuple and len(out) == 2 and getattr(out[0], "shape", None) == shape and isinstance(out[1], tuple):
-        return out  # the contract kept (every generation's case, ~0.1 us)
+    keeps the contract: a pair ``(X, state)`` with ``X`` of shape ``shape`` (``(popsize, dim)``),
+    else :class:`InvalidTypeError` naming what it returned instead (shapes only: free under a trace)."""
     if not (isinstance(out, tuple) and len(out) == 2):
         got = f"an array of shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
         raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return "
