@@ -90,8 +90,10 @@ def _path_name(path: Path) -> str:
 
 def _library(leaf: Any) -> str:
     module = type(leaf).__module__.split(".")[0]
-    if module in ("torch", "jax", "jaxlib"):
-        return "torch" if module == "torch" else "jax"
+    if module == "torch":
+        return "torch"
+    if module in ("jax", "jaxlib"):
+        return "jax"
     if isinstance(leaf, (np.ndarray, np.generic, float)):
         return "numpy"
     raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
