@@ -32,6 +32,7 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
+from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
 from evostrat.params import Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
@@ -105,8 +106,9 @@ class ES(Params):
     maximize : bool
         Maximise the objective instead of minimising it.
     bounds : tuple (lower, upper), optional
-        Box constraints, each a number, ``None`` or an array of shape
-        ``(dim,)``; candidates are mapped into the box by pycma's smooth
+        Box constraints, each a number, ``None``, an array of shape ``(dim,)`` or, for
+        a structured ``x0``, a matching structure (:mod:`evostrat.backends.structure_args`);
+        candidates are mapped into the box by pycma's smooth
         periodic transformation (:mod:`evostrat.run.bounds`), so every evaluated
         and returned candidate, and ``x_``, lie inside. ``x0`` must lie inside.
     restarts : str, dict or Restarts, optional
@@ -148,7 +150,8 @@ class ES(Params):
         ``False`` never does.
         ``fast_path_`` tells which loop ran.
     integer, reevaluations, noise_handling, warm_start
-        Integer coordinates (mask or indices; :mod:`evostrat.run.integers`); evaluations
+        Integer coordinates (mask or indices, or a structure of masks matching ``x0``'s;
+        :mod:`evostrat.run.integers`); evaluations
         per candidate, averaged, and UH-CMA-ES uncertainty handling (``True`` or a dict) in
         :meth:`fit` (:mod:`evostrat.run.noise`); a start from a fitted ES, a checkpoint or
         evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
@@ -309,9 +312,11 @@ class ES(Params):
         return self
 
     def inject(self, solutions: Any) -> "ES":
-        """Candidates ``(dim,)`` or ``(k, dim)`` for the next :meth:`ask` to return first
-        (pycma's ``inject``; steps clipped in Mahalanobis length, :mod:`evostrat.run.inject`)."""
-        self._fitted_run("inject()").inject(solutions)
+        """Candidates ``(dim,)`` or ``(k, dim)``, or in ``x0``'s structure (one, or leaves with a leading
+        axis ``k``), for the next :meth:`ask` to return first (pycma's ``inject``; steps clipped in
+        Mahalanobis length, :mod:`evostrat.run.inject`)."""
+        run = self._fitted_run("inject()")
+        run.inject(flat_solutions(run.structure, solutions))
         return self
 
     def stop(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """A structured ``x0``'s layout as JSON data, for checkpoints, and the structure rebuilt from it.
 
 The description holds the layout only, no values: the kind (``"tree"`` or ``"jax"``; an
-``nn.Module`` is stored as a dict of its parameters), each leaf's path and shape, and, when
-the leaves' dtypes differ, each leaf's dtype name, so a resumed run rounds its candidates'
-leaves as the saved run did. Reading refuses anything malformed with an
+``nn.Module`` is stored as a dict of its parameters), each leaf's path and shape, when
+the leaves' dtypes differ each leaf's dtype name, so a resumed run rounds its candidates'
+leaves as the saved run did, and each NamedTuple's path, class name and fields (it comes
+back as a ``collections.namedtuple`` of that name and those fields, not the class itself). Reading refuses anything malformed with an
 :class:`~evostrat.errors.InvalidArgumentError` (the checkpoint loader reports it as a
 :class:`~evostrat.errors.CheckpointError`).
 
@@ -23,12 +24,14 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any
 
 import numpy as np
 
-from evostrat.backends.structured import Structure, build_tree
+from evostrat.backends.structured import Structure, build_tree, is_named_tuple
+from evostrat.backends.trees import field_names
 from evostrat.errors import InvalidArgumentError
 
 __all__ = ["structure_spec", "structure_from_spec"]
@@ -49,7 +52,31 @@ def structure_spec(structure: Structure) -> dict[str, Any]:
                             "shapes": [list(s) for s in structure.shapes]}
     if structure.dtypes is not None:  # "torch.float32" -> "float32"
         spec["dtypes"] = [str(dtype).rsplit(".", 1)[-1] for dtype in structure.dtypes]
+    if structure.template is not None:
+        spec["named"] = _named_tuples(structure.template, ())
     return spec
+
+
+def _named_tuples(node: Any, path: tuple[tuple[str, Any], ...]) -> list[dict[str, Any]]:
+    """``{"path", "name", "fields"}`` of each NamedTuple in ``node`` (dicts, lists and tuples)."""
+    if isinstance(node, dict):
+        return [n for key in sorted(node) for n in _named_tuples(node[key], path + (("d", key),))]
+    if not isinstance(node, (list, tuple)):
+        return []
+    steps = [_named_tuples(v, path + (("l" if type(node) is list else "t", i),)) for i, v in enumerate(node)]
+    own = [{"path": [list(step) for step in path], "name": type(node).__name__, "fields": list(field_names(node))}]
+    return (own if is_named_tuple(node) else []) + [n for step in steps for n in step]
+
+
+def _with_named_tuples(node: Any, path: tuple[tuple[str, Any], ...], named: dict[Any, Any]) -> Any:
+    """``node`` with the tuples at the paths of ``named`` as namedtuples of their name and fields."""
+    if isinstance(node, dict):
+        return {key: _with_named_tuples(v, path + (("d", key),), named) for key, v in node.items()}
+    if not isinstance(node, (list, tuple)):
+        return node
+    values = [_with_named_tuples(v, path + (("l" if type(node) is list else "t", i),), named)
+              for i, v in enumerate(node)]
+    return values if type(node) is list else named[path](*values) if path in named else tuple(values)
 
 
 def structure_from_spec(spec: Any, flat: Any) -> Any:
@@ -66,6 +93,8 @@ def structure_from_spec(spec: Any, flat: Any) -> Any:
         if dtypes is not None and (not isinstance(dtypes, list) or len(dtypes) != len(paths)
                                    or any(d not in LEAF_DTYPES for d in dtypes)):
             raise ValueError
+        named = {tuple((str(kind), key if kind == "d" else int(key)) for kind, key in n["path"]):
+                 collections.namedtuple(str(n["name"]), [str(f) for f in n["fields"]]) for n in spec.get("named", [])}
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise InvalidArgumentError(f"structure description is malformed: {spec!r}") from err
     sizes = [math.prod(s) for s in shapes]
@@ -75,7 +104,11 @@ def structure_from_spec(spec: Any, flat: Any) -> Any:
     leaves = [flat[a:b].reshape(s) for a, b, s in zip(ends[:-1], ends[1:], shapes)]
     if dtypes is not None:
         leaves = [_cast(leaf, name) for leaf, name in zip(leaves, dtypes)]
-    return build_tree(paths, leaves)
+    tree = build_tree(paths, leaves)
+    try:
+        return _with_named_tuples(tree, (), named) if named else tree
+    except TypeError as err:  # fields that do not match the tuple's length
+        raise InvalidArgumentError(f"structure description is malformed: {spec!r}") from err
 
 
 def _cast(leaf: Any, name: str) -> Any:

@@ -20,8 +20,8 @@ of the unravel function on JAX; views, no copies, on numpy and torch), and
 An objective marked :func:`evostrat.vectorized` receives the whole population
 as one structure whose leaves have a leading population axis; an unmarked one
 receives one candidate per call (on JAX it is ``jax.vmap``-ed, so the run stays
-compiled). ``sigma0`` may be a matching structure of per-leaf step sizes (scalars
-or arrays of the leaf's shape).
+compiled). ``sigma0``, ``bounds``, ``integer`` and injected candidates may be given
+in the structure too (:mod:`evostrat.backends.structure_args`).
 
 Examples
 --------
@@ -31,8 +31,6 @@ Examples
 (9, [0.0, 0.0, 0.0, 1.0])
 >>> s.unflatten(np.arange(9.0))["w"].tolist()
 [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
->>> s.flat_sigma({"w": 0.5, "b": 2.0}).tolist()
-[2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
 """
 
 from __future__ import annotations
@@ -47,28 +45,35 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structure", "as_structure", "build_tree", "holds_arrays"]
+__all__ = ["Structure", "as_structure", "build_tree", "holds_arrays", "is_named_tuple", "jax_leaves", "path_name",
+           "walk_tree"]
 
 Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
 
 
-def _walk(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
-    """``(path, leaf)`` pairs of a tree of dicts (sorted keys), lists and tuples."""
+def is_named_tuple(node: Any) -> bool:
+    """Whether ``node`` is a NamedTuple (a tuple with ``_fields``)."""
+    return isinstance(node, tuple) and hasattr(type(node), "_fields")
+
+
+def walk_tree(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    """``(path, leaf)`` pairs of a tree of dicts (sorted keys), lists and tuples (NamedTuples too:
+    their steps are a tuple's, ``("t", index)``)."""
     if isinstance(node, dict):
         out = []
         for key in sorted(node):
-            out += _walk(node[key], path + (("d", key),))
+            out += walk_tree(node[key], path + (("d", key),))
         return out
-    if type(node) in (list, tuple):
+    if type(node) in (list, tuple) or is_named_tuple(node):
         out = []
         for i, value in enumerate(node):
-            out += _walk(value, path + (("l" if type(node) is list else "t", i),))
+            out += walk_tree(value, path + (("l" if type(node) is list else "t", i),))
         return out
     return [(path, node)]
 
 
 def build_tree(paths: list[Path], leaves: list[Any]) -> Any:
-    """The tree of dicts, lists and tuples with ``leaves`` at ``paths`` (inverse of :func:`_walk`)."""
+    """The tree of dicts, lists and tuples with ``leaves`` at ``paths`` (inverse of :func:`walk_tree`)."""
     if len(paths) == 1 and paths[0] == ():
         return leaves[0]
     kind = paths[0][0][0]
@@ -84,7 +89,8 @@ def build_tree(paths: list[Path], leaves: list[Any]) -> Any:
     return values if kind == "l" else tuple(values)
 
 
-def _path_name(path: Path) -> str:
+def path_name(path: Path) -> str:
+    """A leaf's name in messages: ``"['w'][0]"``, ``"(root)"`` for a lone leaf."""
     return "".join(f"[{k!r}]" if kind == "d" else f"[{k}]" for kind, k in path) or "(root)"
 
 
@@ -114,12 +120,15 @@ class Structure:
     dtypes : tuple or None
         The leaves' dtypes where they differ (``flat`` has their promoted dtype, candidates' leaves
         their own, as ``ravel_pytree``'s on JAX); ``None`` where they agree.
+    template : tree or None
+        ``x0`` where it holds NamedTuples: candidates are rebuilt in its classes (JAX's unravel
+        does it on JAX), checkpoints store their names and fields.
     """
 
     def __init__(self, kind: str, flat: Any, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...],
                  paths: list[Path] | None, module: Any = None, unravel: Callable | None = None,
-                 dtypes: tuple[Any, ...] | None = None) -> None:
-        self.kind, self.flat, self.names, self.shapes = kind, flat, names, shapes
+                 dtypes: tuple[Any, ...] | None = None, template: Any = None) -> None:
+        self.kind, self.flat, self.names, self.shapes, self.template = kind, flat, names, shapes, template
         self.paths, self.module, self._unravel = paths, module, unravel
         self.dtypes = dtypes if dtypes is not None and len(set(dtypes)) > 1 else None
         self.sizes = tuple(math.prod(s) for s in shapes)
@@ -153,7 +162,7 @@ class Structure:
             from jax.flatten_util import ravel_pytree
 
             return jax.vmap(lambda t: ravel_pytree(t)[0])(tree)
-        leaves = list(tree.values()) if self.kind == "module" else [leaf for _, leaf in _walk(tree)]
+        leaves = list(tree.values()) if self.kind == "module" else [leaf for _, leaf in walk_tree(tree)]
         n = leaves[0].shape[0]
         rows = [leaf.reshape(n, -1) for leaf in leaves]
         if type(self.flat).__module__.startswith("torch"):
@@ -190,36 +199,9 @@ class Structure:
                       leaf.astype(dtype) for leaf, dtype in zip(leaves, self.dtypes)]
         if self.kind == "module":
             return dict(zip(self.names, leaves))
-        return build_tree(self.paths, leaves)
+        return build_tree(self.paths, leaves) if self.template is None else _refill(self.template, iter(leaves))
 
-    # -- step sizes and the objective ----------------------------------------------------------
-    def flat_sigma(self, sigma0: Any) -> Any:
-        """``sigma0`` for the flat search space: a number or flat vector as it is; a structure
-        matching ``x0``'s (per-leaf numbers or arrays of the leaf's shape) as one float64 vector."""
-        if sigma0 is None or isinstance(sigma0, (int, float, np.number)) or hasattr(sigma0, "shape"):
-            return sigma0
-        if self.kind == "module":
-            if not isinstance(sigma0, dict):
-                raise InvalidTypeError(f"sigma0 must be a number, a flat array or a dict keyed by the module's "
-                                       f"parameter names, got {type(sigma0).__name__}")
-            pairs = [(name, sigma0[name]) for name in self.names if name in sigma0]
-            given = sorted(map(str, sigma0))
-        else:
-            pairs = [(_path_name(p), leaf) for p, leaf in _walk(sigma0)] if self.kind == "tree" else _jax_leaves(sigma0)
-            given = [name for name, _ in pairs]
-        if [name for name, _ in pairs] != list(self.names) or len(given) != len(self.names):
-            raise InvalidArgumentError(f"sigma0 must have the structure of x0: leaves {list(self.names)}, "
-                                       f"got {given}")
-        parts = []
-        for (name, value), shape in zip(pairs, self.shapes):
-            value = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
-            try:
-                parts.append(np.broadcast_to(value, shape).ravel())
-            except ValueError:
-                raise InvalidArgumentError(f"sigma0 leaf {name} has shape {value.shape}; expected a number or the "
-                                           f"leaf's shape {shape}") from None
-        return np.concatenate(parts)
-
+    # -- the objective ----------------------------------------------------------------------
     def objective(self, fn: Callable) -> Callable:
         """``fn`` over structured candidates as an objective over flat ones (one wrapper per
         ``fn`` and structure layout, so compiled programs are reused across fits)."""
@@ -275,22 +257,22 @@ def as_structure(x0: Any) -> Structure | None:
     """
     if _is_module(x0):
         return _module(x0)
-    if isinstance(x0, dict):
+    if isinstance(x0, dict) or is_named_tuple(x0):  # of numpy or torch leaves: those backends, not JAX
         pass
-    elif type(x0) in (list, tuple):
+    elif type(x0) in (list, tuple):  # a NamedTuple is a structure even of numbers, as JAX's
         if all(isinstance(v, (int, float, np.number)) for v in x0):
             return None  # a flat point given as a list
     elif _is_jax_tree(x0):
         return _jax_tree(x0, None)
     else:
         return None
-    pairs = _walk(x0)
+    pairs = walk_tree(x0)
     if not pairs:
         raise InvalidArgumentError(f"x0 must hold at least one parameter array, got an empty {type(x0).__name__}")
     libraries = {_library(leaf) for _, leaf in pairs}
     if len(libraries) > 1:
         raise InvalidTypeError(f"x0's leaves must come from one library, got {sorted(libraries)}")
-    names = tuple(_path_name(p) for p, _ in pairs)
+    names = tuple(path_name(p) for p, _ in pairs)
     leaf_dtypes = []
     for name, (_, leaf) in zip(names, pairs):
         dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype  # not a host copy of a tensor
@@ -299,7 +281,7 @@ def as_structure(x0: Any) -> Structure | None:
             raise InvalidTypeError(f"x0 leaf {name} must be floating point, got dtype {dtype}")
     library = libraries.pop()
     if library == "jax":
-        return _jax_tree(x0, [p for p, _ in pairs])
+        return _jax_tree(x0, [p for p, _ in pairs], x0 if _holds_named_tuple(x0) else None)
     shapes = tuple(tuple(getattr(leaf, "shape", ())) for _, leaf in pairs)
     if library == "torch":
         import torch
@@ -307,12 +289,32 @@ def as_structure(x0: Any) -> Structure | None:
         flat = torch.cat([leaf.detach().reshape(-1) for _, leaf in pairs])
     else:
         flat = np.concatenate([np.asarray(leaf).reshape(-1) for _, leaf in pairs])
-    return Structure("tree", flat, names, shapes, [p for p, _ in pairs], dtypes=tuple(leaf_dtypes))
+    return Structure("tree", flat, names, shapes, [p for p, _ in pairs], dtypes=tuple(leaf_dtypes),
+                     template=x0 if _holds_named_tuple(x0) else None)
+
+
+def _holds_named_tuple(node: Any) -> bool:
+    """Whether ``node`` is or holds (in dicts, lists and tuples) a NamedTuple."""
+    if is_named_tuple(node):
+        return True
+    children = node.values() if isinstance(node, dict) else node if type(node) in (list, tuple) else ()
+    return any(_holds_named_tuple(child) for child in children)
+
+
+def _refill(template: Any, leaves: Any) -> Any:
+    """``template`` (dicts, lists, tuples, NamedTuples) with its leaves replaced by the next of
+    ``leaves``, in :func:`walk_tree` order."""
+    if isinstance(template, dict):
+        return {key: _refill(template[key], leaves) for key in sorted(template)}
+    if type(template) in (list, tuple) or is_named_tuple(template):
+        values = [_refill(value, leaves) for value in template]
+        return values if type(template) is list else tuple(values) if type(template) is tuple else type(template)(*values)
+    return next(leaves)
 
 
 def holds_arrays(x0: Any) -> bool:
     """Whether a leaf of ``x0`` is an array or tensor (a structure), not a number (a flat point)."""
-    return any(hasattr(leaf, "shape") and not isinstance(leaf, np.generic) for _, leaf in _walk(x0))
+    return any(hasattr(leaf, "shape") and not isinstance(leaf, np.generic) for _, leaf in walk_tree(x0))
 
 
 def _is_module(x0: Any) -> bool:
@@ -332,18 +334,18 @@ def _is_jax_tree(x0: Any) -> bool:
     return bool(leaves) and not (len(leaves) == 1 and leaves[0] is x0)
 
 
-def _jax_leaves(tree: Any) -> list[tuple[str, Any]]:
+def jax_leaves(tree: Any) -> list[tuple[str, Any]]:
     """``(name, leaf)`` pairs of a JAX pytree (a NamedTuple, a flax tree...), named as JAX names them."""
     import jax
 
     return [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
+def _jax_tree(tree: Any, paths: list[Path] | None, template: Any = None) -> Structure:
     import jax
     from jax.flatten_util import ravel_pytree
 
-    named = _jax_leaves(tree)
+    named = jax_leaves(tree)
     if not named:
         raise InvalidArgumentError("x0 must hold at least one parameter array, got an empty pytree")
     dtypes = tuple(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype for _, leaf in named)  # no copy
@@ -354,7 +356,8 @@ def _jax_tree(tree: Any, paths: list[Path] | None) -> Structure:
     if len(set(dtypes)) > 1:  # ravel_pytree's unravel then takes flat's dtype only, which ES(dtype=) may change
         unravel = (lambda to_leaves: lambda x: to_leaves(x.astype(flat.dtype)))(unravel)
     shapes = tuple(tuple(np.shape(leaf)) for _, leaf in named)
-    return Structure("jax", flat, tuple(n for n, _ in named), shapes, paths, unravel=unravel, dtypes=dtypes)
+    return Structure("jax", flat, tuple(n for n, _ in named), shapes, paths, unravel=unravel, dtypes=dtypes,
+                     template=template)
 
 
 def _module(module: Any) -> Structure:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend
+from evostrat.backends.structure_args import flat_bounds, flat_integer, flat_sigma
 from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
 from evostrat.checkpoint.features import (capture_features, capture_injections, check_constraint_function,
@@ -115,7 +116,9 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
     sd = runner.state_dict()
     arrays = {f"state/{name}": np.asarray(a) for name, a in sd["arrays"].items()}
     state = {**sd, "arrays": sorted(sd["arrays"])}
-    params = {name: _encode_param(name, value, arrays) for name, value in es.get_params(deep=False).items()}
+    flat = {"sigma0": flat_sigma, "bounds": flat_bounds, "integer": flat_integer}  # in x0's structure: stored flat
+    params = {name: _encode_param(name, flat[name](driver.structure, value) if name in flat else value, arrays)
+              for name, value in es.get_params(deep=False).items()}
     run = driver.state
     box = driver.bounds.box if driver.integers is not None else driver.bounds  # not rounded by the margin
     x0_init = driver.x0 if box is None else box.transform(driver.x0)

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.backends.points import check_population_size, draw_point
+from evostrat.backends.structure_args import flat_arguments, flat_sigma
 from evostrat.backends.structured import as_structure
 from evostrat.constraints.base import MissingConstraintFunction, evaluate_constraints
 from evostrat.constraints.tracker import ConstrainedRun
@@ -74,17 +75,16 @@ class Driver:
         self.settings = settings
         self.maximize = bool(settings.maximize)
         self.structure = as_structure(x0)  # a dict, pytree or nn.Module: searched as one flat vector
-        if self.structure is not None:
-            x0 = self.structure.flat
+        x0, bounds, integer = flat_arguments(self.structure, x0, settings)  # bounds=, integer= in its structure too
         self.x0_source = x0 if callable(x0) else None
         x0 = self.draw_x0(0) if callable(x0) else x0
         self.x0_type = type(x0)
         x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, (list, tuple)) else x0
         self.bounds: BoxBounds | None = None
-        if settings.bounds is not None:  # validate x0 first, then the box against it
+        if bounds is not None:  # validate x0 first, then the box against it
             x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
-            self.bounds = BoxBounds.from_spec(settings.bounds, x0)
-        self.integers = IntegerSpace.for_run(self, x0)  # integer=: bounds become box + encoding
+            self.bounds = BoxBounds.from_spec(bounds, x0)
+        self.integers = IntegerSpace.for_run(self, x0, integer)  # integer=: bounds become box + encoding
         self.noise: Any = None  # reevaluations / noise_handling: set by the host loop (run.noise)
         self.noise_resume: dict[str, Any] | None = None  # a checkpoint's noise state, for the next loop
         self.restarts = make_restarts(settings.restarts, settings.random_state)
@@ -108,8 +108,7 @@ class Driver:
         run's termination criteria."""
         s = self.settings
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
-        if self.structure is not None:
-            sigma0 = self.structure.flat_sigma(sigma0)  # per-leaf step sizes as one vector
+        sigma0 = flat_sigma(self.structure, sigma0)  # per-leaf step sizes as one vector
         if plan is not None:
             popsize = plan.popsize
             if plan.sigma_factor != 1.0:

@@ -177,9 +177,10 @@ class IntegerSpace:
         return cls(mask, lower, upper)
 
     @classmethod
-    def for_run(cls, driver: Any, x0: Any) -> "IntegerSpace | None":
-        """The integer space of ``driver``'s settings; makes ``driver.bounds`` a :class:`MixedSpace`."""
-        space = cls.from_spec(getattr(driver.settings, "integer", None), x0, driver.bounds)
+    def for_run(cls, driver: Any, x0: Any, integer: Any) -> "IntegerSpace | None":
+        """The integer space of ``driver``'s ``integer`` setting (flat: ``x0``'s structure's already
+        flattened); makes ``driver.bounds`` a :class:`MixedSpace`."""
+        space = cls.from_spec(integer, x0, driver.bounds)
         if space is not None:
             driver.bounds = MixedSpace(driver.bounds, space, driver)
         return space
