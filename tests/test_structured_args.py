@@ -139,6 +139,20 @@ def test_a_checkpoint_stores_structured_sigma0_bounds_and_integer(tmp_path):
     assert resumed.fun_ == whole.fun_ and resumed.x_.b[0] == whole.x_.b[0]
 
 
+def test_warm_start_checks_the_layout_and_takes_solutions_in_the_structure():
+    source = ES("cma_es", max_generations=10, random_state=0).fit(_loss, X0)
+    assert ES("cma_es", warm_start=source).initialize(np.zeros(6)).strategy_.dim == 6  # flat: any layout
+    with pytest.raises(InvalidArgumentError, match=r"warm_start run's x0 has leaves .* the layouts must agree"):
+        ES("cma_es", warm_start=source).initialize({"v": np.zeros(6)})
+    rng = np.random.default_rng(0)
+    X = {"w": rng.uniform(0, 1, (50, 2, 2)), "b": rng.uniform(0, 1, (50, 2))}
+    values = ((X["w"] - 0.4) ** 2).sum(axis=(1, 2)) + ((X["b"] - 0.4) ** 2).sum(axis=1)
+    flat = np.concatenate([X["b"], X["w"].reshape(50, 4)], axis=1)
+    es = ES("cma_es", warm_start=(X, values)).initialize(X0)
+    reference = ES("cma_es", warm_start=(flat, values)).initialize(X0)
+    np.testing.assert_array_equal(es.strategy_.mean, reference.strategy_.mean)
+
+
 @pytest.mark.parametrize("named", [
     [{"path": [], "name": "not an identifier", "fields": ["w", "b"]}],
     [{"path": [], "name": "P", "fields": ["w"]}],  # one field for a tuple of two

@@ -2,7 +2,8 @@
 
 ``ES(warm_start=...)`` replaces the initial search distribution of the first run
 (restart runs start from ``x0`` as usual); ``x0`` still sets the dimension,
-backend and dtype and must have the same dimension. Accepted sources:
+backend and dtype and must have the same dimension (and, where both runs had a
+structured ``x0``, the same leaves and shapes). Accepted sources:
 
 - a fitted (or initialized) :class:`~evostrat.ES`, or the path of a checkpoint
   (:mod:`evostrat.checkpoint`): with the same strategy and population size the
@@ -10,7 +11,8 @@ backend and dtype and must have the same dimension. Accepted sources:
   is taken over, so fitting again continues the search; otherwise its search
   distribution (mean, step size and, for the CMA family, covariance) is.
   The random key is the new run's (``random_state``).
-- evaluated solutions of a similar task, ``(X, values)`` or a :class:`WarmStart`:
+- evaluated solutions of a similar task, ``(X, values)`` or a :class:`WarmStart` (for a
+  structured ``x0``, ``X`` may be in its structure, each leaf with a leading axis ``N``):
   WS-CMA-ES (Nomura, Watanabe, Akimoto, Ozaki, Onishi, "Warm Starting CMA-ES for
   Hyperparameter Optimization", AAAI 2021, arXiv 2012.06932, sec. 4). With the
   best ``floor(gamma N)`` solutions ``x_1..x_k`` (lowest values; highest with
@@ -49,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import to_host
+from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, Params
@@ -220,11 +223,17 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
     runner = driver.runner
     source = _source(spec)
     if isinstance(source, WarmStart):
+        if driver.structure is not None:  # X may be in x0's structure, its leaves with a leading axis N
+            source = WarmStart(flat_solutions(driver.structure, source.X), source.values, source.gamma, source.alpha)
         mean, sigma, C = source.distribution(driver.maximize, runner.dim)
     else:
         other = source.runner
         if other.dim != runner.dim:
             raise InvalidArgumentError(f"warm_start run has dimension {other.dim}, x0 has dimension {runner.dim}")
+        mine, theirs = (None if s is None else (s.names, s.shapes) for s in (driver.structure, source.structure))
+        if mine is not None and theirs is not None and mine != theirs:  # a flat run's coordinates are any layout's
+            raise InvalidArgumentError(f"warm_start run's x0 has leaves {list(theirs[0])} of shapes {list(theirs[1])}, "
+                                       f"this x0 {list(mine[0])} of shapes {list(mine[1])}: the layouts must agree")
         if type(other.strategy) is type(runner.strategy) and other.backend.name == runner.backend.name and \
                 _same_shapes(other.state, runner.state):
             key = runner.state.key
