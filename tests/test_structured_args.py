@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
+import evostrat
 from evostrat import ES, InvalidArgumentError, InvalidTypeError
 
 
@@ -151,6 +152,19 @@ def test_warm_start_checks_the_layout_and_takes_solutions_in_the_structure():
     es = ES("cma_es", warm_start=(X, values)).initialize(X0)
     reference = ES("cma_es", warm_start=(flat, values)).initialize(X0)
     np.testing.assert_array_equal(es.strategy_.mean, reference.strategy_.mean)
+
+
+@pytest.mark.parametrize("library", ["numpy", "jax"])
+def test_fit_batch_seeds_none_runs_once_with_the_templates_random_state(library):
+    xp = np if library == "numpy" else pytest.importorskip("jax.numpy")
+    x0 = xp.ones(3)
+    res = evostrat.fit_batch(ES("snes", max_generations=15, random_state=7), lambda X: (X ** 2).sum(axis=1),
+                             x0, seeds=None, grid={"popsize": [6, 8]})
+    assert [p["random_state"] for p in res.params] == [7, 7] and len(res) == 2
+    alone = ES("snes", max_generations=15, random_state=7, popsize=8).fit(lambda X: (X ** 2).sum(axis=1), x0)
+    np.testing.assert_allclose(res.fun[1], alone.fun_, rtol=1e-4 if library == "jax" else 0)
+    with pytest.raises(InvalidArgumentError, match="seeds must be a positive int, a non-empty list of ints or None"):
+        evostrat.fit_batch(ES("snes"), lambda X: (X ** 2).sum(axis=1), x0, seeds="all")
 
 
 @pytest.mark.parametrize("named", [

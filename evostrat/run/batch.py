@@ -106,7 +106,7 @@ def seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
         return [int(s) for s in seeds]
-    raise InvalidArgumentError(f"seeds must be a positive int or a non-empty list of ints, got {seeds!r}")
+    raise InvalidArgumentError(f"seeds must be a positive int, a non-empty list of ints or None, got {seeds!r}")
 
 
 class BatchResult:
@@ -208,8 +208,9 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         As for :meth:`ES.fit`; on JAX it must trace for the runs to be batched.
     x0 : array-like or structure
         The start point of every run (as for :meth:`ES.fit`).
-    seeds : int or list of int
-        ``n`` for seeds ``0 .. n-1``, or the seeds (``random_state`` of each run).
+    seeds : int, list of int or None
+        ``n`` for seeds ``0 .. n-1``, or the seeds (``random_state`` of each run); ``None``:
+        one run per grid combination with ``es``'s own ``random_state``.
     grid : dict, list of dict or ParameterGrid, optional
         Parameters of :class:`~evostrat.ES` (``popsize``, ``sigma0``, ``max_generations``,
         ...) and ``strategy__<name>`` hyper-parameters, each with a list of values.
@@ -233,7 +234,7 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
         template = _configured(es, combo)
-        for seed in seed_list(seeds):
+        for seed in [es.random_state] if seeds is None else seed_list(seeds):
             run = copy.copy(template)  # the combination's parameters, set and checked once
             if not isinstance(run.strategy, str):  # an instance: each run has its own copy
                 run.set_params(strategy=copy.deepcopy(template.strategy))
