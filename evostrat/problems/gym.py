@@ -56,6 +56,37 @@ def check_env_id(env_id: Any, registered: Any, library: str) -> None:
         raise UnknownNameError(f"env_id {env_id!r} is not a registered {library} environment{hint}")
 
 
+def observation_shape(space: Any, env_id: str) -> tuple:
+    """The shape of the observations a policy sees: a ``Box``'s own, else ``(flatdim,)`` (one-hot
+    ``Discrete``, concatenated ``Dict``/``Tuple``/``MultiDiscrete``/``MultiBinary``, as gymnasium flattens them)."""
+    spaces = import_gymnasium().spaces
+    if isinstance(space, spaces.Box):
+        return tuple(space.shape)
+    try:
+        return (int(spaces.flatdim(space)),)
+    except (NotImplementedError, ValueError, TypeError):
+        raise InvalidTypeError(f"GymProblem supports observation spaces that gymnasium can flatten (Box, "
+                               f"Discrete, Text, MultiDiscrete, MultiBinary, Dict, Tuple); {env_id} has {space}") from None
+
+
+def action_outputs(space: Any, env_id: str, squash: bool) -> int:
+    """How many policy outputs the action space takes: ``n`` (``Discrete``: argmax), ``sum(nvec)``
+    (``MultiDiscrete``: an argmax per component) or ``prod(shape)`` (``Box``); refuses other spaces,
+    and ``squash`` onto a ``Box`` that is not bounded on both sides."""
+    spaces = import_gymnasium().spaces
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if not isinstance(space, spaces.Box):
+        raise InvalidTypeError(f"GymProblem supports Discrete, MultiDiscrete and Box action spaces, "
+                               f"{env_id} has {space}")
+    if squash and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise InvalidArgumentError(f"squash=True maps actions onto [low, high], which must be finite; {env_id} "
+                                   f"has {space} (use squash=False: actions are then clipped)")
+    return int(np.prod(space.shape))
+
+
 class MLPPolicy:
     """A numpy tanh MLP ``obs -> output``; ``dim`` weights and biases per candidate.
 
@@ -128,8 +159,13 @@ class GymProblem:
     policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
         A torch module (its parameters are the search vector, see
         :class:`~evostrat.params_flat.TorchParams`) runs under ``torch.no_grad``. A
-        ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``Box`` space
-        ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError``.
+        ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``MultiDiscrete``
+        space an argmax per component (``sum(nvec)`` outputs), a ``Box`` space
+        ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError`` (for an
+        :class:`MLPPolicy`, when the problem is made). ``Box`` observations are shown as
+        they are, other spaces flattened as ``gymnasium.spaces.flatten`` does (``Discrete``
+        one-hot, ``Dict``/``Tuple`` concatenated); other action spaces, and observation
+        spaces gymnasium cannot flatten, raise ``InvalidTypeError`` when the problem is made.
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
@@ -142,7 +178,7 @@ class GymProblem:
     obs_clip : float
         Clip of normalised observations.
     squash : bool
-        ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` instead of clipping.
+        ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` (both finite) instead of clipping.
     seed : int
         Episode ``e`` is reset with seed ``seed + e``.
     negate : bool
@@ -193,7 +229,15 @@ class GymProblem:
             )
         self._env: Any = None
         env = self._get_env()
-        self.obs_shape = tuple(env.observation_space.shape or ())
+        self.obs_shape = observation_shape(env.observation_space, env_id)
+        self.n_outputs = action_outputs(env.action_space, env_id, self.squash)
+        sizes = policy.sizes if isinstance(policy, MLPPolicy) else None  # its widths are known now
+        if sizes is not None and (sizes[0] != math.prod(self.obs_shape) or sizes[-1] != self.n_outputs):
+            raise InvalidArgumentError(
+                f"policy must map {math.prod(self.obs_shape)} observation values to {self.n_outputs} outputs for "
+                f"{env_id} (observations {env.observation_space}, actions {env.action_space}), got "
+                f"MLPPolicy(n_inputs={sizes[0]}, n_outputs={sizes[-1]})"
+            )
         self.obs_stat = RunningStat(self.obs_shape) if self.obs_norm else None
 
     # -- plumbing ----------------------------------------------------------------------
@@ -225,26 +269,27 @@ class GymProblem:
         return self._torch.policy(theta)
 
     def _action(self, out: np.ndarray, space: Any) -> Any:
-        gymnasium = import_gymnasium()
-        discrete = isinstance(space, gymnasium.spaces.Discrete)
-        if not (discrete or isinstance(space, gymnasium.spaces.Box)):
-            raise InvalidTypeError(
-                f"GymProblem supports Discrete and Box action spaces, {self.env_id} has {space}"
-            )
+        spaces = import_gymnasium().spaces
         out = np.asarray(out, dtype=np.float64).ravel()
-        size = int(space.n) if discrete else int(np.prod(space.shape))
-        if out.size != size:
+        if out.size != self.n_outputs:
             raise InvalidArgumentError(
-                f"policy output must have {size} values for the action space {space}, got {out.size}"
+                f"policy output must have {self.n_outputs} values for the action space {space}, got {out.size}"
             )
-        if discrete:
+        if isinstance(space, spaces.Discrete):
             return int(space.start + np.argmax(out))
+        if isinstance(space, spaces.MultiDiscrete):
+            ends = np.cumsum(space.nvec.ravel())
+            picks = [np.argmax(part) for part in np.split(out, ends[:-1])]
+            return (space.start.ravel() + np.asarray(picks)).reshape(space.shape).astype(space.dtype)
         low, high = space.low.ravel(), space.high.ravel()
         if self.squash:
             out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
         return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
 
     def _observe(self, obs: Any, update: bool) -> np.ndarray:
+        space = self._get_env().observation_space
+        if not hasattr(space, "low"):  # not a Box: one-hot / concatenated, as gymnasium flattens it
+            obs = import_gymnasium().spaces.flatten(space, obs)
         obs = np.asarray(obs, dtype=np.float64)
         if self.obs_stat is None:
             return obs
@@ -275,7 +320,7 @@ class GymProblem:
     def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` episodes seeded ``seed, seed + 1, ...`` (statistics not updated)."""
         episodes = positive_int("episodes", self.episodes if episodes is None else episodes)
-        seed = self.seed if seed is None else int(seed)
+        seed = self.seed if seed is None else seed_int(seed)
         return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
 
     #: takes a whole population ``(n, dim)`` as well as one candidate: ``evaluator="auto"``
