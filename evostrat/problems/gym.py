@@ -174,7 +174,9 @@ class GymProblem:
         Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
         statistics of every observation seen (Salimans et al. 2017). They live in the
         evaluating process: use serial or vectorised evaluators (a process pool's workers
-        update their own copies); :meth:`freeze` stops updates for testing.
+        update their own copies); :meth:`freeze` stops updates for testing. Checkpoints
+        of ``fit(checkpoint=...)`` save them (:meth:`checkpoint_state`) and ``ES.resume``
+        gives them back, so a resumed run continues exactly.
     obs_clip : float
         Clip of normalised observations.
     squash : bool
@@ -261,6 +263,27 @@ class GymProblem:
         """Stop (or resume) updating the observation statistics."""
         self.frozen = bool(frozen)
         return self
+
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """The running observation statistics (``None`` without ``obs_norm``): what a checkpoint saves."""
+        stat = self.obs_stat
+        return None if stat is None else {"count": stat.count, "sum": stat.sum.copy(), "sumsq": stat.sumsq.copy()}
+
+    def load_checkpoint_state(self, state: Any) -> None:
+        """Set the statistics :meth:`checkpoint_state` returned (``ES.resume`` calls this)."""
+        if state is None:
+            return
+        if self.obs_stat is None:
+            raise InvalidArgumentError("state holds observation statistics but this problem has obs_norm=False; "
+                                       "make it with obs_norm=True, as the saved run's was")
+        try:
+            count, total, sumsq = float(state["count"]), np.asarray(state["sum"]), np.asarray(state["sumsq"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgumentError(f"state must be a dict of count, sum and sumsq, got {state!r}") from None
+        if not (count > 0 and total.shape == sumsq.shape == self.obs_shape):
+            raise InvalidArgumentError(f"state must hold a positive count and sums of shape {self.obs_shape}, got "
+                                       f"count {count} and shapes {total.shape}, {sumsq.shape}")
+        self.obs_stat.count, self.obs_stat.sum, self.obs_stat.sumsq = count, total.astype(float), sumsq.astype(float)
 
     # -- policy and actions --------------------------------------------------------------
     def _policy_fn(self, theta: np.ndarray) -> Any:
