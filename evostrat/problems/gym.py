@@ -157,8 +157,9 @@ class GymProblem:
     env_id : str
         A registered gymnasium id (``"CartPole-v1"``, ``"Pendulum-v1"``, ...).
     policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
-        A torch module (its parameters are the search vector, see
-        :class:`~evostrat.params_flat.TorchParams`) runs under ``torch.no_grad``. A
+        A torch module (all its parameters, ``requires_grad`` or not, are the search
+        vector, see :class:`~evostrat.params_flat.TorchParams`; its buffers stay fixed)
+        runs under ``torch.no_grad``, its parameters overwritten by each candidate's. A
         ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``MultiDiscrete``
         space an argmax per component (``sum(nvec)`` outputs), a ``Box`` space
         ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError`` (for an
