@@ -281,7 +281,7 @@ class GymProblem:
             count, total, sumsq = float(state["count"]), np.asarray(state["sum"]), np.asarray(state["sumsq"])
         except (KeyError, TypeError, ValueError):
             raise InvalidArgumentError(f"state must be a dict of count, sum and sumsq, got {state!r}") from None
-        if not (count > 0 and total.shape == sumsq.shape == self.obs_shape):
+        if not (0 < count < math.inf and total.shape == sumsq.shape == self.obs_shape):
             raise InvalidArgumentError(f"state must hold a positive count and sums of shape {self.obs_shape}, got "
                                        f"count {count} and shapes {total.shape}, {sumsq.shape}")
         self.obs_stat.count, self.obs_stat.sum, self.obs_stat.sumsq = count, total.astype(float), sumsq.astype(float)
@@ -304,7 +304,8 @@ class GymProblem:
         if isinstance(space, spaces.MultiDiscrete):
             ends = np.cumsum(space.nvec.ravel())
             picks = [np.argmax(part) for part in np.split(out, ends[:-1])]
-            return (space.start.ravel() + np.asarray(picks)).reshape(space.shape).astype(space.dtype)
+            start = np.ravel(getattr(space, "start", 0))  # gymnasium < 1.0 has no start
+            return (start + np.asarray(picks)).reshape(space.shape).astype(space.dtype)
         low, high = space.low.ravel(), space.high.ravel()
         if self.squash:
             out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
