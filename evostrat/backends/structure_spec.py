@@ -80,7 +80,7 @@ def structure_from_spec(spec: Any, flat: Any) -> Any:
     names = [p[0][1] for p in paths if len(p) == 1 and p[0][0] == "d"]
     # a module's parameters, in its order: "module", or "tree" in an order no dict walk gives (the
     # evostrat that wrote those files rebuilt them sorted, so resumed runs searched shuffled leaves)
-    if len(names) == len(paths) and (spec["kind"] == "module" or names != sorted(names)):
+    if len(names) == len(paths) and (spec["kind"] == "module" or spec["kind"] == "tree" and names != sorted(names)):
         return ModuleParameters(zip(names, leaves))
     return build_tree(paths, leaves)
 
