@@ -375,7 +375,7 @@ class ES(Params):
             check_fit_constraints(constraints, constraint_handler, checkpoint)
         from evostrat.callbacks.hooks import RunHooks
 
-        hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every)
+        hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every, objective=objective)
         self.initialize(x0)
         if constraints is not None:
             self.run_.constraint_fn, self.run_.constraint_spec = constraints, constraint_handler

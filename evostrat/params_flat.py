@@ -65,8 +65,9 @@ class TorchParams:
     Parameters
     ----------
     module : torch.nn.Module
-        The network; its parameters (in ``named_parameters`` order) define the
-        layout of the flat vector. Buffers are left untouched.
+        The network; its parameters (in ``named_parameters`` order, ``requires_grad=False``
+        ones included: every parameter is searched) define the layout of the flat vector.
+        Buffers are left untouched: register a tensor to keep fixed as a buffer.
 
     Attributes
     ----------

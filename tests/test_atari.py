@@ -217,6 +217,24 @@ def test_replay_writes_a_readable_gif(tmp_path) -> None:
     assert main(["replay", str(tmp_path / "missing.ckpt")]) == 1
 
 
+def test_replay_plays_with_the_trained_observation_statistics(tmp_path, monkeypatch) -> None:
+    # replay rebuilt an obs_norm problem with fresh statistics: the policy saw other observations
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli.replay import replay
+
+    problem = small_pong(max_steps=4, obs_norm=True)
+    ckpt = tmp_path / "norm.ckpt"
+    ES("openai_es", popsize=2, sigma0=0.01, max_generations=1, maximize=True, random_state=0, evaluator="serial").fit(
+        problem, problem.init_params(), callbacks=[Checkpointer(str(ckpt), metadata={"atari": problem.spec()})])
+    built = []
+    from_spec = AtariProblem.from_spec.__func__
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, spec: built.append(from_spec(cls, spec))
+                                                               or built[-1]))
+    replay(str(ckpt), max_steps=2)
+    assert built[0].obs_stat.count == problem.obs_stat.count > 8  # not the fresh 0.01
+    assert np.array_equal(built[0].obs_stat.sum, problem.obs_stat.sum)
+
+
 # -- Pong on the process pool --------------------------------------------------------------------------
 def test_pong_one_generation_on_the_pool() -> None:
     problem = small_pong(max_steps=20)

@@ -86,3 +86,40 @@ def test_jax_pytree_roundtrip_and_wrong_length() -> None:
         spec.unflatten(jnp.zeros(19))
     with pytest.raises(InvalidArgumentError, match="empty"):
         JaxParams({})
+
+
+def test_every_parameter_is_evolved_requires_grad_or_not_and_buffers_stay_fixed(tmp_path) -> None:
+    # The documented choice (as EvoTorch's NEProblem): requires_grad=False parameters are searched
+    # on every path (TorchParams, x0 as a module, GymProblem, checkpoints); buffers are not.
+    from torch.func import functional_call
+
+    from evostrat import ES
+    from evostrat.params_flat import TorchParams
+
+    net = _net()
+    net[0].weight.requires_grad_(False)  # "frozen" for gradient training only
+    net.register_buffer("offset", torch.full((2,), 0.5))
+    dim = 3 * 5 + 5 + 5 * 2 + 2
+    assert TorchParams(net).dim == dim
+
+    def loss(params: dict) -> float:
+        assert set(params) == {"0.weight", "0.bias", "2.weight", "2.bias"}  # no buffer
+        with torch.no_grad():
+            return float(((functional_call(net, params, (torch.ones(1, 3),)) - 1.0) ** 2).sum()
+                         + (params["0.weight"] ** 2).sum())
+
+    loss.vectorized = False
+    before = net[0].weight.clone()
+    kwargs = dict(popsize=6, max_generations=4, random_state=0)
+    es = ES("snes", **kwargs).fit(loss, net, checkpoint=tmp_path / "net.ckpt")
+    assert not torch.equal(es.x_[0].weight, before)  # the frozen layer was searched
+    assert es.x_[0].weight.requires_grad is False and torch.equal(net[0].weight, before)
+    assert torch.equal(es.x_.offset, net.offset)  # buffers: copied, never searched
+    resumed = ES.resume(tmp_path / "net.ckpt", loss)  # a module comes back as a dict of all parameters
+    assert torch.equal(resumed.x_["0.weight"], es.x_[0].weight)
+    gymnasium = pytest.importorskip("gymnasium")
+    from evostrat.problems.gym import GymProblem
+
+    policy = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    policy[0].weight.requires_grad_(False)
+    assert GymProblem("CartPole-v1", policy).dim == 4 * 2 + 2 and gymnasium

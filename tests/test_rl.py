@@ -25,10 +25,19 @@ def test_unknown_env_id_names_close_matches() -> None:
 
 
 def test_policy_output_not_fitting_action_space() -> None:
-    discrete = GymProblem("CartPole-v1", MLPPolicy(4, 3, hidden=()))
-    with pytest.raises(InvalidArgumentError, match=r"2 values.*Discrete\(2\).*got 3"):
-        discrete(np.zeros(discrete.dim))
-    box = GymProblem("Pendulum-v1", MLPPolicy(3, 2, hidden=()))
+    # an MLPPolicy's widths are checked when the problem is made, naming both sides
+    with pytest.raises(InvalidArgumentError, match=r"map 4 observation values to 2 outputs.*n_inputs=4, n_outputs=3"):
+        GymProblem("CartPole-v1", MLPPolicy(4, 3, hidden=()))
+    with pytest.raises(InvalidArgumentError, match=r"map 3 observation values to 1 outputs.*n_inputs=4, n_outputs=1"):
+        GymProblem("Pendulum-v1", MLPPolicy(4, 1, hidden=()))  # used to fail in numpy's matmul at the first step
+    # another callable policy is checked at its first action
+    class Wide:  # not an MLPPolicy: two outputs for Pendulum's one torque
+        dim = MLPPolicy(3, 2, hidden=()).dim
+
+        def __call__(self, theta: np.ndarray, obs: np.ndarray) -> np.ndarray:
+            return MLPPolicy(3, 2, hidden=())(theta, obs)
+
+    box = GymProblem("Pendulum-v1", Wide())
     with pytest.raises(InvalidArgumentError, match=r"1 values.*Box.*got 2"):
         box(np.zeros(box.dim))
 

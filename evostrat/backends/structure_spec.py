@@ -1,10 +1,12 @@
 """A structured ``x0``'s layout as JSON data, for checkpoints, and the structure rebuilt from it.
 
-The description holds the layout only, no values: the kind (``"tree"`` or ``"jax"``; an
-``nn.Module`` is stored as a dict of its parameters), each leaf's path and shape, when
-the leaves' dtypes differ each leaf's dtype name, so a resumed run rounds its candidates'
-leaves as the saved run did, and each NamedTuple's path, class name and fields (it comes
-back as a ``collections.namedtuple`` of that name and those fields, not the class itself). Reading refuses anything malformed with an
+The description holds the layout only, no values: the kind (``"tree"``, ``"jax"`` or
+``"module"``: an ``nn.Module``'s parameters, rebuilt as a
+:class:`~evostrat.backends.structured.ModuleParameters` dict that keeps the module's order),
+each leaf's path and shape, when the leaves' dtypes differ each leaf's dtype name, so a
+resumed run rounds its candidates' leaves as the saved run did, and each NamedTuple's path,
+class name and fields (it comes back as a ``collections.namedtuple`` of that name and those
+fields, not the class itself). Reading refuses anything malformed with an
 :class:`~evostrat.errors.InvalidArgumentError` (the checkpoint loader reports it as a
 :class:`~evostrat.errors.CheckpointError`).
 
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from evostrat.backends.structured import Structure, build_tree, is_named_tuple
+from evostrat.backends.structured import ModuleParameters, Structure, build_tree, is_named_tuple
 from evostrat.backends.trees import field_names
 from evostrat.errors import InvalidArgumentError
 
@@ -47,7 +49,7 @@ def structure_spec(structure: Structure) -> dict[str, Any]:
         raise InvalidArgumentError("x0's pytree has containers other than dicts, lists and tuples: its "
                                    "structure cannot be stored in a checkpoint")
     paths = structure.paths if structure.kind != "module" else [(("d", n),) for n in structure.names]
-    spec: dict[str, Any] = {"kind": "jax" if structure.kind == "jax" else "tree",
+    spec: dict[str, Any] = {"kind": structure.kind,
                             "paths": [[list(step) for step in p] for p in paths],
                             "shapes": [list(s) for s in structure.shapes]}
     if structure.dtypes is not None:  # "torch.float32" -> "float32"
@@ -87,7 +89,7 @@ def structure_from_spec(spec: Any, flat: Any) -> Any:
         paths = [tuple((str(kind), key if kind == "d" else int(key)) for kind, key in p) for p in spec["paths"]]
         shapes = [tuple(int(n) for n in s) for s in spec["shapes"]]
         dtypes = spec.get("dtypes")
-        if spec["kind"] not in ("tree", "jax") or len(paths) != len(shapes) or not paths or any(
+        if spec["kind"] not in ("tree", "jax", "module") or len(paths) != len(shapes) or not paths or any(
                 kind not in ("d", "l", "t") for p in paths for kind, _ in p):
             raise ValueError
         if dtypes is not None and (not isinstance(dtypes, list) or len(dtypes) != len(paths)
@@ -104,6 +106,12 @@ def structure_from_spec(spec: Any, flat: Any) -> Any:
     leaves = [flat[a:b].reshape(s) for a, b, s in zip(ends[:-1], ends[1:], shapes)]
     if dtypes is not None:
         leaves = [_cast(leaf, name) for leaf, name in zip(leaves, dtypes)]
+    names = [p[0][1] for p in paths if len(p) == 1 and p[0][0] == "d"]
+    # a module's parameters, in its order: "module", or "tree" in an order no dict walk gives (the
+    # evostrat that wrote those files rebuilt them sorted, so resumed runs searched shuffled leaves)
+    if not named and len(names) == len(paths) and (
+            spec["kind"] == "module" or spec["kind"] == "tree" and names != sorted(names)):
+        return ModuleParameters(zip(names, leaves))
     tree = build_tree(paths, leaves)
     try:
         return _with_named_tuples(tree, (), named) if named else tree

@@ -15,7 +15,10 @@ of the unravel function on JAX; views, no copies, on numpy and torch), and
 - ``torch.nn.Module``: candidates are ``{name: tensor}`` dicts of its
   parameters (``named_parameters`` order), ready for
   ``torch.func.functional_call(module, params, args)``; ``x_`` is a copy of
-  the module holding the best parameters.
+  the module holding the best parameters. *Every* parameter is searched,
+  ``requires_grad=False`` ones too (a gradient flag says nothing about evolution;
+  EvoTorch's ``NEProblem`` evolves them all as well): keep a tensor fixed by
+  registering it as a buffer (``module.register_buffer``), which is never searched.
 
 An objective marked :func:`evostrat.vectorized` receives the whole population
 as one structure whose leaves have a leading population axis; an unmarked one
@@ -45,8 +48,8 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structure", "as_structure", "build_tree", "holds_arrays", "is_named_tuple", "jax_leaves", "path_name",
-           "walk_tree"]
+__all__ = ["ModuleParameters", "Structure", "as_structure", "build_tree", "holds_arrays", "is_named_tuple",
+           "jax_leaves", "path_name", "walk_tree"]
 
 Path = tuple[tuple[str, Any], ...]  # ("d", key) | ("l", index) | ("t", index) steps
 
@@ -103,6 +106,14 @@ def _library(leaf: Any) -> str:
     if isinstance(leaf, (np.ndarray, np.generic, float)):
         return "numpy"
     raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
+
+
+class ModuleParameters(dict):
+    """A torch module's parameters by name, in the module's order (a resumed run's ``x0``).
+
+    Searched in that order, as the module was (a plain dict's leaves are searched in sorted-key
+    order): candidates and ``x_`` are dicts of these names.
+    """
 
 
 class Structure:
@@ -175,7 +186,7 @@ class Structure:
         """``x_`` in the structure: a copy (of the module, for ``nn.Module``), not views."""
         if x is None:
             return None
-        if self.kind == "module":
+        if self.kind == "module" and self.module is not None:  # else ModuleParameters: a dict
             import torch
 
             module = copy.deepcopy(self.module)
@@ -257,6 +268,13 @@ def as_structure(x0: Any) -> Structure | None:
     """
     if _is_module(x0):
         return _module(x0)
+    if isinstance(x0, ModuleParameters):
+        import torch
+
+        leaves = list(x0.values())
+        flat = torch.cat([leaf.detach().reshape(-1) for leaf in leaves])
+        return Structure("module", flat, tuple(x0), tuple(tuple(leaf.shape) for leaf in leaves), None,
+                         dtypes=tuple(leaf.dtype for leaf in leaves))
     if isinstance(x0, dict) or is_named_tuple(x0):  # of numpy or torch leaves: those backends, not JAX
         pass
     elif type(x0) in (list, tuple):  # a NamedTuple is a structure even of numbers, as JAX's

@@ -63,6 +63,9 @@ class RunHooks:
         Generations between checkpoints (only with ``checkpoint``; default 1).
     metadata : dict, optional
         User metadata stored in the checkpoints.
+    objective : callable, optional
+        The run's objective: every :class:`~evostrat.checkpoint.Checkpointer` of the run
+        (``checkpoint=`` or among the callbacks) saves its ``checkpoint_state()``.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class RunHooks:
         checkpoint: Any = None,
         every: int | None = None,
         metadata: dict[str, Any] | None = None,
+        objective: Any = None,
     ) -> None:
         from evostrat.checkpoint import Checkpointer
         from evostrat.callbacks.progress import make_progress
@@ -99,6 +103,7 @@ class RunHooks:
                 f"{type(checkpoint).__name__}"
             )
         self._started: list[Any] = []
+        self.objective = objective
 
     @property
     def observers(self) -> bool:
@@ -110,7 +115,11 @@ class RunHooks:
 
     def start(self, es: Any) -> None:
         """``on_fit_start`` of every hook that has one."""
+        from evostrat.checkpoint import Checkpointer
+
         for hook in self.callbacks + self._internal():
+            if isinstance(hook, Checkpointer):
+                hook.objective = self.objective
             start = getattr(hook, "on_fit_start", None)
             if start is not None:
                 start(es)
@@ -144,14 +153,16 @@ class RunHooks:
         )
 
 
-def resume_hooks(path: Any, callbacks: Any, progress: Any, checkpoint: Any, every: int | None) -> RunHooks:
+def resume_hooks(path: Any, callbacks: Any, progress: Any, checkpoint: Any, every: int | None,
+                 objective: Any = None) -> RunHooks:
     """The hooks of :meth:`ES.resume <evostrat.ES.resume>`: by default keep checkpointing to ``path``
-    at the saved interval with the saved user metadata."""
+    at the saved interval with the saved user metadata (and ``objective``'s state)."""
     if checkpoint is True:
         from evostrat.checkpoint import checkpoint_info
 
         info = checkpoint_info(path)
         saved = info.get("checkpoint_every")
         every = every if every is not None else (saved if isinstance(saved, int) and saved >= 1 else 1)
-        return RunHooks(callbacks, progress=progress, checkpoint=path, every=every, metadata=info["user"] or None)
-    return RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=every)
+        return RunHooks(callbacks, progress=progress, checkpoint=path, every=every, metadata=info["user"] or None,
+                        objective=objective)
+    return RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=every, objective=objective)

@@ -7,6 +7,9 @@ values, ``history_`` (but its ``"time"``) and result of the uninterrupted run on
 backend. :func:`save_checkpoint`/:func:`load_checkpoint` do the same by hand for an
 ``initialize``/``ask``/``tell`` loop. The file is described in
 :mod:`evostrat.checkpoint.format`, what it holds in :mod:`evostrat.checkpoint.state`.
+An objective with state of its own (``checkpoint_state()``/``load_checkpoint_state(state)``,
+such as :class:`~evostrat.problems.gym.GymProblem`'s observation statistics) is saved with
+the run and given its state back on resume (:mod:`evostrat.checkpoint.features`).
 
 Examples
 --------
@@ -36,6 +39,7 @@ from typing import Any
 
 from evostrat.callbacks.base import Callback
 from evostrat.checkpoint.codec import decode, encode_metadata
+from evostrat.checkpoint.features import restore_objective
 from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
@@ -44,7 +48,8 @@ __all__ = ["FORMAT", "VERSION", "Checkpointer", "save_checkpoint", "load_checkpo
     "read_checkpoint", "checkpoint_info", "RUNTIME_PARAMS"]
 
 
-def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+                    objective: Any = None) -> None:
     """Write the state of ``es`` (between generations) to ``path``, atomically.
 
     Parameters
@@ -55,6 +60,9 @@ def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] |
         The checkpoint file; its folder must exist.
     metadata : dict, optional
         Plain data (no arrays) stored alongside (``checkpoint_info(path)["user"]``).
+    objective : callable, optional
+        The loop's objective: its ``checkpoint_state()``, where it has one, is saved too
+        (``load_checkpoint(path, objective=...)`` gives it back).
 
     Examples
     --------
@@ -67,14 +75,16 @@ def save_checkpoint(es: Any, path: str | os.PathLike, metadata: dict[str, Any] |
     >>> load_checkpoint(path).n_generations_, checkpoint_info(path)["user"]
     (0, {'note': 'start'})
     """
-    meta, arrays = capture(es, user=metadata)
+    meta, arrays = capture(es, user=metadata, objective=objective)
     write_checkpoint(path, meta, arrays)
 
 
-def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
+def load_checkpoint(path: str | os.PathLike, objective: Any = None, **overrides: Any) -> Any:
     """The :class:`~evostrat.ES` saved in ``path``, ready to ``ask``/``tell``.
 
-    ``overrides`` may set ``evaluator``/``evaluator_options``, any parameter
+    ``objective``, when given, gets back the state the checkpoint saved of the run's
+    objective (``objective.load_checkpoint_state(state)``; an ``InvalidTypeError`` when
+    it has no such method). ``overrides`` may set ``evaluator``/``evaluator_options``, any parameter
     the checkpoint could not store and ``constraints=g``, the constraint function
     of a run fitted with one (:mod:`evostrat.checkpoint.features`). Raises
     :class:`~evostrat.errors.CheckpointError` for a missing, corrupt, tampered
@@ -82,7 +92,10 @@ def load_checkpoint(path: str | os.PathLike, **overrides: Any) -> Any:
     """
     meta, arrays = read_checkpoint(path)
     try:
-        return restore(meta, arrays, **overrides)
+        es = restore(meta, arrays, **overrides)
+        if objective is not None:
+            restore_objective(objective, meta.get("objective"), arrays)
+        return es
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {os.fspath(path)!r}: {err}") from err
 
@@ -148,10 +161,11 @@ class Checkpointer(Callback):
         self.every = every
         self.metadata = metadata
         self.n_written = 0
+        self.objective: Any = None  # the run's objective (set by fit/resume): its checkpoint_state() is saved
 
     def save(self, es: Any) -> None:
         """Write a checkpoint of ``es`` now."""
-        meta, arrays = capture(es, user=self.metadata)
+        meta, arrays = capture(es, user=self.metadata, objective=self.objective)
         meta["checkpoint_every"] = self.every
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         write_checkpoint(self.path, meta, arrays)

@@ -11,7 +11,11 @@ by field by the object that owns it, so a resumed run is bit-identical to the
 uninterrupted one. A constraint *function* is code and is never stored: a run fitted with
 ``constraints=g`` is resumed with ``ES.resume(path, objective, constraints=g)``. The
 candidates queued by ``inject`` for the next ``ask`` (a callback may inject at a checkpointed
-generation) are the metadata's ``"injections"`` (:func:`capture_injections`).
+generation) are the metadata's ``"injections"`` (:func:`capture_injections`). An objective that
+learns as the run goes (the running observation statistics of
+:class:`~evostrat.problems.gym.GymProblem`) keeps its state in the metadata's ``"objective"``
+when it has ``checkpoint_state()`` and ``load_checkpoint_state(state)``
+(:func:`capture_objective`, :func:`restore_objective`).
 
 Examples
 --------
@@ -35,11 +39,11 @@ import numpy as np
 
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.constraints.base import HANDLERS, MissingConstraintFunction
-from evostrat.errors import CheckpointError, InvalidArgumentError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
-           "restore_features", "capture_injections", "restore_injections"]
+           "restore_features", "capture_injections", "restore_injections", "capture_objective", "restore_objective"]
 
 _DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
 #: The parts of the metadata's ``"features"``.
@@ -83,6 +87,48 @@ def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, An
         return {name: encode(value, arrays, f"features/{name}") for name, value in values.items()}
     except Unencodable as err:
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
+
+
+def capture_objective(objective: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The metadata's ``"objective"``: ``objective.checkpoint_state()`` (plain data and arrays)
+    encoded, for an objective that has the method; ``None`` for any other (or a ``None`` state).
+
+    Raises
+    ------
+    CheckpointError
+        For a state the checkpoint format does not store (named with its path).
+    """
+    method = getattr(objective, "checkpoint_state", None)
+    state = method() if callable(method) else None
+    if state is None:
+        return None
+    try:
+        return {"state": encode(state, arrays, "objective")}
+    except Unencodable as err:
+        raise CheckpointError(f"cannot checkpoint the objective's state: {err}") from err
+
+
+def restore_objective(objective: Any, saved: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Give ``objective`` back the state :func:`capture_objective` saved (arrays as numpy arrays),
+    through its ``load_checkpoint_state(state)``; nothing when none was saved.
+
+    Raises
+    ------
+    InvalidTypeError
+        When a state was saved and ``objective`` cannot take it back.
+    CheckpointError
+        For a malformed ``saved``.
+    """
+    if saved is None:
+        return
+    if not isinstance(saved, dict) or set(saved) != {"state"}:
+        raise CheckpointError("checkpoint objective state is malformed")
+    load = getattr(objective, "load_checkpoint_state", None)
+    if not callable(load):
+        raise InvalidTypeError(f"the checkpoint holds its objective's state (from checkpoint_state()); the "
+                               f"objective must take it back with load_checkpoint_state(state), got "
+                               f"{type(objective).__name__} without one")
+    load(decode(saved["state"], arrays, lambda a, _backend: np.array(a, copy=True)))
 
 
 def check_constraint_function(features: Any, function: Any) -> None:

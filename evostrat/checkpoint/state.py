@@ -34,8 +34,8 @@ from evostrat.backends import Backend
 from evostrat.backends.structure_args import flat_bounds, flat_integer, flat_sigma
 from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
-from evostrat.checkpoint.features import (capture_features, capture_injections, check_constraint_function,
-                                         restore_features, restore_injections)
+from evostrat.checkpoint.features import (capture_features, capture_injections, capture_objective,
+                                         check_constraint_function, restore_features, restore_injections)
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
@@ -50,7 +50,7 @@ BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
 _OPTIONAL = ("format", "version", "arrays", "sha256",  # checked on read
-             "checkpoint_every", "structure", "features", "injections")  # optional
+             "checkpoint_every", "structure", "features", "injections", "objective")  # optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -65,6 +65,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "structure": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # a structured x0's layout
     "features": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # checkpoint.features
     "injections": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # queued by inject()
+    "objective": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # features.capture_objective
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -95,8 +96,10 @@ def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[
         return {"unsaved": type(value).__name__}
 
 
-def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(metadata, arrays)`` describing ``es`` now (between generations).
+def capture(es: Any, user: dict[str, Any] | None = None,
+            objective: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(metadata, arrays)`` describing ``es`` now (between generations), with ``objective``'s
+    ``checkpoint_state()`` where it has one.
 
     Raises
     ------
@@ -152,6 +155,7 @@ def capture(es: Any, user: dict[str, Any] | None = None) -> tuple[dict[str, Any]
         "structure": structure,
         "features": capture_features(driver, arrays),
         "injections": capture_injections(runner, arrays),
+        "objective": capture_objective(objective, arrays),
     }
     return meta, arrays
 

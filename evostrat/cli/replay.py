@@ -40,7 +40,9 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
                                    "with Checkpointer(path, metadata={'atari': problem.spec()})")
     spec = dict(spec, max_steps=max_steps if max_steps is not None else spec.get("max_steps"))
     problem = AtariProblem.from_spec(spec)
-    es = load_checkpoint(path, evaluator="serial", evaluator_options=None)  # replay evaluates nothing
+    # replay evaluates nothing; an obs_norm policy plays with the observation statistics it was trained with
+    es = load_checkpoint(path, objective=problem if problem.obs_norm else None, evaluator="serial",
+                         evaluator_options=None)
     theta = np.asarray(es.x_ if best else es.run_.to_box(es.strategy_.mean), dtype=np.float64)
     returns = []
     for e in range(episodes):

@@ -56,6 +56,37 @@ def check_env_id(env_id: Any, registered: Any, library: str) -> None:
         raise UnknownNameError(f"env_id {env_id!r} is not a registered {library} environment{hint}")
 
 
+def observation_shape(space: Any, env_id: str) -> tuple:
+    """The shape of the observations a policy sees: a ``Box``'s own, else ``(flatdim,)`` (one-hot
+    ``Discrete``, concatenated ``Dict``/``Tuple``/``MultiDiscrete``/``MultiBinary``, as gymnasium flattens them)."""
+    spaces = import_gymnasium().spaces
+    if isinstance(space, spaces.Box):
+        return tuple(space.shape)
+    try:
+        return (int(spaces.flatdim(space)),)
+    except (NotImplementedError, ValueError, TypeError):
+        raise InvalidTypeError(f"GymProblem supports observation spaces that gymnasium can flatten (Box, "
+                               f"Discrete, Text, MultiDiscrete, MultiBinary, Dict, Tuple); {env_id} has {space}") from None
+
+
+def action_outputs(space: Any, env_id: str, squash: bool) -> int:
+    """How many policy outputs the action space takes: ``n`` (``Discrete``: argmax), ``sum(nvec)``
+    (``MultiDiscrete``: an argmax per component) or ``prod(shape)`` (``Box``); refuses other spaces,
+    and ``squash`` onto a ``Box`` that is not bounded on both sides."""
+    spaces = import_gymnasium().spaces
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if not isinstance(space, spaces.Box):
+        raise InvalidTypeError(f"GymProblem supports Discrete, MultiDiscrete and Box action spaces, "
+                               f"{env_id} has {space}")
+    if squash and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise InvalidArgumentError(f"squash=True maps actions onto [low, high], which must be finite; {env_id} "
+                                   f"has {space} (use squash=False: actions are then clipped)")
+    return int(np.prod(space.shape))
+
+
 class MLPPolicy:
     """A numpy tanh MLP ``obs -> output``; ``dim`` weights and biases per candidate.
 
@@ -126,10 +157,16 @@ class GymProblem:
     env_id : str
         A registered gymnasium id (``"CartPole-v1"``, ``"Pendulum-v1"``, ...).
     policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
-        A torch module (its parameters are the search vector, see
-        :class:`~evostrat.params_flat.TorchParams`) runs under ``torch.no_grad``. A
-        ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``Box`` space
-        ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError``.
+        A torch module (all its parameters, ``requires_grad`` or not, are the search
+        vector, see :class:`~evostrat.params_flat.TorchParams`; its buffers stay fixed)
+        runs under ``torch.no_grad``, its parameters overwritten by each candidate's. A
+        ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``MultiDiscrete``
+        space an argmax per component (``sum(nvec)`` outputs), a ``Box`` space
+        ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError`` (for an
+        :class:`MLPPolicy`, when the problem is made). ``Box`` observations are shown as
+        they are, other spaces flattened as ``gymnasium.spaces.flatten`` does (``Discrete``
+        one-hot, ``Dict``/``Tuple`` concatenated); other action spaces, and observation
+        spaces gymnasium cannot flatten, raise ``InvalidTypeError`` when the problem is made.
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
@@ -138,11 +175,13 @@ class GymProblem:
         Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
         statistics of every observation seen (Salimans et al. 2017). They live in the
         evaluating process: use serial or vectorised evaluators (a process pool's workers
-        update their own copies); :meth:`freeze` stops updates for testing.
+        update their own copies); :meth:`freeze` stops updates for testing. Checkpoints
+        of ``fit(checkpoint=...)`` save them (:meth:`checkpoint_state`) and ``ES.resume``
+        gives them back, so a resumed run continues exactly.
     obs_clip : float
         Clip of normalised observations.
     squash : bool
-        ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` instead of clipping.
+        ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` (both finite) instead of clipping.
     seed : int
         Episode ``e`` is reset with seed ``seed + e``.
     negate : bool
@@ -193,7 +232,15 @@ class GymProblem:
             )
         self._env: Any = None
         env = self._get_env()
-        self.obs_shape = tuple(env.observation_space.shape or ())
+        self.obs_shape = observation_shape(env.observation_space, env_id)
+        self.n_outputs = action_outputs(env.action_space, env_id, self.squash)
+        sizes = policy.sizes if isinstance(policy, MLPPolicy) else None  # its widths are known now
+        if sizes is not None and (sizes[0] != math.prod(self.obs_shape) or sizes[-1] != self.n_outputs):
+            raise InvalidArgumentError(
+                f"policy must map {math.prod(self.obs_shape)} observation values to {self.n_outputs} outputs for "
+                f"{env_id} (observations {env.observation_space}, actions {env.action_space}), got "
+                f"MLPPolicy(n_inputs={sizes[0]}, n_outputs={sizes[-1]})"
+            )
         self.obs_stat = RunningStat(self.obs_shape) if self.obs_norm else None
 
     # -- plumbing ----------------------------------------------------------------------
@@ -218,6 +265,27 @@ class GymProblem:
         self.frozen = bool(frozen)
         return self
 
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """The running observation statistics (``None`` without ``obs_norm``): what a checkpoint saves."""
+        stat = self.obs_stat
+        return None if stat is None else {"count": stat.count, "sum": stat.sum.copy(), "sumsq": stat.sumsq.copy()}
+
+    def load_checkpoint_state(self, state: Any) -> None:
+        """Set the statistics :meth:`checkpoint_state` returned (``ES.resume`` calls this)."""
+        if state is None:
+            return
+        if self.obs_stat is None:
+            raise InvalidArgumentError("state holds observation statistics but this problem has obs_norm=False; "
+                                       "make it with obs_norm=True, as the saved run's was")
+        try:
+            count, total, sumsq = float(state["count"]), np.asarray(state["sum"]), np.asarray(state["sumsq"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgumentError(f"state must be a dict of count, sum and sumsq, got {state!r}") from None
+        if not (0 < count < math.inf and total.shape == sumsq.shape == self.obs_shape):
+            raise InvalidArgumentError(f"state must hold a positive count and sums of shape {self.obs_shape}, got "
+                                       f"count {count} and shapes {total.shape}, {sumsq.shape}")
+        self.obs_stat.count, self.obs_stat.sum, self.obs_stat.sumsq = count, total.astype(float), sumsq.astype(float)
+
     # -- policy and actions --------------------------------------------------------------
     def _policy_fn(self, theta: np.ndarray) -> Any:
         if self._torch is None:
@@ -225,26 +293,28 @@ class GymProblem:
         return self._torch.policy(theta)
 
     def _action(self, out: np.ndarray, space: Any) -> Any:
-        gymnasium = import_gymnasium()
-        discrete = isinstance(space, gymnasium.spaces.Discrete)
-        if not (discrete or isinstance(space, gymnasium.spaces.Box)):
-            raise InvalidTypeError(
-                f"GymProblem supports Discrete and Box action spaces, {self.env_id} has {space}"
-            )
+        spaces = import_gymnasium().spaces
         out = np.asarray(out, dtype=np.float64).ravel()
-        size = int(space.n) if discrete else int(np.prod(space.shape))
-        if out.size != size:
+        if out.size != self.n_outputs:
             raise InvalidArgumentError(
-                f"policy output must have {size} values for the action space {space}, got {out.size}"
+                f"policy output must have {self.n_outputs} values for the action space {space}, got {out.size}"
             )
-        if discrete:
+        if isinstance(space, spaces.Discrete):
             return int(space.start + np.argmax(out))
+        if isinstance(space, spaces.MultiDiscrete):
+            ends = np.cumsum(space.nvec.ravel())
+            picks = [np.argmax(part) for part in np.split(out, ends[:-1])]
+            start = np.ravel(getattr(space, "start", 0))  # gymnasium < 1.0 has no start
+            return (start + np.asarray(picks)).reshape(space.shape).astype(space.dtype)
         low, high = space.low.ravel(), space.high.ravel()
         if self.squash:
             out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
         return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
 
     def _observe(self, obs: Any, update: bool) -> np.ndarray:
+        space = self._get_env().observation_space
+        if not hasattr(space, "low"):  # not a Box: one-hot / concatenated, as gymnasium flattens it
+            obs = import_gymnasium().spaces.flatten(space, obs)
         obs = np.asarray(obs, dtype=np.float64)
         if self.obs_stat is None:
             return obs
@@ -275,7 +345,7 @@ class GymProblem:
     def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` episodes seeded ``seed, seed + 1, ...`` (statistics not updated)."""
         episodes = positive_int("episodes", self.episodes if episodes is None else episodes)
-        seed = self.seed if seed is None else int(seed)
+        seed = self.seed if seed is None else seed_int(seed)
         return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
 
     #: takes a whole population ``(n, dim)`` as well as one candidate: ``evaluator="auto"``

@@ -30,7 +30,8 @@ def resume_run(path: Any, objective: Any, callbacks: Any = None, *, progress: An
         A checkpoint written by ``fit(checkpoint=...)`` or
         :func:`evostrat.checkpoint.save_checkpoint`.
     objective : callable
-        The objective of the saved run (it is not stored).
+        The objective of the saved run (it is not stored; its ``checkpoint_state()`` is, and
+        is given back with its ``load_checkpoint_state(state)``).
     callbacks, progress
         As for :meth:`evostrat.ES.fit`.
     checkpoint : True, False, str or Checkpointer
@@ -61,7 +62,7 @@ def resume_run(path: Any, objective: Any, callbacks: Any = None, *, progress: An
     """
     if not callable(objective):
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
-    hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every)
-    es = load_checkpoint(path, **overrides)
+    hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every, objective)
+    es = load_checkpoint(path, objective=objective, **overrides)
     es.run_.run_loop(objective, hooks)
     return es
