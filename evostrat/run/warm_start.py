@@ -7,8 +7,10 @@ backend and dtype and must have the same dimension. Accepted sources:
 - a fitted (or initialized) :class:`~evostrat.ES`, or the path of a checkpoint
   (:mod:`evostrat.checkpoint`): with the same strategy and population size the
   whole strategy state (mean, step size, covariance, evolution paths, counters)
-  is taken over, so fitting again continues the search; otherwise its search
-  distribution (mean, step size and, for the CMA family, covariance) is.
+  is taken over when both runs have the same ``bounds`` too, so fitting again
+  continues the search; otherwise its search distribution (mean, step size and,
+  for the CMA family, covariance) is, its mean mapped into the source's box and
+  then into this run's.
   The random key is the new run's (``random_state``).
 - evaluated solutions of a similar task, ``(X, values)`` or a :class:`WarmStart`:
   WS-CMA-ES (Nomura, Watanabe, Akimoto, Ozaki, Onishi, "Warm Starting CMA-ES for
@@ -151,6 +153,13 @@ def _same_shapes(a: Any, b: Any) -> bool:
         tuple(np.shape(x)) == tuple(np.shape(y)) for x, y in zip(a, b))
 
 
+def _same_box(a: Any, b: Any) -> bool:
+    """Two runs' ``bounds`` (:class:`~evostrat.run.bounds.BoxBounds` or ``None``) map the same way."""
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(a.lower, b.lower) and np.array_equal(a.upper, b.upper))
+
+
 def _host(be: Any, value: Any) -> np.ndarray:
     return np.asarray(be.to_numpy(value), dtype=np.float64)
 
@@ -226,7 +235,7 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
         if other.dim != runner.dim:
             raise InvalidArgumentError(f"warm_start run has dimension {other.dim}, x0 has dimension {runner.dim}")
         if type(other.strategy) is type(runner.strategy) and other.backend.name == runner.backend.name and \
-                _same_shapes(other.state, runner.state):
+                _same_shapes(other.state, runner.state) and _same_box(source.bounds, driver.bounds):
             key = runner.state.key
             arrays = [be_copy(runner, v) for v in other.state]
             runner.state = replace(type(runner.state)(*arrays), key=key)
