@@ -157,7 +157,9 @@ def _same_box(a: Any, b: Any) -> bool:
     """Two runs' ``bounds`` (:class:`~evostrat.run.bounds.BoxBounds` or ``None``) map the same way."""
     if a is None or b is None:
         return a is b
-    return bool(np.array_equal(a.lower, b.lower) and np.array_equal(a.upper, b.upper))
+    masks = [getattr(getattr(space, "integers", None), "mask", None) for space in (a, b)]
+    return bool(type(a) is type(b) and np.array_equal(a.lower, b.lower) and np.array_equal(a.upper, b.upper)
+                and (masks[0] is None or np.array_equal(masks[0], masks[1])))
 
 
 def _host(be: Any, value: Any) -> np.ndarray:
