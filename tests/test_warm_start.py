@@ -234,3 +234,15 @@ def test_a_run_warm_started_from_an_estimator_resumes_without_it(tmp_path):
     resumed = ES.resume(path, sphere)
     assert (resumed.fun_, resumed.n_evals_, resumed.warm_start) == (full.fun_, full.n_evals_, None)
     assert np.array_equal(resumed.x_, full.x_)
+
+
+def test_warm_start_into_integer_coordinates_of_the_same_box_takes_the_distribution():
+    """Same box, but integer coordinates in the new run (not mapped by the box transformation):
+    the source's internal mean (past the upper bound 3) was copied; now the run starts at its point."""
+    lo, hi = np.array([-3.0, -1.0]), np.array([3.0, 2.0])
+    source = ES("cma_es", sigma0=0.5, bounds=(lo, hi), max_generations=50, random_state=0,
+                evaluator="vectorized").fit(shifted(5.0), np.zeros(2))
+    assert np.asarray(source.strategy_.mean)[0] > 3.0  # the premise
+    es = ES("cma_es", bounds=(lo, hi), integer=[0], random_state=1, warm_start=source).initialize(np.zeros(2))
+    assert np.allclose(np.asarray(es.strategy_.mean)[0], source.run_.to_box(source.strategy_.mean)[0])
+    assert np.asarray(es.strategy_.mean)[0] <= 3.0
