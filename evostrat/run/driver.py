@@ -383,6 +383,7 @@ class Driver:
                 if replay is not None:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
+                extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)
