@@ -205,7 +205,7 @@ class Driver:
                     self.record(host, X.__getitem__, runner.sigma, runner.strategy.stop)
                 return told
         population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
-                                            None if self.bounds is None else self.bounds.inverse)
+                                            None if self.bounds is None else self.bounds.inverse_candidates)
         checked = runner.check_values(values, runner.popsize)
         best_of = None
         if isinstance(checked, Outcome):
