@@ -21,8 +21,8 @@ from evostrat import ES  # noqa: E402
 TARGET = np.array([0.7, -0.4, 0.9, 0.1])
 
 
-def bumpy(X: Any) -> Any:
-    return jnp.sum((X - jnp.asarray(TARGET, dtype=X.dtype)) ** 2, axis=1) + 1.0
+def bumpy(X: Any) -> Any:  # also takes one candidate (axis=-1): the host generation must not probe it
+    return jnp.sum((X - jnp.asarray(TARGET, dtype=X.dtype)) ** 2, axis=-1) + 1.0
 
 
 def inject_at(*generations: int) -> Any:
@@ -33,6 +33,7 @@ def inject_at(*generations: int) -> Any:
     return callback
 
 
+@pytest.mark.filterwarnings("error::evostrat.errors.PerCandidateWarning")
 @pytest.mark.parametrize("strategy", ["cma_es", "snes"])
 @pytest.mark.parametrize("options", [{}, {"bounds": (-1.0, 1.0)}, {"restarts": "ipop", "tolfun": 1e-1}])
 def test_injected_candidates_are_evaluated_on_the_compiled_loop(strategy: str, options: dict) -> None:

@@ -380,13 +380,9 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
 
 
 def _host_generation(driver: Any, objective: Callable) -> None:
-    """One generation of ``driver`` on the host (ask, evaluate, tell), as the host loop runs it."""
-    from evostrat.plugins.factories import make_evaluator
+    """One generation of ``driver`` on the host (ask, evaluate, tell), as the host loop runs it; the
+    objective takes the population (it traces to its values: :func:`compiled_loop_applies`)."""
+    from evostrat.evaluators.local import VectorizedEvaluator
 
     X = driver.ask()
-    evaluator = make_evaluator(driver.settings.evaluator, driver.settings.evaluator_options)
-    try:
-        values = evaluator.evaluate(objective, X, driver.runner.backend)
-    finally:
-        evaluator.close()
-    driver.tell(X, values)
+    driver.tell(X, VectorizedEvaluator().evaluate(objective, X, driver.runner.backend))
