@@ -177,3 +177,56 @@ def test_jax_integers_run_on_the_host_loop_with_their_own_mask():
         x = np.asarray(es.x_)
         assert x[i] == 0.0 and abs(x[1 - i] - 0.3) < 0.2 and x[1 - i] != np.round(x[1 - i]), (i, x)
         assert es.fast_path_ is None
+
+
+def _margin_run(backend="numpy", **options):
+    """CMA-ES with margin after 60 generations on the shifted sphere: the scaling A of the
+    integer coordinates is far above 1 (about 50 and 35)."""
+    x0 = np.array([3.0, 3.0, 0.5, 0.5])
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        x0 = torch.tensor(x0)
+    elif backend == "jax":
+        jnp = pytest.importorskip("jax.numpy")
+        x0 = jnp.asarray(x0, dtype=jnp.float32)
+    es = ES("cma_es", integer=[0, 1], random_state=0, sigma0=0.3, **options).initialize(x0)
+    for _ in range(60):
+        X = es.ask()
+        es.tell(X, shifted_sphere(np.asarray(X, dtype=np.float64)))
+    assert (es.run_.integers.A[:2] > 10).all()  # the premise
+    return es
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("bounds", [None, ([-5, -5, -1, -1], [5, 5, 2, 2])])
+def test_injected_candidates_are_evaluated_as_given_with_margin(backend, bounds):
+    """With margin, an injected point went through round(m + A (x - m)) like a sampled one:
+    injecting [2, -1, 0.1, 0.2] asked for [104, -35, 0.1, 0.2]."""
+    es = _margin_run(backend, bounds=bounds, popsize=6)
+    points = np.array([[2.0, -1.0, 0.1, 0.2], [2.4, -1.6, 0.1, 0.2]] * 4)  # 8 rows: 2 wait for the next ask
+    expected = np.where([True, True, False, False], np.round(points), points)  # integer coordinates rounded
+    es.inject(points)
+    X = np.asarray(es.ask(), dtype=np.float64)
+    np.testing.assert_allclose(X, expected[:6], atol=1e-6)
+    es.tell(es.run_.asked, shifted_sphere(X))
+    X = np.asarray(es.ask(), dtype=np.float64)  # the two left over, placed with the margin state of now
+    np.testing.assert_allclose(X[:2], expected[6:], atol=1e-6)
+
+
+def test_a_repaired_integer_candidate_is_told_as_the_point_that_encodes_to_it():
+    """The strategy learnt a repaired row from its raw integer value, a point that the encoding
+    maps far away (m + A (x - m), A about 50); now from m + (x - m) / A, which encodes to it (its
+    step then clipped as every repaired row's, which only shortens it)."""
+    es = _margin_run()
+    told = []
+    update = es.strategy_.update
+    es.strategy_.update = lambda values, X=None: told.append(np.array(X)) or update(values, X)
+    X = es.ask()
+    m, A = np.array(es.strategy_.mean), es.run_.integers.A.copy()
+    repaired = X.copy()
+    repaired[0] = [1.0, -1.0, 0.0, 0.0]
+    es.tell(repaired, shifted_sphere(repaired), repaired=True)
+    direction = (repaired[0] - m) / A  # the step to the point that encodes to the repaired row
+    ratio = (told[0][0] - m) / direction  # its clipped step: the same direction, shortened
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+    assert 0 < ratio[0] <= 1

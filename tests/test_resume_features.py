@@ -201,6 +201,42 @@ def test_resume_needs_the_constraint_function_again(tmp_path: Path) -> None:
         ES.resume(path, shifted_sphere, constraints=linear)
 
 
+
+def draw_start() -> np.ndarray:  # a callable x0: pycma's, called for each restart run's start point
+    return np.random.uniform(-2, 2, 4)
+
+
+@pytest.mark.parametrize("extra", [{}, {"bounds": (-3, 3), "integer": [0, 1]}])
+def test_resume_with_a_callable_x0_draws_the_restart_starts_again(tmp_path: Path, extra: dict) -> None:
+    """The callable x0 is not stored: a resumed run started its restart runs from the saved
+    point instead of calling it (row 39, the first of the restart run, had generation_best 3.54
+    instead of 1.76). Now resume asks for it (x0=...) and continues bit for bit."""
+    def make() -> ES:
+        return ES("cma_es", restarts="ipop", tolfun=0.1, max_generations=60, random_state=0, **extra)
+
+    def objective(x: np.ndarray) -> float:
+        return float(((x - 0.3) ** 2).sum())
+
+    path, kept = tmp_path / "run.ckpt", tmp_path / "kept.ckpt"
+
+    def keep(es: ES) -> None:
+        if es.n_generations_ == 21:  # callbacks run before the checkpoint of their generation
+            kept.write_bytes(path.read_bytes())
+
+    full = make().fit(objective, draw_start, checkpoint=path, checkpoint_every=20, callbacks=[keep])
+    assert len(full.restarts_) == 2 and full.restarts_[1]["n_evals"] > 0  # a restart run after the checkpoint
+    calls = []
+    with pytest.raises(InvalidArgumentError, match="callable x0.*x0=draw"):
+        ES.resume(kept, lambda x: calls.append(x) or objective(x), checkpoint=False)
+    assert calls == []  # refused before any evaluation
+    _assert_same_run(ES.resume(kept, objective, checkpoint=False, x0=draw_start), full)
+    with pytest.raises(InvalidArgumentError, match="resume\\(x0=...\\) must be a callable"):
+        ES.resume(kept, objective, x0=np.zeros(4))
+    path = tmp_path / "point.ckpt"
+    ES("snes", max_generations=3, random_state=0).fit(objective, np.zeros(4), checkpoint=path)
+    with pytest.raises(InvalidArgumentError, match="only for a run fitted with a callable x0"):
+        ES.resume(path, objective, x0=draw_start)
+
 def test_a_custom_handler_cannot_be_checkpointed() -> None:
     class Mine(ConstraintHandler):
         def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:

@@ -180,6 +180,39 @@ def test_es_ships_seeds_only_without_bounds():
         assert ev.last_shipped_["seeded"] is False
 
 
+
+@pytest.mark.parametrize("seeded", [True, "replay"])
+def test_injected_candidates_are_shipped_plain(seeded):
+    """With a seeded evaluator, a generation with injected candidates shipped the seed: the
+    workers rebuilt the Gaussian rows, the injected point was never evaluated (x_ stayed
+    near [0.02, 0.26, 0.44, 0.71], f = 0.27) and its row was told another point's value."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evostrat.evaluators import ExecutorEvaluator
+
+    def run(evaluator):
+        seen = []
+
+        def f(x):
+            seen.append(np.array(x, dtype=np.float64))
+            return float(np.sum((np.asarray(x) - 0.3) ** 2))
+
+        def inject(es):
+            if es.n_generations_ == 3:
+                es.inject(np.full(4, 0.3))
+
+        es = ES("snes", max_generations=6, random_state=0, evaluator=evaluator).fit(f, np.ones(4), callbacks=[inject])
+        return es, np.array(seen)
+
+    serial, _ = run("serial")
+    with ThreadPoolExecutor(2) as pool:
+        es, seen = run(ExecutorEvaluator(pool, seeded=seeded))
+    assert np.all(seen == 0.3, axis=1).any()  # the injected point was evaluated
+    assert es.fun_ == 0.0 and np.array_equal(es.x_, np.full(4, 0.3))
+    assert [row["best"] for row in es.history_] == [row["best"] for row in serial.history_]
+    assert np.array_equal(es.strategy_.mean, serial.strategy_.mean)  # the run of the plain evaluator
+
+
 # -- worker-side state replay (seeded="replay") --------------------------------------------
 from evostrat.evaluators.replay import (  # noqa: E402
     NeedState,

@@ -175,6 +175,24 @@ def test_warm_start_inside_bounds():
     assert np.allclose(es.x_, 0.6, atol=1e-4)
 
 
+@pytest.mark.parametrize("target_bounds", [None, (0.0, 3.0)])
+def test_warm_start_from_a_bounded_run_starts_at_its_point_in_the_box(target_bounds):
+    """The whole state of a bounded source (its mean in the unbounded search space of its box)
+    was copied into a run with other bounds: that run started at 1.0999 (the source's internal
+    mean), outside the source's box [0, 1], instead of at the source's point 1.0."""
+    outside = shifted(2.0)  # the optimum is past the upper bound: the internal mean leaves the box
+    source = ES("cma_es", sigma0=0.3, bounds=(0, 1), max_generations=60, random_state=0,
+                evaluator="vectorized").fit(outside, np.full(3, 0.5))
+    internal = np.asarray(source.strategy_.mean)
+    assert (internal > 1.05).all()  # the premise: the source's state lies outside its box
+    es = ES("cma_es", bounds=target_bounds, random_state=1, warm_start=source).initialize(np.full(3, 0.5))
+    start = np.asarray(es.run_.to_box(es.strategy_.mean))
+    assert np.allclose(start, source.run_.to_box(internal), rtol=0, atol=1e-12)
+    assert (start <= 1.0).all()
+    same_box = ES("cma_es", bounds=(0, 1), random_state=1, warm_start=source).initialize(np.full(3, 0.5))
+    assert np.array_equal(np.asarray(same_box.strategy_.mean), internal)  # same box: the whole state
+
+
 def test_a_run_warm_started_from_a_checkpoint_resumes_without_its_source(tmp_path):
     """Resuming applied the warm start again (its state then replaced by the saved one), so a
     moved or rewritten source file made the resume fail."""
@@ -216,3 +234,15 @@ def test_a_run_warm_started_from_an_estimator_resumes_without_it(tmp_path):
     resumed = ES.resume(path, sphere)
     assert (resumed.fun_, resumed.n_evals_, resumed.warm_start) == (full.fun_, full.n_evals_, None)
     assert np.array_equal(resumed.x_, full.x_)
+
+
+def test_warm_start_into_integer_coordinates_of_the_same_box_takes_the_distribution():
+    """Same box, but integer coordinates in the new run (not mapped by the box transformation):
+    the source's internal mean (past the upper bound 3) was copied; now the run starts at its point."""
+    lo, hi = np.array([-3.0, -1.0]), np.array([3.0, 2.0])
+    source = ES("cma_es", sigma0=0.5, bounds=(lo, hi), max_generations=50, random_state=0,
+                evaluator="vectorized").fit(shifted(5.0), np.zeros(2))
+    assert np.asarray(source.strategy_.mean)[0] > 3.0  # the premise
+    es = ES("cma_es", bounds=(lo, hi), integer=[0], random_state=1, warm_start=source).initialize(np.zeros(2))
+    assert np.allclose(np.asarray(es.strategy_.mean)[0], source.run_.to_box(source.strategy_.mean)[0])
+    assert np.asarray(es.strategy_.mean)[0] <= 3.0

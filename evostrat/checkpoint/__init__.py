@@ -85,8 +85,9 @@ def load_checkpoint(path: str | os.PathLike, objective: Any = None, **overrides:
     ``objective``, when given, gets back the state the checkpoint saved of the run's
     objective (``objective.load_checkpoint_state(state)``; an ``InvalidTypeError`` when
     it has no such method). ``overrides`` may set ``evaluator``/``evaluator_options``, any parameter
-    the checkpoint could not store and ``constraints=g``, the constraint function
-    of a run fitted with one (:mod:`evostrat.checkpoint.features`). Raises
+    the checkpoint could not store, ``constraints=g``, the constraint function
+    of a run fitted with one, and ``x0=draw``, the callable ``x0`` of a run fitted with
+    one (:mod:`evostrat.checkpoint.features`). Raises
     :class:`~evostrat.errors.CheckpointError` for a missing, corrupt, tampered
     or foreign file.
     """

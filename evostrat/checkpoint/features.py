@@ -15,7 +15,9 @@ generation) are the metadata's ``"injections"`` (:func:`capture_injections`). An
 learns as the run goes (the running observation statistics of
 :class:`~evostrat.problems.gym.GymProblem`) keeps its state in the metadata's ``"objective"``
 when it has ``checkpoint_state()`` and ``load_checkpoint_state(state)``
-(:func:`capture_objective`, :func:`restore_objective`).
+(:func:`capture_objective`, :func:`restore_objective`). A callable ``x0``, which starts each
+restart run, is code too: the metadata's ``"x0_callable"`` says the run had one, and
+``ES.resume(path, objective, x0=draw)`` passes it again (:func:`restore_x0_source`).
 
 Examples
 --------
@@ -43,7 +45,8 @@ from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeEr
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
-           "restore_features", "capture_injections", "restore_injections", "capture_objective", "restore_objective"]
+           "restore_features", "capture_injections", "restore_injections", "capture_objective", "restore_objective",
+           "MissingStartPoint", "restore_x0_source"]
 
 _DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
 #: The parts of the metadata's ``"features"``.
@@ -211,3 +214,35 @@ def restore_injections(runner: Any, data: Any, arrays: dict[str, np.ndarray]) ->
         raise CheckpointError(f"checkpoint injected candidates are not finite float64 rows of the saved "
                               f"dim {runner.dim}")
     runner.injections = list(np.array(rows, copy=True))
+
+
+class MissingStartPoint:
+    """The callable ``x0`` of a run loaded from a checkpoint, until it is passed again.
+
+    A restart run calls it for its start point (:meth:`~evostrat.run.driver.Driver.draw_x0`);
+    without the function that call raises, naming ``x0`` (``ES.resume`` checks before the
+    first evaluation).
+    """
+
+    def __call__(self) -> Any:
+        raise InvalidArgumentError("the checkpointed run was fitted with a callable x0, which starts each restart "
+                                   "run and which a checkpoint does not store: pass it again, "
+                                   "ES.resume(path, objective, x0=draw)")
+
+    check = __call__
+
+
+def restore_x0_source(driver: Any, saved: Any, source: Any) -> None:
+    """Give ``driver`` the run's callable ``x0`` (``resume(x0=source)``), or a
+    :class:`MissingStartPoint` when the checkpoint's run had one (``saved``) and none is given.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``source`` is not callable, or is given for a run whose ``x0`` was a point.
+    """
+    if source is not None and (not saved or not callable(source)):
+        what = "a callable" if saved else "only for a run fitted with a callable x0 (this run's x0 was a point)"
+        raise InvalidArgumentError(f"resume(x0=...) must be {what}, got {type(source).__name__}")
+    if saved:
+        driver.x0_source = source if source is not None else MissingStartPoint()

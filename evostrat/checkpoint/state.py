@@ -35,7 +35,8 @@ from evostrat.backends.structure_args import flat_bounds, flat_integer, flat_sig
 from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
 from evostrat.checkpoint.features import (capture_features, capture_injections, capture_objective,
-                                         check_constraint_function, restore_features, restore_injections)
+                                         check_constraint_function, restore_features, restore_injections,
+                                         restore_x0_source)
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
@@ -50,7 +51,7 @@ BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
 _OPTIONAL = ("format", "version", "arrays", "sha256",  # checked on read
-             "checkpoint_every", "structure", "features", "injections", "objective")  # optional
+             "checkpoint_every", "structure", "features", "injections", "objective", "x0_callable")  # optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -66,6 +67,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "features": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # checkpoint.features
     "injections": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # queued by inject()
     "objective": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # features.capture_objective
+    "x0_callable": (lambda v: v is None or v is True, "true or absent"),  # the run's x0 was a callable (checkpoint.features)
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -130,13 +132,10 @@ def capture(es: Any, user: dict[str, Any] | None = None,
         best_x = encode(run.best_x, arrays, "best_x")
         plan = encode(run.plan, arrays, "plan")
         schedule = None if driver.restarts is None else encode(driver.restarts.schedule_values(), arrays, "schedule")
-    except Unencodable as err:
+        structure = None if driver.structure is None else structure_spec(driver.structure)
+    except (Unencodable, InvalidArgumentError) as err:  # InvalidArgumentError: a layout that cannot be stored
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     history = _encode_history(run.history, arrays)
-    try:
-        structure = None if driver.structure is None else structure_spec(driver.structure)
-    except InvalidArgumentError as err:
-        raise CheckpointError(f"cannot checkpoint the run: {err}") from err
     meta = {
         "evostrat_version": evostrat.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -156,6 +155,7 @@ def capture(es: Any, user: dict[str, Any] | None = None,
         "features": capture_features(driver, arrays),
         "injections": capture_injections(runner, arrays),
         "objective": capture_objective(objective, arrays),
+        **({"x0_callable": True} if driver.x0_source is not None else {}),  # code: passed to resume again
     }
     return meta, arrays
 
@@ -278,7 +278,7 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         For anything wrong in ``meta`` or ``arrays``: a field missing, unknown or of
         the wrong type, shape or dtype, or values the run refuses.
     """
-    function = overrides.pop("constraints", None)  # fit(constraints=g)'s g: code, never stored
+    function, source = overrides.pop("constraints", None), overrides.pop("x0", None)  # code: never stored
     saved = _check_params(meta, overrides)
     check_constraint_function(meta.get("features"), function)
     old = _decode_params(saved, arrays, {k: v for k, v in overrides.items() if k not in BUDGET_PARAMS})
@@ -288,6 +288,7 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
         raise
     except Exception as err:  # a value of the declared type that the estimator refuses
         raise CheckpointError(f"checkpoint does not describe a valid run ({type(err).__name__}: {err})") from err
+    restore_x0_source(es.run_, meta.get("x0_callable", False), source)
     if BUDGET_PARAMS & set(overrides):
         _extend_budget(es, old["max_generations"])
     return es

@@ -26,8 +26,8 @@ rebuilt rows are bit-identical to the driver's (``tests/test_seeded.py``).
 
 *Protocol.* A strategy supports compression by defining
 ``population_seed(state) -> GaussianSeed | None`` (splitting the key as ``ask``
-does). Populations on an accelerator, or mapped into ``bounds`` by ``ES``, are
-shipped plain.
+does). Populations on an accelerator, mapped into ``bounds`` by ``ES`` or holding
+candidates queued by ``inject``, are shipped plain.
 
 Examples
 --------

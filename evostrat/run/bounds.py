@@ -195,6 +195,8 @@ class BoxBounds:
             a["hi_ok"] & (x > hi - au), hi + au - 2.0 * xp.sqrt(au * xp.maximum(hi - x, 0.0)), y
         )
 
+    inverse_candidates = inverse  # candidates map as points (run.integers.MixedSpace's differ)
+
     def __repr__(self) -> str:
         return f"BoxBounds(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
 

@@ -35,7 +35,9 @@ Observers (callbacks, the progress bar, checkpoints) run between chunks, and a
 run with observers takes one generation per chunk of the *same* compiled
 program, so observing a run never changes it: ``fit()`` and
 ``fit(callbacks=..., progress=True, checkpoint=...)`` give the same run bit for
-bit, and a resumed run continues on the same program.
+bit, and a resumed run continues on the same program. A generation for which ``inject``
+has queued candidates (a callback's, or a checkpoint's) runs on the host, as the host loop
+runs it, and the chunks continue from its state.
 
 ``fast_path_`` on the fitted estimator is ``"compiled_loop"`` when this path ran.
 
@@ -358,6 +360,13 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
     budget = driver.settings.max_generations if driver.restarts is not None else None  # over all runs
     limit = device_constant(length, "int32")
     while driver.state.stop_reason is None and driver.runner is runner:
+        if runner.injections:  # queued by inject() (a callback's, a checkpoint's): placed by a host generation
+            _host_generation(driver, objective)
+            if hooks is not None:
+                hooks.generation(observer)
+            if driver.state.stop_reason is None and driver.runner is runner:
+                run = packed_run(driver, rules)
+            continue
         if budget is not None and budget - driver.state.n_generations < length:
             limit = device_constant(max(1, budget - driver.state.n_generations), "int32")
         run, record = program(*run, limit)
@@ -368,3 +377,12 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
                      record[:, :-1], record[:, -1], *chunk_counts(ints))
         if hooks is not None:
             hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
+
+
+def _host_generation(driver: Any, objective: Callable) -> None:
+    """One generation of ``driver`` on the host (ask, evaluate, tell), as the host loop runs it; the
+    objective takes the population (it traces to its values: :func:`compiled_loop_applies`)."""
+    from evostrat.evaluators.local import VectorizedEvaluator
+
+    X = driver.ask()
+    driver.tell(X, VectorizedEvaluator().evaluate(objective, X, driver.runner.backend))

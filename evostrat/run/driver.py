@@ -204,7 +204,7 @@ class Driver:
                     self.record(host, X.__getitem__, runner.sigma, runner.strategy.stop)
                 return told
         population = runner.told_population(X, repaired, None if self.bounds is None else self.asked,
-                                            None if self.bounds is None else self.bounds.inverse)
+                                            None if self.bounds is None else self.bounds.inverse_candidates)
         checked = runner.check_values(values, runner.popsize)
         best_of = None
         if isinstance(checked, Outcome):
@@ -382,6 +382,7 @@ class Driver:
                 if replay is not None:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
+                extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
                 values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)

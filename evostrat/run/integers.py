@@ -221,6 +221,18 @@ class IntegerSpace:
         R = xp.minimum(xp.maximum(R, lower), upper)
         return xp.where(mask, R, X)
 
+    def decode(self, X: Any, runner: Any) -> Any:
+        """Rows of the search space that :meth:`encode` maps to the rows ``X`` (rounded): for
+        candidates given by the user (injected or repaired), with margin ``m + (x - m) / A`` on
+        the integer coordinates; without margin ``X`` as it is."""
+        if not self.with_margin or (self.A == 1.0).all():
+            return X
+        be = runner.backend
+        mask, A = (be.asarray(a, dtype=X.dtype if a.dtype != bool else None, device=be.device(X))
+                   for a in (self.mask, self.A))
+        m = runner.mean
+        return be.xp.where(mask, m + (X - m) / A, X)
+
     def limits(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rounding boundaries ``(l, u)`` around the integer coordinates ``m`` (clipped ranges)."""
         lo, hi = self.lower[self.index], self.upper[self.index]
@@ -230,12 +242,18 @@ class IntegerSpace:
         return low, up
 
     def before_ask(self, runner: Any) -> None:
-        """Before sampling: the margin correction of the last update, once per generation."""
+        """Before sampling: the margin correction of the last update, once per generation; then the
+        candidates queued by ``inject`` that this ``ask`` places are decoded (:meth:`decode`)."""
         if runner is not self.runner:
             self.start(runner)
         if self.with_margin and runner.generation > self.corrected:
             self.corrected = runner.generation
             self.correct(runner)
+        if runner.injections and self.with_margin:
+            k = min(len(runner.injections), runner.popsize)
+            rows = runner.backend.asarray(np.stack(runner.injections[:k]), dtype=runner.dtype, device=runner.device)
+            runner.injections[:k] = list(np.array(runner.backend.to_numpy(self.decode(rows, runner)),
+                                                  dtype=np.float64))
 
     def correct(self, runner: Any) -> None:
         """The margin correction of ``m`` and ``A`` after a CMA-family update."""
@@ -347,6 +365,11 @@ class MixedSpace:
     def inverse(self, x: Any) -> Any:
         """A point of the strategy's space for ``x`` (integer coordinates as given)."""
         return x if self.box is None else self.box.inverse(x)
+
+    def inverse_candidates(self, X: Any) -> Any:
+        """Rows of the strategy's space that the last ``ask`` mapped to the rows ``X`` (repaired
+        candidates, told): :meth:`inverse`, then :meth:`IntegerSpace.decode`."""
+        return self.integers.decode(self.inverse(X), self.driver.runner)
 
     def __repr__(self) -> str:
         return f"MixedSpace(integer={np.flatnonzero(self.integers.mask).tolist()}, box={self.box!r})"

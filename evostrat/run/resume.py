@@ -11,6 +11,7 @@ from typing import Any
 
 from evostrat.callbacks.hooks import resume_hooks
 from evostrat.checkpoint import load_checkpoint
+from evostrat.checkpoint.features import MissingStartPoint
 from evostrat.errors import InvalidTypeError
 
 __all__ = ["resume_run"]
@@ -42,7 +43,8 @@ def resume_run(path: Any, objective: Any, callbacks: Any = None, *, progress: An
         New interval (default: the saved one).
     **overrides
         ``evaluator``/``evaluator_options``, parameters the checkpoint could
-        not store (an ``Evaluator``, a run's ``constraints=g``), and a new budget
+        not store (an ``Evaluator``, a run's ``constraints=g``, a callable ``x0``
+        that starts its restart runs), and a new budget
         ``max_evals``/``max_generations``: not below what was spent; a run its
         budget stopped continues as if that budget had been set from the start.
 
@@ -64,5 +66,9 @@ def resume_run(path: Any, objective: Any, callbacks: Any = None, *, progress: An
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
     hooks = resume_hooks(path, callbacks, progress, checkpoint, checkpoint_every, objective)
     es = load_checkpoint(path, objective=objective, **overrides)
-    es.run_.run_loop(objective, hooks)
+    driver = es.run_
+    if isinstance(driver.x0_source, MissingStartPoint) and driver.restarts is not None and \
+            driver.state.stop_reason is None:
+        driver.x0_source.check()  # restarts would call the run's callable x0: asked for before evaluating
+    driver.run_loop(objective, hooks)
     return es

@@ -8,8 +8,10 @@ structured ``x0``, the same leaves and shapes). Accepted sources:
 - a fitted (or initialized) :class:`~evostrat.ES`, or the path of a checkpoint
   (:mod:`evostrat.checkpoint`): with the same strategy and population size the
   whole strategy state (mean, step size, covariance, evolution paths, counters)
-  is taken over, so fitting again continues the search; otherwise its search
-  distribution (mean, step size and, for the CMA family, covariance) is.
+  is taken over when both runs have the same ``bounds`` too, so fitting again
+  continues the search; otherwise its search distribution (mean, step size and,
+  for the CMA family, covariance) is, its mean mapped into the source's box and
+  then into this run's.
   The random key is the new run's (``random_state``).
 - evaluated solutions of a similar task, ``(X, values)`` or a :class:`WarmStart` (for a
   structured ``x0``, ``X`` may be in its structure, each leaf with a leading axis ``N``):
@@ -154,6 +156,15 @@ def _same_shapes(a: Any, b: Any) -> bool:
         tuple(np.shape(x)) == tuple(np.shape(y)) for x, y in zip(a, b))
 
 
+def _same_box(a: Any, b: Any) -> bool:
+    """Two runs' ``bounds`` (:class:`~evostrat.run.bounds.BoxBounds` or ``None``) map the same way."""
+    if a is None or b is None:
+        return a is b
+    masks = [getattr(getattr(space, "integers", None), "mask", None) for space in (a, b)]
+    return bool(type(a) is type(b) and np.array_equal(a.lower, b.lower) and np.array_equal(a.upper, b.upper)
+                and (masks[0] is None or np.array_equal(masks[0], masks[1])))
+
+
 def _host(be: Any, value: Any) -> np.ndarray:
     return np.asarray(be.to_numpy(value), dtype=np.float64)
 
@@ -235,7 +246,7 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
             raise InvalidArgumentError(f"warm_start run's x0 has leaves {list(theirs[0])} of shapes {list(theirs[1])}, "
                                        f"this x0 {list(mine[0])} of shapes {list(mine[1])}: the layouts must agree")
         if type(other.strategy) is type(runner.strategy) and other.backend.name == runner.backend.name and \
-                _same_shapes(other.state, runner.state):
+                _same_shapes(other.state, runner.state) and _same_box(source.bounds, driver.bounds):
             key = runner.state.key
             arrays = [be_copy(runner, v) for v in other.state]
             runner.state = replace(type(runner.state)(*arrays), key=key)
