@@ -137,7 +137,7 @@ class Driver:
                                    tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
         self.termination = Termination(
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
-            tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
+            tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,
             popsize=lam, **history)
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria

@@ -8,9 +8,10 @@ defers the checks until the reason is read: :meth:`Termination.defer`, same answ
   minimising, ``>=`` when maximising).
 - ``"maxfevals"``: ``n_evals >= max_evals``.
 - ``"maxiter"``: ``n_generations >= max_generations``.
-- ``"tolfun"``: over the last ``10 + ceil(30 d / popsize)`` generations the
-  range of generation-best values, and the range of the latest generation's
-  values, are both below ``tolfun`` (pycma's ``tolfun``).
+- ``"tolfun"``: the range of the generation-best values over the last
+  ``floor(10 + 30 d / popsize)`` generations (all of them in a run's first
+  generations: a flat objective stops after one), and the range of the latest
+  generation's values, are both below ``tolfun`` (pycma's ``tolfun`` and its history length).
 - ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx``.
 - ``"tolfunhist"``: the range of the generation-best values over the same
   window (at least 10 generations) is below ``tolfunhist`` (pycma: 1e-12).
@@ -220,8 +221,8 @@ class Termination:
             return "maxiter"
         if (
             self.tolfun is not None
-            and len(self._recent) == self._recent.maxlen
-            and len(finite) == len(values)
+            and self._recent  # pycma: whatever part of the window the run has seen
+            and len(finite) == len(values) > 0
             and self._spread_below(self.tolfun)
             and (finite[-1] - finite[0] if presorted else max(finite) - min(finite)) < self.tolfun
         ):
