@@ -81,3 +81,18 @@ def test_compiled_jax_path_stops_where_the_host_loop_stops_on_flat_objectives() 
         assert [es.fast_path_ for es in runs] == ["compiled_loop", None]
         assert runs[0].stop_reason_ == runs[1].stop_reason_ == "tolfun"
         assert runs[0].n_generations_ == runs[1].n_generations_ == 1
+
+
+def test_stop_reports_the_strategy_criterions_setting_as_pycma() -> None:
+    # pycma's stop() maps a criterion to its option's value: {'tolfacupx': 1000.0} on a linear slope
+    es = cma.CMAEvolutionStrategy(np.ones(4), 1.0, dict(seed=1, verbose=-9))
+    es.optimize(lambda x: float(x[0]))
+    assert es.stop() == {"tolfacupx": 1000.0}
+    slope = vectorized(lambda X: np.asarray(X)[:, 0])
+    assert ES("cma_es", random_state=1).fit(slope, np.ones(4)).stop() == {"tolfacupx": 1000.0}
+    ours = ES("cma_es", random_state=1, strategy_options={"tolfacupx": 10.0}).fit(slope, np.ones(4))
+    assert (ours.stop_reason_, ours.stop()) == ("tolfacupx", {"tolfacupx": 10.0})
+    # criteria without a numeric setting stay True
+    flat = ES("cma_es", random_state=1, tolfun=None, tolfunhist=None, tolflatfitness=None, tolstagnation=None,
+              tolx=None, max_generations=400).fit(vectorized(lambda X: np.zeros(len(X))), np.ones(4))
+    assert flat.stop() == {flat.stop_reason_: True} and flat.stop_reason_ in ("noeffectaxis", "noeffectcoord")

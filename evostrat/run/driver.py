@@ -255,7 +255,8 @@ class Driver:
         """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""
         reason, restarts = self.state.stop_reason, self.restarts
         return {} if reason is None else {reason: self.termination.setting(
-            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts)}
+            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts,
+            self.runner.strategy)}
 
     # -- record one generation -----------------------------------------------------------------
     def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float | None,

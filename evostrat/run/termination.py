@@ -131,14 +131,16 @@ class Termination:
         """Generations in the ``tolfun``/``tolfunhist`` window."""
         return int(self._recent.maxlen or 1)
 
-    def setting(self, reason: str, max_generations: int | None = None, max_restarts: int | None = None) -> Any:
+    def setting(self, reason: str, max_generations: int | None = None, max_restarts: int | None = None,
+                strategy: Any = None) -> Any:
         """pycma's ``stop()`` value of ``reason``: the criterion's setting (``maxiter``: the run's
-        ``max_generations`` when given), ``True`` for criteria without one."""
+        ``max_generations`` when given; a criterion of ``strategy``'s own ``stop(state)``: its
+        threshold of that name, such as CMA-ES's ``tolfacupx``), ``True`` for criteria without one."""
         value = {"maxfevals": self.max_evals, "maxiter": max_generations or self.max_generations,
                  "ftarget": self.ftarget, "tolfun": self.tolfun, "tolx": self.tolx, "tolfunhist": self.tolfunhist,
                  "tolstagnation": self.tolstagnation, "tolflatfitness": self.tolflatfitness,
-                 "maxrestarts": max_restarts}.get(reason)
-        return True if value is None else value
+                 "maxrestarts": max_restarts}.get(reason, getattr(strategy, reason, None))
+        return True if value is None or isinstance(value, bool) or not isinstance(value, Real) else value
 
     def progress_values(self) -> dict[str, Any]:
         """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
