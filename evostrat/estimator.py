@@ -83,10 +83,10 @@ class ES(Params):
     ftarget : float, optional
         Stop once the best value reaches it (checked once per generation).
     tolfun : float or None
-        Stop when, over the last ``10 + ceil(30 d / popsize)`` generations, the range
-        of the generation-best values and that of the latest generation's values are
-        both below it (pycma's ``tolfun``, :mod:`evostrat.run.termination`); ``None``
-        disables.
+        Stop when, over the last ``floor(10 + 30 d / popsize)`` generations (fewer at
+        the start: as in pycma, a flat objective stops after one), the range of the
+        generation-best values and that of the latest generation's values are both
+        below it (pycma's ``tolfun``, :mod:`evostrat.run.termination`); ``None`` disables.
     tolx : float or None
         Stop when the largest per-coordinate standard deviation of the search
         distribution is below it; ``None`` disables.

@@ -95,7 +95,7 @@ def test_history_needs_no_pandas(monkeypatch: Any) -> None:
 
 def _clock(sign: float) -> Any:
     """An objective whose every value is ``sign * (number of calls)``: the best value
-    changes by exactly 1 per generation."""
+    changes by exactly 1 per generation (a generation is flat: ``tolfun=None`` keeps the run)."""
     calls = [0]
 
     def f(X: Any) -> Any:
@@ -107,20 +107,21 @@ def _clock(sign: float) -> Any:
 
 def test_early_stopping_patience_and_min_delta() -> None:
     flat = lambda X: np.ones(len(X))  # noqa: E731
-    es = ES("snes", random_state=0).fit(flat, np.zeros(3), callbacks=[stop := EarlyStopping(patience=4)])
+    es = ES("snes", tolfun=None, random_state=0).fit(  # tolfun would stop the flat run after one generation
+        flat, np.zeros(3), callbacks=[stop := EarlyStopping(patience=4)])
     assert es.stop_reason_ == "callback" and es.n_generations_ == 5 and stop.stopped_generation == 5
     # the best improves by 1 per generation: by 3 over a patience of 3
     for min_delta, generations, reason in [(0.0, 30, "maxiter"), (2.99, 30, "maxiter"), (3.0, 4, "callback")]:
-        es = ES("snes", max_generations=30, random_state=0).fit(
+        es = ES("snes", max_generations=30, tolfun=None, random_state=0).fit(
             _clock(-1.0), np.zeros(2), callbacks=[EarlyStopping(patience=3, min_delta=min_delta)])
         assert (es.n_generations_, es.stop_reason_) == (generations, reason), min_delta
 
 
 def test_early_stopping_when_maximizing() -> None:
-    rising = ES("snes", maximize=True, max_generations=20, random_state=0).fit(
+    rising = ES("snes", maximize=True, max_generations=20, tolfun=None, random_state=0).fit(
         _clock(+1.0), np.zeros(2), callbacks=[EarlyStopping(patience=2, min_delta=0.5)])
     assert rising.stop_reason_ == "maxiter"  # improving in the user's sense: never stopped
-    falling = ES("snes", maximize=True, max_generations=20, random_state=0).fit(
+    falling = ES("snes", maximize=True, max_generations=20, tolfun=None, random_state=0).fit(
         _clock(-1.0), np.zeros(2), callbacks=[EarlyStopping(patience=2)])
     assert (falling.stop_reason_, falling.n_generations_) == ("callback", 3)
 

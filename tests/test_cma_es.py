@@ -278,11 +278,13 @@ def stop_reason(objective, x0=X0, **kwargs) -> ES:
     return es.fit(objective, x0)
 
 
-def test_flat_objective_stops_on_tolflatfitness_and_stays_finite() -> None:
+def test_flat_objective_stops_on_tolfun_or_tolflatfitness_and_stays_finite() -> None:
     es = stop_reason(lambda X: np.zeros(X.shape[0]))
+    assert es.stop_reason_ == "tolfun" and es.n_generations_ == 1  # pycma: tolfun after one flat generation
+    es = stop_reason(lambda X: np.zeros(X.shape[0]), tolfun=None)
     assert es.stop_reason_ == "tolflatfitness" and es.n_generations_ == 2
-    es = stop_reason(lambda X: np.zeros(X.shape[0]), tolflatfitness=None)
-    assert es.stop_reason_ in ("tolfun", "tolfunhist")
+    es = stop_reason(lambda X: np.zeros(X.shape[0]), tolfun=None, tolflatfitness=None)
+    assert es.stop_reason_ == "tolfunhist" and es.n_generations_ == 10
     # without any criterion, 3000 flat generations keep the state finite
     s = CMAES(sigma0=2.0)
     state = s.init(X0, random_state=1)

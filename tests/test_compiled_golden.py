@@ -76,7 +76,7 @@ _ANY_WIDTH: dict[str, dict[int, tuple[int, str, str]]] = {
     'openai-ftarget': {0: (128, 'ftarget', 'b825e2198e3d6b96'), 1: (126, 'ftarget', 'f4ed847d33a9000b')},
     'openai-nan': {0: (150, 'maxiter', '4c4efaa87cd94399'), 1: (150, 'maxiter', 'bd58db61c2926f80')},
     'snes-maxevals': {0: (101, 'maxfevals', 'e47c4361088dce3c'), 1: (101, 'maxfevals', 'f8dbeb4f6be058cf')},
-    'snes-sphere-default': {0: (190, 'tolfun', '02e732cb7f829a02'), 1: (181, 'tolfun', '9424b598d1294fa4')},
+    'snes-sphere-default': {0: (189, 'tolfun', '34db69e01997c6a2'), 1: (180, 'tolfun', '686fd207cccf67a6')},
     'snes-sphere-maxiter': {0: (320, 'maxiter', 'b7ba84790a82cb42'), 1: (320, 'maxiter', '59c5497ca28f9008')},
     'snes-stagnation': {
         0: (117, 'tolstagnation', 'e65035840eeb872b'), 1: (103, 'tolstagnation', '3ac9293ab11fb138')},
@@ -91,13 +91,13 @@ GOLDEN: dict[str, dict[str, dict[int, tuple[int, str, str]]]] = {
         **_ANY_WIDTH,
         'cma-flat': {0: (19, 'tolflatfitness', '993fb20ece892232'), 1: (20, 'tolflatfitness', '7c85a45cded22a65')},
         'cma-ftarget': {0: (68, 'ftarget', 'e38f46becce6d5b8'), 1: (66, 'ftarget', '199e7472fcc75b3c')},
-        'cma-nan-maximize': {0: (139, 'tolfun', '24fdf61f05bbbbbc'), 1: (148, 'tolfun', 'd459e1af7b4382b0')},
+        'cma-nan-maximize': {0: (138, 'tolfun', 'd177fc4761df96f1'), 1: (147, 'tolfun', '5c1a1c1403e0eb24')},
         'cma-own-stop': {0: (84, 'noeffectaxis', 'af781e797a82dd30'), 1: (88, 'noeffectaxis', 'c2e82d5bddfcd935')},
         'cma-rosenbrock-maxiter': {0: (320, 'maxiter', 'daff3b1bde4df6e8'), 1: (320, 'maxiter', '971702a7ca42e15c')},
         'cma-sphere-default': {0: (109, 'tolfun', '51cad76858f42c79'), 1: (121, 'tolfun', '9faa6017b3987096')},
         'cma-stagnation': {
             0: (129, 'tolstagnation', '2a816634c6936be3'), 1: (128, 'tolstagnation', '90caebeb44aff50d')},
-        'cma-tolfunhist': {0: (85, 'tolfunhist', '78999bae6e8a3357'), 1: (85, 'tolfunhist', '866a6ab3cb3b384c')},
+        'cma-tolfunhist': {0: (84, 'tolfunhist', 'd9fb6794f5d9829c'), 1: (84, 'tolfunhist', 'dc088912266afc7e')},
     },
     "avx2": {
         **_ANY_WIDTH,

@@ -22,9 +22,10 @@ rows). Two properties:
    generation by a callback:
 
    - on the flat objective every fitness strategy stops on a criterion, never
-     on the budget: the CMA family (``stop()`` criteria) with
-     ``"tolflatfitness"`` after 2 generations, the others with the run-level
-     ``"tolfun"`` after ``10 + ceil(30 d / popsize)`` generations. Behaviour
+     on the budget: with the run-level ``"tolfun"`` after one generation, as
+     pycma (its window holds the generations seen so far); without ``tolfun``
+     the CMA family (``stop()`` criteria) stops with ``"tolflatfitness"`` after
+     2 generations and the others run to the budget. Behaviour
      strategies (MaxVar, MaxEnt) are not told any fitness, so only budgets,
      ``tolx`` and their own criteria (they have none; sigma is fixed) can stop
      them: they run to ``"maxiter"`` (documented in :mod:`evostrat.run.behaviours`);
@@ -186,7 +187,7 @@ def _allowed_reasons(name: str) -> set[str]:
     return RUN_LEVEL | set(s.stop(s.init(np.zeros(DIM), random_state=0)))
 
 
-def _fit(name: str, objective: str, library: str, generations: int) -> ES:
+def _fit(name: str, objective: str, library: str, generations: int, **params: Any) -> ES:
     seen: list[float] = []
 
     def check(es: ES) -> None:
@@ -195,7 +196,7 @@ def _fit(name: str, objective: str, library: str, generations: int) -> ES:
         assert not bad, f"generation {es.n_generations_}: non-finite state leaves {bad}"
         seen.append(runner.sigma)
 
-    es = ES(name, max_generations=generations, nonfinite="ignore", random_state=0)
+    es = ES(name, max_generations=generations, nonfinite="ignore", random_state=0, **params)
     es.fit(objective_for(name, objective), x0_for(library), callbacks=[check])
     assert len(seen) == es.n_generations_
     assert all(math.isfinite(s) and s > 0 for s in seen)
@@ -223,11 +224,14 @@ def test_flat_objective_terminates(name: str, library: str) -> None:
         return
     es = _fit(name, "flat", library, DEFAULT_GENERATIONS)
     assert es.stop_reason_ != "maxiter", "a flat objective must stop on a criterion, not the budget"
+    assert es.stop_reason_ == "tolfun" and es.n_generations_ == 1
+    assert es.fun_ == 1.0
+    # without tolfun the state stays finite over more flat generations
+    es = _fit(name, "flat", library, 30, tolfun=None)
     if has_criteria(name):
         assert es.stop_reason_ == "tolflatfitness" and es.n_generations_ == 2
     else:
-        window = 10 + math.ceil(30 * DIM / es.strategy_.popsize)
-        assert es.stop_reason_ == "tolfun" and es.n_generations_ == window
+        assert es.stop_reason_ == "maxiter" and es.n_generations_ == 30
     assert es.fun_ == 1.0
 
 

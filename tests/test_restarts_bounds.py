@@ -60,6 +60,37 @@ def test_bipop_interleaves_small_and_large_runs_by_budget() -> None:
         assert p.max_generations <= int(100 + 150 * 13**2 // math.sqrt(p.popsize))
 
 
+def test_ipop_rounds_populations_down_as_pycma() -> None:
+    # pycma's fmin2 sets popsize0 * incpopsize**k and CMAEvolutionStrategy takes int() of it
+    r = Restarts("ipop", max_restarts=4, incpopsize=1.5)
+    plans = [r.start(popsize0=7, dim=4)]
+    while (plan := r.next(plans[-1], n_evals=1000)) is not None:
+        plans.append(plan)
+    assert [p.popsize for p in plans] == [int(7 * 1.5**k) for k in range(5)] == [7, 10, 15, 23, 35]
+
+
+def test_bipop_small_run_budget_is_pycmas_ceiling() -> None:
+    # pycma: maxiter = min(maxiter0, 0.5 * sum(large) / popsize), stopping once countiter >= maxiter
+    for seed in range(20):
+        r = Restarts("bipop", max_restarts=5, random_state=seed)
+        first = r.start(popsize0=10, dim=2)
+        large = r.next(first, n_evals=1000)
+        small = r.next(large, n_evals=20_001)
+        assert (large.regime, small.regime) == ("large", "small")
+        assert small.max_generations == min(math.ceil(0.5 * 20_001 / small.popsize),
+                                            int(100 + 150 * 5**2 // math.sqrt(small.popsize)))
+
+
+def test_bipop_ends_after_the_last_large_run() -> None:
+    # pycma's fmin2 stops once irun - runs_with_small > maxrestarts: no small runs after the last large one
+    r = Restarts("bipop", max_restarts=2, random_state=0)
+    plans = [r.start(popsize0=10, dim=10)]
+    while (plan := r.next(plans[-1], n_evals=100 * plans[-1].popsize)) is not None:
+        plans.append(plan)
+    assert plans[-1].regime == "large" and plans[-1].popsize == 40
+    assert sum(p.regime == "large" for p in plans) == 2
+
+
 @pytest.mark.parametrize(
     "spec, error, words",
     [
@@ -69,6 +100,8 @@ def test_bipop_interleaves_small_and_large_runs_by_budget() -> None:
         (dict(kind="bipop", incpopsize=1.0), InvalidArgumentError, "incpopsize"),
         (dict(max_restarts=3), InvalidArgumentError, "restarts"),
         (dict(kind="ipop", popsize=3), InvalidArgumentError, "restarts"),
+        (dict(kind="ipop", random_state="x"), InvalidTypeError, "random_state must be a non-negative int"),
+        (dict(kind="bipop", random_state=-1), InvalidArgumentError, "random_state must be a non-negative int"),
         (3, InvalidTypeError, "restarts"),
     ],
 )

@@ -88,7 +88,7 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     are necessary conditions of the criteria, a few scalars per generation: ``ftarget``,
     the budgets and ``tolx`` exactly; ``tolfun`` and
     ``tolfunhist`` need the step between the latest two generation bests (both in the
-    window) below the tolerance; ``tolflatfitness`` a flat generation; the stagnation test
+    window) below the tolerance (``tolfun``: or a run's first generation best); ``tolflatfitness`` a flat generation; the stagnation test
     a best value older than ``tolstagnation / 2`` generations after the warm-up. ``bounds``: the
     least and greatest finite values when known (:func:`summary`).
     """
@@ -106,7 +106,8 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     if rules.max_generations is not None:
         maybe |= generation >= rules.max_generations
     if rules.tolfun is not None:
-        maybe |= (hi - lo < threshold(rules.tolfun, hi)) & (step < threshold(rules.tolfun, step))
+        unseen = w.last_best != w.last_best  # no generation best yet: the window is this one's alone
+        maybe |= (hi - lo < threshold(rules.tolfun, hi)) & ((step < threshold(rules.tolfun, step)) | unseen)
     if rules.tolx is not None:
         maybe |= sigma < threshold(rules.tolx, sigma)
     if rules.tolfunhist is not None:

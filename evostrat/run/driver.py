@@ -136,7 +136,7 @@ class Driver:
                                    tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
         self.termination = Termination(
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
-            tolx=s.tolx, maximize=self.maximize, history_length=10 + math.ceil(30 * dim / lam), dim=dim,
+            tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,
             popsize=lam, **history)
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
@@ -254,7 +254,8 @@ class Driver:
         """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""
         reason, restarts = self.state.stop_reason, self.restarts
         return {} if reason is None else {reason: self.termination.setting(
-            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts)}
+            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts,
+            self.runner.strategy)}
 
     # -- record one generation -----------------------------------------------------------------
     def record(self, values: np.ndarray | list[float] | None, candidate: Callable[[int], Any], sigma: float | None,

@@ -23,11 +23,15 @@ the first run's values for every restart; matching that gained no BBOB hits, BEN
   start with ``sigma0``. *Small* runs use
   ``floor(popsize0 * (popsize_large / popsize0)^(U^2))`` candidates (with
   ``popsize_large`` the last large population) and ``sigma0 * 10^(-2 U)``,
-  ``U ~ U(0, 1)``, and at most half of the evaluations spent by large runs
-  (divided by their population) as generations. After the first run, a small
+  ``U ~ U(0, 1)``, and at most ``ceil(0.5 * large_evals / popsize)`` generations
+  (half of the evaluations spent by large runs, divided by their population: pycma's
+  ``maxiter``, reached when ``countiter >= maxiter``). After the first run, a small
   run comes next whenever small runs (the first run counts as small) have used
   fewer evaluations than large runs, as in pycma. ``max_restarts`` counts
-  large restarts only.
+  large restarts only, and, as in pycma's ``fmin2``, the schedule ends as soon as
+  the last large run has ended (no small runs after it).
+
+Populations are rounded down, as pycma's ``int(popsize0 * incpopsize^k)``.
 
 Ways to ask for them::
 
@@ -135,6 +139,7 @@ class Restarts(Params):
         "kind": [StrOptions(KINDS)],
         "max_restarts": [Interval(numbers.Integral, 0, None)],
         "incpopsize": [Interval(numbers.Real, 1, None, closed="neither")],
+        "random_state": [Interval(numbers.Integral, 0, None), None],
     }
 
     def __init__(self, kind: str = "ipop", max_restarts: int = 9, incpopsize: float = 2.0,
@@ -177,16 +182,17 @@ class Restarts(Params):
         regime = "small" if finished.regime in ("initial", "small") else "large"
         self._evals[regime] += int(n_evals)
         run = finished.run + 1
+        if self._large_runs >= self.max_restarts:  # pycma ends after the last large run, small runs too
+            return None
         if self.kind == "ipop" or self._evals["small"] >= self._evals["large"]:
-            if self._large_runs >= self.max_restarts:
-                return None
             self._large_runs += 1
-            popsize = int(round(self._popsize0 * self.incpopsize**self._large_runs))
+            popsize = int(self._popsize0 * self.incpopsize**self._large_runs)  # pycma's int(): rounds down
             return RunPlan(run, "large", popsize, 1.0, self._maxiter(popsize))
         u_pop, u_sigma = self._rng.uniform(size=2)
         ratio = self.incpopsize**self._large_runs
         popsize = max(2, int(math.floor(self._popsize0 * ratio ** (u_pop**2))))
-        budget = int(0.5 * self._evals["large"] / popsize)
+        # pycma stops once countiter >= 0.5 * large evaluations / popsize: the generations are its ceiling
+        budget = math.ceil(0.5 * self._evals["large"] / popsize)
         maxiter = max(1, min(self._maxiter(popsize), budget))
         return RunPlan(run, "small", popsize, float(10.0 ** (-2.0 * u_sigma)), maxiter)
 

@@ -8,9 +8,10 @@ defers the checks until the reason is read: :meth:`Termination.defer`, same answ
   minimising, ``>=`` when maximising).
 - ``"maxfevals"``: ``n_evals >= max_evals``.
 - ``"maxiter"``: ``n_generations >= max_generations``.
-- ``"tolfun"``: over the last ``10 + ceil(30 d / popsize)`` generations the
-  range of generation-best values, and the range of the latest generation's
-  values, are both below ``tolfun`` (pycma's ``tolfun``).
+- ``"tolfun"``: the range of the generation-best values over the last
+  ``floor(10 + 30 d / popsize)`` generations (all of them in a run's first
+  generations: a flat objective stops after one), and the range of the latest
+  generation's values, are both below ``tolfun`` (pycma's ``tolfun`` and its history length).
 - ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx``.
 - ``"tolfunhist"``: the range of the generation-best values over the same
   window (at least 10 generations) is below ``tolfunhist`` (pycma: 1e-12).
@@ -130,14 +131,16 @@ class Termination:
         """Generations in the ``tolfun``/``tolfunhist`` window."""
         return int(self._recent.maxlen or 1)
 
-    def setting(self, reason: str, max_generations: int | None = None, max_restarts: int | None = None) -> Any:
+    def setting(self, reason: str, max_generations: int | None = None, max_restarts: int | None = None,
+                strategy: Any = None) -> Any:
         """pycma's ``stop()`` value of ``reason``: the criterion's setting (``maxiter``: the run's
-        ``max_generations`` when given), ``True`` for criteria without one."""
+        ``max_generations`` when given; a criterion of ``strategy``'s own ``stop(state)``: its
+        threshold of that name, such as CMA-ES's ``tolfacupx``), ``True`` for criteria without one."""
         value = {"maxfevals": self.max_evals, "maxiter": max_generations or self.max_generations,
                  "ftarget": self.ftarget, "tolfun": self.tolfun, "tolx": self.tolx, "tolfunhist": self.tolfunhist,
                  "tolstagnation": self.tolstagnation, "tolflatfitness": self.tolflatfitness,
-                 "maxrestarts": max_restarts}.get(reason)
-        return True if value is None else value
+                 "maxrestarts": max_restarts}.get(reason, getattr(strategy, reason, None))
+        return True if value is None or isinstance(value, bool) or not isinstance(value, Real) else value
 
     def progress_values(self) -> dict[str, Any]:
         """What the criteria have seen so far, as plain data (:data:`PROGRESS_SCHEMA`)."""
@@ -220,8 +223,8 @@ class Termination:
             return "maxiter"
         if (
             self.tolfun is not None
-            and len(self._recent) == self._recent.maxlen
-            and len(finite) == len(values)
+            and self._recent  # pycma: whatever part of the window the run has seen
+            and len(finite) == len(values) > 0
             and self._spread_below(self.tolfun)
             and (finite[-1] - finite[0] if presorted else max(finite) - min(finite)) < self.tolfun
         ):
