@@ -103,13 +103,13 @@ GOLDEN: dict[str, dict[str, dict[int, tuple[int, str, str]]]] = {
         **_ANY_WIDTH,
         'cma-flat': {0: (19, 'tolflatfitness', '40bff6189e2492f2'), 1: (20, 'tolflatfitness', '006567802ccf1d34')},
         'cma-ftarget': {0: (65, 'ftarget', '418eaca4890a0096'), 1: (66, 'ftarget', 'fbebb85e85a81ea9')},
-        'cma-nan-maximize': {0: (152, 'tolfun', '54c374ad4b88c4a6'), 1: (146, 'tolfun', '927d7619c11a8dca')},
         'cma-own-stop': {0: (84, 'noeffectaxis', '81d9f914981354f6'), 1: (88, 'noeffectaxis', '0e8a64d8ad739bce')},
         'cma-rosenbrock-maxiter': {0: (320, 'maxiter', '191c976215cdf28a'), 1: (320, 'maxiter', 'c15f5fd7aba349eb')},
         'cma-sphere-default': {0: (107, 'tolfun', 'd00ba3f50d04a463'), 1: (120, 'tolfun', '9c8b4f4abe57324d')},
         'cma-stagnation': {
             0: (162, 'tolstagnation', '509ea1339c8b938d'), 1: (405, 'tolflatfitness', '13c7222ee8ac73f2')},
-        'cma-tolfunhist': {0: (87, 'tolfunhist', 'c1cd284f1fd90378'), 1: (85, 'tolfunhist', 'e3ece1b1f619e61a')},
+        # cma-nan-maximize and cma-tolfunhist: not recorded since tolfun's window became pycma's
+        # (they stop a generation earlier; their AVX2 digests need an AVX2 machine to record)
     },
 }
 
@@ -136,6 +136,8 @@ def test_compiled_runs_are_unchanged(case: str) -> None:
     """Bit for bit (slow suite), against the digests of the host CPU's vector width: XLA compiles
     for it, so CPUs of another width round reductions differently; the default suite checks what
     does not depend on it."""
+    if case not in GOLDEN[vector_isa()] and not os.environ.get("EVOSTRAT_PRINT_GOLDEN"):
+        pytest.skip(f"no digests of {case} recorded on a CPU with {vector_isa()}")
     got = {}
     for seed in (0, 1):
         es = _run(case, seed)
