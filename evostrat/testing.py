@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,9 +27,8 @@ from array_api_compat import array_namespace
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import field_names
 from evostrat.errors import EvostratError
-from evostrat.params import check_params
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
-from evostrat.run.termination import CRITERIA_CONSTRAINTS, history_criteria
+from evostrat.run.termination import strategy_history_criteria
 
 __all__ = ["CHECKS", "ConformanceError", "check_strategy", "roundtrip_state_dict", "sphere_values"]
 
@@ -176,14 +174,10 @@ def _check_capabilities(s: Any, state: Any, X: Any, be: Backend, label: str) -> 
     popsize = s.resolved_popsize(int(X.shape[1]))
     _require(isinstance(s.needs_behaviours, bool), "capabilities", label, "needs_behaviours is not a bool")
     _require(s.min_popsize <= popsize, "capabilities", label, f"min_popsize {s.min_popsize} > popsize {popsize}")
-    defaults = dict(s.termination_defaults)
-    unknown = set(defaults) - {"tolfunhist", "tolstagnation", "tolflatfitness"}
-    _require(not unknown, "capabilities", label, f"termination_defaults has unknown names {sorted(unknown)}")
     try:
-        resolved = history_criteria(defaults, int(X.shape[1]), popsize, **dict.fromkeys(defaults, "auto"))
-        check_params(SimpleNamespace(**resolved), {k: CRITERIA_CONSTRAINTS[k] for k in defaults})
+        strategy_history_criteria(s, int(X.shape[1]), popsize)
     except EvostratError as err:
-        _require(False, "capabilities", label, f"termination_defaults: {err}")
+        _require(False, "capabilities", label, str(err))
     stops = s.stop(state)
     _require(isinstance(stops, dict) and all(isinstance(k, str) and bool(v) in (True, False)
                                               for k, v in stops.items()),

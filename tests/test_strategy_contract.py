@@ -179,6 +179,39 @@ def test_a_default_popsize_that_is_not_an_int_is_named():
         NoDefault(popsize=2.5).init(np.zeros(3), random_state=0)
 
 
+class TypoDefaults(OwnSigma):
+    name = "typo_defaults"
+    termination_defaults = {"tolstagation": 100, "tolfunhist": 1e-12}  # a misspelt criterion
+
+
+class NegativeDefaults(OwnSigma):
+    name = "negative_defaults"
+    termination_defaults = {"tolstagnation": -3}
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch", "jax"])
+def test_termination_defaults_are_checked_when_a_run_starts(array):
+    """An unknown criterion used to be dropped silently (the run went on without it) and a bad
+    value was refused by Termination without naming the strategy; both are now refused at the
+    start of the run, naming the strategy, the criterion and the known ones."""
+    from evostrat import ES, fit_batch
+    from evostrat.problems import sphere
+
+    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n),
+          "jax": lambda n: pytest.importorskip("jax.numpy").zeros(n)}[array](3)
+    unknown = ("termination_defaults of strategy 'typo_defaults' names unknown criteria 'tolstagation'; "
+               "known: tolfunhist, tolstagnation, tolflatfitness")
+    with pytest.raises(InvalidArgumentError, match=unknown):
+        ES(TypoDefaults(), max_generations=3, random_state=0).fit(sphere, x0)
+    with pytest.raises(InvalidArgumentError, match=unknown):  # batched (torch lockstep, JAX compiled)
+        fit_batch(ES(TypoDefaults(), max_generations=3), sphere, x0, seeds=2)
+    with pytest.raises(InvalidArgumentError, match="strategy 'negative_defaults': termination_defaults: "
+                                                   "tolstagnation must be a non-negative int or None, got -3"):
+        ES(NegativeDefaults(), max_generations=3, random_state=0).fit(sphere, x0)
+    es = ES(SNES(), max_generations=3, random_state=0).fit(sphere, x0)  # no defaults: none turned on
+    assert es.n_generations_ == 3
+
+
 def test_optional_capabilities_have_declared_defaults():
     s = OwnSigma()
     state = s.init(np.zeros(2), random_state=0)
