@@ -148,17 +148,62 @@ class LostTell(OwnSigma):
         state._replace(mean=X[get_backend(X).xp.argmin(fitness)])  # forgets to return the new state
 
 
+class TellWithInfo(OwnSigma):
+    name = "tell_with_info"
+
+    def tell(self, state, X, fitness):
+        new = state._replace(mean=X[get_backend(X).xp.argmin(fitness)])
+        return new, {"best": fitness[0]}  # (state, info): not the contract
+
+
+class OtherState(NamedTuple):
+    mean: Any
+    key: Any
+    generation: Any
+
+
+class TellChangesTheState(OwnSigma):
+    name = "tell_changes_the_state"
+
+    def tell(self, state, X, fitness):
+        return OtherState(X[get_backend(X).xp.argmin(fitness)], state.key, generation=0)
+
+
+class SinglePrecisionAsk(OwnSigma):
+    name = "single_precision_ask"
+
+    def ask(self, state):
+        X, state = super().ask(state)
+        return get_backend(X).xp.astype(X, get_backend(X).dtype_from_name("float32")), state
+
+
+def torch_float64():
+    import torch
+
+    return torch.float64
+
+
 @pytest.mark.parametrize("array", ["numpy", "torch", "jax"])
 def test_ask_and_tell_results_that_break_the_contract_are_named(array):
     from evostrat import ES
     from evostrat.problems import sphere
 
-    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n),
+    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n, dtype=torch_float64()),
           "jax": lambda n: pytest.importorskip("jax.numpy").zeros(n)}[array](3)
     cases = [(NarrowAsk, r"ask of strategy 'narrow_ask' must return X of shape \(popsize, dim\) = \(7, 3\), "
                          r"got shape \(7, 2\)"),
              (BareAsk, r"ask of strategy 'bare_ask' must return a pair \(X, state\), got an array of shape \(7, 3\)"),
-             (LostTell, "tell of strategy 'lost_tell' must return the new state \\(a NamedTuple\\), got NoneType")]
+             (LostTell, r"tell of strategy 'lost_tell' must return the new state \(a NoSigmaState, the type of the "
+                        r"state it was given\), got NoneType"),
+             # these three leaked an AttributeError (or JAX's carry-structure error) a step later
+             (TellWithInfo, r"tell of strategy 'tell_with_info' must return the new state \(a NoSigmaState, "
+                            r"the type of the state it was given\), got tuple"),
+             (TellChangesTheState, r"tell of strategy 'tell_changes_the_state' must return the new state "
+                                   r"\(a NoSigmaState, the type of the state it was given\), got OtherState")]
+    if array != "jax":  # float64 runs (JAX computes in float32 here): a float32 X was accepted silently
+        cases.append((SinglePrecisionAsk, f"ask of strategy 'single_precision_ask' must return X of "
+                                          f"the run's dtype, {'torch.' if array == 'torch' else ''}float64, "
+                                          f"got {'torch.' if array == 'torch' else ''}float32"))
     for cls, message in cases:
         with pytest.raises(InvalidTypeError, match=message):  # the JAX fit runs compiled chunks
             ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
