@@ -320,6 +320,22 @@ def test_strategies_validate_their_constraints_at_init(strategy, error, message)
         strategy.init(np.zeros(4), random_state=0)
 
 
+def test_a_constraint_on_a_name_that_is_not_a_parameter_is_named():
+    """A misspelt parameter_constraints key leaked an AttributeError from evostrat.params."""
+    class Misspelt(SNES):
+        parameter_constraints = {**SNES.parameter_constraints, "lr_sigam": [Interval(Real, 0, None)]}
+
+    message = (r"Misspelt: parameter_constraints constrains 'lr_sigam', which is not a parameter "
+               r"\(did you mean 'lr_sigma'\?\); parameters: \[.*'lr_sigma'.*\]")
+    with pytest.raises(InvalidArgumentError, match=message):
+        Misspelt().init(np.zeros(4), random_state=0)
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        ES(Misspelt(), max_generations=2).fit(sphere, np.zeros(4))
+
+
 # -- one shaping vocabulary ------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [XNES, OpenAIES, PGPE, ExpectationES])
 @pytest.mark.parametrize("how", sorted(SHAPINGS))
