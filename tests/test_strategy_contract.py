@@ -213,6 +213,36 @@ def test_ask_and_tell_results_that_break_the_contract_are_named(array):
             runner.tell(X, sphere(X))
 
 
+class ListStops(OwnSigma):
+    name = "list_stops"
+
+    def stop(self, state):
+        return ["tolx"]  # names only: the contract is a dict of names to booleans
+
+
+class BehavioursAsText(OwnSigma):
+    name = "behaviours_as_text"
+    needs_behaviours = "no"  # truthy: the run would tell behaviour descriptors
+
+
+@pytest.mark.parametrize("array", ["numpy", "jax"])
+def test_a_stop_that_is_not_a_dict_and_a_non_bool_needs_behaviours_are_refused_at_init(array):
+    """They leaked AttributeError: 'list' object has no attribute 'values' from the driver and
+    'object too deep for desired array' (JAX: a broadcasting error) from the behaviour path."""
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    x0 = np.zeros(3) if array == "numpy" else pytest.importorskip("jax.numpy").zeros(3)
+    for cls, message in [(ListStops, r"stop\(state\) of strategy 'list_stops' must return a dict of criterion "
+                                     r"names to booleans, got list: \['tolx'\]"),
+                         (BehavioursAsText, "needs_behaviours of strategy 'behaviours_as_text' must be a bool, "
+                                            "got 'no'")]:
+        with pytest.raises(InvalidTypeError, match=message):
+            cls().init(x0, random_state=0)
+        with pytest.raises(InvalidTypeError, match=message):
+            ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
+
+
 def test_a_default_popsize_that_is_not_an_int_is_named():
     class NoDefault(OwnSigma):
         def default_popsize(self, dim):
