@@ -157,7 +157,7 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     for name, options in constraints.items():
         value = getattr(owner, name, _MISSING)
         if value is _MISSING:
-            names = owner._param_names() if isinstance(owner, Params) else sorted(vars(owner))
+            names = sorted(owner.get_params(deep=False) if isinstance(owner, Params) else vars(owner))
             raise InvalidArgumentError(f"{type(owner).__name__}: parameter_constraints constrains {name!r}, which "
                                        f"is not a parameter{did_you_mean(name, names)}; parameters: {list(names)}")
         if value is None and None in options:  # the usual default
