@@ -157,9 +157,12 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     for name, options in constraints.items():
         value = getattr(owner, name, _MISSING)
         if value is _MISSING:
-            names = sorted(owner.get_params(deep=False) if isinstance(owner, Params) else vars(owner))
+            names = sorted(p for p in inspect.signature(type(owner).__init__).parameters if p != "self")
+            if name in names:  # an __init__ argument that __init__ does not store under its name
+                raise InvalidTypeError(f"{type(owner).__name__}.__init__ must store its argument {name!r} as "
+                                       f"self.{name} (the scikit-learn convention parameter_constraints reads)")
             raise InvalidArgumentError(f"{type(owner).__name__}: parameter_constraints constrains {name!r}, which "
-                                       f"is not a parameter{did_you_mean(name, names)}; parameters: {list(names)}")
+                                       f"is not a parameter{did_you_mean(name, names)}; parameters: {names}")
         if value is None and None in options:  # the usual default
             continue
         for c in options:

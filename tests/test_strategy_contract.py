@@ -365,6 +365,17 @@ def test_a_constraint_on_a_name_that_is_not_a_parameter_is_named():
     with pytest.raises(InvalidArgumentError, match=message):
         ES(Misspelt(), max_generations=2).fit(sphere, np.zeros(4))
 
+    class Unstored(OwnSigma):
+        parameter_constraints = {"step": [Interval(Real, 0, None)]}
+
+        def __init__(self, popsize=None, sigma0=1.0, step=1.0):
+            super().__init__(popsize=popsize, sigma0=sigma0)
+            self.step_size = step  # stored under another name
+
+    with pytest.raises(InvalidTypeError, match=r"Unstored.__init__ must store its argument 'step' as "
+                                               r"self.step"):
+        Unstored().init(np.zeros(4), random_state=0)
+
 
 # -- one shaping vocabulary ------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [XNES, OpenAIES, PGPE, ExpectationES])
