@@ -72,7 +72,7 @@ class OwnSigma(NoSigma):
     name = "own_sigma"
 
     def sigma(self, state):
-        return get_backend(state.mean).xp.ones(())
+        return get_backend(state.mean).xp.ones((), dtype=state.mean.dtype)
 
 
 class OldName(OwnSigma):
@@ -241,6 +241,29 @@ def test_a_stop_that_is_not_a_dict_and_a_non_bool_needs_behaviours_are_refused_a
             cls().init(x0, random_state=0)
         with pytest.raises(InvalidTypeError, match=message):
             ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
+
+
+class DoubleSigma(VectorSigma):
+    name = "double_sigma"
+
+    def initial_state(self, x0, key, backend):  # sigma from a float64 host array, not from x0
+        return VectorSigmaState(mean=x0, sigma=backend.asarray(np.ones(x0.shape[0])), key=key)
+
+    def sigma(self, state):
+        return get_backend(state.sigma).xp.max(state.sigma)
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch"])
+def test_a_sigma_of_another_dtype_than_x0_is_refused_at_init(array):
+    """It was accepted: the float32 run asked float64 populations and returned a float64 x_."""
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    x0 = np.zeros(3, dtype=np.float32) if array == "numpy" else pytest.importorskip("torch").zeros(3)
+    prefix = "torch." if array == "torch" else ""
+    with pytest.raises(InvalidTypeError, match=rf"sigma\(state\) of strategy 'double_sigma' must be of the dtype of "
+                                               rf"x0 and mean\(state\), {prefix}float32, got {prefix}float64"):
+        ES(DoubleSigma(), max_generations=3, random_state=0).fit(sphere, x0)
 
 
 def test_a_default_popsize_that_is_not_an_int_is_named():

@@ -286,7 +286,8 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     Raises
     ------
     InvalidTypeError
-        Naming the missing method or state field, the read-out of the wrong shape, a
+        Naming the missing method or state field, the read-out of the wrong shape (or a
+        ``sigma`` of another dtype than the mean), a
         ``needs_behaviours`` that is not a bool or a ``stop(state)`` that is not a dict of names.
 
     Examples
@@ -322,6 +323,10 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
                 f"{read_out}(state) of {label} must be an array of shape {shape}, got "
                 f"{'shape ' if hasattr(value, 'shape') else ''}{got}"
             )
+    dtypes = strategy.mean(state).dtype, strategy.sigma(state).dtype
+    if dtypes[0] != dtypes[1]:  # built from something other than x0: ask's X would be promoted
+        raise InvalidTypeError(f"sigma(state) of {label} must be of the dtype of x0 and mean(state), "
+                               f"{dtypes[0]}, got {dtypes[1]}")
     stops = strategy.stop(state)
     if not isinstance(stops, dict) or not all(isinstance(name, str) for name in stops):
         raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
