@@ -211,6 +211,14 @@ def test_ask_and_tell_results_that_break_the_contract_are_named(array):
             runner = cls().initialize(x0, random_state=0)
             X = runner.ask()
             runner.tell(X, sphere(X))
+    if array == "torch":  # the batched lockstep runs check their first ask and tell too
+        from evostrat import fit_batch
+
+        for cls, message in [(TellWithInfo, r"tell of strategy 'tell_with_info' must return the new state "
+                                             r"\(a NamedTuple\), got tuple"),
+                             (SinglePrecisionAsk, "must return X of the run's dtype, torch.float64, got torch.float32")]:
+            with pytest.raises(InvalidTypeError, match=message):
+                fit_batch(ES(cls(), max_generations=3), sphere, x0, seeds=2)
 
 
 class ListStops(OwnSigma):
