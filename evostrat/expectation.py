@@ -38,6 +38,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ from evostrat.distributions.magic_box import magic_box
 
 Array = Any
 
-__all__ = ["expectation", "expectation_grad", "gradient", "magic_box"]
+__all__ = ["expectation", "expectation_grad", "gradient", "magic_box", "scalar_statistic"]
 
 
 # -- argument handling ----------------------------------------------------------------------
@@ -259,6 +260,27 @@ def expectation_grad(
     return {
         name: xp.tensordot(centred, s, axes=([0], [0])) / n for name, s in p.score(x).items()
     }
+
+
+def scalar_statistic(value: Any, what: str) -> Array:
+    """``value``, what a user's statistic (``what``, e.g. ``"statistic of strategy 'nes'"``) returned,
+    if it is an array of one element (the scalar autodiff differentiates), else
+    :class:`InvalidArgumentError` naming ``what`` and what it returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scalar_statistic(np.ones(1), "statistic").shape   # one element: autodiff reshapes it
+    (1,)
+    >>> scalar_statistic((np.ones(()), 0), "statistic")
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidArgumentError: statistic must return a scalar array (to ascend), got tuple
+    """
+    if not hasattr(value, "shape") or math.prod(tuple(value.shape)) != 1:
+        got = f"shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
+        raise InvalidArgumentError(f"{what} must return a scalar array (to ascend), got {got}")
+    return value
 
 
 def gradient(fn: Callable[..., Array], params: Sequence[Array], backend: Backend) -> tuple:

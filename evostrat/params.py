@@ -36,6 +36,8 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 
+_MISSING = object()  # check_params: a constrained name the owner does not have
+
 __all__ = ["Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords", "unknown_parameter"]
 
 
@@ -147,9 +149,20 @@ def _describe(constraint: Any) -> str:
 
 
 def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
-    """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does."""
+    """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does.
+
+    A constraint on a name ``owner`` does not have (a misspelt ``parameter_constraints`` key) is an
+    :class:`InvalidArgumentError` naming it and the parameters there are.
+    """
     for name, options in constraints.items():
-        value = getattr(owner, name)
+        value = getattr(owner, name, _MISSING)
+        if value is _MISSING:
+            names = sorted(p for p in inspect.signature(type(owner).__init__).parameters if p != "self")
+            if name in names:  # an __init__ argument that __init__ does not store under its name
+                raise InvalidTypeError(f"{type(owner).__name__}.__init__ must store its argument {name!r} as "
+                                       f"self.{name} (the scikit-learn convention parameter_constraints reads)")
+            raise InvalidArgumentError(f"{type(owner).__name__}: parameter_constraints constrains {name!r}, which "
+                                       f"is not a parameter{did_you_mean(name, names)}; parameters: {names}")
         if value is None and None in options:  # the usual default
             continue
         for c in options:
@@ -251,6 +264,10 @@ class Params:
 def unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
     """The error for a parameter ``cls`` does not have, suggesting the closest one."""
     valid = cls._param_names()
+    if name.startswith("strategy__") and "strategy_options" in valid:  # set_params takes it, __init__ not
+        return error(f"{cls.__name__}() takes a strategy's hyper-parameters as strategy_options="
+                     f"{{{name.partition('__')[2]!r}: ...}}, not as the keyword {name!r} (set_params and "
+                     f"fit_batch grids take strategy__<name>)")
     nested = " and strategy__<name>" if "strategy" in valid else ""
     return error(f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, valid)}; "
                  f"valid: {list(valid)}{nested}")

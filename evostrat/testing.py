@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,9 +27,9 @@ from array_api_compat import array_namespace
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import field_names
 from evostrat.errors import EvostratError
-from evostrat.params import check_params
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
-from evostrat.run.termination import CRITERIA_CONSTRAINTS, history_criteria
+from evostrat.run.termination import strategy_history_criteria
+from evostrat.strategies.checked import checked_state
 
 __all__ = ["CHECKS", "ConformanceError", "check_strategy", "roundtrip_state_dict", "sphere_values"]
 
@@ -47,7 +46,8 @@ CHECKS: dict[str, str] = {
                     "give the same results on the same state",
     "contract": "init(x0, random_state=...) returns a NamedTuple state with the fields mean and key "
                 "(and sigma unless sigma(state) is overridden); mean(state) is a (dim,) array and "
-                "sigma(state) a positive finite 0-d array, on x0's backend, dtype and device",
+                "sigma(state) a positive finite 0-d array, on x0's backend, dtype and device; tell returns "
+                "a state of the type it was given",
     "ask": "ask(state) returns (X, state) with X a finite (popsize, dim) array of distinct rows "
            "on the state's backend, dtype and device",
     "pure": "init, ask and tell are pure: the same inputs give the same outputs, and neither "
@@ -176,14 +176,10 @@ def _check_capabilities(s: Any, state: Any, X: Any, be: Backend, label: str) -> 
     popsize = s.resolved_popsize(int(X.shape[1]))
     _require(isinstance(s.needs_behaviours, bool), "capabilities", label, "needs_behaviours is not a bool")
     _require(s.min_popsize <= popsize, "capabilities", label, f"min_popsize {s.min_popsize} > popsize {popsize}")
-    defaults = dict(s.termination_defaults)
-    unknown = set(defaults) - {"tolfunhist", "tolstagnation", "tolflatfitness"}
-    _require(not unknown, "capabilities", label, f"termination_defaults has unknown names {sorted(unknown)}")
     try:
-        resolved = history_criteria(defaults, int(X.shape[1]), popsize, **dict.fromkeys(defaults, "auto"))
-        check_params(SimpleNamespace(**resolved), {k: CRITERIA_CONSTRAINTS[k] for k in defaults})
+        strategy_history_criteria(s, int(X.shape[1]), popsize)
     except EvostratError as err:
-        _require(False, "capabilities", label, f"termination_defaults: {err}")
+        _require(False, "capabilities", label, str(err))
     stops = s.stop(state)
     _require(isinstance(stops, dict) and all(isinstance(k, str) and bool(v) in (True, False)
                                               for k, v in stops.items()),
@@ -244,6 +240,10 @@ def _check_backend(s: Any, be: Backend, dtype: Any, host_x0: np.ndarray, seed: i
     f = sphere_values(X, s.needs_behaviours)
     inputs = (snap(asked), _host(f, be))
     told, told2 = s.tell(asked, X, f), s.tell(asked, X, f)
+    try:
+        checked_state(s, told, "tell", asked)
+    except EvostratError as err:
+        _require(False, "contract", label, str(err))
     _require(_same(snap(told), snap(told2)), "pure", label, "tell(state, X, values) twice gave different states")
     _require(_same(inputs[0], snap(asked)) and np.array_equal(hX, _host(X, be))
              and np.array_equal(inputs[1], _host(f, be)), "pure", label, "tell mutated its inputs")

@@ -88,3 +88,41 @@ def test_laplace_scores_and_fisher() -> None:
     nat = p.natural_gradient({"mu": gm, "b": gb})
     want = np.linalg.solve(F, np.concatenate([gm, gb * b]))
     np.testing.assert_allclose(np.concatenate([nat["mu"], nat["b"]]), want, rtol=0.03, atol=0.03 * np.abs(want).max())
+
+
+def test_a_family_missing_a_required_member_is_named_with_its_use() -> None:
+    """A family without score (searched on numpy), log_prob, _transform or the shapes raised a bare
+    NotImplementedError (an empty message); the error now names the member and what needs it."""
+    from evostrat import ES
+    from evostrat.distributions import Distribution
+    from evostrat.problems import sphere
+
+    class Half(Distribution):  # the location and scale, search_init and marginal_scale only
+        param_names = ("mu", "sigma")
+        positive = frozenset({"sigma"})
+
+        def __init__(self, mu, sigma, *, mirrored=False):
+            self.mu, self.sigma = self._convert(mirrored, mu=mu, sigma=sigma)
+
+        @classmethod
+        def search_init(cls, mean, sigma, **options):
+            return cls(mean, sigma)
+
+        def marginal_scale(self):
+            return self.sigma
+
+    with pytest.raises(NotImplementedError, match=r"^Half does not define batch_shape: the shape of a batch "):
+        ES("nes", distribution=Half, max_generations=2).fit(sphere, np.ones(3))
+    Half.event_shape = property(lambda self: (int(self.mu.shape[0]),))
+    Half.batch_shape = property(lambda self: ())
+    with pytest.raises(NotImplementedError, match=r"^Half does not define _transform\(eps\): the map from "
+                                                  r"noise_dim standard normals to a draw"):
+        ES("nes", distribution=Half, max_generations=2).fit(sphere, np.ones(3))
+    Half._transform = lambda self, eps: self.mu + self.sigma * eps
+    with pytest.raises(NotImplementedError, match=r"^Half does not define score\(x\): the closed-form gradients "
+                                                  r"of log_prob that numpy, without autodiff, searches with"):
+        ES("nes", distribution=Half, max_generations=2).fit(sphere, np.ones(3))
+    p = Half(np.zeros(2), 1.0)
+    for call, member in [(lambda: p.log_prob(np.zeros((1, 2))), r"log_prob\(x\)"), (p.entropy, r"entropy\(\)")]:
+        with pytest.raises(NotImplementedError, match=rf"^Half does not define {member}: "):
+            call()

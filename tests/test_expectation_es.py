@@ -145,3 +145,28 @@ def test_es_estimator_solves_the_sphere(library: str) -> None:
 def test_bad_hyper_parameters_raise_clear_errors(options, error, match) -> None:
     with pytest.raises(error, match=match):
         ExpectationES(**options).initialize(X0)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("strategy", ["expectation_es", "nes"])
+def test_a_statistic_that_is_not_a_scalar_is_named(library: str, strategy: str) -> None:
+    """A statistic returning a vector or a tuple got 'the function must return a scalar' (JAX: an
+    AttributeError for a tuple); the error now names the strategy's statistic."""
+    from evostrat import ES, expectation
+    from evostrat.errors import InvalidArgumentError
+    from evostrat.problems import sphere
+
+    lib = pytest.importorskip(library)
+    x0 = lib.ones(3, dtype=lib.float64) if library == "torch" else pytest.importorskip("jax.numpy").ones(3)
+
+    def per_candidate(values, X, p):
+        return -values
+
+    def with_info(values, X, p):
+        return expectation(-values, X, p), {"n": X.shape[0]}
+
+    for statistic, got in [(per_candidate, r"shape \(\d+,\)"), (with_info, "tuple")]:
+        with pytest.raises(InvalidArgumentError, match=rf"^statistic of strategy '{strategy}' must return a scalar "
+                                                       rf"array \(to ascend\), got {got}"):
+            ES(strategy, max_generations=2, random_state=0,
+               strategy_options=dict(statistic=statistic)).fit(sphere, x0)

@@ -101,6 +101,16 @@ def test_unknown_constructor_keyword_names_it_and_suggests() -> None:
         ES().set_params(popsie=8)
 
 
+def test_a_strategy_keyword_in_the_constructor_points_to_strategy_options() -> None:
+    """The error used to suggest 'strategy_options' and list strategy__<name> among the valid keywords,
+    which the constructor refuses; it now says how to pass the option."""
+    with pytest.raises(InvalidTypeError, match=r"^ES\(\) takes a strategy's hyper-parameters as "
+                       r"strategy_options=\{'lr_sigma': \.\.\.\}, not as the keyword 'strategy__lr_sigma' "
+                       r"\(set_params and fit_batch grids take strategy__<name>\)$"):
+        ES("snes", strategy__lr_sigma=0.1)
+    assert ES("snes").set_params(strategy__lr_sigma=0.1).strategy_options == {"lr_sigma": 0.1}
+
+
 def test_keyword_check_keeps_the_parameter_protocol() -> None:
     es = ES("snes", sigma0=0.5, max_evals=100)
     assert "sigma0" in es.get_params() and es.get_params()["max_evals"] == 100

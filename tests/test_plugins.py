@@ -217,6 +217,42 @@ def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
         reset_plugins()
 
 
+def test_a_registered_strategy_whose_init_takes_more_than_hyper_parameters_is_named() -> None:
+    """ES("name") called the class with no arguments: a required argument raised a bare TypeError
+    from deep inside, and **kwargs gave 'ES(sigma0=...) applies to strategies with a sigma0 parameter'."""
+    import numpy as np
+
+    from evostrat.errors import InvalidTypeError
+    from evostrat.problems import sphere
+    from evostrat.strategies.snes import SNES
+
+    class NeedsRate(SNES):
+        def __init__(self, rate, popsize=None, sigma0=1.0):
+            super().__init__(popsize=popsize, sigma0=sigma0)
+            self.rate = rate
+
+    class Forwards(SNES):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    class Loose:
+        @hookimpl
+        def evostrat_strategies(self) -> dict:
+            return {"needs_rate": NeedsRate, "forwards": Forwards}
+
+    reset_plugins()
+    try:
+        get_plugin_manager().register(Loose(), name="loose-plugin")
+        with pytest.raises(InvalidTypeError, match=r"^strategy 'needs_rate' \(.*NeedsRate\): __init__ must take only "
+                                                   r"named hyper-parameters with defaults \(the evostrat_strategies "
+                                                   r"contract\), but 'rate' has no default$"):
+            evostrat.ES("needs_rate", max_generations=2).fit(sphere, np.ones(2))
+        with pytest.raises(InvalidTypeError, match=r"^strategy 'forwards' .* but it takes \*args, \*\*kwargs$"):
+            evostrat.ES("forwards", sigma0=0.5, max_generations=2).fit(sphere, np.ones(2))
+    finally:
+        reset_plugins()
+
+
 # -- a real third-party package ---------------------------------------------------------------
 
 def test_example_plugin_installed_with_pip_is_usable_by_name(example_site: Path) -> None:

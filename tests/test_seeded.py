@@ -437,3 +437,31 @@ def test_torch_cuda_rows_come_from_the_hash():
     seeds = np.array([row_words(key, r)[0] for r in (0, 5, 2)], dtype=np.uint64)
     np.testing.assert_allclose(rows.cpu().numpy(),
                                hashed_normal_rows(seeds, 33, torch.float32, "cpu").numpy(), rtol=1e-6)
+
+
+def test_a_population_seed_that_rebuilds_other_rows_is_refused_naming_the_strategy():
+    """A plugin's population_seed that did not rebuild ask's population had the workers evaluate
+    other points, silently (fun_ 1.18 instead of 0.25 here); the first seed of a run is now checked."""
+    import concurrent.futures as cf
+
+    from evostrat.errors import InvalidTypeError
+    from evostrat.evaluators import ExecutorEvaluator
+    from evostrat.problems import sphere
+    from evostrat.strategies.snes import SNES
+
+    class ShiftedSeed(SNES):
+        def population_seed(self, state):
+            return super().population_seed(state._replace(mean=state.mean + 1.0))
+
+    with cf.ThreadPoolExecutor(2) as pool:
+        plain = ES(SNES(), max_generations=5, random_state=0).fit(sphere, np.ones(3))
+        seeded = ES(SNES(), max_generations=5, random_state=0,
+                    evaluator=ExecutorEvaluator(pool, seeded=True)).fit(sphere, np.ones(3))
+        assert seeded.fun_ == plain.fun_
+        with pytest.raises(InvalidTypeError, match=r"^population_seed\(state\) of strategy 'snes' must rebuild the "
+                                                   r"population ask\(state\) returns; its rows differ$"):
+            ES(ShiftedSeed(), max_generations=5, random_state=0,
+               evaluator=ExecutorEvaluator(pool, seeded=True)).fit(sphere, np.ones(3))
+    runner = AskTell(ShiftedSeed(), np.ones(3), random_state=0)
+    with pytest.raises(InvalidTypeError, match="its rows differ"):
+        population_seed(runner)

@@ -72,7 +72,7 @@ class OwnSigma(NoSigma):
     name = "own_sigma"
 
     def sigma(self, state):
-        return get_backend(state.mean).xp.ones(())
+        return get_backend(state.mean).xp.ones((), dtype=state.mean.dtype)
 
 
 class OldName(OwnSigma):
@@ -148,17 +148,62 @@ class LostTell(OwnSigma):
         state._replace(mean=X[get_backend(X).xp.argmin(fitness)])  # forgets to return the new state
 
 
+class TellWithInfo(OwnSigma):
+    name = "tell_with_info"
+
+    def tell(self, state, X, fitness):
+        new = state._replace(mean=X[get_backend(X).xp.argmin(fitness)])
+        return new, {"best": fitness[0]}  # (state, info): not the contract
+
+
+class OtherState(NamedTuple):
+    mean: Any
+    key: Any
+    generation: Any
+
+
+class TellChangesTheState(OwnSigma):
+    name = "tell_changes_the_state"
+
+    def tell(self, state, X, fitness):
+        return OtherState(X[get_backend(X).xp.argmin(fitness)], state.key, generation=0)
+
+
+class SinglePrecisionAsk(OwnSigma):
+    name = "single_precision_ask"
+
+    def ask(self, state):
+        X, state = super().ask(state)
+        return get_backend(X).xp.astype(X, get_backend(X).dtype_from_name("float32")), state
+
+
+def torch_float64():
+    import torch
+
+    return torch.float64
+
+
 @pytest.mark.parametrize("array", ["numpy", "torch", "jax"])
 def test_ask_and_tell_results_that_break_the_contract_are_named(array):
     from evostrat import ES
     from evostrat.problems import sphere
 
-    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n),
+    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n, dtype=torch_float64()),
           "jax": lambda n: pytest.importorskip("jax.numpy").zeros(n)}[array](3)
     cases = [(NarrowAsk, r"ask of strategy 'narrow_ask' must return X of shape \(popsize, dim\) = \(7, 3\), "
                          r"got shape \(7, 2\)"),
              (BareAsk, r"ask of strategy 'bare_ask' must return a pair \(X, state\), got an array of shape \(7, 3\)"),
-             (LostTell, "tell of strategy 'lost_tell' must return the new state \\(a NamedTuple\\), got NoneType")]
+             (LostTell, r"tell of strategy 'lost_tell' must return the new state \(a NoSigmaState, the type of the "
+                        r"state it was given\), got NoneType"),
+             # these three leaked an AttributeError (or JAX's carry-structure error) a step later
+             (TellWithInfo, r"tell of strategy 'tell_with_info' must return the new state \(a NoSigmaState, "
+                            r"the type of the state it was given\), got tuple"),
+             (TellChangesTheState, r"tell of strategy 'tell_changes_the_state' must return the new state "
+                                   r"\(a NoSigmaState, the type of the state it was given\), got OtherState")]
+    if array != "jax":  # float64 runs (JAX computes in float32 here): a float32 X was accepted silently
+        cases.append((SinglePrecisionAsk, f"ask of strategy 'single_precision_ask' must return X of "
+                                          f"the run's dtype, {'torch.' if array == 'torch' else ''}float64, "
+                                          f"got {'torch.' if array == 'torch' else ''}float32"))
     for cls, message in cases:
         with pytest.raises(InvalidTypeError, match=message):  # the JAX fit runs compiled chunks
             ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
@@ -166,6 +211,67 @@ def test_ask_and_tell_results_that_break_the_contract_are_named(array):
             runner = cls().initialize(x0, random_state=0)
             X = runner.ask()
             runner.tell(X, sphere(X))
+    if array == "torch":  # the batched lockstep runs check their first ask and tell too
+        from evostrat import fit_batch
+
+        for cls, message in [(TellWithInfo, r"tell of strategy 'tell_with_info' must return the new state "
+                                             r"\(a NamedTuple\), got tuple"),
+                             (SinglePrecisionAsk, "must return X of the run's dtype, torch.float64, got torch.float32")]:
+            with pytest.raises(InvalidTypeError, match=message):
+                fit_batch(ES(cls(), max_generations=3), sphere, x0, seeds=2)
+
+
+class ListStops(OwnSigma):
+    name = "list_stops"
+
+    def stop(self, state):
+        return ["tolx"]  # names only: the contract is a dict of names to booleans
+
+
+class BehavioursAsText(OwnSigma):
+    name = "behaviours_as_text"
+    needs_behaviours = "no"  # truthy: the run would tell behaviour descriptors
+
+
+@pytest.mark.parametrize("array", ["numpy", "jax"])
+def test_a_stop_that_is_not_a_dict_and_a_non_bool_needs_behaviours_are_refused_at_init(array):
+    """They leaked AttributeError: 'list' object has no attribute 'values' from the driver and
+    'object too deep for desired array' (JAX: a broadcasting error) from the behaviour path."""
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    x0 = np.zeros(3) if array == "numpy" else pytest.importorskip("jax.numpy").zeros(3)
+    for cls, message in [(ListStops, r"stop\(state\) of strategy 'list_stops' must return a dict of criterion "
+                                     r"names to booleans, got list: \['tolx'\]"),
+                         (BehavioursAsText, "needs_behaviours of strategy 'behaviours_as_text' must be a bool, "
+                                            "got 'no'")]:
+        with pytest.raises(InvalidTypeError, match=message):
+            cls().init(x0, random_state=0)
+        with pytest.raises(InvalidTypeError, match=message):
+            ES(cls(), max_generations=3, random_state=0).fit(sphere, x0)
+
+
+class DoubleSigma(VectorSigma):
+    name = "double_sigma"
+
+    def initial_state(self, x0, key, backend):  # sigma from a float64 host array, not from x0
+        return VectorSigmaState(mean=x0, sigma=backend.asarray(np.ones(x0.shape[0])), key=key)
+
+    def sigma(self, state):
+        return get_backend(state.sigma).xp.max(state.sigma)
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch"])
+def test_a_sigma_of_another_dtype_than_x0_is_refused_at_init(array):
+    """It was accepted: the float32 run asked float64 populations and returned a float64 x_."""
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    x0 = np.zeros(3, dtype=np.float32) if array == "numpy" else pytest.importorskip("torch").zeros(3)
+    prefix = "torch." if array == "torch" else ""
+    with pytest.raises(InvalidTypeError, match=rf"sigma\(state\) of strategy 'double_sigma' must be of the dtype of "
+                                               rf"x0 and mean\(state\), {prefix}float32, got {prefix}float64"):
+        ES(DoubleSigma(), max_generations=3, random_state=0).fit(sphere, x0)
 
 
 def test_a_default_popsize_that_is_not_an_int_is_named():
@@ -177,6 +283,39 @@ def test_a_default_popsize_that_is_not_an_int_is_named():
         NoDefault().init(np.zeros(3), random_state=0)
     with pytest.raises(InvalidTypeError, match="popsize must be an int or None, got 2.5"):
         NoDefault(popsize=2.5).init(np.zeros(3), random_state=0)
+
+
+class TypoDefaults(OwnSigma):
+    name = "typo_defaults"
+    termination_defaults = {"tolstagation": 100, "tolfunhist": 1e-12}  # a misspelt criterion
+
+
+class NegativeDefaults(OwnSigma):
+    name = "negative_defaults"
+    termination_defaults = {"tolstagnation": -3}
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch", "jax"])
+def test_termination_defaults_are_checked_when_a_run_starts(array):
+    """An unknown criterion used to be dropped silently (the run went on without it) and a bad
+    value was refused by Termination without naming the strategy; both are now refused at the
+    start of the run, naming the strategy, the criterion and the known ones."""
+    from evostrat import ES, fit_batch
+    from evostrat.problems import sphere
+
+    x0 = {"numpy": np.zeros, "torch": lambda n: pytest.importorskip("torch").zeros(n),
+          "jax": lambda n: pytest.importorskip("jax.numpy").zeros(n)}[array](3)
+    unknown = ("termination_defaults of strategy 'typo_defaults' names unknown criteria 'tolstagation'; "
+               "known: tolfunhist, tolstagnation, tolflatfitness")
+    with pytest.raises(InvalidArgumentError, match=unknown):
+        ES(TypoDefaults(), max_generations=3, random_state=0).fit(sphere, x0)
+    with pytest.raises(InvalidArgumentError, match=unknown):  # batched (torch lockstep, JAX compiled)
+        fit_batch(ES(TypoDefaults(), max_generations=3), sphere, x0, seeds=2)
+    with pytest.raises(InvalidArgumentError, match="strategy 'negative_defaults': termination_defaults: "
+                                                   "tolstagnation must be a non-negative int or None, got -3"):
+        ES(NegativeDefaults(), max_generations=3, random_state=0).fit(sphere, x0)
+    es = ES(SNES(), max_generations=3, random_state=0).fit(sphere, x0)  # no defaults: none turned on
+    assert es.n_generations_ == 3
 
 
 def test_optional_capabilities_have_declared_defaults():
@@ -240,6 +379,33 @@ def test_constraints_reject_bad_values_naming_the_parameter(kwargs, error, messa
 def test_strategies_validate_their_constraints_at_init(strategy, error, message):
     with pytest.raises(error, match=message):
         strategy.init(np.zeros(4), random_state=0)
+
+
+def test_a_constraint_on_a_name_that_is_not_a_parameter_is_named():
+    """A misspelt parameter_constraints key leaked an AttributeError from evostrat.params."""
+    class Misspelt(SNES):
+        parameter_constraints = {**SNES.parameter_constraints, "lr_sigam": [Interval(Real, 0, None)]}
+
+    message = (r"Misspelt: parameter_constraints constrains 'lr_sigam', which is not a parameter "
+               r"\(did you mean 'lr_sigma'\?\); parameters: \[.*'lr_sigma'.*\]")
+    with pytest.raises(InvalidArgumentError, match=message):
+        Misspelt().init(np.zeros(4), random_state=0)
+    from evostrat import ES
+    from evostrat.problems import sphere
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        ES(Misspelt(), max_generations=2).fit(sphere, np.zeros(4))
+
+    class Unstored(OwnSigma):
+        parameter_constraints = {"step": [Interval(Real, 0, None)]}
+
+        def __init__(self, popsize=None, sigma0=1.0, step=1.0):
+            super().__init__(popsize=popsize, sigma0=sigma0)
+            self.step_size = step  # stored under another name
+
+    with pytest.raises(InvalidTypeError, match=r"Unstored.__init__ must store its argument 'step' as "
+                                               r"self.step"):
+        Unstored().init(np.zeros(4), random_state=0)
 
 
 # -- one shaping vocabulary ------------------------------------------------------------------------

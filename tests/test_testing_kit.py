@@ -155,6 +155,15 @@ class UnknownInitialOnly(Greedy):
     initial_only_params = frozenset({"sigma_zero"})
 
 
+class TellWithInfo(Greedy):
+    def tell(self, state, X, fitness):
+        return super().tell(state, X, fitness), {}  # (state, info)
+
+
+class MisspeltTermination(Greedy):
+    termination_defaults = {"tolflatness": 1}  # tolflatfitness
+
+
 def test_the_conforming_example_passes_every_check() -> None:
     assert check_strategy(Greedy, backends=["numpy"]) == [c for c in CHECKS if c != "cross_backend"]
 
@@ -170,6 +179,10 @@ def test_the_conforming_example_passes_every_check() -> None:
     (Forgetful, "params", "AttributeError"),
     (ResetsToSigma0, "capabilities", "ask/tell/stop/sigma read the initial-only 'sigma0'"),
     (UnknownInitialOnly, "capabilities", "initial_only_params names 'sigma_zero', not a hyper-parameter"),
+    (TellWithInfo, "contract", r"tell of strategy 'TellWithInfo' must return the new state \(a \w+, the type of "
+                               r"the state it was given\), got tuple"),
+    (MisspeltTermination, "capabilities", "termination_defaults of strategy 'MisspeltTermination' names unknown "
+                                          "criteria 'tolflatness'; known: tolfunhist, tolstagnation, tolflatfitness"),
 ])
 def test_a_broken_strategy_fails_naming_the_check(strategy: type, check: str, detail: str) -> None:
     with pytest.raises(ConformanceError, match=f"fails check '{check}': {detail}") as info:

@@ -189,12 +189,17 @@ class Distribution:
     @property
     def batch_shape(self) -> tuple[int, ...]:
         """Shape of a batch of independent distributions (``()`` for one)."""
-        raise NotImplementedError
+        raise self._missing("batch_shape", "the shape of a batch of distributions, () for one")
 
     @property
     def event_shape(self) -> tuple[int, ...]:
         """Shape of one draw of one distribution of the batch."""
-        raise NotImplementedError
+        raise self._missing("event_shape", "the shape of one draw")
+
+    def _missing(self, member: str, what: str) -> NotImplementedError:
+        """The error of a required member a family does not define, naming it and its use."""
+        return NotImplementedError(f"{type(self).__name__} does not define {member}: {what} "
+                                   "(the evostrat_distributions contract, evostrat.hookspecs)")
 
     def params(self) -> dict[str, Array]:
         """The parameters by name, in :attr:`param_names` order."""
@@ -231,7 +236,8 @@ class Distribution:
         return self.xp.concat([eps, -eps], axis=0) if self.mirrored else eps
 
     def _transform(self, eps: Array) -> Array:
-        raise NotImplementedError
+        raise self._missing("_transform(eps)", "the map from noise_dim standard normals to a draw, which "
+                                               "sampling uses")
 
     def rsample(
         self, n: int | tuple[int, ...] = 1, key: Any = None, generator: Any = None
@@ -282,11 +288,11 @@ class Distribution:
     # -- densities -----------------------------------------------------------------------
     def log_prob(self, x: Any) -> Array:
         """Log density of ``x`` (one value per draw and batch member)."""
-        raise NotImplementedError
+        raise self._missing("log_prob(x)", "the log density, which autodiff (torch, JAX) differentiates")
 
     def entropy(self) -> Array:
         """Differential entropy, of shape ``batch_shape``."""
-        raise NotImplementedError
+        raise self._missing("entropy()", "the differential entropy")
 
     def score(self, x: Any) -> dict[str, Array]:
         """Closed-form gradient of the log density of each draw w.r.t. each parameter.
@@ -302,7 +308,8 @@ class Distribution:
             of the joint log density of each draw (summed over the batch) with
             respect to that parameter.
         """
-        raise NotImplementedError
+        raise self._missing("score(x)", "the closed-form gradients of log_prob that numpy, without "
+                                        "autodiff, searches with (on torch and JAX autodiff needs log_prob alone)")
 
     # -- searching with the distribution (the NES family, evostrat.strategies.nes) ------------
     #: Parameters that must stay positive: :meth:`retract` moves them in log units.

@@ -45,13 +45,14 @@ True
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["LAYOUTS", "GaussianSeed", "gaussian_population", "layout_rows", "population_seed"]
 
@@ -218,6 +219,22 @@ class GaussianSeed:
 def population_seed(runner: Any) -> GaussianSeed | None:
     """The seed of the population ``runner.ask()`` will return (``runner``: an ``AskTell``).
 
-    ``None`` when its strategy has no seeds or the population lives on an accelerator.
+    ``None`` when its strategy has no seeds or the population lives on an accelerator. The first
+    seed of a runner is checked against the population its strategy's ``ask`` returns (a plugin's
+    ``population_seed`` that rebuilds other rows would have the workers evaluate other points):
+    :class:`~evostrat.errors.InvalidTypeError` naming the strategy when they differ.
     """
-    return runner.strategy.population_seed(runner.state)
+    seed = runner.strategy.population_seed(runner.state)
+    if seed is not None and runner not in _SEEDS_CHECKED:
+        asked = runner.backend.to_numpy(runner.strategy.ask(runner.state)[0])
+        rows = np.asarray(seed.rows(0, asked.shape[0]))
+        if rows.shape != asked.shape or not np.allclose(rows, asked, rtol=1e-6, atol=1e-12):
+            strategy = runner.strategy
+            raise InvalidTypeError(f"population_seed(state) of strategy {strategy.name or type(strategy).__name__!r} "
+                                   "must rebuild the population ask(state) returns; its rows differ")
+        _SEEDS_CHECKED.add(runner)
+    return seed
+
+
+#: The runners whose first seed :func:`population_seed` checked.
+_SEEDS_CHECKED: "weakref.WeakSet[Any]" = weakref.WeakSet()

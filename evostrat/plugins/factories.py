@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import Any
@@ -34,7 +35,7 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     """A fresh strategy from a registry name (or an alias, see :func:`~evostrat.plugins.lookup`) or a
     (copied) instance, with ``options`` and the ``overrides`` that are not ``None`` set."""
     if isinstance(strategy, str):
-        instance = _registered("strategies", strategy, "strategy", Strategy)()
+        instance = _hyper_parameters_only(_registered("strategies", strategy, "strategy", Strategy), strategy)()
     elif isinstance(strategy, Strategy):
         instance = type(strategy)(**strategy.get_params(deep=False))
     else:
@@ -103,6 +104,30 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
     raise InvalidTypeError(
         f"evaluator must be an evaluator name or an Evaluator instance, got {type(evaluator).__name__}"
     )
+
+
+def _hyper_parameters_only(cls: type, name: str) -> type:
+    """``cls`` if its ``__init__`` takes only named hyper-parameters with defaults (the contract of
+    :func:`evostrat.hookspecs.evostrat_strategies`, as scikit-learn's), else :class:`InvalidTypeError`
+    naming the strategy and the argument (a bare ``TypeError`` of the call before)."""
+    problem = _signature_problem(cls)
+    if problem:
+        raise InvalidTypeError(f"strategy {name!r} ({cls.__qualname__}): __init__ must take only named "
+                               f"hyper-parameters with defaults (the evostrat_strategies contract), but {problem}")
+    return cls
+
+
+@functools.lru_cache(maxsize=256)
+def _signature_problem(cls: type) -> str:
+    """What in ``cls.__init__``'s signature breaks the contract (``""``: nothing); once per class."""
+    params = inspect.signature(cls).parameters.values()
+    variadic = [("*" if p.kind is p.VAR_POSITIONAL else "**") + p.name for p in params
+                if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = [repr(p.name) for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL,
+                                                                                        p.VAR_KEYWORD)]
+    if variadic:
+        return f"it takes {', '.join(variadic)}"
+    return f"{', '.join(required)} {'has' if len(required) == 1 else 'have'} no default" if required else ""
 
 
 def _registered(kind: str, name: str, what: str, base: type) -> type:

@@ -155,14 +155,14 @@ class AskTell(PicklableRunner):
     @cached_property
     def _ask(self) -> Any:  # its first result checked against the contract, then the program alone
         ask, shape = self.strategy.ask, (self.popsize, self.dim)
-        return checked_first(self.__dict__, "_ask", self.backend.compile(ask, key=program_key(
-            ask, self.dim, str(self.dtype))), lambda out: checked_ask(self.strategy, out, shape))
+        return checked_first(self.__dict__, "_ask", self.backend.compile(ask, key=program_key(ask, self.dim, str(
+            self.dtype))), lambda out: checked_ask(self.strategy, out, shape, self.state, self.dtype))
 
     @cached_property
     def _tell(self) -> Any:
         tell = self.strategy.tell
         return checked_first(self.__dict__, "_tell", self.backend.compile(tell, key=program_key(
-            tell, self.dim, str(self.dtype))), lambda state: checked_state(self.strategy, state, "tell"))
+            tell, self.dim, str(self.dtype))), lambda state: checked_state(self.strategy, state, "tell", self.state))
 
     # -- read-outs ------------------------------------------------------------------
     @property

@@ -140,17 +140,18 @@ class StackedMethods:
 
     :meth:`ask_one` and :meth:`tell_one` are the strategy's ``ask`` and ``tell`` of one run (mapped
     or run by run), their first results checked against the strategy contract (``shape``:
-    ``(popsize, dim)``, ``None`` for no check of ``X``'s shape), as a lone run's
+    ``(popsize, dim)``, ``None`` for no check of ``X``'s shape; ``dtype``: the runs'), as a lone run's
     (:mod:`evostrat.strategies.checked`): a broken result fails the mapped call, and the same
     generation run by run raises :class:`~evostrat.errors.InvalidTypeError` naming it."""
 
-    def __init__(self, strategy: Any, backend: Any, shape: tuple[int, int] | None = None) -> None:
+    def __init__(self, strategy: Any, backend: Any, shape: tuple[int, int] | None = None,
+                 dtype: Any = None) -> None:
         self.strategy, self.backend = strategy, backend
         self.maps = {"ask": True, "tell": True, "read": True}  # False: that step runs run by run
         self.kernel = resolve_stack_kernel(strategy, backend)
         slots = vars(self)  # each replaced by the strategy's method itself once a result passes
         self.ask_one: Any = checked_first(slots, "ask_one", strategy.ask, lambda out: out if shape is None else
-                                          checked_ask(strategy, out, shape))
+                                          checked_ask(strategy, out, shape, dtype=dtype))
         self.tell_one: Any = checked_first(slots, "tell_one", strategy.tell,
                                            lambda state: checked_state(strategy, state, "tell"))
 

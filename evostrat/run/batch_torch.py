@@ -91,7 +91,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     runner = first.runner
     popsize, backend = runner.popsize, runner.backend
     evaluator = make_evaluator(first.settings.evaluator, None)
-    methods = StackedMethods(runner.strategy, backend, (popsize, runner.dim))
+    methods = StackedMethods(runner.strategy, backend, (popsize, runner.dim), runner.dtype)
     for d in drivers:
         d.fast_path = "batched"
     active, stack = list(drivers), RunStack([d.runner.state for d in drivers], backend)

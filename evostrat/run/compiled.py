@@ -159,12 +159,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
             """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-            X, state = checked_ask(strategy, strategy.ask(run.state), (rules.popsize, run.best_x.shape[-1]))
+            shape = (rules.popsize, run.best_x.shape[-1])
+            X, state = checked_ask(strategy, strategy.ask(run.state), shape, run.state, run.best_x.dtype)
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
             seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
             values = jnp.asarray(objective(seen), dtype=X.dtype)  # the run's dtype, as check_values gives on the host
-            state = checked_state(strategy, strategy.tell(state, X, -values if rules.maximize else values), "tell")
+            told = strategy.tell(state, X, -values if rules.maximize else values)
+            state = checked_state(strategy, told, "tell", state)
             top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
             better = (top > run.best_f) if rules.maximize else (top < run.best_f)
             best_f, best_x = jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)

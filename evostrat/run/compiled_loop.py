@@ -120,10 +120,12 @@ class CompiledLoop:
     def _step(self, state: Any) -> tuple[Any, ChunkOutput]:
         xp = self.backend.xp
         dim = self.strategy.mean(state).shape[0]
-        X, state = checked_ask(self.strategy, self.strategy.ask(state), (self.strategy.resolved_popsize(dim), dim))
+        shape = (self.strategy.resolved_popsize(dim), dim)
+        dtype = self.strategy.mean(state).dtype
+        X, state = checked_ask(self.strategy, self.strategy.ask(state), shape, state, dtype)
         values = self.objective(X)
         minimised = values if self.sign == 1.0 else -values
-        state = checked_state(self.strategy, self.strategy.tell(state, X, minimised), "tell")
+        state = checked_state(self.strategy, self.strategy.tell(state, X, minimised), "tell", state)
         best = xp.argmin(xp.where(xp.isnan(minimised), xp.inf, minimised))
         stops = {}
         if self.with_stops:

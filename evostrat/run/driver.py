@@ -46,7 +46,7 @@ from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
 from evostrat.run.state import RunState, first_stop
-from evostrat.run.termination import Termination, default_max_generations, history_criteria, pending_reason
+from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
 from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
 __all__ = ["Driver", "first_stop"]
@@ -132,8 +132,8 @@ class Driver:
         max_generations = s.max_generations if plan is None else plan.max_generations  # a run's own (local)
         if max_generations is None and s.max_evals is None:
             max_generations = default_max_generations(dim, lam)
-        history = history_criteria(strategy.termination_defaults, dim, lam, tolfunhist=s.tolfunhist,
-                                   tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
+        history = strategy_history_criteria(strategy, dim, lam, tolfunhist=s.tolfunhist,  # checks the defaults
+                                            tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
         self.termination = Termination(
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,

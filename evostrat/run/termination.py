@@ -43,14 +43,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from numbers import Integral, Real
-from typing import Any, Callable, Sequence
+from types import SimpleNamespace
+from typing import Any, Callable, Mapping, Sequence
 
+from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, check_params
 from evostrat.run.state import first_stop, is_int, is_real, is_reals
 
 __all__ = [
-    "CRITERIA_CONSTRAINTS", "PROGRESS_SCHEMA", "Termination", "default_max_generations", "default_tolstagnation",
-    "history_criteria", "pending_reason",
+    "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
+    "default_tolstagnation", "history_criteria", "pending_reason", "strategy_history_criteria",
 ]
 
 
@@ -70,6 +72,8 @@ def default_max_generations(dim: int, popsize: int) -> int:
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
 
+#: The criteria a strategy's ``termination_defaults`` may turn on.
+HISTORY_CRITERIA = ("tolfunhist", "tolstagnation", "tolflatfitness")
 _TOLERANCE = [Interval(Real, 0, None), None]
 _COUNT = [Interval(Integral, 0, None), None]
 #: The criteria's constraints (:mod:`evostrat.params`), checked by ``Termination`` and ``ES``.
@@ -315,6 +319,50 @@ def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values:
             value = default_tolstagnation(dim, popsize)
         out[name] = value
     return out
+
+
+def strategy_history_criteria(strategy: Any, dim: int, popsize: int, **values: Any) -> dict[str, Any]:
+    """:func:`history_criteria` of ``strategy``'s ``termination_defaults``, after checking them.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        Its ``termination_defaults`` must map names of :data:`HISTORY_CRITERIA` to values the
+        criteria accept (``tolstagnation`` also ``"auto"``).
+    dim, popsize : int
+        The run's dimension and population size.
+    **values
+        The run's ``tolfunhist``, ``tolstagnation`` and ``tolflatfitness`` (``"auto"``: the default).
+
+    Raises
+    ------
+    InvalidArgumentError, InvalidTypeError
+        Naming the strategy and the criterion, when the defaults name an unknown criterion
+        (with the known ones) or hold a value the criterion refuses.
+
+    Examples
+    --------
+    >>> from evostrat.strategies.cma_es import CMAES
+    >>> strategy_history_criteria(CMAES(), 10, 10, tolstagnation="auto", tolflatfitness=None)
+    {'tolstagnation': 416, 'tolflatfitness': None}
+    """
+    label = f"strategy {strategy.name or type(strategy).__name__!r}"
+    defaults = strategy.termination_defaults
+    if not isinstance(defaults, Mapping):
+        raise InvalidTypeError(f"termination_defaults of {label} must be a mapping of criteria to values, "
+                               f"got {type(defaults).__name__}")
+    unknown = sorted((k for k in defaults if k not in HISTORY_CRITERIA), key=repr)
+    if unknown:
+        raise InvalidArgumentError(f"termination_defaults of {label} names unknown criteria "
+                                   f"{', '.join(map(repr, unknown))}; known: {', '.join(HISTORY_CRITERIA)}")
+    defaults = dict(defaults)
+    resolved = history_criteria(defaults, dim, popsize, **dict.fromkeys(defaults, "auto"))
+    try:
+        check_params(type("termination_defaults", (SimpleNamespace,), {})(**resolved),
+                     {k: CRITERIA_CONSTRAINTS[k] for k in resolved})
+    except EvostratError as err:
+        raise type(err)(f"{label}: {err}") from None
+    return history_criteria(defaults, dim, popsize, **values)
 
 
 def default_tolstagnation(dim: int, popsize: int) -> int:

@@ -286,7 +286,9 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     Raises
     ------
     InvalidTypeError
-        Naming the missing method or state field, or the read-out of the wrong shape.
+        Naming the missing method or state field, the read-out of the wrong shape (or a
+        ``sigma`` of another dtype than the mean), a
+        ``needs_behaviours`` that is not a bool or a ``stop(state)`` that is not a dict of names.
 
     Examples
     --------
@@ -303,6 +305,8 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     for method in ("ask", "tell"):
         if getattr(type(strategy), method) is getattr(Strategy, method):
             raise InvalidTypeError(f"{label} does not define {method}")
+    if not isinstance(strategy.needs_behaviours, bool):  # a truthy string would switch behaviours on
+        raise InvalidTypeError(f"needs_behaviours of {label} must be a bool, got {strategy.needs_behaviours!r}")
     fields = getattr(type(state), "_fields", None)
     if not isinstance(state, tuple) or fields is None:
         raise InvalidTypeError(f"the state of {label} must be a NamedTuple, got {type(state).__name__}")
@@ -319,6 +323,14 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
                 f"{read_out}(state) of {label} must be an array of shape {shape}, got "
                 f"{'shape ' if hasattr(value, 'shape') else ''}{got}"
             )
+    dtypes = strategy.mean(state).dtype, strategy.sigma(state).dtype
+    if dtypes[0] != dtypes[1]:  # built from something other than x0: ask's X would be promoted
+        raise InvalidTypeError(f"sigma(state) of {label} must be of the dtype of x0 and mean(state), "
+                               f"{dtypes[0]}, got {dtypes[1]}")
+    stops = strategy.stop(state)
+    if not isinstance(stops, dict) or not all(isinstance(name, str) for name in stops):
+        raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
+                               f"got {type(stops).__name__}: {stops!r}"[:300])
 
 
 def host_value(value: Any) -> Any:

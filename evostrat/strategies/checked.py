@@ -33,10 +33,13 @@ from evostrat.errors import InvalidTypeError
 __all__ = ["checked_ask", "checked_state", "checked_first"]
 
 
-def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
+def checked_ask(strategy: Any, out: Any, shape: tuple[int, int], like: Any = None,
+                dtype: Any = None) -> tuple[Any, Any]:
     """``out``, what ``strategy.ask`` (a :class:`~evostrat.strategies.base.Strategy`) returned, if it
-    keeps the contract: a pair ``(X, state)`` with ``X`` of shape ``shape`` (``(popsize, dim)``),
-    else :class:`InvalidTypeError` naming what it returned instead (shapes only: free under a trace)."""
+    keeps the contract: a pair ``(X, state)`` with ``X`` of shape ``shape`` (``(popsize, dim)``) and of
+    ``dtype`` (the run's) when given, and a state of the type of ``like`` (the state it was given,
+    :func:`checked_state`), else :class:`InvalidTypeError` naming what
+    it returned instead (shapes and types only: free under a trace)."""
     if not (isinstance(out, tuple) and len(out) == 2):
         got = f"an array of shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
         raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return "
@@ -46,16 +49,22 @@ def checked_ask(strategy: Any, out: Any, shape: tuple[int, int]) -> tuple[Any, A
         raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return X of "
                                f"shape (popsize, dim) = {tuple(shape)}, got "
                                + (f"shape {tuple(got)}" if got is not None else type(out[0]).__name__))
-    checked_state(strategy, out[1], "ask")
+    checked_state(strategy, out[1], "ask", like)
+    if dtype is not None and getattr(out[0], "dtype", dtype) != dtype:
+        raise InvalidTypeError(f"ask of strategy {strategy.name or type(strategy).__name__!r} must return X of "
+                               f"the run's dtype, {dtype}, got {out[0].dtype}")
     return out
 
 
-def checked_state(strategy: Any, state: Any, method: str) -> Any:
-    """``state``, what ``strategy``'s ``method`` returned, if it is a state (a ``NamedTuple``),
-    else :class:`InvalidTypeError` naming the method and what it returned."""
-    if not isinstance(state, tuple):
+def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> Any:
+    """``state``, what ``strategy``'s ``method`` returned, if it is a state: of the type of ``like``
+    (the state it was given) when given, else a ``NamedTuple``; otherwise :class:`InvalidTypeError`
+    naming the method and what it returned (a plain tuple such as ``(state, info)`` included)."""
+    expected = None if like is None else type(like)
+    if type(state) is not expected if expected is not None else getattr(type(state), "_fields", None) is None:
+        wanted = f"a {expected.__name__}, the type of the state it was given" if expected else "a NamedTuple"
         raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
-                               f"the new state (a NamedTuple), got {type(state).__name__}")
+                               f"the new state ({wanted}), got {type(state).__name__}")
     return state
 
 

@@ -38,7 +38,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation, expectation_grad
+from evostrat.expectation import expectation, expectation_grad, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -182,7 +182,8 @@ class ExpectationES(MirroredPopsize, Strategy):
             return g[location], g[scale] * getattr(p, scale)
         statistic = self.statistic or self._default_statistic
         def objective(mean: Array, log_sigma: Array) -> Array:
-            return statistic(values, X, self._family(mean, xp.exp(log_sigma)))
+            out = statistic(values, X, self._family(mean, xp.exp(log_sigma)))
+            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
 
         return be.grad(objective, (state.mean, state.log_sigma))
 

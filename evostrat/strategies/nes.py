@@ -47,7 +47,7 @@ from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
 from evostrat.distributions.seed import DistributionSeed
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation
+from evostrat.expectation import expectation, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -231,7 +231,8 @@ class NES(Strategy):
         statistic = self.statistic or (lambda v, x, q: n * expectation(v, x, q))
 
         def J(*params: Array) -> Array:
-            return statistic(u, X, type(p).tree_unflatten(aux, params))
+            out = statistic(u, X, type(p).tree_unflatten(aux, params))
+            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
 
         return dict(zip(p.param_names, be.grad(J, leaves)))
 
