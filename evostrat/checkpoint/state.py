@@ -37,6 +37,7 @@ from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metada
 from evostrat.checkpoint.features import (capture_features, capture_injections, capture_objective,
                                          check_constraint_function, restore_features, restore_injections,
                                          restore_x0_source)
+from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
@@ -135,7 +136,7 @@ def capture(es: Any, user: dict[str, Any] | None = None,
         structure = None if driver.structure is None else structure_spec(driver.structure)
     except (Unencodable, InvalidArgumentError) as err:  # InvalidArgumentError: a layout that cannot be stored
         raise CheckpointError(f"cannot checkpoint the run: {err}") from err
-    history = _encode_history(run.history, arrays)
+    history = encode_history(run.history, arrays)
     meta = {
         "evostrat_version": evostrat.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -158,45 +159,6 @@ def capture(es: Any, user: dict[str, Any] | None = None,
         **({"x0_callable": True} if driver.x0_source is not None else {}),  # code: passed to resume again
     }
     return meta, arrays
-
-
-def _encode_history(history: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """``history_`` as one array per column when every row has the same numeric keys
-    (the usual case: O(n) numpy work per checkpoint), else as plain data."""
-    if not isinstance(history, list) or not history or not all(isinstance(r, dict) for r in history):
-        return None
-    keys = list(history[0])
-    columns = {}
-    for key in keys:
-        values = [row.get(key, None) for row in history]
-        if all(type(v) is int for v in values):
-            columns[key] = ("int", np.asarray(values, dtype=np.int64))
-        elif all(type(v) is float for v in values):
-            columns[key] = ("float", np.asarray(values, dtype=np.float64))
-        else:
-            return None
-    if any(list(row) != keys for row in history):
-        return None
-    for key, (_, column) in columns.items():
-        arrays[f"history/{key}"] = column
-    return {"columns": [[key, kind] for key, (kind, _) in columns.items()], "length": len(history)}
-
-
-def _decode_history(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    if set(spec) == {"rows"}:
-        rows = decode(spec["rows"], arrays, lambda a, _b: np.array(a, copy=True))
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise CheckpointError("checkpoint history is malformed")
-        return rows
-    kinds, columns, length = {"int": "i", "float": "f"}, spec.get("columns"), spec.get("length")
-    if set(spec) != {"columns", "length"} or not is_int(length) or not isinstance(columns, list) or not all(
-        isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and c[1] in kinds
-        and getattr(arrays.get(f"history/{c[0]}"), "dtype", np.dtype("O")).kind == kinds[c[1]]
-        and arrays[f"history/{c[0]}"].shape == (length,) for c in columns
-    ):
-        raise CheckpointError("checkpoint history is malformed (columns, kinds or lengths)")
-    names = [key for key, _ in columns]
-    return [dict(zip(names, row)) for row in zip(*(arrays[f"history/{key}"].tolist() for key in names))]
 
 
 #: ES parameters added after checkpoints were first written (issue 20): a file without them
@@ -392,7 +354,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     run.best_x = decode(meta["best_x"], arrays, to_backend)
     if tuple(getattr(run.best_x, "shape", ())) != x0.shape:
         raise CheckpointError(f"checkpoint best candidate is not a vector of the saved dim {state['dim']}")
-    run.history = _decode_history(meta["history"], arrays)
+    run.history = decode_history(meta["history"], arrays)
     driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
     run.started = time.perf_counter() - meta["elapsed"]
     restore_features(driver, meta.get("features"), arrays, function)
