@@ -220,6 +220,22 @@ def test_pgpe_one_update_matches_hand_computation_normalized_sgd():
     np.testing.assert_allclose(state.sigma, sigma0 - 0.1 * g_sigma, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shaping", ["raw", "none"])
+def test_pgpe_sigma_gradient_subtracts_the_baseline_with_unshaped_fitness(shaping):
+    mean0, sigma0, e0, e1, X, fitness = _pgpe_case()
+    # Sehnke et al. 2010: s_j = (f+ + f-) / 2 - b with the baseline b = mean f = 11/4
+    s = np.array([3.5 - 2.75, 2.0 - 2.75])
+    g_sigma = (s[0] * (e0**2 - sigma0**2) / sigma0 + s[1] * (e1**2 - sigma0**2) / sigma0) / 2
+    strategy = PGPE(popsize=4, sigma0=sigma0, stdev_learning_rate=0.01, stdev_max_change=None,
+                    fitness_shaping=shaping)
+    state = strategy.tell(strategy.init(mean0, random_state=0), X, fitness)
+    np.testing.assert_allclose(state.sigma, sigma0 - 0.01 * g_sigma, rtol=1e-12)
+    # an offset of the objective changes neither the mean nor sigma (it did sigma: no baseline)
+    shifted = strategy.tell(strategy.init(mean0, random_state=0), X, fitness + 1000.0)
+    np.testing.assert_allclose(shifted.sigma, state.sigma, rtol=1e-12)
+    np.testing.assert_allclose(shifted.mean, state.mean, rtol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_pgpe_pairs_are_mirrored_around_the_mean(backend):
     strategy = PGPE(popsize=10, sigma0=np.array([0.1, 1.0, 3.0]))

@@ -15,9 +15,11 @@ gradients and the update are::
     sigma <- clip(sigma, (1 - c) sigma_old, (1 + c) sigma_old)   # c = stdev_max_change
 
 A shaping ``w = shape(f)`` of :data:`~evostrat.strategies.shaping.SHAPINGS` gives
-``t_j = (w+ - w-) / 2`` and ``s_j = (w+ + w-) / 2`` (centered ranks, the default, sum
-to zero: the baseline); ``"normalized"`` is Sehnke et al.'s reward normalisation,
-:func:`normalized_coefficients`.
+``t_j = (w+ - w-) / 2`` and ``s_j = (w+ + w-) / 2 - b`` with Sehnke et al.'s baseline
+``b``, here the population's mean of ``w`` (as evosax's and EvoTorch's PGPE; centered
+ranks, the default, NES utilities and z-scores have ``b = 0``; with ``"raw"`` it keeps
+the sigma update from following the objective's offset); ``"normalized"`` is Sehnke et
+al.'s reward normalisation, :func:`normalized_coefficients`.
 
 Examples
 --------
@@ -192,7 +194,8 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
             return normalized_coefficients(fitness)
         w = shape_fitness(fitness, self.fitness_shaping)
         w_plus, w_minus = w[0::2], w[1::2]
-        return (w_plus - w_minus) / 2, (w_plus + w_minus) / 2
+        baseline = array_namespace(w).mean(w)  # Sehnke et al.'s b; 0 for the centred shapings
+        return (w_plus - w_minus) / 2, (w_plus + w_minus) / 2 - baseline
 
     def tell(self, state: PGPEState, X: Array, fitness: Array) -> PGPEState:
         xp = get_backend(state.mean).xp
