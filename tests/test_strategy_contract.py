@@ -465,6 +465,24 @@ def test_openai_es_weight_decay_matches_the_old_hand_added_update():
     np.testing.assert_array_equal(new.mean, state.mean - step)
 
 
+def test_openai_es_weight_decay_is_the_reference_codes_l2coeff_over_sigma():
+    """The documented conversion: Salimans et al.'s code adds ``l2coeff * theta`` to a
+    gradient estimate without ``1 / sigma``; Adam is scale-free, so ``l2coeff / sigma``."""
+    sigma, l2coeff, n = 0.02, 0.005, 10
+    s = OpenAIES(popsize=n, sigma0=sigma, lr=0.01, weight_decay=l2coeff / sigma)
+    state = s.init(np.linspace(-1.0, 1.0, 4), random_state=0)
+    theta, m, v = state.mean.copy(), np.zeros(4), np.zeros(4)
+    for t in range(1, 6):
+        X, state = s.ask(state)
+        fitness = ((X - 0.3) ** 2).sum(axis=1)
+        state = s.tell(state, X, fitness)
+        eps = (X - theta) / sigma
+        g = centered_ranks(fitness) @ eps / n + l2coeff * theta  # the reference code's, minimising
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        theta = theta - 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8 * sigma)
+        np.testing.assert_allclose(state.mean, theta, rtol=1e-9)
+
+
 def test_an_optimizer_instance_can_be_passed():
     s = OpenAIES(optimizer=Adam(beta1=0.5), popsize=8)
     state = s.init(np.ones(3), random_state=0)

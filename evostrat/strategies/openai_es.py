@@ -63,8 +63,12 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     optimizer_options : dict, optional
         Passed to the optimiser (``beta1``, ``momentum``, ``max_speed``, ...).
     weight_decay : float
-        L2 coefficient added to the gradient by the optimiser (Salimans et al.
-        use 0.005 for policies; 0 keeps black-box optima unbiased).
+        L2 coefficient added to the gradient estimate ``g`` above by the
+        optimiser; 0 (default) keeps black-box optima unbiased. ``g`` has the
+        paper's ``1 / sigma`` (eq. 1, as evosax), which Salimans et al.'s code
+        leaves out before adding its ``l2coeff``: with Adam (scale-free) their
+        ``l2coeff`` is ``weight_decay = l2coeff / sigma`` here, so their
+        policies' 0.005 at ``sigma = 0.02`` is ``weight_decay=0.25``.
     mirrored : bool
         Antithetic pairs ``theta +- sigma eps``.
     lr_decay, lr_min, sigma_decay, sigma_min : float
