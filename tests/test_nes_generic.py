@@ -46,6 +46,21 @@ def test_generic_nes_reproduces_snes_on_the_same_noise(backend: str, family: str
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_generic_nes_ranks_non_finite_values_worst_as_snes(backend: str) -> None:
+    # NaN and +inf rank below every finite value; they used to tie with the worst finite one
+    # (finite_fitness), which took the second best's utility away: another mean and sigma
+    snes, nes = SNES(popsize=6, sigma0=SIGMA0), NES(popsize=6, sigma0=SIGMA0, distribution="diag_normal")
+    s_state, n_state = snes.init(on(backend, X0), random_state=0), nes.init(on(backend, X0), random_state=0)
+    be = get_backend(backend)
+    tol = 1e-5 if backend == "jax" else 1e-12
+    X, s_state = snes.ask(s_state)
+    f = on(backend, np.array([1.0, np.nan, 2.0, np.nan, np.inf, np.nan]))
+    s_state, n_state = snes.tell(s_state, X, f), nes.tell(n_state, X, f)
+    np.testing.assert_allclose(be.to_numpy(n_state.mean), be.to_numpy(s_state.mean), rtol=tol, atol=tol)
+    np.testing.assert_allclose(be.to_numpy(n_state.params.sigma), be.to_numpy(s_state.sigma), rtol=tol)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_generic_nes_reproduces_xnes_covariance_update(backend: str) -> None:
     xnes, nes = XNES(sigma0=SIGMA0), NES(sigma0=SIGMA0, distribution="multivariate_normal")
     x_state, n_state = xnes.init(on(backend, X0), random_state=1), nes.init(on(backend, X0), random_state=1)

@@ -51,7 +51,7 @@ from evostrat.expectation import expectation, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
-from evostrat.strategies.shaping import SHAPINGS, finite_fitness, shape_fitness
+from evostrat.strategies.shaping import SHAPINGS, shape_fitness
 
 Array = Any
 
@@ -222,7 +222,7 @@ class NES(Strategy):
         """Gradient of ``J`` in the family's parameters (closed form on numpy, autodiff otherwise)."""
         be = get_backend(state.mean)
         p = self.search_distribution(state)
-        u = -shape_fitness(finite_fitness(fitness), self.fitness_shaping)
+        u = -shape_fitness(fitness, self.fitness_shaping)  # NaN ranks worst, as in SNES and xNES
         u = be.xp.astype(u, state.mean.dtype, copy=False)
         if not be.has_autodiff:
             return p.weighted_score(X, u)
