@@ -195,3 +195,19 @@ def test_multivariate_normal_search_stretched_along_a_slope_keeps_a_positive_def
     cov = get_backend(backend).to_numpy(es.strategy_.state.params.covariance)
     np.linalg.cholesky(cov)
     assert np.all(np.isfinite(get_backend(backend).to_numpy(es.x_)))
+
+
+@pytest.mark.parametrize("family,expected", [("multivariate_normal", XNES.default_lr(1)),
+                                             ("diag_normal", 3 / 5)])
+def test_generic_nes_default_rates_at_one_dimension_are_xness_and_sness(family: str, expected: float) -> None:
+    # at d = 1 a (1, 1) covariance used to get SNES's rate 0.6 instead of xNES's 1.8
+    nes = NES(popsize=6, sigma0=0.5, distribution=family)
+    state = nes.init(np.ones(1), random_state=0)
+    lrs = nes.resolved_lrs(nes.search_distribution(state))
+    assert lrs == {"mu": 1.0, nes.search_distribution(state).param_names[1]: pytest.approx(expected)}
+    if family == "multivariate_normal":  # hence the same update as xNES
+        xnes = XNES(popsize=6, sigma0=0.5)
+        x_state = xnes.init(np.ones(1), random_state=0)
+        X, _ = xnes.ask(x_state)
+        x_state, state = xnes.tell(x_state, X, X[:, 0] ** 2), nes.tell(state, X, X[:, 0] ** 2)
+        np.testing.assert_allclose(state.params.covariance, xnes.covariance(x_state), rtol=1e-12)

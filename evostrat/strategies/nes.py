@@ -98,7 +98,7 @@ class NES(Strategy):
     lr_scale : float, optional
         Step size of the other parameters; default SNES's ``(3 + ln d) / (5 sqrt d)``
         with natural gradients (xNES's ``(9 + 3 ln d) / (5 d sqrt d)`` when they hold
-        ``d^2`` values or more), ``lr_mean`` otherwise.
+        ``d^2`` values or more, a matrix at ``d = 1``), ``lr_mean`` otherwise.
     gradient : {"auto", "natural", "plain"}
         ``"auto"``: natural when the family gives its Fisher information.
     optimizer : "auto", "sgd", "adam", "clipup" or Optimizer
@@ -178,8 +178,10 @@ class NES(Strategy):
         elif not natural:
             lr = lr_mean
         else:
-            size = sum(math.prod(v.shape) for v in p.params().values()) - dim
-            full = dim > 1 and size >= dim * dim
+            others = [v for k, v in p.params().items() if k != p.param_names[0]]
+            # d^2 values or more: a full matrix (at d = 1 a (1, 1) matrix, not a (1,) scale)
+            full = sum(math.prod(v.shape) for v in others) >= dim * dim and \
+                (dim > 1 or any(len(v.shape) >= 2 for v in others))
             lr = (9 + 3 * math.log(dim)) / (5 * dim * math.sqrt(dim)) if full else \
                 (3 + math.log(dim)) / (5 * math.sqrt(dim))
         names = p.param_names
