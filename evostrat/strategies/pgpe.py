@@ -137,7 +137,8 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         ``beta2``, ``eps`` for Adam; ``weight_decay`` for any).
     fitness_shaping : str
         ``"normalized"`` or a name of :data:`~evostrat.strategies.shaping.SHAPINGS`
-        (see the module docstring).
+        (see the module docstring). ``"normalized"`` is Sehnke et al.'s normalisation;
+        EvoTorch's ``ranking_method="normalized"`` (z-scores) is ``"zscore"`` here.
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
