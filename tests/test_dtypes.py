@@ -153,3 +153,31 @@ def test_jax_float32_run_of_an_objective_returning_float64_under_x64() -> None:
                 for compiled in ("auto", False)]
         assert [es.fast_path_ for es in runs] == ["compiled_loop", None]
         assert _dtype_name(runs[0].x_) == "float32" and runs[0].fun_ == pytest.approx(runs[1].fun_, rel=1e-6)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("name", ["openai_es", "pgpe", "snes", "xnes", "nes"])
+def test_float64_fitness_keeps_a_float32_state_float32(library, name) -> None:
+    """The pure ask/tell API told float64 values (a numpy objective's) by a float32 run:
+    OpenAI-ES and PGPE moved their state to float64 (SNES and xNES kept float32)."""
+    from conftest import strategy_class
+
+    strategy = strategy_class(name)(popsize=6)
+    x0 = _numpy(np.float32)() if library == "numpy" else _torch("float32")()
+    state = strategy.init(x0, random_state=0)
+    for _ in range(2):
+        X, state = strategy.ask(state)
+        fitness = (np.asarray(X.cpu() if library == "torch" else X, dtype=np.float64) ** 2).sum(axis=1)
+        if library == "torch":
+            fitness = pytest.importorskip("torch").as_tensor(fitness)  # float64
+        state = strategy.tell(state, X, fitness)
+    leaves = list(_float_leaves(state))
+    assert leaves and {_dtype_name(v) for v in leaves} == {"float32"}, name
+
+
+def _float_leaves(tree):
+    if hasattr(tree, "_fields"):
+        for value in tree:
+            yield from _float_leaves(value)
+    elif "float" in str(getattr(tree, "dtype", "")):
+        yield tree

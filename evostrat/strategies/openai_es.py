@@ -130,8 +130,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         xp = get_backend(state.mean).xp
         z = X - state.mean  # a fresh array, scaled in place
         z /= state.sigma
-        return self._update(state, xp.matmul(shape_fitness(fitness, self.fitness_shaping), z),
-                            X.shape[0])
+        return self._update(state, xp.matmul(self._weights(state, fitness), z), X.shape[0])
 
     def tell_seed(self, state: OpenAIESState, seed: GaussianSeed | None, fitness: Array,
                   chunk_size: int | None = None) -> OpenAIESState:
@@ -141,10 +140,15 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         ``tell(state, X, fitness)`` up to the order of summation (a few ulps).
         ``seed`` comes from :meth:`ask_seed` (or ``population_seed`` before ``ask``).
         """
-        weights = shape_fitness(fitness, self.fitness_shaping)
+        weights = self._weights(state, fitness)
         total, _ = weighted_noise_sums(seed, state.mean, state.sigma, weights,
                                        chunk_size=chunk_size)
         return self._update(state, total, weights.shape[0])
+
+    def _weights(self, state: OpenAIESState, fitness: Array) -> Array:
+        """The shaped fitness in the state's dtype (float64 values keep a float32 state float32)."""
+        xp = get_backend(state.mean).xp
+        return xp.astype(shape_fitness(fitness, self.fitness_shaping), state.mean.dtype, copy=False)
 
     def _update(self, state: OpenAIESState, weighted_z: Array, n: int) -> OpenAIESState:
         xp = get_backend(state.mean).xp

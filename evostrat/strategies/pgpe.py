@@ -202,7 +202,8 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         xp = get_backend(state.mean).xp
         pairs = X.shape[0] // 2
         eps = (X[0::2] - X[1::2]) / 2
-        t, s = self._pair_coefficients(fitness)
+        dtype = state.mean.dtype  # float64 values keep a float32 state float32
+        t, s = (xp.astype(c, dtype, copy=False) for c in self._pair_coefficients(fitness))
         grad_mean = xp.matmul(t, eps) / pairs
         sigma = state.sigma
         grad_sigma = xp.matmul(s, (eps * eps - sigma * sigma) / sigma) / pairs
