@@ -109,6 +109,33 @@ def test_every_builtin_strategy_has_a_page() -> None:
         assert f'ES("{name}")' in pages, f"no strategy page documents {name!r}"
 
 
+def _popsize_rule(formula: str, d: int) -> int:
+    """A page's ``popsize`` formula (``4 + floor(3 ln d)``, ``2 * (...)``) at dimension ``d``."""
+    import math
+
+    expr = re.sub(r"(\d) (log|\()", r"\1 * \2", formula.replace("ln d", "log(d)"))
+    assert set(re.findall(r"[a-z]+", expr)) <= {"floor", "log", "d"}, formula
+    return eval(expr, {"floor": math.floor, "log": math.log, "d": d})  # the page's own arithmetic
+
+
+def test_every_strategy_pages_default_popsize_is_the_strategys() -> None:
+    # the mirrored strategies' pages said "4 + floor(3 ln d) rounded up to even"; they use twice it
+    from conftest import strategy_class
+
+    for page in sorted((DOCS / "strategies").glob("*.md")):
+        text = page.read_text()
+        row = re.search(r"^\| `popsize` \| `([^`]+)`", text, re.M)
+        if row is None:
+            continue
+        names = re.findall(r'ES\("(\w+)"\)', text.split("\n\n", 1)[0] + text.split("\n")[2])
+        assert names, page
+        for name in names:
+            for d in (1, 2, 10, 100):
+                expected = _popsize_rule(row.group(1), d)
+                got = strategy_class(name)().resolved_popsize(d)
+                assert got == expected, f"{page.name}: {name} at d={d} uses {got}, the page says {expected}"
+
+
 def test_every_page_is_in_the_navigation() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in DOCS.rglob("*.md"):
