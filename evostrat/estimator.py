@@ -314,7 +314,8 @@ class ES(Params):
     def inject(self, solutions: Any) -> "ES":
         """Candidates ``(dim,)`` or ``(k, dim)``, or in ``x0``'s structure (one, or leaves with a leading
         axis ``k``), for the next :meth:`ask` to return first (pycma's ``inject``; steps clipped in
-        Mahalanobis length, :mod:`evostrat.run.inject`)."""
+        Mahalanobis length, :mod:`evostrat.run.inject`). More than a population waits for the asks
+        after it; those still queued when a restart run begins are that run's first candidates."""
         run = self._fitted_run("inject()")
         run.inject(flat_solutions(run.structure, solutions))
         return self

@@ -42,6 +42,7 @@ from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
 from evostrat.run.bounds import BoxBounds
+from evostrat.run.inject import queue_solutions
 from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
@@ -124,8 +125,10 @@ class Driver:
                 self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0, distribution=s.distribution)
         check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
+        queued = self.runner.injections if plan is not None and plan.run > 0 else []  # inject()'s, not placed yet
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
                               device=s.device, nonfinite=s.nonfinite, state=initial_state)
+        self.runner.injections = queued
         dim, lam = self.runner.dim, self.runner.popsize
         if self.restarts is not None and plan is None:
             plan = self.restarts.start(lam, dim)
@@ -173,14 +176,9 @@ class Driver:
         return self.asked
 
     def inject(self, solutions: Any) -> None:
-        """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:meth:`AskTell.inject`)."""
-        if self.bounds is not None:
-            from evostrat.run.inject import check_solutions
-
-            rows = check_solutions(solutions, self.runner.dim, self.runner.backend)
-            solutions = self.runner.backend.to_numpy(self.bounds.inverse(
-                self.runner.backend.asarray(np.stack(rows), dtype=self.runner.dtype, device=self.runner.device)))
-        self.runner.inject(solutions)
+        """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:func:`queue_solutions`);
+        those still queued when a restart run begins are the new run's first."""
+        queue_solutions(self.runner, solutions, self.bounds)
 
     def tell(self, X: Any, values: Any, constraints: Any = None, repaired: bool = False) -> Any:
         """Check ``X`` and ``values``, tell the strategy, record the generation.
