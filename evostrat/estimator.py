@@ -246,7 +246,8 @@ class ES(Params):
         run = self._fitted_run("x_")
         return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
 
-    fun_ = _fitted("best_f", "Its value, in the user's sense.", attribute="fun_")
+    fun_ = _fitted("best_f", "Its value (user's sense) in the run's dtype (docs/guides/backends.md); ``inf`` (``-inf`` "
+                   "maximising) while no value was finite, ``x_`` then the initial mean.", attribute="fun_")
     n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
     n_generations_ = _fitted("n_generations", "Generations over all restarts.")
     history_ = _fitted("history", "One dict per generation (see :meth:`fit`).")
