@@ -18,7 +18,7 @@ from __future__ import annotations
 from evostrat import problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
-    InvalidTypeError, NonFiniteFitnessWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
+    InvalidTypeError, NonFiniteFitnessWarning, NoSolutionWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
     NotFittedError, PopulationMismatchError, StateError, UnknownNameError,
 )
 from evostrat.estimator import ES
@@ -33,7 +33,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
-    "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "NotFittedError", "ObjectiveError",
+    "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "NoSolutionWarning", "NotFittedError", "ObjectiveError",
     "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
     "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]

@@ -20,7 +20,8 @@ import difflib
 from typing import Any, Iterable
 
 __all__ = [
-    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "ParameterOverrideWarning", "PerCandidateWarning",
+    "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "NoSolutionWarning", "ParameterOverrideWarning",
+    "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
     "CheckpointError", "did_you_mean",
@@ -124,6 +125,11 @@ class ParameterOverrideWarning(EvostratWarning):
 
 class NonFiniteFitnessWarning(EvostratWarning):
     """Some fitness values were NaN or infinite; see the ``nonfinite`` policy."""
+
+
+class NoSolutionWarning(EvostratWarning):
+    """A run ended without a candidate of a value better than ``inf`` (every value NaN or ``inf``, or,
+    with constraints, no feasible candidate): ``x_`` is the initial mean, never evaluated."""
 
 
 class PerCandidateWarning(EvostratWarning):

@@ -246,7 +246,8 @@ class ES(Params):
         run = self._fitted_run("x_")
         return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
 
-    fun_ = _fitted("best_f", "Its value, in the user's sense.", attribute="fun_")
+    fun_ = _fitted("best_f", "Its value (user's sense) in the run's dtype (docs/guides/backends.md); ``inf`` (``-inf`` "
+                   "maximising) while no value was finite, ``x_`` then the initial mean.", attribute="fun_")
     n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
     n_generations_ = _fitted("n_generations", "Generations over all restarts.")
     history_ = _fitted("history", "One dict per generation (see :meth:`fit`).")
@@ -314,7 +315,8 @@ class ES(Params):
     def inject(self, solutions: Any) -> "ES":
         """Candidates ``(dim,)`` or ``(k, dim)``, or in ``x0``'s structure (one, or leaves with a leading
         axis ``k``), for the next :meth:`ask` to return first (pycma's ``inject``; steps clipped in
-        Mahalanobis length, :mod:`evostrat.run.inject`)."""
+        Mahalanobis length, :mod:`evostrat.run.inject`). More than a population waits for the asks
+        after it; those still queued when a restart run begins are that run's first candidates."""
         run = self._fitted_run("inject()")
         run.inject(flat_solutions(run.structure, solutions))
         return self

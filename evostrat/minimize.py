@@ -28,7 +28,9 @@ Arguments as scipy reads them:
 - ``tol``: the ES's ``tolfun``.
 
 ``status``: 0 converged (``tolfun``, ``tolx``, ``ftarget``... ), 1 the evaluation or
-generation budget ran out, 2 no feasible point was found, 3 the callback stopped it,
+generation budget ran out, 2 no feasible point was found (with ``constraints``), or no point
+of a finite value (every value NaN or infinite: ``x`` is then ``x0`` and ``fun`` ``inf``, as
+scipy's methods report ``success=False`` for NaN values), 3 the callback stopped it,
 4 the search degenerated (``tolconditioncov``, ``noeffectaxis``...: a stall, not a
 solution) or the restart budget ran out. ``success`` is ``status == 0``.
 
@@ -132,7 +134,7 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
                             stop_reason=reason, es=es)
     if g is not None:
         result.maxcv = float(max(0.0, np.max(np.asarray(g(x), dtype=np.float64))))
-    if g is not None and not math.isfinite(result.fun):
+    if result.fun == math.inf:  # nothing feasible, or nothing finite: x is x0, never evaluated
         status = 2
     elif reason == "callback":
         status = 3
@@ -143,7 +145,8 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     else:
         status = 4
     what = "function evaluations" if reason == "maxfevals" else "iterations"
-    result.update(status=status, success=status == 0, message=MESSAGES[status].format(reason=reason, what=what))
+    message = MESSAGES[status] if g is not None or status != 2 else "No finite function value was found ({reason})."
+    result.update(status=status, success=status == 0, message=message.format(reason=reason, what=what))
     return result
 
 

@@ -246,3 +246,25 @@ def test_warm_start_into_integer_coordinates_of_the_same_box_takes_the_distribut
     es = ES("cma_es", bounds=(lo, hi), integer=[0], random_state=1, warm_start=source).initialize(np.zeros(2))
     assert np.allclose(np.asarray(es.strategy_.mean)[0], source.run_.to_box(source.strategy_.mean)[0])
     assert np.asarray(es.strategy_.mean)[0] <= 3.0
+
+
+@pytest.mark.parametrize("via", ["estimator", "checkpoint"])
+def test_full_state_warm_start_between_integer_runs_keeps_the_margin_state(via, tmp_path):
+    """CMA-ES with margin: the whole state taken over includes the margin's scaling ``A`` and the
+    correction of the source's last update, so the first ask continues the source (before: ``A``
+    was reset to 1 and the due correction skipped, sampling another distribution)."""
+    lo, hi = np.array([-4.0, -4.0, -4.0]), np.array([4.0, 4.0, 4.0])
+    make = lambda **kw: ES("cma_es", sigma0=1.0, bounds=(lo, hi), integer=[0, 1], **kw)  # noqa: E731
+    source = make(max_generations=30, random_state=0).fit(shifted(np.array([1.3, -2.2, 0.4])), np.zeros(3))
+    assert (source.run_.integers.A[:2] != 1.0).all()  # the premise: the margin has scaled A
+    spec = source
+    if via == "checkpoint":
+        spec = str(tmp_path / "run.ckpt")
+        save_checkpoint(source, spec)
+    warm = make(random_state=1, warm_start=spec).initialize(np.zeros(3))
+    warm.ask()
+    source.ask()  # the source's next generation: its due correction of m and A, then sampling
+    np.testing.assert_array_equal(warm.run_.integers.A, source.run_.integers.A)
+    np.testing.assert_array_equal(np.asarray(warm.strategy_.mean), np.asarray(source.strategy_.mean))
+    Y = np.random.default_rng(2).normal(size=(6, 3))  # the same search points encode alike
+    np.testing.assert_array_equal(warm.run_.to_box(Y), source.run_.to_box(Y))

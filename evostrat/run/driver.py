@@ -42,10 +42,11 @@ from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
 from evostrat.run.bounds import BoxBounds
+from evostrat.run.inject import queue_solutions
 from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
-from evostrat.run.restarts import GLOBAL_REASONS, RunPlan, make_restarts
-from evostrat.run.state import RunState, first_stop
+from evostrat.run.restarts import RunPlan, after_run, make_restarts
+from evostrat.run.state import RunState, first_stop, warn_nothing_found
 from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
 from evostrat.strategies.base import as_search_point, host_value, resolve_backend
 
@@ -124,8 +125,10 @@ class Driver:
                 self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         strategy = make_strategy(s.strategy, s.strategy_options, popsize=popsize, sigma0=sigma0, distribution=s.distribution)
         check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
+        queued = self.runner.injections if plan is not None and plan.run > 0 else []  # inject()'s, not placed yet
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
                               device=s.device, nonfinite=s.nonfinite, state=initial_state)
+        self.runner.injections = queued
         dim, lam = self.runner.dim, self.runner.popsize
         if self.restarts is not None and plan is None:
             plan = self.restarts.start(lam, dim)
@@ -173,14 +176,9 @@ class Driver:
         return self.asked
 
     def inject(self, solutions: Any) -> None:
-        """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:meth:`AskTell.inject`)."""
-        if self.bounds is not None:
-            from evostrat.run.inject import check_solutions
-
-            rows = check_solutions(solutions, self.runner.dim, self.runner.backend)
-            solutions = self.runner.backend.to_numpy(self.bounds.inverse(
-                self.runner.backend.asarray(np.stack(rows), dtype=self.runner.dtype, device=self.runner.device)))
-        self.runner.inject(solutions)
+        """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:func:`queue_solutions`);
+        those still queued when a restart run begins are the new run's first."""
+        queue_solutions(self.runner, solutions, self.bounds)
 
     def tell(self, X: Any, values: Any, constraints: Any = None, repaired: bool = False) -> Any:
         """Check ``X`` and ``values``, tell the strategy, record the generation.
@@ -323,24 +321,9 @@ class Driver:
         state.stop_reason = reason if state.plan is None else self.after_run(reason, gen_best)
 
     def after_run(self, reason: str | None, gen_best: float) -> str | None:
-        """Restart bookkeeping; start the next run when a local criterion ended this one."""
-        state = self.state
-        record = state.restarts[-1]
-        record["n_evals"] = self.runner.n_evals
-        better = gen_best > record["best"] if self.maximize else gen_best < record["best"]
-        if better or math.isnan(record["best"]):
-            record["best"] = gen_best
-        over_budget = state.n_generations >= (self.settings.max_generations or math.inf)
-        if reason is None and over_budget:
-            reason = "maxiter"  # the global generation budget over all runs
-        record["stop_reason"] = reason
-        if reason is None or reason in GLOBAL_REASONS or over_budget:
-            return reason
-        plan = self.restarts.next(state.plan, self.runner.n_evals)
-        if plan is None:
-            return "maxrestarts"  # the whole run's reason; the last run's stays in its record
-        self.start_run(plan)
-        return None
+        """Restart bookkeeping; start the next run when a local criterion ended this one
+        (:func:`~evostrat.run.restarts.after_run`)."""
+        return after_run(self, reason, gen_best)
 
     # -- the loop ------------------------------------------------------------------------------
     def run_loop(self, objective: Callable, hooks: Any = None) -> None:
@@ -361,6 +344,8 @@ class Driver:
             self._host_loop(objective, hooks)
         if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)
+        if self.state.best_f == (-math.inf if self.maximize else math.inf):
+            warn_nothing_found(self.state, self.constraint_fn is not None)
 
     def _host_loop(self, objective: Callable, hooks: Any) -> None:
         from evostrat.evaluators.replay import ReplayLog

@@ -40,7 +40,8 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
 
-__all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "is_cma", "check_solutions", "place_injections",
+__all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "is_cma", "check_solutions", "queue_solutions",
+           "place_injections",
            "repaired_population"]
 
 
@@ -117,6 +118,21 @@ def check_solutions(solutions: Any, dim: int, backend: Any) -> list[np.ndarray]:
         raise InvalidArgumentError(f"solutions must be finite, of shape ({dim},) or (k, {dim}); got shape "
                                    f"{S.shape}{bad}")
     return list(S)
+
+
+def queue_solutions(runner: Any, solutions: Any, bounds: Any = None) -> None:
+    """Queue ``solutions`` (points of ``bounds`` when given, mapped into the strategy's space by
+    ``bounds.inverse``) on ``runner`` for its next ``ask`` (:meth:`~evostrat.run.asktell.AskTell.inject`).
+
+    The queue holds host float64 rows of the strategy's space (the integer coordinates as given:
+    :meth:`~evostrat.run.integers.IntegerSpace.before_ask` decodes them for the run that places
+    them), so a restart run takes over the rows its predecessor did not place.
+    """
+    if bounds is not None:
+        rows = check_solutions(solutions, runner.dim, runner.backend)
+        solutions = runner.backend.to_numpy(bounds.inverse(
+            runner.backend.asarray(np.stack(rows), dtype=runner.dtype, device=runner.device)))
+    runner.inject(solutions)
 
 
 def place_injections(runner: Any, X: Any) -> Any:

@@ -197,6 +197,15 @@ class IntegerSpace:
                       else 1.0 / (runner.dim * runner.popsize))
         self._arrays = {}
 
+    def continue_from(self, other: "IntegerSpace", source: Any, runner: Any) -> None:
+        """Start the run of ``runner``, which took over the whole strategy state of ``source`` (a run
+        of ``other``, the same box and integer mask: a warm start), with ``other``'s margin state:
+        ``A``, and the correction of ``source``'s last update when it is still due (at the first ask)."""
+        self.start(runner)
+        if self.with_margin and other.with_margin and other.runner is source:
+            self.A = np.array(other.A, dtype=np.float64, copy=True)
+            self.corrected = -1 if other.corrected < source.generation else 0
+
     def encode(self, X: Any, runner: Any) -> Any:
         """Candidates ``X`` (rows, or one point) with integer coordinates encoded.
 
@@ -318,10 +327,10 @@ class IntegerSpace:
                                   f"({dim},), 1 on continuous coordinates; got {shown}")
         if not (is_real(values["alpha"]) and 0 <= values["alpha"] < 1):
             raise CheckpointError(f"checkpoint integer margin field 'alpha' must be in [0, 1), got {values['alpha']!r}")
-        if not (is_int(values["corrected"]) and 0 <= values["corrected"] <= (
+        if not (is_int(values["corrected"]) and -1 <= values["corrected"] <= (  # -1: a warm start's, due
                 runner.generation if values["current"] else 2**62)):
             raise CheckpointError(f"checkpoint integer margin field 'corrected' must be an int in "
-                                  f"[0, {runner.generation}], got {values['corrected']!r}")
+                                  f"[-1, {runner.generation}], got {values['corrected']!r}")
         self.start(runner)
         if values["current"]:
             self.A, self.alpha, self.corrected = np.array(A, copy=True), float(values["alpha"]), values["corrected"]

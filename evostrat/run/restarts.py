@@ -72,7 +72,7 @@ from evostrat.params import Interval, Params, StrOptions
 from evostrat.run.state import is_int
 from evostrat.run.termination import default_max_generations
 
-__all__ = ["Restarts", "RunPlan", "make_restarts", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
+__all__ = ["Restarts", "RunPlan", "make_restarts", "after_run", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
 
 
 #: The fields of :meth:`Restarts.schedule_values` and their declared types.
@@ -232,3 +232,30 @@ def make_restarts(spec: Any, random_state: int | None = None) -> Restarts | None
         out.random_state = random_state
     out.validate_params()
     return out
+
+
+def after_run(driver: Any, reason: str | None, gen_best: float) -> str | None:
+    """The restart bookkeeping of ``driver`` (a :class:`~evostrat.run.driver.Driver` with restarts)
+    after a generation whose best value was ``gen_best`` and whose criteria gave ``reason``.
+
+    Updates the current run's entry of ``restarts_``; when a local criterion ended the run and
+    the schedule has another, starts it (``driver.start_run``) and returns ``None``; else returns
+    the whole run's reason (``"maxrestarts"`` once the schedule is spent).
+    """
+    state = driver.state
+    record = state.restarts[-1]
+    record["n_evals"] = driver.runner.n_evals
+    better = gen_best > record["best"] if driver.maximize else gen_best < record["best"]
+    if better or math.isnan(record["best"]):
+        record["best"] = gen_best
+    over_budget = state.n_generations >= (driver.settings.max_generations or math.inf)
+    if reason is None and over_budget:
+        reason = "maxiter"  # the global generation budget over all runs
+    record["stop_reason"] = reason
+    if reason is None or reason in GLOBAL_REASONS or over_budget:
+        return reason
+    plan = driver.restarts.next(state.plan, driver.runner.n_evals)
+    if plan is None:
+        return "maxrestarts"  # the whole run's reason; the last run's stays in its record
+    driver.start_run(plan)
+    return None

@@ -26,14 +26,15 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from evostrat.errors import CheckpointError
+from evostrat.errors import CheckpointError, NoSolutionWarning
 
 __all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_int", "is_real",
-           "is_reals"]
+           "is_reals", "warn_nothing_found"]
 
 
 def is_int(v: Any) -> bool:
@@ -106,6 +107,17 @@ def first_stop(stops: dict[str, Any]) -> str | None:
     if not any(stops.values()):  # the usual case, without a generator
         return None
     return next(name for name, hit in stops.items() if hit)
+
+
+def warn_nothing_found(state: "RunState", constrained: bool) -> None:
+    """Warn (:class:`~evostrat.errors.NoSolutionWarning`) that the run ``state`` ended with no
+    candidate better than ``inf`` (``-inf`` maximising): ``x_`` is then the initial mean (in the box),
+    never evaluated, and ``fun_`` that infinity, as pycma's ``fbest`` (its ``xbest`` is ``None``)."""
+    what = "no feasible candidate (or none of a finite value)" if constrained else \
+        "no candidate of a finite value (every value NaN or infinite)"
+    warnings.warn(f"the run stopped ({state.stop_reason}) after {state.n_evals} evaluations with {what}: x_ "
+                  f"is the initial mean, never evaluated, and fun_ is {state.best_f}", NoSolutionWarning,
+                  stacklevel=4)
 
 
 class SignedFirst:

@@ -7,8 +7,9 @@ structured ``x0``, the same leaves and shapes). Accepted sources:
 
 - a fitted (or initialized) :class:`~evostrat.ES`, or the path of a checkpoint
   (:mod:`evostrat.checkpoint`): with the same strategy and population size the
-  whole strategy state (mean, step size, covariance, evolution paths, counters)
-  is taken over when both runs have the same ``bounds`` too, so fitting again
+  whole strategy state (mean, step size, covariance, evolution paths, counters; with
+  ``integer=``, CMA-ES with margin's scaling ``A`` and a correction still due) is taken
+  over when both runs have the same ``bounds`` and integer mask too, so fitting again
   continues the search; otherwise its search distribution (mean, step size and,
   for the CMA family, covariance) is, its mean mapped into the source's box and
   then into this run's.
@@ -250,6 +251,8 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
             key = runner.state.key
             arrays = [be_copy(runner, v) for v in other.state]
             runner.state = replace(type(runner.state)(*arrays), key=key)
+            if driver.integers is not None:  # CMA-ES with margin: its scaling A and a due correction too
+                driver.integers.continue_from(source.integers, other, runner)
             driver.state.best_x = driver.to_box(runner.mean)
             return
         mean, sigma, C = _distribution_of(other)
