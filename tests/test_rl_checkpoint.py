@@ -92,7 +92,7 @@ def test_resuming_with_an_objective_that_cannot_take_the_state_back(tmp_path: Pa
     plain = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=()), episodes=2, max_steps=30)
     with pytest.raises(InvalidArgumentError, match=r"obs_norm=False.*obs_norm=True"):
         ES.resume(tmp_path / "a.ckpt", plain)
-    with pytest.raises(InvalidArgumentError, match=r"sums of shape \(4,\)"):
+    with pytest.raises(InvalidArgumentError, match=r"mean and m2 of shape \(4,\)"):
         problem().load_checkpoint_state({"count": 1.0, "sum": np.zeros(3), "sumsq": np.ones(3)})
 
 

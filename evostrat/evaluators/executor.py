@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
+from evostrat.evaluators.sync import syncs
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
 
 __all__ = ["ExecutorEvaluator"]
@@ -165,10 +166,13 @@ class ExecutorEvaluator(ChunkedEvaluator):
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed
+        # a synced objective gathers records: each chunk of a thread pool gets its own copy, as in a process
+        private = self._in_process() and syncs(objective)
         futures: list[cf.Future] = []
         try:
             for a, b in chunks:
-                futures.append(pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
+                task = pickle.loads(dumps(objective)) if private else objective
+                futures.append(pool.submit(run_chunk, task, source[a:b] if plain else source, a, b,
                                            a if plain else 0, options))
             done, pending = cf.wait(futures, timeout=self.backstop(chunks))
         except Exception as err:  # the pool refused work: shut down, or broken by a dead worker
