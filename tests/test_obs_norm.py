@@ -194,3 +194,17 @@ def test_a_failed_generation_merges_nothing() -> None:
     assert f.merged == [[]] and f._pending is None
     hand_back(f, [1.0])  # outside a generation: merged at once
     assert f.merged[-1] == [1.0]
+
+
+def test_a_thread_pool_gives_each_chunk_its_own_environment() -> None:
+    # before: the threads stepped the problem's one environment at once: this run's returns differed
+    # from the serial run's, and a longer one failed with "objective raised on candidates 4-7:
+    # TypeError: cannot unpack non-iterable NoneType object"
+    def run(evaluator: Any) -> list:
+        p = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=(8,)), episodes=2, max_steps=100)
+        es = ES("snes", popsize=16, max_generations=2, maximize=True, random_state=0,
+                evaluator=evaluator).fit(p, np.zeros(p.dim))
+        return rows(es)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert run(ExecutorEvaluator(pool)) == run("serial")
