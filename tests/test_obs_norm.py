@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
+from evostrat.errors import InvalidTypeError
 from evostrat.evaluators import ExecutorEvaluator
 from evostrat.evaluators.sync import generation, hand_back, syncs
 from evostrat.problems.obs_stats import RunningStat
@@ -208,3 +209,13 @@ def test_a_thread_pool_gives_each_chunk_its_own_environment() -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert run(ExecutorEvaluator(pool)) == run("serial")
+
+
+def test_a_thread_pool_refuses_a_synced_objective_it_cannot_copy() -> None:
+    import threading
+
+    f = Recorder()
+    f.lock = threading.Lock()  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(2) as pool:
+        with pytest.raises(InvalidTypeError, match=r"objective must be serialisable.*copy.*per chunk.*Recorder"):
+            ES("snes", popsize=4, max_generations=1, evaluator=ExecutorEvaluator(pool)).fit(f, np.ones(2))

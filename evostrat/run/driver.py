@@ -370,8 +370,7 @@ class Driver:
         s = self.settings
         evaluator = noise_evaluator(self, make_evaluator(s.evaluator, s.evaluator_options))
         evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
-        # Remote evaluators may ship Gaussian populations as seeds or replay them (evostrat.evaluators.seeded)
-        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None
+        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
         observer = self.settings if hooks is not None else None
         try:
