@@ -114,8 +114,8 @@ class SeenObservations:
         self._held: list[np.ndarray] = []
 
     def add(self, obs: np.ndarray) -> None:
-        """Note one observation."""
-        self._held.append(obs)
+        """Note one observation (a copy: an environment may reuse its buffer)."""
+        self._held.append(np.array(obs, dtype=np.float64))
         if len(self._held) >= self.block:
             self._fold()
 
