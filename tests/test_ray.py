@@ -271,3 +271,21 @@ def test_vectorized_and_values_on_backend(cluster):
     values = RayEvaluator(chunksize=4).evaluate(rows_sum, X, get_backend("torch"))
     assert values.dtype == torch.float64
     assert to_numpy(values).tolist() == [1.0, 5.0, 9.0, 13.0, 17.0, 21.0]
+
+
+def test_obs_norm_run_on_ray_equals_the_serial_run(cluster):
+    # GymProblem's observation statistics (evostrat.evaluators.sync): before, the objective was put
+    # once per run, every worker updated its own copy and the driver's stayed at count 0.01
+    pytest.importorskip("gymnasium")
+    from evostrat.problems.gym import GymProblem, MLPPolicy
+
+    def run(evaluator, options=None):
+        p = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=()), episodes=2, max_steps=30, obs_norm=True)
+        es = ES("snes", popsize=6, max_generations=4, maximize=True, random_state=0, evaluator=evaluator,
+                evaluator_options=options or {}).fit(p, np.zeros(p.dim))
+        return [row["median"] for row in es.history_], es.x_, p.obs_stat.moments()
+
+    medians, x, (count, mean, m2) = run(RayEvaluator(num_workers=2))
+    ref_medians, ref_x, (ref_count, ref_mean, ref_m2) = run("serial")
+    assert medians == ref_medians and np.array_equal(x, ref_x)
+    assert count == ref_count > 100 and np.array_equal(mean, ref_mean) and np.array_equal(m2, ref_m2)

@@ -107,7 +107,7 @@ def test_observation_normalisation_running_stats() -> None:
     problem.evaluate(np.zeros(problem.dim))  # testing does not update the statistics
     problem.freeze()(np.zeros(problem.dim))
     assert problem.obs_stat.count == seen
-    normed = problem._observe(np.full(4, 1e6), update=False)
+    normed = problem._observe(np.full(4, 1e6))
     assert np.all(normed == problem.obs_clip)
 
 

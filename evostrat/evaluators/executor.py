@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
+from evostrat.evaluators.sync import syncs
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
 
 __all__ = ["ExecutorEvaluator"]
@@ -160,15 +161,32 @@ class ExecutorEvaluator(ChunkedEvaluator):
         self._checked = (objective, size)
         return size
 
+    @staticmethod
+    def _private_copies(objective: Callable) -> bytes | None:
+        """A thread pool's objective of the generation protocol, serialised: each chunk gets its copy (as
+        in a process), which gathers the chunk's records (:mod:`evostrat.evaluators.sync`); else ``None``."""
+        if not syncs(objective):
+            return None
+        try:
+            return dumps(objective)
+        except Exception as err:  # noqa: BLE001 - locks, open files, ...
+            raise InvalidTypeError(
+                "objective must be serialisable: a thread pool evaluates a copy of an objective with "
+                "generation_start/collect/merge (evostrat.evaluators.sync) per chunk, got "
+                f"{type(objective).__name__}: {type(err).__name__}: {err}"
+            ) from err
+
     def run_chunks(self, objective: Callable, source: Any, chunks: Sequence[tuple[int, int]],
                    options: WorkerOptions) -> list[ChunkResult]:
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed
+        private = self._private_copies(objective) if self._in_process() else None
         futures: list[cf.Future] = []
         try:
             for a, b in chunks:
-                futures.append(pool.submit(run_chunk, objective, source[a:b] if plain else source, a, b,
+                task = objective if private is None else pickle.loads(private)
+                futures.append(pool.submit(run_chunk, task, source[a:b] if plain else source, a, b,
                                            a if plain else 0, options))
             done, pending = cf.wait(futures, timeout=self.backstop(chunks))
         except Exception as err:  # the pool refused work: shut down, or broken by a dead worker

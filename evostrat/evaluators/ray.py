@@ -2,7 +2,8 @@
 
 Needs the ``ray`` extra (``pip install evostrat[ray]``), imported when a
 generation is first evaluated. Per generation the population (or its seed or
-replay message) is ``ray.put`` once, the objective once per run. A chunk whose
+replay message) is ``ray.put`` once, the objective once per run (per generation for an
+objective of the generation protocol, :mod:`evostrat.evaluators.sync`, whose state changes). A chunk whose
 worker process dies (killed, out of memory, node lost) is re-run on another
 worker up to ``max_retries`` times; past that, or when the objective raises
 (never retried), the error names the chunk's candidates. In replay mode a
@@ -29,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
+from evostrat.evaluators.sync import syncs
 from evostrat.params import Interval
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, run_chunk
 
@@ -184,6 +186,8 @@ class RayEvaluator(ChunkedEvaluator):
         ray = self._connect()
         if self._objective_ref is None or self._objective_ref[0] is not objective:
             self.serialised_size(objective, hint="; Ray serialises it with cloudpickle")  # fail early
+            self._objective_ref = (objective, ray.put(objective))
+        elif syncs(objective):  # its state changed with the last generation (evostrat.evaluators.sync)
             self._objective_ref = (objective, ray.put(objective))
         objective_ref = self._objective_ref[1]
         source_ref = ray.put(source)  # once per generation, whatever the number of chunks

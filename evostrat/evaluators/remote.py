@@ -28,6 +28,7 @@ from evostrat.errors import EvaluationTimeoutError, EvostratError, InvalidArgume
 from evostrat.evaluators.failures import RemoteTraceback, describe_candidates, raise_failure
 from evostrat.evaluators.local import Evaluator, collect
 from evostrat.evaluators.replay import REPLAY_WINDOW
+from evostrat.evaluators.sync import hand_back, syncs
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps
 from evostrat.params import Interval
 
@@ -210,6 +211,8 @@ class ChunkedEvaluator(Evaluator):
         for result in results:
             if result.failure is not None:
                 raise_failure(result.failure, self.timeout)
+        if syncs(objective):  # the workers' records, in population order, to the driver's objective
+            hand_back(objective, [record for result in results for record in (result.records or ())])
         if options.behaviours:
             return _behaviours(results, X, backend, vectorized)
         values = np.concatenate([result.values for result in results])  # the chunks in order

@@ -37,6 +37,7 @@ import numpy as np
 from evostrat.backends import get_backend, to_host
 from evostrat.evaluators.local import real_value, unshared
 from evostrat.evaluators.replay import NeedState
+from evostrat.evaluators.sync import syncs
 
 __all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "run_chunk"]
 
@@ -100,6 +101,8 @@ class ChunkResult:
     outputs: list | None = None  # raw outputs (host copies) with WorkerOptions.behaviours
     #: Replay mode: nothing was evaluated, this worker lacked the driver's state (see NeedState).
     need_state: bool = False
+    #: What a synced objective gathered, one record per candidate (:mod:`evostrat.evaluators.sync`).
+    records: list | None = None
     pid: int = field(default_factory=os.getpid)
 
 
@@ -175,6 +178,10 @@ def run_chunk(
     offset : int
         Global index of ``source``'s first row (array sources).
     options : WorkerOptions
+
+    An objective of the generation protocol (:mod:`evostrat.evaluators.sync`) is told
+    ``generation_start()`` first; what its ``collect()`` returns after the chunk comes back as
+    :attr:`ChunkResult.records`.
     """
     values = np.full(stop - start, np.nan)
     try:
@@ -183,6 +190,23 @@ def run_chunk(
         return ChunkResult(start, stop, values, need_state=True)
     except Exception as err:  # noqa: BLE001 - rebuilding the candidates failed
         return _failed("load", None, start, stop, values, err)
+    if not syncs(objective):
+        return _run_rows(objective, rows, start, stop, values, options)
+    try:  # this copy keeps the state the driver sent and gathers records (evostrat.evaluators.sync)
+        objective.generation_start()
+    except Exception as err:  # noqa: BLE001
+        return _failed("load", None, start, stop, values, err)
+    result = _run_rows(objective, rows, start, stop, values, options)
+    if result.failure is None:
+        try:
+            result.records = list(objective.collect())
+        except Exception as err:  # noqa: BLE001
+            return _failed("invalid", None, start, stop, values, err)
+    return result
+
+
+def _run_rows(objective: Any, rows: Any, start: int, stop: int, values: np.ndarray,
+              options: WorkerOptions) -> ChunkResult:
     if options.vectorized:
         return _run_vectorized(objective, rows, start, stop, values, options)
     outputs: list | None = [] if options.behaviours else None

@@ -32,6 +32,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.problems.obs_stats import Moments, ObservationStats, RunningStat, SeenObservations
 from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat", "import_gymnasium"]
@@ -126,30 +127,7 @@ class MLPPolicy:
         return f"MLPPolicy(sizes={self.sizes})"
 
 
-class RunningStat:
-    """Running mean and standard deviation of observations (count, sum, sum of squares)."""
-
-    def __init__(self, shape: tuple, eps: float = 1e-2) -> None:
-        self.count = eps
-        self.sum = np.zeros(shape)
-        self.sumsq = np.full(shape, eps)
-
-    def update(self, obs: np.ndarray) -> None:
-        obs = np.atleast_2d(obs)
-        self.count += obs.shape[0]
-        self.sum += obs.sum(axis=0)
-        self.sumsq += np.square(obs).sum(axis=0)
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.sum / self.count
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(np.maximum(self.sumsq / self.count - np.square(self.mean), 1e-2))
-
-
-class GymProblem:
+class GymProblem(ObservationStats):
     """Mean return of a policy over gymnasium episodes.
 
     Parameters
@@ -173,11 +151,17 @@ class GymProblem:
         Cap on steps per episode (on top of the environment's own time limit).
     obs_norm : bool
         Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
-        statistics of every observation seen (Salimans et al. 2017). They live in the
-        evaluating process: use serial or vectorised evaluators (a process pool's workers
-        update their own copies); :meth:`freeze` stops updates for testing. Checkpoints
-        of ``fit(checkpoint=...)`` save them (:meth:`checkpoint_state`) and ``ES.resume``
-        gives them back, so a resumed run continues exactly.
+        statistics ``obs_stat`` (a :class:`~evostrat.problems.obs_stats.RunningStat`) of every
+        observation seen (Salimans et al. 2017). In ``ES.fit`` every candidate of a generation
+        is evaluated with the statistics as they were when the generation started, wherever it
+        runs (in process, thread or process pools, Ray); each returns the count, mean and ``M2``
+        of its observations and the run merges them in population order after the generation
+        (:meth:`generation_start`, :meth:`collect`, :meth:`merge`, the protocol of
+        :mod:`evostrat.evaluators.sync`), so every evaluator gives the serial run's values. A
+        call outside a fit (``problem(X)``, :meth:`episode`) uses the statistics as they were
+        when it began and adds its observations at its end. :meth:`freeze` stops updates for
+        testing. Checkpoints of ``fit(checkpoint=...)`` save them (:meth:`checkpoint_state`)
+        and ``ES.resume`` gives them back, so a resumed run continues exactly.
     obs_clip : float
         Clip of normalised observations.
     squash : bool
@@ -217,6 +201,7 @@ class GymProblem:
         self.negate = bool(negate)
         self.env_kwargs = dict(env_kwargs or {})
         self.frozen = False
+        self._pending: list[Moments] | None = None  # inside a generation: its candidates' observation statistics
         self._torch = None
         if hasattr(policy, "named_parameters"):  # a torch.nn.Module
             from evostrat.params_flat import TorchParams
@@ -265,27 +250,6 @@ class GymProblem:
         self.frozen = bool(frozen)
         return self
 
-    def checkpoint_state(self) -> dict[str, Any] | None:
-        """The running observation statistics (``None`` without ``obs_norm``): what a checkpoint saves."""
-        stat = self.obs_stat
-        return None if stat is None else {"count": stat.count, "sum": stat.sum.copy(), "sumsq": stat.sumsq.copy()}
-
-    def load_checkpoint_state(self, state: Any) -> None:
-        """Set the statistics :meth:`checkpoint_state` returned (``ES.resume`` calls this)."""
-        if state is None:
-            return
-        if self.obs_stat is None:
-            raise InvalidArgumentError("state holds observation statistics but this problem has obs_norm=False; "
-                                       "make it with obs_norm=True, as the saved run's was")
-        try:
-            count, total, sumsq = float(state["count"]), np.asarray(state["sum"]), np.asarray(state["sumsq"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidArgumentError(f"state must be a dict of count, sum and sumsq, got {state!r}") from None
-        if not (0 < count < math.inf and total.shape == sumsq.shape == self.obs_shape):
-            raise InvalidArgumentError(f"state must hold a positive count and sums of shape {self.obs_shape}, got "
-                                       f"count {count} and shapes {total.shape}, {sumsq.shape}")
-        self.obs_stat.count, self.obs_stat.sum, self.obs_stat.sumsq = count, total.astype(float), sumsq.astype(float)
-
     # -- policy and actions --------------------------------------------------------------
     def _policy_fn(self, theta: np.ndarray) -> Any:
         if self._torch is None:
@@ -311,30 +275,40 @@ class GymProblem:
             out = low + (np.tanh(out) + 1.0) * 0.5 * (high - low)
         return np.clip(out, low, high).reshape(space.shape).astype(space.dtype)
 
-    def _observe(self, obs: Any, update: bool) -> np.ndarray:
+    def _observe(self, obs: Any, seen: SeenObservations | None = None, scale: tuple | None = None) -> np.ndarray:
+        """The observation the policy sees (noted in ``seen``); ``scale``: the statistics' ``(mean, std)``."""
         space = self._get_env().observation_space
         if not hasattr(space, "low"):  # not a Box: one-hot / concatenated, as gymnasium flattens it
             obs = import_gymnasium().spaces.flatten(space, obs)
         obs = np.asarray(obs, dtype=np.float64)
         if self.obs_stat is None:
             return obs
-        if update and not self.frozen:
-            self.obs_stat.update(obs.ravel()[None, :].reshape((1,) + self.obs_shape))
-        return np.clip((obs - self.obs_stat.mean) / self.obs_stat.std, -self.obs_clip, self.obs_clip)
+        if seen is not None:
+            seen.add(obs.reshape(self.obs_shape))
+        mean, std = (self.obs_stat.mean, self.obs_stat.std) if scale is None else scale
+        return np.clip((obs - mean) / std, -self.obs_clip, self.obs_clip)
 
     # -- evaluation ------------------------------------------------------------------------
     def episode(self, theta: Any, seed: int, update_stats: bool = True) -> tuple[float, int]:
-        """One episode with parameters ``theta``: ``(return, steps)``."""
+        """One episode with parameters ``theta``: ``(return, steps)``; its observations join the
+        statistics at its end (in a generation: at the generation's end)."""
+        seen = self._seen(update_stats)
+        result = self._episode(theta, seed, seen)
+        self._record([seen])
+        return result
+
+    def _episode(self, theta: Any, seed: int, seen: SeenObservations | None) -> tuple[float, int]:
         theta = np.asarray(to_host(theta), dtype=np.float64)
         if theta.shape != (self.dim,):
             raise InvalidArgumentError(
                 f"theta must have shape ({self.dim},) for this policy, got {theta.shape}"
             )
         env, act = self._get_env(), self._policy_fn(theta)
+        scale = None if self.obs_stat is None else (self.obs_stat.mean, self.obs_stat.std)
         obs, _ = env.reset(seed=int(seed))
         total, steps = 0.0, 0
         while self.max_steps is None or steps < self.max_steps:
-            action = self._action(act(self._observe(obs, update_stats)), env.action_space)
+            action = self._action(act(self._observe(obs, seen, scale)), env.action_space)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             steps += 1
@@ -362,7 +336,12 @@ class GymProblem:
         rows = X[None, :] if X.ndim == 1 else X
         sign = -1.0 if self.negate else 1.0
         seeds = [self.seed + e for e in range(self.episodes)]
-        values = np.array([sign * np.mean([self.episode(row, seed)[0] for seed in seeds]) for row in rows])
+        values, seen = [], []
+        for row in rows:  # all with the statistics as they are: the observations join them at the end
+            seen.append(self._seen())
+            values.append(sign * np.mean([self._episode(row, seed, seen[-1])[0] for seed in seeds]))
+        self._record(seen)
+        values = np.array(values)
         return float(values[0]) if X.ndim == 1 else values
 
     def __repr__(self) -> str:

@@ -350,13 +350,12 @@ class Driver:
     def _host_loop(self, objective: Callable, hooks: Any) -> None:
         from evostrat.evaluators.replay import ReplayLog
         from evostrat.evaluators.seeded import population_seed
+        from evostrat.evaluators.sync import generation  # a learning objective's state: fixed within a generation
 
         s = self.settings
         evaluator = noise_evaluator(self, make_evaluator(s.evaluator, s.evaluator_options))
         evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
-        # Remote evaluators may ship Gaussian populations as seeds, or replay the
-        # strategy's updates on their workers from the told fitness (evostrat.evaluators.seeded).
-        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None
+        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
         observer = self.settings if hooks is not None else None
         try:
@@ -369,7 +368,8 @@ class Driver:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
-                values = evaluator.evaluate(objective, X, runner.backend, **extra)
+                with generation(objective):
+                    values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)
                 if self.noise is not None:
