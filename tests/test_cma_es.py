@@ -43,7 +43,7 @@ def table1(n: int, lam: int) -> dict[str, float]:
     w = np.array([math.log((lam + 1) / 2) - math.log(i) for i in range(1, lam + 1)])
     mueff = w[:mu].sum() ** 2 / (w[:mu] ** 2).sum()
     mueff_neg = w[mu:].sum() ** 2 / (w[mu:] ** 2).sum()
-    c1 = 2 / ((n + 1.3) ** 2 + mueff)
+    c1 = min(1, lam / 6) * 2 / ((n + 1.3) ** 2 + mueff)  # pycma's factor below popsize 6
     cmu = min(1 - c1, 2 * (0.25 + mueff + 1 / mueff - 2) / ((n + 2) ** 2 + mueff))
     cs = min(0.5, (mueff + 2) / (n + mueff + 3))  # pycma's; the 2016 tutorial has n + mueff + 5, no cap
     attenuation = max(1.0, 3 * (1 - 0.5 ** (n / 9)))  # pycma's; the tutorial has 1 (issue 23: f7)
@@ -57,7 +57,8 @@ def table1(n: int, lam: int) -> dict[str, float]:
     )
 
 
-@pytest.mark.parametrize("n, lam", [(2, 6), (10, 10), (10, 200), (40, 15), (1000, 24)])
+@pytest.mark.parametrize("n, lam", [(1, 4), (5, 2), (5, 3), (2, 6), (10, 10), (10, 200), (40, 15),
+                                    (1000, 24)])
 def test_default_parameters_follow_table1(n: int, lam: int) -> None:
     p, ref = cma_parameters(n, lam), table1(n, lam)
     assert p.mu == ref["mu"]
@@ -83,6 +84,26 @@ def test_sep_learning_rates_are_scaled_and_capped() -> None:
     assert big.c1 + big.cmu == pytest.approx(1.0)
     assert big.weights[big.mu :].sum() == pytest.approx(0.0)  # alpha_posdef = 0
     assert 1 - big.c1 - big.cmu * big.sum_weights >= -1e-12  # decay of C stays >= 0
+
+
+@pytest.mark.parametrize("n, lam", [(1, 4), (5, 2), (5, 3), (5, 5), (10, 10)])
+def test_small_population_rates_and_weights_equal_pycmas(n: int, lam: int) -> None:
+    cma = pytest.importorskip("cma")
+    es = cma.CMAEvolutionStrategy(np.ones(n), 0.5, {"popsize": lam, "verbose": -9})
+    p = cma_parameters(n, lam)
+    assert p.c1 == pytest.approx(es.sp.c1, rel=1e-12)  # pycma: c1 times min(1, popsize / 6)
+    assert p.cmu == pytest.approx(es.sp.cmu, rel=1e-12)
+    np.testing.assert_allclose(p.weights, np.asarray(es.sp.weights), rtol=1e-12)
+    sep = cma_parameters(n, lam, separable=True)  # Ros & Hansen's rates: the full c1 unscaled
+    assert sep.c1 == pytest.approx(2 / ((n + 1.3) ** 2 + p.mueff) * (n + 2) / 3, rel=1e-12)
+
+
+def test_popsize_two_converges_on_the_ellipsoid() -> None:
+    # c1 without pycma's min(1, popsize / 6): 2 of these 3 runs stalled above 1e-6 (12000 evaluations)
+    for seed in range(3):
+        es = ES("cma_es", popsize=2, sigma0=0.5, ftarget=1e-8, max_evals=12000,
+                random_state=seed).fit(ellipsoid, np.ones(5))
+        assert es.stop_reason_ == "ftarget", (seed, es.stop_reason_, es.fun_)
 
 
 # -- ranking ------------------------------------------------------------------------------------
