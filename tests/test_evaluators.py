@@ -434,13 +434,15 @@ def test_stuck_worker_hits_the_backstop_and_owned_pool_is_killed():
     ev = ExecutorEvaluator(max_workers=2, timeout=0.2, chunksize=2)
     # the backstop counts from submission: start the workers first and leave the healthy chunk
     # seconds, not milliseconds, so that a loaded machine does not time it out too
-    ev.backstop_grace = 5.0
+    ev.backstop_grace = 60.0  # the first generation starts the workers, however loaded the machine
     try:
         assert ev.evaluate(shifted_sphere(), np.zeros((4, 2)), NUMPY).tolist() == [0.125] * 4
+        ev.backstop_grace = 5.0
         with pytest.raises(EvaluationTimeoutError, match="candidates 2-3 did not finish") as info:
             ev.evaluate(sleeping_on(2, 60.0, block_alarm=True), indexed_population(4), NUMPY)
         assert info.value.indices == (2, 3)
         assert ev._pool is None  # killed; the next generation gets a fresh pool
+        ev.backstop_grace = 60.0  # whose workers start under whatever load the machine has
         assert ev.evaluate(shifted_sphere(), np.zeros((2, 2)), NUMPY).tolist() == [0.125, 0.125]
     finally:
         ev.close()

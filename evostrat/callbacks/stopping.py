@@ -11,7 +11,7 @@ Examples
 >>> from evostrat import ES
 >>> from evostrat.callbacks import EarlyStopping
 >>> flat = lambda X: np.ones(len(X))                 # nothing ever improves
->>> es = ES("snes", random_state=0).fit(flat, np.zeros(3), callbacks=[EarlyStopping(patience=5)])
+>>> es = ES("snes", tolfun=None, random_state=0).fit(flat, np.zeros(3), callbacks=[EarlyStopping(patience=5)])
 >>> es.stop_reason_, es.n_generations_
 ('callback', 6)
 """
