@@ -217,5 +217,5 @@ def test_a_thread_pool_refuses_a_synced_objective_it_cannot_copy() -> None:
     f = Recorder()
     f.lock = threading.Lock()  # type: ignore[attr-defined]
     with ThreadPoolExecutor(2) as pool:
-        with pytest.raises(InvalidTypeError, match=r"objective must be serialisable.*copy.*per chunk.*Recorder"):
+        with pytest.raises(InvalidTypeError, match=r"objective must be copyable.*copy.*per chunk.*Recorder"):
             ES("snes", popsize=4, max_generations=1, evaluator=ExecutorEvaluator(pool)).fit(f, np.ones(2))

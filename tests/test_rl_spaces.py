@@ -51,13 +51,13 @@ def test_discrete_and_dict_observations_are_flattened_as_gymnasium_does() -> Non
     # FrozenLake's Discrete(16) observation is shown to the policy one-hot (it failed in numpy's matmul)
     problem = GymProblem("FrozenLake-v1", MLPPolicy(16, 4, hidden=()), max_steps=5)
     assert problem.obs_shape == (16,)
-    assert problem._observe(5, update=False).tolist() == np.eye(16)[5].tolist()
+    assert problem._observe(5).tolist() == np.eye(16)[5].tolist()
     assert np.isfinite(problem(np.zeros(problem.dim)))
     nested = spaces.Dict({"pos": BOX2, "mode": spaces.Discrete(3)})
     problem = GymProblem(register("DictObs", nested, spaces.Discrete(2)), MLPPolicy(5, 2, hidden=()))
     assert problem.obs_shape == (5,)
     obs = {"pos": np.array([0.5, -0.5], np.float32), "mode": 2}
-    assert problem._observe(obs, update=False).tolist() == [0.0, 0.0, 1.0, 0.5, -0.5]
+    assert problem._observe(obs).tolist() == [0.0, 0.0, 1.0, 0.5, -0.5]
     assert problem(np.zeros(problem.dim)) == 3.0
 
 

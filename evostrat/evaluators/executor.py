@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import multiprocessing
 import os
 import pickle
@@ -162,17 +163,15 @@ class ExecutorEvaluator(ChunkedEvaluator):
         return size
 
     @staticmethod
-    def _private_copies(objective: Callable) -> bytes | None:
-        """A thread pool's objective of the generation protocol, serialised: each chunk gets its copy (as
-        in a process), which gathers the chunk's records (:mod:`evostrat.evaluators.sync`); else ``None``."""
-        if not syncs(objective):
-            return None
+    def _private_copy(objective: Callable) -> Callable:
+        """A thread pool's copy of an objective of the generation protocol for one chunk (as in a
+        process), which gathers the chunk's records (:mod:`evostrat.evaluators.sync`)."""
         try:
-            return dumps(objective)
+            return copy.deepcopy(objective)
         except Exception as err:  # noqa: BLE001 - locks, open files, ...
             raise InvalidTypeError(
-                "objective must be serialisable: a thread pool evaluates a copy of an objective with "
-                "generation_start/collect/merge (evostrat.evaluators.sync) per chunk, got "
+                "objective must be copyable (copy.deepcopy): a thread pool evaluates a copy of an objective "
+                "with generation_start/collect/merge (evostrat.evaluators.sync) per chunk, got "
                 f"{type(objective).__name__}: {type(err).__name__}: {err}"
             ) from err
 
@@ -181,11 +180,11 @@ class ExecutorEvaluator(ChunkedEvaluator):
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed
-        private = self._private_copies(objective) if self._in_process() else None
+        private = self._in_process() and syncs(objective)  # each chunk its own copy
+        tasks = [self._private_copy(objective) if private else objective for _ in chunks]
         futures: list[cf.Future] = []
         try:
-            for a, b in chunks:
-                task = objective if private is None else pickle.loads(private)
+            for (a, b), task in zip(chunks, tasks):
                 futures.append(pool.submit(run_chunk, task, source[a:b] if plain else source, a, b,
                                            a if plain else 0, options))
             done, pending = cf.wait(futures, timeout=self.backstop(chunks))
