@@ -82,12 +82,17 @@ def _flat_values(structure: Structure, tree: Any, argument: str, fill: float = n
         except (TypeError, ValueError) as err:
             raise InvalidTypeError(f"{argument} leaf {name} must be a number or an array of the leaf's shape "
                                    f"{shape}, got {type(value).__name__}") from err
-        try:
-            parts.append(np.broadcast_to(value, shape).ravel())
-        except ValueError:
-            raise InvalidArgumentError(f"{argument} leaf {name} has shape {value.shape}; expected a number or the "
-                                       f"leaf's shape {shape}") from None
+        parts.append(_leaf_part(value, shape, f"{argument} leaf {name}", "a number"))
     return np.concatenate(parts)
+
+
+def _leaf_part(value: np.ndarray, shape: tuple[int, ...], leaf: str, expected: str) -> np.ndarray:
+    """``value`` broadcast to its leaf's ``shape``, flat; another shape is refused naming ``leaf``."""
+    try:
+        return np.broadcast_to(value, shape).ravel()
+    except ValueError:
+        raise InvalidArgumentError(f"{leaf} has shape {value.shape}; expected {expected} or the leaf's shape "
+                                   f"{shape}") from None
 
 
 def _is_number(value: Any) -> bool:
@@ -137,11 +142,7 @@ def flat_integer(structure: Structure | None, integer: Any) -> Any:
         if mask.dtype != bool:
             raise InvalidTypeError(f"integer leaf {name} must be a bool or a boolean array of the leaf's shape "
                                    f"{shape}, got {type(value).__name__} of dtype {mask.dtype}")
-        try:
-            parts.append(np.broadcast_to(mask, shape).ravel())
-        except ValueError:
-            raise InvalidArgumentError(f"integer leaf {name} has shape {mask.shape}; expected a bool or the "
-                                       f"leaf's shape {shape}") from None
+        parts.append(_leaf_part(mask, shape, f"integer leaf {name}", "a bool"))
     return np.concatenate(parts)
 
 
