@@ -15,7 +15,9 @@ the strategies ascend in ``mu`` the diversity of the behaviours:
 On torch and JAX autodiff differentiates the statistic written with
 :func:`evostrat.expectation`; numpy uses the closed forms above (the two agree,
 ``tests/test_evolvability.py``). The paper's locomotion settings: popsize 10,000,
-sigma 0.02, Adam with lr 0.01 and L2 coefficient 0.005 (``weight_decay``).
+sigma 0.02, Adam with lr 0.01 and L2 coefficient 0.005 (``weight_decay``: the authors' code
+applies it as Adam's weight decay to the same score-function gradient, ``(x - mu) / sigma^2``,
+so the value carries over unchanged, unlike OpenAI-ES's ``l2coeff``).
 
 Examples
 --------
