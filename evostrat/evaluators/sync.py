@@ -76,7 +76,8 @@ def syncs(objective: Any) -> bool:
 
 
 class Generation:
-    """One generation of a synced objective on the driver (a context manager).
+    """The generations of a synced objective on the driver (a context manager entered once
+    per generation).
 
     Entering calls ``objective.generation_start()``; :func:`hand_back` adds records of
     candidates evaluated elsewhere; leaving merges the records the objective gathered in
@@ -90,6 +91,7 @@ class Generation:
 
     def __enter__(self) -> "Generation":
         self.objective.generation_start()
+        self.records = []
         self._token = _ACTIVE.set(self)
         return self
 
@@ -101,7 +103,8 @@ class Generation:
 
 
 def generation(objective: Callable) -> ContextManager[Any]:
-    """A :class:`Generation` for a synced objective, else a context that does nothing."""
+    """A :class:`Generation` for a synced objective, else a context that does nothing; both may
+    be entered once per generation, so a run asks :func:`syncs` once."""
     return Generation(objective) if syncs(objective) else contextlib.nullcontext()
 
 

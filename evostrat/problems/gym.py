@@ -32,7 +32,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
-from evostrat.problems.obs_stats import Moments, ObservationStats, RunningStat, SeenObservations
+from evostrat.problems.obs_stats import ObservationStats, RunningStat, SeenObservations
 from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
 __all__ = ["GymProblem", "MLPPolicy", "RunningStat", "import_gymnasium"]
@@ -201,7 +201,6 @@ class GymProblem(ObservationStats):
         self.negate = bool(negate)
         self.env_kwargs = dict(env_kwargs or {})
         self.frozen = False
-        self._pending: list[Moments] | None = None  # inside a generation: its candidates' observation statistics
         self._torch = None
         if hasattr(policy, "named_parameters"):  # a torch.nn.Module
             from evostrat.params_flat import TorchParams
@@ -218,6 +217,7 @@ class GymProblem(ObservationStats):
         self._env: Any = None
         env = self._get_env()
         self.obs_shape = observation_shape(env.observation_space, env_id)
+        self._flattened = not isinstance(env.observation_space, import_gymnasium().spaces.Box)  # one-hot, ...
         self.n_outputs = action_outputs(env.action_space, env_id, self.squash)
         sizes = policy.sizes if isinstance(policy, MLPPolicy) else None  # its widths are known now
         if sizes is not None and (sizes[0] != math.prod(self.obs_shape) or sizes[-1] != self.n_outputs):
@@ -277,9 +277,8 @@ class GymProblem(ObservationStats):
 
     def _observe(self, obs: Any, seen: SeenObservations | None = None, scale: tuple | None = None) -> np.ndarray:
         """The observation the policy sees (noted in ``seen``); ``scale``: the statistics' ``(mean, std)``."""
-        space = self._get_env().observation_space
-        if not hasattr(space, "low"):  # not a Box: one-hot / concatenated, as gymnasium flattens it
-            obs = import_gymnasium().spaces.flatten(space, obs)
+        if self._flattened:  # not a Box: one-hot / concatenated, as gymnasium flattens it
+            obs = import_gymnasium().spaces.flatten(self._get_env().observation_space, obs)
         obs = np.asarray(obs, dtype=np.float64)
         if self.obs_stat is None:
             return obs

@@ -358,6 +358,7 @@ class Driver:
         seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
         observer = self.settings if hooks is not None else None
+        one_generation = generation(objective)  # entered each generation
         try:
             if hooks is not None:
                 hooks.start(observer)
@@ -368,7 +369,7 @@ class Driver:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
-                with generation(objective):
+                with one_generation:
                     values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 values, G = self.split_constraints(X, values)
                 told = self.tell(X, values, G)

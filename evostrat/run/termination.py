@@ -321,12 +321,10 @@ def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values:
     return out
 
 
-class TerminationDefaults(SimpleNamespace):
-    """A strategy's resolved ``termination_defaults`` as attributes, for :func:`check_params`
-    (made once, not per run: a class costs a run ~10 us to make)."""
+#: A strategy's resolved ``termination_defaults`` as attributes, for :func:`check_params`, whose
+#: messages name the class (made once, not per run: a class costs a run ~10 us to make).
+TerminationDefaults = type("termination_defaults", (SimpleNamespace,), {})
 
-
-TerminationDefaults.__name__ = "termination_defaults"  # what check_params' messages name
 
 def strategy_history_criteria(strategy: Any, dim: int, popsize: int, **values: Any) -> dict[str, Any]:
     """:func:`history_criteria` of ``strategy``'s ``termination_defaults``, after checking them.

@@ -61,7 +61,11 @@ def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> A
     (the state it was given) when given, else a ``NamedTuple``; otherwise :class:`InvalidTypeError`
     naming the method and what it returned (a plain tuple such as ``(state, info)`` included)."""
     expected = None if like is None else type(like)
-    if type(state) is not expected if expected is not None else getattr(type(state), "_fields", None) is None:
+    if expected is not None:
+        kept = type(state) is expected
+    else:
+        kept = getattr(type(state), "_fields", None) is not None  # a NamedTuple
+    if not kept:
         wanted = f"a {expected.__name__}, the type of the state it was given" if expected else "a NamedTuple"
         raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
                                f"the new state ({wanted}), got {type(state).__name__}")
