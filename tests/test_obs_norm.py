@@ -219,3 +219,22 @@ def test_a_thread_pool_refuses_a_synced_objective_it_cannot_copy() -> None:
     with ThreadPoolExecutor(2) as pool:
         with pytest.raises(InvalidTypeError, match=r"objective must be copyable.*copy.*per chunk.*Recorder"):
             ES("snes", popsize=4, max_generations=1, evaluator=ExecutorEvaluator(pool)).fit(f, np.ones(2))
+
+
+def test_a_batched_run_is_the_run_done_alone() -> None:
+    # fit_batch ran its runs one after the other on the one objective: each run started from
+    # the statistics the earlier runs had left (seed 2: -49.0 in a batch, -16.0 alone)
+    from evostrat.run.batch import fit_batch
+
+    template = problem()
+    before = stats(template)
+    res = fit_batch(make(), template, np.zeros(template.dim), seeds=[1, 2])
+    for i, seed in enumerate((1, 2)):
+        own = problem()
+        alone = ES("snes", popsize=6, max_generations=4, maximize=True, random_state=seed).fit(own, np.zeros(own.dim))
+        assert rows(res.estimators[i]) == rows(alone)
+        assert res.objectives[i] is not template
+        for a, b in zip(stats(res.objectives[i]), stats(own)):
+            np.testing.assert_array_equal(a, b)  # each run's statistics, to evaluate its x_ with
+    for a, b in zip(stats(template), before):
+        np.testing.assert_array_equal(a, b)  # the objective passed is left as it was

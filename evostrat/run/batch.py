@@ -56,7 +56,7 @@ import numpy as np
 from evostrat.backends.points import resolve_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list"]
+__all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
@@ -122,6 +122,10 @@ class BatchResult:
         Each run's ``x_`` (numpy; flat, also for structured ``x0``).
     fun, n_evals, n_generations : array, shape (n_runs,)
     stop_reason : array of str, shape (n_runs,)
+    objectives : list
+        Each run's objective: its own copy for an objective with state (see
+        :func:`fit_batch`; ``objectives[i](x[i])`` evaluates run ``i``'s result with its
+        observation statistics), else the objective passed, once per run.
     fast_path : str or None
         ``"batched"`` when runs advanced together in compiled programs (``n_programs``
         of them; ``estimators[i].fast_path_`` tells which), else ``None`` (a loop of
@@ -129,8 +133,9 @@ class BatchResult:
     """
 
     def __init__(self, params: list[dict[str, Any]], estimators: list[Any], fast_path: str | None,
-                 n_programs: int) -> None:
+                 n_programs: int, objectives: list[Any] | None = None) -> None:
         self.params = params
+        self.objectives = list(objectives) if objectives is not None else [None] * len(estimators)
         self.estimators = estimators
         self.fast_path = fast_path
         self.n_programs = n_programs
@@ -205,7 +210,13 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         The template; its parameters are copied (``get_params``) and overridden by
         the grid's values and ``random_state``; ``es`` itself is not fitted.
     objective : callable
-        As for :meth:`ES.fit`; on JAX it must trace for the runs to be batched.
+        As for :meth:`ES.fit`; on JAX it must trace for the runs to be batched. An
+        objective with state of its own across evaluations (the generation protocol of
+        :mod:`evostrat.evaluators.sync`, or ``checkpoint_state()``: a
+        :class:`~evostrat.problems.gym.GymProblem` with ``obs_norm``) is deep-copied for
+        every run before any runs, so that each run starts from its state and is the run
+        done alone; ``objective`` itself is left as it is and the copies are
+        :attr:`BatchResult.objectives`.
     x0 : array-like or structure
         The start point of every run (as for :meth:`ES.fit`).
     seeds : int, list of int or None
@@ -247,6 +258,11 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     from evostrat.run.batch_jax import run_batched
 
     initial = initialize_runs(estimators, families, start)  # all checked before any evaluation
+    if keeps_state(objective):  # each run its own copy, made before any run changes it; run one by one
+        objectives = [copy.deepcopy(objective) for _ in estimators]
+        for run, own in zip(estimators, objectives):
+            run.fit(own, x0)
+        return BatchResult(params, estimators, None, 0, objectives)
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
     n_programs = run_batched([run.run_ for run in estimators], flat_objective, devices, families, initial)
@@ -256,4 +272,13 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     for run in estimators:
         if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy
             run.fit(objective, x0)
-    return BatchResult(params, estimators, "batched" if n_programs else None, n_programs)
+    return BatchResult(params, estimators, "batched" if n_programs else None, n_programs,
+                       [objective] * len(estimators))
+
+
+def keeps_state(objective: Any) -> bool:
+    """Whether ``objective`` changes as it evaluates (observation statistics): it implements
+    the generation protocol of :mod:`evostrat.evaluators.sync` or saves ``checkpoint_state()``."""
+    from evostrat.evaluators.sync import syncs
+
+    return syncs(objective) or callable(getattr(objective, "checkpoint_state", None))
