@@ -251,3 +251,16 @@ def test_a_strategy_that_breaks_the_contract_is_named_in_a_batch() -> None:
             ES(broken, max_generations=3, random_state=0).fit(_sphere, X0)
         with pytest.raises(InvalidTypeError, match=match):
             fit_batch(ES(broken, max_generations=3), _sphere, X0, seeds=2)
+
+
+def test_a_batched_run_that_found_nothing_warns_as_alone() -> None:
+    # batched torch runs ended with fun inf silently; ES.fit warns NoSolutionWarning for each
+    from evostrat import NoSolutionWarning
+
+    def nowhere(X):
+        return X.sum(-1) * float("nan")
+
+    with pytest.warns(NoSolutionWarning) as caught:
+        res = fit_batch(ES("snes", max_generations=3), nowhere, torch.ones(3), seeds=2)
+    assert res.fast_path == "batched" and np.all(np.isinf(res.fun))
+    assert sum(w.category is NoSolutionWarning for w in caught) == 2

@@ -269,9 +269,13 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     from evostrat.run.batch_torch import run_batched_torch
 
     n_programs += run_batched_torch([run.run_ for run in estimators if run.run_.fast_path != "batched"], objective)
+    from evostrat.run.state import warn_nothing_found
+
     for run in estimators:
         if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy
             run.fit(objective, x0)
+        elif run.run_.state.best_f == (-np.inf if run.maximize else np.inf):  # as fit warns of a run alone
+            warn_nothing_found(run.run_.state, constrained=False)
     return BatchResult(params, estimators, "batched" if n_programs else None, n_programs,
                        [objective] * len(estimators))
 
