@@ -49,6 +49,7 @@ from evostrat.kernels.cma_steps import (context, draw, host_read_out, host_sigma
                                         sigma_parts, step_size)
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES
 from evostrat.strategies.cma_es import CMAFactorState
+from evostrat.strategies.cma_params import moved_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES, CMAESState
@@ -192,7 +193,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
         Y = np.where(np.abs(Y) <= K.ymax, Y, 0.0)
     Zt = Y.dot(B) / state.D
     y_w = w_mean.dot(Y)
-    mean = mean0 + sigma * y_w
+    mean = moved_mean(K.c.p, mean0, sigma, y_w)
     ps = K.ps_decay * state.ps + K.ps_coef * B.dot(w_mean.dot(Zt))
 
     new_sigma, h = step_size(K, sigma, ps, state.generation)

@@ -56,6 +56,7 @@ from evostrat.backends.trees import merge_leaves, replace
 from evostrat.kernels import StackKernel
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.cma_params import moved_mean
 from evostrat.strategies.sep_cma_es import SepCMAES
 
 __all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
@@ -122,7 +123,7 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
         B = _column_major(state.B)
         Zt = _product(Y, B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
         z_w = _product(B, _product(w_mean, Zt))  # C^-1/2 <y>_w
-    mean = state.mean + state.sigma[:, None] * y_w
+    mean = moved_mean(c.p, state.mean, state.sigma[:, None], y_w)
     ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
     # reaches C only through sigma and h_sigma); the counters live on the host

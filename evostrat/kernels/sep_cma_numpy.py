@@ -47,6 +47,7 @@ from evostrat.backends.numpy import seeded_generator
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, candidate_weights
+from evostrat.strategies.cma_params import moved_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.sep_cma_es import SepCMAES, SepCMAESState
@@ -179,7 +180,7 @@ def tell(made: Any, state: SepCMAESState, X: np.ndarray, fitness: Any) -> SepCMA
     y_w = w_mean @ Y
     D = np.sqrt(state.C)
     Zt, z_w = Y / D, y_w / D
-    mean = mean0 + sigma * y_w
+    mean = moved_mean(K.c.p, mean0, sigma, y_w)
     ps = K.ps_decay * state.ps + K.ps_coef * z_w
     new_sigma, h = step_size(K, sigma, ps, state.generation)
     pc = K.pc_decay * state.pc + K.pc_gain[h] * y_w

@@ -34,7 +34,7 @@ from evostrat.backends.namespaces import host_cached
 from evostrat.kernels import resolve_kernel
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
-from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters
+from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters, moved_mean
 from evostrat.strategies.shaping import tie_apply
 from evostrat.backends.trees import replace
 
@@ -50,9 +50,9 @@ STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", 
 
 
 @host_cached(maxsize=32)  # keyed by plain values: torch.compile reads the entry as a constant
-def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, backend: Backend,
-                      dtype: Any, device: Any) -> CMAConstants:
-    return cma_constants(cma_parameters(dim, popsize, active, separable), separable, backend,
+def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, mu: int | None, cmean: float,
+                      backend: Backend, dtype: Any, device: Any) -> CMAConstants:
+    return cma_constants(cma_parameters(dim, popsize, active, separable, mu, cmean), separable, backend,
                          dtype, device)
 
 
@@ -118,6 +118,16 @@ class CMABase(Strategy):
     noeffectaxis, noeffectcoord : bool
         Whether to stop when 0.1 standard deviations along a principal axis (0.2 along a
         coordinate) no longer change the mean in floating point.
+    lr_mean : float
+        ``c_m``, the learning rate of the mean: ``m <- m + c_m sigma <y>_w`` (Hansen's
+        tutorial, eq. 9; pycma's ``CMA_cmean``, evosax's ``c_m``); the evolution paths take
+        ``<y>_w`` whatever ``c_m``. Default 1.
+    elite_ratio : float or None
+        The share of the population that are parents, ``0 < elite_ratio <= 0.5``:
+        ``mu = max(1, floor(elite_ratio * popsize))`` with pycma's weights for its ``CMA_mu``
+        (:func:`~evostrat.strategies.cma_params.cma_parameters`); ``None`` (default):
+        ``mu = popsize // 2`` with Table 1's weights. Restarts that grow the population keep
+        the ratio.
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
@@ -126,6 +136,8 @@ class CMABase(Strategy):
         **{flag: [bool, np.bool_] for flag in ("active", "noeffectaxis", "noeffectcoord")},
         **{tol: [Interval(Real, 0, None, closed="neither"), None]
            for tol in ("tolconditioncov", "tolupsigma", "tolfacupx")},
+        "lr_mean": [Interval(Real, 0, None, closed="neither")],
+        "elite_ratio": [Interval(Real, 0, 0.5, closed="right"), None],
     }
     #: pycma's fitness-history criteria, used by the estimator for this family.
     termination_defaults: dict[str, Any] = {"tolfunhist": 1e-12, "tolstagnation": "auto",
@@ -135,10 +147,11 @@ class CMABase(Strategy):
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, active: bool = True,
                  tolconditioncov: float | None = 1e14, tolupsigma: float | None = 1e20,
                  tolfacupx: float | None = 1e3, noeffectaxis: bool = True,
-                 noeffectcoord: bool = True) -> None:
+                 noeffectcoord: bool = True, lr_mean: float = 1.0, elite_ratio: float | None = None) -> None:
         super().__init__(popsize=popsize, sigma0=sigma0)
         self.active, self.tolconditioncov, self.tolupsigma = active, tolconditioncov, tolupsigma
         self.tolfacupx, self.noeffectaxis, self.noeffectcoord = tolfacupx, noeffectaxis, noeffectcoord
+        self.lr_mean, self.elite_ratio = lr_mean, elite_ratio
 
     # -- hyper-parameters and kernels ----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -150,8 +163,13 @@ class CMABase(Strategy):
 
     def parameters(self, dim: int) -> CMAParameters:
         """Table 1 parameters for ``dim`` and this strategy's population size."""
-        return cma_parameters(int(dim), self.resolved_popsize(dim), bool(self.active),
-                              self.separable)
+        popsize = self.resolved_popsize(dim)
+        return cma_parameters(int(dim), popsize, bool(self.active), self.separable, self.parents(popsize),
+                              float(self.lr_mean))
+
+    def parents(self, popsize: int) -> int | None:
+        """``mu`` for ``elite_ratio`` at ``popsize`` (``None``: the default ``popsize // 2``)."""
+        return None if self.elite_ratio is None else max(1, int(self.elite_ratio * popsize))
 
     def constants(self, backend: Backend, dim: int, dtype: Any, device: Any) -> CMAConstants:
         """:meth:`parameters` and the backend arrays derived from them.
@@ -161,8 +179,9 @@ class CMABase(Strategy):
         """
         if backend.traceable:
             return cma_constants(self.parameters(dim), self.separable, backend, dtype, device)
-        return _cached_constants(int(dim), self.resolved_popsize(dim), bool(self.active),
-                                 bool(self.separable), backend, dtype, device)
+        popsize = self.resolved_popsize(dim)
+        return _cached_constants(int(dim), popsize, bool(self.active), bool(self.separable),
+                                 self.parents(popsize), float(self.lr_mean), backend, dtype, device)
 
     def kernel(self, state: Any) -> Any:
         """The kernel for ``state``'s backend, or ``None`` for the generic steps.
@@ -197,7 +216,7 @@ class CMABase(Strategy):
         Y = finite_rows(Y, c.ymax, xp)
         y_w = w_mean @ Y
         Zt, z_w = self.whiten(state, Y, w_mean, y_w)
-        mean = state.mean + state.sigma * y_w
+        mean = moved_mean(c.p, state.mean, state.sigma, y_w)
         ps = self.sigma_path(c, state.ps, z_w)
         sigma, hsig = self.step_size(c, xp, state.sigma, ps, state.generation)
         pc = self.cov_path(c, state.pc, hsig, y_w)

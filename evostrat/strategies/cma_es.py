@@ -116,7 +116,7 @@ class CMAES(CMABase):
         ``C = A A^T`` with the factor and its inverse updated in ``O(lambda n^2)`` and no
         decomposition (numpy only, :mod:`evostrat.kernels.cma_factor`); ``"auto"``: the
         factor on numpy from ``FACTOR_DIM`` dimensions, where it is the faster, else eigen.
-    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord, lr_mean, elite_ratio
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
@@ -137,9 +137,9 @@ class CMAES(CMABase):
                  lazy_eigen: bool | int = True, tolconditioncov: float | None = 1e14,
                  tolupsigma: float | None = 1e20, tolfacupx: float | None = 1e3,
                  noeffectaxis: bool = True, noeffectcoord: bool = True,
-                 covariance: str = "auto") -> None:
+                 covariance: str = "auto", lr_mean: float = 1.0, elite_ratio: float | None = None) -> None:
         super().__init__(popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx,
-                         noeffectaxis, noeffectcoord)
+                         noeffectaxis, noeffectcoord, lr_mean, elite_ratio)
         self.lazy_eigen = lazy_eigen
         self.covariance = covariance
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from evostrat.backends.namespaces import host_cached
 
-__all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters"]
+__all__ = ["CMAConstants", "CMAParameters", "cma_constants", "cma_parameters", "moved_mean"]
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per settings
@@ -69,6 +69,7 @@ class CMAParameters:
     sum_weights: float  # sum(weights): enters the decay factor of C
     eigen_gap: float  # 1 / (10 n (c1 + cmu)) generations (pycma's lazy gap)
     eigen_every: int  # max(1, ceil(eigen_gap)): generations between decompositions
+    cmean: float = 1.0  # c_m, the mean's learning rate (pycma's ``CMA_cmean``)
 
 
 class CMAConstants(NamedTuple):
@@ -85,8 +86,8 @@ class CMAConstants(NamedTuple):
 
 
 @host_cached(maxsize=256)  # read as a constant by torch.compile (see host_cached)
-def cma_parameters(dim: int, popsize: int, active: bool = True,
-                   separable: bool = False) -> CMAParameters:
+def cma_parameters(dim: int, popsize: int, active: bool = True, separable: bool = False,
+                   mu: int | None = None, cmean: float = 1.0) -> CMAParameters:
     """Default CMA-ES parameters (Hansen's tutorial, Table 1), computed once per arguments.
 
     Parameters
@@ -100,15 +101,29 @@ def cma_parameters(dim: int, popsize: int, active: bool = True,
     separable : bool
         sep-CMA-ES learning rates (Ros & Hansen 2008): ``c1, cmu`` times
         ``(n + 2) / 3`` with ``c1 + cmu <= 1``.
+    mu : int, optional
+        The number of parents, ``1 <= mu <= popsize // 2``; ``None``: ``popsize // 2`` with
+        Table 1's weights ``ln((lambda + 1) / 2) - ln i``. A number gives pycma's weights for
+        its ``CMA_mu``: ``ln(mu + 1/2) - ln i`` for ranks ``i <= 2 mu``, the ``mu`` positive
+        ones for the best, the ``mu`` negative (active) ones for the worst and zeros between
+        (the same as the default for an even ``popsize`` and ``mu = popsize // 2``).
+    cmean : float
+        ``c_m``, the mean's learning rate: ``m <- m + c_m sigma <y>_w`` (Hansen's tutorial,
+        eq. 9; pycma's ``CMA_cmean``); the paths take ``<y>_w`` as before.
 
     Returns
     -------
     CMAParameters
     """
     n, lam = int(dim), int(popsize)
-    mu = lam // 2
-    prelim = math.log((lam + 1) / 2.0) - np.log(np.arange(1, lam + 1, dtype=np.float64))
-    pos, neg = prelim[:mu], prelim[mu:]
+    if mu is None:
+        mu = lam // 2
+        prelim = math.log((lam + 1) / 2.0) - np.log(np.arange(1, lam + 1, dtype=np.float64))
+        pos, neg = prelim[:mu], prelim[mu:]
+    else:  # pycma's RecombinationWeights(2 mu), zeros inserted after the mu positive ones
+        mu = int(mu)
+        prelim = math.log(mu + 0.5) - np.log(np.arange(1, 2 * mu + 1, dtype=np.float64))
+        pos, neg = prelim[:mu], np.concatenate([np.zeros(lam - 2 * mu), prelim[mu:]])
     mueff = float(pos.sum() ** 2 / (pos**2).sum())
     neg_sq = float((neg**2).sum())
     mueff_neg = float(neg.sum() ** 2 / neg_sq) if neg_sq > 0 else 0.0
@@ -146,7 +161,7 @@ def cma_parameters(dim: int, popsize: int, active: bool = True,
                          mueff=mueff, cs=cs, damps=damps, cc=cc, c1=c1, cmu=cmu, chi_n=chi_n,
                          hsig_threshold2=n * (2.0 + 4.0 / (n + 1.0)),
                          sum_weights=float(weights.sum()), eigen_gap=gap,
-                         eigen_every=max(1, int(math.ceil(gap - 1e-12))))
+                         eigen_every=max(1, int(math.ceil(gap - 1e-12))), cmean=float(cmean))
 
 
 def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,
@@ -174,3 +189,9 @@ def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,
         tiny=float(info.smallest_normal),
         sigma_range=(math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))),
     )
+
+
+def moved_mean(p: CMAParameters, mean: Any, sigma: Any, y_w: Any) -> Any:
+    """``m + c_m sigma <y>_w`` (Hansen's tutorial, eq. 9): ``m + sigma <y>_w`` as written
+    when ``c_m = 1`` (the default: the same operations, bit for bit, as without ``c_m``)."""
+    return mean + sigma * y_w if p.cmean == 1.0 else mean + (p.cmean * sigma) * y_w

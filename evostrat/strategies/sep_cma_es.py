@@ -50,7 +50,7 @@ class SepCMAES(CMABase):
 
     Parameters
     ----------
-    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord
+    popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord, lr_mean, elite_ratio
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
     """
 
