@@ -58,3 +58,26 @@ def test_state_is_o_m_n() -> None:
     state = s.tell(state, X, sphere(X))
     assert np.all(np.isfinite(state.M)) and np.any(state.M != 0) and not np.array_equal(state.mean, np.ones(20_000))
 
+
+
+def test_step_size_increase_is_clipped_to_e_per_generation() -> None:
+    # pycma's CSA clips |log sigma change| to 1 (max_delta_log_sigma); the paper's rule
+    # sigma exp(c_s / 2 (|p_s|^2 / n - 1)) alone multiplied sigma by e^7 and more per generation
+    # once lambda ~ n or above (c_s capped at 1, a selected z_w far longer than N(0, I / mu_w)).
+    s = LMMAES(popsize=8)
+    dim = 5
+    state = s.init(np.zeros(dim), random_state=0)
+    X = state.mean + state.sigma * np.outer(np.arange(1.0, 9.0), np.ones(dim))  # all along one line
+    new = s.tell(state, X, np.arange(8.0))  # the best farthest out: |p_s|^2 / n - 1 > 2
+    zw = s.constants(dim)["weights"] @ s.noise(state, (X - state.mean) / state.sigma)
+    assert 0.5 * (s.constants(dim)["mu_w"] * zw @ zw / dim - 1) > 1.0  # the unclipped exponent
+    assert float(new.sigma / state.sigma) == pytest.approx(np.e, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_population_converges(seed: int) -> None:
+    # popsize 128 at n = 5 (an IPOP restart's size): before the clip sigma diverged (overflow, then
+    # tolx after ~190k evaluations with seed 1); with it ~9k evaluations
+    es = ES("lm_ma_es", sigma0=2.0, popsize=128, ftarget=1e-8, max_evals=30000,
+            random_state=seed).fit(sphere, np.full(5, 3.0))
+    assert es.stop_reason_ == "ftarget", (es.n_evals_, es.fun_)

@@ -14,11 +14,15 @@ learning rates ``c_c,j = lambda / (4^(j-1) n)``, and ``c_d,j = 1 / (1.5^(j-1) n)
     y     <- y + sigma sum_i w_i d_i:lambda
     p     <- (1 - c_s) p + sqrt(mu_w c_s (2 - c_s)) sum_i w_i z_i:lambda
     M_j   <- (1 - c_c,j) M_j + sqrt(mu_w c_c,j (2 - c_c,j)) sum_i w_i z_i:lambda
-    sigma <- sigma exp(c_s / 2 (|p|^2 / n - 1))
+    sigma <- sigma exp(min(1, c_s / 2 (|p|^2 / n - 1)))
 
 with ``c_s = 2 lambda / n`` (the paper's; capped at 1 for small ``n``, where the paper's
-value exceeds 1), ``lambda = 4 + floor(3 ln n)`` and ``m = 4 + floor(3 ln n)``. ``tell``
-recovers ``z`` from ``x`` by inverting each factor (Sherman-Morrison), so the state holds
+value exceeds 1). The clip of the exponent at 1 is not the paper's (pycma's CSA clips
+``|log sigma change|`` at 1 likewise): with ``lambda`` near ``n`` or above (IPOP restarts)
+the selected ``z_w`` is much longer than ``N(0, I / mu_w)`` and the rule alone multiplied sigma
+by ``e^7`` and more a generation, diverging (5-D sphere, ``lambda = 128``); below ``c_s = 1``
+the exponent is above ``-1/2``, so only increases are clipped. ``lambda = 4 + floor(3 ln n)``
+and ``m = 4 + floor(3 ln n)``. ``tell`` recovers ``z`` from ``x`` by inverting each factor (Sherman-Morrison), so the state holds
 no population.
 
 Examples
@@ -161,7 +165,7 @@ class LMMAES(Strategy):
         p_sigma = (1 - c_s) * state.p_sigma + math.sqrt(mu_w * c_s * (2 - c_s)) * zw
         c_c = be.asarray(k["c_c"], dtype=dtype, device=device)[:, None]
         M = (1 - c_c) * state.M + xp.sqrt(mu_w * c_c * (2 - c_c)) * zw
-        sigma = clamp_sigma(state.sigma * xp.exp(0.5 * c_s * (xp.sum(p_sigma * p_sigma) / dim - 1)))
+        sigma = clamp_sigma(state.sigma * xp.exp(xp.clip(0.5 * c_s * (xp.sum(p_sigma * p_sigma) / dim - 1), max=1.0)))
         ok = xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(M))
         return replace(state, mean=xp.where(ok, mean, state.mean), sigma=xp.where(ok, sigma, state.sigma),
                        p_sigma=xp.where(ok, p_sigma, state.p_sigma), M=xp.where(ok, M, state.M),
