@@ -104,3 +104,17 @@ def test_a_smaller_mean_rate_and_fewer_parents_still_converge() -> None:
     es = ES("cma_es", sigma0=0.5, ftarget=1e-8, max_evals=20000, random_state=0,
             strategy_options={"lr_mean": 0.7, "elite_ratio": 0.25}).fit(ellipsoid, np.ones(6))
     assert es.stop_reason_ == "ftarget", (es.stop_reason_, es.fun_)
+
+
+def test_a_jax_grid_over_lr_mean_is_one_program_of_runs_equal_alone() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    from evostrat.run.batch import fit_batch
+
+    res = fit_batch(ES("cma_es", max_generations=30), sphere, jnp.ones(5), seeds=2,
+                    grid={"strategy__lr_mean": [0.5, 1.0]})
+    assert res.fast_path == "batched" and res.n_programs == 1  # lr_mean traced per run
+    for p, fun in zip(res.params, res.fun):
+        alone = ES("cma_es", max_generations=30, random_state=p["random_state"],
+                   strategy_options={"lr_mean": p["strategy__lr_mean"]}).fit(sphere, jnp.ones(5))
+        assert float(alone.fun_) == pytest.approx(fun, rel=1e-2)  # float32: the batch may round otherwise
+    assert len(set(res.fun.tolist())) == 4

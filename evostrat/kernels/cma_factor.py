@@ -102,7 +102,7 @@ def tell(ctx: SimpleNamespace, state: CMAFactorState, X: np.ndarray, fitness: An
     else:
         Zt = Y.dot(state.A_inv.T) / scale
     y_w, z_w = w_mean.dot(Y), w_mean.dot(Zt)
-    mean = moved_mean(K.c.p, mean0, sigma, y_w)
+    mean = moved_mean(K.cmean, mean0, sigma, y_w)
     ps = K.ps_decay * state.ps + K.ps_coef * z_w
     new_sigma, h = cma_steps.step_size(K, sigma, ps, state.generation)
     pc = K.pc_decay * state.pc + K.pc_gain[h] * y_w

@@ -193,7 +193,7 @@ def tell(ctx: SimpleNamespace, state: CMAESState, X: np.ndarray, fitness: Any) -
         Y = np.where(np.abs(Y) <= K.ymax, Y, 0.0)
     Zt = Y.dot(B) / state.D
     y_w = w_mean.dot(Y)
-    mean = moved_mean(K.c.p, mean0, sigma, y_w)
+    mean = moved_mean(K.cmean, mean0, sigma, y_w)
     ps = K.ps_decay * state.ps + K.ps_coef * B.dot(w_mean.dot(Zt))
 
     new_sigma, h = step_size(K, sigma, ps, state.generation)

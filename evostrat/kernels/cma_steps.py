@@ -71,6 +71,7 @@ def factors(strategy: CMAES, n: int, dtype: Any) -> SimpleNamespace:
     rate = p.cs / p.damps
     return SimpleNamespace(
         c=c, popsize=p.popsize, rw_mean=by_rank[0].copy(), rw_cov=by_rank[1].copy(),
+        cmean=float(strategy.lr_mean),  # c_m (moved_mean)
         keep=~(by_rank[1] < 0),  # by rank: where np.where(w_cov < 0, ...) keeps w_cov
         cmu=arr(p.cmu), c1=arr(p.c1), half=arr(0.5), n=arr(n),
         ymax=c.ymax, ymax2=c.ymax**2,

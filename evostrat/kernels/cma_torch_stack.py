@@ -123,7 +123,7 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
         B = _column_major(state.B)
         Zt = _product(Y, B) / state.D[:, None, :]  # whitened rows D^-1 B^T y_k
         z_w = _product(B, _product(w_mean, Zt))  # C^-1/2 <y>_w
-    mean = moved_mean(c.p, state.mean, state.sigma[:, None], y_w)
+    mean = moved_mean(strategy.lr_mean, state.mean, state.sigma[:, None], y_w)
     ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
     # reaches C only through sigma and h_sigma); the counters live on the host

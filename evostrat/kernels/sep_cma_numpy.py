@@ -106,6 +106,7 @@ def factors(strategy: SepCMAES, n: int, dtype: Any) -> SimpleNamespace:
     hsig = (np.asarray(zero), np.asarray(one))
     return SimpleNamespace(
         c=c, popsize=p.popsize, rw_mean=by_rank[0].copy(), rw_cov=by_rank[1].copy(),
+        cmean=float(strategy.lr_mean),  # c_m (moved_mean)
         keep=~(by_rank[1] < 0), ymax=c.ymax, ymax2=c.ymax ** 2,
         ps_decay=arr(1.0 - p.cs), ps_coef=arr(math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)),
         rate=p.cs / p.damps, chi_n=p.chi_n, one=one,
@@ -180,7 +181,7 @@ def tell(made: Any, state: SepCMAESState, X: np.ndarray, fitness: Any) -> SepCMA
     y_w = w_mean @ Y
     D = np.sqrt(state.C)
     Zt, z_w = Y / D, y_w / D
-    mean = moved_mean(K.c.p, mean0, sigma, y_w)
+    mean = moved_mean(K.cmean, mean0, sigma, y_w)
     ps = K.ps_decay * state.ps + K.ps_coef * z_w
     new_sigma, h = step_size(K, sigma, ps, state.generation)
     pc = K.pc_decay * state.pc + K.pc_gain[h] * y_w

@@ -50,9 +50,9 @@ STOP_NAMES = ("tolconditioncov", "noeffectaxis", "noeffectcoord", "tolupsigma", 
 
 
 @host_cached(maxsize=32)  # keyed by plain values: torch.compile reads the entry as a constant
-def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, mu: int | None, cmean: float,
+def _cached_constants(dim: int, popsize: int, active: bool, separable: bool, mu: int | None,
                       backend: Backend, dtype: Any, device: Any) -> CMAConstants:
-    return cma_constants(cma_parameters(dim, popsize, active, separable, mu, cmean), separable, backend,
+    return cma_constants(cma_parameters(dim, popsize, active, separable, mu), separable, backend,
                          dtype, device)
 
 
@@ -164,8 +164,7 @@ class CMABase(Strategy):
     def parameters(self, dim: int) -> CMAParameters:
         """Table 1 parameters for ``dim`` and this strategy's population size."""
         popsize = self.resolved_popsize(dim)
-        return cma_parameters(int(dim), popsize, bool(self.active), self.separable, self.parents(popsize),
-                              float(self.lr_mean))
+        return cma_parameters(int(dim), popsize, bool(self.active), self.separable, self.parents(popsize))
 
     def parents(self, popsize: int) -> int | None:
         """``mu`` for ``elite_ratio`` at ``popsize`` (``None``: the default ``popsize // 2``)."""
@@ -181,7 +180,7 @@ class CMABase(Strategy):
             return cma_constants(self.parameters(dim), self.separable, backend, dtype, device)
         popsize = self.resolved_popsize(dim)
         return _cached_constants(int(dim), popsize, bool(self.active), bool(self.separable),
-                                 self.parents(popsize), float(self.lr_mean), backend, dtype, device)
+                                 self.parents(popsize), backend, dtype, device)
 
     def kernel(self, state: Any) -> Any:
         """The kernel for ``state``'s backend, or ``None`` for the generic steps.
@@ -216,7 +215,7 @@ class CMABase(Strategy):
         Y = finite_rows(Y, c.ymax, xp)
         y_w = w_mean @ Y
         Zt, z_w = self.whiten(state, Y, w_mean, y_w)
-        mean = moved_mean(c.p, state.mean, state.sigma, y_w)
+        mean = moved_mean(self.lr_mean, state.mean, state.sigma, y_w)
         ps = self.sigma_path(c, state.ps, z_w)
         sigma, hsig = self.step_size(c, xp, state.sigma, ps, state.generation)
         pc = self.cov_path(c, state.pc, hsig, y_w)

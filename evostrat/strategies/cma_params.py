@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -69,7 +70,6 @@ class CMAParameters:
     sum_weights: float  # sum(weights): enters the decay factor of C
     eigen_gap: float  # 1 / (10 n (c1 + cmu)) generations (pycma's lazy gap)
     eigen_every: int  # max(1, ceil(eigen_gap)): generations between decompositions
-    cmean: float = 1.0  # c_m, the mean's learning rate (pycma's ``CMA_cmean``)
 
 
 class CMAConstants(NamedTuple):
@@ -87,7 +87,7 @@ class CMAConstants(NamedTuple):
 
 @host_cached(maxsize=256)  # read as a constant by torch.compile (see host_cached)
 def cma_parameters(dim: int, popsize: int, active: bool = True, separable: bool = False,
-                   mu: int | None = None, cmean: float = 1.0) -> CMAParameters:
+                   mu: int | None = None) -> CMAParameters:
     """Default CMA-ES parameters (Hansen's tutorial, Table 1), computed once per arguments.
 
     Parameters
@@ -107,9 +107,6 @@ def cma_parameters(dim: int, popsize: int, active: bool = True, separable: bool 
         its ``CMA_mu``: ``ln(mu + 1/2) - ln i`` for ranks ``i <= 2 mu``, the ``mu`` positive
         ones for the best, the ``mu`` negative (active) ones for the worst and zeros between
         (the same as the default for an even ``popsize`` and ``mu = popsize // 2``).
-    cmean : float
-        ``c_m``, the mean's learning rate: ``m <- m + c_m sigma <y>_w`` (Hansen's tutorial,
-        eq. 9; pycma's ``CMA_cmean``); the paths take ``<y>_w`` as before.
 
     Returns
     -------
@@ -161,7 +158,7 @@ def cma_parameters(dim: int, popsize: int, active: bool = True, separable: bool 
                          mueff=mueff, cs=cs, damps=damps, cc=cc, c1=c1, cmu=cmu, chi_n=chi_n,
                          hsig_threshold2=n * (2.0 + 4.0 / (n + 1.0)),
                          sum_weights=float(weights.sum()), eigen_gap=gap,
-                         eigen_every=max(1, int(math.ceil(gap - 1e-12))), cmean=float(cmean))
+                         eigen_every=max(1, int(math.ceil(gap - 1e-12))))
 
 
 def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,
@@ -191,7 +188,15 @@ def cma_constants(p: CMAParameters, separable: bool, backend: Any, dtype: Any,
     )
 
 
-def moved_mean(p: CMAParameters, mean: Any, sigma: Any, y_w: Any) -> Any:
-    """``m + c_m sigma <y>_w`` (Hansen's tutorial, eq. 9): ``m + sigma <y>_w`` as written
-    when ``c_m = 1`` (the default: the same operations, bit for bit, as without ``c_m``)."""
-    return mean + sigma * y_w if p.cmean == 1.0 else mean + (p.cmean * sigma) * y_w
+def moved_mean(cmean: Any, mean: Any, sigma: Any, y_w: Any) -> Any:
+    """``m + c_m sigma <y>_w`` (Hansen's tutorial, eq. 9; ``cmean`` is ``c_m``, pycma's
+    ``CMA_cmean``): ``m + sigma <y>_w`` as written when ``c_m`` is the number 1 (the default:
+    the same operations, bit for bit, as without ``c_m``); ``cmean`` may be a traced array
+    (one per run in a batched JAX program).
+
+    >>> float(moved_mean(0.5, 1.0, 2.0, 3.0)), float(moved_mean(1, 1.0, 2.0, 3.0))
+    (4.0, 7.0)
+    """
+    if isinstance(cmean, numbers.Real) and cmean == 1:
+        return mean + sigma * y_w
+    return mean + (cmean * sigma) * y_w
