@@ -215,3 +215,31 @@ def test_evaluations_within_20_percent_of_pycma_fmin_con2() -> None:
         assert len(solved) >= 4 and sum(finals) >= 4, (name, ours, finals)  # Rosenbrock's local optimum
         ratio = np.median(solved) / np.median([h for h in theirs if h is not None])
         assert ratio <= 1.2, (name, ratio, ours, theirs)
+
+
+def test_nan_constraint_values_neither_inflate_the_coefficients_nor_give_nan() -> None:
+    """A NaN constraint value (a failed evaluation, counted as violated) in the generation that sets
+    the coefficients was left in the spread of g: the interquartile range became 0, and lam and mu
+    about 1e11 (instead of about 1, as without it); the penalty of a constraint whose coefficients
+    are still 0 was 0 * inf = NaN, with numpy's RuntimeWarning."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3)) + 1.0
+    F, G = (X ** 2).sum(axis=1), 1.0 - X[:, :1]
+    clean = AugmentedLagrangian(3)
+    clean.set_coefficients(F, G)
+    G_nan = check_constraints(np.where(np.arange(10)[:, None] == 3, np.nan, G), 10)
+    al = AugmentedLagrangian(3)
+    al.set_coefficients(F, G_nan)  # as update does first
+    q25, q75 = np.percentile(G[np.arange(10) != 3, 0], [25, 75])  # the spread of the nine finite values
+    q25f, q75f = np.percentile(F, [25, 75])
+    assert al.lam[0] == pytest.approx((q75f - q25f) / (3 * (q75 - q25)), rel=1e-6)  # lam = iqr(f) / (n iqr(g))
+    assert 0.5 < al.mu[0] / clean.mu[0] < 2 and 0.5 < al.lam[0] / clean.lam[0] < 2  # was about 1e11 times
+
+    al = AugmentedLagrangian(2)
+    al.lam, al.mu, al.initialized = np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([True, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = al.values(np.array([1.0, 2.0]), check_constraints([[0.5, -1.0], [0.5, np.nan]], 2))
+    assert h.tolist() == [1.625, math.inf]
