@@ -62,6 +62,19 @@ def test_bad_noise_options():
         ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_numpy_bools_switch_noise_handling_as_bools(flag):
+    """ES accepts a numpy bool for noise_handling; the run used to reject it ("must be a bool, ...,
+    got bool") when fit began. np.True_/np.False_ now run as True/False do."""
+    def noisy(X):  # noise that is a function of x: equal candidates, equal values
+        return sphere(X) + 0.1 * np.array([np.random.default_rng(x.view(np.uint64)).random() for x in X])
+
+    runs = [ES("cma_es", noise_handling=v, max_generations=8, random_state=0, evaluator="vectorized")
+            .fit(noisy, np.ones(3)) for v in (flag, np.bool_(flag))]
+    assert [r["sigma"] for r in runs[1].history_] == [r["sigma"] for r in runs[0].history_]
+    assert runs[1].n_evals_ == runs[0].n_evals_ and (runs[1].run_.noise is None) == (not flag)
+
+
 @pytest.mark.parametrize("options", [dict(reevaluations=2), dict(noise_handling=True)])
 def test_noise_with_constraints_from_the_objective_names_constraints(options):
     """The objective's (f, g) cannot be averaged: the error names constraints='objective', not

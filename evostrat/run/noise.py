@@ -161,9 +161,9 @@ class UncertaintyHandling(Params):
 
 
 def _handler(option: Any) -> UncertaintyHandling | None:
-    if option is False or option is None:
+    if option is None or isinstance(option, (bool, np.bool_)) and not option:
         return None
-    if option is True:
+    if isinstance(option, (bool, np.bool_)):  # numpy's True as well, as ES accepts
         handler = UncertaintyHandling()
     elif isinstance(option, dict):
         valid = sorted(UncertaintyHandling().get_params())
