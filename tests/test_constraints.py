@@ -17,7 +17,7 @@ from evostrat import ES
 from evostrat.constraints import (
     AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, make_constraint_handler,
 )
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 
 def sphere(x):
@@ -243,3 +243,29 @@ def test_nan_constraint_values_neither_inflate_the_coefficients_nor_give_nan() -
         warnings.simplefilter("error")
         h = al.values(np.array([1.0, 2.0]), check_constraints([[0.5, -1.0], [0.5, np.nan]], 2))
     assert h.tolist() == [1.625, math.inf]
+
+
+@pytest.mark.parametrize("strategy", ["lm_ma_es", "vkd_cma"])
+def test_auto_gives_the_cma_variants_the_augmented_lagrangian(strategy: str) -> None:
+    """LM-MA-ES with "auto" got Deb's rules: on the 5-D sphere with x_0 >= 1 (f* = 1) its step size
+    ran away (seed 0: sigma 4e10, mean 4e13, fun_ 2.9995 after 8000 evaluations; seeds 1, 2: fun_
+    1.02 and 3.6); with the augmented Lagrangian it reaches 1 + 1e-8 in about 2000."""
+    assert make_constraint_handler("auto", strategy, 5).name == "augmented_lagrangian"
+    for seed in range(3):
+        es = ES(strategy, evaluator="serial", random_state=seed, max_evals=4000).fit(
+            sphere, np.full(5, 3.0), constraints=lambda x: [1.0 - x[0]])
+        assert es.x_[0] >= 1.0 and es.fun_ - 1.0 < 1e-6 and es.stop_reason_ == "tolfun"
+
+
+def test_a_checkpointed_auto_run_keeps_the_handler_it_was_given() -> None:
+    """A checkpoint of an LM-MA-ES run whose "auto" handler was Deb's rules (an earlier version's
+    choice) resumes with Deb's rules, not with an error that the handlers differ."""
+    from evostrat.constraints.tracker import ConstrainedRun
+
+    old = ConstrainedRun("penalty", "lm_ma_es", 3)
+    old.apply(np.array([1.0, 2.0]), [[0.5], [-1.0]], maximize=False)
+    run = ConstrainedRun("auto", "lm_ma_es", 3)
+    run.load_state_values(old.state_values())
+    assert isinstance(run.handler, Penalty) and run.m == 1
+    with pytest.raises(CheckpointError, match="is not the run.s"):  # a handler asked for by name stays checked
+        ConstrainedRun("augmented_lagrangian", "lm_ma_es", 3).load_state_values(old.state_values())
