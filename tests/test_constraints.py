@@ -269,3 +269,15 @@ def test_a_checkpointed_auto_run_keeps_the_handler_it_was_given() -> None:
     assert isinstance(run.handler, Penalty) and run.m == 1
     with pytest.raises(CheckpointError, match="is not the run.s"):  # a handler asked for by name stays checked
         ConstrainedRun("augmented_lagrangian", "lm_ma_es", 3).load_state_values(old.state_values())
+
+
+def test_deb_rules_offset_infeasible_values_by_the_worst_feasible_value() -> None:
+    """Deb (2000, eq. 2) adds the violation to the worst *feasible* value. The worst of all values
+    was used: one far-off infeasible candidate (f = 1e20) made every infeasible value 1e20 + v ==
+    1e20, a tie that lost the ranking by violation."""
+    F = np.array([1.0, 1e20, 2.0, 3.0])
+    G = np.array([[-1.0], [5.0], [1.0], [2.0]])
+    values = Penalty().values(F, G)
+    assert values.tolist() == [1.0, 6.0, 2.0, 3.0]
+    assert np.argsort(values, kind="stable").tolist() == [0, 2, 3, 1]  # feasible first, then by violation
+    assert Penalty().values(np.array([7.0, -3.0]), np.array([[1.0], [0.5]])).tolist() == [1.0, 0.5]  # none feasible
