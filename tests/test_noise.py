@@ -62,6 +62,19 @@ def test_bad_noise_options():
         ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
 
 
+def test_each_restart_run_measures_the_noise_afresh():
+    """pycma's fmin makes a new NoiseHandler for each restart; the measure s and the evaluations per
+    candidate used to carry over: IPOP's second run began with run 0's 6 evaluations per candidate."""
+    rng = np.random.default_rng(0)
+    es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=1), noise_handling=dict(max_evaluations=6),
+            max_generations=300, tolfun=1e-1, random_state=0, evaluator="vectorized").fit(
+        lambda X: sphere(X) + rng.standard_normal(len(X)), np.ones(3))
+    rows = es.history_
+    first = next(k for k, row in enumerate(rows) if row["run"] == 1)
+    assert rows[first - 1]["evals_per_candidate"] == 6 and rows[first - 1]["noise"] > 0
+    assert rows[first]["evals_per_candidate"] == 1
+
+
 @pytest.mark.parametrize("flag", [True, False])
 def test_numpy_bools_switch_noise_handling_as_bools(flag):
     """ES accepts a numpy bool for noise_handling; the run used to reject it ("must be a bool, ...,

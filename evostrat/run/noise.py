@@ -294,6 +294,13 @@ class NoisyEvaluator:
         self.rng = values["rng"]
         self.pending = None if values["pending"] is None else (self.driver.runner, float(values["pending"]))
 
+    def restart(self) -> None:
+        """A restart run begins: the measure ``s`` and the evaluations per candidate start afresh, as
+        pycma's ``fmin`` makes a new ``NoiseHandler`` for each restart."""
+        if self.handler is not None:
+            self.handler.s, self.handler.evaluations = 0.0, float(max(self.k, 1))
+        self.pending = None
+
     def before_ask(self, runner: Any) -> None:
         """Scale the step size of ``runner`` by the factor the last measurement chose."""
         if self.pending is None:
