@@ -194,3 +194,45 @@ def test_noise_handling_reevaluates_inside_the_bounds_and_on_the_integers():
        evaluator="vectorized").fit(f, np.zeros(3))
     X = np.concatenate(seen)
     assert np.all((X >= -1) & (X <= 1)) and np.array_equal(X[:, 0], np.round(X[:, 0]))
+
+
+def test_same_decisions_as_pycma_noise_handler_on_the_same_values():
+    """Fed the same values and reevaluations, UncertaintyHandling and pycma's NoiseHandler (maxevals
+    [1, 1, 10]) agree on the measure s, the evaluations per candidate and the sigma factor in every
+    generation, through phases without noise, with strong and with weak noise."""
+    cma = pytest.importorskip("cma")
+    rng = np.random.default_rng(3)
+    n, lam = 5, 20  # reevals 2 + 20 / 20 = 3: no random fraction, the same candidates in both
+    ours, theirs = UncertaintyHandling(max_evaluations=10), cma.NoiseHandler(n, maxevals=[1, 1, 10])
+    for gen in range(300):
+        noise = 0.0 if gen < 100 else 3.0 if gen < 200 else 0.3
+        base = rng.standard_normal(lam) * np.exp(-gen / 100)
+        fit = base + noise * rng.standard_normal(lam)
+        again = base + noise * rng.standard_normal(lam) + 1e-9 * rng.standard_normal(lam)
+        idx = ours.indices(fit, rng)
+        refit = fit.copy()
+        refit[idx] = again[idx]
+        ours.update(fit, refit, idx)
+        factor = ours.adapt(n, 1)
+        expected = theirs(list(range(lam)), list(fit), lambda i: again[i], ask=lambda k, x, eps: [x])
+        assert (ours.s, ours.evaluations, factor) == pytest.approx((theirs.noiseS, theirs.evaluations, expected))
+    assert ours.evaluations > 1
+
+
+def test_same_noise_decisions_on_numpy_and_torch():
+    """The measure is taken on the host in float64: given the same values, a torch run makes the
+    decisions a numpy run makes (its candidates differ: each backend draws its own numbers)."""
+    pytest.importorskip("torch")
+    runs = []
+    for backend in ("numpy", "torch"):
+        rng = np.random.default_rng(5)
+
+        def f(X):  # values that depend on the call only, not on the candidates
+            n = len(X)
+            return np.round(rng.standard_normal(n) + np.linspace(0, 3, n) * (rng.random() < 0.5), 3)
+
+        es = ES("cma_es", backend=backend, noise_handling=dict(max_evaluations=4), max_generations=25, popsize=10,
+                random_state=0, evaluator="vectorized", strategy_options=dict(tolfacupx=None),
+                tolflatfitness=None).fit(f, np.ones(3))
+        runs.append([(row["noise"], row["evals_per_candidate"]) for row in es.history_] + [es.n_evals_])
+    assert runs[0] == runs[1] and runs[0][-2][1] == 4
