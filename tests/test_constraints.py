@@ -241,8 +241,9 @@ def test_nan_constraint_values_neither_inflate_the_coefficients_nor_give_nan() -
     al.lam, al.mu, al.initialized = np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([True, False])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        h = al.values(np.array([1.0, 2.0]), check_constraints([[0.5, -1.0], [0.5, np.nan]], 2))
-    assert h.tolist() == [1.625, math.inf]
+        h = al.values(np.array([1.0, 2.0, 3.0]),
+                      check_constraints([[0.5, -np.inf], [0.5, np.nan], [-np.inf, 0.3]], 3))
+    assert h.tolist() == [1.625, math.inf, 2.5]  # -inf: feasible, no penalty where lam = mu = 0 (was NaN)
 
 
 @pytest.mark.parametrize("strategy", ["lm_ma_es", "vkd_cma"])

@@ -113,7 +113,8 @@ class AugmentedLagrangian(ConstraintHandler):
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.where(mu * G < -lam, -lam / np.where(mu > 0, mu, 1.0), G)
             p = lam * g + 0.5 * mu * g * g
-        return np.where(G == np.inf, np.inf, p)  # violated (NaN g), also where lam = mu = 0
+        # 0 * inf where lam = mu = 0: a violated g (NaN or inf) ranks last, g = -inf costs nothing
+        return np.where(G == np.inf, np.inf, np.where(np.isnan(p), 0.0, p))
 
     def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:
         if self.lam is None:
