@@ -362,8 +362,8 @@ class ES(Params):
             when the objective returns ``(f, g)``. ``x_``/``fun_`` are then the best feasible
             candidate and its value (``inf`` while none); see :mod:`evostrat.constraints`.
         constraint_handler : "auto", "augmented_lagrangian", "penalty" or ConstraintHandler
-            ``"auto"``: the augmented Lagrangian for the CMA family, Deb's
-            feasibility rules for the other strategies.
+            ``"auto"``: the augmented Lagrangian for the CMA family (CMA-ES, sep-CMA-ES,
+            LM-MA-ES, VkD-CMA), Deb's feasibility rules for the other strategies.
 
         Returns
         -------

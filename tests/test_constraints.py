@@ -17,7 +17,7 @@ from evostrat import ES
 from evostrat.constraints import (
     AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, make_constraint_handler,
 )
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
 
 def sphere(x):
@@ -215,3 +215,70 @@ def test_evaluations_within_20_percent_of_pycma_fmin_con2() -> None:
         assert len(solved) >= 4 and sum(finals) >= 4, (name, ours, finals)  # Rosenbrock's local optimum
         ratio = np.median(solved) / np.median([h for h in theirs if h is not None])
         assert ratio <= 1.2, (name, ratio, ours, theirs)
+
+
+def test_nan_constraint_values_neither_inflate_the_coefficients_nor_give_nan() -> None:
+    """A NaN constraint value (a failed evaluation, counted as violated) in the generation that sets
+    the coefficients was left in the spread of g: the interquartile range became 0, and lam and mu
+    about 1e11 (instead of about 1, as without it); the penalty of a constraint whose coefficients
+    are still 0 was 0 * inf = NaN, with numpy's RuntimeWarning."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3)) + 1.0
+    F, G = (X ** 2).sum(axis=1), 1.0 - X[:, :1]
+    clean = AugmentedLagrangian(3)
+    clean.set_coefficients(F, G)
+    G_nan = check_constraints(np.where(np.arange(10)[:, None] == 3, np.nan, G), 10)
+    al = AugmentedLagrangian(3)
+    al.set_coefficients(F, G_nan)  # as update does first
+    q25, q75 = np.percentile(G[np.arange(10) != 3, 0], [25, 75])  # the spread of the nine finite values
+    q25f, q75f = np.percentile(F, [25, 75])
+    assert al.lam[0] == pytest.approx((q75f - q25f) / (3 * (q75 - q25)), rel=1e-6)  # lam = iqr(f) / (n iqr(g))
+    assert 0.5 < al.mu[0] / clean.mu[0] < 2 and 0.5 < al.lam[0] / clean.lam[0] < 2  # was about 1e11 times
+
+    al = AugmentedLagrangian(2)
+    al.lam, al.mu, al.initialized = np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([True, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = al.values(np.array([1.0, 2.0, 3.0]),
+                      check_constraints([[0.5, -np.inf], [0.5, np.nan], [-np.inf, 0.3]], 3))
+    assert h.tolist() == [1.625, math.inf, 2.5]  # -inf: feasible, no penalty where lam = mu = 0 (was NaN)
+
+
+@pytest.mark.parametrize("strategy", ["lm_ma_es", "vkd_cma"])
+def test_auto_gives_the_cma_variants_the_augmented_lagrangian(strategy: str) -> None:
+    """LM-MA-ES with "auto" got Deb's rules: on the 5-D sphere with x_0 >= 1 (f* = 1) its step size
+    ran away (seed 0: sigma 4e10, mean 4e13, fun_ 2.9995 after 8000 evaluations; seeds 1, 2: fun_
+    1.02 and 3.6); with the augmented Lagrangian it reaches 1 + 1e-8 in about 2000."""
+    assert make_constraint_handler("auto", strategy, 5).name == "augmented_lagrangian"
+    for seed in range(3):
+        es = ES(strategy, evaluator="serial", random_state=seed, max_evals=4000).fit(
+            sphere, np.full(5, 3.0), constraints=lambda x: [1.0 - x[0]])
+        assert es.x_[0] >= 1.0 and es.fun_ - 1.0 < 1e-6 and es.stop_reason_ == "tolfun"
+
+
+def test_a_checkpointed_auto_run_keeps_the_handler_it_was_given() -> None:
+    """A checkpoint of an LM-MA-ES run whose "auto" handler was Deb's rules (an earlier version's
+    choice) resumes with Deb's rules, not with an error that the handlers differ."""
+    from evostrat.constraints.tracker import ConstrainedRun
+
+    old = ConstrainedRun("penalty", "lm_ma_es", 3)
+    old.apply(np.array([1.0, 2.0]), [[0.5], [-1.0]], maximize=False)
+    run = ConstrainedRun("auto", "lm_ma_es", 3)
+    run.load_state_values(old.state_values())
+    assert isinstance(run.handler, Penalty) and run.m == 1
+    with pytest.raises(CheckpointError, match="is not the run.s"):  # a handler asked for by name stays checked
+        ConstrainedRun("augmented_lagrangian", "lm_ma_es", 3).load_state_values(old.state_values())
+
+
+def test_deb_rules_offset_infeasible_values_by_the_worst_feasible_value() -> None:
+    """Deb (2000, eq. 2) adds the violation to the worst *feasible* value. The worst of all values
+    was used: one far-off infeasible candidate (f = 1e20) made every infeasible value 1e20 + v ==
+    1e20, a tie that lost the ranking by violation."""
+    F = np.array([1.0, 1e20, 2.0, 3.0])
+    G = np.array([[-1.0], [5.0], [1.0], [2.0]])
+    values = Penalty().values(F, G)
+    assert values.tolist() == [1.0, 6.0, 2.0, 3.0]
+    assert np.argsort(values, kind="stable").tolist() == [0, 2, 3, 1]  # feasible first, then by violation
+    assert Penalty().values(np.array([7.0, -3.0]), np.array([[1.0], [0.5]])).tolist() == [1.0, 0.5]  # none feasible

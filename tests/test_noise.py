@@ -62,6 +62,32 @@ def test_bad_noise_options():
         ES("maxvar_es", reevaluations=2, max_generations=2).fit(lambda X: X[:, :1], np.ones(2))
 
 
+def test_each_restart_run_measures_the_noise_afresh():
+    """pycma's fmin makes a new NoiseHandler for each restart; the measure s and the evaluations per
+    candidate used to carry over: IPOP's second run began with run 0's 6 evaluations per candidate."""
+    rng = np.random.default_rng(0)
+    es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=1), noise_handling=dict(max_evaluations=6),
+            max_generations=300, tolfun=1e-1, random_state=0, evaluator="vectorized").fit(
+        lambda X: sphere(X) + rng.standard_normal(len(X)), np.ones(3))
+    rows = es.history_
+    first = next(k for k, row in enumerate(rows) if row["run"] == 1)
+    assert rows[first - 1]["evals_per_candidate"] == 6 and rows[first - 1]["noise"] > 0
+    assert rows[first]["evals_per_candidate"] == 1
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_numpy_bools_switch_noise_handling_as_bools(flag):
+    """ES accepts a numpy bool for noise_handling; the run used to reject it ("must be a bool, ...,
+    got bool") when fit began. np.True_/np.False_ now run as True/False do."""
+    def noisy(X):  # noise that is a function of x: equal candidates, equal values
+        return sphere(X) + 0.1 * np.array([np.random.default_rng(x.view(np.uint64)).random() for x in X])
+
+    runs = [ES("cma_es", noise_handling=v, max_generations=8, random_state=0, evaluator="vectorized")
+            .fit(noisy, np.ones(3)) for v in (flag, np.bool_(flag))]
+    assert [r["sigma"] for r in runs[1].history_] == [r["sigma"] for r in runs[0].history_]
+    assert runs[1].n_evals_ == runs[0].n_evals_ and (runs[1].run_.noise is None) == (not flag)
+
+
 @pytest.mark.parametrize("options", [dict(reevaluations=2), dict(noise_handling=True)])
 def test_noise_with_constraints_from_the_objective_names_constraints(options):
     """The objective's (f, g) cannot be averaged: the error names constraints='objective', not
@@ -168,3 +194,45 @@ def test_noise_handling_reevaluates_inside_the_bounds_and_on_the_integers():
        evaluator="vectorized").fit(f, np.zeros(3))
     X = np.concatenate(seen)
     assert np.all((X >= -1) & (X <= 1)) and np.array_equal(X[:, 0], np.round(X[:, 0]))
+
+
+def test_same_decisions_as_pycma_noise_handler_on_the_same_values():
+    """Fed the same values and reevaluations, UncertaintyHandling and pycma's NoiseHandler (maxevals
+    [1, 1, 10]) agree on the measure s, the evaluations per candidate and the sigma factor in every
+    generation, through phases without noise, with strong and with weak noise."""
+    cma = pytest.importorskip("cma")
+    rng = np.random.default_rng(3)
+    n, lam = 5, 20  # reevals 2 + 20 / 20 = 3: no random fraction, the same candidates in both
+    ours, theirs = UncertaintyHandling(max_evaluations=10), cma.NoiseHandler(n, maxevals=[1, 1, 10])
+    for gen in range(300):
+        noise = 0.0 if gen < 100 else 3.0 if gen < 200 else 0.3
+        base = rng.standard_normal(lam) * np.exp(-gen / 100)
+        fit = base + noise * rng.standard_normal(lam)
+        again = base + noise * rng.standard_normal(lam) + 1e-9 * rng.standard_normal(lam)
+        idx = ours.indices(fit, rng)
+        refit = fit.copy()
+        refit[idx] = again[idx]
+        ours.update(fit, refit, idx)
+        factor = ours.adapt(n, 1)
+        expected = theirs(list(range(lam)), list(fit), lambda i: again[i], ask=lambda k, x, eps: [x])
+        assert (ours.s, ours.evaluations, factor) == pytest.approx((theirs.noiseS, theirs.evaluations, expected))
+    assert ours.evaluations > 1
+
+
+def test_same_noise_decisions_on_numpy_and_torch():
+    """The measure is taken on the host in float64: given the same values, a torch run makes the
+    decisions a numpy run makes (its candidates differ: each backend draws its own numbers)."""
+    pytest.importorskip("torch")
+    runs = []
+    for backend in ("numpy", "torch"):
+        rng = np.random.default_rng(5)
+
+        def f(X):  # values that depend on the call only, not on the candidates
+            n = len(X)
+            return np.round(rng.standard_normal(n) + np.linspace(0, 3, n) * (rng.random() < 0.5), 3)
+
+        es = ES("cma_es", backend=backend, noise_handling=dict(max_evaluations=4), max_generations=25, popsize=10,
+                random_state=0, evaluator="vectorized", strategy_options=dict(tolfacupx=None),
+                tolflatfitness=None).fit(f, np.ones(3))
+        runs.append([(row["noise"], row["evals_per_candidate"]) for row in es.history_] + [es.n_evals_])
+    assert runs[0] == runs[1] and runs[0][-2][1] == 4

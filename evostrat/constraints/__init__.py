@@ -2,9 +2,10 @@
 
 ``ES(...).fit(f, x0, constraints=g)`` (``g(x)`` returns the ``m`` constraint
 values of one candidate) or, by hand, ``es.tell(X, F, constraints=G)`` with
-``G`` of shape ``(popsize, m)``. The CMA family uses the augmented Lagrangian
-(:mod:`evostrat.constraints.lagrangian`), the other strategies Deb's feasibility
-rules (:mod:`evostrat.constraints.penalty`); ``constraint_handler=`` chooses.
+``G`` of shape ``(popsize, m)``. The CMA family (CMA-ES, sep-CMA-ES, LM-MA-ES,
+VkD-CMA) uses the augmented Lagrangian (:mod:`evostrat.constraints.lagrangian`),
+the other strategies Deb's feasibility rules (:mod:`evostrat.constraints.penalty`);
+``constraint_handler=`` chooses.
 ``x_`` and ``fun_`` are then the best *feasible* candidate and its value, and
 ``history_`` records each generation's smallest ``"violation"`` and its
 ``"feasible"`` fraction. See ``docs/guides/constraints.md``.

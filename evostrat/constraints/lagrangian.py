@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,12 @@ _STATE_SCHEMA: dict[str, tuple[Any, str]] = {
 
 
 def _iqr(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    q25, q75 = np.percentile(values, [25, 75], axis=axis)
-    return q75 - q25
+    """Interquartile range along ``axis`` of the finite entries (0 where none is finite)."""
+    values = np.where(np.isfinite(values), values, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: its range is 0
+        q25, q75 = np.nanpercentile(values, [25, 75], axis=axis)
+    return np.nan_to_num(q75 - q25)
 
 
 class AugmentedLagrangian(ConstraintHandler):
@@ -107,12 +112,15 @@ class AugmentedLagrangian(ConstraintHandler):
         lam, mu = self.lam, self.mu
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.where(mu * G < -lam, -lam / np.where(mu > 0, mu, 1.0), G)
-        return lam * g + 0.5 * mu * g * g
+            p = lam * g + 0.5 * mu * g * g
+        # 0 * inf where lam = mu = 0: a violated g (NaN or inf) ranks last, g = -inf costs nothing
+        return np.where(G == np.inf, np.inf, np.where(np.isnan(p), 0.0, p))
 
     def values(self, F: np.ndarray, G: np.ndarray) -> np.ndarray:
         if self.lam is None:
             return np.array(F, dtype=np.float64)
-        inside = np.any(self.mu * G > -self.lam, axis=0)
+        with np.errstate(invalid="ignore"):  # mu = 0 and g = inf: not in the penalised domain
+            inside = np.any(self.mu * G > -self.lam, axis=0)
         self.penalised = inside if self.penalised is None else self.penalised | inside
         return F + self.penalties(G).sum(axis=1)
 
@@ -136,9 +144,9 @@ class AugmentedLagrangian(ConstraintHandler):
         todo = (~self.initialized | (self.mu == 0)) & (sign_average > -0.8)  # > 10 % infeasible
         if not todo.any():
             return
-        G = np.where(np.isinf(G), np.nan, G)
-        df = float(_iqr(F[np.isfinite(F)])) if np.isfinite(F).any() else 0.0
-        dg, dg2 = np.nan_to_num(_iqr(G)), np.nan_to_num(_iqr(G * G))
+        G = np.where(np.isinf(G), np.nan, G)  # NaN constraint values (counted as violated): left out of the spreads
+        df = float(_iqr(F))
+        dg, dg2 = _iqr(G), _iqr(G * G)
         mu_new = 0.4 * df / n / (dg + 1e-6 * dg2 + 1e-11 * (df + 1.0))
         lam_new = df / (n * dg + 1e-11 * (df + 1.0))
         for i in np.flatnonzero(todo):

@@ -3,10 +3,10 @@
 Two rules, chosen by ``weight``:
 
 - ``weight=None`` (default): **Deb's feasibility rules** (Deb, "An efficient
-  constraint handling method for genetic algorithms", CMAME 2000) as values: a
+  constraint handling method for genetic algorithms", CMAME 2000, eq. 2) as values: a
   feasible candidate keeps ``f``; an infeasible one gets ``f_worst + v``, with
-  ``f_worst`` the largest finite ``f`` of the population and ``v`` its violation
-  ``sum_i max(0, g_i)``. So every feasible candidate ranks before every infeasible
+  ``f_worst`` the largest finite ``f`` of the population's feasible candidates (0
+  when none is) and ``v`` its violation ``sum_i max(0, g_i)``. So every feasible candidate ranks before every infeasible
   one, feasible ones by ``f`` and infeasible ones by violation: the order the rules
   define, with no scale to tune (what rank-based strategies use).
 - ``weight=w``: the **static quadratic penalty** ``f + w sum_i max(0, g_i)^2``
@@ -58,7 +58,7 @@ class Penalty(ConstraintHandler):
         if self.weight is not None:
             return F + self.weight * (np.maximum(G, 0.0) ** 2).sum(axis=1)
         v = violation(G)
-        finite = F[np.isfinite(F)]
+        finite = F[(v == 0) & np.isfinite(F)]  # Deb's f_max: the worst feasible value, not the worst of all
         worst = float(finite.max()) if finite.size else 0.0
         return np.where(v > 0, worst + v, F)
 

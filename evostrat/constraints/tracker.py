@@ -73,8 +73,8 @@ def restore_handler(values: Any, dim: int) -> ConstraintHandler:
 def make_constraint_handler(spec: Any, strategy_name: str, dim: int) -> ConstraintHandler:
     """The handler ``constraint_handler=spec`` asks for.
 
-    ``"auto"``: the augmented Lagrangian for the CMA family, the penalty for the
-    other strategies; ``"augmented_lagrangian"``, ``"penalty"`` or a
+    ``"auto"``: the augmented Lagrangian for the CMA family (``CMA_FAMILY``), the penalty
+    for the other strategies; ``"augmented_lagrangian"``, ``"penalty"`` or a
     :class:`~evostrat.constraints.base.ConstraintHandler` instance (used as given;
     :class:`ConstrainedRun` resets what it learnt when a run starts).
 
@@ -107,6 +107,7 @@ class ConstrainedRun:
 
     def __init__(self, spec: Any, strategy_name: str, dim: int) -> None:
         self.handler = make_constraint_handler(spec, strategy_name, dim)
+        self.auto, self.dim = isinstance(spec, str) and spec == "auto", dim
         self.handler.reset()  # an instance may have learnt in an earlier fit: each run starts afresh
         self.m: int | None = None
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -147,6 +148,8 @@ class ConstrainedRun:
         values = check_schema(values, {"m": (lambda v: v is None or is_int(v) and v >= 1, "an int >= 1 or null"),
                                        "handler": (lambda v: isinstance(v, dict), "a dict")}, "constraints")
         spec = check_schema(values["handler"], _HANDLER_SCHEMA, "constraint handler")
+        if self.auto and spec["handler"] != self.handler.name:  # an earlier version's "auto" (Deb's rules
+            self.handler = make_constraint_handler(spec["handler"], "", self.dim)  # for LM-MA-ES, VkD-CMA)
         if spec["handler"] != self.handler.name:
             raise CheckpointError(f"checkpoint constraint handler {spec['handler']!r} is not the run's "
                                   f"{self.handler.name!r}")

@@ -117,7 +117,7 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if es.nonfinite == "raise":
         return False
-    if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) is not False:
+    if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
         return False  # evaluated on the host (evostrat.run.noise)
     if driver.integers is not None:
         return False  # the encoding reads the margin state the host corrects each generation

@@ -152,6 +152,8 @@ class Driver:
         if self.constrained is not None:
             self.constrained.reset()  # a restart run learns its own coefficients
             self.constrained_termination()
+        if self.noise is not None:
+            self.noise.restart()  # and measures the noise afresh
         self.state.run_start = (self.state.n_evals, self.state.n_generations)
         if plan is not None:
             self.state.restarts.append(plan.record(self.state.n_evals))

@@ -161,9 +161,9 @@ class UncertaintyHandling(Params):
 
 
 def _handler(option: Any) -> UncertaintyHandling | None:
-    if option is False or option is None:
+    if option is None or isinstance(option, (bool, np.bool_)) and not option:
         return None
-    if option is True:
+    if isinstance(option, (bool, np.bool_)):  # numpy's True as well, as ES accepts
         handler = UncertaintyHandling()
     elif isinstance(option, dict):
         valid = sorted(UncertaintyHandling().get_params())
@@ -293,6 +293,13 @@ class NoisyEvaluator:
         self.handler.s, self.handler.evaluations = float(values["s"]), float(values["evaluations"])
         self.rng = values["rng"]
         self.pending = None if values["pending"] is None else (self.driver.runner, float(values["pending"]))
+
+    def restart(self) -> None:
+        """A restart run begins: the measure ``s`` and the evaluations per candidate start afresh, as
+        pycma's ``fmin`` makes a new ``NoiseHandler`` for each restart."""
+        if self.handler is not None:
+            self.handler.s, self.handler.evaluations = 0.0, float(max(self.k, 1))
+        self.pending = None
 
     def before_ask(self, runner: Any) -> None:
         """Scale the step size of ``runner`` by the factor the last measurement chose."""
