@@ -25,7 +25,7 @@ How the runs are executed depends on the backend:
   ``torch.func.vmap`` where they map (else run by run), one evaluator call takes all
   their populations; each run's generation is recorded and checked by its own driver,
   so it stops at the generation, with the reason, it reaches alone. Restarts, bounds, integers,
-  constraints, noise handling, structured ``x0`` or another evaluator: ``ES.fit``.
+  noise handling, structured ``x0`` or another evaluator: ``ES.fit``.
 - **numpy**: a plain loop of ``ES.fit`` calls, bit for bit the runs done one by one.
 
 Examples
