@@ -22,6 +22,7 @@ def test_pendulum_sweep_tiny(tmp_path: Path) -> None:
         sys.path.pop(0)
     out = pendulum_sweep.run(**pendulum_sweep.TINY, verbose=False)
     assert len(out["params"]) == 2 and {p["hidden"] for p in out["params"]} == {2}
+    assert [p["strategy__lr_mean"] for p in out["params"]] == [0.5, 1.0]  # the article's mean learning rate
     assert np.all(np.isfinite(out["test_return"])) and np.all(out["test_return"] <= 0)  # Pendulum rewards <= 0
     pendulum_sweep.plot(out, str(tmp_path / "sweep.png"))
     assert (tmp_path / "sweep.png").stat().st_size > 1000
