@@ -93,8 +93,13 @@ def test_slow_code_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.
     _run_page(page, tmp_path, monkeypatch, slow=True)
 
 
+def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the README (the package's front page) is no page of the site: its blocks ran nowhere
+    assert _run_page(ROOT / "README.md", tmp_path, monkeypatch, slow=False) >= 3
+
+
 def test_markers_are_understood() -> None:
-    for page in PAGES:
+    for page in [*PAGES, ROOT / "README.md"]:
         for line, _, requires, mode in code_blocks(page):
             assert mode in ("run", "slow", "skip"), f"{page}:{line}: unknown doc-test mode {mode!r}"
             assert all(re.fullmatch(r"[\w.]+", m) for m in requires), f"{page}:{line}: {requires}"

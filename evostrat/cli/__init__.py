@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``evostrat`` console script; returns the exit status."""
+    """Entry point of the ``evostrat`` console script; returns the exit status.
+
+    A usage error (an unknown option, a value the command refuses, ``--resume`` of a folder
+    without a run, ...) prints the usage and the message to stderr and raises ``SystemExit(2)``,
+    as :meth:`argparse.ArgumentParser.error` does; errors from the run itself return 2
+    (invalid arguments) or 1 (other evostrat errors), and Ctrl-C returns 130.
+    """
     from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
     parser = build_parser()

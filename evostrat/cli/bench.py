@@ -9,8 +9,10 @@ fastest peer, and ``--report`` writes the tables of ``BENCHMARKS.md`` with
 Examples
 --------
 >>> from evostrat.cli import main
->>> main(["bench", "--path", "no/such/folder"])      # doctest: +SKIP
-evostrat bench: error: no benchmark suite at 'no/such/folder' ...
+>>> try:                                            # a usage error exits, as argparse's do
+...     main(["bench", "--path", "no/such/folder"])  # stderr: ... error: no benchmark suite at ...
+... except SystemExit as exit:
+...     print(exit.code)
 2
 """
 

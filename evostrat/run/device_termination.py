@@ -11,13 +11,18 @@ in integer arithmetic or tabulated on the host, so both paths agree exactly.
 
 Examples
 --------
+>>> import jax                                                      # doctest: +SKIP
 >>> import jax.numpy as jnp                                         # doctest: +SKIP
 >>> from evostrat.run.termination import Termination                # doctest: +SKIP
 >>> rules = Rules.from_termination(Termination(max_generations=2), popsize=3, capacity=4)  # doctest: +SKIP
->>> p = initial_progress(rules, jnp.float32)                        # doctest: +SKIP
->>> p, code, due = check(rules, p, jnp.asarray([1.0, 2.0, 3.0]), 1, 3, jnp.asarray(1.0), None)  # doctest: +SKIP
->>> int(code), REASONS[1]                                           # doctest: +SKIP
-(0, 'ftarget')
+>>> p = jax.device_put(initial_progress(rules, jnp.float32))        # doctest: +SKIP
+>>> values, best, sigma = jnp.asarray([1.0, 2.0, 3.0]), jnp.asarray(1.0), jnp.asarray(0.5)  # doctest: +SKIP
+>>> p, code, due = check(rules, p, values, 1, 3, best, sigma)       # doctest: +SKIP
+>>> int(code), REASONS[int(code)]                                   # doctest: +SKIP
+(0, '')
+>>> p, code, due = check(rules, p, values, 2, 6, best, sigma)       # doctest: +SKIP
+>>> REASONS[int(code)]                                              # doctest: +SKIP
+'maxiter'
 """
 
 from __future__ import annotations
@@ -148,8 +153,11 @@ class Progress(NamedTuple):
 
 
 def initial_progress(rules: Rules, dtype: Any) -> Progress:
-    """Nothing seen yet (host arrays: the compiled chunk takes them in its first call)."""
-    dtype = np.dtype(str(dtype))
+    """Nothing seen yet (host arrays: the compiled chunk takes them in its first call).
+
+    ``dtype`` is a name (``"float32"``) or a numpy or JAX dtype or scalar type (``jnp.float32``).
+    """
+    dtype = np.dtype(dtype if isinstance(dtype, type) else str(dtype))
     zero = np.int32(0)
     return Progress(np.zeros(rules.window, dtype), zero, np.zeros(rules.capacity, dtype),
                     np.zeros(rules.capacity, dtype), zero, dtype.type(np.inf), zero, zero)
