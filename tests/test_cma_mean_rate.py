@@ -106,15 +106,18 @@ def test_a_smaller_mean_rate_and_fewer_parents_still_converge() -> None:
     assert es.stop_reason_ == "ftarget", (es.stop_reason_, es.fun_)
 
 
-def test_a_jax_grid_over_lr_mean_is_one_program_of_runs_equal_alone() -> None:
+def test_a_jax_grid_over_lr_mean_traces_it_per_run_and_splits_by_elite_ratio() -> None:
+    # lr_mean is traced per run; elite_ratio sets the weights on the host: one program per value
+    # (before, a grid over both fell back to one program per combination)
     jnp = pytest.importorskip("jax.numpy")
     from evostrat.run.batch import fit_batch
 
-    res = fit_batch(ES("cma_es", max_generations=30), sphere, jnp.ones(5), seeds=2,
-                    grid={"strategy__lr_mean": [0.5, 1.0]})
-    assert res.fast_path == "batched" and res.n_programs == 1  # lr_mean traced per run
+    grid = {"strategy__lr_mean": [0.5, 1.0], "strategy__elite_ratio": [0.25, 0.5]}
+    res = fit_batch(ES("cma_es", max_generations=30), sphere, jnp.ones(5), seeds=2, grid=grid)
+    assert res.fast_path == "batched" and res.n_programs == 2
     for p, fun in zip(res.params, res.fun):
+        options = {"lr_mean": p["strategy__lr_mean"], "elite_ratio": p["strategy__elite_ratio"]}
         alone = ES("cma_es", max_generations=30, random_state=p["random_state"],
-                   strategy_options={"lr_mean": p["strategy__lr_mean"]}).fit(sphere, jnp.ones(5))
+                   strategy_options=options).fit(sphere, jnp.ones(5))
         assert float(alone.fun_) == pytest.approx(fun, rel=1e-2)  # float32: the batch may round otherwise
-    assert len(set(res.fun.tolist())) == 4
+    assert len(set(res.fun.tolist())) == 8

@@ -105,14 +105,49 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
                                 _initial_states(pairs, sizes, initial)):
             programs += 1
             continue
-        exact: dict[Any, list[tuple[Any, Hashable]]] = {}  # one program per hyper-parameter value
-        for d, label in pairs:
-            exact.setdefault(program_key(d.runner.strategy.tell), []).append((d, label))
-        for same in exact.values():
-            _run_group([d for d, _ in same], objective, rules, stops, mesh_devices, (),
-                       _initial_states(same, sizes, initial))
-        programs += len(exact)
+        split = _run_split(pairs, names, objective, rules, stops, mesh_devices) if len(names) > 1 else 0
+        if split:
+            programs += split
+            continue
+        programs += _run_exact(pairs, objective, rules, stops, mesh_devices, sizes, initial)
     return programs
+
+
+def _run_exact(pairs: list[tuple[Any, Hashable]], objective: Callable, rules: Any, stops: tuple[str, ...],
+               mesh_devices: list[Any] | None, sizes: dict[Hashable, int],
+               initial: Mapping[Hashable, Any] | None) -> int:
+    """The runs of ``pairs`` in one program per hyper-parameter value; returns their number."""
+    exact: dict[Any, list[tuple[Any, Hashable]]] = {}
+    for d, label in pairs:
+        exact.setdefault(program_key(d.runner.strategy.tell), []).append((d, label))
+    for same in exact.values():
+        _run_group([d for d, _ in same], objective, rules, stops, mesh_devices, (),
+                   _initial_states(same, sizes, initial))
+    return len(exact)
+
+
+def _run_split(pairs: list[tuple[Any, Hashable]], names: tuple[str, ...], objective: Callable, rules: Any,
+               stops: tuple[str, ...], mesh_devices: list[Any] | None) -> int:
+    """Runs of ``pairs`` whose hyper-parameters ``names`` do not all trace per run: the first name
+    that does (``elite_ratio`` sets CMA-ES's weights on the host, ``lr_mean`` traces) stays per run,
+    one program per value of the others; returns the number of programs (0: none of them traces)."""
+    for keep in names:
+        others = [n for n in names if n != keep]
+        parts: dict[tuple[str, ...], list[Any]] = {}
+        for d, _ in pairs:
+            params = d.runner.strategy.get_params(deep=False)
+            parts.setdefault(tuple(repr(params[n]) for n in others), []).append(d)
+        groups = list(parts.values())
+        if not _run_group(groups[0], objective, rules, stops, mesh_devices, _varying(groups[0])):
+            continue  # ``keep`` does not trace either (nothing ran)
+        programs = 1
+        for group in groups[1:]:
+            if _run_group(group, objective, rules, stops, mesh_devices, _varying(group)):
+                programs += 1
+            else:  # pragma: no cover - the same names as the first group's, which traced
+                programs += _run_exact([(d, None) for d in group], objective, rules, stops, mesh_devices, {}, None)
+        return programs
+    return 0
 
 
 def _initial_states(pairs: list[tuple[Any, Hashable]], sizes: dict[Hashable, int],
