@@ -95,10 +95,10 @@ class ES(Params):
         it. ``"auto"`` takes the strategy's ``termination_defaults`` (the CMA-ES
         family: pycma's 1e-12; other strategies: off); ``None`` disables.
     tolstagnation : int, None or "auto"
-        pycma's stagnation test: the medians of the best and median values stopped
-        improving and the best value is older than half this many generations.
-        ``"auto"``: ``int(100 + 100 d^1.5 / popsize)`` for the CMA-ES family, off for
-        the others; ``None`` disables.
+        pycma's stagnation test: the medians of the best and median values (recorded
+        every 5th generation) stopped improving and the best value is older than half
+        this many generations. ``"auto"``: ``int(100 + 100 d^1.5 / popsize)`` for the
+        CMA-ES family, off for the others; ``None`` or ``0`` disables (pycma: ``0``).
     tolflatfitness : int, None or "auto"
         Stop when a generation's best and 75th-percentile values are equal in more
         than this many consecutive generations. ``"auto"``: 1 for the CMA-ES family

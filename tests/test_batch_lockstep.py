@@ -33,7 +33,8 @@ def test_stagnation_stops_each_run_at_its_own_generation_as_alone() -> None:
                     strategy_options=QUIET)
     res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=4)
     assert res.fast_path == "batched"
-    assert len(set(res.n_generations.tolist())) > 1  # the runs stop at different generations
+    # pycma's test needs 101 records of the run, one every 5th generation: each run stops at 505
+    assert res.n_generations.tolist() == [505] * 4
     for i in range(4):
         alone = _alone(settings, _terraced, jnp.ones(3), i)
         assert (res.stop_reason[i], res.n_generations[i]) == ("tolstagnation", alone.n_generations_)
@@ -63,7 +64,6 @@ def test_lazy_eigendecomposition_in_lockstep_stops_each_run_as_alone() -> None:
                     strategy_options=dict(QUIET, lazy_eigen=3))
     res = fit_batch(ES("cma_es", **settings), _terraced, jnp.ones(3), seeds=4)
     assert res.fast_path == "batched"
-    assert len(set(res.n_generations.tolist())) > 1
     for i in range(4):
         alone = _alone(settings, _terraced, jnp.ones(3), i)
         assert (res.stop_reason[i], res.n_generations[i]) == ("tolstagnation", alone.n_generations_)

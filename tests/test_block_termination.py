@@ -24,15 +24,18 @@ from evostrat.run.device_termination import (COUNTING_WIDTH, REASONS, Rules, che
                                              initial_progress, order_statistics, stagnation_holds)
 from evostrat.run.termination import Termination  # noqa: E402
 
-POP, DIM, G = 6, 2, 260
+POP, DIM, G = 6, 2, 620  # pycma's stagnation test needs more than 100 records, one every 5th generation
 STAGNATION = REASONS.index("tolstagnation")
 
 
-def _rules(maximize: bool = False, **criteria: Any) -> Rules:
+def _termination(maximize: bool = False, **criteria: Any) -> Termination:
     settings = dict(tolfun=None, tolx=None, max_generations=G)
     settings.update(criteria)
-    t = Termination(dim=DIM, popsize=POP, maximize=maximize, history_length=12, **settings)
-    return Rules.from_termination(t, POP, capacity=G + 1)
+    return Termination(dim=DIM, popsize=POP, maximize=maximize, history_length=12, **settings)
+
+
+def _rules(maximize: bool = False, **criteria: Any) -> Rules:
+    return Rules.from_termination(_termination(maximize, **criteria), POP, capacity=G + 1)
 
 
 def _values(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +155,11 @@ def test_blocks_stop_where_the_generation_by_generation_check_stops(kind: str, c
     rules = _rules(**criteria)
     values, sigmas = _values(kind, seed=len(kind))
     generation, code, progress = _one_by_one(rules, values, sigmas)
+    host = _termination(**criteria)  # the host's criteria on the same rows stop there too
+    bests = _bests(rules, values)
+    assert next((j + 1, r) for j in range(G) if (r := host.check(j + 1, (j + 1) * POP, float(bests[j]),
+                                                                 values[j].tolist(), float(sigmas[j])))
+                ) == (generation, REASONS[code])
     for size in (5, 32):
         got_generation, got_code, got = _in_blocks(rules, values, sigmas, size)
         assert (got_generation, REASONS[min(got_code, len(REASONS) - 1)]) == (generation, REASONS[code])

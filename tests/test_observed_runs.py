@@ -19,7 +19,7 @@ from evostrat import ES
 from evostrat.checkpoint import checkpoint_info
 from evostrat.problems import rosenbrock
 from evostrat.run.device_termination import Rules, progress_from_host, progress_to_host
-from evostrat.run.termination import Termination
+from evostrat.run.termination import HIST_KEEP, Termination
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -46,10 +46,15 @@ class Watcher:
         self.seen.append((es.n_generations_, len(es.history_), es.history_[-1]["best"]))
 
 
+#: CMA-ES on :func:`rugged` with its own criteria off: it stops on tolstagnation at generation 595
+STAGNATES = dict(sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None, max_generations=3000,
+                 strategy_options=dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False,
+                                       noeffectcoord=False))
+
 CASES = [
     ("snes", dict(sigma0=1.0, max_generations=60), rosenbrock, 5),
     ("cma_es", dict(tolfun=1e-3), rosenbrock, 4),  # stops on a criterion, not a budget
-    ("cma_es", dict(sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None, max_generations=3000), rugged, 4),
+    ("cma_es", dict(STAGNATES, random_state=4), rugged, 4),
 ]
 
 
@@ -57,14 +62,15 @@ CASES = [
 def test_observers_do_not_change_the_compiled_run(tmp_path: Path, name: str, options: dict, objective: Any,
                                                   dim: int) -> None:
     x0 = jnp.full(dim, 0.5)
-    plain = ES(name, random_state=3, **options).fit(objective, x0)
+    options = {"random_state": 3, **options}
+    plain = ES(name, **options).fit(objective, x0)
     watcher = Watcher()
-    observed = ES(name, random_state=3, **options).fit(objective, x0, callbacks=[watcher], progress=True,
+    observed = ES(name, **options).fit(objective, x0, callbacks=[watcher], progress=True,
                                                      checkpoint=tmp_path / "run.ckpt", checkpoint_every=7)
     assert plain.fast_path_ == observed.fast_path_ == "compiled_loop"
     assert _run(observed) == _run(plain)
     if name == "cma_es" and objective is rugged:
-        assert plain.stop_reason_ == "tolstagnation"
+        assert (plain.stop_reason_, plain.n_generations_) == ("tolstagnation", 595)
     # the callback saw every generation, with the history up to it
     n = plain.n_generations_
     assert [g for g, _, _ in watcher.seen] == list(range(1, n + 1))
@@ -80,12 +86,11 @@ def test_a_callback_stops_the_compiled_run_at_its_generation() -> None:
     assert (es.n_generations_, es.stop_reason_, len(es.history_)) == (17, "callback", 17)
 
 
-@pytest.mark.parametrize("at", [40, 95])  # 95: past the stagnation warm-up (70), before the stop (107)
+@pytest.mark.parametrize("at", [40, 550])  # 550: past 100 stagnation records (505), before the stop (595)
 def test_a_resumed_compiled_run_continues_it_exactly(tmp_path: Path, at: int) -> None:
     """The criteria's progress crosses to the checkpoint and back: the resumed run stops on
     tolstagnation at the generation of the uninterrupted one."""
-    make = lambda: ES("cma_es", sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None,  # noqa: E731
-                      max_generations=3000, random_state=3)
+    make = lambda: ES("cma_es", random_state=4, **STAGNATES)  # noqa: E731
     x0 = jnp.full(4, 0.5)
     path, kept = tmp_path / "run.ckpt", tmp_path / "kept.ckpt"
 
@@ -105,20 +110,24 @@ def test_the_criteria_progress_round_trips_between_host_and_device() -> None:
     rng = np.random.default_rng(0)
     t = Termination(max_generations=500, tolstagnation=50, tolflatfitness=1, dim=3, popsize=7, history_length=12)
     rules = Rules.from_termination(t, popsize=7, capacity=501)
+    assert rules.capacity == 101  # a record every 5th generation
     generation = 300
-    keep = rules.keep[generation]
+    keep = generation // 5
     for n_recent in (0, 5, 12):
         values = {
             "recent": rng.standard_normal(n_recent).astype(np.float32).tolist(),
             "hist_best": rng.standard_normal(keep).astype(np.float32).tolist(),
             "hist_median": rng.standard_normal(keep).astype(np.float32).tolist(),
-            "run_best": -1.5, "run_best_generation": 211, "flat_generations": 2,
+            "run_best": -1.5, "run_best_evals": 1477, "flat_generations": 2,
         }
         assert progress_to_host(rules, progress_from_host(rules, values, "float32"), generation) == values
-    # a full ring buffer comes back oldest first, and the stagnation history trimmed to pycma's length
-    p = progress_from_host(rules, dict(values, hist_best=list(range(keep + 9)), hist_median=[0.0] * (keep + 9)),
-                           "float32")
+    # a full ring buffer comes back oldest first
+    p = progress_from_host(rules, values, "float32")
     p = p._replace(recent=np.roll(p.recent, 4), n_recent=np.int32(12 + 4))
-    back = progress_to_host(rules, p, generation)
-    assert back["recent"] == values["recent"]
-    assert back["hist_best"] == [float(v) for v in range(9, keep + 9)]
+    assert progress_to_host(rules, p, generation)["recent"] == values["recent"]
+    # the stagnation history comes back trimmed to pycma's latest 20,000 records
+    long = Rules.from_termination(t, popsize=7, capacity=5 * (HIST_KEEP + 9))
+    p = progress_from_host(long, dict(values, hist_best=list(range(HIST_KEEP + 9)),
+                                      hist_median=[0.0] * (HIST_KEEP + 9)), "float32")
+    back = progress_to_host(long, p, 5 * (HIST_KEEP + 9))
+    assert back["hist_best"] == [float(v) for v in range(9, HIST_KEEP + 9)]

@@ -8,21 +8,21 @@ import numpy as np
 import pytest
 
 from evostrat import ES, vectorized
-from evostrat.run.termination import Termination
+from evostrat.run.termination import Termination, default_tolstagnation
 
 cma = pytest.importorskip("cma")
 
 
 def _pycma_trace(f, dim: int, popsize: int, opts: dict) -> tuple[list, tuple[list[str], int]]:
-    """pycma's run of ``f``: ``(generation, evaluations, best, sorted values)`` rows and its stop."""
-    es = cma.CMAEvolutionStrategy(np.ones(dim), 1.0, dict(seed=1, verbose=-9, popsize=popsize, tolx=0,
-                                                         tolstagnation=0, tolxstagnation=[0, 1e9, 0], **opts))
+    """pycma's run of ``f``: ``(generation, evaluations, best, values as evaluated)`` rows and its stop."""
+    settings = dict(seed=1, verbose=-9, popsize=popsize, tolx=0, tolstagnation=0, tolxstagnation=[0, 1e9, 0])
+    es = cma.CMAEvolutionStrategy(np.ones(dim), 1.0, {**settings, **opts})
     rows = []
     while not es.stop():
         X = es.ask()
         F = [f(x) for x in X]
         es.tell(X, F)
-        rows.append((es.countiter, es.countevals, es.best.f, sorted(F)))
+        rows.append((es.countiter, es.countevals, es.best.f, F))
     return rows, (list(es.stop()), es.countiter)
 
 
@@ -96,3 +96,66 @@ def test_stop_reports_the_strategy_criterions_setting_as_pycma() -> None:
     flat = ES("cma_es", random_state=1, tolfun=None, tolfunhist=None, tolflatfitness=None, tolstagnation=None,
               tolx=None, max_generations=400).fit(vectorized(lambda X: np.zeros(len(X))), np.ones(4))
     assert flat.stop() == {flat.stop_reason_: True} and flat.stop_reason_ in ("noeffectaxis", "noeffectcoord")
+
+
+#: pycma's other criteria off: its tolstagnation decides (tolflatfitness, tolfun... would stop first)
+STAGNATION_ONLY = dict(tolfun=0, tolfunhist=0, tolflatfitness=1e9, tolconditioncov=0, tolfacupx=1e99,
+                       tolupsigma=1e99, maxiter=1e5)
+
+
+def _noisy(f, scale: float, seed: int):
+    rng = np.random.default_rng(seed)
+    return lambda x: f(x) + scale * float(rng.standard_normal())
+
+
+def _rosenbrock(x) -> float:
+    x = np.asarray(x)
+    return float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+def _stop(t: Termination, rows: list, presorted: bool, best_index=None) -> tuple[int, str] | None:
+    """The first ``(generation, reason)`` of ``t`` on pycma's rows (``best_index(values)``: the
+    position of the generation's best to tell it; ``None``: read from the values)."""
+    for g, n, best, F in rows:
+        at = None if best_index is None else best_index(F)
+        if (reason := t.check(g, n, best, sorted(F) if presorted else F, 1.0, presorted, at)) is not None:
+            return g, reason
+    return None
+
+
+@pytest.mark.parametrize("f, dim, popsize, stopped", [
+    (_noisy(_sphere, 1.0, 0), 5, 8, 510),  # evostrat 0.x stopped at 158: a record every generation
+    (_noisy(_sphere, 1.0, 3), 3, 7, 670),  # the best's age decides, counted from its evaluation
+    (_noisy(_rosenbrock, 1e-3, 0), 12, 8, 1605),  # the medians decide (evostrat 0.x: 1325)
+], ids=["sphere-5d", "sphere-3d-age", "rosenbrock-12d"])
+def test_tolstagnation_fires_at_pycmas_generation(f, dim: int, popsize: int, stopped: int) -> None:
+    # pycma records the generation's best and median every 5th generation only, and dates the best
+    # from the evaluation that found it; its default setting, int(100 + 100 d^1.5 / popsize)
+    tolstagnation = default_tolstagnation(dim, popsize)
+    rows, (reasons, generation) = _pycma_trace(f, dim, popsize, dict(STAGNATION_ONLY, tolstagnation=tolstagnation))
+    assert (reasons, generation) == (["tolstagnation"], stopped)
+    make = lambda: Termination(tolx=None, tolfun=None, dim=dim, popsize=popsize,  # noqa: E731
+                               tolstagnation=tolstagnation)
+    assert _stop(make(), rows, presorted=False) == (stopped, "tolstagnation")
+    # the driver's case: values sorted, and the position of the best among them as evaluated
+    assert _stop(make(), rows, presorted=True, best_index=lambda F: F.index(min(F))) == (stopped, "tolstagnation")
+
+
+def test_tolstagnation_dates_the_best_from_its_evaluation_as_pycma() -> None:
+    # the 3-d trace's best is the 2nd of 7 values of generation 583 (evaluation 4076 of 4081): at
+    # generation 670 (4690 evaluations) it is (4690 - 4076) / 7 = 87.7 > 174 / 2 generations old,
+    # and pycma stops there; dated from the generation's last evaluation it would be 87.0, not yet
+    rows, (_, stopped) = _pycma_trace(_noisy(_sphere, 1.0, 3), 3, 7, dict(STAGNATION_ONLY, tolstagnation=174))
+    late = Termination(tolx=None, tolfun=None, dim=3, popsize=7, tolstagnation=default_tolstagnation(3, 7))
+    assert stopped == 670
+    assert _stop(late, rows, presorted=True, best_index=lambda F: len(F) - 1) is None
+
+
+def test_tolstagnation_zero_is_off_as_in_pycma() -> None:
+    rows, _ = _pycma_trace(_noisy(_sphere, 1.0, 0), 5, 8, dict(STAGNATION_ONLY, tolstagnation=239))
+    t = Termination(tolx=None, tolfun=None, dim=5, popsize=8, tolstagnation=0)
+    assert _stop(t, rows, presorted=False) is None
+    jax = pytest.importorskip("jax")  # noqa: F841 - the compiled chunk's rules
+    from evostrat.run.device_termination import Rules
+
+    assert Rules.from_termination(t, 8, capacity=100).tolstagnation is None

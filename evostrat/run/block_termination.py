@@ -32,8 +32,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, order_statistics, reached,
-                                             stagnation_holds, threshold)
+from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, median_of, order_statistics,
+                                             reached, stagnation_holds, threshold)
+from evostrat.run.termination import HIST_EVERY
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
 
@@ -43,7 +44,7 @@ class Watch(NamedTuple):
 
     last_best: Any  # the latest generation best appended to Progress.recent (user's sense; NaN: none)
     run_best: Any  # as Progress.run_best (minimisation sense)
-    run_best_generation: Any
+    run_best_evals: Any
 
 
 def watch(rules: Rules, p: Progress) -> Watch:
@@ -51,7 +52,7 @@ def watch(rules: Rules, p: Progress) -> Watch:
     import jax.numpy as jnp
 
     last = jnp.where(p.n_recent > 0, p.recent[(p.n_recent - 1) % rules.window], jnp.nan)
-    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_generation)
+    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_evals)
 
 
 def summary(values: Any, maximize: bool) -> tuple[Any, Any, Any, Any]:
@@ -77,7 +78,7 @@ def summary(values: Any, maximize: bool) -> tuple[Any, Any, Any, Any]:
 
 
 def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generation: Any, n_evals: Any,
-             sigma: Any, bounds: tuple[Any, Any] | None = None) -> tuple[Watch, Any]:
+             sigma: Any, bounds: tuple[Any, Any] | None = None, top_index: Any = None) -> tuple[Watch, Any]:
     """Whether a criterion may hold after a generation: ``False`` only when none does.
 
     The compiled chunk checks its generations with :func:`check_block` after one where
@@ -89,12 +90,16 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     the budgets and ``tolx`` exactly; ``tolfun`` and
     ``tolfunhist`` need the step between the latest two generation bests (both in the
     window) below the tolerance (``tolfun``: or a run's first generation best); ``tolflatfitness`` a flat generation; the stagnation test
-    a best value older than ``tolstagnation / 2`` generations after the warm-up. ``bounds``: the
-    least and greatest finite values when known (:func:`summary`).
+    a best value older than ``tolstagnation / 2`` generations' worth of evaluations after the
+    warm-up. ``bounds``: the least and greatest finite values when known, ``top_index`` the
+    position of ``top`` among ``values`` (:func:`summary`'s).
     """
     import jax.numpy as jnp
 
-    lo, hi = summary(values, rules.maximize)[2:] if bounds is None else bounds
+    if bounds is None or top_index is None:
+        _, top_index, lo, hi = summary(values, rules.maximize)
+    else:
+        lo, hi = bounds
     gen_best = hi if rules.maximize else lo
     appended = lo <= hi
     step = jnp.abs(gen_best - w.last_best)
@@ -115,14 +120,16 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     if rules.tolflatfitness is not None:  # the best and the 75th percentile are equal
         ranked = jnp.where(jnp.isnan(values), -jnp.inf if rules.maximize else jnp.inf, values)
         maybe |= jnp.sum(ranked == top) > int(0.75 * values.shape[0])
-    run_best, run_best_generation = w.run_best, w.run_best_generation
+    run_best, run_best_evals = w.run_best, w.run_best_evals
     if rules.tolstagnation is not None:
         first = -top if rules.maximize else top  # the generation's best, minimisation sense
         improved = first < run_best
         run_best = jnp.where(improved, first, run_best)
-        run_best_generation = jnp.where(improved, generation, run_best_generation)
-        maybe |= (generation > rules.warmup) & (2 * (generation - run_best_generation) > rules.tolstagnation)
-    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_generation), maybe
+        run_best_evals = jnp.where(improved, n_evals - values.shape[0] + top_index.astype(jnp.int32) + 1,
+                                   run_best_evals)
+        aged = 2 * (n_evals - run_best_evals) > rules.tolstagnation * rules.popsize
+        maybe |= (generation > rules.warmup) & aged
+    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_evals), maybe
 
 
 def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
@@ -156,7 +163,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
     import jax
     import jax.numpy as jnp
 
-    r = _block_rows(rules, p, values, ran, generation)
+    r = _block_rows(rules, p, values, ran, generation, n_evals)
     last = jnp.maximum(ran - 1, 0)
     g = generation + ran
     progress = _progress_after(rules, p, r, ran)
@@ -185,7 +192,7 @@ class _Rows(NamedTuple):
     history: Any
 
 
-def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any) -> _Rows:
+def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
     import jax
     import jax.numpy as jnp
 
@@ -201,14 +208,15 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
     count = jnp.cumsum(append.astype(jnp.int32))
     flat_generations = history = None
     if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
-        ranked = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values),
-                                  (0, popsize // 2, int(0.75 * popsize)))
+        signed = jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+        ranked = order_statistics(signed, (0, (popsize - 1) // 2, popsize // 2, int(0.75 * popsize)))
     if rules.tolflatfitness is not None:
-        flat = ranked[:, 0] == ranked[:, 2]
+        flat = ranked[:, 0] == ranked[:, 3]
         since = jax.lax.cummax(jnp.where(flat, -1, rows))  # the latest row that was not flat
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
     if rules.tolstagnation is not None:
-        history = _block_history(p, ranked, g)
+        best_evals = n_evals + rows.astype(jnp.int32) * popsize + jnp.argmin(signed, axis=1).astype(jnp.int32) + 1
+        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY)
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
                  p.n_recent + count - 1, flat_generations, history)
 
@@ -229,37 +237,41 @@ def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
     p = replace(p, recent=jnp.where(writer >= 0, r.gen_best[jnp.maximum(writer, 0)], p.recent),
                 n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
-        best_seq, median_seq, run_best, run_best_generation = r.history
-        p = replace(p, hist_best=_appended(rules, p, p.hist_best, best_seq, m),
-                    hist_median=_appended(rules, p, p.hist_median, median_seq, m), n_hist=p.n_hist + m,
-                    run_best=at(run_best, p.run_best), run_best_generation=at(run_best_generation,
-                                                                              p.run_best_generation))
+        best_seq, median_seq, run_best, run_best_evals, first = r.history
+        count = jnp.where(m > first, (m - first + HIST_EVERY - 1) // HIST_EVERY, 0)  # rows recorded of the m
+        p = replace(p, hist_best=_appended(rules, p, p.hist_best, best_seq, first, count),
+                    hist_median=_appended(rules, p, p.hist_median, median_seq, first, count),
+                    n_hist=p.n_hist + count, run_best=at(run_best, p.run_best),
+                    run_best_evals=at(run_best_evals, p.run_best_evals))
     if rules.tolflatfitness is not None:
         p = replace(p, flat_generations=at(r.flat_generations, p.flat_generations))
     return p
 
 
-def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, m: Any) -> Any:
-    """``buffer`` (``hist_best`` or ``hist_median``) after the appends of the first ``m`` values
-    of ``block`` (each at ``min(n_hist, capacity - 1)``, as the generation by generation check)."""
+def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, first: Any, count: Any) -> Any:
+    """``buffer`` (``hist_best`` or ``hist_median``) after the appends of the ``count`` values of
+    ``block`` recorded (rows ``first``, ``first + HIST_EVERY``, ...), each at
+    ``min(n_hist, capacity - 1)``, as the generation by generation check."""
     import jax.numpy as jnp
 
     q = jnp.arange(rules.capacity)
-    writer = jnp.where(q < rules.capacity - 1, q - p.n_hist, m - 1)
-    written = (writer >= 0) & (writer < m) & (p.n_hist + writer >= q)
-    return jnp.where(written, block[jnp.clip(writer, 0, block.shape[0] - 1)], buffer)
+    k = jnp.where(q < rules.capacity - 1, q - p.n_hist, count - 1)  # the record written at q
+    written = (k >= 0) & (k < count) & (p.n_hist + k >= q)
+    return jnp.where(written, block[jnp.clip(first + HIST_EVERY * k, 0, block.shape[0] - 1)], buffer)
 
 
-def _block_history(p: Progress, ranked: Any, g: Any) -> tuple[Any, ...]:
-    """Per row: the stagnation history's appended best and median, the run's best and its
-    generation (as the generation by generation check)."""
+def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, first: Any) -> tuple[Any, ...]:
+    """Per row: the generation's best and median (``ranked``: the order statistics of ranks 0,
+    ``(popsize - 1) // 2`` and ``popsize // 2``), the run's best and the evaluation that found it
+    (``best_evals``: each row's best's), as the generation by generation check; and ``first``, the
+    block's first row recorded in the stagnation history."""
     import jax
     import jax.numpy as jnp
 
     rows = jnp.arange(ranked.shape[0])
-    best, median = ranked[:, 0], ranked[:, 1]  # order_statistics of ranks 0 and popsize // 2
+    best, median = ranked[:, 0], median_of(ranked[:, 1], ranked[:, 2], popsize)
     run_best = jax.lax.cummin(jnp.minimum(best, p.run_best))
     before = jnp.concatenate([p.run_best[None], run_best[:-1]])
     improved = jax.lax.cummax(jnp.where(best < before, rows, -1))
-    run_best_generation = jnp.where(improved >= 0, g[jnp.maximum(improved, 0)], p.run_best_generation)
-    return best, median, run_best, run_best_generation
+    run_best_evals = jnp.where(improved >= 0, best_evals[jnp.maximum(improved, 0)], p.run_best_evals)
+    return best, median, run_best, run_best_evals, first

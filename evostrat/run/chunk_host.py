@@ -62,7 +62,7 @@ class PackedRun(NamedTuple):
     (an identity program of CMA-ES d = 10's 28 run arrays took 147 us, of 18 arrays 99 us).
     ``floats`` (the run's dtype): ``best_f``, then the progress's ``run_best``, ``recent``,
     ``hist_best`` and ``hist_median``; ``ints`` (int32): ``generation``, ``n_evals``, ``code``,
-    the progress's ``n_recent``, ``n_hist``, ``run_best_generation``, ``flat_generations``,
+    the progress's ``n_recent``, ``n_hist``, ``run_best_evals``, ``flat_generations``,
     then the last chunk's generations and non-finite values (:func:`pack`'s ``done``).
     """
 
@@ -77,7 +77,7 @@ def pack(xp: Any, run: DeviceRun, done: tuple[Any, Any] = (0, 0)) -> PackedRun:
     p = run.progress
     head = xp.stack([xp.asarray(run.best_f, p.recent.dtype), xp.asarray(p.run_best, p.recent.dtype)])
     floats = xp.concatenate([head, p.recent, p.hist_best, p.hist_median])
-    numbers = (run.generation, run.n_evals, run.code, p.n_recent, p.n_hist, p.run_best_generation,
+    numbers = (run.generation, run.n_evals, run.code, p.n_recent, p.n_hist, p.run_best_evals,
                p.flat_generations, *done)
     return PackedRun(run.state, run.best_x, floats, xp.stack([xp.asarray(v, "int32") for v in numbers]))
 

@@ -170,7 +170,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             top, i, lo, hi = summary(values, rules.maximize)  # one reduction: argmin's best, finite range
             better = (top > run.best_f) if rules.maximize else (top < run.best_f)
             best_f, best_x = jnp.where(better, top, run.best_f), jnp.where(better, seen[i], run.best_x)
-            return state, values, (top, lo, hi), best_f, best_x
+            return state, values, (top, i, lo, hi), best_f, best_x
 
         def generation(run: DeviceRun) -> tuple[DeviceRun, Any, Any, Any]:
             state, values, _, best_f, best_x = advance(run)
@@ -195,14 +195,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
             # a generation of the chunk without the run's criteria: they are checked for a block of
             # generations at once (check_block), after any generation where one may hold (may_stop)
-            state, values, (top, lo, hi), best_f, best_x = advance(run)
+            state, values, (top, i, lo, hi), best_f, best_x = advance(run)
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
             code = run.code
             if stop_names:
                 stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
                 code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi))
+            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
             return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe

@@ -35,10 +35,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from evostrat.backends.trees import replace
+from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
 __all__ = ["REASONS", "THRESHOLDS", "Rules", "reached", "Progress", "initial_progress", "progress_from_host",
            "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
-           "order_statistics", "stagnation_holds", "stagnation_window"]
+           "order_statistics", "stagnation_holds", "stagnation_window", "median_of"]
 
 #: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
 COUNTING_WIDTH = 128
@@ -46,12 +47,6 @@ COUNTING_WIDTH = 128
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
            "tolstagnation", "tolflatfitness")
-
-
-@lru_cache(maxsize=32)
-def _keep_table(dim: int, popsize: int, capacity: int) -> tuple[int, ...]:
-    """pycma's stagnation history length at generations ``0..capacity``, as the host computes it."""
-    return tuple(int(120 + 30 * dim / popsize + 0.2 * g) for g in range(capacity + 1))
 
 
 #: The criteria's thresholds a compiled chunk takes as an input (:meth:`Rules.thresholds`), not as
@@ -106,8 +101,7 @@ class Rules:
     tolflatfitness: int | None
     window: int
     popsize: int
-    capacity: int
-    keep: tuple[int, ...]  # pycma's history length kept at each generation (index: generation)
+    capacity: int  # entries of the stagnation history's buffers (one every HIST_EVERY generations)
     warmup: int  # stagnation needs generation > warmup
 
     def structure(self) -> "Rules":
@@ -127,15 +121,16 @@ class Rules:
 
     @classmethod
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
-        """The rules of a host :class:`~evostrat.run.termination.Termination`."""
-        stag = t.tolstagnation is not None
-        keep = _keep_table(t.dim, t.popsize, capacity) if stag else ()
+        """The rules of a host :class:`~evostrat.run.termination.Termination` for a run of at most
+        ``capacity`` generations (``tolstagnation`` 0 is off, as on the host)."""
+        stag = bool(t.tolstagnation)
         return cls(
             maximize=bool(t.maximize), ftarget=t.ftarget, max_evals=t.max_evals,
             max_generations=t.max_generations, tolfun=t.tolfun, tolx=t.tolx,
-            tolfunhist=t.tolfunhist, tolstagnation=t.tolstagnation, tolflatfitness=t.tolflatfitness,
-            window=int(t.window), popsize=int(popsize), capacity=int(capacity) if stag else 1,
-            keep=keep, warmup=int(math.floor(t.dim * (5 + 100 / t.popsize))),
+            tolfunhist=t.tolfunhist, tolstagnation=t.tolstagnation if stag else None,
+            tolflatfitness=t.tolflatfitness, window=int(t.window), popsize=int(popsize),
+            capacity=int(capacity) // HIST_EVERY + 1 if stag else 1,
+            warmup=int(math.floor(t.dim * (5 + 100 / t.popsize))),
         )
 
 
@@ -144,11 +139,11 @@ class Progress(NamedTuple):
 
     recent: Any  # (window,) generation-best values (user's sense), ring buffer
     n_recent: Any  # how many were appended
-    hist_best: Any  # (capacity,) generation-best values, minimisation sense
-    hist_median: Any  # (capacity,) generation medians, minimisation sense
+    hist_best: Any  # (capacity,) every HIST_EVERY-th generation's best value, minimisation sense
+    hist_median: Any  # (capacity,) and its median, minimisation sense
     n_hist: Any
     run_best: Any
-    run_best_generation: Any
+    run_best_evals: Any  # the evaluation that found run_best (pycma's best.evals)
     flat_generations: Any
 
 
@@ -175,12 +170,12 @@ def progress_from_host(rules: Rules, values: dict[str, Any], dtype: Any) -> Prog
     p.hist_median[:hist_median.size] = hist_median
     return replace(p, n_recent=np.int32(recent.size), n_hist=np.int32(hist_best.size),
                    run_best=p.recent.dtype.type(values["run_best"]),
-                   run_best_generation=np.int32(values["run_best_generation"]),
+                   run_best_evals=np.int32(values["run_best_evals"]),
                    flat_generations=np.int32(values["flat_generations"]))
 
 
 #: The host criteria's ``progress_values`` before a run's first generation.
-_FRESH = {"recent": [], "hist_best": [], "hist_median": [], "run_best": math.inf, "run_best_generation": 0,
+_FRESH = {"recent": [], "hist_best": [], "hist_median": [], "run_best": math.inf, "run_best_evals": 0,
           "flat_generations": 0}
 
 
@@ -218,17 +213,17 @@ def device_constant(value: float, dtype: str, device: Any = None) -> Any:
 
 def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, Any]:
     """``p`` as the host criteria's ``progress_values`` after ``generation``: the recent
-    values oldest first, the stagnation history trimmed to pycma's length."""
+    values oldest first, the stagnation history's latest ``HIST_KEEP`` entries (pycma's)."""
     import jax
 
     p = jax.device_get(p)
     n, window = int(p.n_recent), rules.window
     recent = p.recent[:n] if n <= window else np.roll(p.recent, -(n % window))
     n_hist = int(p.n_hist)
-    kept = min(n_hist, rules.keep[min(generation, len(rules.keep) - 1)]) if rules.keep else n_hist
+    kept = min(n_hist, HIST_KEEP)
     return {"recent": recent.tolist(), "hist_best": p.hist_best[n_hist - kept:n_hist].tolist(),
             "hist_median": p.hist_median[n_hist - kept:n_hist].tolist(), "run_best": float(p.run_best),
-            "run_best_generation": int(p.run_best_generation), "flat_generations": int(p.flat_generations)}
+            "run_best_evals": int(p.run_best_evals), "flat_generations": int(p.flat_generations)}
 
 
 def order_statistics(values: Any, ranks: tuple[int, ...]) -> Any:
@@ -272,23 +267,34 @@ def _window_medians(buffers: Any, starts: Any, n: Any) -> Any:
     return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
 
 
-def stagnation_window(rules: Rules, n_hist: Any, generation: Any) -> tuple[Any, Any]:
-    """pycma's stagnation history length and its tenth ``l`` at ``generation``."""
+def stagnation_window(rules: Rules, n_hist: Any) -> tuple[Any, Any]:
+    """pycma's stagnation history length (the latest ``HIST_KEEP`` of ``n_hist`` records) and its
+    tenth ``l``."""
     import jax.numpy as jnp
 
-    length = jnp.minimum(n_hist, jnp.asarray(rules.keep)[jnp.minimum(generation, len(rules.keep) - 1)])
+    length = jnp.minimum(n_hist, HIST_KEEP)
     return length, jnp.maximum(rules.tolstagnation // 10, length // 10)
 
 
-def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any) -> Progress:
-    """Append the generation's best and median to the stagnation history."""
+def median_of(lower: Any, upper: Any, size: int) -> Any:
+    """The median of ``size`` values from its middle order statistics (ranks ``(size - 1) // 2``
+    and ``size // 2``): pycma's (and Python's) mean of the middle two for an even ``size``."""
+    return upper if size % 2 else 0.5 * (lower + upper)
+
+
+def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any,
+                       best_evals: Any) -> Progress:
+    """The run's best and the evaluation that found it; every ``HIST_EVERY``-th generation, its
+    best and median appended to the stagnation history."""
     import jax.numpy as jnp
 
     improved = best < p.run_best
+    due = generation % HIST_EVERY == 0
     slot = jnp.minimum(p.n_hist, rules.capacity - 1)
-    return replace(p, hist_best=p.hist_best.at[slot].set(best), hist_median=p.hist_median.at[slot].set(median),
-                   n_hist=p.n_hist + 1, run_best=jnp.where(improved, best, p.run_best),
-                   run_best_generation=jnp.where(improved, generation, p.run_best_generation))
+    return replace(p, hist_best=jnp.where(due, p.hist_best.at[slot].set(best), p.hist_best),
+                   hist_median=jnp.where(due, p.hist_median.at[slot].set(median), p.hist_median),
+                   n_hist=p.n_hist + due.astype(p.n_hist.dtype), run_best=jnp.where(improved, best, p.run_best),
+                   run_best_evals=jnp.where(improved, best_evals, p.run_best_evals))
 
 
 def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
@@ -301,7 +307,7 @@ def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
     import jax.numpy as jnp
 
     end = p.n_hist
-    _, l = stagnation_window(rules, end, generation)
+    _, l = stagnation_window(rules, end)
     # the latest l values of each history and the l before them, sorted together
     buffers = jnp.stack([p.hist_median, p.hist_median, p.hist_best, p.hist_best])
     medians = _window_medians(buffers, jnp.stack([end - l, end - 2 * l, end - l, end - 2 * l]), l)
@@ -328,10 +334,12 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
     p = replace(p, recent=recent, n_recent=p.n_recent + append.astype(jnp.int32))
     if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
         popsize = values.shape[0]
-        first, median, quarter = order_statistics(jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize
-                                                            else values), (0, popsize // 2, int(0.75 * popsize)))
-    if rules.tolstagnation is not None:
-        p = _record_stagnation(rules, p, generation, first, median)
+        signed = jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+        first, lower, upper, quarter = order_statistics(signed, (0, (popsize - 1) // 2, popsize // 2,
+                                                                 int(0.75 * popsize)))
+    if rules.tolstagnation is not None:  # the best's evaluation: its first position among the values
+        best_evals = n_evals - popsize + jnp.argmin(signed).astype(jnp.int32) + 1
+        p = _record_stagnation(rules, p, generation, first, median_of(lower, upper, popsize), best_evals)
     if rules.tolflatfitness is not None:
         p = replace(p, flat_generations=jnp.where(first == quarter, p.flat_generations + 1, 0))
     code, due = criteria(rules, p, n_finite == values.shape[0], hi - lo, generation, n_evals, best, sigma)
@@ -372,9 +380,10 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     rows.append(false if rules.tolflatfitness is None else p.flat_generations > rules.tolflatfitness)
     due = false
     if rules.tolstagnation is not None:
-        length, l = stagnation_window(rules, p.n_hist, generation)
+        length, l = stagnation_window(rules, p.n_hist)
         t = rules.tolstagnation
         ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
-        due = ready & (2 * (generation - p.run_best_generation) > t) & (length > 100) & (2 * l < length)
+        aged = 2 * (n_evals - p.run_best_evals) > t * rules.popsize  # pycma: (evals - best.evals) / popsize > t / 2
+        due = ready & aged & (length > 100) & (2 * l < length)
     hits = jnp.stack(rows)
     return jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due

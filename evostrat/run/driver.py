@@ -313,7 +313,9 @@ class Driver:
                 entry.update(extra)
             state.append(entry)
             presorted = n == len(values) and not maximize
-            args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted)
+            # tolstagnation dates the run's best from its position among the values (pycma's best.evals)
+            at = values.index(ranked[0]) if presorted and self.termination.tolstagnation else None
+            args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted, at)
             reason = self.termination.check(*args) if now else self.termination.defer(*args)
         if reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state
             state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, runner.state), None

@@ -239,6 +239,7 @@ class RunState:
             return
         criteria, maximize, rows = self.criteria, self.maximize, self.raw
         deferred, presorted, best = criteria.deferred, not maximize, self.signed_best_f
+        stagnation = bool(criteria.tolstagnation)  # it dates the best from its position (pycma's best.evals)
         kept = [entry[5] for entry in pending]  # sigmas, or what sigmas_of reads them from
         sigmas = kept if self.sigmas_of is None else self.sigmas_of(kept)
         for (generation, n_generations, n_evals, X, values, _, elapsed), sigma in zip(pending, sigmas):
@@ -251,7 +252,8 @@ class RunState:
             m = n >> 1
             rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
                          sigma, elapsed))
-            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted))
+            at = values.index(ranked[0]) if presorted and stagnation else None  # the best's position
+            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted, at))
         if len(deferred) >= criteria.defer_limit:
             criteria.flush()
 

@@ -15,13 +15,16 @@ defers the checks until the reason is read: :meth:`Termination.defer`, same answ
 - ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx``.
 - ``"tolfunhist"``: the range of the generation-best values over the same
   window (at least 10 generations) is below ``tolfunhist`` (pycma: 1e-12).
-- ``"tolstagnation"``: pycma's stagnation test: after more than
-  ``d (5 + 100 / popsize)`` generations and with more than 100 recorded, the
-  median of the generation-best values and of the generation medians over the
-  latest ``l = max(tolstagnation / 10, len(history) / 10)`` generations is no
-  better than over the ``l`` generations before, and the best value of the run
-  is older than ``tolstagnation / 2`` generations (pycma's default
-  ``tolstagnation`` is ``int(100 + 100 d^1.5 / popsize)``).
+- ``"tolstagnation"``: pycma's (4.5) stagnation test. Every 5th generation records the
+  generation's best value and its median (mean of the middle two for an even population),
+  the latest 20,000 of them kept. The test holds after more than ``d (5 + 100 / popsize)``
+  generations, with more than 100 recorded, when the run's best value was found more than
+  ``tolstagnation / 2`` generations' worth of evaluations ago (counted from the evaluation
+  that found it, as pycma's ``best.evals``), and the median of the recorded bests and of the
+  recorded medians over the latest ``l = max(tolstagnation / 10, len(history) / 10)``
+  records (``l`` at most the generation, ``2 l`` fewer than the records) is no better than
+  over the ``l`` records before (pycma's default ``tolstagnation`` is
+  ``int(100 + 100 d^1.5 / popsize)``; ``0`` turns it off, as in pycma).
 - ``"tolflatfitness"``: the best and the 75th-percentile value of a generation
   are equal in more than ``tolflatfitness`` consecutive generations (pycma: 1).
 - any name a strategy's ``stop(state)`` reports (CMA-ES adds its own).
@@ -51,7 +54,7 @@ from evostrat.params import Interval, check_params
 from evostrat.run.state import first_stop, is_int, is_real, is_reals
 
 __all__ = [
-    "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
+    "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
     "default_tolstagnation", "history_criteria", "pending_reason", "strategy_history_criteria",
 ]
 
@@ -62,7 +65,7 @@ PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
     "hist_best": (is_reals, "a list of numbers"),
     "hist_median": (is_reals, "a list of numbers"),
     "run_best": (is_real, "a number"),
-    "run_best_generation": (is_int, "an int"),
+    "run_best_evals": (is_int, "an int"),
     "flat_generations": (is_int, "an int"),
 }
 
@@ -71,6 +74,10 @@ def default_max_generations(dim: int, popsize: int) -> int:
     """pycma's default ``maxiter``: ``100 + 150 (d + 3)^2 / sqrt(popsize)``."""
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
+
+#: pycma's stagnation history: a generation's best and median recorded every ``HIST_EVERY``
+#: generations of a run, the latest ``HIST_KEEP`` kept.
+HIST_EVERY, HIST_KEEP = 5, 20_000
 
 #: The criteria a strategy's ``termination_defaults`` may turn on.
 HISTORY_CRITERIA = ("tolfunhist", "tolstagnation", "tolflatfitness")
@@ -103,16 +110,14 @@ class Termination:
         self.maximize = maximize
         self._recent: deque[float] = deque(maxlen=max(1, history_length))
         self.dim, self.popsize = int(dim), int(popsize)
-        # pycma's history length is _keep + 0.2 generation; stagnation needs generation > _warmup;
-        # tolfunhist needs _filled values
-        self._keep = 120 + 30 * self.dim / self.popsize
+        # stagnation needs generation > _warmup; tolfunhist needs _filled values
         self._warmup = self.dim * (5 + 100 / self.popsize)
         self._filled = min(10, self.window)
-        # pycma's histbest/histmedian (most recent last), minimisation sense
+        # pycma's histbest/histmedian (every 5th generation, most recent last), minimisation sense
         self._hist_best: list[float] = []
         self._hist_median: list[float] = []
         self._run_best = math.inf
-        self._run_best_generation = 0
+        self._run_best_evals = 0  # the evaluation that found _run_best (pycma's best.evals)
         self._flat_generations = 0
         #: ``() -> progress_values`` of a compiled chunk, loaded when the host next needs them
         self.pending: Callable[[], dict[str, Any]] | None = None
@@ -154,7 +159,7 @@ class Termination:
         return {
             "recent": list(self._recent), "hist_best": list(self._hist_best),
             "hist_median": list(self._hist_median), "run_best": self._run_best,
-            "run_best_generation": self._run_best_generation,
+            "run_best_evals": self._run_best_evals,
             "flat_generations": self._flat_generations,
         }
 
@@ -166,17 +171,17 @@ class Termination:
         self._hist_best = [float(v) for v in values["hist_best"]]
         self._hist_median = [float(v) for v in values["hist_median"]]
         self._run_best = float(values["run_best"])
-        self._run_best_generation = int(values["run_best_generation"])
+        self._run_best_evals = int(values["run_best_evals"])
         self._flat_generations = int(values["flat_generations"])
 
     def defer(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-              presorted: bool = False) -> None:
+              presorted: bool = False, best_index: int | None = None) -> None:
         """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
         that reads the criteria) next runs: the same calls in the same order, so the same
         answers, without the work while nobody asks (ask/tell loops). ``sigma`` may be a
         history row whose ``"sigma"`` :attr:`before_flush` fills in."""
         deferred = self.deferred
-        deferred.append((generation, n_evals, best, values, sigma, presorted))
+        deferred.append((generation, n_evals, best, values, sigma, presorted, best_index))
         if len(deferred) >= self.defer_limit:
             self.flush()
 
@@ -189,26 +194,29 @@ class Termination:
         if self.before_flush is not None:  # generations recorded elsewhere join the deferred ones
             self.before_flush()
         deferred, self.deferred = self.deferred, []
-        for generation, n_evals, best, values, sigma, presorted in deferred:
-            self.last = self._check(generation, n_evals, best, values, sigma, presorted)
+        for args in deferred:
+            self.last = self._check(*args)
         return self.last
 
     def check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-              presorted: bool = False) -> str | None:
+              presorted: bool = False, best_index: int | None = None) -> str | None:
         """The first criterion that holds, or ``None``.
 
         ``best`` and ``values`` are in the user's sense (maximised when
         ``maximize``); non-finite values are ignored by ``tolfun``. ``presorted``
         says that ``values`` are finite and sorted ascending, and that the run
         minimises (the driver's usual case): they are then read as they are.
+        ``best_index``: the position of the generation's best value among its values as they
+        were evaluated (``tolstagnation`` dates the best from it, as pycma's ``best.evals``);
+        ``None``: its first position in ``values`` (presorted: 0).
         """
         if self.deferred or self.before_flush is not None:
             self.flush()
-        self.last = self._check(generation, n_evals, best, values, sigma, presorted)
+        self.last = self._check(generation, n_evals, best, values, sigma, presorted, best_index)
         return self.last
 
     def _check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-               presorted: bool) -> str | None:
+               presorted: bool, best_index: int | None) -> str | None:
         if self.pending is not None:
             self.load_progress_values(self.pending())
         total, finite = 0.0, values
@@ -246,7 +254,7 @@ class Termination:
         if self.tolfunhist is not None and len(self._recent) >= self._filled:
             if self._spread_below(self.tolfunhist):
                 return "tolfunhist"
-        if self.tolstagnation is not None and self._stagnated(generation, ranked):
+        if self.tolstagnation and self._stagnated(generation, n_evals, values, ranked, best_index):
             return "tolstagnation"
         if self.tolflatfitness is not None:  # pycma's tolflatfitness
             flat = ranked[0] == ranked[int(0.75 * len(ranked))]
@@ -265,21 +273,27 @@ class Termination:
             return False
         return max(recent) - min(recent) < tol
 
-    def _stagnated(self, generation: int, ranked: list[float]) -> bool:
-        """pycma's ``tolstagnation`` on the generation's values ranked in the minimisation sense."""
+    def _stagnated(self, generation: int, n_evals: int, values: Sequence[float], ranked: list[float],
+                   best_index: int | None) -> bool:
+        """pycma's ``tolstagnation`` on the generation's ``values``, ``ranked`` in the minimisation sense."""
         best, hist_best, hist_median = ranked[0], self._hist_best, self._hist_median
-        if best < self._run_best:
-            self._run_best, self._run_best_generation = best, generation
-        hist_best.append(best)
-        hist_median.append(ranked[len(ranked) // 2])
-        excess = len(hist_best) - int(self._keep + 0.2 * generation)
-        if excess > 0:
-            del hist_best[:excess], hist_median[:excess]
-        if generation <= self._warmup or generation - self._run_best_generation <= self.tolstagnation / 2:
+        if best < self._run_best:  # pycma's best.evals: the evaluation that found it
+            if best_index is None:
+                signed = [-v for v in values] if self.maximize else values
+                best_index = next((i for i, v in enumerate(signed) if v == best), 0)
+            self._run_best, self._run_best_evals = best, n_evals - len(values) + best_index + 1
+        if generation % HIST_EVERY == 0:
+            hist_best.append(best)
+            hist_median.append(_median(ranked, presorted=True))
+            if len(hist_best) > HIST_KEEP:
+                del hist_best[0], hist_median[0]
+        t, n = self.tolstagnation, len(hist_best)
+        length = max(t / 10.0, n / 10.0)
+        if (length > generation or generation <= self._warmup or n <= 100
+                or 2 * (n_evals - self._run_best_evals) <= t * self.popsize):
             return False
-        length = max(self.tolstagnation / 10.0, len(hist_best) / 10.0)
         l = int(length)
-        if length > generation or len(hist_best) <= 100 or 2 * l >= len(hist_best):
+        if 2 * l >= n:
             return False
         recent_b, older_b = hist_best[-l:], hist_best[-2 * l : -l]
         recent_m, older_m = hist_median[-l:], hist_median[-2 * l : -l]
@@ -298,8 +312,8 @@ def no_stops(state: Any) -> dict[str, Any]:
     return {}
 
 
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
+def _median(values: Sequence[float], presorted: bool = False) -> float:
+    ordered = values if presorted else sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
