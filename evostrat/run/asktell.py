@@ -200,9 +200,8 @@ class AskTell(PicklableRunner):
         return X
 
     def unask(self, state: Any, injections: list[np.ndarray]) -> None:
-        """Forget the pending population: back to ``state``, the one the forgotten :meth:`ask`
-        sampled from (the next ``ask`` draws the same population), with ``injections``, the
-        candidates queued before it, queued again."""
+        """Forget the pending population: back to ``state``, the one the forgotten :meth:`ask` sampled
+        from (the next ``ask`` draws it again), with ``injections``, those queued before it, queued again."""
         self.state, self._pending, self.injected_rows = state, None, ()
         self.injections[:] = injections
 
