@@ -151,3 +151,18 @@ def test_noise_handling_interrupted_while_reevaluating_resumes_exactly(tmp_path:
         assert es.n_generations_ == 5
         save_checkpoint(es, tmp_path / "noise.ckpt")  # with the reevaluations' generator unspent
         _same_run(ES.resume(tmp_path / "noise.ckpt", _f), full)
+
+
+def test_injected_candidates_of_an_interrupted_generation_are_queued_again(tmp_path: Path) -> None:
+    def inject(es: ES) -> None:
+        if es.n_generations_ == 3:
+            es.inject(np.full((10, 4), 0.25))  # the next population's 8 rows, and 2 of the one after
+
+    options = dict(max_generations=10, bounds=(-3.0, 3.0), integer=[0], random_state=0)
+    full = ES("cma_es", **options).fit(_f, np.ones(4), callbacks=[inject])
+    es = ES("cma_es", **options)
+    with pytest.raises(KeyboardInterrupt):
+        es.fit(_cut_at(8 * 3 + 2, KeyboardInterrupt(), []), np.ones(4), callbacks=[inject])
+    assert es.n_generations_ == 3 and len(es.strategy_.injections) == 10  # was 2: 8 placed and lost
+    save_checkpoint(es, tmp_path / "inject.ckpt")
+    _same_run(ES.resume(tmp_path / "inject.ckpt", _f, callbacks=[inject]), full)
