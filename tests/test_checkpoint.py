@@ -413,3 +413,20 @@ def test_user_metadata_round_trips_through_resumes_and_arrays_are_refused(tmp_pa
     with pytest.raises(InvalidTypeError, match=r"metadata\.a is an array"):
         Checkpointer(tmp_path / "array.ckpt", metadata={"a": np.arange(3)})
     assert not (tmp_path / "list.ckpt").exists() and not (tmp_path / "array.ckpt").exists()
+
+
+def test_relative_checkpoint_path_survives_a_change_of_directory(tmp_path: Path, monkeypatch: Any) -> None:
+    """An objective or callback that changes the working directory (an external simulator's
+    work folder) sent the later checkpoints of ``checkpoint="run.ckpt"`` to the new folder:
+    the file named when the run began stayed at an old generation."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def wander(es: ES) -> None:
+        if es.n_generations_ == 2:
+            os.chdir(tmp_path / "elsewhere")
+
+    es = ES("snes", max_generations=6, random_state=0).fit(rosenbrock, np.ones(3), checkpoint="run.ckpt",
+                                                           callbacks=[wander])
+    assert checkpoint_info(tmp_path / "run.ckpt")["n_generations"] == 6 == es.n_generations_
+    assert not (tmp_path / "elsewhere" / "run.ckpt").exists()

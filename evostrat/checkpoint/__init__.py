@@ -125,7 +125,8 @@ class Checkpointer(Callback):
     Parameters
     ----------
     path : str or os.PathLike
-        Checkpoint file (its folder is created if missing).
+        Checkpoint file (its folder is created if missing); a relative path is taken from the
+        working directory when the ``Checkpointer`` is made, wherever the run later changes it.
     every : int
         Generations between checkpoints (counted over all restarts), >= 1.
     metadata : dict, optional
@@ -158,7 +159,7 @@ class Checkpointer(Callback):
         if every < 1:
             raise InvalidArgumentError(f"checkpoint_every must be a positive int, got {every}")
         encode_metadata(metadata)  # a dict of plain data, refused now rather than at the first checkpoint
-        self.path = os.fspath(path)
+        self.path = os.path.abspath(os.fspath(path))  # where it was meant: an objective may change directory
         self.every = every
         self.metadata = metadata
         self.n_written = 0

@@ -74,10 +74,8 @@ def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Back
         else:
             ref = backend.to_numpy(value)
             if data.shape != ref.shape or data.dtype != ref.dtype:
-                raise InvalidArgumentError(
-                    f"state_dict array {name!r} has shape {data.shape} and dtype {data.dtype}; "
-                    f"expected shape {ref.shape} and dtype {ref.dtype}"
-                )
+                raise InvalidArgumentError(f"state_dict array {name!r} has shape {data.shape} and dtype "
+                                           f"{data.dtype}; expected shape {ref.shape} and dtype {ref.dtype}")
             values.append(backend.asarray(data, device=backend.restored_device(value, device)))
     return type(template)(*values)
 
@@ -201,6 +199,12 @@ class AskTell(PicklableRunner):
         self._pending = X
         return X
 
+    def unask(self, state: Any, injections: list[np.ndarray]) -> None:
+        """Forget the pending population: back to ``state``, the one the forgotten :meth:`ask` sampled
+        from (the next ``ask`` draws it again), with ``injections``, those queued before it, queued again."""
+        self.state, self._pending, self.injected_rows = state, None, ()
+        self.injections[:] = injections
+
     def inject(self, solutions: Any) -> None:
         """Candidates for the next :meth:`ask` to return first (pycma's ``inject``).
 
@@ -299,11 +303,9 @@ class AskTell(PicklableRunner):
         except (TypeError, ValueError, RuntimeError):
             same = False
         if not same:
-            raise PopulationMismatchError(
-                "X differs from the population returned by the last ask(); tell() must "
-                "receive the candidates that were asked (in the same order), or be called "
-                "with repaired=True for repaired candidates (see also inject())"
-            )
+            raise PopulationMismatchError("X differs from the population returned by the last ask(); tell() must "
+                                          "receive the candidates that were asked (in the same order), or be "
+                                          "called with repaired=True for repaired candidates (see also inject())")
 
     def tell(self, X: Any, values: Any, *, repaired: bool = False) -> None:
         """Update the strategy with the fitness ``values`` (minimised) of ``X``.

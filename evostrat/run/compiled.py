@@ -387,4 +387,8 @@ def _host_generation(driver: Any, objective: Callable) -> None:
     from evostrat.evaluators.local import VectorizedEvaluator
 
     X = driver.ask()
-    driver.tell(X, VectorizedEvaluator().evaluate(objective, X, driver.runner.backend))
+    try:
+        driver.tell(X, VectorizedEvaluator().evaluate(objective, X, driver.runner.backend))
+    except BaseException:  # as the host loop: back to the last finished generation
+        driver.unask()
+        raise

@@ -93,6 +93,7 @@ class Driver:
         self.state = RunState.empty(self.maximize)
         self.fast_path: str | None = None
         self.asked: Any = None
+        self.before_ask: tuple[Any, Any, list[Any]] | None = None  # (runner, state, queued): see unask()
         self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
         self.constraint_spec: Any = "auto"
         self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
@@ -169,13 +170,22 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
+        runner, queued = self.runner, self.runner.injections[:]  # queued: before integers decode them
         if self.integers is not None:
-            self.integers.before_ask(self.runner)  # CMA-ES with margin: correct the last update
+            self.integers.before_ask(runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
-            self.noise.before_ask(self.runner)  # uncertainty handling: raise sigma after the last update
-        X = self.runner.ask()
+            self.noise.before_ask(runner)  # uncertainty handling: raise sigma after the last update
+        self.before_ask, X = (runner, runner.state, queued), runner.ask()  # what unask() goes back to
         self.asked = X if self.bounds is None else self.bounds.transform(X)  # to_box
         return self.asked
+
+    def unask(self) -> None:
+        """Undo the last :meth:`ask`, its population not told (the evaluation raised, ``KeyboardInterrupt``
+        too): the run is that of its last generation, can be checkpointed, and asks the same population
+        again (the margin correction and noise handling's sigma factor, once a generation, stay applied)."""
+        if self.before_ask is not None and self.before_ask[0] is self.runner and self.runner.pending is not None:
+            self.runner.unask(*self.before_ask[1:])
+            self.asked = self.before_ask = None
 
     def inject(self, solutions: Any) -> None:
         """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:func:`queue_solutions`);
@@ -197,7 +207,7 @@ class Driver:
             host = values.tolist()  # the usual numpy generation: one host list to check and record
             if _NEG_INF < sum(host) < _INF:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)
-                state = self.state
+                state, self.before_ask = self.state, None  # told: nothing to undo (nor an old state kept)
                 if state.plan is None:  # the row and the criteria deferred
                     state.add_generation(host, X, runner)
                 else:
@@ -226,6 +236,7 @@ class Driver:
         else:
             fitness, told, extra = checked, -checked if self.maximize else checked, None
             runner.update(told, population)
+        self.before_ask = None
         if best_of is None:
             host = None if fitness is None else runner.backend.to_numpy(fitness)
         self.record(host, lambda i: X[i], runner.sigma, runner.strategy.stop, extra, best_of)
@@ -373,10 +384,13 @@ class Driver:
                     extra["replay"] = replay.step(runner)
                 X = self.ask()
                 extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
-                with one_generation:
-                    values = evaluator.evaluate(objective, X, runner.backend, **extra)
-                values, G = self.split_constraints(X, values)
-                told = self.tell(X, values, G)
+                try:  # KeyboardInterrupt too: back to the last finished generation
+                    with one_generation:
+                        values = evaluator.evaluate(objective, X, runner.backend, **extra)
+                    told = self.tell(X, *self.split_constraints(X, values))
+                except BaseException:
+                    self.unask()
+                    raise
                 if self.noise is not None:
                     self.noise.record(self.state.history[-1])  # the noise measure, with noise handling
                 if replay is not None:

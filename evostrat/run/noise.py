@@ -235,6 +235,7 @@ class NoisyEvaluator:
         spent = (times - 1) * fit.shape[0]
         if self.handler is not None:
             told = -fit if self.driver.maximize else fit
+            generator = self.rng.bit_generator.state  # restored when the generation is interrupted
             idx = self.handler.indices(told, self.rng)
             box = self.driver.bounds  # with bounds or integers: perturb the strategy's candidates, then map them
             Xi = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
@@ -243,7 +244,11 @@ class NoisyEvaluator:
             if box is not None:
                 Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
-            again = self.mean_of(objective, Xi, backend, times)
+            try:
+                again = self.mean_of(objective, Xi, backend, times)
+            except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
+                self.rng.bit_generator.state = generator
+                raise
             refit[idx] = -again if self.driver.maximize else again
             self.handler.update(told, refit, idx)
             self.pending = (runner, self.handler.adapt(runner.dim, self.k))
