@@ -349,3 +349,35 @@ def test_a_forged_dim_is_refused_before_its_state_is_built(tmp_path: Path, strat
     with pytest.raises(CheckpointError, match=rf"state of the saved dim {dim} holds"):
         load_checkpoint(path)
     assert max(built) <= 4  # only the three small probes were built
+
+
+# -- forged hyper-parameters sizing the state: refused before the allocation ----------------------
+FORGED_SIZES = [
+    ("cma_es", {"lazy_eigen": 2}, lambda p, s: p["strategy_options"]["value"].__setitem__("lazy_eigen", 10**7),
+     r"lazy_eigen=10000000.*more than the .* GiB the checkpoint's saved strategy state allows"),
+    ("lm_ma_es", {"memory": 2}, lambda p, s: p["strategy_options"]["value"].__setitem__("memory", 10**8),
+     r"memory=100000000 makes a state.*the checkpoint's saved strategy state allows"),
+    ("snes", {}, lambda p, s: (p["popsize"].__setitem__("value", 10**8), s.__setitem__("popsize", 10**8)),
+     r"checkpoint popsize 100000000 exceeds both 2\*\*20 and 4x its saved strategy state"),
+    ("cma_es", {}, lambda p, s: p["popsize"].__setitem__("value", 10**8), r"checkpoint popsize 100000000"),
+]
+
+
+@pytest.mark.parametrize("strategy, options, forge, message", FORGED_SIZES,
+                         ids=["lazy_eigen", "memory", "popsize", "param-popsize"])
+def test_forged_state_sizing_parameters_are_refused_without_allocating(
+        tmp_path: Path, strategy: str, options: dict, forge: Callable, message: str) -> None:
+    """An 8 KB file declaring lazy_eigen=10**7 (a queue of 10**7 x (popsize + 1) x dim values) or a
+    popsize of 10**8 allocated gigabytes (2.2 to 3.9 GB peak) before being refused."""
+    import tracemalloc
+
+    es = ES(strategy, strategy_options=options, popsize=8, max_generations=3, random_state=0).fit(sphere, np.ones(3))
+    path = _tampered(tmp_path, es, lambda m, a: forge(m["params"], m["state"]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
