@@ -448,7 +448,8 @@ def test_state_sized_past_memory_is_refused_before_allocating(strategy: str, mat
 def test_ask_tell_popsize_past_memory_is_refused_at_initialize(case: BackendCase) -> None:
     """``Strategy.initialize`` (ask/tell without ES) built the state and failed in the first ask
     with a MemoryError ('Unable to allocate 72.8 TiB ...')."""
-    with pytest.raises(InvalidArgumentError, match=r"popsize=1000000000000000 needs .* GiB for one population of dim 10"):
+    match = r"popsize=1000000000000000 needs .* GiB for one population of dim 10"
+    with pytest.raises(InvalidArgumentError, match=match):
         SNES(popsize=10**15).initialize(case.array(np.ones(10)))
 
 

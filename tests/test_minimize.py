@@ -149,5 +149,6 @@ def test_gradient_arguments_are_taken_and_warned_about_as_scipy_derivative_free_
 @pytest.mark.parametrize("callback", [3, "stop"])
 def test_callback_not_callable_is_named(callback) -> None:
     """Was a TypeError "'int' object is not callable" from inside the first generation."""
-    with pytest.raises(evostrat.InvalidTypeError, match=f"callback must be None or a callable, got {type(callback).__name__}"):
+    message = f"callback must be None or a callable, got {type(callback).__name__}"
+    with pytest.raises(evostrat.InvalidTypeError, match=message):
         evostrat.minimize(rosen, np.zeros(2), callback=callback, options={"max_generations": 2})
