@@ -41,7 +41,7 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
-from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
+from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
 
 __all__ = ["capture", "restore", "RUNTIME_PARAMS", "BUDGET_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
 
@@ -74,7 +74,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
     **dict.fromkeys(("strategy", "backend", "dtype"), _STR),
-    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_int, "an int")),
+    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_count, "an int >= 0")),
     "arrays": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
 }
 
