@@ -106,6 +106,8 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
         raise InvalidTypeError(f"fun must be callable, got {type(fun).__name__}")
     if not isinstance(args, tuple):
         args = (args,)
+    if callback is not None and not callable(callback):
+        raise InvalidTypeError(f"callback must be None or a callable, got {type(callback).__name__}")
     for name, value in (("jac", jac), ("hess", hess), ("hessp", hessp)):
         if value is not None and value is not False:
             warnings.warn(f"evostrat.minimize ({method}) does not use gradient information ({name})", RuntimeWarning,

@@ -420,3 +420,40 @@ def test_load_state_dict_of_other_run() -> None:
     wrong = {**saved, "arrays": {**saved["arrays"], "mean": np.ones(3, dtype=np.float32)}}
     with pytest.raises(InvalidArgumentError, match="state_dict array 'mean' has shape"):
         SNES().initialize(np.ones(3)).load_state_dict(wrong)
+
+
+# -- state and population sizes past any machine's memory: refused naming the argument ------------
+
+
+@pytest.mark.parametrize(
+    "strategy, match",
+    [("cma_es(lazy_eigen=10**15)", r"cma_es\(lazy_eigen=1000000000000000, .*queue of 1000000000000000 x "
+                                   r"\(popsize \+ 1\) x dim values.*GiB, more than the .* GiB of memory"),
+     ("lm_ma_es(memory=10**15)", r"memory=1000000000000000 makes a state of 1000000000000000 x 10 memory "
+                                 r"values: .* GiB, more than the .* GiB of memory")],
+    ids=["lazy_eigen", "memory"])
+def test_state_sized_past_memory_is_refused_before_allocating(strategy: str, match: str) -> None:
+    """Was numpy's MemoryError ('Unable to allocate 82.0 GiB ...') from inside initial_state."""
+    from evostrat.strategies.cma_es import CMAES
+    from evostrat.strategies.lm_ma_es import LMMAES
+
+    instance = CMAES(lazy_eigen=10**15) if strategy.startswith("cma") else LMMAES(memory=10**15)
+    with pytest.raises(InvalidArgumentError, match=match):
+        ES(instance, max_generations=2).fit(sphere, np.ones(10))
+    with pytest.raises(InvalidArgumentError, match=match):
+        instance.initialize(np.ones(10))
+
+
+@pytest.mark.parametrize("case", LIBRARY_CASES)
+def test_ask_tell_popsize_past_memory_is_refused_at_initialize(case: BackendCase) -> None:
+    """``Strategy.initialize`` (ask/tell without ES) built the state and failed in the first ask
+    with a MemoryError ('Unable to allocate 72.8 TiB ...')."""
+    match = r"popsize=1000000000000000 needs .* GiB for one population of dim 10"
+    with pytest.raises(InvalidArgumentError, match=match):
+        SNES(popsize=10**15).initialize(case.array(np.ones(10)))
+
+
+def test_nonfinite_of_an_array_is_a_clear_error() -> None:
+    """Was numpy's 'truth value of an array ... is ambiguous' ValueError."""
+    with pytest.raises(InvalidArgumentError, match=r"nonfinite must be one of \('warn', 'ignore', 'raise'\)"):
+        ES("snes", nonfinite=np.array(["warn", "raise"])).fit(sphere, np.ones(3))

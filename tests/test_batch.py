@@ -148,6 +148,12 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
     (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
     (dict(devices=["cpu"]), InvalidArgumentError, "devices must be"),
+    # more runs than any memory holds: was a MemoryError listing range(10**15) (or minutes of swapping)
+    (dict(seeds=10**15), InvalidArgumentError, r"seeds=1000000000000000 makes 1000000000000000 runs: at 512 bytes"),
+    (dict(grid={"popsize": list(range(4, 10**6)), "sigma0": [1.0] * 10**6, "tolx": [0.0] * 10**6}),
+     InvalidArgumentError, r"grid makes 999996000000000000 runs"),
+    (dict(seeds=10**6, grid={"popsize": list(range(4, 10**4 + 4))}), InvalidArgumentError,
+     r"10000 grid combinations x 1000000 seeds makes 10000000000 runs"),
 ])
 def test_bad_batch_arguments_are_named(kwargs, error, match):
     x0 = np.ones(3)

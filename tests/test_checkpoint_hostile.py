@@ -246,6 +246,15 @@ TAMPERS: list[tuple[str, Callable[[dict, dict], None], str]] = [
     ("run restarts", lambda m, a: m["run"].__setitem__("restarts", "all"), "'restarts' must be a list of dicts"),
     ("state generation float", lambda m, a: m["state"].__setitem__("generation", 2.5), "'generation' must be an int"),
     ("state dim str", lambda m, a: m["state"].__setitem__("dim", "3"), "'dim' must be an int"),
+    # negative counters and a NaN best value: were loaded, and the resumed run reported them
+    ("run n_evals negative", lambda m, a: m["run"].__setitem__("n_evals", -5), "'n_evals' must be an int >= 0"),
+    ("run n_generations negative", lambda m, a: m["run"].__setitem__("n_generations", -5),
+     "'n_generations' must be an int >= 0"),
+    ("run run_start negative", lambda m, a: m["run"].__setitem__("run_start", [-1, 0]),
+     "'run_start' must be a pair of ints >= 0"),
+    ("run best_f nan", lambda m, a: m["run"].__setitem__("best_f", float("nan")), r"'best_f' must be a real number \(not NaN\)"),
+    ("state generation negative", lambda m, a: m["state"].__setitem__("generation", -1), "'generation' must be an int >= 0"),
+    ("state n_evals negative", lambda m, a: m["state"].__setitem__("n_evals", -7), "'n_evals' must be an int >= 0"),
     ("state arrays", lambda m, a: m["state"].__setitem__("arrays", "mean"), "'arrays' must be a list of names"),
     ("elapsed", lambda m, a: m.__setitem__("elapsed", "long"), "'elapsed' must be a finite number"),
     ("elapsed nan", lambda m, a: m.__setitem__("elapsed", float("nan")), "'elapsed' must be a finite number"),
@@ -349,3 +358,35 @@ def test_a_forged_dim_is_refused_before_its_state_is_built(tmp_path: Path, strat
     with pytest.raises(CheckpointError, match=rf"state of the saved dim {dim} holds"):
         load_checkpoint(path)
     assert max(built) <= 4  # only the three small probes were built
+
+
+# -- forged hyper-parameters sizing the state: refused before the allocation ----------------------
+FORGED_SIZES = [
+    ("cma_es", {"lazy_eigen": 2}, lambda p, s: p["strategy_options"]["value"].__setitem__("lazy_eigen", 10**7),
+     r"lazy_eigen=10000000.*more than the .* GiB the checkpoint's saved strategy state allows"),
+    ("lm_ma_es", {"memory": 2}, lambda p, s: p["strategy_options"]["value"].__setitem__("memory", 10**8),
+     r"memory=100000000 makes a state.*the checkpoint's saved strategy state allows"),
+    ("snes", {}, lambda p, s: (p["popsize"].__setitem__("value", 10**8), s.__setitem__("popsize", 10**8)),
+     r"checkpoint popsize 100000000 exceeds both 2\*\*20 and 4x its saved strategy state"),
+    ("cma_es", {}, lambda p, s: p["popsize"].__setitem__("value", 10**8), r"checkpoint popsize 100000000"),
+]
+
+
+@pytest.mark.parametrize("strategy, options, forge, message", FORGED_SIZES,
+                         ids=["lazy_eigen", "memory", "popsize", "param-popsize"])
+def test_forged_state_sizing_parameters_are_refused_without_allocating(
+        tmp_path: Path, strategy: str, options: dict, forge: Callable, message: str) -> None:
+    """An 8 KB file declaring lazy_eigen=10**7 (a queue of 10**7 x (popsize + 1) x dim values) or a
+    popsize of 10**8 allocated gigabytes (2.2 to 3.9 GB peak) before being refused."""
+    import tracemalloc
+
+    es = ES(strategy, strategy_options=options, popsize=8, max_generations=3, random_state=0).fit(sphere, np.ones(3))
+    path = _tampered(tmp_path, es, lambda m, a: forge(m["params"], m["state"]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20

@@ -59,6 +59,9 @@ def test_every_command_has_help(command: list[str], fragment: str) -> None:
     (["run", "--resume"], "--resume needs --output DIR"),
     (["run", "--popsize", "1", "-d", "2", "-o", "{tmp}"], "evostrat run: error: popsize must be >= 2"),
     (["bench", "--path", "no/such/dir"], "no benchmark suite at 'no/such/dir'"),
+    # was numpy's _ArrayMemoryError traceback ("Unable to allocate 7.1e+06 GiB") building the start point
+    (["run", "--dim", str(10**15), "-o", "{tmp}"],
+     "--dim 1000000000000000: a start point of that many float64 coordinates needs 7.45e+06 GiB, more than"),
 ])
 def test_wrong_arguments_exit_with_2_and_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     out = cli(*[a.replace("{tmp}", str(tmp_path / "o")) for a in args], cwd=tmp_path)

@@ -144,3 +144,11 @@ def test_gradient_arguments_are_taken_and_warned_about_as_scipy_derivative_free_
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         evostrat.minimize(rosen, np.zeros(2), jac=None, hess=None, hessp=None, options={"seed": 0, "maxiter": 3})
+
+
+@pytest.mark.parametrize("callback", [3, "stop"])
+def test_callback_not_callable_is_named(callback) -> None:
+    """Was a TypeError "'int' object is not callable" from inside the first generation."""
+    message = f"callback must be None or a callable, got {type(callback).__name__}"
+    with pytest.raises(evostrat.InvalidTypeError, match=message):
+        evostrat.minimize(rosen, np.zeros(2), callback=callback, options={"max_generations": 2})

@@ -174,15 +174,16 @@ def test_expectation_es_baseline_is_none_mean_or_a_finite_number(bad) -> None:
 
 
 def test_a_restarts_larger_population_is_refused_before_allocating(monkeypatch) -> None:
-    """IPOP doubles the population each restart: the restart that would not fit in memory
+    """IPOP doubles the population each restart: the restart whose state would not fit in memory
     raises naming popsize, and the run keeps what it found so far."""
     import os
 
     real = os.sysconf
-    # 2 pages of 4096 bytes: the first population (12 x 20 x 8 bytes) fits, the second restart's (48 x ...) not
-    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1}.get(name)
+    # 3 pages of 4096 bytes: the first state (2 x 20^2 + 1 x (12 + 2) x 20 values of 8 bytes) fits, and
+    # the first restart's (popsize 24), the second restart's (popsize 48: 1800 values) not
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 3}.get(name)
                         if name in ("SC_PAGE_SIZE", "SC_PHYS_PAGES") else real(name))
     es = ES("cma_es", restarts="ipop", max_evals=200_000, random_state=0)
-    with pytest.raises(InvalidArgumentError, match=r"popsize=48 needs"):
+    with pytest.raises(InvalidArgumentError, match=r"popsize=48\) makes a state of 1800 values"):
         es.fit(lambda X: np.sum(X**2 - 10 * np.cos(2 * np.pi * X), axis=1) + 10 * X.shape[1], np.ones(20))
     assert es.n_generations_ > 0 and math.isfinite(es.fun_) and len(es.restarts_) == 2

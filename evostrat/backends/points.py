@@ -14,10 +14,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 from numbers import Integral
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -26,7 +28,12 @@ from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["as_search_point", "check_population_size", "draw_point", "resolve_backend"]
+__all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point",
+           "physical_memory", "resolve_backend"]
+
+#: The bytes a strategy state may take within :func:`allocation_limit` (``None``: the machine's memory).
+_STATE_LIMIT: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
+    "evostrat_state_limit", default=None)
 
 
 def as_search_point(
@@ -90,13 +97,53 @@ def resolve_backend(x0: Any, backend: Any) -> Backend:
     return get_backend(backend)
 
 
+def physical_memory() -> int:
+    """The machine's physical memory in bytes (2**50 where the system does not tell)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**50
+
+
+@contextlib.contextmanager
+def allocation_limit(nbytes: int, reason: str) -> Iterator[None]:
+    """Within the block, :func:`check_allocation` refuses states over ``nbytes`` bytes, saying
+    ``reason`` (e.g. what a checkpoint holds), as well as states over the machine's memory.
+
+    Examples
+    --------
+    >>> with allocation_limit(800, "a demo allows"):
+    ...     check_allocation("a state of 200 values", 200 * 8, "popsize=200")
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidArgumentError: popsize=200 makes a state of 200 values: 1.49e-06 GiB, more than the 7.45e-07 GiB a demo allows
+    """
+    token = _STATE_LIMIT.set((int(nbytes), reason))
+    try:
+        yield
+    finally:
+        _STATE_LIMIT.reset(token)
+
+
+def check_allocation(what: str, nbytes: int, cause: str) -> None:
+    """Raise :class:`InvalidArgumentError` naming ``cause`` (the argument, ``"lazy_eigen=..."``)
+    when ``what`` (``nbytes`` bytes) exceeds the physical memory or the :func:`allocation_limit`."""
+    limit, reason = physical_memory(), "of memory"
+    bound = _STATE_LIMIT.get()
+    if bound is not None and bound[0] < limit:
+        limit, reason = bound
+    if nbytes > limit:
+        raise InvalidArgumentError(f"{cause} makes {what}: {nbytes / 2**30:.3g} GiB, more than the "
+                                   f"{limit / 2**30:.3g} GiB {reason}")
+
+
 def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
     """Raise :class:`InvalidArgumentError` if one population (``popsize x dim x itemsize``
     bytes) exceeds the physical memory (2**50 bytes where the system does not tell)."""
     if isinstance(popsize, Integral) and not isinstance(popsize, bool):  # else the strategy reports it
         dim = math.prod(getattr(x0, "shape", None) or (len(x0) if isinstance(x0, (list, tuple)) else 1,))
         need = int(popsize) * dim * (4 if "float32" in str(dtype or getattr(x0, "dtype", "")) else 8)
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**50
+        memory = physical_memory()
         if need > memory:
             raise InvalidArgumentError(f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population "
                                        f"of dim {dim}, more than the {memory / 2**30:.3g} GiB of memory")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend
+from evostrat.backends.points import allocation_limit
 from evostrat.backends.structure_args import flat_bounds, flat_integer, flat_sigma
 from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
@@ -40,7 +41,7 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.run.restarts import GLOBAL_REASONS
-from evostrat.run.state import RUN_SCHEMA, check_schema, is_int, is_real
+from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
 
 __all__ = ["capture", "restore", "RUNTIME_PARAMS", "BUDGET_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
 
@@ -73,7 +74,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
     **dict.fromkeys(("strategy", "backend", "dtype"), _STR),
-    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_int, "an int")),
+    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_count, "an int >= 0")),
     "arrays": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
 }
 
@@ -278,17 +279,23 @@ def _extend_budget(es: Any, old_max_generations: int | None) -> None:
                                            math.nan)
 
 
-def _check_state_size(es: Any, state: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> None:
+def _check_state_size(es: Any, state: dict[str, Any], saved: int, backend: Backend) -> None:
     """Refuse a declared ``dim`` whose state would not hold the saved values, before building it.
 
     A fresh state of CMA-ES holds ``O(dim^2)`` values, so a forged ``dim`` could allocate far
     more than the (uncompressed, size-checked) file holds. A state's size is a polynomial of
-    degree <= 2 in ``dim`` at a fixed popsize: three tiny states fit it exactly.
+    degree <= 2 in ``dim`` at a fixed popsize: three tiny states fit it exactly. ``saved``: the
+    values of the saved state; a popsize over ``max(4 saved, 2**20)`` is refused first (weights and
+    populations hold ``O(popsize)`` values whatever the state holds).
     """
     from evostrat.plugins.factories import make_strategy
     from evostrat.run.asktell import AskTell
 
-    saved = sum(arrays[f"state/{n}"].size for n in state["arrays"] if f"state/{n}" in arrays)
+    bound = max(4 * saved, 2**20)
+    for popsize in (state["popsize"], es.popsize):  # O(popsize) weights and populations come before any state
+        if is_int(popsize) and popsize > bound:
+            raise CheckpointError(f"checkpoint popsize {popsize} exceeds both 2**20 and 4x its saved strategy "
+                                  f"state ({saved} values): refused before building it")
     try:
         strategy = make_strategy(es.strategy, es.strategy_options, popsize=state["popsize"], sigma0=1.0,
                                  distribution=es.distribution)
@@ -298,7 +305,7 @@ def _check_state_size(es: Any, state: dict[str, Any], arrays: dict[str, np.ndarr
         return
     d = state["dim"]
     expected = e2 + (d - 2) * (e3 - e2) + (d - 2) * (d - 3) // 2 * (e4 - 2 * e3 + e2)
-    if expected > max(4 * saved, 2**20):  # smaller mismatches are named field by field after the build
+    if expected > bound:  # smaller mismatches are named field by field after the build
         raise CheckpointError(f"checkpoint strategy state holds {saved} values, a state of the saved dim {d} "
                               f"holds {expected}: refused before building it")
 
@@ -319,14 +326,18 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
         raise CheckpointError(f"checkpoint initial point is not a float vector of the saved dim {state['dim']}")
     if plan is not None and (not isinstance(plan, RunPlan) or plan.popsize != state["popsize"]):
         raise CheckpointError("checkpoint restart plan is malformed or does not match the strategy state")
-    _check_state_size(es, state, arrays, backend)
-    start = backend.asarray(np.array(x0, copy=True), device=device)
-    if meta.get("structure") is not None:  # x0 was a dict or pytree (an nn.Module comes back as a dict)
-        try:
-            start = structure_from_spec(meta["structure"], start)
-        except InvalidArgumentError as err:
-            raise CheckpointError(f"checkpoint {err}") from err
-    es.initialize(start)
+    saved = sum(arrays[f"state/{n}"].size for n in state["arrays"] if f"state/{n}" in arrays)
+    # a fresh state (a probe's, the run's) larger than the saved one is refused before it is allocated:
+    # a forged hyper-parameter (lazy_eigen, memory) would otherwise allocate far more than the file holds
+    with allocation_limit(8 * max(4 * saved, 2**20), "the checkpoint's saved strategy state allows"):
+        _check_state_size(es, state, saved, backend)
+        start = backend.asarray(np.array(x0, copy=True), device=device)
+        if meta.get("structure") is not None:  # x0 was a dict or pytree (an nn.Module comes back as a dict)
+            try:
+                start = structure_from_spec(meta["structure"], start)
+            except InvalidArgumentError as err:
+                raise CheckpointError(f"checkpoint {err}") from err
+        es.initialize(start)
     es.warm_start, driver = params.get("warm_start"), es.run_
 
     def to_backend(a: np.ndarray, name: str) -> Any:

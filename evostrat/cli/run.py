@@ -320,6 +320,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _write_json(os.path.join(out, "config.json"), config)
     else:
         resumed_from = None
+        from evostrat.backends.points import physical_memory
+
+        if not isinstance(config["x0"], list) and 8 * config["dim"] > physical_memory():  # np.full below
+            raise UsageError(f"--dim {config['dim']}: a start point of that many float64 coordinates needs "
+                             f"{8 * config['dim'] / 2**30:.3g} GiB, more than the "
+                             f"{physical_memory() / 2**30:.3g} GiB of memory")
         es = _estimator(config)
         os.makedirs(out, exist_ok=True)
         for stale in (CHECKPOINT, "result.json", "convergence.png", "diagnostics.png", "search.png"):

@@ -120,7 +120,7 @@ class AskTell(PicklableRunner):
                  dtype: Any = None, device: Any = None, nonfinite: str = "warn", state: Any = None) -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
             raise InvalidTypeError(f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}")
-        if nonfinite not in NONFINITE_POLICIES:
+        if not isinstance(nonfinite, str) or nonfinite not in NONFINITE_POLICIES:
             raise InvalidArgumentError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.strategy = strategy
         self.backend = resolve_backend(x0, backend)

@@ -47,16 +47,30 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from evostrat.backends.points import resolve_backend
+from evostrat.backends.points import physical_memory, resolve_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
+
+
+#: Bytes each run of a batch takes at the least (its estimator and parameters, before any state):
+#: a batch of more runs than the memory holds at this rate is refused before they are listed.
+RUN_BYTES = 512
+
+
+def check_batch_runs(runs: int, what: str) -> None:
+    """Raise :class:`InvalidArgumentError` naming ``what`` when ``runs`` runs of
+    :data:`RUN_BYTES` each exceed the physical memory."""
+    if runs * RUN_BYTES > physical_memory():
+        raise InvalidArgumentError(f"{what} makes {runs} runs: at {RUN_BYTES} bytes each at the least, "
+                                   f"more than the {physical_memory() / 2**30:.3g} GiB of memory")
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
@@ -89,6 +103,7 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
             if isinstance(v, (str, bytes)) or not isinstance(v, (Sequence, np.ndarray)) or len(v) == 0:
                 raise InvalidArgumentError(f"grid[{name!r}] must be a non-empty list of values, got {v!r}")
             values.append(list(v))
+        check_batch_runs(len(combos) + math.prod(len(v) for v in values), "grid")
         combos.extend(dict(zip(names, c)) for c in itertools.product(*values))
     return combos
 
@@ -102,6 +117,7 @@ def seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise InvalidArgumentError(f"seeds must be a positive number of seeds or a list of ints, got {seeds}")
+        check_batch_runs(int(seeds), f"seeds={seeds}")
         return list(range(int(seeds)))
     if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
@@ -241,11 +257,14 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     if not (devices is None or devices == "auto" or listed):  # checked also when no JAX batch runs
         raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
     params, estimators, families = [], [], []
-    for family, combo in enumerate(expand_grid(grid)):
+    combos = expand_grid(grid)
+    seed_values = [es.random_state] if seeds is None else seed_list(seeds)
+    check_batch_runs(len(combos) * len(seed_values), f"{len(combos)} grid combinations x {len(seed_values)} seeds")
+    for family, combo in enumerate(combos):
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
         template = _configured(es, combo)
-        for seed in [es.random_state] if seeds is None else seed_list(seeds):
+        for seed in seed_values:
             run = copy.copy(template)  # the combination's parameters, set and checked once
             if not isinstance(run.strategy, str):  # an instance: each run has its own copy
                 run.set_params(strategy=copy.deepcopy(template.strategy))

@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError, NoSolutionWarning
 
-__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_int", "is_real",
-           "is_reals", "warn_nothing_found"]
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_count", "is_int",
+           "is_real", "is_reals", "warn_nothing_found"]
 
 
 def is_int(v: Any) -> bool:
@@ -45,6 +45,11 @@ def is_int(v: Any) -> bool:
 def is_real(v: Any) -> bool:
     """A real number (``bool`` excluded): a schema type check."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def is_count(v: Any) -> bool:
+    """An int >= 0 (a counter; ``bool`` excluded): a schema type check."""
+    return is_int(v) and v >= 0
 
 
 def is_reals(v: Any) -> bool:
@@ -59,11 +64,11 @@ ROW_KEYS = ("generation", "n_evals", "best", "generation_best", "median", "sigma
 #: Field name -> (type check, what a checkpoint must hold). The plain-data part of
 #: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
 RUN_SCHEMA: dict[str, tuple[Any, str]] = {
-    "best_f": (is_real, "a real number"),
-    "n_evals": (is_int, "an int"),
-    "n_generations": (is_int, "an int"),
-    "run_start": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_int, v)),
-                  "a pair of ints"),
+    "best_f": (lambda v: is_real(v) and not math.isnan(v), "a real number (not NaN)"),
+    "n_evals": (is_count, "an int >= 0"),
+    "n_generations": (is_count, "an int >= 0"),
+    "run_start": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_count, v)),
+                  "a pair of ints >= 0"),
     "restarts": (lambda v: isinstance(v, list) and all(
         isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in v), "a list of dicts"),
     "stop_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),

@@ -34,7 +34,8 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
-from evostrat.backends.points import as_search_point, resolve_backend  # noqa: F401 - re-exported
+from evostrat.backends.points import (as_search_point, check_population_size,  # noqa: F401 - re-exported
+                                      resolve_backend)
 from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
@@ -199,7 +200,7 @@ class Strategy(Params):
         # with the run's own (placed) key, x0 may stay unplaced: the state program places its outputs
         x = as_search_point(x0, be, dtype=dtype, device=device, program_input=key is None and be.traceable)
         self.validate_params()
-        self.resolved_popsize(x.shape[0])
+        check_population_size(self.resolved_popsize(x.shape[0]), x)  # before any population exists
         state, name = self._build_state(x, be.key(random_state) if key is None else key, be)
         if name is None or name not in _CHECKED_INIT:  # a program's states all pass or all fail
             check_strategy(self, state)

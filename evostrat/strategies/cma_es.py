@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.namespaces import cheap_cond, eigh_identity
+from evostrat.backends.points import check_allocation
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
@@ -168,7 +169,12 @@ class CMAES(CMABase):
         sigma = xp.max(std0)
         D = std0 / sigma
         k, lam = self.eigen_every(n), self.parameters(n).popsize
-        if self.uses_factor(n, backend):  # numpy arrays (evostrat.kernels.cma_factor)
+        factor = self.uses_factor(n, backend)
+        values = 2 * n * n + (2 * lam * n if factor else k * (lam + 2) * n)  # C, B (A, A^-1); the queue (z, asked)
+        check_allocation(f"a state of {values} values at dim {n}" + ("" if factor else (
+            f" (with a queue of {k} x (popsize + 1) x dim values for the lazy update)")), values * x0.dtype.itemsize,
+            f"cma_es(lazy_eigen={self.lazy_eigen!r}, covariance={self.covariance!r}, popsize={lam})")
+        if factor:  # numpy arrays (evostrat.kernels.cma_factor)
             start = xp.full((2, n), 1.0 / math.sqrt(n), dtype=dtype)  # power iteration's vectors
             eye = xp.eye(n, dtype=dtype)
             return CMAFactorState(

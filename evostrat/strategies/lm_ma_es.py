@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from evostrat.backends import Backend, get_backend
+from evostrat.backends.points import check_allocation
 from evostrat.backends.trees import replace
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
@@ -114,6 +115,7 @@ class LMMAES(Strategy):
         xp = backend.xp
         sigma = xp.max(self.initial_sigma(x0, backend))
         m, dim = self.resolved_memory(x0.shape[0]), x0.shape[0]
+        check_allocation(f"a state of {m} x {dim} memory values", m * dim * x0.dtype.itemsize, f"memory={m}")
         M = xp.zeros((m, dim), dtype=x0.dtype, device=backend.device(x0))
         t = xp.zeros((), dtype=x0.dtype, device=backend.device(x0))
         return LMMAESState(mean=x0, sigma=sigma, p_sigma=xp.zeros_like(x0), M=M, t=t, key=key)
