@@ -180,10 +180,10 @@ def test_a_restarts_larger_population_is_refused_before_allocating(monkeypatch) 
 
     real = os.sysconf
     # 3 pages of 4096 bytes: the first state (2 x 20^2 + 1 x (12 + 2) x 20 values of 8 bytes) fits, and
-    # the first restart's (popsize 24), the second restart's (popsize 48: 1800 values) not
+    # the first restart's (popsize 25: pycma's int(2 x 12.99)), the second restart's (popsize 51: 1860 values) not
     monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 3}.get(name)
                         if name in ("SC_PAGE_SIZE", "SC_PHYS_PAGES") else real(name))
     es = ES("cma_es", restarts="ipop", max_evals=200_000, random_state=0)
-    with pytest.raises(InvalidArgumentError, match=r"popsize=48\) makes a state of 1800 values"):
+    with pytest.raises(InvalidArgumentError, match=r"popsize=51\) makes a state of 1860 values"):
         es.fit(lambda X: np.sum(X**2 - 10 * np.cos(2 * np.pi * X), axis=1) + 10 * X.shape[1], np.ones(20))
     assert es.n_generations_ > 0 and math.isfinite(es.fun_) and len(es.restarts_) == 2

@@ -9,9 +9,8 @@ is an option or an observer: **bounds** map candidates into the box
 (:mod:`evostrat.run.bounds`), **restarts** start the next run when a local criterion
 ends one, as the step after ``record`` (:mod:`evostrat.run.restarts`), **behaviour
 strategies** are recorded by the same ``record`` with their statistics added
-(:mod:`evostrat.run.behaviours`), and **callbacks, progress and checkpoints** observe
-it between generations (:class:`~evostrat.callbacks.hooks.RunHooks`) without
-changing the trajectory.
+(:mod:`evostrat.run.behaviours`), and **callbacks, progress and checkpoints** observe it
+between generations (:class:`~evostrat.callbacks.hooks.RunHooks`) without changing it.
 
 Examples
 --------
@@ -61,8 +60,7 @@ class Driver:
     Parameters
     ----------
     settings : ES
-        The estimator whose parameters configure the run; the driver reads them
-        (at the start of each restart run, for the evaluator) and never writes them.
+        The estimator whose parameters configure the run (read, never written).
     x0 : array-like, shape (dim,), or callable
         The initial point (inside ``bounds`` when given), or a function returning one,
         called for the first run and each restart (:meth:`draw_x0`), as pycma's.
@@ -131,12 +129,13 @@ class Driver:
                               device=s.device, nonfinite=s.nonfinite, state=initial_state)
         self.runner.injections = queued
         dim, lam = self.runner.dim, self.runner.popsize
+        scale = strategy.unrounded_popsize(dim) if plan is None else lam  # a first run's defaults: pycma's
         if self.restarts is not None and plan is None:
-            plan = self.restarts.start(lam, dim)
+            plan = self.restarts.start(scale, dim)
         max_generations = s.max_generations if plan is None else plan.max_generations  # a run's own (local)
         if max_generations is None and s.max_evals is None:
-            max_generations = default_max_generations(dim, lam)
-        history = strategy_history_criteria(strategy, dim, lam, tolfunhist=s.tolfunhist,  # checks the defaults
+            max_generations = default_max_generations(dim, scale)
+        history = strategy_history_criteria(strategy, dim, scale, tolfunhist=s.tolfunhist,  # checks the defaults
                                             tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
         self.termination = Termination(
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
@@ -145,8 +144,7 @@ class Driver:
         self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        # add_generation's sigma (now, or kept and read when signed); about 2**16 numbers wait at most
-        row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)
+        row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
         self.state.sigma_of, self.state.sigmas_of = row_sigma
         self.state.sign_limit = max(1, min(self.termination.defer_limit, 2**16 // ((lam + 1) * dim)))
         self.state.plan = plan
@@ -324,8 +322,7 @@ class Driver:
                 entry.update(extra)
             state.append(entry)
             presorted = n == len(values) and not maximize
-            # tolstagnation dates the run's best from its position among the values (pycma's best.evals)
-            at = values.index(ranked[0]) if presorted and self.termination.tolstagnation else None
+            at = values.index(ranked[0]) if presorted and self.termination.tolstagnation else None  # best.evals
             args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted, at)
             reason = self.termination.check(*args) if now else self.termination.defer(*args)
         if reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state

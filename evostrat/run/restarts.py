@@ -31,7 +31,9 @@ the first run's values for every restart; matching that gained no BBOB hits, BEN
   large restarts only, and, as in pycma's ``fmin2``, the schedule ends as soon as
   the last large run has ended (no small runs after it).
 
-Populations are rounded down, as pycma's ``int(popsize0 * incpopsize^k)``.
+Populations are rounded down, as pycma's ``int(popsize0 * incpopsize^k)``, from the
+unrounded default population of the CMA family (``4 + 3 ln d``: 10.9 at d = 10, so 21,
+43, 87 as in pycma, not 20, 40, 80) or the ``popsize`` given.
 
 Ways to ask for them::
 
@@ -69,7 +71,7 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 from evostrat.params import Interval, Params, StrOptions
-from evostrat.run.state import is_int
+from evostrat.run.state import is_int, is_real
 from evostrat.run.termination import default_max_generations
 
 __all__ = ["Restarts", "RunPlan", "make_restarts", "after_run", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
@@ -77,7 +79,7 @@ __all__ = ["Restarts", "RunPlan", "make_restarts", "after_run", "GLOBAL_REASONS"
 
 #: The fields of :meth:`Restarts.schedule_values` and their declared types.
 SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {
-    "popsize0": (is_int, "an int"),
+    "popsize0": (is_real, "a number"),
     "dim": (is_int, "an int"),
     "large_runs": (is_int, "an int"),
     "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(is_int, v.values())),
@@ -158,7 +160,7 @@ class Restarts(Params):
 
     def load_schedule_values(self, values: dict[str, Any]) -> None:
         """Restore :meth:`schedule_values` (checked against :data:`SCHEDULE_SCHEMA` by the caller)."""
-        self._popsize0, self._dim = int(values["popsize0"]), int(values["dim"])
+        self._popsize0, self._dim = float(values["popsize0"]), int(values["dim"])
         self._large_runs = int(values["large_runs"])
         self._evals = {"small": int(values["evals"]["small"]), "large": int(values["evals"]["large"])}
         try:
@@ -168,14 +170,16 @@ class Restarts(Params):
             raise InvalidArgumentError(f"restart schedule random state is malformed: {err}") from err
 
     # -- the schedule -------------------------------------------------------------------
-    def start(self, popsize0: int, dim: int) -> RunPlan:
-        """The first run; resets the schedule."""
+    def start(self, popsize0: float, dim: int) -> RunPlan:
+        """The first run; resets the schedule. ``popsize0`` may be unrounded (the strategy's
+        :meth:`~evostrat.strategies.base.Strategy.unrounded_popsize`): the first run has
+        ``int(popsize0)`` candidates and later ones grow from ``popsize0``, as pycma's ``fmin2``."""
         self.validate_params()
-        self._popsize0, self._dim = int(popsize0), int(dim)
+        self._popsize0, self._dim = float(popsize0), int(dim)
         self._rng = np.random.default_rng(self.random_state)
         self._large_runs = 0
         self._evals = {"small": 0, "large": 0}
-        return RunPlan(0, "initial", self._popsize0, 1.0, self._maxiter(self._popsize0))
+        return RunPlan(0, "initial", int(self._popsize0), 1.0, self._maxiter(self._popsize0))
 
     def next(self, finished: RunPlan, n_evals: int) -> RunPlan | None:
         """The run after ``finished`` (which used ``n_evals`` evaluations), or ``None``."""
@@ -196,7 +200,7 @@ class Restarts(Params):
         maxiter = max(1, min(self._maxiter(popsize), budget))
         return RunPlan(run, "small", popsize, float(10.0 ** (-2.0 * u_sigma)), maxiter)
 
-    def _maxiter(self, popsize: int) -> int:
+    def _maxiter(self, popsize: float) -> int:
         return default_max_generations(self._dim, popsize)
 
 

@@ -340,7 +340,7 @@ def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values:
 TerminationDefaults = type("termination_defaults", (SimpleNamespace,), {})
 
 
-def strategy_history_criteria(strategy: Any, dim: int, popsize: int, **values: Any) -> dict[str, Any]:
+def strategy_history_criteria(strategy: Any, dim: int, popsize: float, **values: Any) -> dict[str, Any]:
     """:func:`history_criteria` of ``strategy``'s ``termination_defaults``, after checking them.
 
     Parameters
@@ -348,8 +348,8 @@ def strategy_history_criteria(strategy: Any, dim: int, popsize: int, **values: A
     strategy : Strategy
         Its ``termination_defaults`` must map names of :data:`HISTORY_CRITERIA` to values the
         criteria accept (``tolstagnation`` also ``"auto"``).
-    dim, popsize : int
-        The run's dimension and population size.
+    dim, popsize : int, float
+        The run's dimension and population size (unrounded: ``Strategy.unrounded_popsize``).
     **values
         The run's ``tolfunhist``, ``tolstagnation`` and ``tolflatfitness`` (``"auto"``: the default).
 

@@ -158,6 +158,15 @@ class Strategy(Params):
             )
         return int(lam)
 
+    def unrounded_popsize(self, dim: int) -> float:
+        """The population size the run's defaults are computed with: ``popsize`` as resolved.
+
+        Restarts grow populations from it (``int(unrounded * 2^k)``) and the default
+        ``maxiter`` and ``tolstagnation`` of a first run use it; the CMA family gives pycma's
+        unrounded ``4 + 3 ln d`` when ``popsize`` is left to the default.
+        """
+        return float(self.resolved_popsize(dim))
+
     def initial_sigma(self, x0: Array, backend: Backend) -> Array:
         """``sigma0`` as an array of shape ``(dim,)`` on ``x0``'s backend, validated.
 

@@ -166,6 +166,13 @@ class CMABase(Strategy):
         popsize = self.resolved_popsize(dim)
         return cma_parameters(int(dim), popsize, bool(self.active), self.separable, self.parents(popsize))
 
+    def unrounded_popsize(self, dim: int) -> float:
+        """``4 + 3 ln d`` unrounded when ``popsize`` is the default (pycma evaluates its
+        defaults with it: at d = 10, ``tolstagnation`` 389 and ``maxiter`` 7775 instead of 416
+        and 8116, and IPOP's populations 21, 43, 87 instead of 20, 40, 80), else ``popsize``."""
+        self.resolved_popsize(dim)  # validated
+        return 4.0 + 3.0 * math.log(dim) if self.popsize is None else float(self.popsize)
+
     def parents(self, popsize: int) -> int | None:
         """``mu`` for ``elite_ratio`` at ``popsize`` (``None``: the default ``popsize // 2``)."""
         return None if self.elite_ratio is None else max(1, int(self.elite_ratio * popsize))
