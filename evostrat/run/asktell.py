@@ -302,11 +302,9 @@ class AskTell(PicklableRunner):
         except (TypeError, ValueError, RuntimeError):
             same = False
         if not same:
-            raise PopulationMismatchError(
-                "X differs from the population returned by the last ask(); tell() must "
-                "receive the candidates that were asked (in the same order), or be called "
-                "with repaired=True for repaired candidates (see also inject())"
-            )
+            raise PopulationMismatchError("X differs from the population returned by the last ask(); tell() must "
+                                          "receive the candidates that were asked (in the same order), or be "
+                                          "called with repaired=True for repaired candidates (see also inject())")
 
     def tell(self, X: Any, values: Any, *, repaired: bool = False) -> None:
         """Update the strategy with the fitness ``values`` (minimised) of ``X``.
