@@ -181,3 +181,18 @@ def _float_leaves(tree):
             yield from _float_leaves(value)
     elif "float" in str(getattr(tree, "dtype", "")):
         yield tree
+
+
+@pytest.mark.parametrize("told", [list, tuple])
+def test_python_floats_told_to_a_torch_float64_run_keep_their_precision(told):
+    """A list of Python floats told to a torch float64 run is read as float64, not through
+    torch's default float32 (which rounded 0.1 + 1e-12 and 0.1 to one tie before the cast)."""
+    torch = pytest.importorskip("torch")
+    es = ES("snes", random_state=0, max_generations=100).initialize(torch.ones(3, dtype=torch.float64))
+    X = es.ask()
+    values = [0.1 + 1e-12 * (len(X) - i) for i in range(len(X))]
+    assert es.run_.runner.check_values(told(values), len(X)).tolist() == values
+    es.tell(X, told(values))
+    assert es.history_[0]["best"] == min(values) and es.history_[0]["generation_best"] == values[-1]
+    with pytest.raises(InvalidTypeError, match="real numbers"):
+        es.run_.runner.check_values([1j] * len(X), len(X))

@@ -68,3 +68,37 @@ def test_rows_read_before_more_generations_are_kept():
         es.tell(X, sphere(X))
     assert es.history_[:5] == first and len(es.history_) == 10
     assert not es.run_.state.raw and not es.run_.state.unsigned
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_torch_generations_take_the_fast_path_with_the_generic_rows(maximize, monkeypatch):
+    """A torch generation told a tensor of the run's dtype and device is checked and recorded
+    from one host list (as numpy's): no ``check_values`` (an ``isfinite``, an ``all`` and a
+    device read of their own), rows, best and state equal to the generic path's (a list told)."""
+    torch = pytest.importorskip("torch")
+    from evostrat.run.asktell import AskTell
+
+    checked = []
+    original = AskTell.check_values
+    monkeypatch.setattr(AskTell, "check_values", lambda self, *a: checked.append(1) or original(self, *a))
+    sign = -1.0 if maximize else 1.0
+
+    def run(as_list):
+        es = ES("snes", random_state=5, max_generations=10**6, maximize=maximize,
+                nonfinite="ignore").initialize(torch.full((5,), 1.5, dtype=torch.float64))
+        for g in range(1, 81):
+            X = es.ask()
+            values = sign * ((X - 0.5) ** 2).sum(1)
+            if g == 40:
+                values[1] = math.nan  # the generic path, between fast generations
+            es.tell(X, values.tolist() if as_list else values)
+        return es
+
+    generic = run(True)
+    del checked[:]
+    fast = run(False)
+    assert len(checked) == 1  # generation 40 only
+    assert _rows(fast) == _rows(generic)
+    assert (fast.fun_, fast.stop_reason_) == (generic.fun_, generic.stop_reason_)
+    assert torch.equal(torch.as_tensor(fast.x_), torch.as_tensor(generic.x_))
+    assert torch.equal(fast.run_.runner.state.mean, generic.run_.runner.state.mean)

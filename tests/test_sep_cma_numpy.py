@@ -11,7 +11,7 @@ from evostrat.backends import get_backend
 from evostrat.kernels import resolve_kernel
 from evostrat.kernels.sep_cma_numpy import rank_weights
 from evostrat.problems import ellipsoid
-from evostrat.strategies.cma_base import candidate_weights
+from evostrat.strategies.cma_base import STOP_NAMES, candidate_weights
 from evostrat.strategies.sep_cma_es import SepCMAES
 
 
@@ -134,3 +134,48 @@ def test_stop_matches_the_generic_criteria(options: dict) -> None:
     X, s = fast.ask(state)
     triggered = fast.stop(state._replace(sigma=np.float64(1e-300)))
     assert bool(triggered["noeffectcoord"]) == ("noeffectcoord" not in options)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("options", "fires"), [
+    ({}, {"noeffectaxis", "noeffectcoord", "tolfacupx"}),
+    ({"tolconditioncov": 1e2, "tolupsigma": 1e-3, "tolfacupx": 1e-2}, set(STOP_NAMES)),
+    ({"noeffectaxis": False, "noeffectcoord": False, "tolconditioncov": None}, {"tolfacupx"})])
+def test_kernel_read_outs_equal_the_generic_ones(dtype: type, options: dict, fires: set) -> None:
+    """The kernel's ``stop`` and the history rows' sigma (``host_sigma``, ``sigma_parts`` read by
+    ``host_sigmas``) give the generic read-outs' values, also as criteria fire."""
+    fast, generic = _pair(sigma0=0.3, **options)
+    kernel = resolve_kernel(fast, get_backend("numpy"))
+    state = fast.init(np.linspace(-1, 1, 6).astype(dtype), random_state=3)
+    fired, parts, hosts = set(), [], []
+    for g in range(150):
+        X, state = fast.ask(state)
+        state = fast.tell(state, X, np.sum((X * np.arange(1, 7)) ** 2, axis=1) * 10.0 ** (g % 3))
+        host = kernel.host_sigma(state)
+        assert type(host) is float and host == float(generic.sigma(state))
+        parts.append(kernel.sigma_parts(state))
+        hosts.append(host)
+        for s in (state, state._replace(sigma=state.sigma * dtype(1e-17)), state._replace(sigma=state.sigma * 1e9)):
+            mine, theirs = fast.stop(s), generic.stop(s)
+            assert list(mine) == list(theirs)
+            assert {k: bool(v) for k, v in mine.items()} == {k: bool(v) for k, v in theirs.items()}, (g, s)
+            fired |= {k for k, v in mine.items() if v}
+    assert fired == fires  # both paths compared where each criterion fires
+    assert kernel.host_sigmas(parts) == hosts and kernel.host_sigmas(parts[:3]) == hosts[:3]
+
+
+def test_a_float64_run_reads_its_criteria_on_python_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A usual float64 fit decides every generation's criteria without the element-wise numpy
+    fallback, and stops where the generic path stops."""
+    import evostrat.kernels.sep_cma_numpy as sep_kernel
+
+    calls = []
+    fallback = sep_kernel.stop_arrays
+    monkeypatch.setattr(sep_kernel, "stop_arrays", lambda *a: calls.append(1) or fallback(*a))
+    a = ES("sep_cma_es", sigma0=0.5, max_generations=400, random_state=1).fit(ellipsoid, np.full(8, 2.0))
+    generic = SepCMAES(sigma0=0.5)
+    generic.numpy_kernel = False
+    b = ES(generic, max_generations=400, random_state=1).fit(ellipsoid, np.full(8, 2.0))
+    assert calls == []
+    assert a.stop_reason_ == b.stop_reason_ and a.n_evals_ == b.n_evals_ and a.fun_ == b.fun_
+    assert [r["sigma"] for r in a.history_] == [r["sigma"] for r in b.history_]

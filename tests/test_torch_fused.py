@@ -261,3 +261,22 @@ def test_tell_on_an_accelerator_traces_in_one_graph_and_runs(name):
     capture, graphs = graph_capture()
     out = one_graph(strategy.tell, capture)(*args)
     assert out.mean.device.type == "meta" and len(graphs) == 1
+
+
+def test_the_device_test_stops_at_the_first_tensor():
+    """``applies`` (every fused call) reads the first tensor's device and walks no further: a
+    tell's state has its tensor first, so the population and the values are never visited."""
+    from collections import namedtuple
+
+    from evostrat.backends.trees import iter_leaves, tree_leaves
+
+    class Unwalkable(list):
+        def __iter__(self):
+            raise AssertionError("walked past the first tensor")
+
+    State = namedtuple("State", "mean parts")
+    state = State(torch.zeros(2), {"a": (1.0, [torch.ones(1)]), "b": 2})
+    assert FusedProgram(lambda *a: a, when="auto").applies((state, Unwalkable([torch.ones(3)]))) is False
+    assert FusedProgram(lambda *a: a, when="auto").applies((1.0, [2.0], {"k": None})) is False  # no tensor
+    tree = (state, [3.0, (4.0,)], {"x": state})
+    assert all(a is b for a, b in zip(iter_leaves(tree), tree_leaves(tree), strict=True))

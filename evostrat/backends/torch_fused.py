@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import torch
 
-from evostrat.backends.trees import map_tree, tree_leaves
+from evostrat.backends.trees import iter_leaves, map_tree
 from evostrat.errors import EvostratWarning, InvalidArgumentError
 
 __all__ = ["AUTO_EAGER_CALLS", "FUSED_ENV", "FUSED_MODE_ENV", "FusedProgram", "fusable",
@@ -104,7 +104,7 @@ def fusable(fn: Callable) -> bool:
 
 def _device_type(args: tuple) -> str | None:
     """The device type of the first tensor among ``args``' leaves (``None`` if none)."""
-    for leaf in tree_leaves(args):
+    for leaf in iter_leaves(args):  # a tell's state has a tensor first: no walk of the rest
         if isinstance(leaf, torch.Tensor):
             return leaf.device.type
     return None

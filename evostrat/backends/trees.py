@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["field_names", "map_tree", "merge_leaves", "named_leaves", "replace", "tree_from_host", "tree_leaves",
+__all__ = ["field_names", "iter_leaves", "map_tree", "merge_leaves", "named_leaves", "replace", "tree_from_host", "tree_leaves",
            "tree_to_host", "tree_with_leaves"]
 
 
@@ -77,6 +77,24 @@ def tree_leaves(tree: Any) -> list[Any]:
     leaves: list[Any] = []
     map_tree(lambda leaf, _: leaves.append(leaf), tree)
     return leaves
+
+
+def iter_leaves(tree: Any) -> Iterator[Any]:
+    """The leaves of ``tree`` in :func:`tree_leaves` order, one at a time (a search that stops
+    at the first it wants does not walk the rest).
+
+    >>> from collections import namedtuple
+    >>> next(iter_leaves(namedtuple("S", "mean parts")([1.0], {"a": 2.0})))
+    1.0
+    """
+    if isinstance(tree, (tuple, list)):  # NamedTuples too: their fields in order
+        for v in tree:
+            yield from iter_leaves(v)
+    elif isinstance(tree, dict):
+        for v in tree.values():
+            yield from iter_leaves(v)
+    else:
+        yield tree
 
 
 def tree_with_leaves(tree: Any, leaves: Any) -> Any:

@@ -46,7 +46,7 @@ from scipy.linalg.lapack import dsyevd
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel, cma_factor
 from evostrat.kernels.cma_steps import (context, draw, host_read_out, host_sigma, host_sigmas, rank_weights, sigma,
-                                        sigma_parts, step_size)
+                                        sigma_parts, step_size, stop_bounds)
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES
 from evostrat.strategies.cma_es import CMAFactorState
 from evostrat.strategies.cma_params import moved_mean
@@ -102,7 +102,7 @@ def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
     if not (d_min > 0.0 and sum(D) < math.inf and low >= 0.0 and 0.0 < s < math.inf):
         return _stop_arrays(ctx.strategy, state)  # NaN, inf or 0 in D, a negative C_jj...
     if ctx.bounds[0] is not state.std0 or ctx.bounds[1] is not state.log_scale:
-        ctx.bounds = (state.std0, state.log_scale, _bounds(ctx.strategy, state))
+        ctx.bounds = (state.std0, state.log_scale, stop_bounds(ctx.strategy, state))
     cond, axis_on, coord_on, up, up_lo, up_hi, fac, fac_min = ctx.bounds[2]
     out = _NO_STOP
     if d_max > cond * d_min:
@@ -126,23 +126,6 @@ def stop(ctx: SimpleNamespace, state: CMAESState) -> dict[str, Any]:
     if s * math.sqrt(high) > fac_min and any(s * math.sqrt(x) > t for x, t in zip(diag.tolist(), fac)):
         out = dict(out, tolfacupx=True)
     return out if out is not _NO_STOP else dict(_NO_STOP)
-
-
-def _bounds(strategy: CMAES, state: CMAESState) -> tuple[Any, ...]:
-    """What :func:`stop` compares with, for the strategy's thresholds, ``std0`` and ``log_scale``."""
-    cond = math.inf if strategy.tolconditioncov is None else math.sqrt(strategy.tolconditioncov)
-    up = up_lo = up_hi = None
-    if strategy.tolupsigma is not None:
-        up = np.log(state.std0.max()) + math.log(strategy.tolupsigma)
-        exponent = float(up) + float(state.log_scale)
-        up_lo, up_hi = 0.0, math.inf  # no bound: numpy's logarithms decide
-        if abs(exponent) < 700.0 and abs(float(state.log_scale)) < 1e5:
-            up_lo, up_hi = math.exp(exponent - 1e-9), math.exp(exponent + 1e-9)
-    fac, fac_min = [], math.inf
-    if strategy.tolfacupx is not None:
-        fac = (state.std0 * strategy.tolfacupx).tolist()
-        fac_min = min(fac)
-    return cond, strategy.noeffectaxis, strategy.noeffectcoord, up, up_lo, up_hi, fac, fac_min
 
 
 def _stop_arrays(strategy: CMAES, state: CMAESState) -> dict[str, Any]:

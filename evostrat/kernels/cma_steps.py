@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.cma_es import CMAES
 
 __all__ = ["context", "factors", "draw", "rank_weights", "step_size", "host_read_out", "host_sigma",
-           "host_sigmas", "sigma", "sigma_parts"]
+           "host_sigmas", "diag_sigma", "sigma", "sigma_parts", "stop_bounds"]
 
 _SPLIT0, _SPLIT1 = SPLIT_CHILD[0], SPLIT_CHILD[1]
 _F64 = np.dtype(np.float64)
@@ -164,10 +164,16 @@ def host_read_out(ctx: SimpleNamespace, state: Any) -> tuple[float, float] | Non
 def host_sigma(state: Any) -> float:
     """``float(sigma(ctx, state))`` without the read-out cache: for a float64 state with a
     non-negative ``max diag C`` the product of the same Python floats, else numpy's."""
-    return _host_sigma(state.sigma, state.diag_C)
+    return diag_sigma(state.sigma, state.diag_C)
 
 
-def _host_sigma(sigma: Any, diag: np.ndarray) -> float:
+def diag_sigma(sigma: Any, diag: np.ndarray) -> float:
+    """``float(sigma * sqrt(max(diag)))`` as numpy computes it: on Python floats for a float64
+    ``diag`` whose maximum is not NaN or negative (the same IEEE doubles), else in numpy.
+
+    >>> diag_sigma(np.float64(0.5), np.array([1.0, 4.0]))
+    1.0
+    """
     if diag.dtype is _F64:
         high = diag.item(diag.argmax())
         if high >= 0.0:
@@ -196,7 +202,7 @@ def host_sigmas(parts: list[tuple[Any, np.ndarray]]) -> list[float]:
     (1.0, 1.0)
     """
     if len(parts) < _BATCH_FROM:  # a few (a host loop signs each generation): one by one
-        return [_host_sigma(sigma, diag) for sigma, diag in parts]
+        return [diag_sigma(sigma, diag) for sigma, diag in parts]
     sigmas = np.array([p[0] for p in parts])
     diags = np.stack([p[1] for p in parts])
     return (sigmas * np.sqrt(diags.max(axis=1))).tolist()
@@ -208,3 +214,25 @@ def sigma(ctx: SimpleNamespace, state: Any) -> np.ndarray:
     if host is None:
         return state.sigma * np.sqrt(state.diag_C.max())
     return np.float64(host[0] * math.sqrt(host[1]))
+
+
+def stop_bounds(strategy: Any, state: Any) -> tuple[Any, ...]:
+    """What the numpy kernels' ``stop`` compares with, for ``strategy``'s thresholds and the
+    state's ``std0`` and ``log_scale``: ``(sqrt(tolconditioncov), noeffectaxis, noeffectcoord,
+    up, up_lo, up_hi, std0 * tolfacupx as floats, their minimum)``. ``tolupsigma`` holds when
+    ``log(sigma) - log(max D) - log_scale > up``; a ratio ``sigma / max D`` above ``up_hi``
+    decides it true and one below ``up_lo`` false (``exp(up + log_scale)`` widened by 1e-9),
+    between them numpy's logarithms decide."""
+    cond = math.inf if strategy.tolconditioncov is None else math.sqrt(strategy.tolconditioncov)
+    up = up_lo = up_hi = None
+    if strategy.tolupsigma is not None:
+        up = np.log(state.std0.max()) + math.log(strategy.tolupsigma)
+        exponent = float(up) + float(state.log_scale)
+        up_lo, up_hi = 0.0, math.inf  # no bound: numpy's logarithms decide
+        if abs(exponent) < 700.0 and abs(float(state.log_scale)) < 1e5:
+            up_lo, up_hi = math.exp(exponent - 1e-9), math.exp(exponent + 1e-9)
+    fac, fac_min = [], math.inf
+    if strategy.tolfacupx is not None:
+        fac = (state.std0 * strategy.tolfacupx).tolist()
+        fac_min = min(fac)
+    return cond, strategy.noeffectaxis, strategy.noeffectcoord, up, up_lo, up_hi, fac, fac_min

@@ -46,25 +46,82 @@ from evostrat.backends.host_keys import generator_words, split_uint64
 from evostrat.backends.numpy import seeded_generator
 from evostrat.backends.trees import replace
 from evostrat.kernels import Kernel
+from evostrat.kernels.cma_steps import diag_sigma, host_sigmas, stop_bounds
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, candidate_weights
 from evostrat.strategies.cma_params import moved_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostrat.strategies.sep_cma_es import SepCMAES, SepCMAESState
 
-__all__ = ["ask", "factors", "kernel", "rank_weights", "stop", "tell"]
+__all__ = ["ask", "factors", "host_sigma", "kernel", "rank_weights", "sigma_parts", "stop", "stop_arrays", "tell"]
+
+_F64 = np.dtype(np.float64)
 
 # np.vecdot is numpy >= 2; the generic code's xp.vecdot is the same function there
 _vecdot = getattr(np, "vecdot", None) or xp_numpy.vecdot
 
 
 def kernel(strategy: SepCMAES) -> Kernel:
-    """The kernel bound to ``strategy`` (``sigma``: the strategy's own)."""
+    """The kernel bound to ``strategy`` (``sigma``: the strategy's own; a history row's
+    sigma read on Python floats, :func:`~evostrat.kernels.cma_steps.diag_sigma`)."""
     made = lru_cache(maxsize=None)(partial(factors, strategy))
-    return Kernel(ask=partial(ask, made), tell=partial(tell, made), stop=partial(stop, strategy))
+    ctx = SimpleNamespace(strategy=strategy, bounds=(None, None, None))
+    return Kernel(ask=partial(ask, made), tell=partial(tell, made), stop=partial(stop, ctx),
+                  host_sigma=host_sigma, sigma_parts=sigma_parts, host_sigmas=host_sigmas)
 
 
-def stop(strategy: SepCMAES, state: SepCMAESState) -> dict[str, Any]:
+def host_sigma(state: SepCMAESState) -> float:
+    """``float(SepCMAES.sigma(state))``: ``sigma * sqrt(max C)`` as a Python float."""
+    return diag_sigma(state.sigma, state.C)
+
+
+def sigma_parts(state: SepCMAESState) -> tuple[Any, np.ndarray]:
+    """What :func:`~evostrat.kernels.cma_steps.host_sigmas` reads of ``state`` (its ``sigma``
+    and ``C``, which no step changes in place) while a run defers its history rows."""
+    return state.sigma, state.C
+
+
+def stop(ctx: SimpleNamespace, state: SepCMAESState) -> dict[str, Any]:
+    """:meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>` for the diagonal
+    model, on Python floats for a float64 state with a positive finite ``C`` and ``sigma``.
+
+    ``D = sqrt(C)`` is monotone, so ``max D = sqrt(max C)``; with ``sigma`` finite the
+    ``noeffectaxis`` sum adds exact zeros off axis ``i`` (equal unless NaN); the other
+    criteria are decided by bounds as the CMA-ES kernel's
+    (:func:`evostrat.kernels.cma_numpy.stop`), element by element only near a threshold.
+    Anything else takes the element-wise numpy operations (:func:`stop_arrays`).
+    """
+    mean, C, s = state.mean, state.C, state.sigma
+    if C.dtype is not _F64 or mean.dtype is not _F64:
+        return stop_arrays(ctx.strategy, state)
+    low, high, s = C.item(C.argmin()), C.item(C.argmax()), float(s)  # argmin/argmax find a NaN
+    if not (low > 0.0 and high < math.inf and 0.0 < s < math.inf):
+        return stop_arrays(ctx.strategy, state)
+    if ctx.bounds[0] is not state.std0 or ctx.bounds[1] is not state.log_scale:
+        ctx.bounds = (state.std0, state.log_scale, stop_bounds(ctx.strategy, state))
+    cond, axis_on, coord_on, up, up_lo, up_hi, fac, fac_min = ctx.bounds[2]
+    d_max = math.sqrt(high)
+    out = dict.fromkeys(STOP_NAMES, False)
+    if d_max > cond * math.sqrt(low):
+        out["tolconditioncov"] = True
+    norm2 = mean.dot(mean)  # NaN iff some mean_j is NaN
+    if axis_on and norm2 == norm2:
+        i = int(state.generation) % mean.shape[0]
+        m_i = mean.item(i)
+        out["noeffectaxis"] = m_i + (0.1 * s) * math.sqrt(C.item(i)) == m_i
+    if coord_on:  # NaN, inf or below 2^-1000 (underflow): no bound
+        if not (0.2 * (s * math.sqrt(low)) >= math.sqrt(norm2) * 2.0**-51 and norm2 >= 2.0**-1000):
+            out["noeffectcoord"] = any(m + 0.2 * (s * math.sqrt(x)) == m for m, x in zip(mean.tolist(), C.tolist()))
+    if up is not None:
+        ratio = s / d_max
+        if ratio > up_hi or ratio >= up_lo and np.log(s) - np.log(d_max) - state.log_scale > up:
+            out["tolupsigma"] = True
+    if s * d_max > fac_min and any(s * math.sqrt(x) > t for x, t in zip(C.tolist(), fac)):
+        out["tolfacupx"] = True
+    return out
+
+
+def stop_arrays(strategy: SepCMAES, state: SepCMAESState) -> dict[str, Any]:
     """:meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.stop>` for the diagonal
     model, the same element-wise operations in numpy (a disabled criterion: ``False``)."""
     mean, sigma, C = state.mean, state.sigma, state.C

@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from functools import cached_property
@@ -41,8 +42,7 @@ from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
-from evostrat.errors import (InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning,
-                             PopulationMismatchError, StateError)
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
@@ -275,6 +275,9 @@ class AskTell(PicklableRunner):
     def _as_values(self, values: Any, expected_rows: int) -> Any:
         """``values`` as a backend array of the state's dtype (real numbers only)."""
         be = self.backend
+        if isinstance(values, (list, tuple)):  # Python floats as float64 (torch's default float32 rounds them)
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                values = host if (host := np.asarray(values)).dtype.kind in "fiub" else values
         try:
             v = be.asarray(values, device=self.device)
         except (TypeError, ValueError, RuntimeError) as err:

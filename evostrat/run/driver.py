@@ -141,7 +141,9 @@ class Driver:
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,
             popsize=lam, **history)
-        self.plain = self.bounds is None and self.runner.backend.host_arrays and not strategy.needs_behaviours
+        # the usual generation's fast path in tell (numpy arrays, or torch tensors on one device)
+        self.plain = (self.bounds is None and not strategy.needs_behaviours
+                      and (self.runner.backend.host_arrays or self.runner.backend.name == "torch"))
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
@@ -199,10 +201,10 @@ class Driver:
         strategy was told (``None`` for behaviours).
         """
         runner = self.runner
-        if (self.plain and X is runner.pending and type(values) is _NDARRAY and type(X) is _NDARRAY
+        if (self.plain and X is runner.pending and type(values) is type(X)
                 and values.dtype is runner.dtype and values.shape == runner.told_shape and constraints is None
-                and not repaired and not runner.injected_rows):
-            host = values.tolist()  # the usual numpy generation: one host list to check and record
+                and not repaired and not runner.injected_rows and (type(X) is _NDARRAY or values.device == X.device)):
+            host = values.tolist()  # the usual generation: one host list (one device read) to check and record
             if _NEG_INF < sum(host) < _INF:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)
                 state, self.before_ask = self.state, None  # told: nothing to undo (nor an old state kept)
