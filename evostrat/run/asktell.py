@@ -1,9 +1,8 @@
 """The stateful ask/tell wrapper and plain-array state dictionaries.
 
-:class:`AskTell` keeps a strategy's state between calls, compiles the pure
-methods where the backend can (``jax.jit``), checks that ``tell`` receives the
-population ``ask`` returned and values of the right shape, and applies the
-non-finite fitness policy.
+:class:`AskTell` keeps a strategy's state between calls, compiles the pure methods where the
+backend can (``jax.jit``), checks that ``tell`` receives the population ``ask`` returned and
+values of the right shape, and applies the non-finite fitness policy.
 
 Non-finite fitness policy (``nonfinite``):
 
@@ -200,18 +199,16 @@ class AskTell(PicklableRunner):
         return X
 
     def unask(self, state: Any, injections: list[np.ndarray]) -> None:
-        """Forget the pending population: back to ``state``, the one the forgotten :meth:`ask` sampled
-        from (the next ``ask`` draws it again), with ``injections``, those queued before it, queued again."""
+        """Forget the pending population: back to ``state`` (the next ``ask`` draws it again), ``injections`` queued again."""
         self.state, self._pending, self.injected_rows = state, None, ()
         self.injections[:] = injections
 
     def inject(self, solutions: Any) -> None:
         """Candidates for the next :meth:`ask` to return first (pycma's ``inject``).
 
-        ``solutions`` is one point ``(dim,)`` or several ``(k, dim)``; those beyond a
-        population wait for the following asks. They are evaluated as given; the
-        strategy learns from them with their step clipped in Mahalanobis length
-        (:mod:`evostrat.run.inject`), so a far-off point cannot destabilise it.
+        ``solutions`` is one point ``(dim,)`` or several ``(k, dim)``; those beyond a population
+        wait for the following asks. They are evaluated as given; the strategy learns from them
+        with their step clipped in Mahalanobis length (:mod:`evostrat.run.inject`).
         """
         from evostrat.run.inject import check_solutions
 

@@ -141,9 +141,8 @@ class Driver:
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,
             popsize=lam, **history)
-        # the usual generation's fast path in tell (numpy arrays, or torch tensors on one device)
-        self.plain = (self.bounds is None and not strategy.needs_behaviours
-                      and (self.runner.backend.host_arrays or self.runner.backend.name == "torch"))
+        backend = self.runner.backend  # plain: the usual generation's fast path in tell (numpy, torch)
+        self.plain = self.bounds is None and not strategy.needs_behaviours and (backend.host_arrays or backend.torch_tensors)
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.state.criteria = strategy.stop, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
@@ -180,9 +179,8 @@ class Driver:
         return self.asked
 
     def unask(self) -> None:
-        """Undo the last :meth:`ask`, its population not told (the evaluation raised, ``KeyboardInterrupt``
-        too): the run is that of its last generation, can be checkpointed, and asks the same population
-        again (the margin correction and noise handling's sigma factor, once a generation, stay applied)."""
+        """Undo the last :meth:`ask`, its population not told (the evaluation raised): the run is its last
+        generation's, can be checkpointed, and asks the same population again (margin, noise factor kept)."""
         if self.before_ask is not None and self.before_ask[0] is self.runner and self.runner.pending is not None:
             self.runner.unask(*self.before_ask[1:])
             self.asked = self.before_ask = None
@@ -196,9 +194,8 @@ class Driver:
         """Check ``X`` and ``values``, tell the strategy, record the generation.
 
         ``constraints``: the ``(popsize, m)`` values ``g(x) <= 0`` of ``X``
-        (:mod:`evostrat.constraints`); ``repaired``: rows of ``X`` may differ from
-        the asked ones (:meth:`AskTell.told_population`). Returns the fitness the
-        strategy was told (``None`` for behaviours).
+        (:mod:`evostrat.constraints`); ``repaired``: rows of ``X`` may differ from the asked
+        ones (:meth:`AskTell.told_population`). Returns the fitness told (``None``: behaviours).
         """
         runner = self.runner
         if (self.plain and X is runner.pending and type(values) is type(X)
