@@ -54,6 +54,7 @@ def test_every_command_has_help(command: list[str], fragment: str) -> None:
     ([], "the following arguments are required: COMMAND"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["run", "--dim", "0"], "argument -d/--dim: expected a positive integer, got '0'"),
+    (["run", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),  # was "random_state must be >= 0"
     (["run", "--strategy", "nope"], "argument -s/--strategy: invalid choice: 'nope'"),
     (["run", "--min-delta", "0.1"], "--min-delta needs --patience"),
     (["run", "--resume"], "--resume needs --output DIR"),

@@ -67,7 +67,7 @@ def _fitness_strategies() -> list[str]:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``run`` to the subcommands ``sub``."""
     from evostrat.backends import backend_names
-    from evostrat.cli.types import finite_float, nonnegative_float, positive_float, positive_int
+    from evostrat.cli.types import finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int
     from evostrat.plugins import registry
     from evostrat.problems import FUNCTIONS
 
@@ -112,7 +112,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                       help="early stopping: generations without improvement of the best value")
     stop.add_argument("--min-delta", type=nonnegative_float, default=None,
                       help="early stopping: smallest improvement that counts (default 0)")
-    stop.add_argument("--seed", type=int, default=None, help=f"random seed (default {d['seed']})")
+    stop.add_argument("--seed", type=nonnegative_int, default=None, help=f"random seed (default {d['seed']})")
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", default=None,
                      help="output folder (default runs/<strategy>-<problem>-<dim>d-seed<seed>)")
