@@ -293,6 +293,9 @@ TAMPERS: list[tuple[str, Callable[[dict, dict], None], str]] = [
                                        a.__setitem__("injections", np.zeros((1, 5)))), "injected candidates"),
     ("injections nan", lambda m, a: (m.__setitem__("injections", {"__array__": "injections"}),
                                      a.__setitem__("injections", np.full((1, 3), np.nan))), "injected candidates"),
+    # non-finite model arrays: were loaded (a resumed CMA-ES with a NaN C raised numpy's LinAlgError)
+    ("state mean inf", _set_array("state/mean", np.array([0.0, np.inf, 1.0])), "not a search distribution"),
+    ("state sigma nan", _set_array("state/sigma", np.full(3, np.nan)), "not a search distribution"),
 ]
 
 
@@ -390,3 +393,4 @@ def test_forged_state_sizing_parameters_are_refused_without_allocating(
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20
+

@@ -361,6 +361,10 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
         raise CheckpointError(f"checkpoint is missing the state array {err}") from err
     except InvalidArgumentError as err:
         raise CheckpointError(f"checkpoint strategy state does not fit its parameters: {err}") from err
+    mean, sigma = driver.runner.backend.to_numpy(driver.runner.mean), driver.runner.sigma
+    if not (np.isfinite(mean).all() and 0.0 <= sigma < math.inf):  # NaN/inf in mean, sigma or C: no model
+        raise CheckpointError(f"checkpoint strategy state is not a search distribution: mean finite "
+                              f"{bool(np.isfinite(mean).all())}, largest standard deviation {sigma}")
     driver.termination.load_progress_values(check_schema(meta["termination"], PROGRESS_SCHEMA, "termination"))
     run.best_x = decode(meta["best_x"], arrays, to_backend)
     if tuple(getattr(run.best_x, "shape", ())) != x0.shape:
