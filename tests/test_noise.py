@@ -67,7 +67,7 @@ def test_each_restart_run_measures_the_noise_afresh():
     candidate used to carry over: IPOP's second run began with run 0's 6 evaluations per candidate."""
     rng = np.random.default_rng(0)
     es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=1), noise_handling=dict(max_evaluations=6),
-            max_generations=300, tolfun=1e-1, random_state=0, evaluator="vectorized").fit(
+            max_generations=300, tolfun=1.0, random_state=0, evaluator="vectorized").fit(
         lambda X: sphere(X) + rng.standard_normal(len(X)), np.ones(3))
     rows = es.history_
     first = next(k for k, row in enumerate(rows) if row["run"] == 1)
