@@ -176,6 +176,23 @@ def test_on_fit_end_runs_when_the_objective_fails(tmp_path: Path) -> None:
     assert logger._file is None  # closed
 
 
+def test_on_fit_end_runs_when_closing_the_evaluator_fails(tmp_path: Path) -> None:
+    # the evaluator was closed before the observers ended: a failing close (or a second Ctrl-C
+    # while an owned pool shut down) skipped on_fit_end, so loggers stayed open
+    from evostrat.evaluators.local import VectorizedEvaluator
+
+    class FailingClose(VectorizedEvaluator):
+        def close(self) -> None:
+            raise RuntimeError("close failed")
+
+    logger = CSVLogger(tmp_path / "run.csv")
+    with pytest.raises(RuntimeError, match="close failed"):
+        ES("snes", max_generations=3, random_state=0, evaluator=FailingClose()).fit(
+            lambda X: (X ** 2).sum(axis=1), np.zeros(2), callbacks=[logger])
+    assert logger._file is None  # closed by on_fit_end
+    assert len((tmp_path / "run.csv").read_text().splitlines()) == 4  # the header and 3 generations
+
+
 def test_callbacks_argument_is_validated() -> None:
     es = ES("snes", max_generations=2)
     with pytest.raises(InvalidTypeError, match="wrap it in a list"):

@@ -281,8 +281,7 @@ class Driver:
         """
         state, runner, maximize = self.state, self.runner, self.maximize
         now = state.plan is not None or isinstance(stops, dict)  # else the criteria wait for the reason's next read
-        state.n_evals = state.run_start[0] + runner.n_evals
-        state.n_generations = state.run_start[1] + runner.generation
+        state.n_evals, state.n_generations = state.run_start[0] + runner.n_evals, state.run_start[1] + runner.generation
         sigma = runner.sigma if sigma is None else sigma
         if values is None:
             state.best_x = self.to_box(runner.mean)
@@ -340,9 +339,8 @@ class Driver:
     def run_loop(self, objective: Callable, hooks: Any = None) -> None:
         """Generations until a criterion holds: compiled chunks when they apply, else on the host.
 
-        ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers
-        get the estimator between generations (on either path, without changing the
-        run). When ``x0`` was a list or a tuple, ``best_x`` ends as a numpy array.
+        ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers get the estimator
+        between generations (either path, the run unchanged); a list or tuple ``x0`` ends as numpy.
         """
         from evostrat.run.compiled import run_compiled
 
@@ -394,6 +392,8 @@ class Driver:
                 if hooks is not None:
                     hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
         finally:
-            evaluator.close()
-            if hooks is not None:
-                hooks.end(observer)
+            try:
+                evaluator.close()  # a second Ctrl-C while an owned pool shuts down, a failing close...
+            finally:  # ...still end the observers: loggers closed, the last checkpoint written
+                if hooks is not None:
+                    hooks.end(observer)
