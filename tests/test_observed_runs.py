@@ -120,14 +120,14 @@ def test_the_criteria_progress_round_trips_between_host_and_device() -> None:
             "hist_median": rng.standard_normal(keep).astype(np.float32).tolist(),
             "run_best": -1.5, "run_best_evals": 1477, "flat_generations": 2,
         }
-        assert progress_to_host(rules, progress_from_host(rules, values, "float32"), generation) == values
+        assert progress_to_host(rules, progress_from_host(rules, values, "float32")) == values
     # a full ring buffer comes back oldest first
     p = progress_from_host(rules, values, "float32")
     p = p._replace(recent=np.roll(p.recent, 4), n_recent=np.int32(12 + 4))
-    assert progress_to_host(rules, p, generation)["recent"] == values["recent"]
+    assert progress_to_host(rules, p)["recent"] == values["recent"]
     # the stagnation history comes back trimmed to pycma's latest 20,000 records
     long = Rules.from_termination(t, popsize=7, capacity=5 * (HIST_KEEP + 9))
     p = progress_from_host(long, dict(values, hist_best=list(range(HIST_KEEP + 9)),
                                       hist_median=[0.0] * (HIST_KEEP + 9)), "float32")
-    back = progress_to_host(long, p, 5 * (HIST_KEEP + 9))
+    back = progress_to_host(long, p)
     assert back["hist_best"] == [float(v) for v in range(9, HIST_KEEP + 9)]

@@ -199,7 +199,6 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
     size, popsize = values.shape
     rows = jnp.arange(size)
     live = rows < ran
-    g = generation + 1 + rows.astype(jnp.int32)
     finite = jnp.isfinite(values)
     n_finite = jnp.sum(finite, axis=1)
     lo = jnp.min(jnp.where(finite, values, jnp.inf), axis=1)

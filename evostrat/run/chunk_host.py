@@ -219,7 +219,7 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     state.n_generations += done
     state.n_evals += done * runner.popsize
     runner.advance(strategy_state, done)
-    termination.pending = partial(progress_to_host, rules, progress, runner.generation)
+    termination.pending = partial(progress_to_host, rules, progress)
     if float(best_f) != state.best_f:
         state.best_f, state.best_x = float(best_f), best_x
     code = int(code)

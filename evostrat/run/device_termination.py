@@ -211,9 +211,9 @@ def device_constant(value: float, dtype: str, device: Any = None) -> Any:
     return jax.device_put(np.asarray(value, dtype), device)
 
 
-def progress_to_host(rules: Rules, p: Progress, generation: int) -> dict[str, Any]:
-    """``p`` as the host criteria's ``progress_values`` after ``generation``: the recent
-    values oldest first, the stagnation history's latest ``HIST_KEEP`` entries (pycma's)."""
+def progress_to_host(rules: Rules, p: Progress) -> dict[str, Any]:
+    """``p`` as the host criteria's ``progress_values``: the recent values oldest first, the
+    stagnation history's latest ``HIST_KEEP`` entries (pycma's)."""
     import jax
 
     p = jax.device_get(p)
