@@ -41,11 +41,11 @@ from __future__ import annotations
 import copy
 import math
 import sys
-import weakref
 from typing import Any, Callable
 
 import numpy as np
 
+from evostrat.backends.structured_objective import structured_objective
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["ModuleParameters", "Structure", "as_structure", "build_tree", "holds_arrays", "is_named_tuple",
@@ -214,45 +214,12 @@ class Structure:
 
     # -- the objective ----------------------------------------------------------------------
     def objective(self, fn: Callable) -> Callable:
-        """``fn`` over structured candidates as an objective over flat ones (one wrapper per
-        ``fn`` and structure layout, so compiled programs are reused across fits)."""
-        try:
-            cache = _WRAPPED.setdefault(fn, {})
-        except TypeError:
-            cache = {}
-        if self.key not in cache:
-            cache[self.key] = self._wrap(fn)
-        return cache[self.key]
-
-    def _wrap(self, fn: Callable) -> Callable:
-        marked = getattr(fn, "vectorized", None)
-        if marked:
-            def batched(X: Any) -> Any:
-                return fn(self.unflatten_batch(X))
-
-            batched.vectorized = True  # type: ignore[attr-defined]
-            return batched
-        if self.kind == "jax" and marked is None:
-            import jax
-
-            def mapped(X: Any) -> Any:
-                return jax.vmap(lambda x: fn(self._unravel(x)))(X)
-
-            mapped.vectorized = True  # type: ignore[attr-defined]
-            return mapped
-
-        def single(x: Any) -> Any:
-            return fn(self.unflatten(x))
-
-        single.vectorized = False  # type: ignore[attr-defined]
-        return single
+        """``fn`` over structured candidates as an objective over flat ones
+        (:func:`~evostrat.backends.structured_objective.structured_objective`)."""
+        return structured_objective(self, fn)
 
     def __repr__(self) -> str:
         return f"Structure({self.kind}, dim={self.dim}, leaves={len(self.names)})"
-
-
-#: Wrapped objectives per user objective and layout (dropped with the objective).
-_WRAPPED: "weakref.WeakKeyDictionary[Callable, dict[Any, Callable]]" = weakref.WeakKeyDictionary()
 
 
 def as_structure(x0: Any) -> Structure | None:
