@@ -20,8 +20,9 @@ jnp = jax.numpy
 
 from evostrat.run.block_termination import (block_progress, check_block, may_stop,  # noqa: E402
                                              watch)
-from evostrat.run.device_termination import (COUNTING_WIDTH, REASONS, Rules, check,  # noqa: E402
-                                             initial_progress, order_statistics, stagnation_holds)
+from evostrat.run.device_termination import (REASONS, Rules, check,  # noqa: E402
+                                             initial_progress, stagnation_holds)
+from evostrat.run.order_statistics import COUNTING_WIDTH, order_statistics  # noqa: E402
 from evostrat.run.termination import Termination  # noqa: E402
 
 POP, DIM, G = 6, 2, 620  # pycma's stagnation test needs more than 100 records, one every 5th generation

@@ -250,3 +250,30 @@ def test_an_infinite_best_reaches_ftarget_on_the_host_and_compiled_alike(maximiz
     assert [r.stop_reason_ for r in runs] == ["ftarget", "ftarget"]
     assert runs[0].fun_ == runs[1].fun_ == sign * -np.inf and runs[0].n_generations_ < 500
     assert all(float(np.sum((np.asarray(r.x_) - 3.0) ** 2)) < 0.01 for r in runs)
+
+
+@pytest.mark.parametrize("name", ["snes", "cma_es"])
+def test_a_new_budget_runs_on_the_chunk_already_compiled(name) -> None:
+    """``max_generations`` and ``max_evals`` are inputs of the compiled chunk, as the thresholds
+    are (a new budget compiled the chunk again: seconds), and each run still stops where the
+    host loop stops. Which budgets are set stays part of the program, and budgets far apart get
+    their own (the stagnation history's length, ``history_capacity``)."""
+
+    def objective(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    def fit(compiled_loop="auto", **budget):
+        before = len(_COMPILES)
+        es = ES(name, random_state=0, tolfun=None, tolx=None, compiled_loop=compiled_loop, **budget)
+        es.fit(objective, jnp.ones(4))
+        return len(_COMPILES) - before, es
+
+    # the programs of each kind of budget (the stagnation history is sized by the budget, in steps)
+    fit(max_generations=300), fit(max_evals=2000)
+    for budget in ({"max_generations": 301}, {"max_generations": 317}, {"max_evals": 2017}, {"max_evals": 2040}):
+        n, es = fit(**budget)
+        _, host = fit(compiled_loop=False, **budget)
+        assert n == 0 and es.fast_path_ == "compiled_loop", budget
+        assert (es.n_generations_, es.n_evals_, es.stop_reason_) == (host.n_generations_, host.n_evals_,
+                                                                      host.stop_reason_), budget
+        np.testing.assert_allclose(es.fun_, host.fun_, rtol=1e-5)

@@ -110,7 +110,7 @@ def test_the_criteria_progress_round_trips_between_host_and_device() -> None:
     rng = np.random.default_rng(0)
     t = Termination(max_generations=500, tolstagnation=50, tolflatfitness=1, dim=3, popsize=7, history_length=12)
     rules = Rules.from_termination(t, popsize=7, capacity=501)
-    assert rules.capacity == 101  # a record every 5th generation
+    assert rules.capacity == 112  # a record every 5th generation (101), in steps of an eighth of 128
     generation = 300
     keep = generation // 5
     for n_recent in (0, 5, 12):

@@ -32,8 +32,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria, median_of, order_statistics,
+from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria,
                                              reached, stagnation_holds, threshold)
+from evostrat.run.order_statistics import median_of, order_statistics
 from evostrat.run.termination import HIST_EVERY
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]

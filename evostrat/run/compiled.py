@@ -144,15 +144,16 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds`; the objective then sees the
     candidates mapped into the box, and the best so far is kept in the box, as the host
     loop's. The criteria's thresholds (:data:`~evostrat.run.device_termination.THRESHOLDS`)
-    are an input of the compiled program, not part of its key: runs that differ only in them
-    share the program, and the callable returned passes each its own."""
+    and budgets (:data:`~evostrat.run.device_termination.BUDGETS`) are an input of the
+    compiled program, not part of its key: runs that differ only in them share the program,
+    and the callable returned passes each its own."""
     import jax
     import jax.numpy as jnp
 
     from evostrat.backends.jax import lockstep_conds
 
     length = chunk_length(rules.popsize)
-    structure = rules.structure()  # the program's; its thresholds come in as an input
+    structure = rules.structure()  # the program's; its thresholds and budgets come in as an input
 
     def programs(rules: Rules) -> tuple[Callable, Callable]:
         """The unbatched and the batched chunk over ``rules`` (whose thresholds are traced)."""
@@ -280,48 +281,52 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         return packed, lockstep
 
-    def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, thresholds: Any) -> Any:
-        return programs(structure.with_thresholds(thresholds))[0](state, best_x, floats, ints, limit)
+    def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, inputs: Any) -> Any:
+        return programs(traced(inputs))[0](state, best_x, floats, ints, limit)
 
-    def lockstep_chunk(runs: DeviceRun, limit: Any, thresholds: Any) -> Any:
-        return programs(structure.with_thresholds(thresholds))[1](runs, limit)
+    def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:
+        return programs(traced(inputs))[1](runs, limit)
+
+    def traced(inputs: Any) -> Rules:  # the rules with their thresholds and budgets from the input
+        return structure.with_thresholds(inputs[0]).with_budgets(inputs[1])
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
     box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
     key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
-    settings = (key, widest, rules)  # the rules' thresholds: the input the program is called with
+    settings = (key, widest, rules)  # the rules' thresholds and budgets: the input the program is called with
     if settings not in _CALLS:
         if len(_CALLS) >= 256:
             _CALLS.clear()
-        thresholds = np.asarray(rules.thresholds(), widest)
-        _CALLS[settings] = _with_thresholds(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
-                                            thresholds, batched)
+        inputs = (np.asarray(rules.thresholds(), widest), np.asarray(rules.budgets(), np.int32))
+        _CALLS[settings] = _with_inputs(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
+                                        inputs, batched)
     return _CALLS[settings]
 
 
-#: The chunk programs with their thresholds, by program key and thresholds (equal runs share one).
+#: The chunk programs with their inputs, by program key and rules (equal runs share one).
 _CALLS: dict[Any, Callable] = {}
 
 
-def _with_thresholds(program: Callable, thresholds: np.ndarray, batched: bool) -> Callable:
-    """``program`` called with ``thresholds`` (:meth:`Rules.thresholds`) as its last input.
+def _with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batched: bool) -> Callable:
+    """``program`` called with ``inputs``, the rules' thresholds (:meth:`Rules.thresholds`) and
+    budgets (:meth:`Rules.budgets`), as its last input.
 
-    They are in JAX's widest float, so that each is rounded to the dtype of what it is
-    compared with inside, as a Python float is (:func:`~evostrat.run.device_termination.threshold`).
-    A one-run chunk gets them placed where its run is, once: a host vector cost an observed
-    run (a chunk a generation) about 15 us a generation."""
+    The thresholds are in JAX's widest float, so that each is rounded to the dtype of what it is
+    compared with inside, as a Python float is (:func:`~evostrat.run.device_termination.threshold`);
+    the budgets are int32, as the counters they bound. A one-run chunk gets them placed where its
+    run is, once: a host vector cost an observed run (a chunk a generation) about 15 us a generation."""
     import jax
 
     if batched:
-        return lambda runs, limit: program(runs, limit, thresholds)
+        return lambda runs, limit: program(runs, limit, inputs)
     placed: dict[Any, Any] = {}
 
     def call(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> Any:
         where = floats.sharding
         if where not in placed:
-            placed[where] = jax.device_put(thresholds, where)
+            placed[where] = jax.device_put(inputs, where)
         return program(state, best_x, floats, ints, limit, placed[where])
 
     return call

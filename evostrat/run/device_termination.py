@@ -35,14 +35,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from evostrat.backends.trees import replace
+from evostrat.run.order_statistics import median_of, order_statistics, window_medians
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
-__all__ = ["REASONS", "THRESHOLDS", "Rules", "reached", "Progress", "initial_progress", "progress_from_host",
-           "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
-           "order_statistics", "stagnation_holds", "stagnation_window", "median_of"]
-
-#: Widest rows whose order statistics :func:`order_statistics` finds by counting instead of sorting.
-COUNTING_WIDTH = 128
+__all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
+           "progress_from_host", "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
+           "stagnation_holds", "stagnation_window"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
 REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist",
@@ -52,6 +50,13 @@ REASONS = ("", "ftarget", "maxfevals", "maxiter", "tolfun", "tolx", "tolfunhist"
 #: The criteria's thresholds a compiled chunk takes as an input (:meth:`Rules.thresholds`), not as
 #: constants of its program: a new ``ftarget`` or tolerance runs on the program already compiled.
 THRESHOLDS = ("ftarget", "tolfun", "tolx", "tolfunhist")
+
+#: The budgets a compiled chunk takes as an input (:meth:`Rules.budgets`, int32), for the same
+#: reason: a new ``max_evals`` or ``max_generations`` used to cost a new compilation (seconds).
+BUDGETS = ("max_evals", "max_generations")
+
+#: The largest budget an int32 input holds (a run's counters are int32 on the device).
+INT32_MAX = 2**31 - 1
 
 
 def threshold(value: Any, like: Any) -> Any:
@@ -88,6 +93,10 @@ class Rules:
     True
     >>> rules(1e-8).thresholds()[0], rules(1e-8).structure().with_thresholds([0.5, 0.0, 0.0, 0.0]).ftarget
     (1e-08, 0.5)
+    >>> def budget(n):
+    ...     return Rules.from_termination(Termination(max_generations=n), popsize=3, capacity=n + 1)
+    >>> budget(300).structure() == budget(302).structure(), budget(300).budgets()
+    (True, (0, 300))
     """
 
     maximize: bool
@@ -105,9 +114,11 @@ class Rules:
     warmup: int  # stagnation needs generation > warmup
 
     def structure(self) -> "Rules":
-        """These rules with each set threshold (:data:`THRESHOLDS`) replaced by ``0.0``: what a
-        compiled chunk depends on (which criteria apply, budgets, lengths)."""
-        return dataclasses.replace(self, **{n: 0.0 for n in THRESHOLDS if getattr(self, n) is not None})
+        """These rules with each set threshold (:data:`THRESHOLDS`) replaced by ``0.0`` and each
+        set budget (:data:`BUDGETS`) by ``0``: what a compiled chunk depends on (which criteria
+        apply, lengths)."""
+        return dataclasses.replace(self, **{n: 0.0 for n in THRESHOLDS if getattr(self, n) is not None},
+                                   **{n: 0 for n in BUDGETS if getattr(self, n) is not None})
 
     def thresholds(self) -> tuple[float, ...]:
         """The values of :data:`THRESHOLDS` (NaN where unset), in that order."""
@@ -119,19 +130,41 @@ class Rules:
         return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(THRESHOLDS)
                                             if getattr(self, n) is not None})
 
+    def budgets(self) -> tuple[int, ...]:
+        """The values of :data:`BUDGETS` (``0`` where unset), at most :data:`INT32_MAX`."""
+        return tuple(0 if getattr(self, n) is None else min(int(getattr(self, n)), INT32_MAX) for n in BUDGETS)
+
+    def with_budgets(self, values: Any) -> "Rules":
+        """These rules with each set budget read from ``values`` (a vector in the order of
+        :data:`BUDGETS`; traced inside a compiled chunk)."""
+        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(BUDGETS) if getattr(self, n) is not None})
+
     @classmethod
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
         """The rules of a host :class:`~evostrat.run.termination.Termination` for a run of at most
-        ``capacity`` generations (``tolstagnation`` 0 is off, as on the host)."""
+        ``capacity`` generations (``tolstagnation`` 0 is off, as on the host), whose stagnation
+        history holds :func:`history_capacity` entries."""
         stag = bool(t.tolstagnation)
         return cls(
             maximize=bool(t.maximize), ftarget=t.ftarget, max_evals=t.max_evals,
             max_generations=t.max_generations, tolfun=t.tolfun, tolx=t.tolx,
             tolfunhist=t.tolfunhist, tolstagnation=t.tolstagnation if stag else None,
             tolflatfitness=t.tolflatfitness, window=int(t.window), popsize=int(popsize),
-            capacity=int(capacity) // HIST_EVERY + 1 if stag else 1,
+            capacity=history_capacity(int(capacity) // HIST_EVERY) if stag else 1,
             warmup=int(math.floor(t.dim * (5 + 100 / t.popsize))),
         )
+
+
+def history_capacity(records: int) -> int:
+    """Entries of a stagnation history that takes ``records`` records: more than ``records``, in
+    steps of an eighth of the next power of two (at most a quarter more), so that runs whose
+    budgets differ a little share a compiled chunk, and the median test sorts little more.
+
+    >>> [history_capacity(n) for n in (0, 7, 60, 63, 64, 100, 1555)]
+    [1, 8, 64, 64, 80, 112, 1792]
+    """
+    step = 1 << max(0, records.bit_length() - 3)
+    return (records // step + 1) * step
 
 
 class Progress(NamedTuple):
@@ -226,47 +259,6 @@ def progress_to_host(rules: Rules, p: Progress) -> dict[str, Any]:
             "run_best_evals": int(p.run_best_evals), "flat_generations": int(p.flat_generations)}
 
 
-def order_statistics(values: Any, ranks: tuple[int, ...]) -> Any:
-    """``jnp.sort(values, axis=-1)[..., ranks]``, bit for bit, for rows without NaN: ``(..., len(ranks))``.
-
-    Rows up to :data:`COUNTING_WIDTH` wide are ranked by counting instead: each value's stable
-    rank is the number of smaller values plus the number of equal ones before it (the
-    permutation of ``jnp.sort``, which is stable and ranks ``-0.0`` and ``0.0`` as equal), and
-    the value of each wanted rank is picked by a maximum. XLA's CPU sort costs about 13 us for
-    33 rows of 10 values, the counting 4 us (and 27 against 76 us at 40 values a row).
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp                                                  # doctest: +SKIP
-    >>> order_statistics(jnp.asarray([[3.0, -0.0, 1.0, 0.0]]), (0, 1, 3)).tolist()  # doctest: +SKIP
-    [[-0.0, 0.0, 3.0]]
-    """
-    import jax.numpy as jnp
-
-    width = values.shape[-1]
-    if width > COUNTING_WIDTH:
-        return jnp.sort(values, axis=-1)[..., jnp.asarray(ranks)]
-    index = jnp.arange(width)
-    other, this = values[..., None, :], values[..., :, None]
-    before = (other < this) | ((other == this) & (index[None, :] < index[:, None]))
-    rank = jnp.sum(before, axis=-1, dtype=jnp.int32)
-    picked = rank[..., None, :] == jnp.asarray(ranks, jnp.int32)[:, None]
-    return jnp.max(jnp.where(picked, values[..., None, :], -jnp.inf), axis=-1)
-
-
-def _window_medians(buffers: Any, starts: Any, n: Any) -> Any:
-    """The medians of ``buffers[i][starts[i]:starts[i] + n]`` (Python's median of a list: mean of
-    the middle two) for the rows of ``buffers`` ``(k, capacity)``: one sort of the masked rows."""
-    import jax.numpy as jnp
-
-    index = jnp.arange(buffers.shape[-1])
-    inside = (index >= starts[:, None]) & (index < starts[:, None] + n)
-    ranked = jnp.sort(jnp.where(inside, buffers, jnp.inf), axis=-1)
-    upper = ranked[:, n // 2]
-    lower = ranked[:, (n - 1) // 2]
-    return jnp.where(n % 2 == 1, upper, 0.5 * (lower + upper))
-
-
 def stagnation_window(rules: Rules, n_hist: Any) -> tuple[Any, Any]:
     """pycma's stagnation history length (the latest ``HIST_KEEP`` of ``n_hist`` records) and its
     tenth ``l``."""
@@ -274,12 +266,6 @@ def stagnation_window(rules: Rules, n_hist: Any) -> tuple[Any, Any]:
 
     length = jnp.minimum(n_hist, HIST_KEEP)
     return length, jnp.maximum(rules.tolstagnation // 10, length // 10)
-
-
-def median_of(lower: Any, upper: Any, size: int) -> Any:
-    """The median of ``size`` values from its middle order statistics (ranks ``(size - 1) // 2``
-    and ``size // 2``): pycma's (and Python's) mean of the middle two for an even ``size``."""
-    return upper if size % 2 else 0.5 * (lower + upper)
 
 
 def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any,
@@ -310,7 +296,7 @@ def stagnation_holds(rules: Rules, p: Progress, generation: Any) -> Any:
     _, l = stagnation_window(rules, end)
     # the latest l values of each history and the l before them, sorted together
     buffers = jnp.stack([p.hist_median, p.hist_median, p.hist_best, p.hist_best])
-    medians = _window_medians(buffers, jnp.stack([end - l, end - 2 * l, end - l, end - 2 * l]), l)
+    medians = window_medians(buffers, jnp.stack([end - l, end - 2 * l, end - l, end - 2 * l]), l)
     return (medians[0] >= medians[1]) & (medians[2] >= medians[3])
 
 
