@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("sklearn", "torch", "jax", "ray", "gymnasium", "matplotlib", "pandas", "scipy", "rich")
-# Standard-library modules only an executor, a checkpoint or a plugin lookup needs (~20 ms together).
-DEFERRED = ("concurrent.futures", "multiprocessing", "hashlib", "uuid", "importlib.metadata", "zipfile", "email")
+# Standard-library modules only an executor, a checkpoint, a plugin lookup or an error message needs.
+DEFERRED = ("concurrent.futures", "multiprocessing", "hashlib", "uuid", "importlib.metadata", "zipfile", "email",
+            "difflib")
 ROOT = Path(__file__).resolve().parents[1]
 
 
