@@ -16,7 +16,6 @@ UnknownNameError
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Iterable
 
 __all__ = [
@@ -36,6 +35,8 @@ def did_you_mean(name: Any, choices: Iterable[str]) -> str:
     >>> did_you_mean("sigma", ["popsize", "sigma0"]), did_you_mean("zzz", ["snes"])
     (" (did you mean 'sigma0'?)", '')
     """
+    import difflib  # here: only an error message needs it
+
     close = difflib.get_close_matches(str(name).lower(), sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

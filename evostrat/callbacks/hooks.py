@@ -21,6 +21,7 @@ evostrat.errors.InvalidTypeError: callbacks must be a sequence of callables cb(e
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
@@ -48,6 +49,39 @@ def _is_true(value: Any) -> bool:
         return value is True
     shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
     return shape is not None and tuple(shape) == () and str(dtype) in ("bool", "torch.bool") and bool(value)
+
+
+def _checkpointer_class() -> type | None:
+    """:class:`~evostrat.checkpoint.Checkpointer`, or ``None`` while :mod:`evostrat.checkpoint` is not
+    imported: then no hook is one, and a fit without checkpoints never loads it (nor the zip, JSON and
+    hashing modules of its file format)."""
+    module = sys.modules.get("evostrat.checkpoint")
+    return getattr(module, "Checkpointer", None)
+
+
+def _make_checkpointer(checkpoint: Any, every: int | None, metadata: dict[str, Any] | None) -> Any:
+    """The checkpointer ``fit(checkpoint=..., checkpoint_every=...)`` asks for, or ``None``;
+    :mod:`evostrat.checkpoint` is imported only when there is one."""
+    if checkpoint is None or checkpoint is False:
+        if every is not None:
+            raise InvalidArgumentError(
+                "checkpoint_every needs checkpoint=<path>; got checkpoint_every without a checkpoint"
+            )
+        return None
+    from evostrat.checkpoint import Checkpointer
+
+    if isinstance(checkpoint, Checkpointer):
+        if every is not None:
+            raise InvalidArgumentError(
+                "checkpoint_every applies to checkpoint=<path>; set every= on the Checkpointer instead"
+            )
+        return checkpoint
+    if isinstance(checkpoint, (str, os.PathLike)):
+        return Checkpointer(checkpoint, every=1 if every is None else every, metadata=metadata)
+    raise InvalidTypeError(
+        "checkpoint must be a path (str or os.PathLike), a Checkpointer or None, got "
+        f"{type(checkpoint).__name__}"
+    )
 
 
 class RunHooks:
@@ -78,30 +112,11 @@ class RunHooks:
         metadata: dict[str, Any] | None = None,
         objective: Any = None,
     ) -> None:
-        from evostrat.checkpoint import Checkpointer
         from evostrat.callbacks.progress import make_progress
 
         self.callbacks = _check_callbacks(callbacks)
         self.progress = make_progress(progress)
-        if checkpoint is None or checkpoint is False:
-            if every is not None:
-                raise InvalidArgumentError(
-                    "checkpoint_every needs checkpoint=<path>; got checkpoint_every without a checkpoint"
-                )
-            self.checkpointer = None
-        elif isinstance(checkpoint, Checkpointer):
-            if every is not None:
-                raise InvalidArgumentError(
-                    "checkpoint_every applies to checkpoint=<path>; set every= on the Checkpointer instead"
-                )
-            self.checkpointer = checkpoint
-        elif isinstance(checkpoint, (str, os.PathLike)):
-            self.checkpointer = Checkpointer(checkpoint, every=1 if every is None else every, metadata=metadata)
-        else:
-            raise InvalidTypeError(
-                "checkpoint must be a path (str or os.PathLike), a Checkpointer or None, got "
-                f"{type(checkpoint).__name__}"
-            )
+        self.checkpointer = _make_checkpointer(checkpoint, every, metadata)
         self._started: list[Any] = []
         self.objective = objective
 
@@ -115,10 +130,9 @@ class RunHooks:
 
     def start(self, es: Any) -> None:
         """``on_fit_start`` of every hook that has one."""
-        from evostrat.checkpoint import Checkpointer
-
+        checkpointer = _checkpointer_class()
         for hook in self.callbacks + self._internal():
-            if isinstance(hook, Checkpointer):
+            if checkpointer is not None and isinstance(hook, checkpointer):
                 hook.objective = self.objective
             start = getattr(hook, "on_fit_start", None)
             if start is not None:

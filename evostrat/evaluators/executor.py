@@ -25,17 +25,18 @@ Examples
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import copy
-import multiprocessing
 import os
 import pickle
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError
 from evostrat.evaluators.remote import ChunkedEvaluator, describe_candidates, positive_int
 from evostrat.evaluators.sync import syncs
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps, run_chunk
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
 
 __all__ = ["ExecutorEvaluator"]
 
@@ -75,6 +76,9 @@ class ExecutorEvaluator(ChunkedEvaluator):
         self._checked: tuple[Callable, int] | None = None  # objective, its pickled size
 
     def check_parameters(self) -> None:
+        import concurrent.futures as cf  # here, not at import: the registry lists this class
+        import multiprocessing
+
         super().check_parameters()
         if self.executor is not None and not isinstance(self.executor, cf.Executor):
             raise InvalidTypeError(
@@ -97,6 +101,8 @@ class ExecutorEvaluator(ChunkedEvaluator):
 
     # -- the pool ----------------------------------------------------------------------
     def _in_process(self) -> bool:
+        import concurrent.futures as cf
+
         return isinstance(self.executor, cf.ThreadPoolExecutor)
 
     def wants_seed(self) -> bool:
@@ -118,6 +124,9 @@ class ExecutorEvaluator(ChunkedEvaluator):
 
                 self._pool = LokyPool(max_workers=workers)
             else:
+                import concurrent.futures as cf
+                import multiprocessing
+
                 context = self.mp_context
                 context = multiprocessing.get_context(context) if isinstance(context, str) else context
                 self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
@@ -154,6 +163,8 @@ class ExecutorEvaluator(ChunkedEvaluator):
             return 0
         if self._checked is not None and self._checked[0] is objective:
             return self._checked[1]
+        import concurrent.futures as cf
+
         plain_pickle = isinstance(pool, cf.ProcessPoolExecutor)  # the standard library's
         hint = ("; this ProcessPoolExecutor pickles by reference: use a module-level function, "
                 "or the default pool (mp_context=None), which accepts lambdas and closures"
@@ -177,6 +188,8 @@ class ExecutorEvaluator(ChunkedEvaluator):
 
     def run_chunks(self, objective: Callable, source: Any, chunks: Sequence[tuple[int, int]],
                    options: WorkerOptions) -> list[ChunkResult]:
+        import concurrent.futures as cf
+
         pool = self._get_pool()
         self.last_shipped_["objective_bytes"] = self._check_objective(objective, pool)
         plain = hasattr(source, "shape")  # plain: only each chunk's rows travel; else the seed

@@ -23,9 +23,7 @@ Examples
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +60,8 @@ def _leaves(tree: Any) -> Any:
 
 def state_digest(host: Any) -> bytes:
     """16-byte BLAKE2b digest of a host state tree: names, dtypes, shapes and bytes of its leaves."""
+    import hashlib  # here: a serial or vectorized fit (which imports this module) never digests
+
     h = hashlib.blake2b(digest_size=16)
     for name, a in _leaves(host):
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
@@ -260,6 +260,8 @@ class ReplayLog:
     def step(self, runner: Any) -> ReplayStep:
         """The replay description of the generation ``runner.ask()`` will start."""
         if runner is not self._runner:
+            import uuid
+
             self._runner, self.run, self._fitness = runner, uuid.uuid4().hex, {}
         history = []
         g = int(runner.generation) - 1

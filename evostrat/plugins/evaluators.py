@@ -8,7 +8,8 @@ from evostrat.hookspecs import hookimpl
 @hookimpl
 def evostrat_evaluators() -> dict[str, type]:
     from evostrat.evaluators.local import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
-    from evostrat.evaluators import ExecutorEvaluator, RayEvaluator  # Ray is imported on use
+    from evostrat.evaluators.executor import ExecutorEvaluator
+    from evostrat.evaluators.ray import RayEvaluator  # Ray is imported on use
 
     return {
         "auto": AutoEvaluator,
