@@ -1,10 +1,12 @@
-"""Noisy objectives: averaged reevaluations and uncertainty handling (UH-CMA-ES).
+"""Noisy objectives: repeated evaluations (their median) and uncertainty handling (UH-CMA-ES).
 
 Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
 
 - ``reevaluations=k`` (every strategy): each candidate is evaluated ``k`` times
-  and the strategy is told the mean, which divides the variance of additive
-  noise by ``k`` at ``k`` times the cost. ``n_evals_`` counts every call.
+  and the strategy is told the median of the ``k`` values, as pycma's ``fmin``
+  aggregates them (``ask_and_eval(..., aggregation=np.median)``): it shrinks
+  additive noise at ``k`` times the cost and ignores rare outliers.
+  ``n_evals_`` counts every call.
 - ``noise_handling=True`` or a dict of :class:`UncertaintyHandling` options
   (strategies with a step size ``sigma`` in their state: the CMA family, and any
   other whose state has a ``sigma`` field): the uncertainty handling of Hansen,
@@ -49,9 +51,28 @@ import numpy as np
 
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import Interval, Params
+from evostrat.params import Interval, Params, StrOptions
 
-__all__ = ["UncertaintyHandling", "NoisyEvaluator", "noise_evaluator", "rank_change_measure"]
+__all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "noise_evaluator", "rank_change_measure"]
+
+#: How the repeated evaluations of a candidate become its value (pycma's ``aggregate``).
+AGGREGATES = {"median": np.median, "mean": np.mean}
+
+
+def aggregate_values(values: np.ndarray, how: str = "median") -> np.ndarray:
+    """Each column's aggregate: ``values`` of shape ``(evaluations, candidates)``.
+
+    ``"median"`` is pycma's default (``NoiseHandler(aggregate=np.median)``, ``fmin``'s
+    ``ask_and_eval(aggregation=np.median)``); ``"mean"`` the alternative.
+
+    Examples
+    --------
+    >>> aggregate_values(np.array([[1.0, 2.0], [2.0, 2.0], [30.0, 5.0]]))
+    array([2., 2.])
+    >>> aggregate_values(np.array([[1.0, 2.0], [2.0, 2.0], [30.0, 5.0]]), "mean")
+    array([11.,  3.])
+    """
+    return values[0] if values.shape[0] == 1 else AGGREGATES[how](values, axis=0)
 
 
 def rank_change_measure(fit: np.ndarray, refit: np.ndarray, idx: np.ndarray, theta: float = 0.5) -> np.ndarray:
@@ -113,6 +134,9 @@ class UncertaintyHandling(Params):
     max_evaluations : int, optional
         Largest number of evaluations per candidate; default: ``reevaluations``
         (the step size alone treats the noise, as pycma's ``fmin`` by default).
+    aggregate : {"median", "mean"}
+        How the evaluations of a candidate (and of a reevaluated one) become its value:
+        pycma's default, the median, or the mean.
     """
 
     parameter_constraints = {
@@ -122,12 +146,14 @@ class UncertaintyHandling(Params):
         "cum": [Interval(Real, 0, 1, closed="right")],
         "alpha_sigma": [None, Interval(Real, 1, None, closed="left")],
         "max_evaluations": [None, Interval(Integral, 1, None, closed="left")],
+        "aggregate": [StrOptions(AGGREGATES)],
     }
 
     def __init__(self, reevals: float | None = None, epsilon: float = 1e-7, theta: float = 0.5,
-                 cum: float = 0.3, alpha_sigma: float | None = None, max_evaluations: int | None = None) -> None:
+                 cum: float = 0.3, alpha_sigma: float | None = None, max_evaluations: int | None = None,
+                 aggregate: str = "median") -> None:
         self.reevals, self.epsilon, self.theta, self.cum = reevals, epsilon, theta, cum
-        self.alpha_sigma, self.max_evaluations = alpha_sigma, max_evaluations
+        self.alpha_sigma, self.max_evaluations, self.aggregate = alpha_sigma, max_evaluations, aggregate
         self.s = 0.0
         self.evaluations = 1.0
 
@@ -208,7 +234,7 @@ class NoisyEvaluator:
     def behaviours(self, value: bool) -> None:
         if value and (self.k > 1 or self.handler is not None):
             if isinstance(self.driver.constraint_fn, str):  # the objective returns (f, g)
-                raise InvalidArgumentError("reevaluations and noise_handling average fitness values only and "
+                raise InvalidArgumentError("reevaluations and noise_handling aggregate fitness values only and "
                                            "do not support constraints='objective'; pass the constraint "
                                            "function as constraints=g (g(x) -> (m,) values)")
             raise InvalidArgumentError("reevaluations and noise_handling need a fitness strategy; "
@@ -218,20 +244,22 @@ class NoisyEvaluator:
     def close(self) -> None:
         self.inner.close()
 
-    def mean_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
-        """The mean of ``times`` evaluations of each row of ``X``, on the host (float64)."""
-        total = None
-        for _ in range(times):
-            v = np.asarray(backend.to_numpy(backend.asarray(self.inner.evaluate(objective, X, backend, **extra))),
-                           dtype=np.float64).reshape(-1)
-            total = v if total is None else total + v
-        return total / times
+    def values_of(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> np.ndarray:
+        """One evaluation of each row of ``X``, on the host (float64)."""
+        values = self.inner.evaluate(objective, X, backend, **extra)
+        return np.asarray(backend.to_numpy(backend.asarray(values)), dtype=np.float64).reshape(-1)
+
+    def aggregate_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
+        """The aggregate (the median unless the handler says ``"mean"``) of ``times`` evaluations of
+        each row of ``X``, on the host (float64)."""
+        how = "median" if self.handler is None else self.handler.aggregate
+        return aggregate_values(np.stack([self.values_of(objective, X, backend, **extra) for _ in range(times)]), how)
 
     def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
-        """Values of ``X`` (means of repeated evaluations); counts the extra evaluations."""
+        """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations."""
         runner = self.driver.runner
         times = self.k if self.handler is None else int(self.handler.evaluations)
-        fit = self.mean_of(objective, X, backend, times, **extra)
+        fit = self.aggregate_of(objective, X, backend, times, **extra)
         spent = (times - 1) * fit.shape[0]
         if self.handler is not None:
             told = -fit if self.driver.maximize else fit
@@ -245,7 +273,7 @@ class NoisyEvaluator:
                 Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
             try:
-                again = self.mean_of(objective, Xi, backend, times)
+                again = self.aggregate_of(objective, Xi, backend, times)
             except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
                 self.rng.bit_generator.state = generator
                 raise
