@@ -281,3 +281,56 @@ def test_noise_handling_aggregates_with_the_median_unless_told_mean():
     assert runs["mean"][0] > 100 > runs["median"][0]
     with pytest.raises(InvalidArgumentError, match="aggregate must be one of"):
         ES("cma_es", noise_handling=dict(aggregate="max"), max_generations=1).fit(sphere, np.ones(2))
+
+
+def reevaluation_steps(strategy, options, generations, f0, dim=3, **kwargs):
+    """Per reevaluation call: (the perturbations of its rows from their candidates, the runner's state)."""
+    out, last = [], {}
+
+    def f(X):
+        X = np.asarray(X, dtype=np.float64)
+        runner = es.run_.runner
+        if len(X) == runner.popsize:
+            last["X"] = X
+        else:  # a reevaluation: each row is a candidate of the last population, perturbed
+            scale = last["X"].std(axis=0)  # coordinates in units of the population's spread
+            near = np.argmin((((X[:, None, :] - last["X"][None]) / scale) ** 2).sum(axis=2), axis=1)
+            out.append((X - last["X"][near], runner.state))
+        return f0(X)
+
+    es = ES(strategy, noise_handling=dict(options), max_generations=generations, random_state=1,
+            evaluator="vectorized", **kwargs)
+    es.fit(f, np.ones(dim))
+    return out
+
+
+def test_reevaluations_are_perturbed_along_the_distribution_as_pycma():
+    """pycma reevaluates ``ask(1, x_i, sigma_fac=epsilon)``: ``x_i + epsilon sigma C^{1/2} z``, the
+    distribution's shape. Ours perturbed by ``epsilon`` times the largest standard deviation in every
+    direction: with sigma0 = (1, 1e-3, 1e-3) the small coordinates moved by ~1e-2 instead of ~1e-5."""
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-2), 3, sphere, sigma0=np.array([1.0, 1e-3, 1e-3]))
+    D = np.concatenate([d for d, _ in steps])
+    assert np.abs(D[:, 1:]).max() < 1e-4 and np.abs(D[:, 0]).max() > 1e-4
+    # on a rotated ill-conditioned ellipsoid, whitened by the (pre-tell) state they are N(0, I) draws
+    R = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-4), 120, lambda X: ((X @ R) ** 2 * 10.0 ** np.arange(0, 8, 2)).sum(axis=1), dim=4)
+    Z = np.concatenate([(d @ s.B) / (1e-4 * s.sigma * s.D) for d, s in steps])
+    assert len(Z) > 200 and 0.8 < Z.std(axis=0).min() <= Z.std(axis=0).max() < 1.2
+    assert np.linalg.cond(steps[-1][1].C) > 1e3  # the shape mattered
+
+
+def test_each_repeated_reevaluation_is_perturbed_afresh():
+    """pycma draws a new perturbation for each of a reevaluated candidate's evaluations; ours evaluated
+    one perturbed point ``evaluations`` times (three identical calls here)."""
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-3), 1, sphere, reevaluations=3)
+    assert len(steps) == 3
+    assert not np.allclose(steps[0][0], steps[1][0]) and not np.allclose(steps[1][0], steps[2][0])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_reevaluation_perturbations_on_other_backends(backend):
+    pytest.importorskip(backend)
+    steps = reevaluation_steps("snes", dict(epsilon=1e-2), 2, lambda X: (X ** 2).sum(axis=1),
+                               sigma0=np.array([1.0, 1e-3, 1e-3]), backend=backend)
+    D = np.concatenate([d for d, _ in steps])
+    assert np.abs(D[:, 1:]).max() < 1e-4 and np.abs(D[:, 0]).max() > 1e-4

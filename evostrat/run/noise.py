@@ -14,8 +14,9 @@ Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
   Evolutionary Optimization With an Application to Feedback Control of
   Combustion", IEEE TEVC 13(1), 2009, with pycma's ``NoiseHandler`` settings.
   Each generation a few candidates (``2 + popsize / 20``: the first half of them
-  and the best of the rest) are evaluated again, slightly perturbed
-  (``epsilon sigma z``); the rank changes this causes in the joint ranking of
+  and the best of the rest) are evaluated again, each evaluation slightly and
+  freshly perturbed by ``epsilon`` times a step of the search distribution
+  (``epsilon sigma C^{1/2} z``, pycma's ``ask(1, x, epsilon)``); the rank changes this causes in the joint ranking of
   the ``2 popsize`` values, beyond what the rank distance to neighbours explains
   (the ``theta`` percentile), give a noise measure ``s`` (paper, eqs. 2-4),
   smoothed as ``s <- s + c_s (mean - s)``. While ``s > 0`` (noise dominates the
@@ -124,7 +125,8 @@ class UncertaintyHandling(Params):
         Candidates reevaluated per generation; default ``2 + popsize / 20`` (a
         fractional part is the probability of one more).
     epsilon : float
-        Size of the perturbation of a reevaluated candidate, relative to sigma.
+        Size of the perturbation of a reevaluated candidate, relative to a step of the
+        search distribution (``epsilon sigma C^{1/2} z``, as pycma's); 0: none.
     theta : float
         Rank-distance percentile (``theta * 50``) of the limit.
     cum : float
@@ -265,15 +267,9 @@ class NoisyEvaluator:
             told = -fit if self.driver.maximize else fit
             generator = self.rng.bit_generator.state  # restored when the generation is interrupted
             idx = self.handler.indices(told, self.rng)
-            box = self.driver.bounds  # with bounds or integers: perturb the strategy's candidates, then map them
-            Xi = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
-            Xi += (self.handler.epsilon * float(runner.sigma)) * self.rng.standard_normal(Xi.shape)
-            Xi = backend.asarray(Xi, dtype=runner.dtype, device=runner.device)
-            if box is not None:
-                Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
             try:
-                again = self.aggregate_of(objective, Xi, backend, times)
+                again = self.reevaluate(objective, X, backend, idx, times)
             except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
                 self.rng.bit_generator.state = generator
                 raise
@@ -284,6 +280,39 @@ class NoisyEvaluator:
             spent += times * idx.size
         runner.n_evals += spent
         return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
+
+    def reevaluate(self, objective: Callable, X: Any, backend: Any, idx: np.ndarray, times: int) -> np.ndarray:
+        """The aggregates of ``times`` evaluations of each candidate ``idx`` of ``X``, each evaluation
+        at the candidate perturbed afresh by ``epsilon`` times a step of the search distribution, as
+        pycma's ``NoiseHandler.reeval`` evaluates ``ask(1, x_i, sigma_fac=epsilon)``: ``epsilon sigma
+        C^{1/2} z`` for CMA-ES, the distribution's shape, not one isotropic size."""
+        runner, box, epsilon = self.driver.runner, self.driver.bounds, self.handler.epsilon
+        # with bounds or integers: perturb the strategy's candidates, then map them
+        base = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
+        steps = epsilon * self.steps(times * idx.size).reshape(times, idx.size, -1) if epsilon else None
+        values = []
+        for k in range(times):
+            Xk = backend.asarray(base if steps is None else base + steps[k], dtype=runner.dtype, device=runner.device)
+            if box is not None:
+                Xk = box.transform(Xk)  # inside the box, integral on integer coordinates, as X
+            values.append(self.values_of(objective, Xk, backend))
+        return aggregate_values(np.stack(values), self.handler.aggregate)
+
+    def steps(self, count: int) -> np.ndarray:
+        """``count`` rows ``x - m``, ``x`` drawn from the strategy's current distribution (``sigma
+        C^{1/2} z`` for CMA-ES), by its own ``ask`` with keys from this evaluator's generator (the
+        run's draws stay untouched)."""
+        runner = self.driver.runner
+        backend, state = runner.backend, runner.state
+        template = np.asarray(backend.key_to_numpy(state.key))
+        mean = np.asarray(backend.to_numpy(runner.mean), dtype=np.float64)
+        rows: list[np.ndarray] = []
+        while sum(map(len, rows)) < count:
+            words = self.rng.integers(0, np.iinfo(template.dtype).max, size=template.shape, dtype=template.dtype,
+                                      endpoint=True)
+            Y, _ = runner.sample(replace(state, key=backend.key_from_numpy(words)))
+            rows.append(np.asarray(backend.to_numpy(Y), dtype=np.float64).reshape(-1, mean.shape[-1]) - mean)
+        return np.concatenate(rows)[:count]
 
     def record(self, row: dict[str, Any]) -> None:
         """Add the generation's ``"noise"`` (the measure ``s``) and ``"evals_per_candidate"`` to ``row``."""
