@@ -334,3 +334,47 @@ def test_reevaluation_perturbations_on_other_backends(backend):
                                sigma0=np.array([1.0, 1e-3, 1e-3]), backend=backend)
     D = np.concatenate([d for d, _ in steps])
     assert np.abs(D[:, 1:]).max() < 1e-4 and np.abs(D[:, 0]).max() > 1e-4
+
+
+def counting(f):
+    def counted(X):
+        counted.calls += len(X)
+        if counted.calls > 10**5:
+            raise RuntimeError("runaway evaluations")
+        return f(X)
+
+    counted.calls = 0
+    return counted
+
+
+@pytest.mark.parametrize("options", [dict(reevaluations=50), dict(reevaluations=40, noise_handling=True),
+                                     dict(noise_handling=dict(max_evaluations=1000))])
+def test_reevaluations_keep_max_evals(options):
+    """max_evals is checked after each generation, so a plain run overshoots by less than a population;
+    the evaluations per candidate used to ignore it: max_evals=100 with reevaluations=50 spent 350, and
+    noise handling on pure noise spent generations of ever more evaluations past max_evals=3000. Now a
+    generation uses only what is left (at least one evaluation of each candidate)."""
+    rng = np.random.default_rng(0)
+    for max_evals in (100, 3000):
+        f = counting(lambda X: sphere(X) + rng.standard_normal(len(X)))
+        es = ES("cma_es", max_evals=max_evals, random_state=0, evaluator="vectorized", tolflatfitness=None,
+                strategy_options=dict(tolfacupx=None), **options).fit(f, np.ones(3))
+        lam = es.strategy_.popsize
+        assert es.n_evals_ == f.calls and max_evals <= f.calls < max_evals + lam
+        assert es.stop_reason_ == "maxfevals"
+    if "noise_handling" in options and "reevaluations" not in options:
+        assert max(row["evals_per_candidate"] for row in es.history_) > 10  # the handler raised them
+
+
+@pytest.mark.parametrize("options, error, text", [
+    (dict(reevaluations=10**12), InvalidArgumentError, "reevaluations must be at most 100000 evaluations per"),
+    (dict(reevaluations=200, max_evals=100), InvalidArgumentError, "reevaluations=200 exceeds max_evals=100"),
+    (dict(noise_handling=dict(max_evaluations=10**12)), InvalidArgumentError,
+     r"max_evaluations must be None or an int in \[1, 100000\]"),
+])
+def test_absurd_evaluation_counts_are_refused(options, error, text):
+    """``reevaluations=10**12`` used to be accepted and run (forever: 10**12 calls per candidate)."""
+    f = counting(sphere)
+    with pytest.raises(error, match=text):
+        ES("cma_es", max_generations=3, evaluator="vectorized", **options).fit(f, np.ones(2))
+    assert f.calls == 0

@@ -51,7 +51,7 @@ import numpy as np
 
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.run.uncertainty import UncertaintyHandling, aggregate_values, rank_change_measure
+from evostrat.run.uncertainty import MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
 
 __all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "noise_evaluator", "rank_change_measure"]
 
@@ -125,27 +125,45 @@ class NoisyEvaluator:
         how = "median" if self.handler is None else self.handler.aggregate
         return aggregate_values(np.stack([self.values_of(objective, X, backend, **extra) for _ in range(times)]), how)
 
+    def left(self) -> int | None:
+        """Evaluations left before ``max_evals`` (``None`` without it)."""
+        limit = self.driver.termination.max_evals
+        return None if limit is None else limit - (self.driver.state.run_start[0] + self.driver.runner.n_evals)
+
     def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
-        """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations."""
-        runner = self.driver.runner
+        """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations.
+
+        A generation spends at most what is left of ``max_evals``, or one evaluation of each
+        candidate where less is left (a plain generation's overshoot): the evaluations per
+        candidate drop to what fits, then the reevaluated candidates (none: no measurement).
+        """
+        runner, left = self.driver.runner, self.left()
         times = self.k if self.handler is None else int(self.handler.evaluations)
+        if left is not None:  # the population and the most candidates the handler may reevaluate
+            rows = runner.popsize + (0 if self.handler is None else
+                                     min(runner.popsize, math.ceil(self.handler.target(runner.popsize))))
+            times = max(1, min(times, left // rows))
         fit = self.aggregate_of(objective, X, backend, times, **extra)
         spent = (times - 1) * fit.shape[0]
         if self.handler is not None:
             told = -fit if self.driver.maximize else fit
             generator = self.rng.bit_generator.state  # restored when the generation is interrupted
             idx = self.handler.indices(told, self.rng)
-            refit = told.copy()
-            try:
-                again = self.reevaluate(objective, X, backend, idx, times)
-            except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
-                self.rng.bit_generator.state = generator
-                raise
-            refit[idx] = -again if self.driver.maximize else again
-            self.handler.update(told, refit, idx)
-            self.pending = (runner, self.handler.adapt(runner.dim, self.k))
+            if left is not None:
+                idx = idx[:max(0, (left - times * fit.shape[0]) // times)]
             self.columns = {"noise": float(self.handler.s), "evals_per_candidate": times}
-            spent += times * idx.size
+            if idx.size:  # pycma: no reevaluation, no measurement (sigma and the evaluations kept)
+                refit = told.copy()
+                try:
+                    again = self.reevaluate(objective, X, backend, idx, times)
+                except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
+                    self.rng.bit_generator.state = generator
+                    raise
+                refit[idx] = -again if self.driver.maximize else again
+                self.handler.update(told, refit, idx)
+                self.pending = (runner, self.handler.adapt(runner.dim, self.k))
+                self.columns["noise"] = float(self.handler.s)
+                spent += times * idx.size
         runner.n_evals += spent
         return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
 
@@ -248,10 +266,18 @@ def noise_evaluator(driver: Any, evaluator: Any) -> Any:
     Raises
     ------
     InvalidArgumentError
-        For ``noise_handling`` on a strategy whose state has no ``sigma``.
+        For ``noise_handling`` on a strategy whose state has no ``sigma``; for ``reevaluations``
+        above ``MAX_EVALUATIONS`` or ``max_evals`` (no candidate could get them).
     """
     s = driver.settings
     k = int(getattr(s, "reevaluations", 1) or 1)
+    limit = driver.termination.max_evals
+    if k > MAX_EVALUATIONS:
+        raise InvalidArgumentError(f"reevaluations must be at most {MAX_EVALUATIONS} evaluations per candidate, "
+                                   f"got {k}")
+    if limit is not None and k > limit:
+        raise InvalidArgumentError(f"reevaluations={k} exceeds max_evals={limit}: not one candidate could be "
+                                   f"evaluated reevaluations times; lower reevaluations or raise max_evals")
     handler = _handler(getattr(s, "noise_handling", False))
     driver.noise = None
     if k == 1 and handler is None:

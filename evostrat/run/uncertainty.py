@@ -14,7 +14,11 @@ import numpy as np
 
 from evostrat.params import Interval, Params, StrOptions
 
-__all__ = ["AGGREGATES", "UncertaintyHandling", "aggregate_values", "rank_change_measure"]
+__all__ = ["AGGREGATES", "MAX_EVALUATIONS", "UncertaintyHandling", "aggregate_values", "rank_change_measure"]
+
+#: The most evaluations per candidate ``reevaluations`` and ``max_evaluations`` may ask for
+#: (100 times the 1000 of pycma's noisy-sphere studies): larger counts are refused, not run.
+MAX_EVALUATIONS = 100_000
 
 #: How the repeated evaluations of a candidate become its value (pycma's ``aggregate``).
 AGGREGATES = {"median": np.median, "mean": np.mean}
@@ -94,8 +98,9 @@ class UncertaintyHandling(Params):
     alpha_sigma : float, optional
         Step-size factor while ``s > 0``; default ``1 + 2 / (dim + 10)``.
     max_evaluations : int, optional
-        Largest number of evaluations per candidate; default: ``reevaluations``
-        (the step size alone treats the noise, as pycma's ``fmin`` by default).
+        Largest number of evaluations per candidate (at most ``MAX_EVALUATIONS``);
+        default: ``reevaluations`` (the step size alone treats the noise, as pycma's
+        ``fmin`` by default). A generation uses fewer where ``max_evals`` would not hold.
     aggregate : {"median", "mean"}
         How the evaluations of a candidate (and of a reevaluated one) become its value:
         pycma's default, the median, or the mean.
@@ -107,7 +112,7 @@ class UncertaintyHandling(Params):
         "theta": [Interval(Real, 0, 2, closed="neither")],
         "cum": [Interval(Real, 0, 1, closed="right")],
         "alpha_sigma": [None, Interval(Real, 1, None, closed="left")],
-        "max_evaluations": [None, Interval(Integral, 1, None, closed="left")],
+        "max_evaluations": [None, Interval(Integral, 1, MAX_EVALUATIONS, closed="both")],
         "aggregate": [StrOptions(AGGREGATES)],
     }
 
@@ -123,10 +128,14 @@ class UncertaintyHandling(Params):
         """``alpha_sigma`` for dimension ``dim``."""
         return self.alpha_sigma if self.alpha_sigma is not None else 1.0 + 2.0 / (dim + 10.0)
 
+    def target(self, lam: int) -> float:
+        """Candidates to reevaluate per generation of ``lam`` (``reevals``, or ``2 + lam / 20``)."""
+        return self.reevals if self.reevals is not None else 2.0 + lam / 20.0
+
     def indices(self, fit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The candidates to reevaluate: the first ones and the best of the rest (pycma's choice)."""
         lam = fit.shape[0]
-        target = self.reevals if self.reevals is not None else 2.0 + lam / 20.0
+        target = self.target(lam)
         k = min(lam, int(target) + int((target % 1) > rng.random()))
         first = k - k // 2
         rest = np.argsort(np.where(np.isnan(fit[first:]), np.inf, fit[first:]), kind="stable") + first
