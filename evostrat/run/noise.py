@@ -133,37 +133,33 @@ class NoisyEvaluator:
     def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
         """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations.
 
-        A generation spends at most what is left of ``max_evals``, or one evaluation of each
-        candidate where less is left (a plain generation's overshoot): the evaluations per
-        candidate drop to what fits, then the reevaluated candidates (none: no measurement).
+        ``max_evals`` holds as for a plain generation: one that would spend more than is left
+        evaluates each candidate (and each reevaluated one) only as often as ends the budget,
+        passing it by less than one evaluation of each.
         """
         runner, left = self.driver.runner, self.left()
         times = self.k if self.handler is None else int(self.handler.evaluations)
-        if left is not None:  # the population and the most candidates the handler may reevaluate
-            rows = runner.popsize + (0 if self.handler is None else
-                                     min(runner.popsize, math.ceil(self.handler.target(runner.popsize))))
-            times = max(1, min(times, left // rows))
-        fit = self.aggregate_of(objective, X, backend, times, **extra)
+        generator = self.rng.bit_generator.state
+        k = 0 if self.handler is None else self.handler.count(runner.popsize, self.rng)
+        if left is not None:
+            times = max(1, min(times, -(-left // (runner.popsize + k))))
+        try:  # KeyboardInterrupt too: the run goes back to its last generation, its generator too
+            fit = self.aggregate_of(objective, X, backend, times, **extra)
+            if self.handler is not None:
+                told = -fit if self.driver.maximize else fit
+                idx = self.handler.choose(told, k)
+                again = self.reevaluate(objective, X, backend, idx, times)
+        except BaseException:
+            self.rng.bit_generator.state = generator
+            raise
         spent = (times - 1) * fit.shape[0]
         if self.handler is not None:
-            told = -fit if self.driver.maximize else fit
-            generator = self.rng.bit_generator.state  # restored when the generation is interrupted
-            idx = self.handler.indices(told, self.rng)
-            if left is not None:
-                idx = idx[:max(0, (left - times * fit.shape[0]) // times)]
+            refit = told.copy()
+            refit[idx] = -again if self.driver.maximize else again
+            self.handler.update(told, refit, idx)
+            self.pending = (runner, self.handler.adapt(runner.dim, self.k))
             self.columns = {"noise": float(self.handler.s), "evals_per_candidate": times}
-            if idx.size:  # pycma: no reevaluation, no measurement (sigma and the evaluations kept)
-                refit = told.copy()
-                try:
-                    again = self.reevaluate(objective, X, backend, idx, times)
-                except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
-                    self.rng.bit_generator.state = generator
-                    raise
-                refit[idx] = -again if self.driver.maximize else again
-                self.handler.update(told, refit, idx)
-                self.pending = (runner, self.handler.adapt(runner.dim, self.k))
-                self.columns["noise"] = float(self.handler.s)
-                spent += times * idx.size
+            spent += times * idx.size
         runner.n_evals += spent
         return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
 

@@ -128,18 +128,22 @@ class UncertaintyHandling(Params):
         """``alpha_sigma`` for dimension ``dim``."""
         return self.alpha_sigma if self.alpha_sigma is not None else 1.0 + 2.0 / (dim + 10.0)
 
-    def target(self, lam: int) -> float:
-        """Candidates to reevaluate per generation of ``lam`` (``reevals``, or ``2 + lam / 20``)."""
-        return self.reevals if self.reevals is not None else 2.0 + lam / 20.0
+    def count(self, lam: int, rng: np.random.Generator) -> int:
+        """How many of ``lam`` candidates to reevaluate: ``reevals`` (default ``2 + lam / 20``), its
+        fractional part the probability of one more (pycma's draw)."""
+        target = self.reevals if self.reevals is not None else 2.0 + lam / 20.0
+        return min(lam, int(target) + int((target % 1) > rng.random()))
 
-    def indices(self, fit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The candidates to reevaluate: the first ones and the best of the rest (pycma's choice)."""
-        lam = fit.shape[0]
-        target = self.target(lam)
-        k = min(lam, int(target) + int((target % 1) > rng.random()))
+    @staticmethod
+    def choose(fit: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` candidates to reevaluate: the first ones and the best of the rest (pycma's choice)."""
         first = k - k // 2
         rest = np.argsort(np.where(np.isnan(fit[first:]), np.inf, fit[first:]), kind="stable") + first
         return np.concatenate([np.arange(first), rest[: k - first]]).astype(np.int64)
+
+    def indices(self, fit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The candidates to reevaluate (:meth:`count`, then :meth:`choose`)."""
+        return self.choose(fit, self.count(fit.shape[0], rng))
 
     def update(self, fit: np.ndarray, refit: np.ndarray, idx: np.ndarray) -> None:
         """Smooth the noise measure with this generation's rank changes."""
