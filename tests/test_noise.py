@@ -383,3 +383,13 @@ def test_absurd_evaluation_counts_are_refused(options, error, text):
     with pytest.raises(error, match=text):
         ES("cma_es", max_generations=3, evaluator="vectorized", **options).fit(f, np.ones(2))
     assert f.calls == 0
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "lm_ma_es", "vkd_cma"])
+def test_drawing_the_perturbations_leaves_the_run_untouched(strategy):
+    """The perturbations are the strategy's own steps drawn with the noise handler's keys: on a noise-free
+    sphere a run perturbing its reevaluations is the run that does not (epsilon=0), step size by step size."""
+    runs = [[row["sigma"] for row in ES(strategy, noise_handling=dict(epsilon=eps), max_generations=12, random_state=0,
+                                        evaluator="vectorized", tolflatfitness=None).fit(sphere, np.ones(5)).history_]
+            for eps in (0.0, 1e-7)]
+    assert runs[0] == runs[1] and len(runs[0]) == 12
