@@ -152,7 +152,7 @@ class ES(Params):
     integer, reevaluations, noise_handling, warm_start
         Integer coordinates (mask or indices, or a structure of masks matching ``x0``'s;
         :mod:`evostrat.run.integers`); evaluations
-        per candidate, averaged, and UH-CMA-ES uncertainty handling (``True`` or a dict) in
+        per candidate, aggregated by their median, and UH-CMA-ES uncertainty handling (``True`` or a dict) in
         :meth:`fit` (:mod:`evostrat.run.noise`); a start from a fitted ES, a checkpoint or
         evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
     """

@@ -10,6 +10,8 @@ uncertainty handling improving on noisy spheres where plain CMA-ES stalls.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -166,7 +168,9 @@ def test_noisy_sphere_study():
     for kind in ("multiplicative", "additive"):
         rows = study(kind, seeds=range(5), budget=40_000)
         plain, handled = rows["plain"], rows["uh"]
-        assert handled[-1] < plain[-1] / 5, (kind, rows)  # better at the end
+        # better at the end: by 3x on additive noise with the median of pycma (whose own fmin loop reaches
+        # 1.1e-3 there, 10 seeds, plain 4.8e-3), by 5x with the mean evostrat used before
+        assert handled[-1] < plain[-1] / 2, (kind, rows)
         assert handled[-1] < handled[0], (kind, rows)  # still improving in the last quarters
 
 
@@ -236,3 +240,156 @@ def test_same_noise_decisions_on_numpy_and_torch():
                 tolflatfitness=None).fit(f, np.ones(3))
         runs.append([(row["noise"], row["evals_per_candidate"]) for row in es.history_] + [es.n_evals_])
     assert runs[0] == runs[1] and runs[0][-2][1] == 4
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_repeated_evaluations_are_aggregated_with_the_median_as_pycma(backend):
+    """pycma's fmin tells the median of a candidate's evaluations (``ask_and_eval(aggregation=np.median)``,
+    ``NoiseHandler(aggregate=np.median)``); ours told the mean, so one outlier call in three (+300)
+    moved every told value by 100. Now the told values are the medians, on every host-loop backend."""
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    returned = []
+
+    def f(X):
+        values = np.asarray((np.asarray(X, dtype=np.float64) ** 2).sum(axis=1)) + (300.0 if len(returned) % 3 == 2 else 0.0)
+        returned.append(values)
+        return values
+
+    es = ES("cma_es", backend=backend, reevaluations=3, max_generations=5, random_state=0,
+            evaluator="vectorized").fit(f, np.ones(3))
+    assert len(returned) == 15
+    told = [np.median(returned[3 * g:3 * g + 3], axis=0).min() for g in range(5)]
+    assert [row["generation_best"] for row in es.history_] == pytest.approx(told, rel=1e-6)
+    assert max(told) < 100  # the outliers are not in them
+
+
+def test_noise_handling_aggregates_with_the_median_unless_told_mean():
+    """``noise_handling=dict(aggregate=...)`` offers pycma's ``aggregate`` choice; the median is the default."""
+    returned = []
+
+    def f(X):
+        values = (X ** 2).sum(axis=1) + (300.0 if len(returned) == 1 else 0.0)  # the second call: an outlier
+        returned.append(values)
+        return values
+
+    runs = {}
+    for how in ("median", "mean"):
+        returned.clear()
+        es = ES("cma_es", reevaluations=3, noise_handling=dict(aggregate=how, epsilon=0.0), max_generations=1,
+                random_state=0, evaluator="vectorized").fit(f, np.ones(3))
+        runs[how] = es.history_[0]["generation_best"], np.stack(returned[:3])
+    for how, aggregate in (("median", np.median), ("mean", np.mean)):
+        best, values = runs[how]
+        assert best == pytest.approx(aggregate(values, axis=0).min())
+    assert runs["mean"][0] > 100 > runs["median"][0]
+    with pytest.raises(InvalidArgumentError, match="aggregate must be one of"):
+        ES("cma_es", noise_handling=dict(aggregate="max"), max_generations=1).fit(sphere, np.ones(2))
+
+
+def reevaluation_steps(strategy, options, generations, f0, dim=3, **kwargs):
+    """Per reevaluation call: (the perturbations of its rows from their candidates, the runner's state)."""
+    out, last = [], {}
+
+    def f(X):
+        X = np.asarray(X, dtype=np.float64)
+        runner = es.run_.runner
+        if len(X) == runner.popsize:
+            last["X"] = X
+        else:  # a reevaluation: each row is a candidate of the last population, perturbed
+            scale = last["X"].std(axis=0)  # coordinates in units of the population's spread
+            near = np.argmin((((X[:, None, :] - last["X"][None]) / scale) ** 2).sum(axis=2), axis=1)
+            out.append((X - last["X"][near], runner.state))
+        return f0(X)
+
+    es = ES(strategy, noise_handling=dict(options), max_generations=generations, random_state=1,
+            evaluator="vectorized", **kwargs)
+    es.fit(f, np.ones(dim))
+    return out
+
+
+def test_reevaluations_are_perturbed_along_the_distribution_as_pycma():
+    """pycma reevaluates ``ask(1, x_i, sigma_fac=epsilon)``: ``x_i + epsilon sigma C^{1/2} z``, the
+    distribution's shape. Ours perturbed by ``epsilon`` times the largest standard deviation in every
+    direction: with sigma0 = (1, 1e-3, 1e-3) the small coordinates moved by ~1e-2 instead of ~1e-5."""
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-2), 3, sphere, sigma0=np.array([1.0, 1e-3, 1e-3]))
+    D = np.concatenate([d for d, _ in steps])
+    assert np.abs(D[:, 1:]).max() < 1e-4 and np.abs(D[:, 0]).max() > 1e-4
+    # on a rotated ill-conditioned ellipsoid, whitened by the (pre-tell) state they are N(0, I) draws
+    R = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-4), 120, lambda X: ((X @ R) ** 2 * 10.0 ** np.arange(0, 8, 2)).sum(axis=1), dim=4)
+    Z = np.concatenate([(d @ s.B) / (1e-4 * s.sigma * s.D) for d, s in steps])
+    assert len(Z) > 200 and 0.8 < Z.std(axis=0).min() <= Z.std(axis=0).max() < 1.2
+    assert np.linalg.cond(steps[-1][1].C) > 1e3  # the shape mattered
+
+
+def test_each_repeated_reevaluation_is_perturbed_afresh():
+    """pycma draws a new perturbation for each of a reevaluated candidate's evaluations; ours evaluated
+    one perturbed point ``evaluations`` times (three identical calls here)."""
+    steps = reevaluation_steps("cma_es", dict(epsilon=1e-3), 1, sphere, reevaluations=3)
+    assert len(steps) == 3
+    assert not np.allclose(steps[0][0], steps[1][0]) and not np.allclose(steps[1][0], steps[2][0])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_reevaluation_perturbations_on_other_backends(backend):
+    pytest.importorskip(backend)
+    steps = reevaluation_steps("snes", dict(epsilon=1e-2), 2, lambda X: (X ** 2).sum(axis=1),
+                               sigma0=np.array([1.0, 1e-3, 1e-3]), backend=backend)
+    D = np.concatenate([d for d, _ in steps])
+    assert np.abs(D[:, 1:]).max() < 1e-4 and np.abs(D[:, 0]).max() > 1e-4
+
+
+def counting(f):
+    def counted(X):
+        counted.calls += len(X)
+        if counted.calls > 10**5:
+            raise RuntimeError("runaway evaluations")
+        return f(X)
+
+    counted.calls = 0
+    return counted
+
+
+@pytest.mark.parametrize("options", [dict(reevaluations=50), dict(reevaluations=40, noise_handling=True),
+                                     dict(noise_handling=dict(max_evaluations=1000))])
+def test_reevaluations_keep_max_evals(options):
+    """max_evals is checked after each generation, so a plain run overshoots by less than a population;
+    the evaluations per candidate used to ignore it: max_evals=100 with reevaluations=50 spent 350, and
+    noise handling on pure noise spent generations of ever more evaluations past max_evals=3000. Now a
+    generation uses only what is left (at least one evaluation of each candidate)."""
+    rng = np.random.default_rng(0)
+    for max_evals in (100, 3000):
+        f = counting(lambda X: sphere(X) + rng.standard_normal(len(X)))
+        es = ES("cma_es", max_evals=max_evals, random_state=0, evaluator="vectorized", tolflatfitness=None,
+                strategy_options=dict(tolfacupx=None), **options).fit(f, np.ones(3))
+        lam = es.strategy_.popsize
+        reevaluated = 0 if "noise_handling" not in options else math.ceil(2 + lam / 20)
+        assert es.n_evals_ == f.calls and max_evals <= f.calls < max_evals + lam + reevaluated
+        assert es.stop_reason_ == "maxfevals"
+    if "noise_handling" in options and "reevaluations" not in options:
+        assert max(row["evals_per_candidate"] for row in es.history_) > 10  # the handler raised them
+
+
+@pytest.mark.parametrize("options, error, text", [
+    (dict(reevaluations=10**12), InvalidArgumentError, "reevaluations must be at most 100000 evaluations per"),
+    (dict(reevaluations=200, max_evals=100), InvalidArgumentError, "reevaluations=200 exceeds max_evals=100"),
+    (dict(noise_handling=dict(max_evaluations=10**12)), InvalidArgumentError,
+     r"max_evaluations must be None or an int in \[1, 100000\]"),
+])
+def test_absurd_evaluation_counts_are_refused(options, error, text):
+    """``reevaluations=10**12`` used to be accepted and run (forever: 10**12 calls per candidate)."""
+    f = counting(sphere)
+    with pytest.raises(error, match=text):
+        ES("cma_es", max_generations=3, evaluator="vectorized", **options).fit(f, np.ones(2))
+    assert f.calls == 0
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "lm_ma_es", "vkd_cma"])
+def test_drawing_the_perturbations_leaves_the_run_untouched(strategy):
+    """The perturbations are the strategy's own steps drawn with the noise handler's keys: on a noise-free
+    sphere a run perturbing its reevaluations is the run that does not (epsilon=0), step size by step size."""
+    runs = [[row["sigma"] for row in ES(strategy, noise_handling=dict(epsilon=eps), max_generations=12, random_state=0,
+                                        evaluator="vectorized", tolflatfitness=None).fit(sphere, np.ones(5)).history_]
+            for eps in (0.0, 1e-7)]
+    assert runs[0] == runs[1] and len(runs[0]) == 12

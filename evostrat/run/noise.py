@@ -1,10 +1,12 @@
-"""Noisy objectives: averaged reevaluations and uncertainty handling (UH-CMA-ES).
+"""Noisy objectives: repeated evaluations (their median) and uncertainty handling (UH-CMA-ES).
 
 Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
 
 - ``reevaluations=k`` (every strategy): each candidate is evaluated ``k`` times
-  and the strategy is told the mean, which divides the variance of additive
-  noise by ``k`` at ``k`` times the cost. ``n_evals_`` counts every call.
+  and the strategy is told the median of the ``k`` values, as pycma's ``fmin``
+  aggregates them (``ask_and_eval(..., aggregation=np.median)``): it shrinks
+  additive noise at ``k`` times the cost and ignores rare outliers.
+  ``n_evals_`` counts every call.
 - ``noise_handling=True`` or a dict of :class:`UncertaintyHandling` options
   (strategies with a step size ``sigma`` in their state: the CMA family, and any
   other whose state has a ``sigma`` field): the uncertainty handling of Hansen,
@@ -12,8 +14,9 @@ Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
   Evolutionary Optimization With an Application to Feedback Control of
   Combustion", IEEE TEVC 13(1), 2009, with pycma's ``NoiseHandler`` settings.
   Each generation a few candidates (``2 + popsize / 20``: the first half of them
-  and the best of the rest) are evaluated again, slightly perturbed
-  (``epsilon sigma z``); the rank changes this causes in the joint ranking of
+  and the best of the rest) are evaluated again, each evaluation slightly and
+  freshly perturbed by ``epsilon`` times a step of the search distribution
+  (``epsilon sigma C^{1/2} z``, pycma's ``ask(1, x, epsilon)``); the rank changes this causes in the joint ranking of
   the ``2 popsize`` values, beyond what the rank distance to neighbours explains
   (the ``theta`` percentile), give a noise measure ``s`` (paper, eqs. 2-4),
   smoothed as ``s <- s + c_s (mean - s)``. While ``s > 0`` (noise dominates the
@@ -42,122 +45,15 @@ True
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 from typing import Any, Callable
 
 import numpy as np
 
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import Interval, Params
+from evostrat.run.uncertainty import MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
 
-__all__ = ["UncertaintyHandling", "NoisyEvaluator", "noise_evaluator", "rank_change_measure"]
-
-
-def rank_change_measure(fit: np.ndarray, refit: np.ndarray, idx: np.ndarray, theta: float = 0.5) -> np.ndarray:
-    """Per reevaluated candidate, the rank change beyond its expected size (Hansen et al. 2009).
-
-    Parameters
-    ----------
-    fit, refit : arrays, shape (popsize,)
-        Values (minimised) and reevaluated values (equal to ``fit`` outside ``idx``).
-    idx : array of int
-        The reevaluated candidates.
-    theta : float
-        Percentile (as a fraction of 100 / 2) of the rank distances taken as the limit.
-
-    Returns
-    -------
-    array, shape (len(idx),)
-        ``|Delta_i| - max(1, limit_i)``; positive entries indicate noise.
-
-    Examples
-    --------
-    >>> f = np.arange(10.0)
-    >>> bool((rank_change_measure(f, f, np.array([0, 1])) < 0).all())  # no noise: no rank change
-    True
-    >>> bool(rank_change_measure(f, f[::-1].copy(), np.arange(10)).mean() > 0)  # ranks reversed
-    True
-    """
-    lam = fit.shape[0]
-    order = np.argsort(np.concatenate([fit, refit]), kind="stable")
-    ranks = np.empty(2 * lam, dtype=np.int64)
-    ranks[order] = np.arange(2 * lam)
-    r0, r1 = ranks[:lam], ranks[lam:]
-    delta = r0 - r1 - np.sign(r0 - r1)
-    r = np.arange(1, 2 * lam)
-    limits = []
-    for i in idx:
-        a = np.percentile(np.abs(r - (r0[i] + 1 - (r0[i] > r1[i]))), theta * 50, method="hazen")
-        b = np.percentile(np.abs(r - (r1[i] + 1 - (r1[i] > r0[i]))), theta * 50, method="hazen")
-        limits.append(0.5 * (a + b))
-    return np.abs(delta[idx]) - np.maximum(np.asarray(limits, dtype=np.float64), 1.0)
-
-
-class UncertaintyHandling(Params):
-    """Options and state of the uncertainty handling (see the module docstring).
-
-    Parameters
-    ----------
-    reevals : float, optional
-        Candidates reevaluated per generation; default ``2 + popsize / 20`` (a
-        fractional part is the probability of one more).
-    epsilon : float
-        Size of the perturbation of a reevaluated candidate, relative to sigma.
-    theta : float
-        Rank-distance percentile (``theta * 50``) of the limit.
-    cum : float
-        Smoothing rate ``c_s`` of the noise measure.
-    alpha_sigma : float, optional
-        Step-size factor while ``s > 0``; default ``1 + 2 / (dim + 10)``.
-    max_evaluations : int, optional
-        Largest number of evaluations per candidate; default: ``reevaluations``
-        (the step size alone treats the noise, as pycma's ``fmin`` by default).
-    """
-
-    parameter_constraints = {
-        "reevals": [None, Interval(Real, 0, None, closed="neither")],
-        "epsilon": [Interval(Real, 0, None, closed="left")],
-        "theta": [Interval(Real, 0, 2, closed="neither")],
-        "cum": [Interval(Real, 0, 1, closed="right")],
-        "alpha_sigma": [None, Interval(Real, 1, None, closed="left")],
-        "max_evaluations": [None, Interval(Integral, 1, None, closed="left")],
-    }
-
-    def __init__(self, reevals: float | None = None, epsilon: float = 1e-7, theta: float = 0.5,
-                 cum: float = 0.3, alpha_sigma: float | None = None, max_evaluations: int | None = None) -> None:
-        self.reevals, self.epsilon, self.theta, self.cum = reevals, epsilon, theta, cum
-        self.alpha_sigma, self.max_evaluations = alpha_sigma, max_evaluations
-        self.s = 0.0
-        self.evaluations = 1.0
-
-    def factor(self, dim: int) -> float:
-        """``alpha_sigma`` for dimension ``dim``."""
-        return self.alpha_sigma if self.alpha_sigma is not None else 1.0 + 2.0 / (dim + 10.0)
-
-    def indices(self, fit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The candidates to reevaluate: the first ones and the best of the rest (pycma's choice)."""
-        lam = fit.shape[0]
-        target = self.reevals if self.reevals is not None else 2.0 + lam / 20.0
-        k = min(lam, int(target) + int((target % 1) > rng.random()))
-        first = k - k // 2
-        rest = np.argsort(np.where(np.isnan(fit[first:]), np.inf, fit[first:]), kind="stable") + first
-        return np.concatenate([np.arange(first), rest[: k - first]]).astype(np.int64)
-
-    def update(self, fit: np.ndarray, refit: np.ndarray, idx: np.ndarray) -> None:
-        """Smooth the noise measure with this generation's rank changes."""
-        s = rank_change_measure(fit, refit, idx, self.theta)
-        self.s += self.cum * (float(np.mean(s)) - self.s)
-
-    def adapt(self, dim: int, least: int) -> float:
-        """Adapt ``evaluations`` between ``least`` and ``max_evaluations``; the sigma factor."""
-        most = max(least, self.max_evaluations or least)
-        alpha = 1.0 + 2.0 / (dim + 10.0)
-        if self.s > 0:
-            self.evaluations = min(self.evaluations * alpha, most)
-            return self.factor(dim)
-        self.evaluations = max(self.evaluations * alpha ** -0.25, least)
-        return 1.0
+__all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "noise_evaluator", "rank_change_measure"]
 
 
 def _handler(option: Any) -> UncertaintyHandling | None:
@@ -208,7 +104,7 @@ class NoisyEvaluator:
     def behaviours(self, value: bool) -> None:
         if value and (self.k > 1 or self.handler is not None):
             if isinstance(self.driver.constraint_fn, str):  # the objective returns (f, g)
-                raise InvalidArgumentError("reevaluations and noise_handling average fitness values only and "
+                raise InvalidArgumentError("reevaluations and noise_handling aggregate fitness values only and "
                                            "do not support constraints='objective'; pass the constraint "
                                            "function as constraints=g (g(x) -> (m,) values)")
             raise InvalidArgumentError("reevaluations and noise_handling need a fitness strategy; "
@@ -218,37 +114,47 @@ class NoisyEvaluator:
     def close(self) -> None:
         self.inner.close()
 
-    def mean_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
-        """The mean of ``times`` evaluations of each row of ``X``, on the host (float64)."""
-        total = None
-        for _ in range(times):
-            v = np.asarray(backend.to_numpy(backend.asarray(self.inner.evaluate(objective, X, backend, **extra))),
-                           dtype=np.float64).reshape(-1)
-            total = v if total is None else total + v
-        return total / times
+    def values_of(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> np.ndarray:
+        """One evaluation of each row of ``X``, on the host (float64)."""
+        values = self.inner.evaluate(objective, X, backend, **extra)
+        return np.asarray(backend.to_numpy(backend.asarray(values)), dtype=np.float64).reshape(-1)
+
+    def aggregate_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
+        """The aggregate (the median unless the handler says ``"mean"``) of ``times`` evaluations of
+        each row of ``X``, on the host (float64)."""
+        how = "median" if self.handler is None else self.handler.aggregate
+        return aggregate_values(np.stack([self.values_of(objective, X, backend, **extra) for _ in range(times)]), how)
+
+    def left(self) -> int | None:
+        """Evaluations left before ``max_evals`` (``None`` without it)."""
+        limit = self.driver.termination.max_evals
+        return None if limit is None else limit - (self.driver.state.run_start[0] + self.driver.runner.n_evals)
 
     def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
-        """Values of ``X`` (means of repeated evaluations); counts the extra evaluations."""
-        runner = self.driver.runner
+        """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations.
+
+        ``max_evals`` holds as for a plain generation: one that would spend more than is left
+        evaluates each candidate (and each reevaluated one) only as often as ends the budget,
+        passing it by less than one evaluation of each.
+        """
+        runner, left = self.driver.runner, self.left()
         times = self.k if self.handler is None else int(self.handler.evaluations)
-        fit = self.mean_of(objective, X, backend, times, **extra)
+        generator = self.rng.bit_generator.state
+        k = 0 if self.handler is None else self.handler.count(runner.popsize, self.rng)
+        if left is not None:
+            times = max(1, min(times, -(-left // (runner.popsize + k))))
+        try:  # KeyboardInterrupt too: the run goes back to its last generation, its generator too
+            fit = self.aggregate_of(objective, X, backend, times, **extra)
+            if self.handler is not None:
+                told = -fit if self.driver.maximize else fit
+                idx = self.handler.choose(told, k)
+                again = self.reevaluate(objective, X, backend, idx, times)
+        except BaseException:
+            self.rng.bit_generator.state = generator
+            raise
         spent = (times - 1) * fit.shape[0]
         if self.handler is not None:
-            told = -fit if self.driver.maximize else fit
-            generator = self.rng.bit_generator.state  # restored when the generation is interrupted
-            idx = self.handler.indices(told, self.rng)
-            box = self.driver.bounds  # with bounds or integers: perturb the strategy's candidates, then map them
-            Xi = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
-            Xi += (self.handler.epsilon * float(runner.sigma)) * self.rng.standard_normal(Xi.shape)
-            Xi = backend.asarray(Xi, dtype=runner.dtype, device=runner.device)
-            if box is not None:
-                Xi = box.transform(Xi)  # inside the box, integral on integer coordinates, as X
             refit = told.copy()
-            try:
-                again = self.mean_of(objective, Xi, backend, times)
-            except BaseException:  # KeyboardInterrupt too: the run goes back to its last generation
-                self.rng.bit_generator.state = generator
-                raise
             refit[idx] = -again if self.driver.maximize else again
             self.handler.update(told, refit, idx)
             self.pending = (runner, self.handler.adapt(runner.dim, self.k))
@@ -256,6 +162,39 @@ class NoisyEvaluator:
             spent += times * idx.size
         runner.n_evals += spent
         return backend.asarray(fit, dtype=runner.dtype, device=runner.device)
+
+    def reevaluate(self, objective: Callable, X: Any, backend: Any, idx: np.ndarray, times: int) -> np.ndarray:
+        """The aggregates of ``times`` evaluations of each candidate ``idx`` of ``X``, each evaluation
+        at the candidate perturbed afresh by ``epsilon`` times a step of the search distribution, as
+        pycma's ``NoiseHandler.reeval`` evaluates ``ask(1, x_i, sigma_fac=epsilon)``: ``epsilon sigma
+        C^{1/2} z`` for CMA-ES, the distribution's shape, not one isotropic size."""
+        runner, box, epsilon = self.driver.runner, self.driver.bounds, self.handler.epsilon
+        # with bounds or integers: perturb the strategy's candidates, then map them
+        base = np.array(backend.to_numpy(X if box is None else runner.pending)[idx], dtype=np.float64)
+        steps = epsilon * self.steps(times * idx.size).reshape(times, idx.size, -1) if epsilon else None
+        values = []
+        for k in range(times):
+            Xk = backend.asarray(base if steps is None else base + steps[k], dtype=runner.dtype, device=runner.device)
+            if box is not None:
+                Xk = box.transform(Xk)  # inside the box, integral on integer coordinates, as X
+            values.append(self.values_of(objective, Xk, backend))
+        return aggregate_values(np.stack(values), self.handler.aggregate)
+
+    def steps(self, count: int) -> np.ndarray:
+        """``count`` rows ``x - m``, ``x`` drawn from the strategy's current distribution (``sigma
+        C^{1/2} z`` for CMA-ES), by its own ``ask`` with keys from this evaluator's generator (the
+        run's draws stay untouched)."""
+        runner = self.driver.runner
+        backend, state = runner.backend, runner.state
+        template = np.asarray(backend.key_to_numpy(state.key))
+        mean = np.asarray(backend.to_numpy(runner.mean), dtype=np.float64)
+        rows: list[np.ndarray] = []
+        while sum(map(len, rows)) < count:
+            words = self.rng.integers(0, np.iinfo(template.dtype).max, size=template.shape, dtype=template.dtype,
+                                      endpoint=True)
+            Y, _ = runner.sample(replace(state, key=backend.key_from_numpy(words)))
+            rows.append(np.asarray(backend.to_numpy(Y), dtype=np.float64).reshape(-1, mean.shape[-1]) - mean)
+        return np.concatenate(rows)[:count]
 
     def record(self, row: dict[str, Any]) -> None:
         """Add the generation's ``"noise"`` (the measure ``s``) and ``"evals_per_candidate"`` to ``row``."""
@@ -323,10 +262,18 @@ def noise_evaluator(driver: Any, evaluator: Any) -> Any:
     Raises
     ------
     InvalidArgumentError
-        For ``noise_handling`` on a strategy whose state has no ``sigma``.
+        For ``noise_handling`` on a strategy whose state has no ``sigma``; for ``reevaluations``
+        above ``MAX_EVALUATIONS`` or ``max_evals`` (no candidate could get them).
     """
     s = driver.settings
     k = int(getattr(s, "reevaluations", 1) or 1)
+    limit = driver.termination.max_evals
+    if k > MAX_EVALUATIONS:
+        raise InvalidArgumentError(f"reevaluations must be at most {MAX_EVALUATIONS} evaluations per candidate, "
+                                   f"got {k}")
+    if limit is not None and k > limit:
+        raise InvalidArgumentError(f"reevaluations={k} exceeds max_evals={limit}: not one candidate could be "
+                                   f"evaluated reevaluations times; lower reevaluations or raise max_evals")
     handler = _handler(getattr(s, "noise_handling", False))
     driver.noise = None
     if k == 1 and handler is None:
