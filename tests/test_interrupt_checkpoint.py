@@ -1,7 +1,7 @@
 """An interrupted run writes a final checkpoint of its last finished generation (nothing is lost).
 
 A ``fit(checkpoint=..., checkpoint_every=N)`` (or a :class:`Checkpointer`, or ``evostrat run``)
-that Ctrl-C, an error of the objective or of a callback interrupts goes back to its
+that Ctrl-C, an error of the objective or of a callback, or SIGTERM interrupts goes back to its
 last finished generation and checkpoints *that*, not only the last periodic checkpoint up to
 ``N - 1`` generations older; resuming from it equals the uninterrupted run bit for bit. An
 interrupt that lands while a generation is being recorded (the run then half-advanced) writes
@@ -11,6 +11,9 @@ nothing, keeping the last periodic checkpoint.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -230,3 +233,49 @@ def test_ctrl_c_in_evostrat_run_checkpoints_the_last_generation(user_dir: Path) 
     for key in ("fun", "x", "n_evals", "n_generations", "stop_reason"):
         assert got[key] == expected[key], key
     assert _csv(user_dir / "cut" / "history.csv") == _csv(user_dir / "whole" / "history.csv")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_ends_evostrat_run_with_its_final_checkpoint(user_dir: Path) -> None:
+    """A ``kill`` (a scheduler's time limit) was the default action: the process died at once."""
+    script = user_dir / "run_cut.py"
+    script.write_text(textwrap.dedent('''
+        import signal, sys
+        sys.path.insert(0, ".")
+        import user_interrupts_t1
+        from evostrat.cli import main
+        user_interrupts_t1.CUT.update(at=int(sys.argv[1]), signal=signal.SIGTERM)
+        sys.exit(main(["run", *sys.argv[2:]]))
+    '''))
+    whole = subprocess.run([sys.executable, str(script), "0", *CONFIG, "-o", "whole"], cwd=user_dir,
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    cut = subprocess.run([sys.executable, str(script), str(8 * 33 + 5), *CONFIG, "-o", "cut"], cwd=user_dir,
+                         capture_output=True, text=True, timeout=300)
+    assert cut.returncode == 128 + signal.SIGTERM, cut.stderr  # was: -15, killed by the signal
+    assert "terminated by SIGTERM" in cut.stderr
+    assert checkpoint_info(user_dir / "cut" / "checkpoint.ckpt")["n_generations"] == 33  # was: 30
+    assert not [p for p in os.listdir(user_dir / "cut") if p.endswith(".tmp")]
+    resumed = subprocess.run([sys.executable, str(script), "0", "--resume", "-p", "user_interrupts_t1:bumpy", "-o", "cut"], cwd=user_dir,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed at generation 33" in resumed.stdout
+    expected, got = _result(user_dir / "whole"), _result(user_dir / "cut")
+    for key in ("fun", "x", "n_evals", "n_generations", "stop_reason"):
+        assert got[key] == expected[key], key
+
+
+def test_terminate_as_interrupt_restores_the_handlers_and_spares_ignored_signals() -> None:
+    from evostrat.cli.signals import Terminated, terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with pytest.raises(Terminated) as info:
+            with terminate_as_interrupt():
+                assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # ignored stays ignored
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert isinstance(info.value, KeyboardInterrupt) and info.value.exit_status == 143
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGHUP, hup)
