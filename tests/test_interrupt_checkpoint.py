@@ -161,6 +161,32 @@ def test_an_interrupt_while_a_generation_is_recorded_keeps_the_periodic_checkpoi
     _same_run(ES.resume(path, _f), full)
 
 
+def test_a_second_interrupt_while_the_final_checkpoint_is_written_keeps_the_periodic_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C twice: the final write is cut, the file stays the last periodic checkpoint, whole."""
+    options = dict(max_generations=14, random_state=2)
+    full = ES("cma_es", **options).fit(_f, np.ones(4))
+    calls = [0]
+
+    def power_cut(src: Any, dst: Any) -> None:
+        raise KeyboardInterrupt("the second Ctrl-C")
+
+    def objective(x: Any) -> float:
+        calls[0] += 1
+        if calls[0] == 8 * 7 + 3:
+            monkeypatch.setattr(os, "replace", power_cut)  # the next write (the final one) is cut
+            raise KeyboardInterrupt("the first Ctrl-C")
+        return _f(x)
+
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt, match="the second Ctrl-C"):
+        ES("cma_es", **options).fit(objective, np.ones(4), checkpoint=path, checkpoint_every=EVERY)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary file left
+    assert checkpoint_info(path)["n_generations"] == 5
+    _same_run(ES.resume(path, _f), full)
+
+
 def test_a_keyboard_interrupt_in_an_executor_worker_interrupts_the_run(tmp_path: Path) -> None:
     """Raised by the objective in a thread pool's worker: was an ObjectiveError; now as on the serial path."""
     from concurrent.futures import ThreadPoolExecutor
