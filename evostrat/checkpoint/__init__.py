@@ -17,6 +17,7 @@ Examples
 >>> import os, tempfile
 >>> import numpy as np
 >>> from evostrat import ES
+>>> from evostrat.checkpoint import checkpoint_info
 >>> from evostrat.problems import rosenbrock
 >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
 >>> full = ES("cma_es", max_generations=60, random_state=1).fit(rosenbrock, np.zeros(4))
