@@ -1,7 +1,7 @@
 """Checkpoints: bit-identical resume on every backend, atomic writes, tampering rejected.
 
-A run is "crashed" by a callback raising at some generation after a periodic
-checkpoint; ``ES.resume`` must then reproduce the uninterrupted run exactly:
+A run is "crashed" by a callback raising at some generation between periodic
+checkpoints (its final checkpoint is that generation's); ``ES.resume`` must then reproduce the uninterrupted run exactly:
 ``history_`` (but its wall-clock ``time`` column), ``x_``, ``fun_``, counters
 and stop reason. Hostile files (pickle payloads, object arrays, edited
 metadata, foreign zips) must be rejected with ``CheckpointError`` and must
@@ -64,8 +64,9 @@ def _crash_and_resume(tmp_path: Path, make: Any, objective: Any, x0: Any, crash:
     with pytest.raises(Crash):
         make().fit(objective, x0, checkpoint=path, checkpoint_every=every, callbacks=[_crash_at(crash)])
     saved = checkpoint_info(path)
-    # the last periodic checkpoint before the crash (callbacks run before the checkpoint of their generation)
-    assert saved["n_generations"] == (crash - 1) - (crash - 1) % every
+    # the final checkpoint of the interrupted run: the generation the crashing callback saw (was the last
+    # periodic one before it, every > 1 generations apart)
+    assert saved["n_generations"] == crash
     assert saved["stop_reason"] is None
     return ES.resume(path, objective)
 

@@ -1,7 +1,7 @@
 """Restarts (IPOP, BIPOP) on the compiled JAX driver make the runs of the host loop.
 
 Each run of a restart schedule runs in compiled chunks of its own population size; between
-runs the host applies the same restart logic (``Driver.after_run``). SNES on the sphere
+runs the host applies the same restart logic (``evostrat.run.restarts.after_run``). SNES on the sphere
 ranks the same candidates on both paths, so the runs agree exactly: the same restart
 records, stop generations and reasons, evaluations and history columns.
 """

@@ -7,8 +7,8 @@ Checks, with real worker processes where it matters:
 - values come back in population order when chunks finish out of order;
 - an objective's exception becomes ``ObjectiveError`` with the candidate index,
   the original exception as ``__cause__`` and the worker's traceback text;
-  so do ``SystemExit``, ``KeyboardInterrupt`` and other ``BaseException`` s raised by
-  the objective in a worker (a local ``KeyboardInterrupt`` interrupts the run);
+  so do ``SystemExit`` and other ``BaseException`` s raised by the objective in a
+  worker; a ``KeyboardInterrupt`` interrupts the run, from a worker as locally;
 - a candidate past ``timeout`` raises ``EvaluationTimeoutError`` naming it, also
   when the worker cannot be interrupted (the pool is then killed);
 - an owned pool is shut down at the end of ``fit``, a given executor never;
@@ -345,9 +345,10 @@ def base_exception_on(index: int, kind: str):
                                         ("other", "GeneratorExit")])
 @pytest.mark.parametrize("pool_kind", ["processes", "threads", "serial", "vectorized"])
 def test_base_exceptions_from_the_objective_name_the_candidate(kind, name, pool_kind, process_pool):
-    """SystemExit, KeyboardInterrupt, ... in an objective become ObjectiveError with the index.
+    """SystemExit, GeneratorExit, ... in an objective become ObjectiveError with the index.
 
-    Locally (``serial``), a KeyboardInterrupt is the driver's own and interrupts the run.
+    A KeyboardInterrupt interrupts the run on every evaluator, as ``serial``'s does (it came
+    back from a worker as an ObjectiveError), with the worker's traceback as its cause.
     """
     objective = base_exception_on(5, kind)
     local = pool_kind in ("serial", "vectorized")
@@ -360,9 +361,15 @@ def test_base_exceptions_from_the_objective_name_the_candidate(kind, name, pool_
     if pool_kind == "vectorized":  # the whole population at once: the row is unknown
         def objective(X, per_row=objective):
             return np.array([per_row(x) for x in X])
-    if local and kind == "interrupt":
-        with pytest.raises(KeyboardInterrupt):
+    if kind == "interrupt":
+        with pytest.raises(KeyboardInterrupt) as interrupted:
             ev.evaluate(objective, indexed_population(8), NUMPY)
+        assert type(interrupted.value) is KeyboardInterrupt
+        if not local:
+            assert str(interrupted.value) == "raised by the objective"
+            assert isinstance(interrupted.value.__cause__, RemoteTraceback)
+            assert "in objective" in interrupted.value.__cause__.text
+            assert ev.evaluate(shifted_sphere(), np.zeros((2, 2)), NUMPY).tolist() == [0.125, 0.125]
         return
     with pytest.raises(ObjectiveError, match=name) as info:
         ev.evaluate(objective, indexed_population(8), NUMPY)

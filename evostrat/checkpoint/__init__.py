@@ -1,7 +1,8 @@
 """Checkpoints: save a run, survive a crash, resume bit for bit.
 
 ``fit(objective, x0, checkpoint="run.ckpt", checkpoint_every=10)`` writes the run's
-complete state every 10 generations (through :class:`Checkpointer`) and when it ends;
+complete state every 10 generations (through :class:`Checkpointer`) and when it ends,
+also when an exception interrupts it (the state of its last finished generation);
 ``ES.resume("run.ckpt", objective)`` continues it, making exactly the candidates,
 values, ``history_`` (but its ``"time"``) and result of the uninterrupted run on every
 backend. :func:`save_checkpoint`/:func:`load_checkpoint` do the same by hand for an
@@ -16,6 +17,7 @@ Examples
 >>> import os, tempfile
 >>> import numpy as np
 >>> from evostrat import ES
+>>> from evostrat.checkpoint import checkpoint_info
 >>> from evostrat.problems import rosenbrock
 >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
 >>> full = ES("cma_es", max_generations=60, random_state=1).fit(rosenbrock, np.zeros(4))
@@ -27,7 +29,9 @@ Examples
 ...         rosenbrock, np.zeros(4), checkpoint=path, checkpoint_every=10, callbacks=[crash])
 ... except RuntimeError:
 ...     pass
->>> resumed = ES.resume(path, rosenbrock)                  # continues from generation 20
+>>> checkpoint_info(path)["n_generations"]                  # the interrupted run's last generation
+25
+>>> resumed = ES.resume(path, rosenbrock)                  # continues from generation 25
 >>> resumed.n_generations_, bool((resumed.x_ == full.x_).all()), resumed.fun_ == full.fun_
 (60, True, True)
 """
@@ -136,7 +140,9 @@ class Checkpointer(Callback):
     -----
     Checkpoints are written between generations only. The final one lets
     :meth:`ES.resume` return the finished result; a run interrupted by an exception
-    keeps its last periodic checkpoint, from which it resumes bit for bit.
+    (Ctrl-C, an error of the objective or of a callback, a dead worker) goes back to its
+    last finished generation and writes that, so nothing evaluated and told is lost and
+    :meth:`ES.resume` continues it bit for bit.
 
     Examples
     --------
@@ -178,8 +184,10 @@ class Checkpointer(Callback):
             self.save(es)
 
     def on_fit_end(self, es: Any) -> None:
-        """The final checkpoint, when the run ended normally."""
-        if es.stop_reason_ is not None:
+        """The final checkpoint: of the finished run, or of an interrupted run's last finished generation
+        (not written when the interrupt left a generation half-recorded)."""
+        driver = vars(es).get("run_")
+        if es.stop_reason_ is not None or (driver is not None and driver.settled and driver.runner.pending is None):
             self.save(es)
 
     def __repr__(self) -> str:

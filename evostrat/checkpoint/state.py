@@ -40,7 +40,7 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
                                          restore_x0_source)
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
-from evostrat.run.restarts import GLOBAL_REASONS
+from evostrat.run.restarts import GLOBAL_REASONS, after_run
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
 
 __all__ = ["capture", "restore", "RUNTIME_PARAMS", "BUDGET_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
@@ -275,8 +275,8 @@ def _extend_budget(es: Any, old_max_generations: int | None) -> None:
             run.stop_reason = local
     elif reason in (None, "maxfevals") or (  # restarts: stopped only because the old generation budget was spent
             reason not in GLOBAL_REASONS and run.n_generations >= (old_max_generations or np.inf)):
-        run.stop_reason = driver.after_run(local or (None if reason in (None, "maxfevals", "maxiter") else reason),
-                                           math.nan)
+        run.stop_reason = after_run(driver, local or (None if reason in (None, "maxfevals", "maxiter") else reason),
+                                    math.nan)
 
 
 def _check_state_size(es: Any, state: dict[str, Any], saved: int, backend: Backend) -> None:

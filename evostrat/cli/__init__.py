@@ -16,7 +16,8 @@ Commands (``evostrat COMMAND --help`` for each):
   GIF or MP4 (:mod:`evostrat.cli.replay`).
 
 Wrong arguments print a message naming the problem and exit with status 2;
-a run interrupted by Ctrl-C exits with 130.
+a run interrupted by Ctrl-C exits with 130, one ended by SIGTERM (or SIGHUP) with 143
+(129), after writing its final checkpoint (:mod:`evostrat.cli.signals`).
 
 Examples
 --------
@@ -34,6 +35,7 @@ import sys
 from typing import Sequence
 
 from evostrat.cli import bench, info, plot, replay, run
+from evostrat.cli.signals import Terminated, terminate_as_interrupt
 
 __all__ = ["build_parser", "main"]
 
@@ -60,14 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     A usage error (an unknown option, a value the command refuses, ``--resume`` of a folder
     without a run, ...) prints the usage and the message to stderr and raises ``SystemExit(2)``,
     as :meth:`argparse.ArgumentParser.error` does; errors from the run itself return 2
-    (invalid arguments) or 1 (other evostrat errors), and Ctrl-C returns 130.
+    (invalid arguments) or 1 (other evostrat errors), Ctrl-C returns 130 and SIGTERM 143.
     """
     from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with terminate_as_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, the run's last generation checkpointed
+            return int(args.func(args))
     except run.UsageError as err:
         args.parser.error(str(err))  # prints usage and the message, exits with 2
     except (InvalidArgumentError, InvalidTypeError, UnknownNameError) as err:
@@ -76,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvostratError as err:
         print(f"evostrat {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    except Terminated as err:
+        print(f"\nevostrat {args.command}: {err}", file=sys.stderr)
+        return err.exit_status
     except KeyboardInterrupt:
         print(f"\nevostrat {args.command}: interrupted", file=sys.stderr)
         return 130

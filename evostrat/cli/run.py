@@ -5,7 +5,8 @@ are read by :mod:`evostrat.cli.inputs`.
 
 The output folder (``--output``, default ``runs/<strategy>-<problem>-<dim>d-seed<seed>``)
 receives ``config.json`` (the configuration), ``history.csv`` (one row per generation),
-``checkpoint.ckpt`` (every ``--checkpoint-every`` generations and at the end),
+``checkpoint.ckpt`` (every ``--checkpoint-every`` generations and at the end, also after
+Ctrl-C, SIGTERM or SIGHUP: the last finished generation),
 ``result.json`` (best point and value, evaluations, generations, stop reason) and, with
 ``--plot``, ``convergence.png``, ``diagnostics.png`` and for 2-D problems ``search.png``
 (``evostrat plot DIR`` draws the first two from ``history.csv`` and ``distribution.jsonl``, the

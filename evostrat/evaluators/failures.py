@@ -1,7 +1,8 @@
 """Worker failures re-raised on the driver, with the worker's traceback.
 
 :func:`raise_failure` raises what ``evaluator="serial"`` would (an
-:class:`~evostrat.errors.ObjectiveError` naming the candidate,
+:class:`~evostrat.errors.ObjectiveError` naming the candidate, a ``KeyboardInterrupt`` as it
+is, interrupting the run,
 :class:`~evostrat.errors.InvalidTypeError` for a non-number,
 :class:`~evostrat.errors.EvaluationTimeoutError` past ``timeout``), with the
 original exception as ``__cause__``, itself caused by a :class:`RemoteTraceback`
@@ -46,6 +47,8 @@ def raise_failure(failure: Failure, timeout: float | None = None) -> None:
     original = remote if failure.exception is None else failure.exception
     if original is not remote:
         original.__cause__ = remote
+    if failure.kind == "raised" and (isinstance(original, KeyboardInterrupt) or failure.type_name == "KeyboardInterrupt"):
+        raise original if isinstance(original, KeyboardInterrupt) else KeyboardInterrupt(failure.message) from remote
     if failure.kind == "invalid" and isinstance(original, EvostratError):
         raise original  # InvalidTypeError naming the candidate, as evaluator="serial" raises
     if failure.kind == "invalid":

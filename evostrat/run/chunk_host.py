@@ -6,7 +6,7 @@ folds a chunk's output back into the driver (:func:`absorb_chunk`): counters, ``
 rows (built when read), best so far, the criteria's progress and the stop reason. With
 restarts (IPOP, BIPOP: :mod:`evostrat.run.restarts`) it also keeps the run's record in
 ``restarts_`` and starts the next run when a local criterion ended this one, through the
-driver's own :meth:`~evostrat.run.driver.Driver.after_run`, so a compiled run with restarts
+host loop's :func:`~evostrat.run.restarts.after_run`, so a compiled run with restarts
 makes the same runs as the host loop.
 
 Examples
@@ -28,6 +28,7 @@ from evostrat.backends.programs import program_key
 from evostrat.errors import NonFiniteFitnessWarning
 from evostrat.run.device_termination import (REASONS, Progress, Rules, device_constant, initial_progress, is_fresh,
                                              progress_for_device, progress_from_host, progress_to_host)
+from evostrat.run.restarts import after_run
 
 __all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "pack", "unpack", "chunk_counts", "run_rules",
            "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
@@ -208,8 +209,9 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
 
     With restarts the run's ``restarts_`` record is updated and, when a local criterion ended
     the run, the next run starts (``driver.runner`` is then a new runner) as
-    :meth:`~evostrat.run.driver.Driver.after_run` does after a host generation."""
+    :func:`~evostrat.run.restarts.after_run` does after a host generation."""
     runner, termination, state = driver.runner, driver.termination, driver.state
+    driver.settled = False  # an interrupt while absorbing leaves the run half-advanced: no final checkpoint
     fitness = fitness[:done]  # read (as float64) when the rows are
     _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
     columns = () if state.plan is None else (("run", state.plan.run), ("popsize", runner.popsize))
@@ -227,9 +229,10 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     if code:
         reason = REASONS[code] if code < len(REASONS) else stop_names[code - len(REASONS)]
     if state.plan is not None:  # restarts: the run's record, and the next run after a local criterion
-        state.stop_reason = driver.after_run(reason, _chunk_best(fitness, driver.maximize))
+        state.stop_reason = after_run(driver, reason, _chunk_best(fitness, driver.maximize))
     elif reason is not None:
         state.stop_reason = reason
+    driver.settled = True
 
 
 def _generation_bests(fitness: np.ndarray, maximize: bool) -> np.ndarray:

@@ -391,9 +391,11 @@ def _host_generation(driver: Any, objective: Callable) -> None:
     objective takes the population (it traces to its values: :func:`compiled_loop_applies`)."""
     from evostrat.evaluators.local import VectorizedEvaluator
 
-    X = driver.ask()
+    driver.settled = False  # as the host loop: until told, or undone
     try:
+        X = driver.ask()
         driver.tell(X, VectorizedEvaluator().evaluate(objective, X, driver.runner.backend))
     except BaseException:  # as the host loop: back to the last finished generation
-        driver.unask()
+        driver.settled = driver.unask()
         raise
+    driver.settled = True

@@ -92,6 +92,7 @@ class Driver:
         self.fast_path: str | None = None
         self.asked: Any = None
         self.before_ask: tuple[Any, Any, list[Any]] | None = None  # (runner, state, queued): see unask()
+        self.settled = True  # between generations (the loops keep it): what an interrupted run's last checkpoint saves
         self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
         self.constraint_spec: Any = "auto"
         self.constrained: ConstrainedRun | None = None  # made by the first tell with constraints
@@ -178,12 +179,14 @@ class Driver:
         self.asked = X if self.bounds is None else self.bounds.transform(X)  # to_box
         return self.asked
 
-    def unask(self) -> None:
-        """Undo the last :meth:`ask`, its population not told (the evaluation raised): the run is its last
-        generation's, can be checkpointed, and asks the same population again (margin, noise factor kept)."""
+    def unask(self) -> bool:
+        """Undo the last :meth:`ask` (its evaluation raised): ``True`` when it did, the run then its last generation's,
+        checkpointable, asking the same population again (margin, noise factor kept); ``False``: none or a tell pending."""
         if self.before_ask is not None and self.before_ask[0] is self.runner and self.runner.pending is not None:
             self.runner.unask(*self.before_ask[1:])
             self.asked = self.before_ask = None
+            return True
+        return False
 
     def inject(self, solutions: Any) -> None:
         """Queue candidates (in ``bounds`` when given) for the next ``ask`` (:func:`queue_solutions`);
@@ -328,12 +331,7 @@ class Driver:
             return
         if reason is None:
             reason = first_stop(stops if isinstance(stops, dict) else stops(runner.state))
-        state.stop_reason = reason if state.plan is None else self.after_run(reason, gen_best)
-
-    def after_run(self, reason: str | None, gen_best: float) -> str | None:
-        """Restart bookkeeping; start the next run when a local criterion ended this one
-        (:func:`~evostrat.run.restarts.after_run`)."""
-        return after_run(self, reason, gen_best)
+        state.stop_reason = reason if state.plan is None else after_run(self, reason, gen_best)  # restarts
 
     # -- the loop ------------------------------------------------------------------------------
     def run_loop(self, objective: Callable, hooks: Any = None) -> None:
@@ -376,19 +374,21 @@ class Driver:
                 extra = {"seed": population_seed(runner)} if seeded else {}
                 if replay is not None:
                     extra["replay"] = replay.step(runner)
-                X = self.ask()
-                extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
+                self.settled = False  # until the generation is recorded, or undone
                 try:  # KeyboardInterrupt too: back to the last finished generation
+                    X = self.ask()
+                    extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
                     with one_generation:
                         values = evaluator.evaluate(objective, X, runner.backend, **extra)
                     told = self.tell(X, *self.split_constraints(X, values))
                 except BaseException:
-                    self.unask()
+                    self.settled = self.unask()  # False: interrupted mid-tell, no final checkpoint of it
                     raise
                 if self.noise is not None:
                     self.noise.record(self.state.history[-1])  # the noise measure, with noise handling
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
+                self.settled = True
                 if hooks is not None:
                     hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
         finally:
