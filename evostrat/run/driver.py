@@ -143,8 +143,7 @@ class Driver:
         backend = self.runner.backend  # plain: the usual generation's fast path in tell (numpy, torch)
         self.plain = self.bounds is None and not strategy.needs_behaviours and (backend.host_arrays or backend.torch_tensors)
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
-        self.termination.stops, self.state.criteria = strategy.stop, self.termination
-        self.termination.paths = strategy  # its tolx_parts and tolx_path: CMA-ES's tolx also tests sigma p_c
+        self.termination.stops, self.termination.paths, self.state.criteria = strategy.stop, strategy, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
         self.state.sigma_of, self.state.sigmas_of = row_sigma
         self.state.sign_limit = max(1, min(self.termination.defer_limit, 2**16 // ((lam + 1) * dim)))

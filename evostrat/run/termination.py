@@ -216,8 +216,7 @@ class Termination:
         minimises (the driver's usual case): they are then read as they are.
         ``best_index``: the position of the generation's best value among its values as they
         were evaluated (``tolstagnation`` dates the best from it, as pycma's ``best.evals``);
-        ``None``: its first position in ``values`` (presorted: 0). ``path``: :meth:`path_of` the
-        generation's state, or an object whose ``state`` is that state (read if ``tolx`` needs it).
+        ``None``: its first position in ``values`` (presorted: 0). ``path``: :meth:`path_of` its state, or its runner.
         """
         if self.deferred or self.before_flush is not None:
             self.flush()
@@ -274,7 +273,7 @@ class Termination:
 
     def _path_below(self, path: Any, tol: float) -> bool:
         """pycma's ``all(sigma * pc < tolx)`` (NaN fails) of a :meth:`check` ``path``."""
-        parts = path if type(path) is tuple else self.path_of(path.state)
+        parts = self.path_of(path.state) if hasattr(path, "state") else path  # a runner: read now
         return parts is None or float(self.paths.tolx_path(parts)) < tol
 
     def _spread_below(self, tol: float) -> bool:
