@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("cma", reason="pycma is not installed: pip install -e '.[dev]' installs it")
 
 from benchmarks.bbob.single_runs import make_function  # noqa: E402
-from benchmarks.bbob.trace_compare import QUANTITIES, pycma_es, trace  # noqa: E402
+from benchmarks.bbob.trace_compare import QUANTITIES, pycma_chi, pycma_es, trace  # noqa: E402
 from evostrat.backends import get_backend  # noqa: E402
 from evostrat.kernels.cma_steps import context, step_size  # noqa: E402
 from evostrat.strategies.cma_base import CMABase  # noqa: E402
@@ -76,3 +76,32 @@ def test_the_difference_left_is_pycmas_exact_chi_n(f12) -> None:
     assert rows[0]["sigma"] == pytest.approx(1.0 - predicted, rel=1e-6)
     # told the same points, the rest agrees
     assert rows[0]["mean"] < 1e-14 and rows[0]["ps"] < 1e-15
+
+
+def test_p_sigma_apart_from_pycmas_default_start_is_its_initial_c() -> None:
+    """pycma 4.5 starts from ``C = diag(exp(1e-4 i / n))`` (``GaussFullSampler.__init__``: "prevent
+    equal eigenvals, a hack for np.linalg"), so its ``C^{-1/2}`` step for p_sigma differs from
+    the identity's by up to 5e-5: p_sigma parts by ~4e-5 after one generation while mean and p_c
+    agree. Given pycma's initial C, p_sigma agrees to rounding over several generations."""
+    from evostrat.backends.trees import replace
+
+    n, x0 = 10, np.ones(10)
+    f = lambda x: float((np.arange(1, n + 1) * x**2).sum())  # noqa: E731
+    apart = {}
+    for given in (False, True):
+        strategy = CMAES(sigma0=0.5)
+        state = strategy.init(x0.copy(), random_state=0)
+        es = pycma_es(x0, 0.5, 3, flat=False)
+        if given:
+            C = es.sm.C.copy()
+            state = replace(state, C=C, B=np.eye(n), D=np.sqrt(np.diag(C)), diag_C=np.diag(C).copy())
+        worst = 0.0
+        with pycma_chi(n, strategy.parameters(n).chi_n):
+            for _ in range(5):
+                X = np.array(es.ask())
+                F = [f(x) for x in X]
+                es.tell(list(X), F)
+                state = strategy.tell(state, X, np.asarray(F))
+                worst = max(worst, np.max(np.abs(es.adapt_sigma.ps - state.ps)) / np.max(np.abs(es.adapt_sigma.ps)))
+        apart[given] = worst
+    assert apart[False] > 1e-5 and apart[True] < 1e-9, apart

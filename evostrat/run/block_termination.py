@@ -37,7 +37,7 @@ from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria,
 from evostrat.run.order_statistics import median_of, order_statistics
 from evostrat.run.termination import HIST_EVERY
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "tolx_sigma"]
 
 
 class Watch(NamedTuple):
@@ -46,6 +46,7 @@ class Watch(NamedTuple):
     last_best: Any  # the latest generation best appended to Progress.recent (user's sense; NaN: none)
     run_best: Any  # as Progress.run_best (minimisation sense)
     run_best_evals: Any
+    tolx_sigma: Any  # the latest generation's tolx_sigma (NaN: none yet)
 
 
 def watch(rules: Rules, p: Progress) -> Watch:
@@ -53,7 +54,19 @@ def watch(rules: Rules, p: Progress) -> Watch:
     import jax.numpy as jnp
 
     last = jnp.where(p.n_recent > 0, p.recent[(p.n_recent - 1) % rules.window], jnp.nan)
-    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_evals)
+    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_evals, jnp.asarray(jnp.nan, p.recent.dtype))
+
+
+def tolx_sigma(strategy: Any, state: Any, sigma: Any) -> Any:
+    """What ``tolx`` compares with on the device: ``sigma``, or for a strategy with ``tolx_parts``
+    and ``tolx_path`` (CMA-ES) the greater of it and ``max_j sigma p_c_j`` (pycma's ``tolx`` tests
+    both; NaN in either fails it)."""
+    import jax.numpy as jnp
+
+    path = getattr(strategy, "tolx_path", None)
+    if path is None or getattr(strategy, "tolx_parts", None) is None:
+        return sigma
+    return jnp.maximum(sigma, jnp.asarray(path(strategy.tolx_parts(state)), jnp.result_type(sigma)))
 
 
 def summary(values: Any, maximize: bool) -> tuple[Any, Any, Any, Any]:
@@ -93,7 +106,8 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     window) below the tolerance (``tolfun``: or a run's first generation best); ``tolflatfitness`` a flat generation; the stagnation test
     a best value older than ``tolstagnation / 2`` generations' worth of evaluations after the
     warm-up. ``bounds``: the least and greatest finite values when known, ``top_index`` the
-    position of ``top`` among ``values`` (:func:`summary`'s).
+    position of ``top`` among ``values`` (:func:`summary`'s). ``sigma``: :func:`tolx_sigma`
+    (kept in the :class:`Watch` for :func:`block_progress`).
     """
     import jax.numpy as jnp
 
@@ -130,7 +144,8 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
                                    run_best_evals)
         aged = 2 * (n_evals - run_best_evals) > rules.tolstagnation * rules.popsize
         maybe |= (generation > rules.warmup) & aged
-    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_evals), maybe
+    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_evals,
+                 jnp.asarray(sigma, w.tolx_sigma.dtype)), maybe
 
 
 def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
@@ -152,9 +167,10 @@ def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, g
 
 
 def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
-                   best: Any, last_code: Any, maybe: Any) -> tuple[Progress, Any, Any]:
+                   best: Any, last_code: Any, maybe: Any, last_sigma: Any = None) -> tuple[Progress, Any, Any]:
     """:func:`check_block` in the chunk: ``maybe`` is whether :func:`may_stop` held after the
-    block's last generation. Where it did not, no criterion holds and the stagnation median
+    block's last generation; ``last_sigma``: what ``tolx`` compares with after it (``None``: the
+    last row's sigma; the chunk: its :func:`tolx_sigma`). Where it did not, no criterion holds and the stagnation median
     test (a sort of four windows of the history, in a ``lax.cond``) is skipped; the answer is
     the same.
 
@@ -169,7 +185,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
     g = generation + ran
     progress = _progress_after(rules, p, r, ran)
     code, due = criteria(rules, progress, r.n_finite[last] == values.shape[1], r.hi[last] - r.lo[last], g,
-                         n_evals + ran * values.shape[1], best, sigmas[last])
+                         n_evals + ran * values.shape[1], best, sigmas[last] if last_sigma is None else last_sigma)
     code = jnp.where(code == 0, last_code, code)
     if rules.tolstagnation is not None:
         stagnation = REASONS.index("tolstagnation")

@@ -60,7 +60,7 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
-from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, watch
+from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, tolx_sigma, watch
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
@@ -177,7 +177,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             state, values, _, best_f, best_x = advance(run)
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
-            progress, code, due = check(rules, run.progress, values, g, evals, best_f, sigma)
+            progress, code, due = check(rules, run.progress, values, g, evals, best_f, tolx_sigma(strategy, state, sigma))
             if stop_names:
                 stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
                 stop = len(REASONS) + jnp.argmax(stops).astype(code.dtype)
@@ -203,7 +203,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             if stop_names:
                 stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
                 code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
-            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, sigma, bounds=(lo, hi), top_index=i)
+            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, tolx_sigma(strategy, state, sigma),
+                                bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
             return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
@@ -227,14 +228,14 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             def block(carry: Any) -> Any:
                 run, record, start = carry
                 end = jnp.minimum(limit, start + size)
-                new, _, record, k, _, maybe = jax.lax.while_loop(
+                new, w, record, k, _, maybe = jax.lax.while_loop(
                     lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
                     (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
                 rows = jax.lax.dynamic_slice_in_dim(record, start, size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it
                 progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                                   run.generation, run.n_evals, new.best_f, new.code, maybe)
+                                                   run.generation, run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
                 return replace(new, progress=progress, code=code), record, k
 
             record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end

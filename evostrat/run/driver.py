@@ -89,8 +89,7 @@ class Driver:
         self.restarts = make_restarts(settings.restarts, settings.random_state)
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)
-        self.fast_path: str | None = None
-        self.asked: Any = None
+        self.fast_path, self.asked = None, None  # type: str | None, Any
         self.before_ask: tuple[Any, Any, list[Any]] | None = None  # (runner, state, queued): see unask()
         self.settled = True  # between generations (the loops keep it): what an interrupted run's last checkpoint saves
         self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
@@ -145,7 +144,7 @@ class Driver:
         backend = self.runner.backend  # plain: the usual generation's fast path in tell (numpy, torch)
         self.plain = self.bounds is None and not strategy.needs_behaviours and (backend.host_arrays or backend.torch_tensors)
         self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
-        self.termination.stops, self.state.criteria = strategy.stop, self.termination
+        self.termination.stops, self.termination.paths, self.state.criteria = strategy.stop, strategy, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
         self.state.sigma_of, self.state.sigmas_of = row_sigma
         self.state.sign_limit = max(1, min(self.termination.defer_limit, 2**16 // ((lam + 1) * dim)))
@@ -324,7 +323,8 @@ class Driver:
             state.append(entry)
             presorted = n == len(values) and not maximize
             at = values.index(ranked[0]) if presorted and self.termination.tolstagnation else None  # best.evals
-            args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted, at)
+            path = runner if now else self.termination.path_of(runner.state)  # tolx: sigma p_c, read if needed
+            args = (runner.generation, state.n_evals, best, ranked if presorted else values, sigma, presorted, at, path)
             reason = self.termination.check(*args) if now else self.termination.defer(*args)
         if reason is None and not now:  # the deferred criteria, then the strategy's on this generation's state
             state.stop_pending, state.reason = partial(pending_reason, self.termination, stops, runner.state), None

@@ -226,7 +226,7 @@ class RunState:
             self.flush_rows()
         unsigned = self.unsigned
         unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state),
-                         perf_counter() - self.started))
+                         perf_counter() - self.started, self.criteria.path_of(state)))  # path: tolx's sigma p_c
         if len(unsigned) >= self.sign_limit:
             self.sign()
         criteria = self.criteria
@@ -247,7 +247,7 @@ class RunState:
         stagnation = bool(criteria.tolstagnation)  # it dates the best from its position (pycma's best.evals)
         kept = [entry[5] for entry in pending]  # sigmas, or what sigmas_of reads them from
         sigmas = kept if self.sigmas_of is None else self.sigmas_of(kept)
-        for (generation, n_generations, n_evals, X, values, _, elapsed), sigma in zip(pending, sigmas):
+        for (generation, n_generations, n_evals, X, values, _, elapsed, path), sigma in zip(pending, sigmas):
             ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
             gen_best = max(values) if maximize else ranked[0]  # max: the first one, as argmax's
             if gen_best > best if maximize else gen_best < best:
@@ -258,7 +258,7 @@ class RunState:
             rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
                          sigma, elapsed))
             at = values.index(ranked[0]) if presorted and stagnation else None  # the best's position
-            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted, at))
+            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted, at, path))
         if len(deferred) >= criteria.defer_limit:
             criteria.flush()
 

@@ -12,7 +12,8 @@ defers the checks until the reason is read: :meth:`Termination.defer`, same answ
   ``floor(10 + 30 d / popsize)`` generations (all of them in a run's first
   generations: a flat objective stops after one), and the range of the latest
   generation's values, are both below ``tolfun`` (pycma's ``tolfun`` and its history length).
-- ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx``.
+- ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx`` and, for a
+  strategy with ``tolx_parts`` and ``tolx_path`` (CMA-ES), so is every ``sigma p_c_j`` (pycma's).
 - ``"tolfunhist"``: the range of the generation-best values over the same
   window (at least 10 generations) is below ``tolfunhist`` (pycma: 1e-12).
 - ``"tolstagnation"``: pycma's (4.5) stagnation test. Every 5th generation records the
@@ -134,6 +135,13 @@ class Termination:
         #: (:meth:`latest_reason`)
         self.stops: Callable[[Any], dict[str, Any]] = no_stops
         self.told_state: Any = None
+        #: the strategy, whose ``tolx_parts(state)`` and ``tolx_path(parts)`` (if any) :meth:`path_of` reads
+        self.paths: Any = None
+
+    def path_of(self, state: Any) -> Any:
+        """What ``tolx`` keeps of a generation's ``state`` for its path test (``None``: nothing)."""
+        parts = getattr(self.paths, "tolx_parts", None)
+        return None if parts is None or self.tolx is None else parts(state)
 
     @property
     def window(self) -> int:
@@ -175,13 +183,13 @@ class Termination:
         self._flat_generations = int(values["flat_generations"])
 
     def defer(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-              presorted: bool = False, best_index: int | None = None) -> None:
+              presorted: bool = False, best_index: int | None = None, path: Any = None) -> None:
         """Record one generation for :meth:`check`, checked when :meth:`flush` (or anything
         that reads the criteria) next runs: the same calls in the same order, so the same
         answers, without the work while nobody asks (ask/tell loops). ``sigma`` may be a
         history row whose ``"sigma"`` :attr:`before_flush` fills in."""
         deferred = self.deferred
-        deferred.append((generation, n_evals, best, values, sigma, presorted, best_index))
+        deferred.append((generation, n_evals, best, values, sigma, presorted, best_index, path))
         if len(deferred) >= self.defer_limit:
             self.flush()
 
@@ -199,7 +207,7 @@ class Termination:
         return self.last
 
     def check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-              presorted: bool = False, best_index: int | None = None) -> str | None:
+              presorted: bool = False, best_index: int | None = None, path: Any = None) -> str | None:
         """The first criterion that holds, or ``None``.
 
         ``best`` and ``values`` are in the user's sense (maximised when
@@ -208,15 +216,15 @@ class Termination:
         minimises (the driver's usual case): they are then read as they are.
         ``best_index``: the position of the generation's best value among its values as they
         were evaluated (``tolstagnation`` dates the best from it, as pycma's ``best.evals``);
-        ``None``: its first position in ``values`` (presorted: 0).
+        ``None``: its first position in ``values`` (presorted: 0). ``path``: :meth:`path_of` its state, or its runner.
         """
         if self.deferred or self.before_flush is not None:
             self.flush()
-        self.last = self._check(generation, n_evals, best, values, sigma, presorted, best_index)
+        self.last = self._check(generation, n_evals, best, values, sigma, presorted, best_index, path)
         return self.last
 
     def _check(self, generation: int, n_evals: int, best: float, values: Sequence[float], sigma: float,
-               presorted: bool, best_index: int | None) -> str | None:
+               presorted: bool, best_index: int | None, path: Any = None) -> str | None:
         if self.pending is not None:
             self.load_progress_values(self.pending())
         total, finite = 0.0, values
@@ -241,7 +249,7 @@ class Termination:
             and (finite[-1] - finite[0] if presorted else max(finite) - min(finite)) < self.tolfun
         ):
             return "tolfun"
-        if self.tolx is not None and sigma < self.tolx:
+        if self.tolx is not None and sigma < self.tolx and (path is None or self._path_below(path, self.tolx)):
             return "tolx"
         if len(values) == 0:
             return None
@@ -262,6 +270,11 @@ class Termination:
             if self._flat_generations > self.tolflatfitness:
                 return "tolflatfitness"
         return None
+
+    def _path_below(self, path: Any, tol: float) -> bool:
+        """pycma's ``all(sigma * pc < tolx)`` (NaN fails) of a :meth:`check` ``path``."""
+        parts = self.path_of(path.state) if hasattr(path, "state") else path  # a runner: read now
+        return parts is None or float(self.paths.tolx_path(parts)) < tol
 
     def _spread_below(self, tol: float) -> bool:
         """``max(recent) - min(recent) < tol``. The distance of the latest value to the
@@ -335,8 +348,7 @@ def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values:
     return out
 
 
-#: A strategy's resolved ``termination_defaults`` as attributes, for :func:`check_params`, whose
-#: messages name the class (made once, not per run: a class costs a run ~10 us to make).
+#: A strategy's resolved ``termination_defaults`` as attributes, for :func:`check_params` (made once: ~10 us).
 TerminationDefaults = type("termination_defaults", (SimpleNamespace,), {})
 
 
@@ -374,8 +386,7 @@ def strategy_history_criteria(strategy: Any, dim: int, popsize: float, **values:
     if unknown:
         raise InvalidArgumentError(f"termination_defaults of {label} names unknown criteria "
                                    f"{', '.join(map(repr, unknown))}; known: {', '.join(HISTORY_CRITERIA)}")
-    defaults = dict(defaults)
-    resolved = history_criteria(defaults, dim, popsize, **dict.fromkeys(defaults, "auto"))
+    resolved = history_criteria(defaults := dict(defaults), dim, popsize, **dict.fromkeys(defaults, "auto"))
     try:
         check_params(TerminationDefaults(**resolved), {k: CRITERIA_CONSTRAINTS[k] for k in resolved})
     except EvostratError as err:

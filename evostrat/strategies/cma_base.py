@@ -332,6 +332,19 @@ class CMABase(Strategy):
         xp = get_backend(state.mean).xp
         return state.sigma * xp.sqrt(xp.max(self._diag_cov(state)))
 
+    @staticmethod
+    def tolx_parts(state: Any) -> tuple[Array, Array]:
+        """What :meth:`tolx_path` reads of ``state``, ``(sigma, p_c)``, kept in its place while a
+        run defers its criteria (the arrays, not the state and its C)."""
+        return state.sigma, state.pc
+
+    @staticmethod
+    def tolx_path(parts: tuple[Array, Array]) -> Array:
+        """``max_j sigma p_c_j`` (0-d) of :meth:`tolx_parts`: ``tolx`` also needs it below the
+        threshold, as pycma's ``all(sigma * pc < tolx)`` (signed: negative entries pass)."""
+        sigma, pc = parts
+        return get_backend(pc).xp.max(sigma * pc)
+
     def stop(self, state: Any) -> dict[str, Any]:
         """pycma's CMA-specific criteria as 0-d boolean arrays (name -> triggered).
 
