@@ -283,13 +283,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return packed, lockstep
 
     def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, inputs: Any) -> Any:
-        return programs(traced(inputs))[0](state, best_x, floats, ints, limit)
+        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[0](state, best_x, floats,
+                                                                                          ints, limit)
 
-    def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:
-        return programs(traced(inputs))[1](runs, limit)
-
-    def traced(inputs: Any) -> Rules:  # the rules with their thresholds and budgets from the input
-        return structure.with_thresholds(inputs[0]).with_budgets(inputs[1])
+    def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:  # inputs: (thresholds, budgets)
+        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[1](runs, limit)
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
@@ -311,13 +309,12 @@ _CALLS: dict[Any, Callable] = {}
 
 
 def _with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batched: bool) -> Callable:
-    """``program`` called with ``inputs``, the rules' thresholds (:meth:`Rules.thresholds`) and
-    budgets (:meth:`Rules.budgets`), as its last input.
+    """``program`` called with ``inputs``, the rules' thresholds and budgets, as its last input.
 
     The thresholds are in JAX's widest float, so that each is rounded to the dtype of what it is
     compared with inside, as a Python float is (:func:`~evostrat.run.device_termination.threshold`);
     the budgets are int32, as the counters they bound. A one-run chunk gets them placed where its
-    run is, once: a host vector cost an observed run (a chunk a generation) about 15 us a generation."""
+    run is, once (a host vector cost a run of one-generation chunks about 15 us a generation)."""
     import jax
 
     if batched:

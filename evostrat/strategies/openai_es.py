@@ -114,7 +114,6 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         return make_optimizer(self.optimizer, **options)
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> OpenAIESState:
-        xp = backend.xp
         sigma = self.initial_sigma(x0, backend)
         if np.ptp(np.asarray(host_value(self.sigma0), dtype=np.float64)) != 0:
             raise InvalidArgumentError("sigma0 must be a scalar for openai_es (isotropic)")
