@@ -316,6 +316,13 @@ def test_tampered_restart_plan_and_schedule_are_refused(tmp_path: Path) -> None:
         (lambda m, a: m["plan"]["__runplan__"].__setitem__("popsize", 10 ** 9), "does not match the strategy state"),
         (lambda m, a: m["plan"]["__runplan__"].__setitem__("exec", 1), "malformed restart plan"),
         (lambda m, a: m["schedule"].__setitem__("dim", [3]), "restarts field 'dim'"),
+        # loaded, then the next restart raised ValueError (int(nan)) / OverflowError, or made a population of 1
+        (lambda m, a: m["schedule"].__setitem__("popsize0", float("nan")), "restarts field 'popsize0' must be a finite"),
+        (lambda m, a: m["schedule"].__setitem__("popsize0", float("inf")), "restarts field 'popsize0' must be a finite"),
+        (lambda m, a: m["schedule"].__setitem__("popsize0", -5.0), r"restarts field 'popsize0' must be a finite number >= 1"),
+        (lambda m, a: m["schedule"].__setitem__("large_runs", -3), r"restarts field 'large_runs' must be an int >= 0"),
+        (lambda m, a: m["schedule"]["evals"].__setitem__("small", -100), r"restarts field 'evals' must be .* ints >= 0"),
+        (lambda m, a: m["schedule"].__setitem__("dim", 0), r"restarts field 'dim' must be an int >= 1"),
         (lambda m, a: m.__setitem__("schedule", None), "restart state does not match"),
     ]
     for edit, message in edits:

@@ -58,7 +58,15 @@ def test_every_command_has_help(command: list[str], fragment: str) -> None:
     (["run", "--strategy", "nope"], "argument -s/--strategy: invalid choice: 'nope'"),
     (["run", "--min-delta", "0.1"], "--min-delta needs --patience"),
     (["run", "--resume"], "--resume needs --output DIR"),
-    (["run", "--popsize", "1", "-d", "2", "-o", "{tmp}"], "evostrat run: error: popsize must be >= 2"),
+    # errors of the Python API name the option typed, not the parameter (were "popsize must be", "device must be")
+    (["run", "--popsize", "1", "-d", "2", "-o", "{tmp}"], "evostrat run: error: --popsize must be >= 2 for cma_es, got 1"),
+    (["run", "-s", "pgpe", "--popsize", "3", "-d", "2", "-o", "{tmp}"],
+     "evostrat run: error: --popsize must be even with mirrored sampling, got 3"),
+    (["run", "--device", "foo", "-d", "2", "-o", "{tmp}"], "evostrat run: error: --device must be None or 'cpu'"),
+    (["demo", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),  # was "random_state must be >= 0"
+    (["replay", "run.ckpt", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),  # gymnasium's error
+    # was "path must end in .gif or .mp4", after loading the checkpoint and playing the episodes
+    (["replay", "run.ckpt", "--out", "pong.avi"], "argument --out: expected a .gif or .mp4 file, got 'pong.avi'"),
     (["bench", "--path", "no/such/dir"], "no benchmark suite at 'no/such/dir'"),
     # was numpy's _ArrayMemoryError traceback ("Unable to allocate 7.1e+06 GiB") building the start point
     (["run", "--dim", str(10**15), "-o", "{tmp}"],
@@ -69,6 +77,19 @@ def test_wrong_arguments_exit_with_2_and_a_clear_message(tmp_path: Path, args: l
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_python_errors_keep_the_parameter_name_the_cli_writes_the_option(tmp_path: Path) -> None:
+    from evostrat import ES
+    from evostrat.cli.run import as_options
+    from evostrat.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"^popsize must be >= 2 for cma_es, got 1$"):
+        ES("cma_es", popsize=1).fit(lambda X: (X ** 2).sum(axis=1), [1.0, 1.0])
+    assert as_options("random_state must be >= 0, got -1") == "--seed must be >= 0, got -1"
+    assert as_options("max_workers must be a positive int") == "--workers must be a positive int"
+    assert as_options("resume(max_generations=4) is below") == "--max-generations 4 is below"
+    assert as_options("popsizes differ") == "popsizes differ"  # a whole word only
 
 
 def test_resume_misuse(tmp_path: Path) -> None:

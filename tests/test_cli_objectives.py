@@ -17,6 +17,7 @@ import pytest
 
 from evostrat import ES
 from evostrat.cli import main
+from evostrat.errors import InvalidArgumentError
 
 #: The user objectives here take one candidate, as a CLI user writes them: the Python runs they are
 #: compared with fall back to one call per candidate, with a PerCandidateWarning (by design).
@@ -142,8 +143,12 @@ def test_resume_extends_the_budget_as_the_longer_run(user_dir: Path) -> None:
 
 def test_resume_refuses_a_budget_below_what_was_spent(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert _run("-s", "snes", "-d", "2", "--max-generations", "20", "-o", "out") == 0
-    assert _run("--resume", "-o", "out", "--max-generations", "10") == 2
-    assert "max_generations=10) is below the 20 generations" in capsys.readouterr().err
+    assert _run("--resume", "-o", "out", "--max-generations", "10") == 2  # named as typed (was resume(max_generations=10))
+    assert "error: --max-generations 10 is below the 20 generations the run has already made" in capsys.readouterr().err
+    assert _run("--resume", "-o", "out", "--max-evals", "5") == 2
+    assert "error: --max-evals 5 is below the 120 evaluations the run has already made" in capsys.readouterr().err
+    with pytest.raises(InvalidArgumentError, match=r"^resume\(max_evals=5\) is below the 120 evaluations"):
+        ES.resume(str(user_dir / "out" / "checkpoint.ckpt"), _shifted, max_evals=5)  # Python names the parameter
     assert _status("--resume", "-o", "out", "--max-generations", "30", "--seed", "1") == 2
     assert "drop --seed" in capsys.readouterr().err
 

@@ -282,6 +282,7 @@ def _noise_run() -> ES:
     return ES("cma_es", max_generations=6, random_state=0, noise_handling=True).fit(noisy, np.full(3, 2.0))
 
 
+LAM, MU = "features/constraints.run.handler.state.lam", "features/constraints.run.handler.state.mu"
 FORGED: list[tuple[str, Callable[[], ES], Callable[[dict, dict], None], str]] = [
     ("A shape", _integer_run, lambda m, a: a.__setitem__("features/integers.A", np.ones(4)), "field 'A'"),
     ("A negative", _integer_run, lambda m, a: a.__setitem__("features/integers.A", -np.ones(3)), "field 'A'"),
@@ -299,6 +300,9 @@ FORGED: list[tuple[str, Callable[[], ES], Callable[[dict, dict], None], str]] = 
      lambda m, a: a.__setitem__("features/constraints.run.handler.state.lam", np.zeros(2, np.float32)), "'lam'"),
     ("mu shape", _constrained_run,
      lambda m, a: a.__setitem__("features/constraints.run.handler.state.mu", np.zeros(3)), "'mu'"),
+    # negative coefficients loaded silently (a negative lam turns the penalty of a violation into a reward)
+    ("lam negative", _constrained_run, lambda m, a: a.__setitem__(LAM, -1.0 - a[LAM]), "field 'lam' must be >= 0"),
+    ("mu negative", _constrained_run, lambda m, a: a.__setitem__(MU, -1.0 - a[MU]), "field 'mu' must be >= 0"),
     ("handler name", _constrained_run,
      lambda m, a: m["features"]["constraints"]["run"]["handler"].__setitem__("handler", "os.system"), "'handler'"),
     ("spec", _constrained_run, lambda m, a: m["features"]["constraints"].__setitem__("spec", "eval"), "'spec'"),

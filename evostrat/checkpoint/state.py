@@ -310,6 +310,16 @@ def _check_state_size(es: Any, state: dict[str, Any], saved: int, backend: Backe
                               f"holds {expected}: refused before building it")
 
 
+def _check_state_values(strategy: Any, arrays: dict[str, Any]) -> None:
+    """Refuse NaN/inf and inconsistent values in the saved strategy state, naming the array."""
+    from evostrat.strategies.state_checks import check_state_arrays
+
+    try:
+        check_state_arrays(strategy, arrays)  # after load_state_dict: every array is there, of its shape
+    except InvalidArgumentError as err:
+        raise CheckpointError(f"checkpoint strategy state is not a valid {strategy.name} state: {err}") from err
+
+
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any], function: Any) -> Any:
     from evostrat.backends import get_backend
     from evostrat.estimator import ES
@@ -365,10 +375,13 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     if not (np.isfinite(mean).all() and 0.0 <= sigma < math.inf):  # NaN/inf in mean, sigma or C: no model
         raise CheckpointError(f"checkpoint strategy state is not a search distribution: mean finite "
                               f"{bool(np.isfinite(mean).all())}, largest standard deviation {sigma}")
+    _check_state_values(driver.runner.strategy, {n: arrays[f"state/{n}"] for n in state["arrays"]})
     driver.termination.load_progress_values(check_schema(meta["termination"], PROGRESS_SCHEMA, "termination"))
     run.best_x = decode(meta["best_x"], arrays, to_backend)
     if tuple(getattr(run.best_x, "shape", ())) != x0.shape:
         raise CheckpointError(f"checkpoint best candidate is not a vector of the saved dim {state['dim']}")
+    if not np.isfinite(backend.to_numpy(run.best_x)).all():  # a candidate, or the initial mean: finite
+        raise CheckpointError("checkpoint field 'best_x' (the best candidate) holds NaN or infinite values")
     run.history = decode_history(meta["history"], arrays)
     driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
     run.started = time.perf_counter() - meta["elapsed"]

@@ -15,9 +15,10 @@ Commands (``evostrat COMMAND --help`` for each):
 - ``evostrat replay``: play a checkpointed Atari policy, print its return and write a
   GIF or MP4 (:mod:`evostrat.cli.replay`).
 
-Wrong arguments print a message naming the problem and exit with status 2;
-a run interrupted by Ctrl-C exits with 130, one ended by SIGTERM (or SIGHUP) with 143
-(129), after writing its final checkpoint (:mod:`evostrat.cli.signals`).
+Wrong arguments print a message naming the option as typed (``--popsize``, not the Python
+parameter ``popsize``) and the problem, and exit with status 2; a run interrupted by Ctrl-C
+exits with 130, one ended by SIGTERM (or SIGHUP) with 143 (129), after writing its final
+checkpoint (:mod:`evostrat.cli.signals`).
 
 Examples
 --------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from evostrat.cli.types import positive_int
+from evostrat.cli.types import nonnegative_int, positive_int
 
 __all__ = ["add_parsers"]
 
@@ -49,7 +49,7 @@ def add_parsers(sub: Any) -> None:
         description="SNES and OpenAI-ES on the sphere and the ellipsoid, from x0 = 3 (numpy).",
     )
     demo.add_argument("--dim", type=positive_int, default=10, help="problem dimension (default 10)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_cmd_demo, parser=demo)
     plugins = sub.add_parser(
         "plugins", help="list installed plugins and versions",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from evostrat.cli.types import positive_int
+from evostrat.cli.types import nonnegative_int, positive_int
 
 __all__ = ["add_parser", "replay"]
 
@@ -56,6 +56,10 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from evostrat.cli.run import UsageError
+
+    if args.out is not None and not args.out.lower().endswith((".gif", ".mp4")):  # before the episodes are played
+        raise UsageError(f"argument --out: expected a .gif or .mp4 file, got {args.out!r}")
     replay(args.checkpoint, out=args.out, episodes=args.episodes, seed=args.seed, best=args.best, fps=args.fps,
            max_steps=args.max_steps)
     return 0
@@ -69,7 +73,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("checkpoint", help="checkpoint file (metadata must hold the 'atari' problem spec)")
     p.add_argument("--out", default=None, help="write the first episode here (.gif, or .mp4 with imageio-ffmpeg)")
     p.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (default 1)")
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default 10000)")
+    p.add_argument("--seed", type=nonnegative_int, default=10_000, help="seed of the first episode (default 10000)")
     p.add_argument("--best", action="store_true", help="play the best candidate seen instead of the mean")
     p.add_argument("--fps", type=positive_int, default=30, help="frames per second of the animation")
     p.add_argument("--max-steps", type=positive_int, default=None, help="cap on agent steps per episode")

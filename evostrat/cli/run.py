@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -52,10 +53,33 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 CHECKPOINT = "checkpoint.ckpt"
 BUDGETS = ("max_evals", "max_generations")  # what --resume may change
+#: The option behind each parameter of ``ES``/``ES.resume``/the callbacks that ``evostrat run`` sets: a
+#: Python error names the parameter (``popsize must be >= 2``), the command line names the option.
+OPTIONS = {**{name: "--" + name.replace("_", "-") for name in CONFIG_DEFAULTS if name != "seed"},
+           "random_state": "--seed", "max_workers": "--workers", "num_workers": "--workers"}
 
 
 class UsageError(Exception):
     """Wrong or conflicting arguments: printed with the usage, exit status 2."""
+
+
+def as_options(message: str) -> str:
+    """``message``, an error of the Python API, naming the options instead of the parameters: the
+    parameter it starts with and any ``resume(name=value)`` (:data:`OPTIONS`).
+
+    Examples
+    --------
+    >>> as_options("popsize must be >= 2 for cma_es, got 1")
+    '--popsize must be >= 2 for cma_es, got 1'
+    >>> as_options("resume(max_evals=3) is below the 30 evaluations the run has already made")
+    '--max-evals 3 is below the 30 evaluations the run has already made'
+    >>> as_options("the objective returned 3 values")
+    'the objective returned 3 values'
+    """
+    message = re.sub(r"\bresume\((\w+)=([^)]*)\)",
+                     lambda m: f"{OPTIONS[m[1]]} {m[2]}" if m[1] in OPTIONS else m[0], message)
+    first = re.match(r"(\w+)(?=[ =:'])", message)
+    return OPTIONS[first[1]] + message[first.end():] if first and first[1] in OPTIONS else message
 
 
 def _fitness_strategies() -> list[str]:
@@ -287,30 +311,15 @@ def _write_json(path: str, data: Any) -> None:
         f.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: Any, callbacks: list[Any],
+         progress: Any, checkpoint: Any) -> tuple[Any, int | None]:
+    """The fitted (or resumed) estimator and the generation it resumed from (``None``: a new run)."""
     import numpy as np
 
-    config = _config(args)  # usage errors first, before the heavier imports
-    out = _output(args, config)
-    if args.plot:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
-    from evostrat import ES  # imports scikit-learn now, outside the timed run
-    from evostrat.checkpoint import Checkpointer, checkpoint_info
+    from evostrat import ES
+    from evostrat.checkpoint import checkpoint_info
     from evostrat.checkpoint.format import remove_stale_temps
-    from evostrat.problems import FUNCTIONS
 
-    problem = config["problem"]
-    objective = load_objective(problem) if is_user_problem(problem) else FUNCTIONS[problem]
-    callbacks, recorder = _callbacks(config, out, args.plot)
-    progress = {None: "auto", True: "always", False: False}[args.progress]
-    checkpoint = None
-    if not args.no_checkpoint:
-        checkpoint = Checkpointer(os.path.join(out, CHECKPOINT), every=config["checkpoint_every"],
-                                  metadata={"cli": config})
-    t0 = time.perf_counter()
     if args.resume:
         path = os.path.join(out, CHECKPOINT)
         remove_stale_temps(path)  # of writes killed mid-way
@@ -336,6 +345,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
         x0 = config["x0"] if not isinstance(config["x0"], str) else read_x0(config["x0"])
         x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, list) else np.full(config["dim"], float(x0))
         es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
+    return es, resumed_from
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)  # usage errors first, before the heavier imports
+    out = _output(args, config)
+    if args.plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
+    from evostrat import ES  # noqa: F401 - imports scikit-learn now, outside the timed run
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+    from evostrat.problems import FUNCTIONS
+
+    problem = config["problem"]
+    objective = load_objective(problem) if is_user_problem(problem) else FUNCTIONS[problem]
+    callbacks, recorder = _callbacks(config, out, args.plot)
+    progress = {None: "auto", True: "always", False: False}[args.progress]
+    checkpoint = None
+    if not args.no_checkpoint:
+        checkpoint = Checkpointer(os.path.join(out, CHECKPOINT), every=config["checkpoint_every"],
+                                  metadata={"cli": config})
+    t0 = time.perf_counter()
+    try:
+        es, resumed_from = _fit(args, config, out, objective, callbacks, progress, checkpoint)
+    except (InvalidArgumentError, InvalidTypeError, UnknownNameError) as err:  # named as the options
+        err.args = (as_options(str(err)),)
+        raise
     elapsed = time.perf_counter() - t0
     _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
     written = ["config.json", "history.csv", "distribution.jsonl", "result.json"] + ([CHECKPOINT] if checkpoint else [])

@@ -236,6 +236,9 @@ class AugmentedLagrangian(ConstraintHandler):
                 checked["initialized"] is None):
             raise CheckpointError("checkpoint augmented Lagrangian fields 'lam', 'mu' and 'initialized' must be "
                                   "set together")
+        for k in ("lam", "mu"):  # coefficients >= 0: a negative one rewards violating its constraint
+            if checked[k] is not None and not (checked[k] >= 0).all():
+                raise CheckpointError(f"checkpoint augmented Lagrangian field {k!r} must be >= 0, got {checked[k]}")
         g_history = [check_vector(g, m, float, "augmented Lagrangian field 'g_history'") for g in history]
         self.dgamma = float(values["dgamma"])
         self.n_updates = int(values["n_updates"])

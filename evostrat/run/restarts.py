@@ -71,19 +71,20 @@ import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 from evostrat.params import Interval, Params, StrOptions
-from evostrat.run.state import is_int, is_real
+from evostrat.run.state import is_count, is_int, is_real
 from evostrat.run.termination import default_max_generations
 
 __all__ = ["Restarts", "RunPlan", "make_restarts", "after_run", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
 
 
 #: The fields of :meth:`Restarts.schedule_values` and their declared types.
-SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {
-    "popsize0": (is_real, "a number"),
-    "dim": (is_int, "an int"),
-    "large_runs": (is_int, "an int"),
-    "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(is_int, v.values())),
-              "a dict of 'small' and 'large' ints"),
+SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {  # a NaN, infinite or negative popsize0 or count loaded, then
+    # the next restart raised ValueError/OverflowError (int(nan * 2)) or made a population of 1
+    "popsize0": (lambda v: is_real(v) and 1 <= v < math.inf, "a finite number >= 1"),
+    "dim": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
+    "large_runs": (is_count, "an int >= 0"),
+    "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(is_count, v.values())),
+              "a dict of 'small' and 'large' ints >= 0"),
     "rng": (lambda v: isinstance(v, dict) and v.get("bit_generator") == "PCG64", "a PCG64 state dict"),
 }
 

@@ -41,6 +41,7 @@ from evostrat.backends.points import check_allocation
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.strategies.state_checks import check_eigen_state, check_factor_state
 from evostrat.backends.trees import replace
 
 Array = Any
@@ -143,6 +144,14 @@ class CMAES(CMABase):
                          noeffectaxis, noeffectcoord, lr_mean, elite_ratio)
         self.lazy_eigen = lazy_eigen
         self.covariance = covariance
+
+    #: state arrays that may hold NaN (the factor model's ``asked``, before the first ask)
+    nonfinite_state_fields = frozenset({"asked"})
+
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Refuse a saved state whose covariance and cached decomposition disagree
+        (:mod:`evostrat.strategies.state_checks`; an ``InvalidArgumentError`` naming the array)."""
+        (check_factor_state if "A" in arrays else check_eigen_state)(arrays)
 
     def uses_factor(self, dim: int, backend: Backend) -> bool:
         """Whether a state of ``dim`` on ``backend`` is the factor model (``covariance``)."""

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.strategies.state_checks import check_diagonal_state
 from evostrat.backends.trees import replace
 
 Array = Any
@@ -64,6 +65,11 @@ class SepCMAES(CMABase):
     #: Let the built-in stack kernel (:mod:`evostrat.kernels.cma_torch_stack`) run a torch
     #: batch's runs at once (``fit_batch``) instead of the generic steps under ``torch.func.vmap``.
     stack_kernel = True
+
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Refuse a saved state whose diagonal covariance is not positive
+        (:mod:`evostrat.strategies.state_checks`)."""
+        check_diagonal_state(arrays)
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> SepCMAESState:
         xp = backend.xp
