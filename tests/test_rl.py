@@ -250,3 +250,29 @@ def test_pendulum_cma_gymnax_solves() -> None:
     chosen = max(result["runs"], key=lambda entry: entry["train_return"])
     assert result["test_return"] == chosen["test_return"]
     assert result["test_return"] >= -150
+
+
+def test_torch_module_as_x0_runs_as_its_flat_vector() -> None:
+    """fit(GymProblem(env, net), net): candidates come as {name: tensor} dicts (a leading population
+    axis when vectorised); the run equals the one over the module's flat vector."""
+    torch = pytest.importorskip("torch")
+    from evostrat.params_flat import TorchParams
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    x0 = TorchParams(net).flatten()
+    kwargs = dict(popsize=6, max_generations=3, maximize=True, random_state=0)
+    flat_problem = GymProblem("CartPole-v1", net, max_steps=60, obs_norm=True)
+    flat = ES("snes", **kwargs).fit(flat_problem, x0.clone())
+    TorchParams(net).load(x0)  # as it was
+    problem = GymProblem("CartPole-v1", net, max_steps=60, obs_norm=True)
+    structured = ES("snes", **kwargs).fit(problem, net)
+    assert isinstance(structured.x_, torch.nn.Module)
+    assert structured.fun_ == flat.fun_
+    assert np.array_equal(problem.obs_stat.mean, flat_problem.obs_stat.mean)
+    best = TorchParams(structured.x_).flatten()
+    assert problem(structured.x_) == problem(best) == problem(dict(structured.x_.named_parameters()))
+    with pytest.raises(InvalidArgumentError, match=r"x must hold the policy's parameters \['0.weight'"):
+        problem({"w": torch.zeros(3)})
+    with pytest.raises(InvalidArgumentError, match=r"x\['2.bias'\] must have shape \(2,\), got \(3,\)"):
+        problem({**dict(net.named_parameters()), "2.bias": torch.zeros(3)})

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -145,6 +147,9 @@ class GymProblem(ObservationStats):
         they are, other spaces flattened as ``gymnasium.spaces.flatten`` does (``Discrete``
         one-hot, ``Dict``/``Tuple`` concatenated); other action spaces, and observation
         spaces gymnasium cannot flatten, raise ``InvalidTypeError`` when the problem is made.
+        With a torch policy a candidate may also be a module or ``{name: tensor}`` dict of its
+        parameters (leaves with a leading population axis for several), so the module itself
+        can be ``ES.fit``'s ``x0`` and ``problem(es.x_)`` scores the result.
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
@@ -296,8 +301,26 @@ class GymProblem(ObservationStats):
         self._record([seen])
         return result
 
+    def _flat(self, x: Any) -> Any:
+        """``x``, or for a torch policy given as a module or ``{name: tensor}`` dict (what ``ES.fit``
+        hands an objective when ``x0`` is the module; leaves may have a leading population axis)
+        its flat vector(s), in the module's parameter order."""
+        if self._torch is None or not (isinstance(x, Mapping) or hasattr(x, "named_parameters")):
+            return x
+        params = dict(x.named_parameters()) if hasattr(x, "named_parameters") else x
+        names, shapes = self._torch.names, self._torch.shapes
+        if sorted(params) != sorted(names):
+            raise InvalidArgumentError(f"x must hold the policy's parameters {list(names)}, got {sorted(params)}")
+        leaves = [np.asarray(to_host(getattr(params[n], "detach", lambda: params[n])()), dtype=np.float64)
+                  for n in names]
+        lead = leaves[0].shape[:1] if leaves[0].ndim == len(shapes[0]) + 1 else ()  # (n,): a population
+        for name, shape, leaf in zip(names, shapes, leaves):
+            if leaf.shape != lead + shape:
+                raise InvalidArgumentError(f"x[{name!r}] must have shape {lead + shape}, got {leaf.shape}")
+        return np.concatenate([leaf.reshape(lead + (-1,)) for leaf in leaves], axis=-1)
+
     def _episode(self, theta: Any, seed: int, seen: SeenObservations | None) -> tuple[float, int]:
-        theta = np.asarray(to_host(theta), dtype=np.float64)
+        theta = np.asarray(to_host(self._flat(theta)), dtype=np.float64)
         if theta.shape != (self.dim,):
             raise InvalidArgumentError(
                 f"theta must have shape ({self.dim},) for this policy, got {theta.shape}"
@@ -327,7 +350,7 @@ class GymProblem(ObservationStats):
 
     def __call__(self, x: Any) -> Any:
         """Mean return of ``x`` (shape ``(dim,)``), or of each row of ``X`` (``(n, dim)``)."""
-        X = np.asarray(to_host(x), dtype=np.float64)
+        X = np.asarray(to_host(self._flat(x)), dtype=np.float64)
         if X.ndim not in (1, 2) or X.shape[-1] != self.dim:
             raise InvalidArgumentError(
                 f"x must have shape ({self.dim},) or (n, {self.dim}) for this policy, got {X.shape}"
