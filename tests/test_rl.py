@@ -276,3 +276,20 @@ def test_torch_module_as_x0_runs_as_its_flat_vector() -> None:
         problem({"w": torch.zeros(3)})
     with pytest.raises(InvalidArgumentError, match=r"x\['2.bias'\] must have shape \(2,\), got \(3,\)"):
         problem({**dict(net.named_parameters()), "2.bias": torch.zeros(3)})
+
+
+def test_torch_policy_module_passed_in_is_left_unchanged() -> None:
+    """GymProblem evaluates a copy of the module: after a fit the caller's module still holds x0
+    (it used to hold the last candidate evaluated)."""
+    torch = pytest.importorskip("torch")
+    from evostrat.params_flat import TorchParams
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    before = TorchParams(net).flatten()
+    problem = GymProblem("CartPole-v1", net, max_steps=30)
+    es = ES("snes", popsize=6, max_generations=2, maximize=True, random_state=0).fit(problem, net)
+    problem(np.ones(problem.dim))
+    assert torch.equal(TorchParams(net).flatten(), before)
+    assert problem.policy is not net
+    assert problem(es.x_) == es.fun_

@@ -195,9 +195,9 @@ class AtariProblem(GymProblem):
             raise InvalidArgumentError(f"policy must be a torch.nn.Module, got {type(policy).__name__}")
         super().__init__(f"ALE/{game}-v5", policy, episodes=episodes, max_steps=max_steps, obs_norm=obs_norm,
                          obs_clip=obs_clip, seed=seed, negate=negate)
-        self.params = TorchParams(policy)
+        self.params = TorchParams(self.policy)  # GymProblem's copy of the module
         self.ref_size = positive_int("ref_size", ref_size)
-        self.reference = self.reference_batch(self.ref_size, seed=seed) if uses_vbn(policy) else None
+        self.reference = self.reference_batch(self.ref_size, seed=seed) if uses_vbn(self.policy) else None
 
     def _get_env(self) -> Any:  # GymProblem builds its environment here, lazily in each worker
         if self._env is None:

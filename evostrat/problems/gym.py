@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import warnings
@@ -138,8 +139,9 @@ class GymProblem(ObservationStats):
         A registered gymnasium id (``"CartPole-v1"``, ``"Pendulum-v1"``, ...).
     policy : torch.nn.Module or MLPPolicy or object with ``dim`` and ``__call__(theta, obs)``
         A torch module (all its parameters, ``requires_grad`` or not, are the search
-        vector, see :class:`~evostrat.params_flat.TorchParams`; its buffers stay fixed)
-        runs under ``torch.no_grad``, its parameters overwritten by each candidate's. A
+        vector, see :class:`~evostrat.params_flat.TorchParams`; its buffers stay fixed) is
+        copied (the copy is ``policy``) and runs under ``torch.no_grad`` with each
+        candidate's parameters; the module passed in is never changed. A
         ``Discrete(n)`` action space takes the argmax of ``n`` outputs, a ``MultiDiscrete``
         space an argmax per component (``sum(nvec)`` outputs), a ``Box`` space
         ``prod(shape)`` outputs; another output size raises ``InvalidArgumentError`` (for an
@@ -194,7 +196,6 @@ class GymProblem(ObservationStats):
     ) -> None:
         check_env_id(env_id, import_gymnasium().envs.registry, "gymnasium")
         self.env_id = env_id
-        self.policy = policy
         self.episodes = positive_int("episodes", episodes)
         self.max_steps = positive_int("max_steps", max_steps, allow_none=True)
         self.obs_norm = bool(obs_norm)
@@ -210,6 +211,7 @@ class GymProblem(ObservationStats):
         if hasattr(policy, "named_parameters"):  # a torch.nn.Module
             from evostrat.params_flat import TorchParams
 
+            policy = copy.deepcopy(policy)  # takes each candidate's parameters: the caller's module stays as it is
             self._torch = TorchParams(policy)
             self.dim = self._torch.dim
         elif callable(policy) and isinstance(getattr(policy, "dim", None), (int, np.integer)):
@@ -219,6 +221,7 @@ class GymProblem(ObservationStats):
                 "policy must be a torch.nn.Module or a callable policy(theta, obs) with an int "
                 f"attribute dim, got {type(policy).__name__}"
             )
+        self.policy = policy
         self._env: Any = None
         env = self._get_env()
         self.obs_shape = observation_shape(env.observation_space, env_id)
