@@ -293,3 +293,26 @@ def test_torch_policy_module_passed_in_is_left_unchanged() -> None:
     assert torch.equal(TorchParams(net).flatten(), before)
     assert problem.policy is not net
     assert problem(es.x_) == es.fun_
+
+
+def test_environment_without_time_limit_warns_unless_capped() -> None:
+    """An environment with no time limit and max_steps=None could run an episode forever: warned."""
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    from evostrat.errors import EvostratWarning
+
+    if "evostrat-test/NoLimitCartPole-v0" not in gymnasium.envs.registry:
+        gymnasium.register("evostrat-test/NoLimitCartPole-v0", entry_point=CartPoleEnv)
+    policy = MLPPolicy(4, 2, hidden=())
+    with pytest.warns(EvostratWarning, match=r"NoLimitCartPole-v0 has no time limit and max_steps is None"):
+        GymProblem("evostrat-test/NoLimitCartPole-v0", policy)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        problem = GymProblem("evostrat-test/NoLimitCartPole-v0", policy, max_steps=7)
+        GymProblem("evostrat-test/NoLimitCartPole-v0", policy, env_kwargs={"max_episode_steps": 9})
+        GymProblem("CartPole-v1", policy)
+    balance = np.zeros(policy.dim)
+    balance[[5, 7]], balance[[4, 6]] = 1.0, -1.0  # push towards the pole's lean: it never falls within 7 steps
+    assert problem.episode(balance, 0) == (7.0, 7)

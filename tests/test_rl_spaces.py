@@ -39,7 +39,7 @@ class SpacesEnv(gymnasium.Env):
 def register(name: str, observation_space: Any, action_space: Any) -> str:
     env_id = f"evostrat-test/{name}-v0"
     if env_id not in gymnasium.envs.registry:
-        gymnasium.register(env_id, entry_point=SpacesEnv,
+        gymnasium.register(env_id, entry_point=SpacesEnv, max_episode_steps=10,
                            kwargs={"observation_space": observation_space, "action_space": action_space})
     return env_id
 

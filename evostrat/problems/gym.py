@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import to_host
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.errors import EvostratWarning, InvalidArgumentError, InvalidTypeError, UnknownNameError
 from evostrat.problems.obs_stats import ObservationStats, RunningStat, SeenObservations
 from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
@@ -155,7 +155,8 @@ class GymProblem(ObservationStats):
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
-        Cap on steps per episode (on top of the environment's own time limit).
+        Cap on steps per episode (on top of the environment's own time limit). Without
+        either, an ``EvostratWarning`` says episodes may never end.
     obs_norm : bool
         Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
         statistics ``obs_stat`` (a :class:`~evostrat.problems.obs_stats.RunningStat`) of every
@@ -235,6 +236,12 @@ class GymProblem(ObservationStats):
                 f"MLPPolicy(n_inputs={sizes[0]}, n_outputs={sizes[-1]})"
             )
         self.obs_stat = RunningStat(self.obs_shape) if self.obs_norm else None
+        spec = getattr(env, "spec", None)  # ALE's own cap: max_num_frames_per_episode
+        limits = (getattr(spec, "max_episode_steps", None), getattr(spec, "kwargs", {}).get("max_num_frames_per_episode"))
+        if self.max_steps is None and limits == (None, None):
+            warnings.warn(f"{env_id} has no time limit and max_steps is None: an episode runs until the environment "
+                          f"ends it, forever for a policy that never fails; pass max_steps=..., or "
+                          f"env_kwargs={{'max_episode_steps': ...}}", EvostratWarning, stacklevel=2)
 
     # -- plumbing ----------------------------------------------------------------------
     def __getstate__(self) -> dict:
