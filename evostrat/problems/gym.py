@@ -260,6 +260,12 @@ class GymProblem(ObservationStats):
             self._env.close()
             self._env = None
 
+    def __del__(self) -> None:  # the copies evaluators make (thread pools, each task of a process pool) too
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit, or a half-made problem
+            pass
+
     def freeze(self, frozen: bool = True) -> "GymProblem":
         """Stop (or resume) updating the observation statistics."""
         self.frozen = bool(frozen)
