@@ -126,6 +126,8 @@ def test_problem_sets_vbn_statistics_per_candidate() -> None:
     assert not torch.allclose(after_other, after_theta)
     set_reference(problem.policy, problem.reference)  # theta is loaded: the same statistics
     assert torch.allclose(problem.policy.features[1].ref_mean, after_theta)
+    problem(other)  # the last candidate evaluated is in the problem's module, not in the start point
+    np.testing.assert_array_equal(problem.init_params(), theta)
 
 
 def test_observation_normalisation_and_episode_cap() -> None:

@@ -196,6 +196,7 @@ class AtariProblem(GymProblem):
         super().__init__(f"ALE/{game}-v5", policy, episodes=episodes, max_steps=max_steps, obs_norm=obs_norm,
                          obs_clip=obs_clip, seed=seed, negate=negate)
         self.params = TorchParams(self.policy)  # GymProblem's copy of the module
+        self.initial = self.params.flatten().double().numpy()  # the module's weights as it was given
         self.ref_size = positive_int("ref_size", ref_size)
         self.reference = self.reference_batch(self.ref_size, seed=seed) if uses_vbn(self.policy) else None
 
@@ -216,8 +217,9 @@ class AtariProblem(GymProblem):
         return act
 
     def init_params(self) -> np.ndarray:
-        """The policy's current weights as a float64 search point."""
-        return self.params.flatten().double().numpy()
+        """The policy's weights as it was given, as a float64 search point (evaluations load
+        candidates into the problem's copy of the module, never into these)."""
+        return self.initial.copy()
 
     def reference_batch(self, n: int, seed: int = 0, steps: int | None = None) -> np.ndarray:
         """``n`` observations of uniformly random play (episodes seeded ``seed, seed + 1, ...``),
