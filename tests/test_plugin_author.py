@@ -1,0 +1,114 @@
+"""A third-party strategy, written from the plugin guide alone, through evostrat's run features.
+
+The plugin is registered in-process (``get_plugin_manager().register``), as an installed
+package's entry point would register it: a (1+1)-ES with the 1/5th success rule, whose
+population is one candidate (``min_popsize = 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+from evostrat import ES, fit_batch
+from evostrat.backends import get_backend
+from evostrat.hookspecs import hookimpl
+from evostrat.plugins import get_plugin_manager, reset_plugins
+from evostrat.problems import sphere
+from evostrat.run.termination import Termination
+from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.shaping import sanitize_fitness
+
+
+class OnePlusOneState(NamedTuple):
+    mean: Any
+    parent_f: Any
+    sigma: Any  # 0-d
+    key: Any
+
+
+class OnePlusOneES(Strategy):
+    """(1+1)-ES: one offspring per generation, the 1/5th success rule (Rechenberg 1973)."""
+
+    min_popsize = 1
+    initial_only_params = frozenset({"sigma0"})
+
+    def default_popsize(self, dim: int) -> int:
+        return 1
+
+    def initial_state(self, x0: Any, key: Any, backend: Any) -> OnePlusOneState:
+        inf = backend.xp.asarray(math.inf, dtype=x0.dtype, device=backend.device(x0))
+        return OnePlusOneState(x0, inf, self.initial_sigma(x0, backend)[0], key)
+
+    def ask(self, state: OnePlusOneState) -> tuple[Any, OnePlusOneState]:
+        be = get_backend(state.mean)
+        d = state.mean.shape[0]
+        key, sub = be.split(state.key)
+        z = be.normal(sub, (self.resolved_popsize(d), d), state.mean.dtype, be.device(state.mean))
+        return state.mean + state.sigma * z, state._replace(key=key)
+
+    def tell(self, state: OnePlusOneState, X: Any, fitness: Any) -> OnePlusOneState:
+        xp = get_backend(state.mean).xp
+        f = sanitize_fitness(fitness)
+        best = xp.argmin(f)
+        ok = f[best] <= state.parent_f
+        success = xp.mean(xp.astype(f < state.parent_f, f.dtype))
+        sigma = state.sigma * xp.exp((success - 0.2) / (1.0 + state.mean.shape[0] / 2.0))
+        return OnePlusOneState(xp.where(ok, X[best], state.mean), xp.where(ok, f[best], state.parent_f),
+                               clamp_sigma(sigma), state.key)
+
+    def sigma(self, state: OnePlusOneState) -> Any:
+        return state.sigma
+
+
+class AuthorPlugin:
+    @hookimpl
+    def evostrat_strategies(self) -> dict[str, type]:
+        return {"one_plus_one_es": OnePlusOneES}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin() -> Any:
+    reset_plugins()
+    get_plugin_manager().register(AuthorPlugin(), name="author-plugin")
+    yield
+    reset_plugins()
+
+
+def _x0(backend: str) -> Any:
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.ones(4, dtype=torch.float64)
+    if backend == "jax":
+        return pytest.importorskip("jax.numpy").ones(4)
+    return np.ones(4)
+
+
+def test_tolfun_needs_two_generations_when_a_generation_has_one_value() -> None:
+    t = Termination(dim=4, popsize=1)
+    assert t.check(generation=1, n_evals=1, best=5.0, values=[5.0], sigma=1.0) is None  # was 'tolfun'
+    assert t.check(generation=2, n_evals=2, best=5.0, values=[7.0], sigma=1.0) is None
+    flat = Termination(dim=4, popsize=1)
+    flat.check(generation=1, n_evals=1, best=5.0, values=[5.0], sigma=1.0)
+    assert flat.check(generation=2, n_evals=2, best=5.0, values=[5.0], sigma=1.0) == "tolfun"
+    two = Termination(dim=4, popsize=2)  # a flat objective still stops after one generation
+    assert two.check(generation=1, n_evals=2, best=5.0, values=[5.0, 5.0], sigma=1.0) == "tolfun"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_population_of_one_runs_past_its_first_generation(backend: str) -> None:
+    es = ES("one_plus_one_es", ftarget=1e-8, max_evals=5000, random_state=0).fit(sphere, _x0(backend))
+    assert es.stop_reason_ == "ftarget" and 100 < es.n_generations_ == es.n_evals_  # was tolfun after 1
+    if backend == "jax":
+        assert es.fast_path_ == "compiled_loop"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_batch_of_populations_of_one_runs_as_alone(backend: str) -> None:
+    res = fit_batch(ES("one_plus_one_es", ftarget=1e-8, max_evals=5000), sphere, _x0(backend), seeds=2)
+    assert list(res.stop_reason) == ["ftarget", "ftarget"]
+    alone = ES("one_plus_one_es", ftarget=1e-8, max_evals=5000, random_state=1).fit(sphere, _x0(backend))
+    assert res.n_generations[1] == alone.n_generations_ and res.fun[1] == pytest.approx(float(alone.fun_), rel=1e-5)
