@@ -150,6 +150,9 @@ def evostrat_distributions() -> dict[str, type]:
       information applied to a gradient, in the coordinates ``retract(steps)``
       moves in (default ``None``: searches take plain or Adam steps);
       ``local_gradient`` and ``retract`` have defaults (log units for ``positive``).
+
+    ``evostrat.testing.check_distribution(cls)`` checks every line of it, on every installed
+    backend.
     """
 
 

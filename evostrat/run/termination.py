@@ -128,8 +128,7 @@ class Termination:
         self.last: str | None = None
         #: at most this many generations wait (about 2**16 values of theirs)
         self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
-        #: called before deferred generations are checked: adds the generations a run's
-        #: :class:`~evostrat.run.state.RunState` holds (:meth:`~evostrat.run.state.RunState.sign`)
+        #: called before deferred generations are checked: adds those a run's RunState holds (``sign``)
         self.before_flush: Callable[[], None] | None = None
         #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
         #: (:meth:`latest_reason`)

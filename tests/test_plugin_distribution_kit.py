@@ -1,0 +1,153 @@
+"""``evostrat.testing.check_distribution``: the conformance kit of a third-party search distribution.
+
+The family is a plugin's Cauchy distribution (independent coordinates, a ratio of normals:
+addressable draws from ``2 d`` standard normals), registered in-process as an installed
+package's entry point would register it; each broken variant breaks one line of the
+``evostrat_distributions`` contract and the kit names the check it fails.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.distributions import Distribution
+from evostrat.errors import ConformanceError
+from evostrat.hookspecs import hookimpl
+from evostrat.plugins import get_plugin_manager, registry, reset_plugins
+from evostrat.problems import sphere
+from evostrat.testing import DISTRIBUTION_CHECKS, check_distribution
+
+BACKENDS = [n for n in ("numpy", "torch", "jax") if __import__("importlib").util.find_spec(n)]
+
+
+class Cauchy(Distribution):
+    """Independent Cauchy coordinates with location ``mu`` and scale ``b``."""
+
+    param_names = ("mu", "b")
+    event_ndim = 1
+    positive = frozenset({"b"})
+
+    def __init__(self, mu: Any, b: Any, *, mirrored: bool = False) -> None:
+        self.mu, self.b = self._convert(mirrored, mu=mu, b=b)
+
+    @classmethod
+    def search_init(cls, mean: Any, sigma: Any, **options: Any) -> "Cauchy":
+        return cls(mean, sigma)
+
+    batch_shape = property(lambda self: ())
+    event_shape = property(lambda self: (int(self.mu.shape[0]),))
+    noise_dim = property(lambda self: 2 * int(self.mu.shape[0]))
+
+    def marginal_scale(self) -> Any:
+        return self.b
+
+    def _transform(self, eps: Any) -> Any:
+        d = self.mu.shape[0]
+        return self.mu + self.b * eps[..., :d] / self.xp.abs(eps[..., d:])
+
+    def log_prob(self, x: Any) -> Any:
+        r = (self.asarray(x) - self.mu) / self.b
+        return self.xp.sum(-math.log(math.pi) - self.xp.log(self.b) - self.xp.log1p(r * r), axis=-1)
+
+    def entropy(self) -> Any:
+        return self.xp.sum(math.log(4 * math.pi) + self.xp.log(self.b))
+
+    def score(self, x: Any) -> dict[str, Any]:
+        r = self.asarray(x) - self.mu
+        den = self.b * self.b + r * r
+        return {"mu": 2 * r / den, "b": (r * r - self.b * self.b) / (self.b * den)}
+
+    def natural_gradient(self, grads: dict[str, Any]) -> dict[str, Any]:
+        """Fisher information ``1 / (2 b^2)`` for ``mu`` and ``1 / 2`` for ``log b``."""
+        return {"mu": 2 * self.b**2 * grads["mu"], "b": 2 * self.b * grads["b"]}
+
+
+class WrongScore(Cauchy):
+    def score(self, x: Any) -> dict[str, Any]:
+        s = super().score(x)
+        return {"mu": -s["mu"], "b": s["b"]}  # the sign of the location's score flipped
+
+
+class NoNoiseDim(Cauchy):
+    noise_dim = Distribution.noise_dim  # d normals, but _transform reads 2 d
+
+
+class UphillFisher(Cauchy):
+    def natural_gradient(self, grads: dict[str, Any]) -> dict[str, Any]:
+        return {k: -v for k, v in super().natural_gradient(grads).items()}
+
+
+class HostLogProb(Cauchy):
+    def log_prob(self, x: Any) -> Any:
+        if float(self.xp.min(self.b)) <= 0:  # a host read: does not trace under jax.jit
+            raise ValueError("b must be positive")
+        return super().log_prob(x)
+
+
+class VectorEntropy(Cauchy):
+    def entropy(self) -> Any:
+        return math.log(4 * math.pi) + self.xp.log(self.b)  # per coordinate, not summed
+
+
+class AuthorPlugin:
+    @hookimpl
+    def evostrat_distributions(self) -> dict[str, type]:
+        return {"cauchy": Cauchy}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin() -> Any:
+    reset_plugins()
+    get_plugin_manager().register(AuthorPlugin(), name="cauchy-plugin")
+    yield
+    reset_plugins()
+
+
+def test_a_correct_family_passes_every_check_on_every_backend() -> None:
+    assert check_distribution(registry("distributions")["cauchy"]) == list(DISTRIBUTION_CHECKS)
+    es = ES("nes", distribution="cauchy", ftarget=1e-8, max_evals=20000, random_state=0).fit(sphere, np.ones(4))
+    assert es.stop_reason_ == "ftarget"
+
+
+@pytest.mark.parametrize("family, backends, check, detail", [
+    (WrongScore, ["numpy"], "score", "along a direction of 'mu'"),
+    (NoNoiseDim, ["numpy"], "sample", "noise_dim"),
+    (UphillFisher, ["numpy"], "natural_gradient", "local_gradient(g)> = -"),
+    (HostLogProb, ["jax"], "densities", None),
+    (VectorEntropy, ["numpy"], "densities", "entropy()"),
+])
+def test_a_family_that_breaks_the_contract_is_named_with_the_check(family: type, backends: list[str], check: str,
+                                                                   detail: str | None) -> None:
+    if not set(backends) <= set(BACKENDS):
+        pytest.skip(f"needs {backends}")
+    with pytest.raises(ConformanceError) as info:
+        check_distribution(family, backends=backends)
+    message = str(info.value)
+    assert f"distribution {family.__name__}" in message
+    assert f"fails check {check!r}" in message or f"during {check} on" in message
+    if detail is not None:
+        assert detail in message
+
+
+def test_a_wrong_score_is_what_numpy_searches_with() -> None:
+    """Why the score check exists: on numpy the search follows score(x) alone, and a wrong one
+    silently searches the wrong way (torch and JAX differentiate log_prob and do not notice)."""
+    wrong = ES("nes", distribution=WrongScore, max_generations=200, random_state=0).fit(sphere, np.ones(4))
+    right = ES("nes", distribution=Cauchy, max_generations=200, random_state=0).fit(sphere, np.ones(4))
+    assert right.fun_ < 1e-6 < wrong.fun_
+
+
+def test_the_kit_refuses_what_is_not_a_family() -> None:
+    with pytest.raises(ConformanceError, match="must be a subclass of evostrat.distributions.Distribution, got 3"):
+        check_distribution(3)
+
+
+@pytest.mark.parametrize("name, options", [("diag_normal", None), ("multivariate_normal", None),
+                                           ("student_t", {"df": 3}), ("low_rank_normal", {"rank": 1})])
+def test_every_builtin_family_passes_the_kit(name: str, options: dict | None) -> None:
+    assert check_distribution(registry("distributions")[name], options=options) == list(DISTRIBUTION_CHECKS)
