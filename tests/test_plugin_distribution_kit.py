@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evostrat import ES
+from evostrat import ES, expectation
 from evostrat.distributions import Distribution
-from evostrat.errors import ConformanceError
+from evostrat.errors import ConformanceError, InvalidArgumentError
 from evostrat.hookspecs import hookimpl
 from evostrat.plugins import get_plugin_manager, registry, reset_plugins
 from evostrat.problems import sphere
+from evostrat.strategies.nes import NES
 from evostrat.testing import DISTRIBUTION_CHECKS, check_distribution
 
 BACKENDS = [n for n in ("numpy", "torch", "jax") if __import__("importlib").util.find_spec(n)]
@@ -151,3 +152,45 @@ def test_the_kit_refuses_what_is_not_a_family() -> None:
                                            ("student_t", {"df": 3}), ("low_rank_normal", {"rank": 1})])
 def test_every_builtin_family_passes_the_kit(name: str, options: dict | None) -> None:
     assert check_distribution(registry("distributions")[name], options=options) == list(DISTRIBUTION_CHECKS)
+
+
+class PowerCut(Exception):
+    pass
+
+
+def _cut_at(generation: int) -> Any:
+    def callback(es: Any) -> None:
+        if es.n_generations_ == generation:
+            raise PowerCut
+    return callback
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ES(NES(distribution=Cauchy, lr_mean=0.7), max_generations=40, random_state=1),
+    lambda: ES("nes", distribution=Cauchy, max_generations=40, random_state=1),
+], ids=["strategy-instance", "es-distribution"])
+def test_a_registered_family_given_as_a_class_is_checkpointed_by_its_name(make: Any, tmp_path: Any) -> None:
+    path = tmp_path / "run.ckpt"
+    full = make().fit(sphere, np.ones(4))
+    with pytest.raises(PowerCut):  # was: CheckpointError (a class is no plain data) / resume asked for it again
+        make().fit(sphere, np.ones(4), checkpoint=path, checkpoint_every=10, callbacks=[_cut_at(25)])
+    resumed = ES.resume(path, sphere)
+    assert resumed.fun_ == full.fun_ and np.array_equal(resumed.x_, full.x_)
+    assert resumed.strategy_.strategy.distribution == "cauchy"
+
+
+def test_a_strategy_with_a_callable_hyper_parameter_is_unsaved_and_given_again(tmp_path: Any) -> None:
+    torch = pytest.importorskip("torch")
+
+    def statistic(u: Any, X: Any, p: Any) -> Any:
+        return len(X) * expectation(u, X, p)
+
+    path, x0 = tmp_path / "run.ckpt", torch.ones(3, dtype=torch.float64)
+    make = lambda: ES(NES(distribution="cauchy", statistic=statistic), max_generations=30, random_state=0)  # noqa: E731
+    full = make().fit(sphere, x0)
+    with pytest.raises(PowerCut):  # was: CheckpointError, no checkpoint at all
+        make().fit(sphere, x0, checkpoint=path, checkpoint_every=10, callbacks=[_cut_at(15)])
+    with pytest.raises(InvalidArgumentError, match=r"could not store the parameter\(s\) \['strategy'\] .*resume\(\.\.\., strategy=\.\.\.\)"):
+        ES.resume(path, sphere)
+    resumed = ES.resume(path, sphere, strategy=NES(distribution="cauchy", statistic=statistic))
+    assert float(resumed.fun_) == float(full.fun_)
