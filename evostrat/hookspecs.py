@@ -33,7 +33,7 @@ A plugin adding a strategy:
 >>> from evostrat import hookimpl
 >>> from evostrat.strategies.base import Strategy
 >>> class MyStrategy(Strategy):        # doctest: +SKIP
-...     name = "my_strategy"
+...     ...                            # its name is the key below (Strategy.name)
 >>> @hookimpl                          # doctest: +SKIP
 ... def evostrat_strategies():
 ...     return {"my_strategy": MyStrategy}

@@ -194,3 +194,20 @@ def test_a_strategy_with_a_callable_hyper_parameter_is_unsaved_and_given_again(t
         ES.resume(path, sphere)
     resumed = ES.resume(path, sphere, strategy=NES(distribution="cauchy", statistic=statistic))
     assert float(resumed.fun_) == float(full.fun_)
+
+
+def test_a_family_missing_a_required_member_is_told_what_it_is_for() -> None:
+    class NoScale(Cauchy):
+        marginal_scale = Distribution.marginal_scale
+
+    class NoStart(Cauchy):
+        search_init = Distribution.__dict__["search_init"]  # as if never defined
+
+    with pytest.raises(NotImplementedError, match=r"NoScale does not define marginal_scale\(\): the per-coordinate "
+                                                  r"scale of a draw.*evostrat_distributions contract"):
+        ES(NES(distribution=NoScale), max_generations=3).fit(sphere, np.ones(3))
+    with pytest.raises(NotImplementedError, match=r"NoStart does not define search_init\(mean, sigma, \*\*options\): "
+                                                  r"the distribution a search starts from.*contract"):
+        ES(NES(distribution=NoStart), max_generations=3).fit(sphere, np.ones(3))
+    with pytest.raises(ConformanceError, match="during search_init on numpy: NoScale does not define marginal_scale"):
+        check_distribution(NoScale)

@@ -260,7 +260,7 @@ def check_distribution(distribution: type, *, options: dict[str, Any] | None = N
     if not (isinstance(distribution, type) and issubclass(distribution, Distribution)):
         raise ConformanceError(f"distribution must be a subclass of evostrat.distributions.Distribution, "
                                f"got {distribution!r}")
-    label, options, stage = f"distribution {distribution.__name__}", dict(options or {}), "search_init"
+    label, options, stage = f"distribution {distribution.__name__}", dict(options or {}), "search_init on numpy"
     try:
         numpy = get_backend("numpy")
         host, mean, _ = _start(distribution, numpy, dim, options)
