@@ -57,8 +57,8 @@ class OnePlusOneES(Strategy):
         ok = f[best] <= state.parent_f
         success = xp.mean(xp.astype(f < state.parent_f, f.dtype))
         sigma = state.sigma * xp.exp((success - 0.2) / (1.0 + state.mean.shape[0] / 2.0))
-        return OnePlusOneState(xp.where(ok, X[best], state.mean), xp.where(ok, f[best], state.parent_f),
-                               clamp_sigma(sigma), state.key)
+        return state._replace(mean=xp.where(ok, X[best], state.mean), parent_f=xp.where(ok, f[best], state.parent_f),
+                              sigma=clamp_sigma(sigma))
 
     def sigma(self, state: OnePlusOneState) -> Any:
         return state.sigma
@@ -112,3 +112,36 @@ def test_a_batch_of_populations_of_one_runs_as_alone(backend: str) -> None:
     assert list(res.stop_reason) == ["ftarget", "ftarget"]
     alone = ES("one_plus_one_es", ftarget=1e-8, max_evals=5000, random_state=1).fit(sphere, _x0(backend))
     assert res.n_generations[1] == alone.n_generations_ and res.fun[1] == pytest.approx(float(alone.fun_), rel=1e-5)
+
+
+class ArchiveState(NamedTuple):
+    """A plugin's state whose other fields happen to be named as CMA-ES's."""
+
+    mean: Any
+    parent_f: Any
+    sigma: Any
+    key: Any
+    B: Any  # an archive of the last 3 parents, (3, d)
+    C: Any  # per-coordinate counts of accepted moves, (d,)
+    D: Any  # (d,)
+
+
+class ArchiveES(OnePlusOneES):
+    def initial_state(self, x0: Any, key: Any, backend: Any) -> ArchiveState:
+        xp, s = backend.xp, super().initial_state(x0, key, backend)
+        return ArchiveState(*s, B=xp.zeros((3, x0.shape[0]), dtype=x0.dtype), C=xp.zeros_like(x0), D=xp.zeros_like(x0))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_an_injected_point_is_clipped_by_the_plugins_sigma_not_by_its_fields_named_as_cma_es(backend: str) -> None:
+    s = ArchiveES(sigma0=1.0).initialize(_x0(backend), random_state=0)
+    target = np.array([1.5, 1.0, 1.0, 1.0])  # 0.5 sigma from the mean: inside the sqrt(n) bound, learnt as given
+    s.inject(target)
+    X = s.ask()
+    s.tell(X, sphere(np.asarray(X.tolist())) * 0.0)  # accepted: no worse than the (infinite) parent
+    assert np.array_equal(np.asarray(s.mean.tolist()), target)  # was: the old mean (B, C, D read as CMA-ES's)
+    far = ArchiveES(sigma0=1.0).initialize(_x0(backend), random_state=0)
+    far.inject(np.array([101.0, 1.0, 1.0, 1.0]))
+    X = far.ask()
+    far.tell(X, sphere(np.asarray(X.tolist())) * 0.0)
+    assert np.allclose(np.asarray(far.mean.tolist()), [1.0 + math.sqrt(4), 1.0, 1.0, 1.0])  # clipped to sqrt(n)
