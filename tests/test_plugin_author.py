@@ -145,3 +145,19 @@ def test_an_injected_point_is_clipped_by_the_plugins_sigma_not_by_its_fields_nam
     X = far.ask()
     far.tell(X, sphere(np.asarray(X.tolist())) * 0.0)
     assert np.allclose(np.asarray(far.mean.tolist()), [1.0 + math.sqrt(4), 1.0, 1.0, 1.0])  # clipped to sqrt(n)
+
+
+def test_the_distribution_summary_of_a_plugin_reads_its_sigma_and_its_covariance() -> None:
+    from evostrat.backends import get_backend
+    from evostrat.callbacks.recorder import distribution_summary
+
+    s, numpy = ArchiveES(sigma0=0.5), get_backend("numpy")
+    summary = distribution_summary(s, s.init(np.ones(4), random_state=0), numpy)
+    assert summary["stds"] == [0.5] * 4  # was [0, 0, 0, 0]: its counts C read as sep-CMA-ES's diagonal
+
+    class Correlated(ArchiveES):
+        def covariance(self, state: Any) -> Any:  # the optional read-out the recorder uses
+            return state.sigma**2 * np.array([[1.0, 0.5], [0.5, 1.0]])
+
+    summary = distribution_summary(Correlated(sigma0=2.0), Correlated(sigma0=2.0).init(np.ones(2), random_state=0), numpy)
+    assert np.allclose(summary["stds"], [2.0, 2.0]) and np.allclose(summary["correlations"], [0.5, 1.5])
