@@ -169,6 +169,11 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     hook once per strategy instance and array type (again only after a
     hyper-parameter of the strategy changes), never per generation.
 
+    Only a strategy that resolves its kernel in its own ``ask``/``tell`` uses one: evostrat's
+    CMA-ES and sep-CMA-ES (:meth:`evostrat.strategies.cma_base.CMABase.kernel`), or a plugin's
+    strategy written that way. For any other strategy (SNES, NES, ...) the run calls the
+    strategy's methods and a kernel offered for it is not used.
+
     Parameters
     ----------
     strategy : Strategy
@@ -196,7 +201,7 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     >>> from evostrat.kernels import Kernel
     >>> @hookimpl                                # doctest: +SKIP
     ... def evostrat_kernel(strategy, backend):
-    ...     if backend.host_arrays and strategy.name == "snes":
+    ...     if backend.host_arrays and strategy.name == "sep_cma_es":
     ...         return Kernel(ask=my_ask, tell=my_tell)
     ...     return None
     """

@@ -161,3 +161,27 @@ def test_the_distribution_summary_of_a_plugin_reads_its_sigma_and_its_covariance
 
     summary = distribution_summary(Correlated(sigma0=2.0), Correlated(sigma0=2.0).init(np.ones(2), random_state=0), numpy)
     assert np.allclose(summary["stds"], [2.0, 2.0]) and np.allclose(summary["correlations"], [0.5, 1.5])
+
+
+def test_a_plugins_kernel_for_a_strategy_that_resolves_kernels_is_used() -> None:
+    """The evostrat_kernel hookspec's example: a kernel offered for sep-CMA-ES on numpy runs its steps."""
+    from evostrat.kernels import Kernel
+    from evostrat.kernels.sep_cma_numpy import kernel
+
+    asked: list[int] = []
+
+    class FastSep:
+        @hookimpl(tryfirst=True)
+        def evostrat_kernel(self, strategy: Any, backend: Any) -> Any:
+            if backend.host_arrays and strategy.name == "sep_cma_es":
+                own = kernel(strategy)
+                return Kernel(ask=lambda state: (asked.append(1), own.ask(state))[1], tell=own.tell)
+            return None
+
+    plugin = FastSep()
+    get_plugin_manager().register(plugin, name="fast-sep")
+    try:
+        es = ES("sep_cma_es", max_generations=12, random_state=0).fit(sphere, np.ones(3))
+    finally:
+        get_plugin_manager().unregister(plugin)
+    assert len(asked) == es.n_generations_ == 12
