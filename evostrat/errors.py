@@ -23,7 +23,7 @@ __all__ = [
     "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
-    "CheckpointError", "did_you_mean",
+    "CheckpointError", "ConformanceError", "did_you_mean",
 ]
 
 
@@ -114,6 +114,11 @@ class EvaluationTimeoutError(ObjectiveError, TimeoutError):
 
 class PluginError(EvostratError, RuntimeError):
     """A plugin failed to load, raised inside a hook, or clashes with another plugin."""
+
+
+class ConformanceError(AssertionError):
+    """A plugin's strategy or distribution breaks its contract (``evostrat.testing``): the message
+    names the check and what it requires. An ``AssertionError``, so pytest reports a failed test."""
 
 
 class EvostratWarning(UserWarning):

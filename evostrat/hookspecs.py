@@ -33,7 +33,7 @@ A plugin adding a strategy:
 >>> from evostrat import hookimpl
 >>> from evostrat.strategies.base import Strategy
 >>> class MyStrategy(Strategy):        # doctest: +SKIP
-...     name = "my_strategy"
+...     ...                            # its name is the key below (Strategy.name)
 >>> @hookimpl                          # doctest: +SKIP
 ... def evostrat_strategies():
 ...     return {"my_strategy": MyStrategy}
@@ -150,6 +150,9 @@ def evostrat_distributions() -> dict[str, type]:
       information applied to a gradient, in the coordinates ``retract(steps)``
       moves in (default ``None``: searches take plain or Adam steps);
       ``local_gradient`` and ``retract`` have defaults (log units for ``positive``).
+
+    ``evostrat.testing.check_distribution(cls)`` checks every line of it, on every installed
+    backend.
     """
 
 
@@ -165,6 +168,11 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     kernel takes precedence. :func:`evostrat.kernels.resolve_kernel` calls this
     hook once per strategy instance and array type (again only after a
     hyper-parameter of the strategy changes), never per generation.
+
+    Only a strategy that resolves its kernel in its own ``ask``/``tell`` uses one: evostrat's
+    CMA-ES and sep-CMA-ES (:meth:`evostrat.strategies.cma_base.CMABase.kernel`), or a plugin's
+    strategy written that way. For any other strategy (SNES, NES, ...) the run calls the
+    strategy's methods and a kernel offered for it is not used.
 
     Parameters
     ----------
@@ -193,7 +201,7 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
     >>> from evostrat.kernels import Kernel
     >>> @hookimpl                                # doctest: +SKIP
     ... def evostrat_kernel(strategy, backend):
-    ...     if backend.host_arrays and strategy.name == "snes":
+    ...     if backend.host_arrays and strategy.name == "sep_cma_es":
     ...         return Kernel(ask=my_ask, tell=my_tell)
     ...     return None
     """

@@ -4,7 +4,8 @@ A plugin's own test suite calls `check_strategy` on its strategy class (or an
 instance): it runs the contract of `evostrat.strategies.base.Strategy` on every
 installed backend (numpy always, torch and JAX when importable) and raises
 `ConformanceError` naming the first failed check and what the contract requires.
-`CHECKS` lists the checks. torch and JAX are imported only when checked.
+`CHECKS` lists the checks. torch and JAX are imported only when checked. A search
+distribution's author calls `check_distribution` (its checks: `DISTRIBUTION_CHECKS`).
 
 Examples
 --------
@@ -26,12 +27,14 @@ from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import field_names
-from evostrat.errors import EvostratError
+from evostrat.distributions.conformance import DISTRIBUTION_CHECKS, check_distribution
+from evostrat.errors import ConformanceError, EvostratError
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
 from evostrat.run.termination import strategy_history_criteria
 from evostrat.strategies.checked import checked_state
 
-__all__ = ["CHECKS", "ConformanceError", "check_strategy", "roundtrip_state_dict", "sphere_values"]
+__all__ = ["CHECKS", "DISTRIBUTION_CHECKS", "ConformanceError", "check_distribution", "check_strategy",
+           "roundtrip_state_dict", "sphere_values"]
 
 #: Check name -> what the contract requires (the second half of every failure message).
 CHECKS: dict[str, str] = {
@@ -61,10 +64,6 @@ CHECKS: dict[str, str] = {
     "progress": "on the sphere sum(x**2) the mean's value falls below `fraction` times its value "
                 "at x0 within `budget` generations (strategies that need behaviours are exempt)",
 }
-
-
-class ConformanceError(AssertionError):
-    """A strategy breaks its contract: the message names the check and what it requires."""
 
 
 def _require(ok: Any, check: str, label: str, detail: str) -> None:

@@ -77,7 +77,8 @@ def test_roles_become_working_cross_references(site: Path) -> None:
     "evostrat.problems.functions.rosenbrock", "evostrat.run.restarts.Restarts",
     "evostrat.run.termination.Termination", "evostrat.callbacks.DistributionRecorder",
     "evostrat.callbacks.tracking.TensorBoardLogger", "evostrat.callbacks.tracking.MLflowLogger",
-    "evostrat.plotting.plot_diagnostics", "evostrat.testing.check_strategy", "evostrat.plugins.list_plugins",
+    "evostrat.plotting.plot_diagnostics", "evostrat.testing.check_strategy", "evostrat.testing.check_distribution",
+    "evostrat.plugins.list_plugins",
 ])
 def test_reference_documents_every_public_module(site: Path, section: str) -> None:
     assert f'id="{section}"' in (site / "reference" / "index.html").read_text(encoding="utf-8")

@@ -46,7 +46,7 @@ def test_the_example_plugins_own_tests_call_the_kit_and_pass() -> None:
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                          cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 passed" in out.stdout
+    assert "3 passed" in out.stdout
     assert "check_strategy(OnePlusLambdaES)" in (EXAMPLE / "tests" / "test_strategy.py").read_text()
 
 

@@ -110,8 +110,9 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv 1604.00772). What the state
     already holds is used: CMA-ES's eigen-decomposition (``B``, ``D``, ``diag_C``; the
     last decomposition, as pycma), sep-CMA-ES's and SNES's diagonals, a strategy's
-    ``covariance(state)`` (xNES: one ``O(dim^3)`` decomposition); a scalar ``sigma``
-    means an isotropic distribution.
+    ``covariance(state)`` (xNES: one ``O(dim^3)`` decomposition; a plugin's strategy may
+    define it too); a scalar ``sigma`` means an isotropic distribution. Fields other than
+    ``sigma`` are read by name (``B``, ``C``, ...) in evostrat's own states only.
 
     Examples
     --------
@@ -129,12 +130,14 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     be = backend
     mean = host(strategy.mean(state))
     dim = mean.shape[0]
-    fields = getattr(state, "_fields", ())
+    fields = set(getattr(state, "_fields", ()))
+    if not type(state).__module__.startswith("evostrat."):  # a plugin's fields mean what it means
+        fields &= {"sigma"}
     sigma = host(state.sigma) if "sigma" in fields else host(strategy.sigma(state))
     cov = None
     if callable(getattr(strategy, "covariance", None)):
         cov = host(strategy.covariance(state))
-    elif {"A", "scale"} <= set(fields):  # CMA-ES with a factor C = scale^2 A A^T
+    elif {"A", "scale"} <= fields:  # CMA-ES with a factor C = scale^2 A A^T
         M = float(sigma) * float(host(state.scale)) * host(state.A)
         cov = M @ M.T
     if cov is not None:
@@ -142,7 +145,7 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
         axes = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0.0))
         corr = cov / np.outer(stds, stds) if np.all(stds > 0) else np.eye(dim)
         spectrum = np.linalg.eigvalsh(corr)
-    elif {"B", "D", "diag_C"} <= set(fields):  # CMA-ES: its eigen-decomposition
+    elif {"B", "D", "diag_C"} <= fields:  # CMA-ES: its eigen-decomposition
         D, B = host(state.D), host(state.B)
         stds = float(sigma) * np.sqrt(np.maximum(host(state.diag_C), 0.0))
         axes = np.sort(float(sigma) * D)

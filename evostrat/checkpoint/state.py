@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -40,6 +41,7 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
                                          restore_x0_source)
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
+from evostrat.plugins import registered_name, registry
 from evostrat.run.restarts import GLOBAL_REASONS, after_run
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
 
@@ -79,15 +81,21 @@ STATE_SCHEMA: dict[str, tuple[Any, str]] = {
 }
 
 
+def _family_name(value: Any) -> Any:
+    """A class registered as a search distribution, as its registered name (which NES and ES take too)."""
+    return isinstance(value, type) and registered_name(value, "distributions", exact=True) or value
+
+
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     from evostrat.strategies.base import Strategy
 
     if name == "strategy" and isinstance(value, Strategy):
-        from evostrat.plugins import registry
-
         if registry("strategies").get(value.name) is type(value):
-            return {"strategy": value.name, "params": encode(value.get_params(deep=False), arrays, "params/strategy")}
+            params = {k: _family_name(v) for k, v in value.get_params(deep=False).items()}
+            with contextlib.suppress(Unencodable):  # a callable hyper-parameter: resume(..., strategy=...)
+                return {"strategy": value.name, "params": encode(params, arrays, "params/strategy")}
         return {"unsaved": type(value).__name__}
+    value = _family_name(value) if name == "distribution" else value
     if name == "restarts" and value is not None and not isinstance(value, (str, dict)):
         value = value.get_params() if hasattr(value, "get_params") else value
     if name == "dtype" and value is not None and not isinstance(value, str):

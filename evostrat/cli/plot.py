@@ -29,7 +29,7 @@ import importlib.util
 import sys
 from typing import Any
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "objective_on_grid"]
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -56,3 +56,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dpi", type=positive_int, default=120, help="resolution of the PNG files (default 120)")
     p.set_defaults(func=_cmd_plot, parser=p)
     return p
+
+
+def objective_on_grid(objective: Any) -> Any:
+    """A user's objective on the plot's grid, read as ``evaluator="auto"`` reads it (vectorised
+    when it takes a population, else row by row; its warning was already given by the run)."""
+    import warnings
+
+    from evostrat.backends import get_backend
+    from evostrat.errors import PerCandidateWarning
+    from evostrat.evaluators.local import AutoEvaluator
+
+    evaluator, numpy = AutoEvaluator(), get_backend("numpy")
+
+    def values(X: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PerCandidateWarning)
+            return evaluator.evaluate(objective, X, numpy)
+
+    return values

@@ -49,14 +49,14 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "strategy": "cma_es", "problem": "sphere", "dim": 10, "x0": 3.0, "sigma0": None, "popsize": None,
     "backend": "numpy", "device": None, "dtype": None, "evaluator": "auto", "workers": None,
     "max_evals": None, "max_generations": None, "ftarget": None, "restarts": None, "seed": 0,
-    "patience": None, "min_delta": 0.0, "checkpoint_every": 10,
+    "patience": None, "min_delta": 0.0, "checkpoint_every": 10, "strategy_options": None,
 }
 CHECKPOINT = "checkpoint.ckpt"
 BUDGETS = ("max_evals", "max_generations")  # what --resume may change
 #: The option behind each parameter of ``ES``/``ES.resume``/the callbacks that ``evostrat run`` sets: a
 #: Python error names the parameter (``popsize must be >= 2``), the command line names the option.
 OPTIONS = {**{name: "--" + name.replace("_", "-") for name in CONFIG_DEFAULTS if name != "seed"},
-           "random_state": "--seed", "max_workers": "--workers", "num_workers": "--workers"}
+           "strategy_options": "--strategy-option", "distribution": "-O distribution", "random_state": "--seed", "max_workers": "--workers", "num_workers": "--workers"}
 
 
 class UsageError(Exception):
@@ -92,7 +92,8 @@ def _fitness_strategies() -> list[str]:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``run`` to the subcommands ``sub``."""
     from evostrat.backends import backend_names
-    from evostrat.cli.types import finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int
+    from evostrat.cli.types import (finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int,
+                                    strategy_option)
     from evostrat.plugins import registry
     from evostrat.problems import FUNCTIONS
 
@@ -119,6 +120,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     what.add_argument("--sigma0", type=positive_float, default=None, help="initial step size (default: the strategy's)")
     what.add_argument("--popsize", type=positive_int, default=None, help="population size (default: the strategy's)")
     what.add_argument("--restarts", choices=["ipop", "bipop"], default=None, help="restart schedule (default none)")
+    what.add_argument("-O", "--strategy-option", dest="strategy_options", action="append", type=strategy_option,
+                      metavar="NAME=VALUE", help="a hyper-parameter of the strategy, repeatable (-O distribution=laplace "
+                      "-O lr_mean=0.5); VALUE is read as JSON, else taken as a string")
     how = p.add_argument_group("backend and evaluation")
     how.add_argument("-b", "--backend", choices=backend_names(), default=None, help=f"array backend (default {d['backend']})")
     how.add_argument("--device", default=None, help="torch/JAX device, e.g. cuda (default: the backend's)")
@@ -161,6 +165,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     from evostrat.problems import FUNCTIONS
 
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
+    if "strategy_options" in given:  # [(name, value), ...] -> {name: value}, the last of a name winning
+        given["strategy_options"] = dict(given["strategy_options"])
     if args.problem is not None:  # a file's path made absolute: resumable from any folder
         where, _, name = args.problem.rpartition(":")
         given["problem"] = f"{os.path.abspath(where)}:{name}" if where.endswith(".py") else args.problem
@@ -168,7 +174,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         if set(given) - set(BUDGETS) - {"problem"}:
             raise UsageError(
                 "--resume continues the saved run with its own configuration (but a new --max-evals or "
-                "--max-generations); drop " + ", ".join("--" + k.replace("_", "-") for k in given
+                "--max-generations); drop " + ", ".join(OPTIONS.get(k, "--" + k) for k in given
                                                         if k not in (*BUDGETS, "problem")))
         if args.output is None:
             raise UsageError("--resume needs --output DIR, the folder of the run to continue")
@@ -180,6 +186,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         from evostrat.checkpoint import checkpoint_info
 
         saved = checkpoint_info(path)["user"].get("cli")
+        saved = {"strategy_options": None, **saved} if isinstance(saved, dict) else saved  # before -O existed
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
         config = _check_saved(saved, path)
@@ -218,8 +225,10 @@ def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
     x0 = (lambda v: is_real(v) or isinstance(v, str) and v.startswith("@") or isinstance(v, list) and all(map(
         is_real, v)), "a number, a list of numbers or @FILE")
     try:
+        options = (lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict or null")
         return check_schema(saved, {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
-                                    "problem": problem, "x0": x0}, "'evostrat run' configuration")
+                                    "problem": problem, "x0": x0, "strategy_options": options},
+                            "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
 
@@ -242,7 +251,13 @@ def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 def _estimator(config: dict[str, Any]) -> Any:
     from evostrat import ES
+    from evostrat.errors import EvostratError
+    from evostrat.plugins import registry
 
+    try:  # a wrong -O is a usage error naming the option
+        registry("strategies")[config["strategy"]]().set_params(**(config["strategy_options"] or {})).validate_params()
+    except (EvostratError, TypeError) as err:
+        raise UsageError(f"argument -O/--strategy-option: {err}") from err
     options = None
     if config["workers"] is not None:  # the executor's pool size, or Ray's task parallelism
         key = "num_workers" if config["evaluator"] == "ray" else "max_workers"
@@ -252,7 +267,7 @@ def _estimator(config: dict[str, Any]) -> Any:
         max_evals=config["max_evals"], max_generations=config["max_generations"],
         ftarget=config["ftarget"], restarts=config["restarts"], backend=config["backend"],
         device=config["device"], dtype=config["dtype"], evaluator=config["evaluator"],
-        evaluator_options=options, random_state=config["seed"],
+        evaluator_options=options, random_state=config["seed"], strategy_options=config["strategy_options"],
     )
 
 
@@ -282,25 +297,6 @@ def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int |
         "restarts": len(es.restarts_) - 1 if es.restarts_ else 0,
         "wall_time_s": elapsed, "resumed_from_generation": resumed_from, "evostrat_version": __version__,
     }
-
-
-def _on_grid(objective: Any) -> Any:
-    """A user's objective on the plot's grid, read as ``evaluator="auto"`` reads it (vectorised
-    when it takes a population, else row by row; its warning was already given by the run)."""
-    import warnings
-
-    from evostrat.backends import get_backend
-    from evostrat.errors import PerCandidateWarning
-    from evostrat.evaluators.local import AutoEvaluator
-
-    evaluator, numpy = AutoEvaluator(), get_backend("numpy")
-
-    def values(X: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PerCandidateWarning)
-            return evaluator.evaluate(objective, X, numpy)
-
-    return values
 
 
 def _write_json(path: str, data: Any) -> None:
@@ -379,12 +375,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
     written = ["config.json", "history.csv", "distribution.jsonl", "result.json"] + ([CHECKPOINT] if checkpoint else [])
     if args.plot:
+        from evostrat.cli.plot import objective_on_grid
         from evostrat.plot import save_run_plots
 
         for name in ("convergence.png", "diagnostics.png", "search.png"):  # replace links, never write through them
             if os.path.islink(os.path.join(out, name)):
                 os.unlink(os.path.join(out, name))
-        grid = _on_grid(objective) if is_user_problem(problem) else objective
+        grid = objective_on_grid(objective) if is_user_problem(problem) else objective
         written += save_run_plots(out, es, grid, recorder, problem=problem_label(problem),
                                   distribution=next(c for c in callbacks if hasattr(c, "records")))
     where = f"resumed at generation {resumed_from}, " if resumed_from is not None else ""

@@ -14,9 +14,11 @@ argparse.ArgumentTypeError: expected a positive integer, got '0'
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from typing import Any
 
-__all__ = ["positive_int", "nonnegative_int", "positive_float", "finite_float", "nonnegative_float"]
+__all__ = ["positive_int", "nonnegative_int", "positive_float", "finite_float", "nonnegative_float", "strategy_option"]
 
 
 def _int_at_least(text: str, low: int, expected: str) -> int:
@@ -62,3 +64,26 @@ def nonnegative_float(text: str) -> float:
     if finite_float(text) < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return float(text)
+
+
+def strategy_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE``: a strategy's hyper-parameter, ``VALUE`` read as JSON (numbers, ``true``,
+    ``null``, lists, objects) and otherwise taken as a string.
+
+    Examples
+    --------
+    >>> strategy_option("lr_mean=0.5"), strategy_option("distribution=laplace")
+    (('lr_mean', 0.5), ('distribution', 'laplace'))
+    >>> strategy_option('distribution_options={"df": 3}')
+    ('distribution_options', {'df': 3})
+    """
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a hyper-parameter's name, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, float) and not math.isfinite(parsed):  # NaN, Infinity: JSON would not store them
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return name.strip(), parsed

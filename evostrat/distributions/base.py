@@ -320,7 +320,8 @@ class Distribution:
         """The distribution a search starts from: centred at ``mean`` (``(d,)``) with
         per-coordinate scale ``sigma`` (``(d,)``); ``options`` are the user's
         ``distribution_options``. Required to be searched with."""
-        raise NotImplementedError(f"{cls.__name__} does not define search_init")
+        raise NotImplementedError(f"{cls.__name__} does not define search_init(mean, sigma, **options): the "
+                                  "distribution a search starts from (the evostrat_distributions contract, evostrat.hookspecs)")
 
     @property
     def noise_dim(self) -> int:
@@ -337,7 +338,8 @@ class Distribution:
 
     def marginal_scale(self) -> Array:
         """Per-coordinate scale of a draw, shape ``event_shape`` (a search's sigma read-out)."""
-        raise NotImplementedError(f"{type(self).__name__} does not define marginal_scale")
+        raise self._missing("marginal_scale()", "the per-coordinate scale of a draw, shape event_shape, which a "
+                                                 "search reports as sigma")
 
     def weighted_score(self, x: Any, weights: Array) -> dict[str, Array]:
         """``sum_i weights_i * score(x_i)`` per parameter (one sample axis); a family

@@ -223,11 +223,12 @@ def lookup(kind: str, name: str, what: str, also: str = "") -> str:
     )
 
 
-def registered_name(cls: type, kind: str = "strategies") -> str:
+def registered_name(cls: type, kind: str = "strategies", exact: bool = False) -> str:
     """The key under which ``cls``, or its nearest registered base class, is registered.
 
-    ``""`` for a class with no registered base, or when the registry cannot be
-    built (a broken plugin: the error comes where the registry is used).
+    ``""`` for a class with no registered base (with ``exact``: a class not registered
+    itself), or when the registry cannot be built (a broken plugin: the error comes where
+    the registry is used).
 
     Examples
     --------
@@ -242,7 +243,7 @@ def registered_name(cls: type, kind: str = "strategies") -> str:
     if kind not in _class_names:
         _class_names[kind] = {factory: key for key, factory in names.items() if isinstance(factory, type)}
     by_class = _class_names[kind]
-    return next((by_class[k] for k in cls.__mro__ if k in by_class), "")
+    return by_class.get(cls, "") if exact else next((by_class[k] for k in cls.__mro__ if k in by_class), "")
 
 
 def list_plugins() -> list[dict[str, Any]]:

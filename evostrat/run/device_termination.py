@@ -353,7 +353,7 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
     rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
     if rules.tolfun is not None:
-        rows.append((p.n_recent > 0) & all_finite & (recent_range < threshold(rules.tolfun, recent_range))
+        rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & (recent_range < threshold(rules.tolfun, recent_range))
                     & (spread < threshold(rules.tolfun, spread)))
     else:
         rows.append(false)

@@ -15,7 +15,9 @@ well-conditioned. A non-finite row becomes the mean (no step).
 
 The length is read from the state: ``B`` and ``D`` (CMA-ES), a diagonal ``C``
 (sep-CMA-ES), a factor ``B`` (xNES), per-coordinate ``sigma`` (SNES), or else the
-strategy's largest standard deviation (an isotropic approximation). Outside the CMA
+strategy's largest standard deviation (an isotropic approximation). ``B``, ``C`` and ``D``
+are read from evostrat's own states only: a plugin's state fields of those names mean
+what the plugin means (its ``sigma`` field, per coordinate, or ``sigma(state)`` is used). Outside the CMA
 family the bound is ``sqrt(n)`` instead: the natural-gradient strategies weigh
 every candidate's ``z z^T - I``, and a step longer than ``sqrt(n)`` told again and
 again (always ranked last) would shrink their step size, which active CMA-ES
@@ -60,8 +62,10 @@ def mahalanobis_lengths(strategy: Any, state: Any, Y: np.ndarray, backend: Any) 
     """``||C^{-1/2} y|| / sigma`` for each row ``y`` of ``Y`` (host numpy), from ``state``."""
     host = backend.to_numpy
 
+    own = type(state).__module__.startswith("evostrat.")  # a plugin's B, C, D are not ours
+
     def field(name: str) -> np.ndarray | None:
-        value = getattr(state, name, None)
+        value = getattr(state, name, None) if own or name == "sigma" else None
         return None if value is None else np.asarray(host(value), dtype=np.float64)
 
     sigma, B, D, C = field("sigma"), field("B"), field("D"), field("C")
@@ -97,7 +101,7 @@ def clip_steps(strategy: Any, state: Any, X: Any, backend: Any, rows: Any = None
     with np.errstate(divide="ignore", invalid="ignore"):
         lengths = mahalanobis_lengths(strategy, state, Y, backend)
         n = mean.shape[0]
-        bound = clip_length(n) if is_cma(state) else math.sqrt(n)
+        bound = clip_length(n) if is_cma(state) and type(state).__module__.startswith("evostrat.") else math.sqrt(n)
         factor = np.where(np.isfinite(lengths) & (lengths > 0), np.minimum(1.0, bound / lengths), 0.0)
     Xh[idx] = mean + Y * factor[:, None]
     return backend.asarray(Xh.astype(native.dtype), device=backend.device(centre))

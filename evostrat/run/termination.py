@@ -11,7 +11,8 @@ defers the checks until the reason is read: :meth:`Termination.defer`, same answ
 - ``"tolfun"``: the range of the generation-best values over the last
   ``floor(10 + 30 d / popsize)`` generations (all of them in a run's first
   generations: a flat objective stops after one), and the range of the latest
-  generation's values, are both below ``tolfun`` (pycma's ``tolfun`` and its history length).
+  generation's values, are both below ``tolfun`` (pycma's ``tolfun`` and its history length;
+  with ``popsize`` 1, whose generation has no range, the window must hold two generations).
 - ``"tolx"``: the largest per-coordinate standard deviation is below ``tolx`` and, for a
   strategy with ``tolx_parts`` and ``tolx_path`` (CMA-ES), so is every ``sigma p_c_j`` (pycma's).
 - ``"tolfunhist"``: the range of the generation-best values over the same
@@ -76,8 +77,7 @@ def default_max_generations(dim: int, popsize: int) -> int:
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
 
-#: pycma's stagnation history: a generation's best and median recorded every ``HIST_EVERY``
-#: generations of a run, the latest ``HIST_KEEP`` kept.
+#: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
 HIST_EVERY, HIST_KEEP = 5, 20_000
 
 #: The criteria a strategy's ``termination_defaults`` may turn on.
@@ -128,8 +128,7 @@ class Termination:
         self.last: str | None = None
         #: at most this many generations wait (about 2**16 values of theirs)
         self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
-        #: called before deferred generations are checked: adds the generations a run's
-        #: :class:`~evostrat.run.state.RunState` holds (:meth:`~evostrat.run.state.RunState.sign`)
+        #: called before deferred generations are checked: adds those a run's RunState holds (``sign``)
         self.before_flush: Callable[[], None] | None = None
         #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
         #: (:meth:`latest_reason`)
@@ -245,6 +244,7 @@ class Termination:
             self.tolfun is not None
             and self._recent  # pycma: whatever part of the window the run has seen
             and len(finite) == len(values) > 0
+            and (len(values) > 1 or len(self._recent) > 1)  # one value has no spread: two generations
             and self._spread_below(self.tolfun)
             and (finite[-1] - finite[0] if presorted else max(finite) - min(finite)) < self.tolfun
         ):

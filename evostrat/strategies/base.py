@@ -86,8 +86,8 @@ class Strategy(Params):
 
     Notes
     -----
-    **Required.** A subclass sets ``name`` and defines three pure functions over a
-    ``NamedTuple`` state (never mutating it or ``self``):
+    **Required.** A subclass defines three pure functions over a ``NamedTuple`` state
+    (never mutating it or ``self``); its ``name`` is the key it is registered under:
 
     - ``initial_state(x0, key, backend) -> state``: ``x0`` is the validated mean
       (shape ``(dim,)``), ``key`` the backend's random key;
