@@ -113,3 +113,54 @@ def test_jax_program_input_leaves_an_unplaced_x0_to_the_state_program(monkeypatc
     monkeypatch.undo()
     keyed = SNES().init(x, key=jax.numpy.zeros(2, jax.numpy.uint32))  # a user's key: x0 converted as before
     assert keyed.mean.committed
+
+
+def test_check_params_remembers_only_what_it_accepted():
+    """A set of plain values accepted once is accepted again without the checks; a changed value,
+    another constraint list for the same name, or a non-plain value is checked afresh."""
+    from evostrat.params import _ACCEPTED
+
+    class Owner:
+        lr = 0.5
+
+    positive = {"lr": [Interval(Real, 0, None, closed="neither")]}
+    check_params(Owner(), positive)
+    assert any(key[0] == ("lr",) and key[3] == (0.5,) for key in _ACCEPTED)
+    check_params(Owner(), positive)  # remembered
+    bad = Owner()
+    bad.lr = -0.5
+    with pytest.raises(InvalidArgumentError, match="lr must be a positive number, got -0.5"):
+        check_params(bad, positive)
+    with pytest.raises(InvalidArgumentError, match="lr must be a number in"):
+        check_params(Owner(), {"lr": [Interval(Real, 0, 0.25)]})  # same name, other constraints
+    true = Owner()
+    true.lr = True  # equal to 1 but of another type: not the accepted 1
+    one = Owner()
+    one.lr = 1
+    check_params(one, {"lr": (loose := [Interval(Real, 0, 2)])})
+    with pytest.raises(InvalidTypeError, match="lr must be a number in"):
+        check_params(true, {"lr": loose})
+    arr = Owner()
+    arr.lr = np.float64(-1.0)  # not plain: never remembered, always checked
+    with pytest.raises(InvalidArgumentError):
+        check_params(arr, positive)
+
+
+def test_frozen_plain_dict_is_the_general_key():
+    from evostrat.backends.programs import frozen
+
+    params = {"b": 1, "a": None, "c": "x", "d": 2.5, "e": True}
+    assert frozen(params) == tuple(sorted((k, frozen(v)) for k, v in params.items()))
+    assert frozen({"a": [1, 2], "b": 1}) == (("a", (1, 2)), ("b", 1))
+
+
+@pytest.mark.parametrize("dtype,size", [("float32", 4), (np.dtype("float32"), 4), (np.dtype("float64"), 8),
+                                        ("float64", 8), ("", 8)])
+def test_population_size_check_reads_the_dtype(dtype, size, monkeypatch):
+    """The population's bytes use 4 per value for float32 only (the dtype test is cached)."""
+    from evostrat.backends import points
+
+    monkeypatch.setattr(points, "physical_memory", lambda: 10 * 3 * size)
+    points.check_population_size(10, np.ones(3), dtype)  # exactly fits
+    with pytest.raises(InvalidArgumentError, match="popsize=11 needs"):
+        points.check_population_size(11, np.ones(3), dtype)
