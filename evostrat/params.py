@@ -148,29 +148,14 @@ def _describe(constraint: Any) -> str:
     return str(constraint)
 
 
-#: Types of values whose acceptance :func:`check_params` remembers (the usual hyper-parameter).
-_PLAIN = frozenset({int, float, bool, str, type(None)})
-
-#: Plain values :func:`check_params` accepted: ``(names, ids of their constraint lists, types, values)`` ->
-#: those lists (kept alive here, so that no other list takes their ``id`` while the entry exists).
-_ACCEPTED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-
-
 def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does.
 
     A constraint on a name ``owner`` does not have (a misspelt ``parameter_constraints`` key) is an
-    :class:`InvalidArgumentError` naming it and the parameters there are. Values that are all plain
-    (numbers, strings, ``None``) once accepted under the same constraint lists are accepted again without
-    the checks (a fit checks the same ones several times: ~20 us each after a compiled chunk).
+    :class:`InvalidArgumentError` naming it and the parameters there are.
     """
-    values = tuple(getattr(owner, name, _MISSING) for name in constraints)
-    key = None
-    if all(type(v) in _PLAIN for v in values):
-        key = (tuple(constraints), tuple(map(id, constraints.values())), tuple(map(type, values)), values)
-        if key in _ACCEPTED:
-            return
-    for (name, options), value in zip(constraints.items(), values):
+    for name, options in constraints.items():
+        value = getattr(owner, name, _MISSING)
         if value is _MISSING:
             names = sorted(p for p in inspect.signature(type(owner).__init__).parameters if p != "self")
             if name in names:  # an __init__ argument that __init__ does not store under its name
@@ -185,10 +170,6 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
                 break
         else:
             _refuse(owner, name, value, options)
-    if key is not None:
-        if len(_ACCEPTED) >= 1024:
-            _ACCEPTED.clear()
-        _ACCEPTED[key] = tuple(constraints.values())
 
 
 def _refuse(owner: Any, name: str, value: Any, options: list[Any]) -> None:

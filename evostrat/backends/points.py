@@ -142,28 +142,11 @@ def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
     bytes) exceeds the physical memory (2**50 bytes where the system does not tell)."""
     if isinstance(popsize, Integral) and not isinstance(popsize, bool):  # else the strategy reports it
         dim = math.prod(getattr(x0, "shape", None) or (len(x0) if isinstance(x0, (list, tuple)) else 1,))
-        need = int(popsize) * dim * (4 if _is_float32(dtype or getattr(x0, "dtype", "")) else 8)
+        need = int(popsize) * dim * (4 if "float32" in str(dtype or getattr(x0, "dtype", "")) else 8)
         memory = physical_memory()
         if need > memory:
             raise InvalidArgumentError(f"popsize={popsize} needs {need / 2**30:.3g} GiB for one population "
                                        f"of dim {dim}, more than the {memory / 2**30:.3g} GiB of memory")
-
-
-#: :func:`_is_float32` by dtype (``str`` of a numpy dtype runs a few Python functions: ~30 us cold).
-_FLOAT32: dict[Any, bool] = {}
-
-
-def _is_float32(dtype: Any) -> bool:
-    """Whether ``dtype`` (of any library, or its name) names float32."""
-    try:
-        known = _FLOAT32.get(dtype)
-    except TypeError:  # unhashable
-        return "float32" in str(dtype)
-    if known is None:
-        if len(_FLOAT32) >= 64:
-            _FLOAT32.clear()
-        known = _FLOAT32[dtype] = "float32" in str(dtype)
-    return known
 
 
 def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) -> Any:

@@ -41,8 +41,6 @@ def frozen(value: Any) -> Hashable:
     if isinstance(value, (list, tuple)):
         return tuple(frozen(v) for v in value)
     if isinstance(value, dict):
-        if all(type(v) in _PLAIN for v in value.values()):  # a strategy's hyper-parameters, as below
-            return tuple(sorted(value.items()))
         return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
         array = np.asarray(value)
