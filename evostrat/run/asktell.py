@@ -180,8 +180,7 @@ class AskTell(PicklableRunner):
     @cached_property
     def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
         """How a history row reads sigma, with the strategy's kernel (:func:`~evostrat.kernels.row_sigma`)."""
-        find = getattr(self.strategy, "kernel", None)
-        return row_sigma(find(self.state) if callable(find) else None, self.sigma_of)
+        return row_sigma(self.strategy.kernel(self.state), self.sigma_of)
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

@@ -59,14 +59,14 @@ def watch(rules: Rules, p: Progress) -> Watch:
 
 def tolx_sigma(strategy: Any, state: Any, sigma: Any) -> Any:
     """What ``tolx`` compares with on the device: ``sigma``, or for a strategy with ``tolx_parts``
-    and ``tolx_path`` (CMA-ES) the greater of it and ``max_j sigma p_c_j`` (pycma's ``tolx`` tests
+    (CMA-ES) the greater of it and ``max_j sigma p_c_j`` (pycma's ``tolx`` tests
     both; NaN in either fails it)."""
     import jax.numpy as jnp
 
-    path = getattr(strategy, "tolx_path", None)
-    if path is None or getattr(strategy, "tolx_parts", None) is None:
+    parts = strategy.tolx_parts(state)
+    if parts is None:
         return sigma
-    return jnp.maximum(sigma, jnp.asarray(path(strategy.tolx_parts(state)), jnp.result_type(sigma)))
+    return jnp.maximum(sigma, jnp.asarray(strategy.tolx_path(parts), jnp.result_type(sigma)))
 
 
 def summary(values: Any, maximize: bool) -> tuple[Any, Any, Any, Any]:

@@ -134,13 +134,12 @@ class Termination:
         #: (:meth:`latest_reason`)
         self.stops: Callable[[Any], dict[str, Any]] = no_stops
         self.told_state: Any = None
-        #: the strategy, whose ``tolx_parts(state)`` and ``tolx_path(parts)`` (if any) :meth:`path_of` reads
+        #: the strategy, whose ``tolx_parts(state)`` and ``tolx_path(parts)`` :meth:`path_of` reads
         self.paths: Any = None
 
     def path_of(self, state: Any) -> Any:
         """What ``tolx`` keeps of a generation's ``state`` for its path test (``None``: nothing)."""
-        parts = getattr(self.paths, "tolx_parts", None)
-        return None if parts is None or self.tolx is None else parts(state)
+        return None if self.paths is None or self.tolx is None else self.paths.tolx_parts(state)
 
     @property
     def window(self) -> int:

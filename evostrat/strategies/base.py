@@ -31,7 +31,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import (as_search_point, check_population_size,  # noqa: F401 - re-exported
@@ -39,6 +38,7 @@ from evostrat.backends.points import (as_search_point, check_population_size,  #
 from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
+from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from evostrat.evaluators.seeded import GaussianSeed
@@ -102,9 +102,12 @@ class Strategy(Params):
 
     **Optional**, with defaults here so that callers never test for them: the class
     attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize``,
-    ``fusable_methods`` and ``initial_only_params``, and
+    ``fusable_methods``, ``initial_only_params`` and ``nonfinite_state_fields``, and
     :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
-    evaluation) and :meth:`evolvability`. :meth:`init` checks the state once
+    evaluation), :meth:`evolvability`, :meth:`kernel`, :meth:`tolx_parts`/:meth:`tolx_path`
+    and :meth:`check_state_arrays`. A method ``covariance(state)`` (the search covariance,
+    for the recorder's read-outs) is looked up by name: CMA-ES's ``covariance`` option
+    shares it. :meth:`init` checks the state once
     (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
     (``ask`` on the state's backend, dtype and device; randomness only from ``key``, so
     a seed reproduces the run and ``tell`` updates alike on every backend).
@@ -131,6 +134,8 @@ class Strategy(Params):
     #: of them must leave it out (``evostrat.testing``'s ``capabilities`` check compares those
     #: methods across values).
     initial_only_params: ClassVar[frozenset[str]] = frozenset()
+    #: State fields that may hold NaN or inf (a checkpoint's other floating fields must be finite).
+    nonfinite_state_fields: ClassVar[frozenset[str]] = frozenset()
 
     class State(NamedTuple):
         mean: Array
@@ -277,6 +282,26 @@ class Strategy(Params):
         be = get_backend(state.mean)
         return be.xp.full((), math.nan, dtype=state.mean.dtype, device=be.device(state.mean))
 
+    def kernel(self, state: Any) -> Any:
+        """The fast-path kernel (:mod:`evostrat.kernels`) the strategy runs ``state`` with;
+        ``None`` (default): the strategy's own methods."""
+        return None
+
+    def tolx_parts(self, state: Any) -> Any:
+        """What ``tolx`` reads of ``state`` besides :meth:`sigma`, for :meth:`tolx_path` (kept
+        while a run defers its criteria); ``None`` (default): ``sigma`` alone."""
+        return None
+
+    def tolx_path(self, parts: Any) -> Array:
+        """A 0-d value of non-``None`` :meth:`tolx_parts` that must be below ``tolx`` too (CMA-ES:
+        pycma's ``max_j sigma p_c_j``)."""
+        raise NotImplementedError(f"{type(self).__name__} has tolx_parts but no tolx_path")
+
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Refuse saved state ``arrays`` (numpy, by field) whose values are inconsistent, with an
+        ``InvalidArgumentError`` naming the field; nothing to check by default (finiteness is
+        checked for every strategy: :mod:`evostrat.strategies.state_checks`)."""
+
     # -- stateful wrapper ---------------------------------------------------------------
     def initialize(self, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
                    dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> "AskTell":
@@ -341,29 +366,6 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     if not isinstance(stops, dict) or not all(isinstance(name, str) for name in stops):
         raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
                                f"got {type(stops).__name__}: {stops!r}"[:300])
-
-
-def host_value(value: Any) -> Any:
-    """A host (numpy) copy of a scalar or array hyper-parameter of any backend.
-
-    Python scalars, strings, lists, numpy values and ``None`` come back unchanged.
-
-    Examples
-    --------
-    >>> host_value(0.5), host_value(None)
-    (0.5, None)
-    """
-    if value is None or isinstance(value, (int, float, str, np.ndarray, np.generic, list, tuple)):
-        return value  # None and str fail the float conversion with a clear error
-    return get_backend(value).to_numpy(value)
-
-
-def clamp_sigma(sigma: Array) -> Array:
-    """Keep standard deviations inside the finite range of their dtype."""
-    xp = array_namespace(sigma)
-    info = xp.finfo(sigma.dtype)
-    lo, hi = math.sqrt(float(info.smallest_normal)), math.sqrt(float(info.max))
-    return xp.clip(sigma, lo, hi)
 
 
 class MirroredPopsize:

@@ -62,16 +62,14 @@ def check_state_arrays(strategy: Any, arrays: dict[str, np.ndarray]) -> None:
     InvalidArgumentError
         Naming the first array holding NaN or infinite values, or the check that failed.
     """
-    allowed = frozenset(getattr(strategy, "nonfinite_state_fields", ()))
+    allowed = strategy.nonfinite_state_fields
     for name, a in arrays.items():
         a = np.asarray(a)
         if a.dtype.kind in "fc" and name not in allowed and not np.isfinite(a).all():
             bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
             raise InvalidArgumentError(f"state array {name!r} holds {bad} NaN or infinite value(s) of "
                                        f"{np.size(a)}; a strategy state must be finite")
-    check = getattr(strategy, "check_state_arrays", None)
-    if callable(check):
-        check(arrays)
+    strategy.check_state_arrays(arrays)
 
 
 def check_eigen_state(arrays: dict[str, np.ndarray]) -> None:
