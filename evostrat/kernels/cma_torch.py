@@ -4,8 +4,9 @@ On torch the generic :meth:`CMABase.stop <evostrat.strategies.cma_base.CMABase.s
 about 25 eager operations and five host reads a generation, which ``ES.fit`` and an ask/tell
 loop pay every generation (they read ``stop_reason``): 120 us of CMA-ES's generation at
 d = 10 on a CPU. This kernel (offered by the built-in plugin for torch states; ``ask``,
-``tell`` and ``sigma`` are the generic steps, :func:`host_sigma` their sigma read directly) reads the state's vectors once as Python floats
-and decides each criterion from *bounds* on the values torch computes: each criterion compares
+``tell`` and ``sigma`` are the generic steps, :func:`host_sigma` their sigma read directly)
+reads the state's vectors once as Python floats and decides each criterion from *bounds* on
+the values torch computes: each criterion compares
 two quantities that torch computes in a few operations of the state's dtype (unit roundoff
 ``u``: ``2^-53`` for float64, ``2^-24`` for float32), so where the exact values lie apart by
 more than ``32 u`` relative (torch's ``sqrt`` is not always correctly rounded) the computed

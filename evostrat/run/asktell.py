@@ -179,9 +179,9 @@ class AskTell(PicklableRunner):
 
     @cached_property
     def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
-        """How a history row reads sigma, with the strategy's kernel (:func:`~evostrat.kernels.row_sigma`)."""
-        find = getattr(self.strategy, "kernel", None)
-        return row_sigma(find(self.state) if callable(find) else None, self.sigma_of)
+        """How a history row reads sigma: the strategy's kernel's (:func:`~evostrat.kernels.row_sigma`), else its own ``host_sigma``."""
+        find, host = getattr(self.strategy, "kernel", None), getattr(self.strategy, "host_sigma", None)
+        return row_sigma(find(self.state) if callable(find) else None, host or self.sigma_of)
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:
