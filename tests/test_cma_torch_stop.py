@@ -148,3 +148,13 @@ def test_a_fit_stops_as_with_the_generic_criteria(name, dtype, monkeypatch):
     assert torch.equal(fast.x_, slow.x_)
     keys = ("generation", "best", "median", "sigma")
     assert [[r[k] for k in keys] for r in fast.history_] == [[r[k] for k in keys] for r in slow.history_]
+
+
+@pytest.mark.parametrize("cls", [CMAES, SepCMAES])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_joined_read_gives_the_separate_reads(cls, dtype):
+    """A GPU state's vectors cross in one concatenation (one synchronisation); on the CPU each is
+    read alone: the same floats either way."""
+    for s, state in told_states(cls, dtype, 7, 12, 5):
+        for axis in (True, False):
+            assert cma_torch.read(state, axis, joined=True) == cma_torch.read(state, axis, joined=False)

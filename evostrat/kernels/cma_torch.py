@@ -48,7 +48,7 @@ from evostrat.strategies.cma_base import STOP_NAMES
 from evostrat.strategies.cma_es import CMAES, CMAESState
 from evostrat.strategies.sep_cma_es import SepCMAES, SepCMAESState
 
-__all__ = ["applies", "kernel", "stop", "host_sigma"]
+__all__ = ["applies", "kernel", "stop", "read", "host_sigma"]
 
 #: per dtype: unit roundoff ``u``, the least magnitude an addend keeps (far above the dtype's
 #: underflow) and the relative margin of ``tolupsigma``'s logarithms
@@ -98,16 +98,8 @@ def stop(ctx: SimpleNamespace, state: Any) -> dict[str, Any]:
             or torch.compiler.is_compiling()):
         return strategy.generic_stop(state)
     u, tiny, margin = rounding
-    diag_t = state.C if separable else state.diag_C
     try:  # the vectors read once (a tensor under vmap refuses: the generic operations then)
-        if mean.device.type == "cpu":
-            m, diag, s, log_scale = mean.tolist(), diag_t.tolist(), state.sigma.item(), state.log_scale.item()
-            D = None if separable else state.D.tolist()
-        else:
-            n = mean.shape[0]
-            flat = torch.cat([mean, diag_t, state.sigma[None], state.log_scale[None]]
-                             + ([] if separable else [state.D])).tolist()
-            m, diag, (s, log_scale), D = flat[:n], flat[n:2 * n], flat[2 * n:2 * n + 2], flat[2 * n + 2:] or None
+        m, diag, D, column, s, log_scale, i = read(state, strategy.noeffectaxis, mean.device.type != "cpu")
     except RuntimeError:
         return strategy.generic_stop(state)
     low, high = min(diag), max(diag)
@@ -126,13 +118,12 @@ def stop(ctx: SimpleNamespace, state: Any) -> dict[str, Any]:
         elif not d_max < rhs * (1.0 - k):
             return _generic(strategy, state)
     if strategy.noeffectaxis:
-        i = int(state.generation) % len(m)
         step = 0.1 * s
         if D is None:  # the axis is the coordinate i: the other coordinates add exact zeros
             moved = _moves(m[i], step, math.sqrt(diag[i]), u, tiny)
         else:  # column i of B times D_i: some coordinate moves (usually the first one read)
             moved, d_i = False, D[i]
-            for m_j, b in zip(m, state.B[:, i].tolist()):
+            for m_j, b in zip(m, column):
                 hit = _moves(m_j, step, b * d_i, u, tiny)
                 if hit:
                     moved = True
@@ -159,6 +150,26 @@ def stop(ctx: SimpleNamespace, state: Any) -> dict[str, Any]:
         if strategy.tolfacupx is not None and not s * math.sqrt(high) * (1.0 + k) < fac_min * (1.0 - k):
             return _generic(strategy, state)  # a diverging run: element by element
     return out if out is not _NO_STOP else dict(_NO_STOP)
+
+
+def read(state: Any, axis: bool, joined: bool) -> tuple[list[float], list[float], list[float] | None,
+                                                     list[float] | None, float, float, int]:
+    """``(mean, diag C, D, column i of B, sigma, log_scale, i)`` of a CMA-ES (sep-CMA-ES:
+    ``D`` and the column ``None``) torch ``state`` as Python floats, ``i`` the generation modulo
+    the dimension (``axis``: the column is needed). ``joined``: the tensors in one read (one
+    synchronisation with a GPU), else each on its own (on the CPU, without the concatenation)."""
+    separable = type(state) is SepCMAESState
+    mean, diag = state.mean, state.C if separable else state.diag_C
+    n = mean.shape[0]
+    i = int(state.generation) % n  # CMA-ES: a host counter (Backend.counter_device)
+    column = None if separable or not axis else state.B[:, i]
+    if not joined:
+        return (mean.tolist(), diag.tolist(), None if separable else state.D.tolist(),
+                None if column is None else column.tolist(), state.sigma.item(), state.log_scale.item(), i)
+    parts = [mean, diag, state.sigma[None], state.log_scale[None]] + ([] if separable else [state.D])
+    flat = torch.cat(parts + ([] if column is None else [column])).tolist()
+    D = None if separable else flat[2 * n + 2:3 * n + 2]
+    return flat[:n], flat[n:2 * n], D, None if column is None else flat[3 * n + 2:], flat[2 * n], flat[2 * n + 1], i
 
 
 def _moves(m: float, step: float, factor: float, u: float, tiny: float) -> bool | None:
