@@ -325,9 +325,7 @@ class CMABase(Strategy):
     def sigma(self, state: Any) -> Array:
         """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""
         kernel = self.kernel(state)
-        if kernel is not None and kernel.sigma is not None:
-            return kernel.sigma(state)
-        return self.generic_sigma(state)
+        return self.generic_sigma(state) if kernel is None or kernel.sigma is None else kernel.sigma(state)
 
     def generic_sigma(self, state: Any) -> Array:
         """:meth:`sigma` over the Array API namespace (what a kernel's must equal)."""
@@ -364,9 +362,7 @@ class CMABase(Strategy):
         A disabled criterion (threshold ``None`` or flag ``False``) is always false.
         """
         kernel = self.kernel(state)
-        if kernel is not None and kernel.stop is not None:
-            return kernel.stop(state)
-        return self.generic_stop(state)
+        return self.generic_stop(state) if kernel is None or kernel.stop is None else kernel.stop(state)
 
     def generic_stop(self, state: Any) -> dict[str, Any]:
         """:meth:`stop` over the Array API namespace, 0-d boolean arrays (what a kernel's must equal)."""
