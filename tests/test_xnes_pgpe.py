@@ -519,3 +519,31 @@ def test_pgpe_rejects_bad_hyper_parameters(kwargs, error, words):
 def test_xnes_rejects_bad_hyper_parameters(kwargs, error, words):
     with pytest.raises(error, match=words):
         XNES(**kwargs).init(np.zeros(3), random_state=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch32", "torch64"])
+def test_xnes_host_sigma_is_the_float_of_sigma(backend):
+    """A history row's sigma (``host_sigma``: the downscale factor found on the host) is
+    ``float(sigma(state))`` bit for bit: B below 1, above it (the factor a power of two), just
+    below and at a power of two (where ``log2`` may round up), huge, NaN and infinite."""
+    s = XNES()
+    dtype = {"numpy": np.float64, "torch32": torch.float32, "torch64": torch.float64}[backend]
+    x0 = np.full(5, 2.0) if backend == "numpy" else torch.full((5,), 2.0, dtype=dtype)
+    state = s.init(x0, random_state=0)
+    be = get_backend(x0)
+    for _ in range(40):
+        X, state = s.ask(state)
+        state = s.tell(state, X, ellipsoid(X))
+        B = state.B
+        unit = B / float(be.to_numpy(be.xp.max(be.xp.abs(B))))
+        below = np.nextafter(4.0, 0.0, dtype=np.float32 if backend == "torch32" else np.float64)
+        for scaled in (B, B * 3.0, unit * 4.0, unit * float(below), unit * 1e30, B * 1e-30, B * math.nan,
+                       B * math.inf):
+            st = state._replace(B=scaled)
+            host, generic = s.host_sigma(st), float(be.to_numpy(s.sigma(st)))
+            assert host == generic or (math.isnan(host) and math.isnan(generic))
+
+
+def test_xnes_fit_history_sigma_is_the_strategy_sigma():
+    es = ES("xnes", max_generations=30, random_state=1).fit(ellipsoid, torch.full((4,), 3.0, dtype=torch.float64))
+    assert es.history_[-1]["sigma"] == es.strategy_.sigma  # the generic sigma read of the last state

@@ -12,6 +12,8 @@ Built-in kernels:
 - :mod:`evostrat.kernels.cma_numpy`: CMA-ES on numpy arrays, bit-identical to
   the generic steps of :mod:`evostrat.strategies.cma_base`.
 - :mod:`evostrat.kernels.sep_cma_numpy`: sep-CMA-ES on numpy arrays, likewise.
+- :mod:`evostrat.kernels.cma_torch`: the criteria (``stop``) and a history row's sigma of
+  CMA-ES and sep-CMA-ES on torch tensors, decided on the host (``ask`` and ``tell`` generic).
 
 A *stack kernel* (``evostrat_stack_kernel`` hook, :func:`resolve_stack_kernel`) computes
 a strategy's ``ask``, ``tell`` and read-outs for the stacked states of a batch of runs

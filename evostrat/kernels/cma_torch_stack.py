@@ -65,7 +65,8 @@ __all__ = ["STEPS", "applies", "kernel", "ask", "tell", "read"]
 #: The methods whose steps the kernel runs: a subclass that overrides one keeps its own (under vmap).
 STEPS = ("ask", "tell", "generic_tell", "sample", "whiten", "update_covariance", "decompose", "current_cov",
          "eigen", "repair", "rescale", "sigma_path", "step_size", "csa", "cov_path", "active_factors", "cov_decay",
-         "sigma", "stop", "_sigma_array", "_stop_arrays", "_diag_cov", "_axes", "parameters", "constants")
+         "sigma", "stop", "generic_sigma", "generic_stop", "_sigma_array", "_stop_arrays", "_diag_cov", "_axes",
+         "parameters", "constants")
 
 
 def applies(strategy: Any) -> bool:

@@ -1,6 +1,7 @@
 """Built-in kernel plugin: CMA-ES and sep-CMA-ES on numpy arrays (:mod:`evostrat.kernels.cma_numpy`,
 :mod:`evostrat.kernels.sep_cma_numpy`), and CMA-ES and sep-CMA-ES over a torch batch's stacked runs
-(:mod:`evostrat.kernels.cma_torch_stack`)."""
+(:mod:`evostrat.kernels.cma_torch_stack`), and the host read-outs of a torch run of either
+(:mod:`evostrat.kernels.cma_torch`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def evostrat_kernel(strategy: Any, backend: Any) -> Any | None:
         from evostrat.kernels import sep_cma_numpy
 
         return sep_cma_numpy.kernel(strategy)
+    if backend.torch_tensors and isinstance(strategy, (CMAES, SepCMAES)):
+        from evostrat.kernels import cma_torch
+
+        if cma_torch.applies(strategy):  # read-outs on the host, the generic ask and tell
+            return cma_torch.kernel(strategy)
     return None
 
 

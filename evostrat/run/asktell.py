@@ -5,7 +5,6 @@ backend can (``jax.jit``), checks that ``tell`` receives the population ``ask`` 
 values of the right shape, and applies the non-finite fitness policy.
 
 Non-finite fitness policy (``nonfinite``):
-
 - ``"warn"`` (default): NaN ranks worst (as ``+inf``); ``+inf``/``-inf`` rank by
   their order; a :class:`~evostrat.errors.NonFiniteFitnessWarning` names how many.
 - ``"ignore"``: the same ranking without a warning.
@@ -44,6 +43,7 @@ from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend
 from evostrat.run.picklable import PicklableRunner
+from evostrat.strategies.base import Strategy
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -179,8 +179,9 @@ class AskTell(PicklableRunner):
 
     @cached_property
     def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
-        """How a history row reads sigma, with the strategy's kernel (:func:`~evostrat.kernels.row_sigma`)."""
-        return row_sigma(self.strategy.kernel(self.state), self.sigma_of)
+        """How a history row reads sigma: the kernel's (:func:`~evostrat.kernels.row_sigma`), else the strategy's own."""
+        own = type(self.strategy).host_sigma is not Strategy.host_sigma  # else the runner's reading
+        return row_sigma(self.strategy.kernel(self.state), self.strategy.host_sigma if own else self.sigma_of)
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

@@ -143,6 +143,7 @@ class CMABase(Strategy):
     termination_defaults: dict[str, Any] = {"tolfunhist": 1e-12, "tolstagnation": "auto",
                                             "tolflatfitness": 1}
     separable = False
+    torch_kernel = True  #: let :mod:`evostrat.kernels.cma_torch` decide a torch run's :meth:`stop` on the host
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0, active: bool = True,
                  tolconditioncov: float | None = 1e14, tolupsigma: float | None = 1e20,
@@ -324,8 +325,10 @@ class CMABase(Strategy):
     def sigma(self, state: Any) -> Array:
         """Largest coordinate standard deviation ``sigma * sqrt(max diag C)`` (0-d)."""
         kernel = self.kernel(state)
-        if kernel is not None and kernel.sigma is not None:
-            return kernel.sigma(state)
+        return self.generic_sigma(state) if kernel is None or kernel.sigma is None else kernel.sigma(state)
+
+    def generic_sigma(self, state: Any) -> Array:
+        """:meth:`sigma` over the Array API namespace (what a kernel's must equal)."""
         return self._compiled("_sigma_array", state)(state)
 
     def _sigma_array(self, state: Any) -> Array:
@@ -359,8 +362,10 @@ class CMABase(Strategy):
         A disabled criterion (threshold ``None`` or flag ``False``) is always false.
         """
         kernel = self.kernel(state)
-        if kernel is not None and kernel.stop is not None:
-            return kernel.stop(state)
+        return self.generic_stop(state) if kernel is None or kernel.stop is None else kernel.stop(state)
+
+    def generic_stop(self, state: Any) -> dict[str, Any]:
+        """:meth:`stop` over the Array API namespace, 0-d boolean arrays (what a kernel's must equal)."""
         return dict(zip(STOP_NAMES, self._compiled("_stop_arrays", state)(state)))
 
     def _stop_arrays(self, state: Any) -> tuple[Array, ...]:

@@ -242,6 +242,25 @@ class XNES(Strategy):
         Bf = state.B * f
         return (state.sigma / f) * xp.sqrt(xp.max(xp.sum(Bf * Bf, axis=1)))
 
+    def host_sigma(self, state: XNESState) -> float:
+        """:meth:`sigma` as a Python float, read eagerly on the host (a run's history rows), with
+        the downscale factor (an exact power of two, 1 unless an entry of ``B`` exceeds 1) found
+        on the host from ``max |B|``: the same operations on the same values, without the dozen
+        that compute the factor. Near a power of two (where ``log2`` may round up) or not finite:
+        :meth:`sigma` itself."""
+        xp = get_backend(state.mean).xp
+        B, sigma = state.B, state.sigma
+        top = float(xp.max(xp.abs(B)))
+        if top > 1.0:
+            fraction, exponent = math.frexp(top)  # floor(log2(top)) = exponent - 1 unless top is 2^k
+            if not (math.isfinite(top) and 0.5 < fraction < 1.0 - 1e-4):
+                return float(get_backend(state.mean).to_numpy(self.sigma(state)))
+            f = 2.0 ** (4 - exponent)  # downscale_factor's 2^-(floor(log2 top) - 3)
+            B, sigma = B * f, sigma / f
+        elif not top <= 1.0:  # NaN
+            return float(get_backend(state.mean).to_numpy(self.sigma(state)))
+        return float(sigma * xp.sqrt(xp.max(xp.sum(B * B, axis=1))))
+
     def covariance(self, state: XNESState) -> Array:
         """The covariance matrix ``sigma^2 B B^T`` of the search distribution."""
         xp = get_backend(state.mean).xp
