@@ -5,6 +5,7 @@ backend can (``jax.jit``), checks that ``tell`` receives the population ``ask`` 
 values of the right shape, and applies the non-finite fitness policy.
 
 Non-finite fitness policy (``nonfinite``):
+
 - ``"warn"`` (default): NaN ranks worst (as ``+inf``); ``+inf``/``-inf`` rank by
   their order; a :class:`~evostrat.errors.NonFiniteFitnessWarning` names how many.
 - ``"ignore"``: the same ranking without a warning.
@@ -185,10 +186,8 @@ class AskTell(PicklableRunner):
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:
-        """Sample and return a population of shape ``(popsize, dim)``.
-
-        Asking again before ``tell`` discards the earlier population.
-        """
+        """Sample and return a population of shape ``(popsize, dim)`` (asking again before ``tell``
+        discards the earlier population)."""
         X, self.state = self._ask(self.state)
         self.injected_rows = ()
         if self.injections:
