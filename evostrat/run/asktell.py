@@ -44,7 +44,6 @@ from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend
 from evostrat.run.picklable import PicklableRunner
-from evostrat.strategies.base import Strategy
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -181,8 +180,7 @@ class AskTell(PicklableRunner):
     @cached_property
     def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
         """How a history row reads sigma: the kernel's (:func:`~evostrat.kernels.row_sigma`), else the strategy's own."""
-        own = type(self.strategy).host_sigma is not Strategy.host_sigma  # else the runner's reading
-        return row_sigma(self.strategy.kernel(self.state), self.strategy.host_sigma if own else self.sigma_of)
+        return row_sigma(self.strategy.kernel(self.state), self.strategy.host_sigma or self.sigma_of)
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:

@@ -102,10 +102,10 @@ class Strategy(Params):
 
     **Optional**, with defaults here so that callers never test for them: the class
     attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize``,
-    ``fusable_methods``, ``initial_only_params`` and ``nonfinite_state_fields``, and
+    ``fusable_methods``, ``initial_only_params``, ``host_sigma`` and ``nonfinite_state_fields``, and
     :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
-    evaluation), :meth:`evolvability`, :meth:`host_sigma`, :meth:`kernel`,
-    :meth:`tolx_parts`/:meth:`tolx_path` and :meth:`check_state_arrays`. A method ``covariance(state)`` (the search covariance,
+    evaluation), :meth:`evolvability`, :meth:`kernel`, :meth:`tolx_parts`/:meth:`tolx_path`
+    and :meth:`check_state_arrays`. A method ``covariance(state)`` (the search covariance,
     for the recorder's read-outs) is looked up by name: CMA-ES's ``covariance`` option
     shares it. :meth:`init` checks the state once
     (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
@@ -134,6 +134,9 @@ class Strategy(Params):
     #: of them must leave it out (``evostrat.testing``'s ``capabilities`` check compares those
     #: methods across values).
     initial_only_params: ClassVar[frozenset[str]] = frozenset()
+    #: ``None``, or a method ``host_sigma(state) -> float``: :meth:`sigma` as a Python float read more
+    #: cheaply on the host (xNES), which a run's history rows then use.
+    host_sigma: ClassVar[Any] = None
     #: State fields that may hold NaN or inf (a checkpoint's other floating fields must be finite).
     nonfinite_state_fields: ClassVar[frozenset[str]] = frozenset()
 
@@ -281,12 +284,6 @@ class Strategy(Params):
         """The behavioural statistic the strategy ascends (0-d); NaN (default) when none."""
         be = get_backend(state.mean)
         return be.xp.full((), math.nan, dtype=state.mean.dtype, device=be.device(state.mean))
-
-    def host_sigma(self, state: Any) -> float:
-        """:meth:`sigma` as a Python float (a run's history rows), which a strategy may read more
-        cheaply on the host (xNES)."""
-        value = self.sigma(state)
-        return float(value if isinstance(value, float) else get_backend(state.mean).to_numpy(value))
 
     def kernel(self, state: Any) -> Any:
         """The fast-path kernel (:mod:`evostrat.kernels`) the strategy runs ``state`` with;
