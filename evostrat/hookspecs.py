@@ -133,10 +133,12 @@ def evostrat_distributions() -> dict[str, type]:
     - **Parameters as a state.** ``param_names`` lists the parameters, the location
       (shape ``(d,)``) first; they are the pytree leaves (``tree_flatten`` /
       ``tree_unflatten``), anything else (flags, degrees of freedom) is static
-      (``_static_attrs``). ``search_init(mean, sigma, **options)`` builds the
+      (``static_attrs``; ``leaf_attrs`` where other attributes hold the leaves).
+      ``__init__`` builds them with ``convert_params``, ``validate`` and
+      ``finite_condition``. ``search_init(mean, sigma, **options)`` builds the
       distribution a search starts from; ``positive`` names the parameters kept
       positive (moved in log units).
-    - **Addressable draws.** ``_transform(eps)`` maps ``noise_dim`` standard normal
+    - **Addressable draws.** ``transform_noise(eps)`` maps ``noise_dim`` standard normal
       values per draw to a draw; ``sample_rows(key, rows)`` then gives row ``r`` as
       a function of ``key`` and ``r`` alone (seed compression), and ``sample`` /
       ``rsample`` follow.
@@ -152,7 +154,9 @@ def evostrat_distributions() -> dict[str, type]:
       ``local_gradient`` and ``retract`` have defaults (log units for ``positive``).
 
     ``evostrat.testing.check_distribution(cls)`` checks every line of it, on every installed
-    backend.
+    backend. The underscore names of earlier releases (``_transform``, ``_convert``,
+    ``_validate``, ``_finite``, ``_static_attrs``, ``_leaf_attrs``) keep working as
+    aliases (:mod:`evostrat.distributions.legacy`).
     """
 
 

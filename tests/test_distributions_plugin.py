@@ -91,7 +91,7 @@ def test_laplace_scores_and_fisher() -> None:
 
 
 def test_a_family_missing_a_required_member_is_named_with_its_use() -> None:
-    """A family without score (searched on numpy), log_prob, _transform or the shapes raised a bare
+    """A family without score (searched on numpy), log_prob, transform_noise or the shapes raised a bare
     NotImplementedError (an empty message); the error now names the member and what needs it."""
     from evostrat import ES
     from evostrat.distributions import Distribution
@@ -115,7 +115,7 @@ def test_a_family_missing_a_required_member_is_named_with_its_use() -> None:
         ES("nes", distribution=Half, max_generations=2).fit(sphere, np.ones(3))
     Half.event_shape = property(lambda self: (int(self.mu.shape[0]),))
     Half.batch_shape = property(lambda self: ())
-    with pytest.raises(NotImplementedError, match=r"^Half does not define _transform\(eps\): the map from "
+    with pytest.raises(NotImplementedError, match=r"^Half does not define transform_noise\(eps\): the map from "
                                                   r"noise_dim standard normals to a draw"):
         ES("nes", distribution=Half, max_generations=2).fit(sphere, np.ones(3))
     Half._transform = lambda self, eps: self.mu + self.sigma * eps

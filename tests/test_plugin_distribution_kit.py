@@ -34,7 +34,7 @@ class Cauchy(Distribution):
     positive = frozenset({"b"})
 
     def __init__(self, mu: Any, b: Any, *, mirrored: bool = False) -> None:
-        self.mu, self.b = self._convert(mirrored, mu=mu, b=b)
+        self.mu, self.b = self.convert_params(mirrored, mu=mu, b=b)
 
     @classmethod
     def search_init(cls, mean: Any, sigma: Any, **options: Any) -> "Cauchy":
@@ -47,7 +47,7 @@ class Cauchy(Distribution):
     def marginal_scale(self) -> Any:
         return self.b
 
-    def _transform(self, eps: Any) -> Any:
+    def transform_noise(self, eps: Any) -> Any:
         d = self.mu.shape[0]
         return self.mu + self.b * eps[..., :d] / self.xp.abs(eps[..., d:])
 
@@ -75,7 +75,7 @@ class WrongScore(Cauchy):
 
 
 class NoNoiseDim(Cauchy):
-    noise_dim = Distribution.noise_dim  # d normals, but _transform reads 2 d
+    noise_dim = Distribution.noise_dim  # d normals, but transform_noise reads 2 d
 
 
 class UphillFisher(Cauchy):

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import operator
 from typing import Any, ClassVar
 
 import numpy as np
 
-from evostrat.backends import Backend, array_backend, get_backend
+from evostrat.backends import Backend
+from evostrat.distributions.arrays import is_int, is_number_like, sum_to_shape, to_one_backend
 from evostrat.distributions.keys import sampling_key
+from evostrat.distributions.legacy import sync_legacy_names
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
@@ -42,37 +43,18 @@ __all__ = ["Distribution", "LOG_2PI", "sum_to_shape"]
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_number_like(value: Any) -> bool:
-    """Python numbers, numpy scalars, lists and tuples (not bools): converted, not dispatched on."""
-    return isinstance(value, (numbers.Number, list, tuple, np.generic)) and not isinstance(value, bool)
-
-
-def sum_to_shape(grad: Array, n_sample_axes: int, shape: tuple[int, ...], xp: Any) -> Array:
-    """Sum the broadcast axes of ``grad`` so it has shape ``sample_shape + shape``.
-
-    ``grad`` has shape ``sample_shape + full`` where ``shape`` broadcasts to
-    ``full``; the axes ``shape`` lacks, or where it has size 1, are summed.
-    """
-    full = tuple(grad.shape[n_sample_axes:])
-    lead = len(full) - len(shape)
-    axes = [n_sample_axes + i for i in range(lead)]
-    axes += [n_sample_axes + lead + i for i, size in enumerate(shape) if size == 1 and full[lead + i] != 1]
-    if axes:
-        grad = xp.sum(grad, axis=tuple(axes), keepdims=True)
-    return xp.reshape(grad, tuple(grad.shape[:n_sample_axes]) + tuple(shape))
-
-
 class Distribution:
     """Base class of evostrat's search distributions.
 
     Subclasses set ``param_names`` (the order of :meth:`params`, of the pytree
     leaves and of :meth:`score`'s keys), ``event_ndim`` and implement
-    ``_transform`` (standard normal noise -> sample), ``log_prob``,
-    ``entropy`` and ``score``.
+    :meth:`transform_noise` (standard normal noise -> sample), ``log_prob``,
+    ``entropy`` and ``score``; their ``__init__`` builds the parameters with
+    :meth:`convert_params`, :meth:`validate` and :meth:`finite_condition`.
+    The underscore names of earlier releases (``_transform``, ``_convert``,
+    ``_validate``, ``_finite``, ``_static_attrs``, ``_leaf_attrs``) keep
+    working: a subclass defining either name of a pair gets both
+    (:mod:`evostrat.distributions.legacy`).
 
     Parameters
     ----------
@@ -87,68 +69,53 @@ class Distribution:
     _backend: Backend
     mirrored: bool
 
-    # -- construction ----------------------------------------------------------------
-    def _convert(self, mirrored: bool, **values: Any) -> list[Array]:
-        """Put every parameter on one backend and one floating dtype.
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        sync_legacy_names(cls)
+
+    # -- construction (helpers a family's __init__ calls) ------------------------------
+    def convert_params(self, mirrored: bool, **values: Any) -> list[Array]:
+        """Put every parameter on one backend and one floating dtype; set ``mirrored``.
 
         The first parameter that is an array picks the backend; numbers and
         lists follow it (numpy when all are numbers).
+
+        Parameters
+        ----------
+        mirrored : bool
+            The ``mirrored`` flag of the distribution (checked to be a bool).
+        **values : number, list or array
+            The parameters by name (``None`` passes through).
+
+        Returns
+        -------
+        list
+            The parameters in the order given, as arrays of one backend, dtype and device.
         """
         if not isinstance(mirrored, bool):
             raise InvalidTypeError(f"mirrored must be a bool, got {mirrored!r}")
         self.mirrored = mirrored
-        backend: Backend | None = None
-        arrays: dict[str, Array] = {}
-        for name, value in values.items():
-            if value is None or is_number_like(value):
-                continue
-            be = array_backend(value)
-            if be is None:
-                raise InvalidTypeError(
-                    f"{name} must be a number or an array (numpy, torch or JAX), got "
-                    f"{type(value).__name__}"
-                )
-            if backend is not None and be is not backend:
-                raise InvalidTypeError(
-                    f"{name} is a {be.name} array but {next(iter(arrays))} is a {backend.name} "
-                    "array; pass every parameter on one backend"
-                )
-            if not be.xp.isdtype(value.dtype, ("real floating", "integral")):
-                raise InvalidTypeError(f"{name} must have a real dtype, got {value.dtype}")
-            backend, arrays[name] = be, value
-        self._backend = backend = backend or get_backend("numpy")
-        xp = backend.xp
-        device = next((d for d in map(backend.device, arrays.values()) if d is not None), None)
-        floats = [a.dtype for a in arrays.values() if xp.isdtype(a.dtype, "real floating")]
-        dtype = xp.result_type(*floats) if len(floats) > 1 else floats[0] if floats else backend.default_float
-        out = []
-        for name, value in values.items():
-            try:
-                if value is not None and name not in arrays:
-                    value = backend.asarray(value, dtype=dtype, device=device)
-                elif value is not None and value.dtype != dtype:
-                    value = xp.astype(value, dtype)
-            except (TypeError, ValueError) as err:
-                raise InvalidTypeError(
-                    f"{name} must be a number or an array of real numbers, got {value!r}"
-                ) from err
-            out.append(value)
-        backend.register_pytree_class(type(self))
+        self._backend, out = to_one_backend(values)
+        self._backend.register_pytree_class(type(self))
         return out
 
-    def _finite(self, raw: Any, value: Array, positive: bool = False) -> Any:
-        """Condition "finite (and positive) everywhere", NaN failing it: a Python bool
-        when ``raw`` is a number, else a boolean array of ``value``."""
+    def finite_condition(self, raw: Any, value: Array, positive: bool = False) -> Any:
+        """Condition "finite (and positive) everywhere", NaN failing it, for :meth:`validate`.
+
+        A Python bool when ``raw`` (the user's argument) is a number, else a
+        boolean array of ``value`` (its converted array).
+        """
         number = is_number_like(raw)
         xp, a = (np, np.asarray(raw, dtype=np.float64)) if number else (self.xp, value)
         ok = xp.isfinite(a) & (a > 0) if positive else xp.isfinite(a)
         return bool(np.all(ok)) if number else ok
 
-    def _validate(self, *checks: tuple[str, Any]) -> None:
+    def validate(self, *checks: tuple[str, Any]) -> None:
         """Raise ``InvalidArgumentError(message)`` for the first condition that fails.
 
-        Array conditions are reduced together and synchronised once; under
-        ``jax.jit`` (tracers) they are skipped.
+        ``checks`` are ``(message, condition)`` pairs, a condition a bool or a
+        boolean array (:meth:`finite_condition`). Array conditions are reduced
+        together and synchronised once; under ``jax.jit`` (tracers) they are skipped.
         """
         for message, condition in checks:
             if isinstance(condition, bool) and not condition:
@@ -207,8 +174,8 @@ class Distribution:
 
     # -- sampling --------------------------------------------------------------------------
     def _sample_shape(self, n: Any) -> tuple[int, ...]:
-        shape = (n,) if _is_int(n) else n
-        if not isinstance(shape, tuple) or not shape or not all(_is_int(s) and s >= 1 for s in shape):
+        shape = (n,) if is_int(n) else n
+        if not isinstance(shape, tuple) or not shape or not all(is_int(s) and s >= 1 for s in shape):
             raise InvalidArgumentError(
                 f"n must be a positive int or a non-empty tuple of positive ints, got {n!r}"
             )
@@ -235,9 +202,20 @@ class Distribution:
             eps = be.normal(self._key(key), shape + rest, self.dtype, self.device)
         return self.xp.concat([eps, -eps], axis=0) if self.mirrored else eps
 
+    def transform_noise(self, eps: Array) -> Array:
+        """Draws from standard normal noise: ``eps`` of shape ``sample_shape + (noise_dim,)``
+        (or ``+ batch_shape + event_shape``) to ``sample_shape + batch_shape + event_shape``.
+        Required; :meth:`rsample`, :meth:`sample` and :meth:`sample_rows` use it."""
+        return self._transform(eps)  # a family that assigned the earlier name after its class
+
     def _transform(self, eps: Array) -> Array:
-        raise self._missing("_transform(eps)", "the map from noise_dim standard normals to a draw, which "
-                                               "sampling uses")
+        """The earlier name of :meth:`transform_noise` (a family defining either defines both)."""
+        raise self._missing("transform_noise(eps)", "the map from noise_dim standard normals to a draw, "
+                                                    "which sampling uses")
+
+    _convert = convert_params
+    _finite = finite_condition
+    _validate = validate
 
     def rsample(
         self, n: int | tuple[int, ...] = 1, key: Any = None, generator: Any = None
@@ -256,7 +234,7 @@ class Distribution:
             A stateful generator to draw from instead of ``key`` (numpy and
             torch only); it advances with every call.
         """
-        return self._transform(self._noise(self._sample_shape(n), key, generator))
+        return self.transform_noise(self._noise(self._sample_shape(n), key, generator))
 
     def sample(
         self, n: int | tuple[int, ...] = 1, key: Any = None, generator: Any = None
@@ -330,11 +308,11 @@ class Distribution:
 
     def sample_rows(self, key: Any, rows: Any) -> Array:
         """Draws ``rows`` of an addressable sample: row ``r`` depends only on ``key`` and ``r``
-        (:meth:`~evostrat.backends.base.Backend.normal_rows` noise through ``_transform``), so a
+        (:meth:`~evostrat.backends.base.Backend.normal_rows` noise through :meth:`transform_noise`), so a
         worker rebuilds its own rows alone (seed compression). Shape ``(len(rows),) + event_shape``."""
         be = self._backend
         eps = be.normal_rows(key, rows, self.noise_dim, self.dtype, self.device)
-        return be.stop_gradient(self._transform(eps))
+        return be.stop_gradient(self.transform_noise(eps))
 
     def marginal_scale(self) -> Array:
         """Per-coordinate scale of a draw, shape ``event_shape`` (a search's sigma read-out)."""
@@ -367,21 +345,24 @@ class Distribution:
         return type(self).tree_unflatten(aux, tuple(moved))
 
     # -- pytree protocol (Backend.register_pytree_class) ----------------------------------------
-    #: Attributes holding the leaves (default: :attr:`param_names`) and the static rest.
-    _leaf_attrs: ClassVar[tuple[str, ...]] = ()
-    _static_attrs: ClassVar[tuple[str, ...]] = ("mirrored",)
+    #: Attributes holding the pytree leaves (empty: the :attr:`param_names`).
+    leaf_attrs: ClassVar[tuple[str, ...]] = ()
+    #: Attributes rebuilt as static data (flags, integer options), not traced.
+    static_attrs: ClassVar[tuple[str, ...]] = ("mirrored",)
+    _leaf_attrs = leaf_attrs
+    _static_attrs = static_attrs
 
     def tree_flatten(self) -> tuple[tuple, tuple]:
         """The parameters (leaves) and the static rest (the backend, flags)."""
-        leaves = tuple(getattr(self, name) for name in self._leaf_attrs or self.param_names)
-        return leaves, (self._backend, tuple(getattr(self, name) for name in self._static_attrs))
+        leaves = tuple(getattr(self, name) for name in self.leaf_attrs or self.param_names)
+        return leaves, (self._backend, tuple(getattr(self, name) for name in self.static_attrs))
 
     @classmethod
     def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "Distribution":
         """Inverse of :meth:`tree_flatten`."""
         obj = object.__new__(cls)
         backend, static = aux
-        names = ("_backend", *cls._static_attrs, *(cls._leaf_attrs or cls.param_names))
+        names = ("_backend", *cls.static_attrs, *(cls.leaf_attrs or cls.param_names))
         for name, value in zip(names, (backend, *static, *leaves)):
             setattr(obj, name, value)
         return obj

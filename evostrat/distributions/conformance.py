@@ -37,7 +37,7 @@ DISTRIBUTION_CHECKS: dict[str, str] = {
     "pytree": "tree_flatten() gives the parameters in param_names order and tree_unflatten rebuilds an "
               "equal distribution; retract({}) leaves it unchanged",
     "sample": "sample_rows(key, rows) returns finite, distinct draws of shape (len(rows), d) on the "
-              "parameters' backend, dtype and device, row r a function of key and r alone (_transform "
+              "parameters' backend, dtype and device, row r a function of key and r alone (transform_noise "
               "reads noise_dim standard normals per draw), the same when compiled (JAX), and "
               "rsample(n, key=...) has shape (n, d)",
     "densities": "log_prob(x) is a finite array of shape (n,) for draws x of shape (n, d), the same when "
@@ -290,7 +290,7 @@ def check_distribution(distribution: type, *, options: dict[str, Any] | None = N
     except ConformanceError:
         raise
     except Exception as err:  # noqa: BLE001 - a family that crashes fails the check it was in
-        hint = " (does _transform read noise_dim standard normals per draw?)" if stage.startswith("sample") else ""
+        hint = " (does transform_noise read noise_dim standard normals per draw?)" if stage.startswith("sample") else ""
         raise ConformanceError(f"{label} raised {type(err).__name__} during {stage}: {err}{hint}. "
                                f"Required: {DISTRIBUTION_CHECKS[stage.split()[0]]}") from err
     return list(DISTRIBUTION_CHECKS)

@@ -67,13 +67,13 @@ class LowRankNormal(Distribution):
     param_names = ("mu", "sigma", "V")
     event_ndim = 1
     positive = frozenset({"sigma"})
-    _static_attrs = ("mirrored", "damping")
+    static_attrs = ("mirrored", "damping")
 
     def __init__(self, mu: Any, sigma: Any, V: Any, *, mirrored: bool = False, damping: float = 0.0) -> None:
         if isinstance(damping, bool) or not isinstance(damping, Real) or not 0 <= damping < math.inf:
             raise InvalidArgumentError(f"damping must be a finite number >= 0, got {damping!r}")
         self.damping = float(damping)
-        self.mu, self.sigma, self.V = self._convert(mirrored, mu=mu, sigma=sigma, V=V)
+        self.mu, self.sigma, self.V = self.convert_params(mirrored, mu=mu, sigma=sigma, V=V)
         if self.mu.ndim != 1:
             raise InvalidArgumentError(f"mu must have shape (d,), got {tuple(self.mu.shape)}")
         d = self.mu.shape[0]
@@ -83,10 +83,10 @@ class LowRankNormal(Distribution):
             raise InvalidArgumentError(f"sigma must be a number or have shape ({d},), got {tuple(self.sigma.shape)}")
         if self.V.ndim != 2 or self.V.shape[0] != d or self.V.shape[1] < 1:
             raise InvalidArgumentError(f"V must have shape ({d}, k) with k >= 1, got {tuple(self.V.shape)}")
-        self._validate(
-            ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
-            ("sigma must be positive and finite everywhere", self._finite(sigma, self.sigma, positive=True)),
-            ("V must be finite (it contains NaN or inf)", self._finite(V, self.V)),
+        self.validate(
+            ("mu must be finite (it contains NaN or inf)", self.finite_condition(mu, self.mu)),
+            ("sigma must be positive and finite everywhere", self.finite_condition(sigma, self.sigma, positive=True)),
+            ("V must be finite (it contains NaN or inf)", self.finite_condition(V, self.V)),
         )
 
     @classmethod
@@ -139,7 +139,7 @@ class LowRankNormal(Distribution):
         """``sqrt(sigma^2 + rowsum(V^2))``."""
         return self.xp.sqrt(self.sigma * self.sigma + self.xp.sum(self.V * self.V, axis=1))
 
-    def _transform(self, eps: Array) -> Array:
+    def transform_noise(self, eps: Array) -> Array:
         d = self.mu.shape[0]
         return self.mu + self.sigma * eps[..., :d] + self.xp.matmul(eps[..., d:], self.V.T)
 

@@ -90,8 +90,8 @@ class MultivariateNormal(Distribution):
     event_ndim = 1
     param_names: tuple[str, ...] = ("mu", "scale_tril")  # type: ignore[misc]
     # JAX pytree: the parameterisation (param_names) is part of the static structure.
-    _leaf_attrs = ("mu", "_matrix")
-    _static_attrs = ("mirrored", "param_names")
+    leaf_attrs = ("mu", "_matrix")
+    static_attrs = ("mirrored", "param_names")
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class MultivariateNormal(Distribution):
         name = "scale_tril" if scale_tril is not None else "covariance"
         matrix = scale_tril if scale_tril is not None else covariance
         self.param_names = ("mu", name)
-        self.mu, self._matrix = self._convert(mirrored, mu=mu, **{name: matrix})
+        self.mu, self._matrix = self.convert_params(mirrored, mu=mu, **{name: matrix})
         if self.mu.ndim != 1:
             raise InvalidArgumentError(f"mu must have shape (d,), got {tuple(self.mu.shape)}")
         d = self.mu.shape[0]
@@ -117,18 +117,18 @@ class MultivariateNormal(Distribution):
                 f"{name} must have shape ({d}, {d}) to match mu, got {tuple(self._matrix.shape)}"
             )
         finite = [
-            ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
-            (f"{name} must be finite (it contains NaN or inf)", self._finite(matrix, self._matrix)),
+            ("mu must be finite (it contains NaN or inf)", self.finite_condition(mu, self.mu)),
+            (f"{name} must be finite (it contains NaN or inf)", self.finite_condition(matrix, self._matrix)),
         ]
         if name == "scale_tril":
             diag = self.xp.linalg.diagonal(self._matrix)
-            self._validate(*finite, ("the diagonal of scale_tril must be positive", diag > 0))
+            self.validate(*finite, ("the diagonal of scale_tril must be positive", diag > 0))
             return
         # Cholesky reads one triangle on numpy and torch, the symmetric part on JAX: an
         # asymmetric matrix would be a different distribution on each backend.
         M, xp = self._matrix, self.xp
         tol = math.sqrt(float(xp.finfo(self.dtype).eps)) * xp.max(xp.abs(M))
-        self._validate(*finite, ("covariance must be symmetric (it differs from its transpose)",
+        self.validate(*finite, ("covariance must be symmetric (it differs from its transpose)",
                                  xp.abs(M - M.T) <= tol))
         try:
             diag = self.xp.linalg.diagonal(self._L())
@@ -136,9 +136,9 @@ class MultivariateNormal(Distribution):
             raise InvalidArgumentError(
                 f"covariance must be symmetric positive definite ({type(err).__name__}: {err})"
             ) from err
-        self._validate(
+        self.validate(
             ("covariance must be positive definite (its Cholesky diagonal is not positive)",
-             self._finite(None, diag, positive=True)),
+             self.finite_condition(None, diag, positive=True)),
         )
 
     # -- parameters ----------------------------------------------------------------------
@@ -175,7 +175,7 @@ class MultivariateNormal(Distribution):
         return (int(self.mu.shape[0]),)
 
     # -- sampling and densities --------------------------------------------------------------
-    def _transform(self, eps: Array) -> Array:
+    def transform_noise(self, eps: Array) -> Array:
         return self.mu + self.xp.matmul(eps, self._L().T)
 
     def _whiten(self, x: Array) -> tuple[Array, Array, int]:

@@ -76,10 +76,10 @@ class Normal(Distribution):
     def __init__(self, mu: Any, sigma: Any, *, mirrored: bool = False) -> None:
         if mu is None or sigma is None:
             raise InvalidArgumentError("mu and sigma are required")
-        self.mu, self.sigma = self._convert(mirrored, mu=mu, sigma=sigma)
-        self._validate(
-            ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
-            ("sigma must be positive and finite everywhere", self._finite(sigma, self.sigma, positive=True)),
+        self.mu, self.sigma = self.convert_params(mirrored, mu=mu, sigma=sigma)
+        self.validate(
+            ("mu must be finite (it contains NaN or inf)", self.finite_condition(mu, self.mu)),
+            ("sigma must be positive and finite everywhere", self.finite_condition(sigma, self.sigma, positive=True)),
         )
         if not self._shape and self.event_ndim:
             raise InvalidArgumentError(
@@ -119,7 +119,7 @@ class Normal(Distribution):
     def event_shape(self) -> tuple[int, ...]:
         return ()
 
-    def _transform(self, eps: Array) -> Array:
+    def transform_noise(self, eps: Array) -> Array:
         return self.mu + self.sigma * eps
 
     def _elementwise_log_prob(self, x: Array) -> Array:

@@ -77,13 +77,13 @@ class StudentT(Distribution):
     param_names = ("mu", "sigma")
     event_ndim = 1
     positive = frozenset({"sigma"})
-    _static_attrs = ("mirrored", "df")
+    static_attrs = ("mirrored", "df")
 
     def __init__(self, mu: Any, sigma: Any, df: int = 5, *, mirrored: bool = False) -> None:
         if isinstance(df, bool) or not isinstance(df, numbers.Integral) or df < 1:
             raise InvalidArgumentError(f"df must be a positive int (degrees of freedom), got {df!r}")
         self.df = int(df)
-        self.mu, self.sigma = self._convert(mirrored, mu=mu, sigma=sigma)
+        self.mu, self.sigma = self.convert_params(mirrored, mu=mu, sigma=sigma)
         if self.mu.ndim != 1:
             raise InvalidArgumentError(f"mu must have shape (d,), got {tuple(self.mu.shape)}")
         if self.sigma.ndim == 0:
@@ -91,9 +91,9 @@ class StudentT(Distribution):
         if tuple(self.sigma.shape) != tuple(self.mu.shape):
             raise InvalidArgumentError(
                 f"sigma must be a number or have shape {tuple(self.mu.shape)} like mu, got {tuple(self.sigma.shape)}")
-        self._validate(
-            ("mu must be finite (it contains NaN or inf)", self._finite(mu, self.mu)),
-            ("sigma must be positive and finite everywhere", self._finite(sigma, self.sigma, positive=True)),
+        self.validate(
+            ("mu must be finite (it contains NaN or inf)", self.finite_condition(mu, self.mu)),
+            ("sigma must be positive and finite everywhere", self.finite_condition(sigma, self.sigma, positive=True)),
         )
 
     @classmethod
@@ -124,7 +124,7 @@ class StudentT(Distribution):
         """``sigma`` (the scale; the standard deviation is infinite for ``df <= 2``)."""
         return self.sigma
 
-    def _transform(self, eps: Array) -> Array:
+    def transform_noise(self, eps: Array) -> Array:
         d, xp = self.mu.shape[0], self.xp
         w = xp.sum(eps[..., d:] * eps[..., d:], axis=-1, keepdims=True)
         return self.mu + self.sigma * eps[..., :d] * xp.sqrt(self.df / w)

@@ -39,12 +39,12 @@ class Laplace(Distribution):
     positive = frozenset({"b"})
 
     def __init__(self, mu: Any, b: Any, *, mirrored: bool = False) -> None:
-        self.mu, self.b = self._convert(mirrored, mu=mu, b=b)
+        self.mu, self.b = self.convert_params(mirrored, mu=mu, b=b)
         if self.mu.ndim != 1:
             raise InvalidArgumentError(f"mu must have shape (d,), got {tuple(self.mu.shape)}")
         if self.b.ndim == 0:
             self.b = self.xp.ones_like(self.mu) * self.b
-        self._validate(("b must be positive and finite", self._finite(b, self.b, positive=True)))
+        self.validate(("b must be positive and finite", self.finite_condition(b, self.b, positive=True)))
 
     @classmethod
     def search_init(cls, mean: Any, sigma: Any, **options: Any) -> "Laplace":
@@ -67,7 +67,7 @@ class Laplace(Distribution):
     def marginal_scale(self) -> Any:
         return math.sqrt(2.0) * self.b
 
-    def _transform(self, eps: Any) -> Any:
+    def transform_noise(self, eps: Any) -> Any:
         d = self.mu.shape[0]
         z0, z1, z2 = eps[..., :d], eps[..., d:2 * d], eps[..., 2 * d:]
         return self.mu + self.b * z0 * self.xp.sqrt(z1 * z1 + z2 * z2)
