@@ -266,8 +266,8 @@ class DistributionRecorder(Callback):
             if not self._scheduled(resumed) and self.history and es.history_:  # the previous fit's last record
                 for key in ("mean", "stds", "axes", "correlations"):
                     es.history_[-1].pop(key, None)
-            t = time.perf_counter()  # "auto" waits as after a record, not from the first generation
-            runner = es.run_.runner
+        if resumed and self.every == "auto":  # waits as after a record (timed), not from the first generation
+            t, runner = time.perf_counter(), es.run_.runner
             distribution_summary(runner.strategy, runner.state, runner.backend)
             self._spent = time.perf_counter() - t
         if self.path is not None:
