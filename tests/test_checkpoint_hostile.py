@@ -401,3 +401,67 @@ def test_forged_state_sizing_parameters_are_refused_without_allocating(
         tracemalloc.stop()
     assert peak < 64 * 2**20
 
+
+
+# -- termination progress values: the ranges Termination writes -----------------------------
+def _progress(field: str, value: Any) -> Callable[[dict, dict], None]:
+    return lambda m, a: m["termination"].__setitem__(field, value)
+
+
+NAN, INF = float("nan"), float("inf")
+PROGRESS_TAMPERS = [  # each was loaded, and the resumed run ran on it
+    ("run_best", NAN, r"termination field 'run_best' must be a real number \(not NaN\)"),
+    ("recent", [1.0, NAN], "termination field 'recent' must be a list of finite numbers"),
+    ("recent", [INF, 1.0], "termination field 'recent' must be a list of finite numbers"),
+    ("run_best_evals", -3, r"termination field 'run_best_evals' must be an int >= 0"),
+    ("flat_generations", -1, r"termination field 'flat_generations' must be an int >= 0"),
+    ("hist_best", [NAN], r"termination field 'hist_best' must be a list of at most 20000 numbers \(not NaN\)"),
+    ("hist_best", [1.0] * 20_001, "termination field 'hist_best' must be a list of at most 20000"),
+    ("hist_median", [1.0], "'hist_best' and 'hist_median' differ in length"),  # the stagnation test: IndexError
+]
+
+
+@pytest.mark.parametrize("field, value, message", PROGRESS_TAMPERS, ids=[f"{t[0]}={str(t[1])[:12]}" for t in PROGRESS_TAMPERS])
+def test_termination_progress_out_of_its_range_is_refused_by_name(tmp_path: Path, field: str, value: Any,
+                                                                   message: str) -> None:
+    path = _tampered(tmp_path, _run(tolflatfitness=3), _progress(field, value))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def _wild(X: Any) -> np.ndarray:
+    """The sphere with NaN, +inf and -inf values: a run's progress at the edges of its range."""
+    f = sphere(X)
+    f[::3], f[1::5] = np.nan, np.inf
+    f[2::7] = -np.inf
+    return f
+
+
+@pytest.mark.parametrize("case", ["plain", "constraints", "ipop", "maximize"])
+def test_progress_at_the_edges_of_its_range_still_loads_and_resumes_exactly(tmp_path: Path, case: str) -> None:
+    """NaN and infinite objective values leave inf/-inf bests, a NaN median (of -inf and inf) and only
+    finite ``recent`` values: such a checkpoint loads, and the resumed run equals the uninterrupted one."""
+    params = {"ipop": dict(restarts="ipop"), "maximize": dict(maximize=True)}.get(case, {})
+
+    def make() -> ES:
+        return ES("cma_es", max_generations=40, tolstagnation=5, tolflatfitness=2, tolfunhist=1e-12, random_state=3,
+                  nonfinite="ignore", **params).initialize(np.full(4, 2.0))
+
+    def step(run: ES) -> np.ndarray:
+        X = run.ask()
+        F = -_wild(X) if case == "maximize" else _wild(X)
+        run.tell(X, F, **({"constraints": X[:, :1] - 1.0} if case == "constraints" else {}))
+        return X
+
+    es, ref = make(), make()
+    for _ in range(11):
+        step(es), step(ref)
+    path = tmp_path / "edge.ckpt"
+    save_checkpoint(es, path)
+    progress = capture(es)[0]["termination"]
+    assert progress["hist_best"] and all(np.isfinite(progress["recent"]))
+    back = load_checkpoint(path)
+    for _ in range(8):
+        np.testing.assert_array_equal(step(back), step(ref))
+    assert _same_state(back, ref)

@@ -223,3 +223,77 @@ def test_an_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert "argument -o/--output" in err and "exists and is not a folder" in err and "Traceback" not in err
     assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+# -- a run that fails before its first generation leaves nothing of its own ---------------
+OBJECTIVE = """
+import os
+import numpy as np
+
+def f(x):
+    with open(os.path.join(os.path.dirname(__file__), "mode")) as file:
+        mode, n = file.read().split()
+    if mode != "ok":
+        with open(os.path.join(os.path.dirname(__file__), "calls"), "a") as file:
+            file.write(".")
+        with open(os.path.join(os.path.dirname(__file__), "calls")) as file:
+            if len(file.read()) > int(n):
+                raise KeyboardInterrupt if mode == "interrupt" else RuntimeError("boom")
+    return float(np.sum(np.asarray(x) ** 2))
+"""
+
+
+def _objective(tmp_path: Path, mode: str, after: int = 0) -> str:
+    (tmp_path / "obj.py").write_text(OBJECTIVE)
+    (tmp_path / "mode").write_text(f"{mode} {after}")
+    (tmp_path / "calls").write_text("")
+    return f"{tmp_path / 'obj.py'}:f"
+
+
+def _cmd(problem: str, out: Path, *extra: str) -> list[str]:
+    return ["run", "-s", "snes", "-p", problem, "-d", "3", "--max-generations", "6", "--checkpoint-every", "2",
+            "-o", str(out), "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("mode, status", [("raise", 1), ("interrupt", 130)])
+def test_a_run_failing_in_its_first_generation_leaves_no_folder_and_reruns_without_overwrite(
+        tmp_path: Path, capsys: pytest.CaptureFixture, mode: str, status: int) -> None:
+    """config.json, history.csv, distribution.jsonl and a checkpoint of generation 0 stayed: the same
+    command then answered "already holds a run (checkpoint.ckpt); pass --resume ... --overwrite"."""
+    out = tmp_path / "runs" / "new"
+    assert main(_cmd(_objective(tmp_path, mode), out)) == status
+    assert not (tmp_path / "runs").exists()  # the folder and the parent it created
+    (tmp_path / "mode").write_text("ok 0")
+    assert main(_cmd(f"{tmp_path / 'obj.py'}:f", out)) == 0
+    assert json.loads((out / "result.json").read_text())["n_generations"] == 6
+
+
+def test_a_wrong_strategy_option_found_by_the_fit_leaves_no_folder(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "-s", "nes", "-d", "3", "-O", "distribution=typo", "-o", str(out), "--no-progress"]) == 2
+    assert "-O distribution must be one of" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_failing_run_removes_only_its_own_files_from_an_existing_folder(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    (out / "history.csv").write_text("an older file\n")  # was there before: kept
+    assert main(_cmd(_objective(tmp_path, "raise"), out)) == 1
+    assert sorted(os.listdir(out)) == ["history.csv", "notes.txt"] and (out / "notes.txt").read_text() == "mine\n"
+    assert main(_cmd(_objective(tmp_path, "ok"), out)) == 0  # no --overwrite needed
+    assert main(_cmd(_objective(tmp_path, "raise"), out, "--overwrite")) == 1  # --overwrite replaced the run
+    assert not (out / "checkpoint.ckpt").exists() and (out / "notes.txt").exists()
+
+
+def test_a_run_failing_after_real_progress_keeps_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    problem = _objective(tmp_path, "raise", after=3 * 7 + 2)  # snes's 7 candidates a generation: in the 4th
+    assert main(_cmd(problem, out)) == 1
+    assert checkpoint_info(str(out / "checkpoint.ckpt"))["n_generations"] == 3
+    assert {"config.json", "history.csv", "distribution.jsonl"} <= set(os.listdir(out))
+    (tmp_path / "mode").write_text("ok 0")
+    assert main(["run", "--resume", "-p", problem, "-o", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "result.json").read_text())["resumed_from_generation"] == 3

@@ -110,3 +110,42 @@ def test_the_file_is_never_written_through_a_link_even_one_planted_during_the_ru
         ES("snes", max_generations=5).fit(ellipsoid, np.ones(3),
                                           callbacks=[plant, DistributionRecorder(path=path, every=1)])
     assert target.read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("every", [7, "auto"])
+def test_an_interrupted_and_resumed_run_records_what_the_uninterrupted_one_does(tmp_path, every) -> None:
+    """Neither the interrupted fit's last generation (17) nor the resumed fit's first (18) gets a record the
+    uninterrupted run has not; no generation is recorded twice. ``"auto"``'s time rule is switched off (a
+    tiny ``overhead``): its records depend on the clock, its powers of 2 do not."""
+    from evostrat.checkpoint import Checkpointer
+
+    def recorder(name: str) -> DistributionRecorder:
+        return DistributionRecorder(every=every, overhead=1e-12, path=tmp_path / name)
+
+    def generations(name: str) -> list[int]:
+        import json
+
+        return [json.loads(line)["generation"] for line in (tmp_path / name).read_text().splitlines()]
+
+    full = ES("cma_es", max_generations=30, random_state=0).fit(ellipsoid, np.ones(4), callbacks=[recorder("a")])
+    calls = [0]
+
+    def cut(X):
+        calls[0] += 1
+        if calls[0] == 18:  # during generation 18: the last finished one is 17
+            raise KeyboardInterrupt
+        return ellipsoid(X)
+
+    cut.vectorized = True  # type: ignore[attr-defined]
+    with pytest.raises(KeyboardInterrupt):
+        ES("cma_es", max_generations=30, random_state=0).fit(
+            cut, np.ones(4), callbacks=[recorder("b")], checkpoint=Checkpointer(tmp_path / "c.ckpt", every=5))
+    assert generations("b")[-1] == 17  # the interrupted file ends at its last generation
+    resumed = ES.resume(tmp_path / "c.ckpt", ellipsoid, callbacks=[recorder("b")])
+    expected = [1, 7, 14, 21, 28, 30] if every == 7 else [1, 2, 4, 8, 16, 30]
+    assert generations("a") == generations("b") == expected
+    assert [r["generation"] for r in full.history_ if "mean" in r] == expected
+    assert [r["generation"] for r in resumed.history_ if "mean" in r] == expected
+    longer = ES.resume(tmp_path / "c.ckpt", ellipsoid, callbacks=[recorder("b")], max_generations=40)
+    assert generations("b") == expected[:-1] + ([35, 40] if every == 7 else [32, 40])  # 30 was the old budget's
+    assert [r["generation"] for r in longer.history_ if "mean" in r] == generations("b")

@@ -167,8 +167,8 @@ class DistributionRecorder(Callback):
 
     The entry of a recorded generation gets ``mean``, ``stds``, ``axes`` and
     ``correlations`` (lists of floats, see :func:`distribution_summary`; with ``bounds``
-    the mean is mapped into the box, as ``x_``); the first and the last generation of a fit
-    are always recorded. Put it before loggers in
+    the mean is mapped into the box, as ``x_``); the first generation of a run and the last
+    of a fit are always recorded. Put it before loggers in
     ``callbacks`` so that they write these columns too. Recording reads the state and
     never changes the run. On JAX's compiled loop observers run between chunks, so the
     chunks' last generations are recorded.
@@ -191,7 +191,10 @@ class DistributionRecorder(Callback):
     path : str or os.PathLike, optional
         Also write each record, with ``generation`` and ``n_evals``, as a JSON line to
         this file (``evostrat run`` writes ``distribution.jsonl``). A resumed run keeps
-        the records up to the generation it resumes from.
+        the records up to the generation it resumes from, the interrupted fit's record of that
+        generation only where ``every`` records it in any run (an int's multiples, ``"auto"``'s
+        powers of 2), and records no extra first generation: with an int ``every`` the file and
+        ``history_`` equal the uninterrupted run's (``"auto"``'s time-based records depend on the clock).
 
     Attributes
     ----------
@@ -249,10 +252,26 @@ class DistributionRecorder(Callback):
         self._last = es.n_generations_
         self._spent += time.perf_counter() - t
 
+    def _scheduled(self, generation: int) -> bool:
+        """Whether ``every`` records ``generation`` in any run (``"auto"``: its powers of 2 only)."""
+        if self.every == "auto":
+            return generation > 0 and generation & (generation - 1) == 0
+        return generation == 1 or generation % self.every == 0
+
     def on_fit_start(self, es: Any) -> None:
         self._last, self._start, self._spent, self.records = -1, time.perf_counter(), 0.0, []
+        resumed = es.n_generations_
+        if resumed:  # a resumed run goes on as the uninterrupted one: no record for its first generation
+            self._last = resumed if self._scheduled(resumed) else -2
+            if not self._scheduled(resumed) and self.history and es.history_:  # the previous fit's last record
+                for key in ("mean", "stds", "axes", "correlations"):
+                    es.history_[-1].pop(key, None)
+        if resumed and self.every == "auto":  # waits as after a record (timed), not from the first generation
+            t, runner = time.perf_counter(), es.run_.runner
+            distribution_summary(runner.strategy, runner.state, runner.backend)
+            self._spent = time.perf_counter() - t
         if self.path is not None:
-            kept = _records_up_to(self.path, es.n_generations_) if es.n_generations_ else []
+            kept = _records_up_to(self.path, resumed, self._scheduled) if resumed else []
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with open_unlinked(self.path, append=False, owner="recorder") as file:
                 file.writelines(kept)
@@ -263,7 +282,7 @@ class DistributionRecorder(Callback):
             due = g & (g - 1) == 0 or self._spent <= self.overhead * (time.perf_counter() - self._start)
         else:
             due = es.n_generations_ % self.every == 0
-        if due or self._last < 0 or es.stop_reason_ is not None:  # the first generation too
+        if due or self._last == -1 or es.stop_reason_ is not None:  # a run's first generation too
             self._record(es)
 
     def on_fit_end(self, es: Any) -> None:
@@ -273,15 +292,17 @@ class DistributionRecorder(Callback):
         return f"DistributionRecorder(every={self.every!r}, overhead={self.overhead!r})"
 
 
-def _records_up_to(path: str, generation: int) -> list[str]:
-    """The JSON lines of ``path`` up to ``generation`` (a resumed run redoes the later ones)."""
+def _records_up_to(path: str, generation: int, scheduled: Any) -> list[str]:
+    """The JSON lines of ``path`` before ``generation``, and its own if ``scheduled(generation)``: a
+    resumed run redoes the later ones, and an interrupted fit's last record is not the uninterrupted run's."""
     if not os.path.isfile(path):
         return []
     kept = []
     with open(path, encoding="utf-8") as file:
         for line in file:
             try:
-                if int(json.loads(line)["generation"]) <= generation:
+                g = int(json.loads(line)["generation"])
+                if g < generation or g == generation and scheduled(g):
                     kept.append(line if line.endswith("\n") else line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by a kill

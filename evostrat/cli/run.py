@@ -41,6 +41,7 @@ import time
 from typing import Any
 
 from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
+from evostrat.cli.outdir import new_output
 
 __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
@@ -333,14 +334,16 @@ def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: 
                              f"{8 * config['dim'] / 2**30:.3g} GiB, more than the "
                              f"{physical_memory() / 2**30:.3g} GiB of memory")
         es = _estimator(config)
-        os.makedirs(out, exist_ok=True)
         for stale in (CHECKPOINT, "result.json", "convergence.png", "diagnostics.png", "search.png"):
             if os.path.exists(os.path.join(out, stale)):
                 os.remove(os.path.join(out, stale))  # --overwrite: nothing of the old run survives
-        _write_json(os.path.join(out, "config.json"), config)
-        x0 = config["x0"] if not isinstance(config["x0"], str) else read_x0(config["x0"])
-        x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, list) else np.full(config["dim"], float(x0))
-        es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
+        # a fit failing before its first generation leaves no file or folder of its own (no --overwrite to rerun)
+        with new_output(out, ["config.json", "history.csv", "distribution.jsonl"],
+                        lambda: getattr(es, "n_generations_", 0), CHECKPOINT):
+            _write_json(os.path.join(out, "config.json"), config)
+            x0 = config["x0"] if not isinstance(config["x0"], str) else read_x0(config["x0"])
+            x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, list) else np.full(config["dim"], float(x0))
+            es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
     return es, resumed_from
 
 

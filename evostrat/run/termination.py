@@ -51,24 +51,26 @@ from numbers import Integral, Real
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
-from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, check_params
-from evostrat.run.state import first_stop, is_int, is_real, is_reals
+from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
 __all__ = [
     "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
     "default_tolstagnation", "history_criteria", "pending_reason", "strategy_history_criteria",
 ]
 
-
-#: The fields of :meth:`Termination.progress_values` and their declared types.
+#: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
+HIST_EVERY, HIST_KEEP = 5, 20_000
+#: The fields of :meth:`Termination.progress_values` and the values they can hold: ``recent`` only finite
+#: values, the bests never NaN (a NaN ranks as ``inf``); a median of ``-inf`` and ``inf`` is NaN.
 PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
-    "recent": (is_reals, "a list of numbers"),
-    "hist_best": (is_reals, "a list of numbers"),
-    "hist_median": (is_reals, "a list of numbers"),
-    "run_best": (is_real, "a number"),
-    "run_best_evals": (is_int, "an int"),
-    "flat_generations": (is_int, "an int"),
+    "recent": (lambda v: is_reals(v) and all(map(math.isfinite, v)), "a list of finite numbers"),
+    "hist_best": (lambda v: is_reals(v) and len(v) <= HIST_KEEP and not any(map(math.isnan, v)),
+                  f"a list of at most {HIST_KEEP} numbers (not NaN)"),
+    "hist_median": (lambda v: is_reals(v) and len(v) <= HIST_KEEP, f"a list of at most {HIST_KEEP} numbers"),
+    "run_best": (lambda v: is_real(v) and not math.isnan(v), "a real number (not NaN)"),
+    **dict.fromkeys(("run_best_evals", "flat_generations"), (is_count, "an int >= 0")),
 }
 
 
@@ -76,9 +78,6 @@ def default_max_generations(dim: int, popsize: int) -> int:
     """pycma's default ``maxiter``: ``100 + 150 (d + 3)^2 / sqrt(popsize)``."""
     return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
 
-
-#: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
-HIST_EVERY, HIST_KEEP = 5, 20_000
 
 #: The criteria a strategy's ``termination_defaults`` may turn on.
 HISTORY_CRITERIA = ("tolfunhist", "tolstagnation", "tolflatfitness")
@@ -172,10 +171,11 @@ class Termination:
     def load_progress_values(self, values: dict[str, Any]) -> None:
         """Restore :meth:`progress_values` (checked against :data:`PROGRESS_SCHEMA` by the caller)."""
         self.pending, self.deferred = None, []
-        self._recent.clear()
-        self._recent.extend(float(v) for v in values["recent"])
-        self._hist_best = [float(v) for v in values["hist_best"]]
-        self._hist_median = [float(v) for v in values["hist_median"]]
+        self._recent = deque((float(v) for v in values["recent"]), maxlen=self._recent.maxlen)
+        best, median = values["hist_best"], values["hist_median"]
+        if len(best) != len(median):  # the stagnation test pairs them (an empty median raised IndexError)
+            raise CheckpointError("checkpoint termination fields 'hist_best' and 'hist_median' differ in length")
+        self._hist_best, self._hist_median = [float(v) for v in best], [float(v) for v in median]
         self._run_best = float(values["run_best"])
         self._run_best_evals = int(values["run_best_evals"])
         self._flat_generations = int(values["flat_generations"])
