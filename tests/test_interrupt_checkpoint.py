@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
+from same_run import assert_same_run
 from evostrat.checkpoint import Checkpointer, checkpoint_info
 from evostrat.cli import main
 from evostrat.errors import ObjectiveError
@@ -62,16 +63,6 @@ def _x0(backend: str) -> Any:
     return np.ones(4)
 
 
-def _strip(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time"} for row in history]
-
-
-def _same_run(a: ES, b: ES) -> None:
-    assert _strip(a.history_) == _strip(b.history_)
-    assert (a.fun_, a.n_evals_, a.n_generations_, a.stop_reason_) == (b.fun_, b.n_evals_, b.n_generations_,
-                                                                      b.stop_reason_)
-    host = lambda es: np.asarray(es.strategy_.backend.to_numpy(es.x_))  # noqa: E731
-    assert np.array_equal(host(a), host(b))
 
 
 CASES = {
@@ -106,7 +97,7 @@ def test_an_interrupted_fit_checkpoints_its_last_generation(tmp_path: Path, back
     # was: the last periodic checkpoint, up to EVERY - 1 generations older
     info = checkpoint_info(path)
     assert (info["n_generations"], info["n_evals"], info["stop_reason"]) == (es.n_generations_, es.n_evals_, None)
-    _same_run(ES.resume(path, _f), full)
+    assert_same_run(ES.resume(path, _f), full)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
@@ -135,7 +126,7 @@ def test_a_callback_error_checkpoints_the_generation_it_saw(tmp_path: Path, back
     assert checkpointer.n_written == 3
     if backend == "jax":
         assert es.run_.fast_path == "compiled_loop"
-    _same_run(ES.resume(path, objective), full)
+    assert_same_run(ES.resume(path, objective), full)
 
 
 def test_an_interrupt_while_a_generation_is_recorded_keeps_the_periodic_checkpoint(
@@ -158,7 +149,7 @@ def test_an_interrupt_while_a_generation_is_recorded_keeps_the_periodic_checkpoi
         ES("cma_es", **options).fit(_f, np.ones(4), checkpoint=path, checkpoint_every=EVERY)
     monkeypatch.setattr(RunState, "add_generation", add_generation)
     assert checkpoint_info(path)["n_generations"] == 5
-    _same_run(ES.resume(path, _f), full)
+    assert_same_run(ES.resume(path, _f), full)
 
 
 def test_a_second_interrupt_while_the_final_checkpoint_is_written_keeps_the_periodic_one(
@@ -184,7 +175,7 @@ def test_a_second_interrupt_while_the_final_checkpoint_is_written_keeps_the_peri
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary file left
     assert checkpoint_info(path)["n_generations"] == 5
-    _same_run(ES.resume(path, _f), full)
+    assert_same_run(ES.resume(path, _f), full)
 
 
 def test_a_keyboard_interrupt_in_an_executor_worker_interrupts_the_run(tmp_path: Path) -> None:
@@ -203,7 +194,7 @@ def test_a_keyboard_interrupt_in_an_executor_worker_interrupts_the_run(tmp_path:
     assert type(info.value) is KeyboardInterrupt
     assert (es.n_generations_, es.n_evals_, es.strategy_.pending) == (7, 56, None)  # generation 8 undone
     assert checkpoint_info(path)["n_generations"] == 7
-    _same_run(ES.resume(path, _f, evaluator="serial"), full)
+    assert_same_run(ES.resume(path, _f, evaluator="serial"), full)
 
 
 # -- evostrat run -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
+from same_run import assert_same_run
 from evostrat.checkpoint import save_checkpoint
 from evostrat.errors import ObjectiveError
 
@@ -23,9 +24,6 @@ def _f(x: Any) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.sum((x - 0.3) ** 2) + np.sum(np.cos(3.0 * x)))
 
-
-def _strip(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time"} for row in history]
 
 
 def _cut_at(evaluation: int, error: BaseException, seen: list) -> Callable[[Any], float]:
@@ -54,13 +52,6 @@ def _x0(backend: str) -> Any:
     return np.ones(4)
 
 
-def _same_run(a: ES, b: ES) -> None:
-    assert _strip(a.history_) == _strip(b.history_)
-    assert (a.fun_, a.n_evals_, a.n_generations_, a.stop_reason_) == (b.fun_, b.n_evals_, b.n_generations_,
-                                                                      b.stop_reason_)
-    host = lambda es: np.asarray(es.strategy_.backend.to_numpy(es.x_))  # noqa: E731
-    assert np.array_equal(host(a), host(b))
-
 
 CASES = {
     "plain": dict(max_generations=12),
@@ -87,7 +78,7 @@ def test_keyboard_interrupt_mid_generation_then_checkpoint_resumes_exactly(tmp_p
     assert es.n_evals_ < cut - 1 and es.stop_reason_ is None
     assert float(es.fun_) == pytest.approx(min(seen[:es.n_evals_]), rel=1e-6)  # the best evaluated point kept
     save_checkpoint(es, tmp_path / "cut.ckpt")  # was: StateError, the interrupted population pending
-    _same_run(ES.resume(tmp_path / "cut.ckpt", _f), full)
+    assert_same_run(ES.resume(tmp_path / "cut.ckpt", _f), full)
 
 
 def test_ask_after_an_interrupt_repeats_the_interrupted_population() -> None:
@@ -114,7 +105,7 @@ def test_ask_after_an_interrupt_repeats_the_interrupted_population() -> None:
     while not es.stop():
         X = es.ask()
         es.tell(X, np.array([_f(x) for x in X]))
-    _same_run(es, full)
+    assert_same_run(es, full)
 
 
 def test_an_error_in_the_objective_leaves_the_last_generation(tmp_path: Path) -> None:
@@ -123,7 +114,7 @@ def test_an_error_in_the_objective_leaves_the_last_generation(tmp_path: Path) ->
         es.fit(_cut_at(8 * 3 + 5, ValueError("simulator diverged"), []), np.ones(4))
     assert (es.n_generations_, es.n_evals_) == (3, 24)
     save_checkpoint(es, tmp_path / "err.ckpt")
-    _same_run(ES.resume(tmp_path / "err.ckpt", _f), ES("cma_es", max_generations=10, random_state=5).fit(_f, np.ones(4)))
+    assert_same_run(ES.resume(tmp_path / "err.ckpt", _f), ES("cma_es", max_generations=10, random_state=5).fit(_f, np.ones(4)))
 
 
 def test_a_wrong_return_value_leaves_the_last_generation() -> None:
@@ -150,7 +141,7 @@ def test_noise_handling_interrupted_while_reevaluating_resumes_exactly(tmp_path:
             es.fit(_cut_at(cut, KeyboardInterrupt(), []), np.ones(4))
         assert es.n_generations_ == 5
         save_checkpoint(es, tmp_path / "noise.ckpt")  # with the reevaluations' generator unspent
-        _same_run(ES.resume(tmp_path / "noise.ckpt", _f), full)
+        assert_same_run(ES.resume(tmp_path / "noise.ckpt", _f), full)
 
 
 def test_injected_candidates_of_an_interrupted_generation_are_queued_again(tmp_path: Path) -> None:
@@ -165,4 +156,4 @@ def test_injected_candidates_of_an_interrupted_generation_are_queued_again(tmp_p
         es.fit(_cut_at(8 * 3 + 2, KeyboardInterrupt(), []), np.ones(4), callbacks=[inject])
     assert es.n_generations_ == 3 and len(es.strategy_.injections) == 10  # was 2: 8 placed and lost
     save_checkpoint(es, tmp_path / "inject.ckpt")
-    _same_run(ES.resume(tmp_path / "inject.ckpt", _f, callbacks=[inject]), full)
+    assert_same_run(ES.resume(tmp_path / "inject.ckpt", _f, callbacks=[inject]), full)
