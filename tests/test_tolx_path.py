@@ -144,3 +144,18 @@ def test_the_stop_generation_is_pycmas_on_its_trace() -> None:
             if ours and theirs:
                 break
     assert ours == theirs == 17 and alone[0] == 1
+
+
+def test_a_jax_grid_with_per_run_hyper_parameters_keeps_the_path() -> None:
+    """Per-run traced hyper-parameters (``strategy__lr_mean``) wrap the strategy for the batch
+    (``PerRunHyperParameters``); the wrapper must pass on ``tolx_parts``/``tolx_path``, or the
+    runs stop on the standard deviations alone (or fall back to a program per value)."""
+    pytest.importorskip("jax")
+    from evostrat import fit_batch
+
+    [seed], tolx = _separating("cma_es", backend="jax")  # c_m leaves the first generation's C and p_c as they are
+    template = ES("cma_es", tolx=tolx, max_generations=2, **_settings(backend="jax"))
+    result = fit_batch(template, vectorized(_slope), np.zeros(DIM), seeds=[seed],
+                       grid={"strategy__lr_mean": [1.0, 0.5]})
+    assert result.n_programs == 1  # lr_mean traced per run: one program
+    assert list(result.stop_reason) == ["maxiter"] * 2 and list(result.n_generations) == [2] * 2

@@ -236,6 +236,12 @@ class PerRunHyperParameters:
     def stop(self, state: Any) -> dict[str, Any]:
         return self.at(state[1]).stop(state[0])
 
+    def tolx_parts(self, state: Any) -> Any:  # pycma's tolx path (CMA-ES), as a lone run's
+        return self.at(state[1]).tolx_parts(state[0])
+
+    def tolx_path(self, parts: Any) -> Any:
+        return self.template.tolx_path(parts)
+
 
 def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple[str, ...],
                mesh_devices: list[Any] | None, names: tuple[str, ...], initial: Any = None) -> bool:
