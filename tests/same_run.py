@@ -1,10 +1,12 @@
-"""Test helper: two fits are the same run (history without its clock column, result, best point)."""
+"""Test helpers: two fits are the same run (history without its clock column, result, best point),
+and a start point on each backend."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pytest
 
 
 def without_time(history: list[dict]) -> list[dict]:
@@ -19,3 +21,17 @@ def assert_same_run(a: Any, b: Any) -> None:
                                                                       b.stop_reason_)
     host = lambda es: np.asarray(es.strategy_.backend.to_numpy(es.x_))  # noqa: E731
     assert np.array_equal(host(a), host(b))
+
+
+def ones_on(backend: str) -> Any:
+    """``ones(4)`` on ``backend`` (float64 on numpy and torch, JAX's default float on JAX); the test is
+    skipped where the library is not installed."""
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.ones(4, dtype=torch.float64)
+    if backend == "jax":
+        pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        return jnp.ones(4)
+    return np.ones(4)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from same_run import assert_same_run
+from same_run import assert_same_run, ones_on
 from evostrat.checkpoint import Checkpointer, checkpoint_info
 from evostrat.cli import main
 from evostrat.errors import ObjectiveError
@@ -51,20 +51,6 @@ def _cut_at(evaluation: int, error: BaseException) -> Callable[[Any], float]:
     return objective
 
 
-def _x0(backend: str) -> Any:
-    if backend == "torch":
-        torch = pytest.importorskip("torch")
-        return torch.ones(4, dtype=torch.float64)
-    if backend == "jax":
-        pytest.importorskip("jax")
-        import jax.numpy as jnp
-
-        return jnp.ones(4)
-    return np.ones(4)
-
-
-
-
 CASES = {
     "plain": dict(max_generations=14),
     "ipop": dict(restarts="ipop", max_evals=900, tolfun=1e-3),
@@ -87,12 +73,12 @@ def _cut(full: ES) -> int:
 def test_an_interrupted_fit_checkpoints_its_last_generation(tmp_path: Path, backend: str, case: str,
                                                             error: str) -> None:
     options = dict(CASES[case], random_state=2)
-    full = ES("cma_es", **options).fit(_f, _x0(backend))
+    full = ES("cma_es", **options).fit(_f, ones_on(backend))
     path = tmp_path / "run.ckpt"
     raised = KeyboardInterrupt() if error == "interrupt" else ValueError("simulator diverged")
     es = ES("cma_es", **options)
     with pytest.raises(KeyboardInterrupt if error == "interrupt" else ObjectiveError):
-        es.fit(_cut_at(_cut(full), raised), _x0(backend), checkpoint=path, checkpoint_every=EVERY)
+        es.fit(_cut_at(_cut(full), raised), ones_on(backend), checkpoint=path, checkpoint_every=EVERY)
     assert es.n_generations_ % EVERY != 0
     # was: the last periodic checkpoint, up to EVERY - 1 generations older
     info = checkpoint_info(path)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from same_run import assert_same_run
+from same_run import assert_same_run, ones_on
 from evostrat.checkpoint import save_checkpoint
 from evostrat.errors import ObjectiveError
 
@@ -40,19 +40,6 @@ def _cut_at(evaluation: int, error: BaseException, seen: list) -> Callable[[Any]
     return objective
 
 
-def _x0(backend: str) -> Any:
-    if backend == "torch":
-        torch = pytest.importorskip("torch")
-        return torch.ones(4, dtype=torch.float64)
-    if backend == "jax":
-        pytest.importorskip("jax")
-        import jax.numpy as jnp
-
-        return jnp.ones(4)
-    return np.ones(4)
-
-
-
 CASES = {
     "plain": dict(max_generations=12),
     "ipop": dict(restarts="ipop", max_evals=900, tolfun=1e-3),
@@ -67,12 +54,12 @@ CASES = {
 def test_keyboard_interrupt_mid_generation_then_checkpoint_resumes_exactly(tmp_path: Path, backend: str,
                                                                           case: str) -> None:
     options = dict(CASES[case], random_state=2)
-    full = ES("cma_es", **options).fit(_f, _x0(backend))
+    full = ES("cma_es", **options).fit(_f, ones_on(backend))
     cut = full.n_evals_ * 2 // 3 + 3  # inside a generation (of a later restart run with ipop)
     seen: list = []
     es = ES("cma_es", **options)
     with pytest.raises(KeyboardInterrupt):
-        es.fit(_cut_at(cut, KeyboardInterrupt(), seen), _x0(backend))
+        es.fit(_cut_at(cut, KeyboardInterrupt(), seen), ones_on(backend))
     # the estimator is that of its last finished generation
     assert es.n_generations_ == len(es.history_) and es.history_[-1]["n_evals"] == es.n_evals_
     assert es.n_evals_ < cut - 1 and es.stop_reason_ is None
