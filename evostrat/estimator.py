@@ -106,11 +106,11 @@ class ES(Params):
     maximize : bool
         Maximise the objective instead of minimising it.
     bounds : tuple (lower, upper), optional
-        Box constraints, each a number, ``None``, an array of shape ``(dim,)`` or, for
-        a structured ``x0``, a matching structure (:mod:`evostrat.backends.structure_args`);
-        candidates are mapped into the box by pycma's smooth
-        periodic transformation (:mod:`evostrat.run.bounds`), so every evaluated
-        and returned candidate, and ``x_``, lie inside. ``x0`` must lie inside.
+        Box constraints, each a number, ``None``, an array of shape ``(dim,)`` (a ``None``
+        entry: open on that side, as pycma's ``[[-1, None], [1, 2]]``) or, for a structured
+        ``x0``, a matching structure (:mod:`evostrat.backends.structure_args`); candidates are
+        mapped into the box by pycma's smooth periodic transformation (:mod:`evostrat.run.bounds`),
+        so every evaluated and returned candidate, and ``x_``, lie inside. ``x0`` must lie inside.
     restarts : str, dict or Restarts, optional
         ``"ipop"``, ``"bipop"`` or e.g. ``dict(kind="bipop", max_restarts=9)``:
         restart the strategy with a larger (or, for BIPOP, alternating) population

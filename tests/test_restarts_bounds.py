@@ -214,6 +214,17 @@ def test_bad_bounds_raise_clear_errors(bounds, x0, error: type, words: str) -> N
         ES("cma_es", bounds=bounds).fit(sphere, x0)
 
 
+def test_none_entries_of_a_bound_list_are_unbounded_as_in_pycma() -> None:
+    """pycma's ``bounds=[[-1, None], [1, 2]]``: a ``None`` entry leaves that side open (was refused
+    as "bounds lower must not contain NaN")."""
+    b = BoxBounds.from_spec(([-1.0, None], (None, 2.0)), np.zeros(2))
+    np.testing.assert_array_equal(b.lower, [-1.0, -np.inf])
+    np.testing.assert_array_equal(b.upper, [np.inf, 2.0])
+    es = ES("cma_es", bounds=([-1, None], [1, 2]), random_state=0).fit(
+        vectorized(lambda X: ((X - 3.0) ** 2).sum(axis=1)), np.zeros(2))
+    np.testing.assert_allclose(es.x_, [1.0, 2.0], atol=1e-6)
+
+
 def test_transform_is_identity_inside_continuous_and_onto_the_box() -> None:
     b = BoxBounds.from_spec((np.array([-1.0, 0.0, -np.inf]), np.array([1.0, np.inf, np.inf])),
                             np.zeros(3))

@@ -51,8 +51,11 @@ __all__ = ["BoxBounds"]
 def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
     if isinstance(value, (bool, np.bool_)):
         raise InvalidTypeError(f"bounds {which} must be a number or an array of shape ({dim},), got {value!r}")
+    unbounded = -np.inf if which == "lower" else np.inf
     if value is None:
-        value = -np.inf if which == "lower" else np.inf
+        value = unbounded
+    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
+        value = [unbounded if v is None else v for v in value]  # pycma's and scipy's None: no bound there
     try:
         arr = np.asarray(to_host(value), dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -115,8 +118,9 @@ class BoxBounds:
         Parameters
         ----------
         bounds : tuple (lower, upper)
-            Each a number, ``None`` (unbounded) or an array of shape ``(dim,)``;
-            ``lower < upper`` everywhere.
+            Each a number, ``None`` (unbounded) or an array of shape ``(dim,)``, whose
+            ``None`` entries (a list's, as pycma's ``[[-1, None], [1, 2]]``) are unbounded
+            too; ``lower < upper`` everywhere.
         x0 : array, shape (dim,)
             Must lie inside the box (bounds included).
 
