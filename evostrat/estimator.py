@@ -7,10 +7,9 @@ sets the fitted attributes ``x_``, ``fun_``, ``n_evals_``, ``n_generations_``,
 they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
 ``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
-``strategy__<name>``) and the entry points; the run is a
-:class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted attributes read.
-``make_strategy`` and ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are
-re-exported here.
+``strategy__<name>``) and the entry points; the run is a :class:`~evostrat.run.driver.Driver`
+in ``run_``, which the fitted attributes read. ``make_strategy`` and ``make_evaluator``
+(:mod:`evostrat.plugins.factories`) are re-exported here.
 
 Examples
 --------
@@ -35,7 +34,7 @@ from evostrat.backends.points import as_search_point
 from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
-from evostrat.params import Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
+from evostrat.params import PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -159,6 +158,7 @@ class ES(Params):
 
     _BOOL = [bool, np.bool_]
     opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
+    foreign_names: ClassVar[dict[str, str]] = PYCMA_NAMES  # pycma's options: the error names evostrat's way
     #: Parameter name -> the constraints its value may satisfy (strategies and ``sigma0``,
     #: evaluators, ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where
     #: they are used: ``sigma0`` by :meth:`Strategy.initial_sigma`).

@@ -38,7 +38,8 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 
 _MISSING = object()  # check_params: a constrained name the owner does not have
 
-__all__ = ["Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords", "unknown_parameter"]
+__all__ = ["PYCMA_NAMES", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
+           "unknown_parameter"]
 
 
 #: Types no number has (told at once, where an ABC check of ``Real`` takes microseconds).
@@ -261,15 +262,41 @@ class Params:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
+_IN_CMA = "a CMA-ES hyper-parameter: strategy_options={{{0!r}: ...}}"
+#: pycma's option names that are not :class:`~evostrat.ES` parameters -> evostrat's way to set
+#: them; the unknown-parameter error of a class listing them as ``foreign_names`` (``ES``) says it
+#: instead of guessing a near spelling (``maxiter`` is not ``maximize``).
+PYCMA_NAMES: dict[str, str] = {
+    "maxfevals": "pycma's maxfevals is max_evals", "maxiter": "pycma's maxiter is max_generations",
+    "seed": "pycma's seed is random_state", "integer_variables": "pycma's integer_variables is integer",
+    "noise_handler": "pycma's noise_handler is noise_handling=True (or a dict of its settings)",
+    "CMA_stds": "pycma's sigma0 * CMA_stds is sigma0 as an array of shape (dim,)",
+    "scaling_of_variables": "pycma's sigma0 * scaling_of_variables is sigma0 as an array of shape (dim,)",
+    "fixed_variables": "evostrat has no fixed_variables: search the free coordinates and set the fixed "
+                       "ones inside the objective (docs/guides/minimize.md)",
+    "verb_disp": "pycma's verb_disp is fit(progress=True) or a callback printing every N generations",
+    "verbose": "pycma's verbose is fit(progress=True); evostrat prints nothing by default",
+    "verb_log": "pycma's verb_log is a callback: CSVLogger, or DistributionRecorder for plot_diagnostics",
+    "CMA_diagonal": "pycma's CMA_diagonal=True is strategy='sep_cma_es'",
+    "CMA_active": _IN_CMA.format("active"), "CMA_cmean": _IN_CMA.format("lr_mean"),
+    "incpopsize": "pycma's incpopsize is restarts=dict(kind='ipop', incpopsize=...)",
+    **{name: _IN_CMA.format(name) for name in ("tolconditioncov", "tolupsigma", "tolfacupx", "noeffectaxis",
+                                               "noeffectcoord")},
+}
+
+
 def unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
-    """The error for a parameter ``cls`` does not have, suggesting the closest one."""
+    """The error for a parameter ``cls`` does not have, suggesting the closest one (or, for a
+    name in the class's ``foreign_names`` such as pycma's, its equivalent)."""
     valid = cls._param_names()
     if name.startswith("strategy__") and "strategy_options" in valid:  # set_params takes it, __init__ not
         return error(f"{cls.__name__}() takes a strategy's hyper-parameters as strategy_options="
                      f"{{{name.partition('__')[2]!r}: ...}}, not as the keyword {name!r} (set_params and "
                      f"fit_batch grids take strategy__<name>)")
     nested = " and strategy__<name>" if "strategy" in valid else ""
-    return error(f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, valid)}; "
+    foreign = getattr(cls, "foreign_names", {}).get(name)
+    hint = f" ({foreign})" if foreign else did_you_mean(name, valid)
+    return error(f"{cls.__name__} has no parameter {name!r}{hint}; "
                  f"valid: {list(valid)}{nested}")
 
 

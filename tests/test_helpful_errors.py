@@ -91,6 +91,40 @@ def test_an_ambiguous_alias_is_suggested_not_guessed() -> None:
         reset_plugins()
 
 
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("maxiter", r"'maxiter' \(pycma's maxiter is max_generations\)"),  # was: did you mean 'maximize'?
+        ("maxfevals", r"'maxfevals' \(pycma's maxfevals is max_evals\)"),
+        ("seed", r"'seed' \(pycma's seed is random_state\)"),
+        ("integer_variables", r"'integer_variables' \(pycma's integer_variables is integer\)"),
+        ("CMA_stds", r"sigma0 \* CMA_stds is sigma0 as an array of shape \(dim,\)"),
+        ("fixed_variables", r"no fixed_variables: search the free coordinates"),
+        ("verb_disp", r"fit\(progress=True\) or a callback"),
+        ("tolconditioncov", r"strategy_options=\{'tolconditioncov': \.\.\.\}"),
+    ],
+)
+def test_pycma_option_names_are_mapped_to_evostrats(name: str, expected: str) -> None:
+    with pytest.raises(InvalidTypeError, match=expected) as info:
+        ES("cma_es", **{name: 1})
+    assert "did you mean" not in str(info.value)
+    with pytest.raises(InvalidArgumentError, match=expected):
+        ES().set_params(**{name: 1})
+
+
+def test_every_pycma_hint_names_a_setting_that_works() -> None:
+    """The settings the pycma hints name run (checked once each, 1 generation)."""
+    from evostrat.params import PYCMA_NAMES
+
+    options = {"tolconditioncov": 1e10, "tolupsigma": 1e10, "tolfacupx": 1e5, "noeffectaxis": False,
+               "noeffectcoord": False, "active": False, "lr_mean": 0.5}
+    for name, value in options.items():
+        assert f"strategy_options={{{name!r}" in " ".join(PYCMA_NAMES.values())
+        ES("cma_es", strategy_options={name: value}, max_generations=1).fit(sphere, np.ones(2))
+    es = ES("cma_es", restarts=dict(kind="ipop", incpopsize=3, max_restarts=1), tolfun=1e-2).fit(sphere, np.ones(2))
+    assert es.restarts_[1]["popsize"] == int(3 * (4 + 3 * np.log(2)))
+
+
 def test_unknown_constructor_keyword_names_it_and_suggests() -> None:
     with pytest.raises(InvalidTypeError, match=r"ES has no parameter 'sigma' \(did you mean 'sigma0'\?\); valid: \[") as info:
         ES(sigma=0.5)
