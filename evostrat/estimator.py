@@ -1,7 +1,7 @@
 """The ``ES`` estimator: scikit-learn's contract around any strategy.
 
 ``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion holds and
-sets the fitted attributes ``x_``, ``fun_``, ``n_evals_``, ``n_generations_``,
+sets the fitted attributes ``x_``, ``fun_``, ``mean_``, ``n_evals_``, ``n_generations_``,
 ``history_``, ``stop_reason_``, ``strategy_`` (the run's
 :class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
 they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
@@ -40,23 +40,10 @@ from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
 from evostrat.run.restarts import Restarts
+from evostrat.run.state import fitted_attribute
 from evostrat.run.termination import CRITERIA_CONSTRAINTS
 
 __all__ = ["ES"]
-
-
-def _fitted(name: str, doc: str, settable: bool = False, attribute: str | None = None) -> property:
-    """A fitted attribute (``attribute``, default ``name_``) that reads (and, when ``settable``,
-    writes) the run value ``name``."""
-    attribute = attribute or f"{name}_"
-
-    def get(self: "ES") -> Any:
-        return getattr(self._fitted_run(attribute).state, name)
-
-    def put(self: "ES", value: Any) -> None:
-        setattr(self._fitted_run(attribute).state, name, value)
-
-    return property(get, put if settable else None, doc=doc)
 
 
 class ES(Params):
@@ -246,13 +233,23 @@ class ES(Params):
         run = self._fitted_run("x_")
         return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
 
-    fun_ = _fitted("best_f", "Its value (user's sense) in the run's dtype (docs/guides/backends.md); ``inf`` (``-inf`` "
-                   "maximising) while no value was finite, ``x_`` then the initial mean.", attribute="fun_")
-    n_evals_ = _fitted("n_evals", "Evaluations over all restarts.")
-    n_generations_ = _fitted("n_generations", "Generations over all restarts.")
-    history_ = _fitted("history", "One dict per generation (see :meth:`fit`).")
-    restarts_ = _fitted("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
-    stop_reason_ = _fitted("stop_reason", "Why the run stopped, or ``None``.", settable=True)
+    @property
+    def mean_(self) -> Any:
+        """The search distribution's current mean as a candidate (pycma's ``xfavorite``): mapped into
+        ``bounds`` and its integer coordinates decoded, as the candidates are, in ``x0``'s structure when
+        it had one (``strategy_.mean`` is the strategy's own, before that mapping)."""
+        run = self._fitted_run("mean_")
+        mean = run.to_box(run.runner.backend.xp.stack([run.runner.mean]))[0]  # a copy, never the state's
+        return mean if run.structure is None else run.structure.restore(mean)
+
+    fun_ = fitted_attribute("best_f", "Its value (user's sense) in the run's dtype (docs/guides/backends.md); ``inf`` "
+                            "(``-inf`` maximising) while no value was finite, ``x_`` then the initial mean.",
+                            attribute="fun_")
+    n_evals_ = fitted_attribute("n_evals", "Evaluations over all restarts.")
+    n_generations_ = fitted_attribute("n_generations", "Generations over all restarts.")
+    history_ = fitted_attribute("history", "One dict per generation (see :meth:`fit`).")
+    restarts_ = fitted_attribute("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
+    stop_reason_ = fitted_attribute("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
     def _fitted_run(self, what: str) -> Driver:
         run = self.__dict__.get("run_")

@@ -138,3 +138,26 @@ def test_repaired_candidates_with_bounds_are_mapped_into_the_strategy_space() ->
         X = np.round(es.ask(), 3)  # a grid the user evaluates on
         es.tell(X, ((X - target) ** 2).sum(axis=1), repaired=True)
     assert es.stop_reason_ == "ftarget" and np.allclose(es.x_, target)
+
+
+def test_mean_is_pycmas_xfavorite_inside_the_bounds_and_a_copy() -> None:
+    """``mean_`` is the distribution mean as a candidate (pycma's ``result.xfavorite``): the optimum
+    (3, 3, 3) lies outside the box [-2, 2], where the strategy's mean ends beyond the bound (2.15)
+    while every candidate, ``x_`` and ``mean_`` are 2."""
+    es = ES("cma_es", sigma0=1.0, bounds=(-2.0, 2.0), random_state=1).fit(lambda X: values(X - 3.0), np.zeros(3))
+    assert np.all(np.asarray(es.strategy_.mean) > 2.0)  # the strategy's own space
+    np.testing.assert_allclose(es.mean_, 2.0, atol=1e-9)
+    np.testing.assert_array_equal(es.mean_, es.run_.to_box(np.asarray(es.strategy_.mean)[None])[0])
+    plain = ES("cma_es", max_evals=60, random_state=0).fit(values, np.ones(3))
+    mean = plain.mean_
+    np.testing.assert_array_equal(mean, plain.strategy_.mean)
+    mean[:] = 99.0  # a copy: the run's state is untouched
+    assert not np.any(np.asarray(plain.strategy_.mean) == 99.0)
+
+
+def test_mean_decodes_integer_coordinates_and_needs_a_run() -> None:
+    es = ES("cma_es", integer=[0], bounds=(-5, 5), max_evals=300, random_state=1).fit(
+        lambda X: values(X - 3.3), np.zeros(2))
+    assert float(es.mean_[0]) == 3.0  # decoded as the candidates are
+    with pytest.raises(AttributeError, match="mean_ is not available"):
+        ES("cma_es").mean_

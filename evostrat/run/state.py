@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError, NoSolutionWarning
 
-__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "is_count", "is_int",
-           "is_real", "is_reals", "warn_nothing_found"]
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "fitted_attribute",
+           "is_count", "is_int", "is_real", "is_reals", "warn_nothing_found"]
 
 
 def is_int(v: Any) -> bool:
@@ -322,3 +322,17 @@ class RunState:
         self.run_start = (int(values["run_start"][0]), int(values["run_start"][1]))
         self.restarts = [dict(r) for r in values["restarts"]]
         self.stop_reason = values["stop_reason"]
+
+
+def fitted_attribute(name: str, doc: str, settable: bool = False, attribute: str | None = None) -> property:
+    """A fitted attribute of :class:`~evostrat.ES` (``attribute``, default ``name_``) that reads (and,
+    when ``settable``, writes) the :class:`RunState` value ``name`` of its run."""
+    attribute = attribute or f"{name}_"
+
+    def get(es: Any) -> Any:
+        return getattr(es._fitted_run(attribute).state, name)
+
+    def put(es: Any, value: Any) -> None:
+        setattr(es._fitted_run(attribute).state, name, value)
+
+    return property(get, put if settable else None, doc=doc)
