@@ -336,8 +336,9 @@ class ES(Params):
             ``x (dim,) -> float``; see :mod:`evostrat.evaluators.local`. For strategies
             with ``needs_behaviours``: behaviours ``(popsize, k)`` or ``(k,)`` per
             candidate, optionally with fitness (:mod:`evostrat.run.behaviours`).
-        x0 : array-like, shape (dim,)
-            Initial mean; a numpy array, torch tensor, JAX array or a list.
+        x0 : array-like, shape (dim,), or callable
+            Initial mean; a numpy array, torch tensor, JAX array or a list, or (pycma's) a callable
+            ``x0()`` returning one, called again for each restart run's start.
         callbacks : sequence of callables, optional
             Each is called as ``cb(self)`` after every generation; returning
             ``True`` stops the run with ``stop_reason_ == "callback"``. Objects

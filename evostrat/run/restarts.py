@@ -4,7 +4,8 @@
 run stops on one of its *local* criteria (``tolfun``, ``tolx``, ``tolfunhist``,
 ``tolstagnation``, ``tolflatfitness``, the strategy's own ``stop(state)``
 criteria such as ``tolconditioncov``, or the run's own ``maxiter``), a new run
-starts from ``x0`` with a new population size and a fresh random stream. The
+starts from ``x0`` (a callable ``x0``: from a new ``x0()``, as pycma's) with a new
+population size and a fresh random stream. The
 *global* criteria end everything: ``ftarget``, ``max_evals`` (``"maxfevals"``),
 ``max_generations`` (``"maxiter"``, counted over all runs) and callbacks: the
 first run that reaches ``ftarget`` is the last. When the restart budget is spent
