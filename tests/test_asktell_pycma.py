@@ -161,3 +161,27 @@ def test_mean_decodes_integer_coordinates_and_needs_a_run() -> None:
     assert float(es.mean_[0]) == 3.0  # decoded as the candidates are
     with pytest.raises(AttributeError, match="mean_ is not available"):
         ES("cma_es").mean_
+
+
+@pytest.mark.parametrize("bounds", [None, (-2.0, 2.0)])
+def test_tell_takes_the_asked_rows_as_a_list_as_pycma_hands_them_out(bounds) -> None:
+    """``es.tell(list(X), ...)`` (pycma's ``ask`` returns a list of rows) is the same run as
+    ``es.tell(X, ...)``; it was refused as "got list of shape None"."""
+    runs = []
+    for as_list in (False, True):
+        es = ES("cma_es", bounds=bounds, max_evals=200, random_state=0).initialize(np.ones(4))
+        while not es.stop():
+            X = es.ask()
+            es.tell(list(X) if as_list else X, values(X))
+        runs.append(es)
+    assert runs[1].fun_ == runs[0].fun_ and runs[1].n_evals_ == runs[0].n_evals_ == 200
+    np.testing.assert_array_equal(runs[1].x_, runs[0].x_)
+    es = ES("cma_es", random_state=0).initialize(np.ones(4))
+    rows = list(es.ask())
+    with pytest.raises(PopulationMismatchError, match=r"of shape \(8, 4\); got .* of shape \(3, 4\)"):
+        es.tell(rows[:3], values(np.asarray(rows[:3])))
+    rows[0] = rows[0] + 1.0
+    with pytest.raises(PopulationMismatchError, match="X differs from the population"):
+        es.tell(rows, values(np.asarray(rows)))
+    es.tell(rows, values(np.asarray(rows)), repaired=True)  # a repaired list: accepted as an array is
+    assert es.n_evals_ == 8

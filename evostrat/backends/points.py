@@ -28,7 +28,7 @@ from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point",
+__all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point", "stack_rows",
            "physical_memory", "resolve_backend"]
 
 #: The bytes a strategy state may take within :func:`allocation_limit` (``None``: the machine's memory).
@@ -185,3 +185,22 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     if not finite:
         raise InvalidArgumentError(f"the callable x0 returned a point with NaN or inf for restart run {run}")
     return point
+
+
+def stack_rows(X: Any, backend: Backend, device: Any = None) -> Any:
+    """``X`` given as a list or tuple of rows (as pycma's ``ask`` hands a population out, or
+    ``list(es.ask())``) stacked into one ``(rows, dim)`` array of ``backend`` on ``device``; any
+    other ``X``, or rows that do not stack into one, unchanged (the caller's checks name them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack_rows([np.zeros(2), np.ones(2)], get_backend("numpy")).shape
+    (2, 2)
+    """
+    if not isinstance(X, (list, tuple)) or not X:
+        return X
+    try:
+        return backend.xp.stack([backend.asarray(x, device=device) for x in X])
+    except (TypeError, ValueError, RuntimeError):
+        return X

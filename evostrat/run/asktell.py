@@ -42,7 +42,7 @@ from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
-from evostrat.backends.points import resolve_backend
+from evostrat.backends.points import resolve_backend, stack_rows
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
@@ -291,6 +291,7 @@ class AskTell(PicklableRunner):
         pending = self._pending if asked is None else asked
         if X is pending:
             return
+        X = stack_rows(X, self.backend, self.device)  # a list of the rows, as pycma's ask hands them out
         shape = getattr(X, "shape", None)
         if shape is None or tuple(shape) != tuple(pending.shape):
             raise PopulationMismatchError(f"X must be the population returned by ask(), of shape "

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from evostrat.backends.points import stack_rows
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
 
 __all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "is_cma", "check_solutions", "queue_solutions",
@@ -158,6 +159,7 @@ def repaired_population(runner: Any, X: Any, asked: Any = None, to_strategy: Any
     """
     be, pending = runner.backend, runner.pending
     shown = pending if asked is None else asked
+    X = stack_rows(X, be, runner.device)
     shape = tuple(getattr(X, "shape", np.shape(X)))
     if shape != tuple(shown.shape):
         raise PopulationMismatchError(f"X must have the shape of the population returned by ask(), "
