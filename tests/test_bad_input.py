@@ -118,10 +118,13 @@ def test_tell_with_other_values(runner) -> None:
         runner.tell(X[::-1], sphere(X))
     runner.tell(X.copy(), sphere(X))  # an equal copy is the same population
     assert runner.generation == 1
+    X = runner.ask()
+    runner.tell(X.tolist(), sphere(X))  # so is the list of its rows (pycma's ask hands out a list)
+    assert runner.generation == 2
 
 
 @pytest.mark.parametrize(
-    "make", [lambda X: X[:3], lambda X: X[:, :2], lambda X: X.tolist()], ids=["rows", "cols", "list"]
+    "make", [lambda X: X[:3], lambda X: X[:, :2], lambda X: X.tolist()[:3]], ids=["rows", "cols", "list"]
 )
 def test_tell_with_population_of_wrong_shape(runner, make) -> None:
     X = runner.ask()
