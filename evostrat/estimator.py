@@ -33,14 +33,14 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
 from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
 from evostrat.run.restarts import Restarts
-from evostrat.run.state import fitted_attribute
+from evostrat.run.state import fitted_attribute, fitted_run
 from evostrat.run.termination import CRITERIA_CONSTRAINTS
 
 __all__ = ["ES"]
@@ -252,11 +252,7 @@ class ES(Params):
     stop_reason_ = fitted_attribute("stop_reason", "Why the run stopped, or ``None``.", settable=True)
 
     def _fitted_run(self, what: str) -> Driver:
-        run = self.__dict__.get("run_")
-        if run is None:  # NotFittedError is an AttributeError too (scikit-learn's hasattr)
-            raise NotFittedError(f"{what} is not available: this ES has no run; call fit(objective, x0) "
-                                 "or initialize(x0) first")
-        return run
+        return fitted_run(self, what)
 
     @property
     def strategy_(self) -> AskTell:

@@ -31,10 +31,10 @@ from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from evostrat.errors import CheckpointError, NoSolutionWarning
+from evostrat.errors import CheckpointError, NoSolutionWarning, NotFittedError
 
 __all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "fitted_attribute",
-           "is_count", "is_int", "is_real", "is_reals", "warn_nothing_found"]
+           "fitted_run", "is_count", "is_int", "is_real", "is_reals", "warn_nothing_found"]
 
 
 def is_int(v: Any) -> bool:
@@ -330,9 +330,24 @@ def fitted_attribute(name: str, doc: str, settable: bool = False, attribute: str
     attribute = attribute or f"{name}_"
 
     def get(es: Any) -> Any:
-        return getattr(es._fitted_run(attribute).state, name)
+        return getattr(fitted_run(es, attribute).state, name)
 
     def put(es: Any, value: Any) -> None:
-        setattr(es._fitted_run(attribute).state, name, value)
+        setattr(fitted_run(es, attribute).state, name, value)
 
     return property(get, put if settable else None, doc=doc)
+
+
+def fitted_run(es: Any, what: str) -> Any:
+    """The run (:class:`~evostrat.run.driver.Driver`) of the estimator ``es``, for reading ``what``.
+
+    Raises
+    ------
+    NotFittedError
+        When ``es`` has no run yet (an ``AttributeError`` too: scikit-learn's ``hasattr``).
+    """
+    run = es.__dict__.get("run_")
+    if run is None:
+        raise NotFittedError(f"{what} is not available: this ES has no run; call fit(objective, x0) "
+                             "or initialize(x0) first")
+    return run
