@@ -112,7 +112,11 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
         if value is not None and value is not False:
             warnings.warn(f"evostrat.minimize ({method}) does not use gradient information ({name})", RuntimeWarning,
                           stacklevel=2)
-    x0 = np.atleast_1d(np.asarray(x0, dtype=np.float64))
+    try:
+        x0 = np.atleast_1d(np.asarray(x0, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        hint = " (a callable x0, drawn again for each restart as in pycma, is ES(...).fit's)" if callable(x0) else ""
+        raise InvalidTypeError(f"x0 must be a 1-D array of numbers, got {type(x0).__name__}{hint}") from err
     if x0.ndim != 1 or x0.size < 1:
         raise InvalidArgumentError(f"x0 must be a 1-D array of n >= 1 numbers, got shape {x0.shape}")
     params = _params(options, method)

@@ -114,6 +114,10 @@ def test_bad_inputs_name_the_argument() -> None:
         evostrat.minimize(rosen, np.zeros(2), options={"maxfev": 3, "max_evals": 4})
     with pytest.raises(InvalidArgumentError, match="x0 must be a 1-D array"):
         evostrat.minimize(rosen, np.zeros((2, 2)))
+    with pytest.raises(InvalidTypeError, match=r"x0 must be a 1-D array of numbers, got list"):  # was ValueError
+        evostrat.minimize(rosen, ["a", "b"])
+    with pytest.raises(InvalidTypeError, match=r"got function \(a callable x0, .* is ES\(\.\.\.\)\.fit's\)"):
+        evostrat.minimize(rosen, lambda: np.zeros(2))  # pycma's callable x0: was a bare TypeError from float()
     with pytest.raises(InvalidTypeError, match="fun must be callable"):
         evostrat.minimize(3.0, np.zeros(2))
     with pytest.raises(UnknownNameError):
