@@ -86,6 +86,7 @@ class Driver:
         self.integers = IntegerSpace.for_run(self, x0, integer)  # integer=: bounds become box + encoding
         self.noise: Any = None  # reevaluations / noise_handling: set by the host loop (run.noise)
         self.noise_resume: dict[str, Any] | None = None  # a checkpoint's noise state, for the next loop
+        self.noise_aggregate: str | None = None  # a checkpoint's aggregation of repeated evaluations (run.noise)
         self.restarts = make_restarts(settings.restarts, settings.random_state)
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)
