@@ -92,6 +92,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
     "augmented Lagrangian, callback": (dict(max_generations=20), CON, "numpy", "callback"),
     "augmented Lagrangian with ipop": (dict(restarts="ipop", max_evals=1200, tolfun=1e-3), CON, "numpy",
                                        "constraints"),
+    "ipop with integers, in a restart run's first generation": (
+        dict(restarts="ipop", max_evals=1500, tolfun=1e-3, bounds=(-3.0, 3.0), integer=[0, 2]), {}, "numpy",
+        "objective@restart"),
+    "bipop augmented Lagrangian, in a restart run's first generation": (
+        dict(restarts="bipop", max_evals=2000, tolfun=1e-3), CON, "numpy", "constraints@restart"),
     "noise handling with bounds and integers": (dict(max_generations=16, noise_handling=True, bounds=(-3.0, 3.0),
                                                      integer=[0, 2]), {}, "numpy", "objective"),
     "reevaluations": (dict(max_generations=16, reevaluations=3), {}, "numpy", "objective"),
@@ -117,14 +122,16 @@ def test_an_interrupted_run_resumes_as_the_uninterrupted_one(tmp_path: Path, cas
     trace = ALTrace()
     f, g = Cut(_f, None), Cut(_g, None)
     full = _fit(options, fit, backend, f, g, [trace])
-    # a generation two thirds in (of a later restart run with restarts), not one of a periodic checkpoint
+    # a generation two thirds in (of a later restart run with restarts), not one of a periodic checkpoint,
+    # or the first generation of the second restart run ("@restart"); one call per candidate
+    assert f.calls == full.n_evals_ and g.calls in (0, full.n_evals_)
     rows = [row for row in full.history_ if row["generation"] % EVERY not in (0, EVERY - 1)]
     row = rows[len(rows) * 2 // 3]
     generation = next(i for i, r in enumerate(full.history_) if r is row) + 1  # finished when interrupted
-    calls = {"objective": f.calls, "constraints": g.calls}
-    per_generation = {k: v / full.n_generations_ for k, v in calls.items()}
-    cut_f = Cut(_f, int(per_generation["objective"] * generation) + 3 if where == "objective" else None)
-    cut_g = Cut(_g, int(per_generation["constraints"] * generation) + 3 if where == "constraints" else None)
+    where, _, at_restart = where.partition("@")
+    evaluations = full.restarts_[1]["start_evals"] if at_restart else row["n_evals"]
+    cut_f = Cut(_f, evaluations + 3 if where == "objective" else None)
+    cut_g = Cut(_g, evaluations + 3 if where == "constraints" else None)
 
     def crash(es: Any) -> None:
         if where == "callback" and es.n_generations_ == generation:
@@ -134,9 +141,12 @@ def test_an_interrupted_run_resumes_as_the_uninterrupted_one(tmp_path: Path, cas
     with pytest.raises(KeyboardInterrupt):
         _fit(options, fit, backend, cut_f, cut_g, [crash], checkpoint=path, checkpoint_every=EVERY)
     saved = checkpoint_info(path)["n_generations"]
-    assert saved % EVERY != 0 and saved < full.n_generations_  # the final checkpoint, not a periodic one
+    assert saved < full.n_generations_ and (at_restart or saved % EVERY != 0)  # the final checkpoint
+    if at_restart:
+        assert checkpoint_info(path)["n_evals"] == full.restarts_[1]["start_evals"]
     if "constraints" in fit:
-        assert trace.states[saved]["n_updates"] != "0"  # the coefficients have learnt: a missed rollback shows
+        # the coefficients have learnt (a missed rollback shows), or start afresh with a restart run
+        assert (trace.states[saved]["n_updates"] == "0") == bool(at_restart)
         assert al_state(load_checkpoint(path, constraints=_g)) == trace.states[saved]
     recorder = [DistributionRecorder(every=3)] if fit.get("recorder") else []
     resumed = ES.resume(path, _f, callbacks=recorder, **({"constraints": _g} if "constraints" in fit else {}))
