@@ -138,7 +138,7 @@ def test_a_checkpoint_from_before_the_median_resumes_with_the_mean(tmp_path: Pat
     assert rows(resumed, 1) == rows(full, scale)
     assert (resumed.fun_, resumed.n_generations_, resumed.n_evals_) == (full.fun_, 30, full.n_evals_ * scale)
     np.testing.assert_array_equal(resumed.x_, full.x_)
-    again = ES.resume(path, objective := CountedNoise(), max_generations=31)  # resumed from its own checkpoint
+    again = ES.resume(path, CountedNoise(), max_generations=31)  # from the checkpoint the resumed run wrote
     assert again.run_.noise.aggregate == "mean"
 
 

@@ -338,8 +338,7 @@ def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: 
                              f"{physical_memory() / 2**30:.3g} GiB of memory")
         es, made = _estimator(config), lambda: getattr(es, "n_generations_", 0)
         saved = lambda: made() > 0 and (checkpoint is None or checkpoint.n_written > 0)  # noqa: E731
-        # --overwrite: the old run stays until the new one has a checkpoint; a fit failing before its first
-        # generation leaves no file or folder of its own (no --overwrite to rerun): evostrat.cli.outdir
+        # --overwrite keeps the old run until the new one has a checkpoint; a failed start leaves nothing (outdir)
         with replacing(out, RUN_FILES if args.overwrite else (), saved) as check, new_output(
                 out, RUN_FILES[1:4], made, CHECKPOINT):
             _write_json(os.path.join(out, "config.json"), config)
