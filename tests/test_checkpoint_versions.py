@@ -20,6 +20,8 @@ from evostrat.checkpoint import load_checkpoint
 from evostrat.checkpoint.format import read_checkpoint, write_checkpoint
 from evostrat.errors import CheckpointError
 from evostrat.problems import rosenbrock
+from evostrat.run import noise
+from evostrat.run.uncertainty import aggregate_values
 
 NEWER_PARAMETERS = ("integer", "noise_handling", "reevaluations", "warm_start")
 
@@ -69,3 +71,84 @@ def test_an_unknown_parameter_is_refused_naming_it_and_the_version(tmp_path: Pat
     _rewrite(path, lambda params: params.update(frobnicate={"value": 1}))
     with pytest.raises(CheckpointError, match=r"'frobnicate'.*evostrat '"):
         load_checkpoint(path)
+
+
+class CountedNoise:
+    """A sphere with skewed noise that is a function of the candidate and of how often it was
+    evaluated before (its repeated evaluations differ, so do their mean and median); a resumed
+    run continues with the same object."""
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, int] = {}
+
+    def __call__(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        times = []
+        for x in X:
+            times.append(self.seen.get(x.tobytes(), 0))
+            self.seen[x.tobytes()] = times[-1] + 1
+        return (X ** 2).sum(axis=1) + 0.5 * np.sin(1e3 * X.sum(axis=1) + np.array(times)) ** 3
+
+
+def _mean_of(objective: Any, times: int) -> Any:
+    return lambda X: np.mean(np.stack([objective(X) for _ in range(times)]), axis=0)
+
+
+def _strip_aggregate(path: Path) -> None:
+    """Make ``path`` what the writer before the median did: no ``"aggregate"`` among the features,
+    ``null`` features when no other part was stored."""
+    meta, arrays = read_checkpoint(path)
+    for key in ("format", "version", "arrays", "sha256"):
+        meta.pop(key, None)
+    del meta["features"]["aggregate"]
+    if all(part is None for part in meta["features"].values()):
+        meta["features"] = None
+    write_checkpoint(path, meta, arrays)
+
+
+# reference: the same run with the repeated evaluations averaged (reevaluations=1 of their mean,
+# or noise_handling's aggregate="mean")
+MEAN_CASES = {
+    "reevaluations": (dict(reevaluations=3), lambda obj: (dict(), _mean_of(obj, 3), 3)),
+    "noise handling": (dict(reevaluations=3, noise_handling=True),
+                       lambda obj: (dict(reevaluations=3, noise_handling={"aggregate": "mean"}), obj, 1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MEAN_CASES))
+def test_a_checkpoint_from_before_the_median_resumes_with_the_mean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   case: str) -> None:
+    options, reference = MEAN_CASES[case]
+    common = dict(max_generations=30, random_state=3)
+    objective = CountedNoise()
+    ref_options, ref_objective, scale = reference(CountedNoise())
+    full = ES("cma_es", **common, **ref_options).fit(ref_objective, np.ones(3))
+    path = tmp_path / "old.ckpt"
+    with monkeypatch.context() as old, pytest.raises(Crash):  # the evostrat that averaged
+        old.setattr(noise, "aggregate_values", lambda values, how: aggregate_values(values, "mean"))
+        ES("cma_es", **common, **options).fit(objective, np.ones(3), checkpoint=path, callbacks=[_crash_at(12)])
+    assert read_checkpoint(path)[0]["features"]["aggregate"] == "median"  # new files say it
+    _strip_aggregate(path)
+
+    resumed = ES.resume(path, objective, checkpoint=path)  # was: the median from generation 12 on
+    assert resumed.run_.noise.aggregate == "mean"
+    assert read_checkpoint(path)[0]["features"]["aggregate"] == "mean"  # its own checkpoints keep the mean
+    rows = lambda es, k: [{**{c: v for c, v in row.items() if c != "time"}, "n_evals": row["n_evals"] * k}  # noqa: E731
+                          for row in es.history_]
+    assert rows(resumed, 1) == rows(full, scale)
+    assert (resumed.fun_, resumed.n_generations_, resumed.n_evals_) == (full.fun_, 30, full.n_evals_ * scale)
+    np.testing.assert_array_equal(resumed.x_, full.x_)
+    again = ES.resume(path, CountedNoise(), max_generations=31)  # from the checkpoint the resumed run wrote
+    assert again.run_.noise.aggregate == "mean"
+
+
+def test_a_new_checkpoint_resumes_with_the_median(tmp_path: Path) -> None:
+    full = ES("cma_es", reevaluations=3, max_generations=20, random_state=3).fit(CountedNoise(), np.ones(3))
+    path, objective = tmp_path / "new.ckpt", CountedNoise()
+    with pytest.raises(Crash):
+        ES("cma_es", reevaluations=3, max_generations=20, random_state=3).fit(
+            objective, np.ones(3), checkpoint=path, callbacks=[_crash_at(8)])
+    resumed = ES.resume(path, objective)
+    assert resumed.run_.noise.aggregate == "median"
+    assert resumed.history_[-1] | {"time": 0} == full.history_[-1] | {"time": 0}
+    np.testing.assert_array_equal(resumed.x_, full.x_)

@@ -284,8 +284,9 @@ def test_a_failing_run_removes_only_its_own_files_from_an_existing_folder(tmp_pa
     assert main(_cmd(_objective(tmp_path, "raise"), out)) == 1
     assert sorted(os.listdir(out)) == ["history.csv", "notes.txt"] and (out / "notes.txt").read_text() == "mine\n"
     assert main(_cmd(_objective(tmp_path, "ok"), out)) == 0  # no --overwrite needed
-    assert main(_cmd(_objective(tmp_path, "raise"), out, "--overwrite")) == 1  # --overwrite replaced the run
-    assert not (out / "checkpoint.ckpt").exists() and (out / "notes.txt").exists()
+    assert main(_cmd(_objective(tmp_path, "raise"), out, "--overwrite")) == 1  # failed before its first checkpoint
+    assert checkpoint_info(out / "checkpoint.ckpt")["n_generations"] == 6  # the old run stays (test_cli_overwrite)
+    assert (out / "notes.txt").exists()
 
 
 def test_a_run_failing_after_real_progress_keeps_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -49,8 +49,13 @@ __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_c
            "MissingStartPoint", "restore_x0_source"]
 
 _DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
-#: The parts of the metadata's ``"features"``.
-FEATURES_SCHEMA: dict[str, tuple[Any, str]] = dict.fromkeys(("constraints", "integers", "noise"), _DICT_OR_NULL)
+#: The parts of the metadata's ``"features"``; ``"aggregate"``: how the run aggregates repeated
+#: evaluations (``null``: it evaluates each candidate once). A file without it was written when
+#: they were averaged: its run resumes with the mean (:func:`restore_features`).
+FEATURES_SCHEMA: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(("constraints", "integers", "noise"), _DICT_OR_NULL),
+    "aggregate": (lambda v: v is None or v in ("median", "mean"), "'median', 'mean' or null"),
+}
 #: The constraints part: how the run gets ``g`` (``"callable"``: passed to ``resume`` again),
 #: the ``constraint_handler`` (a name, or a built-in handler's state) and the run's handler state.
 CONSTRAINTS_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -78,11 +83,14 @@ def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, An
     CheckpointError
         For a state a checkpoint cannot store (a custom constraint handler).
     """
+    from evostrat.run.noise import aggregation
+
     noise = driver.noise.state_values() if driver.noise is not None else driver.noise_resume
     values = {
         "constraints": _constraints(driver),
         "integers": None if driver.integers is None else driver.integers.state_values(driver.runner),
         "noise": noise,
+        "aggregate": aggregation(driver),
     }
     if all(v is None for v in values.values()):
         return None
@@ -165,13 +173,22 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
         For a malformed part, or a part the run's parameters do not have.
     """
     from evostrat.constraints.tracker import ConstrainedRun, restore_handler
-    from evostrat.run.noise import NoisyEvaluator
+    from evostrat.run.noise import NoisyEvaluator, aggregation
 
-    if features is None:  # a run without these features, or a checkpoint from before they were stored
-        return
+    if features is None or "aggregate" not in features:  # written before the aggregation was recorded
+        option = driver.settings.noise_handling  # the option existed then only as the mean: named, it is new
+        named = isinstance(option, dict) and "aggregate" in option
+        driver.noise_aggregate = "mean" if aggregation(driver) is not None and not named else None
+        if features is None:  # a run without these features, or a checkpoint from before they were stored
+            return
+        features = {**features, "aggregate": driver.noise_aggregate}
     parts = check_schema(features, FEATURES_SCHEMA, "features")
     values = {name: decode(part, arrays) for name, part in parts.items()}
     runner = driver.runner
+    if (values["aggregate"] is None) != (aggregation(driver) is None):
+        raise CheckpointError(f"checkpoint aggregate {values['aggregate']!r} does not match its run's "
+                              f"reevaluations and noise_handling (an aggregation only for repeated evaluations)")
+    driver.noise_aggregate = values["aggregate"]
     if values["integers"] is not None:
         if driver.integers is None:
             raise CheckpointError("checkpoint holds an integer margin state, but its run has no integer coordinates")

@@ -1,4 +1,5 @@
-"""The output folder of a new ``evostrat run``: nothing of a run that failed before its first generation.
+"""The output folder of a new ``evostrat run``: nothing of a run that failed before its first generation,
+and with ``--overwrite`` the previous run kept until the new one has a checkpoint.
 
 A run whose fit fails (a wrong ``-O``, an objective raising on its first population, Ctrl-C)
 before its first generation finishes has made no progress: :func:`new_output` then removes the
@@ -19,15 +20,23 @@ Examples
 ...     pass
 >>> os.path.exists(os.path.dirname(out))
 False
+
+With ``--overwrite`` (:func:`replacing`) the previous run's files are moved into a fresh hidden
+folder of ``out`` (``.overwritten-*``, made by :func:`tempfile.mkdtemp`; a link moves as the link):
+the new run writes its own, and if it fails before its first checkpoint of a finished generation
+its files go and the old ones come back unchanged; from that checkpoint on (or its first
+generation, without checkpoints) nothing of the old run survives.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator, Sequence
+import shutil
+import tempfile
+from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["new_output"]
+__all__ = ["new_output", "replacing"]
 
 
 def _missing_folders(out: str) -> list[str]:
@@ -73,3 +82,75 @@ def new_output(out: str, names: Sequence[str], generations: Callable[[], int],
                 except OSError:
                     break
         raise
+
+
+def _remove(path: str) -> None:
+    """Remove the file, link (not its target) or folder ``path`` when there is one."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)  # never follows a link inside either
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+class _PreviousRun:
+    """The files ``names`` of the run in ``out``, moved aside into a fresh hidden folder of ``out``."""
+
+    def __init__(self, out: str, names: Sequence[str]) -> None:
+        self.out, self.names = out, list(names)
+        self.moved = [name for name in names if os.path.lexists(os.path.join(out, name))]
+        self.folder = tempfile.mkdtemp(prefix=".overwritten-", dir=out) if self.moved else None
+        for name in self.moved:  # os.rename moves a link itself, never its target
+            os.rename(os.path.join(out, name), os.path.join(self.folder, name))
+
+    def discard(self) -> None:
+        """The new run has a checkpoint: remove the old run's files."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder)
+            self.folder = None
+
+    def put_back(self) -> None:
+        """The new run failed before its first checkpoint: remove its files of ``names``, move the old back."""
+        if self.folder is None:  # no previous run (or already discarded)
+            return
+        for name in self.names:
+            _remove(os.path.join(self.out, name))
+        for name in self.moved:
+            os.rename(os.path.join(self.folder, name), os.path.join(self.out, name))
+        os.rmdir(self.folder)
+        self.folder = None
+
+
+@contextlib.contextmanager
+def replacing(out: str, names: Sequence[str], saved: Callable[[], bool]) -> Iterator[Callable[[Any], None]]:
+    """Replace the run in ``out`` (``--overwrite``) once the new run, the body, has ``saved()`` its
+    progress; yield a callback that checks ``saved()`` after each generation.
+
+    Parameters
+    ----------
+    out : str
+        The output folder (existing or not).
+    names : sequence of str
+        The files of a run in ``out``: the previous run's are moved aside on entry.
+    saved : callable
+        Whether the new run has written a checkpoint of a finished generation (its first
+        generation, without checkpoints).
+
+    The old files are removed as soon as ``saved()`` holds, and when the body ends without
+    error; if the body raises before, the new run's files of ``names`` are removed and the old
+    ones put back.
+    """
+    previous = _PreviousRun(out, names if os.path.isdir(out) else ())
+
+    def check(_es: Any = None) -> None:
+        if previous.folder is not None and saved():
+            previous.discard()
+
+    try:
+        yield check
+    except BaseException:
+        if saved():
+            previous.discard()
+        else:
+            previous.put_back()
+        raise
+    previous.discard()

@@ -41,7 +41,7 @@ import time
 from typing import Any
 
 from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
-from evostrat.cli.outdir import new_output
+from evostrat.cli.outdir import new_output, replacing
 
 __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
@@ -53,6 +53,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "patience": None, "min_delta": 0.0, "checkpoint_every": 10, "strategy_options": None,
 }
 CHECKPOINT = "checkpoint.ckpt"
+#: The files of a run in its folder (``--overwrite`` replaces them all).
+RUN_FILES = (CHECKPOINT, "config.json", "history.csv", "distribution.jsonl", "result.json", "convergence.png",
+             "diagnostics.png", "search.png")
 BUDGETS = ("max_evals", "max_generations")  # what --resume may change
 #: The option behind each parameter of ``ES``/``ES.resume``/the callbacks that ``evostrat run`` sets: a
 #: Python error names the parameter (``popsize must be >= 2``), the command line names the option.
@@ -333,17 +336,15 @@ def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: 
             raise UsageError(f"--dim {config['dim']}: a start point of that many float64 coordinates needs "
                              f"{8 * config['dim'] / 2**30:.3g} GiB, more than the "
                              f"{physical_memory() / 2**30:.3g} GiB of memory")
-        es = _estimator(config)
-        for stale in (CHECKPOINT, "result.json", "convergence.png", "diagnostics.png", "search.png"):
-            if os.path.exists(os.path.join(out, stale)):
-                os.remove(os.path.join(out, stale))  # --overwrite: nothing of the old run survives
-        # a fit failing before its first generation leaves no file or folder of its own (no --overwrite to rerun)
-        with new_output(out, ["config.json", "history.csv", "distribution.jsonl"],
-                        lambda: getattr(es, "n_generations_", 0), CHECKPOINT):
+        es, made = _estimator(config), lambda: getattr(es, "n_generations_", 0)
+        saved = lambda: made() > 0 and (checkpoint is None or checkpoint.n_written > 0)  # noqa: E731
+        # --overwrite keeps the old run until the new one has a checkpoint; a failed start leaves nothing (outdir)
+        with replacing(out, RUN_FILES if args.overwrite else (), saved) as check, new_output(
+                out, RUN_FILES[1:4], made, CHECKPOINT):
             _write_json(os.path.join(out, "config.json"), config)
             x0 = config["x0"] if not isinstance(config["x0"], str) else read_x0(config["x0"])
             x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, list) else np.full(config["dim"], float(x0))
-            es.fit(objective, x0, callbacks, progress=progress, checkpoint=checkpoint)
+            es.fit(objective, x0, [*callbacks, check], progress=progress, checkpoint=checkpoint)
     return es, resumed_from
 
 

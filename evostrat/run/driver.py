@@ -84,8 +84,8 @@ class Driver:
             x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
             self.bounds = BoxBounds.from_spec(bounds, x0)
         self.integers = IntegerSpace.for_run(self, x0, integer)  # integer=: bounds become box + encoding
-        self.noise: Any = None  # reevaluations / noise_handling: set by the host loop (run.noise)
-        self.noise_resume: dict[str, Any] | None = None  # a checkpoint's noise state, for the next loop
+        self.noise: Any = None  # reevaluations / noise_handling (run.noise), set by the host loop; a checkpoint's:
+        self.noise_resume, self.noise_aggregate = None, None  # type: dict[str, Any] | None, str | None
         self.restarts = make_restarts(settings.restarts, settings.random_state)
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)

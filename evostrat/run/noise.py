@@ -27,7 +27,9 @@ Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
   the signal (the fitness differences sigma buys) above the noise, which is how
   UH-CMA-ES keeps improving where plain CMA-ES stalls.
 
-After ``fit``, ``es.run_.noise.handler`` holds the measure ``s`` and the current
+A checkpoint records the aggregation; one written before it was recorded (when repeated
+evaluations were averaged) resumes with the mean (:func:`aggregation`,
+:mod:`evostrat.checkpoint.features`). After ``fit``, ``es.run_.noise.handler`` holds the measure ``s`` and the current
 ``evaluations`` per candidate.
 
 Examples
@@ -51,9 +53,10 @@ import numpy as np
 
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.run.uncertainty import MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
+from evostrat.run.uncertainty import AGGREGATES, MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
 
-__all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "noise_evaluator", "rank_change_measure"]
+__all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "aggregation", "noise_evaluator",
+           "rank_change_measure"]
 
 
 def _handler(option: Any) -> UncertaintyHandling | None:
@@ -87,8 +90,11 @@ class NoisyEvaluator:
     accepts_seed = False
     accepts_replay = False
 
-    def __init__(self, inner: Any, driver: Any, reevaluations: int, handler: UncertaintyHandling | None) -> None:
+    def __init__(self, inner: Any, driver: Any, reevaluations: int, handler: UncertaintyHandling | None,
+                 aggregate: str | None = None) -> None:
         self.inner, self.driver, self.k, self.handler = inner, driver, reevaluations, handler
+        #: how repeated evaluations become a value: ``aggregate``, else the handler's, else the median
+        self.aggregate = aggregate or (handler.aggregate if handler is not None else "median")
         if handler is not None:
             handler.evaluations = float(max(reevaluations, handler.evaluations))
         seed = getattr(driver.settings, "random_state", None)
@@ -120,10 +126,10 @@ class NoisyEvaluator:
         return np.asarray(backend.to_numpy(backend.asarray(values)), dtype=np.float64).reshape(-1)
 
     def aggregate_of(self, objective: Callable, X: Any, backend: Any, times: int, **extra: Any) -> np.ndarray:
-        """The aggregate (the median unless the handler says ``"mean"``) of ``times`` evaluations of
-        each row of ``X``, on the host (float64)."""
-        how = "median" if self.handler is None else self.handler.aggregate
-        return aggregate_values(np.stack([self.values_of(objective, X, backend, **extra) for _ in range(times)]), how)
+        """The aggregate (:attr:`aggregate`) of ``times`` evaluations of each row of ``X``, on the host
+        (float64)."""
+        values = np.stack([self.values_of(objective, X, backend, **extra) for _ in range(times)])
+        return aggregate_values(values, self.aggregate)
 
     def left(self) -> int | None:
         """Evaluations left before ``max_evals`` (``None`` without it)."""
@@ -178,7 +184,7 @@ class NoisyEvaluator:
             if box is not None:
                 Xk = box.transform(Xk)  # inside the box, integral on integer coordinates, as X
             values.append(self.values_of(objective, Xk, backend))
-        return aggregate_values(np.stack(values), self.handler.aggregate)
+        return aggregate_values(np.stack(values), self.aggregate)
 
     def steps(self, count: int) -> np.ndarray:
         """``count`` rows ``x - m``, ``x`` drawn from the strategy's current distribution (``sigma
@@ -256,6 +262,27 @@ class NoisyEvaluator:
         runner.state = replace(runner.state, sigma=runner.state.sigma * factor)
 
 
+def aggregation(driver: Any) -> str | None:
+    """How ``driver``'s run aggregates the repeated evaluations of a candidate (``"median"`` or
+    ``"mean"``); ``None`` for a run that evaluates each candidate once.
+
+    The run's evaluator says it once a fit has begun; before, a checkpoint's aggregation
+    (``driver.noise_aggregate``: the mean for a run checkpointed before the median was the
+    default), else the ``noise_handling`` option's ``aggregate``, else the median.
+    """
+    if driver.noise is not None:
+        return driver.noise.aggregate
+    s = driver.settings
+    option = getattr(s, "noise_handling", False)
+    handler = option not in (None, False) and not (isinstance(option, np.bool_) and not option)
+    if int(getattr(s, "reevaluations", 1) or 1) == 1 and not handler:
+        return None
+    if driver.noise_aggregate is not None:
+        return driver.noise_aggregate
+    how = option.get("aggregate") if isinstance(option, dict) else getattr(option, "aggregate", None)
+    return how if how in AGGREGATES else "median"
+
+
 def noise_evaluator(driver: Any, evaluator: Any) -> Any:
     """``evaluator`` wrapped for the run's ``reevaluations``/``noise_handling`` (unchanged without).
 
@@ -281,7 +308,7 @@ def noise_evaluator(driver: Any, evaluator: Any) -> Any:
     if handler is not None and "sigma" not in field_names(driver.runner.state):
         raise InvalidArgumentError(f"noise_handling needs a strategy with a step size sigma in its state; "
                                    f"{driver.runner.strategy.name!r} has none (reevaluations=k works for all)")
-    driver.noise = NoisyEvaluator(evaluator, driver, k, handler)
+    driver.noise = NoisyEvaluator(evaluator, driver, k, handler, driver.noise_aggregate)
     saved, driver.noise_resume = driver.noise_resume, None
     if saved is not None and handler is not None:  # a resumed run continues its checkpoint's state
         driver.noise.load_state_values(saved)

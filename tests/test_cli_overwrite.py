@@ -1,0 +1,125 @@
+"""``evostrat run --overwrite`` keeps the previous run until the new one has a checkpoint.
+
+The old run's files were removed before the new fit began: a new run that failed in its first
+generation (or was interrupted) left the user with neither run. Now they are moved aside
+(:func:`evostrat.cli.outdir.replacing`) and come back byte for byte when the new run fails before
+its first checkpoint of a finished generation; from that checkpoint on, and after a successful
+run, nothing of the old run survives. Links planted among the old files move and come back as
+links; their targets are never written or removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from evostrat.checkpoint import checkpoint_info
+from evostrat.cli import main
+from evostrat.cli.outdir import replacing
+
+OBJECTIVE = """
+import os
+import numpy as np
+
+HERE = os.path.dirname(__file__)
+
+def f(x):
+    with open(os.path.join(HERE, "mode")) as file:
+        mode, n = file.read().split()
+    with open(os.path.join(HERE, "calls"), "a") as file:
+        file.write(".")
+    with open(os.path.join(HERE, "calls")) as file:
+        if mode != "ok" and len(file.read()) > int(n):
+            raise KeyboardInterrupt if mode == "interrupt" else RuntimeError("boom")
+    return float(np.sum(np.asarray(x) ** 2))
+"""
+POPSIZE = 7  # snes in 3-D
+
+pytestmark = pytest.mark.filterwarnings("ignore::evostrat.errors.PerCandidateWarning")
+
+
+def _problem(tmp_path: Path, mode: str, after: int = 0) -> str:
+    (tmp_path / "obj.py").write_text(OBJECTIVE)
+    (tmp_path / "mode").write_text(f"{mode} {after}")
+    (tmp_path / "calls").write_text("")
+    return f"{tmp_path / 'obj.py'}:f"
+
+
+def _run(problem: str, out: Path, seed: int, *extra: str) -> int:
+    return main(["run", "-s", "snes", "-p", problem, "-d", "3", "--max-generations", "6", "--checkpoint-every", "2",
+                 "-o", str(out), "--no-progress", "--seed", str(seed), *extra])
+
+
+def _files(out: Path) -> dict[str, bytes | str]:
+    """Every entry of ``out``: a file's bytes, a link's target."""
+    return {p.name: os.readlink(p) if p.is_symlink() else p.read_bytes() for p in sorted(out.iterdir())}
+
+
+@pytest.fixture
+def old_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    out = tmp_path / "run"
+    assert _run(_problem(tmp_path, "ok"), out, 1) == 0
+    assert sorted(os.listdir(out)) == ["checkpoint.ckpt", "config.json", "distribution.jsonl", "history.csv",
+                                       "result.json"]
+    return out
+
+
+@pytest.mark.parametrize("mode, status, after", [("raise", 1, 0), ("interrupt", 130, 0), ("raise", 1, 3)])
+def test_a_new_run_failing_before_its_first_checkpoint_leaves_the_old_run(
+        tmp_path: Path, old_run: Path, mode: str, status: int, after: int) -> None:
+    """Was: checkpoint.ckpt and result.json removed, config.json, history.csv and distribution.jsonl
+    those of the failed run: neither run survived."""
+    before = _files(old_run)
+    assert _run(_problem(tmp_path, mode, after), old_run, 2, "--overwrite") == status
+    assert _files(old_run) == before  # no hidden folder left either
+
+
+def test_a_new_run_failing_after_its_first_checkpoint_replaces_the_old_run(tmp_path: Path, old_run: Path) -> None:
+    """The failure in generation 4: the periodic checkpoint of generation 2 was written, the final one is of 3."""
+    assert _run(_problem(tmp_path, "raise", 3 * POPSIZE + 1), old_run, 2, "--overwrite") == 1
+    assert sorted(os.listdir(old_run)) == ["checkpoint.ckpt", "config.json", "distribution.jsonl", "history.csv"]
+    assert checkpoint_info(old_run / "checkpoint.ckpt")["n_generations"] == 3
+    assert json.loads((old_run / "config.json").read_text())["seed"] == 2
+    assert len((old_run / "history.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_a_successful_overwrite_leaves_only_the_new_run(tmp_path: Path, old_run: Path) -> None:
+    (old_run / "search.png").write_bytes(b"old figure")  # a file of the old run the new one does not write
+    assert _run(_problem(tmp_path, "ok"), old_run, 2, "--overwrite") == 0
+    assert sorted(os.listdir(old_run)) == ["checkpoint.ckpt", "config.json", "distribution.jsonl", "history.csv",
+                                           "result.json"]
+    assert json.loads((old_run / "result.json").read_text())["seed"] == 2
+    assert checkpoint_info(old_run / "checkpoint.ckpt")["user"]["cli"]["seed"] == 2
+
+
+@pytest.mark.parametrize("mode, status", [("raise", 1), ("ok", 0)])
+def test_links_among_the_old_files_move_as_links(tmp_path: Path, old_run: Path, mode: str, status: int) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text("precious\n")
+    (old_run / "result.json").unlink()
+    (old_run / "result.json").symlink_to(outside)
+    before = _files(old_run)
+    assert _run(_problem(tmp_path, mode), old_run, 2, "--overwrite") == status
+    assert outside.read_text() == "precious\n"
+    if mode == "raise":
+        assert _files(old_run) == before and (old_run / "result.json").is_symlink()
+    else:
+        assert not (old_run / "result.json").is_symlink()
+        assert json.loads((old_run / "result.json").read_text())["seed"] == 2
+
+
+def test_replacing_discards_the_old_files_at_the_first_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text("old")
+    done = [False]
+    with replacing(str(tmp_path), ["result.json", "history.csv"], lambda: done[0]) as check:
+        (hidden,) = [p for p in tmp_path.iterdir() if p.name.startswith(".overwritten-")]
+        assert (hidden / "result.json").read_text() == "old" and not (tmp_path / "result.json").exists()
+        check(None)
+        assert hidden.exists()
+        done[0] = True
+        check(None)  # the new run has a checkpoint: the old files go now, not at the end
+        assert not hidden.exists()
+    assert os.listdir(tmp_path) == []
