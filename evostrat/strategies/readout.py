@@ -9,13 +9,14 @@ the default) is seen through the contract's ``sigma`` alone (:func:`resolve_read
 
 Examples
 --------
+xNES samples ``mean + sigma B z``: its read-out is the factor ``A = B``:
+
 >>> import numpy as np
->>> from evostrat.backends import get_backend
->>> from evostrat.strategies.sep_cma_es import SepCMAES
->>> s = SepCMAES(sigma0=np.array([1.0, 4.0]))
->>> r = host_readout(resolve_readout(s, s.init(np.zeros(2), random_state=0)), get_backend("numpy"))
->>> r.sigma, r.diagonal, r.cma_clip
-(array(4.), array([0.0625, 1.    ]), True)
+>>> from evostrat.strategies.xnes import XNES
+>>> xnes = XNES(sigma0=0.5)
+>>> r = resolve_readout(xnes, xnes.init(np.zeros(2), random_state=0))
+>>> float(r.sigma), r.A.tolist(), r.cma_clip
+(0.5, [[1.0, 0.0], [0.0, 1.0]], False)
 """
 
 from __future__ import annotations
