@@ -26,6 +26,13 @@ takes precedence.
 Every hook is called once per process (the kernel hooks once per strategy
 instance and backend) and its result cached, never per generation.
 
+A strategy's optional capabilities are methods and class attributes with defaults on
+:class:`~evostrat.strategies.base.Strategy`, not hooks: ``kernel(state)`` (the fast path
+this hook feeds), ``host_sigma``, ``tolx_parts``/``tolx_path``, and ``gaussian_readout(state)``
+(the search distribution as a :class:`~evostrat.strategies.readout.GaussianReadout`, which
+injection's Mahalanobis clipping and the distribution recorder read instead of state field
+names); ``docs/guides/plugins.md`` lists them all.
+
 Examples
 --------
 A plugin adding a strategy:

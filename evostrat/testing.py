@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
@@ -27,7 +28,7 @@ from array_api_compat import array_namespace
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import field_names
-from evostrat.distributions.conformance import DISTRIBUTION_CHECKS, check_distribution
+from evostrat.distributions.conformance import DISTRIBUTION_CHECKS, check_distribution, require
 from evostrat.errors import ConformanceError, EvostratError
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
 from evostrat.run.termination import strategy_history_criteria
@@ -66,9 +67,8 @@ CHECKS: dict[str, str] = {
 }
 
 
-def _require(ok: Any, check: str, label: str, detail: str) -> None:
-    if not ok:
-        raise ConformanceError(f"{label} fails check {check!r}: {detail}. Required: {CHECKS[check]}")
+#: :func:`~evostrat.distributions.conformance.require` with this module's requirements.
+_require = functools.partial(require, checks=CHECKS)
 
 
 def sphere_values(X: Any, behaviours: bool = False) -> Any:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from plugin_fixtures import registered
 
 from evostrat import hookimpl
 from evostrat.backends import get_backend
 from evostrat.kernels import Kernel, cma_numpy, resolve_kernel
-from evostrat.plugins import get_plugin_manager
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.sep_cma_es import SepCMAES
 
@@ -168,13 +168,8 @@ class _CountingKernelPlugin:
 
 @pytest.fixture
 def counting_plugin() -> object:
-    pm = get_plugin_manager()
-    plugin = _CountingKernelPlugin()
-    pm.register(plugin, name="test-counting-kernel")
-    try:
+    with registered(_CountingKernelPlugin(), "test-counting-kernel", fresh=False) as plugin:
         yield plugin
-    finally:
-        pm.unregister(name="test-counting-kernel")
 
 
 def test_a_third_party_kernel_wins_and_is_resolved_once(counting_plugin: object) -> None:

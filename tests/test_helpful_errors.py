@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from plugin_fixtures import registered
 from sklearn.base import clone
 
 from evostrat import ES, hookimpl
 from evostrat.errors import (
     EvostratError, InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, UnknownNameError,
 )
-from evostrat.plugins import get_plugin_manager, lookup, reset_plugins
+from evostrat.plugins import lookup
 from evostrat.plugins.factories import make_strategy
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.openai_es import OpenAIES
@@ -81,14 +82,10 @@ def test_an_ambiguous_alias_is_suggested_not_guessed() -> None:
         def evostrat_strategies(self) -> dict:
             return {"cma-es": SNES}  # folds to the same name as the built-in "cma_es"
 
-    reset_plugins()
-    try:
-        get_plugin_manager().register(Twin(), name="twin-plugin")
+    with registered(Twin(), "twin-plugin"):
         assert lookup("strategies", "cma-es", "strategy") == "cma-es"  # exact names win
         with pytest.raises(UnknownNameError, match=r"got 'CMAES' \(did you mean 'cma"):
             lookup("strategies", "CMAES", "strategy")
-    finally:
-        reset_plugins()
 
 
 @pytest.mark.parametrize(

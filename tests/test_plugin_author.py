@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from plugin_fixtures import module_plugin, registered
 
 from evostrat import ES, fit_batch
 from evostrat.backends import get_backend
 from evostrat.hookspecs import hookimpl
-from evostrat.plugins import get_plugin_manager, reset_plugins
 from evostrat.problems import sphere
 from evostrat.run.termination import Termination
 from evostrat.strategies.base import Strategy, clamp_sigma
@@ -70,12 +70,7 @@ class AuthorPlugin:
         return {"one_plus_one_es": OnePlusOneES}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin() -> Any:
-    reset_plugins()
-    get_plugin_manager().register(AuthorPlugin(), name="author-plugin")
-    yield
-    reset_plugins()
+plugin = module_plugin(AuthorPlugin, "author-plugin")
 
 
 def _x0(backend: str) -> Any:
@@ -178,10 +173,6 @@ def test_a_plugins_kernel_for_a_strategy_that_resolves_kernels_is_used() -> None
                 return Kernel(ask=lambda state: (asked.append(1), own.ask(state))[1], tell=own.tell)
             return None
 
-    plugin = FastSep()
-    get_plugin_manager().register(plugin, name="fast-sep")
-    try:
+    with registered(FastSep(), "fast-sep", fresh=False):
         es = ES("sep_cma_es", max_generations=12, random_state=0).fit(sphere, np.ones(3))
-    finally:
-        get_plugin_manager().unregister(plugin)
     assert len(asked) == es.n_generations_ == 12

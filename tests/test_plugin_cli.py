@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_plugin_distribution_kit import Cauchy
+from plugin_fixtures import module_plugin
+from test_plugin_distribution_kit import CauchyPlugin
 
 from evostrat.cli import main
 from evostrat.cli.types import strategy_option
-from evostrat.hookspecs import hookimpl
-from evostrat.plugins import get_plugin_manager, reset_plugins
 
 
-class CauchyPlugin:
-    @hookimpl
-    def evostrat_distributions(self) -> dict[str, type]:
-        return {"cauchy": Cauchy}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin() -> Any:
-    reset_plugins()
-    get_plugin_manager().register(CauchyPlugin(), name="cauchy-cli-plugin")
-    yield
-    reset_plugins()
+plugin = module_plugin(CauchyPlugin, "cauchy-cli-plugin")
 
 
 def test_a_plugin_distribution_is_searched_from_the_command_line_and_resumed(tmp_path: Path,

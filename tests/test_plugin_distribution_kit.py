@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from plugin_fixtures import module_plugin
 
 from evostrat import ES, expectation
 from evostrat.distributions import Distribution
 from evostrat.errors import ConformanceError, InvalidArgumentError
 from evostrat.hookspecs import hookimpl
-from evostrat.plugins import get_plugin_manager, registry, reset_plugins
+from evostrat.plugins import registry
 from evostrat.problems import sphere
 from evostrat.strategies.nes import NES
 from evostrat.testing import DISTRIBUTION_CHECKS, check_distribution
@@ -95,18 +96,13 @@ class VectorEntropy(Cauchy):
         return math.log(4 * math.pi) + self.xp.log(self.b)  # per coordinate, not summed
 
 
-class AuthorPlugin:
+class CauchyPlugin:
     @hookimpl
     def evostrat_distributions(self) -> dict[str, type]:
         return {"cauchy": Cauchy}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin() -> Any:
-    reset_plugins()
-    get_plugin_manager().register(AuthorPlugin(), name="cauchy-plugin")
-    yield
-    reset_plugins()
+plugin = module_plugin(CauchyPlugin, "cauchy-plugin")
 
 
 def test_a_correct_family_passes_every_check_on_every_backend() -> None:

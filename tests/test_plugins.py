@@ -16,13 +16,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from plugin_fixtures import fresh_plugins, registered
 from child_process import pip_install, private_copy
 
 import evostrat
 import evostrat.strategies.snes
 from evostrat.errors import PluginError
 from evostrat.hookspecs import hookimpl
-from evostrat.plugins import get_plugin_manager, list_plugins, registry, reset_plugins
+from evostrat.plugins import get_plugin_manager, list_plugins, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "evostrat-plugin-example"
@@ -132,16 +133,12 @@ def test_duplicate_name_registered_in_process_names_both_plugins() -> None:
 
             return {"openai_es": SNES}
 
-    reset_plugins()
-    try:
-        get_plugin_manager().register(Clash(), name="clashing-plugin")
+    with registered(Clash(), "clashing-plugin"):
         with pytest.raises(PluginError) as info:
             registry("strategies")
         message = str(info.value)
         assert "openai_es" in message and "evostrat.strategies" in message
         assert "clashing-plugin" in message
-    finally:
-        reset_plugins()
     assert "openai_es" in registry("strategies")
 
 
@@ -159,8 +156,7 @@ def test_a_plugin_registered_in_process_after_first_use_is_found_and_unregistere
         def evostrat_strategies(self) -> dict:
             return {"late_snes": LateSNES}
 
-    reset_plugins()
-    try:
+    with fresh_plugins():
         assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"  # registries built
         plugin = Late()
         get_plugin_manager().register(plugin, name="late-plugin")
@@ -169,8 +165,6 @@ def test_a_plugin_registered_in_process_after_first_use_is_found_and_unregistere
         assert {"strategies": ["late_snes"]} in [p["provides"] for p in list_plugins() if p["name"] == "late-plugin"]
         get_plugin_manager().unregister(plugin)
         assert "late_snes" not in registry("strategies") and LateSNES.name == "snes"
-    finally:
-        reset_plugins()
 
 
 def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
@@ -200,9 +194,7 @@ def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
         def evostrat_strategies(self) -> dict:
             return {3: evostrat.strategies.snes.SNES}
 
-    reset_plugins()
-    try:
-        get_plugin_manager().register(Wrong(), name="wrong-plugin")
+    with registered(Wrong(), "wrong-plugin"):
         with pytest.raises(InvalidTypeError, match=r"strategy 'not_a_strategy' is registered as .*NotAStrategy.*, "
                                                    r"which is not a subclass of evostrat.strategies.base.Strategy"):
             evostrat.ES("not_a_strategy").fit(sphere, np.ones(2))
@@ -213,8 +205,6 @@ def test_a_plugin_registering_what_breaks_the_contract_is_named() -> None:
         with pytest.raises(PluginError, match=r"plugin 'numbered-plugin' \(registered in-process\): "
                                               r"evostrat_strategies\(\) must return .* str names, got the name 3"):
             list_plugins()
-    finally:
-        reset_plugins()
 
 
 def test_a_registered_strategy_whose_init_takes_more_than_hyper_parameters_is_named() -> None:
@@ -240,17 +230,13 @@ def test_a_registered_strategy_whose_init_takes_more_than_hyper_parameters_is_na
         def evostrat_strategies(self) -> dict:
             return {"needs_rate": NeedsRate, "forwards": Forwards}
 
-    reset_plugins()
-    try:
-        get_plugin_manager().register(Loose(), name="loose-plugin")
+    with registered(Loose(), "loose-plugin"):
         with pytest.raises(InvalidTypeError, match=r"^strategy 'needs_rate' \(.*NeedsRate\): __init__ must take only "
                                                    r"named hyper-parameters with defaults \(the evostrat_strategies "
                                                    r"contract\), but 'rate' has no default$"):
             evostrat.ES("needs_rate", max_generations=2).fit(sphere, np.ones(2))
         with pytest.raises(InvalidTypeError, match=r"^strategy 'forwards' .* but it takes \*args, \*\*kwargs$"):
             evostrat.ES("forwards", sigma0=0.5, max_generations=2).fit(sphere, np.ones(2))
-    finally:
-        reset_plugins()
 
 
 # -- a real third-party package ---------------------------------------------------------------

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from plugin_fixtures import registered
 
 from evostrat import ES, hookimpl, vectorized
 from evostrat.backends import get_backend
 from evostrat.kernels import StackKernel, resolve_stack_kernel
-from evostrat.plugins import get_plugin_manager
 from evostrat.run.batch import fit_batch
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.sep_cma_es import SepCMAES
@@ -248,14 +248,9 @@ class _SnesStackPlugin:
 
 
 def test_a_third_party_stack_kernel_is_used() -> None:
-    pm = get_plugin_manager()
-    plugin = _SnesStackPlugin()
-    pm.register(plugin, name="test-snes-stack-kernel")
-    try:
+    with registered(_SnesStackPlugin(), "test-snes-stack-kernel", fresh=False) as plugin:
         x0 = torch.full((3,), 1.0, dtype=torch.float64)
         res = fit_batch(ES("snes", max_generations=8), _sphere, x0, seeds=2)
-    finally:
-        pm.unregister(name="test-snes-stack-kernel")
     assert plugin.calls[:3] == ["ask", "tell", "read"] and len(plugin.calls) == 24
     for i in range(2):
         alone = ES("snes", max_generations=8, random_state=i).fit(_sphere, x0)

@@ -36,6 +36,7 @@ import numpy as np
 from evostrat.callbacks.base import Callback
 from evostrat.callbacks.loggers import open_unlinked
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.strategies.readout import host_readout, resolve_readout
 
 __all__ = ["DistributionRecorder", "SearchRecorder", "distribution_summary", "snapshot"]
 
@@ -107,12 +108,13 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     lengths ``sqrt(eig(S))`` in increasing order (their ratio is pycma's *axis ratio*),
     ``correlations`` the eigenvalues of the correlation matrix ``S_ij / (s_i s_j)`` in
     increasing order (all 1 for diagonal strategies; pycma's correlation spectrum,
-    Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv 1604.00772). What the state
-    already holds is used: CMA-ES's eigen-decomposition (``B``, ``D``, ``diag_C``; the
-    last decomposition, as pycma), sep-CMA-ES's and SNES's diagonals, a strategy's
-    ``covariance(state)`` (xNES: one ``O(dim^3)`` decomposition; a plugin's strategy may
-    define it too); a scalar ``sigma`` means an isotropic distribution. Fields other than
-    ``sigma`` are read by name (``B``, ``C``, ...) in evostrat's own states only.
+    Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv 1604.00772). They are computed
+    from the distribution the strategy declares
+    (:meth:`~evostrat.strategies.base.Strategy.gaussian_readout`): CMA-ES's eigen-decomposition
+    (the last one, as pycma, with the current diagonal), a factor or a dense covariance
+    (xNES, VkD-CMA, CMA-ES's ``covariance="factor"``: one ``O(dim^3)`` decomposition), a diagonal
+    (sep-CMA-ES, SNES, PGPE); a strategy that declares none is seen through its ``sigma``
+    (:func:`~evostrat.strategies.readout.resolve_readout`; a scalar is an isotropic distribution).
 
     Examples
     --------
@@ -124,40 +126,32 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     >>> summary["stds"], summary["axes"], summary["correlations"]
     ([1.0, 4.0], [1.0, 4.0], [1.0, 1.0])
     """
-    def host(value: Any) -> np.ndarray:
-        return np.asarray(be.to_numpy(value), dtype=np.float64)
-
-    be = backend
-    mean = host(strategy.mean(state))
-    dim = mean.shape[0]
-    fields = set(getattr(state, "_fields", ()))
-    if not type(state).__module__.startswith("evostrat."):  # a plugin's fields mean what it means
-        fields &= {"sigma"}
-    sigma = host(state.sigma) if "sigma" in fields else host(strategy.sigma(state))
-    cov = None
-    if callable(getattr(strategy, "covariance", None)):
-        cov = host(strategy.covariance(state))
-    elif {"A", "scale"} <= fields:  # CMA-ES with a factor C = scale^2 A A^T
-        M = float(sigma) * float(host(state.scale)) * host(state.A)
-        cov = M @ M.T
-    if cov is not None:
+    r = host_readout(resolve_readout(strategy, state), backend)
+    mean = np.asarray(backend.to_numpy(strategy.mean(state)), dtype=np.float64)
+    dim, sigma, C = mean.shape[0], r.sigma, None
+    if r.B is not None and r.D is not None and sigma.ndim == 0:  # an eigen-decomposition (CMA-ES)
+        D, B = r.D, r.B
+        s = np.sqrt(np.maximum(np.einsum("ij,j,ij->i", B, D**2, B), 0.0))
+        stds = sigma * (s if r.diagonal is None else np.sqrt(np.maximum(r.diagonal, 0.0)))
+        axes = np.sort(sigma * D)
+        corr = (B * D**2) @ B.T / np.outer(s, s) if np.all(s > 0) else np.eye(dim)
+        spectrum = np.linalg.eigvalsh(corr)
+    elif r.B is not None and r.D is not None:
+        C = (r.B * r.D**2) @ r.B.T
+    elif r.A is not None:  # a factor (xNES, CMA-ES's factor model)
+        C = r.A @ r.A.T
+    elif r.covariance is not None:
+        C = r.covariance
+    else:  # a diagonal (sep-CMA-ES), per-coordinate (SNES, PGPE) or isotropic (OpenAI-ES) sigma
+        diagonal = np.ones(dim) if r.diagonal is None else np.maximum(r.diagonal, 0.0)
+        stds = np.broadcast_to(sigma * np.sqrt(diagonal), (dim,)).astype(np.float64)
+        axes, spectrum = np.sort(stds), np.ones(dim)
+    if C is not None:
+        cov = (np.outer(sigma, sigma) if sigma.ndim else sigma**2) * C
         stds = np.sqrt(np.maximum(np.diag(cov), 0.0))
         axes = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0.0))
         corr = cov / np.outer(stds, stds) if np.all(stds > 0) else np.eye(dim)
         spectrum = np.linalg.eigvalsh(corr)
-    elif {"B", "D", "diag_C"} <= fields:  # CMA-ES: its eigen-decomposition
-        D, B = host(state.D), host(state.B)
-        stds = float(sigma) * np.sqrt(np.maximum(host(state.diag_C), 0.0))
-        axes = np.sort(float(sigma) * D)
-        s = np.sqrt(np.maximum(np.einsum("ij,j,ij->i", B, D**2, B), 0.0))
-        corr = (B * D**2) @ B.T / np.outer(s, s) if np.all(s > 0) else np.eye(dim)
-        spectrum = np.linalg.eigvalsh(corr)
-    else:
-        if "C" in fields and np.ndim(host(state.C)) == 1:  # sep-CMA-ES: the diagonal of C
-            stds = float(sigma) * np.sqrt(np.maximum(host(state.C), 0.0))
-        else:  # per-coordinate (SNES, PGPE) or isotropic (OpenAI-ES) sigma
-            stds = np.broadcast_to(sigma, (dim,)).astype(np.float64)
-        axes, spectrum = np.sort(stds), np.ones(dim)
     return {"mean": mean.tolist(), "stds": stds.tolist(), "axes": np.sort(axes).tolist(),
             "correlations": np.clip(np.sort(spectrum), 0.0, None).tolist()}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.distributions.base import Distribution
 from evostrat.errors import ConformanceError
 
-__all__ = ["DISTRIBUTION_CHECKS", "check_distribution"]
+__all__ = ["DISTRIBUTION_CHECKS", "check_distribution", "require"]
 
 #: Check name -> what the contract requires (the second half of every failure message).
 DISTRIBUTION_CHECKS: dict[str, str] = {
@@ -54,9 +54,19 @@ DISTRIBUTION_CHECKS: dict[str, str] = {
 }
 
 
-def _require(ok: Any, check: str, label: str, detail: str) -> None:
+def require(ok: Any, check: str, label: str, detail: str, checks: Mapping[str, str] = DISTRIBUTION_CHECKS) -> None:
+    """Raise :class:`~evostrat.errors.ConformanceError` unless ``ok``: ``label`` fails ``check``
+    (``detail``: what was found), with the requirement ``checks[check]``.
+
+    Examples
+    --------
+    >>> require(False, "pytree", "'normal'", "2 leaves for 3 parameters")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.ConformanceError: 'normal' fails check 'pytree': 2 leaves for 3 parameters. Required: ...
+    """
     if not ok:
-        raise ConformanceError(f"{label} fails check {check!r}: {detail}. Required: {DISTRIBUTION_CHECKS[check]}")
+        raise ConformanceError(f"{label} fails check {check!r}: {detail}. Required: {checks[check]}")
 
 
 def _cases(backends: Sequence[str] | None) -> list[Backend]:
@@ -78,52 +88,52 @@ def _start(cls: type, be: Backend, dim: int, options: dict[str, Any]) -> tuple[A
 
 def _check_search_init(cls: type, p: Any, mean: Any, be: Backend, label: str) -> None:
     check, dim = "search_init", int(mean.shape[0])
-    _require(isinstance(p, cls), check, label, f"search_init returned {type(p).__name__}")
+    require(isinstance(p, cls), check, label, f"search_init returned {type(p).__name__}")
     names = tuple(p.param_names)
-    _require(len(names) > 0 and all(isinstance(n, str) for n in names), check, label, f"param_names is {names!r}")
+    require(len(names) > 0 and all(isinstance(n, str) for n in names), check, label, f"param_names is {names!r}")
     for name, value in p.params().items():
-        _require(be.owns(value) and value.dtype == mean.dtype and be.device(value) == be.device(mean), check, label,
+        require(be.owns(value) and value.dtype == mean.dtype and be.device(value) == be.device(mean), check, label,
                  f"parameter {name!r} is {type(value).__name__} of dtype {getattr(value, 'dtype', None)}, "
                  f"mean is {type(mean).__name__} of dtype {mean.dtype}")
     loc = getattr(p, names[0])
-    _require(tuple(loc.shape) == (dim,) and np.array_equal(_host(loc, be), _host(mean, be)), check, label,
+    require(tuple(loc.shape) == (dim,) and np.array_equal(_host(loc, be), _host(mean, be)), check, label,
              f"the location {names[0]!r} is {_host(loc, be)}, mean {_host(mean, be)}")
     shape = tuple(p.batch_shape) + tuple(p.event_shape)
-    _require(shape == (dim,), check, label, f"batch_shape + event_shape is {shape}")
+    require(shape == (dim,), check, label, f"batch_shape + event_shape is {shape}")
     scale = p.marginal_scale()
     host = _host(scale, be) if be.owns(scale) else np.asarray(scale)
-    _require(be.owns(scale) and host.shape == (dim,) and np.all(np.isfinite(host) & (host > 0)), check, label,
+    require(be.owns(scale) and host.shape == (dim,) and np.all(np.isfinite(host) & (host > 0)), check, label,
              f"marginal_scale() is {type(scale).__name__} {host!r}")
 
 
 def _check_pytree(p: Any, be: Backend, label: str) -> None:
     leaves, aux = p.tree_flatten()
-    _require(len(leaves) == len(p.param_names), "pytree", label,
+    require(len(leaves) == len(p.param_names), "pytree", label,
              f"tree_flatten() gave {len(leaves)} leaves for param_names {p.param_names}")
     for rebuilt in (type(p).tree_unflatten(aux, tuple(leaves)), p.retract({})):
         same = type(rebuilt) is type(p) and all(
             np.array_equal(_host(a, be), _host(b, be)) for a, b in zip(rebuilt.params().values(), p.params().values()))
-        _require(same, "pytree", label, f"the rebuilt distribution {rebuilt!r} differs from {p!r}")
+        require(same, "pytree", label, f"the rebuilt distribution {rebuilt!r} differs from {p!r}")
 
 
 def _check_sample(p: Any, be: Backend, n: int, seed: int, label: str) -> Any:
     check, dim = "sample", int(p.event_shape[0])
     key = be.key(seed)
     X = p.sample_rows(key, range(n))
-    _require(be.owns(X) and tuple(X.shape) == (n, dim) and X.dtype == p.dtype and be.device(X) == p.device, check,
+    require(be.owns(X) and tuple(X.shape) == (n, dim) and X.dtype == p.dtype and be.device(X) == p.device, check,
              label, f"sample_rows(key, range({n})) gave {type(X).__name__} of shape {tuple(getattr(X, 'shape', ()))} "
              f"and dtype {getattr(X, 'dtype', None)} (noise_dim is {p.noise_dim})")
     host = _host(X, be)
-    _require(np.all(np.isfinite(host)) and len(np.unique(host, axis=0)) == n, check, label,
+    require(np.all(np.isfinite(host)) and len(np.unique(host, axis=0)) == n, check, label,
              f"sample_rows(key, range({n})) has non-finite or repeated rows: {host}")
     alone = _host(p.sample_rows(key, [n - 2]), be)
-    _require(np.allclose(alone[0], host[n - 2], rtol=1e-6, atol=1e-6), check, label,
+    require(np.allclose(alone[0], host[n - 2], rtol=1e-6, atol=1e-6), check, label,
              f"row {n - 2} drawn alone is {alone[0]}, among rows 0..{n - 1} {host[n - 2]}")
-    _require(tuple(p.rsample(3, key=seed).shape) == (3, dim), check, label, "rsample(3) has another shape")
+    require(tuple(p.rsample(3, key=seed).shape) == (3, dim), check, label, "rsample(3) has another shape")
     if be.traceable:
         leaves, aux = p.tree_flatten()
         program = be.compile(lambda k, *ls: type(p).tree_unflatten(aux, ls).sample_rows(k, range(n)))
-        _require(np.allclose(_host(program(key, *leaves), be), host, rtol=1e-5, atol=1e-5), check, label,
+        require(np.allclose(_host(program(key, *leaves), be), host, rtol=1e-5, atol=1e-5), check, label,
                  "sample_rows compiled gives other draws than eagerly")
     return X
 
@@ -132,15 +142,15 @@ def _check_densities(p: Any, X: Any, be: Backend, label: str) -> None:
     check, n = "densities", int(X.shape[0])
     lp = p.log_prob(X)
     host = _host(lp, be)
-    _require(be.owns(lp) and host.shape == (n,) and np.all(np.isfinite(host)), check, label,
+    require(be.owns(lp) and host.shape == (n,) and np.all(np.isfinite(host)), check, label,
              f"log_prob of {n} draws gave {type(lp).__name__} {host!r}")
     h = p.entropy()
-    _require(be.owns(h) and tuple(h.shape) == () and math.isfinite(float(_host(h, be))), check, label,
+    require(be.owns(h) and tuple(h.shape) == () and math.isfinite(float(_host(h, be))), check, label,
              f"entropy() gave {type(h).__name__} {h!r}")
     if be.traceable:
         leaves, aux = p.tree_flatten()
         program = be.compile(lambda x, *ls: type(p).tree_unflatten(aux, ls).log_prob(x))
-        _require(np.allclose(_host(program(X, *leaves), be), host, rtol=1e-4, atol=1e-4), check, label,
+        require(np.allclose(_host(program(X, *leaves), be), host, rtol=1e-4, atol=1e-4), check, label,
                  "log_prob compiled gives other values than eagerly")
 
 
@@ -156,12 +166,12 @@ def _check_score(p: Any, X: np.ndarray, seed: int, label: str) -> dict[str, np.n
     along a random direction of each parameter (symmetric for a symmetric matrix)."""
     check, n = "score", X.shape[0]
     score, rng = p.score(X), np.random.default_rng(seed)
-    _require(isinstance(score, dict) and set(score) == set(p.param_names), check, label,
+    require(isinstance(score, dict) and set(score) == set(p.param_names), check, label,
              f"score(x) has the keys {sorted(score) if isinstance(score, dict) else type(score).__name__}, "
              f"param_names are {list(p.param_names)}")
     for name, value in p.params().items():
         got, value = np.asarray(score[name]), np.asarray(value)
-        _require(got.shape == (n,) + value.shape, check, label,
+        require(got.shape == (n,) + value.shape, check, label,
                  f"score(x)[{name!r}] has shape {got.shape} for {n} draws of a parameter of shape {value.shape}")
         v = rng.standard_normal(value.shape)
         if value.ndim == 2 and value.shape[0] == value.shape[1] and np.allclose(value, value.T):
@@ -169,7 +179,7 @@ def _check_score(p: Any, X: np.ndarray, seed: int, label: str) -> dict[str, np.n
         h = 1e-6 * max(1.0, float(np.max(np.abs(value))))
         fd = (np.asarray(_moved(p, name, v, h).log_prob(X)) - np.asarray(_moved(p, name, v, -h).log_prob(X))) / (2 * h)
         closed = np.sum(got.reshape(n, -1) * v.reshape(-1), axis=1)
-        _require(np.allclose(closed, fd, rtol=1e-4, atol=1e-5 * max(1.0, float(np.max(np.abs(fd))))), check, label,
+        require(np.allclose(closed, fd, rtol=1e-4, atol=1e-5 * max(1.0, float(np.max(np.abs(fd))))), check, label,
                  f"the derivative of log_prob along a direction of {name!r} is {closed} by score(x), "
                  f"{fd} by finite differences")
     return score
@@ -184,7 +194,7 @@ def _check_autodiff(p_host: Any, p: Any, X: np.ndarray, w: np.ndarray, be: Backe
     for name, g in zip(p.param_names, grads):
         a, b = _host(g, be), np.asarray(closed[name])
         tol = 1e-6 if be.dtype_name(p.dtype) == "float64" else 1e-3
-        _require(a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(b))))),
+        require(a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(b))))),
                  "score", label, f"on {be.name} autodiff gives {a} for {name!r}, weighted_score on numpy {b}")
 
 
@@ -196,16 +206,16 @@ def _check_natural(p: Any, be: Backend, seed: int, label: str) -> None:
     ng = p.natural_gradient(g)
     if ng is None:
         return
-    _require(isinstance(ng, dict) and set(ng) == set(p.param_names), check, label,
+    require(isinstance(ng, dict) and set(ng) == set(p.param_names), check, label,
              f"natural_gradient returned {type(ng).__name__} with keys {sorted(ng) if isinstance(ng, dict) else None}")
     local = p.local_gradient(g)
     inner = 0.0
     for name, value in p.params().items():
         a = _host(ng[name], be)
-        _require(a.shape == tuple(value.shape) and np.all(np.isfinite(a)), check, label,
+        require(a.shape == tuple(value.shape) and np.all(np.isfinite(a)), check, label,
                  f"natural_gradient(g)[{name!r}] is {a!r} for a parameter of shape {tuple(value.shape)}")
         inner += float(np.sum(a * _host(local[name], be)))
-    _require(inner > 0, check, label, f"sum <natural_gradient(g), local_gradient(g)> = {inner:.3g}")
+    require(inner > 0, check, label, f"sum <natural_gradient(g), local_gradient(g)> = {inner:.3g}")
 
 
 def _check_search(cls: type, options: dict[str, Any], dim: int, seed: int, budget: int, fraction: float,
@@ -221,7 +231,7 @@ def _check_search(cls: type, options: dict[str, Any], dim: int, seed: int, budge
         best = min(best, float(np.sum(np.asarray(s.mean(state)) ** 2)))
         if best <= fraction * start:
             return
-    _require(False, "search", label, f"the best mean's value after {budget} generations is {best:.3g} (from {start:.3g})")
+    require(False, "search", label, f"the best mean's value after {budget} generations is {best:.3g} (from {start:.3g})")
 
 
 def check_distribution(distribution: type, *, options: dict[str, Any] | None = None,

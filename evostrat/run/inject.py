@@ -13,15 +13,17 @@ bound pycma's ``repair_genotype`` uses). So a far-off or repaired point moves th
 mean and the paths at most as a long sampled step does and the covariance stays
 well-conditioned. A non-finite row becomes the mean (no step).
 
-The length is read from the state: ``B`` and ``D`` (CMA-ES), a diagonal ``C``
-(sep-CMA-ES), a factor ``B`` (xNES), per-coordinate ``sigma`` (SNES), or else the
-strategy's largest standard deviation (an isotropic approximation). ``B``, ``C`` and ``D``
-are read from evostrat's own states only: a plugin's state fields of those names mean
-what the plugin means (its ``sigma`` field, per coordinate, or ``sigma(state)`` is used). Outside the CMA
-family the bound is ``sqrt(n)`` instead: the natural-gradient strategies weigh
-every candidate's ``z z^T - I``, and a step longer than ``sqrt(n)`` told again and
-again (always ranked last) would shrink their step size, which active CMA-ES
-avoids by normalising its negative updates.
+The length is computed from the distribution the strategy declares
+(:meth:`~evostrat.strategies.base.Strategy.gaussian_readout`,
+:mod:`evostrat.strategies.readout`): ``B`` and ``D`` (CMA-ES), a factor and its inverse
+(CMA-ES's ``covariance="factor"``), a diagonal ``C`` (sep-CMA-ES), a factor ``B`` (xNES),
+per-coordinate ``sigma`` (SNES, PGPE), a dense ``C``; a strategy that declares none is
+seen through its ``sigma`` field, per coordinate, or else its largest standard deviation
+``sigma(state)`` (an isotropic approximation); a state's fields are never read by name.
+The bound ``c_y`` holds where the read-out says so (``cma_clip``, the CMA family); elsewhere
+it is ``sqrt(n)``: the natural-gradient strategies weigh every candidate's ``z z^T - I``,
+and a step longer than ``sqrt(n)`` told again and again (always ranked last) would shrink
+their step size, which active CMA-ES avoids by normalising its negative updates.
 
 Examples
 --------
@@ -42,10 +44,10 @@ import numpy as np
 
 from evostrat.backends.points import stack_rows
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMismatchError
+from evostrat.strategies.readout import GaussianReadout, host_readout, resolve_readout
 
-__all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "is_cma", "check_solutions", "queue_solutions",
-           "place_injections",
-           "repaired_population"]
+__all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "check_solutions", "queue_solutions",
+           "place_injections", "readout_lengths", "repaired_population"]
 
 
 def clip_length(dim: int) -> float:
@@ -53,35 +55,25 @@ def clip_length(dim: int) -> float:
     return math.sqrt(dim) + 2.0 * dim / (dim + 2.0)
 
 
-def is_cma(state: Any) -> bool:
-    """A CMA family state (``B`` and ``D``, or a diagonal ``C``)."""
-    C = getattr(state, "C", None)
-    return (hasattr(state, "B") and hasattr(state, "D")) or (C is not None and len(C.shape) == 1)
+def readout_lengths(readout: GaussianReadout, Y: np.ndarray) -> np.ndarray:
+    """``||C^{-1/2} y|| / sigma`` for each row ``y`` of ``Y``, from a host ``readout``."""
+    r, S = readout, Y / readout.sigma
+    if r.B is not None and r.D is not None:  # C = B diag(D^2) B^T
+        Z = S @ r.B / r.D
+    elif r.A is not None:  # C = A A^T
+        Z = S @ r.A_inv.T if r.A_inv is not None else np.linalg.solve(r.A, S.T).T
+    elif r.covariance is not None:  # dense C: any square root gives the same lengths
+        w, V = np.linalg.eigh(0.5 * (r.covariance + r.covariance.T))
+        Z = (S @ V) / np.sqrt(w)
+    else:
+        Z = S if r.diagonal is None else Y / (r.sigma * np.sqrt(r.diagonal))
+    return np.sqrt(np.einsum("ij,ij->i", Z, Z))
 
 
 def mahalanobis_lengths(strategy: Any, state: Any, Y: np.ndarray, backend: Any) -> np.ndarray:
-    """``||C^{-1/2} y|| / sigma`` for each row ``y`` of ``Y`` (host numpy), from ``state``."""
-    host = backend.to_numpy
-
-    own = type(state).__module__.startswith("evostrat.")  # a plugin's B, C, D are not ours
-
-    def field(name: str) -> np.ndarray | None:
-        value = getattr(state, name, None) if own or name == "sigma" else None
-        return None if value is None else np.asarray(host(value), dtype=np.float64)
-
-    sigma, B, D, C = field("sigma"), field("B"), field("D"), field("C")
-    if B is not None and D is not None and sigma is not None:  # CMA-ES: C = B diag(D^2) B^T
-        Z = (Y / sigma) @ B / D
-    elif C is not None and C.ndim == 1 and sigma is not None:  # sep-CMA-ES: diagonal C
-        Z = Y / (sigma * np.sqrt(C))
-    elif B is not None and sigma is not None and B.ndim == 2:  # xNES: x = m + sigma B z
-        Z = np.linalg.solve(B, (Y / sigma).T).T
-    elif sigma is not None and sigma.ndim == 1:  # SNES and other diagonal models
-        Z = Y / sigma
-    else:
-        scale = float(np.asarray(host(strategy.sigma(state))))
-        Z = Y / scale
-    return np.sqrt(np.einsum("ij,ij->i", Z, Z))
+    """``||C^{-1/2} y|| / sigma`` for each row ``y`` of ``Y`` (host numpy), under the distribution
+    ``strategy`` declares for ``state`` (:func:`~evostrat.strategies.readout.resolve_readout`)."""
+    return readout_lengths(host_readout(resolve_readout(strategy, state), backend), Y)
 
 
 def clip_steps(strategy: Any, state: Any, X: Any, backend: Any, rows: Any = None) -> Any:
@@ -99,10 +91,11 @@ def clip_steps(strategy: Any, state: Any, X: Any, backend: Any, rows: Any = None
     Y = Xh[idx] - mean
     finite = np.all(np.isfinite(Y), axis=1)
     Y[~finite] = 0.0
+    readout = host_readout(resolve_readout(strategy, state), backend)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lengths = mahalanobis_lengths(strategy, state, Y, backend)
+        lengths = readout_lengths(readout, Y)
         n = mean.shape[0]
-        bound = clip_length(n) if is_cma(state) and type(state).__module__.startswith("evostrat.") else math.sqrt(n)
+        bound = clip_length(n) if readout.cma_clip else math.sqrt(n)
         factor = np.where(np.isfinite(lengths) & (lengths > 0), np.minimum(1.0, bound / lengths), 0.0)
     Xh[idx] = mean + Y * factor[:, None]
     return backend.asarray(Xh.astype(native.dtype), device=backend.device(centre))

@@ -43,6 +43,7 @@ from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 -
 if TYPE_CHECKING:
     from evostrat.evaluators.seeded import GaussianSeed
     from evostrat.run.asktell import AskTell
+    from evostrat.strategies.readout import GaussianReadout
 
 Array = Any
 
@@ -100,17 +101,15 @@ class Strategy(Params):
     Hyper-parameters are the ``__init__`` arguments, stored under their names and
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
 
-    **Optional**, with defaults here so that callers never test for them: the class
-    attributes ``needs_behaviours``, ``termination_defaults``, ``min_popsize``,
-    ``fusable_methods``, ``initial_only_params``, ``host_sigma`` and ``nonfinite_state_fields``, and
-    :meth:`default_popsize`, :meth:`stop`, :meth:`population_seed` (seed-compressed
-    evaluation), :meth:`evolvability`, :meth:`kernel`, :meth:`tolx_parts`/:meth:`tolx_path`
-    and :meth:`check_state_arrays`. A method ``covariance(state)`` (the search covariance,
-    for the recorder's read-outs) is looked up by name: CMA-ES's ``covariance`` option
-    shares it. :meth:`init` checks the state once
-    (:func:`check_strategy`); ``evostrat.testing.check_strategy`` runs the whole contract
-    (``ask`` on the state's backend, dtype and device; randomness only from ``key``, so
-    a seed reproduces the run and ``tell`` updates alike on every backend).
+    **Optional**, with defaults here so that callers never test for them: the class attributes
+    ``needs_behaviours``, ``termination_defaults``, ``min_popsize``, ``fusable_methods``,
+    ``initial_only_params``, ``host_sigma`` and ``nonfinite_state_fields``, and :meth:`default_popsize`,
+    :meth:`stop`, :meth:`population_seed` (seed-compressed evaluation), :meth:`evolvability`,
+    :meth:`kernel`, :meth:`tolx_parts`/:meth:`tolx_path`, :meth:`gaussian_readout` and
+    :meth:`check_state_arrays`. :meth:`init` checks the state once (:func:`check_strategy`);
+    ``evostrat.testing.check_strategy`` runs the whole contract (``ask`` on the state's backend,
+    dtype and device; randomness only from ``key``, so a seed reproduces the run and ``tell``
+    updates alike on every backend).
     """
 
     #: The strategy's registry key (the one source of its name; see :class:`RegisteredName`).
@@ -288,6 +287,10 @@ class Strategy(Params):
     def kernel(self, state: Any) -> Any:
         """The fast-path kernel (:mod:`evostrat.kernels`) the strategy runs ``state`` with;
         ``None`` (default): the strategy's own methods."""
+        return None
+
+    def gaussian_readout(self, state: Any) -> GaussianReadout | None:
+        """The search distribution in ``state`` (:mod:`~evostrat.strategies.readout`); ``None``: ``sigma`` alone."""
         return None
 
     def tolx_parts(self, state: Any) -> Any:

@@ -41,6 +41,7 @@ from evostrat.backends.points import check_allocation
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.state_checks import check_eigen_state, check_factor_state
 from evostrat.backends.trees import replace
 
@@ -252,6 +253,15 @@ class CMAES(CMABase):
         state = be.cond(generation % k == 0, self.decompose, lambda same: same,
                         replace(state, generation=None))
         return replace(state, generation=generation)
+
+    def gaussian_readout(self, state: Any) -> GaussianReadout | None:
+        """``C = B diag(D^2) B^T`` (the last decomposition; ``diag_C`` the current diagonal), or
+        with ``covariance="factor"`` ``C = A A^T`` under the step size ``sigma * scale``."""
+        if isinstance(state, CMAFactorState):
+            return GaussianReadout(state.mean, state.sigma * state.scale, A=state.A, A_inv=state.A_inv, cma_clip=True)
+        if isinstance(state, CMAESState):
+            return GaussianReadout(state.mean, state.sigma, diagonal=state.diag_C, B=state.B, D=state.D, cma_clip=True)
+        return None
 
     def current_cov(self, state: CMAESState) -> Array:
         """The covariance matrix C including the queued updates (for inspection)."""

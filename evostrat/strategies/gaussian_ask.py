@@ -23,6 +23,7 @@ from typing import Any
 from evostrat.backends import get_backend
 from evostrat.evaluators.seeded import GaussianSeed, gaussian_population
 from evostrat.backends.trees import replace
+from evostrat.strategies.readout import GaussianReadout
 
 __all__ = ["GaussianAsk"]
 
@@ -46,6 +47,10 @@ class GaussianAsk:
         key, sub = be.split(state.key)
         X = gaussian_population(be, sub, state.mean, state.sigma, n, self.noise_layout())
         return X, replace(state, key=key)
+
+    def gaussian_readout(self, state: Any) -> GaussianReadout:
+        """``x = mean + sigma z``: ``sigma`` per coordinate (or isotropic), ``C = I``."""
+        return GaussianReadout(state.mean, state.sigma)
 
     def population_seed(self, state: Any) -> GaussianSeed | None:
         """The population ``ask(state)`` returns, as a seed (:mod:`evostrat.evaluators.seeded`)."""

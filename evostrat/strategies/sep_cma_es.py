@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.strategies.cma_base import RESCALE_RANGE, CMABase, CMAConstants
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.state_checks import check_diagonal_state
 from evostrat.backends.trees import replace
 
@@ -113,6 +114,12 @@ class SepCMAES(CMABase):
         lo, hi = RESCALE_RANGE
         scale = xp.where((top > hi) | (top < lo), top, 1.0)
         return self.rescale(replace(state, C=C / scale), scale, xp)
+
+    def gaussian_readout(self, state: Any) -> GaussianReadout | None:
+        """The diagonal ``C`` under the step size ``sigma``."""
+        if isinstance(state, SepCMAESState):
+            return GaussianReadout(state.mean, state.sigma, diagonal=state.C, cma_clip=True)
+        return None
 
     def _diag_cov(self, state: SepCMAESState) -> Array:
         return state.C

@@ -62,6 +62,7 @@ from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.vkd_select import grow_table, pick, select_k
 
 Array = Any
@@ -209,6 +210,10 @@ class VkDCMA(Strategy):
         n = state.D.shape[0]
         inner = xp.eye(n, dtype=state.D.dtype, device=be.device(state.D)) + xp.matmul(state.V.T * state.s, state.V)
         return state.D[:, None] * inner * state.D[None, :]
+
+    def gaussian_readout(self, state: VkDCMAState) -> GaussianReadout:
+        """The dense :meth:`covariance` ``C`` under the step size ``sigma``."""
+        return GaussianReadout(state.mean, state.sigma, covariance=self.covariance(state))
 
     @staticmethod
     def _mahalanobis2(xp: Any, state: VkDCMAState, V: Array, s: Array, y: Array) -> Array:

@@ -49,6 +49,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.namespaces import solve
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.shaping import SHAPINGS, downscale_factor, shape_fitness
 from evostrat.backends.trees import replace
 
@@ -260,6 +261,10 @@ class XNES(Strategy):
         elif not top <= 1.0:  # NaN
             return float(get_backend(state.mean).to_numpy(self.sigma(state)))
         return float(sigma * xp.sqrt(xp.max(xp.sum(B * B, axis=1))))
+
+    def gaussian_readout(self, state: XNESState) -> GaussianReadout:
+        """``x = mean + sigma B z``: the factor ``A = B`` of ``C``."""
+        return GaussianReadout(state.mean, state.sigma, A=state.B)
 
     def covariance(self, state: XNESState) -> Array:
         """The covariance matrix ``sigma^2 B B^T`` of the search distribution."""

@@ -1,0 +1,108 @@
+"""The search distribution as a Gaussian: :meth:`Strategy.gaussian_readout` and its consumers' view.
+
+A strategy declares how its state describes the Gaussian ``N(mean, sigma^2 C)`` it samples
+from by returning a :class:`GaussianReadout` from ``gaussian_readout(state)``; the
+Mahalanobis clipping of injected candidates (:mod:`evostrat.run.inject`) and the
+distribution recorder (:func:`evostrat.callbacks.recorder.distribution_summary`) read it.
+Nothing is guessed from state field names: a strategy that declares no read-out (``None``,
+the default) is seen through the contract's ``sigma`` alone (:func:`resolve_readout`).
+
+Examples
+--------
+xNES samples ``mean + sigma B z``: its read-out is the factor ``A = B``:
+
+>>> import numpy as np
+>>> from evostrat.strategies.xnes import XNES
+>>> xnes = XNES(sigma0=0.5)
+>>> r = resolve_readout(xnes, xnes.init(np.zeros(2), random_state=0))
+>>> float(r.sigma), r.A.tolist(), r.cma_clip
+(0.5, [[1.0, 0.0], [0.0, 1.0]], False)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from evostrat.backends import get_backend
+from evostrat.errors import InvalidTypeError
+
+__all__ = ["GaussianReadout", "host_readout", "resolve_readout"]
+
+
+class GaussianReadout(NamedTuple):
+    """The search distribution ``N(mean, sigma^2 C)`` as a state holds it (backend arrays).
+
+    ``C`` is given by the first of these forms that is set (none: ``C = I``):
+
+    - ``B`` and ``D``: ``C = B diag(D^2) B^T`` (an eigen-decomposition, CMA-ES's), with
+      ``diagonal`` then the current diagonal of ``C`` if it differs from the decomposition's;
+    - ``A``: ``C = A A^T`` (a factor, xNES's ``B``), with its inverse ``A_inv`` if kept;
+    - ``covariance``: the dense ``(dim, dim)`` matrix ``C``;
+    - ``diagonal``: ``(dim,)``, the diagonal of a diagonal ``C`` (sep-CMA-ES).
+
+    Attributes
+    ----------
+    mean : array, shape (dim,)
+    sigma : array, shape () or (dim,)
+        The step size, or per-coordinate standard deviations (then ``C`` is a correlation
+        factor or ``I``).
+    diagonal, B, D, A, A_inv, covariance : array or None
+        The covariance ``C``, in one of the forms above.
+    cma_clip : bool
+        Injected and repaired steps are clipped to the Mahalanobis length
+        ``sqrt(n) + 2n / (n + 2)`` (the CMA family, whose negative updates are normalised,
+        Hansen 2011) instead of ``sqrt(n)`` (:mod:`evostrat.run.inject`).
+    """
+
+    mean: Any
+    sigma: Any
+    diagonal: Any = None
+    B: Any = None
+    D: Any = None
+    A: Any = None
+    A_inv: Any = None
+    covariance: Any = None
+    cma_clip: bool = False
+
+
+def resolve_readout(strategy: Any, state: Any) -> GaussianReadout:
+    """``strategy.gaussian_readout(state)``, or the contract's view when it declares none.
+
+    Undeclared (``None``): a method ``covariance(state)`` returning the dense covariance
+    ``sigma^2 C`` (the recorder's former read-out by name, still honoured for plugins that
+    define it); else the state's ``sigma`` field when it holds per-coordinate standard
+    deviations (shape ``(dim,)``, what the default ``sigma(state)`` reads); else the isotropic
+    ``sigma(state)``. A state's other fields are never read.
+
+    Raises
+    ------
+    InvalidTypeError
+        When ``gaussian_readout`` returns something other than a ``GaussianReadout`` or ``None``.
+    """
+    declared = strategy.gaussian_readout(state)
+    if isinstance(declared, GaussianReadout):
+        return declared
+    if declared is not None:
+        raise InvalidTypeError(f"gaussian_readout(state) of strategy {type(strategy).__name__!r} must return a "
+                               f"GaussianReadout or None, got {type(declared).__name__}")
+    mean = strategy.mean(state)
+    legacy = getattr(strategy, "covariance", None)  # CMA-ES's covariance option is a string
+    if callable(legacy):
+        be = get_backend(mean)
+        one = be.xp.ones((), dtype=mean.dtype, device=be.device(mean))
+        return GaussianReadout(mean, one, covariance=legacy(state))
+    sigma = getattr(state, "sigma", None)  # the contract's field, per coordinate when (dim,)
+    if sigma is not None and len(getattr(sigma, "shape", ())) == 1:
+        return GaussianReadout(mean, sigma)
+    return GaussianReadout(mean, strategy.sigma(state))
+
+
+def host_readout(readout: GaussianReadout, backend: Any) -> GaussianReadout:
+    """``readout`` with its arrays as host float64 numpy arrays (``None`` kept)."""
+    def host(value: Any) -> Any:
+        return None if value is None else np.asarray(backend.to_numpy(value), dtype=np.float64)
+
+    *arrays, cma_clip = readout
+    return GaussianReadout(*(host(value) for value in arrays), cma_clip=cma_clip)
