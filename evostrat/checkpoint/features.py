@@ -41,7 +41,9 @@ import numpy as np
 
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.constraints.base import HANDLERS, MissingConstraintFunction
+from evostrat.constraints.tracker import ConstrainedRun, restore_handler
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.run.noise import NoisyEvaluator
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
@@ -164,9 +166,6 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
     CheckpointError
         For a malformed part, or a part the run's parameters do not have.
     """
-    from evostrat.constraints.tracker import ConstrainedRun, restore_handler
-    from evostrat.run.noise import NoisyEvaluator
-
     if features is None:  # a run without these features, or a checkpoint from before they were stored
         return
     parts = check_schema(features, FEATURES_SCHEMA, "features")
