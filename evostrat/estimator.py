@@ -33,6 +33,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import as_search_point
 from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
+from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
@@ -366,8 +367,6 @@ class ES(Params):
         if not callable(objective):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
         if constraints is not None:
-            from evostrat.constraints.tracker import check_fit_constraints
-
             check_fit_constraints(constraints, constraint_handler, checkpoint)
         from evostrat.callbacks.hooks import RunHooks
 

@@ -54,6 +54,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.estimator import ES
 
 __all__ = ["minimize"]
 
@@ -99,8 +100,6 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     scipy.optimize.OptimizeResult
     """
     from scipy.optimize import OptimizeResult
-
-    from evostrat.estimator import ES
 
     if not callable(fun):
         raise InvalidTypeError(f"fun must be callable, got {type(fun).__name__}")

@@ -39,6 +39,7 @@ import numpy as np
 from evostrat.callbacks.base import Callback
 from evostrat.errors import InvalidArgumentError, StateError
 from evostrat.evaluators.local import Evaluator
+from evostrat.plugins.factories import make_evaluator
 
 __all__ = ["CentreRank", "centre_rank"]
 
@@ -106,8 +107,6 @@ class CentreRank(Evaluator, Callback):
     # -- the evaluator ---------------------------------------------------------------------
     def evaluate(self, objective: Callable, X: Any, backend: Any) -> Any:
         """Values of the ``popsize`` rows of ``X``; the centre is evaluated as one more row."""
-        from evostrat.plugins.factories import make_evaluator
-
         if self.centre is None:
             raise StateError("CentreRank has no centre: pass the same object to fit(callbacks=[...]) "
                              "as well as to ES(evaluator=...)")

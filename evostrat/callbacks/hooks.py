@@ -24,6 +24,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from evostrat.callbacks.progress import make_progress
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["RunHooks", "resume_hooks"]
@@ -112,8 +113,6 @@ class RunHooks:
         metadata: dict[str, Any] | None = None,
         objective: Any = None,
     ) -> None:
-        from evostrat.callbacks.progress import make_progress
-
         self.callbacks = _check_callbacks(callbacks)
         self.progress = make_progress(progress)
         self.checkpointer = _make_checkpointer(checkpoint, every, metadata)

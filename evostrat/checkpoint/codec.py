@@ -31,6 +31,8 @@ import numpy as np
 from evostrat.backends import array_backend
 from evostrat.errors import CheckpointError, InvalidTypeError
 from evostrat.backends.trees import field_names
+from evostrat.run.restarts import RunPlan
+from evostrat.run.state import is_int, is_real
 
 __all__ = ["encode", "decode", "encode_metadata", "Unencodable"]
 
@@ -155,9 +157,6 @@ def decode(data: Any, arrays: dict[str, np.ndarray], to_backend: Callable[[np.nd
             raise CheckpointError(f"checkpoint holds a malformed generator state: {err}") from err
         return np.random.Generator(bitgen)
     if tag == "__runplan__":
-        from evostrat.run.restarts import RunPlan
-        from evostrat.run.state import is_int, is_real
-
         fields, types = dec(data["__runplan__"]), {"int": is_int, "float": is_real, "str": lambda v: isinstance(v, str)}
         spec = {f.name: types[f.type] for f in dataclasses.fields(RunPlan)}
         if not isinstance(fields, dict) or set(fields) != set(spec) or not all(ok(fields[k]) for k, ok in spec.items()):

@@ -41,7 +41,9 @@ import numpy as np
 
 from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.constraints.base import HANDLERS, MissingConstraintFunction
+from evostrat.constraints.tracker import ConstrainedRun, restore_handler
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.run.noise import NoisyEvaluator, aggregation
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
@@ -83,7 +85,6 @@ def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, An
     CheckpointError
         For a state a checkpoint cannot store (a custom constraint handler).
     """
-    from evostrat.run.noise import aggregation
 
     noise = driver.noise.state_values() if driver.noise is not None else driver.noise_resume
     values = {
@@ -172,9 +173,6 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
     CheckpointError
         For a malformed part, or a part the run's parameters do not have.
     """
-    from evostrat.constraints.tracker import ConstrainedRun, restore_handler
-    from evostrat.run.noise import NoisyEvaluator, aggregation
-
     if features is None or "aggregate" not in features:  # written before the aggregation was recorded
         option = driver.settings.noise_handling  # the option existed then only as the mean: named, it is new
         named = isinstance(option, dict) and "aggregate" in option

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from evostrat.backends import Backend
+import evostrat
+from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import allocation_limit
 from evostrat.backends.structure_args import flat_bounds, flat_integer, flat_sigma
 from evostrat.backends.structure_spec import structure_from_spec, structure_spec
@@ -41,9 +42,15 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
                                          restore_x0_source)
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
+from evostrat.estimator import ES
 from evostrat.plugins import registered_name, registry
-from evostrat.run.restarts import GLOBAL_REASONS, after_run
+from evostrat.plugins.factories import make_strategy
+from evostrat.run.asktell import AskTell
+from evostrat.run.restarts import GLOBAL_REASONS, SCHEDULE_SCHEMA, RunPlan, after_run
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
+from evostrat.run.termination import PROGRESS_SCHEMA
+from evostrat.strategies.base import Strategy
+from evostrat.strategies.state_checks import check_state_arrays
 
 __all__ = ["capture", "restore", "RUNTIME_PARAMS", "BUDGET_PARAMS", "META_SCHEMA", "STATE_SCHEMA"]
 
@@ -87,8 +94,6 @@ def _family_name(value: Any) -> Any:
 
 
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    from evostrat.strategies.base import Strategy
-
     if name == "strategy" and isinstance(value, Strategy):
         if registry("strategies").get(value.name) is type(value):
             params = {k: _family_name(v) for k, v in value.get_params(deep=False).items()}
@@ -120,8 +125,6 @@ def capture(es: Any, user: dict[str, Any] | None = None,
     CheckpointError
         When some run state cannot be stored (named in the message).
     """
-    import evostrat
-
     driver = vars(es).get("run_")
     if driver is None:
         raise StateError("checkpoint needs a started estimator: call initialize(x0) or fit() first")
@@ -178,8 +181,6 @@ ADDED_PARAMETERS = frozenset({"integer", "noise_handling", "reevaluations", "war
 
 def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The saved parameter specs, once ``overrides`` are known to replace only what they may."""
-    from evostrat.estimator import ES
-
     check_schema({**dict.fromkeys(_OPTIONAL), **meta}, META_SCHEMA, "metadata")
     saved, valid = meta["params"], set(ES().get_params(deep=False))
     # a file from before ADDED_PARAMETERS existed lacks them: they take their defaults (its behaviour)
@@ -209,8 +210,6 @@ def _check_params(meta: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 
 
 def _decode_params(saved: dict[str, Any], arrays: dict[str, np.ndarray], overrides: dict[str, Any]) -> dict[str, Any]:
-    from evostrat.estimator import make_strategy
-
     as_numpy = lambda a, _backend: np.array(a, copy=True)  # noqa: E731 - hyper-parameters: host arrays
     params = {}
     for name, spec in saved.items():
@@ -296,9 +295,6 @@ def _check_state_size(es: Any, state: dict[str, Any], saved: int, backend: Backe
     values of the saved state; a popsize over ``max(4 saved, 2**20)`` is refused first (weights and
     populations hold ``O(popsize)`` values whatever the state holds).
     """
-    from evostrat.plugins.factories import make_strategy
-    from evostrat.run.asktell import AskTell
-
     bound = max(4 * saved, 2**20)
     for popsize in (state["popsize"], es.popsize):  # O(popsize) weights and populations come before any state
         if is_int(popsize) and popsize > bound:
@@ -320,8 +316,6 @@ def _check_state_size(es: Any, state: dict[str, Any], saved: int, backend: Backe
 
 def _check_state_values(strategy: Any, arrays: dict[str, Any]) -> None:
     """Refuse NaN/inf and inconsistent values in the saved strategy state, naming the array."""
-    from evostrat.strategies.state_checks import check_state_arrays
-
     try:
         check_state_arrays(strategy, arrays)  # after load_state_dict: every array is there, of its shape
     except InvalidArgumentError as err:
@@ -329,11 +323,6 @@ def _check_state_values(strategy: Any, arrays: dict[str, Any]) -> None:
 
 
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[str, Any], function: Any) -> Any:
-    from evostrat.backends import get_backend
-    from evostrat.estimator import ES
-    from evostrat.run.restarts import SCHEDULE_SCHEMA, RunPlan
-    from evostrat.run.termination import PROGRESS_SCHEMA
-
     es = ES(**{**params, "warm_start": None})  # the saved state replaces a warm start: its source is not read
     state = check_schema(meta["state"], STATE_SCHEMA, "strategy state")
     backend = get_backend(state["backend"])

@@ -35,16 +35,16 @@ import argparse
 import sys
 from typing import Sequence
 
+from evostrat import __version__
 from evostrat.cli import bench, info, plot, replay, run
 from evostrat.cli.signals import Terminated, terminate_as_interrupt
+from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    from evostrat import __version__
-
     parser = argparse.ArgumentParser(prog="evostrat", description="Evolution strategies on numpy, torch and JAX.",
                                      epilog="Run 'evostrat COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"evostrat {__version__}")
@@ -65,8 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     as :meth:`argparse.ArgumentParser.error` does; errors from the run itself return 2
     (invalid arguments) or 1 (other evostrat errors), Ctrl-C returns 130 and SIGTERM 143.
     """
-    from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

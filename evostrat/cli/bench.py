@@ -25,6 +25,8 @@ import subprocess
 import sys
 from typing import Any
 
+from evostrat.cli.run import UsageError
+
 __all__ = ["add_parser", "pytest_command"]
 
 
@@ -50,8 +52,6 @@ def _default_json(args: argparse.Namespace) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from evostrat.cli.run import UsageError
-
     if not os.path.exists(args.path):
         raise UsageError(
             f"no benchmark suite at {args.path!r}; run from the evostrat repository root "

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from evostrat import ES
 from evostrat.problems import ellipsoid, sphere
 
 DEMO_RUNS = [
@@ -36,8 +37,6 @@ def run_demo(dim: int = 10, seed: int = 0, print_fn: Callable[[str], Any] = prin
     list of dict
         One summary per run: strategy, problem, evaluations, best value, stop reason.
     """
-    from evostrat import ES
-
     summaries = []
     for strategy, name, fn, options, target in DEMO_RUNS:
         es = ES(strategy, ftarget=target, max_evals=200_000, random_state=seed, **options)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from evostrat import list_plugins
 from evostrat.cli.types import nonnegative_int, positive_int
 
 __all__ = ["add_parsers"]
@@ -27,8 +28,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from evostrat import list_plugins
-
     plugins = list_plugins()
     rows = [
         (p["name"], str(p["distribution"]), str(p["version"]),

@@ -29,6 +29,11 @@ import importlib.util
 import sys
 from typing import Any
 
+from evostrat.backends import get_backend
+from evostrat.cli.types import positive_int
+from evostrat.errors import PerCandidateWarning
+from evostrat.evaluators.local import AutoEvaluator
+
 __all__ = ["add_parser", "objective_on_grid"]
 
 
@@ -45,8 +50,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``plot`` to the subcommands ``sub``."""
-    from evostrat.cli.types import positive_int
-
     p = sub.add_parser(
         "plot", help="draw diagnostics.png and convergence.png of a run folder",
         description="Draw the six-panel diagnostic figure (as pycma's cma.plot) and the convergence figure "
@@ -62,10 +65,6 @@ def objective_on_grid(objective: Any) -> Any:
     """A user's objective on the plot's grid, read as ``evaluator="auto"`` reads it (vectorised
     when it takes a population, else row by row; its warning was already given by the run)."""
     import warnings
-
-    from evostrat.backends import get_backend
-    from evostrat.errors import PerCandidateWarning
-    from evostrat.evaluators.local import AutoEvaluator
 
     evaluator, numpy = AutoEvaluator(), get_backend("numpy")
 

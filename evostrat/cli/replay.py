@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from evostrat.cli.run import UsageError
 from evostrat.cli.types import nonnegative_int, positive_int
+from evostrat.errors import InvalidArgumentError
 
 __all__ = ["add_parser", "replay"]
 
@@ -30,7 +32,6 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
     import numpy as np
 
     from evostrat.checkpoint import checkpoint_info, load_checkpoint
-    from evostrat.errors import InvalidArgumentError
     from evostrat.problems.atari import AtariProblem, write_replay
 
     info = checkpoint_info(path)
@@ -56,8 +57,6 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from evostrat.cli.run import UsageError
-
     if args.out is not None and not args.out.lower().endswith((".gif", ".mp4")):  # before the episodes are played
         raise UsageError(f"argument --out: expected a .gif or .mp4 file, got {args.out!r}")
     replay(args.checkpoint, out=args.out, episodes=args.episodes, seed=args.seed, best=args.best, fps=args.fps,

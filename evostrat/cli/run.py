@@ -40,8 +40,19 @@ import sys
 import time
 from typing import Any
 
+from evostrat import ES, __version__
+from evostrat.backends import backend_names
+from evostrat.backends.points import physical_memory
 from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
 from evostrat.cli.outdir import new_output, replacing
+from evostrat.cli.plot import objective_on_grid
+from evostrat.cli.types import (
+    finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int, strategy_option,
+)
+from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.plugins import registry
+from evostrat.problems import FUNCTIONS
+from evostrat.run.state import check_schema, is_int, is_real
 
 __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
@@ -87,20 +98,12 @@ def as_options(message: str) -> str:
 
 
 def _fitness_strategies() -> list[str]:
-    from evostrat.plugins import registry
-
     return sorted(name for name, cls in registry("strategies").items()
                   if not getattr(cls, "needs_behaviours", False))
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``run`` to the subcommands ``sub``."""
-    from evostrat.backends import backend_names
-    from evostrat.cli.types import (finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int,
-                                    strategy_option)
-    from evostrat.plugins import registry
-    from evostrat.problems import FUNCTIONS
-
     p = sub.add_parser(
         "run", help="optimise a benchmark or your function; write history, result, checkpoints, plots",
         description="Optimise a benchmark problem or your function (-p module:function) and write config.json, "
@@ -166,8 +169,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration from the arguments (new run) or the checkpoint (``--resume``)."""
-    from evostrat.problems import FUNCTIONS
-
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
     if "strategy_options" in given:  # [(name, value), ...] -> {name: value}, the last of a name winning
         given["strategy_options"] = dict(given["strategy_options"])
@@ -219,10 +220,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
     """The configuration saved in the checkpoint ``path``, every field type-checked."""
-    from evostrat.errors import CheckpointError
-    from evostrat.problems import FUNCTIONS
-    from evostrat.run.state import check_schema, is_int, is_real
-
     plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
     problem = (lambda v: isinstance(v, str) and (v in FUNCTIONS or is_user_problem(v)),
                "a benchmark problem's name or module:function")
@@ -254,10 +251,6 @@ def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 
 def _estimator(config: dict[str, Any]) -> Any:
-    from evostrat import ES
-    from evostrat.errors import EvostratError
-    from evostrat.plugins import registry
-
     try:  # a wrong -O is a usage error naming the option
         registry("strategies")[config["strategy"]]().set_params(**(config["strategy_options"] or {})).validate_params()
     except (EvostratError, TypeError) as err:
@@ -290,8 +283,6 @@ def _callbacks(config: dict[str, Any], out: str, plot: bool) -> tuple[list[Any],
 def _result(es: Any, config: dict[str, Any], elapsed: float, resumed_from: int | None) -> dict[str, Any]:
     import numpy as np
 
-    from evostrat import __version__
-
     x = np.asarray(es.strategy_.backend.to_numpy(es.x_), dtype=np.float64)
     return {
         "strategy": config["strategy"], "problem": config["problem"], "dim": config["dim"],
@@ -316,7 +307,6 @@ def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: 
     """The fitted (or resumed) estimator and the generation it resumed from (``None``: a new run)."""
     import numpy as np
 
-    from evostrat import ES
     from evostrat.checkpoint import checkpoint_info
     from evostrat.checkpoint.format import remove_stale_temps
 
@@ -330,7 +320,6 @@ def _fit(args: argparse.Namespace, config: dict[str, Any], out: str, objective: 
             _write_json(os.path.join(out, "config.json"), config)
     else:
         resumed_from = None
-        from evostrat.backends.points import physical_memory
 
         if not isinstance(config["x0"], list) and 8 * config["dim"] > physical_memory():  # np.full below
             raise UsageError(f"--dim {config['dim']}: a start point of that many float64 coordinates needs "
@@ -356,10 +345,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         if importlib.util.find_spec("matplotlib") is None:
             raise UsageError("--plot needs matplotlib: pip install evostrat[plot]")
-    from evostrat import ES  # noqa: F401 - imports scikit-learn now, outside the timed run
     from evostrat.checkpoint import Checkpointer
-    from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError
-    from evostrat.problems import FUNCTIONS
 
     problem = config["problem"]
     objective = load_objective(problem) if is_user_problem(problem) else FUNCTIONS[problem]
@@ -379,7 +365,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _write_json(os.path.join(out, "result.json"), _result(es, config, elapsed, resumed_from))
     written = ["config.json", "history.csv", "distribution.jsonl", "result.json"] + ([CHECKPOINT] if checkpoint else [])
     if args.plot:
-        from evostrat.cli.plot import objective_on_grid
         from evostrat.plot import save_run_plots
 
         for name in ("convergence.png", "diagnostics.png", "search.png"):  # replace links, never write through them

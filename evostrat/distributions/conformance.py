@@ -25,6 +25,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.distributions.base import Distribution
 from evostrat.errors import ConformanceError
+from evostrat.strategies.nes import NES
 
 __all__ = ["DISTRIBUTION_CHECKS", "check_distribution", "require"]
 
@@ -220,8 +221,6 @@ def _check_natural(p: Any, be: Backend, seed: int, label: str) -> None:
 
 def _check_search(cls: type, options: dict[str, Any], dim: int, seed: int, budget: int, fraction: float,
                   label: str) -> None:
-    from evostrat.strategies.nes import NES
-
     s = NES(distribution=cls, distribution_options=options or None)
     x0 = np.linspace(0.5, 1.5, dim)
     state, start, best = s.init(x0, random_state=seed), float(np.sum(x0**2)), math.inf

@@ -23,6 +23,7 @@ from typing import Any
 
 from evostrat.distributions.base import Distribution
 from evostrat.errors import InvalidTypeError
+from evostrat.plugins import lookup, registry
 
 __all__ = ["distribution_class"]
 
@@ -38,8 +39,6 @@ def distribution_class(name: Any) -> type[Distribution]:
         For anything but a name or a :class:`~evostrat.distributions.base.Distribution` subclass,
         and when the registered factory is not such a subclass.
     """
-    from evostrat.plugins import lookup, registry
-
     if isinstance(name, type) and issubclass(name, Distribution):
         return name
     if not isinstance(name, str):

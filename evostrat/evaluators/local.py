@@ -51,6 +51,7 @@ import numpy as np
 from evostrat.backends import Backend, to_host
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ObjectiveError, PerCandidateWarning
 from evostrat.params import Params
+from evostrat.run.behaviours import population_output, split_outcome, stack_candidates
 
 __all__ = ["Evaluator", "VectorizedEvaluator", "SerialEvaluator", "AutoEvaluator", "vectorized",
            "collect", "real_value", "unshared"]
@@ -121,8 +122,6 @@ def collect(outputs: list, X: Array, backend: Backend, behaviours: bool = False)
     Real numbers give ``(n,)``; with ``behaviours``, :func:`evostrat.run.behaviours.stack_candidates`.
     """
     if behaviours:
-        from evostrat.run.behaviours import stack_candidates
-
         return stack_candidates(outputs, X, backend)
     host = np.asarray([real_value(out, i) for i, out in enumerate(outputs)], dtype=np.float64)
     return backend.asarray(host, dtype=X.dtype, device=backend.device(X))
@@ -173,8 +172,6 @@ class VectorizedEvaluator(Evaluator):
     def check(out: Any, n: int, X: Array, backend: Backend, behaviours: bool = False) -> Array:
         """``objective(X)`` as ``n`` values (or behaviours) on ``X``'s backend and device."""
         if behaviours:
-            from evostrat.run.behaviours import population_output
-
             return population_output(out, n, X, backend)
         try:
             values = backend.asarray(out, device=backend.device(X))
@@ -293,8 +290,6 @@ class AutoEvaluator(Evaluator):
         """Whether ``out`` is what a per-candidate objective returns for one candidate."""
         try:
             if self.behaviours:
-                from evostrat.run.behaviours import split_outcome
-
                 fitness, raw = split_outcome(out) if isinstance(out, (tuple, dict)) else (None, out)
                 if fitness is not None:
                     real_value(fitness, 0)

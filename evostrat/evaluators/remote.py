@@ -31,6 +31,7 @@ from evostrat.evaluators.replay import REPLAY_WINDOW
 from evostrat.evaluators.sync import hand_back, syncs
 from evostrat.evaluators.worker import ChunkResult, WorkerOptions, dumps
 from evostrat.params import Interval
+from evostrat.run.behaviours import Outcome, population_output
 
 __all__ = ["ChunkedEvaluator", "RemoteTraceback", "SEEDED_MODES", "chunk_bounds", "describe_candidates",
            "positive_int", "raise_failure"]
@@ -269,8 +270,6 @@ class ChunkedEvaluator(Evaluator):
 
 def _behaviours(results: Sequence[ChunkResult], X: Array, backend: Backend, vectorized: bool) -> Any:
     """Stack the outputs of a behaviour strategy's chunks (see :mod:`evostrat.run.behaviours`)."""
-    from evostrat.run.behaviours import Outcome, population_output
-
     if not vectorized:
         return collect([out for r in results for out in r.outputs], X, backend, behaviours=True)
     numpy = get_backend("numpy")

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from evostrat.errors import InvalidArgumentError
+from evostrat.backends import get_backend
+from evostrat.errors import InvalidArgumentError, PerCandidateWarning
+from evostrat.evaluators.local import AutoEvaluator
 from evostrat.plotting.common import f64, figure_class
 
 __all__ = ["plot_search_2d", "grid_values", "colorbar"]
@@ -20,10 +22,6 @@ def grid_values(objective: Any, points: np.ndarray) -> np.ndarray:
     with the whole grid only if it refuses one point (:mod:`evostrat.evaluators.local`),
     so a per-point function is never called with a 2-D array.
     """
-    from evostrat.backends import get_backend
-    from evostrat.errors import PerCandidateWarning
-    from evostrat.evaluators.local import AutoEvaluator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PerCandidateWarning)  # a per-point function is expected here
         return f64(AutoEvaluator().evaluate(objective, points, get_backend("numpy")))

@@ -7,14 +7,13 @@ Consumed by the generic NES (``ES("nes", strategy__distribution=...)``,
 
 from __future__ import annotations
 
+from evostrat.distributions import DiagNormal, MultivariateNormal, Normal
+from evostrat.distributions.low_rank_normal import LowRankNormal
+from evostrat.distributions.student_t import StudentT
 from evostrat.hookspecs import hookimpl
 
 
 @hookimpl
 def evostrat_distributions() -> dict[str, type]:
-    from evostrat.distributions import DiagNormal, MultivariateNormal, Normal
-    from evostrat.distributions.low_rank_normal import LowRankNormal
-    from evostrat.distributions.student_t import StudentT
-
     return {"normal": Normal, "diag_normal": DiagNormal, "multivariate_normal": MultivariateNormal,
             "low_rank_normal": LowRankNormal, "student_t": StudentT}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from evostrat.evaluators.local import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
 from evostrat.hookspecs import hookimpl
 
 
 @hookimpl
 def evostrat_evaluators() -> dict[str, type]:
-    from evostrat.evaluators.local import AutoEvaluator, SerialEvaluator, VectorizedEvaluator
     from evostrat.evaluators.executor import ExecutorEvaluator
     from evostrat.evaluators.ray import RayEvaluator  # Ray is imported on use
 

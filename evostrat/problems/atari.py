@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError
+from evostrat.params_flat import TorchParams
 from evostrat.problems.gym import GymProblem, import_gymnasium
 from evostrat.problems.point_robot import positive_int
 
@@ -182,7 +183,6 @@ class AtariProblem(GymProblem):
                  frame_skip: int = 4, noop_max: int = 30, size: int = 84, stack: int = 4,
                  crop: tuple[int, int] | None = None, sticky: float = 0.0, obs_norm: bool = False,
                  obs_clip: float = 5.0, ref_size: int = 128, seed: int = 0, negate: bool = False) -> None:
-        from evostrat.params_flat import TorchParams
         from evostrat.problems.policies import uses_vbn
 
         _require_ale()

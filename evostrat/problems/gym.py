@@ -35,6 +35,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.errors import EvostratWarning, InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.params_flat import TorchParams
 from evostrat.problems.obs_stats import ObservationStats, RunningStat, SeenObservations
 from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
@@ -210,7 +211,6 @@ class GymProblem(ObservationStats):
         self.frozen = False
         self._torch = None
         if hasattr(policy, "named_parameters"):  # a torch.nn.Module
-            from evostrat.params_flat import TorchParams
 
             policy = copy.deepcopy(policy)  # takes each candidate's parameters: the caller's module stays as it is
             self._torch = TorchParams(policy)

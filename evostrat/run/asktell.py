@@ -43,6 +43,8 @@ from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend, stack_rows
+from evostrat.run.behaviours import check_outcome
+from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 
@@ -189,8 +191,6 @@ class AskTell(PicklableRunner):
         X, self.state = self._ask(self.state)
         self.injected_rows = ()
         if self.injections:
-            from evostrat.run.inject import place_injections
-
             X = place_injections(self, X)
         self._pending = X
         return X
@@ -207,8 +207,6 @@ class AskTell(PicklableRunner):
         wait for the following asks. They are evaluated as given; the strategy learns from them
         with their step clipped in Mahalanobis length (:mod:`evostrat.run.inject`).
         """
-        from evostrat.run.inject import check_solutions
-
         self.injections.extend(check_solutions(solutions, self.dim, self.backend))
 
     def told_population(self, X: Any, repaired: bool = False, asked: Any = None,
@@ -224,7 +222,6 @@ class AskTell(PicklableRunner):
             self.check_population(X, asked)
             if not self.injected_rows:  # the usual case
                 return self._pending
-        from evostrat.run.inject import repaired_population
 
         return repaired_population(self, X if repaired else self._pending, asked, to_strategy)
 
@@ -237,8 +234,6 @@ class AskTell(PicklableRunner):
         (see :mod:`evostrat.run.behaviours` for the accepted forms).
         """
         if self.strategy.needs_behaviours:
-            from evostrat.run.behaviours import check_outcome
-
             return check_outcome(self, values, expected_rows)
         return self.check_fitness(values, expected_rows)
 

@@ -56,6 +56,7 @@ import numpy as np
 
 from evostrat.backends.points import physical_memory, resolve_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.run.state import warn_nothing_found
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
 
@@ -288,7 +289,6 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     from evostrat.run.batch_torch import run_batched_torch
 
     n_programs += run_batched_torch([run.run_ for run in estimators if run.run_.fast_path != "batched"], objective)
-    from evostrat.run.state import warn_nothing_found
 
     for run in estimators:
         if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy

@@ -23,6 +23,7 @@ from typing import Any
 
 from evostrat.backends.programs import program_key
 from evostrat.plugins.factories import warn_overrides
+from evostrat.run.batch_jax import split_runs
 from evostrat.run.driver import Driver
 
 __all__ = ["initialize_runs", "vmapped_initial_states", "DeferredState"]
@@ -36,8 +37,6 @@ class _Split:
 
     def run(self, index: int) -> Any:
         if self.runs is None:
-            from evostrat.run.batch_jax import split_runs
-
             self.runs = split_runs(self.stacked, self.n)
         return self.runs[index]
 

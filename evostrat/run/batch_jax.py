@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends.programs import program_key
+from evostrat.backends.programs import frozen, program_key
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
 from evostrat.run.compiled import chunk_program, compiled_loop_applies
@@ -179,8 +179,6 @@ def _group_key(driver: Any) -> tuple[Any, ...]:
     (numeric hyper-parameters may differ: they are traced per run, :class:`PerRunHyperParameters`,
     unless they change the state's shapes, as LM-MA-ES's ``memory``)."""
     import jax
-
-    from evostrat.backends.programs import frozen
 
     r = driver.runner
     params = r.strategy.get_params(deep=False)

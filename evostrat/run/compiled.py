@@ -60,6 +60,7 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.errors import InvalidArgumentError
+from evostrat.evaluators.local import VectorizedEvaluator
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, tolx_sigma, watch
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
@@ -387,8 +388,6 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
 def _host_generation(driver: Any, objective: Callable) -> None:
     """One generation of ``driver`` on the host (ask, evaluate, tell), as the host loop runs it; the
     objective takes the population (it traces to its values: :func:`compiled_loop_applies`)."""
-    from evostrat.evaluators.local import VectorizedEvaluator
-
     driver.settled = False  # as the host loop: until told, or undone
     try:
         X = driver.ask()

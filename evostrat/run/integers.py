@@ -57,6 +57,8 @@ import numpy as np
 from evostrat.backends import to_host
 from evostrat.backends.trees import replace
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.run.bounds import BoxBounds
+from evostrat.run.state import check_schema, is_int, is_real
 
 __all__ = ["IntegerSpace", "MixedSpace", "integer_mask"]
 
@@ -316,8 +318,6 @@ class IntegerSpace:
         CheckpointError
             Naming the first field of the wrong type or value.
         """
-        from evostrat.run.state import check_schema, is_int, is_real
-
         values = check_schema(values, _STATE_SCHEMA, "integer margin")
         A, dim = values["A"], self.mask.shape[0]
         if not (isinstance(A, np.ndarray) and A.dtype == np.float64 and A.shape == (dim,) and np.isfinite(A).all()
@@ -359,8 +359,6 @@ class MixedSpace:
         self.upper = np.full(dim, np.inf) if box is None else box.upper
         self.box = None
         if box is not None:
-            from evostrat.run.bounds import BoxBounds
-
             lower = np.where(integers.mask, -np.inf, box.lower)
             upper = np.where(integers.mask, np.inf, box.upper)
             if np.isfinite(lower).any() or np.isfinite(upper).any():

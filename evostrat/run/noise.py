@@ -53,6 +53,7 @@ import numpy as np
 
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.run.state import check_schema, is_real
 from evostrat.run.uncertainty import AGGREGATES, MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
 
 __all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "aggregation", "noise_evaluator",
@@ -227,8 +228,6 @@ class NoisyEvaluator:
         CheckpointError
             Naming the first field of the wrong type or value.
         """
-        from evostrat.run.state import check_schema, is_real
-
         finite = lambda v: is_real(v) and -math.inf < v < math.inf  # noqa: E731
         return check_schema(values, {
             "s": (finite, "a finite number"),

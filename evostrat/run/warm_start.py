@@ -58,6 +58,9 @@ from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, Params
+from evostrat.strategies.cma_es import CMAES
+from evostrat.strategies.sep_cma_es import SepCMAES
+from evostrat.strategies.xnes import XNES
 
 __all__ = ["WarmStart", "apply_warm_start", "promising_distribution"]
 
@@ -172,10 +175,6 @@ def _host(be: Any, value: Any) -> np.ndarray:
 
 def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
     """``(mean, sigma, C)`` of a run's search distribution (C of the CMA family, else identity)."""
-    from evostrat.strategies.cma_es import CMAES
-    from evostrat.strategies.sep_cma_es import SepCMAES
-    from evostrat.strategies.xnes import XNES
-
     be, state, strategy = runner.backend, runner.state, runner.strategy
     mean = _host(be, state.mean)
     n = mean.shape[0]
@@ -195,10 +194,6 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
 
 def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray) -> Any:
     """The runner's state with search distribution ``N(mean, sigma^2 C)`` (as the strategy can hold it)."""
-    from evostrat.strategies.cma_es import CMAES
-    from evostrat.strategies.sep_cma_es import SepCMAES
-    from evostrat.strategies.xnes import XNES
-
     be, state, strategy = runner.backend, runner.state, runner.strategy
     if "mean" not in field_names(state) or "sigma" not in field_names(state):
         raise InvalidArgumentError(f"warm_start needs a strategy with a mean and a step size sigma; "

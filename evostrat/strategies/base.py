@@ -38,11 +38,12 @@ from evostrat.backends.points import (as_search_point, check_population_size,  #
 from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
+from evostrat.plugins import registered_name
+from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from evostrat.evaluators.seeded import GaussianSeed
-    from evostrat.run.asktell import AskTell
     from evostrat.strategies.readout import GaussianReadout
 
 Array = Any
@@ -68,8 +69,6 @@ class RegisteredName:
     class or its nearest registered base, ``""`` if none; a subclass may set ``name`` itself."""
 
     def __get__(self, obj: Any, cls: type) -> str:
-        from evostrat.plugins import registered_name
-
         return registered_name(cls)
 
 
@@ -312,8 +311,6 @@ class Strategy(Params):
     def initialize(self, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
                    dtype: Any = None, device: Any = None, nonfinite: str = "warn") -> "AskTell":
         """A stateful ask/tell object around this strategy (see :class:`~evostrat.run.asktell.AskTell`)."""
-        from evostrat.run.asktell import AskTell
-
         return AskTell(self, x0, random_state=random_state, backend=backend, dtype=dtype,
                        device=device, nonfinite=nonfinite)
 
