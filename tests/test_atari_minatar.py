@@ -28,3 +28,18 @@ def test_minatar_breakout_beats_random_play_within_300_generations() -> None:
     out = run(generations=300, seed=0, verbose=False)
     assert out["random_return"] < 1.0
     assert out["test_return"] >= out["random_return"] + 2.0, out
+
+
+def test_minatar_random_baseline_is_the_documented_one_without_warnings() -> None:
+    """README and docs/guides/atari.md: uniformly random actions return 0.35 on the 20 test episodes
+    (gymnax's ``Discrete.sample`` casts to int64: a UserWarning per run without jax_enable_x64)."""
+    import warnings
+
+    sys.path.insert(0, str(ROOT / "examples" / "rl"))
+    try:
+        from minatar_breakout import random_return
+    finally:
+        sys.path.pop(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert random_return() == pytest.approx(0.35)

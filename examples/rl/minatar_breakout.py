@@ -38,6 +38,7 @@ def random_return(env_id: str = "Breakout-MinAtar", episodes: int = 20, seed: in
     import jax
 
     env, params = gymnax.make(env_id)
+    actions = env.action_space(params).n  # (its sample() casts to int64: a warning without jax_enable_x64)
 
     def episode(key: Any) -> Any:
         k_reset, k_run = jax.random.split(key)
@@ -46,7 +47,7 @@ def random_return(env_id: str = "Breakout-MinAtar", episodes: int = 20, seed: in
         def step(carry: Any, k: Any) -> tuple[Any, None]:
             state, total, done = carry
             k_act, k_step = jax.random.split(k)
-            action = env.action_space(params).sample(k_act)
+            action = jax.random.randint(k_act, (), 0, actions)
             _, state, reward, finished, _ = env.step(k_step, state, action, params)
             return (state, total + jax.numpy.where(done, 0.0, reward), done | finished), None
 
