@@ -227,7 +227,7 @@ class EvolveResult(NamedTuple):
     state: Any
     mean: Any
     fitness: Any  # (generations, popsize), as the problem returns them
-    seconds_per_generation: float
+    seconds_per_generation: float  # after the first (compiling) chunk; nan when there is only one
 
 
 def evolve(
