@@ -43,3 +43,27 @@ def test_minatar_random_baseline_is_the_documented_one_without_warnings() -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert random_return() == pytest.approx(0.35)
+
+
+def test_minatar_plot_labels_the_episodes_played(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The legend said "4 episodes each" whatever --episodes was."""
+    import numpy as np
+
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT / "examples" / "rl"))
+    try:
+        from minatar_breakout import plot
+    finally:
+        sys.path.pop(0)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    curve = np.array([0.0, 1.0, 2.0])
+    result = {"env_id": "Breakout-MinAtar", "episodes": 1, "curve": curve, "best_curve": curve + 1,
+              "random_return": 0.35, "test_return": 2.5, "wall_s": 3.0}
+    plot(result, str(tmp_path / "curve.png"))
+    labels = [text.get_text() for text in figures[0].axes[0].get_legend().get_texts()]
+    assert labels[0] == "population mean (1 episode each)"
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures[0].clf()
