@@ -277,3 +277,40 @@ def test_atari_generations_on_ray_equal_serial() -> None:
     assert np.array_equal(es.x_, serial.x_)
     assert es.history_[0]["centre_value"] == problem(x0)
     assert all(1 <= e["centre_rank"] <= 5 for e in es.history_)
+
+
+# -- examples/rl/atari_pong.py, as its docstring runs it, at tiny size -----------------------------------
+def test_atari_pong_example_logs_checkpoints_replays_and_plots(tmp_path, monkeypatch) -> None:
+    import json
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from evostrat.cli import main as cli
+
+    pytest.importorskip("matplotlib")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the 588,710-weight Convnet-LSTM thrashes with competing threads
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples" / "rl"))
+    try:
+        import atari_pong
+
+        log, ckpt, png = tmp_path / "pong.jsonl", tmp_path / "pong.ckpt", tmp_path / "pong.png"
+        result = atari_pong.main(["--minutes", "0", "--workers", "0", "--popsize", "2", "--max-steps", "6",
+                                  "--log", str(log), "--checkpoint", str(ckpt), "--plot", str(png)])
+    finally:
+        torch.set_num_threads(threads)
+        sys.modules.pop("atari_pong", None)
+    assert result["generations"] == 1  # a zero budget stops after the first generation
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["generation"] == 1 and record["popsize"] == 2 and 1 <= record["centre_rank"] <= 3
+    assert record == result["records"][0]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = tmp_path / "again.png"
+    assert atari_pong.main(["--plot-log", str(log), "--plot", str(again)]) is None
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gif = tmp_path / "pong.gif"  # the checkpoint carries the problem's spec: replay rebuilds it
+    assert cli(["replay", str(ckpt), "--out", str(gif), "--max-steps", "3"]) == 0
+    with Image.open(gif) as image:
+        assert image.size == (160, 210)

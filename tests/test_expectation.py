@@ -435,3 +435,11 @@ def test_demo_full_2000_steps_slow(name: str, lr: float, library: str, one_torch
     else:
         assert abs(trajectory[-200:].mean() - demo.OPTIMUM) < 0.1
         assert abs(trajectory[-1] - demo.OPTIMUM) < 0.35
+
+
+def test_demo_summary_names_the_steps_it_averages() -> None:
+    """``--steps 50`` printed "mean of the last 200" for an average of 50 steps."""
+    summary = _demo("maxvar").summary  # _loop's, which maxvar and maxent print
+    assert summary(np.arange(1.0, 51.0), 7.854) == (
+        "mu after 50 steps: 50.0000, mean of the last 50: 25.5000 (optimum 7.8540)")
+    assert "mean of the last 200: 1900.5000" in summary(np.arange(1.0, 2001.0), 7.854)

@@ -252,6 +252,23 @@ def test_pendulum_cma_gymnax_solves() -> None:
     assert result["test_return"] >= -150
 
 
+
+@pytest.mark.slow  # about 30 s here: two searches, each compiling its 200-step rollouts
+@gymnax_required
+def test_pendulum_cma_gymnax_command_line_at_tiny_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("matplotlib")
+    example = _example("pendulum_cma_gymnax")
+    png = tmp_path / "pendulum.png"
+    result = example.main(["--generations", "2", "--popsize", "4", "--episodes", "1", "--restarts", "2",
+                           "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert [entry["seed"] for entry in result["runs"]] == [0, 1]
+    assert result["curve"][-1] == max(entry["train_return"] for entry in result["runs"])
+    assert result["curve"].shape == (2,) and -16.3 * 200 <= result["test_return"] <= 0  # Pendulum's reward range
+    assert f"mean return over 20 fresh episodes: {result['test_return']:.1f}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_torch_module_as_x0_runs_as_its_flat_vector() -> None:
     """fit(GymProblem(env, net), net): candidates come as {name: tensor} dicts (a leading population
     axis when vectorised); the run equals the one over the module's flat vector."""

@@ -227,7 +227,7 @@ class EvolveResult(NamedTuple):
     state: Any
     mean: Any
     fitness: Any  # (generations, popsize), as the problem returns them
-    seconds_per_generation: float
+    seconds_per_generation: float  # after the first (compiling) chunk; nan when there is only one
 
 
 def evolve(
@@ -257,14 +257,21 @@ def evolve(
     sign = -1.0 if maximize else 1.0
     state = strategy.init(jnp.asarray(x0), random_state=random_state, backend="jax")
 
+    def generation(state: Any, key: Any) -> tuple[Any, Any]:
+        X, new = strategy.ask(state)
+        values = problem.population_returns(X, key)
+        return strategy.tell(new, X, sign * values), values
+
     def body(carry: Any, i: Any) -> tuple[Any, Any]:
         state, key, n_active = carry
         key, sub = jax.random.split(key)
-        X, new = strategy.ask(state)
-        values = problem.population_returns(X, sub)
-        new = strategy.tell(new, X, sign * values)
-        keep = i < n_active
-        state = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, state)
+        values = jax.eval_shape(generation, state, sub)[1]
+
+        def skip(state: Any, key: Any) -> tuple[Any, Any]:  # past the last generation of a short chunk
+            return state, jnp.zeros(values.shape, values.dtype)
+
+        # a real branch: the generations past n_active play no rollouts (they cost a whole chunk)
+        state, values = jax.lax.cond(i < n_active, generation, skip, state, sub)
         return (state, key, n_active), values
 
     @jax.jit
@@ -272,7 +279,11 @@ def evolve(
         (state, key, _), values = jax.lax.scan(body, (state, key, n_active), jnp.arange(chunk))
         return state, key, values
 
-    key = jax.random.PRNGKey(random_state + 1)
+    # committed to the state's device as every program output is: an uncommitted first key would
+    # compile the chunk program a second time when the first chunk's key comes back
+    device = next((leaf.sharding for leaf in jax.tree_util.tree_leaves(state) if isinstance(leaf, jax.Array)
+                   and not isinstance(leaf, jax.core.Tracer) and leaf.committed), jax.devices()[0])
+    key = jax.device_put(jax.random.PRNGKey(random_state + 1), device)
     fitness, done, start, timed = [], 0, 0.0, 0
     while done < generations:
         n = min(chunk, generations - done)

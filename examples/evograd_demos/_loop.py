@@ -94,3 +94,10 @@ def run(
         state = step(state)
         trajectory[t] = float(state[0][0])
     return trajectory
+
+
+def summary(trajectory: np.ndarray, optimum: float, last: int = 200) -> str:
+    """The demo's closing line: the final ``mu`` and the mean over the last ``last`` steps (or all)."""
+    last = min(last, len(trajectory))
+    return (f"mu after {len(trajectory)} steps: {trajectory[-1]:.4f}, mean of the last {last}: "
+            f"{trajectory[-last:].mean():.4f} (optimum {optimum:.4f})")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _loop import run  # noqa: E402
+from _loop import run, summary  # noqa: E402
 from maxvar import behaviour  # noqa: E402
 
 from evostrat import expectation  # noqa: E402
@@ -65,5 +65,4 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
     mu = main(args.backend, args.steps)
-    print(f"mu after {args.steps} steps: {mu[-1]:.4f}, mean of the last 200: "
-          f"{mu[-200:].mean():.4f} (optimum {OPTIMUM:.4f})")
+    print(summary(mu, OPTIMUM))

@@ -38,6 +38,7 @@ def random_return(env_id: str = "Breakout-MinAtar", episodes: int = 20, seed: in
     import jax
 
     env, params = gymnax.make(env_id)
+    actions = env.action_space(params).n  # (its sample() casts to int64: a warning without jax_enable_x64)
 
     def episode(key: Any) -> Any:
         k_reset, k_run = jax.random.split(key)
@@ -46,7 +47,7 @@ def random_return(env_id: str = "Breakout-MinAtar", episodes: int = 20, seed: in
         def step(carry: Any, k: Any) -> tuple[Any, None]:
             state, total, done = carry
             k_act, k_step = jax.random.split(k)
-            action = env.action_space(params).sample(k_act)
+            action = jax.random.randint(k_act, (), 0, actions)
             _, state, reward, finished, _ = env.step(k_step, state, action, params)
             return (state, total + jax.numpy.where(done, 0.0, reward), done | finished), None
 
@@ -82,6 +83,7 @@ def run(env_id: str = "Breakout-MinAtar", generations: int = 300, popsize: int =
     steps = generations * popsize * episodes * problem.steps
     return {
         "env_id": env_id,
+        "episodes": episodes,
         "test_return": test,
         "random_return": random_return(env_id),
         "curve": fitness.mean(axis=1),
@@ -102,7 +104,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    ax.plot(result["curve"], label="population mean (4 episodes each)")
+    ax.plot(result["curve"], label=f"population mean ({result['episodes']} episode{'s' * (result['episodes'] != 1)} each)")
     ax.plot(result["best_curve"], lw=0.7, alpha=0.6, label="population best")
     ax.axhline(result["random_return"], color="grey", ls="--", label="uniformly random actions")
     ax.axhline(result["test_return"], color="C2", ls=":", label="evolved mean, 20 fresh episodes")

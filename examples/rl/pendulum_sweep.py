@@ -74,7 +74,7 @@ def run(hidden: Sequence[int] = FULL["hidden"], lr_mean: Sequence[float] = FULL[
         for p, e in zip(res.params, res.estimators):
             params.append({"hidden": width, **p})
             fun.append(float(e.fun_))
-            test.append(float(tester(e.run_.runner.mean)))
+            test.append(float(tester(e.strategy_.mean)))
         if verbose:
             print(f"hidden {width:3d}: {len(res)} runs in {res.n_programs} programs, median test return "
                   f"{np.median(test[-len(res):]):8.1f}  ({time.perf_counter() - start:6.1f} s)", flush=True)
