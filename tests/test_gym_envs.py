@@ -93,11 +93,11 @@ def test_thread_pool_makes_an_environment_per_worker_and_closes_them_at_the_end(
            evaluator=ExecutorEvaluator(pool, max_workers=2)).fit(problem, np.zeros(problem.dim))
     gc.collect()
     assert len(made) == 2 and closed == []
-    assert ENVS.idle(problem._key) == 2
+    assert ENVS.idle(problem.env_key) == 2
     problem(np.zeros(problem.dim))  # the problem's own environment: no new one
     assert len(made) == 2
     problem.close()
-    assert len(closed) == 3 and ENVS.idle(problem._key) == 0  # the workers' two and the problem's own
+    assert len(closed) == 3 and ENVS.idle(problem.env_key) == 0  # the workers' two and the problem's own
 
 
 def test_a_problem_that_goes_closes_its_environments() -> None:

@@ -140,6 +140,15 @@ class GymProblem(ObservationStats):
         Return minus the mean return (a cost to minimise).
     env_kwargs : dict, optional
         Passed to ``gymnasium.make``.
+
+    Attributes
+    ----------
+    env_key : str
+        Under which this problem and its evaluation copies keep their environments for reuse
+        in each process (:data:`evostrat.problems.gym_envs.ENVS`).
+    unlimited : bool
+        The environment never cuts an episode itself (no time limit): ``max_steps``, else
+        ``DEFAULT_STEP_CAP``, does.
     """
 
     def __init__(
@@ -184,7 +193,7 @@ class GymProblem(ObservationStats):
             )
         self.policy = policy
         self._env: Any = None
-        self._origin, self._key = True, uuid.uuid4().hex  # copies share the key: they reuse environments
+        self._origin, self.env_key = True, uuid.uuid4().hex  # copies share the key: they reuse environments
         env = self._get_env()
         self.obs_shape = observation_shape(env.observation_space, env_id)
         self._flattened = not isinstance(env.observation_space, import_gymnasium().spaces.Box)  # one-hot, ...
@@ -211,7 +220,7 @@ class GymProblem(ObservationStats):
 
     def _get_env(self) -> Any:
         if self._env is None:
-            self._env = ENVS.take(self._key, self.make_env)
+            self._env = ENVS.take(self.env_key, self.make_env)
         return self._env
 
     def close(self) -> None:
@@ -221,7 +230,7 @@ class GymProblem(ObservationStats):
         env, self._env = self._env, None
         if env is not None:
             close_quietly(env)
-        ENVS.close(self._key)
+        ENVS.close(self.env_key)
 
     def __del__(self) -> None:
         """The problem closes its environments; an evaluation copy (thread pools make one per
@@ -231,7 +240,7 @@ class GymProblem(ObservationStats):
                 self.close()
             elif self._env is not None:
                 env, self._env = self._env, None
-                ENVS.give_back(self._key, env)
+                ENVS.give_back(self.env_key, env)
         except Exception:  # noqa: BLE001 - at interpreter exit, or a half-made problem
             pass
 

@@ -106,8 +106,9 @@ def step_limit(env: Any) -> int | None:
     TimeLimit = import_gymnasium().wrappers.TimeLimit
     layer, depth = env, 0
     while layer is not None and depth < 64:  # wrappers hold the environment they wrap as .env
-        if isinstance(layer, TimeLimit):
-            return int(layer._max_episode_steps)
+        steps = getattr(layer.spec, "max_episode_steps", None) if isinstance(layer, TimeLimit) else None
+        if steps is not None:  # its spec is the environment's with its own max_episode_steps
+            return int(steps)
         layer, depth = getattr(layer, "env", None), depth + 1
     spec = getattr(env, "spec", None)
     steps = getattr(spec, "max_episode_steps", None)
