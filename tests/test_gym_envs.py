@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +101,41 @@ def test_thread_pool_makes_an_environment_per_worker_and_closes_them_at_the_end(
     assert len(made) == 2
     problem.close()
     assert len(closed) == 3 and ENVS.idle(problem.env_key) == 0  # the workers' two and the problem's own
+
+
+class LoggedCartPole(CartPoleEnv):
+    """CartPole that writes "made PID" and "closed PID" lines to the file ``log``."""
+
+    def __init__(self, log: str = "", **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.log = log
+        self.note("made")
+
+    def note(self, what: str) -> None:
+        with open(self.log, "a") as file:
+            file.write(f"{what} {os.getpid()}\n")
+
+    def close(self) -> None:
+        self.note("closed")
+        super().close()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forked workers see the test's env")
+def test_process_pool_workers_make_one_environment_each_and_close_it_at_shutdown(tmp_path: Path) -> None:
+    """Five generations on two forked workers: an environment made per worker (there was one per
+    chunk and generation, 10), closed when the pool shuts down at the fit's end."""
+    env_id, log = "evostrat-test/LoggedCartPole-v0", tmp_path / "envs.log"
+    if env_id not in gymnasium.envs.registry:
+        gymnasium.register(env_id, entry_point=LoggedCartPole, max_episode_steps=50)
+    problem = GymProblem(env_id, MLPPolicy(4, 2, hidden=()), max_steps=20, env_kwargs={"log": str(log)})
+    log.write_text("")
+    ES("snes", popsize=8, max_generations=5, maximize=True, random_state=0,
+       evaluator=ExecutorEvaluator(max_workers=2, mp_context="fork")).fit(problem, np.zeros(problem.dim))
+    lines = log.read_text().split()
+    made = sorted(pid for what, pid in zip(lines[::2], lines[1::2]) if what == "made")
+    closed = sorted(pid for what, pid in zip(lines[::2], lines[1::2]) if what == "closed")
+    assert len(made) <= 2 and made == closed and str(os.getpid()) not in made
+    problem.close()
 
 
 def test_a_problem_that_goes_closes_its_environments() -> None:
