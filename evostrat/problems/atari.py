@@ -200,10 +200,10 @@ class AtariProblem(GymProblem):
         self.ref_size = positive_int("ref_size", ref_size)
         self.reference = self.reference_batch(self.ref_size, seed=seed) if uses_vbn(self.policy) else None
 
-    def _get_env(self) -> Any:  # GymProblem builds its environment here, lazily in each worker
-        if self._env is None:
-            self._env = make_atari(self.game, **self.preprocessing)
-        return self._env
+    def make_env(self) -> Any:
+        """A new preprocessed environment (:func:`make_atari`); GymProblem makes one per
+        process and reuses it (:mod:`evostrat.problems.gym_envs`)."""
+        return make_atari(self.game, **self.preprocessing)
 
     def _policy_fn(self, theta: np.ndarray) -> Any:  # once per episode: VBN statistics, fresh LSTM state
         from evostrat.problems.policies import set_reference

@@ -6,7 +6,9 @@ numpy :class:`MLPPolicy`, or any ``policy(theta, obs)`` with an int ``dim``), ru
 for all candidates) and returns their mean return, to be *maximised*
 (``ES(maximize=True)``, or ``negate=True`` for a cost). It takes one candidate or a
 population ``(n, dim)``, holds plain attributes only and builds its environment lazily
-in the evaluating process, so process-pool and Ray evaluators can ship it.
+in the evaluating process, so process-pool and Ray evaluators can ship it. The copies pools
+evaluate leave their environment to the next copy in their process
+(:mod:`evostrat.problems.gym_envs`): each worker makes one for the whole run.
 
 Examples
 --------
@@ -25,8 +27,8 @@ True
 from __future__ import annotations
 
 import copy
-import difflib
 import math
+import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -34,62 +36,17 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import to_host
-from evostrat.errors import EvostratWarning, InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.errors import EvostratWarning, InvalidArgumentError, InvalidTypeError
 from evostrat.params_flat import TorchParams
+from evostrat.problems.gym_envs import (ENVS, action_outputs, check_env_id, close_quietly, import_gymnasium,
+                                        observation_shape, step_limit)
 from evostrat.problems.obs_stats import ObservationStats, RunningStat, SeenObservations
 from evostrat.problems.point_robot import layer_sizes, positive_int, seed_int
 
-__all__ = ["GymProblem", "MLPPolicy", "RunningStat", "import_gymnasium"]
+__all__ = ["GymProblem", "MLPPolicy", "RunningStat", "check_env_id", "import_gymnasium"]
 
-
-def import_gymnasium(extra: str = "gym") -> Any:
-    """The ``gymnasium`` module, or an ``ImportError`` naming the evostrat extra that installs it."""
-    try:
-        import gymnasium
-    except ImportError as err:
-        raise ImportError(f"gymnasium environments need gymnasium: pip install evostrat[{extra}]") from err
-    return gymnasium
-
-
-def check_env_id(env_id: Any, registered: Any, library: str) -> None:
-    """Raise unless ``env_id`` is one of the ``registered`` ids of ``library``, suggesting close ones."""
-    if not isinstance(env_id, str):
-        raise InvalidTypeError(f"env_id must be a {library} id string, got {type(env_id).__name__}")
-    if env_id not in registered:
-        close = difflib.get_close_matches(env_id, list(registered), n=3)
-        hint = f"; did you mean {close}?" if close else ""
-        raise UnknownNameError(f"env_id {env_id!r} is not a registered {library} environment{hint}")
-
-
-def observation_shape(space: Any, env_id: str) -> tuple:
-    """The shape of the observations a policy sees: a ``Box``'s own, else ``(flatdim,)`` (one-hot
-    ``Discrete``, concatenated ``Dict``/``Tuple``/``MultiDiscrete``/``MultiBinary``, as gymnasium flattens them)."""
-    spaces = import_gymnasium().spaces
-    if isinstance(space, spaces.Box):
-        return tuple(space.shape)
-    try:
-        return (int(spaces.flatdim(space)),)
-    except (NotImplementedError, ValueError, TypeError):
-        raise InvalidTypeError(f"GymProblem supports observation spaces that gymnasium can flatten (Box, "
-                               f"Discrete, Text, MultiDiscrete, MultiBinary, Dict, Tuple); {env_id} has {space}") from None
-
-
-def action_outputs(space: Any, env_id: str, squash: bool) -> int:
-    """How many policy outputs the action space takes: ``n`` (``Discrete``: argmax), ``sum(nvec)``
-    (``MultiDiscrete``: an argmax per component) or ``prod(shape)`` (``Box``); refuses other spaces,
-    and ``squash`` onto a ``Box`` that is not bounded on both sides."""
-    spaces = import_gymnasium().spaces
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, spaces.MultiDiscrete):
-        return int(np.sum(space.nvec))
-    if not isinstance(space, spaces.Box):
-        raise InvalidTypeError(f"GymProblem supports Discrete, MultiDiscrete and Box action spaces, "
-                               f"{env_id} has {space}")
-    if squash and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        raise InvalidArgumentError(f"squash=True maps actions onto [low, high], which must be finite; {env_id} "
-                                   f"has {space} (use squash=False: actions are then clipped)")
-    return int(np.prod(space.shape))
+#: Steps at which an episode of an environment with no time limit is cut when ``max_steps`` is None.
+DEFAULT_STEP_CAP = 100_000
 
 
 class MLPPolicy:
@@ -156,8 +113,11 @@ class GymProblem(ObservationStats):
     episodes : int
         Episodes per candidate; the value is their mean return.
     max_steps : int, optional
-        Cap on steps per episode (on top of the environment's own time limit). Without
-        either, an ``EvostratWarning`` says episodes may never end.
+        Cap on steps per episode (on top of the environment's own time limit: a ``TimeLimit``
+        wrapper, the spec's ``max_episode_steps``, the ALE's frame cap). Without either,
+        episodes are cut at ``DEFAULT_STEP_CAP`` (100 000) steps, and an ``EvostratWarning``
+        says so when one is: an environment whose episodes always end by themselves never
+        meets it, one where a good policy never fails does not run forever.
     obs_norm : bool
         Show the policy ``clip((obs - mean) / std, -obs_clip, obs_clip)`` with running
         statistics ``obs_stat`` (a :class:`~evostrat.problems.obs_stats.RunningStat`) of every
@@ -181,6 +141,15 @@ class GymProblem(ObservationStats):
         Return minus the mean return (a cost to minimise).
     env_kwargs : dict, optional
         Passed to ``gymnasium.make``.
+
+    Attributes
+    ----------
+    env_key : str
+        Under which this problem and its evaluation copies keep their environments for reuse
+        in each process (:data:`evostrat.problems.gym_envs.ENVS`).
+    unlimited : bool
+        The environment never cuts an episode itself (no time limit): ``max_steps``, else
+        ``DEFAULT_STEP_CAP``, does.
     """
 
     def __init__(
@@ -224,6 +193,7 @@ class GymProblem(ObservationStats):
             )
         self.policy = policy
         self._env: Any = None
+        self._origin, self.env_key = True, uuid.uuid4().hex  # copies share the key: they reuse environments
         env = self._get_env()
         self.obs_shape = observation_shape(env.observation_space, env_id)
         self._flattened = not isinstance(env.observation_space, import_gymnasium().spaces.Box)  # one-hot, ...
@@ -236,33 +206,41 @@ class GymProblem(ObservationStats):
                 f"MLPPolicy(n_inputs={sizes[0]}, n_outputs={sizes[-1]})"
             )
         self.obs_stat = RunningStat(self.obs_shape) if self.obs_norm else None
-        spec = getattr(env, "spec", None)  # ALE's own cap: max_num_frames_per_episode
-        limits = (getattr(spec, "max_episode_steps", None), getattr(spec, "kwargs", {}).get("max_num_frames_per_episode"))
-        if self.max_steps is None and limits == (None, None):
-            warnings.warn(f"{env_id} has no time limit and max_steps is None: an episode runs until the environment "
-                          f"ends it, forever for a policy that never fails; pass max_steps=..., or "
-                          f"env_kwargs={{'max_episode_steps': ...}}", EvostratWarning, stacklevel=2)
+        self.unlimited = step_limit(env) is None  # the environment itself never cuts an episode
 
-    # -- plumbing ----------------------------------------------------------------------
+    # -- plumbing: one environment per process and problem, reused (evostrat.problems.gym_envs) ----------
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_env"] = None  # rebuilt lazily in the worker
+        state["_env"], state["_origin"] = None, False  # an evaluation copy: takes an environment where it runs
         return state
+
+    def make_env(self) -> Any:
+        """A new environment (``gymnasium.make(env_id, **env_kwargs)``)."""
+        return import_gymnasium().make(self.env_id, **self.env_kwargs)
 
     def _get_env(self) -> Any:
         if self._env is None:
-            self._env = import_gymnasium().make(self.env_id, **self.env_kwargs)
+            self._env = ENVS.take(self.env_key, self.make_env)
         return self._env
 
     def close(self) -> None:
-        """Close the environment (it is rebuilt on the next call)."""
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        """Close the environment, and those this problem's evaluation copies left for reuse in
+        this process (a thread pool's); a new one is made on the next call. The workers of a
+        process pool close theirs when they exit (when the pool shuts down)."""
+        env, self._env = self._env, None
+        if env is not None:
+            close_quietly(env)
+        ENVS.close(self.env_key)
 
-    def __del__(self) -> None:  # the copies evaluators make (thread pools, each task of a process pool) too
+    def __del__(self) -> None:
+        """The problem closes its environments; an evaluation copy (thread pools make one per
+        chunk, process pools per task) leaves its environment for the next copy in its process."""
         try:
-            self.close()
+            if self._origin:
+                self.close()
+            elif self._env is not None:
+                env, self._env = self._env, None
+                ENVS.give_back(self.env_key, env)
         except Exception:  # noqa: BLE001 - at interpreter exit, or a half-made problem
             pass
 
@@ -345,13 +323,18 @@ class GymProblem(ObservationStats):
         scale = None if self.obs_stat is None else (self.obs_stat.mean, self.obs_stat.std)
         obs, _ = env.reset(seed=int(seed))
         total, steps = 0.0, 0
-        while self.max_steps is None or steps < self.max_steps:
+        cap = self.max_steps or (DEFAULT_STEP_CAP if self.unlimited else None)
+        while cap is None or steps < cap:
             action = self._action(act(self._observe(obs, seen, scale)), env.action_space)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             steps += 1
             if terminated or truncated:
-                break
+                return total, steps
+        if self.max_steps is None:
+            warnings.warn(f"{self.env_id} has no time limit and max_steps is None: an episode was cut at {cap} "
+                          f"steps (the default cap for such environments); pass max_steps=..., or "
+                          f"env_kwargs={{'max_episode_steps': ...}}", EvostratWarning, stacklevel=2)
         return total, steps
 
     def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
