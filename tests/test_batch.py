@@ -136,6 +136,10 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     sklearn = pytest.importorskip("sklearn.model_selection")
     grid = {"popsize": [6, 8], "sigma0": [1.0]}
     assert expand_grid(sklearn.ParameterGrid(grid)) == expand_grid(grid)
+    with pytest.raises(InvalidArgumentError, match="grid must make at least one combination"):
+        expand_grid(sklearn.ParameterGrid([]))  # was an IndexError in fit_batch
+    with pytest.raises(InvalidTypeError, match=r"grid's names must be parameter names \(str\), got 3"):
+        expand_grid([{3: 1}])  # an iterable of combinations (as ParameterGrid yields them)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -143,8 +147,15 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     (dict(grid={"popsize": []}), InvalidArgumentError, r"grid\['popsize'\]"),
     (dict(grid={"random_state": [1]}), InvalidArgumentError, "seeds="),
     (dict(grid="popsize"), InvalidTypeError, "grid must be a dict"),
+    # an empty list of grids made no run: was an IndexError from fit_batch's own code
+    (dict(grid=[]), InvalidArgumentError, r"grid must make at least one combination \(None or \{\} for one run"),
+    # a name that is not a string: was Python's TypeError 'keywords must be strings'
+    (dict(grid={1: [6]}), InvalidTypeError, r"grid's names must be parameter names \(str\), got 1 of type int"),
+    (dict(grid=[{"popsize": [6]}, {("sigma0",): [1.0]}]), InvalidTypeError, r"got \('sigma0',\) of type tuple"),
     (dict(seeds=0), InvalidArgumentError, "seeds must be"),
     (dict(seeds=[1.5]), InvalidArgumentError, "seeds must be"),
+    # was 'random_state must be >= 0, got -1', naming a parameter the call did not pass
+    (dict(seeds=[3, -1]), InvalidArgumentError, r"seeds must be non-negative ints \(each run's random_state\), got -1"),
     (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
     (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
     (dict(devices=["cpu"]), InvalidArgumentError, "devices must be"),

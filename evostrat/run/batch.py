@@ -90,12 +90,16 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     elif not isinstance(grid, (list, tuple)):  # e.g. sklearn's ParameterGrid: it yields the combinations
         if not isinstance(grid, Iterable) or isinstance(grid, (str, bytes)):
             raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts, got {type(grid).__name__}")
-        return [dict(c) for c in grid]
+        combos = [dict(c) for c in grid]
+        for combo in combos:
+            _check_names(combo)
+        return _checked_combinations(combos, grid)
     combos: list[dict[str, Any]] = []
     for part in grid:
         if not isinstance(part, Mapping):
             raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts; got an entry of type "
                                    f"{type(part).__name__}")
+        _check_names(part)
         names = sorted(part)  # ParameterGrid's order: names sorted, the last varying fastest
         values = []
         for name in names:
@@ -105,6 +109,22 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
             values.append(list(v))
         check_batch_runs(len(combos) + math.prod(len(v) for v in values), "grid")
         combos.extend(dict(zip(names, c)) for c in itertools.product(*values))
+    return _checked_combinations(combos, grid)
+
+
+def _check_names(combination: Mapping) -> None:
+    """Refuse a grid name that is not a string (a parameter's name, as ``set_params`` takes it)."""
+    for name in combination:
+        if not isinstance(name, str):
+            raise InvalidTypeError(f"grid's names must be parameter names (str), got {name!r} of type "
+                                   f"{type(name).__name__}")
+
+
+def _checked_combinations(combos: list[dict[str, Any]], grid: Any) -> list[dict[str, Any]]:
+    """``combos``, refused when ``grid`` made none (an empty list, an empty ``ParameterGrid``)."""
+    if not combos:
+        raise InvalidArgumentError(f"grid must make at least one combination (None or {{}} for one run per "
+                                   f"seed), got {grid!r}")
     return combos
 
 
@@ -121,6 +141,9 @@ def seed_list(seeds: Any) -> list[int]:
         return list(range(int(seeds)))
     if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+        negative = [int(s) for s in seeds if s < 0]
+        if negative:  # as random_state: a seed is a non-negative int
+            raise InvalidArgumentError(f"seeds must be non-negative ints (each run's random_state), got {negative[0]}")
         return [int(s) for s in seeds]
     raise InvalidArgumentError(f"seeds must be a positive int, a non-empty list of ints or None, got {seeds!r}")
 
