@@ -68,3 +68,33 @@ def test_sweep_over_structured_and_array_sigma0() -> None:
     res = fit_batch(ES("snes", max_generations=3), loss, {"w": np.ones(2), "b": np.ones(1)}, seeds=1,
                     grid={"sigma0": [np.full(3, 0.1), np.full(3, 1.0)]})
     assert sweep_summary(res, "sigma0")["value"].shape == (2,)
+
+
+def test_plot_sweep_refuses_what_would_misalign_or_drop_panels() -> None:
+    """values of another length than the runs were zipped with the runs' parameters (a
+    misaligned figure), too few axes dropped panels, and params="popsize" was read letter
+    by letter ('got 'p'')."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evostrat import ES, InvalidArgumentError, fit_batch
+    from evostrat.plotting import plot_sweep, sweep_summary
+    from evostrat.problems import sphere
+
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid={"popsize": [6, 10], "strategy__lr_sigma": [0.1, 0.2]})
+    with pytest.raises(InvalidArgumentError, match=r"values must hold one number per run, shape \(8,\), got shape \(5,\)"):
+        sweep_summary(res, "popsize", np.arange(5.0))
+    with pytest.raises(InvalidArgumentError, match=r"values must hold one number per run, shape \(8,\), got shape \(9,\)"):
+        plot_sweep(res, values=np.arange(9.0))
+    with pytest.raises(InvalidArgumentError, match=r"axes must hold one Axes per parameter \(2: \['popsize', "
+                                                   r"'strategy__lr_sigma'\]\), got 1"):
+        plot_sweep(res, axes=[plt.subplots()[1]])
+    fig, ax = plt.subplots()
+    assert [a.get_xlabel() for a in plot_sweep(res, "popsize", axes=ax).axes] == ["popsize"]  # one name, one Axes
+    s = sweep_summary(res, "popsize", values=-res.fun)
+    assert s["median"] == pytest.approx([-np.median(res.fun[:4]), -np.median(res.fun[4:])], rel=1e-12)
+    plt.close("all")
