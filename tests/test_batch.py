@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 
 from evostrat import ES, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import ParameterOverrideWarning
 from evostrat.problems import sphere
 from evostrat.run.batch import expand_grid, fit_batch, seed_list
 from evostrat.strategies.snes import SNES
@@ -262,3 +264,19 @@ def test_a_numeric_hyper_parameter_that_changes_the_state_s_shapes_makes_one_pro
     for i, params in enumerate(res.params):
         alone = ES("lm_ma_es", max_generations=8).set_params(**params).fit(f, jnp.full(5, 2.0))
         np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-4)  # float32: batched rounding
+
+
+def test_a_run_fitted_in_the_loop_warns_of_an_override_once_as_alone():
+    """A numpy batch (a loop of ES.fit on runs initialize_runs had initialised) warned each run's
+    ParameterOverrideWarning twice: 6 warnings for 3 runs, each of which alone warns once."""
+    es = ES("cma_es", max_generations=3, popsize=6, strategy_options={"popsize": 8})
+    with warnings.catch_warnings(record=True) as alone:
+        warnings.simplefilter("always")
+        ES(**{**es.get_params(deep=False), "random_state": 0}).fit(sphere, np.ones(3))
+    with warnings.catch_warnings(record=True) as batch:
+        warnings.simplefilter("always")
+        res = fit_batch(es, sphere, np.ones(3), seeds=3)
+    overrides = [str(w.message) for w in batch if issubclass(w.category, ParameterOverrideWarning)]
+    assert [str(w.message) for w in alone] == ["ES(popsize=6) overrides the popsize=8 given to the strategy "
+                                              "'cma_es'; the run uses popsize=6"]
+    assert overrides == [str(alone[0].message)] * 3 and res.n_evals.tolist() == [18, 18, 18]

@@ -49,13 +49,14 @@ import copy
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from evostrat.backends.points import physical_memory, resolve_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
 
@@ -303,7 +304,7 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     if keeps_state(objective):  # each run its own copy, made before any run changes it; run one by one
         objectives = [copy.deepcopy(objective) for _ in estimators]
         for run, own in zip(estimators, objectives):
-            run.fit(own, x0)
+            _refit(run, own, x0)
         return BatchResult(params, estimators, None, 0, objectives)
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
@@ -315,11 +316,20 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
 
     for run in estimators:
         if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy
-            run.fit(objective, x0)
+            _refit(run, objective, x0)
         elif run.run_.state.best_f == (-np.inf if run.maximize else np.inf):  # as fit warns of a run alone
             warn_nothing_found(run.run_.state, constrained=False)
     return BatchResult(params, estimators, "batched" if n_programs else None, n_programs,
                        [objective] * len(estimators))
+
+
+def _refit(run: Any, objective: Callable, x0: Any) -> None:
+    """``run.fit(objective, x0)`` for a run :func:`~evostrat.run.batch_init.initialize_runs` initialised
+    and warned of already: ``fit`` initialises it again, and its ``ParameterOverrideWarning`` (the
+    strategy's ``popsize`` or ``sigma0`` overridden by the estimator's) is not given a second time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParameterOverrideWarning)
+        run.fit(objective, x0)
 
 
 def keeps_state(objective: Any) -> bool:
