@@ -160,6 +160,8 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     (dict(seeds=[3, -1]), InvalidArgumentError, r"seeds must be non-negative ints \(each run's random_state\), got -1"),
     (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
     (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
+    # the class, not an instance: was "ES.get_params() missing 1 required positional argument: 'self'"
+    (dict(es=ES), InvalidTypeError, r"es must be an evostrat ES \(the template of the runs, ES\(...\)\), got the class ES"),
     (dict(devices=["cpu"]), InvalidArgumentError, "devices must be"),
     # more runs than any memory holds: was a MemoryError listing range(10**15) (or minutes of swapping)
     (dict(seeds=10**15), InvalidArgumentError, r"seeds=1000000000000000 makes 1000000000000000 runs: at 512 bytes"),
@@ -175,8 +177,9 @@ def test_bad_batch_arguments_are_named(kwargs, error, match):
         import jax.numpy as jnp
 
         x0 = jnp.ones(3)
+    es = kwargs.pop("es", ES("snes", max_generations=2))
     with pytest.raises(error, match=match):
-        fit_batch(ES("snes", max_generations=2), lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
+        fit_batch(es, lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
 
 
 @pytest.mark.parametrize("devices", ["gpu", [], ["cpu"]])

@@ -275,8 +275,9 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     """
     if not callable(objective):
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
-    if not hasattr(es, "get_params") or not hasattr(es, "fit"):
-        raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs), got {type(es).__name__}")
+    if isinstance(es, type) or not hasattr(es, "get_params") or not hasattr(es, "fit"):  # the class: ES() needed
+        got = f"the class {es.__name__}" if isinstance(es, type) else type(es).__name__
+        raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs, ES(...)), got {got}")
     listed = isinstance(devices, (list, tuple)) and len(devices) > 0 and all(hasattr(d, "platform") for d in devices)
     if not (devices is None or devices == "auto" or listed):  # checked also when no JAX batch runs
         raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
