@@ -283,3 +283,45 @@ def test_a_run_fitted_in_the_loop_warns_of_an_override_once_as_alone():
     assert [str(w.message) for w in alone] == ["ES(popsize=6) overrides the popsize=8 given to the strategy "
                                               "'cma_es'; the run uses popsize=6"]
     assert overrides == [str(alone[0].message)] * 3 and res.n_evals.tolist() == [18, 18, 18]
+
+
+ON_ANOTHER_DEVICE = textwrap.dedent("""
+    import json, os, tempfile
+    import jax, jax.numpy as jnp
+    from evostrat import ES, fit_batch
+    from evostrat.checkpoint import save_checkpoint
+
+    def f(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    devs = jax.devices()
+    home = ES("snes", max_generations=8, random_state=0).fit(f, jnp.ones(4))
+    there = ES("snes", max_generations=8, random_state=0, device=devs[2]).fit(f, jnp.ones(4))
+    put = ES("cma_es", max_generations=8, random_state=0, compiled_loop=False).fit(f, jax.device_put(jnp.ones(4), devs[2]))
+    one = fit_batch(ES("snes", max_generations=8), f, jax.device_put(jnp.ones(4), devs[2]), seeds=1, devices=None)
+    base = fit_batch(ES("snes", max_generations=8), f, jnp.ones(4), seeds=3, devices=None)
+    picked = fit_batch(ES("snes", max_generations=8), f, jnp.ones(4), seeds=3, devices=[devs[3]])
+    path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    save_checkpoint(ES("snes", max_generations=4, random_state=0, device=devs[2]).fit(f, jnp.ones(4)), path)
+    resumed = ES.resume(path, f, max_generations=8, device=devs[2])
+    print(json.dumps({"home": home.fun_, "there": there.fun_, "there_on": sorted(d.id for d in there.x_.devices()),
+                      "put_on": sorted(d.id for d in put.x_.devices()), "one": float(one.fun[0]),
+                      "base": base.fun.tolist(), "picked": picked.fun.tolist(), "resumed": resumed.fun_,
+                      "picked_on": sorted({d.id for e in picked.estimators for d in e.x_.devices()})}))
+""")
+
+
+def test_runs_on_a_device_other_than_the_default_one():
+    """JAX made a run's key on the default device: a run whose x0 is on another one (ES(device=),
+    jax.device_put, a one-run batch of such an x0) failed with 'Received incompatible devices for
+    jitted computation'; fit_batch(devices=[one device]) ran on the default device instead."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", ON_ANOTHER_DEVICE], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["there"] == got["home"] == got["one"] == got["base"][0] and got["there_on"] == [2]
+    assert got["put_on"] == [2]
+    assert got["picked"] == got["base"] and got["picked_on"] == [3]
+    assert got["resumed"] == got["home"]  # resumed from a checkpoint of the run on device 2

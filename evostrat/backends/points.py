@@ -29,7 +29,7 @@ from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point",
-           "physical_memory", "resolve_backend"]
+           "physical_memory", "placed_key", "resolve_backend"]
 
 #: The bytes a strategy state may take within :func:`allocation_limit` (``None``: the machine's memory).
 _STATE_LIMIT: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
@@ -185,3 +185,17 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     if not finite:
         raise InvalidArgumentError(f"the callable x0 returned a point with NaN or inf for restart run {run}")
     return point
+
+
+def placed_key(backend: Backend, random_state: int | None, x: Array) -> Any:
+    """The key of ``random_state``, on ``x``'s device where the backend compiles (JAX).
+
+    ``Backend.key`` makes a JAX key on the default device; beside an ``x0`` on another one
+    (``ES(device=...)``, an ``x0`` put there) every program of the run refused its inputs' devices.
+    """
+    key = backend.key(random_state)
+    if backend.traceable:
+        device = backend.device(x)
+        if device is not None and backend.device(key) != device:
+            key = backend.asarray(key, device=device)
+    return key
