@@ -98,3 +98,28 @@ def test_plot_sweep_refuses_what_would_misalign_or_drop_panels() -> None:
     s = sweep_summary(res, "popsize", values=-res.fun)
     assert s["median"] == pytest.approx([-np.median(res.fun[:4]), -np.median(res.fun[4:])], rel=1e-12)
     plt.close("all")
+
+
+def test_sweep_tells_apart_long_arrays_that_differ_between_their_ends() -> None:
+    """Unhashable values were grouped by numpy's repr, which shows a long array's ends only: two
+    sigma0 arrays differing in between were one value (n=4 over both), and the default panels
+    took sigma0 for unswept and drew popsize."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat import ES, fit_batch
+    from evostrat.plotting import plot_sweep, sweep_summary
+    from evostrat.problems import sphere
+
+    a = np.full(1200, 0.1)
+    b, c = a.copy(), a.copy()
+    b[600:610] = 5.0
+    c[600] = 0.1 + 1e-12  # beyond repr's 8 digits
+    res = fit_batch(ES("snes", max_generations=2), sphere, np.ones(1200), seeds=2,
+                    grid={"sigma0": [a, b, c], "popsize": [6]})
+    s = sweep_summary(res, "sigma0")
+    assert s["n"].tolist() == [2, 2, 2]
+    assert [v is w for v, w in zip(s["value"], (a, b, c))] == [True, True, True]
+    assert s["median"] == pytest.approx([np.median(res.fun[:2]), np.median(res.fun[2:4]), np.median(res.fun[4:])])
+    assert [ax.get_xlabel() for ax in plot_sweep(res).axes] == ["sigma0"]

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -61,11 +62,14 @@ def sweep_summary(result: Any, param: str, values: np.ndarray | None = None) -> 
 
 
 def _hashable(value: Any) -> Any:
-    """``value`` as a dict key: itself, or its ``repr`` when unhashable (a dict, an array)."""
+    """``value`` as a dict key: itself, or its whole ``repr`` when unhashable (a dict, an array):
+    every entry, each to the digits that tell it apart (numpy's ``repr`` of a long array shows its
+    ends only, and 8 digits: two arrays differing in between were one value)."""
     try:
         hash(value)
     except TypeError:
-        return repr(value)
+        with np.printoptions(threshold=sys.maxsize, floatmode="unique"):
+            return repr(value)
     return value
 
 
@@ -92,7 +96,7 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
 
     if params is None:
         names = sorted({k for p in result.params for k in p if k != "random_state"})
-        params = [k for k in names if len({repr(p.get(k)) for p in result.params}) > 1] or names[:1]
+        params = [k for k in names if len({_hashable(p.get(k)) for p in result.params}) > 1] or names[:1]
     elif isinstance(params, str):  # one name, not its letters
         params = [params]
     if not params:
