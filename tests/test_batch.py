@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 
 from evostrat import ES, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import ParameterOverrideWarning
 from evostrat.problems import sphere
 from evostrat.run.batch import expand_grid, fit_batch, seed_list
 from evostrat.strategies.snes import SNES
@@ -136,6 +138,10 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     sklearn = pytest.importorskip("sklearn.model_selection")
     grid = {"popsize": [6, 8], "sigma0": [1.0]}
     assert expand_grid(sklearn.ParameterGrid(grid)) == expand_grid(grid)
+    with pytest.raises(InvalidArgumentError, match="grid must make at least one combination"):
+        expand_grid(sklearn.ParameterGrid([]))  # was an IndexError in fit_batch
+    with pytest.raises(InvalidTypeError, match=r"grid's names must be parameter names \(str\), got 3"):
+        expand_grid([{3: 1}])  # an iterable of combinations (as ParameterGrid yields them)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -143,10 +149,19 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
     (dict(grid={"popsize": []}), InvalidArgumentError, r"grid\['popsize'\]"),
     (dict(grid={"random_state": [1]}), InvalidArgumentError, "seeds="),
     (dict(grid="popsize"), InvalidTypeError, "grid must be a dict"),
+    # an empty list of grids made no run: was an IndexError from fit_batch's own code
+    (dict(grid=[]), InvalidArgumentError, r"grid must make at least one combination \(None or \{\} for one run"),
+    # a name that is not a string: was Python's TypeError 'keywords must be strings'
+    (dict(grid={1: [6]}), InvalidTypeError, r"grid's names must be parameter names \(str\), got 1 of type int"),
+    (dict(grid=[{"popsize": [6]}, {("sigma0",): [1.0]}]), InvalidTypeError, r"got \('sigma0',\) of type tuple"),
     (dict(seeds=0), InvalidArgumentError, "seeds must be"),
     (dict(seeds=[1.5]), InvalidArgumentError, "seeds must be"),
+    # was 'random_state must be >= 0, got -1', naming a parameter the call did not pass
+    (dict(seeds=[3, -1]), InvalidArgumentError, r"seeds must be non-negative ints \(each run's random_state\), got -1"),
     (dict(grid={"popsiz": [8]}), InvalidArgumentError, "popsize"),
     (dict(devices="gpu"), InvalidArgumentError, "devices must be"),
+    # the class, not an instance: was "ES.get_params() missing 1 required positional argument: 'self'"
+    (dict(es=ES), InvalidTypeError, r"es must be an evostrat ES \(the template of the runs, ES\(...\)\), got the class ES"),
     (dict(devices=["cpu"]), InvalidArgumentError, "devices must be"),
     # more runs than any memory holds: was a MemoryError listing range(10**15) (or minutes of swapping)
     (dict(seeds=10**15), InvalidArgumentError, r"seeds=1000000000000000 makes 1000000000000000 runs: at 512 bytes"),
@@ -162,8 +177,9 @@ def test_bad_batch_arguments_are_named(kwargs, error, match):
         import jax.numpy as jnp
 
         x0 = jnp.ones(3)
+    es = kwargs.pop("es", ES("snes", max_generations=2))
     with pytest.raises(error, match=match):
-        fit_batch(ES("snes", max_generations=2), lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
+        fit_batch(es, lambda X: (X ** 2).sum(axis=1), x0, **kwargs)
 
 
 @pytest.mark.parametrize("devices", ["gpu", [], ["cpu"]])
@@ -251,3 +267,61 @@ def test_a_numeric_hyper_parameter_that_changes_the_state_s_shapes_makes_one_pro
     for i, params in enumerate(res.params):
         alone = ES("lm_ma_es", max_generations=8).set_params(**params).fit(f, jnp.full(5, 2.0))
         np.testing.assert_allclose(res.fun[i], alone.fun_, rtol=1e-4)  # float32: batched rounding
+
+
+def test_a_run_fitted_in_the_loop_warns_of_an_override_once_as_alone():
+    """A numpy batch (a loop of ES.fit on runs initialize_runs had initialised) warned each run's
+    ParameterOverrideWarning twice: 6 warnings for 3 runs, each of which alone warns once."""
+    es = ES("cma_es", max_generations=3, popsize=6, strategy_options={"popsize": 8})
+    with warnings.catch_warnings(record=True) as alone:
+        warnings.simplefilter("always")
+        ES(**{**es.get_params(deep=False), "random_state": 0}).fit(sphere, np.ones(3))
+    with warnings.catch_warnings(record=True) as batch:
+        warnings.simplefilter("always")
+        res = fit_batch(es, sphere, np.ones(3), seeds=3)
+    overrides = [str(w.message) for w in batch if issubclass(w.category, ParameterOverrideWarning)]
+    assert [str(w.message) for w in alone] == ["ES(popsize=6) overrides the popsize=8 given to the strategy "
+                                              "'cma_es'; the run uses popsize=6"]
+    assert overrides == [str(alone[0].message)] * 3 and res.n_evals.tolist() == [18, 18, 18]
+
+
+ON_ANOTHER_DEVICE = textwrap.dedent("""
+    import json, os, tempfile
+    import jax, jax.numpy as jnp
+    from evostrat import ES, fit_batch
+    from evostrat.checkpoint import save_checkpoint
+
+    def f(X):
+        return jnp.sum((X - 0.5) ** 2, axis=1)
+
+    devs = jax.devices()
+    home = ES("snes", max_generations=8, random_state=0).fit(f, jnp.ones(4))
+    there = ES("snes", max_generations=8, random_state=0, device=devs[2]).fit(f, jnp.ones(4))
+    put = ES("cma_es", max_generations=8, random_state=0, compiled_loop=False).fit(f, jax.device_put(jnp.ones(4), devs[2]))
+    one = fit_batch(ES("snes", max_generations=8), f, jax.device_put(jnp.ones(4), devs[2]), seeds=1, devices=None)
+    base = fit_batch(ES("snes", max_generations=8), f, jnp.ones(4), seeds=3, devices=None)
+    picked = fit_batch(ES("snes", max_generations=8), f, jnp.ones(4), seeds=3, devices=[devs[3]])
+    path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    save_checkpoint(ES("snes", max_generations=4, random_state=0, device=devs[2]).fit(f, jnp.ones(4)), path)
+    resumed = ES.resume(path, f, max_generations=8, device=devs[2])
+    print(json.dumps({"home": home.fun_, "there": there.fun_, "there_on": sorted(d.id for d in there.x_.devices()),
+                      "put_on": sorted(d.id for d in put.x_.devices()), "one": float(one.fun[0]),
+                      "base": base.fun.tolist(), "picked": picked.fun.tolist(), "resumed": resumed.fun_,
+                      "picked_on": sorted({d.id for e in picked.estimators for d in e.x_.devices()})}))
+""")
+
+
+def test_runs_on_a_device_other_than_the_default_one():
+    """JAX made a run's key on the default device: a run whose x0 is on another one (ES(device=),
+    jax.device_put, a one-run batch of such an x0) failed with 'Received incompatible devices for
+    jitted computation'; fit_batch(devices=[one device]) ran on the default device instead."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", ON_ANOTHER_DEVICE], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["there"] == got["home"] == got["one"] == got["base"][0] and got["there_on"] == [2]
+    assert got["put_on"] == [2]
+    assert got["picked"] == got["base"] and got["picked_on"] == [3]
+    assert got["resumed"] == got["home"]  # resumed from a checkpoint of the run on device 2

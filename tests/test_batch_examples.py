@@ -68,3 +68,58 @@ def test_sweep_over_structured_and_array_sigma0() -> None:
     res = fit_batch(ES("snes", max_generations=3), loss, {"w": np.ones(2), "b": np.ones(1)}, seeds=1,
                     grid={"sigma0": [np.full(3, 0.1), np.full(3, 1.0)]})
     assert sweep_summary(res, "sigma0")["value"].shape == (2,)
+
+
+def test_plot_sweep_refuses_what_would_misalign_or_drop_panels() -> None:
+    """values of another length than the runs were zipped with the runs' parameters (a
+    misaligned figure), too few axes dropped panels, and params="popsize" was read letter
+    by letter ('got 'p'')."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evostrat import ES, InvalidArgumentError, fit_batch
+    from evostrat.plotting import plot_sweep, sweep_summary
+    from evostrat.problems import sphere
+
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid={"popsize": [6, 10], "strategy__lr_sigma": [0.1, 0.2]})
+    with pytest.raises(InvalidArgumentError, match=r"values must hold one number per run, shape \(8,\), got shape \(5,\)"):
+        sweep_summary(res, "popsize", np.arange(5.0))
+    with pytest.raises(InvalidArgumentError, match=r"values must hold one number per run, shape \(8,\), got shape \(9,\)"):
+        plot_sweep(res, values=np.arange(9.0))
+    with pytest.raises(InvalidArgumentError, match=r"axes must hold one Axes per parameter \(2: \['popsize', "
+                                                   r"'strategy__lr_sigma'\]\), got 1"):
+        plot_sweep(res, axes=[plt.subplots()[1]])
+    fig, ax = plt.subplots()
+    assert [a.get_xlabel() for a in plot_sweep(res, "popsize", axes=ax).axes] == ["popsize"]  # one name, one Axes
+    s = sweep_summary(res, "popsize", values=-res.fun)
+    assert s["median"] == pytest.approx([-np.median(res.fun[:4]), -np.median(res.fun[4:])], rel=1e-12)
+    plt.close("all")
+
+
+def test_sweep_tells_apart_long_arrays_that_differ_between_their_ends() -> None:
+    """Unhashable values were grouped by numpy's repr, which shows a long array's ends only: two
+    sigma0 arrays differing in between were one value (n=4 over both), and the default panels
+    took sigma0 for unswept and drew popsize."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat import ES, fit_batch
+    from evostrat.plotting import plot_sweep, sweep_summary
+    from evostrat.problems import sphere
+
+    a = np.full(1200, 0.1)
+    b, c = a.copy(), a.copy()
+    b[600:610] = 5.0
+    c[600] = 0.1 + 1e-12  # beyond repr's 8 digits
+    res = fit_batch(ES("snes", max_generations=2), sphere, np.ones(1200), seeds=2,
+                    grid={"sigma0": [a, b, c], "popsize": [6]})
+    s = sweep_summary(res, "sigma0")
+    assert s["n"].tolist() == [2, 2, 2]
+    assert [v is w for v, w in zip(s["value"], (a, b, c))] == [True, True, True]
+    assert s["median"] == pytest.approx([np.median(res.fun[:2]), np.median(res.fun[2:4]), np.median(res.fun[4:])])
+    assert [ax.get_xlabel() for ax in plot_sweep(res).axes] == ["sigma0"]

@@ -169,7 +169,13 @@ def test_batched_fit_over_a_structure():
     ({"w": np.zeros(3, dtype=int)}, None, InvalidTypeError, r"x0 leaf \['w'\] must be floating point"),
     ({"w": np.zeros(3), "b": np.zeros(2)}, {"w": 1.0}, InvalidArgumentError, "sigma0 must have the structure of x0"),
     ({"w": np.zeros(3)}, {"w": np.ones(2)}, InvalidArgumentError, r"sigma0 leaf \['w'\] has shape \(2,\)"),
-    ({"w": np.zeros(3), "b": "x"}, None, InvalidTypeError, "x0 leaves must be"),
+    ({"w": np.zeros(3), "b": "x"}, None, InvalidTypeError, r"x0 leaves must be .* got str at \['b'\]"),
+    # leaves that hold no number: was "x0 must have shape (dim,) with dim >= 1, got shape (0,)", a flat x0's message
+    ({"w": np.zeros((0, 3)), "b": np.zeros(0)}, None, InvalidArgumentError,
+     r"x0 must hold at least one number to search; its leaves \[\"\['b'\]\", \"\['w'\]\"\] have shapes \[\(0,\), \(0, 3\)\]"),
+    # an int among float leaves (a float is taken): was "x0 leaves must be numpy arrays, ... got int"
+    ({"w": np.zeros(3), "b": 1}, None, InvalidTypeError, r"x0 leaf \['b'\] must be floating point \(a float or a float "
+                                                         r"array\), got int 1"),
 ])
 def test_bad_structures_are_named(x0, sigma0, error, match):
     with pytest.raises(error, match=match):
@@ -183,6 +189,11 @@ def test_bad_jax_and_torch_structures():
     torch = pytest.importorskip("torch")
     with pytest.raises(InvalidArgumentError, match="without parameters"):
         ES("snes").initialize(torch.nn.Tanh())
+    with pytest.raises(InvalidArgumentError, match=r"x0 must hold at least one number to search; its leaves "
+                                                   r"\['weight'\] have shapes \[\(0, 0\)\]"):
+        ES("snes").initialize(torch.nn.Linear(0, 0, bias=False))  # parameters, all empty
+    with pytest.raises(InvalidArgumentError, match=r"x0 must hold at least one number to search"):
+        ES("snes").initialize({"k": jnp.zeros(0)})
 
 
 def test_a_module_subclass_defined_outside_torch_is_a_structure():

@@ -105,8 +105,17 @@ def test_inject_takes_candidates_in_the_structure():
     es.inject({"w": np.arange(12.0).reshape(3, 2, 2) / 20, "b": np.zeros((3, 2))})  # three, as ask returns them
     X = es.ask()
     np.testing.assert_array_equal(X["w"][:3], np.arange(12.0).reshape(3, 2, 2) / 20)
-    with pytest.raises(InvalidArgumentError, match=r"solutions leaf \['w'\] has shape \(3, 2, 2\).* same k on every leaf"):
+    with pytest.raises(InvalidArgumentError, match=r"solutions must be one candidate \(every leaf of its shape\) or k "
+                       r"candidates \(every leaf with the same leading axis k\), got leaf shapes "
+                       r"\{\"\['b'\]\": \(2, 2\), \"\['w'\]\": \(3, 2, 2\)\}"):
         es.inject({"w": np.zeros((3, 2, 2)), "b": np.zeros((2, 2))})
+    # the leaf that fits neither form is named: was "solutions leaf ['b'] has shape (2,); expected the
+    # leaf's shape (2,)", the right leaf with its own shape, for a w of the wrong shape
+    with pytest.raises(InvalidArgumentError, match=r"solutions leaf \['w'\] has shape \(2,\); expected the leaf's "
+                                                   r"shape \(2, 2\) \(one candidate\) or \(k,\) \+ \(2, 2\)"):
+        es.inject({"w": np.zeros(2), "b": np.zeros(2)})
+    with pytest.raises(InvalidArgumentError, match=r"got leaf shapes \{\"\['b'\]\": \(2,\), \"\['w'\]\": \(2, 2, 2\)\}"):
+        es.inject({"w": np.zeros((2, 2, 2)), "b": np.zeros(2)})  # two candidates' w, one candidate's b
     with pytest.raises(InvalidArgumentError, match=r"solutions must have the structure of x0"):
         es.inject({"w": np.zeros((2, 2))})
 

@@ -28,8 +28,8 @@ from evostrat.backends.base import FLOAT_DTYPES, Array
 from evostrat.backends.structured import holds_arrays
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point", "stack_rows",
-           "physical_memory", "resolve_backend"]
+__all__ = ["allocation_limit", "as_search_point", "check_allocation", "check_population_size", "draw_point",
+           "stack_rows", "physical_memory", "placed_key", "resolve_backend"]
 
 #: The bytes a strategy state may take within :func:`allocation_limit` (``None``: the machine's memory).
 _STATE_LIMIT: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
@@ -204,3 +204,17 @@ def stack_rows(X: Any, backend: Backend, device: Any = None) -> Any:
         return backend.xp.stack([backend.asarray(x, device=device) for x in X])
     except (TypeError, ValueError, RuntimeError):
         return X
+
+
+def placed_key(backend: Backend, random_state: int | None, x: Array) -> Any:
+    """The key of ``random_state``, on ``x``'s device where the backend compiles (JAX).
+
+    ``Backend.key`` makes a JAX key on the default device; beside an ``x0`` on another one
+    (``ES(device=...)``, an ``x0`` put there) every program of the run refused its inputs' devices.
+    """
+    key = backend.key(random_state)
+    if backend.traceable:
+        device = backend.device(x)
+        if device is not None and backend.device(key) != device:
+            key = backend.asarray(key, device=device)
+    return key

@@ -158,11 +158,16 @@ def flat_solutions(structure: Structure | None, solutions: Any) -> Any:
     leaves = [np.asarray(_host(value), dtype=np.float64) for _, value in pairs]
     if all(leaf.shape == shape for leaf, shape in zip(leaves, structure.shapes)):
         return np.concatenate([leaf.ravel() for leaf in leaves])[None, :]
-    k = leaves[0].shape[0] if leaves[0].ndim else None
-    for (name, _), leaf, shape in zip(pairs, leaves, structure.shapes):
-        if leaf.shape != (k,) + shape:
+    for (name, _), leaf, shape in zip(pairs, leaves, structure.shapes):  # the leaf that fits neither form
+        if leaf.shape != shape and leaf.shape[1:] != shape:
             raise InvalidArgumentError(f"solutions leaf {name} has shape {leaf.shape}; expected the leaf's shape "
                                        f"{shape} (one candidate) or (k,) + {shape} with the same k on every leaf")
+    counts = {leaf.shape[0] if leaf.shape[1:] == shape else None for leaf, shape in zip(leaves, structure.shapes)}
+    if len(counts) > 1:  # one candidate on some leaves, several (or other counts) on others
+        found = {name: leaf.shape for (name, _), leaf in zip(pairs, leaves)}
+        raise InvalidArgumentError(f"solutions must be one candidate (every leaf of its shape) or k candidates "
+                                   f"(every leaf with the same leading axis k), got leaf shapes {found}")
+    k = counts.pop()
     return np.concatenate([leaf.reshape(k, -1) for leaf in leaves], axis=1)
 
 

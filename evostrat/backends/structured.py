@@ -97,7 +97,7 @@ def path_name(path: Path) -> str:
     return "".join(f"[{k!r}]" if kind == "d" else f"[{k}]" for kind, k in path) or "(root)"
 
 
-def _library(leaf: Any) -> str:
+def _library(leaf: Any, name: str) -> str:
     module = type(leaf).__module__.split(".")[0]
     if module == "torch":
         return "torch"
@@ -105,7 +105,11 @@ def _library(leaf: Any) -> str:
         return "jax"
     if isinstance(leaf, (np.ndarray, np.generic, float)):
         return "numpy"
-    raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__}")
+    if isinstance(leaf, int):  # a number, but not a floating-point one (a float is taken)
+        raise InvalidTypeError(f"x0 leaf {name} must be floating point (a float or a float array), got "
+                               f"{type(leaf).__name__} {leaf!r}")
+    raise InvalidTypeError(f"x0 leaves must be numpy arrays, torch tensors or JAX arrays, got {type(leaf).__name__} "
+                           f"at {name}")
 
 
 class ModuleParameters(dict):
@@ -144,6 +148,9 @@ class Structure:
         self.dtypes = dtypes if dtypes is not None and len(set(dtypes)) > 1 else None
         self.sizes = tuple(math.prod(s) for s in shapes)
         self.dim = int(sum(self.sizes))
+        if self.dim == 0:  # leaves, all empty: nothing to search
+            raise InvalidArgumentError(f"x0 must hold at least one number to search; its leaves {list(names)} have "
+                                       f"shapes {list(shapes)}")
         self.key = (kind, names, shapes, str(flat.dtype), None if self.dtypes is None else tuple(map(str, self.dtypes)))
 
     # -- flat <-> structure --------------------------------------------------------------
@@ -254,7 +261,7 @@ def as_structure(x0: Any) -> Structure | None:
     pairs = walk_tree(x0)
     if not pairs:
         raise InvalidArgumentError(f"x0 must hold at least one parameter array, got an empty {type(x0).__name__}")
-    libraries = {_library(leaf) for _, leaf in pairs}
+    libraries = {_library(leaf, path_name(path)) for path, leaf in pairs}
     if len(libraries) > 1:
         raise InvalidTypeError(f"x0's leaves must come from one library, got {sorted(libraries)}")
     names = tuple(path_name(p) for p, _ in pairs)

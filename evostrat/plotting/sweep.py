@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,6 +39,9 @@ def sweep_summary(result: Any, param: str, values: np.ndarray | None = None) -> 
     [2.0, 5.0]
     """
     fun = np.asarray(result.fun if values is None else values, dtype=np.float64)
+    if fun.shape != (len(result.params),):  # zipped with the runs' parameters below: a misfit misaligns them
+        raise InvalidArgumentError(f"values must hold one number per run, shape ({len(result.params)},), "
+                                   f"got shape {fun.shape}")
     if not any(param in p for p in result.params):
         names = sorted({k for p in result.params for k in p})
         raise InvalidArgumentError(f"param must be one of the swept names {names}, got {param!r}")
@@ -58,11 +62,14 @@ def sweep_summary(result: Any, param: str, values: np.ndarray | None = None) -> 
 
 
 def _hashable(value: Any) -> Any:
-    """``value`` as a dict key: itself, or its ``repr`` when unhashable (a dict, an array)."""
+    """``value`` as a dict key: itself, or its whole ``repr`` when unhashable (a dict, an array):
+    every entry, each to the digits that tell it apart (numpy's ``repr`` of a long array shows its
+    ends only, and 8 digits: two arrays differing in between were one value)."""
     try:
         hash(value)
     except TypeError:
-        return repr(value)
+        with np.printoptions(threshold=sys.maxsize, floatmode="unique"):
+            return repr(value)
     return value
 
 
@@ -74,13 +81,14 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
     Parameters
     ----------
     result : BatchResult
-    params : list of str, optional
+    params : str or list of str, optional
         The parameters to draw (default: every grid parameter with more than one value).
     values : array, optional
         One number per run to summarise instead of ``fun`` (e.g. a test return).
     ylabel, title : str
-    axes : sequence of matplotlib Axes, optional
-        One per parameter; default: a new figure with a row of panels.
+    axes : matplotlib Axes or sequence of them, optional
+        One per parameter (at least; the rest are left as they are); default: a new figure
+        with a row of panels.
     logy : bool
         Logarithmic y axis (for fitness values spanning decades).
     """
@@ -88,12 +96,18 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
 
     if params is None:
         names = sorted({k for p in result.params for k in p if k != "random_state"})
-        params = [k for k in names if len({repr(p.get(k)) for p in result.params}) > 1] or names[:1]
+        params = [k for k in names if len({_hashable(p.get(k)) for p in result.params}) > 1] or names[:1]
+    elif isinstance(params, str):  # one name, not its letters
+        params = [params]
     if not params:
         raise InvalidArgumentError("params is empty: the batch has no swept parameter to plot")
     if axes is None:
         fig, axes = plt.subplots(1, len(params), figsize=(3.6 * len(params), 3.2), squeeze=False)
         axes = axes[0]
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))  # one Axes, a row or a grid of them
+    if len(axes) < len(params):  # zipped with params below: a panel would be left out
+        raise InvalidArgumentError(f"axes must hold one Axes per parameter ({len(params)}: {list(params)}), "
+                                   f"got {len(axes)}")
     fig = axes[0].figure
     for ax, name in zip(axes, params):
         s = sweep_summary(result, name, values)

@@ -70,8 +70,9 @@ def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Back
         if name not in arrays:
             raise InvalidArgumentError(f"state_dict is missing the array {name!r}")
         data = np.asarray(arrays[name])
-        if field == "key":
-            values.append(backend.key_from_numpy(data))
+        if field == "key":  # on the run's device on JAX, as the run's other arrays (not the default one)
+            key = backend.key_from_numpy(data)
+            values.append(backend.asarray(key, device=device) if backend.traceable and device is not None else key)
         else:
             ref = backend.to_numpy(value)
             if data.shape != ref.shape or data.dtype != ref.dtype:

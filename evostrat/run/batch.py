@@ -49,13 +49,14 @@ import copy
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from evostrat.backends.points import physical_memory, resolve_backend
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning
 from evostrat.run.state import warn_nothing_found
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
@@ -91,12 +92,16 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     elif not isinstance(grid, (list, tuple)):  # e.g. sklearn's ParameterGrid: it yields the combinations
         if not isinstance(grid, Iterable) or isinstance(grid, (str, bytes)):
             raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts, got {type(grid).__name__}")
-        return [dict(c) for c in grid]
+        combos = [dict(c) for c in grid]
+        for combo in combos:
+            _check_names(combo)
+        return _checked_combinations(combos, grid)
     combos: list[dict[str, Any]] = []
     for part in grid:
         if not isinstance(part, Mapping):
             raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts; got an entry of type "
                                    f"{type(part).__name__}")
+        _check_names(part)
         names = sorted(part)  # ParameterGrid's order: names sorted, the last varying fastest
         values = []
         for name in names:
@@ -106,6 +111,22 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
             values.append(list(v))
         check_batch_runs(len(combos) + math.prod(len(v) for v in values), "grid")
         combos.extend(dict(zip(names, c)) for c in itertools.product(*values))
+    return _checked_combinations(combos, grid)
+
+
+def _check_names(combination: Mapping) -> None:
+    """Refuse a grid name that is not a string (a parameter's name, as ``set_params`` takes it)."""
+    for name in combination:
+        if not isinstance(name, str):
+            raise InvalidTypeError(f"grid's names must be parameter names (str), got {name!r} of type "
+                                   f"{type(name).__name__}")
+
+
+def _checked_combinations(combos: list[dict[str, Any]], grid: Any) -> list[dict[str, Any]]:
+    """``combos``, refused when ``grid`` made none (an empty list, an empty ``ParameterGrid``)."""
+    if not combos:
+        raise InvalidArgumentError(f"grid must make at least one combination (None or {{}} for one run per "
+                                   f"seed), got {grid!r}")
     return combos
 
 
@@ -122,6 +143,9 @@ def seed_list(seeds: Any) -> list[int]:
         return list(range(int(seeds)))
     if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+        negative = [int(s) for s in seeds if s < 0]
+        if negative:  # as random_state: a seed is a non-negative int
+            raise InvalidArgumentError(f"seeds must be non-negative ints (each run's random_state), got {negative[0]}")
         return [int(s) for s in seeds]
     raise InvalidArgumentError(f"seeds must be a positive int, a non-empty list of ints or None, got {seeds!r}")
 
@@ -252,8 +276,9 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     """
     if not callable(objective):
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
-    if not hasattr(es, "get_params") or not hasattr(es, "fit"):
-        raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs), got {type(es).__name__}")
+    if isinstance(es, type) or not hasattr(es, "get_params") or not hasattr(es, "fit"):  # the class: ES() needed
+        got = f"the class {es.__name__}" if isinstance(es, type) else type(es).__name__
+        raise InvalidTypeError(f"es must be an evostrat ES (the template of the runs, ES(...)), got {got}")
     listed = isinstance(devices, (list, tuple)) and len(devices) > 0 and all(hasattr(d, "platform") for d in devices)
     if not (devices is None or devices == "auto" or listed):  # checked also when no JAX batch runs
         raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
@@ -281,7 +306,7 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     if keeps_state(objective):  # each run its own copy, made before any run changes it; run one by one
         objectives = [copy.deepcopy(objective) for _ in estimators]
         for run, own in zip(estimators, objectives):
-            run.fit(own, x0)
+            _refit(run, own, x0)
         return BatchResult(params, estimators, None, 0, objectives)
     structure = getattr(estimators[0].run_, "structure", None)  # a structured x0: the runs search flat vectors
     flat_objective = objective if structure is None else structure.objective(objective)
@@ -292,11 +317,20 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
 
     for run in estimators:
         if run.run_.fast_path != "batched":  # restarts, bounds, a host objective, numpy
-            run.fit(objective, x0)
+            _refit(run, objective, x0)
         elif run.run_.state.best_f == (-np.inf if run.maximize else np.inf):  # as fit warns of a run alone
             warn_nothing_found(run.run_.state, constrained=False)
     return BatchResult(params, estimators, "batched" if n_programs else None, n_programs,
                        [objective] * len(estimators))
+
+
+def _refit(run: Any, objective: Callable, x0: Any) -> None:
+    """``run.fit(objective, x0)`` for a run :func:`~evostrat.run.batch_init.initialize_runs` initialised
+    and warned of already: ``fit`` initialises it again, and its ``ParameterOverrideWarning`` (the
+    strategy's ``popsize`` or ``sigma0`` overridden by the estimator's) is not given a second time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParameterOverrideWarning)
+        run.fit(objective, x0)
 
 
 def keeps_state(objective: Any) -> bool:

@@ -49,7 +49,8 @@ __all__ = ["run_batched", "batch_devices", "PerRunHyperParameters", "split_runs"
 def batch_devices(devices: Any) -> list[Any] | None:
     """The JAX devices to shard a batch over (``None``: the default device only).
 
-    ``"auto"``: all devices when there are several; a list: those devices.
+    ``"auto"``: all devices when there are several; a list: those devices (one too: the runs
+    then run on it rather than on the default device).
     """
     import jax
 
@@ -63,7 +64,7 @@ def batch_devices(devices: Any) -> list[Any] | None:
     found = list(devices)
     if not found or not all(hasattr(d, "platform") for d in found):
         raise InvalidArgumentError(f"devices must be 'auto', None or a non-empty list of JAX devices, got {devices!r}")
-    return found if len(found) > 1 else None
+    return found  # one device named: the runs go there (a mesh of one), not to the default device
 
 
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",

@@ -34,7 +34,7 @@ import numpy as np
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import (as_search_point, check_population_size,  # noqa: F401 - re-exported
-                                      resolve_backend)
+                                      placed_key, resolve_backend)
 from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
@@ -216,7 +216,7 @@ class Strategy(Params):
         x = as_search_point(x0, be, dtype=dtype, device=device, program_input=key is None and be.traceable)
         self.validate_params()
         check_population_size(self.resolved_popsize(x.shape[0]), x)  # before any population exists
-        state, name = self._build_state(x, be.key(random_state) if key is None else key, be)
+        state, name = self._build_state(x, placed_key(be, random_state, x) if key is None else key, be)
         if name is None or name not in _CHECKED_INIT:  # a program's states all pass or all fail
             check_strategy(self, state)
             if name is not None:
