@@ -72,6 +72,20 @@ def test_bounds_given_as_a_pair_of_structures_are_the_flat_box(bounds):
     assert es.x_["b"].max() <= 5.0 and es.x_["w"].max() <= 1.0
 
 
+def test_a_leaf_value_that_broadcasts_to_its_leaf_is_repeated_as_numpy_broadcasts_it():
+    # documented: per leaf a number, an array of the leaf's shape, or one that broadcasts to it
+    from evostrat.backends.structure_args import flat_bounds, flat_sigma
+    from evostrat.backends.structured import as_structure
+
+    structure = as_structure(X0)
+    np.testing.assert_array_equal(flat_sigma(structure, {"w": np.array([0.1, 0.2]), "b": 1.0}),
+                                  [1.0, 1.0, 0.1, 0.2, 0.1, 0.2])
+    lower, upper = flat_bounds(structure, ({"w": np.array([-1.0, -2.0]), "b": -5.0}, 5.0))
+    np.testing.assert_array_equal(lower, [-5.0, -5.0, -1.0, -2.0, -1.0, -2.0])
+    with pytest.raises(InvalidArgumentError, match=r"sigma0 leaf \['w'\] has shape \(3,\); .*broadcasting to it"):
+        flat_sigma(structure, {"w": np.ones(3), "b": 1.0})
+
+
 @pytest.mark.parametrize("bounds, error, match", [
     ({"w": (-1, 1), "b": (-5, 5)}, InvalidTypeError, r"bounds must be a pair \(lower, upper\); for a structured x0"),
     (({"w": -1.0}, 1.0), InvalidArgumentError, r"bounds lower must have the structure of x0: .*missing \[\"\['b'\]\"\]"),

@@ -4,12 +4,13 @@ With ``x0`` a dict, list/tuple, NamedTuple or JAX pytree of arrays, or a torch
 ``nn.Module`` (:mod:`evostrat.backends.structured`), these arguments may match its
 structure, leaf for leaf (for a module: a dict keyed by its parameter names):
 
-- ``sigma0``: per leaf a number or an array of the leaf's shape;
+- ``sigma0``: per leaf a number or an array of the leaf's shape, or one that broadcasts to it
+  by numpy's rules (a ``(3,)`` array on a ``(2, 3)`` leaf: the same values in each row);
 - ``bounds=(lower, upper)``: each of ``lower`` and ``upper`` a number, ``None``, a flat
   array of shape ``(dim,)`` or a structure with per leaf a number (``-inf``/``inf``:
-  unbounded) or an array of the leaf's shape;
+  unbounded) or an array of (or broadcasting to) the leaf's shape;
 - ``integer``: a flat mask or index list, or a structure with per leaf a bool (the whole
-  leaf) or a boolean array of the leaf's shape;
+  leaf) or a boolean array of (or broadcasting to) the leaf's shape;
 - ``ES.inject(solutions)``: one candidate in the structure, or several as a structure whose
   leaves have a leading axis (as ``ask`` returns them).
 
@@ -91,8 +92,8 @@ def _leaf_part(value: np.ndarray, shape: tuple[int, ...], leaf: str, expected: s
     try:
         return np.broadcast_to(value, shape).ravel()
     except ValueError:
-        raise InvalidArgumentError(f"{leaf} has shape {value.shape}; expected {expected} or the leaf's shape "
-                                   f"{shape}") from None
+        raise InvalidArgumentError(f"{leaf} has shape {value.shape}; expected {expected} or an array of the "
+                                   f"leaf's shape {shape} (or broadcasting to it)") from None
 
 
 def _is_number(value: Any) -> bool:
