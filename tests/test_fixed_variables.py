@@ -213,6 +213,10 @@ def test_evals_best_on_the_compiled_jax_loop_equals_the_host_loop() -> None:
     assert runs[0].fast_path_ == "compiled_loop" and runs[1].fast_path_ is None
     assert runs[0].fun_ == runs[1].fun_ and runs[0].evals_best_ == runs[1].evals_best_
     assert 0 < runs[0].evals_best_ <= runs[0].n_evals_
+    from evostrat import fit_batch
+
+    batch = fit_batch(ES("cma_es", backend="jax", max_generations=60), f, jnp.zeros(3), seeds=[1])
+    assert batch.estimators[0].fast_path_ == "batched" and batch.estimators[0].evals_best_ == runs[0].evals_best_
 
 
 def test_evals_best_of_a_checkpoint_without_it() -> None:
