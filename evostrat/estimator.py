@@ -1,8 +1,8 @@
 """The ``ES`` estimator: scikit-learn's contract around any strategy.
 
 ``ES(...).fit(objective, x0)`` runs a strategy until a termination criterion holds and
-sets the fitted attributes ``x_``, ``fun_``, ``mean_``, ``n_evals_``, ``n_generations_``,
-``history_``, ``stop_reason_``, ``strategy_`` (the run's
+sets the fitted attributes ``x_``, ``fun_``, ``mean_``, ``stds_``, ``evals_best_``, ``n_evals_``,
+``n_generations_``, ``history_``, ``stop_reason_``, ``strategy_`` (the run's
 :class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
 they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
@@ -41,6 +41,7 @@ from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
 from evostrat.run.restarts import Restarts
+from evostrat.run.result import coordinate_stds
 from evostrat.run.state import fitted_attribute, fitted_run
 from evostrat.run.termination import CRITERIA_CONSTRAINTS
 
@@ -128,20 +129,19 @@ class ES(Params):
     random_state : int, optional
         Seed; the same seed on the same backend gives the same run bit for bit.
     compiled_loop : "auto", bool
-        JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of
-        generations in one compiled ``lax.while_loop`` when the objective is traceable
-        and nothing needs the host inside a generation (no behaviours, integer variables or
-        reevaluations; bounds map
-        inside the program, restarts run each run compiled, observers between
-        one-generation chunks);
-        ``False`` never does.
-        ``fast_path_`` tells which loop ran.
+        JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of generations in one
+        compiled ``lax.while_loop`` when the objective is traceable and nothing needs the host inside
+        a generation (no behaviours, integer or fixed variables or reevaluations; bounds map inside the
+        program, restarts run each run compiled, observers between one-generation chunks); ``False``
+        never does. ``fast_path_`` tells which loop ran.
     integer, reevaluations, noise_handling, warm_start
         Integer coordinates (mask or indices, or a structure of masks matching ``x0``'s;
         :mod:`evostrat.run.integers`); evaluations
         per candidate, aggregated by their median, and UH-CMA-ES uncertainty handling (``True`` or a dict) in
         :meth:`fit` (:mod:`evostrat.run.noise`); a start from a fitted ES, a checkpoint or
         evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
+    fixed_variables : dict, optional
+        pycma's ``{index: value}``: coordinates kept at ``value``, not searched (:mod:`evostrat.run.fixed`).
     """
 
     _BOOL = [bool, np.bool_]
@@ -156,6 +156,7 @@ class ES(Params):
         "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
         "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
         "backend": [str, Backend], "strategy_options": [dict, None], "distribution": [None, str, type],
+        "fixed_variables": [None, dict],  # its indices and values: checked against x0 (run.fixed)
         "reevaluations": [Interval(Integral, 1, None, closed="left")],  # integer, warm_start: checked in run/
         "noise_handling": [*_BOOL, dict, Satisfies(lambda v: hasattr(v, "adapt"), "an UncertaintyHandling")],
         "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
@@ -173,6 +174,7 @@ class ES(Params):
         nonfinite: str = "warn", strategy_options: dict | None = None, random_state: int | None = None,
         compiled_loop: Any = "auto", integer: Any = None, reevaluations: int = 1,
         noise_handling: Any = False, warm_start: Any = None, distribution: Any = None,
+        fixed_variables: dict | None = None,
     ) -> None:
         self.strategy = strategy
         self.sigma0 = sigma0
@@ -202,6 +204,7 @@ class ES(Params):
         self.noise_handling = noise_handling
         self.warm_start = warm_start
         self.distribution = distribution
+        self.fixed_variables = fixed_variables
 
     # -- scikit-learn parameter protocol, extended to strategy names ----------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -251,6 +254,10 @@ class ES(Params):
     history_ = fitted_attribute("history", "One dict per generation (see :meth:`fit`).")
     restarts_ = fitted_attribute("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
     stop_reason_ = fitted_attribute("stop_reason", "Why the run stopped, or ``None``.", settable=True)
+    evals_best_ = fitted_attribute("best_evals", "pycma's ``evals_best``: the evaluation count at which ``x_`` "
+                                   "was evaluated (:mod:`evostrat.run.result`).", attribute="evals_best_")
+    stds_ = property(coordinate_stds, doc="pycma's ``stds``: ``sigma * sqrt(diag C)`` per coordinate, numpy "
+                     "(0 at fixed variables; :mod:`evostrat.run.result`).")
 
     def _fitted_run(self, what: str) -> Driver:
         return fitted_run(self, what)

@@ -272,8 +272,6 @@ PYCMA_NAMES: dict[str, str] = {
     "noise_handler": "pycma's noise_handler is noise_handling=True (or a dict of its settings)",
     "CMA_stds": "pycma's sigma0 * CMA_stds is sigma0 as an array of shape (dim,)",
     "scaling_of_variables": "pycma's sigma0 * scaling_of_variables is sigma0 as an array of shape (dim,)",
-    "fixed_variables": "evostrat has no fixed_variables: search the free coordinates and set the fixed "
-                       "ones inside the objective (docs/guides/minimize.md)",
     "verb_disp": "pycma's verb_disp is fit(progress=True) or a callback printing every N generations",
     "verbose": "pycma's verbose is fit(progress=True); evostrat prints nothing by default",
     "verb_log": "pycma's verb_log is a callback: CSVLogger, or DistributionRecorder for plot_diagnostics",

@@ -121,6 +121,26 @@ def test_inject_with_bounds_is_evaluated_as_given() -> None:
     es.tell(X, values(X))
 
 
+def test_an_injection_with_bounds_leaves_the_other_sampled_rows_as_sampled() -> None:
+    """Injecting the very candidate the run samples first changes nothing: the rows sampled outside
+    the box are told as sampled (they were taken for repaired ones and replaced by a preimage)."""
+    def make() -> ES:
+        return ES("cma_es", bounds=(0, 1), sigma0=0.3, random_state=0).initialize(np.full(3, 0.5))
+
+    a = make()
+    Xa = np.asarray(a.ask())
+    Y = np.asarray(a.strategy_.pending)
+    assert ((Y[0] > 0.1) & (Y[0] < 0.9)).all() and ((Y < 0) | (Y > 1)).any()  # row 0 inside, others not
+    a.tell(Xa, values(Xa))
+    b = make()
+    b.inject(Xa[0])
+    Xb = np.asarray(b.ask())
+    assert np.array_equal(Xa, Xb)
+    b.tell(Xb, values(Xb))
+    assert np.array_equal(np.asarray(a.strategy_.mean), np.asarray(b.strategy_.mean))
+    assert np.array_equal(np.asarray(a.strategy_.state.C), np.asarray(b.strategy_.state.C))
+
+
 def test_restarts_end_at_ftarget_and_report_the_whole_run() -> None:
     es = ES("cma_es", sigma0=1.0, restarts="ipop", ftarget=1e-8, random_state=0).fit(sphere, np.ones(4))
     assert es.stop_reason_ == "ftarget" and len(es.restarts_) == 1 and es.stop() == {"ftarget": 1e-8}

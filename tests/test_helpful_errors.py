@@ -96,7 +96,6 @@ def test_an_ambiguous_alias_is_suggested_not_guessed() -> None:
         ("seed", r"'seed' \(pycma's seed is random_state\)"),
         ("integer_variables", r"'integer_variables' \(pycma's integer_variables is integer\)"),
         ("CMA_stds", r"sigma0 \* CMA_stds is sigma0 as an array of shape \(dim,\)"),
-        ("fixed_variables", r"no fixed_variables: search the free coordinates"),
         ("verb_disp", r"fit\(progress=True\) or a callback"),
         ("tolconditioncov", r"strategy_options=\{'tolconditioncov': \.\.\.\}"),
     ],

@@ -236,6 +236,8 @@ class DistributionRecorder(Callback):
         if driver.bounds is not None:  # the mean in the user's box, as x_ (stds stay the strategy's)
             mean = driver.to_box(runner.mean)
             summary["mean"] = np.asarray(runner.backend.to_numpy(mean), dtype=np.float64).tolist()
+        if driver.fixed is not None:  # fixed_variables: their stds are 0, as ES.stds_'s
+            summary["stds"] = driver.fixed.full_stds(np.asarray(summary["stds"])).tolist()
         if self.history:
             es.history_[-1].update(summary)
         record = {"generation": es.n_generations_, "n_evals": es.n_evals_, **summary}

@@ -48,6 +48,7 @@ from evostrat.plugins.factories import make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.restarts import GLOBAL_REASONS, SCHEDULE_SCHEMA, RunPlan, after_run
 from evostrat.run.state import RUN_SCHEMA, check_schema, is_count, is_int, is_real
+from evostrat.run.result import evals_best_from_history
 from evostrat.run.termination import PROGRESS_SCHEMA
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.state_checks import check_state_arrays
@@ -62,7 +63,8 @@ BUDGET_PARAMS = frozenset({"max_evals", "max_generations"})
 
 _DICT, _STR = (lambda v: isinstance(v, dict), "a dict"), (lambda v: isinstance(v, str), "a string")
 _OPTIONAL = ("format", "version", "arrays", "sha256",  # checked on read
-             "checkpoint_every", "structure", "features", "injections", "objective", "x0_callable")  # optional
+             "checkpoint_every", "structure", "features", "injections", "objective", "x0_callable",
+             "evals_best")  # optional
 #: The top-level fields of a checkpoint's metadata and their declared types (each part
 #: is then checked by its own schema or by :func:`~evostrat.checkpoint.codec.decode`).
 META_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -78,7 +80,8 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
     "features": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # checkpoint.features
     "injections": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # queued by inject()
     "objective": (lambda v: v is None or isinstance(v, dict), "a dict or null"),  # features.capture_objective
-    "x0_callable": (lambda v: v is None or v is True, "true or absent"),  # the run's x0 was a callable (checkpoint.features)
+    "x0_callable": (lambda v: v is None or v is True, "true or absent"),
+    "evals_best": (lambda v: v is None or is_int(v) and v >= 0, "an int >= 0 or absent"),  # run.result  # the run's x0 was a callable (checkpoint.features)
 }
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -168,6 +171,7 @@ def capture(es: Any, user: dict[str, Any] | None = None,
         "features": capture_features(driver, arrays),
         "injections": capture_injections(runner, arrays),
         "objective": capture_objective(objective, arrays),
+        "evals_best": run.best_evals,
         **({"x0_callable": True} if driver.x0_source is not None else {}),  # code: passed to resume again
     }
     return meta, arrays
@@ -329,8 +333,9 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     device = es.device if isinstance(es.device, str) else None
     x0 = decode(meta["x0_init"], arrays, lambda a, _b: a)
     plan = decode(meta["plan"], arrays)
-    if not isinstance(x0, np.ndarray) or x0.dtype.kind != "f" or x0.shape != (state["dim"],):
-        raise CheckpointError(f"checkpoint initial point is not a float vector of the saved dim {state['dim']}")
+    full = state["dim"] + (len(es.fixed_variables) if isinstance(es.fixed_variables, dict) else 0)  # and the fixed
+    if not isinstance(x0, np.ndarray) or x0.dtype.kind != "f" or x0.shape != (full,):
+        raise CheckpointError(f"checkpoint initial point is not a float vector of the saved dim {full}")
     if plan is not None and (not isinstance(plan, RunPlan) or plan.popsize != state["popsize"]):
         raise CheckpointError("checkpoint restart plan is malformed or does not match the strategy state")
     saved = sum(arrays[f"state/{n}"].size for n in state["arrays"] if f"state/{n}" in arrays)
@@ -376,12 +381,14 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
     driver.termination.load_progress_values(check_schema(meta["termination"], PROGRESS_SCHEMA, "termination"))
     run.best_x = decode(meta["best_x"], arrays, to_backend)
     if tuple(getattr(run.best_x, "shape", ())) != x0.shape:
-        raise CheckpointError(f"checkpoint best candidate is not a vector of the saved dim {state['dim']}")
+        raise CheckpointError(f"checkpoint best candidate is not a vector of the saved dim {full}")
     if not np.isfinite(backend.to_numpy(run.best_x)).all():  # a candidate, or the initial mean: finite
         raise CheckpointError("checkpoint field 'best_x' (the best candidate) holds NaN or infinite values")
     run.history = decode_history(meta["history"], arrays)
     driver.x0_type = list if meta["x0_type"] == "list" else type(driver.x0)
     run.started = time.perf_counter() - meta["elapsed"]
     restore_features(driver, meta.get("features"), arrays, function)
+    evals = meta.get("evals_best")  # absent from older checkpoints: the end of the best's generation
+    run.best_evals = evals_best_from_history(run.history, run.best_f) if evals is None else evals
     restore_injections(driver.runner, meta.get("injections"), arrays)
     return es

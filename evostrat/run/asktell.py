@@ -224,7 +224,9 @@ class AskTell(PicklableRunner):
             if not self.injected_rows:  # the usual case
                 return self._pending
 
-        return repaired_population(self, X if repaired else self._pending, asked, to_strategy)
+        if not repaired:  # X is the asked population: the pending one, its injected rows' steps clipped
+            return repaired_population(self, self._pending, None, to_strategy)
+        return repaired_population(self, X, asked, to_strategy)
 
     def check_values(self, values: Any, expected_rows: int) -> Any:
         """``values`` validated for the strategy.

@@ -129,13 +129,26 @@ class BoxBounds:
         InvalidTypeError, InvalidArgumentError
             Naming ``bounds`` and the expected form.
         """
+        x = np.asarray(to_host(x0), dtype=np.float64)
+        box = cls.parse(bounds, int(x.shape[0]) if x.ndim == 1 else 1)
+        outside = np.nonzero((x < box.lower) | (x > box.upper))[0]
+        if outside.size:
+            i = int(outside[0])
+            raise InvalidArgumentError(
+                f"x0 must lie inside bounds; x0[{i}]={float(x[i])} is outside "
+                f"[{float(box.lower[i])}, {float(box.upper[i])}]"
+            )
+        return box
+
+    @classmethod
+    def parse(cls, bounds: Any, dim: int) -> "BoxBounds":
+        """The box of ``bounds = (lower, upper)`` for points of dimension ``dim``, checked
+        (:meth:`from_spec` without its check of ``x0``)."""
         if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
             raise InvalidTypeError(
                 "bounds must be a pair (lower, upper) of numbers or arrays of shape (dim,), "
                 f"got {type(bounds).__name__}: {bounds!r}"
             )
-        x = np.asarray(to_host(x0), dtype=np.float64)
-        dim = int(x.shape[0]) if x.ndim == 1 else 1
         lower = _bound_array(bounds[0], dim, "lower")
         upper = _bound_array(bounds[1], dim, "upper")
         bad = np.nonzero(~(lower < upper))[0]
@@ -144,13 +157,6 @@ class BoxBounds:
             raise InvalidArgumentError(
                 f"bounds must have lower < upper in every coordinate; coordinate {i} has "
                 f"lower={float(lower[i])} >= upper={float(upper[i])}"
-            )
-        outside = np.nonzero((x < lower) | (x > upper))[0]
-        if outside.size:
-            i = int(outside[0])
-            raise InvalidArgumentError(
-                f"x0 must lie inside bounds; x0[{i}]={float(x[i])} is outside "
-                f"[{float(lower[i])}, {float(upper[i])}]"
             )
         return cls(lower, upper)
 

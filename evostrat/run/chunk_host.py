@@ -224,6 +224,7 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     termination.pending = partial(progress_to_host, rules, progress)
     if float(best_f) != state.best_f:
         state.best_f, state.best_x = float(best_f), best_x
+        state.best_evals = _found_at(fitness, float(best_f), state.n_evals - done * runner.popsize, runner.popsize)
     code = int(code)
     reason = None
     if code:
@@ -233,6 +234,13 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     elif reason is not None:
         state.stop_reason = reason
     driver.settled = True
+
+
+def _found_at(fitness: np.ndarray, best: float, e0: int, popsize: int) -> int:
+    """The evaluation count at which a chunk's rows (started after ``e0`` evaluations) first hold
+    ``best``, the chunk's new best so far, counted as the host loop counts it (pycma's ``evals_best``)."""
+    hits = np.argwhere(np.asarray(fitness, dtype=np.float64) == best)
+    return e0 + int(hits[0, 0]) * popsize + int(hits[0, 1]) + 1 if hits.size else e0 + fitness.shape[0] * popsize
 
 
 def _generation_bests(fitness: np.ndarray, maximize: bool) -> np.ndarray:

@@ -120,8 +120,8 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
         return False  # evaluated on the host (evostrat.run.noise)
-    if driver.integers is not None:
-        return False  # the encoding reads the margin state the host corrects each generation
+    if driver.integers is not None or getattr(driver, "fixed", None) is not None:
+        return False  # the encoding reads the margin state the host corrects; fixed: the host loop
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
     from evostrat.run.compiled_loop import is_traceable

@@ -41,13 +41,13 @@ from evostrat.plugins.factories import make_evaluator, make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
 from evostrat.run.bounds import BoxBounds
+from evostrat.run.fixed import FixedSpace, free_sigma, setup_fixed
 from evostrat.run.inject import queue_solutions
-from evostrat.run.integers import IntegerSpace
 from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
 from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
-from evostrat.strategies.base import as_search_point, host_value, resolve_backend
+from evostrat.strategies.base import as_search_point, host_value
 
 __all__ = ["Driver", "first_stop"]
 
@@ -79,11 +79,9 @@ class Driver:
         x0 = self.draw_x0(0) if callable(x0) else x0
         self.x0_type = type(x0)
         x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, (list, tuple)) else x0
-        self.bounds: BoxBounds | None = None
-        if bounds is not None:  # validate x0 first, then the box against it
-            x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)
-            self.bounds = BoxBounds.from_spec(bounds, x0)
-        self.integers = IntegerSpace.for_run(self, x0, integer)  # integer=: bounds become box + encoding
+        self.bounds: Any = None  # a BoxBounds, or with integer=/fixed_variables a MixedSpace/FixedSpace:
+        self.fixed: FixedSpace | None = None  # fixed_variables; setup_fixed sets it, bounds and integers:
+        x0 = setup_fixed(self, x0, bounds, integer)  # run.fixed, run.bounds, run.integers (an IntegerSpace)
         self.noise: Any = None  # reevaluations / noise_handling (run.noise), set by the host loop; a checkpoint's:
         self.noise_resume, self.noise_aggregate = None, None  # type: dict[str, Any] | None, str | None
         self.restarts = make_restarts(settings.restarts, settings.random_state)
@@ -108,7 +106,7 @@ class Driver:
         run's termination criteria."""
         s = self.settings
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
-        sigma0 = flat_sigma(self.structure, sigma0)  # per-leaf step sizes as one vector
+        sigma0 = free_sigma(self.fixed, flat_sigma(self.structure, sigma0))  # per-leaf, per free coordinate
         if plan is not None:
             popsize = plan.popsize
             if plan.sigma_factor != 1.0:
@@ -160,7 +158,8 @@ class Driver:
 
     def draw_x0(self, run: int) -> Any:
         """A start point from the callable ``x0`` for restart run ``run`` (:func:`draw_point`)."""
-        return draw_point(self.x0_source, self.settings.random_state, run, None if run == 0 else self.runner.dim)
+        dim = None if run == 0 else getattr(self.bounds, "full_dim", None) or self.runner.dim  # fixed_variables: full
+        return draw_point(self.x0_source, self.settings.random_state, run, dim)
 
     # -- ask / tell ----------------------------------------------------------------------------
     def to_box(self, X: Any) -> Any:
@@ -287,7 +286,7 @@ class Driver:
         sigma = runner.sigma if sigma is None else sigma
         if values is None:
             state.best_x = self.to_box(runner.mean)
-            state.best_f = extra["behaviour_var"]
+            state.best_f, state.best_evals = extra["behaviour_var"], state.n_evals
             gen_best = math.nan
             state.history.append({"generation": state.n_generations, "n_evals": state.n_evals,
                                   "sigma": sigma, "time": state.elapsed(), **extra})
@@ -311,6 +310,7 @@ class Driver:
             if gen_best > best if maximize else gen_best < best:
                 best = state.best_f = gen_best
                 state.best_x = runner.backend.asarray(candidate(pick.index(gen_best)), device=runner.device)
+                state.best_evals = state.n_evals - len(pick) + pick.index(gen_best) + 1  # pycma's evals_best
             n = len(ranked)
             m = n // 2
             median = (ranked[m] if n % 2 else 0.5 * (ranked[m - 1] + ranked[m])) if n else math.nan

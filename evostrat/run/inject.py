@@ -127,7 +127,7 @@ def queue_solutions(runner: Any, solutions: Any, bounds: Any = None) -> None:
     them), so a restart run takes over the rows its predecessor did not place.
     """
     if bounds is not None:
-        rows = check_solutions(solutions, runner.dim, runner.backend)
+        rows = check_solutions(solutions, getattr(bounds, "full_dim", runner.dim), runner.backend)  # fixed_variables
         solutions = runner.backend.to_numpy(bounds.inverse(
             runner.backend.asarray(np.stack(rows), dtype=runner.dtype, device=runner.device)))
     runner.inject(solutions)

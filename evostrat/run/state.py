@@ -151,8 +151,8 @@ class RunState:
 
     Attributes
     ----------
-    best_x, best_f
-        The best candidate so far and its value (properties: :meth:`sign` first).
+    best_x, best_f, best_evals
+        The best candidate so far, its value and when it was evaluated (properties: :meth:`sign` first).
     n_evals, n_generations : int
         Over all restarts.
     run_start : (int, int)
@@ -175,6 +175,7 @@ class RunState:
     #: :attr:`best_x` and :attr:`best_f` as of the last :meth:`sign`
     signed_best_x: Any
     signed_best_f: float
+    signed_best_evals: int = 0
     n_evals: int = 0
     n_generations: int = 0
     run_start: tuple[int, int] = (0, 0)
@@ -209,6 +210,9 @@ class RunState:
     #: sense (``-inf`` before any when maximising), read and set after the waiting rows are signed
     best_x = SignedFirst()
     best_f = SignedFirst()
+    #: the evaluation count when the best so far was evaluated (pycma's ``evals_best``): the
+    #: evaluations before its generation plus its position in the population, from 1
+    best_evals = SignedFirst()
 
     def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,
@@ -253,6 +257,7 @@ class RunState:
             if gen_best > best if maximize else gen_best < best:
                 best = self.signed_best_f = gen_best
                 self.signed_best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
+                self.signed_best_evals = n_evals - len(values) + values.index(gen_best) + 1
             n = len(ranked)
             m = n >> 1
             rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),

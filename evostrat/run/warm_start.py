@@ -232,9 +232,17 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
     if isinstance(source, WarmStart):
         if driver.structure is not None:  # X may be in x0's structure, its leaves with a leading axis N
             source = WarmStart(flat_solutions(driver.structure, source.X), source.values, source.gamma, source.alpha)
+        X = np.asarray(to_host(source.X), dtype=np.float64) if driver.fixed is not None else None
+        if X is not None and X.ndim == 2 and X.shape[1] == driver.fixed.full_dim:  # fixed_variables: full rows,
+            source = WarmStart(X[:, driver.fixed.free], source.values, source.gamma, source.alpha)  # free ones searched
         mean, sigma, C = source.distribution(driver.maximize, runner.dim)
+        mean = mean if driver.fixed is None else np.asarray(driver.fixed.embed(np.asarray(mean, dtype=np.float64)))
     else:
         other = source.runner
+        fixed = [getattr(getattr(d, "fixed", None), "values", None) for d in (source, driver)]
+        if fixed[0] != fixed[1]:
+            raise InvalidArgumentError(f"warm_start run has fixed_variables {fixed[0]}, this run {fixed[1]}: "
+                                       "they must agree")
         if other.dim != runner.dim:
             raise InvalidArgumentError(f"warm_start run has dimension {other.dim}, x0 has dimension {runner.dim}")
         mine, theirs = (None if s is None else (s.names, s.shapes) for s in (driver.structure, source.structure))
