@@ -106,6 +106,13 @@ def process_pool():
     pool.shutdown(wait=True)
 
 
+def worker_torch_threads(x):
+    """The intra-op threads of torch where the candidate is evaluated (module level: any pool sends it)."""
+    import torch
+
+    return float(torch.get_num_threads())
+
+
 def module_level_sphere(x):
     """Picklable by reference, for the standard library's ProcessPoolExecutor."""
     return float(np.sum((np.asarray(x, dtype=np.float64) - 0.25) ** 2))
@@ -485,6 +492,7 @@ def test_given_executor_that_refuses_work_is_a_clear_error():
         ({"executor": "pool"}, InvalidTypeError, "executor must be a concurrent.futures.Executor"),
         ({"mp_context": "teleport"}, InvalidArgumentError, "mp_context must be one of"),
         ({"mp_context": 5}, InvalidTypeError, "mp_context must be None, one of .* got int"),
+        ({"worker_threads": 0}, InvalidArgumentError, "worker_threads must be a positive int or None, got 0"),
     ],
 )
 def test_bad_options(kwargs, error, match):
@@ -576,6 +584,42 @@ def test_standard_library_process_pool():
     with pytest.raises(InvalidTypeError, match="pickles by reference: use a module-level function"):
         ev.evaluate(lambda x: 0.0, np.zeros((2, 2)), NUMPY)
     ev.close()
+
+
+def test_owned_pool_workers_run_one_intra_op_thread_unless_configured(process_pool):
+    """The pools evostrat starts run each worker with ``worker_threads`` torch/OpenMP/BLAS threads
+    (default 1: no oversubscription); ``None`` and a given pool keep the libraries' defaults."""
+    pytest.importorskip("torch")
+    default = int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                                 capture_output=True, text=True, check=True).stdout)
+    X, two = np.zeros((2, 2)), min(2, default)  # torch takes at most a thread per core from OMP_NUM_THREADS
+    for options, want in (({}, 1), ({"worker_threads": 2}, two), ({"worker_threads": None}, default),
+                          ({"mp_context": "forkserver"}, 1), ({"mp_context": "forkserver", "worker_threads": 2}, two)):
+        ev = ExecutorEvaluator(max_workers=2, **options)
+        try:
+            assert ev.evaluate(worker_torch_threads, X, NUMPY).tolist() == [want, want], options
+        finally:
+            ev.close()
+    given = ExecutorEvaluator(process_pool)  # worker_threads=1, but the pool is the user's
+    assert given.evaluate(worker_torch_threads, X, NUMPY).tolist() == [default, default]
+    es = ES("snes", max_generations=2, random_state=0, evaluator="executor",
+            evaluator_options={"max_workers": 2, "worker_threads": 2})
+    assert es.fit(worker_torch_threads, np.zeros(2)).fun_ == two
+
+
+def test_torch_objective_same_run_with_one_thread_per_worker():
+    torch = pytest.importorskip("torch")
+    weights = torch.linspace(-1.0, 1.0, 64 * 8, dtype=torch.float64).reshape(64, 8)
+
+    def policy_cost(x):
+        h = torch.tanh(weights @ torch.as_tensor(x, dtype=torch.float64))
+        return float((h - 0.1).pow(2).sum())
+
+    reference = ES("snes", max_generations=5, random_state=4, evaluator="serial").fit(policy_cost, np.ones(8))
+    for threads in (1, None):
+        es = ES("snes", max_generations=5, random_state=4, evaluator="executor",
+                evaluator_options={"max_workers": 2, "worker_threads": threads}).fit(policy_cost, np.ones(8))
+        assert np.array_equal(es.x_, reference.x_) and es.fun_ == reference.fun_
 
 
 class _NeedsTwoArguments(Exception):

@@ -6,6 +6,8 @@ candidate that raised, ``SystemExit`` and ``KeyboardInterrupt`` too, returned a
 non-number or ran past ``timeout``, with its traceback), which the driver
 re-raises (:mod:`evostrat.evaluators.failures`). The objective gets copies
 (:func:`~evostrat.evaluators.local.unshared`): with thread pools the rows are the driver's.
+:func:`thread_env` and :func:`limit_threads` cap the intra-op threads of the workers of the
+pools evostrat starts (torch, OpenMP and BLAS), as Ray caps its workers'.
 
 Examples
 --------
@@ -26,6 +28,7 @@ import copy
 import os
 import pickle
 import signal
+import sys
 import threading
 import traceback
 from contextlib import contextmanager
@@ -39,7 +42,35 @@ from evostrat.evaluators.local import real_value, unshared
 from evostrat.evaluators.replay import NeedState
 from evostrat.evaluators.sync import syncs
 
-__all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "run_chunk"]
+__all__ = ["ChunkResult", "Failure", "WorkerOptions", "dumps", "limit_threads", "run_chunk", "thread_env"]
+
+#: The variables that OpenMP (torch's intra-op pool), MKL, OpenBLAS, BLIS, Accelerate and numexpr
+#: read for their thread counts when they load.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment variables that start a process's numeric libraries with ``threads`` threads each."""
+    return {name: str(int(threads)) for name in THREAD_VARIABLES}
+
+
+def limit_threads(threads: int) -> None:
+    """A pool worker's initializer: ``threads`` intra-op threads for the numeric libraries.
+
+    Sets :func:`thread_env`'s variables (libraries loaded later read them), calls
+    ``torch.set_num_threads`` when torch is loaded already (a forked worker) and limits
+    the BLAS/OpenMP pools already loaded through ``threadpoolctl`` when it is installed.
+    """
+    os.environ.update(thread_env(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn's dependency, installed with it
+        return
+    threadpool_limits(limits=int(threads))
 
 
 def dumps(obj: Any) -> bytes:

@@ -8,6 +8,11 @@ a resize to ``size x size`` (area averaging) scaled to ``[0, 1]``, and the last 
 frames as the observation ``(stack, size, size)`` (``stack=1`` for a recurrent policy
 such as :class:`~evostrat.problems.policies.ConvLSTMPolicy`). The no-op count is drawn
 from the reset seed, so every candidate of a generation meets the same episode starts.
+A seeded reset reloads the game (about 0.15 s); :class:`AtariFrames` keeps the emulator
+state each seed starts from (``ale.cloneState(include_rng=True)``, with the environment's
+generator and the first frame) and the next reset with that seed restores it after a soft
+reset (about 0.005 s), so the episode, sticky actions included, is the one a new reset
+with that seed plays.
 
 :class:`AtariProblem` is a :class:`~evostrat.problems.gym.GymProblem` on such an
 environment (``ALE/<game>-v5`` with ``frameskip=1`` and, by default, no sticky actions,
@@ -37,7 +42,7 @@ True
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import numpy as np
@@ -85,7 +90,17 @@ class AtariFrames(gymnasium.Wrapper):
         Frames per observation.
     crop : tuple of int, optional
         Rows ``(top, bottom)`` kept before resizing (pytorch-es: ``(34, 194)``).
+
+    Attributes
+    ----------
+    starts : OrderedDict
+        The episode start of each seed reset with lately (at most :attr:`max_starts`): the
+        emulator state after the no-ops, the environment's generator state, the first frame
+        and the reset's info; ``reset(seed=s)`` restores the one of ``s`` instead of reloading the game.
     """
+
+    #: Seeds whose episode starts are kept (the least recently used is dropped).
+    max_starts = 64
 
     def __init__(self, env: Any, frame_skip: int = 4, noop_max: int = 30, size: int = 84, stack: int = 4,
                  crop: tuple[int, int] | None = None) -> None:
@@ -108,6 +123,7 @@ class AtariFrames(gymnasium.Wrapper):
         self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (self.stack, self.size, self.size), np.float32)
         self.frames: deque = deque(maxlen=self.stack)
         self.recording: list | None = None  # RGB frames while play() records
+        self.starts: OrderedDict[int, tuple] = OrderedDict()
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """One grey ``(210, 160)`` uint8 frame -> ``(size, size)`` float32 in ``[0, 1]``."""
@@ -120,6 +136,9 @@ class AtariFrames(gymnasium.Wrapper):
             self.recording.append(self.env.unwrapped.ale.getScreenRGB())
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        keep = seed is not None and options is None and hasattr(self.env.unwrapped, "ale")
+        if keep and self.recording is None and int(seed) in self.starts:  # play() records the reset's RGB frame
+            return self._restart(int(seed))
         obs, info = self.env.reset(seed=seed, options=options)
         rng = np.random.default_rng(seed) if seed is not None else self.env.unwrapped.np_random
         for _ in range(int(rng.integers(0, self.noop_max + 1)) if self.noop_max else 0):
@@ -127,10 +146,38 @@ class AtariFrames(gymnasium.Wrapper):
             if terminated or truncated:
                 obs, info = self.env.reset(options=options)
         first = self.process(obs)
+        if keep:
+            self._keep(int(seed), first, info)
+        return self._start(first, info)
+
+    def _start(self, first: np.ndarray, info: dict) -> tuple[np.ndarray, dict]:
         self.frames.clear()
         self.frames.extend([first] * self.stack)
         self._record()
         return np.stack(self.frames), info
+
+    def _keep(self, seed: int, first: np.ndarray, info: dict) -> None:
+        """Remember the start of ``seed``'s episode (the emulator with its RNG, the generator, the frame)."""
+        env = self.env.unwrapped
+        try:
+            state = env.ale.cloneState(include_rng=True)
+        except TypeError:  # pragma: no cover - an ale-py without include_rng: reload the game every time
+            return
+        self.starts[seed] = (state, env.np_random.bit_generator.state, first, dict(info))
+        self.starts.move_to_end(seed)
+        while len(self.starts) > self.max_starts:
+            self.starts.popitem(last=False)
+
+    def _restart(self, seed: int) -> tuple[np.ndarray, dict]:
+        """Start ``seed``'s episode again: a soft reset through the wrappers (their counters, the
+        ALE's last actions, which its state leaves out), then the kept state."""
+        state, generator, first, info = self.starts[seed]
+        self.starts.move_to_end(seed)
+        self.env.reset()
+        env = self.env.unwrapped
+        env.ale.restoreState(state)
+        env.np_random.bit_generator.state = generator
+        return self._start(first, dict(info))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         total, last = 0.0, []
