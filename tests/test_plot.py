@@ -149,3 +149,20 @@ def test_import_evostrat_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_diagnostics_of_a_dataframe_with_sparse_records_draws_the_recorded_rows() -> None:
+    pytest.importorskip("pandas")
+    from evostrat.callbacks import DataFrameLogger, history_frame
+
+    frame = DataFrameLogger()
+    es = ES("cma_es", max_generations=40, random_state=0).fit(
+        rosenbrock, np.zeros(3), callbacks=[DistributionRecorder(every=10), frame])
+    recorded = [r for r in es.history_ if "mean" in r]
+    assert 0 < len(recorded) < len(es.history_)  # the DataFrame has NaN in the other rows' vector cells
+    for table in (history_frame(es), frame.frame):
+        fig = plot_diagnostics(table)
+        means = fig.axes[2].get_lines()
+        assert len(means) == 3
+        np.testing.assert_array_equal(means[0].get_xdata(), [r["n_evals"] for r in recorded])
+        np.testing.assert_array_equal(means[1].get_ydata(), [r["mean"][1] for r in recorded])

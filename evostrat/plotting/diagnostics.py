@@ -16,8 +16,9 @@ VECTOR_FIELDS = ("mean", "stds", "axes", "correlations")
 
 
 def _vectors(history: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluations and the ``(rows, dim)`` values of the rows that recorded ``key``."""
-    rows = [r for r in history if r.get(key) is not None and np.size(r[key]) > 0]
+    """Evaluations and the ``(rows, dim)`` values of the rows that recorded ``key`` (a vector; the
+    NaN that a DataFrame puts in the rows a sparse recorder skipped is no record)."""
+    rows = [r for r in history if np.ndim(r.get(key)) == 1 and np.size(r[key]) > 0]
     if not rows:
         return np.empty(0), np.empty((0, 0))
     return column(rows, "n_evals"), np.stack([f64(r[key]) for r in rows])
