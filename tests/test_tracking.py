@@ -48,6 +48,33 @@ def test_tensorboard_every_and_a_given_writer(tmp_path) -> None:
     assert all(tag.startswith("run1/") for tag, _, _ in writer.calls)
 
 
+def test_tensorboard_every_logs_the_last_generation_when_a_later_callback_stops_the_run() -> None:
+    class Writer:
+        def __init__(self) -> None:
+            self.best: dict[int, float] = {}
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            if tag == "evostrat/best":
+                self.best[step] = value
+
+    for stop in ("callback", "raise"):
+        writer = Writer()
+
+        def stopper(es, stop=stop):
+            if es.n_generations_ == 13:
+                if stop == "raise":
+                    raise KeyboardInterrupt
+                return True
+
+        es = ES("snes", max_generations=50, random_state=0)
+        try:
+            es.fit(sphere, np.ones(3), callbacks=[TensorBoardLogger(writer=writer, every=5), stopper])
+        except KeyboardInterrupt:
+            pass
+        assert sorted(writer.best) == [5, 10, 13]  # the run's last generation, although not a 5th
+        assert writer.best[13] == es.history_[-1]["best"]
+
+
 def test_tensorboard_through_torch_summary_writer(tmp_path) -> None:
     pytest.importorskip("tensorboard")
     torch_tb = pytest.importorskip("torch.utils.tensorboard")

@@ -78,6 +78,7 @@ class _Tracker(Callback):
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None, every: int) -> None:
         self.extra, self.every = _check(extra, every)
         self._seen = 0
+        self._logged: int | None = None  # the generation written last
 
     def open(self, es: Any) -> None:
         raise NotImplementedError
@@ -88,6 +89,7 @@ class _Tracker(Callback):
     def on_fit_start(self, es: Any) -> None:
         self.open(es)
         self._seen = len(es.history_)  # a resumed run: its history was logged by the first fit
+        self._logged = int(es.history_[-1].get("generation", 0)) if es.history_ else None
 
     def _log_new(self, es: Any, force: bool) -> None:
         new = es.history_[self._seen:]
@@ -97,10 +99,21 @@ class _Tracker(Callback):
             last = i == len(new) - 1
             if generation % self.every and not (force and last):
                 continue
-            values = scalars(entry)
-            if last:
-                values.update(scalars({name: fn(es) for name, fn in self.extra.items()}))
-            self.write(generation, values)
+            self._write_entry(es, entry, extra=last)
+
+    def _write_entry(self, es: Any, entry: dict[str, Any], extra: bool) -> None:
+        values = scalars(entry)
+        if extra:
+            values.update(scalars({name: fn(es) for name, fn in self.extra.items()}))
+        self._logged = int(entry.get("generation", 0))
+        self.write(self._logged, values)
+
+    def _log_last(self, es: Any) -> None:
+        """At the end of a fit: the new rows and the last generation, also when ``every`` skipped it
+        because the run had not stopped yet (a later callback stopped it, or the objective raised)."""
+        self._log_new(es, force=True)
+        if es.history_ and int(es.history_[-1].get("generation", 0)) != self._logged:
+            self._write_entry(es, es.history_[-1], extra=True)
 
     def __call__(self, es: Any) -> None:
         self._log_new(es, force=es.stop_reason_ is not None)
@@ -159,7 +172,7 @@ class TensorBoardLogger(_Tracker):
         self._events.add_event(Event(summary=summary, step=step, wall_time=time.time()))
 
     def on_fit_end(self, es: Any) -> None:
-        self._log_new(es, force=True)
+        self._log_last(es)
         if self.writer is not None:
             getattr(self.writer, "flush", lambda: None)()
         elif self._events is not None:
@@ -226,7 +239,7 @@ class MLflowLogger(_Tracker):
     def on_fit_end(self, es: Any) -> None:
         if self._client is None:
             return
-        self._log_new(es, force=True)
+        self._log_last(es)
         result = {"fun": float(es.fun_), "n_evals": float(es.n_evals_), "n_generations": float(es.n_generations_)}
         self.write(int(es.n_generations_), {k: v for k, v in result.items() if math.isfinite(v)})
         self._client.set_tag(self.run_id, "stop_reason", str(es.stop_reason_))
