@@ -145,6 +145,21 @@ def test_warm_start_across_population_sizes_takes_the_distribution():
                        a.state.sigma ** 2 * a.strategy.current_cov(a.state))
 
 
+def test_warm_start_from_a_vkd_cma_run_takes_its_covariance():
+    from evostrat.problems import ellipsoid
+
+    first = ES("vkd_cma", max_generations=80, random_state=0).fit(ellipsoid, np.full(5, 2.0))
+    a = first.run_.runner
+    S = a.strategy.covariance(a.state) * float(a.state.sigma) ** 2  # VkD-CMA's N(m, sigma^2 C)
+    assert np.sqrt(np.diag(S)).max() > 10 * np.sqrt(np.diag(S)).min()  # far from isotropic
+    for target in ("cma_es", "xnes"):
+        second = ES(target, popsize=30, warm_start=first, random_state=1).initialize(np.zeros(5))
+        b = second.run_.runner
+        C = b.strategy.current_cov(b.state) if target == "cma_es" else b.state.B @ b.state.B.T
+        np.testing.assert_allclose(b.state.mean, a.state.mean)
+        np.testing.assert_allclose(float(b.state.sigma) ** 2 * C, S, rtol=1e-8, atol=1e-15)
+
+
 def test_bad_warm_starts_name_the_argument():
     x0 = np.zeros(3)
     with pytest.raises(InvalidArgumentError, match=r"warm_start solutions must be X of shape \(N, 3\)"):
