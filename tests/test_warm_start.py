@@ -160,6 +160,29 @@ def test_warm_start_from_a_vkd_cma_run_takes_its_covariance():
         np.testing.assert_allclose(float(b.state.sigma) ** 2 * C, S, rtol=1e-8, atol=1e-15)
 
 
+def test_warm_start_from_and_into_cma_es_factor_model_takes_the_distribution():
+    from evostrat.problems import ellipsoid
+
+    factor = {"covariance": "factor"}  # the model covariance="auto" picks from 256 dimensions on numpy
+
+    def cov(es):
+        a = es.run_.runner
+        if "A" in a.state._fields:
+            s = float(a.state.sigma * a.state.scale)
+            return s * s * a.state.A @ a.state.A.T
+        return float(a.state.sigma) ** 2 * a.strategy.current_cov(a.state)
+
+    for source_options, target_options in ((factor, None), (None, factor), (factor, factor)):
+        first = ES("cma_es", strategy_options=source_options, max_generations=80, random_state=0).fit(
+            ellipsoid, np.full(5, 2.0))
+        second = ES("cma_es", popsize=30, strategy_options=target_options, warm_start=first, ftarget=1e-12,
+                    random_state=1).initialize(np.zeros(5))
+        np.testing.assert_allclose(second.strategy_.mean, first.strategy_.mean)
+        np.testing.assert_allclose(cov(second), cov(first), rtol=1e-8, atol=1e-18)
+        second.fit(ellipsoid, np.zeros(5))
+        assert second.fun_ <= 1e-12 and second.n_evals_ < 3000
+
+
 def test_bad_warm_starts_name_the_argument():
     x0 = np.zeros(3)
     with pytest.raises(InvalidArgumentError, match=r"warm_start solutions must be X of shape \(N, 3\)"):

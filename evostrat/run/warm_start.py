@@ -179,7 +179,7 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
     be, state, strategy = runner.backend, runner.state, runner.strategy
     mean = _host(be, state.mean)
     n = mean.shape[0]
-    if isinstance(strategy, CMAES):
+    if isinstance(strategy, CMAES) and "queue" in field_names(state):  # the factor model: its read-out below
         return mean, float(_host(be, state.sigma)), _host(be, strategy.current_cov(state))
     if isinstance(strategy, SepCMAES):
         return mean, float(_host(be, state.sigma)), np.diag(_host(be, state.C))
@@ -227,6 +227,11 @@ def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray
         return be.asarray(np.asarray(a, dtype=np.float64), dtype=runner.dtype, device=runner.device)
 
     new = replace(state, mean=arr(mean))
+    if isinstance(strategy, CMAES) and "A" in field_names(state):  # covariance="factor": C = A A^T, never decomposed
+        w, V = np.linalg.eigh(0.5 * (C + C.T))
+        root = np.sqrt(np.maximum(w, np.finfo(np.float64).tiny))  # ascending
+        return replace(new, sigma=arr(sigma), A=arr((V * root) @ V.T), A_inv=arr((V / root) @ V.T), scale=arr(1.0),
+                       diag_C=arr(np.diag(C)), D=arr(root[[0, -1]]), axes=arr(np.stack([V[:, -1], V[:, 0]])))
     if isinstance(strategy, CMAES):
         xp = be.xp
         new = replace(new, sigma=arr(sigma), queue_coef=xp.zeros_like(state.queue_coef),
