@@ -48,6 +48,28 @@ def test_plot_sweep_panels_and_errors() -> None:
         sweep_summary(res, "sigma0")
 
 
+def test_plot_sweep_logy_shows_negative_values_on_a_symlog_axis() -> None:
+    """logy=True on rewards or maximised values (all negative) drew an empty log panel."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat import ES, fit_batch
+    from evostrat.plotting import plot_sweep
+
+    res = fit_batch(ES("snes", max_generations=5, maximize=True), lambda X: -(X ** 2).sum(axis=1) - 1.0,
+                    np.ones(3), seeds=2, grid={"popsize": [6, 10]})
+    assert np.all(res.fun < 0)
+    ax = plot_sweep(res, logy=True).axes[0]
+    assert ax.get_yscale() == "symlog"
+    low, high = ax.get_ylim()
+    median = [np.median(res.fun[:2]), np.median(res.fun[2:])]
+    assert low <= min(median) and max(median) <= high  # the medians are inside the drawn range
+    res = fit_batch(ES("snes", max_generations=5), lambda X: (X ** 2).sum(axis=1), np.ones(3), seeds=2,
+                    grid={"popsize": [6, 10]})
+    assert plot_sweep(res, logy=True).axes[0].get_yscale() == "log"  # positive values: a log axis
+
+
 def test_sweep_over_structured_and_array_sigma0() -> None:
     """A grid of per-leaf sigma0 dicts or arrays (unhashable) and a number (not orderable with them)."""
     pytest.importorskip("matplotlib")

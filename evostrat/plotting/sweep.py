@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError
+from evostrat.plotting.common import log_scale
 
 __all__ = ["plot_sweep", "sweep_summary"]
 
@@ -90,7 +91,9 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
         One per parameter (at least; the rest are left as they are); default: a new figure
         with a row of panels.
     logy : bool
-        Logarithmic y axis (for fitness values spanning decades).
+        Logarithmic y axis (for fitness values spanning decades); symmetric logarithmic
+        (``symlog``) when some of the plotted values are zero or negative, which a log axis
+        would leave out.
     """
     import matplotlib.pyplot as plt
 
@@ -118,8 +121,8 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
         if not numeric:
             ax.set_xticks(x, [str(v) for v in s["value"]])
         ax.set_xlabel(name.replace("strategy__", ""))
-        if logy:
-            ax.set_yscale("log")
+        if logy:  # symlog where a value is not positive (rewards, maximised values): log would hide them
+            log_scale(ax, s["q25"], s["median"], s["q75"])
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize="small")
