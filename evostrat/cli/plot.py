@@ -1,11 +1,12 @@
 """``evostrat plot RUN_DIR``: the figures of an ``evostrat run`` output folder.
 
-Reads ``RUN_DIR/history.csv`` (and ``config.json`` for the title) and writes
-``diagnostics.png`` (six panels, as pycma's ``cma.plot``: ``f - f_best``, sigma and axis
-ratio, mean coordinates, principal axes lengths, per-coordinate standard deviations,
-correlation spectrum) and ``convergence.png`` into the folder
-(:func:`evostrat.plot.plot_run_folder`). ``evostrat run`` records the distribution's
-fields in ``history.csv`` (:class:`~evostrat.callbacks.DistributionRecorder`), so a run
+Reads ``RUN_DIR/history.csv``, ``distribution.jsonl`` (and ``config.json`` and
+``result.json`` for the title) and writes ``diagnostics.png`` (six panels, as pycma's
+``cma.plot``: ``f - f_best``, sigma and axis ratio, mean coordinates, principal axes
+lengths, per-coordinate standard deviations, correlation spectrum) and ``convergence.png``
+into the folder (:func:`evostrat.plot.plot_run_folder`). ``evostrat run`` writes the
+distribution's records to ``distribution.jsonl``
+(:class:`~evostrat.callbacks.DistributionRecorder`) and both files row by row, so a run
 still going on can be plotted too.
 
 Examples
