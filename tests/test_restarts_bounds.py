@@ -325,3 +325,13 @@ def test_bounds_with_restarts_on_rastrigin() -> None:
             max_evals=1_000_000, random_state=1).fit(rastrigin, X0)
     assert es.stop_reason_ == "ftarget"
     assert np.all(np.abs(es.x_) <= 5.12)
+
+
+@pytest.mark.parametrize("restarts", ["ipop", "bipop"])
+def test_a_callback_stop_is_the_current_restart_runs_reason(restarts: str) -> None:
+    # the whole run's stop_reason_ said "callback" while the run's record said None (a budget stop
+    # records "maxfevals" there)
+    es = ES("cma_es", restarts=restarts, max_generations=300, random_state=0).fit(
+        sphere, np.ones(3), callbacks=[lambda e: e.n_generations_ >= 7])
+    assert es.stop_reason_ == "callback" and es.n_generations_ == 7
+    assert [r["stop_reason"] for r in es.restarts_] == ["callback"]

@@ -143,6 +143,9 @@ class RunHooks:
         stops = [_is_true(cb(es)) for cb in self.callbacks]  # every callback runs, even after a stop
         if any(stops) and es.stop_reason_ is None:
             es.stop_reason_ = "callback"
+            runs = es.restarts_  # with restarts, the current run's record says why it ended too
+            if runs and runs[-1]["stop_reason"] is None:
+                runs[-1]["stop_reason"] = "callback"
         for hook in self._internal():
             hook(es)
 
