@@ -16,7 +16,9 @@ non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate with an
 ``O(1/M)`` bias; ``tests/test_expectation.py`` derives it). A ``baseline`` ``b`` (Mao
 et al., ICML 2019) adds ``mean_i (1 - box_i) stop_gradient(b_i)``, 0 in value, so every
 derivative becomes ``mean_i (v_i - b_i) D^k box_i``: still unbiased whenever ``b_i``
-does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean). numpy
+does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean; for a
+mirrored ``p`` the leave-one-pair-out mean, as the mirror image of ``x_i`` is a function
+of ``x_i``). numpy
 has no autodiff: there :func:`expectation` is the sample mean and
 :func:`expectation_grad` gives the closed-form first derivative
 ``mean_i (v_i - b_i) score(x_i)``; on torch and JAX the two agree on the same samples.
@@ -105,8 +107,10 @@ def _check_draws(values: Array, dim: int, n: int) -> int:
     return n
 
 
-def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array:
-    """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``."""
+def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> tuple[Array, bool]:
+    """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``,
+    and whether ``values``' axis ``dim`` is the sample's first axis (where a mirrored ``p``
+    puts its antithetic pairs)."""
     be, xp = p.backend, p.xp
     x = be.stop_gradient(p.asarray(sample))
     if p.sample_ndim(x, "sample") == 0:  # not draws of p: log_prob would broadcast them
@@ -122,16 +126,21 @@ def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array
         n = _check_draws(values, dim, lp.shape[0])
         shape = [1] * values.ndim
         shape[dim] = n
-        return xp.reshape(lp, tuple(shape))
+        return xp.reshape(lp, tuple(shape)), True
     if dim >= k:
         raise InvalidArgumentError(
             f"dim={dim} must index one of the sample axes {tuple(lp.shape)} of sample"
         )
-    return xp.reshape(lp, tuple(lp.shape) + (1,) * (values.ndim - k))
+    return xp.reshape(lp, tuple(lp.shape) + (1,) * (values.ndim - k)), dim == 0
 
 
-def _baseline(baseline: Any, values: Array, dim: int, p: Distribution) -> Array:
-    """The baseline ``b``, gradients stopped, broadcastable against ``values``."""
+def _baseline(baseline: Any, values: Array, dim: int, p: Distribution, paired: bool = False) -> Array:
+    """The baseline ``b``, gradients stopped, broadcastable against ``values``.
+
+    ``paired``: axis ``dim`` holds the antithetic pairs of a mirrored ``p`` (draw ``i`` and
+    its mirror image ``i + n/2``); ``"mean"`` then leaves the pair out, since the mirror
+    image is a function of the draw and the leave-one-out mean would bias the estimator.
+    """
     be, xp = p.backend, p.xp
     v = be.stop_gradient(values)
     if isinstance(baseline, str):
@@ -140,9 +149,17 @@ def _baseline(baseline: Any, values: Array, dim: int, p: Distribution) -> Array:
                 f"baseline must be None, 'mean' (leave-one-out mean) or a number/array, got {baseline!r}"
             )
         n = v.shape[dim]
+        total = xp.sum(v, axis=dim, keepdims=True)
+        if p.mirrored and paired:
+            if n < 4:
+                raise InvalidArgumentError(
+                    f"baseline='mean' with mirrored draws needs at least 2 antithetic pairs (4 draws), "
+                    f"got {n}; use baseline=None"
+                )
+            return (total - v - xp.roll(v, n // 2, axis=dim)) / (n - 2)
         if n < 2:
             raise InvalidArgumentError("baseline='mean' needs at least 2 draws")
-        return (xp.sum(v, axis=dim, keepdims=True) - v) / (n - 1)
+        return (total - v) / (n - 1)
     try:
         b = baseline if be.owns(baseline) else be.asarray(baseline, dtype=v.dtype, device=p.device)
         np.broadcast_shapes(tuple(b.shape), tuple(v.shape))  # a baseline per value or per draw
@@ -177,7 +194,9 @@ def expectation(
     baseline : None, "mean", number or array
         Control variate subtracted in the derivatives only (the value stays
         the sample mean): ``"mean"`` is the leave-one-out mean of ``values``
-        along ``dim``; an array or number is used as given (gradients stopped).
+        along ``dim`` (for a mirrored ``p``, along its first sample axis: the mean
+        without the draw and its mirror image, which needs 4 draws or more); an
+        array or number is used as given (gradients stopped).
 
     Returns
     -------
@@ -197,11 +216,12 @@ def expectation(
     p = _check_p(p)
     v = _as_values(values, p)
     d = _axis(dim, v.ndim)
-    w = magic_box(_log_weights(v, sample, p, d))
+    log_w, paired = _log_weights(v, sample, p, d)
+    w = magic_box(log_w)
     xp = p.xp
     out = xp.mean(v * w, axis=d)
     if baseline is not None:
-        out = out + xp.mean((1 - w) * _baseline(baseline, v, d, p), axis=d)
+        out = out + xp.mean((1 - w) * _baseline(baseline, v, d, p, paired), axis=d)
     return out
 
 
@@ -255,7 +275,7 @@ def expectation_grad(
         )
     n = _check_draws(v, d, x.shape[0])
     xp = p.xp
-    centred = v - _baseline(baseline, v, d, p) if baseline is not None else v
+    centred = v - _baseline(baseline, v, d, p, paired=True) if baseline is not None else v
     centred = xp.moveaxis(centred, d, 0)
     return {
         name: xp.tensordot(centred, s, axes=([0], [0])) / n for name, s in p.score(x).items()
