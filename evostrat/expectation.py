@@ -181,7 +181,10 @@ def expectation(
         ``f(sample)``: one value (or a trailing array of values) per draw along
         axis ``dim``. May depend on parameters itself (nested expectations).
     sample : array, shape ``sample_shape + batch_shape + event_shape``
-        Draws from ``p``; gradients through it are stopped.
+        Draws from ``p`` with gradients stopped: ``p.sample(...)``, not
+        ``p.rsample(...)``, whose pathwise gradient in ``values`` would add to
+        the score-function one and double the derivative (a torch tensor that
+        requires grad is refused; on JAX, draw with ``sample``).
     p : Distribution
         The distribution the draws came from; its parameters (torch tensors
         with ``requires_grad``, or JAX arrays under ``jax.grad``) receive the
@@ -214,6 +217,12 @@ def expectation(
     (2,)
     """
     p = _check_p(p)
+    if getattr(sample, "requires_grad", False):
+        raise InvalidArgumentError(
+            "sample must carry no gradient (draw it with p.sample(...), or detach it): values "
+            "computed from a differentiable draw (p.rsample) get a pathwise derivative on top of "
+            "the score-function one, twice the gradient"
+        )
     v = _as_values(values, p)
     d = _axis(dim, v.ndim)
     log_w, paired = _log_weights(v, sample, p, d)

@@ -408,6 +408,18 @@ def test_mirrored_baseline_needs_two_pairs() -> None:
     assert expectation_grad(x.sum(1), x, p)["mu"].shape == (2,)  # no baseline: fine
 
 
+def test_a_differentiable_sample_is_refused_not_counted_twice() -> None:
+    """Values of an rsample'd x carry the pathwise gradient and the magic box adds the score
+    one: for E||x||^2 at mu = 1 that was 4 per coordinate instead of 2 mu = 2."""
+    mu = torch.ones(3, requires_grad=True)
+    p = DiagNormal(mu, 0.5)
+    x = p.rsample(4000, key=0)
+    with pytest.raises(InvalidArgumentError, match=r"sample must carry no gradient .*p\.sample"):
+        expectation((x**2).sum(1), x, p, baseline="mean")
+    x = p.sample(4000, key=0)  # the documented way: the score-function estimate of 2 mu
+    (g,) = torch.autograd.grad(expectation((x**2).sum(1), x, p, baseline="mean"), mu)
+    np.testing.assert_allclose(g.numpy(), 2.0, atol=0.3)
+
 # -- bad input -------------------------------------------------------------------------------------
 def test_bad_arguments_raise_clear_errors() -> None:
     p = Normal(np.zeros(2), 1.0)
