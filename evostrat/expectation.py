@@ -113,13 +113,16 @@ def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> tuple
     puts its antithetic pairs)."""
     be, xp = p.backend, p.xp
     x = be.stop_gradient(p.asarray(sample))
-    if p.sample_ndim(x, "sample") == 0:  # not draws of p: log_prob would broadcast them
+    n_sample = p.sample_ndim(x, "sample")
+    if n_sample == 0:  # not draws of p: log_prob would broadcast them
         raise InvalidArgumentError(
             f"sample must have a leading sample axis: shape (n,) + {tuple(p.batch_shape) + tuple(p.event_shape)}, "
             f"got {tuple(x.shape)}"
         )
     lp = p.log_prob(x)
     k = _kept_axes(tuple(lp.shape), tuple(values.shape))
+    if dim >= n_sample:  # dim is no sample axis: no elementwise pairing (it would average over
+        k = 1  # batch members, or pair values with the transposed draws); one joint draw per row
     if k < lp.ndim:
         lp = xp.sum(lp, axis=tuple(range(k, lp.ndim)))
     if k == 1:
@@ -127,10 +130,6 @@ def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> tuple
         shape = [1] * values.ndim
         shape[dim] = n
         return xp.reshape(lp, tuple(shape)), True
-    if dim >= k:
-        raise InvalidArgumentError(
-            f"dim={dim} must index one of the sample axes {tuple(lp.shape)} of sample"
-        )
     return xp.reshape(lp, tuple(lp.shape) + (1,) * (values.ndim - k)), dim == 0
 
 
@@ -192,8 +191,9 @@ def expectation(
     dim : int
         Axis of ``values`` that indexes the draws (averaged over). When
         ``log_prob(sample)`` has further axes, those that match ``values``'
-        leading shape give independent, elementwise expectations and the rest
-        are summed (a vector from an elementwise ``Normal`` is one draw).
+        leading shape give independent, elementwise expectations (when ``dim``
+        is one of the sample axes) and the rest are summed (a vector from an
+        elementwise ``Normal`` is one draw).
     baseline : None, "mean", number or array
         Control variate subtracted in the derivatives only (the value stays
         the sample mean): ``"mean"`` is the leave-one-out mean of ``values``

@@ -420,6 +420,23 @@ def test_a_differentiable_sample_is_refused_not_counted_twice() -> None:
     (g,) = torch.autograd.grad(expectation((x**2).sum(1), x, p, baseline="mean"), mu)
     np.testing.assert_allclose(g.numpy(), 2.0, atol=0.3)
 
+def test_a_dim_on_a_batch_axis_is_never_paired_elementwise() -> None:
+    """Normal batch (3,), draws x (n, 3). values (3, n) along dim=1 with n = 3 looked like
+    the elementwise layout (n, 3): value v[b, i] was weighted with the log-density of draw b,
+    member i (the transpose) and the gradient was wrong; it is now the joint draw i, as for
+    any n != 3. values (n, 3) with dim=1 averaged over batch members; now an error."""
+    mu = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    p = Normal(mu, 0.7)
+    x = p.sample(3, key=0)
+    v = (x**2 + x).T  # (batch, draws)
+    (g,) = torch.autograd.grad(expectation(v, x, p, dim=1).sum(), mu)
+    xn, vn = x.numpy(), v.numpy()
+    ref = (vn.sum(0)[:, None] * (xn - mu.detach().numpy()) / 0.49).mean(0)  # mean_i sum_b v[b, i] score(x_i)
+    np.testing.assert_allclose(g.numpy(), ref, rtol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="values has 3 entries along dim=1 but sample has 5 draws"):
+        expectation(Normal(np.zeros(3), 1.0).sample(5, key=0), Normal(np.zeros(3), 1.0).sample(5, key=0),
+                    Normal(np.zeros(3), 1.0), dim=1)
+
 # -- bad input -------------------------------------------------------------------------------------
 def test_bad_arguments_raise_clear_errors() -> None:
     p = Normal(np.zeros(2), 1.0)
