@@ -16,7 +16,8 @@ non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate with an
 ``O(1/M)`` bias; ``tests/test_expectation.py`` derives it). A ``baseline`` ``b`` (Mao
 et al., ICML 2019) adds ``mean_i (1 - box_i) stop_gradient(b_i)``, 0 in value, so every
 derivative becomes ``mean_i (v_i - b_i) D^k box_i``: still unbiased whenever ``b_i``
-does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean; for a
+does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean of Kool
+et al., ICLR 2019 workshop; for a
 mirrored ``p`` the leave-one-pair-out mean, as the mirror image of ``x_i`` is a function
 of ``x_i``). numpy
 has no autodiff: there :func:`expectation` is the sample mean and
