@@ -151,10 +151,10 @@ def _baseline(baseline: Any, values: Array, dim: int, p: Distribution, paired: b
         n = v.shape[dim]
         total = xp.sum(v, axis=dim, keepdims=True)
         if p.mirrored and paired:
-            if n < 4:
+            if n < 4 or n % 2:
                 raise InvalidArgumentError(
-                    f"baseline='mean' with mirrored draws needs at least 2 antithetic pairs (4 draws), "
-                    f"got {n}; use baseline=None"
+                    f"baseline='mean' with mirrored draws needs at least 2 antithetic pairs (an even "
+                    f"number of draws, 4 or more: the second half mirrors the first), got {n}; use baseline=None"
                 )
             return (total - v - xp.roll(v, n // 2, axis=dim)) / (n - 2)
         if n < 2:

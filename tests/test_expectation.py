@@ -406,6 +406,9 @@ def test_mirrored_baseline_needs_two_pairs() -> None:
     with pytest.raises(InvalidArgumentError, match=r"baseline='mean' with mirrored draws needs at least 2 antithetic"):
         expectation_grad(x.sum(1), x, p, baseline="mean")
     assert expectation_grad(x.sum(1), x, p)["mu"].shape == (2,)  # no baseline: fine
+    x = p.sample(6, key=0)[:5]  # not the mirrored layout: no partner to leave out
+    with pytest.raises(InvalidArgumentError, match=r"an even number of draws, 4 or more.*got 5"):
+        expectation(x.sum(1), x, p, baseline="mean")
 
 
 def test_a_differentiable_sample_is_refused_not_counted_twice() -> None:
