@@ -9,7 +9,8 @@ written with the DiCE magic box (Foerster et al., ICML 2018;
 
     expectation(v, x, p) = mean_i( v_i * box(log p(stop_gradient(x_i))) )
     d/dtheta   -> mean_i( dv_i + v_i * dlog p(x_i) )
-    d2/dtheta2 -> mean_i( d2v_i + 2 dv_i dlog p_i^T + v_i (dlog p_i dlog p_i^T + d2 log p_i) )
+    d2/dtheta2 -> mean_i( d2v_i + dv_i dlog p_i^T + dlog p_i dv_i^T
+                          + v_i (dlog p_i dlog p_i^T + d2 log p_i) )
 
 ``values`` may depend on parameters themselves, so nested expectations compose (a
 non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate with an
