@@ -9,14 +9,18 @@ written with the DiCE magic box (Foerster et al., ICML 2018;
 
     expectation(v, x, p) = mean_i( v_i * box(log p(stop_gradient(x_i))) )
     d/dtheta   -> mean_i( dv_i + v_i * dlog p(x_i) )
-    d2/dtheta2 -> mean_i( d2v_i + 2 dv_i dlog p_i^T + v_i (dlog p_i dlog p_i^T + d2 log p_i) )
+    d2/dtheta2 -> mean_i( d2v_i + dv_i dlog p_i^T + dlog p_i dv_i^T
+                          + v_i (dlog p_i dlog p_i^T + d2 log p_i) )
 
 ``values`` may depend on parameters themselves, so nested expectations compose (a
 non-linear ``g`` of an inner mean over ``M`` draws is a plug-in estimate with an
 ``O(1/M)`` bias; ``tests/test_expectation.py`` derives it). A ``baseline`` ``b`` (Mao
 et al., ICML 2019) adds ``mean_i (1 - box_i) stop_gradient(b_i)``, 0 in value, so every
 derivative becomes ``mean_i (v_i - b_i) D^k box_i``: still unbiased whenever ``b_i``
-does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean). numpy
+does not depend on ``x_i`` (a constant, or ``"mean"``, the leave-one-out mean of Kool
+et al., ICLR 2019 workshop; for a
+mirrored ``p`` the leave-one-pair-out mean, as the mirror image of ``x_i`` is a function
+of ``x_i``). numpy
 has no autodiff: there :func:`expectation` is the sample mean and
 :func:`expectation_grad` gives the closed-form first derivative
 ``mean_i (v_i - b_i) score(x_i)``; on torch and JAX the two agree on the same samples.
@@ -105,33 +109,39 @@ def _check_draws(values: Array, dim: int, n: int) -> int:
     return n
 
 
-def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> Array:
-    """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``."""
+def _log_weights(values: Array, sample: Any, p: Distribution, dim: int) -> tuple[Array, bool]:
+    """``log p(stop_gradient(sample))`` reduced and reshaped to broadcast against ``values``,
+    and whether ``values``' axis ``dim`` is the sample's first axis (where a mirrored ``p``
+    puts its antithetic pairs)."""
     be, xp = p.backend, p.xp
     x = be.stop_gradient(p.asarray(sample))
-    if p.sample_ndim(x, "sample") == 0:  # not draws of p: log_prob would broadcast them
+    n_sample = p.sample_ndim(x, "sample")
+    if n_sample == 0:  # not draws of p: log_prob would broadcast them
         raise InvalidArgumentError(
             f"sample must have a leading sample axis: shape (n,) + {tuple(p.batch_shape) + tuple(p.event_shape)}, "
             f"got {tuple(x.shape)}"
         )
     lp = p.log_prob(x)
     k = _kept_axes(tuple(lp.shape), tuple(values.shape))
+    if dim >= n_sample:  # dim is no sample axis: no elementwise pairing (it would average over
+        k = 1  # batch members, or pair values with the transposed draws); one joint draw per row
     if k < lp.ndim:
         lp = xp.sum(lp, axis=tuple(range(k, lp.ndim)))
     if k == 1:
         n = _check_draws(values, dim, lp.shape[0])
         shape = [1] * values.ndim
         shape[dim] = n
-        return xp.reshape(lp, tuple(shape))
-    if dim >= k:
-        raise InvalidArgumentError(
-            f"dim={dim} must index one of the sample axes {tuple(lp.shape)} of sample"
-        )
-    return xp.reshape(lp, tuple(lp.shape) + (1,) * (values.ndim - k))
+        return xp.reshape(lp, tuple(shape)), True
+    return xp.reshape(lp, tuple(lp.shape) + (1,) * (values.ndim - k)), dim == 0
 
 
-def _baseline(baseline: Any, values: Array, dim: int, p: Distribution) -> Array:
-    """The baseline ``b``, gradients stopped, broadcastable against ``values``."""
+def _baseline(baseline: Any, values: Array, dim: int, p: Distribution, paired: bool = False) -> Array:
+    """The baseline ``b``, gradients stopped, broadcastable against ``values``.
+
+    ``paired``: axis ``dim`` holds the antithetic pairs of a mirrored ``p`` (draw ``i`` and
+    its mirror image ``i + n/2``); ``"mean"`` then leaves the pair out, since the mirror
+    image is a function of the draw and the leave-one-out mean would bias the estimator.
+    """
     be, xp = p.backend, p.xp
     v = be.stop_gradient(values)
     if isinstance(baseline, str):
@@ -140,9 +150,17 @@ def _baseline(baseline: Any, values: Array, dim: int, p: Distribution) -> Array:
                 f"baseline must be None, 'mean' (leave-one-out mean) or a number/array, got {baseline!r}"
             )
         n = v.shape[dim]
+        total = xp.sum(v, axis=dim, keepdims=True)
+        if p.mirrored and paired:
+            if n < 4 or n % 2:
+                raise InvalidArgumentError(
+                    f"baseline='mean' with mirrored draws needs at least 2 antithetic pairs (an even "
+                    f"number of draws, 4 or more: the second half mirrors the first), got {n}; use baseline=None"
+                )
+            return (total - v - xp.roll(v, n // 2, axis=dim)) / (n - 2)
         if n < 2:
             raise InvalidArgumentError("baseline='mean' needs at least 2 draws")
-        return (xp.sum(v, axis=dim, keepdims=True) - v) / (n - 1)
+        return (total - v) / (n - 1)
     try:
         b = baseline if be.owns(baseline) else be.asarray(baseline, dtype=v.dtype, device=p.device)
         np.broadcast_shapes(tuple(b.shape), tuple(v.shape))  # a baseline per value or per draw
@@ -164,7 +182,10 @@ def expectation(
         ``f(sample)``: one value (or a trailing array of values) per draw along
         axis ``dim``. May depend on parameters itself (nested expectations).
     sample : array, shape ``sample_shape + batch_shape + event_shape``
-        Draws from ``p``; gradients through it are stopped.
+        Draws from ``p`` with gradients stopped: ``p.sample(...)``, not
+        ``p.rsample(...)``, whose pathwise gradient in ``values`` would add to
+        the score-function one and double the derivative (a torch tensor that
+        requires grad is refused; on JAX, draw with ``sample``).
     p : Distribution
         The distribution the draws came from; its parameters (torch tensors
         with ``requires_grad``, or JAX arrays under ``jax.grad``) receive the
@@ -172,12 +193,15 @@ def expectation(
     dim : int
         Axis of ``values`` that indexes the draws (averaged over). When
         ``log_prob(sample)`` has further axes, those that match ``values``'
-        leading shape give independent, elementwise expectations and the rest
-        are summed (a vector from an elementwise ``Normal`` is one draw).
+        leading shape give independent, elementwise expectations (when ``dim``
+        is one of the sample axes) and the rest are summed (a vector from an
+        elementwise ``Normal`` is one draw).
     baseline : None, "mean", number or array
         Control variate subtracted in the derivatives only (the value stays
         the sample mean): ``"mean"`` is the leave-one-out mean of ``values``
-        along ``dim``; an array or number is used as given (gradients stopped).
+        along ``dim`` (for a mirrored ``p``, along its first sample axis: the mean
+        without the draw and its mirror image, which needs 4 draws or more); an
+        array or number is used as given (gradients stopped).
 
     Returns
     -------
@@ -195,13 +219,20 @@ def expectation(
     (2,)
     """
     p = _check_p(p)
+    if getattr(sample, "requires_grad", False):
+        raise InvalidArgumentError(
+            "sample must carry no gradient (draw it with p.sample(...), or detach it): values "
+            "computed from a differentiable draw (p.rsample) get a pathwise derivative on top of "
+            "the score-function one, twice the gradient"
+        )
     v = _as_values(values, p)
     d = _axis(dim, v.ndim)
-    w = magic_box(_log_weights(v, sample, p, d))
+    log_w, paired = _log_weights(v, sample, p, d)
+    w = magic_box(log_w)
     xp = p.xp
     out = xp.mean(v * w, axis=d)
     if baseline is not None:
-        out = out + xp.mean((1 - w) * _baseline(baseline, v, d, p), axis=d)
+        out = out + xp.mean((1 - w) * _baseline(baseline, v, d, p, paired), axis=d)
     return out
 
 
@@ -255,7 +286,7 @@ def expectation_grad(
         )
     n = _check_draws(v, d, x.shape[0])
     xp = p.xp
-    centred = v - _baseline(baseline, v, d, p) if baseline is not None else v
+    centred = v - _baseline(baseline, v, d, p, paired=True) if baseline is not None else v
     centred = xp.moveaxis(centred, d, 0)
     return {
         name: xp.tensordot(centred, s, axes=([0], [0])) / n for name, s in p.score(x).items()

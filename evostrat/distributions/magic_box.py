@@ -8,7 +8,7 @@ Infinitely Differentiable Monte Carlo Estimator", ICML 2018, eq. (3)::
 Its value is exactly 1, and ``d box(l) = box(l) d l``, so every derivative of
 ``f * box(sum of log-probabilities)`` reproduces the score-function terms of
 the matching order: ``d[f box] = box (df + f dl)``,
-``d^2[f box] = box (d^2 f + 2 df dl + f (dl dl^T + d^2 l))``, and so on. Writing
+``d^2[f box] = box (d^2 f + df dl^T + dl df^T + f (dl dl^T + d^2 l))``, and so on. Writing
 the box with the framework's own ``exp`` and ``stop_gradient`` (rather than a
 hand-written backward) is what keeps the higher derivatives right.
 

@@ -11,7 +11,8 @@ the strategies ascend in ``mu`` the diversity of the behaviours:
   ``P_i = mean_j exp(-||z_i - z_j||^2 / h^2)``, ``J = -mean_i log P_i``; with
   ``s_j = grad log p(x_j)``, ``grad J = mean_j [(-log P_j - b_j) - mean_i K_ij / P_i] s_j``.
 
-``b_i`` is the leave-one-out mean baseline (``baseline="mean"``; Mao et al., ICML 2019).
+``b_i`` is the leave-one-out mean baseline (``baseline="mean"``; Mao et al., ICML 2019;
+with mirrored pairs the pair is left out, see :func:`evostrat.expectation`).
 On torch and JAX autodiff differentiates the statistic written with
 :func:`evostrat.expectation`; numpy uses the closed forms above (the two agree,
 ``tests/test_evolvability.py``). The paper's locomotion settings: popsize 10,000,
