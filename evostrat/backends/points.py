@@ -187,9 +187,10 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     return point
 
 
-def stack_rows(X: Any, backend: Backend, device: Any = None) -> Any:
+def stack_rows(X: Any, backend: Backend, device: Any = None, dtype: Any = None) -> Any:
     """``X`` given as a list or tuple of rows (as pycma's ``ask`` hands a population out, or
-    ``list(es.ask())``) stacked into one ``(rows, dim)`` array of ``backend`` on ``device``; any
+    ``list(es.ask())``) stacked into one ``(rows, dim)`` array of ``backend`` and ``dtype`` (the
+    run's: Python floats would otherwise become torch's default float32) on ``device``; any
     other ``X``, or rows that do not stack into one, unchanged (the caller's checks name them).
 
     Examples
@@ -201,7 +202,7 @@ def stack_rows(X: Any, backend: Backend, device: Any = None) -> Any:
     if not isinstance(X, (list, tuple)) or not X:
         return X
     try:
-        return backend.xp.stack([backend.asarray(x, device=device) for x in X])
+        return backend.xp.stack([backend.asarray(x, dtype=dtype, device=device) for x in X])
     except (TypeError, ValueError, RuntimeError):
         return X
 

@@ -289,7 +289,7 @@ class AskTell(PicklableRunner):
         pending = self._pending if asked is None else asked
         if X is pending:
             return
-        X = stack_rows(X, self.backend, self.device)  # a list of the rows, as pycma's ask hands them out
+        X = stack_rows(X, self.backend, self.device, self.dtype)  # a list of the rows, as pycma's ask hands them out
         shape = getattr(X, "shape", None)
         if shape is None or tuple(shape) != tuple(pending.shape):
             raise PopulationMismatchError(f"X must be the population returned by ask(), of shape "

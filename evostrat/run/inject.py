@@ -152,7 +152,7 @@ def repaired_population(runner: Any, X: Any, asked: Any = None, to_strategy: Any
     """
     be, pending = runner.backend, runner.pending
     shown = pending if asked is None else asked
-    X = stack_rows(X, be, runner.device)
+    X = stack_rows(X, be, runner.device, runner.dtype)
     shape = tuple(getattr(X, "shape", np.shape(X)))
     if shape != tuple(shown.shape):
         raise PopulationMismatchError(f"X must have the shape of the population returned by ask(), "
