@@ -19,16 +19,7 @@ jax = pytest.importorskip("jax")
 from evostrat.problems.gymnax import GymnaxProblem, evolve  # noqa: E402
 from evostrat.strategies.snes import SNES  # noqa: E402
 
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-_compiles: list[str] = []
-
-
-def _listen(name: str, secs: float, **kwargs: Any) -> None:
-    if name == COMPILE_EVENT:
-        _compiles.append(name)
-
-
-jax.monitoring.register_event_duration_secs_listener(_listen)
+from jax_compiles import compiles  # noqa: E402
 
 
 def _problem() -> GymnaxProblem:
@@ -48,7 +39,7 @@ def _evolve(generations: int, chunk: int) -> tuple[Any, list[int], list[int]]:
     problem.population_returns = counting  # type: ignore[method-assign]
     seen: list[int] = []
     out = evolve(SNES(popsize=4, sigma0=0.1), problem, problem.init_params(), generations, chunk=chunk,
-                 callback=lambda generation, fitness: seen.append(len(_compiles)))
+                 callback=lambda generation, fitness: seen.append(compiles()))
     return out, seen, played
 
 

@@ -27,16 +27,7 @@ jnp = jax.numpy
 from evostrat.problems import sphere  # noqa: E402
 
 DIM = 100
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-_compiles: list[str] = []
-
-
-def _listen(name: str, secs: float, **kwargs: Any) -> None:
-    if name == COMPILE_EVENT:
-        _compiles.append(name)
-
-
-jax.monitoring.register_event_duration_secs_listener(_listen)
+from jax_compiles import compiles  # noqa: E402
 
 
 def _told(strategy: Any, X: Any) -> Any:
@@ -58,7 +49,7 @@ def test_eager_generations_compile_nothing_after_the_first_two(name: str) -> Non
     state = strategy.init(jnp.ones(DIM), random_state=0)
     for _ in range(2):
         state = _generation(strategy, state)
-    before = len(_compiles)
+    before = compiles()
     for _ in range(3):
         state = _generation(strategy, state)
-    assert len(_compiles) == before, f"{len(_compiles) - before} XLA compilations in 3 warm generations"
+    assert compiles() == before, f"{compiles() - before} XLA compilations in 3 warm generations"
