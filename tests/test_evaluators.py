@@ -21,6 +21,7 @@ processes by value (cloudpickle), without importing this module there.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import subprocess
 import sys
 
@@ -590,9 +591,13 @@ def test_owned_pool_workers_run_one_intra_op_thread_unless_configured(process_po
     """The pools evostrat starts run each worker with ``worker_threads`` torch/OpenMP/BLAS threads
     (default 1: no oversubscription); ``None`` and a given pool keep the libraries' defaults."""
     pytest.importorskip("torch")
-    default = int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                                 capture_output=True, text=True, check=True).stdout)
-    X, two = np.zeros((2, 2)), min(2, default)  # torch takes at most a thread per core from OMP_NUM_THREADS
+    def fresh_threads(**env: str) -> int:  # torch's threads in a fresh process with this environment
+        return int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                                  capture_output=True, text=True, check=True, env={**os.environ, **env}).stdout)
+
+    # the default follows the environment (CI may set OMP_NUM_THREADS=1); two threads asked for are
+    # what torch takes from OMP_NUM_THREADS=2 (at most a thread per core)
+    X, default, two = np.zeros((2, 2)), fresh_threads(), fresh_threads(OMP_NUM_THREADS="2")
     for options, want in (({}, 1), ({"worker_threads": 2}, two), ({"worker_threads": None}, default),
                           ({"mp_context": "forkserver"}, 1), ({"mp_context": "forkserver", "worker_threads": 2}, two)):
         ev = ExecutorEvaluator(max_workers=2, **options)
