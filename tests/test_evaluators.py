@@ -42,6 +42,7 @@ from evostrat.errors import (
 from evostrat.evaluators.local import vectorized
 from evostrat.evaluators import ExecutorEvaluator
 from evostrat.evaluators.remote import RemoteTraceback, chunk_bounds
+from evostrat.evaluators.worker import thread_env
 from evostrat.plugins import registry
 
 NUMPY = get_backend("numpy")
@@ -595,9 +596,9 @@ def test_owned_pool_workers_run_one_intra_op_thread_unless_configured(process_po
         return int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                                   capture_output=True, text=True, check=True, env={**os.environ, **env}).stdout)
 
-    # the default follows the environment (CI may set OMP_NUM_THREADS=1); two threads asked for are
-    # what torch takes from OMP_NUM_THREADS=2 (at most a thread per core)
-    X, default, two = np.zeros((2, 2)), fresh_threads(), fresh_threads(OMP_NUM_THREADS="2")
+    # the default follows the environment; two threads asked for are what torch takes in a fresh
+    # process given the variables the workers get (thread_env(2): OMP, MKL, ... = 2; at most a thread per core)
+    X, default, two = np.zeros((2, 2)), fresh_threads(), fresh_threads(**thread_env(2))
     for options, want in (({}, 1), ({"worker_threads": 2}, two), ({"worker_threads": None}, default),
                           ({"mp_context": "forkserver"}, 1), ({"mp_context": "forkserver", "worker_threads": 2}, two)):
         ev = ExecutorEvaluator(max_workers=2, **options)
