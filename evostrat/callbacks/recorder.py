@@ -36,7 +36,7 @@ import numpy as np
 from evostrat.callbacks.base import Callback
 from evostrat.callbacks.loggers import open_unlinked
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.strategies.readout import host_readout, resolve_readout
+from evostrat.strategies.readout import host_readout, readout_covariance, resolve_readout
 
 __all__ = ["DistributionRecorder", "SearchRecorder", "distribution_summary", "snapshot"]
 
@@ -128,7 +128,7 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     """
     r = host_readout(resolve_readout(strategy, state), backend)
     mean = np.asarray(backend.to_numpy(strategy.mean(state)), dtype=np.float64)
-    dim, sigma, C = mean.shape[0], r.sigma, None
+    dim, sigma, cov = mean.shape[0], r.sigma, None
     if r.B is not None and r.D is not None and sigma.ndim == 0:  # an eigen-decomposition (CMA-ES)
         D, B = r.D, r.B
         s = np.sqrt(np.maximum(np.einsum("ij,j,ij->i", B, D**2, B), 0.0))
@@ -136,18 +136,13 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
         axes = np.sort(sigma * D)
         corr = (B * D**2) @ B.T / np.outer(s, s) if np.all(s > 0) else np.eye(dim)
         spectrum = np.linalg.eigvalsh(corr)
-    elif r.B is not None and r.D is not None:
-        C = (r.B * r.D**2) @ r.B.T
-    elif r.A is not None:  # a factor (xNES, CMA-ES's factor model)
-        C = r.A @ r.A.T
-    elif r.covariance is not None:
-        C = r.covariance
+    elif (r.B is not None and r.D is not None) or r.A is not None or r.covariance is not None:
+        cov = readout_covariance(r)  # a factor (xNES, CMA-ES's factor model), a dense C, B and D with per-coordinate sigma
     else:  # a diagonal (sep-CMA-ES), per-coordinate (SNES, PGPE) or isotropic (OpenAI-ES) sigma
         diagonal = np.ones(dim) if r.diagonal is None else np.maximum(r.diagonal, 0.0)
         stds = np.broadcast_to(sigma * np.sqrt(diagonal), (dim,)).astype(np.float64)
         axes, spectrum = np.sort(stds), np.ones(dim)
-    if C is not None:
-        cov = (np.outer(sigma, sigma) if sigma.ndim else sigma**2) * C
+    if cov is not None:
         stds = np.sqrt(np.maximum(np.diag(cov), 0.0))
         axes = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0.0))
         corr = cov / np.outer(stds, stds) if np.all(stds > 0) else np.eye(dim)

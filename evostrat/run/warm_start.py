@@ -59,7 +59,7 @@ from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, Params
 from evostrat.strategies.cma_es import CMAES
-from evostrat.strategies.readout import host_readout, resolve_readout
+from evostrat.strategies.readout import host_readout, readout_covariance, resolve_readout
 from evostrat.strategies.sep_cma_es import SepCMAES
 from evostrat.strategies.xnes import XNES
 
@@ -186,7 +186,7 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
     if isinstance(strategy, XNES):
         B = _host(be, state.B)
         return mean, float(_host(be, state.sigma)), B @ B.T
-    covariance = _declared_covariance(strategy, state, be)
+    covariance = readout_covariance(host_readout(resolve_readout(strategy, state), be))
     if covariance is not None:  # VkD-CMA, a plugin's: N(mean, S), as sigma = det(S)^(1/2n) and C of det 1
         sign, logdet = np.linalg.slogdet(covariance)
         if sign > 0 and np.isfinite(logdet):
@@ -197,23 +197,6 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
         scale = float(np.exp(np.mean(np.log(sigma))))
         return mean, scale, np.diag((sigma / scale) ** 2)
     return mean, float(sigma), np.eye(n)
-
-
-def _declared_covariance(strategy: Any, state: Any, be: Any) -> np.ndarray | None:
-    """The covariance ``sigma^2 C`` a strategy declares in its :meth:`gaussian_readout`, or ``None``
-    when it declares no ``C`` (its ``sigma`` alone describes it)."""
-    r = host_readout(resolve_readout(strategy, state), be)
-    if r.B is not None and r.D is not None:
-        C = (r.B * r.D**2) @ r.B.T
-    elif r.A is not None:
-        C = r.A @ r.A.T
-    elif r.covariance is not None:
-        C = r.covariance
-    elif r.diagonal is not None:
-        C = np.diag(r.diagonal)
-    else:
-        return None
-    return (np.outer(r.sigma, r.sigma) if r.sigma.ndim else r.sigma**2) * C
 
 
 def _set_distribution(runner: Any, mean: np.ndarray, sigma: float, C: np.ndarray) -> Any:

@@ -28,7 +28,7 @@ import numpy as np
 from evostrat.backends import get_backend
 from evostrat.errors import InvalidTypeError
 
-__all__ = ["GaussianReadout", "host_readout", "resolve_readout"]
+__all__ = ["GaussianReadout", "host_readout", "readout_covariance", "resolve_readout"]
 
 
 class GaussianReadout(NamedTuple):
@@ -106,3 +106,27 @@ def host_readout(readout: GaussianReadout, backend: Any) -> GaussianReadout:
 
     *arrays, cma_clip = readout
     return GaussianReadout(*(host(value) for value in arrays), cma_clip=cma_clip)
+
+
+def readout_covariance(readout: GaussianReadout) -> np.ndarray | None:
+    """The dense covariance ``sigma^2 C`` of a host ``readout`` (:func:`host_readout`), or ``None``
+    when it declares no ``C`` (``C = I``: its ``sigma`` alone describes it).
+
+    Examples
+    --------
+    >>> r = GaussianReadout(np.zeros(2), np.asarray(2.0), diagonal=np.array([1.0, 4.0]))
+    >>> readout_covariance(r).tolist()
+    [[4.0, 0.0], [0.0, 16.0]]
+    """
+    r = readout
+    if r.B is not None and r.D is not None:
+        C = (r.B * r.D**2) @ r.B.T
+    elif r.A is not None:
+        C = r.A @ r.A.T
+    elif r.covariance is not None:
+        C = r.covariance
+    elif r.diagonal is not None:
+        C = np.diag(r.diagonal)
+    else:
+        return None
+    return (np.outer(r.sigma, r.sigma) if r.sigma.ndim else r.sigma**2) * C
