@@ -18,6 +18,7 @@ from evostrat.callbacks import (
     Callback,
     CSVLogger,
     DataFrameLogger,
+    DistributionRecorder,
     EarlyStopping,
     JSONLinesLogger,
     SearchRecorder,
@@ -317,3 +318,43 @@ def test_a_callback_returning_an_array_boolean_stops_the_run(backend: str) -> No
     es = ES("snes", max_generations=5, random_state=0, backend=backend).fit(
         sphere, np.ones(2), callbacks=[lambda es: np.float64(1.0), lambda es: np.ones(2, dtype=bool)])
     assert es.stop_reason_ == "maxiter"  # only booleans stop a run
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize("stopper_first", [False, True])
+def test_loggers_write_the_recorders_last_record_after_a_callback_stop(tmp_path, backend, stopper_first):
+    """A callback stopping the run: the recorder records the last generation when the fit ends, and the
+    loggers' last row is that generation with its fields, equal to history_ (host and compiled loops)."""
+    pytest.importorskip(backend)
+    frame = DataFrameLogger()
+    loggers = [CSVLogger(tmp_path / "log.csv"), JSONLinesLogger(tmp_path / "log.jsonl"), frame]
+    stop = lambda es: es.n_generations_ >= 4  # noqa: E731
+    callbacks = [DistributionRecorder(every=10)] + ([stop] + loggers if stopper_first else loggers + [stop])
+    es = ES("cma_es", backend=backend, max_generations=20, random_state=0).fit(
+        lambda X: (X ** 2).sum(axis=1), np.ones(3), callbacks=callbacks)
+    assert es.stop_reason_ == "callback" and es.fast_path_ == ("compiled_loop" if backend == "jax" else None)
+    last = es.history_[-1]
+    assert last["generation"] == 4 and len(last["mean"]) == 3
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and lines[-1] == json.loads(json.dumps(last))
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert len(rows) == 4 and rows[-1]["generation"] == "4"
+    assert rows[-1]["mean"] == "[" + ", ".join(repr(v) for v in last["mean"]) + "]"
+    assert rows[-1]["sigma"] == repr(last["sigma"])
+    assert len(frame.rows) == 4 and frame.rows[-1] == last
+
+
+def test_csv_logger_rewrites_a_single_generation_with_its_header(tmp_path):
+    """The last row written again is also the first: the header comes back, from the final row."""
+
+    class Note(Callback):
+        def __call__(self, es: Any) -> None:
+            return None
+
+        def on_fit_end(self, es: Any) -> None:
+            es.history_[-1]["note"] = "end"
+
+    ES("cma_es", max_generations=1, random_state=0).fit(
+        lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[Note(), CSVLogger(tmp_path / "log.csv")])
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[0].endswith(",note") and lines[1].endswith(",end")

@@ -53,21 +53,47 @@ class _RowLogger(Callback):
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:
         self.extra = _check_extra(extra)
         self._seen = 0
+        self._last: tuple[dict[str, Any], dict[str, Any]] | None = None  # the last entry as written, its extras
 
     def on_fit_start(self, es: Any) -> None:
         self.open_output()
+        self._last = None
         for entry in es.history_:  # resumed runs: the restored history first
-            self._write(dict(entry))
+            self._write_entry(entry, {})
         self._seen = len(es.history_)
 
     def __call__(self, es: Any) -> None:
         new = es.history_[self._seen:]
         for i, entry in enumerate(new):
-            row = dict(entry)
-            if i == len(new) - 1:
-                row.update({name: fn(es) for name, fn in self.extra.items()})
-            self._write(row)
+            self._write_entry(entry, {name: fn(es) for name, fn in self.extra.items()} if i == len(new) - 1 else {})
         self._seen = len(es.history_)
+
+    def _write_entry(self, entry: dict[str, Any], extras: dict[str, Any]) -> None:
+        self._mark()
+        self._write({**entry, **extras})
+        self._last = (dict(entry), extras)
+
+    def sync(self, es: Any) -> None:
+        """Bring the output up to ``es.history_`` at the end of a fit: the last row written again
+        where the history changed it since (a :class:`~evostrat.callbacks.DistributionRecorder`
+        records the fit's last generation when it ends, also after a callback stopped the run),
+        and the generations no call saw."""
+        history = es.history_
+        if self._last is not None and len(history) == self._seen and history:
+            written, extras = self._last
+            entry = history[-1]
+            if entry.keys() != written.keys() or any(entry[k] is not written[k] for k in entry):
+                self._rewrite_last()
+                self._write_entry(entry, extras)
+        if len(history) > self._seen:
+            self(es)
+
+    def _mark(self) -> None:
+        """Remember where the next row starts (:meth:`_rewrite_last` goes back there)."""
+
+    def _rewrite_last(self) -> None:
+        """Remove the last row written, back to the latest :meth:`_mark`."""
+        raise NotImplementedError
 
 
 def open_unlinked(path: str, append: bool, owner: str, newline: str | None = None) -> TextIO:
@@ -94,6 +120,17 @@ class _FileLogger(_RowLogger):
         super().__init__(extra)
         self.path = os.fspath(path)
         self._file: TextIO | None = None
+        self._row_start = 0
+
+    def _mark(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            self._row_start = self._file.tell()
+
+    def _rewrite_last(self) -> None:
+        assert self._file is not None
+        self._file.seek(self._row_start)
+        self._file.truncate()
 
     def open_output(self) -> None:
         """Create or truncate the file, never through a symbolic link (refused)."""
@@ -102,7 +139,10 @@ class _FileLogger(_RowLogger):
 
     def on_fit_end(self, es: Any) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self.sync(es)
+            finally:
+                self._file.close()
             self._file = None
 
     def __repr__(self) -> str:
@@ -151,6 +191,11 @@ class CSVLogger(_FileLogger):
     def open_output(self) -> None:
         super().open_output()
         self._writer = None
+
+    def _rewrite_last(self) -> None:
+        super()._rewrite_last()
+        if self._row_start == 0:  # the header went with the first row: written again
+            self._writer = None
 
     def _write(self, row: dict[str, Any]) -> None:
         assert self._file is not None
@@ -215,6 +260,12 @@ class DataFrameLogger(_RowLogger):
 
     def _write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+
+    def _rewrite_last(self) -> None:
+        self.rows.pop()
+
+    def on_fit_end(self, es: Any) -> None:
+        self.sync(es)
 
     @property
     def frame(self) -> Any:
