@@ -358,3 +358,19 @@ def test_csv_logger_rewrites_a_single_generation_with_its_header(tmp_path):
         lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[Note(), CSVLogger(tmp_path / "log.csv")])
     lines = (tmp_path / "log.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[0].endswith(",note") and lines[1].endswith(",end")
+
+
+@pytest.mark.parametrize("style", ["auto", "rich", "plain"])
+def test_progress_off_a_terminal_writes_plain_lines_without_terminal_codes(style: str) -> None:
+    """A file or a pipe gets plain lines (at most one a second by default, and the final one), never
+    terminal control codes, whatever the style (style='rich' used to force them in)."""
+    if style == "rich":
+        pytest.importorskip("rich")
+    out = io.StringIO()
+    es = ES("snes", max_generations=40, random_state=0).fit(
+        sphere, np.ones(2), progress=ProgressBar("always", file=out, style=style))
+    text = out.getvalue()
+    assert "\x1b" not in text and "\r" not in text
+    lines = text.splitlines()
+    assert 2 <= len(lines) < 40 and all(line.startswith("gen ") for line in lines)
+    assert lines[-1].startswith(f"gen 40/40 | evals {es.n_evals_} | best {es.fun_:.4e}")

@@ -5,10 +5,11 @@ sigma and the elapsed time; a bar and a percentage only against a budget the use
 (``max_evals``, else ``max_generations``: ``gen 12/40``, ``evals 70/100``), never against
 the default generation limit, which most runs stop long before. ``fit(progress=...)``
 switches it on: ``False`` (the library's default) shows nothing; ``True``/``"auto"`` shows
-it when stderr is a terminal or a Jupyter notebook (the CLI's default); ``"always"`` also elsewhere, as a plain status line at most every
-``interval`` seconds and a final one. With ``rich`` installed (``pip install
-evostrat[progress]``) the terminal view is a rich progress bar, else one line redrawn
-with ``\\r``; redraws are throttled, so the bar costs microseconds per generation.
+it when stderr is a terminal or a Jupyter notebook (the CLI's default); ``"always"`` also
+elsewhere (a file, a pipe), as a plain status line without terminal codes, at most every
+``interval`` seconds and a final one, whatever the ``style``. With ``rich`` installed
+(``pip install evostrat[progress]``) the terminal view is a rich progress bar, else one
+line redrawn with ``\\r``; redraws are throttled, so the bar costs microseconds per generation.
 
 Examples
 --------
@@ -70,6 +71,7 @@ class ProgressBar(Callback):
         Where to write; ``sys.stderr`` by default (resolved at the start of each run).
     style : {"auto", "rich", "plain"}
         ``"rich"`` needs the ``rich`` package; ``"auto"`` uses it on a terminal when installed.
+        Off a terminal (a file, a pipe) both write plain lines, without terminal codes.
     interval : float
         Seconds between updates (the bar redraws at most this often; plain
         non-terminal output prints a line at most this often).
@@ -136,17 +138,14 @@ class ProgressBar(Callback):
         self._rich = None
         if not self.enabled:
             return
-        use_rich = self.style == "rich" or (
-            self.style == "auto" and self._live and importlib.util.find_spec("rich") is not None
-        )
-        if use_rich:
+        if self.style != "plain" and self._live and importlib.util.find_spec("rich") is not None:
             self._start_rich(es)
 
     def _start_rich(self, es: Any) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-        console = Console(file=self._stream, force_terminal=True if not self._live else None, stderr=False)
+        console = Console(file=self._stream, stderr=False)
         texts = ("evals {task.fields[evals]}", "best [green]{task.fields[best]}",
                  "current {task.fields[current]}", "sigma {task.fields[sigma]}{task.fields[centre]}")
         total, done, _ = self.budget(es)
