@@ -145,3 +145,43 @@ def test_sweep_tells_apart_long_arrays_that_differ_between_their_ends() -> None:
     assert [v is w for v, w in zip(s["value"], (a, b, c))] == [True, True, True]
     assert s["median"] == pytest.approx([np.median(res.fun[:2]), np.median(res.fun[2:4]), np.median(res.fun[4:])])
     assert [ax.get_xlabel() for ax in plot_sweep(res).axes] == ["sigma0"]
+
+
+def test_plot_sweep_makes_its_figure_without_pyplot() -> None:
+    """The sweep figure is a Figure made without pyplot, as the other plots': pyplot registers no figure
+    (it used plt.subplots, so each call left one in pyplot's registry, on the GUI backend)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    from evostrat import ES, fit_batch
+    from evostrat.plotting import plot_sweep
+    from evostrat.problems import sphere
+
+    res = fit_batch(ES("snes", max_generations=4), sphere, np.ones(3), seeds=2, grid={"popsize": [6, 10]})
+    before = plt.get_fignums()
+    fig = plot_sweep(res, title="sweep")
+    assert plt.get_fignums() == before and type(fig) is Figure
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "popsize" and ax.get_ylabel() == "final fitness"
+    (line,) = ax.get_lines()
+    assert line.get_xdata().tolist() == [6.0, 10.0]
+    assert line.get_ydata().tolist() == [np.median(res.fun[:2]), np.median(res.fun[2:])]
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 1  # the 25-75 % band
+    assert fig.get_suptitle() == "sweep"
+
+
+def test_plot_sweep_imports_no_pyplot(tmp_path: Path) -> None:
+    """A headless user: plotting a sweep starts no pyplot (so no GUI backend) in a fresh process."""
+    pytest.importorskip("matplotlib")
+    import subprocess
+
+    code = ("import sys, numpy as np\nfrom evostrat import ES, fit_batch\nfrom evostrat.plotting import plot_sweep\n"
+            "res = fit_batch(ES('snes', max_generations=3), lambda X: (X ** 2).sum(axis=1), np.ones(2), seeds=2,"
+            " grid={'popsize': [6, 8]})\nplot_sweep(res).savefig(sys.argv[1])\n"
+            "print('matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sweep.png")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False", out.stderr
+    assert (tmp_path / "sweep.png").stat().st_size > 1000

@@ -3,7 +3,9 @@
 :func:`plot_sweep` draws, for every parameter of a :class:`~evostrat.run.batch.BatchResult`'s
 grid (or the ones named), the median of ``fun`` over the runs that share each value
 (seeds and the other parameters) with its interquartile band: the kind of figure of the
-JAX seed article's Pendulum sweep. matplotlib is imported here.
+JAX seed article's Pendulum sweep. matplotlib is imported here; the figure is a
+``matplotlib.figure.Figure`` made without pyplot, as the other plots' (save it with
+``fig.savefig``; no GUI backend is started and pyplot keeps no reference to it).
 
 Examples
 --------
@@ -25,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError
-from evostrat.plotting.common import log_scale
+from evostrat.plotting.common import figure_class, log_scale
 
 __all__ = ["plot_sweep", "sweep_summary"]
 
@@ -88,15 +90,13 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
         One number per run to summarise instead of ``fun`` (e.g. a test return).
     ylabel, title : str
     axes : matplotlib Axes or sequence of them, optional
-        One per parameter (at least; the rest are left as they are); default: a new figure
-        with a row of panels.
+        One per parameter (at least; the rest are left as they are); default: a new
+        ``matplotlib.figure.Figure`` (not registered with pyplot) with a row of panels.
     logy : bool
         Logarithmic y axis (for fitness values spanning decades); symmetric logarithmic
         (``symlog``) when some of the plotted values are zero or negative, which a log axis
         would leave out.
     """
-    import matplotlib.pyplot as plt
-
     if params is None:
         names = sorted({k for p in result.params for k in p if k != "random_state"})
         params = [k for k in names if len({_hashable(p.get(k)) for p in result.params}) > 1] or names[:1]
@@ -105,8 +105,9 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
     if not params:
         raise InvalidArgumentError("params is empty: the batch has no swept parameter to plot")
     if axes is None:
-        fig, axes = plt.subplots(1, len(params), figsize=(3.6 * len(params), 3.2), squeeze=False)
-        axes = axes[0]
+        Figure = figure_class()  # no pyplot: no GUI backend, no figure kept in pyplot's registry
+        fig = Figure(figsize=(3.6 * len(params), 3.2), layout="constrained")
+        axes = fig.subplots(1, len(params), squeeze=False)[0]
     axes = list(np.ravel(np.asarray(axes, dtype=object)))  # one Axes, a row or a grid of them
     if len(axes) < len(params):  # zipped with params below: a panel would be left out
         raise InvalidArgumentError(f"axes must hold one Axes per parameter ({len(params)}: {list(params)}), "
@@ -128,5 +129,6 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
     axes[0].legend(fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # the caller's axes: laid out as before, a layout of theirs kept
+        fig.tight_layout()
     return fig
