@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from child_process import child_env
 
 from evostrat.checkpoint import checkpoint_info
 from evostrat.cli import main
-from evostrat.cli.outdir import replacing
+from evostrat.cli.outdir import recover_overwritten, replacing
 
 OBJECTIVE = """
 import os
+import time
 import numpy as np
 
 HERE = os.path.dirname(__file__)
@@ -33,6 +39,10 @@ def f(x):
         file.write(".")
     with open(os.path.join(HERE, "calls")) as file:
         if mode != "ok" and len(file.read()) > int(n):
+            if mode == "block":  # until killed: the test waits for this file
+                open(os.path.join(HERE, "blocked"), "w").close()
+                while True:
+                    time.sleep(0.05)
             raise KeyboardInterrupt if mode == "interrupt" else RuntimeError("boom")
     return float(np.sum(np.asarray(x) ** 2))
 """
@@ -48,9 +58,13 @@ def _problem(tmp_path: Path, mode: str, after: int = 0) -> str:
     return f"{tmp_path / 'obj.py'}:f"
 
 
+def _args(problem: str, out: Path, seed: int, *extra: str) -> list[str]:
+    return ["run", "-s", "snes", "-p", problem, "-d", "3", "--max-generations", "6", "--checkpoint-every", "2",
+            "-o", str(out), "--no-progress", "--seed", str(seed), *extra]
+
+
 def _run(problem: str, out: Path, seed: int, *extra: str) -> int:
-    return main(["run", "-s", "snes", "-p", problem, "-d", "3", "--max-generations", "6", "--checkpoint-every", "2",
-                 "-o", str(out), "--no-progress", "--seed", str(seed), *extra])
+    return main(_args(problem, out, seed, *extra))
 
 
 def _files(out: Path) -> dict[str, bytes | str]:
@@ -123,3 +137,80 @@ def test_replacing_discards_the_old_files_at_the_first_checkpoint(tmp_path: Path
         check(None)  # the new run has a checkpoint: the old files go now, not at the end
         assert not hidden.exists()
     assert os.listdir(tmp_path) == []
+
+
+def _killed_overwrite(tmp_path: Path, out: Path, after: int) -> list[Path]:
+    """``evostrat run --overwrite`` of ``out`` in a process killed with SIGKILL in its objective's call
+    ``after + 1``; the ``.overwritten-*`` folders it left."""
+    problem = _problem(tmp_path, "block", after)
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "evostrat", *_args(problem, out, 2, "--overwrite")],
+                                stdout=log, stderr=subprocess.STDOUT, env=child_env())
+    try:
+        while not (tmp_path / "blocked").exists():  # no time margin: the objective says when it blocks
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (tmp_path / "blocked").unlink()
+    return [p for p in out.iterdir() if p.name.startswith(".overwritten-")]
+
+
+@pytest.mark.parametrize("then", ["plain", "resume", "overwrite"])
+def test_a_run_killed_before_its_first_checkpoint_gets_the_old_run_back(
+        tmp_path: Path, old_run: Path, capsys: pytest.CaptureFixture, then: str) -> None:
+    """Was: the old run stayed in the hidden folder forever; the next run neither restored nor removed it
+    (a plain run then wrote beside it, --resume found no checkpoint, --overwrite moved the killed run's files
+    into a second folder). Now any next run of the folder puts the old run back first, and says so."""
+    before = _files(old_run)
+    assert len(_killed_overwrite(tmp_path, old_run, 0)) == 1
+    assert not (old_run / "checkpoint.ckpt").exists()  # killed in its first generation
+    capsys.readouterr()
+    problem = _problem(tmp_path, "ok")
+    if then == "plain":
+        with pytest.raises(SystemExit) as exit_:
+            _run(problem, old_run, 2)
+        assert exit_.value.code == 2 and _files(old_run) == before  # byte for byte, no hidden folder
+        err = capsys.readouterr().err
+        assert "restored the previous run" in err and "already holds a run" in err
+    elif then == "resume":
+        assert main(["run", "-p", problem, "-o", str(old_run), "--resume", "--max-generations", "8",
+                     "--no-progress"]) == 0
+        assert "restored the previous run" in capsys.readouterr().err
+        assert checkpoint_info(old_run / "checkpoint.ckpt")["n_generations"] == 8
+        assert json.loads((old_run / "result.json").read_text())["resumed_from_generation"] == 6
+    else:
+        assert _run(problem, old_run, 3, "--overwrite") == 0
+        assert json.loads((old_run / "result.json").read_text())["seed"] == 3
+    assert not [p for p in old_run.iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_killed_after_its_first_checkpoint_leaves_the_new_run(
+        tmp_path: Path, old_run: Path, capsys: pytest.CaptureFixture) -> None:
+    """Killed in generation 3, after the checkpoint of generation 2 and before the old files went: the
+    next run removes them (the killed run had replaced the old one) and --resume goes on with the new run."""
+    (hidden,) = _killed_overwrite(tmp_path, old_run, 2 * POPSIZE)
+    assert checkpoint_info(old_run / "checkpoint.ckpt")["n_generations"] == 2
+    assert (hidden / "result.json").exists()
+    capsys.readouterr()
+    assert main(["run", "-p", _problem(tmp_path, "ok"), "-o", str(old_run), "--resume", "--no-progress"]) == 0
+    assert f"removed {hidden}" in capsys.readouterr().err and not hidden.exists()
+    result = json.loads((old_run / "result.json").read_text())
+    assert result["seed"] == 2 and result["resumed_from_generation"] == 2 and result["n_generations"] == 6
+
+
+def test_an_overwritten_folder_of_a_live_run_is_left_alone(tmp_path: Path) -> None:
+    """A folder whose --overwrite still runs (this process here) is neither restored nor removed."""
+    (tmp_path / "result.json").write_text("old")
+    with replacing(str(tmp_path), ["result.json"], lambda: False):
+        (hidden,) = [p for p in tmp_path.iterdir() if p.name.startswith(".overwritten-")]
+        state = json.loads((hidden / ".overwrite.json").read_text())
+        assert state["moved"] == ["result.json"] and state["pid"] == os.getpid()
+        state["pid"] = os.getppid()  # another live process
+        (hidden / ".overwrite.json").write_text(json.dumps(state))
+        (note,) = recover_overwritten(str(tmp_path), ["result.json"], "checkpoint.ckpt")
+        assert "may still run" in note and (hidden / "result.json").read_text() == "old"
+        state["pid"] = os.getpid()
+        (hidden / ".overwrite.json").write_text(json.dumps(state))
+    assert not hidden.exists()  # the body ended: the old run discarded, as before

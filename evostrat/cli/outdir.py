@@ -25,18 +25,27 @@ With ``--overwrite`` (:func:`replacing`) the previous run's files are moved into
 folder of ``out`` (``.overwritten-*``, made by :func:`tempfile.mkdtemp`; a link moves as the link):
 the new run writes its own, and if it fails before its first checkpoint of a finished generation
 its files go and the old ones come back unchanged; from that checkpoint on (or its first
-generation, without checkpoints) nothing of the old run survives.
+generation, without checkpoints) nothing of the old run survives. A run killed (``SIGKILL``, a
+crash of the machine) before either leaves that folder; the next ``evostrat run`` on ``out``
+settles it first (:func:`recover_overwritten`): the old run comes back when the killed run has no
+checkpoint, the folder goes when it has one, as the killed run would have done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["new_output", "replacing"]
+__all__ = ["new_output", "replacing", "recover_overwritten"]
+
+#: The file of a ``.overwritten-*`` folder naming its process and the files moved (written after the moves)
+STATE = ".overwrite.json"
+PREFIX = ".overwritten-"
 
 
 def _missing_folders(out: str) -> list[str]:
@@ -98,9 +107,12 @@ class _PreviousRun:
     def __init__(self, out: str, names: Sequence[str]) -> None:
         self.out, self.names = out, list(names)
         self.moved = [name for name in names if os.path.lexists(os.path.join(out, name))]
-        self.folder = tempfile.mkdtemp(prefix=".overwritten-", dir=out) if self.moved else None
+        self.folder = tempfile.mkdtemp(prefix=PREFIX, dir=out) if self.moved else None
         for name in self.moved:  # os.rename moves a link itself, never its target
             os.rename(os.path.join(out, name), os.path.join(self.folder, name))
+        if self.folder is not None:  # whose folder, for a later run if this one is killed
+            with open(os.path.join(self.folder, STATE), "x", encoding="utf-8") as file:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "moved": self.moved}, file)
 
     def discard(self) -> None:
         """The new run has a checkpoint: remove the old run's files."""
@@ -116,6 +128,8 @@ class _PreviousRun:
             _remove(os.path.join(self.out, name))
         for name in self.moved:
             os.rename(os.path.join(self.folder, name), os.path.join(self.out, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(self.folder, STATE))
         os.rmdir(self.folder)
         self.folder = None
 
@@ -154,3 +168,87 @@ def replacing(out: str, names: Sequence[str], saved: Callable[[], bool]) -> Iter
             previous.put_back()
         raise
     previous.discard()
+
+
+def _owner_runs(state: dict[str, Any] | None) -> bool:
+    """Whether the process that made a ``.overwritten-*`` folder (its ``state``) may still run: on this
+    machine, a live process of that id; on another machine, it cannot be told (so it may)."""
+    if state is None:
+        return False  # killed while moving the files, or a folder of an older evostrat
+    if state.get("host") != socket.gethostname():
+        return True
+    pid = state.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's live process
+        return True
+    return True
+
+
+def _state(folder: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(folder, STATE), encoding="utf-8") as file:
+            state = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def recover_overwritten(out: str, names: Sequence[str], checkpoint: str) -> list[str]:
+    """Settle the ``.overwritten-*`` folders that an ``--overwrite`` killed mid-way left in ``out``;
+    return what was done, one sentence each (for the user).
+
+    Parameters
+    ----------
+    out : str
+        The output folder.
+    names : sequence of str
+        The files of a run in ``out`` (those :func:`replacing` moves).
+    checkpoint : str
+        The run's checkpoint file in ``out``.
+
+    Notes
+    -----
+    A folder whose process still runs is left as it is. Otherwise, if ``out`` holds a checkpoint,
+    the killed run had one: the folder is removed (as :func:`replacing` would have). If not,
+    the killed run made no saved progress: its files of ``names`` are removed and the old run's
+    are moved back (where the move itself was cut short, only the files moved come back). Two
+    or more such folders are left for the user, named in the answer.
+    """
+    if not os.path.isdir(out):
+        return []
+    folders = sorted(os.path.join(out, name) for name in os.listdir(out) if name.startswith(PREFIX)
+                     and os.path.isdir(os.path.join(out, name)) and not os.path.islink(os.path.join(out, name)))
+    notes, pending = [], []
+    for folder in folders:
+        state = _state(folder)
+        if _owner_runs(state):
+            notes.append(f"{folder} holds the previous run of an `evostrat run --overwrite` that may still run "
+                         f"(process {state.get('pid')} on {state.get('host')}); left as it is")
+        elif os.path.lexists(os.path.join(out, checkpoint)):
+            shutil.rmtree(folder)
+            notes.append(f"removed {folder}: the run replaced by an `evostrat run --overwrite` that was killed "
+                         "after its first checkpoint")
+        else:
+            pending.append((folder, state))
+    if len(pending) > 1:
+        notes += [f"{folder} holds a previous run moved aside by an `evostrat run --overwrite` that was killed; "
+                  f"move its files back into {out} or remove it" for folder, _ in pending]
+    elif pending:
+        (folder, state), = pending
+        moved = [name for name in os.listdir(folder) if name != STATE]
+        for name in (names if state is not None else moved):  # the killed run's files (all: the move was done)
+            _remove(os.path.join(out, name))
+        for name in moved:
+            os.rename(os.path.join(folder, name), os.path.join(out, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, STATE))
+        os.rmdir(folder)
+        if moved:
+            notes.append(f"restored the previous run ({', '.join(sorted(moved))}) from {folder}: an "
+                         "`evostrat run --overwrite` was killed before its first checkpoint")
+    return notes

@@ -44,7 +44,7 @@ from evostrat import ES, __version__
 from evostrat.backends import backend_names
 from evostrat.backends.points import physical_memory
 from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
-from evostrat.cli.outdir import new_output, replacing
+from evostrat.cli.outdir import new_output, recover_overwritten, replacing
 from evostrat.cli.plot import objective_on_grid
 from evostrat.cli.types import (
     finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int, strategy_option,
@@ -167,6 +167,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _recover(out: str) -> None:
+    """Settle what an ``--overwrite`` killed mid-way left in ``out`` (the old run back, or its files
+    removed), telling the user on stderr."""
+    for note in recover_overwritten(out, RUN_FILES, CHECKPOINT):
+        print(f"evostrat run: {note}", file=sys.stderr)
+
+
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration from the arguments (new run) or the checkpoint (``--resume``)."""
     given = {k: getattr(args, k) for k in CONFIG_DEFAULTS if getattr(args, k, None) is not None}
@@ -185,6 +192,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError("--resume needs --output DIR, the folder of the run to continue")
         if args.overwrite or args.no_checkpoint:
             raise UsageError("--resume cannot be combined with --overwrite or --no-checkpoint")
+        _recover(args.output)
         path = os.path.join(args.output, CHECKPOINT)
         if not os.path.isfile(path):
             raise UsageError(f"--resume: no checkpoint {path!r}; was the run started with this --output?")
@@ -240,6 +248,8 @@ def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
     )
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"argument -o/--output: {out!r} exists and is not a folder")
+    if not args.resume:  # --resume: in _config, before it reads the checkpoint
+        _recover(out)
     if not args.resume and not args.overwrite:
         previous = [f for f in (CHECKPOINT, "result.json") if os.path.exists(os.path.join(out, f))]
         if previous:
