@@ -5,7 +5,10 @@ Each logger writes one row per generation: the entry of ``es.history_`` (``gener
 ``run``/``popsize`` with restarts and the behaviour statistics of evolvability
 strategies) and any ``extra={"name": fn}`` columns, computed as ``fn(es)``. A run resumed
 from a checkpoint rewrites the file from the restored ``history_`` first, so it never
-holds generations the resumed run redoes (``extra`` columns of those rows are empty).
+holds generations the resumed run redoes (``extra`` columns of those rows are empty). When
+the fit ends, the last row is written again if ``history_`` changed it since (the final record of
+a :class:`~evostrat.callbacks.DistributionRecorder`, also after a callback stopped the run), so
+the output's last row always equals ``history_[-1]``.
 :func:`history_frame` turns ``history_`` into a DataFrame without any logger.
 
 Examples
@@ -131,6 +134,11 @@ class _FileLogger(_RowLogger):
         assert self._file is not None
         self._file.seek(self._row_start)
         self._file.truncate()
+        if self._row_start == 0:
+            self._header_removed()
+
+    def _header_removed(self) -> None:
+        """The file's start went with its last row (a CSV header)."""
 
     def open_output(self) -> None:
         """Create or truncate the file, never through a symbolic link (refused)."""
@@ -192,10 +200,8 @@ class CSVLogger(_FileLogger):
         super().open_output()
         self._writer = None
 
-    def _rewrite_last(self) -> None:
-        super()._rewrite_last()
-        if self._row_start == 0:  # the header went with the first row: written again
-            self._writer = None
+    def _header_removed(self) -> None:
+        self._writer = None  # written again with the row
 
     def _write(self, row: dict[str, Any]) -> None:
         assert self._file is not None
