@@ -172,10 +172,10 @@ def replacing(out: str, names: Sequence[str], saved: Callable[[], bool]) -> Iter
 
 def _owner_runs(state: dict[str, Any] | None) -> bool:
     """Whether the process that made a ``.overwritten-*`` folder (its ``state``) may still run: on this
-    machine, a live process of that id; on another machine, it cannot be told (so it may)."""
+    machine, a live process of that id; on another machine (or on Windows), it cannot be told (so it may)."""
     if state is None:
         return False  # killed while moving the files, or a folder of an older evostrat
-    if state.get("host") != socket.gethostname():
+    if state.get("host") != socket.gethostname() or os.name == "nt":  # Windows: os.kill(pid, 0) would end it
         return True
     pid = state.get("pid")
     if not isinstance(pid, int) or pid == os.getpid():
