@@ -125,3 +125,24 @@ def test_bad_arguments_name_the_argument() -> None:
         MLflowLogger(experiment="")
     with pytest.raises(InvalidTypeError, match="extra"):
         MLflowLogger(extra={"a": 1})
+
+
+def test_tensorboard_logs_the_recorders_final_axis_ratio_after_a_callback_stop() -> None:
+    """A callback stopping the run: the DistributionRecorder records the last generation when the fit
+    ends, after the logger wrote it; its axis_ratio is logged then (was: missing), the rest not twice."""
+
+    class Writer:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, float, int]] = []
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            self.calls.append((tag, value, step))
+
+    writer = Writer()
+    es = ES("cma_es", max_generations=20, random_state=0).fit(sphere, np.ones(3), callbacks=[
+        DistributionRecorder(every=10), TensorBoardLogger(writer=writer), lambda es: es.n_generations_ >= 4])
+    axes = es.history_[-1]["axes"]
+    last = [(tag, value) for tag, value, step in writer.calls if step == 4]
+    assert ("evostrat/axis_ratio", pytest.approx(max(axes) / min(axes))) in last
+    assert len(last) == len({tag for tag, _ in last})  # each number of generation 4 once
+    assert [step for tag, _, step in writer.calls if tag == "evostrat/axis_ratio"] == [1, 4]

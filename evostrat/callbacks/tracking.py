@@ -79,6 +79,7 @@ class _Tracker(Callback):
         self.extra, self.every = _check(extra, every)
         self._seen = 0
         self._logged: int | None = None  # the generation written last
+        self._written: set[str] = set()  # its names written
 
     def open(self, es: Any) -> None:
         raise NotImplementedError
@@ -105,7 +106,7 @@ class _Tracker(Callback):
         values = scalars(entry)
         if extra:
             values.update(scalars({name: fn(es) for name, fn in self.extra.items()}))
-        self._logged = int(entry.get("generation", 0))
+        self._logged, self._written = int(entry.get("generation", 0)), set(values)
         self.write(self._logged, values)
 
     def _log_last(self, es: Any) -> None:
@@ -114,6 +115,11 @@ class _Tracker(Callback):
         self._log_new(es, force=True)
         if es.history_ and int(es.history_[-1].get("generation", 0)) != self._logged:
             self._write_entry(es, es.history_[-1], extra=True)
+        elif es.history_:  # written: the numbers added since (a DistributionRecorder's final axis_ratio)
+            added = {k: v for k, v in scalars(es.history_[-1]).items() if k not in self._written}
+            if added:
+                self._written |= set(added)
+                self.write(self._logged, added)
 
     def __call__(self, es: Any) -> None:
         self._log_new(es, force=es.stop_reason_ is not None)
