@@ -374,3 +374,19 @@ def test_progress_off_a_terminal_writes_plain_lines_without_terminal_codes(style
     lines = text.splitlines()
     assert 2 <= len(lines) < 40 and all(line.startswith("gen ") for line in lines)
     assert lines[-1].startswith(f"gen 40/40 | evals {es.n_evals_} | best {es.fun_:.4e}")
+
+
+def test_loggers_write_the_generation_a_callback_before_them_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C in a callback listed before the logger: generation 4 is in history_, and in the file too
+    (was: the file ended at generation 3)."""
+
+    def interrupt(es: Any) -> None:
+        if es.n_generations_ == 4:
+            raise KeyboardInterrupt
+
+    es = ES("snes", max_generations=20, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        es.fit(sphere, np.ones(2), callbacks=[interrupt, JSONLinesLogger(tmp_path / "log.jsonl")])
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [row["generation"] for row in lines] == [1, 2, 3, 4] == [row["generation"] for row in es.history_]
+    assert lines[-1]["best"] == es.history_[-1]["best"]
