@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from evostrat.run.state import fitted_run
-from evostrat.strategies.readout import host_readout, resolve_readout
+from evostrat.strategies.readout import host_readout, readout_variances, resolve_readout
 
 __all__ = ["coordinate_stds", "evals_best_from_history", "readout_stds"]
 
@@ -38,16 +38,8 @@ def readout_stds(strategy: Any, state: Any, backend: Any) -> np.ndarray:
     """``sigma * sqrt(diag C)`` of ``strategy``'s distribution in ``state``, host float64 ``(dim,)``."""
     r = host_readout(resolve_readout(strategy, state), backend)
     dim = int(np.shape(backend.to_numpy(strategy.mean(state)))[0])
-    if r.diagonal is not None:  # sep-CMA-ES's diagonal, or CMA-ES's current one
-        diag = r.diagonal
-    elif r.B is not None and r.D is not None:
-        diag = np.einsum("ij,j,ij->i", r.B, r.D**2, r.B)
-    elif r.A is not None:
-        diag = np.sum(r.A**2, axis=1)
-    elif r.covariance is not None:
-        diag = np.diag(r.covariance)
-    else:
-        diag = np.ones(dim)
+    variances = readout_variances(r)  # O(dim k) for a diagonal plus k directions (VkD-CMA, LM-MA-ES)
+    diag = np.ones(dim) if variances is None else variances
     return np.broadcast_to(r.sigma * np.sqrt(np.maximum(diag, 0.0)), (dim,)).astype(np.float64)
 
 
