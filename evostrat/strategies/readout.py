@@ -26,9 +26,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from evostrat.backends import get_backend
+from evostrat.distributions.low_rank_normal import LowRankNormal
+from evostrat.distributions.multivariate_normal import MultivariateNormal
+from evostrat.distributions.normal import Normal
 from evostrat.errors import InvalidTypeError
 
-__all__ = ["GaussianReadout", "host_readout", "readout_covariance", "readout_variances", "resolve_readout"]
+__all__ = ["GaussianReadout", "host_readout", "readout_covariance", "readout_variances", "resolve_readout",
+           "distribution_readout"]
 
 
 class GaussianReadout(NamedTuple):
@@ -169,3 +173,31 @@ def readout_variances(readout: GaussianReadout) -> np.ndarray | None:
     if r.U is not None:
         return (1.0 if r.diagonal is None else r.diagonal) + np.einsum("ij,j,ij->i", r.U, r.s, r.U)
     return r.diagonal
+
+
+def distribution_readout(p: Any) -> GaussianReadout | None:
+    """The read-out of a search distribution of :mod:`evostrat.distributions` when it is Gaussian
+    (``None`` otherwise: a Student-t or a plugin's family is no Gaussian to read).
+
+    :class:`~evostrat.distributions.normal.Normal` and ``DiagNormal``: per-coordinate ``sigma``;
+    :class:`~evostrat.distributions.multivariate_normal.MultivariateNormal`: the factor
+    ``A = L`` (its Cholesky factor); :class:`~evostrat.distributions.low_rank_normal.LowRankNormal`:
+    ``diag(sigma^2) + V V^T`` as the low-rank form (never dense).
+
+    Examples
+    --------
+    >>> from evostrat.distributions.normal import DiagNormal
+    >>> r = distribution_readout(DiagNormal(np.zeros(2), np.array([1.0, 3.0])))
+    >>> r.sigma.tolist(), r.A
+    ([1.0, 3.0], None)
+    """
+    if isinstance(p, Normal):
+        return GaussianReadout(p.mean, p.stddev)
+    if not isinstance(p, (MultivariateNormal, LowRankNormal)):
+        return None
+    xp = p.xp
+    one = xp.ones((), dtype=p.dtype, device=p.device)
+    if isinstance(p, MultivariateNormal):
+        return GaussianReadout(p.mean, one, A=p.scale_tril)
+    return GaussianReadout(p.mean, one, diagonal=p.sigma * p.sigma, U=p.V,
+                           s=xp.ones((p.V.shape[1],), dtype=p.dtype, device=p.device))
