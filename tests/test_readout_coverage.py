@@ -116,3 +116,26 @@ def test_evolvability_es_readout_is_its_fixed_diagonal(backend: str) -> None:
     r = s.gaussian_readout(state)
     assert r.sigma is state.sigma and r.A is None and r.U is None
     _assert_matches_samples(s, state)
+
+
+def test_stds_at_integer_coordinates_include_the_margin_scaling() -> None:
+    """Was: with ``integer=`` (CMA-ES with margin) ``stds_`` was the strategy's ``sigma sqrt(C_jj)``
+    without the margin's ``A_j``: about 2e-4 on integer coordinates whose rounded values
+    ``m + A (x - m)`` still spread by about 0.3 (``A`` near 1500). Continuous ones are unchanged."""
+    def f(X: Any) -> Any:
+        return ((X - 0.3) ** 2).sum(axis=1)
+
+    es = ES("cma_es", sigma0=2.0, integer=[True, True, True, False], max_evals=1500, random_state=0)
+    es.fit(f, np.full(4, 3.0))
+    runner, A = es.run_.runner, es.run_.integers.A
+    assert A[:3].min() > 10 and A[3] == 1.0
+    rows, state = [], runner.state
+    for _ in range(600):
+        X, state = runner.strategy.ask(state)
+        rows.append(np.asarray(X))
+    X = np.concatenate(rows)
+    m = np.asarray(runner.state.mean)
+    spread = (m + A * (X - m)).std(axis=0)  # what is rounded: the candidates' integer coordinates
+    n = X.shape[0]
+    assert np.all(np.abs(spread - es.stds_) < 5 * es.stds_ / np.sqrt(2 * n)), (spread, es.stds_)
+    np.testing.assert_allclose(es.stds_ / A, readout_stds(runner.strategy, runner.state, runner.backend))
