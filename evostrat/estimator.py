@@ -257,8 +257,7 @@ class ES(Params):
     evals_best_ = fitted_attribute("best_evals", "pycma's ``evals_best``: the evaluation count at which ``x_`` "
                                    "was evaluated (:mod:`evostrat.run.result`).", attribute="evals_best_")
     stds_ = property(coordinate_stds, doc="pycma's ``stds``: ``sigma * sqrt(diag C)`` per coordinate, numpy, "
-                     "in the strategy's space (no ``bounds`` mapping; the margin's ``A`` at integer "
-                     "coordinates; 0 at fixed variables; :mod:`evostrat.run.result`).")
+                     "no ``bounds`` mapping, integers' margin included (:mod:`evostrat.run.result`).")
 
     def _fitted_run(self, what: str) -> Driver:
         return fitted_run(self, what)
