@@ -256,8 +256,8 @@ class ES(Params):
     stop_reason_ = fitted_attribute("stop_reason", "Why the run stopped, or ``None``.", settable=True)
     evals_best_ = fitted_attribute("best_evals", "pycma's ``evals_best``: the evaluation count at which ``x_`` "
                                    "was evaluated (:mod:`evostrat.run.result`).", attribute="evals_best_")
-    stds_ = property(coordinate_stds, doc="pycma's ``stds``: ``sigma * sqrt(diag C)`` per coordinate, numpy "
-                     "(0 at fixed variables; :mod:`evostrat.run.result`).")
+    stds_ = property(coordinate_stds, doc="pycma's ``stds``: ``sigma * sqrt(diag C)`` per coordinate, numpy, "
+                     "no ``bounds`` mapping, integers' margin included (:mod:`evostrat.run.result`).")
 
     def _fitted_run(self, what: str) -> Driver:
         return fitted_run(self, what)

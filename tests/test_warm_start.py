@@ -306,3 +306,17 @@ def test_full_state_warm_start_between_integer_runs_keeps_the_margin_state(via, 
     np.testing.assert_array_equal(np.asarray(warm.strategy_.mean), np.asarray(source.strategy_.mean))
     Y = np.random.default_rng(2).normal(size=(6, 3))  # the same search points encode alike
     np.testing.assert_array_equal(warm.run_.to_box(Y), source.run_.to_box(Y))
+
+
+@pytest.mark.parametrize("source, options", [("nes", {"distribution": "diag_normal"}), ("expectation_es", {}),
+                                             ("nes", {"distribution": "low_rank_normal"})])
+def test_warm_start_from_a_strategy_without_a_sigma_field_takes_its_declared_stds(source: str,
+                                                                                 options: dict) -> None:
+    """Was: a source whose state holds no ``sigma`` field (the generic NES, ExpectationES's
+    ``log_sigma``) handed on ``sigma = 1`` in every coordinate ([1, 1, 1] for ``sigma0=[1, 2, 3]``)."""
+    src = ES(source, sigma0=np.array([1.0, 2.0, 3.0]), strategy_options=options, random_state=0)
+    src.initialize(np.zeros(3))
+    for target in ("snes", "cma_es"):
+        es = ES(target, warm_start=src, random_state=0).initialize(np.zeros(3))
+        np.testing.assert_allclose(es.stds_, src.stds_, rtol=1e-12)
+    assert src.stds_[2] / src.stds_[0] == pytest.approx(3.0, rel=1e-3)  # not isotropic

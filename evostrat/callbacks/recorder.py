@@ -112,7 +112,8 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
     from the distribution the strategy declares
     (:meth:`~evostrat.strategies.base.Strategy.gaussian_readout`): CMA-ES's eigen-decomposition
     (the last one, as pycma, with the current diagonal), a factor or a dense covariance
-    (xNES, VkD-CMA, CMA-ES's ``covariance="factor"``: one ``O(dim^3)`` decomposition), a diagonal
+    (xNES, CMA-ES's ``covariance="factor"``), a diagonal plus ``k`` directions (VkD-CMA, LM-MA-ES,
+    built dense here: one ``O(dim^3)`` decomposition), a diagonal
     (sep-CMA-ES, SNES, PGPE); a strategy that declares none is seen through its ``sigma``
     (:func:`~evostrat.strategies.readout.resolve_readout`; a scalar is an isotropic distribution).
 
@@ -136,7 +137,7 @@ def distribution_summary(strategy: Any, state: Any, backend: Any) -> dict[str, l
         axes = np.sort(sigma * D)
         corr = (B * D**2) @ B.T / np.outer(s, s) if np.all(s > 0) else np.eye(dim)
         spectrum = np.linalg.eigvalsh(corr)
-    elif (r.B is not None and r.D is not None) or r.A is not None or r.covariance is not None:
+    elif (r.B is not None and r.D is not None) or r.A is not None or r.covariance is not None or r.U is not None:
         cov = readout_covariance(r)  # a factor (xNES, CMA-ES's factor model), a dense C, B and D with per-coordinate sigma
     else:  # a diagonal (sep-CMA-ES), per-coordinate (SNES, PGPE) or isotropic (OpenAI-ES) sigma
         diagonal = np.ones(dim) if r.diagonal is None else np.maximum(r.diagonal, 0.0)

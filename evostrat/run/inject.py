@@ -17,7 +17,8 @@ The length is computed from the distribution the strategy declares
 (:meth:`~evostrat.strategies.base.Strategy.gaussian_readout`,
 :mod:`evostrat.strategies.readout`): ``B`` and ``D`` (CMA-ES), a factor and its inverse
 (CMA-ES's ``covariance="factor"``), a diagonal ``C`` (sep-CMA-ES), a factor ``B`` (xNES),
-per-coordinate ``sigma`` (SNES, PGPE), a dense ``C``; a strategy that declares none is
+per-coordinate ``sigma`` (SNES, PGPE), a diagonal plus ``k`` directions (VkD-CMA, LM-MA-ES:
+``O(n k^2)`` by the Woodbury identity, :func:`low_rank_quadratic`), a dense ``C``; a strategy that declares none is
 seen through its ``sigma`` field, per coordinate, or else its largest standard deviation
 ``sigma(state)`` (an isotropic approximation); a state's fields are never read by name.
 The bound ``c_y`` holds where the read-out says so (``cma_clip``, the CMA family); elsewhere
@@ -47,7 +48,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError, PopulationMi
 from evostrat.strategies.readout import GaussianReadout, host_readout, resolve_readout
 
 __all__ = ["clip_steps", "mahalanobis_lengths", "clip_length", "check_solutions", "queue_solutions",
-           "place_injections", "readout_lengths", "repaired_population"]
+           "place_injections", "readout_lengths", "low_rank_quadratic", "repaired_population"]
 
 
 def clip_length(dim: int) -> float:
@@ -65,9 +66,34 @@ def readout_lengths(readout: GaussianReadout, Y: np.ndarray) -> np.ndarray:
     elif r.covariance is not None:  # dense C: any square root gives the same lengths
         w, V = np.linalg.eigh(0.5 * (r.covariance + r.covariance.T))
         Z = (S @ V) / np.sqrt(w)
+    elif r.U is not None:  # C = diag + U diag(s) U^T: Woodbury, O(n k^2 + rows n k), no n x n matrix
+        return np.sqrt(np.maximum(low_rank_quadratic(r.diagonal, r.U, r.s, S), 0.0))
     else:
         Z = S if r.diagonal is None else Y / (r.sigma * np.sqrt(r.diagonal))
     return np.sqrt(np.einsum("ij,ij->i", Z, Z))
+
+
+def low_rank_quadratic(diagonal: np.ndarray | None, U: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``y^T C^-1 y`` for each row ``y`` of ``S``, ``C = diag(diagonal) + U diag(s) U^T`` (``diagonal``
+    ``None``: ones), by the Woodbury identity in a form that allows ``s_j = 0``:
+
+        C^-1 = G - G U (I + diag(s) U^T G U)^-1 diag(s) U^T G,      G = diag(diagonal)^-1,
+
+    ``O(n k^2 + k^3)`` plus ``O(n k)`` a row, for ``U`` of shape ``(n, k)``.
+
+    Examples
+    --------
+    >>> U, s, y = np.array([[1.0], [1.0]]), np.array([3.0]), np.array([[1.0, 2.0]])
+    >>> C = np.eye(2) + 3.0 * U @ U.T
+    >>> bool(np.isclose(low_rank_quadratic(None, U, s, y)[0], y[0] @ np.linalg.solve(C, y[0])))
+    True
+    """
+    G = np.ones(U.shape[0]) if diagonal is None else 1.0 / diagonal
+    GU = U * G[:, None]  # (n, k)
+    inner = np.eye(U.shape[1]) + s[:, None] * (U.T @ GU)  # I + diag(s) U^T G U, (k, k)
+    P = S @ GU  # rows y^T G U, (rows, k)
+    correction = np.einsum("ij,ij->i", P, np.linalg.solve(inner, (P * s).T).T)
+    return np.einsum("ij,ij->i", S * G, S) - correction
 
 
 def mahalanobis_lengths(strategy: Any, state: Any, Y: np.ndarray, backend: Any) -> np.ndarray:

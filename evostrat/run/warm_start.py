@@ -186,13 +186,14 @@ def _distribution_of(runner: Any) -> tuple[np.ndarray, float, np.ndarray]:
     if isinstance(strategy, XNES):
         B = _host(be, state.B)
         return mean, float(_host(be, state.sigma)), B @ B.T
-    covariance = readout_covariance(host_readout(resolve_readout(strategy, state), be))
+    readout = host_readout(resolve_readout(strategy, state), be)
+    covariance = readout_covariance(readout)
     if covariance is not None:  # VkD-CMA, a plugin's: N(mean, S), as sigma = det(S)^(1/2n) and C of det 1
         sign, logdet = np.linalg.slogdet(covariance)
         if sign > 0 and np.isfinite(logdet):
             scale = math.exp(logdet / (2 * n))
             return mean, scale, covariance / scale**2
-    sigma = _host(be, state.sigma) if "sigma" in field_names(state) else np.ones(())
+    sigma = readout.sigma  # per coordinate (SNES, NES's normal families, ExpectationES) or isotropic
     if sigma.ndim == 1:
         scale = float(np.exp(np.mean(np.log(sigma))))
         return mean, scale, np.diag((sigma / scale) ** 2)

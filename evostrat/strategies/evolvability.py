@@ -45,6 +45,7 @@ from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy
 from evostrat.strategies.openai_es import OpenAIES
 from evostrat.strategies.optimizers import OPTIMIZERS, Optimizer
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.shaping import SHAPINGS, shape_fitness, zscore
 from evostrat.backends.trees import replace
 
@@ -131,6 +132,10 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         """``DiagNormal(mean, sigma)`` (mirrored as configured), around ``mean`` if given."""
         mu = state.mean if mean is None else mean
         return DiagNormal(mu, state.sigma, mirrored=self.mirrored)
+
+    def gaussian_readout(self, state: EvolvabilityState) -> GaussianReadout:
+        """``N(mean, diag(sigma^2))``: ``sigma`` per coordinate, ``C = I``."""
+        return GaussianReadout(state.mean, state.sigma)
 
     def ask(self, state: EvolvabilityState) -> tuple[Array, EvolvabilityState]:
         be = get_backend(state.mean)

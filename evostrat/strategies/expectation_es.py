@@ -42,6 +42,7 @@ from evostrat.expectation import expectation, expectation_grad, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
+from evostrat.strategies.readout import GaussianReadout, distribution_readout
 from evostrat.strategies.shaping import SHAPINGS, finite_fitness, shape_fitness
 from evostrat.backends.trees import replace
 
@@ -155,6 +156,11 @@ class ExpectationES(MirroredPopsize, Strategy):
     def search_distribution(self, state: ExpectationESState) -> Distribution:
         """The current search distribution ``family(mean, exp(log_sigma))``."""
         return self._family(state.mean, get_backend(state.mean).xp.exp(state.log_sigma))
+
+    def gaussian_readout(self, state: ExpectationESState) -> GaussianReadout | None:
+        """``N(mean, diag(exp(log_sigma))^2)`` for a normal family (per-coordinate ``sigma``), ``None``
+        for another (a Student-t is no Gaussian)."""
+        return distribution_readout(self.search_distribution(state))
 
     def ask(self, state: ExpectationESState) -> tuple[Array, ExpectationESState]:
         be = get_backend(state.mean)

@@ -49,6 +49,7 @@ from evostrat.backends.points import check_allocation
 from evostrat.backends.trees import replace
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.shaping import rank_weights
 
 Array = Any
@@ -144,6 +145,30 @@ class LMMAES(Strategy):
             a = 1 - c
             Z = (Z - (c / (a + c * xp.sum(Mj * Mj))) * xp.matmul(Z, Mj)[:, None] * Mj) / a
         return Z
+
+    def gaussian_readout(self, state: LMMAESState) -> GaussianReadout:
+        """``d = P^T z`` with ``P = F_1 ... F_m``, ``F_j = (1 - c_j) I + c_j M_j M_j^T``: ``C = P^T P``
+        as ``alpha^2 I + U diag(s) U^T`` (``k = m`` directions), in ``O(m^2 n + m^3)``, never dense.
+
+        ``P = alpha I + M^T K M`` (``K`` of shape ``(m, m)``): ``P F_j`` has ``alpha' = (1 - c_j) alpha``
+        and ``K' = (1 - c_j) K + c_j (alpha e_j + K G e_j) e_j^T``, ``G = M M^T``. Then
+        ``P^T P = alpha^2 I + M^T S M``, ``S = alpha (K + K^T) + K^T G K = Q diag(s) Q^T``, so
+        ``U = M^T Q``.
+        """
+        cs, xp = self._factors(state)
+        M = state.M
+        m = M.shape[0]
+        G = xp.matmul(M, M.T)
+        eye = xp.eye(m, dtype=M.dtype, device=get_backend(M).device(M))
+        alpha, K = 1.0 + 0.0 * state.t, 0.0 * G
+        for j, c in enumerate(cs):
+            column = alpha * eye[j] + xp.matmul(K, G[:, j])
+            K = (1 - c) * K + c * column[:, None] * eye[j][None, :]
+            alpha = (1 - c) * alpha
+        S = alpha * (K + K.T) + xp.matmul(K.T, xp.matmul(G, K))
+        s, Q = xp.linalg.eigh(0.5 * (S + S.T))
+        return GaussianReadout(state.mean, state.sigma, diagonal=alpha * alpha + 0.0 * state.mean,
+                               U=xp.matmul(M.T, Q), s=s)
 
     def ask(self, state: LMMAESState) -> tuple[Array, LMMAESState]:
         be = get_backend(state.mean)

@@ -51,6 +51,7 @@ from evostrat.expectation import expectation, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
+from evostrat.strategies.readout import GaussianReadout, distribution_readout
 from evostrat.strategies.shaping import SHAPINGS, shape_fitness
 
 Array = Any
@@ -260,6 +261,11 @@ class NES(Strategy):
         keep = [xp.where(ok, new_values[k], old_values[k]) for k in p.param_names]  # a degenerate step: none
         return replace(state, mean=keep[0], params=type(state.params)(*keep[1:]),
                        opt=type(state.opt)(*opt_states))
+
+    def gaussian_readout(self, state: NESState) -> GaussianReadout | None:
+        """The family's Gaussian (:func:`~evostrat.strategies.readout.distribution_readout`: per-coordinate
+        ``sigma``, a Cholesky factor or a diagonal plus ``V V^T``), ``None`` for a non-Gaussian family."""
+        return distribution_readout(self.search_distribution(state))
 
     def sigma(self, state: NESState) -> Array:
         """Largest per-coordinate scale of the search distribution (0-d)."""

@@ -26,9 +26,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from evostrat.backends import get_backend
+from evostrat.distributions.low_rank_normal import LowRankNormal
+from evostrat.distributions.multivariate_normal import MultivariateNormal
+from evostrat.distributions.normal import Normal
 from evostrat.errors import InvalidTypeError
 
-__all__ = ["GaussianReadout", "host_readout", "readout_covariance", "resolve_readout"]
+__all__ = ["GaussianReadout", "host_readout", "readout_covariance", "readout_variances", "resolve_readout",
+           "distribution_readout"]
 
 
 class GaussianReadout(NamedTuple):
@@ -40,6 +44,11 @@ class GaussianReadout(NamedTuple):
       ``diagonal`` then the current diagonal of ``C`` if it differs from the decomposition's;
     - ``A``: ``C = A A^T`` (a factor, xNES's ``B``), with its inverse ``A_inv`` if kept;
     - ``covariance``: the dense ``(dim, dim)`` matrix ``C``;
+    - ``U`` and ``s`` (with ``diagonal``): ``C = diag(diagonal) + U diag(s) U^T``, a diagonal
+      plus ``k`` directions, ``U`` of shape ``(dim, k)`` and ``s`` of shape ``(k,)`` (VkD-CMA,
+      LM-MA-ES, a low-rank normal): ``O(dim k)`` to hold and read, never a dense matrix
+      (:func:`readout_covariance` builds one when asked). ``s`` may hold zeros or negative
+      entries as long as ``C`` is positive definite;
     - ``diagonal``: ``(dim,)``, the diagonal of a diagonal ``C`` (sep-CMA-ES).
 
     Attributes
@@ -48,7 +57,7 @@ class GaussianReadout(NamedTuple):
     sigma : array, shape () or (dim,)
         The step size, or per-coordinate standard deviations (then ``C`` is a correlation
         factor or ``I``).
-    diagonal, B, D, A, A_inv, covariance : array or None
+    diagonal, B, D, A, A_inv, covariance, U, s : array or None
         The covariance ``C``, in one of the forms above.
     cma_clip : bool
         Injected and repaired steps are clipped to the Mahalanobis length
@@ -64,6 +73,8 @@ class GaussianReadout(NamedTuple):
     A: Any = None
     A_inv: Any = None
     covariance: Any = None
+    U: Any = None
+    s: Any = None
     cma_clip: bool = False
 
 
@@ -117,6 +128,10 @@ def readout_covariance(readout: GaussianReadout) -> np.ndarray | None:
     >>> r = GaussianReadout(np.zeros(2), np.asarray(2.0), diagonal=np.array([1.0, 4.0]))
     >>> readout_covariance(r).tolist()
     [[4.0, 0.0], [0.0, 16.0]]
+    >>> low_rank = GaussianReadout(np.zeros(2), np.asarray(1.0), diagonal=np.ones(2),
+    ...                            U=np.array([[1.0], [1.0]]), s=np.array([3.0]))
+    >>> readout_covariance(low_rank).tolist()
+    [[4.0, 3.0], [3.0, 4.0]]
     """
     r = readout
     if r.B is not None and r.D is not None:
@@ -125,8 +140,64 @@ def readout_covariance(readout: GaussianReadout) -> np.ndarray | None:
         C = r.A @ r.A.T
     elif r.covariance is not None:
         C = r.covariance
+    elif r.U is not None:
+        C = (r.U * r.s) @ r.U.T
+        C[np.diag_indices_from(C)] += 1.0 if r.diagonal is None else r.diagonal
     elif r.diagonal is not None:
         C = np.diag(r.diagonal)
     else:
         return None
     return (np.outer(r.sigma, r.sigma) if r.sigma.ndim else r.sigma**2) * C
+
+
+
+def readout_variances(readout: GaussianReadout) -> np.ndarray | None:
+    """The diagonal of ``C`` (not scaled by ``sigma``) of a host ``readout``, ``(dim,)``, in
+    ``O(dim k)`` for the low-rank form and ``O(dim^2)`` at most otherwise; ``None`` when
+    ``C = I``.
+
+    Examples
+    --------
+    >>> r = GaussianReadout(np.zeros(2), np.asarray(1.0), diagonal=np.ones(2),
+    ...                     U=np.array([[1.0], [2.0]]), s=np.array([3.0]))
+    >>> readout_variances(r).tolist()
+    [4.0, 13.0]
+    """
+    r = readout
+    if r.B is not None and r.D is not None:  # the decomposition's diagonal, unless the current one is given
+        return r.diagonal if r.diagonal is not None else np.einsum("ij,j,ij->i", r.B, r.D**2, r.B)
+    if r.A is not None:
+        return np.sum(r.A**2, axis=1)
+    if r.covariance is not None:
+        return np.diag(r.covariance).copy()
+    if r.U is not None:
+        return (1.0 if r.diagonal is None else r.diagonal) + np.einsum("ij,j,ij->i", r.U, r.s, r.U)
+    return r.diagonal
+
+
+def distribution_readout(p: Any) -> GaussianReadout | None:
+    """The read-out of a search distribution of :mod:`evostrat.distributions` when it is Gaussian
+    (``None`` otherwise: a Student-t or a plugin's family is no Gaussian to read).
+
+    :class:`~evostrat.distributions.normal.Normal` and ``DiagNormal``: per-coordinate ``sigma``;
+    :class:`~evostrat.distributions.multivariate_normal.MultivariateNormal`: the factor
+    ``A = L`` (its Cholesky factor); :class:`~evostrat.distributions.low_rank_normal.LowRankNormal`:
+    ``diag(sigma^2) + V V^T`` as the low-rank form (never dense).
+
+    Examples
+    --------
+    >>> from evostrat.distributions.normal import DiagNormal
+    >>> r = distribution_readout(DiagNormal(np.zeros(2), np.array([1.0, 3.0])))
+    >>> r.sigma.tolist(), r.A
+    ([1.0, 3.0], None)
+    """
+    if isinstance(p, Normal):
+        return GaussianReadout(p.mean, p.stddev)
+    if not isinstance(p, (MultivariateNormal, LowRankNormal)):
+        return None
+    xp = p.xp
+    one = xp.ones((), dtype=p.dtype, device=p.device)
+    if isinstance(p, MultivariateNormal):
+        return GaussianReadout(p.mean, one, A=p.scale_tril)
+    return GaussianReadout(p.mean, one, diagonal=p.sigma * p.sigma, U=p.V,
+                           s=xp.ones((p.V.shape[1],), dtype=p.dtype, device=p.device))

@@ -212,8 +212,11 @@ class VkDCMA(Strategy):
         return state.D[:, None] * inner * state.D[None, :]
 
     def gaussian_readout(self, state: VkDCMAState) -> GaussianReadout:
-        """The dense :meth:`covariance` ``C`` under the step size ``sigma``."""
-        return GaussianReadout(state.mean, state.sigma, covariance=self.covariance(state))
+        """``C = diag(D^2) + U diag(s) U^T`` with ``U = D V^T`` (``(n, k)``, the active directions;
+        the whole buffer where the backend traces, its inactive ``s`` zero), under the step size
+        ``sigma``: ``O(n k)``, never the dense :meth:`covariance`."""
+        V, s = self.active(get_backend(state.mean), state)
+        return GaussianReadout(state.mean, state.sigma, diagonal=state.D * state.D, U=state.D[:, None] * V.T, s=s)
 
     @staticmethod
     def _mahalanobis2(xp: Any, state: VkDCMAState, V: Array, s: Array, y: Array) -> Array:
