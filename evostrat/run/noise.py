@@ -25,7 +25,12 @@ Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
   by the factor ``alpha_evals = 1 + 2 / (n + 10)``; while ``s <= 0`` they shrink
   by ``alpha_evals^(-1/4)`` down to ``reevaluations``. The raised step size keeps
   the signal (the fitness differences sigma buys) above the noise, which is how
-  UH-CMA-ES keeps improving where plain CMA-ES stalls.
+  UH-CMA-ES keeps improving where plain CMA-ES stalls (additive noise, strong
+  multiplicative noise). On noise plain CMA-ES tolerates, with a ranking noise that
+  does not shrink with ``f`` (moderate multiplicative noise: ``f (1 + 0.3 N(0, 1))``
+  in 10-D), ``s`` hovers around 0, sigma is raised in about half the generations and
+  the run converges more slowly than without the handler, as with pycma's
+  ``NoiseHandler`` (docs/guides/noise.md, "Which noise").
 
 A checkpoint records the aggregation; one written before it was recorded (when repeated
 evaluations were averaged) resumes with the mean (:func:`aggregation`,
