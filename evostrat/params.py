@@ -280,6 +280,12 @@ PYCMA_NAMES: dict[str, str] = {
     "incpopsize": "pycma's incpopsize is restarts=dict(kind='ipop', incpopsize=...)",
     **{name: _IN_CMA.format(name) for name in ("tolconditioncov", "tolupsigma", "tolfacupx", "noeffectaxis",
                                                "noeffectcoord")},
+    # the names of other tuners for the evaluation budget and parallel evaluation
+    "n_jobs": "scikit-learn's n_jobs=N is evaluator='executor', evaluator_options={'max_workers': N}",
+    "max_evaluations": "the budget of objective calls is max_evals; noise_handling=dict(max_evaluations=...) "
+                       "caps the evaluations per candidate",
+    "budget": "nevergrad's budget is max_evals", "n_trials": "Optuna's n_trials is max_evals",
+    "maxfev": "scipy's maxfev is max_evals", "maxfun": "scipy's maxfun is max_evals",
 }
 
 

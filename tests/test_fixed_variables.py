@@ -257,3 +257,23 @@ def test_warm_start_with_fixed_variables() -> None:
     X = np.random.default_rng(0).normal(size=(30, 4))
     c = ES("cma_es", fixed_variables={0: 1.0}, warm_start=WarmStart(X, [sphere(x) for x in X])).initialize(np.zeros(4))
     assert c.strategy_.dim == 3 and np.asarray(c.ask())[:, 0].tolist() == [1.0] * c.strategy_.popsize
+
+
+def test_a_fixed_integer_coordinate_takes_an_integer() -> None:
+    """integer=[0] with fixed_variables={0: 2.5} used to run and return x_[0] = 2.5 on an integer
+    coordinate; an integral value is kept."""
+    with pytest.raises(InvalidArgumentError, match=r"fixed_variables value 2.5 of index 0 must be an integer: "
+                                                   r"coordinate 0 is an integer coordinate \(integer=\[0\]\)"):
+        ES("cma_es", integer=[0], fixed_variables={0: 2.5}).initialize(np.zeros(3))
+    es = ES("cma_es", integer=[0, 2], fixed_variables={0: 2.0}, max_generations=5, random_state=0).fit(sphere, np.ones(3))
+    assert es.x_[0] == 2.0 and es.x_[2] == round(es.x_[2])
+
+
+def test_integer_range_errors_name_the_users_coordinate() -> None:
+    """With coordinate 0 fixed, a too narrow integer range of coordinate 2 was reported as coordinate 1
+    (its place among the free coordinates)."""
+    with pytest.raises(InvalidArgumentError, match=r"integer coordinate 2 must have at least two integer values "
+                                                   r"inside bounds, but \[0.5, 1.5\] holds only the integer value 1; "
+                                                   r"fix it with fixed_variables=\{2: 1\}"):
+        ES("cma_es", integer=[2], fixed_variables={0: 1.0},
+           bounds=([0, 0, 0.5], [2, 2, 1.5])).initialize(np.ones(3))

@@ -98,6 +98,14 @@ def test_an_ambiguous_alias_is_suggested_not_guessed() -> None:
         ("CMA_stds", r"sigma0 \* CMA_stds is sigma0 as an array of shape \(dim,\)"),
         ("verb_disp", r"fit\(progress=True\) or a callback"),
         ("tolconditioncov", r"strategy_options=\{'tolconditioncov': \.\.\.\}"),
+        # other tuners' names: max_evaluations suggested reevaluations, n_jobs nothing
+        ("n_jobs", r"'n_jobs' \(scikit-learn's n_jobs=N is evaluator='executor', evaluator_options="
+                   r"\{'max_workers': N\}\)"),
+        ("max_evaluations", r"'max_evaluations' \(the budget of objective calls is max_evals; "
+                            r"noise_handling=dict\(max_evaluations=\.\.\.\) caps the evaluations per candidate\)"),
+        ("budget", r"'budget' \(nevergrad's budget is max_evals\)"),
+        ("n_trials", r"'n_trials' \(Optuna's n_trials is max_evals\)"),
+        ("maxfev", r"'maxfev' \(scipy's maxfev is max_evals\)"),
     ],
 )
 def test_pycma_option_names_are_mapped_to_evostrats(name: str, expected: str) -> None:

@@ -38,6 +38,9 @@ def test_bad_integer_masks_name_the_argument(integer, error, text):
 def test_integer_range_needs_two_values():
     with pytest.raises(InvalidArgumentError, match="integer coordinate 1 must have at least two integer values"):
         ES("cma_es", integer=[1], bounds=([-1, 0.2, -1], [1, 1.8, 1])).initialize(np.ones(3) * 0.5)
+    with pytest.raises(InvalidArgumentError, match=r"integer coordinate 1 must have at least two integer values inside "
+                                                   r"bounds, but \[0.2, 0.8\] holds no integer value$"):
+        ES("cma_es", integer=[1], bounds=([-1, 0.2, -1], [1, 0.8, 1])).initialize(np.ones(3) * 0.5)
 
 
 def test_masks_and_indices_agree():

@@ -193,8 +193,13 @@ def setup_fixed(driver: Any, x0: Any, bounds: Any, integer: Any) -> Any:
         box = BoxBounds(box.lower[space.free], box.upper[space.free])
     free_x0 = space.reduce(x0)
     driver.bounds = box
-    free_integer = None if integer is None else integer_mask(integer, full_dim)[space.free]
-    driver.integers = IntegerSpace.for_run(driver, free_x0, free_integer)
+    mask = None if integer is None else integer_mask(integer, full_dim)
+    for i, v in values.items():
+        if mask is not None and mask[i] and v != round(v):
+            raise InvalidArgumentError(f"fixed_variables value {v} of index {i} must be an integer: coordinate {i} "
+                                       f"is an integer coordinate (integer={integer!r})")
+    free_integer = None if mask is None else mask[space.free]
+    driver.integers = IntegerSpace.for_run(driver, free_x0, free_integer, space.free)
     driver.fixed = driver.bounds = FixedSpace(driver.bounds, values, full_dim)
     return x0
 

@@ -155,10 +155,13 @@ class IntegerSpace:
         self.corrected = 0
 
     @classmethod
-    def from_spec(cls, integer: Any, x0: Any, box: Any = None) -> "IntegerSpace | None":
+    def from_spec(cls, integer: Any, x0: Any, box: Any = None,
+                  coordinates: np.ndarray | None = None) -> "IntegerSpace | None":
         """The integer space of ``ES(integer=...)`` for ``x0``; ``None`` for no integer coordinate.
 
-        ``box`` is the run's validated :class:`~evostrat.run.bounds.BoxBounds` or ``None``.
+        ``box`` is the run's validated :class:`~evostrat.run.bounds.BoxBounds` or ``None``;
+        ``coordinates`` the user's index of each coordinate of ``x0`` (with ``fixed_variables``,
+        ``x0`` holds the free ones), for the error messages.
         """
         if integer is None:
             return None
@@ -174,15 +177,19 @@ class IntegerSpace:
         few = np.flatnonzero(mask & ~(upper - lower >= 1))
         if few.size:
             i = int(few[0])
-            raise InvalidArgumentError(f"integer coordinate {i} must have at least two integer values "
-                                       f"inside bounds, got [{lower[i]}, {upper[i]}]")
+            name = i if coordinates is None else int(coordinates[i])
+            held = "no integer value" if upper[i] < lower[i] else f"only the integer value {int(lower[i])}"
+            hint = "" if upper[i] < lower[i] else f"; fix it with fixed_variables={{{name}: {int(lower[i])}}}"
+            raise InvalidArgumentError(f"integer coordinate {name} must have at least two integer values inside "
+                                       f"bounds, but [{box.lower[i]}, {box.upper[i]}] holds {held}{hint}")
         return cls(mask, lower, upper)
 
     @classmethod
-    def for_run(cls, driver: Any, x0: Any, integer: Any) -> "IntegerSpace | None":
+    def for_run(cls, driver: Any, x0: Any, integer: Any,
+                coordinates: np.ndarray | None = None) -> "IntegerSpace | None":
         """The integer space of ``driver``'s ``integer`` setting (flat: ``x0``'s structure's already
-        flattened); makes ``driver.bounds`` a :class:`MixedSpace`."""
-        space = cls.from_spec(integer, x0, driver.bounds)
+        flattened); makes ``driver.bounds`` a :class:`MixedSpace`. ``coordinates``: as :meth:`from_spec`."""
+        space = cls.from_spec(integer, x0, driver.bounds, coordinates)
         if space is not None:
             driver.bounds = MixedSpace(driver.bounds, space, driver)
         return space

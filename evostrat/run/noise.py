@@ -25,7 +25,12 @@ Two options of :class:`~evostrat.ES`, used by :meth:`~evostrat.ES.fit`:
   by the factor ``alpha_evals = 1 + 2 / (n + 10)``; while ``s <= 0`` they shrink
   by ``alpha_evals^(-1/4)`` down to ``reevaluations``. The raised step size keeps
   the signal (the fitness differences sigma buys) above the noise, which is how
-  UH-CMA-ES keeps improving where plain CMA-ES stalls.
+  UH-CMA-ES keeps improving where plain CMA-ES stalls (additive noise, strong
+  multiplicative noise). On noise plain CMA-ES tolerates, with a ranking noise that
+  does not shrink with ``f`` (moderate multiplicative noise: ``f (1 + 0.3 N(0, 1))``
+  in 10-D), ``s`` hovers around 0, sigma is raised in about half the generations and
+  the run converges more slowly than without the handler, as with pycma's
+  ``NoiseHandler`` (docs/guides/noise.md, "Which noise").
 
 A checkpoint records the aggregation; one written before it was recorded (when repeated
 evaluations were averaged) resumes with the mean (:func:`aggregation`,
@@ -140,9 +145,10 @@ class NoisyEvaluator:
     def evaluate(self, objective: Callable, X: Any, backend: Any, **extra: Any) -> Any:
         """Values of ``X`` (aggregates of repeated evaluations); counts the extra evaluations.
 
-        ``max_evals`` holds as for a plain generation: one that would spend more than is left
-        evaluates each candidate (and each reevaluated one) only as often as ends the budget,
-        passing it by less than one evaluation of each.
+        ``max_evals`` holds as for a plain generation (passed by less than one population): one
+        that would spend more than is left evaluates each candidate (and each reevaluated one) only
+        as often as ends the budget, and reevaluates only as many candidates as fit in what is left
+        (none: no measurement, sigma and the measure unchanged).
         """
         runner, left = self.driver.runner, self.left()
         times = self.k if self.handler is None else int(self.handler.evaluations)
@@ -150,9 +156,11 @@ class NoisyEvaluator:
         k = 0 if self.handler is None else self.handler.count(runner.popsize, self.rng)
         if left is not None:
             times = max(1, min(times, -(-left // (runner.popsize + k))))
+            k = min(k, max(0, (left - times * runner.popsize) // times))  # the reevaluations that fit
+        measure = self.handler is not None and k > 0
         try:  # KeyboardInterrupt too: the run goes back to its last generation, its generator too
             fit = self.aggregate_of(objective, X, backend, times, **extra)
-            if self.handler is not None:
+            if measure:
                 told = -fit if self.driver.maximize else fit
                 idx = self.handler.choose(told, k)
                 again = self.reevaluate(objective, X, backend, idx, times)
@@ -160,7 +168,9 @@ class NoisyEvaluator:
             self.rng.bit_generator.state = generator
             raise
         spent = (times - 1) * fit.shape[0]
-        if self.handler is not None:
+        if self.handler is not None and not measure:  # no reevaluation fits the budget: nothing measured
+            self.columns = {"noise": float(self.handler.s), "evals_per_candidate": times}
+        if measure:
             refit = told.copy()
             refit[idx] = -again if self.driver.maximize else again
             self.handler.update(told, refit, idx)
