@@ -97,6 +97,21 @@ def test_seeded_resets_restore_the_start_and_play_a_new_resets_episode() -> None
     assert list(env.starts) == [0, 3]  # the least recently used dropped
 
 
+def test_restored_start_has_the_seed_and_generator_of_a_new_environments_reset() -> None:
+    """After other seeds' episodes, a restored start reports its own seed as ``np_random_seed`` (it
+    kept the last reloaded seed's) and draws what a new environment's ``reset(seed=s)`` draws."""
+    env = make_atari("Breakout", noop_max=30, sticky=0.25, size=42, stack=1)
+    for seed in (0, 1, 0, 2, 1):
+        fresh = make_atari("Breakout", noop_max=30, sticky=0.25, size=42, stack=1)
+        got, want = play_trace(env, seed), play_trace(fresh, seed)
+        assert np.array_equal(got[0], want[0]) and got[1:] == want[1:], seed
+        env.reset(seed=seed), fresh.reset(seed=seed)
+        assert env.unwrapped.np_random_seed == fresh.unwrapped.np_random_seed == seed
+        assert env.unwrapped.np_random.integers(2**30) == fresh.unwrapped.np_random.integers(2**30)
+        fresh.close()
+    assert list(env.starts) == [0, 2, 1]
+
+
 def test_problem_returns_equal_with_restored_starts() -> None:
     problem = small_pong(max_steps=15, episodes=2, sticky=0.25)
     reload = small_pong(max_steps=15, episodes=2, sticky=0.25)

@@ -144,6 +144,26 @@ def test_grid_vocabulary_and_sklearn_parameter_grid():
         expand_grid([{3: 1}])  # an iterable of combinations (as ParameterGrid yields them)
 
 
+def test_generators_as_grid_and_seeds_are_read_once():
+    """A generator of combinations (as ParameterGrid yields them) and of seeds: the runs of the lists."""
+    es, x0 = ES("snes", max_generations=3), np.ones(3)
+    want = fit_batch(es, sphere, x0, seeds=[1, 2], grid=[{"popsize": [6, 8]}])
+    got = fit_batch(es, sphere, x0, seeds=(s for s in [1, 2]), grid=({"popsize": p} for p in [6, 8]))
+    assert got.params == want.params and got.fun.tolist() == want.fun.tolist()
+    assert expand_grid(filter(lambda c: c["popsize"] > 6, [{"popsize": 6}, {"popsize": 8}])) == [{"popsize": 8}]
+
+
+def test_generator_of_grid_dicts_is_told_how_to_have_its_lists_combined():
+    # was "popsize must be an int or None, got [6, 8]", naming neither grid nor why a list reached popsize
+    with pytest.raises(InvalidTypeError, match=r"popsize must be an int or None, got \[6, 8\]; grid \(a generator\) "
+                       r"yields the combinations themselves, so 'popsize' was given the whole list \[6, 8\]: pass a "
+                       r"dict of lists or a list of such dicts"):
+        fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), grid=(g for g in [{"popsize": [6, 8]}]))
+    # an entry that is not a dict: was Python's "TypeError: 'int' object is not iterable"
+    with pytest.raises(InvalidTypeError, match=r"grid must be .* an iterable of combinations .*; it yielded 6 of type int"):
+        fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), grid=iter([6, 8]))
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(grid={"popsize": 8}), InvalidArgumentError, r"grid\['popsize'\] must be a non-empty list"),
     (dict(grid={"popsize": []}), InvalidArgumentError, r"grid\['popsize'\]"),

@@ -298,3 +298,19 @@ def test_a_run_failing_after_real_progress_keeps_its_checkpoint(tmp_path: Path, 
     (tmp_path / "mode").write_text("ok 0")
     assert main(["run", "--resume", "-p", problem, "-o", str(out), "--no-progress"]) == 0
     assert json.loads((out / "result.json").read_text())["resumed_from_generation"] == 3
+
+
+def test_resume_of_a_run_saved_before_maximize_existed_minimises(tmp_path: Path) -> None:
+    """A checkpoint whose configuration has no "maximize" (written before --maximize) resumes as the
+    minimising run it was, not refused as not written by 'evostrat run'."""
+    old = {k: v for k, v in CONFIG.items() if k != "maximize"}
+    es = ES("snes", max_generations=12, random_state=1).initialize(np.full(3, 3.0))
+    for _ in range(5):
+        X = es.ask()
+        es.tell(X, sphere(X))
+    out = tmp_path / "old"
+    out.mkdir()
+    save_checkpoint(es, out / "checkpoint.ckpt", metadata={"cli": old})
+    assert main(["run", "--no-progress", "--resume", "-o", str(out)]) == 0
+    want = ES("snes", max_generations=12, random_state=1).fit(sphere, np.full(3, 3.0))
+    assert json.loads((out / "result.json").read_text())["fun"] == want.fun_

@@ -38,6 +38,12 @@ class Problems:
     def tilted(X):
         return ((np.asarray(X) - 0.5) ** 2).sum(axis=1)
 not_callable = 3
+class Returns:
+    """Per candidate, to maximise, as GymProblem (negate=False)."""
+    negate = False
+    def __call__(self, x):
+        return float(-((np.asarray(x) - 1.5) ** 2).sum())
+returns = Returns()
 '''
 
 
@@ -173,3 +179,24 @@ def test_console_script_finds_a_module_in_the_current_folder(user_dir: Path) -> 
     assert "on 2-D shifted" in proc.stdout
     help_text = subprocess.run(BASE + ["run", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "module:function" in help_text and "@FILE" in help_text
+
+
+def test_maximize_runs_as_the_python_maximising_run_and_is_kept_on_resume(
+        user_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """--maximize (there was no way to maximise a return on the command line: a GymProblem's returns were
+    minimised without a word); an objective with negate=False run without it is warned about."""
+    common = ["-p", "user_objectives_t18:returns", "-s", "snes", "--x0", "[0, 0, 0]", "--seed", "1"]
+    assert _run(*common, "--max-generations", "5", "-o", "low") == 0
+    assert "returns episode returns, to maximise" in capsys.readouterr().err
+    assert _run(*common, "--maximize", "--max-generations", "5", "-o", "high") == 0
+    assert _run(*common, "--maximize", "--max-generations", "9", "-o", "long") == 0
+    assert "to maximise" not in capsys.readouterr().err
+    import user_objectives_t18 as user
+
+    want = ES("snes", maximize=True, max_generations=9, random_state=1).fit(user.returns, np.zeros(3))
+    assert _result(user_dir / "long")["fun"] == want.fun_ > _result(user_dir / "low")["fun"]
+    assert json.loads((user_dir / "high" / "config.json").read_text())["maximize"] is True
+    assert _run("--resume", "-o", "high", "--max-generations", "9", "-p", "user_objectives_t18:returns") == 0
+    assert _result(user_dir / "high")["fun"] == want.fun_
+    assert _status("--resume", "-o", "high", "--maximize", "-p", "user_objectives_t18:returns") == 2
+    assert "drop --maximize" in capsys.readouterr().err

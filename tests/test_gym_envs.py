@@ -138,6 +138,34 @@ def test_process_pool_workers_make_one_environment_each_and_close_it_at_shutdown
     problem.close()
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forked workers see the test's env")
+def test_long_lived_worker_keeps_the_environments_of_at_most_max_keys_problems(tmp_path: Path) -> None:
+    """One worker of a pool the user keeps serves five problems: it holds the environments of the
+    last ``ENVS.max_keys`` (4), the older one closed, and closes the rest when the pool shuts down."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    env_id, log = "evostrat-test/LoggedCartPole-v0", tmp_path / "envs.log"
+    if env_id not in gymnasium.envs.registry:
+        gymnasium.register(env_id, entry_point=LoggedCartPole, max_episode_steps=50)
+    log.write_text("")
+    problems = [GymProblem(env_id, MLPPolicy(4, 2, hidden=()), max_steps=5, env_kwargs={"log": str(log)})
+                for _ in range(5)]
+    log.write_text("")  # the problems' own environments, made here, are not the worker's
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        for problem in problems:
+            ExecutorEvaluator(pool, max_workers=1).evaluate(problem, np.zeros((2, problem.dim)), get_backend("numpy"))
+        assert pool.submit(os.getpid).result() != os.getpid()
+        lines = log.read_text().split()
+        assert ENVS.max_keys == 4 and lines[::2] == ["made"] * 5 + ["closed"]  # one closed when the fifth went
+    finally:
+        pool.shutdown()
+    lines = log.read_text().split()
+    assert lines[::2].count("closed") == 5 and len(set(lines[1::2])) == 1  # all in the one worker
+    for problem in problems:
+        problem.close()
+
+
 def test_a_problem_that_goes_closes_its_environments() -> None:
     made, closed = CountingCartPole.made, CountingCartPole.closed
     made.clear(), closed.clear()

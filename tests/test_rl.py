@@ -219,6 +219,35 @@ def test_gymnax_problem_takes_the_whole_population_off_the_compiled_path() -> No
     assert calls[-2:] == [(6, problem.dim)] * 2
 
 
+@gymnax_required
+def test_gymnax_parameter_pytree_as_x0_runs_as_its_flat_vector() -> None:
+    """fit(GymnaxProblem(apply=..., params=p), p) (flax: params=variables): candidates come as pytrees
+    (a leading population axis when vectorised); was ValueError 'entry not a 2- or 3- tuple' from jnp.asarray."""
+    import jax.numpy as jnp
+
+    from evostrat.params_flat import JaxParams
+    from evostrat.problems.gymnax import GymnaxProblem
+
+    def apply(params, obs):
+        return obs @ params["w"] + params["b"]
+
+    params = {"w": jnp.full((4, 2), 0.1), "b": jnp.zeros(2)}
+    problem = GymnaxProblem("CartPole-v1", apply=apply, params=params, max_steps=30)
+    kwargs = dict(popsize=6, max_generations=3, maximize=True, random_state=0)
+    flatten = JaxParams(params).flatten
+    flat = ES("snes", **kwargs).fit(problem, flatten(params))
+    structured = ES("snes", **kwargs).fit(problem, params)
+    assert isinstance(structured.x_, dict) and structured.fun_ == flat.fun_
+    assert structured.fast_path_ == flat.fast_path_ == "compiled_loop"
+    population = {"w": jnp.stack([params["w"], -params["w"]]), "b": jnp.zeros((2, 2))}
+    vectors = jnp.stack([flatten(params), -flatten(params)])
+    assert problem(population).tolist() == problem(vectors).tolist()
+    assert float(problem(params)) == float(problem(vectors[0]))
+    assert problem.episode_returns(params, episodes=2).tolist() == problem.episode_returns(vectors[0], 2).tolist()
+    with pytest.raises(InvalidArgumentError, match=r"x\['w'\] must have shape \(4, 2\), got \(4, 3\)"):
+        problem({"w": jnp.zeros((4, 3)), "b": jnp.zeros(2)})
+
+
 # -- slow end-to-end runs ---------------------------------------------------------------------
 def _example(name: str):
     sys.path.insert(0, str(ROOT / "examples" / "rl"))

@@ -61,7 +61,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "strategy": "cma_es", "problem": "sphere", "dim": 10, "x0": 3.0, "sigma0": None, "popsize": None,
     "backend": "numpy", "device": None, "dtype": None, "evaluator": "auto", "workers": None,
     "max_evals": None, "max_generations": None, "ftarget": None, "restarts": None, "seed": 0,
-    "patience": None, "min_delta": 0.0, "checkpoint_every": 10, "strategy_options": None,
+    "patience": None, "min_delta": 0.0, "checkpoint_every": 10, "strategy_options": None, "maximize": False,
 }
 CHECKPOINT = "checkpoint.ckpt"
 #: The files of a run in its folder (``--overwrite`` replaces them all).
@@ -127,6 +127,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     what.add_argument("--sigma0", type=positive_float, default=None, help="initial step size (default: the strategy's)")
     what.add_argument("--popsize", type=positive_int, default=None, help="population size (default: the strategy's)")
     what.add_argument("--restarts", choices=["ipop", "bipop"], default=None, help="restart schedule (default none)")
+    what.add_argument("--maximize", action="store_true", default=None,
+                      help="maximise your function (a return, a reward: GymProblem) instead of minimising it")
     what.add_argument("-O", "--strategy-option", dest="strategy_options", action="append", type=strategy_option,
                       metavar="NAME=VALUE", help="a hyper-parameter of the strategy, repeatable (-O distribution=laplace "
                       "-O lr_mean=0.5); VALUE is read as JSON, else taken as a string")
@@ -199,7 +201,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         from evostrat.checkpoint import checkpoint_info
 
         saved = checkpoint_info(path)["user"].get("cli")
-        saved = {"strategy_options": None, **saved} if isinstance(saved, dict) else saved  # before -O existed
+        # runs from before -O and --maximize existed
+        saved = {"strategy_options": None, "maximize": False, **saved} if isinstance(saved, dict) else saved
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
         config = _check_saved(saved, path)
@@ -236,6 +239,7 @@ def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
     try:
         options = (lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict or null")
         return check_schema(saved, {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
+                                    "maximize": (lambda v: isinstance(v, bool), "true or false"),
                                     "problem": problem, "x0": x0, "strategy_options": options},
                             "'evostrat run' configuration")
     except CheckpointError as err:
@@ -275,6 +279,7 @@ def _estimator(config: dict[str, Any]) -> Any:
         ftarget=config["ftarget"], restarts=config["restarts"], backend=config["backend"],
         device=config["device"], dtype=config["dtype"], evaluator=config["evaluator"],
         evaluator_options=options, random_state=config["seed"], strategy_options=config["strategy_options"],
+        maximize=bool(config["maximize"]),
     )
 
 
@@ -359,6 +364,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     problem = config["problem"]
     objective = load_objective(problem) if is_user_problem(problem) else FUNCTIONS[problem]
+    if not config["maximize"] and getattr(objective, "negate", None) is False:  # GymProblem, GymnaxProblem
+        print(f"evostrat run: warning: {problem} returns episode returns, to maximise, and evostrat run "
+              f"minimises: pass --maximize (or make it with negate=True)", file=sys.stderr)
     callbacks, recorder = _callbacks(config, out, args.plot)
     progress = {None: "auto", True: "always", False: False}[args.progress]
     checkpoint = None

@@ -12,7 +12,7 @@ A seeded reset reloads the game (about 0.15 s); :class:`AtariFrames` keeps the e
 state each seed starts from (``ale.cloneState(include_rng=True)``, with the environment's
 generator and the first frame) and the next reset with that seed restores it after a soft
 reset (about 0.005 s), so the episode, sticky actions included, is the one a new reset
-with that seed plays.
+with that seed plays (and the environment's ``np_random_seed`` is that seed).
 
 :class:`AtariProblem` is a :class:`~evostrat.problems.gym.GymProblem` on such an
 environment (``ALE/<game>-v5`` with ``frameskip=1`` and, by default, no sticky actions,
@@ -176,7 +176,8 @@ class AtariFrames(gymnasium.Wrapper):
         self.env.reset()
         env = self.env.unwrapped
         env.ale.restoreState(state)
-        env.np_random.bit_generator.state = generator
+        gymnasium.Env.reset(env, seed=seed)  # np_random_seed is seed's, as after a new reset with it
+        env.np_random.bit_generator.state = generator  # and the generator where seed's episode starts
         return self._start(first, dict(info))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:

@@ -193,8 +193,9 @@ class GymnaxProblem:
         return -returns if self.negate else returns
 
     def episode_returns(self, theta: Any, episodes: int = 20, seed: int = 10_000) -> Any:
-        """Returns of ``episodes`` fresh episodes of one candidate, shape ``(episodes,)``."""
-        theta = jnp.asarray(theta)
+        """Returns of ``episodes`` fresh episodes of one candidate (a vector or a parameter pytree),
+        shape ``(episodes,)``."""
+        theta = jnp.asarray(self._flat(theta))
         self._check(theta[None, :] if theta.ndim == 1 else theta)
         keys = jax.random.split(jax.random.PRNGKey(seed), positive_int("episodes", episodes))
         return jax.jit(jax.vmap(self.episode_return, in_axes=(None, 0)))(theta, keys)
@@ -206,8 +207,27 @@ class GymnaxProblem:
                 f"X must have shape (n, {self.dim}) or ({self.dim},) for this policy, got {shape}"
             )
 
+    def _flat(self, x: Any) -> Any:
+        """``x``, or for a pytree of the policy's parameters (what ``ES.fit`` hands an objective when
+        ``x0`` is the parameter pytree; leaves may have a leading population axis) its flat
+        vector(s), in :class:`~evostrat.params_flat.JaxParams` order; traceable."""
+        template = self._spec.template
+        if jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(template) \
+                or jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(template)):
+            return x
+        leaves, named = jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves_with_path(template)
+        lead = tuple(jnp.shape(leaves[0]))[:1] if jnp.ndim(leaves[0]) == jnp.ndim(named[0][1]) + 1 else ()
+        for leaf, (path, like) in zip(leaves, named):
+            if tuple(jnp.shape(leaf)) != lead + tuple(jnp.shape(like)):
+                raise InvalidArgumentError(f"x{jax.tree_util.keystr(path)} must have shape "
+                                           f"{lead + tuple(jnp.shape(like))}, got {tuple(jnp.shape(leaf))}")
+        return jnp.concatenate([jnp.reshape(jnp.asarray(leaf), lead + (-1,)) for leaf in leaves], axis=-1)
+
     def __call__(self, X: Any, key: Any = None) -> Any:
-        """Mean returns ``(n,)`` for ``X`` of shape ``(n, dim)`` (a scalar for ``(dim,)``); traceable."""
+        """Mean returns ``(n,)`` for ``X`` of shape ``(n, dim)`` (a scalar for ``(dim,)``), or for a
+        pytree shaped as the policy's parameters (``params``; leaves with a leading population axis
+        for several, as ``ES.fit`` hands them when ``x0`` is the pytree); traceable."""
+        X = self._flat(X)
         if not isinstance(X, jax.Array):
             X = jnp.asarray(to_host(X))
         single = X.ndim == 1

@@ -51,7 +51,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -79,8 +79,9 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     """The parameter combinations of ``grid``, in scikit-learn's ``ParameterGrid`` order.
 
     ``grid`` is ``None`` (one empty combination), a dict ``{name: list of values}``
-    or a list of such dicts (their grids one after the other); an object that
-    iterates over dicts (``sklearn.model_selection.ParameterGrid``) is taken as it is.
+    or a list of such dicts (their grids one after the other); another iterable of dicts
+    (``sklearn.model_selection.ParameterGrid``, a generator) yields the combinations themselves
+    and is read once.
 
     >>> expand_grid({"popsize": [8, 16], "sigma0": [0.5]})
     [{'popsize': 8, 'sigma0': 0.5}, {'popsize': 16, 'sigma0': 0.5}]
@@ -92,9 +93,14 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     elif not isinstance(grid, (list, tuple)):  # e.g. sklearn's ParameterGrid: it yields the combinations
         if not isinstance(grid, Iterable) or isinstance(grid, (str, bytes)):
             raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts, got {type(grid).__name__}")
-        combos = [dict(c) for c in grid]
-        for combo in combos:
+        combos = []
+        for combo in grid:  # read once: a generator or iterator is taken as well
+            if not isinstance(combo, Mapping):
+                raise InvalidTypeError(f"grid must be a dict of lists, a list of such dicts or an iterable of "
+                                       f"combinations (dicts, as ParameterGrid yields them); it yielded "
+                                       f"{combo!r} of type {type(combo).__name__}")
             _check_names(combo)
+            combos.append(dict(combo))
         return _checked_combinations(combos, grid)
     combos: list[dict[str, Any]] = []
     for part in grid:
@@ -131,7 +137,8 @@ def _checked_combinations(combos: list[dict[str, Any]], grid: Any) -> list[dict[
 
 
 def seed_list(seeds: Any) -> list[int]:
-    """``seeds`` as a list: an int ``n`` is ``0 .. n-1``; a sequence of ints is taken as given.
+    """``seeds`` as a list: an int ``n`` is ``0 .. n-1``; a sequence of ints (or an iterator of
+    them, read once) is taken as given.
 
     >>> seed_list(3), seed_list([7, 11])
     ([0, 1, 2], [7, 11])
@@ -141,6 +148,8 @@ def seed_list(seeds: Any) -> list[int]:
             raise InvalidArgumentError(f"seeds must be a positive number of seeds or a list of ints, got {seeds}")
         check_batch_runs(int(seeds), f"seeds={seeds}")
         return list(range(int(seeds)))
+    if isinstance(seeds, Iterator):  # a generator or iterator: read once
+        seeds = list(seeds)
     if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
             and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
         negative = [int(s) for s in seeds if s < 0]
@@ -241,6 +250,20 @@ def _configured(es: Any, combo: dict[str, Any]) -> Any:
     return type(es)(**settings).set_params(**combo)
 
 
+def _as_is_hint(grid: Any, combos: list[dict[str, Any]]) -> str:
+    """For ``grid``, an iterable that yielded its combinations as they are, one of which has a
+    list as a value: how to have the list's values combined instead (``""`` for another grid)."""
+    if grid is None or isinstance(grid, (Mapping, list, tuple)):
+        return ""
+    for combo in combos:
+        listed = [name for name, v in combo.items() if isinstance(v, (list, tuple, range, np.ndarray))]
+        if listed:
+            return (f"; grid (a {type(grid).__name__}) yields the combinations themselves, so {listed[0]!r} was "
+                    f"given the whole list {combo[listed[0]]!r}: pass a dict of lists or a list of such dicts "
+                    f"to have their values combined")
+    return ""
+
+
 def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: Any = None,
               devices: Any = "auto") -> BatchResult:
     """Fit a copy of ``es`` for every grid combination and seed; see the module docstring.
@@ -260,12 +283,14 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
         :attr:`BatchResult.objectives`.
     x0 : array-like or structure
         The start point of every run (as for :meth:`ES.fit`).
-    seeds : int, list of int or None
+    seeds : int, list of int, iterator of int or None
         ``n`` for seeds ``0 .. n-1``, or the seeds (``random_state`` of each run); ``None``:
         one run per grid combination with ``es``'s own ``random_state``.
-    grid : dict, list of dict or ParameterGrid, optional
+    grid : dict, list of dict, ParameterGrid or iterable of dict, optional
         Parameters of :class:`~evostrat.ES` (``popsize``, ``sigma0``, ``max_generations``,
-        ...) and ``strategy__<name>`` hyper-parameters, each with a list of values.
+        ...) and ``strategy__<name>`` hyper-parameters, each with a list of values; another
+        iterable (a ``ParameterGrid``, a generator) yields the combinations themselves
+        (``{"popsize": 8}``) and is read once (:func:`expand_grid`).
     devices : "auto", None or list of JAX devices
         Where a JAX batch runs: ``"auto"`` shards the runs across all devices when
         there are several, ``None`` keeps them on the default device.
@@ -302,7 +327,13 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     from evostrat.run.batch_init import initialize_runs
     from evostrat.run.batch_jax import run_batched
 
-    initial = initialize_runs(estimators, families, start)  # all checked before any evaluation
+    try:
+        initial = initialize_runs(estimators, families, start)  # all checked before any evaluation
+    except (InvalidArgumentError, InvalidTypeError) as err:
+        hint = _as_is_hint(grid, combos)  # a generator of {name: list} dicts, meant as a list of them
+        if not hint:
+            raise
+        raise type(err)(f"{err}{hint}") from err
     if keeps_state(objective):  # each run its own copy, made before any run changes it; run one by one
         objectives = [copy.deepcopy(objective) for _ in estimators]
         for run, own in zip(estimators, objectives):
