@@ -27,9 +27,11 @@ import re
 import sys
 from typing import Any, Callable
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.problems import FUNCTIONS
+from evostrat.run.state import check_schema, is_int, is_real
 
-__all__ = ["is_user_problem", "load_objective", "problem_label", "read_x0"]
+__all__ = ["check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0"]
 
 
 def is_user_problem(spec: str) -> bool:
@@ -112,3 +114,22 @@ def read_x0(text: str) -> float | list[float]:
         raise InvalidArgumentError(f"--x0 {source!r}: expected finite numbers in a non-empty vector, got "
                                    f"shape {array.shape}")
     return array.tolist() if array.size > 1 or text.startswith(("@", "[")) or "," in text else float(array[0])
+
+
+def check_saved_config(saved: dict[str, Any], path: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The ``evostrat run`` configuration saved in the checkpoint ``path``, every field of
+    ``defaults`` (the configuration's names) type-checked; a :class:`~evostrat.errors.CheckpointError`
+    naming the file and the field otherwise."""
+    plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
+    problem = (lambda v: isinstance(v, str) and (v in FUNCTIONS or is_user_problem(v)),
+               "a benchmark problem's name or module:function")
+    x0 = (lambda v: is_real(v) or isinstance(v, str) and v.startswith("@") or isinstance(v, list) and all(map(
+        is_real, v)), "a number, a list of numbers or @FILE")
+    options = (lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict or null")
+    try:
+        return check_schema(saved, {**dict.fromkeys(defaults, plain), "dim": (is_int, "an int"),
+                                    "maximize": (lambda v: isinstance(v, bool), "true or false"),
+                                    "problem": problem, "x0": x0, "strategy_options": options},
+                            "'evostrat run' configuration")
+    except CheckpointError as err:
+        raise CheckpointError(f"checkpoint {path!r}: {err}") from err

@@ -43,16 +43,15 @@ from typing import Any
 from evostrat import ES, __version__
 from evostrat.backends import backend_names
 from evostrat.backends.points import physical_memory
-from evostrat.cli.inputs import is_user_problem, load_objective, problem_label, read_x0
+from evostrat.cli.inputs import check_saved_config, is_user_problem, load_objective, problem_label, read_x0
 from evostrat.cli.outdir import new_output, recover_overwritten, replacing
 from evostrat.cli.plot import objective_on_grid
 from evostrat.cli.types import (
     finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int, strategy_option,
 )
-from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
+from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 from evostrat.plugins import registry
 from evostrat.problems import FUNCTIONS
-from evostrat.run.state import check_schema, is_int, is_real
 
 __all__ = ["add_parser", "UsageError", "CONFIG_DEFAULTS"]
 
@@ -205,7 +204,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         saved = {"strategy_options": None, "maximize": False, **saved} if isinstance(saved, dict) else saved
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
-        config = _check_saved(saved, path)
+        config = check_saved_config(saved, path, CONFIG_DEFAULTS)
         mine = is_user_problem(config["problem"])
         if given.get("problem", config["problem"] if not mine else None) != config["problem"]:
             raise UsageError(f"--resume: the saved run optimised {config['problem']!r}; " + (
@@ -227,23 +226,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if config["workers"] is not None and config["evaluator"] not in ("executor", "ray"):
         raise UsageError("--workers needs --evaluator executor or ray")
     return config
-
-
-def _check_saved(saved: dict[str, Any], path: str) -> dict[str, Any]:
-    """The configuration saved in the checkpoint ``path``, every field type-checked."""
-    plain = (lambda v: v is None or isinstance(v, (str, int, float)), "a number, a string or null")
-    problem = (lambda v: isinstance(v, str) and (v in FUNCTIONS or is_user_problem(v)),
-               "a benchmark problem's name or module:function")
-    x0 = (lambda v: is_real(v) or isinstance(v, str) and v.startswith("@") or isinstance(v, list) and all(map(
-        is_real, v)), "a number, a list of numbers or @FILE")
-    try:
-        options = (lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict or null")
-        return check_schema(saved, {**dict.fromkeys(CONFIG_DEFAULTS, plain), "dim": (is_int, "an int"),
-                                    "maximize": (lambda v: isinstance(v, bool), "true or false"),
-                                    "problem": problem, "x0": x0, "strategy_options": options},
-                            "'evostrat run' configuration")
-    except CheckpointError as err:
-        raise CheckpointError(f"checkpoint {path!r}: {err}") from err
 
 
 def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
