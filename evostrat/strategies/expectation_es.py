@@ -181,11 +181,12 @@ class ExpectationES(MirroredPopsize, Strategy):
             location, scale = p.param_names
             return g[location], g[scale] * getattr(p, scale)
         statistic = self.statistic or self._default_statistic
-        def objective(mean: Array, log_sigma: Array) -> Array:
-            out = statistic(values, X, self._family(mean, xp.exp(log_sigma)))
-            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
+        what = f"statistic of strategy {self.name or type(self).__name__!r}"
 
-        return be.grad(objective, (state.mean, state.log_sigma))
+        def objective(mean: Array, log_sigma: Array) -> Array:
+            return scalar_statistic(statistic(values, X, self._family(mean, xp.exp(log_sigma))), what)
+
+        return be.grad(objective, (state.mean, state.log_sigma), what=what)
 
     def tell(self, state: ExpectationESState, X: Array, fitness: Array) -> ExpectationESState:
         xp = get_backend(state.mean).xp

@@ -232,11 +232,12 @@ class NES(Strategy):
         n = X.shape[0]
         statistic = self.statistic or (lambda v, x, q: n * expectation(v, x, q))
 
-        def J(*params: Array) -> Array:
-            out = statistic(u, X, type(p).tree_unflatten(aux, params))
-            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
+        what = f"statistic of strategy {self.name or type(self).__name__!r}"
 
-        return dict(zip(p.param_names, be.grad(J, leaves)))
+        def J(*params: Array) -> Array:
+            return scalar_statistic(statistic(u, X, type(p).tree_unflatten(aux, params)), what)
+
+        return dict(zip(p.param_names, be.grad(J, leaves, what=what)))
 
     def tell(self, state: NESState, X: Array, fitness: Array) -> NESState:
         p = self.search_distribution(state)
