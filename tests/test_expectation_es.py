@@ -249,3 +249,18 @@ def test_maxvar_with_a_detached_statistic_is_refused(library: str) -> None:
     x0 = torch.ones(2, dtype=torch.float64) if library == "torch" else jnp.ones(2)
     with pytest.raises(InvalidArgumentError, match="^statistic of strategy 'maxvar_es' does not depend"):
         ES(Detached(), max_generations=2, random_state=0).fit(vectorized(lambda X: X), x0)
+
+
+@pytest.mark.parametrize("strategy", ["expectation_es", "nes"])
+def test_a_custom_statistic_on_numpy_says_how_to_get_autodiff(strategy: str) -> None:
+    """The numpy refusal said 'needs autodiff (backend torch or jax)' without saying how to pick one;
+    it now names the statistic argument and ES(..., backend=...), and following it runs."""
+    def statistic(values, X, p):
+        return expectation(-values, X, p)
+
+    options = dict(max_generations=3, random_state=0, strategy_options=dict(statistic=statistic))
+    with pytest.raises(InvalidArgumentError, match=r"^statistic: a custom statistic needs autodiff, which the "
+                                                   r"numpy backend lacks.*ES\(\.\.\., backend='torch'\)"):
+        ES(strategy, **options).fit(sphere, np.ones(3))
+    for backend in ("torch", "jax"):
+        assert ES(strategy, backend=backend, **options).fit(sphere, np.ones(3)).n_generations_ == 3

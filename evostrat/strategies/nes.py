@@ -47,7 +47,7 @@ from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
 from evostrat.distributions.seed import DistributionSeed
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation, scalar_statistic
+from evostrat.expectation import expectation, require_autodiff, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -189,10 +189,7 @@ class NES(Strategy):
 
     # -- the strategy ----------------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> NESState:
-        if self.statistic is not None and not backend.has_autodiff:
-            raise InvalidArgumentError(
-                f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
-                "backend supports only the default statistic (statistic=None)")
+        require_autodiff(self.statistic, backend)
         cls = self.family()
         p = cls.search_init(x0, self.initial_sigma(x0, backend), **(self.distribution_options or {}))
         if p.batch_shape + p.event_shape != tuple(x0.shape):
