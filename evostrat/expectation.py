@@ -54,7 +54,7 @@ from evostrat.distributions.magic_box import magic_box
 
 Array = Any
 
-__all__ = ["expectation", "expectation_grad", "gradient", "magic_box", "scalar_statistic"]
+__all__ = ["expectation", "expectation_grad", "gradient", "magic_box", "require_autodiff", "scalar_statistic"]
 
 
 # -- argument handling ----------------------------------------------------------------------
@@ -312,6 +312,25 @@ def scalar_statistic(value: Any, what: str) -> Array:
         got = f"shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
         raise InvalidArgumentError(f"{what} must return a scalar array (to ascend), got {got}")
     return value
+
+
+def require_autodiff(statistic: Any, backend: Backend) -> None:
+    """Refuse a custom ``statistic`` on a backend without autodiff, saying how to get one.
+
+    Examples
+    --------
+    >>> from evostrat.backends import get_backend
+    >>> require_autodiff(None, get_backend("numpy"))   # the default statistic: closed form
+    >>> require_autodiff(len, get_backend("numpy"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidArgumentError: statistic: a custom statistic needs autodiff, ...
+    """
+    if statistic is not None and not backend.has_autodiff:
+        raise InvalidArgumentError(
+            f"statistic: a custom statistic needs autodiff, which the {backend.name} backend lacks (it "
+            "supports only the default statistic, statistic=None); run on torch or JAX: "
+            "ES(..., backend='torch') or backend='jax', or an x0 that is a torch tensor or a JAX array")
 
 
 def gradient(fn: Callable[..., Array], params: Sequence[Array], backend: Backend) -> tuple:

@@ -189,3 +189,78 @@ def test_a_statistic_that_is_not_a_scalar_is_named(library: str, strategy: str) 
                                                        rf"array \(to ascend\), got {got}"):
             ES(strategy, max_generations=2, random_state=0,
                strategy_options=dict(statistic=statistic)).fit(sphere, x0)
+
+
+def _detached_statistics(library: str) -> dict:
+    """Statistics whose value does not depend on the distribution's parameters."""
+    stop = (lambda a: a.detach()) if library == "torch" else jax.lax.stop_gradient
+    return {
+        "mean fitness, no expectation": lambda values, X, p: -values.mean(),
+        "stopped parameters": lambda values, X, p: expectation(
+            -values, X, type(p)(*(stop(v) for v in p.params().values()))),
+        "constant": lambda values, X, p: (torch.ones(()) if library == "torch" else jnp.ones(())),
+    }
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("strategy", ["expectation_es", "nes"])
+def test_a_statistic_that_does_not_depend_on_the_parameters_is_refused(library: str, strategy: str) -> None:
+    """A statistic built without the distribution (a plain mean of the values, stop_gradient /
+    detach on p's parameters, a constant) got a zero gradient and the run silently stood still
+    for max_generations; the gradient's structure (torch: no grad_fn; JAX: no JVP reaches the
+    value) now gives an error naming the statistic, on JAX under jit too."""
+    x0 = torch.ones(3, dtype=torch.float64) if library == "torch" else jnp.ones(3)
+    for name, statistic in _detached_statistics(library).items():
+        with pytest.raises(InvalidArgumentError, match=rf"^statistic of strategy '{strategy}' does not depend on "
+                                                       r"the parameters it is differentiated in.*expectation"):
+            ES(strategy, max_generations=2, random_state=0,
+               strategy_options=dict(statistic=statistic)).fit(sphere, x0)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_a_statistic_that_depends_on_the_parameters_runs_under_the_check(library: str) -> None:
+    """The check costs nothing where the statistic is fine: same steps as before, JAX under jit."""
+    from evostrat.backends import get_backend
+
+    be = get_backend(library)
+    mean = be.asarray(np.array([0.5, -1.0]))
+    g = be.grad(lambda m: be.xp.sum(m ** 2), (mean,), what="statistic")[0]
+    np.testing.assert_allclose(be.to_numpy(g), [1.0, -2.0])
+    if library == "jax":
+        jitted = jax.jit(lambda m: be.grad(lambda a: jnp.sum(a ** 2), (m,), what="statistic")[0])
+        np.testing.assert_allclose(np.asarray(jitted(mean)), [1.0, -2.0])
+        with pytest.raises(InvalidArgumentError, match="^statistic does not depend"):
+            jax.jit(lambda m: be.grad(lambda a: jnp.sum(jax.lax.stop_gradient(a)), (m,), what="statistic"))(mean)
+    # unnamed: the documented zeros
+    z = be.grad(lambda m: be.xp.sum(be.stop_gradient(m)), (mean,))[0]
+    np.testing.assert_array_equal(be.to_numpy(z), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_maxvar_with_a_detached_statistic_is_refused(library: str) -> None:
+    """A MaxVarES subclass whose statistic ignores p stood still; it is now named."""
+    from evostrat import vectorized
+    from evostrat.strategies.evolvability import MaxVarES
+
+    class Detached(MaxVarES):
+        def statistic(self, Z, X, p):
+            return (Z ** 2).sum(1).mean()
+
+    x0 = torch.ones(2, dtype=torch.float64) if library == "torch" else jnp.ones(2)
+    with pytest.raises(InvalidArgumentError, match="^statistic of strategy 'maxvar_es' does not depend"):
+        ES(Detached(), max_generations=2, random_state=0).fit(vectorized(lambda X: X), x0)
+
+
+@pytest.mark.parametrize("strategy", ["expectation_es", "nes"])
+def test_a_custom_statistic_on_numpy_says_how_to_get_autodiff(strategy: str) -> None:
+    """The numpy refusal said 'needs autodiff (backend torch or jax)' without saying how to pick one;
+    it now names the statistic argument and ES(..., backend=...), and following it runs."""
+    def statistic(values, X, p):
+        return expectation(-values, X, p)
+
+    options = dict(max_generations=3, random_state=0, strategy_options=dict(statistic=statistic))
+    with pytest.raises(InvalidArgumentError, match=r"^statistic: a custom statistic needs autodiff, which the "
+                                                   r"numpy backend lacks.*ES\(\.\.\., backend='torch'\)"):
+        ES(strategy, **options).fit(sphere, np.ones(3))
+    for backend in ("torch", "jax"):
+        assert ES(strategy, backend=backend, **options).fit(sphere, np.ones(3)).n_generations_ == 3

@@ -34,6 +34,25 @@ Key = Any
 #: The floating dtypes runs compute in, on every backend (``ES(dtype=...)``).
 FLOAT_DTYPES = ("float32", "float64")
 
+def require_dependence(connected: bool, what: str | None) -> None:
+    """Raise :class:`~evostrat.errors.InvalidArgumentError` naming ``what`` when ``what`` is
+    given and the value it names is not ``connected`` to the parameters it is differentiated in
+    (its gradient would be zero by construction, not by chance).
+
+    >>> require_dependence(False, None)   # nobody asked: the caller gets zeros
+    >>> require_dependence(False, "statistic")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    evostrat.errors.InvalidArgumentError: statistic does not depend on the parameters it is differentiated in, ...
+    """
+    if what is not None and not connected:
+        raise InvalidArgumentError(
+            f"{what} does not depend on the parameters it is differentiated in, so its gradient is "
+            "zero by construction; expected a value computed from them (e.g. evostrat.expectation("
+            "values, X, p) on the distribution p it is given), not a constant or a value built only "
+            "from detached / stop_gradient arrays")
+
+
 #: :meth:`Backend.dtype_name` of the dtypes seen so far.
 _DTYPE_NAMES: dict[Any, str] = {}
 
@@ -261,15 +280,17 @@ class Backend:
         """``x`` with gradients blocked (identity where there is no autodiff)."""
         return x
 
-    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array], *, what: str | None = None) -> tuple:
         """Gradient of the scalar ``fn(*params)`` with respect to each of ``params``.
 
         torch: fresh leaves and ``torch.autograd.grad`` (parameters unused by
         ``fn`` get zeros); JAX: ``jax.grad`` (traceable, so it runs under ``jit``).
 
         Raises :class:`~evostrat.errors.InvalidArgumentError` on numpy (no
-        autodiff: use closed forms such as :func:`evostrat.expectation.expectation_grad`)
-        or when ``fn`` does not return a scalar.
+        autodiff: use closed forms such as :func:`evostrat.expectation.expectation_grad`),
+        when ``fn`` does not return a scalar, or, when ``what`` names ``fn`` (e.g.
+        ``"statistic of strategy 'nes'"``), when its value depends on none of ``params``
+        (:func:`require_dependence`: a gradient that is zero by construction).
 
         >>> from evostrat.backends import get_backend
         >>> get_backend("numpy").has_autodiff

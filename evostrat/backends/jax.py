@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
 
-from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.base import Array, Backend, Key, require_dependence
 from evostrat.backends.devices import jax_device
 from evostrat.backends.host_keys import block_rows, seed_to_uint64
 from evostrat.backends.jax_threefry import normal as threefry_normal
@@ -168,6 +168,24 @@ def _committer(device: Any) -> Callable[[Array], Array]:
     return commit
 
 
+#: Set by :meth:`JaxBackend.grad`: a list the JVP rule of :func:`_connected` appends to.
+_CONNECTED: contextvars.ContextVar[list] = contextvars.ContextVar("evostrat_jax_connected", default=[])
+
+
+@jax.custom_jvp
+def _connected(y: Array) -> Array:
+    """The identity; its JVP rule, which ``jax.grad`` runs only when ``y`` depends on the
+    differentiated arguments (it is their tracer), records that it ran: the exact test of
+    a gradient that is zero by construction, at trace time (so under ``jit`` too)."""
+    return y
+
+
+@_connected.defjvp
+def _connected_jvp(primals: tuple, tangents: tuple) -> tuple:
+    _CONNECTED.get().append(True)
+    return primals[0], tangents[0]
+
+
 class JaxBackend(Backend):
     """JAX arrays; pure functions are compiled with ``jax.jit``."""
 
@@ -279,16 +297,22 @@ class JaxBackend(Backend):
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)
 
-    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array], *, what: str | None = None) -> tuple:
         def scalar(*args: Array) -> Array:
             out = fn(*args)
             if getattr(out, "size", 1) != 1:
                 raise InvalidArgumentError(
                     f"the function must return a scalar, got shape {tuple(out.shape)}"
                 )
-            return out.reshape(())
+            return _connected(out.reshape(()))
 
-        return tuple(jax.grad(scalar, argnums=tuple(range(len(params))))(*params))
+        token = _CONNECTED.set([])
+        try:
+            grads = tuple(jax.grad(scalar, argnums=tuple(range(len(params))))(*params))
+            require_dependence(bool(_CONNECTED.get()), what)
+        finally:
+            _CONNECTED.reset(token)
+        return grads
 
     def register_pytree_class(self, cls: type) -> type:
         if cls not in _PYTREE_CLASSES:

@@ -28,7 +28,7 @@ import array_api_compat.torch as xp_torch
 import numpy as np
 import torch
 
-from evostrat.backends.base import Array, Backend, Key
+from evostrat.backends.base import Array, Backend, Key, require_dependence
 from evostrat.backends.devices import torch_device
 from evostrat.backends.host_keys import GOLDEN_GAMMA, MIX1, MIX2
 from evostrat.backends.key_batch import KeyBatch
@@ -381,7 +381,7 @@ class TorchBackend(HostKeys, Backend):
     def stop_gradient(self, x: Array) -> Array:
         return x.detach()
 
-    def grad(self, fn: Callable[..., Array], params: Sequence[Array]) -> tuple:
+    def grad(self, fn: Callable[..., Array], params: Sequence[Array], *, what: str | None = None) -> tuple:
         leaves = [t.detach().requires_grad_(True) for t in params]
         with torch.enable_grad():
             out = fn(*leaves)
@@ -390,7 +390,8 @@ class TorchBackend(HostKeys, Backend):
                 f"the function must return a scalar tensor, got {type(out).__name__} "
                 f"of shape {tuple(getattr(out, 'shape', ()))}"
             )
-        if not out.requires_grad:
+        if not out.requires_grad:  # no grad_fn: no path from the leaves to the value
+            require_dependence(False, what)
             return tuple(torch.zeros_like(t) for t in leaves)
         grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
         return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))

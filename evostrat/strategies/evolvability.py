@@ -167,7 +167,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
         def objective(mean: Array) -> Array:
             return self.statistic(Z, X, self.distribution(state, mean))
 
-        (g,) = be.grad(objective, (state.mean,))
+        (g,) = be.grad(objective, (state.mean,), what=f"statistic of strategy {self.name or type(self).__name__!r}")
         return self.value(Z), g
 
     def value(self, Z: Array) -> Array:

@@ -38,7 +38,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation, expectation_grad, scalar_statistic
+from evostrat.expectation import expectation, require_autodiff, expectation_grad, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import MirroredPopsize, Strategy, clamp_sigma
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -132,11 +132,7 @@ class ExpectationES(MirroredPopsize, Strategy):
         return make_optimizer(self.optimizer, **(self.optimizer_options or {}))
 
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> ExpectationESState:
-        if self.statistic is not None and not backend.has_autodiff:
-            raise InvalidArgumentError(
-                f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
-                "backend supports only the default statistic (statistic=None)"
-            )
+        require_autodiff(self.statistic, backend)
         cls = distribution_class(self.distribution)
         if len(cls.param_names) != 2 or cls.param_names[1] not in cls.positive:
             raise InvalidArgumentError(
@@ -187,11 +183,12 @@ class ExpectationES(MirroredPopsize, Strategy):
             location, scale = p.param_names
             return g[location], g[scale] * getattr(p, scale)
         statistic = self.statistic or self._default_statistic
-        def objective(mean: Array, log_sigma: Array) -> Array:
-            out = statistic(values, X, self._family(mean, xp.exp(log_sigma)))
-            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
+        what = f"statistic of strategy {self.name or type(self).__name__!r}"
 
-        return be.grad(objective, (state.mean, state.log_sigma))
+        def objective(mean: Array, log_sigma: Array) -> Array:
+            return scalar_statistic(statistic(values, X, self._family(mean, xp.exp(log_sigma))), what)
+
+        return be.grad(objective, (state.mean, state.log_sigma), what=what)
 
     def tell(self, state: ExpectationESState, X: Array, fitness: Array) -> ExpectationESState:
         xp = get_backend(state.mean).xp

@@ -47,7 +47,7 @@ from evostrat.distributions.base import Distribution
 from evostrat.distributions.registry import distribution_class
 from evostrat.distributions.seed import DistributionSeed
 from evostrat.errors import InvalidArgumentError
-from evostrat.expectation import expectation, scalar_statistic
+from evostrat.expectation import expectation, require_autodiff, scalar_statistic
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.optimizers import Optimizer, make_optimizer
@@ -190,10 +190,7 @@ class NES(Strategy):
 
     # -- the strategy ----------------------------------------------------------------------------
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> NESState:
-        if self.statistic is not None and not backend.has_autodiff:
-            raise InvalidArgumentError(
-                f"a custom statistic needs autodiff (backend 'torch' or 'jax'); the {backend.name} "
-                "backend supports only the default statistic (statistic=None)")
+        require_autodiff(self.statistic, backend)
         cls = self.family()
         p = cls.search_init(x0, self.initial_sigma(x0, backend), **(self.distribution_options or {}))
         if p.batch_shape + p.event_shape != tuple(x0.shape):
@@ -233,11 +230,12 @@ class NES(Strategy):
         n = X.shape[0]
         statistic = self.statistic or (lambda v, x, q: n * expectation(v, x, q))
 
-        def J(*params: Array) -> Array:
-            out = statistic(u, X, type(p).tree_unflatten(aux, params))
-            return scalar_statistic(out, f"statistic of strategy {self.name or type(self).__name__!r}")
+        what = f"statistic of strategy {self.name or type(self).__name__!r}"
 
-        return dict(zip(p.param_names, be.grad(J, leaves)))
+        def J(*params: Array) -> Array:
+            return scalar_statistic(statistic(u, X, type(p).tree_unflatten(aux, params)), what)
+
+        return dict(zip(p.param_names, be.grad(J, leaves, what=what)))
 
     def tell(self, state: NESState, X: Array, fitness: Array) -> NESState:
         p = self.search_distribution(state)
