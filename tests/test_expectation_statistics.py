@@ -109,7 +109,7 @@ def _scale(kind: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
-@pytest.mark.parametrize("kind", ["diag", "scale_tril", "covariance"])
+@pytest.mark.parametrize("kind", ["diag", "scale_tril", pytest.param("covariance", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("mirrored, baseline", [(False, None), (True, "mean")])
 def test_mean_fitness_gradient_in_diagonal_and_full_parametrisations(library, kind, mirrored, baseline) -> None:
     chunks, n = 400, 16
