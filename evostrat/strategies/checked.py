@@ -59,7 +59,8 @@ def checked_ask(strategy: Any, out: Any, shape: tuple[int, int], like: Any = Non
 def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> Any:
     """``state``, what ``strategy``'s ``method`` returned, if it is a state: of the type of ``like``
     (the state it was given) when given, else a ``NamedTuple``; otherwise :class:`InvalidTypeError`
-    naming the method and what it returned (a plain tuple such as ``(state, info)`` included)."""
+    naming the method and what it returned (a plain tuple such as ``(state, info)`` included), or a
+    state whose ``mean`` has another shape or dtype than ``like``'s (the ``(dim,)`` mean of the run)."""
     expected = None if like is None else type(like)
     if expected is not None:
         kept = type(state) is expected
@@ -69,6 +70,14 @@ def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> A
         wanted = f"a {expected.__name__}, the type of the state it was given" if expected else "a NamedTuple"
         raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
                                f"the new state ({wanted}), got {type(state).__name__}")
+    mean, was = getattr(state, "mean", None), getattr(like, "mean", None)
+    if was is not None and (tuple(getattr(mean, "shape", ())) != tuple(was.shape)
+                            or getattr(mean, "dtype", None) != was.dtype):
+        got = (f"shape {tuple(mean.shape)} and dtype {mean.dtype}" if hasattr(mean, "shape") and hasattr(mean, "dtype")
+               else type(mean).__name__)
+        raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return a "
+                               f"state whose mean has the shape and dtype of the state it was given, "
+                               f"{tuple(was.shape)} and {was.dtype}, got {got}")
     return state
 
 
