@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+from evostrat.backends.trees import field_names
 from evostrat.errors import PluginError
 from evostrat.plugins import answering_plugin, get_plugin_manager
 
@@ -107,9 +108,9 @@ def _as(kind: Any, answer: Any, hook_name: str, strategy: Any, backend: Any) -> 
     or its attributes of the fields' names; missing or uncallable required ones are refused."""
     if isinstance(answer, kind):
         return answer
-    required = [f for f in kind._fields if f not in kind._field_defaults]
+    required = ["ask", "tell"] + (["read"] if kind is StackKernel else [])  # the fields without default
     missing = [f for f in required if not callable(getattr(answer, f, None))]
-    fields = {f: getattr(answer, f, None) for f in kind._fields}
+    fields = {f: getattr(answer, f, None) for f in field_names(kind)}
     wrong = [f for f, v in fields.items() if v is not None and not callable(v) and f not in missing]
     if missing or wrong:
         who = answering_plugin(hook_name, strategy=strategy, backend=backend)
