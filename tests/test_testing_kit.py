@@ -178,6 +178,12 @@ class RowMean(Greedy):
         return new._replace(mean=new.mean[None, :])  # (1, dim): broadcasts into the next ask
 
 
+class RowSigma(Greedy):
+    def tell(self, state, X, fitness):
+        new = super().tell(state, X, fitness)
+        return new._replace(sigma=new.sigma[None, :])  # (1, dim): broadcasts, but no checkpoint restores it
+
+
 class Float32Mean(Greedy):
     def tell(self, state, X, fitness):
         new = super().tell(state, X, fitness)
@@ -206,6 +212,8 @@ def test_the_conforming_example_passes_every_check() -> None:
     (KeepsKey, "seed", "ask returned the key it was given: every generation would draw the same noise"),
     (RowMean, "contract", r"tell of strategy 'RowMean' must return a state whose mean has the shape and dtype of "
                           r"the state it was given, \(4,\) and float64, got shape \(1, 4\) and dtype float64"),
+    (RowSigma, "contract", r"tell of strategy 'RowSigma' must return a state whose field 'sigma' keeps its shape "
+                           r"\(4,\), got shape \(1, 4\)"),
     (Float32Mean, "contract", r"tell of strategy 'Float32Mean' must return a state whose mean has the shape and "
                               r"dtype of the state it was given, \(4,\) and float64, got shape \(4,\) and dtype float32"),
 ])
@@ -227,6 +235,14 @@ def test_a_run_refuses_a_tell_that_changes_the_means_shape_or_dtype(strategy: ty
                                                f"mean has the shape and dtype of the state it was given, "
                                                f"\\(3,\\) and float64, got {got}"):
         ES(strategy(), max_generations=5, random_state=0, compiled_loop=compiled_loop).fit(sphere, np.ones(3))
+
+
+@pytest.mark.parametrize("compiled_loop", ["auto", False])
+def test_a_run_refuses_a_tell_that_changes_a_fields_shape(compiled_loop: Any) -> None:
+    """A (1, dim) sigma broadcast silently through the run; its checkpoint could not be resumed."""
+    with pytest.raises(InvalidTypeError, match=r"tell of strategy 'RowSigma' must return a state whose field 'sigma' "
+                                               r"keeps its shape \(3,\), got shape \(1, 3\) \(a state's shapes are fixed"):
+        ES(RowSigma(), max_generations=5, random_state=0, compiled_loop=compiled_loop).fit(sphere, np.ones(3))
 
 
 def test_a_strategy_that_crashes_fails_naming_where() -> None:
