@@ -57,7 +57,8 @@ CHECKS: dict[str, str] = {
     "pure": "init, ask and tell are pure: the same inputs give the same outputs, and neither "
             "their inputs nor the strategy's hyper-parameters are mutated",
     "seed": "a run is reproducible from its seed: the same random_state gives the same "
-            "populations bit for bit, another seed other populations",
+            "populations bit for bit, another seed other populations, and ask returns the split key "
+            "(a state whose key differs from the one it was given)",
     "state_dict": "the state survives state_to_numpy -> .npz + JSON (no pickle) -> state_from_numpy, "
                   "and the resumed run continues bit for bit",
     "cross_backend": "tell with the same population and values gives the same update on every "
@@ -255,6 +256,9 @@ def _check_backend(s: Any, be: Backend, dtype: Any, host_x0: np.ndarray, seed: i
              "seed", label, "two runs with the same random_state differ")
     _require(not np.array_equal(hX, _host(s.ask(_init(s, x0, seed + 1, label))[0], be)), "seed", label,
              f"random_state={seed} and {seed + 1} ask the same population")
+    keys = [snap(st).get("key") for st in (state, asked)]
+    _require(keys[0] is None or not np.array_equal(*keys), "seed", label,
+             "ask returned the key it was given: every generation would draw the same noise")
     try:
         arrays = roundtrip_state_dict({"arrays": snap(again)})["arrays"]
         restored = state_from_numpy(_init(s, x0, seed + 1, label), arrays, be, be.device(x0))

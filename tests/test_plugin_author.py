@@ -64,10 +64,14 @@ class OnePlusOneES(Strategy):
         return state.sigma
 
 
+class LabelledOnePlusOne(OnePlusOneES):
+    name = "(1+1)-ES"  # a label of its own, not the key it is registered under
+
+
 class AuthorPlugin:
     @hookimpl
     def evostrat_strategies(self) -> dict[str, type]:
-        return {"one_plus_one_es": OnePlusOneES}
+        return {"one_plus_one_es": OnePlusOneES, "labelled_one_plus_one": LabelledOnePlusOne}
 
 
 plugin = module_plugin(AuthorPlugin, "author-plugin")
@@ -176,3 +180,16 @@ def test_a_plugins_kernel_for_a_strategy_that_resolves_kernels_is_used() -> None
     with registered(FastSep(), "fast-sep", fresh=False):
         es = ES("sep_cma_es", max_generations=12, random_state=0).fit(sphere, np.ones(3))
     assert len(asked) == es.n_generations_ == 12
+
+
+@pytest.mark.parametrize("strategy", [OnePlusOneES(sigma0=0.5), LabelledOnePlusOne(sigma0=0.5)],
+                         ids=["named-by-registry", "own-name-attribute"])
+def test_an_instance_of_a_registered_strategy_is_checkpointed_by_its_registry_key(strategy: Any, tmp_path: Any) -> None:
+    """A class that sets its own ``name`` was stored as unsaved (its name is no registry key), so
+    ``resume`` asked for the strategy again although the class is registered."""
+    path = tmp_path / "run.ckpt"
+    ES(strategy, max_generations=10, random_state=0).fit(sphere, np.ones(3), checkpoint=path)
+    resumed = ES.resume(path, sphere, max_generations=30)
+    full = ES(strategy, max_generations=30, random_state=0).fit(sphere, np.ones(3))
+    assert type(resumed.strategy_.strategy) is type(strategy) and resumed.strategy_.strategy.sigma0 == 0.5
+    assert resumed.fun_ == full.fun_ and np.array_equal(resumed.x_, full.x_)

@@ -207,3 +207,26 @@ def test_a_family_missing_a_required_member_is_told_what_it_is_for() -> None:
         ES(NES(distribution=NoStart), max_generations=3).fit(sphere, np.ones(3))
     with pytest.raises(ConformanceError, match="during search_init on numpy: NoScale does not define marginal_scale"):
         check_distribution(NoScale)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("distribution", ["cauchy", "normal"])
+def test_a_warm_start_from_a_nes_run_takes_its_nested_state_over(backend: str, distribution: str,
+                                                                 tmp_path: Any) -> None:
+    """NES keeps its family's parameters and optimiser state in nested states: a warm start from a fitted
+    run or its checkpoint flattened them (AttributeError: ... has no attribute 'velocity' at the first tell)."""
+    path = tmp_path / "run.ckpt"
+    first = ES("nes", distribution=distribution, max_generations=15, random_state=0, backend=backend)
+    first.fit(sphere, np.ones(3), checkpoint=path)
+    source = first.strategy_.state
+    for spec in (first, str(path)):
+        warm = ES("nes", distribution=distribution, max_generations=5, random_state=1, backend=backend,
+                  warm_start=spec).initialize(np.ones(3))
+        state = warm.strategy_.state
+        assert type(state.params) is type(source.params) and type(state.opt) is type(source.opt)
+        for name in ("mean", "params", "opt"):
+            got, want = (np.asarray(leaf) for leaf in (getattr(state, name), getattr(source, name)))
+            assert np.array_equal(got, want), name
+        X = warm.ask()
+        warm.tell(X, sphere(X))  # the optimiser's state is read here
+        assert warm.n_generations_ == 1

@@ -15,8 +15,10 @@ import pytest
 from child_process import child_env
 from conftest import strategy_class, strategy_names
 
+from evostrat import ES
 from evostrat.backends import get_backend
 from evostrat.errors import InvalidTypeError
+from evostrat.problems import sphere
 from evostrat.strategies.base import Strategy, check_strategy as check_state
 from evostrat.testing import CHECKS, ConformanceError, check_strategy, roundtrip_state_dict, sphere_values
 
@@ -164,6 +166,30 @@ class MisspeltTermination(Greedy):
     termination_defaults = {"tolflatness": 1}  # tolflatfitness
 
 
+class KeepsKey(Greedy):
+    def ask(self, state):
+        X, _ = super().ask(state)
+        return X, state  # the key it was given: each generation draws the same noise
+
+
+class RowMean(Greedy):
+    def tell(self, state, X, fitness):
+        new = super().tell(state, X, fitness)
+        return new._replace(mean=new.mean[None, :])  # (1, dim): broadcasts into the next ask
+
+
+class RowSigma(Greedy):
+    def tell(self, state, X, fitness):
+        new = super().tell(state, X, fitness)
+        return new._replace(sigma=new.sigma[None, :])  # (1, dim): broadcasts, but no checkpoint restores it
+
+
+class Float32Mean(Greedy):
+    def tell(self, state, X, fitness):
+        new = super().tell(state, X, fitness)
+        return new._replace(mean=new.mean.astype(np.float32))  # a float64 run turned float32
+
+
 def test_the_conforming_example_passes_every_check() -> None:
     assert check_strategy(Greedy, backends=["numpy"]) == [c for c in CHECKS if c != "cross_backend"]
 
@@ -183,12 +209,40 @@ def test_the_conforming_example_passes_every_check() -> None:
                                r"the state it was given\), got tuple"),
     (MisspeltTermination, "capabilities", "termination_defaults of strategy 'MisspeltTermination' names unknown "
                                           "criteria 'tolflatness'; known: tolfunhist, tolstagnation, tolflatfitness"),
+    (KeepsKey, "seed", "ask returned the key it was given: every generation would draw the same noise"),
+    (RowMean, "contract", r"tell of strategy 'RowMean' must return a state whose mean has the shape and dtype of "
+                          r"the state it was given, \(4,\) and float64, got shape \(1, 4\) and dtype float64"),
+    (RowSigma, "contract", r"tell of strategy 'RowSigma' must return a state whose field 'sigma' keeps its shape "
+                           r"\(4,\), got shape \(1, 4\)"),
+    (Float32Mean, "contract", r"tell of strategy 'Float32Mean' must return a state whose mean has the shape and "
+                              r"dtype of the state it was given, \(4,\) and float64, got shape \(4,\) and dtype float32"),
 ])
 def test_a_broken_strategy_fails_naming_the_check(strategy: type, check: str, detail: str) -> None:
     with pytest.raises(ConformanceError, match=f"fails check '{check}': {detail}") as info:
         check_strategy(strategy, backends=["numpy"])
     assert info.value.args[0].endswith(f"Required: {CHECKS[check]}")
     assert isinstance(info.value, AssertionError)
+
+
+@pytest.mark.parametrize("strategy, got", [(RowMean, r"shape \(1, 3\) and dtype float64"),
+                                           (Float32Mean, r"shape \(3,\) and dtype float32")])
+@pytest.mark.parametrize("compiled_loop", ["auto", False])
+def test_a_run_refuses_a_tell_that_changes_the_means_shape_or_dtype(strategy: type, got: str,
+                                                                    compiled_loop: Any) -> None:
+    """A (1, dim) mean failed a generation later as 'values must have shape (popsize,)'; a float32 mean
+    in a float64 run went unnoticed."""
+    with pytest.raises(InvalidTypeError, match=f"tell of strategy '{strategy.__name__}' must return a state whose "
+                                               f"mean has the shape and dtype of the state it was given, "
+                                               f"\\(3,\\) and float64, got {got}"):
+        ES(strategy(), max_generations=5, random_state=0, compiled_loop=compiled_loop).fit(sphere, np.ones(3))
+
+
+@pytest.mark.parametrize("compiled_loop", ["auto", False])
+def test_a_run_refuses_a_tell_that_changes_a_fields_shape(compiled_loop: Any) -> None:
+    """A (1, dim) sigma broadcast silently through the run; its checkpoint could not be resumed."""
+    with pytest.raises(InvalidTypeError, match=r"tell of strategy 'RowSigma' must return a state whose field 'sigma' "
+                                               r"keeps its shape \(3,\), got shape \(1, 3\) \(a state's shapes are fixed"):
+        ES(RowSigma(), max_generations=5, random_state=0, compiled_loop=compiled_loop).fit(sphere, np.ones(3))
 
 
 def test_a_strategy_that_crashes_fails_naming_where() -> None:

@@ -43,7 +43,7 @@ from evostrat.checkpoint.features import (capture_features, capture_injections, 
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.estimator import ES
-from evostrat.plugins import registered_name, registry
+from evostrat.plugins import registered_name
 from evostrat.plugins.factories import make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.restarts import GLOBAL_REASONS, SCHEDULE_SCHEMA, RunPlan, after_run
@@ -98,10 +98,11 @@ def _family_name(value: Any) -> Any:
 
 def _encode_param(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     if name == "strategy" and isinstance(value, Strategy):
-        if registry("strategies").get(value.name) is type(value):
+        key = registered_name(type(value), exact=True)  # the registry's key, whatever a `name` attribute says
+        if key:
             params = {k: _family_name(v) for k, v in value.get_params(deep=False).items()}
             with contextlib.suppress(Unencodable):  # a callable hyper-parameter: resume(..., strategy=...)
-                return {"strategy": value.name, "params": encode(params, arrays, "params/strategy")}
+                return {"strategy": key, "params": encode(params, arrays, "params/strategy")}
         return {"unsaved": type(value).__name__}
     value = _family_name(value) if name == "distribution" else value
     if name == "restarts" and value is not None and not isinstance(value, (str, dict)):

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from evostrat.plugins import get_plugin_manager
+from evostrat.backends.trees import field_names
+from evostrat.errors import PluginError
+from evostrat.plugins import answering_plugin, get_plugin_manager
 
 __all__ = ["Kernel", "StackKernel", "resolve_kernel", "resolve_stack_kernel", "row_sigma"]
 
@@ -85,16 +87,40 @@ def resolve_stack_kernel(strategy: Any, backend: Any) -> Any | None:
     >>> resolve_stack_kernel(SNES(), get_backend("numpy")) is None
     True
     """
-    return get_plugin_manager().hook.evostrat_stack_kernel(strategy=strategy, backend=backend)
+    answer = get_plugin_manager().hook.evostrat_stack_kernel(strategy=strategy, backend=backend)
+    return None if answer is None else _as(StackKernel, answer, "evostrat_stack_kernel", strategy, backend)
 
 
 def resolve_kernel(strategy: Any, backend: Any) -> Any | None:
     """The kernel (``ask`` and ``tell``) plugins offer for ``strategy`` on ``backend``, or ``None``.
 
     Calls the ``evostrat_kernel`` hook; the caller keeps the answer (see
-    :meth:`evostrat.strategies.cma_base.CMABase.kernel`).
+    :meth:`evostrat.strategies.cma_base.CMABase.kernel`). An answer that is not a
+    :class:`Kernel` but has ``ask`` and ``tell`` (and any of its optional read-outs) is taken
+    as one; an answer without them is a :class:`~evostrat.errors.PluginError` naming the plugin.
     """
-    return get_plugin_manager().hook.evostrat_kernel(strategy=strategy, backend=backend)
+    answer = get_plugin_manager().hook.evostrat_kernel(strategy=strategy, backend=backend)
+    return None if answer is None else _as(Kernel, answer, "evostrat_kernel", strategy, backend)
+
+
+def _as(kind: Any, answer: Any, hook_name: str, strategy: Any, backend: Any) -> Any:
+    """``answer`` of ``hook_name`` as a ``kind`` (:class:`Kernel` or :class:`StackKernel`): itself,
+    or its attributes of the fields' names; missing or uncallable required ones are refused."""
+    if isinstance(answer, kind):
+        return answer
+    required = ["ask", "tell"] + (["read"] if kind is StackKernel else [])  # the fields without default
+    missing = [f for f in required if not callable(getattr(answer, f, None))]
+    fields = {f: getattr(answer, f, None) for f in field_names(kind)}
+    wrong = [f for f, v in fields.items() if v is not None and not callable(v) and f not in missing]
+    if missing or wrong:
+        who = answering_plugin(hook_name, strategy=strategy, backend=backend)
+        problem = (f"no method {' and no method '.join(missing)}" if missing
+                   else f"{', '.join(wrong)} that is not callable")
+        raise PluginError(
+            f"{who}: {hook_name}() answered for strategy {strategy.name!r} on {backend.name} with a "
+            f"{type(answer).__name__}, which has {problem}; return "
+            f"evostrat.kernels.{kind.__name__}({', '.join(f'{f}=...' for f in required)}) or None")
+    return kind(**fields)
 
 
 def row_sigma(kernel: Kernel | None, sigma_of: Callable[[Any], float]) -> tuple[

@@ -27,7 +27,8 @@ from evostrat import hookspecs
 from evostrat.errors import PluginError, UnknownNameError, did_you_mean
 
 __all__ = [
-    "get_plugin_manager", "registry", "lookup", "registered_name", "list_plugins", "reset_plugins", "on_reset", "ENTRY_POINT_GROUP",
+    "get_plugin_manager", "registry", "lookup", "registered_name", "list_plugins", "reset_plugins", "on_reset",
+    "answering_plugin", "ENTRY_POINT_GROUP",
 ]
 
 ENTRY_POINT_GROUP = "evostrat"
@@ -244,6 +245,28 @@ def registered_name(cls: type, kind: str = "strategies", exact: bool = False) ->
         _class_names[kind] = {factory: key for key, factory in names.items() if isinstance(factory, type)}
     by_class = _class_names[kind]
     return by_class.get(cls, "") if exact else next((by_class[k] for k in cls.__mro__ if k in by_class), "")
+
+
+def answering_plugin(hook_name: str, **kwargs: Any) -> str:
+    """Which plugin gives the answer of the first-result hook ``hook_name`` for ``kwargs``.
+
+    Calls the implementations again, in pluggy's order, until one answers (so only for an
+    error message about that answer).
+
+    Returns
+    -------
+    str
+        The plugin described as in :class:`~evostrat.errors.PluginError` messages (name and
+        distribution), or ``"a plugin"`` when none answers on the second call.
+    """
+    for impl in reversed(getattr(get_plugin_manager().hook, hook_name).get_hookimpls()):
+        try:
+            answer = impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except Exception:  # noqa: BLE001 - an error message is being written
+            continue
+        if answer is not None:
+            return _describe(impl.plugin_name)
+    return "a plugin"
 
 
 def list_plugins() -> list[dict[str, Any]]:

@@ -91,19 +91,36 @@ def make_evaluator(evaluator: Any, options: dict | None = None) -> Evaluator:
                 "evaluator_options apply to an evaluator given by name; pass the options to "
                 f"the {type(evaluator).__name__} instance instead, got {sorted(options)}"
             )
+        _check_evaluate(type(evaluator), f"evaluator {type(evaluator).__qualname__}")
         return evaluator
     if isinstance(evaluator, str):
         cls = _registered("evaluators", evaluator, "evaluator", Evaluator)
+        _check_evaluate(cls, f"evaluator {evaluator!r} ({cls.__qualname__})")
         unknown = sorted(set(options or {}) - set(cls._param_names()))
         if unknown:
             raise InvalidArgumentError(
                 f"evaluator_options for {evaluator!r} has no option {unknown[0]!r}"
                 f"{did_you_mean(unknown[0], cls._param_names())}; valid: {list(cls._param_names())}"
             )
+        params = inspect.signature(cls).parameters.values()
+        needed = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in (options or {})]
+        if needed:
+            raise InvalidArgumentError(
+                f"evaluator {evaluator!r} ({cls.__qualname__}) needs evaluator_options "
+                f"{', '.join(map(repr, needed))} (no default), got {sorted(options or {})}")
         return cls(**(options or {}))
     raise InvalidTypeError(
         f"evaluator must be an evaluator name or an Evaluator instance, got {type(evaluator).__name__}"
     )
+
+
+def _check_evaluate(cls: type, what: str) -> None:
+    """Refuse an evaluator class that does not implement ``evaluate`` (the one method of the
+    ``evostrat_evaluators`` contract): a bare ``NotImplementedError`` at the first generation before."""
+    if getattr(cls, "evaluate", None) is Evaluator.evaluate:
+        raise InvalidTypeError(f"{what} does not implement evaluate(objective, X, backend), the method an "
+                               "evaluator must override (it returns the (popsize,) values of X)")
 
 
 def _hyper_parameters_only(cls: type, name: str) -> type:

@@ -55,7 +55,7 @@ import numpy as np
 
 from evostrat.backends import to_host
 from evostrat.backends.structure_args import flat_solutions
-from evostrat.backends.trees import field_names, replace
+from evostrat.backends.trees import field_names, map_tree, named_leaves, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, Params
 from evostrat.strategies.cma_es import CMAES
@@ -157,8 +157,10 @@ def _source(spec: Any) -> Any:
 
 
 def _same_shapes(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and all(
-        tuple(np.shape(x)) == tuple(np.shape(y)) for x, y in zip(a, b))
+    """The same state type with the same (dotted) fields of the same shapes, nested states' too
+    (NES's family parameters and optimiser state)."""
+    return type(a) is type(b) and [(n, tuple(np.shape(x))) for n, x in named_leaves(a)] == \
+        [(n, tuple(np.shape(y))) for n, y in named_leaves(b)]
 
 
 def _same_box(a: Any, b: Any) -> bool:
@@ -265,8 +267,8 @@ def apply_warm_start(driver: Any, spec: Any) -> None:
         if type(other.strategy) is type(runner.strategy) and other.backend.name == runner.backend.name and \
                 _same_shapes(other.state, runner.state) and _same_box(source.bounds, driver.bounds):
             key = runner.state.key
-            arrays = [be_copy(runner, v) for v in other.state]
-            runner.state = replace(type(runner.state)(*arrays), key=key)
+            copied = map_tree(lambda v, is_key: v if is_key or v is None else be_copy(runner, v), other.state)
+            runner.state = replace(copied, key=key)  # nested states (NES's params, opt) kept nested
             if driver.integers is not None:  # CMA-ES with margin: its scaling A and a due correction too
                 driver.integers.continue_from(source.integers, other, runner)
             driver.state.best_x = driver.to_box(runner.mean)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from evostrat.backends.trees import named_leaves
 from evostrat.errors import InvalidTypeError
 
 __all__ = ["checked_ask", "checked_state", "checked_first"]
@@ -59,7 +60,9 @@ def checked_ask(strategy: Any, out: Any, shape: tuple[int, int], like: Any = Non
 def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> Any:
     """``state``, what ``strategy``'s ``method`` returned, if it is a state: of the type of ``like``
     (the state it was given) when given, else a ``NamedTuple``; otherwise :class:`InvalidTypeError`
-    naming the method and what it returned (a plain tuple such as ``(state, info)`` included)."""
+    naming the method and what it returned (a plain tuple such as ``(state, info)`` included), or a
+    state whose ``mean`` has another shape or dtype than ``like``'s (the ``(dim,)`` mean of the run), or
+    any other array field another shape."""
     expected = None if like is None else type(like)
     if expected is not None:
         kept = type(state) is expected
@@ -69,6 +72,21 @@ def checked_state(strategy: Any, state: Any, method: str, like: Any = None) -> A
         wanted = f"a {expected.__name__}, the type of the state it was given" if expected else "a NamedTuple"
         raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return "
                                f"the new state ({wanted}), got {type(state).__name__}")
+    mean, was = getattr(state, "mean", None), getattr(like, "mean", None)
+    if was is not None and (tuple(getattr(mean, "shape", ())) != tuple(was.shape)
+                            or getattr(mean, "dtype", None) != was.dtype):
+        got = (f"shape {tuple(mean.shape)} and dtype {mean.dtype}" if hasattr(mean, "shape") and hasattr(mean, "dtype")
+               else type(mean).__name__)
+        raise InvalidTypeError(f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return a "
+                               f"state whose mean has the shape and dtype of the state it was given, "
+                               f"{tuple(was.shape)} and {was.dtype}, got {got}")
+    if like is not None:
+        for (field, new), (_, old) in zip(named_leaves(state), named_leaves(like)):
+            if hasattr(old, "shape") and tuple(getattr(new, "shape", ())) != tuple(old.shape):
+                raise InvalidTypeError(
+                    f"{method} of strategy {strategy.name or type(strategy).__name__!r} must return a state whose "
+                    f"field {field!r} keeps its shape {tuple(old.shape)}, got shape {tuple(getattr(new, 'shape', ()))}"
+                    " (a state's shapes are fixed: compiled loops and checkpoints rely on them)")
     return state
 
 
