@@ -10,7 +10,7 @@
   correction of :mod:`evostrat.run.integers` runs on the host after each update),
   and the non-finite policy is not ``"raise"`` (restarts run each of their runs
   in chunks; with bounds the objective sees the candidates mapped into the box
-  inside the program).
+  inside the program, with ``fixed_variables`` full vectors, the fixed values inserted).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -120,13 +120,14 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
         return False  # evaluated on the host (evostrat.run.noise)
-    if driver.integers is not None or getattr(driver, "fixed", None) is not None:
-        return False  # the encoding reads the margin state the host corrects; fixed: the host loop
+    if driver.integers is not None:
+        return False  # the encoding reads the margin state the host corrects
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
     from evostrat.run.compiled_loop import is_traceable
 
-    return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
+    dim = getattr(driver.fixed, "full_dim", runner.dim)  # fixed_variables: the objective sees full vectors
+    return is_traceable(objective, runner.popsize, dim, runner.dtype)
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
@@ -154,6 +155,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     from evostrat.backends.jax import lockstep_conds
 
     length = chunk_length(rules.popsize)
+    free = getattr(bounds, "free", None)  # fixed_variables (a FixedSpace): the coordinates the strategy searches
     structure = rules.structure()  # the program's; its thresholds and budgets come in as an input
 
     def programs(rules: Rules) -> tuple[Callable, Callable]:
@@ -161,7 +163,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
             """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-            shape = (rules.popsize, run.best_x.shape[-1])
+            shape = (rules.popsize, run.best_x.shape[-1] if free is None else len(free))  # the strategy's space
             X, state = checked_ask(strategy, strategy.ask(run.state), shape, run.state, run.best_x.dtype)
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
@@ -292,7 +294,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
+    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)))
     key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
     settings = (key, widest, rules)  # the rules' thresholds and budgets: the input the program is called with
