@@ -126,8 +126,7 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     from evostrat.run.compiled_loop import is_traceable
 
-    dim = getattr(driver.fixed, "full_dim", runner.dim)  # fixed_variables: the objective sees full vectors
-    return is_traceable(objective, runner.popsize, dim, runner.dtype)
+    return is_traceable(objective, runner.popsize, getattr(driver.fixed, "full_dim", runner.dim), runner.dtype)
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
@@ -143,19 +142,19 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
     while the others go on. ``population``: a ``jax.sharding.Sharding`` of each population
     ``(popsize, dim)``, which the objective is then evaluated under (several devices).
-    ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds`; the objective then sees the
-    candidates mapped into the box, and the best so far is kept in the box, as the host
-    loop's. The criteria's thresholds (:data:`~evostrat.run.device_termination.THRESHOLDS`)
-    and budgets (:data:`~evostrat.run.device_termination.BUDGETS`) are an input of the
-    compiled program, not part of its key: runs that differ only in them share the program,
-    and the callable returned passes each its own."""
+    ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds` (a :class:`~evostrat.run.fixed.FixedSpace`:
+    the strategy searches the free coordinates); the objective sees the candidates mapped into the
+    box (full vectors), the best so far is kept there, as the host loop's. The criteria's thresholds
+    (:data:`~evostrat.run.device_termination.THRESHOLDS`) and budgets
+    (:data:`~evostrat.run.device_termination.BUDGETS`) are an input of the compiled program, not
+    part of its key: runs that differ only in them share the program, and the callable returned
+    passes each its own."""
     import jax
     import jax.numpy as jnp
 
     from evostrat.backends.jax import lockstep_conds
 
     length = chunk_length(rules.popsize)
-    free = getattr(bounds, "free", None)  # fixed_variables (a FixedSpace): the coordinates the strategy searches
     structure = rules.structure()  # the program's; its thresholds and budgets come in as an input
 
     def programs(rules: Rules) -> tuple[Callable, Callable]:
@@ -163,7 +162,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
             """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-            shape = (rules.popsize, run.best_x.shape[-1] if free is None else len(free))  # the strategy's space
+            shape = (rules.popsize, len(bounds.free) if hasattr(bounds, "free") else run.best_x.shape[-1])
             X, state = checked_ask(strategy, strategy.ask(run.state), shape, run.state, run.best_x.dtype)
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
