@@ -10,7 +10,7 @@
   correction of :mod:`evostrat.run.integers` runs on the host after each update),
   and the non-finite policy is not ``"raise"`` (restarts run each of their runs
   in chunks; with bounds the objective sees the candidates mapped into the box
-  inside the program).
+  inside the program, with ``fixed_variables`` full vectors, the fixed values inserted).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -120,13 +120,13 @@ def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
         return False
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
         return False  # evaluated on the host (evostrat.run.noise)
-    if driver.integers is not None or getattr(driver, "fixed", None) is not None:
-        return False  # the encoding reads the margin state the host corrects; fixed: the host loop
+    if driver.integers is not None:
+        return False  # the encoding reads the margin state the host corrects
     if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
         return False
     from evostrat.run.compiled_loop import is_traceable
 
-    return is_traceable(objective, runner.popsize, runner.dim, runner.dtype)
+    return is_traceable(objective, runner.popsize, getattr(driver.fixed, "full_dim", runner.dim), runner.dtype)
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],
@@ -142,12 +142,13 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     a run whose criterion holds leaves the loop's predicate, and ``vmap`` keeps it unchanged
     while the others go on. ``population``: a ``jax.sharding.Sharding`` of each population
     ``(popsize, dim)``, which the objective is then evaluated under (several devices).
-    ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds`; the objective then sees the
-    candidates mapped into the box, and the best so far is kept in the box, as the host
-    loop's. The criteria's thresholds (:data:`~evostrat.run.device_termination.THRESHOLDS`)
-    and budgets (:data:`~evostrat.run.device_termination.BUDGETS`) are an input of the
-    compiled program, not part of its key: runs that differ only in them share the program,
-    and the callable returned passes each its own."""
+    ``bounds``: a :class:`~evostrat.run.bounds.BoxBounds` (a :class:`~evostrat.run.fixed.FixedSpace`:
+    the strategy searches the free coordinates); the objective sees the candidates mapped into the
+    box (full vectors), the best so far is kept there, as the host loop's. The criteria's thresholds
+    (:data:`~evostrat.run.device_termination.THRESHOLDS`) and budgets
+    (:data:`~evostrat.run.device_termination.BUDGETS`) are an input of the compiled program, not
+    part of its key: runs that differ only in them share the program, and the callable returned
+    passes each its own."""
     import jax
     import jax.numpy as jnp
 
@@ -161,7 +162,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def advance(run: DeviceRun) -> tuple[Any, Any, Any, Any, Any]:
             """ask, evaluate, tell: ``(state, values, generation's best, best so far, its x)``."""
-            shape = (rules.popsize, run.best_x.shape[-1])
+            shape = (rules.popsize, len(bounds.free) if hasattr(bounds, "free") else run.best_x.shape[-1])
             X, state = checked_ask(strategy, strategy.ask(run.state), shape, run.state, run.best_x.dtype)
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
@@ -292,7 +293,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper))
+    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)))
     key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
     settings = (key, widest, rules)  # the rules' thresholds and budgets: the input the program is called with

@@ -1,0 +1,55 @@
+"""The compiled JAX loop compiles its chunk once per configuration: budgets that are no multiple of
+the chunk's length or of the stagnation history's step, another seed, a callback that stops the run
+early, a warm start, fixed variables and restarts reuse the program of the first fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from evostrat import ES  # noqa: E402
+from jax_compiles import compiles  # noqa: E402
+
+
+def _objective(X: Any) -> Any:
+    return jnp.sum((X - 0.5) ** 2 * jnp.arange(1.0, 6.0, dtype=X.dtype), axis=1)
+
+
+def _fit(**kwargs: Any) -> tuple[int, ES]:
+    """XLA compilations of a fit of ``_objective`` from ones(5) and the fitted estimator."""
+    fit = kwargs.pop("fit", {})
+    before = compiles()
+    es = ES("snes", tolfun=None, tolx=None, **kwargs).fit(_objective, jnp.ones(5), **fit)
+    assert es.fast_path_ == "compiled_loop"
+    return compiles() - before, es
+
+
+def test_a_configuration_compiles_its_chunk_once() -> None:
+    first, es = _fit(max_generations=600, random_state=0)  # two chunks of 512 and 88 generations
+    assert first >= 1 and es.n_generations_ == 600
+    for kwargs in (dict(max_generations=600, random_state=0), dict(max_generations=577, random_state=1),
+                   dict(max_generations=611, random_state=2)):  # 577, 611: no multiple of 512 nor of 5
+        n, es = _fit(**kwargs)
+        assert (n, es.n_generations_) == (0, kwargs["max_generations"]), kwargs
+    stop = lambda e: e.n_generations_ >= 37  # noqa: E731 - a callback stops early: chunks of one generation
+    n, stopped = _fit(max_generations=600, random_state=0, fit={"callbacks": [stop]})
+    assert (n, stopped.n_generations_, stopped.stop_reason_) == (0, 37, "callback")
+    _fit(max_generations=20, random_state=0, warm_start=stopped)  # copying a state's key: a program of its own
+    n, warm = _fit(max_generations=590, random_state=0, warm_start=es)  # the fitted run's state
+    assert n == 0 and warm.n_generations_ == 590
+
+
+def test_fixed_variables_and_restarts_compile_their_chunks_once() -> None:
+    _fit(max_generations=300, random_state=0, fixed_variables={2: 0.25})
+    for budget, seed in ((311, 1), (289, 2)):
+        n, es = _fit(max_generations=budget, random_state=seed, fixed_variables={2: 0.25})
+        assert n == 0 and es.n_generations_ == budget and np.asarray(es.x_)[2] == 0.25
+    first, runs = _fit(restarts="ipop", max_evals=3000, random_state=0, tolstagnation=None)
+    popsizes = [r["popsize"] for r in runs.restarts_]
+    n, again = _fit(restarts="ipop", max_evals=2900, random_state=0, tolstagnation=None)
+    assert n == 0 and [r["popsize"] for r in again.restarts_] == popsizes[:len(again.restarts_)]
