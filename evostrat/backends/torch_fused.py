@@ -105,7 +105,7 @@ def fusable(fn: Callable) -> bool:
 def _device_type(args: tuple) -> str | None:
     """The device type of the first tensor among ``args``' leaves (``None`` if none)."""
     head = args[0] if args else None
-    if type(head) is not tuple and isinstance(head, tuple) and head:  # a tell's state (a NamedTuple)...
+    if isinstance(head, tuple) and head:  # a tell's state (a NamedTuple)...
         head = head[0]
     if isinstance(head, torch.Tensor):  # ...whose first field is a tensor: the first leaf, without a walk
         return head.device.type
