@@ -168,8 +168,7 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
-        runner = self.runner
-        queued = runner.injections[:] if runner.injections else ()  # queued: before integers decode them
+        runner, queued = self.runner, self.runner.injections[:] if self.runner.injections else ()  # before integers decode
         if self.integers is not None:
             self.integers.before_ask(runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
