@@ -364,7 +364,7 @@ class Driver:
         evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
         seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
-        observer = self.settings if hooks is not None else None
+        observer, observed = self.settings if hooks is not None else None, hooks is not None and hooks.observers
         one_generation = generation(objective)  # entered each generation
         try:
             if hooks is not None:
@@ -389,7 +389,7 @@ class Driver:
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
                 self.settled = True
-                if hooks is not None:
+                if observed:  # without callbacks, progress or checkpoints a generation has nothing to call
                     hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
         finally:
             try:
