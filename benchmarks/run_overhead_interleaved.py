@@ -16,7 +16,11 @@ in the pytest benchmark); without arguments, CMA-ES d = 10 and SNES d = 100. The
 ``numpy`` times the ``numpy-asktell`` case instead (CMA-ES d = 10 on the sphere, ``ES.ask``/``ES.tell``
 against the functional core): a fresh run per round, ``G`` generations each timed, the two
 alternating round by round; it prints the ratio of the per-generation medians (pytest-benchmark's
-statistic; target 1.1x) and of the whole rounds, which include one read of ``history_``.
+statistic; target 1.1x) and of the whole rounds, which include one read of ``history_``. The argument ``torch`` times ``ES.fit`` of CMA-ES
+d = 10 on a torch sphere (float64, CPU) for ``G_TORCH = 300`` generations, every criterion checked (``tolfun``, ``tolx`` 1e-300, ``tolfunhist`` off) and
+none firing, against a loop of ``strategy.ask``/objective/``strategy.tell`` over the functional core
+for as many generations, the two alternating round by round (ratios of the medians and minimums of
+the rounds' CPU time).
 
 With ``FLOOR=1`` each JAX case also times, in the same rotation, the fit's compiled chunk called
 alone on a fit's first inputs (``chunk``) and the least a fit on this driver must do
@@ -160,12 +164,55 @@ def measure_numpy(rounds: int) -> None:
           f"{min(whole['es']) / min(whole['core']):.3f}", flush=True)
 
 
+G_TORCH = 300
+
+
+def measure_torch(rounds: int) -> None:
+    """The ``torch`` case: ``ES.fit`` against the functional core's loop (see the module docstring)."""
+    import torch
+
+    from evostrat import ES
+    from evostrat.plugins.factories import make_strategy
+    from evostrat.problems import sphere
+
+    torch.set_num_threads(1)
+    x0 = torch.ones(10, dtype=torch.float64)
+
+    def core() -> Any:
+        s = make_strategy("cma_es", None)
+        state = s.init(x0, random_state=0)
+        for _ in range(G_TORCH):
+            X, state = s.ask(state)
+            state = s.tell(state, X, sphere(X))
+        return state
+
+    def fit() -> Any:
+        es = ES("cma_es", max_generations=G_TORCH, tolfun=1e-300, tolx=1e-300,
+                tolfunhist=None, random_state=0).fit(sphere, x0)
+        assert es.n_generations_ == G_TORCH and es.stop_reason_ == "maxiter", es.stop_reason_
+        return es
+
+    times: dict[str, list[float]] = {"core": [], "fit": []}
+    for r in range(rounds + 1):
+        for label, f in ([("core", core), ("fit", fit)] if r % 2 == 0 else [("fit", fit), ("core", core)]):
+            c = time.process_time()
+            f()
+            if r:  # the first round warms up
+                times[label].append(time.process_time() - c)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"torch-fit cma_es d=10 G={G_TORCH}: core {med['core'] * 1e3:.1f} ms, fit {med['fit'] * 1e3:.1f} ms "
+          f"(CPU medians); ratio of medians {med['fit'] / med['core']:.3f}, of minimums "
+          f"{min(times['fit']) / min(times['core']):.3f}", flush=True)
+
+
 def main(argv: list[str]) -> None:
     rounds = int(os.environ.get("ROUNDS", "21"))
     cases = [tuple(a.split(":")) for a in argv] or [("cma_es", "10"), ("snes", "100")]
     for case in cases:
         if case == ("numpy",):
             measure_numpy(rounds)
+        elif case == ("torch",):
+            measure_torch(rounds)
         else:
             measure(case[0], int(case[1]), rounds)
 

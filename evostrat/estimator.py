@@ -293,7 +293,7 @@ class ES(Params):
 
     def ask(self) -> Any:
         """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
-        run = self._fitted_run("ask()")  # no run yet: NotFittedError, a StateError
+        run = self.__dict__.get("run_") or fitted_run(self, "ask()")  # no run yet: NotFittedError, a StateError
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
 
@@ -307,7 +307,7 @@ class ES(Params):
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
         """
-        run = self._fitted_run("tell()")  # no run yet: NotFittedError, a StateError
+        run = self.__dict__.get("run_") or fitted_run(self, "tell()")  # no run yet: NotFittedError, a StateError
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
             X = run.structure.flatten_batch(X, run.asked)
         run.tell(X, values, constraints, repaired)

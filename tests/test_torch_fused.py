@@ -280,3 +280,19 @@ def test_the_device_test_stops_at_the_first_tensor():
     assert FusedProgram(lambda *a: a, when="auto").applies((1.0, [2.0], {"k": None})) is False  # no tensor
     tree = (state, [3.0, (4.0,)], {"x": state})
     assert all(a is b for a, b in zip(iter_leaves(tree), tree_leaves(tree), strict=True))
+
+
+def test_the_device_test_reads_the_first_leaf_wherever_it_lies():
+    """The state's first field is read without a walk when it is a tensor; any other first
+    argument is walked: either way the device of the first tensor leaf."""
+    from collections import namedtuple
+
+    from evostrat.backends.torch_fused import _device_type
+
+    State = namedtuple("State", "mean rest")
+    meta, cpu = torch.zeros(1, device="meta"), torch.zeros(1)
+    assert _device_type((State(meta, cpu), cpu)) == "meta"  # the first field
+    assert _device_type((State(1.0, {"a": meta}), cpu)) == "meta"  # a number first: walked
+    assert _device_type(((State(meta, cpu),), cpu)) == "meta"  # a tuple of states
+    assert _device_type(([meta], cpu)) == "meta" and _device_type((meta, cpu)) == "meta"
+    assert _device_type(((), cpu)) == "cpu" and _device_type(()) is None and _device_type((1.0, [2.0])) is None

@@ -104,6 +104,11 @@ def fusable(fn: Callable) -> bool:
 
 def _device_type(args: tuple) -> str | None:
     """The device type of the first tensor among ``args``' leaves (``None`` if none)."""
+    head = args[0] if args else None
+    if isinstance(head, tuple) and head:  # a tell's state (a NamedTuple)...
+        head = head[0]
+    if isinstance(head, torch.Tensor):  # ...whose first field is a tensor: the first leaf, without a walk
+        return head.device.type
     for leaf in iter_leaves(args):  # a tell's state has a tensor first: no walk of the rest
         if isinstance(leaf, torch.Tensor):
             return leaf.device.type

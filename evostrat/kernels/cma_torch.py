@@ -99,7 +99,7 @@ def stop(ctx: SimpleNamespace, state: Any) -> dict[str, Any]:
         return strategy.generic_stop(state)
     u, tiny, margin = rounding
     try:  # the vectors read once (a tensor under vmap refuses: the generic operations then)
-        m, diag, D, column, s, log_scale, i = read(state, strategy.noeffectaxis, mean.device.type != "cpu")
+        m, diag, D, column, s, log_scale, i = read(state, strategy.noeffectaxis, not mean.is_cpu)
     except RuntimeError:
         return strategy.generic_stop(state)
     low, high = min(diag), max(diag)
@@ -162,7 +162,7 @@ def read(state: Any, axis: bool, joined: bool) -> tuple[list[float], list[float]
     mean, diag = state.mean, state.C if separable else state.diag_C
     n = mean.shape[0]
     i = int(state.generation) % n  # CMA-ES: a host counter (Backend.counter_device)
-    column = None if separable or not axis else state.B[:, i]
+    column = None if separable or not axis else state.B.select(1, i)
     if not joined:
         return (mean.tolist(), diag.tolist(), None if separable else state.D.tolist(),
                 None if column is None else column.tolist(), state.sigma.item(), state.log_scale.item(), i)

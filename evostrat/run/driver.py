@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Driver:
         self.x0 = self.bounds.inverse(x0) if self.bounds is not None else x0
         self.state = RunState.empty(self.maximize)
         self.fast_path, self.asked = None, None  # type: str | None, Any
-        self.before_ask: tuple[Any, Any, list[Any]] | None = None  # (runner, state, queued): see unask()
+        self.before_ask: tuple[Any, Any, Sequence[Any]] | None = None  # (runner, state, queued): see unask()
         self.settled = True  # between generations (the loops keep it): what an interrupted run's last checkpoint saves
         self.constraint_fn: Callable | str | None = None  # fit(constraints=g): g(x), or "objective"
         self.constraint_spec: Any = "auto"
@@ -168,7 +168,7 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
-        runner, queued = self.runner, self.runner.injections[:]  # queued: before integers decode them
+        runner, queued = self.runner, self.runner.injections[:] if self.runner.injections else ()  # before integers decode
         if self.integers is not None:
             self.integers.before_ask(runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
@@ -364,7 +364,7 @@ class Driver:
         evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
         seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
         replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
-        observer = self.settings if hooks is not None else None
+        observer, observed = self.settings if hooks is not None else None, hooks is not None and hooks.observers
         one_generation = generation(objective)  # entered each generation
         try:
             if hooks is not None:
@@ -389,7 +389,7 @@ class Driver:
                 if replay is not None:
                     replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
                 self.settled = True
-                if hooks is not None:
+                if observed:  # without callbacks, progress or checkpoints a generation has nothing to call
                     hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
         finally:
             try:
