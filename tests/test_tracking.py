@@ -15,6 +15,16 @@ def sphere(X):
     return (X**2).sum(axis=1)
 
 
+class Writer:
+    """A TensorBoard ``SummaryWriter`` stand-in recording its ``add_scalar`` calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, int]] = []
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.calls.append((tag, value, step))
+
+
 def test_tensorboard_event_file_reads_back(tmp_path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -34,13 +44,6 @@ def test_tensorboard_event_file_reads_back(tmp_path) -> None:
 
 
 def test_tensorboard_every_and_a_given_writer(tmp_path) -> None:
-    class Writer:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, float, int]] = []
-
-        def add_scalar(self, tag: str, value: float, step: int) -> None:
-            self.calls.append((tag, value, step))
-
     writer = Writer()
     ES("snes", max_generations=7, random_state=0).fit(sphere, np.ones(3), callbacks=[TensorBoardLogger(
         writer=writer, prefix="run1/", every=3)])
@@ -130,13 +133,6 @@ def test_bad_arguments_name_the_argument() -> None:
 def test_tensorboard_logs_the_recorders_final_axis_ratio_after_a_callback_stop() -> None:
     """A callback stopping the run: the DistributionRecorder records the last generation when the fit
     ends, after the logger wrote it; its axis_ratio is logged then (was: missing), the rest not twice."""
-
-    class Writer:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, float, int]] = []
-
-        def add_scalar(self, tag: str, value: float, step: int) -> None:
-            self.calls.append((tag, value, step))
 
     writer = Writer()
     es = ES("cma_es", max_generations=20, random_state=0).fit(sphere, np.ones(3), callbacks=[
