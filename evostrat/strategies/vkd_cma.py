@@ -77,9 +77,11 @@ K_MAX_CAP = 100
 @functools.lru_cache(maxsize=256)
 def vkd_constants(lam: int, dim: int, k: int) -> dict[str, Any]:
     """VkD-CMA's constants for population ``lam``, dimension ``dim`` and ``k`` directions (cached;
-    the weights array is read-only): CMA-ES's learning rates with ``dim (k + 1)`` free parameters."""
+    the weights array is read-only): CMA-ES's learning rates with ``dim (k + 1)`` free parameters and
+    CMA-ES's weights ``ln((lam + 1) / 2) - ln i`` for the best ``mu = lam // 2`` (Akimoto's reference
+    code; ``ln(mu + 1/2)`` in their place differs for an odd ``lam``, the default's at n = 3, 7, 100)."""
     mu = lam // 2
-    w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+    w = math.log((lam + 1) / 2.0) - np.log(np.arange(1, mu + 1))
     w /= w.sum()
     w.setflags(write=False)
     mu_w = 1.0 / float(np.sum(w * w))
