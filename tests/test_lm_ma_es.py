@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
+from evostrat.errors import InvalidArgumentError
 from evostrat.problems import ellipsoid, rosenbrock, sphere
 from evostrat.strategies.lm_ma_es import LMMAES
 
@@ -81,3 +82,11 @@ def test_large_population_converges(seed: int) -> None:
     es = ES("lm_ma_es", sigma0=2.0, popsize=128, ftarget=1e-8, max_evals=30000,
             random_state=seed).fit(sphere, np.full(5, 3.0))
     assert es.stop_reason_ == "ftarget", (es.n_evals_, es.fun_)
+
+
+def test_per_coordinate_sigma0_is_refused_naming_it() -> None:
+    # was: silently sigma = max(sigma0), every coordinate drawn with std 1.0
+    with pytest.raises(InvalidArgumentError, match="sigma0 must be a number for lm_ma_es"):
+        LMMAES(sigma0=np.array([1.0, 0.01, 1.0])).init(np.zeros(3), random_state=0)
+    state = LMMAES(sigma0=np.full(3, 0.5)).init(np.zeros(3), random_state=0)
+    assert float(state.sigma) == 0.5

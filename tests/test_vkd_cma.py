@@ -188,3 +188,17 @@ def test_tells_equal_the_papers_update_written_densely(popsize: int) -> None:
         assert np.allclose(np.sort(state.s), np.sort(s), rtol=1e-8)
         C_ref = np.diag(D) @ (np.eye(n) + V.T @ np.diag(s) @ V) @ np.diag(D)
         assert np.allclose(strategy.covariance(state), C_ref, rtol=1e-8, atol=1e-12)
+
+
+def test_per_coordinate_sigma0_sets_the_diagonal() -> None:
+    # was: sigma = max(sigma0) and D = 1, every coordinate drawn with std 1.0
+    sigma0 = np.array([1.0, 0.01, 4.0, 0.5])
+    strategy = VkDCMA(popsize=100_000, k=1, sigma0=sigma0)
+    state = strategy.init(np.zeros(4), random_state=0)
+    assert np.allclose(float(state.sigma) * state.D, sigma0, rtol=1e-12)
+    assert abs(np.sum(np.log(state.D))) < 1e-12  # det C = 1, as every tell keeps it
+    assert np.isclose(float(state.sigma), np.exp(np.mean(np.log(sigma0))), rtol=1e-12)
+    X, _ = strategy.ask(state)
+    assert np.allclose(X.std(axis=0), sigma0, rtol=0.02)
+    scalar = VkDCMA(sigma0=0.7).init(np.zeros(4), random_state=0)
+    assert float(scalar.sigma) == 0.7 and np.all(scalar.D == 1.0)
