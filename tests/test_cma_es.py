@@ -166,6 +166,50 @@ def test_tell_matches_the_tutorial_update(n: int) -> None:
         np.testing.assert_allclose(state.diag_C, np.diag(state.C), rtol=1e-12)
 
 
+def reference_sep_tell(state, X: np.ndarray, f: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The diagonal of the tutorial's eqs. 39-47 with Ros and Hansen's (PPSN 2008) rates
+    ``c_1 (n + 2) / 3`` and ``c_mu (n + 2) / 3`` (capped at ``1 - c_1``), written independently."""
+    lam = X.shape[0]
+    r = table1(n, lam)
+    c1 = min(1.0, 2 / ((n + 1.3) ** 2 + r["mueff"]) * (n + 2) / 3)  # no popsize factor in sep
+    cmu = min(1 - c1, r["cmu"] * (n + 2) / 3)
+    mu = r["mu"]
+    w = np.array([math.log((lam + 1) / 2) - math.log(i) for i in range(1, lam + 1)])
+    mueff_neg = w[mu:].sum() ** 2 / (w[mu:] ** 2).sum()
+    neg_sum = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (r["mueff"] + 2), (1 - c1 - cmu) / (n * cmu))
+    w = np.where(w >= 0, w / w[:mu].sum(), neg_sum * w / abs(w[mu:].sum()))
+    m, sigma, c = state.mean, float(state.sigma), state.C
+    order = np.argsort(f)
+    y = (X[order] - m) / sigma
+    yw = w[:mu] @ y[:mu]
+    ps = (1 - r["cs"]) * state.ps + math.sqrt(r["cs"] * (2 - r["cs"]) * r["mueff"]) * yw / np.sqrt(c)
+    norm = np.linalg.norm(ps)
+    new_sigma = sigma * math.exp(min(1.0, r["cs"] / r["damps"] * (norm / r["chi_n"] - 1)))
+    g = int(state.generation) + 1
+    hsig = float(norm**2 / (1 - (1 - r["cs"]) ** (2 * g)) < n * (2 + 4 / (n + 1)))
+    pc = (1 - r["cc"]) * state.pc + hsig * math.sqrt(r["cc"] * (2 - r["cc"]) * r["mueff"]) * yw
+    w_o = np.array([wi if wi >= 0 else wi * n / np.sum(yi**2 / c) for wi, yi in zip(w, y)])
+    delta = (1 - hsig) * r["cc"] * (2 - r["cc"])
+    c_new = (1 + c1 * delta - c1 - cmu * w.sum()) * c + c1 * pc**2 + cmu * (w_o @ y**2)
+    return dict(mean=m + sigma * yw, sigma=new_sigma, ps=ps, pc=pc, C=c_new)
+
+
+@pytest.mark.parametrize("numpy_kernel", [True, False])
+def test_sep_tell_matches_the_diagonal_tutorial_update(numpy_kernel: bool) -> None:
+    n = 6
+    s = SepCMAES(popsize=8, sigma0=np.linspace(0.3, 0.9, n))
+    s.numpy_kernel = numpy_kernel
+    state = s.init(np.linspace(-1, 2, n), random_state=5)
+    f_shift = np.linspace(0.2, -0.3, n)
+    for _ in range(8):
+        X, state = s.ask(state)
+        ref = reference_sep_tell(state, X, ellipsoid(X - f_shift), n)
+        state = s.tell(state, X, ellipsoid(X - f_shift))
+        for name in ("mean", "ps", "pc", "C"):
+            np.testing.assert_allclose(getattr(state, name), ref[name], rtol=1e-10, atol=1e-14)
+        assert float(state.sigma) == pytest.approx(ref["sigma"], rel=1e-12)
+
+
 # -- lazy eigendecomposition ---------------------------------------------------------------------------
 def test_lazy_eigen_queue_equals_every_generation_update_and_tracks_closely() -> None:
     """Same seed: identical until the first skipped decomposition (after that the

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
+from evostrat.errors import InvalidArgumentError
 from evostrat.problems import ellipsoid, rosenbrock, sphere
 from evostrat.strategies.lm_ma_es import LMMAES
 
@@ -81,3 +82,45 @@ def test_large_population_converges(seed: int) -> None:
     es = ES("lm_ma_es", sigma0=2.0, popsize=128, ftarget=1e-8, max_evals=30000,
             random_state=seed).fit(sphere, np.full(5, 3.0))
     assert es.stop_reason_ == "ftarget", (es.n_evals_, es.fun_)
+
+
+def test_per_coordinate_sigma0_is_refused_naming_it() -> None:
+    # was: silently sigma = max(sigma0), every coordinate drawn with std 1.0
+    with pytest.raises(InvalidArgumentError, match="sigma0 must be a number for lm_ma_es"):
+        LMMAES(sigma0=np.array([1.0, 0.01, 1.0])).init(np.zeros(3), random_state=0)
+    state = LMMAES(sigma0=np.full(3, 0.5)).init(np.zeros(3), random_state=0)
+    assert float(state.sigma) == 0.5
+
+
+def test_tells_equal_algorithm_1_written_densely() -> None:
+    """Loshchilov, Glasmachers and Beyer (2019), Algorithm 1, with its constants written from the
+    paper and the factors as one dense matrix (``z`` solved from ``d``, not Sherman-Morrison)."""
+    n = 12
+    lam, m = 4 + int(3 * np.log(n)), 4 + int(3 * np.log(n))
+    mu = lam // 2
+    w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+    w /= w.sum()
+    mu_w = 1 / np.sum(w**2)
+    c_s = min(1.0, 2 * lam / n)
+    c_d = 1 / (1.5 ** np.arange(m) * n)
+    c_c = lam / (4.0 ** np.arange(m) * n)
+    strategy = LMMAES(sigma0=0.6)
+    state = strategy.init(np.linspace(-1.0, 1.0, n), random_state=2)
+    mean, sigma, p, M = state.mean.copy(), 0.6, np.zeros(n), np.zeros((m, n))
+    for t in range(6):
+        X, state = strategy.ask(state)
+        f = ellipsoid(X - 0.2)
+        state = strategy.tell(state, X, f)
+        P = np.eye(n)
+        for j in range(min(t, m)):
+            P = ((1 - c_d[j]) * np.eye(n) + c_d[j] * np.outer(M[j], M[j])) @ P
+        d = (X[np.argsort(f)[:mu]] - mean) / sigma
+        z = np.linalg.solve(P, d.T).T
+        mean = mean + sigma * (w @ d)
+        p = (1 - c_s) * p + np.sqrt(mu_w * c_s * (2 - c_s)) * (w @ z)
+        M = (1 - c_c)[:, None] * M + np.sqrt(mu_w * c_c * (2 - c_c))[:, None] * (w @ z)
+        sigma = sigma * np.exp(min(1.0, c_s / 2 * (p @ p / n - 1)))  # the clip at 1 (module notes)
+        np.testing.assert_allclose(state.mean, mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(state.p_sigma, p, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(state.M, M, rtol=1e-8, atol=1e-10)
+        assert float(state.sigma) == pytest.approx(sigma, rel=1e-10)

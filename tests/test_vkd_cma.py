@@ -124,8 +124,82 @@ def test_rotated_ellipsoid_d100_low_rank_beats_sep_cma_es() -> None:
 
 @pytest.mark.slow
 def test_rotated_ellipsoid_d100_online_k_reaches_1e_8() -> None:
-    # measured (seed 0): ~377k evaluations, k 0 -> 30 (fixed k = 10: ~498k, k = 99: ~175k)
+    # measured (seed 0): ~446k evaluations, k 0 -> 36 (~377k, k -> 30, with the weights ln(mu + 1/2) - ln i
+    # before they became the reference code's ln((lambda + 1) / 2) - ln i; fixed k = 10: ~498k, k = 99: ~175k)
     f, x0 = rotated_ellipsoid(100, seed=1)
     es = ES(VkDCMA(k="auto"), sigma0=1.0, ftarget=1e-8, max_evals=600_000, random_state=0, evaluator="vectorized",
             **OFF).fit(f, x0)
     assert es.stop_reason_ == "ftarget" and int(es.strategy_.state.k) >= 10, es.fun_
+
+
+def _reference_vkd_tell(mean, sigma, D, V, s, p_c, p_s, t, X, f, k):
+    """One generation of VkD-CMA written from Akimoto and Hansen (GECCO 2016, PPSN 2016) in dense
+    numpy: weights ``ln((lambda + 1) / 2) - ln i``, TPA from the second generation, ``C``'s target
+    ``D (alpha^2 (I + V^T S V) + U U^T) D`` projected through a dense eigendecomposition."""
+    n, lam = mean.size, len(f)
+    mu = lam // 2
+    w = np.log((lam + 1) / 2.0) - np.log(np.arange(1, mu + 1))
+    w /= w.sum()
+    mu_w = 1 / np.sum(w**2)
+    c_1 = 2.0 / (n * (k + 1) + n + 2 * (k + 2) + mu_w)
+    c_mu = min(1 - c_1, 2.0 * (mu_w - 2 + 1 / mu_w) / (n * (k + 1) + 4 * (k + 2) + mu_w))
+    c_c = np.sqrt(c_1)
+    idx = np.argsort(f, kind="stable")
+    Y = (X - mean) / sigma
+    dx = w @ Y[idx[:mu]]
+    mean = mean + sigma * dx
+    hsig = True
+    if t > 0:
+        rank = np.argsort(idx, kind="stable")
+        p_s = p_s + 0.3 * ((rank[1] - rank[0]) / (lam - 1.0) - p_s)
+        sigma = sigma * np.exp(p_s / np.sqrt(n))
+        hsig = p_s < 0.5
+    p_c = (1 - c_c) * p_c + hsig * np.sqrt(c_c * (2 - c_c) * mu_w) * dx
+    alpha2 = abs(1 - c_mu - c_1 + c_1 * (1 - hsig) * c_c * (2 - c_c))
+    U = np.hstack([V.T * np.sqrt(s * alpha2), (Y[idx[:mu]] / D).T * np.sqrt(c_mu * w),
+                   np.sqrt(c_1) * (p_c / D)[:, None]])
+    ev, E = np.linalg.eigh(U @ U.T)
+    ev, E = ev[::-1], E[:, ::-1]
+    gamma = ev[k:].sum() / (n - k)
+    s = (ev[:k] - gamma) / (alpha2 + gamma)
+    V = E[:, :k].T
+    D = D * np.sqrt((alpha2 + np.sum(U * U, axis=1)) / (1 + s @ (V * V)))
+    scale = np.exp((2 * np.sum(np.log(D)) + np.sum(np.log1p(s))) / (2 * n))
+    return mean, sigma, D / scale, V, s, p_c / scale, p_s
+
+
+@pytest.mark.parametrize("popsize", [7, 8])  # odd: the weights' ln((lambda + 1) / 2) matters
+def test_tells_equal_the_papers_update_written_densely(popsize: int) -> None:
+    n, k = 5, 2
+    strategy = VkDCMA(popsize=popsize, k=k, sigma0=0.7)
+    state = strategy.init(np.linspace(-1.0, 1.0, n), random_state=3)
+    ref = (state.mean, 0.7, np.ones(n), np.zeros((k, n)), np.zeros(k), np.zeros(n), 0.0)
+    f = rotated_ellipsoid(n, seed=2)[0]
+    for t in range(4):
+        X, state = strategy.ask(state)
+        fit = f(X)
+        state = strategy.tell(state, X, fit)
+        ref = _reference_vkd_tell(*ref[:7], t, X, fit, k)
+        mean, sigma, D, V, s, p_c, p_s = ref
+        assert np.allclose(state.mean, mean, rtol=1e-12, atol=1e-12)
+        assert np.isclose(float(state.sigma), sigma, rtol=1e-12)
+        assert np.isclose(float(state.p_s), p_s, rtol=1e-12, atol=1e-14)
+        assert np.allclose(state.p_c, p_c, rtol=1e-10, atol=1e-12)
+        assert np.allclose(state.D, D, rtol=1e-10)
+        assert np.allclose(np.sort(state.s), np.sort(s), rtol=1e-8)
+        C_ref = np.diag(D) @ (np.eye(n) + V.T @ np.diag(s) @ V) @ np.diag(D)
+        assert np.allclose(strategy.covariance(state), C_ref, rtol=1e-8, atol=1e-12)
+
+
+def test_per_coordinate_sigma0_sets_the_diagonal() -> None:
+    # was: sigma = max(sigma0) and D = 1, every coordinate drawn with std 1.0
+    sigma0 = np.array([1.0, 0.01, 4.0, 0.5])
+    strategy = VkDCMA(popsize=100_000, k=1, sigma0=sigma0)
+    state = strategy.init(np.zeros(4), random_state=0)
+    assert np.allclose(float(state.sigma) * state.D, sigma0, rtol=1e-12)
+    assert abs(np.sum(np.log(state.D))) < 1e-12  # det C = 1, as every tell keeps it
+    assert np.isclose(float(state.sigma), np.exp(np.mean(np.log(sigma0))), rtol=1e-12)
+    X, _ = strategy.ask(state)
+    assert np.allclose(X.std(axis=0), sigma0, rtol=0.02)
+    scalar = VkDCMA(sigma0=0.7).init(np.zeros(4), random_state=0)
+    assert float(scalar.sigma) == 0.7 and np.all(scalar.D == 1.0)

@@ -114,6 +114,31 @@ def test_xnes_one_update_matches_hand_computation():
     assert not np.allclose(new.mean, mean0) and not np.allclose(new.B, B0)
 
 
+def test_snes_tells_match_algorithm_6_with_table_1_defaults():
+    """Wierstra et al. 2014, Algorithm 6 (SNES) with Table 1's ``eta_sigma = (3 + ln d) / (5 sqrt d)``,
+    ``eta_mu = 1`` and ``lambda = 4 + floor(3 ln d)``, written independently, over five tells."""
+    from evostrat.strategies.snes import SNES
+
+    d = 7
+    lam = 4 + math.floor(3 * math.log(d))
+    raw = np.maximum(0.0, math.log(lam / 2 + 1) - np.log(np.arange(1, lam + 1)))
+    utilities = raw / raw.sum() - 1 / lam  # best first
+    eta_sigma = (3 + math.log(d)) / (5 * math.sqrt(d))
+    strategy = SNES(sigma0=np.linspace(0.2, 0.8, d))
+    state = strategy.init(np.linspace(-1.0, 1.0, d), random_state=4)
+    mean, sigma = state.mean.copy(), np.linspace(0.2, 0.8, d)
+    for _ in range(5):
+        X, state = strategy.ask(state)
+        assert X.shape == (lam, d)
+        f = np.sum(np.arange(1, d + 1) * (X - 0.25) ** 2, axis=1)
+        state = strategy.tell(state, X, f)
+        z = (X[np.argsort(f)] - mean) / sigma
+        mean = mean + sigma * (utilities @ z)
+        sigma = sigma * np.exp(eta_sigma / 2 * (utilities @ (z * z - 1)))
+        np.testing.assert_allclose(state.mean, mean, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(state.sigma, sigma, rtol=1e-12)
+
+
 def test_expm_symmetric_matches_scipy_on_every_backend():
     rng = np.random.default_rng(3)
     M = rng.standard_normal((4, 4))

@@ -48,7 +48,8 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import check_allocation
 from evostrat.backends.trees import replace
 from evostrat.params import Interval
-from evostrat.strategies.base import Strategy, clamp_sigma
+from evostrat.errors import InvalidArgumentError
+from evostrat.strategies.base import Strategy, clamp_sigma, host_value
 from evostrat.strategies.readout import GaussianReadout
 from evostrat.strategies.shaping import rank_weights
 
@@ -74,7 +75,8 @@ class LMMAES(Strategy):
     popsize : int, optional
         Default ``4 + floor(3 ln n)``; the paper warns against much larger populations.
     sigma0 : float
-        Initial step size (a number; LM-MA-ES has one global step size).
+        Initial step size (a number, or an array of equal values; LM-MA-ES has one global step size,
+        so per-coordinate values are refused).
     memory : int, optional
         ``m``, the number of memory vectors; default ``4 + floor(3 ln n)``.
     c_sigma : float, optional
@@ -115,6 +117,9 @@ class LMMAES(Strategy):
     def initial_state(self, x0: Array, key: Any, backend: Backend) -> LMMAESState:
         xp = backend.xp
         sigma = xp.max(self.initial_sigma(x0, backend))
+        if np.ptp(np.asarray(host_value(self.sigma0), dtype=np.float64)) != 0:  # not max(sigma0) silently
+            raise InvalidArgumentError(f"sigma0 must be a number for lm_ma_es (one global step size; "
+                                       f"per-coordinate values need cma_es, sep_cma_es or vkd_cma), got {self.sigma0!r}")
         m, dim = self.resolved_memory(x0.shape[0]), x0.shape[0]
         check_allocation(f"a state of {m} x {dim} memory values", m * dim * x0.dtype.itemsize, f"memory={m}")
         M = xp.zeros((m, dim), dtype=x0.dtype, device=backend.device(x0))

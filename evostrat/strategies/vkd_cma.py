@@ -77,9 +77,11 @@ K_MAX_CAP = 100
 @functools.lru_cache(maxsize=256)
 def vkd_constants(lam: int, dim: int, k: int) -> dict[str, Any]:
     """VkD-CMA's constants for population ``lam``, dimension ``dim`` and ``k`` directions (cached;
-    the weights array is read-only): CMA-ES's learning rates with ``dim (k + 1)`` free parameters."""
+    the weights array is read-only): CMA-ES's learning rates with ``dim (k + 1)`` free parameters and
+    CMA-ES's weights ``ln((lam + 1) / 2) - ln i`` for the best ``mu = lam // 2`` (Akimoto's reference
+    code; ``ln(mu + 1/2)`` in their place differs for an odd ``lam``, the default's at n = 3, 7, 100)."""
     mu = lam // 2
-    w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+    w = math.log((lam + 1) / 2.0) - np.log(np.arange(1, mu + 1))
     w /= w.sum()
     w.setflags(write=False)
     mu_w = 1.0 / float(np.sum(w * w))
@@ -125,8 +127,9 @@ class VkDCMA(Strategy):
     ----------
     popsize : int, optional
         Default ``4 + floor(3 ln n)`` (at least 4: TPA takes two candidates).
-    sigma0 : float
-        Initial step size.
+    sigma0 : float or array of shape (dim,)
+        Initial step size; an array gives per-coordinate standard deviations: ``sigma`` their
+        geometric mean and ``D = sigma0 / sigma``.
     k : int or "auto", default "auto"
         Number of directions ``V`` (0: a diagonal model; capped at ``n - 1``); ``"auto"``: selected
         online from 0 (PPSN 2016), the paper's recommendation when the problem's structure is
@@ -176,9 +179,13 @@ class VkDCMA(Strategy):
         n = x0.shape[0]
         k_max = self.resolved_k_max(n)
         k0 = 0 if self.k == "auto" else k_max
-        sigma = xp.max(self.initial_sigma(x0, backend))
+        std0 = self.initial_sigma(x0, backend)
+        top = xp.max(std0)
+        # per-coordinate sigma0: C = diag(D^2) with det C = 1 as tell keeps it, sigma their geometric
+        # mean (Akimoto's reference code); a number: sigma0 and D = 1 exactly
+        sigma = xp.where(xp.min(std0) == top, top, xp.exp(xp.mean(xp.log(std0))))
         zero = xp.zeros((), dtype=dt, device=dev)
-        return VkDCMAState(mean=x0, sigma=sigma, D=xp.ones(n, dtype=dt, device=dev),
+        return VkDCMAState(mean=x0, sigma=sigma, D=std0 / sigma,
                            V=xp.zeros((k_max, n), dtype=dt, device=dev), s=xp.zeros(k_max, dtype=dt, device=dev),
                            k=zero + k0, p_c=xp.zeros_like(x0), p_s=zero, shift=xp.zeros_like(x0), t=zero,
                            since=zero, logs=xp.zeros(1 + n + k_max, dtype=dt, device=dev),
