@@ -15,7 +15,9 @@ Examples
 
 from __future__ import annotations
 
-from evostrat import problems
+from typing import TYPE_CHECKING
+
+from evostrat import expectation, problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
     InvalidTypeError, NonFiniteFitnessWarning, NoSolutionWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
@@ -23,11 +25,13 @@ from evostrat.errors import (
 )
 from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
-from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
 from evostrat.minimize import minimize
 from evostrat.plugins import list_plugins
 from evostrat.run.batch import fit_batch
+
+if TYPE_CHECKING:  # at run time the module itself, callable as its function (evostrat.expectation.CallableModule)
+    from evostrat.expectation import expectation
 
 __version__ = "0.1.0.dev0"
 
