@@ -43,3 +43,70 @@ def test_from_evostrat_import_expectation_calls_the_function() -> None:
     x = np.array([[1.0, 0.0], [3.0, 0.0]])
     assert float(expectation(x[:, 0], x, p)) == 2.0
     assert "expectation" in evostrat.__all__ and callable(evostrat.expectation)
+
+
+def run_fresh(statements: str) -> str:
+    """Run ``statements`` in a new interpreter; returns its stdout."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(statements)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_problems_package_exports_the_rl_problems_lazily() -> None:
+    out = run_fresh("""
+        import sys
+        import evostrat.problems as problems
+        assert "evostrat.problems.gym" not in sys.modules
+        assert {"GymProblem", "MLPPolicy", "GymnaxProblem", "AtariProblem", "ConvLSTMPolicy"} <= set(dir(problems))
+        assert {"GymProblem", "MLPPolicy", "sector_coverage", "distance"} <= set(problems.__all__)
+        from evostrat.problems import GymProblem, MLPPolicy, distance, sector_coverage
+        from evostrat.problems.gym import GymProblem as defined
+        from evostrat.problems.point_robot import sector_coverage as coverage
+        assert GymProblem is defined and problems.MLPPolicy.__module__ == "evostrat.problems.gym"
+        assert sector_coverage is coverage
+        print(sorted(m for m in ("torch", "jax", "gymnasium") if m in sys.modules))
+    """)
+    assert out.strip() == "[]"
+
+
+def test_strategies_package_exports_every_builtin_class_lazily() -> None:
+    out = run_fresh("""
+        import sys
+        import evostrat
+        import evostrat.strategies as strategies
+        assert "evostrat.strategies.cma_es" not in sys.modules
+        from evostrat.plugins import registry
+        classes = registry("strategies")
+        for name, cls in classes.items():
+            assert getattr(strategies, cls.__name__) is cls, name
+            assert cls.__name__ in strategies.__all__ and cls.__name__ in dir(strategies), name
+        from evostrat.strategies import CMAES, Strategy
+        from evostrat.strategies.base import Strategy as base
+        assert Strategy is base and issubclass(CMAES, Strategy)
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_unknown_lazy_name_is_an_attribute_error_naming_it() -> None:
+    import evostrat.problems
+    import evostrat.strategies
+
+    for package in (evostrat.problems, evostrat.strategies):
+        try:
+            package.NoSuchThing
+        except AttributeError as err:
+            assert "NoSuchThing" in str(err) and package.__name__ in str(err)
+        else:
+            raise AssertionError("no AttributeError")
+
+
+def test_callbacks_package_exports_centre_rank_and_progress_bar() -> None:
+    from evostrat.callbacks import CentreRank, ProgressBar
+    from evostrat.callbacks.centre_rank import CentreRank as centre_rank
+    from evostrat.callbacks.progress import ProgressBar as progress_bar
+    import evostrat.callbacks as callbacks
+
+    assert CentreRank is centre_rank and ProgressBar is progress_bar
+    assert {"CentreRank", "ProgressBar"} <= set(callbacks.__all__)
