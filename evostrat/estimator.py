@@ -132,8 +132,8 @@ class ES(Params):
         JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of generations in one
         compiled ``lax.while_loop`` when the objective is traceable and nothing needs the host inside
         a generation (no behaviours, integer or fixed variables or reevaluations; bounds map inside the
-        program, restarts run each run compiled, observers between one-generation chunks); ``False``
-        never does. ``fast_path_`` tells which loop ran.
+        program, restarts run each run compiled, observers between one-generation chunks); ``True``
+        requires it (an error says what prevents it); ``False`` never uses it. ``fast_path_`` tells which.
     integer, reevaluations, noise_handling, warm_start
         Integer coordinates (mask or indices, or a structure of masks matching ``x0``'s;
         :mod:`evostrat.run.integers`); evaluations
