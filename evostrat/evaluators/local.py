@@ -134,6 +134,21 @@ class Evaluator(Params):
     describing ``X``, or ``None``) only to evaluators with ``accepts_seed = True``, and
     ``replay=`` (a :class:`~evostrat.evaluators.replay.ReplayStep` or ``None``) only to those
     also with ``accepts_replay = True``: optional information, ``X`` itself always comes too.
+
+    Examples
+    --------
+    A subclass implements ``evaluate``; ``ES(evaluator=...)`` takes an instance:
+
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.evaluators.local import Evaluator
+    >>> class Reversed(Evaluator):
+    ...     def evaluate(self, objective, X, backend):
+    ...         return backend.asarray([objective(x) for x in X[::-1]][::-1])
+    >>> f = lambda x: float(x @ x)
+    >>> es = ES("snes", evaluator=Reversed(), max_generations=10, random_state=0).fit(f, np.ones(3))
+    >>> es.fun_ == ES("snes", evaluator="serial", max_generations=10, random_state=0).fit(f, np.ones(3)).fun_
+    True
     """
 
     name = ""
@@ -151,7 +166,16 @@ class Evaluator(Params):
 
 
 class VectorizedEvaluator(Evaluator):
-    """``objective(X)`` once per generation."""
+    """``objective(X)`` once per generation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.evaluators.local import VectorizedEvaluator
+    >>> VectorizedEvaluator().evaluate(lambda X: (X ** 2).sum(axis=1), np.ones((3, 2)), get_backend("numpy"))
+    array([2., 2., 2.])
+    """
 
     name = "vectorized"
 
@@ -191,7 +215,16 @@ class VectorizedEvaluator(Evaluator):
 
 
 class SerialEvaluator(Evaluator):
-    """``objective(x)`` for each row ``x`` of the population, in order."""
+    """``objective(x)`` for each row ``x`` of the population, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.evaluators.local import SerialEvaluator
+    >>> SerialEvaluator().evaluate(lambda x: float(x @ x), np.arange(6.0).reshape(3, 2), get_backend("numpy"))
+    array([ 1., 13., 41.])
+    """
 
     name = "serial"
 
