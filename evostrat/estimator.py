@@ -9,17 +9,7 @@ they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
 ``strategy__<name>``) and the entry points; the run is a :class:`~evostrat.run.driver.Driver`
 in ``run_``, which the fitted attributes read. ``make_strategy`` and ``make_evaluator``
-(:mod:`evostrat.plugins.factories`) are re-exported here.
-
-Examples
---------
->>> import numpy as np
->>> from evostrat import ES
->>> from evostrat.problems import rosenbrock
->>> es = ES(strategy="cma_es", sigma0=0.5, max_evals=40000, ftarget=1e-8,
-...         random_state=3).fit(rosenbrock, np.zeros(4))
->>> es.stop_reason_, bool(es.fun_ <= 1e-8)
-('ftarget', True)
+(:mod:`evostrat.plugins.factories`) are re-exported here; :class:`ES` shows an example.
 """
 
 from __future__ import annotations
@@ -142,6 +132,15 @@ class ES(Params):
         evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
     fixed_variables : dict, optional
         pycma's ``{index: value}``: coordinates kept at ``value``, not searched (:mod:`evostrat.run.fixed`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import rosenbrock
+    >>> es = ES("cma_es", sigma0=0.5, max_evals=40000, ftarget=1e-8, random_state=3).fit(rosenbrock, np.zeros(4))
+    >>> es.stop_reason_, bool(es.fun_ <= 1e-8), es.x_.shape
+    ('ftarget', True, (4,))
     """
 
     _BOOL = [bool, np.bool_]
