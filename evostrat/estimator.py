@@ -6,10 +6,9 @@ sets the fitted attributes ``x_``, ``fun_``, ``mean_``, ``stds_``, ``evals_best_
 :class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
 they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
-``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
-``strategy__<name>``) and the entry points; the run is a :class:`~evostrat.run.driver.Driver`
-in ``run_``, which the fitted attributes read. ``make_strategy`` and ``make_evaluator``
-(:mod:`evostrat.plugins.factories`) are re-exported here; :class:`ES` shows an example.
+``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as ``strategy__<name>``)
+and the entry points; the run is a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted
+attributes read. ``make_strategy``, ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are re-exported.
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
+from evostrat.params import (PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords,
+                             known_method_keywords, unknown_parameter)
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -327,6 +327,7 @@ class ES(Params):
         return self._fitted_run("stop()").stop()
 
     # -- fit ---------------------------------------------------------------------------------
+    @known_method_keywords
     def fit(self, objective: Callable, x0: Any, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
             *, progress: Any = False, checkpoint: Any = None, checkpoint_every: int | None = None,
             constraints: Callable | None = None, constraint_handler: Any = "auto") -> "ES":

@@ -238,3 +238,16 @@ def test_compiled_loop_true_says_why_an_objective_does_not_trace() -> None:
 def test_compiled_loop_true_on_numpy_names_the_backend() -> None:
     with pytest.raises(InvalidArgumentError, match=r"compiled_loop=True, but .*numpy backend does not compile"):
         ES("snes", max_generations=2, compiled_loop=True).fit(sphere, np.ones(3))
+
+
+def test_maximize_passed_to_fit_points_to_the_constructor() -> None:
+    with pytest.raises(InvalidTypeError, match=r"fit\(\) has no parameter 'maximize': it is a parameter of ES, "
+                                               r"ES\(\.\.\., maximize=\.\.\.\)"):
+        ES("snes", max_generations=2).fit(sphere, np.ones(3), maximize=True)
+    with pytest.raises(InvalidTypeError, match=r"fit\(\) has no parameter 'callback' \(did you mean 'callbacks'\?\)"):
+        ES("snes", max_generations=2).fit(sphere, np.ones(3), callback=print)
+    import inspect
+
+    assert "constraint_handler" in inspect.signature(ES.fit).parameters  # the signature is fit's own
+    es = ES("snes", max_generations=2, random_state=0).fit(objective=sphere, x0=np.ones(3), progress=False)
+    assert es.n_generations_ == 2
