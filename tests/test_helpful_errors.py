@@ -251,3 +251,14 @@ def test_maximize_passed_to_fit_points_to_the_constructor() -> None:
     assert "constraint_handler" in inspect.signature(ES.fit).parameters  # the signature is fit's own
     es = ES("snes", max_generations=2, random_state=0).fit(objective=sphere, x0=np.ones(3), progress=False)
     assert es.n_generations_ == 2
+
+
+def test_a_strategy_class_instead_of_an_instance_says_so() -> None:
+    with pytest.raises(InvalidTypeError, match=r"got the class SNES; pass an instance, SNES\(\)"):
+        ES(SNES).fit(sphere, np.ones(3))
+
+
+def test_an_objective_returning_value_and_constraints_points_to_constraints_objective() -> None:
+    with pytest.raises(InvalidTypeError, match=r"candidate 0, got tuple; an objective returning \(value, constraint "
+                                               r"values\) needs fit\(\.\.\., constraints='objective'\)"):
+        ES("snes", max_generations=2, evaluator="serial").fit(lambda x: (float(x @ x), [0.0]), np.ones(3))

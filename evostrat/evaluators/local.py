@@ -101,17 +101,19 @@ def real_value(value: Any, index: int) -> float:
     """
     if isinstance(value, numbers.Real):
         return float(value)
+    pair = ("; an objective returning (value, constraint values) needs fit(..., constraints='objective')"
+            if isinstance(value, tuple) and len(value) == 2 else "")
     try:
         arr = np.asarray(to_host(value))
     except Exception as err:  # noqa: BLE001 - report any unconvertible return value
         raise InvalidTypeError(
             f"objective must return a real number for candidate {index}, got "
-            f"{type(value).__name__}"
+            f"{type(value).__name__}{pair}"
         ) from err
     if arr.size != 1 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InvalidTypeError(
             f"objective must return a real number for candidate {index}, got "
-            f"{type(value).__name__} of shape {arr.shape} and dtype {arr.dtype}"
+            f"{type(value).__name__} of shape {arr.shape} and dtype {arr.dtype}{pair}"
         )
     return float(arr.reshape(()))
 
