@@ -110,3 +110,27 @@ def test_callbacks_package_exports_centre_rank_and_progress_bar() -> None:
 
     assert CentreRank is centre_rank and ProgressBar is progress_bar
     assert {"CentreRank", "ProgressBar"} <= set(callbacks.__all__)
+
+
+def test_subpackages_the_docs_reach_as_attributes_load_on_first_access() -> None:
+    out = run_fresh("""
+        import sys
+        import evostrat
+        lazy = ("callbacks", "checkpoint", "plot", "plotting", "testing")
+        assert not any(f"evostrat.{name}" in sys.modules for name in lazy)
+        assert set(lazy) <= set(dir(evostrat))
+        from evostrat.callbacks.loggers import history_frame
+        from evostrat.plotting import plot_sweep
+        assert evostrat.callbacks.history_frame is history_frame      # docs/guides/monitoring.md
+        assert evostrat.plotting.plot_sweep is plot_sweep             # docs/guides/batched.md
+        assert callable(evostrat.plot.plot_diagnostics)               # docs/guides/minimize.md
+        assert evostrat.checkpoint.checkpoint_info.__module__ == "evostrat.checkpoint"
+        try:
+            evostrat.no_such_module
+        except AttributeError as err:
+            assert "no_such_module" in str(err), err
+        else:
+            raise AssertionError("no AttributeError")
+        print(sorted(m for m in ("matplotlib", "pandas", "torch", "jax") if m in sys.modules))
+    """)
+    assert out.strip() == "[]"
