@@ -363,6 +363,13 @@ class CallableModule(types.ModuleType):
         """Call :func:`expectation` with the same arguments."""
         return expectation(*args, **kwargs)
 
+    def __reduce__(self) -> tuple[Callable[[str], types.ModuleType], tuple[str]]:
+        """Pickled by name, as cloudpickle pickles modules (a function using ``expectation`` as a
+        global travels to process pools and Ray), and ``copy.deepcopy`` gives the module itself."""
+        import importlib
+
+        return importlib.import_module, (self.__name__,)
+
     @property
     def __signature__(self) -> Any:
         """The signature of :func:`expectation` (``inspect.signature(evostrat.expectation)``)."""

@@ -134,3 +134,29 @@ def test_subpackages_the_docs_reach_as_attributes_load_on_first_access() -> None
         print(sorted(m for m in ("matplotlib", "pandas", "torch", "jax") if m in sys.modules))
     """)
     assert out.strip() == "[]"
+
+
+def test_a_function_using_the_expectation_global_pickles_to_another_process() -> None:
+    import copy
+    import pickle
+
+    import pytest
+
+    cloudpickle = pytest.importorskip("cloudpickle")
+    from evostrat import expectation
+
+    def statistic(values, x, p):  # a user's statistic, pickled by value as process pools and Ray do
+        return expectation(values, x, p)
+
+    assert copy.deepcopy(evostrat.expectation) is evostrat.expectation
+    assert pickle.loads(pickle.dumps(evostrat.expectation)) is evostrat.expectation
+    blob = cloudpickle.dumps(statistic)
+    out = run_fresh(f"""
+        import pickle
+        import numpy as np
+        from evostrat.distributions import Normal
+        statistic = pickle.loads({blob!r})
+        x = np.array([[1.0], [3.0]])
+        print(float(statistic(x[:, 0], x, Normal(np.zeros(1), 1.0))))
+    """)
+    assert out.strip() == "2.0"
