@@ -15,7 +15,10 @@ Examples
 
 from __future__ import annotations
 
-from evostrat import problems
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from evostrat import expectation, problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
     InvalidTypeError, NonFiniteFitnessWarning, NoSolutionWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
@@ -23,11 +26,13 @@ from evostrat.errors import (
 )
 from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
-from evostrat.expectation import expectation
 from evostrat.hookspecs import hookimpl
 from evostrat.minimize import minimize
 from evostrat.plugins import list_plugins
 from evostrat.run.batch import fit_batch
+
+if TYPE_CHECKING:  # at run time the module itself, callable as its function (evostrat.expectation.CallableModule)
+    from evostrat.expectation import expectation
 
 __version__ = "0.1.0.dev0"
 
@@ -38,3 +43,34 @@ __all__ = [
     "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]
 
+#: Subpackages loaded on first attribute access (``evostrat.callbacks.history_frame(es)``,
+#: ``evostrat.plotting.plot_sweep(res)`` after a plain ``import evostrat``); ``dir()`` lists them.
+LAZY_SUBMODULES = ("callbacks", "checkpoint", "cli", "params_flat", "plot", "plotting", "testing")
+
+
+def __getattr__(name: str) -> Any:
+    """Import the subpackage ``evostrat.<name>`` of :data:`LAZY_SUBMODULES` on first access.
+
+    Parameters
+    ----------
+    name : str
+        The attribute asked for.
+
+    Returns
+    -------
+    module
+        The subpackage (the import also binds it as this package's attribute).
+
+    Raises
+    ------
+    AttributeError
+        For any other name.
+    """
+    if name in LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The package's names, the lazily loaded subpackages included."""
+    return sorted(set(globals()) | set(LAZY_SUBMODULES))

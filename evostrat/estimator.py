@@ -6,20 +6,9 @@ sets the fitted attributes ``x_``, ``fun_``, ``mean_``, ``stds_``, ``evals_best_
 :class:`~evostrat.run.asktell.AskTell`) and, with ``restarts=``, ``restarts_`` (before,
 they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
-``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as
-``strategy__<name>``) and the entry points; the run is a :class:`~evostrat.run.driver.Driver`
-in ``run_``, which the fitted attributes read. ``make_strategy`` and ``make_evaluator``
-(:mod:`evostrat.plugins.factories`) are re-exported here.
-
-Examples
---------
->>> import numpy as np
->>> from evostrat import ES
->>> from evostrat.problems import rosenbrock
->>> es = ES(strategy="cma_es", sigma0=0.5, max_evals=40000, ftarget=1e-8,
-...         random_state=3).fit(rosenbrock, np.zeros(4))
->>> es.stop_reason_, bool(es.fun_ <= 1e-8)
-('ftarget', True)
+``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as ``strategy__<name>``)
+and the entry points; the run is a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted
+attributes read. ``make_strategy``, ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are re-exported.
 """
 
 from __future__ import annotations
@@ -35,7 +24,8 @@ from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords, unknown_parameter
+from evostrat.params import (PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords,
+                             known_method_keywords, unknown_parameter)
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.asktell import AskTell
@@ -132,8 +122,8 @@ class ES(Params):
         JAX fast path (:mod:`evostrat.run.compiled`): ``"auto"`` runs chunks of generations in one
         compiled ``lax.while_loop`` when the objective is traceable and nothing needs the host inside
         a generation (no behaviours, integer or fixed variables or reevaluations; bounds map inside the
-        program, restarts run each run compiled, observers between one-generation chunks); ``False``
-        never does. ``fast_path_`` tells which loop ran.
+        program, restarts run each run compiled, observers between one-generation chunks); ``True``
+        requires it (an error says what prevents it); ``False`` never uses it. ``fast_path_`` tells which.
     integer, reevaluations, noise_handling, warm_start
         Integer coordinates (mask or indices, or a structure of masks matching ``x0``'s;
         :mod:`evostrat.run.integers`); evaluations
@@ -142,6 +132,15 @@ class ES(Params):
         evaluated solutions of a similar task (:mod:`evostrat.run.warm_start`).
     fixed_variables : dict, optional
         pycma's ``{index: value}``: coordinates kept at ``value``, not searched (:mod:`evostrat.run.fixed`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import rosenbrock
+    >>> es = ES("cma_es", sigma0=0.5, max_evals=40000, ftarget=1e-8, random_state=3).fit(rosenbrock, np.zeros(4))
+    >>> es.stop_reason_, bool(es.fun_ <= 1e-8), es.x_.shape
+    ('ftarget', True, (4,))
     """
 
     _BOOL = [bool, np.bool_]
@@ -328,6 +327,7 @@ class ES(Params):
         return self._fitted_run("stop()").stop()
 
     # -- fit ---------------------------------------------------------------------------------
+    @known_method_keywords
     def fit(self, objective: Callable, x0: Any, callbacks: Sequence[Callable[["ES"], Any]] | None = None,
             *, progress: Any = False, checkpoint: Any = None, checkpoint_every: int | None = None,
             constraints: Callable | None = None, constraint_handler: Any = "auto") -> "ES":

@@ -43,6 +43,8 @@ True
 from __future__ import annotations
 
 import math
+import sys
+import types
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -336,3 +338,44 @@ def require_autodiff(statistic: Any, backend: Backend) -> None:
 def gradient(fn: Callable[..., Array], params: Sequence[Array], backend: Backend) -> tuple:
     """Gradient of the scalar ``fn(*params)`` w.r.t. each of ``params``: :meth:`Backend.grad`."""
     return backend.grad(fn, params)
+
+
+class CallableModule(types.ModuleType):
+    """This module, callable as its function :func:`expectation`.
+
+    ``evostrat.expectation`` is this module, so both documented spellings work:
+    ``evostrat.expectation(values, sample, p)`` calls :func:`expectation`, and
+    ``evostrat.expectation.expectation_grad`` (or ``import evostrat.expectation as E``)
+    reaches the module's other names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import evostrat
+    >>> from evostrat.distributions import Normal
+    >>> p = Normal(np.zeros(1), 1.0)
+    >>> x = np.array([[1.0], [3.0]])
+    >>> float(evostrat.expectation(x[:, 0], x, p)), callable(evostrat.expectation.expectation_grad)
+    (2.0, True)
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Array:
+        """Call :func:`expectation` with the same arguments."""
+        return expectation(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Callable[[str], types.ModuleType], tuple[str]]:
+        """Pickled by name, as cloudpickle pickles modules (a function using ``expectation`` as a
+        global travels to process pools and Ray), and ``copy.deepcopy`` gives the module itself."""
+        import importlib
+
+        return importlib.import_module, (self.__name__,)
+
+    @property
+    def __signature__(self) -> Any:
+        """The signature of :func:`expectation` (``inspect.signature(evostrat.expectation)``)."""
+        import inspect
+
+        return inspect.signature(expectation)
+
+
+sys.modules[__name__].__class__ = CallableModule

@@ -98,6 +98,15 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     Returns
     -------
     scipy.optimize.OptimizeResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import evostrat
+    >>> res = evostrat.minimize(lambda x: float(((x - 1.0) ** 2).sum()), np.zeros(3),
+    ...                         bounds=[(-2, 2)] * 3, options={"seed": 0})
+    >>> res.success, res.status, res.stop_reason, np.round(res.x, 4).tolist()
+    (True, 0, 'tolfun', [1.0, 1.0, 1.0])
     """
     from scipy.optimize import OptimizeResult
 

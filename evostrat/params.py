@@ -320,3 +320,36 @@ def known_keywords(init: Callable[..., None]) -> Callable[..., None]:
         init(self, *args, **kwargs)
 
     return checked
+
+
+def known_method_keywords(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` refusing an unknown keyword with :class:`InvalidTypeError` naming it, and
+    pointing a parameter of the estimator itself (``fit(..., maximize=True)``) to the constructor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> try:
+    ...     ES("snes").fit(lambda X: (X ** 2).sum(axis=1), np.ones(2), maximize=True)
+    ... except TypeError as err:
+    ...     print(err)
+    fit() has no parameter 'maximize': it is a parameter of ES, ES(..., maximize=...) or es.set_params(maximize=...)
+    """
+    code = method.__code__
+    names = frozenset(code.co_varnames[1:code.co_argcount + code.co_kwonlyargcount])
+
+    @functools.wraps(method)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in names:
+                owner = type(self)
+                if key in owner._param_names():
+                    raise InvalidTypeError(f"{method.__name__}() has no parameter {key!r}: it is a parameter of "
+                                           f"{owner.__name__}, {owner.__name__}(..., {key}=...) or "
+                                           f"es.set_params({key}=...)")
+                raise InvalidTypeError(f"{method.__name__}() has no parameter {key!r}{did_you_mean(key, names)}; "
+                                       f"valid: {sorted(names)}")
+        return method(self, *args, **kwargs)
+
+    return checked

@@ -196,3 +196,69 @@ def test_popsize_and_strategy_options_overrides_warn() -> None:
     with pytest.warns(ParameterOverrideWarning, match=r"the sigma0=0.2 given to the strategy 'snes'"):
         es.fit(sphere, np.ones(3))
     assert es.strategy_.strategy.sigma0 == 0.5
+
+
+def test_a_string_x0_is_refused_as_x0_not_taken_for_a_backend_name() -> None:
+    with pytest.raises(InvalidTypeError, match=r"x0 must be a 1-D array of real numbers .* got str 'numpy'"):
+        ES("snes", max_generations=2).fit(sphere, "numpy")
+
+
+def test_complex_objective_values_name_the_objective() -> None:
+    with pytest.raises(InvalidTypeError, match=r"values must be real numbers, got dtype complex128: the objective"):
+        ES("snes", max_generations=2).fit(lambda X: (X ** 2).sum(axis=1) + 0j, np.ones(3))
+
+
+def test_a_torch_x0_requiring_grad_runs_without_an_autograd_graph() -> None:
+    torch = pytest.importorskip("torch")
+    x0 = torch.nn.utils.parameters_to_vector(torch.nn.Linear(2, 2).parameters())  # requires grad, as models' do
+    assert x0.requires_grad
+    es = ES("snes", max_generations=30, random_state=0).fit(lambda X: (X ** 2).sum(dim=1), x0)
+    plain = ES("snes", max_generations=30, random_state=0).fit(lambda X: (X ** 2).sum(dim=1), x0.detach())
+    assert not es.x_.requires_grad and es.x_.grad_fn is None  # was SelectBackward0: every generation chained on
+    assert torch.equal(es.x_, plain.x_) and es.fun_ == plain.fun_
+    assert x0.requires_grad  # the caller's tensor is untouched
+
+
+def test_compiled_loop_true_says_why_an_objective_does_not_trace() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+
+    def per_candidate_floats(X: Any) -> Any:
+        return jnp.array([float(x @ x) for x in X])
+
+    with pytest.raises(InvalidArgumentError, match=r"compiled_loop=True, but .*does not trace under JAX.*"
+                                                   r"ConcretizationTypeError.*compiled_loop='auto'"):
+        ES("snes", max_generations=2, compiled_loop=True, random_state=0).fit(per_candidate_floats, jnp.ones(3))
+    auto = ES("snes", max_generations=2, random_state=0).fit(per_candidate_floats, jnp.ones(3))
+    assert auto.fast_path_ is None and auto.n_generations_ == 2  # "auto" still falls back to the host loop
+    ok = ES("snes", max_generations=2, compiled_loop=True, random_state=0).fit(lambda X: (X ** 2).sum(axis=1),
+                                                                              jnp.ones(3))
+    assert ok.fast_path_ == "compiled_loop"
+
+
+def test_compiled_loop_true_on_numpy_names_the_backend() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"compiled_loop=True, but .*numpy backend does not compile"):
+        ES("snes", max_generations=2, compiled_loop=True).fit(sphere, np.ones(3))
+
+
+def test_maximize_passed_to_fit_points_to_the_constructor() -> None:
+    with pytest.raises(InvalidTypeError, match=r"fit\(\) has no parameter 'maximize': it is a parameter of ES, "
+                                               r"ES\(\.\.\., maximize=\.\.\.\)"):
+        ES("snes", max_generations=2).fit(sphere, np.ones(3), maximize=True)
+    with pytest.raises(InvalidTypeError, match=r"fit\(\) has no parameter 'callback' \(did you mean 'callbacks'\?\)"):
+        ES("snes", max_generations=2).fit(sphere, np.ones(3), callback=print)
+    import inspect
+
+    assert "constraint_handler" in inspect.signature(ES.fit).parameters  # the signature is fit's own
+    es = ES("snes", max_generations=2, random_state=0).fit(objective=sphere, x0=np.ones(3), progress=False)
+    assert es.n_generations_ == 2
+
+
+def test_a_strategy_class_instead_of_an_instance_says_so() -> None:
+    with pytest.raises(InvalidTypeError, match=r"got the class SNES; pass an instance, SNES\(\)"):
+        ES(SNES).fit(sphere, np.ones(3))
+
+
+def test_an_objective_returning_value_and_constraints_points_to_constraints_objective() -> None:
+    with pytest.raises(InvalidTypeError, match=r"candidate 0, got tuple; an objective returning \(value, constraint "
+                                               r"values\) needs fit\(\.\.\., constraints='objective'\)"):
+        ES("snes", max_generations=2, evaluator="serial").fit(lambda x: (float(x @ x), [0.0]), np.ones(3))

@@ -69,6 +69,8 @@ def as_search_point(
             raise InvalidTypeError(f"dtype must be None or one of {FLOAT_DTYPES}, got {dtype!r}")
         own = backend.dtype_from_name(backend.dtype_name(dtype))
     x = backend.program_input(x, dtype=own) if lazy else backend.asarray(x, dtype=own)
+    if getattr(x, "requires_grad", False):  # a torch x0 with a graph (parameters_to_vector): the run
+        x = backend.stop_gradient(x)         # would chain every generation's autograd graph to it
     if x.ndim != 1 or x.shape[0] < 1:
         raise InvalidArgumentError(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
@@ -87,6 +89,9 @@ def resolve_backend(x0: Any, backend: Any) -> Backend:
     >>> resolve_backend([1.0, 2.0], "auto").name
     'numpy'
     """
+    if isinstance(x0, (str, bytes)):  # not a backend name: that is ``backend=``
+        raise InvalidTypeError(f"x0 must be a 1-D array of real numbers (a numpy, torch or JAX array, or a list), "
+                               f"got {type(x0).__name__} {x0!r}; pass a backend name as backend=")
     if backend is None or (isinstance(backend, str) and backend == "auto"):
         if isinstance(x0, (list, tuple, int, float)):
             return get_backend("numpy")

@@ -4,8 +4,8 @@
 run), implemented by :class:`CSVLogger`, :class:`JSONLinesLogger`, :class:`DataFrameLogger`
 (:mod:`evostrat.callbacks.loggers`), :class:`TensorBoardLogger` and :class:`MLflowLogger`
 (:mod:`evostrat.callbacks.tracking`), :class:`EarlyStopping`, :class:`DistributionRecorder`,
-:class:`SearchRecorder`, the
-progress bar (:mod:`evostrat.callbacks.progress`) and checkpoints (:mod:`evostrat.checkpoint`),
+:class:`SearchRecorder`, :class:`CentreRank` (:mod:`evostrat.callbacks.centre_rank`), the
+progress bar :class:`ProgressBar` (:mod:`evostrat.callbacks.progress`) and checkpoints (:mod:`evostrat.checkpoint`),
 the last two switched on by ``fit(progress=..., checkpoint=...)``.
 
 Examples
@@ -22,11 +22,13 @@ Examples
 from __future__ import annotations
 
 from evostrat.callbacks.base import Callback
+from evostrat.callbacks.centre_rank import CentreRank
 from evostrat.callbacks.loggers import CSVLogger, DataFrameLogger, JSONLinesLogger, history_frame
+from evostrat.callbacks.progress import ProgressBar
 from evostrat.callbacks.recorder import DistributionRecorder, SearchRecorder, distribution_summary, snapshot
 from evostrat.callbacks.stopping import EarlyStopping
 from evostrat.callbacks.tracking import MLflowLogger, TensorBoardLogger
 
-__all__ = ["Callback", "CSVLogger", "JSONLinesLogger", "DataFrameLogger", "EarlyStopping",
+__all__ = ["Callback", "CentreRank", "ProgressBar", "CSVLogger", "JSONLinesLogger", "DataFrameLogger", "EarlyStopping",
     "DistributionRecorder", "SearchRecorder", "TensorBoardLogger", "MLflowLogger", "distribution_summary",
     "history_frame", "snapshot"]

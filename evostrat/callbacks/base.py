@@ -32,7 +32,25 @@ __all__ = ["Callback"]
 
 
 class Callback:
-    """Base class of stateful callbacks; every method is optional."""
+    """Base class of stateful callbacks; every method is optional.
+
+    A plain function ``cb(es)`` is a callback too; subclass this for one that keeps state
+    or needs ``on_fit_start``/``on_fit_end``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import Callback
+    >>> class StopAt(Callback):
+    ...     def __init__(self, generations):
+    ...         self.generations = generations
+    ...     def __call__(self, es):
+    ...         return es.n_generations_ >= self.generations  # True stops the run
+    >>> es = ES("snes", random_state=0).fit(lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[StopAt(5)])
+    >>> es.stop_reason_, es.n_generations_
+    ('callback', 5)
+    """
 
     def on_fit_start(self, es: Any) -> None:
         """Called once before the first generation (of a fit or a resume)."""

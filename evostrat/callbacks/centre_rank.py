@@ -73,6 +73,17 @@ class CentreRank(Evaluator, Callback):
     ----------
     values, ranks : list
         The centre's value and rank of every generation of the last fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import CentreRank
+    >>> centre = CentreRank("serial")
+    >>> es = ES("snes", evaluator=centre, max_generations=3, random_state=0).fit(
+    ...     lambda x: float(x @ x), np.ones(2), callbacks=[centre])
+    >>> len(centre.ranks), centre.values[0], es.history_[-1]["centre_rank"] == centre.ranks[-1]
+    (3, 2.0, True)
     """
 
     name = "centre_rank"

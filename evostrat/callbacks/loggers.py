@@ -188,6 +188,20 @@ class CSVLogger(_FileLogger):
     so reading them back gives the same numbers bit for bit; arrays and tensors
     as lists ``[a, b, ...]``. Each row is flushed, so the file is usable while the
     run goes on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> import os, tempfile
+    >>> from evostrat.callbacks import CSVLogger
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.csv")
+    >>> es = ES("snes", max_generations=3, random_state=0).fit(
+    ...     lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[CSVLogger(path)])
+    >>> with open(path) as f:
+    ...     lines = f.read().splitlines()
+    >>> len(lines), lines[0]
+    (4, 'generation,n_evals,best,generation_best,median,sigma,time')
     """
 
     def __init__(self, path: str | os.PathLike, extra: dict[str, Callable[[Any], Any]] | None = None,
@@ -233,6 +247,20 @@ class JSONLinesLogger(_FileLogger):
         symbolic link there is refused, never written through).
     extra : dict of str to callable, optional
         Additional fields, ``fn(es)`` after each generation (arrays become lists).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> import json, os, tempfile
+    >>> from evostrat.callbacks import JSONLinesLogger
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.jsonl")
+    >>> es = ES("snes", max_generations=3, random_state=0).fit(
+    ...     lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[JSONLinesLogger(path)])
+    >>> with open(path) as f:
+    ...     rows = [json.loads(line) for line in f]
+    >>> len(rows), rows[-1]["generation"], rows[-1]["n_evals"]
+    (3, 3, 18)
     """
 
     def _write(self, row: dict[str, Any]) -> None:
@@ -255,6 +283,17 @@ class DataFrameLogger(_RowLogger):
     ----------
     rows : list of dict
         One dict per generation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import DataFrameLogger
+    >>> log = DataFrameLogger(extra={"mean0": lambda es: float(es.mean_[0])})
+    >>> es = ES("snes", max_generations=3, random_state=0).fit(
+    ...     lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[log])
+    >>> len(log.rows), "mean0" in log.rows[0]
+    (3, True)
     """
 
     def __init__(self, extra: dict[str, Callable[[Any], Any]] | None = None) -> None:

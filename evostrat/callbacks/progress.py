@@ -80,6 +80,18 @@ class ProgressBar(Callback):
     ----------
     enabled : bool
         Whether this run shows anything (decided at ``on_fit_start``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> import io
+    >>> from evostrat.callbacks import ProgressBar
+    >>> out = io.StringIO()
+    >>> es = ES("snes", max_generations=3, random_state=0).fit(lambda X: (X ** 2).sum(axis=1), np.ones(2),
+    ...     callbacks=[ProgressBar(when="always", file=out, style="plain", interval=0.0)])
+    >>> out.getvalue().splitlines()[0]  # doctest: +ELLIPSIS
+    'gen 1/3 | evals 6 | best 6.9345e-02 | ...'
     """
 
     def __init__(self, when: str = "auto", file: TextIO | None = None, style: str = "auto",

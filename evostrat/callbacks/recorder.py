@@ -70,6 +70,17 @@ class SearchRecorder(Callback):
     ----------
     snapshots : list of dict
         ``generation``, ``n_evals``, ``mean`` (dim,), ``samples`` (n_samples, dim).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import SearchRecorder
+    >>> rec = SearchRecorder(n_samples=5)
+    >>> es = ES("snes", max_generations=8, random_state=0).fit(
+    ...     lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[rec])
+    >>> [s["generation"] for s in rec.snapshots], rec.snapshots[0]["samples"].shape
+    ([0, 1, 2, 4, 8], (5, 2))
     """
 
     def __init__(self, every: Any = "log", n_samples: int = 200) -> None:

@@ -45,6 +45,17 @@ class EarlyStopping(Callback):
     ----------
     stopped_generation : int or None
         The generation at which it stopped the run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.callbacks import EarlyStopping
+    >>> stop = EarlyStopping(patience=20, min_delta=1e-3)
+    >>> es = ES("snes", tolfun=None, random_state=0).fit(
+    ...     lambda X: np.abs(X).sum(axis=1).round(3), np.ones(3), callbacks=[stop])
+    >>> es.stop_reason_, stop.stopped_generation == es.n_generations_
+    ('callback', True)
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, monitor: str = "best") -> None:

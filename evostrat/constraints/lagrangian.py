@@ -85,6 +85,25 @@ class AugmentedLagrangian(ConstraintHandler):
         generation).
     n_updates : int
         Coefficient updates so far.
+
+    References
+    ----------
+    Atamna, Auger, Hansen, "Augmented Lagrangian Constraint Handling for CMA-ES -- Case of a
+    Single Linear Constraint", PPSN 2016; Atamna, Auger, Hansen, "Linearly Convergent Evolution
+    Strategies via Augmented Lagrangian Constraint Handling", FOGA 2017.
+
+    Examples
+    --------
+    Minimise ``|x|^2`` subject to ``x_0 >= 1``; the multiplier learns the true one, 2:
+
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.constraints import AugmentedLagrangian
+    >>> al = AugmentedLagrangian(dim=3)
+    >>> es = ES("cma_es", sigma0=0.5, evaluator="serial", random_state=1).fit(
+    ...     lambda x: float(x @ x), np.ones(3), constraints=lambda x: [1.0 - x[0]], constraint_handler=al)
+    >>> round(es.fun_, 5), round(float(al.lam[0]), 3)
+    (1.0, 2.0)
     """
 
     name = "augmented_lagrangian"

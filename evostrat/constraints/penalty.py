@@ -44,6 +44,21 @@ class Penalty(ConstraintHandler):
     ----------
     weight : float, optional
         Positive weight of ``sum max(0, g)^2``; ``None`` for Deb's rules.
+
+    References
+    ----------
+    Deb, "An efficient constraint handling method for genetic algorithms", Computer Methods
+    in Applied Mechanics and Engineering 186, 2000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.constraints import Penalty
+    >>> es = ES("snes", evaluator="serial", random_state=0).fit(
+    ...     lambda x: float(x @ x), np.ones(3), constraints=lambda x: [1.0 - x[0]], constraint_handler=Penalty())
+    >>> round(es.fun_, 6), bool(es.x_[0] >= 1.0)
+    (1.0, True)
     """
 
     name = "penalty"

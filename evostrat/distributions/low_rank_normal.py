@@ -62,6 +62,25 @@ class LowRankNormal(Distribution):
         ``diag(sigma^2)`` in ``log sigma`` plus ``Sigma^-1 (x) I`` in ``V`` (scale-free
         Levenberg-Marquardt damping); 0 (the default) is the exact ``F^+ g``. Searches start
         with 1 (:meth:`search_init`).
+
+    References
+    ----------
+    Akimoto, Hansen, "Projection-based restricted covariance matrix adaptation for high
+    dimension", GECCO 2016; Sun, Schaul, Gomez, Schmidhuber, "A Linear Time Natural Evolution
+    Strategy for Non-Separable Functions", GECCO 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.distributions import LowRankNormal
+    >>> V = np.ones((3, 1))
+    >>> q = LowRankNormal(np.zeros(3), 0.5, V)
+    >>> q.sample(4, key=0).shape
+    (4, 3)
+    >>> C, x = 0.25 * np.eye(3) + V @ V.T, np.ones(3)             # the dense covariance
+    >>> dense = -0.5 * (x @ np.linalg.solve(C, x) + np.linalg.slogdet(2 * np.pi * C)[1])
+    >>> bool(np.isclose(q.log_prob(x[None])[0], dense))
+    True
     """
 
     param_names = ("mu", "sigma", "V")

@@ -72,6 +72,21 @@ class StudentT(Distribution):
         Degrees of freedom, a positive int (a static hyper-parameter, not searched).
     mirrored : bool
         Antithetic sampling (``z`` mirrored, ``w`` shared).
+
+    References
+    ----------
+    Kotz, Nadarajah, "Multivariate t Distributions and Their Applications", Cambridge
+    University Press, 2004, eq. 1.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.distributions import StudentT
+    >>> p = StudentT(np.zeros(2), np.ones(2), df=3)
+    >>> p.sample(4, key=0).shape
+    (4, 2)
+    >>> bool(np.isclose(p.log_prob(np.zeros((1, 2)))[0], -np.log(2 * np.pi)))  # d = 2, df = 3 at the mode
+    True
     """
 
     param_names = ("mu", "sigma")

@@ -69,6 +69,18 @@ class ExecutorEvaluator(ChunkedEvaluator):
         (``torch.set_num_threads``, ``OMP_NUM_THREADS``, the BLAS pools; default 1,
         one per worker as Ray sets); ``None`` leaves the libraries' defaults (a
         thread per core in every worker). A given executor's workers are left as they are.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.evaluators import ExecutorEvaluator
+    >>> f = lambda x: float(x @ x)
+    >>> with ThreadPoolExecutor(2) as pool:                 # your executor: never shut down by evostrat
+    ...     es = ES("snes", evaluator=ExecutorEvaluator(pool), max_generations=20, random_state=0).fit(f, np.ones(3))
+    >>> es.fun_ == ES("snes", evaluator="serial", max_generations=20, random_state=0).fit(f, np.ones(3)).fun_
+    True
     """
 
     name = "executor"

@@ -101,17 +101,19 @@ def real_value(value: Any, index: int) -> float:
     """
     if isinstance(value, numbers.Real):
         return float(value)
+    pair = ("; an objective returning (value, constraint values) needs fit(..., constraints='objective')"
+            if isinstance(value, tuple) and len(value) == 2 else "")
     try:
         arr = np.asarray(to_host(value))
     except Exception as err:  # noqa: BLE001 - report any unconvertible return value
         raise InvalidTypeError(
             f"objective must return a real number for candidate {index}, got "
-            f"{type(value).__name__}"
+            f"{type(value).__name__}{pair}"
         ) from err
     if arr.size != 1 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InvalidTypeError(
             f"objective must return a real number for candidate {index}, got "
-            f"{type(value).__name__} of shape {arr.shape} and dtype {arr.dtype}"
+            f"{type(value).__name__} of shape {arr.shape} and dtype {arr.dtype}{pair}"
         )
     return float(arr.reshape(()))
 
@@ -134,6 +136,21 @@ class Evaluator(Params):
     describing ``X``, or ``None``) only to evaluators with ``accepts_seed = True``, and
     ``replay=`` (a :class:`~evostrat.evaluators.replay.ReplayStep` or ``None``) only to those
     also with ``accepts_replay = True``: optional information, ``X`` itself always comes too.
+
+    Examples
+    --------
+    A subclass implements ``evaluate``; ``ES(evaluator=...)`` takes an instance:
+
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.evaluators.local import Evaluator
+    >>> class Reversed(Evaluator):
+    ...     def evaluate(self, objective, X, backend):
+    ...         return backend.asarray([objective(x) for x in X[::-1]][::-1])
+    >>> f = lambda x: float(x @ x)
+    >>> es = ES("snes", evaluator=Reversed(), max_generations=10, random_state=0).fit(f, np.ones(3))
+    >>> es.fun_ == ES("snes", evaluator="serial", max_generations=10, random_state=0).fit(f, np.ones(3)).fun_
+    True
     """
 
     name = ""
@@ -151,7 +168,16 @@ class Evaluator(Params):
 
 
 class VectorizedEvaluator(Evaluator):
-    """``objective(X)`` once per generation."""
+    """``objective(X)`` once per generation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.evaluators.local import VectorizedEvaluator
+    >>> VectorizedEvaluator().evaluate(lambda X: (X ** 2).sum(axis=1), np.ones((3, 2)), get_backend("numpy"))
+    array([2., 2., 2.])
+    """
 
     name = "vectorized"
 
@@ -191,7 +217,16 @@ class VectorizedEvaluator(Evaluator):
 
 
 class SerialEvaluator(Evaluator):
-    """``objective(x)`` for each row ``x`` of the population, in order."""
+    """``objective(x)`` for each row ``x`` of the population, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.evaluators.local import SerialEvaluator
+    >>> SerialEvaluator().evaluate(lambda x: float(x @ x), np.arange(6.0).reshape(3, 2), get_backend("numpy"))
+    array([ 1., 13., 41.])
+    """
 
     name = "serial"
 

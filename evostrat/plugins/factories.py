@@ -39,9 +39,9 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     elif isinstance(strategy, Strategy):
         instance = type(strategy)(**strategy.get_params(deep=False))
     else:
-        raise InvalidTypeError(
-            f"strategy must be a strategy name or a Strategy instance, got {type(strategy).__name__}"
-        )
+        got = (f"the class {strategy.__name__}; pass an instance, {strategy.__name__}()"
+               if isinstance(strategy, type) and issubclass(strategy, Strategy) else type(strategy).__name__)
+        raise InvalidTypeError(f"strategy must be a strategy name or a Strategy instance, got {got}")
     valid = instance.get_params(deep=False)
     for key in options or {}:
         if key.partition("__")[0] not in valid:

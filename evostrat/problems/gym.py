@@ -57,6 +57,14 @@ class MLPPolicy:
     n_inputs, n_outputs : int
     hidden : tuple of int
         Hidden layer widths (tanh). ``()`` gives a linear policy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.problems import MLPPolicy
+    >>> policy = MLPPolicy(4, 2, hidden=(8,))      # 4 * 8 + 8 + 8 * 2 + 2 parameters
+    >>> policy.dim, policy(np.zeros(policy.dim), np.ones(4)).shape
+    (58, (2,))
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple = (16,)) -> None:
@@ -150,6 +158,21 @@ class GymProblem(ObservationStats):
     unlimited : bool
         The environment never cuts an episode itself (no time limit): ``max_steps``, else
         ``DEFAULT_STEP_CAP``, does.
+
+    References
+    ----------
+    Salimans, Ho, Chen, Sidor, Sutskever, "Evolution Strategies as a Scalable Alternative
+    to Reinforcement Learning", arXiv 1703.03864 (2017) (observation normalisation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import GymProblem, MLPPolicy
+    >>> problem = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=(8,)), episodes=1, negate=True)
+    >>> es = ES("snes", max_generations=5, random_state=0).fit(problem, np.zeros(problem.dim))
+    >>> bool(es.fun_ < -20)                             # a return above 20 (negated: a cost)
+    True
     """
 
     def __init__(

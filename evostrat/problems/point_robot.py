@@ -85,6 +85,17 @@ class PointRobot:
     ----------
     dim : int
         Parameters per candidate: ``3 h + h + 2 h + 2`` for ``h`` hidden units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import PointRobot
+    >>> robot = PointRobot(steps=20, hidden=8)
+    >>> far = lambda X: -np.linalg.norm(robot(X), axis=1)   # go as far from the origin as possible
+    >>> es = ES("snes", max_generations=20, random_state=0).fit(far, robot.init_params(seed=0))
+    >>> robot.dim, bool(np.isclose(es.fun_, -robot.reach))
+    (50, True)
     """
 
     #: ``robot(X)`` takes the population: ``evaluator="auto"`` calls it once per generation.

@@ -277,7 +277,8 @@ class AskTell(PicklableRunner):
                                    f"{type(values).__name__}: {err}") from err
         if v.dtype != self.dtype:  # the state's dtype is a real floating one
             if not be.xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
-                raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}")
+                raise InvalidTypeError(f"values must be real numbers, got dtype {v.dtype}: the objective (or "
+                                       "tell's values) must give one real number per candidate")
             v = be.asarray(v, dtype=self.dtype)
         return v
 

@@ -298,6 +298,15 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     Returns
     -------
     BatchResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import evostrat
+    >>> res = evostrat.fit_batch(evostrat.ES("snes", max_generations=50), evostrat.problems.sphere,
+    ...                          np.ones(3), seeds=3, grid={"popsize": [6, 12]})
+    >>> res.fun.shape, res.params[3]
+    ((6,), {'popsize': 12, 'random_state': 0})
     """
     if not callable(objective):
         raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")

@@ -104,29 +104,20 @@ def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
 
 
 def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
-    """Whether ``driver``'s run can run ``objective`` on the compiled loop."""
-    es = driver.settings
-    setting = es.compiled_loop
+    """Whether ``driver``'s run can run ``objective`` on the compiled loop; with
+    ``compiled_loop=True`` an :class:`~evostrat.errors.InvalidArgumentError` says why not."""
+    setting = driver.settings.compiled_loop
     if setting not in ("auto", True, False):
         raise InvalidArgumentError(f"compiled_loop must be 'auto', True or False, got {setting!r}")
     if setting is False:
         return False
-    runner = driver.runner
-    if not runner.backend.traceable:
-        return False
-    if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:
-        return False
-    if es.nonfinite == "raise":
-        return False
-    if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
-        return False  # evaluated on the host (evostrat.run.noise)
-    if driver.integers is not None:
-        return False  # the encoding reads the margin state the host corrects
-    if runner.strategy.needs_behaviours or getattr(objective, "vectorized", True) is False:
-        return False
-    from evostrat.run.compiled_loop import is_traceable
+    from evostrat.run.compiled_loop import compiled_loop_blocker
 
-    return is_traceable(objective, runner.popsize, getattr(driver.fixed, "full_dim", runner.dim), runner.dtype)
+    reason = compiled_loop_blocker(driver, objective)
+    if reason is not None and setting is True:
+        raise InvalidArgumentError(f"compiled_loop=True, but the compiled loop cannot run: {reason}; "
+                                   "compiled_loop='auto' falls back to the host loop")
+    return reason is None
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],

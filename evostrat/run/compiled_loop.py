@@ -33,7 +33,7 @@ from evostrat.backends.programs import program_key
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.checked import checked_ask, checked_state
 
-__all__ = ["CompiledLoop", "ChunkOutput", "is_traceable"]
+__all__ = ["CompiledLoop", "ChunkOutput", "compiled_loop_blocker", "is_traceable", "trace_failure"]
 
 
 class ChunkOutput(NamedTuple):
@@ -46,7 +46,7 @@ class ChunkOutput(NamedTuple):
 
 
 #: Answers of :func:`is_traceable` per objective (dropped with the objective).
-_TRACEABLE: "weakref.WeakKeyDictionary[Callable, dict[tuple, bool]]" = weakref.WeakKeyDictionary()
+_TRACEABLE: "weakref.WeakKeyDictionary[Callable, dict[tuple, str | None]]" = weakref.WeakKeyDictionary()
 
 
 def is_traceable(objective: Callable, popsize: int, dim: int, dtype: Any) -> bool:
@@ -54,6 +54,34 @@ def is_traceable(objective: Callable, popsize: int, dim: int, dtype: Any) -> boo
 
     The check is abstract (``jax.eval_shape``): the objective is not evaluated.
     The answer is kept per objective and signature, so refits do not trace again.
+    """
+    return trace_failure(objective, popsize, dim, dtype) is None
+
+
+def trace_failure(objective: Callable, popsize: int, dim: int, dtype: Any) -> str | None:
+    """Why ``objective`` does not trace to ``popsize`` values (``None`` when it does).
+
+    Parameters
+    ----------
+    objective : callable
+        The population objective, ``(popsize, dim) -> (popsize,)``.
+    popsize, dim : int
+        The population's shape.
+    dtype : dtype
+        The candidates' dtype.
+
+    Returns
+    -------
+    str or None
+        What went wrong: the shape it traced to or the tracing error.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> trace_failure(lambda X: (X ** 2).sum(axis=1), 4, 2, jnp.float32) is None
+    True
+    >>> trace_failure(lambda X: X, 4, 2, jnp.float32)
+    'it traced to shape (4, 2), not (4,)'
     """
     import jax
 
@@ -65,10 +93,52 @@ def is_traceable(objective: Callable, popsize: int, dim: int, dtype: Any) -> boo
     if signature not in known:
         try:
             out = jax.eval_shape(objective, jax.ShapeDtypeStruct((popsize, dim), dtype))
-            known[signature] = tuple(getattr(out, "shape", ())) == (popsize,)
-        except Exception:  # noqa: BLE001 - anything that does not trace is not traceable
-            known[signature] = False
+            shape = tuple(getattr(out, "shape", ()))
+            known[signature] = None if shape == (popsize,) else f"it traced to shape {shape}, not ({popsize},)"
+        except Exception as err:  # noqa: BLE001 - anything that does not trace is not traceable
+            first = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+            known[signature] = f"tracing it raised {type(err).__name__}: {first[:300]}"
     return known[signature]
+
+
+def compiled_loop_blocker(driver: Any, objective: Callable) -> str | None:
+    """What keeps ``driver``'s run of ``objective`` off the compiled loop (``None``: nothing).
+
+    Parameters
+    ----------
+    driver : Driver
+        The run's driver (its settings, runner, integer and fixed variables).
+    objective : callable
+        The run's objective.
+
+    Returns
+    -------
+    str or None
+        The reason, phrased to follow "the compiled loop cannot run: ".
+    """
+    es, runner = driver.settings, driver.runner
+    if not runner.backend.traceable:
+        return f"the {runner.backend.name} backend does not compile (pass a JAX x0 or backend='jax')"
+    if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:
+        return (f"evaluator={es.evaluator!r}" + (" with evaluator_options" if es.evaluator_options else "")
+                + " evaluates on the host (use 'auto' or 'vectorized' without options)")
+    if es.nonfinite == "raise":
+        return "nonfinite='raise' checks the values on the host"
+    if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
+        return "reevaluations and noise_handling evaluate on the host (evostrat.run.noise)"
+    if driver.integers is not None:
+        return "integer variables are handled on the host (the encoding reads the margin state it corrects)"
+    if runner.strategy.needs_behaviours:
+        return f"the strategy {type(runner.strategy).__name__} needs behaviours, computed on the host"
+    if getattr(objective, "vectorized", True) is False:
+        return "the objective is marked vectorized = False"
+    dim = getattr(driver.fixed, "full_dim", runner.dim)  # fixed_variables: the objective sees full vectors
+    failure = trace_failure(objective, runner.popsize, dim, runner.dtype)
+    if failure is not None:
+        return (f"the objective does not trace under JAX to one value per candidate of a population of shape "
+                f"({runner.popsize}, {dim}): {failure}. Write it with jax.numpy on the whole population "
+                "(no float(), .item(), numpy or Python branches on values)")
+    return None
 
 
 class CompiledLoop:

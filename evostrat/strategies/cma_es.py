@@ -121,6 +121,23 @@ class CMAES(CMABase):
         factor on numpy from ``FACTOR_DIM`` dimensions, where it is the faster, else eigen.
     popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord, lr_mean, elite_ratio
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
+
+    References
+    ----------
+    Hansen, Ostermeier, "Completely Derandomized Self-Adaptation in Evolution Strategies",
+    Evolutionary Computation 9(2), 2001; Hansen, "The CMA Evolution Strategy: A Tutorial",
+    arXiv 1604.00772 (2016); Jastrebski, Arnold, "Improving Evolution Strategies through
+    Active Covariance Matrix Adaptation", CEC 2006.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import rosenbrock
+    >>> from evostrat.strategies import CMAES
+    >>> es = ES(CMAES(), ftarget=1e-10, random_state=0).fit(rosenbrock, np.zeros(4))
+    >>> bool(es.fun_ < 1e-9)
+    True
     """
 
     State = CMAESState

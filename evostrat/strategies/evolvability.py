@@ -212,6 +212,11 @@ class MaxVarES(_EvolvabilityES):
     mirrored : bool
         Antithetic pairs ``mean +- sigma eps``.
 
+    References
+    ----------
+    Gajewski, Clune, Stanley, Lehman, "Evolvability ES: Scalable and Direct Optimization of
+    Evolvability", GECCO 2019, arXiv 1907.06077.
+
     Examples
     --------
     >>> import numpy as np
@@ -250,6 +255,11 @@ class MaxEntES(_EvolvabilityES):
     popsize, sigma0, lr, optimizer, optimizer_options, weight_decay, behaviour_shaping, baseline, mirrored
         As for :class:`MaxVarES`. The kernel matrix is ``(popsize, popsize)``:
         memory grows with ``popsize^2`` (10,000 candidates: 0.4 GB in float32).
+
+    References
+    ----------
+    Gajewski, Clune, Stanley, Lehman, "Evolvability ES: Scalable and Direct Optimization of
+    Evolvability", GECCO 2019, arXiv 1907.06077.
 
     Examples
     --------

@@ -97,6 +97,23 @@ class ExpectationES(MirroredPopsize, Strategy):
         such as ``low_rank_normal``, use :class:`~evostrat.strategies.nes.NES` with a ``statistic``).
     distribution_options : dict, optional
         Further keyword arguments of the family (``{"df": 3}`` for ``student_t``).
+
+    References
+    ----------
+    Foerster, Farquhar, Al-Shedivat, Rocktaeschel, Xing, Whiteson, "DiCE: The Infinitely
+    Differentiable Monte Carlo Estimator", ICML 2018; Gajewski, Clune, Stanley, Lehman,
+    "Evolvability ES: Scalable and Direct Optimization of Evolvability", GECCO 2019
+    (EvoGrad); Wierstra et al., "Natural Evolution Strategies", JMLR 15 (2014), eq. 8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import ExpectationES
+    >>> es = ES(ExpectationES(), max_generations=200, random_state=0).fit(sphere, np.ones(4))
+    >>> bool(es.fun_ < 0.01)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

@@ -81,6 +81,21 @@ class LMMAES(Strategy):
         ``m``, the number of memory vectors; default ``4 + floor(3 ln n)``.
     c_sigma : float, optional
         Step-size path rate ``c_s``; default ``min(2 lambda / n, 1)``.
+
+    References
+    ----------
+    Loshchilov, Glasmachers, Beyer, "Large Scale Black-Box Optimization by Limited-Memory
+    Matrix Adaptation", IEEE Transactions on Evolutionary Computation 23(2), 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import LMMAES
+    >>> es = ES(LMMAES(), ftarget=1e-10, random_state=0).fit(sphere, np.ones(10))
+    >>> bool(es.fun_ < 1e-9)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

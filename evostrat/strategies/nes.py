@@ -110,6 +110,21 @@ class NES(Strategy):
     statistic : callable, optional
         ``statistic(utilities, X, p) -> scalar`` to ascend instead of
         ``len(X) * expectation(utilities, X, p)``; needs torch or JAX (autodiff).
+
+    References
+    ----------
+    Wierstra, Schaul, Glasmachers, Sun, Peters, Schmidhuber, "Natural Evolution
+    Strategies", JMLR 15 (2014), eq. 8 and sec. 3.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import NES
+    >>> es = ES(NES(distribution="diag_normal"), max_generations=300, random_state=0).fit(sphere, np.ones(4))
+    >>> bool(es.fun_ < 1e-10)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

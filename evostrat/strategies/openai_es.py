@@ -75,6 +75,16 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
         Multiplicative decay per generation and floors.
     fitness_shaping : str
         A name of :data:`~evostrat.strategies.shaping.SHAPINGS`; default ``"centered_ranks"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import OpenAIES
+    >>> es = ES(OpenAIES(), max_generations=200, random_state=0).fit(sphere, np.ones(4))
+    >>> bool(es.fun_ < 0.01)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

@@ -139,6 +139,16 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
         ``"normalized"`` or a name of :data:`~evostrat.strategies.shaping.SHAPINGS`
         (see the module docstring). ``"normalized"`` is Sehnke et al.'s normalisation;
         EvoTorch's ``ranking_method="normalized"`` (z-scores) is ``"zscore"`` here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import PGPE
+    >>> es = ES(PGPE(), max_generations=200, random_state=0).fit(sphere, np.ones(4))
+    >>> bool(es.fun_ < 0.01)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

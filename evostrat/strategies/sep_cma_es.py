@@ -54,6 +54,16 @@ class SepCMAES(CMABase):
     ----------
     popsize, sigma0, active, tolconditioncov, tolupsigma, tolfacupx, noeffectaxis, noeffectcoord, lr_mean, elite_ratio
         As for :class:`~evostrat.strategies.cma_base.CMABase`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import SepCMAES
+    >>> es = ES(SepCMAES(), ftarget=1e-10, random_state=0).fit(sphere, np.ones(10))
+    >>> bool(es.fun_ < 1e-9)
+    True
     """
 
     State = SepCMAESState

@@ -63,6 +63,22 @@ class SNES(GaussianAsk, Strategy):
     -----
     Fitness is shaped by ``fitness_shaping`` (:mod:`~evostrat.strategies.shaping`),
     here a class attribute, ``"nes_utilities"``: a subclass may choose another.
+
+    References
+    ----------
+    Schaul, Glasmachers, Schmidhuber, "High Dimensions and Heavy Tails for Natural Evolution
+    Strategies", GECCO 2011; Wierstra, Schaul, Glasmachers, Sun, Peters, Schmidhuber,
+    "Natural Evolution Strategies", JMLR 15 (2014), Algorithm 6.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import sphere
+    >>> from evostrat.strategies import SNES
+    >>> es = ES(SNES(lr_sigma=0.3), max_generations=300, random_state=0).fit(sphere, np.ones(4))
+    >>> bool(es.fun_ < 1e-10)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

@@ -137,6 +137,16 @@ class VkDCMA(Strategy):
     k_max : int, optional
         With ``k="auto"``: the most directions (the rows of the ``V`` buffer); default
         ``min(n - 1, K_MAX_CAP)`` (100). With an integer ``k`` it is ``k`` (leave it ``None``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import rosenbrock
+    >>> from evostrat.strategies import VkDCMA
+    >>> es = ES(VkDCMA(), ftarget=1e-10, random_state=0).fit(rosenbrock, np.zeros(4))
+    >>> bool(es.fun_ < 1e-9)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone

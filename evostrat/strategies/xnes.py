@@ -157,6 +157,22 @@ class XNES(Strategy):
     practically never reach. A generation whose update would make the state
     non-finite (a degenerate population, overflow) leaves the state unchanged.
     Constant fitness gives all-zero utilities and therefore no change at all.
+
+    References
+    ----------
+    Glasmachers, Schaul, Sun, Wierstra, Schmidhuber, "Exponential Natural Evolution
+    Strategies", GECCO 2010; Wierstra et al., "Natural Evolution Strategies", JMLR 15 (2014),
+    Algorithm 5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat import ES
+    >>> from evostrat.problems import rosenbrock
+    >>> from evostrat.strategies import XNES
+    >>> es = ES(XNES(), max_generations=200, random_state=0).fit(rosenbrock, np.zeros(3))
+    >>> bool(es.fun_ < 1e-6)
+    True
     """
 
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
