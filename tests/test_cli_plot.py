@@ -118,3 +118,54 @@ def test_save_run_plots_replaces_links_instead_of_writing_through_them(tmp_path:
     for name, victim in victims.items():
         assert victim.read_text() == "keep"
         assert not (tmp_path / "out" / name).is_symlink() and (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+_HISTORY = "generation,n_evals,best\n1,6,2.5\n2,12,1.5\n"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("config.json", "[" * 100_000 + "]" * 100_000),  # a RecursionError traceback
+    ("config.json", "{not json"),  # a JSONDecodeError traceback
+    ("result.json", "[1]"),  # an AttributeError traceback ('list' object has no attribute 'get')
+    ("result.json", ""),
+    ("distribution.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"),  # a RecursionError traceback
+    ("config.json", '{"strategy": 7, "problem": ["x"], "dim": "huge"}'),
+])
+def test_plot_of_a_folder_with_hostile_side_files_draws_the_history(tmp_path: Path, capsys, name: str,
+                                                                     content: str) -> None:
+    """config.json, result.json and distribution.jsonl only add titles and panels: damaged ones are skipped."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    (tmp_path / name).write_text(content)
+    assert main(["plot", str(tmp_path)]) == 0
+    assert (tmp_path / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("csv, message", [
+    ("generation,n_evals,best\n1,6," + "9" * 200_000 + "\n", "not the history.csv of 'evostrat run' (Error: field"),
+    ("generation,n_evals,best\n1,6,2,7\n2,12,1\n", "line 2 has another number of cells than the header"),
+    ("generation,n_evals,best\n1\n2,12,1\n", "line 2 has another number of cells than the header"),
+    ("generation,n_evals,best\nnan,6,2\n", "line 2, column 'generation' is not a count: nan"),
+    ("generation,n_evals,best\n1,inf,2\n", "line 2, column 'n_evals' is not a count: inf"),
+    ("generation,n_evals,best\n1,-6,2\n", "line 2, column 'n_evals' is not a count: -6.0"),
+    ('generation,n_evals,best\n1,6,"[1.0]"\n', "line 2, column 'best' is not a number: [1.0]"),
+    ('generation,n_evals,mean\n1,6,"[1.0, 2.0]"\n2,12,"[1.0]"\n', "line 3, column 'mean' holds 1 numbers"),
+    ('generation,n_evals,mean\n1,6,"[1.0, x]"\n', "not the history.csv of 'evostrat run' (ValueError"),
+])
+def test_plot_of_a_hostile_history_is_a_clear_error(tmp_path: Path, capsys, csv: str, message: str) -> None:
+    """Each ended in a traceback (csv.Error, AttributeError, ValueError, OverflowError) or drew nonsense."""
+    (tmp_path / "history.csv").write_text(csv)
+    assert main(["plot", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plot_of_a_binary_history_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "history.csv").write_bytes(b"generation,n_evals\n1,2\xff\n")
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "(UnicodeDecodeError:" in capsys.readouterr().err
+
+
+def test_plot_drops_a_last_row_cut_by_a_kill(tmp_path: Path) -> None:
+    from evostrat.plotting.files import read_history_csv
+
+    (tmp_path / "history.csv").write_text(_HISTORY + "3,1")
+    assert [row["generation"] for row in read_history_csv(tmp_path / "history.csv")] == [1.0, 2.0]
