@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,46 @@ def test_plot_drops_a_last_row_cut_by_a_kill(tmp_path: Path) -> None:
 
     (tmp_path / "history.csv").write_text(_HISTORY + "3,1")
     assert [row["generation"] for row in read_history_csv(tmp_path / "history.csv")] == [1.0, 2.0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_plot_replaces_a_planted_fifo_instead_of_blocking_on_it(tmp_path: Path) -> None:
+    """``fig.savefig`` opened a FIFO planted at diagnostics.png for writing and waited for a reader forever."""
+    import signal
+
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    os.mkfifo(tmp_path / "diagnostics.png")
+
+    def _blocked(*_: object) -> None:
+        raise TimeoutError("the plot blocked on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, _blocked)
+    signal.alarm(60)
+    try:
+        assert main(["plot", str(tmp_path)]) == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (tmp_path / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_onto_a_folder_of_the_figure_name_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    """A folder at convergence.png was an IsADirectoryError traceback."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    (tmp_path / "convergence.png").mkdir()
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "convergence.png' is a folder" in capsys.readouterr().err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary file left
+
+
+def test_a_link_planted_after_any_check_is_still_not_written_through(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figure was written through a link that appeared after the ``islink`` check (a race)."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "convergence.png").symlink_to(victim)
+    monkeypatch.setattr(os.path, "islink", lambda path: False)  # as if planted just after a check
+    assert main(["plot", str(tmp_path)]) == 0
+    assert victim.read_text() == "keep"
+    assert (tmp_path / "convergence.png").read_bytes()[:4] == b"\x89PNG"

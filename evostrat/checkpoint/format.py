@@ -116,8 +116,11 @@ def atomic_file(path: str | os.PathLike, prefix: str = ".ckpt-") -> Iterator[Bin
     (a file or link planted there is never opened), flushed to disk and renamed over
     ``path`` with :func:`os.replace`, which replaces a link at ``path`` instead of
     writing through it; on an error it is removed. Leftovers of killed writes are
-    removed first (:func:`remove_stale_temps`).
+    removed first (:func:`remove_stale_temps`). A folder at ``path`` (not a link to one) is an
+    :class:`~evostrat.errors.InvalidArgumentError` naming it, before anything is written.
     """
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise InvalidArgumentError(f"{os.fspath(path)!r} is a folder; it cannot be replaced by a file")
     folder, stem = _temp_pattern(path, prefix)
     remove_stale_temps(path, prefix)
     tmp = os.path.join(folder, f"{stem}{secrets.token_hex(6)}.tmp")

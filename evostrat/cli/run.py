@@ -367,9 +367,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.plot:
         from evostrat.plot import save_run_plots
 
-        for name in ("convergence.png", "diagnostics.png", "search.png"):  # replace links, never write through them
-            if os.path.islink(os.path.join(out, name)):
-                os.unlink(os.path.join(out, name))
         grid = objective_on_grid(objective) if is_user_problem(problem) else objective
         written += save_run_plots(out, es, grid, recorder, problem=problem_label(problem),
                                   distribution=next(c for c in callbacks if hasattr(c, "records")))

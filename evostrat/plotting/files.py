@@ -37,10 +37,12 @@ def merge_records(history: list[dict[str, Any]], records: Any) -> list[dict[str,
 
 
 def _savefig(fig: Any, target: str, dpi: int) -> None:
-    """``fig.savefig(target)``, replacing a symbolic link there instead of writing through it."""
-    if os.path.islink(target):
-        os.unlink(target)
-    fig.savefig(target, dpi=dpi)
+    """``fig.savefig(target)`` as PNG, written atomically: a file, link or FIFO there is replaced,
+    never written through (:func:`~evostrat.checkpoint.format.atomic_file`)."""
+    from evostrat.checkpoint.format import atomic_file
+
+    with atomic_file(target, prefix=".") as file:
+        fig.savefig(file, dpi=dpi, format="png")
 
 
 def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, recorded: Any = None,
