@@ -253,6 +253,18 @@ def test_centre_rank_progress_line_and_misuse(capsys: pytest.CaptureFixture) -> 
 
 
 # -- replay --------------------------------------------------------------------------------------------
+def test_write_replay_replaces_a_planted_link_instead_of_writing_through_it(tmp_path) -> None:
+    """imageio opened ``path`` by name and wrote the GIF through a link planted there, over its target."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "pong.gif").symlink_to(victim)
+    frames = [np.full((8, 6, 3), i * 20, np.uint8) for i in range(4)]
+    assert write_replay(frames, str(tmp_path / "pong.gif"), fps=10) == 4
+    assert victim.read_text() == "keep"
+    assert not (tmp_path / "pong.gif").is_symlink() and (tmp_path / "pong.gif").read_bytes()[:6] == b"GIF89a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pong.gif", "victim.txt"]
+
+
 def test_replay_writes_a_readable_gif(tmp_path) -> None:
     from PIL import Image
 
