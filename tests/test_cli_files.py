@@ -314,3 +314,36 @@ def test_resume_of_a_run_saved_before_maximize_existed_minimises(tmp_path: Path)
     assert main(["run", "--no-progress", "--resume", "-o", str(out)]) == 0
     want = ES("snes", max_generations=12, random_state=1).fit(sphere, np.full(3, 3.0))
     assert json.loads((out / "result.json").read_text())["fun"] == want.fun_
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("name", ["history.csv", "distribution.jsonl"])
+def test_resume_refuses_a_planted_fifo_instead_of_waiting_for_a_reader(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                      name: str) -> None:
+    """A FIFO at history.csv made ``--resume`` block in ``open`` forever (no reader ever comes)."""
+    import signal
+
+    out = _killed_run(tmp_path / "run")
+    (out / name).unlink(missing_ok=True)
+    os.mkfifo(out / name)
+    before = (out / "checkpoint.ckpt").read_bytes()
+
+    def _blocked(*_: object) -> None:
+        raise TimeoutError(f"--resume blocked on the FIFO {name}")
+
+    previous = signal.signal(signal.SIGALRM, _blocked)
+    signal.alarm(60)
+    try:
+        assert _resume(out) == 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert f"{name}' is a FIFO" in capsys.readouterr().err
+    assert (out / "checkpoint.ckpt").read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_file_loggers_refuse_a_fifo_naming_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "log.csv")
+    with pytest.raises(InvalidArgumentError, match=r"log\.csv' is a FIFO; the logger writes regular files"):
+        ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2), callbacks=[CSVLogger(tmp_path / "log.csv")])
