@@ -255,6 +255,12 @@ TAMPERS: list[tuple[str, Callable[[dict, dict], None], str]] = [
     ("run best_f nan", lambda m, a: m["run"].__setitem__("best_f", float("nan")), r"'best_f' must be a real number \(not NaN\)"),
     ("state generation negative", lambda m, a: m["state"].__setitem__("generation", -1), "'generation' must be an int >= 0"),
     ("state n_evals negative", lambda m, a: m["state"].__setitem__("n_evals", -7), "'n_evals' must be an int >= 0"),
+    # counters past int64: an OverflowError traceback when the resumed run's history was saved (np.int64)
+    ("state generation 2**63", lambda m, a: m["state"].__setitem__("generation", 2**63),
+     r"'generation' must be an int >= 0 and < 2\*\*63"),
+    ("state n_evals 10**30", lambda m, a: m["state"].__setitem__("n_evals", 10**30),
+     r"'n_evals' must be an int >= 0 and < 2\*\*63"),
+    ("run n_evals 2**63", lambda m, a: m["run"].__setitem__("n_evals", 2**63), r"'n_evals' must be an int >= 0 and <"),
     ("state arrays", lambda m, a: m["state"].__setitem__("arrays", "mean"), "'arrays' must be a list of names"),
     ("elapsed", lambda m, a: m.__setitem__("elapsed", "long"), "'elapsed' must be a finite number"),
     ("elapsed nan", lambda m, a: m.__setitem__("elapsed", float("nan")), "'elapsed' must be a finite number"),
