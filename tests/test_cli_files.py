@@ -347,3 +347,25 @@ def test_file_loggers_refuse_a_fifo_naming_it(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "log.csv")
     with pytest.raises(InvalidArgumentError, match=r"log\.csv' is a FIFO; the logger writes regular files"):
         ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2), callbacks=[CSVLogger(tmp_path / "log.csv")])
+
+
+def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_as_edited(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A configuration edited in the checkpoint (strategy, seed, dim, maximize: none of them used by the
+    resumed run, which has its own parameters) was printed and written to result.json and config.json as
+    the run's: a cma_es run on 9-D, seed 99, maximising, reported for the snes run on 3-D, seed 1."""
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"].update(strategy="cma_es", seed=99, dim=9, maximize=True, backend="torch")
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out, "--max-generations", "14") == 0
+    printed = capsys.readouterr().out
+    assert "snes on 3-D sphere (auto, seed 1)" in printed
+    result = json.loads((out / "result.json").read_text())
+    assert (result["strategy"], result["dim"], result["seed"], result["backend"]) == ("snes", 3, 1, "auto")
+    config = json.loads((out / "config.json").read_text())
+    assert (config["strategy"], config["seed"], config["dim"], config["maximize"]) == ("snes", 1, 3, False)
+    saved = checkpoint_info(out / "checkpoint.ckpt")["user"]["cli"]
+    assert (saved["strategy"], saved["seed"], saved["dim"], saved["maximize"]) == ("snes", 1, 3, False)
+    want = ES("snes", max_generations=14, random_state=1).fit(sphere, np.full(3, 3.0))
+    assert result["fun"] == want.fun_

@@ -34,7 +34,8 @@ from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeEr
 from evostrat.problems import FUNCTIONS
 from evostrat.run.state import check_schema, is_int, is_real
 
-__all__ = ["MAX_X0_TEXT", "check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0"]
+__all__ = ["MAX_X0_TEXT", "check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0",
+           "run_config"]
 
 #: Largest text ``--x0 @FILE`` read (bytes); larger start points go in a ``.npy`` file.
 MAX_X0_TEXT = 64 << 20
@@ -161,3 +162,24 @@ def check_saved_config(saved: dict[str, Any], path: str, defaults: dict[str, Any
                             "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
+
+
+
+#: ``evostrat run`` configuration field -> the ``ES`` parameter it sets (``--resume`` reports the parameter's).
+_PARAMS = {**{name: name for name in ("strategy", "sigma0", "popsize", "backend", "device", "dtype", "evaluator",
+                                      "max_evals", "max_generations", "ftarget", "restarts", "maximize")},
+           "seed": "random_state"}
+
+
+def run_config(config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``evostrat run`` configuration ``config`` saved in the checkpoint metadata ``meta`` with
+    each field that sets an ``ES`` parameter replaced by that parameter as saved, and ``dim`` by
+    the state's: what ``--resume`` prints, writes to ``result.json`` and saves again then
+    describes the run it continues, also where an edited (or forged) configuration says otherwise."""
+    params, state = meta.get("params") or {}, meta.get("state") or {}
+    actual = {name: params[param]["value"] for name, param in _PARAMS.items()
+              if isinstance(params.get(param), dict) and "value" in params[param]}
+    actual["dim"] = state.get("dim")
+    plain = (str, int, float, bool, type(None))
+    return {**config, **{name: value for name, value in actual.items()
+                         if name in config and isinstance(value, plain) and (name != "dim" or is_int(value))}}
