@@ -369,3 +369,14 @@ def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_a
     assert (saved["strategy"], saved["seed"], saved["dim"], saved["maximize"]) == ("snes", 1, 3, False)
     want = ES("snes", max_generations=14, random_state=1).fit(sphere, np.full(3, 3.0))
     assert result["fun"] == want.fun_
+
+
+def test_an_output_folder_that_cannot_be_made_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback."""
+    (tmp_path / "afile").write_text("")
+    status = main(["run", "-s", "snes", "-p", "sphere", "--dim", "2", "--max-evals", "20", "--no-progress",
+                   "-o", str(tmp_path / "afile" / "run")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "evostrat run: error: NotADirectoryError" in err and str(tmp_path / "afile" / "run") in err
+    assert "Traceback" not in err
