@@ -240,3 +240,14 @@ def test_a_planted_overwritten_folder_neither_deletes_nor_brings_in_other_files(
     assert "holds files no `evostrat run --overwrite` moves there (notes.txt)" in notes[0]
     assert (out / "notes.txt").read_text() == "mine" and (hidden / "notes.txt").read_text() == "planted"
     assert not (out / "result.json").exists()
+
+
+def test_a_planted_state_file_nested_past_the_recursion_limit_is_read_as_none(tmp_path: Path) -> None:
+    """json.load of a planted ``.overwrite.json`` of 100000 nested lists raised RecursionError: the next
+    ``evostrat run`` on the folder ended in a traceback."""
+    hidden = tmp_path / ".overwritten-planted"
+    hidden.mkdir()
+    (hidden / ".overwrite.json").write_text("[" * 100_000 + "]" * 100_000)
+    (hidden / "result.json").write_text("{}")
+    notes = recover_overwritten(str(tmp_path), ["result.json"], "checkpoint.ckpt")
+    assert (tmp_path / "result.json").read_text() == "{}" and "restored the previous run" in notes[0]

@@ -191,9 +191,9 @@ def _owner_runs(state: dict[str, Any] | None) -> bool:
 
 def _state(folder: str) -> dict[str, Any] | None:
     try:
-        with open(os.path.join(folder, STATE), encoding="utf-8") as file:
-            state = json.load(file)
-    except (OSError, ValueError):
+        with open(os.path.join(folder, STATE), "rb") as file:
+            state = json.loads(file.read(1 << 20))  # ours is a line: a larger or deeper file is not
+    except (OSError, ValueError, RecursionError):
         return None
     return state if isinstance(state, dict) else None
 
