@@ -27,7 +27,7 @@ import pytest
 
 from evostrat import ES
 from evostrat.checkpoint import load_checkpoint, save_checkpoint
-from evostrat.checkpoint.format import MAX_DEPTH, MAX_METADATA_BYTES, read_checkpoint, write_checkpoint
+from evostrat.checkpoint.format import MAX_DEPTH, MAX_ITEMS, MAX_METADATA_BYTES, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import capture
 from evostrat.errors import CheckpointError
 from evostrat.problems import sphere
@@ -212,6 +212,36 @@ def test_metadata_too_deep_to_read_back_is_refused_before_a_file_is_written(tmp_
         save_checkpoint(es, tmp_path / "deep.ckpt", metadata={"deep": deep})
     assert list(tmp_path.iterdir()) == []  # nothing saved that load_checkpoint would refuse
     save_checkpoint(es, tmp_path / "ok.ckpt", metadata={"deep": deep[0][0][0][0][0][0][0][0][0][0]})
+    assert load_checkpoint(tmp_path / "ok.ckpt").n_generations_ == 2
+
+
+@pytest.mark.parametrize("junk", [b"[" + b"0," * (3 << 20) + b"0]",  # up to 64 MiB: 32 million objects
+                                  b"{" + b'"k":0,' * (3 << 19) + b'"k":0}'])  # many keys
+def test_metadata_of_too_many_items_is_refused_before_parsing(tmp_path: Path, junk: bytes) -> None:
+    """Such a file was parsed (and its digest computed) before anything refused it: 64 MiB of ``0,`` (a 60 kB
+    checkpoint) took half a minute and half a gigabyte of Python objects."""
+    import time
+    import tracemalloc
+
+    bad = _zip(tmp_path / "wide.ckpt", b'{"format": "evostrat-checkpoint", "version": 2, "junk": ' + junk + b"}", {})
+    assert bad.stat().st_size < 1 << 20
+    start = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"holds more than {MAX_ITEMS} items"):
+            read_checkpoint(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(junk) and time.perf_counter() - start < 10  # the text, not objects per item
+
+
+def test_metadata_of_too_many_items_is_never_written(tmp_path: Path) -> None:
+    es = ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    with pytest.raises(CheckpointError, match=f"not written .* more than {MAX_ITEMS} items"):
+        save_checkpoint(es, tmp_path / "wide.ckpt", metadata={"losses": [0.5] * MAX_ITEMS})
+    assert list(tmp_path.iterdir()) == []
+    save_checkpoint(es, tmp_path / "ok.ckpt", metadata={"losses": [0.5] * 100_000})
     assert load_checkpoint(tmp_path / "ok.ckpt").n_generations_ == 2
 
 
