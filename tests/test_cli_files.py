@@ -346,7 +346,8 @@ def test_resume_refuses_a_planted_fifo_instead_of_waiting_for_a_reader(tmp_path:
 def test_file_loggers_refuse_a_fifo_naming_it(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "log.csv")
     with pytest.raises(InvalidArgumentError, match=r"log\.csv' is a FIFO; the logger writes regular files"):
-        ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2), callbacks=[CSVLogger(tmp_path / "log.csv")])
+        ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2),
+                                                          callbacks=[CSVLogger(tmp_path / "log.csv")])
 
 
 def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_as_edited(
