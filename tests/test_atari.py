@@ -253,6 +253,18 @@ def test_centre_rank_progress_line_and_misuse(capsys: pytest.CaptureFixture) -> 
 
 
 # -- replay --------------------------------------------------------------------------------------------
+def test_write_replay_replaces_a_planted_link_instead_of_writing_through_it(tmp_path) -> None:
+    """imageio opened ``path`` by name and wrote the GIF through a link planted there, over its target."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "pong.gif").symlink_to(victim)
+    frames = [np.full((8, 6, 3), i * 20, np.uint8) for i in range(4)]
+    assert write_replay(frames, str(tmp_path / "pong.gif"), fps=10) == 4
+    assert victim.read_text() == "keep"
+    assert not (tmp_path / "pong.gif").is_symlink() and (tmp_path / "pong.gif").read_bytes()[:6] == b"GIF89a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pong.gif", "victim.txt"]
+
+
 def test_replay_writes_a_readable_gif(tmp_path) -> None:
     from PIL import Image
 
@@ -283,6 +295,37 @@ def test_replay_writes_a_readable_gif(tmp_path) -> None:
     with Image.open(gif) as image:
         assert image.size == (160, 210)
     assert main(["replay", str(tmp_path / "missing.ckpt")]) == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden": 10**9}, r"no valid policy config|has \d+ parameters"),  # past torch's sizes, or not
+    ({"hidden": 10**6}, r"has \d+ parameters, but the run saved in it has \d+"),
+    ({"hidden": 7}, r"has \d+ parameters, but the run saved in it has \d+"),
+    ({"kind": "exec"}, "has no valid policy config"),
+    ({"no_such_option": 1}, "has no valid policy config"),
+])
+def test_replay_refuses_a_forged_policy_spec_before_building_it(tmp_path, change, message) -> None:
+    """The policy was built from the spec first: a forged ``hidden`` of 10**9 allocated gigabytes per layer
+    (a MemoryError or the machine out of memory) before anything was checked."""
+    import resource
+
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.checkpoint.format import read_checkpoint, write_checkpoint
+    from evostrat.cli.replay import replay
+    from evostrat.errors import CheckpointError
+
+    problem = small_pong(max_steps=4)
+    ckpt = tmp_path / "run.ckpt"
+    ES("openai_es", popsize=2, sigma0=0.01, max_generations=1, maximize=True, random_state=0,
+       evaluator="serial").fit(problem, problem.init_params(),
+                               callbacks=[Checkpointer(str(ckpt), metadata={"atari": problem.spec()})])
+    meta, arrays = read_checkpoint(ckpt)
+    meta["user"]["atari"]["policy"].update(change)
+    write_checkpoint(ckpt, meta, arrays)  # digest recomputed
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=message):
+        replay(str(ckpt))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing of the 10**9
 
 
 def test_replay_plays_with_the_trained_observation_statistics(tmp_path, monkeypatch) -> None:

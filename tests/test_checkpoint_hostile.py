@@ -27,7 +27,7 @@ import pytest
 
 from evostrat import ES
 from evostrat.checkpoint import load_checkpoint, save_checkpoint
-from evostrat.checkpoint.format import MAX_DEPTH, MAX_METADATA_BYTES, read_checkpoint, write_checkpoint
+from evostrat.checkpoint.format import MAX_DEPTH, MAX_ITEMS, MAX_METADATA_BYTES, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import capture
 from evostrat.errors import CheckpointError
 from evostrat.problems import sphere
@@ -215,6 +215,36 @@ def test_metadata_too_deep_to_read_back_is_refused_before_a_file_is_written(tmp_
     assert load_checkpoint(tmp_path / "ok.ckpt").n_generations_ == 2
 
 
+@pytest.mark.parametrize("junk", [b"[" + b"0," * (3 << 20) + b"0]",  # up to 64 MiB: 32 million objects
+                                  b"{" + b'"k":0,' * (3 << 19) + b'"k":0}'])  # many keys
+def test_metadata_of_too_many_items_is_refused_before_parsing(tmp_path: Path, junk: bytes) -> None:
+    """Such a file was parsed (and its digest computed) before anything refused it: 64 MiB of ``0,`` (a 60 kB
+    checkpoint) took half a minute and half a gigabyte of Python objects."""
+    import time
+    import tracemalloc
+
+    bad = _zip(tmp_path / "wide.ckpt", b'{"format": "evostrat-checkpoint", "version": 2, "junk": ' + junk + b"}", {})
+    assert bad.stat().st_size < 1 << 20
+    start = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"holds more than {MAX_ITEMS} items"):
+            read_checkpoint(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(junk) and time.perf_counter() - start < 10  # the text, not objects per item
+
+
+def test_metadata_of_too_many_items_is_never_written(tmp_path: Path) -> None:
+    es = ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    with pytest.raises(CheckpointError, match=f"not written .* more than {MAX_ITEMS} items"):
+        save_checkpoint(es, tmp_path / "wide.ckpt", metadata={"losses": [0.5] * MAX_ITEMS})
+    assert list(tmp_path.iterdir()) == []
+    save_checkpoint(es, tmp_path / "ok.ckpt", metadata={"losses": [0.5] * 100_000})
+    assert load_checkpoint(tmp_path / "ok.ckpt").n_generations_ == 2
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
     meta = {**_meta({}), "note": "[{" * 10_000 + '\\"' + "]}" * 10}
     meta["sha256"] = "x"
@@ -255,6 +285,12 @@ TAMPERS: list[tuple[str, Callable[[dict, dict], None], str]] = [
     ("run best_f nan", lambda m, a: m["run"].__setitem__("best_f", float("nan")), r"'best_f' must be a real number \(not NaN\)"),
     ("state generation negative", lambda m, a: m["state"].__setitem__("generation", -1), "'generation' must be an int >= 0"),
     ("state n_evals negative", lambda m, a: m["state"].__setitem__("n_evals", -7), "'n_evals' must be an int >= 0"),
+    # counters past int64: an OverflowError traceback when the resumed run's history was saved (np.int64)
+    ("state generation 2**63", lambda m, a: m["state"].__setitem__("generation", 2**63),
+     r"'generation' must be an int >= 0 and < 2\*\*63"),
+    ("state n_evals 10**30", lambda m, a: m["state"].__setitem__("n_evals", 10**30),
+     r"'n_evals' must be an int >= 0 and < 2\*\*63"),
+    ("run n_evals 2**63", lambda m, a: m["run"].__setitem__("n_evals", 2**63), r"'n_evals' must be an int >= 0 and <"),
     ("state arrays", lambda m, a: m["state"].__setitem__("arrays", "mean"), "'arrays' must be a list of names"),
     ("elapsed", lambda m, a: m.__setitem__("elapsed", "long"), "'elapsed' must be a finite number"),
     ("elapsed nan", lambda m, a: m.__setitem__("elapsed", float("nan")), "'elapsed' must be a finite number"),

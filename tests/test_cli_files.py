@@ -314,3 +314,70 @@ def test_resume_of_a_run_saved_before_maximize_existed_minimises(tmp_path: Path)
     assert main(["run", "--no-progress", "--resume", "-o", str(out)]) == 0
     want = ES("snes", max_generations=12, random_state=1).fit(sphere, np.full(3, 3.0))
     assert json.loads((out / "result.json").read_text())["fun"] == want.fun_
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("name", ["history.csv", "distribution.jsonl"])
+def test_resume_refuses_a_planted_fifo_instead_of_waiting_for_a_reader(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                      name: str) -> None:
+    """A FIFO at history.csv made ``--resume`` block in ``open`` forever (no reader ever comes)."""
+    import signal
+
+    out = _killed_run(tmp_path / "run")
+    (out / name).unlink(missing_ok=True)
+    os.mkfifo(out / name)
+    before = (out / "checkpoint.ckpt").read_bytes()
+
+    def _blocked(*_: object) -> None:
+        raise TimeoutError(f"--resume blocked on the FIFO {name}")
+
+    previous = signal.signal(signal.SIGALRM, _blocked)
+    signal.alarm(60)
+    try:
+        assert _resume(out) == 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert f"{name}' is a FIFO" in capsys.readouterr().err
+    assert (out / "checkpoint.ckpt").read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_file_loggers_refuse_a_fifo_naming_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "log.csv")
+    with pytest.raises(InvalidArgumentError, match=r"log\.csv' is a FIFO; the logger writes regular files"):
+        ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(2),
+                                                          callbacks=[CSVLogger(tmp_path / "log.csv")])
+
+
+def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_as_edited(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A configuration edited in the checkpoint (strategy, seed, dim, maximize: none of them used by the
+    resumed run, which has its own parameters) was printed and written to result.json and config.json as
+    the run's: a cma_es run on 9-D, seed 99, maximising, reported for the snes run on 3-D, seed 1."""
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"].update(strategy="cma_es", seed=99, dim=9, maximize=True, backend="torch")
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out, "--max-generations", "14") == 0
+    printed = capsys.readouterr().out
+    assert "snes on 3-D sphere (auto, seed 1)" in printed
+    result = json.loads((out / "result.json").read_text())
+    assert (result["strategy"], result["dim"], result["seed"], result["backend"]) == ("snes", 3, 1, "auto")
+    config = json.loads((out / "config.json").read_text())
+    assert (config["strategy"], config["seed"], config["dim"], config["maximize"]) == ("snes", 1, 3, False)
+    saved = checkpoint_info(out / "checkpoint.ckpt")["user"]["cli"]
+    assert (saved["strategy"], saved["seed"], saved["dim"], saved["maximize"]) == ("snes", 1, 3, False)
+    want = ES("snes", max_generations=14, random_state=1).fit(sphere, np.full(3, 3.0))
+    assert result["fun"] == want.fun_
+
+
+def test_an_output_folder_that_cannot_be_made_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback."""
+    (tmp_path / "afile").write_text("")
+    status = main(["run", "-s", "snes", "-p", "sphere", "--dim", "2", "--max-evals", "20", "--no-progress",
+                   "-o", str(tmp_path / "afile" / "run")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "evostrat run: error: NotADirectoryError" in err and str(tmp_path / "afile" / "run") in err
+    assert "Traceback" not in err

@@ -200,3 +200,40 @@ def test_maximize_runs_as_the_python_maximising_run_and_is_kept_on_resume(
     assert _result(user_dir / "high")["fun"] == want.fun_
     assert _status("--resume", "-o", "high", "--maximize", "-p", "user_objectives_t18:returns") == 2
     assert "drop --maximize" in capsys.readouterr().err
+
+
+def _forged_npy(path: Path, shape: tuple[int, ...]) -> None:
+    """A ``.npy`` whose header declares ``shape`` over 8 bytes of data."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        f.write(b"\0" * 8)
+
+
+@pytest.mark.parametrize("shape", [(10**11,), (10**6, 10**6), (2,)])
+def test_x0_npy_declaring_more_than_its_file_is_refused_before_allocating(tmp_path: Path, shape: tuple) -> None:
+    """A header declaring 800 GB ended in a MemoryError traceback (numpy allocates the declared shape first)."""
+    import tracemalloc
+
+    from evostrat.cli.inputs import read_x0
+
+    _forged_npy(tmp_path / "bomb.npy", shape)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidArgumentError, match=r"--x0 '@.*bomb\.npy': cannot read .*header declares shape"):
+            read_x0(f"@{tmp_path / 'bomb.npy'}")
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_x0_text_file_past_the_bound_is_refused_reading_no_more(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text ``@FILE`` was read whole (``@/dev/zero``, a mistaken multi-gigabyte file: memory without end)."""
+    from evostrat.cli import inputs
+
+    monkeypatch.setattr(inputs, "MAX_X0_TEXT", 1000)
+    (tmp_path / "x0.txt").write_text("1.0, " * 201)
+    with pytest.raises(InvalidArgumentError, match=r"--x0 '@.*x0\.txt': cannot read .*longer than 1000 characters"):
+        inputs.read_x0(f"@{tmp_path / 'x0.txt'}")
+    (tmp_path / "x0.txt").write_text("1.0, " * 199)
+    assert inputs.read_x0(f"@{tmp_path / 'x0.txt'}") == [1.0] * 199

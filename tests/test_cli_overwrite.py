@@ -214,3 +214,40 @@ def test_an_overwritten_folder_of_a_live_run_is_left_alone(tmp_path: Path) -> No
         state["pid"] = os.getpid()
         (hidden / ".overwrite.json").write_text(json.dumps(state))
     assert not hidden.exists()  # the body ended: the old run discarded, as before
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_a_planted_overwritten_folder_neither_deletes_nor_brings_in_other_files(tmp_path: Path,
+                                                                                  with_state: bool) -> None:
+    """A ``.overwritten-*`` folder planted in an output folder (without ``.overwrite.json``: as if killed while
+    moving) made the next run delete the folder's files of the same names (``notes.txt``, the user's own)
+    and move the planted ones in their place."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    hidden = out / ".overwritten-planted"
+    hidden.mkdir()
+    (hidden / "notes.txt").write_text("planted")
+    (hidden / "result.json").write_text("{}")
+    if with_state:  # of a process here that has ended: settled, were it ours
+        import socket
+
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        state = {"pid": ended.pid, "host": socket.gethostname(), "moved": ["notes.txt", "result.json"]}
+        (hidden / ".overwrite.json").write_text(json.dumps(state))
+    notes = recover_overwritten(str(out), ["result.json", "config.json"], "checkpoint.ckpt")
+    assert "holds files no `evostrat run --overwrite` moves there (notes.txt)" in notes[0]
+    assert (out / "notes.txt").read_text() == "mine" and (hidden / "notes.txt").read_text() == "planted"
+    assert not (out / "result.json").exists()
+
+
+def test_a_planted_state_file_nested_past_the_recursion_limit_is_read_as_none(tmp_path: Path) -> None:
+    """json.load of a planted ``.overwrite.json`` of 100000 nested lists raised RecursionError: the next
+    ``evostrat run`` on the folder ended in a traceback."""
+    hidden = tmp_path / ".overwritten-planted"
+    hidden.mkdir()
+    (hidden / ".overwrite.json").write_text("[" * 100_000 + "]" * 100_000)
+    (hidden / "result.json").write_text("{}")
+    notes = recover_overwritten(str(tmp_path), ["result.json"], "checkpoint.ckpt")
+    assert (tmp_path / "result.json").read_text() == "{}" and "restored the previous run" in notes[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,97 @@ def test_save_run_plots_replaces_links_instead_of_writing_through_them(tmp_path:
     for name, victim in victims.items():
         assert victim.read_text() == "keep"
         assert not (tmp_path / "out" / name).is_symlink() and (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+_HISTORY = "generation,n_evals,best\n1,6,2.5\n2,12,1.5\n"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("config.json", "[" * 100_000 + "]" * 100_000),  # a RecursionError traceback
+    ("config.json", "{not json"),  # a JSONDecodeError traceback
+    ("result.json", "[1]"),  # an AttributeError traceback ('list' object has no attribute 'get')
+    ("result.json", ""),
+    ("distribution.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"),  # a RecursionError traceback
+    ("config.json", '{"strategy": 7, "problem": ["x"], "dim": "huge"}'),
+])
+def test_plot_of_a_folder_with_hostile_side_files_draws_the_history(tmp_path: Path, capsys, name: str,
+                                                                     content: str) -> None:
+    """config.json, result.json and distribution.jsonl only add titles and panels: damaged ones are skipped."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    (tmp_path / name).write_text(content)
+    assert main(["plot", str(tmp_path)]) == 0
+    assert (tmp_path / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("csv, message", [
+    ("generation,n_evals,best\n1,6," + "9" * 200_000 + "\n", "not the history.csv of 'evostrat run' (Error: field"),
+    ("generation,n_evals,best\n1,6,2,7\n2,12,1\n", "line 2 has another number of cells than the header"),
+    ("generation,n_evals,best\n1\n2,12,1\n", "line 2 has another number of cells than the header"),
+    ("generation,n_evals,best\nnan,6,2\n", "line 2, column 'generation' is not a count: nan"),
+    ("generation,n_evals,best\n1,inf,2\n", "line 2, column 'n_evals' is not a count: inf"),
+    ("generation,n_evals,best\n1,-6,2\n", "line 2, column 'n_evals' is not a count: -6.0"),
+    ('generation,n_evals,best\n1,6,"[1.0]"\n', "line 2, column 'best' is not a number: [1.0]"),
+    ('generation,n_evals,mean\n1,6,"[1.0, 2.0]"\n2,12,"[1.0]"\n', "line 3, column 'mean' holds 1 numbers"),
+    ('generation,n_evals,mean\n1,6,"[1.0, x]"\n', "not the history.csv of 'evostrat run' (ValueError"),
+])
+def test_plot_of_a_hostile_history_is_a_clear_error(tmp_path: Path, capsys, csv: str, message: str) -> None:
+    """Each ended in a traceback (csv.Error, AttributeError, ValueError, OverflowError) or drew nonsense."""
+    (tmp_path / "history.csv").write_text(csv)
+    assert main(["plot", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plot_of_a_binary_history_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "history.csv").write_bytes(b"generation,n_evals\n1,2\xff\n")
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "(UnicodeDecodeError:" in capsys.readouterr().err
+
+
+def test_plot_drops_a_last_row_cut_by_a_kill(tmp_path: Path) -> None:
+    from evostrat.plotting.files import read_history_csv
+
+    (tmp_path / "history.csv").write_text(_HISTORY + "3,1")
+    assert [row["generation"] for row in read_history_csv(tmp_path / "history.csv")] == [1.0, 2.0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_plot_replaces_a_planted_fifo_instead_of_blocking_on_it(tmp_path: Path) -> None:
+    """``fig.savefig`` opened a FIFO planted at diagnostics.png for writing and waited for a reader forever."""
+    import signal
+
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    os.mkfifo(tmp_path / "diagnostics.png")
+
+    def _blocked(*_: object) -> None:
+        raise TimeoutError("the plot blocked on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, _blocked)
+    signal.alarm(60)
+    try:
+        assert main(["plot", str(tmp_path)]) == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (tmp_path / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_onto_a_folder_of_the_figure_name_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    """A folder at convergence.png was an IsADirectoryError traceback."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    (tmp_path / "convergence.png").mkdir()
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "convergence.png' is a folder" in capsys.readouterr().err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary file left
+
+
+def test_a_link_planted_after_any_check_is_still_not_written_through(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figure was written through a link that appeared after the ``islink`` check (a race)."""
+    (tmp_path / "history.csv").write_text(_HISTORY)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "convergence.png").symlink_to(victim)
+    monkeypatch.setattr(os.path, "islink", lambda path: False)  # as if planted just after a check
+    assert main(["plot", str(tmp_path)]) == 0
+    assert victim.read_text() == "keep"
+    assert (tmp_path / "convergence.png").read_bytes()[:4] == b"\x89PNG"

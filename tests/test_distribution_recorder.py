@@ -149,3 +149,21 @@ def test_an_interrupted_and_resumed_run_records_what_the_uninterrupted_one_does(
     longer = ES.resume(tmp_path / "c.ckpt", ellipsoid, callbacks=[recorder("b")], max_generations=40)
     assert generations("b") == expected[:-1] + ([35, 40] if every == 7 else [32, 40])  # 30 was the old budget's
     assert [r["generation"] for r in longer.history_ if "mean" in r] == generations("b")
+
+
+@pytest.mark.parametrize("line", ["[" * 100_000 + "]" * 100_000, '{"generation": Infinity}', '{"generation": 1e400}'])
+def test_a_resumed_recorder_skips_hostile_lines_of_its_file(tmp_path, line: str) -> None:
+    """Reading the file back on resume ended in a RecursionError (deep nesting) or OverflowError (an infinite
+    generation) traceback; such lines are dropped as a line cut by a kill is."""
+    import json
+
+    from evostrat.checkpoint import Checkpointer
+
+    path = tmp_path / "d.jsonl"
+    ES("snes", max_generations=4, random_state=0).fit(
+        ellipsoid, np.ones(3), callbacks=[DistributionRecorder(every=1, path=path)],
+        checkpoint=Checkpointer(tmp_path / "c.ckpt", every=1))
+    with open(path, "a") as file:
+        file.write(line + "\n")
+    ES.resume(tmp_path / "c.ckpt", ellipsoid, callbacks=[DistributionRecorder(every=1, path=path)], max_generations=6)
+    assert [json.loads(text)["generation"] for text in path.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]

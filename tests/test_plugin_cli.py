@@ -65,3 +65,11 @@ def test_values_are_read_as_json_else_as_strings() -> None:
     assert strategy_option("distribution_options={\"df\": 3}") == ("distribution_options", {"df": 3})
     assert strategy_option("gradient=natural") == ("gradient", "natural")
     assert strategy_option("lr_scale=null") == ("lr_scale", None)
+
+
+def test_a_strategy_option_nested_past_the_recursion_limit_is_a_usage_error() -> None:
+    """json.loads raised RecursionError out of the argument parser: a traceback instead of a usage error."""
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a value nested less deeply"):
+        strategy_option("lr_mean=" + "[" * 100_000 + "]" * 100_000)

@@ -34,6 +34,7 @@ import csv
 import json
 import math
 import os
+import stat
 from typing import Any, Callable, TextIO
 
 from evostrat.callbacks.base import Callback
@@ -102,17 +103,28 @@ class _RowLogger(Callback):
 def open_unlinked(path: str, append: bool, owner: str, newline: str | None = None) -> TextIO:
     """``path`` opened for appending or truncated for writing, never through a symbolic link:
     :class:`~evostrat.errors.InvalidArgumentError` naming ``owner`` (``O_NOFOLLOW``: also a link
-    planted while a run goes on is refused, not written through)."""
+    planted while a run goes on is refused, not written through). A FIFO or socket there is
+    refused too, without waiting for a reader (``O_NONBLOCK`` while opening)."""
     refused = f"{path!r} is a symbolic link; the {owner} never writes through links"
     if os.path.islink(path):  # also where the system has no O_NOFOLLOW
         raise InvalidArgumentError(refused)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    flags = (os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+             | nonblock)
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as err:
         if os.path.islink(path):
             raise InvalidArgumentError(refused) from err
+        if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):  # ENXIO: no reader
+            raise InvalidArgumentError(f"{path!r} is a FIFO; the {owner} writes regular files") from err
         raise
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        os.close(fd)
+        raise InvalidArgumentError(f"{path!r} is a FIFO or socket; the {owner} writes regular files")
+    if nonblock:
+        os.set_blocking(fd, True)
     return open(fd, "a" if append else "w", newline=newline, encoding="utf-8")
 
 

@@ -307,6 +307,6 @@ def _records_up_to(path: str, generation: int, scheduled: Any) -> list[str]:
                 g = int(json.loads(line)["generation"])
                 if g < generation or g == generation and scheduled(g):
                     kept.append(line if line.endswith("\n") else line + "\n")
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a kill
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+                continue  # a line cut by a kill, or not a record (nested past the recursion limit)
     return kept

@@ -106,7 +106,8 @@ def load_checkpoint(path: str | os.PathLike, objective: Any = None, **overrides:
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The verified metadata of a checkpoint: version, parameters, counters, ``user`` data (as saved)."""
+    """The verified metadata of a checkpoint: version, strategy, backend, dimension, counters, ``user``
+    data (as saved)."""
     meta, _ = read_checkpoint(path)
     run, state, user = (meta.get(key) if isinstance(meta.get(key), dict) else {} for key in ("run", "state", "user"))
     try:  # tuples, non-string keys: as given (resume saves them again)
@@ -117,7 +118,7 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     return {
         "format": meta["format"], "version": meta["version"],
         "evostrat_version": meta.get("evostrat_version"), "created": meta.get("created"),
-        "strategy": state.get("strategy"), "backend": state.get("backend"),
+        "strategy": state.get("strategy"), "backend": state.get("backend"), "dim": state.get("dim"),
         **{key: run.get(key) for key in ("n_generations", "n_evals", "stop_reason")},
         "checkpoint_every": meta.get("checkpoint_every"), "user": user,
     }

@@ -9,8 +9,8 @@ against the index, each array's dtype and shape and the digest, with
 corruption and edits; an attacker could recompute it). Sizes are bounded before
 anything is read: the zip's declared sizes against the file's, each ``.npy``
 header against the index and its member, ``metadata.json`` to
-:data:`MAX_METADATA_BYTES` inflated and :data:`MAX_DEPTH` levels of nesting, so
-memory stays within the file's size plus that bound. Every failure to read is a
+:data:`MAX_METADATA_BYTES` inflated, :data:`MAX_DEPTH` levels of nesting and
+:data:`MAX_ITEMS` items, so memory stays within the file's size plus those bounds. Every failure to read is a
 :class:`~evostrat.errors.CheckpointError` naming the file and the cause. Writing
 is atomic (:func:`atomic_file`): a crash never leaves a torn file.
 
@@ -43,15 +43,18 @@ import numpy as np
 
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
-__all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "write_checkpoint", "read_checkpoint",
+__all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "MAX_ITEMS", "write_checkpoint", "read_checkpoint",
            "payload_digest", "atomic_file", "remove_stale_temps"]
 
 FORMAT = "evostrat-checkpoint"
 VERSION = 2
 METADATA = "metadata.json"
-#: Largest ``metadata.json`` read (bytes, inflated) and deepest nesting of its JSON.
+#: Largest ``metadata.json`` read (bytes, inflated), deepest nesting of its JSON and most items
+#: in it (``,``, ``:`` and strings, counted also inside strings): 64 MiB of ``0,`` would be 32
+#: million Python objects (half a gigabyte and half a minute from a 60 kB file).
 MAX_METADATA_BYTES = 64 << 20
 MAX_DEPTH = 64
+MAX_ITEMS = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 _KINDS = "biufc"  # bool, signed/unsigned int, float, complex
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -116,8 +119,11 @@ def atomic_file(path: str | os.PathLike, prefix: str = ".ckpt-") -> Iterator[Bin
     (a file or link planted there is never opened), flushed to disk and renamed over
     ``path`` with :func:`os.replace`, which replaces a link at ``path`` instead of
     writing through it; on an error it is removed. Leftovers of killed writes are
-    removed first (:func:`remove_stale_temps`).
+    removed first (:func:`remove_stale_temps`). A folder at ``path`` (not a link to one) is an
+    :class:`~evostrat.errors.InvalidArgumentError` naming it, before anything is written.
     """
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise InvalidArgumentError(f"{os.fspath(path)!r} is a folder; it cannot be replaced by a file")
     folder, stem = _temp_pattern(path, prefix)
     remove_stale_temps(path, prefix)
     tmp = os.path.join(folder, f"{stem}{secrets.token_hex(6)}.tmp")
@@ -160,7 +166,8 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
         For a ``path`` that is not a path, is a folder, or whose folder does not exist.
     CheckpointError
         For metadata that is not plain JSON data, or past a bound of :func:`read_checkpoint`
-        (:data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH`): nothing is written that would not load.
+        (:data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_ITEMS`): nothing is written that
+        would not load.
     """
     where = _as_path(path)
     if os.path.isdir(where) and not os.path.islink(where):  # a link is replaced, never followed
@@ -220,10 +227,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
 
 def _metadata_limit(text: bytes) -> str | None:
-    """Which bound of :data:`MAX_METADATA_BYTES` and :data:`MAX_DEPTH` the JSON ``text`` of
-    ``metadata.json`` passes (``None``: neither), as the reader's refusal says it."""
+    """Which bound of :data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH` and :data:`MAX_ITEMS` the JSON
+    ``text`` of ``metadata.json`` passes (``None``: none), as the reader's refusal says it."""
     if len(text) > MAX_METADATA_BYTES:
         return f"its {METADATA} inflates to more than {MAX_METADATA_BYTES} bytes"
+    # items: "," and ":" (also inside strings: an upper bound) and strings; first, before any copy of the text
+    if text.count(b",") + text.count(b":") + text.count(b'"') // 2 > MAX_ITEMS:
+        return f"its {METADATA} holds more than {MAX_ITEMS} items; store large data as arrays"
     codes = np.frombuffer(_STRING.sub(b"", text), np.uint8)  # nesting depth outside strings
     steps = np.isin(codes, (91, 123)).astype(np.int8) - np.isin(codes, (93, 125))
     if codes.size and np.cumsum(steps, dtype=np.int32).max() > MAX_DEPTH:

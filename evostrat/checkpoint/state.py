@@ -86,7 +86,7 @@ META_SCHEMA: dict[str, tuple[Any, str]] = {
 #: The fields of the strategy state (:meth:`AskTell.state_dict <evostrat.run.asktell.AskTell.state_dict>`).
 STATE_SCHEMA: dict[str, tuple[Any, str]] = {
     **dict.fromkeys(("strategy", "backend", "dtype"), _STR),
-    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_count, "an int >= 0")),
+    **dict.fromkeys(("dim", "popsize", "generation", "n_evals"), (is_count, "an int >= 0 and < 2**63")),
     "arrays": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
 }
 

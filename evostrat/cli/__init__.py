@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     A usage error (an unknown option, a value the command refuses, ``--resume`` of a folder
     without a run, ...) prints the usage and the message to stderr and raises ``SystemExit(2)``,
     as :meth:`argparse.ArgumentParser.error` does; errors from the run itself return 2
-    (invalid arguments) or 1 (other evostrat errors), Ctrl-C returns 130 and SIGTERM 143.
+    (invalid arguments) or 1 (other evostrat errors, and files or folders that cannot be read or
+    written: ``OSError``), Ctrl-C returns 130 and SIGTERM 143.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidArgumentError, InvalidTypeError, UnknownNameError) as err:
         print(f"evostrat {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except EvostratError as err:
+    except (EvostratError, OSError) as err:  # OSError: a folder that cannot be made or written, a full disk
         print(f"evostrat {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     except Terminated as err:

@@ -5,7 +5,8 @@ folder first on the path, as ``python -m`` does: its code runs) or
 ``path/to/file.py:function``; the function may be dotted (``module:Class.method``).
 ``--resume`` imports it only when ``-p`` names it again (a checkpoint is data, not code).
 ``--x0`` is a number (every coordinate), a vector ``1,2,3`` or ``[1, 2, 3]``, or
-``@FILE``: a ``.npy`` vector (no pickles), a ``.json`` list or text of numbers.
+``@FILE``: a ``.npy`` vector (no pickles; its header's size is checked against the file's
+before the read), a ``.json`` list or text of numbers (at most :data:`MAX_X0_TEXT` bytes).
 
 Examples
 --------
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 import re
+import stat
 import sys
 from typing import Any, Callable
 
@@ -31,7 +34,12 @@ from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeEr
 from evostrat.problems import FUNCTIONS
 from evostrat.run.state import check_schema, is_int, is_real
 
-__all__ = ["check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0"]
+__all__ = ["MAX_X0_TEXT", "check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0",
+           "run_config"]
+
+#: Largest text ``--x0 @FILE`` read (bytes); larger start points go in a ``.npy`` file.
+MAX_X0_TEXT = 64 << 20
+_TOKEN = re.compile(r"[^\s,\[\]]+")
 
 
 def is_user_problem(spec: str) -> bool:
@@ -89,23 +97,44 @@ def load_objective(spec: str) -> Callable:
     return obj
 
 
+def _load_npy(path: str) -> Any:
+    """The array of the ``.npy`` file ``path``, its header's shape and dtype checked against the
+    file's size before the read (a forged header declaring terabytes is a ValueError, not a
+    MemoryError); pickles refused."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = header(f)
+        declared, size = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode) and declared > size - f.tell():
+            raise ValueError(f"its header declares shape {tuple(shape)} of {dtype} ({declared} bytes), "
+                             f"more than the file's {size} bytes")
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
+
+
 def read_x0(text: str) -> float | list[float]:
     """``--x0`` as a number (every coordinate) or a vector (inline or from ``@FILE``)."""
     import numpy as np
 
     source, text = text, text.strip()
+    values, content = None, text
     try:
         if text.startswith("@") and text.endswith(".npy"):
-            values = np.load(text[1:], allow_pickle=False)
+            values = _load_npy(text[1:])
             values = values.ravel() if values.ndim == 2 and 1 in values.shape else values
-        else:
-            if text.startswith("@"):
-                with open(text[1:], encoding="utf-8") as f:
-                    content = f.read()
-            values = [v for v in re.split(r"[\s,\[\]]+", content if text.startswith("@") else text) if v]
-    except (OSError, ValueError) as err:
+        elif text.startswith("@"):
+            with open(text[1:], encoding="utf-8") as f:
+                content = f.read(MAX_X0_TEXT + 1)
+            if len(content) > MAX_X0_TEXT:
+                raise ValueError(f"longer than {MAX_X0_TEXT} characters; save a large start point as .npy")
+    except (OSError, ValueError, MemoryError) as err:
         raise InvalidArgumentError(f"--x0 {source!r}: cannot read {text[1:]!r} ({type(err).__name__}: {err})") from None
     try:
+        if values is None:  # numbers one by one: no list of strings as long as the file
+            values = np.fromiter((float(m.group()) for m in _TOKEN.finditer(content)), np.float64)
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"--x0 {source!r}: expected a number, a vector such as 1,2,3 or [1, 2, 3], "
@@ -133,3 +162,24 @@ def check_saved_config(saved: dict[str, Any], path: str, defaults: dict[str, Any
                             "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
+
+
+
+#: ``evostrat run`` configuration field -> the ``ES`` parameter it sets (``--resume`` reports the parameter's).
+_PARAMS = {**{name: name for name in ("strategy", "sigma0", "popsize", "backend", "device", "dtype", "evaluator",
+                                      "max_evals", "max_generations", "ftarget", "restarts", "maximize")},
+           "seed": "random_state"}
+
+
+def run_config(config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``evostrat run`` configuration ``config`` saved in the checkpoint metadata ``meta`` with
+    each field that sets an ``ES`` parameter replaced by that parameter as saved, and ``dim`` by
+    the state's: what ``--resume`` prints, writes to ``result.json`` and saves again then
+    describes the run it continues, also where an edited (or forged) configuration says otherwise."""
+    params, state = meta.get("params") or {}, meta.get("state") or {}
+    actual = {name: params[param]["value"] for name, param in _PARAMS.items()
+              if isinstance(params.get(param), dict) and "value" in params[param]}
+    actual["dim"] = state.get("dim")
+    plain = (str, int, float, bool, type(None))
+    return {**config, **{name: value for name, value in actual.items()
+                         if name in config and isinstance(value, plain) and (name != "dim" or is_int(value))}}

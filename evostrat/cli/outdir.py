@@ -191,9 +191,9 @@ def _owner_runs(state: dict[str, Any] | None) -> bool:
 
 def _state(folder: str) -> dict[str, Any] | None:
     try:
-        with open(os.path.join(folder, STATE), encoding="utf-8") as file:
-            state = json.load(file)
-    except (OSError, ValueError):
+        with open(os.path.join(folder, STATE), "rb") as file:
+            state = json.loads(file.read(1 << 20))  # ours is a line: a larger or deeper file is not
+    except (OSError, ValueError, RecursionError):
         return None
     return state if isinstance(state, dict) else None
 
@@ -217,7 +217,8 @@ def recover_overwritten(out: str, names: Sequence[str], checkpoint: str) -> list
     the killed run had one: the folder is removed (as :func:`replacing` would have). If not,
     the killed run made no saved progress: its files of ``names`` are removed and the old run's
     are moved back (where the move itself was cut short, only the files moved come back). Two
-    or more such folders are left for the user, named in the answer.
+    or more such folders, and one holding anything but files of ``names`` (not made by
+    :func:`replacing`: planted), are left for the user, named in the answer, and ``out`` as it is.
     """
     if not os.path.isdir(out):
         return []
@@ -240,7 +241,12 @@ def recover_overwritten(out: str, names: Sequence[str], checkpoint: str) -> list
                   f"move its files back into {out} or remove it" for folder, _ in pending]
     elif pending:
         (folder, state), = pending
-        moved = [name for name in os.listdir(folder) if name != STATE]
+        found = [name for name in os.listdir(folder) if name != STATE]
+        foreign = sorted(set(found) - set(names))  # never moved there by replacing(): not ours to settle
+        if foreign:
+            return notes + [f"{folder} holds files no `evostrat run --overwrite` moves there ({', '.join(foreign)}); "
+                            f"left as it is, with {out}"]
+        moved = found
         for name in (names if state is not None else moved):  # the killed run's files (all: the move was done)
             _remove(os.path.join(out, name))
         for name in moved:

@@ -39,6 +39,7 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
     if spec is None:
         raise InvalidArgumentError(f"checkpoint {path!r} has no 'atari' problem spec in its metadata; write it "
                                    "with Checkpointer(path, metadata={'atari': problem.spec()})")
+    _check_policy_size(spec, path, info.get("dim"))
     spec = dict(spec, max_steps=max_steps if max_steps is not None else spec.get("max_steps"))
     problem = AtariProblem.from_spec(spec)
     # replay evaluates nothing; an obs_norm policy plays with the observation statistics it was trained with
@@ -54,6 +55,26 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
             n = write_replay(frames, out, fps=fps)
             print(f"wrote {n} frames to {out}")
     return returns
+
+
+def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
+    """Refuse a spec whose policy does not have the checkpoint's ``dim`` parameters, before the policy
+    is made: it is sized on torch's ``meta`` device, which allocates nothing (a forged ``hidden`` of
+    10**9 would otherwise allocate terabytes)."""
+    import torch
+
+    from evostrat.errors import CheckpointError
+    from evostrat.problems.policies import make_policy
+
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in make_policy(spec.get("policy") if isinstance(spec, dict) else None)
+                       .parameters())
+    except (TypeError, ValueError, RuntimeError) as err:  # InvalidArgumentError is a ValueError
+        raise CheckpointError(f"checkpoint {path!r}: its 'atari' spec has no valid policy config: {err}") from err
+    if size != dim:
+        raise CheckpointError(f"checkpoint {path!r}: the policy of its 'atari' spec has {size} parameters, "
+                              f"but the run saved in it has {dim}")
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

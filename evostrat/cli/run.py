@@ -43,7 +43,8 @@ from typing import Any
 from evostrat import ES, __version__
 from evostrat.backends import backend_names
 from evostrat.backends.points import physical_memory
-from evostrat.cli.inputs import check_saved_config, is_user_problem, load_objective, problem_label, read_x0
+from evostrat.cli.inputs import (check_saved_config, is_user_problem, load_objective, problem_label, read_x0,
+                                 run_config)
 from evostrat.cli.outdir import new_output, recover_overwritten, replacing
 from evostrat.cli.plot import objective_on_grid
 from evostrat.cli.types import (
@@ -198,6 +199,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         if not os.path.isfile(path):
             raise UsageError(f"--resume: no checkpoint {path!r}; was the run started with this --output?")
         from evostrat.checkpoint import checkpoint_info
+        from evostrat.checkpoint.format import read_checkpoint
 
         saved = checkpoint_info(path)["user"].get("cli")
         # runs from before -O and --maximize existed
@@ -205,6 +207,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(saved, dict) or set(saved) != set(CONFIG_DEFAULTS):
             raise UsageError(f"--resume: {path!r} was not written by 'evostrat run'; use ES.resume() in Python")
         config = check_saved_config(saved, path, CONFIG_DEFAULTS)
+        config = run_config(config, read_checkpoint(path)[0])  # the run's own values, whatever the config says
         mine = is_user_problem(config["problem"])
         if given.get("problem", config["problem"] if not mine else None) != config["problem"]:
             raise UsageError(f"--resume: the saved run optimised {config['problem']!r}; " + (
@@ -367,9 +370,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.plot:
         from evostrat.plot import save_run_plots
 
-        for name in ("convergence.png", "diagnostics.png", "search.png"):  # replace links, never write through them
-            if os.path.islink(os.path.join(out, name)):
-                os.unlink(os.path.join(out, name))
         grid = objective_on_grid(objective) if is_user_problem(problem) else objective
         written += save_run_plots(out, es, grid, recorder, problem=problem_label(problem),
                                   distribution=next(c for c in callbacks if hasattr(c, "records")))

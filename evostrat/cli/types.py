@@ -84,6 +84,8 @@ def strategy_option(text: str) -> tuple[str, Any]:
         parsed = json.loads(value)
     except ValueError:
         parsed = value
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"expected a value nested less deeply, got {text[:60]!r}...") from None
     if isinstance(parsed, float) and not math.isfinite(parsed):  # NaN, Infinity: JSON would not store them
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return name.strip(), parsed

@@ -16,7 +16,10 @@ from evostrat.plotting.convergence import plot_convergence
 from evostrat.plotting.diagnostics import VECTOR_FIELDS, plot_diagnostics
 from evostrat.plotting.search import plot_search_2d
 
-__all__ = ["save_run_plots", "read_history_csv", "plot_run_folder", "merge_records"]
+__all__ = ["MAX_JSON_BYTES", "save_run_plots", "read_history_csv", "plot_run_folder", "merge_records"]
+
+#: Largest ``config.json``/``result.json`` :func:`plot_run_folder` reads for the title (bytes).
+MAX_JSON_BYTES = 1 << 20
 
 
 def merge_records(history: list[dict[str, Any]], records: Any) -> list[dict[str, Any]]:
@@ -34,10 +37,12 @@ def merge_records(history: list[dict[str, Any]], records: Any) -> list[dict[str,
 
 
 def _savefig(fig: Any, target: str, dpi: int) -> None:
-    """``fig.savefig(target)``, replacing a symbolic link there instead of writing through it."""
-    if os.path.islink(target):
-        os.unlink(target)
-    fig.savefig(target, dpi=dpi)
+    """``fig.savefig(target)`` as PNG, written atomically: a file, link or FIFO there is replaced,
+    never written through (:func:`~evostrat.checkpoint.format.atomic_file`)."""
+    from evostrat.checkpoint.format import atomic_file
+
+    with atomic_file(target, prefix=".") as file:
+        fig.savefig(file, dpi=dpi, format="png")
 
 
 def save_run_plots(folder: str | os.PathLike, es: Any, objective: Any = None, recorded: Any = None,
@@ -109,22 +114,56 @@ def read_history_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
         Naming the file, line and column: a row without ``generation`` or ``n_evals``, a
         column the plots read that is not a number, a vector column without lists.
     """
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [{k: v for k, v in ((k, _cell(v)) for k, v in row.items()) if v is not None}
-                for row in csv.DictReader(file)]
+    where = os.fspath(path)
+    try:
+        with open(where, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            rows, ragged = [], []
+            for row in reader:
+                if None in row or None in row.values():  # more or fewer cells than the header names
+                    ragged.append((reader.line_num, len(rows)))
+                rows.append({k: v for k, v in ((k, _cell(v)) for k, v in row.items()
+                                               if isinstance(k, str) and isinstance(v, str)) if v is not None})
+    except (csv.Error, UnicodeDecodeError, ValueError) as err:  # a cell past csv's field limit, binary bytes
+        raise InvalidArgumentError(f"{where}: not the history.csv of 'evostrat run' ({type(err).__name__}: "
+                                   f"{err})") from None
+    if ragged and ragged[-1][1] == len(rows) - 1:  # the last row, cut by a kill or still being written
+        rows.pop()
+        ragged.pop()
+    if ragged:
+        raise InvalidArgumentError(f"{where}: line {ragged[0][0]} has another number of cells than the header")
+    lengths: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         for key in VECTOR_FIELDS:
             if key in row and not isinstance(row[key], list):
                 raise InvalidArgumentError(f"{os.fspath(path)}: column {key!r} must hold lists of numbers")
+            if key in row and lengths.setdefault(key, len(row[key])) != len(row[key]):
+                raise InvalidArgumentError(f"{os.fspath(path)}: line {line}, column {key!r} holds {len(row[key])} "
+                                           f"numbers, an earlier line {lengths[key]}")
         for key in ("generation", "n_evals"):
             if key not in row:
                 raise InvalidArgumentError(f"{os.fspath(path)}: line {line} has no {key!r}; not the history.csv "
                                            "of 'evostrat run'")
-        wrong = next((key for key in _SCALARS if isinstance(row.get(key), str)), None)
+            if isinstance(row[key], float) and not (math.isfinite(row[key]) and 0 <= row[key] < 2**63):
+                raise InvalidArgumentError(f"{os.fspath(path)}: line {line}, column {key!r} is not a count: "
+                                           f"{row[key]!r}")
+        wrong = next((key for key in _SCALARS if key in row and not isinstance(row[key], float)), None)
         if wrong is not None:
             raise InvalidArgumentError(f"{os.fspath(path)}: line {line}, column {wrong!r} is not a number: "
                                        f"{row[wrong]!r}")
     return rows
+
+
+def _json_object(path: str) -> dict[str, Any]:
+    """The JSON object in ``path``; empty for a missing file or one that is not a JSON object of at
+    most :data:`MAX_JSON_BYTES` (malformed, nested past Python's recursion limit, a list, ...)."""
+    try:
+        with open(path, "rb") as file:
+            text = file.read(MAX_JSON_BYTES + 1)
+        data = json.loads(text) if len(text) <= MAX_JSON_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
@@ -140,28 +179,23 @@ def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
         raise InvalidArgumentError(f"{path} has no generations")
     records_path = os.path.join(folder, "distribution.jsonl")
     if os.path.isfile(records_path):
-        with open(records_path, encoding="utf-8") as file:
+        with open(records_path, encoding="utf-8", errors="replace") as file:
             records = []
             for line in file:
                 try:
                     record = json.loads(line)
                     records += [record] if isinstance(record.get("generation"), int) else []
-                except (ValueError, AttributeError):
-                    continue  # a line cut by a kill
+                except (ValueError, AttributeError, RecursionError):
+                    continue  # a line cut by a kill, or not a record
         history = merge_records(history, records)
-    config: dict[str, Any] = {}
-    if os.path.isfile(os.path.join(folder, "config.json")):
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as file:
-            config = json.load(file)
-        config = config if isinstance(config, dict) else {}
+    config = _json_object(os.path.join(folder, "config.json"))
     dim = len(history[-1]["mean"]) if "mean" in history[-1] else config.get("dim")
-    head = " on ".join(str(p) for p in (config.get("strategy"), config.get("problem")) if p) or "run"
+    head = " on ".join(str(p)[:80] for p in (config.get("strategy"), config.get("problem")) if p) or "run"
+    dim = dim if isinstance(dim, int) else None
     best = history[-1].get("best", math.nan)
     title = f"{head}{f', {dim}-D' if dim else ''}: best {best:.4g} after {int(history[-1]['n_evals'])} evaluations"
-    if os.path.isfile(os.path.join(folder, "result.json")):  # a finished run: why it stopped
-        with open(os.path.join(folder, "result.json"), encoding="utf-8") as file:
-            stop = json.load(file).get("stop_reason")
-        title += f" ({stop})" if stop else ""
+    stop = _json_object(os.path.join(folder, "result.json")).get("stop_reason")  # a finished run: why it stopped
+    title += f" ({str(stop)[:80]})" if stop else ""
     written = []
     for name, draw in (("diagnostics.png", plot_diagnostics), ("convergence.png", plot_convergence)):
         _savefig(draw(history, title=title), os.path.join(folder, name), dpi)

@@ -326,7 +326,11 @@ class AtariProblem(GymProblem):
 
 def write_replay(frames: list[np.ndarray], path: str, fps: int = 30) -> int:
     """Write RGB ``frames`` as an animated GIF (``.gif``) or an MP4 (``.mp4``, needs
-    ``imageio-ffmpeg``); returns the number of frames written."""
+    ``imageio-ffmpeg``); returns the number of frames written. The file is written atomically
+    (:func:`~evostrat.checkpoint.format.atomic_file`): a file, link or FIFO at ``path`` is
+    replaced, never written through."""
+    from evostrat.checkpoint.format import atomic_file
+
     try:
         import imageio.v3 as iio
     except ImportError as err:
@@ -336,9 +340,12 @@ def write_replay(frames: list[np.ndarray], path: str, fps: int = 30) -> int:
         raise InvalidArgumentError("frames is empty: nothing to write")
     suffix = str(path).lower().rsplit(".", 1)[-1]
     if suffix == "gif":
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / positive_int("fps", fps), loop=0)
+        options = {"duration": 1000.0 / positive_int("fps", fps), "loop": 0}
     elif suffix == "mp4":
-        iio.imwrite(path, np.stack(frames), fps=positive_int("fps", fps), codec="libx264")
+        options = {"fps": positive_int("fps", fps), "codec": "libx264"}
     else:
         raise InvalidArgumentError(f"path must end in .gif or .mp4, got {path!r}")
+    video = np.stack(frames)
+    with atomic_file(path, prefix=".") as file:
+        iio.imwrite(file, video, extension=f".{suffix}", **options)
     return len(frames)

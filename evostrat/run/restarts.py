@@ -83,7 +83,7 @@ SCHEDULE_SCHEMA: dict[str, tuple[Any, str]] = {  # a NaN, infinite or negative p
     # the next restart raised ValueError/OverflowError (int(nan * 2)) or made a population of 1
     "popsize0": (lambda v: is_real(v) and 1 <= v < math.inf, "a finite number >= 1"),
     "dim": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
-    "large_runs": (is_count, "an int >= 0"),
+    "large_runs": (is_count, "an int >= 0 and < 2**63"),
     "evals": (lambda v: isinstance(v, dict) and set(v) == {"small", "large"} and all(map(is_count, v.values())),
               "a dict of 'small' and 'large' ints >= 0"),
     "rng": (lambda v: isinstance(v, dict) and v.get("bit_generator") == "PCG64", "a PCG64 state dict"),

@@ -48,8 +48,8 @@ def is_real(v: Any) -> bool:
 
 
 def is_count(v: Any) -> bool:
-    """An int >= 0 (a counter; ``bool`` excluded): a schema type check."""
-    return is_int(v) and v >= 0
+    """An int in ``[0, 2**63)`` (a counter, stored as int64; ``bool`` excluded): a schema type check."""
+    return is_int(v) and 0 <= v < 2**63
 
 
 def is_reals(v: Any) -> bool:
@@ -65,8 +65,8 @@ ROW_KEYS = ("generation", "n_evals", "best", "generation_best", "median", "sigma
 #: :class:`RunState`; ``best_x``, ``history`` and the plan are stored on their own.
 RUN_SCHEMA: dict[str, tuple[Any, str]] = {
     "best_f": (lambda v: is_real(v) and not math.isnan(v), "a real number (not NaN)"),
-    "n_evals": (is_count, "an int >= 0"),
-    "n_generations": (is_count, "an int >= 0"),
+    "n_evals": (is_count, "an int >= 0 and < 2**63"),
+    "n_generations": (is_count, "an int >= 0 and < 2**63"),
     "run_start": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_count, v)),
                   "a pair of ints >= 0"),
     "restarts": (lambda v: isinstance(v, list) and all(

@@ -70,7 +70,7 @@ PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
                   f"a list of at most {HIST_KEEP} numbers (not NaN)"),
     "hist_median": (lambda v: is_reals(v) and len(v) <= HIST_KEEP, f"a list of at most {HIST_KEEP} numbers"),
     "run_best": (lambda v: is_real(v) and not math.isnan(v), "a real number (not NaN)"),
-    **dict.fromkeys(("run_best_evals", "flat_generations"), (is_count, "an int >= 0")),
+    **dict.fromkeys(("run_best_evals", "flat_generations"), (is_count, "an int >= 0 and < 2**63")),
 }
 
 
