@@ -344,7 +344,7 @@ def known_method_keywords(method: Callable[..., Any]) -> Callable[..., Any]:
         for key in kwargs:
             if key not in names:
                 owner = type(self)
-                if key in owner._param_names():
+                if key in self._param_names():
                     raise InvalidTypeError(f"{method.__name__}() has no parameter {key!r}: it is a parameter of "
                                            f"{owner.__name__}, {owner.__name__}(..., {key}=...) or "
                                            f"es.set_params({key}=...)")
