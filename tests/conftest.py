@@ -169,3 +169,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"hypothesis cases run: {counts} (profile {profiles.PROFILE}, scale {profiles.SCALE})"
         )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """One intra-op torch thread in the test process (``EVOSTRAT_TEST_TORCH_THREADS`` to change it).
+
+    ``make test`` runs four workers on machines of two CPUs: torch's default of a thread per CPU
+    in each of them makes OpenMP threads spin against each other, and a small convolution then
+    takes milliseconds instead of microseconds (the Atari guide's two generations: 34 s against
+    3 s on a busy 2-CPU machine). Results do not depend on it (torch reduces the same way on
+    small tensors), and processes started by tests keep the libraries' defaults: only this
+    process is limited. Tests that change it restore the value they found.
+    """
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = int(os.environ.get("EVOSTRAT_TEST_TORCH_THREADS", "1"))
+    if torch is not None and threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
