@@ -601,7 +601,7 @@ def test_owned_pool_workers_run_one_intra_op_thread_unless_configured(process_po
     X, default, two = np.zeros((2, 2)), fresh_threads(), fresh_threads(**thread_env(2))
     for options, want in (({}, 1), ({"worker_threads": 2}, two), ({"worker_threads": None}, default),
                           ({"mp_context": "forkserver"}, 1), ({"mp_context": "forkserver", "worker_threads": 2}, two)):
-        ev = ExecutorEvaluator(max_workers=2, **options)
+        ev = ExecutorEvaluator(max_workers=1, **options)  # one worker: each imports torch (seconds)
         try:
             assert ev.evaluate(worker_torch_threads, X, NUMPY).tolist() == [want, want], options
         finally:
@@ -609,7 +609,7 @@ def test_owned_pool_workers_run_one_intra_op_thread_unless_configured(process_po
     given = ExecutorEvaluator(process_pool)  # worker_threads=1, but the pool is the user's
     assert given.evaluate(worker_torch_threads, X, NUMPY).tolist() == [default, default]
     es = ES("snes", max_generations=2, random_state=0, evaluator="executor",
-            evaluator_options={"max_workers": 2, "worker_threads": 2})
+            evaluator_options={"max_workers": 1, "worker_threads": 2})
     assert es.fit(worker_torch_threads, np.zeros(2)).fun_ == two
 
 

@@ -351,7 +351,10 @@ def test_bytes_per_generation_at_scale(name):
     told = np.linspace(0.0, 1.0, popsize)
     step = ReplayStep("0" * 32, runner, [told] * 4)  # a full window of history
     message = len(pickle.dumps(step.message(window=4), protocol=5))
-    seed = len(pickle.dumps(population_seed(runner), protocol=5))
+    # the strategy's seed, which population_seed returns after checking it once against a whole
+    # ask (two 204.8 MB populations: 13 s alone, minutes on a busy machine; checked in
+    # test_a_population_seed_that_rebuilds_other_rows_is_refused_naming_the_strategy)
+    seed = len(pickle.dumps(runner.strategy.population_seed(runner.state), protocol=5))
     full = len(pickle.dumps(step.full(), protocol=5))
     print(f"\n{name}: plain {popsize * dim * 8 / 1e6:.1f} MB, seed {seed / 1e6:.3f} MB, "
           f"replay {message / 1e3:.1f} KB per generation (full state once: {full / 1e6:.2f} MB)")
