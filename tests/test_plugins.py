@@ -110,6 +110,10 @@ def test_builtins_are_registered_under_their_entry_point_names() -> None:
         assert names[name]["version"] == evostrat.__version__
     assert {"snes", "openai_es"} <= set(names["evostrat.strategies"]["provides"]["strategies"])
     assert set(names["evostrat.backends"]["provides"]["backends"]) >= {"numpy", "torch", "jax"}
+    # dispatch hooks answer per call: listed by name (the kernels plugin provided nothing before)
+    assert names["evostrat.kernels"]["provides"] == {"hooks": ["evostrat_kernel", "evostrat_stack_kernel"]}
+    assert names["evostrat.backends"]["provides"]["hooks"] == ["evostrat_backend"]
+    assert "hooks" not in names["evostrat.strategies"]["provides"]
 
 
 def test_builtin_entry_points_are_declared_in_the_installed_metadata() -> None:

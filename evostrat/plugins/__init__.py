@@ -276,7 +276,8 @@ def list_plugins() -> list[dict[str, Any]]:
     -------
     list of dict
         One entry per plugin with keys ``name``, ``distribution``, ``version``
-        and ``provides`` (kind -> list of names).
+        and ``provides`` (kind -> list of names; ``"hooks"``: the dispatch hooks it implements,
+        such as ``evostrat_kernel``, which answer per call rather than register names).
 
     Examples
     --------
@@ -288,9 +289,13 @@ def list_plugins() -> list[dict[str, Any]]:
     for kind in REGISTRY_HOOKS:
         registry(kind)
     out = []
-    for name, _plugin in pm.list_name_plugin():
+    for name, plugin in pm.list_name_plugin():
         dist, version = _origins.get(name, _UNKNOWN)
         provides = {k: sorted(v) for k, v in _provided.get(name, {}).items()}
+        dispatch = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()
+                          if caller.name not in REGISTRY_HOOKS.values())
+        if dispatch:  # hooks answering per call (evostrat_kernel, ...) rather than a registry of names
+            provides["hooks"] = dispatch
         out.append({"name": name, "distribution": dist, "version": version, "provides": provides})
     return out
 
