@@ -5,7 +5,8 @@
 :mod:`evostrat.run.compiled`, whose generations it records from one transfer per
 chunk). It advances the run value (:class:`~evostrat.run.state.RunState`) and the
 strategy state in its :class:`~evostrat.run.asktell.AskTell` runner; everything else
-is an option or an observer: **bounds** map candidates into the box
+is an option or an observer (the generations on the host, with the evaluator, are
+:mod:`evostrat.run.host_loop`'s): **bounds** map candidates into the box
 (:mod:`evostrat.run.bounds`), **restarts** start the next run when a local criterion
 ends one, as the step after ``record`` (:mod:`evostrat.run.restarts`), **behaviour
 strategies** are recorded by the same ``record`` with their statistics added
@@ -34,16 +35,16 @@ import numpy as np
 from evostrat.backends.points import check_population_size, draw_point
 from evostrat.backends.structure_args import flat_arguments, flat_sigma
 from evostrat.backends.structured import as_structure
-from evostrat.constraints.base import MissingConstraintFunction, evaluate_constraints
+from evostrat.constraints.base import MissingConstraintFunction
 from evostrat.constraints.tracker import ConstrainedRun
 from evostrat.errors import InvalidArgumentError
-from evostrat.plugins.factories import make_evaluator, make_strategy
+from evostrat.plugins.factories import make_strategy
 from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome, behaviour_record
 from evostrat.run.bounds import BoxBounds
 from evostrat.run.fixed import FixedSpace, free_sigma, setup_fixed
+from evostrat.run.host_loop import host_loop
 from evostrat.run.inject import queue_solutions
-from evostrat.run.noise import noise_evaluator
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
 from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
@@ -240,18 +241,6 @@ class Driver:
         self.record(host, lambda i: X[i], runner.sigma, runner.strategy.stop, extra, best_of)
         return told
 
-    def split_constraints(self, X: Any, values: Any) -> tuple[Any, Any]:
-        """``(fitness, G)`` of an evaluated population: ``G`` from ``constraint_fn(x)`` per
-        candidate, or from the objective's ``(f, g)`` (``constraints="objective"``)."""
-        if self.constraint_fn is None:
-            return values, None
-        if not isinstance(self.constraint_fn, str):
-            return values, evaluate_constraints(self.constraint_fn, self.runner.backend.to_numpy(X))
-        if not isinstance(values, Outcome) or values.fitness is None:
-            raise InvalidArgumentError("with constraints='objective' the objective must return (f, g) per "
-                                       "candidate (or (F, G) for the population), g the constraint values")
-        return values.fitness, self.runner.backend.to_numpy(values.behaviours)
-
     def constrained_termination(self) -> None:
         """With constraints, ``tolstagnation="auto"`` is off, as pycma's ``fmin_con2`` sets it
         (the ranked values change with the coefficients, not only with the search)."""
@@ -348,52 +337,8 @@ class Driver:
             self.constraint_fn.check()  # a checkpoint's run with constraints=g, resumed without g: raises
         self.fast_path = None
         if self.constraint_fn is not None or not run_compiled(self, objective, hooks):
-            self._host_loop(objective, hooks)
+            host_loop(self, objective, hooks)
         if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)
         if self.state.best_f == (-math.inf if self.maximize else math.inf):
             warn_nothing_found(self.state, self.constraint_fn is not None)
-
-    def _host_loop(self, objective: Callable, hooks: Any) -> None:
-        from evostrat.evaluators.replay import ReplayLog
-        from evostrat.evaluators.seeded import population_seed
-        from evostrat.evaluators.sync import generation  # a learning objective's state: fixed within a generation
-
-        s = self.settings
-        evaluator = noise_evaluator(self, make_evaluator(s.evaluator, s.evaluator_options))
-        evaluator.behaviours = self.runner.strategy.needs_behaviours or isinstance(self.constraint_fn, str)
-        seeded = getattr(evaluator, "accepts_seed", False) and self.bounds is None  # evostrat.evaluators.seeded
-        replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
-        observer, observed = self.settings if hooks is not None else None, hooks is not None and hooks.observers
-        one_generation = generation(objective)  # entered each generation
-        try:
-            if hooks is not None:
-                hooks.start(observer)
-            while self.state.stop_reason is None:
-                runner = self.runner
-                extra = {"seed": population_seed(runner)} if seeded else {}
-                if replay is not None:
-                    extra["replay"] = replay.step(runner)
-                self.settled = False  # until the generation is recorded, or undone
-                try:  # KeyboardInterrupt too: back to the last finished generation
-                    X = self.ask()
-                    extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
-                    with one_generation:
-                        values = evaluator.evaluate(objective, X, runner.backend, **extra)
-                    told = self.tell(X, *self.split_constraints(X, values))
-                except BaseException:
-                    self.settled = self.unask()  # False: interrupted mid-tell, no final checkpoint of it
-                    raise
-                if self.noise is not None:
-                    self.noise.record(self.state.history[-1])  # the noise measure, with noise handling
-                if replay is not None:
-                    replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
-                self.settled = True
-                if observed:  # without callbacks, progress or checkpoints a generation has nothing to call
-                    hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
-        finally:
-            try:
-                evaluator.close()  # a second Ctrl-C while an owned pool shuts down, a failing close...
-            finally:  # ...still end the observers: loggers closed, the last checkpoint written
-                if hooks is not None:
-                    hooks.end(observer)

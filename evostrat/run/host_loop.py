@@ -1,0 +1,111 @@
+"""The driver's generations on the host: ask -> evaluate -> tell -> record, one at a time.
+
+:func:`host_loop` is what :meth:`Driver.run_loop <evostrat.run.driver.Driver.run_loop>` runs
+when the compiled JAX chunks (:mod:`evostrat.run.compiled`) do not apply. Around the
+driver's ``ask``/``tell`` it owns the evaluation of each generation: the evaluator
+(``ES(evaluator=...)``, wrapped for reevaluations and noise handling by
+:mod:`evostrat.run.noise`), seeded populations and their replay log
+(:mod:`evostrat.evaluators.seeded`, :mod:`evostrat.evaluators.replay`), the constraint values
+(:func:`split_constraints`), undoing an interrupted generation, and the observers
+(:class:`~evostrat.callbacks.hooks.RunHooks`) between generations.
+
+Examples
+--------
+>>> import numpy as np
+>>> from evostrat import ES
+>>> from evostrat.problems import sphere
+>>> from evostrat.run.driver import Driver
+>>> driver = Driver(ES("snes", max_generations=3, random_state=0, compiled_loop=False), np.ones(2))
+>>> host_loop(driver, sphere, None)
+>>> driver.state.n_generations, driver.settled
+(3, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from evostrat.constraints.base import evaluate_constraints
+from evostrat.errors import InvalidArgumentError
+from evostrat.plugins.factories import make_evaluator
+from evostrat.run.behaviours import Outcome
+from evostrat.run.noise import noise_evaluator
+
+__all__ = ["host_loop", "split_constraints"]
+
+
+def split_constraints(driver: Any, X: Any, values: Any) -> tuple[Any, Any]:
+    """``(fitness, G)`` of a population ``X`` evaluated to ``values`` in ``driver``'s run.
+
+    ``G`` comes from ``driver.constraint_fn(x)`` per candidate, or from the objective's
+    ``(f, g)`` (``constraints="objective"``); without constraints it is ``None``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        With ``constraints="objective"``, when the objective did not return ``(f, g)``.
+    """
+    if driver.constraint_fn is None:
+        return values, None
+    if not isinstance(driver.constraint_fn, str):
+        return values, evaluate_constraints(driver.constraint_fn, driver.runner.backend.to_numpy(X))
+    if not isinstance(values, Outcome) or values.fitness is None:
+        raise InvalidArgumentError("with constraints='objective' the objective must return (f, g) per "
+                                   "candidate (or (F, G) for the population), g the constraint values")
+    return values.fitness, driver.runner.backend.to_numpy(values.behaviours)
+
+
+def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
+    """Run ``driver`` (a :class:`~evostrat.run.driver.Driver`) on the host until it stops.
+
+    Parameters
+    ----------
+    driver : Driver
+        The run; its ``state.stop_reason`` ends the loop.
+    objective : callable
+        The objective, already taking flat candidates.
+    hooks : RunHooks or None
+        The observers, called between generations with the estimator.
+    """
+    from evostrat.evaluators.replay import ReplayLog
+    from evostrat.evaluators.seeded import population_seed
+    from evostrat.evaluators.sync import generation  # a learning objective's state: fixed within a generation
+
+    s = driver.settings
+    evaluator = noise_evaluator(driver, make_evaluator(s.evaluator, s.evaluator_options))
+    evaluator.behaviours = driver.runner.strategy.needs_behaviours or isinstance(driver.constraint_fn, str)
+    seeded = getattr(evaluator, "accepts_seed", False) and driver.bounds is None  # evostrat.evaluators.seeded
+    replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
+    observer, observed = s if hooks is not None else None, hooks is not None and hooks.observers
+    one_generation = generation(objective)  # entered each generation
+    try:
+        if hooks is not None:
+            hooks.start(observer)
+        while driver.state.stop_reason is None:
+            runner = driver.runner
+            extra = {"seed": population_seed(runner)} if seeded else {}
+            if replay is not None:
+                extra["replay"] = replay.step(runner)
+            driver.settled = False  # until the generation is recorded, or undone
+            try:  # KeyboardInterrupt too: back to the last finished generation
+                X = driver.ask()
+                extra = {} if runner.injected_rows else extra  # injected rows are not the seed's: plain
+                with one_generation:
+                    values = evaluator.evaluate(objective, X, runner.backend, **extra)
+                told = driver.tell(X, *split_constraints(driver, X, values))
+            except BaseException:
+                driver.settled = driver.unask()  # False: interrupted mid-tell, no final checkpoint of it
+                raise
+            if driver.noise is not None:
+                driver.noise.record(driver.state.history[-1])  # the noise measure, with noise handling
+            if replay is not None:
+                replay.told(runner, told)  # a restart in tell starts a new runner: a new run id
+            driver.settled = True
+            if observed:  # without callbacks, progress or checkpoints a generation has nothing to call
+                hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
+    finally:
+        try:
+            evaluator.close()  # a second Ctrl-C while an owned pool shuts down, a failing close...
+        finally:  # ...still end the observers: loggers closed, the last checkpoint written
+            if hooks is not None:
+                hooks.end(observer)
