@@ -8,37 +8,31 @@ they raise :class:`~evostrat.errors.NotFittedError`); ``es.initialize(x0)`` then
 ``X = es.ask()``, ``es.tell(X, values)`` runs it by hand (values in the user's sense).
 ``ES`` holds the parameters (scikit-learn's protocol, strategy hyper-parameters as ``strategy__<name>``)
 and the entry points; the run is a :class:`~evostrat.run.driver.Driver` in ``run_``, which the fitted
-attributes read. ``make_strategy``, ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are re-exported.
+attributes (:class:`~evostrat.run.fitted.FittedAttributes`) read. ``make_strategy``, ``make_evaluator`` (:mod:`evostrat.plugins.factories`) are re-exported.
 """
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any, Callable, ClassVar, Sequence
 
-import numpy as np
-
-from evostrat.backends import Backend, get_backend
+from evostrat.backends import get_backend
 from evostrat.backends.points import as_search_point
 from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import (PYCMA_NAMES, Interval, Params, Satisfies, StrOptions, known_keywords,
-                             known_method_keywords, unknown_parameter)
+from evostrat.params import PYCMA_NAMES, Params, known_keywords, known_method_keywords, unknown_parameter
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
-from evostrat.run.asktell import AskTell
 from evostrat.run.driver import Driver
-from evostrat.run.restarts import Restarts
-from evostrat.run.result import coordinate_stds
-from evostrat.run.state import fitted_attribute, fitted_run
-from evostrat.run.termination import CRITERIA_CONSTRAINTS
+from evostrat.run.fitted import FittedAttributes
+from evostrat.run.settings import ES_PARAMETER_CONSTRAINTS
+from evostrat.run.state import fitted_run
 
 __all__ = ["ES"]
 
 
-class ES(Params):
+class ES(FittedAttributes, Params):
     """Evolution strategy estimator.
 
     Parameters
@@ -143,24 +137,10 @@ class ES(Params):
     ('ftarget', True, (4,))
     """
 
-    _BOOL = [bool, np.bool_]
     opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
     foreign_names: ClassVar[dict[str, str]] = PYCMA_NAMES  # pycma's options: the error names evostrat's way
-    #: Parameter name -> the constraints its value may satisfy (strategies and ``sigma0``,
-    #: evaluators, ``nonfinite``, ``bounds``, ``dtype`` and ``random_state`` are checked where
-    #: they are used: ``sigma0`` by :meth:`Strategy.initial_sigma`).
-    parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **CRITERIA_CONSTRAINTS, **{name: [*CRITERIA_CONSTRAINTS[name], StrOptions({"auto"})]
-                                   for name in ("tolfunhist", "tolstagnation", "tolflatfitness")},
-        "maximize": _BOOL, "compiled_loop": [StrOptions({"auto"}), *_BOOL],
-        "restarts": [None, str, dict, Restarts],  # make_restarts checks the names
-        "backend": [str, Backend], "strategy_options": [dict, None], "distribution": [None, str, type],
-        "fixed_variables": [None, dict],  # its indices and values: checked against x0 (run.fixed)
-        "reevaluations": [Interval(Integral, 1, None, closed="left")],  # integer, warm_start: checked in run/
-        "noise_handling": [*_BOOL, dict, Satisfies(lambda v: hasattr(v, "adapt"), "an UncertaintyHandling")],
-        "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
-                                        "a torch or JAX device")],
-    }
+    #: Parameter name -> the constraints its value may satisfy (:mod:`evostrat.run.settings`).
+    parameter_constraints: ClassVar[dict[str, list[Any]]] = ES_PARAMETER_CONSTRAINTS
 
     @known_keywords
     def __init__(
@@ -227,53 +207,6 @@ class ES(Params):
             else:
                 self.strategy.set_params(**options)
         return self
-
-    # -- the run and its fitted attributes ---------------------------------------------------
-    @property
-    def x_(self) -> Any:
-        """The best candidate so far (inside ``bounds`` when given), in ``x0``'s structure when it
-        had one (:mod:`evostrat.backends.structured`)."""
-        run = self._fitted_run("x_")
-        return run.state.best_x if run.structure is None else run.structure.restore(run.state.best_x)
-
-    @property
-    def mean_(self) -> Any:
-        """The search distribution's current mean as a candidate (pycma's ``xfavorite``): mapped into
-        ``bounds`` and its integer coordinates decoded, as the candidates are, in ``x0``'s structure when
-        it had one (``strategy_.mean`` is the strategy's own, before that mapping)."""
-        run = self._fitted_run("mean_")
-        mean = run.to_box(run.runner.backend.xp.stack([run.runner.mean]))[0]  # a copy, never the state's
-        return mean if run.structure is None else run.structure.restore(mean)
-
-    fun_ = fitted_attribute("best_f", "Its value (user's sense) in the run's dtype (docs/guides/backends.md); ``inf`` "
-                            "(``-inf`` maximising) while no value was finite, ``x_`` then the initial mean.",
-                            attribute="fun_")
-    n_evals_ = fitted_attribute("n_evals", "Evaluations over all restarts.")
-    n_generations_ = fitted_attribute("n_generations", "Generations over all restarts.")
-    history_ = fitted_attribute("history", "One dict per generation (see :meth:`fit`).")
-    restarts_ = fitted_attribute("restarts", "One dict per restart run (:mod:`evostrat.run.restarts`).")
-    stop_reason_ = fitted_attribute("stop_reason", "Why the run stopped, or ``None``.", settable=True)
-    evals_best_ = fitted_attribute("best_evals", "pycma's ``evals_best``: the evaluation count at which ``x_`` "
-                                   "was evaluated (:mod:`evostrat.run.result`).", attribute="evals_best_")
-    stds_ = property(coordinate_stds, doc="pycma's ``stds``: ``sigma * sqrt(diag C)`` per coordinate, numpy, "
-                     "no ``bounds`` mapping, integers' margin included (:mod:`evostrat.run.result`).")
-
-    def _fitted_run(self, what: str) -> Driver:
-        return fitted_run(self, what)
-
-    @property
-    def strategy_(self) -> AskTell:
-        """The stateful ask/tell runner of the current (restart) run: strategy, state, counters."""
-        return self._fitted_run("strategy_").runner
-
-    @property
-    def fast_path_(self) -> str | None:
-        """``"compiled_loop"`` when the last fit ran in compiled JAX chunks, else ``None``."""
-        return self._fitted_run("fast_path_").fast_path
-
-    @property
-    def _termination(self) -> Any:  # the current run's criteria (read by tests and tools)
-        return self._fitted_run("_termination").termination
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":
