@@ -214,6 +214,14 @@ class ES(FittedAttributes, Params):
 
         First checks ``parameter_constraints``; the run then checks that one population
         (``popsize x dim x itemsize`` bytes) fits in memory before building its state.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from evostrat import ES
+        >>> es = ES("snes", popsize=6, random_state=0).initialize(np.zeros(3))
+        >>> es.n_generations_, es.strategy_.popsize, es.stop()
+        (0, 6, {})
         """
         self.validate_params()
         if type(x0) in (list, tuple) and not holds_arrays(x0):  # a flat point: the run converts it to
@@ -224,7 +232,17 @@ class ES(FittedAttributes, Params):
         return self
 
     def ask(self) -> Any:
-        """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given)."""
+        """The next population, shape ``(popsize, dim)`` (inside ``bounds`` when given).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from evostrat import ES
+        >>> es = ES("cma_es", popsize=8, bounds=(-1, 1), random_state=0).initialize(np.zeros(2))
+        >>> X = es.ask()
+        >>> X.shape, bool(np.all(np.abs(X) <= 1))
+        ((8, 2), True)
+        """
         run = self.__dict__.get("run_") or fitted_run(self, "ask()")  # no run yet: NotFittedError, a StateError
         X = run.ask()
         return X if run.structure is None else run.structure.unflatten_batch(X)  # x0's structure, batched
@@ -238,6 +256,20 @@ class ES(FittedAttributes, Params):
         ``constraints`` are the values ``g(x) <= 0`` of ``X``, shape ``(popsize, m)``
         (:mod:`evostrat.constraints`); ``repaired=True`` accepts rows of ``X`` changed
         since :meth:`ask` (their steps are clipped, :mod:`evostrat.run.inject`).
+
+        Examples
+        --------
+        An ask/tell loop that ends as :meth:`fit` would:
+
+        >>> import numpy as np
+        >>> from evostrat import ES
+        >>> from evostrat.problems import sphere
+        >>> es = ES("cma_es", max_generations=20, random_state=0).initialize(np.ones(3))
+        >>> while not es.stop():
+        ...     X = es.ask()
+        ...     es = es.tell(X, sphere(X))
+        >>> es.stop(), es.n_generations_, bool(es.fun_ < sphere(np.ones(3)))
+        ({'maxiter': 20}, 20, True)
         """
         run = self.__dict__.get("run_") or fitted_run(self, "tell()")  # no run yet: NotFittedError, a StateError
         if run.structure is not None and not hasattr(X, "shape"):  # ask's batched structure
@@ -303,6 +335,16 @@ class ES(FittedAttributes, Params):
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from evostrat import ES
+        >>> from evostrat.problems import sphere
+        >>> es = ES("cma_es", max_evals=2000, ftarget=1e-10, random_state=0).fit(sphere, np.ones(4))
+        >>> es.stop_reason_, bool(es.fun_ <= 1e-10), es.n_evals_ <= 2000
+        ('ftarget', True, True)
+
         """
         if not callable(objective):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
