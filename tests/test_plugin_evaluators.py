@@ -34,10 +34,21 @@ class Unfinished(Evaluator):
     """Forgets to override ``evaluate``."""
 
 
+class Truncating(Evaluator):
+    """Returns one value too few, or the values as strings (``kind``)."""
+
+    def __init__(self, kind: str = "short") -> None:
+        self.kind = kind
+
+    def evaluate(self, objective: Any, X: Any, backend: Any) -> Any:
+        values = objective(X)
+        return values[:-1] if self.kind == "short" else np.array([str(v) for v in values])
+
+
 class EvaluatorPlugin:
     @hookimpl
     def evostrat_evaluators(self) -> dict[str, type]:
-        return {"chunked": Chunked, "unfinished": Unfinished}
+        return {"chunked": Chunked, "unfinished": Unfinished, "truncating": Truncating}
 
 
 plugin = module_plugin(EvaluatorPlugin, "evaluator-plugin")
@@ -69,3 +80,30 @@ def test_an_evaluator_without_evaluate_is_named_before_the_first_generation(eval
                                                "the method an evaluator must override"):
         ES("snes", max_generations=3, evaluator=evaluator).fit(objective, np.ones(4))
     assert calls == []
+
+
+
+@pytest.mark.parametrize("evaluator, what", [("truncating", r"evaluator 'truncating' \(Truncating\)"),
+                                              (Truncating(), "evaluator Truncating")])
+def test_wrong_values_from_a_plugin_evaluator_name_it(evaluator: Any, what: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"^{what} returned values the run cannot use: values must have "
+                                                   r"shape \(8,\) \(one value per candidate\), got shape \(7,\)$"):
+        ES("snes", popsize=8, max_generations=3, evaluator=evaluator).fit(sphere, np.ones(4))
+
+
+def test_non_numbers_from_a_plugin_evaluator_name_it_and_keep_the_error_class() -> None:
+    with pytest.raises(InvalidTypeError, match=r"^evaluator Truncating returned values the run cannot use: "
+                                               r"values must be real numbers, got dtype"):
+        ES("snes", popsize=8, max_generations=3, evaluator=Truncating("strings")).fit(sphere, np.ones(4))
+
+
+def test_wrong_values_through_evostrats_own_evaluators_are_not_attributed_to_one() -> None:
+    def strings(X: Any) -> Any:
+        return np.array([str(v) for v in sphere(X)])
+
+    with pytest.raises(InvalidTypeError, match=r"^values must be real numbers, got dtype"):
+        ES("snes", popsize=8, max_generations=3, evaluator="vectorized").fit(strings, np.ones(4))
+    with pytest.raises(InvalidArgumentError, match=r"^evaluator 'truncating'") as info:
+        ES("snes", popsize=8, max_generations=3, evaluator="truncating").fit(sphere, np.ones(4))
+    assert type(info.value.__cause__) is InvalidArgumentError  # the check's own error, chained
+    assert str(info.value.__cause__).startswith("values must have shape (8,)")

@@ -26,12 +26,15 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from evostrat.constraints.base import evaluate_constraints
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.plugins.factories import make_evaluator
+from evostrat.run.asktell import AskTell
 from evostrat.run.behaviours import Outcome
 from evostrat.run.noise import noise_evaluator
 
-__all__ = ["host_loop", "split_constraints"]
+__all__ = ["host_loop", "plugin_values_error", "split_constraints"]
+
+CHECK_VALUES = AskTell.check_values.__code__  # the check of the values (or behaviours) an evaluator returned
 
 
 def split_constraints(driver: Any, X: Any, values: Any) -> tuple[Any, Any]:
@@ -55,6 +58,38 @@ def split_constraints(driver: Any, X: Any, values: Any) -> tuple[Any, Any]:
     return values.fitness, driver.runner.backend.to_numpy(values.behaviours)
 
 
+def plugin_values_error(error: BaseException, setting: Any, evaluator: Any) -> BaseException | None:
+    """``error`` (raised checking the values ``evaluator`` returned) naming that evaluator, when it is a plugin's.
+
+    Parameters
+    ----------
+    error : BaseException
+        What a generation raised.
+    setting : str or Evaluator
+        ``ES(evaluator=...)``: a registered name or the instance.
+    evaluator : Evaluator
+        The evaluator the run made of it (before the noise wrappers).
+
+    Returns
+    -------
+    BaseException or None
+        An error of ``error``'s class whose message starts with the evaluator's name and class;
+        ``None`` when ``evaluator`` is one of evostrat's own, or ``error`` did not come from the check.
+    """
+    module = type(evaluator).__module__
+    if module == "evostrat" or module.startswith("evostrat.") or type(error) not in (InvalidArgumentError,
+                                                                                        InvalidTypeError):
+        return None
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not CHECK_VALUES:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    cls = type(evaluator).__qualname__
+    name = f"evaluator {setting!r} ({cls})" if isinstance(setting, str) else f"evaluator {cls}"
+    return type(error)(f"{name} returned values the run cannot use: {error}")
+
+
 def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
     """Run ``driver`` (a :class:`~evostrat.run.driver.Driver`) on the host until it stops.
 
@@ -72,7 +107,8 @@ def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
     from evostrat.evaluators.sync import generation  # a learning objective's state: fixed within a generation
 
     s = driver.settings
-    evaluator = noise_evaluator(driver, make_evaluator(s.evaluator, s.evaluator_options))
+    plugin = make_evaluator(s.evaluator, s.evaluator_options)
+    evaluator = noise_evaluator(driver, plugin)
     evaluator.behaviours = driver.runner.strategy.needs_behaviours or isinstance(driver.constraint_fn, str)
     seeded = getattr(evaluator, "accepts_seed", False) and driver.bounds is None  # evostrat.evaluators.seeded
     replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
@@ -93,9 +129,12 @@ def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
                 with one_generation:
                     values = evaluator.evaluate(objective, X, runner.backend, **extra)
                 told = driver.tell(X, *split_constraints(driver, X, values))
-            except BaseException:
+            except BaseException as error:
                 driver.settled = driver.unask()  # False: interrupted mid-tell, no final checkpoint of it
-                raise
+                named = plugin_values_error(error, s.evaluator, plugin)  # a plugin's values: name it
+                if named is None:
+                    raise
+                raise named from error
             if driver.noise is not None:
                 driver.noise.record(driver.state.history[-1])  # the noise measure, with noise handling
             if replay is not None:
