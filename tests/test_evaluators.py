@@ -133,6 +133,26 @@ def test_registered_and_ray_not_imported():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_evaluators_package_exports_its_classes_lazily_through_the_shared_helper():
+    code = (
+        "import sys, evostrat.evaluators as ev; "
+        "light = [m for m in ('ray', 'torch', 'jax', 'concurrent.futures', 'evostrat.evaluators.executor') "
+        "if m in sys.modules]; "
+        "listed = [n for n in ev.__all__ if n in dir(ev)]; "
+        "from evostrat.evaluators import ChunkedEvaluator, ExecutorEvaluator, RayEvaluator; "
+        "from evostrat.evaluators.executor import ExecutorEvaluator as home; "
+        "print(light, listed, ExecutorEvaluator is home, ev.__getattr__.__module__, "
+        "[m for m in ('ray', 'torch', 'jax') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("[] ['ChunkedEvaluator', 'ExecutorEvaluator', 'RayEvaluator'] True "
+                                  "evostrat.plugins.lazy []")
+    import evostrat.evaluators as ev
+
+    with pytest.raises(AttributeError, match="module 'evostrat.evaluators' has no attribute 'Nope'"):
+        ev.Nope  # noqa: B018
+
+
 def test_chunk_bounds_cover_in_order():
     for n in (1, 7, 256):
         for k in (1, 2, 3, 300):

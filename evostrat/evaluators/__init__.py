@@ -5,9 +5,9 @@
 are :class:`ChunkedEvaluator` s (:mod:`evostrat.evaluators.remote`). The
 in-process evaluators live in :mod:`evostrat.evaluators.local`.
 
-The three classes are loaded on first access (PEP 562), so importing
-:mod:`evostrat.evaluators.local` (which ``import evostrat`` does) loads neither
-``concurrent.futures`` nor ``multiprocessing``.
+The three classes are loaded on first access (PEP 562, :func:`~evostrat.plugins.lazy.lazy_exports`),
+so importing :mod:`evostrat.evaluators.local` (which ``import evostrat`` does) loads neither
+``concurrent.futures`` nor ``multiprocessing``; ``dir()`` lists them.
 
 Examples
 --------
@@ -18,8 +18,9 @@ ExecutorEvaluator(max_workers=2, timeout=10.0)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evostrat.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from evostrat.evaluators.executor import ExecutorEvaluator
@@ -28,38 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkedEvaluator", "ExecutorEvaluator", "RayEvaluator"]
 
-_HOMES = {  # name -> the submodule that defines it
+_HOMES = {  # name -> the submodule that defines it (imported on first access)
     "ChunkedEvaluator": "evostrat.evaluators.remote",
     "ExecutorEvaluator": "evostrat.evaluators.executor",
     "RayEvaluator": "evostrat.evaluators.ray",  # imports Ray only when it runs
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`__all__`.
-
-    Returns
-    -------
-    type
-        The class, also cached in this module's namespace.
-
-    Raises
-    ------
-    AttributeError
-        When ``name`` is not one of :data:`__all__`.
-    """
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names, the lazily loaded classes included."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
