@@ -252,3 +252,20 @@ def test_plot_of_huge_or_non_finite_mean_coordinates_draws_them(tmp_path: Path, 
     want = np.array([float(a) for _, a, _ in rows])
     np.testing.assert_array_equal(drawn, np.where(np.isfinite(want), want, np.nan))
     assert np.isfinite(panel.get_ylim()).all()
+
+
+@pytest.mark.parametrize("records", [
+    ['{"generation": 1, "mean": ["x", "y"]}'],  # a ValueError traceback (could not convert string to float)
+    ['{"generation": 1, "correlations": ["a"]}'],
+    ['{"generation": 1, "mean": [1, 2]}', '{"generation": 2, "mean": [1, 2, 3]}'],  # np.stack: a ValueError
+    ['{"generation": 1, "mean": [1, 1' + "0" * 400 + ']}', '{"generation": 2, "mean": [true, null]}'],
+])
+def test_plot_skips_record_fields_that_are_no_vectors_of_one_length(tmp_path: Path, capsys,
+                                                                    records: list[str]) -> None:
+    """distribution.jsonl is a side file: a field of strings or of another length than its first record
+    costs that field, not the figure (a ValueError traceback before)."""
+    (tmp_path / "history.csv").write_text("generation,n_evals,best,sigma\n1,6,1.0,0.5\n2,12,0.5,0.4\n")
+    (tmp_path / "distribution.jsonl").write_text("\n".join(records) + "\n")
+    assert main(["plot", str(tmp_path)]) == 0
+    assert "diagnostics.png, convergence.png" in capsys.readouterr().out
+    assert (tmp_path / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
