@@ -423,3 +423,66 @@ def test_atari_pong_example_logs_checkpoints_replays_and_plots(tmp_path, monkeyp
     assert cli(["replay", str(ckpt), "--out", str(gif), "--max-steps", "3"]) == 0
     with Image.open(gif) as image:
         assert image.size == (160, 210)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("game", "evil_module:Pong"), ("game", "Pong-v5/../x"), ("game", ""), ("game", 3),
+    ("ref_size", 10**9), ("ref_size", 0), ("ref_size", 8.5), ("episodes", 10**12), ("episodes", True),
+    ("max_steps", 10**15), ("max_steps", -1), ("size", 10**9), ("stack", 10**9), ("frame_skip", 10**12),
+    ("noop_max", 10**12), ("noop_max", -1), ("crop", "ab"), ("crop", [1, 2, 3]), ("obs_norm", 3), ("seed", "0"),
+])
+def test_replay_refuses_a_forged_spec_field_naming_file_and_field(tmp_path, monkeypatch, field, value) -> None:
+    """A forged ``game`` with ``:`` ended in gymnasium's ModuleNotFoundError traceback (it imports the part
+    before the colon); ``ref_size``, ``episodes`` and ``max_steps`` were unbounded (10**9 random-play
+    observations to collect, an episode that never ends), and so were the preprocessing's sizes (``size`` or
+    ``stack`` 10**9: a MemoryError traceback; ``noop_max`` 10**12: no-ops without end). Refused before the
+    problem is built."""
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli import main
+    from evostrat.cli.replay import replay
+    from evostrat.errors import CheckpointError
+    from evostrat.problems import sphere
+
+    problem = small_pong(max_steps=4)
+    spec = {**problem.spec(), field: value}
+    ckpt = tmp_path / "run.ckpt"
+    ES("snes", max_generations=1, random_state=0).fit(sphere, np.zeros(problem.dim),
+                                                      callbacks=[Checkpointer(str(ckpt), metadata={"atari": spec})])
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, s: pytest.fail("built the problem")))
+    with pytest.raises(CheckpointError, match=rf"{ckpt}.*'atari' spec field {field!r} must be"):
+        replay(str(ckpt))
+    assert main(["replay", str(ckpt)]) == 1
+
+
+def test_replay_refuses_a_spec_field_that_spec_does_not_write(tmp_path, monkeypatch) -> None:
+    """An unknown field reached AtariProblem(**spec): a TypeError traceback."""
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli.replay import replay
+    from evostrat.errors import CheckpointError
+    from evostrat.problems import sphere
+
+    problem = small_pong(max_steps=4)
+    ckpt = tmp_path / "run.ckpt"
+    ES("snes", max_generations=1, random_state=0).fit(sphere, np.zeros(problem.dim), callbacks=[
+        Checkpointer(str(ckpt), metadata={"atari": {**problem.spec(), "evil": 1}})])
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, s: pytest.fail("built the problem")))
+    with pytest.raises(CheckpointError, match=r"'atari' spec has fields \['evil'\]"):
+        replay(str(ckpt))
+
+
+def test_replay_spec_limits_admit_real_use(tmp_path, monkeypatch) -> None:
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli.replay import MAX_EPISODES, MAX_REF_SIZE, MAX_STEPS, replay
+    from evostrat.problems import sphere
+
+    problem = small_pong(max_steps=None)
+    spec = {**problem.spec(), "game": "MontezumaRevenge", "episodes": MAX_EPISODES, "max_steps": MAX_STEPS,
+            "ref_size": MAX_REF_SIZE}
+    ckpt = tmp_path / "run.ckpt"
+    ES("snes", max_generations=1, random_state=0).fit(sphere, np.zeros(problem.dim),
+                                                      callbacks=[Checkpointer(str(ckpt), metadata={"atari": spec})])
+    built = []
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, s: built.append(s) or 1 / 0))
+    with pytest.raises(ZeroDivisionError):  # past the checks: the problem is being built
+        replay(str(ckpt))
+    assert built[0]["game"] == "MontezumaRevenge" and built[0]["ref_size"] == MAX_REF_SIZE

@@ -214,6 +214,25 @@ def test_tampered_saved_configuration_is_refused_naming_the_field(
     assert not (out / "result.json").exists()
 
 
+@pytest.mark.parametrize("field, value", [("workers", 0), ("workers", -3), ("patience", 0), ("min_delta", -1.0),
+                                          ("min_delta", float("inf")), ("checkpoint_every", 0),
+                                          ("checkpoint_every", -5), ("x0", []), ("x0", float("nan")),
+                                          ("x0", [1.0, float("inf"), 2.0]), ("x0", "@")])
+def test_saved_configuration_out_of_the_command_lines_range_is_refused_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: object) -> None:
+    """The fields that set no ES parameter were only type-checked: workers 0, patience 0 or
+    checkpoint_every 0 passed (ZeroDivision or a silent misrun later) where --workers 0 is a usage error."""
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"][field] = value
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out) == 1
+    err = capsys.readouterr().err
+    assert "CheckpointError" in err and f"field {field!r} must be" in err and str(out / "checkpoint.ckpt") in err
+    assert "Traceback" not in err
+    assert not (out / "result.json").exists()
+
+
 def test_an_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """``-o`` naming an existing file ended in a FileExistsError traceback from os.makedirs."""
     (tmp_path / "afile").write_text("mine\n")

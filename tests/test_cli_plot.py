@@ -213,3 +213,59 @@ def test_a_link_planted_after_any_check_is_still_not_written_through(tmp_path: P
     assert main(["plot", str(tmp_path)]) == 0
     assert victim.read_text() == "keep"
     assert (tmp_path / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("values", [("1e308", "1e308"), ("1e308", "-1e308"), ("-1e308", "inf"), ("1e308", "nan")])
+@pytest.mark.parametrize("where", ["history.csv", "distribution.jsonl"])
+def test_plot_of_huge_or_non_finite_mean_coordinates_draws_them(tmp_path: Path, capsys, values: tuple[str, str],
+                                                                where: str) -> None:
+    """Mean coordinates near the largest float (1e308 in two rows) ended in matplotlib's
+    ``ValueError: arange: cannot compute length`` traceback: the linear panel's ticks overflowed.
+    The panel switches to a symmetric log axis; inf and NaN are gaps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evostrat.plot import read_history_csv
+    from evostrat.plotting.diagnostics import plot_diagnostics
+    from evostrat.plotting.files import merge_records
+
+    rows = [(1, "1.0", "2.0"), (2, values[0], "2.5"), (3, values[1], values[0]), (4, "0.5", "1.0")]
+    if where == "history.csv":
+        (tmp_path / "history.csv").write_text("generation,n_evals,best,sigma,mean\n" + "".join(
+            f'{g},{6 * g},1.0,0.5,"[{a}, {b}]"\n' for g, a, b in rows))
+    else:
+        (tmp_path / "history.csv").write_text("generation,n_evals,best,sigma\n" + "".join(
+            f"{g},{6 * g},1.0,0.5\n" for g, _, _ in rows))
+        (tmp_path / "distribution.jsonl").write_text("".join(json.dumps(
+            {"generation": g, "mean": [float(a), float(b)], "stds": [float(a), 0.1]}) + "\n" for g, a, b in rows))
+    assert main(["plot", str(tmp_path)]) == 0
+    assert "diagnostics.png, convergence.png" in capsys.readouterr().out
+    assert (tmp_path / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
+
+    history = read_history_csv(tmp_path / "history.csv")
+    if where == "distribution.jsonl":
+        history = merge_records(history, [json.loads(line) for line in
+                                          (tmp_path / "distribution.jsonl").read_text().splitlines()])
+    panel = plot_diagnostics(history, title="t").axes[2]
+    assert panel.get_yscale() == "symlog"
+    drawn = np.asarray(panel.get_lines()[0].get_ydata(), dtype=float)
+    want = np.array([float(a) for _, a, _ in rows])
+    np.testing.assert_array_equal(drawn, np.where(np.isfinite(want), want, np.nan))
+    assert np.isfinite(panel.get_ylim()).all()
+
+
+@pytest.mark.parametrize("records", [
+    ['{"generation": 1, "mean": ["x", "y"]}'],  # a ValueError traceback (could not convert string to float)
+    ['{"generation": 1, "correlations": ["a"]}'],
+    ['{"generation": 1, "mean": [1, 2]}', '{"generation": 2, "mean": [1, 2, 3]}'],  # np.stack: a ValueError
+    ['{"generation": 1, "mean": [1, 1' + "0" * 400 + ']}', '{"generation": 2, "mean": [true, null]}'],
+])
+def test_plot_skips_record_fields_that_are_no_vectors_of_one_length(tmp_path: Path, capsys,
+                                                                    records: list[str]) -> None:
+    """distribution.jsonl is a side file: a field of strings or of another length than its first record
+    costs that field, not the figure (a ValueError traceback before)."""
+    (tmp_path / "history.csv").write_text("generation,n_evals,best,sigma\n1,6,1.0,0.5\n2,12,0.5,0.4\n")
+    (tmp_path / "distribution.jsonl").write_text("\n".join(records) + "\n")
+    assert main(["plot", str(tmp_path)]) == 0
+    assert "diagnostics.png, convergence.png" in capsys.readouterr().out
+    assert (tmp_path / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"

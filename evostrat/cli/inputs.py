@@ -156,12 +156,38 @@ def check_saved_config(saved: dict[str, Any], path: str, defaults: dict[str, Any
         is_real, v)), "a number, a list of numbers or @FILE")
     options = (lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict or null")
     try:
-        return check_schema(saved, {**dict.fromkeys(defaults, plain), "dim": (is_int, "an int"),
-                                    "maximize": (lambda v: isinstance(v, bool), "true or false"),
-                                    "problem": problem, "x0": x0, "strategy_options": options},
-                            "'evostrat run' configuration")
+        config = check_schema(saved, {**dict.fromkeys(defaults, plain), "dim": (is_int, "an int"),
+                                      "maximize": (lambda v: isinstance(v, bool), "true or false"),
+                                      "problem": problem, "x0": x0, "strategy_options": options},
+                              "'evostrat run' configuration")
     except CheckpointError as err:
         raise CheckpointError(f"checkpoint {path!r}: {err}") from err
+    for name, (ok, expected) in _RANGES.items():  # what the command line's types check (evostrat.cli.types)
+        if name in config and not ok(config[name]):
+            raise CheckpointError(f"checkpoint {path!r}: 'evostrat run' configuration field {name!r} must be "
+                                  f"{expected}, got {_shown(config[name])}")
+    return config
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(v: Any) -> bool:
+    return is_real(v) and math.isfinite(v)
+
+
+#: The ranges of the saved configuration's fields that set no ``ES`` parameter (``ES`` checks
+#: the others when the run is rebuilt), as the command line's types check the same options.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "workers": (lambda v: v is None or is_int(v) and v >= 1, "null or an int >= 1 (--workers)"),
+    "patience": (lambda v: v is None or is_int(v) and v >= 1, "null or an int >= 1 (--patience)"),
+    "min_delta": (lambda v: _finite(v) and v >= 0, "a finite number >= 0 (--min-delta)"),
+    "checkpoint_every": (lambda v: is_int(v) and v >= 1, "an int >= 1 (--checkpoint-every)"),
+    "x0": (lambda v: _finite(v) or isinstance(v, str) and len(v) > 1 or isinstance(v, list) and len(v) > 0 and all(
+        map(_finite, v)), "a finite number, a non-empty list of finite numbers or @FILE (--x0)"),
+}
 
 
 

@@ -7,6 +7,14 @@ The checkpoint must carry the problem's spec under the metadata key ``"atari"``
 the best candidate seen) for ``--episodes`` episodes, prints each return and writes the
 first episode's RGB frames to ``--out`` (the pytorch-es ``--test --restore``).
 
+The spec is data from a file: before anything is built, its ``game`` must be an ALE game
+name (letters and digits, as in ``ALE/<game>-v5``: :data:`GAME_PATTERN`) and its sizes
+within the limits of real use: ``episodes`` <= :data:`MAX_EPISODES`, ``max_steps`` null or
+<= :data:`MAX_STEPS` (the ALE's own cap of an episode, in frames) and ``ref_size`` <=
+:data:`MAX_REF_SIZE`, and the preprocessing's ``frame_skip`` <= 100, ``noop_max`` <= 10,000,
+``size`` <= 1024 and ``stack`` <= 64 (a :class:`~evostrat.errors.CheckpointError` naming the
+file and the field otherwise, as for a field :meth:`AtariProblem.spec` does not write).
+
 Examples
 --------
 >>> from evostrat.cli import main
@@ -17,13 +25,32 @@ Examples
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from evostrat.cli.run import UsageError
 from evostrat.cli.types import nonnegative_int, positive_int
 from evostrat.errors import InvalidArgumentError
 
-__all__ = ["add_parser", "replay"]
+__all__ = ["GAME_PATTERN", "MAX_EPISODES", "MAX_REF_SIZE", "MAX_STEPS", "SPEC_FIELDS", "add_parser", "replay"]
+
+#: An ALE game's name as ``ALE/<game>-v5`` spells it (``Pong``, ``MontezumaRevenge``, ``Pitfall2``).
+GAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+#: Largest ``episodes`` of a replayed spec (the examples train on 1 to a few).
+MAX_EPISODES = 1000
+#: Largest ``max_steps`` of a replayed spec: the ALE's own cap of an episode (108,000 frames, 30 minutes).
+MAX_STEPS = 108_000
+#: Largest ``ref_size`` of a replayed spec (the reference batch of virtual batch normalisation; default 128).
+MAX_REF_SIZE = 10_000
+#: The fields :meth:`AtariProblem.spec <evostrat.problems.atari.AtariProblem.spec>` writes (and ``negate``,
+#: which :meth:`~evostrat.problems.atari.AtariProblem.from_spec` takes).
+SPEC_FIELDS = frozenset({"game", "max_steps", "episodes", "seed", "obs_norm", "ref_size", "policy", "frame_skip",
+                         "noop_max", "size", "stack", "crop", "sticky", "obs_clip", "negate"})
+#: field -> (may be null, smallest, largest, default) of the int fields of a replayed spec: sizes of real
+#: use (the examples: frame_skip 4, noop_max 30, size 84 or 42, stack 4 or 1) with room to spare.
+_BOUNDS = {"episodes": (False, 1, MAX_EPISODES, 1), "max_steps": (True, 1, MAX_STEPS, None),
+           "ref_size": (False, 1, MAX_REF_SIZE, 128), "frame_skip": (False, 1, 100, 4),
+           "noop_max": (False, 0, 10_000, 30), "size": (False, 1, 1024, 84), "stack": (False, 1, 64, 4)}
 
 
 def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_000, best: bool = False,
@@ -39,6 +66,7 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
     if spec is None:
         raise InvalidArgumentError(f"checkpoint {path!r} has no 'atari' problem spec in its metadata; write it "
                                    "with Checkpointer(path, metadata={'atari': problem.spec()})")
+    _check_spec(spec, path)
     _check_policy_size(spec, path, info.get("dim"))
     spec = dict(spec, max_steps=max_steps if max_steps is not None else spec.get("max_steps"))
     problem = AtariProblem.from_spec(spec)
@@ -55,6 +83,43 @@ def replay(path: str, out: str | None = None, episodes: int = 1, seed: int = 10_
             n = write_replay(frames, out, fps=fps)
             print(f"wrote {n} frames to {out}")
     return returns
+
+
+def _check_spec(spec: Any, path: str) -> None:
+    """Refuse a spec whose ``game`` is no ALE game name (``a:b`` was imported as a module by
+    gymnasium's registry) or whose ``episodes``, ``max_steps`` or ``ref_size`` is out of range."""
+    from evostrat.errors import CheckpointError
+
+    def refuse(field: str, expected: str) -> CheckpointError:
+        got = repr(spec.get(field))
+        return CheckpointError(f"checkpoint {path!r}: its 'atari' spec field {field!r} must be {expected}, got "
+                               f"{got if len(got) <= 60 else got[:57] + '...'}")
+
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"checkpoint {path!r}: its 'atari' spec must be a dict from AtariProblem.spec(), "
+                              f"got {type(spec).__name__}")
+    if not isinstance(spec.get("game"), str) or not GAME_PATTERN.fullmatch(spec["game"]):
+        raise refuse("game", "an ALE game name such as 'Pong' (letters and digits)")
+    unknown = sorted(set(map(str, spec)) - SPEC_FIELDS)
+    if unknown:
+        raise CheckpointError(f"checkpoint {path!r}: its 'atari' spec has fields {unknown} that "
+                              f"AtariProblem.spec() does not write")
+    for field, (nullable, low, high, default) in _BOUNDS.items():
+        value = spec.get(field, default)
+        if not (value is None and nullable or _is_int(value) and low <= value <= high):
+            raise refuse(field, ("null or " if nullable else "") + f"an int from {low} to {high}")
+    crop = spec.get("crop")
+    if not (crop is None or isinstance(crop, list) and len(crop) == 2 and all(map(_is_int, crop))):
+        raise refuse("crop", "null or two ints [top, bottom]")
+    for field in ("obs_norm", "negate"):
+        if not isinstance(spec.get(field, False), bool):
+            raise refuse(field, "true or false")
+    if not _is_int(spec.get("seed", 0)):
+        raise refuse("seed", "an int")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_policy_size(spec: Any, path: str, dim: Any) -> None:

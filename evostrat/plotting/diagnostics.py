@@ -9,7 +9,12 @@ import numpy as np
 from evostrat.plotting.common import column, f64, figure_class, history_rows, restart_starts, run_title
 from evostrat.plotting.convergence import distance_to_best, infer_maximize
 
-__all__ = ["plot_diagnostics", "VECTOR_FIELDS"]
+__all__ = ["LINEAR_LIMIT", "plot_diagnostics", "VECTOR_FIELDS"]
+
+#: Largest magnitude a linear panel (the mean's coordinates) draws on a linear axis; larger
+#: values switch it to a symmetric log axis (matplotlib's tick and margin arithmetic overflows
+#: on values near the largest float).
+LINEAR_LIMIT = 1e100
 
 #: The history fields :class:`~evostrat.callbacks.DistributionRecorder` adds, drawn here.
 VECTOR_FIELDS = ("mean", "stds", "axes", "correlations")
@@ -32,6 +37,10 @@ def _lines(ax: Any, x: np.ndarray, Y: np.ndarray, log: bool, labels: bool) -> No
         return
     from matplotlib import colormaps
 
+    Y = np.where(np.isfinite(Y), Y, np.nan)  # inf and NaN: gaps
+    finite = np.abs(Y[np.isfinite(Y)])
+    if not log and finite.size and finite.max() > LINEAR_LIMIT:  # a linear axis's ticks overflow near 1e308
+        ax.set_yscale("symlog")
     colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, Y.shape[1])]
     marker = "." if len(x) < 60 else None  # sparse records: show where they are
     for j in range(Y.shape[1]):

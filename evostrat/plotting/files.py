@@ -166,6 +166,36 @@ def _json_object(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _numbers(value: Any) -> list[float] | None:
+    """``value`` as a list of floats (``null`` as NaN: a gap), or ``None`` if it is no list of numbers."""
+    if not isinstance(value, list) or not all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        return None
+    try:
+        return [math.nan if v is None else float(v) for v in value]
+    except OverflowError:  # an int past the largest float
+        return None
+
+
+def _read_records(path: str) -> list[dict[str, Any]]:
+    """The records of ``distribution.jsonl`` with an int ``generation``; lines that are no record (cut by a
+    kill, foreign) are skipped, and so is each field that is no list of numbers or holds another number of
+    them than its first record (a side file: damage costs its panels, never the figure)."""
+    records, lengths = [], {}
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for line in file:
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("generation"), int):
+                continue
+            fields = {key: _numbers(record[key]) for key in VECTOR_FIELDS if key in record}
+            fields = {key: v for key, v in fields.items() if v and lengths.setdefault(key, len(v)) == len(v)}
+            records.append({"generation": record["generation"], **fields})
+    return records
+
+
 def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
     """Draw ``diagnostics.png`` and ``convergence.png`` of an ``evostrat run`` output folder
     from its ``history.csv`` and ``distribution.jsonl`` (titles from ``config.json``);
@@ -179,15 +209,7 @@ def plot_run_folder(folder: str | os.PathLike, dpi: int = 120) -> list[str]:
         raise InvalidArgumentError(f"{path} has no generations")
     records_path = os.path.join(folder, "distribution.jsonl")
     if os.path.isfile(records_path):
-        with open(records_path, encoding="utf-8", errors="replace") as file:
-            records = []
-            for line in file:
-                try:
-                    record = json.loads(line)
-                    records += [record] if isinstance(record.get("generation"), int) else []
-                except (ValueError, AttributeError, RecursionError):
-                    continue  # a line cut by a kill, or not a record
-        history = merge_records(history, records)
+        history = merge_records(history, _read_records(records_path))
     config = _json_object(os.path.join(folder, "config.json"))
     dim = len(history[-1]["mean"]) if "mean" in history[-1] else config.get("dim")
     head = " on ".join(str(p)[:80] for p in (config.get("strategy"), config.get("problem")) if p) or "run"
