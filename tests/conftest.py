@@ -177,6 +177,10 @@ def _limit_blas(threads: int) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - scikit-learn's dependency
         return
+    try:  # scipy's own OpenBLAS too (the numpy CMA-ES kernel's syevd), which a later import would leave
+        import scipy.linalg  # noqa: F401  at its default: the kernel is bit-identical to numpy's eigh
+    except ImportError:  # pragma: no cover  # only when both libraries use the same number of threads
+        pass
     threadpool_limits(limits=threads)
 
 

@@ -14,6 +14,12 @@ The arithmetic is the generic steps', operation for operation and in the same or
 (:mod:`evostrat.strategies.cma_base`), so both paths give bit-identical states and
 read-outs; ``tests/test_cma_numpy.py`` checks that over whole runs, lazy and
 every-generation, float32 and float64, with ties, NaN and out-of-range candidates.
+numpy and scipy each bring their own OpenBLAS: from d of about 150 the two ``syevd`` calls
+agree only when both libraries run the same number of threads (limiting one of them with
+``threadpoolctl`` before the other is loaded flips eigenvector signs; the runs are then
+equally valid CMA-ES runs, not the same one). ``OMP_NUM_THREADS`` or
+``OPENBLAS_NUM_THREADS`` set before start-up, or ``threadpool_limits`` once both are loaded,
+keep them identical.
 Set ``CMAES.numpy_kernel = False`` (on the class or an instance) for the generic steps.
 
 Examples
