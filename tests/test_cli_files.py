@@ -204,14 +204,20 @@ def test_damaged_checkpoint_resume_prints_the_error_without_traceback(tmp_path: 
                                           ("problem", ["sphere"])])
 def test_tampered_saved_configuration_is_refused_naming_the_field(
         tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: object) -> None:
+    out, err = _tampered_resume(tmp_path, capsys, field, value)
+    assert "CheckpointError" in err and repr(field) in err and str(out / "checkpoint.ckpt") in err
+    assert not (out / "result.json").exists()
+
+
+def _tampered_resume(tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: object) -> tuple[Path, str]:
+    """``--resume`` of a killed run whose saved configuration has ``field`` set to ``value`` (the
+    checkpoint's digest recomputed): the folder and stderr, after asserting exit status 1."""
     out = _killed_run(tmp_path / "run")
     meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
     meta["user"]["cli"][field] = value
     write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
     assert _resume(out) == 1
-    err = capsys.readouterr().err
-    assert "CheckpointError" in err and repr(field) in err and str(out / "checkpoint.ckpt") in err
-    assert not (out / "result.json").exists()
+    return out, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("field, value", [("workers", 0), ("workers", -3), ("patience", 0), ("min_delta", -1.0),
@@ -222,12 +228,7 @@ def test_saved_configuration_out_of_the_command_lines_range_is_refused_naming_th
         tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: object) -> None:
     """The fields that set no ES parameter were only type-checked: workers 0, patience 0 or
     checkpoint_every 0 passed (ZeroDivision or a silent misrun later) where --workers 0 is a usage error."""
-    out = _killed_run(tmp_path / "run")
-    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
-    meta["user"]["cli"][field] = value
-    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
-    assert _resume(out) == 1
-    err = capsys.readouterr().err
+    out, err = _tampered_resume(tmp_path, capsys, field, value)
     assert "CheckpointError" in err and f"field {field!r} must be" in err and str(out / "checkpoint.ckpt") in err
     assert "Traceback" not in err
     assert not (out / "result.json").exists()

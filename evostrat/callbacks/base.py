@@ -8,20 +8,7 @@ Objects may also define ``on_fit_start(es)`` (before the first generation,
 also when a run is resumed) and ``on_fit_end(es)`` (after the last, also when
 the run raised): :class:`Callback` is a base class with no-op versions.
 
-Examples
---------
->>> import numpy as np
->>> from evostrat import ES
->>> from evostrat.callbacks import Callback
->>> class StopAt(Callback):
-...     def __init__(self, generation):
-...         self.generation = generation
-...     def __call__(self, es):
-...         return es.n_generations_ >= self.generation
->>> es = ES("snes", random_state=0).fit(lambda X: (X ** 2).sum(axis=1), np.ones(3),
-...                                      callbacks=[StopAt(7)])
->>> es.stop_reason_, es.n_generations_
-('callback', 7)
+:class:`Callback` shows a stateful one.
 """
 
 from __future__ import annotations
