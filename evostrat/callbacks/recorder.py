@@ -9,18 +9,7 @@ them). Sampling uses the strategy's pure ``ask`` on a copy of the state, so
 recording never changes the run: the same seed gives the same trajectory with
 or without it. :func:`evostrat.plot.plot_search_2d` draws the snapshots.
 
-Examples
---------
->>> import numpy as np
->>> from evostrat import ES
->>> from evostrat.callbacks import SearchRecorder
->>> rec = SearchRecorder(n_samples=50)
->>> es = ES("snes", max_generations=20, random_state=0).fit(
-...     lambda X: (X ** 2).sum(axis=1), np.ones(2), callbacks=[rec])
->>> [s["generation"] for s in rec.snapshots]
-[0, 1, 2, 4, 8, 16, 20]
->>> rec.snapshots[-1]["samples"].shape
-(50, 2)
+Both classes carry a runnable example.
 """
 
 from __future__ import annotations
