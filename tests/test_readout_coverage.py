@@ -93,9 +93,37 @@ def test_nes_readout_follows_its_gaussian_family(backend: str, family: str) -> N
     np.testing.assert_allclose(es.initialize(np.zeros(3)).stds_, expected, rtol=1e-12)
 
 
-def test_nes_with_a_student_t_declares_no_gaussian() -> None:
-    s = NES(distribution="student_t", distribution_options={"df": 3})
-    assert s.gaussian_readout(s.init(np.zeros(3), random_state=0)) is None
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strategy", ["nes", "expectation_es"])
+def test_student_t_readout_is_the_spread_of_its_draws(backend: str, strategy: str) -> None:
+    """Was: a Student-t family declared no read-out, so ``stds_`` was the largest scale in every
+    coordinate (``[3.0, 3.0]`` for ``sigma0=[1, 3]``, ``df=5``, whose draws spread
+    ``[1.29, 3.87]``); now ``sigma sqrt(df / (df - 2))`` per coordinate, the draws' spread."""
+    df, scales = 6, np.array([0.5, 1.0, 2.0, 0.2, 0.7, 1.5])
+    options = dict(distribution="student_t", distribution_options={"df": df})
+    s = NES(sigma0=scales, **options) if strategy == "nes" else ExpectationES(sigma0=scales, **options)
+    state = s.init(_x0(backend, np.arange(6.0)), random_state=0)
+    be = get_backend(s.mean(state))
+    rows, st = [], state
+    while sum(len(r) for r in rows) < 40000:
+        X, st = s.ask(st)
+        rows.append(np.asarray(be.to_numpy(X), dtype=np.float64))
+    X = np.concatenate(rows)
+    stds = readout_stds(s, state, be)
+    np.testing.assert_allclose(stds, scales * np.sqrt(df / (df - 2)), rtol=1e-12)
+    kurtosis = 3 + 6 / (df - 4)  # the sample std's standard error is std sqrt((kurtosis - 1) / (4 N))
+    assert np.all(np.abs(X.std(axis=0) - stds) < 5 * stds * np.sqrt((kurtosis - 1) / (4 * len(X) / 2)))
+    es = ES(strategy, sigma0=np.array([1.0, 3.0]), strategy_options=dict(options, distribution_options={"df": 5}),
+            random_state=0)
+    np.testing.assert_allclose(es.initialize(np.zeros(2)).stds_, np.array([1.0, 3.0]) * np.sqrt(5 / 3), rtol=1e-12)
+
+
+def test_student_t_without_variance_reads_out_its_scale() -> None:
+    """``df <= 2``: infinite variance; the read-out is the scale ``sigma`` (documented)."""
+    for df in (1, 2):
+        s = NES(sigma0=np.array([1.0, 3.0]), distribution="student_t", distribution_options={"df": df})
+        state = s.init(np.zeros(2), random_state=0)
+        np.testing.assert_allclose(readout_stds(s, state, get_backend(state.mean)), [1.0, 3.0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -171,8 +171,9 @@ class ExpectationES(MirroredPopsize, Strategy):
         return self._family(state.mean, get_backend(state.mean).xp.exp(state.log_sigma))
 
     def gaussian_readout(self, state: ExpectationESState) -> GaussianReadout | None:
-        """``N(mean, diag(exp(log_sigma))^2)`` for a normal family (per-coordinate ``sigma``), ``None``
-        for another (a Student-t is no Gaussian)."""
+        """``N(mean, diag(exp(log_sigma))^2)`` for a normal family (per-coordinate ``sigma``), a
+        Student-t's standard deviations ``exp(log_sigma) sqrt(df / (df - 2))`` (its scale for
+        ``df <= 2``: no finite variance), ``None`` for a plugin's family."""
         return distribution_readout(self.search_distribution(state))
 
     def ask(self, state: ExpectationESState) -> tuple[Array, ExpectationESState]:

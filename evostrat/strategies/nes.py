@@ -277,7 +277,8 @@ class NES(Strategy):
 
     def gaussian_readout(self, state: NESState) -> GaussianReadout | None:
         """The family's Gaussian (:func:`~evostrat.strategies.readout.distribution_readout`: per-coordinate
-        ``sigma``, a Cholesky factor or a diagonal plus ``V V^T``), ``None`` for a non-Gaussian family."""
+        ``sigma``, a Cholesky factor or a diagonal plus ``V V^T``; a Student-t's standard deviations
+        ``sigma sqrt(df / (df - 2))``, its scale for ``df <= 2``), ``None`` for a plugin's family."""
         return distribution_readout(self.search_distribution(state))
 
     def sigma(self, state: NESState) -> Array:

@@ -21,6 +21,7 @@ xNES samples ``mean + sigma B z``: its read-out is the factor ``A = B``:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,6 +30,7 @@ from evostrat.backends import get_backend
 from evostrat.distributions.low_rank_normal import LowRankNormal
 from evostrat.distributions.multivariate_normal import MultivariateNormal
 from evostrat.distributions.normal import Normal
+from evostrat.distributions.student_t import StudentT
 from evostrat.errors import InvalidTypeError
 
 __all__ = ["GaussianReadout", "host_readout", "readout_covariance", "readout_variances", "resolve_readout",
@@ -176,13 +178,18 @@ def readout_variances(readout: GaussianReadout) -> np.ndarray | None:
 
 
 def distribution_readout(p: Any) -> GaussianReadout | None:
-    """The read-out of a search distribution of :mod:`evostrat.distributions` when it is Gaussian
-    (``None`` otherwise: a Student-t or a plugin's family is no Gaussian to read).
+    """The read-out of a search distribution of :mod:`evostrat.distributions` when it is Gaussian,
+    or a Student-t's moment-matched Gaussian (``None`` for a plugin's family: none to read).
 
     :class:`~evostrat.distributions.normal.Normal` and ``DiagNormal``: per-coordinate ``sigma``;
     :class:`~evostrat.distributions.multivariate_normal.MultivariateNormal`: the factor
     ``A = L`` (its Cholesky factor); :class:`~evostrat.distributions.low_rank_normal.LowRankNormal`:
     ``diag(sigma^2) + V V^T`` as the low-rank form (never dense).
+    :class:`~evostrat.distributions.student_t.StudentT`: its standard deviations
+    ``sigma sqrt(df / (df - 2))`` per coordinate (the Gaussian with its covariance, so ``ES.stds_``
+    is the spread of its draws); for ``df <= 2`` the variance is infinite and the read-out is the
+    scale ``sigma`` (the spread of the t's core: its quartiles are ``mu +- q sigma``, ``q = 1`` for
+    Cauchy, ``df = 1``, and ``0.82`` for ``df = 2``).
 
     Examples
     --------
@@ -193,6 +200,8 @@ def distribution_readout(p: Any) -> GaussianReadout | None:
     """
     if isinstance(p, Normal):
         return GaussianReadout(p.mean, p.stddev)
+    if isinstance(p, StudentT):  # Var = sigma^2 df / (df - 2), infinite for df <= 2 (then its scale)
+        return GaussianReadout(p.mean, p.sigma * math.sqrt(p.df / (p.df - 2)) if p.df > 2 else p.sigma)
     if not isinstance(p, (MultivariateNormal, LowRankNormal)):
         return None
     xp = p.xp
