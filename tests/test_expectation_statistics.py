@@ -89,6 +89,17 @@ def test_maxvar_gradient_is_the_analytic_one_times_the_plug_in_factor(library: s
         assert abs(g_mu.mean() - 8 * MU * S0 ** 2) > 8 * g_mu.std() / np.sqrt(len(g_mu))
 
 
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("n", [8, 32])
+def test_maxvar_gradient_with_mirrored_pairs_has_the_factor_one_minus_two_over_n(library: str, n: int) -> None:
+    """Mirrored pairs: the plug-in gradient's mean is ``(1 - 2/n) dVar/dmu`` (the derivation is
+    in :mod:`evostrat.strategies.evolvability`), 25% low at n = 8, with and without the
+    leave-pair-out baseline (the same for both members of a pair: it adds nothing)."""
+    for baseline in (None, "mean"):
+        g_mu, _ = _batched(library, maxvar, n, True, baseline, columns=20_000, seed=8)
+        _within(g_mu, (1 - 2 / n) * 8 * MU * S0 ** 2)
+
+
 M2 = np.array([1.0, -0.5])
 L2 = np.array([[0.5, 0.0], [0.3, 0.4]])
 PAIR_SUM_REF = {  # d/d(second parameter) of E[(x_1 + x_2)^2]

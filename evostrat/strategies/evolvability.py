@@ -13,6 +13,20 @@ the strategies ascend in ``mu`` the diversity of the behaviours:
 
 ``b_i`` is the leave-one-out mean baseline (``baseline="mean"``; Mao et al., ICML 2019;
 with mirrored pairs the pair is left out, see :func:`evostrat.expectation`).
+
+**MaxVar's plug-in bias** (the paper's estimator, kept: the factors are constants, which Adam
+ignores and which rescale ``lr`` of SGD). With ``n`` independent draws the variance has mean
+``(1 - 1/n) Var`` and its gradient ``(1 - 1/n)^2 grad Var`` (``tests/test_expectation_statistics.py``).
+With ``n = 2m`` mirrored draws ``mu +- eps_k`` write a behaviour's pair as its even part
+``e_k = (b(mu + eps_k) + b(mu - eps_k)) / 2`` and odd part ``a_k = b(mu + eps_k) - b(mu - eps_k)``,
+and ``s_k = grad log p(mu + eps_k) = -grad log p(mu - eps_k)``. Then ``Var = Var(e) + E[a^2] / 4``
+and ``grad Var = E[b^2 s] - 2 E[b] E[b s] = Cov(a s, e)``, while the estimate is
+``mean_i (b_i - bbar)^2 s_i = (1/m) sum_k a_k s_k (e_k - ebar)``, ``ebar = bbar`` the mean of the
+``e_k``: its mean is ``(1 - 1/m) Cov(a s, e)``, so the gradient has mean ``(1 - 2/n) grad Var``
+(0.75 at n = 8, vs 0.77 for independent draws); the leave-pair-out baseline, the same for both
+members of a pair, adds nothing to it. The value ``(1/m) sum_k ((e_k - ebar)^2 + a_k^2 / 4)`` has
+mean ``Var - 2 Var(e) / n`` (the even part's variance alone is shrunk). Both are for raw
+behaviours (``behaviour_shaping="none"``); ``"zscore"`` divides them by the sample variance.
 On torch and JAX autodiff differentiates the statistic written with
 :func:`evostrat.expectation`; numpy uses the closed forms above (the two agree,
 ``tests/test_evolvability.py``). The paper's locomotion settings: popsize 10,000,
