@@ -15,6 +15,11 @@ variance of a behaviour (MaxVar, Gajewski et al. 2019)::
         m = expectation(values, X, p)
         return expectation((values - m) ** 2, X, p)
 
+**Sign convention.** ``tell`` minimises the told fitness (``ES(maximize=True)`` negates the
+objective's values first: the same trajectory as minimising ``-f``), and the statistic is
+ascended, so it must grow as the values fall (the default takes ``-values``). NES's ``statistic``
+receives utilities instead, higher better (:mod:`evostrat.strategies.nes`).
+
 torch and JAX differentiate with autodiff; numpy uses the closed-form score
 (:func:`evostrat.expectation.expectation_grad`) of the default statistic only.
 

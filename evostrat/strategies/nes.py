@@ -18,6 +18,12 @@ With ``"diag_normal"`` (or ``"normal"``) this is SNES and with ``"multivariate_n
 xNES (Glasmachers et al., GECCO 2010) with one rate for ``sigma`` and ``B``: given the
 same noise they make the same update (``tests/test_nes_generic.py``).
 
+**Sign convention.** ``tell`` minimises: lower told fitness is better (``ES(maximize=True)``
+negates the objective's values before they reach ``tell``, so maximising ``-f`` runs the same
+trajectory as minimising ``f``). The utilities are the opposite, higher is better: ``u_k =
+-shape(fitness)_k``, and ``J`` (or ``statistic(utilities, X, p)``) is *ascended*. (ExpectationES's
+``statistic`` receives the shaped values themselves, lower better, and ascends too.)
+
 Options reach the strategy through ``ES``'s ``strategy_options`` (or ``set_params(strategy__...)``):
 ``ES("nes", strategy_options=dict(distribution="student_t", distribution_options={"df": 3}))``.
 
@@ -109,7 +115,9 @@ class NES(Strategy):
         A name of :data:`~evostrat.strategies.shaping.SHAPINGS` (default NES utilities).
     statistic : callable, optional
         ``statistic(utilities, X, p) -> scalar`` to ascend instead of
-        ``len(X) * expectation(utilities, X, p)``; needs torch or JAX (autodiff).
+        ``len(X) * expectation(utilities, X, p)``; the utilities are higher for better
+        candidates (``-shape(fitness)``, the told fitness being minimised); needs torch or JAX
+        (autodiff).
 
     References
     ----------
