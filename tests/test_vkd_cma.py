@@ -203,3 +203,50 @@ def test_per_coordinate_sigma0_sets_the_diagonal() -> None:
     assert np.allclose(X.std(axis=0), sigma0, rtol=0.02)
     scalar = VkDCMA(sigma0=0.7).init(np.zeros(4), random_state=0)
     assert float(scalar.sigma) == 0.7 and np.all(scalar.D == 1.0)
+
+
+def _reference_drop(mid, drift_s: np.ndarray) -> dict:
+    """The k-adaptation's decrease of Akimoto's reference code (PPSN 2016), in plain numpy, on the
+    state ``mid`` after the covariance update: the short (``1 + s < 30``), shrinking directions of
+    the first ``k`` go, the others keep their order, ``det C = 1`` is restored by rescaling ``D`` and
+    ``p_c``, and the count of generations since ``k`` last grew goes on (it is reset on growth only)."""
+    k = int(mid.k)
+    s, V, D, p_c = (np.asarray(a, dtype=float) for a in (mid.s, mid.V, mid.D, mid.p_c))
+    drop = (1 + s[:k] < 30.0) & (drift_s[:k] < 0)
+    keep = np.flatnonzero(~drop)
+    new_s, new_V = np.zeros_like(s), np.zeros_like(V)
+    new_s[:keep.size], new_V[:keep.size] = s[keep], V[keep]
+    scale = np.exp((2 * np.sum(np.log(D)) + np.sum(np.log1p(new_s))) / (2 * D.size))
+    return {"k": keep.size, "s": new_s, "V": new_V, "D": D / scale, "p_c": p_c / scale, "since": float(mid.since)}
+
+
+def test_dropping_directions_follows_the_reference_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: a drop restarted the wait (``since = 0``, the reference resets it on growth only) and left
+    ``det C`` below 1 (``log det C = -1.53`` here: the dropped direction's ``log(1 + s)``), which the
+    reference restores. Three generations from a state due to drop, each against the reference's
+    decrease applied, in plain numpy, to the same generation's update with the choice of ``k`` off."""
+    import evostrat.strategies.vkd_cma as vkd_module
+    from test_vkd_cma_backends import _ellipsoid, prepared
+
+    strategy, state, _, _ = prepared("drop")
+    for generation in range(3):
+        X, asked = strategy.ask(state)
+        f = _ellipsoid(X)
+        new = strategy.tell(asked, X, f)
+        with monkeypatch.context() as m:
+            m.setattr(vkd_module, "select_k", lambda be, st, *args: st)
+            mid = strategy.tell(asked, X, f)
+        n, k = mid.mean.shape[0], int(asked.k)
+        if generation == 0:  # the averaged changes of log(1 + s) (evostrat's rate c_1 + c_mu, documented)
+            rate = sum(strategy.rate_table(n)[name][k] for name in ("c_1", "c_mu"))
+            change = (np.log1p(np.asarray(mid.s)) - np.asarray(asked.logs)[1 + n:]) / rate
+            ref = _reference_drop(mid, (1 - rate) * np.asarray(asked.drift)[1 + n:] + rate * change)
+            assert ref["k"] == 2 and int(new.k) == 2
+            for name in ("s", "D", "p_c"):
+                np.testing.assert_allclose(np.asarray(getattr(new, name)), ref[name], rtol=1e-12, atol=1e-15)
+            signs = np.sign(np.sum(np.asarray(new.V) * ref["V"], axis=1))
+            np.testing.assert_allclose(np.asarray(new.V), ref["V"], rtol=1e-12, atol=1e-15)
+            assert np.all(signs[:2] == 1)
+        assert float(new.since) == float(state.since) + 1 == float(mid.since)  # never reset by a drop
+        assert abs(2 * np.sum(np.log(new.D)) + np.sum(np.log1p(new.s))) < 1e-12  # det C = 1
+        state = new

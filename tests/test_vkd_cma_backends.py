@@ -106,7 +106,9 @@ def test_prepared_states_exercise_the_update(case: str) -> None:
     k = {"fixed_k": 3, "inactive_rows": 3, "grow": 5, "drop": 2}[case]  # grow: ceil(3 sqrt 2) = 5
     assert new["k"] == k
     if case == "drop":  # the short direction (the last after the update's ordering) dropped
-        assert np.all(np.asarray(new["V"])[2:] == 0) and new["since"] == 0 and min(new["s"][:2]) > 29
+        assert np.all(np.asarray(new["V"])[2:] == 0) and min(new["s"][:2]) > 29
+        assert new["since"] == float(state.since) + 1  # only growing restarts the count (the reference's)
+        assert abs(2 * np.sum(np.log(new["D"])) + np.sum(np.log1p(new["s"]))) < 1e-12  # det C = 1
         assert np.allclose(np.asarray(new["V"])[:2] @ np.asarray(new["V"])[:2].T, np.eye(2), atol=1e-8)
 
 

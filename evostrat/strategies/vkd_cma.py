@@ -24,11 +24,15 @@ follows the two-point adaptation (TPA, Hansen 2008): two candidates are drawn at
 
 ``k="auto"`` selects ``k`` online (Akimoto and Hansen, "Online model selection for restricted
 covariance matrix adaptation", PPSN 2016): from ``k = 0``, once ``2 n - 1`` generations passed since
-the last change, every direction is long (``1 + s_i > 30``) and ``sigma`` and the diagonal of ``C``
+``k`` last grew, every direction is long (``1 + s_i > 30``) and ``sigma`` and the diagonal of ``C``
 have settled (their log-changes per generation, in units of their learning rates, below 0.1 and 1),
-``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), k_max)``; after ``k (2 n - 1)`` generations the
-directions that are short (``1 + s_i < 30``) and shrinking are dropped. The log-changes are
-averaged over generations with rate ``c_1 + c_mu`` (this rate is our choice)
+``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), k_max)``; ``k (2 n - 1)`` generations after it last
+grew the directions that are short (``1 + s_i < 30``) and shrinking are dropped (and ``det C = 1``
+restored). The log-changes are averaged over generations with rate ``c_1 + c_mu``: a deliberate
+difference. Akimoto's reference code (and pycma's) declares moving averages with decays
+``0.5 min(1, lambda / n) / 3`` (``sigma``) and ``1 / n`` (diagonal, ``s``), but its average class
+starts with a flag that is never set, so each "average" is the last generation's change alone;
+evostrat smooths the (noisy) one-generation changes over the covariance's own learning time
 (:mod:`evostrat.strategies.vkd_select`).
 
 **Fixed shapes.** ``V`` is a ``(k_max, n)`` buffer and ``s`` a ``(k_max,)`` one; the state's ``k``

@@ -2,9 +2,12 @@
 
 "Online model selection for restricted covariance matrix adaptation", PPSN XIV (2016): from
 ``k = 0``, ``k`` grows to ``min(max(ceil(sqrt(2) k), k + 1), k_max)`` once ``2 n - 1``
-generations passed since the last change, every direction is long (``1 + s_i > 30``) and the
-step size and the diagonal of ``C`` have settled; after ``k (2 n - 1)`` generations the short
-(``1 + s_i < 30``), shrinking directions are dropped. The state keeps ``V`` as a ``(k_max, n)``
+generations passed since ``k`` last grew, every direction is long (``1 + s_i > 30``) and the
+step size and the diagonal of ``C`` have settled; once ``k (2 n - 1)`` generations passed since
+``k`` last grew the short (``1 + s_i < 30``), shrinking directions are dropped. As in Akimoto's
+reference code (and pycma's ``GaussVkDSampler``) only growing restarts the count, so a drop can
+follow a drop, or a growth, in the next generation; after a drop ``D`` and ``p_c`` are rescaled
+so that ``det C = 1`` again (the dropped factors ``1 + s_i`` had left it below). The state keeps ``V`` as a ``(k_max, n)``
 buffer whose first ``k`` rows are active, so growing only raises ``k`` (the new rows are
 zero) and dropping moves the kept rows to the front (in their order) and zeroes the rest. The
 choice is written with ``Backend.cond`` and ``where``: no branch on traced values, so JAX
@@ -86,8 +89,11 @@ def select_k(be: Backend, state: Any, active: tuple[Array, Array], rate: Array, 
         left = k - xp.sum(xp.astype(drop, dt))
         rows = index < left
         head, tail = st.logs[: 1 + n], st.drift[: 1 + n]
-        return replace(st, V=xp.where(rows[:, None], xp.take(st.V, order, axis=0), 0.0),
-                       s=xp.where(rows, xp.take(st.s, order), 0.0), k=left, since=0 * st.since,
+        s_kept = xp.where(rows, xp.take(st.s, order), 0.0)
+        # det C = 1 again (the dropped 1 + s_i > 1 left it below), as after every update
+        scale = xp.exp((2 * xp.sum(xp.log(st.D)) + xp.sum(xp.log1p(s_kept))) / (2 * n))
+        return replace(st, V=xp.where(rows[:, None], xp.take(st.V, order, axis=0), 0.0), s=s_kept, k=left,
+                       D=st.D / scale, p_c=st.p_c / scale,
                        logs=xp.concat([head, xp.where(rows, xp.take(st.logs[1 + n:], order), 0.0)]),
                        drift=xp.concat([tail, xp.where(rows, xp.take(st.drift[1 + n:], order), 0.0)]))
 
