@@ -23,7 +23,7 @@ __all__ = [
     "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
-    "CheckpointError", "ConformanceError", "did_you_mean",
+    "CheckpointError", "OutputError", "ConformanceError", "did_you_mean",
 ]
 
 
@@ -76,6 +76,12 @@ class NotFittedError(StateError, AttributeError):
 
 class CheckpointError(EvostratError, ValueError):
     """A checkpoint file is missing, corrupt, tampered with, foreign, or from another version."""
+
+
+class OutputError(EvostratError, OSError):
+    """A file a run writes (a checkpoint, ``evostrat run``'s folder) cannot be written: its folder is
+    read-only or not a folder, the disk is full. The message names the argument and the path; ``errno``
+    is the system's code and the system's error is chained as ``__cause__``."""
 
 
 class ObjectiveError(EvostratError, RuntimeError):

@@ -393,11 +393,14 @@ def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_a
 
 
 def test_an_output_folder_that_cannot_be_made_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback."""
+    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback; then it printed
+    ``NotADirectoryError: [Errno 20] ...`` without naming the option: now an OutputError naming ``--output``
+    and the file in the way."""
     (tmp_path / "afile").write_text("")
     status = main(["run", "-s", "snes", "-p", "sphere", "--dim", "2", "--max-evals", "20", "--no-progress",
                    "-o", str(tmp_path / "afile" / "run")])
     assert status == 1
     err = capsys.readouterr().err
-    assert "evostrat run: error: NotADirectoryError" in err and str(tmp_path / "afile" / "run") in err
+    assert (f"evostrat run: error: OutputError: --output {str(tmp_path / 'afile' / 'run')!r} cannot be written: "
+            f"{str(tmp_path / 'afile')!r} is not a folder") in err
     assert "Traceback" not in err

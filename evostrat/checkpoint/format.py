@@ -41,10 +41,10 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "MAX_ITEMS", "write_checkpoint", "read_checkpoint",
-           "payload_digest", "atomic_file", "remove_stale_temps"]
+           "payload_digest", "atomic_file", "remove_stale_temps", "check_writable", "output_error"]
 
 FORMAT = "evostrat-checkpoint"
 VERSION = 2
@@ -109,6 +109,45 @@ def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
             if ours.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
+
+
+def output_error(what: str, err: OSError) -> OutputError:
+    """:class:`~evostrat.errors.OutputError` ``"<what> cannot be written (<the system's reason>)"``, with
+    ``err``'s ``errno`` (chain ``err`` with ``raise ... from err``)."""
+    error = OutputError(f"{what} cannot be written ({err.strerror or err})")
+    error.errno = err.errno
+    return error
+
+
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before a run starts, a file ``path`` that could not be written: the deepest of its
+    folders that exists is not a folder, or no file can be created in it (read-only, not ours).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file a run will write (its missing folders will be created).
+    what : str
+        The argument and path as the error names them (``"checkpoint '/x/run.ckpt'"``).
+
+    Raises
+    ------
+    OutputError
+        Naming ``what`` and the cause. A file is created and removed to tell (as root, a
+        read-only mode does not stop writes; a read-only file system does).
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise OutputError(f"{what} cannot be written: {folder!r} is not a folder")
+    probe = os.path.join(folder, f".evostrat-probe-{secrets.token_hex(6)}.tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except OSError as err:
+        raise output_error(f"{what} (in {folder!r})", err) from err
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 @contextlib.contextmanager
