@@ -430,6 +430,10 @@ def test_atari_pong_example_logs_checkpoints_replays_and_plots(tmp_path, monkeyp
     ("ref_size", 10**9), ("ref_size", 0), ("ref_size", 8.5), ("episodes", 10**12), ("episodes", True),
     ("max_steps", 10**15), ("max_steps", -1), ("size", 10**9), ("stack", 10**9), ("frame_skip", 10**12),
     ("noop_max", 10**12), ("noop_max", -1), ("crop", "ab"), ("crop", [1, 2, 3]), ("obs_norm", 3), ("seed", "0"),
+    # were not checked: a ValueError or TypeError traceback from float() (sticky "x" or null), an error naming
+    # sticky, obs_clip or nothing after the checkpoint was loaded, a seed < 0 inside gymnasium
+    ("sticky", "x"), ("sticky", None), ("sticky", 2.0), ("sticky", -0.1), ("sticky", float("nan")), ("sticky", True),
+    ("obs_clip", -1.0), ("obs_clip", 0), ("obs_clip", "a"), ("obs_clip", float("nan")), ("seed", -1),
 ])
 def test_replay_refuses_a_forged_spec_field_naming_file_and_field(tmp_path, monkeypatch, field, value) -> None:
     """A forged ``game`` with ``:`` ended in gymnasium's ModuleNotFoundError traceback (it imports the part

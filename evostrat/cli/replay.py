@@ -12,7 +12,8 @@ name (letters and digits, as in ``ALE/<game>-v5``: :data:`GAME_PATTERN`) and its
 within the limits of real use: ``episodes`` <= :data:`MAX_EPISODES`, ``max_steps`` null or
 <= :data:`MAX_STEPS` (the ALE's own cap of an episode, in frames) and ``ref_size`` <=
 :data:`MAX_REF_SIZE`, and the preprocessing's ``frame_skip`` <= 100, ``noop_max`` <= 10,000,
-``size`` <= 1024 and ``stack`` <= 64 (a :class:`~evostrat.errors.CheckpointError` naming the
+``size`` <= 1024 and ``stack`` <= 64, ``sticky`` a probability, ``obs_clip`` positive and ``seed`` an
+int >= 0 (a :class:`~evostrat.errors.CheckpointError` naming the
 file and the field otherwise, as for a field :meth:`AtariProblem.spec` does not write).
 
 Examples
@@ -114,12 +115,21 @@ def _check_spec(spec: Any, path: str) -> None:
     for field in ("obs_norm", "negate"):
         if not isinstance(spec.get(field, False), bool):
             raise refuse(field, "true or false")
-    if not _is_int(spec.get("seed", 0)):
-        raise refuse("seed", "an int")
+    if not (_is_int(spec.get("seed", 0)) and spec.get("seed", 0) >= 0):  # gymnasium's resets take seeds >= 0
+        raise refuse("seed", "an int >= 0")
+    sticky, clip = spec.get("sticky", 0.0), spec.get("obs_clip", 5.0)
+    if not (_is_real(sticky) and 0.0 <= sticky <= 1.0):
+        raise refuse("sticky", "a probability from 0 to 1")
+    if not (_is_real(clip) and clip > 0):  # also NaN
+        raise refuse("obs_clip", "a positive number (Infinity: no clipping)")
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
