@@ -490,3 +490,26 @@ def test_replay_spec_limits_admit_real_use(tmp_path, monkeypatch) -> None:
     with pytest.raises(ZeroDivisionError):  # past the checks: the problem is being built
         replay(str(ckpt))
     assert built[0]["game"] == "MontezumaRevenge" and built[0]["ref_size"] == MAX_REF_SIZE
+
+
+def test_replay_out_that_cannot_be_written_is_refused_before_playing(tmp_path, monkeypatch, capsys) -> None:
+    """``--out`` inside a file or naming a folder failed only after every episode was played
+    (a bare NotADirectoryError, or an InvalidArgumentError without the option)."""
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli import main
+    from evostrat.problems import sphere
+
+    problem = small_pong(max_steps=4)
+    ckpt = tmp_path / "run.ckpt"
+    ES("snes", max_generations=1, random_state=0).fit(sphere, np.zeros(problem.dim), callbacks=[
+        Checkpointer(str(ckpt), metadata={"atari": problem.spec()})])
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, s: pytest.fail("played")))
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "pong.gif"
+    assert main(["replay", str(ckpt), "--out", str(out)]) == 1
+    assert f"OutputError: --out {str(out)!r} cannot be written: {str(tmp_path / 'notes.txt')!r} is not a folder" \
+        in capsys.readouterr().err
+    (tmp_path / "folder.gif").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        main(["replay", str(ckpt), "--out", str(tmp_path / "folder.gif")])
+    assert stop.value.code == 2 and "argument --out: " in capsys.readouterr().err

@@ -155,6 +155,14 @@ def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.lower().endswith((".gif", ".mp4")):  # before the episodes are played
         raise UsageError(f"argument --out: expected a .gif or .mp4 file, got {args.out!r}")
+    if args.out is not None:  # a place it cannot be written: refused now, not after the episodes
+        import os
+
+        from evostrat.checkpoint.format import check_writable
+
+        if os.path.isdir(args.out) and not os.path.islink(args.out):
+            raise UsageError(f"argument --out: {args.out!r} is a folder; name a .gif or .mp4 file")
+        check_writable(args.out, f"--out {args.out!r}")
     replay(args.checkpoint, out=args.out, episodes=args.episodes, seed=args.seed, best=args.best, fps=args.fps,
            max_steps=args.max_steps)
     return 0
