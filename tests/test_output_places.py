@@ -87,8 +87,8 @@ def test_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes_exactly(tmp
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(OutputError, match=r"checkpoint '.*run\.ckpt' of generation 6 cannot be written "
-                                          r"\(No space left on device\)") as err:
+    with pytest.raises(OutputError, match=r"checkpoint '.*run\.ckpt' cannot be written \(No space left on device\); "
+                                          r"the file there, if any, is unchanged") as err:
         ES("cma_es", max_generations=12, random_state=3).fit(lambda X: (X ** 2).sum(axis=1), np.ones(4),
                                                              checkpoint=path, checkpoint_every=3)
     assert err.value.errno == errno.ENOSPC
@@ -98,6 +98,19 @@ def test_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes_exactly(tmp
     resumed = ES.resume(path, lambda X: (X ** 2).sum(axis=1))
     assert resumed.n_generations_ == 12 and resumed.fun_ == reference.fun_
     np.testing.assert_array_equal(resumed.x_, reference.x_)
+
+
+def test_save_checkpoint_on_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch) -> None:
+    from evostrat.checkpoint import load_checkpoint, save_checkpoint
+
+    es = ES("snes", random_state=0).initialize(np.zeros(3))
+    path = tmp_path / "a.ckpt"
+    save_checkpoint(es, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+    with pytest.raises(OutputError, match=rf"checkpoint {str(path)!r} cannot be written \(No space left\)"):
+        save_checkpoint(es, path)
+    assert path.read_bytes() == before and load_checkpoint(path).n_generations_ == 0
 
 
 def test_cli_read_only_output_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys) -> None:

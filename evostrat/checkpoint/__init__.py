@@ -188,9 +188,9 @@ class Checkpointer(Callback):
         meta["checkpoint_every"] = self.every
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            write_checkpoint(self.path, meta, arrays)
         except OSError as err:
-            raise output_error(f"checkpoint {self.path!r} of generation {es.n_generations_}", err) from err
+            raise output_error(f"checkpoint {self.path!r}", err) from err
+        write_checkpoint(self.path, meta, arrays)
         self.n_written += 1
 
     def __call__(self, es: Any) -> None:

@@ -111,10 +111,10 @@ def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
                     os.unlink(entry.path)
 
 
-def output_error(what: str, err: OSError) -> OutputError:
-    """:class:`~evostrat.errors.OutputError` ``"<what> cannot be written (<the system's reason>)"``, with
-    ``err``'s ``errno`` (chain ``err`` with ``raise ... from err``)."""
-    error = OutputError(f"{what} cannot be written ({err.strerror or err})")
+def output_error(what: str, err: OSError, more: str = "") -> OutputError:
+    """:class:`~evostrat.errors.OutputError` ``"<what> cannot be written (<the system's reason>)<more>"``,
+    with ``err``'s ``errno`` (chain ``err`` with ``raise ... from err``)."""
+    error = OutputError(f"{what} cannot be written ({err.strerror or err}){more}")
     error.errno = err.errno
     return error
 
@@ -203,6 +203,9 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     ------
     InvalidTypeError, InvalidArgumentError
         For a ``path`` that is not a path, is a folder, or whose folder does not exist.
+    OutputError
+        For a write that fails (a full disk, a read-only folder), naming ``path``; the file
+        there before (a previous checkpoint) is left as it was.
     CheckpointError
         For metadata that is not plain JSON data, or past a bound of :func:`read_checkpoint`
         (:data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_ITEMS`): nothing is written that
@@ -229,12 +232,15 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     unreadable = _metadata_limit(text)  # a file read_checkpoint would refuse is never written
     if unreadable:
         raise CheckpointError(f"checkpoint not written to {where!r}: {unreadable}")
-    with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
-        zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
-        for name, a in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
-            zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+    try:
+        with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
+            zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
+            for name, a in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
+                zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+    except OSError as err:  # a full disk, a read-only folder: the file there (the previous checkpoint) is kept
+        raise output_error(f"checkpoint {where!r}", err, "; the file there, if any, is unchanged") from err
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
