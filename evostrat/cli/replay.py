@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import Any
 
@@ -156,8 +157,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.lower().endswith((".gif", ".mp4")):  # before the episodes are played
         raise UsageError(f"argument --out: expected a .gif or .mp4 file, got {args.out!r}")
     if args.out is not None:  # a place it cannot be written: refused now, not after the episodes
-        import os
-
         from evostrat.checkpoint.format import check_writable
 
         if os.path.isdir(args.out) and not os.path.islink(args.out):
