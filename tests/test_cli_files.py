@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from evostrat.checkpoint import checkpoint_info, read_checkpoint, save_checkpoin
 from evostrat.checkpoint.format import write_checkpoint
 from evostrat.cli import main
 from evostrat.cli.run import CONFIG_DEFAULTS
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, OutputError
 from evostrat.problems import sphere
 
 SCRIPT = Path(sys.executable).with_name("evostrat")
@@ -137,8 +138,9 @@ def test_a_planted_link_at_the_temporary_name_is_never_opened(tmp_path: Path, mo
     target = _outside(tmp_path, "victim")
     (tmp_path / ".ckpt-a.ckpt-000000000000.tmp").symlink_to(target)
     monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))  # the attacker guessed the name
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError, match=r"checkpoint .*a\.ckpt' cannot be written \(File exists\)") as err:
         write_checkpoint(tmp_path / "a.ckpt", {}, {"x": np.ones(2)})
+    assert err.value.errno == errno.EEXIST  # an OSError of the system's code (was a bare FileExistsError)
     assert target.read_text() == "precious victim\n" and not (tmp_path / "a.ckpt").exists()
 
 

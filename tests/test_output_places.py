@@ -113,6 +113,32 @@ def test_save_checkpoint_on_a_full_disk_names_the_file_and_keeps_the_previous_on
     assert path.read_bytes() == before and load_checkpoint(path).n_generations_ == 0
 
 
+@pytest.mark.parametrize("make", ["csv", "jsonl", "recorder"])
+def test_logger_files_that_cannot_be_written_name_the_logger_before_the_first_evaluation(
+        tmp_path, monkeypatch, make) -> None:
+    """A logger's file inside a file, or in a read-only folder, raised a bare FileExistsError,
+    NotADirectoryError or PermissionError."""
+    from evostrat.callbacks import CSVLogger, DistributionRecorder, JSONLinesLogger
+
+    kinds = {"csv": (CSVLogger, "logger"), "jsonl": (JSONLinesLogger, "logger"),
+             "recorder": (lambda path: DistributionRecorder(path=path), "recorder")}
+    cls, owner = kinds[make]
+    (tmp_path / "notes.txt").write_text("x")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    for path, reason in ((tmp_path / "notes.txt" / "logs" / "log.txt", r"\(Not a directory\)|\(File exists\)"),
+                         (folder / "log.txt", r"\((Read-only file system|Permission denied)\)")):
+        if path.parent == folder:
+            _read_only(folder, monkeypatch)
+        objective, calls = counted()
+        try:
+            with pytest.raises(OutputError, match=rf"the {owner}'s file {str(path)!r} cannot be written {reason}"):
+                ES("snes", max_generations=3, random_state=0).fit(objective, np.ones(3), callbacks=[cls(path)])
+        finally:
+            folder.chmod(0o755)
+        assert calls == []
+
+
 def test_cli_read_only_output_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
