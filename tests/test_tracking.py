@@ -194,3 +194,16 @@ def test_tensorboard_event_file_is_readable_while_the_run_goes_on(tmp_path) -> N
     ES("snes", max_generations=3, random_state=0).fit(sphere, np.ones(3),
                                                       callbacks=[TensorBoardLogger(tmp_path / "tb"), look])
     assert seen == [1, 2, 3]
+
+
+def test_tensorboard_log_dir_that_cannot_be_written_names_log_dir_before_the_first_evaluation(tmp_path) -> None:
+    """``log_dir`` inside a file raised a bare FileExistsError from os.makedirs."""
+    pytest.importorskip("tensorboard")
+    from evostrat.errors import OutputError
+
+    (tmp_path / "notes.txt").write_text("x")
+    calls = []
+    with pytest.raises(OutputError, match=r"log_dir '.*notes\.txt/tb' cannot be written \((File exists|Not a dir)"):
+        ES("snes", max_generations=3, random_state=0).fit(lambda X: calls.append(1) or sphere(X), np.ones(3),
+                                                          callbacks=[TensorBoardLogger(tmp_path / "notes.txt" / "tb")])
+    assert calls == []

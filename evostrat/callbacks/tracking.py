@@ -42,7 +42,7 @@ import time
 from typing import Any, Callable
 
 from evostrat.callbacks.base import Callback
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["TensorBoardLogger", "MLflowLogger", "scalars"]
 
@@ -131,6 +131,12 @@ class _Tracker(Callback):
         self._log_new(es, force=es.stop_reason_ is not None)
 
 
+def _unwritable(folder: str, err: OSError) -> OutputError:
+    error = OutputError(f"log_dir {folder!r} cannot be written ({err.strerror or err})")
+    error.errno = err.errno
+    return error
+
+
 class TensorBoardLogger(_Tracker):
     """Log each generation's numbers as TensorBoard scalars (``tensorboard --logdir DIR``).
 
@@ -177,14 +183,18 @@ class TensorBoardLogger(_Tracker):
         if os.path.islink(folder):
             raise InvalidArgumentError(f"log_dir {folder!r} is a symbolic link; TensorBoardLogger never writes "
                                        "through links: name the folder itself")
-        os.makedirs(folder, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILES)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         try:  # a fresh file: a file or link planted under the name is refused, never opened
+            os.makedirs(folder, exist_ok=True)
             fd = os.open(os.path.join(folder, name), flags, 0o666)
         except FileExistsError as err:
-            raise InvalidArgumentError(f"log_dir {folder!r} already holds {name!r} (a planted file or link); "
-                                       "TensorBoardLogger writes a new event file only") from err
+            if os.path.isdir(folder):
+                raise InvalidArgumentError(f"log_dir {folder!r} already holds {name!r} (a planted file or link); "
+                                           "TensorBoardLogger writes a new event file only") from err
+            raise _unwritable(folder, err) from err
+        except OSError as err:  # a file on the way, a read-only folder, a full disk
+            raise _unwritable(folder, err) from err
         self._events = RecordWriter(os.fdopen(fd, "wb"))
         self._add(Event(wall_time=time.time(), file_version="brain.Event:2"))
 
