@@ -236,6 +236,20 @@ def test_saved_configuration_out_of_the_command_lines_range_is_refused_naming_th
     assert not (out / "result.json").exists()
 
 
+def test_resume_reports_the_runs_own_strategy_options_not_a_forged_configurations(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The saved configuration's ``strategy_options`` was taken as it was: an edited ``{"lr_mean": 9.0}``
+    went into config.json and the next checkpoints of a run that never had it (the run itself used the
+    checkpoint's parameters)."""
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"]["strategy_options"] = {"lr_mean": 9.0}
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out, "--max-generations", "14") == 0
+    assert json.loads((out / "config.json").read_text())["strategy_options"] is None
+    assert checkpoint_info(out / "checkpoint.ckpt")["user"]["cli"]["strategy_options"] is None
+
+
 def test_an_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """``-o`` naming an existing file ended in a FileExistsError traceback from os.makedirs."""
     (tmp_path / "afile").write_text("mine\n")
