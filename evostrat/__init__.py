@@ -39,7 +39,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
     "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "NoSolutionWarning", "NotFittedError", "ObjectiveError",
-    "OutputError", "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
+    "OutputError", "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError",
+    "UnknownNameError", "__version__",
     "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]
 
