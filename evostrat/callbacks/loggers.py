@@ -113,7 +113,7 @@ def open_unlinked(path: str, append: bool, owner: str, newline: str | None = Non
     try:  # the missing folders; a file on the way or a read-only folder: OutputError naming the owner
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     except OSError as err:
-        raise _unwritable(path, owner, err) from err
+        raise OutputError.from_os_error(f"the {owner}'s file {path!r}", err) from err
     nonblock = getattr(os, "O_NONBLOCK", 0)
     flags = (os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
              | nonblock)
@@ -124,7 +124,7 @@ def open_unlinked(path: str, append: bool, owner: str, newline: str | None = Non
             raise InvalidArgumentError(refused) from err
         if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):  # ENXIO: no reader
             raise InvalidArgumentError(f"{path!r} is a FIFO; the {owner} writes regular files") from err
-        raise _unwritable(path, owner, err) from err
+        raise OutputError.from_os_error(f"the {owner}'s file {path!r}", err) from err
     mode = os.fstat(fd).st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         os.close(fd)
@@ -132,12 +132,6 @@ def open_unlinked(path: str, append: bool, owner: str, newline: str | None = Non
     if nonblock:
         os.set_blocking(fd, True)
     return open(fd, "a" if append else "w", newline=newline, encoding="utf-8")
-
-
-def _unwritable(path: str, owner: str, err: OSError) -> OutputError:
-    error = OutputError(f"the {owner}'s file {path!r} cannot be written ({err.strerror or err})")
-    error.errno = err.errno
-    return error
 
 
 class _FileLogger(_RowLogger):

@@ -131,12 +131,6 @@ class _Tracker(Callback):
         self._log_new(es, force=es.stop_reason_ is not None)
 
 
-def _unwritable(folder: str, err: OSError) -> OutputError:
-    error = OutputError(f"log_dir {folder!r} cannot be written ({err.strerror or err})")
-    error.errno = err.errno
-    return error
-
-
 class TensorBoardLogger(_Tracker):
     """Log each generation's numbers as TensorBoard scalars (``tensorboard --logdir DIR``).
 
@@ -192,9 +186,9 @@ class TensorBoardLogger(_Tracker):
             if os.path.isdir(folder):
                 raise InvalidArgumentError(f"log_dir {folder!r} already holds {name!r} (a planted file or link); "
                                            "TensorBoardLogger writes a new event file only") from err
-            raise _unwritable(folder, err) from err
+            raise OutputError.from_os_error(f"log_dir {folder!r}", err) from err
         except OSError as err:  # a file on the way, a read-only folder, a full disk
-            raise _unwritable(folder, err) from err
+            raise OutputError.from_os_error(f"log_dir {folder!r}", err) from err
         self._events = RecordWriter(os.fdopen(fd, "wb"))
         self._add(Event(wall_time=time.time(), file_version="brain.Event:2"))
 

@@ -44,10 +44,9 @@ from typing import Any
 from evostrat.callbacks.base import Callback
 from evostrat.checkpoint.codec import decode, encode_metadata
 from evostrat.checkpoint.features import restore_objective
-from evostrat.checkpoint.format import (FORMAT, VERSION, check_writable, output_error, read_checkpoint,
-                                       write_checkpoint)
+from evostrat.checkpoint.format import FORMAT, VERSION, check_writable, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
-from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["FORMAT", "VERSION", "Checkpointer", "save_checkpoint", "load_checkpoint",
     "read_checkpoint", "checkpoint_info", "RUNTIME_PARAMS"]
@@ -189,7 +188,7 @@ class Checkpointer(Callback):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         except OSError as err:
-            raise output_error(f"checkpoint {self.path!r}", err) from err
+            raise OutputError.from_os_error(f"checkpoint {self.path!r}", err) from err
         write_checkpoint(self.path, meta, arrays)
         self.n_written += 1
 

@@ -44,7 +44,7 @@ import numpy as np
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "MAX_ITEMS", "write_checkpoint", "read_checkpoint",
-           "payload_digest", "atomic_file", "remove_stale_temps", "check_writable", "output_error"]
+           "payload_digest", "atomic_file", "remove_stale_temps", "check_writable"]
 
 FORMAT = "evostrat-checkpoint"
 VERSION = 2
@@ -111,14 +111,6 @@ def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
                     os.unlink(entry.path)
 
 
-def output_error(what: str, err: OSError, more: str = "") -> OutputError:
-    """:class:`~evostrat.errors.OutputError` ``"<what> cannot be written (<the system's reason>)<more>"``,
-    with ``err``'s ``errno`` (chain ``err`` with ``raise ... from err``)."""
-    error = OutputError(f"{what} cannot be written ({err.strerror or err}){more}")
-    error.errno = err.errno
-    return error
-
-
 def check_writable(path: str | os.PathLike, what: str) -> None:
     """Refuse, before a run starts, a file ``path`` that could not be written: the deepest of its
     folders that exists is not a folder, or no file can be created in it (read-only, not ours).
@@ -145,7 +137,7 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
     except OSError as err:
-        raise output_error(f"{what} (in {folder!r})", err) from err
+        raise OutputError.from_os_error(f"{what} (in {folder!r})", err) from err
     with contextlib.suppress(OSError):
         os.unlink(probe)
 
@@ -240,7 +232,7 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
                 np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
                 zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
     except OSError as err:  # a full disk, a read-only folder: the file there (the previous checkpoint) is kept
-        raise output_error(f"checkpoint {where!r}", err, "; the file there, if any, is unchanged") from err
+        raise OutputError.from_os_error(f"checkpoint {where!r}", err, "; the file there, if any, is unchanged") from err
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
