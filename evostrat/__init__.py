@@ -22,7 +22,7 @@ from evostrat import expectation, problems
 from evostrat.errors import (
     CheckpointError, EvaluationTimeoutError, EvostratError, EvostratWarning, InvalidArgumentError,
     InvalidTypeError, NonFiniteFitnessWarning, NoSolutionWarning, ObjectiveError, ParameterOverrideWarning, PluginError,
-    NotFittedError, PopulationMismatchError, StateError, UnknownNameError,
+    NotFittedError, OutputError, PopulationMismatchError, StateError, UnknownNameError,
 )
 from evostrat.estimator import ES
 from evostrat.evaluators.local import vectorized
@@ -39,7 +39,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ES", "CheckpointError", "EvaluationTimeoutError", "EvostratError", "EvostratWarning",
     "InvalidArgumentError", "InvalidTypeError", "NonFiniteFitnessWarning", "NoSolutionWarning", "NotFittedError", "ObjectiveError",
-    "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError", "UnknownNameError", "__version__",
+    "OutputError", "ParameterOverrideWarning", "PluginError", "PopulationMismatchError", "StateError",
+    "UnknownNameError", "__version__",
     "expectation", "fit_batch", "hookimpl", "list_plugins", "minimize", "problems", "vectorized",
 ]
 

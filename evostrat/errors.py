@@ -23,7 +23,7 @@ __all__ = [
     "PerCandidateWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
-    "CheckpointError", "ConformanceError", "did_you_mean",
+    "CheckpointError", "OutputError", "ConformanceError", "did_you_mean",
 ]
 
 
@@ -76,6 +76,28 @@ class NotFittedError(StateError, AttributeError):
 
 class CheckpointError(EvostratError, ValueError):
     """A checkpoint file is missing, corrupt, tampered with, foreign, or from another version."""
+
+
+class OutputError(EvostratError, OSError):
+    """A file a run writes (a checkpoint, ``evostrat run``'s folder) cannot be written: its folder is
+    read-only or not a folder, the disk is full. The message names the argument and the path; ``errno``
+    is the system's code and the system's error is chained as ``__cause__``."""
+
+    @classmethod
+    def from_os_error(cls, what: str, err: OSError, more: str = "") -> "OutputError":
+        """``"<what> cannot be written (<err's reason>)<more>"`` with ``err``'s ``errno`` (raise it
+        ``from err``).
+
+        Examples
+        --------
+        >>> import errno, os
+        >>> error = OutputError.from_os_error("checkpoint 'a.ckpt'", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        >>> str(error), error.errno == errno.ENOSPC
+        ("checkpoint 'a.ckpt' cannot be written (No space left on device)", True)
+        """
+        error = cls(f"{what} cannot be written ({err.strerror or err}){more}")
+        error.errno = err.errno
+        return error
 
 
 class ObjectiveError(EvostratError, RuntimeError):

@@ -430,6 +430,10 @@ def test_atari_pong_example_logs_checkpoints_replays_and_plots(tmp_path, monkeyp
     ("ref_size", 10**9), ("ref_size", 0), ("ref_size", 8.5), ("episodes", 10**12), ("episodes", True),
     ("max_steps", 10**15), ("max_steps", -1), ("size", 10**9), ("stack", 10**9), ("frame_skip", 10**12),
     ("noop_max", 10**12), ("noop_max", -1), ("crop", "ab"), ("crop", [1, 2, 3]), ("obs_norm", 3), ("seed", "0"),
+    # were not checked: a ValueError or TypeError traceback from float() (sticky "x" or null), an error naming
+    # sticky, obs_clip or nothing after the checkpoint was loaded, a seed < 0 inside gymnasium
+    ("sticky", "x"), ("sticky", None), ("sticky", 2.0), ("sticky", -0.1), ("sticky", float("nan")), ("sticky", True),
+    ("obs_clip", -1.0), ("obs_clip", 0), ("obs_clip", "a"), ("obs_clip", float("nan")), ("seed", -1),
 ])
 def test_replay_refuses_a_forged_spec_field_naming_file_and_field(tmp_path, monkeypatch, field, value) -> None:
     """A forged ``game`` with ``:`` ended in gymnasium's ModuleNotFoundError traceback (it imports the part
@@ -486,3 +490,26 @@ def test_replay_spec_limits_admit_real_use(tmp_path, monkeypatch) -> None:
     with pytest.raises(ZeroDivisionError):  # past the checks: the problem is being built
         replay(str(ckpt))
     assert built[0]["game"] == "MontezumaRevenge" and built[0]["ref_size"] == MAX_REF_SIZE
+
+
+def test_replay_out_that_cannot_be_written_is_refused_before_playing(tmp_path, monkeypatch, capsys) -> None:
+    """``--out`` inside a file or naming a folder failed only after every episode was played
+    (a bare NotADirectoryError, or an InvalidArgumentError without the option)."""
+    from evostrat.checkpoint import Checkpointer
+    from evostrat.cli import main
+    from evostrat.problems import sphere
+
+    problem = small_pong(max_steps=4)
+    ckpt = tmp_path / "run.ckpt"
+    ES("snes", max_generations=1, random_state=0).fit(sphere, np.zeros(problem.dim), callbacks=[
+        Checkpointer(str(ckpt), metadata={"atari": problem.spec()})])
+    monkeypatch.setattr(AtariProblem, "from_spec", classmethod(lambda cls, s: pytest.fail("played")))
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "pong.gif"
+    assert main(["replay", str(ckpt), "--out", str(out)]) == 1
+    assert f"OutputError: --out {str(out)!r} cannot be written: {str(tmp_path / 'notes.txt')!r} is not a folder" \
+        in capsys.readouterr().err
+    (tmp_path / "folder.gif").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        main(["replay", str(ckpt), "--out", str(tmp_path / "folder.gif")])
+    assert stop.value.code == 2 and "argument --out: " in capsys.readouterr().err

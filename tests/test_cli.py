@@ -202,3 +202,22 @@ def test_bench_runs_the_suite_and_prints_the_table(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "b.json").read_text())["benchmarks"][0]["name"] == "test_fast_sum"
     none = cli("bench", "--path", "suite", "-k", "no_such_benchmark", cwd=tmp_path)
     assert none.returncode == 2 and "no benchmark was selected" in none.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+def test_bench_output_that_cannot_be_written_is_refused_before_the_suites_run(tmp_path: Path, monkeypatch,
+                                                                            capsys, option: str) -> None:
+    """``--json``/``--report`` inside a file (or naming a folder) failed only after every benchmark had run,
+    inside pytest-benchmark or report.py."""
+    from evostrat.cli import main
+
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "res.json").mkdir()
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("ran the suites"))
+    target = tmp_path / "notes.txt" / "bench.json"
+    assert main(["bench", "--path", str(tmp_path), option, str(target)]) == 1
+    assert f"OutputError: {option} {str(target)!r} cannot be written: {str(tmp_path / 'notes.txt')!r} is not a " \
+           "folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--path", str(tmp_path), option, str(tmp_path / "res.json")])
+    assert stop.value.code == 2 and f"argument {option}: " in capsys.readouterr().err

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from evostrat.checkpoint import checkpoint_info, read_checkpoint, save_checkpoin
 from evostrat.checkpoint.format import write_checkpoint
 from evostrat.cli import main
 from evostrat.cli.run import CONFIG_DEFAULTS
-from evostrat.errors import InvalidArgumentError
+from evostrat.errors import InvalidArgumentError, OutputError
 from evostrat.problems import sphere
 
 SCRIPT = Path(sys.executable).with_name("evostrat")
@@ -137,8 +138,9 @@ def test_a_planted_link_at_the_temporary_name_is_never_opened(tmp_path: Path, mo
     target = _outside(tmp_path, "victim")
     (tmp_path / ".ckpt-a.ckpt-000000000000.tmp").symlink_to(target)
     monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))  # the attacker guessed the name
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError, match=r"checkpoint .*a\.ckpt' cannot be written \(File exists\)") as err:
         write_checkpoint(tmp_path / "a.ckpt", {}, {"x": np.ones(2)})
+    assert err.value.errno == errno.EEXIST  # an OSError of the system's code (was a bare FileExistsError)
     assert target.read_text() == "precious victim\n" and not (tmp_path / "a.ckpt").exists()
 
 
@@ -232,6 +234,20 @@ def test_saved_configuration_out_of_the_command_lines_range_is_refused_naming_th
     assert "CheckpointError" in err and f"field {field!r} must be" in err and str(out / "checkpoint.ckpt") in err
     assert "Traceback" not in err
     assert not (out / "result.json").exists()
+
+
+def test_resume_reports_the_runs_own_strategy_options_not_a_forged_configurations(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The saved configuration's ``strategy_options`` was taken as it was: an edited ``{"lr_mean": 9.0}``
+    went into config.json and the next checkpoints of a run that never had it (the run itself used the
+    checkpoint's parameters)."""
+    out = _killed_run(tmp_path / "run")
+    meta, arrays = read_checkpoint(out / "checkpoint.ckpt")
+    meta["user"]["cli"]["strategy_options"] = {"lr_mean": 9.0}
+    write_checkpoint(out / "checkpoint.ckpt", meta, arrays)  # digest recomputed
+    assert _resume(out, "--max-generations", "14") == 0
+    assert json.loads((out / "config.json").read_text())["strategy_options"] is None
+    assert checkpoint_info(out / "checkpoint.ckpt")["user"]["cli"]["strategy_options"] is None
 
 
 def test_an_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -393,11 +409,14 @@ def test_an_edited_saved_configuration_is_reported_as_the_run_it_describes_not_a
 
 
 def test_an_output_folder_that_cannot_be_made_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback."""
+    """``-o FILE/run`` (or a read-only or full disk) ended in an OSError traceback; then it printed
+    ``NotADirectoryError: [Errno 20] ...`` without naming the option: now an OutputError naming ``--output``
+    and the file in the way."""
     (tmp_path / "afile").write_text("")
     status = main(["run", "-s", "snes", "-p", "sphere", "--dim", "2", "--max-evals", "20", "--no-progress",
                    "-o", str(tmp_path / "afile" / "run")])
     assert status == 1
     err = capsys.readouterr().err
-    assert "evostrat run: error: NotADirectoryError" in err and str(tmp_path / "afile" / "run") in err
+    assert (f"evostrat run: error: OutputError: --output {str(tmp_path / 'afile' / 'run')!r} cannot be written: "
+            f"{str(tmp_path / 'afile')!r} is not a folder") in err
     assert "Traceback" not in err

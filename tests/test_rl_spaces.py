@@ -90,5 +90,15 @@ def test_squash_needs_a_bounded_box() -> None:
 
 def test_evaluate_names_a_bad_seed() -> None:
     problem = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=()), max_steps=3)
-    with pytest.raises(InvalidArgumentError, match=r"seed must be an int, got 'a'"):
+    with pytest.raises(InvalidArgumentError, match=r"seed must be an int >= 0, got 'a'"):
         problem.evaluate(np.zeros(problem.dim), seed="a")
+
+
+def test_a_negative_seed_is_refused_naming_it() -> None:
+    """``seed=-1`` was accepted and failed at the first episode inside gymnasium (``Error: Seed must be
+    greater or equal to zero``), or in numpy's generator (``expected non-negative integer``)."""
+    with pytest.raises(InvalidArgumentError, match=r"seed must be an int >= 0, got -1"):
+        GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=()), max_steps=3, seed=-1)
+    problem = GymProblem("CartPole-v1", MLPPolicy(4, 2, hidden=()), max_steps=3)
+    with pytest.raises(InvalidArgumentError, match=r"seed must be an int >= 0, got -2"):
+        problem.evaluate(np.zeros(problem.dim), seed=-2)

@@ -142,3 +142,68 @@ def test_tensorboard_logs_the_recorders_final_axis_ratio_after_a_callback_stop()
     assert ("evostrat/axis_ratio", pytest.approx(max(axes) / min(axes))) in last
     assert len(last) == len({tag for tag, _ in last})  # each number of generation 4 once
     assert [step for tag, _, step in writer.calls if tag == "evostrat/axis_ratio"] == [1, 4]
+
+
+def test_tensorboard_refuses_a_link_at_log_dir_and_writes_nothing_through_it(tmp_path) -> None:
+    """A symbolic link planted at ``log_dir`` was followed: the event file went into its target."""
+    pytest.importorskip("tensorboard")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / "tb").symlink_to(victim)
+    with pytest.raises(InvalidArgumentError, match=r"log_dir .*tb' is a symbolic link"):
+        ES("snes", max_generations=3, random_state=0).fit(sphere, np.ones(3),
+                                                          callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    assert list(victim.iterdir()) == []
+
+
+def test_tensorboard_event_file_is_new_never_a_planted_link(tmp_path, monkeypatch) -> None:
+    """The event file was opened with ``open(name, "wb")``: a link planted under its (predictable) name
+    was written through. Now it is created with ``O_EXCL``: refused, the link's target untouched."""
+    pytest.importorskip("tensorboard")
+    import itertools
+    import os
+    import socket
+
+    import evostrat.callbacks.tracking as tracking
+
+    monkeypatch.setattr(tracking.time, "time", lambda: 1234567890.5)
+    monkeypatch.setattr(tracking, "_FILES", itertools.count())
+    target = tmp_path / "target.txt"
+    target.write_text("keep")
+    (tmp_path / "tb").mkdir()
+    name = f"events.out.tfevents.1234567890.{socket.gethostname()}.{os.getpid()}.0"
+    (tmp_path / "tb" / name).symlink_to(target)
+    with pytest.raises(InvalidArgumentError, match=r"log_dir .* already holds .*events\.out\.tfevents"):
+        ES("snes", max_generations=2, random_state=0).fit(sphere, np.ones(3),
+                                                          callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    assert target.read_text() == "keep"
+
+
+def test_tensorboard_event_file_is_readable_while_the_run_goes_on(tmp_path) -> None:
+    """Each logged generation is flushed: TensorBoard watching a long run sees it at once."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    seen = []
+
+    def look(es) -> None:
+        events = EventAccumulator(str(tmp_path / "tb"))
+        events.Reload()
+        seen.append(len(events.Scalars("evostrat/best")) if "evostrat/best" in events.Tags()["scalars"] else 0)
+
+    ES("snes", max_generations=3, random_state=0).fit(sphere, np.ones(3),
+                                                      callbacks=[TensorBoardLogger(tmp_path / "tb"), look])
+    assert seen == [1, 2, 3]
+
+
+def test_tensorboard_log_dir_that_cannot_be_written_names_log_dir_before_the_first_evaluation(tmp_path) -> None:
+    """``log_dir`` inside a file raised a bare FileExistsError from os.makedirs."""
+    pytest.importorskip("tensorboard")
+    from evostrat.errors import OutputError
+
+    (tmp_path / "notes.txt").write_text("x")
+    calls = []
+    with pytest.raises(OutputError, match=r"log_dir '.*notes\.txt/tb' cannot be written \((File exists|Not a dir)"):
+        ES("snes", max_generations=3, random_state=0).fit(lambda X: calls.append(1) or sphere(X), np.ones(3),
+                                                          callbacks=[TensorBoardLogger(tmp_path / "notes.txt" / "tb")])
+    assert calls == []

@@ -38,7 +38,7 @@ import stat
 from typing import Any, Callable, TextIO
 
 from evostrat.callbacks.base import Callback
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["CSVLogger", "JSONLinesLogger", "DataFrameLogger", "history_frame", "open_unlinked"]
 
@@ -104,10 +104,16 @@ def open_unlinked(path: str, append: bool, owner: str, newline: str | None = Non
     """``path`` opened for appending or truncated for writing, never through a symbolic link:
     :class:`~evostrat.errors.InvalidArgumentError` naming ``owner`` (``O_NOFOLLOW``: also a link
     planted while a run goes on is refused, not written through). A FIFO or socket there is
-    refused too, without waiting for a reader (``O_NONBLOCK`` while opening)."""
+    refused too, without waiting for a reader (``O_NONBLOCK`` while opening). Missing folders are
+    created; one that cannot be (a file on the way) or a file that cannot be created (a read-only
+    folder) is an :class:`~evostrat.errors.OutputError` naming ``owner`` and ``path``."""
     refused = f"{path!r} is a symbolic link; the {owner} never writes through links"
     if os.path.islink(path):  # also where the system has no O_NOFOLLOW
         raise InvalidArgumentError(refused)
+    try:  # the missing folders; a file on the way or a read-only folder: OutputError naming the owner
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as err:
+        raise OutputError.from_os_error(f"the {owner}'s file {path!r}", err) from err
     nonblock = getattr(os, "O_NONBLOCK", 0)
     flags = (os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
              | nonblock)
@@ -118,7 +124,7 @@ def open_unlinked(path: str, append: bool, owner: str, newline: str | None = Non
             raise InvalidArgumentError(refused) from err
         if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):  # ENXIO: no reader
             raise InvalidArgumentError(f"{path!r} is a FIFO; the {owner} writes regular files") from err
-        raise
+        raise OutputError.from_os_error(f"the {owner}'s file {path!r}", err) from err
     mode = os.fstat(fd).st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         os.close(fd)
@@ -154,7 +160,6 @@ class _FileLogger(_RowLogger):
 
     def open_output(self) -> None:
         """Create or truncate the file, never through a symbolic link (refused)."""
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._file = open_unlinked(self.path, append=False, owner="logger", newline="")
 
     def on_fit_end(self, es: Any) -> None:

@@ -264,7 +264,6 @@ class DistributionRecorder(Callback):
             self._spent = time.perf_counter() - t
         if self.path is not None:
             kept = _records_up_to(self.path, resumed, self._scheduled) if resumed else []
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with open_unlinked(self.path, append=False, owner="recorder") as file:
                 file.writelines(kept)
 

@@ -7,14 +7,16 @@ constraint columns a run has, the ``axis_ratio`` when a
 columns, at step = generation. Non-finite values are skipped. They import their library
 only when a fit starts, so ``import evostrat`` stays light.
 
-- :class:`TensorBoardLogger` writes an event file with the ``tensorboard`` package's own
-  writer (no TensorFlow, no torch), or into any ``SummaryWriter``-like object you pass
-  (torch's ``torch.utils.tensorboard.SummaryWriter``, tensorboardX's);
+- :class:`TensorBoardLogger` writes an event file in the ``tensorboard`` package's record
+  format (no TensorFlow, no torch), flushed at each logged generation, never through a link,
+  or into any ``SummaryWriter``-like object you pass (torch's
+  ``torch.utils.tensorboard.SummaryWriter``, tensorboardX's: where and how those write is theirs);
 - :class:`MLflowLogger` creates an MLflow run through ``MlflowClient`` (no global active
   run), logs the estimator's parameters, the metrics, and at the end the result
   (``fun``, ``n_evals``, ``n_generations``) and the stop reason as a tag. MLflow 3's file
   store (``file:///path``) needs ``MLFLOW_ALLOW_FILE_STORE=true``; ``sqlite:///mlflow.db``
-  (with ``pip install mlflow``) or a server's ``http://`` URI work as they are.
+  (with ``pip install mlflow``) or a server's ``http://`` URI work as they are. MLflow writes
+  its store itself: evostrat does not check it for links (point it at a folder you own).
 
 Examples
 --------
@@ -33,14 +35,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import itertools
 import os
+import socket
 import time
 from typing import Any, Callable
 
 from evostrat.callbacks.base import Callback
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["TensorBoardLogger", "MLflowLogger", "scalars"]
+
+_FILES = itertools.count()  # the event files of this process (one per fit), as in their names
 
 
 def scalars(row: dict[str, Any]) -> dict[str, float]:
@@ -131,7 +137,9 @@ class TensorBoardLogger(_Tracker):
     Parameters
     ----------
     log_dir : str or os.PathLike, optional
-        Folder of the event file (created); required unless ``writer`` is given.
+        Folder of the event file (created); required unless ``writer`` is given. A symbolic
+        link there is refused (:class:`~evostrat.errors.InvalidArgumentError`), and the event file,
+        new at each fit, is created with ``O_EXCL | O_NOFOLLOW``: nothing is written through a link.
     writer : object, optional
         Any object with ``add_scalar(tag, value, step)`` (and ``flush()``), such as
         ``torch.utils.tensorboard.SummaryWriter``; used as it is and never closed.
@@ -160,11 +168,34 @@ class TensorBoardLogger(_Tracker):
         if self.writer is not None:
             return
         try:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+            from tensorboard.compat.proto.event_pb2 import Event
+            from tensorboard.summary.writer.record_writer import RecordWriter
         except ImportError as err:
             raise ImportError("TensorBoardLogger needs tensorboard: pip install evostrat[tracking]") from err
-        os.makedirs(self.log_dir, exist_ok=True)  # type: ignore[arg-type]
-        self._events = EventFileWriter(self.log_dir)
+        folder = self.log_dir
+        assert folder is not None
+        if os.path.islink(folder):
+            raise InvalidArgumentError(f"log_dir {folder!r} is a symbolic link; TensorBoardLogger never writes "
+                                       "through links: name the folder itself")
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILES)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:  # a fresh file: a file or link planted under the name is refused, never opened
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, name), flags, 0o666)
+        except FileExistsError as err:
+            if os.path.isdir(folder):
+                raise InvalidArgumentError(f"log_dir {folder!r} already holds {name!r} (a planted file or link); "
+                                           "TensorBoardLogger writes a new event file only") from err
+            raise OutputError.from_os_error(f"log_dir {folder!r}", err) from err
+        except OSError as err:  # a file on the way, a read-only folder, a full disk
+            raise OutputError.from_os_error(f"log_dir {folder!r}", err) from err
+        self._events = RecordWriter(os.fdopen(fd, "wb"))
+        self._add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def _add(self, event: Any) -> None:
+        """Append ``event`` to the event file and flush it (TensorBoard shows it at once)."""
+        self._events.write(event.SerializeToString())
+        self._events.flush()
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if self.writer is not None:
@@ -175,15 +206,17 @@ class TensorBoardLogger(_Tracker):
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         summary = Summary(value=[Summary.Value(tag=self.prefix + k, simple_value=v) for k, v in values.items()])
-        self._events.add_event(Event(summary=summary, step=step, wall_time=time.time()))
+        self._add(Event(summary=summary, step=step, wall_time=time.time()))
 
     def on_fit_end(self, es: Any) -> None:
-        self._log_last(es)
-        if self.writer is not None:
-            getattr(self.writer, "flush", lambda: None)()
-        elif self._events is not None:
-            self._events.close()
-            self._events = None
+        try:
+            self._log_last(es)
+        finally:
+            if self.writer is not None:
+                getattr(self.writer, "flush", lambda: None)()
+            elif self._events is not None:
+                self._events.close()
+                self._events = None
 
     def __repr__(self) -> str:
         return f"TensorBoardLogger({self.log_dir!r})"

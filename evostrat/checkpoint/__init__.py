@@ -44,9 +44,9 @@ from typing import Any
 from evostrat.callbacks.base import Callback
 from evostrat.checkpoint.codec import decode, encode_metadata
 from evostrat.checkpoint.features import restore_objective
-from evostrat.checkpoint.format import FORMAT, VERSION, read_checkpoint, write_checkpoint
+from evostrat.checkpoint.format import FORMAT, VERSION, check_writable, read_checkpoint, write_checkpoint
 from evostrat.checkpoint.state import RUNTIME_PARAMS, capture, restore
-from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["FORMAT", "VERSION", "Checkpointer", "save_checkpoint", "load_checkpoint",
     "read_checkpoint", "checkpoint_info", "RUNTIME_PARAMS"]
@@ -143,7 +143,10 @@ class Checkpointer(Callback):
     :meth:`ES.resume` return the finished result; a run interrupted by an exception
     (Ctrl-C, an error of the objective or of a callback, a dead worker) goes back to its
     last finished generation and writes that, so nothing evaluated and told is lost and
-    :meth:`ES.resume` continues it bit for bit.
+    :meth:`ES.resume` continues it bit for bit. A checkpoint that cannot be written (its folder
+    read-only or a file) is refused when the fit starts, before the first evaluation; a write that
+    fails later (a full disk) raises :class:`~evostrat.errors.OutputError` naming the file and leaves
+    the previous checkpoint whole (each write is atomic): resume from it.
 
     Examples
     --------
@@ -172,11 +175,20 @@ class Checkpointer(Callback):
         self.n_written = 0
         self.objective: Any = None  # the run's objective (set by fit/resume): its checkpoint_state() is saved
 
+    def on_fit_start(self, es: Any) -> None:
+        """Refuse a checkpoint that could not be written (a read-only folder, a file where a folder
+        should be) before the run starts: :class:`~evostrat.errors.OutputError` naming it."""
+        check_writable(self.path, f"checkpoint {self.path!r}")
+
     def save(self, es: Any) -> None:
-        """Write a checkpoint of ``es`` now."""
+        """Write a checkpoint of ``es`` now; a failed write (a full disk) is an
+        :class:`~evostrat.errors.OutputError` naming the file, and leaves the previous checkpoint as it was."""
         meta, arrays = capture(es, user=self.metadata, objective=self.objective)
         meta["checkpoint_every"] = self.every
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        except OSError as err:
+            raise OutputError.from_os_error(f"checkpoint {self.path!r}", err) from err
         write_checkpoint(self.path, meta, arrays)
         self.n_written += 1
 

@@ -41,10 +41,10 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, OutputError
 
 __all__ = ["FORMAT", "VERSION", "MAX_METADATA_BYTES", "MAX_DEPTH", "MAX_ITEMS", "write_checkpoint", "read_checkpoint",
-           "payload_digest", "atomic_file", "remove_stale_temps"]
+           "payload_digest", "atomic_file", "remove_stale_temps", "check_writable"]
 
 FORMAT = "evostrat-checkpoint"
 VERSION = 2
@@ -111,6 +111,37 @@ def remove_stale_temps(path: str | os.PathLike, prefix: str = ".ckpt-") -> None:
                     os.unlink(entry.path)
 
 
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before a run starts, a file ``path`` that could not be written: the deepest of its
+    folders that exists is not a folder, or no file can be created in it (read-only, not ours).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file a run will write (its missing folders will be created).
+    what : str
+        The argument and path as the error names them (``"checkpoint '/x/run.ckpt'"``).
+
+    Raises
+    ------
+    OutputError
+        Naming ``what`` and the cause. A file is created and removed to tell (as root, a
+        read-only mode does not stop writes; a read-only file system does).
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise OutputError(f"{what} cannot be written: {folder!r} is not a folder")
+    probe = os.path.join(folder, f".evostrat-probe-{secrets.token_hex(6)}.tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except OSError as err:
+        raise OutputError.from_os_error(f"{what} (in {folder!r})", err) from err
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, prefix: str = ".ckpt-") -> Iterator[BinaryIO]:
     """A new binary file that atomically replaces ``path`` when the block ends without error.
@@ -164,6 +195,9 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     ------
     InvalidTypeError, InvalidArgumentError
         For a ``path`` that is not a path, is a folder, or whose folder does not exist.
+    OutputError
+        For a write that fails (a full disk, a read-only folder), naming ``path``; the file
+        there before (a previous checkpoint) is left as it was.
     CheckpointError
         For metadata that is not plain JSON data, or past a bound of :func:`read_checkpoint`
         (:data:`MAX_METADATA_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_ITEMS`): nothing is written that
@@ -190,12 +224,15 @@ def write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], arrays: dict
     unreadable = _metadata_limit(text)  # a file read_checkpoint would refuse is never written
     if unreadable:
         raise CheckpointError(f"checkpoint not written to {where!r}: {unreadable}")
-    with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
-        zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
-        for name, a in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
-            zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+    try:
+        with atomic_file(where) as raw, zipfile.ZipFile(raw, "w") as zf:
+            zf.writestr(METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
+            for name, a in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, _contiguous(a), allow_pickle=False)
+                zf.writestr(f"arrays/{name}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+    except OSError as err:  # a full disk, a read-only folder: the file there (the previous checkpoint) is kept
+        raise OutputError.from_os_error(f"checkpoint {where!r}", err, "; the file there, if any, is unchanged") from err
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

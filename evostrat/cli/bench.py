@@ -57,6 +57,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"no benchmark suite at {args.path!r}; run from the evostrat repository root "
             "(its benchmarks/ folder) or pass --path"
         )
+    from evostrat.checkpoint.format import check_writable
+
+    for option, path in (("--json", args.json), ("--report", args.report)):  # refused now, not after the suites
+        if path is not None:
+            if os.path.isdir(path):
+                raise UsageError(f"argument {option}: {path!r} is a folder; name a file")
+            check_writable(path, f"{option} {path!r}")
     missing = [m for m in ("pytest", "pytest_benchmark") if importlib.util.find_spec(m) is None]
     if missing:
         print(f"evostrat bench: error: needs {', '.join(missing)}: pip install evostrat[dev]", file=sys.stderr)

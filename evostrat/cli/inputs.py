@@ -193,7 +193,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 #: ``evostrat run`` configuration field -> the ``ES`` parameter it sets (``--resume`` reports the parameter's).
 _PARAMS = {**{name: name for name in ("strategy", "sigma0", "popsize", "backend", "device", "dtype", "evaluator",
-                                      "max_evals", "max_generations", "ftarget", "restarts", "maximize")},
+                                      "max_evals", "max_generations", "ftarget", "restarts", "maximize",
+                                      "strategy_options")},
            "seed": "random_state"}
 
 
@@ -207,5 +208,7 @@ def run_config(config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
               if isinstance(params.get(param), dict) and "value" in params[param]}
     actual["dim"] = state.get("dim")
     plain = (str, int, float, bool, type(None))
+    options = lambda v: v is None or isinstance(v, dict) and all(isinstance(k, str) for k in v)  # noqa: E731
     return {**config, **{name: value for name, value in actual.items()
-                         if name in config and isinstance(value, plain) and (name != "dim" or is_int(value))}}
+                         if name in config and (options(value) if name == "strategy_options" else
+                                                isinstance(value, plain) and (name != "dim" or is_int(value)))}}

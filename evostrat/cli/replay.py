@@ -12,7 +12,8 @@ name (letters and digits, as in ``ALE/<game>-v5``: :data:`GAME_PATTERN`) and its
 within the limits of real use: ``episodes`` <= :data:`MAX_EPISODES`, ``max_steps`` null or
 <= :data:`MAX_STEPS` (the ALE's own cap of an episode, in frames) and ``ref_size`` <=
 :data:`MAX_REF_SIZE`, and the preprocessing's ``frame_skip`` <= 100, ``noop_max`` <= 10,000,
-``size`` <= 1024 and ``stack`` <= 64 (a :class:`~evostrat.errors.CheckpointError` naming the
+``size`` <= 1024 and ``stack`` <= 64, ``sticky`` a probability, ``obs_clip`` positive and ``seed`` an
+int >= 0 (a :class:`~evostrat.errors.CheckpointError` naming the
 file and the field otherwise, as for a field :meth:`AtariProblem.spec` does not write).
 
 Examples
@@ -25,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import Any
 
@@ -114,12 +116,21 @@ def _check_spec(spec: Any, path: str) -> None:
     for field in ("obs_norm", "negate"):
         if not isinstance(spec.get(field, False), bool):
             raise refuse(field, "true or false")
-    if not _is_int(spec.get("seed", 0)):
-        raise refuse("seed", "an int")
+    if not (_is_int(spec.get("seed", 0)) and spec.get("seed", 0) >= 0):  # gymnasium's resets take seeds >= 0
+        raise refuse("seed", "an int >= 0")
+    sticky, clip = spec.get("sticky", 0.0), spec.get("obs_clip", 5.0)
+    if not (_is_real(sticky) and 0.0 <= sticky <= 1.0):
+        raise refuse("sticky", "a probability from 0 to 1")
+    if not (_is_real(clip) and clip > 0):  # also NaN
+        raise refuse("obs_clip", "a positive number (Infinity: no clipping)")
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
@@ -145,6 +156,12 @@ def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.lower().endswith((".gif", ".mp4")):  # before the episodes are played
         raise UsageError(f"argument --out: expected a .gif or .mp4 file, got {args.out!r}")
+    if args.out is not None:  # a place it cannot be written: refused now, not after the episodes
+        from evostrat.checkpoint.format import check_writable
+
+        if os.path.isdir(args.out) and not os.path.islink(args.out):
+            raise UsageError(f"argument --out: {args.out!r} is a folder; name a .gif or .mp4 file")
+        check_writable(args.out, f"--out {args.out!r}")
     replay(args.checkpoint, out=args.out, episodes=args.episodes, seed=args.seed, best=args.best, fps=args.fps,
            max_steps=args.max_steps)
     return 0

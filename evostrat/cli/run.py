@@ -237,6 +237,9 @@ def _output(args: argparse.Namespace, config: dict[str, Any]) -> str:
     )
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"argument -o/--output: {out!r} exists and is not a folder")
+    from evostrat.checkpoint.format import check_writable
+
+    check_writable(os.path.join(out, CHECKPOINT), f"--output {out!r}")  # before a long run, not at its end
     if not args.resume:  # --resume: in _config, before it reads the checkpoint
         _recover(out)
     if not args.resume and not args.overwrite:

@@ -144,7 +144,7 @@ class GymProblem(ObservationStats):
     squash : bool
         ``Box`` actions: map ``tanh(output)`` onto ``[low, high]`` (both finite) instead of clipping.
     seed : int
-        Episode ``e`` is reset with seed ``seed + e``.
+        Episode ``e`` is reset with seed ``seed + e`` (an int >= 0, as gymnasium takes).
     negate : bool
         Return minus the mean return (a cost to minimise).
     env_kwargs : dict, optional
@@ -197,7 +197,7 @@ class GymProblem(ObservationStats):
         if not self.obs_clip > 0:  # also NaN and what is not a number
             raise InvalidArgumentError(f"obs_clip must be a positive number (inf: no clipping), got {obs_clip!r}")
         self.squash = bool(squash)
-        self.seed = seed_int(seed)
+        self.seed = seed_int(seed, nonnegative=True)
         self.negate = bool(negate)
         self.env_kwargs = dict(env_kwargs or {})
         self.frozen = False
@@ -363,7 +363,7 @@ class GymProblem(ObservationStats):
     def evaluate(self, theta: Any, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` episodes seeded ``seed, seed + 1, ...`` (statistics not updated)."""
         episodes = positive_int("episodes", self.episodes if episodes is None else episodes)
-        seed = self.seed if seed is None else seed_int(seed)
+        seed = self.seed if seed is None else seed_int(seed, nonnegative=True)
         return np.array([self.episode(theta, seed + e, update_stats=False)[0] for e in range(episodes)])
 
     #: takes a whole population ``(n, dim)`` as well as one candidate: ``evaluator="auto"``

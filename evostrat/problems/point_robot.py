@@ -62,10 +62,11 @@ def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
     return tuple(positive_int(name, h) for h in value)
 
 
-def seed_int(value: Any) -> int:
-    """``int(value)`` for a seed, or ``InvalidArgumentError`` unless it is an int (not a bool or a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgumentError(f"seed must be an int, got {value!r}")
+def seed_int(value: Any, nonnegative: bool = False) -> int:
+    """``int(value)`` for a seed, or ``InvalidArgumentError`` unless it is an int (not a bool or a float),
+    and with ``nonnegative`` an int >= 0 (gymnasium's ``reset(seed=...)``, numpy's generators)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or nonnegative and value < 0:
+        raise InvalidArgumentError(f"seed must be an int{' >= 0' if nonnegative else ''}, got {value!r}")
     return int(value)
 
 
