@@ -39,7 +39,7 @@ from evostrat.run.order_statistics import median_of, order_statistics, window_me
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
 __all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
-           "progress_from_host", "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
+           "progress_from_host", "progress_for_device", "threshold", "directed", "below", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
            "stagnation_holds", "stagnation_window"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
@@ -59,14 +59,51 @@ BUDGETS = ("max_evals", "max_generations")
 INT32_MAX = 2**31 - 1
 
 
-def threshold(value: Any, like: Any) -> Any:
+def threshold(value: Any, like: Any, up: bool = True) -> Any:
     """The threshold ``value`` (a Python float, or a traced one of :meth:`Rules.with_thresholds`) in
-    the dtype of ``like``, the array it is compared with: JAX rounds a Python float to that dtype
-    (weak typing), so a traced float64 threshold is rounded the same way and the comparison gives
-    the same answer."""
+    the dtype of ``like``, the array it is compared with, rounded so that the comparison gives the
+    host's answer (float64 against the exact ``value``): ``up`` (``x < value``, ``x >= value``) the
+    least number of that dtype at or above ``value``, else (``x <= value``) the greatest at or below
+    it. Rounded to the nearest, ``ftarget=0.1`` was reached by a float32 best of 0.100000001 (the
+    host: not reached), and ``tolfun=1e-40`` became a subnormal number, which XLA's CPU flushes to
+    zero (the host stopped a flat run on it). A threshold that rounds into the subnormal range
+    goes to zero or to the least normal number, in its direction."""
     import jax.numpy as jnp
 
-    return jnp.asarray(value, dtype=jnp.result_type(like))
+    dtype = jnp.result_type(like)
+    if isinstance(value, (int, float, np.number)):  # a constant: decided here, in float64
+        return jnp.asarray(directed(float(value), dtype, up)[()], dtype)
+    near = value.astype(dtype)
+    wide = near.astype(value.dtype)
+    out = jnp.where((wide < value) if up else (wide > value),
+                    jnp.nextafter(near, jnp.asarray(jnp.inf if up else -jnp.inf, dtype)), near)
+    tiny = jnp.finfo(dtype).tiny
+    small = (jnp.abs(value) < tiny) & (value != 0)  # tested in value's dtype (a float32 one is normal)
+    flushed = jnp.where(value > 0, tiny if up else 0.0, 0.0 if up else -tiny).astype(dtype)
+    return jnp.where(small, flushed, out)
+
+
+def directed(value: float, dtype: Any, up: bool) -> np.ndarray:
+    """:func:`threshold` of a constant ``value``: a 0-d numpy array of ``dtype`` (host side)."""
+    import jax.numpy as jnp
+
+    near = np.asarray(value).astype(dtype)
+    if (float(near) < value) if up else (float(near) > value):  # numpy's (ml_dtypes' for bfloat16): no tracing
+        near = np.nextafter(near, np.asarray(np.inf if up else -np.inf, near.dtype))
+    tiny = float(jnp.finfo(dtype).tiny)
+    if 0 < abs(value) < tiny:
+        near = np.asarray((tiny if up else 0.0) if value > 0 else (0.0 if up else -tiny)).astype(dtype)
+    return near
+
+
+def below(hi: Any, lo: Any, tol: Any) -> Any:
+    """Whether ``hi - lo``, computed exactly, is below ``tol`` (:func:`threshold` of their dtype):
+    the host subtracts in float64, where the difference of two float32 numbers is exact. Where
+    the rounded difference equals ``tol``, its rounding error (Knuth's two-sum) decides."""
+    s = hi - lo
+    b = s - hi
+    error = (hi - (s - b)) + (-lo - b)  # hi - lo == s + error exactly
+    return (s < tol) | ((s == tol) & (error < 0))
 
 
 def reached(rules: "Rules", best: Any) -> Any:
@@ -75,7 +112,7 @@ def reached(rules: "Rules", best: Any) -> Any:
     infinity, the best before any value was seen, never do."""
     import jax.numpy as jnp
 
-    target = threshold(rules.ftarget, best)
+    target = threshold(rules.ftarget, best, up=rules.maximize)
     seen = (best == best) & (best != (-jnp.inf if rules.maximize else jnp.inf))
     return seen & ((best >= target) if rules.maximize else (best <= target))
 
@@ -123,6 +160,12 @@ class Rules:
     def thresholds(self) -> tuple[float, ...]:
         """The values of :data:`THRESHOLDS` (NaN where unset), in that order."""
         return tuple(math.nan if getattr(self, n) is None else float(getattr(self, n)) for n in THRESHOLDS)
+
+    def threshold_inputs(self, dtype: Any) -> np.ndarray:
+        """:meth:`thresholds` as a compiled chunk's input of ``dtype``, each rounded in the direction
+        of its comparison (:func:`threshold`: ``ftarget`` down when minimising, the others up)."""
+        ups = (self.maximize, True, True, True)
+        return np.asarray([directed(v, dtype, up)[()] for v, up in zip(self.thresholds(), ups)], dtype)
 
     def with_thresholds(self, values: Any) -> "Rules":
         """These rules with each set threshold read from ``values`` (a vector in the order of
@@ -328,22 +371,22 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
         p = _record_stagnation(rules, p, generation, first, median_of(lower, upper, popsize), best_evals)
     if rules.tolflatfitness is not None:
         p = replace(p, flat_generations=jnp.where(first == quarter, p.flat_generations + 1, 0))
-    code, due = criteria(rules, p, n_finite == values.shape[0], hi - lo, generation, n_evals, best, sigma)
+    code, due = criteria(rules, p, n_finite == values.shape[0], (lo, hi), generation, n_evals, best, sigma)
     return p, code, due
 
 
-def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation: Any, n_evals: Any, best: Any,
-             sigma: Any) -> tuple[Any, Any]:
+def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], generation: Any, n_evals: Any,
+             best: Any, sigma: Any) -> tuple[Any, Any]:
     """:func:`check`'s ``(stop code, due)`` from the progress ``p`` after the generation.
 
-    ``all_finite``: whether every value of the generation was finite; ``spread``: its
-    greatest minus its least finite value; ``best`` the run's best so far. The compiled
+    ``all_finite``: whether every value of the generation was finite; ``span``: its
+    least and greatest finite values; ``best`` the run's best so far. The compiled
     chunk calls it on the progress after a block of generations (the block's last).
     """
     import jax.numpy as jnp
 
     filled = jnp.arange(rules.window) < p.n_recent
-    recent_range = jnp.max(jnp.where(filled, p.recent, -jnp.inf)) - jnp.min(jnp.where(filled, p.recent, jnp.inf))
+    recent_hi, recent_lo = jnp.max(jnp.where(filled, p.recent, -jnp.inf)), jnp.min(jnp.where(filled, p.recent, jnp.inf))
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
@@ -353,13 +396,15 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
     rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
     if rules.tolfun is not None:
-        rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & (recent_range < threshold(rules.tolfun, recent_range))
-                    & (spread < threshold(rules.tolfun, spread)))
+        tol = threshold(rules.tolfun, recent_hi)
+        rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & below(recent_hi, recent_lo, tol)
+                    & below(span[1], span[0], tol))
     else:
         rows.append(false)
     rows.append(false if rules.tolx is None else sigma < threshold(rules.tolx, sigma))
     if rules.tolfunhist is not None:
-        rows.append((p.n_recent >= min(10, rules.window)) & (recent_range < threshold(rules.tolfunhist, recent_range)))
+        rows.append((p.n_recent >= min(10, rules.window))
+                    & below(recent_hi, recent_lo, threshold(rules.tolfunhist, recent_hi)))
     else:
         rows.append(false)
     rows.append(false)  # tolstagnation: see stagnation_holds
