@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Hashable, Mapping, Sequence
@@ -97,6 +98,7 @@ def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
         sizes[label] = sizes.get(label, 0) + 1
     if not groups:
         return 0
+    groups = _shared_capacity(groups)
     mesh_devices = batch_devices(devices)
     programs = 0
     for (_, _, rules, stops), pairs in groups.items():
@@ -192,6 +194,21 @@ def _group_key(driver: Any) -> tuple[Any, ...]:
     shapes = tuple(np.shape(v) for v in jax.tree_util.tree_leaves(r.state))  # runs of one shape stack
     return ((type(r.strategy), static_key, r.popsize, r.dim, str(r.dtype), str(r.device), shapes),
             tuple(sorted(k for k in params if k not in static)), rules, stops)
+
+
+def _shared_capacity(groups: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+    """``groups`` with the stagnation history's capacity of the largest among those that differ only
+    in budgets and thresholds (inputs of the program): they then share one compiled chunk, as a
+    ``max_generations`` grid's groups did not (one per capacity). The history's records and its
+    median test are the same in a larger buffer, so each run is the one it is alone."""
+    def shared(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return key[:2] + (dataclasses.replace(key[2].structure(), capacity=0),) + key[3:]
+
+    largest = {shared(key): max(k[2].capacity for k in groups if shared(k) == shared(key)) for key in groups}
+    out: dict[Any, list[Any]] = {}
+    for key, pairs in groups.items():
+        out.setdefault(key[:2] + (dataclasses.replace(key[2], capacity=largest[shared(key)]),) + key[3:], []).extend(pairs)
+    return out
 
 
 def _varying(drivers: list[Any]) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, criteria,
+from evostrat.run.device_termination import (REASONS, Progress, Rules, below, criteria,
                                              reached, stagnation_holds, threshold)
 from evostrat.run.order_statistics import median_of, order_statistics
 from evostrat.run.termination import HIST_EVERY
@@ -117,7 +117,7 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
         lo, hi = bounds
     gen_best = hi if rules.maximize else lo
     appended = lo <= hi
-    step = jnp.abs(gen_best - w.last_best)
+    near, far = jnp.minimum(gen_best, w.last_best), jnp.maximum(gen_best, w.last_best)  # the step: far - near
     maybe = jnp.asarray(False)
     if rules.ftarget is not None:
         maybe |= reached(rules, best)
@@ -127,11 +127,12 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
         maybe |= generation >= rules.max_generations
     if rules.tolfun is not None:
         unseen = w.last_best != w.last_best  # no generation best yet: the window is this one's alone
-        maybe |= (hi - lo < threshold(rules.tolfun, hi)) & ((step < threshold(rules.tolfun, step)) | unseen)
+        tol = threshold(rules.tolfun, hi)
+        maybe |= below(hi, lo, tol) & (below(far, near, tol) | unseen)
     if rules.tolx is not None:
         maybe |= sigma < threshold(rules.tolx, sigma)
     if rules.tolfunhist is not None:
-        maybe |= appended & (step < threshold(rules.tolfunhist, step))
+        maybe |= appended & below(far, near, threshold(rules.tolfunhist, far))
     if rules.tolflatfitness is not None:  # the best and the 75th percentile are equal
         ranked = jnp.where(jnp.isnan(values), -jnp.inf if rules.maximize else jnp.inf, values)
         maybe |= jnp.sum(ranked == top) > int(0.75 * values.shape[0])
@@ -184,7 +185,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
     last = jnp.maximum(ran - 1, 0)
     g = generation + ran
     progress = _progress_after(rules, p, r, ran)
-    code, due = criteria(rules, progress, r.n_finite[last] == values.shape[1], r.hi[last] - r.lo[last], g,
+    code, due = criteria(rules, progress, r.n_finite[last] == values.shape[1], (r.lo[last], r.hi[last]), g,
                          n_evals + ran * values.shape[1], best, sigmas[last] if last_sigma is None else last_sigma)
     code = jnp.where(code == 0, last_code, code)
     if rules.tolstagnation is not None:

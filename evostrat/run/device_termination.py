@@ -36,10 +36,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.run.order_statistics import median_of, order_statistics, window_medians
+from evostrat.run.thresholds import below, directed, threshold
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
 __all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
-           "progress_from_host", "progress_for_device", "threshold", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
+           "progress_from_host", "progress_for_device", "threshold", "directed", "below", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
            "stagnation_holds", "stagnation_window"]
 
 #: Stop codes of :func:`check`: index -> reason (0: none); strategy criteria follow.
@@ -59,23 +60,13 @@ BUDGETS = ("max_evals", "max_generations")
 INT32_MAX = 2**31 - 1
 
 
-def threshold(value: Any, like: Any) -> Any:
-    """The threshold ``value`` (a Python float, or a traced one of :meth:`Rules.with_thresholds`) in
-    the dtype of ``like``, the array it is compared with: JAX rounds a Python float to that dtype
-    (weak typing), so a traced float64 threshold is rounded the same way and the comparison gives
-    the same answer."""
-    import jax.numpy as jnp
-
-    return jnp.asarray(value, dtype=jnp.result_type(like))
-
-
 def reached(rules: "Rules", best: Any) -> Any:
     """Whether the best value so far ``best`` (user's sense) reached ``rules.ftarget``: ``-inf``
     reaches any target when minimising (``+inf`` when maximising), as in pycma; NaN and the other
     infinity, the best before any value was seen, never do."""
     import jax.numpy as jnp
 
-    target = threshold(rules.ftarget, best)
+    target = threshold(rules.ftarget, best, up=rules.maximize)
     seen = (best == best) & (best != (-jnp.inf if rules.maximize else jnp.inf))
     return seen & ((best >= target) if rules.maximize else (best <= target))
 
@@ -123,6 +114,12 @@ class Rules:
     def thresholds(self) -> tuple[float, ...]:
         """The values of :data:`THRESHOLDS` (NaN where unset), in that order."""
         return tuple(math.nan if getattr(self, n) is None else float(getattr(self, n)) for n in THRESHOLDS)
+
+    def threshold_inputs(self, dtype: Any) -> np.ndarray:
+        """:meth:`thresholds` as a compiled chunk's input of ``dtype``, each rounded in the direction
+        of its comparison (:func:`threshold`: ``ftarget`` down when minimising, the others up)."""
+        ups = (self.maximize, True, True, True)
+        return np.asarray([directed(v, dtype, up)[()] for v, up in zip(self.thresholds(), ups)], dtype)
 
     def with_thresholds(self, values: Any) -> "Rules":
         """These rules with each set threshold read from ``values`` (a vector in the order of
@@ -328,22 +325,22 @@ def check(rules: Rules, p: Progress, values: Any, generation: Any, n_evals: Any,
         p = _record_stagnation(rules, p, generation, first, median_of(lower, upper, popsize), best_evals)
     if rules.tolflatfitness is not None:
         p = replace(p, flat_generations=jnp.where(first == quarter, p.flat_generations + 1, 0))
-    code, due = criteria(rules, p, n_finite == values.shape[0], hi - lo, generation, n_evals, best, sigma)
+    code, due = criteria(rules, p, n_finite == values.shape[0], (lo, hi), generation, n_evals, best, sigma)
     return p, code, due
 
 
-def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation: Any, n_evals: Any, best: Any,
-             sigma: Any) -> tuple[Any, Any]:
+def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], generation: Any, n_evals: Any,
+             best: Any, sigma: Any) -> tuple[Any, Any]:
     """:func:`check`'s ``(stop code, due)`` from the progress ``p`` after the generation.
 
-    ``all_finite``: whether every value of the generation was finite; ``spread``: its
-    greatest minus its least finite value; ``best`` the run's best so far. The compiled
+    ``all_finite``: whether every value of the generation was finite; ``span``: its
+    least and greatest finite values; ``best`` the run's best so far. The compiled
     chunk calls it on the progress after a block of generations (the block's last).
     """
     import jax.numpy as jnp
 
     filled = jnp.arange(rules.window) < p.n_recent
-    recent_range = jnp.max(jnp.where(filled, p.recent, -jnp.inf)) - jnp.min(jnp.where(filled, p.recent, jnp.inf))
+    recent_hi, recent_lo = jnp.max(jnp.where(filled, p.recent, -jnp.inf)), jnp.min(jnp.where(filled, p.recent, jnp.inf))
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
@@ -353,13 +350,15 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, spread: Any, generation
     rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
     rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
     if rules.tolfun is not None:
-        rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & (recent_range < threshold(rules.tolfun, recent_range))
-                    & (spread < threshold(rules.tolfun, spread)))
+        tol = threshold(rules.tolfun, recent_hi)
+        rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & below(recent_hi, recent_lo, tol)
+                    & below(span[1], span[0], tol))
     else:
         rows.append(false)
     rows.append(false if rules.tolx is None else sigma < threshold(rules.tolx, sigma))
     if rules.tolfunhist is not None:
-        rows.append((p.n_recent >= min(10, rules.window)) & (recent_range < threshold(rules.tolfunhist, recent_range)))
+        rows.append((p.n_recent >= min(10, rules.window))
+                    & below(recent_hi, recent_lo, threshold(rules.tolfunhist, recent_hi)))
     else:
         rows.append(false)
     rows.append(false)  # tolstagnation: see stagnation_holds
