@@ -21,7 +21,8 @@ from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import PYCMA_NAMES, Params, known_keywords, known_method_keywords, unknown_parameter
+from evostrat.params import (PYCMA_NAMES, Params, known_keywords, known_method_keywords, restarts_hint,
+                             unknown_parameter)
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.driver import Driver
@@ -139,6 +140,7 @@ class ES(FittedAttributes, Params):
 
     opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
     foreign_names: ClassVar[dict[str, str]] = PYCMA_NAMES  # pycma's options: the error names evostrat's way
+    value_hints: ClassVar[dict[str, Callable[[Any], str]]] = {"restarts": restarts_hint}  # pycma's restarts=9
     #: Parameter name -> the constraints its value may satisfy (:mod:`evostrat.run.settings`).
     parameter_constraints: ClassVar[dict[str, list[Any]]] = ES_PARAMETER_CONSTRAINTS
 

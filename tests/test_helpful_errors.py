@@ -129,6 +129,44 @@ def test_every_pycma_hint_names_a_setting_that_works() -> None:
     assert es.restarts_[1]["popsize"] == int(3 * (4 + 3 * np.log(2)))
 
 
+@pytest.mark.parametrize(
+    "name, expected",
+    [  # before: a near spelling meaning something else ('CMA_elitist': did you mean 'max_evals'?), or nothing
+        ("bipop", r"'bipop' \(pycma's restarts=9, bipop=True is restarts=dict\(kind='bipop', max_restarts=9\)\)"),
+        ("CMA_mu", r"CMA_mu=mu is strategy_options=\{'elite_ratio': mu / popsize\}"),
+        ("popsize_factor", r"popsize_factor=k is popsize=k \* \(4 \+ int\(3 \* log\(dim\)\)\)"),
+        ("options", r"'options' \(pycma's options are ES's keywords"),  # was: did you mean 'strategy_options'?
+        ("callback", r"fit\(callbacks=\[cb\]\)"),
+        ("timeout", r"'timeout' \(pycma's timeout is a callback"),
+        ("is_feasible", r"fit\(constraints=g\)"),
+        ("parallel_objective", r"@evostrat.vectorized"),
+        ("x0", r"ES\(\.\.\.\)\.fit\(objective, x0\)"),
+        ("constraints", r"fit\(objective, x0, constraints=g\)"),
+        ("CMA_elitist", r"'CMA_elitist' \(a pycma option with no evostrat equivalent"),
+        ("AdaptSigma", r"'AdaptSigma' \(a pycma option with no evostrat equivalent"),  # was: 'sigma0'?
+        ("tolfunrel", r"'tolfunrel' \(a pycma option with no evostrat equivalent"),  # was: 'tolfun'?
+        ("CSA_dampfac", r"'CSA_dampfac' \(a pycma option with no evostrat equivalent"),  # any CMA_/CSA_/verb_ name
+        ("verb_plot", r"'verb_plot' \(a pycma option with no evostrat equivalent"),
+    ],
+)
+def test_more_pycma_names_get_evostrats_way_not_a_near_spelling(name: str, expected: str) -> None:
+    with pytest.raises(InvalidTypeError, match=expected) as info:
+        ES("cma_es", **{name: 1})
+    assert "did you mean" not in str(info.value)
+
+
+def test_pycma_restarts_count_and_true_name_the_restarts_dict() -> None:
+    with pytest.raises(InvalidTypeError, match=r"got 9 \(pycma's restarts=9 is restarts=dict\(kind='ipop', "
+                                               r"max_restarts=9\), or kind='bipop'\)"):
+        ES("cma_es", restarts=9).fit(sphere, np.ones(2))
+    with pytest.raises(InvalidTypeError, match=r"got True \(pycma's bipop=True is restarts='bipop'"):
+        ES("cma_es", restarts=True).initialize(np.ones(2))
+    with pytest.raises(InvalidTypeError, match=r"got 2.5$"):  # no pycma spelling: no hint
+        ES("cma_es", restarts=2.5).initialize(np.ones(2))
+    es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=1), tolfun=1e-2).fit(sphere, np.ones(2))
+    assert len(es.restarts_) == 2  # the spelling the hint names runs
+
+
 def test_unknown_constructor_keyword_names_it_and_suggests() -> None:
     with pytest.raises(InvalidTypeError, match=r"ES has no parameter 'sigma' \(did you mean 'sigma0'\?\); valid: \[") as info:
         ES(sigma=0.5)
