@@ -243,3 +243,16 @@ def test_set_params_between_asks_does_not_change_later_restart_runs() -> None:
     changed, unchanged = loop(make(), True), loop(make(), False)
     assert changed == unchanged  # before: the restart runs started with sigma0=0.1
     assert [r["popsize"] for r in changed[0]] == [7, 14, 29]
+
+
+def test_set_params_of_the_global_budget_between_asks_waits_for_the_next_run() -> None:
+    def loop(change: bool) -> tuple[int, dict]:
+        es = ES("cma_es", restarts="ipop", max_generations=120, random_state=0).initialize(np.full(3, 2.0))
+        while not es.stop():
+            if change and es.n_generations_ == 3:
+                es.set_params(max_generations=5)  # before: a restart run's end checked this one
+            X = es.ask()
+            es.tell(X, sphere(X) + 10 * np.cos(X).sum(axis=1))
+        return es.n_generations_, es.stop()
+
+    assert loop(True) == loop(False) == (120, {"maxiter": 120})
