@@ -30,7 +30,18 @@ from evostrat.run.fitted import FittedAttributes
 from evostrat.run.settings import ES_PARAMETER_CONSTRAINTS
 from evostrat.run.state import fitted_run
 
-__all__ = ["ES"]
+__all__ = ["ES", "PYCMA_ATTRIBUTES"]
+
+
+#: pycma's attributes of a ``CMAEvolutionStrategy`` -> the estimator's (the AttributeError says it).
+PYCMA_ATTRIBUTES = {
+    "result": "x_, fun_, evals_best_, n_evals_, n_generations_, mean_ (xfavorite), stds_ and stop()",
+    "sigma": "strategy_.state.sigma", "countevals": "n_evals_", "countiter": "n_generations_",
+    "best": "x_ and fun_", "N": "strategy_.dim", "mean": "mean_",
+    "opts": "get_params() (set_params sets the next fit or initialize)",
+    "optimize": "fit(objective, x0)", "disp": "fit(progress=True) or a callback",
+    "logger": "a callback: DistributionRecorder or CSVLogger", "ask_and_eval": "ask() then tell(X, values)",
+}
 
 
 class ES(FittedAttributes, Params):
@@ -209,6 +220,12 @@ class ES(FittedAttributes, Params):
             else:
                 self.strategy.set_params(**options)
         return self
+
+    def __getattr__(self, name: str) -> Any:  # only when the usual look-up failed: pycma's names get a hint
+        if name in PYCMA_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} "
+                                 f"(pycma's es.{name} is {PYCMA_ATTRIBUTES[name]}; docs/guides/pycma.md)")
+        return object.__getattribute__(self, name)  # the original error again (a NotFittedError of x_...)
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":

@@ -12,7 +12,8 @@ from sklearn.base import clone
 
 from evostrat import ES, hookimpl
 from evostrat.errors import (
-    EvostratError, InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, UnknownNameError,
+    EvostratError, InvalidArgumentError, InvalidTypeError, NotFittedError, ParameterOverrideWarning,
+    UnknownNameError,
 )
 from evostrat.plugins import lookup
 from evostrat.plugins.factories import make_strategy
@@ -300,3 +301,19 @@ def test_an_objective_returning_value_and_constraints_points_to_constraints_obje
     with pytest.raises(InvalidTypeError, match=r"candidate 0, got tuple; an objective returning \(value, constraint "
                                                r"values\) needs fit\(\.\.\., constraints='objective'\)"):
         ES("snes", max_generations=2, evaluator="serial").fit(lambda x: (float(x @ x), [0.0]), np.ones(3))
+
+
+def test_pycma_attribute_names_on_the_estimator_name_evostrats() -> None:
+    es = ES("cma_es", max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    for name, expected in [("result", r"pycma's es.result is x_, fun_, evals_best_, n_evals_"),
+                           ("sigma", r"pycma's es.sigma is strategy_.state.sigma"),
+                           ("countevals", r"pycma's es.countevals is n_evals_"),
+                           ("countiter", r"pycma's es.countiter is n_generations_"),
+                           ("opts", r"pycma.s es.opts is get_params\(\) \(set_params sets the next fit or initialize\)")]:
+        with pytest.raises(AttributeError, match=rf"no attribute {name!r} \({expected}"):
+            getattr(es, name)  # before: only "'ES' object has no attribute 'result'"
+    assert not hasattr(es, "result") and es.strategy_.state.sigma > 0
+    with pytest.raises(AttributeError, match=r"^'ES' object has no attribute 'other'$"):
+        es.other
+    with pytest.raises(NotFittedError, match="x_ is not available"):  # the fitted attributes' own error stays
+        ES().x_
