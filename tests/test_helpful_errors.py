@@ -317,3 +317,12 @@ def test_pycma_attribute_names_on_the_estimator_name_evostrats() -> None:
         es.other
     with pytest.raises(NotFittedError, match="x_ is not available"):  # the fitted attributes' own error stays
         ES().x_
+
+
+def test_a_bounds_list_shorter_than_x0_says_pycma_would_repeat_its_last_entry() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"bounds lower must be a number or an array of shape \(5,\) like "
+                                                   r"x0, got shape \(2,\) \(pycma repeats the last entry of a shorter "
+                                                   r"list; write all 5 entries\)$"):
+        ES("cma_es", bounds=([-1, 0], [2, 2, 2, 2, 2])).initialize(np.zeros(5))
+    with pytest.raises(InvalidArgumentError, match=r"got shape \(6,\)$"):  # longer: no pycma hint
+        ES("cma_es", bounds=(np.zeros(6) - 1, 2)).initialize(np.zeros(5))
