@@ -21,7 +21,8 @@ from evostrat.backends.structure_args import flat_solutions
 from evostrat.backends.structured import holds_arrays
 from evostrat.constraints.tracker import check_fit_constraints
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
-from evostrat.params import PYCMA_NAMES, Params, known_keywords, known_method_keywords, unknown_parameter
+from evostrat.params import (PYCMA_NAMES, Params, known_keywords, known_method_keywords, restarts_hint,
+                             unknown_parameter)
 from evostrat.plugins.factories import make_evaluator, make_strategy  # noqa: F401 - re-exported
 from evostrat.plugins.factories import warn_overrides
 from evostrat.run.driver import Driver
@@ -29,7 +30,18 @@ from evostrat.run.fitted import FittedAttributes
 from evostrat.run.settings import ES_PARAMETER_CONSTRAINTS
 from evostrat.run.state import fitted_run
 
-__all__ = ["ES"]
+__all__ = ["ES", "PYCMA_ATTRIBUTES"]
+
+
+#: pycma's attributes of a ``CMAEvolutionStrategy`` -> the estimator's (the AttributeError says it).
+PYCMA_ATTRIBUTES = {
+    "result": "x_, fun_, evals_best_, n_evals_, n_generations_, mean_ (xfavorite), stds_ and stop()",
+    "sigma": "strategy_.state.sigma", "countevals": "n_evals_", "countiter": "n_generations_",
+    "best": "x_ and fun_", "N": "strategy_.dim", "mean": "mean_",
+    "opts": "get_params() (set_params sets the next fit or initialize)",
+    "optimize": "fit(objective, x0)", "disp": "fit(progress=True) or a callback",
+    "logger": "a callback: DistributionRecorder or CSVLogger", "ask_and_eval": "ask() then tell(X, values)",
+}
 
 
 class ES(FittedAttributes, Params):
@@ -139,6 +151,7 @@ class ES(FittedAttributes, Params):
 
     opaque_params = ("warm_start",)  # a fitted ES to start from: data, neither expanded nor cloned
     foreign_names: ClassVar[dict[str, str]] = PYCMA_NAMES  # pycma's options: the error names evostrat's way
+    value_hints: ClassVar[dict[str, Callable[[Any], str]]] = {"restarts": restarts_hint}  # pycma's restarts=9
     #: Parameter name -> the constraints its value may satisfy (:mod:`evostrat.run.settings`).
     parameter_constraints: ClassVar[dict[str, list[Any]]] = ES_PARAMETER_CONSTRAINTS
 
@@ -207,6 +220,12 @@ class ES(FittedAttributes, Params):
             else:
                 self.strategy.set_params(**options)
         return self
+
+    def __getattr__(self, name: str) -> Any:  # only when the usual look-up failed: pycma's names get a hint
+        if name in PYCMA_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} "
+                                 f"(pycma's es.{name} is {PYCMA_ATTRIBUTES[name]}; docs/guides/pycma.md)")
+        return object.__getattribute__(self, name)  # the original error again (a NotFittedError of x_...)
 
     # -- stateful ask/tell ---------------------------------------------------------------
     def initialize(self, x0: Any) -> "ES":

@@ -38,7 +38,7 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 
 _MISSING = object()  # check_params: a constrained name the owner does not have
 
-__all__ = ["PYCMA_NAMES", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
+__all__ = ["PYCMA_NAMES", "restarts_hint", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
            "unknown_parameter"]
 
 
@@ -179,7 +179,8 @@ def _refuse(owner: Any, name: str, value: Any, options: list[Any]) -> None:
     expected = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
     wrong_value = any(hasattr(c, "matches_type") and c.matches_type(value) for c in options)
     error = InvalidArgumentError if wrong_value else InvalidTypeError
-    raise error(f"{type(owner).__name__}: {name} must be {expected}, got {value!r}")
+    hint = getattr(owner, "value_hints", {}).get(name, lambda v: "")(value)  # ES: pycma's spellings
+    raise error(f"{type(owner).__name__}: {name} must be {expected}, got {value!r}{hint}")
 
 
 class Params:
@@ -263,6 +264,8 @@ class Params:
 
 
 _IN_CMA = "a CMA-ES hyper-parameter: strategy_options={{{0!r}: ...}}"
+#: The hint for a pycma option evostrat has no equivalent of.
+PYCMA_OTHER = "a pycma option with no evostrat equivalent; docs/guides/pycma.md maps those that have one"
 #: pycma's option names that are not :class:`~evostrat.ES` parameters -> evostrat's way to set
 #: them; the unknown-parameter error of a class listing them as ``foreign_names`` (``ES``) says it
 #: instead of guessing a near spelling (``maxiter`` is not ``maximize``).
@@ -286,7 +289,43 @@ PYCMA_NAMES: dict[str, str] = {
                        "caps the evaluations per candidate",
     "budget": "nevergrad's budget is max_evals", "n_trials": "Optuna's n_trials is max_evals",
     "maxfev": "scipy's maxfev is max_evals", "maxfun": "scipy's maxfun is max_evals",
+    # fmin2's keywords and options whose near spellings here mean something else
+    "bipop": "pycma's restarts=9, bipop=True is restarts=dict(kind='bipop', max_restarts=9)",
+    "restart_from_best": "pycma's restart_from_best has no equivalent: restart runs start at x0, or at a new "
+                         "point of a callable x0",
+    "CMA_mu": "pycma's CMA_mu=mu is strategy_options={'elite_ratio': mu / popsize}",
+    "popsize_factor": "pycma's popsize_factor=k is popsize=k * (4 + int(3 * log(dim)))",
+    "callback": "pycma's callback is fit(callbacks=[cb]): cb(es) after every generation, True stops the run",
+    "termination_callback": "pycma's termination_callback is a callback returning True: fit(callbacks=[cb])",
+    "timeout": "pycma's timeout is a callback: fit(callbacks=[lambda es: time.time() > deadline])",
+    "parallel_objective": "pycma's parallel_objective is an objective marked @evostrat.vectorized",
+    "is_feasible": "pycma's is_feasible is fit(constraints=g), g(x) <= 0 where feasible",
+    "eval_initial_x": "pycma's eval_initial_x has no option: x0 is not evaluated (inject(x0) adds it to a population)",
+    **dict.fromkeys(("options", "opts", "inopts"), "pycma's options are ES's keywords, with the names of "
+                    "the docs' pycma table: ES('cma_es', sigma0=..., **options)"),
+    "x0": "x0 is fit's argument: ES(...).fit(objective, x0), or initialize(x0)",
+    "constraints": "constraints are fit's: ES(...).fit(objective, x0, constraints=g)",
+    "args": "pycma's args=(a, b) is an objective lambda x: f(x, a, b)",
+    "init_callback": "pycma's init_callback is a Callback's on_fit_start(es): fit(callbacks=[cb])",
+    **dict.fromkeys(("noise_change_sigma_exponent", "noise_kappa_exponent"),
+                    "pycma's noise settings are noise_handling=dict(...), UncertaintyHandling's parameters"),
+    **dict.fromkeys(("CMA_elitist", "CMA_mirrors", "CMA_mirrormethod", "tolfunrel", "tolxstagnation", "mindx",
+                     "minstd", "maxstd", "AdaptSigma", "CMA_rankmu", "CMA_rankone", "CMA_on", "CMA_eigenmethod",
+                     "CMA_recombination_weights", "CMA_const_trace", "CMA_diagonal_decoding", "BoundaryHandler",
+                     "typical_x", "transformation", "updatecovwait", "randn", "signals_filename", "verb_plot",
+                     "verb_time", "verb_filenameprefix", "verb_append"), PYCMA_OTHER),
 }
+#: Prefixes of pycma's other options (``CMA_rankmu``, ``CSA_dampfac``, ``verb_plot``...): :data:`PYCMA_OTHER`.
+PYCMA_PREFIXES = ("CMA_", "CSA_", "TPA_", "verb_")
+
+
+def restarts_hint(value: Any) -> str:
+    """The pycma spelling behind a refused ``restarts`` value (``restarts=9``, ``restarts=True``), or ``""``."""
+    if value is True:
+        return " (pycma's bipop=True is restarts='bipop'; IPOP is restarts='ipop')"
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return f" (pycma's restarts={value} is restarts=dict(kind='ipop', max_restarts={value}), or kind='bipop')"
+    return ""
 
 
 def unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception:
@@ -299,6 +338,8 @@ def unknown_parameter(cls: type, name: str, error: type[Exception]) -> Exception
                      f"fit_batch grids take strategy__<name>)")
     nested = " and strategy__<name>" if "strategy" in valid else ""
     foreign = getattr(cls, "foreign_names", {}).get(name)
+    if foreign is None and getattr(cls, "foreign_names", None) is PYCMA_NAMES and name.startswith(PYCMA_PREFIXES):
+        foreign = PYCMA_OTHER
     hint = f" ({foreign})" if foreign else did_you_mean(name, valid)
     return error(f"{cls.__name__} has no parameter {name!r}{hint}; "
                  f"valid: {list(valid)}{nested}")

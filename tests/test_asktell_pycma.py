@@ -205,3 +205,54 @@ def test_tell_takes_the_asked_rows_as_a_list_as_pycma_hands_them_out(bounds) -> 
         es.tell(rows, values(np.asarray(rows)))
     es.tell(rows, values(np.asarray(rows)), repaired=True)  # a repaired list: accepted as an array is
     assert es.n_evals_ == 8
+
+
+def test_set_params_between_asks_leaves_the_run_and_its_checkpoint_as_started(tmp_path) -> None:
+    """pycma's ``es.opts.set`` changes the running loop; ``set_params`` changes the next
+    ``fit``/``initialize``. Before, a checkpoint stored the new values next to the old run's
+    state: the budget 600 with 306 evaluations made read as stopped on ``{'maxfevals': 600}``."""
+    from evostrat.checkpoint import load_checkpoint, save_checkpoint
+
+    es = ES("cma_es", max_evals=300, random_state=1).initialize(np.ones(6))
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, sphere(X))
+    es.set_params(max_evals=600, sigma0=5.0)
+    assert es.stop() == {"maxfevals": 300} and es.max_evals == 600  # the next fit's
+    save_checkpoint(es, tmp_path / "run.ckpt")
+    loaded = load_checkpoint(tmp_path / "run.ckpt")
+    assert (loaded.max_evals, loaded.sigma0, loaded.stop()) == (300, None, {"maxfevals": 300})
+    longer = load_checkpoint(tmp_path / "run.ckpt", max_evals=600)  # the way to extend its budget
+    while not longer.stop():
+        X = longer.ask()
+        longer.tell(X, sphere(X))
+    assert longer.stop() == {"maxfevals": 600} and 600 <= longer.n_evals_ < 610
+
+
+def test_set_params_between_asks_does_not_change_later_restart_runs() -> None:
+    def loop(es: ES, change: bool) -> tuple[list, int, float]:
+        es.initialize(np.full(3, 2.0))
+        while not es.stop():
+            if change and es.n_generations_ == 3:
+                es.set_params(popsize=50, sigma0=0.1)  # before: the next restart run took these
+            X = es.ask()
+            es.tell(X, sphere(X) + 10 * np.cos(X).sum(axis=1))
+        return es.restarts_, es.n_evals_, es.fun_
+
+    make = lambda: ES("cma_es", restarts=dict(kind="ipop", max_restarts=2), tolfun=1e-3, random_state=0)
+    changed, unchanged = loop(make(), True), loop(make(), False)
+    assert changed == unchanged  # before: the restart runs started with sigma0=0.1
+    assert [r["popsize"] for r in changed[0]] == [7, 14, 29]
+
+
+def test_set_params_of_the_global_budget_between_asks_waits_for_the_next_run() -> None:
+    def loop(change: bool) -> tuple[int, dict]:
+        es = ES("cma_es", restarts="ipop", max_generations=120, random_state=0).initialize(np.full(3, 2.0))
+        while not es.stop():
+            if change and es.n_generations_ == 3:
+                es.set_params(max_generations=5)  # before: a restart run's end checked this one
+            X = es.ask()
+            es.tell(X, sphere(X) + 10 * np.cos(X).sum(axis=1))
+        return es.n_generations_, es.stop()
+
+    assert loop(True) == loop(False) == (120, {"maxiter": 120})

@@ -12,7 +12,8 @@ from sklearn.base import clone
 
 from evostrat import ES, hookimpl
 from evostrat.errors import (
-    EvostratError, InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, UnknownNameError,
+    EvostratError, InvalidArgumentError, InvalidTypeError, NotFittedError, ParameterOverrideWarning,
+    UnknownNameError,
 )
 from evostrat.plugins import lookup
 from evostrat.plugins.factories import make_strategy
@@ -127,6 +128,44 @@ def test_every_pycma_hint_names_a_setting_that_works() -> None:
         ES("cma_es", strategy_options={name: value}, max_generations=1).fit(sphere, np.ones(2))
     es = ES("cma_es", restarts=dict(kind="ipop", incpopsize=3, max_restarts=1), tolfun=1e-2).fit(sphere, np.ones(2))
     assert es.restarts_[1]["popsize"] == int(3 * (4 + 3 * np.log(2)))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [  # before: a near spelling meaning something else ('CMA_elitist': did you mean 'max_evals'?), or nothing
+        ("bipop", r"'bipop' \(pycma's restarts=9, bipop=True is restarts=dict\(kind='bipop', max_restarts=9\)\)"),
+        ("CMA_mu", r"CMA_mu=mu is strategy_options=\{'elite_ratio': mu / popsize\}"),
+        ("popsize_factor", r"popsize_factor=k is popsize=k \* \(4 \+ int\(3 \* log\(dim\)\)\)"),
+        ("options", r"'options' \(pycma's options are ES's keywords"),  # was: did you mean 'strategy_options'?
+        ("callback", r"fit\(callbacks=\[cb\]\)"),
+        ("timeout", r"'timeout' \(pycma's timeout is a callback"),
+        ("is_feasible", r"fit\(constraints=g\)"),
+        ("parallel_objective", r"@evostrat.vectorized"),
+        ("x0", r"ES\(\.\.\.\)\.fit\(objective, x0\)"),
+        ("constraints", r"fit\(objective, x0, constraints=g\)"),
+        ("CMA_elitist", r"'CMA_elitist' \(a pycma option with no evostrat equivalent"),
+        ("AdaptSigma", r"'AdaptSigma' \(a pycma option with no evostrat equivalent"),  # was: 'sigma0'?
+        ("tolfunrel", r"'tolfunrel' \(a pycma option with no evostrat equivalent"),  # was: 'tolfun'?
+        ("CSA_dampfac", r"'CSA_dampfac' \(a pycma option with no evostrat equivalent"),  # any CMA_/CSA_/verb_ name
+        ("verb_plot", r"'verb_plot' \(a pycma option with no evostrat equivalent"),
+    ],
+)
+def test_more_pycma_names_get_evostrats_way_not_a_near_spelling(name: str, expected: str) -> None:
+    with pytest.raises(InvalidTypeError, match=expected) as info:
+        ES("cma_es", **{name: 1})
+    assert "did you mean" not in str(info.value)
+
+
+def test_pycma_restarts_count_and_true_name_the_restarts_dict() -> None:
+    with pytest.raises(InvalidTypeError, match=r"got 9 \(pycma's restarts=9 is restarts=dict\(kind='ipop', "
+                                               r"max_restarts=9\), or kind='bipop'\)"):
+        ES("cma_es", restarts=9).fit(sphere, np.ones(2))
+    with pytest.raises(InvalidTypeError, match=r"got True \(pycma's bipop=True is restarts='bipop'"):
+        ES("cma_es", restarts=True).initialize(np.ones(2))
+    with pytest.raises(InvalidTypeError, match=r"got 2.5$"):  # no pycma spelling: no hint
+        ES("cma_es", restarts=2.5).initialize(np.ones(2))
+    es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=1), tolfun=1e-2).fit(sphere, np.ones(2))
+    assert len(es.restarts_) == 2  # the spelling the hint names runs
 
 
 def test_unknown_constructor_keyword_names_it_and_suggests() -> None:
@@ -262,3 +301,28 @@ def test_an_objective_returning_value_and_constraints_points_to_constraints_obje
     with pytest.raises(InvalidTypeError, match=r"candidate 0, got tuple; an objective returning \(value, constraint "
                                                r"values\) needs fit\(\.\.\., constraints='objective'\)"):
         ES("snes", max_generations=2, evaluator="serial").fit(lambda x: (float(x @ x), [0.0]), np.ones(3))
+
+
+def test_pycma_attribute_names_on_the_estimator_name_evostrats() -> None:
+    es = ES("cma_es", max_generations=2, random_state=0).fit(sphere, np.ones(3))
+    for name, expected in [("result", r"pycma's es.result is x_, fun_, evals_best_, n_evals_"),
+                           ("sigma", r"pycma's es.sigma is strategy_.state.sigma"),
+                           ("countevals", r"pycma's es.countevals is n_evals_"),
+                           ("countiter", r"pycma's es.countiter is n_generations_"),
+                           ("opts", r"pycma.s es.opts is get_params\(\) \(set_params sets the next fit or initialize\)")]:
+        with pytest.raises(AttributeError, match=rf"no attribute {name!r} \({expected}"):
+            getattr(es, name)  # before: only "'ES' object has no attribute 'result'"
+    assert not hasattr(es, "result") and es.strategy_.state.sigma > 0
+    with pytest.raises(AttributeError, match=r"^'ES' object has no attribute 'other'$"):
+        es.other
+    with pytest.raises(NotFittedError, match="x_ is not available"):  # the fitted attributes' own error stays
+        ES().x_
+
+
+def test_a_bounds_list_shorter_than_x0_says_pycma_would_repeat_its_last_entry() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"bounds lower must be a number or an array of shape \(5,\) like "
+                                                   r"x0, got shape \(2,\) \(pycma repeats the last entry of a shorter "
+                                                   r"list; write all 5 entries\)$"):
+        ES("cma_es", bounds=([-1, 0], [2, 2, 2, 2, 2])).initialize(np.zeros(5))
+    with pytest.raises(InvalidArgumentError, match=r"got shape \(6,\)$"):  # longer: no pycma hint
+        ES("cma_es", bounds=(np.zeros(6) - 1, 2)).initialize(np.zeros(5))

@@ -174,7 +174,7 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
         For a malformed part, or a part the run's parameters do not have.
     """
     if features is None or "aggregate" not in features:  # written before the aggregation was recorded
-        option = driver.settings.noise_handling  # the option existed then only as the mean: named, it is new
+        option = driver.config.noise_handling  # the option existed then only as the mean: named, it is new
         named = isinstance(option, dict) and "aggregate" in option
         driver.noise_aggregate = "mean" if aggregation(driver) is not None and not named else None
         if features is None:  # a run without these features, or a checkpoint from before they were stored
@@ -192,7 +192,7 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
             raise CheckpointError("checkpoint holds an integer margin state, but its run has no integer coordinates")
         driver.integers.load_state_values(values["integers"], runner)
     if values["noise"] is not None:
-        if driver.settings.noise_handling is None or driver.settings.noise_handling is False:
+        if driver.config.noise_handling is None or driver.config.noise_handling is False:
             raise CheckpointError("checkpoint holds a noise handling state, but its run has no noise_handling")
         driver.noise_resume = NoisyEvaluator.check_state_values(values["noise"])
     if values["constraints"] is not None:

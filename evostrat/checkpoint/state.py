@@ -140,7 +140,7 @@ def capture(es: Any, user: dict[str, Any] | None = None,
     state = {**sd, "arrays": sorted(sd["arrays"])}
     flat = {"sigma0": flat_sigma, "bounds": flat_bounds, "integer": flat_integer}  # in x0's structure: stored flat
     params = {name: _encode_param(name, flat[name](driver.structure, value) if name in flat else value, arrays)
-              for name, value in es.get_params(deep=False).items()}
+              for name, value in driver.config.get_params(deep=False).items()}  # the run's, not set_params' since
     run = driver.state
     box = driver.bounds.box if driver.integers is not None else driver.bounds  # not rounded by the margin
     x0_init = driver.x0 if box is None else box.transform(driver.x0)
@@ -352,6 +352,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], params: dict[s
                 raise CheckpointError(f"checkpoint {err}") from err
         es.initialize(start)
     es.warm_start, driver = params.get("warm_start"), es.run_
+    driver.config.warm_start = es.warm_start  # applied already: the run's settings keep it for its checkpoints
 
     def to_backend(a: np.ndarray, name: str) -> Any:
         if name != backend.name:

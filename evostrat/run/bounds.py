@@ -66,9 +66,11 @@ def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
     if arr.ndim == 0:
         arr = np.full(dim, float(arr))
     if arr.shape != (dim,):
+        short = arr.ndim == 1 and 0 < len(arr) < dim  # pycma repeats a shorter list's last entry
         raise InvalidArgumentError(
             f"bounds {which} must be a number or an array of shape ({dim},) like x0, "
-            f"got shape {arr.shape}"
+            f"got shape {arr.shape}" + (f" (pycma repeats the last entry of a shorter list; write all {dim} "
+                                        "entries)" if short else "")
         )
     if np.any(np.isnan(arr)):
         raise InvalidArgumentError(f"bounds {which} must not contain NaN")

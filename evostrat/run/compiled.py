@@ -358,7 +358,7 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
     program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names, bounds=driver.bounds)
     run = packed_run(driver, rules)
     length = 1 if hooks is not None else chunk_length(runner.popsize)
-    budget = driver.settings.max_generations if driver.restarts is not None else None  # over all runs
+    budget = driver.config.max_generations if driver.restarts is not None else None  # over all runs
     limit = device_constant(length, "int32")
     while driver.state.stop_reason is None and driver.runner is runner:
         if runner.injections:  # queued by inject() (a callback's, a checkpoint's): placed by a host generation

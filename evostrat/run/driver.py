@@ -50,9 +50,21 @@ from evostrat.run.state import RunState, first_stop, warn_nothing_found
 from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
 from evostrat.strategies.base import as_search_point, host_value
 
-__all__ = ["Driver", "first_stop"]
+__all__ = ["Driver", "first_stop", "settings_copy"]
 
 _NDARRAY, _INF, _NEG_INF = np.ndarray, math.inf, -math.inf  # read by the usual generation's checks
+
+
+def settings_copy(settings: Any) -> Any:
+    """An object of ``settings``'s class holding only its parameters (``get_params(deep=False)``).
+
+    A run reads its settings when it starts and at each restart; from this copy, so that
+    ``set_params`` on the estimator between ``ask``/``tell`` calls neither changes the
+    running run halfway (a restart's popsize) nor what a checkpoint of it stores.
+    """
+    copy = object.__new__(type(settings))
+    vars(copy).update(settings.get_params(deep=False))
+    return copy
 
 
 class Driver:
@@ -61,7 +73,9 @@ class Driver:
     Parameters
     ----------
     settings : ES
-        The estimator whose parameters configure the run (read, never written).
+        The estimator whose parameters configure the run (never written). The run keeps a
+        copy of them, ``config`` (:func:`settings_copy`): ``set_params`` on a running estimator
+        changes its next ``fit``/``initialize``, not this run's restarts nor what its checkpoints store.
     x0 : array-like, shape (dim,), or callable
         The initial point (inside ``bounds`` when given), or a function returning one,
         called for the first run and each restart (:meth:`draw_x0`), as pycma's.
@@ -72,7 +86,8 @@ class Driver:
     """
 
     def __init__(self, settings: Any, x0: Any, initial_state: Any = None) -> None:
-        self.settings = settings
+        self.settings = settings  # the estimator: what observers see
+        self.config = settings_copy(settings)  # its parameters as the run started: what restarts and checkpoints read
         self.maximize = bool(settings.maximize)
         self.structure = as_structure(x0)  # a dict, pytree or nn.Module: searched as one flat vector
         x0, bounds, integer = flat_arguments(self.structure, x0, settings)  # bounds=, integer= in its structure too
@@ -105,7 +120,7 @@ class Driver:
     def start_run(self, plan: RunPlan | None, initial_state: Any = None) -> None:
         """Build the strategy, its ask/tell runner (from ``initial_state`` when given) and the
         run's termination criteria."""
-        s = self.settings
+        s = self.config
         popsize, sigma0, seed = s.popsize, s.sigma0, s.random_state
         sigma0 = free_sigma(self.fixed, flat_sigma(self.structure, sigma0))  # per-leaf, per free coordinate
         if plan is not None:
@@ -160,7 +175,7 @@ class Driver:
     def draw_x0(self, run: int) -> Any:
         """A start point from the callable ``x0`` for restart run ``run`` (:func:`draw_point`)."""
         dim = None if run == 0 else getattr(self.bounds, "full_dim", None) or self.runner.dim  # fixed_variables: full
-        return draw_point(self.x0_source, self.settings.random_state, run, dim)
+        return draw_point(self.x0_source, self.config.random_state, run, dim)
 
     # -- ask / tell ----------------------------------------------------------------------------
     def to_box(self, X: Any) -> Any:
@@ -244,7 +259,7 @@ class Driver:
     def constrained_termination(self) -> None:
         """With constraints, ``tolstagnation="auto"`` is off, as pycma's ``fmin_con2`` sets it
         (the ranked values change with the coefficients, not only with the search)."""
-        if isinstance(self.settings.tolstagnation, str):
+        if isinstance(self.config.tolstagnation, str):
             self.termination.flush()  # the generations before were checked with it
             self.termination.tolstagnation = None
 
@@ -252,7 +267,7 @@ class Driver:
         """``{stop_reason: its setting}`` (pycma's ``stop()``), ``{}`` while the run goes on."""
         reason, restarts = self.state.stop_reason, self.restarts
         return {} if reason is None else {reason: self.termination.setting(
-            reason, self.settings.max_generations, None if restarts is None else restarts.max_restarts,
+            reason, self.config.max_generations, None if restarts is None else restarts.max_restarts,
             self.runner.strategy)}
 
     # -- record one generation -----------------------------------------------------------------

@@ -254,7 +254,7 @@ def after_run(driver: Any, reason: str | None, gen_best: float) -> str | None:
     better = gen_best > record["best"] if driver.maximize else gen_best < record["best"]
     if better or math.isnan(record["best"]):
         record["best"] = gen_best
-    over_budget = state.n_generations >= (driver.settings.max_generations or math.inf)
+    over_budget = state.n_generations >= (driver.config.max_generations or math.inf)
     if reason is None and over_budget:
         reason = "maxiter"  # the global generation budget over all runs
     record["stop_reason"] = reason
