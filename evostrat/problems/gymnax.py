@@ -154,6 +154,12 @@ class GymnaxProblem:
         ]
         return self._spec.flatten(jax.tree_util.tree_unflatten(treedef, new))
 
+    def unflatten(self, theta: Any) -> Any:
+        """The policy's parameter pytree (shaped as ``params``, or the built-in MLP's
+        ``[(W, b), ...]``) of a flat vector ``theta`` of ``dim`` values, such as
+        :func:`evolve`'s ``mean``."""
+        return self._spec.unflatten(theta)
+
     def _action(self, out: Any) -> Any:
         out = jnp.ravel(out)
         if out.shape[0] != self.n_outputs:
@@ -264,6 +270,9 @@ def evolve(
 
     Each generation evaluates on fresh episode keys. ``callback(generation, fitness)``
     runs on the host after each chunk with the chunk's ``(chunk, popsize)`` fitness.
+    ``x0`` is a flat vector of ``problem.dim`` values or the policy's parameter pytree
+    (shaped as the problem's ``params``, e.g. a flax ``variables`` dict); the result's
+    ``mean`` is flat (:meth:`GymnaxProblem.unflatten` gives it the pytree's shape).
 
     Examples
     --------
@@ -275,7 +284,11 @@ def evolve(
     """
     generations, chunk = positive_int("generations", generations), positive_int("chunk", chunk)
     sign = -1.0 if maximize else 1.0
-    state = strategy.init(jnp.asarray(x0), random_state=random_state, backend="jax")
+    x0 = jnp.asarray(problem._flat(x0) if not isinstance(x0, jax.Array) else x0)
+    if x0.shape != (problem.dim,):
+        raise InvalidArgumentError(f"x0 must be the policy's parameters: a vector of shape ({problem.dim},) or "
+                                   f"a pytree shaped as the problem's params, got shape {tuple(x0.shape)}")
+    state = strategy.init(x0, random_state=random_state, backend="jax")
 
     def generation(state: Any, key: Any) -> tuple[Any, Any]:
         X, new = strategy.ask(state)
