@@ -201,7 +201,7 @@ class GymnaxProblem:
     def episode_returns(self, theta: Any, episodes: int = 20, seed: int = 10_000) -> Any:
         """Returns of ``episodes`` fresh episodes of one candidate (a vector or a parameter pytree),
         shape ``(episodes,)``."""
-        theta = jnp.asarray(self._flat(theta))
+        theta = jnp.asarray(self.flatten(theta))
         self._check(theta[None, :] if theta.ndim == 1 else theta)
         keys = jax.random.split(jax.random.PRNGKey(seed), positive_int("episodes", episodes))
         return jax.jit(jax.vmap(self.episode_return, in_axes=(None, 0)))(theta, keys)
@@ -213,7 +213,7 @@ class GymnaxProblem:
                 f"X must have shape (n, {self.dim}) or ({self.dim},) for this policy, got {shape}"
             )
 
-    def _flat(self, x: Any) -> Any:
+    def flatten(self, x: Any) -> Any:
         """``x``, or for a pytree of the policy's parameters (what ``ES.fit`` hands an objective when
         ``x0`` is the parameter pytree; leaves may have a leading population axis) its flat
         vector(s), in :class:`~evostrat.params_flat.JaxParams` order; traceable."""
@@ -233,7 +233,7 @@ class GymnaxProblem:
         """Mean returns ``(n,)`` for ``X`` of shape ``(n, dim)`` (a scalar for ``(dim,)``), or for a
         pytree shaped as the policy's parameters (``params``; leaves with a leading population axis
         for several, as ``ES.fit`` hands them when ``x0`` is the pytree); traceable."""
-        X = self._flat(X)
+        X = self.flatten(X)
         if not isinstance(X, jax.Array):
             X = jnp.asarray(to_host(X))
         single = X.ndim == 1
@@ -284,7 +284,7 @@ def evolve(
     """
     generations, chunk = positive_int("generations", generations), positive_int("chunk", chunk)
     sign = -1.0 if maximize else 1.0
-    x0 = jnp.asarray(problem._flat(x0) if not isinstance(x0, jax.Array) else x0)
+    x0 = jnp.asarray(problem.flatten(x0))
     if x0.shape != (problem.dim,):
         raise InvalidArgumentError(f"x0 must be the policy's parameters: a vector of shape ({problem.dim},) or "
                                    f"a pytree shaped as the problem's params, got shape {tuple(x0.shape)}")
