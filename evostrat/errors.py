@@ -27,17 +27,46 @@ __all__ = [
 ]
 
 
+#: Other libraries' names of evostrat's parameters (lower case): ``name -> (whose, evostrat's names)``;
+#: :func:`did_you_mean` suggests the first of those names that the choices hold.
+SYNONYMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "center_learning_rate": ("EvoTorch's", ("lr_mean", "lr")),
+    "stdev_learning_rate": ("EvoTorch's", ("lr_sigma",)),
+    "stdev_init": ("EvoTorch's", ("sigma0",)),
+    "std_init": ("evosax's", ("sigma0",)),
+    "sigma_init": ("evosax's", ("sigma0",)),
+    "population_size": ("evosax's", ("popsize",)),
+    "c_m": ("evosax's", ("lr_mean",)),
+    "lrate_mean": ("evosax's", ("lr_mean",)),
+    "lrate_sigma": ("evosax's", ("lr_sigma",)),
+    "learning_rate": ("optax's", ("lr", "lr_mean")),
+    "std_decay": ("evosax's", ("sigma_decay",)),
+    "use_antithetic_sampling": ("evosax's", ("mirrored",)),
+    "cma_cmean": ("pycma's", ("lr_mean",)),
+    "lr_mean": ("other strategies'", ("center_learning_rate",)),
+    "lr_sigma": ("other strategies'", ("stdev_learning_rate",)),
+}
+
+
 def did_you_mean(name: Any, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the choice closest to ``name`` (:mod:`difflib`), or ``""``.
+    """``" (did you mean 'x'?)"`` for the choice closest to ``name`` (:mod:`difflib`), or ``""``;
+    another library's name of a choice (:data:`SYNONYMS`) suggests that choice.
 
     Examples
     --------
     >>> did_you_mean("sigma", ["popsize", "sigma0"]), did_you_mean("zzz", ["snes"])
     (" (did you mean 'sigma0'?)", '')
+    >>> did_you_mean("stdev_init", ["popsize", "sigma0"])
+    " (did you mean 'sigma0'? 'stdev_init' is EvoTorch's name for it)"
     """
     import difflib  # here: only an error message needs it
 
-    close = difflib.get_close_matches(str(name).lower(), sorted(choices), n=1)
+    choices = sorted(choices)
+    whose, names = SYNONYMS.get(str(name).lower(), ("", ()))
+    known = next((n for n in names if n in choices), None)
+    if known is not None:
+        return f" (did you mean {known!r}? {str(name)!r} is {whose} name for it)"
+    close = difflib.get_close_matches(str(name).lower(), choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

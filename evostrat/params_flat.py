@@ -199,9 +199,13 @@ class JaxParams:
         return flat
 
     def unflatten(self, vector: Any) -> Any:
-        """The pytree for ``vector`` (shape ``(dim,)``); traceable under ``jit``/``vmap``."""
-        check_vector(vector, self.dim)
-        return self._unravel(vector)
+        """The pytree for ``vector`` (shape ``(dim,)``), or for a population ``(n, dim)`` the
+        pytree whose leaves have a leading axis of ``n`` (evosax's ``ParameterReshaper.reshape``);
+        traceable under ``jit``/``vmap``."""
+        import jax
+
+        check_vector(vector, self.dim, batched=len(getattr(vector, "shape", ())) == 2)
+        return self._unravel(vector) if vector.ndim == 1 else jax.vmap(self._unravel)(vector)
 
     def __repr__(self) -> str:
         return f"JaxParams(dim={self.dim})"

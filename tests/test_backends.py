@@ -307,3 +307,19 @@ def test_jax_takes_device_names_and_torch_devices() -> None:
     cpu = jax.devices("cpu")[0]
     assert jax_device("cpu") == jax_device("CPU:0") == jax_device(torch.device("cpu")) == jax_device(cpu) == cpu
     assert jax_device(None) is None
+
+
+def test_torch_takes_jaxs_gpu_names_and_numpy_says_how_to_reach_a_gpu() -> None:
+    # "gpu" was refused by torch ("must be a torch device such as 'cpu' or 'cuda:0'") while JAX took "cuda"
+    torch = pytest.importorskip("torch")
+    from evostrat import ES
+    from evostrat.backends.devices import torch_device
+    from evostrat.problems import sphere
+
+    if torch.cuda.is_available():
+        assert torch_device("gpu") == torch.device("cuda") and torch_device("GPU:0") == torch.device("cuda:0")
+    else:
+        with pytest.raises(InvalidArgumentError, match=r"device 'gpu': torch has no 'cuda' device"):
+            torch_device("gpu")
+    with pytest.raises(InvalidArgumentError, match=r"got 'cuda'; for a GPU .* backend='torch' or backend='jax'"):
+        ES("snes", max_generations=2, device="cuda").fit(sphere, np.ones(3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -326,3 +327,24 @@ def test_a_bounds_list_shorter_than_x0_says_pycma_would_repeat_its_last_entry() 
         ES("cma_es", bounds=([-1, 0], [2, 2, 2, 2, 2])).initialize(np.zeros(5))
     with pytest.raises(InvalidArgumentError, match=r"got shape \(6,\)$"):  # longer: no pycma hint
         ES("cma_es", bounds=(np.zeros(6) - 1, 2)).initialize(np.zeros(5))
+
+
+@pytest.mark.parametrize(("strategy", "options", "suggested"), [
+    ("snes", {"center_learning_rate": 0.5}, "'lr_mean'? 'center_learning_rate' is EvoTorch's name"),
+    ("snes", {"stdev_learning_rate": 0.1}, "'lr_sigma'? 'stdev_learning_rate' is EvoTorch's name"),
+    ("openai_es", {"center_learning_rate": 0.1}, "'lr'? 'center_learning_rate' is EvoTorch's name"),
+    ("cma_es", {"std_init": 0.5}, "'sigma0'? 'std_init' is evosax's name"),
+    ("cma_es", {"c_m": 0.5}, "'lr_mean'? 'c_m' is evosax's name"),
+    ("openai_es", {"use_antithetic_sampling": False}, "'mirrored'? 'use_antithetic_sampling' is evosax's name"),
+    ("pgpe", {"lr_mean": 0.1}, "'center_learning_rate'? 'lr_mean' is other strategies' name"),
+])
+def test_evosax_and_evotorch_parameter_names_suggest_evostrats(strategy: str, options: dict, suggested: str) -> None:
+    # these names got only the list of valid ones: nothing close enough for difflib
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"has no parameter {next(iter(options))!r} "
+                                                             f"(did you mean {suggested} for it)")):
+        ES(strategy, max_generations=2, strategy_options=options).fit(lambda X: (X ** 2).sum(axis=1), np.ones(3))
+
+
+def test_evotorch_stdev_init_as_an_es_parameter_suggests_sigma0() -> None:
+    with pytest.raises(InvalidTypeError, match=re.escape("(did you mean 'sigma0'? 'stdev_init' is EvoTorch's name")):
+        ES("snes", stdev_init=0.5)

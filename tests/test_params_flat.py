@@ -123,3 +123,23 @@ def test_every_parameter_is_evolved_requires_grad_or_not_and_buffers_stay_fixed(
     policy = torch.nn.Sequential(torch.nn.Linear(4, 2))
     policy[0].weight.requires_grad_(False)
     assert GymProblem("CartPole-v1", policy).dim == 4 * 2 + 2 and gymnasium
+
+
+def test_jax_unflatten_takes_a_population() -> None:
+    # evosax's ParameterReshaper.reshape(X) idiom: X (n, dim) was refused ("must have shape (20,)")
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from evostrat.params_flat import JaxParams
+
+    spec = JaxParams({"w": jnp.ones((3, 4)), "b": jnp.arange(4.0)})
+    X = jnp.arange(3 * spec.dim, dtype=jnp.float32).reshape(3, spec.dim)
+    trees = spec.unflatten(X)
+    assert trees["w"].shape == (3, 3, 4) and trees["b"].shape == (3, 4)
+    for i in range(3):
+        one = spec.unflatten(X[i])
+        assert bool(jnp.all(trees["w"][i] == one["w"])) and bool(jnp.all(trees["b"][i] == one["b"]))
+    with pytest.raises(InvalidArgumentError, match=r"\(n, 16\).*got shape \(3, 15\)"):
+        spec.unflatten(X[:, :15])
+    with pytest.raises(InvalidArgumentError, match=r"\(16,\)"):
+        spec.unflatten(jnp.zeros((2, 2, 16)))

@@ -14,7 +14,7 @@ True
 >>> host_device("cuda")
 Traceback (most recent call last):
 ...
-evostrat.errors.InvalidArgumentError: device must be None or 'cpu' for numpy arrays (host memory), got 'cuda'
+evostrat.errors.InvalidArgumentError: device must be None or 'cpu' for numpy arrays (host memory), got 'cuda'; for a GPU give x0 as a torch tensor or a JAX array, or pass backend='torch' or backend='jax'
 """
 
 from __future__ import annotations
@@ -35,17 +35,23 @@ def host_device(device: Any) -> None:
         return None
     if str(getattr(device, "type", getattr(device, "platform", ""))).lower() == "cpu":
         return None  # torch.device("cpu"), a JAX CPU device
-    raise InvalidArgumentError(f"device must be None or 'cpu' for numpy arrays (host memory), got {device!r}")
+    raise InvalidArgumentError(f"device must be None or 'cpu' for numpy arrays (host memory), got {device!r}; "
+                               "for a GPU give x0 as a torch tensor or a JAX array, or pass backend='torch' "
+                               "or backend='jax'")
 
 
 def torch_device(device: Any) -> Any:
-    """``device`` as a ``torch.device`` this machine has (``None`` stays ``None``: ``x0``'s own)."""
+    """``device`` as a ``torch.device`` this machine has (``None`` stays ``None``: ``x0``'s own);
+    ``"gpu"`` and ``"gpu:i"`` (JAX's names) mean ``"cuda"`` and ``"cuda:i"``."""
     import torch
 
     if device is None:
         return None
+    name = device if isinstance(device, (str, int, torch.device)) else str(device)
+    if isinstance(name, str) and name.lower().partition(":")[0] == "gpu":
+        name = "cuda" + name.lower()[3:]
     try:
-        resolved = torch.device(device if isinstance(device, (str, int, torch.device)) else str(device))
+        resolved = torch.device(name)
     except (RuntimeError, TypeError, ValueError) as err:
         raise InvalidArgumentError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
     if resolved.type == "cpu":

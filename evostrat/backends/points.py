@@ -45,6 +45,8 @@ def as_search_point(
     ``x0``'s own (see :meth:`~evostrat.backends.base.Backend.float_dtype`).
     ``program_input``: the point only feeds a compiled program with a placed key, so it is
     converted with :meth:`~evostrat.backends.base.Backend.program_input` (no device given).
+    Under ``jax.jit`` or ``jax.vmap`` (a traced ``x0``) the finiteness check is skipped: the
+    values are not known while tracing.
 
     Raises
     ------
@@ -76,7 +78,13 @@ def as_search_point(
             f"x0 must have shape (dim,) with dim >= 1, got shape {tuple(x.shape)}"
             + (f"; for a 1-D problem pass [{float(x)!r}]" if x.ndim == 0 else "")
         )
-    if not np.isfinite(backend.to_numpy(x)).all():  # on the host: one small copy, no device ops
+    try:
+        host = backend.to_numpy(x)  # on the host: one small copy, no device ops
+    except TypeError:  # a JAX tracer (init under jax.jit / vmap): no value to check yet
+        if not backend.traceable:
+            raise
+        return x
+    if not np.isfinite(host).all():
         raise InvalidArgumentError("x0 must be finite; it contains NaN or inf")
     return x
 

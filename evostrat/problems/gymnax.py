@@ -154,6 +154,12 @@ class GymnaxProblem:
         ]
         return self._spec.flatten(jax.tree_util.tree_unflatten(treedef, new))
 
+    def unflatten(self, theta: Any) -> Any:
+        """The policy's parameter pytree (shaped as ``params``, or the built-in MLP's
+        ``[(W, b), ...]``) of a flat vector ``theta`` of ``dim`` values, such as
+        :func:`evolve`'s ``mean``."""
+        return self._spec.unflatten(theta)
+
     def _action(self, out: Any) -> Any:
         out = jnp.ravel(out)
         if out.shape[0] != self.n_outputs:
@@ -195,7 +201,7 @@ class GymnaxProblem:
     def episode_returns(self, theta: Any, episodes: int = 20, seed: int = 10_000) -> Any:
         """Returns of ``episodes`` fresh episodes of one candidate (a vector or a parameter pytree),
         shape ``(episodes,)``."""
-        theta = jnp.asarray(self._flat(theta))
+        theta = jnp.asarray(self.flatten(theta))
         self._check(theta[None, :] if theta.ndim == 1 else theta)
         keys = jax.random.split(jax.random.PRNGKey(seed), positive_int("episodes", episodes))
         return jax.jit(jax.vmap(self.episode_return, in_axes=(None, 0)))(theta, keys)
@@ -207,7 +213,7 @@ class GymnaxProblem:
                 f"X must have shape (n, {self.dim}) or ({self.dim},) for this policy, got {shape}"
             )
 
-    def _flat(self, x: Any) -> Any:
+    def flatten(self, x: Any) -> Any:
         """``x``, or for a pytree of the policy's parameters (what ``ES.fit`` hands an objective when
         ``x0`` is the parameter pytree; leaves may have a leading population axis) its flat
         vector(s), in :class:`~evostrat.params_flat.JaxParams` order; traceable."""
@@ -227,7 +233,7 @@ class GymnaxProblem:
         """Mean returns ``(n,)`` for ``X`` of shape ``(n, dim)`` (a scalar for ``(dim,)``), or for a
         pytree shaped as the policy's parameters (``params``; leaves with a leading population axis
         for several, as ``ES.fit`` hands them when ``x0`` is the pytree); traceable."""
-        X = self._flat(X)
+        X = self.flatten(X)
         if not isinstance(X, jax.Array):
             X = jnp.asarray(to_host(X))
         single = X.ndim == 1
@@ -264,6 +270,9 @@ def evolve(
 
     Each generation evaluates on fresh episode keys. ``callback(generation, fitness)``
     runs on the host after each chunk with the chunk's ``(chunk, popsize)`` fitness.
+    ``x0`` is a flat vector of ``problem.dim`` values or the policy's parameter pytree
+    (shaped as the problem's ``params``, e.g. a flax ``variables`` dict); the result's
+    ``mean`` is flat (:meth:`GymnaxProblem.unflatten` gives it the pytree's shape).
 
     Examples
     --------
@@ -275,7 +284,11 @@ def evolve(
     """
     generations, chunk = positive_int("generations", generations), positive_int("chunk", chunk)
     sign = -1.0 if maximize else 1.0
-    state = strategy.init(jnp.asarray(x0), random_state=random_state, backend="jax")
+    x0 = jnp.asarray(problem.flatten(x0))
+    if x0.shape != (problem.dim,):
+        raise InvalidArgumentError(f"x0 must be the policy's parameters: a vector of shape ({problem.dim},) or "
+                                   f"a pytree shaped as the problem's params, got shape {tuple(x0.shape)}")
+    state = strategy.init(x0, random_state=random_state, backend="jax")
 
     def generation(state: Any, key: Any) -> tuple[Any, Any]:
         X, new = strategy.ask(state)
