@@ -120,19 +120,24 @@ class MarginStrategy:
         return MarginState(self.strategy.tell(state.inner, X, fitness), state.A, jnp.ones((), bool))
 
     def mean(self, state: MarginState) -> Any:
+        """The strategy's mean of the inner state."""
         return self.strategy.mean(state.inner)
 
     def sigma(self, state: MarginState) -> Any:
+        """The strategy's sigma of the inner state."""
         return self.strategy.sigma(state.inner)
 
     def stop(self, state: MarginState) -> dict[str, Any]:
+        """The strategy's own stop criteria of the inner state."""
         return self.strategy.stop(state.inner)
 
     def tolx_parts(self, state: MarginState) -> Any:
+        """The strategy's ``tolx`` parts of the inner state."""
         return self.strategy.tolx_parts(state.inner)
 
 
 def _select(flag: Any, a: Any, b: Any) -> Any:
+    """The tree ``a`` where ``flag`` holds, else ``b`` (traced)."""
     import jax
 
     return jax.tree_util.tree_map(lambda x, y: jax.numpy.where(flag, x, y), a, b)
@@ -200,7 +205,7 @@ def device_state(driver: Any, run: Any) -> Any:
     wide = jax.dtypes.canonicalize_dtype(np.float64)
     due = driver.runner.generation > integers.corrected
     margin = jax.device_put((np.asarray(integers.A, wide), np.asarray(due)), driver.runner.device)
-    return run._replace(state=MarginState(run.state, *margin))
+    return replace(run, state=MarginState(run.state, *margin))
 
 
 def host_state(driver: Any, state: Any, done: int) -> Any:
