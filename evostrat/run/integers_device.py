@@ -205,7 +205,7 @@ def device_state(driver: Any, run: Any) -> Any:
     wide = jax.dtypes.canonicalize_dtype(np.float64)
     due = driver.runner.generation > integers.corrected
     margin = jax.device_put((np.asarray(integers.A, wide), np.asarray(due)), driver.runner.device)
-    return replace(run, state=MarginState(run.state, *margin))
+    return type(run)(MarginState(run.state, *margin), *run[1:])  # the packed run with its state wrapped
 
 
 def host_state(driver: Any, state: Any, done: int) -> Any:
