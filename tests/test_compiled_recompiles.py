@@ -53,3 +53,21 @@ def test_fixed_variables_and_restarts_compile_their_chunks_once() -> None:
     popsizes = [r["popsize"] for r in runs.restarts_]
     n, again = _fit(restarts="ipop", max_evals=2900, random_state=0, tolstagnation=None)
     assert n == 0 and [r["popsize"] for r in again.restarts_] == popsizes[:len(again.restarts_)]
+
+
+@pytest.mark.parametrize("strategy", ["snes", "cma_es"])  # cma_es: with margin, its state in the chunk's
+def test_an_integer_set_compiles_its_chunk_once_and_another_set_its_own(strategy: str) -> None:
+    """The integer mask is part of the chunk's key: a second fit with the same set compiles nothing, a
+    fit with another set compiles its own chunk and rounds its own coordinates (not the first set's)."""
+    def fit(integer: list[int], **kwargs: Any) -> tuple[int, ES]:
+        before = compiles()
+        es = ES(strategy, integer=integer, tolfun=None, tolx=None, **kwargs).fit(_objective, jnp.ones(5))
+        assert es.fast_path_ == "compiled_loop"
+        return compiles() - before, es
+
+    fit([1, 3], max_generations=50, random_state=0)
+    n, es = fit([1, 3], max_generations=50, random_state=1)  # (CMA-ES: another budget sizes its stagnation history)
+    assert n == 0 and es.n_generations_ == 50
+    n, other = fit([0, 2], max_generations=50, random_state=0)
+    x = np.asarray(other.x_)
+    assert n >= 1 and (x[[0, 2]] == np.round(x[[0, 2]])).all() and (x[[1, 3, 4]] != np.round(x[[1, 3, 4]])).all()

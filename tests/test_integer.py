@@ -165,11 +165,10 @@ def test_integers_with_restarts():
     assert es.x_[:2].tolist() == [0.0, 0.0]
 
 
-def test_jax_integers_run_on_the_host_loop_with_their_own_mask():
-    """The margin correction runs on the host, so a traceable JAX objective with integer
-    variables takes the host loop: the compiled loop rounded with the mean of its first
-    trace and no margin, and its program cache ignored the mask (a second fit of the same
-    objective with another mask rounded the first mask's coordinates)."""
+def test_jax_integers_run_on_the_compiled_loop_with_their_own_mask():
+    """A traceable JAX objective with integer variables runs on the compiled loop (it took the host
+    loop), each fit with its own mask: a second fit of the same objective with another mask rounds
+    that mask's coordinates, not the first fit's."""
     jnp = pytest.importorskip("jax.numpy")
 
     def f(X):
@@ -179,7 +178,7 @@ def test_jax_integers_run_on_the_host_loop_with_their_own_mask():
         es = ES("cma_es", sigma0=2.0, integer=[i], max_generations=20, random_state=0).fit(f, jnp.full(3, 3.0))
         x = np.asarray(es.x_)
         assert x[i] == 0.0 and abs(x[1 - i] - 0.3) < 0.2 and x[1 - i] != np.round(x[1 - i]), (i, x)
-        assert es.fast_path_ is None
+        assert es.fast_path_ == "compiled_loop"
 
 
 def _margin_run(backend="numpy", **options):

@@ -6,11 +6,12 @@
   for a population (:func:`evostrat.run.compiled_loop.is_traceable`; an
   objective marked ``vectorized = False`` never does);
 - the evaluator is ``"auto"`` or ``"vectorized"`` without options;
-- the run has no behaviour strategies and no integer variables (the margin
-  correction of :mod:`evostrat.run.integers` runs on the host after each update),
-  and the non-finite policy is not ``"raise"`` (restarts run each of their runs
-  in chunks; with bounds the objective sees the candidates mapped into the box
-  inside the program, with ``fixed_variables`` full vectors, the fixed values inserted).
+- the run has no behaviour strategies and the non-finite policy is not ``"raise"``
+  (restarts run each of their runs in chunks; with bounds the objective sees the
+  candidates mapped into the box inside the program, with ``fixed_variables`` full
+  vectors, the fixed values inserted, with ``integer`` the integer coordinates encoded
+  and, for the CMA family, the margin corrected before each ask inside the program:
+  :mod:`evostrat.run.integers_device`).
 
 A chunk is the driver's generation (ask, evaluate, tell, record) inside a
 ``jax.lax.while_loop``: best so far, the termination criteria
@@ -68,6 +69,7 @@ from evostrat.run.block_termination import Watch, block_progress, may_stop, summ
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
+from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
@@ -160,7 +162,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             X, state = checked_ask(strategy, strategy.ask(run.state), shape, run.state, run.best_x.dtype)
             if population is not None:  # the population axis split across devices, the state replicated
                 X = jax.lax.with_sharding_constraint(X, population)
-            seen = X if bounds is None else bounds.transform(X)  # what the objective evaluates
+            seen = (X if bounds is None else bounds.encode(X, state) if hasattr(bounds, "encode")  # integers
+                    else bounds.transform(X))  # what the objective evaluates
             values = jnp.asarray(objective(seen), dtype=X.dtype)  # the run's dtype, as check_values gives on the host
             told = strategy.tell(state, X, -values if rules.maximize else values)
             state = checked_state(strategy, told, "tell", state)
@@ -287,7 +290,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
     # the cached program keeps the objective alive, so its id is not reused while the key exists
-    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)))
+    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)),
+                                       getattr(bounds, "key", None))  # integer variables: their mask, ranges, margin
     key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
     settings = (key, widest, rules)  # the rules' thresholds and budgets: the input the program is called with
@@ -355,8 +359,9 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
     """Chunks of ``driver``'s current run until it stops or a restart replaces its runner."""
     runner = driver.runner
     rules, stop_names = run_rules(driver)
-    program = chunk_program(runner.strategy, objective, runner.backend, rules, stop_names, bounds=driver.bounds)
-    run = packed_run(driver, rules)
+    strategy, bounds = chunk_setup(driver)  # integer variables: their encoding, and the margin's state
+    program = chunk_program(strategy, objective, runner.backend, rules, stop_names, bounds=bounds)
+    run = device_state(driver, packed_run(driver, rules))
     length = 1 if hooks is not None else chunk_length(runner.popsize)
     budget = driver.config.max_generations if driver.restarts is not None else None  # over all runs
     limit = device_constant(length, "int32")
@@ -366,7 +371,7 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
             if hooks is not None:
                 hooks.generation(observer)
             if driver.state.stop_reason is None and driver.runner is runner:
-                run = packed_run(driver, rules)
+                run = device_state(driver, packed_run(driver, rules))
             continue
         if budget is not None and budget - driver.state.n_generations < length:
             limit = device_constant(max(1, budget - driver.state.n_generations), "int32")
@@ -374,8 +379,9 @@ def _run_chunks(driver: Any, objective: Callable, hooks: Any, observer: Any) -> 
         # np.asarray of each: jax.device_get's scope and tree map cost more than the copies
         floats, ints, record = np.asarray(run.floats), np.asarray(run.ints), np.asarray(record)
         host = unpack(rules, PackedRun(None, None, floats, ints))
-        absorb_chunk(driver, rules, stop_names, run.state, host.progress, run.best_x, host.best_f, host.code,
-                     record[:, :-1], record[:, -1], *chunk_counts(ints))
+        done = chunk_counts(ints)
+        absorb_chunk(driver, rules, stop_names, host_state(driver, run.state, done[0]), host.progress, run.best_x,
+                     host.best_f, host.code, record[:, :-1], record[:, -1], *done)
         if hooks is not None:
             hooks.generation(observer)  # callbacks (may stop), progress, checkpoint
 

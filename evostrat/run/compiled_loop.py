@@ -126,8 +126,6 @@ def compiled_loop_blocker(driver: Any, objective: Callable) -> str | None:
         return "nonfinite='raise' checks the values on the host"
     if getattr(es, "reevaluations", 1) != 1 or getattr(es, "noise_handling", False) not in (False, None):
         return "reevaluations and noise_handling evaluate on the host (evostrat.run.noise)"
-    if driver.integers is not None:
-        return "integer variables are handled on the host (the encoding reads the margin state it corrects)"
     if runner.strategy.needs_behaviours:
         return f"the strategy {type(runner.strategy).__name__} needs behaviours, computed on the host"
     if getattr(objective, "vectorized", True) is False:
