@@ -209,19 +209,32 @@ class BatchResult:
         return [e.x_ for e in self.estimators]
 
     def to_frame(self) -> Any:
-        """One row per run: the grid's columns, ``seed``, ``fun``, ``n_evals``, ``n_generations``,
-        ``stop_reason`` (a ``pandas.DataFrame``; pandas is imported here)."""
+        """One row per run, as a ``pandas.DataFrame`` (pandas is imported here).
+
+        The columns are the grid's names (in the order they first appear in the grid;
+        ``strategy__<name>`` as given; NaN where a run's part of a list-of-dicts grid does
+        not set one), ``random_state`` (the run's seed, named as in :attr:`params` and
+        :class:`~evostrat.ES`), ``fun``, ``n_evals``, ``n_generations``, ``stop_reason``
+        and ``seed`` (the same values as ``random_state``, kept for code written against
+        the earlier frames, which named the seed so).
+
+        Raises
+        ------
+        ImportError
+            Without pandas (:attr:`params` and the arrays hold the same values).
+        """
         try:
             import pandas as pd
-        except ImportError as err:  # pragma: no cover - pandas is a dev/bench extra
-            raise ImportError("BatchResult.to_frame needs pandas (pip install pandas)") from err
-        rows = []
-        for i, p in enumerate(self.params):
-            row = {k: v for k, v in p.items() if k != "random_state"}
-            row.update(seed=p.get("random_state"), fun=self.fun[i], n_evals=self.n_evals[i],
-                       n_generations=self.n_generations[i], stop_reason=self.stop_reason[i])
-            rows.append(row)
-        return pd.DataFrame(rows)
+        except ImportError as err:
+            raise ImportError("BatchResult.to_frame needs pandas: pip install evostrat[pandas] (without it, "
+                              "res.params, res.fun, res.n_evals, res.n_generations and res.stop_reason hold "
+                              "the same values)") from err
+        names = list(dict.fromkeys(k for p in self.params for k in p if k != "random_state"))
+        columns: dict[str, Any] = {name: [p.get(name, np.nan) for p in self.params] for name in names}
+        columns.update(random_state=[p.get("random_state") for p in self.params], fun=self.fun,
+                       n_evals=self.n_evals, n_generations=self.n_generations, stop_reason=self.stop_reason)
+        columns["seed"] = columns["random_state"]  # the earlier name of the column
+        return pd.DataFrame(columns)
 
     def __repr__(self) -> str:
         return (f"BatchResult({len(self)} runs, median fun {np.median(self.fun):.4g}, "

@@ -1,0 +1,48 @@
+"""A batch's result as a researcher sweeping hyper-parameters reads it: ``params``,
+``to_frame()`` and the sweep figure, with scikit-learn's ``ParameterGrid`` as the model."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from evostrat import ES
+from evostrat.problems import sphere
+from evostrat.run.batch import fit_batch
+
+
+def test_frame_has_one_row_per_run_the_grid_s_columns_first():
+    pytest.importorskip("pandas")
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid=[{"popsize": [6]}, {"sigma0": [0.5, 2.0]}])
+    frame = res.to_frame()
+    # was [popsize, seed, fun, n_evals, n_generations, stop_reason, sigma0]: the second dict's name came last
+    assert list(frame.columns) == ["popsize", "sigma0", "random_state", "fun", "n_evals", "n_generations",
+                                   "stop_reason", "seed"]
+    assert len(frame) == 6 and frame["fun"].tolist() == res.fun.tolist()
+    assert frame["popsize"].tolist()[:2] == [6, 6] and np.isnan(frame["popsize"].tolist()[2:]).all()
+    assert np.isnan(frame["sigma0"].tolist()[:2]).all() and frame["sigma0"].tolist()[2:] == [0.5, 0.5, 2.0, 2.0]
+
+
+def test_frame_names_the_seed_random_state_as_params_do_and_keeps_seed():
+    pytest.importorskip("pandas")
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=[4, 9],
+                    grid={"strategy__lr_sigma": [0.1, 0.3]})
+    frame = res.to_frame()
+    # was only "seed", while res.params[i] and ES name it random_state
+    assert frame["random_state"].tolist() == [p["random_state"] for p in res.params] == [4, 9, 4, 9]
+    assert frame["seed"].tolist() == [4, 9, 4, 9]  # the earlier name, still there
+    assert frame.to_dict("records")[3]["strategy__lr_sigma"] == res.params[3]["strategy__lr_sigma"] == 0.3
+    by_params = frame.set_index(["strategy__lr_sigma", "random_state"])["fun"]
+    for p, fun in zip(res.params, res.fun):
+        assert by_params[(p["strategy__lr_sigma"], p["random_state"])] == fun
+
+
+def test_frame_without_pandas_says_what_to_install_and_what_holds_the_values(monkeypatch):
+    res = fit_batch(ES("snes", max_generations=2), sphere, np.ones(2), seeds=1)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
+    with pytest.raises(ImportError, match=r"to_frame needs pandas: pip install evostrat\[pandas\] \(without it, "
+                       r"res.params, res.fun"):
+        res.to_frame()
