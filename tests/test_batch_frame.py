@@ -46,3 +46,29 @@ def test_frame_without_pandas_says_what_to_install_and_what_holds_the_values(mon
     with pytest.raises(ImportError, match=r"to_frame needs pandas: pip install evostrat\[pandas\] \(without it, "
                        r"res.params, res.fun"):
         res.to_frame()
+
+
+def test_sweep_figure_draws_the_parameters_swept_in_a_list_of_dicts_grid():
+    pytest.importorskip("matplotlib")
+    from evostrat.plotting import plot_sweep
+
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid=[{"popsize": [6]}, {"popsize": [6], "sigma0": [0.5, 2.0]}, {"sigma0": [1.0]}])
+    fig = plot_sweep(res)
+    # was ['popsize', 'sigma0']: popsize, 6 in every run that sets it, counted the runs without it as a value
+    assert [ax.get_xlabel() for ax in fig.axes] == ["sigma0"]
+    assert fig.axes[0].lines[0].get_xdata().tolist() == [0.5, 1.0, 2.0]
+
+
+def test_sweep_figure_of_two_swept_parameters_pools_the_other_s_values():
+    pytest.importorskip("matplotlib")
+    from evostrat.plotting import plot_sweep
+
+    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
+                    grid={"popsize": [6, 8], "sigma0": [0.5, 2.0]})
+    fig = plot_sweep(res)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["popsize", "sigma0"]
+    for ax, name in zip(fig.axes, ["popsize", "sigma0"]):  # each point: the median over 2 seeds x 2 other values
+        xs, medians = ax.lines[0].get_xdata(), ax.lines[0].get_ydata()
+        for x, median in zip(xs, medians):
+            assert median == np.median([f for p, f in zip(res.params, res.fun) if p[name] == x])
