@@ -336,7 +336,10 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     for family, combo in enumerate(combos):
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
-        template = _configured(es, combo)
+        try:
+            template = _configured(es, combo)
+        except (InvalidArgumentError, InvalidTypeError) as err:  # a name ES or its strategy does not have
+            raise type(err)(f"grid's combination {combo!r}: {err}") from err
         for seed in seed_values:
             run = copy.copy(template)  # the combination's parameters, set and checked once
             if not isinstance(run.strategy, str):  # an instance: each run has its own copy

@@ -72,3 +72,23 @@ def test_sweep_figure_of_two_swept_parameters_pools_the_other_s_values():
         xs, medians = ax.lines[0].get_xdata(), ax.lines[0].get_ydata()
         for x, median in zip(xs, medians):
             assert median == np.median([f for p, f in zip(res.params, res.fun) if p[name] == x])
+
+
+@pytest.mark.parametrize("grid, match", [
+    ({"popsize": [6], "nosuch": [1]}, r"grid's combination \{'nosuch': 1, 'popsize': 6\}: ES has no parameter "
+                                      r"'nosuch'; valid: \['backend', .*'warm_start'\] and strategy__<name>"),
+    ([{"popsize": [6]}, {"strategy__nosuch": [1]}], r"grid's combination \{'strategy__nosuch': 1\}: SNES has no "
+                                                    r"parameter 'nosuch'; valid: \['lr_mean', 'lr_sigma', "),
+])
+def test_a_grid_name_the_estimator_does_not_have_is_named_before_any_run(grid, match):
+    from evostrat import InvalidArgumentError
+
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        return sphere(x)
+
+    with pytest.raises(InvalidArgumentError, match=match):  # was the message without "grid's combination"
+        fit_batch(ES("snes", max_generations=3), objective, np.ones(3), seeds=2, grid=grid)
+    assert calls == []
