@@ -92,3 +92,13 @@ def test_a_grid_name_the_estimator_does_not_have_is_named_before_any_run(grid, m
     with pytest.raises(InvalidArgumentError, match=match):  # was the message without "grid's combination"
         fit_batch(ES("snes", max_generations=3), objective, np.ones(3), seeds=2, grid=grid)
     assert calls == []
+
+
+def test_repeated_seeds_are_warned_of_as_the_same_run_again():
+    from evostrat.errors import EvostratWarning
+
+    # was silent: a median over the seeds counted the run of seed 1 twice
+    with pytest.warns(EvostratWarning, match=r"seeds repeats \[1\]: a repeated seed fits the same run again "
+                                             r"\(each grid combination's run for it is there 2 times"):
+        res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=[1, 1, 2])
+    assert res.fun[0] == res.fun[1] and [p["random_state"] for p in res.params] == [1, 1, 2]
