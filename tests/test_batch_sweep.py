@@ -102,3 +102,15 @@ def test_repeated_seeds_are_warned_of_as_the_same_run_again():
                                              r"\(each grid combination's run for it is there 2 times"):
         res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=[1, 1, 2])
     assert res.fun[0] == res.fun[1] and [p["random_state"] for p in res.params] == [1, 1, 2]
+
+
+def test_sweep_figure_names_its_params_argument_for_a_name_not_in_the_batch():
+    pytest.importorskip("matplotlib")
+    from evostrat import InvalidArgumentError
+    from evostrat.plotting import plot_sweep
+
+    res = fit_batch(ES("snes", max_generations=2), sphere, np.ones(2), seeds=2, grid={"popsize": [6, 8]})
+    # was "param must be one of the swept names ...": sweep_summary's argument, not plot_sweep's
+    with pytest.raises(InvalidArgumentError, match=r"params must name parameters of the batch's runs, one of "
+                                                   r"\['popsize', 'random_state'\], got 'sigma0'"):
+        plot_sweep(res, ["popsize", "sigma0"])

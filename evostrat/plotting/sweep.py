@@ -113,6 +113,11 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
         params = [params]
     if not params:
         raise InvalidArgumentError("params is empty: the batch has no swept parameter to plot")
+    known = sorted({k for p in result.params for k in p})
+    unknown = [name for name in params if name not in known]
+    if unknown:  # named as plot_sweep's argument (sweep_summary's own message names its param)
+        raise InvalidArgumentError(f"params must name parameters of the batch's runs, one of {known}, "
+                                   f"got {unknown[0]!r}")
     if axes is None:
         Figure = figure_class()  # no pyplot: no GUI backend, no figure kept in pyplot's registry
         fig = Figure(figsize=(3.6 * len(params), 3.2), layout="constrained")
