@@ -124,15 +124,6 @@ def test_runs_the_compiled_loop_does_not_apply_to_are_fitted_alone():
     assert res.fun[1] == alone.fun_
 
 
-def test_frame_has_one_row_per_run():
-    pytest.importorskip("pandas")
-    res = fit_batch(ES("snes", max_generations=3), sphere, np.ones(3), seeds=2,
-                    grid=[{"popsize": [6]}, {"sigma0": [0.5, 2.0]}])
-    frame = res.to_frame()
-    assert list(frame.columns) == ["popsize", "seed", "fun", "n_evals", "n_generations", "stop_reason", "sigma0"]
-    assert len(frame) == 6 and frame["fun"].tolist() == res.fun.tolist()
-
-
 def test_grid_vocabulary_and_sklearn_parameter_grid():
     assert expand_grid({"b": [1, 2], "a": [0]}) == [{"a": 0, "b": 1}, {"a": 0, "b": 2}]
     sklearn = pytest.importorskip("sklearn.model_selection")

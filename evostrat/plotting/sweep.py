@@ -81,11 +81,18 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
     """One panel per swept parameter: median of ``values`` (default ``result.fun``) with the
     25-75 % band, against the parameter's values; returns the figure.
 
+    Each panel pools, for each value of its parameter, every run that has that value,
+    whatever the other parameters' values (the marginal effect of the parameter; with two
+    swept parameters, two panels, neither showing how they interact: read that off
+    ``result.to_frame().groupby([a, b])``). A run of a list-of-dicts grid whose part does
+    not set a parameter is in none of that parameter's points.
+
     Parameters
     ----------
     result : BatchResult
     params : str or list of str, optional
-        The parameters to draw (default: every grid parameter with more than one value).
+        The parameters to draw (default: every grid parameter with more than one value among
+        the runs that set it; the first grid parameter when none has).
     values : array, optional
         One number per run to summarise instead of ``fun`` (e.g. a test return).
     ylabel, title : str
@@ -99,11 +106,18 @@ def plot_sweep(result: Any, params: Sequence[str] | None = None, *, values: Any 
     """
     if params is None:
         names = sorted({k for p in result.params for k in p if k != "random_state"})
-        params = [k for k in names if len({_hashable(p.get(k)) for p in result.params}) > 1] or names[:1]
+        # swept: more than one value among the runs that set it (a list-of-dicts grid's part
+        # without the name is no value of it)
+        params = [k for k in names if len({_hashable(p[k]) for p in result.params if k in p}) > 1] or names[:1]
     elif isinstance(params, str):  # one name, not its letters
         params = [params]
     if not params:
         raise InvalidArgumentError("params is empty: the batch has no swept parameter to plot")
+    known = sorted({k for p in result.params for k in p})
+    unknown = [name for name in params if name not in known]
+    if unknown:  # named as plot_sweep's argument (sweep_summary's own message names its param)
+        raise InvalidArgumentError(f"params must name parameters of the batch's runs, one of {known}, "
+                                   f"got {unknown[0]!r}")
     if axes is None:
         Figure = figure_class()  # no pyplot: no GUI backend, no figure kept in pyplot's registry
         fig = Figure(figsize=(3.6 * len(params), 3.2), layout="constrained")

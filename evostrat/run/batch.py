@@ -46,117 +46,18 @@ True
 from __future__ import annotations
 
 import copy
-import itertools
-import math
-import numbers
 import warnings
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends.points import physical_memory, resolve_backend
+from evostrat.backends.points import resolve_backend
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning
+from evostrat.run.batch_grid import check_batch_runs, expand_grid, seed_list
 from evostrat.run.state import warn_nothing_found
 
 __all__ = ["fit_batch", "BatchResult", "expand_grid", "seed_list", "keeps_state"]
-
-
-#: Bytes each run of a batch takes at the least (its estimator and parameters, before any state):
-#: a batch of more runs than the memory holds at this rate is refused before they are listed.
-RUN_BYTES = 512
-
-
-def check_batch_runs(runs: int, what: str) -> None:
-    """Raise :class:`InvalidArgumentError` naming ``what`` when ``runs`` runs of
-    :data:`RUN_BYTES` each exceed the physical memory."""
-    if runs * RUN_BYTES > physical_memory():
-        raise InvalidArgumentError(f"{what} makes {runs} runs: at {RUN_BYTES} bytes each at the least, "
-                                   f"more than the {physical_memory() / 2**30:.3g} GiB of memory")
-
-
-def expand_grid(grid: Any) -> list[dict[str, Any]]:
-    """The parameter combinations of ``grid``, in scikit-learn's ``ParameterGrid`` order.
-
-    ``grid`` is ``None`` (one empty combination), a dict ``{name: list of values}``
-    or a list of such dicts (their grids one after the other); another iterable of dicts
-    (``sklearn.model_selection.ParameterGrid``, a generator) yields the combinations themselves
-    and is read once.
-
-    >>> expand_grid({"popsize": [8, 16], "sigma0": [0.5]})
-    [{'popsize': 8, 'sigma0': 0.5}, {'popsize': 16, 'sigma0': 0.5}]
-    """
-    if grid is None:
-        return [{}]
-    if isinstance(grid, Mapping):
-        grid = [grid]
-    elif not isinstance(grid, (list, tuple)):  # e.g. sklearn's ParameterGrid: it yields the combinations
-        if not isinstance(grid, Iterable) or isinstance(grid, (str, bytes)):
-            raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts, got {type(grid).__name__}")
-        combos = []
-        for combo in grid:  # read once: a generator or iterator is taken as well
-            if not isinstance(combo, Mapping):
-                raise InvalidTypeError(f"grid must be a dict of lists, a list of such dicts or an iterable of "
-                                       f"combinations (dicts, as ParameterGrid yields them); it yielded "
-                                       f"{combo!r} of type {type(combo).__name__}")
-            _check_names(combo)
-            combos.append(dict(combo))
-        return _checked_combinations(combos, grid)
-    combos: list[dict[str, Any]] = []
-    for part in grid:
-        if not isinstance(part, Mapping):
-            raise InvalidTypeError(f"grid must be a dict of lists or a list of such dicts; got an entry of type "
-                                   f"{type(part).__name__}")
-        _check_names(part)
-        names = sorted(part)  # ParameterGrid's order: names sorted, the last varying fastest
-        values = []
-        for name in names:
-            v = part[name]
-            if isinstance(v, (str, bytes)) or not isinstance(v, (Sequence, np.ndarray)) or len(v) == 0:
-                raise InvalidArgumentError(f"grid[{name!r}] must be a non-empty list of values, got {v!r}")
-            values.append(list(v))
-        check_batch_runs(len(combos) + math.prod(len(v) for v in values), "grid")
-        combos.extend(dict(zip(names, c)) for c in itertools.product(*values))
-    return _checked_combinations(combos, grid)
-
-
-def _check_names(combination: Mapping) -> None:
-    """Refuse a grid name that is not a string (a parameter's name, as ``set_params`` takes it)."""
-    for name in combination:
-        if not isinstance(name, str):
-            raise InvalidTypeError(f"grid's names must be parameter names (str), got {name!r} of type "
-                                   f"{type(name).__name__}")
-
-
-def _checked_combinations(combos: list[dict[str, Any]], grid: Any) -> list[dict[str, Any]]:
-    """``combos``, refused when ``grid`` made none (an empty list, an empty ``ParameterGrid``)."""
-    if not combos:
-        raise InvalidArgumentError(f"grid must make at least one combination (None or {{}} for one run per "
-                                   f"seed), got {grid!r}")
-    return combos
-
-
-def seed_list(seeds: Any) -> list[int]:
-    """``seeds`` as a list: an int ``n`` is ``0 .. n-1``; a sequence of ints (or an iterator of
-    them, read once) is taken as given.
-
-    >>> seed_list(3), seed_list([7, 11])
-    ([0, 1, 2], [7, 11])
-    """
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise InvalidArgumentError(f"seeds must be a positive number of seeds or a list of ints, got {seeds}")
-        check_batch_runs(int(seeds), f"seeds={seeds}")
-        return list(range(int(seeds)))
-    if isinstance(seeds, Iterator):  # a generator or iterator: read once
-        seeds = list(seeds)
-    if isinstance(seeds, (Sequence, np.ndarray)) and not isinstance(seeds, (str, bytes)) and len(seeds) > 0 \
-            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
-        negative = [int(s) for s in seeds if s < 0]
-        if negative:  # as random_state: a seed is a non-negative int
-            raise InvalidArgumentError(f"seeds must be non-negative ints (each run's random_state), got {negative[0]}")
-        return [int(s) for s in seeds]
-    raise InvalidArgumentError(f"seeds must be a positive int, a non-empty list of ints or None, got {seeds!r}")
 
 
 class BatchResult:
@@ -209,19 +110,32 @@ class BatchResult:
         return [e.x_ for e in self.estimators]
 
     def to_frame(self) -> Any:
-        """One row per run: the grid's columns, ``seed``, ``fun``, ``n_evals``, ``n_generations``,
-        ``stop_reason`` (a ``pandas.DataFrame``; pandas is imported here)."""
+        """One row per run, as a ``pandas.DataFrame`` (pandas is imported here).
+
+        The columns are the grid's names (in the order they first appear in the grid;
+        ``strategy__<name>`` as given; NaN where a run's part of a list-of-dicts grid does
+        not set one), ``random_state`` (the run's seed, named as in :attr:`params` and
+        :class:`~evostrat.ES`), ``fun``, ``n_evals``, ``n_generations``, ``stop_reason``
+        and ``seed`` (the same values as ``random_state``, kept for code written against
+        the earlier frames, which named the seed so).
+
+        Raises
+        ------
+        ImportError
+            Without pandas (:attr:`params` and the arrays hold the same values).
+        """
         try:
             import pandas as pd
-        except ImportError as err:  # pragma: no cover - pandas is a dev/bench extra
-            raise ImportError("BatchResult.to_frame needs pandas (pip install pandas)") from err
-        rows = []
-        for i, p in enumerate(self.params):
-            row = {k: v for k, v in p.items() if k != "random_state"}
-            row.update(seed=p.get("random_state"), fun=self.fun[i], n_evals=self.n_evals[i],
-                       n_generations=self.n_generations[i], stop_reason=self.stop_reason[i])
-            rows.append(row)
-        return pd.DataFrame(rows)
+        except ImportError as err:
+            raise ImportError("BatchResult.to_frame needs pandas: pip install evostrat[pandas] (without it, "
+                              "res.params, res.fun, res.n_evals, res.n_generations and res.stop_reason hold "
+                              "the same values)") from err
+        names = list(dict.fromkeys(k for p in self.params for k in p if k != "random_state"))
+        columns: dict[str, Any] = {name: [p.get(name, np.nan) for p in self.params] for name in names}
+        columns.update(random_state=[p.get("random_state") for p in self.params], fun=self.fun,
+                       n_evals=self.n_evals, n_generations=self.n_generations, stop_reason=self.stop_reason)
+        columns["seed"] = columns["random_state"]  # the earlier name of the column
+        return pd.DataFrame(columns)
 
     def __repr__(self) -> str:
         return (f"BatchResult({len(self)} runs, median fun {np.median(self.fun):.4g}, "
@@ -323,7 +237,10 @@ def fit_batch(es: Any, objective: Callable, x0: Any, *, seeds: Any = 1, grid: An
     for family, combo in enumerate(combos):
         if "random_state" in combo:
             raise InvalidArgumentError("grid must not set random_state: pass the seeds as seeds=")
-        template = _configured(es, combo)
+        try:
+            template = _configured(es, combo)
+        except (InvalidArgumentError, InvalidTypeError) as err:  # a name ES or its strategy does not have
+            raise type(err)(f"grid's combination {combo!r}: {err}") from err
         for seed in seed_values:
             run = copy.copy(template)  # the combination's parameters, set and checked once
             if not isinstance(run.strategy, str):  # an instance: each run has its own copy
