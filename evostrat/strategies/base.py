@@ -140,7 +140,7 @@ class Strategy(Params):
         """Wrap the ``tell``/``tell_seed`` ``cls`` defines in the shape check of :mod:`~evostrat.strategies.told`."""
         super().__init_subclass__(**kwargs)
         for method in ("tell", "tell_seed"):
-            if method in vars(cls):
+            if vars(cls).get(method, Strategy.tell) is not Strategy.tell:  # not the placeholder
                 setattr(cls, method, checking_tell(vars(cls)[method], seeded=method == "tell_seed"))
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0) -> None:
