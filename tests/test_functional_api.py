@@ -110,3 +110,19 @@ def test_jitted_and_vmapped_tell_check_at_trace_time():
     np.testing.assert_allclose(told.mean[1], s.tell(state, X, f).mean, rtol=1e-6)
     with pytest.raises(InvalidArgumentError, match=r"got shape \(8, 1\)"):
         jax.vmap(s.tell)(states, Xs, fs[..., None])
+
+
+def test_the_stateful_tell_checks_once_and_names_values():
+    """``ES.tell``/``AskTell.tell`` check the values themselves (their message names ``values``) and
+    run the strategy's tell without the functional check (0.4 us a generation)."""
+    from evostrat.strategies.cma_es import CMAES
+    from evostrat.strategies.told import unchecked_tell
+
+    s = CMAES()
+    assert unchecked_tell(s).__func__ is type(s).tell.__wrapped__ and unchecked_tell(s).__self__ is s
+    run = s.initialize(np.ones(DIM), random_state=0)
+    X = run.ask()
+    with pytest.raises(InvalidArgumentError, match=r"^values must have shape \(8,\)"):
+        run.tell(X, (X ** 2).sum(axis=1)[:, None])
+    run.tell(X, (X ** 2).sum(axis=1))
+    assert run._tell is unchecked_tell(s) or run._tell.__func__ is type(s).tell.__wrapped__
