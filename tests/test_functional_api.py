@@ -126,3 +126,11 @@ def test_the_stateful_tell_checks_once_and_names_values():
         run.tell(X, (X ** 2).sum(axis=1)[:, None])
     run.tell(X, (X ** 2).sum(axis=1))
     assert run._tell is unchecked_tell(s) or run._tell.__func__ is type(s).tell.__wrapped__
+
+
+def test_init_names_a_2d_x0():
+    """Already an evostrat error before the shape check (kept as the functional API's coverage)."""
+    from evostrat.strategies.snes import SNES
+
+    with pytest.raises(InvalidArgumentError, match=r"x0 must have shape \(dim,\) .*got shape \(2, 5\)"):
+        SNES().init(np.ones((2, 5)), random_state=0)

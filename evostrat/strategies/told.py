@@ -13,6 +13,14 @@ A ``(popsize, 1)`` column of values is refused, not flattened: the stateful ``ES
 it too, and evosax's ``tell`` documents a ``(popsize,)`` fitness; ``fitness.ravel()`` (or
 ``fitness[:, 0]``) states the intent.
 
+Not checked, by design: ``ask``/``tell`` on a state another strategy made (states are plain
+``NamedTuple`` s and a strategy need not have built a state to run one: batched and per-run
+programs build theirs from ``initial_state``; a state lacking a field fails with the
+``AttributeError`` naming it, one with the same fields, such as a CMA-ES state given to SNES,
+runs), and a state whose arrays come from another backend than ``X``'s (the state's ``mean``
+picks the namespace; JAX and torch convert or refuse host arrays themselves). ``init`` refuses
+a 2-D ``x0`` itself (``x0 must have shape (dim,)``).
+
 The check reads shapes only (static under ``jax.jit`` and ``vmap``: it runs at trace time and
 costs nothing in the compiled program) and a few hundred nanoseconds on the host.
 
