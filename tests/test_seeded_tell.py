@@ -75,8 +75,11 @@ def test_no_seed_is_an_error() -> None:
 def test_weights_must_match_popsize() -> None:
     s = SNES(popsize=6)
     seed, state = s.ask_seed(s.init(np.zeros(3), random_state=0))
-    with pytest.raises(InvalidArgumentError, match="6 values"):
+    with pytest.raises(InvalidArgumentError, match=r"fitness told to strategy 'snes' must have shape \(popsize,\) "
+                                                   r"= \(6,\) .*got shape \(5,\)"):  # was: "weights must have 6 values"
         s.tell_seed(state, seed, np.zeros(5))
+    with pytest.raises(InvalidArgumentError, match="6 values"):  # weighted_noise_sums called directly
+        weighted_noise_sums(seed, state.mean, state.sigma, np.zeros(5))
 
 
 def test_default_chunk_size_bounds() -> None:

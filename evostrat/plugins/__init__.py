@@ -28,7 +28,7 @@ from evostrat.errors import PluginError, UnknownNameError, did_you_mean
 
 __all__ = [
     "get_plugin_manager", "registry", "lookup", "registered_name", "list_plugins", "reset_plugins", "on_reset",
-    "answering_plugin", "ENTRY_POINT_GROUP",
+    "answering_plugin", "ENTRY_POINT_GROUP", "RegisteredName",
 ]
 
 ENTRY_POINT_GROUP = "evostrat"
@@ -317,3 +317,11 @@ def reset_plugins() -> None:
     _forget_registries()
     for callback in _reset_callbacks:
         callback()
+
+
+class RegisteredName:
+    """``Strategy.name``: the registry key (:func:`evostrat.plugins.registered_name`) of the
+    class or its nearest registered base, ``""`` if none; a subclass may set ``name`` itself."""
+
+    def __get__(self, obj: Any, cls: type) -> str:
+        return registered_name(cls)

@@ -47,6 +47,7 @@ from evostrat.run.behaviours import check_outcome
 from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
+from evostrat.strategies.told import unchecked_tell
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
@@ -160,7 +161,7 @@ class AskTell(PicklableRunner):
 
     @cached_property
     def _tell(self) -> Any:
-        tell = self.strategy.tell
+        tell = unchecked_tell(self.strategy)  # X and the values are checked by tell() here
         return checked_first(self.__dict__, "_tell", self.backend.compile(tell, key=program_key(
             tell, self.dim, str(self.dtype))), lambda state: checked_state(self.strategy, state, "tell", self.state))
 

@@ -38,9 +38,10 @@ from evostrat.backends.points import (as_search_point, check_population_size,  #
 from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
-from evostrat.plugins import registered_name
+from evostrat.plugins import RegisteredName
 from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
+from evostrat.strategies.told import checking_tell
 
 if TYPE_CHECKING:
     from evostrat.evaluators.seeded import GaussianSeed
@@ -64,14 +65,6 @@ _UNTRACEABLE_INIT: set[Any] = set()
 _CHECKED_INIT: set[Any] = set()
 
 
-class RegisteredName:
-    """``Strategy.name``: the registry key (:func:`evostrat.plugins.registered_name`) of the
-    class or its nearest registered base, ``""`` if none; a subclass may set ``name`` itself."""
-
-    def __get__(self, obj: Any, cls: type) -> str:
-        return registered_name(cls)
-
-
 class Strategy(Params):
     """Base class of all strategies, and the contract they fulfil.
 
@@ -92,7 +85,8 @@ class Strategy(Params):
     - ``initial_state(x0, key, backend) -> state``: ``x0`` is the validated mean
       (shape ``(dim,)``), ``key`` the backend's random key;
     - ``ask(state) -> (X, state)``: ``X`` of shape ``(popsize, dim)``; split the key;
-    - ``tell(state, X, fitness) -> state``: ``fitness`` (``popsize,``) is minimised.
+    - ``tell(state, X, fitness) -> state``: ``fitness`` (``popsize,``) is minimised; the shapes of
+      ``X`` and ``fitness`` are checked before it runs (:mod:`~evostrat.strategies.told`).
 
     The state has the fields ``mean`` (the distribution's centre, ``(dim,)``) and
     ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. The
@@ -141,6 +135,13 @@ class Strategy(Params):
     class State(NamedTuple):
         mean: Array
         key: Array
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the ``tell``/``tell_seed`` ``cls`` defines in the shape check of :mod:`~evostrat.strategies.told`."""
+        super().__init_subclass__(**kwargs)
+        for method in ("tell", "tell_seed"):
+            if vars(cls).get(method, Strategy.tell) is not Strategy.tell:  # not the placeholder
+                setattr(cls, method, checking_tell(vars(cls)[method], seeded=method == "tell_seed"))
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0) -> None:
         self.popsize = popsize
