@@ -60,7 +60,7 @@ def torch_batch_applies(driver: Any) -> bool:
     one run (no restarts), no bounds, integers,
     constraints, noise handling, re-evaluations, injections or behaviours, and the
     ``"auto"`` or ``"vectorized"`` evaluator given by name without options."""
-    s, r = driver.settings, driver.runner
+    s, r = driver.config, driver.runner
     return (r.backend.eager_vmap and driver.state.stop_reason is None and driver.state.plan is None
             and driver.restarts is None and driver.bounds is None and driver.integers is None
             and driver.constraint_fn is None and driver.structure is None and not r.injections
@@ -77,7 +77,7 @@ def run_batched_torch(drivers: list[Any], objective: Callable) -> int:
         if torch_batch_applies(d):
             r = d.runner
             params = repr(sorted(r.strategy.get_params(deep=False).items()))  # one strategy's tell per group
-            key = (type(r.strategy), params, r.popsize, r.dim, str(r.dtype), str(r.device), d.settings.evaluator,
+            key = (type(r.strategy), params, r.popsize, r.dim, str(r.dtype), str(r.device), d.config.evaluator,
                    d.maximize, r.nonfinite)
             groups.setdefault(key, []).append(d)
     for members in groups.values():
@@ -90,7 +90,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     first = drivers[0]
     runner = first.runner
     popsize, backend = runner.popsize, runner.backend
-    evaluator = make_evaluator(first.settings.evaluator, None)
+    evaluator = make_evaluator(first.config.evaluator, None)
     methods = StackedMethods(runner.strategy, backend, (popsize, runner.dim), runner.dtype)
     for d in drivers:
         d.fast_path = "batched"

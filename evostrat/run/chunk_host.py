@@ -213,7 +213,7 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     runner, termination, state = driver.runner, driver.termination, driver.state
     driver.settled = False  # an interrupt while absorbing leaves the run half-advanced: no final checkpoint
     fitness = fitness[:done]  # read (as float64) when the rows are
-    _warn_nonfinite(driver.settings.nonfinite, fitness, bad)
+    _warn_nonfinite(driver.config.nonfinite, fitness, bad)
     columns = () if state.plan is None else (("run", state.plan.run), ("popsize", runner.popsize))
     state.history_blocks.append(partial(_history_rows, fitness, sigmas[:done], state.n_generations,
                                         state.n_evals, runner.popsize, state.best_f, driver.maximize,

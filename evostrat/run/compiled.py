@@ -111,7 +111,7 @@ def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
 def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
     """Whether ``driver``'s run can run ``objective`` on the compiled loop; with
     ``compiled_loop=True`` an :class:`~evostrat.errors.InvalidArgumentError` says why not."""
-    setting = driver.settings.compiled_loop
+    setting = driver.config.compiled_loop
     if setting not in ("auto", True, False):
         raise InvalidArgumentError(f"compiled_loop must be 'auto', True or False, got {setting!r}")
     if setting is False:

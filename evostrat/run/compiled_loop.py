@@ -116,7 +116,7 @@ def compiled_loop_blocker(driver: Any, objective: Callable) -> str | None:
     str or None
         The reason, phrased to follow "the compiled loop cannot run: ".
     """
-    es, runner = driver.settings, driver.runner
+    es, runner = driver.config, driver.runner
     if not runner.backend.traceable:
         return f"the {runner.backend.name} backend does not compile (pass a JAX x0 or backend='jax')"
     if es.evaluator not in ("auto", "vectorized") or es.evaluator_options:

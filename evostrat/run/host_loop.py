@@ -106,13 +106,13 @@ def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
     from evostrat.evaluators.seeded import population_seed
     from evostrat.evaluators.sync import generation  # a learning objective's state: fixed within a generation
 
-    s = driver.settings
+    s = driver.config
     plugin = make_evaluator(s.evaluator, s.evaluator_options)
     evaluator = noise_evaluator(driver, plugin)
     evaluator.behaviours = driver.runner.strategy.needs_behaviours or isinstance(driver.constraint_fn, str)
     seeded = getattr(evaluator, "accepts_seed", False) and driver.bounds is None  # evostrat.evaluators.seeded
     replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
-    observer, observed = s if hooks is not None else None, hooks is not None and hooks.observers
+    observer, observed = driver.settings if hooks is not None else None, hooks is not None and hooks.observers
     one_generation = generation(objective)  # entered each generation
     try:
         if hooks is not None:

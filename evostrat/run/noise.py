@@ -103,7 +103,7 @@ class NoisyEvaluator:
         self.aggregate = aggregate or (handler.aggregate if handler is not None else "median")
         if handler is not None:
             handler.evaluations = float(max(reevaluations, handler.evaluations))
-        seed = getattr(driver.settings, "random_state", None)
+        seed = getattr(driver.config, "random_state", None)
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x401CE])
         self.pending: tuple[Any, float] | None = None
         self.columns: dict[str, Any] = {}  # the last generation's history columns (noise handling)
@@ -281,7 +281,7 @@ def aggregation(driver: Any) -> str | None:
     """
     if driver.noise is not None:
         return driver.noise.aggregate
-    s = driver.settings
+    s = driver.config
     option = getattr(s, "noise_handling", False)
     handler = option not in (None, False) and not (isinstance(option, np.bool_) and not option)
     if int(getattr(s, "reevaluations", 1) or 1) == 1 and not handler:
@@ -301,7 +301,7 @@ def noise_evaluator(driver: Any, evaluator: Any) -> Any:
         For ``noise_handling`` on a strategy whose state has no ``sigma``; for ``reevaluations``
         above ``MAX_EVALUATIONS`` or ``max_evals`` (no candidate could get them).
     """
-    s = driver.settings
+    s = driver.config
     k = int(getattr(s, "reevaluations", 1) or 1)
     limit = driver.termination.max_evals
     if k > MAX_EVALUATIONS:
