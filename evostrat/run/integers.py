@@ -60,7 +60,7 @@ from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeEr
 from evostrat.run.bounds import BoxBounds
 from evostrat.run.state import check_schema, is_int, is_real
 
-__all__ = ["IntegerSpace", "MixedSpace", "integer_mask"]
+__all__ = ["IntegerSpace", "MixedSpace", "integer_mask", "rounding_limits"]
 
 
 def integer_mask(integer: Any, dim: int) -> np.ndarray:
@@ -108,6 +108,19 @@ def integer_mask(integer: Any, dim: int) -> np.ndarray:
     mask = np.zeros(dim, dtype=bool)
     mask[index] = True
     return mask
+
+
+def rounding_limits(xp: Any, m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+    """The rounding boundaries ``(l, u)`` below and above the integer nearest ``m`` (integer
+    coordinates), each a boundary between two integers of ``[lo, hi]``: at an end of the range
+    both are the one boundary inside it (array namespace ``xp``: numpy on the host, ``jax.numpy``
+    in the compiled chunk).
+
+    >>> rounding_limits(np, np.array([2.3, 0.0]), np.array([0.0, 0.0]), np.array([5.0, 5.0]))
+    (array([1.5, 0.5]), array([2.5, 0.5]))
+    """
+    p = xp.clip(xp.ceil(m - 0.5), lo, hi)
+    return xp.minimum(xp.maximum(p - 1, lo), hi - 1) + 0.5, xp.maximum(xp.minimum(p, hi - 1), lo) + 0.5
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -253,11 +266,7 @@ class IntegerSpace:
 
     def limits(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rounding boundaries ``(l, u)`` around the integer coordinates ``m`` (clipped ranges)."""
-        lo, hi = self.lower[self.index], self.upper[self.index]
-        p = np.clip(np.ceil(m - 0.5), lo, hi)
-        low = np.minimum(np.maximum(p - 1, lo), hi - 1) + 0.5
-        up = np.maximum(np.minimum(p, hi - 1), lo) + 0.5
-        return low, up
+        return rounding_limits(np, m, self.lower[self.index], self.upper[self.index])
 
     def before_ask(self, runner: Any) -> None:
         """Before sampling: the margin correction of the last update, once per generation; then the

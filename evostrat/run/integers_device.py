@@ -27,6 +27,7 @@ import numpy as np
 
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
+from evostrat.run.integers import rounding_limits
 
 __all__ = ["ChunkSpace", "MarginState", "MarginStrategy", "chunk_setup", "device_state", "host_state",
            "margin_correction"]
@@ -57,9 +58,7 @@ def margin_correction(inner: Any, A: Any, lower: Any, upper: Any, index: np.ndar
     mean = jnp.asarray(inner.mean, wide)
     m, a, root_c = mean[index], A[index], jnp.sqrt(jnp.asarray(diag, wide)[index])
     sigma = jnp.asarray(inner.sigma, wide)
-    p = jnp.clip(jnp.ceil(m - 0.5), lower, upper)
-    low = jnp.minimum(jnp.maximum(p - 1, lower), upper - 1) + 0.5
-    up = jnp.maximum(jnp.minimum(p, upper - 1), lower) + 0.5
+    low, up = rounding_limits(jnp, m, lower, upper)
     scale = sigma * a * root_c
     p_low, p_up = ndtr((low - m) / scale), ndtr((m - up) / scale)
     p_mid = 1.0 - p_low - p_up
@@ -200,7 +199,6 @@ def device_state(driver: Any, run: Any) -> Any:
     if integers is None or not integers.with_margin:
         return run
     import jax
-    import jax.numpy as jnp
 
     wide = jax.dtypes.canonicalize_dtype(np.float64)
     due = driver.runner.generation > integers.corrected
