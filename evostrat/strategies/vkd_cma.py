@@ -67,7 +67,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.params import Interval, StrOptions
 from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.readout import GaussianReadout
-from evostrat.strategies.vkd_select import grow_table, pick, select_k
+from evostrat.strategies.vkd_select import det_scale, grow_table, pick, select_k
 
 Array = Any
 
@@ -298,7 +298,7 @@ class VkDCMA(Strategy):
         # the diagonal's condition stays <= 1e14 (pycma's tolconditioncov): once sigma sits at its floor,
         # float rounding of X - mean feeds the update noise that would otherwise drive D apart
         D = xp.maximum(D, xp.max(D) * 1e-7)
-        scale = xp.exp((2 * xp.sum(xp.log(D)) + xp.sum(xp.log1p(s))) / (2 * n))
+        scale = det_scale(xp, D, s, n)
         D, p_c = D / scale, p_c / scale
         ok = (xp.isfinite(xp.sum(mean)) & xp.isfinite(sigma) & xp.isfinite(xp.sum(D)) & xp.isfinite(xp.sum(V))
               & xp.isfinite(xp.sum(p_c)))  # p_c too: at sigma's floor in float32 it can overflow alone

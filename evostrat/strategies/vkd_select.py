@@ -35,7 +35,7 @@ from evostrat.backends.trees import replace
 
 Array = Any
 
-__all__ = ["LONG", "grow_table", "pick", "select_k"]
+__all__ = ["LONG", "det_scale", "grow_table", "pick", "select_k"]
 
 #: A direction is long when ``1 + s_i`` exceeds this (PPSN 2016).
 LONG = 30.0
@@ -50,6 +50,12 @@ def pick(xp: Any, table: Array, k: Array) -> Array:
     """``table[k]`` for a 0-d (possibly traced) whole number ``k``, exactly (a masked sum)."""
     index = xp.cumulative_sum(xp.ones_like(table)) - 1.0  # 0, 1, 2, ... on table's device
     return xp.sum(xp.where(index == k, table, 0.0))
+
+
+def det_scale(xp: Any, D: Array, s: Array, n: int) -> Array:
+    """``det(C)^(1 / 2n)`` of ``C = D (I + V^T diag(s) V) D`` (``V``'s rows orthonormal): ``D`` and
+    ``p_c`` divided by it give ``det C = 1``, as every update and every drop of directions leaves it."""
+    return xp.exp((2 * xp.sum(xp.log(D)) + xp.sum(xp.log1p(s))) / (2 * n))
 
 
 def select_k(be: Backend, state: Any, active: tuple[Array, Array], rate: Array, lam: int,
@@ -90,8 +96,7 @@ def select_k(be: Backend, state: Any, active: tuple[Array, Array], rate: Array, 
         rows = index < left
         head, tail = st.logs[: 1 + n], st.drift[: 1 + n]
         s_kept = xp.where(rows, xp.take(st.s, order), 0.0)
-        # det C = 1 again (the dropped 1 + s_i > 1 left it below), as after every update
-        scale = xp.exp((2 * xp.sum(xp.log(st.D)) + xp.sum(xp.log1p(s_kept))) / (2 * n))
+        scale = det_scale(xp, st.D, s_kept, n)  # det C = 1 again (the dropped 1 + s_i > 1 left it below)
         return replace(st, V=xp.where(rows[:, None], xp.take(st.V, order, axis=0), 0.0), s=s_kept, k=left,
                        D=st.D / scale, p_c=st.p_c / scale,
                        logs=xp.concat([head, xp.where(rows, xp.take(st.logs[1 + n:], order), 0.0)]),
