@@ -34,7 +34,7 @@ from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeEr
 from evostrat.problems import FUNCTIONS
 from evostrat.run.state import check_schema, is_int, is_real
 
-__all__ = ["MAX_X0_TEXT", "check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0",
+__all__ = ["MAX_X0_TEXT", "check_saved_config", "is_user_problem", "load_objective", "problem_label", "read_x0", "shown",
            "run_config"]
 
 #: Largest text ``--x0 @FILE`` read (bytes); larger start points go in a ``.npy`` file.
@@ -165,11 +165,12 @@ def check_saved_config(saved: dict[str, Any], path: str, defaults: dict[str, Any
     for name, (ok, expected) in _RANGES.items():  # what the command line's types check (evostrat.cli.types)
         if name in config and not ok(config[name]):
             raise CheckpointError(f"checkpoint {path!r}: 'evostrat run' configuration field {name!r} must be "
-                                  f"{expected}, got {_shown(config[name])}")
+                                  f"{expected}, got {shown(config[name])}")
     return config
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters: a value of a file in an error message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

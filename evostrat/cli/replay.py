@@ -30,9 +30,11 @@ import os
 import re
 from typing import Any
 
+from evostrat.cli.inputs import shown
 from evostrat.cli.run import UsageError
 from evostrat.cli.types import nonnegative_int, positive_int
 from evostrat.errors import InvalidArgumentError
+from evostrat.run.state import is_int, is_real
 
 __all__ = ["GAME_PATTERN", "MAX_EPISODES", "MAX_REF_SIZE", "MAX_STEPS", "SPEC_FIELDS", "add_parser", "replay"]
 
@@ -93,9 +95,8 @@ def _check_spec(spec: Any, path: str) -> None:
     from evostrat.errors import CheckpointError
 
     def refuse(field: str, expected: str) -> CheckpointError:
-        got = repr(spec.get(field))
         return CheckpointError(f"checkpoint {path!r}: its 'atari' spec field {field!r} must be {expected}, got "
-                               f"{got if len(got) <= 60 else got[:57] + '...'}")
+                               f"{shown(spec.get(field))}")
 
     if not isinstance(spec, dict):
         raise CheckpointError(f"checkpoint {path!r}: its 'atari' spec must be a dict from AtariProblem.spec(), "
@@ -108,29 +109,21 @@ def _check_spec(spec: Any, path: str) -> None:
                               f"AtariProblem.spec() does not write")
     for field, (nullable, low, high, default) in _BOUNDS.items():
         value = spec.get(field, default)
-        if not (value is None and nullable or _is_int(value) and low <= value <= high):
+        if not (value is None and nullable or is_int(value) and low <= value <= high):
             raise refuse(field, ("null or " if nullable else "") + f"an int from {low} to {high}")
     crop = spec.get("crop")
-    if not (crop is None or isinstance(crop, list) and len(crop) == 2 and all(map(_is_int, crop))):
+    if not (crop is None or isinstance(crop, list) and len(crop) == 2 and all(map(is_int, crop))):
         raise refuse("crop", "null or two ints [top, bottom]")
     for field in ("obs_norm", "negate"):
         if not isinstance(spec.get(field, False), bool):
             raise refuse(field, "true or false")
-    if not (_is_int(spec.get("seed", 0)) and spec.get("seed", 0) >= 0):  # gymnasium's resets take seeds >= 0
+    if not (is_int(spec.get("seed", 0)) and spec.get("seed", 0) >= 0):  # gymnasium's resets take seeds >= 0
         raise refuse("seed", "an int >= 0")
     sticky, clip = spec.get("sticky", 0.0), spec.get("obs_clip", 5.0)
-    if not (_is_real(sticky) and 0.0 <= sticky <= 1.0):
+    if not (is_real(sticky) and 0.0 <= sticky <= 1.0):
         raise refuse("sticky", "a probability from 0 to 1")
-    if not (_is_real(clip) and clip > 0):  # also NaN
+    if not (is_real(clip) and clip > 0):  # also NaN
         raise refuse("obs_clip", "a positive number (Infinity: no clipping)")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_policy_size(spec: Any, path: str, dim: Any) -> None:
