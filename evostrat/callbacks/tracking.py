@@ -33,9 +33,9 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-import itertools
 import os
 import socket
 import time
@@ -172,8 +172,7 @@ class TensorBoardLogger(_Tracker):
             from tensorboard.summary.writer.record_writer import RecordWriter
         except ImportError as err:
             raise ImportError("TensorBoardLogger needs tensorboard: pip install evostrat[tracking]") from err
-        folder = self.log_dir
-        assert folder is not None
+        folder = str(self.log_dir)  # a str without writer= (__init__)
         if os.path.islink(folder):
             raise InvalidArgumentError(f"log_dir {folder!r} is a symbolic link; TensorBoardLogger never writes "
                                        "through links: name the folder itself")

@@ -8,6 +8,7 @@ list, an iterator), each checked and refused with the argument named before any 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import numbers
@@ -118,10 +119,11 @@ def seed_list(seeds: Any) -> list[int]:
         if negative:  # as random_state: a seed is a non-negative int
             raise InvalidArgumentError(f"seeds must be non-negative ints (each run's random_state), got {negative[0]}")
         seeds = [int(s) for s in seeds]
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        counts = collections.Counter(seeds)
+        repeated = sorted(s for s, n in counts.items() if n > 1)
         if repeated:  # the same random_state: the same run, counted twice in a median over the seeds
             warnings.warn(f"seeds repeats {repeated}: a repeated seed fits the same run again (each grid "
-                          f"combination's run for it is there {seeds.count(repeated[0])} times, the same values)",
+                          f"combination's run for it is there {counts[repeated[0]]} times, the same values)",
                           EvostratWarning, stacklevel=3)
         return seeds
     raise InvalidArgumentError(f"seeds must be a positive int, a non-empty list of ints or None, got {seeds!r}")
