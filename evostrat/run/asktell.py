@@ -44,6 +44,7 @@ from evostrat.kernels import row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend, stack_rows
 from evostrat.run.behaviours import check_outcome
+from evostrat.run.deferred_state import DeferredStateSlot
 from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
@@ -119,6 +120,8 @@ class AskTell(PicklableRunner):
         before any); candidates of :meth:`inject` and repaired ones count as evaluated.
     """
 
+    state = DeferredStateSlot()  # set in __init__, or a deferred state resolved when first read
+
     def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
                  dtype: Any = None, device: Any = None, nonfinite: str = "warn", state: Any = None) -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
@@ -127,7 +130,7 @@ class AskTell(PicklableRunner):
             raise InvalidArgumentError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.strategy = strategy
         self.backend = resolve_backend(x0, backend)
-        if callable(getattr(state, "resolve", None)):  # deferred: built when first read (__getattr__)
+        if callable(getattr(state, "resolve", None)):  # deferred: built when first read (DeferredStateSlot)
             self._deferred, x = state, state.mean
         else:
             self.state = state if state is not None else strategy.init(
@@ -144,13 +147,6 @@ class AskTell(PicklableRunner):
         self.best_f = math.inf
         self.injections: list[np.ndarray] = []  # queued by inject(), placed by the next ask()
         self.injected_rows: tuple[int, ...] = ()  # rows of the pending population that were injected
-
-    def __getattr__(self, name: str) -> Any:  # only for attributes not set: a deferred state
-        deferred = self.__dict__.pop("_deferred", None) if name == "state" else None
-        if deferred is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.state = deferred.resolve()
-        return self.state
 
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
