@@ -246,24 +246,28 @@ class RunState:
         pending, self.unsigned = self.unsigned, []
         if not pending:
             return
-        criteria, maximize, rows = self.criteria, self.maximize, self.raw
-        deferred, presorted, best = criteria.deferred, not maximize, self.signed_best_f
-        stagnation = bool(criteria.tolstagnation)  # it dates the best from its position (pycma's best.evals)
+        criteria, maximize = self.criteria, self.maximize
+        deferred, presorted, best, found = criteria.deferred, not maximize, self.signed_best_f, None
+        stagnation = presorted and bool(criteria.tolstagnation)  # it dates the best from its position (pycma's best.evals)
         kept = [entry[5] for entry in pending]  # sigmas, or what sigmas_of reads them from
         sigmas = kept if self.sigmas_of is None else self.sigmas_of(kept)
+        add_row, add_entry = self.raw.append, deferred.append
         for (generation, n_generations, n_evals, X, values, _, elapsed, path), sigma in zip(pending, sigmas):
             ranked = sorted(values)  # stable: ranked[0] is the first minimum, as argmin's
             gen_best = max(values) if maximize else ranked[0]  # max: the first one, as argmax's
             if gen_best > best if maximize else gen_best < best:
-                best = self.signed_best_f = gen_best
-                self.signed_best_x = X[values.index(gen_best)]  # numpy's asarray of a row is the row
-                self.signed_best_evals = n_evals - len(values) + values.index(gen_best) + 1
+                best, found = gen_best, (X, values, n_evals)  # the latest improvement becomes best_x below
             n = len(ranked)
             m = n >> 1
-            rows.append((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
-                         sigma, elapsed))
-            at = values.index(ranked[0]) if presorted and stagnation else None  # the best's position
-            deferred.append((generation, n_evals, best, ranked if presorted else values, sigma, presorted, at, path))
+            add_row((n_generations, n_evals, best, gen_best, ranked[m] if n & 1 else 0.5 * (ranked[m - 1] + ranked[m]),
+                     sigma, elapsed))
+            add_entry((generation, n_evals, best, ranked if presorted else values, sigma, presorted,
+                       values.index(gen_best) if stagnation else None, path))  # the best's position
+        if found is not None:
+            X, values, n_evals = found
+            at = values.index(best)
+            self.signed_best_f, self.signed_best_x = best, X[at]  # numpy's asarray of a row is the row
+            self.signed_best_evals = n_evals - len(values) + at + 1
         if len(deferred) >= criteria.defer_limit:
             criteria.flush()
 
@@ -300,7 +304,9 @@ class RunState:
             self.sign()
         if self.raw:
             rows, self.raw = self.raw, []
-            self.history_rows.extend([dict(zip(ROW_KEYS, row)) for row in rows])
+            self.history_rows.extend([  # ROW_KEYS, as a literal (2.5x dict(zip(ROW_KEYS, row)))
+                {"generation": g, "n_evals": e, "best": b, "generation_best": gb, "median": md, "sigma": s, "time": t}
+                for g, e, b, gb, md, s, t in rows])
         if self.history_blocks:
             blocks, self.history_blocks = self.history_blocks, []
             for block in blocks:
