@@ -115,6 +115,8 @@ class AskTell(PicklableRunner):
         Completed ``tell`` calls.
     n_evals : int
         Candidates told so far.
+    pending : array or None
+        The population of the last ``ask`` not yet told, or ``None``.
     best_x, best_f : array or None, float
         The best candidate told through :meth:`tell` so far and its value (``inf``
         before any); candidates of :meth:`inject` and repaired ones count as evaluated.
@@ -141,7 +143,7 @@ class AskTell(PicklableRunner):
         self.popsize = strategy.resolved_popsize(self.dim)
         self.told_shape = (self.popsize,)  # the shape of told fitness values
         self.nonfinite = nonfinite
-        self._pending: Any = None
+        self.pending: Any = None  # the population of the last ask not yet told (an attribute: read each tell)
         self.generation = self.n_evals = 0
         self.best_x: Any = None
         self.best_f = math.inf
@@ -190,12 +192,12 @@ class AskTell(PicklableRunner):
         self.injected_rows = ()
         if self.injections:
             X = place_injections(self, X)
-        self._pending = X
+        self.pending = X
         return X
 
     def unask(self, state: Any, injections: list[np.ndarray]) -> None:
         """Forget the pending population: back to ``state`` (the next ``ask`` draws it again), ``injections`` queued again."""
-        self.state, self._pending, self.injected_rows = state, None, ()
+        self.state, self.pending, self.injected_rows = state, None, ()
         self.injections[:] = injections
 
     def inject(self, solutions: Any) -> None:
@@ -219,10 +221,10 @@ class AskTell(PicklableRunner):
         if not repaired:
             self.check_population(X, asked)
             if not self.injected_rows:  # the usual case
-                return self._pending
+                return self.pending
 
         if not repaired:  # X is the asked population: the pending one, its injected rows' steps clipped
-            return repaired_population(self, self._pending, None, to_strategy)
+            return repaired_population(self, self.pending, None, to_strategy)
         return repaired_population(self, X, asked, to_strategy)
 
     def check_values(self, values: Any, expected_rows: int) -> Any:
@@ -282,9 +284,9 @@ class AskTell(PicklableRunner):
     def check_population(self, X: Any, asked: Any = None) -> None:
         """Raise unless ``X`` is (or equals) the population the last ``ask`` returned,
         as ``asked`` when the caller handed it out changed (mapped into bounds)."""
-        if self._pending is None:
+        if self.pending is None:
             raise StateError("tell() called without a pending ask(); call ask() first")
-        pending = self._pending if asked is None else asked
+        pending = self.pending if asked is None else asked
         if X is pending:
             return
         X = stack_rows(X, self.backend, self.device, self.dtype)  # a list of the rows, as pycma's ask hands them out
@@ -334,11 +336,6 @@ class AskTell(PicklableRunner):
         stops = self.strategy.stop(self.state)
         return {name: True for name, hit in stops.items() if bool(self.backend.to_numpy(hit))}
 
-    @property
-    def pending(self) -> Any:
-        """The population of the last ``ask`` not yet told, or ``None``."""
-        return self._pending
-
     def sample(self, state: Any) -> tuple[Any, Any]:
         """The pure (compiled) ``ask`` on ``state``: ``(X, new_state)``; this object is unchanged."""
         return self._ask(state)
@@ -349,15 +346,15 @@ class AskTell(PicklableRunner):
         held = self.__dict__
         held.pop("_deferred", None), held.pop("state", None)
         held["_deferred" if callable(getattr(state, "resolve", None)) else "state"] = state
-        self._pending = None
+        self.pending = None
         self.generation += generations
         self.n_evals += generations * self.popsize
 
     def update(self, values: Any, X: Any = None) -> None:
         """Tell the strategy ``values`` (validated) for the pending population (or the
         population ``X`` from :meth:`told_population`) and count it."""
-        self.state = self._tell(self.state, self._pending if X is None else X, values)
-        self._pending = None
+        self.state = self._tell(self.state, self.pending if X is None else X, values)
+        self.pending = None
         self.injected_rows = ()
         self.generation += 1
         self.n_evals += self.popsize
@@ -386,7 +383,7 @@ class AskTell(PicklableRunner):
         self.state = state_from_numpy(self.state, state_dict["arrays"], self.backend, self.device)
         self.generation = int(state_dict["generation"])
         self.n_evals = int(state_dict["n_evals"])
-        self._pending = None
+        self.pending = None
 
     def __repr__(self) -> str:
         return (f"AskTell({self.strategy!r}, backend={self.backend.name!r}, dim={self.dim}, "

@@ -223,17 +223,16 @@ class RunState:
         :attr:`sign_limit` generations later, or when the best so far, the history or the
         criteria are read)."""
         start_evals, start_generations = self.run_start
-        generation, state = runner.generation, runner.state
+        generation, state, criteria = runner.generation, runner.state, self.criteria
         n_evals = self.n_evals = start_evals + runner.n_evals
         n_generations = self.n_generations = start_generations + generation
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
-        unsigned = self.unsigned
-        unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state),
-                         perf_counter() - self.started, self.criteria.path_of(state)))  # path: tolx's sigma p_c
+        unsigned, paths = self.unsigned, criteria.paths  # path: tolx's sigma p_c (criteria.path_of, without the call)
+        unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state), perf_counter() - self.started,
+                         None if paths is None or criteria.tolx is None else paths.tolx_parts(state)))
         if len(unsigned) >= self.sign_limit:
             self.sign()
-        criteria = self.criteria
         criteria.told_state, self.stop_pending, self.reason = state, criteria.latest_reason, None
 
     def append(self, entry: dict[str, Any]) -> None:
