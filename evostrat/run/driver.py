@@ -184,7 +184,8 @@ class Driver:
 
     def ask(self) -> Any:
         """The next population, inside ``bounds`` when given."""
-        runner, queued = self.runner, self.runner.injections[:] if self.runner.injections else ()  # before integers decode
+        runner = self.runner
+        queued = runner.injections[:] if runner.injections else ()  # before integers decode
         if self.integers is not None:
             self.integers.before_ask(runner)  # CMA-ES with margin: correct the last update
         if self.noise is not None:
@@ -215,9 +216,9 @@ class Driver:
         ones (:meth:`AskTell.told_population`). Returns the fitness told (``None``: behaviours).
         """
         runner = self.runner
-        if (self.plain and X is runner.pending and type(values) is type(X)
-                and values.dtype is runner.dtype and values.shape == runner.told_shape and constraints is None
-                and not repaired and not runner.injected_rows and (type(X) is _NDARRAY or values.device == X.device)):
+        if (X is runner.pending and self.plain and type(values) is type(X) and constraints is None and not repaired
+                and values.dtype is runner.dtype and values.shape == runner.told_shape and not runner.injected_rows
+                and (type(X) is _NDARRAY or values.device == X.device)):
             host = values.tolist()  # the usual generation: one host list (one device read) to check and record
             if _NEG_INF < sum(host) < _INF:  # finite: check_values would pass values as they are
                 runner.update(told := -values if self.maximize else values, X)

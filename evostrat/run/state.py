@@ -228,12 +228,12 @@ class RunState:
         n_generations = self.n_generations = start_generations + generation
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
-        unsigned, paths = self.unsigned, criteria.paths  # path: tolx's sigma p_c (criteria.path_of, without the call)
+        unsigned = self.unsigned  # path: tolx's sigma p_c (criteria.path_of, without the call)
         unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state), perf_counter() - self.started,
-                         None if paths is None or criteria.tolx is None else paths.tolx_parts(state)))
+                         None if criteria.tolx is None or criteria.paths is None else criteria.paths.tolx_parts(state)))
         if len(unsigned) >= self.sign_limit:
             self.sign()
-        criteria.told_state, self.stop_pending, self.reason = state, criteria.latest_reason, None
+        criteria.told_state, self.stop_pending = state, criteria.latest_reason  # reason: set when stop_pending is read
 
     def append(self, entry: dict[str, Any]) -> None:
         """Append a history row given as a dict, after the rows before it."""
