@@ -39,7 +39,8 @@ from evostrat.backends.trees import field_names
 from evostrat.errors import PluginError
 from evostrat.plugins import answering_plugin, get_plugin_manager
 
-__all__ = ["Kernel", "StackKernel", "resolve_kernel", "resolve_stack_kernel", "row_sigma"]
+__all__ = ["Kernel", "StackKernel", "dispatches", "kernel_program", "resolve_kernel", "resolve_stack_kernel",
+           "row_sigma"]
 
 
 class Kernel(NamedTuple):
@@ -140,3 +141,43 @@ def row_sigma(kernel: Kernel | None, sigma_of: Callable[[Any], float]) -> tuple[
     if kernel is not None and kernel.sigma_parts is not None and kernel.host_sigmas is not None:
         return kernel.sigma_parts, kernel.host_sigmas
     return (None if kernel is None else kernel.host_sigma) or sigma_of, None
+
+
+def dispatches(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a strategy's ``ask`` or ``tell`` that runs the state's kernel (``self.kernel(state)``)
+    when there is one, that kernel's ``ask(state)`` or ``tell(state, X, fitness)`` and nothing
+    else (:meth:`CMABase.ask <evostrat.strategies.cma_base.CMABase.ask>`): :func:`kernel_program`
+    may then hand out the kernel's function itself. A subclass that overrides the method is not marked."""
+    method.dispatches_to_kernel = True  # type: ignore[attr-defined]
+    return method
+
+
+def kernel_program(strategy: Any, method: Callable[..., Any], state: Any) -> Callable[..., Any]:
+    """What the bound ``method`` of ``strategy`` (its ``ask``, or its ``tell`` without the shape
+    check, :func:`~evostrat.strategies.told.unchecked_tell`) runs on states like ``state``: its
+    kernel's function when ``method`` is marked by :func:`dispatches` and ``strategy.kernel(state)``
+    gives one (the same results, without the per-call kernel look-up), else ``method``.
+
+    The kernel is the one of this moment: a caller keeps the answer only while nothing changes the
+    strategy's hyper-parameters (a strategy made for one run, as the driver's are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.strategies.cma_es import CMAES
+    >>> from evostrat.strategies.snes import SNES
+    >>> s = CMAES()
+    >>> state = s.init(np.ones(3), random_state=0)
+    >>> kernel_program(s, s.ask, state) is s.kernel(state).ask
+    True
+    >>> kernel_program(s, s.tell, state) == s.tell  # the shape-checked tell stays itself
+    True
+    >>> snes = SNES()
+    >>> kernel_program(snes, snes.ask, snes.init(np.ones(3), random_state=0)) == snes.ask
+    True
+    """
+    func = getattr(method, "__func__", None)
+    if not getattr(func, "dispatches_to_kernel", False) or getattr(func, "__told_checked__", False):
+        return method
+    kernel = strategy.kernel(state)
+    return method if kernel is None else getattr(kernel, func.__name__)

@@ -40,7 +40,7 @@ import numpy as np
 from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
 from evostrat.backends.trees import field_names, named_leaves
-from evostrat.kernels import row_sigma
+from evostrat.kernels import kernel_program, row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend, stack_rows
 from evostrat.run.behaviours import check_outcome
@@ -104,6 +104,9 @@ class AskTell(PicklableRunner):
         The initial state, already built by ``strategy`` around ``x0`` with ``random_state``:
         taken as it is, not checked; or an object with ``mean`` (the state's) and ``resolve()``
         (the state, called when first read: a batch's run, :mod:`evostrat.run.batch_init`).
+    owns_strategy : bool
+        Nothing else changes ``strategy``'s hyper-parameters while this runs (the driver's runs):
+        on numpy its kernel's ``ask`` and ``tell`` are then called directly (:func:`~evostrat.kernels.kernel_program`).
 
     Attributes
     ----------
@@ -125,7 +128,8 @@ class AskTell(PicklableRunner):
     state = DeferredStateSlot()  # set in __init__, or a deferred state resolved when first read
 
     def __init__(self, strategy: Any, x0: Any, random_state: int | None = None, *, backend: Any = "auto",
-                 dtype: Any = None, device: Any = None, nonfinite: str = "warn", state: Any = None) -> None:
+                 dtype: Any = None, device: Any = None, nonfinite: str = "warn", state: Any = None,
+                 owns_strategy: bool = False) -> None:
         if not callable(getattr(strategy, "initial_state", None)):  # not a Strategy (see its contract)
             raise InvalidTypeError(f"strategy must be an evostrat Strategy instance, got {type(strategy).__name__}")
         if not isinstance(nonfinite, str) or nonfinite not in NONFINITE_POLICIES:
@@ -142,7 +146,7 @@ class AskTell(PicklableRunner):
         self.dtype, self.dim = x.dtype, int(x.shape[0])
         self.popsize = strategy.resolved_popsize(self.dim)
         self.told_shape = (self.popsize,)  # the shape of told fitness values
-        self.nonfinite = nonfinite
+        self.nonfinite, self.owns_strategy = nonfinite, bool(owns_strategy)
         self.pending: Any = None  # the population of the last ask not yet told (an attribute: read each tell)
         self.generation = self.n_evals = 0
         self.best_x: Any = None
@@ -153,15 +157,20 @@ class AskTell(PicklableRunner):
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
     def _ask(self) -> Any:  # its first result checked against the contract, then the program alone
-        ask, shape = self.strategy.ask, (self.popsize, self.dim)
-        return checked_first(self.__dict__, "_ask", self.backend.compile(ask, key=program_key(ask, self.dim, str(
-            self.dtype))), lambda out: checked_ask(self.strategy, out, shape, self.state, self.dtype))
+        shape = (self.popsize, self.dim)
+        return checked_first(self.__dict__, "_ask", self._program(self.strategy.ask),
+                             lambda out: checked_ask(self.strategy, out, shape, self.state, self.dtype))
 
     @cached_property
-    def _tell(self) -> Any:
-        tell = unchecked_tell(self.strategy)  # X and the values are checked by tell() here
-        return checked_first(self.__dict__, "_tell", self.backend.compile(tell, key=program_key(
-            tell, self.dim, str(self.dtype))), lambda state: checked_state(self.strategy, state, "tell", self.state))
+    def _tell(self) -> Any:  # X and the values are checked by tell() here
+        return checked_first(self.__dict__, "_tell", self._program(unchecked_tell(self.strategy)),
+                             lambda state: checked_state(self.strategy, state, "tell", self.state))
+
+    def _program(self, method: Any) -> Any:
+        """``method`` compiled; on numpy (no compiler) for an ``owns_strategy`` runner, what it runs (its kernel's)."""
+        if self.backend.host_arrays and getattr(self, "owns_strategy", False):
+            return kernel_program(self.strategy, method, self.state)
+        return self.backend.compile(method, key=program_key(method, self.dim, str(self.dtype)))
 
     # -- read-outs ------------------------------------------------------------------
     @property

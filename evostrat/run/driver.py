@@ -140,7 +140,7 @@ class Driver:
         check_population_size(getattr(strategy, "popsize", None), self.x0, s.dtype)  # before building state
         queued = self.runner.injections if plan is not None and plan.run > 0 else []  # inject()'s, not placed yet
         self.runner = AskTell(strategy, self.x0, random_state=seed, backend=s.backend, dtype=s.dtype,
-                              device=s.device, nonfinite=s.nonfinite, state=initial_state)
+                              device=s.device, nonfinite=s.nonfinite, state=initial_state, owns_strategy=True)
         self.runner.injections = queued
         dim, lam = self.runner.dim, self.runner.popsize
         scale = strategy.unrounded_popsize(dim) if plan is None else lam  # a first run's defaults: pycma's

@@ -229,7 +229,8 @@ class RunState:
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
         unsigned = self.unsigned  # path: tolx's sigma p_c (criteria.path_of, without the call)
-        unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state), perf_counter() - self.started,
+        unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state),
+                         perf_counter() - self.started,
                          None if criteria.tolx is None or criteria.paths is None else criteria.paths.tolx_parts(state)))
         if len(unsigned) >= self.sign_limit:
             self.sign()
@@ -247,7 +248,7 @@ class RunState:
             return
         criteria, maximize = self.criteria, self.maximize
         deferred, presorted, best, found = criteria.deferred, not maximize, self.signed_best_f, None
-        stagnation = presorted and bool(criteria.tolstagnation)  # it dates the best from its position (pycma's best.evals)
+        stagnation = presorted and bool(criteria.tolstagnation)  # dates the best by its position (pycma's best.evals)
         kept = [entry[5] for entry in pending]  # sigmas, or what sigmas_of reads them from
         sigmas = kept if self.sigmas_of is None else self.sigmas_of(kept)
         add_row, add_entry = self.raw.append, deferred.append

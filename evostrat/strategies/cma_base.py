@@ -31,7 +31,7 @@ from array_api_compat import device as _device
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.namespaces import host_cached
-from evostrat.kernels import resolve_kernel
+from evostrat.kernels import dispatches, resolve_kernel
 from evostrat.params import Interval
 from evostrat.strategies.base import Strategy, clamp_sigma
 from evostrat.strategies.cma_params import CMAConstants, CMAParameters, cma_constants, cma_parameters, moved_mean
@@ -203,10 +203,12 @@ class CMABase(Strategy):
             kernels[type(state.mean)] = resolve_kernel(self, get_backend(state.mean))
             return kernels[type(state.mean)]
 
+    @dispatches  # the kernel's ask alone: a runner may call it directly (kernels.kernel_program)
     def ask(self, state: Any) -> tuple[Array, Any]:
         kernel = self.kernel(state)
         return self.sample(state) if kernel is None else kernel.ask(state)
 
+    @dispatches
     def tell(self, state: Any, X: Array, fitness: Array) -> Any:
         kernel = self.kernel(state)
         return (self.generic_tell if kernel is None else kernel.tell)(state, X, fitness)
