@@ -41,6 +41,7 @@ from evostrat.params import Params
 from evostrat.plugins import RegisteredName
 from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
+from evostrat.strategies.popsize import MirroredPopsize, default_popsize  # noqa: F401 - re-exported
 from evostrat.strategies.told import checking_tell
 
 if TYPE_CHECKING:
@@ -51,11 +52,6 @@ Array = Any
 
 __all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "clamp_sigma",
            "default_popsize", "host_value", "resolve_backend"]
-
-
-def default_popsize(dim: int) -> int:
-    """``4 + floor(3 ln n)`` (Hansen's tutorial, Table 1; Wierstra et al. 2014)."""
-    return 4 + int(math.floor(3 * math.log(dim)))
 
 
 #: initial_state program keys that did not trace (run eagerly from then on).
@@ -371,27 +367,3 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
         raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
                                f"got {type(stops).__name__}: {stops!r}"[:300])
 
-
-class MirroredPopsize:
-    """Popsize rules of the mirrored-sampling strategies (a mixin before :class:`Strategy`).
-
-    The default is twice ``4 + floor(3 ln d)`` (antithetic pairs, Salimans et al.
-    2017, sec. 2.1); with ``self.mirrored`` true an odd popsize is rejected.
-
-    Examples
-    --------
-    >>> from evostrat.strategies.openai_es import OpenAIES
-    >>> OpenAIES().resolved_popsize(10)
-    20
-    """
-
-    mirrored: bool
-
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)  # type: ignore[misc]
-        if self.mirrored and lam % 2:
-            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
-        return lam
