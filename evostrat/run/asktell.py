@@ -47,6 +47,7 @@ from evostrat.run.behaviours import check_outcome
 from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
+from evostrat.strategies.state_type import unchecked
 from evostrat.strategies.told import unchecked_tell
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -155,7 +156,7 @@ class AskTell(PicklableRunner):
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
     def _ask(self) -> Any:  # its first result checked against the contract, then the program alone
-        ask, shape = self.strategy.ask, (self.popsize, self.dim)
+        ask, shape = unchecked(self.strategy, "ask"), (self.popsize, self.dim)  # the state is its own
         return checked_first(self.__dict__, "_ask", self.backend.compile(ask, key=program_key(ask, self.dim, str(
             self.dtype))), lambda out: checked_ask(self.strategy, out, shape, self.state, self.dtype))
 

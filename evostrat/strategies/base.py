@@ -42,6 +42,7 @@ from evostrat.plugins import RegisteredName
 from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
 from evostrat.strategies.popsize import MirroredPopsize, default_popsize  # noqa: F401 - re-exported
+from evostrat.strategies.state_type import accepts_state, checking_state, declare_state_type, state_type_name
 from evostrat.strategies.told import checking_tell
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ class Strategy(Params):
       ``X`` and ``fitness`` are checked before it runs (:mod:`~evostrat.strategies.told`).
 
     The state has the fields ``mean`` (the distribution's centre, ``(dim,)``) and
-    ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. The
+    ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. Its class is the class
+    attribute ``state_type`` (a tuple of classes for several): ``ask``, ``tell`` and the read-outs
+    refuse a state of another type, another strategy's (:mod:`~evostrat.strategies.state_type`). The
     read-outs :meth:`mean` returns a ``(dim,)`` array and :meth:`sigma` a 0-d array.
     Hyper-parameters are the ``__init__`` arguments, stored under their names and
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
@@ -127,17 +130,23 @@ class Strategy(Params):
     host_sigma: ClassVar[Any] = None
     #: State fields that may hold NaN or inf (a checkpoint's other floating fields must be finite).
     nonfinite_state_fields: ClassVar[frozenset[str]] = frozenset()
+    #: The ``NamedTuple`` class of the strategy's states, or a tuple of them; ``None``: not checked. A
+    #: subclass that overrides ``initial_state`` declares it again (else ``None``; :mod:`.state_type`).
+    state_type: ClassVar[Any] = None
 
     class State(NamedTuple):
         mean: Array
         key: Array
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Wrap the ``tell``/``tell_seed`` ``cls`` defines in the shape check of :mod:`~evostrat.strategies.told`."""
+        """Wrap the ``tell``/``tell_seed`` of ``cls`` in the checks of :mod:`~evostrat.strategies.told`, its
+        ``ask`` and read-outs in the state check of :mod:`~evostrat.strategies.state_type`."""
         super().__init_subclass__(**kwargs)
         for method in ("tell", "tell_seed"):
-            if vars(cls).get(method, Strategy.tell) is not Strategy.tell:  # not the placeholder
-                setattr(cls, method, checking_tell(vars(cls)[method], seeded=method == "tell_seed"))
+            fn = getattr(cls, method, None)  # a mixin's too
+            if fn is not None and fn is not Strategy.tell and not getattr(fn, "__told_checked__", False):
+                setattr(cls, method, checking_tell(fn, seeded=method == "tell_seed", owner=cls))
+        declare_state_type(cls, Strategy)
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0) -> None:
         self.popsize = popsize
@@ -345,6 +354,9 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     fields = getattr(type(state), "_fields", None)
     if not isinstance(state, tuple) or fields is None:
         raise InvalidTypeError(f"the state of {label} must be a NamedTuple, got {type(state).__name__}")
+    if not accepts_state(strategy.state_type, state):
+        raise InvalidTypeError(f"initial_state of {label} must return {state_type_name(strategy.state_type)}, its "
+                               f"state_type, got {state_type_name(type(state))}")
     needed = ["mean", "key"] + (["sigma"] if type(strategy).sigma is Strategy.sigma else [])
     for field in needed:
         if field not in fields:
@@ -367,3 +379,6 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
         raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
                                f"got {type(stops).__name__}: {stops!r}"[:300])
 
+
+for _method in ("mean", "sigma", "stop"):  # the defaults; a subclass's own are wrapped by __init_subclass__
+    setattr(Strategy, _method, checking_state(getattr(Strategy, _method), _method))
