@@ -116,13 +116,20 @@ def checking_state(fn: Callable[..., Any], method: str, owner: type | None = Non
     if getattr(fn, "__state_checked__", False):
         return fn
 
-    @functools.wraps(fn)
-    def checked(self: Any, state: Any, *args: Any, **kwargs: Any) -> Any:
-        expected, kind = self.state_type, type(state)
-        if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
-            check_state_type(self, state, method, owner)
-        return fn(self, state, *args, **kwargs)
+    if len(inspect.signature(fn).parameters) == 2:  # (self, state): no packing of arguments (0.1 us of 0.2)
+        def checked(self: Any, state: Any) -> Any:
+            expected, kind = self.state_type, type(state)
+            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
+                check_state_type(self, state, method, owner)
+            return fn(self, state)
+    else:
+        def checked(self: Any, state: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            expected, kind = self.state_type, type(state)
+            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
+                check_state_type(self, state, method, owner)
+            return fn(self, state, *args, **kwargs)
 
+    checked = functools.wraps(fn)(checked)
     checked.__state_checked__ = True  # type: ignore[attr-defined]
     return checked
 
