@@ -60,10 +60,12 @@ def test_every_strategy_refuses_a_foreign_state_in_ask_tell_and_the_read_outs(na
     X, own = s.ask(_init(s))
     for method, call in [("ask", lambda: s.ask(foreign)), ("tell", lambda: s.tell(foreign, X, _values(s, X))),
                          ("mean", lambda: s.mean(foreign)), ("sigma", lambda: s.sigma(foreign)),
-                         ("stop", lambda: s.stop(foreign))]:
+                         ("stop", lambda: s.stop(foreign)), ("evolvability", lambda: s.evolvability(foreign)),
+                         ("gaussian_readout", lambda: s.gaussian_readout(foreign)),
+                         ("population_seed", lambda: s.population_seed(foreign))]:
         _refused(call, method, s, type(foreign))
     s.tell(own, X, _values(s, X))  # its own state still runs
-    s.mean(own), s.sigma(own), s.stop(own)
+    s.mean(own), s.sigma(own), s.stop(own), s.evolvability(own), s.gaussian_readout(own), s.population_seed(own)
 
 
 @pytest.mark.parametrize("case", LIBRARY_CASES)

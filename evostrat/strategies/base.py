@@ -42,7 +42,8 @@ from evostrat.plugins import RegisteredName
 from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
 from evostrat.strategies.popsize import MirroredPopsize, default_popsize  # noqa: F401 - re-exported
-from evostrat.strategies.state_type import accepts_state, checking_state, declare_state_type, state_type_name
+from evostrat.strategies.state_type import (READ_OUTS, accepts_state, checking_state, declare_state_type,
+                                            state_type_name)
 from evostrat.strategies.told import checking_tell
 
 if TYPE_CHECKING:
@@ -380,5 +381,5 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
                                f"got {type(stops).__name__}: {stops!r}"[:300])
 
 
-for _method in ("mean", "sigma", "stop"):  # the defaults; a subclass's own are wrapped by __init_subclass__
+for _method in READ_OUTS:  # the defaults; a subclass's own are wrapped by __init_subclass__
     setattr(Strategy, _method, checking_state(getattr(Strategy, _method), _method))

@@ -3,7 +3,8 @@
 A strategy declares the ``NamedTuple`` class of its states in the class attribute ``state_type``
 (a class, or a tuple of classes when it makes several: CMA-ES's decomposed and factor models).
 :class:`~evostrat.strategies.base.Strategy` wraps the ``ask`` (and ``ask_seed``) and the read-outs
-``mean``, ``sigma`` and ``stop`` a subclass defines or inherits from a mixin with :func:`checking_state`
+(:data:`READ_OUTS`: ``mean``, ``sigma``, ``stop``, ``population_seed``, ``evolvability`` and
+``gaussian_readout``) a subclass defines or inherits from a mixin with :func:`checking_state`
 (``tell`` and ``tell_seed`` in :func:`~evostrat.strategies.told.checking_tell`, with their shape
 checks), so that the functional API refuses a state another strategy made, such as
 ``SNES().ask(CMAES().init(x0))``, with an :class:`~evostrat.errors.InvalidTypeError` naming the
@@ -46,12 +47,14 @@ from typing import Any, Callable
 
 from evostrat.errors import InvalidTypeError
 
-__all__ = ["CHECKED_METHODS", "accepts_state", "check_state_type", "checking_state", "declare_state_type",
+__all__ = ["CHECKED_METHODS", "READ_OUTS", "accepts_state", "check_state_type", "checking_state", "declare_state_type",
            "state_type_name", "unchecked"]
 
+#: The read-outs of a strategy state that :func:`checking_state` checks (the base's defaults included).
+READ_OUTS = ("mean", "sigma", "stop", "population_seed", "evolvability", "gaussian_readout")
 #: The methods of a strategy whose first argument ``state`` :func:`checking_state` checks (``tell``
 #: and ``tell_seed`` are checked by :func:`~evostrat.strategies.told.checking_tell`).
-CHECKED_METHODS = ("ask", "ask_seed", "mean", "sigma", "stop")
+CHECKED_METHODS = ("ask", "ask_seed") + READ_OUTS
 
 
 def state_type_name(expected: Any) -> str:
