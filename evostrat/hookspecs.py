@@ -66,7 +66,8 @@ def evostrat_strategies() -> dict[str, type]:
         Maps a strategy name (what users pass as ``ES(strategy=...)``) to a
         subclass of :class:`evostrat.strategies.base.Strategy`. The class's
         ``__init__`` takes only hyper-parameters (keyword arguments with
-        defaults), like a scikit-learn estimator. The methods, state fields and
+        defaults), like a scikit-learn estimator. The methods, state fields, the
+        class of its states (``state_type``) and the
         optional capabilities it must or may define are the contract in the
         docstring of :class:`~evostrat.strategies.base.Strategy`, checked by
         :func:`~evostrat.strategies.base.check_strategy`.

@@ -95,3 +95,57 @@ def test_an_observed_and_a_resumed_compiled_run_are_the_run(tmp_path: Path) -> N
     resumed = ES.resume(path, _weighted)
     assert resumed.fast_path_ == "compiled_loop"
     assert_same_run(resumed, full)
+
+
+# -- exactness over long runs on flat fitness (float32) ---------------------------------------------
+QUIET = dict(tolfun=None, tolx=None, tolfunhist=None, tolstagnation=None, tolflatfitness=None)
+CMA_QUIET = dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False, noeffectcoord=False)
+
+
+def _flat_in_integers(X: Any) -> Any:
+    """A sphere of the continuous coordinates 3 and 5 alone: flat along every integer coordinate."""
+    return (X[:, 3] - 0.3) ** 2 + (X[:, 5] - 0.3) ** 2
+
+
+def _constant(X: Any) -> Any:
+    return jnp.zeros(X.shape[0], X.dtype)
+
+
+EXACT = [("cma_es", _flat_in_integers, True, 0), ("cma_es", _constant, False, 3)]
+EXACT_SLOW = [("cma_es", _flat_in_integers, False, 1), ("cma_es", _constant, True, 2),
+              ("sep_cma_es", _flat_in_integers, True, 4), ("snes", _flat_in_integers, False, 5)]
+
+
+@pytest.mark.parametrize("strategy, objective, boxed, seed",
+                         EXACT + [pytest.param(*c, marks=pytest.mark.slow) for c in EXACT_SLOW])
+def test_every_candidate_of_a_long_flat_float32_run_is_exactly_integral_and_fixed(
+        strategy: str, objective: Any, boxed: bool, seed: int) -> None:
+    """300 generations on fitness flat along the integer coordinates (or everywhere), no criterion
+    stopping the run (CMA-ES's sigma shrinks to 1e-6 .. 1e-20 and the margin's A grows as it does, to
+    1e5 .. 1e19 on the integer coordinates; snes rounds alone): every candidate the
+    objective saw on the compiled float32 loop, and ``x_``, hold exactly integral values on the
+    integer coordinates (inside the box) and exactly float32(0.1) at the fixed coordinate, as on the
+    host loop (the same run: same candidates to float32 rounding of the correction)."""
+    fixed = {2: 0.1} if boxed else None
+    options = dict(integer=INTEGER, bounds=(-3.0, 3.5) if boxed else None, fixed_variables=fixed, sigma0=1.0,
+                   random_state=seed, max_generations=300, strategy_options=CMA_QUIET if "cma" in strategy else None,
+                   **QUIET)
+    x0 = jnp.array([2.5, 2.3, 7.0, 1.0, -1.5, 0.7])  # 2.5 and -1.5: ties of the rounding
+    for compiled in (True, False):
+        seen: list[np.ndarray] = []
+
+        def f(X: Any) -> Any:
+            jax.debug.callback(lambda rows: seen.append(np.atleast_2d(np.asarray(rows))), X)
+            return objective(X)
+
+        es = ES(strategy, compiled_loop=compiled, **options).fit(f, x0)
+        assert es.fast_path_ == ("compiled_loop" if compiled else None) and es.n_generations_ == 300
+        X = np.concatenate(seen)
+        assert X.dtype == np.float32 and X.shape[0] >= 300 * es.strategy_.popsize
+        rows = np.concatenate([X, np.asarray(es.x_)[None]])
+        ints = rows[:, INTEGER]
+        assert np.isfinite(ints).all() and (ints == np.round(ints)).all()
+        integers = es.run_.integers
+        assert not integers.with_margin or integers.A[integers.mask].max() > 1e4  # the regime of a flat run
+        if boxed:
+            assert ((-3 <= ints) & (ints <= 3)).all() and (rows[:, 2] == np.float32(0.1)).all()

@@ -48,6 +48,7 @@ from evostrat.run.deferred_state import DeferredStateSlot
 from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
+from evostrat.strategies.state_type import unchecked
 from evostrat.strategies.told import unchecked_tell
 
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
@@ -157,8 +158,8 @@ class AskTell(PicklableRunner):
     # -- the compiled pure methods (compiled on first use, shared by equal strategies) -------
     @cached_property
     def _ask(self) -> Any:  # its first result checked against the contract, then the program alone
-        shape = (self.popsize, self.dim)
-        return checked_first(self.__dict__, "_ask", self._program(self.strategy.ask),
+        shape = (self.popsize, self.dim)  # the state is its own: ask without the state check
+        return checked_first(self.__dict__, "_ask", self._program(unchecked(self.strategy, "ask")),
                              lambda out: checked_ask(self.strategy, out, shape, self.state, self.dtype))
 
     @cached_property

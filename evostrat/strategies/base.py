@@ -41,6 +41,9 @@ from evostrat.params import Params
 from evostrat.plugins import RegisteredName
 from evostrat.run.asktell import AskTell
 from evostrat.strategies.numerics import clamp_sigma, host_value  # noqa: F401 - re-exported
+from evostrat.strategies.popsize import MirroredPopsize, default_popsize  # noqa: F401 - re-exported
+from evostrat.strategies.state_type import (READ_OUTS, accepts_state, checking_state, declare_state_type,
+                                            state_type_name)
 from evostrat.strategies.told import checking_tell
 
 if TYPE_CHECKING:
@@ -51,11 +54,6 @@ Array = Any
 
 __all__ = ["MirroredPopsize", "Strategy", "as_search_point", "check_strategy", "clamp_sigma",
            "default_popsize", "host_value", "resolve_backend"]
-
-
-def default_popsize(dim: int) -> int:
-    """``4 + floor(3 ln n)`` (Hansen's tutorial, Table 1; Wierstra et al. 2014)."""
-    return 4 + int(math.floor(3 * math.log(dim)))
 
 
 #: initial_state program keys that did not trace (run eagerly from then on).
@@ -89,7 +87,9 @@ class Strategy(Params):
       ``X`` and ``fitness`` are checked before it runs (:mod:`~evostrat.strategies.told`).
 
     The state has the fields ``mean`` (the distribution's centre, ``(dim,)``) and
-    ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. The
+    ``key``, and ``sigma`` unless the strategy overrides :meth:`sigma`. Its class is the class
+    attribute ``state_type`` (a tuple of classes for several): ``ask``, ``tell`` and the read-outs
+    refuse a state of another type, another strategy's (:mod:`~evostrat.strategies.state_type`). The
     read-outs :meth:`mean` returns a ``(dim,)`` array and :meth:`sigma` a 0-d array.
     Hyper-parameters are the ``__init__`` arguments, stored under their names and
     validated by ``parameter_constraints`` (:mod:`evostrat.params`).
@@ -131,17 +131,23 @@ class Strategy(Params):
     host_sigma: ClassVar[Any] = None
     #: State fields that may hold NaN or inf (a checkpoint's other floating fields must be finite).
     nonfinite_state_fields: ClassVar[frozenset[str]] = frozenset()
+    #: The ``NamedTuple`` class of the strategy's states, or a tuple of them; ``None``: not checked. A
+    #: subclass that overrides ``initial_state`` declares it again (else ``None``; :mod:`.state_type`).
+    state_type: ClassVar[Any] = None
 
     class State(NamedTuple):
         mean: Array
         key: Array
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Wrap the ``tell``/``tell_seed`` ``cls`` defines in the shape check of :mod:`~evostrat.strategies.told`."""
+        """Wrap the ``tell``/``tell_seed`` of ``cls`` in the checks of :mod:`~evostrat.strategies.told`, its
+        ``ask`` and read-outs in the state check of :mod:`~evostrat.strategies.state_type`."""
         super().__init_subclass__(**kwargs)
         for method in ("tell", "tell_seed"):
-            if vars(cls).get(method, Strategy.tell) is not Strategy.tell:  # not the placeholder
-                setattr(cls, method, checking_tell(vars(cls)[method], seeded=method == "tell_seed"))
+            fn = getattr(cls, method, None)  # a mixin's too
+            if fn is not None and fn is not Strategy.tell and not getattr(fn, "__told_checked__", False):
+                setattr(cls, method, checking_tell(fn, seeded=method == "tell_seed", owner=cls))
+        declare_state_type(cls, Strategy)
 
     def __init__(self, popsize: int | None = None, sigma0: Any = 1.0) -> None:
         self.popsize = popsize
@@ -349,6 +355,9 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
     fields = getattr(type(state), "_fields", None)
     if not isinstance(state, tuple) or fields is None:
         raise InvalidTypeError(f"the state of {label} must be a NamedTuple, got {type(state).__name__}")
+    if not accepts_state(strategy.state_type, state):
+        raise InvalidTypeError(f"initial_state of {label} must return {state_type_name(strategy.state_type)}, its "
+                               f"state_type, got {state_type_name(type(state))}")
     needed = ["mean", "key"] + (["sigma"] if type(strategy).sigma is Strategy.sigma else [])
     for field in needed:
         if field not in fields:
@@ -372,26 +381,5 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
                                f"got {type(stops).__name__}: {stops!r}"[:300])
 
 
-class MirroredPopsize:
-    """Popsize rules of the mirrored-sampling strategies (a mixin before :class:`Strategy`).
-
-    The default is twice ``4 + floor(3 ln d)`` (antithetic pairs, Salimans et al.
-    2017, sec. 2.1); with ``self.mirrored`` true an odd popsize is rejected.
-
-    Examples
-    --------
-    >>> from evostrat.strategies.openai_es import OpenAIES
-    >>> OpenAIES().resolved_popsize(10)
-    20
-    """
-
-    mirrored: bool
-
-    def default_popsize(self, dim: int) -> int:
-        return 2 * default_popsize(dim)
-
-    def resolved_popsize(self, dim: int) -> int:
-        lam = super().resolved_popsize(dim)  # type: ignore[misc]
-        if self.mirrored and lam % 2:
-            raise InvalidArgumentError(f"popsize must be even with mirrored sampling, got {lam}")
-        return lam
+for _method in READ_OUTS:  # the defaults; a subclass's own are wrapped by __init_subclass__
+    setattr(Strategy, _method, checking_state(getattr(Strategy, _method), _method))

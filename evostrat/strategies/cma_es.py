@@ -141,6 +141,7 @@ class CMAES(CMABase):
     """
 
     State = CMAESState
+    state_type = (CMAESState, CMAFactorState)  # eigen and factor models
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     #: Let the built-in numpy kernel (:mod:`evostrat.kernels.cma_numpy`) run ask/tell

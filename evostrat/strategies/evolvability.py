@@ -114,6 +114,7 @@ class _EvolvabilityES(MirroredPopsize, Strategy):
 
     needs_behaviours = True
     State = EvolvabilityState
+    state_type = EvolvabilityState  # the states ask, tell and the read-outs take
     parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(OPTIMIZERS), Optimizer],

@@ -124,6 +124,7 @@ class ExpectationES(MirroredPopsize, Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = ExpectationESState
+    state_type = ExpectationESState  # the states ask, tell and the read-outs take
     parameter_constraints = {
         "statistic": [callable, None],
         "lr": [Interval(Real, 0, None, closed="neither")],

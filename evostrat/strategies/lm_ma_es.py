@@ -101,6 +101,7 @@ class LMMAES(Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = LMMAESState
+    state_type = LMMAESState  # the states ask, tell and the read-outs take
     parameter_constraints = {
         "memory": [Interval(Integral, 1, None, closed="left"), None],
         "c_sigma": [Interval(Real, 0, 1, closed="right"), None],

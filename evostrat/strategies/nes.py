@@ -138,6 +138,7 @@ class NES(Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = NESState
+    state_type = NESState  # the states ask, tell and the read-outs take
     parameter_constraints = {
         "distribution": [str, type],
         "distribution_options": [dict, None],

@@ -90,6 +90,7 @@ class OpenAIES(GaussianAsk, MirroredPopsize, Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = OpenAIESState
+    state_type = OpenAIESState  # the states ask, tell and the read-outs take
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     parameter_constraints = {

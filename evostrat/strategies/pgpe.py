@@ -154,6 +154,7 @@ class PGPE(GaussianAsk, MirroredPopsize, Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = PGPEState
+    state_type = PGPEState  # the states ask, tell and the read-outs take
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     layout = "pairs"  # X[2j] = mean + sigma z_j, X[2j+1] = mean - sigma z_j

@@ -67,6 +67,7 @@ class SepCMAES(CMABase):
     """
 
     State = SepCMAESState
+    state_type = SepCMAESState  # the states ask, tell and the read-outs take
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     separable = True

@@ -84,6 +84,7 @@ class SNES(GaussianAsk, Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = SNESState
+    state_type = SNESState  # the states ask, tell and the read-outs take
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     parameter_constraints = {

@@ -13,13 +13,12 @@ A ``(popsize, 1)`` column of values is refused, not flattened: the stateful ``ES
 it too, and evosax's ``tell`` documents a ``(popsize,)`` fitness; ``fitness.ravel()`` (or
 ``fitness[:, 0]``) states the intent.
 
-Not checked, by design: ``ask``/``tell`` on a state another strategy made (states are plain
-``NamedTuple`` s and a strategy need not have built a state to run one: batched and per-run
-programs build theirs from ``initial_state``; a state lacking a field fails with the
-``AttributeError`` naming it, one with the same fields, such as a CMA-ES state given to SNES,
-runs), and a state whose arrays come from another backend than ``X``'s (the state's ``mean``
-picks the namespace; JAX and torch convert or refuse host arrays themselves). ``init`` refuses
-a 2-D ``x0`` itself (``x0 must have shape (dim,)``).
+The state itself is checked first: a state of another type than the strategy's ``state_type``
+(another strategy's, such as a CMA-ES state given to SNES) is refused with an
+:class:`~evostrat.errors.InvalidTypeError` naming ``state`` (:mod:`~evostrat.strategies.state_type`).
+Not checked, by design: a state whose arrays come from another backend than ``X``'s (the state's
+``mean`` picks the namespace; JAX and torch convert or refuse host arrays themselves). ``init``
+refuses a 2-D ``x0`` itself (``x0 must have shape (dim,)``).
 
 The check reads shapes only (static under ``jax.jit`` and ``vmap``: it runs at trace time and
 costs nothing in the compiled program) and a few hundred nanoseconds on the host.
@@ -45,6 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evostrat.errors import InvalidArgumentError
+from evostrat.strategies.state_type import check_state_type
 
 __all__ = ["check_told", "checking_tell", "refuse_told", "told_popsize", "unchecked_tell"]
 
@@ -126,20 +126,28 @@ def refuse_told(strategy: Any, state: Any, X: Any, fitness: Any) -> None:
                                f"({lam},) (one value per candidate), got shape {shape}")
 
 
-def checking_tell(tell: Callable[..., Any], seeded: bool = False) -> Callable[..., Any]:
+def checking_tell(tell: Callable[..., Any], seeded: bool = False, owner: type | None = None) -> Callable[..., Any]:
     """``tell`` (``tell(self, state, X, fitness, ...)``; ``seeded``: ``tell_seed(self, state, seed,
-    fitness, ...)``) preceded by :func:`check_told`; the original is its ``__wrapped__``."""
+    fitness, ...)``; of the strategy class ``owner``) preceded by the check of the state's type
+    (:func:`~evostrat.strategies.state_type.check_state_type`) and :func:`check_told`; the original
+    is its ``__wrapped__``."""
     if getattr(tell, "__told_checked__", False):
         return tell
 
     if seeded:
         @functools.wraps(tell)
         def checked(self: Any, state: Any, seed: Any, fitness: Any, *args: Any, **kwargs: Any) -> Any:
+            expected, kind = self.state_type, type(state)  # as state_type.checking_state
+            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
+                check_state_type(self, state, "tell_seed", owner)
             check_told(self, state, None, fitness)
             return tell(self, state, seed, fitness, *args, **kwargs)
     else:
         @functools.wraps(tell)
         def checked(self: Any, state: Any, X: Any, fitness: Any, *args: Any, **kwargs: Any) -> Any:
+            expected, kind = self.state_type, type(state)  # as state_type.checking_state
+            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
+                check_state_type(self, state, "tell", owner)
             check_told(self, state, X, fitness)
             return tell(self, state, X, fitness, *args, **kwargs)
 
@@ -148,7 +156,7 @@ def checking_tell(tell: Callable[..., Any], seeded: bool = False) -> Callable[..
 
 
 def unchecked_tell(strategy: Any) -> Callable[..., Any]:
-    """``strategy.tell`` without the outer :func:`check_told` (a bound method, keyed by
+    """``strategy.tell`` without the outer checks of :func:`checking_tell` (a bound method, keyed by
     :func:`~evostrat.backends.programs.program_key` as ``strategy.tell``), for callers that checked
     ``X`` and the values themselves (:class:`~evostrat.run.asktell.AskTell`: 0.4 us a generation)."""
     tell = strategy.tell

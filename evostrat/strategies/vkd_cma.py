@@ -156,6 +156,7 @@ class VkDCMA(Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = VkDCMAState
+    state_type = VkDCMAState  # the states ask, tell and the read-outs take
     min_popsize = 4
     parameter_constraints = {"k": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
                              "k_max": [Interval(Integral, 0, None, closed="left"), None]}

@@ -178,6 +178,7 @@ class XNES(Strategy):
     initial_only_params = frozenset({"sigma0"})  # read by initial_state alone
 
     State = XNESState
+    state_type = XNESState  # the states ask, tell and the read-outs take
     #: ``tell`` is array code alone: fused by ``torch.compile`` on CUDA (backends.torch_fused)
     fusable_methods = frozenset({"tell"})
     parameter_constraints = {

@@ -45,6 +45,7 @@ class OnePlusLambdaES(Strategy):
 
     name = "one_plus_lambda_es"
     State = OnePlusLambdaState
+    state_type = OnePlusLambdaState  # ask, tell and the read-outs refuse another strategy's state
 
     def initial_state(self, x0: Any, key: Any, backend: Backend) -> OnePlusLambdaState:
         xp = backend.xp
