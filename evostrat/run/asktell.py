@@ -150,8 +150,7 @@ class AskTell(PicklableRunner):
         self.nonfinite, self.owns_strategy = nonfinite, bool(owns_strategy)
         self.pending: Any = None  # the population of the last ask not yet told (an attribute: read each tell)
         self.generation = self.n_evals = 0
-        self.best_x: Any = None
-        self.best_f = math.inf
+        self.best_x, self.best_f = None, math.inf
         self.injections: list[np.ndarray] = []  # queued by inject(), placed by the next ask()
         self.injected_rows: tuple[int, ...] = ()  # rows of the pending population that were injected
 
