@@ -256,8 +256,11 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
 def _found_at(fitness: np.ndarray, best: float, e0: int, popsize: int) -> int:
     """The evaluation count at which a chunk's rows (started after ``e0`` evaluations) first hold
     ``best``, the chunk's new best so far, counted as the host loop counts it (pycma's ``evals_best``)."""
-    hits = np.argwhere(np.asarray(fitness, dtype=np.float64) == best)
-    return e0 + int(hits[0, 0]) * popsize + int(hits[0, 1]) + 1 if hits.size else e0 + fitness.shape[0] * popsize
+    # in the rows' own dtype: ``best`` is one of their values (a run's best so far, of its dtype), so it
+    # compares as in float64, without a float64 copy of the chunk's rows
+    hits = np.flatnonzero(fitness == fitness.dtype.type(best)) if fitness.dtype.kind == "f" else np.flatnonzero(
+        np.asarray(fitness, dtype=np.float64) == best)
+    return e0 + int(hits[0]) + 1 if hits.size else e0 + fitness.shape[0] * popsize
 
 
 def _generation_bests(fitness: np.ndarray, maximize: bool) -> np.ndarray:
