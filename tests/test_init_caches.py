@@ -39,38 +39,6 @@ def test_check_params_errors_are_unchanged():
             ES(tolfun=bad).initialize(np.ones(2))
 
 
-def test_check_params_checks_plain_values_once_and_every_other_value_each_time():
-    """A fit validates its settings, its strategy's and its criteria's: values of plain types that
-    passed are not tested again (for the same class and constraints); a new value, a value of another
-    type (``True`` is not ``1``) and any other value (a list) are, and fail as before."""
-    from evostrat.params import Satisfies
-
-    seen = []
-
-    def small(v):
-        seen.append(v)
-        return v == [1] or (type(v) is int and v < 3)
-
-    constraints = {"k": [Satisfies(small, "a small int")]}
-
-    class Owner:
-        k = 2
-
-    check_params(Owner(), constraints)
-    check_params(Owner(), constraints)
-    assert seen == [2]
-    Owner.k = 5
-    with pytest.raises(InvalidTypeError, match="k must be a small int, got 5"):
-        check_params(Owner(), constraints)
-    Owner.k = True  # equal to 1, but not an int
-    with pytest.raises(InvalidTypeError, match="got True"):
-        check_params(Owner(), constraints)
-    Owner.k = [1]
-    check_params(Owner(), constraints)
-    check_params(Owner(), constraints)
-    assert seen == [2, 5, True, [1], [1]]
-
-
 def test_a_broken_state_is_refused_at_every_init():
     class Broken(SNES):
         def mean(self, state):
