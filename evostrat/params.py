@@ -149,37 +149,14 @@ def _describe(constraint: Any) -> str:
     return str(constraint)
 
 
-#: Python types whose values :func:`check_params` remembers as passed (immutable, compared by value).
-_PLAIN = frozenset({int, float, bool, str, type(None)})
-
-#: Values that passed :func:`check_params`: ``(class, id(constraints), types, values) -> constraints`` (the
-#: constraints kept alive, so that their id is not reused while the entry exists).
-_PASSED: dict[tuple[Any, ...], Mapping[str, list[Any]]] = {}
-
-
 def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does.
 
     A constraint on a name ``owner`` does not have (a misspelt ``parameter_constraints`` key) is an
-    :class:`InvalidArgumentError` naming it and the parameters there are. Values of plain types
-    (numbers, strings, ``None``) that passed for the owner's class are not checked again: a fit
-    validates its settings, its strategy's and its criteria's in a few microseconds.
+    :class:`InvalidArgumentError` naming it and the parameters there are.
     """
-    values = tuple(getattr(owner, name, _MISSING) for name in constraints)
-    types = tuple(map(type, values))
-    key = (type(owner), id(constraints), types, values) if _PLAIN.issuperset(types) else None
-    if key is not None and _PASSED.get(key) is constraints:
-        return
-    _check_each(owner, constraints, values)
-    if key is not None:
-        if len(_PASSED) >= 1024:
-            _PASSED.clear()
-        _PASSED[key] = constraints
-
-
-def _check_each(owner: Any, constraints: Mapping[str, list[Any]], values: tuple[Any, ...]) -> None:
-    """:func:`check_params` of every constrained name, whose ``values`` are given in order."""
-    for (name, options), value in zip(constraints.items(), values):
+    for name, options in constraints.items():
+        value = getattr(owner, name, _MISSING)
         if value is _MISSING:
             names = sorted(p for p in inspect.signature(type(owner).__init__).parameters if p != "self")
             if name in names:  # an __init__ argument that __init__ does not store under its name
