@@ -71,3 +71,31 @@ def test_an_integer_set_compiles_its_chunk_once_and_another_set_its_own(strategy
     n, other = fit([0, 2], max_generations=50, random_state=0)
     x = np.asarray(other.x_)
     assert n >= 1 and (x[[0, 2]] == np.round(x[[0, 2]])).all() and (x[[1, 3, 4]] != np.round(x[[1, 3, 4]])).all()
+
+
+def test_lone_cma_fits_that_differ_only_in_their_budget_share_the_chunk() -> None:
+    """The stagnation history is sized for a power of two of generations (``shared_generations``), not
+    for each budget: CMA-ES fits with budgets 700 to 1000 generations (``max_generations`` or
+    ``max_evals``) run on the first one's chunk, and stop where it stops, with its run bit for bit."""
+    def rugged(X: Any) -> Any:  # CMA-ES stagnates on it
+        return jnp.sum(X**2, axis=1) + 10.0 * jnp.sin(1e4 * X[:, 0] * X[:, 1])
+
+    def fit(**budget: Any) -> tuple[int, ES]:
+        before = compiles()
+        es = ES("cma_es", sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None, random_state=4,
+                strategy_options=dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False,
+                                      noeffectcoord=False), **budget).fit(rugged, jnp.ones(4))
+        assert es.fast_path_ == "compiled_loop"
+        return compiles() - before, es
+
+    _, first = fit(max_generations=700)
+    assert (first.stop_reason_, first.n_generations_) == ("tolstagnation", 505)
+    rows = [{k: v for k, v in row.items() if k != "time"} for row in first.history_]
+    fit(max_evals=8 * 700)  # which budget is set is part of the program: max_evals compiles its own
+    for budget in ({"max_generations": 900}, {"max_generations": 1000}, {"max_evals": 8 * 900},
+                   {"max_evals": 8 * 1000}):
+        n, es = fit(**budget)
+        assert n == 0, budget
+        assert (es.stop_reason_, es.n_generations_, es.n_evals_) == ("tolstagnation", 505, first.n_evals_)
+        assert np.array_equal(np.asarray(es.x_), np.asarray(first.x_)) and es.fun_ == first.fun_
+        assert [{k: v for k, v in row.items() if k != "time"} for row in es.history_] == rows

@@ -31,7 +31,7 @@ from evostrat.run.device_termination import (REASONS, Progress, Rules, device_co
 from evostrat.run.restarts import after_run
 
 __all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "pack", "unpack", "chunk_counts", "run_rules",
-           "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
+           "shared_generations", "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
 #: for large populations, so that a chunk's fitness block stays under 2**22 values.
@@ -111,14 +111,31 @@ def unpack(rules: Rules, run: PackedRun) -> DeviceRun:
 
 
 def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
-    """The device criteria of ``driver``'s run and the names of its strategy's own stop criteria."""
+    """The device criteria of ``driver``'s run and the names of its strategy's own stop criteria.
+
+    The stagnation history holds the records of :func:`shared_generations` generations, not of the
+    run's budget alone: runs whose budgets differ run on one compiled chunk."""
     runner, termination = driver.runner, driver.termination
     budget = termination.max_generations
     if budget is None and termination.max_evals is not None:
         budget = math.ceil(termination.max_evals / runner.popsize)
-    rules = Rules.from_termination(termination, runner.popsize, capacity=(budget or chunk_length(runner.popsize)) + 1)
+    generations = chunk_length(runner.popsize) + 1 if budget is None else shared_generations(budget, runner.popsize)
+    rules = Rules.from_termination(termination, runner.popsize, capacity=generations)
     return rules, strategy_stop_names(runner.strategy, runner.state, runner.dim,
                                       runner.backend.dtype_name(runner.dtype))
+
+
+def shared_generations(budget: int, popsize: int) -> int:
+    """The generations a run of at most ``budget`` generations sizes its stagnation history for:
+    more than ``budget``, a power of two, at least :func:`chunk_length`. The history's records and its
+    median test are the same in a larger buffer, so a run is the one it is with a buffer of its budget's
+    size; lone fits whose budgets fall in one power of two, or are all below a chunk's length, share the
+    compiled chunk (the shape of its input), as batched runs do (:mod:`evostrat.run.batch_jax`).
+
+    >>> [shared_generations(g, 10) for g in (1, 320, 511, 512, 1000, 5000)]
+    [512, 512, 512, 1024, 1024, 8192]
+    """
+    return 1 << max(int(budget), chunk_length(popsize) - 1).bit_length()
 
 
 _STOP_NAMES: dict[Any, tuple[str, ...]] = {}  # by program key: stop(state) runs a compiled program
@@ -239,8 +256,11 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
 def _found_at(fitness: np.ndarray, best: float, e0: int, popsize: int) -> int:
     """The evaluation count at which a chunk's rows (started after ``e0`` evaluations) first hold
     ``best``, the chunk's new best so far, counted as the host loop counts it (pycma's ``evals_best``)."""
-    hits = np.argwhere(np.asarray(fitness, dtype=np.float64) == best)
-    return e0 + int(hits[0, 0]) * popsize + int(hits[0, 1]) + 1 if hits.size else e0 + fitness.shape[0] * popsize
+    # in the rows' own dtype: ``best`` is one of their values (a run's best so far, of its dtype), so it
+    # compares as in float64, without a float64 copy of the chunk's rows
+    hits = np.flatnonzero(fitness == fitness.dtype.type(best)) if fitness.dtype.kind == "f" else np.flatnonzero(
+        np.asarray(fitness, dtype=np.float64) == best)
+    return e0 + int(hits[0]) + 1 if hits.size else e0 + fitness.shape[0] * popsize
 
 
 def _generation_bests(fitness: np.ndarray, maximize: bool) -> np.ndarray:

@@ -151,6 +151,13 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     from evostrat.backends.jax import lockstep_conds
 
     length = chunk_length(rules.popsize)
+    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)),
+                                       getattr(bounds, "key", None))  # integer variables: their mask, ranges, margin
+    tell = program_key(strategy.tell, "driver", id(objective))  # the objective kept alive by the program: id unused
+    widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64: the thresholds' dtype
+    settings = (tell, stop_names, length, batched, population, box, widest, rules)
+    if settings in _CALLS:  # the program, its thresholds and budgets in place
+        return _CALLS[settings]
     structure = rules.structure()  # the program's; its thresholds and budgets come in as an input
 
     def programs(rules: Rules) -> tuple[Callable, Callable]:
@@ -288,20 +295,13 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:  # inputs: (thresholds, budgets)
         return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[1](runs, limit)
 
-    # keyed by the strategy's class and hyper-parameters (through its tell), the objective and the rules;
-    # the cached program keeps the objective alive, so its id is not reused while the key exists
-    box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)),
-                                       getattr(bounds, "key", None))  # integer variables: their mask, ranges, margin
-    key = program_key(strategy.tell, "driver", id(objective), structure, stop_names, length, batched, population, box)
-    widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
-    settings = (key, widest, rules)  # the rules' thresholds and budgets: the input the program is called with
-    if settings not in _CALLS:
-        if len(_CALLS) >= 256:
-            _CALLS.clear()
-        inputs = (rules.threshold_inputs(widest), np.asarray(rules.budgets(), np.int32))
-        _CALLS[settings] = _with_inputs(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
-                                        inputs, batched)
-    return _CALLS[settings]
+    if len(_CALLS) >= 256:
+        _CALLS.clear()
+    inputs = (rules.threshold_inputs(widest), np.asarray(rules.budgets(), np.int32))  # the rules' thresholds, budgets
+    key = tell + (structure, stop_names, length, batched, population, box)
+    _CALLS[settings] = call = _with_inputs(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
+                                           inputs, batched)
+    return call
 
 
 #: The chunk programs with their inputs, by program key and rules (equal runs share one).

@@ -85,7 +85,11 @@ def trace_failure(objective: Callable, popsize: int, dim: int, dtype: Any) -> st
     """
     import jax
 
-    signature = (popsize, dim, str(dtype))
+    signature = (popsize, dim, dtype)  # the dtype itself: its str() takes microseconds
+    try:
+        hash(signature)
+    except TypeError:
+        signature = (popsize, dim, str(dtype))
     try:
         known = _TRACEABLE.setdefault(objective, {})
     except TypeError:  # an object that takes no weak reference: ask every time
