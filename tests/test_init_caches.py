@@ -123,10 +123,6 @@ def test_jax_init_from_the_same_point_and_seed_reuses_its_state():
     from evostrat.strategies.cma_es import CMAES
 
     x0 = jax.numpy.ones(3)
-    # inside jit and vmap (tracers) nothing is kept, and the state program stays compiled for later runs
-    traced = jax.jit(lambda x: CMAES().init(x, random_state=0).mean)(x0)
-    assert np.array_equal(np.asarray(traced), np.ones(3))
-    assert jax.vmap(lambda x: CMAES().init(x, random_state=0).mean)(jax.numpy.ones((2, 3))).shape == (2, 3)
     first = CMAES().init(x0, random_state=0)
     assert CMAES().init(x0, random_state=0) is first
     assert CMAES(sigma0=2.0).init(x0, random_state=0) is not first

@@ -117,7 +117,7 @@ def program_output(key: Hashable, program: Callable, *inputs: Any) -> Any:
     >>> program_output(("demo", "twice"), lambda v: 2 * v, x) is program_output(("demo", "twice"), lambda v: 2 * v, x)
     True
     """
-    immutable = all(_concrete(x) for x in inputs)
+    immutable = all(callable(getattr(x, "is_deleted", None)) for x in inputs)
     slot = (key, *map(id, inputs))
     if immutable:
         with _COMPILED_LOCK:
@@ -140,18 +140,9 @@ def _leaves(tree: Any) -> list[Any]:
     return jax.tree_util.tree_leaves(tree)
 
 
-def _concrete(x: Any) -> bool:
-    """Whether ``x`` is a JAX array with a value (not a tracer: inside ``jit`` or ``vmap`` nothing is kept)."""
-    if not callable(getattr(x, "is_deleted", None)):
-        return False
-    import jax
-
-    return isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
-
-
 def _deleted(tree: Any) -> bool:
-    """Whether an array of ``tree`` was deleted (a donated buffer), or one is no concrete JAX array."""
-    return any(not _concrete(leaf) or leaf.is_deleted() for leaf in _leaves(tree))
+    """Whether an array of ``tree`` was deleted (a donated buffer), or one is no JAX array."""
+    return any(not callable(getattr(leaf, "is_deleted", None)) or leaf.is_deleted() for leaf in _leaves(tree))
 
 
 def _nbytes(tree: Any) -> int:
