@@ -113,31 +113,3 @@ def test_jax_program_input_leaves_an_unplaced_x0_to_the_state_program(monkeypatc
     monkeypatch.undo()
     keyed = SNES().init(x, key=jax.numpy.zeros(2, jax.numpy.uint32))  # a user's key: x0 converted as before
     assert keyed.mean.committed
-
-
-def test_jax_init_from_the_same_point_and_seed_reuses_its_state():
-    """JAX arrays are immutable: a fit again from the very same ``x0`` and seed takes the initial state
-    already built (no program call), with the same hyper-parameters only; a deleted (donated) state is
-    built again, and a numpy ``x0`` (which may change in place) is converted and built each time."""
-    jax = pytest.importorskip("jax")
-    from evostrat.strategies.cma_es import CMAES
-
-    x0 = jax.numpy.ones(3)
-    first = CMAES().init(x0, random_state=0)
-    assert CMAES().init(x0, random_state=0) is first
-    assert CMAES(sigma0=2.0).init(x0, random_state=0) is not first
-    assert CMAES().init(x0, random_state=1) is not first
-    same = CMAES().init(jax.numpy.ones(3), random_state=0)  # another array, equal: the same values
-    assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(jax.tree_util.tree_leaves(same),
-                                                                            jax.tree_util.tree_leaves(first)))
-    jax.tree_util.tree_leaves(first)[0].delete()
-    again = CMAES().init(x0, random_state=0)
-    assert again is not first and not any(leaf.is_deleted() for leaf in jax.tree_util.tree_leaves(again))
-    host = np.ones(3, dtype=np.float32)
-    a = CMAES().init(host, backend="jax", random_state=0)
-    host[0] = 5.0
-    b = CMAES().init(host, backend="jax", random_state=0)
-    assert float(a.mean[0]) == 1.0 and float(b.mean[0]) == 5.0
-    es = [ES("cma_es", max_generations=3, random_state=0).fit(lambda X: (X**2).sum(axis=1), x0) for _ in range(2)]
-    assert es[0].run_.runner.initial_mean is es[1].run_.runner.initial_mean  # the state of the first fit
-    assert [r["best"] for r in es[0].history_] == [r["best"] for r in es[1].history_]

@@ -18,17 +18,13 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-__all__ = ["COMPILE_CACHE_SIZE", "OUTPUTS_KEPT", "compile_cached", "frozen", "program_key", "program_output"]
+__all__ = ["COMPILE_CACHE_SIZE", "compile_cached", "frozen", "program_key"]
 
 #: Compiled programs kept by :meth:`Backend.compile`, shared by all backends (LRU).
 COMPILE_CACHE_SIZE = 64
 _COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
 _COMPILED_LOCK = threading.Lock()
 
-
-#: Outputs of :func:`program_output` kept (LRU), each of at most :data:`OUTPUT_BYTES`.
-OUTPUTS_KEPT, OUTPUT_BYTES = 8, 1 << 20
-_OUTPUTS: "OrderedDict[Hashable, tuple[tuple[Any, ...], Any]]" = OrderedDict()
 
 #: Types whose values are their own hashable stand-ins (:func:`frozen`).
 _PLAIN = frozenset({int, float, bool, str, type(None)})
@@ -103,47 +99,3 @@ def compile_cached(key: tuple[str, Hashable], fn: Callable, compiler: Callable) 
         while len(_COMPILED) > COMPILE_CACHE_SIZE:
             _COMPILED.popitem(last=False)
     return compiled
-
-
-def program_output(key: Hashable, program: Callable, *inputs: Any) -> Any:
-    """``program(*inputs)``; where every input is a JAX array (immutable), the output of an earlier call
-    under the same program ``key`` with the very same input objects, as long as none of its arrays was
-    deleted (donated to another program). A fit again from the same ``x0`` and seed reuses its initial
-    state (:meth:`~evostrat.strategies.base.Strategy.init`): no program call, whose cost right after a
-    compiled chunk is a few percent of a 320-generation CMA-ES fit at d = 10 on the CPU.
-
-    >>> import jax.numpy as jnp
-    >>> x = jnp.ones(2)
-    >>> program_output(("demo", "twice"), lambda v: 2 * v, x) is program_output(("demo", "twice"), lambda v: 2 * v, x)
-    True
-    """
-    immutable = all(callable(getattr(x, "is_deleted", None)) for x in inputs)
-    slot = (key, *map(id, inputs))
-    if immutable:
-        with _COMPILED_LOCK:
-            known = _OUTPUTS.get(slot)
-        if known is not None and all(a is b for a, b in zip(known[0], inputs)) and not _deleted(known[1]):
-            return known[1]
-    out = program(*inputs)
-    if immutable and not _deleted(out) and _nbytes(out) <= OUTPUT_BYTES:
-        with _COMPILED_LOCK:  # the inputs are kept with it: their ids are not reused while it is
-            _OUTPUTS[slot] = (inputs, out)
-            _OUTPUTS.move_to_end(slot)
-            while len(_OUTPUTS) > OUTPUTS_KEPT:
-                _OUTPUTS.popitem(last=False)
-    return out
-
-
-def _leaves(tree: Any) -> list[Any]:
-    import jax
-
-    return jax.tree_util.tree_leaves(tree)
-
-
-def _deleted(tree: Any) -> bool:
-    """Whether an array of ``tree`` was deleted (a donated buffer), or one is no JAX array."""
-    return any(not callable(getattr(leaf, "is_deleted", None)) or leaf.is_deleted() for leaf in _leaves(tree))
-
-
-def _nbytes(tree: Any) -> int:
-    return sum(getattr(leaf, "nbytes", 0) for leaf in _leaves(tree))

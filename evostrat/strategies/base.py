@@ -35,7 +35,7 @@ import numpy as np
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.points import (as_search_point, check_population_size,  # noqa: F401 - re-exported
                                       placed_key, resolve_backend)
-from evostrat.backends.programs import program_key, program_output
+from evostrat.backends.programs import program_key
 from evostrat.errors import EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Params
 from evostrat.plugins import RegisteredName
@@ -245,7 +245,7 @@ class Strategy(Params):
             return self.initial_state(backend.asarray(x0), key, backend), None  # placed (program_input)
         program = backend.compile(lambda x, k: self.initial_state(x, k, backend), key=name)
         try:
-            return program_output(name, program, x0, key), name  # a fit again from x0 and key: its state
+            return program(x0, key), name
         except EvostratError:
             raise
         except Exception:  # noqa: BLE001 - host-side logic in initial_state: run it eagerly
