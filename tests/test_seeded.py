@@ -61,7 +61,7 @@ def test_rebuilt_chunks_equal_the_asked_population(case, name, options, layout):
             assert rows.dtype == X.dtype
             # bit-identical, not merely close
             assert np.array_equal(rows.view(np.uint8), X[start:stop].view(np.uint8)), (start, stop)
-        runner.tell(runner._pending, fitness(runner._pending, case))
+        runner.tell(runner.pending, fitness(runner.pending, case))
 
 
 @pytest.mark.parametrize("case", CPU_CASES)
