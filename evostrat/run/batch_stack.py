@@ -240,5 +240,7 @@ class StackedMethods:
         if not names:
             return sigmas, [{} for _ in sigmas]
         flags = out[1:] if flags_are_bool else [xp.astype(v, xp.bool) for v in out[1:]]
-        hits = be.to_numpy(xp.stack(flags, axis=1)).tolist()
-        return sigmas, [dict(zip(names, row)) for row in hits]
+        hits = be.to_numpy(xp.stack(flags, axis=1))
+        if not hits.any():  # the usual generation: one dict of no hits, shared (the driver only reads it)
+            return sigmas, [dict.fromkeys(names, False)] * len(sigmas)
+        return sigmas, [dict(zip(names, row)) for row in hits.tolist()]
