@@ -54,9 +54,9 @@ class RunStack:
     backend : Backend
     """
 
-    def __init__(self, states: Sequence[Any], backend: Any, *, _parts: Any = None) -> None:
+    def __init__(self, states: Sequence[Any], backend: Any, *, _parts: Any = None, _state: Any = None) -> None:
         self.backend = backend
-        self._state: Any = None  # the stack as one state (:meth:`as_state`), once built or given
+        self._state = _state  # the stack as one state (:meth:`as_state`), once built or given
         if _parts is not None:  # (template, tensor_at, tensors, hosts) of a new generation
             self.template, self.tensor_at, self._tensors, self._hosts = _parts
             return
@@ -112,9 +112,7 @@ class RunStack:
         """The stack of :meth:`as_state`'s structure ``state`` (a stack kernel's result): held as it
         is, its leaves taken apart only when :attr:`tensors` or :attr:`hosts` is read (a stack
         kernel's generation reads neither)."""
-        stack = RunStack((), self.backend, _parts=(self.template, self.tensor_at, None, None))
-        stack._state = state
-        return stack
+        return RunStack((), self.backend, _parts=(self.template, self.tensor_at, None, None), _state=state)
 
     def host_row(self, index: int, copy: bool = False) -> list[Any]:
         """Run ``index``'s host leaves (a key as a view of its column; ``copy``: its own array)."""
