@@ -376,3 +376,31 @@ def test_each_product_sums_as_the_lone_runs_and_is_batched_where_that_does() -> 
             assert torch.equal(_product(a, b), single)  # the lone products' bits, whichever way
             assert (_way(a, b) == "batched") == torch.equal(_batched(a, b), single)  # batched where it can
             torch.testing.assert_close(_padded(a, b), single, rtol=1e-14, atol=1e-14)  # the padding's sums
+
+
+@pytest.mark.parametrize("name", ["cma_es", "sep_cma_es"])
+def test_a_kernel_generation_does_not_take_the_stacked_state_apart(monkeypatch, name: str) -> None:
+    """The stack kernel's state goes from ask to tell to the read-outs as it is: once the runs are
+    stacked, a generation neither splits the state into leaves nor rebuilds it (the runs' results
+    unchanged: the other tests)."""
+    import evostrat.run.batch_stack as batch_stack
+
+    calls = {"tree_leaves": 0, "tree_with_leaves": 0}
+
+    def counted(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            calls[name] += 1
+            return fn(*args)
+        return wrapper
+
+    runs, generations = 3, 12
+    for helper in calls:
+        monkeypatch.setattr(batch_stack, helper, counted(helper, getattr(batch_stack, helper)))
+    opts = dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False, noeffectcoord=False)
+    res = fit_batch(ES(name, max_generations=generations, tolfun=None, tolx=None, tolfunhist=None,
+                       tolstagnation=None, tolflatfitness=None, strategy_options=opts),
+                    vectorized(lambda X: (X * X).sum(1)), torch.ones(5, dtype=torch.float64), seeds=runs)
+    assert res.fast_path == "batched" and (res.n_generations == generations).all()
+    # stacking the runs' states (one split each), the stack once as one state; the last
+    # generation's stack taken apart to give each run its own final state
+    assert calls["tree_leaves"] <= runs + 1 and calls["tree_with_leaves"] <= 1 + runs, calls

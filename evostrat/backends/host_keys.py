@@ -107,15 +107,19 @@ def split_keys(keys: np.ndarray, num: int = 2) -> list[np.ndarray]:
     >>> bool((split_keys(keys)[1][1] == split_uint64(keys[1])[1]).all())
     True
     """
-    out = []
-    for i in range(num):
-        a = splitmix64_words(keys[:, 0] ^ np.uint64(_child_tweak(i)))
-        out.append(np.stack([a, splitmix64_words(keys[:, 1] ^ splitmix64_words(a))], axis=1))
-    return out
+    tweaks = _CHILD_TWEAKS[:num] if num <= len(SPLIT_CHILD) else \
+        np.array([_child_tweak(i) for i in range(num)], dtype=np.uint64)
+    a = splitmix64_words(keys[:, 0] ^ tweaks[:, None])  # (num, n): every child's first words at once
+    out = np.empty((num,) + keys.shape, dtype=np.uint64)
+    out[:, :, 0] = a
+    out[:, :, 1] = splitmix64_words(keys[:, 1] ^ splitmix64_words(a))
+    return list(out)
 
 
 #: ``SplitMix64(i ^ T)`` for the first children ``i`` of :func:`split_uint64` (precomputed).
 SPLIT_CHILD = [splitmix64(i ^ _SPLIT_TWEAK) for i in range(8)]
+#: :data:`SPLIT_CHILD` as a ``uint64`` array (:func:`split_keys`' children at once).
+_CHILD_TWEAKS = np.array(SPLIT_CHILD, dtype=np.uint64)
 #: The tweak :func:`generator_words` mixes into the first key word.
 DRAW_CHILD = splitmix64(_DRAW_TWEAK)
 

@@ -54,18 +54,39 @@ class RunStack:
     backend : Backend
     """
 
-    def __init__(self, states: Sequence[Any], backend: Any, *, _parts: Any = None) -> None:
+    def __init__(self, states: Sequence[Any], backend: Any, *, _parts: Any = None, _state: Any = None) -> None:
         self.backend = backend
+        self._state = _state  # the stack as one state (:meth:`as_state`), once built or given
         if _parts is not None:  # (template, tensor_at, tensors, hosts) of a new generation
-            self.template, self.tensor_at, self.tensors, self.hosts = _parts
+            self.template, self.tensor_at, self._tensors, self._hosts = _parts
             return
         leaves = [tree_leaves(s) for s in states]
         self.template = states[0]
         self.tensor_at = tuple(backend.owns(v) for v in leaves[0])
         stack = backend.xp.stack
-        self.tensors = tuple(stack([run[i] for run in leaves]) for i, t in enumerate(self.tensor_at) if t)
-        self.hosts = [_host_column([run[i] for run in leaves], backend)
-                      for i, t in enumerate(self.tensor_at) if not t]
+        self._tensors = tuple(stack([run[i] for run in leaves]) for i, t in enumerate(self.tensor_at) if t)
+        self._hosts = [_host_column([run[i] for run in leaves], backend)
+                       for i, t in enumerate(self.tensor_at) if not t]
+
+    @property
+    def tensors(self) -> tuple[Any, ...]:
+        """The stacked tensor leaves, in the state's order (leading runs axis)."""
+        if self._tensors is None:
+            self._leaves_of_state()
+        return self._tensors
+
+    @property
+    def hosts(self) -> list[Any]:
+        """The host leaves by column (the keys a ``(runs, 2)`` array), in the state's order."""
+        if self._hosts is None:
+            self._leaves_of_state()
+        return self._hosts
+
+    def _leaves_of_state(self) -> None:
+        """The tensor and host leaves of a stack made from a state (:meth:`with_state`), when first read."""
+        leaves = tree_leaves(self._state)
+        self._tensors = tuple(v for v, t in zip(leaves, self.tensor_at) if t)
+        self._hosts = [v for v, t in zip(leaves, self.tensor_at) if not t]
 
     def __len__(self) -> int:
         return int(self.tensors[0].shape[0])
@@ -81,14 +102,17 @@ class RunStack:
 
     def as_state(self) -> Any:
         """The stack as one state of the template's structure: tensor leaves with the leading runs
-        axis, host leaves by column (the keys a ``(runs, 2)`` array): a stack kernel's state."""
-        return self.state(self.tensors, self.hosts)
+        axis, host leaves by column (the keys a ``(runs, 2)`` array): a stack kernel's state
+        (built once; a stack of :meth:`with_state` gives that state back)."""
+        if self._state is None:
+            self._state = self.state(self.tensors, self.hosts)
+        return self._state
 
     def with_state(self, state: Any) -> "RunStack":
-        """The stack of :meth:`as_state`'s structure ``state`` (a stack kernel's result)."""
-        leaves = tree_leaves(state)
-        return self.with_parts(tuple(v for v, t in zip(leaves, self.tensor_at) if t),
-                               [v for v, t in zip(leaves, self.tensor_at) if not t])
+        """The stack of :meth:`as_state`'s structure ``state`` (a stack kernel's result): held as it
+        is, its leaves taken apart only when :attr:`tensors` or :attr:`hosts` is read (a stack
+        kernel's generation reads neither)."""
+        return RunStack((), self.backend, _parts=(self.template, self.tensor_at, None, None), _state=state)
 
     def host_row(self, index: int, copy: bool = False) -> list[Any]:
         """Run ``index``'s host leaves (a key as a view of its column; ``copy``: its own array)."""
@@ -240,5 +264,7 @@ class StackedMethods:
         if not names:
             return sigmas, [{} for _ in sigmas]
         flags = out[1:] if flags_are_bool else [xp.astype(v, xp.bool) for v in out[1:]]
-        hits = be.to_numpy(xp.stack(flags, axis=1)).tolist()
-        return sigmas, [dict(zip(names, row)) for row in hits]
+        hits = be.to_numpy(xp.stack(flags, axis=1))
+        if not hits.any():  # the usual generation: one dict of no hits, shared (the driver only reads it)
+            return sigmas, [dict.fromkeys(names, False)] * len(sigmas)
+        return sigmas, [dict(zip(names, row)) for row in hits.tolist()]
