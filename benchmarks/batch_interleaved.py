@@ -7,8 +7,9 @@ load; the Python loop of 64 ``ES.fit`` calls (``batch-jax-vs-loop``) takes part 
 unless ``LOOP=0``. XLA runs on one thread, the process bound to one CPU
 (``EVOSTRAT_BENCH_CPU`` chooses it). The script prints the medians and minimums of CPU
 time (``time.process_time``) and their ratios. Targets: batch at most 1.0x evosax's
-vmap; at most 0.05x the loop (on JAX judged infeasible on a CPU: the batch is eigh-bound and the loop's fits are compiled too; torch is at about the target, 0.046-0.054). ``BACKEND=torch``: the torch
-rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU);
+vmap; at most 0.05x the loop (judged infeasible for JAX on a CPU: the batch is eigh-bound
+and the loop's fits are compiled too; torch is about at it, 0.046-0.054). ``BACKEND=torch``: the
+torch rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU);
 ``STRATEGY=sep_cma_es`` runs those for sep-CMA-ES.
 
 Run (from the repository root)::
