@@ -168,7 +168,7 @@ class AskTell(PicklableRunner):
 
     def _program(self, method: Any) -> Any:
         """``method`` compiled; on numpy (no compiler) for an ``owns_strategy`` runner, what it runs (its kernel's)."""
-        if self.backend.host_arrays and getattr(self, "owns_strategy", False):
+        if self.backend.host_arrays and self.owns_strategy:
             return kernel_program(self.strategy, method, self.state)
         return self.backend.compile(method, key=program_key(method, self.dim, str(self.dtype)))
 

@@ -228,10 +228,9 @@ class RunState:
         n_generations = self.n_generations = start_generations + generation
         if self.history_blocks:  # compiled chunks' rows come first
             self.flush_rows()
-        unsigned = self.unsigned  # path: tolx's sigma p_c (criteria.path_of, without the call)
+        unsigned = self.unsigned
         unsigned.append((generation, n_generations, n_evals, X, values, self.sigma_of(state),
-                         perf_counter() - self.started,
-                         None if criteria.tolx is None or criteria.paths is None else criteria.paths.tolx_parts(state)))
+                         perf_counter() - self.started, criteria.path_of(state)))  # path: tolx's sigma p_c
         if len(unsigned) >= self.sign_limit:
             self.sign()
         criteria.told_state, self.stop_pending = state, criteria.latest_reason  # reason: set when stop_pending is read

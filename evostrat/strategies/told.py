@@ -137,17 +137,13 @@ def checking_tell(tell: Callable[..., Any], seeded: bool = False, owner: type | 
     if seeded:
         @functools.wraps(tell)
         def checked(self: Any, state: Any, seed: Any, fitness: Any, *args: Any, **kwargs: Any) -> Any:
-            expected, kind = self.state_type, type(state)  # as state_type.checking_state
-            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
-                check_state_type(self, state, "tell_seed", owner)
+            check_state_type(self, state, "tell_seed", owner)  # returns at once for the strategy's own type
             check_told(self, state, None, fitness)
             return tell(self, state, seed, fitness, *args, **kwargs)
     else:
         @functools.wraps(tell)
         def checked(self: Any, state: Any, X: Any, fitness: Any, *args: Any, **kwargs: Any) -> Any:
-            expected, kind = self.state_type, type(state)  # as state_type.checking_state
-            if kind is not expected and expected is not None and not (type(expected) is tuple and kind in expected):
-                check_state_type(self, state, "tell", owner)
+            check_state_type(self, state, "tell", owner)  # returns at once for the strategy's own type
             check_told(self, state, X, fitness)
             return tell(self, state, X, fitness, *args, **kwargs)
 
