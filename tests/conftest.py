@@ -9,6 +9,9 @@ them, so suites that do not use them stay light.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,45 @@ import numpy as np
 import pytest
 
 from evostrat.plugins import registry
+
+#: Where the suite keeps JAX's compiled programs between its workers and runs (see
+#: :func:`share_jax_compilations`); ``EVOSTRAT_TEST_JAX_CACHE`` names another folder, or ``off``.
+JAX_CACHE_VARIABLE = "EVOSTRAT_TEST_JAX_CACHE"
+
+
+def share_jax_compilations(environ: Any = os.environ) -> str | None:
+    """Let the suite's processes share JAX's compiled programs: JAX's persistent compilation cache
+    in a folder of the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    ``evostrat/jax-test-compilations``), at most 1 GiB (least recently used entries evicted).
+
+    Most of the compiled-driver suites' time is XLA compiling the same chunk programs: for the
+    same strategy, shape and criteria every test builds an identical program, compiled again in
+    each test (a new objective is a new program key) and in each of the four workers. A program
+    read from the cache is the very executable the compilation made, so results are unchanged;
+    ``tests/jax_compiles.py`` counts cache reads as compilations. The variables are set before JAX
+    is imported (JAX reads them then), and inherited by the workers and the subprocesses tests
+    start; any that is set already is left as it is. ``EVOSTRAT_TEST_JAX_CACHE=off`` turns the
+    sharing off, a path puts the cache there. Returns the folder (``None``: off).
+    """
+    setting = environ.get(JAX_CACHE_VARIABLE, "").strip()
+    if setting.lower() in ("off", "0", "no", "false"):
+        return None
+    home = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = setting or os.path.join(home, "evostrat", "jax-test-compilations")
+    environ.setdefault("JAX_COMPILATION_CACHE_DIR", folder)
+    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")  # not the many tiny programs
+    if importlib.util.find_spec("filelock") is not None:  # eviction locks the folder (JAX needs filelock)
+        environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 30))
+    if "jax" in sys.modules:  # imported before this file: too late for the variables
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    return environ["JAX_COMPILATION_CACHE_DIR"]
+
+
+share_jax_compilations()
 
 
 def _cuda_available() -> bool:
@@ -27,8 +69,6 @@ def _cuda_available() -> bool:
 
 
 def _installed(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 

@@ -1,5 +1,9 @@
 """XLA compilations counted in tests: :func:`compiles` is the number so far in this process.
 
+JAX records the event for a program read from its persistent compilation cache too (the suite
+shares one between its processes: ``tests/conftest.py``), so a cache read counts as a
+compilation: the process needed a new executable either way.
+
 Import it after ``pytest.importorskip("jax")``; the listener is registered once, however many
 test modules import it.
 """
