@@ -49,7 +49,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from evostrat.plugins.factories import make_evaluator
-from evostrat.run.batch_stack import RunStack, StackedMethods, StackedRun
+from evostrat.run.batch_record import BatchRecord
+from evostrat.run.batch_stack import RunStack, StackedMethods
 
 __all__ = ["run_batched_torch", "torch_batch_applies"]
 
@@ -95,6 +96,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     for d in drivers:
         d.fast_path = "batched"
     active, stack = list(drivers), RunStack([d.runner.state for d in drivers], backend)
+    record = None
     try:
         while active:
             X, asked = methods.ask(stack)
@@ -110,17 +112,15 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
                 stack = RunStack([methods.tell_one(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
                 read = methods.read(stack)
             read = read or _read_run_by_run(runner, stack)
-            host, (sigmas, stops), stopped = backend.to_numpy(checked).tolist(), read, []
-            for i, d in enumerate(active):
-                d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
-                d.record(host[i], _row_of(rows, i * popsize), sigmas[i], stops[i])
-                if d.state.stop_reason is not None:
-                    stopped.append(i)
+            record = record or BatchRecord(active, X)
+            stopped = record.record(stack, X, backend.to_numpy(checked), *read)
             for i in stopped:  # the run's own copy of its last state: the stack goes on without it
                 active[i].runner.advance(stack.run_state(i, copy=True), 0)
             if stopped:
                 running = sorted(set(range(len(active))) - set(stopped))
                 active, stack = [active[i] for i in running], stack.keep(running) if running else stack
+                if running:
+                    record.keep(running)
     finally:
         evaluator.close()
 
@@ -143,9 +143,3 @@ def _read_run_by_run(runner: Any, stack: RunStack) -> tuple[list[float], list[di
     """Each run's sigma and strategy criteria, read from its own state (the read-outs do not map)."""
     states = stack.split()
     return [runner.sigma_of(s) for s in states], [runner.strategy.stop(s) for s in states]
-
-
-def _row_of(rows: Any, start: int) -> Callable[[int], Any]:
-    """Candidate ``i`` of the population that starts at row ``start`` of all the runs' ``rows``,
-    in its own memory (a best-so-far kept by the run)."""
-    return lambda i: rows[start + i].clone()
