@@ -186,7 +186,7 @@ class BatchRecord:
                          stops: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Record the generation of the runs that stay on this path; hand the runs that leave it to
         their drivers. Returns the runs recorded by their drivers, and those that leave now."""
-        t, now, (n, p), maximize = self.generation, perf_counter(), V.shape, self.maximize
+        t, now, p, maximize = self.generation, perf_counter(), V.shape[1], self.maximize
         sigma = np.array(sigmas, dtype=np.float64)
         ranked = np.sort(V, axis=1, kind="stable")  # sorted(values), row by row
         at = V.argmax(1) if maximize else V.argmin(1)  # the first best, as values.index(...)
