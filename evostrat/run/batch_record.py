@@ -51,8 +51,8 @@ __all__ = ["BatchRecord", "history_rows"]
 #: the per-run arrays :meth:`BatchRecord.keep` keeps the rows of (numpy, leading runs axis)
 _PER_RUN = ("base_generations", "generation0", "base_evals", "started", "has_ftarget", "ftarget", "budget", "tolfun",
             "tolx", "tolfunhist", "stagnation_on", "tolstagnation", "flat_on", "tolflatfitness", "warmup", "filled",
-            "fast", "best", "best_evals", "found", "recent", "recent_count", "hist_best", "hist_median", "hist_count", "run_best", "run_best_evals", "flat", "rows_best",
-            "rows_generation_best", "rows_median", "rows_sigma")
+            "fast", "best", "best_t", "best_at", "recent", "recent_count", "hist_best", "hist_median", "hist_count",
+            "run_best", "run_best_evals", "flat")
 
 
 def _setting(value: Any, off: float) -> float:
@@ -119,14 +119,15 @@ class BatchRecord:
         self.filled = np.array([min(10, t.window) for t in terms], np.int64)
         # a run leaves when it may need the general path (and a window the group does not share: from the start)
         self.fast = np.array([t.window == self.window for t in terms])
-        self.any_fast, self.rows = bool(self.fast.any()), np.arange(len(terms))
+        self.any_fast, self.all_fast, self.rows = bool(self.fast.any()), bool(self.fast.all()), np.arange(len(terms))
+        self.first_budget = float(self.budget.min())
         #: the criteria any run has on (the others are not computed)
         self.uses = {"tolx": _any_on(t.tolx for t in terms), "ftarget": bool(self.has_ftarget.any()),
                      "tolfun": _any_on(t.tolfun for t in terms), "tolfunhist": _any_on(t.tolfunhist for t in terms),
                      "tolstagnation": bool(self.stagnation_on.any()), "tolflatfitness": bool(self.flat_on.any())}
         self.best = np.array([s.best_f for s in states], np.float64)
-        self.best_evals = np.array([s.best_evals for s in states], np.int64)
-        self.found = np.zeros(len(terms), bool)  # a best found here, to hand to the run
+        #: the batch generation (0: none) and position of each run's best found here
+        self.best_t, self.best_at = np.zeros((2, len(terms)), np.int64)
         # the tolfun window, a ring shared by the runs (next slot: self.slot); a run's values are
         # the last recent_count slots before it, the other slots copies of them (max and min kept)
         self.recent = np.zeros((len(terms), self.window))
@@ -145,12 +146,17 @@ class BatchRecord:
         self.run_best = np.array([p["run_best"] for p in progress], np.float64)
         self.run_best_evals = np.array([p["run_best_evals"] for p in progress], np.int64)
         self.flat = np.array([p["flat_generations"] for p in progress], np.int64)
-        self.rows_best, self.rows_generation_best, self.rows_median, self.rows_sigma = np.zeros((4, len(terms), 64))
+        #: the history columns best, generation_best, median and sigma: of each generation (columns), and
+        #: of the generations before as (runs, generations) arrays (built)
+        self.columns: list[tuple[np.ndarray, ...]] = []
+        self.built = [np.zeros((len(terms), 0)) for _ in range(4)]
         self.times: list[float] = []
 
     def keep(self, rows: Sequence[int]) -> None:
         """Keep runs ``rows`` only, in that order (as :meth:`RunStack.keep`)."""
         index = np.asarray(rows, dtype=np.int64)
+        self._rows_of(0, 0)  # the columns built
+        self.built = [a[index] for a in self.built]
         for name in _PER_RUN:
             setattr(self, name, getattr(self, name)[index])
         self.best_x = self.best_x[index if isinstance(self.best_x, np.ndarray) else
@@ -179,7 +185,7 @@ class BatchRecord:
                 if d.state.stop_reason is not None:
                     stopped.append(i)
             self.fast &= ~general
-            self.any_fast = bool(self.fast.any())
+            self.any_fast, self.all_fast = bool(self.fast.any()), bool(self.fast.all())
         return stopped
 
     def _fast_generation(self, stack: RunStack, X: torch.Tensor, V: np.ndarray, sigmas: Sequence[float],
@@ -195,67 +201,74 @@ class BatchRecord:
         best = np.where(improved, gen_best, self.best)
         m = p // 2
         median = ranked[:, m] if p % 2 else 0.5 * (ranked[:, m - 1] + ranked[:, m])
-        # the criteria (Termination.check's, in the minimising sense where it ranks): a run leaves when one may hold
-        hit = ~np.isfinite(V).all(1) | (t >= self.budget) | ~self.fast
+        # the criteria (Termination.check's, in the minimising sense where it ranks): a run leaves when one may
+        # hold; hit collects them (a finite sum: no value is NaN or infinite; the budgets: a run's may be reached)
+        hits = [] if self.all_fast else [~self.fast]
+        if not math.isfinite(V.sum()):
+            hits.append(~np.isfinite(V).all(1))
+        if t >= self.first_budget:
+            hits.append(t >= self.budget)
         if self.uses["tolx"]:
-            hit |= sigma < self.tolx
+            hits.append(sigma < self.tolx)
         if self.uses["ftarget"]:
             reached = best >= self.ftarget if maximize else best <= self.ftarget
-            hit |= self.has_ftarget & reached & (best == best) & (best != (-math.inf if maximize else math.inf))
+            hits.append(self.has_ftarget & reached & (best == best) & (best != (-math.inf if maximize else math.inf)))
         recent_count = np.minimum(self.recent_count + 1, self.window)
         recent = None
         if self.uses["tolfun"] or self.uses["tolfunhist"]:
             recent = self._appended(gen_best)
             spread = recent.max(1) - recent.min(1)
             if self.uses["tolfun"]:
-                hit |= ((spread < self.tolfun) & ((p > 1) | (recent_count > 1))
-                        & (ranked[:, -1] - ranked[:, 0] < self.tolfun))
+                hits.append((spread < self.tolfun) & ((p > 1) | (recent_count > 1))
+                            & (ranked[:, -1] - ranked[:, 0] < self.tolfun))
             if self.uses["tolfunhist"]:
-                hit |= (recent_count >= self.filled) & (spread < self.tolfunhist)
+                hits.append((recent_count >= self.filled) & (spread < self.tolfunhist))
         stagnation = None
         if self.uses["tolstagnation"]:
             stagnation = self._stagnation(t, p, gen_best, at)
-            hit |= stagnation[-1]
+            hits.append(stagnation[-1])
         if self.uses["tolflatfitness"]:
             q = int(0.75 * p)
             flat = np.where(ranked[:, p - 1] == ranked[:, p - 1 - q] if maximize else ranked[:, 0] == ranked[:, q],
                             self.flat + 1, 0)
-            hit |= self.flat_on & (flat > self.tolflatfitness)
+            hits.append(self.flat_on & (flat > self.tolflatfitness))
         first = stops[0]
         if not (all(s is first for s in stops) and not any(first.values())):
-            hit |= np.array([any(s.values()) for s in stops])
+            hits.append(np.array([any(s.values()) for s in stops]))
+        hit = np.logical_or.reduce(hits) if hits else np.zeros(len(self.rows), bool)
         leaving = hit & self.fast
         if leaving.any():  # from the progress before this generation
             for i in np.flatnonzero(leaving).tolist():
                 self._hand_over(i, stack)
-        # this generation's progress (of every run: those recorded elsewhere no longer read it)
-        stay = ~hit
-        moved = np.flatnonzero(stay & improved)
-        if moved.size:
-            self.found[moved] = True
-            self.best_evals[moved] = (self.base_evals[moved] + t * p) - p + at[moved] + 1
-            if isinstance(self.best_x, np.ndarray):  # on the CPU: numpy views of the tensors
-                self.best_x[moved] = X.numpy()[moved, at[moved]]
-            else:
-                index = torch.as_tensor(moved, device=self.best_x.device)
-                self.best_x[index] = X[index, torch.as_tensor(at[moved], device=self.best_x.device)]
-        self.best = best
+        # this generation's progress, of every run (those recorded elsewhere from now on do not read theirs)
+        self.best, self.best_t, self.best_at = best, np.where(improved, t, self.best_t), np.where(
+            improved, at, self.best_at)
+        if isinstance(self.best_x, np.ndarray):  # on the CPU: numpy views of the tensors
+            self.best_x = np.where(improved[:, None], X.numpy()[self.rows, at], self.best_x)
+        else:
+            moved = np.flatnonzero(improved)
+            index = torch.as_tensor(moved, device=self.best_x.device)
+            self.best_x[index] = X[index, torch.as_tensor(at[moved], device=self.best_x.device)]
         self.recent = self._appended(gen_best) if recent is None else recent
         self.recent_count, self.slot = recent_count, (self.slot + 1) % self.window
         if stagnation is not None:
             self.run_best, self.run_best_evals, due = stagnation[:3]
-            if (due := due & stay).any():
+            if due.any():
                 self._add_hist(due, V, gen_best)
         if self.uses["tolflatfitness"]:
             self.flat = np.where(self.flat_on, flat, self.flat)  # counted while tolflatfitness is on
-        column = t - 1
-        if column >= self.rows_best.shape[1]:
-            for name in ("rows_best", "rows_generation_best", "rows_median", "rows_sigma"):
-                setattr(self, name, _grown(getattr(self, name), column + 1))
-        self.rows_best[:, column], self.rows_generation_best[:, column] = best, gen_best
-        self.rows_median[:, column], self.rows_sigma[:, column] = median, sigma
+        self.columns.append((best, gen_best, median, sigma))
         self.times.append(now)
         return hit, leaving
+
+    def _rows_of(self, i: int, k: int) -> list[np.ndarray]:
+        """Run ``i``'s history columns ``best``, ``generation_best``, ``median`` and ``sigma`` of the
+        batch's first ``k`` generations (its own copies)."""
+        if self.columns:  # this generation's are not read
+            new = [np.stack(c, axis=1) for c in zip(*self.columns)]
+            self.built = [np.concatenate([a, b], axis=1) for a, b in zip(self.built, new)]
+            self.columns = []
+        return [a[i, :k].copy() for a in self.built]
 
     def _appended(self, gen_best: np.ndarray) -> np.ndarray:
         """The ``tolfun`` window with this generation's best added (a new array)."""
@@ -308,11 +321,10 @@ class BatchRecord:
             gens = np.arange(1, k + 1)
             state.history_blocks.append(partial(
                 history_rows, self.base_generations[i] + gens, self.base_evals[i] + gens * self.popsize,
-                self.rows_best[i, :k].copy(), self.rows_generation_best[i, :k].copy(),
-                self.rows_median[i, :k].copy(), self.rows_sigma[i, :k].copy(),
-                np.asarray(self.times[:k]) - self.started[i]))
-        if self.found[i]:
-            state.best_f, state.best_evals = float(self.best[i]), int(self.best_evals[i])
+                *self._rows_of(i, k), np.asarray(self.times[:k]) - self.started[i]))
+        if self.best_t[i]:  # found here: its evaluation (pycma's evals_best) and candidate
+            evals = int(self.base_evals[i]) + int(self.best_t[i] - 1) * self.popsize + int(self.best_at[i]) + 1
+            state.best_f, state.best_evals = float(self.best[i]), evals
             x = self.best_x[i]
             state.best_x = torch.from_numpy(x.copy()) if isinstance(x, np.ndarray) else x.clone()
         state.n_generations = int(self.base_generations[i]) + k
