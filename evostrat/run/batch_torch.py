@@ -46,7 +46,10 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
+
+import numpy as np
 
 from evostrat.plugins.factories import make_evaluator
 from evostrat.run.batch_record import BatchRecord
@@ -105,7 +108,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
                 X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
             rows = backend.xp.reshape(X, (-1, runner.dim))  # every run's population, run after run
             values = evaluator.evaluate(objective, rows, backend)
-            checked = _checked(active, values, popsize)
+            checked, host = _checked(active, values, popsize)
             told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
             stack, read = methods.tell(asked, X, told)
             if stack is None:  # run by run
@@ -113,7 +116,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
                 read = methods.read(stack)
             read = read or _read_run_by_run(runner, stack)
             record = record or BatchRecord(active, X)
-            stopped = record.record(stack, X, backend.to_numpy(checked), *read)
+            stopped = record.record(stack, X, host, *read)
             for i in stopped:  # the run's own copy of its last state: the stack goes on without it
                 active[i].runner.advance(stack.run_state(i, copy=True), 0)
             if stopped:
@@ -125,18 +128,21 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
         evaluator.close()
 
 
-def _checked(drivers: list[Any], values: Any, popsize: int) -> Any:
-    """The group's values as ``(runs, popsize)``: checked at once when they are a finite tensor
-    of the runs' dtype (what each run's check would pass as it is), else run by run (its
-    conversions, errors and warnings, as alone)."""
+def _checked(drivers: list[Any], values: Any, popsize: int) -> tuple[Any, np.ndarray]:
+    """The group's values as ``(runs, popsize)`` and on the host: checked at once when they are a
+    finite tensor of the runs' dtype (what each run's check would pass as it is; a finite sum proves
+    them finite, read on the host, where the record reads them), else run by run (its conversions,
+    errors and warnings, as alone)."""
     runner = drivers[0].runner
     be = runner.backend
     n = len(drivers)
     if be.owns(values) and values.dtype == runner.dtype and tuple(values.shape) == (n * popsize,):
-        if runner.nonfinite == "ignore" or bool(be.xp.all(be.xp.isfinite(values))):
-            return be.xp.reshape(values, (n, popsize))
-    return be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
-                        for i, d in enumerate(drivers)])
+        host = be.to_numpy(values)
+        if runner.nonfinite == "ignore" or math.isfinite(host.sum(dtype=np.float64)):
+            return be.xp.reshape(values, (n, popsize)), host.reshape(n, popsize)
+    checked = be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
+                           for i, d in enumerate(drivers)])
+    return checked, be.to_numpy(checked)
 
 
 def _read_run_by_run(runner: Any, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]]:
