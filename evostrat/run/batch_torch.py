@@ -19,11 +19,15 @@ generation to the last; each generation is
 3. **tell** all the running runs at once (``tell`` under ``torch.func.vmap``, or the stack
    kernel's; the keys pass through unchanged), and the new states' ``sigma`` and the
    strategy's criteria;
-4. **record** each run's generation with the driver's own code
-   (:meth:`~evostrat.run.driver.Driver.record`): history row, best so far and the
-   run's and the strategy's stop criteria, so a finished run drops out at the
-   generation, and with the stop reason, it reaches alone; its runner reads its state
-   out of the stack only when asked for it (and takes its own copy when it stops).
+4. **record** every run's generation at once (:class:`~evostrat.run.batch_record.BatchRecord`:
+   the ``(runs, popsize)`` values on the host, numpy over the runs, the history rows kept as
+   arrays until read), exactly as the driver's own code
+   (:meth:`~evostrat.run.driver.Driver.record`) would: history row, best so far and the run's
+   criteria. A run whose generation may stop it (a criterion of the run's or the strategy's that
+   may hold) or has non-finite values is handed to its driver's ``record`` from then on, so a
+   finished run drops out at the generation, and with the stop reason, it reaches alone; its
+   runner reads its state out of the stack only when asked for it (and takes its own copy when
+   it stops).
 
 A step whose strategy method does not map (data-dependent control flow outside
 ``Backend.cond``, an op without a batching rule, a value read on the host, a key used
