@@ -29,7 +29,7 @@ Examples
 >>> from evostrat.run.batch import fit_batch
 >>> res = fit_batch(ES("cma_es", max_generations=30), lambda X: (X * X).sum(1),
 ...                 torch.ones(4, dtype=torch.float64), seeds=3)
->>> [len(h) for h in res.histories], res.stop_reason[0]
+>>> [len(h) for h in res.histories], str(res.stop_reason[0])
 ([30, 30, 30], 'maxiter')
 """
 
