@@ -163,6 +163,7 @@ class BatchRecord:
                                   torch.as_tensor(index, device=self.best_x.device)]
         self.drivers = [self.drivers[i] for i in rows]
         self.rows = np.arange(len(self.drivers))
+        self.any_fast, self.all_fast = bool(self.fast.any()), bool(self.fast.all())
 
     def record(self, stack: RunStack, X: torch.Tensor, values: np.ndarray, sigmas: Sequence[float],
                stops: Sequence[dict[str, Any]]) -> list[int]:
