@@ -12,6 +12,11 @@ and the loop's fits are compiled too; torch is about at it, 0.046-0.054). ``BACK
 torch rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU);
 ``STRATEGY=sep_cma_es`` runs those for sep-CMA-ES.
 
+Every round of every side starts after ``gc.collect()`` (not timed): otherwise the garbage
+that earlier rounds left (the batch's 64 fitted estimators and their histories among it)
+sets off full collections inside whichever round comes next, 100-160 ms of a torch batch
+round that belong to no side.
+
 Run (from the repository root)::
 
     ROUNDS=21 EVOSTRAT_BENCH_CPU=0 python benchmarks/batch_interleaved.py
@@ -19,6 +24,7 @@ Run (from the repository root)::
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
@@ -64,6 +70,7 @@ def measure(rounds: int, loop: bool, backend: str = "jax", name: str = "cma_es")
     for r in range(rounds):
         order = labels[r % len(labels):] + labels[:r % len(labels)]
         for label in order:
+            gc.collect()  # every side alike: no earlier round's garbage collected inside this one
             c = time.process_time()
             fns[label]()
             cpu[label].append(time.process_time() - c)

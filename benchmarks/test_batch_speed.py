@@ -15,7 +15,8 @@
   sep-CMA-ES (the kernel's diagonal model), no target.
 
 Every criterion but the budget is off, so each run does exactly 200 generations, as evosax's.
-Compilation happens in the warm-up round.
+Compilation happens in the warm-up round. Every round starts after ``gc.collect()`` (pytest-benchmark's
+``setup``, not timed), so that no round pays for collecting an earlier round's garbage.
 
 Run: ``python -m pytest benchmarks/test_batch_speed.py -p no:cacheprovider``. The same rounds
 interleaved in one process, CPU time, many rounds: ``benchmarks/batch_interleaved.py``.
@@ -23,6 +24,7 @@ interleaved in one process, CPU time, many rounds: ``benchmarks/batch_interleave
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import numpy as np
@@ -65,8 +67,13 @@ def _loop(x0: Any, name: str = "cma_es") -> None:
         ES(name, random_state=seed, **SETTINGS).fit(_sphere, x0)
 
 
+def _collect() -> None:
+    """A round's untimed setup: collect the garbage earlier rounds left (their fitted runs)."""
+    gc.collect()
+
+
 def _time(benchmark: Any, fn: Any) -> None:
-    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(fn, setup=_collect, rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("suite", ["batch-jax", "batch-jax-vs-loop"])

@@ -19,11 +19,15 @@ generation to the last; each generation is
 3. **tell** all the running runs at once (``tell`` under ``torch.func.vmap``, or the stack
    kernel's; the keys pass through unchanged), and the new states' ``sigma`` and the
    strategy's criteria;
-4. **record** each run's generation with the driver's own code
-   (:meth:`~evostrat.run.driver.Driver.record`): history row, best so far and the
-   run's and the strategy's stop criteria, so a finished run drops out at the
-   generation, and with the stop reason, it reaches alone; its runner reads its state
-   out of the stack only when asked for it (and takes its own copy when it stops).
+4. **record** every run's generation at once (:class:`~evostrat.run.batch_record.BatchRecord`:
+   the ``(runs, popsize)`` values on the host, numpy over the runs, the history rows kept as
+   arrays until read), exactly as the driver's own code
+   (:meth:`~evostrat.run.driver.Driver.record`) would: history row, best so far and the run's
+   criteria. A run whose generation may stop it (a criterion of the run's or the strategy's that
+   may hold) or has non-finite values is handed to its driver's ``record`` from then on, so a
+   finished run drops out at the generation, and with the stop reason, it reaches alone; its
+   runner reads its state out of the stack only when asked for it (and takes its own copy when
+   it stops).
 
 A step whose strategy method does not map (data-dependent control flow outside
 ``Backend.cond``, an op without a batching rule, a value read on the host, a key used
@@ -46,10 +50,14 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
+import numpy as np
+
 from evostrat.plugins.factories import make_evaluator
-from evostrat.run.batch_stack import RunStack, StackedMethods, StackedRun
+from evostrat.run.batch_record import BatchRecord
+from evostrat.run.batch_stack import RunStack, StackedMethods
 
 __all__ = ["run_batched_torch", "torch_batch_applies"]
 
@@ -95,6 +103,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
     for d in drivers:
         d.fast_path = "batched"
     active, stack = list(drivers), RunStack([d.runner.state for d in drivers], backend)
+    record = None
     try:
         while active:
             X, asked = methods.ask(stack)
@@ -103,49 +112,44 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
                 X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
             rows = backend.xp.reshape(X, (-1, runner.dim))  # every run's population, run after run
             values = evaluator.evaluate(objective, rows, backend)
-            checked = _checked(active, values, popsize)
+            checked, host = _checked(active, values, popsize)
             told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
             stack, read = methods.tell(asked, X, told)
             if stack is None:  # run by run
                 stack = RunStack([methods.tell_one(s, x, f) for s, x, f in zip(asked.split(), X, told)], backend)
                 read = methods.read(stack)
             read = read or _read_run_by_run(runner, stack)
-            host, (sigmas, stops), stopped = backend.to_numpy(checked).tolist(), read, []
-            for i, d in enumerate(active):
-                d.runner.advance(StackedRun(stack, i), 1)  # split out of the stack only when read
-                d.record(host[i], _row_of(rows, i * popsize), sigmas[i], stops[i])
-                if d.state.stop_reason is not None:
-                    stopped.append(i)
+            record = record or BatchRecord(active, X)
+            stopped = record.record(stack, X, host, *read)
             for i in stopped:  # the run's own copy of its last state: the stack goes on without it
                 active[i].runner.advance(stack.run_state(i, copy=True), 0)
             if stopped:
                 running = sorted(set(range(len(active))) - set(stopped))
                 active, stack = [active[i] for i in running], stack.keep(running) if running else stack
+                if running:
+                    record.keep(running)
     finally:
         evaluator.close()
 
 
-def _checked(drivers: list[Any], values: Any, popsize: int) -> Any:
-    """The group's values as ``(runs, popsize)``: checked at once when they are a finite tensor
-    of the runs' dtype (what each run's check would pass as it is), else run by run (its
-    conversions, errors and warnings, as alone)."""
+def _checked(drivers: list[Any], values: Any, popsize: int) -> tuple[Any, np.ndarray]:
+    """The group's values as ``(runs, popsize)`` and on the host: checked at once when they are a
+    finite tensor of the runs' dtype (what each run's check would pass as it is; a finite sum proves
+    them finite, read on the host, where the record reads them), else run by run (its conversions,
+    errors and warnings, as alone)."""
     runner = drivers[0].runner
     be = runner.backend
     n = len(drivers)
     if be.owns(values) and values.dtype == runner.dtype and tuple(values.shape) == (n * popsize,):
-        if runner.nonfinite == "ignore" or bool(be.xp.all(be.xp.isfinite(values))):
-            return be.xp.reshape(values, (n, popsize))
-    return be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
-                        for i, d in enumerate(drivers)])
+        host = be.to_numpy(values)
+        if runner.nonfinite == "ignore" or math.isfinite(host.sum(dtype=np.float64)):
+            return be.xp.reshape(values, (n, popsize)), host.reshape(n, popsize)
+    checked = be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
+                           for i, d in enumerate(drivers)])
+    return checked, be.to_numpy(checked)
 
 
 def _read_run_by_run(runner: Any, stack: RunStack) -> tuple[list[float], list[dict[str, Any]]]:
     """Each run's sigma and strategy criteria, read from its own state (the read-outs do not map)."""
     states = stack.split()
     return [runner.sigma_of(s) for s in states], [runner.strategy.stop(s) for s in states]
-
-
-def _row_of(rows: Any, start: int) -> Callable[[int], Any]:
-    """Candidate ``i`` of the population that starts at row ``start`` of all the runs' ``rows``,
-    in its own memory (a best-so-far kept by the run)."""
-    return lambda i: rows[start + i].clone()

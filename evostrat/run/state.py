@@ -29,6 +29,7 @@ import time
 import warnings
 from time import perf_counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError, NoSolutionWarning, NotFittedError
@@ -236,8 +237,12 @@ class RunState:
         criteria.told_state, self.stop_pending = state, criteria.latest_reason  # reason: set when stop_pending is read
 
     def append(self, entry: dict[str, Any]) -> None:
-        """Append a history row given as a dict, after the rows before it."""
-        (self.history if self.history_blocks or self.raw or self.unsigned else self.history_rows).append(entry)
+        """Append a history row given as a dict, after the rows before it (after blocks waiting to be
+        built as a block of its own: they are built when the history is read)."""
+        if self.history_blocks and not (self.raw or self.unsigned):
+            self.history_blocks.append(partial(list, (entry,)))
+        else:
+            (self.history if self.raw or self.unsigned else self.history_rows).append(entry)
 
     def sign(self) -> None:
         """Make the :attr:`unsigned` generations rows (the best so far updated, their sigmas read,
