@@ -35,8 +35,9 @@ from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
+from evostrat.run.memo import Memo, plain_key
 
-_MISSING = object()  # check_params: a constrained name the owner does not have
+_MISSING, _VALID = object(), Memo()  # a constrained name the owner does not have; (class, plain values) -> constraints
 
 __all__ = ["PYCMA_NAMES", "restarts_hint", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
            "unknown_parameter"]
@@ -49,8 +50,7 @@ _NOT_NUMBERS = (str, type(None), bool, dict, list, tuple)
 class Interval:
     """Finite numbers of type ``kind`` (``bool`` excluded) from ``left`` to ``right``.
 
-    A bound of ``None`` is unbounded; ``closed`` is ``"both"``, ``"left"``,
-    ``"right"`` or ``"neither"``.
+    A bound of ``None`` is unbounded; ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
 
     Examples
     --------
@@ -193,7 +193,7 @@ class Params:
     opaque_params: ClassVar[tuple[str, ...]] = ()
 
     def validate_params(self) -> None:
-        """Check every parameter listed in ``parameter_constraints``.
+        """Check every parameter listed in ``parameter_constraints`` (plain values that passed: known).
 
         Raises
         ------
@@ -202,7 +202,11 @@ class Params:
         InvalidTypeError
             For a value of no accepted type.
         """
-        check_params(self, self.parameter_constraints)
+        constraints = self.parameter_constraints
+        key = plain_key(tuple([getattr(self, name, _MISSING) for name in constraints]), type(self))
+        if not _VALID.holds(key, constraints):  # (:mod:`evostrat.run.memo`)
+            check_params(self, constraints)
+            _VALID.keep(key, constraints)
 
     @classmethod
     @functools.cache

@@ -41,6 +41,8 @@ def frozen(value: Any) -> Hashable:
     if isinstance(value, (list, tuple)):
         return tuple(frozen(v) for v in value)
     if isinstance(value, dict):
+        if _PLAIN.issuperset(map(type, value.values())):  # a strategy's usual parameters: as they are
+            return tuple(sorted(value.items()))
         return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
         array = np.asarray(value)
