@@ -12,12 +12,13 @@ Examples
 --------
 >>> plain_key((1, "a", None)) == plain_key((1, "a", None)) != plain_key((1.0, "a", None))
 True
->>> plain_key((1, [2])) is None
-True
+>>> plain_key((1, [2])) is None, plain_key((-0.0,)) is None
+(True, True)
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Hashable
 
 __all__ = ["PLAIN_TYPES", "Memo", "plain_key"]
@@ -27,9 +28,14 @@ PLAIN_TYPES = frozenset({type(None), bool, int, float, str})
 
 
 def plain_key(values: tuple[Any, ...], owner: Hashable = None) -> Hashable | None:
-    """``values`` with their types (and ``owner``), a key of equal plain values; ``None`` when one is not plain."""
+    """``values`` with their types (and ``owner``), a key of equal plain values; ``None`` when one is
+    not plain, or is ``-0.0`` (equal to ``0.0``, but another setting)."""
     types = tuple(map(type, values))
-    return (owner, types, values) if PLAIN_TYPES.issuperset(types) else None
+    if not PLAIN_TYPES.issuperset(types):
+        return None
+    if float in types and any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values if type(v) is float):
+        return None
+    return owner, types, values
 
 
 class Memo(dict):
