@@ -106,6 +106,8 @@ def unpack(rules: Rules, run: PackedRun) -> DeviceRun:
     ([4, 12, 0, 0, 0, 0, 0, 0, 0], 1.5)
     """
     f, i, w, c = run.floats, run.ints, rules.window, rules.capacity
+    if type(i) is np.ndarray:  # on the host: the counts as Python ints, in one conversion
+        i = i.tolist()
     progress = Progress(f[2:2 + w], i[3], f[2 + w:2 + w + c], f[2 + w + c:2 + w + 2 * c], i[4], f[1], i[5], i[6])
     return DeviceRun(run.state, f[0], run.best_x, progress, i[0], i[1], i[2])
 
