@@ -35,7 +35,7 @@ from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
-from evostrat.run.memo import Memo, plain_key
+from evostrat.memo import Memo, plain_key
 
 _MISSING, _VALID = object(), Memo()  # a constrained name the owner does not have; (class, plain values) -> constraints
 
@@ -204,7 +204,7 @@ class Params:
         """
         constraints = self.parameter_constraints
         key = plain_key(tuple([getattr(self, name, _MISSING) for name in constraints]), type(self))
-        if not _VALID.holds(key, constraints):  # (:mod:`evostrat.run.memo`)
+        if not _VALID.holds(key, constraints):  # (:mod:`evostrat.memo`)
             check_params(self, constraints)
             _VALID.keep(key, constraints)
 

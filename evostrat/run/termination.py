@@ -52,8 +52,8 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
 from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError
+from evostrat.memo import Memo, plain_key
 from evostrat.params import Interval, check_params
-from evostrat.run.memo import Memo, plain_key
 from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
 __all__ = [
