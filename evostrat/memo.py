@@ -27,13 +27,14 @@ __all__ = ["PLAIN_TYPES", "Memo", "plain_key"]
 PLAIN_TYPES = frozenset({type(None), bool, int, float, str})
 
 
-def plain_key(values: tuple[Any, ...], owner: Hashable = None) -> Hashable | None:
+def plain_key(values: tuple[Any, ...], owner: Hashable = None, zeros: bool = True) -> Hashable | None:
     """``values`` with their types (and ``owner``), a key of equal plain values; ``None`` when one is
-    not plain, or is ``-0.0`` (equal to ``0.0``, but another setting)."""
+    not plain or, unless ``zeros`` is false (answers that the sign of a zero cannot change), is ``-0.0``
+    (equal to ``0.0``, but another setting)."""
     types = tuple(map(type, values))
     if not PLAIN_TYPES.issuperset(types):
         return None
-    if float in types and any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values if type(v) is float):
+    if zeros and float in types and any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values if type(v) is float):
         return None
     return owner, types, values
 

@@ -75,8 +75,7 @@ class Interval:
     def __contains__(self, value: Any) -> bool:
         if not self.matches_type(value) or not math.isfinite(value):
             return False
-        low = self.left is None or value > self.left or (
-            value == self.left and self.closed in ("both", "left"))
+        low = self.left is None or value > self.left or (value == self.left and self.closed in ("both", "left"))
         return low and (self.right is None or value < self.right
                         or (value == self.right and self.closed in ("both", "right")))
 
@@ -133,8 +132,7 @@ def _satisfies(value: Any, constraint: Any) -> bool:
     if constraint is None or constraint is callable:
         return value is None if constraint is None else callable(value)
     if isinstance(constraint, type):
-        return isinstance(value, constraint) and not (
-            isinstance(value, bool) and constraint in (Real, Integral))
+        return isinstance(value, constraint) and not (isinstance(value, bool) and constraint in (Real, Integral))
     if isinstance(constraint, StrOptions):
         return isinstance(value, str) and value in constraint
     return value in constraint  # an Interval or Satisfies
@@ -153,8 +151,11 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does.
 
     A constraint on a name ``owner`` does not have (a misspelt ``parameter_constraints`` key) is an
-    :class:`InvalidArgumentError` naming it and the parameters there are.
+    :class:`InvalidArgumentError` naming it and the parameters there are. Plain values that passed: known.
     """
+    key = plain_key(tuple([getattr(owner, name, _MISSING) for name in constraints]), type(owner), zeros=False)
+    if _VALID.holds(key, constraints):
+        return
     for name, options in constraints.items():
         value = getattr(owner, name, _MISSING)
         if value is _MISSING:
@@ -171,6 +172,7 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
                 break
         else:
             _refuse(owner, name, value, options)
+    _VALID.keep(key, constraints)
 
 
 def _refuse(owner: Any, name: str, value: Any, options: list[Any]) -> None:
@@ -193,7 +195,7 @@ class Params:
     opaque_params: ClassVar[tuple[str, ...]] = ()
 
     def validate_params(self) -> None:
-        """Check every parameter listed in ``parameter_constraints`` (plain values that passed: known).
+        """Check every parameter listed in ``parameter_constraints``.
 
         Raises
         ------
@@ -202,11 +204,7 @@ class Params:
         InvalidTypeError
             For a value of no accepted type.
         """
-        constraints = self.parameter_constraints
-        key = plain_key(tuple([getattr(self, name, _MISSING) for name in constraints]), type(self))
-        if not _VALID.holds(key, constraints):  # (:mod:`evostrat.memo`)
-            check_params(self, constraints)
-            _VALID.keep(key, constraints)
+        check_params(self, self.parameter_constraints)
 
     @classmethod
     @functools.cache
@@ -220,6 +218,8 @@ class Params:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters as a dict (scikit-learn protocol)."""
+        if not deep:  # (a run copies its estimator's: without the nested checks)
+            return {name: getattr(self, name) for name in self._param_names()}
         out = {}
         for name in self._param_names():
             value = out[name] = getattr(self, name)
