@@ -86,7 +86,8 @@ def _frozen_params(owner: Any, initial: bool) -> Hashable:
     """``frozen(owner.get_params(deep=False))``, without its ``initial_only_params`` unless ``initial``;
     once per class and plain attributes (a run keys three programs by its strategy's)."""
     attributes = getattr(owner, "__dict__", None)
-    key = None if attributes is None else plain_key(tuple(attributes.values()), (type(owner), initial, *attributes))
+    key = None if attributes is None else plain_key(tuple(attributes.values()), (type(owner), initial, *attributes),
+                                                    zeros=False)  # -0.0 and 0.0 freeze to equal keys anyway
     known = _PARAMS.get(key)
     if known is None:
         params = owner.get_params(deep=False)

@@ -63,9 +63,17 @@ def settings_copy(settings: Any) -> Any:
     ``set_params`` on the estimator between ``ask``/``tell`` calls neither changes the
     running run halfway (a restart's popsize) nor what a checkpoint of it stores.
     """
-    copy = object.__new__(type(settings))
-    vars(copy).update(settings.get_params(deep=False))
+    copy, attributes = object.__new__(type(settings)), vars(settings)
+    names = _PARAMETERS.get(type(settings))
+    if names is None:
+        names = _PARAMETERS[type(settings)] = frozenset(settings.get_params(deep=False))
+    # attributes that are the parameters (an estimator not fitted yet) are its parameters' values
+    vars(copy).update(attributes if attributes.keys() == names else settings.get_params(deep=False))
     return copy
+
+
+#: The names of a settings class's parameters (:func:`settings_copy`).
+_PARAMETERS: dict[type, frozenset[str]] = {}
 
 
 class Driver:
