@@ -35,10 +35,9 @@ from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
-from evostrat.memo import Memo, plain_key
+from evostrat.run.memo import Memo, plain_key
 
 _MISSING, _VALID = object(), Memo()  # a constrained name the owner does not have; (class, plain values) -> constraints
-
 __all__ = ["PYCMA_NAMES", "restarts_hint", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
            "unknown_parameter"]
 

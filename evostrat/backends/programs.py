@@ -18,7 +18,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from evostrat.memo import Memo, plain_key
+from evostrat.run.memo import Memo, plain_key
 
 __all__ = ["COMPILE_CACHE_SIZE", "compile_cached", "frozen", "program_key"]
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, ParameterOverrideWarning, did_you_mean
 from evostrat.evaluators.local import Evaluator
-from evostrat.memo import PLAIN_TYPES, Memo, plain_key
 from evostrat.plugins import lookup, registry
+from evostrat.run.memo import PLAIN_TYPES, Memo, plain_key
 from evostrat.strategies.base import Strategy
 
 __all__ = ["make_evaluator", "make_strategy", "warn_overrides"]
@@ -36,7 +36,7 @@ def make_strategy(strategy: Any, options: dict | None = None, **overrides: Any) 
     """A fresh strategy from a registry name (or an alias, see :func:`~evostrat.plugins.lookup`) or a
     (copied) instance, with ``options`` and the ``overrides`` that are not ``None`` set.
 
-    A name with plain options and overrides (:func:`~evostrat.memo.plain_key`) whose strategy holds
+    A name with plain options and overrides (:func:`~evostrat.run.memo.plain_key`) whose strategy holds
     only plain attributes is built once per registry: later calls copy its attributes into a new
     instance of its class (~20 us a fit with cold caches, against building and setting it again)."""
     options = options or {}

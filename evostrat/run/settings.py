@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from evostrat.backends import Backend
-from evostrat.memo import Memo, plain_key
 from evostrat.params import Interval, Satisfies, StrOptions
+from evostrat.run.memo import Memo, plain_key
 from evostrat.run.restarts import Restarts
 from evostrat.run.termination import CRITERIA_CONSTRAINTS, HISTORY_CRITERIA, strategy_history_criteria
 

@@ -52,14 +52,13 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
 from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError
-from evostrat.memo import Memo, plain_key
 from evostrat.params import Interval, check_params
+from evostrat.run.memo import Memo, plain_key
 from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
-__all__ = [
-    "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
-    "default_tolstagnation", "history_criteria", "pending_reason", "strategy_history_criteria",
-]
+__all__ = ["CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination",
+           "default_max_generations", "default_tolstagnation", "history_criteria", "pending_reason",
+           "strategy_history_criteria"]
 
 #: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
 HIST_EVERY, HIST_KEEP = 5, 20_000
