@@ -369,9 +369,12 @@ class ES(FittedAttributes, Params):
             raise InvalidTypeError(f"objective must be callable, got {type(objective).__name__}")
         if constraints is not None:
             check_fit_constraints(constraints, constraint_handler, checkpoint)
-        from evostrat.callbacks.hooks import RunHooks
+        hooks = None  # nothing observes the run (a fit's defaults: neither imported nor built)
+        if callbacks is not None or progress is not False or checkpoint is not None or checkpoint_every is not None:
+            from evostrat.callbacks.hooks import RunHooks
 
-        hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every, objective=objective)
+            hooks = RunHooks(callbacks, progress=progress, checkpoint=checkpoint, every=checkpoint_every,
+                             objective=objective)
         self.initialize(x0)
         if constraints is not None:
             self.run_.constraint_fn, self.run_.constraint_spec = constraints, constraint_handler

@@ -35,9 +35,9 @@ from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
+from evostrat.run.memo import Memo, plain_key
 
-_MISSING = object()  # check_params: a constrained name the owner does not have
-
+_MISSING, _VALID = object(), Memo()  # a constrained name the owner does not have; (class, plain values) -> constraints
 __all__ = ["PYCMA_NAMES", "restarts_hint", "Interval", "Params", "Satisfies", "StrOptions", "check_params", "known_keywords",
            "unknown_parameter"]
 
@@ -49,8 +49,7 @@ _NOT_NUMBERS = (str, type(None), bool, dict, list, tuple)
 class Interval:
     """Finite numbers of type ``kind`` (``bool`` excluded) from ``left`` to ``right``.
 
-    A bound of ``None`` is unbounded; ``closed`` is ``"both"``, ``"left"``,
-    ``"right"`` or ``"neither"``.
+    A bound of ``None`` is unbounded; ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
 
     Examples
     --------
@@ -75,8 +74,7 @@ class Interval:
     def __contains__(self, value: Any) -> bool:
         if not self.matches_type(value) or not math.isfinite(value):
             return False
-        low = self.left is None or value > self.left or (
-            value == self.left and self.closed in ("both", "left"))
+        low = self.left is None or value > self.left or (value == self.left and self.closed in ("both", "left"))
         return low and (self.right is None or value < self.right
                         or (value == self.right and self.closed in ("both", "right")))
 
@@ -133,8 +131,7 @@ def _satisfies(value: Any, constraint: Any) -> bool:
     if constraint is None or constraint is callable:
         return value is None if constraint is None else callable(value)
     if isinstance(constraint, type):
-        return isinstance(value, constraint) and not (
-            isinstance(value, bool) and constraint in (Real, Integral))
+        return isinstance(value, constraint) and not (isinstance(value, bool) and constraint in (Real, Integral))
     if isinstance(constraint, StrOptions):
         return isinstance(value, str) and value in constraint
     return value in constraint  # an Interval or Satisfies
@@ -153,8 +150,11 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
     """Check the attributes of ``owner`` named in ``constraints`` as :meth:`Params.validate_params` does.
 
     A constraint on a name ``owner`` does not have (a misspelt ``parameter_constraints`` key) is an
-    :class:`InvalidArgumentError` naming it and the parameters there are.
+    :class:`InvalidArgumentError` naming it and the parameters there are. Plain values that passed: known.
     """
+    key = plain_key(tuple([getattr(owner, name, _MISSING) for name in constraints]), type(owner), zeros=False)
+    if _VALID.holds(key, constraints):
+        return
     for name, options in constraints.items():
         value = getattr(owner, name, _MISSING)
         if value is _MISSING:
@@ -171,6 +171,7 @@ def check_params(owner: Any, constraints: Mapping[str, list[Any]]) -> None:
                 break
         else:
             _refuse(owner, name, value, options)
+    _VALID.keep(key, constraints)
 
 
 def _refuse(owner: Any, name: str, value: Any, options: list[Any]) -> None:
@@ -216,6 +217,8 @@ class Params:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters as a dict (scikit-learn protocol)."""
+        if not deep:  # (a run copies its estimator's: without the nested checks)
+            return {name: getattr(self, name) for name in self._param_names()}
         out = {}
         for name in self._param_names():
             value = out[name] = getattr(self, name)

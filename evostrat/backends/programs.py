@@ -18,6 +18,8 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
+from evostrat.run.memo import Memo, plain_key
+
 __all__ = ["COMPILE_CACHE_SIZE", "compile_cached", "frozen", "program_key"]
 
 #: Compiled programs kept by :meth:`Backend.compile`, shared by all backends (LRU).
@@ -41,6 +43,8 @@ def frozen(value: Any) -> Hashable:
     if isinstance(value, (list, tuple)):
         return tuple(frozen(v) for v in value)
     if isinstance(value, dict):
+        if _PLAIN.issuperset(map(type, value.values())):  # a strategy's usual parameters: as they are
+            return tuple(sorted(value.items()))
         return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
         array = np.asarray(value)
@@ -68,14 +72,30 @@ def program_key(fn: Callable, *extra: Hashable) -> Hashable:
     owner = getattr(fn, "__self__", None)
     if owner is not None and hasattr(owner, "get_params"):
         try:
-            params = owner.get_params(deep=False)
-            initial_only = getattr(owner, "initial_only_params", ())
-            if initial_only and fn.__name__ != "initial_state":
-                params = {k: v for k, v in params.items() if k not in initial_only}
-            return (type(owner), fn.__name__, frozen(params)) + extra
+            return (type(owner), fn.__name__, _frozen_params(owner, fn.__name__ == "initial_state")) + extra
         except TypeError:
             pass
     return (fn,) + extra
+
+
+#: :func:`_frozen_params` of owners whose attributes are all plain, by their class and attributes.
+_PARAMS = Memo()
+
+
+def _frozen_params(owner: Any, initial: bool) -> Hashable:
+    """``frozen(owner.get_params(deep=False))``, without its ``initial_only_params`` unless ``initial``;
+    once per class and plain attributes (a run keys three programs by its strategy's)."""
+    attributes = getattr(owner, "__dict__", None)
+    key = None if attributes is None else plain_key(tuple(attributes.values()), (type(owner), initial, *attributes),
+                                                    zeros=False)  # -0.0 and 0.0 freeze to equal keys anyway
+    known = _PARAMS.get(key)
+    if known is None:
+        params = owner.get_params(deep=False)
+        initial_only = getattr(owner, "initial_only_params", ())
+        if initial_only and not initial:
+            params = {k: v for k, v in params.items() if k not in initial_only}
+        known = _PARAMS.keep(key, frozen(params))
+    return known
 
 
 def compile_cached(key: tuple[str, Hashable], fn: Callable, compiler: Callable) -> Callable:

@@ -47,7 +47,8 @@ from evostrat.run.host_loop import host_loop
 from evostrat.run.inject import queue_solutions
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
-from evostrat.run.termination import Termination, default_max_generations, pending_reason, strategy_history_criteria
+from evostrat.run.settings import run_history_criteria
+from evostrat.run.termination import Termination, default_max_generations, pending_reason
 from evostrat.strategies.base import as_search_point, host_value
 
 __all__ = ["Driver", "first_stop", "settings_copy"]
@@ -62,9 +63,17 @@ def settings_copy(settings: Any) -> Any:
     ``set_params`` on the estimator between ``ask``/``tell`` calls neither changes the
     running run halfway (a restart's popsize) nor what a checkpoint of it stores.
     """
-    copy = object.__new__(type(settings))
-    vars(copy).update(settings.get_params(deep=False))
+    copy, attributes = object.__new__(type(settings)), vars(settings)
+    names = _PARAMETERS.get(type(settings))
+    if names is None:
+        names = _PARAMETERS[type(settings)] = frozenset(settings.get_params(deep=False))
+    # attributes that are the parameters (an estimator not fitted yet) are its parameters' values
+    vars(copy).update(attributes if attributes.keys() == names else settings.get_params(deep=False))
     return copy
+
+
+#: The names of a settings class's parameters (:func:`settings_copy`).
+_PARAMETERS: dict[type, frozenset[str]] = {}
 
 
 class Driver:
@@ -149,8 +158,7 @@ class Driver:
         max_generations = s.max_generations if plan is None else plan.max_generations  # a run's own (local)
         if max_generations is None and s.max_evals is None:
             max_generations = default_max_generations(dim, scale)
-        history = strategy_history_criteria(strategy, dim, scale, tolfunhist=s.tolfunhist,  # checks the defaults
-                                            tolstagnation=s.tolstagnation, tolflatfitness=s.tolflatfitness)
+        history = run_history_criteria(strategy, dim, scale, s)  # checks the defaults
         self.termination = Termination(
             max_evals=s.max_evals, max_generations=max_generations, ftarget=s.ftarget, tolfun=s.tolfun,
             tolx=s.tolx, maximize=self.maximize, history_length=10 + 30 * dim // lam, dim=dim,

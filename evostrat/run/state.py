@@ -34,8 +34,8 @@ from typing import Any, Callable, Iterable
 
 from evostrat.errors import CheckpointError, NoSolutionWarning, NotFittedError
 
-__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "check_schema", "first_stop", "fitted_attribute",
-           "fitted_run", "is_count", "is_int", "is_real", "is_reals", "warn_nothing_found"]
+__all__ = ["ROW_KEYS", "RunState", "RUN_SCHEMA", "SignedFirst", "SignedLater", "check_schema", "first_stop",
+           "fitted_attribute", "fitted_run", "is_count", "is_int", "is_real", "is_reals", "warn_nothing_found"]
 
 
 def is_int(v: Any) -> bool:
@@ -146,6 +146,18 @@ class SignedFirst:
         setattr(state, self.field, value)
 
 
+class SignedLater(SignedFirst):
+    """A :class:`SignedFirst` attribute whose value may be set as a function of no arguments, called
+    (once) when the attribute is first read: a compiled chunk's search for when its best was found."""
+
+    def __get__(self, state: Any, owner: type | None = None) -> Any:
+        value = SignedFirst.__get__(self, state, owner)
+        if state is not None and callable(value):
+            value = value()
+            setattr(state, self.field, value)
+        return value
+
+
 @dataclass
 class RunState:
     """Best so far, counters, history, restart records and stop reason of one run.
@@ -212,8 +224,9 @@ class RunState:
     best_x = SignedFirst()
     best_f = SignedFirst()
     #: the evaluation count when the best so far was evaluated (pycma's ``evals_best``): the
-    #: evaluations before its generation plus its position in the population, from 1
-    best_evals = SignedFirst()
+    #: evaluations before its generation plus its position in the population, from 1 (a compiled
+    #: chunk sets the search for it, made when read)
+    best_evals = SignedLater()
 
     def add_generation(self, values: list[float], X: Any, runner: Any) -> None:
         """Record a numpy generation told the finite ``values`` (in the user's sense) of ``X``,

@@ -53,12 +53,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError
 from evostrat.params import Interval, check_params
+from evostrat.run.memo import Memo, plain_key
 from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
-__all__ = [
-    "CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "default_max_generations",
-    "default_tolstagnation", "history_criteria", "pending_reason", "strategy_history_criteria",
-]
+__all__ = ["CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination",
+           "default_max_generations", "default_tolstagnation", "history_criteria", "pending_reason",
+           "strategy_history_criteria"]
 
 #: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
 HIST_EVERY, HIST_KEEP = 5, 20_000
@@ -89,6 +89,7 @@ CRITERIA_CONSTRAINTS: dict[str, list[Any]] = {
     "ftarget": [Interval(Real, None, None), None], **dict.fromkeys(("tolfun", "tolx", "tolfunhist"), _TOLERANCE),
     "tolstagnation": _COUNT, "tolflatfitness": _COUNT,
 }
+_CHECKED = Memo()  # Termination's criteria settings, checked and converted, by their plain values
 
 
 class Termination:
@@ -100,13 +101,16 @@ class Termination:
         history_length: int = 10, tolfunhist: float | None = None, tolstagnation: int | None = None,
         tolflatfitness: int | None = None, dim: int = 1, popsize: int = 1,
     ) -> None:
-        self.max_evals, self.max_generations, self.ftarget = max_evals, max_generations, ftarget
-        self.tolfun, self.tolx, self.tolfunhist = tolfun, tolx, tolfunhist
-        self.tolstagnation, self.tolflatfitness = tolstagnation, tolflatfitness
-        check_params(self, CRITERIA_CONSTRAINTS)
-        for name, (interval, _) in CRITERIA_CONSTRAINTS.items():  # plain Python numbers
-            if getattr(self, name) is not None:
-                setattr(self, name, (int if interval.kind is Integral else float)(getattr(self, name)))
+        settings = (max_evals, max_generations, ftarget, tolfun, tolx, tolfunhist, tolstagnation, tolflatfitness)
+        key = plain_key(settings)  # plain settings: checked and converted once (~10 us with cold caches)
+        known = _CHECKED.get(key)
+        if known is None:
+            vars(self).update(zip(CRITERIA_CONSTRAINTS, settings))  # (CRITERIA_CONSTRAINTS' order)
+            check_params(self, CRITERIA_CONSTRAINTS)
+            known = _CHECKED.keep(key, tuple(None if v is None else (int if c[0].kind is Integral else float)(v)
+                                             for v, c in zip(settings, CRITERIA_CONSTRAINTS.values())))  # Python's
+        (self.max_evals, self.max_generations, self.ftarget, self.tolfun, self.tolx, self.tolfunhist,
+         self.tolstagnation, self.tolflatfitness) = known
         self.maximize = maximize
         self._recent: deque[float] = deque(maxlen=max(1, history_length))
         self.dim, self.popsize = int(dim), int(popsize)
@@ -161,12 +165,9 @@ class Termination:
         self.flush()
         if self.pending is not None:
             self.load_progress_values(self.pending())
-        return {
-            "recent": list(self._recent), "hist_best": list(self._hist_best),
-            "hist_median": list(self._hist_median), "run_best": self._run_best,
-            "run_best_evals": self._run_best_evals,
-            "flat_generations": self._flat_generations,
-        }
+        return {"recent": list(self._recent), "hist_best": list(self._hist_best),
+                "hist_median": list(self._hist_median), "run_best": self._run_best,
+                "run_best_evals": self._run_best_evals, "flat_generations": self._flat_generations}
 
     def load_progress_values(self, values: dict[str, Any]) -> None:
         """Restore :meth:`progress_values` (checked against :data:`PROGRESS_SCHEMA` by the caller)."""
