@@ -8,7 +8,8 @@ unless ``LOOP=0``. XLA runs on one thread, the process bound to one CPU
 (``EVOSTRAT_BENCH_CPU`` chooses it). The script prints the medians and minimums of CPU
 time (``time.process_time``) and their ratios. Targets: batch at most 1.0x evosax's
 vmap; at most 0.05x the loop (judged infeasible for JAX on a CPU: the batch is eigh-bound
-and the loop's fits are compiled too; torch is about at it, 0.046-0.054). ``BACKEND=torch``: the
+and the loop's fits are compiled too; torch is near it: 0.046-0.054 on earlier days,
+0.059-0.060 on 2026-12-07, when the same code before that day's batched record gave 0.069-0.070). ``BACKEND=torch``: the
 torch rows (``batch-torch-vs-loop``: the batch and the loop of 64 ``ES.fit`` on torch CPU);
 ``STRATEGY=sep_cma_es`` runs those for sep-CMA-ES.
 
