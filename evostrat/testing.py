@@ -31,7 +31,7 @@ from evostrat.backends.trees import field_names
 from evostrat.distributions.conformance import DISTRIBUTION_CHECKS, check_distribution, require
 from evostrat.errors import ConformanceError, EvostratError
 from evostrat.run.asktell import state_from_numpy, state_to_numpy
-from evostrat.run.termination import strategy_history_criteria
+from evostrat.run.termination_defaults import strategy_history_criteria
 from evostrat.strategies.checked import checked_state
 
 __all__ = ["CHECKS", "DISTRIBUTION_CHECKS", "ConformanceError", "check_distribution", "check_strategy",

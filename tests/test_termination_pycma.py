@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from evostrat import ES, vectorized
-from evostrat.run.termination import Termination, default_tolstagnation
+from evostrat.run.termination import Termination
+from evostrat.run.termination_defaults import default_tolstagnation
 
 cma = pytest.importorskip("cma")
 

@@ -47,8 +47,8 @@ from evostrat.run.host_loop import host_loop
 from evostrat.run.inject import queue_solutions
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
-from evostrat.run.settings import run_history_criteria
-from evostrat.run.termination import Termination, default_max_generations, pending_reason
+from evostrat.run.termination import Termination, pending_reason
+from evostrat.run.termination_defaults import default_max_generations, run_history_criteria
 from evostrat.strategies.base import as_search_point, host_value
 
 __all__ = ["Driver", "first_stop", "settings_copy"]

@@ -73,7 +73,7 @@ import numpy as np
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, did_you_mean
 from evostrat.params import Interval, Params, StrOptions
 from evostrat.run.state import is_count, is_int, is_real
-from evostrat.run.termination import default_max_generations
+from evostrat.run.termination_defaults import default_max_generations
 
 __all__ = ["Restarts", "RunPlan", "make_restarts", "after_run", "GLOBAL_REASONS", "SCHEDULE_SCHEMA"]
 

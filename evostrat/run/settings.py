@@ -29,11 +29,10 @@ import numpy as np
 
 from evostrat.backends import Backend
 from evostrat.params import Interval, Satisfies, StrOptions
-from evostrat.run.memo import Memo, plain_key
 from evostrat.run.restarts import Restarts
-from evostrat.run.termination import CRITERIA_CONSTRAINTS, HISTORY_CRITERIA, strategy_history_criteria
+from evostrat.run.termination import CRITERIA_CONSTRAINTS
 
-__all__ = ["ES_PARAMETER_CONSTRAINTS", "run_history_criteria"]
+__all__ = ["ES_PARAMETER_CONSTRAINTS"]
 
 BOOL: list[Any] = [bool, np.bool_]
 
@@ -50,21 +49,3 @@ ES_PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "device": [None, str, Satisfies(lambda d: hasattr(d, "platform") or type(d).__name__ == "device",
                                     "a torch or JAX device")],
 }
-
-
-#: :func:`run_history_criteria`'s answers by their plain arguments.
-_HISTORY = Memo()
-
-
-def run_history_criteria(strategy: Any, dim: int, popsize: float, settings: Any) -> dict[str, Any]:
-    """:func:`~evostrat.run.termination.strategy_history_criteria` of a run of ``settings`` (an ``ES``
-    or its parameters' copy): ``strategy``'s ``termination_defaults`` checked and resolved with the
-    run's ``tolfunhist``, ``tolstagnation`` and ``tolflatfitness``, once per plain defaults, values,
-    ``dim`` and ``popsize`` (~30 us a fit with cold caches). A fresh dict each call."""
-    values = {name: getattr(settings, name) for name in HISTORY_CRITERIA}
-    defaults = strategy.termination_defaults
-    key = plain_key((dim, popsize, *values.values(), *defaults, *defaults.values())) if type(defaults) is dict else None
-    known = _HISTORY.get(key) if key is not None else None
-    if known is None:
-        known = _HISTORY.keep(key, strategy_history_criteria(strategy, dim, popsize, **values))
-    return dict(known)

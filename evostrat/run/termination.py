@@ -48,17 +48,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from numbers import Integral, Real
-from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
-from evostrat.errors import CheckpointError, EvostratError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError
 from evostrat.params import Interval, check_params
 from evostrat.run.memo import Memo, plain_key
 from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
-__all__ = ["CRITERIA_CONSTRAINTS", "HISTORY_CRITERIA", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination",
-           "default_max_generations", "default_tolstagnation", "history_criteria", "pending_reason",
-           "strategy_history_criteria"]
+__all__ = ["CRITERIA_CONSTRAINTS", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "pending_reason"]
 
 #: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
 HIST_EVERY, HIST_KEEP = 5, 20_000
@@ -74,13 +71,6 @@ PROGRESS_SCHEMA: dict[str, tuple[Any, str]] = {
 }
 
 
-def default_max_generations(dim: int, popsize: int) -> int:
-    """pycma's default ``maxiter``: ``100 + 150 (d + 3)^2 / sqrt(popsize)``."""
-    return int(100 + 150 * (dim + 3) ** 2 // math.sqrt(popsize))
-
-
-#: The criteria a strategy's ``termination_defaults`` may turn on.
-HISTORY_CRITERIA = ("tolfunhist", "tolstagnation", "tolflatfitness")
 _TOLERANCE = [Interval(Real, 0, None), None]
 _COUNT = [Interval(Integral, 0, None), None]
 #: The criteria's constraints (:mod:`evostrat.params`), checked by ``Termination`` and ``ES``.
@@ -329,71 +319,3 @@ def _median(values: Sequence[float], presorted: bool = False) -> float:
     ordered = values if presorted else sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
-def history_criteria(defaults: dict[str, Any], dim: int, popsize: int, **values: Any) -> dict[str, Any]:
-    """Resolve ``tolfunhist``/``tolstagnation``/``tolflatfitness`` given as ``"auto"``.
-
-    ``"auto"`` takes the strategy's ``termination_defaults`` (missing: off), whose
-    ``tolstagnation`` may itself be ``"auto"`` for pycma's
-    ``int(100 + 100 d^1.5 / popsize)``.
-    """
-    out = {}
-    for name, value in values.items():
-        if isinstance(value, str) and value == "auto":
-            value = defaults.get(name)
-        if name == "tolstagnation" and isinstance(value, str) and value == "auto":
-            value = default_tolstagnation(dim, popsize)
-        out[name] = value
-    return out
-
-
-#: A strategy's resolved ``termination_defaults`` as attributes, for :func:`check_params` (made once: ~10 us).
-TerminationDefaults = type("termination_defaults", (SimpleNamespace,), {})
-
-
-def strategy_history_criteria(strategy: Any, dim: int, popsize: float, **values: Any) -> dict[str, Any]:
-    """:func:`history_criteria` of ``strategy``'s ``termination_defaults``, after checking them.
-
-    Parameters
-    ----------
-    strategy : Strategy
-        Its ``termination_defaults`` must map names of :data:`HISTORY_CRITERIA` to values the
-        criteria accept (``tolstagnation`` also ``"auto"``).
-    dim, popsize : int, float
-        The run's dimension and population size (unrounded: ``Strategy.unrounded_popsize``).
-    **values
-        The run's ``tolfunhist``, ``tolstagnation`` and ``tolflatfitness`` (``"auto"``: the default).
-
-    Raises
-    ------
-    InvalidArgumentError, InvalidTypeError
-        Naming the strategy and the criterion, when the defaults name an unknown criterion
-        (with the known ones) or hold a value the criterion refuses.
-
-    Examples
-    --------
-    >>> from evostrat.strategies.cma_es import CMAES
-    >>> strategy_history_criteria(CMAES(), 10, 10, tolstagnation="auto", tolflatfitness=None)
-    {'tolstagnation': 416, 'tolflatfitness': None}
-    """
-    label = f"strategy {strategy.name or type(strategy).__name__!r}"
-    defaults = strategy.termination_defaults
-    if not isinstance(defaults, Mapping):
-        raise InvalidTypeError(f"termination_defaults of {label} must be a mapping of criteria to values, "
-                               f"got {type(defaults).__name__}")
-    unknown = sorted((k for k in defaults if k not in HISTORY_CRITERIA), key=repr)
-    if unknown:
-        raise InvalidArgumentError(f"termination_defaults of {label} names unknown criteria "
-                                   f"{', '.join(map(repr, unknown))}; known: {', '.join(HISTORY_CRITERIA)}")
-    resolved = history_criteria(defaults := dict(defaults), dim, popsize, **dict.fromkeys(defaults, "auto"))
-    try:
-        check_params(TerminationDefaults(**resolved), {k: CRITERIA_CONSTRAINTS[k] for k in resolved})
-    except EvostratError as err:
-        raise type(err)(f"{label}: {err}") from None
-    return history_criteria(defaults, dim, popsize, **values)
-
-
-def default_tolstagnation(dim: int, popsize: int) -> int:
-    """pycma's default ``tolstagnation``: ``int(100 + 100 d^1.5 / popsize)``."""
-    return int(100 + 100 * dim**1.5 / popsize)
