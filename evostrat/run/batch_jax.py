@@ -1,13 +1,12 @@
 """The driver vectorised: a batch of JAX runs advanced together in one compiled program.
 
-Used by :func:`evostrat.run.batch.fit_batch`. Runs whose compiled chunk programs
-are equal (strategy class and hyper-parameters, population size, dimension,
-dtype, criteria) form a group; a group's runs are stacked along a leading axis
-and advanced by the chunk of :mod:`evostrat.run.compiled` under ``jax.vmap``.
-Inside it the loop's predicate is per run, so a run that has stopped is masked
-(its value no longer changes) while the others go on, and every run ends at the
-generation, and with the state, it reaches alone. Between chunks each run's
-host record (history, counters, best so far, stop reason) is updated by the same
+Used by :func:`evostrat.run.batch.fit_batch`. Runs whose compiled chunk programs are equal
+(strategy class and hyper-parameters, population size, dimension, dtype, criteria) form a
+group; a group's runs are stacked along a leading axis and advanced by the chunk of
+:mod:`evostrat.run.compiled` under ``jax.vmap``. Inside it the loop's predicate is per run,
+so a run that has stopped is masked (its value no longer changes) while the others go on,
+and every run ends at the generation, and with the state, it reaches alone. Between chunks
+each run's host record (history, counters, best so far, stop reason) is updated by the same
 code as a lone compiled run's (:func:`evostrat.run.chunk_host.absorb_chunk`).
 
 With several devices (``devices="auto"`` and ``jax.device_count() > 1``, or a
@@ -42,7 +41,8 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.errors import InvalidArgumentError
 from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
-from evostrat.run.compiled import chunk_program, compiled_loop_applies
+from evostrat.run.compiled import chunk_program
+from evostrat.run.compiled_loop import compiled_loop_applies
 
 __all__ = ["run_batched", "batch_devices", "PerRunHyperParameters", "split_runs"]
 
@@ -71,7 +71,7 @@ def batch_devices(devices: Any) -> list[Any] | None:
 def run_batched(drivers: list[Any], objective: Callable, devices: Any = "auto",
                 families: Sequence[Hashable] | None = None, initial: Mapping[Hashable, Any] | None = None) -> int:
     """Run the drivers without restarts or bounds that can take the compiled loop
-    (:func:`~evostrat.run.compiled.compiled_loop_applies`) to termination in vectorised
+    (:func:`~evostrat.run.compiled_loop.compiled_loop_applies`) to termination in vectorised
     compiled chunks, marking them ``fast_path = "batched"``; returns the number of
     compiled programs (``0``: none could, nothing ran).
 

@@ -63,16 +63,16 @@ import numpy as np
 
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
-from evostrat.errors import InvalidArgumentError
 from evostrat.evaluators.local import VectorizedEvaluator
 from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, tolx_sigma, watch
+from evostrat.run.compiled_loop import compiled_loop_applies
 from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
                                      packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
 
-__all__ = ["run_compiled", "compiled_loop_applies", "chunk_program", "stage_sizes"]
+__all__ = ["run_compiled", "chunk_program", "stage_sizes"]
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
@@ -106,23 +106,6 @@ def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
         return BLOCK, BLOCK
     stage = min(stage, BLOCK)
     return stage, stage * max(1, round(BLOCK / stage))
-
-
-def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
-    """Whether ``driver``'s run can run ``objective`` on the compiled loop; with
-    ``compiled_loop=True`` an :class:`~evostrat.errors.InvalidArgumentError` says why not."""
-    setting = driver.config.compiled_loop
-    if setting not in ("auto", True, False):
-        raise InvalidArgumentError(f"compiled_loop must be 'auto', True or False, got {setting!r}")
-    if setting is False:
-        return False
-    from evostrat.run.compiled_loop import compiled_loop_blocker
-
-    reason = compiled_loop_blocker(driver, objective)
-    if reason is not None and setting is True:
-        raise InvalidArgumentError(f"compiled_loop=True, but the compiled loop cannot run: {reason}; "
-                                   "compiled_loop='auto' falls back to the host loop")
-    return reason is None
 
 
 def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules, stop_names: tuple[str, ...],

@@ -30,10 +30,12 @@ from typing import Any, Callable, NamedTuple
 
 from evostrat.backends import Backend, get_backend
 from evostrat.backends.programs import program_key
+from evostrat.errors import InvalidArgumentError
 from evostrat.strategies.base import Strategy
 from evostrat.strategies.checked import checked_ask, checked_state
 
-__all__ = ["CompiledLoop", "ChunkOutput", "compiled_loop_blocker", "is_traceable", "trace_failure"]
+__all__ = ["CompiledLoop", "ChunkOutput", "compiled_loop_applies", "compiled_loop_blocker", "is_traceable",
+           "trace_failure"]
 
 
 class ChunkOutput(NamedTuple):
@@ -103,6 +105,21 @@ def trace_failure(objective: Callable, popsize: int, dim: int, dtype: Any) -> st
             first = (str(err).strip().splitlines() or [""])[0].rstrip(".")
             known[signature] = f"tracing it raised {type(err).__name__}: {first[:300]}"
     return known[signature]
+
+
+def compiled_loop_applies(driver: Any, objective: Callable) -> bool:
+    """Whether ``driver``'s run can run ``objective`` on the compiled loop; with
+    ``compiled_loop=True`` an :class:`~evostrat.errors.InvalidArgumentError` says why not."""
+    setting = driver.config.compiled_loop
+    if setting not in ("auto", True, False):
+        raise InvalidArgumentError(f"compiled_loop must be 'auto', True or False, got {setting!r}")
+    if setting is False:
+        return False
+    reason = compiled_loop_blocker(driver, objective)
+    if reason is not None and setting is True:
+        raise InvalidArgumentError(f"compiled_loop=True, but the compiled loop cannot run: {reason}; "
+                                   "compiled_loop='auto' falls back to the host loop")
+    return reason is None
 
 
 def compiled_loop_blocker(driver: Any, objective: Callable) -> str | None:
