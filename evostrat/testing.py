@@ -30,7 +30,7 @@ from evostrat.backends import Backend, get_backend
 from evostrat.backends.trees import field_names
 from evostrat.distributions.conformance import DISTRIBUTION_CHECKS, check_distribution, require
 from evostrat.errors import ConformanceError, EvostratError
-from evostrat.run.asktell import state_from_numpy, state_to_numpy
+from evostrat.run.state_arrays import state_from_numpy, state_to_numpy
 from evostrat.run.termination_defaults import strategy_history_criteria
 from evostrat.strategies.checked import checked_state
 

@@ -37,9 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.backends import Backend
 from evostrat.backends.programs import program_key
-from evostrat.backends.trees import field_names, named_leaves
 from evostrat.kernels import kernel_program, row_sigma
 from evostrat.errors import InvalidArgumentError, InvalidTypeError, NonFiniteFitnessWarning, PopulationMismatchError, StateError
 from evostrat.backends.points import resolve_backend, stack_rows
@@ -47,6 +45,7 @@ from evostrat.run.behaviours import check_outcome
 from evostrat.run.deferred_state import DeferredStateSlot
 from evostrat.run.inject import check_solutions, place_injections, repaired_population
 from evostrat.run.picklable import PicklableRunner
+from evostrat.run.state_arrays import state_from_numpy, state_to_numpy  # (their former home: kept importable)
 from evostrat.strategies.checked import checked_ask, checked_first, checked_state
 from evostrat.strategies.state_type import unchecked
 from evostrat.strategies.told import unchecked_tell
@@ -54,35 +53,6 @@ from evostrat.strategies.told import unchecked_tell
 __all__ = ["AskTell", "state_to_numpy", "state_from_numpy"]
 
 NONFINITE_POLICIES = ("warn", "ignore", "raise")
-
-
-def state_to_numpy(state: Any, backend: Backend, prefix: str = "") -> dict[str, np.ndarray]:
-    """Flatten a (nested) NamedTuple state to ``{"field.sub": numpy array}`` (copies; keys as words)."""
-    return {name: np.array(v, copy=True) for name, v in named_leaves(backend.to_host(state), prefix)}
-
-
-def state_from_numpy(template: Any, arrays: dict[str, np.ndarray], backend: Backend, device: Any,
-                     prefix: str = "") -> Any:
-    """Inverse of :func:`state_to_numpy`, shaped like ``template``."""
-    values = []
-    for field, value in zip(field_names(template), template):
-        name = f"{prefix}{field}"
-        if field_names(value):
-            values.append(state_from_numpy(value, arrays, backend, device, prefix=f"{name}."))
-            continue
-        if name not in arrays:
-            raise InvalidArgumentError(f"state_dict is missing the array {name!r}")
-        data = np.asarray(arrays[name])
-        if field == "key":  # on the run's device on JAX, as the run's other arrays (not the default one)
-            key = backend.key_from_numpy(data)
-            values.append(backend.asarray(key, device=device) if backend.traceable and device is not None else key)
-        else:
-            ref = backend.to_numpy(value)
-            if data.shape != ref.shape or data.dtype != ref.dtype:
-                raise InvalidArgumentError(f"state_dict array {name!r} has shape {data.shape} and dtype "
-                                           f"{data.dtype}; expected shape {ref.shape} and dtype {ref.dtype}")
-            values.append(backend.asarray(data, device=backend.restored_device(value, device)))
-    return type(template)(*values)
 
 
 class AskTell(PicklableRunner):
