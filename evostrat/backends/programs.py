@@ -18,7 +18,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from evostrat.run.memo import Memo, plain_key
+from evostrat.run.memo import PLAIN_TYPES, Memo, plain_key
 
 __all__ = ["COMPILE_CACHE_SIZE", "compile_cached", "frozen", "program_key"]
 
@@ -28,22 +28,18 @@ _COMPILED: "OrderedDict[Hashable, Callable]" = OrderedDict()
 _COMPILED_LOCK = threading.Lock()
 
 
-#: Types whose values are their own hashable stand-ins (:func:`frozen`).
-_PLAIN = frozenset({int, float, bool, str, type(None)})
-
-
 def frozen(value: Any) -> Hashable:
     """A hashable stand-in for a hyper-parameter value (lists, dicts, arrays); ``TypeError`` if none.
 
     >>> frozen({"b": [1, 2], "a": np.zeros(2)})[1]
     ('b', (1, 2))
     """
-    if type(value) in _PLAIN:  # the usual hyper-parameter, without the checks below
+    if type(value) in PLAIN_TYPES:  # its own hashable stand-in: the usual hyper-parameter, without the checks below
         return value
     if isinstance(value, (list, tuple)):
         return tuple(frozen(v) for v in value)
     if isinstance(value, dict):
-        if _PLAIN.issuperset(map(type, value.values())):  # a strategy's usual parameters: as they are
+        if PLAIN_TYPES.issuperset(map(type, value.values())):  # a strategy's usual parameters: as they are
             return tuple(sorted(value.items()))
         return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):

@@ -200,8 +200,7 @@ class BatchRecord:
         gen_best = V[self.rows, at]
         improved = gen_best > self.best if maximize else gen_best < self.best
         best = np.where(improved, gen_best, self.best)
-        m = p // 2
-        median = ranked[:, m] if p % 2 else 0.5 * (ranked[:, m - 1] + ranked[:, m])
+        median = _medians(ranked)
         # the criteria (Termination.check's, in the minimising sense where it ranks): a run leaves when one may
         # hold; hit collects them (a finite sum: no value is NaN or infinite; the budgets: a run's may be reached)
         hits = [] if self.all_fast else [~self.fast]
@@ -255,7 +254,7 @@ class BatchRecord:
         if stagnation is not None:
             self.run_best, self.run_best_evals, due = stagnation[:3]
             if due.any():
-                self._add_hist(due, V, gen_best)
+                self._add_hist(due, V)
         if self.uses["tolflatfitness"]:
             self.flat = np.where(self.flat_on, flat, self.flat)  # counted while tolflatfitness is on
         self.columns.append((best, gen_best, median, sigma))
@@ -297,14 +296,12 @@ class BatchRecord:
                       | (2 * (n_evals - run_best_evals) <= self.tolstagnation * p))  # _stagnated's medians
         return run_best, run_best_evals, due, test | (count > HIST_KEEP)
 
-    def _add_hist(self, due: np.ndarray, V: np.ndarray, gen_best: np.ndarray) -> None:
+    def _add_hist(self, due: np.ndarray, V: np.ndarray) -> None:
         """``tolstagnation``'s record of this generation for the runs ``due``: its best and median
         (of the values ranked in the minimising sense, as Termination ranks them)."""
         rows = np.flatnonzero(due)
         ranked = np.sort(-V[rows] if self.maximize else V[rows], axis=1, kind="stable")  # sorted([-v ...])
-        p = ranked.shape[1]
-        m = p // 2
-        median = ranked[:, m] if p % 2 else 0.5 * (ranked[:, m - 1] + ranked[:, m])
+        median = _medians(ranked)
         at = self.hist_count[rows]
         if at.max() >= self.hist_best.shape[1]:
             self.hist_best, self.hist_median = _grown(self.hist_best, at.max() + 1), _grown(self.hist_median,
@@ -338,6 +335,13 @@ class BatchRecord:
             "run_best": float(self.run_best[i]), "run_best_evals": int(self.run_best_evals[i]),
             "flat_generations": int(self.flat[i])})
         d.runner.advance(StackedRun(stack, i), k + 1)
+
+
+def _medians(ranked: np.ndarray) -> np.ndarray:
+    """The median of each row of ``ranked`` (sorted rows): the mean of the middle two for an even
+    length, as ``Driver.record`` and ``Termination`` compute it."""
+    m = ranked.shape[1] // 2
+    return ranked[:, m] if ranked.shape[1] % 2 else 0.5 * (ranked[:, m - 1] + ranked[:, m])
 
 
 def _grown(a: np.ndarray, columns: int) -> np.ndarray:

@@ -96,8 +96,7 @@ def chunk_counts(ints: Any) -> tuple[int, int]:
 def unpack(rules: Rules, run: PackedRun) -> DeviceRun:
     """The :class:`DeviceRun` of a :class:`PackedRun` (views of its vectors, on the host or in a program).
 
-    On the host (numpy vectors) the counts are Python ints and the progress is a function of no
-    arguments returning it (:func:`absorb_chunk` makes it when the criteria next need it).
+    On the host (numpy vectors) the counts are Python ints, converted at once.
 
     Examples
     --------
@@ -109,16 +108,11 @@ def unpack(rules: Rules, run: PackedRun) -> DeviceRun:
     ([4, 12, 0, 0, 0, 0, 0, 0, 0], 1.5)
     """
     f, i = run.floats, run.ints
-    if type(i) is np.ndarray:  # on the host: the counts in one conversion, the progress's views when read
+    if type(i) is np.ndarray:  # on the host: the counts in one conversion
         i = i.tolist()
-        return DeviceRun(run.state, f[0], run.best_x, partial(_progress, rules, f, i), i[0], i[1], i[2])
-    return DeviceRun(run.state, f[0], run.best_x, _progress(rules, f, i), i[0], i[1], i[2])
-
-
-def _progress(rules: Rules, f: Any, i: Any) -> Progress:
-    """The :class:`Progress` in a :class:`PackedRun`'s ``floats`` and ``ints``."""
     w, c = rules.window, rules.capacity
-    return Progress(f[2:2 + w], i[3], f[2 + w:2 + w + c], f[2 + w + c:2 + w + 2 * c], i[4], f[1], i[5], i[6])
+    progress = Progress(f[2:2 + w], i[3], f[2 + w:2 + w + c], f[2 + w + c:2 + w + 2 * c], i[4], f[1], i[5], i[6])
+    return DeviceRun(run.state, f[0], run.best_x, progress, i[0], i[1], i[2])
 
 
 def run_rules(driver: Any) -> tuple[Rules, tuple[str, ...]]:
@@ -233,8 +227,8 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
                  best_x: Any, best_f: Any, code: Any, fitness: np.ndarray, sigmas: np.ndarray, done: int,
                  bad: int | None = None) -> None:
     """Advance ``driver``'s run by a chunk's ``done`` generations (``bad``: non-finite values, ``None``:
-    counted here): counters, history rows, best so far, criteria, stop reason (host values; ``progress``:
-    a :class:`Progress`, or :func:`unpack`'s function returning one, read when the criteria next need it).
+    counted here): counters, history rows, best so far, criteria, stop reason (host values; ``progress``
+    is read when the criteria next need it).
 
     With restarts the run's ``restarts_`` record is updated and, when a local criterion ended
     the run, the next run starts (``driver.runner`` is then a new runner) as
@@ -250,7 +244,7 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     state.n_generations += done
     state.n_evals += done * runner.popsize
     runner.advance(strategy_state, done)
-    termination.pending = partial(_progress_to_host, rules, progress)
+    termination.pending = partial(progress_to_host, rules, progress)
     if float(best_f) != state.best_f:
         state.best_f, state.best_x = float(best_f), best_x
         # searched when read (evals_best_): the first read of the chunk's rows costs ~30 us right after it
@@ -265,12 +259,6 @@ def absorb_chunk(driver: Any, rules: Rules, stop_names: tuple[str, ...], strateg
     elif reason is not None:
         state.stop_reason = reason
     driver.settled = True
-
-
-def _progress_to_host(rules: Rules, progress: Any) -> dict[str, Any]:
-    """:func:`~evostrat.run.device_termination.progress_to_host` of a :class:`Progress`, or of the one a
-    function of no arguments returns (:func:`unpack`'s on the host)."""
-    return progress_to_host(rules, progress() if callable(progress) else progress)
 
 
 def _found_at(fitness: np.ndarray, best: float, e0: int, popsize: int) -> int:
