@@ -193,7 +193,7 @@ def test_a_failed_compile_warns_and_runs_eagerly():
     assert program.failure is not None and program(torch.zeros(1)).item() == 1.0
 
 
-def test_cheap_cond_selects_on_torch_and_branches_elsewhere():
+def test_cheap_cond_selects_off_the_host_and_branches_on_it():
     from evostrat.backends import get_backend
 
     be = get_backend("torch")
@@ -205,8 +205,19 @@ def test_cheap_cond_selects_on_torch_and_branches_elsewhere():
             return x + (1.0 if tag == "t" else 0.0)
         return run
 
-    out = cheap_cond(be, torch.tensor(False), branch("t"), branch("f"), torch.zeros(2))
-    assert out.tolist() == [0.0, 0.0] and sorted(calls) == ["f", "t"]  # both ran, select
+    # a predicate on another device (meta: no values, as a GPU's would need a synchronisation): both, selected
+    out = cheap_cond(be, torch.tensor(False, device="meta"), branch("t"), branch("f"), torch.zeros(2, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2,) and sorted(calls) == ["f", "t"]
+    calls.clear()
+    # in host memory the predicate is read: one branch
+    for pred, want, taken in [(False, [0.0, 0.0], ["f"]), (True, [1.0, 1.0], ["t"])]:
+        out = cheap_cond(be, torch.tensor(pred), branch("t"), branch("f"), torch.zeros(2))
+        assert out.tolist() == want and calls == taken
+        calls.clear()
+    # under torch.func.vmap a batched predicate cannot be read: both branches, selected per row
+    rows = torch.func.vmap(lambda p, x: cheap_cond(be, p, branch("t"), branch("f"), x))(
+        torch.tensor([True, False]), torch.zeros(2, 2))
+    assert rows.tolist() == [[1.0, 1.0], [0.0, 0.0]] and sorted(calls) == ["f", "t"]
     calls.clear()
     out = cheap_cond(get_backend("numpy"), np.bool_(True), branch("t"), branch("f"), np.zeros(2))
     assert out.tolist() == [1.0, 1.0] and calls == ["t"]
