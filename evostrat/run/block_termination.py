@@ -35,6 +35,7 @@ from evostrat.backends.trees import replace
 from evostrat.run.device_termination import (REASONS, Progress, Rules, below, criteria,
                                              reached, stagnation_holds, threshold)
 from evostrat.run.order_statistics import median_of, order_statistics
+from evostrat.run.row_reductions import latest, prefix, row_summary
 from evostrat.run.termination import HIST_EVERY
 
 __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "tolx_sigma"]
@@ -211,29 +212,32 @@ class _Rows(NamedTuple):
 
 
 def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
-    import jax
     import jax.numpy as jnp
 
     size, popsize = values.shape
     rows = jnp.arange(size)
     live = rows < ran
-    finite = jnp.isfinite(values)
-    n_finite = jnp.sum(finite, axis=1)
-    lo = jnp.min(jnp.where(finite, values, jnp.inf), axis=1)
-    hi = jnp.max(jnp.where(finite, values, -jnp.inf), axis=1)
+    stagnation, flat = rules.tolstagnation is not None, rules.tolflatfitness is not None
+    signed = (jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+              if stagnation or flat else None)
+    # counts, finite range and first best of every row: one reduction (row_reductions)
+    n_finite, lo, hi, *first = row_summary(values, signed if stagnation else None)
     append = (n_finite > 0) & live
-    count = jnp.cumsum(append.astype(jnp.int32))
     flat_generations = history = None
-    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
-        signed = jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+    if stagnation or flat:  # best, median, 75th percentile
         ranked = order_statistics(signed, (0, (popsize - 1) // 2, popsize // 2, int(0.75 * popsize)))
-    if rules.tolflatfitness is not None:
-        flat = ranked[:, 0] == ranked[:, 3]
-        since = jax.lax.cummax(jnp.where(flat, -1, rows))  # the latest row that was not flat
+    columns = [(append.astype(jnp.int32), "sum")]
+    if flat:  # the latest row that was not flat
+        columns.append((jnp.where(ranked[:, 0] == ranked[:, 3], -1, rows), "max"))
+    if stagnation:  # the run's best after each row
+        columns.append((jnp.minimum(ranked[:, 0], p.run_best), "min"))
+    count, *running = prefix(*columns)  # the running numbers of the rows: one reduction
+    if flat:
+        since = running.pop(0)
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
-    if rules.tolstagnation is not None:
-        best_evals = n_evals + rows.astype(jnp.int32) * popsize + jnp.argmin(signed, axis=1).astype(jnp.int32) + 1
-        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY)
+    if stagnation:
+        best_evals = n_evals + rows.astype(jnp.int32) * popsize + first[1].astype(jnp.int32) + 1
+        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY, running[0])
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
                  p.n_recent + count - 1, flat_generations, history)
 
@@ -250,8 +254,9 @@ def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
 
     used = r.append & (r.rows < m)
     slot = r.new_number % window
-    writer = jnp.max(jnp.where(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.rows, -1), axis=1)
-    p = replace(p, recent=jnp.where(writer >= 0, r.gen_best[jnp.maximum(writer, 0)], p.recent),
+    # the row that wrote each slot last, and its generation best: one reduction
+    writer, written = latest(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.gen_best)
+    p = replace(p, recent=jnp.where(writer >= 0, written, p.recent),
                 n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
         best_seq, median_seq, run_best, run_best_evals, first = r.history
@@ -277,18 +282,18 @@ def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, first: Any, co
     return jnp.where(written, block[jnp.clip(first + HIST_EVERY * k, 0, block.shape[0] - 1)], buffer)
 
 
-def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, first: Any) -> tuple[Any, ...]:
+def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, first: Any,
+                   run_best: Any) -> tuple[Any, ...]:
     """Per row: the generation's best and median (``ranked``: the order statistics of ranks 0,
-    ``(popsize - 1) // 2`` and ``popsize // 2``), the run's best and the evaluation that found it
-    (``best_evals``: each row's best's), as the generation by generation check; and ``first``, the
-    block's first row recorded in the stagnation history."""
-    import jax
+    ``(popsize - 1) // 2`` and ``popsize // 2``), the run's best (``run_best``, after each row) and
+    the evaluation that found it (``best_evals``: each row's best's), as the generation by
+    generation check; and ``first``, the block's first row recorded in the stagnation history."""
     import jax.numpy as jnp
 
     rows = jnp.arange(ranked.shape[0])
     best, median = ranked[:, 0], median_of(ranked[:, 1], ranked[:, 2], popsize)
-    run_best = jax.lax.cummin(jnp.minimum(best, p.run_best))
     before = jnp.concatenate([p.run_best[None], run_best[:-1]])
-    improved = jax.lax.cummax(jnp.where(best < before, rows, -1))
-    run_best_evals = jnp.where(improved >= 0, best_evals[jnp.maximum(improved, 0)], p.run_best_evals)
+    # each row's latest improving row (at or before it), and the evaluation that found its best
+    improved, evals = latest((rows[None, :] <= rows[:, None]) & (best < before)[None, :], best_evals)
+    run_best_evals = jnp.where(improved >= 0, evals, p.run_best_evals)
     return best, median, run_best, run_best_evals, first

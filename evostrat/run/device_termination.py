@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.run.order_statistics import median_of, order_statistics, window_medians
+from evostrat.run.row_reductions import extremes
 from evostrat.run.thresholds import below, directed, threshold
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
@@ -339,8 +340,7 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], 
     """
     import jax.numpy as jnp
 
-    filled = jnp.arange(rules.window) < p.n_recent
-    recent_hi, recent_lo = jnp.max(jnp.where(filled, p.recent, -jnp.inf)), jnp.min(jnp.where(filled, p.recent, jnp.inf))
+    recent_hi, recent_lo = extremes(p.recent, jnp.arange(rules.window) < p.n_recent)  # one reduction
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
