@@ -38,7 +38,7 @@ from evostrat.run.order_statistics import median_of, order_statistics
 from evostrat.run.row_reductions import latest, prefix, row_summary
 from evostrat.run.termination import HIST_EVERY
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "tolx_sigma"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "block_outcome", "tolx_sigma"]
 
 
 class Watch(NamedTuple):
@@ -179,6 +179,18 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
     The criteria are evaluated once, on the progress after the block's rows, from the last
     row's numbers that the progress update computed anyway.
     """
+    import jax.numpy as jnp
+
+    progress, code, _ = block_outcome(rules, p, values, sigmas, ran, generation, n_evals, best, last_code, maybe,
+                                      last_sigma)
+    return progress, jnp.asarray(ran, jnp.int32), code
+
+
+def block_outcome(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
+                  best: Any, last_code: Any, maybe: Any, last_sigma: Any = None) -> tuple[Progress, Any, Any]:
+    """:func:`block_progress`'s ``(progress, code)`` and the number of non-finite values in the
+    ``ran`` rows (the chunk's count for its warning), from the reduction that counts the rows'
+    appends: ``(progress, code, bad)``."""
     import jax
     import jax.numpy as jnp
 
@@ -193,7 +205,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
         stagnation = REASONS.index("tolstagnation")
         holds = jax.lax.cond(due & maybe, lambda: stagnation_holds(rules, progress, g), lambda: jnp.asarray(False))
         code = jnp.where(holds & ((code == 0) | (code > stagnation)), stagnation, code)
-    return progress, jnp.asarray(ran, jnp.int32), code.astype(jnp.int32)
+    return progress, code.astype(jnp.int32), r.n_bad[-1]
 
 
 class _Rows(NamedTuple):
@@ -209,6 +221,7 @@ class _Rows(NamedTuple):
     new_number: Any
     flat_generations: Any
     history: Any
+    n_bad: Any  # the non-finite values in the rows so far (only the rows that ran)
 
 
 def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
@@ -226,12 +239,12 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
     flat_generations = history = None
     if stagnation or flat:  # best, median, 75th percentile
         ranked = order_statistics(signed, (0, (popsize - 1) // 2, popsize // 2, int(0.75 * popsize)))
-    columns = [(append.astype(jnp.int32), "sum")]
+    columns = [(append.astype(jnp.int32), "sum"), (jnp.where(live, popsize - n_finite, 0).astype(jnp.int32), "sum")]
     if flat:  # the latest row that was not flat
         columns.append((jnp.where(ranked[:, 0] == ranked[:, 3], -1, rows), "max"))
     if stagnation:  # the run's best after each row
         columns.append((jnp.minimum(ranked[:, 0], p.run_best), "min"))
-    count, *running = prefix(*columns)  # the running numbers of the rows: one reduction
+    count, n_bad, *running = prefix(*columns)  # the running numbers of the rows: one reduction
     if flat:
         since = running.pop(0)
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
@@ -239,7 +252,7 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
         best_evals = n_evals + rows.astype(jnp.int32) * popsize + first[1].astype(jnp.int32) + 1
         history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY, running[0])
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
-                 p.n_recent + count - 1, flat_generations, history)
+                 p.n_recent + count - 1, flat_generations, history, n_bad)
 
 
 def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:

@@ -64,10 +64,10 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.evaluators.local import VectorizedEvaluator
-from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, tolx_sigma, watch
+from evostrat.run.block_termination import Watch, block_outcome, may_stop, summary, tolx_sigma, watch
 from evostrat.run.compiled_loop import compiled_loop_applies
-from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
-                                     packed_run, run_rules, unpack)
+from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
+                                     pack, packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
@@ -113,8 +113,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     """The jitted chunk: up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the
     run stops. Unbatched ``(*run, limit) -> (run, record)``, the run a
     :class:`~evostrat.run.chunk_host.PackedRun` (whose ``ints`` end with the generations run and
-    the non-finite values among their fitness) and ``record`` ``(length, popsize + 1)``: each
-    generation's fitness values and sigma. Batched ``(runs, limit) -> (runs, fitness (n, length,
+    the non-finite values among their fitness) and ``record`` ``(length + block, popsize + 1)``: each
+    generation's fitness values and sigma (the rows past the generations run are not read). Batched ``(runs, limit) -> (runs, fitness (n, length,
     popsize), sigma (n, length), generations (n,))`` over :class:`~evostrat.run.chunk_host.DeviceRun`.
 
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
@@ -215,29 +215,36 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                 return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
 
             def block(carry: Any) -> Any:
-                run, record, start = carry
+                run, record, start, n_bad = carry
+                before = progress_view(run.progress)
                 end = jnp.minimum(limit, start + size)
                 new, w, record, k, _, maybe = jax.lax.while_loop(
                     lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
-                    (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
+                    (replace(run, progress=None), watch(rules, before), record, start, end, jnp.asarray(False)))
                 rows = jax.lax.dynamic_slice_in_dim(record, start, size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it
-                progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                                   run.generation, run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
-                return replace(new, progress=progress, code=code), record, k
+                progress, code, bad = block_outcome(rules, before, rows[:, :-1], rows[:, -1], k - start, run.generation,
+                                                    run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
+                return (replace(new, progress=pack(jnp, replace(new, progress=progress))[2:], code=code), record, k,
+                        n_bad + bad)
 
             record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
-            run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
-                                                (run, record, jnp.asarray(0, jnp.int32)))
-            record = record[:length]
-            bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(record[:, :-1]), dtype=jnp.int32)
-            return run, record, k, bad
+            zero = jnp.asarray(0, jnp.int32)
+            run, record, k, bad = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
+                                                     (run, record, zero, zero))
+            return run, record, k, bad  # the record's rows past k are never read
+
+        def progress_view(vectors: tuple[Any, Any]) -> Any:
+            # the criteria's progress as views of a PackedRun's vectors: the chunk carries them packed,
+            # so that neither its start nor a block's end splits them into a kernel per field (issue 15)
+            return unpack(rules, PackedRun(None, None, *vectors)).progress
 
         def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
             # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
-            run, record, k, bad = chunk(unpack(rules, PackedRun(state, best_x, floats, ints)), limit)
-            return pack(jnp, run, (k, bad)), record
+            run = replace(unpack(rules, PackedRun(state, best_x, floats, ints)), progress=(floats, ints))
+            run, record, k, bad = chunk(run, limit)
+            return pack(jnp, replace(run, progress=progress_view(run.progress)), (k, bad)), record
 
         def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # the batched chunk: one loop over generations, every run advanced together and a run that
