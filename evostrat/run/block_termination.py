@@ -42,12 +42,21 @@ __all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progre
 
 
 class Watch(NamedTuple):
-    """What :func:`may_stop` carries from generation to generation."""
+    """What :func:`may_stop` carries from generation to generation (the two bests in one vector: one
+    kernel a generation, not two)."""
 
-    last_best: Any  # the latest generation best appended to Progress.recent (user's sense; NaN: none)
-    run_best: Any  # as Progress.run_best (minimisation sense)
+    bests: Any  # (2,): the latest generation best appended to Progress.recent (user's sense; NaN: none),
+    #             and the run's best as Progress.run_best (minimisation sense)
     run_best_evals: Any
     tolx_sigma: Any  # the latest generation's tolx_sigma (NaN: none yet)
+
+    @property
+    def last_best(self) -> Any:
+        return self.bests[0]
+
+    @property
+    def run_best(self) -> Any:
+        return self.bests[1]
 
 
 def watch(rules: Rules, p: Progress) -> Watch:
@@ -55,7 +64,8 @@ def watch(rules: Rules, p: Progress) -> Watch:
     import jax.numpy as jnp
 
     last = jnp.where(p.n_recent > 0, p.recent[(p.n_recent - 1) % rules.window], jnp.nan)
-    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_evals, jnp.asarray(jnp.nan, p.recent.dtype))
+    return Watch(jnp.stack([last.astype(p.recent.dtype), jnp.asarray(p.run_best, p.recent.dtype)]), p.run_best_evals,
+                 jnp.asarray(jnp.nan, p.recent.dtype))
 
 
 def tolx_sigma(strategy: Any, state: Any, sigma: Any) -> Any:
@@ -146,8 +156,8 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
                                    run_best_evals)
         aged = 2 * (n_evals - run_best_evals) > rules.tolstagnation * rules.popsize
         maybe |= (generation > rules.warmup) & aged
-    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_evals,
-                 jnp.asarray(sigma, w.tolx_sigma.dtype)), maybe
+    bests = jnp.stack([jnp.where(appended, gen_best, w.last_best), run_best]).astype(w.bests.dtype)
+    return Watch(bests, run_best_evals, jnp.asarray(sigma, w.tolx_sigma.dtype)), maybe
 
 
 def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,

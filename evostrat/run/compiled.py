@@ -189,9 +189,9 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
             code = run.code
-            if stop_names:
-                stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-                code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+            if stop_names:  # the first that holds, as a chain of selects: one kernel with the tests (no reduction)
+                for n, v in reversed(list(enumerate(strategy.stop(state).values()))):
+                    code = jnp.where(jnp.asarray(v, bool), jnp.asarray(len(REASONS) + n, code.dtype), code)
             w, maybe = may_stop(rules, w, values, top, best_f, g, evals, tolx_sigma(strategy, state, sigma),
                                 bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
