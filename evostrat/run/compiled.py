@@ -184,8 +184,9 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
             # a generation of the chunk without the run's criteria: they are checked for a block of
-            # generations at once (check_block), after any generation where one may hold (may_stop)
-            state, values, (top, i, lo, hi), best_f, best_x = advance(run)
+            # generations at once (check_block), after any generation where one may hold (may_stop). The
+            # best so far rides in the Watch's vector (w.bests[2]): one kernel a generation for the three
+            state, values, (top, i, lo, hi), best_f, best_x = advance(replace(run, best_f=w.bests[2]))
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
             code = run.code
@@ -196,7 +197,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                                 bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-            return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
+            w = w._replace(bests=jnp.concatenate([w.bests, best_f[None]]))
+            return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1, maybe
 
         def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
@@ -218,9 +220,12 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                 run, record, start, n_bad = carry
                 before = progress_view(run.progress)
                 end = jnp.minimum(limit, start + size)
+                w = watch(rules, before)
+                w = w._replace(bests=jnp.concatenate([w.bests, run.best_f[None]]))  # the best so far: lean's
                 new, w, record, k, _, maybe = jax.lax.while_loop(
                     lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
-                    (replace(run, progress=None), watch(rules, before), record, start, end, jnp.asarray(False)))
+                    (replace(run, best_f=None, progress=None), w, record, start, end, jnp.asarray(False)))
+                new = replace(new, best_f=w.bests[2])
                 rows = jax.lax.dynamic_slice_in_dim(record, start, size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it

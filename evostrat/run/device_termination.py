@@ -370,5 +370,8 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], 
         ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
         aged = 2 * (n_evals - p.run_best_evals) > t * rules.popsize  # pycma: (evals - best.evals) / popsize > t / 2
         due = ready & aged & (length > 100) & (2 * l < length)
-    hits = jnp.stack(rows)
-    return jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due
+    code = jnp.asarray(0, jnp.int32)  # the first criterion that holds: a chain of selects (no reduction kernel)
+    for n in reversed(range(1, len(rows))):
+        if rows[n] is not false:
+            code = jnp.where(rows[n], jnp.asarray(n, jnp.int32), code)
+    return code, due
