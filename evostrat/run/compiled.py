@@ -197,7 +197,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                                 bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-            w = w._replace(bests=jnp.concatenate([w.bests, best_f[None]]))
+            w = replace(w, bests=jnp.concatenate([w.bests, best_f[None]]))
             return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1, maybe
 
         def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
@@ -221,7 +221,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                 before = progress_view(run.progress)
                 end = jnp.minimum(limit, start + size)
                 w = watch(rules, before)
-                w = w._replace(bests=jnp.concatenate([w.bests, run.best_f[None]]))  # the best so far: lean's
+                w = replace(w, bests=jnp.concatenate([w.bests, run.best_f[None]]))  # the best so far: lean's
                 new, w, record, k, _, maybe = jax.lax.while_loop(
                     lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
                     (replace(run, best_f=None, progress=None), w, record, start, end, jnp.asarray(False)))
