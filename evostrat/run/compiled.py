@@ -182,10 +182,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
             return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
 
-        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
+        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any) -> tuple[Any, ...]:
             # a generation of the chunk without the run's criteria: they are checked for a block of
             # generations at once (check_block), after any generation where one may hold (may_stop). The
-            # best so far rides in the Watch's vector (w.bests[2]): one kernel a generation for the three
+            # best so far and may_stop's answer ride in the Watch's vector (w.bests[2], w.bests[3]: 0 or 1):
+            # one kernel a generation for the four
             state, values, (top, i, lo, hi), best_f, best_x = advance(replace(run, best_f=w.bests[2]))
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
@@ -197,8 +198,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
                                 bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-            w = replace(w, bests=jnp.concatenate([w.bests, best_f[None]]))
-            return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1, maybe
+            w = replace(w, bests=jnp.concatenate([w.bests, best_f[None], maybe.astype(w.bests.dtype)[None]]))
+            return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1
 
         def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
@@ -209,23 +210,22 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             dtype = run.best_f.dtype
 
             def step(carry: Any) -> Any:  # a stage: up to `stage` generations
-                run, w, record, k, end, _ = carry
-                new, w, rows, j, maybe = jax.lax.while_loop(
-                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
-                    (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32),
-                     jnp.asarray(False)))
-                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
+                run, w, record, k, end = carry
+                new, w, rows, j = jax.lax.while_loop(
+                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & (c[1].bests[3] == 0),
+                    lambda c: lean(*c), (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32)))
+                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end
 
             def block(carry: Any) -> Any:
                 run, record, start, n_bad = carry
                 before = progress_view(run.progress)
                 end = jnp.minimum(limit, start + size)
                 w = watch(rules, before)
-                w = replace(w, bests=jnp.concatenate([w.bests, run.best_f[None]]))  # the best so far: lean's
-                new, w, record, k, _, maybe = jax.lax.while_loop(
-                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
-                    (replace(run, best_f=None, progress=None), w, record, start, end, jnp.asarray(False)))
-                new = replace(new, best_f=w.bests[2])
+                w = replace(w, bests=jnp.concatenate([w.bests, run.best_f[None], jnp.zeros(1, w.bests.dtype)]))  # lean's
+                new, w, record, k, _ = jax.lax.while_loop(
+                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & (c[1].bests[3] == 0), step,
+                    (replace(run, best_f=None, progress=None), w, record, start, end))
+                new, maybe = replace(new, best_f=w.bests[2]), w.bests[3] != 0
                 rows = jax.lax.dynamic_slice_in_dim(record, start, size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it
