@@ -322,6 +322,7 @@ def _with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batch
             placed[where] = jax.device_put(inputs, where)
         return program(state, best_x, floats, ints, limit, placed[where])
 
+    call.program, call.inputs = program, inputs  # for chunk_kernels.optimized_hlo
     return call
 
 
