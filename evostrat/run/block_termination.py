@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, below, criteria,
+from evostrat.run.device_termination import (REASONS, Progress, Rules, below, budget, criteria,
                                              reached, stagnation_holds, threshold)
 from evostrat.run.order_statistics import median_of, order_statistics
 from evostrat.run.row_reductions import latest, prefix, row_summary
@@ -133,9 +133,9 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     if rules.ftarget is not None:
         maybe |= reached(rules, best)
     if rules.max_evals is not None:
-        maybe |= n_evals >= rules.max_evals
+        maybe |= n_evals >= budget(rules.max_evals)
     if rules.max_generations is not None:
-        maybe |= generation >= rules.max_generations
+        maybe |= generation >= budget(rules.max_generations)
     if rules.tolfun is not None:
         unseen = w.last_best != w.last_best  # no generation best yet: the window is this one's alone
         tol = threshold(rules.tolfun, hi)

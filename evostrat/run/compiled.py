@@ -284,11 +284,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return packed, lockstep
 
     def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, inputs: Any) -> Any:
-        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[0](state, best_x, floats,
+        return programs(structure.with_thresholds(inputs[0], directed=True).with_budgets(inputs[1]))[0](state, best_x, floats,
                                                                                           ints, limit)
 
     def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:  # inputs: (thresholds, budgets)
-        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[1](runs, limit)
+        return programs(structure.with_thresholds(inputs[0], directed=True).with_budgets(inputs[1]))[1](runs, limit)
 
     if len(_CALLS) >= 256:
         _CALLS.clear()

@@ -37,10 +37,11 @@ import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.run.order_statistics import median_of, order_statistics, window_medians
 from evostrat.run.row_reductions import extremes
-from evostrat.run.thresholds import below, directed, threshold
+from evostrat.run.thresholds import below, directed
+from evostrat.run.thresholds import threshold as rounded
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
-__all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
+__all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Directed", "Budget", "budget", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
            "progress_from_host", "progress_for_device", "threshold", "directed", "below", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
            "stagnation_holds", "stagnation_window"]
 
@@ -59,6 +60,47 @@ BUDGETS = ("max_evals", "max_generations")
 
 #: The largest budget an int32 input holds (a run's counters are int32 on the device).
 INT32_MAX = 2**31 - 1
+
+
+class Directed(NamedTuple):
+    """A threshold that is a compiled chunk's input, already rounded on the host in its comparison's
+    direction (:meth:`Rules.threshold_inputs`, :meth:`Rules.with_thresholds` with ``directed=True``):
+    entry ``index`` of the input vector ``values``, read where it is compared (a scalar read before
+    the chunk's loops is a kernel of its own, and a value each loop carries)."""
+
+    values: Any
+    index: int
+
+    @property
+    def value(self) -> Any:
+        return self.values[self.index]
+
+
+class Budget(NamedTuple):
+    """A budget that is a compiled chunk's input: entry ``index`` of the int32 vector ``values``,
+    read where it is compared (as :class:`Directed`; :meth:`Rules.with_budgets`)."""
+
+    values: Any
+    index: int
+
+
+def budget(value: Any) -> Any:
+    """``value``, a budget of :class:`Rules`, as a number or array (a :class:`Budget` read here)."""
+    return value.values[value.index] if isinstance(value, Budget) else value
+
+
+def threshold(value: Any, like: Any, up: bool = True) -> Any:
+    """:func:`evostrat.run.thresholds.threshold`, and a :class:`Directed` input as it is where it
+    has the dtype of ``like``: rounded on the host in that dtype (never to a subnormal number), it
+    is what the rounding gives, and the chunk skips a few operations per threshold (and their
+    kernels, hoisted out of its loops: issue 15)."""
+    if isinstance(value, Directed):
+        import jax.numpy as jnp
+
+        if value.values.dtype == jnp.result_type(like):
+            return value.value
+        value = value.value
+    return rounded(value, like, up)
 
 
 def reached(rules: "Rules", best: Any) -> Any:
@@ -122,11 +164,12 @@ class Rules:
         ups = (self.maximize, True, True, True)
         return np.asarray([directed(v, dtype, up)[()] for v, up in zip(self.thresholds(), ups)], dtype)
 
-    def with_thresholds(self, values: Any) -> "Rules":
+    def with_thresholds(self, values: Any, directed: bool = False) -> "Rules":
         """These rules with each set threshold read from ``values`` (a vector in the order of
-        :data:`THRESHOLDS`; traced inside a compiled chunk)."""
-        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(THRESHOLDS)
-                                            if getattr(self, n) is not None})
+        :data:`THRESHOLDS`; traced inside a compiled chunk); ``directed``: they are
+        :meth:`threshold_inputs`, each a :class:`Directed`."""
+        return dataclasses.replace(self, **{n: Directed(values, i) if directed else values[i]
+                                            for i, n in enumerate(THRESHOLDS) if getattr(self, n) is not None})
 
     def budgets(self) -> tuple[int, ...]:
         """The values of :data:`BUDGETS` (``0`` where unset), at most :data:`INT32_MAX`."""
@@ -135,7 +178,7 @@ class Rules:
     def with_budgets(self, values: Any) -> "Rules":
         """These rules with each set budget read from ``values`` (a vector in the order of
         :data:`BUDGETS`; traced inside a compiled chunk)."""
-        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(BUDGETS) if getattr(self, n) is not None})
+        return dataclasses.replace(self, **{n: Budget(values, i) for i, n in enumerate(BUDGETS) if getattr(self, n) is not None})
 
     @classmethod
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
@@ -347,8 +390,8 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], 
         rows.append(reached(rules, best))
     else:
         rows.append(false)
-    rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
-    rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
+    rows.append(false if rules.max_evals is None else n_evals >= budget(rules.max_evals))
+    rows.append(false if rules.max_generations is None else generation >= budget(rules.max_generations))
     if rules.tolfun is not None:
         tol = threshold(rules.tolfun, recent_hi)
         rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & below(recent_hi, recent_lo, tol)
