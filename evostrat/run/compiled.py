@@ -26,7 +26,8 @@ block, the criteria's progress advances over its rows at once and the criteria a
 once, after its last row, the only one where a criterion can hold (``block_progress``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
-kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
+kernels sequentially; a block carries the criteria's progress packed, a generation its bests and
+``may_stop``'s answer in one vector (fewer kernels: :mod:`evostrat.run.chunk_kernels`). The host keeps the chunk's values and builds its ``history_`` rows when they
 are read. The run stops at the generation, and with the state, of the host
 loop; values agree with it to float rounding (XLA fuses the whole step, and
 the objective is evaluated inside the program: both may round differently from

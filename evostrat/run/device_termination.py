@@ -37,8 +37,8 @@ import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.run.order_statistics import median_of, order_statistics, window_medians
 from evostrat.run.row_reductions import extremes
+from evostrat.run.chunk_inputs import Budget, Directed, budget, threshold
 from evostrat.run.thresholds import below, directed
-from evostrat.run.thresholds import threshold as rounded
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
 __all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Directed", "Budget", "budget", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
@@ -60,47 +60,6 @@ BUDGETS = ("max_evals", "max_generations")
 
 #: The largest budget an int32 input holds (a run's counters are int32 on the device).
 INT32_MAX = 2**31 - 1
-
-
-class Directed(NamedTuple):
-    """A threshold that is a compiled chunk's input, already rounded on the host in its comparison's
-    direction (:meth:`Rules.threshold_inputs`, :meth:`Rules.with_thresholds` with ``directed=True``):
-    entry ``index`` of the input vector ``values``, read where it is compared (a scalar read before
-    the chunk's loops is a kernel of its own, and a value each loop carries)."""
-
-    values: Any
-    index: int
-
-    @property
-    def value(self) -> Any:
-        return self.values[self.index]
-
-
-class Budget(NamedTuple):
-    """A budget that is a compiled chunk's input: entry ``index`` of the int32 vector ``values``,
-    read where it is compared (as :class:`Directed`; :meth:`Rules.with_budgets`)."""
-
-    values: Any
-    index: int
-
-
-def budget(value: Any) -> Any:
-    """``value``, a budget of :class:`Rules`, as a number or array (a :class:`Budget` read here)."""
-    return value.values[value.index] if isinstance(value, Budget) else value
-
-
-def threshold(value: Any, like: Any, up: bool = True) -> Any:
-    """:func:`evostrat.run.thresholds.threshold`, and a :class:`Directed` input as it is where it
-    has the dtype of ``like``: rounded on the host in that dtype (never to a subnormal number), it
-    is what the rounding gives, and the chunk skips a few operations per threshold (and their
-    kernels, hoisted out of its loops: issue 15)."""
-    if isinstance(value, Directed):
-        import jax.numpy as jnp
-
-        if value.values.dtype == jnp.result_type(like):
-            return value.value
-        value = value.value
-    return rounded(value, like, up)
 
 
 def reached(rules: "Rules", best: Any) -> Any:
