@@ -25,7 +25,7 @@ COUNTED_WITH = "0.10.2"
 @pytest.mark.skipif(jax.__version__ != COUNTED_WITH or jax.default_backend() != "cpu",
                     reason=f"kernels counted with JAX {COUNTED_WITH} on the CPU")
 def test_cma_chunk_compiles_to_few_kernels() -> None:
-    # CMA-ES at d = 10 with every default criterion: 179 kernels before issue 15's pass, 132 after
+    # CMA-ES at d = 10 with every default criterion: 179 kernels before issue 15's pass, 128 after
     # (a lax.scan of its ask and tell alone: 70)
     driver = ES("cma_es", max_generations=320, random_state=0).initialize(jnp.ones(10)).run_
     runner = driver.runner
