@@ -12,7 +12,9 @@ the numbers of the generation by generation check) and evaluates the criteria
 :func:`~evostrat.run.device_termination.check`) once, on the progress after the last row:
 the run stops where the generation by generation check stops it, and no generation runs
 twice. Evaluating them after the last row alone, rather than after every row of the block,
-cut the CPU time of compiling CMA-ES d = 10's chunk from about 4.3 s to 3.4-3.6 s.
+cut the CPU time of compiling CMA-ES d = 10's chunk from about 4.3 s to 3.4-3.6 s; taking the
+rows' numbers and running values in a few variadic reductions (:mod:`evostrat.run.row_reductions`)
+cut the block's XLA kernels from 46 to 26, each ~10-15 ms of compiling (issue 15).
 
 Examples
 --------
@@ -32,21 +34,31 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from evostrat.backends.trees import replace
-from evostrat.run.device_termination import (REASONS, Progress, Rules, below, criteria,
+from evostrat.run.device_termination import (REASONS, Progress, Rules, below, budget, criteria,
                                              reached, stagnation_holds, threshold)
 from evostrat.run.order_statistics import median_of, order_statistics
+from evostrat.run.row_reductions import latest, prefix, row_summary
 from evostrat.run.termination import HIST_EVERY
 
-__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "tolx_sigma"]
+__all__ = ["Watch", "watch", "summary", "may_stop", "check_block", "block_progress", "block_outcome", "tolx_sigma"]
 
 
 class Watch(NamedTuple):
-    """What :func:`may_stop` carries from generation to generation."""
+    """What :func:`may_stop` carries from generation to generation (the two bests in one vector: one
+    kernel a generation, not two)."""
 
-    last_best: Any  # the latest generation best appended to Progress.recent (user's sense; NaN: none)
-    run_best: Any  # as Progress.run_best (minimisation sense)
+    bests: Any  # (2,): the latest generation best appended to Progress.recent (user's sense; NaN: none),
+    #             and the run's best as Progress.run_best (minimisation sense)
     run_best_evals: Any
     tolx_sigma: Any  # the latest generation's tolx_sigma (NaN: none yet)
+
+    @property
+    def last_best(self) -> Any:
+        return self.bests[0]
+
+    @property
+    def run_best(self) -> Any:
+        return self.bests[1]
 
 
 def watch(rules: Rules, p: Progress) -> Watch:
@@ -54,7 +66,8 @@ def watch(rules: Rules, p: Progress) -> Watch:
     import jax.numpy as jnp
 
     last = jnp.where(p.n_recent > 0, p.recent[(p.n_recent - 1) % rules.window], jnp.nan)
-    return Watch(last.astype(p.recent.dtype), p.run_best, p.run_best_evals, jnp.asarray(jnp.nan, p.recent.dtype))
+    return Watch(jnp.stack([last.astype(p.recent.dtype), jnp.asarray(p.run_best, p.recent.dtype)]), p.run_best_evals,
+                 jnp.asarray(jnp.nan, p.recent.dtype))
 
 
 def tolx_sigma(strategy: Any, state: Any, sigma: Any) -> Any:
@@ -122,9 +135,9 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
     if rules.ftarget is not None:
         maybe |= reached(rules, best)
     if rules.max_evals is not None:
-        maybe |= n_evals >= rules.max_evals
+        maybe |= n_evals >= budget(rules.max_evals)
     if rules.max_generations is not None:
-        maybe |= generation >= rules.max_generations
+        maybe |= generation >= budget(rules.max_generations)
     if rules.tolfun is not None:
         unseen = w.last_best != w.last_best  # no generation best yet: the window is this one's alone
         tol = threshold(rules.tolfun, hi)
@@ -145,8 +158,8 @@ def may_stop(rules: Rules, w: Watch, values: Any, top: Any, best: Any, generatio
                                    run_best_evals)
         aged = 2 * (n_evals - run_best_evals) > rules.tolstagnation * rules.popsize
         maybe |= (generation > rules.warmup) & aged
-    return Watch(jnp.where(appended, gen_best, w.last_best), run_best, run_best_evals,
-                 jnp.asarray(sigma, w.tolx_sigma.dtype)), maybe
+    bests = jnp.stack([jnp.where(appended, gen_best, w.last_best), run_best]).astype(w.bests.dtype)
+    return Watch(bests, run_best_evals, jnp.asarray(sigma, w.tolx_sigma.dtype)), maybe
 
 
 def check_block(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
@@ -178,6 +191,18 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
     The criteria are evaluated once, on the progress after the block's rows, from the last
     row's numbers that the progress update computed anyway.
     """
+    import jax.numpy as jnp
+
+    progress, code, _ = block_outcome(rules, p, values, sigmas, ran, generation, n_evals, best, last_code, maybe,
+                                      last_sigma)
+    return progress, jnp.asarray(ran, jnp.int32), code
+
+
+def block_outcome(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any, generation: Any, n_evals: Any,
+                  best: Any, last_code: Any, maybe: Any, last_sigma: Any = None) -> tuple[Progress, Any, Any]:
+    """:func:`block_progress`'s ``(progress, code)`` and the number of non-finite values in the
+    ``ran`` rows (the chunk's count for its warning), from the reduction that counts the rows'
+    appends: ``(progress, code, bad)``."""
     import jax
     import jax.numpy as jnp
 
@@ -192,7 +217,7 @@ def block_progress(rules: Rules, p: Progress, values: Any, sigmas: Any, ran: Any
         stagnation = REASONS.index("tolstagnation")
         holds = jax.lax.cond(due & maybe, lambda: stagnation_holds(rules, progress, g), lambda: jnp.asarray(False))
         code = jnp.where(holds & ((code == 0) | (code > stagnation)), stagnation, code)
-    return progress, jnp.asarray(ran, jnp.int32), code.astype(jnp.int32)
+    return progress, code.astype(jnp.int32), r.n_bad[-1]
 
 
 class _Rows(NamedTuple):
@@ -208,34 +233,38 @@ class _Rows(NamedTuple):
     new_number: Any
     flat_generations: Any
     history: Any
+    n_bad: Any  # the non-finite values in the rows so far (only the rows that ran)
 
 
 def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
-    import jax
     import jax.numpy as jnp
 
     size, popsize = values.shape
     rows = jnp.arange(size)
     live = rows < ran
-    finite = jnp.isfinite(values)
-    n_finite = jnp.sum(finite, axis=1)
-    lo = jnp.min(jnp.where(finite, values, jnp.inf), axis=1)
-    hi = jnp.max(jnp.where(finite, values, -jnp.inf), axis=1)
+    stagnation, flat = rules.tolstagnation is not None, rules.tolflatfitness is not None
+    signed = (jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+              if stagnation or flat else None)
+    # counts, finite range and first best of every row: one reduction (row_reductions)
+    n_finite, lo, hi, *first = row_summary(values, signed if stagnation else None)
     append = (n_finite > 0) & live
-    count = jnp.cumsum(append.astype(jnp.int32))
     flat_generations = history = None
-    if rules.tolstagnation is not None or rules.tolflatfitness is not None:  # best, median, 75th percentile
-        signed = jnp.where(jnp.isnan(values), jnp.inf, -values if rules.maximize else values)
+    if stagnation or flat:  # best, median, 75th percentile
         ranked = order_statistics(signed, (0, (popsize - 1) // 2, popsize // 2, int(0.75 * popsize)))
-    if rules.tolflatfitness is not None:
-        flat = ranked[:, 0] == ranked[:, 3]
-        since = jax.lax.cummax(jnp.where(flat, -1, rows))  # the latest row that was not flat
+    columns = [(append.astype(jnp.int32), "sum"), (jnp.where(live, popsize - n_finite, 0).astype(jnp.int32), "sum")]
+    if flat:  # the latest row that was not flat
+        columns.append((jnp.where(ranked[:, 0] == ranked[:, 3], -1, rows), "max"))
+    if stagnation:  # the run's best after each row
+        columns.append((jnp.minimum(ranked[:, 0], p.run_best), "min"))
+    count, n_bad, *running = prefix(*columns)  # the running numbers of the rows: one reduction
+    if flat:
+        since = running.pop(0)
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
-    if rules.tolstagnation is not None:
-        best_evals = n_evals + rows.astype(jnp.int32) * popsize + jnp.argmin(signed, axis=1).astype(jnp.int32) + 1
-        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY)
+    if stagnation:
+        best_evals = n_evals + rows.astype(jnp.int32) * popsize + first[1].astype(jnp.int32) + 1
+        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY, running[0])
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
-                 p.n_recent + count - 1, flat_generations, history)
+                 p.n_recent + count - 1, flat_generations, history, n_bad)
 
 
 def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
@@ -250,8 +279,9 @@ def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
 
     used = r.append & (r.rows < m)
     slot = r.new_number % window
-    writer = jnp.max(jnp.where(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.rows, -1), axis=1)
-    p = replace(p, recent=jnp.where(writer >= 0, r.gen_best[jnp.maximum(writer, 0)], p.recent),
+    # the row that wrote each slot last, and its generation best: one reduction
+    writer, written = latest(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.gen_best)
+    p = replace(p, recent=jnp.where(writer >= 0, written, p.recent),
                 n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
         best_seq, median_seq, run_best, run_best_evals, first = r.history
@@ -277,18 +307,18 @@ def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, first: Any, co
     return jnp.where(written, block[jnp.clip(first + HIST_EVERY * k, 0, block.shape[0] - 1)], buffer)
 
 
-def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, first: Any) -> tuple[Any, ...]:
+def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, first: Any,
+                   run_best: Any) -> tuple[Any, ...]:
     """Per row: the generation's best and median (``ranked``: the order statistics of ranks 0,
-    ``(popsize - 1) // 2`` and ``popsize // 2``), the run's best and the evaluation that found it
-    (``best_evals``: each row's best's), as the generation by generation check; and ``first``, the
-    block's first row recorded in the stagnation history."""
-    import jax
+    ``(popsize - 1) // 2`` and ``popsize // 2``), the run's best (``run_best``, after each row) and
+    the evaluation that found it (``best_evals``: each row's best's), as the generation by
+    generation check; and ``first``, the block's first row recorded in the stagnation history."""
     import jax.numpy as jnp
 
     rows = jnp.arange(ranked.shape[0])
     best, median = ranked[:, 0], median_of(ranked[:, 1], ranked[:, 2], popsize)
-    run_best = jax.lax.cummin(jnp.minimum(best, p.run_best))
     before = jnp.concatenate([p.run_best[None], run_best[:-1]])
-    improved = jax.lax.cummax(jnp.where(best < before, rows, -1))
-    run_best_evals = jnp.where(improved >= 0, best_evals[jnp.maximum(improved, 0)], p.run_best_evals)
+    # each row's latest improving row (at or before it), and the evaluation that found its best
+    improved, evals = latest((rows[None, :] <= rows[:, None]) & (best < before)[None, :], best_evals)
+    run_best_evals = jnp.where(improved >= 0, evals, p.run_best_evals)
     return best, median, run_best, run_best_evals, first

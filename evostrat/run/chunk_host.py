@@ -30,7 +30,7 @@ from evostrat.run.device_termination import (REASONS, Progress, Rules, device_co
                                              progress_for_device, progress_from_host, progress_to_host)
 from evostrat.run.restarts import after_run
 
-__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "pack", "unpack", "chunk_counts", "run_rules",
+__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "RUN_INTS", "pack", "unpack", "chunk_counts", "run_rules",
            "shared_generations", "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer

@@ -26,7 +26,8 @@ block, the criteria's progress advances over its rows at once and the criteria a
 once, after its last row, the only one where a criterion can hold (``block_progress``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
-kernels sequentially. The host keeps the chunk's values and builds its ``history_`` rows when they
+kernels sequentially; a block carries the criteria's progress packed, a generation its bests and
+``may_stop``'s answer in one vector (fewer kernels: :mod:`evostrat.run.chunk_kernels`). The host keeps the chunk's values and builds its ``history_`` rows when they
 are read. The run stops at the generation, and with the state, of the host
 loop; values agree with it to float rounding (XLA fuses the whole step, and
 the objective is evaluated inside the program: both may round differently from
@@ -64,10 +65,10 @@ import numpy as np
 from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.evaluators.local import VectorizedEvaluator
-from evostrat.run.block_termination import Watch, block_progress, may_stop, summary, tolx_sigma, watch
+from evostrat.run.block_termination import Watch, block_outcome, may_stop, summary, tolx_sigma, watch
 from evostrat.run.compiled_loop import compiled_loop_applies
-from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length, pack,
-                                     packed_run, run_rules, unpack)
+from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
+                                     pack, packed_run, run_rules, unpack)
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
@@ -113,8 +114,8 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
     """The jitted chunk: up to ``limit`` (at most :func:`chunk_length`) generations, fewer when the
     run stops. Unbatched ``(*run, limit) -> (run, record)``, the run a
     :class:`~evostrat.run.chunk_host.PackedRun` (whose ``ints`` end with the generations run and
-    the non-finite values among their fitness) and ``record`` ``(length, popsize + 1)``: each
-    generation's fitness values and sigma. Batched ``(runs, limit) -> (runs, fitness (n, length,
+    the non-finite values among their fitness) and ``record`` ``(length + block, popsize + 1)``: each
+    generation's fitness values and sigma (the rows past the generations run are not read). Batched ``(runs, limit) -> (runs, fitness (n, length,
     popsize), sigma (n, length), generations (n,))`` over :class:`~evostrat.run.chunk_host.DeviceRun`.
 
     ``batched``: the chunk ``jax.vmap``-ed over a leading axis of runs (:mod:`evostrat.run.batch`);
@@ -182,21 +183,24 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
             return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
 
-        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any, _: Any) -> tuple[Any, ...]:
+        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any) -> tuple[Any, ...]:
             # a generation of the chunk without the run's criteria: they are checked for a block of
-            # generations at once (check_block), after any generation where one may hold (may_stop)
-            state, values, (top, i, lo, hi), best_f, best_x = advance(run)
+            # generations at once (check_block), after any generation where one may hold (may_stop). The
+            # best so far and may_stop's answer ride in the Watch's vector (w.bests[2], w.bests[3]: 0 or 1):
+            # one kernel a generation for the four
+            state, values, (top, i, lo, hi), best_f, best_x = advance(replace(run, best_f=w.bests[2]))
             sigma = strategy.sigma(state)
             g, evals = run.generation + 1, run.n_evals + values.shape[0]
             code = run.code
-            if stop_names:
-                stops = jnp.stack([jnp.asarray(v, bool) for v in strategy.stop(state).values()])
-                code = jnp.where(jnp.any(stops), len(REASONS) + jnp.argmax(stops).astype(code.dtype), code)
+            if stop_names:  # the first that holds, as a chain of selects: one kernel with the tests (no reduction)
+                for n, v in reversed(list(enumerate(strategy.stop(state).values()))):
+                    code = jnp.where(jnp.asarray(v, bool), jnp.asarray(len(REASONS) + n, code.dtype), code)
             w, maybe = may_stop(rules, w, values, top, best_f, g, evals, tolx_sigma(strategy, state, sigma),
                                 bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
             rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-            return DeviceRun(state, best_f, best_x, None, g, evals, code), w, rows, j + 1, maybe
+            w = replace(w, bests=jnp.concatenate([w.bests, best_f[None], maybe.astype(w.bests.dtype)[None]]))
+            return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1
 
         def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
@@ -207,37 +211,46 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             dtype = run.best_f.dtype
 
             def step(carry: Any) -> Any:  # a stage: up to `stage` generations
-                run, w, record, k, end, _ = carry
-                new, w, rows, j, maybe = jax.lax.while_loop(
-                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & ~c[4], lambda c: lean(*c),
-                    (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32),
-                     jnp.asarray(False)))
-                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end, maybe
+                run, w, record, k, end = carry
+                new, w, rows, j = jax.lax.while_loop(
+                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & (c[1].bests[3] == 0),
+                    lambda c: lean(*c), (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32)))
+                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end
 
             def block(carry: Any) -> Any:
-                run, record, start = carry
+                run, record, start, n_bad = carry
+                before = progress_view(run.progress)
                 end = jnp.minimum(limit, start + size)
-                new, w, record, k, _, maybe = jax.lax.while_loop(
-                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & ~c[5], step,
-                    (replace(run, progress=None), watch(rules, run.progress), record, start, end, jnp.asarray(False)))
+                w = watch(rules, before)
+                w = replace(w, bests=jnp.concatenate([w.bests, run.best_f[None], jnp.zeros(1, w.bests.dtype)]))  # lean's
+                new, w, record, k, _ = jax.lax.while_loop(
+                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & (c[1].bests[3] == 0), step,
+                    (replace(run, best_f=None, progress=None), w, record, start, end))
+                new, maybe = replace(new, best_f=w.bests[2]), w.bests[3] != 0
                 rows = jax.lax.dynamic_slice_in_dim(record, start, size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it
-                progress, _, code = block_progress(rules, run.progress, rows[:, :-1], rows[:, -1], k - start,
-                                                   run.generation, run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
-                return replace(new, progress=progress, code=code), record, k
+                progress, code, bad = block_outcome(rules, before, rows[:, :-1], rows[:, -1], k - start, run.generation,
+                                                    run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
+                return (replace(new, progress=pack(jnp, replace(new, progress=progress))[2:], code=code), record, k,
+                        n_bad + bad)
 
             record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
-            run, record, k = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
-                                                (run, record, jnp.asarray(0, jnp.int32)))
-            record = record[:length]
-            bad = jnp.sum((jnp.arange(length)[:, None] < k) & ~jnp.isfinite(record[:, :-1]), dtype=jnp.int32)
-            return run, record, k, bad
+            zero = jnp.asarray(0, jnp.int32)
+            run, record, k, bad = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
+                                                     (run, record, zero, zero))
+            return run, record, k, bad  # the record's rows past k are never read
+
+        def progress_view(vectors: tuple[Any, Any]) -> Any:
+            # the criteria's progress as views of a PackedRun's vectors: the chunk carries them packed,
+            # so that neither its start nor a block's end splits them into a kernel per field (issue 15)
+            return unpack(rules, PackedRun(None, None, *vectors)).progress
 
         def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
             # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
-            run, record, k, bad = chunk(unpack(rules, PackedRun(state, best_x, floats, ints)), limit)
-            return pack(jnp, run, (k, bad)), record
+            run = replace(unpack(rules, PackedRun(state, best_x, floats, ints)), progress=(floats, ints))
+            run, record, k, bad = chunk(run, limit)
+            return pack(jnp, replace(run, progress=progress_view(run.progress)), (k, bad)), record
 
         def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # the batched chunk: one loop over generations, every run advanced together and a run that
@@ -272,11 +285,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         return packed, lockstep
 
     def packed_chunk(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any, inputs: Any) -> Any:
-        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[0](state, best_x, floats,
+        return programs(structure.with_thresholds(inputs[0], directed=True).with_budgets(inputs[1]))[0](state, best_x, floats,
                                                                                           ints, limit)
 
     def lockstep_chunk(runs: DeviceRun, limit: Any, inputs: Any) -> Any:  # inputs: (thresholds, budgets)
-        return programs(structure.with_thresholds(inputs[0]).with_budgets(inputs[1]))[1](runs, limit)
+        return programs(structure.with_thresholds(inputs[0], directed=True).with_budgets(inputs[1]))[1](runs, limit)
 
     if len(_CALLS) >= 256:
         _CALLS.clear()
@@ -310,6 +323,7 @@ def _with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batch
             placed[where] = jax.device_put(inputs, where)
         return program(state, best_x, floats, ints, limit, placed[where])
 
+    call.program, call.inputs = program, inputs  # for chunk_kernels.optimized_hlo
     return call
 
 

@@ -36,10 +36,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from evostrat.backends.trees import replace
 from evostrat.run.order_statistics import median_of, order_statistics, window_medians
-from evostrat.run.thresholds import below, directed, threshold
+from evostrat.run.row_reductions import extremes
+from evostrat.run.chunk_inputs import Budget, Directed, budget, threshold
+from evostrat.run.thresholds import below, directed
 from evostrat.run.termination import HIST_EVERY, HIST_KEEP
 
-__all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
+__all__ = ["REASONS", "THRESHOLDS", "BUDGETS", "INT32_MAX", "Directed", "Budget", "budget", "Rules", "history_capacity", "reached", "Progress", "initial_progress",
            "progress_from_host", "progress_for_device", "threshold", "directed", "below", "device_constant", "progress_to_host", "is_fresh", "check", "criteria",
            "stagnation_holds", "stagnation_window"]
 
@@ -121,11 +123,12 @@ class Rules:
         ups = (self.maximize, True, True, True)
         return np.asarray([directed(v, dtype, up)[()] for v, up in zip(self.thresholds(), ups)], dtype)
 
-    def with_thresholds(self, values: Any) -> "Rules":
+    def with_thresholds(self, values: Any, directed: bool = False) -> "Rules":
         """These rules with each set threshold read from ``values`` (a vector in the order of
-        :data:`THRESHOLDS`; traced inside a compiled chunk)."""
-        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(THRESHOLDS)
-                                            if getattr(self, n) is not None})
+        :data:`THRESHOLDS`; traced inside a compiled chunk); ``directed``: they are
+        :meth:`threshold_inputs`, each a :class:`Directed`."""
+        return dataclasses.replace(self, **{n: Directed(values, i) if directed else values[i]
+                                            for i, n in enumerate(THRESHOLDS) if getattr(self, n) is not None})
 
     def budgets(self) -> tuple[int, ...]:
         """The values of :data:`BUDGETS` (``0`` where unset), at most :data:`INT32_MAX`."""
@@ -134,7 +137,7 @@ class Rules:
     def with_budgets(self, values: Any) -> "Rules":
         """These rules with each set budget read from ``values`` (a vector in the order of
         :data:`BUDGETS`; traced inside a compiled chunk)."""
-        return dataclasses.replace(self, **{n: values[i] for i, n in enumerate(BUDGETS) if getattr(self, n) is not None})
+        return dataclasses.replace(self, **{n: Budget(values, i) for i, n in enumerate(BUDGETS) if getattr(self, n) is not None})
 
     @classmethod
     def from_termination(cls, t: Any, popsize: int, capacity: int) -> "Rules":
@@ -339,16 +342,15 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], 
     """
     import jax.numpy as jnp
 
-    filled = jnp.arange(rules.window) < p.n_recent
-    recent_hi, recent_lo = jnp.max(jnp.where(filled, p.recent, -jnp.inf)), jnp.min(jnp.where(filled, p.recent, jnp.inf))
+    recent_hi, recent_lo = extremes(p.recent, jnp.arange(rules.window) < p.n_recent)  # one reduction
     false = jnp.asarray(False)
     rows = [false]
     if rules.ftarget is not None:
         rows.append(reached(rules, best))
     else:
         rows.append(false)
-    rows.append(false if rules.max_evals is None else n_evals >= rules.max_evals)
-    rows.append(false if rules.max_generations is None else generation >= rules.max_generations)
+    rows.append(false if rules.max_evals is None else n_evals >= budget(rules.max_evals))
+    rows.append(false if rules.max_generations is None else generation >= budget(rules.max_generations))
     if rules.tolfun is not None:
         tol = threshold(rules.tolfun, recent_hi)
         rows.append((p.n_recent > (1 if rules.popsize == 1 else 0)) & all_finite & below(recent_hi, recent_lo, tol)
@@ -370,5 +372,8 @@ def criteria(rules: Rules, p: Progress, all_finite: Any, span: tuple[Any, Any], 
         ready = ~((t > 10 * generation) | (length > 10 * generation)) & (generation > rules.warmup)
         aged = 2 * (n_evals - p.run_best_evals) > t * rules.popsize  # pycma: (evals - best.evals) / popsize > t / 2
         due = ready & aged & (length > 100) & (2 * l < length)
-    hits = jnp.stack(rows)
-    return jnp.where(jnp.any(hits), jnp.argmax(hits), 0).astype(jnp.int32), due
+    code = jnp.asarray(0, jnp.int32)  # the first criterion that holds: a chain of selects (no reduction kernel)
+    for n in reversed(range(1, len(rows))):
+        if rows[n] is not false:
+            code = jnp.where(rows[n], jnp.asarray(n, jnp.int32), code)
+    return code, due

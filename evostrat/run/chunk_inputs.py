@@ -1,0 +1,65 @@
+"""The criteria's thresholds and budgets as a compiled chunk's inputs, read where they are compared.
+
+A chunk takes the run's thresholds and budgets as two input vectors (not constants of its
+program: runs that differ only in them share it). Read into scalars before the chunk's loops,
+each was a kernel of its own and a value every loop carried; a threshold was also rounded again
+to the run's dtype, which it already has: rounded on the host in its comparison's direction
+(:meth:`~evostrat.run.device_termination.Rules.threshold_inputs`), it is what that rounding gives.
+:class:`Directed` and :class:`Budget` hold an input vector and an index, read where the criteria
+compare (issue 15: 4 kernels fewer in CMA-ES d = 10's chunk).
+
+Examples
+--------
+>>> import numpy as np
+>>> budget(Budget(np.asarray([0, 300], np.int32), 1)), budget(300)
+(np.int32(300), 300)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from evostrat.run.thresholds import threshold as rounded
+
+__all__ = ["Directed", "Budget", "budget", "threshold"]
+
+
+class Directed(NamedTuple):
+    """A threshold that is a compiled chunk's input, already rounded on the host in its comparison's
+    direction (:meth:`~evostrat.run.device_termination.Rules.threshold_inputs`, ``with_thresholds(..., directed=True)``):
+    entry ``index`` of the input vector ``values``, read where it is compared (a scalar read before
+    the chunk's loops is a kernel of its own, and a value each loop carries)."""
+
+    values: Any
+    index: int
+
+    @property
+    def value(self) -> Any:
+        return self.values[self.index]
+
+
+class Budget(NamedTuple):
+    """A budget that is a compiled chunk's input: entry ``index`` of the int32 vector ``values``,
+    read where it is compared (as :class:`Directed`; ``Rules.with_budgets``)."""
+
+    values: Any
+    index: int
+
+
+def budget(value: Any) -> Any:
+    """``value``, a budget of the criteria's ``Rules``, as a number or array (a :class:`Budget` read here)."""
+    return value.values[value.index] if isinstance(value, Budget) else value
+
+
+def threshold(value: Any, like: Any, up: bool = True) -> Any:
+    """:func:`evostrat.run.thresholds.threshold`, and a :class:`Directed` input as it is where it
+    has the dtype of ``like``: rounded on the host in that dtype (never to a subnormal number), it
+    is what the rounding gives, and the chunk skips a few operations per threshold (and their
+    kernels, hoisted out of its loops: issue 15)."""
+    if isinstance(value, Directed):
+        import jax.numpy as jnp
+
+        if value.values.dtype == jnp.result_type(like):
+            return value.value
+        value = value.value
+    return rounded(value, like, up)
