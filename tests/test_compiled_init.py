@@ -68,3 +68,52 @@ def test_an_initial_state_that_does_not_trace_runs_eagerly() -> None:
     np.testing.assert_array_equal(np.asarray(state.sigma), [2.0, 2.0, 2.0])
     state = HostInit().init(-jnp.ones(3), random_state=0)
     np.testing.assert_array_equal(np.asarray(state.sigma), [1.0, 1.0, 1.0])
+
+
+def test_the_first_state_is_checked_without_compiling_its_read_outs() -> None:
+    # the contract's checks of a first state (mean, sigma, stop) trace the read-outs, they do not
+    # compile them: a first ES.fit on the compiled path never runs them alone (~0.15 s saved)
+    from jax_compiles import compiles
+
+    from evostrat.strategies.cma_es import CMAES
+
+    strategy = CMAES(sigma0=0.37, tolconditioncov=3.25e13, tolfacupx=7.5e3)  # criteria no other test uses
+    x0 = jnp.ones(7)
+    get_backend("jax").key(0)  # the key's own programs, compiled before counting
+    before = compiles()
+    state = strategy.init(x0, random_state=0)
+    assert compiles() - before == 1  # the initial state's program
+    assert set(strategy.stop(state)) >= {"tolconditioncov", "tolfacupx"}  # the read-outs compile when run
+
+
+class _JaxVectorSigmaState(NamedTuple):
+    mean: Any
+    sigma: Any
+    key: Any
+
+
+class _JaxVectorSigma(Strategy):
+    """A sigma read-out of the wrong shape, found on JAX from the traced read-outs."""
+
+    name = "jax_vector_sigma"
+    state_type = _JaxVectorSigmaState
+
+    def initial_state(self, x0: Any, key: Any, backend: Any) -> _JaxVectorSigmaState:
+        return _JaxVectorSigmaState(mean=x0, sigma=x0 * 0 + 1, key=key)
+
+    def sigma(self, state: Any) -> Any:
+        return state.sigma
+
+    def ask(self, state: Any) -> Any:  # never reached
+        raise AssertionError
+
+    def tell(self, state: Any, X: Any, fitness: Any) -> Any:  # never reached
+        raise AssertionError
+
+
+def test_a_read_out_of_the_wrong_shape_is_refused_on_jax_too() -> None:
+    from evostrat.errors import InvalidTypeError
+
+    with pytest.raises(InvalidTypeError, match=r"sigma\(state\) of strategy 'jax_vector_sigma' must be an array of "
+                                               r"shape \(\), got shape \(3,\)"):
+        _JaxVectorSigma().init(jnp.zeros(3), random_state=0)

@@ -310,6 +310,12 @@ class Backend:
         """
         return cls
 
+    def eval_shape(self, fn: Callable, *args: Any) -> Any:
+        """``fn(*args)`` where only its outputs' shapes and dtypes are needed: JAX traces ``fn`` without
+        compiling or running it (its outputs ``jax.ShapeDtypeStruct``), falling back to ``fn(*args)``
+        where ``fn`` does not trace; eager backends call it."""
+        return fn(*args)
+
     def compile(self, fn: Callable, key: Hashable = None) -> Callable:
         """A compiled version of the pure function ``fn`` (``fn`` itself where nothing compiles).
 

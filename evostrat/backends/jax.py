@@ -323,6 +323,12 @@ class JaxBackend(Backend):
     def _compile(self, fn: Callable) -> Callable:
         return jax.jit(fn)
 
+    def eval_shape(self, fn: Callable, *args: Any) -> Any:
+        try:  # a strategy's first-state checks: each read-out compiled alone cost a first fit ~0.15 s
+            return jax.eval_shape(fn, *args)
+        except Exception:  # noqa: BLE001 - host logic, non-array outputs: run it (and raise what it raises)
+            return fn(*args)
+
     @property
     def traceable(self) -> bool:
         return True

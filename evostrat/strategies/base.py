@@ -363,19 +363,20 @@ def check_strategy(strategy: Strategy, state: Any) -> None:
         if field not in fields:
             extra = " and the strategy does not override sigma(state)" if field == "sigma" else ""
             raise InvalidTypeError(f"state of {label} has no field {field!r}{extra}")
-    for read_out, ndim, shape in (("mean", 1, "(dim,)"), ("sigma", 0, "()")):
-        value = getattr(strategy, read_out)(state)
+    # the read-outs' shapes and dtypes (on JAX traced, not compiled and run)
+    mean, sigma, stops = get_backend(state.mean).eval_shape(
+        lambda s: (strategy.mean(s), strategy.sigma(s), strategy.stop(s)), state)
+    for read_out, value, ndim, shape in (("mean", mean, 1, "(dim,)"), ("sigma", sigma, 0, "()")):
         if getattr(value, "ndim", None) != ndim:
             got = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
             raise InvalidTypeError(
                 f"{read_out}(state) of {label} must be an array of shape {shape}, got "
                 f"{'shape ' if hasattr(value, 'shape') else ''}{got}"
             )
-    dtypes = strategy.mean(state).dtype, strategy.sigma(state).dtype
+    dtypes = mean.dtype, sigma.dtype
     if dtypes[0] != dtypes[1]:  # built from something other than x0: ask's X would be promoted
         raise InvalidTypeError(f"sigma(state) of {label} must be of the dtype of x0 and mean(state), "
                                f"{dtypes[0]}, got {dtypes[1]}")
-    stops = strategy.stop(state)
     if not isinstance(stops, dict) or not all(isinstance(name, str) for name in stops):
         raise InvalidTypeError(f"stop(state) of {label} must return a dict of criterion names to booleans, "
                                f"got {type(stops).__name__}: {stops!r}"[:300])
