@@ -89,9 +89,10 @@ def applies(strategy: Any) -> bool:
 
 
 def kernel(strategy: CMAES | SepCMAES, backend: Any) -> StackKernel:
-    """The stack kernel of ``strategy`` on the torch ``backend`` (its draws into one buffer of its own)."""
-    return StackKernel(ask=partial(ask, strategy, backend, draws=Draws()), tell=partial(tell, strategy, backend),
-                       read=partial(read, strategy))
+    """The stack kernel of ``strategy`` on the torch ``backend`` (its draws into one buffer of its
+    own, the strategy's constants looked up once per dimension, dtype and device)."""
+    return StackKernel(ask=partial(ask, strategy, backend, draws=Draws()),
+                       tell=partial(tell, strategy, backend, constants={}), read=partial(read, strategy))
 
 
 def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any, draws: Draws | None = None) -> tuple[torch.Tensor, Any]:
@@ -114,15 +115,23 @@ def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any, draws: Draws | Non
     return torch.mul(y, state.sigma.view(-1, 1, 1)).add_(mean.unsqueeze(1)), replace(state, key=key)
 
 
-def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor) -> Any:
+def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor,
+         constants: dict[Any, CMAConstants] | None = None) -> Any:
     """One generation of every run (:meth:`CMABase.generic_tell`'s steps): ``X`` of shape
-    ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise."""
+    ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise. ``constants``: the
+    strategy's :meth:`~CMABase.constants` kept by ``(dim, dtype, device)`` (filled as needed)."""
     n = state.mean.shape[-1]
-    c = strategy.constants(backend, n, state.mean.dtype, state.mean.device)
+    where = (n, state.mean.dtype, state.mean.device)
+    c = constants.get(where) if constants is not None else None
+    if c is None:
+        c = strategy.constants(backend, n, state.mean.dtype, state.mean.device)
+        if constants is not None:
+            constants[where] = c
     p = c.p
     w_mean, w_cov = _weights(fitness, c.cumulative)
     Y = torch.sub(X, state.mean.unsqueeze(1)).div_(state.sigma.view(-1, 1, 1))
-    Y = finite_rows(Y, c.ymax, torch)
+    if not Y.is_cpu or not float(Y.abs().amax()) <= c.ymax:  # (on the CPU: where all are, finite_rows is Y)
+        Y = finite_rows(Y, c.ymax, torch)
     y_w = _product(w_mean, Y)
     if strategy.separable:  # SepCMAES.whiten: y_k / sqrt(c), <y>_w / sqrt(c)
         D = torch.sqrt(state.C)
@@ -144,7 +153,8 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
     # the backend's vecdot, the lone run's product bit for bit: C must be the lone run's to the last
     # bit, or eigh may pick another basis of a repeated eigenvalue (popsize < n leaves C one at first)
     norm2 = backend.vecdot(Zt, Zt).clamp_(min=c.tiny * n)
-    coef_mu = torch.where(w_cov < 0, w_cov * (n / norm2), w_cov).mul_(p.cmu)
+    # n / norm2 as torch computes it (Tensor.__rdiv__: the reciprocal times n)
+    coef_mu = torch.where(w_cov < 0, w_cov * torch.reciprocal(norm2).mul_(n), w_cov).mul_(p.cmu)
     new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=generation)
     decay = torch.rsub(hsig, 1.0).mul_(p.c1 * p.cc * (2.0 - p.cc)).add_(1.0 - p.c1 - p.cmu * p.sum_weights)
     if strategy.separable:
@@ -159,7 +169,7 @@ def read(strategy: CMAES | SepCMAES, state: Any) -> tuple[torch.Tensor, dict[str
     runs, n = mean.shape
     diag = state.C if strategy.separable else state.diag_C
     D = torch.sqrt(diag) if strategy.separable else state.D
-    std = sigma[:, None] * torch.sqrt(diag) if strategy.noeffectcoord or strategy.tolfacupx is not None else None
+    std = sigma.unsqueeze(1) * torch.sqrt(diag) if strategy.noeffectcoord or strategy.tolfacupx is not None else None
     false = torch.zeros(runs, dtype=torch.bool, device=mean.device)
     cond = strategy.tolconditioncov
     conditioncov = D.amax(-1) > math.sqrt(cond) * D.amin(-1) if cond is not None else false
@@ -285,9 +295,9 @@ def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Ten
     division by 1 exact), scattered to the candidates in one operation instead of two searches."""
     f = torch.where(torch.isnan(fitness), torch.inf, fitness)
     ordered, order = torch.sort(f, dim=-1)
-    if f.is_cpu and not bool(torch.eq(ordered[:, 1:], ordered[:, :-1]).any()):
-        runs, popsize = f.shape
-        steps = (cumulative[:, 1:] - cumulative[:, :-1])[:, None, :].expand(2, runs, popsize)
+    runs, popsize = f.shape
+    if f.is_cpu and not bool(torch.eq(ordered.narrow(1, 1, popsize - 1), ordered.narrow(1, 0, popsize - 1)).any()):
+        steps = torch.diff(cumulative, dim=1).unsqueeze(1).expand(2, runs, popsize)
         w = torch.empty_like(steps).scatter_(2, order.expand(2, runs, popsize), steps)
         return w[0], w[1]
     lo = torch.searchsorted(ordered, f, side="left")
