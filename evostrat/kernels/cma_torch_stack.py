@@ -89,10 +89,9 @@ def applies(strategy: Any) -> bool:
 
 
 def kernel(strategy: CMAES | SepCMAES, backend: Any) -> StackKernel:
-    """The stack kernel of ``strategy`` on the torch ``backend`` (its draws into one buffer of its
-    own, the strategy's constants looked up once per dimension, dtype and device)."""
-    return StackKernel(ask=partial(ask, strategy, backend, draws=Draws()),
-                       tell=partial(tell, strategy, backend, constants={}), read=partial(read, strategy))
+    """The stack kernel of ``strategy`` on the torch ``backend`` (its draws into one buffer of its own)."""
+    return StackKernel(ask=partial(ask, strategy, backend, draws=Draws()), tell=partial(tell, strategy, backend),
+                       read=partial(read, strategy))
 
 
 def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any, draws: Draws | None = None) -> tuple[torch.Tensor, Any]:
@@ -115,18 +114,11 @@ def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any, draws: Draws | Non
     return torch.mul(y, state.sigma.view(-1, 1, 1)).add_(mean.unsqueeze(1)), replace(state, key=key)
 
 
-def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor,
-         constants: dict[Any, CMAConstants] | None = None) -> Any:
+def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, fitness: torch.Tensor) -> Any:
     """One generation of every run (:meth:`CMABase.generic_tell`'s steps): ``X`` of shape
-    ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise. ``constants``: the
-    strategy's :meth:`~CMABase.constants` kept by ``(dim, dtype, device)`` (filled as needed)."""
+    ``(runs, popsize, dim)``, ``fitness`` ``(runs, popsize)`` to minimise."""
     n = state.mean.shape[-1]
-    where = (n, state.mean.dtype, state.mean.device)
-    c = constants.get(where) if constants is not None else None
-    if c is None:
-        c = strategy.constants(backend, n, state.mean.dtype, state.mean.device)
-        if constants is not None:
-            constants[where] = c
+    c = strategy.constants(backend, n, state.mean.dtype, state.mean.device)
     p = c.p
     w_mean, w_cov = _weights(fitness, c.cumulative)
     Y = torch.sub(X, state.mean.unsqueeze(1)).div_(state.sigma.view(-1, 1, 1))
