@@ -233,7 +233,7 @@ class BatchRecord:
                             self.flat + 1, 0)
             hits.append(self.flat_on & (flat > self.tolflatfitness))
         first = stops[0]
-        if not (all(s is first for s in stops) and not any(first.values())):
+        if not (stops.count(first) == len(stops) and not any(first.values())):  # (the usual: one dict of no hits)
             hits.append(np.array([any(s.values()) for s in stops]))
         hit = np.logical_or.reduce(hits) if hits else np.zeros(len(self.rows), bool)
         leaving = hit & self.fast
