@@ -56,6 +56,7 @@ from evostrat.backends.host_keys import split_keys
 from evostrat.backends.key_batch import KeyBatch
 from evostrat.backends.trees import merge_leaves, replace
 from evostrat.kernels import StackKernel
+from evostrat.kernels.cma_stack_host import steps as host_steps
 from evostrat.kernels.stack_draws import Draws
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
@@ -132,13 +133,20 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
         B = _column_major(state.B)
         Zt = torch.div(_product(Y, B), state.D.unsqueeze(1))  # whitened rows D^-1 B^T y_k
         z_w = _product(B, _product(w_mean, Zt))  # C^-1/2 <y>_w
+    generation = state.generation + 1  # the counters live on the host
+    if X.is_cpu and HOST_STEPS:  # the steps between the products on the host, as below
+        mean, ps, sigma, hsig, pc, coef_mu, decay = host_steps(c, strategy.lr_mean, state, y_w, z_w, w_cov,
+                                                               backend.vecdot(Zt, Zt))
+        new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=generation)
+        if strategy.separable:
+            return _update_diagonal(c, new, Y, coef_mu, decay)
+        return _update_covariance(strategy, backend, c, new, Y, coef_mu, decay)
     # the generic steps' operations on the runs' rows (CMABase.sigma_path, csa, cov_path,
     # active_factors, cov_decay), each in place on a fresh tensor where it can
     mean = moved_mean(strategy.lr_mean, state.mean, state.sigma.unsqueeze(1), y_w)
     ps = torch.mul(state.ps, 1.0 - p.cs).add_(z_w.mul_(math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)))
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
-    # reaches C only through sigma and h_sigma); the counters live on the host
-    generation = state.generation + 1
+    # reaches C only through sigma and h_sigma)
     sigma, hsig = _csa(c, state.sigma, torch.linalg.vecdot(ps, ps), generation.to(device=ps.device, dtype=ps.dtype))
     pc = torch.mul(state.pc, 1.0 - p.cc).add_(
         y_w.mul_(hsig.mul(math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)).unsqueeze(1)))
@@ -230,6 +238,10 @@ def _batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a.unsqueeze(1) @ b).select(1, 0)
     return (a @ b.unsqueeze(2)).select(2, 0) if b.ndim == 2 else a @ b
 
+
+#: Whether ``tell`` does the steps between its products with numpy on the CPU
+#: (:mod:`evostrat.kernels.cma_stack_host`: the same bits as the torch steps, which run elsewhere).
+HOST_STEPS = True
 
 #: torch sums a batched product of ``k m n`` below this in its own loop, above it in the BLAS (ATen's ``bmm``).
 BLAS_SIZE = 400
