@@ -46,6 +46,7 @@ Examples
 from __future__ import annotations
 
 import math
+import threading
 from functools import partial
 from typing import Any
 
@@ -252,19 +253,37 @@ def _padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     operand in its own layout, so that torch sums the product in the BLAS, as a single one."""
     if b.ndim == 2:  # matrix @ vector: the vector a column of zeros
         cols = -(-BLAS_SIZE // (a.shape[1] * a.shape[2]))
-        V = b.new_zeros(b.shape[0], cols, b.shape[1]).mT
+        V = _zeros(b, (b.shape[0], cols, b.shape[1])).mT
         V.select(2, 0).copy_(b)
         return (a @ V).select(2, 0)
     if a.ndim == 2:  # vector @ matrix: the vector a row of zeros
-        P = a.new_zeros(a.shape[0], -(-BLAS_SIZE // (a.shape[1] * b.shape[2])), a.shape[1])
+        P = _zeros(a, (a.shape[0], -(-BLAS_SIZE // (a.shape[1] * b.shape[2])), a.shape[1]))
         P.select(1, 0).copy_(a)
         return (P @ b).select(1, 0)
     runs, rows, k = a.shape
     padded = max(rows, -(-BLAS_SIZE // (k * b.shape[2])))
     column_major = rows > 1 and a.stride(1) == 1
-    P = a.new_zeros(runs, k, padded).mT if column_major else a.new_zeros(runs, padded, k)
+    P = _zeros(a, (runs, k, padded), rows).mT if column_major else _zeros(a, (runs, padded, k), rows)
     P.narrow(1, 0, rows).copy_(a)
     return (P @ b).narrow(1, 0, rows)
+
+
+#: This thread's zero buffers of :func:`_padded` by shape and dtype (its operands are copied into
+#: the same rows each time, the padding stays zero): not made and zeroed for every product.
+_BUFFERS = threading.local()
+
+
+def _zeros(like: torch.Tensor, shape: tuple[int, ...], rows: int = 1) -> torch.Tensor:
+    """A zero tensor of ``shape`` of ``like``'s dtype on the CPU, this thread's own, kept from call
+    to call for products that write the same ``rows`` of it (overwritten each time; the rest stays 0)."""
+    buffers = getattr(_BUFFERS, "by_shape", None)
+    if buffers is None or len(buffers) > 64:  # (a batch's runs dropping make new shapes)
+        _BUFFERS.by_shape = buffers = {}
+    key = (shape, like.dtype, rows)
+    zeros = buffers.get(key)
+    if zeros is None:
+        buffers[key] = zeros = like.new_zeros(shape)
+    return zeros
 
 
 #: Operand layouts (shapes, strides, dtype) -> the first way of :func:`_product` that sums as a single product.
