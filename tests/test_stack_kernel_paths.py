@@ -122,14 +122,18 @@ def test_steps_beyond_ymax_and_nan_candidates_are_zeroed_on_every_path(strategy:
 
 
 def test_weights_without_ties_are_the_generic_weights_bit_for_bit() -> None:
-    c = CMAES().constants(BE, 10, torch.float64, torch.device("cpu"))
+    constants = {dtype: CMAES().constants(BE, 10, dtype, torch.device("cpu")) for dtype in (torch.float64, torch.float32)}
     draw = torch.Generator().manual_seed(3)
-    for values in (torch.randn(64, 10, generator=draw, dtype=torch.float64),
+    one_nan = torch.randn(64, 10, generator=draw, dtype=torch.float64)
+    one_nan[::3, 4] = float("nan")  # ranked worst, no ties: the fast path
+    for values in (torch.randn(64, 10, generator=draw, dtype=torch.float64), one_nan,
+                   torch.randn(64, 10, generator=draw, dtype=torch.float64).to(torch.float32),
                    torch.randn(64, 10, generator=draw, dtype=torch.float64).round(),  # ties in most runs
                    torch.where(torch.rand(64, 10, generator=draw) < 0.2, float("nan"), 1.0 * torch.arange(10.0))):
-        w_mean, w_cov = cma_torch_stack._weights(values, c.cumulative)
+        cumulative = constants[values.dtype].cumulative
+        w_mean, w_cov = cma_torch_stack._weights(values, cumulative)
         for r in range(64):
-            alone = candidate_weights(values[r], c.cumulative, BE.xp)
+            alone = candidate_weights(values[r], cumulative, BE.xp)
             assert torch.equal(w_mean[r], alone[0]) and torch.equal(w_cov[r], alone[1]), r
 
 
