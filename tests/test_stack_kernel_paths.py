@@ -1,6 +1,6 @@
 """The torch stack kernel's faster paths on the CPU give the bits of its plain torch steps
 (:mod:`evostrat.kernels.cma_torch_stack`): the steps between the products done with numpy
-(:mod:`evostrat.kernels.cma_stack_host`), the draws into a buffer the kernel keeps
+(:mod:`evostrat.kernels.cma_stack_steps`), the draws into a buffer the kernel keeps
 (:mod:`evostrat.kernels.stack_draws`), the weights of a generation without ties by one
 scatter, and ``finite_rows`` skipped where every step is within ``ymax``."""
 
