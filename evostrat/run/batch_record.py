@@ -235,9 +235,12 @@ class BatchRecord:
         first = stops[0]
         if not (stops.count(first) == len(stops) and not any(first.values())):  # (the usual: one dict of no hits)
             hits.append(np.array([any(s.values()) for s in stops]))
-        hit = np.logical_or.reduce(hits) if hits else np.zeros(len(self.rows), bool)
-        leaving = hit & self.fast
-        if leaving.any():  # from the progress before this generation
+        if hits:
+            hit = np.logical_or.reduce(hits)
+            leaving = hit & self.fast
+        else:  # the usual generation: no run may stop
+            hit = leaving = np.zeros(len(self.rows), bool)
+        if hits and leaving.any():  # from the progress before this generation
             for i in np.flatnonzero(leaving).tolist():
                 self._hand_over(i, stack)
         # this generation's progress, of every run (those recorded elsewhere from now on do not read theirs)
