@@ -92,11 +92,15 @@ def splitmix64(x: int) -> int:
 
 
 def splitmix64_words(x: np.ndarray) -> np.ndarray:
-    """:func:`splitmix64` of each word of a ``uint64`` array (numpy's uint64 arithmetic wraps)."""
-    x = x + np.uint64(GOLDEN_GAMMA)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(MIX1)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(MIX2)
-    return x ^ (x >> np.uint64(31))
+    """:func:`splitmix64` of each word of a ``uint64`` array (numpy's uint64 arithmetic wraps),
+    in place on one new array (a torch batch splits its runs' keys every generation)."""
+    x = x + _GAMMA_WORD
+    x ^= x >> _SHIFTS[0]
+    x *= _MIX_WORDS[0]
+    x ^= x >> _SHIFTS[1]
+    x *= _MIX_WORDS[1]
+    x ^= x >> _SHIFTS[2]
+    return x
 
 
 def split_keys(keys: np.ndarray, num: int = 2) -> list[np.ndarray]:
@@ -116,6 +120,9 @@ def split_keys(keys: np.ndarray, num: int = 2) -> list[np.ndarray]:
     return list(out)
 
 
+#: :func:`splitmix64_words`' constants as uint64 scalars (made once).
+_GAMMA_WORD, _MIX_WORDS, _SHIFTS = np.uint64(GOLDEN_GAMMA), (np.uint64(MIX1), np.uint64(MIX2)), \
+    (np.uint64(30), np.uint64(27), np.uint64(31))
 #: ``SplitMix64(i ^ T)`` for the first children ``i`` of :func:`split_uint64` (precomputed).
 SPLIT_CHILD = [splitmix64(i ^ _SPLIT_TWEAK) for i in range(8)]
 #: :data:`SPLIT_CHILD` as a ``uint64`` array (:func:`split_keys`' children at once).

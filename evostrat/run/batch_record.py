@@ -233,11 +233,14 @@ class BatchRecord:
                             self.flat + 1, 0)
             hits.append(self.flat_on & (flat > self.tolflatfitness))
         first = stops[0]
-        if not (all(s is first for s in stops) and not any(first.values())):
+        if not (stops.count(first) == len(stops) and not any(first.values())):  # (the usual: one dict of no hits)
             hits.append(np.array([any(s.values()) for s in stops]))
-        hit = np.logical_or.reduce(hits) if hits else np.zeros(len(self.rows), bool)
-        leaving = hit & self.fast
-        if leaving.any():  # from the progress before this generation
+        if hits:
+            hit = np.logical_or.reduce(hits)
+            leaving = hit & self.fast
+        else:  # the usual generation: no run may stop
+            hit = leaving = np.zeros(len(self.rows), bool)
+        if hits and leaving.any():  # from the progress before this generation
             for i in np.flatnonzero(leaving).tolist():
                 self._hand_over(i, stack)
         # this generation's progress, of every run (those recorded elsewhere from now on do not read theirs)

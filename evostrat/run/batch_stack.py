@@ -264,7 +264,10 @@ class StackedMethods:
         if not names:
             return sigmas, [{} for _ in sigmas]
         flags = out[1:] if flags_are_bool else [xp.astype(v, xp.bool) for v in out[1:]]
-        hits = be.to_numpy(xp.stack(flags, axis=1))
+        same = all(v is flags[0] for v in flags)  # (e.g. a kernel's one tensor for all the criteria that are off)
+        hits = be.to_numpy(flags[0] if same else xp.stack(flags, axis=1))
         if not hits.any():  # the usual generation: one dict of no hits, shared (the driver only reads it)
             return sigmas, [dict.fromkeys(names, False)] * len(sigmas)
+        if same:
+            hits = np.repeat(hits[:, None], len(flags), axis=1)
         return sigmas, [dict(zip(names, row)) for row in hits.tolist()]

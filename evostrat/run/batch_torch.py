@@ -110,7 +110,7 @@ def _run_group(drivers: list[Any], objective: Callable) -> None:
             if X is None:  # the strategy's ask does not map: run by run, each from its own state
                 pairs = [methods.ask_one(s) for s in stack.split()]
                 X, asked = backend.xp.stack([p[0] for p in pairs]), RunStack([p[1] for p in pairs], backend)
-            rows = backend.xp.reshape(X, (-1, runner.dim))  # every run's population, run after run
+            rows = X.reshape(-1, runner.dim)  # every run's population, run after run (a view)
             values = evaluator.evaluate(objective, rows, backend)
             checked, host = _checked(active, values, popsize)
             told = checked if not first.maximize else -checked  # a group shares maximize (its settings)
@@ -143,7 +143,7 @@ def _checked(drivers: list[Any], values: Any, popsize: int) -> tuple[Any, np.nda
     if be.owns(values) and values.dtype == runner.dtype and tuple(values.shape) == (n * popsize,):
         host = be.to_numpy(values)
         if runner.nonfinite == "ignore" or math.isfinite(host.sum(dtype=np.float64)):
-            return be.xp.reshape(values, (n, popsize)), host.reshape(n, popsize)
+            return values.reshape(n, popsize), host.reshape(n, popsize)
     checked = be.xp.stack([d.runner.check_values(values[i * popsize:(i + 1) * popsize], popsize)
                            for i, d in enumerate(drivers)])
     return checked, be.to_numpy(checked)
