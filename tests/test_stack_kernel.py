@@ -269,7 +269,7 @@ def test_without_the_kernel_the_generic_steps_map_and_agree() -> None:
     for generation in range(4):
         (Xa, a), (Xb, b) = kernel.ask(a), mapped.ask(b)
         if generation == 0:  # the kernel's candidates are the lone runs' bit for bit; vmap's batched
-            # products may round otherwise (tiny sizes on some CPUs: see cma_torch_stack._way)
+            # products may round otherwise (tiny sizes on some CPUs: see stack_products.way)
             assert torch.equal(Xa, torch.stack([on.ask(s)[0] for s in states]))
         torch.testing.assert_close(Xa, Xb, rtol=1e-12, atol=1e-12)  # the same draws, batched rounding
         (a, read_a), (b, read_b) = kernel.tell(a, Xa, _sphere(Xa)), mapped.tell(b, Xb, _sphere(Xb))
@@ -353,9 +353,9 @@ def test_products_run_by_run_where_batched_ones_would_round_otherwise(monkeypatc
     # the fallback of _product on any CPU: each run's products as the lone run's, so its candidates
     # (and, for sep-CMA-ES, C) bit for bit; on CPUs whose batched products round otherwise at these
     # sizes the kernel takes this path by itself (an AVX-512 Xeon at d = 5)
-    from evostrat.kernels import cma_torch_stack
+    from evostrat.kernels import stack_products
 
-    monkeypatch.setattr(cma_torch_stack, "_way", lambda a, b: "run by run")
+    monkeypatch.setattr(stack_products, "way", lambda a, b: "run by run")
     for s in (CMAES(), CMAES(lazy_eigen=2)):
         _assert_equal_alone(s, _states(s, 3, 5, warm=1), _sphere, generations=4)
     sep = SepCMAES()
@@ -363,7 +363,7 @@ def test_products_run_by_run_where_batched_ones_would_round_otherwise(monkeypatc
 
 
 def test_each_product_sums_as_the_lone_runs_and_is_batched_where_that_does() -> None:
-    from evostrat.kernels.cma_torch_stack import _batched, _padded, _product, _way
+    from evostrat.kernels.stack_products import batched as _batched, padded as _padded, product as _product, way as _way
 
     draw = torch.Generator().manual_seed(1)
     for runs, p, n in [(3, 12, 20), (2, 8, 5), (4, 10, 10), (2, 6, 4)]:

@@ -16,7 +16,7 @@ Run ``i`` of each result is what the generic methods give for run ``i`` alone: i
 candidates from its own key (the draws of the lone run), the same operations in the same
 order on operands of the same layout (the eigenvectors column-major, as ``eigh`` returns
 them), and on the CPU each product summed as the lone run's single product
-(:func:`_product`: batched where torch sums that as the single one, else padded to the
+(:func:`~evostrat.kernels.stack_products.product`: batched where torch sums that as the single one, else padded to the
 BLAS's size or run by run, which depends on the CPU), so the lone run's numbers bit for bit
 but for ``||p_s||^2`` (within ``1e-12`` relative), which reaches C only through sigma and
 ``h_sigma``. That matters: while ``popsize < n`` C starts with a repeated eigenvalue, and a C
@@ -52,7 +52,6 @@ Examples
 from __future__ import annotations
 
 import math
-import threading
 from functools import partial
 from typing import Any
 
@@ -65,6 +64,7 @@ from evostrat.backends.trees import merge_leaves, replace
 from evostrat.kernels import StackKernel
 from evostrat.kernels.cma_stack_steps import host_steps, torch_steps
 from evostrat.kernels.stack_draws import Draws
+from evostrat.kernels.stack_products import product
 from evostrat.strategies.cma_base import RESCALE_RANGE, STOP_NAMES, CMABase, CMAConstants, finite_rows
 from evostrat.strategies.cma_es import CMAES
 from evostrat.strategies.sep_cma_es import SepCMAES
@@ -121,7 +121,7 @@ def ask(strategy: CMAES | SepCMAES, backend: Any, state: Any, draws: Draws | Non
         return X, replace(state, key=key)
     # m + sigma (B (D z)): the generic sample's operations (the sum in place on the fresh product
     # sigma y, contiguous where y, a view of a padded product, may not be)
-    y = _product(z.mul_(state.D.unsqueeze(1)), _column_major(state.B).mT)
+    y = product(z.mul_(state.D.unsqueeze(1)), _column_major(state.B).mT)
     return torch.mul(y, state.sigma.view(-1, 1, 1)).add_(mean.unsqueeze(1)), replace(state, key=key)
 
 
@@ -134,14 +134,14 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
     Y = torch.sub(X, state.mean.unsqueeze(1)).div_(state.sigma.view(-1, 1, 1))
     if not Y.is_cpu or not float(Y.abs().amax()) <= c.ymax:  # (on the CPU: where all are, finite_rows is Y)
         Y = finite_rows(Y, c.ymax, torch)
-    y_w = _product(w_mean, Y)
+    y_w = product(w_mean, Y)
     if strategy.separable:  # SepCMAES.whiten: y_k / sqrt(c), <y>_w / sqrt(c)
         D = torch.sqrt(state.C)
         Zt, z_w = Y / D.unsqueeze(1), y_w / D
     else:  # CMAES.whiten
         B = _column_major(state.B)
-        Zt = torch.div(_product(Y, B), state.D.unsqueeze(1))  # whitened rows D^-1 B^T y_k
-        z_w = _product(B, _product(w_mean, Zt))  # C^-1/2 <y>_w
+        Zt = torch.div(product(Y, B), state.D.unsqueeze(1))  # whitened rows D^-1 B^T y_k
+        z_w = product(B, product(w_mean, Zt))  # C^-1/2 <y>_w
     # the steps between the products (numpy on the CPU: the same bits)
     steps = host_steps if X.is_cpu and HOST_STEPS else torch_steps
     # (||C^-1/2 y_i||^2 by the backend's vecdot, the lone run's product bit for bit: C must be the lone
@@ -193,96 +193,6 @@ def _column_major(B: torch.Tensor) -> torch.Tensor:
     return B if B.stride()[-2:] == (1, B.shape[-1]) else B.mT.contiguous().mT
 
 
-def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a[r] @ b[r]`` for every run ``r`` (each a matrix or a vector, as the lone run's operands),
-    summed as the lone run's product is, in the first way of :func:`_way` that does so: one
-    batched product, one batched product padded to the BLAS's size, or run by run. On the CPU
-    only: elsewhere always one batched product."""
-    if not a.is_cpu:
-        return _batched(a, b)
-    way = _way(a, b)
-    if way == "batched":
-        return _batched(a, b)
-    return _padded(a, b) if way == "padded" else _run_by_run(a, b)
-
-
-def _run_by_run(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a[r] @ b[r]`` for every run ``r``, each the lone run's single product."""
-    return torch.stack([x @ y for x, y in zip(a, b)])
-
-
-def _batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a[r] @ b[r]`` for every run ``r`` in one batched product."""
-    if a.ndim == 2:
-        return (a.unsqueeze(1) @ b).select(1, 0)
-    return (a @ b.unsqueeze(2)).select(2, 0) if b.ndim == 2 else a @ b
-
-
-#: torch sums a batched product of ``k m n`` below this in its own loop, above it in the BLAS (ATen's ``bmm``).
-BLAS_SIZE = 400
-
-
-def _padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """:func:`_batched` with zero rows added to ``a`` (zero columns to a vector ``b``), each
-    operand in its own layout, so that torch sums the product in the BLAS, as a single one."""
-    if b.ndim == 2:  # matrix @ vector: the vector a column of zeros
-        cols = -(-BLAS_SIZE // (a.shape[1] * a.shape[2]))
-        V = _zeros(b, (b.shape[0], cols, b.shape[1])).mT
-        V.select(2, 0).copy_(b)
-        return (a @ V).select(2, 0)
-    if a.ndim == 2:  # vector @ matrix: the vector a row of zeros
-        P = _zeros(a, (a.shape[0], -(-BLAS_SIZE // (a.shape[1] * b.shape[2])), a.shape[1]))
-        P.select(1, 0).copy_(a)
-        return (P @ b).select(1, 0)
-    runs, rows, k = a.shape
-    padded = max(rows, -(-BLAS_SIZE // (k * b.shape[2])))
-    column_major = rows > 1 and a.stride(1) == 1
-    P = _zeros(a, (runs, k, padded), rows).mT if column_major else _zeros(a, (runs, padded, k), rows)
-    P.narrow(1, 0, rows).copy_(a)
-    return (P @ b).narrow(1, 0, rows)
-
-
-#: This thread's zero buffers of :func:`_padded` by shape and dtype (its operands are copied into
-#: the same rows each time, the padding stays zero): not made and zeroed for every product.
-_BUFFERS = threading.local()
-
-
-def _zeros(like: torch.Tensor, shape: tuple[int, ...], rows: int = 1) -> torch.Tensor:
-    """A zero tensor of ``shape`` of ``like``'s dtype on the CPU, this thread's own, kept from call
-    to call for products that write the same ``rows`` of it (overwritten each time; the rest stays 0)."""
-    buffers = getattr(_BUFFERS, "by_shape", None)
-    if buffers is None or len(buffers) > 64:  # (a batch's runs dropping make new shapes)
-        _BUFFERS.by_shape = buffers = {}
-    key = (shape, like.dtype, rows)
-    zeros = buffers.get(key)
-    if zeros is None:
-        buffers[key] = zeros = like.new_zeros(shape)
-    return zeros
-
-
-#: Operand layouts (shapes, strides, dtype) -> the first way of :func:`_product` that sums as a single product.
-_WAYS: dict[tuple[Any, ...], str] = {}
-
-
-def _way(a: torch.Tensor, b: torch.Tensor) -> str:
-    """How :func:`_product` multiplies operands laid out as ``a`` and ``b`` so that each run gets
-    the single product's bits: ``"batched"``, ``"padded"`` or ``"run by run"``, found once per
-    layout on random operands. It depends on the CPU and the sizes: torch sums tiny batched
-    products (``k m n`` below :data:`BLAS_SIZE`) in its own loop, single ones in the BLAS, which
-    on some CPUs sums in another order (an AVX-512 Xeon with MKL 2024.2: the vector products at
-    d = 10-20, every product at d = 4-6)."""
-    key = (a.shape[1:], a.stride()[1:], b.shape[1:], b.stride()[1:], a.dtype)
-    way = _WAYS.get(key)
-    if way is None:
-        draw = torch.Generator().manual_seed(0)
-        x, y = (torch.empty_like(v[:4]).normal_(generator=draw) for v in (a, b))  # the operands' strides
-        single = _run_by_run(x, y)
-        way = next((name for name, product in (("batched", _batched), ("padded", _padded))
-                    if torch.equal(product(x, y), single)), "run by run")
-        _WAYS[key] = way
-    return way
-
-
 def _weights(fitness: torch.Tensor, cumulative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each run's :func:`~evostrat.strategies.cma_base.candidate_weights`: NaN ranks worst,
     tied values share the mean weight of the ranks they occupy.
@@ -315,10 +225,10 @@ def _update_covariance(strategy: CMAES, backend: Any, c: CMAConstants, state: An
     k = state.queue.shape[1]
     if k == 1:  # decay C + sum_i coef_i y_i y_i^T + c_1 p_c p_c^T, summed in that order
         C = torch.mul(state.C, decay.view(-1, 1, 1))
-        C += _product(Y.mT * coef_mu.unsqueeze(1), Y)
+        C += product(Y.mT * coef_mu.unsqueeze(1), Y)
         C += torch.mul(pc.unsqueeze(2), pc.unsqueeze(1)).mul_(p.c1)
         return _eigen(backend, c, state, C)
-    diag_C = decay[:, None] * state.diag_C + _product(coef_mu, Y * Y) + p.c1 * (pc * pc)
+    diag_C = decay[:, None] * state.diag_C + product(coef_mu, Y * Y) + p.c1 * (pc * pc)
     rows = torch.cat([Y, pc[:, None, :]], dim=1)
     coef = torch.cat([coef_mu, c.c1.expand(coef_mu.shape[0], 1)], dim=1)
     slot = (torch.arange(k) == ((state.generation - 1) % k)[:, None]).to(Y.device)  # (runs, k)
@@ -336,7 +246,7 @@ def _decompose(backend: Any, c: CMAConstants, state: Any) -> Any:
     """:meth:`CMAES.decompose`: the queued terms added to C, then :func:`_eigen`."""
     runs, n = state.mean.shape
     V = torch.reshape(state.queue, (runs, -1, n))
-    C = state.decay[:, None, None] * state.C + _product(V.mT * torch.reshape(state.queue_coef, (runs, 1, -1)), V)
+    C = state.decay[:, None, None] * state.C + product(V.mT * torch.reshape(state.queue_coef, (runs, 1, -1)), V)
     return _eigen(backend, c, replace(state, queue_coef=torch.zeros_like(state.queue_coef),
                                       decay=torch.ones_like(state.decay)), C)
 
@@ -372,7 +282,7 @@ def _update_diagonal(c: CMAConstants, state: Any, Y: torch.Tensor, coef_mu: torc
                      decay: torch.Tensor) -> Any:
     """:meth:`SepCMAES.update_covariance` of every run: the diagonal of eq. 47, tiny variances
     lifted, the scale moved into sigma (:meth:`CMABase.rescale`)."""
-    C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + _product(coef_mu, Y * Y)
+    C = decay[:, None] * state.C + c.p.c1 * (state.pc * state.pc) + product(coef_mu, Y * Y)
     C = torch.maximum(C, torch.clamp(C.amax(-1, keepdim=True), min=0.0) * c.eps + c.tiny)
     scale = _scale(C.amax(-1))
     return CMABase.rescale(replace(state, C=C / scale[:, None]), scale, torch)
