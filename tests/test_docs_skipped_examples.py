@@ -34,6 +34,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "evostrat.run.compiled_loop": ("jax",),
     "evostrat.run.device_termination": ("jax",),
     "evostrat.run.order_statistics": ("jax",),
+    "evostrat.run.row_reductions": ("jax",),
 }
 SLOW = {"evostrat.run.batch_jax": ("jax",)}  # 64 vmapped CMA-ES runs: a long compile
 LEFT_TO_THEIR_TESTS = {"evostrat.hookspecs", "evostrat.evaluators.ray"}
