@@ -239,6 +239,7 @@ class _Rows(NamedTuple):
 
 
 def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
+    import jax
     import jax.numpy as jnp
 
     size, popsize = values.shape
@@ -267,14 +268,20 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
         # into the program's entry as a kernel of its own (so the masks below, issue 15), and XLA turns a
         # constant 0, p, 2p, ... back into one (not one starting at 1)
         best_evals = n_evals + (np.arange(size, dtype=np.int32) * popsize + 1) + first[1].astype(jnp.int32)
-        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY, running[0])
+        # the rows recorded in the stagnation history (generations generation + 1 + row that HIST_EVERY
+        # divides): the first, and how many of the `ran`, from one division of two counts (>= 0: lax.div;
+        # a remainder and a floor division were a kernel each)
+        ends = jnp.stack([jnp.asarray(generation), generation + jnp.asarray(ran)])
+        q = jax.lax.div(ends, jnp.asarray(HIST_EVERY, ends.dtype))
+        history = _block_history(p, ranked, popsize, best_evals, HIST_EVERY * q[0] + (HIST_EVERY - 1) - ends[0],
+                                 running[0]) + (q[1] - q[0],)
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
                  p.n_recent + count - 1, flat_generations, history, n_bad)
 
 
 def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
-    """``p`` after the first ``m`` rows of the block ``r``."""
-    import jax
+    """``p`` after the first ``m`` rows of the block ``r`` (``m``: the ``ran`` of :func:`_block_rows`, whose
+    stagnation history counts its records of those rows)."""
     import jax.numpy as jnp
 
     window = rules.window
@@ -294,10 +301,7 @@ def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
     p = replace(p, recent=jnp.where(writer >= 0, written, p.recent),
                 n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
-        best_seq, median_seq, run_best, run_best_evals, first = r.history
-        # the rows recorded of the m (a count: lax.div, without floor division's remainder kernel)
-        count = jnp.maximum(m - first, 0) + (HIST_EVERY - 1)
-        count = jax.lax.div(count, jnp.asarray(HIST_EVERY, count.dtype))
+        best_seq, median_seq, run_best, run_best_evals, first, count = r.history  # count: of the m rows
         p = replace(p, hist_best=_appended(rules, p, p.hist_best, best_seq, first, count),
                     hist_median=_appended(rules, p, p.hist_median, median_seq, first, count),
                     n_hist=p.n_hist + count, run_best=at(run_best, p.run_best),
