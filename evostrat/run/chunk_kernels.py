@@ -5,7 +5,7 @@ program as a kernel of its own, through MLIR and LLVM, at ~10-15 ms each whateve
 chunk of CMA-ES at d = 10 spent ~2.1 of its 2.6 s of compilation there (``TF_CPP_MAX_VLOG_LEVEL=1``
 logs each module's time), against ~0.3 s of HLO passes. Its kernel count is the measure of the
 chunk's compile time that does not depend on the machine's load: 179 kernels before the issue's
-pass, 130 after it, 109 after its second (the hand-written ``lax.scan`` of the same ask and tell: 70;
+pass, 128 after it, 107 after its second (the hand-written ``lax.scan`` of the same ask and tell: 70;
 JAX 0.10.2). What the second pass took out: every scalar that a loop carries or hands to an inner
 loop is a kernel of its own, so the run's counters (generation, evaluations, stop code, the run's
 best's evaluation) stay in its packed ``ints`` and the bests and tolx's sigma in one vector, from the
