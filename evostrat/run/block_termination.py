@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from evostrat.backends.trees import replace
 from evostrat.run.device_termination import (REASONS, Progress, Rules, below, budget, criteria,
                                              reached, stagnation_holds, threshold)
@@ -237,6 +239,7 @@ class _Rows(NamedTuple):
 
 
 def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: Any, n_evals: Any) -> _Rows:
+    import jax
     import jax.numpy as jnp
 
     size, popsize = values.shape
@@ -261,14 +264,24 @@ def _block_rows(rules: Rules, p: Progress, values: Any, ran: Any, generation: An
         since = running.pop(0)
         flat_generations = jnp.where(since < 0, p.flat_generations + rows + 1, rows - since).astype(jnp.int32)
     if stagnation:
-        best_evals = n_evals + rows.astype(jnp.int32) * popsize + first[1].astype(jnp.int32) + 1
-        history = _block_history(p, ranked, popsize, best_evals, (-(generation + 1)) % HIST_EVERY, running[0])
+        # the rows' first evaluations less n_evals as a constant: loop-invariant arithmetic on an iota is hoisted
+        # into the program's entry as a kernel of its own (so the masks below, issue 15), and XLA turns a
+        # constant 0, p, 2p, ... back into one (not one starting at 1)
+        best_evals = n_evals + (np.arange(size, dtype=np.int32) * popsize + 1) + first[1].astype(jnp.int32)
+        # the rows recorded in the stagnation history (generations generation + 1 + row that HIST_EVERY
+        # divides): the first, and how many of the `ran`, from one division of two counts (>= 0: lax.div;
+        # a remainder and a floor division were a kernel each)
+        ends = jnp.stack([jnp.asarray(generation), generation + jnp.asarray(ran)])
+        q = jax.lax.div(ends, jnp.asarray(HIST_EVERY, ends.dtype))
+        history = _block_history(p, ranked, popsize, best_evals, HIST_EVERY * q[0] + (HIST_EVERY - 1) - ends[0],
+                                 running[0]) + (q[1] - q[0],)
     return _Rows(rows, n_finite, lo, hi, hi if rules.maximize else lo, append, p.n_recent + count,
                  p.n_recent + count - 1, flat_generations, history, n_bad)
 
 
 def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
-    """``p`` after the first ``m`` rows of the block ``r``."""
+    """``p`` after the first ``m`` rows of the block ``r`` (``m``: the ``ran`` of :func:`_block_rows`, whose
+    stagnation history counts its records of those rows)."""
     import jax.numpy as jnp
 
     window = rules.window
@@ -278,14 +291,17 @@ def _progress_after(rules: Rules, p: Progress, r: _Rows, m: Any) -> Progress:
         return jnp.where(m > 0, sequence[last], before)
 
     used = r.append & (r.rows < m)
-    slot = r.new_number % window
+    # each row's slot, new_number % window: the slot before the block (watch's remainder, the same kernel)
+    # advanced by the row's appends (>= 0), wrapped by subtraction (a remainder per row cost a kernel)
+    slot = (p.n_recent - 1) % window + (r.new_number - (p.n_recent - 1))
+    for _ in range(r.rows.shape[0] // window + 1):
+        slot = jnp.where(slot >= window, slot - window, slot)
     # the row that wrote each slot last, and its generation best: one reduction
     writer, written = latest(used[None, :] & (slot[None, :] == jnp.arange(window)[:, None]), r.gen_best)
     p = replace(p, recent=jnp.where(writer >= 0, written, p.recent),
                 n_recent=at(r.n_recent, p.n_recent))
     if rules.tolstagnation is not None:
-        best_seq, median_seq, run_best, run_best_evals, first = r.history
-        count = jnp.where(m > first, (m - first + HIST_EVERY - 1) // HIST_EVERY, 0)  # rows recorded of the m
+        best_seq, median_seq, run_best, run_best_evals, first, count = r.history  # count: of the m rows
         p = replace(p, hist_best=_appended(rules, p, p.hist_best, best_seq, first, count),
                     hist_median=_appended(rules, p, p.hist_median, median_seq, first, count),
                     n_hist=p.n_hist + count, run_best=at(run_best, p.run_best),
@@ -302,7 +318,7 @@ def _appended(rules: Rules, p: Progress, buffer: Any, block: Any, first: Any, co
     import jax.numpy as jnp
 
     q = jnp.arange(rules.capacity)
-    k = jnp.where(q < rules.capacity - 1, q - p.n_hist, count - 1)  # the record written at q
+    k = jnp.where(np.arange(rules.capacity) < rules.capacity - 1, q - p.n_hist, count - 1)  # the record written at q
     written = (k >= 0) & (k < count) & (p.n_hist + k >= q)
     return jnp.where(written, block[jnp.clip(first + HIST_EVERY * k, 0, block.shape[0] - 1)], buffer)
 
@@ -319,6 +335,6 @@ def _block_history(p: Progress, ranked: Any, popsize: int, best_evals: Any, firs
     best, median = ranked[:, 0], median_of(ranked[:, 1], ranked[:, 2], popsize)
     before = jnp.concatenate([p.run_best[None], run_best[:-1]])
     # each row's latest improving row (at or before it), and the evaluation that found its best
-    improved, evals = latest((rows[None, :] <= rows[:, None]) & (best < before)[None, :], best_evals)
+    improved, evals = latest(np.tri(len(rows), dtype=bool) & (best < before)[None, :], best_evals)  # rows j <= i
     run_best_evals = jnp.where(improved >= 0, evals, p.run_best_evals)
     return best, median, run_best, run_best_evals, first

@@ -6,7 +6,8 @@ each was a kernel of its own and a value every loop carried; a threshold was als
 to the run's dtype, which it already has: rounded on the host in its comparison's direction
 (:meth:`~evostrat.run.device_termination.Rules.threshold_inputs`), it is what that rounding gives.
 :class:`Directed` and :class:`Budget` hold an input vector and an index, read where the criteria
-compare (issue 15: 4 kernels fewer in CMA-ES d = 10's chunk).
+compare (issue 15: 4 kernels fewer in CMA-ES d = 10's chunk). :func:`with_inputs` gives a compiled
+chunk its two vectors.
 
 Examples
 --------
@@ -17,11 +18,13 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
 
 from evostrat.run.thresholds import threshold as rounded
 
-__all__ = ["Directed", "Budget", "budget", "threshold"]
+__all__ = ["Directed", "Budget", "budget", "threshold", "with_inputs"]
 
 
 class Directed(NamedTuple):
@@ -63,3 +66,26 @@ def threshold(value: Any, like: Any, up: bool = True) -> Any:
             return value.value
         value = value.value
     return rounded(value, like, up)
+
+
+def with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batched: bool) -> Callable:
+    """``program`` called with ``inputs``, the rules' thresholds and budgets, as its last input.
+
+    The thresholds are in JAX's widest float, each rounded in its comparison's direction, and inside
+    to the dtype of what it is compared with (:func:`~evostrat.run.device_termination.threshold`);
+    the budgets are int32, as the counters they bound. A one-run chunk gets them placed where its
+    run is, once (a host vector cost a run of one-generation chunks about 15 us a generation)."""
+    import jax
+
+    if batched:
+        return lambda runs, limit: program(runs, limit, inputs)
+    placed: dict[Any, Any] = {}
+
+    def call(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> Any:
+        where = floats.sharding
+        if where not in placed:
+            placed[where] = jax.device_put(inputs, where)
+        return program(state, best_x, floats, ints, limit, placed[where])
+
+    call.program, call.inputs = program, inputs  # for chunk_kernels.optimized_hlo
+    return call

@@ -26,8 +26,9 @@ block, the criteria's progress advances over its rows at once and the criteria a
 once, after its last row, the only one where a criterion can hold (``block_progress``).
 On the CPU, a small problem's generations run in stages of a few generations
 (:func:`stage_sizes`), whose rows stay small enough for XLA to run the loop body's
-kernels sequentially; a block carries the criteria's progress packed, a generation its bests and
-``may_stop``'s answer in one vector (fewer kernels: :mod:`evostrat.run.chunk_kernels`). The host keeps the chunk's values and builds its ``history_`` rows when they
+kernels sequentially; the run's counters and the criteria's progress stay packed in two vectors
+from the program's input to its output, a generation's bests, ``may_stop``'s answer and tolx's sigma
+in one (fewer kernels: :mod:`evostrat.run.chunk_kernels`). The host keeps the chunk's values and builds its ``history_`` rows when they
 are read. The run stops at the generation, and with the state, of the host
 loop; values agree with it to float rounding (XLA fuses the whole step, and
 the objective is evaluated inside the program: both may round differently from
@@ -67,13 +68,17 @@ from evostrat.backends.trees import replace
 from evostrat.evaluators.local import VectorizedEvaluator
 from evostrat.run.block_termination import Watch, block_outcome, may_stop, summary, tolx_sigma, watch
 from evostrat.run.compiled_loop import compiled_loop_applies
-from evostrat.run.chunk_host import (DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
+from evostrat.run.chunk_host import (RUN_INTS, DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
                                      pack, packed_run, run_rules, unpack)
+from evostrat.run.chunk_inputs import with_inputs
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
 from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["run_compiled", "chunk_program", "stage_sizes"]
+
+#: Where a PackedRun's ints hold the progress's ``run_best_evals`` (:func:`~evostrat.run.chunk_host.pack`).
+RUN_BEST_EVALS = 5
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
@@ -183,63 +188,81 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             stagnant = due & holds & ((runs.code == 0) | (runs.code > STAGNATION))
             return replace(runs, code=jnp.where(stagnant, STAGNATION, runs.code))
 
-        def lean(run: DeviceRun, w: Watch, rows: Any, j: Any) -> tuple[Any, ...]:
+        def lean(run: DeviceRun, w: Watch, counts: Any, rows: Any, stage_start: Any) -> tuple[Any, ...]:
             # a generation of the chunk without the run's criteria: they are checked for a block of
             # generations at once (check_block), after any generation where one may hold (may_stop). The
-            # best so far and may_stop's answer ride in the Watch's vector (w.bests[2], w.bests[3]: 0 or 1):
-            # one kernel a generation for the four
+            # Watch's numbers ride in two vectors, one kernel each a generation (issue 15): its bests with the
+            # best so far, may_stop's answer (0 or 1) and tolx's sigma (w.bests[2:5]), and its evaluations of
+            # the run's best in the run's ints (counts, a PackedRun's: generation, evaluations, code at 0-2).
+            # The generation's row in the stage is its generation less the stage's first (stage_start, the ints
+            # then): no loop counter of its own
             state, values, (top, i, lo, hi), best_f, best_x = advance(replace(run, best_f=w.bests[2]))
             sigma = strategy.sigma(state)
-            g, evals = run.generation + 1, run.n_evals + values.shape[0]
-            code = run.code
+            g, evals = counts[0] + 1, counts[1] + values.shape[0]
+            code = counts[2]
             if stop_names:  # the first that holds, as a chain of selects: one kernel with the tests (no reduction)
                 for n, v in reversed(list(enumerate(strategy.stop(state).values()))):
                     code = jnp.where(jnp.asarray(v, bool), jnp.asarray(len(REASONS) + n, code.dtype), code)
-            w, maybe = may_stop(rules, w, values, top, best_f, g, evals, tolx_sigma(strategy, state, sigma),
-                                bounds=(lo, hi), top_index=i)
+            w, maybe = may_stop(rules, Watch(w.bests[:2], counts[RUN_BEST_EVALS], w.bests[4]), values, top, best_f, g,
+                                evals, tolx_sigma(strategy, state, sigma), bounds=(lo, hi), top_index=i)
             row = jnp.concatenate([values, jnp.reshape(sigma, (1,))]).astype(rows.dtype)  # fitness values, sigma
-            rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], j, axis=0)
-            w = replace(w, bests=jnp.concatenate([w.bests, best_f[None], maybe.astype(w.bests.dtype)[None]]))
-            return DeviceRun(state, None, best_x, None, g, evals, code), w, rows, j + 1
+            rows = jax.lax.dynamic_update_slice_in_dim(rows, row[None], counts[0] - stage_start[0], axis=0)
+            bests = jnp.concatenate([w.bests, best_f[None], maybe.astype(w.bests.dtype)[None], w.tolx_sigma[None]])
+            counts = jnp.concatenate([jnp.stack([g, evals, code]).astype(counts.dtype), counts[3:RUN_BEST_EVALS],
+                                      jnp.asarray(w.run_best_evals, counts.dtype)[None], counts[RUN_BEST_EVALS + 1:]])
+            return DeviceRun(state, None, best_x, None, None, None, None), Watch(bests, None, None), counts, rows
 
         def chunk(run: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # blocks of stages of up to `stage` generations; the chunk's record takes a stage's rows after
             # it, and the run's criteria are checked (check_block) after a block, which ends early after a
             # generation where one may hold: no generation runs twice. (A lax.cond after each stage
-            # instead of the block loop copied the record and criteria through its other branch.)
-            stage, size = stage_sizes(run, rules.popsize)
-            dtype = run.best_f.dtype
+            # instead of the block loop copied the record and criteria through its other branch.) The run's
+            # counters stay in its ints vector: the chunk's generations so far, a block's and a stage's are
+            # its generation less the chunk's, block's or stage's first (a loop counter costs a kernel a loop)
+            stage, size = stage_sizes(replace(run, best_f=run.progress[0]), rules.popsize)  # its dtype
+            dtype = run.progress[0].dtype
+            first = run.progress[1]  # the chunk's input ints
 
-            def step(carry: Any) -> Any:  # a stage: up to `stage` generations
-                run, w, record, k, end = carry
-                new, w, rows, j = jax.lax.while_loop(
-                    lambda c: (c[3] < jnp.minimum(end - k, stage)) & (c[0].code == 0) & (c[1].bests[3] == 0),
-                    lambda c: lean(*c), (run, w, jnp.zeros((stage, rules.popsize + 1), dtype), jnp.asarray(0, jnp.int32)))
-                return new, w, jax.lax.dynamic_update_slice_in_dim(record, rows, k, axis=0), k + j, end
+            def ran(ints: Any) -> Any:  # the chunk's generations so far, after the run's ints `ints`
+                return ints[0] - first[0]
+
+            def end(ints: Any) -> Any:  # the end of the block that starts after `ints`, in the chunk's generations
+                return jnp.minimum(limit, ran(ints) + size)
+
+            def step(carry: Any, ints: Any) -> Any:  # a stage: up to `stage` generations (ints: the block's first)
+                run, w, counts, record = carry
+                new, w, last, rows = jax.lax.while_loop(
+                    lambda c: ((c[2][0] - counts[0] < jnp.minimum(end(ints) - ran(counts), stage)) & (c[2][2] == 0)
+                               & (c[1].bests[3] == 0)),
+                    lambda c: lean(*c, counts),
+                    (run, w, counts, jnp.zeros((stage, rules.popsize + 1), dtype)))
+                return new, w, last, jax.lax.dynamic_update_slice_in_dim(record, rows, ran(counts), axis=0)
 
             def block(carry: Any) -> Any:
-                run, record, start, n_bad = carry
+                # the run's counters, best and criteria's progress stay in its packed vectors (run.progress)
+                # from the program's input to its output: no kernel splits them into scalars (issue 15)
+                run, record, n_bad = carry
+                floats, ints = run.progress
                 before = progress_view(run.progress)
-                end = jnp.minimum(limit, start + size)
                 w = watch(rules, before)
-                w = replace(w, bests=jnp.concatenate([w.bests, run.best_f[None], jnp.zeros(1, w.bests.dtype)]))  # lean's
-                new, w, record, k, _ = jax.lax.while_loop(
-                    lambda c: (c[3] < c[4]) & (c[0].code == 0) & (c[1].bests[3] == 0), step,
-                    (replace(run, best_f=None, progress=None), w, record, start, end))
-                new, maybe = replace(new, best_f=w.bests[2]), w.bests[3] != 0
-                rows = jax.lax.dynamic_slice_in_dim(record, start, size)
+                w = Watch(jnp.concatenate([w.bests, floats[:1], jnp.zeros(1, w.bests.dtype), w.tolx_sigma[None]]),
+                          None, None)  # lean's
+                new, w, counts, record = jax.lax.while_loop(
+                    lambda c: (ran(c[2]) < end(ints)) & (c[2][2] == 0) & (c[1].bests[3] == 0),
+                    lambda c: step(c, ints), (replace(run, progress=None), w, ints, record))
+                best_f, maybe = w.bests[2], w.bests[3] != 0
+                rows = jax.lax.dynamic_slice_in_dim(record, ran(ints), size)
                 # the criteria once, after the block's last generation: a generation where one may hold
                 # ends the block, so none held before it
-                progress, code, bad = block_outcome(rules, before, rows[:, :-1], rows[:, -1], k - start, run.generation,
-                                                    run.n_evals, new.best_f, new.code, maybe, w.tolx_sigma)
-                return (replace(new, progress=pack(jnp, replace(new, progress=progress))[2:], code=code), record, k,
-                        n_bad + bad)
+                progress, code, bad = block_outcome(rules, before, rows[:, :-1], rows[:, -1], counts[0] - ints[0], ints[0],
+                                                    ints[1], best_f, counts[2], maybe, w.bests[4])
+                vectors = pack(jnp, DeviceRun(None, best_f, None, progress, counts[0], counts[1], code))[2:]
+                return replace(new, progress=vectors), record, n_bad + bad
 
             record = jnp.zeros((length + size, rules.popsize + 1), dtype)  # a block's rows never pass the end
-            zero = jnp.asarray(0, jnp.int32)
-            run, record, k, bad = jax.lax.while_loop(lambda c: (c[2] < limit) & (c[0].code == 0), block,
-                                                     (run, record, zero, zero))
-            return run, record, k, bad  # the record's rows past k are never read
+            run, record, bad = jax.lax.while_loop(lambda c: (ran(c[0].progress[1]) < limit) & (c[0].progress[1][2] == 0),
+                                                  block, (run, record, jnp.asarray(0, jnp.int32)))
+            return run, record, ran(run.progress[1]), bad  # the record's rows past the generations run are never read
 
         def progress_view(vectors: tuple[Any, Any]) -> Any:
             # the criteria's progress as views of a PackedRun's vectors: the chunk carries them packed,
@@ -248,9 +271,10 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
         def packed(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> tuple[PackedRun, Any]:
             # the program's inputs and outputs as few arrays (PackedRun): each costs the call a few us
-            run = replace(unpack(rules, PackedRun(state, best_x, floats, ints)), progress=(floats, ints))
-            run, record, k, bad = chunk(run, limit)
-            return pack(jnp, replace(run, progress=progress_view(run.progress)), (k, bad)), record
+            run, record, k, bad = chunk(DeviceRun(state, None, best_x, (floats, ints), None, None, None), limit)
+            floats, ints = run.progress
+            done = jnp.stack([k, bad]).astype(ints.dtype)
+            return PackedRun(run.state, run.best_x, floats, jnp.concatenate([ints[:RUN_INTS], done])), record
 
         def lockstep(runs: DeviceRun, limit: Any) -> tuple[DeviceRun, Any, Any, Any]:
             # the batched chunk: one loop over generations, every run advanced together and a run that
@@ -295,36 +319,13 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
         _CALLS.clear()
     inputs = (rules.threshold_inputs(widest), np.asarray(rules.budgets(), np.int32))  # the rules' thresholds, budgets
     key = tell + (structure, stop_names, length, batched, population, box)
-    _CALLS[settings] = call = _with_inputs(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
+    _CALLS[settings] = call = with_inputs(backend.compile(lockstep_chunk if batched else packed_chunk, key=key),
                                            inputs, batched)
     return call
 
 
 #: The chunk programs with their inputs, by program key and rules (equal runs share one).
 _CALLS: dict[Any, Callable] = {}
-
-
-def _with_inputs(program: Callable, inputs: tuple[np.ndarray, np.ndarray], batched: bool) -> Callable:
-    """``program`` called with ``inputs``, the rules' thresholds and budgets, as its last input.
-
-    The thresholds are in JAX's widest float, each rounded in its comparison's direction, and inside
-    to the dtype of what it is compared with (:func:`~evostrat.run.device_termination.threshold`);
-    the budgets are int32, as the counters they bound. A one-run chunk gets them placed where its
-    run is, once (a host vector cost a run of one-generation chunks about 15 us a generation)."""
-    import jax
-
-    if batched:
-        return lambda runs, limit: program(runs, limit, inputs)
-    placed: dict[Any, Any] = {}
-
-    def call(state: Any, best_x: Any, floats: Any, ints: Any, limit: Any) -> Any:
-        where = floats.sharding
-        if where not in placed:
-            placed[where] = jax.device_put(inputs, where)
-        return program(state, best_x, floats, ints, limit, placed[where])
-
-    call.program, call.inputs = program, inputs  # for chunk_kernels.optimized_hlo
-    return call
 
 
 def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:

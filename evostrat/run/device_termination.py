@@ -264,8 +264,11 @@ def stagnation_window(rules: Rules, n_hist: Any) -> tuple[Any, Any]:
     tenth ``l``."""
     import jax.numpy as jnp
 
+    import jax
+
     length = jnp.minimum(n_hist, HIST_KEEP)
-    return length, jnp.maximum(rules.tolstagnation // 10, length // 10)
+    # length // 10 of a count (>= 0) as lax.div: floor division's remainder and sign fix-up cost a kernel
+    return length, jnp.maximum(rules.tolstagnation // 10, jax.lax.div(length, jnp.asarray(10, length.dtype)))
 
 
 def _record_stagnation(rules: Rules, p: Progress, generation: Any, best: Any, median: Any,

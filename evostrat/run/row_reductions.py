@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["row_summary", "prefix", "latest", "extremes"]
 
 
@@ -54,7 +56,8 @@ def prefix(*columns: tuple[Any, str]) -> tuple[Any, ...]:
     import jax.numpy as jnp
 
     n = columns[0][0].shape[0]
-    tri = jax.lax.broadcasted_iota(jnp.int32, (n, n), 1) <= jax.lax.broadcasted_iota(jnp.int32, (n, n), 0)
+    # the triangle j <= i as a constant: iotas compared in a loop are hoisted into a kernel of their own
+    tri = np.tri(n, dtype=bool)
     ops = tuple(op for _, op in columns)
     inits = tuple(_identity(op, x.dtype) for x, op in columns)
     operands = tuple(jnp.where(tri, x[None, :], e) for (x, _), e in zip(columns, inits))
