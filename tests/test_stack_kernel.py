@@ -21,20 +21,10 @@ from evostrat.strategies.snes import SNES
 
 torch = pytest.importorskip("torch")
 
+from stack_states import stack_states as _states  # noqa: E402
+
 BE = get_backend("torch")
 
-
-def _states(strategy: CMAES, runs: int, dim: int, dtype=torch.float64, warm: int = 0) -> list:
-    """``runs`` states of ``strategy``; run ``r`` first does ``warm * r`` generations alone, so the
-    runs' counters (and lazy queues) differ."""
-    states = []
-    for r in range(runs):
-        state = strategy.init(torch.linspace(-1.0, 2.0, dim, dtype=dtype), random_state=r)
-        for _ in range(warm * r):
-            X, state = strategy.ask(state)
-            state = strategy.tell(state, X, (X * X).sum(-1))
-        states.append(state)
-    return states
 
 
 def _assert_equal_alone(strategy: CMAES, states: list, fitness, generations: int = 6,

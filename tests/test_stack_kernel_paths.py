@@ -19,22 +19,13 @@ from evostrat.strategies.sep_cma_es import SepCMAES
 
 torch = pytest.importorskip("torch")
 
+from stack_states import stack_states as _states  # noqa: E402
+
 from evostrat.kernels import cma_torch_stack  # noqa: E402
 from evostrat.run.batch import fit_batch  # noqa: E402
 from evostrat.run.batch_stack import RunStack  # noqa: E402
 
 BE = get_backend("torch")
-
-
-def _states(strategy: Any, runs: int, dim: int, dtype: Any = torch.float64, warm: int = 0) -> list:
-    states = []
-    for r in range(runs):
-        state = strategy.init(torch.linspace(-1.0, 2.0, dim, dtype=dtype), random_state=r)
-        for _ in range(warm * r):
-            X, state = strategy.ask(state)
-            state = strategy.tell(state, X, (X * X).sum(-1))
-        states.append(state)
-    return states
 
 
 def _poisoned(X: Any) -> Any:
