@@ -282,3 +282,17 @@ def test_deb_rules_offset_infeasible_values_by_the_worst_feasible_value() -> Non
     assert values.tolist() == [1.0, 6.0, 2.0, 3.0]
     assert np.argsort(values, kind="stable").tolist() == [0, 2, 3, 1]  # feasible first, then by violation
     assert Penalty().values(np.array([7.0, -3.0]), np.array([[1.0], [0.5]])).tolist() == [1.0, 0.5]  # none feasible
+
+
+def test_a_constraint_function_that_raises_gets_an_objective_error_naming_the_candidate() -> None:
+    # written for the population, it gets one candidate: the user's IndexError is chained, not leaked
+    from evostrat.errors import ObjectiveError
+
+    es = ES("cma_es", random_state=0, max_generations=30)
+    with pytest.raises(ObjectiveError, match=r"constraints\(x\) raised on candidate 0 \(one candidate, shape "
+                                             r"\(3,\)\): IndexError") as info:
+        es.fit(lambda X: (X ** 2).sum(axis=-1), np.ones(3), constraints=lambda X: 1.0 - X[:, :1])
+    assert isinstance(info.value.__cause__, IndexError) and info.value.index == 0
+    assert es.n_generations_ == 0  # the generation that raised is undone, as for the objective
+    es.fit(lambda X: (X ** 2).sum(axis=-1), np.ones(3), constraints=lambda x: 1.0 - x[:1])  # a per-candidate g
+    assert es.n_generations_ == 30 and es.x_[0] >= 1.0 - 1e-6

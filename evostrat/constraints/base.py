@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError, ObjectiveError
 
 __all__ = ["ConstraintHandler", "check_constraints", "evaluate_constraints", "violation", "feasible",
            "HANDLERS", "CMA_FAMILY", "check_vector", "MissingConstraintFunction"]
@@ -112,10 +112,20 @@ def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.
     ------
     InvalidArgumentError
         When the rows do not all return the same number ``m >= 1`` of values.
+    ObjectiveError
+        When ``fun`` raises (for example a function written for the whole population: it gets one
+        candidate ``(dim,)``); the original exception is chained, ``index`` the candidate's row.
     """
     rows = []
     for i, x in enumerate(X):
-        g = np.atleast_1d(np.asarray(fun(x), dtype=np.float64))
+        try:
+            out = fun(x)
+        except KeyboardInterrupt:  # the driver was interrupted: the run stops
+            raise
+        except BaseException as err:  # SystemExit too, as the objective's
+            raise ObjectiveError(f"constraints(x) raised on candidate {i} (one candidate, shape {tuple(x.shape)}): "
+                                 f"{type(err).__name__}: {err}", index=i) from err
+        g = np.atleast_1d(np.asarray(out, dtype=np.float64))
         if g.ndim != 1 or g.size < 1 or (rows and g.size != rows[0].size):
             expected = "(m,) with m >= 1" if not rows else f"({rows[0].size},) as for the first candidate"
             raise InvalidArgumentError(f"constraints(x) must return shape {expected}; got shape {g.shape} "
