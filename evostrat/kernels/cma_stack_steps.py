@@ -4,8 +4,8 @@ for runs on the CPU.
 Used by :mod:`evostrat.kernels.cma_torch_stack`. Between the products of a CMA-ES generation,
 the generic steps (:meth:`~evostrat.strategies.cma_base.CMABase.sigma_path`, ``csa``,
 ``cov_path``, ``active_factors``, ``cov_decay``) are some thirty elementwise operations on
-``(runs,)`` and ``(runs, dim)`` arrays: :func:`torch_steps` does them with torch (in place on
-fresh tensors where it can). On the CPU, :func:`host_steps` does them with numpy on views of the
+``(runs,)`` and ``(runs, dim)`` arrays: :func:`torch_steps` calls them on the runs' stacked
+arrays. On the CPU, :func:`host_steps` does them with numpy on views of the
 tensors (no copies) at a fraction of torch's cost per call, with the same IEEE operations in the
 same order, hence the same bits: additions, products, quotients, comparisons, minimums and
 maximums are exact or rounded once, as torch's are. What torch computes otherwise stays
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evostrat.strategies.cma_base import CMABase
 from evostrat.strategies.cma_params import CMAConstants, moved_mean
 
 __all__ = ["host", "host_steps", "torch_steps"]
@@ -40,42 +41,27 @@ def host(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def torch_steps(c: CMAConstants, lr_mean: Any, state: Any, y_w: torch.Tensor, z_w: torch.Tensor,
-                w_cov: torch.Tensor, norm2_z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def torch_steps(c: CMAConstants, backend: Any, lr_mean: Any, state: Any, y_w: torch.Tensor, z_w: torch.Tensor,
+                w_cov: torch.Tensor, Zt: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``mean, ps, sigma, hsig, pc, coef_mu, decay`` of every run from ``<y>_w``, ``C^-1/2 <y>_w``,
-    the covariance weights and the unclipped ``||C^-1/2 y_i||^2`` (``y_w``, ``z_w`` and ``norm2_z``
-    are overwritten)."""
-    p, n = c.p, state.mean.shape[-1]
+    the covariance weights and the whitened rows ``Zt``: the generic steps of
+    :class:`~evostrat.strategies.cma_base.CMABase`, elementwise over the runs' axis."""
     mean = moved_mean(lr_mean, state.mean, state.sigma.unsqueeze(1), y_w)
-    ps = torch.mul(state.ps, 1.0 - p.cs).add_(z_w.mul_(math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)))
+    ps = CMABase.sigma_path(c, state.ps, z_w)
     # ||p_s||^2 per run (the lone run's ``ps @ ps`` has no batched twin summing in its order; it
     # reaches C only through sigma and h_sigma)
     g = (state.generation + 1).to(device=ps.device, dtype=ps.dtype)
-    sigma, hsig = _csa(c, state.sigma, torch.linalg.vecdot(ps, ps), g)
-    pc = torch.mul(state.pc, 1.0 - p.cc).add_(y_w.mul_(hsig.mul(math.sqrt(p.cc * (2.0 - p.cc) * p.mueff)).unsqueeze(1)))
-    # n / norm2 as torch computes it (Tensor.__rdiv__: the reciprocal times n)
-    coef_mu = torch.where(w_cov < 0, w_cov * torch.reciprocal(norm2_z.clamp_(min=c.tiny * n)).mul_(n), w_cov)
-    decay = torch.rsub(hsig, 1.0).mul_(p.c1 * p.cc * (2.0 - p.cc)).add_(1.0 - p.c1 - p.cmu * p.sum_weights)
-    return mean, ps, sigma, hsig, pc, coef_mu.mul_(p.cmu), decay
+    sigma, hsig = CMABase.csa(c, backend.xp, state.sigma, torch.linalg.vecdot(ps, ps), g)
+    pc = CMABase.cov_path(c, state.pc, hsig.unsqueeze(1), y_w)
+    coef_mu = c.p.cmu * CMABase.active_factors(c, backend, w_cov, Zt)
+    return mean, ps, sigma, hsig, pc, coef_mu, CMABase.cov_decay(c, hsig)
 
 
-def _csa(c: CMAConstants, sigma: torch.Tensor, norm2: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:meth:`CMABase.csa` of every run, its operations in place on fresh tensors (the two clips of
-    sigma as one clamp)."""
-    p = c.p
-    rate = p.cs / p.damps
-    exponent = torch.sqrt(norm2).mul_(rate / p.chi_n).sub_(rate).clamp_(max=1.0)
-    lo, hi = c.sigma_range
-    new_sigma = torch.exp(exponent).mul_(sigma).clamp_(lo, hi)
-    # 1 - exp(...) as -exp(...) + 1: the same sum
-    threshold = torch.exp(g * (2.0 * math.log(1.0 - p.cs))).neg_().add_(1.0).mul_(p.hsig_threshold2)
-    return new_sigma, torch.lt(norm2, threshold).to(sigma.dtype)
-
-
-def host_steps(c: CMAConstants, lr_mean: Any, state: Any, y_w: torch.Tensor, z_w: torch.Tensor, w_cov: torch.Tensor,
-               norm2_z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """:func:`torch_steps` (its operations, in its order) with numpy, all on the CPU (nothing overwritten)."""
+def host_steps(c: CMAConstants, backend: Any, lr_mean: Any, state: Any, y_w: torch.Tensor, z_w: torch.Tensor,
+               w_cov: torch.Tensor, Zt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:func:`torch_steps` (their operations, in their order) with numpy, all on the CPU."""
     p, n = c.p, state.mean.shape[-1]
+    norm2_z = backend.vecdot(Zt, Zt)  # the lone run's product bit for bit (active_factors')
     sigma, yw = host(state.sigma), host(y_w)
     mean = moved_mean(lr_mean, host(state.mean), sigma[:, None], yw)
     ps = host(state.ps) * (1.0 - p.cs) + host(z_w) * math.sqrt(p.cs * (2.0 - p.cs) * p.mueff)

@@ -142,12 +142,11 @@ def tell(strategy: CMAES | SepCMAES, backend: Any, state: Any, X: torch.Tensor, 
         B = _column_major(state.B)
         Zt = torch.div(product(Y, B), state.D.unsqueeze(1))  # whitened rows D^-1 B^T y_k
         z_w = product(B, product(w_mean, Zt))  # C^-1/2 <y>_w
-    # the steps between the products (numpy on the CPU: the same bits)
+    # the steps between the products (numpy on the CPU: the same bits); ||C^-1/2 y_i||^2 by the backend's
+    # vecdot, the lone run's product bit for bit: C must be the lone run's to the last bit, or eigh may
+    # pick another basis of a repeated eigenvalue (popsize < n)
     steps = host_steps if X.is_cpu and HOST_STEPS else torch_steps
-    # (||C^-1/2 y_i||^2 by the backend's vecdot, the lone run's product bit for bit: C must be the lone
-    # run's to the last bit, or eigh may pick another basis of a repeated eigenvalue: popsize < n)
-    mean, ps, sigma, hsig, pc, coef_mu, decay = steps(c, strategy.lr_mean, state, y_w, z_w, w_cov,
-                                                      backend.vecdot(Zt, Zt))
+    mean, ps, sigma, hsig, pc, coef_mu, decay = steps(c, backend, strategy.lr_mean, state, y_w, z_w, w_cov, Zt)
     new = replace(state, mean=mean, sigma=sigma, ps=ps, pc=pc, generation=state.generation + 1)
     if strategy.separable:
         return _update_diagonal(c, new, Y, coef_mu, decay)
