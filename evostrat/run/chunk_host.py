@@ -30,7 +30,7 @@ from evostrat.run.device_termination import (REASONS, Progress, Rules, device_co
                                              progress_for_device, progress_from_host, progress_to_host)
 from evostrat.run.restarts import after_run
 
-__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "RUN_INTS", "pack", "unpack", "chunk_counts", "run_rules",
+__all__ = ["CHUNK", "chunk_length", "DeviceRun", "PackedRun", "RUN_INTS", "RUN_BEST_EVALS", "pack", "unpack", "chunk_counts", "run_rules",
            "shared_generations", "strategy_stop_names", "device_run", "packed_run", "absorb_chunk"]
 
 #: Most generations per compiled chunk (the loop leaves earlier when the run stops); fewer
@@ -85,6 +85,8 @@ def pack(xp: Any, run: DeviceRun, done: tuple[Any, Any] = (0, 0)) -> PackedRun:
 
 #: The run's own numbers at the start of :attr:`PackedRun.ints`; the chunk's counts follow.
 RUN_INTS = 7
+#: Where :attr:`PackedRun.ints` holds the progress's ``run_best_evals`` (:func:`pack`'s order).
+RUN_BEST_EVALS = 5
 
 
 def chunk_counts(ints: Any) -> tuple[int, int]:

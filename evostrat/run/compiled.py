@@ -68,7 +68,7 @@ from evostrat.backends.trees import replace
 from evostrat.evaluators.local import VectorizedEvaluator
 from evostrat.run.block_termination import Watch, block_outcome, may_stop, summary, tolx_sigma, watch
 from evostrat.run.compiled_loop import compiled_loop_applies
-from evostrat.run.chunk_host import (RUN_INTS, DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
+from evostrat.run.chunk_host import (RUN_BEST_EVALS, RUN_INTS, DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
                                      pack, packed_run, run_rules, unpack)
 from evostrat.run.chunk_inputs import with_inputs
 from evostrat.run.device_termination import REASONS, Rules, check, device_constant, stagnation_holds
@@ -76,9 +76,6 @@ from evostrat.run.integers_device import chunk_setup, device_state, host_state
 from evostrat.strategies.checked import checked_ask, checked_state
 
 __all__ = ["run_compiled", "chunk_program", "stage_sizes"]
-
-#: Where a PackedRun's ints hold the progress's ``run_best_evals`` (:func:`~evostrat.run.chunk_host.pack`).
-RUN_BEST_EVALS = 5
 
 #: The stop code of the stagnation test.
 STAGNATION = REASONS.index("tolstagnation")
@@ -104,7 +101,7 @@ def stage_sizes(run: DeviceRun, popsize: int) -> tuple[int, int]:
     """
     import jax
 
-    row = (popsize + 1) * run.best_f.dtype.itemsize
+    row = (popsize + 1) * run.best_x.dtype.itemsize  # the run's dtype, as best_f's
     stage = SEQUENTIAL_BYTES // row
     arrays = [leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(run.state)]
     largest = max(arrays + [popsize * run.best_x.size * run.best_x.dtype.itemsize])
@@ -219,7 +216,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
             # instead of the block loop copied the record and criteria through its other branch.) The run's
             # counters stay in its ints vector: the chunk's generations so far, a block's and a stage's are
             # its generation less the chunk's, block's or stage's first (a loop counter costs a kernel a loop)
-            stage, size = stage_sizes(replace(run, best_f=run.progress[0]), rules.popsize)  # its dtype
+            stage, size = stage_sizes(run, rules.popsize)
             dtype = run.progress[0].dtype
             first = run.progress[1]  # the chunk's input ints
 

@@ -262,9 +262,8 @@ def progress_to_host(rules: Rules, p: Progress) -> dict[str, Any]:
 def stagnation_window(rules: Rules, n_hist: Any) -> tuple[Any, Any]:
     """pycma's stagnation history length (the latest ``HIST_KEEP`` of ``n_hist`` records) and its
     tenth ``l``."""
-    import jax.numpy as jnp
-
     import jax
+    import jax.numpy as jnp
 
     length = jnp.minimum(n_hist, HIST_KEEP)
     # length // 10 of a count (>= 0) as lax.div: floor division's remainder and sign fix-up cost a kernel
