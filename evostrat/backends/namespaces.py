@@ -128,16 +128,16 @@ def host_cached(maxsize: int) -> Callable[[F], F]:
 def cheap_cond(backend: Any, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
     """``backend.cond(pred, true_fn, false_fn, *operands)`` for branches cheap enough to run both.
 
-    On a torch device other than the CPU both branches run and each leaf of the result is
-    ``where(pred, a, b)`` (leaves both branches return as the same object are kept), so the
-    predicate is never read on the host: no GPU synchronisation. The values are those of the
-    branch ``pred`` picks, bit for bit. JAX does the same while a batch of runs advanced
-    together is traced (``Backend.in_lockstep``), where a ``cond`` would first sum the runs'
-    predicates. Otherwise ``cond``: one branch on numpy and for a torch predicate in host
-    memory (reading it costs no synchronisation; the torch backend's ``cond`` still selects
-    under ``torch.func.vmap``), ``lax.cond`` on JAX. On the
-    CPU that skips CMA-ES's eigenvalue repair and its selects in the usual generation, about a
-    fifth of a torch generation at d = 10. Under ``torch.compile`` the selects stay (no graph break).
+    For a torch predicate off the CPU (or under ``torch.compile``) both branches run and each
+    leaf of the result is ``where(pred, a, b)`` (leaves both branches return as the same object
+    are kept), so the predicate is never read on the host: no GPU synchronisation, no graph
+    break. The values are those of the branch ``pred`` picks, bit for bit. JAX does the same
+    while a batch of runs advanced together is traced (``Backend.in_lockstep``), where a
+    ``cond`` would first sum the runs' predicates. Otherwise ``cond``: one branch on numpy and
+    for a torch predicate in host memory, which costs nothing to read (the torch backend's
+    ``cond`` still selects under ``torch.func.vmap``); ``lax.cond`` on JAX. On the CPU that
+    skips CMA-ES's eigenvalue repair and its selects in the usual generation, about a fifth of a
+    torch generation at d = 10.
 
     Parameters
     ----------

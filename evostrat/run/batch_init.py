@@ -27,7 +27,7 @@ from evostrat.plugins.factories import warn_overrides
 from evostrat.run.batch_jax import split_runs
 from evostrat.run.driver import Driver
 
-__all__ = ["initialize_runs", "vmapped_initial_states", "eager_initial_state", "DeferredState"]
+__all__ = ["initialize_runs", "vmapped_initial_states", "eager_initial_states", "DeferredState"]
 
 
 class _Split:
@@ -84,7 +84,7 @@ def initialize_runs(estimators: Sequence[Any], families: Sequence[Hashable], x0:
             split = _Split(states, len(runs))
             initial = [DeferredState(split, index, runner.initial_mean) for index in range(1, len(runs))]
         elif together and not runner.backend.traceable:  # the others' states from the checked first one's code
-            initial = [eager_initial_state(runner, run.random_state) for run in runs[1:]]
+            initial = eager_initial_states(runner, [run.random_state for run in runs[1:]])
         else:
             for run in runs[1:]:
                 run.initialize(x0)
@@ -97,14 +97,14 @@ def initialize_runs(estimators: Sequence[Any], families: Sequence[Hashable], x0:
     return stacked
 
 
-def eager_initial_state(runner: Any, seed: int | None) -> Any:
-    """The initial state of ``runner``'s strategy around its mean for ``seed``, as ``Strategy.init``
-    builds it on a backend that does not compile (``initial_state`` with the seed's key): for the
+def eager_initial_states(runner: Any, seeds: Sequence[int | None]) -> list[Any]:
+    """The initial states of ``runner``'s strategy around its mean for ``seeds``, as ``Strategy.init``
+    builds them on a backend that does not compile (``initial_state`` with each seed's key): for the
     runs of a family after its first, whose ``init`` checked the point, the settings and the state
     (on torch a run's whole ``ES.initialize`` cost about 0.3 ms, 5 % of a 64-run batch)."""
     strategy, backend = runner.strategy, runner.backend
     x = strategy.mean(runner.state)  # x0 as validated by the first run's init
-    return strategy.initial_state(x, placed_key(backend, seed, x), backend)
+    return [strategy.initial_state(x, placed_key(backend, seed, x), backend) for seed in seeds]
 
 
 def vmapped_initial_states(runner: Any, seeds: Sequence[int | None]) -> Any:
