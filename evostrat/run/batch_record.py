@@ -235,14 +235,11 @@ class BatchRecord:
         first = stops[0]
         if not (stops.count(first) == len(stops) and not any(first.values())):  # (the usual: one dict of no hits)
             hits.append(np.array([any(s.values()) for s in stops]))
-        if hits:
-            hit = np.logical_or.reduce(hits)
-            leaving = hit & self.fast
-        else:  # the usual generation: no run may stop
-            hit = leaving = np.zeros(len(self.rows), bool)
-        if hits and leaving.any():  # from the progress before this generation
-            for i in np.flatnonzero(leaving).tolist():
-                self._hand_over(i, stack)
+        # (the usual generation: no criterion may hold, one zeros array for both)
+        hit = np.logical_or.reduce(hits) if hits else np.zeros(len(self.rows), bool)
+        leaving = hit & self.fast if hits else hit
+        for i in np.flatnonzero(leaving).tolist():  # from the progress before this generation
+            self._hand_over(i, stack)
         # this generation's progress, of every run (those recorded elsewhere from now on do not read theirs)
         self.best, self.best_t, self.best_at = best, np.where(improved, t, self.best_t), np.where(
             improved, at, self.best_at)
