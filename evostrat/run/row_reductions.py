@@ -111,8 +111,10 @@ def row_summary(values: Any, signed: Any = None) -> tuple[Any, ...]:
         operands += [signed, jax.lax.broadcasted_iota(jnp.int32, values.shape, axis)]
         inits += [jnp.asarray(jnp.inf, signed.dtype), jnp.asarray(width, jnp.int32)]
 
+    counts_and_range = _combine(("sum", "min", "max"))
+
     def combine(a: Any, b: Any) -> tuple[Any, ...]:
-        out = (a[0] + b[0], jnp.minimum(a[1], b[1]), jnp.maximum(a[2], b[2]))
+        out = counts_and_range(a[:3], b[:3])
         if signed is None:
             return out
         first = (a[3] < b[3]) | ((a[3] == b[3]) & (a[4] < b[4]))
