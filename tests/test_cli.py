@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +143,26 @@ def test_run_refuses_to_overwrite_and_progress_on_request(tmp_path: Path) -> Non
     assert not (tmp_path / "o" / "search.png").exists()
 
 
+#: ``python -c`` of an ``evostrat`` command line (``argv[2:]``) whose process SIGKILLs itself right after
+#: writing a checkpoint past generation ``argv[1]``.
+KILLED_AFTER_CHECKPOINT = """
+import os, signal, sys
+import evostrat.checkpoint as checkpoint
+from evostrat.cli import main
+
+after, write = int(sys.argv[1]), checkpoint.write_checkpoint
+
+def write_then_die(path, meta, arrays):
+    write(path, meta, arrays)
+    if checkpoint.checkpoint_info(path)["n_generations"] > after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoint.write_checkpoint = write_then_die
+sys.argv = ["evostrat"] + sys.argv[2:]
+raise SystemExit(main())
+"""
+
+
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     config = ["-s", "snes", "-p", "rastrigin", "-d", "8", "--restarts", "ipop", "--max-evals", "12000",
               "--seed", "3", "--checkpoint-every", "25", "--no-progress"]
@@ -156,20 +174,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     assert expected["restarts"] >= 1 and expected["n_generations"] > first_restart + 100
 
     ckpt = tmp_path / "killed" / "checkpoint.ckpt"
-    proc = subprocess.Popen(BASE + ["run", *config, "-o", "killed"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:  # wait for a checkpoint inside the second run (after the first restart)
-        while time.monotonic() < deadline and proc.poll() is None:
-            if ckpt.exists() and checkpoint_info(ckpt)["n_generations"] > first_restart:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # the process is SIGKILLed right after the first checkpoint inside the second run (after the first
+    # restart): by itself, from its checkpoint writer, so that no polling races a run that may finish
+    # within a poll's interval on a fast machine (it did: "the run finished before it could be killed")
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_CHECKPOINT, str(first_restart), "run", *config,
+                           "-o", "killed"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=child_env())
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     killed_at = checkpoint_info(ckpt)["n_generations"]
     assert first_restart < killed_at < expected["n_generations"]
     assert not (tmp_path / "killed" / "result.json").exists()
