@@ -8,6 +8,7 @@ look-up (a class ``__getattr__`` turns that off for every attribute).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import numpy as np
@@ -34,11 +35,18 @@ def _python_calls(generation) -> list[str]:
         if event == "call":
             calls.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}")
 
+    # a garbage collection inside the window runs gc callbacks (JAX registers one) that are
+    # not the generation's: collect first and keep the collector off while counting
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
     sys.setprofile(profile)
     try:
         generation()
     finally:
         sys.setprofile(None)
+        if was_enabled:
+            gc.enable()
     return calls
 
 
