@@ -344,8 +344,9 @@ class ES(FittedAttributes, Params):
         checkpoint_every : int, optional
             Generations between checkpoints.
         constraints : callable or "objective", optional
-            ``g(x) -> (m,)`` for one candidate (feasible: ``g(x) <= 0``), or ``"objective"``
-            when the objective returns ``(f, g)``. ``x_``/``fun_`` are then the best feasible
+            ``g(x) -> (m,)`` for one candidate (feasible: ``g(x) <= 0``; marked with
+            :func:`~evostrat.evaluators.local.vectorized`, ``g(X) -> (popsize, m)`` once a
+            generation, on numpy), or ``"objective"`` when the objective returns ``(f, g)``. ``x_``/``fun_`` are then the best feasible
             candidate and its value (``inf`` while none); see :mod:`evostrat.constraints`.
         constraint_handler : "auto", "augmented_lagrangian", "penalty" or ConstraintHandler
             ``"auto"``: the augmented Lagrangian for the CMA family (CMA-ES, sep-CMA-ES,

@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
+from batch_records import every_run_on_its_driver
 from evostrat import ES
 from evostrat.run import batch_record
 from evostrat.run.batch import fit_batch
@@ -55,16 +56,10 @@ def _run(d):
                 mean=d.runner.state.mean.tolist())
 
 
-def _everyone_general(self, *args):
-    """In place of BatchRecord._fast_generation: every run on its driver's record from the first
-    generation (the per-run record the batch had before)."""
-    return np.ones(len(self.drivers), bool), np.zeros(len(self.drivers), bool)
-
-
 def _both(monkeypatch, es, objective, x0=X0, **kw):
     batched = fit_batch(es, objective, x0, **kw)
     with monkeypatch.context() as m:
-        m.setattr(batch_record.BatchRecord, "_fast_generation", _everyone_general)
+        m.setattr(batch_record.BatchRecord, "_fast_generation", every_run_on_its_driver)
         alone = fit_batch(es, objective, x0, **kw)
     assert batched.fast_path == alone.fast_path == "batched"
     return [_run(e.run_) for e in batched.estimators], [_run(e.run_) for e in alone.estimators]

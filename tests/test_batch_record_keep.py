@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from batch_records import every_run_on_its_driver
 from evostrat import ES
 from evostrat.run import batch_record, termination
 from evostrat.run.batch import fit_batch
@@ -19,12 +20,6 @@ X0 = torch.full((5,), 2.0, dtype=torch.float64)
 
 def _steps(X):  # plateaus: the run stagnates, its history grows
     return torch.floor((X * X).sum(axis=1) * 4.0)
-
-
-def _everyone_general(self, *args):
-    import numpy as np
-
-    return np.ones(len(self.drivers), bool), np.zeros(len(self.drivers), bool)
 
 
 def _runs(result):
@@ -54,7 +49,7 @@ def test_a_run_past_the_kept_history_continues_on_its_driver(monkeypatch: pytest
 
     monkeypatch.setattr(batch_record.BatchRecord, "_fast_generation", spy)
     batched = fit_batch(es, _steps, X0, seeds=3)
-    monkeypatch.setattr(batch_record.BatchRecord, "_fast_generation", _everyone_general)
+    monkeypatch.setattr(batch_record.BatchRecord, "_fast_generation", every_run_on_its_driver)
     alone = fit_batch(es, _steps, X0, seeds=3)
     assert batched.fast_path == alone.fast_path == "batched"
     mine, theirs = _runs(batched), _runs(alone)

@@ -296,3 +296,72 @@ def test_a_constraint_function_that_raises_gets_an_objective_error_naming_the_ca
     assert es.n_generations_ == 0  # the generation that raised is undone, as for the objective
     es.fit(lambda X: (X ** 2).sum(axis=-1), np.ones(3), constraints=lambda x: 1.0 - x[:1])  # a per-candidate g
     assert es.n_generations_ == 30 and es.x_[0] >= 1.0 - 1e-6
+
+
+def _linear_population(calls: list) -> object:
+    from evostrat import vectorized
+
+    @vectorized
+    def g(X):  # linear's constraint for the whole population: the same arithmetic per row
+        calls.append(X.shape)
+        return X[:, 0] + 0.1
+
+    return g
+
+
+def test_a_vectorized_constraint_function_is_called_once_a_generation_and_gives_the_same_run() -> None:
+    calls: list = []
+    alone = fit_linear(0)
+    es = ES("cma_es", sigma0=1.0, evaluator="serial", random_state=0).fit(sphere, np.ones(3),
+                                                                          constraints=_linear_population(calls))
+    assert calls == [(es.strategy_.popsize, 3)] * es.n_generations_ and len(calls) > 10
+    assert es.x_.tolist() == alone.x_.tolist() and es.fun_ == alone.fun_ and es.n_evals_ == alone.n_evals_
+    assert [r["violation"] for r in es.history_] == [r["violation"] for r in alone.history_]
+
+
+def test_a_vectorized_constraint_function_gets_numpy_rows_on_torch_and_gives_the_same_run() -> None:
+    torch = pytest.importorskip("torch")
+    calls: list = []
+    x0 = torch.ones(3, dtype=torch.float64)
+    objective = lambda x: float((x * x).sum())  # noqa: E731
+    runs = [ES("cma_es", sigma0=1.0, evaluator="serial", random_state=0, max_generations=40).fit(
+        objective, x0, constraints=g) for g in (linear, _linear_population(calls))]
+    assert calls == [(runs[1].strategy_.popsize, 3)] * 40
+    assert torch.equal(runs[0].x_, runs[1].x_) and runs[0].fun_ == runs[1].fun_ and runs[1].x_[0] <= -0.1 + 1e-2
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_a_constraint_function_that_modifies_its_input_does_not_change_the_candidates(marked: bool) -> None:
+    from evostrat import vectorized
+
+    def g(x):
+        out = x[..., 0] + 0.1 if marked else [x[0] + 0.1]
+        x[...] = 1e6  # its own copy
+        return out
+
+    es = ES("cma_es", sigma0=1.0, evaluator="serial", random_state=0).fit(
+        sphere, np.ones(3), constraints=vectorized(g) if marked else g)
+    alone = fit_linear(0)
+    assert es.x_.tolist() == alone.x_.tolist() and es.n_evals_ == alone.n_evals_
+
+
+def test_a_vectorized_constraint_function_of_the_wrong_shape_or_that_raises_gets_a_clear_error() -> None:
+    from evostrat import vectorized
+    from evostrat.errors import ObjectiveError
+
+    es = ES("cma_es", random_state=0, max_generations=5)
+    with pytest.raises(InvalidArgumentError, match=r"constraints\(X\) \(marked vectorized: called with the "
+                                                   r"population\) must have shape \(7, m\).*got shape \(3,\)"):
+        es.fit(sphere, np.ones(3), constraints=vectorized(lambda X: X[0]))
+    with pytest.raises(ObjectiveError, match=r"constraints\(X\) raised on the population \(shape \(7, 3\); the "
+                                             r"function is marked vectorized\): ZeroDivisionError") as info:
+        es.fit(sphere, np.ones(3), constraints=vectorized(lambda X: 1 / 0))
+    assert isinstance(info.value.__cause__, ZeroDivisionError) and info.value.index is None
+    assert es.n_generations_ == 0  # the generation that raised is undone
+
+
+def test_an_unmarked_population_constraint_function_is_told_to_mark_itself() -> None:
+    from evostrat.errors import ObjectiveError
+
+    with pytest.raises(ObjectiveError, match=r"must be marked with @evostrat\.vectorized"):
+        ES("cma_es", random_state=0, max_generations=5).fit(sphere, np.ones(3), constraints=lambda X: X[:, 0])

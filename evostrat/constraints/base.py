@@ -106,25 +106,51 @@ def check_constraints(G: Any, popsize: int, m: int | None = None, name: str = "c
 
 
 def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.ndarray:
-    """``fun(x)`` for each row of ``X`` (host numpy), stacked as ``(popsize, m)``.
+    """The constraint values of the population ``X`` (host numpy) as ``(popsize, m)``.
+
+    ``fun(x)`` is called for each row of ``X``; a function marked with
+    :func:`~evostrat.evaluators.local.vectorized` (``fun.vectorized = True``) is called once with
+    the whole population and returns ``(popsize, m)`` (or ``(popsize,)``: one constraint). Either
+    gets a copy, free to modify: the candidates told to the strategy stay as they were sampled.
 
     Raises
     ------
     InvalidArgumentError
-        When the rows do not all return the same number ``m >= 1`` of values.
+        When the rows do not all return the same number ``m >= 1`` of values, or a vectorised
+        function returns another shape.
     ObjectiveError
-        When ``fun`` raises (for example a function written for the whole population: it gets one
-        candidate ``(dim,)``); the original exception is chained, ``index`` the candidate's row.
+        When ``fun`` raises (for example a function written for the whole population but not
+        marked: it gets one candidate ``(dim,)``); the original exception is chained, ``index`` the
+        candidate's row (``None`` for a vectorised call).
+
+    Examples
+    --------
+    >>> from evostrat import vectorized
+    >>> X = np.array([[0.5, 2.0], [-1.0, 0.0]])
+    >>> evaluate_constraints(lambda x: [x[0] - 1.0, x[1] - 3.0], X).tolist()
+    [[-0.5, -1.0], [-2.0, -3.0]]
+    >>> evaluate_constraints(vectorized(lambda X: X[:, 0] - 1.0), X).tolist()
+    [[-0.5], [-2.0]]
     """
+    if getattr(fun, "vectorized", False) is True:
+        try:
+            out = fun(X.copy())
+        except KeyboardInterrupt:  # the driver was interrupted: the run stops
+            raise
+        except BaseException as err:  # SystemExit too, as the objective's
+            raise ObjectiveError(f"constraints(X) raised on the population (shape {tuple(X.shape)}; the function is "
+                                 f"marked vectorized): {type(err).__name__}: {err}") from err
+        return check_constraints(out, X.shape[0], name="constraints(X) (marked vectorized: called with the population)")
     rows = []
     for i, x in enumerate(X):
         try:
-            out = fun(x)
+            out = fun(x.copy())
         except KeyboardInterrupt:  # the driver was interrupted: the run stops
             raise
         except BaseException as err:  # SystemExit too, as the objective's
             raise ObjectiveError(f"constraints(x) raised on candidate {i} (one candidate, shape {tuple(x.shape)}): "
-                                 f"{type(err).__name__}: {err}", index=i) from err
+                                 f"{type(err).__name__}: {err}; a function of the whole population (shape "
+                                 f"{tuple(X.shape)}) must be marked with @evostrat.vectorized", index=i) from err
         g = np.atleast_1d(np.asarray(out, dtype=np.float64))
         if g.ndim != 1 or g.size < 1 or (rows and g.size != rows[0].size):
             expected = "(m,) with m >= 1" if not rows else f"({rows[0].size},) as for the first candidate"
