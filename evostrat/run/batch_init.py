@@ -9,7 +9,7 @@ states bit for bit as run by run (the key of a seed is the same, and a vmapped
 random draw equals the one it maps). The stacked states go to
 :func:`~evostrat.run.batch_jax.run_batched`, which advances the runs from them
 without stacking their states again; each other run's driver gets its state as a
-:class:`DeferredState` (:class:`~evostrat.run.asktell.AskTell`'s ``state``): its
+:class:`~evostrat.run.run_split.DeferredState` (:class:`~evostrat.run.asktell.AskTell`'s ``state``): its
 slice of the stack, split out (all the family's at once, one compiled call) only
 if read before the batch's first chunk replaces it. Anything else (numpy, torch, a
 strategy whose ``initial_state`` does not trace, one run per combination) is
@@ -24,43 +24,10 @@ from typing import Any
 from evostrat.backends.points import placed_key
 from evostrat.backends.programs import program_key
 from evostrat.plugins.factories import warn_overrides
-from evostrat.run.batch_jax import split_runs
 from evostrat.run.driver import Driver
+from evostrat.run.run_split import DeferredState, RunSplit
 
 __all__ = ["initialize_runs", "vmapped_initial_states", "eager_initial_states", "DeferredState"]
-
-
-class _Split:
-    """A family's stacked states, split run by run when first asked for."""
-
-    def __init__(self, stacked: Any, n: int) -> None:
-        self.stacked, self.n, self.runs = stacked, n, None
-
-    def run(self, index: int) -> Any:
-        if self.runs is None:
-            self.runs = split_runs(self.stacked, self.n)
-        return self.runs[index]
-
-
-class DeferredState:
-    """Run ``index``'s initial state in its family's stack, built when first read.
-
-    Parameters
-    ----------
-    split : object
-        The family's stacked states (``run(index)`` splits them once and returns one).
-    index : int
-        The run's place in its family.
-    mean : array, shape (dim,)
-        The state's mean (the family's validated ``x0``).
-    """
-
-    def __init__(self, split: _Split, index: int, mean: Any) -> None:
-        self.split, self.index, self.mean = split, index, mean
-
-    def resolve(self) -> Any:
-        """The run's initial strategy state."""
-        return self.split.run(self.index)
 
 
 def initialize_runs(estimators: Sequence[Any], families: Sequence[Hashable], x0: Any) -> dict[Hashable, Any]:
@@ -81,7 +48,7 @@ def initialize_runs(estimators: Sequence[Any], families: Sequence[Hashable], x0:
         states = vmapped_initial_states(runner, [run.random_state for run in runs]) if together else None
         if states is not None:
             stacked[label] = states
-            split = _Split(states, len(runs))
+            split = RunSplit(states, len(runs))
             initial = [DeferredState(split, index, runner.initial_mean) for index in range(1, len(runs))]
         elif together and not runner.backend.traceable:  # the others' states from the checked first one's code
             initial = eager_initial_states(runner, [run.random_state for run in runs[1:]])

@@ -43,6 +43,7 @@ from evostrat.errors import InvalidArgumentError
 from evostrat.run.chunk_host import DeviceRun, absorb_chunk, chunk_length, device_run, run_rules
 from evostrat.run.compiled import chunk_program
 from evostrat.run.compiled_loop import compiled_loop_applies
+from evostrat.run.run_split import DeferredState, RunSplit, split_runs
 
 __all__ = ["run_batched", "batch_devices", "PerRunHyperParameters", "split_runs"]
 
@@ -304,7 +305,8 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         batch, fitness, sigmas, done = program(batch, limit)
         best_f, code, fitness, sigmas, done = (np.asarray(v) for v in (batch.best_f, batch.code, fitness, sigmas,
                                                                          done))
-        states, best_x = _unstack((batch.state, batch.best_x), n)
+        # each run's state is split out of the stack only when read (evostrat.run.run_split): ~800 arrays
+        split, best_x = RunSplit(batch.state, n, first_part=bool(names)), split_runs(batch.best_x, n)
         # the criteria cross to the host stacked, once: each run's are views (read when the host needs them)
         stacked = type(batch.progress)(*(np.asarray(v) for v in batch.progress))
         progress = [type(stacked)(*(v[i] for v in stacked)) for i in range(n)]
@@ -313,7 +315,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
                 continue
             if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
                 raise RuntimeError("a batched run did not advance")
-            absorb_chunk(d, rules, stops, states[i][0] if names else states[i], progress[i], best_x[i], best_f[i],
+            absorb_chunk(d, rules, stops, DeferredState(split, i), progress[i], best_x[i], best_f[i],
                          code[i], fitness[i], sigmas[i], int(done[i]))
     return True
 
@@ -363,16 +365,6 @@ def _joiner() -> Callable:
     return jax.jit(lambda parts: jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts))
 
 
-@functools.cache
-def _splitter() -> Callable:
-    import jax
-
-    def split(tree: Any, n: int) -> list[Any]:
-        return [jax.tree_util.tree_map(lambda a: a[i], tree) for i in range(n)]
-
-    return jax.jit(split, static_argnums=1)
-
-
 def _stack(runs: list[Any], states: Any = None) -> Any:
     """The runs (``DeviceRun``) stacked along a new leading axis, in one compiled call;
     ``states``: their strategy states already stacked (the runs' own are not read).
@@ -385,15 +377,3 @@ def _stack(runs: list[Any], states: Any = None) -> Any:
     fields = [first[f] if one else [run[f] for run in runs] for f, one in enumerate(shared, skip)]
     stacked = _stacker(shared)(fields, len(runs))
     return type(first)(*([states] if skip else []), *stacked)
-
-
-def split_runs(tree: Any, n: int) -> list[Any]:
-    """The first ``n`` entries along the leading axis of every leaf of ``tree``, as ``n``
-    trees, in one compiled call (a batch's stacked states, run by run)."""
-    return _splitter()(tree, n)
-
-
-def _unstack(tree: Any, n: int) -> list[list[Any]]:
-    """The first ``n`` entries along the leading axis of each part of ``tree`` (a tuple), as one
-    list of ``n`` values per part, in one compiled call."""
-    return [list(p) for p in zip(*split_runs(tree, n))]
