@@ -109,3 +109,30 @@ def test_a_batch_s_final_states_are_split_when_first_read_and_equal_the_lone_run
         _same_leaves(runner.state, alone)
         assert np.asarray(e.x_).tobytes() == np.asarray(ES(**e.get_params(deep=False)).fit(sphere, x0).x_).tobytes()
     assert len(deferred[0].split.runs) == len(runners) and deferred[0].split.stacked is None  # split once, all runs
+
+
+def test_a_jax_batch_warns_of_non_finite_values_as_its_runs_alone():
+    """The batch counts each run's non-finite values among the generations it ran, all runs at once;
+    every run warns with the count it warns with alone."""
+    import warnings
+
+    from evostrat.errors import NonFiniteFitnessWarning
+
+    def holes(X):  # NaN for the first candidate of every generation, and where the first coordinate is above 1.2
+        return jnp.where((X[:, 0] > 1.2) | (jnp.arange(X.shape[0]) == 0), jnp.nan, (X * X).sum(axis=1))
+
+    x0 = jnp.ones(4)
+    es = ES("snes", max_generations=60, ftarget=1e-2, random_state=0)
+
+    def messages(fit):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            fit()
+        return sorted(str(w.message) for w in seen if issubclass(w.category, NonFiniteFitnessWarning))
+
+    seeds = [0, 1, 2, 3]
+    res = fit_batch(es, holes, x0, seeds=seeds)  # runs that stop first: the lockstep writes rows past their end
+    assert res.n_programs == 1 and len(set(res.n_generations.tolist())) > 1, res.n_generations
+    batched = messages(lambda: fit_batch(es, holes, x0, seeds=seeds))
+    alone = messages(lambda: [ES(**es.get_params(deep=False)).set_params(random_state=s).fit(holes, x0) for s in seeds])
+    assert batched == alone and len(alone) == len(seeds) and all(" are NaN or infinite" in m for m in alone)

@@ -310,13 +310,16 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         # the criteria cross to the host stacked, once: each run's are views (read when the host needs them)
         stacked = type(batch.progress)(*(np.asarray(v) for v in batch.progress))
         progress = [type(stacked)(*(v[i] for v in stacked)) for i in range(n)]
+        # each run's non-finite values among the generations it ran, counted for all runs at once
+        ran = np.arange(fitness.shape[1]) < done[:, None]
+        bad = np.count_nonzero(~np.isfinite(fitness) & ran[:, :, None], axis=(1, 2))
         for i, d in enumerate(drivers):
             if d.state.stop_reason is not None:
                 continue
             if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
                 raise RuntimeError("a batched run did not advance")
             absorb_chunk(d, rules, stops, DeferredState(split, i), progress[i], best_x[i], best_f[i],
-                         code[i], fitness[i], sigmas[i], int(done[i]))
+                         code[i], fitness[i], sigmas[i], int(done[i]), int(bad[i]))
     return True
 
 
