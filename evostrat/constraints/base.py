@@ -133,24 +133,14 @@ def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.
     [[-0.5], [-2.0]]
     """
     if getattr(fun, "vectorized", False) is True:
-        try:
-            out = fun(X.copy())
-        except KeyboardInterrupt:  # the driver was interrupted: the run stops
-            raise
-        except BaseException as err:  # SystemExit too, as the objective's
-            raise ObjectiveError(f"constraints(X) raised on the population (shape {tuple(X.shape)}; the function is "
-                                 f"marked vectorized): {type(err).__name__}: {err}") from err
+        out = _called(fun, X.copy(), f"constraints(X) raised on the population (shape {tuple(X.shape)}; the "
+                                     "function is marked vectorized): ")
         return check_constraints(out, X.shape[0], name="constraints(X) (marked vectorized: called with the population)")
     rows = []
     for i, x in enumerate(X):
-        try:
-            out = fun(x.copy())
-        except KeyboardInterrupt:  # the driver was interrupted: the run stops
-            raise
-        except BaseException as err:  # SystemExit too, as the objective's
-            raise ObjectiveError(f"constraints(x) raised on candidate {i} (one candidate, shape {tuple(x.shape)}): "
-                                 f"{type(err).__name__}: {err}; a function of the whole population (shape "
-                                 f"{tuple(X.shape)}) must be marked with @evostrat.vectorized", index=i) from err
+        out = _called(fun, x.copy(), f"constraints(x) raised on candidate {i} (one candidate, shape {tuple(x.shape)}): ",
+                      f"; a function of the whole population (shape {tuple(X.shape)}) must be marked with "
+                      "@evostrat.vectorized", index=i)
         g = np.atleast_1d(np.asarray(out, dtype=np.float64))
         if g.ndim != 1 or g.size < 1 or (rows and g.size != rows[0].size):
             expected = "(m,) with m >= 1" if not rows else f"({rows[0].size},) as for the first candidate"
@@ -158,6 +148,18 @@ def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.
                                        f"for candidate {i}")
         rows.append(g)
     return check_constraints(np.stack(rows), len(rows))
+
+
+def _called(fun: Callable[[np.ndarray], Any], arg: np.ndarray, before: str, after: str = "",
+            index: int | None = None) -> Any:
+    """``fun(arg)``; what it raises (but an interrupt) as an :class:`~evostrat.errors.ObjectiveError`
+    reading ``before``, the exception, ``after``, the original chained."""
+    try:
+        return fun(arg)
+    except KeyboardInterrupt:  # the driver was interrupted: the run stops
+        raise
+    except BaseException as err:  # SystemExit too, as the objective's
+        raise ObjectiveError(f"{before}{type(err).__name__}: {err}{after}", index=index) from err
 
 
 def violation(G: np.ndarray) -> np.ndarray:
