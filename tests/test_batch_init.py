@@ -136,3 +136,25 @@ def test_a_jax_batch_warns_of_non_finite_values_as_its_runs_alone():
     batched = messages(lambda: fit_batch(es, holes, x0, seeds=seeds))
     alone = messages(lambda: [ES(**es.get_params(deep=False)).set_params(random_state=s).fit(holes, x0) for s in seeds])
     assert batched == alone and len(alone) == len(seeds) and all(" are NaN or infinite" in m for m in alone)
+
+
+def test_a_run_that_stops_before_the_batch_s_last_chunk_keeps_its_own_state(monkeypatch):
+    """A run that stops while others go on takes its state out of that chunk's stack at once (a deferred
+    one would keep the whole stack alive); the runs of the last chunk share its stack until one is read.
+    Chunks of 6 generations here, so that the runs (ftarget) stop in different chunks."""
+    from evostrat.run import batch_jax
+
+    monkeypatch.setattr(batch_jax, "chunk_length", lambda popsize: 6)
+    x0 = jnp.linspace(-1.0, 2.0, 4)
+    es = ES("snes", max_generations=200, ftarget=1e-3, random_state=0)
+    seeds = [0, 1, 2, 3, 4, 5]
+    res = fit_batch(es, sphere, x0, seeds=seeds)
+    generations = res.n_generations.tolist()
+    last = max(generations)
+    assert res.fast_path == "batched" and any((g - 1) // 6 < (last - 1) // 6 for g in generations), generations
+    for e, g in zip(res.estimators, generations):
+        runner = e.run_.runner
+        assert ("_deferred" in runner.__dict__) == ((g - 1) // 6 == (last - 1) // 6)  # stopped in the last chunk
+        alone = ES(**e.get_params(deep=False)).fit(sphere, x0)
+        assert alone.n_generations_ == g
+        _same_leaves(runner.state, alone.run_.runner.state)

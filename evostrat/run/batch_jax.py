@@ -305,8 +305,10 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         batch, fitness, sigmas, done = program(batch, limit)
         best_f, code, fitness, sigmas, done = (np.asarray(v) for v in (batch.best_f, batch.code, fitness, sigmas,
                                                                          done))
-        # each run's state is split out of the stack only when read (evostrat.run.run_split): ~800 arrays
+        # each run's state is split out of the stack only when read (evostrat.run.run_split): ~800 arrays. A
+        # run that stops while others go on takes its own now, so that no finished run keeps a whole stack
         split, best_x = RunSplit(batch.state, n, first_part=bool(names)), split_runs(batch.best_x, n)
+        going = [d.state.stop_reason is None and code[i] == 0 for i, d in enumerate(drivers)]
         # the criteria cross to the host stacked, once: each run's are views (read when the host needs them)
         stacked = type(batch.progress)(*(np.asarray(v) for v in batch.progress))
         progress = [type(stacked)(*(v[i] for v in stacked)) for i in range(n)]
@@ -318,7 +320,8 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
                 continue
             if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
                 raise RuntimeError("a batched run did not advance")
-            absorb_chunk(d, rules, stops, DeferredState(split, i), progress[i], best_x[i], best_f[i],
+            state = DeferredState(split, i) if going[i] or not any(going) else split.run(i)
+            absorb_chunk(d, rules, stops, state, progress[i], best_x[i], best_f[i],
                          code[i], fitness[i], sigmas[i], int(done[i]), int(bad[i]))
     return True
 
