@@ -346,8 +346,9 @@ class ES(FittedAttributes, Params):
         constraints : callable or "objective", optional
             ``g(x) -> (m,)`` for one candidate (feasible: ``g(x) <= 0``; marked with
             :func:`~evostrat.evaluators.local.vectorized`, ``g(X) -> (popsize, m)`` once a
-            generation, on numpy), or ``"objective"`` when the objective returns ``(f, g)``. ``x_``/``fun_`` are then the best feasible
-            candidate and its value (``inf`` while none); see :mod:`evostrat.constraints`.
+            generation, on numpy), or ``"objective"`` when the objective returns ``(f, g)``.
+            ``x_``/``fun_`` are then the best feasible candidate and its value (``inf`` while
+            none); see :mod:`evostrat.constraints`.
         constraint_handler : "auto", "augmented_lagrangian", "penalty" or ConstraintHandler
             ``"auto"``: the augmented Lagrangian for the CMA family (CMA-ES, sep-CMA-ES,
             LM-MA-ES, VkD-CMA), Deb's feasibility rules for the other strategies.

@@ -309,6 +309,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
         # run that stops while others go on takes its own now, so that no finished run keeps a whole stack
         split, best_x = RunSplit(batch.state, n, first_part=bool(names)), split_runs(batch.best_x, n)
         going = [d.state.stop_reason is None and code[i] == 0 for i, d in enumerate(drivers)]
+        last = not any(going)  # the batch's last chunk: its runs share this stack until one is read
         # the criteria cross to the host stacked, once: each run's are views (read when the host needs them)
         stacked = type(batch.progress)(*(np.asarray(v) for v in batch.progress))
         progress = [type(stacked)(*(v[i] for v in stacked)) for i in range(n)]
@@ -320,7 +321,7 @@ def _run_group(drivers: list[Any], objective: Callable, rules: Any, stops: tuple
                 continue
             if int(done[i]) == 0:  # cannot happen: a running run advances at least one generation
                 raise RuntimeError("a batched run did not advance")
-            state = DeferredState(split, i) if going[i] or not any(going) else split.run(i)
+            state = DeferredState(split, i) if going[i] or last else split.run(i)
             absorb_chunk(d, rules, stops, state, progress[i], best_x[i], best_f[i],
                          code[i], fitness[i], sigmas[i], int(done[i]), int(bad[i]))
     return True

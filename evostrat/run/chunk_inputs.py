@@ -48,10 +48,14 @@ class Budget(NamedTuple):
     values: Any
     index: int
 
+    @property
+    def value(self) -> Any:
+        return self.values[self.index]
+
 
 def budget(value: Any) -> Any:
     """``value``, a budget of the criteria's ``Rules``, as a number or array (a :class:`Budget` read here)."""
-    return value.values[value.index] if isinstance(value, Budget) else value
+    return value.value if isinstance(value, Budget) else value
 
 
 def threshold(value: Any, like: Any, up: bool = True) -> Any:
