@@ -114,3 +114,15 @@ def test_sweep_figure_names_its_params_argument_for_a_name_not_in_the_batch():
     with pytest.raises(InvalidArgumentError, match=r"params must name parameters of the batch's runs, one of "
                                                    r"\['popsize', 'random_state'\], got 'sigma0'"):
         plot_sweep(res, ["popsize", "sigma0"])
+
+
+@pytest.mark.parametrize("name,array", [("fun_", "fun"), ("x_", "x"), ("n_evals_", "n_evals"),
+                                        ("stop_reason_", "stop_reason"), ("history_", "histories")])
+def test_an_estimator_s_attribute_name_points_to_the_batch_s_array(name, array):
+    res = fit_batch(ES("snes", max_generations=2), sphere, np.ones(2), seeds=2)
+    with pytest.raises(AttributeError, match=rf"no attribute '{name}': each run's {name} is in res\.{array} "):
+        getattr(res, name)
+    assert getattr(res.estimators[1], name) is not None and len(getattr(res, array)) == 2
+    with pytest.raises(AttributeError, match="'BatchResult' object has no attribute 'funn'"):
+        res.funn  # other names: Python's own error
+    assert not hasattr(res, "fun_") and hasattr(res, "fun")

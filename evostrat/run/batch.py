@@ -137,9 +137,20 @@ class BatchResult:
         columns["seed"] = columns["random_state"]  # the earlier name of the column
         return pd.DataFrame(columns)
 
+    def __getattr__(self, name: str) -> Any:  # only when the usual look-up failed
+        if name in _ARRAYS_OF:  # an estimator's name: the batch's array drops the underscore
+            raise AttributeError(f"'BatchResult' object has no attribute {name!r}: each run's {name} is in "
+                                 f"res.{_ARRAYS_OF[name]} (an array over the runs), or res.estimators[i].{name}")
+        return object.__getattribute__(self, name)
+
     def __repr__(self) -> str:
         return (f"BatchResult({len(self)} runs, median fun {np.median(self.fun):.4g}, "
                 f"fast_path={self.fast_path!r}, programs={self.n_programs})")
+
+
+#: A fitted estimator's attributes -> the :class:`BatchResult` attribute holding them for every run.
+_ARRAYS_OF = {"x_": "x", "fun_": "fun", "n_evals_": "n_evals", "n_generations_": "n_generations",
+              "stop_reason_": "stop_reason", "history_": "histories"}
 
 
 def _host(x: Any) -> np.ndarray:
