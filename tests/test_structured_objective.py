@@ -115,3 +115,32 @@ def test_a_vectorized_objective_gets_the_population_as_one_structure():
     wrapper = as_structure(_x0()).objective(f)
     assert wrapper.vectorized is True and wrapper.mode == "batched"
     np.testing.assert_array_equal(wrapper(np.ones((4, 5))), np.full(4, 5.0))
+
+
+@pytest.mark.parametrize("misuse,error", [(lambda m: m(torch_inputs()), TypeError),
+                                          (lambda m: m.weight.sum(), AttributeError)])
+def test_a_module_candidate_used_as_a_module_is_told_to_use_functional_call(misuse, error):
+    torch = pytest.importorskip("torch")
+    from evostrat import ObjectiveError, vectorized
+    from evostrat.backends.structured_objective import MODULE_CANDIDATES
+
+    net = torch.nn.Linear(3, 1).double()
+    with pytest.raises(ObjectiveError, match=r"candidate 0: .*'dict' object .*functional_call\(module, params, args\)"
+                       ) as caught:
+        ES("snes", max_generations=2, random_state=0).fit(lambda m: float(misuse(m)), net)
+    assert type(caught.value.__cause__) is error and MODULE_CANDIDATES in str(caught.value.__cause__)
+    with pytest.raises(ObjectiveError, match="functional_call"):  # the population's structure alike
+        ES("snes", max_generations=2, random_state=0).fit(vectorized(lambda P: misuse(P)), net)
+    # the hint is for a module's dicts only: a dict x0's candidates are what the objective asked for
+    with pytest.raises(ObjectiveError) as plain:
+        ES("snes", max_generations=2, random_state=0).fit(lambda d: float(misuse(d)), {"weight": torch.ones(3)})
+    assert "functional_call" not in str(plain.value)
+    # an objective's own TypeError passes unchanged
+    with pytest.raises(ObjectiveError, match=r"TypeError: mine$"):
+        ES("snes", max_generations=2, random_state=0).fit(lambda m: (_ for _ in ()).throw(TypeError("mine")), net)
+
+
+def torch_inputs():
+    import torch
+
+    return torch.ones(2, 3, dtype=torch.float64)

@@ -31,7 +31,14 @@ from typing import Any, Callable
 
 from evostrat.errors import ObjectiveError
 
-__all__ = ["FORWARDED", "StructuredObjective", "structured_objective"]
+__all__ = ["FORWARDED", "MODULE_CANDIDATES", "StructuredObjective", "structured_objective"]
+
+#: What an objective that called or read a module's candidate as a module is told (added to its error).
+MODULE_CANDIDATES = ("an nn.Module x0's candidates are {name: tensor} dicts of its parameters, not modules: "
+                     "evaluate one with torch.func.functional_call(module, params, args)")
+
+#: How Python's errors of a dict used as a module begin (called, or an attribute read: ``.forward``).
+_DICT_MISUSED = ("'dict' object", "'ModuleParameters' object")
 
 #: What the wrapper passes on to the user's objective (the generation protocol and ``close``).
 FORWARDED = frozenset({"generation_start", "collect", "merge", "close"})
@@ -77,13 +84,17 @@ class StructuredObjective:
 
     def __call__(self, X: Any) -> Any:
         fn, structure = self.fn, self.structure
-        if self.mode == "single":
-            return fn(structure.unflatten(X))
-        if self.mode == "batched":
-            return fn(structure.unflatten_batch(X))
-        import jax
+        if self.mode == "mapped":
+            import jax
 
-        return jax.vmap(lambda x: fn(structure.unflatten(x)))(X)
+            return jax.vmap(lambda x: fn(structure.unflatten(x)))(X)
+        try:
+            return fn(structure.unflatten(X) if self.mode == "single" else structure.unflatten_batch(X))
+        except (TypeError, AttributeError) as err:  # Python's own, of a module's candidate used as a module: a hint
+            if structure.kind == "module" and type(err) in (TypeError, AttributeError) and str(err).startswith(
+                    _DICT_MISUSED):
+                raise type(err)(f"{err} ({MODULE_CANDIDATES})") from err
+            raise
 
     def __getattr__(self, name: str) -> Any:  # only what is not set here: the forwarded protocol
         if name in FORWARDED and "_fn" in self.__dict__:
