@@ -326,7 +326,8 @@ class ES(FittedAttributes, Params):
             candidate, optionally with fitness (:mod:`evostrat.run.behaviours`).
         x0 : array-like, shape (dim,), or callable
             Initial mean; a numpy array, torch tensor, JAX array or a list, or (pycma's) a callable
-            ``x0()`` returning one, called again for each restart run's start.
+            ``x0()`` returning one, called again for each restart run's start (``x0(rng)``: given a
+            ``numpy.random.Generator`` seeded from ``random_state`` and the run).
         callbacks : sequence of callables, optional
             Each is called as ``cb(self)`` after every generation; returning
             ``True`` stops the run with ``stop_reason_ == "callback"``. Objects

@@ -111,3 +111,59 @@ def test_a_restart_point_with_nan_is_refused_naming_the_callable_and_the_run() -
     points = iter([np.ones(3), np.array([1.0, np.nan, 0.0])])
     with pytest.raises(InvalidArgumentError, match="callable x0 returned a point with NaN or inf for restart run 1"):
         ES("cma_es", restarts="ipop", max_evals=20_000, random_state=0).fit(rastrigin, lambda: next(points))
+
+
+class GeneratorStarts(Starts):
+    """A callable x0 of one argument: draws from the numpy Generator it is given."""
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:  # type: ignore[override]
+        assert isinstance(rng, np.random.Generator)
+        point = rng.uniform(self.low, self.high, self.dim)
+        self.points.append(point.copy())
+        return point
+
+
+def test_a_callable_of_one_argument_gets_a_generator_seeded_from_random_state_and_the_run() -> None:
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    a, b, c = GeneratorStarts(), GeneratorStarts(), GeneratorStarts()
+    es_a, seen = _fit(a, seed=1)
+    es_b, _ = _fit(b, seed=1)
+    _fit(c, seed=2)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # the global generator untouched
+    assert len(a.points) == len(es_a.restarts_) >= 3  # one call per run, each from its own generator
+    assert len({p.tobytes() for p in a.points}) == len(a.points)
+    for point, start in zip(a.points, seen):
+        np.testing.assert_array_equal(point, start)
+    assert [p.tobytes() for p in a.points] == [p.tobytes() for p in b.points] and es_a.fun_ == es_b.fun_
+    assert a.points[0].tobytes() != c.points[0].tobytes()
+    # run r's generator is numpy's from the documented seed sequence
+    expected = np.random.default_rng(np.random.SeedSequence([1, 2, 0x5EED])).uniform(-4.0, 4.0, 5)
+    np.testing.assert_array_equal(a.points[2], expected)
+
+
+def test_a_callable_of_one_argument_without_random_state_draws_fresh_starts() -> None:
+    a, b = GeneratorStarts(dim=3), GeneratorStarts(dim=3)
+    ES("snes", max_generations=2).fit(rastrigin, a)
+    ES("snes", max_generations=2).fit(rastrigin, b)
+    assert a.points[0].tobytes() != b.points[0].tobytes()
+
+
+def test_optional_arguments_are_left_to_their_defaults() -> None:  # COCO's initial_solution_proposal(restart=None)
+    calls: list[Any] = []
+
+    def proposal(restart_number: Any = None) -> np.ndarray:
+        calls.append(restart_number)
+        return np.ones(3)
+
+    ES("snes", max_generations=2, random_state=0).fit(rastrigin, proposal)
+    assert calls == [None]
+
+
+@pytest.mark.parametrize("bad,named", [(lambda rng, dim: np.ones(dim), "'rng', 'dim'"),
+                                       (lambda *, rng: np.ones(3), "'rng'")])
+def test_a_callable_needing_more_than_a_generator_is_refused_naming_its_arguments(bad: Any, named: str) -> None:
+    from evostrat.errors import InvalidTypeError
+
+    with pytest.raises(InvalidTypeError, match=rf"called as x0\(\) or x0\(rng\) .* requires {named}$"):
+        ES("cma_es", max_generations=3).fit(rastrigin, bad)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import math
 import os
 from numbers import Integral
@@ -167,24 +168,40 @@ def check_population_size(popsize: Any, x0: Any, dtype: Any = None) -> None:
 
 
 def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) -> Any:
-    """A start point from the callable ``x0`` (``source``) for restart run ``run``: called
-    without arguments while numpy's global generator is seeded from ``(seed, run)`` (then
-    restored), so a callable drawing from ``np.random`` gives reproducible runs; ``dim``:
+    """A start point from the callable ``x0`` (``source``) for restart run ``run``; ``dim``:
     the length it must have (``None``: any).
+
+    A callable of no arguments (pycma's ``x0()``) is called while numpy's global generator is
+    seeded from ``(seed, run)`` (then restored), so one drawing from ``np.random`` gives
+    reproducible runs. A callable of one required argument, ``x0(rng)``, gets a
+    ``numpy.random.Generator`` seeded from ``(seed, run)`` (fresh entropy without a seed) and
+    the global generator is left alone.
 
     Raises
     ------
+    InvalidTypeError
+        For a callable that needs more than one argument.
     InvalidArgumentError
         For a structured point, a point of another shape, or one with NaN or inf.
+
+    Examples
+    --------
+    >>> a = draw_point(lambda rng: rng.uniform(-1, 1, 3), seed=0, run=1)
+    >>> bool((a == draw_point(lambda rng: rng.uniform(-1, 1, 3), seed=0, run=1)).all()), a.shape
+    (True, (3,))
     """
-    saved = np.random.get_state()
-    if seed is not None:
-        np.random.seed(np.random.SeedSequence([int(seed), run, 0x5EED]).generate_state(4))
-    try:
-        point = source()
-    finally:
+    entropy = None if seed is None else [int(seed), run, 0x5EED]
+    if _required_arguments(source) == 1:
+        point = source(np.random.default_rng(np.random.SeedSequence(entropy)))
+    else:
+        saved = np.random.get_state()
         if seed is not None:
-            np.random.set_state(saved)
+            np.random.seed(np.random.SeedSequence(entropy).generate_state(4))
+        try:
+            point = source()
+        finally:
+            if seed is not None:
+                np.random.set_state(saved)
     structured = isinstance(point, (list, tuple)) and holds_arrays(point)  # a list of arrays, not of numbers
     if isinstance(point, dict) or structured or hasattr(point, "parameters"):
         raise InvalidArgumentError(f"the callable x0 returned a {type(point).__name__} for restart run {run}: a "
@@ -202,6 +219,27 @@ def draw_point(source: Any, seed: int | None, run: int, dim: int | None = None) 
     if not finite:
         raise InvalidArgumentError(f"the callable x0 returned a point with NaN or inf for restart run {run}")
     return point
+
+
+def _required_arguments(source: Any) -> int:
+    """How many positional arguments the callable ``x0`` requires (0 where its signature is unknown).
+
+    Raises
+    ------
+    InvalidTypeError
+        When it requires more than one, or a keyword-only argument.
+    """
+    try:
+        parameters = inspect.signature(source).parameters.values()
+    except (TypeError, ValueError):  # a builtin or an extension's callable: called as pycma calls it
+        return 0
+    required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in required)
+    if positional > 1 or len(required) > positional:
+        raise InvalidTypeError(f"a callable x0 is called as x0() or x0(rng) (rng: a numpy.random.Generator); "
+                               f"{getattr(source, '__name__', type(source).__name__)}{inspect.signature(source)} "
+                               f"requires {', '.join(repr(p.name) for p in required)}")
+    return positional
 
 
 def stack_rows(X: Any, backend: Backend, device: Any = None, dtype: Any = None) -> Any:
