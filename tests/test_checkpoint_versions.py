@@ -152,3 +152,69 @@ def test_a_new_checkpoint_resumes_with_the_median(tmp_path: Path) -> None:
     assert resumed.run_.noise.aggregate == "median"
     assert resumed.history_[-1] | {"time": 0} == full.history_[-1] | {"time": 0}
     np.testing.assert_array_equal(resumed.x_, full.x_)
+
+
+def _strip_margins(path: Path) -> None:
+    """Make ``path`` what the writer before pycma 4's margins did: no ``"bounds_margins"`` among the
+    features, ``null`` features when no other part was stored."""
+    meta, arrays = read_checkpoint(path)
+    for key in ("format", "version", "arrays", "sha256"):
+        meta.pop(key, None)
+    del meta["features"]["bounds_margins"]
+    if all(part is None for part in meta["features"].values()):
+        meta["features"] = None
+    write_checkpoint(path, meta, arrays)
+
+
+def _bounded(path: Path | None = None, crash: int | None = None, **extra: Any) -> ES:
+    es = ES("cma_es", bounds=(-1.0, 2.0), max_generations=40, random_state=2, **extra)
+    if path is None:
+        return es.fit(rosenbrock, np.full(4, 0.5))
+    with pytest.raises(Crash):
+        es.fit(rosenbrock, np.full(4, 0.5), checkpoint=path, callbacks=[_crash_at(crash)])
+    return es
+
+
+def _same_run(resumed: ES, full: ES) -> None:
+    assert (resumed.n_generations_, resumed.n_evals_, resumed.fun_) == (full.n_generations_, full.n_evals_, full.fun_)
+    np.testing.assert_array_equal(resumed.x_, full.x_)
+    assert [row | {"time": 0} for row in resumed.history_] == [row | {"time": 0} for row in full.history_]
+
+
+@pytest.mark.parametrize("extra", [{}, {"integer": [0]}, {"fixed_variables": {1: 0.5}}])
+def test_a_bounded_checkpoint_from_before_pycma4_margins_resumes_with_pycma3s(tmp_path: Path,
+                                                                              extra: dict[str, Any]) -> None:
+    from evostrat.run.bounds import MARGINS, margins_of
+
+    path = tmp_path / "old.ckpt"
+    token = MARGINS.set("pycma3")  # the evostrat before: (1 + |b|) / 20
+    try:
+        full = _bounded(**extra)
+        _bounded(path, crash=15, **extra)
+    finally:
+        MARGINS.reset(token)
+    assert read_checkpoint(path)[0]["features"]["bounds_margins"] == "pycma3"
+    _strip_margins(path)
+
+    resumed = ES.resume(path, rosenbrock, checkpoint=path)
+    assert margins_of(resumed.run_.bounds) == "pycma3" and margins_of(_bounded(**extra).run_.bounds) == "pycma4"
+    _same_run(resumed, full)
+    assert read_checkpoint(path)[0]["features"]["bounds_margins"] == "pycma3"  # its own checkpoints keep the rule
+    new = tmp_path / "new.ckpt"
+    _bounded(new, crash=15, **extra)
+    _same_run(ES.resume(new, rosenbrock), _bounded(**extra))
+    assert not np.array_equal(full.x_, _bounded(**extra).x_)  # the two rules give two runs
+
+
+@pytest.mark.parametrize("value, match", [("pycma5", r"'bounds_margins' must be one of \('pycma4', 'pycma3'\)"),
+                                          (None, r"bounds_margins None does not match its run's bounds \(a box\)")])
+def test_a_forged_margin_rule_is_refused(tmp_path: Path, value: Any, match: str) -> None:
+    path = tmp_path / "forged.ckpt"
+    _bounded(path, crash=5)
+    meta, arrays = read_checkpoint(path)
+    for key in ("format", "version", "arrays", "sha256"):
+        meta.pop(key, None)
+    meta["features"]["bounds_margins"] = value
+    write_checkpoint(path, meta, arrays)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path)

@@ -26,21 +26,29 @@ def shifted(X: Any) -> Any:
 
 
 @pytest.mark.parametrize("maximize", [False, True])
-def test_bounded_runs_on_the_compiled_loop_match_the_host_loop(maximize: bool) -> None:
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bounded_runs_on_the_compiled_loop_match_the_host_loop(maximize: bool, seed: int) -> None:
+    """In float64 the compiled run is the host loop's to rounding, so it stops at the same generation.
+    (In float32 tolfun fires when a generation's values are all one float32 number, which rounding
+    decides: the two loops stopped 1-3 generations apart for 4 of the seeds 0-5.)"""
     objective = (lambda X: -shifted(X)) if maximize else shifted
-    kwargs = dict(bounds=(-1.0, 1.0), max_generations=300, random_state=0, sigma0=0.5, maximize=maximize)
-    fast = ES("snes", **kwargs).fit(objective, jnp.zeros(5))
-    slow = ES("snes", compiled_loop=False, **kwargs).fit(objective, jnp.zeros(5))
-    assert fast.fast_path_ == "compiled_loop" and slow.fast_path_ is None
+    kwargs = dict(bounds=(-1.0, 1.0), max_generations=300, random_state=seed, sigma0=0.5, maximize=maximize)
+    with jax.enable_x64(True):
+        x0 = jnp.zeros(5, dtype=jnp.float64)
+        fast = ES("snes", **kwargs).fit(objective, x0)
+        slow = ES("snes", compiled_loop=False, **kwargs).fit(objective, x0)
+        value = float(objective(jnp.asarray(fast.x_)[None])[0])
+    assert fast.fast_path_ == "compiled_loop" and slow.fast_path_ is None and fast.x_.dtype == jnp.float64
     # tolfun's window: floor(10 + 30 * 5 / 8) = 28 generations, as pycma's
-    assert (fast.stop_reason_, fast.n_generations_) == (slow.stop_reason_, slow.n_generations_) == ("tolfun", 129)
+    assert fast.stop_reason_ == slow.stop_reason_ == "tolfun"
+    assert fast.n_generations_ == slow.n_generations_ > 150
     x = np.asarray(fast.x_)
     assert ((-1.0 <= x) & (x <= 1.0)).all()  # the best so far is a point of the box
-    np.testing.assert_allclose(x, np.asarray(slow.x_), atol=1e-6)
-    np.testing.assert_allclose(x, 1.0, atol=1e-5)  # the corner
-    assert fast.fun_ == pytest.approx(float(objective(jnp.asarray(x)[None])[0]), rel=1e-6)
-    np.testing.assert_allclose(fast.fun_, (-1 if maximize else 1) * 5 * 0.7**2, rtol=1e-5)
-    np.testing.assert_allclose([h["best"] for h in fast.history_], [h["best"] for h in slow.history_], rtol=1e-5)
+    np.testing.assert_allclose(x, np.asarray(slow.x_), rtol=1e-12)
+    np.testing.assert_allclose(x, 1.0, atol=1e-7)  # the corner
+    assert fast.fun_ == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(fast.fun_, (-1 if maximize else 1) * 5 * 0.7**2, rtol=1e-12)
+    np.testing.assert_allclose([h["best"] for h in fast.history_], [h["best"] for h in slow.history_], rtol=1e-12)
 
 
 def test_bounds_with_restarts_on_the_compiled_loop() -> None:

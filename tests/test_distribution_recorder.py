@@ -86,11 +86,12 @@ def test_bad_arguments_name_the_argument() -> None:
 
 
 def test_with_bounds_the_mean_is_in_the_box() -> None:
-    es = ES("cma_es", max_generations=30, random_state=0, bounds=(0.5, 3.0)).fit(
+    es = ES("cma_es", max_generations=50, random_state=0, bounds=(0.5, 3.0)).fit(
         ellipsoid, np.full(3, 2.0), callbacks=[DistributionRecorder(every=1)])
     means = np.array([row["mean"] for row in es.history_])
     assert means.min() >= 0.5 and means.max() <= 3.0
-    assert np.allclose(means[-1], 0.5, atol=0.05)  # the optimum of the box is its corner
+    # the optimum of the box is its corner (seeds 0-5: within 0.002 after 50 generations, 0.27 after 30)
+    assert np.allclose(means[-1], 0.5, atol=0.01)
 
 
 def test_the_file_is_never_written_through_a_link_even_one_planted_during_the_run(tmp_path) -> None:

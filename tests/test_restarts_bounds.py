@@ -234,13 +234,29 @@ def test_transform_is_identity_inside_continuous_and_onto_the_box() -> None:
     assert x[:, 0].min() == -1 and x[:, 0].max() == 1  # the bounds are reached
     assert np.all(x[:, 1] >= 0) and np.array_equal(x[:, 2], y[:, 2])
     assert np.abs(np.diff(x, axis=0)).max() <= np.diff(y[:, 0]).max() * (1 + 1e-9)  # 1-Lipschitz
-    inner = np.abs(y[:, 0]) <= 0.9  # a_l = a_u = 0.1 for [-1, 1]
+    inner = np.abs(y[:, 0]) <= 0.95  # a_l = a_u = max(1, |1|) / 20 = 0.05 for [-1, 1]
     np.testing.assert_array_equal(x[inner, 0], y[inner, 0])
-    # periodic: period 2 (u - l + a_l + a_u) = 4.4
-    np.testing.assert_allclose(b.transform(np.array([[0.3, 0.5, 0.0]]) + 4.4)[0, 0], 0.3)
+    assert not (x[:, 0] == y[:, 0])[(np.abs(y[:, 0]) > 0.951) & (np.abs(y[:, 0]) < 1.05)].any()  # quadratic there
+    # periodic: period 2 (u - l + a_l + a_u) = 4.2
+    np.testing.assert_allclose(b.transform(np.array([[0.3, 0.5, 0.0]]) + 4.2)[0, 0], 0.3)
     for point in ([-1.0, 0.0, 2.0], [0.95, 0.01, -3.0], [-0.99, 7.0, 0.0]):
         p = np.array(point)
         np.testing.assert_allclose(b.transform(b.inverse(p)), p, atol=1e-12)
+
+
+def test_transform_and_inverse_are_pycmas_bound_transform() -> None:
+    """pycma 4.5's ``BoundTransform`` (its margins ``max(1, |b|) / 20``; evostrat had pycma 3's
+    ``(1 + |b|) / 20``, 0.89 apart at [-1, 1]): both sides, one side (lower or upper), none, and a box
+    narrower than two margins, over points far outside too (the periodic folds and reflections)."""
+    cma = pytest.importorskip("cma")
+    lower = [-1.0, 0.0, None, -2.0, None, 10.0, -0.01]
+    upper = [1.0, None, 3.0, 5.0, None, 100.0, 0.03]  # the last: a_l = a_u = (u - l) / 2 = 0.02, below 0.05
+    pycma = cma.boundary_handler.BoundTransform([lower, upper])
+    b = BoxBounds.from_spec((lower, upper), np.zeros(7) + [0, 1, 0, 0, 0, 50, 0])
+    y = np.random.default_rng(0).normal(scale=8.0, size=(3000, 7)) + [0, 0, 0, 0, 0, 50, 0]
+    x = b.transform(y)
+    np.testing.assert_allclose(x, [pycma.transform(row) for row in y], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.inverse(x), [pycma.inverse(row) for row in x], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", [c for c in LIBRARY_CASES if c.values[0].backend != "numpy"])

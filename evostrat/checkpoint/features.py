@@ -35,6 +35,8 @@ True
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -43,20 +45,24 @@ from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.constraints.base import HANDLERS, MissingConstraintFunction
 from evostrat.constraints.tracker import ConstrainedRun, restore_handler
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
+from evostrat.run.bounds import MARGIN_RULES, MARGINS, margins_of
 from evostrat.run.noise import NoisyEvaluator, aggregation
 from evostrat.run.state import check_schema
 
 __all__ = ["FEATURES_SCHEMA", "CONSTRAINTS_SCHEMA", "capture_features", "check_constraint_function",
            "restore_features", "capture_injections", "restore_injections", "capture_objective", "restore_objective",
-           "MissingStartPoint", "restore_x0_source"]
+           "MissingStartPoint", "restore_x0_source", "saved_margins"]
 
 _DICT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "a dict or null")
 #: The parts of the metadata's ``"features"``; ``"aggregate"``: how the run aggregates repeated
 #: evaluations (``null``: it evaluates each candidate once). A file without it was written when
-#: they were averaged: its run resumes with the mean (:func:`restore_features`).
+#: they were averaged: its run resumes with the mean (:func:`restore_features`). ``"bounds_margins"``:
+#: the rule of the box's margins (:func:`evostrat.run.bounds.margin_width`; ``null``: no box); a file
+#: without it was written with pycma 3's (:func:`saved_margins`).
 FEATURES_SCHEMA: dict[str, tuple[Any, str]] = {
     **dict.fromkeys(("constraints", "integers", "noise"), _DICT_OR_NULL),
     "aggregate": (lambda v: v is None or v in ("median", "mean"), "'median', 'mean' or null"),
+    "bounds_margins": (lambda v: v is None or v in MARGIN_RULES, f"one of {MARGIN_RULES} or null"),
 }
 #: The constraints part: how the run gets ``g`` (``"callable"``: passed to ``resume`` again),
 #: the ``constraint_handler`` (a name, or a built-in handler's state) and the run's handler state.
@@ -92,6 +98,7 @@ def capture_features(driver: Any, arrays: dict[str, np.ndarray]) -> dict[str, An
         "integers": None if driver.integers is None else driver.integers.state_values(driver.runner),
         "noise": noise,
         "aggregate": aggregation(driver),
+        "bounds_margins": margins_of(driver.bounds),
     }
     if all(v is None for v in values.values()):
         return None
@@ -180,6 +187,8 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
         if features is None:  # a run without these features, or a checkpoint from before they were stored
             return
         features = {**features, "aggregate": driver.noise_aggregate}
+    if "bounds_margins" not in features:  # written before the rule was stored: the run was rebuilt with pycma 3's
+        features = {**features, "bounds_margins": margins_of(driver.bounds)}
     parts = check_schema(features, FEATURES_SCHEMA, "features")
     values = {name: decode(part, arrays) for name, part in parts.items()}
     runner = driver.runner
@@ -187,6 +196,9 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
         raise CheckpointError(f"checkpoint aggregate {values['aggregate']!r} does not match its run's "
                               f"reevaluations and noise_handling (an aggregation only for repeated evaluations)")
     driver.noise_aggregate = values["aggregate"]
+    if values["bounds_margins"] != margins_of(driver.bounds):  # restore rebuilt the box with saved_margins()
+        raise CheckpointError(f"checkpoint bounds_margins {values['bounds_margins']!r} does not match its run's "
+                              f"bounds ({'a box' if driver.bounds is not None else 'none'})")
     if values["integers"] is not None:
         if driver.integers is None:
             raise CheckpointError("checkpoint holds an integer margin state, but its run has no integer coordinates")
@@ -206,6 +218,28 @@ def restore_features(driver: Any, features: Any, arrays: dict[str, np.ndarray], 
             driver.constrained = ConstrainedRun(spec, runner.strategy.name, runner.dim)
             driver.constrained.load_state_values(saved["run"])
             driver.constrained_termination()
+
+
+@contextlib.contextmanager
+def saved_margins(features: Any) -> Iterator[None]:
+    """While a checkpoint's run is rebuilt, boxes are made with the margin rule the file was written
+    with (:data:`evostrat.run.bounds.MARGINS`): its ``"features"``' ``"bounds_margins"``, pycma 3's
+    for a file written before the rule was stored (before 2026-12-07), so that its run resumes exactly.
+
+    Raises
+    ------
+    CheckpointError
+        For a value that is not a rule (:func:`restore_features` names the field's type too).
+    """
+    value = features.get("bounds_margins", "pycma3") if isinstance(features, dict) else "pycma3"
+    if value is not None and value not in MARGIN_RULES:
+        raise CheckpointError(f"checkpoint features field 'bounds_margins' must be one of {MARGIN_RULES} or null, "
+                              f"got {value!r}")
+    token = MARGINS.set(value or "pycma4")
+    try:
+        yield
+    finally:
+        MARGINS.reset(token)
 
 
 def capture_injections(runner: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ from evostrat.backends.structure_spec import structure_from_spec, structure_spec
 from evostrat.checkpoint.codec import Unencodable, decode, encode, encode_metadata
 from evostrat.checkpoint.features import (capture_features, capture_injections, capture_objective,
                                          check_constraint_function, restore_features, restore_injections,
-                                         restore_x0_source)
+                                         restore_x0_source, saved_margins)
 from evostrat.checkpoint.history import decode_history, encode_history
 from evostrat.errors import CheckpointError, InvalidArgumentError, StateError
 from evostrat.estimator import ES
@@ -258,7 +258,8 @@ def restore(meta: dict[str, Any], arrays: dict[str, np.ndarray], **overrides: An
     check_constraint_function(meta.get("features"), function)
     old = _decode_params(saved, arrays, {k: v for k, v in overrides.items() if k not in BUDGET_PARAMS})
     try:
-        es = _rebuild(meta, arrays, {**old, **overrides}, function)
+        with saved_margins(meta.get("features")):  # its box made with the rule the file was written with
+            es = _rebuild(meta, arrays, {**old, **overrides}, function)
     except CheckpointError:
         raise
     except Exception as err:  # a value of the declared type that the estimator refuses

@@ -6,8 +6,9 @@ candidate ``y`` it asks for is mapped into the box by ``x = T(y)`` before it is
 evaluated and returned, and ``tell`` receives the values of ``T(y)`` for ``y``.
 The method is the linear-quadratic periodic transformation of pycma
 (``BoxConstraintsLinQuadTransformation``; Hansen, pycma documentation of
-``BoundTransform``): per coordinate, with ``a_l = min((u - l) / 2, (1 + |l|) / 20)``
-and ``a_u = min((u - l) / 2, (1 + |u|) / 20)``,
+``BoundTransform``): per coordinate, with ``a_l = min((u - l) / 2, max(1, |l|) / 20)``
+and ``a_u = min((u - l) / 2, max(1, |u|) / 20)`` (pycma 4's ``margin_width2``, its
+``linquad_margin_width``; pycma 3 and evostrat before 2026-12-07 used ``(1 + |b|) / 20``),
 
 1. ``y`` is folded into ``[l - a_l, u + a_u]``: periodically with period
    ``2 (u - l + a_l + a_u)`` and reflection (mirroring at ``l - a_l`` alone when
@@ -28,14 +29,15 @@ Examples
 >>> from evostrat.run.bounds import BoxBounds
 >>> b = BoxBounds.from_spec((0.0, 1.0), np.array([0.5, 0.5]))
 >>> b.transform(np.array([[0.5, 3.7], [-2.0, 1.02]])).round(4).tolist()
-[[0.5, 0.8], [0.3, 0.984]]
+[[0.5, 0.6], [0.2, 0.9955]]
 >>> y = b.inverse(np.array([0.5, 0.99]))      # a preimage outside the box
 >>> y.round(4).tolist(), b.transform(y).round(12).tolist()
-([0.5, 1.0368], [0.5, 0.99])
+([0.5, 1.0053], [0.5, 0.99])
 """
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,15 @@ from evostrat.errors import InvalidArgumentError, InvalidTypeError
 
 Array = Any
 
-__all__ = ["BoxBounds"]
+__all__ = ["BoxBounds", "MARGINS", "MARGIN_RULES", "margin_width", "margins_of"]
+
+#: The margin rules: pycma 4's ``max(1, |b|) / 20`` and pycma 3's ``(1 + |b|) / 20``.
+MARGIN_RULES = ("pycma4", "pycma3")
+
+#: The rule of the boxes made in this context: ``"pycma4"``, except while a checkpoint written before
+#: 2026-12-07 (which used pycma 3's) rebuilds its run (:func:`evostrat.checkpoint.state.restore`), so
+#: that the run resumes exactly.
+MARGINS: contextvars.ContextVar[str] = contextvars.ContextVar("evostrat_bound_margins", default="pycma4")
 
 
 def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
@@ -77,6 +87,29 @@ def _bound_array(value: Any, dim: int, which: str) -> np.ndarray:
     return arr
 
 
+def margin_width(bound: np.ndarray, rule: str = "pycma4") -> np.ndarray:
+    """The width of the quadratic region beside a finite ``bound``, before the cap at half the box's
+    width: ``max(1, |bound|) / 20`` (pycma 4's ``linquad_margin_width``), or with ``rule="pycma3"``
+    ``(1 + |bound|) / 20`` (:data:`MARGIN_RULES`).
+
+    >>> margin_width(np.array([0.0, -1.0, 3.0, 100.0])).tolist()
+    [0.05, 0.05, 0.15, 5.0]
+    >>> margin_width(np.array([0.0, -1.0]), "pycma3").tolist()
+    [0.05, 0.1]
+    """
+    if rule == "pycma3":
+        return (1.0 + np.abs(bound)) / 20
+    return np.maximum(1.0, np.abs(bound)) / 20
+
+
+def margins_of(space: Any) -> str | None:
+    """The margin rule of the :class:`BoxBounds` in a run's ``bounds`` (a box, or a space of fixed
+    variables or integers around one); ``None`` without a box."""
+    while space is not None and not isinstance(space, BoxBounds):
+        space = getattr(space, "inner", None) if hasattr(space, "inner") else getattr(space, "box", None)
+    return None if space is None else space.margins
+
+
 def _inward(lower: np.ndarray, upper: np.ndarray, dtype_name: str) -> dict[str, np.ndarray]:
     """``lower``/``upper`` in ``dtype_name`` rounded toward the inside of the box, so that the
     clipped candidates lie inside the float64 box (float32 rounds ``0.1`` up to ``0.1000000015``)."""
@@ -100,17 +133,20 @@ class BoxBounds:
     ----------
     lower, upper : numpy arrays, shape (dim,)
         The box (``-inf``/``inf`` where a side is open), as float64 on the host.
+    margins : str
+        The rule of the quadratic regions' widths (:func:`margin_width`), :data:`MARGINS` when made.
     """
 
     def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
         self.lower = np.asarray(lower, dtype=np.float64)
         self.upper = np.asarray(upper, dtype=np.float64)
+        self.margins = MARGINS.get()
         lo_ok, hi_ok = np.isfinite(self.lower), np.isfinite(self.upper)
         width = np.where(lo_ok & hi_ok, self.upper - self.lower, np.inf)
         lo, hi = np.where(lo_ok, self.lower, 0.0), np.where(hi_ok, self.upper, 0.0)
         self._host = dict(lo_ok=lo_ok, hi_ok=hi_ok, both=lo_ok & hi_ok, lo=lo, hi=hi, lower=self.lower,
-                          upper=self.upper, al=np.minimum(width / 2, (1 + np.abs(lo)) / 20),
-                          au=np.minimum(width / 2, (1 + np.abs(hi)) / 20))
+                          upper=self.upper, al=np.minimum(width / 2, margin_width(lo, self.margins)),
+                          au=np.minimum(width / 2, margin_width(hi, self.margins)))
         self._cache: dict[Any, dict[str, Any]] = {}
 
     @classmethod

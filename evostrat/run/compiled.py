@@ -67,6 +67,7 @@ from evostrat.backends.programs import frozen, program_key
 from evostrat.backends.trees import replace
 from evostrat.evaluators.local import VectorizedEvaluator
 from evostrat.run.block_termination import Watch, block_outcome, may_stop, summary, tolx_sigma, watch
+from evostrat.run.bounds import margins_of
 from evostrat.run.compiled_loop import compiled_loop_applies
 from evostrat.run.chunk_host import (RUN_BEST_EVALS, RUN_INTS, DeviceRun, PackedRun, absorb_chunk, chunk_counts, chunk_length,
                                      pack, packed_run, run_rules, unpack)
@@ -138,7 +139,7 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 
     length = chunk_length(rules.popsize)
     box = None if bounds is None else (frozen(bounds.lower), frozen(bounds.upper), frozen(getattr(bounds, "values", 0)),
-                                       getattr(bounds, "key", None))  # integer variables: their mask, ranges, margin
+                                       getattr(bounds, "key", None), margins_of(bounds))  # integers: mask, ranges, margin
     tell = program_key(strategy.tell, "driver", id(objective))  # the objective kept alive by the program: id unused
     widest = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64: the thresholds' dtype
     settings = (tell, stop_names, length, batched, population, box, widest, rules)
