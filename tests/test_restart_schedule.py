@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from evostrat.run.restarts import Restarts
 from evostrat.run.termination_defaults import default_max_generations
@@ -61,8 +62,44 @@ def test_bipop_alternates_on_the_evaluations_spent_and_draws_small_runs_as_pycma
                                                   math.ceil(0.5 * large_evals / popsize)))
     assert [plans[i].popsize for i in (1, 4, 6)] == [21, 42, 85]  # the large runs: 10.7 * 2 ** k
     assert _plans("bipop", [1000, 3000, 500, 1500, 4000, 4000, 9], max_restarts=3)[-1].run == 6  # then none
+    # one evaluation short of the large runs' count is still small, the count itself large
+    assert [p.regime for p in _plans("bipop", [1000, 3000, 1999, 1], max_restarts=3)] == [
+        "initial", "large", "small", "small", "large"]
 
 
 def test_ipop_grows_by_incpopsize_from_the_unrounded_first_population() -> None:
     plans = _plans("ipop", [100] * 3, max_restarts=3, incpopsize=3)
     assert [p.popsize for p in plans] == [10, 32, 96, 288]
+
+
+def test_max_restarts_zero_is_the_first_run_alone() -> None:
+    from evostrat import ES
+    from evostrat.problems import rastrigin
+
+    assert [p.regime for p in _plans("bipop", [100, 100], max_restarts=0)] == ["initial"]
+    es = ES("cma_es", restarts=dict(kind="ipop", max_restarts=0), random_state=0).fit(rastrigin, np.full(3, 2.0))
+    assert len(es.restarts_) == 1 and es.stop_reason_ == "maxrestarts"
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_one_dimensional_restart_run_resumes_from_its_checkpoint(tmp_path) -> None:
+    """The schedule's values checked on loading (``dim`` an int >= 1): a 1-D run's are valid."""
+    from evostrat import ES
+    from evostrat.problems import rastrigin
+
+    def crash_in_the_second_run(es: ES) -> None:
+        if len(es.restarts_) == 2 and es.n_evals_ > es.restarts_[1]["start_evals"] + 3 * es.restarts_[1]["popsize"]:
+            raise _Crash
+
+    options = dict(restarts="ipop", max_evals=3000, random_state=1, compiled_loop=False)
+    full = ES("cma_es", **options).fit(rastrigin, np.array([3.3]))
+    assert len(full.restarts_) >= 3
+    path = tmp_path / "one.ckpt"
+    with pytest.raises(_Crash):
+        ES("cma_es", **options).fit(rastrigin, np.array([3.3]), checkpoint=path, callbacks=[crash_in_the_second_run])
+    resumed = ES.resume(path, rastrigin)
+    assert (resumed.n_evals_, resumed.fun_, len(resumed.restarts_)) == (full.n_evals_, full.fun_, len(full.restarts_))
+    np.testing.assert_array_equal(resumed.x_, full.x_)
