@@ -94,16 +94,21 @@ def _mean_of(objective: Any, times: int) -> Any:
     return lambda X: np.mean(np.stack([objective(X) for _ in range(times)]), axis=0)
 
 
-def _strip_aggregate(path: Path) -> None:
-    """Make ``path`` what the writer before the median did: no ``"aggregate"`` among the features,
-    ``null`` features when no other part was stored."""
+def _strip_feature(path: Path, name: str) -> None:
+    """Make ``path`` what a writer before the feature ``name`` was stored did: no ``name`` among the
+    features, ``null`` features when no other part was stored."""
     meta, arrays = read_checkpoint(path)
     for key in ("format", "version", "arrays", "sha256"):
         meta.pop(key, None)
-    del meta["features"]["aggregate"]
+    del meta["features"][name]
     if all(part is None for part in meta["features"].values()):
         meta["features"] = None
     write_checkpoint(path, meta, arrays)
+
+
+def _strip_aggregate(path: Path) -> None:
+    """Make ``path`` what the writer before the median did (no ``"aggregate"``)."""
+    _strip_feature(path, "aggregate")
 
 
 # reference: the same run with the repeated evaluations averaged (reevaluations=1 of their mean,
@@ -154,18 +159,6 @@ def test_a_new_checkpoint_resumes_with_the_median(tmp_path: Path) -> None:
     np.testing.assert_array_equal(resumed.x_, full.x_)
 
 
-def _strip_margins(path: Path) -> None:
-    """Make ``path`` what the writer before pycma 4's margins did: no ``"bounds_margins"`` among the
-    features, ``null`` features when no other part was stored."""
-    meta, arrays = read_checkpoint(path)
-    for key in ("format", "version", "arrays", "sha256"):
-        meta.pop(key, None)
-    del meta["features"]["bounds_margins"]
-    if all(part is None for part in meta["features"].values()):
-        meta["features"] = None
-    write_checkpoint(path, meta, arrays)
-
-
 def _bounded(path: Path | None = None, crash: int | None = None, **extra: Any) -> ES:
     es = ES("cma_es", bounds=(-1.0, 2.0), max_generations=40, random_state=2, **extra)
     if path is None:
@@ -194,7 +187,7 @@ def test_a_bounded_checkpoint_from_before_pycma4_margins_resumes_with_pycma3s(tm
     finally:
         MARGINS.reset(token)
     assert read_checkpoint(path)[0]["features"]["bounds_margins"] == "pycma3"
-    _strip_margins(path)
+    _strip_feature(path, "bounds_margins")  # what the writer before pycma 4's margins wrote
 
     resumed = ES.resume(path, rosenbrock, checkpoint=path)
     assert margins_of(resumed.run_.bounds) == "pycma3" and margins_of(_bounded(**extra).run_.bounds) == "pycma4"
