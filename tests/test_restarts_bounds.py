@@ -216,10 +216,13 @@ def test_bad_bounds_raise_clear_errors(bounds, x0, error: type, words: str) -> N
 
 def test_none_entries_of_a_bound_list_are_unbounded_as_in_pycma() -> None:
     """pycma's ``bounds=[[-1, None], [1, 2]]``: a ``None`` entry leaves that side open (was refused
-    as "bounds lower must not contain NaN")."""
+    as "bounds lower must not contain NaN"); in an object array too."""
     b = BoxBounds.from_spec(([-1.0, None], (None, 2.0)), np.zeros(2))
     np.testing.assert_array_equal(b.lower, [-1.0, -np.inf])
     np.testing.assert_array_equal(b.upper, [np.inf, 2.0])
+    objects = BoxBounds.from_spec((np.array([-1.0, None], dtype=object), np.array([None, 2.0], dtype=object)),
+                                  np.zeros(2))
+    assert np.array_equal(objects.lower, b.lower) and np.array_equal(objects.upper, b.upper)
     es = ES("cma_es", bounds=([-1, None], [1, 2]), random_state=0).fit(
         vectorized(lambda X: ((X - 3.0) ** 2).sum(axis=1)), np.zeros(2))
     np.testing.assert_allclose(es.x_, [1.0, 2.0], atol=1e-6)
@@ -257,6 +260,14 @@ def test_transform_and_inverse_are_pycmas_bound_transform() -> None:
     x = b.transform(y)
     np.testing.assert_allclose(x, [pycma.transform(row) for row in y], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(b.inverse(x), [pycma.inverse(row) for row in x], rtol=1e-12, atol=1e-12)
+
+
+def test_float32_points_at_the_fold_reach_a_representable_bound_exactly() -> None:
+    """The clip rounds a float32 bound toward the inside only where float32 cannot hold it: 1.0 it
+    holds, so the box's edge stays reachable (the optimum may lie on a bound)."""
+    b = BoxBounds.from_spec((-1.0, 1.0), np.zeros(2))
+    x = b.transform(np.array([[1.05, -1.05]], dtype=np.float32))  # u + a_u and l - a_l: onto the bounds
+    assert x.dtype == np.float32 and x.tolist() == [[1.0, -1.0]]
 
 
 @pytest.mark.parametrize("case", [c for c in LIBRARY_CASES if c.values[0].backend != "numpy"])

@@ -142,6 +142,15 @@ def test_tolstagnation_fires_at_pycmas_generation(f, dim: int, popsize: int, sto
     assert _stop(make(), rows, presorted=True, best_index=lambda F: F.index(min(F))) == (stopped, "tolstagnation")
 
 
+def test_tolstagnation_waits_for_pycmas_warm_up_of_dim_times_5_plus_100_over_popsize() -> None:
+    # 40 (5 + 100 / 8) = 700 generations; below it the other conditions held already (a short setting)
+    rows, (reasons, generation) = _pycma_trace(_noisy(_sphere, 30.0, 1), 40, 8,
+                                               dict(STAGNATION_ONLY, tolstagnation=100))
+    assert (reasons, generation) == (["tolstagnation"], 701)
+    t = Termination(tolx=None, tolfun=None, dim=40, popsize=8, tolstagnation=100)
+    assert _stop(t, rows, presorted=False) == (701, "tolstagnation")
+
+
 def test_tolstagnation_dates_the_best_from_its_evaluation_as_pycma() -> None:
     # the 3-d trace's best is the 2nd of 7 values of generation 583 (evaluation 4076 of 4081): at
     # generation 670 (4690 evaluations) it is (4690 - 4076) / 7 = 87.7 > 174 / 2 generations old,
