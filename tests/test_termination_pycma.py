@@ -128,7 +128,8 @@ def _stop(t: Termination, rows: list, presorted: bool, best_index=None) -> tuple
     (_noisy(_sphere, 1.0, 0), 5, 8, 510),  # evostrat 0.x stopped at 158: a record every generation
     (_noisy(_sphere, 1.0, 3), 3, 7, 670),  # the best's age decides, counted from its evaluation
     (_noisy(_rosenbrock, 1e-3, 0), 12, 8, 1605),  # the medians decide (evostrat 0.x: 1325)
-], ids=["sphere-5d", "sphere-3d-age", "rosenbrock-12d"])
+    (_noisy(_sphere, 1.0, 1), 40, 8, 3445),  # a long setting (3262): two windows of t / 10 records first
+], ids=["sphere-5d", "sphere-3d-age", "rosenbrock-12d", "sphere-40d-long"])
 def test_tolstagnation_fires_at_pycmas_generation(f, dim: int, popsize: int, stopped: int) -> None:
     # pycma records the generation's best and median every 5th generation only, and dates the best
     # from the evaluation that found it; its default setting, int(100 + 100 d^1.5 / popsize)
@@ -149,6 +150,15 @@ def test_tolstagnation_waits_for_pycmas_warm_up_of_dim_times_5_plus_100_over_pop
     assert (reasons, generation) == (["tolstagnation"], 701)
     t = Termination(tolx=None, tolfun=None, dim=40, popsize=8, tolstagnation=100)
     assert _stop(t, rows, presorted=False) == (701, "tolstagnation")
+
+
+def test_tolstagnation_compares_two_full_windows_of_records_as_pycma() -> None:
+    """pycma's test needs ``2 l < len(histbest)`` (``l = max(t / 10, len / 10)`` records, one every 5th
+    generation): on values that never improve, with ``t = 3000`` (l = 300), the best's age allows a stop
+    from generation 1501 on, but two windows of 300 records are full only at record 601, generation 3005."""
+    t = Termination(tolfun=None, tolx=None, tolstagnation=3000, dim=2, popsize=10)
+    stop = next(g for g in range(1, 4000) if t.check(g, 10 * g, 1.0, [1.0] * 10, 1.0) is not None)
+    assert (stop, t.last) == (3005, "tolstagnation")
 
 
 def test_tolstagnation_dates_the_best_from_its_evaluation_as_pycma() -> None:
