@@ -23,12 +23,17 @@ from evostrat.plugins import registry
 #: Where the suite keeps JAX's compiled programs between its workers and runs (see
 #: :func:`share_jax_compilations`); ``EVOSTRAT_TEST_JAX_CACHE`` names another folder, or ``off``.
 JAX_CACHE_VARIABLE = "EVOSTRAT_TEST_JAX_CACHE"
+#: The process that chose the cache's folder (and prunes it); not set when the user chose it.
+JAX_CACHE_OWNER_VARIABLE = "EVOSTRAT_TEST_JAX_CACHE_OWNER"
+#: The cache folder's size after :func:`prune_jax_compilations`, when it has grown past twice this.
+JAX_CACHE_KEEP_BYTES = 512 << 20
 
 
 def share_jax_compilations(environ: Any = os.environ) -> str | None:
     """Let the suite's processes share JAX's compiled programs: JAX's persistent compilation cache
     in a folder of the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
-    ``evostrat/jax-test-compilations``), at most 1 GiB (least recently used entries evicted).
+    ``evostrat/jax-test-compilations``), kept under 1 GiB by :func:`prune_jax_compilations` at the
+    end of each session.
 
     Most of the compiled-driver suites' time is XLA compiling the same chunk programs: for the
     same strategy, shape and criteria every test builds an identical program, compiled again in
@@ -38,16 +43,20 @@ def share_jax_compilations(environ: Any = os.environ) -> str | None:
     is imported (JAX reads them then), and inherited by the workers and the subprocesses tests
     start; any that is set already is left as it is. ``EVOSTRAT_TEST_JAX_CACHE=off`` turns the
     sharing off, a path puts the cache there. Returns the folder (``None``: off).
+
+    JAX's own size limit (``JAX_COMPILATION_CACHE_MAX_SIZE``) is not set: with it every lookup of
+    every worker takes one file lock, and every write lists and reads the whole folder under it
+    (with 10,000 programs kept, two test files took 109 s against 45 s without the cache).
     """
     setting = environ.get(JAX_CACHE_VARIABLE, "").strip()
     if setting.lower() in ("off", "0", "no", "false"):
         return None
     home = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = setting or os.path.join(home, "evostrat", "jax-test-compilations")
-    environ.setdefault("JAX_COMPILATION_CACHE_DIR", folder)
+    if "JAX_COMPILATION_CACHE_DIR" not in environ:  # (a worker's was set by the session's first process)
+        environ["JAX_COMPILATION_CACHE_DIR"] = folder
+        environ[JAX_CACHE_OWNER_VARIABLE] = str(os.getpid())
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")  # not the many tiny programs
-    if importlib.util.find_spec("filelock") is not None:  # eviction locks the folder (JAX needs filelock)
-        environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 30))
     if "jax" in sys.modules:  # imported before this file: too late for the variables
         import jax
 
@@ -55,6 +64,38 @@ def share_jax_compilations(environ: Any = os.environ) -> str | None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs",
                           float(environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
     return environ["JAX_COMPILATION_CACHE_DIR"]
+
+
+def prune_jax_compilations(folder: str | None, keep_bytes: int = JAX_CACHE_KEEP_BYTES) -> int:
+    """Delete the oldest programs of the cache ``folder`` (by modification time: a program is
+    written once) when it holds more than ``2 * keep_bytes``, down to ``keep_bytes``; also the
+    access-time files an earlier JAX size limit left. Returns the number of files deleted."""
+    if not folder or not os.path.isdir(folder):
+        return 0
+    entries, total, deleted = [], 0, 0
+    with os.scandir(folder) as found:
+        for entry in found:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.name.endswith("-atime"):  # left by JAX's size limit, which is not used
+                os.unlink(entry.path)
+                deleted += 1
+            elif entry.name.endswith("-cache"):
+                info = entry.stat(follow_symlinks=False)
+                entries.append((info.st_mtime, info.st_size, entry.path))
+                total += info.st_size
+    if total <= 2 * keep_bytes:
+        return deleted
+    for _, size, path in sorted(entries):
+        if total <= keep_bytes:
+            break
+        try:
+            os.unlink(path)
+        except FileNotFoundError:  # another session pruned it
+            pass
+        total -= size
+        deleted += 1
+    return deleted
 
 
 share_jax_compilations()
@@ -197,6 +238,14 @@ def fitness_strategy_names() -> list[str]:
 def case(request: pytest.FixtureRequest) -> BackendCase:
     """Each backend case in turn."""
     return request.param
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep the shared JAX cache's folder small (:func:`prune_jax_compilations`): once, in the
+    process that chose it (which started the workers, now finished); a folder that
+    ``JAX_COMPILATION_CACHE_DIR`` named before the suite started is left as it is."""
+    if os.environ.get(JAX_CACHE_OWNER_VARIABLE) == str(os.getpid()):
+        prune_jax_compilations(os.environ.get("JAX_COMPILATION_CACHE_DIR"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
