@@ -232,9 +232,9 @@ def saved_margins(features: Any) -> Iterator[None]:
         For a value that is not a rule (:func:`restore_features` names the field's type too).
     """
     value = features.get("bounds_margins", "pycma3") if isinstance(features, dict) else "pycma3"
-    if value is not None and value not in MARGIN_RULES:
-        raise CheckpointError(f"checkpoint features field 'bounds_margins' must be one of {MARGIN_RULES} or null, "
-                              f"got {value!r}")
+    valid, expected = FEATURES_SCHEMA["bounds_margins"]
+    if not valid(value):
+        raise CheckpointError(f"checkpoint features field 'bounds_margins' must be {expected}, got {value!r}")
     token = MARGINS.set(value or "pycma4")
     try:
         yield
