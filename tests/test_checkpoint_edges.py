@@ -193,3 +193,20 @@ def test_a_dataclass_other_than_a_restart_plan_is_not_encoded() -> None:
 
     with pytest.raises(Unencodable, match="Settings, which a checkpoint cannot store"):
         encode({"settings": Settings()}, {}, "metadata")
+
+
+@pytest.mark.parametrize("saved", [{"state": 1, "extra": 2}, {}, ["state"], "state"])
+def test_a_malformed_objective_state_is_refused_before_the_objective_sees_it(saved: Any) -> None:
+    from evostrat.checkpoint.features import restore_objective
+
+    class Objective:
+        loaded: list = []
+
+        def load_checkpoint_state(self, state: Any) -> None:
+            self.loaded.append(state)
+
+    objective = Objective()
+    with pytest.raises(CheckpointError, match="objective state is malformed"):
+        restore_objective(objective, saved, {})
+    restore_objective(objective, {"state": {"seen": 3}}, {})
+    assert objective.loaded == [{"seen": 3}]
