@@ -210,3 +210,36 @@ def test_a_malformed_objective_state_is_refused_before_the_objective_sees_it(sav
         restore_objective(objective, saved, {})
     restore_objective(objective, {"state": {"seen": 3}}, {})
     assert objective.loaded == [{"seen": 3}]
+
+
+def _noisy_checkpoint(tmp_path: Path, noise_handling: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from evostrat import ES, vectorized
+    from evostrat.checkpoint.state import capture
+
+    es = ES("cma_es", reevaluations=2, noise_handling=noise_handling, max_generations=3, random_state=0)
+    meta, arrays = capture(es.fit(vectorized(lambda X: np.sum(X * X, axis=1)), np.ones(3)))
+    for key in ("format", "version", "arrays", "sha256"):
+        meta.pop(key, None)
+    return meta, arrays
+
+
+def test_a_noise_handling_state_for_a_run_without_noise_handling_is_refused(tmp_path: Path) -> None:
+    from evostrat.checkpoint import load_checkpoint
+
+    meta, arrays = _noisy_checkpoint(tmp_path, True)
+    meta["params"]["noise_handling"] = {"value": False}  # digest recomputed: only the loader can refuse it
+    write_checkpoint(tmp_path / "forged.ckpt", meta, arrays)
+    with pytest.raises(CheckpointError, match="holds a noise handling state, but its run has no noise_handling"):
+        load_checkpoint(tmp_path / "forged.ckpt")
+
+
+def test_a_checkpoint_without_its_aggregate_whose_run_names_one_is_refused(tmp_path: Path) -> None:
+    # before the aggregate was recorded, noise_handling could not name one (it was the mean): a run that
+    # names it wrote its aggregate, so a checkpoint of it without one is not an old file but a damaged one
+    from evostrat.checkpoint import load_checkpoint
+
+    meta, arrays = _noisy_checkpoint(tmp_path, {"aggregate": "median"})
+    del meta["features"]["aggregate"]
+    write_checkpoint(tmp_path / "stripped.ckpt", meta, arrays)
+    with pytest.raises(CheckpointError, match="aggregate None does not match its run's"):
+        load_checkpoint(tmp_path / "stripped.ckpt")
