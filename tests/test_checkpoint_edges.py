@@ -23,6 +23,7 @@ from evostrat.checkpoint.codec import Unencodable, decode, encode
 from evostrat.checkpoint.format import (MAX_DEPTH, MAX_ITEMS, MAX_METADATA_BYTES, atomic_file, check_writable,
                                         read_checkpoint, write_checkpoint)
 from evostrat.errors import CheckpointError, InvalidArgumentError, OutputError
+from test_checkpoint_hostile import _meta, _tampered, _zip
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "guides" / "checkpoints.md"
 
@@ -107,12 +108,6 @@ def test_a_plain_relative_array_name_round_trips(tmp_path: Path) -> None:
     assert read_checkpoint(tmp_path / "ok.ckpt")[1][name].tolist() == [0.0, 1.0, 2.0]
 
 
-def _zip(path: Path, meta: Any) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("metadata.json", json.dumps(meta).encode())
-    return path
-
-
 @pytest.mark.parametrize("index, cause", [
     ({"../evil": {"dtype": "<f8", "shape": [1]}}, "array name '../evil' is not a plain relative name"),
     ({"/etc/passwd": {"dtype": "<f8", "shape": [1]}}, "is not a plain relative name"),
@@ -120,8 +115,7 @@ def _zip(path: Path, meta: Any) -> Path:
     ({"a": 3}, "malformed array index"),
 ])
 def test_a_read_index_naming_a_way_out_or_malformed_is_refused(tmp_path: Path, index: Any, cause: str) -> None:
-    path = _zip(tmp_path / "index.ckpt", {"format": "evostrat-checkpoint", "version": 2, "arrays": index,
-                                          "sha256": "0" * 64})
+    path = _zip(tmp_path / "index.ckpt", _meta(index), {})
     with pytest.raises(CheckpointError, match=cause):
         read_checkpoint(path)
 
@@ -212,25 +206,21 @@ def test_a_malformed_objective_state_is_refused_before_the_objective_sees_it(sav
     assert objective.loaded == [{"seen": 3}]
 
 
-def _noisy_checkpoint(tmp_path: Path, noise_handling: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _noisy_run(noise_handling: Any) -> Any:
     from evostrat import ES, vectorized
-    from evostrat.checkpoint.state import capture
 
     es = ES("cma_es", reevaluations=2, noise_handling=noise_handling, max_generations=3, random_state=0)
-    meta, arrays = capture(es.fit(vectorized(lambda X: np.sum(X * X, axis=1)), np.ones(3)))
-    for key in ("format", "version", "arrays", "sha256"):
-        meta.pop(key, None)
-    return meta, arrays
+    return es.fit(vectorized(lambda X: np.sum(X * X, axis=1)), np.ones(3))
 
 
 def test_a_noise_handling_state_for_a_run_without_noise_handling_is_refused(tmp_path: Path) -> None:
     from evostrat.checkpoint import load_checkpoint
 
-    meta, arrays = _noisy_checkpoint(tmp_path, True)
-    meta["params"]["noise_handling"] = {"value": False}  # digest recomputed: only the loader can refuse it
-    write_checkpoint(tmp_path / "forged.ckpt", meta, arrays)
+    def forge(meta: dict, arrays: dict) -> None:  # digest recomputed: only the loader can refuse it
+        meta["params"]["noise_handling"] = {"value": False}
+
     with pytest.raises(CheckpointError, match="holds a noise handling state, but its run has no noise_handling"):
-        load_checkpoint(tmp_path / "forged.ckpt")
+        load_checkpoint(_tampered(tmp_path, _noisy_run(True), forge))
 
 
 def test_a_checkpoint_without_its_aggregate_whose_run_names_one_is_refused(tmp_path: Path) -> None:
@@ -238,8 +228,8 @@ def test_a_checkpoint_without_its_aggregate_whose_run_names_one_is_refused(tmp_p
     # names it wrote its aggregate, so a checkpoint of it without one is not an old file but a damaged one
     from evostrat.checkpoint import load_checkpoint
 
-    meta, arrays = _noisy_checkpoint(tmp_path, {"aggregate": "median"})
-    del meta["features"]["aggregate"]
-    write_checkpoint(tmp_path / "stripped.ckpt", meta, arrays)
+    def strip(meta: dict, arrays: dict) -> None:
+        del meta["features"]["aggregate"]
+
     with pytest.raises(CheckpointError, match="aggregate None does not match its run's"):
-        load_checkpoint(tmp_path / "stripped.ckpt")
+        load_checkpoint(_tampered(tmp_path, _noisy_run({"aggregate": "median"}), strip))
