@@ -381,7 +381,7 @@ class ES(FittedAttributes, Params):
         self.initialize(x0)
         if constraints is not None:
             self.run_.constraint_fn, self.run_.constraint_spec = constraints, constraint_handler
-        self.run_.run_loop(objective, hooks)
+        self.run_.run_loop(objective, hooks, self)
         return self
 
     @classmethod

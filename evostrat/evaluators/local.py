@@ -318,6 +318,7 @@ class AutoEvaluator(Evaluator):
                 f"raised {type(refused).__name__}: {refused}; called with the population it returned "
                 f"{_describe(out)}, which is not one value per candidate ({err})", index=0,
             ) from refused
+        refused = None  # its traceback holds this frame, whose callers hold the run: no reference cycle
         self.mode = "vectorized"
         return values
 

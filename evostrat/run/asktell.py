@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable
 
 import numpy as np
@@ -155,13 +155,14 @@ class AskTell(PicklableRunner):
 
     def sigma_of(self, state: Any) -> float:
         """:attr:`sigma` of a strategy ``state`` of this runner."""
-        value = self.strategy.sigma(state)
-        return float(value if isinstance(value, float) else self.backend.to_numpy(value))
+        return strategy_sigma(self.strategy, self.backend, state)
 
     @cached_property
     def row_sigma(self) -> tuple[Callable[[Any], Any], Callable[[list[Any]], list[float]] | None]:
-        """How a history row reads sigma: the kernel's (:func:`~evostrat.kernels.row_sigma`), else the strategy's own."""
-        return row_sigma(self.strategy.kernel(self.state), self.strategy.host_sigma or self.sigma_of)
+        """How a history row reads sigma: the kernel's (:func:`~evostrat.kernels.row_sigma`), else the
+        strategy's own (bound to the strategy, not to this runner, which caches it: no reference cycle)."""
+        return row_sigma(self.strategy.kernel(self.state),
+                         self.strategy.host_sigma or partial(strategy_sigma, self.strategy, self.backend))
 
     # -- ask / tell -----------------------------------------------------------------
     def ask(self) -> Any:
@@ -367,3 +368,19 @@ class AskTell(PicklableRunner):
     def __repr__(self) -> str:
         return (f"AskTell({self.strategy!r}, backend={self.backend.name!r}, dim={self.dim}, "
                 f"popsize={self.popsize}, generation={self.generation})")
+
+
+def strategy_sigma(strategy: Any, backend: Any, state: Any) -> float:
+    """``strategy.sigma(state)`` as a Python float (:meth:`AskTell.sigma_of`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from evostrat.backends import get_backend
+    >>> from evostrat.plugins.factories import make_strategy
+    >>> s = make_strategy("snes", None, sigma0=0.5)
+    >>> strategy_sigma(s, get_backend(np.ones(2)), s.init(np.ones(2), random_state=0))
+    0.5
+    """
+    value = strategy.sigma(state)
+    return float(value if isinstance(value, float) else backend.to_numpy(value))

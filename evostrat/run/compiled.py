@@ -326,11 +326,11 @@ def chunk_program(strategy: Any, objective: Callable, backend: Any, rules: Rules
 _CALLS: dict[Any, Callable] = {}
 
 
-def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
+def run_compiled(driver: Any, objective: Callable, hooks: Any = None, observer: Any = None) -> bool:
     """Run ``driver`` to termination in compiled chunks; ``False`` when that does not apply.
 
-    ``hooks`` (:class:`~evostrat.callbacks.hooks.RunHooks`) observe the estimator after
-    every generation: the chunks then hold one generation each. With restarts, each run
+    ``hooks`` (:class:`~evostrat.callbacks.hooks.RunHooks`) observe ``observer`` (the estimator)
+    after every generation: the chunks then hold one generation each. With restarts, each run
     gets the program of its population size, and a chunk never passes the generation
     budget of all runs together (``max_generations``).
     """
@@ -339,7 +339,6 @@ def run_compiled(driver: Any, objective: Callable, hooks: Any = None) -> bool:
     driver.fast_path = "compiled_loop"
     if hooks is not None and not hooks.observers:
         hooks = None
-    observer = driver.settings
     try:
         if hooks is not None:
             hooks.start(observer)

@@ -47,7 +47,7 @@ from evostrat.run.host_loop import host_loop
 from evostrat.run.inject import queue_solutions
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
-from evostrat.run.termination import Termination, pending_reason
+from evostrat.run.termination import Termination, pending_reason, weak_call
 from evostrat.run.termination_defaults import default_max_generations, run_history_criteria
 from evostrat.strategies.base import as_search_point, host_value
 
@@ -95,7 +95,6 @@ class Driver:
     """
 
     def __init__(self, settings: Any, x0: Any, initial_state: Any = None) -> None:
-        self.settings = settings  # the estimator: what observers see
         self.config = settings_copy(settings)  # its parameters as the run started: what restarts and checkpoints read
         self.maximize = bool(settings.maximize)
         self.structure = as_structure(x0)  # a dict, pytree or nn.Module: searched as one flat vector
@@ -106,7 +105,7 @@ class Driver:
         x0 = np.asarray(x0, dtype=np.float64) if isinstance(x0, (list, tuple)) else x0
         self.bounds: Any = None  # a BoxBounds, or with integer=/fixed_variables a MixedSpace/FixedSpace:
         self.fixed: FixedSpace | None = None  # fixed_variables; setup_fixed sets it, bounds and integers:
-        x0 = setup_fixed(self, x0, bounds, integer)  # run.fixed, run.bounds, run.integers (an IntegerSpace)
+        x0 = setup_fixed(self, settings, x0, bounds, integer)  # run.fixed, run.bounds, run.integers (an IntegerSpace)
         self.noise: Any = None  # reevaluations / noise_handling (run.noise), set by the host loop; a checkpoint's:
         self.noise_resume, self.noise_aggregate = None, None  # type: dict[str, Any] | None, str | None
         self.restarts = make_restarts(settings.restarts, settings.random_state)
@@ -165,7 +164,7 @@ class Driver:
             popsize=lam, **history)
         backend = self.runner.backend  # plain: the usual generation's fast path in tell (numpy, torch)
         self.plain = self.bounds is None and not strategy.needs_behaviours and (backend.host_arrays or backend.torch_tensors)
-        self.termination.before_flush = self.state.sign  # add_generation()'s deferred rows, then the criteria
+        self.termination.before_flush = weak_call(self.state.sign)  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.termination.paths, self.state.criteria = strategy.stop, strategy, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
         self.state.sigma_of, self.state.sigmas_of = row_sigma
@@ -347,11 +346,14 @@ class Driver:
         state.stop_reason = reason if state.plan is None else after_run(self, reason, gen_best)  # restarts
 
     # -- the loop ------------------------------------------------------------------------------
-    def run_loop(self, objective: Callable, hooks: Any = None) -> None:
+    def run_loop(self, objective: Callable, hooks: Any = None, observer: Any = None) -> None:
         """Generations until a criterion holds: compiled chunks when they apply, else on the host.
 
-        ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers get the estimator
-        between generations (either path, the run unchanged); a list or tuple ``x0`` ends as numpy.
+        ``hooks`` is a :class:`~evostrat.callbacks.hooks.RunHooks` whose observers get ``observer``
+        (the estimator) between generations (either path, the run unchanged); a list or tuple ``x0``
+        ends as numpy. The run holds no reference to its estimator: a fitted estimator and its run
+        are freed as soon as the last reference goes, without waiting for the cyclic garbage collector
+        (device memory included).
         """
         from evostrat.run.compiled import run_compiled
 
@@ -360,8 +362,8 @@ class Driver:
         if isinstance(self.constraint_fn, MissingConstraintFunction) and self.state.stop_reason is None:
             self.constraint_fn.check()  # a checkpoint's run with constraints=g, resumed without g: raises
         self.fast_path = None
-        if self.constraint_fn is not None or not run_compiled(self, objective, hooks):
-            host_loop(self, objective, hooks)
+        if self.constraint_fn is not None or not run_compiled(self, objective, hooks, observer):
+            host_loop(self, objective, hooks, observer)
         if self.x0_type in (list, tuple):  # lists run on numpy
             self.state.best_x = np.asarray(self.state.best_x)
         if self.state.best_f == (-math.inf if self.maximize else math.inf):

@@ -167,8 +167,8 @@ class FixedSpace:
         return f"FixedSpace(fixed={self.values}, inner={self.inner!r})"
 
 
-def setup_fixed(driver: Any, x0: Any, bounds: Any, integer: Any) -> Any:
-    """Set ``driver.bounds``, ``driver.integers`` and ``driver.fixed`` for ``fixed_variables``; returns
+def setup_fixed(driver: Any, settings: Any, x0: Any, bounds: Any, integer: Any) -> Any:
+    """Set ``driver.bounds``, ``driver.integers`` and ``driver.fixed`` for ``settings.fixed_variables``; returns
     ``x0`` (as the backend's point, its fixed entries set when some are fixed).
 
     Without fixed variables this is the plain box and integer set-up. With them, the box and the
@@ -180,7 +180,7 @@ def setup_fixed(driver: Any, x0: Any, bounds: Any, integer: Any) -> Any:
         Naming ``fixed_variables``: a structured ``x0``, or a fixed value outside ``bounds``
         (and :func:`check_fixed_variables`'s errors).
     """
-    settings, driver.fixed, driver.bounds = driver.settings, None, None
+    driver.fixed, driver.bounds = None, None
     spec = getattr(settings, "fixed_variables", None)
     if bounds is not None or spec is not None:  # validate x0 first, then the box against it
         x0 = as_search_point(x0, resolve_backend(x0, settings.backend), settings.dtype, settings.device)

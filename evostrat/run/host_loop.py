@@ -90,7 +90,7 @@ def plugin_values_error(error: BaseException, setting: Any, evaluator: Any) -> B
     return type(error)(f"{name} returned values the run cannot use: {error}")
 
 
-def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
+def host_loop(driver: Any, objective: Callable, hooks: Any, observer: Any = None) -> None:
     """Run ``driver`` (a :class:`~evostrat.run.driver.Driver`) on the host until it stops.
 
     Parameters
@@ -100,7 +100,9 @@ def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
     objective : callable
         The objective, already taking flat candidates.
     hooks : RunHooks or None
-        The observers, called between generations with the estimator.
+        The observers, called between generations with ``observer``.
+    observer : ES, optional
+        What the observers get: the estimator of the run.
     """
     from evostrat.evaluators.replay import ReplayLog
     from evostrat.evaluators.seeded import population_seed
@@ -112,7 +114,7 @@ def host_loop(driver: Any, objective: Callable, hooks: Any) -> None:
     evaluator.behaviours = driver.runner.strategy.needs_behaviours or isinstance(driver.constraint_fn, str)
     seeded = getattr(evaluator, "accepts_seed", False) and driver.bounds is None  # evostrat.evaluators.seeded
     replay = ReplayLog() if seeded and getattr(evaluator, "accepts_replay", False) else None
-    observer, observed = driver.settings if hooks is not None else None, hooks is not None and hooks.observers
+    observed = hooks is not None and hooks.observers
     one_generation = generation(objective)  # entered each generation
     try:
         if hooks is not None:

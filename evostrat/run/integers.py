@@ -51,6 +51,7 @@ Examples
 from __future__ import annotations
 
 from typing import Any
+from weakref import proxy
 
 import numpy as np
 
@@ -369,7 +370,7 @@ class MixedSpace:
     """
 
     def __init__(self, box: Any, integers: IntegerSpace, driver: Any) -> None:
-        self.integers, self.driver = integers, driver
+        self.integers, self.driver = integers, proxy(driver)  # weakly: the driver holds this space
         dim = integers.mask.shape[0]
         self.lower = np.full(dim, -np.inf) if box is None else box.lower
         self.upper = np.full(dim, np.inf) if box is None else box.upper

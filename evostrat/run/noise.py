@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Callable
+from weakref import proxy
 
 import numpy as np
 
@@ -98,7 +99,8 @@ class NoisyEvaluator:
 
     def __init__(self, inner: Any, driver: Any, reevaluations: int, handler: UncertaintyHandling | None,
                  aggregate: str | None = None) -> None:
-        self.inner, self.driver, self.k, self.handler = inner, driver, reevaluations, handler
+        self.inner, self.k, self.handler = inner, reevaluations, handler
+        self.driver = proxy(driver)  # weakly: the driver holds this evaluator (run.noise)
         #: how repeated evaluations become a value: ``aggregate``, else the handler's, else the median
         self.aggregate = aggregate or (handler.aggregate if handler is not None else "median")
         if handler is not None:

@@ -70,5 +70,5 @@ def resume_run(path: Any, objective: Any, callbacks: Any = None, *, progress: An
     if isinstance(driver.x0_source, MissingStartPoint) and driver.restarts is not None and \
             driver.state.stop_reason is None:
         driver.x0_source.check()  # restarts would call the run's callable x0: asked for before evaluating
-    driver.run_loop(objective, hooks)
+    driver.run_loop(objective, hooks, es)
     return es
