@@ -11,7 +11,9 @@ is ``tests/test_run_deferred.py``'s (its sparse reads fail when the call does no
 
 from __future__ import annotations
 
+import copy
 import gc
+import pickle
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -113,3 +115,32 @@ def test_torch_run_freed(no_cycle_collection: None) -> None:
     torch = pytest.importorskip("torch")
     assert _freed(lambda: ES("cma_es", max_generations=20, random_state=0).fit(
         sphere, torch.ones(3, dtype=torch.float64))) == []
+
+
+def _pickled(es: ES) -> ES:
+    return pickle.loads(pickle.dumps(es))
+
+
+@pytest.mark.parametrize("copy_of", [_pickled, copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_a_copy_refers_back_to_its_own_run(no_cycle_collection: None, copy_of: Callable[[ES], ES]) -> None:
+    """The weak references back pickle and deep-copy as strong ones: the copy's criteria sign the
+    copy's state, its integer space and noise evaluator read the copy's driver, the copy continues
+    as the original does, and the copy too is freed with its last reference."""
+    es = ES("cma_es", integer=[0], bounds=(-5, 5), noise_handling=True, max_generations=6,
+            random_state=0).fit(_negative_sphere, np.ones(3))
+    twin = copy_of(es)
+    run = twin.run_
+    assert run.bounds.driver() is run and run.noise.driver is run
+    assert run.termination.before_flush.__reduce__()[1] == (run.state.sign,)  # the copy's own state
+    assert twin.history_ == es.history_
+
+    asking = ES("cma_es", integer=[0], bounds=(-5, 5), random_state=1).initialize(np.ones(3))
+    X = asking.ask()
+    asking.tell(X, _negative_sphere(X))
+    other = copy_of(asking)
+    for _ in range(3):
+        X, Y = asking.ask(), other.ask()
+        np.testing.assert_array_equal(np.asarray(Y), np.asarray(X))
+        asking.tell(X, _negative_sphere(X))
+        other.tell(Y, _negative_sphere(Y))
+    assert _freed(lambda: copy_of(es)) == []

@@ -47,8 +47,9 @@ from evostrat.run.host_loop import host_loop
 from evostrat.run.inject import queue_solutions
 from evostrat.run.restarts import RunPlan, after_run, make_restarts
 from evostrat.run.state import RunState, first_stop, warn_nothing_found
-from evostrat.run.termination import Termination, pending_reason, weak_call
+from evostrat.run.termination import Termination, pending_reason
 from evostrat.run.termination_defaults import default_max_generations, run_history_criteria
+from evostrat.run.weak import WeakCall
 from evostrat.strategies.base import as_search_point, host_value
 
 __all__ = ["Driver", "first_stop", "settings_copy"]
@@ -164,7 +165,7 @@ class Driver:
             popsize=lam, **history)
         backend = self.runner.backend  # plain: the usual generation's fast path in tell (numpy, torch)
         self.plain = self.bounds is None and not strategy.needs_behaviours and (backend.host_arrays or backend.torch_tensors)
-        self.termination.before_flush = weak_call(self.state.sign)  # add_generation()'s deferred rows, then the criteria
+        self.termination.before_flush = WeakCall(self.state.sign)  # add_generation()'s deferred rows, then the criteria
         self.termination.stops, self.termination.paths, self.state.criteria = strategy.stop, strategy, self.termination
         row_sigma = self.runner.row_sigma if self.plain else (self.runner.sigma_of, None)  # now, or when signed
         self.state.sigma_of, self.state.sigmas_of = row_sigma

@@ -51,7 +51,6 @@ Examples
 from __future__ import annotations
 
 from typing import Any
-from weakref import proxy
 
 import numpy as np
 
@@ -60,6 +59,7 @@ from evostrat.backends.trees import replace
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 from evostrat.run.bounds import BoxBounds
 from evostrat.run.state import check_schema, is_int, is_real
+from evostrat.run.weak import BackRef
 
 __all__ = ["IntegerSpace", "MixedSpace", "integer_mask", "rounding_limits"]
 
@@ -370,7 +370,7 @@ class MixedSpace:
     """
 
     def __init__(self, box: Any, integers: IntegerSpace, driver: Any) -> None:
-        self.integers, self.driver = integers, proxy(driver)  # weakly: the driver holds this space
+        self.integers, self.driver = integers, BackRef(driver)  # weakly: the driver holds this space
         dim = integers.mask.shape[0]
         self.lower = np.full(dim, -np.inf) if box is None else box.lower
         self.upper = np.full(dim, np.inf) if box is None else box.upper
@@ -384,7 +384,7 @@ class MixedSpace:
     def transform(self, Y: Any) -> Any:
         """Candidates of the strategy's space as the objective sees them."""
         X = Y if self.box is None else self.box.transform(Y)
-        return self.integers.encode(X, self.driver.runner)
+        return self.integers.encode(X, self.driver().runner)
 
     def inverse(self, x: Any) -> Any:
         """A point of the strategy's space for ``x`` (integer coordinates as given)."""
@@ -393,7 +393,7 @@ class MixedSpace:
     def inverse_candidates(self, X: Any) -> Any:
         """Rows of the strategy's space that the last ``ask`` mapped to the rows ``X`` (repaired
         candidates, told): :meth:`inverse`, then :meth:`IntegerSpace.decode`."""
-        return self.integers.decode(self.inverse(X), self.driver.runner)
+        return self.integers.decode(self.inverse(X), self.driver().runner)
 
     def __repr__(self) -> str:
         return f"MixedSpace(integer={np.flatnonzero(self.integers.mask).tolist()}, box={self.box!r})"

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import math
 from typing import Any, Callable
-from weakref import proxy
 
 import numpy as np
 
@@ -61,6 +60,7 @@ from evostrat.backends.trees import field_names, replace
 from evostrat.errors import InvalidArgumentError, InvalidTypeError
 from evostrat.run.state import check_schema, is_real
 from evostrat.run.uncertainty import AGGREGATES, MAX_EVALUATIONS, UncertaintyHandling, aggregate_values, rank_change_measure
+from evostrat.run.weak import BackRef
 
 __all__ = ["UncertaintyHandling", "NoisyEvaluator", "aggregate_values", "aggregation", "noise_evaluator",
            "rank_change_measure"]
@@ -100,7 +100,7 @@ class NoisyEvaluator:
     def __init__(self, inner: Any, driver: Any, reevaluations: int, handler: UncertaintyHandling | None,
                  aggregate: str | None = None) -> None:
         self.inner, self.k, self.handler = inner, reevaluations, handler
-        self.driver = proxy(driver)  # weakly: the driver holds this evaluator (run.noise)
+        self._driver = BackRef(driver)  # weakly: the driver holds this evaluator (run.noise)
         #: how repeated evaluations become a value: ``aggregate``, else the handler's, else the median
         self.aggregate = aggregate or (handler.aggregate if handler is not None else "median")
         if handler is not None:
@@ -109,6 +109,11 @@ class NoisyEvaluator:
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x401CE])
         self.pending: tuple[Any, float] | None = None
         self.columns: dict[str, Any] = {}  # the last generation's history columns (noise handling)
+
+    @property
+    def driver(self) -> Any:
+        """The run (:class:`~evostrat.run.driver.Driver`) this evaluator serves."""
+        return self._driver()
 
     @property
     def behaviours(self) -> bool:

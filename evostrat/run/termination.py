@@ -49,14 +49,13 @@ import math
 from collections import deque
 from numbers import Integral, Real
 from typing import Any, Callable, Sequence
-from weakref import WeakMethod
 
 from evostrat.errors import CheckpointError
 from evostrat.params import Interval, check_params
 from evostrat.run.memo import Memo, plain_key
 from evostrat.run.state import first_stop, is_count, is_real, is_reals
 
-__all__ = ["CRITERIA_CONSTRAINTS", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "pending_reason", "weak_call"]
+__all__ = ["CRITERIA_CONSTRAINTS", "HIST_EVERY", "HIST_KEEP", "PROGRESS_SCHEMA", "Termination", "pending_reason"]
 
 #: pycma's stagnation history: a best and median every ``HIST_EVERY`` generations, ``HIST_KEEP`` kept.
 HIST_EVERY, HIST_KEEP = 5, 20_000
@@ -123,7 +122,7 @@ class Termination:
         #: at most this many generations wait (about 2**16 values of theirs)
         self.defer_limit = max(1, min(4096, 2**16 // max(1, self.popsize)))
         #: called before deferred generations are checked: adds those a run's RunState holds (its ``sign``,
-        #: through :func:`weak_call`: the state holds these criteria)
+        #: through a :class:`~evostrat.run.weak.WeakCall`: the state holds these criteria)
         self.before_flush: Callable[[], None] | None = None
         #: the strategy's own criteria, ``stops(state)``, and the latest generation's state
         #: (:meth:`latest_reason`)
@@ -321,30 +320,3 @@ def _median(values: Sequence[float], presorted: bool = False) -> float:
     ordered = values if presorted else sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
-def weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    """``method``, called through a weak reference to its object (a no-op once that is gone).
-
-    The termination criteria call the run state's ``sign`` before they check, and the state holds
-    the criteria: a strong reference either way would make the pair a reference cycle, freed only by
-    the cyclic garbage collector (with the run's arrays, device memory included).
-
-    Examples
-    --------
-    >>> class Counter:
-    ...     n = 0
-    ...     def step(self) -> None:
-    ...         self.n += 1
-    >>> c = Counter(); step = weak_call(c.step); step(); c.n
-    1
-    >>> del c; step()  # nothing left to call
-    """
-    ref = WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call
