@@ -83,8 +83,9 @@ class Driver:
     Parameters
     ----------
     settings : ES
-        The estimator whose parameters configure the run (never written). The run keeps a
-        copy of them, ``config`` (:func:`settings_copy`): ``set_params`` on a running estimator
+        The estimator whose parameters configure the run (never written, nor kept: the
+        observers get it through :meth:`run_loop`'s ``observer``). The run keeps a copy of its
+        parameters, ``config`` (:func:`settings_copy`): ``set_params`` on a running estimator
         changes its next ``fit``/``initialize``, not this run's restarts nor what its checkpoints store.
     x0 : array-like, shape (dim,), or callable
         The initial point (inside ``bounds`` when given), or a function returning one,
