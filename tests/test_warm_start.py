@@ -320,3 +320,70 @@ def test_warm_start_from_a_strategy_without_a_sigma_field_takes_its_declared_std
         es = ES(target, warm_start=src, random_state=0).initialize(np.zeros(3))
         np.testing.assert_allclose(es.stds_, src.stds_, rtol=1e-12)
     assert src.stds_[2] / src.stds_[0] == pytest.approx(3.0, rel=1e-3)  # not isotropic
+
+
+def test_one_selected_solution_is_enough():
+    """``floor(gamma * N) = 1`` selects the best solution alone (WS-CMA-ES needs at least one):
+    the mean is that solution and ``Sigma = alpha^2 I``, so sigma is ``alpha`` and ``C = I``."""
+    X = np.array([[0.0, 1.0], [3.0, -2.0], [5.0, 5.0]])
+    mean, sigma, C = promising_distribution(X, np.array([2.0, 1.0, 9.0]), gamma=0.4, alpha=0.25)
+    np.testing.assert_array_equal(mean, [3.0, -2.0])
+    assert sigma == pytest.approx(0.25, rel=1e-15)
+    np.testing.assert_allclose(C, np.eye(2), rtol=1e-15)
+    with pytest.raises(InvalidArgumentError, match=r"gamma \* len\(values\) = 0.3 \* 3 selects no solution"):
+        promising_distribution(X, np.array([2.0, 1.0, 9.0]), gamma=0.3, alpha=0.25)
+
+
+def test_a_covariance_is_split_into_det_root_sigma_and_a_unit_determinant_c():
+    """A source declaring ``N(m, S)`` (VkD-CMA) starts CMA-ES at ``sigma = det(S)^(1/2n)`` and
+    ``C = S / sigma^2`` of determinant 1, as WS-CMA-ES's estimate (the step-size path then adapts
+    the scale, ``C`` the shape)."""
+    from evostrat.problems import ellipsoid
+
+    first = ES("vkd_cma", max_generations=80, random_state=0).fit(ellipsoid, np.full(5, 2.0))
+    a = first.run_.runner
+    S = a.strategy.covariance(a.state) * float(a.state.sigma) ** 2
+    b = ES("cma_es", popsize=30, warm_start=first, random_state=1).initialize(np.zeros(5)).run_.runner
+    C = b.strategy.current_cov(b.state)
+    assert float(b.state.sigma) == pytest.approx(np.linalg.det(S) ** (1 / 10), rel=1e-10)
+    assert np.linalg.det(C) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_into_the_factor_model_the_extreme_axes_are_the_covariances():
+    """``covariance="factor"`` keeps the inverse of its factor (``A_inv``), the largest and smallest
+    eigenvector of ``C`` (``axes``) and the square roots of their eigenvalues, ascending (``D``), for
+    its stop criteria: a warm start sets them from the ``C`` it hands over."""
+    from evostrat.problems import ellipsoid
+
+    first = ES("cma_es", max_generations=80, random_state=0).fit(ellipsoid, np.full(5, 2.0))
+    b = ES("cma_es", popsize=30, strategy_options={"covariance": "factor"}, warm_start=first,
+           random_state=1).initialize(np.zeros(5)).run_.runner
+    state = b.state
+    C = float(state.scale) ** 2 * state.A @ state.A.T
+    w, V = np.linalg.eigh(C)
+    assert w[-1] > 100 * w[0]  # learned on the ellipsoid
+    np.testing.assert_allclose(state.D, np.sqrt(w[[0, -1]]), rtol=1e-9)
+    np.testing.assert_allclose(state.A_inv @ state.A, np.eye(5), atol=1e-9)  # the inverse the model keeps
+    for axis, column in zip(state.axes, (V[:, -1], V[:, 0])):
+        assert abs(float(axis @ column)) == pytest.approx(1.0, rel=1e-9)  # the same unit vector, up to sign
+
+
+@pytest.mark.parametrize("gamma,alpha,ok", [(1.0, 0.1, True), (1e-9, 0.1, True), (1.0 + 1e-12, 0.1, False),
+                                            (0.0, 0.1, False), (0.5, 1e-300, True), (0.5, 0.0, False)])
+def test_gamma_and_alpha_ranges(gamma, alpha, ok):
+    spec = WarmStart(np.eye(3), np.arange(3.0), gamma=gamma, alpha=alpha)
+    if ok:
+        spec.validate_params()
+    else:
+        with pytest.raises(InvalidArgumentError, match="gamma" if alpha else "alpha"):
+            spec.validate_params()
+
+
+def test_a_source_of_another_layout_is_refused_naming_both_layouts():
+    """Leaf names and shapes of both ``x0`` in the error, source first (the same dimension, 3)."""
+    source = ES("cma_es", random_state=0).initialize({"a": np.ones(2), "b": np.ones(1)})
+    expected = ("warm_start run's x0 has leaves [\"['a']\", \"['b']\"] of shapes [(2,), (1,)], this x0 "
+                "[\"['a']\", \"['b']\"] of shapes [(1,), (2,)]: the layouts must agree")
+    with pytest.raises(InvalidArgumentError) as error:
+        ES("cma_es", warm_start=source, random_state=0).initialize({"a": np.ones(1), "b": np.ones(2)})
+    assert str(error.value) == expected
