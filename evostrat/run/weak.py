@@ -25,6 +25,9 @@ Examples
 (True, 1)
 >>> twin = copy.deepcopy(owner); twin.part.step(); twin.count, owner.count, twin.part.owner() is twin
 (2, 1, True)
+>>> part = owner.part; del owner, twin
+>>> part.owner() is None, copy.deepcopy(part).owner() is None, part.step()  # the owner is gone
+(True, True, None)
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class BackRef:
     __slots__ = ("_ref", "__weakref__")
 
     def __init__(self, target: Any) -> None:
-        self._ref = ref(target)
+        self._ref = _gone if target is None else ref(target)  # None: a copy made after target went
 
     def __call__(self) -> Any:
         return self._ref()
@@ -60,8 +63,8 @@ class WeakCall:
 
     __slots__ = ("_method", "__weakref__")
 
-    def __init__(self, method: Callable[[], None]) -> None:
-        self._method = WeakMethod(method)
+    def __init__(self, method: Callable[[], None] | None) -> None:
+        self._method = _gone if method is None else WeakMethod(method)
 
     def __call__(self) -> None:
         method = self._method()
@@ -70,3 +73,8 @@ class WeakCall:
 
     def __reduce__(self) -> tuple[type, tuple[Any]]:
         return WeakCall, (self._method(),)
+
+
+def _gone() -> None:
+    """What a reference to an object that is gone gives (a copy of it made after it went)."""
+    return None
