@@ -95,3 +95,14 @@ def test_what_a_run_aggregates_before_its_fit_begins(options: dict, expected: st
     the ``noise_handling`` option's ``aggregate``, else the median (what a checkpoint records)."""
     run = ES("cma_es", random_state=0, **options).initialize(np.ones(3)).run_
     assert aggregation(run) == expected
+
+
+@pytest.mark.parametrize("max_evals", [300, 457, 1001])
+def test_after_restarts_the_budget_is_passed_by_less_than_one_population(max_evals: int) -> None:
+    """IPOP restarts on a flat objective (one generation a run, the population doubling) with three
+    evaluations a candidate: the last generation counts the evaluations of every run before it
+    and evaluates each candidate only as often as ends the budget."""
+    es = ES("cma_es", restarts="ipop", reevaluations=3, max_evals=max_evals, random_state=0).fit(
+        lambda X: np.zeros(len(X)), np.ones(3))
+    assert len(es.run_.state.restarts) >= 4 and es.stop_reason_ == "maxfevals"
+    assert 0 <= es.n_evals_ - max_evals < es.run_.runner.popsize
