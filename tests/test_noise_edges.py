@@ -104,5 +104,5 @@ def test_after_restarts_the_budget_is_passed_by_less_than_one_population(max_eva
     and evaluates each candidate only as often as ends the budget."""
     es = ES("cma_es", restarts="ipop", reevaluations=3, max_evals=max_evals, random_state=0).fit(
         lambda X: np.zeros(len(X)), np.ones(3))
-    assert len(es.run_.state.restarts) >= 4 and es.stop_reason_ == "maxfevals"
+    assert len(es.restarts_) >= 4 and es.stop_reason_ == "maxfevals"
     assert 0 <= es.n_evals_ - max_evals < es.run_.runner.popsize
