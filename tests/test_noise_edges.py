@@ -106,3 +106,17 @@ def test_after_restarts_the_budget_is_passed_by_less_than_one_population(max_eva
         lambda X: np.zeros(len(X)), np.ones(3))
     assert len(es.restarts_) >= 4 and es.stop_reason_ == "maxfevals"
     assert 0 <= es.n_evals_ - max_evals < es.run_.runner.popsize
+
+
+def test_a_pending_sigma_factor_applies_to_the_run_that_measured_it_only() -> None:
+    """The factor the last measurement chose scales sigma at the next ``ask`` of the same run; a
+    restart that began since starts untouched (pycma's new ``NoiseHandler`` per restart)."""
+    es = ES("cma_es", noise_handling=True, max_generations=5, random_state=0).fit(sphere, np.ones(3))
+    noise, runner = es.run_.noise, es.run_.runner
+    sigma = float(runner.state.sigma)
+    noise.pending = (object(), 1.5)  # measured by a run a restart has replaced
+    noise.before_ask(runner)
+    assert float(runner.state.sigma) == sigma and noise.pending is None
+    noise.pending = (runner, 1.5)
+    noise.before_ask(runner)
+    assert float(runner.state.sigma) == sigma * 1.5 and noise.pending is None
