@@ -55,12 +55,17 @@ def test_noise_handling_needs_a_sigma_but_reevaluations_do_not() -> None:
     assert es.n_evals_ == 2 * 2 * es.strategy_.popsize
 
 
+def _noise_state() -> dict:
+    """A valid checkpointed noise-handling state (``NoisyEvaluator.state_values``'s form)."""
+    return {"s": 0.5, "evaluations": 2.0, "rng": np.random.default_rng(0), "pending": 1.2}
+
+
 @pytest.mark.parametrize("field", ["s", "evaluations", "pending"])
 @pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
 def test_a_checkpointed_noise_state_must_be_finite(field: str, bad: float) -> None:
     """A forged checkpoint's measure, evaluations or pending factor that is not finite is refused
     by name (each is a finite number; ``evaluations`` and ``pending`` at least 1)."""
-    values = {"s": 0.5, "evaluations": 2.0, "rng": np.random.default_rng(0), "pending": 1.2}
+    values = _noise_state()
     assert NoisyEvaluator.check_state_values(values) == values
     with pytest.raises(CheckpointError, match=rf"\b{field}\b"):
         NoisyEvaluator.check_state_values({**values, field: bad})
@@ -79,7 +84,7 @@ def test_a_restart_measures_the_noise_afresh() -> None:
 
 @pytest.mark.parametrize("field", ["evaluations", "pending"])
 def test_a_checkpointed_count_or_factor_below_one_is_refused(field: str) -> None:
-    values = {"s": 0.5, "evaluations": 2.0, "rng": np.random.default_rng(0), "pending": 1.2}
+    values = _noise_state()
     assert NoisyEvaluator.check_state_values({**values, field: 1.0})[field] == 1.0
     with pytest.raises(CheckpointError, match=rf"\b{field}\b.*>= 1"):
         NoisyEvaluator.check_state_values({**values, field: 0.5})
