@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from evostrat import ES
-from evostrat.errors import InvalidArgumentError, PerCandidateWarning
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, PerCandidateWarning
 
 
 def column_sphere(X: Any) -> Any:
@@ -75,3 +76,33 @@ def test_falling_back_to_per_candidate_calls_warns_once() -> None:
         warnings.simplefilter("error", PerCandidateWarning)
         ES("cma_es", max_generations=5, random_state=0).fit(per_candidate, np.ones(3))
     assert set(calls) == {1}  # marked: never called with the population
+
+
+@pytest.mark.parametrize("out, error, returned", [
+    ("a", InvalidTypeError, "str of shape ()"),
+    (None, InvalidTypeError, "NoneType of shape ()"),
+    ([1.0, 2.0], InvalidArgumentError, "list of shape (2,)"),
+], ids=["str", "None", "two-values"])
+def test_an_objective_neither_call_can_use_is_refused_saying_what_each_returned(out: Any, error: type,
+                                                                                 returned: str) -> None:
+    # evaluator="auto": one candidate gave no number and the population no vector of values;
+    # before, the error spoke of "a vectorised objective" and of the shape alone
+    calls: list[tuple[int, ...]] = []
+
+    def objective(x: Any) -> Any:
+        calls.append(np.shape(x))
+        return out
+
+    returned = re.escape(returned)
+    with pytest.raises(error, match=rf"^objective must return one real number per candidate: called with one "
+                                    rf"candidate \(shape \(3,\)\) it returned {returned}, not one number, and "
+                                    rf"called with the population \(shape \(7, 3\)\) {returned}, not 7 real values$"):
+        ES("cma_es", max_generations=3).fit(objective, np.ones(3))
+    assert calls == [(3,), (7, 3)]
+
+
+@pytest.mark.parametrize("out", ["a", None], ids=["str", "None"])
+def test_a_vectorised_objective_returning_no_numbers_gets_a_type_error(out: Any) -> None:
+    with pytest.raises(InvalidTypeError, match=r"^values must be real numbers, got dtype (<U1|object): a vectorised "
+                                               r"objective must return 7 real values, got (str|NoneType) of shape \(\)$"):
+        ES("cma_es", evaluator="vectorized", max_generations=3).fit(lambda X: out, np.ones(3))

@@ -17,7 +17,9 @@ called with a 2-D array unless it is marked or the call is unambiguous:
    population ``(popsize, dim)``, and a result of shape ``(popsize,)`` or ``(popsize, 1)``
    (numpy, torch, a list of one-element lists) is one value per candidate from then on;
    ``(popsize, k)`` is refused naming the shape, and an error on both calls is an
-   :class:`~evostrat.errors.ObjectiveError` quoting both.
+   :class:`~evostrat.errors.ObjectiveError` quoting both. When neither call's result is
+   usable (a string, ``None``, several values either way), the error says what each call
+   returned (:class:`~evostrat.errors.InvalidTypeError` for what is not numbers).
 
 ``"executor"`` and ``"ray"`` (:mod:`evostrat.evaluators`)
 take options through ``evaluator_options``. For strategies that need behaviours
@@ -209,6 +211,9 @@ class VectorizedEvaluator(Evaluator):
         if tuple(values.shape) == (n, 1):  # one column: a value per candidate
             values = values[:, 0]
         if tuple(values.shape) != (n,):
+            if getattr(getattr(values, "dtype", None), "kind", "f") not in "biuf":  # numpy holds str, None
+                raise InvalidTypeError(f"values must be real numbers, got dtype {values.dtype}: a vectorised "
+                                       f"objective must return {n} real values, got {_describe(out)}")
             raise InvalidArgumentError(
                 f"a vectorised objective must return shape ({n},) (or ({n}, 1)), got shape "
                 f"{tuple(values.shape)}; use evaluator='serial' for per-candidate objectives"
@@ -311,7 +316,12 @@ class AutoEvaluator(Evaluator):
             values = VectorizedEvaluator.check(out, n, X, backend, self.behaviours)
         except (InvalidArgumentError, InvalidTypeError) as err:
             shape = _shape(out)
-            if refused is None or (shape is not None and len(shape) > 0 and shape[0] == n):
+            if refused is None:  # neither call gave what its mode needs: say what each returned
+                raise type(err)(
+                    f"objective must return one real number per candidate: called with one candidate (shape "
+                    f"({dim},)) it returned {_describe(first)}, not one number, and called with the population "
+                    f"(shape ({n}, {dim})) {_describe(out)}, not {n} real values") from None
+            if shape is not None and len(shape) > 0 and shape[0] == n:
                 raise  # a population objective's wrong shape: the error names it
             raise ObjectiveError(
                 f"objective raised on candidate 0: called with one candidate (shape ({dim},)) it "
