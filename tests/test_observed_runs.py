@@ -46,7 +46,9 @@ class Watcher:
         self.seen.append((es.n_generations_, len(es.history_), es.history_[-1]["best"]))
 
 
-#: CMA-ES on :func:`rugged` with its own criteria off: it stops on tolstagnation at generation 600
+#: CMA-ES on :func:`rugged` with its own criteria off: it stops on tolstagnation (from x0 = 0.5 and
+#: seed 4 at generation 600 on an Intel Xeon, 535 on an AMD EPYC: the sine's argument amplifies the
+#: last bits in which the two CPUs' compiled programs differ)
 STAGNATES = dict(sigma0=1.0, tolfun=None, tolx=None, tolfunhist=None, max_generations=3000,
                  strategy_options=dict(tolconditioncov=None, tolupsigma=None, tolfacupx=None, noeffectaxis=False,
                                        noeffectcoord=False))
@@ -69,8 +71,8 @@ def test_observers_do_not_change_the_compiled_run(tmp_path: Path, name: str, opt
                                                      checkpoint=tmp_path / "run.ckpt", checkpoint_every=7)
     assert plain.fast_path_ == observed.fast_path_ == "compiled_loop"
     assert _run(observed) == _run(plain)
-    if name == "cma_es" and objective is rugged:
-        assert (plain.stop_reason_, plain.n_generations_) == ("tolstagnation", 600)
+    if name == "cma_es" and objective is rugged:  # stopped by the criteria the chunks carry, past their warm-up
+        assert plain.stop_reason_ == "tolstagnation" and plain.n_generations_ >= 505
     # the callback saw every generation, with the history up to it
     n = plain.n_generations_
     assert [g for g, _, _ in watcher.seen] == list(range(1, n + 1))
@@ -86,11 +88,13 @@ def test_a_callback_stops_the_compiled_run_at_its_generation() -> None:
     assert (es.n_generations_, es.stop_reason_, len(es.history_)) == (17, "callback", 17)
 
 
-@pytest.mark.parametrize("at", [40, 550])  # 550: past 100 stagnation records (505), before the stop (600)
+@pytest.mark.parametrize("at", [40, 550])  # 550: past 100 stagnation records (505), before any stop (1005)
 def test_a_resumed_compiled_run_continues_it_exactly(tmp_path: Path, at: int) -> None:
     """The criteria's progress crosses to the checkpoint and back: the resumed run stops on
-    tolstagnation at the generation of the uninterrupted one."""
-    make = lambda: ES("cma_es", random_state=4, **STAGNATES)  # noqa: E731
+    tolstagnation at the generation of the uninterrupted one. With ``tolstagnation=1000`` it compares
+    two windows of 100 records, which are full at generation 1005 at the earliest, so the run is still
+    going at 550 whatever course the CPU's rounding gives it (default: 505 and later)."""
+    make = lambda: ES("cma_es", random_state=4, **dict(STAGNATES, tolstagnation=1000))  # noqa: E731
     x0 = jnp.full(4, 0.5)
     path, kept = tmp_path / "run.ckpt", tmp_path / "kept.ckpt"
 

@@ -124,18 +124,22 @@ def _stop(t: Termination, rows: list, presorted: bool, best_index=None) -> tuple
     return None
 
 
-@pytest.mark.parametrize("f, dim, popsize, stopped", [
-    (_noisy(_sphere, 1.0, 0), 5, 8, 510),  # evostrat 0.x stopped at 158: a record every generation
-    (_noisy(_sphere, 1.0, 3), 3, 7, 670),  # the best's age decides, counted from its evaluation
-    (_noisy(_rosenbrock, 1e-3, 0), 12, 8, 1605),  # the medians decide (evostrat 0.x: 1325)
-    (_noisy(_sphere, 1.0, 1), 40, 8, 3445),  # a long setting (3262): two windows of t / 10 records first
+# pycma's stop, where these cases were written (an Intel Xeon): 510, 670, 1605 and 3445. Its runs
+# differ in the last bits from one CPU to another (numpy's eigendecomposition), and a noisy run
+# then takes another course: on an AMD EPYC the 5-D and 12-D cases stop at 505 and 1280, so the
+# test compares evostrat's stop with pycma's on the machine it runs on.
+@pytest.mark.parametrize("f, dim, popsize", [
+    (_noisy(_sphere, 1.0, 0), 5, 8),  # evostrat 0.x stopped at 158: a record every generation
+    (_noisy(_sphere, 1.0, 3), 3, 7),  # the best's age decides, counted from its evaluation
+    (_noisy(_rosenbrock, 1e-3, 0), 12, 8),  # the medians decide (evostrat 0.x: 1325 against 1605)
+    (_noisy(_sphere, 1.0, 1), 40, 8),  # a long setting (3262): two windows of t / 10 records first
 ], ids=["sphere-5d", "sphere-3d-age", "rosenbrock-12d", "sphere-40d-long"])
-def test_tolstagnation_fires_at_pycmas_generation(f, dim: int, popsize: int, stopped: int) -> None:
+def test_tolstagnation_fires_at_pycmas_generation(f, dim: int, popsize: int) -> None:
     # pycma records the generation's best and median every 5th generation only, and dates the best
     # from the evaluation that found it; its default setting, int(100 + 100 d^1.5 / popsize)
     tolstagnation = default_tolstagnation(dim, popsize)
-    rows, (reasons, generation) = _pycma_trace(f, dim, popsize, dict(STAGNATION_ONLY, tolstagnation=tolstagnation))
-    assert (reasons, generation) == (["tolstagnation"], stopped)
+    rows, (reasons, stopped) = _pycma_trace(f, dim, popsize, dict(STAGNATION_ONLY, tolstagnation=tolstagnation))
+    assert reasons == ["tolstagnation"]
     make = lambda: Termination(tolx=None, tolfun=None, dim=dim, popsize=popsize,  # noqa: E731
                                tolstagnation=tolstagnation)
     assert _stop(make(), rows, presorted=False) == (stopped, "tolstagnation")
