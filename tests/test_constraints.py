@@ -9,6 +9,7 @@ same data, and the optimum reached on pycma's own test problem.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,21 +116,15 @@ def test_a_handler_instance_starts_each_fit_afresh() -> None:
     assert [r["sigma"] for r in fit_linear(0, max_evals=800).history_] == [r["sigma"] for r in runs[0]]
 
 
-def test_same_coefficients_as_pycma_on_the_same_data(tmp_path, monkeypatch) -> None:
-    cma = pytest.importorskip("cma")
+def _follow_pycma(n: int, populations: Any) -> AugmentedLagrangian:
+    """Our handler and pycma's ``AugmentedLagrangian`` fed the same ``(F, G)`` populations: the
+    same ``h`` for every candidate and the same ``lam`` and ``mu`` after every generation (pycma
+    learns from the candidate with the best ``h``, as ours). Returns ours."""
     from cma.constraints_handler import AugmentedLagrangian as PycmaAL
 
-    monkeypatch.chdir(tmp_path)  # pycma's handler makes its log folder (outcmaes/) where it runs
-
-    rng = np.random.default_rng(0)
-    n, m = 4, 2
     ours, theirs = AugmentedLagrangian(n), PycmaAL(n)
     theirs.logging = 0
-    shift = np.array([0.5, -0.2])
-    for gen in range(60):
-        X = rng.standard_normal((8, n)) * 0.9 ** gen + 0.2
-        F = (X ** 2).sum(axis=1)
-        G = np.stack([X[:, 0] - shift[0], X[:, 1] + X[:, 0] - shift[1]], axis=1)
+    for F, G in populations:
         h_ours = ours.values(F, G)
         h_theirs = np.array([f + sum(theirs(g)) for f, g in zip(F, G)])
         np.testing.assert_allclose(h_ours, h_theirs, rtol=1e-12, atol=1e-12)
@@ -140,7 +135,58 @@ def test_same_coefficients_as_pycma_on_the_same_data(tmp_path, monkeypatch) -> N
         theirs.update(F[best], G[best])
         np.testing.assert_allclose(ours.lam, theirs.lam, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(ours.mu, theirs.mu, rtol=1e-12, atol=1e-15)
+    return ours
+
+
+def test_same_coefficients_as_pycma_on_the_same_data(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("cma")
+    monkeypatch.chdir(tmp_path)  # pycma's handler makes its log folder (outcmaes/) where it runs
+
+    rng = np.random.default_rng(0)
+    n = 4
+    shift = np.array([0.5, -0.2])
+
+    def populations() -> Any:
+        for gen in range(60):
+            X = rng.standard_normal((8, n)) * 0.9 ** gen + 0.2
+            F = (X ** 2).sum(axis=1)
+            yield F, np.stack([X[:, 0] - shift[0], X[:, 1] + X[:, 0] - shift[1]], axis=1)
+
+    ours = _follow_pycma(n, populations())
     assert np.all(ours.mu > 0)
+
+
+@pytest.mark.parametrize("path", ["violated, then satisfied", "always satisfied", "drifting across"])
+def test_same_coefficients_as_pycma_through_long_runs_of_one_sign(tmp_path, monkeypatch, path: str) -> None:
+    # the populations above never change mu the same way more than 2 + m times in a row, so the
+    # ramp of its step (``_ramp``) and the "mostly feasible" reset of set_coefficients went untested:
+    # here the best candidate violates both constraints for 45 generations and then satisfies them,
+    # satisfies one from the start, or moves across both
+    pytest.importorskip("cma")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    n, m = 3, 2
+    A = rng.standard_normal((m, n))
+    centre = {"violated, then satisfied": lambda g: 2.0 if g < 45 else -2.0,
+              "always satisfied": lambda g: -1.0, "drifting across": lambda g: 2.0 - g / 20}[path]
+
+    def populations() -> Any:
+        for gen in range(90):
+            X = rng.standard_normal((8, n)) * 0.3 + centre(gen)
+            yield (X ** 2).sum(axis=1), X @ A.T - 0.3
+
+    ours = _follow_pycma(n, populations())
+    assert np.abs(ours.same_changes).max() > 2 + m  # the ramp takes part
+
+
+def test_no_coefficients_are_set_from_a_generation_with_a_non_finite_value() -> None:
+    al = AugmentedLagrangian(dim=2)
+    F, G = np.array([1.0, np.inf, 3.0, 4.0]), np.array([[1.0], [-1.0], [2.0], [-2.0]])
+    al.update(F, G, al.values(F, G))
+    assert al.lam is None and al.mu is None  # its spread would be that of the finite values alone
+    F[1] = 2.0
+    al.update(F, G, al.values(F, G))
+    assert al.lam[0] > 0 and al.mu[0] > 0
 
 
 def test_the_handler_drives_a_bare_strategy_object() -> None:
@@ -282,6 +328,19 @@ def test_deb_rules_offset_infeasible_values_by_the_worst_feasible_value() -> Non
     assert values.tolist() == [1.0, 6.0, 2.0, 3.0]
     assert np.argsort(values, kind="stable").tolist() == [0, 2, 3, 1]  # feasible first, then by violation
     assert Penalty().values(np.array([7.0, -3.0]), np.array([[1.0], [0.5]])).tolist() == [1.0, 0.5]  # none feasible
+
+
+@pytest.mark.parametrize("worst", [1e9, -1e9, 3.0e16])
+def test_deb_rules_rank_a_violation_below_the_float_spacing_after_every_feasible_candidate(worst: float) -> None:
+    # f_worst + v rounded to f_worst when v was below the spacing of floats there (1.2e-7 at 1e9):
+    # the infeasible candidate tied with the worst feasible one, and a stable sort put it first
+    F = np.array([5.0, worst, worst - 1e3 * abs(worst) * 2.0 ** -52])
+    G = np.array([[1e-8], [-1.0], [-1.0]])
+    values = Penalty().values(F, G)
+    assert values[0] > worst and values[0] == np.nextafter(worst, np.inf)
+    assert np.argsort(values, kind="stable").tolist() == [2, 1, 0]
+    # a violation the spacing can hold is added as it is
+    assert Penalty().values(F, np.array([[1e3 * abs(worst)], [-1.0], [-1.0]]))[0] == worst + 1e3 * abs(worst)
 
 
 def test_a_constraint_function_that_raises_gets_an_objective_error_naming_the_candidate() -> None:

@@ -8,7 +8,10 @@ Two rules, chosen by ``weight``:
   ``f_worst`` the largest finite ``f`` of the population's feasible candidates (0
   when none is) and ``v`` its violation ``sum_i max(0, g_i)``. So every feasible candidate ranks before every infeasible
   one, feasible ones by ``f`` and infeasible ones by violation: the order the rules
-  define, with no scale to tune (what rank-based strategies use).
+  define, with no scale to tune (what rank-based strategies use). An infeasible value is at
+  least the float after ``f_worst``, so a violation below the spacing of floats there (``v``
+  of 1e-8 at ``f_worst`` of 1e9) still ranks after every feasible candidate; violations that
+  differ by less than that spacing tie.
 - ``weight=w``: the **static quadratic penalty** ``f + w sum_i max(0, g_i)^2``
   (for strategies that use the values themselves, when a good ``w`` is known).
 
@@ -75,7 +78,9 @@ class Penalty(ConstraintHandler):
         v = violation(G)
         finite = F[(v == 0) & np.isfinite(F)]  # Deb's f_max: the worst feasible value, not the worst of all
         worst = float(finite.max()) if finite.size else 0.0
-        return np.where(v > 0, worst + v, F)
+        # at least the float after f_worst: worst + v rounds to worst when v is below its spacing
+        # (f ~ 1e9, v ~ 1e-8), and the infeasible candidate would tie with the worst feasible one
+        return np.where(v > 0, np.maximum(worst + v, math.nextafter(worst, math.inf)), F)
 
     def state_values(self) -> dict[str, Any]:
         """``{"weight": weight}``: all a checkpoint needs (the penalty learns nothing)."""
