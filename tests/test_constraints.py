@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evostrat import ES
+from evostrat import ES, vectorized
 from evostrat.constraints import (
     AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, make_constraint_handler,
 )
@@ -341,6 +341,40 @@ def test_deb_rules_rank_a_violation_below_the_float_spacing_after_every_feasible
     assert np.argsort(values, kind="stable").tolist() == [2, 1, 0]
     # a violation the spacing can hold is added as it is
     assert Penalty().values(F, np.array([[1e3 * abs(worst)], [-1.0], [-1.0]]))[0] == worst + 1e3 * abs(worst)
+
+
+@pytest.mark.parametrize("out, got", [(None, "NoneType"), ("a", "str"), ([1j], "list"), ({"g": 1.0}, "dict")],
+                         ids=["None", "str", "complex", "dict"])
+def test_a_constraint_function_returning_no_real_numbers_is_refused_naming_the_candidate(out, got: str) -> None:
+    # None became NaN, counted as violated: every candidate infeasible, silently (a function that
+    # forgot its return); a complex number lost its imaginary part, and a string raised numpy's ValueError
+    with pytest.raises(InvalidTypeError, match=rf"^constraints\(x\) must return real numbers; got {got} for candidate 0"):
+        ES("cma_es", max_generations=3).fit(sphere, np.ones(3), constraints=lambda x: out)
+    population = vectorized(lambda X: None if out is None else np.full(len(X), out[0] if isinstance(out, list) else 1j))
+    with pytest.raises(InvalidTypeError, match=r"^constraints\(X\) \(marked vectorized.*\) must be real numbers"):
+        ES("cma_es", max_generations=3).fit(sphere, np.ones(3), constraints=population)
+    es = ES("cma_es", random_state=0).initialize(np.ones(3))
+    X = es.ask()
+    with pytest.raises(InvalidTypeError, match=r"^constraints must be real numbers"):
+        es.tell(X, [sphere(x) for x in X], constraints=[out] * len(X))
+
+
+@pytest.mark.parametrize("evaluator, objective, message", [
+    ("serial", lambda x: (sphere(x), None), r"objective must return constraint values g of shape \(m,\) for candidate 0"),
+    ("serial", lambda x: (sphere(x), [1.0] * (1 + int(x[0] > 0.0))),
+     r"constraint vectors g must all have the same length m, got lengths \[1, 2\]"),
+    ("vectorized", lambda X: ((X ** 2).sum(axis=1), np.ones((3, 2))),
+     r"a vectorised objective must return constraint values g with 7 rows"),
+], ids=["None", "lengths", "rows"])
+def test_the_g_of_an_objective_with_constraints_is_checked_in_its_own_words(evaluator: str, objective,
+                                                                           message: str) -> None:
+    # (f, g) is read as (fitness, behaviours): the errors spoke of "a behaviour vector"
+    with pytest.raises((InvalidTypeError, InvalidArgumentError),
+                       match=r"^with constraints='objective' the objective returns \(f, g\), g the constraint "
+                             rf"values: {message}") as info:
+        ES("cma_es", evaluator=evaluator, max_generations=3, random_state=0).fit(objective, np.zeros(3),
+                                                                                 constraints="objective")
+    assert "behaviour" not in str(info.value)
 
 
 def test_a_constraint_function_that_raises_gets_an_objective_error_naming_the_candidate() -> None:

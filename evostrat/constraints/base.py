@@ -89,11 +89,7 @@ def check_constraints(G: Any, popsize: int, m: int | None = None, name: str = "c
     InvalidArgumentError
         ``G`` has another shape, or ``m`` constraints were expected and it has more or fewer.
     """
-    try:
-        arr = np.array(G, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise InvalidTypeError(f"{name} must be real numbers, shape ({popsize}, m); got "
-                               f"{type(G).__name__}: {err}") from err
+    arr = _real_array(G, f"{name} must be real numbers, shape ({popsize}, m); got {type(G).__name__}")
     if arr.ndim == 1 and arr.shape[0] == popsize:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] != popsize or arr.shape[1] < 1:
@@ -141,13 +137,27 @@ def evaluate_constraints(fun: Callable[[np.ndarray], Any], X: np.ndarray) -> np.
         out = _called(fun, x.copy(), f"constraints(x) raised on candidate {i} (one candidate, shape {tuple(x.shape)}): ",
                       f"; a function of the whole population (shape {tuple(X.shape)}) must be marked with "
                       "@evostrat.vectorized", index=i)
-        g = np.atleast_1d(np.asarray(out, dtype=np.float64))
+        g = np.atleast_1d(_real_array(out, f"constraints(x) must return real numbers; got {type(out).__name__} "
+                                           f"for candidate {i}"))
         if g.ndim != 1 or g.size < 1 or (rows and g.size != rows[0].size):
             expected = "(m,) with m >= 1" if not rows else f"({rows[0].size},) as for the first candidate"
             raise InvalidArgumentError(f"constraints(x) must return shape {expected}; got shape {g.shape} "
                                        f"for candidate {i}")
         rows.append(g)
     return check_constraints(np.stack(rows), len(rows))
+
+
+def _real_array(values: Any, refusal: str) -> np.ndarray:
+    """``values`` as float64, or :class:`~evostrat.errors.InvalidTypeError` reading ``refusal``:
+    ``None``, strings, mappings and complex numbers are refused (``None`` would be NaN, a
+    violation, and a complex number would lose its imaginary part)."""
+    try:
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {arr.dtype}")
+        return arr.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(f"{refusal}: {err}") from err
 
 
 def _called(fun: Callable[[np.ndarray], Any], arg: np.ndarray, before: str, after: str = "",

@@ -58,6 +58,33 @@ def split_constraints(driver: Any, X: Any, values: Any) -> tuple[Any, Any]:
     return values.fitness, driver.runner.backend.to_numpy(values.behaviours)
 
 
+#: The wording of the behaviour checks, and what it is for the g of ``constraints="objective"``.
+_CONSTRAINT_WORDS = (("a behaviour vector of shape (k,)", "constraint values g of shape (m,)"),
+                     ("behaviour vectors", "constraint vectors g"), ("behaviour values", "constraint values"),
+                     ("behaviours", "constraint values g"), ("length k", "length m"), (", k)", ", m)"))
+
+
+def constraint_values_error(error: BaseException) -> BaseException | None:
+    """``error``, raised checking the ``(f, g)`` of a ``constraints="objective"`` run, in its words.
+
+    The objective's ``(f, g)`` is read as strategies that need behaviours read ``(fitness,
+    behaviours)``; the checks' errors speak of behaviours. ``None`` for any other error.
+
+    Examples
+    --------
+    >>> from evostrat.errors import InvalidTypeError
+    >>> constraint_values_error(InvalidTypeError("objective must return a behaviour vector of shape (k,) "
+    ...                                          "for candidate 0, got str"))
+    InvalidTypeError("with constraints='objective' the objective returns (f, g), g the constraint values: objective must return constraint values g of shape (m,) for candidate 0, got str")
+    """
+    if not isinstance(error, (InvalidArgumentError, InvalidTypeError)) or "behaviour" not in str(error):
+        return None
+    message = str(error)
+    for said, meant in _CONSTRAINT_WORDS:
+        message = message.replace(said, meant)
+    return type(error)(f"with constraints='objective' the objective returns (f, g), g the constraint values: {message}")
+
+
 def plugin_values_error(error: BaseException, setting: Any, evaluator: Any) -> BaseException | None:
     """``error`` (raised checking the values ``evaluator`` returned) naming that evaluator, when it is a plugin's.
 
@@ -133,6 +160,10 @@ def host_loop(driver: Any, objective: Callable, hooks: Any, observer: Any = None
                 told = driver.tell(X, *split_constraints(driver, X, values))
             except BaseException as error:
                 driver.settled = driver.unask()  # False: interrupted mid-tell, no final checkpoint of it
+                if isinstance(driver.constraint_fn, str):
+                    worded = constraint_values_error(error)  # read as behaviours: say constraint values
+                    if worded is not None:
+                        raise worded from error
                 named = plugin_values_error(error, s.evaluator, plugin)  # a plugin's values: name it
                 if named is None:
                     raise
