@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 __all__ = [
     "EvostratError", "EvostratWarning", "NonFiniteFitnessWarning", "NoSolutionWarning", "ParameterOverrideWarning",
-    "PerCandidateWarning",
+    "PerCandidateWarning", "OptimizeWarning",
     "InvalidArgumentError", "InvalidTypeError", "UnknownNameError", "PopulationMismatchError",
     "ObjectiveError", "EvaluationTimeoutError", "PluginError", "StateError", "NotFittedError",
     "CheckpointError", "OutputError", "ConformanceError", "did_you_mean",
@@ -191,3 +191,8 @@ class NoSolutionWarning(EvostratWarning):
 
 class PerCandidateWarning(EvostratWarning):
     """``evaluator="auto"`` calls an unmarked objective once per candidate (it did not take a population)."""
+
+
+class OptimizeWarning(EvostratWarning):
+    """:func:`evostrat.minimize` changed what it was given as scipy's methods do (an ``x0`` outside the
+    bounds, clipped into them)."""

@@ -11,7 +11,9 @@ Arguments as scipy reads them:
 - ``fun(x, *args) -> float`` for one candidate (``options={"evaluator": "vectorized"}``
   for a function of the whole population).
 - ``bounds``: a sequence of ``(min, max)`` pairs (``None`` for no bound) or a
-  :class:`scipy.optimize.Bounds`.
+  :class:`scipy.optimize.Bounds`. An ``x0`` outside them is clipped into them with an
+  :class:`~evostrat.errors.OptimizeWarning`, as scipy's Nelder-Mead and Powell do (``ES.fit``
+  refuses it).
 - ``constraints``: scipy's dicts ``{"type": "ineq", "fun": c, "args": ()}`` meaning
   ``c(x) >= 0``, :class:`~scipy.optimize.NonlinearConstraint`,
   :class:`~scipy.optimize.LinearConstraint`, a list of these, or evostrat's own callable
@@ -53,7 +55,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evostrat.errors import InvalidArgumentError, InvalidTypeError
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, OptimizeWarning
 from evostrat.estimator import ES
 
 __all__ = ["minimize"]
@@ -133,7 +135,13 @@ def minimize(fun: Callable[..., float], x0: Any, args: tuple = (), method: str =
     handler = params.pop("constraint_handler", "auto")
     params.setdefault("evaluator", "serial")
     if bounds is not None:
-        params["bounds"] = _bounds(bounds, x0.size)
+        params["bounds"] = lower, upper = _bounds(bounds, x0.size)
+        if (lower > upper).any():
+            raise InvalidArgumentError(f"bounds: a lower bound is above its upper bound ({lower} > {upper})")
+        if ((x0 < lower) | (x0 > upper)).any():  # as scipy's Nelder-Mead and Powell: warn, and start inside
+            warnings.warn(f"x0 is not within the bounds: clipped into them ({x0} to {np.clip(x0, lower, upper)})",
+                          OptimizeWarning, stacklevel=2)
+            x0 = np.clip(x0, lower, upper)
     g = _constraints(constraints)
     objective = (lambda x: fun(x, *args)) if args else fun
     if params["evaluator"] == "vectorized" and args:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
 import evostrat  # noqa: E402
-from evostrat.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError  # noqa: E402
+from evostrat.errors import InvalidArgumentError, InvalidTypeError, OptimizeWarning, UnknownNameError  # noqa: E402
 
 
 def rosen(x, a=1.0):
@@ -97,6 +99,22 @@ def test_infeasible_problem_reports_status_2() -> None:
     res = evostrat.minimize(rosen, np.zeros(2), constraints={"type": "ineq", "fun": lambda x: -1.0},
                             options={"maxfev": 120, "seed": 0})
     assert res.status == 2 and not res.success and res.fun == np.inf and res.maxcv == 1.0
+
+
+def test_an_x0_outside_the_bounds_is_clipped_into_them_with_a_warning_as_scipy() -> None:
+    # scipy's Nelder-Mead and Powell warn and clip (L-BFGS-B clips); evostrat.minimize refused it,
+    # with ES.fit's "x0 must lie inside bounds"
+    f = lambda x: float(np.sum((x - 1.0) ** 2))  # noqa: E731
+    bounds = [(2.0, 3.0), (None, 0.5), (-1.0, 1.0)]
+    with pytest.warns(OptimizeWarning, match=r"x0 is not within the bounds: clipped into them \(\[0\. 4\. 0\.\] to "
+                                             r"\[2\.  0\.5 0\. \]\)"):
+        res = evostrat.minimize(f, np.array([0.0, 4.0, 0.0]), bounds=bounds, options={"seed": 3, "maxiter": 30})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OptimizeWarning)  # inside (on the edge): no warning
+        inside = evostrat.minimize(f, np.array([2.0, 0.5, 0.0]), bounds=bounds, options={"seed": 3, "maxiter": 30})
+    assert np.array_equal(res.x, inside.x) and (res.fun, res.nfev) == (inside.fun, inside.nfev)
+    with pytest.raises(InvalidArgumentError, match="bounds: a lower bound is above its upper bound"):
+        evostrat.minimize(f, np.zeros(2), bounds=[(1.0, 0.0), (0.0, 1.0)])
 
 
 def test_bad_inputs_name_the_argument() -> None:
