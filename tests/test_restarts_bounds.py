@@ -214,6 +214,17 @@ def test_bad_bounds_raise_clear_errors(bounds, x0, error: type, words: str) -> N
         ES("cma_es", bounds=bounds).fit(sphere, x0)
 
 
+def test_equal_bounds_point_to_fixed_variables() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"coordinate 1 has lower=0.5 >= upper=0.5 \(a coordinate held at "
+                                                   r"one value is a fixed variable: pass fixed_variables=\{1: 0.5\}"):
+        ES("cma_es", bounds=([-1.0, 0.5, -1.0], [1.0, 0.5, 1.0])).fit(sphere, np.full(3, 0.5))
+    with pytest.raises(InvalidArgumentError, match=r"lower=2.0 >= upper=1.0$"):  # crossed: no hint
+        ES("cma_es", bounds=([-1.0, 2.0, -1.0], [1.0, 1.0, 1.0])).fit(sphere, np.zeros(3))
+    es = ES("cma_es", bounds=([-1.0, -np.inf, -1.0], [1.0, np.inf, 1.0]), fixed_variables={1: 0.5},
+            max_generations=5, random_state=0).fit(sphere, np.full(3, 0.5))  # as the hint says
+    assert es.x_[1] == 0.5
+
+
 def test_none_entries_of_a_bound_list_are_unbounded_as_in_pycma() -> None:
     """pycma's ``bounds=[[-1, None], [1, 2]]``: a ``None`` entry leaves that side open (was refused
     as "bounds lower must not contain NaN"); in an object array too."""

@@ -192,9 +192,12 @@ class BoxBounds:
         bad = np.nonzero(~(lower < upper))[0]
         if bad.size:
             i = int(bad[0])
+            hint = (f" (a coordinate held at one value is a fixed variable: pass fixed_variables={{{i}: "
+                    f"{float(lower[i])}}}, and bounds with lower < upper there, -inf and inf for example)"
+                    if lower[i] == upper[i] else "")
             raise InvalidArgumentError(
                 f"bounds must have lower < upper in every coordinate; coordinate {i} has "
-                f"lower={float(lower[i])} >= upper={float(upper[i])}"
+                f"lower={float(lower[i])} >= upper={float(upper[i])}{hint}"
             )
         return cls(lower, upper)
 
