@@ -9,6 +9,7 @@ same data, and the optimum reached on pycma's own test problem.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,20 @@ def test_quadratic_penalty_and_handler_choice() -> None:
     assert es.x_[0] >= 1.0 and es.fun_ < 1.01
 
 
+def test_the_quadratic_penalty_adds_the_weighted_squares_of_the_violations() -> None:
+    F, G = np.array([1.0, 1.0, 1.0, 2.0]), np.array([[-1.0, 0.0], [0.5, -2.0], [3.0, 0.25], [np.inf, -1.0]])
+    assert Penalty(weight=0.5).values(F, G).tolist() == [1.0, 1.0 + 0.5 * 0.25, 1.0 + 0.5 * (9.0 + 0.0625), math.inf]
+    for weight in (0.0, -1.0, math.inf, math.nan, "1"):
+        with pytest.raises(InvalidArgumentError, match=r"Penalty: weight must be None or a positive finite number"):
+            Penalty(weight=weight)
+    restored = Penalty()
+    restored.load_state_values({"weight": 0.5})
+    assert restored.weight == 0.5
+    for weight in (0.0, -1.0, math.inf):  # a forged checkpoint
+        with pytest.raises(CheckpointError, match=r"checkpoint penalty field 'weight' must be a positive finite number"):
+            Penalty().load_state_values({"weight": weight})
+
+
 def test_no_feasible_candidate_leaves_fun_inf_and_restarts_reset_the_handler() -> None:
     es = ES("cma_es", sigma0=0.3, evaluator="serial", max_evals=300, random_state=0).fit(
         sphere, np.ones(2), constraints=lambda x: [1.0])  # never feasible
@@ -177,6 +192,51 @@ def test_same_coefficients_as_pycma_through_long_runs_of_one_sign(tmp_path, monk
 
     ours = _follow_pycma(n, populations())
     assert np.abs(ours.same_changes).max() > 2 + m  # the ramp takes part
+
+
+@pytest.mark.filterwarnings("ignore:iqr:UserWarning")  # pycma's, when a constraint's values have no spread
+def test_same_coefficients_as_pycma_with_constraint_values_on_the_boundary(tmp_path, monkeypatch) -> None:
+    # constraint values in steps of 0.5, so that many are exactly 0: pycma counts g = 0 as half
+    # feasible in the rate of feasible best candidates, and compares penalised domains strictly; and a
+    # first population with exactly 10 % infeasible, which does not set the coefficients (> 10 % does)
+    pytest.importorskip("cma")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    n, m = 3, 2
+    A = rng.standard_normal((m, n))
+
+    def populations() -> Any:
+        for gen in range(120):
+            X = rng.standard_normal((10, n)) * 0.3 + (1.0 if gen < 40 else -0.5 if gen < 80 else 0.0)
+            G = np.round((X @ A.T - 0.3) * 2.0) / 2.0
+            if gen == 0:
+                G[:, :] = -1.0
+                G[0, :] = 1.0
+            yield (X ** 2).sum(axis=1), G
+
+    ours = _follow_pycma(n, populations())
+    assert (ours.n_updates, np.abs(ours.same_changes).max() > 2 + m) == (120, True)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dgamma", 0.0, "'dgamma' must be a positive finite number"),
+    ("dgamma", -5.0, "'dgamma' must be a positive finite number"),
+    ("dgamma", math.inf, "'dgamma' must be a positive finite number"),
+    ("initialized", None, "'lam', 'mu' and 'initialized' must be set together"),
+    ("mu", None, "'lam', 'mu' and 'initialized' must be set together"),
+    ("dim", 4, "has dim 4, the run 3"),
+])
+def test_a_forged_augmented_lagrangian_state_is_refused_naming_the_field(field: str, value: Any, message: str) -> None:
+    learnt = AugmentedLagrangian(dim=3)
+    F, G = np.array([1.0, 2.0, 3.0, 4.0]), np.array([[1.0], [-1.0], [2.0], [-2.0]])
+    learnt.update(F, G, learnt.values(F, G))
+    state = dict(learnt.state_values(), **{field: value})
+    fresh = AugmentedLagrangian(dim=3)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        fresh.load_state_values(state)
+    assert fresh.lam is None and fresh.dgamma == 5.0  # nothing set
+    fresh.load_state_values(learnt.state_values())
+    assert np.array_equal(fresh.lam, learnt.lam) and np.array_equal(fresh.mu, learnt.mu)
 
 
 def test_no_coefficients_are_set_from_a_generation_with_a_non_finite_value() -> None:
