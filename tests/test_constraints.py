@@ -409,10 +409,10 @@ def test_a_constraint_function_returning_no_real_numbers_is_refused_naming_the_c
     # None became NaN, counted as violated: every candidate infeasible, silently (a function that
     # forgot its return); a complex number lost its imaginary part, and a string raised numpy's ValueError
     with pytest.raises(InvalidTypeError, match=rf"^constraints\(x\) must return real numbers; got {got} for candidate 0"):
-        ES("cma_es", max_generations=3).fit(sphere, np.ones(3), constraints=lambda x: out)
+        ES("cma_es", evaluator="serial", max_generations=3).fit(sphere, np.ones(3), constraints=lambda x: out)
     population = vectorized(lambda X: None if out is None else np.full(len(X), out[0] if isinstance(out, list) else 1j))
     with pytest.raises(InvalidTypeError, match=r"^constraints\(X\) \(marked vectorized.*\) must be real numbers"):
-        ES("cma_es", max_generations=3).fit(sphere, np.ones(3), constraints=population)
+        ES("cma_es", evaluator="serial", max_generations=3).fit(sphere, np.ones(3), constraints=population)
     es = ES("cma_es", random_state=0).initialize(np.ones(3))
     X = es.ask()
     with pytest.raises(InvalidTypeError, match=r"^constraints must be real numbers"):
