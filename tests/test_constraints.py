@@ -17,7 +17,8 @@ import pytest
 
 from evostrat import ES, vectorized
 from evostrat.constraints import (
-    AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, make_constraint_handler,
+    AugmentedLagrangian, ConstraintHandler, Penalty, check_constraints, feasible, make_constraint_handler,
+    violation,
 )
 from evostrat.errors import CheckpointError, InvalidArgumentError, InvalidTypeError
 
@@ -108,8 +109,17 @@ def test_the_quadratic_penalty_adds_the_weighted_squares_of_the_violations() -> 
     restored.load_state_values({"weight": 0.5})
     assert restored.weight == 0.5
     for weight in (0.0, -1.0, math.inf):  # a forged checkpoint
-        with pytest.raises(CheckpointError, match=r"checkpoint penalty field 'weight' must be a positive finite number"):
+        with pytest.raises(CheckpointError, match=r"penalty field 'weight' must be a positive finite number"):
             Penalty().load_state_values({"weight": weight})
+
+
+def test_a_constraint_value_of_exactly_zero_is_satisfied() -> None:
+    # g(x) <= 0 holds at g = 0: a candidate on the constraint's boundary is feasible, with no violation
+    G = np.array([[0.0, -1.0], [5e-324, 0.0], [-0.0, -0.0]])
+    assert feasible(G).tolist() == [True, False, True] and violation(G).tolist() == [0.0, 5e-324, 0.0]
+    es = ES("cma_es", evaluator="serial", max_generations=5, random_state=0).fit(sphere, np.ones(3),
+                                                                              constraints=lambda x: [0.0])
+    assert math.isfinite(es.fun_) and all(row["feasible"] == 1.0 for row in es.history_)
 
 
 def test_no_feasible_candidate_leaves_fun_inf_and_restarts_reset_the_handler() -> None:
@@ -408,7 +418,8 @@ def test_deb_rules_rank_a_violation_below_the_float_spacing_after_every_feasible
 def test_a_constraint_function_returning_no_real_numbers_is_refused_naming_the_candidate(out, got: str) -> None:
     # None became NaN, counted as violated: every candidate infeasible, silently (a function that
     # forgot its return); a complex number lost its imaginary part, and a string raised numpy's ValueError
-    with pytest.raises(InvalidTypeError, match=rf"^constraints\(x\) must return real numbers; got {got} for candidate 0"):
+    with pytest.raises(InvalidTypeError,
+                       match=rf"^constraints\(x\) must return real numbers; got {got} for candidate 0"):
         ES("cma_es", evaluator="serial", max_generations=3).fit(sphere, np.ones(3), constraints=lambda x: out)
     population = vectorized(lambda X: None if out is None else np.full(len(X), out[0] if isinstance(out, list) else 1j))
     with pytest.raises(InvalidTypeError, match=r"^constraints\(X\) \(marked vectorized.*\) must be real numbers"):
@@ -420,7 +431,8 @@ def test_a_constraint_function_returning_no_real_numbers_is_refused_naming_the_c
 
 
 @pytest.mark.parametrize("evaluator, objective, message", [
-    ("serial", lambda x: (sphere(x), None), r"objective must return constraint values g of shape \(m,\) for candidate 0"),
+    ("serial", lambda x: (sphere(x), None),
+     r"objective must return constraint values g of shape \(m,\) for candidate 0"),
     ("serial", lambda x: (sphere(x), [1.0] * (1 + int(x[0] > 0.0))),
      r"constraint vectors g must all have the same length m, got lengths \[1, 2\]"),
     ("vectorized", lambda X: ((X ** 2).sum(axis=1), np.ones((3, 2))),

@@ -103,6 +103,7 @@ def test_an_objective_neither_call_can_use_is_refused_saying_what_each_returned(
 
 @pytest.mark.parametrize("out", ["a", None], ids=["str", "None"])
 def test_a_vectorised_objective_returning_no_numbers_gets_a_type_error(out: Any) -> None:
-    with pytest.raises(InvalidTypeError, match=r"^values must be real numbers, got dtype (<U1|object): a vectorised "
-                                               r"objective must return 7 real values, got (str|NoneType) of shape \(\)$"):
+    with pytest.raises(InvalidTypeError, match=r"^values must be real numbers, got dtype (<U1|object): a "
+                                               r"vectorised objective must return 7 real values, got "
+                                               r"(str|NoneType) of shape \(\)$"):
         ES("cma_es", evaluator="vectorized", max_generations=3).fit(lambda X: out, np.ones(3))
