@@ -320,7 +320,7 @@ class AutoEvaluator(Evaluator):
                 raise type(err)(
                     f"objective must return one real number per candidate: called with one candidate (shape "
                     f"({dim},)) it returned {_describe(first)}, not one number, and called with the population "
-                    f"(shape ({n}, {dim})) {_describe(out)}, not {n} real values") from None
+                    f"(shape ({n}, {dim})) {_describe(out)}, not {n} real values") from err
             if shape is not None and len(shape) > 0 and shape[0] == n:
                 raise  # a population objective's wrong shape: the error names it
             raise ObjectiveError(
