@@ -314,6 +314,10 @@ FORGED: list[tuple[str, Callable[[], ES], Callable[[dict, dict], None], str]] = 
     ("n_updates", _constrained_run,
      lambda m, a: m["features"]["constraints"]["run"]["handler"]["state"].__setitem__("n_updates", -1),
      "'n_updates'"),
+    ("constraint count", _constrained_run, lambda m, a: m["features"]["constraints"]["run"].__setitem__("m", 0),
+     "constraints field 'm' must be an int >= 1 or null"),
+    ("constraint count type", _constrained_run,
+     lambda m, a: m["features"]["constraints"]["run"].__setitem__("m", "1"), "constraints field 'm'"),
 ]
 
 
