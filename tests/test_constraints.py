@@ -249,6 +249,24 @@ def test_a_forged_augmented_lagrangian_state_is_refused_naming_the_field(field: 
     assert np.array_equal(fresh.lam, learnt.lam) and np.array_equal(fresh.mu, learnt.mu)
 
 
+def test_an_augmented_lagrangian_state_with_an_inactive_constraint_and_a_full_history_loads() -> None:
+    # an inactive constraint's multiplier is exactly 0 (coefficients must be >= 0, not > 0); the
+    # history keeps dim + 20 vectors, and a forged one with more is refused
+    al = AugmentedLagrangian(dim=2)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        F = rng.standard_normal(6) ** 2
+        G = np.stack([rng.standard_normal(6), -1.0 - rng.random(6)], axis=1)  # the second never violated
+        al.update(F, G, al.values(F, G))
+    state = al.state_values()
+    assert len(state["g_history"]) == 2 + 20 and state["lam"][1] == 0.0 and state["mu"][0] > 0
+    fresh = AugmentedLagrangian(dim=2)
+    fresh.load_state_values(state)
+    assert np.array_equal(fresh.lam, al.lam) and len(fresh.g_history) == 22
+    with pytest.raises(CheckpointError, match=r"field 'g_history' holds 23 vectors, at most 22"):
+        AugmentedLagrangian(dim=2).load_state_values(dict(state, g_history=state["g_history"] + [np.zeros(2)]))
+
+
 def test_no_coefficients_are_set_from_a_generation_with_a_non_finite_value() -> None:
     al = AugmentedLagrangian(dim=2)
     F, G = np.array([1.0, np.inf, 3.0, 4.0]), np.array([[1.0], [-1.0], [2.0], [-2.0]])
