@@ -141,10 +141,11 @@ def test_a_handler_instance_starts_each_fit_afresh() -> None:
     assert [r["sigma"] for r in fit_linear(0, max_evals=800).history_] == [r["sigma"] for r in runs[0]]
 
 
-def _follow_pycma(n: int, populations: Any) -> AugmentedLagrangian:
+def _follow_pycma(n: int, populations: Any, mus: list | None = None) -> AugmentedLagrangian:
     """Our handler and pycma's ``AugmentedLagrangian`` fed the same ``(F, G)`` populations: the
     same ``h`` for every candidate and the same ``lam`` and ``mu`` after every generation (pycma
-    learns from the candidate with the best ``h``, as ours). Returns ours."""
+    learns from the candidate with the best ``h``, as ours). Returns ours; ``mus`` gets a copy of
+    ``mu`` after each generation."""
     from cma.constraints_handler import AugmentedLagrangian as PycmaAL
 
     ours, theirs = AugmentedLagrangian(n), PycmaAL(n)
@@ -160,6 +161,8 @@ def _follow_pycma(n: int, populations: Any) -> AugmentedLagrangian:
         theirs.update(F[best], G[best])
         np.testing.assert_allclose(ours.lam, theirs.lam, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(ours.mu, theirs.mu, rtol=1e-12, atol=1e-15)
+        if mus is not None:
+            mus.append(ours.mu.copy())
     return ours
 
 
@@ -226,6 +229,28 @@ def test_same_coefficients_as_pycma_with_constraint_values_on_the_boundary(tmp_p
 
     ours = _follow_pycma(n, populations())
     assert (ours.n_updates, np.abs(ours.same_changes).max() > 2 + m) == (120, True)
+
+
+def test_same_coefficients_as_pycma_when_a_mostly_infeasible_start_turns_mostly_feasible(tmp_path,
+                                                                                          monkeypatch) -> None:
+    # set_coefficients sets mu again while a constraint is not yet initialised (the first 2 + n
+    # updates, over 90 % infeasible); when the population turns mostly feasible (at most 60 %
+    # infeasible) with a smaller mu, lam is scaled down with it. No other stream took that branch.
+    pytest.importorskip("cma")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    n = 3
+    a = np.abs(rng.standard_normal(n))
+
+    def populations() -> Any:
+        for gen in range(40):
+            centre = 3.0 if gen < 3 else 0.3 / a.sum()  # all infeasible, then on the boundary
+            X = rng.standard_normal((10, n)) * (1.0 if gen < 3 else 0.1) + centre
+            yield (X ** 2).sum(axis=1), (X @ a - 0.3)[:, None]
+
+    mus: list = []
+    _follow_pycma(n, populations(), mus)
+    assert mus[3][0] < mus[2][0] / 5  # set again, lower, in the first mostly feasible generation
 
 
 @pytest.mark.parametrize("field, value, message", [
